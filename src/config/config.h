@@ -1,0 +1,71 @@
+/*
+ * config: the broker's INI configuration (parsed with inih), as data.
+ *
+ * Keys are described by one directive table in config.c (section, key,
+ * parser, offset into struct config); conf/ringmq.ini documents every key
+ * with its default. An unknown section or key, or a bad value, is an error
+ * naming FILE:LINE (or the --set argument) and the reason.
+ *
+ * Used by main at start-up only; the result is read-only afterwards and
+ * shared by all shards.
+ */
+#ifndef RINGMQ_CONFIG_CONFIG_H
+#define RINGMQ_CONFIG_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/log.h"
+
+#define CONFIG_MAX_LISTENERS 16
+#define CONFIG_MAX_SHARDS 64
+#define CONFIG_NAME_MAX 32
+
+struct config_listener {
+    char name[CONFIG_NAME_MAX]; /* the NAME of [listener.NAME] */
+    char bind[64];              /* IPv4 or IPv6 literal, default 127.0.0.1 */
+    uint16_t port;              /* default 1883; 0 picks a free port */
+    bool allow_anonymous;       /* needed to bind a non-loopback address without auth */
+    uint32_t backlog;           /* listen(2) backlog, default 4096 */
+};
+
+struct config {
+    /* [server] */
+    uint32_t shards;           /* 0 = auto (one per online CPU) */
+    bool wills_on_shutdown;    /* send wills of connected clients on clean shutdown */
+    uint32_t recv_buffer_size; /* bytes per provided receive buffer, default 16384 */
+    uint32_t recv_buffers;     /* provided buffers per shard (power of two), default 256 */
+
+    /* [listener.NAME], in file order */
+    struct config_listener listeners[CONFIG_MAX_LISTENERS];
+    uint32_t nlisteners;
+
+    /* [limits] */
+    uint32_t max_packet_size;     /* default 1048576 */
+    uint32_t max_connections;     /* whole broker, 0 = unlimited; default 0 */
+    uint32_t max_inflight;        /* per session, QoS 1/2 unacknowledged, default 32 */
+    uint32_t max_queued_messages; /* per session, default 1000 */
+    uint64_t max_queued_bytes;    /* per session, default 16777216 */
+    uint32_t max_client_id_len;   /* default 256 */
+
+    /* [log] */
+    enum log_level log_level; /* default info */
+};
+
+/* Fill *cfg with every default (and no listener). */
+void config_defaults(struct config *cfg);
+
+/*
+ * Load `path` over the defaults, then apply `overrides` (n strings of the
+ * form "section.key=value"; the section may itself contain dots, as in
+ * "listener.default.port=0"; an override may create a listener), then check
+ * the whole (at least one listener; a non-loopback bind needs
+ * allow_anonymous = true since no auth plugin exists yet).
+ * Returns 0, or -1 with a one-line message in err: "FILE:LINE: reason" for
+ * the file, "--set ARG: reason" for an override, "FILE: reason" otherwise.
+ */
+int config_load(struct config *cfg, const char *path, const char *const *overrides, size_t n,
+                char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,32 @@
+/*
+ * topic: MQTT string, topic name and topic filter rules, and matching.
+ * Pure functions, no allocation.
+ */
+#ifndef RINGMQ_MQTT_TOPIC_H
+#define RINGMQ_MQTT_TOPIC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Well-formed UTF-8 (RFC 3629: no overlongs, no surrogates U+D800..DFFF,
+ * nothing above U+10FFFF) with no U+0000 (MQTT-1.5.3-1, MQTT-1.5.3-2). */
+bool mqtt_utf8_valid(const uint8_t *s, size_t len);
+
+/* A topic name: 1..65535 bytes, valid UTF-8, no '+' or '#' (MQTT-3.3.2-2,
+ * MQTT-4.7.3-1). */
+bool mqtt_topic_name_valid(const uint8_t *s, size_t len);
+
+/* A topic filter: 1..65535 bytes, valid UTF-8; '#' only as the whole last
+ * level (MQTT-4.7.1-2); '+' only as a whole level (MQTT-4.7.1-3). */
+bool mqtt_topic_filter_valid(const uint8_t *s, size_t len);
+
+/* True when `filter` (valid) matches `topic` (valid name). A topic starting
+ * with '$' is not matched by a filter whose first level is '+' or '#'
+ * (MQTT-4.7.2-1). "a/#" matches "a" (MQTT-4.7.1-2 example). */
+bool mqtt_topic_matches(const uint8_t *filter, size_t flen, const uint8_t *topic, size_t tlen);
+
+/* True when the filter contains '+' or '#'. */
+bool mqtt_topic_has_wildcard(const uint8_t *s, size_t len);
+
+#endif

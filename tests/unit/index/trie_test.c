@@ -1,0 +1,2 @@
+#include <criterion/criterion.h>
+/* placeholder until the module lands */

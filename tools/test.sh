@@ -1,0 +1,33 @@
+#!/bin/sh
+# Build ringmq twice (release-ish, and with ASan+UBSan) and run every test in
+# both. Ends with one line "N passed, N failed" summed over both builds.
+set -u
+cd "$(dirname "$0")/.."
+sh tools/install-deps.sh || exit 1
+passed=0
+failed=0
+run_suite() { # dir, meson options...
+    dir=$1
+    shift
+    if [ ! -d "$dir" ]; then
+        meson setup "$dir" "$@" >/dev/null || return 1
+    fi
+    ninja -C "$dir" >/dev/null || { ninja -C "$dir"; return 1; }
+    meson test -C "$dir" --print-errorlogs --num-processes 2 >"$dir/test-summary.txt" 2>&1
+    rc=$?
+    cat "$dir/test-summary.txt"
+    ok=$(sed -n 's/^Ok: *\([0-9]*\).*/\1/p' "$dir/test-summary.txt")
+    bad=$(sed -n 's/^Fail: *\([0-9]*\).*/\1/p' "$dir/test-summary.txt")
+    to=$(sed -n 's/^Timeout: *\([0-9]*\).*/\1/p' "$dir/test-summary.txt")
+    passed=$((passed + ${ok:-0}))
+    failed=$((failed + ${bad:-0} + ${to:-0}))
+    return $rc
+}
+status=0
+run_suite build || status=1
+run_suite build-asan -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debug || status=1
+if [ "$status" -ne 0 ] && [ "$failed" -eq 0 ]; then
+    failed=1 # a build or set-up failure counts as one failure
+fi
+echo "$passed passed, $failed failed"
+exit $status
