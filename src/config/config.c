@@ -574,15 +574,18 @@ static int load_file(struct load_state *st)
     int saved = errno;
     fclose(st->file);
     st->file = NULL;
+    /*
+     * inih reports a line it could not parse only through its return value,
+     * and keeps reading: whichever error came first is the one reported.
+     */
+    if (rc > 0 && (st->failed == 0 || rc < st->failed)) {
+        set_err(st->err, st->errlen, "%s:%d: expected [section] or key = value", st->path, rc);
+        return -1;
+    }
     if (st->failed)
         return -1;
     if (read_error) {
         set_err(st->err, st->errlen, "%s: cannot read: %s", st->path, strerror(saved));
-        return -1;
-    }
-    if (rc > 0) {
-        /* inih rejected the line itself: neither a header nor key = value. */
-        set_err(st->err, st->errlen, "%s:%d: expected [section] or key = value", st->path, rc);
         return -1;
     }
     if (rc < 0) {
