@@ -194,16 +194,10 @@ static int parse_port(const struct directive *d, const char *value, void *field,
 static int parse_shards(const struct directive *d, const char *value, void *field, char *why,
                         size_t whylen)
 {
-    uint64_t v;
-    if (strcmp(value, "auto") == 0) {
-        *(uint32_t *)field = 0;
-        return 0;
-    }
-    if (parse_uint(value, &v) < 0 || v < d->min || v > d->max) {
-        snprintf(why, whylen, "expected auto or an integer %llu..%llu, got '%s'",
-                 (unsigned long long)d->min, (unsigned long long)d->max, value);
+    uint64_t v = 0;
+    if (strcmp(value, "auto") != 0 &&
+        parse_ranged(d, value, &v, why, whylen, "auto or an integer") < 0)
         return -EINVAL;
-    }
     *(uint32_t *)field = (uint32_t)v;
     return 0;
 }
@@ -286,8 +280,10 @@ struct load_state {
  * Write the one-line message. Control characters (a newline in a --set value,
  * say) become '?' so a caller can always print err as exactly one line.
  */
-__attribute__((format(printf, 3, 4))) static void set_err(char *err, size_t errlen, const char *fmt,
-                                                          ...)
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
 {
     va_list ap;
     if (err == NULL || errlen == 0)
