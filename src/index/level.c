@@ -145,9 +145,11 @@ static void table_remove(struct level_node *n, struct level_node *c)
             hole = j;
         }
     }
-    /* Give back a table left mostly empty by mass unsubscription; failing
-     * to shrink is harmless. */
-    if (mask + 1 > 8 && (uint64_t)n->count * 8 <= (uint64_t)mask + 1)
+    /* Give back a table left mostly empty by mass unsubscription: at 1/4
+     * load halve it, which leaves it no bigger than inserting the remaining
+     * children afresh would (and at 1/2 load, far from the 3/4 growth
+     * point). Failing to shrink is harmless. */
+    if (mask + 1 > LEVEL_TABLE_MIN && (uint64_t)n->count * 4 <= (uint64_t)mask + 1)
         (void)table_resize(n, (mask + 1) / 2);
 }
 
