@@ -1,1 +1,742 @@
-/* placeholder: implemented in its own commit */
+/*
+ * config: loads the broker's INI file with inih, then the --set overrides,
+ * then checks the result as a whole.
+ *
+ * Every key is one row of `directives` below (section kind, key, parser,
+ * offset into struct config or struct config_listener, bounds), nginx style:
+ * adding a key is adding a row, a default in config_defaults() and a
+ * documented line in conf/ringmq.ini. Nothing here is global; a load builds a
+ * private struct config and copies it out only when everything succeeded, so
+ * a failed load never leaves a half-built configuration behind.
+ *
+ * Runs on the main thread at start-up only (the result is read-only after).
+ * It never logs: every failure is one line in the caller's buffer.
+ */
+#include "config/config.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <ini.h>
+
+#define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+
+/* MQTT's largest Remaining Length (268435455) plus the 5-byte fixed header. */
+#define CONFIG_PACKET_SIZE_MAX 268435460u
+
+/* Which struct a directive's offset points into, and which section it is in. */
+enum config_scope {
+    CONFIG_SCOPE_NONE,     /* before the first [section] */
+    CONFIG_SCOPE_SERVER,   /* [server] -> struct config */
+    CONFIG_SCOPE_LISTENER, /* [listener.NAME] -> struct config_listener */
+    CONFIG_SCOPE_LIMITS,   /* [limits] -> struct config */
+    CONFIG_SCOPE_LOG,      /* [log] -> struct config */
+};
+
+struct directive;
+
+/*
+ * Parse `value` into `field` (the directive's slot). On failure return
+ * -EINVAL and write the reason (without the "[section] key: " prefix) to why.
+ */
+typedef int (*directive_parse_fn)(const struct directive *d, const char *value, void *field,
+                                  char *why, size_t whylen);
+
+struct directive {
+    enum config_scope scope;
+    const char *key;
+    directive_parse_fn parse;
+    size_t offset;
+    uint64_t min, max; /* integers: inclusive bounds; strings: max is the field size */
+};
+
+static int parse_u32(const struct directive *d, const char *value, void *field, char *why,
+                     size_t whylen);
+static int parse_u64(const struct directive *d, const char *value, void *field, char *why,
+                     size_t whylen);
+static int parse_bool(const struct directive *d, const char *value, void *field, char *why,
+                      size_t whylen);
+static int parse_shards(const struct directive *d, const char *value, void *field, char *why,
+                        size_t whylen);
+static int parse_port(const struct directive *d, const char *value, void *field, char *why,
+                      size_t whylen);
+static int parse_log_level(const struct directive *d, const char *value, void *field, char *why,
+                           size_t whylen);
+static int parse_address(const struct directive *d, const char *value, void *field, char *why,
+                         size_t whylen);
+static int parse_pow2_u32(const struct directive *d, const char *value, void *field, char *why,
+                          size_t whylen);
+
+#define SERVER(key, fn, member, lo, hi)                                                            \
+    {                                                                                              \
+        CONFIG_SCOPE_SERVER, key, fn, offsetof(struct config, member), lo, hi                      \
+    }
+#define LIMITS(key, fn, member, lo, hi)                                                            \
+    {                                                                                              \
+        CONFIG_SCOPE_LIMITS, key, fn, offsetof(struct config, member), lo, hi                      \
+    }
+#define LOG(key, fn, member, lo, hi)                                                               \
+    {                                                                                              \
+        CONFIG_SCOPE_LOG, key, fn, offsetof(struct config, member), lo, hi                         \
+    }
+#define LISTENER(key, fn, member, lo, hi)                                                          \
+    {                                                                                              \
+        CONFIG_SCOPE_LISTENER, key, fn, offsetof(struct config_listener, member), lo, hi           \
+    }
+
+/* Every key the broker knows. conf/ringmq.ini must list each of them. */
+static const struct directive directives[] = {
+    SERVER("shards", parse_shards, shards, 1, CONFIG_MAX_SHARDS),
+    SERVER("wills_on_shutdown", parse_bool, wills_on_shutdown, 0, 0),
+    SERVER("recv_buffer_size", parse_u32, recv_buffer_size, 1024, 1048576),
+    SERVER("recv_buffers", parse_pow2_u32, recv_buffers, 1, 32768),
+
+    LISTENER("bind", parse_address, bind, 0, sizeof(((struct config_listener *)0)->bind)),
+    LISTENER("port", parse_port, port, 0, 65535),
+    LISTENER("allow_anonymous", parse_bool, allow_anonymous, 0, 0),
+    LISTENER("backlog", parse_u32, backlog, 1, 65535),
+
+    LIMITS("max_packet_size", parse_u32, max_packet_size, 16, CONFIG_PACKET_SIZE_MAX),
+    LIMITS("max_connections", parse_u32, max_connections, 0, 100000000),
+    LIMITS("max_inflight", parse_u32, max_inflight, 1, 65535),
+    LIMITS("max_queued_messages", parse_u32, max_queued_messages, 0, 10000000),
+    LIMITS("max_queued_bytes", parse_u64, max_queued_bytes, 0, UINT64_C(1) << 40),
+    LIMITS("max_client_id_len", parse_u32, max_client_id_len, 1, 65535),
+
+    LOG("level", parse_log_level, log_level, 0, 0),
+};
+
+#define NDIRECTIVES ARRAY_LEN(directives)
+
+/* ---- value parsers ---------------------------------------------------- */
+
+/* Strict unsigned decimal: digits only, no sign, no spaces, no overflow. */
+static int parse_uint(const char *s, uint64_t *out)
+{
+    uint64_t v = 0;
+    if (*s == '\0')
+        return -EINVAL;
+    for (; *s; s++) {
+        if (*s < '0' || *s > '9')
+            return -EINVAL;
+        unsigned digit = (unsigned)(*s - '0');
+        if (v > (UINT64_MAX - digit) / 10)
+            return -ERANGE;
+        v = v * 10 + digit;
+    }
+    *out = v;
+    return 0;
+}
+
+static int parse_ranged(const struct directive *d, const char *value, uint64_t *out, char *why,
+                        size_t whylen, const char *what)
+{
+    uint64_t v;
+    if (parse_uint(value, &v) < 0 || v < d->min || v > d->max) {
+        snprintf(why, whylen, "expected %s %llu..%llu, got '%s'", what, (unsigned long long)d->min,
+                 (unsigned long long)d->max, value);
+        return -EINVAL;
+    }
+    *out = v;
+    return 0;
+}
+
+static int parse_u32(const struct directive *d, const char *value, void *field, char *why,
+                     size_t whylen)
+{
+    uint64_t v;
+    if (parse_ranged(d, value, &v, why, whylen, "an integer") < 0)
+        return -EINVAL;
+    *(uint32_t *)field = (uint32_t)v;
+    return 0;
+}
+
+static int parse_u64(const struct directive *d, const char *value, void *field, char *why,
+                     size_t whylen)
+{
+    uint64_t v;
+    if (parse_ranged(d, value, &v, why, whylen, "an integer") < 0)
+        return -EINVAL;
+    *(uint64_t *)field = v;
+    return 0;
+}
+
+/* Provided-buffer rings must have a power-of-two number of entries. */
+static int parse_pow2_u32(const struct directive *d, const char *value, void *field, char *why,
+                          size_t whylen)
+{
+    uint64_t v;
+    if (parse_ranged(d, value, &v, why, whylen, "a power of two") < 0)
+        return -EINVAL;
+    if ((v & (v - 1)) != 0) {
+        snprintf(why, whylen, "expected a power of two %llu..%llu, got '%s'",
+                 (unsigned long long)d->min, (unsigned long long)d->max, value);
+        return -EINVAL;
+    }
+    *(uint32_t *)field = (uint32_t)v;
+    return 0;
+}
+
+static int parse_port(const struct directive *d, const char *value, void *field, char *why,
+                      size_t whylen)
+{
+    uint64_t v;
+    if (parse_ranged(d, value, &v, why, whylen, "a port") < 0)
+        return -EINVAL;
+    *(uint16_t *)field = (uint16_t)v;
+    return 0;
+}
+
+/* "auto" is stored as 0; main resolves it to the online CPU count. */
+static int parse_shards(const struct directive *d, const char *value, void *field, char *why,
+                        size_t whylen)
+{
+    uint64_t v = 0;
+    if (strcmp(value, "auto") != 0 &&
+        parse_ranged(d, value, &v, why, whylen, "auto or an integer") < 0)
+        return -EINVAL;
+    *(uint32_t *)field = (uint32_t)v;
+    return 0;
+}
+
+static int parse_bool(const struct directive *d, const char *value, void *field, char *why,
+                      size_t whylen)
+{
+    static const char *const truthy[] = {"true", "yes", "on", "1"};
+    static const char *const falsy[] = {"false", "no", "off", "0"};
+    (void)d;
+    for (size_t i = 0; i < ARRAY_LEN(truthy); i++) {
+        if (strcasecmp(value, truthy[i]) == 0) {
+            *(bool *)field = true;
+            return 0;
+        }
+        if (strcasecmp(value, falsy[i]) == 0) {
+            *(bool *)field = false;
+            return 0;
+        }
+    }
+    snprintf(why, whylen, "expected true/false, yes/no, on/off or 1/0, got '%s'", value);
+    return -EINVAL;
+}
+
+static int parse_log_level(const struct directive *d, const char *value, void *field, char *why,
+                           size_t whylen)
+{
+    (void)d;
+    if (log_parse_level(value, (enum log_level *)field) < 0) {
+        snprintf(why, whylen, "expected error, warning, info or debug, got '%s'", value);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+/* A string that must fit its char[d->max] field, terminator included. */
+static int parse_string(const struct directive *d, const char *value, void *field, char *why,
+                        size_t whylen)
+{
+    size_t len = strlen(value);
+    if (len >= d->max) {
+        snprintf(why, whylen, "value longer than %llu bytes", (unsigned long long)(d->max - 1));
+        return -EINVAL;
+    }
+    memcpy(field, value, len + 1);
+    return 0;
+}
+
+/* Only literals: resolving names at start-up would make binding depend on DNS. */
+static int parse_address(const struct directive *d, const char *value, void *field, char *why,
+                         size_t whylen)
+{
+    unsigned char addr[sizeof(struct in6_addr)];
+    if (inet_pton(AF_INET, value, addr) != 1 && inet_pton(AF_INET6, value, addr) != 1) {
+        snprintf(why, whylen, "expected an IPv4 or IPv6 address literal, got '%s'", value);
+        return -EINVAL;
+    }
+    return parse_string(d, value, field, why, whylen);
+}
+
+/* ---- sections and listeners ------------------------------------------ */
+
+/* State of one config_load: the configuration being built and the cursor. */
+struct load_state {
+    struct config cfg;
+    const char *path;
+    enum config_scope scope; /* section of the lines being read */
+    uint32_t listener;       /* index into cfg.listeners when scope is LISTENER */
+    int lineno;              /* line the reader handed to inih last */
+    FILE *file;
+    int failed; /* first error's line; the message is in err */
+    char *err;
+    size_t errlen;
+    /* Line where each directive was set, to refuse a key repeated in a section. */
+    int seen_global[NDIRECTIVES];
+    int seen_listener[CONFIG_MAX_LISTENERS][NDIRECTIVES];
+};
+
+/*
+ * Write the one-line message. Control characters (a newline in a --set value,
+ * say) become '?' so a caller can always print err as exactly one line.
+ */
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+    if (err == NULL || errlen == 0)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+    for (char *p = err; *p; p++) {
+        if ((unsigned char)*p < 0x20 || *p == 0x7f)
+            *p = '?';
+    }
+}
+
+static bool listener_name_valid(const char *name, size_t len)
+{
+    if (len == 0 || len >= CONFIG_NAME_MAX)
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        char c = name[i];
+        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                  c == '_' || c == '-';
+        if (!ok)
+            return false;
+    }
+    return true;
+}
+
+static void listener_defaults(struct config_listener *l, const char *name, size_t len)
+{
+    memset(l, 0, sizeof(*l));
+    memcpy(l->name, name, len);
+    l->name[len] = '\0';
+    snprintf(l->bind, sizeof(l->bind), "127.0.0.1");
+    l->port = 1883;
+    l->allow_anonymous = false;
+    l->backlog = 4096;
+}
+
+/*
+ * Find listener `name` (len bytes, not terminated), or create it with the
+ * listener defaults. Returns its index, or -1 with the reason in why.
+ */
+static int listener_find_or_create(struct config *cfg, const char *name, size_t len, char *why,
+                                   size_t whylen)
+{
+    if (!listener_name_valid(name, len)) {
+        snprintf(why, whylen, "listener name '%.*s' must be 1..%d characters of A-Z a-z 0-9 _ -",
+                 (int)len, name, CONFIG_NAME_MAX - 1);
+        return -1;
+    }
+    for (uint32_t i = 0; i < cfg->nlisteners; i++) {
+        if (strlen(cfg->listeners[i].name) == len && memcmp(cfg->listeners[i].name, name, len) == 0)
+            return (int)i;
+    }
+    if (cfg->nlisteners == CONFIG_MAX_LISTENERS) {
+        snprintf(why, whylen, "too many listeners (at most %d)", CONFIG_MAX_LISTENERS);
+        return -1;
+    }
+    listener_defaults(&cfg->listeners[cfg->nlisteners], name, len);
+    return (int)cfg->nlisteners++;
+}
+
+/*
+ * Resolve a section name (len bytes) to its scope; for [listener.NAME] also
+ * find or create the listener. Returns 0 or -1 with the reason in why.
+ */
+static int section_open(struct config *cfg, const char *name, size_t len, enum config_scope *scope,
+                        uint32_t *listener, char *why, size_t whylen)
+{
+    static const struct {
+        const char *name;
+        enum config_scope scope;
+    } plain[] = {
+        {"server", CONFIG_SCOPE_SERVER},
+        {"limits", CONFIG_SCOPE_LIMITS},
+        {"log", CONFIG_SCOPE_LOG},
+    };
+    static const char prefix[] = "listener.";
+    const size_t plen = sizeof(prefix) - 1;
+
+    for (size_t i = 0; i < ARRAY_LEN(plain); i++) {
+        if (strlen(plain[i].name) == len && memcmp(plain[i].name, name, len) == 0) {
+            *scope = plain[i].scope;
+            return 0;
+        }
+    }
+    if (len >= plen && memcmp(name, prefix, plen) == 0) {
+        int idx = listener_find_or_create(cfg, name + plen, len - plen, why, whylen);
+        if (idx < 0)
+            return -1;
+        *scope = CONFIG_SCOPE_LISTENER;
+        *listener = (uint32_t)idx;
+        return 0;
+    }
+    if (len == plen - 1 && memcmp(name, prefix, len) == 0)
+        snprintf(why, whylen, "a listener section needs a name: [listener.NAME]");
+    else
+        snprintf(why, whylen, "unknown section [%.*s]", (int)len, name);
+    return -1;
+}
+
+static const char *scope_label(const struct config *cfg, enum config_scope scope, uint32_t listener,
+                               char *buf, size_t buflen)
+{
+    switch (scope) {
+    case CONFIG_SCOPE_SERVER:
+        return "server";
+    case CONFIG_SCOPE_LIMITS:
+        return "limits";
+    case CONFIG_SCOPE_LOG:
+        return "log";
+    case CONFIG_SCOPE_LISTENER:
+        snprintf(buf, buflen, "listener.%s", cfg->listeners[listener].name);
+        return buf;
+    case CONFIG_SCOPE_NONE:
+        break;
+    }
+    return "";
+}
+
+static const struct directive *directive_find(enum config_scope scope, const char *key)
+{
+    for (size_t i = 0; i < NDIRECTIVES; i++) {
+        if (directives[i].scope == scope && strcmp(directives[i].key, key) == 0)
+            return &directives[i];
+    }
+    return NULL;
+}
+
+/*
+ * Set `key` = `value` in the current section. Returns 0, or -1 with
+ * "[section] key: reason" in why. `seen` (may be NULL) holds the line each
+ * directive was last set on, for the duplicate check; `lineno` is this one.
+ */
+static int directive_apply(struct config *cfg, enum config_scope scope, uint32_t listener,
+                           const char *key, const char *value, int *seen, int lineno, char *why,
+                           size_t whylen)
+{
+    char label[CONFIG_NAME_MAX + 16];
+    char reason[160];
+    const char *sect = scope_label(cfg, scope, listener, label, sizeof(label));
+    const struct directive *d = directive_find(scope, key);
+
+    if (d == NULL) {
+        snprintf(why, whylen, "[%s] unknown key '%s'", sect, key);
+        return -1;
+    }
+    size_t idx = (size_t)(d - directives);
+    if (seen != NULL && seen[idx] != 0) {
+        snprintf(why, whylen, "[%s] %s: duplicate key (first set on line %d)", sect, key,
+                 seen[idx]);
+        return -1;
+    }
+    char *base = scope == CONFIG_SCOPE_LISTENER ? (char *)&cfg->listeners[listener] : (char *)cfg;
+    if (d->parse(d, value, base + d->offset, reason, sizeof(reason)) < 0) {
+        snprintf(why, whylen, "[%s] %s: %s", sect, key, reason);
+        return -1;
+    }
+    if (seen != NULL)
+        seen[idx] = lineno;
+    return 0;
+}
+
+/* ---- the file --------------------------------------------------------- */
+
+static bool is_space(char c)
+{
+    return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\v' || c == '\f';
+}
+
+/*
+ * Handle a "[name]" line (already left-trimmed). inih would report a
+ * malformed header only as a line number, and this Debian build never tells
+ * the handler that a section started, so an empty [listener.x] would be lost
+ * and an empty [bogus] accepted: the reader parses headers itself.
+ */
+static int reader_section(struct load_state *st, const char *line)
+{
+    char why[200];
+    const char *close = strchr(line, ']');
+    if (close == NULL) {
+        set_err(st->err, st->errlen, "%s:%d: missing ']' in section header", st->path, st->lineno);
+        return -1;
+    }
+    for (const char *p = close + 1; *p && *p != ';' && *p != '#'; p++) {
+        if (!is_space(*p)) {
+            set_err(st->err, st->errlen, "%s:%d: unexpected text after ']'", st->path, st->lineno);
+            return -1;
+        }
+    }
+    const char *name = line + 1;
+    while (name < close && is_space(*name))
+        name++;
+    const char *end = close;
+    while (end > name && is_space(end[-1]))
+        end--;
+    if (section_open(&st->cfg, name, (size_t)(end - name), &st->scope, &st->listener, why,
+                     sizeof(why)) < 0) {
+        set_err(st->err, st->errlen, "%s:%d: %s", st->path, st->lineno, why);
+        return -1;
+    }
+    return 0;
+}
+
+/*
+ * inih's fgets-style reader. Besides counting lines (this inih has no line
+ * number in the handler), it strips leading whitespace so inih never joins an
+ * indented line onto the previous value (no key here takes several lines),
+ * and it ends the parse (returns NULL) at the first error.
+ */
+static char *reader_next(char *str, int num, void *stream)
+{
+    struct load_state *st = stream;
+    if (st->failed)
+        return NULL;
+    if (fgets(str, num, st->file) == NULL)
+        return NULL;
+    st->lineno++;
+
+    size_t len = strlen(str);
+    bool truncated = len == (size_t)num - 1 && str[len - 1] != '\n' && !feof(st->file);
+    if (truncated) {
+        int c;
+        while ((c = fgetc(st->file)) != EOF && c != '\n')
+            ;
+    }
+
+    char *start = str;
+    if (st->lineno == 1 && strncmp(start, "\xEF\xBB\xBF", 3) == 0)
+        start += 3;
+    while (*start && is_space(*start) && *start != '\n')
+        start++;
+    memmove(str, start, strlen(start) + 1);
+
+    bool comment = str[0] == ';' || str[0] == '#';
+    if (truncated && !comment) {
+        set_err(st->err, st->errlen, "%s:%d: line longer than %d characters", st->path, st->lineno,
+                num - 3);
+        st->failed = st->lineno;
+        return NULL;
+    }
+    if (str[0] == '[' && reader_section(st, str) < 0) {
+        st->failed = st->lineno;
+        return NULL;
+    }
+    return str;
+}
+
+static int ini_on_key(void *user, const char *section, const char *name, const char *value)
+{
+    struct load_state *st = user;
+    char why[256];
+    (void)section; /* inih truncates long names; the reader tracks the section itself */
+
+    if (st->failed)
+        return 0;
+    if (st->scope == CONFIG_SCOPE_NONE) {
+        set_err(st->err, st->errlen, "%s:%d: key '%s' outside any [section]", st->path, st->lineno,
+                name);
+        st->failed = st->lineno;
+        return 0;
+    }
+    int *seen =
+        st->scope == CONFIG_SCOPE_LISTENER ? st->seen_listener[st->listener] : st->seen_global;
+    if (directive_apply(&st->cfg, st->scope, st->listener, name, value, seen, st->lineno, why,
+                        sizeof(why)) < 0) {
+        set_err(st->err, st->errlen, "%s:%d: %s", st->path, st->lineno, why);
+        st->failed = st->lineno;
+        return 0;
+    }
+    return 1;
+}
+
+static int load_file(struct load_state *st)
+{
+    st->file = fopen(st->path, "r");
+    if (st->file == NULL) {
+        set_err(st->err, st->errlen, "%s: cannot open: %s", st->path, strerror(errno));
+        return -1;
+    }
+    int rc = ini_parse_stream(reader_next, st, ini_on_key, st);
+    /* fgets hides read errors as end of file; a half-read config must not pass. */
+    bool read_error = ferror(st->file) != 0;
+    int saved = errno;
+    fclose(st->file);
+    st->file = NULL;
+    /*
+     * inih reports a line it could not parse only through its return value,
+     * and keeps reading: whichever error came first is the one reported.
+     */
+    if (rc > 0 && (st->failed == 0 || rc < st->failed)) {
+        set_err(st->err, st->errlen, "%s:%d: expected [section] or key = value", st->path, rc);
+        return -1;
+    }
+    if (st->failed)
+        return -1;
+    if (read_error) {
+        set_err(st->err, st->errlen, "%s: cannot read: %s", st->path, strerror(saved));
+        return -1;
+    }
+    if (rc < 0) {
+        set_err(st->err, st->errlen, "%s: cannot parse (inih error %d)", st->path, rc);
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- overrides -------------------------------------------------------- */
+
+static void trim(const char **s, const char **e)
+{
+    while (*s < *e && is_space(**s))
+        (*s)++;
+    while (*e > *s && is_space((*e)[-1]))
+        (*e)--;
+}
+
+/* Apply one "section.key=value"; the section ends at the last '.' before '='. */
+static int override_apply(struct config *cfg, const char *arg, char *err, size_t errlen)
+{
+    char why[256];
+    char key[64];
+    char value[256];
+    const char *eq = strchr(arg, '=');
+    const char *dot = NULL;
+
+    if (eq != NULL) {
+        for (const char *p = arg; p < eq; p++) {
+            if (*p == '.')
+                dot = p;
+        }
+    }
+    if (eq == NULL || dot == NULL) {
+        set_err(err, errlen, "--set %s: expected section.key=value", arg);
+        return -1;
+    }
+    const char *ss = arg, *se = dot, *ks = dot + 1, *ke = eq, *vs = eq + 1, *ve = eq + strlen(eq);
+    trim(&ss, &se);
+    trim(&ks, &ke);
+    trim(&vs, &ve);
+    if ((size_t)(ke - ks) >= sizeof(key) || (size_t)(ve - vs) >= sizeof(value)) {
+        set_err(err, errlen, "--set %s: key or value too long", arg);
+        return -1;
+    }
+    memcpy(key, ks, (size_t)(ke - ks));
+    key[ke - ks] = '\0';
+    memcpy(value, vs, (size_t)(ve - vs));
+    value[ve - vs] = '\0';
+
+    enum config_scope scope;
+    uint32_t listener = 0;
+    if (section_open(cfg, ss, (size_t)(se - ss), &scope, &listener, why, sizeof(why)) < 0 ||
+        directive_apply(cfg, scope, listener, key, value, NULL, 0, why, sizeof(why)) < 0) {
+        set_err(err, errlen, "--set %s: %s", arg, why);
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- whole-configuration checks -------------------------------------- */
+
+static bool address_is_loopback(const char *bind)
+{
+    struct in_addr a4;
+    struct in6_addr a6;
+    if (inet_pton(AF_INET, bind, &a4) == 1)
+        return (ntohl(a4.s_addr) >> 24) == 127;
+    if (inet_pton(AF_INET6, bind, &a6) == 1)
+        return IN6_IS_ADDR_LOOPBACK(&a6);
+    return false;
+}
+
+/* Same address, however it was spelled ("::1" and "0:0::1" are one). */
+static bool address_equal(const char *a, const char *b)
+{
+    unsigned char x[sizeof(struct in6_addr)], y[sizeof(struct in6_addr)];
+    if (inet_pton(AF_INET, a, x) == 1)
+        return inet_pton(AF_INET, b, y) == 1 && memcmp(x, y, sizeof(struct in_addr)) == 0;
+    if (inet_pton(AF_INET6, a, x) == 1)
+        return inet_pton(AF_INET6, b, y) == 1 && memcmp(x, y, sizeof(struct in6_addr)) == 0;
+    return strcmp(a, b) == 0;
+}
+
+static int config_check(const struct config *cfg, const char *path, char *err, size_t errlen)
+{
+    if (cfg->nlisteners == 0) {
+        set_err(err, errlen, "%s: no [listener.NAME] section", path);
+        return -1;
+    }
+    for (uint32_t i = 0; i < cfg->nlisteners; i++) {
+        const struct config_listener *l = &cfg->listeners[i];
+        /* Secure by default: with no auth plugin every client is anonymous. */
+        if (!address_is_loopback(l->bind) && !l->allow_anonymous) {
+            set_err(err, errlen,
+                    "%s: [listener.%s] bind = %s is not a loopback address and there is no "
+                    "authentication: set allow_anonymous = true in [listener.%s] to accept "
+                    "anonymous clients there",
+                    path, l->name, l->bind, l->name);
+            return -1;
+        }
+        /* Port 0 asks the kernel for a free port, so those never collide. */
+        for (uint32_t j = 0; j < i && l->port != 0; j++) {
+            const struct config_listener *o = &cfg->listeners[j];
+            if (o->port == l->port && address_equal(o->bind, l->bind)) {
+                set_err(err, errlen, "%s: [listener.%s] and [listener.%s] both bind %s port %u",
+                        path, o->name, l->name, l->bind, (unsigned)l->port);
+                return -1;
+            }
+        }
+    }
+    return 0;
+}
+
+/* ---- public ----------------------------------------------------------- */
+
+void config_defaults(struct config *cfg)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    cfg->shards = 0;
+    cfg->wills_on_shutdown = false;
+    cfg->recv_buffer_size = 16384;
+    cfg->recv_buffers = 256;
+    cfg->nlisteners = 0;
+    cfg->max_packet_size = 1048576;
+    cfg->max_connections = 0;
+    cfg->max_inflight = 32;
+    cfg->max_queued_messages = 1000;
+    cfg->max_queued_bytes = 16777216;
+    cfg->max_client_id_len = 256;
+    cfg->log_level = LOG_LEVEL_INFO;
+}
+
+int config_load(struct config *cfg, const char *path, const char *const *overrides, size_t n,
+                char *err, size_t errlen)
+{
+    struct load_state st;
+
+    memset(&st, 0, sizeof(st));
+    config_defaults(&st.cfg);
+    st.path = path != NULL ? path : "(no file)";
+    st.err = err;
+    st.errlen = errlen;
+    if (err != NULL && errlen > 0)
+        err[0] = '\0';
+
+    if (path != NULL && load_file(&st) < 0)
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        if (override_apply(&st.cfg, overrides[i], err, errlen) < 0)
+            return -1;
+    }
+    if (config_check(&st.cfg, st.path, err, errlen) < 0)
+        return -1;
+    *cfg = st.cfg;
+    return 0;
+}

@@ -19,8 +19,8 @@
 #include "core/log.h"
 
 #define CONFIG_MAX_LISTENERS 16
-#define CONFIG_MAX_SHARDS 64
-#define CONFIG_NAME_MAX 32
+#define CONFIG_MAX_SHARDS    64
+#define CONFIG_NAME_MAX      32
 
 struct config_listener {
     char name[CONFIG_NAME_MAX]; /* the NAME of [listener.NAME] */
@@ -64,6 +64,8 @@ void config_defaults(struct config *cfg);
  * allow_anonymous = true since no auth plugin exists yet).
  * Returns 0, or -1 with a one-line message in err: "FILE:LINE: reason" for
  * the file, "--set ARG: reason" for an override, "FILE: reason" otherwise.
+ * path may be NULL: no file, only defaults and overrides ("(no file)" then
+ * stands for FILE). *cfg is written only on success. err may be NULL.
  */
 int config_load(struct config *cfg, const char *path, const char *const *overrides, size_t n,
                 char *err, size_t errlen);

@@ -1,2 +1,737 @@
+/*
+ * Tests for src/config/config.c through config.h: defaults, the shipped
+ * conf/ringmq.ini, every error with its exact "FILE:LINE: reason" text,
+ * --set overrides, value parsers at their bounds and the whole-config checks.
+ * Each test writes its INI text to a mkstemp file under /tmp and removes it.
+ */
 #include <criterion/criterion.h>
-/* placeholder until the module lands */
+
+#include <errno.h>
+#include <libgen.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config/config.h"
+
+/* A listener every file needs to pass the final check. */
+#define LISTENER_OK "[listener.default]\n"
+
+static char tmp_path[64];
+
+static const char *write_tmp(const char *text)
+{
+    snprintf(tmp_path, sizeof(tmp_path), "/tmp/ringmq_config_test_XXXXXX");
+    int fd = mkstemp(tmp_path);
+    cr_assert(fd >= 0, "mkstemp: %s", strerror(errno));
+    size_t len = strlen(text);
+    cr_assert_eq(write(fd, text, len), (ssize_t)len);
+    close(fd);
+    return tmp_path;
+}
+
+static void remove_tmp(void)
+{
+    if (tmp_path[0] != '\0')
+        unlink(tmp_path);
+    tmp_path[0] = '\0';
+}
+
+TestSuite(config, .fini = remove_tmp);
+
+/* Load `text` with overrides; returns config_load's result, err filled. */
+static int load_text(struct config *cfg, const char *text, const char *const *ov, size_t n,
+                     char *err, size_t errlen)
+{
+    return config_load(cfg, write_tmp(text), ov, n, err, errlen);
+}
+
+/* Expect failure with exactly "TMPFILE<suffix>" in err. */
+static void expect_file_error(const char *text, const char *suffix)
+{
+    struct config cfg;
+    char err[512], want[512];
+    int rc = load_text(&cfg, text, NULL, 0, err, sizeof(err));
+    cr_assert_eq(rc, -1, "expected failure for:\n%s", text);
+    snprintf(want, sizeof(want), "%s%s", tmp_path, suffix);
+    cr_assert_str_eq(err, want);
+    cr_assert_null(strchr(err, '\n'));
+}
+
+/* Expect a --set failure with exactly `want` in err. */
+static void expect_override_error(const char *text, const char *arg, const char *want)
+{
+    struct config cfg;
+    char err[512];
+    const char *ov[] = {arg};
+    cr_assert_eq(load_text(&cfg, text, ov, 1, err, sizeof(err)), -1, "accepted --set %s", arg);
+    cr_assert_str_eq(err, want);
+}
+
+static void load_ok(struct config *cfg, const char *text, const char *const *ov, size_t n)
+{
+    char err[512] = "";
+    int rc = load_text(cfg, text, ov, n, err, sizeof(err));
+    cr_assert_eq(rc, 0, "load failed: %s", err);
+    cr_assert_str_eq(err, "");
+}
+
+/* Apply one override to a minimal valid file; returns config_load's result. */
+static int set_one(struct config *cfg, const char *arg, char *err, size_t errlen)
+{
+    const char *ov[] = {arg};
+    return load_text(cfg, LISTENER_OK, ov, 1, err, errlen);
+}
+
+/*
+ * conf/ringmq.ini relative to this file. Meson compiles it under a path that
+ * is absolute or relative to the build root, and runs tests from the build
+ * root; when run by hand from elsewhere, resolve against the build root found
+ * from the executable (BUILD/tests/config_config_test).
+ */
+static void shipped_conf(char *buf, size_t len)
+{
+    static const char suffix[] = "tests/unit/config/config_test.c";
+    const char *f = __FILE__;
+    size_t fl = strlen(f), sl = strlen(suffix);
+    cr_assert(fl >= sl && strcmp(f + fl - sl, suffix) == 0, "unexpected __FILE__ %s", f);
+    snprintf(buf, len, "%.*sconf/ringmq.ini", (int)(fl - sl), f);
+    if (f[0] == '/' || access(buf, R_OK) == 0)
+        return;
+
+    char exe[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+    cr_assert(n > 0, "readlink /proc/self/exe: %s", strerror(errno));
+    exe[n] = '\0';
+    char *root = dirname(dirname(exe));
+    snprintf(buf, len, "%s/%.*sconf/ringmq.ini", root, (int)(fl - sl), f);
+}
+
+Test(config, defaults)
+{
+    struct config cfg;
+    memset(&cfg, 0xAB, sizeof(cfg));
+    config_defaults(&cfg);
+    cr_assert_eq(cfg.shards, 0);
+    cr_assert_eq(cfg.wills_on_shutdown, false);
+    cr_assert_eq(cfg.recv_buffer_size, 16384);
+    cr_assert_eq(cfg.recv_buffers, 256);
+    cr_assert_eq(cfg.nlisteners, 0);
+    cr_assert_eq(cfg.max_packet_size, 1048576);
+    cr_assert_eq(cfg.max_connections, 0);
+    cr_assert_eq(cfg.max_inflight, 32);
+    cr_assert_eq(cfg.max_queued_messages, 1000);
+    cr_assert_eq(cfg.max_queued_bytes, 16777216);
+    cr_assert_eq(cfg.max_client_id_len, 256);
+    cr_assert_eq(cfg.log_level, LOG_LEVEL_INFO);
+}
+
+Test(config, minimal_file_gets_defaults_and_listener_defaults)
+{
+    struct config cfg, def;
+    load_ok(&cfg, LISTENER_OK, NULL, 0);
+    config_defaults(&def);
+    cr_assert_eq(cfg.nlisteners, 1);
+    cr_assert_str_eq(cfg.listeners[0].name, "default");
+    cr_assert_str_eq(cfg.listeners[0].bind, "127.0.0.1");
+    cr_assert_eq(cfg.listeners[0].port, 1883);
+    cr_assert_eq(cfg.listeners[0].allow_anonymous, false);
+    cr_assert_eq(cfg.listeners[0].backlog, 4096);
+    cr_assert_eq(cfg.max_inflight, def.max_inflight);
+    cr_assert_eq(cfg.max_queued_bytes, def.max_queued_bytes);
+    cr_assert_eq(cfg.log_level, def.log_level);
+}
+
+Test(config, shipped_file_loads_and_documents_the_defaults)
+{
+    char path[1024], err[512] = "";
+    struct config cfg, def;
+    shipped_conf(path, sizeof(path));
+    cr_assert_eq(config_load(&cfg, path, NULL, 0, err, sizeof(err)), 0, "%s: %s", path, err);
+    cr_assert_str_eq(err, "");
+
+    /* The file states every default: loading it must change nothing. */
+    config_defaults(&def);
+    cr_assert_eq(cfg.shards, def.shards);
+    cr_assert_eq(cfg.wills_on_shutdown, def.wills_on_shutdown);
+    cr_assert_eq(cfg.recv_buffer_size, def.recv_buffer_size);
+    cr_assert_eq(cfg.recv_buffers, def.recv_buffers);
+    cr_assert_eq(cfg.max_packet_size, def.max_packet_size);
+    cr_assert_eq(cfg.max_connections, def.max_connections);
+    cr_assert_eq(cfg.max_inflight, def.max_inflight);
+    cr_assert_eq(cfg.max_queued_messages, def.max_queued_messages);
+    cr_assert_eq(cfg.max_queued_bytes, def.max_queued_bytes);
+    cr_assert_eq(cfg.max_client_id_len, def.max_client_id_len);
+    cr_assert_eq(cfg.log_level, def.log_level);
+    cr_assert_eq(cfg.nlisteners, 1);
+    cr_assert_str_eq(cfg.listeners[0].name, "default");
+    cr_assert_str_eq(cfg.listeners[0].bind, "127.0.0.1");
+    cr_assert_eq(cfg.listeners[0].port, 1883);
+    cr_assert_eq(cfg.listeners[0].allow_anonymous, false);
+    cr_assert_eq(cfg.listeners[0].backlog, 4096);
+}
+
+Test(config, shipped_file_lists_every_key)
+{
+    /* Every key the parser knows (each is also exercised by set_every_key). */
+    static const char *const keys[] = {
+        "shards",
+        "wills_on_shutdown",
+        "recv_buffer_size",
+        "recv_buffers",
+        "bind",
+        "port",
+        "allow_anonymous",
+        "backlog",
+        "max_packet_size",
+        "max_connections",
+        "max_inflight",
+        "max_queued_messages",
+        "max_queued_bytes",
+        "max_client_id_len",
+        "level",
+    };
+    char path[1024], line[512];
+    shipped_conf(path, sizeof(path));
+    for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+        FILE *f = fopen(path, "r");
+        cr_assert_not_null(f, "%s: %s", path, strerror(errno));
+        bool found = false;
+        size_t kl = strlen(keys[i]);
+        while (!found && fgets(line, sizeof(line), f) != NULL)
+            found = strncmp(line, keys[i], kl) == 0 && strncmp(line + kl, " = ", 3) == 0;
+        fclose(f);
+        cr_assert(found, "conf/ringmq.ini lacks '%s = '", keys[i]);
+    }
+}
+
+Test(config, set_every_key)
+{
+    /* Overrides accept every key the file does. */
+    const char *ov[] = {
+        "server.shards=4",
+        "server.wills_on_shutdown=true",
+        "server.recv_buffer_size=4096",
+        "server.recv_buffers=64",
+        "listener.default.bind=::1",
+        "listener.default.port=0",
+        "listener.default.allow_anonymous=yes",
+        "listener.default.backlog=128",
+        "limits.max_packet_size=65536",
+        "limits.max_connections=1000",
+        "limits.max_inflight=10",
+        "limits.max_queued_messages=5",
+        "limits.max_queued_bytes=5000000000",
+        "limits.max_client_id_len=23",
+        "log.level=debug",
+    };
+    struct config cfg;
+    load_ok(&cfg, LISTENER_OK, ov, sizeof(ov) / sizeof(ov[0]));
+    cr_assert_eq(cfg.shards, 4);
+    cr_assert_eq(cfg.wills_on_shutdown, true);
+    cr_assert_eq(cfg.recv_buffer_size, 4096);
+    cr_assert_eq(cfg.recv_buffers, 64);
+    cr_assert_str_eq(cfg.listeners[0].bind, "::1");
+    cr_assert_eq(cfg.listeners[0].port, 0);
+    cr_assert_eq(cfg.listeners[0].allow_anonymous, true);
+    cr_assert_eq(cfg.listeners[0].backlog, 128);
+    cr_assert_eq(cfg.max_packet_size, 65536);
+    cr_assert_eq(cfg.max_connections, 1000);
+    cr_assert_eq(cfg.max_inflight, 10);
+    cr_assert_eq(cfg.max_queued_messages, 5);
+    cr_assert_eq(cfg.max_queued_bytes, 5000000000ull);
+    cr_assert_eq(cfg.max_client_id_len, 23);
+    cr_assert_eq(cfg.log_level, LOG_LEVEL_DEBUG);
+}
+
+Test(config, file_values_and_syntax)
+{
+    /* BOM, indentation, inline comments, ':' separators, several listeners in order. */
+    struct config cfg;
+    load_ok(&cfg,
+            "\xEF\xBB\xBF; comment\n"
+            "# other comment\n"
+            "[server]\n"
+            "  shards = 8 ; inline comment\n"
+            "    recv_buffers = 1024\n"
+            "[ limits ]\n"
+            "max_inflight: 100\n"
+            "\n"
+            "[listener.b-2]\n"
+            "port = 2000\n"
+            "[listener.A_1]\n"
+            "bind = 127.1.2.3\n"
+            "port = 2001\n"
+            "[log]\n"
+            "level = warning\n",
+            NULL, 0);
+    cr_assert_eq(cfg.shards, 8);
+    cr_assert_eq(cfg.recv_buffers, 1024);
+    cr_assert_eq(cfg.max_inflight, 100);
+    cr_assert_eq(cfg.nlisteners, 2);
+    cr_assert_str_eq(cfg.listeners[0].name, "b-2");
+    cr_assert_eq(cfg.listeners[0].port, 2000);
+    cr_assert_str_eq(cfg.listeners[1].name, "A_1");
+    cr_assert_str_eq(cfg.listeners[1].bind, "127.1.2.3");
+    cr_assert_eq(cfg.listeners[1].port, 2001);
+    cr_assert_eq(cfg.log_level, LOG_LEVEL_WARN);
+}
+
+Test(config, empty_listener_section_creates_listener)
+{
+    struct config cfg;
+    load_ok(&cfg, "[listener.x]\n[listener.y]\nport = 1884\n", NULL, 0);
+    cr_assert_eq(cfg.nlisteners, 2);
+    cr_assert_str_eq(cfg.listeners[0].name, "x");
+    cr_assert_eq(cfg.listeners[0].port, 1883);
+}
+
+Test(config, reopened_section_merges)
+{
+    struct config cfg;
+    load_ok(&cfg, "[listener.a]\nport = 1\n[limits]\n[listener.a]\nbacklog = 7\n", NULL, 0);
+    cr_assert_eq(cfg.nlisteners, 1);
+    cr_assert_eq(cfg.listeners[0].port, 1);
+    cr_assert_eq(cfg.listeners[0].backlog, 7);
+}
+
+/* ---- file errors ------------------------------------------------------ */
+
+Test(config, error_unknown_section)
+{
+    expect_file_error(LISTENER_OK "\n[bogus]\n", ":3: unknown section [bogus]");
+    expect_file_error("[listener]\n", ":1: a listener section needs a name: [listener.NAME]");
+}
+
+Test(config, error_unknown_key)
+{
+    expect_file_error(LISTENER_OK "[limits]\nmax_inflight = 5\nmax_inflite = 5\n",
+                      ":4: [limits] unknown key 'max_inflite'");
+    /* A key of another section is unknown here. */
+    expect_file_error("[listener.main]\nshards = 2\n", ":2: [listener.main] unknown key 'shards'");
+}
+
+Test(config, error_bad_value)
+{
+    expect_file_error("[listener.default]\n[limits]\nmax_inflight = abc\n",
+                      ":3: [limits] max_inflight: expected an integer 1..65535, got 'abc'");
+    expect_file_error("[listener.web]\nport = 70000\n",
+                      ":2: [listener.web] port: expected a port 0..65535, got '70000'");
+    expect_file_error(LISTENER_OK "[log]\nlevel = loud\n",
+                      ":3: [log] level: expected error, warning, info or debug, got 'loud'");
+    expect_file_error(LISTENER_OK "[server]\nshards =\n",
+                      ":3: [server] shards: expected auto or an integer 1..64, got ''");
+}
+
+Test(config, error_duplicate_key)
+{
+    expect_file_error(LISTENER_OK "[server]\nshards = 2\n\nshards = 3\n",
+                      ":5: [server] shards: duplicate key (first set on line 3)");
+    expect_file_error("[listener.a]\nport = 1\n[listener.a]\nport = 2\n",
+                      ":4: [listener.a] port: duplicate key (first set on line 2)");
+}
+
+Test(config, same_key_in_two_listeners_is_not_duplicate)
+{
+    struct config cfg;
+    load_ok(&cfg, "[listener.a]\nport = 1\n[listener.b]\nport = 2\n", NULL, 0);
+    cr_assert_eq(cfg.listeners[1].port, 2);
+}
+
+Test(config, error_too_many_listeners)
+{
+    char text[2048] = "";
+    size_t off = 0;
+    for (int i = 0; i <= CONFIG_MAX_LISTENERS; i++)
+        off += (size_t)snprintf(text + off, sizeof(text) - off, "[listener.l%d]\nport = %d\n", i,
+                                2000 + i);
+    char want[128];
+    snprintf(want, sizeof(want), ":%d: too many listeners (at most %d)",
+             2 * CONFIG_MAX_LISTENERS + 1, CONFIG_MAX_LISTENERS);
+    expect_file_error(text, want);
+
+    /* Exactly the maximum is fine. */
+    struct config cfg;
+    text[0] = '\0';
+    off = 0;
+    for (int i = 0; i < CONFIG_MAX_LISTENERS; i++)
+        off += (size_t)snprintf(text + off, sizeof(text) - off, "[listener.l%d]\nport = %d\n", i,
+                                2000 + i);
+    load_ok(&cfg, text, NULL, 0);
+    cr_assert_eq(cfg.nlisteners, CONFIG_MAX_LISTENERS);
+}
+
+Test(config, error_listener_name)
+{
+    /* 31 characters is the longest name that fits name[CONFIG_NAME_MAX]. */
+    struct config cfg;
+    load_ok(&cfg, "[listener.abcdefghijklmnopqrstuvwxyz01234]\n", NULL, 0);
+    cr_assert_str_eq(cfg.listeners[0].name, "abcdefghijklmnopqrstuvwxyz01234");
+
+    expect_file_error("[listener.abcdefghijklmnopqrstuvwxyz012345]\n",
+                      ":1: listener name 'abcdefghijklmnopqrstuvwxyz012345' must be 1..31 "
+                      "characters of A-Z a-z 0-9 _ -");
+    expect_file_error("[listener.a.b]\n",
+                      ":1: listener name 'a.b' must be 1..31 characters of A-Z a-z 0-9 _ -");
+    expect_file_error("[listener.]\n",
+                      ":1: listener name '' must be 1..31 characters of A-Z a-z 0-9 _ -");
+    expect_file_error("[listener.a b]\n",
+                      ":1: listener name 'a b' must be 1..31 characters of A-Z a-z 0-9 _ -");
+}
+
+Test(config, error_syntax)
+{
+    expect_file_error("[listener.a]\nport 1883\n", ":2: expected [section] or key = value");
+    expect_file_error("[listener.a\n", ":1: missing ']' in section header");
+    expect_file_error("[listener.a] port = 1\n", ":1: unexpected text after ']'");
+    expect_file_error("port = 1\n[listener.a]\n", ":1: key 'port' outside any [section]");
+}
+
+Test(config, first_error_wins)
+{
+    /* inih keeps going after a syntax error; the report is still the first line. */
+    expect_file_error("[listener.a]\ngarbage\n[limits]\nmax_inflight = 0\n",
+                      ":2: expected [section] or key = value");
+}
+
+Test(config, long_lines)
+{
+    char text[1024];
+    char comment[400];
+    memset(comment, 'x', sizeof(comment) - 1);
+    comment[sizeof(comment) - 1] = '\0';
+
+    /* A long comment is fine, and line numbers stay right after it. */
+    snprintf(text, sizeof(text), "; %s\n[listener.a]\nport = x\n", comment);
+    expect_file_error(text, ":3: [listener.a] port: expected a port 0..65535, got 'x'");
+
+    snprintf(text, sizeof(text), "[listener.a]\nbind = %s\n", comment);
+    struct config cfg;
+    char err[512];
+    cr_assert_eq(load_text(&cfg, text, NULL, 0, err, sizeof(err)), -1);
+    char want[128];
+    snprintf(want, sizeof(want), "%s:2: line longer than ", tmp_path);
+    cr_assert(strncmp(err, want, strlen(want)) == 0, "%s", err);
+}
+
+Test(config, error_missing_file)
+{
+    struct config cfg;
+    char err[512];
+    cr_assert_eq(config_load(&cfg, "/nonexistent/ringmq.ini", NULL, 0, err, sizeof(err)), -1);
+    cr_assert_str_eq(err, "/nonexistent/ringmq.ini: cannot open: No such file or directory");
+}
+
+Test(config, error_unreadable_file)
+{
+    /* A directory opens for reading but cannot be read. */
+    struct config cfg;
+    char err[512];
+    cr_assert_eq(config_load(&cfg, "/tmp", NULL, 0, err, sizeof(err)), -1);
+    cr_assert_str_eq(err, "/tmp: cannot read: Is a directory");
+}
+
+Test(config, error_no_listener)
+{
+    expect_file_error("[limits]\nmax_inflight = 5\n", ": no [listener.NAME] section");
+    expect_file_error("", ": no [listener.NAME] section");
+}
+
+Test(config, failure_leaves_cfg_untouched)
+{
+    struct config cfg;
+    char err[512];
+    memset(&cfg, 0x5A, sizeof(cfg));
+    cr_assert_eq(load_text(&cfg, "[listener.a]\nport = 1\n[limits]\nmax_inflight = 0\n", NULL, 0,
+                           err, sizeof(err)),
+                 -1);
+    const unsigned char *p = (const unsigned char *)&cfg;
+    for (size_t i = 0; i < sizeof(cfg); i++)
+        cr_assert_eq(p[i], 0x5A, "byte %zu changed", i);
+}
+
+Test(config, null_err_buffer_is_allowed)
+{
+    struct config cfg;
+    cr_assert_eq(load_text(&cfg, "[nope]\n", NULL, 0, NULL, 0), -1);
+    cr_assert_eq(load_text(&cfg, LISTENER_OK, NULL, 0, NULL, 0), 0);
+}
+
+Test(config, err_is_truncated_to_errlen)
+{
+    struct config cfg;
+    char err[8];
+    memset(err, 'Z', sizeof(err));
+    cr_assert_eq(load_text(&cfg, "[nope]\n", NULL, 0, err, sizeof(err)), -1);
+    cr_assert_eq(strlen(err), sizeof(err) - 1);
+}
+
+/* ---- overrides --------------------------------------------------------- */
+
+Test(config, override_beats_file)
+{
+    struct config cfg;
+    const char *ov[] = {"limits.max_inflight=7", "listener.default.port=0", "server.shards=auto"};
+    load_ok(&cfg, LISTENER_OK "port = 1234\n[limits]\nmax_inflight = 99\n[server]\nshards = 3\n",
+            ov, 3);
+    cr_assert_eq(cfg.max_inflight, 7);
+    cr_assert_eq(cfg.listeners[0].port, 0);
+    cr_assert_eq(cfg.shards, 0);
+}
+
+Test(config, override_later_wins_and_spaces_are_trimmed)
+{
+    struct config cfg;
+    const char *ov[] = {"limits.max_inflight=7", " limits . max_inflight = 8 "};
+    load_ok(&cfg, LISTENER_OK, ov, 2);
+    cr_assert_eq(cfg.max_inflight, 8);
+}
+
+Test(config, override_creates_listener)
+{
+    struct config cfg;
+    const char *ov[] = {"listener.extra.port=0"};
+    load_ok(&cfg, LISTENER_OK, ov, 1);
+    cr_assert_eq(cfg.nlisteners, 2);
+    cr_assert_str_eq(cfg.listeners[1].name, "extra");
+    cr_assert_eq(cfg.listeners[1].port, 0);
+    cr_assert_str_eq(cfg.listeners[1].bind, "127.0.0.1");
+    cr_assert_eq(cfg.listeners[1].backlog, 4096);
+
+    /* A file without any listener passes once an override adds one. */
+    load_ok(&cfg, "[limits]\n", ov, 1);
+    cr_assert_eq(cfg.nlisteners, 1);
+    cr_assert_str_eq(cfg.listeners[0].name, "extra");
+}
+
+Test(config, override_errors)
+{
+    expect_override_error(LISTENER_OK, "limits.max_inflight=abc",
+                          "--set limits.max_inflight=abc: [limits] max_inflight: expected an "
+                          "integer 1..65535, got 'abc'");
+    expect_override_error(LISTENER_OK, "limits.max_inflight",
+                          "--set limits.max_inflight: expected section.key=value");
+    expect_override_error(LISTENER_OK, "shards=2", "--set shards=2: expected section.key=value");
+    expect_override_error(LISTENER_OK, "x=1.2.3.4", "--set x=1.2.3.4: expected section.key=value");
+    expect_override_error(LISTENER_OK, "bogus.key=1", "--set bogus.key=1: unknown section [bogus]");
+    expect_override_error(LISTENER_OK, "server.nope=1",
+                          "--set server.nope=1: [server] unknown key 'nope'");
+    expect_override_error(LISTENER_OK, "listener.port=1",
+                          "--set listener.port=1: a listener section needs a name: "
+                          "[listener.NAME]");
+    expect_override_error(LISTENER_OK, "listener.a/b.port=1",
+                          "--set listener.a/b.port=1: listener name 'a/b' must be 1..31 "
+                          "characters of A-Z a-z 0-9 _ -");
+    expect_override_error(LISTENER_OK, "listener.default.bind=example.com",
+                          "--set listener.default.bind=example.com: [listener.default] bind: "
+                          "expected an IPv4 or IPv6 address literal, got 'example.com'");
+}
+
+Test(config, override_too_many_listeners)
+{
+    char text[2048] = "";
+    size_t off = 0;
+    for (int i = 0; i < CONFIG_MAX_LISTENERS; i++)
+        off += (size_t)snprintf(text + off, sizeof(text) - off, "[listener.l%d]\nport = 0\n", i);
+    expect_override_error(text, "listener.more.port=0",
+                          "--set listener.more.port=0: too many listeners (at most 16)");
+}
+
+Test(config, override_error_is_one_line)
+{
+    struct config cfg;
+    char err[512];
+    cr_assert_eq(set_one(&cfg, "limits.max_inflight=1\n2", err, sizeof(err)), -1);
+    cr_assert_null(strchr(err, '\n'), "%s", err);
+    cr_assert_str_eq(err, "--set limits.max_inflight=1?2: [limits] max_inflight: expected an "
+                          "integer 1..65535, got '1?2'");
+}
+
+Test(config, no_file_uses_defaults_and_overrides)
+{
+    struct config cfg;
+    char err[256];
+    const char *ov[] = {"listener.t.port=0"};
+    cr_assert_eq(config_load(&cfg, NULL, ov, 1, err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(cfg.nlisteners, 1);
+    cr_assert_eq(config_load(&cfg, NULL, NULL, 0, err, sizeof(err)), -1);
+    cr_assert_str_eq(err, "(no file): no [listener.NAME] section");
+}
+
+/* ---- value parsers ----------------------------------------------------- */
+
+Test(config, booleans)
+{
+    static const struct {
+        const char *text;
+        bool value;
+    } cases[] = {
+        {"true", true}, {"false", false}, {"yes", true}, {"no", false},
+        {"on", true},   {"off", false},   {"1", true},   {"0", false},
+        {"TRUE", true}, {"Off", false},   {"Yes", true},
+    };
+    char arg[64], err[256];
+    struct config cfg;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        snprintf(arg, sizeof(arg), "server.wills_on_shutdown=%s", cases[i].text);
+        cr_assert_eq(set_one(&cfg, arg, err, sizeof(err)), 0, "%s: %s", arg, err);
+        cr_assert_eq(cfg.wills_on_shutdown, cases[i].value, "%s", arg);
+    }
+    static const char *const bad[] = {"", "2", "y", "enable", "truee", " "};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        snprintf(arg, sizeof(arg), "server.wills_on_shutdown=%s", bad[i]);
+        cr_assert_eq(set_one(&cfg, arg, err, sizeof(err)), -1, "accepted %s", arg);
+    }
+    cr_assert_eq(set_one(&cfg, "server.wills_on_shutdown=maybe", err, sizeof(err)), -1);
+    cr_assert_str_eq(err, "--set server.wills_on_shutdown=maybe: [server] wills_on_shutdown: "
+                          "expected true/false, yes/no, on/off or 1/0, got 'maybe'");
+}
+
+/* Every numeric key at and just past each bound. */
+Test(config, integer_bounds)
+{
+    static const struct {
+        const char *key;
+        const char *ok[3];
+        const char *bad[4];
+    } cases[] = {
+        {"server.shards", {"1", "64", "auto"}, {"0", "65", "-1", "AUTO"}},
+        {"server.recv_buffer_size", {"1024", "1048576"}, {"1023", "1048577", "16k"}},
+        {"server.recv_buffers", {"1", "32768", "2"}, {"0", "65536", "3", "100"}},
+        {"listener.default.port", {"0", "65535"}, {"65536", "-1", "0x10"}},
+        {"listener.default.backlog", {"1", "65535"}, {"0", "65536"}},
+        {"limits.max_packet_size", {"16", "268435460"}, {"15", "268435461"}},
+        {"limits.max_connections", {"0", "100000000"}, {"100000001", "4294967296"}},
+        {"limits.max_inflight", {"1", "65535"}, {"0", "65536", "1.5", "+1"}},
+        {"limits.max_queued_messages", {"0", "10000000"}, {"10000001"}},
+        {"limits.max_queued_bytes",
+         {"0", "1099511627776"},
+         {"1099511627777", "18446744073709551616"}},
+        {"limits.max_client_id_len", {"1", "65535"}, {"0", "65536", "1 2"}},
+    };
+    char arg[128], err[256];
+    struct config cfg;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        for (size_t j = 0; j < 3 && cases[i].ok[j]; j++) {
+            snprintf(arg, sizeof(arg), "%s=%s", cases[i].key, cases[i].ok[j]);
+            cr_assert_eq(set_one(&cfg, arg, err, sizeof(err)), 0, "%s: %s", arg, err);
+        }
+        for (size_t j = 0; j < 4 && cases[i].bad[j]; j++) {
+            /* In the file, where inih has already trimmed the value. */
+            char text[256];
+            snprintf(text, sizeof(text), LISTENER_OK "[%.*s]\n%s = %s\n",
+                     (int)(strrchr(cases[i].key, '.') - cases[i].key), cases[i].key,
+                     strrchr(cases[i].key, '.') + 1, cases[i].bad[j]);
+            cr_assert_eq(load_text(&cfg, text, NULL, 0, err, sizeof(err)), -1, "accepted %s", text);
+        }
+    }
+}
+
+Test(config, integer_values_land_in_their_fields)
+{
+    struct config cfg;
+    load_ok(&cfg,
+            LISTENER_OK "port = 65535\nbacklog = 1\n[limits]\nmax_packet_size = 268435460\n"
+                        "max_queued_bytes = 1099511627776\n[server]\nshards = 64\n",
+            NULL, 0);
+    cr_assert_eq(cfg.listeners[0].port, 65535);
+    cr_assert_eq(cfg.listeners[0].backlog, 1);
+    cr_assert_eq(cfg.max_packet_size, 268435460u);
+    cr_assert_eq(cfg.max_queued_bytes, 1099511627776ull);
+    cr_assert_eq(cfg.shards, 64);
+}
+
+Test(config, recv_buffers_message)
+{
+    struct config cfg;
+    char err[256];
+    cr_assert_eq(set_one(&cfg, "server.recv_buffers=100", err, sizeof(err)), -1);
+    cr_assert_str_eq(err, "--set server.recv_buffers=100: [server] recv_buffers: expected a power "
+                          "of two 1..32768, got '100'");
+}
+
+Test(config, log_levels)
+{
+    static const struct {
+        const char *text;
+        enum log_level level;
+    } cases[] = {
+        {"error", LOG_LEVEL_ERR},
+        {"warning", LOG_LEVEL_WARN},
+        {"info", LOG_LEVEL_INFO},
+        {"debug", LOG_LEVEL_DEBUG},
+    };
+    char arg[64], err[256];
+    struct config cfg;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        snprintf(arg, sizeof(arg), "log.level=%s", cases[i].text);
+        cr_assert_eq(set_one(&cfg, arg, err, sizeof(err)), 0, "%s: %s", arg, err);
+        cr_assert_eq(cfg.log_level, cases[i].level);
+    }
+    cr_assert_eq(set_one(&cfg, "log.level=warn", err, sizeof(err)), -1);
+}
+
+Test(config, addresses)
+{
+    static const char *const ok[] = {"127.0.0.1", "127.255.0.9", "::1", "0:0:0:0:0:0:0:1"};
+    static const char *const bad[] = {"localhost", "1.2.3", "256.0.0.1",     "fe80::1%eth0",
+                                      "",          "[::1]", "127.0.0.1:1883"};
+    char arg[128], err[256];
+    struct config cfg;
+    for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+        snprintf(arg, sizeof(arg), "listener.default.bind=%s", ok[i]);
+        cr_assert_eq(set_one(&cfg, arg, err, sizeof(err)), 0, "%s: %s", arg, err);
+        cr_assert_str_eq(cfg.listeners[0].bind, ok[i]);
+    }
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        snprintf(arg, sizeof(arg), "listener.default.bind=%s", bad[i]);
+        cr_assert_eq(set_one(&cfg, arg, err, sizeof(err)), -1, "accepted %s", arg);
+    }
+}
+
+/* ---- whole-configuration checks ------------------------------------- */
+
+Test(config, non_loopback_needs_allow_anonymous)
+{
+    expect_file_error("[listener.pub]\nbind = 0.0.0.0\n",
+                      ": [listener.pub] bind = 0.0.0.0 is not a loopback address and there is no "
+                      "authentication: set allow_anonymous = true in [listener.pub] to accept "
+                      "anonymous clients there");
+    expect_file_error("[listener.v6]\nbind = ::\n",
+                      ": [listener.v6] bind = :: is not a loopback address and there is no "
+                      "authentication: set allow_anonymous = true in [listener.v6] to accept "
+                      "anonymous clients there");
+    /* Mapped IPv4 loopback is not on the list: refused like any other address. */
+    struct config cfg;
+    char err[512];
+    cr_assert_eq(
+        load_text(&cfg, "[listener.m]\nbind = ::ffff:127.0.0.1\n", NULL, 0, err, sizeof(err)), -1);
+
+    load_ok(&cfg, "[listener.pub]\nbind = 0.0.0.0\nallow_anonymous = true\n", NULL, 0);
+    cr_assert_eq(cfg.listeners[0].allow_anonymous, true);
+    load_ok(&cfg, "[listener.lo]\nbind = 127.9.9.9\n[listener.lo6]\nbind = ::1\n", NULL, 0);
+
+    /* The rule applies to listeners created or changed by --set as well. */
+    const char *ov[] = {"listener.default.bind=10.0.0.1"};
+    cr_assert_eq(load_text(&cfg, LISTENER_OK, ov, 1, err, sizeof(err)), -1);
+    const char *ov2[] = {"listener.default.bind=10.0.0.1", "listener.default.allow_anonymous=on"};
+    load_ok(&cfg, LISTENER_OK, ov2, 2);
+}
+
+Test(config, duplicate_bind_and_port)
+{
+    expect_file_error("[listener.a]\nport = 1900\n[listener.b]\nport = 1900\n",
+                      ": [listener.a] and [listener.b] both bind 127.0.0.1 port 1900");
+    /* The same address spelled two ways is still the same. */
+    expect_file_error("[listener.a]\nbind = ::1\n[listener.b]\nbind = 0:0::1\n",
+                      ": [listener.a] and [listener.b] both bind 0:0::1 port 1883");
+
+    struct config cfg;
+    /* Port 0 lets the kernel pick, so two of those never clash. */
+    load_ok(&cfg, "[listener.a]\nport = 0\n[listener.b]\nport = 0\n", NULL, 0);
+    load_ok(&cfg, "[listener.a]\nport = 1900\n[listener.b]\nport = 1901\n", NULL, 0);
+    load_ok(&cfg, "[listener.a]\n[listener.b]\nbind = 127.0.0.2\n", NULL, 0);
+    load_ok(&cfg, "[listener.a]\n[listener.b]\nbind = ::1\n", NULL, 0);
+}

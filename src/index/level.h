@@ -1,0 +1,120 @@
+/*
+ * level: the node and per-node level table shared by the subscription trie
+ * (trie.c) and the retained store (retain.c). Internal to src/index: no
+ * other layer includes it.
+ *
+ * A node is one topic level: its bytes live inline after the struct (one
+ * allocation per node). Exact children are found by the level's XXH3 hash
+ * in the node's own open-addressing table (linear probing, power-of-two
+ * capacity, doubled at 3/4 load, backward-shift deletion so there are no
+ * tombstones). The '+' and '#' children of the trie are kept in their own
+ * pointers and never enter the table; the retained store, which holds topic
+ * names only, leaves them NULL.
+ *
+ * Every walk in this module and its users is iterative through the parent
+ * pointers: a 65535-byte filter of empty levels is 32768 levels deep, too
+ * deep to recurse on a shard's stack.
+ */
+#ifndef RINGMQ_INDEX_LEVEL_H
+#define RINGMQ_INDEX_LEVEL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <xxhash.h>
+
+/*
+ * Invariants:
+ *  - slots is NULL exactly when count == 0; otherwise it holds mask + 1
+ *    entries, count of them non-NULL, count * 4 <= (mask + 1) * 3.
+ *  - every child's parent is this node; hash is the child's level hashed
+ *    with the owning tree's seed, truncated to 32 bits.
+ *  - a node other than the root that has no value and no children exists
+ *    only transiently (trie_slot's caller has not stored yet); removal
+ *    prunes such nodes.
+ */
+struct level_node {
+    struct level_node *parent; /* NULL for the root */
+    struct level_node **slots; /* exact children, open addressing */
+    struct level_node *plus;   /* the '+' child (trie only) */
+    struct level_node *pound;  /* the '#' child (trie only) */
+    void *value;               /* owned by the caller, NULL when none */
+    uint32_t mask;             /* table capacity - 1 when slots != NULL */
+    uint32_t count;            /* exact children in slots */
+    uint32_t hash;             /* of name, with the tree's seed */
+    uint32_t len;              /* a level is at most 65535 bytes */
+    uint8_t name[];
+};
+
+typedef void (*level_value_fn)(void *value, void *arg);
+
+/* A seed for one tree's level hashes, random per tree so that a client
+ * cannot pick levels that collide in a table it shares with others. */
+uint64_t level_seed(void);
+
+static inline uint32_t level_hash(uint64_t seed, const uint8_t *s, size_t len)
+{
+    return (uint32_t)XXH3_64bits_withSeed(s, len, seed);
+}
+
+/* End (index of the '/' or len) of the level starting at `start`. */
+static inline size_t level_end(const uint8_t *s, size_t len, size_t start)
+{
+    size_t i = start;
+    while (i < len && s[i] != '/')
+        i++;
+    return i;
+}
+
+/* Start of the level that ends at `end` (exclusive). */
+static inline size_t level_begin(const uint8_t *s, size_t end)
+{
+    size_t i = end;
+    while (i > 0 && s[i - 1] != '/')
+        i--;
+    return i;
+}
+
+static inline bool level_is(const uint8_t *s, size_t len, uint8_t c)
+{
+    return len == 1 && s[0] == c;
+}
+
+/* A root node (no level, no parent). Returns NULL on OOM. */
+struct level_node *level_root_create(void);
+
+/* Free `root` and every node below it, bottom-up, calling
+ * free_value(value, arg) for each non-NULL value when free_value is set. */
+void level_tree_destroy(struct level_node *root, level_value_fn free_value, void *arg);
+
+/* The exact (table) child named s[0..len), or NULL. Borrowed. */
+struct level_node *level_find(const struct level_node *n, const uint8_t *s, size_t len,
+                              uint32_t hash);
+
+/*
+ * The node of the path s[0..len) below root, where a level "+" or "#" is
+ * the plus or pound child. level_path_find returns NULL when absent;
+ * level_path_obtain creates the missing nodes and returns NULL on OOM, with
+ * whatever it had created freed again.
+ */
+struct level_node *level_path_find(const struct level_node *root, uint64_t seed, const uint8_t *s,
+                                   size_t len);
+struct level_node *level_path_obtain(struct level_node *root, uint64_t seed, const uint8_t *s,
+                                     size_t len);
+
+/* Iterate n's children: plus, pound, then the table in slot order. `from`
+ * is the child returned last, NULL to start; returns NULL at the end. The
+ * tree must not change during the iteration. */
+struct level_node *level_next_child(const struct level_node *n, const struct level_node *from);
+
+/* Free n and then each ancestor while it has no value and no children; the
+ * root is never freed. */
+void level_prune(struct level_node *n);
+
+/* Call fn(value, arg) for every non-NULL value in the subtree of top, top
+ * included. With skip_dollar, top's children whose level starts with '$'
+ * are left out (the MQTT-4.7.2-1 rule when top is the root). */
+void level_walk(const struct level_node *top, bool skip_dollar, level_value_fn fn, void *arg);
+
+#endif
