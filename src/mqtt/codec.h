@@ -121,6 +121,15 @@ struct mqtt_frame {
 int mqtt_frame_decode(const uint8_t *buf, size_t len, uint32_t max_packet_size,
                       struct mqtt_frame *out);
 
+/*
+ * The fixed-header flag rule for `type` (MQTT-2.2.2-1, MQTT-2.2.2-2): 0b0010
+ * for PUBREL, SUBSCRIBE, UNSUBSCRIBE; any but QoS 3 for PUBLISH
+ * (MQTT-3.3.1-4); 0 for the rest. The decoders that take `flags` check it
+ * themselves; mqtt_connack_decode and mqtt_suback_decode take no flags, so
+ * their callers check it here. False for type 0.
+ */
+bool mqtt_frame_flags_valid(uint8_t type, uint8_t flags);
+
 struct mqtt_connect {
     uint8_t version; /* enum mqtt_version */
     bool clean_start;
@@ -187,8 +196,8 @@ struct mqtt_ack {
  * In 3.1/3.1.1 the body is exactly 2 bytes. Returns MQTT_OK or
  * MQTT_RC_MALFORMED.
  */
-int mqtt_ack_decode(uint8_t type, uint8_t flags, const uint8_t *body, size_t len,
-                    uint8_t version, struct mqtt_ack *out);
+int mqtt_ack_decode(uint8_t type, uint8_t flags, const uint8_t *body, size_t len, uint8_t version,
+                    struct mqtt_ack *out);
 
 /* SUBSCRIBE and UNSUBSCRIBE: the entries are walked with an iterator. */
 struct mqtt_subscribe {
@@ -221,8 +230,7 @@ struct mqtt_sub_iter {
 };
 
 /* Start iterating a decoded SUBSCRIBE (has_options true) or UNSUBSCRIBE. */
-void mqtt_sub_iter_init(struct mqtt_sub_iter *it, const struct mqtt_subscribe *s,
-                        bool has_options);
+void mqtt_sub_iter_init(struct mqtt_sub_iter *it, const struct mqtt_subscribe *s, bool has_options);
 
 /* Next entry: filter and options byte (0 for UNSUBSCRIBE). False at the end. */
 bool mqtt_sub_iter_next(struct mqtt_sub_iter *it, struct mqtt_bytes *filter, uint8_t *options);
@@ -232,8 +240,8 @@ bool mqtt_sub_iter_next(struct mqtt_sub_iter *it, struct mqtt_bytes *filter, uin
  * may carry a reason code and properties. Returns MQTT_OK or
  * MQTT_RC_MALFORMED. *reason is set for DISCONNECT (0 when absent).
  */
-int mqtt_empty_decode(uint8_t type, uint8_t flags, const uint8_t *body, size_t len,
-                      uint8_t version, uint8_t *reason);
+int mqtt_empty_decode(uint8_t type, uint8_t flags, const uint8_t *body, size_t len, uint8_t version,
+                      uint8_t *reason);
 
 /* Client side decoders (used by ringmq-bench and tests). */
 struct mqtt_connack {
@@ -241,8 +249,7 @@ struct mqtt_connack {
     uint8_t code; /* v3 return code or v5 reason code */
     struct mqtt_bytes props;
 };
-int mqtt_connack_decode(const uint8_t *body, size_t len, uint8_t version,
-                        struct mqtt_connack *out);
+int mqtt_connack_decode(const uint8_t *body, size_t len, uint8_t version, struct mqtt_connack *out);
 
 /* SUBACK / UNSUBACK (v5 has reason codes in UNSUBACK): codes view into body. */
 struct mqtt_suback {
@@ -256,7 +263,10 @@ int mqtt_suback_decode(uint8_t type, const uint8_t *body, size_t len, uint8_t ve
 /* ---- encoders ----
  * Each writes a whole packet at `out` and returns its length in bytes.
  * `out` must have room for the matching *_size() (fixed-size packets: at
- * most the number of bytes stated). */
+ * most the number of bytes stated).
+ * A *_size() returns 0, and its encoder writes nothing and returns 0, when
+ * a field exceeds 65535 bytes or the remaining length would exceed
+ * MQTT_MAX_REMAINING_LENGTH. */
 
 /* Variable byte integer, 1..4 bytes (v must be <= MQTT_MAX_REMAINING_LENGTH). */
 size_t mqtt_varint_encode(uint8_t *out, uint32_t v);
