@@ -1,0 +1,24 @@
+/*
+ * broker: the running broker as main sees it: a set of shards built from
+ * one configuration. Everything else in src/broker is internal.
+ */
+#ifndef RINGMQ_BROKER_BROKER_H
+#define RINGMQ_BROKER_BROKER_H
+
+#include "config/config.h"
+
+struct broker;
+
+/*
+ * Open every listener (one SO_REUSEPORT socket per shard per listener),
+ * start one thread per shard, and return once every shard accepts.
+ * Logs "listening on HOST:PORT" per listener. `cfg` is borrowed and must
+ * outlive the broker. Returns 0 or -errno (with the reason logged).
+ */
+int broker_start(const struct config *cfg, struct broker **out);
+
+/* Ask every shard to stop, wait for the threads and free everything.
+ * Wills are published only when cfg->wills_on_shutdown is set. */
+void broker_stop(struct broker *b);
+
+#endif

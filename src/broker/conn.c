@@ -1,0 +1,549 @@
+/*
+ * conn: connection I/O on one shard's ring.
+ *
+ * Reading: a new connection gets single-shot receives until its CONNECT is
+ * handled (so that it can still move to its client id's home shard without
+ * cancelling anything), then one multishot receive from the shard's
+ * provided-buffer ring. Complete packets are handled straight from the
+ * kernel's buffer; only a split packet is copied into `rx`, which is freed
+ * as soon as it is consumed.
+ *
+ * Writing: everything produced for a connection in one loop turn is
+ * appended to `out` and sent with one send at the end of the turn; while a
+ * send is in flight, new output accumulates in a fresh `out`.
+ *
+ * Closing: flush, shut down, close the direct descriptor; the struct is
+ * freed when no operation that names it is still in flight.
+ */
+#include "broker/conn.h"
+
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "broker/protocol.h"
+#include "broker/session.h"
+#include "broker/shard.h"
+#include "core/log.h"
+#include "mqtt/codec.h"
+
+#define CONN_CONNECT_TIMEOUT_MS 10000u
+#define CONN_CLOSE_TIMEOUT_MS 5000u
+#define CONN_OUT_MIN 512u
+
+static struct conn *conn_of_timer(struct wheel_entry *e)
+{
+    return (struct conn *)((char *)e - offsetof(struct conn, timer));
+}
+
+static struct iobuf *iobuf_create(size_t cap)
+{
+    struct iobuf *b = malloc(sizeof(*b) + cap);
+    if (b) {
+        b->len = 0;
+        b->off = 0;
+        b->cap = (uint32_t)cap;
+    }
+    return b;
+}
+
+static void arm_recv(struct shard *s, struct conn *c, bool multishot)
+{
+    struct io_uring_sqe *sqe = shard_sqe(s);
+    if (multishot)
+        io_uring_prep_recv_multishot(sqe, (int)c->fi, NULL, 0, 0);
+    else
+        io_uring_prep_recv(sqe, (int)c->fi, NULL, 0, 0);
+    sqe->flags |= IOSQE_FIXED_FILE | IOSQE_BUFFER_SELECT;
+    sqe->buf_group = s->bufs.bgid;
+    io_uring_sqe_set_data64(sqe, ud_make(UD_RECV, c));
+    c->recv_armed = true;
+    c->ops++;
+}
+
+static void submit_send(struct shard *s, struct conn *c)
+{
+    struct iobuf *b = c->sending;
+    struct io_uring_sqe *sqe = shard_sqe(s);
+    io_uring_prep_send(sqe, (int)c->fi, b->data + b->off, b->len - b->off, MSG_NOSIGNAL);
+    sqe->flags |= IOSQE_FIXED_FILE;
+    io_uring_sqe_set_data64(sqe, ud_make(UD_SEND, c));
+    c->ops++;
+}
+
+static void start_send(struct shard *s, struct conn *c)
+{
+    c->sending = c->out;
+    c->out = NULL;
+    submit_send(s, c);
+}
+
+static struct conn *conn_create(struct shard *s, uint32_t fi, uint8_t listener)
+{
+    struct conn *c = slab_alloc(s->conn_slab);
+    if (!c)
+        return NULL;
+    c->fi = fi;
+    c->listener = listener;
+    c->id = ++s->next_conn_id;
+    c->last_rx_ms = s->now_ms;
+    c->state = CONN_NEW;
+    c->all_next = s->all;
+    if (s->all)
+        s->all->all_pprev = &c->all_next;
+    c->all_pprev = &s->all;
+    s->all = c;
+    atomic_fetch_add_explicit(&s->broker->connections, 1, memory_order_relaxed);
+    wheel_add(s->wheel, &c->timer, s->now_ms + CONN_CONNECT_TIMEOUT_MS);
+    return c;
+}
+
+static void close_fixed(struct shard *s, uint32_t fi)
+{
+    struct io_uring_sqe *sqe = shard_sqe(s);
+    io_uring_prep_close_direct(sqe, fi);
+    io_uring_sqe_set_data64(sqe, ud_make(UD_IGNORE, NULL));
+}
+
+void conn_accepted(struct shard *s, uint32_t fi, uint8_t listener)
+{
+    uint32_t max = s->cfg->max_connections;
+    if (max && atomic_load_explicit(&s->broker->connections, memory_order_relaxed) >= max) {
+        log_ratelimited(LOG_LEVEL_WARN, "max_connections (%u) reached, refusing", max);
+        close_fixed(s, fi);
+        return;
+    }
+    struct conn *c = conn_create(s, fi, listener);
+    if (!c) {
+        log_ratelimited(LOG_LEVEL_ERR, "out of memory accepting a connection");
+        close_fixed(s, fi);
+        return;
+    }
+    arm_recv(s, c, false);
+}
+
+static void conn_free(struct shard *s, struct conn *c)
+{
+    free(c->rx);
+    free(c->out);
+    free(c->sending);
+    free(c->handover);
+    wheel_remove(&c->timer);
+    *c->all_pprev = c->all_next;
+    if (c->all_next)
+        c->all_next->all_pprev = c->all_pprev;
+    atomic_fetch_sub_explicit(&s->broker->connections, 1, memory_order_relaxed);
+    slab_free(s->conn_slab, c);
+}
+
+static void maybe_free(struct shard *s, struct conn *c)
+{
+    if (c->state == CONN_CLOSING && c->ops == 0 && c->close_submitted && !c->is_dirty &&
+        !c->in_rearm)
+        conn_free(s, c);
+}
+
+static void teardown(struct shard *s, struct conn *c, bool shutdown_first)
+{
+    if (c->close_submitted)
+        return;
+    c->close_submitted = true;
+    c->teardown_pending = false;
+    struct io_uring_sqe *sqe;
+    if (shutdown_first) {
+        /* Shutdown ends a pending receive; the hard link closes even if the
+         * shutdown fails (peer already gone). */
+        sqe = shard_sqe(s);
+        io_uring_prep_shutdown(sqe, (int)c->fi, SHUT_RDWR);
+        sqe->flags |= IOSQE_FIXED_FILE | IOSQE_IO_HARDLINK | IOSQE_CQE_SKIP_SUCCESS;
+        io_uring_sqe_set_data64(sqe, ud_make(UD_IGNORE, NULL));
+    }
+    sqe = shard_sqe(s);
+    io_uring_prep_close_direct(sqe, c->fi);
+    io_uring_sqe_set_data64(sqe, ud_make(UD_CLOSE, c));
+    c->ops++;
+}
+
+void conn_close(struct shard *s, struct conn *c, enum conn_close_reason why)
+{
+    if (c->state == CONN_CLOSING)
+        return;
+    c->state = CONN_CLOSING;
+    wheel_remove(&c->timer);
+    if (c->session) {
+        struct session *ss = c->session;
+        c->session = NULL;
+        bool will = why != CLOSE_CLIENT_DISCONNECT && why != CLOSE_MOVED &&
+                    (why != CLOSE_SHUTDOWN || s->cfg->wills_on_shutdown);
+        session_detach(s, ss, will);
+    }
+    if (why == CLOSE_MOVED) {
+        teardown(s, c, false);
+        return;
+    }
+    if (!c->sending && c->out && c->out->len)
+        start_send(s, c);
+    if (c->sending) {
+        /* Flush first (a CONNACK refusal must reach the client), but never
+         * wait forever for a peer that does not read. */
+        c->teardown_pending = true;
+        wheel_add(s->wheel, &c->timer, s->now_ms + CONN_CLOSE_TIMEOUT_MS);
+    } else {
+        teardown(s, c, true);
+    }
+}
+
+size_t conn_backlog(const struct conn *c)
+{
+    size_t n = c->out ? c->out->len : 0;
+    if (c->sending)
+        n += c->sending->len - c->sending->off;
+    return n;
+}
+
+uint8_t *conn_reserve(struct shard *s, struct conn *c, size_t n)
+{
+    (void)s;
+    if (c->state == CONN_CLOSING || c->state == CONN_MOVING)
+        return NULL;
+    struct iobuf *b = c->out;
+    if (!b || b->cap - b->len < n) {
+        size_t cap = b ? (size_t)b->cap * 2 : CONN_OUT_MIN;
+        while (cap < (b ? b->len : 0) + n)
+            cap *= 2;
+        struct iobuf *nb = realloc(b, sizeof(*nb) + cap);
+        if (!nb) {
+            log_ratelimited(LOG_LEVEL_ERR, "out of memory for output, closing connection");
+            conn_close(s, c, CLOSE_PEER_GONE);
+            return NULL;
+        }
+        if (!b) {
+            nb->len = 0;
+            nb->off = 0;
+        }
+        nb->cap = (uint32_t)cap;
+        c->out = b = nb;
+    }
+    return b->data + b->len;
+}
+
+void conn_commit(struct shard *s, struct conn *c, size_t n)
+{
+    c->out->len += (uint32_t)n;
+    if (!c->is_dirty) {
+        c->is_dirty = true;
+        c->next_dirty = s->dirty;
+        s->dirty = c;
+    }
+}
+
+/*
+ * Handle every complete packet in buf. Returns the bytes consumed; stops
+ * early (returning len) when the connection stopped reading. *need receives
+ * the size of the next packet when its header is known.
+ */
+static size_t process(struct shard *s, struct conn *c, const uint8_t *buf, size_t len, size_t *need)
+{
+    size_t off = 0;
+    *need = 0;
+    while (off < len) {
+        struct mqtt_frame f;
+        int rc = mqtt_frame_decode(buf + off, len - off, s->cfg->max_packet_size, &f);
+        if (rc == MQTT_INCOMPLETE)
+            break;
+        if (rc != MQTT_OK) {
+            s->protocol_errors++;
+            log_ratelimited(LOG_LEVEL_WARN, "connection %llu: %s, closing",
+                            (unsigned long long)c->id,
+                            rc == MQTT_RC_PACKET_TOO_LARGE ? "packet larger than max_packet_size"
+                                                           : "malformed remaining length");
+            conn_close(s, c, CLOSE_PROTOCOL);
+            return len;
+        }
+        if (f.total_len > len - off) {
+            *need = f.total_len;
+            break;
+        }
+        const uint8_t *pkt = buf + off;
+        off += f.total_len;
+        if (protocol_handle(s, c, &f, pkt, buf + off, len - off) < 0)
+            return len;
+    }
+    return off;
+}
+
+static bool reading(const struct conn *c)
+{
+    return c->state == CONN_NEW || c->state == CONN_ACTIVE;
+}
+
+static void feed(struct shard *s, struct conn *c, const uint8_t *data, size_t len)
+{
+    size_t need;
+    if (!c->rx) {
+        size_t used = process(s, c, data, len, &need);
+        if (used == len || !reading(c))
+            return;
+        size_t left = len - used;
+        c->rx = iobuf_create(need > left ? need : left);
+        if (!c->rx) {
+            conn_close(s, c, CLOSE_PEER_GONE);
+            return;
+        }
+        memcpy(c->rx->data, data + used, left);
+        c->rx->len = (uint32_t)left;
+        return;
+    }
+    struct iobuf *rx = c->rx;
+    if (rx->cap - rx->len < len) {
+        size_t cap = rx->cap * 2u;
+        while (cap < rx->len + len)
+            cap *= 2;
+        rx = realloc(rx, sizeof(*rx) + cap);
+        if (!rx) {
+            conn_close(s, c, CLOSE_PEER_GONE);
+            return;
+        }
+        rx->cap = (uint32_t)cap;
+        c->rx = rx;
+    }
+    memcpy(rx->data + rx->len, data, len);
+    rx->len += (uint32_t)len;
+    size_t used = process(s, c, rx->data, rx->len, &need);
+    if (!reading(c))
+        return; /* rx is freed with the connection */
+    if (used == rx->len) {
+        free(rx);
+        c->rx = NULL;
+        return;
+    }
+    memmove(rx->data, rx->data + used, rx->len - used);
+    rx->len -= (uint32_t)used;
+    if (need > rx->cap) {
+        struct iobuf *nb = realloc(rx, sizeof(*nb) + need);
+        if (!nb) {
+            conn_close(s, c, CLOSE_PEER_GONE);
+            return;
+        }
+        nb->cap = (uint32_t)need;
+        c->rx = nb;
+    }
+}
+
+/* After feeding a connection that has no receive armed. */
+static void arm_next(struct shard *s, struct conn *c)
+{
+    if (c->recv_armed)
+        return;
+    if (c->state == CONN_ACTIVE)
+        arm_recv(s, c, true);
+    else if (c->state == CONN_NEW)
+        arm_recv(s, c, false);
+}
+
+static void queue_rearm(struct shard *s, struct conn *c)
+{
+    if (!c->in_rearm) {
+        c->in_rearm = true;
+        c->next_rearm = s->rearm;
+        s->rearm = c;
+    }
+}
+
+void conn_on_recv(struct shard *s, struct conn *c, int res, unsigned flags)
+{
+    bool more = flags & IORING_CQE_F_MORE;
+    if (!more) {
+        c->recv_armed = false;
+        c->ops--;
+    }
+    if (res > 0) {
+        uint16_t bid = (uint16_t)(flags >> IORING_CQE_BUFFER_SHIFT);
+        if (reading(c)) {
+            c->last_rx_ms = s->now_ms;
+            feed(s, c, bufring_buf(&s->bufs, bid), (size_t)res);
+        }
+        bufring_recycle(&s->bufs, bid);
+        if (!more && reading(c)) {
+            if (c->state == CONN_NEW)
+                arm_next(s, c);
+            else
+                queue_rearm(s, c);
+        }
+    } else if (res == -ENOBUFS && reading(c)) {
+        /* Every buffer is in use this turn: retry once they are recycled. */
+        queue_rearm(s, c);
+    } else if (reading(c)) {
+        conn_close(s, c, CLOSE_PEER_GONE);
+    }
+    maybe_free(s, c);
+}
+
+void conn_on_send(struct shard *s, struct conn *c, int res)
+{
+    c->ops--;
+    struct iobuf *b = c->sending;
+    if (res < 0) {
+        free(b);
+        c->sending = NULL;
+        if (c->state != CONN_CLOSING)
+            conn_close(s, c, CLOSE_PEER_GONE);
+        else if (c->teardown_pending)
+            teardown(s, c, true);
+        maybe_free(s, c);
+        return;
+    }
+    b->off += (uint32_t)res;
+    if (b->off < b->len) {
+        submit_send(s, c); /* short write: send the rest */
+        return;
+    }
+    free(b);
+    c->sending = NULL;
+    if (c->out && c->out->len && (c->state != CONN_CLOSING || c->teardown_pending))
+        start_send(s, c);
+    else if (c->state == CONN_CLOSING && c->teardown_pending)
+        teardown(s, c, true);
+    maybe_free(s, c);
+}
+
+void conn_on_close(struct shard *s, struct conn *c, int res)
+{
+    (void)res;
+    c->ops--;
+    maybe_free(s, c);
+}
+
+void conn_flush_all(struct shard *s)
+{
+    while (s->dirty) {
+        struct conn *c = s->dirty;
+        s->dirty = c->next_dirty;
+        c->is_dirty = false;
+        if (c->state != CONN_CLOSING && !c->sending && c->out && c->out->len)
+            start_send(s, c);
+        maybe_free(s, c);
+    }
+    while (s->rearm) {
+        struct conn *c = s->rearm;
+        s->rearm = c->next_rearm;
+        c->in_rearm = false;
+        if (c->state == CONN_ACTIVE && !c->recv_armed)
+            arm_recv(s, c, true);
+        maybe_free(s, c);
+    }
+}
+
+void conn_on_timer(struct wheel_entry *e, void *arg)
+{
+    struct shard *s = arg;
+    struct conn *c = conn_of_timer(e);
+    switch (c->state) {
+    case CONN_CLOSING:
+        /* The final flush did not finish in time: give up on it. */
+        teardown(s, c, true);
+        break;
+    case CONN_NEW:
+        log_ratelimited(LOG_LEVEL_INFO, "connection %llu: no CONNECT in time, closing",
+                        (unsigned long long)c->id);
+        conn_close(s, c, CLOSE_PROTOCOL);
+        break;
+    case CONN_ACTIVE: {
+        uint64_t deadline = c->last_rx_ms + (uint64_t)c->keepalive * 1500u;
+        if (s->now_ms < deadline) {
+            wheel_add(s->wheel, &c->timer, deadline);
+        } else {
+            log_ratelimited(LOG_LEVEL_INFO, "client %.*s: keepalive expired, closing",
+                            c->session ? (int)c->session->client_id_len : 0,
+                            c->session ? (const char *)c->session->client_id : "");
+            conn_close(s, c, CLOSE_KEEPALIVE);
+        }
+        break;
+    }
+    default:
+        break;
+    }
+}
+
+void conn_relocate(struct shard *s, struct conn *c, uint32_t home, const uint8_t *bytes,
+                   size_t len)
+{
+    struct iobuf *h = iobuf_create(len);
+    if (!h) {
+        conn_close(s, c, CLOSE_PEER_GONE);
+        return;
+    }
+    memcpy(h->data, bytes, len);
+    h->len = (uint32_t)len;
+    h->off = c->listener;
+    c->handover = h;
+    c->state = CONN_MOVING;
+    wheel_remove(&c->timer);
+    /* IORING_OP_MSG_RING / IORING_MSG_SEND_FD (5.18): install our direct
+     * descriptor in the home ring's table; it gets a CQE carrying `h`. */
+    struct io_uring_sqe *sqe = shard_sqe(s);
+    io_uring_prep_rw(IORING_OP_MSG_RING, sqe, s->broker->shards[home]->ring_fd, NULL, 0,
+                     ud_make(UD_HANDOVER, h));
+    sqe->addr = IORING_MSG_SEND_FD;
+    sqe->addr3 = c->fi;
+    sqe->file_index = IORING_FILE_INDEX_ALLOC;
+    io_uring_sqe_set_data64(sqe, ud_make(UD_FDSENT, c));
+    c->ops++;
+}
+
+void conn_on_fdsent(struct shard *s, struct conn *c, int res)
+{
+    c->ops--;
+    struct iobuf *h = c->handover;
+    c->handover = NULL;
+    if (res >= 0) {
+        /* The home shard owns the bytes and a copy of the descriptor. */
+        conn_close(s, c, CLOSE_MOVED);
+        return;
+    }
+    /* The kernel could not move it (old kernel, full table): serve the
+     * client here rather than refuse it. */
+    log_ratelimited(LOG_LEVEL_WARN, "cannot move connection to its home shard (%s); serving it here",
+                    strerror(-res));
+    c->state = CONN_NEW;
+    c->relocated = true;
+    feed(s, c, h->data, h->len);
+    free(h);
+    arm_next(s, c);
+    maybe_free(s, c);
+}
+
+void conn_adopt(struct shard *s, uint32_t fi, struct iobuf *h)
+{
+    struct conn *c = conn_create(s, fi, (uint8_t)h->off);
+    if (!c) {
+        log_ratelimited(LOG_LEVEL_ERR, "out of memory adopting a connection");
+        close_fixed(s, fi);
+        free(h);
+        return;
+    }
+    c->relocated = true;
+    feed(s, c, h->data, h->len);
+    free(h);
+    arm_next(s, c);
+    maybe_free(s, c);
+}
+
+void conn_free_all(struct shard *s)
+{
+    while (s->all) {
+        struct conn *c = s->all;
+        if (c->session) {
+            struct session *ss = c->session;
+            c->session = NULL;
+            session_detach(s, ss, s->cfg->wills_on_shutdown);
+        }
+        c->is_dirty = false;
+        c->in_rearm = false;
+        conn_free(s, c);
+    }
+    s->dirty = NULL;
+    s->rearm = NULL;
+}

@@ -1,0 +1,117 @@
+/*
+ * conn: one client connection on one shard: its direct descriptor, its
+ * receive reassembly and its send batching. Owned by the shard's thread.
+ *
+ * An idle connection holds no buffer: `rx` exists only while a packet is
+ * split across receives, `out`/`sending` only while there is output.
+ */
+#ifndef RINGMQ_BROKER_CONN_H
+#define RINGMQ_BROKER_CONN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/wheel.h"
+
+struct shard;
+struct session;
+
+/* A growable byte buffer (malloc'd header + data). */
+struct iobuf {
+    uint32_t len;
+    uint32_t off; /* bytes already sent (send side) */
+    uint32_t cap;
+    uint8_t data[];
+};
+
+enum conn_state {
+    CONN_NEW = 0, /* accepted, waiting for CONNECT (single-shot recv) */
+    CONN_ACTIVE,  /* CONNECT accepted, multishot recv */
+    CONN_MOVING,  /* descriptor being sent to its home shard */
+    CONN_CLOSING, /* shut down; freed when no operation is pending */
+};
+
+/* Why a connection closes: decides the will and the log line. */
+enum conn_close_reason {
+    CLOSE_CLIENT_DISCONNECT = 0, /* clean DISCONNECT: no will */
+    CLOSE_PEER_GONE,             /* EOF or error from the socket */
+    CLOSE_PROTOCOL,              /* protocol violation or malformed packet */
+    CLOSE_KEEPALIVE,             /* 1.5 x keepalive without a packet */
+    CLOSE_TAKEOVER,              /* same client id connected again */
+    CLOSE_SHUTDOWN,              /* broker shutting down */
+    CLOSE_REFUSED,               /* CONNECT refused (CONNACK != 0 sent) */
+    CLOSE_MOVED,                 /* descriptor handed to another shard */
+};
+
+struct conn {
+    struct wheel_entry timer; /* keepalive / connect timeout */
+    struct session *session;  /* NULL until CONNECT is accepted */
+    struct iobuf *rx;         /* partial packet, NULL when none */
+    struct iobuf *out;        /* being filled this turn */
+    struct iobuf *sending;    /* handed to the kernel */
+    struct iobuf *handover;   /* bytes travelling with the descriptor (CONN_MOVING) */
+    struct conn *all_next;    /* shard's list of every connection (shutdown) */
+    struct conn **all_pprev;
+    struct conn *next_dirty;  /* shard->dirty list */
+    struct conn *next_rearm;  /* shard->rearm list */
+    uint64_t id;              /* unique per shard, for stale references */
+    uint64_t last_rx_ms;
+    uint32_t fi; /* direct descriptor index */
+    uint16_t keepalive;
+    uint8_t state;    /* enum conn_state */
+    uint8_t version;  /* MQTT protocol level after CONNECT */
+    uint8_t ops;      /* io_uring operations in flight */
+    uint8_t listener; /* index in cfg->listeners */
+    bool recv_armed;
+    bool is_dirty;
+    bool in_rearm;
+    bool closed_fd;
+    bool relocated; /* arrived from another shard: serve here */
+    bool teardown_pending; /* flush, then shut down */
+    bool close_submitted;
+};
+
+/* Accepted descriptor `fi` on listener `li`: create and start reading. */
+void conn_accepted(struct shard *s, uint32_t fi, uint8_t listener);
+
+/* A descriptor handed over by another shard: `h` holds the bytes read so
+ * far (iobuf, `off` = listener index). Takes ownership of h. */
+void conn_adopt(struct shard *s, uint32_t fi, struct iobuf *h);
+
+/* Completion handlers, called by the shard loop. */
+void conn_on_recv(struct shard *s, struct conn *c, int res, unsigned flags);
+void conn_on_send(struct shard *s, struct conn *c, int res);
+void conn_on_close(struct shard *s, struct conn *c, int res);
+void conn_on_fdsent(struct shard *s, struct conn *c, int res);
+
+/* Space for `n` more bytes at the end of the output; NULL on OOM (the
+ * connection is then closing). Commit what was written with conn_commit. */
+uint8_t *conn_reserve(struct shard *s, struct conn *c, size_t n);
+void conn_commit(struct shard *s, struct conn *c, size_t n);
+
+/* Bytes queued for sending and not yet sent. */
+size_t conn_backlog(const struct conn *c);
+
+/* Close: flush what is queued, then shut down and free when no operation
+ * is pending. Detaches the session (publishing the will unless the reason
+ * is a clean DISCONNECT or a shutdown without wills). Idempotent. */
+void conn_close(struct shard *s, struct conn *c, enum conn_close_reason why);
+
+/* Called once per loop turn: submit sends for dirty connections and
+ * re-arm receives that ended. */
+void conn_flush_all(struct shard *s);
+
+/* Keepalive / connect-timeout expiry from the wheel. */
+void conn_on_timer(struct wheel_entry *e, void *shard);
+
+/* Hand this connection (in CONN_NEW, CONNECT decoded) to shard `home`
+ * along with `bytes` (everything read so far, starting with CONNECT). */
+void conn_relocate(struct shard *s, struct conn *c, uint32_t home, const uint8_t *bytes,
+                   size_t len);
+
+/* Free every connection of the shard without any I/O (shutdown; the ring's
+ * exit closes the descriptors). Sessions are detached first. */
+void conn_free_all(struct shard *s);
+
+#endif

@@ -1,0 +1,273 @@
+/*
+ * route: publish routing and the cross-shard interest table.
+ *
+ * Runs on one shard's thread. A publish walks the shard's trie once: the
+ * local subscribers are delivered to (each session once, at the highest
+ * granted QoS), and the OR of the interest masks names the other shards
+ * that get one reference to the same immutable message.
+ */
+#include "broker/route.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "broker/msg.h"
+#include "broker/protocol.h"
+#include "broker/session.h"
+#include "broker/shard.h"
+#include "core/log.h"
+#include "index/retain.h"
+#include "index/trie.h"
+
+struct match_ctx {
+    struct shard *s;
+    bool local;
+};
+
+static void collect(void *value, void *arg)
+{
+    struct match_ctx *ctx = arg;
+    struct shard *s = ctx->s;
+    struct sub_node *n = value;
+    s->match_mask |= n->mask;
+    for (uint32_t i = 0; i < n->n; i++) {
+        struct session *ss = n->v[i].s;
+        if (ss->match_epoch != s->match_epoch) {
+            if (s->nmatch == s->match_cap) {
+                uint32_t cap = s->match_cap ? s->match_cap * 2 : 64;
+                struct session **v = realloc(s->match, cap * sizeof(*v));
+                if (!v)
+                    continue; /* counted below as a drop */
+                s->match = v;
+                s->match_cap = cap;
+            }
+            ss->match_epoch = s->match_epoch;
+            ss->match_qos = n->v[i].qos;
+            s->match[s->nmatch++] = ss;
+        } else if (n->v[i].qos > ss->match_qos) {
+            /* Overlapping subscriptions: one copy at the highest QoS. */
+            ss->match_qos = n->v[i].qos;
+        }
+    }
+}
+
+/* Deliver m to this shard's subscribers; returns the interest mask. */
+static uint64_t deliver_local(struct shard *s, struct tenant *t, struct msg *m)
+{
+    struct match_ctx ctx = {s, true};
+    s->match_epoch++;
+    s->nmatch = 0;
+    s->match_mask = 0;
+    trie_match(t->subs, msg_topic(m), m->topic_len, collect, &ctx);
+    for (uint32_t i = 0; i < s->nmatch; i++) {
+        struct session *ss = s->match[i];
+        uint8_t qos = ss->match_qos < m->qos ? ss->match_qos : m->qos;
+        /* MQTT-3.3.1-9: live delivery carries retain 0. */
+        session_deliver(s, ss, m, qos, false);
+    }
+    return s->match_mask;
+}
+
+static void retain_apply(struct tenant *t, struct msg *m)
+{
+    if (m->payload_len == 0) {
+        /* MQTT-3.3.1-10/-11: an empty retained message deletes the topic. */
+        msg_release(retain_delete(t->retained, msg_topic(m), m->topic_len));
+        return;
+    }
+    void *old = NULL;
+    if (retain_set(t->retained, msg_topic(m), m->topic_len, msg_acquire(m), &old) < 0) {
+        msg_release(m);
+        return;
+    }
+    msg_release(old);
+}
+
+void route_publish(struct shard *s, struct tenant *t, struct msg *m)
+{
+    uint32_t n = s->broker->nshards;
+    if (m->retain) {
+        retain_apply(t, m);
+        for (uint32_t i = 0; i < n; i++) {
+            if (i == s->id)
+                continue;
+            struct xmsg x = {.type = XMSG_RETAIN, .tenant = t->id, .p = msg_acquire(m)};
+            shard_xsend(s, i, &x);
+        }
+    }
+    uint64_t mask = deliver_local(s, t, m) & ~(1ull << s->id);
+    while (mask) {
+        uint32_t i = (uint32_t)__builtin_ctzll(mask);
+        mask &= mask - 1;
+        struct xmsg x = {.type = XMSG_PUBLISH, .tenant = t->id, .p = msg_acquire(m)};
+        shard_xsend(s, i, &x);
+    }
+    msg_release(m);
+}
+
+static struct xfilter *xfilter_create(const uint8_t *filter, size_t len)
+{
+    struct xfilter *f = malloc(sizeof(*f) + len);
+    if (!f)
+        return NULL;
+    f->len = (uint16_t)len;
+    memcpy(f->data, filter, len);
+    return f;
+}
+
+uint32_t route_interest_add(struct shard *s, struct tenant *t, const uint8_t *filter, size_t len,
+                            uint64_t token)
+{
+    uint32_t sent = 0;
+    for (uint32_t i = 0; i < s->broker->nshards; i++) {
+        if (i == s->id)
+            continue;
+        struct xmsg x = {.type = XMSG_INTEREST_ADD, .tenant = t->id, .token = token};
+        x.p = xfilter_create(filter, len);
+        if (!x.p) {
+            /* Without the filter the other shard cannot learn the interest;
+             * a ping still orders the SUBACK, and the loss is logged. */
+            log_ratelimited(LOG_LEVEL_ERR, "out of memory sending interest");
+            x.type = XMSG_PING;
+        }
+        shard_xsend(s, i, &x);
+        sent++;
+    }
+    return sent;
+}
+
+void route_interest_del(struct shard *s, struct tenant *t, const uint8_t *filter, size_t len)
+{
+    if (s->stopping)
+        return;
+    for (uint32_t i = 0; i < s->broker->nshards; i++) {
+        if (i == s->id)
+            continue;
+        struct xmsg x = {.type = XMSG_INTEREST_DEL, .tenant = t->id};
+        x.p = xfilter_create(filter, len);
+        if (x.p)
+            shard_xsend(s, i, &x);
+    }
+}
+
+uint32_t route_ping_all(struct shard *s, uint64_t token)
+{
+    uint32_t sent = 0;
+    for (uint32_t i = 0; i < s->broker->nshards; i++) {
+        if (i == s->id)
+            continue;
+        struct xmsg x = {.type = XMSG_PING, .token = token};
+        shard_xsend(s, i, &x);
+        sent++;
+    }
+    return sent;
+}
+
+struct retained_ctx {
+    struct shard *s;
+    struct session *ss;
+    uint8_t qos;
+};
+
+static void send_one_retained(void *value, void *arg)
+{
+    struct retained_ctx *ctx = arg;
+    struct msg *m = value;
+    uint8_t qos = m->qos < ctx->qos ? m->qos : ctx->qos;
+    /* MQTT-3.3.1-6: sent on a new subscription with the retain flag set. */
+    session_deliver(ctx->s, ctx->ss, m, qos, true);
+}
+
+void route_send_retained(struct shard *s, struct session *ss, const uint8_t *filter, size_t len,
+                         uint8_t qos)
+{
+    struct retained_ctx ctx = {s, ss, qos};
+    retain_match(ss->tenant->retained, filter, len, send_one_retained, &ctx);
+}
+
+static void interest_add(struct tenant *t, uint32_t src, struct xfilter *f)
+{
+    void **slot = trie_slot(t->subs, f->data, f->len);
+    if (!slot) {
+        log_ratelimited(LOG_LEVEL_ERR, "out of memory adding interest");
+        return;
+    }
+    struct sub_node *n = *slot;
+    if (!n) {
+        n = calloc(1, sizeof(*n));
+        if (!n) {
+            trie_remove(t->subs, f->data, f->len);
+            return;
+        }
+        *slot = n;
+    }
+    n->mask |= 1ull << src;
+}
+
+static void interest_del(struct tenant *t, uint32_t src, struct xfilter *f)
+{
+    struct sub_node *n = trie_get(t->subs, f->data, f->len);
+    if (!n)
+        return;
+    n->mask &= ~(1ull << src);
+    if (n->mask == 0 && n->n == 0) {
+        trie_remove(t->subs, f->data, f->len);
+        free(n->v);
+        free(n);
+    }
+}
+
+void route_on_xmsg(struct shard *s, const struct xmsg *x)
+{
+    struct tenant *t = shard_tenant(s, x->tenant);
+    switch (x->type) {
+    case XMSG_PUBLISH:
+        deliver_local(s, t, x->p);
+        msg_release(x->p);
+        break;
+    case XMSG_RETAIN:
+        retain_apply(t, x->p);
+        msg_release(x->p);
+        break;
+    case XMSG_INTEREST_ADD:
+        interest_add(t, x->src, x->p);
+        free(x->p);
+        /* The sender waits for the ack, exactly as for a ping. */
+        __attribute__((fallthrough));
+    case XMSG_PING: {
+        struct xmsg ack = {.type = XMSG_ACK, .token = x->token};
+        shard_xsend(s, x->src, &ack);
+        break;
+    }
+    case XMSG_INTEREST_DEL:
+        interest_del(t, x->src, x->p);
+        free(x->p);
+        break;
+    case XMSG_ACK:
+        protocol_on_ack(s, x->token);
+        break;
+    }
+}
+
+static void free_node(void *value, void *arg)
+{
+    (void)arg;
+    struct sub_node *n = value;
+    free(n->v);
+    free(n);
+}
+
+static void free_retained(void *value, void *arg)
+{
+    (void)arg;
+    msg_release(value);
+}
+
+void route_tenant_fini(struct shard *s, struct tenant *t)
+{
+    (void)s;
+    trie_destroy(t->subs, free_node, NULL);
+    retain_destroy(t->retained, free_retained, NULL);
+    t->subs = NULL;
+    t->retained = NULL;
+}

@@ -1,0 +1,48 @@
+/*
+ * route: where a published message goes. Matches the shard's slice of the
+ * tenant's index (local subscribers, and the interest mask of the other
+ * shards), keeps the retained store replicas in step, and maintains the
+ * interest table across shards.
+ */
+#ifndef RINGMQ_BROKER_ROUTE_H
+#define RINGMQ_BROKER_ROUTE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct shard;
+struct tenant;
+struct msg;
+struct session;
+struct xmsg;
+
+/* A message published on this shard (by a client or a will). Updates the
+ * retained store when m->retain, delivers locally and forwards one
+ * reference to each other interested shard. Takes the caller's reference. */
+void route_publish(struct shard *s, struct tenant *t, struct msg *m);
+
+/* This shard's first subscriber of `filter` appeared: tell every other
+ * shard; each answers XMSG_ACK with `token`. Returns how many acks to wait
+ * for. */
+uint32_t route_interest_add(struct shard *s, struct tenant *t, const uint8_t *filter, size_t len,
+                            uint64_t token);
+
+/* This shard's last subscriber of `filter` left. */
+void route_interest_del(struct shard *s, struct tenant *t, const uint8_t *filter, size_t len);
+
+/* Ask every other shard for an XMSG_ACK (a barrier behind earlier
+ * messages). Returns how many acks to wait for. */
+uint32_t route_ping_all(struct shard *s, uint64_t token);
+
+/* Send the retained messages matching `filter` to `ss` at most at `qos`. */
+void route_send_retained(struct shard *s, struct session *ss, const uint8_t *filter, size_t len,
+                         uint8_t qos);
+
+/* Handle one message from another shard. */
+void route_on_xmsg(struct shard *s, const struct xmsg *x);
+
+/* Free a sub_node (trie value) and the retained references (shutdown). */
+void route_tenant_fini(struct shard *s, struct tenant *t);
+
+#endif

@@ -1,0 +1,518 @@
+/*
+ * shard: the thread-per-core event loop, and the broker's start and stop.
+ *
+ * Each shard thread creates its own ring (so SINGLE_ISSUER holds), arms a
+ * multishot accept per listener, a periodic tick for the timing wheel and
+ * a poll on its stop eventfd, then loops: submit and wait, dispatch
+ * completions, drain the inbound SPSC rings, flush sends and cross-shard
+ * slots (one MSG_RING wakeup per target per turn).
+ */
+#include "broker/broker.h"
+
+#include <errno.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/resource.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#include "broker/conn.h"
+#include "broker/msg.h"
+#include "broker/protocol.h"
+#include "broker/route.h"
+#include "broker/session.h"
+#include "broker/shard.h"
+#include "core/clock.h"
+#include "core/log.h"
+#include "index/retain.h"
+#include "index/trie.h"
+
+#define SHARD_SQ_ENTRIES 4096u
+#define SHARD_XRING_SLOTS 1024u
+#define SHARD_TICK_MS 250u
+
+static const struct __kernel_timespec tick_ts = {.tv_sec = 0, .tv_nsec = SHARD_TICK_MS * 1000000L};
+
+uint32_t shard_home(const struct broker *b, uint16_t tenant, const uint8_t *id, size_t len)
+{
+    return (uint32_t)(XXH3_64bits_withSeed(id, len, tenant) % b->nshards);
+}
+
+struct tenant *shard_tenant(struct shard *s, uint16_t id)
+{
+    (void)id; /* one tenant until the tenants issue lands */
+    return &s->global;
+}
+
+struct io_uring_sqe *shard_sqe(struct shard *s)
+{
+    struct io_uring_sqe *sqe = io_uring_get_sqe(&s->ring);
+    while (!sqe) {
+        io_uring_submit(&s->ring);
+        sqe = io_uring_get_sqe(&s->ring);
+    }
+    return sqe;
+}
+
+/* ---- cross-shard messages ---- */
+
+static int xqueue_push(struct xqueue *q, const struct xmsg *x)
+{
+    if (q->len == q->cap) {
+        uint32_t cap = q->cap ? q->cap * 2 : 64;
+        struct xmsg *v = malloc(cap * sizeof(*v));
+        if (!v)
+            return -ENOMEM;
+        for (uint32_t i = 0; i < q->len; i++)
+            v[i] = q->v[(q->head + i) & (q->cap - 1)];
+        free(q->v);
+        q->v = v;
+        q->cap = cap;
+        q->head = 0;
+    }
+    q->v[(q->head + q->len) & (q->cap - 1)] = *x;
+    q->len++;
+    return 0;
+}
+
+static void xmsg_discard(const struct xmsg *x)
+{
+    switch (x->type) {
+    case XMSG_PUBLISH:
+    case XMSG_RETAIN:
+        msg_release(x->p);
+        break;
+    case XMSG_INTEREST_ADD:
+    case XMSG_INTEREST_DEL:
+        free(x->p);
+        break;
+    default:
+        break;
+    }
+}
+
+void shard_xsend(struct shard *s, uint32_t target, const struct xmsg *x)
+{
+    struct xmsg copy = *x;
+    copy.src = (uint8_t)s->id;
+    struct xqueue *q = &s->overflow[target];
+    s->xsent++;
+    if (q->len == 0) {
+        struct xmsg *slot = spsc_reserve(s->out[target]);
+        if (slot) {
+            *slot = copy;
+            s->wake_mask |= 1ull << target;
+            return;
+        }
+    }
+    /* A full ring never blocks the shard: keep the slot, in order. */
+    s->xoverflowed++;
+    if (xqueue_push(q, &copy) < 0) {
+        log_ratelimited(LOG_LEVEL_ERR, "out of memory queueing for shard %u", target);
+        xmsg_discard(&copy);
+    }
+}
+
+static void xflush(struct shard *s)
+{
+    for (uint32_t t = 0; t < s->broker->nshards; t++) {
+        struct xqueue *q = &s->overflow[t];
+        while (q->len) {
+            struct xmsg *slot = spsc_reserve(s->out[t]);
+            if (!slot)
+                break;
+            *slot = q->v[q->head];
+            q->head = (q->head + 1) & (q->cap - 1);
+            q->len--;
+            s->wake_mask |= 1ull << t;
+        }
+        if (!q->len && q->v) {
+            free(q->v);
+            q->v = NULL;
+            q->cap = 0;
+            q->head = 0;
+        }
+    }
+    uint64_t mask = s->wake_mask;
+    s->wake_mask = 0;
+    while (mask) {
+        uint32_t t = (uint32_t)__builtin_ctzll(mask);
+        mask &= mask - 1;
+        spsc_publish(s->out[t]);
+        struct io_uring_sqe *sqe = shard_sqe(s);
+        io_uring_prep_msg_ring(sqe, s->broker->shards[t]->ring_fd, 0, ud_make(UD_WAKE, NULL), 0);
+        sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
+        io_uring_sqe_set_data64(sqe, ud_make(UD_IGNORE, NULL));
+    }
+}
+
+static bool overflow_pending(const struct shard *s)
+{
+    for (uint32_t t = 0; t < s->broker->nshards; t++)
+        if (s->overflow[t].len)
+            return true;
+    return false;
+}
+
+static void drain_inbound(struct shard *s)
+{
+    for (uint32_t i = 0; i < s->broker->nshards; i++) {
+        struct spsc *r = s->in[i];
+        if (!r)
+            continue;
+        bool any = false;
+        struct xmsg *x;
+        while ((x = spsc_front(r))) {
+            struct xmsg copy = *x;
+            spsc_pop(r);
+            any = true;
+            route_on_xmsg(s, &copy);
+        }
+        if (any)
+            spsc_consumer_sync(r);
+    }
+}
+
+/* ---- the loop ---- */
+
+static void arm_accept(struct shard *s, uint32_t li)
+{
+    struct io_uring_sqe *sqe = shard_sqe(s);
+    io_uring_prep_multishot_accept_direct(sqe, s->listen_fds[li], NULL, NULL, 0);
+    io_uring_sqe_set_data64(sqe, ud_make(UD_ACCEPT, (void *)(uintptr_t)(li << 4)));
+}
+
+static void arm_tick(struct shard *s)
+{
+    struct io_uring_sqe *sqe = shard_sqe(s);
+    io_uring_prep_timeout(sqe, (struct __kernel_timespec *)&tick_ts, 0, 0);
+    io_uring_sqe_set_data64(sqe, ud_make(UD_TICK, NULL));
+}
+
+static void arm_stop(struct shard *s)
+{
+    struct io_uring_sqe *sqe = shard_sqe(s);
+    io_uring_prep_read(sqe, s->stop_fd, &s->stop_val, sizeof(s->stop_val), 0);
+    io_uring_sqe_set_data64(sqe, ud_make(UD_STOP, NULL));
+}
+
+static void dispatch(struct shard *s, struct io_uring_cqe *cqe)
+{
+    uint64_t ud = cqe->user_data;
+    int res = cqe->res;
+    switch (ud_tag(ud)) {
+    case UD_ACCEPT: {
+        uint32_t li = (uint32_t)(ud >> 4);
+        if (res >= 0)
+            conn_accepted(s, (uint32_t)res, (uint8_t)li);
+        else if (res != -ECANCELED)
+            log_ratelimited(LOG_LEVEL_WARN, "accept on %s: %s", s->cfg->listeners[li].name,
+                            strerror(-res));
+        if (!(cqe->flags & IORING_CQE_F_MORE) && !s->stopping)
+            arm_accept(s, li);
+        break;
+    }
+    case UD_RECV:
+        conn_on_recv(s, ud_ptr(ud), res, cqe->flags);
+        break;
+    case UD_SEND:
+        conn_on_send(s, ud_ptr(ud), res);
+        break;
+    case UD_CLOSE:
+        conn_on_close(s, ud_ptr(ud), res);
+        break;
+    case UD_FDSENT:
+        conn_on_fdsent(s, ud_ptr(ud), res);
+        break;
+    case UD_HANDOVER:
+        conn_adopt(s, (uint32_t)res, ud_ptr(ud));
+        break;
+    case UD_TICK:
+        wheel_advance(s->wheel, s->now_ms, conn_on_timer, s);
+        arm_tick(s);
+        break;
+    case UD_STOP:
+        s->stopping = true;
+        break;
+    case UD_WAKE:
+    case UD_IGNORE:
+        break;
+    }
+}
+
+static void shard_loop(struct shard *s)
+{
+    while (!s->stopping) {
+        conn_flush_all(s);
+        xflush(s);
+        bufring_publish(&s->bufs);
+        int ret;
+        if (overflow_pending(s)) {
+            /* A consumer is behind: look again soon, not only on I/O. */
+            struct __kernel_timespec ts = {.tv_sec = 0, .tv_nsec = 1000000};
+            struct io_uring_cqe *cqe;
+            ret = io_uring_submit_and_wait_timeout(&s->ring, &cqe, 1, &ts, NULL);
+        } else {
+            ret = io_uring_submit_and_wait(&s->ring, 1);
+        }
+        if (ret < 0 && ret != -EINTR && ret != -ETIME && ret != -EBUSY && ret != -EAGAIN)
+            log_ratelimited(LOG_LEVEL_ERR, "io_uring_submit_and_wait: %s", strerror(-ret));
+        s->now_ms = clock_now_ms();
+        struct io_uring_cqe *cqe;
+        unsigned head, n = 0;
+        io_uring_for_each_cqe(&s->ring, head, cqe)
+        {
+            dispatch(s, cqe);
+            n++;
+        }
+        io_uring_cq_advance(&s->ring, n);
+        drain_inbound(s);
+    }
+}
+
+/* ---- start-up and shutdown of one shard ---- */
+
+static int shard_init(struct shard *s)
+{
+    struct rlimit rl;
+    unsigned nfiles = 1024;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
+        nfiles = (unsigned)rl.rlim_cur;
+    if (nfiles > (1u << 20))
+        nfiles = 1u << 20;
+    int ret = uring_init(&s->ring, SHARD_SQ_ENTRIES, nfiles, &s->ring_mode);
+    if (ret < 0) {
+        log_err("io_uring set-up failed: %s", strerror(-ret));
+        return ret;
+    }
+    s->ring_fd = s->ring.ring_fd;
+    ret = bufring_init(&s->bufs, &s->ring, 0, s->cfg->recv_buffers, s->cfg->recv_buffer_size);
+    if (ret < 0) {
+        log_err("provided buffer ring set-up failed (kernel 5.19+ needed): %s", strerror(-ret));
+        return ret;
+    }
+    s->now_ms = clock_now_ms();
+    s->conn_slab = slab_create(sizeof(struct conn), 0);
+    s->session_slab = slab_create(sizeof(struct session), 0);
+    s->wheel = wheel_create(SHARD_TICK_MS, 1024, s->now_ms);
+    s->global.subs = trie_create();
+    s->global.retained = retain_create();
+    if (!s->conn_slab || !s->session_slab || !s->wheel || !s->global.subs || !s->global.retained) {
+        log_err("out of memory starting shard %u", s->id);
+        return -ENOMEM;
+    }
+    for (uint32_t li = 0; li < s->cfg->nlisteners; li++)
+        arm_accept(s, li);
+    arm_tick(s);
+    arm_stop(s);
+    io_uring_submit(&s->ring);
+    log_info("shard %u: io_uring %s, %u direct descriptors, %u x %u B receive buffers", s->id,
+             s->ring_mode, nfiles, s->cfg->recv_buffers, s->cfg->recv_buffer_size);
+    return 0;
+}
+
+static void shard_fini(struct shard *s)
+{
+    s->stopping = true;
+    if (s->conn_slab)
+        conn_free_all(s);
+    if (s->session_slab)
+        session_destroy_all(s, &s->global);
+    route_tenant_fini(s, &s->global);
+    protocol_free_pending(s);
+    for (uint32_t t = 0; t < CONFIG_MAX_SHARDS; t++) {
+        struct xqueue *q = &s->overflow[t];
+        for (uint32_t i = 0; i < q->len; i++)
+            xmsg_discard(&q->v[(q->head + i) & (q->cap - 1)]);
+        free(q->v);
+        memset(q, 0, sizeof(*q));
+    }
+    free(s->match);
+    s->match = NULL;
+    wheel_destroy(s->wheel);
+    slab_destroy(s->conn_slab);
+    slab_destroy(s->session_slab);
+    if (s->ring_fd > 0) {
+        bufring_fini(&s->bufs, &s->ring);
+        io_uring_queue_exit(&s->ring);
+    }
+}
+
+/* Start-up handshake between main and the shard threads. */
+static pthread_barrier_t start_barrier;
+static bool start_failed;
+
+static void *shard_thread(void *arg)
+{
+    struct shard *s = arg;
+    char name[32];
+    snprintf(name, sizeof(name), "shard %u", s->id);
+    log_set_thread_name(name);
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    if (ncpu > 0) {
+        cpu_set_t set;
+        CPU_ZERO(&set);
+        CPU_SET((int)(s->id % (uint32_t)ncpu), &set);
+        pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
+    }
+    int ret = shard_init(s);
+    if (ret < 0)
+        start_failed = true;
+    pthread_barrier_wait(&start_barrier); /* every shard initialised */
+    pthread_barrier_wait(&start_barrier); /* main checked start_failed */
+    if (!start_failed)
+        shard_loop(s);
+    shard_fini(s);
+    return NULL;
+}
+
+/* ---- the broker ---- */
+
+static void broker_free(struct broker *b)
+{
+    for (uint32_t i = 0; i < b->nshards; i++) {
+        struct shard *s = b->shards[i];
+        if (!s)
+            continue;
+        for (uint32_t j = 0; j < b->nshards; j++) {
+            struct spsc *r = s->in[j];
+            if (!r)
+                continue;
+            struct xmsg *x;
+            while ((x = spsc_front(r))) {
+                xmsg_discard(x);
+                spsc_pop(r);
+            }
+            spsc_destroy(r);
+        }
+        for (uint32_t li = 0; li < CONFIG_MAX_LISTENERS; li++)
+            if (s->listen_fds[li] > 0)
+                close(s->listen_fds[li]);
+        if (s->stop_fd > 0)
+            close(s->stop_fd);
+        free(s);
+    }
+    free(b->shards);
+    free(b);
+}
+
+static int open_listeners(struct broker *b)
+{
+    const struct config *cfg = b->cfg;
+    for (uint32_t li = 0; li < cfg->nlisteners; li++) {
+        const struct config_listener *l = &cfg->listeners[li];
+        uint16_t port = l->port;
+        for (uint32_t i = 0; i < b->nshards; i++) {
+            uint16_t bound = 0;
+            int fd = listener_open(l->bind, port, (int)l->backlog, &bound);
+            if (fd < 0) {
+                log_err("listener %s: cannot listen on %s:%u: %s", l->name, l->bind, port,
+                        strerror(-fd));
+                return fd;
+            }
+            b->shards[i]->listen_fds[li] = fd;
+            port = bound; /* port 0: every shard binds the port the first got */
+        }
+        b->ports[li] = port;
+    }
+    return 0;
+}
+
+int broker_start(const struct config *cfg, struct broker **out)
+{
+    struct broker *b = calloc(1, sizeof(*b));
+    if (!b)
+        return -ENOMEM;
+    b->cfg = cfg;
+    b->nshards = cfg->shards;
+    if (b->nshards == 0) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        b->nshards = n > 0 ? (uint32_t)n : 1;
+        if (b->nshards > CONFIG_MAX_SHARDS)
+            b->nshards = CONFIG_MAX_SHARDS;
+    }
+    int ret = -ENOMEM;
+    b->shards = calloc(b->nshards, sizeof(*b->shards));
+    if (!b->shards)
+        goto fail;
+    for (uint32_t i = 0; i < b->nshards; i++) {
+        struct shard *s = calloc(1, sizeof(*s));
+        if (!s)
+            goto fail;
+        b->shards[i] = s;
+        s->id = i;
+        s->broker = b;
+        s->cfg = cfg;
+        s->stop_fd = eventfd(0, EFD_CLOEXEC);
+        if (s->stop_fd < 0) {
+            ret = -errno;
+            goto fail;
+        }
+    }
+    for (uint32_t i = 0; i < b->nshards; i++) {
+        for (uint32_t j = 0; j < b->nshards; j++) {
+            if (i == j)
+                continue;
+            /* in[j] of shard i carries j -> i */
+            struct spsc *r = spsc_create(sizeof(struct xmsg), SHARD_XRING_SLOTS);
+            if (!r)
+                goto fail;
+            b->shards[i]->in[j] = r;
+            b->shards[j]->out[i] = r;
+        }
+    }
+    ret = open_listeners(b);
+    if (ret < 0)
+        goto fail;
+
+    pthread_barrier_init(&start_barrier, NULL, b->nshards + 1);
+    start_failed = false;
+    uint32_t started = 0;
+    for (; started < b->nshards; started++) {
+        ret = -pthread_create(&b->shards[started]->thread, NULL, shard_thread, b->shards[started]);
+        if (ret < 0)
+            break;
+    }
+    if (started < b->nshards) {
+        /* Cannot run the barrier with fewer threads: fatal at start-up. */
+        log_err("cannot start shard threads: %s", strerror(-ret));
+        exit(1);
+    }
+    pthread_barrier_wait(&start_barrier);
+    bool failed = start_failed;
+    pthread_barrier_wait(&start_barrier);
+    if (failed) {
+        for (uint32_t i = 0; i < b->nshards; i++)
+            pthread_join(b->shards[i]->thread, NULL);
+        pthread_barrier_destroy(&start_barrier);
+        ret = -EIO;
+        goto fail;
+    }
+    log_info("%u shard%s running", b->nshards, b->nshards == 1 ? "" : "s");
+    for (uint32_t li = 0; li < cfg->nlisteners; li++) {
+        const char *bind = cfg->listeners[li].bind;
+        bool v6 = strchr(bind, ':') != NULL;
+        log_info("listening on %s%s%s:%u", v6 ? "[" : "", bind, v6 ? "]" : "", b->ports[li]);
+    }
+    *out = b;
+    return 0;
+fail:
+    broker_free(b);
+    return ret;
+}
+
+void broker_stop(struct broker *b)
+{
+    for (uint32_t i = 0; i < b->nshards; i++) {
+        uint64_t one = 1;
+        if (write(b->shards[i]->stop_fd, &one, sizeof(one)) < 0)
+            log_err("cannot signal shard %u: %s", i, strerror(errno));
+    }
+    for (uint32_t i = 0; i < b->nshards; i++)
+        pthread_join(b->shards[i]->thread, NULL);
+    pthread_barrier_destroy(&start_barrier);
+    broker_free(b);
+}

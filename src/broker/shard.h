@@ -1,0 +1,171 @@
+/*
+ * shard: one thread, one io_uring, and everything it owns: connections,
+ * sessions homed here, this shard's slice of each tenant's topic index and
+ * its replica of the interest table and the retained store.
+ *
+ * Shards talk only through struct xmsg slots on SPSC rings (one ring per
+ * ordered pair) followed by one IORING_OP_MSG_RING wakeup per target per
+ * loop turn. Connections move between shards only as io_uring direct
+ * descriptors sent with MSG_RING (see conn.c: a connection is served by the
+ * home shard of its client id).
+ */
+#ifndef RINGMQ_BROKER_SHARD_H
+#define RINGMQ_BROKER_SHARD_H
+
+#include <liburing.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "config/config.h"
+#include "core/slab.h"
+#include "core/spsc.h"
+#include "core/wheel.h"
+#include "net/uring.h"
+
+struct conn;
+struct session;
+struct msg;
+struct shard;
+struct pending_sub;
+
+/*
+ * io_uring user_data layout: the low 4 bits are a tag, the rest a pointer
+ * to a 16-byte-aligned object (slab objects, malloc'd records) or a small
+ * index shifted left by 4.
+ */
+enum ud_tag {
+    UD_IGNORE = 0,   /* completions we do not need (failed shutdown, wake sends) */
+    UD_ACCEPT = 1,   /* value: listener index */
+    UD_RECV = 2,     /* struct conn */
+    UD_SEND = 3,     /* struct conn */
+    UD_CLOSE = 4,    /* struct conn */
+    UD_TICK = 5,     /* the shard's periodic timeout */
+    UD_WAKE = 6,     /* MSG_RING from another shard: inbound rings have slots */
+    UD_HANDOVER = 7, /* MSG_RING SEND_FD arrived: struct iobuf of bytes, res = slot */
+    UD_FDSENT = 8,   /* our MSG_RING SEND_FD completed: struct conn */
+    UD_STOP = 9,     /* the stop eventfd became readable */
+};
+
+static inline uint64_t ud_make(enum ud_tag tag, const void *p)
+{
+    return (uint64_t)(uintptr_t)p | (uint64_t)tag;
+}
+static inline enum ud_tag ud_tag(uint64_t ud)
+{
+    return (enum ud_tag)(ud & 15u);
+}
+static inline void *ud_ptr(uint64_t ud)
+{
+    return (void *)(uintptr_t)(ud & ~(uint64_t)15u);
+}
+
+/* Cross-shard message types. */
+enum xmsg_type {
+    XMSG_PUBLISH = 1,      /* p: struct msg (one reference given) */
+    XMSG_RETAIN = 2,       /* p: struct msg (one reference given) */
+    XMSG_INTEREST_ADD = 3, /* p: struct xfilter (given), token: reply XMSG_ACK */
+    XMSG_INTEREST_DEL = 4, /* p: struct xfilter (given) */
+    XMSG_PING = 5,         /* token: reply XMSG_ACK */
+    XMSG_ACK = 6,          /* token echoed */
+};
+
+struct xmsg {
+    uint8_t type;
+    uint8_t src; /* sending shard */
+    uint16_t tenant;
+    uint32_t pad;
+    void *p;
+    uint64_t token;
+};
+
+/* A topic filter crossing shards for the interest table. */
+struct xfilter {
+    uint16_t len;
+    uint8_t data[];
+};
+
+/* One tenant's state on one shard. Only `global` exists until tenants land. */
+struct tenant {
+    uint16_t id;
+    struct trie *subs;        /* filter -> struct sub_node */
+    struct retain *retained;  /* topic -> struct msg (replica on every shard) */
+    struct session **reg;     /* client id registry: chained hash, homed sessions */
+    uint32_t reg_mask;        /* buckets - 1 */
+    uint32_t reg_count;
+};
+
+/* Overflow of a full SPSC ring, kept in order and retried every turn. */
+struct xqueue {
+    struct xmsg *v;
+    uint32_t head, len, cap;
+};
+
+struct broker {
+    const struct config *cfg;
+    uint32_t nshards;
+    struct shard **shards;
+    atomic_uint connections;
+    uint16_t ports[CONFIG_MAX_LISTENERS];
+};
+
+struct shard {
+    uint32_t id;
+    struct broker *broker;
+    const struct config *cfg;
+    struct io_uring ring;
+    int ring_fd;
+    int stop_fd;
+    uint64_t stop_val;
+    bool stopping;
+    pthread_t thread;
+    const char *ring_mode;
+    int listen_fds[CONFIG_MAX_LISTENERS];
+    struct bufring bufs;
+    struct slab *conn_slab;
+    struct slab *session_slab;
+    struct wheel *wheel;
+    uint64_t now_ms;
+    uint64_t next_conn_id;
+    struct tenant global;
+
+    /* cross-shard: in[i] carries i -> this shard; out[i] is shard i's in[id] */
+    struct spsc *in[CONFIG_MAX_SHARDS];
+    struct spsc *out[CONFIG_MAX_SHARDS];
+    struct xqueue overflow[CONFIG_MAX_SHARDS];
+    uint64_t wake_mask; /* targets that got slots this turn */
+    uint64_t xsent, xoverflowed;
+
+    /* per loop turn work lists */
+    struct conn *all;    /* every connection, for shutdown */
+    struct conn *dirty;  /* connections with output to send */
+    struct conn *rearm;  /* connections whose multishot recv ended early */
+
+    /* SUBSCRIBEs waiting for acks from other shards (protocol.c) */
+    struct pending_sub *pending_subs;
+
+    /* publish matching scratch */
+    uint32_t match_epoch;
+    struct session **match;
+    uint32_t nmatch, match_cap;
+    uint64_t match_mask;
+
+    /* counters (shard-local, summed when read) */
+    uint64_t dropped_qos0, dropped_queue_full, protocol_errors;
+};
+
+/* Queue a cross-shard message to `target` (never blocks: overflows are kept
+ * in order and retried). Ownership of x->p passes to the target. */
+void shard_xsend(struct shard *s, uint32_t target, const struct xmsg *x);
+
+/* The shard's state of tenant `id`. */
+struct tenant *shard_tenant(struct shard *s, uint16_t id);
+
+/* A submission queue entry, submitting first when the queue is full. */
+struct io_uring_sqe *shard_sqe(struct shard *s);
+
+/* The home shard of a client id: where its session lives. */
+uint32_t shard_home(const struct broker *b, uint16_t tenant, const uint8_t *id, size_t len);
+
+#endif
