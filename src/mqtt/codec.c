@@ -86,6 +86,12 @@ static bool rd_take(struct rd *r, size_t n, struct mqtt_bytes *b)
     return true;
 }
 
+/* A packet identifier, which is never 0 where one is present (MQTT-2.3.1-1). */
+static bool rd_packet_id(struct rd *r, uint16_t *id)
+{
+    return rd_u16(r, id) && *id != 0;
+}
+
 /* Binary data: a two-byte length and that many bytes (MQTT 1.5.6). */
 static bool rd_bin(struct rd *r, struct mqtt_bytes *b)
 {
@@ -276,7 +282,7 @@ int mqtt_publish_decode(uint8_t flags, const uint8_t *body, size_t len, uint8_t 
     if (!rd_str(&r, &out->topic))
         return MQTT_RC_MALFORMED;
     if (out->qos > 0) {
-        if (!rd_u16(&r, &out->packet_id) || out->packet_id == 0) /* MQTT-2.3.1-1 */
+        if (!rd_packet_id(&r, &out->packet_id))
             return MQTT_RC_MALFORMED;
     }
     if (is_v5(version) && !rd_props(&r, &out->props))
@@ -321,7 +327,7 @@ int mqtt_ack_decode(uint8_t type, uint8_t flags, const uint8_t *body, size_t len
     if (!mqtt_frame_flags_valid(type, flags)) /* MQTT-3.6.1-1, MQTT-2.2.2-2 */
         return MQTT_RC_MALFORMED;
     rd_init(&r, body, len);
-    if (!rd_u16(&r, &out->packet_id) || out->packet_id == 0)
+    if (!rd_packet_id(&r, &out->packet_id))
         return MQTT_RC_MALFORMED;
     if (!is_v5(version))
         return r.left == 0 ? MQTT_OK : MQTT_RC_MALFORMED;
@@ -341,7 +347,7 @@ static int sub_decode(uint8_t flags, const uint8_t *body, size_t len, uint8_t ve
     if (flags != 0x2) /* MQTT-3.8.1-1, MQTT-3.10.1-1 */
         return MQTT_RC_MALFORMED;
     rd_init(&r, body, len);
-    if (!rd_u16(&r, &out->packet_id) || out->packet_id == 0) /* MQTT-2.3.1-1 */
+    if (!rd_packet_id(&r, &out->packet_id))
         return MQTT_RC_MALFORMED;
     if (is_v5(version) && !rd_props(&r, &out->props))
         return MQTT_RC_MALFORMED;
@@ -458,7 +464,7 @@ int mqtt_suback_decode(uint8_t type, const uint8_t *body, size_t len, uint8_t ve
     if (type != MQTT_SUBACK && type != MQTT_UNSUBACK)
         return MQTT_RC_MALFORMED;
     rd_init(&r, body, len);
-    if (!rd_u16(&r, &out->packet_id) || out->packet_id == 0)
+    if (!rd_packet_id(&r, &out->packet_id))
         return MQTT_RC_MALFORMED;
     if (type == MQTT_UNSUBACK && !is_v5(version))
         return r.left == 0 ? MQTT_OK : MQTT_RC_MALFORMED; /* no payload in v3 */

@@ -12,8 +12,30 @@
 
 #include "mqtt/codec.h"
 
+/*
+ * Keep a copy of n bytes in an exact-size heap buffer that outlives the
+ * statement (decoded views point into it), so that ASan reports any read
+ * past the end. The last KEEP_SLOTS copies stay reachable, never leaked.
+ */
+#define KEEP_SLOTS 64
+static uint8_t *kept[KEEP_SLOTS];
+static size_t kept_next;
+
+static const uint8_t *keep(const uint8_t *p, size_t n)
+{
+    uint8_t **slot = &kept[kept_next++ % KEEP_SLOTS];
+
+    free(*slot);
+    *slot = malloc(n ? n : 1);
+    cr_assert_not_null(*slot);
+    memcpy(*slot, p, n);
+    return *slot;
+}
+
 /* An array literal as (pointer, length) arguments. */
-#define BYTES(...) ((const uint8_t[]){__VA_ARGS__}), sizeof((const uint8_t[]){__VA_ARGS__})
+#define BYTES(...)                                                                                 \
+    keep((const uint8_t[]){__VA_ARGS__}, sizeof((const uint8_t[]){__VA_ARGS__})),                  \
+        sizeof((const uint8_t[]){__VA_ARGS__})
 
 #define S(lit) ((struct mqtt_bytes){(const uint8_t *)(lit), sizeof(lit) - 1})
 
