@@ -60,8 +60,9 @@ static int open_one(int port, int src, int child, int i)
     int idlen = snprintf(id, sizeof(id), "idle-%d-%d", child, i);
     /* CONNECT, MQTT 3.1.1, clean session, keepalive 0 (the test holds them
      * idle; a keepalive would need PINGREQs). */
-    unsigned char pkt[64] = {0x10, (unsigned char)(12 + idlen), 0, 4, 'M', 'Q', 'T', 'T', 4, 0x02,
-                             0, 0, 0, (unsigned char)idlen};
+    unsigned char pkt[64] = {
+        0x10, (unsigned char)(12 + idlen), 0, 4, 'M', 'Q', 'T', 'T', 4, 0x02, 0, 0,
+        0,    (unsigned char)idlen};
     memcpy(pkt + 14, id, (size_t)idlen);
     if (write(fd, pkt, 14 + (size_t)idlen) != 14 + idlen)
         goto fail;

@@ -30,8 +30,8 @@
 #include "mqtt/codec.h"
 
 #define CONN_CONNECT_TIMEOUT_MS 10000u
-#define CONN_CLOSE_TIMEOUT_MS 5000u
-#define CONN_OUT_MIN 512u
+#define CONN_CLOSE_TIMEOUT_MS   5000u
+#define CONN_OUT_MIN            512u
 
 static struct conn *conn_of_timer(struct wheel_entry *e)
 {
@@ -467,8 +467,7 @@ void conn_on_timer(struct wheel_entry *e, void *arg)
     }
 }
 
-void conn_relocate(struct shard *s, struct conn *c, uint32_t home, const uint8_t *bytes,
-                   size_t len)
+void conn_relocate(struct shard *s, struct conn *c, uint32_t home, const uint8_t *bytes, size_t len)
 {
     struct iobuf *h = iobuf_create(len);
     if (!h) {
@@ -505,10 +504,13 @@ void conn_on_fdsent(struct shard *s, struct conn *c, int res)
     }
     /* The kernel could not move it (old kernel, full table): serve the
      * client here rather than refuse it. */
-    log_ratelimited(LOG_LEVEL_WARN, "cannot move connection to its home shard (%s); serving it here",
+    log_ratelimited(LOG_LEVEL_WARN,
+                    "cannot move connection to its home shard (%s); serving it here",
                     strerror(-res));
     c->state = CONN_NEW;
     c->relocated = true;
+    free(c->rx); /* h holds these bytes and everything after them */
+    c->rx = NULL;
     feed(s, c, h->data, h->len);
     free(h);
     arm_next(s, c);

@@ -53,9 +53,9 @@ struct conn {
     struct iobuf *handover;   /* bytes travelling with the descriptor (CONN_MOVING) */
     struct conn *all_next;    /* shard's list of every connection (shutdown) */
     struct conn **all_pprev;
-    struct conn *next_dirty;  /* shard->dirty list */
-    struct conn *next_rearm;  /* shard->rearm list */
-    uint64_t id;              /* unique per shard, for stale references */
+    struct conn *next_dirty; /* shard->dirty list */
+    struct conn *next_rearm; /* shard->rearm list */
+    uint64_t id;             /* unique per shard, for stale references */
     uint64_t last_rx_ms;
     uint32_t fi; /* direct descriptor index */
     uint16_t keepalive;
@@ -67,7 +67,7 @@ struct conn {
     bool is_dirty;
     bool in_rearm;
     bool closed_fd;
-    bool relocated; /* arrived from another shard: serve here */
+    bool relocated;        /* arrived from another shard: serve here */
     bool teardown_pending; /* flush, then shut down */
     bool close_submitted;
 };

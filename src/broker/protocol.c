@@ -32,8 +32,8 @@ struct pending_sub {
     uint16_t pid;
     uint8_t version;
     uint32_t n;
-    uint8_t *codes;   /* n granted QoS / 0x80 */
-    size_t flen;      /* filters: [u16 len][bytes] ... */
+    uint8_t *codes; /* n granted QoS / 0x80 */
+    size_t flen;    /* filters: [u16 len][bytes] ... */
     uint8_t filters[];
 };
 
@@ -146,8 +146,8 @@ static int handle_connect(struct shard *s, struct conn *c, const struct mqtt_fra
     else
         wheel_remove(&c->timer);
     write_connack(s, c, present, MQTT_CONNACK_ACCEPTED); /* MQTT-3.2.2-1..3 */
-    log_debug("client %.*s connected (level %u, clean %d, present %d)", (int)id_len, id,
-              ck.version, ck.clean_start, present);
+    log_debug("client %.*s connected (level %u, clean %d, present %d)", (int)id_len, id, ck.version,
+              ck.clean_start, present);
     session_resume(s, ss);
     return 0;
 }
@@ -177,8 +177,8 @@ static int handle_publish(struct shard *s, struct conn *c, const struct mqtt_fra
         return -1;
     }
     if (deliver) {
-        struct msg *m = msg_create(pb.topic.p, pb.topic.len, pb.payload.p, pb.payload.len, pb.qos,
-                                   pb.retain);
+        struct msg *m =
+            msg_create(pb.topic.p, pb.topic.len, pb.payload.p, pb.payload.len, pb.qos, pb.retain);
         if (!m) {
             violation(s, c, "out of memory", MQTT_RC_UNSPECIFIED);
             return -1;
@@ -220,8 +220,8 @@ static int handle_ack(struct shard *s, struct conn *c, const struct mqtt_frame *
         session_qos2_remove(ss, ack.packet_id);
         uint8_t *p = conn_reserve(s, c, 4);
         if (p)
-            conn_commit(s, c,
-                        mqtt_ack_encode(p, MQTT_PUBCOMP, c->version, ack.packet_id, MQTT_RC_SUCCESS));
+            conn_commit(
+                s, c, mqtt_ack_encode(p, MQTT_PUBCOMP, c->version, ack.packet_id, MQTT_RC_SUCCESS));
         break;
     }
     }
@@ -240,7 +240,8 @@ static void pending_finish(struct shard *s, struct pending_sub *p)
         size_t n = mqtt_suback_size(c->version, p->n);
         uint8_t *out = conn_reserve(s, c, n);
         if (out)
-            conn_commit(s, c, mqtt_suback_encode(out, MQTT_SUBACK, c->version, p->pid, p->codes, p->n));
+            conn_commit(s, c,
+                        mqtt_suback_encode(out, MQTT_SUBACK, c->version, p->pid, p->codes, p->n));
         /* Retained messages follow the SUBACK. */
         const uint8_t *f = p->filters;
         for (uint32_t i = 0; i < p->n; i++) {
@@ -385,8 +386,8 @@ static int handle_unsubscribe(struct shard *s, struct conn *c, const struct mqtt
     return 0;
 }
 
-int protocol_handle(struct shard *s, struct conn *c, const struct mqtt_frame *f,
-                    const uint8_t *pkt, const uint8_t *rest, size_t rest_len)
+int protocol_handle(struct shard *s, struct conn *c, const struct mqtt_frame *f, const uint8_t *pkt,
+                    const uint8_t *rest, size_t rest_len)
 {
     const uint8_t *body = pkt + f->header_len;
     (void)rest;

@@ -18,8 +18,8 @@ struct mqtt_frame;
 /* Handle one complete packet (`pkt` holds f->total_len bytes, which may
  * be copied if the connection moves). Returns 0, or -1 when the connection
  * stopped reading (closed or moved): the caller stops feeding it. */
-int protocol_handle(struct shard *s, struct conn *c, const struct mqtt_frame *f,
-                    const uint8_t *pkt, const uint8_t *rest, size_t rest_len);
+int protocol_handle(struct shard *s, struct conn *c, const struct mqtt_frame *f, const uint8_t *pkt,
+                    const uint8_t *rest, size_t rest_len);
 
 /* An XMSG_ACK came back for a pending SUBSCRIBE. */
 void protocol_on_ack(struct shard *s, uint64_t token);

@@ -470,8 +470,8 @@ static void session_destroy(struct shard *s, struct session *ss)
 }
 
 struct session *session_attach(struct shard *s, struct tenant *t, struct conn *c,
-                               const uint8_t *client_id, size_t len, bool clean,
-                               struct msg *will, bool *present)
+                               const uint8_t *client_id, size_t len, bool clean, struct msg *will,
+                               bool *present)
 {
     uint64_t h = reg_hash(t, client_id, len);
     struct session **pp = reg_find(t, h, client_id, len);

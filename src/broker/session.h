@@ -89,8 +89,8 @@ struct session {
  * resumed. Takes ownership of `will` (may be NULL). NULL on OOM.
  */
 struct session *session_attach(struct shard *s, struct tenant *t, struct conn *c,
-                               const uint8_t *client_id, size_t len, bool clean,
-                               struct msg *will, bool *present);
+                               const uint8_t *client_id, size_t len, bool clean, struct msg *will,
+                               bool *present);
 
 /* After CONNACK: resend in-flight messages (DUP) and PUBRELs in order, then
  * move queued messages in (MQTT-4.4.0-1). */
@@ -101,8 +101,7 @@ void session_resume(struct shard *s, struct session *ss);
 void session_detach(struct shard *s, struct session *ss, bool send_will);
 
 /* Deliver `m` at `qos` (already the min of message and subscription QoS). */
-void session_deliver(struct shard *s, struct session *ss, struct msg *m, uint8_t qos,
-                     bool retain);
+void session_deliver(struct shard *s, struct session *ss, struct msg *m, uint8_t qos, bool retain);
 
 /* Acknowledgements from the client. Return 0, or a reason code for a
  * protocol violation (the caller closes). */

@@ -30,9 +30,9 @@
 #include "index/retain.h"
 #include "index/trie.h"
 
-#define SHARD_SQ_ENTRIES 4096u
+#define SHARD_SQ_ENTRIES  4096u
 #define SHARD_XRING_SLOTS 1024u
-#define SHARD_TICK_MS 250u
+#define SHARD_TICK_MS     250u
 
 static const struct __kernel_timespec tick_ts = {.tv_sec = 0, .tv_nsec = SHARD_TICK_MS * 1000000L};
 

@@ -89,10 +89,10 @@ struct xfilter {
 /* One tenant's state on one shard. Only `global` exists until tenants land. */
 struct tenant {
     uint16_t id;
-    struct trie *subs;        /* filter -> struct sub_node */
-    struct retain *retained;  /* topic -> struct msg (replica on every shard) */
-    struct session **reg;     /* client id registry: chained hash, homed sessions */
-    uint32_t reg_mask;        /* buckets - 1 */
+    struct trie *subs;       /* filter -> struct sub_node */
+    struct retain *retained; /* topic -> struct msg (replica on every shard) */
+    struct session **reg;    /* client id registry: chained hash, homed sessions */
+    uint32_t reg_mask;       /* buckets - 1 */
     uint32_t reg_count;
 };
 
@@ -138,9 +138,9 @@ struct shard {
     uint64_t xsent, xoverflowed;
 
     /* per loop turn work lists */
-    struct conn *all;    /* every connection, for shutdown */
-    struct conn *dirty;  /* connections with output to send */
-    struct conn *rearm;  /* connections whose multishot recv ended early */
+    struct conn *all;   /* every connection, for shutdown */
+    struct conn *dirty; /* connections with output to send */
+    struct conn *rearm; /* connections whose multishot recv ended early */
 
     /* SUBSCRIBEs waiting for acks from other shards (protocol.c) */
     struct pending_sub *pending_subs;

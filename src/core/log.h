@@ -40,9 +40,9 @@ void log_write(enum log_level level, const char *fmt, ...) __attribute__((format
 void log_ratelimited(enum log_level level, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
-#define log_err(...)   log_write(LOG_LEVEL_ERR, __VA_ARGS__)
-#define log_warn(...)  log_write(LOG_LEVEL_WARN, __VA_ARGS__)
-#define log_info(...)  log_write(LOG_LEVEL_INFO, __VA_ARGS__)
+#define log_err(...)  log_write(LOG_LEVEL_ERR, __VA_ARGS__)
+#define log_warn(...) log_write(LOG_LEVEL_WARN, __VA_ARGS__)
+#define log_info(...) log_write(LOG_LEVEL_INFO, __VA_ARGS__)
 #define log_debug(...)                                                                             \
     do {                                                                                           \
         if (log_enabled(LOG_LEVEL_DEBUG))                                                          \

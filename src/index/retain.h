@@ -40,8 +40,8 @@ void *retain_get(const struct retain *store, const uint8_t *topic, size_t len);
  * matches, with the same rules as mqtt_topic_matches() including the '$'
  * rule. fn must not modify the store.
  */
-void retain_match(const struct retain *store, const uint8_t *filter, size_t len,
-                  retain_value_fn fn, void *arg);
+void retain_match(const struct retain *store, const uint8_t *filter, size_t len, retain_value_fn fn,
+                  void *arg);
 
 /* Number of stored topics. */
 size_t retain_count(const struct retain *store);

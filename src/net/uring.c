@@ -19,8 +19,7 @@ int uring_init(struct io_uring *ring, unsigned entries, unsigned nfiles, const c
         unsigned flags;
         const char *name;
     } tries[] = {
-        {IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN,
-         "single-issuer+defer-taskrun"},
+        {IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN, "single-issuer+defer-taskrun"},
         {IORING_SETUP_COOP_TASKRUN, "coop-taskrun"},
         {0, "plain"},
     };
@@ -138,7 +137,8 @@ int listener_open(const char *addr, uint16_t port, int backlog, uint16_t *bound_
         setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0 ||
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0)
         goto fail;
-    if (ss.ss_family == AF_INET6 && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) < 0)
+    if (ss.ss_family == AF_INET6 &&
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) < 0)
         goto fail;
     if (bind(fd, (struct sockaddr *)&ss, slen) < 0 || listen(fd, backlog) < 0)
         goto fail;
