@@ -1034,7 +1034,9 @@ void raw_expect_publish(int fd, struct raw_publish *out)
     }
     cr_assert(at <= (size_t)n);
     out->len = (size_t)n - at;
+    cr_assert(out->len < sizeof(out->payload), "payload too large for raw_expect_publish");
     memcpy(out->payload, in + at, out->len);
+    out->payload[out->len] = 0;
 }
 
 void raw_expect_ack(int fd, uint8_t first, uint16_t mid)

@@ -9,6 +9,7 @@
 #ifndef RINGMQ_E2E_HARNESS_H
 #define RINGMQ_E2E_HARNESS_H
 
+#include <errno.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -181,7 +182,7 @@ struct raw_publish {
     bool retain;
     uint16_t mid;
     char topic[256];
-    uint8_t payload[4096];
+    uint8_t payload[4097]; /* NUL-terminated for convenience */
     size_t len;
 };
 /* Reads one packet, asserts it is a PUBLISH, decodes it. */
