@@ -1,0 +1,312 @@
+/* E2E: malformed and forbidden input as raw bytes. Every case must make the broker
+ * close that one connection, while a well-behaved client connected before it
+ * keeps working (it exchanges a message afterwards). Each test starts its own
+ * broker. */
+#include "harness.h"
+
+#include <criterion/criterion.h>
+#include <string.h>
+#include <unistd.h>
+
+static struct broker b;
+
+TestSuite(badinput, .fini = e2e_fini, .timeout = 30);
+
+static struct client *good_client(void)
+{
+    struct client *good = client_open(&b, "good", true);
+    cr_assert(client_subscribe(good, "ok/t", 1) == 1);
+    return good;
+}
+
+static void good_still_works(struct client *good)
+{
+    client_publish(good, "ok/t", "still", 5, 1, false);
+    client_expect_message(good, "ok/t", "still", NULL, NULL);
+    client_disconnect(good);
+}
+
+static int bad_connection(bool connect_first)
+{
+    if (!connect_first)
+        return raw_open(&b);
+    struct raw_connect o = {.flags = -1, .clean = true, .id = "bad", .keepalive = 60};
+    return raw_mqtt_open(&b, &o);
+}
+
+/* Sends bytes on a fresh connection (after a valid CONNECT when connect_first)
+ * and asserts that the broker closes it and nobody else notices. Anything the
+ * broker sends before closing is ignored (a refusing CONNACK, for instance). */
+static void check_closed_after(const void *bytes, size_t len, bool connect_first)
+{
+    broker_start(&b, NULL);
+    struct client *good = good_client();
+    int fd = bad_connection(connect_first);
+    /* The broker may close while we still send: a send error is fine. */
+    raw_send(fd, bytes, len);
+    cr_assert(raw_wait_close(fd, E2E_WAIT_MS) == 0, "broker kept the connection open");
+    close(fd);
+    good_still_works(good);
+    broker_stop(&b);
+}
+
+static void check_closed_after_pkt(const struct pkt *p, bool connect_first)
+{
+    uint8_t out[sizeof(p->body) + 5];
+    size_t n = pkt_encode(p, out);
+    check_closed_after(out, n, connect_first);
+}
+
+Test(badinput, mqtt_3_1_0_1_first_packet_not_connect)
+{
+    uint8_t ping[] = {0xc0, 0x00};
+    check_closed_after(ping, sizeof(ping), false);
+}
+
+Test(badinput, mqtt_3_1_0_1_publish_before_connect)
+{
+    struct pkt p;
+    pkt_publish(&p, "ok/t", "sneaky", 6, 0, false, false, 0);
+    check_closed_after_pkt(&p, false);
+}
+
+Test(badinput, mqtt_3_1_0_2_second_connect)
+{
+    struct pkt p;
+    struct raw_connect o = {.flags = -1, .clean = true, .id = "bad", .keepalive = 60};
+    pkt_connect(&p, &o);
+    check_closed_after_pkt(&p, true);
+}
+
+Test(badinput, mqtt_2_2_3_remaining_length_5_bytes)
+{
+    uint8_t bytes[] = {0x30, 0xff, 0xff, 0xff, 0xff, 0x7f};
+    check_closed_after(bytes, sizeof(bytes), true);
+}
+
+Test(badinput, mqtt_2_2_3_remaining_length_5_bytes_before_connect)
+{
+    uint8_t bytes[] = {0x10, 0xff, 0xff, 0xff, 0xff, 0x01};
+    check_closed_after(bytes, sizeof(bytes), false);
+}
+
+/* A QoS 0 PUBLISH on ok/t whose whole encoding is exactly `total` bytes. */
+static void publish_of_size(struct pkt *p, size_t total)
+{
+    static uint8_t payload[4096];
+    /* first byte + 2 length bytes (128..16383) + topic (2 + 4) */
+    size_t overhead = 1 + 2 + 2 + strlen("ok/t");
+    cr_assert(total > overhead + 128 && total - overhead <= sizeof(payload));
+    memset(payload, 'x', sizeof(payload));
+    pkt_publish(p, "ok/t", payload, total - overhead, 0, false, false, 0);
+    uint8_t out[8192];
+    cr_assert(pkt_encode(p, out) == total);
+}
+
+Test(badinput, packet_over_max_packet_size)
+{
+    broker_start(&b, "limits.max_packet_size=1024", NULL);
+    struct client *good = good_client();
+    int fd = bad_connection(true);
+    struct pkt p;
+    /* Exactly at the limit: accepted and delivered. */
+    publish_of_size(&p, 1024);
+    cr_assert(raw_send_pkt(fd, &p) == 0);
+    struct msg m;
+    cr_assert(client_wait_message(good, &m, E2E_WAIT_MS) == 0, "1024-byte packet not delivered");
+    cr_assert(m.len == 1024 - 9);
+    msg_free(&m);
+    /* One byte over: the connection is closed. */
+    publish_of_size(&p, 1025);
+    raw_send_pkt(fd, &p);
+    cr_assert(raw_wait_close(fd, E2E_WAIT_MS) == 0, "oversized packet accepted");
+    close(fd);
+    cr_assert(client_no_message(good, 0), "oversized packet delivered");
+    good_still_works(good);
+    broker_stop(&b);
+}
+
+Test(badinput, announced_size_over_max_packet_size_closes_early)
+{
+    broker_start(&b, "limits.max_packet_size=1024", NULL);
+    struct client *good = good_client();
+    int fd = bad_connection(true);
+    /* Claims 1 MB but sends only a few bytes: the header alone must be enough. */
+    uint8_t head[] = {0x30, 0x80, 0x80, 0x40, 0x00, 0x04, 'o', 'k', '/', 't'};
+    raw_send(fd, head, sizeof(head));
+    cr_assert(raw_wait_close(fd, E2E_WAIT_MS) == 0, "broker waited for an oversized body");
+    close(fd);
+    good_still_works(good);
+    broker_stop(&b);
+}
+
+static void check_bad_topic(const char *topic, size_t len)
+{
+    struct pkt p;
+    pkt_init(&p, 0x30);
+    pkt_bin(&p, topic, len);
+    pkt_raw(&p, "x", 1);
+    check_closed_after_pkt(&p, true);
+}
+
+Test(badinput, mqtt_1_5_3_1_invalid_utf8_in_topic)
+{
+    check_bad_topic("ok/\xc3\x28", 5);
+}
+
+Test(badinput, mqtt_1_5_3_1_utf16_surrogate_in_topic)
+{
+    check_bad_topic("ok/\xed\xa0\x80", 6);
+}
+
+Test(badinput, mqtt_1_5_3_2_null_character_in_topic)
+{
+    check_bad_topic("ok/\0t", 5);
+}
+
+Test(badinput, mqtt_4_7_3_1_empty_topic)
+{
+    check_bad_topic("", 0);
+}
+
+Test(badinput, mqtt_3_3_2_2_plus_wildcard_in_publish_topic)
+{
+    check_bad_topic("ok/+", 4);
+}
+
+Test(badinput, mqtt_3_3_2_2_hash_wildcard_in_publish_topic)
+{
+    check_bad_topic("ok/#", 4);
+}
+
+Test(badinput, topic_length_beyond_packet)
+{
+    uint8_t bytes[] = {0x30, 0x05, 0x00, 0x32, 'o', 'k', '/'};
+    check_closed_after(bytes, sizeof(bytes), true);
+}
+
+Test(badinput, mqtt_3_3_1_4_publish_qos_3)
+{
+    struct pkt p;
+    pkt_publish(&p, "ok/t", "x", 1, 1, false, false, 1);
+    p.first = 0x36;
+    check_closed_after_pkt(&p, true);
+}
+
+Test(badinput, mqtt_2_3_1_1_publish_qos1_packet_id_0)
+{
+    struct pkt p;
+    pkt_publish(&p, "ok/t", "x", 1, 1, false, false, 0);
+    check_closed_after_pkt(&p, true);
+}
+
+static void check_bad_filter(const char *filter)
+{
+    struct pkt p;
+    pkt_subscribe(&p, 1, filter, 0);
+    check_closed_after_pkt(&p, true);
+}
+
+Test(badinput, mqtt_4_7_1_2_hash_not_last)
+{
+    check_bad_filter("a/#/b");
+}
+
+Test(badinput, mqtt_4_7_1_2_hash_not_alone_in_level)
+{
+    check_bad_filter("a/b#");
+}
+
+Test(badinput, mqtt_4_7_1_3_plus_not_alone_in_level)
+{
+    check_bad_filter("a+");
+}
+
+Test(badinput, mqtt_4_7_3_1_empty_filter)
+{
+    check_bad_filter("");
+}
+
+Test(badinput, mqtt_3_8_1_1_subscribe_reserved_flags)
+{
+    struct pkt p;
+    pkt_subscribe(&p, 1, "ok/x", 0);
+    p.first = 0x80;
+    check_closed_after_pkt(&p, true);
+}
+
+Test(badinput, mqtt_3_8_3_3_subscribe_without_filters)
+{
+    struct pkt p;
+    pkt_init(&p, 0x82);
+    pkt_u16(&p, 1);
+    check_closed_after_pkt(&p, true);
+}
+
+Test(badinput, mqtt_3_8_3_4_subscribe_qos_3)
+{
+    struct pkt p;
+    pkt_subscribe(&p, 1, "ok/x", 3);
+    check_closed_after_pkt(&p, true);
+}
+
+Test(badinput, mqtt_3_8_3_4_subscribe_reserved_option_bits)
+{
+    struct pkt p;
+    pkt_subscribe(&p, 1, "ok/x", 0x04 | 1);
+    check_closed_after_pkt(&p, true);
+}
+
+Test(badinput, mqtt_3_10_1_1_unsubscribe_reserved_flags)
+{
+    struct pkt p;
+    pkt_init(&p, 0xa0);
+    pkt_u16(&p, 1);
+    pkt_str(&p, "ok/t");
+    check_closed_after_pkt(&p, true);
+}
+
+Test(badinput, mqtt_3_10_3_2_unsubscribe_without_filters)
+{
+    struct pkt p;
+    pkt_init(&p, 0xa2);
+    pkt_u16(&p, 1);
+    check_closed_after_pkt(&p, true);
+}
+
+Test(badinput, mqtt_3_6_1_1_pubrel_reserved_flags)
+{
+    struct pkt p;
+    pkt_ack(&p, 0x60, 1);
+    check_closed_after_pkt(&p, true);
+}
+
+Test(badinput, mqtt_2_2_reserved_packet_type_0)
+{
+    uint8_t bytes[] = {0x00, 0x00};
+    check_closed_after(bytes, sizeof(bytes), true);
+}
+
+Test(badinput, mqtt_2_2_reserved_packet_type_15)
+{
+    uint8_t bytes[] = {0xf0, 0x00};
+    check_closed_after(bytes, sizeof(bytes), true);
+}
+
+Test(badinput, mqtt_2_2_2_2_pingreq_reserved_flags)
+{
+    uint8_t bytes[] = {0xc1, 0x00};
+    check_closed_after(bytes, sizeof(bytes), true);
+}
+
+Test(badinput, mqtt_1_5_3_1_invalid_utf8_client_id)
+{
+    struct pkt p;
+    pkt_init(&p, 0x10);
+    pkt_str(&p, "MQTT");
+    pkt_u8(&p, 4);
+    pkt_u8(&p, 0x02);
+    pkt_u16(&p, 60);
+    pkt_bin(&p, "id\xff", 3);
+    check_closed_after_pkt(&p, false);
+}

@@ -1,0 +1,298 @@
+/* E2E: CONNECT validation, CONNACK (return codes, session present), PINGREQ and
+ * DISCONNECT, keepalive expiry. Raw sockets where exact bytes matter, libmosquitto
+ * for the well-behaved paths. Each test starts its own broker. */
+#include "harness.h"
+
+#include <criterion/criterion.h>
+#include <mosquitto.h>
+#include <string.h>
+#include <unistd.h>
+
+static struct broker b;
+
+TestSuite(connect, .fini = e2e_fini, .timeout = 30);
+
+/* Reads until the broker closes: anything it sends first may only be a refusing
+ * CONNACK (return code != 0, session present 0). */
+static void expect_refused_close(int fd)
+{
+    uint8_t in[64];
+    int n;
+    while ((n = raw_read_packet(fd, in, sizeof(in), E2E_WAIT_MS)) > 0) {
+        cr_assert(n == 4 && in[0] == 0x20, "only a CONNACK may precede the close, got 0x%02x",
+                  in[0]);
+        cr_assert(in[3] != 0, "the CONNECT must not be accepted");
+        cr_assert(in[2] == 0, "MQTT-3.2.2-4: session present 0 with a refusal");
+    }
+    cr_assert(n == 0, "broker did not close the connection (%d)", n);
+    close(fd);
+}
+
+static void send_connect(int fd, const struct raw_connect *o)
+{
+    struct pkt p;
+    pkt_connect(&p, o);
+    cr_assert(raw_send_pkt(fd, &p) == 0);
+}
+
+/* A second client that still works proves the broker survived. */
+static void expect_broker_alive(void)
+{
+    struct client *c = client_open(&b, "alive-check", true);
+    cr_assert(client_subscribe(c, "alive/t", 1) == 1);
+    client_publish(c, "alive/t", "x", 1, 1, false);
+    client_expect_message(c, "alive/t", "x", NULL, NULL);
+    client_disconnect(c);
+}
+
+Test(connect, accepts_3_1_1_and_exchanges)
+{
+    broker_start(&b, NULL);
+    struct client *c = client_open(&b, "c311", true);
+    cr_assert(client_subscribe(c, "a/b", 0) == 0);
+    client_publish(c, "a/b", "hello", 5, 0, false);
+    client_expect_message(c, "a/b", "hello", NULL, NULL);
+    client_disconnect(c);
+    broker_stop(&b);
+}
+
+Test(connect, mqtt_3_1_2_1_accepts_protocol_3_1_mqisdp)
+{
+    broker_start(&b, NULL);
+    struct client_opts o = {.id = "c31", .clean = true, .protocol = MQTT_PROTOCOL_V31};
+    struct client *c = client_connect(&b, &o);
+    cr_assert(client_subscribe(c, "a/b", 1) == 1);
+    client_publish(c, "a/b", "v31", 3, 1, false);
+    client_expect_message(c, "a/b", "v31", NULL, NULL);
+    client_disconnect(c);
+    broker_stop(&b);
+}
+
+Test(connect, mqtt_3_1_2_2_unsupported_level_6_connack_1_then_close)
+{
+    broker_start(&b, NULL);
+    int fd = raw_open(&b);
+    struct raw_connect o = {.level = 6, .flags = -1, .clean = true, .id = "lvl6"};
+    send_connect(fd, &o);
+    uint8_t in[16];
+    int n = raw_read_packet(fd, in, sizeof(in), E2E_WAIT_MS);
+    cr_assert(n == 4, "expected CONNACK, got %d", n);
+    cr_assert(in[0] == 0x20 && in[1] == 2 && in[2] == 0 && in[3] == 0x01,
+              "expected 20 02 00 01, got %02x %02x %02x %02x", in[0], in[1], in[2], in[3]);
+    cr_assert(raw_wait_close(fd, E2E_WAIT_MS) == 0, "MQTT-3.1.2-2: must close after CONNACK 1");
+    close(fd);
+    expect_broker_alive();
+    broker_stop(&b);
+}
+
+Test(connect, mqtt_3_1_2_1_wrong_protocol_name_refused)
+{
+    broker_start(&b, NULL);
+    int fd = raw_open(&b);
+    struct raw_connect o = {.proto_name = "MQTX", .flags = -1, .clean = true, .id = "name"};
+    send_connect(fd, &o);
+    expect_refused_close(fd);
+    expect_broker_alive();
+    broker_stop(&b);
+}
+
+Test(connect, mqtt_3_1_2_3_reserved_flag)
+{
+    broker_start(&b, NULL);
+    int fd = raw_open(&b);
+    struct raw_connect o = {.flags = 0x03, .id = "reserved"};
+    send_connect(fd, &o);
+    expect_refused_close(fd);
+    expect_broker_alive();
+    broker_stop(&b);
+}
+
+Test(connect, mqtt_3_1_2_13_will_qos_without_will_flag)
+{
+    broker_start(&b, NULL);
+    int fd = raw_open(&b);
+    struct raw_connect o = {.flags = 0x02 | 0x08, .id = "wq"};
+    send_connect(fd, &o);
+    expect_refused_close(fd);
+    broker_stop(&b);
+}
+
+Test(connect, mqtt_3_1_2_15_will_retain_without_will_flag)
+{
+    broker_start(&b, NULL);
+    int fd = raw_open(&b);
+    struct raw_connect o = {.flags = 0x02 | 0x20, .id = "wr"};
+    send_connect(fd, &o);
+    expect_refused_close(fd);
+    broker_stop(&b);
+}
+
+Test(connect, mqtt_3_1_2_14_will_qos_3)
+{
+    broker_start(&b, NULL);
+    int fd = raw_open(&b);
+    struct raw_connect o = {
+        .flags = 0x02 | 0x04 | 0x18, .id = "wq3", .will_topic = "w/t", .will_payload = "x"};
+    send_connect(fd, &o);
+    expect_refused_close(fd);
+    broker_stop(&b);
+}
+
+Test(connect, mqtt_3_1_2_22_password_without_username)
+{
+    broker_start(&b, NULL);
+    int fd = raw_open(&b);
+    struct raw_connect o = {.flags = -1, .clean = true, .id = "pw", .password = "secret"};
+    send_connect(fd, &o);
+    expect_refused_close(fd);
+    expect_broker_alive();
+    broker_stop(&b);
+}
+
+Test(connect, username_and_password_accepted_without_auth_plugin)
+{
+    broker_start(&b, NULL);
+    struct client_opts o = {.id = "up", .clean = true, .username = "u", .password = "p"};
+    struct client *c = client_connect(&b, &o);
+    client_disconnect(c);
+    broker_stop(&b);
+}
+
+Test(connect, mqtt_3_1_3_6_empty_client_id_clean_session_gets_assigned_id)
+{
+    broker_start(&b, NULL);
+    struct raw_connect o = {.flags = -1, .clean = true, .id = ""};
+    int fd1 = raw_mqtt_open(&b, &o);
+    int fd2 = raw_mqtt_open(&b, &o);
+    /* Both stay connected: had they been given the same id, the second would have
+     * taken over the first. */
+    uint8_t ping[] = {0xc0, 0x00}, in[8];
+    for (int i = 0; i < 2; i++) {
+        int fd = i ? fd2 : fd1;
+        cr_assert(raw_send(fd, ping, sizeof(ping)) == 0);
+        cr_assert(raw_read_packet(fd, in, sizeof(in), E2E_WAIT_MS) == 2);
+        cr_assert(in[0] == 0xd0 && in[1] == 0, "expected PINGRESP");
+    }
+    close(fd1);
+    close(fd2);
+    broker_stop(&b);
+}
+
+Test(connect, mqtt_3_1_3_8_empty_client_id_without_clean_session_connack_2)
+{
+    broker_start(&b, NULL);
+    int fd = raw_open(&b);
+    struct raw_connect o = {.flags = -1, .clean = false, .id = ""};
+    send_connect(fd, &o);
+    uint8_t in[16];
+    int n = raw_read_packet(fd, in, sizeof(in), E2E_WAIT_MS);
+    cr_assert(n == 4 && in[0] == 0x20 && in[3] == 0x02, "expected CONNACK 0x02 (n=%d, rc=%d)", n,
+              n == 4 ? in[3] : -1);
+    cr_assert(in[2] == 0, "MQTT-3.2.2-4");
+    cr_assert(raw_wait_close(fd, E2E_WAIT_MS) == 0, "MQTT-3.1.3-9: close after refusal");
+    close(fd);
+    broker_stop(&b);
+}
+
+Test(connect, mqtt_3_1_3_5_accepts_23_char_alphanumeric_id)
+{
+    broker_start(&b, NULL);
+    struct client *c = client_open(&b, "abcdefghijABCDEFGHIJ012", true);
+    client_disconnect(c);
+    broker_stop(&b);
+}
+
+Test(connect, mqtt_3_2_2_1_clean_session_session_present_0)
+{
+    broker_start(&b, NULL);
+    struct client *c = client_open(&b, "sp", false);
+    cr_assert(client_subscribe(c, "sp/t", 1) == 1);
+    client_disconnect(c);
+    c = client_open(&b, "sp", true); /* a stored session exists, yet clean wins */
+    cr_assert_not(client_session_present(c), "MQTT-3.2.2-1");
+    client_disconnect(c);
+    broker_stop(&b);
+}
+
+Test(connect, mqtt_3_2_2_2_session_present_1_when_session_stored)
+{
+    broker_start(&b, NULL);
+    struct client *c = client_open(&b, "sp", false);
+    cr_assert_not(client_session_present(c), "MQTT-3.2.2-3: nothing stored yet");
+    cr_assert(client_subscribe(c, "sp/t", 1) == 1);
+    client_disconnect(c);
+    c = client_open(&b, "sp", false);
+    cr_assert(client_session_present(c), "MQTT-3.2.2-2");
+    client_disconnect(c);
+    broker_stop(&b);
+}
+
+Test(connect, mqtt_3_2_2_3_no_stored_session_session_present_0)
+{
+    broker_start(&b, NULL);
+    struct raw_connect o = {.flags = -1, .clean = false, .id = "fresh"};
+    int rc = -1;
+    bool sp = true;
+    int fd = raw_mqtt_connect(&b, &o, &rc, &sp);
+    cr_assert(rc == 0);
+    cr_assert_not(sp, "MQTT-3.2.2-3");
+    close(fd);
+    broker_stop(&b);
+}
+
+Test(connect, mqtt_3_12_4_1_pingreq_gets_pingresp)
+{
+    broker_start(&b, NULL);
+    struct raw_connect o = {.flags = -1, .clean = true, .id = "ping", .keepalive = 30};
+    int fd = raw_mqtt_open(&b, &o);
+    uint8_t ping[] = {0xc0, 0x00}, in[8];
+    for (int i = 0; i < 3; i++) {
+        cr_assert(raw_send(fd, ping, sizeof(ping)) == 0);
+        int n = raw_read_packet(fd, in, sizeof(in), E2E_WAIT_MS);
+        cr_assert(n == 2 && in[0] == 0xd0 && in[1] == 0, "expected PINGRESP (n=%d)", n);
+    }
+    close(fd);
+    broker_stop(&b);
+}
+
+Test(connect, connect_split_into_single_bytes)
+{
+    broker_start(&b, NULL);
+    struct pkt p;
+    uint8_t out[256], in[8];
+    struct raw_connect o = {.flags = -1, .clean = true, .id = "bytewise", .keepalive = 30};
+    pkt_connect(&p, &o);
+    size_t n = pkt_encode(&p, out);
+    int fd = raw_open(&b);
+    for (size_t i = 0; i < n; i++)
+        cr_assert(raw_send(fd, out + i, 1) == 0);
+    cr_assert(raw_read_packet(fd, in, sizeof(in), E2E_WAIT_MS) == 4);
+    cr_assert(in[0] == 0x20 && in[3] == 0, "CONNACK 0 expected");
+    close(fd);
+    broker_stop(&b);
+}
+
+Test(connect, mqtt_3_14_4_1_disconnect_closes_connection)
+{
+    broker_start(&b, NULL);
+    struct raw_connect o = {.flags = -1, .clean = true, .id = "bye"};
+    int fd = raw_mqtt_open(&b, &o);
+    uint8_t disc[] = {0xe0, 0x00};
+    cr_assert(raw_send(fd, disc, sizeof(disc)) == 0);
+    cr_assert(raw_wait_close(fd, E2E_WAIT_MS) == 0);
+    close(fd);
+    broker_stop(&b);
+}
+
+Test(connect, mqtt_3_1_2_24_keepalive_expiry_closes_silent_client)
+{
+    broker_start(&b, NULL);
+    struct raw_connect o = {.flags = -1, .clean = true, .id = "silent", .keepalive = 1};
+    int fd = raw_mqtt_open(&b, &o);
+    /* The client now says nothing: one and a half keepalive periods later the
+     * broker must close it. 5 s bounds the wait generously. */
+    cr_assert(raw_wait_close(fd, 30000) == 0, "MQTT-3.1.2-24: silent client not closed");
+    close(fd);
+    expect_broker_alive();
+    broker_stop(&b);
+}
