@@ -1,0 +1,81 @@
+#!/bin/sh
+# Command-line behaviour of ringmqd: --version, --help, --check-config exit
+# codes and FILE:LINE errors, --set overrides, a start-up failure's exit
+# code, several listeners, and a clean SIGTERM shutdown (exit 0).
+# Usage: cli_test.sh RINGMQD CONF
+set -u
+RINGMQD=$1
+CONF=$2
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+failed=0
+pass() { echo "ok - $1"; }
+fail() { echo "not ok - $1"; failed=1; }
+expect_rc() { # name expected-rc command...
+    name=$1 want=$2
+    shift 2
+    "$@" >"$tmp/out" 2>&1
+    rc=$?
+    if [ "$rc" -eq "$want" ]; then pass "$name"; else
+        fail "$name (exit $rc, wanted $want)"
+        cat "$tmp/out"
+    fi
+}
+expect_out() { # name pattern
+    if grep -q -- "$2" "$tmp/out"; then pass "$1"; else
+        fail "$1 (no '$2' in output)"
+        cat "$tmp/out"
+    fi
+}
+
+expect_rc "--version exits 0" 0 "$RINGMQD" --version
+expect_out "--version prints the version" "ringmqd [0-9]"
+expect_rc "--help exits 0" 0 "$RINGMQD" --help
+expect_out "--help documents --set" "--set"
+expect_rc "unknown option is a usage error" 2 "$RINGMQD" --bogus
+expect_rc "no -c is a usage error" 2 "$RINGMQD"
+expect_rc "shipped config checks" 0 "$RINGMQD" -c "$CONF" --check-config
+
+printf '[server]\nshards = 2\n[listener.default]\nport = 1883\n[limits]\nmax_inflight = abc\n' >"$tmp/bad.ini"
+expect_rc "bad value fails --check-config" 1 "$RINGMQD" -c "$tmp/bad.ini" --check-config
+expect_out "bad value reported as FILE:LINE" "$tmp/bad.ini:6:"
+printf '[listener.default]\nport = 1883\n[nosuch]\n' >"$tmp/sec.ini"
+expect_rc "unknown section fails" 1 "$RINGMQD" -c "$tmp/sec.ini" --check-config
+expect_out "unknown section reported with its line" "$tmp/sec.ini:3:"
+expect_rc "bad --set fails" 1 "$RINGMQD" -c "$CONF" --set limits.nokey=1 --check-config
+expect_out "bad --set is named" "--set limits.nokey=1"
+expect_rc "non-loopback bind needs allow_anonymous" 1 \
+    "$RINGMQD" -c "$CONF" --set listener.default.bind=0.0.0.0 --check-config
+expect_rc "non-loopback bind with allow_anonymous checks" 0 \
+    "$RINGMQD" -c "$CONF" --set listener.default.bind=0.0.0.0 \
+    --set listener.default.allow_anonymous=true --check-config
+expect_rc "missing file fails" 1 "$RINGMQD" -c "$tmp/none.ini" --check-config
+
+# Two listeners on free ports, then a clean SIGTERM.
+"$RINGMQD" -c "$CONF" --set listener.default.port=0 --set listener.second.port=0 \
+    --set server.shards=2 >"$tmp/run.log" 2>&1 &
+pid=$!
+i=0
+while [ "$(grep -c 'listening on' "$tmp/run.log")" -lt 2 ] && [ $i -lt 100 ]; do
+    sleep 0.1
+    i=$((i + 1))
+done
+if [ "$(grep -c 'listening on 127.0.0.1:' "$tmp/run.log")" -eq 2 ]; then
+    pass "two listeners both listen"
+else
+    fail "two listeners both listen"
+    cat "$tmp/run.log"
+fi
+port=$(sed -n 's/.*listening on 127.0.0.1:\([0-9]*\).*/\1/p' "$tmp/run.log" | head -1)
+# Start-up failure: with 4 open files allowed, the listening socket cannot
+# be created; ringmqd must say so and exit 1.
+expect_rc "start-up failure exits 1" 1 sh -c "ulimit -n 4 && exec \"$RINGMQD\" -c \"$CONF\" --set listener.default.port=0 --set server.shards=1"
+expect_out "start-up failure is explained" "cannot listen"
+kill -TERM "$pid"
+wait "$pid"
+rc=$?
+if [ "$rc" -eq 0 ]; then pass "SIGTERM exits 0 (port $port)"; else
+    fail "SIGTERM exits 0 (exit $rc)"
+    cat "$tmp/run.log"
+fi
+exit $failed
