@@ -355,8 +355,10 @@ static void queue_rearm(struct shard *s, struct conn *c)
 void conn_on_recv(struct shard *s, struct conn *c, int res, unsigned flags)
 {
     bool more = flags & IORING_CQE_F_MORE;
+    bool cancelled = c->recv_cancelled;
     if (!more) {
         c->recv_armed = false;
+        c->recv_cancelled = false;
         c->ops--;
     }
     if (res > 0) {
@@ -366,13 +368,21 @@ void conn_on_recv(struct shard *s, struct conn *c, int res, unsigned flags)
             feed(s, c, bufring_buf(&s->bufs, bid), (size_t)res);
         }
         bufring_recycle(&s->bufs, bid);
+        if (more && s->congested && c->state == CONN_ACTIVE && !c->recv_cancelled) {
+            /* Back-pressure (shard.c): end this receive; it is re-armed only
+             * when the shard is no longer congested. */
+            struct io_uring_sqe *sqe = shard_sqe(s);
+            io_uring_prep_cancel64(sqe, ud_make(UD_RECV, c), 0);
+            io_uring_sqe_set_data64(sqe, ud_make(UD_IGNORE, NULL));
+            c->recv_cancelled = true;
+        }
         if (!more && reading(c)) {
             if (c->state == CONN_NEW)
                 arm_next(s, c);
             else
                 queue_rearm(s, c);
         }
-    } else if (res == -ENOBUFS && reading(c)) {
+    } else if ((res == -ENOBUFS || (res == -ECANCELED && cancelled)) && reading(c)) {
         /* Every buffer is in use this turn: retry once they are recycled. */
         queue_rearm(s, c);
     } else if (reading(c)) {
@@ -426,7 +436,7 @@ void conn_flush_all(struct shard *s)
             start_send(s, c);
         maybe_free(s, c);
     }
-    while (s->rearm) {
+    while (s->rearm && !s->congested) {
         struct conn *c = s->rearm;
         s->rearm = c->next_rearm;
         c->in_rearm = false;

@@ -66,6 +66,7 @@ struct conn {
     bool recv_armed;
     bool is_dirty;
     bool in_rearm;
+    bool recv_cancelled; /* paused by cross-shard back-pressure */
     bool closed_fd;
     bool relocated;        /* arrived from another shard: serve here */
     bool teardown_pending; /* flush, then shut down */

@@ -149,12 +149,28 @@ static void xflush(struct shard *s)
     }
 }
 
-static bool overflow_pending(const struct shard *s)
+/*
+ * Back-pressure: when a target shard stays behind, its overflow queue grows;
+ * above the high mark this shard stops reading from its clients (their
+ * receives end and are not re-armed, so TCP pushes back on the publishers),
+ * and it reads again once every queue is below the low mark.
+ */
+#define SHARD_OVERFLOW_HIGH 8192u
+#define SHARD_OVERFLOW_LOW  1024u
+
+static bool overflow_pending(struct shard *s)
 {
+    uint32_t most = 0;
     for (uint32_t t = 0; t < s->broker->nshards; t++)
-        if (s->overflow[t].len)
-            return true;
-    return false;
+        if (s->overflow[t].len > most)
+            most = s->overflow[t].len;
+    if (!s->congested && most > SHARD_OVERFLOW_HIGH) {
+        s->congested = true;
+        log_ratelimited(LOG_LEVEL_WARN, "another shard is behind: pausing reads");
+    } else if (s->congested && most < SHARD_OVERFLOW_LOW) {
+        s->congested = false;
+    }
+    return most != 0;
 }
 
 static void drain_inbound(struct shard *s)

@@ -135,6 +135,7 @@ struct shard {
     struct spsc *out[CONFIG_MAX_SHARDS];
     struct xqueue overflow[CONFIG_MAX_SHARDS];
     uint64_t wake_mask; /* targets that got slots this turn */
+    bool congested;     /* a target is far behind: stop reading clients */
     uint64_t xsent, xoverflowed;
 
     /* per loop turn work lists */
