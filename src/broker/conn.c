@@ -203,10 +203,18 @@ size_t conn_backlog(const struct conn *c)
     return n;
 }
 
+static void mark_dirty(struct shard *s, struct conn *c)
+{
+    if (!c->is_dirty) {
+        c->is_dirty = true;
+        c->next_dirty = s->dirty;
+        s->dirty = c;
+    }
+}
+
 uint8_t *conn_reserve(struct shard *s, struct conn *c, size_t n)
 {
-    (void)s;
-    if (c->state == CONN_CLOSING || c->state == CONN_MOVING)
+    if (c->state == CONN_CLOSING || c->state == CONN_MOVING || c->close_pending)
         return NULL;
     struct iobuf *b = c->out;
     if (!b || b->cap - b->len < n) {
@@ -215,8 +223,11 @@ uint8_t *conn_reserve(struct shard *s, struct conn *c, size_t n)
             cap *= 2;
         struct iobuf *nb = realloc(b, sizeof(*nb) + cap);
         if (!nb) {
+            /* Not closed here: the caller may be walking a list of sessions
+             * that a close would change. The flush closes it. */
             log_ratelimited(LOG_LEVEL_ERR, "out of memory for output, closing connection");
-            conn_close(s, c, CLOSE_PEER_GONE);
+            c->close_pending = true;
+            mark_dirty(s, c);
             return NULL;
         }
         if (!b) {
@@ -232,11 +243,12 @@ uint8_t *conn_reserve(struct shard *s, struct conn *c, size_t n)
 void conn_commit(struct shard *s, struct conn *c, size_t n)
 {
     c->out->len += (uint32_t)n;
-    if (!c->is_dirty) {
-        c->is_dirty = true;
-        c->next_dirty = s->dirty;
-        s->dirty = c;
-    }
+    mark_dirty(s, c);
+}
+
+static bool reading(const struct conn *c)
+{
+    return c->state == CONN_NEW || c->state == CONN_ACTIVE;
 }
 
 /*
@@ -268,15 +280,11 @@ static size_t process(struct shard *s, struct conn *c, const uint8_t *buf, size_
         }
         const uint8_t *pkt = buf + off;
         off += f.total_len;
-        if (protocol_handle(s, c, &f, pkt, buf + off, len - off) < 0)
+        if (protocol_handle(s, c, &f, pkt, buf + off, len - off) < 0 || !reading(c) ||
+            c->close_pending)
             return len;
     }
     return off;
-}
-
-static bool reading(const struct conn *c)
-{
-    return c->state == CONN_NEW || c->state == CONN_ACTIVE;
 }
 
 static void feed(struct shard *s, struct conn *c, const uint8_t *data, size_t len)
@@ -432,6 +440,8 @@ void conn_flush_all(struct shard *s)
         struct conn *c = s->dirty;
         s->dirty = c->next_dirty;
         c->is_dirty = false;
+        if (c->close_pending && c->state != CONN_CLOSING)
+            conn_close(s, c, CLOSE_PEER_GONE);
         if (c->state != CONN_CLOSING && !c->sending && c->out && c->out->len)
             start_send(s, c);
         maybe_free(s, c);

@@ -67,6 +67,7 @@ struct conn {
     bool is_dirty;
     bool in_rearm;
     bool recv_cancelled; /* paused by cross-shard back-pressure */
+    bool close_pending;  /* out of memory mid-turn: close at the flush */
     bool closed_fd;
     bool relocated;        /* arrived from another shard: serve here */
     bool teardown_pending; /* flush, then shut down */
