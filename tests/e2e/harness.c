@@ -142,6 +142,14 @@ static pid_t spawn(const struct broker *b, char *const argv[])
         prctl(PR_SET_PDEATHSIG, SIGKILL);
         if (getppid() != parent)
             _exit(127);
+        /* Start the broker with default signal handling, whatever the test
+         * runner blocked or ignored: SIGTERM must reach it. */
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        signal(SIGTERM, SIG_DFL);
+        signal(SIGINT, SIG_DFL);
+        signal(SIGPIPE, SIG_DFL);
         int fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
         int nul = open("/dev/null", O_RDONLY | O_CLOEXEC);
         if (fd < 0 || nul < 0 || dup2(nul, 0) < 0 || dup2(fd, 1) < 0 || dup2(fd, 2) < 0)
@@ -758,7 +766,11 @@ void client_disconnect(struct client *c)
 void client_destroy(struct client *c)
 {
     /* Stop the loop thread first so that closing the socket sends no DISCONNECT:
-     * for the broker this is an unclean close. */
+     * for the broker this is an unclean close. A connection the broker already
+     * closed is first marked as disconnected: loop_stop wakes the loop thread, and
+     * it would otherwise reconnect (with this client id) before being cancelled. */
+    if (client_wait_closed(c, 0) == 0)
+        mosquitto_disconnect(c->mosq);
     mosquitto_loop_stop(c->mosq, true);
     client_free(c);
 }

@@ -283,3 +283,34 @@ Test(session, offline_queue_is_bounded_and_keeps_oldest)
     client_disconnect(c);
     broker_stop(&b);
 }
+
+Test(session, offline_queue_is_bounded_by_bytes)
+{
+    broker_start(&b, "limits.max_inflight=5", "limits.max_queued_bytes=1000", NULL);
+    struct client *c = client_open(&b, "offline", false);
+    cr_assert(client_subscribe(c, "qb/t", 1) == 1);
+    client_disconnect(c);
+    struct client *pub = client_open(&b, "pub", true);
+    char payload[100];
+    for (int i = 0; i < 100; i++) {
+        memset(payload, ' ', sizeof(payload));
+        snprintf(payload, sizeof(payload), "%d", i);
+        client_publish_async(pub, "qb/t", payload, sizeof(payload), 1, false);
+    }
+    client_wait_published(pub, 100);
+
+    c = client_open(&b, "offline", false);
+    struct msg m;
+    int n = 0;
+    while (client_wait_message(c, &m, E2E_ABSENT_MS) == 0) {
+        int got = atoi((char *)m.payload);
+        msg_free(&m);
+        cr_assert(got == n, "dropping must keep the oldest, in order: got %d, want %d", got, n);
+        n++;
+    }
+    /* 1000 bytes hold at most 10 of these 100-byte messages, plus the window. */
+    cr_assert(n >= 1 && n <= 15, "queued %d 100-byte messages with max_queued_bytes=1000", n);
+    client_disconnect(pub);
+    client_disconnect(c);
+    broker_stop(&b);
+}

@@ -5,6 +5,7 @@
 #include "harness.h"
 
 #include <criterion/criterion.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -265,4 +266,40 @@ Test(will_retain, mqtt_3_1_4_2_takeover_publishes_old_connections_will)
     client_disconnect(second);
     client_disconnect(sub);
     broker_stop(&b);
+}
+
+/* Shuts the broker down while a client with a will is connected, then reads what
+ * the subscriber got before its own connection closed. */
+static int wills_seen_at_shutdown(const char *setting)
+{
+    broker_start(&b, setting, NULL);
+    struct client *sub = client_open(&b, "sub", true);
+    cr_assert(client_subscribe(sub, "will/t", 1) == 1);
+    int fd = open_with_will("victim", 1, false, 60);
+    broker_stop(&b);
+    close(fd);
+    /* Everything sent before the close has been handed to the callbacks. */
+    cr_assert(client_wait_closed(sub, E2E_WAIT_MS) == 0);
+    int n = 0;
+    struct msg m;
+    while (client_wait_message(sub, &m, 0) == 0) {
+        cr_expect_str_eq(m.topic, "will/t");
+        msg_free(&m);
+        n++;
+    }
+    client_destroy(sub);
+    return n;
+}
+
+/* A ringmq setting; mosquitto always sends the wills when it shuts down. */
+Test(will_retain, no_wills_on_shutdown_by_default)
+{
+    if (getenv("RINGMQ_E2E_BROKER") && !strcmp(getenv("RINGMQ_E2E_BROKER"), "mosquitto"))
+        cr_skip_test("mosquitto has no server.wills_on_shutdown=false");
+    cr_assert(wills_seen_at_shutdown("server.wills_on_shutdown=false") == 0);
+}
+
+Test(will_retain, wills_on_shutdown_when_enabled)
+{
+    cr_assert(wills_seen_at_shutdown("server.wills_on_shutdown=true") == 1);
 }
