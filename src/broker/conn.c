@@ -23,7 +23,9 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "broker/msg.h"
 #include "broker/protocol.h"
+#include "broker/route.h"
 #include "broker/session.h"
 #include "broker/shard.h"
 #include "core/log.h"
@@ -109,6 +111,10 @@ static void close_fixed(struct shard *s, uint32_t fi)
 
 void conn_accepted(struct shard *s, uint32_t fi, uint8_t listener)
 {
+    if (s->stopping) {
+        close_fixed(s, fi);
+        return;
+    }
     uint32_t max = s->cfg->max_connections;
     if (max && atomic_load_explicit(&s->broker->connections, memory_order_relaxed) >= max) {
         log_ratelimited(LOG_LEVEL_WARN, "max_connections (%u) reached, refusing", max);
@@ -371,7 +377,7 @@ void conn_on_recv(struct shard *s, struct conn *c, int res, unsigned flags)
     }
     if (res > 0) {
         uint16_t bid = (uint16_t)(flags >> IORING_CQE_BUFFER_SHIFT);
-        if (reading(c)) {
+        if (reading(c) && !s->stopping) {
             c->last_rx_ms = s->now_ms;
             feed(s, c, bufring_buf(&s->bufs, bid), (size_t)res);
         }
@@ -446,7 +452,7 @@ void conn_flush_all(struct shard *s)
             start_send(s, c);
         maybe_free(s, c);
     }
-    while (s->rearm && !s->congested) {
+    while (s->rearm && !s->congested && !s->stopping) {
         struct conn *c = s->rearm;
         s->rearm = c->next_rearm;
         c->in_rearm = false;
@@ -553,6 +559,26 @@ void conn_adopt(struct shard *s, uint32_t fi, struct iobuf *h)
     maybe_free(s, c);
 }
 
+void conn_publish_wills(struct shard *s)
+{
+    for (struct conn *c = s->all; c; c = c->all_next) {
+        struct session *ss = c->session;
+        if (ss && ss->will) {
+            struct msg *will = ss->will;
+            ss->will = NULL;
+            route_publish(s, ss->tenant, will);
+        }
+    }
+}
+
+bool conn_any_sending(const struct shard *s)
+{
+    for (const struct conn *c = s->all; c; c = c->all_next)
+        if (c->sending || (c->out && c->out->len && c->state != CONN_CLOSING))
+            return true;
+    return false;
+}
+
 void conn_free_all(struct shard *s)
 {
     while (s->all) {
@@ -560,7 +586,7 @@ void conn_free_all(struct shard *s)
         if (c->session) {
             struct session *ss = c->session;
             c->session = NULL;
-            session_detach(s, ss, s->cfg->wills_on_shutdown);
+            session_detach(s, ss, false); /* wills went out in conn_publish_wills */
         }
         c->is_dirty = false;
         c->in_rearm = false;

@@ -112,6 +112,13 @@ void conn_on_timer(struct wheel_entry *e, void *shard);
 void conn_relocate(struct shard *s, struct conn *c, uint32_t home, const uint8_t *bytes,
                    size_t len);
 
+/* Shutdown with wills_on_shutdown: publish every connected client's will
+ * (the sessions keep no will afterwards). */
+void conn_publish_wills(struct shard *s);
+
+/* True while any connection has a send in flight (shutdown linger). */
+bool conn_any_sending(const struct shard *s);
+
 /* Free every connection of the shard without any I/O (shutdown; the ring's
  * exit closes the descriptors). Sessions are detached first. */
 void conn_free_all(struct shard *s);

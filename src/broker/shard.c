@@ -357,9 +357,41 @@ static void shard_fini(struct shard *s)
     }
 }
 
-/* Start-up handshake between main and the shard threads. */
-static pthread_barrier_t start_barrier;
-static bool start_failed;
+/*
+ * Clean shutdown, phase by phase: publish the wills (when configured), wait
+ * until every shard has, deliver what arrived from other shards, and give
+ * queued output up to SHARD_LINGER_MS to reach the clients.
+ */
+#define SHARD_LINGER_MS 1000u
+
+static void shard_quiesce(struct shard *s)
+{
+    if (s->cfg->wills_on_shutdown)
+        conn_publish_wills(s);
+    conn_flush_all(s);
+    xflush(s);
+    io_uring_submit(&s->ring);
+    pthread_barrier_wait(&s->broker->stop_barrier);
+    drain_inbound(s);
+    uint64_t deadline = clock_now_ms() + SHARD_LINGER_MS;
+    for (;;) {
+        conn_flush_all(s);
+        bufring_publish(&s->bufs);
+        if (!conn_any_sending(s) || clock_now_ms() >= deadline)
+            break;
+        struct __kernel_timespec ts = {.tv_sec = 0, .tv_nsec = 50 * 1000000L};
+        struct io_uring_cqe *cqe;
+        io_uring_submit_and_wait_timeout(&s->ring, &cqe, 1, &ts, NULL);
+        s->now_ms = clock_now_ms();
+        unsigned head, n = 0;
+        io_uring_for_each_cqe(&s->ring, head, cqe)
+        {
+            dispatch(s, cqe);
+            n++;
+        }
+        io_uring_cq_advance(&s->ring, n);
+    }
+}
 
 static void *shard_thread(void *arg)
 {
@@ -374,13 +406,16 @@ static void *shard_thread(void *arg)
         CPU_SET((int)(s->id % (uint32_t)ncpu), &set);
         pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
     }
+    struct broker *b = s->broker;
     int ret = shard_init(s);
     if (ret < 0)
-        start_failed = true;
-    pthread_barrier_wait(&start_barrier); /* every shard initialised */
-    pthread_barrier_wait(&start_barrier); /* main checked start_failed */
-    if (!start_failed)
+        b->start_failed = true;
+    pthread_barrier_wait(&b->start_barrier); /* every shard initialised */
+    pthread_barrier_wait(&b->start_barrier); /* main checked start_failed */
+    if (!b->start_failed) {
         shard_loop(s);
+        shard_quiesce(s);
+    }
     shard_fini(s);
     return NULL;
 }
@@ -484,8 +519,8 @@ int broker_start(const struct config *cfg, struct broker **out)
     if (ret < 0)
         goto fail;
 
-    pthread_barrier_init(&start_barrier, NULL, b->nshards + 1);
-    start_failed = false;
+    pthread_barrier_init(&b->start_barrier, NULL, b->nshards + 1);
+    pthread_barrier_init(&b->stop_barrier, NULL, b->nshards);
     uint32_t started = 0;
     for (; started < b->nshards; started++) {
         ret = -pthread_create(&b->shards[started]->thread, NULL, shard_thread, b->shards[started]);
@@ -497,13 +532,14 @@ int broker_start(const struct config *cfg, struct broker **out)
         log_err("cannot start shard threads: %s", strerror(-ret));
         exit(1);
     }
-    pthread_barrier_wait(&start_barrier);
-    bool failed = start_failed;
-    pthread_barrier_wait(&start_barrier);
+    pthread_barrier_wait(&b->start_barrier);
+    bool failed = b->start_failed;
+    pthread_barrier_wait(&b->start_barrier);
     if (failed) {
         for (uint32_t i = 0; i < b->nshards; i++)
             pthread_join(b->shards[i]->thread, NULL);
-        pthread_barrier_destroy(&start_barrier);
+        pthread_barrier_destroy(&b->start_barrier);
+        pthread_barrier_destroy(&b->stop_barrier);
         ret = -EIO;
         goto fail;
     }
@@ -529,6 +565,7 @@ void broker_stop(struct broker *b)
     }
     for (uint32_t i = 0; i < b->nshards; i++)
         pthread_join(b->shards[i]->thread, NULL);
-    pthread_barrier_destroy(&start_barrier);
+    pthread_barrier_destroy(&b->start_barrier);
+    pthread_barrier_destroy(&b->stop_barrier);
     broker_free(b);
 }

@@ -106,6 +106,9 @@ struct broker {
     const struct config *cfg;
     uint32_t nshards;
     struct shard **shards;
+    pthread_barrier_t start_barrier; /* main + shards: initialised, then go */
+    pthread_barrier_t stop_barrier;  /* shards: wills published before draining */
+    atomic_bool start_failed;        /* any shard failed to initialise */
     atomic_uint connections;
     uint16_t ports[CONFIG_MAX_LISTENERS];
 };
