@@ -310,3 +310,16 @@ Test(badinput, mqtt_1_5_3_1_invalid_utf8_client_id)
     pkt_bin(&p, "id\xff", 3);
     check_closed_after_pkt(&p, false);
 }
+
+/* MQTT-2.3.1-2: a QoS 1 PUBLISH reusing the id of a QoS 2 flow that has not
+ * reached PUBREL is a protocol violation: the connection closes. */
+Test(badinput, mqtt_2_3_1_2_packet_id_reused_while_qos2_in_flight)
+{
+    struct pkt a, b2;
+    pkt_publish(&a, "reuse/t", "first", 5, 2, false, false, 7);
+    pkt_publish(&b2, "reuse/t", "again", 5, 1, false, false, 7);
+    uint8_t out[2 * 64];
+    size_t n = pkt_encode(&a, out);
+    n += pkt_encode(&b2, out + n);
+    check_closed_after(out, n, true);
+}

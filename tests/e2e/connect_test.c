@@ -296,3 +296,27 @@ Test(connect, mqtt_3_1_2_24_keepalive_expiry_closes_silent_client)
     expect_broker_alive();
     broker_stop(&b);
 }
+
+/* limits.max_connections: connections beyond the limit are closed without a
+ * CONNACK; those already connected keep working. */
+Test(connect, max_connections_refuses_the_extra_connection)
+{
+    broker_start(&b, "limits.max_connections=2", NULL);
+    struct client *one = client_open(&b, "one", true);
+    struct client *two = client_open(&b, "two", true);
+    int fd = raw_open(&b);
+    struct pkt p;
+    struct raw_connect o = {.flags = -1, .clean = true, .id = "three", .keepalive = 60};
+    pkt_connect(&p, &o);
+    raw_send_pkt(fd, &p);
+    uint8_t buf[16];
+    cr_assert_eq(raw_read_packet(fd, buf, sizeof(buf), E2E_WAIT_MS), 0,
+                 "the third connection must be closed without CONNACK");
+    close(fd);
+    cr_assert_eq(client_subscribe(one, "mc/t", 1), 1);
+    client_publish(two, "mc/t", "still", 5, 1, false);
+    client_expect_message(one, "mc/t", "still", NULL, NULL);
+    client_disconnect(one);
+    client_disconnect(two);
+    broker_stop(&b);
+}
