@@ -34,6 +34,7 @@ enum config_scope {
     CONFIG_SCOPE_LISTENER, /* [listener.NAME] -> struct config_listener */
     CONFIG_SCOPE_LIMITS,   /* [limits] -> struct config */
     CONFIG_SCOPE_LOG,      /* [log] -> struct config */
+    CONFIG_SCOPE_MQTT,     /* [mqtt] -> struct config */
 };
 
 struct directive;
@@ -69,6 +70,8 @@ static int parse_address(const struct directive *d, const char *value, void *fie
                          size_t whylen);
 static int parse_pow2_u32(const struct directive *d, const char *value, void *field, char *why,
                           size_t whylen);
+static int parse_string(const struct directive *d, const char *value, void *field, char *why,
+                        size_t whylen);
 
 #define SERVER(key, fn, member, lo, hi)                                                            \
     {                                                                                              \
@@ -81,6 +84,10 @@ static int parse_pow2_u32(const struct directive *d, const char *value, void *fi
 #define LOG(key, fn, member, lo, hi)                                                               \
     {                                                                                              \
         CONFIG_SCOPE_LOG, key, fn, offsetof(struct config, member), lo, hi                         \
+    }
+#define MQTT(key, fn, member, lo, hi)                                                              \
+    {                                                                                              \
+        CONFIG_SCOPE_MQTT, key, fn, offsetof(struct config, member), lo, hi                        \
     }
 #define LISTENER(key, fn, member, lo, hi)                                                          \
     {                                                                                              \
@@ -105,6 +112,19 @@ static const struct directive directives[] = {
     LIMITS("max_queued_messages", parse_u32, max_queued_messages, 0, 10000000),
     LIMITS("max_queued_bytes", parse_u64, max_queued_bytes, 0, UINT64_C(1) << 40),
     LIMITS("max_client_id_len", parse_u32, max_client_id_len, 1, 65535),
+
+    MQTT("receive_maximum", parse_u32, receive_maximum, 1, 65535),
+    MQTT("topic_alias_maximum", parse_u32, topic_alias_maximum, 0, 65535),
+    MQTT("maximum_qos", parse_u32, maximum_qos, 0, 2),
+    MQTT("retain_available", parse_bool, retain_available, 0, 0),
+    MQTT("wildcard_subscriptions", parse_bool, wildcard_subscriptions, 0, 0),
+    MQTT("subscription_identifiers", parse_bool, subscription_identifiers, 0, 0),
+    MQTT("shared_subscriptions", parse_bool, shared_subscriptions, 0, 0),
+    MQTT("server_keepalive", parse_u32, server_keepalive, 0, 65535),
+    MQTT("max_session_expiry", parse_u32, max_session_expiry, 0, UINT32_MAX),
+    MQTT("validate_payload_format", parse_bool, validate_payload_format, 0, 0),
+    MQTT("test_auth_method", parse_string, test_auth_method, 0,
+         sizeof(((struct config *)0)->test_auth_method)),
 
     LOG("level", parse_log_level, log_level, 0, 0),
 };
@@ -360,6 +380,7 @@ static int section_open(struct config *cfg, const char *name, size_t len, enum c
         {"server", CONFIG_SCOPE_SERVER},
         {"limits", CONFIG_SCOPE_LIMITS},
         {"log", CONFIG_SCOPE_LOG},
+        {"mqtt", CONFIG_SCOPE_MQTT},
     };
     static const char prefix[] = "listener.";
     const size_t plen = sizeof(prefix) - 1;
@@ -395,6 +416,8 @@ static const char *scope_label(const struct config *cfg, enum config_scope scope
         return "limits";
     case CONFIG_SCOPE_LOG:
         return "log";
+    case CONFIG_SCOPE_MQTT:
+        return "mqtt";
     case CONFIG_SCOPE_LISTENER:
         snprintf(buf, buflen, "listener.%s", cfg->listeners[listener].name);
         return buf;
@@ -714,6 +737,17 @@ void config_defaults(struct config *cfg)
     cfg->max_queued_bytes = 16777216;
     cfg->max_client_id_len = 256;
     cfg->log_level = LOG_LEVEL_INFO;
+    cfg->receive_maximum = 1024;
+    cfg->topic_alias_maximum = 64;
+    cfg->maximum_qos = 2;
+    cfg->retain_available = true;
+    cfg->wildcard_subscriptions = true;
+    cfg->subscription_identifiers = true;
+    cfg->shared_subscriptions = true;
+    cfg->server_keepalive = 0;
+    cfg->max_session_expiry = 604800;
+    cfg->validate_payload_format = false;
+    cfg->test_auth_method[0] = '\0';
 }
 
 int config_load(struct config *cfg, const char *path, const char *const *overrides, size_t n,

@@ -49,6 +49,21 @@ struct config {
     uint64_t max_queued_bytes;    /* per session, default 16777216 */
     uint32_t max_client_id_len;   /* default 256 */
 
+    /* [mqtt]: capabilities the server announces and enforces (MQTT 5.0
+     * properties in CONNACK; the limits apply to every protocol version
+     * where they have a meaning there) */
+    uint32_t receive_maximum;      /* inbound QoS 1/2 unacknowledged, default 1024 */
+    uint32_t topic_alias_maximum;  /* client -> server aliases, default 64 (0 = none) */
+    uint32_t maximum_qos;          /* 0..2, default 2 */
+    bool retain_available;         /* default true */
+    bool wildcard_subscriptions;   /* default true */
+    bool subscription_identifiers; /* default true */
+    bool shared_subscriptions;     /* default true */
+    uint32_t server_keepalive;     /* 0: the client's; else imposed (Server Keep Alive) */
+    uint32_t max_session_expiry;   /* seconds, default 604800 (7 days) */
+    bool validate_payload_format;  /* 0x99 for a payload marked UTF-8 that is not */
+    char test_auth_method[64];     /* enhanced-auth test method name, empty = off */
+
     /* [log] */
     enum log_level log_level; /* default info */
 };

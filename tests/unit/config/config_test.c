@@ -191,6 +191,17 @@ Test(config, shipped_file_lists_every_key)
         "max_queued_messages",
         "max_queued_bytes",
         "max_client_id_len",
+        "receive_maximum",
+        "topic_alias_maximum",
+        "maximum_qos",
+        "retain_available",
+        "wildcard_subscriptions",
+        "subscription_identifiers",
+        "shared_subscriptions",
+        "server_keepalive",
+        "max_session_expiry",
+        "validate_payload_format",
+        "test_auth_method",
         "level",
     };
     char path[1024], line[512];
@@ -225,6 +236,17 @@ Test(config, set_every_key)
         "limits.max_queued_messages=5",
         "limits.max_queued_bytes=5000000000",
         "limits.max_client_id_len=23",
+        "mqtt.receive_maximum=10",
+        "mqtt.topic_alias_maximum=0",
+        "mqtt.maximum_qos=1",
+        "mqtt.retain_available=false",
+        "mqtt.wildcard_subscriptions=false",
+        "mqtt.subscription_identifiers=false",
+        "mqtt.shared_subscriptions=false",
+        "mqtt.server_keepalive=30",
+        "mqtt.max_session_expiry=4294967295",
+        "mqtt.validate_payload_format=true",
+        "mqtt.test_auth_method=RINGMQ-TEST",
         "log.level=debug",
     };
     struct config cfg;
@@ -243,6 +265,17 @@ Test(config, set_every_key)
     cr_assert_eq(cfg.max_queued_messages, 5);
     cr_assert_eq(cfg.max_queued_bytes, 5000000000ull);
     cr_assert_eq(cfg.max_client_id_len, 23);
+    cr_assert_eq(cfg.receive_maximum, 10);
+    cr_assert_eq(cfg.topic_alias_maximum, 0);
+    cr_assert_eq(cfg.maximum_qos, 1);
+    cr_assert_eq(cfg.retain_available, false);
+    cr_assert_eq(cfg.wildcard_subscriptions, false);
+    cr_assert_eq(cfg.subscription_identifiers, false);
+    cr_assert_eq(cfg.shared_subscriptions, false);
+    cr_assert_eq(cfg.server_keepalive, 30);
+    cr_assert_eq(cfg.max_session_expiry, 4294967295u);
+    cr_assert_eq(cfg.validate_payload_format, true);
+    cr_assert_str_eq(cfg.test_auth_method, "RINGMQ-TEST");
     cr_assert_eq(cfg.log_level, LOG_LEVEL_DEBUG);
 }
 
@@ -610,6 +643,11 @@ Test(config, integer_bounds)
          {"0", "1099511627776"},
          {"1099511627777", "18446744073709551616"}},
         {"limits.max_client_id_len", {"1", "65535"}, {"0", "65536", "1 2"}},
+        {"mqtt.receive_maximum", {"1", "65535"}, {"0", "65536"}},
+        {"mqtt.topic_alias_maximum", {"0", "65535"}, {"65536", "-1"}},
+        {"mqtt.maximum_qos", {"0", "2"}, {"3"}},
+        {"mqtt.server_keepalive", {"0", "65535"}, {"65536"}},
+        {"mqtt.max_session_expiry", {"0", "4294967295"}, {"4294967296"}},
     };
     char arg[128], err[256];
     struct config cfg;
