@@ -23,6 +23,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "broker/alias.h"
 #include "broker/msg.h"
 #include "broker/protocol.h"
 #include "broker/route.h"
@@ -30,10 +31,15 @@
 #include "broker/shard.h"
 #include "core/log.h"
 #include "mqtt/codec.h"
+#include "mqtt/props.h"
 
 #define CONN_CONNECT_TIMEOUT_MS 10000u
 #define CONN_CLOSE_TIMEOUT_MS   5000u
 #define CONN_OUT_MIN            512u
+/* Output a client leaves unread before we stop reading its input, and the
+ * level at which we read again. */
+#define CONN_OUT_PAUSE  (1u << 20)
+#define CONN_OUT_RESUME (256u << 10)
 
 static struct conn *conn_of_timer(struct wheel_entry *e)
 {
@@ -135,7 +141,8 @@ static void conn_free(struct shard *s, struct conn *c)
     free(c->rx);
     free(c->out);
     free(c->sending);
-    free(c->handover);
+    free(c->stash);
+    conn_v5_destroy(c->v5);
     wheel_remove(&c->timer);
     *c->all_pprev = c->all_next;
     if (c->all_next)
@@ -172,10 +179,55 @@ static void teardown(struct shard *s, struct conn *c, bool shutdown_first)
     c->ops++;
 }
 
+static void write_disconnect(struct shard *s, struct conn *c, uint8_t rc, const char *why)
+{
+    struct mqtt_props pr;
+    memset(&pr, 0, sizeof(pr));
+    if (why && c->v5->problem_info) {
+        mqtt_props_set(&pr, MQTT_PROP_REASON_STRING);
+        pr.reason_string = (struct mqtt_bytes){(const uint8_t *)why, strlen(why)};
+    }
+    size_t plen = mqtt_props_size(&pr, NULL, 0, NULL, 0);
+    size_t rem = 1 + plen;
+    size_t total = 1 + mqtt_varint_size((uint32_t)rem) + rem;
+    uint8_t *p = conn_reserve(s, c, total);
+    if (!p)
+        return;
+    uint8_t *w = p;
+    *w++ = MQTT_DISCONNECT << 4;
+    w += mqtt_varint_encode(w, (uint32_t)rem);
+    *w++ = rc;
+    mqtt_props_encode(w, &pr, NULL, 0, NULL, 0);
+    conn_commit(s, c, total);
+}
+
 void conn_close(struct shard *s, struct conn *c, enum conn_close_reason why)
+{
+    static const uint8_t codes[] = {
+        [CLOSE_TAKEOVER] = MQTT_RC_SESSION_TAKEN_OVER, /* MQTT-3.1.4-3 (5.0) */
+        [CLOSE_KEEPALIVE] = MQTT_RC_KEEPALIVE_TIMEOUT,
+        [CLOSE_SHUTDOWN] = MQTT_RC_SERVER_SHUTTING_DOWN,
+        [CLOSE_PROTOCOL] = MQTT_RC_PROTOCOL_ERROR,
+    };
+    conn_close_reason(s, c, why, codes[why], NULL);
+}
+
+void conn_close_reason(struct shard *s, struct conn *c, enum conn_close_reason why, uint8_t rc,
+                       const char *reason_string)
 {
     if (c->state == CONN_CLOSING)
         return;
+    /* A 5.0 client learns why the server closes (MQTT-4.13.1-1); before
+     * CONNECT is accepted that is the CONNACK's job. */
+    if (c->v5 && c->state == CONN_ACTIVE && rc >= 0x80 &&
+        (why == CLOSE_TAKEOVER || why == CLOSE_KEEPALIVE || why == CLOSE_SHUTDOWN ||
+         why == CLOSE_PROTOCOL))
+        write_disconnect(s, c, rc, reason_string);
+    else if (c->v5 && c->state == CONN_NEW && why == CLOSE_PROTOCOL && rc >= 0x80) {
+        uint8_t *p = conn_reserve(s, c, 5);
+        if (p)
+            conn_commit(s, c, mqtt_connack_encode(p, MQTT_V5, false, rc));
+    }
     c->state = CONN_CLOSING;
     wheel_remove(&c->timer);
     if (c->session) {
@@ -272,12 +324,11 @@ static size_t process(struct shard *s, struct conn *c, const uint8_t *buf, size_
         if (rc == MQTT_INCOMPLETE)
             break;
         if (rc != MQTT_OK) {
-            s->protocol_errors++;
-            log_ratelimited(LOG_LEVEL_WARN, "connection %llu: %s, closing",
-                            (unsigned long long)c->id,
-                            rc == MQTT_RC_PACKET_TOO_LARGE ? "packet larger than max_packet_size"
-                                                           : "malformed remaining length");
-            conn_close(s, c, CLOSE_PROTOCOL);
+            /* MQTT-4.13.1-1: 0x95 Packet too large, 0x81 Malformed. */
+            protocol_violation(s, c,
+                               rc == MQTT_RC_PACKET_TOO_LARGE ? "packet larger than max_packet_size"
+                                                              : "malformed remaining length",
+                               rc);
             return len;
         }
         if (f.total_len > len - off) {
@@ -286,21 +337,30 @@ static size_t process(struct shard *s, struct conn *c, const uint8_t *buf, size_
         }
         const uint8_t *pkt = buf + off;
         off += f.total_len;
-        if (protocol_handle(s, c, &f, pkt, buf + off, len - off) < 0 || !reading(c) ||
-            c->close_pending)
+        /* MQTT-3.1.2-24 counts Control Packets, not bytes. */
+        c->last_rx_ms = s->now_ms;
+        if (protocol_handle(s, c, &f, pkt, len - off) < 0 || !reading(c) || c->close_pending)
             return len;
     }
     return off;
 }
 
+/* Split packets wait in rx, which grows as their bytes arrive: a header
+ * announcing a large packet reserves at most this much up front. */
+#define CONN_RX_RESERVE_MAX 65536u
+
 static void feed(struct shard *s, struct conn *c, const uint8_t *data, size_t len)
 {
     size_t need;
+    if (c->close_pending)
+        return;
     if (!c->rx) {
         size_t used = process(s, c, data, len, &need);
         if (used == len || !reading(c))
             return;
         size_t left = len - used;
+        if (need > CONN_RX_RESERVE_MAX)
+            need = CONN_RX_RESERVE_MAX;
         c->rx = iobuf_create(need > left ? need : left);
         if (!c->rx) {
             conn_close(s, c, CLOSE_PEER_GONE);
@@ -335,15 +395,6 @@ static void feed(struct shard *s, struct conn *c, const uint8_t *data, size_t le
     }
     memmove(rx->data, rx->data + used, rx->len - used);
     rx->len -= (uint32_t)used;
-    if (need > rx->cap) {
-        struct iobuf *nb = realloc(rx, sizeof(*nb) + need);
-        if (!nb) {
-            conn_close(s, c, CLOSE_PEER_GONE);
-            return;
-        }
-        nb->cap = (uint32_t)need;
-        c->rx = nb;
-    }
 }
 
 /* After feeding a connection that has no receive armed. */
@@ -375,29 +426,30 @@ void conn_on_recv(struct shard *s, struct conn *c, int res, unsigned flags)
         c->recv_cancelled = false;
         c->ops--;
     }
-    if (res > 0) {
+    if (flags & IORING_CQE_F_BUFFER) {
         uint16_t bid = (uint16_t)(flags >> IORING_CQE_BUFFER_SHIFT);
-        if (reading(c) && !s->stopping) {
-            c->last_rx_ms = s->now_ms;
+        if (res > 0 && reading(c) && !s->stopping)
             feed(s, c, bufring_buf(&s->bufs, bid), (size_t)res);
-        }
         bufring_recycle(&s->bufs, bid);
-        if (more && s->congested && c->state == CONN_ACTIVE && !c->recv_cancelled) {
-            /* Back-pressure (shard.c): end this receive; it is re-armed only
-             * when the shard is no longer congested. */
+    }
+    if (res > 0) {
+        bool own_backlog = conn_backlog(c) > CONN_OUT_PAUSE;
+        if (more && c->state == CONN_ACTIVE && !c->recv_cancelled &&
+            (s->congested || own_backlog)) {
+            /* Back-pressure: another shard is behind (shard.c), or this
+             * client does not read what it asks for. End the receive; it is
+             * re-armed once the cause is gone, and TCP pushes back. */
             struct io_uring_sqe *sqe = shard_sqe(s);
             io_uring_prep_cancel64(sqe, ud_make(UD_RECV, c), 0);
             io_uring_sqe_set_data64(sqe, ud_make(UD_IGNORE, NULL));
             c->recv_cancelled = true;
         }
-        if (!more && reading(c)) {
-            if (c->state == CONN_NEW)
-                arm_next(s, c);
-            else
-                queue_rearm(s, c);
-        }
+        if (own_backlog)
+            c->out_paused = true;
+        if (!more && reading(c))
+            queue_rearm(s, c);
     } else if ((res == -ENOBUFS || (res == -ECANCELED && cancelled)) && reading(c)) {
-        /* Every buffer is in use this turn: retry once they are recycled. */
+        /* Every buffer is in use this turn, or paused: retry later. */
         queue_rearm(s, c);
     } else if (reading(c)) {
         conn_close(s, c, CLOSE_PEER_GONE);
@@ -420,16 +472,23 @@ void conn_on_send(struct shard *s, struct conn *c, int res)
         return;
     }
     b->off += (uint32_t)res;
-    if (b->off < b->len) {
+    if (b->off < b->len && !c->close_submitted) {
         submit_send(s, c); /* short write: send the rest */
         return;
     }
+    /* After the descriptor is closed its slot may be another client's:
+     * the rest of a short write is dropped, never sent there. */
     free(b);
     c->sending = NULL;
-    if (c->out && c->out->len && (c->state != CONN_CLOSING || c->teardown_pending))
+    if (c->out && c->out->len && (c->state != CONN_CLOSING || c->teardown_pending) &&
+        !c->close_submitted)
         start_send(s, c);
     else if (c->state == CONN_CLOSING && c->teardown_pending)
         teardown(s, c, true);
+    if (c->out_paused && conn_backlog(c) < CONN_OUT_RESUME) {
+        c->out_paused = false;
+        queue_rearm(s, c);
+    }
     maybe_free(s, c);
 }
 
@@ -452,14 +511,25 @@ void conn_flush_all(struct shard *s)
             start_send(s, c);
         maybe_free(s, c);
     }
-    while (s->rearm && !s->congested && !s->stopping) {
+    struct conn *wait = NULL;
+    while (s->rearm) {
         struct conn *c = s->rearm;
         s->rearm = c->next_rearm;
+        if (c->state == CONN_ACTIVE && !c->recv_armed &&
+            (s->congested || s->stopping || c->out_paused)) {
+            c->next_rearm = wait; /* still paused: keep it listed */
+            wait = c;
+            continue;
+        }
         c->in_rearm = false;
-        if (c->state == CONN_ACTIVE && !c->recv_armed)
-            arm_recv(s, c, true);
+        if (reading(c) && !c->recv_armed) {
+            /* Time spent paused by back-pressure is not the client's silence. */
+            c->last_rx_ms = s->now_ms;
+            arm_recv(s, c, c->state == CONN_ACTIVE);
+        }
         maybe_free(s, c);
     }
+    s->rearm = wait;
 }
 
 void conn_on_timer(struct wheel_entry *e, void *arg)
@@ -503,7 +573,7 @@ void conn_relocate(struct shard *s, struct conn *c, uint32_t home, const uint8_t
     memcpy(h->data, bytes, len);
     h->len = (uint32_t)len;
     h->off = c->listener;
-    c->handover = h;
+    c->stash = h;
     c->state = CONN_MOVING;
     wheel_remove(&c->timer);
     /* IORING_OP_MSG_RING / IORING_MSG_SEND_FD (5.18): install our direct
@@ -521,26 +591,27 @@ void conn_relocate(struct shard *s, struct conn *c, uint32_t home, const uint8_t
 void conn_on_fdsent(struct shard *s, struct conn *c, int res)
 {
     c->ops--;
-    struct iobuf *h = c->handover;
-    c->handover = NULL;
+    struct iobuf *h = c->stash;
+    c->stash = NULL;
     if (res >= 0) {
         /* The home shard owns the bytes and a copy of the descriptor. */
         conn_close(s, c, CLOSE_MOVED);
         return;
     }
-    /* The kernel could not move it (old kernel, full table): serve the
-     * client here rather than refuse it. */
-    log_ratelimited(LOG_LEVEL_WARN,
-                    "cannot move connection to its home shard (%s); serving it here",
+    /* The kernel could not move it (old kernel, full descriptor table at
+     * home). Serving it here would create a second session for the same
+     * client id, so refuse it: server unavailable. */
+    log_ratelimited(LOG_LEVEL_WARN, "cannot move connection to its home shard (%s); refusing it",
                     strerror(-res));
-    c->state = CONN_NEW;
-    c->relocated = true;
-    free(c->rx); /* h holds these bytes and everything after them */
-    c->rx = NULL;
-    feed(s, c, h->data, h->len);
     free(h);
-    arm_next(s, c);
-    maybe_free(s, c);
+    c->state = CONN_NEW;
+    uint8_t *p = conn_reserve(s, c, 5);
+    if (p)
+        conn_commit(s, c,
+                    mqtt_connack_encode(p, c->version, false,
+                                        c->version == MQTT_V5 ? MQTT_RC_SERVER_UNAVAILABLE
+                                                              : MQTT_CONNACK_UNAVAILABLE));
+    conn_close(s, c, CLOSE_REFUSED);
 }
 
 void conn_adopt(struct shard *s, uint32_t fi, struct iobuf *h)
@@ -559,15 +630,15 @@ void conn_adopt(struct shard *s, uint32_t fi, struct iobuf *h)
     maybe_free(s, c);
 }
 
-void conn_publish_wills(struct shard *s)
+void conn_shutdown_notice(struct shard *s)
 {
     for (struct conn *c = s->all; c; c = c->all_next) {
-        struct session *ss = c->session;
-        if (ss && ss->will) {
-            struct msg *will = ss->will;
-            ss->will = NULL;
-            route_publish(s, ss->tenant, will);
-        }
+        if (c->state != CONN_ACTIVE)
+            continue;
+        if (s->cfg->wills_on_shutdown && c->session)
+            session_publish_will(s, c->session);
+        if (c->v5)
+            conn_close(s, c, CLOSE_SHUTDOWN); /* DISCONNECT 0x8B, MQTT 5.0 4.13 */
     }
 }
 

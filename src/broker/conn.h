@@ -16,6 +16,7 @@
 
 struct shard;
 struct session;
+struct conn_v5;
 
 /* A growable byte buffer (malloc'd header + data). */
 struct iobuf {
@@ -47,10 +48,12 @@ enum conn_close_reason {
 struct conn {
     struct wheel_entry timer; /* keepalive / connect timeout */
     struct session *session;  /* NULL until CONNECT is accepted */
+    struct conn_v5 *v5;       /* MQTT 5.0 state, NULL for 3.1/3.1.1 */
     struct iobuf *rx;         /* partial packet, NULL when none */
     struct iobuf *out;        /* being filled this turn */
     struct iobuf *sending;    /* handed to the kernel */
-    struct iobuf *handover;   /* bytes travelling with the descriptor (CONN_MOVING) */
+    struct iobuf *stash;      /* CONN_MOVING: bytes travelling with the descriptor;
+                                 enhanced auth: the CONNECT being authenticated */
     struct conn *all_next;    /* shard's list of every connection (shutdown) */
     struct conn **all_pprev;
     struct conn *next_dirty; /* shard->dirty list */
@@ -68,6 +71,7 @@ struct conn {
     bool in_rearm;
     bool recv_cancelled; /* paused by cross-shard back-pressure */
     bool close_pending;  /* out of memory mid-turn: close at the flush */
+    bool out_paused;     /* reads stopped: the client does not read its output */
     bool closed_fd;
     bool relocated;        /* arrived from another shard: serve here */
     bool teardown_pending; /* flush, then shut down */
@@ -97,8 +101,16 @@ size_t conn_backlog(const struct conn *c);
 
 /* Close: flush what is queued, then shut down and free when no operation
  * is pending. Detaches the session (publishing the will unless the reason
- * is a clean DISCONNECT or a shutdown without wills). Idempotent. */
+ * is a clean DISCONNECT or a shutdown without wills). A 5.0 client first
+ * gets a DISCONNECT for a takeover (0x8E), keepalive timeout (0x8D) or
+ * shutdown (0x8B). Idempotent. */
 void conn_close(struct shard *s, struct conn *c, enum conn_close_reason why);
+
+/* conn_close with the DISCONNECT reason code (and a reason string, when the
+ * client did not refuse them) a 5.0 client gets; `reason_string` may be
+ * NULL. */
+void conn_close_reason(struct shard *s, struct conn *c, enum conn_close_reason why, uint8_t rc,
+                       const char *reason_string);
 
 /* Called once per loop turn: submit sends for dirty connections and
  * re-arm receives that ended. */
@@ -112,9 +124,9 @@ void conn_on_timer(struct wheel_entry *e, void *shard);
 void conn_relocate(struct shard *s, struct conn *c, uint32_t home, const uint8_t *bytes,
                    size_t len);
 
-/* Shutdown with wills_on_shutdown: publish every connected client's will
- * (the sessions keep no will afterwards). */
-void conn_publish_wills(struct shard *s);
+/* Shutdown: tell every 5.0 client (DISCONNECT 0x8B) and, with
+ * wills_on_shutdown, publish every connected client's will. */
+void conn_shutdown_notice(struct shard *s);
 
 /* True while any connection has a send in flight (shutdown linger). */
 bool conn_any_sending(const struct shard *s);

@@ -7,20 +7,24 @@
 #include <stdlib.h>
 #include <string.h>
 
-struct msg *msg_create(const uint8_t *topic, size_t topic_len, const uint8_t *payload,
-                       size_t payload_len, uint8_t qos, uint8_t retain)
+struct msg *msg_create(const struct msg_spec *sp)
 {
-    struct msg *m = malloc(sizeof(*m) + topic_len + payload_len);
+    struct msg *m = malloc(sizeof(*m) + sp->topic_len + sp->payload_len + sp->props_len);
     if (!m)
         return NULL;
     atomic_init(&m->refs, 1);
-    m->payload_len = (uint32_t)payload_len;
-    m->topic_len = (uint16_t)topic_len;
-    m->qos = qos;
-    m->retain = retain;
-    memcpy(m->data, topic, topic_len);
-    if (payload_len)
-        memcpy(m->data + topic_len, payload, payload_len);
+    m->payload_len = (uint32_t)sp->payload_len;
+    m->topic_len = (uint16_t)sp->topic_len;
+    m->qos = sp->qos;
+    m->retain = sp->retain;
+    m->props_len = (uint32_t)sp->props_len;
+    m->expires_at_ms = sp->expires_at_ms;
+    m->origin = sp->origin;
+    memcpy(m->data, sp->topic, sp->topic_len);
+    if (sp->payload_len)
+        memcpy(m->data + sp->topic_len, sp->payload, sp->payload_len);
+    if (sp->props_len)
+        memcpy(m->data + sp->topic_len + sp->payload_len, sp->props, sp->props_len);
     return m;
 }
 

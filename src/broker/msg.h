@@ -17,14 +17,41 @@ struct msg {
     atomic_uint refs;
     uint32_t payload_len;
     uint16_t topic_len;
-    uint8_t qos;    /* QoS as published */
-    uint8_t retain; /* retain flag as published */
-    uint8_t data[]; /* topic, then payload */
+    uint8_t qos;            /* QoS as published */
+    uint8_t retain;         /* retain flag as published */
+    uint32_t props_len;     /* MQTT 5.0 PUBLISH properties as received (validated) */
+    uint64_t expires_at_ms; /* Message Expiry Interval as a deadline; 0: never */
+    const void *origin;     /* publishing session, only compared (No Local) */
+    uint8_t data[];         /* topic, payload, properties */
+};
+
+/* What a message is made of; the bytes are copied. */
+struct msg_spec {
+    const uint8_t *topic;
+    size_t topic_len;
+    const uint8_t *payload;
+    size_t payload_len;
+    const uint8_t *props; /* a PUBLISH property block without its length */
+    size_t props_len;
+    uint8_t qos;
+    uint8_t retain;
+    uint64_t expires_at_ms;
+    const void *origin;
 };
 
 /* A new message with one reference (the caller's). NULL on OOM. */
-struct msg *msg_create(const uint8_t *topic, size_t topic_len, const uint8_t *payload,
-                       size_t payload_len, uint8_t qos, uint8_t retain);
+struct msg *msg_create(const struct msg_spec *spec);
+
+static inline const uint8_t *msg_props(const struct msg *m)
+{
+    return m->data + m->topic_len + m->payload_len;
+}
+
+/* True when the message has expired at now_ms (MQTT-3.3.2-5). */
+static inline int msg_expired(const struct msg *m, uint64_t now_ms)
+{
+    return m->expires_at_ms && now_ms >= m->expires_at_ms;
+}
 
 static inline const uint8_t *msg_topic(const struct msg *m)
 {
@@ -39,7 +66,7 @@ static inline const uint8_t *msg_payload(const struct msg *m)
 /* Bytes the message accounts for in queue limits. */
 static inline size_t msg_size(const struct msg *m)
 {
-    return sizeof(*m) + m->topic_len + m->payload_len;
+    return sizeof(*m) + m->topic_len + m->payload_len + m->props_len;
 }
 
 static inline struct msg *msg_acquire(struct msg *m)

@@ -21,8 +21,23 @@
 
 struct match_ctx {
     struct shard *s;
-    bool local;
+    const struct msg *m;
 };
+
+/* Remember one Subscription Identifier for a matched session. */
+static void match_add_id(struct shard *s, struct session *ss, uint32_t id)
+{
+    if (s->nmatch_ids == s->match_ids_cap) {
+        uint32_t cap = s->match_ids_cap ? s->match_ids_cap * 2 : 64;
+        struct match_id *v = realloc(s->match_idv, cap * sizeof(*v));
+        if (!v)
+            return; /* the message still goes out, without this identifier */
+        s->match_idv = v;
+        s->match_ids_cap = cap;
+    }
+    s->match_idv[s->nmatch_ids] = (struct match_id){id, ss->match_ids};
+    ss->match_ids = ++s->nmatch_ids;
+}
 
 static void collect(void *value, void *arg)
 {
@@ -31,39 +46,57 @@ static void collect(void *value, void *arg)
     struct sub_node *n = value;
     s->match_mask |= n->mask;
     for (uint32_t i = 0; i < n->n; i++) {
-        struct session *ss = n->v[i].s;
+        const struct sub_entry *e = &n->v[i];
+        struct session *ss = e->s;
+        /* MQTT-3.8.3-3: No Local. */
+        if ((e->opts & SUB_NO_LOCAL) && ctx->m->origin == ss)
+            continue;
         if (ss->match_epoch != s->match_epoch) {
             if (s->nmatch == s->match_cap) {
                 uint32_t cap = s->match_cap ? s->match_cap * 2 : 64;
                 struct session **v = realloc(s->match, cap * sizeof(*v));
                 if (!v)
-                    continue; /* counted below as a drop */
+                    continue;
                 s->match = v;
                 s->match_cap = cap;
             }
             ss->match_epoch = s->match_epoch;
-            ss->match_qos = n->v[i].qos;
+            ss->match_qos = e->qos;
+            ss->match_rap = (e->opts & SUB_RETAIN_AS_PUBLISHED) != 0;
+            ss->match_ids = 0;
             s->match[s->nmatch++] = ss;
-        } else if (n->v[i].qos > ss->match_qos) {
-            /* Overlapping subscriptions: one copy at the highest QoS. */
-            ss->match_qos = n->v[i].qos;
+        } else {
+            /* Overlapping subscriptions: one copy at the highest QoS
+             * (MQTT-3.3.4-2), carrying every identifier (MQTT-3.3.4-4). */
+            if (e->qos > ss->match_qos)
+                ss->match_qos = e->qos;
+            if (e->opts & SUB_RETAIN_AS_PUBLISHED)
+                ss->match_rap = 1;
         }
+        if (e->subid)
+            match_add_id(s, ss, e->subid);
     }
 }
 
 /* Deliver m to this shard's subscribers; returns the interest mask. */
 static uint64_t deliver_local(struct shard *s, struct tenant *t, struct msg *m)
 {
-    struct match_ctx ctx = {s, true};
+    struct match_ctx ctx = {s, m};
     s->match_epoch++;
     s->nmatch = 0;
+    s->nmatch_ids = 0;
     s->match_mask = 0;
     trie_match(t->subs, msg_topic(m), m->topic_len, collect, &ctx);
     for (uint32_t i = 0; i < s->nmatch; i++) {
         struct session *ss = s->match[i];
         uint8_t qos = ss->match_qos < m->qos ? ss->match_qos : m->qos;
-        /* MQTT-3.3.1-9: live delivery carries retain 0. */
-        session_deliver(s, ss, m, qos, false);
+        uint32_t ids[32];
+        size_t nids = 0;
+        for (uint32_t j = ss->match_ids; j && nids < 32; j = s->match_idv[j - 1].next)
+            ids[nids++] = s->match_idv[j - 1].id;
+        /* MQTT-3.3.1-9 / MQTT-3.3.1-12: live delivery carries retain 0
+         * unless a subscription asked for Retain As Published. */
+        session_deliver(s, ss, m, qos, ss->match_rap && m->retain, ids, nids);
     }
     return s->match_mask;
 }
@@ -167,6 +200,7 @@ struct retained_ctx {
     struct shard *s;
     struct session *ss;
     uint8_t qos;
+    uint32_t subid;
 };
 
 static void send_one_retained(void *value, void *arg)
@@ -174,14 +208,15 @@ static void send_one_retained(void *value, void *arg)
     struct retained_ctx *ctx = arg;
     struct msg *m = value;
     uint8_t qos = m->qos < ctx->qos ? m->qos : ctx->qos;
-    /* MQTT-3.3.1-6: sent on a new subscription with the retain flag set. */
-    session_deliver(ctx->s, ctx->ss, m, qos, true);
+    /* MQTT-3.3.1-6: sent on a new subscription with the retain flag set;
+     * an expired one is skipped (MQTT-3.3.2-5). */
+    session_deliver(ctx->s, ctx->ss, m, qos, true, &ctx->subid, ctx->subid ? 1 : 0);
 }
 
 void route_send_retained(struct shard *s, struct session *ss, const uint8_t *filter, size_t len,
-                         uint8_t qos)
+                         uint8_t qos, uint32_t subid)
 {
-    struct retained_ctx ctx = {s, ss, qos};
+    struct retained_ctx ctx = {s, ss, qos, subid};
     retain_match(ss->tenant->retained, filter, len, send_one_retained, &ctx);
 }
 

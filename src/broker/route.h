@@ -35,9 +35,10 @@ void route_interest_del(struct shard *s, struct tenant *t, const uint8_t *filter
  * messages). Returns how many acks to wait for. */
 uint32_t route_ping_all(struct shard *s, uint64_t token);
 
-/* Send the retained messages matching `filter` to `ss` at most at `qos`. */
+/* Send the retained messages matching `filter` to `ss` at most at `qos`,
+ * with the subscription's identifier (0: none). */
 void route_send_retained(struct shard *s, struct session *ss, const uint8_t *filter, size_t len,
-                         uint8_t qos);
+                         uint8_t qos, uint32_t subid);
 
 /* Handle one message from another shard. */
 void route_on_xmsg(struct shard *s, const struct xmsg *x);

@@ -20,7 +20,9 @@
 #include "broker/shard.h"
 #include "core/log.h"
 #include "index/trie.h"
+#include "broker/alias.h"
 #include "mqtt/codec.h"
+#include "mqtt/props.h"
 
 /* QoS 0 output beyond this many unsent bytes is dropped for that client. */
 #define SESSION_QOS0_BACKLOG_LIMIT (1u << 20)
@@ -79,16 +81,67 @@ static void reg_remove(struct tenant *t, struct session *ss)
 
 /* ---- output helpers ---- */
 
-static void write_publish(struct shard *s, struct conn *c, const struct msg *m, uint8_t qos,
-                          bool dup, bool retain, uint16_t pid)
+/* Encode one PUBLISH for a 5.0 client: properties forwarded with the
+ * remaining expiry, our Subscription Identifiers and a topic alias. Returns
+ * false when the client's Maximum Packet Size forbids it (MQTT-3.1.2-25). */
+static bool write_publish_v5(struct shard *s, struct conn *c, const struct msg *m, uint8_t qos,
+                             bool dup, bool retain, uint16_t pid, const uint32_t *ids, size_t nids)
 {
+    struct conn_v5 *v = c->v5;
+    struct mqtt_props_forward f = {0};
+    if (m->expires_at_ms) {
+        uint64_t left = m->expires_at_ms > s->now_ms ? m->expires_at_ms - s->now_ms : 0;
+        /* MQTT-3.3.2-6: the remaining time; at least 1 s once in flight. */
+        f.message_expiry = (uint32_t)((left + 999) / 1000);
+        if (f.message_expiry == 0)
+            f.message_expiry = 1;
+    }
+    f.sub_ids = ids;
+    f.n_sub_ids = nids;
+    bool known = false;
+    f.topic_alias = alias_out_get(v, msg_topic(m), m->topic_len, &known);
+    size_t tlen = known ? 0 : m->topic_len; /* MQTT-3.3.2-12: alias only */
+    size_t plen = mqtt_props_forward_size(msg_props(m), m->props_len, &f);
+    size_t rem = 2 + tlen + (qos ? 2 : 0) + plen + m->payload_len;
+    size_t total = 1 + mqtt_varint_size((uint32_t)rem) + rem;
+    if (plen == 0 || rem > MQTT_MAX_REMAINING_LENGTH ||
+        (v->max_packet_out && total > v->max_packet_out)) {
+        s->dropped_too_large++;
+        return false;
+    }
+    uint8_t *p = conn_reserve(s, c, total);
+    if (!p)
+        return true;
+    uint8_t *w = p;
+    *w++ = (uint8_t)(MQTT_PUBLISH << 4 | (dup ? 8 : 0) | qos << 1 | (retain ? 1 : 0));
+    w += mqtt_varint_encode(w, (uint32_t)rem);
+    *w++ = (uint8_t)(tlen >> 8);
+    *w++ = (uint8_t)tlen;
+    memcpy(w, msg_topic(m), tlen);
+    w += tlen;
+    if (qos) {
+        *w++ = (uint8_t)(pid >> 8);
+        *w++ = (uint8_t)pid;
+    }
+    w += mqtt_props_forward_encode(w, msg_props(m), m->props_len, &f);
+    memcpy(w, msg_payload(m), m->payload_len);
+    conn_commit(s, c, total);
+    return true;
+}
+
+static bool write_publish(struct shard *s, struct conn *c, const struct msg *m, uint8_t qos,
+                          bool dup, bool retain, uint16_t pid, const uint32_t *ids, size_t nids)
+{
+    if (c->v5)
+        return write_publish_v5(s, c, m, qos, dup, retain, pid, ids, nids);
     size_t n = mqtt_publish_size(c->version, m->topic_len, m->payload_len, qos);
     uint8_t *p = conn_reserve(s, c, n);
     if (!p)
-        return;
+        return true;
     mqtt_publish_encode(p, c->version, qos, dup, retain, msg_topic(m), m->topic_len, pid,
                         msg_payload(m), m->payload_len);
     conn_commit(s, c, n);
+    return true;
 }
 
 static void write_ack(struct shard *s, struct conn *c, uint8_t type, uint16_t pid)
@@ -104,6 +157,24 @@ static bool online(const struct session *ss)
     return ss->conn && ss->conn->state == CONN_ACTIVE;
 }
 
+static subids_t ids_copy(const uint32_t *ids, size_t n)
+{
+    if (n == 0)
+        return NULL;
+    subids_t v = malloc((n + 1) * sizeof(*v));
+    if (v) {
+        v[0] = (uint32_t)n;
+        memcpy(v + 1, ids, n * sizeof(*ids));
+    }
+    return v;
+}
+
+static const uint32_t *ids_of(const subids_t v, size_t *n)
+{
+    *n = v ? v[0] : 0;
+    return v ? v + 1 : NULL;
+}
+
 /* ---- in-flight window and queue ---- */
 
 static struct inflight *infl_find(struct session *ss, uint16_t pid)
@@ -117,6 +188,7 @@ static struct inflight *infl_find(struct session *ss, uint16_t pid)
 static void infl_remove(struct session *ss, struct inflight *e)
 {
     msg_release(e->m);
+    free(e->ids);
     size_t i = (size_t)(e - ss->infl);
     memmove(e, e + 1, (ss->ninfl - i - 1) * sizeof(*e));
     ss->ninfl--;
@@ -139,33 +211,51 @@ static uint16_t next_pid(struct session *ss)
     }
 }
 
-/* Takes ownership of the caller's reference to m. */
+/* Takes ownership of the caller's reference to m and of ids. */
 static void send_inflight(struct shard *s, struct session *ss, struct msg *m, uint8_t qos,
-                          bool retain)
+                          bool retain, subids_t ids)
 {
+    if (msg_expired(m, s->now_ms)) {
+        /* MQTT-3.3.2-5: onward delivery had not started. */
+        s->dropped_expired++;
+        msg_release(m);
+        free(ids);
+        return;
+    }
     if (ss->ninfl == ss->infl_cap) {
         uint16_t cap = ss->infl_cap ? (uint16_t)(ss->infl_cap * 2) : 8;
-        if (cap > s->cfg->max_inflight)
-            cap = (uint16_t)s->cfg->max_inflight;
+        if (cap > ss->window)
+            cap = ss->window;
         struct inflight *v = realloc(ss->infl, cap * sizeof(*v));
         if (!v) {
             msg_release(m);
+            free(ids);
             s->dropped_queue_full++;
             return;
         }
         ss->infl = v;
         ss->infl_cap = cap;
     }
+    size_t nids;
+    const uint32_t *idv = ids_of(ids, &nids);
+    uint16_t pid = next_pid(ss);
+    if (!write_publish(s, ss->conn, m, qos, false, retain, pid, idv, nids)) {
+        /* Too large for this client: dropped for it alone (counted). */
+        msg_release(m);
+        free(ids);
+        return;
+    }
     struct inflight *e = &ss->infl[ss->ninfl++];
     e->m = m;
-    e->pid = next_pid(ss);
+    e->ids = ids;
+    e->pid = pid;
     e->qos = qos;
     e->state = INFL_WAIT_ACK;
     e->retain = retain;
-    write_publish(s, ss->conn, m, qos, false, retain, e->pid);
 }
 
-static void queue_push(struct shard *s, struct session *ss, struct msg *m, uint8_t qos, bool retain)
+static void queue_push(struct shard *s, struct session *ss, struct msg *m, uint8_t qos, bool retain,
+                       subids_t ids)
 {
     const struct config *cfg = s->cfg;
     if (ss->qlen >= cfg->max_queued_messages ||
@@ -176,6 +266,7 @@ static void queue_push(struct shard *s, struct session *ss, struct msg *m, uint8
         log_ratelimited(LOG_LEVEL_WARN, "client %.*s: queue full, message dropped",
                         (int)ss->client_id_len, ss->client_id);
         msg_release(m);
+        free(ids);
         return;
     }
     if (ss->qlen == ss->qcap) {
@@ -184,6 +275,7 @@ static void queue_push(struct shard *s, struct session *ss, struct msg *m, uint8
         if (!v) {
             s->dropped_queue_full++;
             msg_release(m);
+            free(ids);
             return;
         }
         for (uint32_t i = 0; i < ss->qlen; i++)
@@ -193,19 +285,19 @@ static void queue_push(struct shard *s, struct session *ss, struct msg *m, uint8
         ss->qcap = cap;
         ss->qhead = 0;
     }
-    ss->q[(ss->qhead + ss->qlen) & (ss->qcap - 1)] = (struct qentry){m, qos, retain};
+    ss->q[(ss->qhead + ss->qlen) & (ss->qcap - 1)] = (struct qentry){m, ids, qos, retain};
     ss->qlen++;
     ss->qbytes += msg_size(m);
 }
 
 static void pump(struct shard *s, struct session *ss)
 {
-    while (ss->qlen && online(ss) && ss->ninfl < s->cfg->max_inflight) {
+    while (ss->qlen && online(ss) && ss->ninfl < ss->window) {
         struct qentry e = ss->q[ss->qhead];
         ss->qhead = (ss->qhead + 1) & (ss->qcap - 1);
         ss->qlen--;
         ss->qbytes -= msg_size(e.m);
-        send_inflight(s, ss, e.m, e.qos, e.retain);
+        send_inflight(s, ss, e.m, e.qos, e.retain, e.ids);
     }
     if (ss->qlen == 0 && ss->q) {
         free(ss->q);
@@ -215,8 +307,13 @@ static void pump(struct shard *s, struct session *ss)
     }
 }
 
-void session_deliver(struct shard *s, struct session *ss, struct msg *m, uint8_t qos, bool retain)
+void session_deliver(struct shard *s, struct session *ss, struct msg *m, uint8_t qos, bool retain,
+                     const uint32_t *ids, size_t nids)
 {
+    if (msg_expired(m, s->now_ms)) {
+        s->dropped_expired++;
+        return;
+    }
     if (qos == 0) {
         if (!online(ss))
             return; /* QoS 0 is not stored for offline clients */
@@ -224,14 +321,15 @@ void session_deliver(struct shard *s, struct session *ss, struct msg *m, uint8_t
             s->dropped_qos0++;
             return;
         }
-        write_publish(s, ss->conn, m, 0, false, retain, 0);
+        write_publish(s, ss->conn, m, 0, false, retain, 0, ids, nids);
         return;
     }
     msg_acquire(m);
-    if (online(ss) && ss->qlen == 0 && ss->ninfl < s->cfg->max_inflight)
-        send_inflight(s, ss, m, qos, retain);
+    subids_t copy = ids_copy(ids, nids);
+    if (online(ss) && ss->qlen == 0 && ss->ninfl < ss->window)
+        send_inflight(s, ss, m, qos, retain, copy);
     else
-        queue_push(s, ss, m, qos, retain);
+        queue_push(s, ss, m, qos, retain, copy);
 }
 
 int session_on_puback(struct shard *s, struct session *ss, uint16_t pid)
@@ -246,15 +344,23 @@ int session_on_puback(struct shard *s, struct session *ss, uint16_t pid)
     return 0;
 }
 
-int session_on_pubrec(struct shard *s, struct session *ss, uint16_t pid)
+int session_on_pubrec(struct shard *s, struct session *ss, uint16_t pid, uint8_t reason)
 {
     struct inflight *e = infl_find(ss, pid);
     if (!e || e->qos != 2)
         return 0;
+    if (reason >= 0x80) {
+        /* MQTT 5.0 4.3.3: a failing PUBREC ends the flow; no PUBREL. */
+        infl_remove(ss, e);
+        pump(s, ss);
+        return 0;
+    }
     if (e->state == INFL_WAIT_ACK) {
         /* MQTT-4.3.3-1: after PUBREC the message is no longer needed. */
         msg_release(e->m);
         e->m = NULL;
+        free(e->ids);
+        e->ids = NULL;
         e->state = INFL_WAIT_COMP;
     }
     write_ack(s, ss->conn, MQTT_PUBREL, pid);
@@ -276,10 +382,13 @@ void session_resume(struct shard *s, struct session *ss)
     /* MQTT-4.4.0-1: resend unacknowledged PUBLISH (DUP) and PUBREL, in order. */
     for (uint16_t i = 0; i < ss->ninfl; i++) {
         struct inflight *e = &ss->infl[i];
-        if (e->state == INFL_WAIT_ACK)
-            write_publish(s, ss->conn, e->m, e->qos, true, e->retain, e->pid);
-        else
+        if (e->state == INFL_WAIT_ACK) {
+            size_t nids;
+            const uint32_t *ids = ids_of(e->ids, &nids);
+            write_publish(s, ss->conn, e->m, e->qos, true, e->retain, e->pid, ids, nids);
+        } else {
             write_ack(s, ss->conn, MQTT_PUBREL, e->pid);
+        }
     }
     pump(s, ss);
 }
@@ -294,17 +403,21 @@ bool session_qos2_has(const struct session *ss, uint16_t pid)
     return false;
 }
 
-int session_qos2_add(struct session *ss, uint16_t pid)
+int session_qos2_add(struct shard *s, struct session *ss, uint16_t pid)
 {
+    /* Our Receive Maximum bounds the QoS 2 flows a client may leave open
+     * (MQTT-3.3.4-7); 3.1.1 clients get the same bound. */
+    if (ss->nqos2 >= s->cfg->receive_maximum)
+        return -ENOSPC;
     if (ss->nqos2 == ss->qos2_cap) {
-        if (ss->qos2_cap >= 65535)
-            return -ENOSPC;
-        uint16_t cap = ss->qos2_cap ? (uint16_t)(ss->qos2_cap * 2) : 4;
+        uint32_t cap = ss->qos2_cap ? 2u * ss->qos2_cap : 4u;
+        if (cap > s->cfg->receive_maximum)
+            cap = s->cfg->receive_maximum;
         uint16_t *v = realloc(ss->qos2_in, cap * sizeof(*v));
         if (!v)
             return -ENOMEM;
         ss->qos2_in = v;
-        ss->qos2_cap = cap;
+        ss->qos2_cap = (uint16_t)cap;
     }
     ss->qos2_in[ss->nqos2++] = pid;
     return 0;
@@ -335,6 +448,11 @@ static struct sess_sub **sub_find(struct session *ss, const uint8_t *filter, siz
     return NULL;
 }
 
+bool session_has_sub(struct session *ss, const uint8_t *filter, size_t len)
+{
+    return sub_find(ss, filter, len) != NULL;
+}
+
 static struct sub_entry *node_find(struct sub_node *n, const struct session *ss)
 {
     for (uint32_t i = 0; i < n->n; i++)
@@ -344,20 +462,28 @@ static struct sub_entry *node_find(struct sub_node *n, const struct session *ss)
 }
 
 int session_subscribe(struct shard *s, struct session *ss, const uint8_t *filter, size_t len,
-                      uint8_t qos, bool *is_new_interest)
+                      const struct sub_req *req, bool *is_new_interest, bool *existed)
 {
     struct tenant *t = ss->tenant;
     *is_new_interest = false;
     struct sess_sub **have = sub_find(ss, filter, len);
+    *existed = have != NULL;
     if (have) {
         /* MQTT-3.8.4-3: a repeated filter replaces the subscription. */
-        (*have)->qos = qos;
+        (*have)->qos = req->qos;
+        (*have)->opts = req->opts;
+        (*have)->subid = req->subid;
         struct sub_node *n = trie_get(t->subs, filter, len);
         struct sub_entry *e = n ? node_find(n, ss) : NULL;
-        if (e)
-            e->qos = qos;
+        if (e) {
+            e->qos = req->qos;
+            e->opts = req->opts;
+            e->subid = req->subid;
+        }
         return 0;
     }
+    if (ss->nsubs >= s->cfg->max_subscriptions)
+        return -ENOSPC;
     if (ss->nsubs == ss->subs_cap) {
         uint32_t cap = ss->subs_cap ? ss->subs_cap * 2 : 4;
         struct sess_sub **v = realloc(ss->subs, cap * sizeof(*v));
@@ -369,7 +495,9 @@ int session_subscribe(struct shard *s, struct session *ss, const uint8_t *filter
     struct sess_sub *sub = malloc(sizeof(*sub) + len);
     if (!sub)
         return -ENOMEM;
-    sub->qos = qos;
+    sub->qos = req->qos;
+    sub->opts = req->opts;
+    sub->subid = req->subid;
     sub->len = (uint16_t)len;
     memcpy(sub->filter, filter, len);
 
@@ -402,7 +530,7 @@ int session_subscribe(struct shard *s, struct session *ss, const uint8_t *filter
         n->v = v;
         n->cap = cap;
     }
-    n->v[n->n++] = (struct sub_entry){ss, qos};
+    n->v[n->n++] = (struct sub_entry){ss, req->qos, req->opts, req->subid};
     if (n->n == 1) {
         n->mask |= 1ull << s->id;
         *is_new_interest = true;
@@ -448,20 +576,44 @@ bool session_unsubscribe(struct shard *s, struct session *ss, const uint8_t *fil
 
 /* ---- life cycle ---- */
 
+/* Deadlines of an offline session: the will (after its delay) and the end
+ * of the session (after its expiry). Exists only while one is pending. */
+struct session_timer {
+    struct wheel_entry e;
+    struct session *ss;
+    uint64_t will_at_ms;   /* 0: no will pending */
+    uint64_t expire_at_ms; /* 0: never */
+};
+
+static void timer_drop(struct session *ss)
+{
+    if (ss->timer) {
+        wheel_remove(&ss->timer->e);
+        free(ss->timer);
+        ss->timer = NULL;
+    }
+}
+
 static void session_destroy(struct shard *s, struct session *ss)
 {
     reg_remove(ss->tenant, ss);
     protocol_orphan_pending(ss);
+    timer_drop(ss);
     for (uint32_t i = 0; i < ss->nsubs; i++) {
         node_drop(s, ss->tenant, ss->subs[i]->filter, ss->subs[i]->len, ss);
         free(ss->subs[i]);
     }
     free(ss->subs);
-    for (uint16_t i = 0; i < ss->ninfl; i++)
+    for (uint16_t i = 0; i < ss->ninfl; i++) {
         msg_release(ss->infl[i].m);
+        free(ss->infl[i].ids);
+    }
     free(ss->infl);
-    for (uint32_t i = 0; i < ss->qlen; i++)
-        msg_release(ss->q[(ss->qhead + i) & (ss->qcap - 1)].m);
+    for (uint32_t i = 0; i < ss->qlen; i++) {
+        struct qentry *e = &ss->q[(ss->qhead + i) & (ss->qcap - 1)];
+        msg_release(e->m);
+        free(e->ids);
+    }
     free(ss->q);
     free(ss->qos2_in);
     msg_release(ss->will);
@@ -470,20 +622,23 @@ static void session_destroy(struct shard *s, struct session *ss)
 }
 
 struct session *session_attach(struct shard *s, struct tenant *t, struct conn *c,
-                               const uint8_t *client_id, size_t len, bool clean, struct msg *will,
+                               const uint8_t *client_id, size_t len, const struct session_opts *o,
                                bool *present)
 {
     uint64_t h = reg_hash(t, client_id, len);
     struct session **pp = reg_find(t, h, client_id, len);
     if (pp && (*pp)->conn) {
         /* MQTT-3.1.4-2: the existing client is disconnected. Closing it
-         * detaches (and, for a clean session, destroys) its session. */
+         * detaches (and, with expiry 0, destroys) its session. */
         conn_close(s, (*pp)->conn, CLOSE_TAKEOVER);
         pp = reg_find(t, h, client_id, len);
     }
     struct session *ss = pp ? *pp : NULL;
-    if (ss && clean) {
-        /* MQTT-3.1.2-6: clean session discards any previous state. */
+    if (ss && o->clean_start) {
+        /* MQTT-3.1.2-6 / MQTT-3.1.2-4: Clean Start discards any previous
+         * state (a pending will is published first, as the session ends). */
+        if (ss->will && ss->timer && ss->timer->will_at_ms)
+            session_publish_will(s, ss);
         session_destroy(s, ss);
         ss = NULL;
     }
@@ -508,28 +663,99 @@ struct session *session_attach(struct shard *s, struct tenant *t, struct conn *c
         *bucket = ss;
         t->reg_count++;
     }
-    ss->clean = clean;
+    /* A reconnection within the will delay cancels the old will
+     * (MQTT-3.1.3-9): the new CONNECT's will replaces it. */
+    timer_drop(ss);
+    ss->expiry_s = o->expiry_s;
+    ss->will_delay_s = o->will_delay_s;
+    ss->window = o->window;
     ss->conn = c;
     msg_release(ss->will);
-    ss->will = will;
+    ss->will = o->will;
     return ss;
 oom:
-    msg_release(will);
+    msg_release(o->will);
     return NULL;
+}
+
+void session_publish_will(struct shard *s, struct session *ss)
+{
+    struct msg *will = ss->will;
+    ss->will = NULL;
+    if (!will)
+        return;
+    /* Sole owner until published: its expiry still holds the interval
+     * and starts counting now (connect.c). */
+    if (will->expires_at_ms)
+        will->expires_at_ms += s->now_ms;
+    route_publish(s, ss->tenant, will);
+}
+
+static void timer_arm(struct shard *s, struct session *ss)
+{
+    struct session_timer *t = ss->timer;
+    uint64_t at = t->expire_at_ms;
+    if (t->will_at_ms && (!at || t->will_at_ms < at))
+        at = t->will_at_ms;
+    wheel_add(s->session_wheel, &t->e, at);
+}
+
+void session_on_timer(struct wheel_entry *e, void *arg)
+{
+    struct shard *s = arg;
+    struct session_timer *t = (struct session_timer *)e;
+    struct session *ss = t->ss;
+    if (t->will_at_ms && s->now_ms >= t->will_at_ms) {
+        t->will_at_ms = 0;
+        session_publish_will(s, ss);
+    }
+    if (t->expire_at_ms && s->now_ms >= t->expire_at_ms) {
+        /* MQTT-3.1.2-23 (5.0): the session ends when its interval passes,
+         * and a will still waiting goes out then (MQTT-3.1.3-9). */
+        session_publish_will(s, ss);
+        session_destroy(s, ss);
+        return;
+    }
+    if (t->will_at_ms || t->expire_at_ms)
+        timer_arm(s, ss);
+    else
+        timer_drop(ss);
 }
 
 void session_detach(struct shard *s, struct session *ss, bool send_will)
 {
     ss->conn = NULL;
-    struct msg *will = ss->will;
-    ss->will = NULL;
-    if (will && send_will)
-        route_publish(s, ss->tenant, will);
-    else
-        msg_release(will);
     protocol_orphan_pending(ss);
-    if (ss->clean)
+    /* MQTT-3.1.3-9: the will waits for its delay unless the session ends
+     * first; with expiry 0 it ends now. */
+    bool delay = ss->will && send_will && ss->will_delay_s && ss->expiry_s;
+    if (send_will && !delay)
+        session_publish_will(s, ss);
+    if (!delay) {
+        msg_release(ss->will);
+        ss->will = NULL;
+    }
+    if (ss->expiry_s == 0) {
         session_destroy(s, ss);
+        return;
+    }
+    if (!delay && ss->expiry_s == SESSION_EXPIRY_NEVER)
+        return;
+    struct session_timer *t = calloc(1, sizeof(*t));
+    if (!t) {
+        /* Without a timer the session could never end: end it now. */
+        if (delay)
+            session_publish_will(s, ss);
+        session_destroy(s, ss);
+        return;
+    }
+    t->ss = ss;
+    ss->timer = t;
+    if (delay)
+        t->will_at_ms = s->now_ms + (uint64_t)ss->will_delay_s * 1000u;
+    if (ss->expiry_s != SESSION_EXPIRY_NEVER)
+        t->expire_at_ms = s->now_ms + (uint64_t)ss->expiry_s * 1000u;
+    timer_arm(s, ss);
 }
 
 void session_destroy_all(struct shard *s, struct tenant *t)

@@ -11,15 +11,25 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/wheel.h"
+
 struct shard;
 struct tenant;
 struct conn;
 struct msg;
 
+/* Subscription options besides QoS (MQTT 5.0 3.8.3.1). */
+enum sub_opt {
+    SUB_NO_LOCAL = 1u << 0,            /* not sent to the publishing session */
+    SUB_RETAIN_AS_PUBLISHED = 1u << 1, /* keep the retain flag on live delivery */
+};
+
 /* One subscriber of a filter on this shard (value of the trie). */
 struct sub_entry {
     struct session *s;
     uint8_t qos;
+    uint8_t opts;   /* enum sub_opt */
+    uint32_t subid; /* Subscription Identifier, 0: none */
 };
 
 /* Trie value: this shard's subscribers of one filter, and the interest
@@ -33,8 +43,17 @@ struct sub_node {
 /* A subscription as the session remembers it. */
 struct sess_sub {
     uint8_t qos;
+    uint8_t opts;
     uint16_t len;
+    uint32_t subid;
     uint8_t filter[];
+};
+
+/* Options of one subscription request. */
+struct sub_req {
+    uint8_t qos;
+    uint8_t opts;   /* enum sub_opt */
+    uint32_t subid; /* 0: none */
 };
 
 enum inflight_state {
@@ -42,8 +61,13 @@ enum inflight_state {
     INFL_WAIT_COMP = 2, /* PUBREL sent, waiting for PUBCOMP */
 };
 
+/* Subscription Identifiers of one delivery: ids[0] is the count. Heap,
+ * owned by the in-flight or queue entry; NULL when there are none. */
+typedef uint32_t *subids_t;
+
 struct inflight {
     struct msg *m; /* NULL once PUBREC arrived */
+    subids_t ids;
     uint16_t pid;
     uint8_t qos;
     uint8_t state;
@@ -52,9 +76,12 @@ struct inflight {
 
 struct qentry {
     struct msg *m;
+    subids_t ids;
     uint8_t qos;
     uint8_t retain;
 };
+
+struct session_timer;
 
 struct pending_sub;
 
@@ -65,8 +92,11 @@ struct session {
     struct conn *conn; /* NULL while offline */
     uint8_t *client_id;
     uint16_t client_id_len;
-    bool clean;
     uint16_t next_pid;
+    uint16_t window;   /* in-flight limit: min(max_inflight, client's Receive Maximum) */
+    uint32_t expiry_s; /* Session Expiry Interval: 0 ends with the connection, ~0 never */
+    uint32_t will_delay_s;
+    struct session_timer *timer; /* while offline with a deadline */
     struct sess_sub **subs;
     uint32_t nsubs, subs_cap;
     struct inflight *infl; /* in send order */
@@ -77,47 +107,74 @@ struct session {
     uint16_t *qos2_in; /* inbound QoS 2 ids waiting for PUBREL */
     uint16_t nqos2, qos2_cap;
     struct msg *will;
-    uint32_t match_epoch;
+    uint64_t match_epoch; /* 64-bit: never wraps (a wrap would skip sessions) */
     uint8_t match_qos;
+    uint8_t match_rap;  /* a matching subscription keeps the retain flag */
+    uint32_t match_ids; /* scratch: 1 + index of the first Subscription Identifier */
     struct pending_sub *pending;
+};
+
+#define SESSION_EXPIRY_NEVER UINT32_MAX
+
+/* What a CONNECT asks of its session. */
+struct session_opts {
+    bool clean_start;      /* discard any previous state */
+    uint32_t expiry_s;     /* Session Expiry Interval granted */
+    uint32_t will_delay_s; /* Will Delay Interval */
+    struct msg *will;      /* taken; may be NULL */
+    uint16_t window;       /* in-flight limit for this connection */
 };
 
 /*
  * Attach connection `c` to the session of `client_id` in tenant `t`,
  * taking over a connected one (it is closed) and creating the session if
- * needed; `clean` discards any old state. *present says whether state was
- * resumed. Takes ownership of `will` (may be NULL). NULL on OOM.
+ * needed. *present says whether state was resumed. Takes ownership of
+ * o->will. NULL on OOM.
  */
 struct session *session_attach(struct shard *s, struct tenant *t, struct conn *c,
-                               const uint8_t *client_id, size_t len, bool clean, struct msg *will,
+                               const uint8_t *client_id, size_t len, const struct session_opts *o,
                                bool *present);
 
 /* After CONNACK: resend in-flight messages (DUP) and PUBRELs in order, then
  * move queued messages in (MQTT-4.4.0-1). */
 void session_resume(struct shard *s, struct session *ss);
 
-/* The connection is gone: publish the will when `send_will`, then destroy
- * a clean session or keep a persistent one offline. */
+/* The connection is gone: publish the will when `send_will` (now, or after
+ * the Will Delay Interval), then end the session if its expiry is 0 or
+ * keep it offline until it expires. */
 void session_detach(struct shard *s, struct session *ss, bool send_will);
 
-/* Deliver `m` at `qos` (already the min of message and subscription QoS). */
-void session_deliver(struct shard *s, struct session *ss, struct msg *m, uint8_t qos, bool retain);
+/* Deliver `m` at `qos` (already the min of message and subscription QoS),
+ * with `nids` Subscription Identifiers. */
+void session_deliver(struct shard *s, struct session *ss, struct msg *m, uint8_t qos, bool retain,
+                     const uint32_t *ids, size_t nids);
+
+/* Publish the session's will now (its Message Expiry starts now). */
+void session_publish_will(struct shard *s, struct session *ss);
+
+/* Offline sessions' deadlines (will delay, expiry), from the shard's
+ * session wheel. */
+void session_on_timer(struct wheel_entry *e, void *shard);
 
 /* Acknowledgements from the client. Return 0, or a reason code for a
  * protocol violation (the caller closes). */
 int session_on_puback(struct shard *s, struct session *ss, uint16_t pid);
-int session_on_pubrec(struct shard *s, struct session *ss, uint16_t pid);
+int session_on_pubrec(struct shard *s, struct session *ss, uint16_t pid, uint8_t reason);
 int session_on_pubcomp(struct shard *s, struct session *ss, uint16_t pid);
 
 /* Inbound QoS 2 ids: true when pid is waiting for PUBREL. */
 bool session_qos2_has(const struct session *ss, uint16_t pid);
-int session_qos2_add(struct session *ss, uint16_t pid);
+int session_qos2_add(struct shard *s, struct session *ss, uint16_t pid);
 void session_qos2_remove(struct session *ss, uint16_t pid);
 
 /* Add or replace a subscription; *is_new_interest says whether this shard
- * had no subscriber of the filter before. 0 or -ENOMEM. */
+ * had no subscriber of the filter before, *existed whether the session
+ * had this subscription already. 0 or -ENOMEM. */
 int session_subscribe(struct shard *s, struct session *ss, const uint8_t *filter, size_t len,
-                      uint8_t qos, bool *is_new_interest);
+                      const struct sub_req *req, bool *is_new_interest, bool *existed);
+
+/* True when the session holds exactly this filter. */
+bool session_has_sub(struct session *ss, const uint8_t *filter, size_t len);
 
 /* Remove a subscription; returns true when it existed. */
 bool session_unsubscribe(struct shard *s, struct session *ss, const uint8_t *filter, size_t len);

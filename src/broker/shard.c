@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <unistd.h>
 #include <xxhash.h>
@@ -248,6 +249,7 @@ static void dispatch(struct shard *s, struct io_uring_cqe *cqe)
         break;
     case UD_TICK:
         wheel_advance(s->wheel, s->now_ms, conn_on_timer, s);
+        wheel_advance(s->session_wheel, s->now_ms, session_on_timer, s);
         arm_tick(s);
         break;
     case UD_STOP:
@@ -314,9 +316,11 @@ static int shard_init(struct shard *s)
     s->conn_slab = slab_create(sizeof(struct conn), 0);
     s->session_slab = slab_create(sizeof(struct session), 0);
     s->wheel = wheel_create(SHARD_TICK_MS, 1024, s->now_ms);
+    s->session_wheel = wheel_create(1000, 4096, s->now_ms);
     s->global.subs = trie_create();
     s->global.retained = retain_create();
-    if (!s->conn_slab || !s->session_slab || !s->wheel || !s->global.subs || !s->global.retained) {
+    if (!s->conn_slab || !s->session_slab || !s->wheel || !s->session_wheel || !s->global.subs ||
+        !s->global.retained) {
         log_err("out of memory starting shard %u", s->id);
         return -ENOMEM;
     }
@@ -333,12 +337,27 @@ static int shard_init(struct shard *s)
 static void shard_fini(struct shard *s)
 {
     s->stopping = true;
+    /* Leaving the ring cancels every request and closes every descriptor,
+     * so nothing below races with the kernel still writing into buffers. */
+    if (s->ring_fd > 0) {
+        io_uring_queue_exit(&s->ring);
+        if (s->bufs.br) {
+            munmap(s->bufs.base, (size_t)s->bufs.count * s->bufs.size);
+            munmap(s->bufs.br, (size_t)s->bufs.count * sizeof(struct io_uring_buf));
+            memset(&s->bufs, 0, sizeof(s->bufs));
+        }
+    }
     if (s->conn_slab)
         conn_free_all(s);
     if (s->session_slab)
         session_destroy_all(s, &s->global);
     route_tenant_fini(s, &s->global);
     protocol_free_pending(s);
+    /* Slots reserved during the shutdown become visible to the final drain
+     * (broker_free), which releases what they hold. */
+    for (uint32_t t = 0; t < s->broker->nshards; t++)
+        if (s->out[t])
+            spsc_publish(s->out[t]);
     for (uint32_t t = 0; t < CONFIG_MAX_SHARDS; t++) {
         struct xqueue *q = &s->overflow[t];
         for (uint32_t i = 0; i < q->len; i++)
@@ -348,13 +367,12 @@ static void shard_fini(struct shard *s)
     }
     free(s->match);
     s->match = NULL;
+    free(s->match_idv);
+    s->match_idv = NULL;
     wheel_destroy(s->wheel);
+    wheel_destroy(s->session_wheel);
     slab_destroy(s->conn_slab);
     slab_destroy(s->session_slab);
-    if (s->ring_fd > 0) {
-        bufring_fini(&s->bufs, &s->ring);
-        io_uring_queue_exit(&s->ring);
-    }
 }
 
 /*
@@ -366,8 +384,7 @@ static void shard_fini(struct shard *s)
 
 static void shard_quiesce(struct shard *s)
 {
-    if (s->cfg->wills_on_shutdown)
-        conn_publish_wills(s);
+    conn_shutdown_notice(s);
     conn_flush_all(s);
     xflush(s);
     io_uring_submit(&s->ring);

@@ -80,6 +80,12 @@ struct xmsg {
     uint64_t token;
 };
 
+/* One Subscription Identifier collected while matching a publish. */
+struct match_id {
+    uint32_t id;
+    uint32_t next; /* 1 + index of the session's next one, 0: end */
+};
+
 /* A topic filter crossing shards for the interest table. */
 struct xfilter {
     uint16_t len;
@@ -128,7 +134,8 @@ struct shard {
     struct bufring bufs;
     struct slab *conn_slab;
     struct slab *session_slab;
-    struct wheel *wheel;
+    struct wheel *wheel;         /* connections: keepalive, connect and close timeouts */
+    struct wheel *session_wheel; /* offline sessions: will delay, expiry */
     uint64_t now_ms;
     uint64_t next_conn_id;
     struct tenant global;
@@ -150,13 +157,16 @@ struct shard {
     struct pending_sub *pending_subs;
 
     /* publish matching scratch */
-    uint32_t match_epoch;
+    uint64_t match_epoch;
+    struct match_id *match_idv; /* Subscription Identifiers, chained per session */
+    uint32_t nmatch_ids, match_ids_cap;
     struct session **match;
     uint32_t nmatch, match_cap;
     uint64_t match_mask;
 
     /* counters (shard-local, summed when read) */
-    uint64_t dropped_qos0, dropped_queue_full, protocol_errors;
+    uint64_t dropped_qos0, dropped_queue_full, dropped_too_large, dropped_expired;
+    uint64_t protocol_errors;
 };
 
 /* Queue a cross-shard message to `target` (never blocks: overflows are kept

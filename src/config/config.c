@@ -112,6 +112,7 @@ static const struct directive directives[] = {
     LIMITS("max_queued_messages", parse_u32, max_queued_messages, 0, 10000000),
     LIMITS("max_queued_bytes", parse_u64, max_queued_bytes, 0, UINT64_C(1) << 40),
     LIMITS("max_client_id_len", parse_u32, max_client_id_len, 1, 65535),
+    LIMITS("max_subscriptions", parse_u32, max_subscriptions, 1, 10000000),
 
     MQTT("receive_maximum", parse_u32, receive_maximum, 1, 65535),
     MQTT("topic_alias_maximum", parse_u32, topic_alias_maximum, 0, 65535),
@@ -736,6 +737,7 @@ void config_defaults(struct config *cfg)
     cfg->max_queued_messages = 1000;
     cfg->max_queued_bytes = 16777216;
     cfg->max_client_id_len = 256;
+    cfg->max_subscriptions = 10000;
     cfg->log_level = LOG_LEVEL_INFO;
     cfg->receive_maximum = 1024;
     cfg->topic_alias_maximum = 64;

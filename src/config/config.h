@@ -48,6 +48,7 @@ struct config {
     uint32_t max_queued_messages; /* per session, default 1000 */
     uint64_t max_queued_bytes;    /* per session, default 16777216 */
     uint32_t max_client_id_len;   /* default 256 */
+    uint32_t max_subscriptions;   /* per session, default 10000 */
 
     /* [mqtt]: capabilities the server announces and enforces (MQTT 5.0
      * properties in CONNACK; the limits apply to every protocol version

@@ -191,6 +191,7 @@ Test(config, shipped_file_lists_every_key)
         "max_queued_messages",
         "max_queued_bytes",
         "max_client_id_len",
+        "max_subscriptions",
         "receive_maximum",
         "topic_alias_maximum",
         "maximum_qos",
@@ -237,6 +238,7 @@ Test(config, set_every_key)
         "limits.max_queued_messages=5",
         "limits.max_queued_bytes=5000000000",
         "limits.max_client_id_len=23",
+        "limits.max_subscriptions=7",
         "mqtt.receive_maximum=10",
         "mqtt.topic_alias_maximum=0",
         "mqtt.maximum_qos=1",
@@ -266,6 +268,7 @@ Test(config, set_every_key)
     cr_assert_eq(cfg.max_queued_messages, 5);
     cr_assert_eq(cfg.max_queued_bytes, 5000000000ull);
     cr_assert_eq(cfg.max_client_id_len, 23);
+    cr_assert_eq(cfg.max_subscriptions, 7);
     cr_assert_eq(cfg.receive_maximum, 10);
     cr_assert_eq(cfg.topic_alias_maximum, 0);
     cr_assert_eq(cfg.maximum_qos, 1);

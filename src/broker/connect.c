@@ -1,0 +1,555 @@
+/*
+ * connect: CONNECT and CONNACK, enhanced authentication (AUTH), and
+ * DISCONNECT from the client, for MQTT 3.1, 3.1.1 and 5.0.
+ *
+ * Runs on the connection's shard. A CONNECT whose client id lives on
+ * another shard moves the connection there first (conn_relocate), so
+ * everything after that point, authentication included, happens on the
+ * session's home shard.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "broker/alias.h"
+#include "broker/conn.h"
+#include "broker/msg.h"
+#include "broker/protocol.h"
+#include "broker/route.h"
+#include "broker/session.h"
+#include "broker/shard.h"
+#include "core/log.h"
+#include "mqtt/codec.h"
+#include "mqtt/props.h"
+#include "mqtt/topic.h"
+
+/* The built-in test method's exchange (config mqtt.test_auth_method). */
+static const char auth_hello[] = "hello";
+static const char auth_challenge[] = "challenge";
+static const char auth_response[] = "response";
+
+static bool bytes_eq(struct mqtt_bytes b, const char *s)
+{
+    size_t n = strlen(s);
+    return b.len == n && memcmp(b.p, s, n) == 0;
+}
+
+/* ---- CONNACK ---- */
+
+struct connack_info {
+    bool present;
+    uint8_t code;
+    bool expiry_changed;
+    uint32_t expiry;
+    const uint8_t *assigned;
+    size_t assigned_len;
+    bool server_keepalive;
+    bool auth; /* echo the authentication method */
+    const char *reason;
+};
+
+static void write_connack(struct shard *s, struct conn *c, const struct connack_info *ci)
+{
+    if (!c->v5) {
+        uint8_t *p = conn_reserve(s, c, 4);
+        if (p)
+            conn_commit(s, c, mqtt_connack_encode(p, c->version, ci->present, ci->code));
+        return;
+    }
+    const struct config *cfg = s->cfg;
+    struct mqtt_props pr;
+    memset(&pr, 0, sizeof(pr));
+    if (ci->code == MQTT_RC_SUCCESS) {
+        /* What the server allows (MQTT 5.0 3.2.2.3), stated when it is not
+         * the protocol's default. */
+        if (ci->expiry_changed) {
+            mqtt_props_set(&pr, MQTT_PROP_SESSION_EXPIRY);
+            pr.session_expiry = ci->expiry;
+        }
+        if (cfg->receive_maximum < 65535) {
+            mqtt_props_set(&pr, MQTT_PROP_RECEIVE_MAXIMUM);
+            pr.receive_maximum = (uint16_t)cfg->receive_maximum;
+        }
+        if (cfg->maximum_qos < 2) {
+            mqtt_props_set(&pr, MQTT_PROP_MAXIMUM_QOS);
+            pr.maximum_qos = (uint8_t)cfg->maximum_qos;
+        }
+        if (!cfg->retain_available) {
+            mqtt_props_set(&pr, MQTT_PROP_RETAIN_AVAILABLE);
+            pr.retain_available = 0;
+        }
+        mqtt_props_set(&pr, MQTT_PROP_MAXIMUM_PACKET_SIZE);
+        pr.maximum_packet_size = cfg->max_packet_size;
+        if (ci->assigned) {
+            mqtt_props_set(&pr, MQTT_PROP_ASSIGNED_CLIENT_ID);
+            pr.assigned_client_id = (struct mqtt_bytes){ci->assigned, ci->assigned_len};
+        }
+        if (cfg->topic_alias_maximum) {
+            mqtt_props_set(&pr, MQTT_PROP_TOPIC_ALIAS_MAXIMUM);
+            pr.topic_alias_maximum = (uint16_t)cfg->topic_alias_maximum;
+        }
+        if (!cfg->wildcard_subscriptions) {
+            mqtt_props_set(&pr, MQTT_PROP_WILDCARD_SUB_AVAILABLE);
+            pr.wildcard_sub_available = 0;
+        }
+        if (!cfg->subscription_identifiers) {
+            mqtt_props_set(&pr, MQTT_PROP_SUB_ID_AVAILABLE);
+            pr.sub_id_available = 0;
+        }
+        /* Shared subscriptions are not routed yet: say so (MQTT-3.2.2-?). */
+        mqtt_props_set(&pr, MQTT_PROP_SHARED_SUB_AVAILABLE);
+        pr.shared_sub_available = 0;
+        if (ci->server_keepalive) {
+            mqtt_props_set(&pr, MQTT_PROP_SERVER_KEEPALIVE);
+            pr.server_keepalive = c->keepalive;
+        }
+        if (ci->auth && c->v5->auth_method) {
+            mqtt_props_set(&pr, MQTT_PROP_AUTH_METHOD);
+            pr.auth_method = (struct mqtt_bytes){c->v5->auth_method, c->v5->auth_method_len};
+        }
+    } else if (ci->reason && c->v5->problem_info) {
+        /* MQTT-3.1.2-29: no Reason String when the client said so. */
+        mqtt_props_set(&pr, MQTT_PROP_REASON_STRING);
+        pr.reason_string = (struct mqtt_bytes){(const uint8_t *)ci->reason, strlen(ci->reason)};
+    }
+    size_t plen = mqtt_props_size(&pr, NULL, 0, NULL, 0);
+    size_t rem = 2 + plen;
+    size_t total = 1 + mqtt_varint_size((uint32_t)rem) + rem;
+    uint8_t *p = conn_reserve(s, c, total);
+    if (!p)
+        return;
+    uint8_t *w = p;
+    *w++ = MQTT_CONNACK << 4;
+    w += mqtt_varint_encode(w, (uint32_t)rem);
+    *w++ = ci->present && ci->code == 0 ? 1 : 0;
+    *w++ = ci->code;
+    mqtt_props_encode(w, &pr, NULL, 0, NULL, 0);
+    conn_commit(s, c, total);
+}
+
+/* Refuse the CONNECT with `code` (a 3.1.1 return code for 3.x clients, a
+ * 5.0 reason code for 5.0 clients), then close. */
+static int refuse(struct shard *s, struct conn *c, uint8_t code, const char *why)
+{
+    log_ratelimited(LOG_LEVEL_INFO, "connection %llu: CONNECT refused: %s",
+                    (unsigned long long)c->id, why);
+    struct connack_info ci = {.code = code, .reason = why};
+    write_connack(s, c, &ci);
+    conn_close(s, c, CLOSE_REFUSED);
+    return -1;
+}
+
+static int refuse_rc(struct shard *s, struct conn *c, uint8_t v3_code, uint8_t v5_code,
+                     const char *why)
+{
+    return refuse(s, c, c->v5 ? v5_code : v3_code, why);
+}
+
+/* ---- AUTH ---- */
+
+static void write_auth(struct shard *s, struct conn *c, uint8_t reason, const char *data)
+{
+    struct mqtt_props pr;
+    memset(&pr, 0, sizeof(pr));
+    mqtt_props_set(&pr, MQTT_PROP_AUTH_METHOD);
+    pr.auth_method = (struct mqtt_bytes){c->v5->auth_method, c->v5->auth_method_len};
+    if (data) {
+        mqtt_props_set(&pr, MQTT_PROP_AUTH_DATA);
+        pr.auth_data = (struct mqtt_bytes){(const uint8_t *)data, strlen(data)};
+    }
+    size_t plen = mqtt_props_size(&pr, NULL, 0, NULL, 0);
+    size_t rem = 1 + plen;
+    size_t total = 1 + mqtt_varint_size((uint32_t)rem) + rem;
+    uint8_t *p = conn_reserve(s, c, total);
+    if (!p)
+        return;
+    uint8_t *w = p;
+    *w++ = MQTT_AUTH << 4;
+    w += mqtt_varint_encode(w, (uint32_t)rem);
+    *w++ = reason;
+    mqtt_props_encode(w, &pr, NULL, 0, NULL, 0);
+    conn_commit(s, c, total);
+}
+
+/* ---- CONNECT ---- */
+
+/* An id unique on this broker whose home is this shard (so that an
+ * assigned id never needs to move). */
+static size_t assign_client_id(struct shard *s, struct tenant *t, char *buf, size_t cap)
+{
+    for (;;) {
+        int n = snprintf(buf, cap, "ringmq-%u-%llx", s->id, (unsigned long long)++s->next_conn_id);
+        if (shard_home(s->broker, t->id, (const uint8_t *)buf, (size_t)n) == s->id)
+            return (size_t)n;
+    }
+}
+
+/* The will as a message. Its properties are the Will Properties less the
+ * Will Delay Interval, which is not a PUBLISH property; its Message Expiry
+ * Interval counts from publication (protocol_publish_will), so until then
+ * expires_at_ms holds the interval in milliseconds. */
+static struct msg *will_create(const struct mqtt_connect *ck, const struct mqtt_props *wp,
+                               const void *origin)
+{
+    uint8_t props[1024];
+    size_t plen = 0;
+    uint8_t *heap = NULL;
+    const uint8_t *pp = props;
+    if (ck->will_props.len) {
+        if (ck->will_props.len > sizeof(props)) {
+            heap = malloc(ck->will_props.len);
+            if (!heap)
+                return NULL;
+            pp = heap;
+        }
+        uint8_t *w = heap ? heap : props;
+        struct mqtt_props_iter it;
+        struct mqtt_prop pr;
+        mqtt_props_iter_init_raw(&it, ck->will_props.p, ck->will_props.len);
+        while (mqtt_props_iter_next(&it, &pr)) {
+            if (pr.id == MQTT_PROP_WILL_DELAY)
+                continue;
+            memcpy(w + plen, pr.raw.p, pr.raw.len);
+            plen += pr.raw.len;
+        }
+    }
+    struct msg_spec sp = {
+        .topic = ck->will_topic.p,
+        .topic_len = ck->will_topic.len,
+        .payload = ck->will_payload.p,
+        .payload_len = ck->will_payload.len,
+        .props = pp,
+        .props_len = plen,
+        .qos = ck->will_qos,
+        .retain = ck->will_retain,
+        .origin = origin,
+    };
+    if (wp && mqtt_props_has(wp, MQTT_PROP_MESSAGE_EXPIRY))
+        sp.expires_at_ms = (uint64_t)wp->message_expiry * 1000u;
+    struct msg *m = msg_create(&sp);
+    free(heap);
+    return m;
+}
+
+static int connect_v5_setup(struct shard *s, struct conn *c, const struct mqtt_props *pr)
+{
+    if (c->v5)
+        return 0; /* second pass after enhanced authentication */
+    struct conn_v5 *v = calloc(1, sizeof(*v));
+    if (!v)
+        return -1;
+    c->v5 = v;
+    v->problem_info =
+        !mqtt_props_has(pr, MQTT_PROP_REQUEST_PROBLEM_INFO) || pr->request_problem_info;
+    if (mqtt_props_has(pr, MQTT_PROP_MAXIMUM_PACKET_SIZE))
+        v->max_packet_out = pr->maximum_packet_size;
+    if (mqtt_props_has(pr, MQTT_PROP_TOPIC_ALIAS_MAXIMUM))
+        v->alias_max_out =
+            pr->topic_alias_maximum < ALIAS_OUT_LIMIT ? pr->topic_alias_maximum : ALIAS_OUT_LIMIT;
+    v->alias_max_in = (uint16_t)s->cfg->topic_alias_maximum;
+    v->expiry_at_connect = mqtt_props_has(pr, MQTT_PROP_SESSION_EXPIRY) ? pr->session_expiry : 0;
+    return 0;
+}
+
+/* Enhanced authentication with the built-in test method. Returns 1 when
+ * the CONNECT may proceed, 0 when an AUTH exchange started, -1 when the
+ * connection was refused. */
+static int connect_auth(struct shard *s, struct conn *c, const struct mqtt_props *pr,
+                        const uint8_t *pkt, size_t len)
+{
+    struct conn_v5 *v = c->v5;
+    if (!mqtt_props_has(pr, MQTT_PROP_AUTH_METHOD) || v->auth == AUTH_DONE)
+        return 1;
+    const char *method = s->cfg->test_auth_method;
+    if (!method[0] || !bytes_eq(pr->auth_method, method))
+        return refuse(s, c, 0x8C, "unsupported authentication method");
+    if (!mqtt_props_has(pr, MQTT_PROP_AUTH_DATA) || !bytes_eq(pr->auth_data, auth_hello))
+        return refuse(s, c, MQTT_RC_BAD_CREDENTIALS, "authentication failed");
+    v->auth_method = malloc(pr->auth_method.len);
+    c->stash = malloc(sizeof(*c->stash) + len);
+    if (!v->auth_method || !c->stash)
+        return refuse(s, c, MQTT_RC_SERVER_UNAVAILABLE, "out of memory");
+    memcpy(v->auth_method, pr->auth_method.p, pr->auth_method.len);
+    v->auth_method_len = (uint16_t)pr->auth_method.len;
+    /* Keep the CONNECT: it is handled again once the exchange succeeds. */
+    c->stash->len = (uint32_t)len;
+    c->stash->off = 0;
+    c->stash->cap = (uint32_t)len;
+    memcpy(c->stash->data, pkt, len);
+    v->auth = AUTH_CONNECTING;
+    write_auth(s, c, 0x18, auth_challenge);
+    return 0;
+}
+
+int protocol_connect(struct shard *s, struct conn *c, const struct mqtt_frame *f,
+                     const uint8_t *pkt, size_t avail)
+{
+    const struct config *cfg = s->cfg;
+    if (c->state != CONN_NEW) {
+        protocol_violation(s, c, "second CONNECT", MQTT_RC_PROTOCOL_ERROR); /* MQTT-3.1.0-2 */
+        return -1;
+    }
+    struct mqtt_connect ck;
+    int rc = mqtt_connect_decode(f->flags, pkt + f->header_len, f->body_len, &ck);
+    if (rc == MQTT_RC_UNSUPPORTED_VERSION) {
+        /* MQTT-3.1.2-2: CONNACK 0x01, then close. */
+        c->version = MQTT_V311;
+        return refuse(s, c, MQTT_CONNACK_BAD_PROTOCOL, "unsupported protocol level");
+    }
+    c->version = ck.version;
+    struct mqtt_props pr, wp;
+    memset(&pr, 0, sizeof(pr));
+    memset(&wp, 0, sizeof(wp));
+    if (rc == MQTT_OK && ck.version == MQTT_V5) {
+        rc = mqtt_props_decode(MQTT_CONNECT, ck.props.p, ck.props.len, &pr);
+        if (rc == MQTT_OK && ck.will)
+            rc = mqtt_props_decode(MQTT_PROPS_WILL, ck.will_props.p, ck.will_props.len, &wp);
+        if (connect_v5_setup(s, c, &pr) < 0) {
+            conn_close(s, c, CLOSE_PEER_GONE);
+            return -1;
+        }
+    }
+    if (rc != MQTT_OK) {
+        if (c->v5)
+            return refuse(s, c, (uint8_t)rc, "malformed CONNECT");
+        protocol_violation(s, c, "malformed CONNECT", rc);
+        return -1;
+    }
+
+    struct tenant *t = &s->global;
+    char assigned[48];
+    const uint8_t *id = ck.client_id.p;
+    size_t id_len = ck.client_id.len;
+    bool was_assigned = false;
+    if (id_len == 0) {
+        /* MQTT-3.1.3-7/-8: in 3.1.1 an empty id needs clean session; 3.1
+         * has no empty ids; 5.0 allows it either way (MQTT-3.1.3-6). */
+        if ((!ck.clean_start && ck.version == MQTT_V311) || ck.version == MQTT_V31)
+            return refuse(s, c, MQTT_CONNACK_ID_REJECTED, "empty client id");
+        id_len = assign_client_id(s, t, assigned, sizeof(assigned));
+        id = (const uint8_t *)assigned;
+        was_assigned = true;
+    } else if (id_len > cfg->max_client_id_len) {
+        return refuse_rc(s, c, MQTT_CONNACK_ID_REJECTED, MQTT_RC_CLIENT_ID_INVALID,
+                         "client id too long");
+    } else if (!c->relocated) {
+        uint32_t home = shard_home(s->broker, t->id, id, id_len);
+        if (home != s->id) {
+            conn_relocate(s, c, home, pkt, avail);
+            return -1;
+        }
+    }
+    if (c->v5) {
+        int a = connect_auth(s, c, &pr, pkt, f->total_len);
+        if (a <= 0)
+            return -1;
+    }
+    if (ck.will && ck.will_qos > cfg->maximum_qos)
+        return refuse_rc(s, c, MQTT_CONNACK_UNAVAILABLE, 0x9B, "will QoS not supported");
+    if (ck.will && ck.will_retain && !cfg->retain_available)
+        return refuse_rc(s, c, MQTT_CONNACK_UNAVAILABLE, 0x9A, "retain not supported");
+
+    struct session_opts o = {.clean_start = ck.clean_start};
+    o.window = (uint16_t)cfg->max_inflight;
+    bool expiry_changed = false;
+    if (c->v5) {
+        o.expiry_s = c->v5->expiry_at_connect;
+        if (o.expiry_s > cfg->max_session_expiry) {
+            o.expiry_s = cfg->max_session_expiry;
+            expiry_changed = true;
+        }
+        if (mqtt_props_has(&pr, MQTT_PROP_RECEIVE_MAXIMUM) && pr.receive_maximum < o.window)
+            o.window = pr.receive_maximum; /* MQTT-3.3.4-7 */
+        if (ck.will && mqtt_props_has(&wp, MQTT_PROP_WILL_DELAY))
+            o.will_delay_s = wp.will_delay;
+    } else {
+        /* 3.1.1 sessions do not expire by the protocol; the operator's
+         * max_session_expiry bounds how long an abandoned one is kept. */
+        o.expiry_s = ck.clean_start ? 0 : cfg->max_session_expiry;
+    }
+    if (ck.will) {
+        o.will = will_create(&ck, c->v5 ? &wp : NULL, NULL);
+        if (!o.will)
+            return refuse_rc(s, c, MQTT_CONNACK_UNAVAILABLE, MQTT_RC_SERVER_UNAVAILABLE,
+                             "out of memory");
+    }
+    bool present = false;
+    struct session *ss = session_attach(s, t, c, id, id_len, &o, &present);
+    if (!ss)
+        return refuse_rc(s, c, MQTT_CONNACK_UNAVAILABLE, MQTT_RC_SERVER_UNAVAILABLE,
+                         "out of memory");
+    if (ss->will)
+        ss->will->origin = ss; /* sole owner: No Local applies to wills too */
+    c->session = ss;
+    c->state = CONN_ACTIVE;
+    c->keepalive = ck.keepalive;
+    bool server_ka = c->v5 && cfg->server_keepalive;
+    if (server_ka)
+        c->keepalive = (uint16_t)cfg->server_keepalive; /* MQTT-3.2.2-21 */
+    /* MQTT-3.1.2-24: one and a half times the keepalive. */
+    if (c->keepalive)
+        wheel_add(s->wheel, &c->timer, s->now_ms + (uint64_t)c->keepalive * 1500u);
+    else
+        wheel_remove(&c->timer);
+    free(c->stash);
+    c->stash = NULL;
+    struct connack_info ci = {
+        .present = present,
+        .code = 0,
+        .expiry_changed = expiry_changed,
+        .expiry = o.expiry_s,
+        .assigned = was_assigned ? id : NULL,
+        .assigned_len = id_len,
+        .server_keepalive = server_ka,
+        .auth = c->v5 && c->v5->auth == AUTH_DONE,
+    };
+    write_connack(s, c, &ci); /* MQTT-3.2.2-1..3 */
+    log_debug("client %.*s connected (level %u, clean %d, present %d)", (int)id_len, id, ck.version,
+              ck.clean_start, present);
+    session_resume(s, ss);
+    return 0;
+}
+
+/* ---- AUTH (5.0 only) ---- */
+
+static int auth_decode(const struct mqtt_frame *f, const uint8_t *body, uint8_t *reason,
+                       struct mqtt_props *pr)
+{
+    memset(pr, 0, sizeof(*pr));
+    *reason = 0;
+    if (f->flags != 0)
+        return MQTT_RC_MALFORMED; /* MQTT-2.2.2-2 */
+    if (f->body_len == 0)
+        return MQTT_OK; /* MQTT 5.0 3.15.2.1: success, no properties */
+    *reason = body[0];
+    if (f->body_len == 1)
+        return MQTT_OK;
+    struct mqtt_bytes content;
+    size_t used;
+    int rc = mqtt_props_block_decode(body + 1, f->body_len - 1, &content, &used);
+    if (rc != MQTT_OK || used != f->body_len - 1)
+        return MQTT_RC_MALFORMED;
+    return mqtt_props_decode(MQTT_AUTH, content.p, content.len, pr);
+}
+
+int protocol_auth(struct shard *s, struct conn *c, const struct mqtt_frame *f, const uint8_t *body)
+{
+    struct conn_v5 *v = c->v5;
+    uint8_t reason;
+    struct mqtt_props pr;
+    int rc = auth_decode(f, body, &reason, &pr);
+    if (rc != MQTT_OK) {
+        protocol_violation(s, c, "malformed AUTH", rc);
+        return -1;
+    }
+    /* MQTT-4.12.0-7 (no AUTH without a method at CONNECT) and MQTT-4.12.0-5
+     * (the method must stay the same). */
+    bool same_method = mqtt_props_has(&pr, MQTT_PROP_AUTH_METHOD) && v->auth_method &&
+                       pr.auth_method.len == v->auth_method_len &&
+                       memcmp(pr.auth_method.p, v->auth_method, v->auth_method_len) == 0;
+    if (v->auth == AUTH_NONE || !same_method) {
+        protocol_violation(s, c, "unexpected AUTH", MQTT_RC_PROTOCOL_ERROR);
+        return -1;
+    }
+    bool answer_ok =
+        mqtt_props_has(&pr, MQTT_PROP_AUTH_DATA) && bytes_eq(pr.auth_data, auth_response);
+    switch (v->auth) {
+    case AUTH_CONNECTING: {
+        if (reason != 0x18) {
+            protocol_violation(s, c, "unexpected AUTH reason", MQTT_RC_PROTOCOL_ERROR);
+            return -1;
+        }
+        if (!answer_ok)
+            return refuse(s, c, MQTT_RC_BAD_CREDENTIALS, "authentication failed");
+        v->auth = AUTH_DONE;
+        /* Handle the kept CONNECT again, now authenticated. It was handled
+         * on this shard before, so it cannot move. */
+        struct iobuf *h = c->stash;
+        struct mqtt_frame cf;
+        if (mqtt_frame_decode(h->data, h->len, 0, &cf) != MQTT_OK) {
+            protocol_violation(s, c, "lost CONNECT", MQTT_RC_UNSPECIFIED);
+            return -1;
+        }
+        c->relocated = true;
+        return protocol_connect(s, c, &cf, h->data, h->len);
+    }
+    case AUTH_DONE:
+        if (reason != 0x19) {
+            protocol_violation(s, c, "unexpected AUTH reason", MQTT_RC_PROTOCOL_ERROR);
+            return -1;
+        }
+        if (!mqtt_props_has(&pr, MQTT_PROP_AUTH_DATA) || !bytes_eq(pr.auth_data, auth_hello)) {
+            conn_close_reason(s, c, CLOSE_PROTOCOL, MQTT_RC_NOT_AUTHORIZED,
+                              "re-authentication failed");
+            return -1;
+        }
+        v->auth = AUTH_REAUTHING;
+        write_auth(s, c, 0x18, auth_challenge);
+        return 0;
+    case AUTH_REAUTHING:
+        if (reason != 0x18) {
+            protocol_violation(s, c, "unexpected AUTH reason", MQTT_RC_PROTOCOL_ERROR);
+            return -1;
+        }
+        if (!answer_ok) {
+            conn_close_reason(s, c, CLOSE_PROTOCOL, MQTT_RC_NOT_AUTHORIZED,
+                              "re-authentication failed");
+            return -1;
+        }
+        v->auth = AUTH_DONE;
+        write_auth(s, c, 0x00, NULL);
+        return 0;
+    }
+    return 0;
+}
+
+/* ---- DISCONNECT ---- */
+
+int protocol_disconnect(struct shard *s, struct conn *c, const struct mqtt_frame *f,
+                        const uint8_t *body)
+{
+    uint8_t reason = 0;
+    int rc;
+    if (!c->v5) {
+        rc = mqtt_empty_decode(f->type, f->flags, body, f->body_len, c->version, &reason);
+        if (rc != MQTT_OK) {
+            protocol_violation(s, c, "malformed DISCONNECT", rc);
+            return -1;
+        }
+        /* MQTT-3.14.4-3: a clean DISCONNECT discards the will. */
+        conn_close(s, c, CLOSE_CLIENT_DISCONNECT);
+        return -1;
+    }
+    struct mqtt_props pr;
+    memset(&pr, 0, sizeof(pr));
+    rc = f->flags ? MQTT_RC_MALFORMED : MQTT_OK;
+    if (rc == MQTT_OK && f->body_len >= 1)
+        reason = body[0];
+    if (rc == MQTT_OK && f->body_len >= 2) {
+        struct mqtt_bytes content;
+        size_t used;
+        rc = mqtt_props_block_decode(body + 1, f->body_len - 1, &content, &used);
+        if (rc == MQTT_OK && used != f->body_len - 1)
+            rc = MQTT_RC_MALFORMED;
+        if (rc == MQTT_OK)
+            rc = mqtt_props_decode(MQTT_DISCONNECT, content.p, content.len, &pr);
+    }
+    if (rc != MQTT_OK) {
+        protocol_violation(s, c, "malformed DISCONNECT", rc);
+        return -1;
+    }
+    struct session *ss = c->session;
+    if (mqtt_props_has(&pr, MQTT_PROP_SESSION_EXPIRY)) {
+        /* MQTT-3.14.2-2: a session that was to end with the connection
+         * cannot be given an expiry now. */
+        if (c->v5->expiry_at_connect == 0 && pr.session_expiry != 0) {
+            protocol_violation(s, c, "session expiry set at DISCONNECT", MQTT_RC_PROTOCOL_ERROR);
+            return -1;
+        }
+        ss->expiry_s = pr.session_expiry < s->cfg->max_session_expiry ? pr.session_expiry
+                                                                      : s->cfg->max_session_expiry;
+    }
+    /* 0x04: Disconnect with Will Message (MQTT 5.0 3.14.2.1). */
+    conn_close(s, c, reason == 0x04 ? CLOSE_PEER_GONE : CLOSE_CLIENT_DISCONNECT);
+    return -1;
+}

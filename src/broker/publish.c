@@ -1,0 +1,165 @@
+/*
+ * publish: PUBLISH from a client and the acknowledgements of PUBLISHes we
+ * sent (PUBACK, PUBREC, PUBREL, PUBCOMP), for MQTT 3.1, 3.1.1 and 5.0:
+ * topic aliases, the server's limits (Maximum QoS, Retain Available,
+ * Receive Maximum), payload format validation and message expiry.
+ * Runs on the connection's shard.
+ */
+#include <string.h>
+
+#include "broker/alias.h"
+#include "broker/conn.h"
+#include "broker/msg.h"
+#include "broker/protocol.h"
+#include "broker/route.h"
+#include "broker/session.h"
+#include "broker/shard.h"
+#include "mqtt/codec.h"
+#include "mqtt/props.h"
+#include "mqtt/topic.h"
+
+static void write_ack(struct shard *s, struct conn *c, uint8_t type, uint16_t pid, uint8_t reason)
+{
+    uint8_t *p = conn_reserve(s, c, 5);
+    if (p)
+        conn_commit(s, c, mqtt_ack_encode(p, type, c->version, pid, reason));
+}
+
+/* Resolve the topic of a 5.0 PUBLISH (MQTT 5.0 3.3.2.3.4). Returns 0 or a
+ * reason code for DISCONNECT. */
+static int resolve_alias(struct conn *c, const struct mqtt_props *pr, struct mqtt_publish *pb)
+{
+    struct conn_v5 *v = c->v5;
+    if (!mqtt_props_has(pr, MQTT_PROP_TOPIC_ALIAS)) {
+        /* MQTT-3.3.2-1 (5.0): an empty topic needs an alias. */
+        return pb->topic.len ? 0 : MQTT_RC_PROTOCOL_ERROR;
+    }
+    uint16_t alias = pr->topic_alias;
+    if (alias == 0 || alias > v->alias_max_in)
+        return 0x94; /* MQTT-3.3.2-9, MQTT-3.3.2-10: Topic Alias invalid */
+    if (pb->topic.len)
+        return alias_in_set(v, alias, pb->topic.p, pb->topic.len) < 0 ? MQTT_RC_UNSPECIFIED : 0;
+    size_t len;
+    const uint8_t *topic = alias_in_get(v, alias, &len);
+    if (!topic)
+        return MQTT_RC_PROTOCOL_ERROR; /* alias never set on this connection */
+    pb->topic = (struct mqtt_bytes){topic, len};
+    return 0;
+}
+
+int protocol_publish(struct shard *s, struct conn *c, const struct mqtt_frame *f,
+                     const uint8_t *body)
+{
+    const struct config *cfg = s->cfg;
+    struct mqtt_publish pb;
+    int rc = mqtt_publish_decode(f->flags, body, f->body_len, c->version, &pb);
+    struct mqtt_props pr;
+    memset(&pr, 0, sizeof(pr));
+    if (rc == MQTT_OK && c->v5) {
+        rc = mqtt_props_decode(MQTT_PUBLISH, pb.props.p, pb.props.len, &pr);
+        if (rc == MQTT_OK && mqtt_props_has(&pr, MQTT_PROP_SUBSCRIPTION_ID))
+            rc = MQTT_RC_PROTOCOL_ERROR; /* MQTT-3.3.4-6 */
+        if (rc == MQTT_OK)
+            rc = resolve_alias(c, &pr, &pb);
+    }
+    if (rc != MQTT_OK) {
+        protocol_violation(s, c, "bad PUBLISH", rc);
+        return -1;
+    }
+    if (pb.qos > cfg->maximum_qos) {
+        protocol_violation(s, c, "QoS not supported", 0x9B); /* MQTT-3.2.2-11 */
+        return -1;
+    }
+    if (pb.retain && !cfg->retain_available) {
+        protocol_violation(s, c, "retain not supported", 0x9A); /* MQTT-3.2.2-14 */
+        return -1;
+    }
+    struct session *ss = c->session;
+    bool deliver = true;
+    if (pb.qos == 2) {
+        /* MQTT-4.3.3-2 (method A): deliver once, remember the id until PUBREL. */
+        if (session_qos2_has(ss, pb.packet_id))
+            deliver = false;
+        else if (session_qos2_add(s, ss, pb.packet_id) < 0) {
+            protocol_violation(s, c, "receive maximum exceeded", MQTT_RC_RECEIVE_MAX_EXCEEDED);
+            return -1;
+        }
+    } else if (pb.qos == 1 && session_qos2_has(ss, pb.packet_id)) {
+        /* MQTT-2.3.1-2: the id is still in use by an unfinished QoS 2 flow. */
+        protocol_violation(s, c, "packet id in use", MQTT_RC_PACKET_ID_IN_USE);
+        return -1;
+    }
+    uint8_t ack_reason = MQTT_RC_SUCCESS;
+    if (c->v5 && cfg->validate_payload_format && mqtt_props_has(&pr, MQTT_PROP_PAYLOAD_FORMAT) &&
+        pr.payload_format == 1 && !mqtt_utf8_valid(pb.payload.p, pb.payload.len)) {
+        /* MQTT 5.0 3.3.2.3.2: refuse a payload marked UTF-8 that is not. */
+        if (pb.qos == 0) {
+            protocol_violation(s, c, "payload is not UTF-8", MQTT_RC_PAYLOAD_FORMAT_INVALID);
+            return -1;
+        }
+        ack_reason = MQTT_RC_PAYLOAD_FORMAT_INVALID;
+        deliver = false;
+        if (pb.qos == 2)
+            session_qos2_remove(ss, pb.packet_id); /* a failed PUBREC ends the flow */
+    }
+    if (deliver) {
+        struct msg_spec sp = {
+            .topic = pb.topic.p,
+            .topic_len = pb.topic.len,
+            .payload = pb.payload.p,
+            .payload_len = pb.payload.len,
+            .props = pb.props.p,
+            .props_len = c->v5 ? pb.props.len : 0,
+            .qos = pb.qos,
+            .retain = pb.retain,
+            .origin = ss,
+        };
+        if (mqtt_props_has(&pr, MQTT_PROP_MESSAGE_EXPIRY))
+            sp.expires_at_ms = s->now_ms + (uint64_t)pr.message_expiry * 1000u;
+        struct msg *m = msg_create(&sp);
+        if (!m) {
+            protocol_violation(s, c, "out of memory", MQTT_RC_UNSPECIFIED);
+            return -1;
+        }
+        route_publish(s, ss->tenant, m);
+    }
+    if (pb.qos)
+        write_ack(s, c, pb.qos == 1 ? MQTT_PUBACK : MQTT_PUBREC, pb.packet_id, ack_reason);
+    return 0;
+}
+
+int protocol_ack(struct shard *s, struct conn *c, const struct mqtt_frame *f, const uint8_t *body)
+{
+    struct mqtt_ack ack;
+    int rc = mqtt_ack_decode(f->type, f->flags, body, f->body_len, c->version, &ack);
+    if (rc == MQTT_OK && c->v5) {
+        struct mqtt_props pr;
+        rc = mqtt_props_decode(f->type, ack.props.p, ack.props.len, &pr);
+    }
+    if (rc != MQTT_OK) {
+        protocol_violation(s, c, "bad acknowledgement", rc);
+        return -1;
+    }
+    struct session *ss = c->session;
+    switch (f->type) {
+    case MQTT_PUBACK:
+        session_on_puback(s, ss, ack.packet_id);
+        break;
+    case MQTT_PUBREC:
+        session_on_pubrec(s, ss, ack.packet_id, ack.reason);
+        break;
+    case MQTT_PUBCOMP:
+        session_on_pubcomp(s, ss, ack.packet_id);
+        break;
+    case MQTT_PUBREL: {
+        /* MQTT-4.3.3-2: PUBCOMP even for an id we no longer hold; 5.0 says
+         * which (0x92: Packet Identifier not found). */
+        bool held = session_qos2_has(ss, ack.packet_id);
+        session_qos2_remove(ss, ack.packet_id);
+        write_ack(s, c, MQTT_PUBCOMP, ack.packet_id,
+                  held || !c->v5 ? MQTT_RC_SUCCESS : MQTT_RC_PACKET_ID_NOT_FOUND);
+        break;
+    }
+    }
+    return 0;
+}

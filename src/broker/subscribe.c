@@ -1,0 +1,275 @@
+/*
+ * subscribe: SUBSCRIBE and UNSUBSCRIBE for MQTT 3.1, 3.1.1 and 5.0, and
+ * the SUBACK ordering invariant across shards: a SUBACK is sent only once
+ * every other shard has acknowledged everything this shard sent it before
+ * (the new interest, or a ping), so a message published after the client
+ * saw its SUBACK always finds the subscription.
+ * Runs on the connection's shard.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "broker/conn.h"
+#include "broker/protocol.h"
+#include "broker/route.h"
+#include "broker/session.h"
+#include "broker/shard.h"
+#include "mqtt/codec.h"
+#include "mqtt/props.h"
+#include "mqtt/topic.h"
+
+/* Per filter: send the retained messages after the SUBACK. */
+#define PENDING_RETAINED 0x01
+
+/* A SUBSCRIBE whose SUBACK waits for the other shards. */
+struct pending_sub {
+    struct pending_sub *next, *prev; /* shard->pending_subs */
+    struct pending_sub *next_in_session;
+    struct session *ss; /* NULL once the session is gone */
+    uint64_t conn_id;
+    uint32_t waiting;
+    uint32_t subid;
+    uint16_t pid;
+    uint32_t n;
+    uint8_t *codes;    /* n reason codes / granted QoS */
+    uint8_t *flags;    /* n PENDING_* */
+    uint8_t filters[]; /* [u16 len][bytes] ..., then codes, then flags */
+};
+
+static void pending_finish(struct shard *s, struct pending_sub *p)
+{
+    struct session *ss = p->ss;
+    if (ss && ss->conn && ss->conn->id == p->conn_id && ss->conn->state == CONN_ACTIVE) {
+        struct conn *c = ss->conn;
+        size_t n = mqtt_suback_size(c->version, p->n);
+        uint8_t *out = conn_reserve(s, c, n);
+        if (out)
+            conn_commit(s, c,
+                        mqtt_suback_encode(out, MQTT_SUBACK, c->version, p->pid, p->codes, p->n));
+        /* Retained messages follow the SUBACK, for the filters the session
+         * still holds (an UNSUBSCRIBE may have overtaken this SUBACK). */
+        const uint8_t *f = p->filters;
+        for (uint32_t i = 0; i < p->n; i++) {
+            uint16_t len = (uint16_t)(f[0] | f[1] << 8);
+            if ((p->flags[i] & PENDING_RETAINED) && session_has_sub(ss, f + 2, len))
+                route_send_retained(s, ss, f + 2, len, p->codes[i], p->subid);
+            f += 2 + len;
+        }
+    }
+    if (ss) {
+        struct pending_sub **pp = &ss->pending;
+        while (*pp && *pp != p)
+            pp = &(*pp)->next_in_session;
+        if (*pp)
+            *pp = p->next_in_session;
+    }
+    if (p->prev)
+        p->prev->next = p->next;
+    else
+        s->pending_subs = p->next;
+    if (p->next)
+        p->next->prev = p->prev;
+    free(p);
+}
+
+void protocol_on_ack(struct shard *s, uint64_t token)
+{
+    struct pending_sub *p = (struct pending_sub *)(uintptr_t)token;
+    if (--p->waiting == 0)
+        pending_finish(s, p);
+}
+
+void protocol_orphan_pending(struct session *ss)
+{
+    for (struct pending_sub *p = ss->pending; p; p = p->next_in_session)
+        p->ss = NULL;
+    ss->pending = NULL;
+}
+
+void protocol_free_pending(struct shard *s)
+{
+    while (s->pending_subs) {
+        struct pending_sub *p = s->pending_subs;
+        s->pending_subs = p->next;
+        free(p);
+    }
+}
+
+static bool is_shared(struct mqtt_bytes f)
+{
+    return (f.len >= 7 && memcmp(f.p, "$share/", 7) == 0) ||
+           (f.len >= 8 && memcmp(f.p, "$oshare/", 8) == 0);
+}
+
+/* The reason code for one filter of a SUBSCRIBE (>= 0x80 refuses it), or
+ * -1 when the whole packet is a protocol violation. */
+static int filter_check(const struct shard *s, const struct conn *c, struct mqtt_bytes f,
+                        uint8_t options)
+{
+    const struct config *cfg = s->cfg;
+    if (!mqtt_topic_filter_valid(f.p, f.len))
+        return c->v5 ? MQTT_RC_TOPIC_FILTER_INVALID : -1; /* MQTT-4.7.1-1..3 */
+    if (c->v5 && is_shared(f)) {
+        if (options & 0x04)
+            return -1; /* MQTT-3.8.3-4: No Local on a shared subscription */
+        return 0x9E;   /* Shared Subscriptions not supported (yet) */
+    }
+    if (!cfg->wildcard_subscriptions && mqtt_topic_has_wildcard(f.p, f.len))
+        return c->v5 ? 0xA2 : MQTT_RC_UNSPECIFIED; /* MQTT-3.8.3-? wildcards off */
+    return 0;
+}
+
+int protocol_subscribe(struct shard *s, struct conn *c, const struct mqtt_frame *f,
+                       const uint8_t *body)
+{
+    const struct config *cfg = s->cfg;
+    struct mqtt_subscribe sb;
+    int rc = mqtt_subscribe_decode(f->flags, body, f->body_len, c->version, &sb);
+    struct mqtt_props pr;
+    memset(&pr, 0, sizeof(pr));
+    if (rc == MQTT_OK && c->v5)
+        rc = mqtt_props_decode(MQTT_SUBSCRIBE, sb.props.p, sb.props.len, &pr);
+    if (rc != MQTT_OK) {
+        protocol_violation(s, c, "bad SUBSCRIBE", rc);
+        return -1;
+    }
+    uint32_t subid = mqtt_props_has(&pr, MQTT_PROP_SUBSCRIPTION_ID) ? pr.subscription_id : 0;
+    if (subid && !cfg->subscription_identifiers) {
+        protocol_violation(s, c, "subscription identifiers not supported", 0xA1);
+        return -1;
+    }
+    struct mqtt_sub_iter it;
+    struct mqtt_bytes filter;
+    uint8_t options;
+    size_t flen = 0;
+    mqtt_sub_iter_init(&it, &sb, true);
+    while (mqtt_sub_iter_next(&it, &filter, &options)) {
+        if (filter_check(s, c, filter, options) < 0) {
+            protocol_violation(s, c, "invalid topic filter", MQTT_RC_PROTOCOL_ERROR);
+            return -1;
+        }
+        flen += 2 + filter.len;
+    }
+    struct pending_sub *p = malloc(sizeof(*p) + flen + 2 * (size_t)sb.count);
+    if (!p) {
+        protocol_violation(s, c, "out of memory", MQTT_RC_UNSPECIFIED);
+        return -1;
+    }
+    memset(p, 0, sizeof(*p));
+    p->codes = p->filters + flen;
+    p->flags = p->codes + sb.count;
+    p->n = sb.count;
+    p->pid = sb.packet_id;
+    p->subid = subid;
+    p->conn_id = c->id;
+    p->ss = c->session;
+    uint8_t *w = p->filters;
+    uint32_t acks = 0, i = 0;
+    mqtt_sub_iter_init(&it, &sb, true);
+    while (mqtt_sub_iter_next(&it, &filter, &options)) {
+        int code = filter_check(s, c, filter, options);
+        p->flags[i] = 0;
+        if (code == 0) {
+            struct sub_req req = {.qos = options & 3, .subid = subid};
+            if (req.qos > cfg->maximum_qos)
+                req.qos = (uint8_t)cfg->maximum_qos; /* MQTT-3.2.2-10: downgrade */
+            if (c->v5) {
+                if (options & 0x04)
+                    req.opts |= SUB_NO_LOCAL;
+                if (options & 0x08)
+                    req.opts |= SUB_RETAIN_AS_PUBLISHED;
+            }
+            uint8_t retain_handling = c->v5 ? (options >> 4) & 3 : 0;
+            bool fresh = false, existed = false;
+            int r = session_subscribe(s, c->session, filter.p, filter.len, &req, &fresh, &existed);
+            if (r == 0) {
+                code = req.qos; /* MQTT-3.9.3-1: one code per filter, in order */
+                /* MQTT-3.3.1-9..11 (5.0): Retain Handling 0 sends, 1 only for a
+                 * new subscription, 2 never. */
+                if (retain_handling == 0 || (retain_handling == 1 && !existed))
+                    p->flags[i] = PENDING_RETAINED;
+            } else {
+                code = r == -ENOSPC && c->v5 ? MQTT_RC_QUOTA_EXCEEDED : MQTT_RC_UNSPECIFIED;
+            }
+            if (fresh)
+                acks += route_interest_add(s, c->session->tenant, filter.p, filter.len,
+                                           (uint64_t)(uintptr_t)p);
+        }
+        p->codes[i] = (uint8_t)code;
+        w[0] = (uint8_t)(filter.len & 0xff);
+        w[1] = (uint8_t)(filter.len >> 8);
+        memcpy(w + 2, filter.p, filter.len);
+        w += 2 + filter.len;
+        i++;
+    }
+    /* The SUBACK invariant: answer only once every shard has processed
+     * everything we sent it before, including any earlier interest for
+     * these filters. */
+    if (acks == 0)
+        acks = route_ping_all(s, (uint64_t)(uintptr_t)p);
+    p->next = s->pending_subs;
+    if (p->next)
+        p->next->prev = p;
+    s->pending_subs = p;
+    p->next_in_session = c->session->pending;
+    c->session->pending = p;
+    p->waiting = acks + 1;
+    protocol_on_ack(s, (uint64_t)(uintptr_t)p); /* our own share */
+    return 0;
+}
+
+int protocol_unsubscribe(struct shard *s, struct conn *c, const struct mqtt_frame *f,
+                         const uint8_t *body)
+{
+    struct mqtt_subscribe sb;
+    int rc = mqtt_unsubscribe_decode(f->flags, body, f->body_len, c->version, &sb);
+    if (rc == MQTT_OK && c->v5) {
+        struct mqtt_props pr;
+        rc = mqtt_props_decode(MQTT_UNSUBSCRIBE, sb.props.p, sb.props.len, &pr);
+    }
+    if (rc != MQTT_OK) {
+        protocol_violation(s, c, "bad UNSUBSCRIBE", rc);
+        return -1;
+    }
+    uint8_t codes_small[64];
+    uint8_t *codes = sb.count <= sizeof(codes_small) ? codes_small : malloc(sb.count);
+    if (!codes) {
+        protocol_violation(s, c, "out of memory", MQTT_RC_UNSPECIFIED);
+        return -1;
+    }
+    struct mqtt_sub_iter it;
+    struct mqtt_bytes filter;
+    uint8_t options;
+    uint32_t i = 0;
+    mqtt_sub_iter_init(&it, &sb, false);
+    while (mqtt_sub_iter_next(&it, &filter, &options)) {
+        if (!mqtt_topic_filter_valid(filter.p, filter.len)) {
+            if (!c->v5) {
+                if (codes != codes_small)
+                    free(codes);
+                protocol_violation(s, c, "invalid topic filter", MQTT_RC_TOPIC_FILTER_INVALID);
+                return -1;
+            }
+            codes[i++] = MQTT_RC_TOPIC_FILTER_INVALID;
+            continue;
+        }
+        bool had = session_unsubscribe(s, c->session, filter.p, filter.len);
+        codes[i++] = had ? 0x00 : 0x11; /* 0x11: No subscription existed */
+    }
+    /* MQTT-3.10.4-4/-5: UNSUBACK even when nothing matched. */
+    if (c->v5) {
+        size_t n = mqtt_suback_size(c->version, sb.count);
+        uint8_t *p = conn_reserve(s, c, n);
+        if (p)
+            conn_commit(s, c,
+                        mqtt_suback_encode(p, MQTT_UNSUBACK, c->version, sb.packet_id, codes, i));
+    } else {
+        uint8_t *p = conn_reserve(s, c, 4);
+        if (p)
+            conn_commit(s, c, mqtt_ack_encode(p, MQTT_UNSUBACK, c->version, sb.packet_id, 0));
+    }
+    if (codes != codes_small)
+        free(codes);
+    return 0;
+}
