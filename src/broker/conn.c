@@ -203,7 +203,7 @@ static void write_disconnect(struct shard *s, struct conn *c, uint8_t rc, const 
 
 void conn_close(struct shard *s, struct conn *c, enum conn_close_reason why)
 {
-    static const uint8_t codes[] = {
+    static const uint8_t codes[CLOSE_MOVED + 1] = {
         [CLOSE_TAKEOVER] = MQTT_RC_SESSION_TAKEN_OVER, /* MQTT-3.1.4-3 (5.0) */
         [CLOSE_KEEPALIVE] = MQTT_RC_KEEPALIVE_TIMEOUT,
         [CLOSE_SHUTDOWN] = MQTT_RC_SERVER_SHUTTING_DOWN,
