@@ -39,8 +39,9 @@ Test(hist, buckets_are_contiguous_and_contain_their_values)
         cr_assert_eq(hist_bucket_low(i), hist_bucket_high(i - 1) + 1, "bucket %zu", i);
     cr_expect_eq(hist_bucket_high(HIST_BUCKETS - 1), UINT64_MAX);
     cr_expect_eq(hist_bucket_of(UINT64_MAX), HIST_BUCKETS - 1);
-    uint64_t probes[] = {HIST_SUB, HIST_SUB + 1, 2 * HIST_SUB - 1, 2 * HIST_SUB, 1000, 1023, 1024,
-                         1025, 123456789, 1ull << 40, (1ull << 40) - 1, UINT64_MAX - 1};
+    uint64_t probes[] = {
+        HIST_SUB, HIST_SUB + 1, 2 * HIST_SUB - 1, 2 * HIST_SUB,     1000,          1023, 1024,
+        1025,     123456789,    1ull << 40,       (1ull << 40) - 1, UINT64_MAX - 1};
     for (size_t k = 0; k < sizeof(probes) / sizeof(probes[0]); k++) {
         size_t i = hist_bucket_of(probes[k]);
         cr_expect(hist_bucket_low(i) <= probes[k] && probes[k] <= hist_bucket_high(i),
@@ -86,7 +87,7 @@ Test(hist, percentile_rank_boundaries)
     struct hist *h = new_hist();
     hist_record_n(h, 10, 99);
     hist_record(h, 5000);
-    cr_expect_eq(hist_percentile(h, 99), 10);    /* rank 99 of 100 */
+    cr_expect_eq(hist_percentile(h, 99), 10);      /* rank 99 of 100 */
     cr_expect_eq(hist_percentile(h, 99.01), 5000); /* rank 100 */
     cr_expect_eq(hist_percentile(h, -1), 0);
     cr_expect_eq(hist_percentile(h, 100.5), 0);

@@ -9,8 +9,8 @@ Test(stamp, round_trip)
 {
     uint8_t buf[32];
     memset(buf, 0xEE, sizeof(buf));
-    struct stamp s = {.run = 0xBEEF, .sent_ns = 0x123456789ABCull, .publisher = 4000000000u,
-                      .seq = 0xFFFFFFFFu};
+    struct stamp s = {
+        .run = 0xBEEF, .sent_ns = 0x123456789ABCull, .publisher = 4000000000u, .seq = 0xFFFFFFFFu};
     cr_assert_eq(stamp_encode(buf, 16, &s), 0);
     cr_expect_eq(buf[16], 0xEE, "nothing written past the stamp");
     struct stamp d;
@@ -24,8 +24,8 @@ Test(stamp, round_trip)
 Test(stamp, layout_is_little_endian)
 {
     uint8_t buf[16];
-    struct stamp s = {.run = 0x0102, .sent_ns = 0x030405060708ull, .publisher = 0x090A0B0C,
-                      .seq = 0x0D0E0F10};
+    struct stamp s = {
+        .run = 0x0102, .sent_ns = 0x030405060708ull, .publisher = 0x090A0B0C, .seq = 0x0D0E0F10};
     cr_assert_eq(stamp_encode(buf, sizeof(buf), &s), 0);
     uint8_t want[16] = {0x02, 0x01, 0x08, 0x07, 0x06, 0x05, 0x04, 0x03,
                         0x0C, 0x0B, 0x0A, 0x09, 0x10, 0x0F, 0x0E, 0x0D};
@@ -99,7 +99,7 @@ Test(seqtrack, window_edges)
     seqtrack_init(&t);
     cr_expect_eq(seqtrack_add(&t, SEQ_WINDOW - 1), SEQ_NEW); /* last slot, no slide */
     cr_expect_eq(t.base, 0);
-    cr_expect_eq(seqtrack_add(&t, 0), SEQ_OOO); /* first slot still covered */
+    cr_expect_eq(seqtrack_add(&t, 0), SEQ_OOO);          /* first slot still covered */
     cr_expect_eq(seqtrack_add(&t, SEQ_WINDOW), SEQ_NEW); /* slides by one */
     cr_expect_eq(t.base, 1);
     cr_expect_eq(seqtrack_add(&t, 0), SEQ_OLD);
