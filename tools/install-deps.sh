@@ -6,4 +6,4 @@ apt-get update -qq
 apt-get install -y -qq --no-install-recommends \
     gcc libc6-dev pkg-config meson ninja-build \
     liburing-dev libwolfssl-dev libxxhash-dev libcriterion-dev libinih-dev \
-    libmosquitto-dev mosquitto-clients clang-format >/dev/null
+    libmosquitto-dev mosquitto-clients clang-format jq >/dev/null

@@ -87,8 +87,9 @@ jq -e '.broker.rss_after_kib > 0 and .connections.up == 300' "$DIR/conn.json" >/
 run count_limited 0 "$PORT" p2p -n 2 -q 1 --count 100 -d 30 --warmup 0
 jq -e '.sent == 200 and .received == 200' "$DIR/count_limited.json" >/dev/null ||
     { echo "FAIL count_limited: $(jq -c '[.sent,.received]' "$DIR/count_limited.json")"; fail=1; }
-# ringmqd refuses MQTT 5.0 for now (issue #4): a refused run exits 2.
-run v5_refused 2 "$PORT" p2p -n 1 -V 5 $T
+# MQTT 5.0 clients, QoS 1 and 2: nothing lost.
+run v5_qos1 0 "$PORT" p2p -n 3 -q 1 -V 5 $T
+run v5_qos2 0 "$PORT" p2p -n 2 -q 2 -V 5 $T
 # Loopback only unless asked.
 run remote_refused 1 "$PORT" p2p -n 1 -h 192.0.2.1 $T
 
