@@ -116,8 +116,9 @@ int main(int argc, char **argv)
             close(up[0]);
             int ok = 0;
             for (int i = 0; i < count; i++) {
-                /* 20000 connections per source address at most. */
-                int src = 2 + (c * per_proc + i) / 20000;
+                /* 10000 connections per source address at most: connect()
+                 * prefers even ephemeral ports, half the range. */
+                int src = 2 + (c * per_proc + i) / 10000;
                 int fd = open_one(port, src, c, i);
                 if (fd < 0) {
                     fprintf(stderr, "child %d: connection %d: %s\n", c, i, strerror(-fd));

@@ -50,7 +50,7 @@ static const char usage_text[] =
     "      --shared            fanin through $share/GROUP/PREFIX/+\n"
     "      --group G           shared subscription group (g)\n"
     "      --conn-rate R       conn: connections per second, 0 = fast as possible (0)\n"
-    "      --sources N         loopback source addresses 127.0.0.2.. (N conns / 20000 + 1)\n"
+    "      --sources N         loopback source addresses 127.0.0.2.. (N conns / 10000 + 1)\n"
     "      --broker-pid PID    report the broker's resident memory (and per connection)\n"
     "      --json FILE         write the results as JSON\n"
     "      --quiet             no progress lines\n";
