@@ -1,0 +1,3 @@
+#include "harness_v5.h"
+#include <criterion/criterion.h>
+TestSuite(v5_publish, .fini = e2e_fini, .timeout = 30);
