@@ -166,8 +166,7 @@ void pkt_unsubscribe5(struct pkt *p, uint16_t mid, const char *filter)
     pkt_str(p, filter);
 }
 
-void pkt_ack5(struct pkt *p, uint8_t first, uint16_t mid, uint8_t reason,
-              const struct props *props)
+void pkt_ack5(struct pkt *p, uint8_t first, uint16_t mid, uint8_t reason, const struct props *props)
 {
     pkt_init(p, first);
     pkt_u16(p, mid);
@@ -247,19 +246,39 @@ static void decode_props(struct cur *c, struct v5_pkt *pk)
         memset(pr, 0, sizeof(*pr));
         pr->id = (uint8_t)cur_varint(&pc);
         switch (pr->id) {
-        case 0x01: case 0x17: case 0x19: case 0x24: case 0x25: case 0x28: case 0x29: case 0x2a:
+        case 0x01:
+        case 0x17:
+        case 0x19:
+        case 0x24:
+        case 0x25:
+        case 0x28:
+        case 0x29:
+        case 0x2a:
             pr->num = cur_u8(&pc);
             break;
-        case 0x13: case 0x21: case 0x22: case 0x23:
+        case 0x13:
+        case 0x21:
+        case 0x22:
+        case 0x23:
             pr->num = cur_u16(&pc);
             break;
-        case 0x02: case 0x11: case 0x18: case 0x27:
+        case 0x02:
+        case 0x11:
+        case 0x18:
+        case 0x27:
             pr->num = cur_u32(&pc);
             break;
         case 0x0b:
             pr->num = cur_varint(&pc);
             break;
-        case 0x03: case 0x08: case 0x09: case 0x12: case 0x15: case 0x16: case 0x1a: case 0x1c:
+        case 0x03:
+        case 0x08:
+        case 0x09:
+        case 0x12:
+        case 0x15:
+        case 0x16:
+        case 0x1a:
+        case 0x1c:
         case 0x1f:
             pr->data = cur_field(&pc, &pr->len);
             break;
@@ -353,10 +372,10 @@ int v5_read(int fd, struct v5_pkt *out, int timeout_ms)
 
 static const char *type_name(int t)
 {
-    static const char *const names[16] = {
-        "reserved", "CONNECT", "CONNACK", "PUBLISH", "PUBACK", "PUBREC", "PUBREL", "PUBCOMP",
-        "SUBSCRIBE", "SUBACK", "UNSUBSCRIBE", "UNSUBACK", "PINGREQ", "PINGRESP", "DISCONNECT",
-        "AUTH"};
+    static const char *const names[16] = {"reserved",  "CONNECT",  "CONNACK",     "PUBLISH",
+                                          "PUBACK",    "PUBREC",   "PUBREL",      "PUBCOMP",
+                                          "SUBSCRIBE", "SUBACK",   "UNSUBSCRIBE", "UNSUBACK",
+                                          "PINGREQ",   "PINGRESP", "DISCONNECT",  "AUTH"};
     return names[t & 15];
 }
 
@@ -383,7 +402,8 @@ void v5_expect_disconnect(int fd, int reason, int reason_string)
     int type = n > 0 ? pk->type : -1, got = pk->reason;
     int rs = n > 0 ? v5_prop_count(pk, P_REASON_STRING) : 0;
     free(pk);
-    cr_assert(n > 0, "expected DISCONNECT 0x%02x, got %s", reason, n == 0 ? "a bare close" : "nothing");
+    cr_assert(n > 0, "expected DISCONNECT 0x%02x, got %s", reason,
+              n == 0 ? "a bare close" : "nothing");
     cr_assert(type == T_DISCONNECT, "expected DISCONNECT 0x%02x, got %s", reason, type_name(type));
     cr_assert(got == reason, "DISCONNECT reason 0x%02x, want 0x%02x", got, reason);
     if (reason_string >= 0)
@@ -488,8 +508,8 @@ void v5_subscribe(int fd, uint16_t mid, const char *filter, uint8_t options,
     cr_assert(code == want, "SUBACK 0x%02x for %s, want 0x%02x", code, filter, want);
 }
 
-int v5_publish(int fd, const char *topic, const char *payload, int qos, bool retain,
-               uint16_t mid, const struct props *props)
+int v5_publish(int fd, const char *topic, const char *payload, int qos, bool retain, uint16_t mid,
+               const struct props *props)
 {
     struct pkt *p = malloc(sizeof(*p));
     struct v5_pkt *pk = malloc(sizeof(*pk));

@@ -174,8 +174,8 @@ void v5_subscribe(int fd, uint16_t mid, const char *filter, uint8_t options,
                   const struct props *props, int want);
 /* PUBLISH; for QoS 1 reads the PUBACK and returns its reason, for QoS 2 the PUBREC's
  * (then completes with PUBREL/PUBCOMP when it was a success); QoS 0 returns 0. */
-int v5_publish(int fd, const char *topic, const char *payload, int qos, bool retain,
-               uint16_t mid, const struct props *props);
+int v5_publish(int fd, const char *topic, const char *payload, int qos, bool retain, uint16_t mid,
+               const struct props *props);
 /* Sends DISCONNECT (reason, properties) and waits for the close. */
 void v5_disconnect(int fd, uint8_t reason, const struct props *props);
 

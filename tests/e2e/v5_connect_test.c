@@ -43,9 +43,8 @@ static void publish_one(const char *topic, const char *payload)
 
 Test(v5_connect, mqtt_3_2_2_connack_properties_from_config)
 {
-    broker_start(&b, "mqtt.receive_maximum=100", "mqtt.topic_alias_maximum=7",
-                 "mqtt.maximum_qos=1", "mqtt.retain_available=false",
-                 "limits.max_packet_size=2000", NULL);
+    broker_start(&b, "mqtt.receive_maximum=100", "mqtt.topic_alias_maximum=7", "mqtt.maximum_qos=1",
+                 "mqtt.retain_available=false", "limits.max_packet_size=2000", NULL);
     struct raw_connect o = {.flags = -1, .clean = true, .id = "caps", .keepalive = 60};
     int fd = v5_connect(&b, &o, NULL, NULL, &pk);
     cr_assert_eq(pk.reason, 0);
@@ -72,8 +71,8 @@ Test(v5_connect, mqtt_3_2_2_connack_default_capabilities)
     struct raw_connect o = {.flags = -1, .clean = true, .id = "defaults", .keepalive = 60};
     int fd = v5_connect(&b, &o, NULL, NULL, &pk);
     cr_assert_eq(pk.reason, 0);
-    static const uint8_t yes[] = {P_RETAIN_AVAILABLE, P_WILDCARD_SUB_AVAILABLE,
-                                  P_SUB_ID_AVAILABLE, P_SHARED_SUB_AVAILABLE};
+    static const uint8_t yes[] = {P_RETAIN_AVAILABLE, P_WILDCARD_SUB_AVAILABLE, P_SUB_ID_AVAILABLE,
+                                  P_SHARED_SUB_AVAILABLE};
     for (size_t i = 0; i < sizeof(yes); i++) {
         const struct v5_prop *p = v5_prop(&pk, yes[i], 0);
         cr_expect(!p || p->num == 1, "property 0x%02x = %u", yes[i], p ? p->num : 0);
@@ -100,7 +99,7 @@ Test(v5_connect, mqtt_3_2_2_capabilities_off_announced_and_enforced)
     cr_expect_eq(v5_prop_num(&pk, P_SUB_ID_AVAILABLE), 0);
     cr_expect_eq(v5_prop_num(&pk, P_SHARED_SUB_AVAILABLE), 0);
     v5_subscribe(fd, 1, "plain/t", 1, NULL, 1);
-    v5_subscribe(fd, 2, "wild/+", 1, NULL, 0xa2); /* Wildcard Subscriptions not supported */
+    v5_subscribe(fd, 2, "wild/+", 1, NULL, 0xa2);     /* Wildcard Subscriptions not supported */
     v5_subscribe(fd, 3, "$share/g/t", 1, NULL, 0x9e); /* Shared Subscriptions not supported */
     /* A Subscription Identifier when they are off is a protocol error: DISCONNECT 0xA1. */
     struct props pr;
@@ -283,8 +282,12 @@ Test(v5_connect, mqtt_3_1_3_9_session_expiry_publishes_delayed_will_and_ends_ses
     broker_start(&b, NULL);
     int watcher = v5_open(&b, "watcher", NULL);
     v5_subscribe(watcher, 1, "exp/will", 0, NULL, 0);
-    struct raw_connect o = {.flags = -1, .clean = false, .id = "expiring", .keepalive = 60,
-                            .will_topic = "exp/will", .will_payload = "expired"};
+    struct raw_connect o = {.flags = -1,
+                            .clean = false,
+                            .id = "expiring",
+                            .keepalive = 60,
+                            .will_topic = "exp/will",
+                            .will_payload = "expired"};
     struct props pr, wp;
     props_init(&pr);
     props_u32(&pr, P_SESSION_EXPIRY, 1);

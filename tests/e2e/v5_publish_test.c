@@ -70,8 +70,8 @@ Test(v5_publish, mqtt_3_3_2_17_properties_forwarded_unaltered_in_order)
         const struct v5_prop *up = v5_prop(&pk, P_USER_PROPERTY, i);
         bool ok = up->len == strlen(want[i][0]) && !memcmp(up->data, want[i][0], up->len) &&
                   up->len2 == strlen(want[i][1]) && !memcmp(up->data2, want[i][1], up->len2);
-        cr_expect(ok, "MQTT-3.3.2-18: user property %d is '%.*s'='%.*s'", i, (int)up->len,
-                  up->data, (int)up->len2, up->data2);
+        cr_expect(ok, "MQTT-3.3.2-18: user property %d is '%.*s'='%.*s'", i, (int)up->len, up->data,
+                  (int)up->len2, up->data2);
     }
     close(pub);
     close(sub);
@@ -174,8 +174,8 @@ Test(v5_publish, mqtt_3_3_2_11_server_topic_alias_within_client_maximum)
     int sub = v5_open(&b, "sub", &cp);
     v5_subscribe(sub, 1, "ta/#", 0, NULL, 0);
     int pub = v5_open(&b, "pub", NULL);
-    static const char *const topics[] = {"ta/a", "ta/b", "ta/c", "ta/a", "ta/a", "ta/b", "ta/c",
-                                         "ta/c", "ta/a", "ta/a"};
+    static const char *const topics[] = {"ta/a", "ta/b", "ta/c", "ta/a", "ta/a",
+                                         "ta/b", "ta/c", "ta/c", "ta/a", "ta/a"};
     char known[3][16] = {"", "", ""}; /* alias -> topic, as the client tracks it */
     int empty_topics = 0;
     for (int i = 0; i < 10; i++)

@@ -175,13 +175,12 @@ Test(v5_subscribe, mqtt_3_11_3_unsuback_reason_codes)
     pkt_unsubscribe5(&p, 7, "u/t");
     cr_assert(raw_send_pkt(c, &p) == 0);
     v5_expect(c, T_UNSUBACK, &pk);
-    cr_assert(pk.mid == 7 && pk.ncodes == 1 && pk.codes[0] == 0x00, "UNSUBACK 0x%02x",
-              pk.codes[0]);
+    cr_assert(pk.mid == 7 && pk.ncodes == 1 && pk.codes[0] == 0x00, "UNSUBACK 0x%02x", pk.codes[0]);
     pkt_unsubscribe5(&p, 8, "u/t");
     cr_assert(raw_send_pkt(c, &p) == 0);
     v5_expect(c, T_UNSUBACK, &pk);
-    cr_assert(pk.ncodes == 1 && pk.codes[0] == 0x11, "UNSUBACK 0x%02x, want 0x11 (No subscription existed)",
-              pk.codes[0]);
+    cr_assert(pk.ncodes == 1 && pk.codes[0] == 0x11,
+              "UNSUBACK 0x%02x, want 0x11 (No subscription existed)", pk.codes[0]);
     close(c);
     broker_stop(&b);
 }

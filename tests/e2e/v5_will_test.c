@@ -24,8 +24,13 @@ static int watcher(void)
  * (< 0: no property), extra will properties appended. */
 static int will_client(const char *id, long expiry, long delay, const struct props *extra)
 {
-    struct raw_connect o = {.flags = -1, .clean = true, .id = id, .keepalive = 60,
-                            .will_topic = "will/t", .will_payload = "gone", .will_qos = 1};
+    struct raw_connect o = {.flags = -1,
+                            .clean = true,
+                            .id = id,
+                            .keepalive = 60,
+                            .will_topic = "will/t",
+                            .will_payload = "gone",
+                            .will_qos = 1};
     struct props pr, wp;
     props_init(&pr);
     if (expiry >= 0)
@@ -121,8 +126,13 @@ Test(v5_will, mqtt_3_14_4_3_disconnect_0x00_deletes_will_0x04_sends_it)
 Test(v5_will, mqtt_3_2_2_13_retained_will_refused_without_retain_0x9a)
 {
     broker_start(&b, "mqtt.retain_available=false", NULL);
-    struct raw_connect o = {.flags = -1, .clean = true, .id = "rw", .keepalive = 60,
-                            .will_topic = "will/t", .will_payload = "x", .will_retain = true};
+    struct raw_connect o = {.flags = -1,
+                            .clean = true,
+                            .id = "rw",
+                            .keepalive = 60,
+                            .will_topic = "will/t",
+                            .will_payload = "x",
+                            .will_retain = true};
     int fd = v5_connect(&b, &o, NULL, NULL, &pk);
     cr_assert(pk.type == T_CONNACK && pk.reason == 0x9a, "CONNACK 0x%02x, want 0x9A", pk.reason);
     cr_assert(raw_wait_close(fd, E2E_WAIT_MS) == 0);
