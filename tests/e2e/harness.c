@@ -254,6 +254,14 @@ static void mosquitto_conf_line(FILE *f, const char *set)
         {"limits.max_inflight", "max_inflight_messages"},
         {"limits.max_queued_messages", "max_queued_messages"},
         {"limits.max_queued_bytes", "max_queued_bytes"},
+        /* MQTT 5 capabilities (listener options follow the listener line). */
+        {"mqtt.topic_alias_maximum", "max_topic_alias"},
+        {"mqtt.maximum_qos", "max_qos"},
+        {"mqtt.retain_available", "retain_available"},
+        /* mosquitto imposes max_keepalive only on clients asking for more; the
+         * tests that use it always ask for more. */
+        {"mqtt.server_keepalive", "max_keepalive"},
+        {"limits.max_connections", "max_connections"},
     };
     const char *eq = strchr(set, '=');
     cr_assert(eq, "setting without '=': %s", set);
