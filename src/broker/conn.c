@@ -121,9 +121,13 @@ void conn_accepted(struct shard *s, uint32_t fi, uint8_t listener)
         close_fixed(s, fi);
         return;
     }
+    /* Over max_connections a client still gets a CONNACK saying so
+     * (connect.c); only far beyond it is a connection dropped unanswered,
+     * so that a flood cannot pile up connections waiting for CONNECT. */
     uint32_t max = s->cfg->max_connections;
-    if (max && atomic_load_explicit(&s->broker->connections, memory_order_relaxed) >= max) {
-        log_ratelimited(LOG_LEVEL_WARN, "max_connections (%u) reached, refusing", max);
+    if (max &&
+        atomic_load_explicit(&s->broker->connections, memory_order_relaxed) >= max + max / 8 + 64) {
+        log_ratelimited(LOG_LEVEL_WARN, "max_connections (%u) far exceeded, dropping", max);
         close_fixed(s, fi);
         return;
     }

@@ -7,6 +7,7 @@
  * everything after that point, authentication included, happens on the
  * session's home shard.
  */
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -315,6 +316,12 @@ int protocol_connect(struct shard *s, struct conn *c, const struct mqtt_frame *f
         protocol_violation(s, c, "malformed CONNECT", rc);
         return -1;
     }
+
+    uint32_t max = cfg->max_connections;
+    if (max && !c->relocated &&
+        atomic_load_explicit(&s->broker->connections, memory_order_relaxed) > max)
+        return refuse_rc(s, c, MQTT_CONNACK_UNAVAILABLE, MQTT_RC_QUOTA_EXCEEDED,
+                         "max_connections reached");
 
     struct tenant *t = &s->global;
     char assigned[48];

@@ -18,11 +18,48 @@
 #include "mqtt/props.h"
 #include "mqtt/topic.h"
 
-static void write_ack(struct shard *s, struct conn *c, uint8_t type, uint16_t pid, uint8_t reason)
+static void write_ack(struct shard *s, struct conn *c, uint8_t type, uint16_t pid, uint8_t reason,
+                      const char *why)
 {
-    uint8_t *p = conn_reserve(s, c, 5);
-    if (p)
-        conn_commit(s, c, mqtt_ack_encode(p, type, c->version, pid, reason));
+    if (!c->v5 || !why || !c->v5->problem_info) {
+        uint8_t *p = conn_reserve(s, c, 5);
+        if (p)
+            conn_commit(s, c, mqtt_ack_encode(p, type, c->version, pid, reason));
+        return;
+    }
+    /* A failing 5.0 acknowledgement says why (MQTT-3.4.2-2 allows the
+     * Reason String unless the client refused them, MQTT-3.1.2-29). */
+    struct mqtt_props pr;
+    memset(&pr, 0, sizeof(pr));
+    mqtt_props_set(&pr, MQTT_PROP_REASON_STRING);
+    pr.reason_string = (struct mqtt_bytes){(const uint8_t *)why, strlen(why)};
+    size_t plen = mqtt_props_size(&pr, NULL, 0, NULL, 0);
+    size_t rem = 3 + plen;
+    size_t total = 1 + mqtt_varint_size((uint32_t)rem) + rem;
+    uint8_t *p = conn_reserve(s, c, total);
+    if (!p)
+        return;
+    uint8_t *w = p;
+    *w++ = (uint8_t)(type << 4 | (type == MQTT_PUBREL ? 2 : 0));
+    w += mqtt_varint_encode(w, (uint32_t)rem);
+    *w++ = (uint8_t)(pid >> 8);
+    *w++ = (uint8_t)pid;
+    *w++ = reason;
+    mqtt_props_encode(w, &pr, NULL, 0, NULL, 0);
+    conn_commit(s, c, total);
+}
+
+/* A property block the decoder refused as a protocol error because of
+ * Topic Alias 0 deserves the specific reason 0x94 (MQTT-3.3.2-8). */
+static int alias_zero(const struct mqtt_bytes props)
+{
+    struct mqtt_props_iter it;
+    struct mqtt_prop pr;
+    mqtt_props_iter_init_raw(&it, props.p, props.len);
+    while (mqtt_props_iter_next(&it, &pr))
+        if (pr.id == MQTT_PROP_TOPIC_ALIAS && pr.num == 0)
+            return 1;
+    return 0;
 }
 
 /* Resolve the topic of a 5.0 PUBLISH (MQTT 5.0 3.3.2.3.4). Returns 0 or a
@@ -57,6 +94,8 @@ int protocol_publish(struct shard *s, struct conn *c, const struct mqtt_frame *f
     memset(&pr, 0, sizeof(pr));
     if (rc == MQTT_OK && c->v5) {
         rc = mqtt_props_decode(MQTT_PUBLISH, pb.props.p, pb.props.len, &pr);
+        if (rc == MQTT_RC_PROTOCOL_ERROR && alias_zero(pb.props))
+            rc = 0x94;
         if (rc == MQTT_OK && mqtt_props_has(&pr, MQTT_PROP_SUBSCRIPTION_ID))
             rc = MQTT_RC_PROTOCOL_ERROR; /* MQTT-3.3.4-6 */
         if (rc == MQTT_OK)
@@ -124,7 +163,8 @@ int protocol_publish(struct shard *s, struct conn *c, const struct mqtt_frame *f
         route_publish(s, ss->tenant, m);
     }
     if (pb.qos)
-        write_ack(s, c, pb.qos == 1 ? MQTT_PUBACK : MQTT_PUBREC, pb.packet_id, ack_reason);
+        write_ack(s, c, pb.qos == 1 ? MQTT_PUBACK : MQTT_PUBREC, pb.packet_id, ack_reason,
+                  ack_reason ? "payload is not valid UTF-8" : NULL);
     return 0;
 }
 
@@ -157,7 +197,7 @@ int protocol_ack(struct shard *s, struct conn *c, const struct mqtt_frame *f, co
         bool held = session_qos2_has(ss, ack.packet_id);
         session_qos2_remove(ss, ack.packet_id);
         write_ack(s, c, MQTT_PUBCOMP, ack.packet_id,
-                  held || !c->v5 ? MQTT_RC_SUCCESS : MQTT_RC_PACKET_ID_NOT_FOUND);
+                  held || !c->v5 ? MQTT_RC_SUCCESS : MQTT_RC_PACKET_ID_NOT_FOUND, NULL);
         break;
     }
     }
