@@ -25,6 +25,8 @@ run_suite() { # dir, meson options...
 }
 status=0
 run_suite build || status=1
+# Undefined behaviour fails the run (in tests and in the brokers they start).
+export UBSAN_OPTIONS=halt_on_error=1:abort_on_error=1:print_stacktrace=1
 run_suite build-asan -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debug || status=1
 if [ "$status" -ne 0 ] && [ "$failed" -eq 0 ]; then
     failed=1 # a build or set-up failure counts as one failure

@@ -97,9 +97,10 @@ static void write_connack(struct shard *s, struct conn *c, const struct connack_
             mqtt_props_set(&pr, MQTT_PROP_SUB_ID_AVAILABLE);
             pr.sub_id_available = 0;
         }
-        /* Shared subscriptions are not routed yet: say so (MQTT-3.2.2-?). */
-        mqtt_props_set(&pr, MQTT_PROP_SHARED_SUB_AVAILABLE);
-        pr.shared_sub_available = 0;
+        if (!cfg->shared_subscriptions) {
+            mqtt_props_set(&pr, MQTT_PROP_SHARED_SUB_AVAILABLE);
+            pr.shared_sub_available = 0;
+        }
         if (ci->server_keepalive) {
             mqtt_props_set(&pr, MQTT_PROP_SERVER_KEEPALIVE);
             pr.server_keepalive = c->keepalive;

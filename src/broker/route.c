@@ -15,6 +15,7 @@
 #include "broker/protocol.h"
 #include "broker/session.h"
 #include "broker/shard.h"
+#include "broker/share.h"
 #include "core/log.h"
 #include "index/retain.h"
 #include "index/trie.h"
@@ -22,6 +23,7 @@
 struct match_ctx {
     struct shard *s;
     const struct msg *m;
+    bool origin; /* published on this shard: shared groups are chosen here */
 };
 
 /* Remember one Subscription Identifier for a matched session. */
@@ -45,6 +47,8 @@ static void collect(void *value, void *arg)
     struct shard *s = ctx->s;
     struct sub_node *n = value;
     s->match_mask |= n->mask;
+    if (ctx->origin && n->groups)
+        share_collect(s, n);
     for (uint32_t i = 0; i < n->n; i++) {
         const struct sub_entry *e = &n->v[i];
         struct session *ss = e->s;
@@ -78,15 +82,21 @@ static void collect(void *value, void *arg)
     }
 }
 
-/* Deliver m to this shard's subscribers; returns the interest mask. */
-static uint64_t deliver_local(struct shard *s, struct tenant *t, struct msg *m)
+/* Deliver m to this shard's subscribers (and, for a message published
+ * here, to one member of each matching shared group); returns the interest
+ * mask. */
+static uint64_t deliver_local(struct shard *s, struct tenant *t, struct msg *m, bool origin)
 {
-    struct match_ctx ctx = {s, m};
+    struct match_ctx ctx = {s, m, origin};
     s->match_epoch++;
     s->nmatch = 0;
     s->nmatch_ids = 0;
     s->match_mask = 0;
+    s->nshare = 0;
     trie_match(t->subs, msg_topic(m), m->topic_len, collect, &ctx);
+    uint64_t mask = s->match_mask;
+    if (s->nshare)
+        share_deliver_collected(s, t, m);
     for (uint32_t i = 0; i < s->nmatch; i++) {
         struct session *ss = s->match[i];
         uint8_t qos = ss->match_qos < m->qos ? ss->match_qos : m->qos;
@@ -98,7 +108,7 @@ static uint64_t deliver_local(struct shard *s, struct tenant *t, struct msg *m)
          * unless a subscription asked for Retain As Published. */
         session_deliver(s, ss, m, qos, ss->match_rap && m->retain, ids, nids);
     }
-    return s->match_mask;
+    return mask;
 }
 
 static void retain_apply(struct tenant *t, struct msg *m)
@@ -128,7 +138,7 @@ void route_publish(struct shard *s, struct tenant *t, struct msg *m)
             shard_xsend(s, i, &x);
         }
     }
-    uint64_t mask = deliver_local(s, t, m) & ~(1ull << s->id);
+    uint64_t mask = deliver_local(s, t, m, true) & ~(1ull << s->id);
     while (mask) {
         uint32_t i = (uint32_t)__builtin_ctzll(mask);
         mask &= mask - 1;
@@ -222,6 +232,11 @@ void route_send_retained(struct shard *s, struct session *ss, const uint8_t *fil
 
 static void interest_add(struct tenant *t, uint32_t src, struct xfilter *f)
 {
+    struct share_spec sp;
+    if (share_parse(f->data, f->len, &sp) > 0) {
+        share_interest(t, src, &sp, true);
+        return;
+    }
     void **slot = trie_slot(t->subs, f->data, f->len);
     if (!slot) {
         log_ratelimited(LOG_LEVEL_ERR, "out of memory adding interest");
@@ -241,11 +256,16 @@ static void interest_add(struct tenant *t, uint32_t src, struct xfilter *f)
 
 static void interest_del(struct tenant *t, uint32_t src, struct xfilter *f)
 {
+    struct share_spec sp;
+    if (share_parse(f->data, f->len, &sp) > 0) {
+        share_interest(t, src, &sp, false);
+        return;
+    }
     struct sub_node *n = trie_get(t->subs, f->data, f->len);
     if (!n)
         return;
     n->mask &= ~(1ull << src);
-    if (n->mask == 0 && n->n == 0) {
+    if (share_node_empty(n)) {
         trie_remove(t->subs, f->data, f->len);
         free(n->v);
         free(n);
@@ -257,7 +277,7 @@ void route_on_xmsg(struct shard *s, const struct xmsg *x)
     struct tenant *t = shard_tenant(s, x->tenant);
     switch (x->type) {
     case XMSG_PUBLISH:
-        deliver_local(s, t, x->p);
+        deliver_local(s, t, x->p, false);
         msg_release(x->p);
         break;
     case XMSG_RETAIN:
@@ -281,6 +301,9 @@ void route_on_xmsg(struct shard *s, const struct xmsg *x)
     case XMSG_ACK:
         protocol_on_ack(s, x->token);
         break;
+    case XMSG_SHARE:
+        share_on_xmsg(s, x);
+        break;
     }
 }
 
@@ -288,6 +311,7 @@ static void free_node(void *value, void *arg)
 {
     (void)arg;
     struct sub_node *n = value;
+    share_groups_free(n);
     free(n->v);
     free(n);
 }

@@ -18,6 +18,7 @@
 #include "broker/protocol.h"
 #include "broker/route.h"
 #include "broker/shard.h"
+#include "broker/share.h"
 #include "core/log.h"
 #include "index/trie.h"
 #include "broker/alias.h"
@@ -169,6 +170,18 @@ static subids_t ids_copy(const uint32_t *ids, size_t n)
     return v;
 }
 
+static struct xfilter *share_copy(const uint8_t *f, size_t len)
+{
+    if (!f)
+        return NULL;
+    struct xfilter *x = malloc(sizeof(*x) + len);
+    if (x) {
+        x->len = (uint16_t)len;
+        memcpy(x->data, f, len);
+    }
+    return x;
+}
+
 static const uint32_t *ids_of(const subids_t v, size_t *n)
 {
     *n = v ? v[0] : 0;
@@ -189,6 +202,7 @@ static void infl_remove(struct session *ss, struct inflight *e)
 {
     msg_release(e->m);
     free(e->ids);
+    free(e->share);
     size_t i = (size_t)(e - ss->infl);
     memmove(e, e + 1, (ss->ninfl - i - 1) * sizeof(*e));
     ss->ninfl--;
@@ -211,15 +225,16 @@ static uint16_t next_pid(struct session *ss)
     }
 }
 
-/* Takes ownership of the caller's reference to m and of ids. */
+/* Takes ownership of the caller's reference to m, of ids and of share. */
 static void send_inflight(struct shard *s, struct session *ss, struct msg *m, uint8_t qos,
-                          bool retain, subids_t ids)
+                          bool retain, subids_t ids, struct xfilter *share)
 {
     if (msg_expired(m, s->now_ms)) {
         /* MQTT-3.3.2-5: onward delivery had not started. */
         s->dropped_expired++;
         msg_release(m);
         free(ids);
+        free(share);
         return;
     }
     if (ss->ninfl == ss->infl_cap) {
@@ -230,6 +245,7 @@ static void send_inflight(struct shard *s, struct session *ss, struct msg *m, ui
         if (!v) {
             msg_release(m);
             free(ids);
+            free(share);
             s->dropped_queue_full++;
             return;
         }
@@ -243,11 +259,13 @@ static void send_inflight(struct shard *s, struct session *ss, struct msg *m, ui
         /* Too large for this client: dropped for it alone (counted). */
         msg_release(m);
         free(ids);
+        free(share);
         return;
     }
     struct inflight *e = &ss->infl[ss->ninfl++];
     e->m = m;
     e->ids = ids;
+    e->share = share;
     e->pid = pid;
     e->qos = qos;
     e->state = INFL_WAIT_ACK;
@@ -255,7 +273,7 @@ static void send_inflight(struct shard *s, struct session *ss, struct msg *m, ui
 }
 
 static void queue_push(struct shard *s, struct session *ss, struct msg *m, uint8_t qos, bool retain,
-                       subids_t ids)
+                       subids_t ids, struct xfilter *share)
 {
     const struct config *cfg = s->cfg;
     if (ss->qlen >= cfg->max_queued_messages ||
@@ -267,6 +285,7 @@ static void queue_push(struct shard *s, struct session *ss, struct msg *m, uint8
                         (int)ss->client_id_len, ss->client_id);
         msg_release(m);
         free(ids);
+        free(share);
         return;
     }
     if (ss->qlen == ss->qcap) {
@@ -276,6 +295,7 @@ static void queue_push(struct shard *s, struct session *ss, struct msg *m, uint8
             s->dropped_queue_full++;
             msg_release(m);
             free(ids);
+            free(share);
             return;
         }
         for (uint32_t i = 0; i < ss->qlen; i++)
@@ -285,7 +305,7 @@ static void queue_push(struct shard *s, struct session *ss, struct msg *m, uint8
         ss->qcap = cap;
         ss->qhead = 0;
     }
-    ss->q[(ss->qhead + ss->qlen) & (ss->qcap - 1)] = (struct qentry){m, ids, qos, retain};
+    ss->q[(ss->qhead + ss->qlen) & (ss->qcap - 1)] = (struct qentry){m, ids, share, qos, retain};
     ss->qlen++;
     ss->qbytes += msg_size(m);
 }
@@ -297,7 +317,7 @@ static void pump(struct shard *s, struct session *ss)
         ss->qhead = (ss->qhead + 1) & (ss->qcap - 1);
         ss->qlen--;
         ss->qbytes -= msg_size(e.m);
-        send_inflight(s, ss, e.m, e.qos, e.retain, e.ids);
+        send_inflight(s, ss, e.m, e.qos, e.retain, e.ids, e.share);
     }
     if (ss->qlen == 0 && ss->q) {
         free(ss->q);
@@ -307,8 +327,9 @@ static void pump(struct shard *s, struct session *ss)
     }
 }
 
-void session_deliver(struct shard *s, struct session *ss, struct msg *m, uint8_t qos, bool retain,
-                     const uint32_t *ids, size_t nids)
+void session_deliver_shared(struct shard *s, struct session *ss, struct msg *m, uint8_t qos,
+                            bool retain, const uint32_t *ids, size_t nids, const uint8_t *share,
+                            size_t share_len)
 {
     if (msg_expired(m, s->now_ms)) {
         s->dropped_expired++;
@@ -326,10 +347,17 @@ void session_deliver(struct shard *s, struct session *ss, struct msg *m, uint8_t
     }
     msg_acquire(m);
     subids_t copy = ids_copy(ids, nids);
+    struct xfilter *sh = share_copy(share, share_len);
     if (online(ss) && ss->qlen == 0 && ss->ninfl < ss->window)
-        send_inflight(s, ss, m, qos, retain, copy);
+        send_inflight(s, ss, m, qos, retain, copy, sh);
     else
-        queue_push(s, ss, m, qos, retain, copy);
+        queue_push(s, ss, m, qos, retain, copy, sh);
+}
+
+void session_deliver(struct shard *s, struct session *ss, struct msg *m, uint8_t qos, bool retain,
+                     const uint32_t *ids, size_t nids)
+{
+    session_deliver_shared(s, ss, m, qos, retain, ids, nids, NULL, 0);
 }
 
 int session_on_puback(struct shard *s, struct session *ss, uint16_t pid)
@@ -361,6 +389,8 @@ int session_on_pubrec(struct shard *s, struct session *ss, uint16_t pid, uint8_t
         e->m = NULL;
         free(e->ids);
         e->ids = NULL;
+        free(e->share);
+        e->share = NULL;
         e->state = INFL_WAIT_COMP;
     }
     write_ack(s, ss->conn, MQTT_PUBREL, pid);
@@ -473,6 +503,11 @@ int session_subscribe(struct shard *s, struct session *ss, const uint8_t *filter
         (*have)->qos = req->qos;
         (*have)->opts = req->opts;
         (*have)->subid = req->subid;
+        struct share_spec sp;
+        if (share_parse(filter, len, &sp) > 0) {
+            bool first;
+            return share_member_add(s, t, &sp, ss, req, &first);
+        }
         struct sub_node *n = trie_get(t->subs, filter, len);
         struct sub_entry *e = n ? node_find(n, ss) : NULL;
         if (e) {
@@ -484,6 +519,8 @@ int session_subscribe(struct shard *s, struct session *ss, const uint8_t *filter
     }
     if (ss->nsubs >= s->cfg->max_subscriptions)
         return -ENOSPC;
+    struct share_spec sp;
+    bool shared = share_parse(filter, len, &sp) > 0;
     if (ss->nsubs == ss->subs_cap) {
         uint32_t cap = ss->subs_cap ? ss->subs_cap * 2 : 4;
         struct sess_sub **v = realloc(ss->subs, cap * sizeof(*v));
@@ -501,6 +538,14 @@ int session_subscribe(struct shard *s, struct session *ss, const uint8_t *filter
     sub->len = (uint16_t)len;
     memcpy(sub->filter, filter, len);
 
+    if (shared) {
+        if (share_member_add(s, t, &sp, ss, req, is_new_interest) < 0) {
+            free(sub);
+            return -ENOMEM;
+        }
+        ss->subs[ss->nsubs++] = sub;
+        return 0;
+    }
     void **slot = trie_slot(t->subs, filter, len);
     if (!slot) {
         free(sub);
@@ -521,7 +566,7 @@ int session_subscribe(struct shard *s, struct session *ss, const uint8_t *filter
         struct sub_entry *v = realloc(n->v, cap * sizeof(*v));
         if (!v) {
             free(sub);
-            if (n->n == 0 && n->mask == 0) {
+            if (share_node_empty(n)) {
                 trie_remove(t->subs, filter, len);
                 free(n);
             }
@@ -542,6 +587,11 @@ int session_subscribe(struct shard *s, struct session *ss, const uint8_t *filter
 static void node_drop(struct shard *s, struct tenant *t, const uint8_t *filter, size_t len,
                       struct session *ss)
 {
+    struct share_spec sp;
+    if (share_parse(filter, len, &sp) > 0) {
+        share_member_drop(s, t, &sp, filter, len, ss);
+        return;
+    }
     struct sub_node *n = trie_get(t->subs, filter, len);
     if (!n)
         return;
@@ -556,7 +606,7 @@ static void node_drop(struct shard *s, struct tenant *t, const uint8_t *filter, 
     n->cap = 0;
     n->mask &= ~(1ull << s->id);
     route_interest_del(s, t, filter, len);
-    if (n->mask == 0) {
+    if (share_node_empty(n)) {
         trie_remove(t->subs, filter, len);
         free(n);
     }
@@ -604,15 +654,26 @@ static void session_destroy(struct shard *s, struct session *ss)
         free(ss->subs[i]);
     }
     free(ss->subs);
+    /* MQTT 5.0 4.8.2: what a departing member of a shared subscription
+     * never acknowledged goes to another member (its subscriptions are
+     * dropped above, so it cannot be chosen again). */
+    bool redispatch = !s->stopping;
     for (uint16_t i = 0; i < ss->ninfl; i++) {
-        msg_release(ss->infl[i].m);
-        free(ss->infl[i].ids);
+        struct inflight *e = &ss->infl[i];
+        if (redispatch && e->share && e->m)
+            share_redispatch(s, ss->tenant, e->share->data, e->share->len, e->m);
+        msg_release(e->m);
+        free(e->ids);
+        free(e->share);
     }
     free(ss->infl);
     for (uint32_t i = 0; i < ss->qlen; i++) {
         struct qentry *e = &ss->q[(ss->qhead + i) & (ss->qcap - 1)];
+        if (redispatch && e->share)
+            share_redispatch(s, ss->tenant, e->share->data, e->share->len, e->m);
         msg_release(e->m);
         free(e->ids);
+        free(e->share);
     }
     free(ss->q);
     free(ss->qos2_in);

@@ -38,6 +38,7 @@ struct sub_node {
     uint64_t mask;
     uint32_t n, cap;
     struct sub_entry *v;
+    struct share_group *groups; /* shared subscriptions on this filter (share.c) */
 };
 
 /* A subscription as the session remembers it. */
@@ -68,6 +69,7 @@ typedef uint32_t *subids_t;
 struct inflight {
     struct msg *m; /* NULL once PUBREC arrived */
     subids_t ids;
+    struct xfilter *share; /* came through this $share filter, or NULL */
     uint16_t pid;
     uint8_t qos;
     uint8_t state;
@@ -77,6 +79,7 @@ struct inflight {
 struct qentry {
     struct msg *m;
     subids_t ids;
+    struct xfilter *share;
     uint8_t qos;
     uint8_t retain;
 };
@@ -84,6 +87,8 @@ struct qentry {
 struct session_timer;
 
 struct pending_sub;
+struct share_group;
+struct xfilter;
 
 struct session {
     struct session *reg_next; /* tenant registry chain */
@@ -148,6 +153,13 @@ void session_detach(struct shard *s, struct session *ss, bool send_will);
  * with `nids` Subscription Identifiers. */
 void session_deliver(struct shard *s, struct session *ss, struct msg *m, uint8_t qos, bool retain,
                      const uint32_t *ids, size_t nids);
+
+/* The same for a delivery through the shared subscription `share`: if the
+ * session ends before the client acknowledges, the message goes to another
+ * member of the group. */
+void session_deliver_shared(struct shard *s, struct session *ss, struct msg *m, uint8_t qos,
+                            bool retain, const uint32_t *ids, size_t nids, const uint8_t *share,
+                            size_t share_len);
 
 /* Publish the session's will now (its Message Expiry starts now). */
 void session_publish_will(struct shard *s, struct session *ss);

@@ -90,6 +90,10 @@ static void xmsg_discard(const struct xmsg *x)
     case XMSG_INTEREST_DEL:
         free(x->p);
         break;
+    case XMSG_SHARE:
+        msg_release(x->p);
+        free((void *)(uintptr_t)x->token);
+        break;
     default:
         break;
     }
@@ -369,6 +373,8 @@ static void shard_fini(struct shard *s)
     s->match = NULL;
     free(s->match_idv);
     s->match_idv = NULL;
+    free(s->share_scratch);
+    s->share_scratch = NULL;
     wheel_destroy(s->wheel);
     wheel_destroy(s->session_wheel);
     slab_destroy(s->conn_slab);

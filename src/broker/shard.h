@@ -29,6 +29,7 @@ struct session;
 struct msg;
 struct shard;
 struct pending_sub;
+struct share_group;
 
 /*
  * io_uring user_data layout: the low 4 bits are a tag, the rest a pointer
@@ -69,6 +70,8 @@ enum xmsg_type {
     XMSG_INTEREST_DEL = 4, /* p: struct xfilter (given) */
     XMSG_PING = 5,         /* token: reply XMSG_ACK */
     XMSG_ACK = 6,          /* token echoed */
+    XMSG_SHARE = 7,        /* p: struct msg (one reference given), token: struct
+                              xfilter of the $share filter (given), pad: hops */
 };
 
 struct xmsg {
@@ -158,7 +161,9 @@ struct shard {
 
     /* publish matching scratch */
     uint64_t match_epoch;
-    struct match_id *match_idv; /* Subscription Identifiers, chained per session */
+    struct match_id *match_idv;         /* Subscription Identifiers, chained per session */
+    struct share_group **share_scratch; /* groups matched by this publish */
+    uint32_t nshare, share_cap;
     uint32_t nmatch_ids, match_ids_cap;
     struct session **match;
     uint32_t nmatch, match_cap;
@@ -166,6 +171,7 @@ struct shard {
 
     /* counters (shard-local, summed when read) */
     uint64_t dropped_qos0, dropped_queue_full, dropped_too_large, dropped_expired;
+    uint64_t dropped_share;
     uint64_t protocol_errors;
 };
 

@@ -15,6 +15,7 @@
 #include "broker/route.h"
 #include "broker/session.h"
 #include "broker/shard.h"
+#include "broker/share.h"
 #include "mqtt/codec.h"
 #include "mqtt/props.h"
 #include "mqtt/topic.h"
@@ -96,12 +97,6 @@ void protocol_free_pending(struct shard *s)
     }
 }
 
-static bool is_shared(struct mqtt_bytes f)
-{
-    return (f.len >= 7 && memcmp(f.p, "$share/", 7) == 0) ||
-           (f.len >= 8 && memcmp(f.p, "$oshare/", 8) == 0);
-}
-
 /* The reason code for one filter of a SUBSCRIBE (>= 0x80 refuses it), or
  * -1 when the whole packet is a protocol violation. */
 static int filter_check(const struct shard *s, const struct conn *c, struct mqtt_bytes f,
@@ -110,10 +105,15 @@ static int filter_check(const struct shard *s, const struct conn *c, struct mqtt
     const struct config *cfg = s->cfg;
     if (!mqtt_topic_filter_valid(f.p, f.len))
         return c->v5 ? MQTT_RC_TOPIC_FILTER_INVALID : -1; /* MQTT-4.7.1-1..3 */
-    if (c->v5 && is_shared(f)) {
-        if (options & 0x04)
+    struct share_spec sp;
+    int kind = share_parse(f.p, f.len, &sp);
+    if (kind < 0)
+        return c->v5 ? MQTT_RC_TOPIC_FILTER_INVALID : -1; /* MQTT-4.8.2-1/-2 */
+    if (kind > 0) {
+        if (c->v5 && (options & 0x04))
             return -1; /* MQTT-3.8.3-4: No Local on a shared subscription */
-        return 0x9E;   /* Shared Subscriptions not supported (yet) */
+        if (!cfg->shared_subscriptions)
+            return c->v5 ? 0x9E : MQTT_RC_UNSPECIFIED; /* not supported */
     }
     if (!cfg->wildcard_subscriptions && mqtt_topic_has_wildcard(f.p, f.len))
         return c->v5 ? 0xA2 : MQTT_RC_UNSPECIFIED; /* MQTT-3.8.3-? wildcards off */
@@ -187,7 +187,9 @@ int protocol_subscribe(struct shard *s, struct conn *c, const struct mqtt_frame 
                 code = req.qos; /* MQTT-3.9.3-1: one code per filter, in order */
                 /* MQTT-3.3.1-9..11 (5.0): Retain Handling 0 sends, 1 only for a
                  * new subscription, 2 never. */
-                if (retain_handling == 0 || (retain_handling == 1 && !existed))
+                /* MQTT 5.0 4.8.2: no retained messages on a shared one. */
+                if ((retain_handling == 0 || (retain_handling == 1 && !existed)) &&
+                    share_parse(filter.p, filter.len, &(struct share_spec){0}) == SHARE_NONE)
                     p->flags[i] = PENDING_RETAINED;
             } else {
                 code = r == -ENOSPC && c->v5 ? MQTT_RC_QUOTA_EXCEEDED : MQTT_RC_UNSPECIFIED;

@@ -522,7 +522,8 @@ static void on_message(struct mosquitto *m, void *obj, const struct mosquitto_me
     n->m.payload = malloc(mm->payloadlen + 1);
     if (!n->m.topic || !n->m.payload)
         abort();
-    memcpy(n->m.payload, mm->payload, mm->payloadlen);
+    if (mm->payloadlen)
+        memcpy(n->m.payload, mm->payload, mm->payloadlen);
     n->m.payload[mm->payloadlen] = 0; /* so string payloads compare directly */
     n->m.len = mm->payloadlen;
     n->m.qos = mm->qos;
