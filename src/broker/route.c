@@ -206,17 +206,28 @@ uint32_t route_ping_all(struct shard *s, uint64_t token)
     return sent;
 }
 
+#define RETAINED_PURGE_BATCH 16
+
 struct retained_ctx {
     struct shard *s;
     struct session *ss;
     uint8_t qos;
     uint32_t subid;
+    uint32_t nexpired;
+    struct msg *expired[RETAINED_PURGE_BATCH]; /* to delete after the walk */
 };
 
 static void send_one_retained(void *value, void *arg)
 {
     struct retained_ctx *ctx = arg;
     struct msg *m = value;
+    if (msg_expired(m, ctx->s->now_ms)) {
+        /* MQTT-3.3.2-5: an expired retained message is gone; the store is
+         * cleaned as walks find them. */
+        if (ctx->nexpired < RETAINED_PURGE_BATCH)
+            ctx->expired[ctx->nexpired++] = m;
+        return;
+    }
     uint8_t qos = m->qos < ctx->qos ? m->qos : ctx->qos;
     /* MQTT-3.3.1-6: sent on a new subscription with the retain flag set;
      * an expired one is skipped (MQTT-3.3.2-5). */
@@ -226,8 +237,12 @@ static void send_one_retained(void *value, void *arg)
 void route_send_retained(struct shard *s, struct session *ss, const uint8_t *filter, size_t len,
                          uint8_t qos, uint32_t subid)
 {
-    struct retained_ctx ctx = {s, ss, qos, subid};
+    struct retained_ctx ctx = {s, ss, qos, subid, 0, {0}};
     retain_match(ss->tenant->retained, filter, len, send_one_retained, &ctx);
+    for (uint32_t i = 0; i < ctx.nexpired; i++) {
+        struct msg *m = ctx.expired[i];
+        msg_release(retain_delete(ss->tenant->retained, msg_topic(m), m->topic_len));
+    }
 }
 
 static void interest_add(struct tenant *t, uint32_t src, struct xfilter *f)
