@@ -151,7 +151,8 @@ static void conn_free(struct shard *s, struct conn *c)
     *c->all_pprev = c->all_next;
     if (c->all_next)
         c->all_next->all_pprev = c->all_pprev;
-    atomic_fetch_sub_explicit(&s->broker->connections, 1, memory_order_relaxed);
+    if (!c->uncounted)
+        atomic_fetch_sub_explicit(&s->broker->connections, 1, memory_order_relaxed);
     slab_free(s->conn_slab, c);
 }
 
@@ -579,6 +580,9 @@ void conn_relocate(struct shard *s, struct conn *c, uint32_t home, const uint8_t
     h->off = c->listener;
     c->stash = h;
     c->state = CONN_MOVING;
+    /* Counted at home from now on: max_connections must not see it twice. */
+    atomic_fetch_sub_explicit(&s->broker->connections, 1, memory_order_relaxed);
+    c->uncounted = true;
     wheel_remove(&c->timer);
     /* IORING_OP_MSG_RING / IORING_MSG_SEND_FD (5.18): install our direct
      * descriptor in the home ring's table; it gets a CQE carrying `h`. */

@@ -72,6 +72,7 @@ struct conn {
     bool recv_cancelled; /* paused by cross-shard back-pressure */
     bool close_pending;  /* out of memory mid-turn: close at the flush */
     bool out_paused;     /* reads stopped: the client does not read its output */
+    bool uncounted;      /* moved away: no longer in broker->connections */
     bool closed_fd;
     bool relocated;        /* arrived from another shard: serve here */
     bool teardown_pending; /* flush, then shut down */
