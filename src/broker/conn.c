@@ -184,6 +184,23 @@ static void teardown(struct shard *s, struct conn *c, bool shutdown_first)
     c->ops++;
 }
 
+void conn_write_v5(struct shard *s, struct conn *c, uint8_t first, const uint8_t *head,
+                   size_t head_len, const struct mqtt_props *pr)
+{
+    size_t plen = mqtt_props_size(pr, NULL, 0, NULL, 0);
+    size_t rem = head_len + plen;
+    size_t total = 1 + mqtt_varint_size((uint32_t)rem) + rem;
+    uint8_t *p = conn_reserve(s, c, total);
+    if (!p)
+        return;
+    uint8_t *w = p;
+    *w++ = first;
+    w += mqtt_varint_encode(w, (uint32_t)rem);
+    memcpy(w, head, head_len);
+    mqtt_props_encode(w + head_len, pr, NULL, 0, NULL, 0);
+    conn_commit(s, c, total);
+}
+
 static void write_disconnect(struct shard *s, struct conn *c, uint8_t rc, const char *why)
 {
     struct mqtt_props pr;
@@ -192,18 +209,7 @@ static void write_disconnect(struct shard *s, struct conn *c, uint8_t rc, const 
         mqtt_props_set(&pr, MQTT_PROP_REASON_STRING);
         pr.reason_string = (struct mqtt_bytes){(const uint8_t *)why, strlen(why)};
     }
-    size_t plen = mqtt_props_size(&pr, NULL, 0, NULL, 0);
-    size_t rem = 1 + plen;
-    size_t total = 1 + mqtt_varint_size((uint32_t)rem) + rem;
-    uint8_t *p = conn_reserve(s, c, total);
-    if (!p)
-        return;
-    uint8_t *w = p;
-    *w++ = MQTT_DISCONNECT << 4;
-    w += mqtt_varint_encode(w, (uint32_t)rem);
-    *w++ = rc;
-    mqtt_props_encode(w, &pr, NULL, 0, NULL, 0);
-    conn_commit(s, c, total);
+    conn_write_v5(s, c, MQTT_DISCONNECT << 4, &rc, 1, &pr);
 }
 
 void conn_close(struct shard *s, struct conn *c, enum conn_close_reason why)

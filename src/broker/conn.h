@@ -97,6 +97,13 @@ void conn_on_fdsent(struct shard *s, struct conn *c, int res);
 uint8_t *conn_reserve(struct shard *s, struct conn *c, size_t n);
 void conn_commit(struct shard *s, struct conn *c, size_t n);
 
+struct mqtt_props;
+
+/* Append a 5.0 packet: the first byte, `head` (the variable header up to
+ * the properties) and the property block of *pr. */
+void conn_write_v5(struct shard *s, struct conn *c, uint8_t first, const uint8_t *head,
+                   size_t head_len, const struct mqtt_props *pr);
+
 /* Bytes queued for sending and not yet sent. */
 size_t conn_backlog(const struct conn *c);
 

@@ -114,19 +114,8 @@ static void write_connack(struct shard *s, struct conn *c, const struct connack_
         mqtt_props_set(&pr, MQTT_PROP_REASON_STRING);
         pr.reason_string = (struct mqtt_bytes){(const uint8_t *)ci->reason, strlen(ci->reason)};
     }
-    size_t plen = mqtt_props_size(&pr, NULL, 0, NULL, 0);
-    size_t rem = 2 + plen;
-    size_t total = 1 + mqtt_varint_size((uint32_t)rem) + rem;
-    uint8_t *p = conn_reserve(s, c, total);
-    if (!p)
-        return;
-    uint8_t *w = p;
-    *w++ = MQTT_CONNACK << 4;
-    w += mqtt_varint_encode(w, (uint32_t)rem);
-    *w++ = ci->present && ci->code == 0 ? 1 : 0;
-    *w++ = ci->code;
-    mqtt_props_encode(w, &pr, NULL, 0, NULL, 0);
-    conn_commit(s, c, total);
+    uint8_t head[2] = {ci->present && ci->code == 0 ? 1 : 0, ci->code};
+    conn_write_v5(s, c, MQTT_CONNACK << 4, head, sizeof(head), &pr);
 }
 
 /* Refuse the CONNECT with `code` (a 3.1.1 return code for 3.x clients, a
@@ -159,18 +148,7 @@ static void write_auth(struct shard *s, struct conn *c, uint8_t reason, const ch
         mqtt_props_set(&pr, MQTT_PROP_AUTH_DATA);
         pr.auth_data = (struct mqtt_bytes){(const uint8_t *)data, strlen(data)};
     }
-    size_t plen = mqtt_props_size(&pr, NULL, 0, NULL, 0);
-    size_t rem = 1 + plen;
-    size_t total = 1 + mqtt_varint_size((uint32_t)rem) + rem;
-    uint8_t *p = conn_reserve(s, c, total);
-    if (!p)
-        return;
-    uint8_t *w = p;
-    *w++ = MQTT_AUTH << 4;
-    w += mqtt_varint_encode(w, (uint32_t)rem);
-    *w++ = reason;
-    mqtt_props_encode(w, &pr, NULL, 0, NULL, 0);
-    conn_commit(s, c, total);
+    conn_write_v5(s, c, MQTT_AUTH << 4, &reason, 1, &pr);
 }
 
 /* ---- CONNECT ---- */

@@ -33,20 +33,9 @@ static void write_ack(struct shard *s, struct conn *c, uint8_t type, uint16_t pi
     memset(&pr, 0, sizeof(pr));
     mqtt_props_set(&pr, MQTT_PROP_REASON_STRING);
     pr.reason_string = (struct mqtt_bytes){(const uint8_t *)why, strlen(why)};
-    size_t plen = mqtt_props_size(&pr, NULL, 0, NULL, 0);
-    size_t rem = 3 + plen;
-    size_t total = 1 + mqtt_varint_size((uint32_t)rem) + rem;
-    uint8_t *p = conn_reserve(s, c, total);
-    if (!p)
-        return;
-    uint8_t *w = p;
-    *w++ = (uint8_t)(type << 4 | (type == MQTT_PUBREL ? 2 : 0));
-    w += mqtt_varint_encode(w, (uint32_t)rem);
-    *w++ = (uint8_t)(pid >> 8);
-    *w++ = (uint8_t)pid;
-    *w++ = reason;
-    mqtt_props_encode(w, &pr, NULL, 0, NULL, 0);
-    conn_commit(s, c, total);
+    uint8_t head[3] = {(uint8_t)(pid >> 8), (uint8_t)pid, reason};
+    conn_write_v5(s, c, (uint8_t)(type << 4 | (type == MQTT_PUBREL ? 2 : 0)), head, sizeof(head),
+                  &pr);
 }
 
 /* A property block the decoder refused as a protocol error because of
