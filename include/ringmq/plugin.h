@@ -1,0 +1,286 @@
+/*
+ * ringmq plugin ABI: the only installed header of ringmq.
+ *
+ * A plugin is a shared object exporting one symbol, RINGMQ_PLUGIN_ENTRY,
+ * a function returning a table (struct ringmq_plugin) that names the ABI
+ * version it was built for, its name, the kinds it implements and their
+ * callbacks. ringmqd refuses a plugin built for another ABI version, or one
+ * missing a callback its kinds require, with an error naming the file.
+ *
+ * Threads. Every callback is called on a broker shard thread, several shards
+ * at once: a plugin's state must be safe for concurrent calls (or guard
+ * itself). Calls that may take time (authenticate, auth_continue, check,
+ * settings) are asynchronous: the plugin gets a struct ringmq_call and
+ * finishes it exactly once with host->complete(), from any thread, before
+ * or after the callback returns. The shard keeps serving other clients
+ * meanwhile. A call not completed within the host's timeout is answered for
+ * the plugin (a refusal) and its later completion is ignored.
+ *
+ * Memory. Everything the host passes is borrowed for the duration of the
+ * callback only (copy what you keep). Everything a plugin passes to
+ * complete() or returns is borrowed for the duration of that call: the host
+ * copies what it keeps.
+ *
+ * Versioning. RINGMQ_PLUGIN_ABI_VERSION changes whenever a struct below
+ * changes in an incompatible way; structs only ever grow at their end
+ * within one version.
+ */
+#ifndef RINGMQ_PLUGIN_H
+#define RINGMQ_PLUGIN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define RINGMQ_PLUGIN_ABI_VERSION 1u
+#define RINGMQ_PLUGIN_ENTRY "ringmq_plugin_entry"
+
+/* ---- common types ---- */
+
+/* A borrowed byte string (not NUL-terminated unless stated). */
+struct ringmq_bytes {
+    const uint8_t *p;
+    size_t len;
+};
+
+/* A key/value pair of NUL-terminated strings (configuration, attributes,
+ * user properties). */
+struct ringmq_kv {
+    const char *key;
+    const char *value;
+};
+
+enum ringmq_log_level {
+    RINGMQ_LOG_ERR = 0,
+    RINGMQ_LOG_WARN = 1,
+    RINGMQ_LOG_INFO = 2,
+    RINGMQ_LOG_DEBUG = 3,
+};
+
+/* Kinds a plugin implements (bits of struct ringmq_plugin.kinds). */
+enum ringmq_kind {
+    RINGMQ_KIND_AUTH = 1u << 0,      /* authenticate (+ auth_continue) and check */
+    RINGMQ_KIND_THROTTLE = 1u << 1,  /* throttle */
+    RINGMQ_KIND_SETTINGS = 1u << 2,  /* settings */
+    RINGMQ_KIND_EVENTS = 1u << 3,    /* event */
+};
+
+/* One asynchronous request; finish it with host->complete() exactly once. */
+struct ringmq_call;
+
+/* ---- authentication ---- */
+
+/* What a client presented in CONNECT (MQTT 3.1, 3.1.1 or 5.0). */
+struct ringmq_connect_info {
+    uint8_t protocol_version; /* 3, 4 or 5 */
+    struct ringmq_bytes client_id;
+    bool has_username;
+    struct ringmq_bytes username;
+    bool has_password;
+    struct ringmq_bytes password;
+    const char *remote_addr; /* "127.0.0.1" / "::1", NUL-terminated */
+    uint16_t remote_port;
+    const char *listener; /* [listener.NAME] */
+    const struct ringmq_kv *user_properties; /* MQTT 5.0, in order */
+    size_t n_user_properties;
+    struct ringmq_bytes auth_method; /* MQTT 5.0 enhanced auth; len 0 if none */
+    struct ringmq_bytes auth_data;
+    struct ringmq_bytes client_cert_der; /* TLS client certificate; len 0 if none */
+};
+
+/* One step of MQTT 5.0 enhanced authentication after CONNECT (AUTH with
+ * reason 0x18 continue), or a re-authentication (reason 0x19). */
+struct ringmq_auth_step {
+    bool reauth;
+    struct ringmq_bytes auth_method;
+    struct ringmq_bytes auth_data;
+    const char *tenant;  /* set for a re-authentication, else NULL */
+    const char *user_id; /* set for a re-authentication, else NULL */
+};
+
+enum ringmq_auth_decision {
+    RINGMQ_AUTH_ALLOW = 0,
+    RINGMQ_AUTH_CONTINUE = 1,         /* enhanced auth: send auth_data, wait for the client */
+    RINGMQ_AUTH_BAD_CREDENTIALS = 2,  /* CONNACK 0x04 / 0x86 */
+    RINGMQ_AUTH_NOT_AUTHORIZED = 3,   /* CONNACK 0x05 / 0x87 */
+    RINGMQ_AUTH_BANNED = 4,           /* CONNACK 0x05 / 0x8A */
+    RINGMQ_AUTH_BAD_METHOD = 5,       /* CONNACK 0x05 / 0x8C */
+    RINGMQ_AUTH_ERROR = 6,            /* CONNACK 0x03 / 0x80 */
+};
+
+struct ringmq_auth_result {
+    enum ringmq_auth_decision decision;
+    const char *tenant;  /* ALLOW: the client's tenant (NULL: "global") */
+    const char *user_id; /* ALLOW: who it is, for ACLs and events (may be NULL) */
+    const struct ringmq_kv *attributes; /* kept with the session, given to check() */
+    size_t n_attributes;
+    const struct ringmq_kv *user_properties; /* MQTT 5.0: added to CONNACK / AUTH */
+    size_t n_user_properties;
+    struct ringmq_bytes auth_data; /* MQTT 5.0 enhanced auth data to send */
+    const char *reason;            /* reason string for a refusal (may be NULL) */
+};
+
+/* ---- permission checks ---- */
+
+enum ringmq_action {
+    RINGMQ_ACTION_CONNECT = 0,
+    RINGMQ_ACTION_PUBLISH = 1,
+    RINGMQ_ACTION_SUBSCRIBE = 2,
+    RINGMQ_ACTION_UNSUBSCRIBE = 3,
+};
+
+struct ringmq_check {
+    enum ringmq_action action;
+    const char *tenant;
+    const char *user_id; /* may be NULL */
+    struct ringmq_bytes client_id;
+    struct ringmq_bytes topic; /* topic name (publish) or filter (subscribe) */
+    uint8_t qos;
+    bool retain;
+    const struct ringmq_kv *attributes; /* from the auth result */
+    size_t n_attributes;
+};
+
+enum ringmq_verdict {
+    RINGMQ_GRANTED = 0,
+    RINGMQ_DENIED = 1,
+    RINGMQ_CHECK_ERROR = 2,
+};
+
+struct ringmq_check_result {
+    enum ringmq_verdict verdict;
+    /* The same check (action, topic, QoS, retain) gets the same verdict for
+     * the rest of this connection: the host need not ask again. */
+    bool cacheable;
+};
+
+/* ---- resource throttling ---- */
+
+enum ringmq_resource {
+    RINGMQ_RES_CONNECTIONS = 0,       /* current: connections of the tenant */
+    RINGMQ_RES_CONNECT_RATE = 1,      /* current: connects in the last second */
+    RINGMQ_RES_SESSIONS = 2,          /* current: sessions (persistent and transient) */
+    RINGMQ_RES_SUBSCRIPTIONS = 3,     /* current: subscriptions */
+    RINGMQ_RES_SHARED_SUBSCRIPTIONS = 4,
+    RINGMQ_RES_BYTES_IN_RATE = 5,     /* current: inbound bytes in the last second */
+    RINGMQ_RES_BYTES_OUT_RATE = 6,    /* current: outbound (fan-out) bytes, last second */
+    RINGMQ_RES_RETAINED = 7,          /* current: retained topics */
+    RINGMQ_RES_RETAINED_BYTES = 8,    /* current: retained bytes */
+    RINGMQ_RES_COUNT
+};
+
+/* ---- per-tenant settings ---- */
+
+/* Settings are key/value pairs named like the keys of [tenant.ID] in the
+ * configuration file (e.g. "max_qos" = "1"). */
+struct ringmq_settings_result {
+    bool found; /* false: the tenant keeps its configured settings */
+    const struct ringmq_kv *settings;
+    size_t n_settings;
+};
+
+/* ---- events ---- */
+
+enum ringmq_event_type {
+    RINGMQ_EV_CONNECTED = 0,
+    RINGMQ_EV_DISCONNECTED = 1,   /* reason: MQTT reason code of the close */
+    RINGMQ_EV_AUTH_FAILED = 2,
+    RINGMQ_EV_PERMISSION_DENIED = 3,
+    RINGMQ_EV_THROTTLED = 4,      /* resource: which one */
+    RINGMQ_EV_MESSAGE_DROPPED = 5, /* reason: why (enum ringmq_drop_reason) */
+    RINGMQ_EV_SESSION_CREATED = 6,
+    RINGMQ_EV_SESSION_EXPIRED = 7,
+    RINGMQ_EV_SLOW_SUBSCRIBER = 8,
+};
+
+enum ringmq_drop_reason {
+    RINGMQ_DROP_QUEUE_FULL = 0,
+    RINGMQ_DROP_TOO_LARGE = 1,
+    RINGMQ_DROP_EXPIRED = 2,
+    RINGMQ_DROP_QOS0_BACKLOG = 3,
+    RINGMQ_DROP_NO_SHARE_MEMBER = 4,
+};
+
+struct ringmq_event {
+    enum ringmq_event_type type;
+    uint64_t time_ms; /* wall clock, milliseconds since the epoch */
+    const char *tenant;
+    const char *user_id; /* may be NULL */
+    struct ringmq_bytes client_id;
+    const char *remote_addr; /* may be NULL */
+    uint32_t reason;         /* type-specific, see above */
+    enum ringmq_resource resource;
+    struct ringmq_bytes topic; /* dropped / denied: the topic or filter */
+    uint32_t shard;
+};
+
+/* ---- host services ---- */
+
+union ringmq_result {
+    struct ringmq_auth_result auth;
+    struct ringmq_check_result check;
+    struct ringmq_settings_result settings;
+};
+
+struct ringmq_host {
+    uint32_t abi_version;
+    /* Write one log line with the plugin's name in the prefix. */
+    void (*log)(enum ringmq_log_level level, const char *fmt, ...)
+        __attribute__((format(printf, 2, 3)));
+    /* Monotonic milliseconds. */
+    uint64_t (*now_ms)(void);
+    /* Finish an asynchronous call, from any thread, exactly once. `res` is
+     * the member of the union that matches the call (auth for authenticate
+     * and auth_continue, check for check, settings for settings). */
+    void (*complete)(struct ringmq_call *call, const union ringmq_result *res);
+};
+
+/* ---- the table a plugin exports ---- */
+
+struct ringmq_plugin {
+    uint32_t abi_version; /* RINGMQ_PLUGIN_ABI_VERSION */
+    const char *name;
+    uint32_t kinds; /* enum ringmq_kind bits */
+
+    /* Required. `config` holds the keys of the plugin's [plugin.NAME]
+     * section (except `path`). Return 0 and set *state, or non-zero with a
+     * NUL-terminated message in err: ringmqd does not start. */
+    int (*init)(const struct ringmq_host *host, const struct ringmq_kv *config, size_t n,
+                void **state, char *err, size_t errlen);
+    /* Required. */
+    void (*fini)(void *state);
+    /* Optional: SIGHUP (reload files) without dropping connections. */
+    void (*reload)(void *state);
+
+    /* RINGMQ_KIND_AUTH: all three required. */
+    void (*authenticate)(void *state, struct ringmq_call *call,
+                         const struct ringmq_connect_info *info);
+    void (*auth_continue)(void *state, struct ringmq_call *call,
+                          const struct ringmq_auth_step *step);
+    void (*check)(void *state, struct ringmq_call *call, const struct ringmq_check *check);
+
+    /* RINGMQ_KIND_THROTTLE: called on the hot path, synchronously: must be
+     * cheap. May tenant use `amount` more of `resource`, given `current`?
+     * Return true to allow. */
+    bool (*throttle)(void *state, const char *tenant, enum ringmq_resource resource,
+                     uint64_t current, uint64_t amount);
+
+    /* RINGMQ_KIND_SETTINGS: per-tenant settings, refreshed periodically. */
+    void (*settings)(void *state, struct ringmq_call *call, const char *tenant);
+
+    /* RINGMQ_KIND_EVENTS: one event, borrowed for the call; must not block. */
+    void (*event)(void *state, const struct ringmq_event *ev);
+};
+
+/* The entry point: `const struct ringmq_plugin *ringmq_plugin_entry(void)`. */
+typedef const struct ringmq_plugin *(*ringmq_plugin_entry_fn)(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
