@@ -35,6 +35,9 @@ enum config_scope {
     CONFIG_SCOPE_LIMITS,   /* [limits] -> struct config */
     CONFIG_SCOPE_LOG,      /* [log] -> struct config */
     CONFIG_SCOPE_MQTT,     /* [mqtt] -> struct config */
+    CONFIG_SCOPE_METRICS,  /* [metrics] -> struct config */
+    CONFIG_SCOPE_TENANT,   /* [tenant.ID] -> struct tenant_settings */
+    CONFIG_SCOPE_PLUGIN,   /* [plugin.NAME] -> struct config_plugin (free keys) */
 };
 
 struct directive;
@@ -72,6 +75,8 @@ static int parse_pow2_u32(const struct directive *d, const char *value, void *fi
                           size_t whylen);
 static int parse_string(const struct directive *d, const char *value, void *field, char *why,
                         size_t whylen);
+static int parse_versions(const struct directive *d, const char *value, void *field, char *why,
+                          size_t whylen);
 
 #define SERVER(key, fn, member, lo, hi)                                                            \
     {                                                                                              \
@@ -89,6 +94,14 @@ static int parse_string(const struct directive *d, const char *value, void *fiel
     {                                                                                              \
         CONFIG_SCOPE_MQTT, key, fn, offsetof(struct config, member), lo, hi                        \
     }
+#define METRICS(key, fn, member, lo, hi)                                                           \
+    {                                                                                              \
+        CONFIG_SCOPE_METRICS, key, fn, offsetof(struct config, member), lo, hi                     \
+    }
+#define TENANT(key, fn, member, lo, hi)                                                            \
+    {                                                                                              \
+        CONFIG_SCOPE_TENANT, key, fn, offsetof(struct tenant_settings, member), lo, hi             \
+    }
 #define LISTENER(key, fn, member, lo, hi)                                                          \
     {                                                                                              \
         CONFIG_SCOPE_LISTENER, key, fn, offsetof(struct config_listener, member), lo, hi           \
@@ -100,6 +113,7 @@ static const struct directive directives[] = {
     SERVER("wills_on_shutdown", parse_bool, wills_on_shutdown, 0, 0),
     SERVER("recv_buffer_size", parse_u32, recv_buffer_size, 1024, 1048576),
     SERVER("recv_buffers", parse_pow2_u32, recv_buffers, 1, 32768),
+    SERVER("plugin_timeout_ms", parse_u32, plugin_timeout_ms, 10, 600000),
 
     LISTENER("bind", parse_address, bind, 0, sizeof(((struct config_listener *)0)->bind)),
     LISTENER("port", parse_port, port, 0, 65535),
@@ -126,6 +140,33 @@ static const struct directive directives[] = {
     MQTT("validate_payload_format", parse_bool, validate_payload_format, 0, 0),
     MQTT("test_auth_method", parse_string, test_auth_method, 0,
          sizeof(((struct config *)0)->test_auth_method)),
+
+    METRICS("enabled", parse_bool, metrics_enabled, 0, 0),
+    METRICS("bind", parse_address, metrics_bind, 0, sizeof(((struct config *)0)->metrics_bind)),
+    METRICS("port", parse_port, metrics_port, 0, 65535),
+    METRICS("sys_topics", parse_bool, sys_topics, 0, 0),
+    METRICS("sys_interval", parse_u32, sys_interval, 1, 3600),
+    METRICS("sys_tenant", parse_string, sys_tenant, 0, CONFIG_TENANT_NAME_MAX),
+
+    TENANT("mqtt_versions", parse_versions, mqtt_versions, 0, 0),
+    TENANT("max_qos", parse_u32, max_qos, 0, 2),
+    TENANT("retain_available", parse_bool, retain_available, 0, 0),
+    TENANT("wildcard_subscriptions", parse_bool, wildcard_subscriptions, 0, 0),
+    TENANT("shared_subscriptions", parse_bool, shared_subscriptions, 0, 0),
+    TENANT("subscription_identifiers", parse_bool, subscription_identifiers, 0, 0),
+    TENANT("max_topic_length", parse_u32, max_topic_length, 1, 65535),
+    TENANT("max_topic_levels", parse_u32, max_topic_levels, 1, 65535),
+    TENANT("topic_alias_maximum", parse_u32, topic_alias_maximum, 0, 65535),
+    TENANT("receive_maximum", parse_u32, receive_maximum, 1, 65535),
+    TENANT("max_packet_size", parse_u32, max_packet_size, 16, CONFIG_PACKET_SIZE_MAX),
+    TENANT("max_session_expiry", parse_u32, max_session_expiry, 0, UINT32_MAX),
+    TENANT("max_queued_messages", parse_u32, max_queued_messages, 0, 10000000),
+    TENANT("max_queued_bytes", parse_u64, max_queued_bytes, 0, UINT64_C(1) << 40),
+    TENANT("max_subscriptions", parse_u32, max_subscriptions, 1, 10000000),
+    TENANT("max_will_size", parse_u32, max_will_size, 0, CONFIG_PACKET_SIZE_MAX),
+    TENANT("min_keepalive", parse_u32, min_keepalive, 0, 65535),
+    TENANT("force_transient", parse_bool, force_transient, 0, 0),
+    TENANT("validate_payload_format", parse_bool, validate_payload_format, 0, 0),
 
     LOG("level", parse_log_level, log_level, 0, 0),
 };
@@ -267,6 +308,35 @@ static int parse_string(const struct directive *d, const char *value, void *fiel
     return 0;
 }
 
+/* "3.1,3.1.1,5" (any order, at least one) -> bits (1 << protocol level). */
+static int parse_versions(const struct directive *d, const char *value, void *field, char *why,
+                          size_t whylen)
+{
+    (void)d;
+    uint32_t bits = 0;
+    char buf[64];
+    snprintf(buf, sizeof(buf), "%s", value);
+    char *save = NULL;
+    for (char *tok = strtok_r(buf, ", ", &save); tok; tok = strtok_r(NULL, ", ", &save)) {
+        if (strcmp(tok, "3.1") == 0)
+            bits |= 1u << 3;
+        else if (strcmp(tok, "3.1.1") == 0)
+            bits |= 1u << 4;
+        else if (strcmp(tok, "5") == 0 || strcmp(tok, "5.0") == 0)
+            bits |= 1u << 5;
+        else
+            bits = 0, tok = NULL;
+        if (!tok)
+            break;
+    }
+    if (!bits) {
+        snprintf(why, whylen, "expected a list of 3.1, 3.1.1, 5, got '%s'", value);
+        return -EINVAL;
+    }
+    *(uint32_t *)field = bits;
+    return 0;
+}
+
 /* Only literals: resolving names at start-up would make binding depend on DNS. */
 static int parse_address(const struct directive *d, const char *value, void *field, char *why,
                          size_t whylen)
@@ -367,6 +437,61 @@ static int listener_find_or_create(struct config *cfg, const char *name, size_t 
     return (int)cfg->nlisteners++;
 }
 
+static bool tenant_name_valid(const char *name, size_t len)
+{
+    if (len == 0 || len >= CONFIG_TENANT_NAME_MAX)
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        char c = name[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '_' || c == '-' || c == '.'))
+            return false;
+    }
+    return true;
+}
+
+static int tenant_find_or_create(struct config *cfg, const char *name, size_t len, char *why,
+                                 size_t whylen)
+{
+    if (!tenant_name_valid(name, len)) {
+        snprintf(why, whylen, "tenant name '%.*s' must be 1..%d characters of A-Z a-z 0-9 _ - .",
+                 (int)len, name, CONFIG_TENANT_NAME_MAX - 1);
+        return -1;
+    }
+    for (uint32_t i = 0; i < cfg->ntenants; i++)
+        if (strlen(cfg->tenants[i].name) == len && memcmp(cfg->tenants[i].name, name, len) == 0)
+            return (int)i;
+    if (cfg->ntenants == CONFIG_MAX_TENANTS) {
+        snprintf(why, whylen, "too many tenant sections (at most %d)", CONFIG_MAX_TENANTS);
+        return -1;
+    }
+    struct config_tenant *t = &cfg->tenants[cfg->ntenants];
+    memset(t, 0, sizeof(*t));
+    memcpy(t->name, name, len);
+    return (int)cfg->ntenants++;
+}
+
+static int plugin_find_or_create(struct config *cfg, const char *name, size_t len, char *why,
+                                 size_t whylen)
+{
+    if (!listener_name_valid(name, len)) {
+        snprintf(why, whylen, "plugin name '%.*s' must be 1..%d characters of A-Z a-z 0-9 _ -",
+                 (int)len, name, CONFIG_NAME_MAX - 1);
+        return -1;
+    }
+    for (uint32_t i = 0; i < cfg->nplugins; i++)
+        if (strlen(cfg->plugins[i].name) == len && memcmp(cfg->plugins[i].name, name, len) == 0)
+            return (int)i;
+    if (cfg->nplugins == CONFIG_MAX_PLUGINS) {
+        snprintf(why, whylen, "too many plugins (at most %d)", CONFIG_MAX_PLUGINS);
+        return -1;
+    }
+    struct config_plugin *p = &cfg->plugins[cfg->nplugins];
+    memset(p, 0, sizeof(*p));
+    memcpy(p->name, name, len);
+    return (int)cfg->nplugins++;
+}
+
 /*
  * Resolve a section name (len bytes) to its scope; for [listener.NAME] also
  * find or create the listener. Returns 0 or -1 with the reason in why.
@@ -378,13 +503,29 @@ static int section_open(struct config *cfg, const char *name, size_t len, enum c
         const char *name;
         enum config_scope scope;
     } plain[] = {
-        {"server", CONFIG_SCOPE_SERVER},
-        {"limits", CONFIG_SCOPE_LIMITS},
-        {"log", CONFIG_SCOPE_LOG},
-        {"mqtt", CONFIG_SCOPE_MQTT},
+        {"server", CONFIG_SCOPE_SERVER},   {"limits", CONFIG_SCOPE_LIMITS},
+        {"log", CONFIG_SCOPE_LOG},         {"mqtt", CONFIG_SCOPE_MQTT},
+        {"metrics", CONFIG_SCOPE_METRICS},
     };
     static const char prefix[] = "listener.";
     const size_t plen = sizeof(prefix) - 1;
+    static const char tprefix[] = "tenant.", pprefix[] = "plugin.";
+    if (len > 7 && memcmp(name, tprefix, 7) == 0) {
+        int idx = tenant_find_or_create(cfg, name + 7, len - 7, why, whylen);
+        if (idx < 0)
+            return -1;
+        *scope = CONFIG_SCOPE_TENANT;
+        *listener = (uint32_t)idx;
+        return 0;
+    }
+    if (len > 7 && memcmp(name, pprefix, 7) == 0) {
+        int idx = plugin_find_or_create(cfg, name + 7, len - 7, why, whylen);
+        if (idx < 0)
+            return -1;
+        *scope = CONFIG_SCOPE_PLUGIN;
+        *listener = (uint32_t)idx;
+        return 0;
+    }
 
     for (size_t i = 0; i < ARRAY_LEN(plain); i++) {
         if (strlen(plain[i].name) == len && memcmp(plain[i].name, name, len) == 0) {
@@ -419,6 +560,14 @@ static const char *scope_label(const struct config *cfg, enum config_scope scope
         return "log";
     case CONFIG_SCOPE_MQTT:
         return "mqtt";
+    case CONFIG_SCOPE_METRICS:
+        return "metrics";
+    case CONFIG_SCOPE_TENANT:
+        snprintf(buf, buflen, "tenant.%s", cfg->tenants[listener].name);
+        return buf;
+    case CONFIG_SCOPE_PLUGIN:
+        snprintf(buf, buflen, "plugin.%s", cfg->plugins[listener].name);
+        return buf;
     case CONFIG_SCOPE_LISTENER:
         snprintf(buf, buflen, "listener.%s", cfg->listeners[listener].name);
         return buf;
@@ -426,6 +575,53 @@ static const char *scope_label(const struct config *cfg, enum config_scope scope
         break;
     }
     return "";
+}
+
+/* Index of the first TENANT row: set_mask bits count from it. */
+static size_t tenant_first_directive(void)
+{
+    for (size_t i = 0; i < NDIRECTIVES; i++)
+        if (directives[i].scope == CONFIG_SCOPE_TENANT)
+            return i;
+    return 0;
+}
+
+/* A key of [plugin.NAME]: `path`, or one of the plugin's own keys. */
+static int plugin_key(struct config_plugin *p, const char *sect, const char *key, const char *value,
+                      bool check_dup, char *why, size_t whylen)
+{
+    if (strcmp(key, "path") == 0) {
+        if (check_dup && p->path[0]) {
+            snprintf(why, whylen, "[%s] path: duplicate key", sect);
+            return -1;
+        }
+        if (strlen(value) == 0 || strlen(value) >= sizeof(p->path)) {
+            snprintf(why, whylen, "[%s] path: expected a file name of 1..%zu bytes", sect,
+                     sizeof(p->path) - 1);
+            return -1;
+        }
+        snprintf(p->path, sizeof(p->path), "%s", value);
+        return 0;
+    }
+    for (uint32_t i = 0; i < p->nkv; i++) {
+        if (strcmp(p->kv[i].key, key) == 0) {
+            if (check_dup) {
+                snprintf(why, whylen, "[%s] %s: duplicate key", sect, key);
+                return -1;
+            }
+            snprintf(p->kv[i].value, sizeof(p->kv[i].value), "%s", value);
+            return 0;
+        }
+    }
+    if (p->nkv == CONFIG_MAX_PLUGIN_KEYS || strlen(key) >= sizeof(p->kv[0].key) ||
+        strlen(value) >= sizeof(p->kv[0].value)) {
+        snprintf(why, whylen, "[%s] %s: too many keys, or key or value too long", sect, key);
+        return -1;
+    }
+    snprintf(p->kv[p->nkv].key, sizeof(p->kv[0].key), "%s", key);
+    snprintf(p->kv[p->nkv].value, sizeof(p->kv[0].value), "%s", value);
+    p->nkv++;
+    return 0;
 }
 
 static const struct directive *directive_find(enum config_scope scope, const char *key)
@@ -446,9 +642,11 @@ static int directive_apply(struct config *cfg, enum config_scope scope, uint32_t
                            const char *key, const char *value, int *seen, int lineno, char *why,
                            size_t whylen)
 {
-    char label[CONFIG_NAME_MAX + 16];
+    char label[CONFIG_TENANT_NAME_MAX + 16];
     char reason[160];
     const char *sect = scope_label(cfg, scope, listener, label, sizeof(label));
+    if (scope == CONFIG_SCOPE_PLUGIN)
+        return plugin_key(&cfg->plugins[listener], sect, key, value, seen != NULL, why, whylen);
     const struct directive *d = directive_find(scope, key);
 
     if (d == NULL) {
@@ -456,15 +654,26 @@ static int directive_apply(struct config *cfg, enum config_scope scope, uint32_t
         return -1;
     }
     size_t idx = (size_t)(d - directives);
-    if (seen != NULL && seen[idx] != 0) {
+    if (seen != NULL && scope != CONFIG_SCOPE_TENANT && seen[idx] != 0) {
         snprintf(why, whylen, "[%s] %s: duplicate key (first set on line %d)", sect, key,
                  seen[idx]);
         return -1;
     }
-    char *base = scope == CONFIG_SCOPE_LISTENER ? (char *)&cfg->listeners[listener] : (char *)cfg;
+    char *base = scope == CONFIG_SCOPE_LISTENER ? (char *)&cfg->listeners[listener]
+                 : scope == CONFIG_SCOPE_TENANT ? (char *)&cfg->tenants[listener].set
+                                                : (char *)cfg;
+    if (scope == CONFIG_SCOPE_TENANT && seen != NULL &&
+        (cfg->tenants[listener].set_mask >> (idx - tenant_first_directive()) & 1u)) {
+        snprintf(why, whylen, "[%s] %s: duplicate key", sect, key);
+        return -1;
+    }
     if (d->parse(d, value, base + d->offset, reason, sizeof(reason)) < 0) {
         snprintf(why, whylen, "[%s] %s: %s", sect, key, reason);
         return -1;
+    }
+    if (scope == CONFIG_SCOPE_TENANT) {
+        cfg->tenants[listener].set_mask |= UINT64_C(1) << (idx - tenant_first_directive());
+        return 0;
     }
     if (seen != NULL)
         seen[idx] = lineno;
@@ -691,16 +900,95 @@ static bool address_equal(const char *a, const char *b)
     return strcmp(a, b) == 0;
 }
 
+/* Bytes of a directive's field, from its parser. */
+static size_t field_size(const struct directive *d)
+{
+    if (d->parse == parse_bool)
+        return sizeof(bool);
+    if (d->parse == parse_u64)
+        return sizeof(uint64_t);
+    return sizeof(uint32_t);
+}
+
+/* Fill every tenant's settings: [tenant.default] over the [mqtt] and
+ * [limits] values, [tenant.ID] over [tenant.default]. Returns -1 when there
+ * is no room for the default entry. */
+static int tenants_resolve(struct config *cfg)
+{
+    struct tenant_settings base = {
+        .mqtt_versions = 1u << 3 | 1u << 4 | 1u << 5,
+        .max_qos = cfg->maximum_qos,
+        .retain_available = cfg->retain_available,
+        .wildcard_subscriptions = cfg->wildcard_subscriptions,
+        .shared_subscriptions = cfg->shared_subscriptions,
+        .subscription_identifiers = cfg->subscription_identifiers,
+        .max_topic_length = 65535,
+        .max_topic_levels = 1024,
+        .topic_alias_maximum = cfg->topic_alias_maximum,
+        .receive_maximum = cfg->receive_maximum,
+        .max_packet_size = cfg->max_packet_size,
+        .max_session_expiry = cfg->max_session_expiry,
+        .max_queued_messages = cfg->max_queued_messages,
+        .max_queued_bytes = cfg->max_queued_bytes,
+        .max_subscriptions = cfg->max_subscriptions,
+        .max_will_size = cfg->max_packet_size,
+        .min_keepalive = 0,
+        .force_transient = false,
+        .validate_payload_format = cfg->validate_payload_format,
+    };
+    char why[160];
+    int def = tenant_find_or_create(cfg, "default", 7, why, sizeof(why));
+    if (def < 0)
+        return -1;
+    size_t first = tenant_first_directive();
+    /* default first, then the others over it */
+    for (int pass = 0; pass < 2; pass++) {
+        for (uint32_t i = 0; i < cfg->ntenants; i++) {
+            if ((pass == 0) != ((int)i == def))
+                continue;
+            struct config_tenant *t = &cfg->tenants[i];
+            struct tenant_settings own = t->set;
+            t->set = pass == 0 ? base : cfg->tenants[def].set;
+            for (size_t k = first; k < NDIRECTIVES && directives[k].scope == CONFIG_SCOPE_TENANT;
+                 k++) {
+                if (t->set_mask >> (k - first) & 1u)
+                    memcpy((char *)&t->set + directives[k].offset,
+                           (const char *)&own + directives[k].offset, field_size(&directives[k]));
+            }
+        }
+    }
+    return 0;
+}
+
+const struct tenant_settings *config_tenant_settings(const struct config *cfg, const char *name)
+{
+    const struct config_tenant *def = NULL;
+    for (uint32_t i = 0; i < cfg->ntenants; i++) {
+        if (strcmp(cfg->tenants[i].name, name) == 0)
+            return &cfg->tenants[i].set;
+        if (strcmp(cfg->tenants[i].name, "default") == 0)
+            def = &cfg->tenants[i];
+    }
+    return def ? &def->set : NULL;
+}
+
 static int config_check(const struct config *cfg, const char *path, char *err, size_t errlen)
 {
     if (cfg->nlisteners == 0) {
         set_err(err, errlen, "%s: no [listener.NAME] section", path);
         return -1;
     }
+    for (uint32_t i = 0; i < cfg->nplugins; i++) {
+        if (!cfg->plugins[i].path[0]) {
+            set_err(err, errlen, "%s: [plugin.%s] has no path", path, cfg->plugins[i].name);
+            return -1;
+        }
+    }
     for (uint32_t i = 0; i < cfg->nlisteners; i++) {
         const struct config_listener *l = &cfg->listeners[i];
-        /* Secure by default: with no auth plugin every client is anonymous. */
-        if (!address_is_loopback(l->bind) && !l->allow_anonymous) {
+        /* Secure by default: with no auth plugin every client is anonymous
+         * (with plugins, ringmqd checks again once it knows their kinds). */
+        if (!address_is_loopback(l->bind) && !l->allow_anonymous && cfg->nplugins == 0) {
             set_err(err, errlen,
                     "%s: [listener.%s] bind = %s is not a loopback address and there is no "
                     "authentication: set allow_anonymous = true in [listener.%s] to accept "
@@ -750,6 +1038,13 @@ void config_defaults(struct config *cfg)
     cfg->max_session_expiry = 604800;
     cfg->validate_payload_format = false;
     cfg->test_auth_method[0] = '\0';
+    cfg->plugin_timeout_ms = 5000;
+    cfg->metrics_enabled = false;
+    snprintf(cfg->metrics_bind, sizeof(cfg->metrics_bind), "127.0.0.1");
+    cfg->metrics_port = 9883;
+    cfg->sys_topics = true;
+    cfg->sys_interval = 10;
+    snprintf(cfg->sys_tenant, sizeof(cfg->sys_tenant), "global");
 }
 
 int config_load(struct config *cfg, const char *path, const char *const *overrides, size_t n,
@@ -773,6 +1068,11 @@ int config_load(struct config *cfg, const char *path, const char *const *overrid
     }
     if (config_check(&st.cfg, st.path, err, errlen) < 0)
         return -1;
+    if (tenants_resolve(&st.cfg) < 0) {
+        set_err(err, errlen, "%s: too many tenant sections (at most %d with [tenant.default])",
+                st.path, CONFIG_MAX_TENANTS);
+        return -1;
+    }
     *cfg = st.cfg;
     return 0;
 }

@@ -18,9 +18,13 @@
 
 #include "core/log.h"
 
-#define CONFIG_MAX_LISTENERS 16
-#define CONFIG_MAX_SHARDS    64
-#define CONFIG_NAME_MAX      32
+#define CONFIG_MAX_LISTENERS   16
+#define CONFIG_MAX_SHARDS      64
+#define CONFIG_NAME_MAX        32
+#define CONFIG_MAX_PLUGINS     8
+#define CONFIG_MAX_PLUGIN_KEYS 32
+#define CONFIG_MAX_TENANTS     64
+#define CONFIG_TENANT_NAME_MAX 64
 
 struct config_listener {
     char name[CONFIG_NAME_MAX]; /* the NAME of [listener.NAME] */
@@ -28,6 +32,48 @@ struct config_listener {
     uint16_t port;              /* default 1883; 0 picks a free port */
     bool allow_anonymous;       /* needed to bind a non-loopback address without auth */
     uint32_t backlog;           /* listen(2) backlog, default 4096 */
+};
+
+/* [plugin.NAME]: the shared object and its own keys, handed to its init. */
+struct config_plugin {
+    char name[CONFIG_NAME_MAX];
+    char path[256];
+    uint32_t nkv;
+    struct {
+        char key[64];
+        char value[256];
+    } kv[CONFIG_MAX_PLUGIN_KEYS];
+};
+
+/* Per-tenant settings: [tenant.default] (whose defaults are the [mqtt] and
+ * [limits] values) and [tenant.ID] (whose defaults are [tenant.default]).
+ * A setting provider plugin may override them at run time. */
+struct tenant_settings {
+    uint32_t mqtt_versions; /* bit (1 << level): 3 = 3.1, 4 = 3.1.1, 5 = 5.0 */
+    uint32_t max_qos;       /* 0..2 */
+    bool retain_available;
+    bool wildcard_subscriptions;
+    bool shared_subscriptions;
+    bool subscription_identifiers;
+    uint32_t max_topic_length; /* bytes of a topic name or filter */
+    uint32_t max_topic_levels;
+    uint32_t topic_alias_maximum;
+    uint32_t receive_maximum;
+    uint32_t max_packet_size;
+    uint32_t max_session_expiry;  /* seconds */
+    uint32_t max_queued_messages; /* per session */
+    uint64_t max_queued_bytes;    /* per session */
+    uint32_t max_subscriptions;   /* per session */
+    uint32_t max_will_size;       /* will payload bytes */
+    uint32_t min_keepalive;       /* seconds; 0 = none (a 0 keepalive is allowed) */
+    bool force_transient;         /* every session ends with its connection */
+    bool validate_payload_format;
+};
+
+struct config_tenant {
+    char name[CONFIG_TENANT_NAME_MAX]; /* "default" or a tenant id */
+    struct tenant_settings set;
+    uint64_t set_mask; /* which keys the section set itself */
 };
 
 struct config {
@@ -65,6 +111,24 @@ struct config {
     bool validate_payload_format;  /* 0x99 for a payload marked UTF-8 that is not */
     char test_auth_method[64];     /* enhanced-auth test method name, empty = off */
 
+    /* [plugin.NAME], in file order */
+    struct config_plugin plugins[CONFIG_MAX_PLUGINS];
+    uint32_t nplugins;
+    uint32_t plugin_timeout_ms; /* [server], default 5000 */
+
+    /* [tenant.default] and [tenant.ID]: resolved after loading, so that
+     * every entry holds complete settings; tenants[0] is "default". */
+    struct config_tenant tenants[CONFIG_MAX_TENANTS];
+    uint32_t ntenants;
+
+    /* [metrics] */
+    bool metrics_enabled;                    /* default false */
+    char metrics_bind[64];                   /* default 127.0.0.1 */
+    uint16_t metrics_port;                   /* default 9883; 0 picks one */
+    bool sys_topics;                         /* $SYS/... for sys_tenant, default true */
+    uint32_t sys_interval;                   /* seconds between $SYS updates, default 10 */
+    char sys_tenant[CONFIG_TENANT_NAME_MAX]; /* default "global" */
+
     /* [log] */
     enum log_level log_level; /* default info */
 };
@@ -85,5 +149,9 @@ void config_defaults(struct config *cfg);
  */
 int config_load(struct config *cfg, const char *path, const char *const *overrides, size_t n,
                 char *err, size_t errlen);
+
+/* The settings of tenant `name` (its [tenant.ID] section, else
+ * [tenant.default]). Never NULL after a successful config_load. */
+const struct tenant_settings *config_tenant_settings(const struct config *cfg, const char *name);
 
 #endif

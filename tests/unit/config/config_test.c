@@ -777,3 +777,81 @@ Test(config, duplicate_bind_and_port)
     load_ok(&cfg, "[listener.a]\n[listener.b]\nbind = 127.0.0.2\n", NULL, 0);
     load_ok(&cfg, "[listener.a]\n[listener.b]\nbind = ::1\n", NULL, 0);
 }
+
+/* [tenant.default] takes its defaults from [mqtt]/[limits]; [tenant.ID]
+ * from [tenant.default]; each section's own keys win. */
+Test(config, tenant_settings_resolve_in_layers)
+{
+    struct config cfg;
+    load_ok(&cfg,
+            LISTENER_OK "[mqtt]\nmaximum_qos = 1\n[limits]\nmax_subscriptions = 50\n"
+                        "[tenant.acme]\nmax_subscriptions = 5\nmqtt_versions = 5\n"
+                        "[tenant.default]\nmax_topic_levels = 8\nforce_transient = true\n",
+            NULL, 0);
+    const struct tenant_settings *d = config_tenant_settings(&cfg, "nobody");
+    const struct tenant_settings *a = config_tenant_settings(&cfg, "acme");
+    cr_assert_not_null(d);
+    cr_assert_not_null(a);
+    cr_assert_eq(d->max_qos, 1);
+    cr_assert_eq(d->max_subscriptions, 50);
+    cr_assert_eq(d->max_topic_levels, 8);
+    cr_assert_eq(d->force_transient, true);
+    cr_assert_eq(d->mqtt_versions, 1u << 3 | 1u << 4 | 1u << 5);
+    cr_assert_eq(a->max_subscriptions, 5);
+    cr_assert_eq(a->mqtt_versions, 1u << 5);
+    cr_assert_eq(a->max_topic_levels, 8, "acme inherits [tenant.default]");
+    cr_assert_eq(a->max_qos, 1, "acme inherits [mqtt] through [tenant.default]");
+}
+
+Test(config, tenant_errors)
+{
+    struct config cfg;
+    char err[256];
+    cr_assert_eq(load_text(&cfg, LISTENER_OK "[tenant.a]\nmax_qos = 1\nmax_qos = 2\n", NULL, 0, err,
+                           sizeof(err)),
+                 -1);
+    cr_assert(strstr(err, ":4: [tenant.a] max_qos: duplicate key"), "%s", err);
+    cr_assert_eq(
+        load_text(&cfg, LISTENER_OK "[tenant.a]\nmqtt_versions = 4\n", NULL, 0, err, sizeof(err)),
+        -1);
+    cr_assert(strstr(err, "expected a list of 3.1, 3.1.1, 5"), "%s", err);
+    cr_assert_eq(load_text(&cfg, LISTENER_OK "[tenant.bad/name]\n", NULL, 0, err, sizeof(err)), -1);
+    /* The same key in two tenants is no duplicate. */
+    load_ok(&cfg, LISTENER_OK "[tenant.a]\nmax_qos = 1\n[tenant.b]\nmax_qos = 0\n", NULL, 0);
+    cr_assert_eq(config_tenant_settings(&cfg, "b")->max_qos, 0);
+}
+
+Test(config, plugin_sections_keep_their_keys)
+{
+    struct config cfg;
+    const char *ov[] = {"plugin.auth.extra=yes"};
+    load_ok(&cfg,
+            LISTENER_OK "[plugin.auth]\npath = /x/auth.so\npassword_file = /etc/p\n"
+                        "[plugin.ev]\npath = ev.so\n",
+            ov, 1);
+    cr_assert_eq(cfg.nplugins, 2);
+    cr_assert_str_eq(cfg.plugins[0].name, "auth");
+    cr_assert_str_eq(cfg.plugins[0].path, "/x/auth.so");
+    cr_assert_eq(cfg.plugins[0].nkv, 2);
+    cr_assert_str_eq(cfg.plugins[0].kv[0].key, "password_file");
+    cr_assert_str_eq(cfg.plugins[0].kv[0].value, "/etc/p");
+    cr_assert_str_eq(cfg.plugins[0].kv[1].key, "extra");
+    char err[256];
+    cr_assert_eq(load_text(&cfg, LISTENER_OK "[plugin.x]\nkey = 1\n", NULL, 0, err, sizeof(err)),
+                 -1);
+    cr_assert(strstr(err, "[plugin.x] has no path"), "%s", err);
+    cr_assert_eq(load_text(&cfg, LISTENER_OK "[plugin.x]\npath = a\nk = 1\nk = 2\n", NULL, 0, err,
+                           sizeof(err)),
+                 -1);
+    cr_assert(strstr(err, ":5: [plugin.x] k: duplicate key"), "%s", err);
+}
+
+Test(config, metrics_section)
+{
+    struct config cfg;
+    load_ok(&cfg, LISTENER_OK "[metrics]\nenabled = true\nport = 0\nsys_tenant = ops\n", NULL, 0);
+    cr_assert_eq(cfg.metrics_enabled, true);
+    cr_assert_eq(cfg.metrics_port, 0);
+    cr_assert_str_eq(cfg.sys_tenant, "ops");
+    cr_assert_str_eq(cfg.metrics_bind, "127.0.0.1");
+}
