@@ -37,7 +37,7 @@ extern "C" {
 #endif
 
 #define RINGMQ_PLUGIN_ABI_VERSION 1u
-#define RINGMQ_PLUGIN_ENTRY "ringmq_plugin_entry"
+#define RINGMQ_PLUGIN_ENTRY       "ringmq_plugin_entry"
 
 /* ---- common types ---- */
 
@@ -63,10 +63,10 @@ enum ringmq_log_level {
 
 /* Kinds a plugin implements (bits of struct ringmq_plugin.kinds). */
 enum ringmq_kind {
-    RINGMQ_KIND_AUTH = 1u << 0,      /* authenticate (+ auth_continue) and check */
-    RINGMQ_KIND_THROTTLE = 1u << 1,  /* throttle */
-    RINGMQ_KIND_SETTINGS = 1u << 2,  /* settings */
-    RINGMQ_KIND_EVENTS = 1u << 3,    /* event */
+    RINGMQ_KIND_AUTH = 1u << 0,     /* authenticate (+ auth_continue) and check */
+    RINGMQ_KIND_THROTTLE = 1u << 1, /* throttle */
+    RINGMQ_KIND_SETTINGS = 1u << 2, /* settings */
+    RINGMQ_KIND_EVENTS = 1u << 3,   /* event */
 };
 
 /* One asynchronous request; finish it with host->complete() exactly once. */
@@ -84,7 +84,7 @@ struct ringmq_connect_info {
     struct ringmq_bytes password;
     const char *remote_addr; /* "127.0.0.1" / "::1", NUL-terminated */
     uint16_t remote_port;
-    const char *listener; /* [listener.NAME] */
+    const char *listener;                    /* [listener.NAME] */
     const struct ringmq_kv *user_properties; /* MQTT 5.0, in order */
     size_t n_user_properties;
     struct ringmq_bytes auth_method; /* MQTT 5.0 enhanced auth; len 0 if none */
@@ -104,18 +104,18 @@ struct ringmq_auth_step {
 
 enum ringmq_auth_decision {
     RINGMQ_AUTH_ALLOW = 0,
-    RINGMQ_AUTH_CONTINUE = 1,         /* enhanced auth: send auth_data, wait for the client */
-    RINGMQ_AUTH_BAD_CREDENTIALS = 2,  /* CONNACK 0x04 / 0x86 */
-    RINGMQ_AUTH_NOT_AUTHORIZED = 3,   /* CONNACK 0x05 / 0x87 */
-    RINGMQ_AUTH_BANNED = 4,           /* CONNACK 0x05 / 0x8A */
-    RINGMQ_AUTH_BAD_METHOD = 5,       /* CONNACK 0x05 / 0x8C */
-    RINGMQ_AUTH_ERROR = 6,            /* CONNACK 0x03 / 0x80 */
+    RINGMQ_AUTH_CONTINUE = 1,        /* enhanced auth: send auth_data, wait for the client */
+    RINGMQ_AUTH_BAD_CREDENTIALS = 2, /* CONNACK 0x04 / 0x86 */
+    RINGMQ_AUTH_NOT_AUTHORIZED = 3,  /* CONNACK 0x05 / 0x87 */
+    RINGMQ_AUTH_BANNED = 4,          /* CONNACK 0x05 / 0x8A */
+    RINGMQ_AUTH_BAD_METHOD = 5,      /* CONNACK 0x05 / 0x8C */
+    RINGMQ_AUTH_ERROR = 6,           /* CONNACK 0x03 / 0x80 */
 };
 
 struct ringmq_auth_result {
     enum ringmq_auth_decision decision;
-    const char *tenant;  /* ALLOW: the client's tenant (NULL: "global") */
-    const char *user_id; /* ALLOW: who it is, for ACLs and events (may be NULL) */
+    const char *tenant;                 /* ALLOW: the client's tenant (NULL: "global") */
+    const char *user_id;                /* ALLOW: who it is, for ACLs and events (may be NULL) */
     const struct ringmq_kv *attributes; /* kept with the session, given to check() */
     size_t n_attributes;
     const struct ringmq_kv *user_properties; /* MQTT 5.0: added to CONNACK / AUTH */
@@ -161,15 +161,15 @@ struct ringmq_check_result {
 /* ---- resource throttling ---- */
 
 enum ringmq_resource {
-    RINGMQ_RES_CONNECTIONS = 0,       /* current: connections of the tenant */
-    RINGMQ_RES_CONNECT_RATE = 1,      /* current: connects in the last second */
-    RINGMQ_RES_SESSIONS = 2,          /* current: sessions (persistent and transient) */
-    RINGMQ_RES_SUBSCRIPTIONS = 3,     /* current: subscriptions */
+    RINGMQ_RES_CONNECTIONS = 0,   /* current: connections of the tenant */
+    RINGMQ_RES_CONNECT_RATE = 1,  /* current: connects in the last second */
+    RINGMQ_RES_SESSIONS = 2,      /* current: sessions (persistent and transient) */
+    RINGMQ_RES_SUBSCRIPTIONS = 3, /* current: subscriptions */
     RINGMQ_RES_SHARED_SUBSCRIPTIONS = 4,
-    RINGMQ_RES_BYTES_IN_RATE = 5,     /* current: inbound bytes in the last second */
-    RINGMQ_RES_BYTES_OUT_RATE = 6,    /* current: outbound (fan-out) bytes, last second */
-    RINGMQ_RES_RETAINED = 7,          /* current: retained topics */
-    RINGMQ_RES_RETAINED_BYTES = 8,    /* current: retained bytes */
+    RINGMQ_RES_BYTES_IN_RATE = 5,  /* current: inbound bytes in the last second */
+    RINGMQ_RES_BYTES_OUT_RATE = 6, /* current: outbound (fan-out) bytes, last second */
+    RINGMQ_RES_RETAINED = 7,       /* current: retained topics */
+    RINGMQ_RES_RETAINED_BYTES = 8, /* current: retained bytes */
     RINGMQ_RES_COUNT
 };
 
@@ -187,10 +187,10 @@ struct ringmq_settings_result {
 
 enum ringmq_event_type {
     RINGMQ_EV_CONNECTED = 0,
-    RINGMQ_EV_DISCONNECTED = 1,   /* reason: MQTT reason code of the close */
+    RINGMQ_EV_DISCONNECTED = 1, /* reason: MQTT reason code of the close */
     RINGMQ_EV_AUTH_FAILED = 2,
     RINGMQ_EV_PERMISSION_DENIED = 3,
-    RINGMQ_EV_THROTTLED = 4,      /* resource: which one */
+    RINGMQ_EV_THROTTLED = 4,       /* resource: which one */
     RINGMQ_EV_MESSAGE_DROPPED = 5, /* reason: why (enum ringmq_drop_reason) */
     RINGMQ_EV_SESSION_CREATED = 6,
     RINGMQ_EV_SESSION_EXPIRED = 7,
