@@ -302,7 +302,10 @@ int protocol_connect(struct shard *s, struct conn *c, const struct mqtt_frame *f
         return refuse_rc(s, c, MQTT_CONNACK_UNAVAILABLE, MQTT_RC_QUOTA_EXCEEDED,
                          "max_connections reached");
 
-    struct tenant *t = &s->global;
+    struct tenant *t = shard_tenant(s, 0); /* tenants from auth plugins: see below */
+    if (!t)
+        return refuse_rc(s, c, MQTT_CONNACK_UNAVAILABLE, MQTT_RC_SERVER_UNAVAILABLE,
+                         "out of memory");
     char assigned[48];
     const uint8_t *id = ck.client_id.p;
     size_t id_len = ck.client_id.len;

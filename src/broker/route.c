@@ -289,7 +289,21 @@ static void interest_del(struct tenant *t, uint32_t src, struct xfilter *f)
 
 void route_on_xmsg(struct shard *s, const struct xmsg *x)
 {
-    struct tenant *t = shard_tenant(s, x->tenant);
+    struct tenant *t = NULL;
+    if (x->type != XMSG_ACK && x->type != XMSG_PING) {
+        t = shard_tenant(s, x->tenant);
+        if (!t) {
+            /* Out of memory for the tenant's state: the message is lost
+             * (logged); an interest ADD is still acknowledged. */
+            log_ratelimited(LOG_LEVEL_ERR, "out of memory creating tenant %u", x->tenant);
+            shard_xmsg_discard(x);
+            if (x->type == XMSG_INTEREST_ADD) {
+                struct xmsg ack = {.type = XMSG_ACK, .token = x->token};
+                shard_xsend(s, x->src, &ack);
+            }
+            return;
+        }
+    }
     switch (x->type) {
     case XMSG_PUBLISH:
         deliver_local(s, t, x->p, false);

@@ -42,10 +42,82 @@ uint32_t shard_home(const struct broker *b, uint16_t tenant, const uint8_t *id, 
     return (uint32_t)(XXH3_64bits_withSeed(id, len, tenant) % b->nshards);
 }
 
+int tenant_dir_intern(struct broker *b, const char *name)
+{
+    struct tenant_dir *d = &b->tenants;
+    int id = -ENOMEM;
+    pthread_mutex_lock(&d->mu);
+    for (uint32_t i = 0; i < d->n; i++) {
+        if (strcmp(d->names[i], name) == 0) {
+            id = (int)i;
+            goto out;
+        }
+    }
+    if (d->n >= TENANT_MAX) {
+        id = -ENOSPC;
+        goto out;
+    }
+    if (d->n == d->cap) {
+        /* Names never move: shards keep pointers to them. */
+        uint32_t cap = d->cap ? d->cap * 2 : 16;
+        char **v = realloc(d->names, cap * sizeof(*v));
+        if (!v)
+            goto out;
+        d->names = v;
+        d->cap = cap;
+    }
+    char *copy = strdup(name);
+    if (!copy)
+        goto out;
+    d->names[d->n] = copy;
+    id = (int)d->n++;
+out:
+    pthread_mutex_unlock(&d->mu);
+    return id;
+}
+
+static const char *tenant_dir_name(struct broker *b, uint16_t id)
+{
+    pthread_mutex_lock(&b->tenants.mu);
+    const char *name = id < b->tenants.n ? b->tenants.names[id] : NULL;
+    pthread_mutex_unlock(&b->tenants.mu);
+    return name;
+}
+
 struct tenant *shard_tenant(struct shard *s, uint16_t id)
 {
-    (void)id; /* one tenant until the tenants issue lands */
-    return &s->global;
+    if (id < s->tenants_cap && s->tenants[id])
+        return s->tenants[id];
+    const char *name = tenant_dir_name(s->broker, id);
+    if (!name)
+        return NULL;
+    if (id >= s->tenants_cap) {
+        uint32_t cap = s->tenants_cap ? s->tenants_cap : 16;
+        while (cap <= id)
+            cap *= 2;
+        struct tenant **v = realloc(s->tenants, cap * sizeof(*v));
+        if (!v)
+            return NULL;
+        memset(v + s->tenants_cap, 0, (cap - s->tenants_cap) * sizeof(*v));
+        s->tenants = v;
+        s->tenants_cap = cap;
+    }
+    struct tenant *t = calloc(1, sizeof(*t));
+    if (!t)
+        return NULL;
+    t->id = id;
+    t->name = name;
+    t->set = config_tenant_settings(s->cfg, name);
+    t->subs = trie_create();
+    t->retained = retain_create();
+    if (!t->subs || !t->retained) {
+        trie_destroy(t->subs, NULL, NULL);
+        retain_destroy(t->retained, NULL, NULL);
+        free(t);
+        return NULL;
+    }
+    s->tenants[id] = t;
+    return t;
 }
 
 struct io_uring_sqe *shard_sqe(struct shard *s)
@@ -79,7 +151,7 @@ static int xqueue_push(struct xqueue *q, const struct xmsg *x)
     return 0;
 }
 
-static void xmsg_discard(const struct xmsg *x)
+void shard_xmsg_discard(const struct xmsg *x)
 {
     switch (x->type) {
     case XMSG_PUBLISH:
@@ -117,7 +189,7 @@ void shard_xsend(struct shard *s, uint32_t target, const struct xmsg *x)
     s->xoverflowed++;
     if (xqueue_push(q, &copy) < 0) {
         log_ratelimited(LOG_LEVEL_ERR, "out of memory queueing for shard %u", target);
-        xmsg_discard(&copy);
+        shard_xmsg_discard(&copy);
     }
 }
 
@@ -321,10 +393,8 @@ static int shard_init(struct shard *s)
     s->session_slab = slab_create(sizeof(struct session), 0);
     s->wheel = wheel_create(SHARD_TICK_MS, 1024, s->now_ms);
     s->session_wheel = wheel_create(1000, 4096, s->now_ms);
-    s->global.subs = trie_create();
-    s->global.retained = retain_create();
-    if (!s->conn_slab || !s->session_slab || !s->wheel || !s->session_wheel || !s->global.subs ||
-        !s->global.retained) {
+    if (!s->conn_slab || !s->session_slab || !s->wheel || !s->session_wheel ||
+        !shard_tenant(s, 0)) {
         log_err("out of memory starting shard %u", s->id);
         return -ENOMEM;
     }
@@ -353,9 +423,18 @@ static void shard_fini(struct shard *s)
     }
     if (s->conn_slab)
         conn_free_all(s);
-    if (s->session_slab)
-        session_destroy_all(s, &s->global);
-    route_tenant_fini(s, &s->global);
+    for (uint32_t i = 0; i < s->tenants_cap; i++) {
+        struct tenant *t = s->tenants[i];
+        if (!t)
+            continue;
+        if (s->session_slab)
+            session_destroy_all(s, t);
+        route_tenant_fini(s, t);
+        free(t);
+    }
+    free(s->tenants);
+    s->tenants = NULL;
+    s->tenants_cap = 0;
     protocol_free_pending(s);
     /* Slots reserved during the shutdown become visible to the final drain
      * (broker_free), which releases what they hold. */
@@ -365,7 +444,7 @@ static void shard_fini(struct shard *s)
     for (uint32_t t = 0; t < CONFIG_MAX_SHARDS; t++) {
         struct xqueue *q = &s->overflow[t];
         for (uint32_t i = 0; i < q->len; i++)
-            xmsg_discard(&q->v[(q->head + i) & (q->cap - 1)]);
+            shard_xmsg_discard(&q->v[(q->head + i) & (q->cap - 1)]);
         free(q->v);
         memset(q, 0, sizeof(*q));
     }
@@ -457,7 +536,7 @@ static void broker_free(struct broker *b)
                 continue;
             struct xmsg *x;
             while ((x = spsc_front(r))) {
-                xmsg_discard(x);
+                shard_xmsg_discard(x);
                 spsc_pop(r);
             }
             spsc_destroy(r);
@@ -470,6 +549,10 @@ static void broker_free(struct broker *b)
         free(s);
     }
     free(b->shards);
+    for (uint32_t i = 0; i < b->tenants.n; i++)
+        free(b->tenants.names[i]);
+    free(b->tenants.names);
+    pthread_mutex_destroy(&b->tenants.mu);
     free(b);
 }
 
@@ -501,6 +584,11 @@ int broker_start(const struct config *cfg, struct broker **out)
     if (!b)
         return -ENOMEM;
     b->cfg = cfg;
+    pthread_mutex_init(&b->tenants.mu, NULL);
+    if (tenant_dir_intern(b, "global") != 0) {
+        free(b);
+        return -ENOMEM;
+    }
     b->nshards = cfg->shards;
     if (b->nshards == 0) {
         long n = sysconf(_SC_NPROCESSORS_ONLN);

@@ -95,9 +95,17 @@ struct xfilter {
     uint8_t data[];
 };
 
-/* One tenant's state on one shard. Only `global` exists until tenants land. */
+/*
+ * One tenant's state on one shard: a namespace. Its subscriptions, retained
+ * messages, sessions (client ids) and shared groups are invisible to every
+ * other tenant; cross-shard messages name it by id. Created on a shard the
+ * first time that shard sees the tenant; ids come from the broker's tenant
+ * directory, the same on every shard.
+ */
 struct tenant {
     uint16_t id;
+    const char *name;                  /* the directory's copy, lives as long as the broker */
+    const struct tenant_settings *set; /* config; a setting provider may replace it */
     struct trie *subs;       /* filter -> struct sub_node */
     struct retain *retained; /* topic -> struct msg (replica on every shard) */
     struct session **reg;    /* client id registry: chained hash, homed sessions */
@@ -111,8 +119,19 @@ struct xqueue {
     uint32_t head, len, cap;
 };
 
+/* Every tenant the broker has seen: name <-> id, the same on all shards.
+ * Touched at CONNECT only (under its mutex), never per message. */
+struct tenant_dir {
+    pthread_mutex_t mu;
+    char **names; /* index: tenant id; names[0] = "global" */
+    uint32_t n, cap;
+};
+
+#define TENANT_MAX 65535u
+
 struct broker {
     const struct config *cfg;
+    struct tenant_dir tenants;
     uint32_t nshards;
     struct shard **shards;
     pthread_barrier_t start_barrier; /* main + shards: initialised, then go */
@@ -141,7 +160,8 @@ struct shard {
     struct wheel *session_wheel; /* offline sessions: will delay, expiry */
     uint64_t now_ms;
     uint64_t next_conn_id;
-    struct tenant global;
+    struct tenant **tenants; /* by id, created on first use on this shard */
+    uint32_t tenants_cap;
 
     /* cross-shard: in[i] carries i -> this shard; out[i] is shard i's in[id] */
     struct spsc *in[CONFIG_MAX_SHARDS];
@@ -179,8 +199,16 @@ struct shard {
  * in order and retried). Ownership of x->p passes to the target. */
 void shard_xsend(struct shard *s, uint32_t target, const struct xmsg *x);
 
-/* The shard's state of tenant `id`. */
+/* Release what a cross-shard message carries (it will not be handled). */
+void shard_xmsg_discard(const struct xmsg *x);
+
+/* The shard's state of tenant `id` (a directory id), created on first use;
+ * NULL only when out of memory. */
 struct tenant *shard_tenant(struct shard *s, uint16_t id);
+
+/* The directory id of tenant `name`, adding it when new; -ENOSPC beyond
+ * TENANT_MAX tenants, -ENOMEM. Any thread. */
+int tenant_dir_intern(struct broker *b, const char *name);
 
 /* A submission queue entry, submitting first when the queue is full. */
 struct io_uring_sqe *shard_sqe(struct shard *s);

@@ -355,7 +355,7 @@ void share_on_xmsg(struct shard *s, const struct xmsg *x)
 {
     struct tenant *t = shard_tenant(s, x->tenant);
     struct xfilter *f = (struct xfilter *)(uintptr_t)x->token;
-    struct share_group *g = group_lookup(t, f->data, f->len);
+    struct share_group *g = t ? group_lookup(t, f->data, f->len) : NULL;
     if (g)
         deliver_group(s, t, g, x->p, x->pad);
     else
