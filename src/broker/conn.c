@@ -331,7 +331,10 @@ static size_t process(struct shard *s, struct conn *c, const uint8_t *buf, size_
     *need = 0;
     while (off < len) {
         struct mqtt_frame f;
-        int rc = mqtt_frame_decode(buf + off, len - off, s->cfg->max_packet_size, &f);
+        /* The tenant's limit once it is known (MQTT-3.2.2-15 in 5.0). */
+        uint32_t max =
+            c->session ? c->session->tenant->set->max_packet_size : s->cfg->max_packet_size;
+        int rc = mqtt_frame_decode(buf + off, len - off, max, &f);
         if (rc == MQTT_INCOMPLETE)
             break;
         if (rc != MQTT_OK) {

@@ -38,6 +38,7 @@ static bool bytes_eq(struct mqtt_bytes b, const char *s)
 /* ---- CONNACK ---- */
 
 struct connack_info {
+    const struct tenant_settings *ts; /* what the client's tenant allows */
     bool present;
     uint8_t code;
     bool expiry_changed;
@@ -57,7 +58,7 @@ static void write_connack(struct shard *s, struct conn *c, const struct connack_
             conn_commit(s, c, mqtt_connack_encode(p, c->version, ci->present, ci->code));
         return;
     }
-    const struct config *cfg = s->cfg;
+    const struct tenant_settings *ts = ci->ts;
     struct mqtt_props pr;
     memset(&pr, 0, sizeof(pr));
     if (ci->code == MQTT_RC_SUCCESS) {
@@ -67,37 +68,37 @@ static void write_connack(struct shard *s, struct conn *c, const struct connack_
             mqtt_props_set(&pr, MQTT_PROP_SESSION_EXPIRY);
             pr.session_expiry = ci->expiry;
         }
-        if (cfg->receive_maximum < 65535) {
+        if (ts->receive_maximum < 65535) {
             mqtt_props_set(&pr, MQTT_PROP_RECEIVE_MAXIMUM);
-            pr.receive_maximum = (uint16_t)cfg->receive_maximum;
+            pr.receive_maximum = (uint16_t)ts->receive_maximum;
         }
-        if (cfg->maximum_qos < 2) {
+        if (ts->max_qos < 2) {
             mqtt_props_set(&pr, MQTT_PROP_MAXIMUM_QOS);
-            pr.maximum_qos = (uint8_t)cfg->maximum_qos;
+            pr.maximum_qos = (uint8_t)ts->max_qos;
         }
-        if (!cfg->retain_available) {
+        if (!ts->retain_available) {
             mqtt_props_set(&pr, MQTT_PROP_RETAIN_AVAILABLE);
             pr.retain_available = 0;
         }
         mqtt_props_set(&pr, MQTT_PROP_MAXIMUM_PACKET_SIZE);
-        pr.maximum_packet_size = cfg->max_packet_size;
+        pr.maximum_packet_size = ts->max_packet_size;
         if (ci->assigned) {
             mqtt_props_set(&pr, MQTT_PROP_ASSIGNED_CLIENT_ID);
             pr.assigned_client_id = (struct mqtt_bytes){ci->assigned, ci->assigned_len};
         }
-        if (cfg->topic_alias_maximum) {
+        if (ts->topic_alias_maximum) {
             mqtt_props_set(&pr, MQTT_PROP_TOPIC_ALIAS_MAXIMUM);
-            pr.topic_alias_maximum = (uint16_t)cfg->topic_alias_maximum;
+            pr.topic_alias_maximum = (uint16_t)ts->topic_alias_maximum;
         }
-        if (!cfg->wildcard_subscriptions) {
+        if (!ts->wildcard_subscriptions) {
             mqtt_props_set(&pr, MQTT_PROP_WILDCARD_SUB_AVAILABLE);
             pr.wildcard_sub_available = 0;
         }
-        if (!cfg->subscription_identifiers) {
+        if (!ts->subscription_identifiers) {
             mqtt_props_set(&pr, MQTT_PROP_SUB_ID_AVAILABLE);
             pr.sub_id_available = 0;
         }
-        if (!cfg->shared_subscriptions) {
+        if (!ts->shared_subscriptions) {
             mqtt_props_set(&pr, MQTT_PROP_SHARED_SUB_AVAILABLE);
             pr.shared_sub_available = 0;
         }
@@ -211,7 +212,7 @@ static struct msg *will_create(const struct mqtt_connect *ck, const struct mqtt_
     return m;
 }
 
-static int connect_v5_setup(struct shard *s, struct conn *c, const struct mqtt_props *pr)
+static int connect_v5_setup(struct conn *c, const struct mqtt_props *pr)
 {
     if (c->v5)
         return 0; /* second pass after enhanced authentication */
@@ -226,7 +227,6 @@ static int connect_v5_setup(struct shard *s, struct conn *c, const struct mqtt_p
     if (mqtt_props_has(pr, MQTT_PROP_TOPIC_ALIAS_MAXIMUM))
         v->alias_max_out =
             pr->topic_alias_maximum < ALIAS_OUT_LIMIT ? pr->topic_alias_maximum : ALIAS_OUT_LIMIT;
-    v->alias_max_in = (uint16_t)s->cfg->topic_alias_maximum;
     v->expiry_at_connect = mqtt_props_has(pr, MQTT_PROP_SESSION_EXPIRY) ? pr->session_expiry : 0;
     return 0;
 }
@@ -284,7 +284,7 @@ int protocol_connect(struct shard *s, struct conn *c, const struct mqtt_frame *f
         rc = mqtt_props_decode(MQTT_CONNECT, ck.props.p, ck.props.len, &pr);
         if (rc == MQTT_OK && ck.will)
             rc = mqtt_props_decode(MQTT_PROPS_WILL, ck.will_props.p, ck.will_props.len, &wp);
-        if (connect_v5_setup(s, c, &pr) < 0) {
+        if (connect_v5_setup(c, &pr) < 0) {
             conn_close(s, c, CLOSE_PEER_GONE);
             return -1;
         }
@@ -333,18 +333,27 @@ int protocol_connect(struct shard *s, struct conn *c, const struct mqtt_frame *f
         if (a <= 0)
             return -1;
     }
-    if (ck.will && ck.will_qos > cfg->maximum_qos)
+    const struct tenant_settings *ts = t->set;
+    if (!(ts->mqtt_versions & (1u << ck.version)))
+        return refuse_rc(s, c, MQTT_CONNACK_BAD_PROTOCOL, MQTT_RC_UNSUPPORTED_VERSION,
+                         "protocol version not allowed for this tenant");
+    if (ck.will && ck.will_qos > ts->max_qos)
         return refuse_rc(s, c, MQTT_CONNACK_UNAVAILABLE, 0x9B, "will QoS not supported");
-    if (ck.will && ck.will_retain && !cfg->retain_available)
+    if (ck.will && ck.will_retain && !ts->retain_available)
         return refuse_rc(s, c, MQTT_CONNACK_UNAVAILABLE, 0x9A, "retain not supported");
+    if (ck.will && ck.will_payload.len > ts->max_will_size)
+        return refuse_rc(s, c, MQTT_CONNACK_UNAVAILABLE, MQTT_RC_PACKET_TOO_LARGE,
+                         "will too large");
+    if (c->v5)
+        c->v5->alias_max_in = (uint16_t)ts->topic_alias_maximum;
 
     struct session_opts o = {.clean_start = ck.clean_start};
     o.window = (uint16_t)cfg->max_inflight;
     bool expiry_changed = false;
     if (c->v5) {
         o.expiry_s = c->v5->expiry_at_connect;
-        if (o.expiry_s > cfg->max_session_expiry) {
-            o.expiry_s = cfg->max_session_expiry;
+        if (o.expiry_s > ts->max_session_expiry) {
+            o.expiry_s = ts->max_session_expiry;
             expiry_changed = true;
         }
         if (mqtt_props_has(&pr, MQTT_PROP_RECEIVE_MAXIMUM) && pr.receive_maximum < o.window)
@@ -354,7 +363,11 @@ int protocol_connect(struct shard *s, struct conn *c, const struct mqtt_frame *f
     } else {
         /* 3.1.1 sessions do not expire by the protocol; the operator's
          * max_session_expiry bounds how long an abandoned one is kept. */
-        o.expiry_s = ck.clean_start ? 0 : cfg->max_session_expiry;
+        o.expiry_s = ck.clean_start ? 0 : ts->max_session_expiry;
+    }
+    if (ts->force_transient && o.expiry_s) {
+        o.expiry_s = 0; /* the tenant keeps no sessions: say so (5.0) */
+        expiry_changed = true;
     }
     if (ck.will) {
         o.will = will_create(&ck, c->v5 ? &wp : NULL, NULL);
@@ -375,6 +388,12 @@ int protocol_connect(struct shard *s, struct conn *c, const struct mqtt_frame *f
     bool server_ka = c->v5 && cfg->server_keepalive;
     if (server_ka)
         c->keepalive = (uint16_t)cfg->server_keepalive; /* MQTT-3.2.2-21 */
+    if (ts->min_keepalive && c->keepalive < ts->min_keepalive) {
+        /* Below the tenant's minimum: a 5.0 client is told the keepalive it
+         * must use; a 3.x client is simply held to the minimum. */
+        c->keepalive = (uint16_t)ts->min_keepalive;
+        server_ka = c->v5 != NULL;
+    }
     /* MQTT-3.1.2-24: one and a half times the keepalive. */
     if (c->keepalive)
         wheel_add(s->wheel, &c->timer, s->now_ms + (uint64_t)c->keepalive * 1500u);
@@ -383,6 +402,7 @@ int protocol_connect(struct shard *s, struct conn *c, const struct mqtt_frame *f
     free(c->stash);
     c->stash = NULL;
     struct connack_info ci = {
+        .ts = ts,
         .present = present,
         .code = 0,
         .expiry_changed = expiry_changed,
@@ -535,8 +555,10 @@ int protocol_disconnect(struct shard *s, struct conn *c, const struct mqtt_frame
             protocol_violation(s, c, "session expiry set at DISCONNECT", MQTT_RC_PROTOCOL_ERROR);
             return -1;
         }
-        ss->expiry_s = pr.session_expiry < s->cfg->max_session_expiry ? pr.session_expiry
-                                                                      : s->cfg->max_session_expiry;
+        uint32_t max = ss->tenant->set->max_session_expiry;
+        ss->expiry_s = ss->tenant->set->force_transient ? 0
+                       : pr.session_expiry < max        ? pr.session_expiry
+                                                        : max;
     }
     /* 0x04: Disconnect with Will Message (MQTT 5.0 3.14.2.1). */
     conn_close(s, c, reason == 0x04 ? CLOSE_PEER_GONE : CLOSE_CLIENT_DISCONNECT);

@@ -76,7 +76,6 @@ static int resolve_alias(struct conn *c, const struct mqtt_props *pr, struct mqt
 int protocol_publish(struct shard *s, struct conn *c, const struct mqtt_frame *f,
                      const uint8_t *body)
 {
-    const struct config *cfg = s->cfg;
     struct mqtt_publish pb;
     int rc = mqtt_publish_decode(f->flags, body, f->body_len, c->version, &pb);
     struct mqtt_props pr;
@@ -94,11 +93,16 @@ int protocol_publish(struct shard *s, struct conn *c, const struct mqtt_frame *f
         protocol_violation(s, c, "bad PUBLISH", rc);
         return -1;
     }
-    if (pb.qos > cfg->maximum_qos) {
+    const struct tenant_settings *ts = c->session->tenant->set;
+    if (!topic_within_limits(ts, pb.topic.p, pb.topic.len)) {
+        protocol_violation(s, c, "topic too long or too deep", MQTT_RC_TOPIC_NAME_INVALID);
+        return -1;
+    }
+    if (pb.qos > ts->max_qos) {
         protocol_violation(s, c, "QoS not supported", 0x9B); /* MQTT-3.2.2-11 */
         return -1;
     }
-    if (pb.retain && !cfg->retain_available) {
+    if (pb.retain && !ts->retain_available) {
         protocol_violation(s, c, "retain not supported", 0x9A); /* MQTT-3.2.2-14 */
         return -1;
     }
@@ -118,7 +122,7 @@ int protocol_publish(struct shard *s, struct conn *c, const struct mqtt_frame *f
         return -1;
     }
     uint8_t ack_reason = MQTT_RC_SUCCESS;
-    if (c->v5 && cfg->validate_payload_format && mqtt_props_has(&pr, MQTT_PROP_PAYLOAD_FORMAT) &&
+    if (c->v5 && ts->validate_payload_format && mqtt_props_has(&pr, MQTT_PROP_PAYLOAD_FORMAT) &&
         pr.payload_format == 1 && !mqtt_utf8_valid(pb.payload.p, pb.payload.len)) {
         /* MQTT 5.0 3.3.2.3.2: refuse a payload marked UTF-8 that is not. */
         if (pb.qos == 0) {

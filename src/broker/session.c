@@ -275,9 +275,9 @@ static void send_inflight(struct shard *s, struct session *ss, struct msg *m, ui
 static void queue_push(struct shard *s, struct session *ss, struct msg *m, uint8_t qos, bool retain,
                        subids_t ids, struct xfilter *share)
 {
-    const struct config *cfg = s->cfg;
-    if (ss->qlen >= cfg->max_queued_messages ||
-        (cfg->max_queued_bytes && ss->qbytes + msg_size(m) > cfg->max_queued_bytes)) {
+    const struct tenant_settings *ts = ss->tenant->set;
+    if (ss->qlen >= ts->max_queued_messages ||
+        (ts->max_queued_bytes && ss->qbytes + msg_size(m) > ts->max_queued_bytes)) {
         /* Drop policy: the newest message is dropped, what is queued keeps
          * its order. Counted per shard. */
         s->dropped_queue_full++;
@@ -437,12 +437,14 @@ int session_qos2_add(struct shard *s, struct session *ss, uint16_t pid)
 {
     /* Our Receive Maximum bounds the QoS 2 flows a client may leave open
      * (MQTT-3.3.4-7); 3.1.1 clients get the same bound. */
-    if (ss->nqos2 >= s->cfg->receive_maximum)
+    uint32_t max = ss->tenant->set->receive_maximum;
+    (void)s;
+    if (ss->nqos2 >= max)
         return -ENOSPC;
     if (ss->nqos2 == ss->qos2_cap) {
         uint32_t cap = ss->qos2_cap ? 2u * ss->qos2_cap : 4u;
-        if (cap > s->cfg->receive_maximum)
-            cap = s->cfg->receive_maximum;
+        if (cap > max)
+            cap = max;
         uint16_t *v = realloc(ss->qos2_in, cap * sizeof(*v));
         if (!v)
             return -ENOMEM;
@@ -466,6 +468,16 @@ void session_qos2_remove(struct session *ss, uint16_t pid)
         ss->qos2_in = NULL;
         ss->qos2_cap = 0;
     }
+}
+
+bool topic_within_limits(const struct tenant_settings *ts, const uint8_t *t, size_t len)
+{
+    if (len > ts->max_topic_length)
+        return false;
+    uint32_t levels = 1;
+    for (size_t i = 0; i < len; i++)
+        levels += t[i] == '/';
+    return levels <= ts->max_topic_levels;
 }
 
 /* ---- subscriptions ---- */
@@ -517,7 +529,7 @@ int session_subscribe(struct shard *s, struct session *ss, const uint8_t *filter
         }
         return 0;
     }
-    if (ss->nsubs >= s->cfg->max_subscriptions)
+    if (ss->nsubs >= ss->tenant->set->max_subscriptions)
         return -ENOSPC;
     struct share_spec sp;
     bool shared = share_parse(filter, len, &sp) > 0;

@@ -14,6 +14,7 @@
 #include "core/wheel.h"
 
 struct shard;
+struct tenant_settings;
 struct tenant;
 struct conn;
 struct msg;
@@ -190,6 +191,10 @@ bool session_has_sub(struct session *ss, const uint8_t *filter, size_t len);
 
 /* Remove a subscription; returns true when it existed. */
 bool session_unsubscribe(struct shard *s, struct session *ss, const uint8_t *filter, size_t len);
+
+/* True when a topic or filter is within the tenant's length and level
+ * limits. */
+bool topic_within_limits(const struct tenant_settings *ts, const uint8_t *t, size_t len);
 
 /* Free every session of the tenant (shutdown). */
 void session_destroy_all(struct shard *s, struct tenant *t);

@@ -106,10 +106,10 @@ struct tenant {
     uint16_t id;
     const char *name;                  /* the directory's copy, lives as long as the broker */
     const struct tenant_settings *set; /* config; a setting provider may replace it */
-    struct trie *subs;       /* filter -> struct sub_node */
-    struct retain *retained; /* topic -> struct msg (replica on every shard) */
-    struct session **reg;    /* client id registry: chained hash, homed sessions */
-    uint32_t reg_mask;       /* buckets - 1 */
+    struct trie *subs;                 /* filter -> struct sub_node */
+    struct retain *retained;           /* topic -> struct msg (replica on every shard) */
+    struct session **reg;              /* client id registry: chained hash, homed sessions */
+    uint32_t reg_mask;                 /* buckets - 1 */
     uint32_t reg_count;
 };
 

@@ -99,12 +99,13 @@ void protocol_free_pending(struct shard *s)
 
 /* The reason code for one filter of a SUBSCRIBE (>= 0x80 refuses it), or
  * -1 when the whole packet is a protocol violation. */
-static int filter_check(const struct shard *s, const struct conn *c, struct mqtt_bytes f,
-                        uint8_t options)
+static int filter_check(const struct conn *c, struct mqtt_bytes f, uint8_t options)
 {
-    const struct config *cfg = s->cfg;
+    const struct tenant_settings *ts = c->session->tenant->set;
     if (!mqtt_topic_filter_valid(f.p, f.len))
         return c->v5 ? MQTT_RC_TOPIC_FILTER_INVALID : -1; /* MQTT-4.7.1-1..3 */
+    if (!topic_within_limits(ts, f.p, f.len))
+        return c->v5 ? MQTT_RC_TOPIC_FILTER_INVALID : MQTT_RC_UNSPECIFIED;
     struct share_spec sp;
     int kind = share_parse(f.p, f.len, &sp);
     if (kind < 0)
@@ -112,10 +113,10 @@ static int filter_check(const struct shard *s, const struct conn *c, struct mqtt
     if (kind > 0) {
         if (c->v5 && (options & 0x04))
             return -1; /* MQTT-3.8.3-4: No Local on a shared subscription */
-        if (!cfg->shared_subscriptions)
+        if (!ts->shared_subscriptions)
             return c->v5 ? 0x9E : MQTT_RC_UNSPECIFIED; /* not supported */
     }
-    if (!cfg->wildcard_subscriptions && mqtt_topic_has_wildcard(f.p, f.len))
+    if (!ts->wildcard_subscriptions && mqtt_topic_has_wildcard(f.p, f.len))
         return c->v5 ? 0xA2 : MQTT_RC_UNSPECIFIED; /* MQTT-3.8.3-? wildcards off */
     return 0;
 }
@@ -123,7 +124,7 @@ static int filter_check(const struct shard *s, const struct conn *c, struct mqtt
 int protocol_subscribe(struct shard *s, struct conn *c, const struct mqtt_frame *f,
                        const uint8_t *body)
 {
-    const struct config *cfg = s->cfg;
+    const struct tenant_settings *ts = c->session->tenant->set;
     struct mqtt_subscribe sb;
     int rc = mqtt_subscribe_decode(f->flags, body, f->body_len, c->version, &sb);
     struct mqtt_props pr;
@@ -135,7 +136,7 @@ int protocol_subscribe(struct shard *s, struct conn *c, const struct mqtt_frame 
         return -1;
     }
     uint32_t subid = mqtt_props_has(&pr, MQTT_PROP_SUBSCRIPTION_ID) ? pr.subscription_id : 0;
-    if (subid && !cfg->subscription_identifiers) {
+    if (subid && !ts->subscription_identifiers) {
         protocol_violation(s, c, "subscription identifiers not supported", 0xA1);
         return -1;
     }
@@ -145,7 +146,7 @@ int protocol_subscribe(struct shard *s, struct conn *c, const struct mqtt_frame 
     size_t flen = 0;
     mqtt_sub_iter_init(&it, &sb, true);
     while (mqtt_sub_iter_next(&it, &filter, &options)) {
-        if (filter_check(s, c, filter, options) < 0) {
+        if (filter_check(c, filter, options) < 0) {
             protocol_violation(s, c, "invalid topic filter", MQTT_RC_PROTOCOL_ERROR);
             return -1;
         }
@@ -168,12 +169,12 @@ int protocol_subscribe(struct shard *s, struct conn *c, const struct mqtt_frame 
     uint32_t acks = 0, i = 0;
     mqtt_sub_iter_init(&it, &sb, true);
     while (mqtt_sub_iter_next(&it, &filter, &options)) {
-        int code = filter_check(s, c, filter, options);
+        int code = filter_check(c, filter, options);
         p->flags[i] = 0;
         if (code == 0) {
             struct sub_req req = {.qos = options & 3, .subid = subid};
-            if (req.qos > cfg->maximum_qos)
-                req.qos = (uint8_t)cfg->maximum_qos; /* MQTT-3.2.2-10: downgrade */
+            if (req.qos > ts->max_qos)
+                req.qos = (uint8_t)ts->max_qos; /* MQTT-3.2.2-10: downgrade */
             if (c->v5) {
                 if (options & 0x04)
                     req.opts |= SUB_NO_LOCAL;

@@ -56,7 +56,7 @@ expect_rc "missing file fails" 1 "$RINGMQD" -c "$tmp/none.ini" --check-config
     --set server.shards=2 >"$tmp/run.log" 2>&1 &
 pid=$!
 i=0
-while [ "$(grep -c 'listening on' "$tmp/run.log")" -lt 2 ] && [ $i -lt 100 ]; do
+while [ "$(grep -c 'listening on' "$tmp/run.log")" -lt 2 ] && [ $i -lt 300 ]; do
     sleep 0.1
     i=$((i + 1))
 done
