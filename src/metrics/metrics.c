@@ -99,7 +99,8 @@ static void writer_put_escaped(struct metrics_writer *w, const char *s, bool quo
 
 /*
  * Shortest of %.15g / %.17g that reads back to the same double, so integers
- * up to 2^53 print as integers and 0.1 prints as 0.1.
+ * up to 2^53 print as integers and 0.1 prints as 0.1. Relies on the "C"
+ * locale's decimal point, which ringmqd never changes (no setlocale()).
  */
 static void writer_put_value(struct metrics_writer *w, double v)
 {
