@@ -18,7 +18,22 @@
 #include "plugin/host.h"
 #include "probe.h"
 
+#ifdef __SANITIZE_ADDRESS__
+#include <sanitizer/lsan_interface.h>
+#endif
+
 #define PLUGIN(name) TEST_PLUGIN_DIR "/" name ".so"
+
+/* Criterion runs each test in its own process, whose exit-time leak report
+ * does not fail the test (nor does anything in .fini): every test ends with
+ * this check instead (the host must free every call, record and port,
+ * however the call ended). */
+static void check_leaks(void)
+{
+#ifdef __SANITIZE_ADDRESS__
+    cr_assert_eq(__lsan_do_recoverable_leak_check(), 0, "leaks: see the report above");
+#endif
+}
 
 /* ---- helpers ---- */
 
@@ -167,6 +182,7 @@ Test(plugin_host, no_plugins_admits_nothing_async_and_allows_throttle)
     plugin_event(h, &ev);
     plugin_port_destroy(p);
     plugin_host_destroy(h);
+    check_leaks();
 }
 
 Test(plugin_host, refuses_another_abi_version)
@@ -178,6 +194,7 @@ Test(plugin_host, refuses_another_abi_version)
     cr_assert_null(h);
     cr_assert_str_eq(err,
                      "plugin bad (" PLUGIN("bad_abi") "): built for ABI 999, ringmqd speaks 1");
+    check_leaks();
 }
 
 Test(plugin_host, refuses_missing_entry_symbol)
@@ -191,6 +208,7 @@ Test(plugin_host, refuses_missing_entry_symbol)
     cr_assert_eq(strncmp(err, want, strlen(want)), 0, "got: %s", err);
     /* dlerror's text follows (it names the symbol). */
     cr_assert_not_null(strstr(err + strlen(want), "ringmq_plugin_entry"), "got: %s", err);
+    check_leaks();
 }
 
 Test(plugin_host, refuses_missing_file)
@@ -201,6 +219,7 @@ Test(plugin_host, refuses_missing_file)
     cr_assert_eq(plugin_host_create(&spec, 1, 1000, &h, err, sizeof(err)), -1);
     const char *want = "plugin gone (" TEST_PLUGIN_DIR "/no_such_plugin.so): cannot load: ";
     cr_assert_eq(strncmp(err, want, strlen(want)), 0, "got: %s", err);
+    check_leaks();
 }
 
 Test(plugin_host, refuses_empty_path)
@@ -210,6 +229,7 @@ Test(plugin_host, refuses_empty_path)
     char err[512];
     cr_assert_eq(plugin_host_create(&spec, 1, 1000, &h, err, sizeof(err)), -1);
     cr_assert_str_eq(err, "plugin nopath: no path");
+    check_leaks();
 }
 
 Test(plugin_host, refuses_auth_plugin_without_check)
@@ -220,6 +240,7 @@ Test(plugin_host, refuses_auth_plugin_without_check)
     cr_assert_eq(plugin_host_create(&spec, 1, 1000, &h, err, sizeof(err)), -1);
     cr_assert_str_eq(err, "plugin mc (" PLUGIN("missing_callback") "): kind auth requires callback "
                                                                    "check, missing");
+    check_leaks();
 }
 
 Test(plugin_host, failing_init_stops_with_its_message_and_unwinds)
@@ -239,6 +260,7 @@ Test(plugin_host, failing_init_stops_with_its_message_and_unwinds)
                                                                "file or directory");
     /* The one loaded before was finalised; the one after never started. */
     cr_assert_str_eq(trace(), "init:a;fini:a;");
+    check_leaks();
 }
 
 Test(plugin_host, refuses_a_second_auth_plugin)
@@ -255,6 +277,7 @@ Test(plugin_host, refuses_a_second_auth_plugin)
     cr_assert_str_eq(err, "plugin x (" PLUGIN("async_thread") "): a second auth plugin (s is "
                                                               "already the auth provider)");
     cr_assert_str_eq(trace(), "init:s;fini:s;");
+    check_leaks();
 }
 
 Test(plugin_host, error_message_truncated_to_errlen)
@@ -268,6 +291,7 @@ Test(plugin_host, error_message_truncated_to_errlen)
     cr_assert_eq(strncmp(err, "plugin bad (", 12), 0);
     /* A NULL err buffer is allowed too. */
     cr_assert_eq(plugin_host_create(&spec, 1, 1000, &h, NULL, 0), -1);
+    check_leaks();
 }
 
 Test(plugin_host, log_lines_carry_the_plugin_name, .init = cr_redirect_stderr)
@@ -277,6 +301,7 @@ Test(plugin_host, log_lines_carry_the_plugin_name, .init = cr_redirect_stderr)
     plugin_host_destroy(h);
     fflush(stderr);
     cr_assert_stderr_eq_str("info [main] plugin auth_main: ready (id first)\n");
+    check_leaks();
 }
 
 /* ---- asynchronous calls ---- */
@@ -323,6 +348,7 @@ Test(plugin_host, synchronous_completion_is_queued_woken_and_deep_copied)
     cr_assert_eq(plugin_port_next_deadline(p), 0);
     plugin_port_destroy(p);
     plugin_host_destroy(h);
+    check_leaks();
 }
 
 Test(plugin_host, refusal_carries_its_reason)
@@ -342,6 +368,7 @@ Test(plugin_host, refusal_carries_its_reason)
     list_free(d);
     plugin_port_destroy(p);
     plugin_host_destroy(h);
+    check_leaks();
 }
 
 Test(plugin_host, checks_settings_and_auth_steps_come_back_oldest_first)
@@ -404,6 +431,7 @@ Test(plugin_host, checks_settings_and_auth_steps_come_back_oldest_first)
     list_free(d);
     plugin_port_destroy(p);
     plugin_host_destroy(h);
+    check_leaks();
 }
 
 Test(plugin_host, a_second_complete_is_ignored)
@@ -423,6 +451,7 @@ Test(plugin_host, a_second_complete_is_ignored)
     list_free(d);
     plugin_port_destroy(p);
     plugin_host_destroy(h);
+    check_leaks();
 }
 
 Test(plugin_host, completion_from_the_plugin_thread_wakes_and_is_deep_copied)
@@ -463,6 +492,7 @@ Test(plugin_host, completion_from_the_plugin_thread_wakes_and_is_deep_copied)
     list_free(d);
     plugin_port_destroy(p);
     plugin_host_destroy(h);
+    check_leaks();
 }
 
 /* never_completes_finish_all from the loaded plugin (same handle). */
@@ -510,6 +540,7 @@ Test(plugin_host, a_call_not_completed_in_time_is_answered_and_its_late_completi
     cr_assert_null(plugin_port_poll(p, UINT64_MAX));
     plugin_port_destroy(p);
     plugin_host_destroy(h);
+    check_leaks();
 }
 
 Test(plugin_host, timed_out_check_and_settings_are_refusals)
@@ -535,6 +566,7 @@ Test(plugin_host, timed_out_check_and_settings_are_refusals)
     plugin_port_destroy(p);
     /* fini completes the two (late) calls: no leak, no use after free. */
     plugin_host_destroy(h);
+    check_leaks();
 }
 
 Test(plugin_host, port_destroyed_with_calls_pending_then_the_plugin_completes)
@@ -553,6 +585,7 @@ Test(plugin_host, port_destroyed_with_calls_pending_then_the_plugin_completes)
     cr_assert_eq(finish_all(), 2);
     cr_assert_eq(waiter_count(&w), 0);
     plugin_host_destroy(h);
+    check_leaks();
 }
 
 Test(plugin_host, port_destroyed_with_answers_not_polled)
@@ -564,6 +597,7 @@ Test(plugin_host, port_destroyed_with_answers_not_polled)
     cr_assert_eq(plugin_authenticate(p, 2, &info), 0);
     plugin_port_destroy(p); /* LeakSanitizer: the two records are freed */
     plugin_host_destroy(h);
+    check_leaks();
 }
 
 /* A 1 ms timeout against a plugin answering from its thread: each call is
@@ -614,6 +648,7 @@ Test(plugin_host, timeout_racing_completion_answers_each_call_once)
     cr_log_info("%d of %d timed out", timed_out, N);
     plugin_port_destroy(p);
     plugin_host_destroy(h);
+    check_leaks();
 }
 
 /* ---- synchronous fan-out ---- */
@@ -650,6 +685,7 @@ Test(plugin_host, throttle_asks_every_throttler_until_one_refuses)
     cr_assert_not(plugin_throttle(h, "t", RINGMQ_RES_SUBSCRIPTIONS, 5, 1)); /* b: 6 > 5 */
     cr_assert_str_eq(trace(), "throttle(t,3):a;throttle(t,3):b;");
     plugin_host_destroy(h);
+    check_leaks();
 }
 
 Test(plugin_host, throttle_stops_at_the_first_refusal)
@@ -658,6 +694,7 @@ Test(plugin_host, throttle_stops_at_the_first_refusal)
     cr_assert_not(plugin_throttle(h, "t", RINGMQ_RES_CONNECTIONS, 1, 1));
     cr_assert_str_eq(trace(), "throttle(t,0):a;");
     plugin_host_destroy(h);
+    check_leaks();
 }
 
 Test(plugin_host, events_reach_every_collector_in_load_order)
@@ -667,6 +704,7 @@ Test(plugin_host, events_reach_every_collector_in_load_order)
     plugin_event(h, &ev);
     cr_assert_str_eq(trace(), "event(2,acme):a;event(2,acme):b;");
     plugin_host_destroy(h);
+    check_leaks();
 }
 
 Test(plugin_host, reload_in_load_order_and_fini_in_reverse)
@@ -677,4 +715,5 @@ Test(plugin_host, reload_in_load_order_and_fini_in_reverse)
     trace_reset();
     plugin_host_destroy(h);
     cr_assert_str_eq(trace(), "fini:b;fini:a;");
+    check_leaks();
 }
