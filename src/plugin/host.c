@@ -1,0 +1,365 @@
+/*
+ * host: loads the plugins listed in the configuration (dlopen), checks that
+ * each speaks our ABI and has the callbacks its kinds require, initialises
+ * them, and fans the synchronous calls (throttle, event, reload) out to them.
+ * The asynchronous calls live in port.c.
+ *
+ * Owns the dl handles and each plugin's state until plugin_host_destroy.
+ * Create, destroy and reload run on the main thread; throttle and event run
+ * on every shard at once and only read the host.
+ */
+#include "plugin/host_priv.h"
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/clock.h"
+#include "core/log.h"
+
+/* ---- log service ----
+ *
+ * host->log has no context argument, yet its lines must name the plugin, and
+ * plugins log from their own threads too (so a thread-local "current plugin"
+ * would not do). Each loaded plugin therefore gets one of a fixed set of log
+ * functions, each bound to a slot that holds the plugin's name. */
+
+static pthread_mutex_t log_slots_mu = PTHREAD_MUTEX_INITIALIZER;
+static const char *log_slots[PLUGIN_HOST_MAX_PLUGINS]; /* name, or NULL: free */
+
+__attribute__((format(printf, 3, 0))) static void plugin_vlog(int slot, enum ringmq_log_level level,
+                                                              const char *fmt, va_list ap)
+{
+    /* A plugin may pass anything: clamp to the levels we know. */
+    enum log_level lv = level <= RINGMQ_LOG_DEBUG ? (enum log_level)level : LOG_LEVEL_DEBUG;
+    if (!log_enabled(lv) || fmt == NULL)
+        return;
+    char msg[896];
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    /* The slot is written before init and cleared after fini: no lock. */
+    const char *name = log_slots[slot] != NULL ? log_slots[slot] : "?";
+    log_write(lv, "plugin %s: %s", name, msg);
+}
+
+#define LOG_SLOT_FN(i)                                                                             \
+    __attribute__((format(printf, 2, 3))) static void log_slot_##i(enum ringmq_log_level level,    \
+                                                                   const char *fmt, ...)           \
+    {                                                                                              \
+        va_list ap;                                                                                \
+        va_start(ap, fmt);                                                                         \
+        plugin_vlog(i, level, fmt, ap);                                                            \
+        va_end(ap);                                                                                \
+    }
+LOG_SLOT_FN(0)
+LOG_SLOT_FN(1)
+LOG_SLOT_FN(2)
+LOG_SLOT_FN(3)
+LOG_SLOT_FN(4)
+LOG_SLOT_FN(5)
+LOG_SLOT_FN(6)
+LOG_SLOT_FN(7)
+LOG_SLOT_FN(8)
+LOG_SLOT_FN(9)
+LOG_SLOT_FN(10)
+LOG_SLOT_FN(11)
+LOG_SLOT_FN(12)
+LOG_SLOT_FN(13)
+LOG_SLOT_FN(14)
+LOG_SLOT_FN(15)
+LOG_SLOT_FN(16)
+LOG_SLOT_FN(17)
+LOG_SLOT_FN(18)
+LOG_SLOT_FN(19)
+LOG_SLOT_FN(20)
+LOG_SLOT_FN(21)
+LOG_SLOT_FN(22)
+LOG_SLOT_FN(23)
+LOG_SLOT_FN(24)
+LOG_SLOT_FN(25)
+LOG_SLOT_FN(26)
+LOG_SLOT_FN(27)
+LOG_SLOT_FN(28)
+LOG_SLOT_FN(29)
+LOG_SLOT_FN(30)
+LOG_SLOT_FN(31)
+
+typedef void (*plugin_log_fn)(enum ringmq_log_level level, const char *fmt, ...);
+static const plugin_log_fn log_slot_fns[PLUGIN_HOST_MAX_PLUGINS] = {
+    log_slot_0,  log_slot_1,  log_slot_2,  log_slot_3,  log_slot_4,  log_slot_5,  log_slot_6,
+    log_slot_7,  log_slot_8,  log_slot_9,  log_slot_10, log_slot_11, log_slot_12, log_slot_13,
+    log_slot_14, log_slot_15, log_slot_16, log_slot_17, log_slot_18, log_slot_19, log_slot_20,
+    log_slot_21, log_slot_22, log_slot_23, log_slot_24, log_slot_25, log_slot_26, log_slot_27,
+    log_slot_28, log_slot_29, log_slot_30, log_slot_31,
+};
+
+static int log_slot_acquire(const char *name)
+{
+    int slot = -1;
+    pthread_mutex_lock(&log_slots_mu);
+    for (int i = 0; i < PLUGIN_HOST_MAX_PLUGINS; i++) {
+        if (log_slots[i] == NULL) {
+            log_slots[i] = name;
+            slot = i;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&log_slots_mu);
+    return slot;
+}
+
+static void log_slot_release(int slot)
+{
+    pthread_mutex_lock(&log_slots_mu);
+    log_slots[slot] = NULL;
+    pthread_mutex_unlock(&log_slots_mu);
+}
+
+/* host->now_ms: the shards' clock, so a plugin's times and the host's
+ * deadlines compare. */
+static uint64_t host_now_ms(void)
+{
+    return clock_now_ms();
+}
+
+/* ---- loading ---- */
+
+static void loaded_fini(struct plugin_loaded *pl)
+{
+    if (pl->tab != NULL)
+        pl->tab->fini(pl->state);
+    if (pl->dl != NULL)
+        dlclose(pl->dl);
+    if (pl->log_slot >= 0)
+        log_slot_release(pl->log_slot);
+    free(pl->name);
+    free(pl->path);
+}
+
+/* The first callback a kind requires that the table lacks, or NULL. */
+static const char *missing_callback(const struct ringmq_plugin *t)
+{
+    if (t->init == NULL)
+        return "init";
+    if (t->fini == NULL)
+        return "fini";
+    if (t->kinds & RINGMQ_KIND_AUTH) {
+        if (t->authenticate == NULL)
+            return "authenticate";
+        if (t->auth_continue == NULL)
+            return "auth_continue";
+        if (t->check == NULL)
+            return "check";
+    }
+    if ((t->kinds & RINGMQ_KIND_THROTTLE) && t->throttle == NULL)
+        return "throttle";
+    if ((t->kinds & RINGMQ_KIND_SETTINGS) && t->settings == NULL)
+        return "settings";
+    if ((t->kinds & RINGMQ_KIND_EVENTS) && t->event == NULL)
+        return "event";
+    return NULL;
+}
+
+static const char *kind_needing(const char *callback)
+{
+    if (strcmp(callback, "authenticate") == 0 || strcmp(callback, "auth_continue") == 0 ||
+        strcmp(callback, "check") == 0)
+        return "auth";
+    if (strcmp(callback, "throttle") == 0)
+        return "throttle";
+    if (strcmp(callback, "settings") == 0)
+        return "settings";
+    if (strcmp(callback, "event") == 0)
+        return "events";
+    return NULL;
+}
+
+/*
+ * Load, check and init one plugin into *pl (zeroed by the caller, log_slot
+ * -1). On failure: -1, err set, and *pl holds what must be undone by
+ * loaded_fini (the init is undone by not setting pl->tab before it succeeded).
+ */
+static int load_one(struct plugin_host *h, const struct plugin_spec *s, struct plugin_loaded *pl,
+                    char *err, size_t errlen)
+{
+    const char *name = s->name != NULL ? s->name : "?";
+    const char *path = s->path != NULL ? s->path : "";
+    pl->name = strdup(name);
+    pl->path = strdup(path);
+    if (pl->name == NULL || pl->path == NULL) {
+        snprintf(err, errlen, "plugin %s (%s): out of memory", name, path);
+        return -1;
+    }
+    if (s->path == NULL || s->path[0] == '\0') {
+        snprintf(err, errlen, "plugin %s: no path", name);
+        return -1;
+    }
+    dlerror();
+    pl->dl = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    if (pl->dl == NULL) {
+        const char *why = dlerror();
+        snprintf(err, errlen, "plugin %s (%s): cannot load: %s", name, path,
+                 why != NULL ? why : "unknown error");
+        return -1;
+    }
+    dlerror();
+    void *sym = dlsym(pl->dl, RINGMQ_PLUGIN_ENTRY);
+    if (sym == NULL) {
+        const char *why = dlerror();
+        snprintf(err, errlen, "plugin %s (%s): no symbol %s: %s", name, path, RINGMQ_PLUGIN_ENTRY,
+                 why != NULL ? why : "symbol is NULL");
+        return -1;
+    }
+    ringmq_plugin_entry_fn entry;
+    /* POSIX dlsym returns functions as void *; the copy avoids the ISO C
+     * object-to-function pointer cast warning. */
+    memcpy(&entry, &sym, sizeof(entry));
+    const struct ringmq_plugin *t = entry();
+    if (t == NULL) {
+        snprintf(err, errlen, "plugin %s (%s): %s returned no table", name, path,
+                 RINGMQ_PLUGIN_ENTRY);
+        return -1;
+    }
+    /* Checked before anything else in the table is read: another ABI may
+     * lay the table out differently. */
+    if (t->abi_version != RINGMQ_PLUGIN_ABI_VERSION) {
+        snprintf(err, errlen, "plugin %s (%s): built for ABI %u, ringmqd speaks %u", name, path,
+                 (unsigned)t->abi_version, (unsigned)RINGMQ_PLUGIN_ABI_VERSION);
+        return -1;
+    }
+    const char *missing = missing_callback(t);
+    if (missing != NULL) {
+        const char *kind = kind_needing(missing);
+        if (kind != NULL)
+            snprintf(err, errlen, "plugin %s (%s): kind %s requires callback %s, missing", name,
+                     path, kind, missing);
+        else
+            snprintf(err, errlen, "plugin %s (%s): required callback %s missing", name, path,
+                     missing);
+        return -1;
+    }
+    if ((t->kinds & RINGMQ_KIND_AUTH) && h->auth != NULL) {
+        snprintf(err, errlen,
+                 "plugin %s (%s): a second auth plugin (%s is already the auth provider)", name,
+                 path, h->auth->name);
+        return -1;
+    }
+    pl->log_slot = log_slot_acquire(pl->name);
+    if (pl->log_slot < 0) {
+        snprintf(err, errlen, "plugin %s (%s): too many plugins loaded (at most %d)", name, path,
+                 PLUGIN_HOST_MAX_PLUGINS);
+        return -1;
+    }
+    pl->host = (struct ringmq_host){
+        .abi_version = RINGMQ_PLUGIN_ABI_VERSION,
+        .log = log_slot_fns[pl->log_slot],
+        .now_ms = host_now_ms,
+        .complete = plugin_call_complete,
+    };
+    char perr[512] = "";
+    void *state = NULL;
+    if (t->init(&pl->host, s->config, s->config != NULL ? s->n : 0, &state, perr, sizeof(perr)) !=
+        0) {
+        perr[sizeof(perr) - 1] = '\0';
+        snprintf(err, errlen, "plugin %s (%s): init failed: %s", name, path,
+                 perr[0] != '\0' ? perr : "(no message)");
+        return -1;
+    }
+    /* From here on the plugin is live: loaded_fini calls its fini. */
+    pl->tab = t;
+    pl->state = state;
+    if ((t->kinds & RINGMQ_KIND_AUTH))
+        h->auth = pl;
+    if ((t->kinds & RINGMQ_KIND_SETTINGS) && h->settings == NULL)
+        h->settings = pl;
+    if (t->kinds & RINGMQ_KIND_THROTTLE)
+        h->has_throttle = true;
+    return 0;
+}
+
+int plugin_host_create(const struct plugin_spec *specs, size_t n, uint32_t timeout_ms,
+                       struct plugin_host **out, char *err, size_t errlen)
+{
+    char dummy[1];
+    if (err == NULL || errlen == 0) {
+        err = dummy;
+        errlen = sizeof(dummy);
+    }
+    err[0] = '\0';
+    *out = NULL;
+    struct plugin_host *h = calloc(1, sizeof(*h));
+    if (h == NULL || (n > 0 && (h->v = calloc(n, sizeof(*h->v))) == NULL)) {
+        snprintf(err, errlen, "plugins: out of memory");
+        free(h);
+        return -1;
+    }
+    h->timeout_ms = timeout_ms;
+    for (size_t i = 0; i < n; i++) {
+        h->v[i].log_slot = -1;
+        if (load_one(h, &specs[i], &h->v[i], err, errlen) != 0) {
+            /* This one's partial load, then everything before it, newest
+             * first. */
+            loaded_fini(&h->v[i]);
+            h->n = i;
+            plugin_host_destroy(h);
+            return -1;
+        }
+        h->n = i + 1;
+    }
+    *out = h;
+    return 0;
+}
+
+void plugin_host_destroy(struct plugin_host *h)
+{
+    if (h == NULL)
+        return;
+    for (size_t i = h->n; i-- > 0;)
+        loaded_fini(&h->v[i]);
+    free(h->v);
+    free(h);
+}
+
+bool plugin_host_has_auth(const struct plugin_host *h)
+{
+    return h->auth != NULL;
+}
+
+bool plugin_host_has_throttle(const struct plugin_host *h)
+{
+    return h->has_throttle;
+}
+
+void plugin_host_reload(struct plugin_host *h)
+{
+    for (size_t i = 0; i < h->n; i++) {
+        if (h->v[i].tab->reload != NULL)
+            h->v[i].tab->reload(h->v[i].state);
+    }
+}
+
+bool plugin_throttle(struct plugin_host *h, const char *tenant, enum ringmq_resource r,
+                     uint64_t current, uint64_t amount)
+{
+    if (!h->has_throttle)
+        return true;
+    for (size_t i = 0; i < h->n; i++) {
+        const struct plugin_loaded *pl = &h->v[i];
+        if ((pl->tab->kinds & RINGMQ_KIND_THROTTLE) &&
+            !pl->tab->throttle(pl->state, tenant, r, current, amount))
+            return false;
+    }
+    return true;
+}
+
+void plugin_event(struct plugin_host *h, const struct ringmq_event *ev)
+{
+    for (size_t i = 0; i < h->n; i++) {
+        const struct plugin_loaded *pl = &h->v[i];
+        if (pl->tab->kinds & RINGMQ_KIND_EVENTS)
+            pl->tab->event(pl->state, ev);
+    }
+}

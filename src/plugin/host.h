@@ -1,0 +1,133 @@
+/*
+ * plugin host: loads the plugins of include/ringmq/plugin.h, checks their
+ * ABI, and turns their asynchronous calls into completion records that each
+ * shard polls from its own port.
+ *
+ * Threads. plugin_host_create/destroy/reload run on the main thread while no
+ * shard runs plugin calls (reload: the plugins guard themselves, see the
+ * ABI). A port belongs to one shard: only that shard calls plugin_port_*,
+ * plugin_authenticate/auth_continue/check/settings on it. plugin_throttle and
+ * plugin_event may be called by every shard at once (the host is read-only
+ * after create). Plugins complete calls from any thread.
+ *
+ * Order of teardown: every port, then the host (plugins must not complete a
+ * call after their fini returned).
+ */
+#ifndef RINGMQ_PLUGIN_HOST_H
+#define RINGMQ_PLUGIN_HOST_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ringmq/plugin.h"
+
+/* One [plugin.NAME] section: `name` is NAME, `path` the .so, `config` the
+ * other keys (borrowed for plugin_host_create only). */
+struct plugin_spec {
+    const char *name;
+    const char *path;
+    const struct ringmq_kv *config;
+    size_t n;
+};
+
+struct plugin_host;
+
+/* Most plugins one process may hold loaded at once (all hosts together): the
+ * log service has no context argument, so each loaded plugin gets one of a
+ * fixed set of log functions that knows its name. */
+#define PLUGIN_HOST_MAX_PLUGINS 32
+
+/*
+ * dlopen each .so (RTLD_NOW|RTLD_LOCAL), find RINGMQ_PLUGIN_ENTRY, check
+ * abi_version == RINGMQ_PLUGIN_ABI_VERSION and that the callbacks required by
+ * its kinds (init, fini always; authenticate, auth_continue, check for AUTH;
+ * throttle for THROTTLE; settings for SETTINGS; event for EVENTS) are present,
+ * at most one AUTH plugin overall, then call init, in the order of `specs`.
+ * On any failure: -1 and one line in err naming the file and the reason
+ * ("plugin auth (plugins/x.so): built for ABI 7, ringmqd speaks 1"; "...: no
+ * symbol ringmq_plugin_entry: <dlerror>"; "...: init failed: <the plugin's
+ * message>"); everything loaded so far is finalised and closed. timeout_ms
+ * bounds every asynchronous call. n == 0 gives a host without plugins.
+ */
+int plugin_host_create(const struct plugin_spec *specs, size_t n, uint32_t timeout_ms,
+                       struct plugin_host **out, char *err, size_t errlen);
+
+/* fini + dlclose every plugin, in reverse load order. NULL is a no-op. */
+void plugin_host_destroy(struct plugin_host *h);
+
+bool plugin_host_has_auth(const struct plugin_host *h);
+bool plugin_host_has_throttle(const struct plugin_host *h);
+
+/* Every plugin's reload (SIGHUP), in load order. */
+void plugin_host_reload(struct plugin_host *h);
+
+/*
+ * One per shard: where that shard's completions arrive. `wake` (may be NULL)
+ * is called from any thread, possibly the plugin's, possibly the shard's own
+ * thread inside plugin_authenticate & co when the plugin completes
+ * synchronously, after a completion was queued, so the shard can leave its
+ * wait; the shard then polls. `wake` is never called once
+ * plugin_port_destroy has returned. NULL on allocation failure.
+ */
+struct plugin_port;
+struct plugin_port *plugin_port_create(struct plugin_host *h, void (*wake)(void *arg), void *arg);
+
+/* Pending calls are abandoned safely: their results are dropped, and a later
+ * complete() from a plugin thread touches no freed memory (the port's memory
+ * lives until the last call referring to it is released). NULL is a no-op. */
+void plugin_port_destroy(struct plugin_port *p);
+
+/*
+ * Start asynchronous calls. `cookie` is the caller's (returned in the
+ * completion). 0, -ENOMEM, or -ENOSYS (no plugin of that kind; settings asks
+ * the first SETTINGS plugin). The plugin may complete inside the callback
+ * (synchronously) or later from any thread. Arguments are borrowed for the
+ * call only.
+ */
+int plugin_authenticate(struct plugin_port *p, uint64_t cookie,
+                        const struct ringmq_connect_info *info);
+int plugin_auth_continue(struct plugin_port *p, uint64_t cookie,
+                         const struct ringmq_auth_step *step);
+int plugin_check(struct plugin_port *p, uint64_t cookie, const struct ringmq_check *check);
+int plugin_settings(struct plugin_port *p, uint64_t cookie, const char *tenant);
+
+/* A finished call: deep copies (all strings/bytes/kv arrays copied into
+ * memory owned by the record; a byte string of length 0 has p == NULL, a
+ * non-empty one is followed by a NUL that len does not count). */
+enum plugin_done_kind { PLUGIN_DONE_AUTH, PLUGIN_DONE_CHECK, PLUGIN_DONE_SETTINGS };
+struct plugin_done {
+    struct plugin_done *next;
+    uint64_t cookie;
+    enum plugin_done_kind kind;
+    /* The host answered for a plugin that did not in time: for AUTH decision
+     * = RINGMQ_AUTH_ERROR, for CHECK verdict = RINGMQ_CHECK_ERROR, for
+     * SETTINGS found = false. (A plugin completing with a NULL result gets
+     * the same answers with timed_out false.) */
+    bool timed_out;
+    union ringmq_result r; /* the deep copy */
+};
+
+/*
+ * Completed and timed-out calls of this port, completed ones in completion
+ * order then timed-out ones in deadline order, as a list the caller frees
+ * with plugin_done_free (one by one). NULL when none. Only the port's shard
+ * calls this. now_ms: the shard's clock (core/clock.h clock_now_ms(), the
+ * clock the host uses for deadlines and gives plugins as now_ms).
+ */
+struct plugin_done *plugin_port_poll(struct plugin_port *p, uint64_t now_ms);
+void plugin_done_free(struct plugin_done *d);
+
+/* Earliest deadline of a pending call of this port, or 0 when none (so the
+ * shard can bound its wait). */
+uint64_t plugin_port_next_deadline(const struct plugin_port *p);
+
+/* Synchronous, any shard: every THROTTLE plugin must allow (true when there
+ * are none); stops at the first refusal. */
+bool plugin_throttle(struct plugin_host *h, const char *tenant, enum ringmq_resource r,
+                     uint64_t current, uint64_t amount);
+
+/* Every EVENTS plugin, in load order; `ev` is borrowed. */
+void plugin_event(struct plugin_host *h, const struct ringmq_event *ev);
+
+#endif

@@ -1,0 +1,36 @@
+/*
+ * host_priv: what host.c (loading) and port.c (asynchronous calls) share
+ * inside the plugin layer. Not for other layers: they use host.h.
+ */
+#ifndef RINGMQ_PLUGIN_HOST_PRIV_H
+#define RINGMQ_PLUGIN_HOST_PRIV_H
+
+#include "plugin/host.h"
+
+/* One loaded plugin. `host` is the service table this plugin was given: its
+ * own copy, because `host.log` is the log function bound to this plugin's
+ * name (log slot). */
+struct plugin_loaded {
+    char *name; /* [plugin.NAME] */
+    char *path;
+    void *dl;
+    const struct ringmq_plugin *tab;
+    void *state;
+    struct ringmq_host host;
+    int log_slot;
+};
+
+/* Read-only once plugin_host_create returned. */
+struct plugin_host {
+    struct plugin_loaded *v;
+    size_t n;
+    uint32_t timeout_ms;
+    struct plugin_loaded *auth;     /* the AUTH plugin or NULL */
+    struct plugin_loaded *settings; /* the first SETTINGS plugin or NULL */
+    bool has_throttle;
+};
+
+/* host->complete, implemented by port.c. */
+void plugin_call_complete(struct ringmq_call *call, const union ringmq_result *res);
+
+#endif
