@@ -6,6 +6,7 @@
  * Exit status: 0 after a clean shutdown or a valid --check-config, 1 when
  * the configuration is invalid or start-up failed, 2 for usage errors.
  */
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +15,8 @@
 #include "broker/broker.h"
 #include "config/config.h"
 #include "core/log.h"
+#include "net/uring.h"
+#include "plugin/host.h"
 
 #define RINGMQ_MAX_OVERRIDES 256
 
@@ -28,6 +31,42 @@ static void usage(FILE *f)
                "  --check-config      validate the configuration and exit 0 or 1\n"
                "  --version           print the version\n"
                "  --help              print this help\n");
+}
+
+/* Load the [plugin.NAME] sections; then the secure-by-default rule, which
+ * needs to know whether an auth plugin exists. */
+static int load_plugins(const struct config *cfg, struct plugin_host **out)
+{
+    *out = NULL;
+    if (cfg->nplugins) {
+        static struct ringmq_kv kv[CONFIG_MAX_PLUGINS][CONFIG_MAX_PLUGIN_KEYS];
+        struct plugin_spec specs[CONFIG_MAX_PLUGINS];
+        for (uint32_t i = 0; i < cfg->nplugins; i++) {
+            const struct config_plugin *p = &cfg->plugins[i];
+            for (uint32_t k = 0; k < p->nkv; k++)
+                kv[i][k] = (struct ringmq_kv){p->kv[k].key, p->kv[k].value};
+            specs[i] = (struct plugin_spec){p->name, p->path, kv[i], p->nkv};
+        }
+        char err[512];
+        if (plugin_host_create(specs, cfg->nplugins, cfg->plugin_timeout_ms, out, err,
+                               sizeof(err)) < 0) {
+            log_err("%s", err);
+            return -1;
+        }
+    }
+    bool auth = *out && plugin_host_has_auth(*out);
+    for (uint32_t i = 0; i < cfg->nlisteners; i++) {
+        const struct config_listener *l = &cfg->listeners[i];
+        if (!auth && !l->allow_anonymous && !addr_is_loopback(l->bind)) {
+            log_err("[listener.%s] bind = %s is not a loopback address and no auth plugin is "
+                    "loaded: set allow_anonymous = true to accept anonymous clients there",
+                    l->name, l->bind);
+            plugin_host_destroy(*out);
+            *out = NULL;
+            return -1;
+        }
+    }
+    return 0;
 }
 
 int main(int argc, char **argv)
@@ -87,15 +126,30 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
 
     log_info("ringmqd %s starting", RINGMQ_VERSION);
+    struct plugin_host *plugins = NULL;
+    if (load_plugins(&cfg, &plugins) < 0)
+        return 1;
     struct broker *b = NULL;
-    if (broker_start(&cfg, &b) < 0) {
+    if (broker_start(&cfg, plugins, &b) < 0) {
         log_err("start-up failed");
+        plugin_host_destroy(plugins);
         return 1;
     }
+    sigaddset(&set, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
     int sig = 0;
-    sigwait(&set, &sig);
+    for (;;) {
+        sigwait(&set, &sig);
+        if (sig != SIGHUP)
+            break;
+        /* SIGHUP: plugins re-read their files; connections stay. */
+        log_info("SIGHUP: reloading plugins");
+        if (plugins)
+            plugin_host_reload(plugins);
+    }
     log_info("%s: shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
     broker_stop(b);
+    plugin_host_destroy(plugins);
     log_info("stopped");
     return 0;
 }

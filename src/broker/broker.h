@@ -9,13 +9,16 @@
 
 struct broker;
 
+struct plugin_host;
+
 /*
  * Open every listener (one SO_REUSEPORT socket per shard per listener),
  * start one thread per shard, and return once every shard accepts.
- * Logs "listening on HOST:PORT" per listener. `cfg` is borrowed and must
- * outlive the broker. Returns 0 or -errno (with the reason logged).
+ * Logs "listening on HOST:PORT" per listener. `cfg` and `plugins` (may be
+ * NULL) are borrowed and must outlive the broker. Returns 0 or -errno (with
+ * the reason logged).
  */
-int broker_start(const struct config *cfg, struct broker **out);
+int broker_start(const struct config *cfg, struct plugin_host *plugins, struct broker **out);
 
 /* Ask every shard to stop, wait for the threads and free everything.
  * Wills are published only when cfg->wills_on_shutdown is set. */

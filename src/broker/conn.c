@@ -147,6 +147,10 @@ static void conn_free(struct shard *s, struct conn *c)
     free(c->sending);
     free(c->stash);
     conn_v5_destroy(c->v5);
+    if (c->auth) {
+        free(c->auth->user_id);
+        free(c->auth);
+    }
     wheel_remove(&c->timer);
     *c->all_pprev = c->all_next;
     if (c->all_next)
@@ -556,6 +560,7 @@ void conn_on_timer(struct wheel_entry *e, void *arg)
         teardown(s, c, true);
         break;
     case CONN_NEW:
+    case CONN_AUTHENTICATING:
         log_ratelimited(LOG_LEVEL_INFO, "connection %llu: no CONNECT in time, closing",
                         (unsigned long long)c->id);
         conn_close(s, c, CLOSE_PROTOCOL);
@@ -577,16 +582,34 @@ void conn_on_timer(struct wheel_entry *e, void *arg)
     }
 }
 
+/*
+ * The bytes that travel with a moving connection: the auth plugin's answer
+ * when there was one (so the home shard does not ask again), then what was
+ * read so far, starting with CONNECT. `off` holds the listener index, plus
+ * HANDOVER_AUTH when an answer leads the bytes as
+ * [u16 tenant][u16 user id length][user id].
+ */
+#define HANDOVER_AUTH 0x100u
+
 void conn_relocate(struct shard *s, struct conn *c, uint32_t home, const uint8_t *bytes, size_t len)
 {
-    struct iobuf *h = iobuf_create(len);
+    size_t ulen = c->auth && c->auth->user_id ? strlen(c->auth->user_id) : 0;
+    size_t pre = c->auth ? 4 + ulen : 0;
+    struct iobuf *h = iobuf_create(pre + len);
     if (!h) {
         conn_close(s, c, CLOSE_PEER_GONE);
         return;
     }
-    memcpy(h->data, bytes, len);
-    h->len = (uint32_t)len;
-    h->off = c->listener;
+    if (c->auth) {
+        h->data[0] = (uint8_t)(c->auth->tenant >> 8);
+        h->data[1] = (uint8_t)c->auth->tenant;
+        h->data[2] = (uint8_t)(ulen >> 8);
+        h->data[3] = (uint8_t)ulen;
+        memcpy(h->data + 4, c->auth->user_id, ulen);
+    }
+    memcpy(h->data + pre, bytes, len);
+    h->len = (uint32_t)(pre + len);
+    h->off = c->listener | (c->auth ? HANDOVER_AUTH : 0);
     c->stash = h;
     c->state = CONN_MOVING;
     /* Counted at home from now on: max_connections must not see it twice. */
@@ -631,9 +654,46 @@ void conn_on_fdsent(struct shard *s, struct conn *c, int res)
     conn_close(s, c, CLOSE_REFUSED);
 }
 
+static struct conn_identity *auth_create(uint16_t tenant, const uint8_t *user, size_t ulen)
+{
+    struct conn_identity *a = calloc(1, sizeof(*a));
+    if (!a)
+        return NULL;
+    a->tenant = tenant;
+    if (user) {
+        a->user_id = malloc(ulen + 1);
+        if (!a->user_id) {
+            free(a);
+            return NULL;
+        }
+        memcpy(a->user_id, user, ulen);
+        a->user_id[ulen] = 0;
+    }
+    return a;
+}
+
+void conn_op_done(struct shard *s, struct conn *c)
+{
+    c->ops--;
+    maybe_free(s, c);
+}
+
+int conn_set_auth(struct conn *c, uint16_t tenant, const char *user_id)
+{
+    c->auth = auth_create(tenant, (const uint8_t *)user_id, user_id ? strlen(user_id) : 0);
+    return c->auth ? 0 : -ENOMEM;
+}
+
+void conn_refeed(struct shard *s, struct conn *c, const uint8_t *bytes, size_t len)
+{
+    feed(s, c, bytes, len);
+    arm_next(s, c);
+    maybe_free(s, c);
+}
+
 void conn_adopt(struct shard *s, uint32_t fi, struct iobuf *h)
 {
-    struct conn *c = conn_create(s, fi, (uint8_t)h->off);
+    struct conn *c = conn_create(s, fi, (uint8_t)(h->off & 0xff));
     if (!c) {
         log_ratelimited(LOG_LEVEL_ERR, "out of memory adopting a connection");
         close_fixed(s, fi);
@@ -641,10 +701,21 @@ void conn_adopt(struct shard *s, uint32_t fi, struct iobuf *h)
         return;
     }
     c->relocated = true;
-    feed(s, c, h->data, h->len);
+    size_t pre = 0;
+    if (h->off & HANDOVER_AUTH) {
+        uint16_t tenant = (uint16_t)(h->data[0] << 8 | h->data[1]);
+        size_t ulen = (size_t)(h->data[2] << 8 | h->data[3]);
+        pre = 4 + ulen;
+        c->auth = auth_create(tenant, ulen ? h->data + 4 : NULL, ulen);
+        if (!c->auth) {
+            free(h);
+            conn_close(s, c, CLOSE_PEER_GONE);
+            maybe_free(s, c);
+            return;
+        }
+    }
+    conn_refeed(s, c, h->data + pre, h->len - pre);
     free(h);
-    arm_next(s, c);
-    maybe_free(s, c);
 }
 
 void conn_shutdown_notice(struct shard *s)

@@ -18,6 +18,12 @@ struct shard;
 struct session;
 struct conn_v5;
 
+/* The auth plugin's answer for this connection (tenant, user). */
+struct conn_identity {
+    uint16_t tenant;
+    char *user_id; /* may be NULL */
+};
+
 /* A growable byte buffer (malloc'd header + data). */
 struct iobuf {
     uint32_t len;
@@ -27,10 +33,11 @@ struct iobuf {
 };
 
 enum conn_state {
-    CONN_NEW = 0, /* accepted, waiting for CONNECT (single-shot recv) */
-    CONN_ACTIVE,  /* CONNECT accepted, multishot recv */
-    CONN_MOVING,  /* descriptor being sent to its home shard */
-    CONN_CLOSING, /* shut down; freed when no operation is pending */
+    CONN_NEW = 0,        /* accepted, waiting for CONNECT (single-shot recv) */
+    CONN_ACTIVE,         /* CONNECT accepted, multishot recv */
+    CONN_MOVING,         /* descriptor being sent to its home shard */
+    CONN_CLOSING,        /* shut down; freed when no operation is pending */
+    CONN_AUTHENTICATING, /* CONNECT handed to the auth plugin, not reading */
 };
 
 /* Why a connection closes: decides the will and the log line. */
@@ -46,15 +53,16 @@ enum conn_close_reason {
 };
 
 struct conn {
-    struct wheel_entry timer; /* keepalive / connect timeout */
-    struct session *session;  /* NULL until CONNECT is accepted */
-    struct conn_v5 *v5;       /* MQTT 5.0 state, NULL for 3.1/3.1.1 */
-    struct iobuf *rx;         /* partial packet, NULL when none */
-    struct iobuf *out;        /* being filled this turn */
-    struct iobuf *sending;    /* handed to the kernel */
-    struct iobuf *stash;      /* CONN_MOVING: bytes travelling with the descriptor;
-                                 enhanced auth: the CONNECT being authenticated */
-    struct conn *all_next;    /* shard's list of every connection (shutdown) */
+    struct wheel_entry timer;   /* keepalive / connect timeout */
+    struct session *session;    /* NULL until CONNECT is accepted */
+    struct conn_v5 *v5;         /* MQTT 5.0 state, NULL for 3.1/3.1.1 */
+    struct conn_identity *auth; /* what the auth plugin said, NULL without one */
+    struct iobuf *rx;           /* partial packet, NULL when none */
+    struct iobuf *out;          /* being filled this turn */
+    struct iobuf *sending;      /* handed to the kernel */
+    struct iobuf *stash;        /* CONN_MOVING: bytes travelling with the descriptor;
+                                   enhanced auth: the CONNECT being authenticated */
+    struct conn *all_next;      /* shard's list of every connection (shutdown) */
     struct conn **all_pprev;
     struct conn *next_dirty; /* shard->dirty list */
     struct conn *next_rearm; /* shard->rearm list */
@@ -126,6 +134,22 @@ void conn_flush_all(struct shard *s);
 
 /* Keepalive / connect-timeout expiry from the wheel. */
 void conn_on_timer(struct wheel_entry *e, void *shard);
+
+/* An operation that held the connection (c->ops) ended: free it if it is
+ * closed and nothing else is pending. */
+void conn_op_done(struct shard *s, struct conn *c);
+
+/* Remember the auth plugin's answer (tenant id, user id or NULL). */
+int conn_set_auth(struct conn *c, uint16_t tenant, const char *user_id);
+
+/* Handle `bytes` as if just received (after authentication), then go on
+ * reading. */
+void conn_refeed(struct shard *s, struct conn *c, const uint8_t *bytes, size_t len);
+
+/* The auth plugin answered for this connection (its CONNECT is in
+ * c->stash): refuse it, or go on with the tenant it names. */
+struct plugin_done;
+void conn_on_auth_done(struct shard *s, struct conn *c, const struct plugin_done *d);
 
 /* Hand this connection (in CONN_NEW, CONNECT decoded) to shard `home`
  * along with `bytes` (everything read so far, starting with CONNECT). */

@@ -7,6 +7,7 @@
  * everything after that point, authentication included, happens on the
  * session's home shard.
  */
+#include <errno.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +24,7 @@
 #include "mqtt/codec.h"
 #include "mqtt/props.h"
 #include "mqtt/topic.h"
+#include "plugin/host.h"
 
 /* The built-in test method's exchange (config mqtt.test_auth_method). */
 static const char auth_hello[] = "hello";
@@ -261,6 +263,128 @@ static int connect_auth(struct shard *s, struct conn *c, const struct mqtt_props
     return 0;
 }
 
+/* ---- the auth plugin ---- */
+
+/* Hand the CONNECT to the auth plugin: the connection stops reading until
+ * it answers (conn_on_auth_done), keeping everything read so far. */
+static int start_auth(struct shard *s, struct conn *c, const struct mqtt_connect *ck,
+                      const struct mqtt_props *pr, const uint8_t *pkt, size_t avail)
+{
+    struct ringmq_kv users[32];
+    size_t nusers = 0;
+    struct ringmq_connect_info info = {
+        .protocol_version = ck->version,
+        .client_id = {ck->client_id.p, ck->client_id.len},
+        .has_username = ck->has_username,
+        .username = {ck->username.p, ck->username.len},
+        .has_password = ck->has_password,
+        .password = {ck->password.p, ck->password.len},
+        .remote_addr = NULL,
+        .listener = s->cfg->listeners[c->listener].name,
+    };
+    /* User properties as NUL-terminated pairs: copied into one buffer. */
+    char *ubuf = NULL;
+    if (c->v5 && pr->user_prop_count) {
+        struct mqtt_props_iter it;
+        struct mqtt_user_prop up;
+        size_t need = 0;
+        mqtt_props_iter_init(&it, pr);
+        while (mqtt_props_next_user(&it, &up))
+            need += up.name.len + up.value.len + 2;
+        ubuf = malloc(need);
+        if (ubuf) {
+            char *w = ubuf;
+            mqtt_props_iter_init(&it, pr);
+            while (nusers < 32 && mqtt_props_next_user(&it, &up)) {
+                users[nusers].key = w;
+                memcpy(w, up.name.p, up.name.len);
+                w += up.name.len;
+                *w++ = 0;
+                users[nusers].value = w;
+                memcpy(w, up.value.p, up.value.len);
+                w += up.value.len;
+                *w++ = 0;
+                nusers++;
+            }
+        }
+        info.user_properties = users;
+        info.n_user_properties = nusers;
+    }
+    if (c->v5 && mqtt_props_has(pr, MQTT_PROP_AUTH_METHOD)) {
+        info.auth_method = (struct ringmq_bytes){pr->auth_method.p, pr->auth_method.len};
+        if (mqtt_props_has(pr, MQTT_PROP_AUTH_DATA))
+            info.auth_data = (struct ringmq_bytes){pr->auth_data.p, pr->auth_data.len};
+    }
+    c->stash = malloc(sizeof(*c->stash) + avail);
+    if (!c->stash) {
+        free(ubuf);
+        return refuse_rc(s, c, MQTT_CONNACK_UNAVAILABLE, MQTT_RC_SERVER_UNAVAILABLE,
+                         "out of memory");
+    }
+    memcpy(c->stash->data, pkt, avail);
+    c->stash->len = c->stash->cap = (uint32_t)avail;
+    c->stash->off = 0;
+    c->state = CONN_AUTHENTICATING;
+    c->ops++; /* the call holds the connection until it is answered */
+    int rc = plugin_authenticate(s->port, (uint64_t)(uintptr_t)c, &info);
+    free(ubuf);
+    if (rc < 0) {
+        c->ops--;
+        c->state = CONN_NEW;
+        return refuse_rc(s, c, MQTT_CONNACK_UNAVAILABLE, MQTT_RC_SERVER_UNAVAILABLE,
+                         "authentication unavailable");
+    }
+    return -1;
+}
+
+void conn_on_auth_done(struct shard *s, struct conn *c, const struct plugin_done *d)
+{
+    if (c->state != CONN_AUTHENTICATING) {
+        conn_op_done(s, c); /* closed meanwhile */
+        return;
+    }
+    c->state = CONN_NEW;
+    const struct ringmq_auth_result *r = &d->r.auth;
+    /* 3.1.1 return codes and 5.0 reason codes of each refusal. */
+    static const struct {
+        uint8_t v3, v5;
+        const char *why;
+    } refusals[] = {
+        [RINGMQ_AUTH_BAD_CREDENTIALS] = {MQTT_CONNACK_BAD_CREDENTIALS, MQTT_RC_BAD_CREDENTIALS,
+                                         "bad user name or password"},
+        [RINGMQ_AUTH_NOT_AUTHORIZED] = {MQTT_CONNACK_NOT_AUTHORIZED, MQTT_RC_NOT_AUTHORIZED,
+                                        "not authorized"},
+        [RINGMQ_AUTH_BANNED] = {MQTT_CONNACK_NOT_AUTHORIZED, 0x8A, "banned"},
+        [RINGMQ_AUTH_BAD_METHOD] = {MQTT_CONNACK_NOT_AUTHORIZED, 0x8C, "bad authentication method"},
+        [RINGMQ_AUTH_ERROR] = {MQTT_CONNACK_UNAVAILABLE, MQTT_RC_UNSPECIFIED,
+                               "authentication error"},
+    };
+    enum ringmq_auth_decision dec = r->decision;
+    if (dec == RINGMQ_AUTH_CONTINUE)
+        dec = RINGMQ_AUTH_BAD_METHOD; /* multi-step plugin auth: not wired yet */
+    if (dec != RINGMQ_AUTH_ALLOW) {
+        if ((size_t)dec >= sizeof(refusals) / sizeof(refusals[0]) || !refusals[dec].why)
+            dec = RINGMQ_AUTH_ERROR;
+        s->auth_failures++;
+        const char *why = d->timed_out ? "authentication timed out" : refusals[dec].why;
+        refuse_rc(s, c, refusals[dec].v3, refusals[dec].v5, r->reason ? r->reason : why);
+        conn_op_done(s, c);
+        return;
+    }
+    int tenant = tenant_dir_intern(s->broker, r->tenant ? r->tenant : "global");
+    if (tenant < 0 || conn_set_auth(c, (uint16_t)tenant, r->user_id) < 0) {
+        refuse_rc(s, c, MQTT_CONNACK_UNAVAILABLE, MQTT_RC_SERVER_UNAVAILABLE,
+                  tenant == -ENOSPC ? "too many tenants" : "out of memory");
+        conn_op_done(s, c);
+        return;
+    }
+    struct iobuf *h = c->stash;
+    c->stash = NULL;
+    c->ops--;
+    conn_refeed(s, c, h->data, h->len); /* CONNECT again, now with its tenant */
+    free(h);
+}
+
 int protocol_connect(struct shard *s, struct conn *c, const struct mqtt_frame *f,
                      const uint8_t *pkt, size_t avail)
 {
@@ -296,13 +420,16 @@ int protocol_connect(struct shard *s, struct conn *c, const struct mqtt_frame *f
         return -1;
     }
 
+    if (s->port && plugin_host_has_auth(s->broker->plugins) && !c->auth)
+        return start_auth(s, c, &ck, &pr, pkt, avail);
+
     uint32_t max = cfg->max_connections;
     if (max && !c->relocated &&
         atomic_load_explicit(&s->broker->connections, memory_order_relaxed) > max)
         return refuse_rc(s, c, MQTT_CONNACK_UNAVAILABLE, MQTT_RC_QUOTA_EXCEEDED,
                          "max_connections reached");
 
-    struct tenant *t = shard_tenant(s, 0); /* tenants from auth plugins: see below */
+    struct tenant *t = shard_tenant(s, c->auth ? c->auth->tenant : 0);
     if (!t)
         return refuse_rc(s, c, MQTT_CONNACK_UNAVAILABLE, MQTT_RC_SERVER_UNAVAILABLE,
                          "out of memory");

@@ -30,6 +30,7 @@
 #include "core/log.h"
 #include "index/retain.h"
 #include "index/trie.h"
+#include "plugin/host.h"
 
 #define SHARD_SQ_ENTRIES  4096u
 #define SHARD_XRING_SLOTS 1024u
@@ -285,6 +286,35 @@ static void arm_tick(struct shard *s)
     io_uring_sqe_set_data64(sqe, ud_make(UD_TICK, NULL));
 }
 
+/* plugin_port's wake: any thread. */
+static void plugin_wake(void *arg)
+{
+    struct shard *s = arg;
+    uint64_t one = 1;
+    if (write(s->plugin_fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+        log_ratelimited(LOG_LEVEL_ERR, "cannot wake shard %u: %s", s->id, strerror(errno));
+}
+
+static void arm_plugin(struct shard *s)
+{
+    struct io_uring_sqe *sqe = shard_sqe(s);
+    io_uring_prep_read(sqe, s->plugin_fd, &s->plugin_val, sizeof(s->plugin_val), 0);
+    io_uring_sqe_set_data64(sqe, ud_make(UD_PLUGIN, NULL));
+}
+
+/* Answers of the plugins (and calls they did not answer in time). */
+static void plugin_poll(struct shard *s)
+{
+    struct plugin_done *d = plugin_port_poll(s->port, s->now_ms);
+    while (d) {
+        struct plugin_done *next = d->next;
+        if (d->kind == PLUGIN_DONE_AUTH)
+            conn_on_auth_done(s, (struct conn *)(uintptr_t)d->cookie, d);
+        plugin_done_free(d);
+        d = next;
+    }
+}
+
 static void arm_stop(struct shard *s)
 {
     struct io_uring_sqe *sqe = shard_sqe(s);
@@ -326,10 +356,18 @@ static void dispatch(struct shard *s, struct io_uring_cqe *cqe)
     case UD_TICK:
         wheel_advance(s->wheel, s->now_ms, conn_on_timer, s);
         wheel_advance(s->session_wheel, s->now_ms, session_on_timer, s);
+        if (s->port)
+            plugin_poll(s); /* calls past their deadline */
         arm_tick(s);
         break;
     case UD_STOP:
         s->stopping = true;
+        break;
+    case UD_PLUGIN:
+        if (s->port) {
+            plugin_poll(s);
+            arm_plugin(s);
+        }
         break;
     case UD_WAKE:
     case UD_IGNORE:
@@ -398,6 +436,14 @@ static int shard_init(struct shard *s)
         log_err("out of memory starting shard %u", s->id);
         return -ENOMEM;
     }
+    if (s->broker->plugins) {
+        s->port = plugin_port_create(s->broker->plugins, plugin_wake, s);
+        if (!s->port) {
+            log_err("out of memory starting shard %u", s->id);
+            return -ENOMEM;
+        }
+        arm_plugin(s);
+    }
     for (uint32_t li = 0; li < s->cfg->nlisteners; li++)
         arm_accept(s, li);
     arm_tick(s);
@@ -421,6 +467,10 @@ static void shard_fini(struct shard *s)
             memset(&s->bufs, 0, sizeof(s->bufs));
         }
     }
+    /* Calls still pending are abandoned; the ops they held on connections
+     * no longer matter since every connection is freed below. */
+    plugin_port_destroy(s->port);
+    s->port = NULL;
     if (s->conn_slab)
         conn_free_all(s);
     for (uint32_t i = 0; i < s->tenants_cap; i++) {
@@ -546,6 +596,8 @@ static void broker_free(struct broker *b)
                 close(s->listen_fds[li]);
         if (s->stop_fd > 0)
             close(s->stop_fd);
+        if (s->plugin_fd > 0)
+            close(s->plugin_fd);
         free(s);
     }
     free(b->shards);
@@ -578,12 +630,13 @@ static int open_listeners(struct broker *b)
     return 0;
 }
 
-int broker_start(const struct config *cfg, struct broker **out)
+int broker_start(const struct config *cfg, struct plugin_host *plugins, struct broker **out)
 {
     struct broker *b = calloc(1, sizeof(*b));
     if (!b)
         return -ENOMEM;
     b->cfg = cfg;
+    b->plugins = plugins;
     pthread_mutex_init(&b->tenants.mu, NULL);
     if (tenant_dir_intern(b, "global") != 0) {
         free(b);
@@ -609,8 +662,10 @@ int broker_start(const struct config *cfg, struct broker **out)
         s->broker = b;
         s->cfg = cfg;
         s->stop_fd = eventfd(0, EFD_CLOEXEC);
-        if (s->stop_fd < 0) {
+        s->plugin_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        if (s->stop_fd < 0 || s->plugin_fd < 0) {
             ret = -errno;
+            log_err("cannot create an eventfd: %s", strerror(errno));
             goto fail;
         }
     }

@@ -29,6 +29,8 @@ struct session;
 struct msg;
 struct shard;
 struct pending_sub;
+struct plugin_host;
+struct plugin_port;
 struct share_group;
 
 /*
@@ -47,6 +49,7 @@ enum ud_tag {
     UD_HANDOVER = 7, /* MSG_RING SEND_FD arrived: struct iobuf of bytes, res = slot */
     UD_FDSENT = 8,   /* our MSG_RING SEND_FD completed: struct conn */
     UD_STOP = 9,     /* the stop eventfd became readable */
+    UD_PLUGIN = 10,  /* the plugin eventfd: completions are waiting */
 };
 
 static inline uint64_t ud_make(enum ud_tag tag, const void *p)
@@ -131,6 +134,7 @@ struct tenant_dir {
 
 struct broker {
     const struct config *cfg;
+    struct plugin_host *plugins; /* NULL without plugins; borrowed */
     struct tenant_dir tenants;
     uint32_t nshards;
     struct shard **shards;
@@ -149,6 +153,9 @@ struct shard {
     int ring_fd;
     int stop_fd;
     uint64_t stop_val;
+    int plugin_fd; /* written by plugin_port's wake, from any thread */
+    uint64_t plugin_val;
+    struct plugin_port *port; /* NULL without plugins */
     bool stopping;
     pthread_t thread;
     const char *ring_mode;
@@ -192,7 +199,7 @@ struct shard {
     /* counters (shard-local, summed when read) */
     uint64_t dropped_qos0, dropped_queue_full, dropped_too_large, dropped_expired;
     uint64_t dropped_share;
-    uint64_t protocol_errors;
+    uint64_t protocol_errors, auth_failures;
 };
 
 /* Queue a cross-shard message to `target` (never blocks: overflows are kept

@@ -67,10 +67,10 @@ else
     cat "$tmp/run.log"
 fi
 port=$(sed -n 's/.*listening on 127.0.0.1:\([0-9]*\).*/\1/p' "$tmp/run.log" | head -1)
-# Start-up failure: with 4 open files allowed, the listening socket cannot
-# be created; ringmqd must say so and exit 1.
+# Start-up failure: with 4 open files allowed, ringmqd cannot create what it
+# needs (eventfds, sockets); it must say so and exit 1.
 expect_rc "start-up failure exits 1" 1 sh -c "ulimit -n 4 && exec \"$RINGMQD\" -c \"$CONF\" --set listener.default.port=0 --set server.shards=1"
-expect_out "start-up failure is explained" "cannot listen"
+expect_out "start-up failure is explained" "start-up failed"
 kill -TERM "$pid"
 wait "$pid"
 rc=$?
