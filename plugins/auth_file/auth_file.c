@@ -115,8 +115,8 @@ static int users_load(struct tables *t, const char *path, char *err, size_t errl
             continue;
         }
         t->n_users++; /* owned by the table from here on, for cleanup */
-        const char *h = u->f.hash[0] == '!' ? u->f.hash + 1 : u->f.hash;
-        if (s != 0 || strncmp(h, PWHASH_PREFIX, strlen(PWHASH_PREFIX)) != 0) {
+        const char *h = s != 0 ? "" : u->f.hash[0] == '!' ? u->f.hash + 1 : u->f.hash;
+        if (strncmp(h, PWHASH_PREFIX, strlen(PWHASH_PREFIX)) != 0) {
             rc = -EINVAL;
             snprintf(err, errlen, "%s:%u: expected user:tenant:user_id:" PWHASH_PREFIX "...", path,
                      lineno);
