@@ -1,0 +1,398 @@
+/*
+ * Tests of plugins/auth_file through the plugin ABI only: the .so is loaded
+ * with dlopen by a fake host, as ringmqd loads it. Password hashes below were
+ * computed independently (Python's hashlib.pbkdf2_hmac) so the test also
+ * checks the stored format against another PBKDF2-SHA256.
+ */
+#include <criterion/criterion.h>
+
+#include <stdio.h>
+#include <string.h>
+
+#include "fake_host.h"
+
+#define H_ALICE_SECRET                                                                             \
+    "$pbkdf2-sha256$10000$MDEyMzQ1Njc4OWFiY2RlZg==$6umsHhz0yhb+YIJ/FUgCrsOB+tK+gGdB+tvI2KPIHns="
+#define H_BOB_HUNTER2                                                                              \
+    "$pbkdf2-sha256$10000$ZmVkY2JhOTg3NjU0MzIxMA==$lsvg86kSuYxx4tJ5ff4oogBbhtwq7fVdoYDFABUy2Z8="
+#define H_LOCKED_PW                                                                                \
+    "$pbkdf2-sha256$10000$c2FsdC1zYWx0LXNhbHQtcw==$ZI11yZL7DorNEMnlT9ubURZkSLI5XzxmqTP89aV7yLU="
+#define H_WEAK_9999                                                                                \
+    "$pbkdf2-sha256$9999$c2FsdC1zYWx0LXNhbHQtcw==$YV0vWcfnt1wKYfpqpl4j/fi4DgmafK+X9pkEmg8kCC0="
+#define H_NEW_SECRET                                                                               \
+    "$pbkdf2-sha256$10000$YW5vdGhlci1zYWx0LTEyMw==$scAKjQFEtKFHzB5GrikiFh6hUki5XPaH0lRST4MvZzU="
+
+static const char users[] = "# test users\n"
+                            "alice:acme:u-alice:" H_ALICE_SECRET "\n"
+                            "\n"
+                            "bob:globex::" H_BOB_HUNTER2 "\n"
+                            "carol:acme:carol:!" H_LOCKED_PW "\n"
+                            "weak:acme:weak:" H_WEAK_9999 "\n";
+
+static const char acl[] = "[tenant acme]\n"
+                          "topic read public/#\n"
+                          "pattern write devices/%c/status\n"
+                          "topic deny public/secret/#\n"
+                          "user u-alice\n"
+                          "topic readwrite sensors/%u/#\n"
+                          "topic write +/alarm\n"
+                          "topic read $SYS/broker/load\n"
+                          "\n"
+                          "[tenant globex]\n"
+                          "topic readwrite #\n";
+
+static const struct ringmq_plugin *plug;
+static void *state;
+static char pw_path[256], acl_path[256];
+
+static void start(const char *acl_content, const char *anon)
+{
+    plug = fake_load(AUTH_FILE_SO);
+    cr_assert_eq(plug->kinds, RINGMQ_KIND_AUTH);
+    fake_path("passwd", pw_path, sizeof(pw_path));
+    fake_write_file(pw_path, users);
+    struct ringmq_kv kv[3] = {{"password_file", pw_path}};
+    size_t n = 1;
+    if (acl_content) {
+        fake_path("acl", acl_path, sizeof(acl_path));
+        fake_write_file(acl_path, acl_content);
+        kv[n++] = (struct ringmq_kv){"acl_file", acl_path};
+    }
+    if (anon)
+        kv[n++] = (struct ringmq_kv){"allow_anonymous_tenant", anon};
+    char err[256];
+    cr_assert_eq(fake_init(plug, kv, n, &state, err, sizeof(err)), 0, "init: %s", err);
+    cr_assert_not_null(state);
+}
+
+static void stop(void)
+{
+    if (plug && state)
+        plug->fini(state);
+    state = NULL;
+    fake_cleanup();
+}
+
+static void setup_acl(void)
+{
+    start(acl, NULL);
+}
+
+static void setup_no_acl(void)
+{
+    start(NULL, NULL);
+}
+
+static void setup_anon(void)
+{
+    start(acl, "acme");
+}
+
+static struct ringmq_bytes B(const char *s) {
+    return (struct ringmq_bytes){(const uint8_t *)s, strlen(s)};
+}
+
+/* CONNECT with user name / password (NULL: absent); returns the decision
+ * after checking complete() was called exactly once, inside the call. */
+static enum ringmq_auth_decision
+auth(const char *user, const char *pw)
+{
+    struct ringmq_connect_info ci = {
+        .protocol_version = 5,
+        .client_id = B("cid-1"),
+        .has_username = user != NULL,
+        .username = user ? B(user) : B(""),
+        .has_password = pw != NULL,
+        .password = pw ? B(pw) : B(""),
+        .remote_addr = "127.0.0.1",
+        .remote_port = 40000,
+        .listener = "default",
+    };
+    struct ringmq_call *call = (struct ringmq_call *)&ci; /* any unique pointer */
+    memset(&fake_last, 0, sizeof(fake_last));
+    plug->authenticate(state, call, &ci);
+    cr_assert_eq(fake_last.completions, 1, "complete() called %d times", fake_last.completions);
+    cr_assert_eq(fake_last.call, call);
+    return fake_last.decision;
+}
+
+static enum ringmq_verdict check(enum ringmq_action action, const char *tenant, const char *user_id,
+                                 const char *client_id, const char *topic)
+{
+    struct ringmq_check c = {
+        .action = action,
+        .tenant = tenant,
+        .user_id = user_id,
+        .client_id = B(client_id),
+        .topic = B(topic),
+        .qos = 1,
+    };
+    struct ringmq_call *call = (struct ringmq_call *)&c;
+    memset(&fake_last, 0, sizeof(fake_last));
+    plug->check(state, call, &c);
+    cr_assert_eq(fake_last.completions, 1);
+    cr_assert_eq(fake_last.call, call);
+    cr_assert(fake_last.cacheable, "auth_file verdicts are cacheable");
+    return fake_last.verdict;
+}
+
+#define PUB(u, c, t) check(RINGMQ_ACTION_PUBLISH, "acme", u, c, t)
+#define SUB(u, c, t) check(RINGMQ_ACTION_SUBSCRIBE, "acme", u, c, t)
+
+TestSuite(auth_file, .init = setup_acl, .fini = stop);
+
+Test(auth_file, right_password_allows_with_tenant_and_user_id)
+{
+    cr_assert_eq(auth("alice", "secret"), RINGMQ_AUTH_ALLOW);
+    cr_assert(fake_last.has_tenant);
+    cr_assert_str_eq(fake_last.tenant, "acme");
+    cr_assert_str_eq(fake_last.user_id, "u-alice");
+}
+
+Test(auth_file, empty_user_id_field_means_the_user_name)
+{
+    cr_assert_eq(auth("bob", "hunter2"), RINGMQ_AUTH_ALLOW);
+    cr_assert_str_eq(fake_last.tenant, "globex");
+    cr_assert_str_eq(fake_last.user_id, "bob");
+}
+
+Test(auth_file, wrong_password_unknown_user_and_missing_password_are_bad_credentials)
+{
+    cr_assert_eq(auth("alice", "Secret"), RINGMQ_AUTH_BAD_CREDENTIALS);
+    cr_assert_eq(auth("alice", "secret "), RINGMQ_AUTH_BAD_CREDENTIALS);
+    cr_assert_eq(auth("alice", ""), RINGMQ_AUTH_BAD_CREDENTIALS);
+    cr_assert_eq(auth("alice", NULL), RINGMQ_AUTH_BAD_CREDENTIALS);
+    cr_assert_eq(auth("alice", "hunter2"), RINGMQ_AUTH_BAD_CREDENTIALS); /* bob's */
+    cr_assert_eq(auth("mallory", "secret"), RINGMQ_AUTH_BAD_CREDENTIALS);
+    cr_assert_eq(auth("alic", "secret"), RINGMQ_AUTH_BAD_CREDENTIALS);
+    cr_assert_eq(auth("", "secret"), RINGMQ_AUTH_BAD_CREDENTIALS);
+    cr_assert_not(fake_last.has_tenant, "no tenant on a refusal");
+}
+
+Test(auth_file, user_name_with_embedded_nul_is_not_a_prefix_match)
+{
+    static const char u[] = "alice\0x";
+    struct ringmq_connect_info ci = {
+        .protocol_version = 4,
+        .has_username = true,
+        .username = {(const uint8_t *)u, sizeof(u) - 1},
+        .has_password = true,
+        .password = B("secret"),
+    };
+    memset(&fake_last, 0, sizeof(fake_last));
+    plug->authenticate(state, (struct ringmq_call *)&ci, &ci);
+    cr_assert_eq(fake_last.completions, 1);
+    cr_assert_eq(fake_last.decision, RINGMQ_AUTH_BAD_CREDENTIALS);
+}
+
+Test(auth_file, anonymous_refused_without_allow_anonymous_tenant)
+{
+    cr_assert_eq(auth(NULL, NULL), RINGMQ_AUTH_BAD_CREDENTIALS);
+    cr_assert_eq(auth(NULL, "secret"), RINGMQ_AUTH_BAD_CREDENTIALS);
+}
+
+Test(auth_file, locked_account_right_password_is_not_authorized)
+{
+    cr_assert_eq(auth("carol", "locked-pw"), RINGMQ_AUTH_NOT_AUTHORIZED);
+    cr_assert_eq(auth("carol", "wrong"), RINGMQ_AUTH_BAD_CREDENTIALS);
+}
+
+Test(auth_file, hash_below_10000_iterations_is_refused)
+{
+    cr_assert_eq(auth("weak", "weak"), RINGMQ_AUTH_ERROR);
+}
+
+Test(auth_file, enhanced_auth_is_bad_method)
+{
+    struct ringmq_connect_info ci = {
+        .protocol_version = 5,
+        .has_username = true,
+        .username = B("alice"),
+        .has_password = true,
+        .password = B("secret"),
+        .auth_method = B("SCRAM-SHA-256"),
+    };
+    memset(&fake_last, 0, sizeof(fake_last));
+    plug->authenticate(state, (struct ringmq_call *)&ci, &ci);
+    cr_assert_eq(fake_last.completions, 1);
+    cr_assert_eq(fake_last.decision, RINGMQ_AUTH_BAD_METHOD);
+
+    struct ringmq_auth_step step = {.auth_method = B("SCRAM-SHA-256"), .auth_data = B("x")};
+    memset(&fake_last, 0, sizeof(fake_last));
+    plug->auth_continue(state, (struct ringmq_call *)&step, &step);
+    cr_assert_eq(fake_last.completions, 1);
+    cr_assert_eq(fake_last.decision, RINGMQ_AUTH_BAD_METHOD);
+}
+
+Test(auth_file, user_rule_with_user_id_substitution)
+{
+    cr_assert_eq(PUB("u-alice", "c1", "sensors/u-alice/temp"), RINGMQ_GRANTED);
+    cr_assert_eq(PUB("u-alice", "c1", "sensors/u-alice"), RINGMQ_GRANTED); /* '#' covers parent */
+    cr_assert_eq(SUB("u-alice", "c1", "sensors/u-alice/#"), RINGMQ_GRANTED);
+    cr_assert_eq(PUB("u-alice", "c1", "sensors/u-bob/temp"), RINGMQ_DENIED);
+    cr_assert_eq(SUB("u-alice", "c1", "sensors/+/temp"), RINGMQ_DENIED);
+    /* Another user of the tenant does not get alice's block. */
+    cr_assert_eq(PUB("u-bob", "c1", "sensors/u-bob/temp"), RINGMQ_DENIED);
+}
+
+Test(auth_file, pattern_with_client_id_is_for_everyone_in_the_tenant)
+{
+    cr_assert_eq(PUB("u-alice", "dev-7", "devices/dev-7/status"), RINGMQ_GRANTED);
+    cr_assert_eq(PUB("someone", "dev-8", "devices/dev-8/status"), RINGMQ_GRANTED);
+    cr_assert_eq(PUB(NULL, "dev-8", "devices/dev-8/status"), RINGMQ_GRANTED);
+    cr_assert_eq(PUB("someone", "dev-8", "devices/dev-7/status"), RINGMQ_DENIED);
+    /* write only: no read */
+    cr_assert_eq(SUB("someone", "dev-8", "devices/dev-8/status"), RINGMQ_DENIED);
+}
+
+Test(auth_file, substituted_value_cannot_become_a_wildcard_or_add_levels)
+{
+    cr_assert_eq(PUB("x", "+", "devices/+/status"), RINGMQ_DENIED);
+    cr_assert_eq(PUB("x", "#", "devices/#"), RINGMQ_DENIED);
+    cr_assert_eq(PUB("x", "a/b", "devices/a/b/status"), RINGMQ_DENIED);
+    cr_assert_eq(PUB("x", "", "devices//status"), RINGMQ_DENIED);
+    /* A user id with '/' must not reach another user's tree. */
+    cr_assert_eq(PUB("u-alice/../x", "c", "sensors/u-alice/../x/t"), RINGMQ_DENIED);
+}
+
+Test(auth_file, read_rule_and_wildcard_subscribe_filters)
+{
+    cr_assert_eq(SUB(NULL, "c", "public/news"), RINGMQ_GRANTED);
+    cr_assert_eq(SUB(NULL, "c", "public/news/#"), RINGMQ_GRANTED);
+    cr_assert_eq(SUB(NULL, "c", "public/news/+"), RINGMQ_GRANTED);
+    cr_assert_eq(SUB(NULL, "c", "public"), RINGMQ_GRANTED); /* public/# matches public */
+    /* Not covered: wider than the rule. */
+    cr_assert_eq(SUB(NULL, "c", "#"), RINGMQ_DENIED);
+    cr_assert_eq(SUB(NULL, "c", "+/news"), RINGMQ_DENIED);
+    cr_assert_eq(SUB(NULL, "c", "publicity"), RINGMQ_DENIED);
+    /* read only: no write */
+    cr_assert_eq(PUB(NULL, "c", "public/news"), RINGMQ_DENIED);
+}
+
+Test(auth_file, single_level_wildcard_rule)
+{
+    cr_assert_eq(PUB("u-alice", "c", "kitchen/alarm"), RINGMQ_GRANTED);
+    cr_assert_eq(PUB("u-alice", "c", "a/b/alarm"), RINGMQ_DENIED);
+    cr_assert_eq(PUB("u-alice", "c", "alarm"), RINGMQ_DENIED);
+    cr_assert_eq(PUB("u-alice", "c", "/alarm"), RINGMQ_GRANTED); /* empty first level */
+}
+
+Test(auth_file, deny_wins_and_blocks_overlapping_subscriptions)
+{
+    cr_assert_eq(SUB(NULL, "c", "public/secret/plans"), RINGMQ_DENIED);
+    cr_assert_eq(SUB(NULL, "c", "public/secret"), RINGMQ_DENIED); /* secret/# covers secret */
+    /* public/# would deliver public/secret/...: the deny rule intersects. */
+    cr_assert_eq(SUB(NULL, "c", "public/#"), RINGMQ_DENIED);
+    cr_assert_eq(SUB(NULL, "c", "public/+/plans"), RINGMQ_DENIED);
+    cr_assert_eq(SUB(NULL, "c", "public/other/#"), RINGMQ_GRANTED);
+}
+
+/* MQTT-4.7.2-1: filters starting with a wildcard do not match '$' topics. */
+Test(auth_file, wildcard_rules_do_not_reach_dollar_topics_MQTT_4_7_2_1)
+{
+    cr_assert_eq(check(RINGMQ_ACTION_PUBLISH, "globex", "bob", "c", "any/thing"), RINGMQ_GRANTED);
+    cr_assert_eq(check(RINGMQ_ACTION_PUBLISH, "globex", "bob", "c", "$SYS/x"), RINGMQ_DENIED);
+    cr_assert_eq(check(RINGMQ_ACTION_SUBSCRIBE, "globex", "bob", "c", "$SYS/#"), RINGMQ_DENIED);
+    cr_assert_eq(SUB("u-alice", "c", "$SYS/broker/load"), RINGMQ_GRANTED);
+}
+
+Test(auth_file, tenant_without_section_gets_nothing_and_tenants_do_not_mix)
+{
+    cr_assert_eq(check(RINGMQ_ACTION_SUBSCRIBE, "initech", NULL, "c", "public/x"), RINGMQ_DENIED);
+    cr_assert_eq(check(RINGMQ_ACTION_PUBLISH, "globex", "u-alice", "c", "sensors/u-alice/t"),
+                 RINGMQ_GRANTED);                              /* globex's own readwrite # */
+    cr_assert_eq(PUB("bob", "c", "any/thing"), RINGMQ_DENIED); /* globex's rule not in acme */
+}
+
+Test(auth_file, connect_and_unsubscribe_are_granted)
+{
+    cr_assert_eq(check(RINGMQ_ACTION_CONNECT, "initech", NULL, "c", ""), RINGMQ_GRANTED);
+    cr_assert_eq(check(RINGMQ_ACTION_UNSUBSCRIBE, "initech", NULL, "c", "#"), RINGMQ_GRANTED);
+}
+
+Test(auth_file, reload_picks_up_changed_files)
+{
+    cr_assert_eq(auth("alice", "secret"), RINGMQ_AUTH_ALLOW);
+    cr_assert_eq(PUB("u-alice", "c", "new/topic"), RINGMQ_DENIED);
+    fake_write_file(pw_path, "alice:initech:a2:" H_NEW_SECRET "\n");
+    fake_write_file(acl_path, "[tenant initech]\nuser a2\ntopic write new/%u\n");
+    /* Nothing changes before reload. */
+    cr_assert_eq(auth("alice", "secret"), RINGMQ_AUTH_ALLOW);
+    plug->reload(state);
+    cr_assert_eq(auth("alice", "secret"), RINGMQ_AUTH_BAD_CREDENTIALS);
+    cr_assert_eq(auth("bob", "hunter2"), RINGMQ_AUTH_BAD_CREDENTIALS);
+    cr_assert_eq(auth("alice", "new-secret"), RINGMQ_AUTH_ALLOW);
+    cr_assert_str_eq(fake_last.tenant, "initech");
+    cr_assert_str_eq(fake_last.user_id, "a2");
+    cr_assert_eq(check(RINGMQ_ACTION_PUBLISH, "initech", "a2", "c", "new/a2"), RINGMQ_GRANTED);
+    cr_assert_eq(PUB(NULL, "c", "public/x"), RINGMQ_DENIED);
+}
+
+Test(auth_file, reload_with_a_broken_file_keeps_the_old_tables)
+{
+    fake_write_file(acl_path, "[tenant acme]\ntopic sometimes x\n");
+    int logged = fake_log_lines;
+    plug->reload(state);
+    cr_assert_gt(fake_log_lines, logged, "the failure is logged");
+    cr_assert_eq(auth("alice", "secret"), RINGMQ_AUTH_ALLOW);
+    cr_assert_eq(SUB(NULL, "c", "public/news"), RINGMQ_GRANTED);
+}
+
+Test(auth_file_no_acl, everything_allowed_for_authenticated_users, .init = setup_no_acl,
+     .fini = stop)
+{
+    cr_assert_eq(auth("alice", "secret"), RINGMQ_AUTH_ALLOW);
+    cr_assert_eq(PUB("u-alice", "c", "anything/at/all"), RINGMQ_GRANTED);
+    cr_assert_eq(SUB("u-alice", "c", "#"), RINGMQ_GRANTED);
+    cr_assert_eq(auth(NULL, NULL), RINGMQ_AUTH_BAD_CREDENTIALS);
+}
+
+Test(auth_file_anon, anonymous_clients_go_to_the_configured_tenant, .init = setup_anon,
+     .fini = stop)
+{
+    cr_assert_eq(auth(NULL, NULL), RINGMQ_AUTH_ALLOW);
+    cr_assert_str_eq(fake_last.tenant, "acme");
+    cr_assert_not(fake_last.has_user_id);
+    /* A user name still needs the right password. */
+    cr_assert_eq(auth("alice", "nope"), RINGMQ_AUTH_BAD_CREDENTIALS);
+    /* Anonymous gets tenant-wide rules, none with %u. */
+    cr_assert_eq(SUB(NULL, "c", "public/a"), RINGMQ_GRANTED);
+}
+
+/* ---- init errors ---- */
+
+static void init_fails(const struct ringmq_kv *kv, size_t n, const char *want_in_err)
+{
+    const struct ringmq_plugin *p = fake_load(AUTH_FILE_SO);
+    void *st;
+    char err[256];
+    cr_assert_neq(fake_init(p, kv, n, &st, err, sizeof(err)), 0);
+    cr_assert_not_null(strstr(err, want_in_err), "error '%s' lacks '%s'", err, want_in_err);
+}
+
+Test(auth_file_init, errors_name_the_problem, .fini = fake_cleanup)
+{
+    char pw[256], bad[256], acl_bad[256];
+    fake_write_file(fake_path("pw", pw, sizeof(pw)), users);
+    fake_write_file(fake_path("bad", bad, sizeof(bad)), "alice:acme:plain-text-password\n");
+    fake_write_file(fake_path("aclbad", acl_bad, sizeof(acl_bad)), "topic read x\n");
+
+    init_fails(NULL, 0, "password_file is required");
+    struct ringmq_kv missing[] = {{"password_file", "/nonexistent/passwd"}};
+    init_fails(missing, 1, "/nonexistent/passwd");
+    struct ringmq_kv typo[] = {{"password_file", pw}, {"acl_fle", pw}};
+    init_fails(typo, 2, "acl_fle");
+    struct ringmq_kv plain[] = {{"password_file", bad}};
+    init_fails(plain, 1, ":1:");
+    struct ringmq_kv acl_outside[] = {{"password_file", pw}, {"acl_file", acl_bad}};
+    init_fails(acl_outside, 2, "outside a [tenant NAME] section");
+    char dup[256];
+    fake_write_file(fake_path("dup", dup, sizeof(dup)),
+                    "alice:a::" H_ALICE_SECRET "\nalice:b::" H_ALICE_SECRET "\n");
+    struct ringmq_kv twice[] = {{"password_file", dup}};
+    init_fails(twice, 1, "listed twice");
+    char wild[256];
+    fake_write_file(fake_path("wild", wild, sizeof(wild)), "[tenant a]\ntopic read a/#/b\n");
+    struct ringmq_kv bad_filter[] = {{"password_file", pw}, {"acl_file", wild}};
+    init_fails(bad_filter, 2, "not a valid topic filter");
+}
