@@ -1,0 +1,174 @@
+/* E2E, tenants: with the auth_file plugin, users of tenant acme and of tenant
+ * globex use the same topics, client ids, retained topics and shared groups
+ * and never see each other's messages, never take over each other's
+ * sessions; bad credentials are refused (CONNACK 0x04). Each test starts its
+ * own broker (with 1 or 4 shards). ringmqd only. */
+#include "harness.h"
+
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static struct broker b;
+static char passwd[64];
+static char set_path[300], set_file[160];
+
+TestSuite(tenant, .fini = e2e_fini, .timeout = 60);
+
+/* ringmq-passwd FILE add USER TENANT, the password on stdin. */
+static void add_user(const char *user, const char *tenant, const char *password)
+{
+    char cmd[512];
+    snprintf(cmd, sizeof(cmd), "printf '%%s\\n' '%s' | '%s' '%s' add '%s' '%s' >/dev/null 2>&1",
+             password, getenv("RINGMQ_PASSWD_TOOL"), passwd, user, tenant);
+    int rc = system(cmd);
+    cr_assert(rc == 0, "ringmq-passwd add %s failed (%d)", user, rc);
+}
+
+static void start(void)
+{
+    if (getenv("RINGMQ_E2E_BROKER") && !strcmp(getenv("RINGMQ_E2E_BROKER"), "mosquitto"))
+        cr_skip_test("tenants are ringmq's");
+    snprintf(passwd, sizeof(passwd), "/tmp/ringmq-tenant-XXXXXX");
+    int fd = mkstemp(passwd);
+    cr_assert(fd >= 0);
+    close(fd);
+    add_user("alice", "acme", "a-secret");
+    add_user("carol", "acme", "c-secret");
+    add_user("bob", "globex", "b-secret");
+    add_user("dave", "globex", "d-secret");
+    snprintf(set_path, sizeof(set_path), "plugin.auth.path=%s", getenv("RINGMQ_AUTH_FILE"));
+    snprintf(set_file, sizeof(set_file), "plugin.auth.password_file=%s", passwd);
+    broker_start(&b, set_path, set_file, NULL);
+}
+
+static void stop(void)
+{
+    broker_stop(&b);
+    unlink(passwd);
+}
+
+static struct client *user(const char *id, const char *name, const char *password, bool clean)
+{
+    struct client_opts o = {.id = id, .clean = clean, .username = name, .password = password};
+    return client_connect(&b, &o);
+}
+
+Test(tenant, same_topic_never_crosses_tenants)
+{
+    start();
+    struct client *a = user("sub-a", "alice", "a-secret", true);
+    struct client *g = user("sub-g", "bob", "b-secret", true);
+    cr_assert_eq(client_subscribe(a, "t/#", 1), 1);
+    cr_assert_eq(client_subscribe(g, "t/#", 1), 1);
+    struct client *pa = user("pub-a", "carol", "c-secret", true);
+    client_publish(pa, "t/x", "acme-only", 9, 1, false);
+    client_expect_message(a, "t/x", "acme-only", NULL, NULL);
+    cr_assert(client_no_message(g, E2E_ABSENT_MS), "globex saw acme's message");
+    struct client *pg = user("pub-g", "dave", "d-secret", true);
+    client_publish(pg, "t/x", "globex-only", 11, 1, false);
+    client_expect_message(g, "t/x", "globex-only", NULL, NULL);
+    cr_assert(client_no_message(a, E2E_ABSENT_MS), "acme saw globex's message");
+    client_disconnect(pa);
+    client_disconnect(pg);
+    client_disconnect(a);
+    client_disconnect(g);
+    stop();
+}
+
+Test(tenant, same_client_id_is_no_takeover_across_tenants)
+{
+    start();
+    struct client *a = user("dev1", "alice", "a-secret", true);
+    struct client *g = user("dev1", "bob", "b-secret", true);
+    /* Both still connected: each still exchanges a message in its tenant. */
+    cr_assert_eq(client_subscribe(a, "me", 1), 1);
+    cr_assert_eq(client_subscribe(g, "me", 1), 1);
+    client_publish(a, "me", "a", 1, 1, false);
+    client_expect_message(a, "me", "a", NULL, NULL);
+    client_publish(g, "me", "g", 1, 1, false);
+    client_expect_message(g, "me", "g", NULL, NULL);
+    /* MQTT-3.1.4-2 applies within a tenant: a second acme dev1 takes over. */
+    struct client *a2 = user("dev1", "carol", "c-secret", true);
+    cr_assert_eq(client_wait_closed(a, E2E_WAIT_MS), 0, "same tenant, same id: takeover");
+    cr_assert(client_no_message(g, E2E_ABSENT_MS));
+    client_publish(g, "me", "g2", 2, 1, false);
+    client_expect_message(g, "me", "g2", NULL, NULL);
+    client_destroy(a);
+    client_disconnect(a2);
+    client_disconnect(g);
+    stop();
+}
+
+Test(tenant, retained_messages_stay_in_their_tenant)
+{
+    start();
+    struct client *pa = user("pa", "alice", "a-secret", true);
+    client_publish(pa, "r/1", "acme-retained", 13, 1, true);
+    struct client *g = user("g", "bob", "b-secret", true);
+    cr_assert_eq(client_subscribe(g, "r/#", 1), 1);
+    cr_assert(client_no_message(g, E2E_ABSENT_MS), "globex got acme's retained message");
+    struct client *a = user("a", "carol", "c-secret", true);
+    cr_assert_eq(client_subscribe(a, "r/#", 1), 1);
+    bool retain = false;
+    client_expect_message(a, "r/1", "acme-retained", NULL, &retain);
+    cr_assert(retain);
+    client_disconnect(pa);
+    client_disconnect(a);
+    client_disconnect(g);
+    stop();
+}
+
+Test(tenant, shared_groups_of_the_same_name_are_separate)
+{
+    start();
+    struct client *a = user("ma", "alice", "a-secret", true);
+    struct client *g = user("mg", "bob", "b-secret", true);
+    cr_assert_eq(client_subscribe(a, "$share/grp/s/t", 1), 1);
+    cr_assert_eq(client_subscribe(g, "$share/grp/s/t", 1), 1);
+    struct client *pa = user("pa", "carol", "c-secret", true);
+    for (int i = 0; i < 5; i++)
+        client_publish(pa, "s/t", "x", 1, 1, false);
+    for (int i = 0; i < 5; i++)
+        client_expect_message(a, "s/t", "x", NULL, NULL);
+    cr_assert(client_no_message(g, E2E_ABSENT_MS), "globex's group got acme's messages");
+    client_disconnect(pa);
+    client_disconnect(a);
+    client_disconnect(g);
+    stop();
+}
+
+Test(tenant, persistent_sessions_are_per_tenant)
+{
+    start();
+    struct client *a = user("keep", "alice", "a-secret", false);
+    cr_assert_eq(client_subscribe(a, "q", 1), 1);
+    client_disconnect(a);
+    /* bob's "keep" in globex finds no session; alice's in acme does. */
+    struct client *g = user("keep", "bob", "b-secret", false);
+    cr_assert(!client_session_present(g), "globex saw acme's session");
+    client_disconnect(g);
+    a = user("keep", "carol", "c-secret", false);
+    cr_assert(client_session_present(a), "acme's session is gone");
+    client_disconnect(a);
+    stop();
+}
+
+Test(tenant, bad_credentials_are_refused)
+{
+    start();
+    struct client *c = NULL;
+    struct client_opts o = {.id = "x", .clean = true, .username = "alice", .password = "wrong"};
+    cr_assert_eq(client_connect_rc(&b, &o, &c), 4, "wrong password: CONNACK 0x04");
+    client_destroy(c);
+    struct client_opts u = {.id = "y", .clean = true, .username = "nobody", .password = "pw"};
+    cr_assert_eq(client_connect_rc(&b, &u, &c), 4, "unknown user: CONNACK 0x04");
+    client_destroy(c);
+    struct client_opts n = {.id = "z", .clean = true};
+    cr_assert_eq(client_connect_rc(&b, &n, &c), 4, "anonymous: CONNACK 0x04");
+    client_destroy(c);
+    stop();
+}
