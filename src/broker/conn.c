@@ -23,6 +23,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "broker/acl.h"
 #include "broker/alias.h"
 #include "broker/msg.h"
 #include "broker/protocol.h"
@@ -148,6 +149,7 @@ static void conn_free(struct shard *s, struct conn *c)
     free(c->stash);
     conn_v5_destroy(c->v5);
     if (c->auth) {
+        acl_free(c->auth);
         free(c->auth->user_id);
         free(c->auth);
     }
@@ -354,10 +356,15 @@ static size_t process(struct shard *s, struct conn *c, const uint8_t *buf, size_
             break;
         }
         const uint8_t *pkt = buf + off;
-        off += f.total_len;
+        size_t next = off + f.total_len;
         /* MQTT-3.1.2-24 counts Control Packets, not bytes. */
         c->last_rx_ms = s->now_ms;
-        if (protocol_handle(s, c, &f, pkt, len - off) < 0 || !reading(c) || c->close_pending)
+        int r = protocol_handle(s, c, &f, pkt, len - next);
+        if (r == ACL_WAIT)
+            return off; /* handled again once the plugin answers */
+        acl_packet_done(c);
+        off = next;
+        if (r < 0 || !reading(c) || c->close_pending)
             return len;
     }
     return off;
@@ -372,7 +379,7 @@ static void feed(struct shard *s, struct conn *c, const uint8_t *data, size_t le
     size_t need;
     if (c->close_pending)
         return;
-    if (!c->rx) {
+    if (!c->rx && !c->blocked) {
         size_t used = process(s, c, data, len, &need);
         if (used == len || !reading(c))
             return;
@@ -387,6 +394,13 @@ static void feed(struct shard *s, struct conn *c, const uint8_t *data, size_t le
         memcpy(c->rx->data, data + used, left);
         c->rx->len = (uint32_t)left;
         return;
+    }
+    if (!c->rx) {
+        c->rx = iobuf_create(len > CONN_OUT_MIN ? len : CONN_OUT_MIN);
+        if (!c->rx) {
+            conn_close(s, c, CLOSE_PEER_GONE);
+            return;
+        }
     }
     struct iobuf *rx = c->rx;
     if (rx->cap - rx->len < len) {
@@ -403,6 +417,8 @@ static void feed(struct shard *s, struct conn *c, const uint8_t *data, size_t le
     }
     memcpy(rx->data + rx->len, data, len);
     rx->len += (uint32_t)len;
+    if (c->blocked)
+        return; /* a permission check is pending: packets wait their turn */
     size_t used = process(s, c, rx->data, rx->len, &need);
     if (!reading(c))
         return; /* rx is freed with the connection */
@@ -670,6 +686,27 @@ static struct conn_identity *auth_create(uint16_t tenant, const uint8_t *user, s
         a->user_id[ulen] = 0;
     }
     return a;
+}
+
+void conn_resume(struct shard *s, struct conn *c)
+{
+    struct iobuf *rx = c->rx;
+    if (rx && reading(c) && !c->blocked) {
+        size_t need;
+        size_t used = process(s, c, rx->data, rx->len, &need);
+        if (reading(c)) {
+            if (used == rx->len) {
+                free(rx);
+                c->rx = NULL;
+            } else if (used) {
+                memmove(rx->data, rx->data + used, rx->len - used);
+                rx->len -= (uint32_t)used;
+            }
+        }
+    }
+    if (reading(c) && !c->recv_armed)
+        queue_rearm(s, c);
+    maybe_free(s, c);
 }
 
 void conn_op_done(struct shard *s, struct conn *c)

@@ -19,9 +19,12 @@ struct session;
 struct conn_v5;
 
 /* The auth plugin's answer for this connection (tenant, user). */
+struct acl_cache;
+
 struct conn_identity {
     uint16_t tenant;
-    char *user_id; /* may be NULL */
+    char *user_id;         /* may be NULL */
+    struct acl_cache *acl; /* cached verdicts (acl.c), NULL until the first */
 };
 
 /* A growable byte buffer (malloc'd header + data). */
@@ -79,6 +82,7 @@ struct conn {
     bool in_rearm;
     bool recv_cancelled; /* paused by cross-shard back-pressure */
     bool close_pending;  /* out of memory mid-turn: close at the flush */
+    bool blocked;        /* waiting for a permission check: packets wait in rx */
     bool out_paused;     /* reads stopped: the client does not read its output */
     bool uncounted;      /* moved away: no longer in broker->connections */
     bool closed_fd;
@@ -138,6 +142,9 @@ void conn_on_timer(struct wheel_entry *e, void *shard);
 /* An operation that held the connection (c->ops) ended: free it if it is
  * closed and nothing else is pending. */
 void conn_op_done(struct shard *s, struct conn *c);
+
+/* A permission check answered: handle the packets that waited. */
+void conn_resume(struct shard *s, struct conn *c);
 
 /* Remember the auth plugin's answer (tenant id, user id or NULL). */
 int conn_set_auth(struct conn *c, uint16_t tenant, const char *user_id);

@@ -7,6 +7,7 @@
  */
 #include <string.h>
 
+#include "broker/acl.h"
 #include "broker/alias.h"
 #include "broker/conn.h"
 #include "broker/msg.h"
@@ -108,6 +109,22 @@ int protocol_publish(struct shard *s, struct conn *c, const struct mqtt_frame *f
     }
     struct session *ss = c->session;
     bool deliver = true;
+    int verdict =
+        acl_check(s, c, RINGMQ_ACTION_PUBLISH, pb.topic.p, pb.topic.len, pb.qos, pb.retain);
+    if (verdict == ACL_WAIT)
+        return ACL_WAIT;
+    if (verdict != RINGMQ_GRANTED) {
+        /* Not delivered. A 5.0 client hears why (0x87); 3.1.1 has no way to
+         * say it, so its flow completes as if delivered. */
+        s->permission_denied++;
+        if (c->v5) {
+            if (pb.qos)
+                write_ack(s, c, pb.qos == 1 ? MQTT_PUBACK : MQTT_PUBREC, pb.packet_id,
+                          MQTT_RC_NOT_AUTHORIZED, "not authorized");
+            return 0;
+        }
+        deliver = false;
+    }
     if (pb.qos == 2) {
         /* MQTT-4.3.3-2 (method A): deliver once, remember the id until PUBREL. */
         if (session_qos2_has(ss, pb.packet_id))
@@ -134,7 +151,7 @@ int protocol_publish(struct shard *s, struct conn *c, const struct mqtt_frame *f
         if (pb.qos == 2)
             session_qos2_remove(ss, pb.packet_id); /* a failed PUBREC ends the flow */
     }
-    if (deliver) {
+    if (deliver && verdict == RINGMQ_GRANTED) {
         struct msg_spec sp = {
             .topic = pb.topic.p,
             .topic_len = pb.topic.len,

@@ -20,6 +20,7 @@
 #include <unistd.h>
 #include <xxhash.h>
 
+#include "broker/acl.h"
 #include "broker/conn.h"
 #include "broker/msg.h"
 #include "broker/protocol.h"
@@ -310,6 +311,8 @@ static void plugin_poll(struct shard *s)
         struct plugin_done *next = d->next;
         if (d->kind == PLUGIN_DONE_AUTH)
             conn_on_auth_done(s, (struct conn *)(uintptr_t)d->cookie, d);
+        else if (d->kind == PLUGIN_DONE_CHECK)
+            acl_on_done(s, (struct conn *)(uintptr_t)d->cookie, d);
         plugin_done_free(d);
         d = next;
     }

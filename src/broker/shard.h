@@ -199,7 +199,7 @@ struct shard {
     /* counters (shard-local, summed when read) */
     uint64_t dropped_qos0, dropped_queue_full, dropped_too_large, dropped_expired;
     uint64_t dropped_share;
-    uint64_t protocol_errors, auth_failures;
+    uint64_t protocol_errors, auth_failures, permission_denied;
 };
 
 /* Queue a cross-shard message to `target` (never blocks: overflows are kept

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "broker/acl.h"
 #include "broker/conn.h"
 #include "broker/protocol.h"
 #include "broker/route.h"
@@ -146,10 +147,16 @@ int protocol_subscribe(struct shard *s, struct conn *c, const struct mqtt_frame 
     size_t flen = 0;
     mqtt_sub_iter_init(&it, &sb, true);
     while (mqtt_sub_iter_next(&it, &filter, &options)) {
-        if (filter_check(c, filter, options) < 0) {
+        int code = filter_check(c, filter, options);
+        if (code < 0) {
             protocol_violation(s, c, "invalid topic filter", MQTT_RC_PROTOCOL_ERROR);
             return -1;
         }
+        /* Every verdict first: the packet is handled again when one is
+         * pending, so nothing may change before this loop ends. */
+        if (code == 0 && acl_check(s, c, RINGMQ_ACTION_SUBSCRIBE, filter.p, filter.len, options & 3,
+                                   false) == ACL_WAIT)
+            return ACL_WAIT;
         flen += 2 + filter.len;
     }
     struct pending_sub *p = malloc(sizeof(*p) + flen + 2 * (size_t)sb.count);
@@ -171,6 +178,11 @@ int protocol_subscribe(struct shard *s, struct conn *c, const struct mqtt_frame 
     while (mqtt_sub_iter_next(&it, &filter, &options)) {
         int code = filter_check(c, filter, options);
         p->flags[i] = 0;
+        if (code == 0 && acl_check(s, c, RINGMQ_ACTION_SUBSCRIBE, filter.p, filter.len, options & 3,
+                                   false) != RINGMQ_GRANTED) {
+            s->permission_denied++;
+            code = c->v5 ? MQTT_RC_NOT_AUTHORIZED : MQTT_RC_UNSPECIFIED;
+        }
         if (code == 0) {
             struct sub_req req = {.qos = options & 3, .subid = subid};
             if (req.qos > ts->max_qos)

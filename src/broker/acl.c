@@ -1,0 +1,138 @@
+/*
+ * acl: permission checks with a per-connection verdict cache (see acl.h).
+ *
+ * The cache is a small open-addressing table of 64-bit keys (XXH3 of
+ * action, QoS, retain and topic; a collision would reuse another topic's
+ * verdict with probability 2^-64 per pair) holding the verdict in the low
+ * bits; it is emptied when full rather than grown without bound. Verdicts
+ * not marked cacheable are kept only until the packet that asked is
+ * handled.
+ */
+#include "broker/acl.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <xxhash.h>
+
+#include "broker/conn.h"
+#include "broker/session.h"
+#include "broker/shard.h"
+#include "core/log.h"
+#include "plugin/host.h"
+
+#define ACL_CACHE_SLOTS 256u /* per connection, power of two */
+#define ACL_ONESHOT_MAX 16u
+
+struct acl_cache {
+    uint32_t used;
+    uint32_t noneshot;
+    uint64_t pending;                  /* key of the check in flight, 0: none */
+    uint64_t oneshot[ACL_ONESHOT_MAX]; /* this packet's uncacheable verdicts */
+    uint64_t slots[ACL_CACHE_SLOTS];   /* key | verdict, 0: empty */
+};
+
+static uint64_t key_of(enum ringmq_action a, const uint8_t *topic, size_t len, uint8_t qos,
+                       bool retain)
+{
+    uint64_t seed = (uint64_t)a << 8 | (uint64_t)qos << 1 | (retain ? 1u : 0u);
+    /* The low 2 bits carry the verdict; a key is never 0. */
+    return (XXH3_64bits_withSeed(topic, len, seed) & ~UINT64_C(3)) | 4u;
+}
+
+static int lookup(const struct acl_cache *a, uint64_t key)
+{
+    for (uint32_t i = 0; i < a->noneshot; i++)
+        if ((a->oneshot[i] & ~UINT64_C(3)) == key)
+            return (int)(a->oneshot[i] & 3u);
+    uint32_t mask = ACL_CACHE_SLOTS - 1;
+    for (uint32_t i = (uint32_t)(key >> 2) & mask, n = 0; n < ACL_CACHE_SLOTS;
+         i = (i + 1) & mask, n++) {
+        if (a->slots[i] == 0)
+            return -1;
+        if ((a->slots[i] & ~UINT64_C(3)) == key)
+            return (int)(a->slots[i] & 3u);
+    }
+    return -1;
+}
+
+static void insert(struct acl_cache *a, uint64_t key, int verdict)
+{
+    if (a->used >= ACL_CACHE_SLOTS * 3 / 4) {
+        memset(a->slots, 0, sizeof(a->slots));
+        a->used = 0;
+    }
+    uint32_t mask = ACL_CACHE_SLOTS - 1;
+    uint32_t i = (uint32_t)(key >> 2) & mask;
+    while (a->slots[i] != 0)
+        i = (i + 1) & mask;
+    a->slots[i] = key | (uint64_t)verdict;
+    a->used++;
+}
+
+int acl_check(struct shard *s, struct conn *c, enum ringmq_action action, const uint8_t *topic,
+              size_t len, uint8_t qos, bool retain)
+{
+    if (!c->auth || !s->port || !plugin_host_has_auth(s->broker->plugins))
+        return RINGMQ_GRANTED;
+    struct conn_identity *id = c->auth;
+    if (!id->acl) {
+        id->acl = calloc(1, sizeof(*id->acl));
+        if (!id->acl)
+            return RINGMQ_CHECK_ERROR;
+    }
+    uint64_t key = key_of(action, topic, len, qos, retain);
+    int v = lookup(id->acl, key);
+    if (v >= 0)
+        return v;
+    struct session *ss = c->session;
+    struct ringmq_check chk = {
+        .action = action,
+        .tenant = ss->tenant->name,
+        .user_id = id->user_id,
+        .client_id = {ss->client_id, ss->client_id_len},
+        .topic = {topic, len},
+        .qos = qos,
+        .retain = retain,
+    };
+    id->acl->pending = key;
+    c->ops++; /* the call holds the connection until it is answered */
+    if (plugin_check(s->port, (uint64_t)(uintptr_t)c, &chk) < 0) {
+        c->ops--;
+        id->acl->pending = 0;
+        return RINGMQ_CHECK_ERROR;
+    }
+    c->blocked = true;
+    return ACL_WAIT;
+}
+
+void acl_on_done(struct shard *s, struct conn *c, const struct plugin_done *d)
+{
+    struct acl_cache *a = c->auth ? c->auth->acl : NULL;
+    if (c->state != CONN_ACTIVE || !a || !a->pending) {
+        conn_op_done(s, c); /* closed meanwhile */
+        return;
+    }
+    int verdict = d->r.check.verdict;
+    if (verdict < RINGMQ_GRANTED || verdict > RINGMQ_CHECK_ERROR)
+        verdict = RINGMQ_CHECK_ERROR;
+    if ((d->r.check.cacheable && !d->timed_out) || a->noneshot == ACL_ONESHOT_MAX)
+        insert(a, a->pending, verdict); /* (a packet with more checks than
+                                           ACL_ONESHOT_MAX: cached anyway) */
+    else
+        a->oneshot[a->noneshot++] = a->pending | (uint64_t)verdict;
+    a->pending = 0;
+    c->blocked = false;
+    c->ops--;
+    conn_resume(s, c);
+}
+
+void acl_packet_done(struct conn *c)
+{
+    if (c->auth && c->auth->acl)
+        c->auth->acl->noneshot = 0;
+}
+
+void acl_free(struct conn_identity *id)
+{
+    free(id->acl);
+}

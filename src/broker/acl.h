@@ -1,0 +1,42 @@
+/*
+ * acl: permission checks by the auth plugin for PUBLISH and SUBSCRIBE, with
+ * the verdicts the plugin marks cacheable kept per connection, so a client
+ * publishing to the same topic asks the plugin once.
+ *
+ * A check the cache cannot answer goes to the plugin asynchronously; the
+ * connection stops handling packets (c->blocked) until the answer comes,
+ * then handles the same packet again, which finds the verdict. Runs on the
+ * connection's shard.
+ */
+#ifndef RINGMQ_BROKER_ACL_H
+#define RINGMQ_BROKER_ACL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ringmq/plugin.h"
+
+struct shard;
+struct conn;
+struct conn_identity;
+struct plugin_done;
+
+/* The answer is on its way: stop, handle this packet again later. */
+#define ACL_WAIT (-2)
+
+/* RINGMQ_GRANTED, RINGMQ_DENIED, RINGMQ_CHECK_ERROR, or ACL_WAIT. Without an
+ * auth plugin: RINGMQ_GRANTED. */
+int acl_check(struct shard *s, struct conn *c, enum ringmq_action action, const uint8_t *topic,
+              size_t len, uint8_t qos, bool retain);
+
+/* The plugin answered a check of this connection. */
+void acl_on_done(struct shard *s, struct conn *c, const struct plugin_done *d);
+
+/* The packet whose checks were answered one by one has been handled. */
+void acl_packet_done(struct conn *c);
+
+/* Free the verdicts (with the identity). */
+void acl_free(struct conn_identity *id);
+
+#endif
