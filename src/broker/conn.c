@@ -26,6 +26,7 @@
 #include "broker/acl.h"
 #include "broker/alias.h"
 #include "broker/msg.h"
+#include "broker/observe.h"
 #include "broker/protocol.h"
 #include "broker/route.h"
 #include "broker/session.h"
@@ -249,6 +250,9 @@ void conn_close_reason(struct shard *s, struct conn *c, enum conn_close_reason w
     wheel_remove(&c->timer);
     if (c->session) {
         struct session *ss = c->session;
+        ss->tenant->ctr.connections--;
+        observe_event(s, RINGMQ_EV_DISCONNECTED, ss->tenant, ss,
+                      why == CLOSE_CLIENT_DISCONNECT ? 0 : rc, 0, NULL, 0);
         c->session = NULL;
         bool will = why != CLOSE_CLIENT_DISCONNECT && why != CLOSE_MOVED &&
                     (why != CLOSE_SHUTDOWN || s->cfg->wills_on_shutdown);
@@ -781,8 +785,9 @@ void conn_free_all(struct shard *s)
         struct conn *c = s->all;
         if (c->session) {
             struct session *ss = c->session;
+            ss->tenant->ctr.connections--;
             c->session = NULL;
-            session_detach(s, ss, false); /* wills went out in conn_publish_wills */
+            session_detach(s, ss, false); /* wills went out in conn_shutdown_notice */
         }
         c->is_dirty = false;
         c->in_rearm = false;

@@ -16,6 +16,7 @@
 #include "broker/alias.h"
 #include "broker/conn.h"
 #include "broker/msg.h"
+#include "broker/observe.h"
 #include "broker/protocol.h"
 #include "broker/route.h"
 #include "broker/session.h"
@@ -366,6 +367,11 @@ void conn_on_auth_done(struct shard *s, struct conn *c, const struct plugin_done
         if ((size_t)dec >= sizeof(refusals) / sizeof(refusals[0]) || !refusals[dec].why)
             dec = RINGMQ_AUTH_ERROR;
         s->auth_failures++;
+        struct tenant *g = shard_tenant(s, 0);
+        if (g) {
+            g->ctr.auth_failures++;
+            observe_event(s, RINGMQ_EV_AUTH_FAILED, g, NULL, refusals[dec].v5, 0, NULL, 0);
+        }
         const char *why = d->timed_out ? "authentication timed out" : refusals[dec].why;
         refuse_rc(s, c, refusals[dec].v3, refusals[dec].v5, r->reason ? r->reason : why);
         conn_op_done(s, c);
@@ -474,6 +480,10 @@ int protocol_connect(struct shard *s, struct conn *c, const struct mqtt_frame *f
     if (c->v5)
         c->v5->alias_max_in = (uint16_t)ts->topic_alias_maximum;
 
+    /* Quotas of the tenant (CONNACK 0x97 in 5.0, 0x03 in 3.1.1). */
+    if (!observe_throttle(s, t, RINGMQ_RES_CONNECTIONS, 1, NULL))
+        return refuse_rc(s, c, MQTT_CONNACK_UNAVAILABLE, MQTT_RC_QUOTA_EXCEEDED,
+                         "connection quota exceeded");
     struct session_opts o = {.clean_start = ck.clean_start};
     o.window = (uint16_t)cfg->max_inflight;
     bool expiry_changed = false;
@@ -511,6 +521,8 @@ int protocol_connect(struct shard *s, struct conn *c, const struct mqtt_frame *f
         ss->will->origin = ss; /* sole owner: No Local applies to wills too */
     c->session = ss;
     c->state = CONN_ACTIVE;
+    t->ctr.connections++;
+    observe_event(s, RINGMQ_EV_CONNECTED, t, ss, 0, 0, NULL, 0);
     c->keepalive = ck.keepalive;
     bool server_ka = c->v5 && cfg->server_keepalive;
     if (server_ka)

@@ -11,6 +11,7 @@
 #include "broker/alias.h"
 #include "broker/conn.h"
 #include "broker/msg.h"
+#include "broker/observe.h"
 #include "broker/protocol.h"
 #include "broker/route.h"
 #include "broker/session.h"
@@ -109,6 +110,8 @@ int protocol_publish(struct shard *s, struct conn *c, const struct mqtt_frame *f
     }
     struct session *ss = c->session;
     bool deliver = true;
+    ss->tenant->ctr.msgs_in[pb.qos]++;
+    ss->tenant->ctr.bytes_in += f->total_len;
     int verdict =
         acl_check(s, c, RINGMQ_ACTION_PUBLISH, pb.topic.p, pb.topic.len, pb.qos, pb.retain);
     if (verdict == ACL_WAIT)
@@ -117,6 +120,9 @@ int protocol_publish(struct shard *s, struct conn *c, const struct mqtt_frame *f
         /* Not delivered. A 5.0 client hears why (0x87); 3.1.1 has no way to
          * say it, so its flow completes as if delivered. */
         s->permission_denied++;
+        ss->tenant->ctr.denied++;
+        observe_event(s, RINGMQ_EV_PERMISSION_DENIED, ss->tenant, ss, RINGMQ_ACTION_PUBLISH, 0,
+                      pb.topic.p, pb.topic.len);
         if (c->v5) {
             if (pb.qos)
                 write_ack(s, c, pb.qos == 1 ? MQTT_PUBACK : MQTT_PUBREC, pb.packet_id,

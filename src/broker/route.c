@@ -111,11 +111,20 @@ static uint64_t deliver_local(struct shard *s, struct tenant *t, struct msg *m, 
     return mask;
 }
 
+static void retain_forget(struct tenant *t, struct msg *old)
+{
+    if (old) {
+        t->ctr.retained--;
+        t->ctr.retained_bytes -= old->payload_len;
+        msg_release(old);
+    }
+}
+
 static void retain_apply(struct tenant *t, struct msg *m)
 {
     if (m->payload_len == 0) {
         /* MQTT-3.3.1-10/-11: an empty retained message deletes the topic. */
-        msg_release(retain_delete(t->retained, msg_topic(m), m->topic_len));
+        retain_forget(t, retain_delete(t->retained, msg_topic(m), m->topic_len));
         return;
     }
     void *old = NULL;
@@ -123,7 +132,9 @@ static void retain_apply(struct tenant *t, struct msg *m)
         msg_release(m);
         return;
     }
-    msg_release(old);
+    t->ctr.retained++;
+    t->ctr.retained_bytes += m->payload_len;
+    retain_forget(t, old);
 }
 
 void route_publish(struct shard *s, struct tenant *t, struct msg *m)
@@ -241,7 +252,7 @@ void route_send_retained(struct shard *s, struct session *ss, const uint8_t *fil
     retain_match(ss->tenant->retained, filter, len, send_one_retained, &ctx);
     for (uint32_t i = 0; i < ctx.nexpired; i++) {
         struct msg *m = ctx.expired[i];
-        msg_release(retain_delete(ss->tenant->retained, msg_topic(m), m->topic_len));
+        retain_forget(ss->tenant, retain_delete(ss->tenant->retained, msg_topic(m), m->topic_len));
     }
 }
 

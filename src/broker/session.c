@@ -15,6 +15,7 @@
 
 #include "broker/conn.h"
 #include "broker/msg.h"
+#include "broker/observe.h"
 #include "broker/protocol.h"
 #include "broker/route.h"
 #include "broker/shard.h"
@@ -108,6 +109,7 @@ static bool write_publish_v5(struct shard *s, struct conn *c, const struct msg *
     if (plen == 0 || rem > MQTT_MAX_REMAINING_LENGTH ||
         (v->max_packet_out && total > v->max_packet_out)) {
         s->dropped_too_large++;
+        c->session->tenant->ctr.dropped[RINGMQ_DROP_TOO_LARGE]++;
         return false;
     }
     uint8_t *p = conn_reserve(s, c, total);
@@ -127,6 +129,8 @@ static bool write_publish_v5(struct shard *s, struct conn *c, const struct msg *
     w += mqtt_props_forward_encode(w, msg_props(m), m->props_len, &f);
     memcpy(w, msg_payload(m), m->payload_len);
     conn_commit(s, c, total);
+    c->session->tenant->ctr.msgs_out[qos]++;
+    c->session->tenant->ctr.bytes_out += total;
     return true;
 }
 
@@ -142,6 +146,8 @@ static bool write_publish(struct shard *s, struct conn *c, const struct msg *m, 
     mqtt_publish_encode(p, c->version, qos, dup, retain, msg_topic(m), m->topic_len, pid,
                         msg_payload(m), m->payload_len);
     conn_commit(s, c, n);
+    c->session->tenant->ctr.msgs_out[qos]++;
+    c->session->tenant->ctr.bytes_out += n;
     return true;
 }
 
@@ -232,6 +238,7 @@ static void send_inflight(struct shard *s, struct session *ss, struct msg *m, ui
     if (msg_expired(m, s->now_ms)) {
         /* MQTT-3.3.2-5: onward delivery had not started. */
         s->dropped_expired++;
+        ss->tenant->ctr.dropped[RINGMQ_DROP_EXPIRED]++;
         msg_release(m);
         free(ids);
         free(share);
@@ -281,6 +288,9 @@ static void queue_push(struct shard *s, struct session *ss, struct msg *m, uint8
         /* Drop policy: the newest message is dropped, what is queued keeps
          * its order. Counted per shard. */
         s->dropped_queue_full++;
+        ss->tenant->ctr.dropped[RINGMQ_DROP_QUEUE_FULL]++;
+        observe_event(s, RINGMQ_EV_MESSAGE_DROPPED, ss->tenant, ss, RINGMQ_DROP_QUEUE_FULL, 0,
+                      msg_topic(m), m->topic_len);
         log_ratelimited(LOG_LEVEL_WARN, "client %.*s: queue full, message dropped",
                         (int)ss->client_id_len, ss->client_id);
         msg_release(m);
@@ -340,6 +350,7 @@ void session_deliver_shared(struct shard *s, struct session *ss, struct msg *m, 
             return; /* QoS 0 is not stored for offline clients */
         if (conn_backlog(ss->conn) > SESSION_QOS0_BACKLOG_LIMIT) {
             s->dropped_qos0++;
+            ss->tenant->ctr.dropped[RINGMQ_DROP_QOS0_BACKLOG]++;
             return;
         }
         write_publish(s, ss->conn, m, 0, false, retain, 0, ids, nids);
@@ -556,6 +567,7 @@ int session_subscribe(struct shard *s, struct session *ss, const uint8_t *filter
             return -ENOMEM;
         }
         ss->subs[ss->nsubs++] = sub;
+        t->ctr.subscriptions++;
         return 0;
     }
     void **slot = trie_slot(t->subs, filter, len);
@@ -593,6 +605,7 @@ int session_subscribe(struct shard *s, struct session *ss, const uint8_t *filter
         *is_new_interest = true;
     }
     ss->subs[ss->nsubs++] = sub;
+    t->ctr.subscriptions++;
     return 0;
 }
 
@@ -631,6 +644,7 @@ bool session_unsubscribe(struct shard *s, struct session *ss, const uint8_t *fil
         return false;
     struct sess_sub *sub = *have;
     *have = ss->subs[--ss->nsubs];
+    ss->tenant->ctr.subscriptions--;
     node_drop(s, ss->tenant, sub->filter, sub->len, ss);
     free(sub);
     return true;
@@ -659,6 +673,8 @@ static void timer_drop(struct session *ss)
 static void session_destroy(struct shard *s, struct session *ss)
 {
     reg_remove(ss->tenant, ss);
+    ss->tenant->ctr.sessions--;
+    ss->tenant->ctr.subscriptions -= ss->nsubs;
     protocol_orphan_pending(ss);
     timer_drop(ss);
     for (uint32_t i = 0; i < ss->nsubs; i++) {
@@ -730,6 +746,7 @@ struct session *session_attach(struct shard *s, struct tenant *t, struct conn *c
         memcpy(ss->client_id, client_id, len);
         ss->client_id_len = (uint16_t)len;
         ss->tenant = t;
+        t->ctr.sessions++;
         ss->reg_hash = h;
         struct session **bucket = &t->reg[h & t->reg_mask];
         ss->reg_next = *bucket;

@@ -23,6 +23,7 @@
 #include "broker/acl.h"
 #include "broker/conn.h"
 #include "broker/msg.h"
+#include "broker/observe.h"
 #include "broker/protocol.h"
 #include "broker/route.h"
 #include "broker/session.h"
@@ -31,6 +32,7 @@
 #include "core/log.h"
 #include "index/retain.h"
 #include "index/trie.h"
+#include "metrics/metrics.h"
 #include "plugin/host.h"
 
 #define SHARD_SQ_ENTRIES  4096u
@@ -88,22 +90,13 @@ static const char *tenant_dir_name(struct broker *b, uint16_t id)
 
 struct tenant *shard_tenant(struct shard *s, uint16_t id)
 {
-    if (id < s->tenants_cap && s->tenants[id])
+    if (id >= TENANT_MAX)
+        return NULL;
+    if (s->tenants[id])
         return s->tenants[id];
     const char *name = tenant_dir_name(s->broker, id);
     if (!name)
         return NULL;
-    if (id >= s->tenants_cap) {
-        uint32_t cap = s->tenants_cap ? s->tenants_cap : 16;
-        while (cap <= id)
-            cap *= 2;
-        struct tenant **v = realloc(s->tenants, cap * sizeof(*v));
-        if (!v)
-            return NULL;
-        memset(v + s->tenants_cap, 0, (cap - s->tenants_cap) * sizeof(*v));
-        s->tenants = v;
-        s->tenants_cap = cap;
-    }
     struct tenant *t = calloc(1, sizeof(*t));
     if (!t)
         return NULL;
@@ -118,7 +111,8 @@ struct tenant *shard_tenant(struct shard *s, uint16_t id)
         free(t);
         return NULL;
     }
-    s->tenants[id] = t;
+    /* Complete before it is visible to the metrics thread. */
+    __atomic_store_n(&s->tenants[id], t, __ATOMIC_RELEASE);
     return t;
 }
 
@@ -361,6 +355,7 @@ static void dispatch(struct shard *s, struct io_uring_cqe *cqe)
         wheel_advance(s->session_wheel, s->now_ms, session_on_timer, s);
         if (s->port)
             plugin_poll(s); /* calls past their deadline */
+        observe_sys_tick(s);
         arm_tick(s);
         break;
     case UD_STOP:
@@ -476,18 +471,16 @@ static void shard_fini(struct shard *s)
     s->port = NULL;
     if (s->conn_slab)
         conn_free_all(s);
-    for (uint32_t i = 0; i < s->tenants_cap; i++) {
+    for (uint32_t i = 0; s->tenants && i < TENANT_MAX; i++) {
         struct tenant *t = s->tenants[i];
         if (!t)
             continue;
         if (s->session_slab)
             session_destroy_all(s, t);
         route_tenant_fini(s, t);
-        free(t);
     }
-    free(s->tenants);
-    s->tenants = NULL;
-    s->tenants_cap = 0;
+    /* The tenant structs stay until broker_free: the metrics thread may be
+     * reading them until it is stopped. */
     protocol_free_pending(s);
     /* Slots reserved during the shutdown become visible to the final drain
      * (broker_free), which releases what they hold. */
@@ -601,6 +594,9 @@ static void broker_free(struct broker *b)
             close(s->stop_fd);
         if (s->plugin_fd > 0)
             close(s->plugin_fd);
+        for (uint32_t t = 0; s->tenants && t < TENANT_MAX; t++)
+            free(s->tenants[t]);
+        free(s->tenants);
         free(s);
     }
     free(b->shards);
@@ -664,6 +660,9 @@ int broker_start(const struct config *cfg, struct plugin_host *plugins, struct b
         s->id = i;
         s->broker = b;
         s->cfg = cfg;
+        s->tenants = calloc(TENANT_MAX, sizeof(*s->tenants));
+        if (!s->tenants)
+            goto fail;
         s->stop_fd = eventfd(0, EFD_CLOEXEC);
         s->plugin_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
         if (s->stop_fd < 0 || s->plugin_fd < 0) {
@@ -712,6 +711,19 @@ int broker_start(const struct config *cfg, struct plugin_host *plugins, struct b
         ret = -EIO;
         goto fail;
     }
+    b->started_ms = clock_now_ms();
+    if (cfg->metrics_enabled) {
+        char err[256];
+        uint16_t port = 0;
+        b->metrics = metrics_server_start(cfg->metrics_bind, cfg->metrics_port, observe_collect, b,
+                                          &port, err, sizeof(err));
+        if (!b->metrics) {
+            log_err("metrics: %s", err);
+            broker_stop(b);
+            return -EIO;
+        }
+        log_info("metrics on http://%s:%u/metrics", cfg->metrics_bind, port);
+    }
     log_info("%u shard%s running", b->nshards, b->nshards == 1 ? "" : "s");
     for (uint32_t li = 0; li < cfg->nlisteners; li++) {
         const char *bind = cfg->listeners[li].bind;
@@ -727,6 +739,8 @@ fail:
 
 void broker_stop(struct broker *b)
 {
+    metrics_server_stop(b->metrics); /* no reader of shard counters after this */
+    b->metrics = NULL;
     for (uint32_t i = 0; i < b->nshards; i++) {
         uint64_t one = 1;
         if (write(b->shards[i]->stop_fd, &one, sizeof(one)) < 0)

@@ -22,6 +22,7 @@
 #include "core/slab.h"
 #include "core/spsc.h"
 #include "core/wheel.h"
+#include "metrics/counters.h"
 #include "net/uring.h"
 
 struct conn;
@@ -29,6 +30,7 @@ struct session;
 struct msg;
 struct shard;
 struct pending_sub;
+struct metrics_server;
 struct plugin_host;
 struct plugin_port;
 struct share_group;
@@ -106,6 +108,7 @@ struct xfilter {
  * directory, the same on every shard.
  */
 struct tenant {
+    struct tenant_counters ctr; /* this shard's share; the metrics thread reads it */
     uint16_t id;
     const char *name;                  /* the directory's copy, lives as long as the broker */
     const struct tenant_settings *set; /* config; a setting provider may replace it */
@@ -130,11 +133,13 @@ struct tenant_dir {
     uint32_t n, cap;
 };
 
-#define TENANT_MAX 65535u
+#define TENANT_MAX 4096u
 
 struct broker {
     const struct config *cfg;
     struct plugin_host *plugins; /* NULL without plugins; borrowed */
+    struct metrics_server *metrics;
+    uint64_t started_ms;
     struct tenant_dir tenants;
     uint32_t nshards;
     struct shard **shards;
@@ -167,8 +172,9 @@ struct shard {
     struct wheel *session_wheel; /* offline sessions: will delay, expiry */
     uint64_t now_ms;
     uint64_t next_conn_id;
-    struct tenant **tenants; /* by id, created on first use on this shard */
-    uint32_t tenants_cap;
+    /* By id, TENANT_MAX slots, each set once (release store) on first use:
+     * the metrics thread walks them while the shard runs. */
+    struct tenant **tenants;
 
     /* cross-shard: in[i] carries i -> this shard; out[i] is shard i's in[id] */
     struct spsc *in[CONFIG_MAX_SHARDS];

@@ -16,6 +16,7 @@
 #include "broker/route.h"
 #include "broker/session.h"
 #include "broker/shard.h"
+#include "ringmq/plugin.h"
 #include "core/log.h"
 #include "index/trie.h"
 
@@ -297,6 +298,7 @@ static void deliver_group(struct shard *s, struct tenant *t, struct share_group 
         e = &g->v[g->rr_member++ % g->n]; /* a persistent member's queue */
     if (!e) {
         s->dropped_share++;
+        t->ctr.dropped[RINGMQ_DROP_NO_SHARE_MEMBER]++;
         return;
     }
     uint8_t qos = e->qos < m->qos ? e->qos : m->qos;

@@ -12,6 +12,7 @@
 
 #include "broker/acl.h"
 #include "broker/conn.h"
+#include "broker/observe.h"
 #include "broker/protocol.h"
 #include "broker/route.h"
 #include "broker/session.h"
@@ -181,8 +182,14 @@ int protocol_subscribe(struct shard *s, struct conn *c, const struct mqtt_frame 
         if (code == 0 && acl_check(s, c, RINGMQ_ACTION_SUBSCRIBE, filter.p, filter.len, options & 3,
                                    false) != RINGMQ_GRANTED) {
             s->permission_denied++;
+            c->session->tenant->ctr.denied++;
+            observe_event(s, RINGMQ_EV_PERMISSION_DENIED, c->session->tenant, c->session,
+                          RINGMQ_ACTION_SUBSCRIBE, 0, filter.p, filter.len);
             code = c->v5 ? MQTT_RC_NOT_AUTHORIZED : MQTT_RC_UNSPECIFIED;
         }
+        if (code == 0 && !session_has_sub(c->session, filter.p, filter.len) &&
+            !observe_throttle(s, c->session->tenant, RINGMQ_RES_SUBSCRIPTIONS, 1, c->session))
+            code = c->v5 ? MQTT_RC_QUOTA_EXCEEDED : MQTT_RC_UNSPECIFIED;
         if (code == 0) {
             struct sub_req req = {.qos = options & 3, .subid = subid};
             if (req.qos > ts->max_qos)

@@ -848,6 +848,13 @@ static int override_apply(struct config *cfg, const char *arg, char *err, size_t
             if (*p == '.')
                 dot = p;
         }
+        /* A plugin's own keys may hold dots (quota_static's TENANT.RESOURCE):
+         * for [plugin.NAME] the section ends at the second dot. */
+        if (strncmp(arg, "plugin.", 7) == 0) {
+            const char *second = memchr(arg + 7, '.', (size_t)(eq - arg - 7));
+            if (second)
+                dot = second;
+        }
     }
     if (eq == NULL || dot == NULL) {
         set_err(err, errlen, "--set %s: expected section.key=value", arg);

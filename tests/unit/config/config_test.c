@@ -824,15 +824,16 @@ Test(config, tenant_errors)
 Test(config, plugin_sections_keep_their_keys)
 {
     struct config cfg;
-    const char *ov[] = {"plugin.auth.extra=yes"};
+    const char *ov[] = {"plugin.auth.extra=yes", "plugin.auth.acme.max_x=2"};
     load_ok(&cfg,
             LISTENER_OK "[plugin.auth]\npath = /x/auth.so\npassword_file = /etc/p\n"
                         "[plugin.ev]\npath = ev.so\n",
-            ov, 1);
+            ov, 2);
     cr_assert_eq(cfg.nplugins, 2);
     cr_assert_str_eq(cfg.plugins[0].name, "auth");
     cr_assert_str_eq(cfg.plugins[0].path, "/x/auth.so");
-    cr_assert_eq(cfg.plugins[0].nkv, 2);
+    cr_assert_eq(cfg.plugins[0].nkv, 3);
+    cr_assert_str_eq(cfg.plugins[0].kv[2].key, "acme.max_x", "a plugin key may hold dots");
     cr_assert_str_eq(cfg.plugins[0].kv[0].key, "password_file");
     cr_assert_str_eq(cfg.plugins[0].kv[0].value, "/etc/p");
     cr_assert_str_eq(cfg.plugins[0].kv[1].key, "extra");

@@ -1,0 +1,189 @@
+/*
+ * observe: metrics, $SYS and events (see observe.h).
+ *
+ * Counters live in each shard's struct tenant and are only ever written by
+ * that shard. Readers (the metrics thread, shard 0 for $SYS) sum them with
+ * plain loads: a sum may be a few increments behind, never torn (aligned
+ * 64-bit loads). Retained counts are the same replica on every shard, so
+ * only shard 0's are reported.
+ */
+#include "broker/observe.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+
+#include "broker/conn.h"
+#include "broker/msg.h"
+#include "broker/route.h"
+#include "broker/session.h"
+#include "broker/shard.h"
+#include "core/clock.h"
+#include "core/log.h"
+#include "metrics/counters.h"
+#include "metrics/metrics.h"
+#include "plugin/host.h"
+
+/* Sum tenant `id` over every shard. False when no shard has seen it. */
+bool observe_tenant_sum(struct broker *b, uint16_t id, struct tenant_counters *sum)
+{
+    memset(sum, 0, sizeof(*sum));
+    bool seen = false;
+    for (uint32_t i = 0; i < b->nshards; i++) {
+        struct tenant *t = __atomic_load_n(&b->shards[i]->tenants[id], __ATOMIC_ACQUIRE);
+        if (!t)
+            continue;
+        seen = true;
+        uint64_t retained = sum->retained, retained_bytes = sum->retained_bytes;
+        tenant_counters_add(sum, &t->ctr);
+        if (i != 0) {
+            sum->retained = retained;
+            sum->retained_bytes = retained_bytes;
+        }
+    }
+    return seen;
+}
+
+void observe_collect(struct metrics_writer *w, void *arg)
+{
+    struct broker *b = arg;
+    pthread_mutex_lock(&b->tenants.mu);
+    uint32_t n = b->tenants.n;
+    pthread_mutex_unlock(&b->tenants.mu);
+    const char **names = calloc(n ? n : 1, sizeof(*names));
+    struct tenant_counters *sums = calloc(n ? n : 1, sizeof(*sums));
+    if (!names || !sums) {
+        free(names);
+        free(sums);
+        return;
+    }
+    size_t k = 0;
+    for (uint32_t id = 0; id < n && id < TENANT_MAX; id++) {
+        if (!observe_tenant_sum(b, (uint16_t)id, &sums[k]))
+            continue;
+        names[k++] = b->tenants.names[id]; /* names never move or change */
+    }
+    metrics_write(w, "ringmq_shards", "Shards (threads with an io_uring) running.", "gauge", NULL,
+                  NULL, (double)b->nshards);
+    metrics_write(w, "ringmq_uptime_seconds", "Seconds since the broker started.", "gauge", NULL,
+                  NULL, (double)(clock_now_ms() - b->started_ms) / 1000.0);
+    metrics_write_tenants(w, names, sums, k);
+    free(names);
+    free(sums);
+}
+
+static void sys_publish(struct shard *s, struct tenant *t, const char *topic, uint64_t value)
+{
+    char payload[32];
+    int n = snprintf(payload, sizeof(payload), "%llu", (unsigned long long)value);
+    struct msg_spec sp = {
+        .topic = (const uint8_t *)topic,
+        .topic_len = strlen(topic),
+        .payload = (const uint8_t *)payload,
+        .payload_len = (size_t)n,
+        .retain = 1,
+    };
+    struct msg *m = msg_create(&sp);
+    if (m)
+        route_publish(s, t, m);
+}
+
+void observe_sys_tick(struct shard *s)
+{
+    static _Thread_local uint64_t next_ms;
+    const struct config *cfg = s->cfg;
+    if (!cfg->sys_topics || s->id != 0 || s->now_ms < next_ms)
+        return;
+    next_ms = s->now_ms + (uint64_t)cfg->sys_interval * 1000u;
+    int id = tenant_dir_intern(s->broker, cfg->sys_tenant);
+    struct tenant *sys = id >= 0 ? shard_tenant(s, (uint16_t)id) : NULL;
+    if (!sys)
+        return;
+    struct broker *b = s->broker;
+    pthread_mutex_lock(&b->tenants.mu);
+    uint32_t n = b->tenants.n;
+    pthread_mutex_unlock(&b->tenants.mu);
+    struct tenant_counters all, one;
+    memset(&all, 0, sizeof(all));
+    char topic[160];
+    for (uint32_t i = 0; i < n && i < TENANT_MAX; i++) {
+        if (!observe_tenant_sum(b, (uint16_t)i, &one))
+            continue;
+        tenant_counters_add(&all, &one);
+        const char *name = b->tenants.names[i];
+        snprintf(topic, sizeof(topic), "$SYS/broker/tenants/%s/clients/connected", name);
+        sys_publish(s, sys, topic, one.connections);
+        snprintf(topic, sizeof(topic), "$SYS/broker/tenants/%s/messages/received", name);
+        sys_publish(s, sys, topic, one.msgs_in[0] + one.msgs_in[1] + one.msgs_in[2]);
+        snprintf(topic, sizeof(topic), "$SYS/broker/tenants/%s/messages/sent", name);
+        sys_publish(s, sys, topic, one.msgs_out[0] + one.msgs_out[1] + one.msgs_out[2]);
+    }
+    sys_publish(s, sys, "$SYS/broker/uptime", (s->now_ms - b->started_ms) / 1000u);
+    sys_publish(s, sys, "$SYS/broker/clients/connected", all.connections);
+    sys_publish(s, sys, "$SYS/broker/subscriptions/count", all.subscriptions);
+    sys_publish(s, sys, "$SYS/broker/messages/received",
+                all.msgs_in[0] + all.msgs_in[1] + all.msgs_in[2]);
+    sys_publish(s, sys, "$SYS/broker/messages/sent",
+                all.msgs_out[0] + all.msgs_out[1] + all.msgs_out[2]);
+    sys_publish(s, sys, "$SYS/broker/retained messages/count", all.retained);
+}
+
+void observe_event(struct shard *s, enum ringmq_event_type type, const struct tenant *t,
+                   const struct session *ss, uint32_t reason, enum ringmq_resource resource,
+                   const uint8_t *topic, size_t topic_len)
+{
+    struct plugin_host *h = s->broker->plugins;
+    if (!h)
+        return;
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    const struct conn *c = ss ? ss->conn : NULL;
+    struct ringmq_event ev = {
+        .type = type,
+        .time_ms = (uint64_t)tv.tv_sec * 1000u + (uint64_t)tv.tv_usec / 1000u,
+        .tenant = t ? t->name : "global",
+        .user_id = c && c->auth ? c->auth->user_id : NULL,
+        .client_id = {ss ? ss->client_id : NULL, ss ? ss->client_id_len : 0},
+        .reason = reason,
+        .resource = resource,
+        .topic = {topic, topic_len},
+        .shard = s->id,
+    };
+    plugin_event(h, &ev);
+}
+
+bool observe_throttle(struct shard *s, struct tenant *t, enum ringmq_resource r, uint64_t amount,
+                      const struct session *ss)
+{
+    struct plugin_host *h = s->broker->plugins;
+    if (!h || !plugin_host_has_throttle(h))
+        return true;
+    struct tenant_counters sum;
+    observe_tenant_sum(s->broker, t->id, &sum);
+    uint64_t current = 0;
+    switch (r) {
+    case RINGMQ_RES_CONNECTIONS:
+        current = sum.connections;
+        break;
+    case RINGMQ_RES_SESSIONS:
+        current = sum.sessions;
+        break;
+    case RINGMQ_RES_SUBSCRIPTIONS:
+        current = sum.subscriptions;
+        break;
+    case RINGMQ_RES_RETAINED:
+        current = sum.retained;
+        break;
+    case RINGMQ_RES_RETAINED_BYTES:
+        current = sum.retained_bytes;
+        break;
+    default:
+        break;
+    }
+    if (plugin_throttle(h, t->name, r, current, amount))
+        return true;
+    t->ctr.throttled++;
+    observe_event(s, RINGMQ_EV_THROTTLED, t, ss, 0, r, NULL, 0);
+    return false;
+}

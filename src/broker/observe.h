@@ -1,0 +1,47 @@
+/*
+ * observe: what the broker tells the outside about itself: the Prometheus
+ * collector (summing each tenant's shard-local counters when read), the
+ * $SYS topics, and events for the event collector plugins.
+ */
+#ifndef RINGMQ_BROKER_OBSERVE_H
+#define RINGMQ_BROKER_OBSERVE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ringmq/plugin.h"
+
+struct metrics_writer;
+struct shard;
+struct tenant;
+struct conn;
+struct session;
+
+struct broker;
+struct tenant_counters;
+
+/* Tenant `id`'s counters summed over every shard (plain loads: may lag a
+ * few increments). False when no shard has seen the tenant. */
+bool observe_tenant_sum(struct broker *b, uint16_t id, struct tenant_counters *sum);
+
+/* May tenant `t` use `amount` more of `r`? Asks the throttle plugins with
+ * the tenant's current use; counts and reports a refusal. True without
+ * throttle plugins. */
+bool observe_throttle(struct shard *s, struct tenant *t, enum ringmq_resource r, uint64_t amount,
+                      const struct session *ss);
+
+/* metrics_collect_fn: runs on the metrics HTTP thread; `arg` is the broker. */
+void observe_collect(struct metrics_writer *w, void *arg);
+
+/* Called on every tick of shard 0: publishes the $SYS topics every
+ * cfg->sys_interval seconds into cfg->sys_tenant. */
+void observe_sys_tick(struct shard *s);
+
+/* One event to every event collector plugin (nothing without plugins).
+ * `ss` may be NULL; `topic` may be NULL. */
+void observe_event(struct shard *s, enum ringmq_event_type type, const struct tenant *t,
+                   const struct session *ss, uint32_t reason, enum ringmq_resource resource,
+                   const uint8_t *topic, size_t topic_len);
+
+#endif

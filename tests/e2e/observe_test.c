@@ -1,0 +1,164 @@
+/* E2E, what the broker tells: the Prometheus endpoint's numbers after a known
+ * workload, $SYS topics, events written by the events_log plugin, and the
+ * quota_static plugin's refusals (connections, subscriptions). ringmqd only. */
+#include "harness.h"
+
+#include <arpa/inet.h>
+#include <criterion/criterion.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+static struct broker b;
+
+TestSuite(observe, .fini = e2e_fini, .timeout = 60);
+
+static void ringmq_only(void)
+{
+    if (getenv("RINGMQ_E2E_BROKER") && !strcmp(getenv("RINGMQ_E2E_BROKER"), "mosquitto"))
+        cr_skip_test("ringmq's own observability");
+}
+
+/* The port from "metrics on http://127.0.0.1:PORT/metrics" in the log. */
+static int metrics_port(void)
+{
+    char path[128], line[512];
+    snprintf(path, sizeof(path), "%s/broker.log", b.dir);
+    FILE *f = fopen(path, "r");
+    cr_assert_not_null(f);
+    int port = 0;
+    while (!port && fgets(line, sizeof(line), f)) {
+        char *p = strstr(line, "metrics on http://127.0.0.1:");
+        if (p)
+            port = atoi(p + strlen("metrics on http://127.0.0.1:"));
+    }
+    fclose(f);
+    cr_assert(port > 0, "no metrics line in the broker log");
+    return port;
+}
+
+/* GET /metrics over loopback; returns a malloc'd body. */
+static char *scrape(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    cr_assert(connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0);
+    const char req[] = "GET /metrics HTTP/1.0\r\n\r\n";
+    cr_assert(write(fd, req, sizeof(req) - 1) == (ssize_t)sizeof(req) - 1);
+    size_t cap = 1 << 16, len = 0;
+    char *buf = malloc(cap);
+    for (;;) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        cr_assert(poll(&p, 1, E2E_WAIT_MS) == 1, "metrics endpoint did not answer");
+        ssize_t n = read(fd, buf + len, cap - len - 1);
+        if (n <= 0)
+            break;
+        len += (size_t)n;
+        if (len + 1 == cap)
+            buf = realloc(buf, cap *= 2);
+    }
+    buf[len] = 0;
+    close(fd);
+    cr_assert(strstr(buf, "200 OK"), "%s", buf);
+    return buf;
+}
+
+/* The value of the sample whose line starts with `prefix` (labels included). */
+static long sample(const char *body, const char *prefix)
+{
+    for (const char *p = body; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL)
+        if (strncmp(p, prefix, strlen(prefix)) == 0)
+            return atol(p + strlen(prefix));
+    return -1;
+}
+
+Test(observe, metrics_count_a_known_workload)
+{
+    ringmq_only();
+    broker_start(&b, "metrics.enabled=true", "metrics.port=0", NULL);
+    int port = metrics_port();
+    struct client *sub = client_open(&b, "m-sub", true);
+    cr_assert_eq(client_subscribe(sub, "m/t", 1), 1);
+    struct client *pub = client_open(&b, "m-pub", true);
+    for (int i = 0; i < 5; i++)
+        client_publish(pub, "m/t", "12345", 5, 1, false);
+    for (int i = 0; i < 5; i++)
+        client_expect_message(sub, "m/t", "12345", NULL, NULL);
+    char *body = scrape(port);
+    cr_assert_eq(sample(body, "ringmq_connections{tenant=\"global\"} "), 2, "%s", body);
+    cr_assert_eq(sample(body, "ringmq_sessions{tenant=\"global\"} "), 2);
+    cr_assert_eq(sample(body, "ringmq_subscriptions{tenant=\"global\"} "), 1);
+    cr_assert_eq(sample(body, "ringmq_messages_in_total{tenant=\"global\",qos=\"1\"} "), 5);
+    cr_assert_eq(sample(body, "ringmq_messages_out_total{tenant=\"global\",qos=\"1\"} "), 5);
+    cr_assert(strstr(body, "# TYPE ringmq_messages_in_total counter"));
+    free(body);
+    client_disconnect(pub);
+    client_disconnect(sub);
+    broker_stop(&b);
+}
+
+Test(observe, sys_topics_in_the_global_tenant)
+{
+    ringmq_only();
+    broker_start(&b, "metrics.sys_interval=1", NULL);
+    struct client *c = client_open(&b, "sys", true);
+    cr_assert_eq(client_subscribe(c, "$SYS/broker/clients/connected", 0), 0);
+    struct msg m;
+    cr_assert_eq(client_wait_message(c, &m, E2E_WAIT_MS), 0, "no $SYS message");
+    cr_assert_str_eq(m.topic, "$SYS/broker/clients/connected");
+    msg_free(&m);
+    client_disconnect(c);
+    broker_stop(&b);
+}
+
+Test(observe, events_log_records_connects_and_disconnects)
+{
+    ringmq_only();
+    char log[64], set_path[300], set_file[100];
+    snprintf(log, sizeof(log), "/tmp/ringmq-events-XXXXXX");
+    int fd = mkstemp(log);
+    close(fd);
+    snprintf(set_path, sizeof(set_path), "plugin.events.path=%s", getenv("RINGMQ_EVENTS_SO"));
+    snprintf(set_file, sizeof(set_file), "plugin.events.file=%s", log);
+    broker_start(&b, set_path, set_file, NULL);
+    struct client *c = client_open(&b, "ev-client", true);
+    client_disconnect(c);
+    broker_stop(&b); /* flushes and closes the log */
+    FILE *f = fopen(log, "r");
+    cr_assert_not_null(f);
+    char line[1024];
+    int connected = 0, disconnected = 0;
+    while (fgets(line, sizeof(line), f)) {
+        if (!strstr(line, "\"ev-client\""))
+            continue;
+        connected += strstr(line, "\"connected\"") != NULL;
+        disconnected += strstr(line, "\"disconnected\"") != NULL;
+    }
+    fclose(f);
+    unlink(log);
+    cr_assert_eq(connected, 1);
+    cr_assert_eq(disconnected, 1);
+}
+
+Test(observe, quota_static_refuses_connections_and_subscriptions)
+{
+    ringmq_only();
+    char set_path[300];
+    snprintf(set_path, sizeof(set_path), "plugin.quota.path=%s", getenv("RINGMQ_QUOTA_SO"));
+    broker_start(&b, set_path, "plugin.quota.global.max_connections=1",
+                 "plugin.quota.global.max_subscriptions=1", NULL);
+    struct client *one = client_open(&b, "q1", true);
+    struct client *two = NULL;
+    struct client_opts o = {.id = "q2", .clean = true};
+    cr_assert_eq(client_connect_rc(&b, &o, &two), 3, "connection quota: CONNACK 0x03");
+    client_destroy(two);
+    cr_assert_eq(client_subscribe(one, "a", 0), 0);
+    cr_assert_eq(client_subscribe(one, "b", 0), 0x80, "subscription quota: SUBACK 0x80");
+    client_disconnect(one);
+    broker_stop(&b);
+}
