@@ -1,0 +1,48 @@
+#!/bin/sh
+# p2p QoS 0 (100 -> 100, 16 B) with and without the auth_file plugin (ACL
+# checks on: every PUBLISH is checked, verdicts cached per connection), one
+# run after the other on the same machine; prints both rates and the ratio.
+# The two alternate RUNS times (rates on a 2-core machine vary by tens of
+# percent between runs); the median of the ratios is reported.
+# Usage: bench/auth_overhead.sh [SECONDS] [RUNS]   (from the source root, after a build)
+set -eu
+secs=${1:-10}
+runs=${2:-3}
+build=${BUILD:-build}
+tmp=$(mktemp -d)
+pid=
+trap '[ -n "$pid" ] && kill $pid 2>/dev/null; rm -rf "$tmp"' EXIT
+printf 'benchpw\n' | "$build/tools/ringmq-passwd" "$tmp/passwd" add bench global >/dev/null
+printf '[tenant global]\nuser bench\ntopic readwrite bench/#\n' >"$tmp/acl"
+run() { # label, extra --set arguments...
+    label=$1
+    shift
+    taskset -c 1 "$build/src/ringmqd" -c conf/ringmq.ini --set listener.default.port=0 \
+        --set server.shards=1 "$@" >"$tmp/$label.log" 2>&1 &
+    pid=$!
+    i=0
+    until port=$(sed -n 's/.*listening on 127.0.0.1:\([0-9]*\).*/\1/p' "$tmp/$label.log") &&
+        [ -n "$port" ]; do
+        i=$((i + 1))
+        [ $i -lt 100 ] || { echo "ringmqd did not start"; cat "$tmp/$label.log"; exit 1; }
+        sleep 0.1
+    done
+    taskset -c 0 "$build/bench/ringmq-bench" p2p -p "$port" -n 100 -q 0 -s 16 -d "$secs" \
+        --warmup 2 -u bench -P benchpw --json "$tmp/$label.json" >/dev/null 2>&1
+    kill "$pid"
+    wait "$pid" || true
+    jq -r '.received_per_s' "$tmp/$label.json"
+}
+echo "p2p QoS 0, 100 -> 100, 16 B, $secs s per run, $(date -u +%Y-%m-%d)"
+: >"$tmp/ratios"
+n=0
+while [ $n -lt "$runs" ]; do
+    plain=$(run plain)
+    acl=$(run acl --set "plugin.auth.path=$build/plugins/ringmq_auth_file.so" \
+        --set "plugin.auth.password_file=$tmp/passwd" --set "plugin.auth.acl_file=$tmp/acl")
+    ratio=$(awk -v a="$acl" -v p="$plain" 'BEGIN { printf "%.3f", a / p }')
+    echo "run $((n + 1)): no auth plugin $plain msg/s, auth_file + ACL $acl msg/s, ratio $ratio"
+    echo "$ratio" >>"$tmp/ratios"
+    n=$((n + 1))
+done
+echo "median ratio: $(sort -n "$tmp/ratios" | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }')"
