@@ -88,6 +88,14 @@ static const char *tenant_dir_name(struct broker *b, uint16_t id)
     return name;
 }
 
+/* Ask the setting provider for a tenant's settings (answered in
+ * settings_done); nothing happens without a provider. */
+static void settings_request(struct shard *s, struct tenant *t)
+{
+    if (s->port)
+        plugin_settings(s->port, t->id, t->name);
+}
+
 struct tenant *shard_tenant(struct shard *s, uint16_t id)
 {
     if (id >= TENANT_MAX)
@@ -113,6 +121,7 @@ struct tenant *shard_tenant(struct shard *s, uint16_t id)
     }
     /* Complete before it is visible to the metrics thread. */
     __atomic_store_n(&s->tenants[id], t, __ATOMIC_RELEASE);
+    settings_request(s, t);
     return t;
 }
 
@@ -297,6 +306,47 @@ static void arm_plugin(struct shard *s)
     io_uring_sqe_set_data64(sqe, ud_make(UD_PLUGIN, NULL));
 }
 
+/* The provider's values over the tenant's configured settings. Values the
+ * broker cannot parse are logged and the tenant keeps what it had. */
+static void settings_done(struct shard *s, const struct plugin_done *d)
+{
+    struct tenant *t = d->cookie < TENANT_MAX ? s->tenants[d->cookie] : NULL;
+    const struct ringmq_settings_result *r = &d->r.settings;
+    if (!t || !r->found || d->timed_out)
+        return;
+    struct tenant_settings *set = malloc(sizeof(*set));
+    if (!set)
+        return;
+    *set = *config_tenant_settings(s->cfg, t->name);
+    char why[200];
+    for (size_t i = 0; i < r->n_settings; i++) {
+        if (config_tenant_apply(set, r->settings[i].key, r->settings[i].value, why, sizeof(why)) <
+            0) {
+            log_ratelimited(LOG_LEVEL_WARN, "tenant %s: setting provider: %s", t->name, why);
+            free(set);
+            return;
+        }
+    }
+    /* Readers take t->set afresh for each packet on this thread: the old
+     * copy can go now. */
+    free(t->own_set);
+    t->own_set = set;
+    t->set = set;
+}
+
+/* Every SETTINGS_REFRESH_MS each shard asks again for its tenants. */
+#define SETTINGS_REFRESH_MS 30000u
+
+static void settings_refresh(struct shard *s)
+{
+    if (!s->port || s->now_ms < s->settings_next_ms)
+        return;
+    s->settings_next_ms = s->now_ms + SETTINGS_REFRESH_MS;
+    for (uint32_t i = 0; i < TENANT_MAX; i++)
+        if (s->tenants[i])
+            settings_request(s, s->tenants[i]);
+}
+
 /* Answers of the plugins (and calls they did not answer in time). */
 static void plugin_poll(struct shard *s)
 {
@@ -307,6 +357,8 @@ static void plugin_poll(struct shard *s)
             conn_on_auth_done(s, (struct conn *)(uintptr_t)d->cookie, d);
         else if (d->kind == PLUGIN_DONE_CHECK)
             acl_on_done(s, (struct conn *)(uintptr_t)d->cookie, d);
+        else if (d->kind == PLUGIN_DONE_SETTINGS)
+            settings_done(s, d);
         plugin_done_free(d);
         d = next;
     }
@@ -356,6 +408,7 @@ static void dispatch(struct shard *s, struct io_uring_cqe *cqe)
         if (s->port)
             plugin_poll(s); /* calls past their deadline */
         observe_sys_tick(s);
+        settings_refresh(s);
         arm_tick(s);
         break;
     case UD_STOP:
@@ -594,8 +647,11 @@ static void broker_free(struct broker *b)
             close(s->stop_fd);
         if (s->plugin_fd > 0)
             close(s->plugin_fd);
-        for (uint32_t t = 0; s->tenants && t < TENANT_MAX; t++)
+        for (uint32_t t = 0; s->tenants && t < TENANT_MAX; t++) {
+            if (s->tenants[t])
+                free(s->tenants[t]->own_set);
             free(s->tenants[t]);
+        }
         free(s->tenants);
         free(s);
     }

@@ -111,7 +111,8 @@ struct tenant {
     struct tenant_counters ctr; /* this shard's share; the metrics thread reads it */
     uint16_t id;
     const char *name;                  /* the directory's copy, lives as long as the broker */
-    const struct tenant_settings *set; /* config; a setting provider may replace it */
+    const struct tenant_settings *set; /* config, or own_set from a setting provider */
+    struct tenant_settings *own_set;   /* the provider's values (heap), or NULL */
     struct trie *subs;                 /* filter -> struct sub_node */
     struct retain *retained;           /* topic -> struct msg (replica on every shard) */
     struct session **reg;              /* client id registry: chained hash, homed sessions */
@@ -160,7 +161,8 @@ struct shard {
     uint64_t stop_val;
     int plugin_fd; /* written by plugin_port's wake, from any thread */
     uint64_t plugin_val;
-    struct plugin_port *port; /* NULL without plugins */
+    struct plugin_port *port;  /* NULL without plugins */
+    uint64_t settings_next_ms; /* next refresh from the setting provider */
     bool stopping;
     pthread_t thread;
     const char *ring_mode;

@@ -967,6 +967,22 @@ static int tenants_resolve(struct config *cfg)
     return 0;
 }
 
+int config_tenant_apply(struct tenant_settings *set, const char *key, const char *value, char *why,
+                        size_t whylen)
+{
+    const struct directive *d = directive_find(CONFIG_SCOPE_TENANT, key);
+    char reason[160];
+    if (!d) {
+        snprintf(why, whylen, "unknown tenant setting '%s'", key);
+        return -1;
+    }
+    if (d->parse(d, value, (char *)set + d->offset, reason, sizeof(reason)) < 0) {
+        snprintf(why, whylen, "%s: %s", key, reason);
+        return -1;
+    }
+    return 0;
+}
+
 const struct tenant_settings *config_tenant_settings(const struct config *cfg, const char *name)
 {
     const struct config_tenant *def = NULL;

@@ -150,6 +150,11 @@ void config_defaults(struct config *cfg);
 int config_load(struct config *cfg, const char *path, const char *const *overrides, size_t n,
                 char *err, size_t errlen);
 
+/* Set one tenant setting by its [tenant.ID] key (e.g. "max_qos" = "1"), as
+ * a setting provider plugin names it. 0, or -1 with the reason in why. */
+int config_tenant_apply(struct tenant_settings *set, const char *key, const char *value, char *why,
+                        size_t whylen);
+
 /* The settings of tenant `name` (its [tenant.ID] section, else
  * [tenant.default]). Never NULL after a successful config_load. */
 const struct tenant_settings *config_tenant_settings(const struct config *cfg, const char *name);

@@ -162,3 +162,27 @@ Test(observe, quota_static_refuses_connections_and_subscriptions)
     client_disconnect(one);
     broker_stop(&b);
 }
+
+/* A setting provider's values replace the tenant's configured ones at run
+ * time: max_qos = 0 makes a QoS 1 subscription granted QoS 0. */
+Test(observe, setting_provider_overrides_tenant_settings)
+{
+    ringmq_only();
+    char set_path[300];
+    snprintf(set_path, sizeof(set_path), "plugin.settings.path=%s", getenv("RINGMQ_SETTINGS_SO"));
+    broker_start(&b, set_path, NULL);
+    /* The first answer arrives within a tick (250 ms) of the start: ask
+     * again every 50 ms until then, for 5 s at most. */
+    int granted = -1;
+    for (int i = 0; i < 100 && granted != 0; i++) {
+        if (i)
+            usleep(50 * 1000);
+        char id[16];
+        snprintf(id, sizeof(id), "set%d", i);
+        struct client *c = client_open(&b, id, true);
+        granted = client_subscribe(c, "s/t", 1);
+        client_disconnect(c);
+    }
+    cr_assert_eq(granted, 0, "the provider's max_qos = 0 never applied");
+    broker_stop(&b);
+}
