@@ -484,6 +484,11 @@ int protocol_connect(struct shard *s, struct conn *c, const struct mqtt_frame *f
     if (!observe_throttle(s, t, RINGMQ_RES_CONNECTIONS, 1, NULL))
         return refuse_rc(s, c, MQTT_CONNACK_UNAVAILABLE, MQTT_RC_QUOTA_EXCEEDED,
                          "connection quota exceeded");
+    bool resumes = !ck.clean_start && session_exists(t, id, id_len);
+    if (!resumes && !session_exists(t, id, id_len) &&
+        !observe_throttle(s, t, RINGMQ_RES_SESSIONS, 1, NULL))
+        return refuse_rc(s, c, MQTT_CONNACK_UNAVAILABLE, MQTT_RC_QUOTA_EXCEEDED,
+                         "session quota exceeded");
     struct session_opts o = {.clean_start = ck.clean_start};
     o.window = (uint16_t)cfg->max_inflight;
     bool expiry_changed = false;

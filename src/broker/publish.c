@@ -131,6 +131,19 @@ int protocol_publish(struct shard *s, struct conn *c, const struct mqtt_frame *f
         }
         deliver = false;
     }
+    if (pb.retain && pb.payload.len && deliver &&
+        (!observe_throttle(s, ss->tenant, RINGMQ_RES_RETAINED, 1, ss) ||
+         !observe_throttle(s, ss->tenant, RINGMQ_RES_RETAINED_BYTES, pb.payload.len, ss))) {
+        /* Retained quota reached: a 5.0 client is told (0x97); a 3.1.1
+         * client's message is delivered but not retained. */
+        if (c->v5) {
+            if (pb.qos)
+                write_ack(s, c, pb.qos == 1 ? MQTT_PUBACK : MQTT_PUBREC, pb.packet_id,
+                          MQTT_RC_QUOTA_EXCEEDED, "retained quota exceeded");
+            return 0;
+        }
+        pb.retain = false;
+    }
     if (pb.qos == 2) {
         /* MQTT-4.3.3-2 (method A): deliver once, remember the id until PUBREL. */
         if (session_qos2_has(ss, pb.packet_id))

@@ -72,6 +72,11 @@ static int reg_grow(struct tenant *t)
     return 0;
 }
 
+bool session_exists(struct tenant *t, const uint8_t *id, size_t len)
+{
+    return reg_find(t, reg_hash(t, id, len), id, len) != NULL;
+}
+
 static void reg_remove(struct tenant *t, struct session *ss)
 {
     struct session **pp = reg_find(t, ss->reg_hash, ss->client_id, ss->client_id_len);

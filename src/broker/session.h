@@ -141,6 +141,9 @@ struct session *session_attach(struct shard *s, struct tenant *t, struct conn *c
                                const uint8_t *client_id, size_t len, const struct session_opts *o,
                                bool *present);
 
+/* True when tenant `t` holds a session for this client id here. */
+bool session_exists(struct tenant *t, const uint8_t *id, size_t len);
+
 /* After CONNACK: resend in-flight messages (DUP) and PUBRELs in order, then
  * move queued messages in (MQTT-4.4.0-1). */
 void session_resume(struct shard *s, struct session *ss);

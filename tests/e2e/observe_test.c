@@ -151,7 +151,8 @@ Test(observe, quota_static_refuses_connections_and_subscriptions)
     char set_path[300];
     snprintf(set_path, sizeof(set_path), "plugin.quota.path=%s", getenv("RINGMQ_QUOTA_SO"));
     broker_start(&b, set_path, "plugin.quota.global.max_connections=1",
-                 "plugin.quota.global.max_subscriptions=1", NULL);
+                 "plugin.quota.global.max_subscriptions=1", "plugin.quota.global.max_retained=1",
+                 "metrics.sys_topics=false", NULL); /* $SYS topics are retained messages too */
     struct client *one = client_open(&b, "q1", true);
     struct client *two = NULL;
     struct client_opts o = {.id = "q2", .clean = true};
@@ -159,7 +160,19 @@ Test(observe, quota_static_refuses_connections_and_subscriptions)
     client_destroy(two);
     cr_assert_eq(client_subscribe(one, "a", 0), 0);
     cr_assert_eq(client_subscribe(one, "b", 0), 0x80, "subscription quota: SUBACK 0x80");
+    /* Retained quota: the second retained topic is delivered but not kept. */
+    client_publish(one, "a", "r1", 2, 1, true);
+    client_expect_message(one, "a", "r1", NULL, NULL);
+    client_publish(one, "r2", "r2", 2, 1, true);
     client_disconnect(one);
+    struct client *again = client_open(&b, "q3", true);
+    cr_assert_eq(client_subscribe(again, "#", 0), 0);
+    struct msg m;
+    cr_assert_eq(client_wait_message(again, &m, E2E_WAIT_MS), 0);
+    cr_assert_str_eq(m.topic, "a", "the retained message within the quota");
+    msg_free(&m);
+    cr_assert(client_no_message(again, E2E_ABSENT_MS), "a retained message beyond the quota");
+    client_disconnect(again);
     broker_stop(&b);
 }
 
