@@ -752,6 +752,9 @@ static void submit(struct auth_http *st, struct ringmq_call *call, enum req_kind
         else
             st->queue_head = r;
         st->queue_tail = r;
+        /* Safe from any thread; under the lock so that fini(), which sets
+         * `stopping` under it, cannot free the multi handle meanwhile. */
+        curl_multi_wakeup(st->multi);
     }
     pthread_mutex_unlock(&st->lock);
     if (refuse) {
@@ -759,7 +762,6 @@ static void submit(struct auth_http *st, struct ringmq_call *call, enum req_kind
         complete_error(st, call, kind, refuse);
         return;
     }
-    curl_multi_wakeup(st->multi); /* documented as safe from any thread */
 }
 
 static void auth_http_authenticate(void *state, struct ringmq_call *call,
