@@ -1,0 +1,620 @@
+/*
+ * Tests of plugins/auth_http through the plugin ABI only: the .so is loaded
+ * with dlopen (fake_load), but with this file's own host, whose complete()
+ * may be called from the plugin's thread: it records the result under a
+ * mutex and signals a condition variable the test waits on (bounded).
+ *
+ * The HTTP endpoint is a tiny HTTP/1.1 server on 127.0.0.1 (port 0) run by
+ * a thread of the test: one request per connection, answered from a table
+ * keyed by path and a substring of the body. A "hold" answer keeps the
+ * connection open without answering until the server stops, so a timeout
+ * or a fini() with a call in flight is certain, not a race.
+ */
+#include <criterion/criterion.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "fake_host.h"
+
+/* ---- the HTTP server ---- */
+
+struct route {
+    const char *path;   /* "/x/auth" */
+    const char *needle; /* substring of the body; NULL: any */
+    int status;         /* 0: hold the connection, never answer */
+    const char *body;
+};
+
+#define MAX_CONNS 64
+
+static struct {
+    int lfd;
+    uint16_t port;
+    pthread_t acceptor;
+    pthread_t conns[MAX_CONNS];
+    int fds[MAX_CONNS];
+    int n_conns;
+    const struct route *routes;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    int requests; /* requests read whole */
+    int held;     /* connections held without answer */
+    bool stopping;
+    char last_body[1024];
+} srv = {.lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
+
+static const char *find_header_end(const char *p, size_t n)
+{
+    for (size_t i = 0; i + 3 < n; i++)
+        if (!memcmp(p + i, "\r\n\r\n", 4))
+            return p + i + 4;
+    return NULL;
+}
+
+static void *conn_main(void *arg)
+{
+    int fd = (int)(intptr_t)arg;
+    char req[8192];
+    size_t n = 0;
+    const char *body = NULL;
+    size_t clen = 0;
+    for (;;) {
+        ssize_t r = read(fd, req + n, sizeof(req) - 1 - n);
+        if (r <= 0)
+            return NULL; /* fd closed by the server's stop */
+        n += (size_t)r;
+        req[n] = '\0';
+        if (!body && (body = find_header_end(req, n))) {
+            const char *cl = strcasestr(req, "\r\nContent-Length:");
+            clen = cl ? strtoul(cl + 17, NULL, 10) : 0;
+        }
+        if (body && (size_t)(req + n - body) >= clen)
+            break;
+        if (n == sizeof(req) - 1)
+            return NULL;
+    }
+    char path[256] = "";
+    sscanf(req, "POST %255s", path);
+    const struct route *rt = NULL;
+    for (const struct route *r = srv.routes; r && r->path; r++)
+        if (!strcmp(r->path, path) && (!r->needle || strstr(body, r->needle))) {
+            rt = r;
+            break;
+        }
+    pthread_mutex_lock(&srv.lock);
+    srv.requests++;
+    snprintf(srv.last_body, sizeof(srv.last_body), "%s", body);
+    if (rt && rt->status == 0) {
+        srv.held++;
+        pthread_cond_broadcast(&srv.cond);
+        while (!srv.stopping)
+            pthread_cond_wait(&srv.cond, &srv.lock);
+        pthread_mutex_unlock(&srv.lock);
+        return NULL;
+    }
+    pthread_cond_broadcast(&srv.cond);
+    pthread_mutex_unlock(&srv.lock);
+    int status = rt ? rt->status : 404;
+    const char *rbody = rt && rt->body ? rt->body : "";
+    char resp[2048];
+    int len = snprintf(resp, sizeof(resp),
+                       "HTTP/1.1 %d X\r\nContent-Type: application/json\r\n"
+                       "Content-Length: %zu\r\nConnection: close\r\n\r\n%s",
+                       status, strlen(rbody), rbody);
+    cr_assert_eq(write(fd, resp, (size_t)len), len);
+    return NULL;
+}
+
+static void *accept_main(void *arg)
+{
+    (void)arg;
+    for (;;) {
+        int fd = accept(srv.lfd, NULL, NULL);
+        if (fd < 0)
+            return NULL; /* shutdown() by server_stop */
+        pthread_mutex_lock(&srv.lock);
+        if (srv.n_conns == MAX_CONNS || srv.stopping) {
+            pthread_mutex_unlock(&srv.lock);
+            close(fd);
+            continue;
+        }
+        int i = srv.n_conns++;
+        srv.fds[i] = fd;
+        cr_assert_eq(pthread_create(&srv.conns[i], NULL, conn_main, (void *)(intptr_t)fd), 0);
+        pthread_mutex_unlock(&srv.lock);
+    }
+}
+
+static void server_start(const struct route *routes)
+{
+    srv.routes = routes;
+    srv.lfd = socket(AF_INET, SOCK_STREAM, 0);
+    cr_assert_geq(srv.lfd, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    cr_assert_eq(bind(srv.lfd, (struct sockaddr *)&a, sizeof(a)), 0);
+    cr_assert_eq(listen(srv.lfd, 64), 0);
+    socklen_t alen = sizeof(a);
+    cr_assert_eq(getsockname(srv.lfd, (struct sockaddr *)&a, &alen), 0);
+    srv.port = ntohs(a.sin_port);
+    cr_assert_eq(pthread_create(&srv.acceptor, NULL, accept_main, NULL), 0);
+}
+
+static void server_stop(void)
+{
+    pthread_mutex_lock(&srv.lock);
+    srv.stopping = true;
+    pthread_cond_broadcast(&srv.cond);
+    pthread_mutex_unlock(&srv.lock);
+    shutdown(srv.lfd, SHUT_RDWR); /* accept() returns EINVAL */
+    pthread_join(srv.acceptor, NULL);
+    for (int i = 0; i < srv.n_conns; i++) {
+        shutdown(srv.fds[i], SHUT_RDWR); /* a conn still reading returns */
+        pthread_join(srv.conns[i], NULL);
+        close(srv.fds[i]);
+    }
+    close(srv.lfd);
+}
+
+static int server_requests(void)
+{
+    pthread_mutex_lock(&srv.lock);
+    int n = srv.requests;
+    pthread_mutex_unlock(&srv.lock);
+    return n;
+}
+
+static struct timespec deadline(int seconds)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += seconds;
+    return ts;
+}
+
+/* Waits (10 s at most) until the server holds `n` connections. */
+static void server_wait_held(int n)
+{
+    struct timespec ts = deadline(10);
+    pthread_mutex_lock(&srv.lock);
+    int rc = 0;
+    while (srv.held < n && rc != ETIMEDOUT)
+        rc = pthread_cond_timedwait(&srv.cond, &srv.lock, &ts);
+    int held = srv.held;
+    pthread_mutex_unlock(&srv.lock);
+    cr_assert_geq(held, n, "server holds %d connections, expected %d", held, n);
+}
+
+/* ---- the host ---- */
+
+struct done {
+    int completions;
+    pthread_t thread; /* who called complete() */
+    struct ringmq_call *call;
+    enum ringmq_auth_decision decision;
+    char tenant[128], user_id[128];
+    bool has_tenant, has_user_id;
+    enum ringmq_verdict verdict;
+    bool cacheable;
+};
+
+static pthread_mutex_t done_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t done_cond = PTHREAD_COND_INITIALIZER;
+static struct done last;
+/* Per call number (small integers cast to pointers): how often completed,
+ * and with what, for tests with several calls in flight. */
+static int times_by_call[16];
+static int decision_by_call[16], verdict_by_call[16];
+
+static void host_log(enum ringmq_log_level level, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "[auth_http %d] ", (int)level);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+}
+
+static uint64_t host_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void copy(char *dst, size_t cap, bool *has, const char *s)
+{
+    *has = s != NULL;
+    snprintf(dst, cap, "%s", s ? s : "");
+}
+
+/* The test knows which kind of call it made: both members are recorded. */
+static void host_complete(struct ringmq_call *call, const union ringmq_result *res)
+{
+    pthread_mutex_lock(&done_lock);
+    last.completions++;
+    last.thread = pthread_self();
+    last.call = call;
+    last.decision = res->auth.decision;
+    copy(last.tenant, sizeof(last.tenant), &last.has_tenant, res->auth.tenant);
+    copy(last.user_id, sizeof(last.user_id), &last.has_user_id, res->auth.user_id);
+    last.verdict = res->check.verdict;
+    last.cacheable = res->check.cacheable;
+    uintptr_t i = (uintptr_t)call;
+    if (i < 16) {
+        times_by_call[i]++;
+        decision_by_call[i] = (int)res->auth.decision;
+        verdict_by_call[i] = (int)res->check.verdict;
+    }
+    pthread_cond_broadcast(&done_cond);
+    pthread_mutex_unlock(&done_lock);
+}
+
+static const struct ringmq_host host = {
+    .abi_version = RINGMQ_PLUGIN_ABI_VERSION,
+    .log = host_log,
+    .now_ms = host_now_ms,
+    .complete = host_complete,
+};
+
+/* Waits (10 s at most) for the n-th completion, returns a copy. */
+static struct done wait_done(int n)
+{
+    struct timespec ts = deadline(10);
+    pthread_mutex_lock(&done_lock);
+    int rc = 0;
+    while (last.completions < n && rc != ETIMEDOUT)
+        rc = pthread_cond_timedwait(&done_cond, &done_lock, &ts);
+    struct done d = last;
+    pthread_mutex_unlock(&done_lock);
+    cr_assert_eq(d.completions, n, "%d completions, expected %d", d.completions, n);
+    return d;
+}
+
+static int completions(void)
+{
+    pthread_mutex_lock(&done_lock);
+    int n = last.completions;
+    pthread_mutex_unlock(&done_lock);
+    return n;
+}
+
+/* ---- fixtures ---- */
+
+static const struct route routes[] = {
+    {"/mq/auth", "\"username\":\"alice\"", 200,
+     "{\"result\": \"allow\", \"tenant\":\"acme\", \"user_id\":\"u-\\u00e9\", \"ttl\": [1, "
+     "{\"x\":\"}\"}]}"},
+    {"/mq/auth", "\"username\":\"bob\"", 200, "{\"result\":\"deny\"}"},
+    {"/mq/auth", "\"username\":\"mallory\"", 401, ""},
+    {"/mq/auth", "\"username\":\"broken\"", 500, "oops"},
+    {"/mq/auth", "\"username\":\"garbage\"", 200, "{\"result\":\"allow\""},
+    {"/mq/auth", "\"username\":\"weird\"", 200, "{\"result\":\"maybe\"}"},
+    {"/mq/auth", "\"username\":\"slow\"", 0, NULL},
+    {"/mq/auth", "\"password\":\"s\\u0000c\\\"r\\u00ff\"", 200,
+     "{\"result\":\"allow\",\"tenant\":\"bin\"}"},
+    {"/mq/acl", "\"topic\":\"public/", 200, "{\"result\":\"allow\"}"},
+    {"/mq/acl", "\"topic\":\"secret/", 200, "{\"result\":\"deny\"}"},
+    {"/mq/acl", "\"topic\":\"forbidden/", 403, ""},
+    {"/mq/acl", "\"topic\":\"slow/", 0, NULL},
+    {NULL, NULL, 0, NULL},
+};
+
+static const struct ringmq_plugin *plug;
+static void *state;
+static pthread_t test_thread;
+
+static int start_with(const char *timeout_ms, const char *cache_s, const char *max_in_flight)
+{
+    char url[64];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%u/mq/", srv.port);
+    struct ringmq_kv kv[4] = {{"url", url}};
+    size_t n = 1;
+    if (timeout_ms)
+        kv[n++] = (struct ringmq_kv){"timeout_ms", timeout_ms};
+    if (cache_s)
+        kv[n++] = (struct ringmq_kv){"cache_seconds", cache_s};
+    if (max_in_flight)
+        kv[n++] = (struct ringmq_kv){"max_in_flight", max_in_flight};
+    char err[256] = "";
+    int rc = plug->init(&host, kv, n, &state, err, sizeof(err));
+    cr_assert_eq(rc, 0, "init: %s", err);
+    return rc;
+}
+
+static void setup(void)
+{
+    test_thread = pthread_self();
+    plug = fake_load(AUTH_HTTP_SO);
+    cr_assert_eq(plug->kinds, RINGMQ_KIND_AUTH);
+    cr_assert_str_eq(plug->name, "auth_http");
+    server_start(routes);
+}
+
+static void teardown(void)
+{
+    if (state)
+        plug->fini(state);
+    state = NULL;
+    server_stop();
+}
+
+static struct ringmq_call *call_no(uintptr_t n)
+{
+    return (struct ringmq_call *)n; /* opaque to the plugin: any distinct pointer */
+}
+
+static void authenticate(uintptr_t call, const char *user, const char *pw, size_t pw_len)
+{
+    struct ringmq_connect_info info = {
+        .protocol_version = 5,
+        .client_id = {(const uint8_t *)"dev-1", 5},
+        .has_username = user != NULL,
+        .username = {(const uint8_t *)user, user ? strlen(user) : 0},
+        .has_password = pw != NULL,
+        .password = {(const uint8_t *)pw, pw_len},
+        .remote_addr = "127.0.0.1",
+        .remote_port = 40000,
+        .listener = "default",
+    };
+    plug->authenticate(state, call_no(call), &info);
+}
+
+static void check(uintptr_t call, enum ringmq_action action, const char *topic)
+{
+    struct ringmq_check c = {
+        .action = action,
+        .tenant = "acme",
+        .user_id = "u-1",
+        .client_id = {(const uint8_t *)"dev-1", 5},
+        .topic = {(const uint8_t *)topic, strlen(topic)},
+        .qos = 1,
+        .retain = true,
+    };
+    plug->check(state, call_no(call), &c);
+}
+
+TestSuite(auth_http, .init = setup, .fini = teardown, .timeout = 60);
+
+/* ---- init ---- */
+
+Test(auth_http, init_refuses_bad_config)
+{
+    char err[256];
+    void *st = NULL;
+    struct ringmq_kv none[] = {{"timeout_ms", "100"}};
+    cr_assert_neq(plug->init(&host, none, 1, &st, err, sizeof(err)), 0);
+    cr_assert_not_null(strstr(err, "url"), "%s", err);
+    struct ringmq_kv ftp[] = {{"url", "ftp://127.0.0.1/"}};
+    cr_assert_neq(plug->init(&host, ftp, 1, &st, err, sizeof(err)), 0);
+    cr_assert_not_null(strstr(err, "http://"), "%s", err);
+    const char *bad[][2] = {{"timeout_ms", "0"},    {"timeout_ms", "-5"},
+                            {"timeout_ms", "1x"},   {"cache_seconds", ""},
+                            {"max_in_flight", "0"}, {"max_in_flight", "99999999999999999999"},
+                            {"colour", "blue"}};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        struct ringmq_kv kv[] = {{"url", "http://127.0.0.1:1/"}, {bad[i][0], bad[i][1]}};
+        err[0] = '\0';
+        cr_assert_neq(plug->init(&host, kv, 2, &st, err, sizeof(err)), 0, "%s=%s", bad[i][0],
+                      bad[i][1]);
+        cr_assert_not_null(strstr(err, bad[i][0]), "%s", err);
+    }
+    /* Boundaries that are fine: cache off, a one-request window. */
+    struct ringmq_kv ok[] = {{"url", "http://127.0.0.1:1"},
+                             {"cache_seconds", "0"},
+                             {"max_in_flight", "1"},
+                             {"timeout_ms", "1"}};
+    cr_assert_eq(plug->init(&host, ok, 4, &st, err, sizeof(err)), 0, "%s", err);
+    plug->fini(st);
+}
+
+/* ---- authenticate ---- */
+
+Test(auth_http, allow_gives_tenant_and_user_id_from_another_thread)
+{
+    start_with(NULL, NULL, NULL);
+    authenticate(1, "alice", "pw", 2);
+    struct done d = wait_done(1);
+    cr_assert_eq(d.call, call_no(1));
+    cr_assert_eq(d.decision, RINGMQ_AUTH_ALLOW);
+    cr_assert_str_eq(d.tenant, "acme");
+    cr_assert_str_eq(d.user_id, "u-\xc3\xa9"); /* \u00e9 decoded to UTF-8 */
+    /* Asynchronous: completed by the plugin's thread, not the caller's. */
+    cr_assert_eq(pthread_equal(d.thread, test_thread), 0);
+    cr_assert_eq(server_requests(), 1);
+    pthread_mutex_lock(&srv.lock);
+    cr_assert_not_null(strstr(srv.last_body, "\"client_id\":\"dev-1\""), "%s", srv.last_body);
+    cr_assert_not_null(strstr(srv.last_body, "\"protocol\":5"), "%s", srv.last_body);
+    cr_assert_not_null(strstr(srv.last_body, "\"listener\":\"default\""), "%s", srv.last_body);
+    pthread_mutex_unlock(&srv.lock);
+}
+
+Test(auth_http, deny_401_and_deny_result_are_bad_credentials)
+{
+    start_with(NULL, NULL, NULL);
+    authenticate(1, "mallory", "pw", 2);
+    struct done d = wait_done(1);
+    cr_assert_eq(d.decision, RINGMQ_AUTH_BAD_CREDENTIALS);
+    cr_assert_eq(d.has_tenant, false);
+    authenticate(2, "bob", "pw", 2);
+    d = wait_done(2);
+    cr_assert_eq(d.call, call_no(2));
+    cr_assert_eq(d.decision, RINGMQ_AUTH_BAD_CREDENTIALS);
+}
+
+Test(auth_http, server_error_garbage_and_unknown_result_are_errors)
+{
+    start_with(NULL, NULL, NULL);
+    const char *users[] = {"broken", "garbage", "weird", "nobody-404"};
+    for (int i = 0; i < 4; i++) {
+        authenticate((uintptr_t)i + 1, users[i], "pw", 2);
+        struct done d = wait_done(i + 1);
+        cr_assert_eq(d.decision, RINGMQ_AUTH_ERROR, "%s", users[i]);
+    }
+    /* Errors are not cached: the same request asks the server again. */
+    authenticate(9, "broken", "pw", 2);
+    cr_assert_eq(wait_done(5).decision, RINGMQ_AUTH_ERROR);
+    cr_assert_eq(server_requests(), 5);
+}
+
+Test(auth_http, timeout_is_an_error)
+{
+    start_with("100", NULL, NULL);
+    authenticate(1, "slow", "pw", 2);
+    /* The server holds the request and never answers: only the plugin's
+     * 100 ms timeout can complete the call. */
+    struct done d = wait_done(1);
+    cr_assert_eq(d.decision, RINGMQ_AUTH_ERROR);
+    server_wait_held(1);
+}
+
+Test(auth_http, unreachable_server_is_an_error)
+{
+    char err[256];
+    /* Port 1 on loopback: nothing listens, the connect is refused. */
+    struct ringmq_kv kv[] = {{"url", "http://127.0.0.1:1/x"}};
+    cr_assert_eq(plug->init(&host, kv, 1, &state, err, sizeof(err)), 0, "%s", err);
+    authenticate(1, "alice", "pw", 2);
+    cr_assert_eq(wait_done(1).decision, RINGMQ_AUTH_ERROR);
+}
+
+Test(auth_http, binary_password_is_escaped)
+{
+    start_with(NULL, NULL, NULL);
+    static const char pw[] = {'s', 0, 'c', '"', 'r', (char)0xff};
+    authenticate(1, "anyone", pw, sizeof(pw));
+    struct done d = wait_done(1);
+    cr_assert_eq(d.decision, RINGMQ_AUTH_ALLOW);
+    cr_assert_str_eq(d.tenant, "bin");
+    cr_assert_eq(d.has_user_id, false);
+}
+
+Test(auth_http, no_username_sends_null)
+{
+    start_with(NULL, NULL, NULL);
+    authenticate(1, NULL, NULL, 0);
+    cr_assert_eq(wait_done(1).decision, RINGMQ_AUTH_ERROR); /* 404 from the table */
+    pthread_mutex_lock(&srv.lock);
+    cr_assert_not_null(strstr(srv.last_body, "\"username\":null,\"password\":null"), "%s",
+                       srv.last_body);
+    pthread_mutex_unlock(&srv.lock);
+}
+
+Test(auth_http, auth_continue_is_bad_method)
+{
+    start_with(NULL, NULL, NULL);
+    struct ringmq_auth_step step = {.auth_method = {(const uint8_t *)"SCRAM", 5}};
+    plug->auth_continue(state, call_no(1), &step);
+    cr_assert_eq(wait_done(1).decision, RINGMQ_AUTH_BAD_METHOD);
+}
+
+/* ---- check ---- */
+
+Test(auth_http, acl_allow_and_deny)
+{
+    start_with(NULL, NULL, NULL);
+    check(1, RINGMQ_ACTION_PUBLISH, "public/a");
+    struct done d = wait_done(1);
+    cr_assert_eq(d.verdict, RINGMQ_GRANTED);
+    cr_assert_eq(d.cacheable, true);
+    pthread_mutex_lock(&srv.lock);
+    cr_assert_str_eq(srv.last_body, "{\"tenant\":\"acme\",\"user_id\":\"u-1\",\"client_id\":"
+                                    "\"dev-1\",\"action\":\"publish\",\"topic\":\"public/a\","
+                                    "\"qos\":1,\"retain\":true}");
+    pthread_mutex_unlock(&srv.lock);
+    check(2, RINGMQ_ACTION_SUBSCRIBE, "secret/#");
+    d = wait_done(2);
+    cr_assert_eq(d.verdict, RINGMQ_DENIED);
+    cr_assert_eq(d.cacheable, true);
+    check(3, RINGMQ_ACTION_SUBSCRIBE, "forbidden/x");
+    cr_assert_eq(wait_done(3).verdict, RINGMQ_DENIED);
+    check(4, RINGMQ_ACTION_UNSUBSCRIBE, "unknown/x"); /* 404 */
+    d = wait_done(4);
+    cr_assert_eq(d.verdict, RINGMQ_CHECK_ERROR);
+    cr_assert_eq(d.cacheable, false);
+}
+
+/* ---- the cache ---- */
+
+Test(auth_http, cache_hit_answers_synchronously_without_http)
+{
+    start_with(NULL, "60", NULL);
+    authenticate(1, "alice", "pw", 2);
+    wait_done(1);
+    check(2, RINGMQ_ACTION_PUBLISH, "public/a");
+    wait_done(2);
+    cr_assert_eq(server_requests(), 2);
+    /* The same requests again: completed before the callback returns, on
+     * the caller's thread, and the server sees nothing new. */
+    authenticate(3, "alice", "pw", 2);
+    cr_assert_eq(completions(), 3);
+    struct done d = wait_done(3);
+    cr_assert_eq(d.call, call_no(3));
+    cr_assert_neq(pthread_equal(d.thread, test_thread), 0);
+    cr_assert_eq(d.decision, RINGMQ_AUTH_ALLOW);
+    cr_assert_str_eq(d.tenant, "acme");
+    cr_assert_str_eq(d.user_id, "u-\xc3\xa9");
+    check(4, RINGMQ_ACTION_PUBLISH, "public/a");
+    cr_assert_eq(completions(), 4);
+    cr_assert_eq(wait_done(4).verdict, RINGMQ_GRANTED);
+    cr_assert_eq(server_requests(), 2);
+    /* Another password is another key: asked again. */
+    authenticate(5, "alice", "pw2", 3);
+    cr_assert_eq(wait_done(5).decision, RINGMQ_AUTH_ALLOW);
+    cr_assert_eq(server_requests(), 3);
+}
+
+Test(auth_http, cache_off_asks_every_time)
+{
+    start_with(NULL, "0", NULL);
+    authenticate(1, "mallory", "pw", 2);
+    wait_done(1);
+    authenticate(2, "mallory", "pw", 2);
+    cr_assert_eq(wait_done(2).decision, RINGMQ_AUTH_BAD_CREDENTIALS);
+    cr_assert_eq(server_requests(), 2);
+}
+
+/* ---- limits and shutdown ---- */
+
+Test(auth_http, max_in_flight_refuses_the_excess)
+{
+    start_with("60000", NULL, "1");
+    check(1, RINGMQ_ACTION_PUBLISH, "slow/a");
+    server_wait_held(1);
+    cr_assert_eq(completions(), 0);
+    check(2, RINGMQ_ACTION_PUBLISH, "public/a");
+    struct done d = wait_done(1); /* refused at once, on the caller's thread */
+    cr_assert_eq(d.call, call_no(2));
+    cr_assert_eq(d.verdict, RINGMQ_CHECK_ERROR);
+    cr_assert_neq(pthread_equal(d.thread, test_thread), 0);
+}
+
+Test(auth_http, fini_completes_calls_in_flight_with_error)
+{
+    start_with("60000", NULL, NULL);
+    authenticate(1, "slow", "pw", 2);
+    check(2, RINGMQ_ACTION_SUBSCRIBE, "slow/#");
+    server_wait_held(2);
+    cr_assert_eq(completions(), 0);
+    plug->fini(state);
+    state = NULL;
+    /* Both answered before fini returned, exactly once each. */
+    cr_assert_eq(completions(), 2);
+    pthread_mutex_lock(&done_lock);
+    cr_assert_eq(times_by_call[1], 1);
+    cr_assert_eq(times_by_call[2], 1);
+    cr_assert_eq(decision_by_call[1], RINGMQ_AUTH_ERROR);
+    cr_assert_eq(verdict_by_call[2], RINGMQ_CHECK_ERROR);
+    pthread_mutex_unlock(&done_lock);
+}
