@@ -484,6 +484,13 @@ int protocol_connect(struct shard *s, struct conn *c, const struct mqtt_frame *f
     if (!observe_throttle(s, t, RINGMQ_RES_CONNECTIONS, 1, NULL))
         return refuse_rc(s, c, MQTT_CONNACK_UNAVAILABLE, MQTT_RC_QUOTA_EXCEEDED,
                          "connection quota exceeded");
+    if (!observe_throttle(s, t, RINGMQ_RES_CONNECT_RATE, 1, NULL))
+        return refuse_rc(s, c, MQTT_CONNACK_UNAVAILABLE, 0x9F, "connection rate exceeded");
+    if (t->connects_second != s->now_ms / 1000u) {
+        t->connects_second = s->now_ms / 1000u;
+        t->connects_in_second = 0;
+    }
+    t->connects_in_second++;
     bool resumes = !ck.clean_start && session_exists(t, id, id_len);
     if (!resumes && !session_exists(t, id, id_len) &&
         !observe_throttle(s, t, RINGMQ_RES_SESSIONS, 1, NULL))

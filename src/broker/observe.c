@@ -175,6 +175,15 @@ bool observe_throttle(struct shard *s, struct tenant *t, enum ringmq_resource r,
     case RINGMQ_RES_RETAINED:
         current = sum.retained;
         break;
+    case RINGMQ_RES_CONNECT_RATE:
+        /* Connects this second, over every shard (each counts its own). */
+        for (uint32_t i = 0; i < s->broker->nshards; i++) {
+            struct tenant *o =
+                __atomic_load_n(&s->broker->shards[i]->tenants[t->id], __ATOMIC_ACQUIRE);
+            if (o && o->connects_second == s->now_ms / 1000u)
+                current += o->connects_in_second;
+        }
+        break;
     case RINGMQ_RES_RETAINED_BYTES:
         current = sum.retained_bytes;
         break;

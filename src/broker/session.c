@@ -356,6 +356,8 @@ void session_deliver_shared(struct shard *s, struct session *ss, struct msg *m, 
         if (conn_backlog(ss->conn) > SESSION_QOS0_BACKLOG_LIMIT) {
             s->dropped_qos0++;
             ss->tenant->ctr.dropped[RINGMQ_DROP_QOS0_BACKLOG]++;
+            observe_event(s, RINGMQ_EV_SLOW_SUBSCRIBER, ss->tenant, ss, RINGMQ_DROP_QOS0_BACKLOG, 0,
+                          msg_topic(m), m->topic_len);
             return;
         }
         write_publish(s, ss->conn, m, 0, false, retain, 0, ids, nids);
@@ -752,6 +754,7 @@ struct session *session_attach(struct shard *s, struct tenant *t, struct conn *c
         ss->client_id_len = (uint16_t)len;
         ss->tenant = t;
         t->ctr.sessions++;
+        observe_event(s, RINGMQ_EV_SESSION_CREATED, t, ss, 0, 0, NULL, 0);
         ss->reg_hash = h;
         struct session **bucket = &t->reg[h & t->reg_mask];
         ss->reg_next = *bucket;
@@ -808,6 +811,7 @@ void session_on_timer(struct wheel_entry *e, void *arg)
         /* MQTT-3.1.2-23 (5.0): the session ends when its interval passes,
          * and a will still waiting goes out then (MQTT-3.1.3-9). */
         session_publish_will(s, ss);
+        observe_event(s, RINGMQ_EV_SESSION_EXPIRED, ss->tenant, ss, 0, 0, NULL, 0);
         session_destroy(s, ss);
         return;
     }

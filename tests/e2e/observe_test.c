@@ -199,3 +199,28 @@ Test(observe, setting_provider_overrides_tenant_settings)
     cr_assert_eq(granted, 0, "the provider's max_qos = 0 never applied");
     broker_stop(&b);
 }
+
+/* quota_static's max_connect_rate: at most 2 connects per second for the
+ * tenant, so of 5 quick connects (spanning at most two seconds) at least one
+ * is refused with CONNACK 0x03 (5.0: 0x9F). */
+Test(observe, quota_static_refuses_a_connect_burst)
+{
+    ringmq_only();
+    char set_path[300];
+    snprintf(set_path, sizeof(set_path), "plugin.quota.path=%s", getenv("RINGMQ_QUOTA_SO"));
+    broker_start(&b, set_path, "plugin.quota.global.max_connect_rate=2", NULL);
+    int refused = 0, accepted = 0;
+    struct client *c[5];
+    for (int i = 0; i < 5; i++) {
+        char id[16];
+        snprintf(id, sizeof(id), "burst%d", i);
+        struct client_opts o = {.id = id, .clean = true};
+        int rc = client_connect_rc(&b, &o, &c[i]);
+        refused += rc == 3;
+        accepted += rc == 0;
+    }
+    for (int i = 0; i < 5; i++)
+        client_destroy(c[i]);
+    cr_assert(refused >= 1 && accepted >= 2, "accepted %d, refused %d", accepted, refused);
+    broker_stop(&b);
+}
