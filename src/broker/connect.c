@@ -155,6 +155,20 @@ static void write_auth(struct shard *s, struct conn *c, uint8_t reason, const ch
     conn_write_v5(s, c, MQTT_AUTH << 4, &reason, 1, &pr);
 }
 
+/* AUTH with the method and binary data (len 0: no data) from a plugin. */
+static void write_auth_bytes(struct shard *s, struct conn *c, uint8_t reason, struct ringmq_bytes d)
+{
+    struct mqtt_props pr;
+    memset(&pr, 0, sizeof(pr));
+    mqtt_props_set(&pr, MQTT_PROP_AUTH_METHOD);
+    pr.auth_method = (struct mqtt_bytes){c->v5->auth_method, c->v5->auth_method_len};
+    if (d.len) {
+        mqtt_props_set(&pr, MQTT_PROP_AUTH_DATA);
+        pr.auth_data = (struct mqtt_bytes){d.p, d.len};
+    }
+    conn_write_v5(s, c, MQTT_AUTH << 4, &reason, 1, &pr);
+}
+
 /* ---- CONNECT ---- */
 
 /* An id unique on this broker whose home is this shard (so that an
@@ -315,6 +329,13 @@ static int start_auth(struct shard *s, struct conn *c, const struct mqtt_connect
         info.auth_method = (struct ringmq_bytes){pr->auth_method.p, pr->auth_method.len};
         if (mqtt_props_has(pr, MQTT_PROP_AUTH_DATA))
             info.auth_data = (struct ringmq_bytes){pr->auth_data.p, pr->auth_data.len};
+        /* Enhanced authentication: every later AUTH must name this method. */
+        free(c->v5->auth_method);
+        c->v5->auth_method = malloc(pr->auth_method.len ? pr->auth_method.len : 1);
+        if (c->v5->auth_method) {
+            memcpy(c->v5->auth_method, pr->auth_method.p, pr->auth_method.len);
+            c->v5->auth_method_len = (uint16_t)pr->auth_method.len;
+        }
     }
     c->stash = malloc(sizeof(*c->stash) + avail);
     if (!c->stash) {
@@ -338,14 +359,44 @@ static int start_auth(struct shard *s, struct conn *c, const struct mqtt_connect
     return -1;
 }
 
+/* A re-authentication step answered (MQTT 5.0 4.12.1). */
+static void reauth_done(struct shard *s, struct conn *c, const struct ringmq_auth_result *r,
+                        bool timed_out)
+{
+    struct conn_v5 *v = c->v5;
+    if (r->decision == RINGMQ_AUTH_CONTINUE && !timed_out) {
+        write_auth_bytes(s, c, 0x18, r->auth_data);
+    } else if (r->decision == RINGMQ_AUTH_ALLOW && !timed_out) {
+        v->auth = AUTH_DONE;
+        write_auth_bytes(s, c, 0x00, r->auth_data);
+    } else {
+        /* MQTT-4.12.1-2: a failed re-authentication ends the connection. */
+        conn_close_reason(s, c, CLOSE_PROTOCOL, MQTT_RC_NOT_AUTHORIZED, "re-authentication failed");
+    }
+}
+
 void conn_on_auth_done(struct shard *s, struct conn *c, const struct plugin_done *d)
 {
+    const struct ringmq_auth_result *r = &d->r.auth;
+    if (c->state == CONN_ACTIVE && c->v5 && c->v5->auth == AUTH_REAUTHING) {
+        reauth_done(s, c, r, d->timed_out);
+        conn_op_done(s, c);
+        return;
+    }
     if (c->state != CONN_AUTHENTICATING) {
         conn_op_done(s, c); /* closed meanwhile */
         return;
     }
     c->state = CONN_NEW;
-    const struct ringmq_auth_result *r = &d->r.auth;
+    if (r->decision == RINGMQ_AUTH_CONTINUE && c->v5 && c->v5->auth_method && !d->timed_out) {
+        /* MQTT-4.12.0-2: the method goes on with AUTH 0x18; the CONNECT
+         * stays in c->stash until the plugin allows. */
+        c->v5->auth = AUTH_CONNECTING;
+        write_auth_bytes(s, c, 0x18, r->auth_data);
+        c->ops--;
+        conn_resume(s, c);
+        return;
+    }
     /* 3.1.1 return codes and 5.0 reason codes of each refusal. */
     static const struct {
         uint8_t v3, v5;
@@ -362,7 +413,7 @@ void conn_on_auth_done(struct shard *s, struct conn *c, const struct plugin_done
     };
     enum ringmq_auth_decision dec = r->decision;
     if (dec == RINGMQ_AUTH_CONTINUE)
-        dec = RINGMQ_AUTH_BAD_METHOD; /* multi-step plugin auth: not wired yet */
+        dec = RINGMQ_AUTH_BAD_METHOD; /* CONTINUE without a method to go on with */
     if (dec != RINGMQ_AUTH_ALLOW) {
         if ((size_t)dec >= sizeof(refusals) / sizeof(refusals[0]) || !refusals[dec].why)
             dec = RINGMQ_AUTH_ERROR;
@@ -384,6 +435,8 @@ void conn_on_auth_done(struct shard *s, struct conn *c, const struct plugin_done
         conn_op_done(s, c);
         return;
     }
+    if (c->v5 && c->v5->auth_method)
+        c->v5->auth = AUTH_DONE; /* CONNACK names the method (MQTT-4.12.0-5) */
     struct iobuf *h = c->stash;
     c->stash = NULL;
     c->ops--;
@@ -461,7 +514,18 @@ int protocol_connect(struct shard *s, struct conn *c, const struct mqtt_frame *f
             return -1;
         }
     }
-    if (c->v5) {
+    if (c->v5 && c->auth && mqtt_props_has(&pr, MQTT_PROP_AUTH_METHOD)) {
+        /* An auth plugin authenticated it (perhaps on the shard it came
+         * from): CONNACK names the method (MQTT-4.12.0-5). */
+        if (!c->v5->auth_method) {
+            c->v5->auth_method = malloc(pr.auth_method.len ? pr.auth_method.len : 1);
+            if (c->v5->auth_method) {
+                memcpy(c->v5->auth_method, pr.auth_method.p, pr.auth_method.len);
+                c->v5->auth_method_len = (uint16_t)pr.auth_method.len;
+            }
+        }
+        c->v5->auth = AUTH_DONE;
+    } else if (c->v5) {
         int a = connect_auth(s, c, &pr, pkt, f->total_len);
         if (a <= 0)
             return -1;
@@ -592,6 +656,45 @@ static int auth_decode(const struct mqtt_frame *f, const uint8_t *body, uint8_t 
     return mqtt_props_decode(MQTT_AUTH, content.p, content.len, pr);
 }
 
+/* An AUTH from the client when an auth plugin decides: pass the step on. */
+static int plugin_auth_step(struct shard *s, struct conn *c, uint8_t reason,
+                            const struct mqtt_props *pr)
+{
+    struct conn_v5 *v = c->v5;
+    bool reauth;
+    if (v->auth == AUTH_CONNECTING && reason == 0x18 && c->state == CONN_NEW)
+        reauth = false;
+    else if ((v->auth == AUTH_DONE && reason == 0x19) ||
+             (v->auth == AUTH_REAUTHING && reason == 0x18))
+        reauth = true;
+    else {
+        protocol_violation(s, c, "unexpected AUTH reason", MQTT_RC_PROTOCOL_ERROR);
+        return -1;
+    }
+    struct ringmq_auth_step step = {
+        .reauth = reauth,
+        .auth_method = {v->auth_method, v->auth_method_len},
+        .auth_data = {mqtt_props_has(pr, MQTT_PROP_AUTH_DATA) ? pr->auth_data.p : NULL,
+                      mqtt_props_has(pr, MQTT_PROP_AUTH_DATA) ? pr->auth_data.len : 0},
+        .tenant = reauth && c->session ? c->session->tenant->name : NULL,
+        .user_id = reauth && c->auth ? c->auth->user_id : NULL,
+    };
+    c->ops++;
+    if (plugin_auth_continue(s->port, (uint64_t)(uintptr_t)c, &step) < 0) {
+        c->ops--;
+        if (!reauth)
+            return refuse(s, c, MQTT_RC_UNSPECIFIED, "authentication unavailable");
+        conn_close_reason(s, c, CLOSE_PROTOCOL, MQTT_RC_UNSPECIFIED, "authentication unavailable");
+        return -1;
+    }
+    if (reauth) {
+        v->auth = AUTH_REAUTHING; /* the connection keeps working meanwhile */
+        return 0;
+    }
+    c->state = CONN_AUTHENTICATING;
+    return -1;
+}
+
 int protocol_auth(struct shard *s, struct conn *c, const struct mqtt_frame *f, const uint8_t *body)
 {
     struct conn_v5 *v = c->v5;
@@ -611,6 +714,8 @@ int protocol_auth(struct shard *s, struct conn *c, const struct mqtt_frame *f, c
         protocol_violation(s, c, "unexpected AUTH", MQTT_RC_PROTOCOL_ERROR);
         return -1;
     }
+    if (s->port && plugin_host_has_auth(s->broker->plugins))
+        return plugin_auth_step(s, c, reason, &pr);
     bool answer_ok =
         mqtt_props_has(&pr, MQTT_PROP_AUTH_DATA) && bytes_eq(pr.auth_data, auth_response);
     switch (v->auth) {

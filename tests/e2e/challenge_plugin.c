@@ -1,0 +1,121 @@
+/* An auth plugin with MQTT 5.0 enhanced authentication, for the e2e tests:
+ * method "plugin-chal": CONNECT data "hello" -> continue with "challenge";
+ * AUTH data "response" -> allow (tenant "acme", user "chal-user"); anything
+ * else -> bad credentials. Re-authentication: "hello" -> "challenge" ->
+ * "response" -> allow. Without a method: allow into "global". Answers come
+ * from a thread of the plugin's own, as a real provider's would. */
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ringmq/plugin.h"
+
+static const struct ringmq_host *host;
+
+struct job {
+    struct ringmq_call *call;
+    enum ringmq_auth_decision decision;
+    const char *data;
+};
+
+static void *answer(void *arg)
+{
+    struct job *j = arg;
+    union ringmq_result r;
+    memset(&r, 0, sizeof(r));
+    r.auth.decision = j->decision;
+    if (j->decision == RINGMQ_AUTH_ALLOW) {
+        r.auth.tenant = "acme";
+        r.auth.user_id = "chal-user";
+    }
+    if (j->data)
+        r.auth.auth_data = (struct ringmq_bytes){(const uint8_t *)j->data, strlen(j->data)};
+    host->complete(j->call, &r);
+    free(j);
+    return NULL;
+}
+
+static void reply(struct ringmq_call *call, enum ringmq_auth_decision d, const char *data)
+{
+    struct job *j = malloc(sizeof(*j));
+    *j = (struct job){call, d, data};
+    pthread_t t;
+    pthread_create(&t, NULL, answer, j);
+    pthread_detach(t);
+}
+
+static bool is(struct ringmq_bytes b, const char *s)
+{
+    return b.len == strlen(s) && memcmp(b.p, s, b.len) == 0;
+}
+
+static int init(const struct ringmq_host *h, const struct ringmq_kv *config, size_t n, void **state,
+                char *err, size_t errlen)
+{
+    (void)config;
+    (void)n;
+    (void)err;
+    (void)errlen;
+    host = h;
+    *state = NULL;
+    return 0;
+}
+
+static void fini(void *state)
+{
+    (void)state;
+}
+
+static void authenticate(void *state, struct ringmq_call *call,
+                         const struct ringmq_connect_info *info)
+{
+    (void)state;
+    if (info->auth_method.len == 0)
+        reply(call, RINGMQ_AUTH_ALLOW, NULL);
+    else if (!is(info->auth_method, "plugin-chal"))
+        reply(call, RINGMQ_AUTH_BAD_METHOD, NULL);
+    else if (is(info->auth_data, "hello"))
+        reply(call, RINGMQ_AUTH_CONTINUE, "challenge");
+    else
+        reply(call, RINGMQ_AUTH_BAD_CREDENTIALS, NULL);
+}
+
+static void auth_continue(void *state, struct ringmq_call *call, const struct ringmq_auth_step *st)
+{
+    (void)state;
+    if (st->reauth && is(st->auth_data, "hello"))
+        reply(call, RINGMQ_AUTH_CONTINUE, "challenge");
+    else if (is(st->auth_data, "response"))
+        reply(call, RINGMQ_AUTH_ALLOW, NULL);
+    else
+        reply(call, RINGMQ_AUTH_BAD_CREDENTIALS, NULL);
+}
+
+static void check(void *state, struct ringmq_call *call, const struct ringmq_check *chk)
+{
+    (void)state;
+    (void)chk;
+    union ringmq_result r;
+    memset(&r, 0, sizeof(r));
+    r.check.verdict = RINGMQ_GRANTED;
+    r.check.cacheable = true;
+    host->complete(call, &r);
+}
+
+static const struct ringmq_plugin plugin = {
+    .abi_version = RINGMQ_PLUGIN_ABI_VERSION,
+    .name = "test_challenge",
+    .kinds = RINGMQ_KIND_AUTH,
+    .init = init,
+    .fini = fini,
+    .authenticate = authenticate,
+    .auth_continue = auth_continue,
+    .check = check,
+};
+
+__attribute__((visibility("default"))) const struct ringmq_plugin *ringmq_plugin_entry(void);
+
+__attribute__((visibility("default"))) const struct ringmq_plugin *ringmq_plugin_entry(void)
+{
+    return &plugin;
+}
