@@ -196,3 +196,22 @@ bool observe_throttle(struct shard *s, struct tenant *t, enum ringmq_resource r,
     observe_event(s, RINGMQ_EV_THROTTLED, t, ss, 0, r, NULL, 0);
     return false;
 }
+
+bool observe_bytes_in(struct shard *s, struct tenant *t, uint64_t bytes, const struct session *ss)
+{
+    struct plugin_host *h = s->broker->plugins;
+    if (!h || !plugin_host_has_throttle(h))
+        return true;
+    uint64_t second = s->now_ms / 1000u;
+    if (t->bytes_in_second != second) {
+        t->bytes_in_second = second;
+        t->bytes_in_this_second = 0;
+    }
+    if (!plugin_throttle(h, t->name, RINGMQ_RES_BYTES_IN_RATE, t->bytes_in_this_second, bytes)) {
+        t->ctr.throttled++;
+        observe_event(s, RINGMQ_EV_THROTTLED, t, ss, 0, RINGMQ_RES_BYTES_IN_RATE, NULL, 0);
+        return false;
+    }
+    t->bytes_in_this_second += bytes;
+    return true;
+}

@@ -31,6 +31,12 @@ bool observe_tenant_sum(struct broker *b, uint16_t id, struct tenant_counters *s
 bool observe_throttle(struct shard *s, struct tenant *t, enum ringmq_resource r, uint64_t amount,
                       const struct session *ss);
 
+/* Inbound bytes quota for one PUBLISH of `bytes`: asks the throttle plugins
+ * with the tenant's inbound bytes in the current second on this shard (a
+ * shard's share, so that the check costs no cross-shard reads per
+ * message). True when allowed or without throttle plugins. */
+bool observe_bytes_in(struct shard *s, struct tenant *t, uint64_t bytes, const struct session *ss);
+
 /* metrics_collect_fn: runs on the metrics HTTP thread; `arg` is the broker. */
 void observe_collect(struct metrics_writer *w, void *arg);
 

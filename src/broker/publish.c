@@ -131,6 +131,17 @@ int protocol_publish(struct shard *s, struct conn *c, const struct mqtt_frame *f
         }
         deliver = false;
     }
+    if (!observe_bytes_in(s, ss->tenant, f->total_len, ss)) {
+        /* Inbound bandwidth quota: not delivered; a 5.0 client hears 0x97. */
+        if (c->v5) {
+            if (pb.qos)
+                write_ack(s, c, pb.qos == 1 ? MQTT_PUBACK : MQTT_PUBREC, pb.packet_id,
+                          MQTT_RC_QUOTA_EXCEEDED, "inbound bandwidth quota exceeded");
+            return 0;
+        }
+        deliver = false;
+        verdict = RINGMQ_DENIED; /* 3.1.1: its flow completes, nothing delivered */
+    }
     if (pb.retain && pb.payload.len && deliver &&
         (!observe_throttle(s, ss->tenant, RINGMQ_RES_RETAINED, 1, ss) ||
          !observe_throttle(s, ss->tenant, RINGMQ_RES_RETAINED_BYTES, pb.payload.len, ss))) {

@@ -111,6 +111,8 @@ struct tenant {
     struct tenant_counters ctr; /* this shard's share; the metrics thread reads it */
     uint64_t connects_second;   /* the second (now_ms / 1000) connects_in_second counts */
     uint64_t connects_in_second;
+    uint64_t bytes_in_second; /* the second bytes_in_this_second counts (this shard's share) */
+    uint64_t bytes_in_this_second;
     uint16_t id;
     const char *name;                  /* the directory's copy, lives as long as the broker */
     const struct tenant_settings *set; /* config, or own_set from a setting provider */

@@ -224,3 +224,31 @@ Test(observe, quota_static_refuses_a_connect_burst)
     cr_assert(refused >= 1 && accepted >= 2, "accepted %d, refused %d", accepted, refused);
     broker_stop(&b);
 }
+
+/* quota_static's max_bytes_in_rate: 100 bytes per second of PUBLISH for the
+ * tenant; of 10 quick 40-byte publishes (spanning at most two seconds) some
+ * are not delivered, and the first is. */
+Test(observe, quota_static_limits_inbound_bytes)
+{
+    ringmq_only();
+    char set_path[300];
+    snprintf(set_path, sizeof(set_path), "plugin.quota.path=%s", getenv("RINGMQ_QUOTA_SO"));
+    broker_start(&b, set_path, "plugin.quota.global.max_bytes_in_rate=100",
+                 "metrics.sys_topics=false", NULL);
+    struct client *sub = client_open(&b, "bw-sub", true);
+    cr_assert_eq(client_subscribe(sub, "bw", 1), 1);
+    struct client *pub = client_open(&b, "bw-pub", true);
+    const char payload[] = "0123456789012345678901234567890123";
+    for (int i = 0; i < 10; i++)
+        client_publish(pub, "bw", payload, (int)strlen(payload), 1, false);
+    int got = 0;
+    struct msg m;
+    while (client_wait_message(sub, &m, E2E_ABSENT_MS) == 0) {
+        msg_free(&m);
+        got++;
+    }
+    cr_assert(got >= 1 && got < 10, "%d of 10 delivered under a 100 B/s quota", got);
+    client_disconnect(pub);
+    client_disconnect(sub);
+    broker_stop(&b);
+}
