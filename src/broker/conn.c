@@ -148,6 +148,7 @@ static void conn_free(struct shard *s, struct conn *c)
     free(c->out);
     free(c->sending);
     free(c->stash);
+    free(c->rate);
     conn_v5_destroy(c->v5);
     if (c->auth) {
         acl_free(c->auth);
@@ -473,7 +474,7 @@ void conn_on_recv(struct shard *s, struct conn *c, int res, unsigned flags)
     if (res > 0) {
         bool own_backlog = conn_backlog(c) > CONN_OUT_PAUSE;
         if (more && c->state == CONN_ACTIVE && !c->recv_cancelled &&
-            (s->congested || own_backlog)) {
+            (s->congested || own_backlog || c->rate_limited)) {
             /* Back-pressure: another shard is behind (shard.c), or this
              * client does not read what it asks for. End the receive; it is
              * re-armed once the cause is gone, and TCP pushes back. */
@@ -553,8 +554,10 @@ void conn_flush_all(struct shard *s)
     while (s->rearm) {
         struct conn *c = s->rearm;
         s->rearm = c->next_rearm;
+        if (c->rate_limited && c->rate && c->rate->second != s->now_ms / 1000u)
+            c->rate_limited = false; /* a new second: read it again */
         if (c->state == CONN_ACTIVE && !c->recv_armed &&
-            (s->congested || s->stopping || c->out_paused)) {
+            (s->congested || s->stopping || c->out_paused || c->rate_limited)) {
             c->next_rearm = wait; /* still paused: keep it listed */
             wait = c;
             continue;

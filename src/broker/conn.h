@@ -21,6 +21,14 @@ struct conn_v5;
 /* The auth plugin's answer for this connection (tenant, user). */
 struct acl_cache;
 
+/* PUBLISH accounting of the current second, for the tenant's per-connection
+ * publish_rate / publish_bandwidth. */
+struct conn_rate {
+    uint64_t second;
+    uint64_t bytes;
+    uint32_t msgs;
+};
+
 struct conn_identity {
     uint16_t tenant;
     char *user_id;         /* may be NULL */
@@ -60,6 +68,7 @@ struct conn {
     struct session *session;    /* NULL until CONNECT is accepted */
     struct conn_v5 *v5;         /* MQTT 5.0 state, NULL for 3.1/3.1.1 */
     struct conn_identity *auth; /* what the auth plugin said, NULL without one */
+    struct conn_rate *rate;     /* publish rate accounting, only under a tenant limit */
     struct iobuf *rx;           /* partial packet, NULL when none */
     struct iobuf *out;          /* being filled this turn */
     struct iobuf *sending;      /* handed to the kernel */
@@ -83,6 +92,7 @@ struct conn {
     bool recv_cancelled; /* paused by cross-shard back-pressure */
     bool close_pending;  /* out of memory mid-turn: close at the flush */
     bool blocked;        /* waiting for a permission check: packets wait in rx */
+    bool rate_limited;   /* over the tenant's publish rate: not read until next second */
     bool out_paused;     /* reads stopped: the client does not read its output */
     bool uncounted;      /* moved away: no longer in broker->connections */
     bool closed_fd;

@@ -5,6 +5,7 @@
  * Receive Maximum), payload format validation and message expiry.
  * Runs on the connection's shard.
  */
+#include <stdlib.h>
 #include <string.h>
 
 #include "broker/acl.h"
@@ -110,6 +111,22 @@ int protocol_publish(struct shard *s, struct conn *c, const struct mqtt_frame *f
     }
     struct session *ss = c->session;
     bool deliver = true;
+    if (ts->publish_rate || ts->publish_bandwidth) {
+        /* Accepted, but over the limit the connection is not read again
+         * until the next second (back-pressure, nothing dropped). */
+        if (!c->rate)
+            c->rate = calloc(1, sizeof(*c->rate));
+        if (c->rate) {
+            uint64_t second = s->now_ms / 1000u;
+            if (c->rate->second != second)
+                *c->rate = (struct conn_rate){.second = second};
+            c->rate->msgs++;
+            c->rate->bytes += f->total_len;
+            if ((ts->publish_rate && c->rate->msgs >= ts->publish_rate) ||
+                (ts->publish_bandwidth && c->rate->bytes >= ts->publish_bandwidth))
+                c->rate_limited = true;
+        }
+    }
     ss->tenant->ctr.msgs_in[pb.qos]++;
     ss->tenant->ctr.bytes_in += f->total_len;
     int verdict =

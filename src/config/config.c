@@ -166,6 +166,8 @@ static const struct directive directives[] = {
     TENANT("max_will_size", parse_u32, max_will_size, 0, CONFIG_PACKET_SIZE_MAX),
     TENANT("min_keepalive", parse_u32, min_keepalive, 0, 65535),
     TENANT("force_transient", parse_bool, force_transient, 0, 0),
+    TENANT("publish_rate", parse_u32, publish_rate, 0, 100000000),
+    TENANT("publish_bandwidth", parse_u32, publish_bandwidth, 0, UINT32_MAX),
     TENANT("validate_payload_format", parse_bool, validate_payload_format, 0, 0),
 
     LOG("level", parse_log_level, log_level, 0, 0),

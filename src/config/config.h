@@ -67,6 +67,8 @@ struct tenant_settings {
     uint32_t max_will_size;       /* will payload bytes */
     uint32_t min_keepalive;       /* seconds; 0 = none (a 0 keepalive is allowed) */
     bool force_transient;         /* every session ends with its connection */
+    uint32_t publish_rate;        /* PUBLISH per second per connection, 0: no limit */
+    uint32_t publish_bandwidth;   /* PUBLISH bytes per second per connection, 0: no limit */
     bool validate_payload_format;
 };
 

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 static struct broker b;
@@ -248,6 +249,32 @@ Test(observe, quota_static_limits_inbound_bytes)
         got++;
     }
     cr_assert(got >= 1 && got < 10, "%d of 10 delivered under a 100 B/s quota", got);
+    client_disconnect(pub);
+    client_disconnect(sub);
+    broker_stop(&b);
+}
+
+/* [tenant.default] publish_rate = 5: a client publishing 15 QoS 1 messages is
+ * held back (not read) past its rate, so they take at least two more seconds,
+ * and every one still arrives: back-pressure, not loss. */
+Test(observe, publish_rate_holds_a_client_back_without_loss)
+{
+    ringmq_only();
+    broker_start(&b, "tenant.default.publish_rate=5", NULL);
+    struct client *sub = client_open(&b, "r-sub", true);
+    cr_assert_eq(client_subscribe(sub, "rate", 1), 1);
+    struct client *pub = client_open(&b, "r-pub", true);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (int i = 0; i < 15; i++)
+        client_publish(pub, "rate", "x", 1, 1, false);
+    for (int i = 0; i < 15; i++)
+        client_expect_message(sub, "rate", "x", NULL, NULL);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    long ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+    /* Three seconds are touched at least: from inside one to the start of
+     * the third is more than a second. */
+    cr_assert(ms >= 1000, "15 messages at 5 per second took only %ld ms", ms);
     client_disconnect(pub);
     client_disconnect(sub);
     broker_stop(&b);
