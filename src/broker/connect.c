@@ -417,7 +417,6 @@ void conn_on_auth_done(struct shard *s, struct conn *c, const struct plugin_done
     if (dec != RINGMQ_AUTH_ALLOW) {
         if ((size_t)dec >= sizeof(refusals) / sizeof(refusals[0]) || !refusals[dec].why)
             dec = RINGMQ_AUTH_ERROR;
-        s->auth_failures++;
         struct tenant *g = shard_tenant(s, 0);
         if (g) {
             g->ctr.auth_failures++;

@@ -14,7 +14,6 @@
 
 void protocol_violation(struct shard *s, struct conn *c, const char *what, int reason)
 {
-    s->protocol_errors++;
     if (c->session)
         log_ratelimited(LOG_LEVEL_WARN, "client %.*s: %s (reason 0x%02x), closing",
                         (int)c->session->client_id_len, c->session->client_id, what, reason);

@@ -136,7 +136,6 @@ int protocol_publish(struct shard *s, struct conn *c, const struct mqtt_frame *f
     if (verdict != RINGMQ_GRANTED) {
         /* Not delivered. A 5.0 client hears why (0x87); 3.1.1 has no way to
          * say it, so its flow completes as if delivered. */
-        s->permission_denied++;
         ss->tenant->ctr.denied++;
         observe_event(s, RINGMQ_EV_PERMISSION_DENIED, ss->tenant, ss, RINGMQ_ACTION_PUBLISH, 0,
                       pb.topic.p, pb.topic.len);

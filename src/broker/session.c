@@ -113,7 +113,6 @@ static bool write_publish_v5(struct shard *s, struct conn *c, const struct msg *
     size_t total = 1 + mqtt_varint_size((uint32_t)rem) + rem;
     if (plen == 0 || rem > MQTT_MAX_REMAINING_LENGTH ||
         (v->max_packet_out && total > v->max_packet_out)) {
-        s->dropped_too_large++;
         c->session->tenant->ctr.dropped[RINGMQ_DROP_TOO_LARGE]++;
         return false;
     }
@@ -242,7 +241,6 @@ static void send_inflight(struct shard *s, struct session *ss, struct msg *m, ui
 {
     if (msg_expired(m, s->now_ms)) {
         /* MQTT-3.3.2-5: onward delivery had not started. */
-        s->dropped_expired++;
         ss->tenant->ctr.dropped[RINGMQ_DROP_EXPIRED]++;
         msg_release(m);
         free(ids);
@@ -258,7 +256,7 @@ static void send_inflight(struct shard *s, struct session *ss, struct msg *m, ui
             msg_release(m);
             free(ids);
             free(share);
-            s->dropped_queue_full++;
+            ss->tenant->ctr.dropped[RINGMQ_DROP_QUEUE_FULL]++;
             return;
         }
         ss->infl = v;
@@ -292,7 +290,6 @@ static void queue_push(struct shard *s, struct session *ss, struct msg *m, uint8
         (ts->max_queued_bytes && ss->qbytes + msg_size(m) > ts->max_queued_bytes)) {
         /* Drop policy: the newest message is dropped, what is queued keeps
          * its order. Counted per shard. */
-        s->dropped_queue_full++;
         ss->tenant->ctr.dropped[RINGMQ_DROP_QUEUE_FULL]++;
         observe_event(s, RINGMQ_EV_MESSAGE_DROPPED, ss->tenant, ss, RINGMQ_DROP_QUEUE_FULL, 0,
                       msg_topic(m), m->topic_len);
@@ -307,7 +304,7 @@ static void queue_push(struct shard *s, struct session *ss, struct msg *m, uint8
         uint32_t cap = ss->qcap ? ss->qcap * 2 : 8;
         struct qentry *v = malloc(cap * sizeof(*v));
         if (!v) {
-            s->dropped_queue_full++;
+            ss->tenant->ctr.dropped[RINGMQ_DROP_QUEUE_FULL]++;
             msg_release(m);
             free(ids);
             free(share);
@@ -347,14 +344,13 @@ void session_deliver_shared(struct shard *s, struct session *ss, struct msg *m, 
                             size_t share_len)
 {
     if (msg_expired(m, s->now_ms)) {
-        s->dropped_expired++;
+        ss->tenant->ctr.dropped[RINGMQ_DROP_EXPIRED]++;
         return;
     }
     if (qos == 0) {
         if (!online(ss))
             return; /* QoS 0 is not stored for offline clients */
         if (conn_backlog(ss->conn) > SESSION_QOS0_BACKLOG_LIMIT) {
-            s->dropped_qos0++;
             ss->tenant->ctr.dropped[RINGMQ_DROP_QOS0_BACKLOG]++;
             observe_event(s, RINGMQ_EV_SLOW_SUBSCRIBER, ss->tenant, ss, RINGMQ_DROP_QOS0_BACKLOG, 0,
                           msg_topic(m), m->topic_len);

@@ -181,7 +181,6 @@ void shard_xsend(struct shard *s, uint32_t target, const struct xmsg *x)
     struct xmsg copy = *x;
     copy.src = (uint8_t)s->id;
     struct xqueue *q = &s->overflow[target];
-    s->xsent++;
     if (q->len == 0) {
         struct xmsg *slot = spsc_reserve(s->out[target]);
         if (slot) {
@@ -191,7 +190,6 @@ void shard_xsend(struct shard *s, uint32_t target, const struct xmsg *x)
         }
     }
     /* A full ring never blocks the shard: keep the slot, in order. */
-    s->xoverflowed++;
     if (xqueue_push(q, &copy) < 0) {
         log_ratelimited(LOG_LEVEL_ERR, "out of memory queueing for shard %u", target);
         shard_xmsg_discard(&copy);

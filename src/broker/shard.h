@@ -188,7 +188,6 @@ struct shard {
     struct xqueue overflow[CONFIG_MAX_SHARDS];
     uint64_t wake_mask; /* targets that got slots this turn */
     bool congested;     /* a target is far behind: stop reading clients */
-    uint64_t xsent, xoverflowed;
 
     /* per loop turn work lists */
     struct conn *all;   /* every connection, for shutdown */
@@ -207,11 +206,6 @@ struct shard {
     struct session **match;
     uint32_t nmatch, match_cap;
     uint64_t match_mask;
-
-    /* counters (shard-local, summed when read) */
-    uint64_t dropped_qos0, dropped_queue_full, dropped_too_large, dropped_expired;
-    uint64_t dropped_share;
-    uint64_t protocol_errors, auth_failures, permission_denied;
 };
 
 /* Queue a cross-shard message to `target` (never blocks: overflows are kept

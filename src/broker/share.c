@@ -247,18 +247,18 @@ static uint64_t ordered_hash(const struct msg *m)
     return XXH3_64bits_withSeed(msg_topic(m), m->topic_len, (uint64_t)(uintptr_t)m->origin);
 }
 
-static void forward(struct shard *s, struct share_group *g, uint16_t tenant, uint32_t target,
+static void forward(struct shard *s, struct share_group *g, struct tenant *t, uint32_t target,
                     struct msg *m, uint32_t hops)
 {
     struct xfilter *f = malloc(sizeof(*f) + g->full_len);
     if (!f) {
-        s->dropped_share++;
+        t->ctr.dropped[RINGMQ_DROP_NO_SHARE_MEMBER]++;
         return;
     }
     f->len = g->full_len;
     memcpy(f->data, g->full, g->full_len);
     struct xmsg x = {.type = XMSG_SHARE,
-                     .tenant = tenant,
+                     .tenant = t->id,
                      .pad = hops,
                      .p = msg_acquire(m),
                      .token = (uint64_t)(uintptr_t)f};
@@ -291,13 +291,12 @@ static void deliver_group(struct shard *s, struct tenant *t, struct share_group 
     if (!e && others && hops + 1 < s->broker->nshards) {
         /* Nobody connected here: a member elsewhere may be. */
         uint32_t k = g->rr_shard++ % (uint32_t)__builtin_popcountll(others);
-        forward(s, g, t->id, nth_shard(others, k), m, hops + 1);
+        forward(s, g, t, nth_shard(others, k), m, hops + 1);
         return;
     }
     if (!e && g->n)
         e = &g->v[g->rr_member++ % g->n]; /* a persistent member's queue */
     if (!e) {
-        s->dropped_share++;
         t->ctr.dropped[RINGMQ_DROP_NO_SHARE_MEMBER]++;
         return;
     }
@@ -312,7 +311,7 @@ static void dispatch(struct shard *s, struct tenant *t, struct share_group *g, s
 {
     uint32_t count = (uint32_t)__builtin_popcountll(g->mask);
     if (count == 0) {
-        s->dropped_share++;
+        t->ctr.dropped[RINGMQ_DROP_NO_SHARE_MEMBER]++;
         return;
     }
     uint32_t k =
@@ -321,7 +320,7 @@ static void dispatch(struct shard *s, struct tenant *t, struct share_group *g, s
     if (target == s->id)
         deliver_group(s, t, g, m, 0);
     else
-        forward(s, g, t->id, target, m, 0);
+        forward(s, g, t, target, m, 0);
 }
 
 void share_deliver_collected(struct shard *s, struct tenant *t, struct msg *m)
@@ -331,7 +330,7 @@ void share_deliver_collected(struct shard *s, struct tenant *t, struct msg *m)
     struct share_group *small[16];
     struct share_group **v = n <= 16 ? small : malloc(n * sizeof(*v));
     if (!v) {
-        s->dropped_share += n;
+        t->ctr.dropped[RINGMQ_DROP_NO_SHARE_MEMBER] += n;
         s->nshare = 0;
         return;
     }
@@ -360,8 +359,8 @@ void share_on_xmsg(struct shard *s, const struct xmsg *x)
     struct share_group *g = t ? group_lookup(t, f->data, f->len) : NULL;
     if (g)
         deliver_group(s, t, g, x->p, x->pad);
-    else
-        s->dropped_share++; /* the group left this shard meanwhile */
+    else if (t)
+        t->ctr.dropped[RINGMQ_DROP_NO_SHARE_MEMBER]++; /* the group left meanwhile */
     free(f);
     msg_release(x->p);
 }
@@ -373,7 +372,7 @@ void share_redispatch(struct shard *s, struct tenant *t, const uint8_t *full, si
     if (g)
         dispatch(s, t, g, m);
     else
-        s->dropped_share++;
+        t->ctr.dropped[RINGMQ_DROP_NO_SHARE_MEMBER]++;
 }
 
 void share_groups_free(struct sub_node *n)

@@ -181,7 +181,6 @@ int protocol_subscribe(struct shard *s, struct conn *c, const struct mqtt_frame 
         p->flags[i] = 0;
         if (code == 0 && acl_check(s, c, RINGMQ_ACTION_SUBSCRIBE, filter.p, filter.len, options & 3,
                                    false) != RINGMQ_GRANTED) {
-            s->permission_denied++;
             c->session->tenant->ctr.denied++;
             observe_event(s, RINGMQ_EV_PERMISSION_DENIED, c->session->tenant, c->session,
                           RINGMQ_ACTION_SUBSCRIBE, 0, filter.p, filter.len);
