@@ -209,6 +209,26 @@ void conn_write_v5(struct shard *s, struct conn *c, uint8_t first, const uint8_t
     conn_commit(s, c, total);
 }
 
+void conn_write_ack(struct shard *s, struct conn *c, uint8_t type, uint16_t pid, uint8_t reason,
+                    const char *why)
+{
+    if (!c->v5 || !why || !c->v5->problem_info) {
+        uint8_t *p = conn_reserve(s, c, 5);
+        if (p)
+            conn_commit(s, c, mqtt_ack_encode(p, type, c->version, pid, reason));
+        return;
+    }
+    /* A failing 5.0 acknowledgement says why (MQTT-3.4.2-2 allows the
+     * Reason String unless the client refused them, MQTT-3.1.2-29). */
+    struct mqtt_props pr;
+    memset(&pr, 0, sizeof(pr));
+    mqtt_props_set(&pr, MQTT_PROP_REASON_STRING);
+    pr.reason_string = (struct mqtt_bytes){(const uint8_t *)why, strlen(why)};
+    uint8_t head[3] = {(uint8_t)(pid >> 8), (uint8_t)pid, reason};
+    conn_write_v5(s, c, (uint8_t)(type << 4 | (type == MQTT_PUBREL ? 2 : 0)), head, sizeof(head),
+                  &pr);
+}
+
 static void write_disconnect(struct shard *s, struct conn *c, uint8_t rc, const char *why)
 {
     struct mqtt_props pr;

@@ -126,6 +126,12 @@ struct mqtt_props;
 void conn_write_v5(struct shard *s, struct conn *c, uint8_t first, const uint8_t *head,
                    size_t head_len, const struct mqtt_props *pr);
 
+/* PUBACK / PUBREC / PUBREL / PUBCOMP (or a 3.1.1 UNSUBACK) for `pid` with
+ * `reason` (5.0), adding `why` as the Reason String of a 5.0 client that
+ * did not refuse them; `why` may be NULL. */
+void conn_write_ack(struct shard *s, struct conn *c, uint8_t type, uint16_t pid, uint8_t reason,
+                    const char *why);
+
 /* Bytes queued for sending and not yet sent. */
 size_t conn_backlog(const struct conn *c);
 

@@ -21,26 +21,6 @@
 #include "mqtt/props.h"
 #include "mqtt/topic.h"
 
-static void write_ack(struct shard *s, struct conn *c, uint8_t type, uint16_t pid, uint8_t reason,
-                      const char *why)
-{
-    if (!c->v5 || !why || !c->v5->problem_info) {
-        uint8_t *p = conn_reserve(s, c, 5);
-        if (p)
-            conn_commit(s, c, mqtt_ack_encode(p, type, c->version, pid, reason));
-        return;
-    }
-    /* A failing 5.0 acknowledgement says why (MQTT-3.4.2-2 allows the
-     * Reason String unless the client refused them, MQTT-3.1.2-29). */
-    struct mqtt_props pr;
-    memset(&pr, 0, sizeof(pr));
-    mqtt_props_set(&pr, MQTT_PROP_REASON_STRING);
-    pr.reason_string = (struct mqtt_bytes){(const uint8_t *)why, strlen(why)};
-    uint8_t head[3] = {(uint8_t)(pid >> 8), (uint8_t)pid, reason};
-    conn_write_v5(s, c, (uint8_t)(type << 4 | (type == MQTT_PUBREL ? 2 : 0)), head, sizeof(head),
-                  &pr);
-}
-
 /* A property block the decoder refused as a protocol error because of
  * Topic Alias 0 deserves the specific reason 0x94 (MQTT-3.3.2-8). */
 static int alias_zero(const struct mqtt_bytes props)
@@ -141,8 +121,8 @@ int protocol_publish(struct shard *s, struct conn *c, const struct mqtt_frame *f
                       pb.topic.p, pb.topic.len);
         if (c->v5) {
             if (pb.qos)
-                write_ack(s, c, pb.qos == 1 ? MQTT_PUBACK : MQTT_PUBREC, pb.packet_id,
-                          MQTT_RC_NOT_AUTHORIZED, "not authorized");
+                conn_write_ack(s, c, pb.qos == 1 ? MQTT_PUBACK : MQTT_PUBREC, pb.packet_id,
+                               MQTT_RC_NOT_AUTHORIZED, "not authorized");
             return 0;
         }
         deliver = false;
@@ -151,8 +131,8 @@ int protocol_publish(struct shard *s, struct conn *c, const struct mqtt_frame *f
         /* Inbound bandwidth quota: not delivered; a 5.0 client hears 0x97. */
         if (c->v5) {
             if (pb.qos)
-                write_ack(s, c, pb.qos == 1 ? MQTT_PUBACK : MQTT_PUBREC, pb.packet_id,
-                          MQTT_RC_QUOTA_EXCEEDED, "inbound bandwidth quota exceeded");
+                conn_write_ack(s, c, pb.qos == 1 ? MQTT_PUBACK : MQTT_PUBREC, pb.packet_id,
+                               MQTT_RC_QUOTA_EXCEEDED, "inbound bandwidth quota exceeded");
             return 0;
         }
         deliver = false;
@@ -165,8 +145,8 @@ int protocol_publish(struct shard *s, struct conn *c, const struct mqtt_frame *f
          * client's message is delivered but not retained. */
         if (c->v5) {
             if (pb.qos)
-                write_ack(s, c, pb.qos == 1 ? MQTT_PUBACK : MQTT_PUBREC, pb.packet_id,
-                          MQTT_RC_QUOTA_EXCEEDED, "retained quota exceeded");
+                conn_write_ack(s, c, pb.qos == 1 ? MQTT_PUBACK : MQTT_PUBREC, pb.packet_id,
+                               MQTT_RC_QUOTA_EXCEEDED, "retained quota exceeded");
             return 0;
         }
         pb.retain = false;
@@ -219,8 +199,8 @@ int protocol_publish(struct shard *s, struct conn *c, const struct mqtt_frame *f
         route_publish(s, ss->tenant, m);
     }
     if (pb.qos)
-        write_ack(s, c, pb.qos == 1 ? MQTT_PUBACK : MQTT_PUBREC, pb.packet_id, ack_reason,
-                  ack_reason ? "payload is not valid UTF-8" : NULL);
+        conn_write_ack(s, c, pb.qos == 1 ? MQTT_PUBACK : MQTT_PUBREC, pb.packet_id, ack_reason,
+                       ack_reason ? "payload is not valid UTF-8" : NULL);
     return 0;
 }
 
@@ -252,8 +232,8 @@ int protocol_ack(struct shard *s, struct conn *c, const struct mqtt_frame *f, co
          * which (0x92: Packet Identifier not found). */
         bool held = session_qos2_has(ss, ack.packet_id);
         session_qos2_remove(ss, ack.packet_id);
-        write_ack(s, c, MQTT_PUBCOMP, ack.packet_id,
-                  held || !c->v5 ? MQTT_RC_SUCCESS : MQTT_RC_PACKET_ID_NOT_FOUND, NULL);
+        conn_write_ack(s, c, MQTT_PUBCOMP, ack.packet_id,
+                       held || !c->v5 ? MQTT_RC_SUCCESS : MQTT_RC_PACKET_ID_NOT_FOUND, NULL);
         break;
     }
     }

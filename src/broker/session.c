@@ -155,14 +155,6 @@ static bool write_publish(struct shard *s, struct conn *c, const struct msg *m, 
     return true;
 }
 
-static void write_ack(struct shard *s, struct conn *c, uint8_t type, uint16_t pid)
-{
-    uint8_t *p = conn_reserve(s, c, 5);
-    if (!p)
-        return;
-    conn_commit(s, c, mqtt_ack_encode(p, type, c->version, pid, MQTT_RC_SUCCESS));
-}
-
 static bool online(const struct session *ss)
 {
     return ss->conn && ss->conn->state == CONN_ACTIVE;
@@ -407,7 +399,7 @@ int session_on_pubrec(struct shard *s, struct session *ss, uint16_t pid, uint8_t
         e->share = NULL;
         e->state = INFL_WAIT_COMP;
     }
-    write_ack(s, ss->conn, MQTT_PUBREL, pid);
+    conn_write_ack(s, ss->conn, MQTT_PUBREL, pid, MQTT_RC_SUCCESS, NULL);
     return 0;
 }
 
@@ -431,7 +423,7 @@ void session_resume(struct shard *s, struct session *ss)
             const uint32_t *ids = ids_of(e->ids, &nids);
             write_publish(s, ss->conn, e->m, e->qos, true, e->retain, e->pid, ids, nids);
         } else {
-            write_ack(s, ss->conn, MQTT_PUBREL, e->pid);
+            conn_write_ack(s, ss->conn, MQTT_PUBREL, e->pid, MQTT_RC_SUCCESS, NULL);
         }
     }
     pump(s, ss);

@@ -286,9 +286,7 @@ int protocol_unsubscribe(struct shard *s, struct conn *c, const struct mqtt_fram
             conn_commit(s, c,
                         mqtt_suback_encode(p, MQTT_UNSUBACK, c->version, sb.packet_id, codes, i));
     } else {
-        uint8_t *p = conn_reserve(s, c, 4);
-        if (p)
-            conn_commit(s, c, mqtt_ack_encode(p, MQTT_UNSUBACK, c->version, sb.packet_id, 0));
+        conn_write_ack(s, c, MQTT_UNSUBACK, sb.packet_id, 0, NULL);
     }
     if (codes != codes_small)
         free(codes);
