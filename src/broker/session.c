@@ -208,12 +208,9 @@ static void infl_remove(struct session *ss, struct inflight *e)
     size_t i = (size_t)(e - ss->infl);
     memmove(e, e + 1, (ss->ninfl - i - 1) * sizeof(*e));
     ss->ninfl--;
-    if (ss->ninfl == 0) {
-        /* An idle session holds no window. */
-        free(ss->infl);
-        ss->infl = NULL;
-        ss->infl_cap = 0;
-    }
+    /* The (small) window stays while the client is connected, so steady
+     * QoS 1/2 traffic allocates nothing per message; session_detach frees
+     * an empty one. */
 }
 
 static uint16_t next_pid(struct session *ss)
@@ -468,11 +465,6 @@ void session_qos2_remove(struct session *ss, uint16_t pid)
             ss->qos2_in[i] = ss->qos2_in[--ss->nqos2];
             break;
         }
-    }
-    if (ss->nqos2 == 0) {
-        free(ss->qos2_in);
-        ss->qos2_in = NULL;
-        ss->qos2_cap = 0;
     }
 }
 
@@ -812,6 +804,17 @@ void session_on_timer(struct wheel_entry *e, void *arg)
 void session_detach(struct shard *s, struct session *ss, bool send_will)
 {
     ss->conn = NULL;
+    /* An offline session holds no empty window or id table. */
+    if (ss->ninfl == 0) {
+        free(ss->infl);
+        ss->infl = NULL;
+        ss->infl_cap = 0;
+    }
+    if (ss->nqos2 == 0) {
+        free(ss->qos2_in);
+        ss->qos2_in = NULL;
+        ss->qos2_cap = 0;
+    }
     protocol_orphan_pending(ss);
     /* MQTT-3.1.3-9: the will waits for its delay unless the session ends
      * first; with expiry 0 it ends now. */
