@@ -6,7 +6,9 @@
  * verdict with probability 2^-64 per pair) holding the verdict in the low
  * bits; it is emptied when full rather than grown without bound. Verdicts
  * not marked cacheable are kept only until the packet that asked is
- * handled.
+ * handled. A SIGHUP reload of the plugins empties every cache at its
+ * connection's next check (the plugin host's generation changed), so a
+ * changed ACL file applies to connected clients too.
  */
 #include "broker/acl.h"
 
@@ -25,6 +27,7 @@
 
 struct acl_cache {
     uint32_t used;
+    uint32_t generation; /* plugin_host_generation() the slots were filled under */
     uint32_t noneshot;
     uint64_t pending;                  /* key of the check in flight, 0: none */
     uint64_t oneshot[ACL_ONESHOT_MAX]; /* this packet's uncacheable verdicts */
@@ -79,6 +82,12 @@ int acl_check(struct shard *s, struct conn *c, enum ringmq_action action, const 
         id->acl = calloc(1, sizeof(*id->acl));
         if (!id->acl)
             return RINGMQ_CHECK_ERROR;
+    }
+    uint32_t gen = plugin_host_generation(s->broker->plugins);
+    if (id->acl->generation != gen) {
+        memset(id->acl->slots, 0, sizeof(id->acl->slots));
+        id->acl->used = 0;
+        id->acl->generation = gen;
     }
     uint64_t key = key_of(action, topic, len, qos, retain);
     int v = lookup(id->acl, key);

@@ -339,6 +339,12 @@ void plugin_host_reload(struct plugin_host *h)
         if (h->v[i].tab->reload != NULL)
             h->v[i].tab->reload(h->v[i].state);
     }
+    __atomic_add_fetch(&h->generation, 1, __ATOMIC_RELEASE);
+}
+
+uint32_t plugin_host_generation(const struct plugin_host *h)
+{
+    return __atomic_load_n(&h->generation, __ATOMIC_ACQUIRE);
 }
 
 bool plugin_throttle(struct plugin_host *h, const char *tenant, enum ringmq_resource r,

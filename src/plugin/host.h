@@ -59,8 +59,12 @@ void plugin_host_destroy(struct plugin_host *h);
 bool plugin_host_has_auth(const struct plugin_host *h);
 bool plugin_host_has_throttle(const struct plugin_host *h);
 
-/* Every plugin's reload (SIGHUP), in load order. */
+/* Every plugin's reload (SIGHUP), in load order; then the generation
+ * changes, so that shards drop the verdicts they cached before it. */
 void plugin_host_reload(struct plugin_host *h);
+
+/* How many reloads have completed (any thread; relaxed). */
+uint32_t plugin_host_generation(const struct plugin_host *h);
 
 /*
  * One per shard: where that shard's completions arrive. `wake` (may be NULL)

@@ -20,7 +20,7 @@ struct plugin_loaded {
     int log_slot;
 };
 
-/* Read-only once plugin_host_create returned. */
+/* Read-only once plugin_host_create returned, except `generation`. */
 struct plugin_host {
     struct plugin_loaded *v;
     size_t n;
@@ -28,6 +28,7 @@ struct plugin_host {
     struct plugin_loaded *auth;     /* the AUTH plugin or NULL */
     struct plugin_loaded *settings; /* the first SETTINGS plugin or NULL */
     bool has_throttle;
+    uint32_t generation; /* bumped by every reload (atomic) */
 };
 
 /* host->complete, implemented by port.c. */

@@ -360,6 +360,30 @@ void broker_start(struct broker *b, ...)
         start_ringmqd(b, sets, nsets);
 }
 
+int broker_log_count(const struct broker *b, const char *needle)
+{
+    char path[128], line[1024];
+    path_in(b, "broker.log", path, sizeof(path));
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return 0;
+    int n = 0;
+    while (fgets(line, sizeof(line), f))
+        if (strstr(line, needle))
+            n++;
+    fclose(f);
+    return n;
+}
+
+void broker_wait_log(const struct broker *b, const char *needle, int count)
+{
+    long long deadline = now_ms() + E2E_WAIT_MS;
+    while (broker_log_count(b, needle) < count) {
+        cr_assert(now_ms() < deadline, "no %d x \"%s\" in the broker log", count, needle);
+        poll(NULL, 0, 10);
+    }
+}
+
 void broker_stop(struct broker *b)
 {
     if (b->pid <= 0)

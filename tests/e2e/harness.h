@@ -40,6 +40,12 @@ void broker_start(struct broker *b, ...) __attribute__((sentinel));
  * a leak in the broker becomes a test failure. */
 void broker_stop(struct broker *b);
 
+/* Lines of the broker's log containing needle. */
+int broker_log_count(const struct broker *b, const char *needle);
+/* Waits (bounded) until the log has at least count such lines; fails the test
+ * otherwise. For what the broker only reports in its log (a reload). */
+void broker_wait_log(const struct broker *b, const char *needle, int count);
+
 /* Criterion suite .fini: kills (SIGKILL) any broker a failed test left running. */
 void e2e_fini(void);
 

@@ -6,6 +6,7 @@
 #include "harness.h"
 
 #include <criterion/criterion.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -222,6 +223,39 @@ Test(tenant, acl_denies_publish_and_subscribe)
         client_publish(alice, "sensors/alice/temp", "22", 2, 1, false);
     for (int i = 0; i < 20; i++)
         client_expect_message(reader, "sensors/alice/temp", "22", NULL, NULL);
+    client_disconnect(alice);
+    client_disconnect(reader);
+    stop();
+}
+
+/* A SIGHUP reload of the ACL file applies to clients already connected:
+ * verdicts cached before it are forgotten (the broker's cache and the
+ * plugin's tables both change). */
+Test(tenant, acl_reload_applies_to_connected_clients)
+{
+    start_with_acl("[tenant acme]\n"
+                   "user alice\n"
+                   "topic readwrite sensors/#\n"
+                   "user carol\n"
+                   "topic read sensors/#\n");
+    struct client *reader = user("reader", "carol", "c-secret", true);
+    cr_assert_eq(client_subscribe(reader, "sensors/#", 1), 1);
+    struct client *alice = user("writer", "alice", "a-secret", true);
+    client_publish(alice, "sensors/a", "1", 1, 1, false);
+    client_expect_message(reader, "sensors/a", "1", NULL, NULL);
+    const char *rules = "[tenant acme]\n"
+                        "user alice\n"
+                        "topic read sensors/#\n"
+                        "user carol\n"
+                        "topic read sensors/#\n";
+    FILE *f = fopen(acl, "w");
+    cr_assert_not_null(f);
+    fputs(rules, f);
+    fclose(f);
+    cr_assert_eq(kill(b.pid, SIGHUP), 0);
+    broker_wait_log(&b, "reloaded", 1);
+    client_publish(alice, "sensors/a", "2", 1, 1, false); /* cached "granted" before */
+    cr_assert(client_no_message(reader, E2E_ABSENT_MS), "a revoked publish was delivered");
     client_disconnect(alice);
     client_disconnect(reader);
     stop();

@@ -710,8 +710,11 @@ Test(plugin_host, events_reach_every_collector_in_load_order)
 Test(plugin_host, reload_in_load_order_and_fini_in_reverse)
 {
     struct plugin_host *h = two_counters("1", "1");
+    uint32_t gen = plugin_host_generation(h);
     plugin_host_reload(h);
     cr_assert_str_eq(trace(), "reload:a;reload:b;");
+    /* Shards compare generations to drop verdicts cached before a reload. */
+    cr_assert_eq(plugin_host_generation(h), gen + 1);
     trace_reset();
     plugin_host_destroy(h);
     cr_assert_str_eq(trace(), "fini:b;fini:a;");
