@@ -72,8 +72,8 @@ static void insert(struct acl_cache *a, uint64_t key, int verdict)
     a->used++;
 }
 
-int acl_check(struct shard *s, struct conn *c, enum ringmq_action action, const uint8_t *topic,
-              size_t len, uint8_t qos, bool retain)
+/* key: what identifies the verdict (see key_of). */
+static int check(struct shard *s, struct conn *c, const struct ringmq_check *chk, uint64_t key)
 {
     if (!c->auth || !s->port || !plugin_host_has_auth(s->broker->plugins))
         return RINGMQ_GRANTED;
@@ -89,23 +89,14 @@ int acl_check(struct shard *s, struct conn *c, enum ringmq_action action, const 
         id->acl->used = 0;
         id->acl->generation = gen;
     }
-    uint64_t key = key_of(action, topic, len, qos, retain);
     int v = lookup(id->acl, key);
     if (v >= 0)
         return v;
-    struct session *ss = c->session;
-    struct ringmq_check chk = {
-        .action = action,
-        .tenant = ss->tenant->name,
-        .user_id = id->user_id,
-        .client_id = {ss->client_id, ss->client_id_len},
-        .topic = {topic, len},
-        .qos = qos,
-        .retain = retain,
-    };
+    struct ringmq_check ask = *chk;
+    ask.user_id = id->user_id;
     id->acl->pending = key;
     c->ops++; /* the call holds the connection until it is answered */
-    if (plugin_check(s->port, (uint64_t)(uintptr_t)c, &chk) < 0) {
+    if (plugin_check(s->port, (uint64_t)(uintptr_t)c, &ask) < 0) {
         c->ops--;
         id->acl->pending = 0;
         return RINGMQ_CHECK_ERROR;
@@ -114,10 +105,39 @@ int acl_check(struct shard *s, struct conn *c, enum ringmq_action action, const 
     return ACL_WAIT;
 }
 
+int acl_check(struct shard *s, struct conn *c, enum ringmq_action action, const uint8_t *topic,
+              size_t len, uint8_t qos, bool retain)
+{
+    if (!c->auth)
+        return RINGMQ_GRANTED;
+    struct session *ss = c->session;
+    struct ringmq_check chk = {
+        .action = action,
+        .tenant = ss->tenant->name,
+        .client_id = {ss->client_id, ss->client_id_len},
+        .topic = {topic, len},
+        .qos = qos,
+        .retain = retain,
+    };
+    return check(s, c, &chk, key_of(action, topic, len, qos, retain));
+}
+
+int acl_check_connect(struct shard *s, struct conn *c, const char *tenant, const uint8_t *client_id,
+                      size_t len)
+{
+    struct ringmq_check chk = {
+        .action = RINGMQ_ACTION_CONNECT,
+        .tenant = tenant,
+        .client_id = {client_id, len},
+    };
+    /* Keyed by the client id: the CONNECT handled again finds its verdict. */
+    return check(s, c, &chk, key_of(RINGMQ_ACTION_CONNECT, client_id, len, 0, false));
+}
+
 void acl_on_done(struct shard *s, struct conn *c, const struct plugin_done *d)
 {
     struct acl_cache *a = c->auth ? c->auth->acl : NULL;
-    if (c->state != CONN_ACTIVE || !a || !a->pending) {
+    if ((c->state != CONN_ACTIVE && c->state != CONN_NEW) || !a || !a->pending) {
         conn_op_done(s, c); /* closed meanwhile */
         return;
     }

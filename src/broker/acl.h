@@ -1,7 +1,7 @@
 /*
- * acl: permission checks by the auth plugin for PUBLISH and SUBSCRIBE, with
- * the verdicts the plugin marks cacheable kept per connection, so a client
- * publishing to the same topic asks the plugin once.
+ * acl: permission checks by the auth plugin for CONNECT, PUBLISH, SUBSCRIBE
+ * and UNSUBSCRIBE, with the verdicts the plugin marks cacheable kept per
+ * connection, so a client publishing to the same topic asks the plugin once.
  *
  * A check the cache cannot answer goes to the plugin asynchronously; the
  * connection stops handling packets (c->blocked) until the answer comes,
@@ -29,6 +29,12 @@ struct plugin_done;
  * auth plugin: RINGMQ_GRANTED. */
 int acl_check(struct shard *s, struct conn *c, enum ringmq_action action, const uint8_t *topic,
               size_t len, uint8_t qos, bool retain);
+
+/* The CONNECT check, once the client's tenant is known (before its session
+ * exists); client_id is the one the client sent (empty when the server
+ * assigns one). Same answers as acl_check. */
+int acl_check_connect(struct shard *s, struct conn *c, const char *tenant, const uint8_t *client_id,
+                      size_t len);
 
 /* The plugin answered a check of this connection. */
 void acl_on_done(struct shard *s, struct conn *c, const struct plugin_done *d);

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "broker/alias.h"
+#include "broker/acl.h"
 #include "broker/conn.h"
 #include "broker/msg.h"
 #include "broker/observe.h"
@@ -511,6 +512,24 @@ int protocol_connect(struct shard *s, struct conn *c, const struct mqtt_frame *f
         if (home != s->id) {
             conn_relocate(s, c, home, pkt, avail);
             return -1;
+        }
+    }
+    if (c->auth) {
+        /* The auth plugin's CONNECT permission check, on the home shard
+         * (once: the connection does not move again) and before any
+         * session is touched, so a refused client takes nothing over. */
+        int v = acl_check_connect(s, c, t->name, ck.client_id.p, ck.client_id.len);
+        if (v == ACL_WAIT)
+            return ACL_WAIT;
+        if (v != RINGMQ_GRANTED) {
+            t->ctr.denied++;
+            observe_event(s, RINGMQ_EV_PERMISSION_DENIED, t, NULL, RINGMQ_ACTION_CONNECT, 0, NULL,
+                          0);
+            if (v == RINGMQ_DENIED)
+                return refuse_rc(s, c, MQTT_CONNACK_NOT_AUTHORIZED, MQTT_RC_NOT_AUTHORIZED,
+                                 "not authorized to connect");
+            return refuse_rc(s, c, MQTT_CONNACK_UNAVAILABLE, MQTT_RC_UNSPECIFIED,
+                             "permission check failed");
         }
     }
     if (c->v5 && c->auth && mqtt_props_has(&pr, MQTT_PROP_AUTH_METHOD)) {

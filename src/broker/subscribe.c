@@ -253,15 +253,22 @@ int protocol_unsubscribe(struct shard *s, struct conn *c, const struct mqtt_fram
         protocol_violation(s, c, "bad UNSUBSCRIBE", rc);
         return -1;
     }
+    struct mqtt_sub_iter it;
+    struct mqtt_bytes filter;
+    uint8_t options;
+    /* Every verdict first: the packet is handled again when one is pending,
+     * so nothing may change before this loop ends. */
+    mqtt_sub_iter_init(&it, &sb, false);
+    while (mqtt_sub_iter_next(&it, &filter, &options))
+        if (mqtt_topic_filter_valid(filter.p, filter.len) &&
+            acl_check(s, c, RINGMQ_ACTION_UNSUBSCRIBE, filter.p, filter.len, 0, false) == ACL_WAIT)
+            return ACL_WAIT;
     uint8_t codes_small[64];
     uint8_t *codes = sb.count <= sizeof(codes_small) ? codes_small : malloc(sb.count);
     if (!codes) {
         protocol_violation(s, c, "out of memory", MQTT_RC_UNSPECIFIED);
         return -1;
     }
-    struct mqtt_sub_iter it;
-    struct mqtt_bytes filter;
-    uint8_t options;
     uint32_t i = 0;
     mqtt_sub_iter_init(&it, &sb, false);
     while (mqtt_sub_iter_next(&it, &filter, &options)) {
@@ -273,6 +280,16 @@ int protocol_unsubscribe(struct shard *s, struct conn *c, const struct mqtt_fram
                 return -1;
             }
             codes[i++] = MQTT_RC_TOPIC_FILTER_INVALID;
+            continue;
+        }
+        if (acl_check(s, c, RINGMQ_ACTION_UNSUBSCRIBE, filter.p, filter.len, 0, false) !=
+            RINGMQ_GRANTED) {
+            /* The subscription stays. 5.0 says so (0x87); 3.1.1's UNSUBACK
+             * has no codes (MQTT-3.10.4-5: it is sent anyway). */
+            c->session->tenant->ctr.denied++;
+            observe_event(s, RINGMQ_EV_PERMISSION_DENIED, c->session->tenant, c->session,
+                          RINGMQ_ACTION_UNSUBSCRIBE, 0, filter.p, filter.len);
+            codes[i++] = MQTT_RC_NOT_AUTHORIZED;
             continue;
         }
         bool had = session_unsubscribe(s, c->session, filter.p, filter.len);

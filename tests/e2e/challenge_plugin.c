@@ -2,8 +2,10 @@
  * method "plugin-chal": CONNECT data "hello" -> continue with "challenge";
  * AUTH data "response" -> allow (tenant "acme", user "chal-user"); anything
  * else -> bad credentials. Re-authentication: "hello" -> "challenge" ->
- * "response" -> allow. Without a method: allow into "global". Answers come
- * from a thread of the plugin's own, as a real provider's would. */
+ * "response" -> allow. Without a method: allow into "global". Permission
+ * checks: CONNECT with client id "banned-id" and UNSUBSCRIBE from a filter
+ * under "locked/" are denied, the rest granted. Answers come from a thread of
+ * the plugin's own, as a real provider's would. */
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -91,15 +93,29 @@ static void auth_continue(void *state, struct ringmq_call *call, const struct ri
         reply(call, RINGMQ_AUTH_BAD_CREDENTIALS, NULL);
 }
 
+static void *answer_check(void *arg)
+{
+    struct job *j = arg;
+    union ringmq_result r;
+    memset(&r, 0, sizeof(r));
+    r.check.verdict = j->decision == RINGMQ_AUTH_ALLOW ? RINGMQ_GRANTED : RINGMQ_DENIED;
+    r.check.cacheable = true;
+    host->complete(j->call, &r);
+    free(j);
+    return NULL;
+}
+
 static void check(void *state, struct ringmq_call *call, const struct ringmq_check *chk)
 {
     (void)state;
-    (void)chk;
-    union ringmq_result r;
-    memset(&r, 0, sizeof(r));
-    r.check.verdict = RINGMQ_GRANTED;
-    r.check.cacheable = true;
-    host->complete(call, &r);
+    bool deny = (chk->action == RINGMQ_ACTION_CONNECT && is(chk->client_id, "banned-id")) ||
+                (chk->action == RINGMQ_ACTION_UNSUBSCRIBE && chk->topic.len >= 7 &&
+                 memcmp(chk->topic.p, "locked/", 7) == 0);
+    struct job *j = malloc(sizeof(*j));
+    *j = (struct job){call, deny ? RINGMQ_AUTH_NOT_AUTHORIZED : RINGMQ_AUTH_ALLOW, NULL};
+    pthread_t t;
+    pthread_create(&t, NULL, answer_check, j);
+    pthread_detach(t);
 }
 
 static const struct ringmq_plugin plugin = {

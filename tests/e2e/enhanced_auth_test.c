@@ -88,3 +88,64 @@ Test(enhanced_auth, wrong_response_is_0x86_and_failed_reauth_disconnects_0x87)
     close(fd);
     broker_stop(&b);
 }
+
+/* The auth plugin's CONNECT permission check: a denied client gets CONNACK
+ * 0x87 (5.0) or 0x05 (3.1.1) and no session; on any shard (the check runs on
+ * the client's home shard, after the connection moved there). */
+Test(enhanced_auth, connect_check_denied_is_0x87_and_0x05)
+{
+    start();
+    struct raw_connect o = {.flags = -1, .clean = true, .id = "banned-id", .keepalive = 60};
+    int fd = v5_connect(&b, &o, NULL, NULL, &pk);
+    cr_assert_eq(pk.type, T_CONNACK);
+    cr_assert_eq(pk.reason, 0x87, "CONNACK 0x%02x, want 0x87", pk.reason);
+    close(fd);
+    struct client *c = NULL;
+    struct client_opts co = {.id = "banned-id", .clean = true};
+    cr_assert_eq(client_connect_rc(&b, &co, &c), 5);
+    client_destroy(c);
+    /* Other ids (landing on every shard) are granted. */
+    for (int i = 0; i < 8; i++) {
+        char id[16];
+        snprintf(id, sizeof(id), "ok-%d", i);
+        c = client_open(&b, id, true);
+        client_disconnect(c);
+    }
+    broker_stop(&b);
+}
+
+/* The UNSUBSCRIBE permission check: denied, the subscription stays: 5.0 gets
+ * UNSUBACK 0x87, 3.1.1 its UNSUBACK (MQTT-3.10.4-5) and, still, the messages. */
+Test(enhanced_auth, unsubscribe_check_denied_keeps_the_subscription)
+{
+    start();
+    int fd = v5_open(&b, "unsub5", NULL);
+    v5_subscribe(fd, 1, "locked/a", 1, NULL, 1);
+    v5_subscribe(fd, 2, "free/a", 1, NULL, 1);
+    struct pkt p;
+    pkt_unsubscribe5(&p, 3, "locked/a");
+    cr_assert(raw_send_pkt(fd, &p) == 0);
+    v5_expect(fd, T_UNSUBACK, &pk);
+    cr_assert(pk.mid == 3 && pk.ncodes == 1 && pk.codes[0] == 0x87, "UNSUBACK 0x%02x, want 0x87",
+              pk.codes[0]);
+    pkt_unsubscribe5(&p, 4, "free/a");
+    cr_assert(raw_send_pkt(fd, &p) == 0);
+    v5_expect(fd, T_UNSUBACK, &pk);
+    cr_assert(pk.ncodes == 1 && pk.codes[0] == 0x00, "UNSUBACK 0x%02x, want 0", pk.codes[0]);
+
+    struct client *old = client_open(&b, "unsub3", true);
+    cr_assert_eq(client_subscribe(old, "locked/a", 1), 1);
+    client_unsubscribe(old, "locked/a");
+
+    struct client *pub = client_open(&b, "unsub-pub", true);
+    client_publish(pub, "locked/a", "still", 5, 1, false);
+    client_publish(pub, "free/a", "gone", 4, 1, false);
+    client_expect_message(old, "locked/a", "still", NULL, NULL);
+    v5_expect_publish(fd, &pk);
+    cr_assert_str_eq(pk.topic, "locked/a");
+    v5_expect_nothing(fd, E2E_ABSENT_MS); /* free/a was unsubscribed */
+    client_disconnect(pub);
+    client_disconnect(old);
+    close(fd);
+    broker_stop(&b);
+}
