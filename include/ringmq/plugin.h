@@ -203,6 +203,7 @@ enum ringmq_drop_reason {
     RINGMQ_DROP_EXPIRED = 2,
     RINGMQ_DROP_QOS0_BACKLOG = 3,
     RINGMQ_DROP_NO_SHARE_MEMBER = 4,
+    RINGMQ_DROP_THROTTLED = 5, /* QoS 0 over the tenant's outbound bytes quota */
 };
 
 struct ringmq_event {

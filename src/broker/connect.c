@@ -568,11 +568,7 @@ int protocol_connect(struct shard *s, struct conn *c, const struct mqtt_frame *f
                          "connection quota exceeded");
     if (!observe_throttle(s, t, RINGMQ_RES_CONNECT_RATE, 1, NULL))
         return refuse_rc(s, c, MQTT_CONNACK_UNAVAILABLE, 0x9F, "connection rate exceeded");
-    if (t->connects_second != s->now_ms / 1000u) {
-        t->connects_second = s->now_ms / 1000u;
-        t->connects_in_second = 0;
-    }
-    t->connects_in_second++;
+    observe_rate_add(s, t, RATE_CONNECTS, 1);
     bool resumes = !ck.clean_start && session_exists(t, id, id_len);
     if (!resumes && !session_exists(t, id, id_len) &&
         !observe_throttle(s, t, RINGMQ_RES_SESSIONS, 1, NULL))

@@ -153,65 +153,96 @@ void observe_event(struct shard *s, enum ringmq_event_type type, const struct te
     plugin_event(h, &ev);
 }
 
+/* Roll this shard's window of kind k over to the current second. */
+static struct rate_window *rate_now(struct shard *s, struct tenant *t, enum rate_kind k)
+{
+    struct rate_window *w = &t->rate[k];
+    uint64_t second = s->now_ms / 1000u;
+    if (w->second != second) {
+        /* count first: a reader that sees the new second sees count 0. */
+        __atomic_store_n(&w->count, 0, __ATOMIC_RELAXED);
+        __atomic_store_n(&w->second, second, __ATOMIC_RELEASE);
+    }
+    return w;
+}
+
+void observe_rate_add(struct shard *s, struct tenant *t, enum rate_kind k, uint64_t n)
+{
+    struct rate_window *w = rate_now(s, t, k);
+    __atomic_store_n(&w->count, w->count + n, __ATOMIC_RELAXED);
+}
+
+/* The tenant's usage this second over every shard. Other shards' shares are
+ * read at most once per loop turn (now_ms): a hot tenant's publishes do not
+ * each touch every shard's cache lines, and the total is at most one turn
+ * behind. */
+static uint64_t rate_total(struct shard *s, struct tenant *t, enum rate_kind k)
+{
+    struct rate_window *w = rate_now(s, t, k);
+    if (w->others_ms != s->now_ms) {
+        uint64_t sum = 0;
+        struct broker *b = s->broker;
+        for (uint32_t i = 0; i < b->nshards; i++) {
+            struct tenant *o =
+                i == s->id ? NULL
+                           : __atomic_load_n(&b->shards[i]->tenants[t->id], __ATOMIC_ACQUIRE);
+            if (o && __atomic_load_n(&o->rate[k].second, __ATOMIC_ACQUIRE) == w->second)
+                sum += __atomic_load_n(&o->rate[k].count, __ATOMIC_RELAXED);
+        }
+        w->others = sum;
+        w->others_ms = s->now_ms;
+    }
+    return w->count + w->others;
+}
+
+static const enum rate_kind rate_of[RINGMQ_RES_COUNT] = {
+    [RINGMQ_RES_CONNECT_RATE] = RATE_CONNECTS,
+    [RINGMQ_RES_BYTES_IN_RATE] = RATE_BYTES_IN,
+    [RINGMQ_RES_BYTES_OUT_RATE] = RATE_BYTES_OUT,
+};
+
 bool observe_throttle(struct shard *s, struct tenant *t, enum ringmq_resource r, uint64_t amount,
                       const struct session *ss)
 {
     struct plugin_host *h = s->broker->plugins;
     if (!h || !plugin_host_has_throttle(h))
         return true;
-    struct tenant_counters sum;
-    observe_tenant_sum(s->broker, t->id, &sum);
     uint64_t current = 0;
-    switch (r) {
-    case RINGMQ_RES_CONNECTIONS:
-        current = sum.connections;
-        break;
-    case RINGMQ_RES_SESSIONS:
-        current = sum.sessions;
-        break;
-    case RINGMQ_RES_SUBSCRIPTIONS:
-        current = sum.subscriptions;
-        break;
-    case RINGMQ_RES_RETAINED:
-        current = sum.retained;
-        break;
-    case RINGMQ_RES_CONNECT_RATE:
-        /* Connects this second, over every shard (each counts its own). */
-        for (uint32_t i = 0; i < s->broker->nshards; i++) {
-            struct tenant *o =
-                __atomic_load_n(&s->broker->shards[i]->tenants[t->id], __ATOMIC_ACQUIRE);
-            if (o && o->connects_second == s->now_ms / 1000u)
-                current += o->connects_in_second;
+    if (r == RINGMQ_RES_CONNECT_RATE || r == RINGMQ_RES_BYTES_IN_RATE ||
+        r == RINGMQ_RES_BYTES_OUT_RATE) {
+        current = rate_total(s, t, rate_of[r]);
+    } else {
+        struct tenant_counters sum;
+        observe_tenant_sum(s->broker, t->id, &sum);
+        switch (r) {
+        case RINGMQ_RES_CONNECTIONS:
+            current = sum.connections;
+            break;
+        case RINGMQ_RES_SESSIONS:
+            current = sum.sessions;
+            break;
+        case RINGMQ_RES_SUBSCRIPTIONS:
+            current = sum.subscriptions;
+            break;
+        case RINGMQ_RES_SHARED_SUBSCRIPTIONS:
+            current = sum.shared_subscriptions;
+            break;
+        case RINGMQ_RES_RETAINED:
+            current = sum.retained;
+            break;
+        case RINGMQ_RES_RETAINED_BYTES:
+            current = sum.retained_bytes;
+            break;
+        default:
+            break;
         }
-        break;
-    case RINGMQ_RES_RETAINED_BYTES:
-        current = sum.retained_bytes;
-        break;
-    default:
-        break;
     }
-    if (plugin_throttle(h, t->name, r, current, amount))
+    if (plugin_throttle(h, t->name, r, current, amount)) {
+        if (r == RINGMQ_RES_BYTES_IN_RATE || r == RINGMQ_RES_BYTES_OUT_RATE)
+            observe_rate_add(s, t, rate_of[r], amount); /* granted: now used */
         return true;
+    }
     t->ctr.throttled++;
     observe_event(s, RINGMQ_EV_THROTTLED, t, ss, 0, r, NULL, 0);
     return false;
-}
-
-bool observe_bytes_in(struct shard *s, struct tenant *t, uint64_t bytes, const struct session *ss)
-{
-    struct plugin_host *h = s->broker->plugins;
-    if (!h || !plugin_host_has_throttle(h))
-        return true;
-    uint64_t second = s->now_ms / 1000u;
-    if (t->bytes_in_second != second) {
-        t->bytes_in_second = second;
-        t->bytes_in_this_second = 0;
-    }
-    if (!plugin_throttle(h, t->name, RINGMQ_RES_BYTES_IN_RATE, t->bytes_in_this_second, bytes)) {
-        t->ctr.throttled++;
-        observe_event(s, RINGMQ_EV_THROTTLED, t, ss, 0, RINGMQ_RES_BYTES_IN_RATE, NULL, 0);
-        return false;
-    }
-    t->bytes_in_this_second += bytes;
-    return true;
 }

@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "broker/shard.h"
 #include "ringmq/plugin.h"
 
 struct metrics_writer;
@@ -26,16 +27,15 @@ struct tenant_counters;
 bool observe_tenant_sum(struct broker *b, uint16_t id, struct tenant_counters *sum);
 
 /* May tenant `t` use `amount` more of `r`? Asks the throttle plugins with
- * the tenant's current use; counts and reports a refusal. True without
- * throttle plugins. */
+ * the tenant's current use over every shard; counts and reports a refusal.
+ * For the per-second resources (connect rate, bytes in and out) `current`
+ * is this second's use, and an allowed amount of bytes is counted as used.
+ * True without throttle plugins. */
 bool observe_throttle(struct shard *s, struct tenant *t, enum ringmq_resource r, uint64_t amount,
                       const struct session *ss);
 
-/* Inbound bytes quota for one PUBLISH of `bytes`: asks the throttle plugins
- * with the tenant's inbound bytes in the current second on this shard (a
- * shard's share, so that the check costs no cross-shard reads per
- * message). True when allowed or without throttle plugins. */
-bool observe_bytes_in(struct shard *s, struct tenant *t, uint64_t bytes, const struct session *ss);
+/* Count n more of a per-second usage on this shard (e.g. a connect). */
+void observe_rate_add(struct shard *s, struct tenant *t, enum rate_kind k, uint64_t n);
 
 /* metrics_collect_fn: runs on the metrics HTTP thread; `arg` is the broker. */
 void observe_collect(struct metrics_writer *w, void *arg);

@@ -109,8 +109,12 @@ int protocol_publish(struct shard *s, struct conn *c, const struct mqtt_frame *f
     }
     ss->tenant->ctr.msgs_in[pb.qos]++;
     ss->tenant->ctr.bytes_in += f->total_len;
+    /* $SYS belongs to the broker: a client's publish there is refused like
+     * one the auth plugin denies. */
     int verdict =
-        acl_check(s, c, RINGMQ_ACTION_PUBLISH, pb.topic.p, pb.topic.len, pb.qos, pb.retain);
+        route_is_sys_topic(pb.topic.p, pb.topic.len)
+            ? RINGMQ_DENIED
+            : acl_check(s, c, RINGMQ_ACTION_PUBLISH, pb.topic.p, pb.topic.len, pb.qos, pb.retain);
     if (verdict == ACL_WAIT)
         return ACL_WAIT;
     if (verdict != RINGMQ_GRANTED) {
@@ -127,12 +131,18 @@ int protocol_publish(struct shard *s, struct conn *c, const struct mqtt_frame *f
         }
         deliver = false;
     }
-    if (!observe_bytes_in(s, ss->tenant, f->total_len, ss)) {
-        /* Inbound bandwidth quota: not delivered; a 5.0 client hears 0x97. */
+    if (!observe_throttle(s, ss->tenant, RINGMQ_RES_BYTES_IN_RATE, f->total_len, ss)) {
+        /* Inbound bandwidth quota: not delivered; a 5.0 client hears 0x97,
+         * in the PUBACK/PUBREC, or for QoS 0, which has no acknowledgement
+         * to carry it, in a DISCONNECT (MQTT 5.0 3.14.2.1). */
         if (c->v5) {
-            if (pb.qos)
-                conn_write_ack(s, c, pb.qos == 1 ? MQTT_PUBACK : MQTT_PUBREC, pb.packet_id,
-                               MQTT_RC_QUOTA_EXCEEDED, "inbound bandwidth quota exceeded");
+            if (pb.qos == 0) {
+                conn_close_reason(s, c, CLOSE_PROTOCOL, MQTT_RC_QUOTA_EXCEEDED,
+                                  "inbound bandwidth quota exceeded");
+                return -1;
+            }
+            conn_write_ack(s, c, pb.qos == 1 ? MQTT_PUBACK : MQTT_PUBREC, pb.packet_id,
+                           MQTT_RC_QUOTA_EXCEEDED, "inbound bandwidth quota exceeded");
             return 0;
         }
         deliver = false;

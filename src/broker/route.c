@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "broker/msg.h"
+#include "broker/observe.h"
 #include "broker/protocol.h"
 #include "broker/session.h"
 #include "broker/shard.h"
@@ -95,6 +96,12 @@ static uint64_t deliver_local(struct shard *s, struct tenant *t, struct msg *m, 
     s->nshare = 0;
     trie_match(t->subs, msg_topic(m), m->topic_len, collect, &ctx);
     uint64_t mask = s->match_mask;
+    /* The tenant's outbound bytes quota: one question per message and
+     * shard, for all of this shard's deliveries of it. Over it, QoS 0 is
+     * dropped and QoS 1/2 wait in their sessions' queues (session.c). */
+    uint32_t n = s->nmatch + s->nshare;
+    s->out_over = n && !observe_throttle(s, t, RINGMQ_RES_BYTES_OUT_RATE,
+                                         (uint64_t)n * session_publish_estimate(m), NULL);
     if (s->nshare)
         share_deliver_collected(s, t, m);
     for (uint32_t i = 0; i < s->nmatch; i++) {
@@ -108,14 +115,25 @@ static uint64_t deliver_local(struct shard *s, struct tenant *t, struct msg *m, 
          * unless a subscription asked for Retain As Published. */
         session_deliver(s, ss, m, qos, ss->match_rap && m->retain, ids, nids);
     }
+    s->out_over = false;
     return mask;
+}
+
+/* The broker's own $SYS topics are not the tenant's: they count neither in
+ * its retained gauges nor, hence, toward its retained quota (clients cannot
+ * publish there, publish.c). */
+static bool retain_counted(const struct msg *m)
+{
+    return !route_is_sys_topic(msg_topic(m), m->topic_len);
 }
 
 static void retain_forget(struct tenant *t, struct msg *old)
 {
     if (old) {
-        t->ctr.retained--;
-        t->ctr.retained_bytes -= old->payload_len;
+        if (retain_counted(old)) {
+            t->ctr.retained--;
+            t->ctr.retained_bytes -= old->payload_len;
+        }
         msg_release(old);
     }
 }
@@ -132,9 +150,16 @@ static void retain_apply(struct tenant *t, struct msg *m)
         msg_release(m);
         return;
     }
-    t->ctr.retained++;
-    t->ctr.retained_bytes += m->payload_len;
+    if (retain_counted(m)) {
+        t->ctr.retained++;
+        t->ctr.retained_bytes += m->payload_len;
+    }
     retain_forget(t, old);
+}
+
+bool route_is_sys_topic(const uint8_t *topic, size_t len)
+{
+    return len >= 4 && memcmp(topic, "$SYS", 4) == 0 && (len == 4 || topic[4] == '/');
 }
 
 void route_publish(struct shard *s, struct tenant *t, struct msg *m)

@@ -17,6 +17,9 @@ struct msg;
 struct session;
 struct xmsg;
 
+/* True for "$SYS" and "$SYS/...": the broker's own topics. */
+bool route_is_sys_topic(const uint8_t *topic, size_t len);
+
 /* A message published on this shard (by a client or a will). Updates the
  * retained store when m->retain, delivers locally and forwards one
  * reference to each other interested shard. Takes the caller's reference. */

@@ -311,8 +311,44 @@ static void queue_push(struct shard *s, struct session *ss, struct msg *m, uint8
     ss->qbytes += msg_size(m);
 }
 
+size_t session_publish_estimate(const struct msg *m)
+{
+    /* Fixed header (<= 5), topic length, packet id, properties length (<= 4). */
+    return 13u + m->topic_len + m->props_len + m->payload_len;
+}
+
+static void throttled_add(struct shard *s, struct session *ss)
+{
+    if (ss->out_throttled)
+        return;
+    if (s->nthrottled == s->throttled_cap) {
+        uint32_t cap = s->throttled_cap ? s->throttled_cap * 2 : 16;
+        struct session **v = realloc(s->throttled, cap * sizeof(*v));
+        if (!v)
+            return; /* not held back: the queue drains with the next ack */
+        s->throttled = v;
+        s->throttled_cap = cap;
+    }
+    s->throttled[s->nthrottled++] = ss;
+    ss->out_throttled = true;
+}
+
+static void throttled_remove(struct shard *s, struct session *ss)
+{
+    if (!ss->out_throttled)
+        return;
+    for (uint32_t i = 0; i < s->nthrottled; i++)
+        if (s->throttled[i] == ss) {
+            s->throttled[i] = s->throttled[--s->nthrottled];
+            break;
+        }
+    ss->out_throttled = false;
+}
+
 static void pump(struct shard *s, struct session *ss)
 {
+    if (ss->out_throttled)
+        return; /* the tick sends what the outbound quota allows */
     while (ss->qlen && online(ss) && ss->ninfl < ss->window) {
         struct qentry e = ss->q[ss->qhead];
         ss->qhead = (ss->qhead + 1) & (ss->qcap - 1);
@@ -339,6 +375,11 @@ void session_deliver_shared(struct shard *s, struct session *ss, struct msg *m, 
     if (qos == 0) {
         if (!online(ss))
             return; /* QoS 0 is not stored for offline clients */
+        if (s->out_over) {
+            /* Over the tenant's outbound bytes quota: at most once. */
+            ss->tenant->ctr.dropped[RINGMQ_DROP_THROTTLED]++;
+            return;
+        }
         if (conn_backlog(ss->conn) > SESSION_QOS0_BACKLOG_LIMIT) {
             ss->tenant->ctr.dropped[RINGMQ_DROP_QOS0_BACKLOG]++;
             observe_event(s, RINGMQ_EV_SLOW_SUBSCRIBER, ss->tenant, ss, RINGMQ_DROP_QOS0_BACKLOG, 0,
@@ -351,10 +392,39 @@ void session_deliver_shared(struct shard *s, struct session *ss, struct msg *m, 
     msg_acquire(m);
     subids_t copy = ids_copy(ids, nids);
     struct xfilter *sh = share_copy(share, share_len);
-    if (online(ss) && ss->qlen == 0 && ss->ninfl < ss->window)
+    if (online(ss) && ss->qlen == 0 && ss->ninfl < ss->window && !s->out_over) {
         send_inflight(s, ss, m, qos, retain, copy, sh);
-    else
-        queue_push(s, ss, m, qos, retain, copy, sh);
+        return;
+    }
+    queue_push(s, ss, m, qos, retain, copy, sh);
+    if (s->out_over && online(ss))
+        throttled_add(s, ss); /* QoS 1 and 2 wait for the quota, in order */
+}
+
+void session_drain_throttled(struct shard *s)
+{
+    for (uint32_t i = 0; i < s->nthrottled;) {
+        struct session *ss = s->throttled[i];
+        while (ss->qlen && online(ss) && ss->ninfl < ss->window) {
+            struct qentry *e = &ss->q[ss->qhead];
+            if (!observe_throttle(s, ss->tenant, RINGMQ_RES_BYTES_OUT_RATE,
+                                  session_publish_estimate(e->m), ss))
+                break;
+            struct qentry x = *e;
+            ss->qhead = (ss->qhead + 1) & (ss->qcap - 1);
+            ss->qlen--;
+            ss->qbytes -= msg_size(x.m);
+            send_inflight(s, ss, x.m, x.qos, x.retain, x.ids, x.share);
+        }
+        if (ss->qlen == 0 || !online(ss)) {
+            /* Done, or offline (resumed later like any session). */
+            s->throttled[i] = s->throttled[--s->nthrottled];
+            ss->out_throttled = false;
+            pump(s, ss);
+            continue;
+        }
+        i++;
+    }
 }
 
 void session_deliver(struct shard *s, struct session *ss, struct msg *m, uint8_t qos, bool retain,
@@ -555,6 +625,7 @@ int session_subscribe(struct shard *s, struct session *ss, const uint8_t *filter
         }
         ss->subs[ss->nsubs++] = sub;
         t->ctr.subscriptions++;
+        t->ctr.shared_subscriptions++;
         return 0;
     }
     void **slot = trie_slot(t->subs, filter, len);
@@ -632,6 +703,8 @@ bool session_unsubscribe(struct shard *s, struct session *ss, const uint8_t *fil
     struct sess_sub *sub = *have;
     *have = ss->subs[--ss->nsubs];
     ss->tenant->ctr.subscriptions--;
+    if (share_parse(sub->filter, sub->len, &(struct share_spec){0}) > 0)
+        ss->tenant->ctr.shared_subscriptions--;
     node_drop(s, ss->tenant, sub->filter, sub->len, ss);
     free(sub);
     return true;
@@ -659,12 +732,15 @@ static void timer_drop(struct session *ss)
 
 static void session_destroy(struct shard *s, struct session *ss)
 {
+    throttled_remove(s, ss);
     reg_remove(ss->tenant, ss);
     ss->tenant->ctr.sessions--;
     ss->tenant->ctr.subscriptions -= ss->nsubs;
     protocol_orphan_pending(ss);
     timer_drop(ss);
     for (uint32_t i = 0; i < ss->nsubs; i++) {
+        if (share_parse(ss->subs[i]->filter, ss->subs[i]->len, &(struct share_spec){0}) > 0)
+            ss->tenant->ctr.shared_subscriptions--;
         node_drop(s, ss->tenant, ss->subs[i]->filter, ss->subs[i]->len, ss);
         free(ss->subs[i]);
     }

@@ -116,6 +116,7 @@ struct session {
     uint64_t match_epoch; /* 64-bit: never wraps (a wrap would skip sessions) */
     uint8_t match_qos;
     uint8_t match_rap;  /* a matching subscription keeps the retain flag */
+    bool out_throttled; /* in shard->throttled: the queue waits for the quota */
     uint32_t match_ids; /* scratch: 1 + index of the first Subscription Identifier */
     struct pending_sub *pending;
 };
@@ -164,6 +165,13 @@ void session_deliver(struct shard *s, struct session *ss, struct msg *m, uint8_t
 void session_deliver_shared(struct shard *s, struct session *ss, struct msg *m, uint8_t qos,
                             bool retain, const uint32_t *ids, size_t nids, const uint8_t *share,
                             size_t share_len);
+
+/* Send what sessions held back for the outbound bytes quota, as far as the
+ * quota allows now (each shard tick). */
+void session_drain_throttled(struct shard *s);
+
+/* About the bytes of one PUBLISH of m (what the outbound quota counts). */
+size_t session_publish_estimate(const struct msg *m);
 
 /* Publish the session's will now (its Message Expiry starts now). */
 void session_publish_will(struct shard *s, struct session *ss);

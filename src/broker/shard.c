@@ -407,6 +407,7 @@ static void dispatch(struct shard *s, struct io_uring_cqe *cqe)
             plugin_poll(s); /* calls past their deadline */
         observe_sys_tick(s);
         settings_refresh(s);
+        session_drain_throttled(s);
         arm_tick(s);
         break;
     case UD_STOP:
@@ -547,6 +548,8 @@ static void shard_fini(struct shard *s)
     }
     free(s->match);
     s->match = NULL;
+    free(s->throttled);
+    s->throttled = NULL;
     free(s->match_idv);
     s->match_idv = NULL;
     free(s->share_scratch);

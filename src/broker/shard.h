@@ -107,12 +107,22 @@ struct xfilter {
  * first time that shard sees the tenant; ids come from the broker's tenant
  * directory, the same on every shard.
  */
+/* Per-second usage a throttler is asked about (enum rate_kind). */
+enum rate_kind { RATE_CONNECTS, RATE_BYTES_IN, RATE_BYTES_OUT, RATE_KINDS };
+
+/* This shard's share of one per-second usage of a tenant. `second` and
+ * `count` are written by the owning shard only and read by the others
+ * (atomics); `others` is their sum as last read, at `others_ms`. */
+struct rate_window {
+    uint64_t second; /* now_ms / 1000 that count is for */
+    uint64_t count;
+    uint64_t others;
+    uint64_t others_ms;
+};
+
 struct tenant {
     struct tenant_counters ctr; /* this shard's share; the metrics thread reads it */
-    uint64_t connects_second;   /* the second (now_ms / 1000) connects_in_second counts */
-    uint64_t connects_in_second;
-    uint64_t bytes_in_second; /* the second bytes_in_this_second counts (this shard's share) */
-    uint64_t bytes_in_this_second;
+    struct rate_window rate[RATE_KINDS];
     uint16_t id;
     const char *name;                  /* the directory's copy, lives as long as the broker */
     const struct tenant_settings *set; /* config, or own_set from a setting provider */
@@ -206,6 +216,12 @@ struct shard {
     struct session **match;
     uint32_t nmatch, match_cap;
     uint64_t match_mask;
+    bool out_over; /* this publish's deliveries are over the outbound quota */
+
+    /* Sessions holding messages back for the outbound bytes quota: sent
+     * from the tick as the quota allows (session.c). */
+    struct session **throttled;
+    uint32_t nthrottled, throttled_cap;
 };
 
 /* Queue a cross-shard message to `target` (never blocks: overflows are kept

@@ -187,7 +187,10 @@ int protocol_subscribe(struct shard *s, struct conn *c, const struct mqtt_frame 
             code = c->v5 ? MQTT_RC_NOT_AUTHORIZED : MQTT_RC_UNSPECIFIED;
         }
         if (code == 0 && !session_has_sub(c->session, filter.p, filter.len) &&
-            !observe_throttle(s, c->session->tenant, RINGMQ_RES_SUBSCRIPTIONS, 1, c->session))
+            (!observe_throttle(s, c->session->tenant, RINGMQ_RES_SUBSCRIPTIONS, 1, c->session) ||
+             (share_parse(filter.p, filter.len, &(struct share_spec){0}) > 0 &&
+              !observe_throttle(s, c->session->tenant, RINGMQ_RES_SHARED_SUBSCRIPTIONS, 1,
+                                c->session))))
             code = c->v5 ? MQTT_RC_QUOTA_EXCEEDED : MQTT_RC_UNSPECIFIED;
         if (code == 0) {
             struct sub_req req = {.qos = options & 3, .subid = subid};

@@ -12,7 +12,7 @@
 
 #include "ringmq/plugin.h"
 
-_Static_assert(TENANT_COUNTERS_DROP_REASONS == RINGMQ_DROP_NO_SHARE_MEMBER + 1,
+_Static_assert(TENANT_COUNTERS_DROP_REASONS == RINGMQ_DROP_THROTTLED + 1,
                "dropped[] must have one slot per enum ringmq_drop_reason");
 
 static const char *const qos_values[] = {"0", "1", "2"};
@@ -24,6 +24,7 @@ static const char *const drop_values[TENANT_COUNTERS_DROP_REASONS] = {
     [RINGMQ_DROP_EXPIRED] = "expired",
     [RINGMQ_DROP_QOS0_BACKLOG] = "qos0_backlog",
     [RINGMQ_DROP_NO_SHARE_MEMBER] = "no_share_member",
+    [RINGMQ_DROP_THROTTLED] = "throttled",
 };
 
 /*
@@ -55,6 +56,8 @@ static const struct family families[] = {
     PLAIN("ringmq_sessions", "gauge", sessions, "Sessions held, persistent and transient."),
     PLAIN("ringmq_subscriptions", "gauge", subscriptions,
           "Subscriptions held, shared subscriptions included."),
+    PLAIN("ringmq_shared_subscriptions", "gauge", shared_subscriptions,
+          "Shared subscriptions held ($share/GROUP/FILTER, $oshare)."),
     BY("ringmq_messages_in_total", "counter", msgs_in, "qos", qos_values,
        "PUBLISH packets received from clients, by QoS."),
     BY("ringmq_messages_out_total", "counter", msgs_out, "qos", qos_values,
@@ -77,10 +80,10 @@ static const struct family families[] = {
 };
 
 /*
- * 21 uint64_t fields, every one named by a row above: a new field must get
+ * 23 uint64_t fields, every one named by a row above: a new field must get
  * its row (and this count), or it would silently never be exposed.
  */
-_Static_assert(sizeof(struct tenant_counters) == 21 * sizeof(uint64_t),
+_Static_assert(sizeof(struct tenant_counters) == 23 * sizeof(uint64_t),
                "struct tenant_counters changed: update families[] and this count");
 
 static const uint64_t *family_field(const struct tenant_counters *c, const struct family *f)

@@ -22,7 +22,7 @@
 #include "metrics/metrics.h"
 
 /* Number of drop reasons, in enum ringmq_drop_reason order (plugin.h). */
-enum { TENANT_COUNTERS_DROP_REASONS = 5 };
+enum { TENANT_COUNTERS_DROP_REASONS = 6 };
 
 /*
  * Per tenant, per shard. Embedded by value (the broker keeps one per tenant
@@ -37,6 +37,8 @@ struct tenant_counters {
     uint64_t sessions;
     /* ringmq_subscriptions (gauge): subscriptions held (shared included). */
     uint64_t subscriptions;
+    /* ringmq_shared_subscriptions (gauge): the shared ones among them. */
+    uint64_t shared_subscriptions;
     /* ringmq_messages_in_total{qos="0|1|2"} (counter): PUBLISH packets
      * received from clients, by the QoS they were sent with. */
     uint64_t msgs_in[3];
@@ -50,7 +52,7 @@ struct tenant_counters {
      * in msgs_out, whole packets as on the wire. */
     uint64_t bytes_out;
     /* ringmq_dropped_total{reason="queue_full|too_large|expired|
-     * qos0_backlog|no_share_member"} (counter): messages not delivered to a
+     * qos0_backlog|no_share_member|throttled"} (counter): messages not delivered to a
      * subscriber, by enum ringmq_drop_reason order. */
     uint64_t dropped[TENANT_COUNTERS_DROP_REASONS];
     /* ringmq_retained_messages (gauge): retained messages stored. */

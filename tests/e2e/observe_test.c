@@ -1,7 +1,9 @@
 /* E2E, what the broker tells: the Prometheus endpoint's numbers after a known
  * workload, $SYS topics, events written by the events_log plugin, and the
- * quota_static plugin's refusals (connections, subscriptions). ringmqd only. */
+ * quota_static plugin's refusals (connections, subscriptions, shared
+ * subscriptions, retained, bytes in and out). ringmqd only. */
 #include "harness.h"
+#include "harness_v5.h"
 
 #include <arpa/inet.h>
 #include <criterion/criterion.h>
@@ -151,9 +153,11 @@ Test(observe, quota_static_refuses_connections_and_subscriptions)
     ringmq_only();
     char set_path[300];
     snprintf(set_path, sizeof(set_path), "plugin.quota.path=%s", getenv("RINGMQ_QUOTA_SO"));
+    /* $SYS topics are retained messages of the same tenant, but the broker's,
+     * not counted toward the tenant's retained quota. */
     broker_start(&b, set_path, "plugin.quota.global.max_connections=1",
                  "plugin.quota.global.max_subscriptions=1", "plugin.quota.global.max_retained=1",
-                 "metrics.sys_topics=false", NULL); /* $SYS topics are retained messages too */
+                 "metrics.sys_interval=1", NULL);
     struct client *one = client_open(&b, "q1", true);
     struct client *two = NULL;
     struct client_opts o = {.id = "q2", .clean = true};
@@ -275,6 +279,144 @@ Test(observe, publish_rate_holds_a_client_back_without_loss)
     /* Three seconds are touched at least: from inside one to the start of
      * the third is more than a second. */
     cr_assert(ms >= 1000, "15 messages at 5 per second took only %ld ms", ms);
+    client_disconnect(pub);
+    client_disconnect(sub);
+    broker_stop(&b);
+}
+
+/* quota_static's max_shared_subscriptions: the second shared subscription
+ * of the tenant is refused (SUBACK 0x80; 5.0: 0x97), other subscriptions are
+ * not; the gauge counts the shared one. */
+Test(observe, quota_static_limits_shared_subscriptions)
+{
+    ringmq_only();
+    char set_path[300];
+    snprintf(set_path, sizeof(set_path), "plugin.quota.path=%s", getenv("RINGMQ_QUOTA_SO"));
+    broker_start(&b, set_path, "plugin.quota.global.max_shared_subscriptions=1",
+                 "metrics.enabled=true", "metrics.port=0", NULL);
+    struct client *one = client_open(&b, "sh1", true);
+    cr_assert_eq(client_subscribe(one, "$share/g/a", 1), 1);
+    cr_assert_eq(client_subscribe(one, "$share/g/a", 0), 0, "a replaced one is not a new one");
+    struct client *two = client_open(&b, "sh2", true);
+    cr_assert_eq(client_subscribe(two, "$share/g/b", 1), 0x80);
+    cr_assert_eq(client_subscribe(two, "plain", 1), 1);
+    int fd = v5_open(&b, "sh5", NULL);
+    v5_subscribe(fd, 1, "$share/h/a", 1, NULL, 0x97);
+    close(fd);
+    char *body = scrape(metrics_port());
+    cr_assert_eq(sample(body, "ringmq_shared_subscriptions{tenant=\"global\"} "), 1, "%s", body);
+    cr_assert_eq(sample(body, "ringmq_subscriptions{tenant=\"global\"} "), 2);
+    free(body);
+    client_unsubscribe(one, "$share/g/a");
+    cr_assert_eq(client_subscribe(two, "$share/g/b", 1), 1, "the quota is free again");
+    client_disconnect(one);
+    client_disconnect(two);
+    broker_stop(&b);
+}
+
+/* quota_static's max_bytes_out_rate, 300 bytes per second of deliveries for
+ * the tenant: 20 QoS 1 messages of about 50 bytes (two seconds at most) go
+ * over it; every one still arrives, in order (held back, not lost), and
+ * the refusals are counted. */
+Test(observe, quota_static_holds_qos1_back_for_outbound_bytes)
+{
+    ringmq_only();
+    char set_path[300];
+    snprintf(set_path, sizeof(set_path), "plugin.quota.path=%s", getenv("RINGMQ_QUOTA_SO"));
+    broker_start(&b, set_path, "plugin.quota.global.max_bytes_out_rate=300", "metrics.enabled=true",
+                 "metrics.port=0", "metrics.sys_topics=false", NULL);
+    struct client *sub = client_open(&b, "out-sub", true);
+    cr_assert_eq(client_subscribe(sub, "bo", 1), 1);
+    struct client *pub = client_open(&b, "out-pub", true);
+    char payload[40];
+    for (int i = 0; i < 20; i++) {
+        snprintf(payload, sizeof(payload), "message %02d 0123456789012345678901", i);
+        client_publish(pub, "bo", payload, (int)strlen(payload), 1, false);
+    }
+    for (int i = 0; i < 20; i++) {
+        snprintf(payload, sizeof(payload), "message %02d 0123456789012345678901", i);
+        client_expect_message(sub, "bo", payload, NULL, NULL);
+    }
+    char *body = scrape(metrics_port());
+    cr_assert_gt(sample(body, "ringmq_throttled_total{tenant=\"global\"} "), 0, "%s", body);
+    cr_assert_eq(sample(body, "ringmq_dropped_total{tenant=\"global\",reason=\"throttled\"} "), 0);
+    free(body);
+    client_disconnect(pub);
+    client_disconnect(sub);
+    broker_stop(&b);
+}
+
+/* The same quota for QoS 0 deliveries: over it they are dropped (at most
+ * once), counted by reason; the first ones arrive. */
+Test(observe, quota_static_drops_qos0_over_outbound_bytes)
+{
+    ringmq_only();
+    char set_path[300];
+    snprintf(set_path, sizeof(set_path), "plugin.quota.path=%s", getenv("RINGMQ_QUOTA_SO"));
+    broker_start(&b, set_path, "plugin.quota.global.max_bytes_out_rate=300", "metrics.enabled=true",
+                 "metrics.port=0", "metrics.sys_topics=false", NULL);
+    struct client *sub = client_open(&b, "out0-sub", true);
+    cr_assert_eq(client_subscribe(sub, "bo", 0), 0);
+    struct client *pub = client_open(&b, "out0-pub", true);
+    const char payload[] = "0123456789012345678901234567890123";
+    for (int i = 0; i < 20; i++)
+        client_publish(pub, "bo", payload, (int)strlen(payload), 1, false);
+    int got = 0;
+    struct msg m;
+    while (client_wait_message(sub, &m, E2E_ABSENT_MS) == 0) {
+        msg_free(&m);
+        got++;
+    }
+    cr_assert(got >= 1 && got < 20, "%d of 20 delivered under a 300 B/s quota", got);
+    char *body = scrape(metrics_port());
+    cr_assert_eq(sample(body, "ringmq_dropped_total{tenant=\"global\",reason=\"throttled\"} "),
+                 20 - got, "%s", body);
+    free(body);
+    client_disconnect(pub);
+    client_disconnect(sub);
+    broker_stop(&b);
+}
+
+/* Over the inbound bytes quota a 5.0 client's QoS 1 PUBLISH gets PUBACK
+ * 0x97, and a QoS 0 one, which has no acknowledgement, a DISCONNECT 0x97. */
+Test(observe, inbound_quota_is_0x97_in_puback_and_disconnect)
+{
+    ringmq_only();
+    char set_path[300];
+    snprintf(set_path, sizeof(set_path), "plugin.quota.path=%s", getenv("RINGMQ_QUOTA_SO"));
+    broker_start(&b, set_path, "plugin.quota.global.max_bytes_in_rate=100",
+                 "metrics.sys_topics=false", NULL);
+    int fd = v5_open(&b, "in5", NULL);
+    const char payload[] = "0123456789012345678901234567890123";
+    int refused = 0;
+    for (int i = 0; i < 10; i++)
+        refused += v5_publish(fd, "bi", payload, 1, false, (uint16_t)(i + 1), NULL) == 0x97;
+    cr_assert(refused >= 1, "10 QoS 1 publishes of 40 bytes under 100 B/s: none refused");
+    /* The broker closes once it refuses one: later sends may fail. */
+    struct pkt p;
+    pkt_publish5(&p, "bi", payload, strlen(payload), 0, false, 0, NULL);
+    for (int i = 0; i < 10 && raw_send_pkt(fd, &p) == 0; i++)
+        ;
+    v5_expect_disconnect(fd, 0x97, -1);
+    close(fd);
+    broker_stop(&b);
+}
+
+/* $SYS belongs to the broker: a client's PUBLISH there is not delivered
+ * (5.0: PUBACK 0x87). */
+Test(observe, clients_cannot_publish_to_sys)
+{
+    ringmq_only();
+    broker_start(&b, "metrics.sys_topics=false", NULL);
+    struct client *sub = client_open(&b, "sys-sub", true);
+    cr_assert_eq(client_subscribe(sub, "$SYS/#", 0), 0);
+    struct client *pub = client_open(&b, "sys-pub", true);
+    client_publish(pub, "$SYS/broker/uptime", "0", 1, 1, false);
+    cr_assert(client_no_message(sub, E2E_ABSENT_MS), "a client's $SYS message was delivered");
+    int fd = v5_open(&b, "sys5", NULL);
+    cr_assert_eq(v5_publish(fd, "$SYS/x", "1", 1, false, 1, NULL), 0x87);
+    cr_assert_eq(v5_publish(fd, "$SYSTEM", "1", 1, false, 2, NULL), 0, "only $SYS itself");
+    close(fd);
     client_disconnect(pub);
     client_disconnect(sub);
     broker_stop(&b);

@@ -73,31 +73,33 @@ Test(counters, every_field_is_exposed_under_its_name)
     expect_line(got, "ringmq_connections{tenant=\"global\"} 1000");
     expect_line(got, "ringmq_sessions{tenant=\"global\"} 1001");
     expect_line(got, "ringmq_subscriptions{tenant=\"global\"} 1002");
-    expect_line(got, "ringmq_messages_in_total{tenant=\"global\",qos=\"0\"} 1003");
-    expect_line(got, "ringmq_messages_in_total{tenant=\"global\",qos=\"1\"} 1004");
-    expect_line(got, "ringmq_messages_in_total{tenant=\"global\",qos=\"2\"} 1005");
-    expect_line(got, "ringmq_messages_out_total{tenant=\"global\",qos=\"0\"} 1006");
-    expect_line(got, "ringmq_messages_out_total{tenant=\"global\",qos=\"1\"} 1007");
-    expect_line(got, "ringmq_messages_out_total{tenant=\"global\",qos=\"2\"} 1008");
-    expect_line(got, "ringmq_bytes_in_total{tenant=\"global\"} 1009");
-    expect_line(got, "ringmq_bytes_out_total{tenant=\"global\"} 1010");
-    expect_line(got, "ringmq_dropped_total{tenant=\"global\",reason=\"queue_full\"} 1011");
-    expect_line(got, "ringmq_dropped_total{tenant=\"global\",reason=\"too_large\"} 1012");
-    expect_line(got, "ringmq_dropped_total{tenant=\"global\",reason=\"expired\"} 1013");
-    expect_line(got, "ringmq_dropped_total{tenant=\"global\",reason=\"qos0_backlog\"} 1014");
-    expect_line(got, "ringmq_dropped_total{tenant=\"global\",reason=\"no_share_member\"} 1015");
-    expect_line(got, "ringmq_retained_messages{tenant=\"global\"} 1016");
-    expect_line(got, "ringmq_retained_bytes{tenant=\"global\"} 1017");
-    expect_line(got, "ringmq_auth_failures_total{tenant=\"global\"} 1018");
-    expect_line(got, "ringmq_throttled_total{tenant=\"global\"} 1019");
-    expect_line(got, "ringmq_permission_denied_total{tenant=\"global\"} 1020");
+    expect_line(got, "ringmq_shared_subscriptions{tenant=\"global\"} 1003");
+    expect_line(got, "ringmq_messages_in_total{tenant=\"global\",qos=\"0\"} 1004");
+    expect_line(got, "ringmq_messages_in_total{tenant=\"global\",qos=\"1\"} 1005");
+    expect_line(got, "ringmq_messages_in_total{tenant=\"global\",qos=\"2\"} 1006");
+    expect_line(got, "ringmq_messages_out_total{tenant=\"global\",qos=\"0\"} 1007");
+    expect_line(got, "ringmq_messages_out_total{tenant=\"global\",qos=\"1\"} 1008");
+    expect_line(got, "ringmq_messages_out_total{tenant=\"global\",qos=\"2\"} 1009");
+    expect_line(got, "ringmq_bytes_in_total{tenant=\"global\"} 1010");
+    expect_line(got, "ringmq_bytes_out_total{tenant=\"global\"} 1011");
+    expect_line(got, "ringmq_dropped_total{tenant=\"global\",reason=\"queue_full\"} 1012");
+    expect_line(got, "ringmq_dropped_total{tenant=\"global\",reason=\"too_large\"} 1013");
+    expect_line(got, "ringmq_dropped_total{tenant=\"global\",reason=\"expired\"} 1014");
+    expect_line(got, "ringmq_dropped_total{tenant=\"global\",reason=\"qos0_backlog\"} 1015");
+    expect_line(got, "ringmq_dropped_total{tenant=\"global\",reason=\"no_share_member\"} 1016");
+    expect_line(got, "ringmq_dropped_total{tenant=\"global\",reason=\"throttled\"} 1017");
+    expect_line(got, "ringmq_retained_messages{tenant=\"global\"} 1018");
+    expect_line(got, "ringmq_retained_bytes{tenant=\"global\"} 1019");
+    expect_line(got, "ringmq_auth_failures_total{tenant=\"global\"} 1020");
+    expect_line(got, "ringmq_throttled_total{tenant=\"global\"} 1021");
+    expect_line(got, "ringmq_permission_denied_total{tenant=\"global\"} 1022");
 
-    /* 21 samples, 13 families, nothing else. */
+    /* 23 samples, 14 families, nothing else. */
     size_t lines = count_substr(got, "\n");
     size_t comments = count_substr(got, "# ");
     cr_assert_eq(lines - comments, sizeof(c) / sizeof(uint64_t));
-    cr_assert_eq(count_substr(got, "# TYPE "), 13);
-    cr_assert_eq(count_substr(got, "# HELP "), 13);
+    cr_assert_eq(count_substr(got, "# TYPE "), 14);
+    cr_assert_eq(count_substr(got, "# HELP "), 14);
     free(got);
 }
 
@@ -177,14 +179,14 @@ Test(counters, two_tenants_keep_each_family_together)
         cr_assert_eq(count_substr(got, type), 1, "%s", type);
         cr_assert(line - got > 0 && strstr(got, type) < line, "TYPE of %s after its samples", name);
     }
-    cr_assert_eq(nseen, 13);
-    cr_assert_eq(samples, 2 * 21);
+    cr_assert_eq(nseen, 14);
+    cr_assert_eq(samples, 2 * 23);
 
     expect_line(got, "ringmq_connections{tenant=\"alpha\"} 100");
     expect_line(got, "ringmq_connections{tenant=\"beta\"} 200");
-    expect_line(got, "ringmq_messages_in_total{tenant=\"alpha\",qos=\"1\"} 104");
-    expect_line(got, "ringmq_messages_in_total{tenant=\"beta\",qos=\"1\"} 204");
-    expect_line(got, "ringmq_permission_denied_total{tenant=\"beta\"} 220");
+    expect_line(got, "ringmq_messages_in_total{tenant=\"alpha\",qos=\"1\"} 105");
+    expect_line(got, "ringmq_messages_in_total{tenant=\"beta\",qos=\"1\"} 205");
+    expect_line(got, "ringmq_permission_denied_total{tenant=\"beta\"} 222");
     free(got);
 }
 
@@ -228,8 +230,8 @@ Test(counters, add_sums_every_field)
     const uint64_t *s = (const uint64_t *)&sum;
     for (size_t i = 0; i < sizeof(sum) / sizeof(uint64_t); i++)
         cr_assert_eq(s[i], 101 + 2 * i, "field %zu", i);
-    cr_assert_eq(sum.denied, 101 + 2 * 20);
-    cr_assert_eq(sum.msgs_out[2], 101 + 2 * 8);
+    cr_assert_eq(sum.denied, 101 + 2 * 22);
+    cr_assert_eq(sum.msgs_out[2], 101 + 2 * 9);
 }
 
 Test(counters, values_beyond_2_pow_53_stay_close)
