@@ -133,12 +133,15 @@ enum ringmq_action {
     RINGMQ_ACTION_UNSUBSCRIBE = 3,
 };
 
+/* CONNECT is checked once the client's tenant is known, before its session
+ * is touched; client_id is the one the client sent (empty when it asks the
+ * server to assign one) and topic is empty. */
 struct ringmq_check {
     enum ringmq_action action;
     const char *tenant;
     const char *user_id; /* may be NULL */
     struct ringmq_bytes client_id;
-    struct ringmq_bytes topic; /* topic name (publish) or filter (subscribe) */
+    struct ringmq_bytes topic; /* topic name (publish), filter (subscribe, unsubscribe) */
     uint8_t qos;
     bool retain;
     const struct ringmq_kv *attributes; /* from the auth result */
@@ -154,11 +157,19 @@ enum ringmq_verdict {
 struct ringmq_check_result {
     enum ringmq_verdict verdict;
     /* The same check (action, topic, QoS, retain) gets the same verdict for
-     * the rest of this connection: the host need not ask again. */
+     * the rest of this connection, or until the next reload (SIGHUP): the
+     * host need not ask again. */
     bool cacheable;
 };
 
 /* ---- resource throttling ---- */
+
+/* `current` is the tenant's use over the whole broker; for the per-second
+ * resources, its use in the current second of the broker's monotonic
+ * clock. The host asks once per request: once per CONNECT,
+ * SUBSCRIBE filter or inbound PUBLISH, and for outbound bytes once per
+ * message and shard, with `amount` covering all of that shard's deliveries
+ * of it. */
 
 enum ringmq_resource {
     RINGMQ_RES_CONNECTIONS = 0,   /* current: connections of the tenant */
