@@ -94,6 +94,10 @@ static int check(struct shard *s, struct conn *c, const struct ringmq_check *chk
         return v;
     struct ringmq_check ask = *chk;
     ask.user_id = id->user_id;
+    struct ringmq_kv attrs[IDENTITY_KV_MAX];
+    identity_kvs(id->attrs, id->n_attrs, attrs);
+    ask.attributes = attrs;
+    ask.n_attributes = id->n_attrs;
     id->acl->pending = key;
     c->ops++; /* the call holds the connection until it is answered */
     if (plugin_check(s->port, (uint64_t)(uintptr_t)c, &ask) < 0) {

@@ -150,11 +150,7 @@ static void conn_free(struct shard *s, struct conn *c)
     free(c->stash);
     free(c->rate);
     conn_v5_destroy(c->v5);
-    if (c->auth) {
-        acl_free(c->auth);
-        free(c->auth->user_id);
-        free(c->auth);
-    }
+    identity_free(c->auth);
     wheel_remove(&c->timer);
     *c->all_pprev = c->all_next;
     if (c->all_next)
@@ -192,12 +188,19 @@ static void teardown(struct shard *s, struct conn *c, bool shutdown_first)
     c->ops++;
 }
 
-void conn_write_v5(struct shard *s, struct conn *c, uint8_t first, const uint8_t *head,
-                   size_t head_len, const struct mqtt_props *pr)
+void conn_write_v5_users(struct shard *s, struct conn *c, uint8_t first, const uint8_t *head,
+                         size_t head_len, const struct mqtt_props *pr,
+                         const struct mqtt_user_prop *users, size_t n_users)
 {
-    size_t plen = mqtt_props_size(pr, NULL, 0, NULL, 0);
+    size_t plen = mqtt_props_size(pr, NULL, 0, users, n_users);
     size_t rem = head_len + plen;
     size_t total = 1 + mqtt_varint_size((uint32_t)rem) + rem;
+    if (n_users && c->v5 && c->v5->max_packet_out && total > c->v5->max_packet_out) {
+        /* MQTT-3.2.2-20 / MQTT-3.15.2-3: User Properties only within the
+         * client's Maximum Packet Size. */
+        conn_write_v5_users(s, c, first, head, head_len, pr, NULL, 0);
+        return;
+    }
     uint8_t *p = conn_reserve(s, c, total);
     if (!p)
         return;
@@ -205,8 +208,14 @@ void conn_write_v5(struct shard *s, struct conn *c, uint8_t first, const uint8_t
     *w++ = first;
     w += mqtt_varint_encode(w, (uint32_t)rem);
     memcpy(w, head, head_len);
-    mqtt_props_encode(w + head_len, pr, NULL, 0, NULL, 0);
+    mqtt_props_encode(w + head_len, pr, NULL, 0, users, n_users);
     conn_commit(s, c, total);
+}
+
+void conn_write_v5(struct shard *s, struct conn *c, uint8_t first, const uint8_t *head,
+                   size_t head_len, const struct mqtt_props *pr)
+{
+    conn_write_v5_users(s, c, first, head, head_len, pr, NULL, 0);
 }
 
 void conn_write_ack(struct shard *s, struct conn *c, uint8_t type, uint16_t pid, uint8_t reason,
@@ -627,29 +636,22 @@ void conn_on_timer(struct wheel_entry *e, void *arg)
 
 /*
  * The bytes that travel with a moving connection: the auth plugin's answer
- * when there was one (so the home shard does not ask again), then what was
- * read so far, starting with CONNECT. `off` holds the listener index, plus
- * HANDOVER_AUTH when an answer leads the bytes as
- * [u16 tenant][u16 user id length][user id].
+ * when there was one (so the home shard does not ask again; identity.c
+ * packs it), then what was read so far, starting with CONNECT. `off` holds
+ * the listener index, plus HANDOVER_AUTH when an answer leads the bytes.
  */
 #define HANDOVER_AUTH 0x100u
 
 void conn_relocate(struct shard *s, struct conn *c, uint32_t home, const uint8_t *bytes, size_t len)
 {
-    size_t ulen = c->auth && c->auth->user_id ? strlen(c->auth->user_id) : 0;
-    size_t pre = c->auth ? 4 + ulen : 0;
+    size_t pre = c->auth ? identity_packed_size(c->auth) : 0;
     struct iobuf *h = iobuf_create(pre + len);
     if (!h) {
         conn_close(s, c, CLOSE_PEER_GONE);
         return;
     }
-    if (c->auth) {
-        h->data[0] = (uint8_t)(c->auth->tenant >> 8);
-        h->data[1] = (uint8_t)c->auth->tenant;
-        h->data[2] = (uint8_t)(ulen >> 8);
-        h->data[3] = (uint8_t)ulen;
-        memcpy(h->data + 4, c->auth->user_id, ulen);
-    }
+    if (c->auth)
+        identity_pack(c->auth, h->data);
     memcpy(h->data + pre, bytes, len);
     h->len = (uint32_t)(pre + len);
     h->off = c->listener | (c->auth ? HANDOVER_AUTH : 0);
@@ -697,24 +699,6 @@ void conn_on_fdsent(struct shard *s, struct conn *c, int res)
     conn_close(s, c, CLOSE_REFUSED);
 }
 
-static struct conn_identity *auth_create(uint16_t tenant, const uint8_t *user, size_t ulen)
-{
-    struct conn_identity *a = calloc(1, sizeof(*a));
-    if (!a)
-        return NULL;
-    a->tenant = tenant;
-    if (user) {
-        a->user_id = malloc(ulen + 1);
-        if (!a->user_id) {
-            free(a);
-            return NULL;
-        }
-        memcpy(a->user_id, user, ulen);
-        a->user_id[ulen] = 0;
-    }
-    return a;
-}
-
 void conn_resume(struct shard *s, struct conn *c)
 {
     struct iobuf *rx = c->rx;
@@ -742,9 +726,10 @@ void conn_op_done(struct shard *s, struct conn *c)
     maybe_free(s, c);
 }
 
-int conn_set_auth(struct conn *c, uint16_t tenant, const char *user_id)
+int conn_set_auth(struct conn *c, uint16_t tenant, const struct ringmq_auth_result *r)
 {
-    c->auth = auth_create(tenant, (const uint8_t *)user_id, user_id ? strlen(user_id) : 0);
+    c->auth = identity_create(tenant, r->user_id, r->attributes, r->n_attributes,
+                              c->v5 ? r->user_properties : NULL, c->v5 ? r->n_user_properties : 0);
     return c->auth ? 0 : -ENOMEM;
 }
 
@@ -767,10 +752,7 @@ void conn_adopt(struct shard *s, uint32_t fi, struct iobuf *h)
     c->relocated = true;
     size_t pre = 0;
     if (h->off & HANDOVER_AUTH) {
-        uint16_t tenant = (uint16_t)(h->data[0] << 8 | h->data[1]);
-        size_t ulen = (size_t)(h->data[2] << 8 | h->data[3]);
-        pre = 4 + ulen;
-        c->auth = auth_create(tenant, ulen ? h->data + 4 : NULL, ulen);
+        c->auth = identity_unpack(h->data, h->len, &pre);
         if (!c->auth) {
             free(h);
             conn_close(s, c, CLOSE_PEER_GONE);

@@ -12,6 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "broker/identity.h"
 #include "core/wheel.h"
 
 struct shard;
@@ -27,12 +28,6 @@ struct conn_rate {
     uint64_t second;
     uint64_t bytes;
     uint32_t msgs;
-};
-
-struct conn_identity {
-    uint16_t tenant;
-    char *user_id;         /* may be NULL */
-    struct acl_cache *acl; /* cached verdicts (acl.c), NULL until the first */
 };
 
 /* A growable byte buffer (malloc'd header + data). */
@@ -120,9 +115,16 @@ uint8_t *conn_reserve(struct shard *s, struct conn *c, size_t n);
 void conn_commit(struct shard *s, struct conn *c, size_t n);
 
 struct mqtt_props;
+struct mqtt_user_prop;
 
 /* Append a 5.0 packet: the first byte, `head` (the variable header up to
- * the properties) and the property block of *pr. */
+ * the properties) and the property block of *pr, then the n_users User
+ * Properties in order (left out when they would exceed the client's
+ * Maximum Packet Size). */
+void conn_write_v5_users(struct shard *s, struct conn *c, uint8_t first, const uint8_t *head,
+                         size_t head_len, const struct mqtt_props *pr,
+                         const struct mqtt_user_prop *users, size_t n_users);
+/* The same without User Properties. */
 void conn_write_v5(struct shard *s, struct conn *c, uint8_t first, const uint8_t *head,
                    size_t head_len, const struct mqtt_props *pr);
 
@@ -162,8 +164,9 @@ void conn_op_done(struct shard *s, struct conn *c);
 /* A permission check answered: handle the packets that waited. */
 void conn_resume(struct shard *s, struct conn *c);
 
-/* Remember the auth plugin's answer (tenant id, user id or NULL). */
-int conn_set_auth(struct conn *c, uint16_t tenant, const char *user_id);
+/* Remember the auth plugin's answer: tenant id, user id, attributes and
+ * CONNACK user properties (copied). 0 or -ENOMEM. */
+int conn_set_auth(struct conn *c, uint16_t tenant, const struct ringmq_auth_result *r);
 
 /* Handle `bytes` as if just received (after authentication), then go on
  * reading. */

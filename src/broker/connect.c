@@ -54,6 +54,19 @@ struct connack_info {
     const char *reason;
 };
 
+/* Plugin key/value pairs as User Properties (borrowing the strings). */
+static size_t kv_to_users(const struct ringmq_kv *kv, size_t n, struct mqtt_user_prop *out)
+{
+    if (n > IDENTITY_KV_MAX)
+        n = IDENTITY_KV_MAX;
+    for (size_t i = 0; i < n; i++) {
+        const char *k = kv[i].key ? kv[i].key : "", *v = kv[i].value ? kv[i].value : "";
+        out[i].name = (struct mqtt_bytes){(const uint8_t *)k, strlen(k)};
+        out[i].value = (struct mqtt_bytes){(const uint8_t *)v, strlen(v)};
+    }
+    return n;
+}
+
 static void write_connack(struct shard *s, struct conn *c, const struct connack_info *ci)
 {
     if (!c->v5) {
@@ -119,8 +132,18 @@ static void write_connack(struct shard *s, struct conn *c, const struct connack_
         mqtt_props_set(&pr, MQTT_PROP_REASON_STRING);
         pr.reason_string = (struct mqtt_bytes){(const uint8_t *)ci->reason, strlen(ci->reason)};
     }
+    /* The auth plugin's User Properties for the client (MQTT 5.0 3.2.2.3.17). */
+    struct mqtt_user_prop users[IDENTITY_KV_MAX];
+    size_t n = 0;
+    if (ci->code == MQTT_RC_SUCCESS && c->auth && c->auth->n_connack) {
+        struct ringmq_kv kv[IDENTITY_KV_MAX];
+        identity_kvs(c->auth->connack, c->auth->n_connack, kv);
+        n = kv_to_users(kv, c->auth->n_connack, users);
+    }
     uint8_t head[2] = {ci->present && ci->code == 0 ? 1 : 0, ci->code};
-    conn_write_v5(s, c, MQTT_CONNACK << 4, head, sizeof(head), &pr);
+    conn_write_v5_users(s, c, MQTT_CONNACK << 4, head, sizeof(head), &pr, users, n);
+    if (c->auth)
+        identity_connack_sent(c->auth);
 }
 
 /* Refuse the CONNECT with `code` (a 3.1.1 return code for 3.x clients, a
@@ -156,18 +179,22 @@ static void write_auth(struct shard *s, struct conn *c, uint8_t reason, const ch
     conn_write_v5(s, c, MQTT_AUTH << 4, &reason, 1, &pr);
 }
 
-/* AUTH with the method and binary data (len 0: no data) from a plugin. */
-static void write_auth_bytes(struct shard *s, struct conn *c, uint8_t reason, struct ringmq_bytes d)
+/* AUTH with the method, the binary data (len 0: no data) and the User
+ * Properties of a plugin's answer. */
+static void write_auth_result(struct shard *s, struct conn *c, uint8_t reason,
+                              const struct ringmq_auth_result *r)
 {
     struct mqtt_props pr;
     memset(&pr, 0, sizeof(pr));
     mqtt_props_set(&pr, MQTT_PROP_AUTH_METHOD);
     pr.auth_method = (struct mqtt_bytes){c->v5->auth_method, c->v5->auth_method_len};
-    if (d.len) {
+    if (r->auth_data.len) {
         mqtt_props_set(&pr, MQTT_PROP_AUTH_DATA);
-        pr.auth_data = (struct mqtt_bytes){d.p, d.len};
+        pr.auth_data = (struct mqtt_bytes){r->auth_data.p, r->auth_data.len};
     }
-    conn_write_v5(s, c, MQTT_AUTH << 4, &reason, 1, &pr);
+    struct mqtt_user_prop users[IDENTITY_KV_MAX];
+    size_t n = kv_to_users(r->user_properties, r->n_user_properties, users);
+    conn_write_v5_users(s, c, MQTT_AUTH << 4, &reason, 1, &pr, users, n);
 }
 
 /* ---- CONNECT ---- */
@@ -366,10 +393,10 @@ static void reauth_done(struct shard *s, struct conn *c, const struct ringmq_aut
 {
     struct conn_v5 *v = c->v5;
     if (r->decision == RINGMQ_AUTH_CONTINUE && !timed_out) {
-        write_auth_bytes(s, c, 0x18, r->auth_data);
+        write_auth_result(s, c, 0x18, r);
     } else if (r->decision == RINGMQ_AUTH_ALLOW && !timed_out) {
         v->auth = AUTH_DONE;
-        write_auth_bytes(s, c, 0x00, r->auth_data);
+        write_auth_result(s, c, 0x00, r);
     } else {
         /* MQTT-4.12.1-2: a failed re-authentication ends the connection. */
         conn_close_reason(s, c, CLOSE_PROTOCOL, MQTT_RC_NOT_AUTHORIZED, "re-authentication failed");
@@ -393,7 +420,7 @@ void conn_on_auth_done(struct shard *s, struct conn *c, const struct plugin_done
         /* MQTT-4.12.0-2: the method goes on with AUTH 0x18; the CONNECT
          * stays in c->stash until the plugin allows. */
         c->v5->auth = AUTH_CONNECTING;
-        write_auth_bytes(s, c, 0x18, r->auth_data);
+        write_auth_result(s, c, 0x18, r);
         c->ops--;
         conn_resume(s, c);
         return;
@@ -429,7 +456,7 @@ void conn_on_auth_done(struct shard *s, struct conn *c, const struct plugin_done
         return;
     }
     int tenant = tenant_dir_intern(s->broker, r->tenant ? r->tenant : "global");
-    if (tenant < 0 || conn_set_auth(c, (uint16_t)tenant, r->user_id) < 0) {
+    if (tenant < 0 || conn_set_auth(c, (uint16_t)tenant, r) < 0) {
         refuse_rc(s, c, MQTT_CONNACK_UNAVAILABLE, MQTT_RC_SERVER_UNAVAILABLE,
                   tenant == -ENOSPC ? "too many tenants" : "out of memory");
         conn_op_done(s, c);

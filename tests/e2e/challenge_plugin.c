@@ -2,9 +2,11 @@
  * method "plugin-chal": CONNECT data "hello" -> continue with "challenge";
  * AUTH data "response" -> allow (tenant "acme", user "chal-user"); anything
  * else -> bad credentials. Re-authentication: "hello" -> "challenge" ->
- * "response" -> allow. Without a method: allow into "global". Permission
- * checks: CONNECT with client id "banned-id" and UNSUBSCRIBE from a filter
- * under "locked/" are denied, the rest granted. Answers come from a thread of
+ * "response" -> allow. Without a method: allow. Every allow puts the client
+ * in tenant "acme" with attributes role=limited, team=blue and CONNACK user
+ * properties welcome=acme, plan=gold. Permission checks: CONNECT with
+ * client id "banned-id", UNSUBSCRIBE from a filter under "locked/" and,
+ * for role=limited, PUBLISH under "ro/" are denied, the rest granted. Answers come from a thread of
  * the plugin's own, as a real provider's would. */
 #include <pthread.h>
 #include <stdlib.h>
@@ -26,9 +28,15 @@ static void *answer(void *arg)
     union ringmq_result r;
     memset(&r, 0, sizeof(r));
     r.auth.decision = j->decision;
+    static const struct ringmq_kv attrs[] = {{"role", "limited"}, {"team", "blue"}};
+    static const struct ringmq_kv users[] = {{"welcome", "acme"}, {"plan", "gold"}};
     if (j->decision == RINGMQ_AUTH_ALLOW) {
         r.auth.tenant = "acme";
         r.auth.user_id = "chal-user";
+        r.auth.attributes = attrs;
+        r.auth.n_attributes = 2;
+        r.auth.user_properties = users;
+        r.auth.n_user_properties = 2;
     }
     if (j->data)
         r.auth.auth_data = (struct ringmq_bytes){(const uint8_t *)j->data, strlen(j->data)};
@@ -108,7 +116,13 @@ static void *answer_check(void *arg)
 static void check(void *state, struct ringmq_call *call, const struct ringmq_check *chk)
 {
     (void)state;
+    bool limited = false;
+    for (size_t i = 0; i < chk->n_attributes; i++)
+        limited |=
+            !strcmp(chk->attributes[i].key, "role") && !strcmp(chk->attributes[i].value, "limited");
     bool deny = (chk->action == RINGMQ_ACTION_CONNECT && is(chk->client_id, "banned-id")) ||
+                (chk->action == RINGMQ_ACTION_PUBLISH && limited && chk->topic.len >= 3 &&
+                 memcmp(chk->topic.p, "ro/", 3) == 0) ||
                 (chk->action == RINGMQ_ACTION_UNSUBSCRIBE && chk->topic.len >= 7 &&
                  memcmp(chk->topic.p, "locked/", 7) == 0);
     struct job *j = malloc(sizeof(*j));

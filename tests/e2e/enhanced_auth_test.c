@@ -149,3 +149,31 @@ Test(enhanced_auth, unsubscribe_check_denied_keeps_the_subscription)
     close(fd);
     broker_stop(&b);
 }
+
+/* The auth plugin's answer travels with the client to its home shard (any
+ * of them): its CONNACK User Properties reach a 5.0 client in order
+ * (MQTT 5.0 3.2.2.3.17), and its attributes reach every permission check
+ * (role=limited may not publish under ro/). */
+Test(enhanced_auth, auth_attributes_reach_checks_and_user_properties_reach_connack)
+{
+    start();
+    for (int i = 0; i < 8; i++) {
+        char id[16];
+        snprintf(id, sizeof(id), "attr-%d", i);
+        struct raw_connect o = {.flags = -1, .clean = true, .id = id, .keepalive = 60};
+        int fd = v5_connect(&b, &o, NULL, NULL, &pk);
+        cr_assert_eq(pk.type, T_CONNACK);
+        cr_assert_eq(pk.reason, 0);
+        cr_assert_eq(v5_prop_count(&pk, P_USER_PROPERTY), 2);
+        const struct v5_prop *u = v5_prop(&pk, P_USER_PROPERTY, 0);
+        cr_assert(u->len == 7 && !memcmp(u->data, "welcome", 7) && u->len2 == 4 &&
+                  !memcmp(u->data2, "acme", 4));
+        u = v5_prop(&pk, P_USER_PROPERTY, 1);
+        cr_assert(u->len == 4 && !memcmp(u->data, "plan", 4) && u->len2 == 4 &&
+                  !memcmp(u->data2, "gold", 4));
+        cr_assert_eq(v5_publish(fd, "ro/x", "no", 1, false, 1, NULL), 0x87);
+        cr_assert_eq(v5_publish(fd, "rw/x", "ok", 1, false, 2, NULL), 0);
+        close(fd);
+    }
+    broker_stop(&b);
+}
