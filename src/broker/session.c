@@ -275,10 +275,29 @@ static void queue_push(struct shard *s, struct session *ss, struct msg *m, uint8
                        subids_t ids, struct xfilter *share)
 {
     const struct tenant_settings *ts = ss->tenant->set;
+    if (ts->queue_drop_oldest && ts->max_queued_messages &&
+        (!ts->max_queued_bytes || msg_size(m) <= ts->max_queued_bytes)) {
+        /* Drop policy "oldest": the head makes room for the newcomer. */
+        while (ss->qlen &&
+               (ss->qlen >= ts->max_queued_messages ||
+                (ts->max_queued_bytes && ss->qbytes + msg_size(m) > ts->max_queued_bytes))) {
+            struct qentry *e = &ss->q[ss->qhead];
+            ss->tenant->ctr.dropped[RINGMQ_DROP_QUEUE_FULL]++;
+            observe_event(s, RINGMQ_EV_MESSAGE_DROPPED, ss->tenant, ss, RINGMQ_DROP_QUEUE_FULL, 0,
+                          msg_topic(e->m), e->m->topic_len);
+            ss->qbytes -= msg_size(e->m);
+            msg_release(e->m);
+            free(e->ids);
+            free(e->share);
+            ss->qhead = (ss->qhead + 1) & (ss->qcap - 1);
+            ss->qlen--;
+        }
+    }
     if (ss->qlen >= ts->max_queued_messages ||
         (ts->max_queued_bytes && ss->qbytes + msg_size(m) > ts->max_queued_bytes)) {
-        /* Drop policy: the newest message is dropped, what is queued keeps
-         * its order. Counted per shard. */
+        /* Drop policy "newest" (or a message larger than the whole queue):
+         * the arriving message is dropped, what is queued keeps its order.
+         * Counted per shard. */
         ss->tenant->ctr.dropped[RINGMQ_DROP_QUEUE_FULL]++;
         observe_event(s, RINGMQ_EV_MESSAGE_DROPPED, ss->tenant, ss, RINGMQ_DROP_QUEUE_FULL, 0,
                       msg_topic(m), m->topic_len);

@@ -75,6 +75,8 @@ static int parse_pow2_u32(const struct directive *d, const char *value, void *fi
                           size_t whylen);
 static int parse_string(const struct directive *d, const char *value, void *field, char *why,
                         size_t whylen);
+static int parse_queue_drop(const struct directive *d, const char *value, void *field, char *why,
+                            size_t whylen);
 static int parse_versions(const struct directive *d, const char *value, void *field, char *why,
                           size_t whylen);
 
@@ -162,6 +164,7 @@ static const struct directive directives[] = {
     TENANT("max_session_expiry", parse_u32, max_session_expiry, 0, UINT32_MAX),
     TENANT("max_queued_messages", parse_u32, max_queued_messages, 0, 10000000),
     TENANT("max_queued_bytes", parse_u64, max_queued_bytes, 0, UINT64_C(1) << 40),
+    TENANT("queue_drop", parse_queue_drop, queue_drop_oldest, 0, 0),
     TENANT("max_subscriptions", parse_u32, max_subscriptions, 1, 10000000),
     TENANT("max_will_size", parse_u32, max_will_size, 0, CONFIG_PACKET_SIZE_MAX),
     TENANT("min_keepalive", parse_u32, min_keepalive, 0, 65535),
@@ -295,6 +298,20 @@ static int parse_log_level(const struct directive *d, const char *value, void *f
         return -EINVAL;
     }
     return 0;
+}
+
+/* Which message a full session queue drops: "newest" (the one arriving) or
+ * "oldest" (the head of the queue, making room). */
+static int parse_queue_drop(const struct directive *d, const char *value, void *field, char *why,
+                            size_t whylen)
+{
+    (void)d;
+    if (strcmp(value, "newest") == 0 || strcmp(value, "oldest") == 0) {
+        *(bool *)field = value[0] == 'o';
+        return 0;
+    }
+    snprintf(why, whylen, "expected newest or oldest, got '%s'", value);
+    return -EINVAL;
 }
 
 /* A string that must fit its char[d->max] field, terminator included. */

@@ -63,6 +63,7 @@ struct tenant_settings {
     uint32_t max_session_expiry;  /* seconds */
     uint32_t max_queued_messages; /* per session */
     uint64_t max_queued_bytes;    /* per session */
+    bool queue_drop_oldest;       /* a full queue drops its oldest message, not the newest */
     uint32_t max_subscriptions;   /* per session */
     uint32_t max_will_size;       /* will payload bytes */
     uint32_t min_keepalive;       /* seconds; 0 = none (a 0 keepalive is allowed) */

@@ -284,6 +284,36 @@ Test(session, offline_queue_is_bounded_and_keeps_oldest)
     broker_stop(&b);
 }
 
+/* [tenant.*] queue_drop = oldest: a full queue makes room by dropping its
+ * head, so the client finds the newest messages, in order. */
+Test(session, offline_queue_drop_oldest_keeps_the_newest)
+{
+    if (getenv("RINGMQ_E2E_BROKER") && !strcmp(getenv("RINGMQ_E2E_BROKER"), "mosquitto"))
+        cr_skip_test("a ringmq tenant setting");
+    broker_start(&b, "limits.max_inflight=5", "limits.max_queued_messages=10",
+                 "tenant.default.queue_drop=oldest", NULL);
+    struct client *c = client_open(&b, "offline", false);
+    cr_assert(client_subscribe(c, "q/t", 1) == 1);
+    client_disconnect(c);
+    struct client *pub = client_open(&b, "pub", true);
+    publish_sequence(pub, "q/t", 100, 1);
+    client_wait_published(pub, 100);
+
+    c = client_open(&b, "offline", false);
+    struct msg m;
+    int n = 0;
+    while (client_wait_message(c, &m, E2E_ABSENT_MS) == 0) {
+        int got = atoi((char *)m.payload);
+        msg_free(&m);
+        cr_assert_eq(got, 90 + n, "the newest ten, in order: got %d, want %d", got, 90 + n);
+        n++;
+    }
+    cr_assert_eq(n, 10, "queued %d messages with max_queued_messages=10", n);
+    client_disconnect(pub);
+    client_disconnect(c);
+    broker_stop(&b);
+}
+
 Test(session, offline_queue_is_bounded_by_bytes)
 {
     broker_start(&b, "limits.max_inflight=5", "limits.max_queued_bytes=1000", NULL);

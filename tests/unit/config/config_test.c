@@ -815,10 +815,17 @@ Test(config, tenant_errors)
         load_text(&cfg, LISTENER_OK "[tenant.a]\nmqtt_versions = 4\n", NULL, 0, err, sizeof(err)),
         -1);
     cr_assert(strstr(err, "expected a list of 3.1, 3.1.1, 5"), "%s", err);
+    cr_assert_eq(
+        load_text(&cfg, LISTENER_OK "[tenant.a]\nqueue_drop = random\n", NULL, 0, err, sizeof(err)),
+        -1);
+    cr_assert(strstr(err, "expected newest or oldest"), "%s", err);
     cr_assert_eq(load_text(&cfg, LISTENER_OK "[tenant.bad/name]\n", NULL, 0, err, sizeof(err)), -1);
     /* The same key in two tenants is no duplicate. */
     load_ok(&cfg, LISTENER_OK "[tenant.a]\nmax_qos = 1\n[tenant.b]\nmax_qos = 0\n", NULL, 0);
     cr_assert_eq(config_tenant_settings(&cfg, "b")->max_qos, 0);
+    load_ok(&cfg, LISTENER_OK "[tenant.a]\nqueue_drop = oldest\n", NULL, 0);
+    cr_assert(config_tenant_settings(&cfg, "a")->queue_drop_oldest);
+    cr_assert(!config_tenant_settings(&cfg, "b")->queue_drop_oldest, "default: newest");
 }
 
 Test(config, plugin_sections_keep_their_keys)
