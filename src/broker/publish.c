@@ -108,7 +108,7 @@ int protocol_publish(struct shard *s, struct conn *c, const struct mqtt_frame *f
         }
     }
     ss->tenant->ctr.msgs_in[pb.qos]++;
-    ss->tenant->ctr.bytes_in += f->total_len;
+    ss->tenant->ctr.bytes_in[pb.qos] += f->total_len;
     /* $SYS belongs to the broker: a client's publish there is refused like
      * one the auth plugin denies. */
     int verdict =

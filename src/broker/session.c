@@ -134,7 +134,7 @@ static bool write_publish_v5(struct shard *s, struct conn *c, const struct msg *
     memcpy(w, msg_payload(m), m->payload_len);
     conn_commit(s, c, total);
     c->session->tenant->ctr.msgs_out[qos]++;
-    c->session->tenant->ctr.bytes_out += total;
+    c->session->tenant->ctr.bytes_out[qos] += total;
     return true;
 }
 
@@ -151,7 +151,7 @@ static bool write_publish(struct shard *s, struct conn *c, const struct msg *m, 
                         msg_payload(m), m->payload_len);
     conn_commit(s, c, n);
     c->session->tenant->ctr.msgs_out[qos]++;
-    c->session->tenant->ctr.bytes_out += n;
+    c->session->tenant->ctr.bytes_out[qos] += n;
     return true;
 }
 

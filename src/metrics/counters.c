@@ -62,10 +62,10 @@ static const struct family families[] = {
        "PUBLISH packets received from clients, by QoS."),
     BY("ringmq_messages_out_total", "counter", msgs_out, "qos", qos_values,
        "PUBLISH packets sent to subscribers, by QoS of the delivery."),
-    PLAIN("ringmq_bytes_in_total", "counter", bytes_in,
-          "Bytes of PUBLISH packets received from clients."),
-    PLAIN("ringmq_bytes_out_total", "counter", bytes_out,
-          "Bytes of PUBLISH packets sent to subscribers."),
+    BY("ringmq_bytes_in_total", "counter", bytes_in, "qos", qos_values,
+       "Bytes of PUBLISH packets received from clients, by QoS."),
+    BY("ringmq_bytes_out_total", "counter", bytes_out, "qos", qos_values,
+       "Bytes of PUBLISH packets sent to subscribers, by QoS of the delivery."),
     BY("ringmq_dropped_total", "counter", dropped, "reason", drop_values,
        "Messages not delivered to a subscriber, by reason."),
     PLAIN("ringmq_retained_messages", "gauge", retained, "Retained messages stored."),
@@ -80,10 +80,10 @@ static const struct family families[] = {
 };
 
 /*
- * 23 uint64_t fields, every one named by a row above: a new field must get
+ * 27 uint64_t fields, every one named by a row above: a new field must get
  * its row (and this count), or it would silently never be exposed.
  */
-_Static_assert(sizeof(struct tenant_counters) == 23 * sizeof(uint64_t),
+_Static_assert(sizeof(struct tenant_counters) == 27 * sizeof(uint64_t),
                "struct tenant_counters changed: update families[] and this count");
 
 static const uint64_t *family_field(const struct tenant_counters *c, const struct family *f)

@@ -45,12 +45,12 @@ struct tenant_counters {
     /* ringmq_messages_out_total{qos="0|1|2"} (counter): PUBLISH packets sent
      * to subscribers, by the QoS of the delivery (retransmissions excluded). */
     uint64_t msgs_out[3];
-    /* ringmq_bytes_in_total (counter): bytes of the PUBLISH packets counted
-     * in msgs_in, whole packets as on the wire. */
-    uint64_t bytes_in;
-    /* ringmq_bytes_out_total (counter): bytes of the PUBLISH packets counted
-     * in msgs_out, whole packets as on the wire. */
-    uint64_t bytes_out;
+    /* ringmq_bytes_in_total{qos="0|1|2"} (counter): bytes of the PUBLISH
+     * packets counted in msgs_in, whole packets as on the wire. */
+    uint64_t bytes_in[3];
+    /* ringmq_bytes_out_total{qos="0|1|2"} (counter): bytes of the PUBLISH
+     * packets counted in msgs_out, whole packets as on the wire. */
+    uint64_t bytes_out[3];
     /* ringmq_dropped_total{reason="queue_full|too_large|expired|
      * qos0_backlog|no_share_member|throttled"} (counter): messages not delivered to a
      * subscriber, by enum ringmq_drop_reason order. */

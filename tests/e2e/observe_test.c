@@ -98,6 +98,10 @@ Test(observe, metrics_count_a_known_workload)
     cr_assert_eq(sample(body, "ringmq_subscriptions{tenant=\"global\"} "), 1);
     cr_assert_eq(sample(body, "ringmq_messages_in_total{tenant=\"global\",qos=\"1\"} "), 5);
     cr_assert_eq(sample(body, "ringmq_messages_out_total{tenant=\"global\",qos=\"1\"} "), 5);
+    /* 3.1.1 QoS 1 PUBLISH of "m/t", "12345": 2 + 2 + 3 + 2 + 5 = 14 bytes. */
+    cr_assert_eq(sample(body, "ringmq_bytes_in_total{tenant=\"global\",qos=\"1\"} "), 5 * 14);
+    cr_assert_eq(sample(body, "ringmq_bytes_out_total{tenant=\"global\",qos=\"1\"} "), 5 * 14);
+    cr_assert_eq(sample(body, "ringmq_bytes_in_total{tenant=\"global\",qos=\"0\"} "), 0);
     cr_assert(strstr(body, "# TYPE ringmq_messages_in_total counter"));
     free(body);
     client_disconnect(pub);
