@@ -201,6 +201,14 @@ static const enum rate_kind rate_of[RINGMQ_RES_COUNT] = {
     [RINGMQ_RES_BYTES_OUT_RATE] = RATE_BYTES_OUT,
 };
 
+void observe_drop(struct shard *s, struct tenant *t, const struct session *ss,
+                  enum ringmq_drop_reason why, const struct msg *m, uint64_t n)
+{
+    t->ctr.dropped[why] += n;
+    observe_event(s, RINGMQ_EV_MESSAGE_DROPPED, t, ss, why, 0, m ? msg_topic(m) : NULL,
+                  m ? m->topic_len : 0);
+}
+
 bool observe_throttle(struct shard *s, struct tenant *t, enum ringmq_resource r, uint64_t amount,
                       const struct session *ss)
 {

@@ -21,6 +21,7 @@ struct session;
 
 struct broker;
 struct tenant_counters;
+struct msg;
 
 /* Tenant `id`'s counters summed over every shard (plain loads: may lag a
  * few increments). False when no shard has seen the tenant. */
@@ -33,6 +34,11 @@ bool observe_tenant_sum(struct broker *b, uint16_t id, struct tenant_counters *s
  * True without throttle plugins. */
 bool observe_throttle(struct shard *s, struct tenant *t, enum ringmq_resource r, uint64_t amount,
                       const struct session *ss);
+
+/* n messages (m, when known, for its topic) not delivered for `why`:
+ * counted, and one MESSAGE_DROPPED event (ss: the subscriber, or NULL). */
+void observe_drop(struct shard *s, struct tenant *t, const struct session *ss,
+                  enum ringmq_drop_reason why, const struct msg *m, uint64_t n);
 
 /* Count n more of a per-second usage on this shard (e.g. a connect). */
 void observe_rate_add(struct shard *s, struct tenant *t, enum rate_kind k, uint64_t n);

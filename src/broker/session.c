@@ -113,7 +113,7 @@ static bool write_publish_v5(struct shard *s, struct conn *c, const struct msg *
     size_t total = 1 + mqtt_varint_size((uint32_t)rem) + rem;
     if (plen == 0 || rem > MQTT_MAX_REMAINING_LENGTH ||
         (v->max_packet_out && total > v->max_packet_out)) {
-        c->session->tenant->ctr.dropped[RINGMQ_DROP_TOO_LARGE]++;
+        observe_drop(s, c->session->tenant, c->session, RINGMQ_DROP_TOO_LARGE, m, 1);
         return false;
     }
     uint8_t *p = conn_reserve(s, c, total);
@@ -230,7 +230,7 @@ static void send_inflight(struct shard *s, struct session *ss, struct msg *m, ui
 {
     if (msg_expired(m, s->now_ms)) {
         /* MQTT-3.3.2-5: onward delivery had not started. */
-        ss->tenant->ctr.dropped[RINGMQ_DROP_EXPIRED]++;
+        observe_drop(s, ss->tenant, ss, RINGMQ_DROP_EXPIRED, m, 1);
         msg_release(m);
         free(ids);
         free(share);
@@ -245,7 +245,7 @@ static void send_inflight(struct shard *s, struct session *ss, struct msg *m, ui
             msg_release(m);
             free(ids);
             free(share);
-            ss->tenant->ctr.dropped[RINGMQ_DROP_QUEUE_FULL]++;
+            observe_drop(s, ss->tenant, ss, RINGMQ_DROP_QUEUE_FULL, NULL, 1);
             return;
         }
         ss->infl = v;
@@ -282,9 +282,7 @@ static void queue_push(struct shard *s, struct session *ss, struct msg *m, uint8
                (ss->qlen >= ts->max_queued_messages ||
                 (ts->max_queued_bytes && ss->qbytes + msg_size(m) > ts->max_queued_bytes))) {
             struct qentry *e = &ss->q[ss->qhead];
-            ss->tenant->ctr.dropped[RINGMQ_DROP_QUEUE_FULL]++;
-            observe_event(s, RINGMQ_EV_MESSAGE_DROPPED, ss->tenant, ss, RINGMQ_DROP_QUEUE_FULL, 0,
-                          msg_topic(e->m), e->m->topic_len);
+            observe_drop(s, ss->tenant, ss, RINGMQ_DROP_QUEUE_FULL, e->m, 1);
             ss->qbytes -= msg_size(e->m);
             msg_release(e->m);
             free(e->ids);
@@ -298,9 +296,7 @@ static void queue_push(struct shard *s, struct session *ss, struct msg *m, uint8
         /* Drop policy "newest" (or a message larger than the whole queue):
          * the arriving message is dropped, what is queued keeps its order.
          * Counted per shard. */
-        ss->tenant->ctr.dropped[RINGMQ_DROP_QUEUE_FULL]++;
-        observe_event(s, RINGMQ_EV_MESSAGE_DROPPED, ss->tenant, ss, RINGMQ_DROP_QUEUE_FULL, 0,
-                      msg_topic(m), m->topic_len);
+        observe_drop(s, ss->tenant, ss, RINGMQ_DROP_QUEUE_FULL, m, 1);
         log_ratelimited(LOG_LEVEL_WARN, "client %.*s: queue full, message dropped",
                         (int)ss->client_id_len, ss->client_id);
         msg_release(m);
@@ -312,7 +308,7 @@ static void queue_push(struct shard *s, struct session *ss, struct msg *m, uint8
         uint32_t cap = ss->qcap ? ss->qcap * 2 : 8;
         struct qentry *v = malloc(cap * sizeof(*v));
         if (!v) {
-            ss->tenant->ctr.dropped[RINGMQ_DROP_QUEUE_FULL]++;
+            observe_drop(s, ss->tenant, ss, RINGMQ_DROP_QUEUE_FULL, m, 1);
             msg_release(m);
             free(ids);
             free(share);
@@ -388,7 +384,7 @@ void session_deliver_shared(struct shard *s, struct session *ss, struct msg *m, 
                             size_t share_len)
 {
     if (msg_expired(m, s->now_ms)) {
-        ss->tenant->ctr.dropped[RINGMQ_DROP_EXPIRED]++;
+        observe_drop(s, ss->tenant, ss, RINGMQ_DROP_EXPIRED, m, 1);
         return;
     }
     if (qos == 0) {
@@ -396,7 +392,7 @@ void session_deliver_shared(struct shard *s, struct session *ss, struct msg *m, 
             return; /* QoS 0 is not stored for offline clients */
         if (s->out_over) {
             /* Over the tenant's outbound bytes quota: at most once. */
-            ss->tenant->ctr.dropped[RINGMQ_DROP_THROTTLED]++;
+            observe_drop(s, ss->tenant, ss, RINGMQ_DROP_THROTTLED, m, 1);
             return;
         }
         if (conn_backlog(ss->conn) > SESSION_QOS0_BACKLOG_LIMIT) {

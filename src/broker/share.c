@@ -13,6 +13,7 @@
 
 #include "broker/conn.h"
 #include "broker/msg.h"
+#include "broker/observe.h"
 #include "broker/route.h"
 #include "broker/session.h"
 #include "broker/shard.h"
@@ -252,7 +253,7 @@ static void forward(struct shard *s, struct share_group *g, struct tenant *t, ui
 {
     struct xfilter *f = malloc(sizeof(*f) + g->full_len);
     if (!f) {
-        t->ctr.dropped[RINGMQ_DROP_NO_SHARE_MEMBER]++;
+        observe_drop(s, t, NULL, RINGMQ_DROP_NO_SHARE_MEMBER, m, 1);
         return;
     }
     f->len = g->full_len;
@@ -297,7 +298,7 @@ static void deliver_group(struct shard *s, struct tenant *t, struct share_group 
     if (!e && g->n)
         e = &g->v[g->rr_member++ % g->n]; /* a persistent member's queue */
     if (!e) {
-        t->ctr.dropped[RINGMQ_DROP_NO_SHARE_MEMBER]++;
+        observe_drop(s, t, NULL, RINGMQ_DROP_NO_SHARE_MEMBER, m, 1);
         return;
     }
     uint8_t qos = e->qos < m->qos ? e->qos : m->qos;
@@ -311,7 +312,7 @@ static void dispatch(struct shard *s, struct tenant *t, struct share_group *g, s
 {
     uint32_t count = (uint32_t)__builtin_popcountll(g->mask);
     if (count == 0) {
-        t->ctr.dropped[RINGMQ_DROP_NO_SHARE_MEMBER]++;
+        observe_drop(s, t, NULL, RINGMQ_DROP_NO_SHARE_MEMBER, m, 1);
         return;
     }
     uint32_t k =
@@ -330,7 +331,7 @@ void share_deliver_collected(struct shard *s, struct tenant *t, struct msg *m)
     struct share_group *small[16];
     struct share_group **v = n <= 16 ? small : malloc(n * sizeof(*v));
     if (!v) {
-        t->ctr.dropped[RINGMQ_DROP_NO_SHARE_MEMBER] += n;
+        observe_drop(s, t, NULL, RINGMQ_DROP_NO_SHARE_MEMBER, m, n);
         s->nshare = 0;
         return;
     }
@@ -360,7 +361,8 @@ void share_on_xmsg(struct shard *s, const struct xmsg *x)
     if (g)
         deliver_group(s, t, g, x->p, x->pad);
     else if (t)
-        t->ctr.dropped[RINGMQ_DROP_NO_SHARE_MEMBER]++; /* the group left meanwhile */
+        observe_drop(s, t, NULL, RINGMQ_DROP_NO_SHARE_MEMBER, x->p,
+                     1); /* the group left meanwhile */
     free(f);
     msg_release(x->p);
 }
@@ -372,7 +374,7 @@ void share_redispatch(struct shard *s, struct tenant *t, const uint8_t *full, si
     if (g)
         dispatch(s, t, g, m);
     else
-        t->ctr.dropped[RINGMQ_DROP_NO_SHARE_MEMBER]++;
+        observe_drop(s, t, NULL, RINGMQ_DROP_NO_SHARE_MEMBER, m, 1);
 }
 
 void share_groups_free(struct sub_node *n)

@@ -425,3 +425,40 @@ Test(observe, clients_cannot_publish_to_sys)
     client_disconnect(sub);
     broker_stop(&b);
 }
+
+/* Every drop reaches the event collectors with its reason: here a message
+ * larger than the subscriber's Maximum Packet Size (MQTT-3.1.2-25). */
+Test(observe, events_log_records_dropped_messages)
+{
+    ringmq_only();
+    char log[64], set_path[300], set_file[100];
+    snprintf(log, sizeof(log), "/tmp/ringmq-events-XXXXXX");
+    int fd = mkstemp(log);
+    close(fd);
+    snprintf(set_path, sizeof(set_path), "plugin.events.path=%s", getenv("RINGMQ_EVENTS_SO"));
+    snprintf(set_file, sizeof(set_file), "plugin.events.file=%s", log);
+    broker_start(&b, set_path, set_file, NULL);
+    struct props pr;
+    props_init(&pr);
+    props_u32(&pr, P_MAXIMUM_PACKET_SIZE, 64);
+    int sub = v5_open(&b, "small-sub", &pr);
+    v5_subscribe(sub, 1, "big", 0, NULL, 0);
+    struct client *pub = client_open(&b, "big-pub", true);
+    char payload[200];
+    memset(payload, 'x', sizeof(payload));
+    client_publish(pub, "big", payload, sizeof(payload), 1, false);
+    v5_expect_nothing(sub, E2E_ABSENT_MS);
+    client_disconnect(pub);
+    close(sub);
+    broker_stop(&b); /* flushes and closes the log */
+    FILE *f = fopen(log, "r");
+    cr_assert_not_null(f);
+    char line[1024];
+    int dropped = 0;
+    while (fgets(line, sizeof(line), f))
+        dropped += strstr(line, "\"message_dropped\"") && strstr(line, "\"too_large\"") &&
+                   strstr(line, "\"small-sub\"") && strstr(line, "\"big\"");
+    fclose(f);
+    unlink(log);
+    cr_assert_eq(dropped, 1);
+}
