@@ -152,6 +152,40 @@ Test(observe, events_log_records_connects_and_disconnects)
     cr_assert_eq(disconnected, 1);
 }
 
+/* ringmqd with quota_static limiting the global tenant by `limit`
+ * ("RESOURCE=N"), metrics on an ephemeral port, no $SYS traffic. */
+static void start_quota(const char *limit)
+{
+    ringmq_only();
+    char set_path[300], set_limit[100];
+    snprintf(set_path, sizeof(set_path), "plugin.quota.path=%s", getenv("RINGMQ_QUOTA_SO"));
+    snprintf(set_limit, sizeof(set_limit), "plugin.quota.global.%s", limit);
+    broker_start(&b, set_path, set_limit, "metrics.enabled=true", "metrics.port=0",
+                 "metrics.sys_topics=false", NULL);
+}
+
+/* start_quota(limit), then n QoS 1 publishes of 40 bytes to a subscriber
+ * of QoS sub_qos: how many it gets (until none comes for E2E_ABSENT_MS). */
+static int publish_under_quota(const char *limit, int sub_qos, int n)
+{
+    start_quota(limit);
+    struct client *sub = client_open(&b, "q-sub", true);
+    cr_assert_eq(client_subscribe(sub, "q", sub_qos), sub_qos);
+    struct client *pub = client_open(&b, "q-pub", true);
+    const char payload[] = "0123456789012345678901234567890123";
+    for (int i = 0; i < n; i++)
+        client_publish(pub, "q", payload, (int)strlen(payload), 1, false);
+    int got = 0;
+    struct msg m;
+    while (client_wait_message(sub, &m, E2E_ABSENT_MS) == 0) {
+        msg_free(&m);
+        got++;
+    }
+    client_disconnect(pub);
+    client_disconnect(sub);
+    return got;
+}
+
 Test(observe, quota_static_refuses_connections_and_subscriptions)
 {
     ringmq_only();
@@ -239,26 +273,8 @@ Test(observe, quota_static_refuses_a_connect_burst)
  * are not delivered, and the first is. */
 Test(observe, quota_static_limits_inbound_bytes)
 {
-    ringmq_only();
-    char set_path[300];
-    snprintf(set_path, sizeof(set_path), "plugin.quota.path=%s", getenv("RINGMQ_QUOTA_SO"));
-    broker_start(&b, set_path, "plugin.quota.global.max_bytes_in_rate=100",
-                 "metrics.sys_topics=false", NULL);
-    struct client *sub = client_open(&b, "bw-sub", true);
-    cr_assert_eq(client_subscribe(sub, "bw", 1), 1);
-    struct client *pub = client_open(&b, "bw-pub", true);
-    const char payload[] = "0123456789012345678901234567890123";
-    for (int i = 0; i < 10; i++)
-        client_publish(pub, "bw", payload, (int)strlen(payload), 1, false);
-    int got = 0;
-    struct msg m;
-    while (client_wait_message(sub, &m, E2E_ABSENT_MS) == 0) {
-        msg_free(&m);
-        got++;
-    }
+    int got = publish_under_quota("max_bytes_in_rate=100", 1, 10);
     cr_assert(got >= 1 && got < 10, "%d of 10 delivered under a 100 B/s quota", got);
-    client_disconnect(pub);
-    client_disconnect(sub);
     broker_stop(&b);
 }
 
@@ -293,11 +309,7 @@ Test(observe, publish_rate_holds_a_client_back_without_loss)
  * not; the gauge counts the shared one. */
 Test(observe, quota_static_limits_shared_subscriptions)
 {
-    ringmq_only();
-    char set_path[300];
-    snprintf(set_path, sizeof(set_path), "plugin.quota.path=%s", getenv("RINGMQ_QUOTA_SO"));
-    broker_start(&b, set_path, "plugin.quota.global.max_shared_subscriptions=1",
-                 "metrics.enabled=true", "metrics.port=0", NULL);
+    start_quota("max_shared_subscriptions=1");
     struct client *one = client_open(&b, "sh1", true);
     cr_assert_eq(client_subscribe(one, "$share/g/a", 1), 1);
     cr_assert_eq(client_subscribe(one, "$share/g/a", 0), 0, "a replaced one is not a new one");
@@ -324,11 +336,7 @@ Test(observe, quota_static_limits_shared_subscriptions)
  * the refusals are counted. */
 Test(observe, quota_static_holds_qos1_back_for_outbound_bytes)
 {
-    ringmq_only();
-    char set_path[300];
-    snprintf(set_path, sizeof(set_path), "plugin.quota.path=%s", getenv("RINGMQ_QUOTA_SO"));
-    broker_start(&b, set_path, "plugin.quota.global.max_bytes_out_rate=300", "metrics.enabled=true",
-                 "metrics.port=0", "metrics.sys_topics=false", NULL);
+    start_quota("max_bytes_out_rate=300");
     struct client *sub = client_open(&b, "out-sub", true);
     cr_assert_eq(client_subscribe(sub, "bo", 1), 1);
     struct client *pub = client_open(&b, "out-pub", true);
@@ -354,30 +362,12 @@ Test(observe, quota_static_holds_qos1_back_for_outbound_bytes)
  * once), counted by reason; the first ones arrive. */
 Test(observe, quota_static_drops_qos0_over_outbound_bytes)
 {
-    ringmq_only();
-    char set_path[300];
-    snprintf(set_path, sizeof(set_path), "plugin.quota.path=%s", getenv("RINGMQ_QUOTA_SO"));
-    broker_start(&b, set_path, "plugin.quota.global.max_bytes_out_rate=300", "metrics.enabled=true",
-                 "metrics.port=0", "metrics.sys_topics=false", NULL);
-    struct client *sub = client_open(&b, "out0-sub", true);
-    cr_assert_eq(client_subscribe(sub, "bo", 0), 0);
-    struct client *pub = client_open(&b, "out0-pub", true);
-    const char payload[] = "0123456789012345678901234567890123";
-    for (int i = 0; i < 20; i++)
-        client_publish(pub, "bo", payload, (int)strlen(payload), 1, false);
-    int got = 0;
-    struct msg m;
-    while (client_wait_message(sub, &m, E2E_ABSENT_MS) == 0) {
-        msg_free(&m);
-        got++;
-    }
+    int got = publish_under_quota("max_bytes_out_rate=300", 0, 20);
     cr_assert(got >= 1 && got < 20, "%d of 20 delivered under a 300 B/s quota", got);
     char *body = scrape(metrics_port());
     cr_assert_eq(sample(body, "ringmq_dropped_total{tenant=\"global\",reason=\"throttled\"} "),
                  20 - got, "%s", body);
     free(body);
-    client_disconnect(pub);
-    client_disconnect(sub);
     broker_stop(&b);
 }
 
@@ -385,11 +375,7 @@ Test(observe, quota_static_drops_qos0_over_outbound_bytes)
  * 0x97, and a QoS 0 one, which has no acknowledgement, a DISCONNECT 0x97. */
 Test(observe, inbound_quota_is_0x97_in_puback_and_disconnect)
 {
-    ringmq_only();
-    char set_path[300];
-    snprintf(set_path, sizeof(set_path), "plugin.quota.path=%s", getenv("RINGMQ_QUOTA_SO"));
-    broker_start(&b, set_path, "plugin.quota.global.max_bytes_in_rate=100",
-                 "metrics.sys_topics=false", NULL);
+    start_quota("max_bytes_in_rate=100");
     int fd = v5_open(&b, "in5", NULL);
     const char payload[] = "0123456789012345678901234567890123";
     int refused = 0;
