@@ -1,17 +1,28 @@
 /*
  * auth_file: a ringmq auth plugin (RINGMQ_KIND_AUTH) backed by two files, a
  * password file written by ringmq-passwd (user -> tenant, user id, PBKDF2
- * hash) and an optional ACL file (see README.md). Every call completes
- * synchronously, inside the callback, on the calling shard thread.
+ * hash) and an optional ACL file (see README.md).
+ *
+ * Threads. Every callback runs on a broker shard thread, except fini, init
+ * and reload (main thread). A CONNECT with a user name costs one PBKDF2
+ * (milliseconds), too long for a shard serving thousands of clients:
+ * authenticate copies the user name and password into a job for a pool of
+ * the plugin's own threads (pool.c), which verify and complete the call.
+ * Everything else (no user name, enhanced auth, a full queue, ACL checks)
+ * is answered at once on the shard thread. fini completes every job still
+ * queued with an error and joins the threads before it returns: the host
+ * forbids completing after fini.
  *
  * Owns one `struct tables` version at a time: users and ACL, immutable once
- * built. Shard threads take a reference to the current version (a mutex held
- * for a pointer copy and a refcount increment), so reload() on the SIGHUP
- * thread can build a new version off to the side, swap the pointer, and the
- * old one is freed by whoever drops its last reference. Calls in flight never
- * see a half-loaded file; a file that fails to load leaves the old version.
+ * built. Shard threads (check) and worker threads (a password check) take a
+ * reference to the current version (a mutex held for a pointer copy and a
+ * refcount increment), so reload() on the SIGHUP thread can build a new
+ * version off to the side, swap the pointer, and the old one is freed by
+ * whoever drops its last reference. Calls in flight never see a half-loaded
+ * file; a file that fails to load leaves the old version.
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -22,7 +33,16 @@
 
 #include "../common/strmap.h"
 #include "acl.h"
+#include "pool.h"
 #include "pwhash.h"
+
+#define DEFAULT_WORKERS   2u
+#define MAX_WORKERS       64u
+#define DEFAULT_MAX_QUEUE 10000u
+#define MAX_MAX_QUEUE     1000000u
+/* Queue-full warnings: at most one per this many milliseconds, since a
+ * connect storm would otherwise turn into a log storm. */
+#define QUEUE_FULL_LOG_MS 10000u
 
 struct user {
     char *line; /* the file's line, split in place: the fields point into it */
@@ -47,6 +67,21 @@ struct auth_file {
     char dummy_hash[PWHASH_ENCODED_MAX];
     pthread_mutex_t lock; /* guards `cur` (the pointer, not the tables) */
     struct tables *cur;
+    unsigned long workers;
+    unsigned long max_queue;
+    struct pool *pool;                      /* NULL until init has built everything it needs */
+    atomic_uint_fast64_t queue_full;        /* CONNECTs refused for a full queue */
+    atomic_uint_fast64_t queue_full_log_ms; /* last warning; 0: none yet */
+};
+
+/* One CONNECT waiting for a worker: what authenticate borrowed, copied,
+ * since the host's buffers are gone once the callback returns. */
+struct auth_job {
+    struct pool_job link; /* first: the pool hands back &link */
+    struct ringmq_call *call;
+    bool has_password;
+    size_t user_len, pw_len;
+    uint8_t bytes[]; /* user name then password, neither NUL-terminated */
 };
 
 static void tables_destroy(struct tables *t)
@@ -182,11 +217,103 @@ static int tables_load(const struct auth_file *st, struct tables **out, char *er
     return 0;
 }
 
+static void complete_auth(const struct auth_file *st, struct ringmq_call *call,
+                          enum ringmq_auth_decision d, const char *tenant, const char *user_id,
+                          const char *reason)
+{
+    union ringmq_result res;
+    memset(&res, 0, sizeof(res));
+    res.auth.decision = d;
+    res.auth.tenant = tenant;
+    res.auth.user_id = user_id;
+    res.auth.reason = reason;
+    st->host->complete(call, &res);
+}
+
+/* Worker thread: one PBKDF2, then the verdict. Known or not, every user name
+ * costs a hash (the dummy one for strangers), so the time to a refusal does
+ * not tell which users exist. */
+static void verify_and_complete(struct auth_file *st, struct ringmq_call *call, const uint8_t *user,
+                                size_t user_len, bool has_password, const uint8_t *pw,
+                                size_t pw_len)
+{
+    /* The tables current now, when the job runs, not when it was queued: a
+     * user removed or re-passworded by a reload while the job waited is
+     * judged by the new file. The reference is held until complete()
+     * returns, because tenant and user id point into the tables. */
+    struct tables *t = tables_acquire(st);
+    const struct user *u = strmap_get(&t->users, (const char *)user, user_len);
+    const char *hash = u ? u->f.hash : st->dummy_hash;
+    bool locked = hash[0] == '!';
+    int v = pwhash_verify(locked ? hash + 1 : hash, has_password ? pw : NULL,
+                          has_password ? pw_len : 0);
+    if (v < 0) {
+        st->host->log(RINGMQ_LOG_ERR, "user '%s': unreadable password hash (%s)",
+                      u ? u->f.user : "-", strerror(-v));
+        complete_auth(st, call, RINGMQ_AUTH_ERROR, NULL, NULL, "password check failed");
+    } else if (!u || !has_password || v == 0) {
+        complete_auth(st, call, RINGMQ_AUTH_BAD_CREDENTIALS, NULL, NULL, NULL);
+    } else if (locked) {
+        complete_auth(st, call, RINGMQ_AUTH_NOT_AUTHORIZED, NULL, NULL, "account locked");
+    } else {
+        complete_auth(st, call, RINGMQ_AUTH_ALLOW, u->f.tenant, u->f.user_id, NULL);
+    }
+    tables_release(t);
+}
+
+static struct auth_job *job_create(struct ringmq_call *call, const struct ringmq_connect_info *info)
+{
+    size_t pw_len = info->has_password ? info->password.len : 0;
+    struct auth_job *job = malloc(sizeof(*job) + info->username.len + pw_len);
+    if (!job)
+        return NULL;
+    job->link.next = NULL;
+    job->call = call;
+    job->has_password = info->has_password;
+    job->user_len = info->username.len;
+    job->pw_len = pw_len;
+    if (job->user_len)
+        memcpy(job->bytes, info->username.p, job->user_len);
+    if (pw_len)
+        memcpy(job->bytes + job->user_len, info->password.p, pw_len);
+    return job;
+}
+
+static void job_destroy(struct auth_job *job)
+{
+    /* A password must not linger in freed heap memory. */
+    explicit_bzero(job->bytes, job->user_len + job->pw_len);
+    free(job);
+}
+
+/* pool_run_fn: a worker thread. */
+static void job_run(void *arg, struct pool_job *link)
+{
+    struct auth_job *job = (struct auth_job *)link;
+    verify_and_complete(arg, job->call, job->bytes, job->user_len, job->has_password,
+                        job->bytes + job->user_len, job->pw_len);
+    job_destroy(job);
+}
+
+/* pool_cancel_fn: fini's thread, for a job that never ran. Completing here is
+ * legal: ringmqd destroys its ports before the plugins, so the host has
+ * abandoned the call and only drops our reference. */
+static void job_cancel(void *arg, struct pool_job *link)
+{
+    struct auth_job *job = (struct auth_job *)link;
+    complete_auth(arg, job->call, RINGMQ_AUTH_ERROR, NULL, NULL, "shutting down");
+    job_destroy(job);
+}
+
 static void auth_file_fini(void *state)
 {
     struct auth_file *st = state;
     if (!st)
         return;
+    /* First: queued jobs are completed with an error, running ones finish
+     * (they hold table references and read dummy_hash), and then no thread
+     * of ours is left to complete a call. */
+    pool_destroy(st->pool);
     if (st->cur)
         tables_release(st->cur);
     pthread_mutex_destroy(&st->lock);
@@ -203,6 +330,23 @@ static int set_key(char **dst, const char *value)
     return *dst ? 0 : -ENOMEM;
 }
 
+/* A decimal number in [min, max] and nothing else: no sign, no blanks, no
+ * unit, so that "2k" or "-1" is an error rather than 2 or a huge number. */
+static int set_number(unsigned long *dst, const char *key, const char *value, unsigned long min,
+                      unsigned long max, char *err, size_t errlen)
+{
+    char *end = NULL;
+    errno = 0;
+    unsigned long x = value[0] >= '0' && value[0] <= '9' ? strtoul(value, &end, 10) : 0;
+    if (!end || *end || errno || x < min || x > max) {
+        snprintf(err, errlen, "%s: expected a number from %lu to %lu, got '%s'", key, min, max,
+                 value);
+        return -EINVAL;
+    }
+    *dst = x;
+    return 0;
+}
+
 static int auth_file_init(const struct ringmq_host *host, const struct ringmq_kv *config, size_t n,
                           void **state, char *err, size_t errlen)
 {
@@ -212,6 +356,10 @@ static int auth_file_init(const struct ringmq_host *host, const struct ringmq_kv
         return -ENOMEM;
     }
     st->host = host;
+    st->workers = DEFAULT_WORKERS;
+    st->max_queue = DEFAULT_MAX_QUEUE;
+    atomic_init(&st->queue_full, 0);
+    atomic_init(&st->queue_full_log_ms, 0);
     pthread_mutex_init(&st->lock, NULL);
     int rc = 0;
     for (size_t i = 0; i < n && rc == 0; i++) {
@@ -227,11 +375,15 @@ static int auth_file_init(const struct ringmq_host *host, const struct ringmq_kv
             } else {
                 rc = set_key(&st->anon_tenant, v);
             }
+        } else if (strcmp(k, "workers") == 0) {
+            rc = set_number(&st->workers, k, v, 1, MAX_WORKERS, err, errlen);
+        } else if (strcmp(k, "max_queue") == 0) {
+            rc = set_number(&st->max_queue, k, v, 1, MAX_MAX_QUEUE, err, errlen);
         } else {
             /* A typo in a security setting must not be silently ignored. */
             snprintf(err, errlen,
                      "unknown key '%s' (known: password_file, acl_file, "
-                     "allow_anonymous_tenant)",
+                     "allow_anonymous_tenant, workers, max_queue)",
                      k);
             rc = -EINVAL;
         }
@@ -251,6 +403,14 @@ static int auth_file_init(const struct ringmq_host *host, const struct ringmq_kv
     }
     if (rc == 0)
         rc = tables_load(st, &st->cur, err, errlen);
+    if (rc == 0) {
+        /* Last: the workers read everything set up above. */
+        rc = pool_create("auth_file", (unsigned)st->workers, st->max_queue, job_run, job_cancel, st,
+                         &st->pool);
+        if (rc != 0)
+            snprintf(err, errlen, "cannot start %lu worker threads: %s", st->workers,
+                     strerror(-rc));
+    }
     if (rc != 0) {
         auth_file_fini(st);
         return rc;
@@ -272,22 +432,28 @@ static void auth_file_reload(void *state)
     struct tables *old = st->cur;
     st->cur = t;
     pthread_mutex_unlock(&st->lock);
+    /* Jobs verifying right now hold their own reference to `old`. */
     tables_release(old);
     st->host->log(RINGMQ_LOG_INFO, "reloaded %zu users%s", t->n_users,
                   t->acl ? " and the ACL file" : "");
 }
 
-static void complete_auth(const struct auth_file *st, struct ringmq_call *call,
-                          enum ringmq_auth_decision d, const char *tenant, const char *user_id,
-                          const char *reason)
+/* Shard thread, on a refusal for a full queue: a warning now and then, with
+ * the running count, rather than one line per CONNECT of a storm. */
+static void note_queue_full(struct auth_file *st)
 {
-    union ringmq_result res;
-    memset(&res, 0, sizeof(res));
-    res.auth.decision = d;
-    res.auth.tenant = tenant;
-    res.auth.user_id = user_id;
-    res.auth.reason = reason;
-    st->host->complete(call, &res);
+    uint_fast64_t refused = atomic_fetch_add(&st->queue_full, 1) + 1;
+    uint64_t now = st->host->now_ms();
+    uint_fast64_t last = atomic_load(&st->queue_full_log_ms);
+    if (last != 0 && now - last < QUEUE_FULL_LOG_MS)
+        return;
+    /* One shard wins the right to log for this period. */
+    if (!atomic_compare_exchange_strong(&st->queue_full_log_ms, &last, now ? now : 1))
+        return;
+    st->host->log(RINGMQ_LOG_WARN,
+                  "authentication queue full (max_queue %lu, workers %lu): %" PRIuFAST64
+                  " CONNECTs refused so far",
+                  st->max_queue, st->workers, refused);
 }
 
 static void auth_file_authenticate(void *state, struct ringmq_call *call,
@@ -306,26 +472,23 @@ static void auth_file_authenticate(void *state, struct ringmq_call *call,
             complete_auth(st, call, RINGMQ_AUTH_BAD_CREDENTIALS, NULL, NULL, "user name required");
         return;
     }
-    struct tables *t = tables_acquire(st);
-    const struct user *u =
-        strmap_get(&t->users, (const char *)info->username.p, info->username.len);
-    const uint8_t *pw = info->has_password ? info->password.p : NULL;
-    size_t pw_len = info->has_password ? info->password.len : 0;
-    const char *hash = u ? u->f.hash : st->dummy_hash;
-    bool locked = hash[0] == '!';
-    int v = pwhash_verify(locked ? hash + 1 : hash, pw, pw_len);
-    if (v < 0) {
-        st->host->log(RINGMQ_LOG_ERR, "user '%s': unreadable password hash (%s)",
-                      u ? u->f.user : "-", strerror(-v));
-        complete_auth(st, call, RINGMQ_AUTH_ERROR, NULL, NULL, "password check failed");
-    } else if (!u || !info->has_password || v == 0) {
-        complete_auth(st, call, RINGMQ_AUTH_BAD_CREDENTIALS, NULL, NULL, NULL);
-    } else if (locked) {
-        complete_auth(st, call, RINGMQ_AUTH_NOT_AUTHORIZED, NULL, NULL, "account locked");
-    } else {
-        complete_auth(st, call, RINGMQ_AUTH_ALLOW, u->f.tenant, u->f.user_id, NULL);
+    /* Unknown users are queued too: see verify_and_complete. */
+    struct auth_job *job = job_create(call, info);
+    if (!job) {
+        complete_auth(st, call, RINGMQ_AUTH_ERROR, NULL, NULL, "out of memory");
+        return;
     }
-    tables_release(t);
+    int rc = pool_submit(st->pool, &job->link);
+    if (rc == 0)
+        return; /* a worker completes the call */
+    job_destroy(job);
+    if (rc == -EAGAIN) {
+        /* Waiting for room would stall the shard: refuse, the client retries. */
+        complete_auth(st, call, RINGMQ_AUTH_ERROR, NULL, NULL, "authentication queue full");
+        note_queue_full(st);
+    } else {
+        complete_auth(st, call, RINGMQ_AUTH_ERROR, NULL, NULL, "shutting down");
+    }
 }
 
 static void auth_file_auth_continue(void *state, struct ringmq_call *call,

@@ -3,9 +3,15 @@
  * with dlopen by a fake host, as ringmqd loads it. Password hashes below were
  * computed independently (Python's hashlib.pbkdf2_hmac) so the test also
  * checks the stored format against another PBKDF2-SHA256.
+ *
+ * authenticate with a user name is answered by the plugin's worker threads:
+ * tests wait for the completion (fake_wait_call), and the tests of the
+ * queue, fini and reload hold a worker inside complete() (fake_hold) so that
+ * what is queued behind it is certain, never a matter of timing.
  */
 #include <criterion/criterion.h>
 
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -44,15 +50,27 @@ static const char acl[] = "[tenant acme]\n"
 static const struct ringmq_plugin *plug;
 static void *state;
 static char pw_path[256], acl_path[256];
+/* fake_call number for the next auth(); tests that number their own calls
+ * use those below AUTH_FIRST_CALL. */
+#define AUTH_FIRST_CALL 512
+static int next_call;
 
-static void start(const char *acl_content, const char *anon)
+/* workers / max_queue: NULL for the plugin's default. */
+static void start_with(const char *acl_content, const char *anon, const char *workers,
+                       const char *max_queue)
 {
+    fake_reset();
+    next_call = AUTH_FIRST_CALL;
     plug = fake_load(AUTH_FILE_SO);
     cr_assert_eq(plug->kinds, RINGMQ_KIND_AUTH);
     fake_path("passwd", pw_path, sizeof(pw_path));
     fake_write_file(pw_path, users);
-    struct ringmq_kv kv[3] = {{"password_file", pw_path}};
+    struct ringmq_kv kv[5] = {{"password_file", pw_path}};
     size_t n = 1;
+    if (workers)
+        kv[n++] = (struct ringmq_kv){"workers", workers};
+    if (max_queue)
+        kv[n++] = (struct ringmq_kv){"max_queue", max_queue};
     if (acl_content) {
         fake_path("acl", acl_path, sizeof(acl_path));
         fake_write_file(acl_path, acl_content);
@@ -65,8 +83,16 @@ static void start(const char *acl_content, const char *anon)
     cr_assert_not_null(state);
 }
 
+static void start(const char *acl_content, const char *anon)
+{
+    start_with(acl_content, anon, NULL, NULL);
+}
+
 static void stop(void)
 {
+    /* A test that failed while a worker waited at the gate would otherwise
+     * hang in fini, joining it. */
+    fake_open_gate();
     if (plug && state)
         plug->fini(state);
     state = NULL;
@@ -92,12 +118,10 @@ static struct ringmq_bytes B(const char *s) {
     return (struct ringmq_bytes){(const uint8_t *)s, strlen(s)};
 }
 
-/* CONNECT with user name / password (NULL: absent); returns the decision
- * after checking complete() was called exactly once, inside the call. */
-static enum ringmq_auth_decision
-auth(const char *user, const char *pw)
+static struct ringmq_connect_info
+connect_info(const char *user, const char *pw)
 {
-    struct ringmq_connect_info ci = {
+    return (struct ringmq_connect_info){
         .protocol_version = 5,
         .client_id = B("cid-1"),
         .has_username = user != NULL,
@@ -108,12 +132,24 @@ auth(const char *user, const char *pw)
         .remote_port = 40000,
         .listener = "default",
     };
-    struct ringmq_call *call = (struct ringmq_call *)&ci; /* any unique pointer */
-    memset(&fake_last, 0, sizeof(fake_last));
-    plug->authenticate(state, call, &ci);
-    cr_assert_eq(fake_last.completions, 1, "complete() called %d times", fake_last.completions);
-    cr_assert_eq(fake_last.call, call);
-    return fake_last.decision;
+}
+
+/* Start CONNECT number `i` with user name / password (NULL: absent). */
+static void auth_start(int i, const char *user, const char *pw)
+{
+    struct ringmq_connect_info ci = connect_info(user, pw);
+    plug->authenticate(state, fake_call(i), &ci);
+}
+
+/* CONNECT and wait for its verdict (fake_last holds the rest of it). */
+static enum ringmq_auth_decision auth(const char *user, const char *pw)
+{
+    int i = next_call++;
+    auth_start(i, user, pw);
+    struct fake_call_rec r = fake_wait_call(i);
+    cr_assert_eq(r.completions, 1, "complete() called %d times", r.completions);
+    cr_assert_eq(fake_last.call, fake_call(i));
+    return r.decision;
 }
 
 static enum ringmq_verdict check(enum ringmq_action action, const char *tenant, const char *user_id,
@@ -179,10 +215,10 @@ Test(auth_file, user_name_with_embedded_nul_is_not_a_prefix_match)
         .has_password = true,
         .password = B("secret"),
     };
-    memset(&fake_last, 0, sizeof(fake_last));
-    plug->authenticate(state, (struct ringmq_call *)&ci, &ci);
-    cr_assert_eq(fake_last.completions, 1);
-    cr_assert_eq(fake_last.decision, RINGMQ_AUTH_BAD_CREDENTIALS);
+    plug->authenticate(state, fake_call(0), &ci);
+    struct fake_call_rec r = fake_wait_call(0);
+    cr_assert_eq(r.completions, 1);
+    cr_assert_eq(r.decision, RINGMQ_AUTH_BAD_CREDENTIALS);
 }
 
 Test(auth_file, anonymous_refused_without_allow_anonymous_tenant)
@@ -395,4 +431,248 @@ Test(auth_file_init, errors_name_the_problem, .fini = fake_cleanup)
     fake_write_file(fake_path("wild", wild, sizeof(wild)), "[tenant a]\ntopic read a/#/b\n");
     struct ringmq_kv bad_filter[] = {{"password_file", pw}, {"acl_file", wild}};
     init_fails(bad_filter, 2, "not a valid topic filter");
+}
+
+/* ---- worker threads ---- */
+
+Test(auth_file_workers, verdict_comes_from_another_thread_after_authenticate_returned,
+     .init = setup_acl, .fini = stop)
+{
+    /* Held: if the plugin answered from a worker, the answer waits at the
+     * gate; if it answered inside the call, it is already recorded. */
+    fake_hold(0);
+    auth_start(0, "alice", "secret");
+    cr_assert_eq(fake_call_get(0).completions, 0, "answered before authenticate returned");
+    fake_wait_held(1);
+    fake_open_gate();
+    struct fake_call_rec r = fake_wait_call(0);
+    cr_assert_eq(r.decision, RINGMQ_AUTH_ALLOW);
+    cr_assert_str_eq(r.tenant, "acme");
+    cr_assert_str_eq(r.user_id, "u-alice");
+    cr_assert_not(pthread_equal(r.thread, pthread_self()), "completed on the caller's thread");
+
+    /* An unknown user pays for a (dummy) hash on a worker too. */
+    auth_start(1, "mallory", "secret");
+    r = fake_wait_call(1);
+    cr_assert_eq(r.decision, RINGMQ_AUTH_BAD_CREDENTIALS);
+    cr_assert_not(pthread_equal(r.thread, pthread_self()));
+
+    /* Nothing to hash: answered at once, inside the call. */
+    auth_start(2, NULL, NULL);
+    r = fake_call_get(2);
+    cr_assert_eq(r.completions, 1);
+    cr_assert_eq(r.decision, RINGMQ_AUTH_BAD_CREDENTIALS);
+    cr_assert(pthread_equal(r.thread, pthread_self()));
+}
+
+#define CALLERS          4
+#define CALLS_PER_CALLER 50
+
+static const struct {
+    const char *user, *pw;
+    enum ringmq_auth_decision want;
+    const char *tenant; /* ALLOW only */
+} mix[] = {
+    {"alice", "secret", RINGMQ_AUTH_ALLOW, "acme"},
+    {"alice", "Secret", RINGMQ_AUTH_BAD_CREDENTIALS, NULL},
+    {"bob", "hunter2", RINGMQ_AUTH_ALLOW, "globex"},
+    {"bob", NULL, RINGMQ_AUTH_BAD_CREDENTIALS, NULL},
+    {"mallory", "secret", RINGMQ_AUTH_BAD_CREDENTIALS, NULL},
+    {"carol", "locked-pw", RINGMQ_AUTH_NOT_AUTHORIZED, NULL},
+    {"bob", "secret", RINGMQ_AUTH_BAD_CREDENTIALS, NULL},
+};
+#define N_MIX (sizeof(mix) / sizeof(mix[0]))
+
+static pthread_barrier_t callers_ready;
+
+/* A shard: CALLS_PER_CALLER CONNECTs, calls numbered from `first`. The user
+ * name and password live in buffers scribbled over after each call, as the
+ * host's receive buffer would be: a plugin that kept the borrowed pointers
+ * would check garbage. No asserts here (not the test's thread). */
+static void *caller_main(void *arg)
+{
+    int first = (int)(intptr_t)arg;
+    pthread_barrier_wait(&callers_ready);
+    for (int j = 0; j < CALLS_PER_CALLER; j++) {
+        int i = first + j;
+        char user[32], pw[32];
+        snprintf(user, sizeof(user), "%s", mix[i % N_MIX].user);
+        snprintf(pw, sizeof(pw), "%s", mix[i % N_MIX].pw ? mix[i % N_MIX].pw : "");
+        struct ringmq_connect_info ci = connect_info(user, mix[i % N_MIX].pw ? pw : NULL);
+        plug->authenticate(state, fake_call(i), &ci);
+        memset(user, 'X', sizeof(user));
+        memset(pw, 'X', sizeof(pw));
+    }
+    return NULL;
+}
+
+static void setup_three_workers(void)
+{
+    start_with(acl, NULL, "3", NULL);
+}
+
+Test(auth_file_workers, concurrent_callers_each_get_their_verdict_exactly_once,
+     .init = setup_three_workers, .fini = stop)
+{
+    pthread_t t[CALLERS];
+    cr_assert_eq(pthread_barrier_init(&callers_ready, NULL, CALLERS), 0);
+    for (int k = 0; k < CALLERS; k++)
+        cr_assert_eq(
+            pthread_create(&t[k], NULL, caller_main, (void *)(intptr_t)(k * CALLS_PER_CALLER)), 0);
+    for (int k = 0; k < CALLERS; k++)
+        pthread_join(t[k], NULL);
+    pthread_barrier_destroy(&callers_ready);
+    fake_wait_completions(CALLERS * CALLS_PER_CALLER);
+    /* After fini no thread of the plugin is left: a second completion of
+     * any call would have been counted by now. */
+    plug->fini(state);
+    state = NULL;
+    cr_assert_eq(fake_completions(), CALLERS * CALLS_PER_CALLER);
+    for (int i = 0; i < CALLERS * CALLS_PER_CALLER; i++) {
+        struct fake_call_rec r = fake_call_get(i);
+        cr_assert_eq(r.completions, 1, "call %d completed %d times", i, r.completions);
+        cr_assert_eq(r.decision, mix[i % N_MIX].want, "call %d (%s): %d", i, mix[i % N_MIX].user,
+                     r.decision);
+        if (mix[i % N_MIX].tenant)
+            cr_assert_str_eq(r.tenant, mix[i % N_MIX].tenant, "call %d", i);
+        else
+            cr_assert_not(r.has_tenant, "call %d", i);
+    }
+    fake_assert_no_leaks();
+}
+
+static void setup_one_worker_queue_two(void)
+{
+    start_with(acl, NULL, "1", "2");
+}
+
+Test(auth_file_workers, full_queue_is_refused_at_once_without_blocking,
+     .init = setup_one_worker_queue_two, .fini = stop)
+{
+    /* The only worker is inside complete() for call 0: the queue is empty
+     * and nothing drains it until the gate opens. */
+    fake_hold(0);
+    auth_start(0, "alice", "secret");
+    fake_wait_held(1);
+    auth_start(1, "bob", "hunter2");
+    auth_start(2, "alice", "wrong");
+    cr_assert_eq(fake_call_get(1).completions, 0, "queued, not answered");
+    cr_assert_eq(fake_call_get(2).completions, 0, "queued, not answered");
+    auth_start(3, "alice", "secret");
+    struct fake_call_rec r = fake_call_get(3);
+    cr_assert_eq(r.completions, 1, "a full queue is answered inside the call");
+    cr_assert_eq(r.decision, RINGMQ_AUTH_ERROR);
+    cr_assert_str_eq(r.reason, "authentication queue full");
+    cr_assert(pthread_equal(r.thread, pthread_self()));
+
+    fake_open_gate();
+    fake_wait_completions(4);
+    cr_assert_eq(fake_wait_call(0).decision, RINGMQ_AUTH_ALLOW);
+    cr_assert_eq(fake_wait_call(1).decision, RINGMQ_AUTH_ALLOW);
+    cr_assert_eq(fake_wait_call(2).decision, RINGMQ_AUTH_BAD_CREDENTIALS);
+    /* Room again once the worker drained the queue. */
+    cr_assert_eq(auth("bob", "hunter2"), RINGMQ_AUTH_ALLOW);
+}
+
+static void *fini_main(void *st)
+{
+    plug->fini(st);
+    return NULL;
+}
+
+static void setup_one_worker(void)
+{
+    start_with(acl, NULL, "1", NULL);
+}
+
+Test(auth_file_workers, fini_answers_queued_calls_and_waits_for_the_running_one,
+     .init = setup_one_worker, .fini = stop)
+{
+    fake_hold(0);
+    auth_start(0, "alice", "secret");
+    fake_wait_held(1);
+    for (int i = 1; i <= 5; i++)
+        auth_start(i, i % 2 ? "alice" : "mallory", "secret");
+    /* fini joins the worker, which waits at the gate: run it aside. */
+    pthread_t t;
+    cr_assert_eq(pthread_create(&t, NULL, fini_main, state), 0);
+    state = NULL;
+    fake_wait_completions(5);
+    for (int i = 1; i <= 5; i++) {
+        struct fake_call_rec r = fake_call_get(i);
+        cr_assert_eq(r.completions, 1, "call %d", i);
+        cr_assert_eq(r.decision, RINGMQ_AUTH_ERROR, "call %d", i);
+        cr_assert_str_eq(r.reason, "shutting down", "call %d", i);
+    }
+    cr_assert_eq(fake_call_get(0).completions, 0, "still held");
+    fake_open_gate();
+    pthread_join(t, NULL);
+    /* The job that was running finished with its real verdict; fini
+     * returned only after it (ASan/LSan: nothing freed too early or leaked). */
+    struct fake_call_rec r = fake_call_get(0);
+    cr_assert_eq(r.completions, 1);
+    cr_assert_eq(r.decision, RINGMQ_AUTH_ALLOW);
+    cr_assert_str_eq(r.tenant, "acme");
+    cr_assert_eq(fake_completions(), 6);
+    fake_assert_no_leaks();
+}
+
+Test(auth_file_workers, reload_while_jobs_wait_judges_them_by_the_new_files,
+     .init = setup_one_worker, .fini = stop)
+{
+    /* Call 0 is being answered with the old tables when the reload swaps
+     * them: its tenant and user id point into those tables, copied by the
+     * host only after the reload (fake_hold), so they must still be alive. */
+    fake_hold(0);
+    auth_start(0, "alice", "secret");
+    fake_wait_held(1);
+    auth_start(1, "alice", "secret");
+    auth_start(2, "alice", "new-secret");
+    auth_start(3, "bob", "hunter2");
+    fake_write_file(pw_path, "alice:initech:a2:" H_NEW_SECRET "\n");
+    plug->reload(state);
+    fake_open_gate();
+    fake_wait_completions(4);
+
+    struct fake_call_rec r = fake_call_get(0);
+    cr_assert_eq(r.decision, RINGMQ_AUTH_ALLOW);
+    cr_assert_str_eq(r.tenant, "acme");
+    cr_assert_str_eq(r.user_id, "u-alice");
+    /* Queued before the reload, verified after it: the new file decides. */
+    cr_assert_eq(fake_call_get(1).decision, RINGMQ_AUTH_BAD_CREDENTIALS);
+    r = fake_call_get(2);
+    cr_assert_eq(r.decision, RINGMQ_AUTH_ALLOW);
+    cr_assert_str_eq(r.tenant, "initech");
+    cr_assert_str_eq(r.user_id, "a2");
+    cr_assert_eq(fake_call_get(3).decision, RINGMQ_AUTH_BAD_CREDENTIALS);
+}
+
+Test(auth_file_init, bad_workers_and_max_queue_values_fail_with_a_message, .fini = fake_cleanup)
+{
+    char pw[256];
+    fake_write_file(fake_path("pw", pw, sizeof(pw)), users);
+    static const char *const bad_workers[] = {"0",  "65", "",   "two", "-1",
+                                              "+2", " 2", "2 ", "2k",  "18446744073709551617"};
+    for (size_t i = 0; i < sizeof(bad_workers) / sizeof(bad_workers[0]); i++) {
+        struct ringmq_kv kv[] = {{"password_file", pw}, {"workers", bad_workers[i]}};
+        char want[128];
+        snprintf(want, sizeof(want), "workers: expected a number from 1 to 64, got '%s'",
+                 bad_workers[i]);
+        init_fails(kv, 2, want);
+    }
+    static const char *const bad_queue[] = {"0", "1000001", "", "-5", "1e4", "10000x"};
+    for (size_t i = 0; i < sizeof(bad_queue) / sizeof(bad_queue[0]); i++) {
+        struct ringmq_kv kv[] = {{"password_file", pw}, {"max_queue", bad_queue[i]}};
+        char want[128];
+        snprintf(want, sizeof(want), "max_queue: expected a number from 1 to 1000000, got '%s'",
+                 bad_queue[i]);
+        init_fails(kv, 2, want);
+    }
+    /* The bounds themselves are accepted (64 threads start and stop). */
+    const struct ringmq_plugin *p = fake_load(AUTH_FILE_SO);
+    struct ringmq_kv edge[] = {{"password_file", pw}, {"workers", "64"}, {"max_queue", "1"}};
+    void *st;
+    char err[256];
+    cr_assert_eq(fake_init(p, edge, 3, &st, err, sizeof(err)), 0, "%s", err);
+    p->fini(st);
 }

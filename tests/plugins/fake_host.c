@@ -1,11 +1,15 @@
 /*
- * Fake plugin host for tests/plugins (see fake_host.h). Single-threaded.
+ * Fake plugin host for tests/plugins (see fake_host.h). complete() and log()
+ * run on any thread; everything they record is guarded by `mu`. The tests'
+ * assertions run on the test's own thread only (Criterion's asserts are not
+ * meant for other threads), so nothing here asserts inside complete().
  */
 #include "fake_host.h"
 
 #include <criterion/criterion.h>
 
 #include <dlfcn.h>
+#include <errno.h>
 #include <ftw.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -16,6 +20,20 @@
 struct fake_result fake_last;
 int fake_log_lines;
 
+static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t changed = PTHREAD_COND_INITIALIZER; /* a completion, or one held */
+
+/* Call handles are addresses of these slots, so complete() can tell a
+ * tracked call from any other pointer a test passed. */
+static struct slot {
+    struct fake_call_rec rec;
+    bool hold;
+    pthread_t holder;
+} slots[FAKE_MAX_CALLS];
+static int total; /* completions recorded, tracked or not */
+static int held;  /* complete() calls waiting at the gate now */
+static bool gate_open;
+
 static void fake_log(enum ringmq_log_level level, const char *fmt, ...)
 {
     va_list ap;
@@ -24,7 +42,9 @@ static void fake_log(enum ringmq_log_level level, const char *fmt, ...)
     vfprintf(stderr, fmt, ap);
     fputc('\n', stderr);
     va_end(ap);
+    pthread_mutex_lock(&mu);
     fake_log_lines++;
+    pthread_mutex_unlock(&mu);
 }
 
 static uint64_t fake_now_ms(void)
@@ -42,16 +62,49 @@ static void copy_str(char *dst, size_t cap, bool *has, const char *s)
 
 /* Records both union members: the test knows which call it made. The
  * check member overlaps the auth one, so only read what matches the call. */
+static struct slot *slot_of(const struct ringmq_call *call)
+{
+    uintptr_t a = (uintptr_t)call, base = (uintptr_t)slots;
+    if (a < base || a >= base + sizeof(slots) || (a - base) % sizeof(slots[0]) != 0)
+        return NULL;
+    return &slots[(a - base) / sizeof(slots[0])];
+}
+
 static void fake_complete(struct ringmq_call *call, const union ringmq_result *res)
 {
+    struct slot *s = slot_of(call);
+    pthread_mutex_lock(&mu);
+    if (s && s->hold && !pthread_equal(s->holder, pthread_self())) {
+        /* Before recording: while held, the call reads as not answered, and
+         * the strings in `res` are copied only once the gate opens (a plugin
+         * that freed them meanwhile shows up under ASan). */
+        held++;
+        pthread_cond_broadcast(&changed);
+        while (!gate_open)
+            pthread_cond_wait(&changed, &mu);
+        held--;
+    }
+    total++;
     fake_last.completions++;
     fake_last.call = call;
     fake_last.decision = res->auth.decision;
     copy_str(fake_last.tenant, sizeof(fake_last.tenant), &fake_last.has_tenant, res->auth.tenant);
     copy_str(fake_last.user_id, sizeof(fake_last.user_id), &fake_last.has_user_id,
              res->auth.user_id);
+    copy_str(fake_last.reason, sizeof(fake_last.reason), &fake_last.has_reason, res->auth.reason);
     fake_last.verdict = res->check.verdict;
     fake_last.cacheable = res->check.cacheable;
+    if (s) {
+        struct fake_call_rec *r = &s->rec;
+        r->completions++;
+        r->thread = pthread_self();
+        r->decision = res->auth.decision;
+        copy_str(r->tenant, sizeof(r->tenant), &r->has_tenant, res->auth.tenant);
+        copy_str(r->user_id, sizeof(r->user_id), &r->has_user_id, res->auth.user_id);
+        copy_str(r->reason, sizeof(r->reason), &r->has_reason, res->auth.reason);
+    }
+    pthread_cond_broadcast(&changed);
+    pthread_mutex_unlock(&mu);
 }
 
 const struct ringmq_host fake_host = {
@@ -60,6 +113,114 @@ const struct ringmq_host fake_host = {
     .now_ms = fake_now_ms,
     .complete = fake_complete,
 };
+
+/* ---- tracked calls ---- */
+
+static struct timespec in_ten_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += 10;
+    return ts;
+}
+
+void fake_reset(void)
+{
+    pthread_mutex_lock(&mu);
+    memset(slots, 0, sizeof(slots));
+    memset(&fake_last, 0, sizeof(fake_last));
+    total = 0;
+    held = 0;
+    gate_open = false;
+    pthread_mutex_unlock(&mu);
+}
+
+struct ringmq_call *fake_call(int i)
+{
+    cr_assert(i >= 0 && i < FAKE_MAX_CALLS, "call %d out of range", i);
+    return (struct ringmq_call *)&slots[i];
+}
+
+struct fake_call_rec fake_call_get(int i)
+{
+    cr_assert(i >= 0 && i < FAKE_MAX_CALLS, "call %d out of range", i);
+    pthread_mutex_lock(&mu);
+    struct fake_call_rec r = slots[i].rec;
+    pthread_mutex_unlock(&mu);
+    return r;
+}
+
+struct fake_call_rec fake_wait_call(int i)
+{
+    cr_assert(i >= 0 && i < FAKE_MAX_CALLS, "call %d out of range", i);
+    struct timespec ts = in_ten_seconds();
+    int rc = 0;
+    pthread_mutex_lock(&mu);
+    while (slots[i].rec.completions == 0 && rc != ETIMEDOUT)
+        rc = pthread_cond_timedwait(&changed, &mu, &ts);
+    struct fake_call_rec r = slots[i].rec;
+    pthread_mutex_unlock(&mu);
+    cr_assert_gt(r.completions, 0, "call %d never completed", i);
+    return r;
+}
+
+int fake_completions(void)
+{
+    pthread_mutex_lock(&mu);
+    int n = total;
+    pthread_mutex_unlock(&mu);
+    return n;
+}
+
+void fake_wait_completions(int n)
+{
+    struct timespec ts = in_ten_seconds();
+    int rc = 0;
+    pthread_mutex_lock(&mu);
+    while (total < n && rc != ETIMEDOUT)
+        rc = pthread_cond_timedwait(&changed, &mu, &ts);
+    int got = total;
+    pthread_mutex_unlock(&mu);
+    cr_assert_geq(got, n, "%d completions, expected %d", got, n);
+}
+
+void fake_hold(int i)
+{
+    cr_assert(i >= 0 && i < FAKE_MAX_CALLS, "call %d out of range", i);
+    pthread_mutex_lock(&mu);
+    slots[i].hold = true;
+    slots[i].holder = pthread_self();
+    pthread_mutex_unlock(&mu);
+}
+
+void fake_wait_held(int n)
+{
+    struct timespec ts = in_ten_seconds();
+    int rc = 0;
+    pthread_mutex_lock(&mu);
+    while (held < n && rc != ETIMEDOUT)
+        rc = pthread_cond_timedwait(&changed, &mu, &ts);
+    int got = held;
+    pthread_mutex_unlock(&mu);
+    cr_assert_geq(got, n, "%d completions held, expected %d", got, n);
+}
+
+void fake_open_gate(void)
+{
+    pthread_mutex_lock(&mu);
+    gate_open = true;
+    pthread_cond_broadcast(&changed);
+    pthread_mutex_unlock(&mu);
+}
+
+/* Defined by LeakSanitizer when the test is built with it, else NULL. */
+int __lsan_do_recoverable_leak_check(void) __attribute__((weak));
+
+void fake_assert_no_leaks(void)
+{
+    if (__lsan_do_recoverable_leak_check)
+        cr_assert_eq(__lsan_do_recoverable_leak_check(), 0, "LeakSanitizer found leaks (above)");
+}
 
 const struct ringmq_plugin *fake_load(const char *path)
 {
