@@ -117,11 +117,15 @@ int main(int argc, char **argv)
     }
     log_set_level(cfg.log_level);
 
-    /* Shard threads inherit this mask; only the main thread takes signals. */
+    /* Every thread started from here (shards, plugins, metrics) inherits
+     * this mask; only the main thread takes signals, in sigwait. SIGHUP
+     * too: unblocked anywhere, one arriving while the main thread is busy
+     * (a reload) would hit another thread and end the process. */
     sigset_t set;
     sigemptyset(&set);
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
 
@@ -135,8 +139,6 @@ int main(int argc, char **argv)
         plugin_host_destroy(plugins);
         return 1;
     }
-    sigaddset(&set, SIGHUP);
-    pthread_sigmask(SIG_BLOCK, &set, NULL);
     int sig = 0;
     for (;;) {
         sigwait(&set, &sig);

@@ -71,6 +71,24 @@ port=$(sed -n 's/.*listening on 127.0.0.1:\([0-9]*\).*/\1/p' "$tmp/run.log" | he
 # needs (eventfds, sockets); it must say so and exit 1.
 expect_rc "start-up failure exits 1" 1 sh -c "ulimit -n 4 && exec \"$RINGMQD\" -c \"$CONF\" --set listener.default.port=0 --set server.shards=1"
 expect_out "start-up failure is explained" "start-up failed"
+# Signals belong to the main thread's sigwait: every other thread blocks
+# SIGINT, SIGTERM and SIGHUP (bits 2, 15, 1 of SigBlk), or a SIGHUP arriving
+# during a reload would land there and end the process.
+unblocked=0
+for st in /proc/"$pid"/task/*/status; do
+    [ "$st" = "/proc/$pid/task/$pid/status" ] && continue # in sigwait: unblocked while waiting
+    blk=$(sed -n 's/^SigBlk:[[:space:]]*//p' "$st")
+    [ $(( 0x$blk & 0x4003 )) -eq $(( 0x4003 )) ] || unblocked=$((unblocked + 1))
+done
+if [ "$unblocked" -eq 0 ]; then pass "every thread blocks SIGHUP, SIGINT, SIGTERM"; else
+    fail "$unblocked thread(s) take SIGHUP, SIGINT or SIGTERM"
+fi
+for _ in $(seq 50); do kill -HUP "$pid"; done
+sleep 0.2
+if kill -0 "$pid" 2>/dev/null; then pass "a burst of SIGHUP is survived"; else
+    fail "a burst of SIGHUP is survived"
+    cat "$tmp/run.log"
+fi
 kill -TERM "$pid"
 wait "$pid"
 rc=$?
