@@ -38,7 +38,7 @@
 
 #define DEFAULT_WORKERS   2u
 #define MAX_WORKERS       64u
-#define DEFAULT_MAX_QUEUE 10000u
+#define DEFAULT_MAX_QUEUE 1000u
 #define MAX_MAX_QUEUE     1000000u
 /* Queue-full warnings: at most one per this many milliseconds, since a
  * connect storm would otherwise turn into a log storm. */
