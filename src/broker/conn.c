@@ -117,7 +117,7 @@ static void close_fixed(struct shard *s, uint32_t fi)
     io_uring_sqe_set_data64(sqe, ud_make(UD_IGNORE, NULL));
 }
 
-void conn_accepted(struct shard *s, uint32_t fi, uint8_t listener)
+void conn_accepted(struct shard *s, uint32_t fi, uint8_t listener, const struct net_peer *peer)
 {
     if (s->stopping) {
         close_fixed(s, fi);
@@ -139,6 +139,7 @@ void conn_accepted(struct shard *s, uint32_t fi, uint8_t listener)
         close_fixed(s, fi);
         return;
     }
+    c->peer = *peer;
     arm_recv(s, c, false);
 }
 
@@ -626,29 +627,37 @@ void conn_on_timer(struct wheel_entry *e, void *arg)
 }
 
 /*
- * The bytes that travel with a moving connection: the auth plugin's answer
- * when there was one (so the home shard does not ask again), then what was
- * read so far, starting with CONNECT. `off` holds the listener index, plus
- * HANDOVER_AUTH when an answer leads the bytes as
- * [u16 tenant][u16 user id length][user id].
+ * The bytes that travel with a moving connection: the peer address (a
+ * direct descriptor cannot be asked for it later, and accept gave it only
+ * to this shard) as [16 address][u16 port], then the auth plugin's answer
+ * when there was one (so the home shard does not ask again) as
+ * [u16 tenant][u16 user id length][user id], then what was read so far,
+ * starting with CONNECT. `off` holds the listener index, plus HANDOVER_AUTH
+ * when the answer is there.
  */
 #define HANDOVER_AUTH 0x100u
+#define HANDOVER_PEER 18u /* [16 address][u16 port] */
 
 void conn_relocate(struct shard *s, struct conn *c, uint32_t home, const uint8_t *bytes, size_t len)
 {
     size_t ulen = c->auth && c->auth->user_id ? strlen(c->auth->user_id) : 0;
-    size_t pre = c->auth ? 4 + ulen : 0;
+    size_t pre = HANDOVER_PEER + (c->auth ? 4 + ulen : 0);
     struct iobuf *h = iobuf_create(pre + len);
     if (!h) {
         conn_close(s, c, CLOSE_PEER_GONE);
         return;
     }
+    uint8_t *w = h->data;
+    memcpy(w, c->peer.addr, sizeof(c->peer.addr));
+    w += sizeof(c->peer.addr);
+    *w++ = (uint8_t)(c->peer.port >> 8);
+    *w++ = (uint8_t)c->peer.port;
     if (c->auth) {
-        h->data[0] = (uint8_t)(c->auth->tenant >> 8);
-        h->data[1] = (uint8_t)c->auth->tenant;
-        h->data[2] = (uint8_t)(ulen >> 8);
-        h->data[3] = (uint8_t)ulen;
-        memcpy(h->data + 4, c->auth->user_id, ulen);
+        *w++ = (uint8_t)(c->auth->tenant >> 8);
+        *w++ = (uint8_t)c->auth->tenant;
+        *w++ = (uint8_t)(ulen >> 8);
+        *w++ = (uint8_t)ulen;
+        memcpy(w, c->auth->user_id, ulen);
     }
     memcpy(h->data + pre, bytes, len);
     h->len = (uint32_t)(pre + len);
@@ -765,12 +774,16 @@ void conn_adopt(struct shard *s, uint32_t fi, struct iobuf *h)
         return;
     }
     c->relocated = true;
-    size_t pre = 0;
+    const uint8_t *r = h->data;
+    memcpy(c->peer.addr, r, sizeof(c->peer.addr));
+    r += sizeof(c->peer.addr);
+    c->peer.port = (uint16_t)(r[0] << 8 | r[1]);
+    r += 2;
     if (h->off & HANDOVER_AUTH) {
-        uint16_t tenant = (uint16_t)(h->data[0] << 8 | h->data[1]);
-        size_t ulen = (size_t)(h->data[2] << 8 | h->data[3]);
-        pre = 4 + ulen;
-        c->auth = auth_create(tenant, ulen ? h->data + 4 : NULL, ulen);
+        uint16_t tenant = (uint16_t)(r[0] << 8 | r[1]);
+        size_t ulen = (size_t)(r[2] << 8 | r[3]);
+        c->auth = auth_create(tenant, ulen ? r + 4 : NULL, ulen);
+        r += 4 + ulen;
         if (!c->auth) {
             free(h);
             conn_close(s, c, CLOSE_PEER_GONE);
@@ -778,7 +791,8 @@ void conn_adopt(struct shard *s, uint32_t fi, struct iobuf *h)
             return;
         }
     }
-    conn_refeed(s, c, h->data + pre, h->len - pre);
+    size_t pre = (size_t)(r - h->data);
+    conn_refeed(s, c, r, h->len - pre);
     free(h);
 }
 
