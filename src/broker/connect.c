@@ -25,7 +25,6 @@
 #include "mqtt/codec.h"
 #include "mqtt/props.h"
 #include "mqtt/topic.h"
-#include "net/peer.h"
 #include "plugin/host.h"
 
 /* The built-in test method's exchange (config mqtt.test_auth_method). */
