@@ -82,8 +82,10 @@ struct ringmq_connect_info {
     struct ringmq_bytes username;
     bool has_password;
     struct ringmq_bytes password;
-    const char *remote_addr; /* "127.0.0.1" / "::1", NUL-terminated */
-    uint16_t remote_port;
+    /* The client's address, NUL-terminated: "127.0.0.1" (an IPv4 client
+     * never as "::ffff:..."), "::1"; NULL if unknown. */
+    const char *remote_addr;
+    uint16_t remote_port;                    /* the client's TCP port; 0 if unknown */
     const char *listener;                    /* [listener.NAME] */
     const struct ringmq_kv *user_properties; /* MQTT 5.0, in order */
     size_t n_user_properties;
@@ -223,8 +225,10 @@ struct ringmq_event {
     const char *tenant;
     const char *user_id; /* may be NULL */
     struct ringmq_bytes client_id;
-    const char *remote_addr; /* may be NULL */
-    uint32_t reason;         /* type-specific, see above */
+    /* As in ringmq_connect_info; NULL when the event has no live
+     * connection (a session expiring, a will sent later). */
+    const char *remote_addr;
+    uint32_t reason; /* type-specific, see above */
     enum ringmq_resource resource;
     struct ringmq_bytes topic; /* dropped / denied: the topic or filter */
     uint32_t shard;

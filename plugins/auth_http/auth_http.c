@@ -43,8 +43,9 @@ struct req {
     struct req *next, *prev; /* queue (next only) or the thread's active list */
     enum req_kind kind;
     struct ringmq_call *call;
-    char *body; /* the JSON body, also the cache key */
+    char *body; /* the JSON body; its first key_len bytes are the cache key */
     size_t body_len;
+    size_t key_len;
     CURL *easy;
     char *resp;
     size_t resp_len;
@@ -456,10 +457,10 @@ static void cache_insert(struct auth_http *st, const struct req *r, const struct
     if (!st->cache_seconds)
         return;
     uint64_t now = st->host->now_ms();
-    struct cache_entry *e = malloc(sizeof(*e) + r->body_len);
+    struct cache_entry *e = malloc(sizeof(*e) + r->key_len);
     if (!e)
         return; /* a cache miss later, nothing worse */
-    e->hash = fnv1a(r->body, r->body_len, r->kind);
+    e->hash = fnv1a(r->body, r->key_len, r->kind);
     e->expires_ms = now + (uint64_t)st->cache_seconds * 1000;
     e->kind = r->kind;
     e->decision = d->decision;
@@ -467,8 +468,8 @@ static void cache_insert(struct auth_http *st, const struct req *r, const struct
     memcpy(e->user_id, d->user_id, sizeof(e->user_id));
     e->has_tenant = d->has_tenant;
     e->has_user_id = d->has_user_id;
-    e->key_len = r->body_len;
-    memcpy(e->key, r->body, r->body_len);
+    e->key_len = r->key_len;
+    memcpy(e->key, r->body, r->key_len);
     pthread_mutex_lock(&st->cache_lock);
     if (st->cache_entries >= CACHE_MAX_ENTRIES)
         cache_sweep(st, now, false);
@@ -714,9 +715,10 @@ static void *thread_main(void *arg)
 
 /* ---- shard-thread side ---- */
 
-/* Answers from the cache, or queues `body` (taking it) for the thread. */
+/* Answers from the cache, or queues `body` (taking it) for the thread. Its
+ * first key_len bytes are the cache key. */
 static void submit(struct auth_http *st, struct ringmq_call *call, enum req_kind kind,
-                   struct buf *body)
+                   struct buf *body, size_t key_len)
 {
     if (body->oom) {
         free(body->p);
@@ -724,7 +726,7 @@ static void submit(struct auth_http *st, struct ringmq_call *call, enum req_kind
         return;
     }
     struct decision d;
-    if (cache_lookup(st, kind, body->p, body->len, &d)) {
+    if (cache_lookup(st, kind, body->p, key_len, &d)) {
         free(body->p);
         complete_decision(st, call, kind, &d, NULL);
         return;
@@ -739,6 +741,7 @@ static void submit(struct auth_http *st, struct ringmq_call *call, enum req_kind
     r->call = call;
     r->body = body->p;
     r->body_len = body->len;
+    r->key_len = key_len;
     pthread_mutex_lock(&st->lock);
     const char *refuse = NULL;
     if (st->stopping)
@@ -787,8 +790,17 @@ static void auth_http_authenticate(void *state, struct ringmq_call *call,
     buf_str(&b, num);
     buf_str(&b, ",\"listener\":");
     buf_json_cstr(&b, info->listener);
+    buf_str(&b, ",\"remote_addr\":");
+    buf_json_cstr(&b, info->remote_addr);
+    /* The client's port changes with every connection: keeping it out of
+     * the cache key lets a reconnecting client hit the cache (a server
+     * deciding by address still gets one request per address). */
+    size_t key_len = b.len;
+    snprintf(num, sizeof(num), "%u", (unsigned)info->remote_port);
+    buf_str(&b, ",\"remote_port\":");
+    buf_str(&b, info->remote_addr ? num : "null");
     buf_str(&b, "}");
-    submit(st, call, REQ_AUTH, &b);
+    submit(st, call, REQ_AUTH, &b, key_len);
 }
 
 static void auth_http_auth_continue(void *state, struct ringmq_call *call,
@@ -835,7 +847,7 @@ static void auth_http_check(void *state, struct ringmq_call *call, const struct 
     buf_str(&b, ",\"qos\":");
     buf_str(&b, num);
     buf_str(&b, c->retain ? ",\"retain\":true}" : ",\"retain\":false}");
-    submit(st, call, REQ_ACL, &b);
+    submit(st, call, REQ_ACL, &b, b.len);
 }
 
 /* ---- init / fini ---- */

@@ -117,7 +117,7 @@ static void close_fixed(struct shard *s, uint32_t fi)
     io_uring_sqe_set_data64(sqe, ud_make(UD_IGNORE, NULL));
 }
 
-void conn_accepted(struct shard *s, uint32_t fi, uint8_t listener)
+void conn_accepted(struct shard *s, uint32_t fi, uint8_t listener, const struct net_peer *peer)
 {
     if (s->stopping) {
         close_fixed(s, fi);
@@ -139,6 +139,7 @@ void conn_accepted(struct shard *s, uint32_t fi, uint8_t listener)
         close_fixed(s, fi);
         return;
     }
+    c->peer = *peer;
     arm_recv(s, c, false);
 }
 
@@ -635,23 +636,31 @@ void conn_on_timer(struct wheel_entry *e, void *arg)
 }
 
 /*
- * The bytes that travel with a moving connection: the auth plugin's answer
+ * The bytes that travel with a moving connection: the peer address (a
+ * direct descriptor cannot be asked for it later, and accept gave it only
+ * to this shard) as [16 address][u16 port], then the auth plugin's answer
  * when there was one (so the home shard does not ask again; identity.c
  * packs it), then what was read so far, starting with CONNECT. `off` holds
- * the listener index, plus HANDOVER_AUTH when an answer leads the bytes.
+ * the listener index, plus HANDOVER_AUTH when the answer is there.
  */
 #define HANDOVER_AUTH 0x100u
+#define HANDOVER_PEER 18u /* [16 address][u16 port] */
 
 void conn_relocate(struct shard *s, struct conn *c, uint32_t home, const uint8_t *bytes, size_t len)
 {
-    size_t pre = c->auth ? identity_packed_size(c->auth) : 0;
+    size_t pre = HANDOVER_PEER + (c->auth ? identity_packed_size(c->auth) : 0);
     struct iobuf *h = iobuf_create(pre + len);
     if (!h) {
         conn_close(s, c, CLOSE_PEER_GONE);
         return;
     }
+    uint8_t *w = h->data;
+    memcpy(w, c->peer.addr, sizeof(c->peer.addr));
+    w += sizeof(c->peer.addr);
+    *w++ = (uint8_t)(c->peer.port >> 8);
+    *w++ = (uint8_t)c->peer.port;
     if (c->auth)
-        identity_pack(c->auth, h->data);
+        identity_pack(c->auth, w);
     memcpy(h->data + pre, bytes, len);
     h->len = (uint32_t)(pre + len);
     h->off = c->listener | (c->auth ? HANDOVER_AUTH : 0);
@@ -750,9 +759,15 @@ void conn_adopt(struct shard *s, uint32_t fi, struct iobuf *h)
         return;
     }
     c->relocated = true;
-    size_t pre = 0;
+    const uint8_t *r = h->data;
+    memcpy(c->peer.addr, r, sizeof(c->peer.addr));
+    r += sizeof(c->peer.addr);
+    c->peer.port = (uint16_t)(r[0] << 8 | r[1]);
+    r += 2;
     if (h->off & HANDOVER_AUTH) {
-        c->auth = identity_unpack(h->data, h->len, &pre);
+        size_t used = 0;
+        c->auth = identity_unpack(r, h->len - (size_t)(r - h->data), &used);
+        r += used;
         if (!c->auth) {
             free(h);
             conn_close(s, c, CLOSE_PEER_GONE);
@@ -760,7 +775,8 @@ void conn_adopt(struct shard *s, uint32_t fi, struct iobuf *h)
             return;
         }
     }
-    conn_refeed(s, c, h->data + pre, h->len - pre);
+    size_t pre = (size_t)(r - h->data);
+    conn_refeed(s, c, r, h->len - pre);
     free(h);
 }
 

@@ -315,6 +315,8 @@ static int start_auth(struct shard *s, struct conn *c, const struct mqtt_connect
 {
     struct ringmq_kv users[32];
     size_t nusers = 0;
+    char addr[NET_PEER_STRLEN];
+    bool has_addr = net_peer_format(&c->peer, addr, sizeof(addr)) == 0;
     struct ringmq_connect_info info = {
         .protocol_version = ck->version,
         .client_id = {ck->client_id.p, ck->client_id.len},
@@ -322,7 +324,8 @@ static int start_auth(struct shard *s, struct conn *c, const struct mqtt_connect
         .username = {ck->username.p, ck->username.len},
         .has_password = ck->has_password,
         .password = {ck->password.p, ck->password.len},
-        .remote_addr = NULL,
+        .remote_addr = has_addr ? addr : NULL,
+        .remote_port = c->peer.port,
         .listener = s->cfg->listeners[c->listener].name,
     };
     /* User properties as NUL-terminated pairs: copied into one buffer. */

@@ -134,17 +134,22 @@ void observe_event(struct shard *s, enum ringmq_event_type type, const struct te
                    const uint8_t *topic, size_t topic_len)
 {
     struct plugin_host *h = s->broker->plugins;
-    if (!h)
+    /* Without a collector nothing is built: the address text below costs an
+     * inet_ntop per event. */
+    if (!h || !plugin_host_has_events(h))
         return;
     struct timeval tv;
     gettimeofday(&tv, NULL);
     const struct conn *c = ss ? ss->conn : NULL;
+    char addr[NET_PEER_STRLEN];
+    bool has_addr = c && net_peer_format(&c->peer, addr, sizeof(addr)) == 0;
     struct ringmq_event ev = {
         .type = type,
         .time_ms = (uint64_t)tv.tv_sec * 1000u + (uint64_t)tv.tv_usec / 1000u,
         .tenant = t ? t->name : "global",
         .user_id = c && c->auth ? c->auth->user_id : NULL,
         .client_id = {ss ? ss->client_id : NULL, ss ? ss->client_id_len : 0},
+        .remote_addr = has_addr ? addr : NULL,
         .reason = reason,
         .resource = resource,
         .topic = {topic, topic_len},

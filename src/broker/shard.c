@@ -1,8 +1,8 @@
 /*
  * shard: the thread-per-core event loop, and the broker's start and stop.
  *
- * Each shard thread creates its own ring (so SINGLE_ISSUER holds), arms a
- * multishot accept per listener, a periodic tick for the timing wheel and
+ * Each shard thread creates its own ring (so SINGLE_ISSUER holds), arms
+ * SHARD_ACCEPTS single-shot accepts per listener, a periodic tick for the timing wheel and
  * a poll on its stop eventfd, then loops: submit and wait, dispatch
  * completions, drain the inbound SPSC rings, flush sends and cross-shard
  * slots (one MSG_RING wakeup per target per turn).
@@ -33,6 +33,7 @@
 #include "index/retain.h"
 #include "index/trie.h"
 #include "metrics/metrics.h"
+#include "net/peer.h"
 #include "plugin/host.h"
 
 #define SHARD_SQ_ENTRIES  4096u
@@ -274,11 +275,41 @@ static void drain_inbound(struct shard *s)
 
 /* ---- the loop ---- */
 
-static void arm_accept(struct shard *s, uint32_t li)
+/* Arm accept slot `ai` (listener ai / SHARD_ACCEPTS) into a direct
+ * descriptor the kernel picks. */
+static void arm_accept(struct shard *s, uint32_t ai)
 {
+    struct accept_slot *a = &s->accepts[ai];
+    a->len = sizeof(a->addr); /* in/out: the kernel writes the real length */
     struct io_uring_sqe *sqe = shard_sqe(s);
-    io_uring_prep_multishot_accept_direct(sqe, s->listen_fds[li], NULL, NULL, 0);
-    io_uring_sqe_set_data64(sqe, ud_make(UD_ACCEPT, (void *)(uintptr_t)(li << 4)));
+    /* liburing 2.3 stores file_index + 1 without the special case later
+     * versions have, so IORING_FILE_INDEX_ALLOC itself would wrap to 0 and
+     * make a normal descriptor; "- 1" (what its multishot variant passes)
+     * means "allocate" with every version. */
+    io_uring_prep_accept_direct(sqe, s->listen_fds[ai / SHARD_ACCEPTS], (struct sockaddr *)&a->addr,
+                                &a->len, 0, IORING_FILE_INDEX_ALLOC - 1);
+    io_uring_sqe_set_data64(sqe, ud_make(UD_ACCEPT, (void *)(uintptr_t)(ai << 4)));
+}
+
+static void on_accept(struct shard *s, uint32_t ai, int res)
+{
+    uint32_t li = ai / SHARD_ACCEPTS;
+    if (res >= 0) {
+        struct accept_slot *a = &s->accepts[ai];
+        struct net_peer peer;
+        /* Unknown address (not expected from TCP): serve the client anyway,
+         * the plugins see no address. */
+        net_peer_from_sockaddr(&peer, (struct sockaddr *)&a->addr, a->len);
+        conn_accepted(s, (uint32_t)res, (uint8_t)li, &peer);
+    } else if (res != -ECANCELED) {
+        /* ENFILE (direct descriptor table full), EMFILE, ENOBUFS and the
+         * like: that connection is lost, the next may fit. */
+        log_ratelimited(LOG_LEVEL_WARN, "accept on %s: %s", s->cfg->listeners[li].name,
+                        strerror(-res));
+    }
+    /* The slot is free again: keep SHARD_ACCEPTS armed until shutdown. */
+    if (!s->stopping)
+        arm_accept(s, ai);
 }
 
 static void arm_tick(struct shard *s)
@@ -374,17 +405,9 @@ static void dispatch(struct shard *s, struct io_uring_cqe *cqe)
     uint64_t ud = cqe->user_data;
     int res = cqe->res;
     switch (ud_tag(ud)) {
-    case UD_ACCEPT: {
-        uint32_t li = (uint32_t)(ud >> 4);
-        if (res >= 0)
-            conn_accepted(s, (uint32_t)res, (uint8_t)li);
-        else if (res != -ECANCELED)
-            log_ratelimited(LOG_LEVEL_WARN, "accept on %s: %s", s->cfg->listeners[li].name,
-                            strerror(-res));
-        if (!(cqe->flags & IORING_CQE_F_MORE) && !s->stopping)
-            arm_accept(s, li);
+    case UD_ACCEPT:
+        on_accept(s, (uint32_t)(ud >> 4), res);
         break;
-    }
     case UD_RECV:
         conn_on_recv(s, ud_ptr(ud), res, cqe->flags);
         break;
@@ -494,8 +517,13 @@ static int shard_init(struct shard *s)
         }
         arm_plugin(s);
     }
-    for (uint32_t li = 0; li < s->cfg->nlisteners; li++)
-        arm_accept(s, li);
+    s->accepts = calloc((size_t)s->cfg->nlisteners * SHARD_ACCEPTS + 1, sizeof(*s->accepts));
+    if (!s->accepts) {
+        log_err("out of memory starting shard %u", s->id);
+        return -ENOMEM;
+    }
+    for (uint32_t ai = 0; ai < s->cfg->nlisteners * SHARD_ACCEPTS; ai++)
+        arm_accept(s, ai);
     arm_tick(s);
     arm_stop(s);
     io_uring_submit(&s->ring);
@@ -517,6 +545,9 @@ static void shard_fini(struct shard *s)
             memset(&s->bufs, 0, sizeof(s->bufs));
         }
     }
+    /* The ring is gone: no accept can write into a slot any more. */
+    free(s->accepts);
+    s->accepts = NULL;
     /* Calls still pending are abandoned; the ops they held on connections
      * no longer matter since every connection is freed below. */
     plugin_port_destroy(s->port);

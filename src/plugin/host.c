@@ -277,6 +277,8 @@ static int load_one(struct plugin_host *h, const struct plugin_spec *s, struct p
         h->settings = pl;
     if (t->kinds & RINGMQ_KIND_THROTTLE)
         h->has_throttle = true;
+    if (t->kinds & RINGMQ_KIND_EVENTS)
+        h->has_events = true;
     return 0;
 }
 
@@ -331,6 +333,11 @@ bool plugin_host_has_auth(const struct plugin_host *h)
 bool plugin_host_has_throttle(const struct plugin_host *h)
 {
     return h->has_throttle;
+}
+
+bool plugin_host_has_events(const struct plugin_host *h)
+{
+    return h->has_events;
 }
 
 void plugin_host_reload(struct plugin_host *h)

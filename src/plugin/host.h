@@ -58,6 +58,9 @@ void plugin_host_destroy(struct plugin_host *h);
 
 bool plugin_host_has_auth(const struct plugin_host *h);
 bool plugin_host_has_throttle(const struct plugin_host *h);
+/* True when an EVENTS plugin is loaded: callers skip building an event
+ * (time, address text) otherwise. */
+bool plugin_host_has_events(const struct plugin_host *h);
 
 /* Every plugin's reload (SIGHUP), in load order; then the generation
  * changes, so that shards drop the verdicts they cached before it. */

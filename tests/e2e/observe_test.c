@@ -139,17 +139,21 @@ Test(observe, events_log_records_connects_and_disconnects)
     FILE *f = fopen(log, "r");
     cr_assert_not_null(f);
     char line[1024];
-    int connected = 0, disconnected = 0;
+    int connected = 0, disconnected = 0, with_addr = 0;
     while (fgets(line, sizeof(line), f)) {
         if (!strstr(line, "\"ev-client\""))
             continue;
-        connected += strstr(line, "\"connected\"") != NULL;
+        bool is_connected = strstr(line, "\"connected\"") != NULL;
+        connected += is_connected;
         disconnected += strstr(line, "\"disconnected\"") != NULL;
+        /* The client connects from 127.0.0.1: plain IPv4, not ::ffff:. */
+        with_addr += is_connected && strstr(line, "\"remote_addr\":\"127.0.0.1\"") != NULL;
     }
     fclose(f);
     unlink(log);
     cr_assert_eq(connected, 1);
     cr_assert_eq(disconnected, 1);
+    cr_assert_eq(with_addr, 1, "the connected event carries the client's address");
 }
 
 /* ringmqd with quota_static limiting the global tenant by `limit`

@@ -355,7 +355,8 @@ static struct ringmq_call *call_no(uintptr_t n)
     return (struct ringmq_call *)n; /* opaque to the plugin: any distinct pointer */
 }
 
-static void authenticate(uintptr_t call, const char *user, const char *pw, size_t pw_len)
+static void authenticate_from(uintptr_t call, const char *user, const char *pw, size_t pw_len,
+                              const char *addr, uint16_t port)
 {
     struct ringmq_connect_info info = {
         .protocol_version = 5,
@@ -364,11 +365,16 @@ static void authenticate(uintptr_t call, const char *user, const char *pw, size_
         .username = {(const uint8_t *)user, user ? strlen(user) : 0},
         .has_password = pw != NULL,
         .password = {(const uint8_t *)pw, pw_len},
-        .remote_addr = "127.0.0.1",
-        .remote_port = 40000,
+        .remote_addr = addr,
+        .remote_port = port,
         .listener = "default",
     };
     plug->authenticate(state, call_no(call), &info);
+}
+
+static void authenticate(uintptr_t call, const char *user, const char *pw, size_t pw_len)
+{
+    authenticate_from(call, user, pw, pw_len, "127.0.0.1", 40000);
 }
 
 static void check(uintptr_t call, enum ringmq_action action, const char *topic)
@@ -437,6 +443,21 @@ Test(auth_http, allow_gives_tenant_and_user_id_from_another_thread)
     cr_assert_not_null(strstr(srv.last_body, "\"client_id\":\"dev-1\""), "%s", srv.last_body);
     cr_assert_not_null(strstr(srv.last_body, "\"protocol\":5"), "%s", srv.last_body);
     cr_assert_not_null(strstr(srv.last_body, "\"listener\":\"default\""), "%s", srv.last_body);
+    /* The documented order, ending with the client's address and port. */
+    cr_assert_not_null(strstr(srv.last_body, "\"listener\":\"default\",\"remote_addr\":"
+                                             "\"127.0.0.1\",\"remote_port\":40000}"),
+                       "%s", srv.last_body);
+    pthread_mutex_unlock(&srv.lock);
+}
+
+Test(auth_http, unknown_remote_address_is_null)
+{
+    start_with(NULL, NULL, NULL);
+    authenticate_from(1, "alice", "pw", 2, NULL, 0);
+    cr_assert_eq(wait_done(1).decision, RINGMQ_AUTH_ALLOW);
+    pthread_mutex_lock(&srv.lock);
+    cr_assert_not_null(strstr(srv.last_body, "\"remote_addr\":null,\"remote_port\":null}"), "%s",
+                       srv.last_body);
     pthread_mutex_unlock(&srv.lock);
 }
 
@@ -573,6 +594,14 @@ Test(auth_http, cache_hit_answers_synchronously_without_http)
     authenticate(5, "alice", "pw2", 3);
     cr_assert_eq(wait_done(5).decision, RINGMQ_AUTH_ALLOW);
     cr_assert_eq(server_requests(), 3);
+    /* A reconnect comes from a new port: still the same key. */
+    authenticate_from(6, "alice", "pw2", 3, "127.0.0.1", 40001);
+    cr_assert_eq(completions(), 6);
+    cr_assert_eq(server_requests(), 3);
+    /* Another address is another key: the server may decide by address. */
+    authenticate_from(7, "alice", "pw2", 3, "::1", 40001);
+    cr_assert_eq(wait_done(7).decision, RINGMQ_AUTH_ALLOW);
+    cr_assert_eq(server_requests(), 4);
 }
 
 Test(auth_http, cache_off_asks_every_time)
