@@ -28,7 +28,7 @@ struct plugin_host {
     struct plugin_loaded *auth;     /* the AUTH plugin or NULL */
     struct plugin_loaded *settings; /* the first SETTINGS plugin or NULL */
     bool has_throttle;
-    bool has_events; /* an EVENTS plugin is loaded: worth building events */
+    bool has_events;     /* an EVENTS plugin is loaded: worth building events */
     uint32_t generation; /* bumped by every reload (atomic) */
 };
 
