@@ -200,6 +200,24 @@ static uint64_t rate_total(struct shard *s, struct tenant *t, enum rate_kind k)
     return w->count + w->others;
 }
 
+/* Every shard holds a replica of the retained messages, each a few
+ * messages behind the shards that published them: the largest is the best
+ * guess of the tenant's use (this shard's own publishes included at once). */
+static uint64_t retained_max(struct shard *s, struct tenant *t, bool bytes)
+{
+    uint64_t most = 0;
+    for (uint32_t i = 0; i < s->broker->nshards; i++) {
+        struct tenant *o = __atomic_load_n(&s->broker->shards[i]->tenants[t->id], __ATOMIC_ACQUIRE);
+        if (!o)
+            continue;
+        uint64_t v =
+            __atomic_load_n(bytes ? &o->ctr.retained_bytes : &o->ctr.retained, __ATOMIC_RELAXED);
+        if (v > most)
+            most = v;
+    }
+    return most;
+}
+
 static const enum rate_kind rate_of[RINGMQ_RES_COUNT] = {
     [RINGMQ_RES_CONNECT_RATE] = RATE_CONNECTS,
     [RINGMQ_RES_BYTES_IN_RATE] = RATE_BYTES_IN,
@@ -241,10 +259,10 @@ bool observe_throttle(struct shard *s, struct tenant *t, enum ringmq_resource r,
             current = sum.shared_subscriptions;
             break;
         case RINGMQ_RES_RETAINED:
-            current = sum.retained;
+            current = retained_max(s, t, false);
             break;
         case RINGMQ_RES_RETAINED_BYTES:
-            current = sum.retained_bytes;
+            current = retained_max(s, t, true);
             break;
         default:
             break;
