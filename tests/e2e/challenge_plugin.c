@@ -4,11 +4,13 @@
  * else -> bad credentials. Re-authentication: "hello" -> "challenge" ->
  * "response" -> allow. Without a method: allow. Every allow puts the client
  * in tenant "acme" with attributes role=limited, team=blue and CONNACK user
- * properties welcome=acme, plan=gold. Permission checks: CONNECT with
+ * properties welcome=acme, plan=gold and, without a method, peer="<remote
+ * address> <remote port>" as the broker gave them. Permission checks: CONNECT with
  * client id "banned-id", UNSUBSCRIBE from a filter under "locked/" and,
  * for role=limited, PUBLISH under "ro/" are denied, the rest granted. Answers come from a thread of
  * the plugin's own, as a real provider's would. */
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -20,6 +22,7 @@ struct job {
     struct ringmq_call *call;
     enum ringmq_auth_decision decision;
     const char *data;
+    char peer[80]; /* "<remote_addr> <remote_port>" of a CONNECT */
 };
 
 static void *answer(void *arg)
@@ -29,14 +32,14 @@ static void *answer(void *arg)
     memset(&r, 0, sizeof(r));
     r.auth.decision = j->decision;
     static const struct ringmq_kv attrs[] = {{"role", "limited"}, {"team", "blue"}};
-    static const struct ringmq_kv users[] = {{"welcome", "acme"}, {"plan", "gold"}};
+    const struct ringmq_kv users[] = {{"welcome", "acme"}, {"plan", "gold"}, {"peer", j->peer}};
     if (j->decision == RINGMQ_AUTH_ALLOW) {
         r.auth.tenant = "acme";
         r.auth.user_id = "chal-user";
         r.auth.attributes = attrs;
         r.auth.n_attributes = 2;
         r.auth.user_properties = users;
-        r.auth.n_user_properties = 2;
+        r.auth.n_user_properties = j->peer[0] ? 3 : 2;
     }
     if (j->data)
         r.auth.auth_data = (struct ringmq_bytes){(const uint8_t *)j->data, strlen(j->data)};
@@ -45,13 +48,22 @@ static void *answer(void *arg)
     return NULL;
 }
 
-static void reply(struct ringmq_call *call, enum ringmq_auth_decision d, const char *data)
+static void reply_peer(struct ringmq_call *call, enum ringmq_auth_decision d, const char *data,
+                       const struct ringmq_connect_info *info)
 {
     struct job *j = malloc(sizeof(*j));
-    *j = (struct job){call, d, data};
+    *j = (struct job){call, d, data, ""};
+    if (info) /* borrowed: copied before the thread answers */
+        snprintf(j->peer, sizeof(j->peer), "%s %u",
+                 info->remote_addr ? info->remote_addr : "(null)", (unsigned)info->remote_port);
     pthread_t t;
     pthread_create(&t, NULL, answer, j);
     pthread_detach(t);
+}
+
+static void reply(struct ringmq_call *call, enum ringmq_auth_decision d, const char *data)
+{
+    reply_peer(call, d, data, NULL);
 }
 
 static bool is(struct ringmq_bytes b, const char *s)
@@ -81,7 +93,7 @@ static void authenticate(void *state, struct ringmq_call *call,
 {
     (void)state;
     if (info->auth_method.len == 0)
-        reply(call, RINGMQ_AUTH_ALLOW, NULL);
+        reply_peer(call, RINGMQ_AUTH_ALLOW, NULL, info);
     else if (!is(info->auth_method, "plugin-chal"))
         reply(call, RINGMQ_AUTH_BAD_METHOD, NULL);
     else if (is(info->auth_data, "hello"))

@@ -164,7 +164,7 @@ Test(enhanced_auth, auth_attributes_reach_checks_and_user_properties_reach_conna
         int fd = v5_connect(&b, &o, NULL, NULL, &pk);
         cr_assert_eq(pk.type, T_CONNACK);
         cr_assert_eq(pk.reason, 0);
-        cr_assert_eq(v5_prop_count(&pk, P_USER_PROPERTY), 2);
+        cr_assert_eq(v5_prop_count(&pk, P_USER_PROPERTY), 3);
         const struct v5_prop *u = v5_prop(&pk, P_USER_PROPERTY, 0);
         cr_assert(u->len == 7 && !memcmp(u->data, "welcome", 7) && u->len2 == 4 &&
                   !memcmp(u->data2, "acme", 4));

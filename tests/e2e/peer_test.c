@@ -1,11 +1,11 @@
-/* E2E, the client's address as the auth plugin sees it: a test plugin
- * (peer_plugin.c) refuses every client with the reason string
- * "<remote_addr> <remote_port>", and raw MQTT 5.0 sockets bound to a known
- * source compare it with their own address and port: IPv4 from 127.0.0.2
- * (shown as plain IPv4, not ::ffff:), IPv6 from ::1 on a second listener,
- * and, with four shards, clients whose session lives on another shard than
- * the one that accepted them (authentication runs on the home shard, so
- * the address must travel with the moved connection). ringmqd only. */
+/* E2E, the client's address as the auth plugin sees it: the test plugin
+ * (challenge_plugin.c) allows every client and returns "<remote_addr>
+ * <remote_port>" as the CONNACK user property "peer", and raw MQTT 5.0
+ * sockets bound to a known source compare it with their own address and
+ * port: IPv4 from 127.0.0.2 (shown as plain IPv4, not ::ffff:), IPv6 from
+ * ::1 on a second listener. Authentication runs on the shard that accepted
+ * the connection; with four shards most clients then move to their home
+ * shard, which writes the CONNACK with what the plugin said. ringmqd only. */
 #include "harness_v5.h"
 
 #include <arpa/inet.h>
@@ -28,12 +28,12 @@ static void start(const char *extra1, const char *extra2)
     if (e2e_mosquitto())
         cr_skip_test("ringmq plugins");
     static char set_path[300];
-    snprintf(set_path, sizeof(set_path), "plugin.peer.path=%s", getenv("RINGMQ_PEER_SO"));
+    snprintf(set_path, sizeof(set_path), "plugin.peer.path=%s", getenv("RINGMQ_CHALLENGE_SO"));
     broker_start(&b, set_path, extra1, extra2, NULL);
 }
 
 /* Connects from `src` (port 0: the kernel picks) to `dst`, sends a 5.0
- * CONNECT with client id `id` and returns the CONNACK's Reason String in
+ * CONNECT with client id `id` and returns the CONNACK's user property in
  * `peer`; *src_port gets the port the socket got. */
 static void connect_from(struct sockaddr *src, struct sockaddr *dst, socklen_t len, const char *id,
                          char *peer, size_t peer_len, unsigned *src_port)
@@ -56,12 +56,12 @@ static void connect_from(struct sockaddr *src, struct sockaddr *dst, socklen_t l
     pkt_connect5(&p, &o, NULL, NULL);
     cr_assert(raw_send_pkt(fd, &p) == 0);
     v5_expect(fd, T_CONNACK, &pk);
-    cr_assert_eq(pk.reason, 0x87, "%s: CONNACK 0x%02x, want the plugin's 0x87", id, pk.reason);
-    const struct v5_prop *rs = v5_prop(&pk, P_REASON_STRING, 0);
-    cr_assert_not_null(rs, "%s: no reason string in CONNACK", id);
-    cr_assert(rs->len < peer_len);
-    memcpy(peer, rs->data, rs->len);
-    peer[rs->len] = 0;
+    cr_assert_eq(pk.reason, 0, "%s: CONNACK 0x%02x", id, pk.reason);
+    const struct v5_prop *up = v5_prop(&pk, P_USER_PROPERTY, 2);
+    cr_assert(up && up->len == 4 && !memcmp(up->data, "peer", 4), "%s: no user property peer", id);
+    cr_assert(up->len2 < peer_len);
+    memcpy(peer, up->data2, up->len2);
+    peer[up->len2] = 0;
     close(fd);
 }
 
