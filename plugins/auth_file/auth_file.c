@@ -9,7 +9,11 @@
  * authenticate copies the user name and password into a job for a pool of
  * the plugin's own threads (pool.c), which verify and complete the call.
  * Everything else (no user name, enhanced auth, a full queue, ACL checks)
- * is answered at once on the shard thread. fini completes every job still
+ * is answered at once on the shard thread, and so are credentials that
+ * verified within cache_seconds (vcache.c: a keyed digest of successes
+ * only, bound to the stored hash); a worker consults that cache too before
+ * hashing, so a burst of CONNECTs by one user costs one PBKDF2 per worker
+ * rather than one each. fini completes every job still
  * queued with an error and joins the threads before it returns: the host
  * forbids completing after fini.
  *
@@ -35,11 +39,19 @@
 #include "acl.h"
 #include "pool.h"
 #include "pwhash.h"
+#include "vcache.h"
 
 #define DEFAULT_WORKERS   2u
 #define MAX_WORKERS       64u
 #define DEFAULT_MAX_QUEUE 1000u
 #define MAX_MAX_QUEUE     1000000u
+/* Two minutes: long enough for a fleet's reconnect wave or a benchmark's
+ * connection ramp, short enough that a password is re-checked often. */
+#define DEFAULT_CACHE_SECONDS 120u
+#define MAX_CACHE_SECONDS     86400u
+/* 4096 x 40 bytes: 160 KiB, as many distinct users as a busy minute sees. */
+#define DEFAULT_CACHE_ENTRIES 4096u
+#define MAX_CACHE_ENTRIES     1048576u
 /* Queue-full warnings: at most one per this many milliseconds, since a
  * connect storm would otherwise turn into a log storm. */
 #define QUEUE_FULL_LOG_MS 10000u
@@ -69,6 +81,9 @@ struct auth_file {
     struct tables *cur;
     unsigned long workers;
     unsigned long max_queue;
+    unsigned long cache_seconds;
+    unsigned long cache_entries;
+    struct vcache *cache;                   /* NULL: cache_seconds 0, every CONNECT is hashed */
     struct pool *pool;                      /* NULL until init has built everything it needs */
     atomic_uint_fast64_t queue_full;        /* CONNECTs refused for a full queue */
     atomic_uint_fast64_t queue_full_log_ms; /* last warning; 0: none yet */
@@ -230,6 +245,31 @@ static void complete_auth(const struct auth_file *st, struct ringmq_call *call,
     st->host->complete(call, &res);
 }
 
+/* The hash a cache entry for `u` is bound to, or NULL where the cache must
+ * not answer: no cache, unknown user (they keep paying the dummy hash),
+ * locked account, no password. */
+static const char *cache_hash(const struct auth_file *st, const struct user *u, bool has_password)
+{
+    if (!st->cache || !u || !has_password || u->f.hash[0] == '!')
+        return NULL;
+    return u->f.hash;
+}
+
+/* Shard or worker thread: when these credentials verified against `u`'s
+ * current hash within cache_seconds, answer ALLOW and return true. `u` is
+ * borrowed from tables the caller holds until this returns (tenant and user
+ * id point into them and complete() copies them). */
+static bool complete_from_cache(struct auth_file *st, struct ringmq_call *call,
+                                const struct user *u, bool has_password, const uint8_t *pw,
+                                size_t pw_len)
+{
+    const char *hash = cache_hash(st, u, has_password);
+    if (!hash || !vcache_lookup(st->cache, hash, pw, pw_len, st->host->now_ms()))
+        return false;
+    complete_auth(st, call, RINGMQ_AUTH_ALLOW, u->f.tenant, u->f.user_id, NULL);
+    return true;
+}
+
 /* Worker thread: one PBKDF2, then the verdict. Known or not, every user name
  * costs a hash (the dummy one for strangers), so the time to a refusal does
  * not tell which users exist. */
@@ -243,6 +283,12 @@ static void verify_and_complete(struct auth_file *st, struct ringmq_call *call, 
      * returns, because tenant and user id point into the tables. */
     struct tables *t = tables_acquire(st);
     const struct user *u = strmap_get(&t->users, (const char *)user, user_len);
+    /* Queued behind another CONNECT with the same credentials (a fleet or
+     * a benchmark connecting at once), which a worker verified meanwhile. */
+    if (complete_from_cache(st, call, u, has_password, pw, pw_len)) {
+        tables_release(t);
+        return;
+    }
     const char *hash = u ? u->f.hash : st->dummy_hash;
     bool locked = hash[0] == '!';
     int v = pwhash_verify(locked ? hash + 1 : hash, has_password ? pw : NULL,
@@ -256,6 +302,12 @@ static void verify_and_complete(struct auth_file *st, struct ringmq_call *call, 
     } else if (locked) {
         complete_auth(st, call, RINGMQ_AUTH_NOT_AUTHORIZED, NULL, NULL, "account locked");
     } else {
+        /* Before complete(): the client's next CONNECT, or one queued
+         * behind this, must find it. Only successes are cached, so every
+         * wrong guess still costs a PBKDF2. */
+        const char *h = cache_hash(st, u, has_password);
+        if (h)
+            vcache_insert(st->cache, h, pw, pw_len, st->host->now_ms());
         complete_auth(st, call, RINGMQ_AUTH_ALLOW, u->f.tenant, u->f.user_id, NULL);
     }
     tables_release(t);
@@ -314,6 +366,7 @@ static void auth_file_fini(void *state)
      * (they hold table references and read dummy_hash), and then no thread
      * of ours is left to complete a call. */
     pool_destroy(st->pool);
+    vcache_destroy(st->cache);
     if (st->cur)
         tables_release(st->cur);
     pthread_mutex_destroy(&st->lock);
@@ -358,6 +411,8 @@ static int auth_file_init(const struct ringmq_host *host, const struct ringmq_kv
     st->host = host;
     st->workers = DEFAULT_WORKERS;
     st->max_queue = DEFAULT_MAX_QUEUE;
+    st->cache_seconds = DEFAULT_CACHE_SECONDS;
+    st->cache_entries = DEFAULT_CACHE_ENTRIES;
     atomic_init(&st->queue_full, 0);
     atomic_init(&st->queue_full_log_ms, 0);
     pthread_mutex_init(&st->lock, NULL);
@@ -379,11 +434,16 @@ static int auth_file_init(const struct ringmq_host *host, const struct ringmq_kv
             rc = set_number(&st->workers, k, v, 1, MAX_WORKERS, err, errlen);
         } else if (strcmp(k, "max_queue") == 0) {
             rc = set_number(&st->max_queue, k, v, 1, MAX_MAX_QUEUE, err, errlen);
+        } else if (strcmp(k, "cache_seconds") == 0) {
+            rc = set_number(&st->cache_seconds, k, v, 0, MAX_CACHE_SECONDS, err, errlen);
+        } else if (strcmp(k, "cache_entries") == 0) {
+            rc = set_number(&st->cache_entries, k, v, 1, MAX_CACHE_ENTRIES, err, errlen);
         } else {
             /* A typo in a security setting must not be silently ignored. */
             snprintf(err, errlen,
                      "unknown key '%s' (known: password_file, acl_file, "
-                     "allow_anonymous_tenant, workers, max_queue)",
+                     "allow_anonymous_tenant, workers, max_queue, cache_seconds, "
+                     "cache_entries)",
                      k);
             rc = -EINVAL;
         }
@@ -403,6 +463,12 @@ static int auth_file_init(const struct ringmq_host *host, const struct ringmq_kv
     }
     if (rc == 0)
         rc = tables_load(st, &st->cur, err, errlen);
+    if (rc == 0 && st->cache_seconds > 0) {
+        rc = vcache_create(st->cache_entries, (uint64_t)st->cache_seconds * 1000u, &st->cache);
+        if (rc != 0)
+            snprintf(err, errlen, "cannot create the cache (cache_entries %lu): %s",
+                     st->cache_entries, strerror(-rc));
+    }
     if (rc == 0) {
         /* Last: the workers read everything set up above. */
         rc = pool_create("auth_file", (unsigned)st->workers, st->max_queue, job_run, job_cancel, st,
@@ -434,6 +500,13 @@ static void auth_file_reload(void *state)
     pthread_mutex_unlock(&st->lock);
     /* Jobs verifying right now hold their own reference to `old`. */
     tables_release(old);
+    /* Entries are bound to the hash they verified against, so a changed
+     * password already misses; emptying costs one PBKDF2 per user and
+     * leaves nothing to reason about. A worker that verified against `old`
+     * may still insert after this: bound to the old hash, that entry only
+     * matches if the file kept that hash. */
+    if (st->cache)
+        vcache_clear(st->cache);
     st->host->log(RINGMQ_LOG_INFO, "reloaded %zu users%s", t->n_users,
                   t->acl ? " and the ACL file" : "");
 }
@@ -471,6 +544,16 @@ static void auth_file_authenticate(void *state, struct ringmq_call *call,
         else
             complete_auth(st, call, RINGMQ_AUTH_BAD_CREDENTIALS, NULL, NULL, "user name required");
         return;
+    }
+    if (st->cache) {
+        struct tables *t = tables_acquire(st);
+        const struct user *u =
+            strmap_get(&t->users, (const char *)info->username.p, info->username.len);
+        bool done = complete_from_cache(st, call, u, info->has_password, info->password.p,
+                                        info->password.len);
+        tables_release(t);
+        if (done)
+            return;
     }
     /* Unknown users are queued too: see verify_and_complete. */
     struct auth_job *job = job_create(call, info);

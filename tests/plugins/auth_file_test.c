@@ -55,9 +55,10 @@ static char pw_path[256], acl_path[256];
 #define AUTH_FIRST_CALL 512
 static int next_call;
 
-/* workers / max_queue: NULL for the plugin's default. */
-static void start_with(const char *acl_content, const char *anon, const char *workers,
-                       const char *max_queue)
+/* `extra`: keys after password_file (workers, max_queue, cache_*), n_extra
+ * of them; the plugin's defaults for the rest. */
+static void start_with(const char *acl_content, const char *anon, const struct ringmq_kv *extra,
+                       size_t n_extra)
 {
     fake_reset();
     next_call = AUTH_FIRST_CALL;
@@ -65,12 +66,11 @@ static void start_with(const char *acl_content, const char *anon, const char *wo
     cr_assert_eq(plug->kinds, RINGMQ_KIND_AUTH);
     fake_path("passwd", pw_path, sizeof(pw_path));
     fake_write_file(pw_path, users);
-    struct ringmq_kv kv[5] = {{"password_file", pw_path}};
+    struct ringmq_kv kv[8] = {{"password_file", pw_path}};
     size_t n = 1;
-    if (workers)
-        kv[n++] = (struct ringmq_kv){"workers", workers};
-    if (max_queue)
-        kv[n++] = (struct ringmq_kv){"max_queue", max_queue};
+    cr_assert_leq(n_extra, 5);
+    for (size_t i = 0; i < n_extra; i++)
+        kv[n++] = extra[i];
     if (acl_content) {
         fake_path("acl", acl_path, sizeof(acl_path));
         fake_write_file(acl_path, acl_content);
@@ -85,7 +85,7 @@ static void start_with(const char *acl_content, const char *anon, const char *wo
 
 static void start(const char *acl_content, const char *anon)
 {
-    start_with(acl_content, anon, NULL, NULL);
+    start_with(acl_content, anon, NULL, 0);
 }
 
 static void stop(void)
@@ -508,7 +508,8 @@ static void *caller_main(void *arg)
 
 static void setup_three_workers(void)
 {
-    start_with(acl, NULL, "3", NULL);
+    static const struct ringmq_kv kv[] = {{"workers", "3"}};
+    start_with(acl, NULL, kv, 1);
 }
 
 Test(auth_file_workers, concurrent_callers_each_get_their_verdict_exactly_once,
@@ -541,9 +542,14 @@ Test(auth_file_workers, concurrent_callers_each_get_their_verdict_exactly_once,
     fake_assert_no_leaks();
 }
 
+/* These tests queue the same credentials behind a held worker, which has
+ * already cached them: without cache_seconds 0 the CONNECTs meant to wait
+ * in the queue would be answered from the cache. */
 static void setup_one_worker_queue_two(void)
 {
-    start_with(acl, NULL, "1", "2");
+    static const struct ringmq_kv kv[] = {
+        {"workers", "1"}, {"max_queue", "2"}, {"cache_seconds", "0"}};
+    start_with(acl, NULL, kv, 3);
 }
 
 Test(auth_file_workers, full_queue_is_refused_at_once_without_blocking,
@@ -582,7 +588,8 @@ static void *fini_main(void *st)
 
 static void setup_one_worker(void)
 {
-    start_with(acl, NULL, "1", NULL);
+    static const struct ringmq_kv kv[] = {{"workers", "1"}, {"cache_seconds", "0"}};
+    start_with(acl, NULL, kv, 2);
 }
 
 Test(auth_file_workers, fini_answers_queued_calls_and_waits_for_the_running_one,
