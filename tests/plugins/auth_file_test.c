@@ -25,6 +25,9 @@
     "$pbkdf2-sha256$10000$c2FsdC1zYWx0LXNhbHQtcw==$ZI11yZL7DorNEMnlT9ubURZkSLI5XzxmqTP89aV7yLU="
 #define H_WEAK_9999                                                                                \
     "$pbkdf2-sha256$9999$c2FsdC1zYWx0LXNhbHQtcw==$YV0vWcfnt1wKYfpqpl4j/fi4DgmafK+X9pkEmg8kCC0="
+/* The empty password: a CONNECT with a password flag and no bytes. */
+#define H_EMPTY_PW                                                                                 \
+    "$pbkdf2-sha256$10000$ZW1wdHktcHctc2FsdC0xNg==$Ku/LLZBWnT+H+IblAVkwjZnQPRk+kffttnMftTOCMHc="
 #define H_NEW_SECRET                                                                               \
     "$pbkdf2-sha256$10000$YW5vdGhlci1zYWx0LTEyMw==$scAKjQFEtKFHzB5GrikiFh6hUki5XPaH0lRST4MvZzU="
 
@@ -33,7 +36,8 @@ static const char users[] = "# test users\n"
                             "\n"
                             "bob:globex::" H_BOB_HUNTER2 "\n"
                             "carol:acme:carol:!" H_LOCKED_PW "\n"
-                            "weak:acme:weak:" H_WEAK_9999 "\n";
+                            "weak:acme:weak:" H_WEAK_9999 "\n"
+                            "empty:acme:empty:" H_EMPTY_PW "\n";
 
 static const char acl[] = "[tenant acme]\n"
                           "topic read public/#\n"
@@ -681,5 +685,224 @@ Test(auth_file_init, bad_workers_and_max_queue_values_fail_with_a_message, .fini
     void *st;
     char err[256];
     cr_assert_eq(fake_init(p, edge, 3, &st, err, sizeof(err)), 0, "%s", err);
+    p->fini(st);
+}
+
+/* ---- the cache of verified credentials ----
+ *
+ * Where a verdict came from is told by the thread that completed the call,
+ * never by timing: a cache hit completes inside authenticate, on the
+ * caller's thread; a worker completes on its own thread. Call numbers from
+ * 0 are used directly (auth() numbers its own from AUTH_FIRST_CALL). */
+
+/* CONNECT `i` and return what it got, insisting it was answered inside the
+ * call, on this thread: the cache. */
+static struct fake_call_rec auth_inline(int i, const char *user, const char *pw)
+{
+    auth_start(i, user, pw);
+    struct fake_call_rec r = fake_call_get(i);
+    cr_assert_eq(r.completions, 1, "call %d (%s) not answered before authenticate returned", i,
+                 user);
+    cr_assert(pthread_equal(r.thread, pthread_self()), "call %d answered on another thread", i);
+    return r;
+}
+
+/* CONNECT `i`, wait, and insist a worker answered it: no cache. */
+static struct fake_call_rec auth_worker(int i, const char *user, const char *pw)
+{
+    auth_start(i, user, pw);
+    struct fake_call_rec r = fake_wait_call(i);
+    cr_assert_eq(r.completions, 1, "call %d completed %d times", i, r.completions);
+    cr_assert_not(pthread_equal(r.thread, pthread_self()),
+                  "call %d (%s) answered on the caller's thread", i, user);
+    return r;
+}
+
+/* Ten minutes: the expiry test's hits keep a minute of real time in hand. */
+static void setup_cache_600s(void)
+{
+    static const struct ringmq_kv kv[] = {{"cache_seconds", "600"}};
+    start_with(acl, NULL, kv, 1);
+}
+
+TestSuite(auth_file_cache, .init = setup_cache_600s, .fini = stop);
+
+Test(auth_file_cache, second_connect_is_answered_on_the_calling_thread)
+{
+    /* Held: a first CONNECT answered inside the call would be recorded at
+     * once; from a worker it waits at the gate. */
+    fake_hold(0);
+    auth_start(0, "alice", "secret");
+    cr_assert_eq(fake_call_get(0).completions, 0, "first CONNECT answered from nothing");
+    fake_wait_held(1);
+    fake_open_gate();
+    struct fake_call_rec r = fake_wait_call(0);
+    cr_assert_eq(r.decision, RINGMQ_AUTH_ALLOW);
+    cr_assert_not(pthread_equal(r.thread, pthread_self()));
+
+    r = auth_inline(1, "alice", "secret");
+    cr_assert_eq(r.decision, RINGMQ_AUTH_ALLOW);
+    cr_assert_str_eq(r.tenant, "acme");
+    cr_assert_str_eq(r.user_id, "u-alice");
+    cr_assert_not(r.has_reason);
+
+    /* A second user has an entry of its own, with its own tenant and the
+     * user name as user id. */
+    r = auth_worker(2, "bob", "hunter2");
+    cr_assert_eq(r.decision, RINGMQ_AUTH_ALLOW);
+    r = auth_inline(3, "bob", "hunter2");
+    cr_assert_eq(r.decision, RINGMQ_AUTH_ALLOW);
+    cr_assert_str_eq(r.tenant, "globex");
+    cr_assert_str_eq(r.user_id, "bob");
+    r = auth_inline(4, "alice", "secret");
+    cr_assert_str_eq(r.tenant, "acme");
+}
+
+Test(auth_file_cache, failures_are_never_answered_from_the_cache)
+{
+    cr_assert_eq(auth_worker(0, "alice", "secret").decision, RINGMQ_AUTH_ALLOW);
+    cr_assert_eq(auth_inline(1, "alice", "secret").decision, RINGMQ_AUTH_ALLOW);
+    /* Wrong, twice: each costs a PBKDF2 on a worker. */
+    for (int i = 2; i <= 3; i++) {
+        struct fake_call_rec r = auth_worker(i, "alice", "Secret");
+        cr_assert_eq(r.decision, RINGMQ_AUTH_BAD_CREDENTIALS);
+        cr_assert_not(r.has_tenant);
+    }
+    /* Prefixes and extensions of the cached password, no password, and
+     * another user presenting alice's password. */
+    cr_assert_eq(auth_worker(4, "alice", "secre").decision, RINGMQ_AUTH_BAD_CREDENTIALS);
+    cr_assert_eq(auth_worker(5, "alice", "secret\n").decision, RINGMQ_AUTH_BAD_CREDENTIALS);
+    cr_assert_eq(auth_worker(6, "alice", NULL).decision, RINGMQ_AUTH_BAD_CREDENTIALS);
+    cr_assert_eq(auth_worker(7, "bob", "secret").decision, RINGMQ_AUTH_BAD_CREDENTIALS);
+    cr_assert_eq(auth_worker(8, "mallory", "secret").decision, RINGMQ_AUTH_BAD_CREDENTIALS);
+    /* A locked account is never cached, even with its right password. */
+    for (int i = 9; i <= 10; i++)
+        cr_assert_eq(auth_worker(i, "carol", "locked-pw").decision, RINGMQ_AUTH_NOT_AUTHORIZED);
+    /* An empty password, once verified, is not the same as none. */
+    cr_assert_eq(auth_worker(11, "empty", "").decision, RINGMQ_AUTH_ALLOW);
+    cr_assert_eq(auth_inline(12, "empty", "").decision, RINGMQ_AUTH_ALLOW);
+    cr_assert_eq(auth_worker(13, "empty", NULL).decision, RINGMQ_AUTH_BAD_CREDENTIALS);
+    /* The failures evicted nothing. */
+    cr_assert_eq(auth_inline(14, "alice", "secret").decision, RINGMQ_AUTH_ALLOW);
+}
+
+static void setup_cache_off(void)
+{
+    static const struct ringmq_kv kv[] = {{"cache_seconds", "0"}};
+    start_with(acl, NULL, kv, 1);
+}
+
+Test(auth_file_cache, cache_seconds_0_hashes_every_connect, .init = setup_cache_off)
+{
+    for (int i = 0; i < 4; i++) {
+        struct fake_call_rec r = auth_worker(i, "alice", "secret");
+        cr_assert_eq(r.decision, RINGMQ_AUTH_ALLOW);
+        cr_assert_str_eq(r.tenant, "acme");
+    }
+}
+
+Test(auth_file_cache, reload_empties_it_and_a_new_password_replaces_the_old)
+{
+    cr_assert_eq(auth_worker(0, "alice", "secret").decision, RINGMQ_AUTH_ALLOW);
+    cr_assert_eq(auth_inline(1, "alice", "secret").decision, RINGMQ_AUTH_ALLOW);
+    /* The same file again: nothing changed, the cache is emptied anyway. */
+    plug->reload(state);
+    cr_assert_eq(auth_worker(2, "alice", "secret").decision, RINGMQ_AUTH_ALLOW);
+    cr_assert_eq(auth_inline(3, "alice", "secret").decision, RINGMQ_AUTH_ALLOW);
+
+    fake_write_file(pw_path, "alice:initech:a2:" H_NEW_SECRET "\n");
+    plug->reload(state);
+    cr_assert_eq(auth_worker(4, "alice", "secret").decision, RINGMQ_AUTH_BAD_CREDENTIALS);
+    struct fake_call_rec r = auth_worker(5, "alice", "new-secret");
+    cr_assert_eq(r.decision, RINGMQ_AUTH_ALLOW);
+    cr_assert_str_eq(r.tenant, "initech");
+    r = auth_inline(6, "alice", "new-secret");
+    cr_assert_eq(r.decision, RINGMQ_AUTH_ALLOW);
+    cr_assert_str_eq(r.tenant, "initech");
+    cr_assert_str_eq(r.user_id, "a2");
+    cr_assert_eq(auth_worker(7, "alice", "secret").decision, RINGMQ_AUTH_BAD_CREDENTIALS);
+
+    /* Locked by a reload: refused at once, whatever was cached. */
+    fake_write_file(pw_path, "alice:initech:a2:!" H_NEW_SECRET "\n");
+    plug->reload(state);
+    cr_assert_eq(auth_worker(8, "alice", "new-secret").decision, RINGMQ_AUTH_NOT_AUTHORIZED);
+}
+
+Test(auth_file_cache, entries_expire_after_cache_seconds)
+{
+    cr_assert_eq(auth_worker(0, "alice", "secret").decision, RINGMQ_AUTH_ALLOW);
+    fake_clock_advance_ms(540000);
+    cr_assert_eq(auth_inline(1, "alice", "secret").decision, RINGMQ_AUTH_ALLOW);
+    /* 600 s after the verification (and then some real time): expired; the
+     * hit above did not extend it. */
+    fake_clock_advance_ms(60000);
+    cr_assert_eq(auth_worker(2, "alice", "secret").decision, RINGMQ_AUTH_ALLOW);
+    /* Verified again: cached again, for another 600 s. */
+    fake_clock_advance_ms(540000);
+    cr_assert_eq(auth_inline(3, "alice", "secret").decision, RINGMQ_AUTH_ALLOW);
+    fake_clock_advance_ms(60000);
+    cr_assert_eq(auth_worker(4, "alice", "secret").decision, RINGMQ_AUTH_ALLOW);
+}
+
+static void setup_cache_one_entry(void)
+{
+    static const struct ringmq_kv kv[] = {{"cache_entries", "1"}};
+    start_with(acl, NULL, kv, 1);
+}
+
+Test(auth_file_cache, one_entry_shared_by_two_users_evicts_but_never_confuses,
+     .init = setup_cache_one_entry)
+{
+    cr_assert_eq(auth_worker(0, "alice", "secret").decision, RINGMQ_AUTH_ALLOW);
+    cr_assert_eq(auth_inline(1, "alice", "secret").decision, RINGMQ_AUTH_ALLOW);
+    struct fake_call_rec r = auth_worker(2, "bob", "hunter2");
+    cr_assert_eq(r.decision, RINGMQ_AUTH_ALLOW);
+    cr_assert_str_eq(r.tenant, "globex");
+    r = auth_inline(3, "bob", "hunter2");
+    cr_assert_str_eq(r.tenant, "globex");
+    /* The only slot is bob's now: alice pays a hash again, and takes it. */
+    r = auth_worker(4, "alice", "secret");
+    cr_assert_eq(r.decision, RINGMQ_AUTH_ALLOW);
+    cr_assert_str_eq(r.tenant, "acme");
+    r = auth_inline(5, "alice", "secret");
+    cr_assert_str_eq(r.tenant, "acme");
+    cr_assert_str_eq(r.user_id, "u-alice");
+    /* Neither user gets in with the other's password. */
+    cr_assert_eq(auth_worker(6, "bob", "secret").decision, RINGMQ_AUTH_BAD_CREDENTIALS);
+    cr_assert_eq(auth_worker(7, "alice", "hunter2").decision, RINGMQ_AUTH_BAD_CREDENTIALS);
+    cr_assert_eq(auth_inline(8, "alice", "secret").decision, RINGMQ_AUTH_ALLOW);
+}
+
+Test(auth_file_init, bad_cache_values_fail_with_a_message, .fini = fake_cleanup)
+{
+    char pw[256];
+    fake_write_file(fake_path("pw", pw, sizeof(pw)), users);
+    static const char *const bad_seconds[] = {"86401", "", "-1", "60s", "1.5", " 60"};
+    for (size_t i = 0; i < sizeof(bad_seconds) / sizeof(bad_seconds[0]); i++) {
+        struct ringmq_kv kv[] = {{"password_file", pw}, {"cache_seconds", bad_seconds[i]}};
+        char want[128];
+        snprintf(want, sizeof(want), "cache_seconds: expected a number from 0 to 86400, got '%s'",
+                 bad_seconds[i]);
+        init_fails(kv, 2, want);
+    }
+    static const char *const bad_entries[] = {"0",  "1048577", "",
+                                              "-4", "4k",      "99999999999999999999"};
+    for (size_t i = 0; i < sizeof(bad_entries) / sizeof(bad_entries[0]); i++) {
+        struct ringmq_kv kv[] = {{"password_file", pw}, {"cache_entries", bad_entries[i]}};
+        char want[128];
+        snprintf(want, sizeof(want), "cache_entries: expected a number from 1 to 1048576, got '%s'",
+                 bad_entries[i]);
+        init_fails(kv, 2, want);
+    }
+    /* The bounds themselves are accepted. */
+    const struct ringmq_plugin *p = fake_load(AUTH_FILE_SO);
+    struct ringmq_kv edge[] = {
+        {"password_file", pw}, {"cache_seconds", "86400"}, {"cache_entries", "1048576"}};
+    void *st;
+    char err[256];
+    cr_assert_eq(fake_init(p, edge, 3, &st, err, sizeof(err)), 0, "%s", err);
+    p->fini(st);
+    struct ringmq_kv off[] = {{"password_file", pw}, {"cache_seconds", "0"}};
+    cr_assert_eq(fake_init(p, off, 2, &st, err, sizeof(err)), 0, "%s", err);
     p->fini(st);
 }

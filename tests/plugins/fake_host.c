@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <ftw.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +34,8 @@ static struct slot {
 static int total; /* completions recorded, tracked or not */
 static int held;  /* complete() calls waiting at the gate now */
 static bool gate_open;
+/* Added to the monotonic clock: plugin threads read it outside `mu`. */
+static atomic_uint_fast64_t clock_offset_ms;
 
 static void fake_log(enum ringmq_log_level level, const char *fmt, ...)
 {
@@ -51,7 +54,13 @@ static uint64_t fake_now_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000 +
+           atomic_load(&clock_offset_ms);
+}
+
+void fake_clock_advance_ms(uint64_t ms)
+{
+    atomic_fetch_add(&clock_offset_ms, ms);
 }
 
 static void copy_str(char *dst, size_t cap, bool *has, const char *s)
@@ -133,6 +142,7 @@ void fake_reset(void)
     held = 0;
     gate_open = false;
     pthread_mutex_unlock(&mu);
+    atomic_store(&clock_offset_ms, 0);
 }
 
 struct ringmq_call *fake_call(int i)

@@ -36,6 +36,11 @@ extern const struct ringmq_host fake_host;
 extern struct fake_result fake_last;
 extern int fake_log_lines; /* log() calls so far */
 
+/* Move the host's now_ms() forward by `ms` (it is the monotonic clock plus
+ * every advance so far; fake_reset goes back to the plain clock), so a test
+ * of an expiry needs no sleep. */
+void fake_clock_advance_ms(uint64_t ms);
+
 /* dlopen `path` and return its table, asserting the ABI version. */
 const struct ringmq_plugin *fake_load(const char *path);
 
