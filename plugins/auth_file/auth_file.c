@@ -270,9 +270,9 @@ static bool complete_from_cache(struct auth_file *st, struct ringmq_call *call,
     return true;
 }
 
-/* Worker thread: one PBKDF2, then the verdict. Known or not, every user name
- * costs a hash (the dummy one for strangers), so the time to a refusal does
- * not tell which users exist. */
+/* Worker thread: one PBKDF2 (unless the cache answers), then the verdict.
+ * Known or not, every user name costs a hash (the dummy one for strangers),
+ * so the time to a refusal does not tell which users exist. */
 static void verify_and_complete(struct auth_file *st, struct ringmq_call *call, const uint8_t *user,
                                 size_t user_len, bool has_password, const uint8_t *pw,
                                 size_t pw_len)

@@ -1,8 +1,8 @@
 /*
  * A fake ringmq host for the plugin tests: loads a plugin .so with dlopen
  * exactly as ringmqd does (entry symbol, ABI version, kinds), offers the
- * host services (log, now_ms, complete) and records what complete() got,
- * copying the borrowed strings.
+ * host services (log, now_ms with a clock tests can move forward, complete)
+ * and records what complete() got, copying the borrowed strings.
  *
  * complete() may be called from any thread (plugins with their own
  * threads): everything it records is guarded by one mutex, and tests wait
