@@ -99,17 +99,25 @@ static uint8_t *put32(uint8_t *w, uint32_t v)
     return put16(put16(w, v >> 16), v & 0xffffu);
 }
 
+/* memcpy without the NULL source that an empty field has (undefined even
+ * for 0 bytes). */
+static void put_bytes(uint8_t *w, const void *p, size_t n)
+{
+    if (n)
+        memcpy(w, p, n);
+}
+
 size_t identity_pack(const struct conn_identity *id, uint8_t *out)
 {
     size_t ulen = id->user_id ? strlen(id->user_id) : 0;
     if (ulen > UINT16_MAX)
         ulen = UINT16_MAX; /* ids come from plugins; never this long in practice */
     uint8_t *w = put16(put16(out, id->tenant), (uint32_t)ulen);
-    memcpy(w, id->user_id, ulen);
+    put_bytes(w, id->user_id, ulen);
     w = put32(put16(w + ulen, id->n_attrs), id->attrs_len);
-    memcpy(w, id->attrs, id->attrs_len);
+    put_bytes(w, id->attrs, id->attrs_len);
     w = put32(put16(w + id->attrs_len, id->n_connack), id->connack_len);
-    memcpy(w, id->connack, id->connack_len);
+    put_bytes(w, id->connack, id->connack_len);
     return (size_t)(w + id->connack_len - out);
 }
 

@@ -51,7 +51,9 @@ expect_rc "non-loopback bind with allow_anonymous checks" 0 \
     --set listener.default.allow_anonymous=true --check-config
 expect_rc "missing file fails" 1 "$RINGMQD" -c "$tmp/none.ini" --check-config
 
-# Two listeners on free ports, then a clean SIGTERM.
+# Two listeners on free ports, then a clean SIGTERM. The log exists before
+# the broker starts: the background shell may open it after the first grep.
+: >"$tmp/run.log"
 "$RINGMQD" -c "$CONF" --set listener.default.port=0 --set listener.second.port=0 \
     --set server.shards=2 >"$tmp/run.log" 2>&1 &
 pid=$!
