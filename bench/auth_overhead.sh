@@ -27,10 +27,19 @@ run() { # label, extra --set arguments...
         [ $i -lt 100 ] || { echo "ringmqd did not start"; cat "$tmp/$label.log"; exit 1; }
         sleep 0.1
     done
+    # run() is called in $(...), a subshell: the EXIT trap above cannot see
+    # this pid, so the broker is stopped here whatever the bench did.
+    status=0
     taskset -c 0 "$build/bench/ringmq-bench" p2p -p "$port" -n 100 -q 0 -s 16 -d "$secs" \
-        --warmup 2 -u bench -P benchpw --json "$tmp/$label.json" >/dev/null 2>&1
+        --warmup 2 -u bench -P benchpw --json "$tmp/$label.json" >"$tmp/$label.out" 2>&1 ||
+        status=$?
     kill "$pid"
     wait "$pid" || true
+    if [ "$status" -ne 0 ]; then
+        echo "ringmq-bench failed ($label):" >&2
+        tail -5 "$tmp/$label.out" >&2
+        exit 1
+    fi
     jq -r '.received_per_s' "$tmp/$label.json"
 }
 echo "p2p QoS 0, 100 -> 100, 16 B, $secs s per run, $(date -u +%Y-%m-%d)"
