@@ -3,7 +3,10 @@
 # checks on: every PUBLISH is checked, verdicts cached per connection), one
 # run after the other on the same machine; prints both rates and the ratio.
 # The two alternate RUNS times (rates on a 2-core machine vary by tens of
-# percent between runs); the median of the ratios is reported.
+# percent between runs); the median of the ratios is reported. Also the
+# broker's CPU time per message during the measurement (steal time on a
+# shared host is not in it, so it is steadier than a rate): its ratio
+# plain / ACL is the rate the ACL build would reach on the same CPU.
 # Usage: bench/auth_overhead.sh [SECONDS] [RUNS]   (from the source root, after a build)
 set -eu
 secs=${1:-10}
@@ -31,7 +34,8 @@ run() { # label, extra --set arguments...
     # this pid, so the broker is stopped here whatever the bench did.
     status=0
     taskset -c 0 "$build/bench/ringmq-bench" p2p -p "$port" -n 100 -q 0 -s 16 -d "$secs" \
-        --warmup 2 -u bench -P benchpw --json "$tmp/$label.json" >"$tmp/$label.out" 2>&1 ||
+        --warmup 2 -u bench -P benchpw --broker-pid "$pid" --json "$tmp/$label.json" \
+        >"$tmp/$label.out" 2>&1 ||
         status=$?
     kill "$pid"
     wait "$pid" || true
@@ -40,18 +44,27 @@ run() { # label, extra --set arguments...
         tail -5 "$tmp/$label.out" >&2
         exit 1
     fi
-    jq -r '.received_per_s' "$tmp/$label.json"
+    jq -r '"\(.received_per_s) \(.broker.cpu_us_per_msg)"' "$tmp/$label.json"
 }
 echo "p2p QoS 0, 100 -> 100, 16 B, $secs s per run, $(date -u +%Y-%m-%d)"
 : >"$tmp/ratios"
+: >"$tmp/cpu_ratios"
 n=0
 while [ $n -lt "$runs" ]; do
-    plain=$(run plain)
-    acl=$(run acl --set "plugin.auth.path=$build/plugins/ringmq_auth_file.so" \
+    out=$(run plain) # an assignment: a failed run stops the script (set -e)
+    set -- $out
+    plain=$1 plain_cpu=$2
+    out=$(run acl --set "plugin.auth.path=$build/plugins/ringmq_auth_file.so" \
         --set "plugin.auth.password_file=$tmp/passwd" --set "plugin.auth.acl_file=$tmp/acl")
+    set -- $out
+    acl=$1 acl_cpu=$2
     ratio=$(awk -v a="$acl" -v p="$plain" 'BEGIN { printf "%.3f", a / p }')
-    echo "run $((n + 1)): no auth plugin $plain msg/s, auth_file + ACL $acl msg/s, ratio $ratio"
+    cpu_ratio=$(awk -v a="$acl_cpu" -v p="$plain_cpu" 'BEGIN { printf "%.3f", p / a }')
+    echo "run $((n + 1)): no auth plugin $plain msg/s ($plain_cpu us CPU/msg)," \
+        "auth_file + ACL $acl msg/s ($acl_cpu us CPU/msg), rate ratio $ratio, CPU ratio $cpu_ratio"
     echo "$ratio" >>"$tmp/ratios"
+    echo "$cpu_ratio" >>"$tmp/cpu_ratios"
     n=$((n + 1))
 done
-echo "median ratio: $(sort -n "$tmp/ratios" | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }')"
+median() { sort -n "$1" | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+echo "median rate ratio: $(median "$tmp/ratios"), median CPU ratio: $(median "$tmp/cpu_ratios")"

@@ -73,6 +73,28 @@ static long broker_rss(int pid)
     return pid > 0 ? proc_kib(path, "VmRSS") : -1;
 }
 
+/* The broker's user + system CPU seconds so far (/proc/PID/stat fields 14
+ * and 15, in clock ticks), -1 when unknown. Steal time on a shared host is
+ * not in it, which makes CPU per message steadier than a rate. */
+static double broker_cpu(int pid)
+{
+    if (pid <= 0)
+        return -1;
+    char path[64], buf[1024];
+    snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return -1;
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    const char *p = strrchr(buf, ')'); /* the command name may hold spaces */
+    unsigned long long ut = 0, st = 0;
+    if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
+        return -1;
+    return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+
 static double cpu_secs(const struct rusage *ru, bool user)
 {
     const struct timeval *tv = user ? &ru->ru_utime : &ru->ru_stime;
@@ -223,6 +245,7 @@ static void control(struct control *c, struct results *res)
         r->t_end = r->t_measure + (uint64_t)(o->duration * 1e9);
         set_phase(r, PH_RUN);
         bool measuring = false;
+        double broker0 = -1;
         uint64_t all = o->count ? o->count * r->npub : 0;
         for (;;) {
             sleep_ns(TICK_NS);
@@ -230,6 +253,7 @@ static void control(struct control *c, struct results *res)
             uint64_t now = bench_now(r);
             if (!measuring && now >= r->t_measure) {
                 getrusage(RUSAGE_SELF, &ru0);
+                broker0 = broker_cpu(o->broker_pid);
                 m0 = now;
                 measuring = true;
             }
@@ -242,6 +266,9 @@ static void control(struct control *c, struct results *res)
         if (!measuring)
             m0 = r->t_measure;
         getrusage(RUSAGE_SELF, &ru1);
+        double broker1 = broker_cpu(o->broker_pid);
+        if (measuring && broker0 >= 0 && broker1 >= 0)
+            res->broker_cpu_s = broker1 - broker0;
         set_phase(r, PH_DRAIN);
         uint64_t drain_end = bench_now(r) + (uint64_t)(o->drain * 1e9);
         uint64_t progress_at = bench_now(r);

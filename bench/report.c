@@ -18,6 +18,7 @@ void report_init(struct results *r)
     hist_init(&r->st.lat_co);
     hist_init(&r->st.connack);
     r->broker_rss_before_kib = r->broker_rss_after_kib = -1;
+    r->broker_cpu_s = -1;
     r->slab_before_kib = r->slab_after_kib = -1;
 }
 
@@ -176,6 +177,10 @@ void report_print(FILE *f, const struct run *run, const struct results *r)
             fprintf(f, ", %.0f bytes per connection", (double)d * 1024 / (double)s->conns_up);
         fputc('\n', f);
     }
+    uint64_t received = s->recv[0] + s->recv[1] + s->recv[2];
+    if (r->broker_cpu_s >= 0 && received)
+        fprintf(f, "  broker cpu while measuring: %.2f s, %.3f us per message received\n",
+                r->broker_cpu_s, r->broker_cpu_s * 1e6 / (double)received);
     if (r->slab_before_kib >= 0 && r->slab_after_kib >= 0 && s->conns_up && o->scenario == SC_CONN)
         fprintf(f, "  kernel slab: %+ld KiB, %.0f bytes per connection (both ends)\n",
                 r->slab_after_kib - r->slab_before_kib,
@@ -277,10 +282,12 @@ int report_json(const char *path, const struct run *run, const struct results *r
     if (r->broker_rss_before_kib >= 0 && r->broker_rss_after_kib >= 0 && s->conns_up)
         per_conn = (double)(r->broker_rss_after_kib - r->broker_rss_before_kib) * 1024 /
                    (double)s->conns_up;
+    double per_msg = r->broker_cpu_s >= 0 && recv ? r->broker_cpu_s * 1e6 / (double)recv : -1;
     fprintf(f,
             "  \"broker\": {\"pid\": %d, \"rss_before_kib\": %ld, \"rss_after_kib\": %ld, "
-            "\"bytes_per_conn\": %.1f},\n",
-            o->broker_pid, r->broker_rss_before_kib, r->broker_rss_after_kib, per_conn);
+            "\"bytes_per_conn\": %.1f, \"cpu_s\": %.3f, \"cpu_us_per_msg\": %.4f},\n",
+            o->broker_pid, r->broker_rss_before_kib, r->broker_rss_after_kib, per_conn,
+            r->broker_cpu_s, per_msg);
     fprintf(f, "  \"kernel_slab_delta_kib\": %ld,\n",
             r->slab_before_kib >= 0 && r->slab_after_kib >= 0
                 ? r->slab_after_kib - r->slab_before_kib

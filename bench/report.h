@@ -17,6 +17,7 @@ struct results {
     double cpu_pct, cpu_user_s, cpu_sys_s; /* bench, during the measurement window */
     long bench_rss_kib, bench_hwm_kib;
     long broker_rss_before_kib, broker_rss_after_kib; /* -1 when unknown */
+    double broker_cpu_s; /* broker user + sys during the measurement window, -1: unknown */
     long slab_before_kib, slab_after_kib;             /* /proc/meminfo Slab */
     const char *ring_mode;
     bool complete; /* the drain saw every expected message */

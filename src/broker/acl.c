@@ -24,6 +24,7 @@
 
 #define ACL_CACHE_SLOTS 256u /* per connection, power of two */
 #define ACL_ONESHOT_MAX 16u
+#define ACL_MEMO_TOPIC  56u /* longest topic the last-verdict memo keeps */
 
 struct acl_cache {
     uint32_t used;
@@ -32,6 +33,11 @@ struct acl_cache {
     uint64_t pending;                  /* key of the check in flight, 0: none */
     uint64_t oneshot[ACL_ONESHOT_MAX]; /* this packet's uncacheable verdicts */
     uint64_t slots[ACL_CACHE_SLOTS];   /* key | verdict, 0: empty */
+    /* The last PUBLISH verdict found in the slots: a client publishing to
+     * the same topic again (the common case) skips the hash and the probe.
+     * memo_len 0: none. Valid under `generation` only. */
+    uint8_t memo_len, memo_qos, memo_retain, memo_verdict;
+    uint8_t memo_topic[ACL_MEMO_TOPIC];
 };
 
 static uint64_t key_of(enum ringmq_action a, const uint8_t *topic, size_t len, uint8_t qos,
@@ -87,11 +93,22 @@ static int check(struct shard *s, struct conn *c, const struct ringmq_check *chk
     if (id->acl->generation != gen) {
         memset(id->acl->slots, 0, sizeof(id->acl->slots));
         id->acl->used = 0;
+        id->acl->memo_len = 0;
         id->acl->generation = gen;
     }
     int v = lookup(id->acl, key);
-    if (v >= 0)
+    if (v >= 0) {
+        struct acl_cache *a = id->acl;
+        if (chk->action == RINGMQ_ACTION_PUBLISH && chk->topic.len &&
+            chk->topic.len <= ACL_MEMO_TOPIC) {
+            a->memo_len = (uint8_t)chk->topic.len;
+            a->memo_qos = chk->qos;
+            a->memo_retain = chk->retain;
+            a->memo_verdict = (uint8_t)v;
+            memcpy(a->memo_topic, chk->topic.p, chk->topic.len);
+        }
         return v;
+    }
     struct ringmq_check ask = *chk;
     ask.user_id = id->user_id;
     struct ringmq_kv attrs[IDENTITY_KV_MAX];
@@ -114,6 +131,11 @@ int acl_check(struct shard *s, struct conn *c, enum ringmq_action action, const 
 {
     if (!c->auth)
         return RINGMQ_GRANTED;
+    const struct acl_cache *a = c->auth->acl;
+    if (a && action == RINGMQ_ACTION_PUBLISH && len && a->memo_len == len && a->memo_qos == qos &&
+        a->memo_retain == retain && memcmp(a->memo_topic, topic, len) == 0 &&
+        a->generation == plugin_host_generation(s->broker->plugins))
+        return a->memo_verdict;
     struct session *ss = c->session;
     struct ringmq_check chk = {
         .action = action,
