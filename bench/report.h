@@ -18,7 +18,7 @@ struct results {
     long bench_rss_kib, bench_hwm_kib;
     long broker_rss_before_kib, broker_rss_after_kib; /* -1 when unknown */
     double broker_cpu_s; /* broker user + sys during the measurement window, -1: unknown */
-    long slab_before_kib, slab_after_kib;             /* /proc/meminfo Slab */
+    long slab_before_kib, slab_after_kib; /* /proc/meminfo Slab */
     const char *ring_mode;
     bool complete; /* the drain saw every expected message */
     bool ok;       /* no loss at QoS 1/2, no duplicate at QoS 2, no failure */
