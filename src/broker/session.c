@@ -271,6 +271,16 @@ static void send_inflight(struct shard *s, struct session *ss, struct msg *m, ui
     e->retain = retain;
 }
 
+/* Take the head of a non-empty queue (the caller owns what it holds). */
+static struct qentry queue_pop(struct session *ss)
+{
+    struct qentry e = ss->q[ss->qhead];
+    ss->qhead = (ss->qhead + 1) & (ss->qcap - 1);
+    ss->qlen--;
+    ss->qbytes -= msg_size(e.m);
+    return e;
+}
+
 static void queue_push(struct shard *s, struct session *ss, struct msg *m, uint8_t qos, bool retain,
                        subids_t ids, struct xfilter *share)
 {
@@ -281,14 +291,11 @@ static void queue_push(struct shard *s, struct session *ss, struct msg *m, uint8
         while (ss->qlen &&
                (ss->qlen >= ts->max_queued_messages ||
                 (ts->max_queued_bytes && ss->qbytes + msg_size(m) > ts->max_queued_bytes))) {
-            struct qentry *e = &ss->q[ss->qhead];
-            observe_drop(s, ss->tenant, ss, RINGMQ_DROP_QUEUE_FULL, e->m, 1);
-            ss->qbytes -= msg_size(e->m);
-            msg_release(e->m);
-            free(e->ids);
-            free(e->share);
-            ss->qhead = (ss->qhead + 1) & (ss->qcap - 1);
-            ss->qlen--;
+            struct qentry e = queue_pop(ss);
+            observe_drop(s, ss->tenant, ss, RINGMQ_DROP_QUEUE_FULL, e.m, 1);
+            msg_release(e.m);
+            free(e.ids);
+            free(e.share);
         }
     }
     if (ss->qlen >= ts->max_queued_messages ||
@@ -365,10 +372,7 @@ static void pump(struct shard *s, struct session *ss)
     if (ss->out_throttled)
         return; /* the tick sends what the outbound quota allows */
     while (ss->qlen && online(ss) && ss->ninfl < ss->window) {
-        struct qentry e = ss->q[ss->qhead];
-        ss->qhead = (ss->qhead + 1) & (ss->qcap - 1);
-        ss->qlen--;
-        ss->qbytes -= msg_size(e.m);
+        struct qentry e = queue_pop(ss);
         send_inflight(s, ss, e.m, e.qos, e.retain, e.ids, e.share);
     }
     if (ss->qlen == 0 && ss->q) {
@@ -425,10 +429,7 @@ void session_drain_throttled(struct shard *s)
             if (!observe_throttle(s, ss->tenant, RINGMQ_RES_BYTES_OUT_RATE,
                                   session_publish_estimate(e->m), ss))
                 break;
-            struct qentry x = *e;
-            ss->qhead = (ss->qhead + 1) & (ss->qcap - 1);
-            ss->qlen--;
-            ss->qbytes -= msg_size(x.m);
+            struct qentry x = queue_pop(ss);
             send_inflight(s, ss, x.m, x.qos, x.retain, x.ids, x.share);
         }
         if (ss->qlen == 0 || !online(ss)) {
