@@ -23,16 +23,19 @@
 #include "plugin/host.h"
 
 #define ACL_CACHE_SLOTS 256u /* per connection, power of two */
-#define ACL_ONESHOT_MAX 16u
-#define ACL_MEMO_TOPIC  56u /* longest topic the last-verdict memo keeps */
+#define ACL_MEMO_TOPIC  56u  /* longest topic the last-verdict memo keeps */
 
 struct acl_cache {
     uint32_t used;
     uint32_t generation; /* plugin_host_generation() the slots were filled under */
-    uint32_t noneshot;
-    uint64_t pending;                  /* key of the check in flight, 0: none */
-    uint64_t oneshot[ACL_ONESHOT_MAX]; /* this packet's uncacheable verdicts */
-    uint64_t slots[ACL_CACHE_SLOTS];   /* key | verdict, 0: empty */
+    uint64_t pending;    /* key of the check in flight, 0: none */
+    /* Every verdict the packet being handled got (cacheable or not): the
+     * packet is handled again after each answer and must find them all,
+     * whatever happens to the slots meanwhile (full, or a reload). Emptied
+     * when the packet is done. */
+    uint64_t *packet;
+    uint32_t npacket, packet_cap;
+    uint64_t slots[ACL_CACHE_SLOTS]; /* key | verdict, 0: empty */
     /* The last PUBLISH verdict found in the slots: a client publishing to
      * the same topic again (the common case) skips the hash and the probe.
      * memo_len 0: none. Valid under `generation` only. */
@@ -48,11 +51,16 @@ static uint64_t key_of(enum ringmq_action a, const uint8_t *topic, size_t len, u
     return (XXH3_64bits_withSeed(topic, len, seed) & ~UINT64_C(3)) | 4u;
 }
 
-static int lookup(const struct acl_cache *a, uint64_t key)
+static int lookup_packet(const struct acl_cache *a, uint64_t key)
 {
-    for (uint32_t i = 0; i < a->noneshot; i++)
-        if ((a->oneshot[i] & ~UINT64_C(3)) == key)
-            return (int)(a->oneshot[i] & 3u);
+    for (uint32_t i = 0; i < a->npacket; i++)
+        if ((a->packet[i] & ~UINT64_C(3)) == key)
+            return (int)(a->packet[i] & 3u);
+    return -1;
+}
+
+static int lookup_slots(const struct acl_cache *a, uint64_t key)
+{
     uint32_t mask = ACL_CACHE_SLOTS - 1;
     for (uint32_t i = (uint32_t)(key >> 2) & mask, n = 0; n < ACL_CACHE_SLOTS;
          i = (i + 1) & mask, n++) {
@@ -67,8 +75,11 @@ static int lookup(const struct acl_cache *a, uint64_t key)
 static void insert(struct acl_cache *a, uint64_t key, int verdict)
 {
     if (a->used >= ACL_CACHE_SLOTS * 3 / 4) {
+        /* Emptied rather than grown without bound; the packet being
+         * handled keeps its verdicts in `packet`. */
         memset(a->slots, 0, sizeof(a->slots));
         a->used = 0;
+        a->memo_len = 0;
     }
     uint32_t mask = ACL_CACHE_SLOTS - 1;
     uint32_t i = (uint32_t)(key >> 2) & mask;
@@ -96,8 +107,12 @@ static int check(struct shard *s, struct conn *c, const struct ringmq_check *chk
         id->acl->memo_len = 0;
         id->acl->generation = gen;
     }
-    int v = lookup(id->acl, key);
+    int v = lookup_packet(id->acl, key);
+    if (v >= 0)
+        return v;
+    v = lookup_slots(id->acl, key);
     if (v >= 0) {
+        /* Only a cacheable verdict (from the slots) is memoised. */
         struct acl_cache *a = id->acl;
         if (chk->action == RINGMQ_ACTION_PUBLISH && chk->topic.len &&
             chk->topic.len <= ACL_MEMO_TOPIC) {
@@ -170,11 +185,24 @@ void acl_on_done(struct shard *s, struct conn *c, const struct plugin_done *d)
     int verdict = d->r.check.verdict;
     if (verdict < RINGMQ_GRANTED || verdict > RINGMQ_CHECK_ERROR)
         verdict = RINGMQ_CHECK_ERROR;
-    if ((d->r.check.cacheable && !d->timed_out) || a->noneshot == ACL_ONESHOT_MAX)
-        insert(a, a->pending, verdict); /* (a packet with more checks than
-                                           ACL_ONESHOT_MAX: cached anyway) */
-    else
-        a->oneshot[a->noneshot++] = a->pending | (uint64_t)verdict;
+    if (a->npacket == a->packet_cap) {
+        uint32_t cap = a->packet_cap ? a->packet_cap * 2 : 8;
+        uint64_t *v = realloc(a->packet, cap * sizeof(*v));
+        if (!v) {
+            /* The packet cannot be handled without its verdicts. */
+            a->pending = 0;
+            c->blocked = false;
+            c->ops--;
+            conn_close(s, c, CLOSE_PEER_GONE);
+            conn_resume(s, c);
+            return;
+        }
+        a->packet = v;
+        a->packet_cap = cap;
+    }
+    a->packet[a->npacket++] = a->pending | (uint64_t)verdict;
+    if (d->r.check.cacheable && !d->timed_out)
+        insert(a, a->pending, verdict);
     a->pending = 0;
     c->blocked = false;
     c->ops--;
@@ -183,11 +211,21 @@ void acl_on_done(struct shard *s, struct conn *c, const struct plugin_done *d)
 
 void acl_packet_done(struct conn *c)
 {
-    if (c->auth && c->auth->acl)
-        c->auth->acl->noneshot = 0;
+    struct acl_cache *a = c->auth ? c->auth->acl : NULL;
+    if (!a || a->npacket == 0)
+        return;
+    a->npacket = 0;
+    if (a->packet_cap > 64) {
+        /* A packet with many filters: do not keep its array. */
+        free(a->packet);
+        a->packet = NULL;
+        a->packet_cap = 0;
+    }
 }
 
 void acl_free(struct conn_identity *id)
 {
+    if (id->acl)
+        free(id->acl->packet);
     free(id->acl);
 }

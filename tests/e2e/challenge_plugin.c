@@ -7,9 +7,11 @@
  * properties welcome=acme, plan=gold and, without a method, peer="<remote
  * address> <remote port>" as the broker gave them. Permission checks: CONNECT with
  * client id "banned-id", UNSUBSCRIBE from a filter under "locked/" and,
- * for role=limited, PUBLISH under "ro/" are denied, the rest granted. Answers come from a thread of
- * the plugin's own, as a real provider's would. */
+ * for role=limited, PUBLISH under "ro/" are denied, the rest granted;
+ * PUBLISH under "flip/" is granted and denied in turn, never cacheable. Answers come from a thread
+ * of the plugin's own, as a real provider's would. */
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -119,7 +121,7 @@ static void *answer_check(void *arg)
     union ringmq_result r;
     memset(&r, 0, sizeof(r));
     r.check.verdict = j->decision == RINGMQ_AUTH_ALLOW ? RINGMQ_GRANTED : RINGMQ_DENIED;
-    r.check.cacheable = true;
+    r.check.cacheable = j->data == NULL; /* data set: a "flip/" verdict, never cached */
     host->complete(j->call, &r);
     free(j);
     return NULL;
@@ -137,8 +139,14 @@ static void check(void *state, struct ringmq_call *call, const struct ringmq_che
                  memcmp(chk->topic.p, "ro/", 3) == 0) ||
                 (chk->action == RINGMQ_ACTION_UNSUBSCRIBE && chk->topic.len >= 7 &&
                  memcmp(chk->topic.p, "locked/", 7) == 0);
+    bool flip = chk->action == RINGMQ_ACTION_PUBLISH && chk->topic.len >= 5 &&
+                memcmp(chk->topic.p, "flip/", 5) == 0;
+    static atomic_uint flips;
+    if (flip) /* granted, denied, granted, ...: the host must ask every time */
+        deny = atomic_fetch_add(&flips, 1) % 2 == 1;
     struct job *j = malloc(sizeof(*j));
-    *j = (struct job){call, deny ? RINGMQ_AUTH_NOT_AUTHORIZED : RINGMQ_AUTH_ALLOW, NULL};
+    *j = (struct job){call, deny ? RINGMQ_AUTH_NOT_AUTHORIZED : RINGMQ_AUTH_ALLOW,
+                      flip ? "flip" : NULL, ""};
     pthread_t t;
     pthread_create(&t, NULL, answer_check, j);
     pthread_detach(t);

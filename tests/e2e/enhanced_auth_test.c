@@ -177,3 +177,50 @@ Test(enhanced_auth, auth_attributes_reach_checks_and_user_properties_reach_conna
     }
     broker_stop(&b);
 }
+
+/* A SUBSCRIBE and an UNSUBSCRIBE with more filters than a connection's
+ * verdict cache holds (each filter asked from the plugin's own threads):
+ * every verdict is kept for the packet, so both are answered, once, with a
+ * code per filter. */
+Test(enhanced_auth, packets_with_more_filters_than_the_verdict_cache_are_answered)
+{
+    start();
+    int fd = v5_open(&b, "many", NULL);
+    enum { N = 300 };
+    struct pkt p;
+    for (int kind = 0; kind < 2; kind++) {
+        pkt_init(&p, kind == 0 ? 0x82 : 0xa2);
+        pkt_u16(&p, (uint16_t)(10 + kind));
+        pkt_varint(&p, 0); /* no properties */
+        for (int i = 0; i < N; i++) {
+            char f[32];
+            snprintf(f, sizeof(f), "many/%d", i);
+            pkt_str(&p, f);
+            if (kind == 0)
+                pkt_u8(&p, 1);
+        }
+        cr_assert(raw_send_pkt(fd, &p) == 0);
+        v5_expect(fd, kind == 0 ? T_SUBACK : T_UNSUBACK, &pk);
+        cr_assert_eq(pk.mid, 10 + kind);
+        cr_assert_eq(pk.ncodes, 64, "the harness keeps the first 64 of %d codes", N);
+        for (int i = 0; i < pk.ncodes; i++)
+            cr_assert_eq(pk.codes[i], kind == 0 ? 1 : 0, "filter %d: 0x%02x", i, pk.codes[i]);
+    }
+    v5_expect_nothing(fd, E2E_ABSENT_MS);
+    close(fd);
+    broker_stop(&b);
+}
+
+/* A verdict the plugin does not mark cacheable is asked again for every
+ * PUBLISH: the test plugin grants and denies "flip/" in turn (5.0 PUBACK
+ * 0x00, 0x87, 0x00, 0x87). */
+Test(enhanced_auth, uncacheable_verdicts_are_asked_every_time)
+{
+    start();
+    int fd = v5_open(&b, "flipper", NULL);
+    for (int i = 0; i < 4; i++)
+        cr_assert_eq(v5_publish(fd, "flip/x", "1", 1, false, (uint16_t)(i + 1), NULL),
+                     i % 2 ? 0x87 : 0, "publish %d", i);
+    close(fd);
+    broker_stop(&b);
+}
