@@ -196,9 +196,10 @@ void conn_write_v5_users(struct shard *s, struct conn *c, uint8_t first, const u
     size_t plen = mqtt_props_size(pr, NULL, 0, users, n_users);
     size_t rem = head_len + plen;
     size_t total = 1 + mqtt_varint_size((uint32_t)rem) + rem;
-    if (n_users && c->v5 && c->v5->max_packet_out && total > c->v5->max_packet_out) {
+    if (n_users &&
+        (plen == 0 || (c->v5 && c->v5->max_packet_out && total > c->v5->max_packet_out))) {
         /* MQTT-3.2.2-20 / MQTT-3.15.2-3: User Properties only within the
-         * client's Maximum Packet Size. */
+         * client's Maximum Packet Size (and only when they encode). */
         conn_write_v5_users(s, c, first, head, head_len, pr, NULL, 0);
         return;
     }

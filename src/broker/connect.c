@@ -54,17 +54,22 @@ struct connack_info {
     const char *reason;
 };
 
-/* Plugin key/value pairs as User Properties (borrowing the strings). */
+/* Plugin key/value pairs as User Properties (borrowing the strings), at
+ * most IDENTITY_KV_MAX; a pair with a string over 65,535 bytes cannot be an
+ * MQTT string and is left out. */
 static size_t kv_to_users(const struct ringmq_kv *kv, size_t n, struct mqtt_user_prop *out)
 {
-    if (n > IDENTITY_KV_MAX)
-        n = IDENTITY_KV_MAX;
-    for (size_t i = 0; i < n; i++) {
+    size_t kept = 0;
+    for (size_t i = 0; i < n && kept < IDENTITY_KV_MAX; i++) {
         const char *k = kv[i].key ? kv[i].key : "", *v = kv[i].value ? kv[i].value : "";
-        out[i].name = (struct mqtt_bytes){(const uint8_t *)k, strlen(k)};
-        out[i].value = (struct mqtt_bytes){(const uint8_t *)v, strlen(v)};
+        size_t kl = strlen(k), vl = strlen(v);
+        if (kl > UINT16_MAX || vl > UINT16_MAX)
+            continue;
+        out[kept].name = (struct mqtt_bytes){(const uint8_t *)k, kl};
+        out[kept].value = (struct mqtt_bytes){(const uint8_t *)v, vl};
+        kept++;
     }
-    return n;
+    return kept;
 }
 
 static void write_connack(struct shard *s, struct conn *c, const struct connack_info *ci)
@@ -461,7 +466,8 @@ void conn_on_auth_done(struct shard *s, struct conn *c, const struct plugin_done
     int tenant = tenant_dir_intern(s->broker, r->tenant ? r->tenant : "global");
     if (tenant < 0 || conn_set_auth(c, (uint16_t)tenant, r) < 0) {
         refuse_rc(s, c, MQTT_CONNACK_UNAVAILABLE, MQTT_RC_SERVER_UNAVAILABLE,
-                  tenant == -ENOSPC ? "too many tenants" : "out of memory");
+                  tenant == -ENOSPC ? "too many tenants"
+                                    : "out of memory, or a user id over 65535 bytes");
         conn_op_done(s, c);
         return;
     }

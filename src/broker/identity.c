@@ -14,34 +14,48 @@
 
 #include "broker/acl.h"
 
-/* Copy up to IDENTITY_KV_MAX pairs into one block; 0 or -ENOMEM. */
+/* A pair kept: both strings fit an MQTT UTF-8 string (65,535 bytes), the
+ * limit of the User Properties they may become. */
+static bool pair_fits(const struct ringmq_kv *kv)
+{
+    return strlen(kv->key ? kv->key : "") <= UINT16_MAX &&
+           strlen(kv->value ? kv->value : "") <= UINT16_MAX;
+}
+
+/* Copy up to IDENTITY_KV_MAX pairs that fit into one block; 0 or -1 (out
+ * of memory). */
 static int block_make(const struct ringmq_kv *kv, size_t n, char **out, uint32_t *len,
                       uint16_t *count)
 {
     *out = NULL;
     *len = 0;
     *count = 0;
-    if (n > IDENTITY_KV_MAX)
-        n = IDENTITY_KV_MAX;
-    size_t need = 0;
-    for (size_t i = 0; i < n; i++)
-        need += strlen(kv[i].key ? kv[i].key : "") + strlen(kv[i].value ? kv[i].value : "") + 2;
-    if (n == 0 || need > UINT32_MAX)
+    size_t need = 0, kept = 0;
+    for (size_t i = 0; i < n && kept < IDENTITY_KV_MAX; i++)
+        if (pair_fits(&kv[i])) {
+            need += strlen(kv[i].key ? kv[i].key : "") + strlen(kv[i].value ? kv[i].value : "") + 2;
+            kept++;
+        }
+    if (kept == 0)
         return 0;
     char *b = malloc(need);
     if (!b)
         return -1;
     char *w = b;
-    for (size_t i = 0; i < n; i++) {
+    kept = 0;
+    for (size_t i = 0; i < n && kept < IDENTITY_KV_MAX; i++) {
+        if (!pair_fits(&kv[i]))
+            continue;
         const char *k = kv[i].key ? kv[i].key : "", *v = kv[i].value ? kv[i].value : "";
         size_t kl = strlen(k) + 1, vl = strlen(v) + 1;
         memcpy(w, k, kl);
         memcpy(w + kl, v, vl);
         w += kl + vl;
+        kept++;
     }
     *out = b;
     *len = (uint32_t)need;
-    *count = (uint16_t)n;
+    *count = (uint16_t)kept;
     return 0;
 }
 
@@ -53,6 +67,10 @@ struct conn_identity *identity_create(uint16_t tenant, const char *user_id,
     if (!id)
         return NULL;
     id->tenant = tenant;
+    if (user_id && strlen(user_id) > UINT16_MAX) {
+        identity_free(id); /* cannot travel to the home shard; never sensible */
+        return NULL;
+    }
     if ((user_id && user_id[0] && !(id->user_id = strdup(user_id))) ||
         block_make(attrs, n_attrs, &id->attrs, &id->attrs_len, &id->n_attrs) < 0 ||
         block_make(connack, n_connack, &id->connack, &id->connack_len, &id->n_connack) < 0) {
@@ -109,9 +127,7 @@ static void put_bytes(uint8_t *w, const void *p, size_t n)
 
 size_t identity_pack(const struct conn_identity *id, uint8_t *out)
 {
-    size_t ulen = id->user_id ? strlen(id->user_id) : 0;
-    if (ulen > UINT16_MAX)
-        ulen = UINT16_MAX; /* ids come from plugins; never this long in practice */
+    size_t ulen = id->user_id ? strlen(id->user_id) : 0; /* <= UINT16_MAX (create) */
     uint8_t *w = put16(put16(out, id->tenant), (uint32_t)ulen);
     put_bytes(w, id->user_id, ulen);
     w = put32(put16(w + ulen, id->n_attrs), id->attrs_len);

@@ -33,8 +33,9 @@ struct conn_identity {
     struct acl_cache *acl; /* cached verdicts (acl.c), NULL until the first */
 };
 
-/* A new identity with copies of everything given (pairs beyond
- * IDENTITY_KV_MAX are dropped). NULL when out of memory. */
+/* A new identity with copies of everything given; pairs with a string over
+ * 65,535 bytes, and pairs beyond IDENTITY_KV_MAX, are dropped. NULL when
+ * out of memory or the user id is over 65,535 bytes. */
 struct conn_identity *identity_create(uint16_t tenant, const char *user_id,
                                       const struct ringmq_kv *attrs, size_t n_attrs,
                                       const struct ringmq_kv *connack, size_t n_connack);

@@ -100,8 +100,10 @@ static uint64_t deliver_local(struct shard *s, struct tenant *t, struct msg *m, 
      * shard, for all of this shard's deliveries of it. Over it, QoS 0 is
      * dropped and QoS 1/2 wait in their sessions' queues (session.c). */
     uint32_t n = s->nmatch + s->nshare;
-    s->out_over = n && !observe_throttle(s, t, RINGMQ_RES_BYTES_OUT_RATE,
-                                         (uint64_t)n * session_publish_estimate(m), NULL);
+    s->out_quota = n && !observe_throttle(s, t, RINGMQ_RES_BYTES_OUT_RATE,
+                                          (uint64_t)n * session_publish_estimate(m), NULL)
+                       ? OUT_OVER
+                       : OUT_GRANTED;
     if (s->nshare)
         share_deliver_collected(s, t, m);
     for (uint32_t i = 0; i < s->nmatch; i++) {
@@ -115,7 +117,7 @@ static uint64_t deliver_local(struct shard *s, struct tenant *t, struct msg *m, 
          * unless a subscription asked for Retain As Published. */
         session_deliver(s, ss, m, qos, ss->match_rap && m->retain, ids, nids);
     }
-    s->out_over = false;
+    s->out_quota = OUT_UNASKED;
     return mask;
 }
 

@@ -282,7 +282,7 @@ static struct qentry queue_pop(struct session *ss)
 }
 
 static void queue_push(struct shard *s, struct session *ss, struct msg *m, uint8_t qos, bool retain,
-                       subids_t ids, struct xfilter *share)
+                       subids_t ids, struct xfilter *share, bool paid)
 {
     const struct tenant_settings *ts = ss->tenant->set;
     if (ts->queue_drop_oldest && ts->max_queued_messages &&
@@ -328,7 +328,8 @@ static void queue_push(struct shard *s, struct session *ss, struct msg *m, uint8
         ss->qcap = cap;
         ss->qhead = 0;
     }
-    ss->q[(ss->qhead + ss->qlen) & (ss->qcap - 1)] = (struct qentry){m, ids, share, qos, retain};
+    ss->q[(ss->qhead + ss->qlen) & (ss->qcap - 1)] =
+        (struct qentry){m, ids, share, qos, retain, paid};
     ss->qlen++;
     ss->qbytes += msg_size(m);
 }
@@ -394,7 +395,7 @@ void session_deliver_shared(struct shard *s, struct session *ss, struct msg *m, 
     if (qos == 0) {
         if (!online(ss))
             return; /* QoS 0 is not stored for offline clients */
-        if (s->out_over) {
+        if (s->out_quota == OUT_OVER) {
             /* Over the tenant's outbound bytes quota: at most once. */
             observe_drop(s, ss->tenant, ss, RINGMQ_DROP_THROTTLED, m, 1);
             return;
@@ -411,24 +412,35 @@ void session_deliver_shared(struct shard *s, struct session *ss, struct msg *m, 
     msg_acquire(m);
     subids_t copy = ids_copy(ids, nids);
     struct xfilter *sh = share_copy(share, share_len);
-    if (online(ss) && ss->qlen == 0 && ss->ninfl < ss->window && !s->out_over) {
+    if (online(ss) && ss->qlen == 0 && ss->ninfl < ss->window && s->out_quota != OUT_OVER) {
         send_inflight(s, ss, m, qos, retain, copy, sh);
         return;
     }
-    queue_push(s, ss, m, qos, retain, copy, sh);
-    if (s->out_over && online(ss))
+    queue_push(s, ss, m, qos, retain, copy, sh, s->out_quota == OUT_GRANTED);
+    if (s->out_quota == OUT_OVER && online(ss))
         throttled_add(s, ss); /* QoS 1 and 2 wait for the quota, in order */
 }
 
 void session_drain_throttled(struct shard *s)
 {
+    /* Tenants refused this tick: their other sessions are not asked again
+     * (the answer would not change; one THROTTLED event per tenant). */
+    uint16_t refused[16];
+    uint32_t nrefused = 0;
     for (uint32_t i = 0; i < s->nthrottled;) {
         struct session *ss = s->throttled[i];
-        while (ss->qlen && online(ss) && ss->ninfl < ss->window) {
+        bool held = false;
+        for (uint32_t k = 0; k < nrefused && !held; k++)
+            held = refused[k] == ss->tenant->id;
+        while (!held && ss->qlen && online(ss) && ss->ninfl < ss->window) {
             struct qentry *e = &ss->q[ss->qhead];
-            if (!observe_throttle(s, ss->tenant, RINGMQ_RES_BYTES_OUT_RATE,
-                                  session_publish_estimate(e->m), ss))
+            if (!e->paid && !observe_throttle(s, ss->tenant, RINGMQ_RES_BYTES_OUT_RATE,
+                                              session_publish_estimate(e->m), NULL)) {
+                if (nrefused < sizeof(refused) / sizeof(refused[0]))
+                    refused[nrefused++] = ss->tenant->id;
+                held = true;
                 break;
+            }
             struct qentry x = queue_pop(ss);
             send_inflight(s, ss, x.m, x.qos, x.retain, x.ids, x.share);
         }

@@ -83,6 +83,7 @@ struct qentry {
     struct xfilter *share;
     uint8_t qos;
     uint8_t retain;
+    uint8_t paid; /* counted against the outbound bytes quota already */
 };
 
 struct session_timer;

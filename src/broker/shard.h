@@ -108,6 +108,14 @@ struct xfilter {
  * first time that shard sees the tenant; ids come from the broker's tenant
  * directory, the same on every shard.
  */
+/* Where the deliveries being made stand with the tenant's outbound bytes
+ * quota (route.c asks once per message and shard). */
+enum out_quota {
+    OUT_UNASKED = 0, /* not a routed publish (retained, redispatch): not counted */
+    OUT_GRANTED = 1, /* counted already */
+    OUT_OVER = 2,    /* refused: QoS 0 dropped, QoS 1/2 held back */
+};
+
 /* Per-second usage a throttler is asked about (enum rate_kind). */
 enum rate_kind { RATE_CONNECTS, RATE_BYTES_IN, RATE_BYTES_OUT, RATE_KINDS };
 
@@ -237,7 +245,7 @@ struct shard {
     struct session **match;
     uint32_t nmatch, match_cap;
     uint64_t match_mask;
-    bool out_over; /* this publish's deliveries are over the outbound quota */
+    uint8_t out_quota; /* enum out_quota: this publish's deliveries and the outbound quota */
 
     /* Sessions holding messages back for the outbound bytes quota: sent
      * from the tick as the quota allows (session.c). */

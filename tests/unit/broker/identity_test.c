@@ -111,3 +111,37 @@ Test(identity, malformed_bytes_are_refused)
     free(buf);
     identity_free(a);
 }
+
+/* What cannot become an MQTT string (65,535 bytes at most) is not kept: a
+ * pair with a longer key or value is dropped, a longer user id refused. */
+Test(identity, over_long_strings_are_not_kept)
+{
+    size_t big = 65536;
+    char *huge = malloc(big + 1);
+    memset(huge, 'x', big);
+    huge[big] = 0;
+    struct ringmq_kv kv[] = {{"a", "1"}, {huge, "2"}, {"c", huge}, {"d", "4"}};
+    struct conn_identity *a = identity_create(1, "u", kv, 4, kv, 4);
+    cr_assert_not_null(a);
+    cr_assert_eq(a->n_attrs, 2);
+    cr_assert_eq(a->n_connack, 2);
+    struct ringmq_kv got[IDENTITY_KV_MAX];
+    identity_kvs(a->connack, a->n_connack, got);
+    cr_assert_str_eq(got[0].key, "a");
+    cr_assert_str_eq(got[1].key, "d");
+    identity_free(a);
+    cr_assert_null(identity_create(1, huge, NULL, 0, NULL, 0));
+    huge[big - 1] = 0; /* 65,535 bytes: still fits */
+    a = identity_create(1, huge, NULL, 0, NULL, 0);
+    cr_assert_not_null(a);
+    uint8_t *buf = malloc(identity_packed_size(a));
+    size_t n = identity_pack(a, buf), used;
+    cr_assert_eq(n, identity_packed_size(a));
+    struct conn_identity *b = identity_unpack(buf, n, &used);
+    cr_assert_not_null(b);
+    cr_assert_eq(strlen(b->user_id), big - 1);
+    identity_free(a);
+    identity_free(b);
+    free(buf);
+    free(huge);
+}
