@@ -69,6 +69,14 @@ static inline size_t msg_size(const struct msg *m)
     return sizeof(*m) + m->topic_len + m->payload_len + m->props_len;
 }
 
+/* About the bytes of one PUBLISH of m on the wire (what the outbound
+ * quota counts): fixed header (<= 5), topic length, packet id and
+ * properties length (<= 4) around topic, properties and payload. */
+static inline size_t msg_publish_estimate(const struct msg *m)
+{
+    return 13u + m->topic_len + m->props_len + m->payload_len;
+}
+
 static inline struct msg *msg_acquire(struct msg *m)
 {
     atomic_fetch_add_explicit(&m->refs, 1, memory_order_relaxed);

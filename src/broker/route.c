@@ -101,7 +101,7 @@ static uint64_t deliver_local(struct shard *s, struct tenant *t, struct msg *m, 
      * dropped and QoS 1/2 wait in their sessions' queues (session.c). */
     uint32_t n = s->nmatch + s->nshare;
     s->out_quota = n && !observe_throttle(s, t, RINGMQ_RES_BYTES_OUT_RATE,
-                                          (uint64_t)n * session_publish_estimate(m), NULL)
+                                          (uint64_t)n * msg_publish_estimate(m), NULL)
                        ? OUT_OVER
                        : OUT_GRANTED;
     if (s->nshare)

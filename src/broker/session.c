@@ -334,12 +334,6 @@ static void queue_push(struct shard *s, struct session *ss, struct msg *m, uint8
     ss->qbytes += msg_size(m);
 }
 
-size_t session_publish_estimate(const struct msg *m)
-{
-    /* Fixed header (<= 5), topic length, packet id, properties length (<= 4). */
-    return 13u + m->topic_len + m->props_len + m->payload_len;
-}
-
 static void throttled_add(struct shard *s, struct session *ss)
 {
     if (ss->out_throttled)
@@ -435,7 +429,7 @@ void session_drain_throttled(struct shard *s)
         while (!held && ss->qlen && online(ss) && ss->ninfl < ss->window) {
             struct qentry *e = &ss->q[ss->qhead];
             if (!e->paid && !observe_throttle(s, ss->tenant, RINGMQ_RES_BYTES_OUT_RATE,
-                                              session_publish_estimate(e->m), NULL)) {
+                                              msg_publish_estimate(e->m), NULL)) {
                 if (nrefused < sizeof(refused) / sizeof(refused[0]))
                     refused[nrefused++] = ss->tenant->id;
                 held = true;

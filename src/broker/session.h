@@ -171,9 +171,6 @@ void session_deliver_shared(struct shard *s, struct session *ss, struct msg *m, 
  * quota allows now (each shard tick). */
 void session_drain_throttled(struct shard *s);
 
-/* About the bytes of one PUBLISH of m (what the outbound quota counts). */
-size_t session_publish_estimate(const struct msg *m);
-
 /* Publish the session's will now (its Message Expiry starts now). */
 void session_publish_will(struct shard *s, struct session *ss);
 

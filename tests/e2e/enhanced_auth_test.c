@@ -25,44 +25,23 @@ static void start(void)
     broker_start(&b, set_path, NULL);
 }
 
-static int connect_with(const char *method, const char *data)
-{
-    struct raw_connect o = {.flags = -1, .clean = true, .id = "chal", .keepalive = 60};
-    struct props pr;
-    props_init(&pr);
-    props_str(&pr, P_AUTH_METHOD, method);
-    props_bin(&pr, P_AUTH_DATA, data, strlen(data));
-    return v5_connect(&b, &o, &pr, NULL, &pk);
-}
-
-static void send_auth(int fd, uint8_t reason, const char *method, const char *data)
-{
-    struct props pr;
-    props_init(&pr);
-    props_str(&pr, P_AUTH_METHOD, method);
-    props_bin(&pr, P_AUTH_DATA, data, strlen(data));
-    struct pkt p;
-    pkt_reason5(&p, 0xf0, reason, &pr);
-    cr_assert(raw_send_pkt(fd, &p) == 0);
-}
-
 Test(enhanced_auth, mqtt_4_12_0_plugin_challenge_response_and_reauth)
 {
     start();
-    int fd = connect_with("plugin-chal", "hello");
+    int fd = v5_connect_auth(&b, "chal", "plugin-chal", "hello", &pk);
     cr_assert_eq(pk.type, T_AUTH, "expected AUTH, got packet type %d", pk.type);
     cr_assert_eq(pk.reason, 0x18);
     cr_assert(v5_prop_is(&pk, P_AUTH_METHOD, "plugin-chal"), "MQTT-4.12.0-5");
     cr_assert(v5_prop_is(&pk, P_AUTH_DATA, "challenge"));
-    send_auth(fd, 0x18, "plugin-chal", "response");
+    v5_send_auth(fd, 0x18, "plugin-chal", "response");
     v5_expect(fd, T_CONNACK, &pk);
     cr_assert_eq(pk.reason, 0);
     cr_assert(v5_prop_is(&pk, P_AUTH_METHOD, "plugin-chal"));
     /* MQTT-4.12.1-1: re-authentication; the connection keeps working. */
-    send_auth(fd, 0x19, "plugin-chal", "hello");
+    v5_send_auth(fd, 0x19, "plugin-chal", "hello");
     v5_expect(fd, T_AUTH, &pk);
     cr_assert_eq(pk.reason, 0x18);
-    send_auth(fd, 0x18, "plugin-chal", "response");
+    v5_send_auth(fd, 0x18, "plugin-chal", "response");
     v5_expect(fd, T_AUTH, &pk);
     cr_assert_eq(pk.reason, 0x00, "re-authentication: AUTH 0x%02x, want success", pk.reason);
     v5_subscribe(fd, 1, "t", 1, NULL, 1);
@@ -73,17 +52,17 @@ Test(enhanced_auth, mqtt_4_12_0_plugin_challenge_response_and_reauth)
 Test(enhanced_auth, wrong_response_is_0x86_and_failed_reauth_disconnects_0x87)
 {
     start();
-    int fd = connect_with("plugin-chal", "hello");
+    int fd = v5_connect_auth(&b, "chal", "plugin-chal", "hello", &pk);
     cr_assert_eq(pk.type, T_AUTH);
-    send_auth(fd, 0x18, "plugin-chal", "wrong");
+    v5_send_auth(fd, 0x18, "plugin-chal", "wrong");
     v5_expect(fd, T_CONNACK, &pk);
     cr_assert_eq(pk.reason, 0x86, "CONNACK 0x%02x, want 0x86", pk.reason);
     close(fd);
-    fd = connect_with("plugin-chal", "hello");
-    send_auth(fd, 0x18, "plugin-chal", "response");
+    fd = v5_connect_auth(&b, "chal", "plugin-chal", "hello", &pk);
+    v5_send_auth(fd, 0x18, "plugin-chal", "response");
     v5_expect(fd, T_CONNACK, &pk);
     cr_assert_eq(pk.reason, 0);
-    send_auth(fd, 0x19, "plugin-chal", "nonsense");
+    v5_send_auth(fd, 0x19, "plugin-chal", "nonsense");
     v5_expect_disconnect(fd, 0x87, -1);
     close(fd);
     broker_stop(&b);

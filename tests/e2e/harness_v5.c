@@ -534,6 +534,31 @@ int v5_publish(int fd, const char *topic, const char *payload, int qos, bool ret
     return reason;
 }
 
+static void auth_props(struct props *pr, const char *method, const char *data)
+{
+    props_init(pr);
+    props_str(pr, P_AUTH_METHOD, method);
+    props_bin(pr, P_AUTH_DATA, data, strlen(data));
+}
+
+int v5_connect_auth(const struct broker *b, const char *id, const char *method, const char *data,
+                    struct v5_pkt *out)
+{
+    struct raw_connect o = {.flags = -1, .clean = true, .id = id, .keepalive = 60};
+    struct props pr;
+    auth_props(&pr, method, data);
+    return v5_connect(b, &o, &pr, NULL, out);
+}
+
+void v5_send_auth(int fd, uint8_t reason, const char *method, const char *data)
+{
+    struct props pr;
+    auth_props(&pr, method, data);
+    struct pkt p;
+    pkt_reason5(&p, 0xf0, reason, &pr);
+    cr_assert(raw_send_pkt(fd, &p) == 0);
+}
+
 void v5_disconnect(int fd, uint8_t reason, const struct props *props)
 {
     struct pkt p;

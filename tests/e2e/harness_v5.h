@@ -176,6 +176,12 @@ void v5_subscribe(int fd, uint16_t mid, const char *filter, uint8_t options,
  * (then completes with PUBREL/PUBCOMP when it was a success); QoS 0 returns 0. */
 int v5_publish(int fd, const char *topic, const char *payload, int qos, bool retain, uint16_t mid,
                const struct props *props);
+/* Enhanced authentication: CONNECT with client id `id`, Authentication Method
+ * and Data (the first answer in *out, as v5_connect), and an AUTH packet with
+ * `reason`, the method and data. */
+int v5_connect_auth(const struct broker *b, const char *id, const char *method, const char *data,
+                    struct v5_pkt *out);
+void v5_send_auth(int fd, uint8_t reason, const char *method, const char *data);
 /* Sends DISCONNECT (reason, properties) and waits for the close. */
 void v5_disconnect(int fd, uint8_t reason, const struct props *props);
 

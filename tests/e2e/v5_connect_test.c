@@ -338,47 +338,26 @@ Test(v5_connect, connection_quota_exceeded_0x97)
 
 /* ---- enhanced authentication (ringmqd's built-in test method) ------------------ */
 
-static int auth_connect(const char *method, const char *data)
-{
-    struct raw_connect o = {.flags = -1, .clean = true, .id = "authc", .keepalive = 60};
-    struct props pr;
-    props_init(&pr);
-    props_str(&pr, P_AUTH_METHOD, method);
-    props_bin(&pr, P_AUTH_DATA, data, strlen(data));
-    return v5_connect(&b, &o, &pr, NULL, &pk);
-}
-
-static void send_auth(int fd, uint8_t reason, const char *method, const char *data)
-{
-    struct props pr;
-    props_init(&pr);
-    props_str(&pr, P_AUTH_METHOD, method);
-    props_bin(&pr, P_AUTH_DATA, data, strlen(data));
-    struct pkt p;
-    pkt_reason5(&p, 0xf0, reason, &pr);
-    cr_assert(raw_send_pkt(fd, &p) == 0);
-}
-
 Test(v5_connect, mqtt_4_12_0_2_enhanced_auth_challenge_response)
 {
     if (e2e_mosquitto())
         cr_skip_test("the test authentication method is built into ringmqd");
     broker_start(&b, "mqtt.test_auth_method=e2e-test", NULL);
-    int fd = auth_connect("e2e-test", "hello");
+    int fd = v5_connect_auth(&b, "authc", "e2e-test", "hello", &pk);
     cr_assert_eq(pk.type, T_AUTH, "expected AUTH, got packet type %d", pk.type);
     cr_assert_eq(pk.reason, 0x18); /* MQTT-4.12.0-2: Continue authentication */
     cr_assert(v5_prop_is(&pk, P_AUTH_METHOD, "e2e-test"), "MQTT-4.12.0-5");
     cr_assert(v5_prop_is(&pk, P_AUTH_DATA, "challenge"));
-    send_auth(fd, 0x18, "e2e-test", "response");
+    v5_send_auth(fd, 0x18, "e2e-test", "response");
     v5_expect(fd, T_CONNACK, &pk);
     cr_assert_eq(pk.reason, 0);
     cr_assert(v5_prop_is(&pk, P_AUTH_METHOD, "e2e-test"), "MQTT-4.12.0-5");
     /* MQTT-4.12.1-1: re-authentication on the live connection. */
-    send_auth(fd, 0x19, "e2e-test", "hello");
+    v5_send_auth(fd, 0x19, "e2e-test", "hello");
     v5_expect(fd, T_AUTH, &pk);
     cr_assert_eq(pk.reason, 0x18);
     cr_assert(v5_prop_is(&pk, P_AUTH_DATA, "challenge"));
-    send_auth(fd, 0x18, "e2e-test", "response");
+    v5_send_auth(fd, 0x18, "e2e-test", "response");
     v5_expect(fd, T_AUTH, &pk);
     cr_assert_eq(pk.reason, 0x00, "re-authentication: AUTH 0x%02x, want success", pk.reason);
     cr_assert(v5_prop_is(&pk, P_AUTH_METHOD, "e2e-test"));
@@ -393,16 +372,16 @@ Test(v5_connect, mqtt_4_12_0_enhanced_auth_bad_response_0x86)
     if (e2e_mosquitto())
         cr_skip_test("the test authentication method is built into ringmqd");
     broker_start(&b, "mqtt.test_auth_method=e2e-test", NULL);
-    int fd = auth_connect("e2e-test", "hello");
+    int fd = v5_connect_auth(&b, "authc", "e2e-test", "hello", &pk);
     cr_assert_eq(pk.type, T_AUTH);
-    send_auth(fd, 0x18, "e2e-test", "wrong");
+    v5_send_auth(fd, 0x18, "e2e-test", "wrong");
     v5_expect(fd, T_CONNACK, &pk);
     cr_assert_eq(pk.reason, 0x86, "CONNACK 0x%02x, want 0x86 (Bad user name or password)",
                  pk.reason);
     cr_assert(raw_wait_close(fd, E2E_WAIT_MS) == 0);
     close(fd);
     /* Wrong initial data fails as well. */
-    fd = auth_connect("e2e-test", "bonjour");
+    fd = v5_connect_auth(&b, "authc", "e2e-test", "bonjour", &pk);
     cr_assert(pk.type == T_CONNACK && pk.reason == 0x86, "type %d reason 0x%02x", pk.type,
               pk.reason);
     close(fd);
@@ -413,7 +392,7 @@ Test(v5_connect, mqtt_4_12_0_1_unknown_auth_method_0x8c)
 {
     /* Both brokers: mosquitto without an auth plugin knows no method either. */
     broker_start(&b, e2e_mosquitto() ? NULL : "mqtt.test_auth_method=e2e-test", NULL);
-    int fd = auth_connect("no-such-method", "hello");
+    int fd = v5_connect_auth(&b, "authc", "no-such-method", "hello", &pk);
     cr_assert(pk.type == T_CONNACK && pk.reason == 0x8c,
               "packet type %d reason 0x%02x, want CONNACK 0x8C", pk.type, pk.reason);
     cr_assert(raw_wait_close(fd, E2E_WAIT_MS) == 0, "MQTT-4.12.0-1: must close");
@@ -426,7 +405,7 @@ Test(v5_connect, mqtt_4_12_0_1_auth_method_when_none_configured_0x8c)
     if (e2e_mosquitto())
         cr_skip_test("covered by the unknown-method test");
     broker_start(&b, NULL); /* test_auth_method empty: no method at all */
-    int fd = auth_connect("e2e-test", "hello");
+    int fd = v5_connect_auth(&b, "authc", "e2e-test", "hello", &pk);
     cr_assert(pk.type == T_CONNACK && pk.reason == 0x8c, "type %d reason 0x%02x", pk.type,
               pk.reason);
     close(fd);
