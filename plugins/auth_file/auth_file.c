@@ -67,6 +67,10 @@ struct tables {
     struct user *user_list;
     size_t n_users;
     struct acl *acl; /* NULL: no acl_file, every authenticated client may do anything */
+    /* Checked for unknown users so that a refusal takes as long whether or
+     * not the user exists: as many rounds as the costliest hash in the file. */
+    char dummy_hash[PWHASH_ENCODED_MAX];
+    uint32_t dummy_rounds;
 };
 
 struct auth_file {
@@ -74,9 +78,6 @@ struct auth_file {
     char *password_file;
     char *acl_file;    /* may be NULL */
     char *anon_tenant; /* may be NULL: clients without a user name are refused */
-    /* Checked for unknown users so that a refusal takes as long whether or
-     * not the user exists. */
-    char dummy_hash[PWHASH_ENCODED_MAX];
     pthread_mutex_t lock; /* guards `cur` (the pointer, not the tables) */
     struct tables *cur;
     unsigned long workers;
@@ -228,8 +229,23 @@ static int tables_load(const struct auth_file *st, struct tables **out, char *er
         tables_destroy(t);
         return rc;
     }
+    long rounds = 0;
+    for (size_t i = 0; i < t->n_users; i++) {
+        const char *h = t->user_list[i].f.hash;
+        long n = pwhash_iterations(h[0] == '!' ? h + 1 : h);
+        rounds = n > rounds ? n : rounds;
+    }
+    t->dummy_rounds = rounds ? (uint32_t)rounds : PWHASH_DEFAULT_ITERATIONS;
+    /* Cannot fail: the rounds are in range and the buffer fits any encoding. */
+    pwhash_dummy(t->dummy_rounds, t->dummy_hash, sizeof(t->dummy_hash));
     *out = t;
     return 0;
+}
+
+static void log_loaded(const struct auth_file *st, const struct tables *t, const char *what)
+{
+    st->host->log(RINGMQ_LOG_INFO, "%s %zu users%s; unknown users cost %u PBKDF2 rounds", what,
+                  t->n_users, t->acl ? " and the ACL file" : "", t->dummy_rounds);
 }
 
 static void complete_auth(const struct auth_file *st, struct ringmq_call *call,
@@ -289,7 +305,7 @@ static void verify_and_complete(struct auth_file *st, struct ringmq_call *call, 
         tables_release(t);
         return;
     }
-    const char *hash = u ? u->f.hash : st->dummy_hash;
+    const char *hash = u ? u->f.hash : t->dummy_hash;
     bool locked = hash[0] == '!';
     int v = pwhash_verify(locked ? hash + 1 : hash, has_password ? pw : NULL,
                           has_password ? pw_len : 0);
@@ -454,13 +470,6 @@ static int auth_file_init(const struct ringmq_host *host, const struct ringmq_kv
         snprintf(err, errlen, "password_file is required");
         rc = -EINVAL;
     }
-    if (rc == 0) {
-        static const uint8_t salt[PWHASH_SALT_LEN] = {0};
-        rc = pwhash_encode_salted((const uint8_t *)"-", 1, PWHASH_DEFAULT_ITERATIONS, salt,
-                                  sizeof(salt), st->dummy_hash, sizeof(st->dummy_hash));
-        if (rc != 0)
-            snprintf(err, errlen, "PBKDF2-SHA256 from wolfCrypt failed");
-    }
     if (rc == 0)
         rc = tables_load(st, &st->cur, err, errlen);
     if (rc == 0 && st->cache_seconds > 0) {
@@ -481,6 +490,7 @@ static int auth_file_init(const struct ringmq_host *host, const struct ringmq_kv
         auth_file_fini(st);
         return rc;
     }
+    log_loaded(st, st->cur, "loaded");
     *state = st;
     return 0;
 }
@@ -507,8 +517,7 @@ static void auth_file_reload(void *state)
      * matches if the file kept that hash. */
     if (st->cache)
         vcache_clear(st->cache);
-    st->host->log(RINGMQ_LOG_INFO, "reloaded %zu users%s", t->n_users,
-                  t->acl ? " and the ACL file" : "");
+    log_loaded(st, t, "reloaded");
 }
 
 /* Shard thread, on a refusal for a full queue: a warning now and then, with

@@ -131,7 +131,20 @@ int pwhash_encode(const uint8_t *pw, size_t pw_len, uint32_t iterations, char *o
     return pwhash_encode_salted(pw, pw_len, iterations, salt, sizeof(salt), out, out_len);
 }
 
-int pwhash_verify(const char *encoded, const uint8_t *pw, size_t pw_len)
+int pwhash_dummy(uint32_t iterations, char *out, size_t out_len)
+{
+    if (iterations < PWHASH_MIN_ITERATIONS || iterations > PWHASH_MAX_ITERATIONS)
+        return -EINVAL;
+    static const uint8_t zero[PWHASH_KEY_LEN];
+    char salt_b64[PWHASH_SALT_LEN * 2], key_b64[PWHASH_KEY_LEN * 2];
+    b64_encode(zero, PWHASH_SALT_LEN, salt_b64, sizeof(salt_b64));
+    b64_encode(zero, PWHASH_KEY_LEN, key_b64, sizeof(key_b64));
+    int n = snprintf(out, out_len, PWHASH_PREFIX "%u$%s$%s", iterations, salt_b64, key_b64);
+    return n < 0 || (size_t)n >= out_len ? -EINVAL : 0;
+}
+
+/* Parses PREFIX ITERATIONS '$'; *rest points after the '$'. */
+static long parse_iterations(const char *encoded, const char **rest)
 {
     size_t plen = strlen(PWHASH_PREFIX);
     if (strncmp(encoded, PWHASH_PREFIX, plen) != 0)
@@ -145,7 +158,22 @@ int pwhash_verify(const char *encoded, const uint8_t *pw, size_t pw_len)
     if (errno != 0 || *end != '$' || iterations < PWHASH_MIN_ITERATIONS ||
         iterations > PWHASH_MAX_ITERATIONS)
         return -EINVAL;
-    const char *salt_b64 = end + 1;
+    *rest = end + 1;
+    return (long)iterations;
+}
+
+long pwhash_iterations(const char *encoded)
+{
+    const char *rest;
+    return parse_iterations(encoded, &rest);
+}
+
+int pwhash_verify(const char *encoded, const uint8_t *pw, size_t pw_len)
+{
+    const char *salt_b64;
+    long iterations = parse_iterations(encoded, &salt_b64);
+    if (iterations < 0)
+        return -EINVAL;
     const char *dollar = strchr(salt_b64, '$');
     if (!dollar)
         return -EINVAL;

@@ -38,6 +38,17 @@ int pwhash_encode_salted(const uint8_t *pw, size_t pw_len, uint32_t iterations, 
  * digest comparison takes the same time wherever the first difference is. */
 int pwhash_verify(const char *encoded, const uint8_t *pw, size_t pw_len);
 
+/* A well-formed encoding of `iterations` rounds with an all-zero salt and
+ * key, written without hashing: checking any password against it costs what
+ * checking a real one of that many rounds costs (no password is known to
+ * match it, and auth_file refuses unknown users whatever the result).
+ * Returns 0 or -EINVAL (iterations out of range, out too small). */
+int pwhash_dummy(uint32_t iterations, char *out, size_t out_len);
+
+/* The number of rounds an encoding names, or -EINVAL when it does not start
+ * with PWHASH_PREFIX and a round count within the accepted range. */
+long pwhash_iterations(const char *encoded);
+
 /* The fields of one password-file line, pointing into the caller's buffer. */
 struct pwline {
     char *user;

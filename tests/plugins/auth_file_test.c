@@ -368,6 +368,34 @@ Test(auth_file, reload_picks_up_changed_files)
     cr_assert_eq(PUB(NULL, "c", "public/x"), RINGMQ_DENIED);
 }
 
+/* An unknown user is checked against a hash of as many rounds as the
+ * costliest one in the file, so that the time to a refusal does not tell
+ * whether the user exists whatever rounds the operator chose (the fixture's
+ * hashes have 10000, the default is 50000); a reload recomputes it. The
+ * unknown user is still refused (a malformed dummy would be an error). */
+Test(auth_file, unknown_users_cost_the_rounds_of_the_file)
+{
+    cr_assert(strstr(fake_last_log, "unknown users cost 10000 PBKDF2 rounds"), "%s",
+              fake_last_log);
+    cr_assert_eq(auth("mallory", "secret"), RINGMQ_AUTH_BAD_CREDENTIALS);
+    /* Only the round count matters here: the key need not match anything. */
+    fake_write_file(pw_path,
+                    "alice:acme:u-alice:" H_ALICE_SECRET "\n"
+                    "slow:acme:slow:!$pbkdf2-sha256$20000$c2FsdC1zYWx0LXNhbHQtcw==$"
+                    "ZI11yZL7DorNEMnlT9ubURZkSLI5XzxmqTP89aV7yLU=\n");
+    plug->reload(state);
+    cr_assert(strstr(fake_last_log, "reloaded 2 users"), "%s", fake_last_log);
+    cr_assert(strstr(fake_last_log, "unknown users cost 20000 PBKDF2 rounds"), "%s",
+              fake_last_log);
+    cr_assert_eq(auth("mallory", "secret"), RINGMQ_AUTH_BAD_CREDENTIALS);
+    /* No user to match: the default. */
+    fake_write_file(pw_path, "# nobody yet\n");
+    plug->reload(state);
+    cr_assert(strstr(fake_last_log, "unknown users cost 50000 PBKDF2 rounds"), "%s",
+              fake_last_log);
+    cr_assert_eq(auth("alice", "secret"), RINGMQ_AUTH_BAD_CREDENTIALS);
+}
+
 Test(auth_file, reload_with_a_broken_file_keeps_the_old_tables)
 {
     fake_write_file(acl_path, "[tenant acme]\ntopic sometimes x\n");

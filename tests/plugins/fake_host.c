@@ -20,6 +20,7 @@
 
 struct fake_result fake_last;
 int fake_log_lines;
+char fake_last_log[512];
 
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t changed = PTHREAD_COND_INITIALIZER; /* a completion, or one held */
@@ -39,14 +40,15 @@ static atomic_uint_fast64_t clock_offset_ms;
 
 static void fake_log(enum ringmq_log_level level, const char *fmt, ...)
 {
+    char line[sizeof(fake_last_log)];
     va_list ap;
     va_start(ap, fmt);
-    fprintf(stderr, "[plugin %d] ", (int)level);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+    vsnprintf(line, sizeof(line), fmt, ap);
     va_end(ap);
+    fprintf(stderr, "[plugin %d] %s\n", (int)level, line);
     pthread_mutex_lock(&mu);
     fake_log_lines++;
+    memcpy(fake_last_log, line, sizeof(line));
     pthread_mutex_unlock(&mu);
 }
 
@@ -125,11 +127,11 @@ const struct ringmq_host fake_host = {
 
 /* ---- tracked calls ---- */
 
-static struct timespec in_ten_seconds(void)
+static struct timespec wait_deadline(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_sec += 10;
+    ts.tv_sec += 30; /* generous: PBKDF2 under ASan on a loaded CI machine */
     return ts;
 }
 
@@ -138,6 +140,7 @@ void fake_reset(void)
     pthread_mutex_lock(&mu);
     memset(slots, 0, sizeof(slots));
     memset(&fake_last, 0, sizeof(fake_last));
+    fake_last_log[0] = 0;
     total = 0;
     held = 0;
     gate_open = false;
@@ -163,7 +166,7 @@ struct fake_call_rec fake_call_get(int i)
 struct fake_call_rec fake_wait_call(int i)
 {
     cr_assert(i >= 0 && i < FAKE_MAX_CALLS, "call %d out of range", i);
-    struct timespec ts = in_ten_seconds();
+    struct timespec ts = wait_deadline();
     int rc = 0;
     pthread_mutex_lock(&mu);
     while (slots[i].rec.completions == 0 && rc != ETIMEDOUT)
@@ -184,7 +187,7 @@ int fake_completions(void)
 
 void fake_wait_completions(int n)
 {
-    struct timespec ts = in_ten_seconds();
+    struct timespec ts = wait_deadline();
     int rc = 0;
     pthread_mutex_lock(&mu);
     while (total < n && rc != ETIMEDOUT)
@@ -205,7 +208,7 @@ void fake_hold(int i)
 
 void fake_wait_held(int n)
 {
-    struct timespec ts = in_ten_seconds();
+    struct timespec ts = wait_deadline();
     int rc = 0;
     pthread_mutex_lock(&mu);
     while (held < n && rc != ETIMEDOUT)

@@ -6,7 +6,7 @@
  *
  * complete() may be called from any thread (plugins with their own
  * threads): everything it records is guarded by one mutex, and tests wait
- * for completions on a condition variable, each wait bounded (10 s) so that
+ * for completions on a condition variable, each wait bounded (30 s) so that
  * a lost completion fails the test instead of hanging it. A test that needs
  * a plugin thread to stand still (a full queue, fini with work queued) holds
  * a call: its complete() from another thread waits at a gate until the test
@@ -34,7 +34,8 @@ struct fake_result {
 
 extern const struct ringmq_host fake_host;
 extern struct fake_result fake_last;
-extern int fake_log_lines; /* log() calls so far */
+extern int fake_log_lines;       /* log() calls so far */
+extern char fake_last_log[512]; /* the last one's text (read when no plugin thread logs) */
 
 /* Move the host's now_ms() forward by `ms` (it is the monotonic clock plus
  * every advance so far; fake_reset goes back to the plain clock), so a test
@@ -81,7 +82,7 @@ struct fake_call_rec fake_wait_call(int i);
 /* Completions recorded so far, all calls, tracked or not. */
 int fake_completions(void);
 
-/* Wait until at least `n` completions were recorded (asserts, 10 s). */
+/* Wait until at least `n` completions were recorded (asserts, 30 s). */
 void fake_wait_completions(int n);
 
 /* Hold call `i`: its complete(), if called from a thread other than this
@@ -90,7 +91,7 @@ void fake_wait_completions(int n);
  * deadlock, and that is the synchronous behaviour tests want to see. */
 void fake_hold(int i);
 
-/* Wait until `n` complete() calls wait at the gate (asserts, 10 s). */
+/* Wait until `n` complete() calls wait at the gate (asserts, 30 s). */
 void fake_wait_held(int n);
 
 /* Let every held complete() through, and every later one. */
