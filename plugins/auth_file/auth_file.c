@@ -76,8 +76,8 @@ struct tables {
 struct auth_file {
     const struct ringmq_host *host;
     char *password_file;
-    char *acl_file;    /* may be NULL */
-    char *anon_tenant; /* may be NULL: clients without a user name are refused */
+    char *acl_file;       /* may be NULL */
+    char *anon_tenant;    /* may be NULL: clients without a user name are refused */
     pthread_mutex_t lock; /* guards `cur` (the pointer, not the tables) */
     struct tables *cur;
     unsigned long workers;

@@ -375,24 +375,20 @@ Test(auth_file, reload_picks_up_changed_files)
  * unknown user is still refused (a malformed dummy would be an error). */
 Test(auth_file, unknown_users_cost_the_rounds_of_the_file)
 {
-    cr_assert(strstr(fake_last_log, "unknown users cost 10000 PBKDF2 rounds"), "%s",
-              fake_last_log);
+    cr_assert(strstr(fake_last_log, "unknown users cost 10000 PBKDF2 rounds"), "%s", fake_last_log);
     cr_assert_eq(auth("mallory", "secret"), RINGMQ_AUTH_BAD_CREDENTIALS);
     /* Only the round count matters here: the key need not match anything. */
-    fake_write_file(pw_path,
-                    "alice:acme:u-alice:" H_ALICE_SECRET "\n"
-                    "slow:acme:slow:!$pbkdf2-sha256$20000$c2FsdC1zYWx0LXNhbHQtcw==$"
-                    "ZI11yZL7DorNEMnlT9ubURZkSLI5XzxmqTP89aV7yLU=\n");
+    fake_write_file(pw_path, "alice:acme:u-alice:" H_ALICE_SECRET "\n"
+                             "slow:acme:slow:!$pbkdf2-sha256$20000$c2FsdC1zYWx0LXNhbHQtcw==$"
+                             "ZI11yZL7DorNEMnlT9ubURZkSLI5XzxmqTP89aV7yLU=\n");
     plug->reload(state);
     cr_assert(strstr(fake_last_log, "reloaded 2 users"), "%s", fake_last_log);
-    cr_assert(strstr(fake_last_log, "unknown users cost 20000 PBKDF2 rounds"), "%s",
-              fake_last_log);
+    cr_assert(strstr(fake_last_log, "unknown users cost 20000 PBKDF2 rounds"), "%s", fake_last_log);
     cr_assert_eq(auth("mallory", "secret"), RINGMQ_AUTH_BAD_CREDENTIALS);
     /* No user to match: the default. */
     fake_write_file(pw_path, "# nobody yet\n");
     plug->reload(state);
-    cr_assert(strstr(fake_last_log, "unknown users cost 50000 PBKDF2 rounds"), "%s",
-              fake_last_log);
+    cr_assert(strstr(fake_last_log, "unknown users cost 50000 PBKDF2 rounds"), "%s", fake_last_log);
     cr_assert_eq(auth("alice", "secret"), RINGMQ_AUTH_BAD_CREDENTIALS);
 }
 

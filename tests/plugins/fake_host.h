@@ -34,7 +34,7 @@ struct fake_result {
 
 extern const struct ringmq_host fake_host;
 extern struct fake_result fake_last;
-extern int fake_log_lines;       /* log() calls so far */
+extern int fake_log_lines;      /* log() calls so far */
 extern char fake_last_log[512]; /* the last one's text (read when no plugin thread logs) */
 
 /* Move the host's now_ms() forward by `ms` (it is the monotonic clock plus
