@@ -36,7 +36,7 @@
 extern "C" {
 #endif
 
-#define RINGMQ_PLUGIN_ABI_VERSION 1u
+#define RINGMQ_PLUGIN_ABI_VERSION 2u
 #define RINGMQ_PLUGIN_ENTRY       "ringmq_plugin_entry"
 
 /* ---- common types ---- */
@@ -253,6 +253,12 @@ struct ringmq_host {
      * the member of the union that matches the call (auth for authenticate
      * and auth_continue, check for check, settings for settings). */
     void (*complete)(struct ringmq_call *call, const union ringmq_result *res);
+    /* Whether the host has stopped waiting for `call` (its timeout passed,
+     * or the broker is shutting down): its answer will be ignored, so work
+     * not yet started for it (a queued password hash, an HTTP request not
+     * yet sent) may be skipped. The call must still be completed. Any
+     * thread; valid until the plugin's complete() of that call. */
+    bool (*call_abandoned)(const struct ringmq_call *call);
 };
 
 /* ---- the table a plugin exports ---- */

@@ -52,9 +52,9 @@
 /* 4096 x 40 bytes: 160 KiB, as many distinct users as a busy minute sees. */
 #define DEFAULT_CACHE_ENTRIES 4096u
 #define MAX_CACHE_ENTRIES     1048576u
-/* Queue-full warnings: at most one per this many milliseconds, since a
+/* Overload warnings: at most one per this many milliseconds, since a
  * connect storm would otherwise turn into a log storm. */
-#define QUEUE_FULL_LOG_MS 10000u
+#define OVERLOAD_LOG_MS 10000u
 
 struct user {
     char *line; /* the file's line, split in place: the fields point into it */
@@ -84,10 +84,11 @@ struct auth_file {
     unsigned long max_queue;
     unsigned long cache_seconds;
     unsigned long cache_entries;
-    struct vcache *cache;                   /* NULL: cache_seconds 0, every CONNECT is hashed */
-    struct pool *pool;                      /* NULL until init has built everything it needs */
-    atomic_uint_fast64_t queue_full;        /* CONNECTs refused for a full queue */
-    atomic_uint_fast64_t queue_full_log_ms; /* last warning; 0: none yet */
+    struct vcache *cache;                 /* NULL: cache_seconds 0, every CONNECT is hashed */
+    struct pool *pool;                    /* NULL until init has built everything it needs */
+    atomic_uint_fast64_t queue_full;      /* CONNECTs refused for a full queue */
+    atomic_uint_fast64_t gave_up;         /* abandoned by the host while queued */
+    atomic_uint_fast64_t overload_log_ms; /* last warning; 0: none yet */
 };
 
 /* One CONNECT waiting for a worker: what authenticate borrowed, copied,
@@ -355,11 +356,41 @@ static void job_destroy(struct auth_job *job)
 }
 
 /* pool_run_fn: a worker thread. */
+/* A CONNECT refused for a full queue (shard thread) or one the host gave up
+ * on while it waited (worker): a warning now and then, with the running
+ * counts, rather than one line per CONNECT of a storm. */
+static void note_overload(struct auth_file *st, atomic_uint_fast64_t *counter)
+{
+    atomic_fetch_add(counter, 1);
+    uint64_t now = st->host->now_ms();
+    uint_fast64_t last = atomic_load(&st->overload_log_ms);
+    if (last != 0 && now - last < OVERLOAD_LOG_MS)
+        return;
+    /* One thread wins the right to log for this period. */
+    if (!atomic_compare_exchange_strong(&st->overload_log_ms, &last, now ? now : 1))
+        return;
+    st->host->log(
+        RINGMQ_LOG_WARN,
+        "authentication overloaded (workers %lu, max_queue %lu): so far %" PRIuFAST64
+        " CONNECTs refused for a full queue, %" PRIuFAST64 " timed out waiting for a worker",
+        st->workers, st->max_queue, atomic_load(&st->queue_full), atomic_load(&st->gave_up));
+}
+
 static void job_run(void *arg, struct pool_job *link)
 {
+    struct auth_file *st = arg;
     struct auth_job *job = (struct auth_job *)link;
-    verify_and_complete(arg, job->call, job->bytes, job->user_len, job->has_password,
-                        job->bytes + job->user_len, job->pw_len);
+    if (st->host->call_abandoned(job->call)) {
+        /* The broker already refused this CONNECT (it waited longer than
+         * the plugin timeout): a hash now would only delay the CONNECTs
+         * queued behind it, which may still be in time. */
+        note_overload(st, &st->gave_up);
+        complete_auth(st, job->call, RINGMQ_AUTH_ERROR, NULL, NULL,
+                      "timed out waiting for a worker");
+    } else {
+        verify_and_complete(st, job->call, job->bytes, job->user_len, job->has_password,
+                            job->bytes + job->user_len, job->pw_len);
+    }
     job_destroy(job);
 }
 
@@ -430,7 +461,8 @@ static int auth_file_init(const struct ringmq_host *host, const struct ringmq_kv
     st->cache_seconds = DEFAULT_CACHE_SECONDS;
     st->cache_entries = DEFAULT_CACHE_ENTRIES;
     atomic_init(&st->queue_full, 0);
-    atomic_init(&st->queue_full_log_ms, 0);
+    atomic_init(&st->gave_up, 0);
+    atomic_init(&st->overload_log_ms, 0);
     pthread_mutex_init(&st->lock, NULL);
     int rc = 0;
     for (size_t i = 0; i < n && rc == 0; i++) {
@@ -520,24 +552,6 @@ static void auth_file_reload(void *state)
     log_loaded(st, t, "reloaded");
 }
 
-/* Shard thread, on a refusal for a full queue: a warning now and then, with
- * the running count, rather than one line per CONNECT of a storm. */
-static void note_queue_full(struct auth_file *st)
-{
-    uint_fast64_t refused = atomic_fetch_add(&st->queue_full, 1) + 1;
-    uint64_t now = st->host->now_ms();
-    uint_fast64_t last = atomic_load(&st->queue_full_log_ms);
-    if (last != 0 && now - last < QUEUE_FULL_LOG_MS)
-        return;
-    /* One shard wins the right to log for this period. */
-    if (!atomic_compare_exchange_strong(&st->queue_full_log_ms, &last, now ? now : 1))
-        return;
-    st->host->log(RINGMQ_LOG_WARN,
-                  "authentication queue full (max_queue %lu, workers %lu): %" PRIuFAST64
-                  " CONNECTs refused so far",
-                  st->max_queue, st->workers, refused);
-}
-
 static void auth_file_authenticate(void *state, struct ringmq_call *call,
                                    const struct ringmq_connect_info *info)
 {
@@ -577,7 +591,7 @@ static void auth_file_authenticate(void *state, struct ringmq_call *call,
     if (rc == -EAGAIN) {
         /* Waiting for room would stall the shard: refuse, the client retries. */
         complete_auth(st, call, RINGMQ_AUTH_ERROR, NULL, NULL, "authentication queue full");
-        note_queue_full(st);
+        note_overload(st, &st->queue_full);
     } else {
         complete_auth(st, call, RINGMQ_AUTH_ERROR, NULL, NULL, "shutting down");
     }

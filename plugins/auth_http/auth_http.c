@@ -667,9 +667,14 @@ static void *thread_main(void *arg)
             struct req *r = q;
             q = q->next;
             r->next = r->prev = NULL;
-            if (stop || req_start(st, r)) {
+            /* A request the broker no longer waits for (its plugin timeout
+             * passed while this thread was busy) is not sent. */
+            bool late = !stop && st->host->call_abandoned(r->call);
+            if (stop || late || req_start(st, r)) {
                 complete_error(st, r->call, r->kind,
-                               stop ? "plugin stopping" : "cannot start the request");
+                               stop   ? "plugin stopping"
+                               : late ? "timed out before the request was sent"
+                                      : "cannot start the request");
                 req_free(r);
                 in_flight_done(st);
                 continue;

@@ -258,6 +258,7 @@ static int load_one(struct plugin_host *h, const struct plugin_spec *s, struct p
         .log = log_slot_fns[pl->log_slot],
         .now_ms = host_now_ms,
         .complete = plugin_call_complete,
+        .call_abandoned = plugin_call_abandoned,
     };
     char perr[512] = "";
     void *state = NULL;

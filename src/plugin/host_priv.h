@@ -34,5 +34,6 @@ struct plugin_host {
 
 /* host->complete, implemented by port.c. */
 void plugin_call_complete(struct ringmq_call *call, const union ringmq_result *res);
+bool plugin_call_abandoned(const struct ringmq_call *call);
 
 #endif

@@ -365,6 +365,17 @@ void plugin_port_destroy(struct plugin_port *p)
     port_release(p);
 }
 
+bool plugin_call_abandoned(const struct ringmq_call *call)
+{
+    /* The deadline is written before the plugin sees the call and never
+     * again; the shard marks a timed-out call only when it polls, so the
+     * clock answers for the time in between. */
+    if (call == NULL)
+        return true;
+    unsigned st = atomic_load(&call->state);
+    return (st & CALL_BY_HOST) || clock_now_ms() >= call->deadline_ms;
+}
+
 /* A call with both references, on the pending list, before the plugin sees
  * it (it may complete inside the callback). */
 static struct ringmq_call *call_start(struct plugin_port *p, const struct plugin_loaded *pl,

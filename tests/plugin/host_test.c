@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "core/clock.h"
 #include "plugin/host.h"
@@ -193,7 +194,7 @@ Test(plugin_host, refuses_another_abi_version)
     cr_assert_eq(plugin_host_create(&spec, 1, 1000, &h, err, sizeof(err)), -1);
     cr_assert_null(h);
     cr_assert_str_eq(err,
-                     "plugin bad (" PLUGIN("bad_abi") "): built for ABI 999, ringmqd speaks 1");
+                     "plugin bad (" PLUGIN("bad_abi") "): built for ABI 999, ringmqd speaks 2");
     check_leaks();
 }
 
@@ -495,18 +496,60 @@ Test(plugin_host, completion_from_the_plugin_thread_wakes_and_is_deep_copied)
     check_leaks();
 }
 
-/* never_completes_finish_all from the loaded plugin (same handle). */
-static int finish_all(void)
+/* A function of the loaded never_completes plugin (same handle). */
+static int never_completes(const char *fn_name)
 {
     void *dl = dlopen(PLUGIN("never_completes"), RTLD_NOW | RTLD_NOLOAD);
     cr_assert_not_null(dl, "never_completes is not loaded");
-    void *sym = dlsym(dl, "never_completes_finish_all");
+    void *sym = dlsym(dl, fn_name);
     cr_assert_not_null(sym);
     int (*fn)(void);
     memcpy(&fn, &sym, sizeof(fn));
     int n = fn();
     dlclose(dl);
     return n;
+}
+
+static int finish_all(void)
+{
+    return never_completes("never_completes_finish_all");
+}
+
+/* host->call_abandoned: false while the host waits; true once the shard
+ * answered the call for the plugin (timeout), once its deadline passed
+ * even before the shard polled, and for every call of a destroyed port. */
+Test(plugin_host, call_abandoned_once_the_host_stops_waiting)
+{
+    struct plugin_host *h = load_one("n", PLUGIN("never_completes"), NULL, 0, 5000);
+    struct plugin_port *p = plugin_port_create(h, NULL, NULL);
+    struct ringmq_connect_info info = connect_info("c", "u");
+    cr_assert_eq(plugin_authenticate(p, 1, &info), 0);
+    cr_assert_eq(never_completes("never_completes_abandoned"), 0, "the host still waits");
+    list_free(plugin_port_poll(p, plugin_port_next_deadline(p)));
+    cr_assert_eq(never_completes("never_completes_abandoned"), 1, "answered by the timeout");
+    cr_assert_eq(finish_all(), 1);
+    plugin_port_destroy(p);
+    plugin_host_destroy(h);
+
+    h = load_one("n", PLUGIN("never_completes"), NULL, 0, 20);
+    p = plugin_port_create(h, NULL, NULL);
+    cr_assert_eq(plugin_authenticate(p, 2, &info), 0);
+    usleep(60 * 1000); /* past the deadline, not polled */
+    cr_assert_eq(never_completes("never_completes_abandoned"), 1, "deadline passed");
+    cr_assert_eq(finish_all(), 1);
+    list_free(plugin_port_poll(p, UINT64_MAX)); /* the late answer: taken, not lost */
+    plugin_port_destroy(p);
+    plugin_host_destroy(h);
+
+    h = load_one("n", PLUGIN("never_completes"), NULL, 0, 60000);
+    p = plugin_port_create(h, NULL, NULL);
+    cr_assert_eq(plugin_authenticate(p, 3, &info), 0);
+    cr_assert_eq(never_completes("never_completes_abandoned"), 0);
+    plugin_port_destroy(p);
+    cr_assert_eq(never_completes("never_completes_abandoned"), 1, "port destroyed");
+    cr_assert_eq(finish_all(), 1);
+    plugin_host_destroy(h);
+    check_leaks();
 }
 
 Test(plugin_host, a_call_not_completed_in_time_is_answered_and_its_late_completion_ignored)

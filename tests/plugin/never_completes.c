@@ -14,6 +14,7 @@
 
 const struct ringmq_plugin *ringmq_plugin_entry(void);
 int never_completes_finish_all(void);
+int never_completes_abandoned(void);
 
 struct kept {
     struct kept *next;
@@ -58,6 +59,29 @@ static int finish_kept(void)
         k = next;
         count++;
     }
+    return count;
+}
+
+/* How many kept calls the host says it no longer waits for, asked from a
+ * thread of the plugin (host->call_abandoned may be called from any). */
+static void *count_abandoned(void *arg)
+{
+    int n = 0;
+    pthread_mutex_lock(&kept_mu);
+    for (struct kept *k = kept_head; k != NULL; k = k->next)
+        n += kept_host->call_abandoned(k->call);
+    pthread_mutex_unlock(&kept_mu);
+    *(int *)arg = n;
+    return NULL;
+}
+
+int never_completes_abandoned(void)
+{
+    pthread_t t;
+    int count = -1;
+    if (pthread_create(&t, NULL, count_abandoned, &count) != 0)
+        return -1;
+    pthread_join(t, NULL);
     return count;
 }
 

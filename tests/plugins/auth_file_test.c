@@ -608,6 +608,31 @@ Test(auth_file_workers, full_queue_is_refused_at_once_without_blocking,
     cr_assert_eq(auth("bob", "hunter2"), RINGMQ_AUTH_ALLOW);
 }
 
+/* A CONNECT the broker gave up on while it waited in the queue (its plugin
+ * timeout passed) is answered without a hash, so that a backlog after a
+ * connect storm does not keep the workers busy with answers nobody reads
+ * while the CONNECTs behind it time out too. */
+Test(auth_file_workers, queued_calls_the_host_abandoned_are_not_hashed,
+     .init = setup_one_worker_queue_two, .fini = stop)
+{
+    fake_hold(0);
+    auth_start(0, "alice", "secret");
+    fake_wait_held(1);
+    auth_start(1, "bob", "hunter2");
+    auth_start(2, "alice", "secret");
+    fake_abandon(1);
+    int logged = fake_log_lines;
+    fake_open_gate();
+    fake_wait_completions(3);
+    struct fake_call_rec r = fake_wait_call(1);
+    cr_assert_eq(r.decision, RINGMQ_AUTH_ERROR);
+    cr_assert_str_eq(r.reason, "timed out waiting for a worker");
+    cr_assert_eq(fake_wait_call(0).decision, RINGMQ_AUTH_ALLOW);
+    cr_assert_eq(fake_wait_call(2).decision, RINGMQ_AUTH_ALLOW, "not abandoned: verified");
+    cr_assert_gt(fake_log_lines, logged, "the overload is logged");
+    cr_assert(strstr(fake_last_log, "1 timed out waiting for a worker"), "%s", fake_last_log);
+}
+
 static void *fini_main(void *st)
 {
     plug->fini(st);

@@ -261,11 +261,21 @@ static void host_complete(struct ringmq_call *call, const union ringmq_result *r
     pthread_mutex_unlock(&done_lock);
 }
 
+/* The host has given up on this call number from the start (its timeout
+ * passed before the plugin's thread took it). */
+#define ABANDONED_CALL 13
+
+static bool host_call_abandoned(const struct ringmq_call *call)
+{
+    return (uintptr_t)call == ABANDONED_CALL;
+}
+
 static const struct ringmq_host host = {
     .abi_version = RINGMQ_PLUGIN_ABI_VERSION,
     .log = host_log,
     .now_ms = host_now_ms,
     .complete = host_complete,
+    .call_abandoned = host_call_abandoned,
 };
 
 /* Waits (10 s at most) for the n-th completion, returns a copy. */
@@ -448,6 +458,19 @@ Test(auth_http, allow_gives_tenant_and_user_id_from_another_thread)
                                              "\"127.0.0.1\",\"remote_port\":40000}"),
                        "%s", srv.last_body);
     pthread_mutex_unlock(&srv.lock);
+}
+
+/* A call the host no longer waits for is answered without a request. */
+Test(auth_http, abandoned_call_is_not_sent)
+{
+    start_with(NULL, NULL, NULL);
+    authenticate(ABANDONED_CALL, "alice", "pw", 2);
+    struct done d = wait_done(1);
+    cr_assert_eq(d.call, call_no(ABANDONED_CALL));
+    cr_assert_eq(d.decision, RINGMQ_AUTH_ERROR);
+    authenticate(1, "alice", "pw", 2);
+    cr_assert_eq(wait_done(2).decision, RINGMQ_AUTH_ALLOW);
+    cr_assert_eq(server_requests(), 1, "only the call still waited for was sent");
 }
 
 Test(auth_http, unknown_remote_address_is_null)

@@ -31,6 +31,7 @@ static struct slot {
     struct fake_call_rec rec;
     bool hold;
     pthread_t holder;
+    atomic_bool abandoned; /* read by plugin threads outside `mu` */
 } slots[FAKE_MAX_CALLS];
 static int total; /* completions recorded, tracked or not */
 static int held;  /* complete() calls waiting at the gate now */
@@ -118,12 +119,26 @@ static void fake_complete(struct ringmq_call *call, const union ringmq_result *r
     pthread_mutex_unlock(&mu);
 }
 
+static bool fake_call_abandoned(const struct ringmq_call *call)
+{
+    struct slot *s = slot_of(call);
+    return s && atomic_load(&s->abandoned);
+}
+
 const struct ringmq_host fake_host = {
     .abi_version = RINGMQ_PLUGIN_ABI_VERSION,
     .log = fake_log,
     .now_ms = fake_now_ms,
     .complete = fake_complete,
+    .call_abandoned = fake_call_abandoned,
 };
+
+void fake_abandon(int i)
+{
+    struct slot *s = slot_of(fake_call(i));
+    cr_assert_not_null(s);
+    atomic_store(&s->abandoned, true);
+}
 
 /* ---- tracked calls ---- */
 

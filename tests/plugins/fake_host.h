@@ -94,6 +94,10 @@ void fake_hold(int i);
 /* Wait until `n` complete() calls wait at the gate (asserts, 30 s). */
 void fake_wait_held(int n);
 
+/* From now on host->call_abandoned() says true for call `i` (as ringmqd
+ * does once the call's timeout passed). */
+void fake_abandon(int i);
+
 /* Let every held complete() through, and every later one. */
 void fake_open_gate(void);
 
