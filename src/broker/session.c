@@ -365,7 +365,7 @@ static void throttled_remove(struct shard *s, struct session *ss)
 static void pump(struct shard *s, struct session *ss)
 {
     if (ss->out_throttled)
-        return; /* the tick sends what the outbound quota allows */
+        return; /* session_drain_throttled sends what the quota allows */
     while (ss->qlen && online(ss) && ss->ninfl < ss->window) {
         struct qentry e = queue_pop(ss);
         send_inflight(s, ss, e.m, e.qos, e.retain, e.ids, e.share);
@@ -417,7 +417,7 @@ void session_deliver_shared(struct shard *s, struct session *ss, struct msg *m, 
 
 void session_drain_throttled(struct shard *s)
 {
-    /* Tenants refused this tick: their other sessions are not asked again
+    /* Tenants refused in this pass: their other sessions are not asked again
      * (the answer would not change; one THROTTLED event per tenant). */
     uint16_t refused[16];
     uint32_t nrefused = 0;

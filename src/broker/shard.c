@@ -319,6 +319,23 @@ static void arm_tick(struct shard *s)
     io_uring_sqe_set_data64(sqe, ud_make(UD_TICK, NULL));
 }
 
+/* Per-second quotas count in seconds of now_ms (observe.c): messages held
+ * back for the outbound quota may go once the next one begins. A relative
+ * timeout, since now_ms is CLOCK_MONOTONIC_COARSE, plus a margin for that
+ * clock's resolution (a jiffy), so that now_ms has moved on when it fires. */
+#define QUOTA_MARGIN_MS 10u
+
+static void arm_quota(struct shard *s)
+{
+    uint64_t wait = 1000u - s->now_ms % 1000u + QUOTA_MARGIN_MS;
+    s->quota_ts.tv_sec = (long long)(wait / 1000u);
+    s->quota_ts.tv_nsec = (long long)(wait % 1000u) * 1000000LL;
+    struct io_uring_sqe *sqe = shard_sqe(s);
+    io_uring_prep_timeout(sqe, &s->quota_ts, 0, 0);
+    io_uring_sqe_set_data64(sqe, ud_make(UD_QUOTA, NULL));
+    s->quota_timer = true;
+}
+
 /* plugin_port's wake: any thread. */
 static void plugin_wake(void *arg)
 {
@@ -433,6 +450,10 @@ static void dispatch(struct shard *s, struct io_uring_cqe *cqe)
         session_drain_throttled(s);
         arm_tick(s);
         break;
+    case UD_QUOTA:
+        s->quota_timer = false;
+        session_drain_throttled(s); /* the shard loop re-arms if some are left */
+        break;
     case UD_STOP:
         s->stopping = true;
         break;
@@ -451,6 +472,8 @@ static void dispatch(struct shard *s, struct io_uring_cqe *cqe)
 static void shard_loop(struct shard *s)
 {
     while (!s->stopping) {
+        if (s->nthrottled && !s->quota_timer)
+            arm_quota(s);
         conn_flush_all(s);
         xflush(s);
         bufring_publish(&s->bufs);

@@ -53,6 +53,7 @@ enum ud_tag {
     UD_FDSENT = 8,   /* our MSG_RING SEND_FD completed: struct conn */
     UD_STOP = 9,     /* the stop eventfd became readable */
     UD_PLUGIN = 10,  /* the plugin eventfd: completions are waiting */
+    UD_QUOTA = 11,   /* the outbound quota's next second began (s->throttled) */
 };
 
 static inline uint64_t ud_make(enum ud_tag tag, const void *p)
@@ -248,9 +249,12 @@ struct shard {
     uint8_t out_quota; /* enum out_quota: this publish's deliveries and the outbound quota */
 
     /* Sessions holding messages back for the outbound bytes quota: sent
-     * from the tick as the quota allows (session.c). */
+     * when the quota's next second begins (a timeout armed while the list
+     * is not empty), or from the tick, as the quota allows (session.c). */
     struct session **throttled;
     uint32_t nthrottled, throttled_cap;
+    bool quota_timer; /* the UD_QUOTA timeout is armed */
+    struct __kernel_timespec quota_ts;
 };
 
 /* Queue a cross-shard message to `target` (never blocks: overflows are kept
