@@ -221,9 +221,23 @@ static int hexval(char c)
     return -1;
 }
 
+/* Four hex digits at p (at least 4 bytes before the end): the value, or -1. */
+static long hex4(const char *p)
+{
+    long v = 0;
+    for (int i = 0; i < 4; i++) {
+        int h = hexval(p[i]);
+        if (h < 0)
+            return -1;
+        v = v * 16 + h;
+    }
+    return v;
+}
+
 /* Reads a string at s->p (the opening quote) into out (NULL: skip it),
- * decoding escapes; \uXXXX outside the BMP's non-surrogates is refused,
- * as is a value that does not fit. */
+ * decoding escapes into UTF-8: a character outside the BMP arrives as a
+ * \uD8xx\uDCxx surrogate pair (RFC 8259 section 7); a lone or reversed
+ * surrogate, \u0000, and a value that does not fit are refused. */
 static int scan_string(struct scan *s, char *out, size_t cap)
 {
     size_t n = 0;
@@ -232,7 +246,7 @@ static int scan_string(struct scan *s, char *out, size_t cap)
     s->p++;
     while (s->p < s->end && *s->p != '"') {
         unsigned char c = (unsigned char)*s->p++;
-        char tmp[3];
+        char tmp[4];
         size_t tn = 1;
         tmp[0] = (char)c;
         if (c < 0x20)
@@ -263,19 +277,30 @@ static int scan_string(struct scan *s, char *out, size_t cap)
                 tmp[0] = '\t';
                 break;
             case 'u': {
-                if (s->end - s->p < 4)
+                long v = s->end - s->p >= 4 ? hex4(s->p) : -1;
+                if (v < 0)
                     return -EINVAL;
-                unsigned cp = 0;
-                for (int i = 0; i < 4; i++) {
-                    int h = hexval(s->p[i]);
-                    if (h < 0)
-                        return -EINVAL;
-                    cp = cp * 16 + (unsigned)h;
-                }
+                unsigned cp = (unsigned)v;
                 s->p += 4;
+                if (cp >= 0xd800 && cp <= 0xdbff) {
+                    /* A high surrogate: only with a low one right after. */
+                    long lo = s->end - s->p >= 6 && s->p[0] == '\\' && s->p[1] == 'u'
+                                  ? hex4(s->p + 2)
+                                  : -1;
+                    if (lo < 0xdc00 || lo > 0xdfff)
+                        return -EINVAL;
+                    s->p += 6;
+                    cp = 0x10000 + ((cp - 0xd800) << 10) + ((unsigned)lo - 0xdc00);
+                }
                 if (cp == 0 || (cp >= 0xd800 && cp <= 0xdfff))
                     return -EINVAL; /* a NUL would cut the C string */
-                if (cp < 0x80) {
+                if (cp >= 0x10000) {
+                    tmp[0] = (char)(0xf0 | (cp >> 18));
+                    tmp[1] = (char)(0x80 | ((cp >> 12) & 0x3f));
+                    tmp[2] = (char)(0x80 | ((cp >> 6) & 0x3f));
+                    tmp[3] = (char)(0x80 | (cp & 0x3f));
+                    tn = 4;
+                } else if (cp < 0x80) {
                     tmp[0] = (char)cp;
                 } else if (cp < 0x800) {
                     tmp[0] = (char)(0xc0 | (cp >> 6));
@@ -377,6 +402,14 @@ static int json_scan_object(const char *p, size_t n, struct json_field *f, size_
                 if (scan_string(&s, want->out, want->cap))
                     return -EINVAL;
                 want->found = true;
+            } else if (want) {
+                /* Ours but not a string: null is "absent"; anything else
+                 * (a number, an object) is a broken answer, not "no
+                 * tenant", which would put the client in `global`. */
+                if (s.end - s.p < 4 || memcmp(s.p, "null", 4) != 0)
+                    return -EINVAL;
+                s.p += 4;
+                want->found = false;
             } else if (s.p < s.end && *s.p == '"') {
                 if (scan_string(&s, NULL, 0))
                     return -EINVAL;

@@ -314,6 +314,20 @@ static const struct route routes[] = {
     {"/mq/auth", "\"username\":\"slow\"", 0, NULL},
     {"/mq/auth", "\"password\":\"s\\u0000c\\\"r\\u00ff\"", 200,
      "{\"result\":\"allow\",\"tenant\":\"bin\"}"},
+    /* Characters outside the BMP as escaped surrogate pairs (what Python's
+     * json.dumps writes by default); lone or reversed halves are not text. */
+    {"/mq/auth", "\"username\":\"emoji\"", 200,
+     "{\"result\":\"allow\",\"tenant\":\"acme\",\"user_id\":\"u-\\ud83d\\ude00\"}"},
+    {"/mq/auth", "\"username\":\"lonehigh\"", 200,
+     "{\"result\":\"allow\",\"user_id\":\"\\ud83d-\"}"},
+    {"/mq/auth", "\"username\":\"lonelow\"", 200,
+     "{\"result\":\"allow\",\"user_id\":\"\\ude00\\ud83d\"}"},
+    /* A tenant that is not a string must not mean "no tenant" (global). */
+    {"/mq/auth", "\"username\":\"objtenant\"", 200,
+     "{\"result\":\"allow\",\"tenant\":{\"name\":\"acme\"}}"},
+    {"/mq/auth", "\"username\":\"numtenant\"", 200, "{\"result\":\"allow\",\"tenant\":7}"},
+    {"/mq/auth", "\"username\":\"nulltenant\"", 200,
+     "{\"result\":\"allow\",\"tenant\":null,\"user_id\":\"u-n\"}"},
     {"/mq/acl", "\"topic\":\"public/", 200, "{\"result\":\"allow\"}"},
     {"/mq/acl", "\"topic\":\"secret/", 200, "{\"result\":\"deny\"}"},
     {"/mq/acl", "\"topic\":\"forbidden/", 403, ""},
@@ -542,6 +556,35 @@ Test(auth_http, binary_password_is_escaped)
     cr_assert_eq(d.decision, RINGMQ_AUTH_ALLOW);
     cr_assert_str_eq(d.tenant, "bin");
     cr_assert_eq(d.has_user_id, false);
+}
+
+Test(auth_http, surrogate_pairs_decode_and_lone_halves_are_refused)
+{
+    start_with(NULL, NULL, NULL);
+    authenticate(1, "emoji", "pw", 2);
+    struct done d = wait_done(1);
+    cr_assert_eq(d.decision, RINGMQ_AUTH_ALLOW);
+    cr_assert_str_eq(d.tenant, "acme");
+    cr_assert_str_eq(d.user_id, "u-\xf0\x9f\x98\x80"); /* U+1F600 in UTF-8 */
+    authenticate(2, "lonehigh", "pw", 2);
+    cr_assert_eq(wait_done(2).decision, RINGMQ_AUTH_ERROR);
+    authenticate(3, "lonelow", "pw", 2);
+    cr_assert_eq(wait_done(3).decision, RINGMQ_AUTH_ERROR);
+}
+
+Test(auth_http, tenant_that_is_not_a_string_is_an_error_not_global)
+{
+    start_with(NULL, NULL, NULL);
+    authenticate(1, "objtenant", "pw", 2);
+    cr_assert_eq(wait_done(1).decision, RINGMQ_AUTH_ERROR);
+    authenticate(2, "numtenant", "pw", 2);
+    cr_assert_eq(wait_done(2).decision, RINGMQ_AUTH_ERROR);
+    /* null is JSON's "none": the same as leaving the field out. */
+    authenticate(3, "nulltenant", "pw", 2);
+    struct done d = wait_done(3);
+    cr_assert_eq(d.decision, RINGMQ_AUTH_ALLOW);
+    cr_assert_eq(d.has_tenant, false);
+    cr_assert_str_eq(d.user_id, "u-n");
 }
 
 Test(auth_http, no_username_sends_null)
