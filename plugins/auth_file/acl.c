@@ -437,13 +437,16 @@ static bool rule_matches(const struct acl_rule *r, const struct acl_subject *s, 
     if (r->subst) {
         size_t need = 0;
         for (size_t i = 0; i < r->len; i++) {
+            /* First in the rule, a value starting with '$' would turn
+             * "%c/#" into "$share/G/#" (every message of the tenant) or
+             * "$SYS/#" (MQTT-4.7.2-1 keeps those apart on purpose). */
             if (r->filter[i] == '%' && i + 1 < r->len && r->filter[i + 1] == 'u') {
-                if (!s->user_ok)
+                if (!s->user_ok || (i == 0 && s->user_id[0] == '$'))
                     return false;
                 need += s->user_id_len;
                 i++;
             } else if (r->filter[i] == '%' && i + 1 < r->len && r->filter[i + 1] == 'c') {
-                if (!s->client_ok)
+                if (!s->client_ok || (i == 0 && s->client_id[0] == '$'))
                     return false;
                 need += s->client_id_len;
                 i++;
@@ -493,6 +496,25 @@ static bool rules_match(const struct acl_rules *r, const struct acl_subject *s, 
     return false;
 }
 
+/* The filter inside "$share/GROUP/FILTER" or "$oshare/GROUP/FILTER": the
+ * topics such a subscription delivers. False for any other filter. */
+static bool shared_inner(const char *f, size_t n, const char **inner, size_t *inner_len)
+{
+    size_t pre;
+    if (n > 7 && memcmp(f, "$share/", 7) == 0)
+        pre = 7;
+    else if (n > 8 && memcmp(f, "$oshare/", 8) == 0)
+        pre = 8;
+    else
+        return false;
+    const char *slash = memchr(f + pre, '/', n - pre);
+    if (!slash || (size_t)(slash + 1 - f) >= n)
+        return false;
+    *inner = slash + 1;
+    *inner_len = n - (size_t)(slash + 1 - f);
+    return true;
+}
+
 bool acl_allows(const struct acl *acl, const char *tenant, const char *user_id,
                 const uint8_t *client_id, size_t client_id_len, bool subscribe,
                 const uint8_t *topic, size_t topic_len)
@@ -513,6 +535,14 @@ bool acl_allows(const struct acl *acl, const char *tenant, const char *user_id,
     /* A deny rule wins over every grant, wherever it is written. */
     if (rules_match(&t->all, &s, subscribe, ACL_DENY, tp, topic_len) ||
         (u && rules_match(&u->rules, &s, subscribe, ACL_DENY, tp, topic_len)))
+        return false;
+    /* A shared subscription delivers its inner filter's topics: a deny on
+     * those refuses it too, whatever grants "$share/..." itself. */
+    const char *in;
+    size_t in_len;
+    if (subscribe && shared_inner(tp, topic_len, &in, &in_len) &&
+        (rules_match(&t->all, &s, subscribe, ACL_DENY, in, in_len) ||
+         (u && rules_match(&u->rules, &s, subscribe, ACL_DENY, in, in_len))))
         return false;
     unsigned want = subscribe ? ACL_READ : ACL_WRITE;
     return rules_match(&t->all, &s, subscribe, want, tp, topic_len) ||

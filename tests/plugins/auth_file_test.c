@@ -955,3 +955,49 @@ Test(auth_file_init, bad_cache_values_fail_with_a_message, .fini = fake_cleanup)
     cr_assert_eq(fake_init(p, off, 2, &st, err, sizeof(err)), 0, "%s", err);
     p->fini(st);
 }
+
+/* ---- shared subscriptions and '$' in substituted values ---- */
+
+static const char acl_shares[] = "[tenant acme]\n"
+                                 "topic read $share/+/#\n"
+                                 "topic read $oshare/+/#\n"
+                                 "topic read public/#\n"
+                                 "topic deny public/secret/#\n"
+                                 "[tenant globex]\n"
+                                 "pattern readwrite %c/#\n"
+                                 "pattern write devices/%c/status\n";
+
+static void setup_acl_shares(void)
+{
+    start(acl_shares, NULL);
+}
+
+/* A shared subscription delivers the topics of its inner filter: a deny
+ * rule on those applies to it too, whatever grants "$share/...". */
+Test(auth_file_shares, deny_applies_to_the_filter_inside_a_shared_subscription,
+     .init = setup_acl_shares, .fini = stop)
+{
+    cr_assert_eq(SUB(NULL, "c", "$share/g/public/news"), RINGMQ_GRANTED);
+    cr_assert_eq(SUB(NULL, "c", "$oshare/g/public/news/#"), RINGMQ_GRANTED);
+    cr_assert_eq(SUB(NULL, "c", "$share/g/public/secret/plans"), RINGMQ_DENIED);
+    cr_assert_eq(SUB(NULL, "c", "$share/g/public/#"), RINGMQ_DENIED);
+    cr_assert_eq(SUB(NULL, "c", "$share/g/public/+/plans"), RINGMQ_DENIED);
+    cr_assert_eq(SUB(NULL, "c", "$oshare/g/public/secret/#"), RINGMQ_DENIED);
+}
+
+/* A client id starting with '$' put first in a rule would give the client
+ * "$share/G/#" (every message of the tenant) or "$SYS/#". */
+Test(auth_file_shares, client_id_with_dollar_cannot_reach_shares_or_sys_through_c,
+     .init = setup_acl_shares, .fini = stop)
+{
+    cr_assert_eq(check(RINGMQ_ACTION_SUBSCRIBE, "globex", NULL, "dev-1", "dev-1/#"),
+                 RINGMQ_GRANTED);
+    cr_assert_eq(check(RINGMQ_ACTION_SUBSCRIBE, "globex", NULL, "$share", "$share/g/#"),
+                 RINGMQ_DENIED);
+    cr_assert_eq(check(RINGMQ_ACTION_SUBSCRIBE, "globex", NULL, "$oshare", "$oshare/g/#"),
+                 RINGMQ_DENIED);
+    cr_assert_eq(check(RINGMQ_ACTION_PUBLISH, "globex", NULL, "$SYS", "$SYS/x"), RINGMQ_DENIED);
+    /* Not first in the rule: an ordinary literal level. */
+    cr_assert_eq(check(RINGMQ_ACTION_PUBLISH, "globex", NULL, "$dev", "devices/$dev/status"),
+                 RINGMQ_GRANTED);
+}
