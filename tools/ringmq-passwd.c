@@ -174,6 +174,12 @@ static int cmd_add(const char *path, const char *user, const char *tenant, const
                         "without ':' or control characters\n");
         return 2;
     }
+    if (user[0] == '#') {
+        /* auth_file reads such a line as a comment: the user could never
+         * log in. */
+        fprintf(stderr, "ringmq-passwd: a user name must not start with '#'\n");
+        return 2;
+    }
     unsigned long iterations = PWHASH_DEFAULT_ITERATIONS;
     const char *env = getenv("RINGMQ_PASSWD_ITERATIONS");
     if (env) {

@@ -151,6 +151,17 @@ Test(passwd, bad_input_is_refused_and_leaves_the_file_alone)
     free((void *)before);
 }
 
+/* The plugin reads a line starting with '#' as a comment: a user added
+ * under such a name could never log in, and the operator would not know. */
+Test(passwd, user_name_starting_with_hash_is_refused)
+{
+    cr_assert_eq(run("pw", "add alice acme"), 0);
+    const char *before = strdup(slurp(pw_file));
+    cr_assert_neq(run("pw", "add '#bob' acme"), 0, "a user name the plugin reads as a comment");
+    cr_assert_str_eq(slurp(pw_file), before);
+    free((void *)before);
+}
+
 Test(passwd, list_of_a_missing_file_fails)
 {
     char cmd[600];
