@@ -505,10 +505,12 @@ void conn_on_recv(struct shard *s, struct conn *c, int res, unsigned flags)
     if (res > 0) {
         bool own_backlog = conn_backlog(c) > CONN_OUT_PAUSE;
         if (more && c->state == CONN_ACTIVE && !c->recv_cancelled &&
-            (s->congested || own_backlog || c->rate_limited)) {
-            /* Back-pressure: another shard is behind (shard.c), or this
-             * client does not read what it asks for. End the receive; it is
-             * re-armed once the cause is gone, and TCP pushes back. */
+            (s->congested || own_backlog || c->rate_limited || c->blocked)) {
+            /* Back-pressure: another shard is behind (shard.c), this client
+             * does not read what it asks for, or its packets wait for a
+             * plugin's verdict (what it sends meanwhile would pile up in rx
+             * without bound). End the receive; it is re-armed once the
+             * cause is gone, and TCP pushes back. */
             struct io_uring_sqe *sqe = shard_sqe(s);
             io_uring_prep_cancel64(sqe, ud_make(UD_RECV, c), 0);
             io_uring_sqe_set_data64(sqe, ud_make(UD_IGNORE, NULL));
@@ -587,8 +589,9 @@ void conn_flush_all(struct shard *s)
         s->rearm = c->next_rearm;
         if (c->rate_limited && c->rate && c->rate->second != s->now_ms / 1000u)
             c->rate_limited = false; /* a new second: read it again */
-        if (c->state == CONN_ACTIVE && !c->recv_armed &&
-            (s->congested || s->stopping || c->out_paused || c->rate_limited)) {
+        if (!c->recv_armed && reading(c) &&
+            (c->blocked || (c->state == CONN_ACTIVE &&
+                            (s->congested || s->stopping || c->out_paused || c->rate_limited)))) {
             c->next_rearm = wait; /* still paused: keep it listed */
             wait = c;
             continue;

@@ -8,13 +8,16 @@
  * address> <remote port>" as the broker gave them. Permission checks: CONNECT with
  * client id "banned-id", UNSUBSCRIBE from a filter under "locked/" and,
  * for role=limited, PUBLISH under "ro/" are denied, the rest granted;
- * PUBLISH under "flip/" is granted and denied in turn, never cacheable. Answers come from a thread
+ * PUBLISH under "flip/" is granted and denied in turn, never cacheable; PUBLISH
+ * under "hold/" is answered late (see wait_release). Answers come from a thread
  * of the plugin's own, as a real provider's would. */
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "ringmq/plugin.h"
 
@@ -25,6 +28,7 @@ struct job {
     enum ringmq_auth_decision decision;
     const char *data;
     char peer[80]; /* "<remote_addr> <remote_port>" of a CONNECT */
+    bool hold;     /* answer once released (see wait_release) */
 };
 
 static void *answer(void *arg)
@@ -115,9 +119,20 @@ static void auth_continue(void *state, struct ringmq_call *call, const struct ri
         reply(call, RINGMQ_AUTH_BAD_CREDENTIALS, NULL);
 }
 
+/* A PUBLISH check under "hold/" is answered only once the file named by
+ * RINGMQ_CHALLENGE_RELEASE exists (bounded: 20 s), like a slow database. */
+static void wait_release(void)
+{
+    const char *path = getenv("RINGMQ_CHALLENGE_RELEASE");
+    for (int i = 0; path && i < 2000 && access(path, F_OK) != 0; i++)
+        nanosleep(&(struct timespec){.tv_nsec = 10 * 1000000}, NULL);
+}
+
 static void *answer_check(void *arg)
 {
     struct job *j = arg;
+    if (j->hold)
+        wait_release();
     union ringmq_result r;
     memset(&r, 0, sizeof(r));
     r.check.verdict = j->decision == RINGMQ_AUTH_ALLOW ? RINGMQ_GRANTED : RINGMQ_DENIED;
@@ -147,6 +162,8 @@ static void check(void *state, struct ringmq_call *call, const struct ringmq_che
     struct job *j = malloc(sizeof(*j));
     *j = (struct job){call, deny ? RINGMQ_AUTH_NOT_AUTHORIZED : RINGMQ_AUTH_ALLOW,
                       flip ? "flip" : NULL, ""};
+    j->hold = chk->action == RINGMQ_ACTION_PUBLISH && chk->topic.len >= 5 &&
+              memcmp(chk->topic.p, "hold/", 5) == 0;
     pthread_t t;
     pthread_create(&t, NULL, answer_check, j);
     pthread_detach(t);

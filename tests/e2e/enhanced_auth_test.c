@@ -6,9 +6,13 @@
 #include "harness_v5.h"
 
 #include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 static struct broker b;
@@ -201,5 +205,70 @@ Test(enhanced_auth, uncacheable_verdicts_are_asked_every_time)
         cr_assert_eq(v5_publish(fd, "flip/x", "1", 1, false, (uint16_t)(i + 1), NULL),
                      i % 2 ? 0x87 : 0, "publish %d", i);
     close(fd);
+    broker_stop(&b);
+}
+
+/* While a PUBLISH waits for the plugin's verdict, the broker stops reading
+ * that client (DESIGN: it stops reading instead of growing memory): what the
+ * client sends meanwhile stays in TCP's buffers, not in the broker's. Once
+ * the verdict arrives, everything queued is handled and the client goes on. */
+Test(enhanced_auth, a_client_is_not_read_while_its_permission_check_waits)
+{
+    if (e2e_mosquitto())
+        cr_skip_test("ringmq plugins");
+    char release[] = "/tmp/ringmq-release-XXXXXX";
+    int tmp = mkstemp(release);
+    cr_assert(tmp >= 0);
+    close(tmp);
+    unlink(release); /* the plugin holds "hold/" verdicts until it exists */
+    setenv("RINGMQ_CHALLENGE_RELEASE", release, 1);
+    static char set_path[300];
+    snprintf(set_path, sizeof(set_path), "plugin.chal.path=%s", getenv("RINGMQ_CHALLENGE_SO"));
+    broker_start(&b, set_path, "server.plugin_timeout_ms=60000", NULL);
+
+    struct raw_connect o = {.flags = -1, .clean = true, .id = "holder", .keepalive = 60};
+    int fd = raw_mqtt_open(&b, &o);
+    static struct pkt p;
+    static uint8_t wire[sizeof(p.body) + 5];
+    static uint8_t payload[60000];
+    pkt_publish(&p, "hold/x", payload, sizeof(payload), 0, false, false, 0);
+    size_t n = pkt_encode(&p, wire);
+    int fl = fcntl(fd, F_GETFL);
+    cr_assert(fcntl(fd, F_SETFL, fl | O_NONBLOCK) == 0);
+    /* Far more than the kernel's socket buffers hold: a broker that kept
+     * reading would take it all. */
+    const size_t limit = 64u << 20;
+    size_t sent = 0, off = 0;
+    bool stalled = false;
+    while (sent < limit) {
+        ssize_t w = send(fd, wire + off, n - off, MSG_NOSIGNAL);
+        if (w > 0) {
+            sent += (size_t)w;
+            off = (off + (size_t)w) % n;
+            continue;
+        }
+        cr_assert(w < 0 && errno == EAGAIN, "send: %s", strerror(errno));
+        struct pollfd pf = {.fd = fd, .events = POLLOUT};
+        if (poll(&pf, 1, E2E_ABSENT_MS) == 0) {
+            stalled = true;
+            break;
+        }
+    }
+    cr_assert(stalled, "the broker read %zu bytes while a permission check was pending", sent);
+    tmp = open(release, O_CREAT | O_WRONLY, 0600);
+    cr_assert(tmp >= 0);
+    close(tmp);
+    cr_assert(fcntl(fd, F_SETFL, fl) == 0);
+    /* Finish the packet being sent, then ping: the answer comes after all of it. */
+    if (off)
+        cr_assert(raw_send(fd, wire + off, n - off) == 0);
+    uint8_t ping[] = {0xc0, 0x00};
+    cr_assert(raw_send(fd, ping, sizeof(ping)) == 0);
+    uint8_t in[16];
+    cr_assert_eq(raw_read_packet(fd, in, sizeof(in), E2E_WAIT_MS * 4), 2);
+    cr_assert_eq(in[0], 0xd0);
+    close(fd);
+    unlink(release);
+    unsetenv("RINGMQ_CHALLENGE_RELEASE");
     broker_stop(&b);
 }

@@ -110,6 +110,57 @@ Test(observe, metrics_count_a_known_workload)
     broker_stop(&b);
 }
 
+/* A PUBLISH whose permission check the auth plugin answers asynchronously is
+ * handled again once the verdict is in: it must still count once in the
+ * tenant's messages_in and bytes_in (and once against its publish rate). */
+Test(observe, metrics_count_a_publish_once_when_its_permission_check_waits)
+{
+    ringmq_only();
+    char passwd[] = "/tmp/ringmq-observe-pw-XXXXXX", acl[] = "/tmp/ringmq-observe-acl-XXXXXX";
+    int fd = mkstemp(passwd);
+    cr_assert(fd >= 0);
+    close(fd);
+    char cmd[600];
+    snprintf(cmd, sizeof(cmd), "printf 'a-secret\\n' | '%s' '%s' add alice acme >/dev/null",
+             getenv("RINGMQ_PASSWD_TOOL"), passwd);
+    cr_assert_eq(system(cmd), 0, "ringmq-passwd failed");
+    fd = mkstemp(acl);
+    cr_assert(fd >= 0);
+    const char rules[] = "[tenant acme]\nuser alice\ntopic readwrite m/#\n";
+    cr_assert_eq(write(fd, rules, sizeof(rules) - 1), (ssize_t)sizeof(rules) - 1);
+    close(fd);
+    char set_path[300], set_file[100], set_acl[100];
+    snprintf(set_path, sizeof(set_path), "plugin.auth.path=%s", getenv("RINGMQ_AUTH_FILE"));
+    snprintf(set_file, sizeof(set_file), "plugin.auth.password_file=%s", passwd);
+    snprintf(set_acl, sizeof(set_acl), "plugin.auth.acl_file=%s", acl);
+    broker_start(&b, set_path, set_file, set_acl, "metrics.enabled=true", "metrics.port=0",
+                 "metrics.sys_topics=false", NULL);
+    int port = metrics_port();
+    struct client_opts o = {
+        .id = "m-sub", .clean = true, .username = "alice", .password = "a-secret"};
+    struct client *sub = client_connect(&b, &o);
+    cr_assert_eq(client_subscribe(sub, "m/t", 1), 1);
+    o.id = "m-pub";
+    struct client *pub = client_connect(&b, &o);
+    /* Three topics: each one's first check goes to the plugin. */
+    const char *const topics[] = {"m/t", "m/u", "m/t"};
+    for (int i = 0; i < 3; i++)
+        client_publish(pub, topics[i], "12345", 5, 1, false);
+    client_expect_message(sub, "m/t", "12345", NULL, NULL);
+    client_expect_message(sub, "m/t", "12345", NULL, NULL);
+    char *body = scrape(port);
+    cr_assert_eq(sample(body, "ringmq_messages_in_total{tenant=\"acme\",qos=\"1\"} "), 3, "%s",
+                 body);
+    /* 3.1.1 QoS 1 PUBLISH of a 3-byte topic and "12345": 14 bytes. */
+    cr_assert_eq(sample(body, "ringmq_bytes_in_total{tenant=\"acme\",qos=\"1\"} "), 3 * 14);
+    free(body);
+    client_disconnect(pub);
+    client_disconnect(sub);
+    broker_stop(&b);
+    unlink(passwd);
+    unlink(acl);
+}
+
 Test(observe, sys_topics_in_the_global_tenant)
 {
     ringmq_only();
