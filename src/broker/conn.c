@@ -624,6 +624,13 @@ void conn_on_timer(struct wheel_entry *e, void *arg)
         break;
     case CONN_ACTIVE: {
         uint64_t deadline = c->last_rx_ms + (uint64_t)c->keepalive * 1500u;
+        if (c->blocked && s->now_ms >= deadline) {
+            /* Not read while its packet waits for a plugin's verdict: its
+             * PINGREQs wait in TCP, unseen. The wait is the broker's, so the
+             * client's keepalive starts again from here. */
+            c->last_rx_ms = s->now_ms;
+            deadline = s->now_ms + (uint64_t)c->keepalive * 1500u;
+        }
         if (s->now_ms < deadline) {
             wheel_add(s->wheel, &c->timer, deadline);
         } else {

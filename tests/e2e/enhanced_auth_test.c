@@ -212,16 +212,71 @@ Test(enhanced_auth, uncacheable_verdicts_are_asked_every_time)
  * that client (DESIGN: it stops reading instead of growing memory): what the
  * client sends meanwhile stays in TCP's buffers, not in the broker's. Once
  * the verdict arrives, everything queued is handled and the client goes on. */
+/* RINGMQ_CHALLENGE_RELEASE names a file that does not exist yet: the test
+ * plugin holds "hold/" verdicts until it does (release_verdicts). */
+static void hold_verdicts(char release[32])
+{
+    snprintf(release, 32, "/tmp/ringmq-release-XXXXXX");
+    int tmp = mkstemp(release);
+    cr_assert(tmp >= 0);
+    close(tmp);
+    unlink(release);
+    setenv("RINGMQ_CHALLENGE_RELEASE", release, 1);
+}
+
+static void release_verdicts(const char *release)
+{
+    int tmp = open(release, O_CREAT | O_WRONLY, 0600);
+    cr_assert(tmp >= 0);
+    close(tmp);
+}
+
+static void verdicts_done(const char *release)
+{
+    unlink(release);
+    unsetenv("RINGMQ_CHALLENGE_RELEASE");
+}
+
+/* A client is not read while its PUBLISH waits for a verdict, so its
+ * PINGREQs are not seen either: the keepalive (MQTT-3.1.2-24: 1.5 times
+ * the Keep Alive without a control packet) must not close it for the
+ * broker's own wait. Keep Alive 1 s, a verdict held for 2.5 s. */
+Test(enhanced_auth, keepalive_does_not_expire_while_a_verdict_is_awaited)
+{
+    if (e2e_mosquitto())
+        cr_skip_test("ringmq plugins");
+    char release[32];
+    hold_verdicts(release);
+    static char set_path[300];
+    snprintf(set_path, sizeof(set_path), "plugin.chal.path=%s", getenv("RINGMQ_CHALLENGE_SO"));
+    broker_start(&b, set_path, "server.plugin_timeout_ms=60000", NULL);
+    struct raw_connect o = {.flags = -1, .clean = true, .id = "pinger", .keepalive = 1};
+    int fd = raw_mqtt_open(&b, &o);
+    static struct pkt p;
+    pkt_publish(&p, "hold/x", (const uint8_t *)"x", 1, 1, false, false, 7);
+    cr_assert(raw_send_pkt(fd, &p) == 0);
+    uint8_t ping[] = {0xc0, 0x00};
+    for (int i = 0; i < 10; i++) {
+        usleep(250 * 1000);
+        cr_assert(raw_send(fd, ping, sizeof(ping)) == 0, "closed after %d ms", (i + 1) * 250);
+    }
+    release_verdicts(release);
+    uint8_t in[16];
+    cr_assert_eq(raw_read_packet(fd, in, sizeof(in), E2E_WAIT_MS), 4, "PUBACK, not a close");
+    cr_assert_eq(in[0], 0x40);
+    cr_assert_eq(raw_read_packet(fd, in, sizeof(in), E2E_WAIT_MS), 2);
+    cr_assert_eq(in[0], 0xd0, "the PINGREQs are answered once read");
+    close(fd);
+    verdicts_done(release);
+    broker_stop(&b);
+}
+
 Test(enhanced_auth, a_client_is_not_read_while_its_permission_check_waits)
 {
     if (e2e_mosquitto())
         cr_skip_test("ringmq plugins");
-    char release[] = "/tmp/ringmq-release-XXXXXX";
-    int tmp = mkstemp(release);
-    cr_assert(tmp >= 0);
-    close(tmp);
-    unlink(release); /* the plugin holds "hold/" verdicts until it exists */
-    setenv("RINGMQ_CHALLENGE_RELEASE", release, 1);
+    char release[32];
+    hold_verdicts(release);
     static char set_path[300];
     snprintf(set_path, sizeof(set_path), "plugin.chal.path=%s", getenv("RINGMQ_CHALLENGE_SO"));
     broker_start(&b, set_path, "server.plugin_timeout_ms=60000", NULL);
@@ -255,9 +310,7 @@ Test(enhanced_auth, a_client_is_not_read_while_its_permission_check_waits)
         }
     }
     cr_assert(stalled, "the broker read %zu bytes while a permission check was pending", sent);
-    tmp = open(release, O_CREAT | O_WRONLY, 0600);
-    cr_assert(tmp >= 0);
-    close(tmp);
+    release_verdicts(release);
     cr_assert(fcntl(fd, F_SETFL, fl) == 0);
     /* Finish the packet being sent, then ping: the answer comes after all of it. */
     if (off)
@@ -268,7 +321,6 @@ Test(enhanced_auth, a_client_is_not_read_while_its_permission_check_waits)
     cr_assert_eq(raw_read_packet(fd, in, sizeof(in), E2E_WAIT_MS * 4), 2);
     cr_assert_eq(in[0], 0xd0);
     close(fd);
-    unlink(release);
-    unsetenv("RINGMQ_CHALLENGE_RELEASE");
+    verdicts_done(release);
     broker_stop(&b);
 }
