@@ -237,7 +237,9 @@ static void send_inflight(struct shard *s, struct session *ss, struct msg *m, ui
         return;
     }
     if (ss->ninfl == ss->infl_cap) {
-        uint16_t cap = ss->infl_cap ? (uint16_t)(ss->infl_cap * 2) : 8;
+        /* Doubled in 32 bits: a window above 32768 would wrap a uint16_t
+         * to 0 (realloc to nothing). Capped by the window, <= 65535. */
+        uint32_t cap = ss->infl_cap ? 2u * ss->infl_cap : 8u;
         if (cap > ss->window)
             cap = ss->window;
         struct inflight *v = realloc(ss->infl, cap * sizeof(*v));
@@ -249,7 +251,7 @@ static void send_inflight(struct shard *s, struct session *ss, struct msg *m, ui
             return;
         }
         ss->infl = v;
-        ss->infl_cap = cap;
+        ss->infl_cap = (uint16_t)cap;
     }
     size_t nids;
     const uint32_t *idv = ids_of(ids, &nids);
