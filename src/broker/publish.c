@@ -91,6 +91,14 @@ int protocol_publish(struct shard *s, struct conn *c, const struct mqtt_frame *f
     }
     struct session *ss = c->session;
     bool deliver = true;
+    /* $SYS belongs to the broker: a client's publish there is refused like
+     * one the auth plugin denies. */
+    int verdict =
+        route_is_sys_topic(pb.topic.p, pb.topic.len)
+            ? RINGMQ_DENIED
+            : acl_check(s, c, RINGMQ_ACTION_PUBLISH, pb.topic.p, pb.topic.len, pb.qos, pb.retain);
+    if (verdict == ACL_WAIT)
+        return ACL_WAIT; /* handled again with the answer: count it then */
     if (ts->publish_rate || ts->publish_bandwidth) {
         /* Accepted, but over the limit the connection is not read again
          * until the next second (back-pressure, nothing dropped). */
@@ -109,14 +117,6 @@ int protocol_publish(struct shard *s, struct conn *c, const struct mqtt_frame *f
     }
     ss->tenant->ctr.msgs_in[pb.qos]++;
     ss->tenant->ctr.bytes_in[pb.qos] += f->total_len;
-    /* $SYS belongs to the broker: a client's publish there is refused like
-     * one the auth plugin denies. */
-    int verdict =
-        route_is_sys_topic(pb.topic.p, pb.topic.len)
-            ? RINGMQ_DENIED
-            : acl_check(s, c, RINGMQ_ACTION_PUBLISH, pb.topic.p, pb.topic.len, pb.qos, pb.retain);
-    if (verdict == ACL_WAIT)
-        return ACL_WAIT;
     if (verdict != RINGMQ_GRANTED) {
         /* Not delivered. A 5.0 client hears why (0x87); 3.1.1 has no way to
          * say it, so its flow completes as if delivered. */

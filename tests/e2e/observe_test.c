@@ -477,3 +477,32 @@ Test(observe, events_log_records_dropped_messages)
         1);
     unlink(log);
 }
+
+/* A PUBLISH whose permission check the plugin answers later is handled
+ * again once the answer is in: it is still one message received. The
+ * challenge plugin answers from its own thread; "t/x" is asked once (then
+ * cached), every "flip/x" is asked again (granted, denied, granted). */
+Test(observe, messages_in_count_once_when_a_check_waits_for_the_plugin)
+{
+    ringmq_only();
+    char set_path[300];
+    snprintf(set_path, sizeof(set_path), "plugin.chal.path=%s", getenv("RINGMQ_CHALLENGE_SO"));
+    broker_start(&b, set_path, "metrics.enabled=true", "metrics.port=0", NULL);
+    int port = metrics_port();
+    int fd = v5_open(&b, "waiter", NULL);
+    cr_assert_eq(v5_publish(fd, "t/x", "1", 1, false, 1, NULL), 0);
+    cr_assert_eq(v5_publish(fd, "t/x", "1", 1, false, 2, NULL), 0);
+    for (int i = 0; i < 3; i++)
+        cr_assert_eq(v5_publish(fd, "flip/x", "1", 1, false, (uint16_t)(3 + i), NULL),
+                     i % 2 ? 0x87 : 0, "publish %d", i);
+    char *body = scrape(port);
+    cr_assert_eq(sample(body, "ringmq_messages_in_total{tenant=\"acme\",qos=\"1\"} "), 5, "%s",
+                 body);
+    /* 5.0 QoS 1 PUBLISH: 2 + 2 + topic + 2 + 1 (no properties) + 1 byte. */
+    cr_assert_eq(sample(body, "ringmq_bytes_in_total{tenant=\"acme\",qos=\"1\"} "),
+                 2 * (8 + 3) + 3 * (8 + 6), "%s", body);
+    cr_assert_eq(sample(body, "ringmq_permission_denied_total{tenant=\"acme\"} "), 1, "%s", body);
+    free(body);
+    close(fd);
+    broker_stop(&b);
+}
