@@ -77,6 +77,12 @@ bool session_exists(struct tenant *t, const uint8_t *id, size_t len)
     return reg_find(t, reg_hash(t, id, len), id, len) != NULL;
 }
 
+bool session_connected(struct tenant *t, const uint8_t *id, size_t len)
+{
+    struct session **pp = reg_find(t, reg_hash(t, id, len), id, len);
+    return pp && (*pp)->conn;
+}
+
 static void reg_remove(struct tenant *t, struct session *ss)
 {
     struct session **pp = reg_find(t, ss->reg_hash, ss->client_id, ss->client_id_len);

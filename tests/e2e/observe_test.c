@@ -506,3 +506,28 @@ Test(observe, messages_in_count_once_when_a_check_waits_for_the_plugin)
     close(fd);
     broker_stop(&b);
 }
+
+/* A CONNECT that takes over a connected session closes that connection: it
+ * does not add one, so a tenant at its connection quota still lets a client
+ * reconnect over its own (half-open, say) connection (MQTT-3.1.4-2). */
+Test(observe, connection_quota_lets_a_takeover_through)
+{
+    ringmq_only();
+    char set_path[300];
+    snprintf(set_path, sizeof(set_path), "plugin.quota.path=%s", getenv("RINGMQ_QUOTA_SO"));
+    broker_start(&b, set_path, "plugin.quota.global.max_connections=1", "metrics.enabled=true",
+                 "metrics.port=0", NULL);
+    int port = metrics_port();
+    struct client *first = client_open(&b, "same", true);
+    struct client *second = NULL;
+    struct client_opts o = {.id = "same", .clean = true};
+    cr_assert_eq(client_connect_rc(&b, &o, &second), 0, "the takeover was refused");
+    cr_assert(client_wait_closed(first, E2E_WAIT_MS) == 0, "MQTT-3.1.4-2: first not closed");
+    char *body = scrape(port);
+    cr_assert_eq(sample(body, "ringmq_connections{tenant=\"global\"} "), 1, "%s", body);
+    cr_assert_eq(sample(body, "ringmq_throttled_total{tenant=\"global\"} "), 0, "%s", body);
+    free(body);
+    client_disconnect(second);
+    client_destroy(first);
+    broker_stop(&b);
+}
