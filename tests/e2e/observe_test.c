@@ -531,3 +531,30 @@ Test(observe, connection_quota_lets_a_takeover_through)
     client_destroy(first);
     broker_stop(&b);
 }
+
+/* A retained message that replaces the one of its topic adds no retained
+ * topic: at quota_static's max_retained = 1 the one topic can still be
+ * updated (and by a smaller payload under max_retained_bytes). */
+Test(observe, retained_quota_lets_a_topic_be_replaced)
+{
+    ringmq_only();
+    char set_path[300];
+    snprintf(set_path, sizeof(set_path), "plugin.quota.path=%s", getenv("RINGMQ_QUOTA_SO"));
+    broker_start(&b, set_path, "plugin.quota.global.max_retained=1",
+                 "plugin.quota.global.max_retained_bytes=4", NULL);
+    struct client *c = client_open(&b, "rr", true);
+    client_publish(c, "keep", "r1", 2, 1, true);
+    client_publish(c, "keep", "r2", 2, 1, true);
+    client_publish(c, "keep", "r3r3", 4, 1, true);
+    client_publish(c, "keep", "r4", 2, 1, true);
+    client_publish(c, "other", "no", 2, 1, true); /* a second topic: over the quota */
+    cr_assert_eq(client_subscribe(c, "#", 1), 1);
+    struct msg m;
+    cr_assert_eq(client_wait_message(c, &m, E2E_WAIT_MS), 0);
+    cr_assert_str_eq(m.topic, "keep");
+    cr_assert_str_eq((char *)m.payload, "r4", "the replacement was not retained");
+    msg_free(&m);
+    cr_assert(client_no_message(c, E2E_ABSENT_MS), "a retained message beyond the quota");
+    client_disconnect(c);
+    broker_stop(&b);
+}
