@@ -158,9 +158,8 @@ int protocol_publish(struct shard *s, struct conn *c, const struct mqtt_frame *f
     size_t old_len = old_retained ? old_retained->payload_len : 0;
     if (pb.retain && pb.payload.len && deliver &&
         ((!old_retained && !observe_throttle(s, ss->tenant, RINGMQ_RES_RETAINED, 1, ss)) ||
-         (pb.payload.len > old_len &&
-          !observe_throttle(s, ss->tenant, RINGMQ_RES_RETAINED_BYTES, pb.payload.len - old_len,
-                            ss)))) {
+         (pb.payload.len > old_len && !observe_throttle(s, ss->tenant, RINGMQ_RES_RETAINED_BYTES,
+                                                        pb.payload.len - old_len, ss)))) {
         /* Retained quota reached: a 5.0 client is told (0x97); a 3.1.1
          * client's message is delivered but not retained. */
         if (c->v5) {
