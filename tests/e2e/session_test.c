@@ -369,9 +369,11 @@ Test(session, inflight_window_grows_past_32768)
     }
     cr_assert(raw_send(pub, buf, len) == 0);
     free(buf);
+    /* Each new packet id is searched for in the window (linear): under
+     * sanitizers that is seconds of work, hence the longer bounded wait. */
     uint8_t in[64];
     for (int i = 0; i < N; i++) {
-        int n = raw_read_packet(sub, in, sizeof(in), E2E_WAIT_MS);
+        int n = raw_read_packet(sub, in, sizeof(in), 4 * E2E_WAIT_MS);
         cr_assert(n > 0 && (in[0] & 0xf6) == 0x32, "message %d of %d: read %d", i, N, n);
     }
     close(sub);
