@@ -598,8 +598,10 @@ int protocol_connect(struct shard *s, struct conn *c, const struct mqtt_frame *f
     if (c->v5)
         c->v5->alias_max_in = (uint16_t)ts->topic_alias_maximum;
 
-    /* Quotas of the tenant (CONNACK 0x97 in 5.0, 0x03 in 3.1.1). */
-    if (!observe_throttle(s, t, RINGMQ_RES_CONNECTIONS, 1, NULL))
+    /* Quotas of the tenant (CONNACK 0x97 in 5.0, 0x03 in 3.1.1). A takeover
+     * closes the connection it replaces (MQTT-3.1.4-2): no connection more. */
+    if (!session_connected(t, id, id_len) &&
+        !observe_throttle(s, t, RINGMQ_RES_CONNECTIONS, 1, NULL))
         return refuse_rc(s, c, MQTT_CONNACK_UNAVAILABLE, MQTT_RC_QUOTA_EXCEEDED,
                          "connection quota exceeded");
     if (!observe_throttle(s, t, RINGMQ_RES_CONNECT_RATE, 1, NULL))

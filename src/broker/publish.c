@@ -17,6 +17,7 @@
 #include "broker/route.h"
 #include "broker/session.h"
 #include "broker/shard.h"
+#include "index/retain.h"
 #include "mqtt/codec.h"
 #include "mqtt/props.h"
 #include "mqtt/topic.h"
@@ -150,9 +151,17 @@ int protocol_publish(struct shard *s, struct conn *c, const struct mqtt_frame *f
         deliver = false;
         verdict = RINGMQ_DENIED; /* 3.1.1: its flow completes, nothing delivered */
     }
+    /* A message that replaces its topic's retained one adds no topic, and
+     * only what it has beyond the old payload. */
+    const struct msg *old_retained =
+        pb.retain && pb.payload.len && deliver
+            ? retain_get(ss->tenant->retained, pb.topic.p, pb.topic.len)
+            : NULL;
+    size_t old_len = old_retained ? old_retained->payload_len : 0;
     if (pb.retain && pb.payload.len && deliver &&
-        (!observe_throttle(s, ss->tenant, RINGMQ_RES_RETAINED, 1, ss) ||
-         !observe_throttle(s, ss->tenant, RINGMQ_RES_RETAINED_BYTES, pb.payload.len, ss))) {
+        ((!old_retained && !observe_throttle(s, ss->tenant, RINGMQ_RES_RETAINED, 1, ss)) ||
+         (pb.payload.len > old_len && !observe_throttle(s, ss->tenant, RINGMQ_RES_RETAINED_BYTES,
+                                                        pb.payload.len - old_len, ss)))) {
         /* Retained quota reached: a 5.0 client is told (0x97); a 3.1.1
          * client's message is delivered but not retained. */
         if (c->v5) {

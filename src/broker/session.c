@@ -77,6 +77,12 @@ bool session_exists(struct tenant *t, const uint8_t *id, size_t len)
     return reg_find(t, reg_hash(t, id, len), id, len) != NULL;
 }
 
+bool session_connected(struct tenant *t, const uint8_t *id, size_t len)
+{
+    struct session **pp = reg_find(t, reg_hash(t, id, len), id, len);
+    return pp && (*pp)->conn;
+}
+
 static void reg_remove(struct tenant *t, struct session *ss)
 {
     struct session **pp = reg_find(t, ss->reg_hash, ss->client_id, ss->client_id_len);
@@ -237,7 +243,9 @@ static void send_inflight(struct shard *s, struct session *ss, struct msg *m, ui
         return;
     }
     if (ss->ninfl == ss->infl_cap) {
-        uint16_t cap = ss->infl_cap ? (uint16_t)(ss->infl_cap * 2) : 8;
+        /* Doubled in 32 bits: a window above 32768 would wrap a uint16_t
+         * to 0 (realloc to nothing). Capped by the window, <= 65535. */
+        uint32_t cap = ss->infl_cap ? 2u * ss->infl_cap : 8u;
         if (cap > ss->window)
             cap = ss->window;
         struct inflight *v = realloc(ss->infl, cap * sizeof(*v));
@@ -249,7 +257,7 @@ static void send_inflight(struct shard *s, struct session *ss, struct msg *m, ui
             return;
         }
         ss->infl = v;
-        ss->infl_cap = cap;
+        ss->infl_cap = (uint16_t)cap;
     }
     size_t nids;
     const uint32_t *idv = ids_of(ids, &nids);

@@ -146,6 +146,10 @@ struct session *session_attach(struct shard *s, struct tenant *t, struct conn *c
 /* True when tenant `t` holds a session for this client id here. */
 bool session_exists(struct tenant *t, const uint8_t *id, size_t len);
 
+/* True when that session is held by a connection, which a CONNECT with the
+ * same client id takes over (closes). */
+bool session_connected(struct tenant *t, const uint8_t *id, size_t len);
+
 /* After CONNACK: resend in-flight messages (DUP) and PUBRELs in order, then
  * move queued messages in (MQTT-4.4.0-1). */
 void session_resume(struct shard *s, struct session *ss);

@@ -110,57 +110,6 @@ Test(observe, metrics_count_a_known_workload)
     broker_stop(&b);
 }
 
-/* A PUBLISH whose permission check the auth plugin answers asynchronously is
- * handled again once the verdict is in: it must still count once in the
- * tenant's messages_in and bytes_in (and once against its publish rate). */
-Test(observe, metrics_count_a_publish_once_when_its_permission_check_waits)
-{
-    ringmq_only();
-    char passwd[] = "/tmp/ringmq-observe-pw-XXXXXX", acl[] = "/tmp/ringmq-observe-acl-XXXXXX";
-    int fd = mkstemp(passwd);
-    cr_assert(fd >= 0);
-    close(fd);
-    char cmd[600];
-    snprintf(cmd, sizeof(cmd), "printf 'a-secret\\n' | '%s' '%s' add alice acme >/dev/null",
-             getenv("RINGMQ_PASSWD_TOOL"), passwd);
-    cr_assert_eq(system(cmd), 0, "ringmq-passwd failed");
-    fd = mkstemp(acl);
-    cr_assert(fd >= 0);
-    const char rules[] = "[tenant acme]\nuser alice\ntopic readwrite m/#\n";
-    cr_assert_eq(write(fd, rules, sizeof(rules) - 1), (ssize_t)sizeof(rules) - 1);
-    close(fd);
-    char set_path[300], set_file[100], set_acl[100];
-    snprintf(set_path, sizeof(set_path), "plugin.auth.path=%s", getenv("RINGMQ_AUTH_FILE"));
-    snprintf(set_file, sizeof(set_file), "plugin.auth.password_file=%s", passwd);
-    snprintf(set_acl, sizeof(set_acl), "plugin.auth.acl_file=%s", acl);
-    broker_start(&b, set_path, set_file, set_acl, "metrics.enabled=true", "metrics.port=0",
-                 "metrics.sys_topics=false", NULL);
-    int port = metrics_port();
-    struct client_opts o = {
-        .id = "m-sub", .clean = true, .username = "alice", .password = "a-secret"};
-    struct client *sub = client_connect(&b, &o);
-    cr_assert_eq(client_subscribe(sub, "m/t", 1), 1);
-    o.id = "m-pub";
-    struct client *pub = client_connect(&b, &o);
-    /* Three topics: each one's first check goes to the plugin. */
-    const char *const topics[] = {"m/t", "m/u", "m/t"};
-    for (int i = 0; i < 3; i++)
-        client_publish(pub, topics[i], "12345", 5, 1, false);
-    client_expect_message(sub, "m/t", "12345", NULL, NULL);
-    client_expect_message(sub, "m/t", "12345", NULL, NULL);
-    char *body = scrape(port);
-    cr_assert_eq(sample(body, "ringmq_messages_in_total{tenant=\"acme\",qos=\"1\"} "), 3, "%s",
-                 body);
-    /* 3.1.1 QoS 1 PUBLISH of a 3-byte topic and "12345": 14 bytes. */
-    cr_assert_eq(sample(body, "ringmq_bytes_in_total{tenant=\"acme\",qos=\"1\"} "), 3 * 14);
-    free(body);
-    client_disconnect(pub);
-    client_disconnect(sub);
-    broker_stop(&b);
-    unlink(passwd);
-    unlink(acl);
-}
-
 Test(observe, sys_topics_in_the_global_tenant)
 {
     ringmq_only();
@@ -527,4 +476,85 @@ Test(observe, events_log_records_dropped_messages)
         events_count(log, "\"message_dropped\"", "\"too_large\"", "\"small-sub\"", "\"big\"", NULL),
         1);
     unlink(log);
+}
+
+/* A PUBLISH whose permission check the plugin answers later is handled
+ * again once the answer is in: it is still one message received. The
+ * challenge plugin answers from its own thread; "t/x" is asked once (then
+ * cached), every "flip/x" is asked again (granted, denied, granted). */
+Test(observe, messages_in_count_once_when_a_check_waits_for_the_plugin)
+{
+    ringmq_only();
+    char set_path[300];
+    snprintf(set_path, sizeof(set_path), "plugin.chal.path=%s", getenv("RINGMQ_CHALLENGE_SO"));
+    broker_start(&b, set_path, "metrics.enabled=true", "metrics.port=0", NULL);
+    int port = metrics_port();
+    int fd = v5_open(&b, "waiter", NULL);
+    cr_assert_eq(v5_publish(fd, "t/x", "1", 1, false, 1, NULL), 0);
+    cr_assert_eq(v5_publish(fd, "t/x", "1", 1, false, 2, NULL), 0);
+    for (int i = 0; i < 3; i++)
+        cr_assert_eq(v5_publish(fd, "flip/x", "1", 1, false, (uint16_t)(3 + i), NULL),
+                     i % 2 ? 0x87 : 0, "publish %d", i);
+    char *body = scrape(port);
+    cr_assert_eq(sample(body, "ringmq_messages_in_total{tenant=\"acme\",qos=\"1\"} "), 5, "%s",
+                 body);
+    /* 5.0 QoS 1 PUBLISH: 2 + 2 + topic + 2 + 1 (no properties) + 1 byte. */
+    cr_assert_eq(sample(body, "ringmq_bytes_in_total{tenant=\"acme\",qos=\"1\"} "),
+                 2 * (8 + 3) + 3 * (8 + 6), "%s", body);
+    cr_assert_eq(sample(body, "ringmq_permission_denied_total{tenant=\"acme\"} "), 1, "%s", body);
+    free(body);
+    close(fd);
+    broker_stop(&b);
+}
+
+/* A CONNECT that takes over a connected session closes that connection: it
+ * does not add one, so a tenant at its connection quota still lets a client
+ * reconnect over its own (half-open, say) connection (MQTT-3.1.4-2). */
+Test(observe, connection_quota_lets_a_takeover_through)
+{
+    ringmq_only();
+    char set_path[300];
+    snprintf(set_path, sizeof(set_path), "plugin.quota.path=%s", getenv("RINGMQ_QUOTA_SO"));
+    broker_start(&b, set_path, "plugin.quota.global.max_connections=1", "metrics.enabled=true",
+                 "metrics.port=0", NULL);
+    int port = metrics_port();
+    struct client *first = client_open(&b, "same", true);
+    struct client *second = NULL;
+    struct client_opts o = {.id = "same", .clean = true};
+    cr_assert_eq(client_connect_rc(&b, &o, &second), 0, "the takeover was refused");
+    cr_assert(client_wait_closed(first, E2E_WAIT_MS) == 0, "MQTT-3.1.4-2: first not closed");
+    char *body = scrape(port);
+    cr_assert_eq(sample(body, "ringmq_connections{tenant=\"global\"} "), 1, "%s", body);
+    cr_assert_eq(sample(body, "ringmq_throttled_total{tenant=\"global\"} "), 0, "%s", body);
+    free(body);
+    client_disconnect(second);
+    client_destroy(first);
+    broker_stop(&b);
+}
+
+/* A retained message that replaces the one of its topic adds no retained
+ * topic: at quota_static's max_retained = 1 the one topic can still be
+ * updated (and by a smaller payload under max_retained_bytes). */
+Test(observe, retained_quota_lets_a_topic_be_replaced)
+{
+    ringmq_only();
+    char set_path[300];
+    snprintf(set_path, sizeof(set_path), "plugin.quota.path=%s", getenv("RINGMQ_QUOTA_SO"));
+    broker_start(&b, set_path, "plugin.quota.global.max_retained=1",
+                 "plugin.quota.global.max_retained_bytes=4", NULL);
+    struct client *c = client_open(&b, "rr", true);
+    client_publish(c, "keep", "r1", 2, 1, true);
+    client_publish(c, "keep", "r2", 2, 1, true);
+    client_publish(c, "keep", "r3r3", 4, 1, true);
+    client_publish(c, "keep", "r4", 2, 1, true);
+    client_publish(c, "other", "no", 2, 1, true); /* a second topic: over the quota */
+    cr_assert_eq(client_subscribe(c, "#", 1), 1);
+    struct msg m;
+    cr_assert_eq(client_wait_message(c, &m, E2E_WAIT_MS), 0);
+    cr_assert_str_eq(m.topic, "keep");
+    cr_assert_str_eq((char *)m.payload, "r4", "the replacement was not retained");
+    msg_free(&m);
+    cr_assert(client_no_message(c, E2E_ABSENT_MS), "a retained message beyond the quota");
+    client_disconnect(c);
+    broker_stop(&b);
 }

@@ -342,3 +342,41 @@ Test(session, offline_queue_is_bounded_by_bytes)
     client_disconnect(c);
     broker_stop(&b);
 }
+
+/* A window above 32768 (max_inflight may be up to 65535): the in-flight
+ * array grows past 32768 entries. Its capacity was a uint16_t doubled in
+ * place, which wrapped to 0 there (realloc to nothing, then a dangling
+ * window and a double free). 32770 unacknowledged QoS 1 messages must all
+ * reach a 3.1.1 subscriber that never acknowledges. */
+Test(session, inflight_window_grows_past_32768)
+{
+    if (getenv("RINGMQ_E2E_BROKER") && !strcmp(getenv("RINGMQ_E2E_BROKER"), "mosquitto"))
+        cr_skip_test("max_inflight is a ringmq limit");
+    enum { N = 32770 };
+    broker_start(&b, "limits.max_inflight=65535", "limits.max_queued_messages=100000", NULL);
+    struct raw_connect o = {.flags = -1, .clean = true, .id = "wide", .keepalive = 600};
+    int sub = raw_mqtt_open(&b, &o);
+    raw_subscribe(sub, 1, "wide", 1);
+    struct raw_connect po = {.flags = -1, .clean = true, .id = "wide-pub", .keepalive = 600};
+    int pub = raw_mqtt_open(&b, &po);
+    /* Every PUBLISH in one write; the PUBACKs wait unread in the socket. */
+    size_t cap = (size_t)N * 16, len = 0;
+    uint8_t *buf = malloc(cap);
+    static struct pkt p;
+    for (int i = 0; i < N; i++) {
+        pkt_publish(&p, "wide", "x", 1, 1, false, false, (uint16_t)(i + 1));
+        len += pkt_encode(&p, buf + len);
+    }
+    cr_assert(raw_send(pub, buf, len) == 0);
+    free(buf);
+    /* Each new packet id is searched for in the window (linear): under
+     * sanitizers that is seconds of work, hence the longer bounded wait. */
+    uint8_t in[64];
+    for (int i = 0; i < N; i++) {
+        int n = raw_read_packet(sub, in, sizeof(in), 4 * E2E_WAIT_MS);
+        cr_assert(n > 0 && (in[0] & 0xf6) == 0x32, "message %d of %d: read %d", i, N, n);
+    }
+    close(sub);
+    close(pub);
+    broker_stop(&b);
+}
