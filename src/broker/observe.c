@@ -62,7 +62,9 @@ void observe_collect(struct metrics_writer *w, void *arg)
     for (uint32_t id = 0; id < n && id < TENANT_MAX; id++) {
         if (!observe_tenant_sum(b, (uint16_t)id, &sums[k]))
             continue;
-        names[k++] = b->tenants.names[id]; /* names never move or change */
+        const char *name = tenant_dir_name(b, (uint16_t)id);
+        if (name)
+            names[k++] = name;
     }
     metrics_write(w, "ringmq_shards", "Shards (threads with an io_uring) running.", "gauge", NULL,
                   NULL, (double)b->nshards);
@@ -111,7 +113,9 @@ void observe_sys_tick(struct shard *s)
         if (!observe_tenant_sum(b, (uint16_t)i, &one))
             continue;
         tenant_counters_add(&all, &one);
-        const char *name = b->tenants.names[i];
+        const char *name = tenant_dir_name(b, (uint16_t)i);
+        if (!name)
+            continue;
         snprintf(topic, sizeof(topic), "$SYS/broker/tenants/%s/clients/connected", name);
         sys_publish(s, sys, topic, one.connections);
         snprintf(topic, sizeof(topic), "$SYS/broker/tenants/%s/messages/received", name);

@@ -81,7 +81,7 @@ out:
     return id;
 }
 
-static const char *tenant_dir_name(struct broker *b, uint16_t id)
+const char *tenant_dir_name(struct broker *b, uint16_t id)
 {
     pthread_mutex_lock(&b->tenants.mu);
     const char *name = id < b->tenants.n ? b->tenants.names[id] : NULL;

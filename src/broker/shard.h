@@ -271,6 +271,9 @@ struct tenant *shard_tenant(struct shard *s, uint16_t id);
 /* The directory id of tenant `name`, adding it when new; -ENOSPC beyond
  * TENANT_MAX tenants, -ENOMEM. Any thread. */
 int tenant_dir_intern(struct broker *b, const char *name);
+/* The name of tenant `id` (NULL if unknown), from any thread: the strings
+ * never move or change, but the array holding them grows under the lock. */
+const char *tenant_dir_name(struct broker *b, uint16_t id);
 
 /* A submission queue entry, submitting first when the queue is full. */
 struct io_uring_sqe *shard_sqe(struct shard *s);
