@@ -267,9 +267,17 @@ static void send_one_retained(void *value, void *arg)
         return;
     }
     uint8_t qos = m->qos < ctx->qos ? m->qos : ctx->qos;
+    /* Outbound bytes like any delivery, or subscribing again and again
+     * would pull the retained store past the tenant's quota. */
+    struct shard *s = ctx->s;
+    s->out_quota = observe_throttle(s, ctx->ss->tenant, RINGMQ_RES_BYTES_OUT_RATE,
+                                    msg_publish_estimate(m), ctx->ss)
+                       ? OUT_GRANTED
+                       : OUT_OVER;
     /* MQTT-3.3.1-6: sent on a new subscription with the retain flag set;
      * an expired one is skipped (MQTT-3.3.2-5). */
-    session_deliver(ctx->s, ctx->ss, m, qos, true, &ctx->subid, ctx->subid ? 1 : 0);
+    session_deliver(s, ctx->ss, m, qos, true, &ctx->subid, ctx->subid ? 1 : 0);
+    s->out_quota = OUT_UNASKED;
 }
 
 void route_send_retained(struct shard *s, struct session *ss, const uint8_t *filter, size_t len,

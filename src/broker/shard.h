@@ -112,7 +112,7 @@ struct xfilter {
 /* Where the deliveries being made stand with the tenant's outbound bytes
  * quota (route.c asks once per message and shard). */
 enum out_quota {
-    OUT_UNASKED = 0, /* not a routed publish (retained, redispatch): not counted */
+    OUT_UNASKED = 0, /* not a routed publish (redispatch): not counted */
     OUT_GRANTED = 1, /* counted already */
     OUT_OVER = 2,    /* refused: QoS 0 dropped, QoS 1/2 held back */
 };

@@ -412,6 +412,38 @@ Test(observe, quota_static_drops_qos0_over_outbound_bytes)
     broker_stop(&b);
 }
 
+/* Retained messages sent on SUBSCRIBE are outbound bytes too: 20 retained
+ * QoS 0 messages of about 45 bytes each, stored while nobody subscribed
+ * (nothing sent, nothing counted), then a subscription to all of them
+ * under a 300 B/s quota gets some, and the rest are dropped and counted. */
+Test(observe, retained_messages_on_subscribe_count_toward_outbound_bytes)
+{
+    start_quota("max_bytes_out_rate=300");
+    struct client *pub = client_open(&b, "ret-pub", true);
+    char topic[16], payload[40];
+    for (int i = 0; i < 20; i++) {
+        snprintf(topic, sizeof(topic), "rq/%02d", i);
+        snprintf(payload, sizeof(payload), "retained %02d 0123456789012345678901", i);
+        client_publish(pub, topic, payload, (int)strlen(payload), 1, true);
+    }
+    struct client *sub = client_open(&b, "ret-sub", true);
+    cr_assert_eq(client_subscribe(sub, "rq/#", 0), 0);
+    int got = 0;
+    struct msg m;
+    while (client_wait_message(sub, &m, E2E_ABSENT_MS) == 0) {
+        msg_free(&m);
+        got++;
+    }
+    cr_assert(got >= 1 && got < 20, "%d of 20 retained messages under a 300 B/s quota", got);
+    char *body = scrape(metrics_port());
+    cr_assert_eq(sample(body, "ringmq_dropped_total{tenant=\"global\",reason=\"throttled\"} "),
+                 20 - got, "%s", body);
+    free(body);
+    client_disconnect(pub);
+    client_disconnect(sub);
+    broker_stop(&b);
+}
+
 /* Over the inbound bytes quota a 5.0 client's QoS 1 PUBLISH gets PUBACK
  * 0x97, and a QoS 0 one, which has no acknowledgement, a DISCONNECT 0x97. */
 Test(observe, inbound_quota_is_0x97_in_puback_and_disconnect)
