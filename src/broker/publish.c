@@ -162,12 +162,18 @@ int protocol_publish(struct shard *s, struct conn *c, const struct mqtt_frame *f
         ((!old_retained && !observe_throttle(s, ss->tenant, RINGMQ_RES_RETAINED, 1, ss)) ||
          (pb.payload.len > old_len && !observe_throttle(s, ss->tenant, RINGMQ_RES_RETAINED_BYTES,
                                                         pb.payload.len - old_len, ss)))) {
-        /* Retained quota reached: a 5.0 client is told (0x97); a 3.1.1
-         * client's message is delivered but not retained. */
+        /* Retained quota reached: a 5.0 client is told (0x97), in the
+         * PUBACK/PUBREC, or for QoS 0 in a DISCONNECT, as for the inbound
+         * quota (a silent drop would leave it believing its state stored);
+         * a 3.1.1 client's message is delivered but not retained. */
         if (c->v5) {
-            if (pb.qos)
-                conn_write_ack(s, c, pb.qos == 1 ? MQTT_PUBACK : MQTT_PUBREC, pb.packet_id,
-                               MQTT_RC_QUOTA_EXCEEDED, "retained quota exceeded");
+            if (pb.qos == 0) {
+                conn_close_reason(s, c, CLOSE_PROTOCOL, MQTT_RC_QUOTA_EXCEEDED,
+                                  "retained quota exceeded");
+                return -1;
+            }
+            conn_write_ack(s, c, pb.qos == 1 ? MQTT_PUBACK : MQTT_PUBREC, pb.packet_id,
+                           MQTT_RC_QUOTA_EXCEEDED, "retained quota exceeded");
             return 0;
         }
         pb.retain = false;

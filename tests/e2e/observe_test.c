@@ -465,6 +465,26 @@ Test(observe, inbound_quota_is_0x97_in_puback_and_disconnect)
     broker_stop(&b);
 }
 
+/* Over the retained quota a 5.0 client's retained QoS 1 PUBLISH gets
+ * PUBACK 0x97, and a QoS 0 one a DISCONNECT 0x97: it has no acknowledgement
+ * to carry the reason, and a silent drop would leave the client believing
+ * its state stored. */
+Test(observe, retained_quota_is_0x97_in_puback_and_disconnect)
+{
+    start_quota("max_retained=1");
+    int fd = v5_open(&b, "ret5", NULL);
+    cr_assert_eq(v5_publish(fd, "ra", "1", 1, true, 1, NULL), 0);
+    cr_assert_eq(v5_publish(fd, "ra", "2", 1, true, 2, NULL), 0, "a replacement is no new topic");
+    cr_assert_eq(v5_publish(fd, "rb", "1", 1, true, 3, NULL), 0x97);
+    cr_assert_eq(v5_publish(fd, "rb", "1", 1, false, 4, NULL), 0, "not retained: no quota");
+    struct pkt p;
+    pkt_publish5(&p, "rc", "1", 1, 0, true, 0, NULL);
+    cr_assert_eq(raw_send_pkt(fd, &p), 0);
+    v5_expect_disconnect(fd, 0x97, -1);
+    close(fd);
+    broker_stop(&b);
+}
+
 /* $SYS belongs to the broker: a client's PUBLISH there is not delivered
  * (5.0: PUBACK 0x87). */
 Test(observe, clients_cannot_publish_to_sys)
