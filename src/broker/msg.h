@@ -22,6 +22,7 @@ struct msg {
     uint32_t props_len;     /* MQTT 5.0 PUBLISH properties as received (validated) */
     uint64_t expires_at_ms; /* Message Expiry Interval as a deadline; 0: never */
     const void *origin;     /* publishing session, only compared (No Local) */
+    uint64_t retain_stamp;  /* retained updates: Lamport stamp set by route_publish */
     uint8_t data[];         /* topic, payload, properties */
 };
 

@@ -157,6 +157,8 @@ int protocol_publish(struct shard *s, struct conn *c, const struct mqtt_frame *f
         pb.retain && pb.payload.len && deliver
             ? retain_get(ss->tenant->retained, pb.topic.p, pb.topic.len)
             : NULL;
+    if (old_retained && old_retained->payload_len == 0)
+        old_retained = NULL; /* a clear's tombstone (route.c) */
     size_t old_len = old_retained ? old_retained->payload_len : 0;
     if (pb.retain && pb.payload.len && deliver &&
         ((!old_retained && !observe_throttle(s, ss->tenant, RINGMQ_RES_RETAINED, 1, ss)) ||

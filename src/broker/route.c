@@ -17,6 +17,7 @@
 #include "broker/session.h"
 #include "broker/shard.h"
 #include "broker/share.h"
+#include "core/clock.h"
 #include "core/log.h"
 #include "index/retain.h"
 #include "index/trie.h"
@@ -123,10 +124,10 @@ static uint64_t deliver_local(struct shard *s, struct tenant *t, struct msg *m, 
 
 /* The broker's own $SYS topics are not the tenant's: they count neither in
  * its retained gauges nor, hence, toward its retained quota (clients cannot
- * publish there, publish.c). */
+ * publish there, publish.c). A tombstone (below) is no retained message. */
 static bool retain_counted(const struct msg *m)
 {
-    return !route_is_sys_topic(msg_topic(m), m->topic_len);
+    return m->payload_len != 0 && !route_is_sys_topic(msg_topic(m), m->topic_len);
 }
 
 static void retain_forget(struct tenant *t, struct msg *old)
@@ -140,10 +141,64 @@ static void retain_forget(struct tenant *t, struct msg *old)
     }
 }
 
-static void retain_apply(struct tenant *t, struct msg *m)
+/*
+ * The replicas of the retained store converge whatever order the rings
+ * bring updates in. Each retained update is stamped where it is published
+ * (a hybrid logical clock: the larger of the shard's clock + 1 and the
+ * monotonic time in microseconds, above RETAIN_STAMP_SHIFT bits holding the
+ * shard id), every shard's clock moves past each stamp it receives, and a
+ * replica applies an update only over an older stamp. So two shards
+ * replacing one topic at once leave the same message everywhere (the later
+ * stamp), and updates in causal order keep it. A clear (empty payload,
+ * MQTT-3.3.1-10/-11) stays as a tombstone, an empty message subscribers are
+ * never sent, so that an older replace arriving after it cannot bring the
+ * topic back on one shard only; tombstones go after RETAIN_TOMB_MS, far
+ * longer than a message stays in the rings. One shard needs none of this.
+ */
+#define RETAIN_STAMP_SHIFT 8
+#define RETAIN_TOMB_MS     10000u
+
+struct retain_tomb {
+    struct retain_tomb *next;
+    struct msg *m; /* one reference, besides the store's */
+    uint64_t at_ms;
+    uint16_t tenant;
+};
+
+static void retain_stamp(struct shard *s, struct msg *m)
 {
-    if (m->payload_len == 0) {
-        /* MQTT-3.3.1-10/-11: an empty retained message deletes the topic. */
+    uint64_t now = clock_now_us();
+    s->retain_clock = now > s->retain_clock ? now : s->retain_clock + 1;
+    m->retain_stamp = s->retain_clock << RETAIN_STAMP_SHIFT | s->id;
+}
+
+static void retain_stamp_seen(struct shard *s, const struct msg *m)
+{
+    uint64_t c = m->retain_stamp >> RETAIN_STAMP_SHIFT;
+    if (c > s->retain_clock)
+        s->retain_clock = c;
+}
+
+static bool tomb_add(struct shard *s, struct tenant *t, struct msg *m)
+{
+    struct retain_tomb *tb = malloc(sizeof(*tb));
+    if (!tb)
+        return false;
+    *tb = (struct retain_tomb){NULL, msg_acquire(m), s->now_ms, t->id};
+    if (s->tombs_tail)
+        s->tombs_tail->next = tb;
+    else
+        s->tombs = tb;
+    s->tombs_tail = tb;
+    return true;
+}
+
+static void retain_apply(struct shard *s, struct tenant *t, struct msg *m)
+{
+    const struct msg *cur = retain_get(t->retained, msg_topic(m), m->topic_len);
+    if (cur && cur->retain_stamp > m->retain_stamp)
+        return; /* a later update is here already */
+    if (m->payload_len == 0 && s->broker->nshards == 1) {
         retain_forget(t, retain_delete(t->retained, msg_topic(m), m->topic_len));
         return;
     }
@@ -157,6 +212,37 @@ static void retain_apply(struct tenant *t, struct msg *m)
         t->ctr.retained_bytes += m->payload_len;
     }
     retain_forget(t, old);
+    /* Out of memory for the tombstone's record: clear as without one. */
+    if (m->payload_len == 0 && !tomb_add(s, t, m))
+        msg_release(retain_delete(t->retained, msg_topic(m), m->topic_len));
+}
+
+void route_retain_gc(struct shard *s)
+{
+    while (s->tombs && s->now_ms - s->tombs->at_ms >= RETAIN_TOMB_MS) {
+        struct retain_tomb *tb = s->tombs;
+        s->tombs = tb->next;
+        if (!s->tombs)
+            s->tombs_tail = NULL;
+        struct tenant *t = s->tenants[tb->tenant];
+        struct msg *m = tb->m;
+        /* Unless a later update replaced it meanwhile. */
+        if (t && t->retained && retain_get(t->retained, msg_topic(m), m->topic_len) == m)
+            msg_release(retain_delete(t->retained, msg_topic(m), m->topic_len));
+        msg_release(m);
+        free(tb);
+    }
+}
+
+void route_retain_fini(struct shard *s)
+{
+    while (s->tombs) {
+        struct retain_tomb *tb = s->tombs;
+        s->tombs = tb->next;
+        msg_release(tb->m);
+        free(tb);
+    }
+    s->tombs_tail = NULL;
 }
 
 bool route_is_sys_topic(const uint8_t *topic, size_t len)
@@ -168,7 +254,8 @@ void route_publish(struct shard *s, struct tenant *t, struct msg *m)
 {
     uint32_t n = s->broker->nshards;
     if (m->retain) {
-        retain_apply(t, m);
+        retain_stamp(s, m); /* before any other shard can see m */
+        retain_apply(s, t, m);
         for (uint32_t i = 0; i < n; i++) {
             if (i == s->id)
                 continue;
@@ -259,6 +346,8 @@ static void send_one_retained(void *value, void *arg)
 {
     struct retained_ctx *ctx = arg;
     struct msg *m = value;
+    if (m->payload_len == 0)
+        return; /* a tombstone: the topic has no retained message */
     if (msg_expired(m, ctx->s->now_ms)) {
         /* MQTT-3.3.2-5: an expired retained message is gone; the store is
          * cleaned as walks find them. */
@@ -356,7 +445,8 @@ void route_on_xmsg(struct shard *s, const struct xmsg *x)
         msg_release(x->p);
         break;
     case XMSG_RETAIN:
-        retain_apply(t, x->p);
+        retain_stamp_seen(s, x->p);
+        retain_apply(s, t, x->p);
         msg_release(x->p);
         break;
     case XMSG_INTEREST_ADD:

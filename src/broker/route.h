@@ -46,7 +46,14 @@ void route_send_retained(struct shard *s, struct session *ss, const uint8_t *fil
 /* Handle one message from another shard. */
 void route_on_xmsg(struct shard *s, const struct xmsg *x);
 
+/* Forget the retained clears kept long enough (from the shard's tick). */
+void route_retain_gc(struct shard *s);
+
 /* Free a sub_node (trie value) and the retained references (shutdown). */
 void route_tenant_fini(struct shard *s, struct tenant *t);
+
+/* Release the retained clears still kept (shutdown, after every tenant's
+ * route_tenant_fini). */
+void route_retain_fini(struct shard *s);
 
 #endif

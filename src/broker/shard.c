@@ -447,6 +447,7 @@ static void dispatch(struct shard *s, struct io_uring_cqe *cqe)
             plugin_poll(s); /* calls past their deadline */
         observe_sys_tick(s);
         settings_refresh(s);
+        route_retain_gc(s);
         session_drain_throttled(s);
         arm_tick(s);
         break;
@@ -585,6 +586,7 @@ static void shard_fini(struct shard *s)
             session_destroy_all(s, t);
         route_tenant_fini(s, t);
     }
+    route_retain_fini(s);
     /* The tenant structs stay until broker_free: the metrics thread may be
      * reading them until it is stopped. */
     protocol_free_pending(s);

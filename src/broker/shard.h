@@ -35,6 +35,7 @@ struct metrics_server;
 struct plugin_host;
 struct plugin_port;
 struct share_group;
+struct retain_tomb;
 
 /*
  * io_uring user_data layout: the low 4 bits are a tag, the rest a pointer
@@ -255,6 +256,12 @@ struct shard {
     uint32_t nthrottled, throttled_cap;
     bool quota_timer; /* the UD_QUOTA timeout is armed */
     struct __kernel_timespec quota_ts;
+
+    /* Retained replicas (route.c): the Lamport clock that stamps this
+     * shard's retained updates, and the clears kept as tombstones for a
+     * while, oldest first. */
+    uint64_t retain_clock;
+    struct retain_tomb *tombs, *tombs_tail;
 };
 
 /* Queue a cross-shard message to `target` (never blocks: overflows are kept

@@ -169,3 +169,71 @@ Test(shards, persistent_sessions_follow_reconnects_16_client_ids)
     client_disconnect(pub);
     broker_stop(&b);
 }
+
+/* Every shard holds a replica of the retained store. Publishers homed on different
+ * shards replacing (and clearing, MQTT-3.3.1-10/-11) the same retained topics at the
+ * same time must leave every replica with the same message: subscribers, spread over
+ * the shards, must all be sent the same retained message per topic, or none. */
+Test(shards, retained_replicas_agree_after_concurrent_replace_and_clear)
+{
+    enum { P = 8, T = 64, S = 16, ROUNDS = 3 };
+    broker_start(&b, NULL);
+    struct client *pub[P];
+    char id[32], topic[32], payload[32];
+    for (int i = 0; i < P; i++) {
+        snprintf(id, sizeof(id), "rpub%d", i);
+        pub[i] = client_open(&b, id, true);
+    }
+    for (int r = 0; r < ROUNDS; r++) {
+        /* Every publisher writes every topic, as fast as it can: value or clear. */
+        for (int k = 0; k < T; k++) {
+            snprintf(topic, sizeof(topic), "rr%d/%d", r, k);
+            for (int i = 0; i < P; i++) {
+                int len = (i + k) % 3 == 0 ? 0 : snprintf(payload, sizeof(payload), "p%d", i);
+                client_publish_async(pub[i], topic, payload, len, 1, true);
+            }
+        }
+        for (int i = 0; i < P; i++)
+            client_wait_published(pub[i], (r + 1) * T);
+        /* Each subscriber's SUBACK waits for every shard: the replica of its
+         * shard has applied every publish acknowledged above. */
+        int seen[S][T]; /* index of the publisher whose value is retained, -1: none */
+        for (int j = 0; j < S; j++) {
+            snprintf(id, sizeof(id), "rsub%d-%d", r, j);
+            struct client *sub = client_open(&b, id, true);
+            snprintf(topic, sizeof(topic), "rr%d/#", r);
+            cr_assert(client_subscribe(sub, topic, 0) == 0);
+            /* The retained messages follow the SUBACK; a message published now
+             * comes after them. */
+            snprintf(topic, sizeof(topic), "rr%d/end", r);
+            client_publish(pub[0], topic, "end", 3, 1, false);
+            for (int k = 0; k < T; k++)
+                seen[j][k] = -1;
+            for (;;) {
+                struct msg m;
+                cr_assert(client_wait_message(sub, &m, E2E_WAIT_MS) == 0,
+                          "round %d subscriber %d: no end marker", r, j);
+                const char *slash = strchr(m.topic, '/');
+                bool end = slash && strcmp(slash + 1, "end") == 0;
+                if (!end) {
+                    int k = atoi(slash + 1);
+                    cr_assert(m.retain && k >= 0 && k < T && seen[j][k] < 0 && m.len > 1);
+                    seen[j][k] = atoi((char *)m.payload + 1);
+                }
+                msg_free(&m);
+                if (end)
+                    break;
+            }
+            client_disconnect(sub);
+        }
+        for (int j = 1; j < S; j++)
+            for (int k = 0; k < T; k++)
+                cr_assert(seen[j][k] == seen[0][k],
+                          "round %d topic %d: subscriber 0 got retained %d, subscriber %d got %d "
+                          "(-1: none): the shards' replicas diverged",
+                          r, k, seen[0][k], j, seen[j][k]);
+    }
+    for (int i = 0; i < P; i++)
+        client_disconnect(pub[i]);
+    broker_stop(&b);
+}
