@@ -119,12 +119,17 @@ static bool write_publish_v5(struct shard *s, struct conn *c, const struct msg *
     size_t total = 1 + mqtt_varint_size((uint32_t)rem) + rem;
     if (plen == 0 || rem > MQTT_MAX_REMAINING_LENGTH ||
         (v->max_packet_out && total > v->max_packet_out)) {
+        if (!known) /* MQTT-3.1.2-25: never sent, so the client has no alias */
+            alias_out_undo(v, f.topic_alias, msg_topic(m), m->topic_len);
         observe_drop(s, c->session->tenant, c->session, RINGMQ_DROP_TOO_LARGE, m, 1);
         return false;
     }
     uint8_t *p = conn_reserve(s, c, total);
-    if (!p)
+    if (!p) {
+        if (!known)
+            alias_out_undo(v, f.topic_alias, msg_topic(m), m->topic_len);
         return true;
+    }
     uint8_t *w = p;
     *w++ = (uint8_t)(MQTT_PUBLISH << 4 | (dup ? 8 : 0) | qos << 1 | (retain ? 1 : 0));
     w += mqtt_varint_encode(w, (uint32_t)rem);

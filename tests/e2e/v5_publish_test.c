@@ -276,6 +276,32 @@ Test(v5_publish, mqtt_3_1_2_25_too_large_for_client_dropped_for_it)
     broker_stop(&b);
 }
 
+/* MQTT-3.1.2-25 with Topic Alias (3.3.2.3.4): a PUBLISH dropped as too large for
+ * the client never told it an alias, so the next message on that topic must
+ * carry the topic name, not an alias the client has never seen. */
+Test(v5_publish, mqtt_3_1_2_25_dropped_publish_does_not_assign_topic_alias)
+{
+    broker_start(&b, NULL);
+    struct props cp;
+    props_init(&cp);
+    props_u16(&cp, P_TOPIC_ALIAS_MAXIMUM, 2);
+    props_u32(&cp, P_MAXIMUM_PACKET_SIZE, 200);
+    int sub = v5_open(&b, "sub", &cp);
+    v5_subscribe(sub, 1, "tad/#", 0, NULL, 0);
+    int pub = v5_open(&b, "pub", NULL);
+    char large[501];
+    memset(large, 'L', 500);
+    large[500] = 0;
+    v5_publish(pub, "tad/x", large, 0, false, 0, NULL);
+    v5_publish(pub, "tad/x", "after", 0, false, 0, NULL);
+    v5_expect_publish(sub, &pk);
+    cr_assert(v5_payload_is(&pk, "after"), "MQTT-3.1.2-25: the large one was dropped");
+    cr_assert_str_eq(pk.topic, "tad/x", "alias-only PUBLISH for an alias the client never saw");
+    close(pub);
+    close(sub);
+    broker_stop(&b);
+}
+
 Test(v5_publish, invalid_utf8_payload_refused_with_0x99_when_validating)
 {
     if (e2e_mosquitto())
