@@ -518,15 +518,22 @@ int session_on_pubcomp(struct shard *s, struct session *ss, uint16_t pid)
 void session_resume(struct shard *s, struct session *ss)
 {
     /* MQTT-4.4.0-1: resend unacknowledged PUBLISH (DUP) and PUBREL, in order. */
-    for (uint16_t i = 0; i < ss->ninfl; i++) {
+    for (uint16_t i = 0; i < ss->ninfl;) {
         struct inflight *e = &ss->infl[i];
         if (e->state == INFL_WAIT_ACK) {
             size_t nids;
             const uint32_t *ids = ids_of(e->ids, &nids);
-            write_publish(s, ss->conn, e->m, e->qos, true, e->retain, e->pid, ids, nids);
+            if (!write_publish(s, ss->conn, e->m, e->qos, true, e->retain, e->pid, ids, nids)) {
+                /* MQTT-3.1.2-25: too large for the client's new Maximum
+                 * Packet Size; done as if sent, or it would hold a slot of
+                 * the client's Receive Maximum that no ack ever frees. */
+                infl_remove(ss, e);
+                continue;
+            }
         } else {
             conn_write_ack(s, ss->conn, MQTT_PUBREL, e->pid, MQTT_RC_SUCCESS, NULL);
         }
+        i++;
     }
     pump(s, ss);
 }

@@ -302,6 +302,37 @@ Test(v5_publish, mqtt_3_1_2_25_dropped_publish_does_not_assign_topic_alias)
     broker_stop(&b);
 }
 
+/* MQTT-3.1.2-25 on reconnection: an unacknowledged message that no longer fits
+ * the client's new Maximum Packet Size is discarded as if sent; it must not hold
+ * a slot of the client's Receive Maximum forever (with Receive Maximum 1,
+ * nothing would ever be delivered again). */
+Test(v5_publish, mqtt_3_1_2_25_resend_too_large_after_reconnect_frees_window)
+{
+    broker_start(&b, NULL);
+    struct props cp;
+    props_init(&cp);
+    props_u16(&cp, P_RECEIVE_MAXIMUM, 1);
+    int sub = open_persistent("shrink", &cp);
+    v5_subscribe(sub, 1, "shr/t", 1, NULL, 1);
+    int pub = v5_open(&b, "pub", NULL);
+    char large[501];
+    memset(large, 'L', 500);
+    large[500] = 0;
+    cr_assert(v5_publish(pub, "shr/t", large, 1, false, 1, NULL) < 0x80);
+    v5_expect_publish(sub, &pk); /* not acknowledged */
+    close(sub);
+    props_u32(&cp, P_MAXIMUM_PACKET_SIZE, 200);
+    sub = open_persistent("shrink", &cp);
+    cr_assert(pk.session_present);
+    cr_assert(v5_publish(pub, "shr/t", "after", 1, false, 2, NULL) < 0x80);
+    v5_expect_publish(sub, &pk);
+    cr_assert(pk.rawlen <= 200, "MQTT-3.1.2-24: %zu-byte packet to a 200-byte client", pk.rawlen);
+    cr_assert(v5_payload_is(&pk, "after"), "MQTT-3.1.2-25");
+    close(pub);
+    close(sub);
+    broker_stop(&b);
+}
+
 Test(v5_publish, invalid_utf8_payload_refused_with_0x99_when_validating)
 {
     if (e2e_mosquitto())
