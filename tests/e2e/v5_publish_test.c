@@ -333,6 +333,30 @@ Test(v5_publish, mqtt_3_1_2_25_resend_too_large_after_reconnect_frees_window)
     broker_stop(&b);
 }
 
+/* MQTT-3.4.2-2, MQTT-3.1.2-24: the Reason String is left out when it would make
+ * the PUBACK larger than the client's Maximum Packet Size. */
+Test(v5_publish, mqtt_3_4_2_2_reason_string_only_within_client_maximum_packet_size)
+{
+    if (e2e_mosquitto())
+        cr_skip_test("mosquitto has no validate_payload_format setting");
+    broker_start(&b, "mqtt.validate_payload_format=true", NULL);
+    struct props cp;
+    props_init(&cp);
+    props_u32(&cp, P_MAXIMUM_PACKET_SIZE, 30);
+    int pub = v5_open(&b, "pub", &cp);
+    struct props pr;
+    props_init(&pr);
+    props_u8(&pr, P_PAYLOAD_FORMAT, 1);
+    struct pkt p;
+    pkt_publish5(&p, "utf/t", "\xc3\x28 bad", 6, 1, false, 1, &pr);
+    cr_assert(raw_send_pkt(pub, &p) == 0);
+    v5_expect(pub, T_PUBACK, &pk);
+    cr_assert_eq(pk.reason, 0x99);
+    cr_assert(pk.rawlen <= 30, "MQTT-3.4.2-2: %zu-byte PUBACK to a 30-byte client", pk.rawlen);
+    close(pub);
+    broker_stop(&b);
+}
+
 Test(v5_publish, invalid_utf8_payload_refused_with_0x99_when_validating)
 {
     if (e2e_mosquitto())
