@@ -333,6 +333,103 @@ Test(v5_publish, mqtt_3_1_2_25_resend_too_large_after_reconnect_frees_window)
     broker_stop(&b);
 }
 
+/* MQTT-3.3.4-9 on reconnection: unacknowledged messages resent with DUP count
+ * against the Receive Maximum of the new connection; with 5 unacknowledged and a
+ * new Receive Maximum of 2, two are resent and each acknowledgement releases the
+ * next, in order (MQTT-4.6.0-2). */
+Test(v5_publish, mqtt_3_3_4_9_resend_on_reconnect_within_new_receive_maximum)
+{
+    broker_start(&b, NULL);
+    struct props cp;
+    props_init(&cp);
+    props_u16(&cp, P_RECEIVE_MAXIMUM, 5);
+    int sub = open_persistent("rmax", &cp);
+    v5_subscribe(sub, 1, "rmr/t", 1, NULL, 1);
+    int pub = v5_open(&b, "pub", NULL);
+    for (int i = 0; i < 5; i++) {
+        char payload[8];
+        snprintf(payload, sizeof(payload), "%d", i);
+        cr_assert(v5_publish(pub, "rmr/t", payload, 1, false, (uint16_t)(i + 1), NULL) < 0x80);
+    }
+    for (int i = 0; i < 5; i++)
+        v5_expect_publish(sub, &pk); /* none acknowledged */
+    close(sub);
+    props_init(&cp);
+    props_u16(&cp, P_RECEIVE_MAXIMUM, 2);
+    sub = open_persistent("rmax", &cp);
+    cr_assert(pk.session_present);
+    struct pkt p;
+    uint16_t mids[5];
+    for (int i = 0; i < 5; i++) {
+        v5_expect_publish(sub, &pk);
+        char want[8];
+        snprintf(want, sizeof(want), "%d", i);
+        cr_assert(v5_payload_is(&pk, want), "message %d out of order", i);
+        cr_assert(pk.dup, "MQTT-3.3.1-1: a resent PUBLISH has DUP set");
+        mids[i] = pk.mid;
+        if (i >= 1) {
+            /* Two unacknowledged: the new Receive Maximum is reached. */
+            v5_expect_nothing(sub, E2E_ABSENT_MS);
+            pkt_ack5(&p, 0x40, mids[i - 1], 0, NULL);
+            cr_assert(raw_send_pkt(sub, &p) == 0);
+        }
+    }
+    close(pub);
+    close(sub);
+    broker_stop(&b);
+}
+
+/* MQTT-3.3.4-9 with QoS 2: a message held back at reconnection that the client
+ * acknowledges with PUBREC anyway (it had received it) goes on to PUBREL and is
+ * never resent; the held one after it goes out once a slot frees. */
+Test(v5_publish, mqtt_3_3_4_9_held_qos2_message_acknowledged_before_resend)
+{
+    broker_start(&b, NULL);
+    struct props cp;
+    props_init(&cp);
+    props_u16(&cp, P_RECEIVE_MAXIMUM, 3);
+    int sub = open_persistent("rmq2", &cp);
+    v5_subscribe(sub, 1, "rmq/t", 2, NULL, 2);
+    int pub = v5_open(&b, "pub", NULL);
+    uint16_t mids[3];
+    for (int i = 0; i < 3; i++) {
+        char payload[8];
+        snprintf(payload, sizeof(payload), "%d", i);
+        cr_assert(v5_publish(pub, "rmq/t", payload, 2, false, (uint16_t)(i + 1), NULL) < 0x80);
+    }
+    for (int i = 0; i < 3; i++) {
+        v5_expect_publish(sub, &pk);
+        mids[i] = pk.mid;
+    }
+    close(sub);
+    props_init(&cp);
+    props_u16(&cp, P_RECEIVE_MAXIMUM, 1);
+    sub = open_persistent("rmq2", &cp);
+    v5_expect_publish(sub, &pk);
+    cr_assert(v5_payload_is(&pk, "0") && pk.dup);
+    v5_expect_nothing(sub, E2E_ABSENT_MS);
+    struct pkt p;
+    pkt_ack5(&p, 0x50, mids[1], 0, NULL); /* PUBREC for the held "1" */
+    cr_assert(raw_send_pkt(sub, &p) == 0);
+    v5_expect(sub, T_PUBREL, &pk);
+    cr_assert_eq(pk.mid, mids[1]);
+    pkt_ack5(&p, 0x50, mids[0], 0, NULL);
+    cr_assert(raw_send_pkt(sub, &p) == 0);
+    v5_expect(sub, T_PUBREL, &pk);
+    cr_assert_eq(pk.mid, mids[0]);
+    pkt_ack5(&p, 0x70, mids[0], 0, NULL);
+    cr_assert(raw_send_pkt(sub, &p) == 0);
+    v5_expect_nothing(sub, E2E_ABSENT_MS); /* "1" holds the slot until PUBCOMP */
+    pkt_ack5(&p, 0x70, mids[1], 0, NULL);
+    cr_assert(raw_send_pkt(sub, &p) == 0);
+    v5_expect_publish(sub, &pk);
+    cr_assert(v5_payload_is(&pk, "2") && pk.dup, "the held \"2\" is resent, \"1\" is not");
+    v5_expect_nothing(sub, E2E_ABSENT_MS);
+    close(pub);
+    close(sub);
+    broker_stop(&b);
+}
+
 /* MQTT-3.4.2-2, MQTT-3.1.2-24: the Reason String is left out when it would make
  * the PUBACK larger than the client's Maximum Packet Size. */
 Test(v5_publish, mqtt_3_4_2_2_reason_string_only_within_client_maximum_packet_size)
