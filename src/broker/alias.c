@@ -95,3 +95,23 @@ uint16_t alias_out_get(struct conn_v5 *v, const uint8_t *topic, size_t len, bool
         }
     }
 }
+
+void alias_out_undo(struct conn_v5 *v, uint16_t alias, const uint8_t *topic, size_t len)
+{
+    if (alias == 0 || alias != v->alias_used_out || !v->alias_out)
+        return;
+    /* The newest entry: every other one was placed while its slot was
+     * free, so no probe sequence passes through it and emptying the slot
+     * breaks no lookup. */
+    uint64_t h = XXH3_64bits(topic, len);
+    uint32_t mask = v->alias_out_cap - 1;
+    for (uint32_t i = (uint32_t)h & mask; v->alias_out[i].alias; i = (i + 1) & mask) {
+        struct alias_out_entry *e = &v->alias_out[i];
+        if (e->alias == alias) {
+            free(e->topic);
+            *e = (struct alias_out_entry){0};
+            v->alias_used_out--;
+            return;
+        }
+    }
+}

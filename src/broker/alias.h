@@ -65,4 +65,11 @@ const uint8_t *alias_in_get(const struct conn_v5 *v, uint16_t alias, size_t *len
  */
 uint16_t alias_out_get(struct conn_v5 *v, const uint8_t *topic, size_t len, bool *known);
 
+/*
+ * Take back `alias`, which the last alias_out_get() just assigned to `topic`
+ * (known false), because the PUBLISH that was to tell the client was not
+ * sent: the client must never see that alias without its topic.
+ */
+void alias_out_undo(struct conn_v5 *v, uint16_t alias, const uint8_t *topic, size_t len);
+
 #endif

@@ -203,6 +203,15 @@ void conn_write_v5_users(struct shard *s, struct conn *c, uint8_t first, const u
         conn_write_v5_users(s, c, first, head, head_len, pr, NULL, 0);
         return;
     }
+    if (mqtt_props_has(pr, MQTT_PROP_REASON_STRING) && c->v5 && c->v5->max_packet_out &&
+        total > c->v5->max_packet_out) {
+        /* MQTT-3.1.2-24, and per packet MQTT-3.2.2-19, MQTT-3.4.2-2,
+         * MQTT-3.14.2-3 ...: the Reason String goes first, not the packet. */
+        struct mqtt_props less = *pr;
+        less.present &= ~((uint64_t)1 << MQTT_PROP_REASON_STRING);
+        conn_write_v5_users(s, c, first, head, head_len, &less, NULL, 0);
+        return;
+    }
     uint8_t *p = conn_reserve(s, c, total);
     if (!p)
         return;

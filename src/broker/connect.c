@@ -868,7 +868,8 @@ int protocol_disconnect(struct shard *s, struct conn *c, const struct mqtt_frame
                        : pr.session_expiry < max        ? pr.session_expiry
                                                         : max;
     }
-    /* 0x04: Disconnect with Will Message (MQTT 5.0 3.14.2.1). */
-    conn_close(s, c, reason == 0x04 ? CLOSE_PEER_GONE : CLOSE_CLIENT_DISCONNECT);
+    /* MQTT-3.14.4-3, MQTT-3.1.2-8: only 0x00 deletes the will; 0x04
+     * (Disconnect with Will Message) and the error reasons keep it. */
+    conn_close(s, c, reason == MQTT_RC_SUCCESS ? CLOSE_CLIENT_DISCONNECT : CLOSE_PEER_GONE);
     return -1;
 }

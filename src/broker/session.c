@@ -119,12 +119,17 @@ static bool write_publish_v5(struct shard *s, struct conn *c, const struct msg *
     size_t total = 1 + mqtt_varint_size((uint32_t)rem) + rem;
     if (plen == 0 || rem > MQTT_MAX_REMAINING_LENGTH ||
         (v->max_packet_out && total > v->max_packet_out)) {
+        if (!known) /* MQTT-3.1.2-25: never sent, so the client has no alias */
+            alias_out_undo(v, f.topic_alias, msg_topic(m), m->topic_len);
         observe_drop(s, c->session->tenant, c->session, RINGMQ_DROP_TOO_LARGE, m, 1);
         return false;
     }
     uint8_t *p = conn_reserve(s, c, total);
-    if (!p)
+    if (!p) {
+        if (!known)
+            alias_out_undo(v, f.topic_alias, msg_topic(m), m->topic_len);
         return true;
+    }
     uint8_t *w = p;
     *w++ = (uint8_t)(MQTT_PUBLISH << 4 | (dup ? 8 : 0) | qos << 1 | (retain ? 1 : 0));
     w += mqtt_varint_encode(w, (uint32_t)rem);
@@ -208,6 +213,8 @@ static struct inflight *infl_find(struct session *ss, uint16_t pid)
 
 static void infl_remove(struct session *ss, struct inflight *e)
 {
+    if (e->held)
+        ss->nheld--;
     msg_release(e->m);
     free(e->ids);
     free(e->share);
@@ -277,6 +284,7 @@ static void send_inflight(struct shard *s, struct session *ss, struct msg *m, ui
     e->qos = qos;
     e->state = INFL_WAIT_ACK;
     e->retain = retain;
+    e->held = 0;
 }
 
 /* Take the head of a non-empty queue (the caller owns what it holds). */
@@ -370,8 +378,43 @@ static void throttled_remove(struct shard *s, struct session *ss)
     ss->out_throttled = false;
 }
 
+/* Resend the in-flight entry i (DUP). False when it was too large for the
+ * client and is gone (MQTT-3.1.2-25: done as if sent). */
+static bool resend(struct shard *s, struct session *ss, uint16_t i)
+{
+    struct inflight *e = &ss->infl[i];
+    size_t nids;
+    const uint32_t *ids = ids_of(e->ids, &nids);
+    if (e->held) {
+        e->held = 0;
+        ss->nheld--;
+    }
+    if (!write_publish(s, ss->conn, e->m, e->qos, true, e->retain, e->pid, ids, nids)) {
+        infl_remove(ss, e);
+        return false;
+    }
+    return true;
+}
+
+/* MQTT-3.3.4-9: resend held entries, in order, while the client's Receive
+ * Maximum allows. */
+static void resend_held(struct shard *s, struct session *ss)
+{
+    for (uint16_t i = 0; ss->nheld && online(ss) && i < ss->ninfl;) {
+        if (!ss->infl[i].held) {
+            i++;
+            continue;
+        }
+        if (ss->ninfl - ss->nheld >= ss->window)
+            return;
+        if (resend(s, ss, i))
+            i++;
+    }
+}
+
 static void pump(struct shard *s, struct session *ss)
 {
+    resend_held(s, ss);
     if (ss->out_throttled)
         return; /* session_drain_throttled sends what the quota allows */
     while (ss->qlen && online(ss) && ss->ninfl < ss->window) {
@@ -486,6 +529,11 @@ int session_on_pubrec(struct shard *s, struct session *ss, uint16_t pid, uint8_t
         pump(s, ss);
         return 0;
     }
+    if (e->held) {
+        /* Received before the reconnection after all: nothing to resend. */
+        e->held = 0;
+        ss->nheld--;
+    }
     if (e->state == INFL_WAIT_ACK) {
         /* MQTT-4.3.3-1: after PUBREC the message is no longer needed. */
         msg_release(e->m);
@@ -512,16 +560,30 @@ int session_on_pubcomp(struct shard *s, struct session *ss, uint16_t pid)
 
 void session_resume(struct shard *s, struct session *ss)
 {
-    /* MQTT-4.4.0-1: resend unacknowledged PUBLISH (DUP) and PUBREL, in order. */
-    for (uint16_t i = 0; i < ss->ninfl; i++) {
+    /* MQTT-4.4.0-1: resend unacknowledged PUBLISH (DUP) and PUBREL, in order.
+     * MQTT-3.3.4-9: only as many PUBLISH as the new connection's Receive
+     * Maximum allows (each entry holds one slot until PUBACK/PUBCOMP); the
+     * rest are held and resent as acknowledgements come (pump). */
+    uint32_t used = 0;
+    ss->nheld = 0;
+    for (uint16_t i = 0; i < ss->ninfl;) {
         struct inflight *e = &ss->infl[i];
+        e->held = 0;
         if (e->state == INFL_WAIT_ACK) {
-            size_t nids;
-            const uint32_t *ids = ids_of(e->ids, &nids);
-            write_publish(s, ss->conn, e->m, e->qos, true, e->retain, e->pid, ids, nids);
+            if (used >= ss->window) {
+                e->held = 1;
+                ss->nheld++;
+            } else if (!resend(s, ss, i)) {
+                /* MQTT-3.1.2-25: too large for the client's new Maximum
+                 * Packet Size; done as if sent, or it would hold a slot of
+                 * the client's Receive Maximum that no ack ever frees. */
+                continue;
+            }
         } else {
             conn_write_ack(s, ss->conn, MQTT_PUBREL, e->pid, MQTT_RC_SUCCESS, NULL);
         }
+        used++;
+        i++;
     }
     pump(s, ss);
 }

@@ -75,6 +75,7 @@ struct inflight {
     uint8_t qos;
     uint8_t state;
     uint8_t retain;
+    uint8_t held; /* not resent yet: over the Receive Maximum at reconnection */
 };
 
 struct qentry {
@@ -108,6 +109,7 @@ struct session {
     uint32_t nsubs, subs_cap;
     struct inflight *infl; /* in send order */
     uint16_t ninfl, infl_cap;
+    uint16_t nheld;   /* in-flight entries held back (inflight.held) */
     struct qentry *q; /* ring buffer */
     uint32_t qhead, qlen, qcap;
     uint64_t qbytes;

@@ -276,6 +276,184 @@ Test(v5_publish, mqtt_3_1_2_25_too_large_for_client_dropped_for_it)
     broker_stop(&b);
 }
 
+/* MQTT-3.1.2-25 with Topic Alias (3.3.2.3.4): a PUBLISH dropped as too large for
+ * the client never told it an alias, so the next message on that topic must
+ * carry the topic name, not an alias the client has never seen. */
+Test(v5_publish, mqtt_3_1_2_25_dropped_publish_does_not_assign_topic_alias)
+{
+    broker_start(&b, NULL);
+    struct props cp;
+    props_init(&cp);
+    props_u16(&cp, P_TOPIC_ALIAS_MAXIMUM, 2);
+    props_u32(&cp, P_MAXIMUM_PACKET_SIZE, 200);
+    int sub = v5_open(&b, "sub", &cp);
+    v5_subscribe(sub, 1, "tad/#", 0, NULL, 0);
+    int pub = v5_open(&b, "pub", NULL);
+    char large[501];
+    memset(large, 'L', 500);
+    large[500] = 0;
+    v5_publish(pub, "tad/x", large, 0, false, 0, NULL);
+    v5_publish(pub, "tad/x", "after", 0, false, 0, NULL);
+    v5_expect_publish(sub, &pk);
+    cr_assert(v5_payload_is(&pk, "after"), "MQTT-3.1.2-25: the large one was dropped");
+    cr_assert_str_eq(pk.topic, "tad/x", "alias-only PUBLISH for an alias the client never saw");
+    close(pub);
+    close(sub);
+    broker_stop(&b);
+}
+
+/* MQTT-3.1.2-25 on reconnection: an unacknowledged message that no longer fits
+ * the client's new Maximum Packet Size is discarded as if sent; it must not hold
+ * a slot of the client's Receive Maximum forever (with Receive Maximum 1,
+ * nothing would ever be delivered again). */
+Test(v5_publish, mqtt_3_1_2_25_resend_too_large_after_reconnect_frees_window)
+{
+    broker_start(&b, NULL);
+    struct props cp;
+    props_init(&cp);
+    props_u16(&cp, P_RECEIVE_MAXIMUM, 1);
+    int sub = open_persistent("shrink", &cp);
+    v5_subscribe(sub, 1, "shr/t", 1, NULL, 1);
+    int pub = v5_open(&b, "pub", NULL);
+    char large[501];
+    memset(large, 'L', 500);
+    large[500] = 0;
+    cr_assert(v5_publish(pub, "shr/t", large, 1, false, 1, NULL) < 0x80);
+    v5_expect_publish(sub, &pk); /* not acknowledged */
+    close(sub);
+    props_u32(&cp, P_MAXIMUM_PACKET_SIZE, 200);
+    sub = open_persistent("shrink", &cp);
+    cr_assert(pk.session_present);
+    cr_assert(v5_publish(pub, "shr/t", "after", 1, false, 2, NULL) < 0x80);
+    v5_expect_publish(sub, &pk);
+    cr_assert(pk.rawlen <= 200, "MQTT-3.1.2-24: %zu-byte packet to a 200-byte client", pk.rawlen);
+    cr_assert(v5_payload_is(&pk, "after"), "MQTT-3.1.2-25");
+    close(pub);
+    close(sub);
+    broker_stop(&b);
+}
+
+/* MQTT-3.3.4-9 on reconnection: unacknowledged messages resent with DUP count
+ * against the Receive Maximum of the new connection; with 5 unacknowledged and a
+ * new Receive Maximum of 2, two are resent and each acknowledgement releases the
+ * next, in order (MQTT-4.6.0-2). */
+Test(v5_publish, mqtt_3_3_4_9_resend_on_reconnect_within_new_receive_maximum)
+{
+    broker_start(&b, NULL);
+    struct props cp;
+    props_init(&cp);
+    props_u16(&cp, P_RECEIVE_MAXIMUM, 5);
+    int sub = open_persistent("rmax", &cp);
+    v5_subscribe(sub, 1, "rmr/t", 1, NULL, 1);
+    int pub = v5_open(&b, "pub", NULL);
+    for (int i = 0; i < 5; i++) {
+        char payload[8];
+        snprintf(payload, sizeof(payload), "%d", i);
+        cr_assert(v5_publish(pub, "rmr/t", payload, 1, false, (uint16_t)(i + 1), NULL) < 0x80);
+    }
+    for (int i = 0; i < 5; i++)
+        v5_expect_publish(sub, &pk); /* none acknowledged */
+    close(sub);
+    props_init(&cp);
+    props_u16(&cp, P_RECEIVE_MAXIMUM, 2);
+    sub = open_persistent("rmax", &cp);
+    cr_assert(pk.session_present);
+    struct pkt p;
+    uint16_t mids[5];
+    for (int i = 0; i < 5; i++) {
+        v5_expect_publish(sub, &pk);
+        char want[8];
+        snprintf(want, sizeof(want), "%d", i);
+        cr_assert(v5_payload_is(&pk, want), "message %d out of order", i);
+        cr_assert(pk.dup, "MQTT-3.3.1-1: a resent PUBLISH has DUP set");
+        mids[i] = pk.mid;
+        if (i >= 1) {
+            /* Two unacknowledged: the new Receive Maximum is reached. */
+            v5_expect_nothing(sub, E2E_ABSENT_MS);
+            pkt_ack5(&p, 0x40, mids[i - 1], 0, NULL);
+            cr_assert(raw_send_pkt(sub, &p) == 0);
+        }
+    }
+    close(pub);
+    close(sub);
+    broker_stop(&b);
+}
+
+/* MQTT-3.3.4-9 with QoS 2: a message held back at reconnection that the client
+ * acknowledges with PUBREC anyway (it had received it) goes on to PUBREL and is
+ * never resent; the held one after it goes out once a slot frees. */
+Test(v5_publish, mqtt_3_3_4_9_held_qos2_message_acknowledged_before_resend)
+{
+    broker_start(&b, NULL);
+    struct props cp;
+    props_init(&cp);
+    props_u16(&cp, P_RECEIVE_MAXIMUM, 3);
+    int sub = open_persistent("rmq2", &cp);
+    v5_subscribe(sub, 1, "rmq/t", 2, NULL, 2);
+    int pub = v5_open(&b, "pub", NULL);
+    uint16_t mids[3];
+    for (int i = 0; i < 3; i++) {
+        char payload[8];
+        snprintf(payload, sizeof(payload), "%d", i);
+        cr_assert(v5_publish(pub, "rmq/t", payload, 2, false, (uint16_t)(i + 1), NULL) < 0x80);
+    }
+    for (int i = 0; i < 3; i++) {
+        v5_expect_publish(sub, &pk);
+        mids[i] = pk.mid;
+    }
+    close(sub);
+    props_init(&cp);
+    props_u16(&cp, P_RECEIVE_MAXIMUM, 1);
+    sub = open_persistent("rmq2", &cp);
+    v5_expect_publish(sub, &pk);
+    cr_assert(v5_payload_is(&pk, "0") && pk.dup);
+    v5_expect_nothing(sub, E2E_ABSENT_MS);
+    struct pkt p;
+    pkt_ack5(&p, 0x50, mids[1], 0, NULL); /* PUBREC for the held "1" */
+    cr_assert(raw_send_pkt(sub, &p) == 0);
+    v5_expect(sub, T_PUBREL, &pk);
+    cr_assert_eq(pk.mid, mids[1]);
+    pkt_ack5(&p, 0x50, mids[0], 0, NULL);
+    cr_assert(raw_send_pkt(sub, &p) == 0);
+    v5_expect(sub, T_PUBREL, &pk);
+    cr_assert_eq(pk.mid, mids[0]);
+    pkt_ack5(&p, 0x70, mids[0], 0, NULL);
+    cr_assert(raw_send_pkt(sub, &p) == 0);
+    v5_expect_nothing(sub, E2E_ABSENT_MS); /* "1" holds the slot until PUBCOMP */
+    pkt_ack5(&p, 0x70, mids[1], 0, NULL);
+    cr_assert(raw_send_pkt(sub, &p) == 0);
+    v5_expect_publish(sub, &pk);
+    cr_assert(v5_payload_is(&pk, "2") && pk.dup, "the held \"2\" is resent, \"1\" is not");
+    v5_expect_nothing(sub, E2E_ABSENT_MS);
+    close(pub);
+    close(sub);
+    broker_stop(&b);
+}
+
+/* MQTT-3.4.2-2, MQTT-3.1.2-24: the Reason String is left out when it would make
+ * the PUBACK larger than the client's Maximum Packet Size. */
+Test(v5_publish, mqtt_3_4_2_2_reason_string_only_within_client_maximum_packet_size)
+{
+    if (e2e_mosquitto())
+        cr_skip_test("mosquitto has no validate_payload_format setting");
+    broker_start(&b, "mqtt.validate_payload_format=true", NULL);
+    struct props cp;
+    props_init(&cp);
+    props_u32(&cp, P_MAXIMUM_PACKET_SIZE, 30);
+    int pub = v5_open(&b, "pub", &cp);
+    struct props pr;
+    props_init(&pr);
+    props_u8(&pr, P_PAYLOAD_FORMAT, 1);
+    struct pkt p;
+    pkt_publish5(&p, "utf/t", "\xc3\x28 bad", 6, 1, false, 1, &pr);
+    cr_assert(raw_send_pkt(pub, &p) == 0);
+    v5_expect(pub, T_PUBACK, &pk);
+    cr_assert_eq(pk.reason, 0x99);
+    cr_assert(pk.rawlen <= 30, "MQTT-3.4.2-2: %zu-byte PUBACK to a 30-byte client", pk.rawlen);
+    close(pub);
+    broker_stop(&b);
+}
+
 Test(v5_publish, invalid_utf8_payload_refused_with_0x99_when_validating)
 {
     if (e2e_mosquitto())

@@ -123,6 +123,25 @@ Test(v5_will, mqtt_3_14_4_3_disconnect_0x00_deletes_will_0x04_sends_it)
     broker_stop(&b);
 }
 
+/* MQTT-3.1.2-8, MQTT-3.14.4-3: only DISCONNECT 0x00 deletes the will; a client
+ * that disconnects with an error reason (0x80 Unspecified error, 0x83
+ * Implementation specific error) still gets its will published. */
+Test(v5_will, mqtt_3_1_2_8_disconnect_with_error_reason_publishes_will)
+{
+    broker_start(&b, NULL);
+    int w = watcher();
+    int fd = will_client("err80", -1, -1, NULL);
+    v5_disconnect(fd, 0x80, NULL);
+    v5_expect_publish(w, &pk);
+    cr_assert(v5_payload_is(&pk, "gone"), "MQTT-3.1.2-8: will after DISCONNECT 0x80");
+    fd = will_client("err83", -1, -1, NULL);
+    v5_disconnect(fd, 0x83, NULL);
+    v5_expect_publish(w, &pk);
+    cr_assert(v5_payload_is(&pk, "gone"), "MQTT-3.1.2-8: will after DISCONNECT 0x83");
+    close(w);
+    broker_stop(&b);
+}
+
 Test(v5_will, mqtt_3_2_2_13_retained_will_refused_without_retain_0x9a)
 {
     broker_start(&b, "mqtt.retain_available=false", NULL);
