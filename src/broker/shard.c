@@ -841,7 +841,7 @@ int broker_start(const struct config *cfg, struct plugin_host *plugins, struct b
         b->metrics = metrics_server_start(cfg->metrics_bind, cfg->metrics_port, observe_collect, b,
                                           &port, err, sizeof(err));
         if (!b->metrics) {
-            log_err("metrics: %s", err);
+            log_err("%s", err); /* the message starts with "metrics: " */
             broker_stop(b);
             return -EIO;
         }
