@@ -127,7 +127,8 @@ static const struct directive directives[] = {
     LIMITS("max_inflight", parse_u32, max_inflight, 1, 65535),
     LIMITS("max_queued_messages", parse_u32, max_queued_messages, 0, 10000000),
     LIMITS("max_queued_bytes", parse_u64, max_queued_bytes, 0, UINT64_C(1) << 40),
-    LIMITS("max_client_id_len", parse_u32, max_client_id_len, 1, 65535),
+    /* MQTT-3.1.3-5: ids of 1..23 bytes must be accepted. */
+    LIMITS("max_client_id_len", parse_u32, max_client_id_len, 23, 65535),
     LIMITS("max_subscriptions", parse_u32, max_subscriptions, 1, 10000000),
 
     MQTT("receive_maximum", parse_u32, receive_maximum, 1, 65535),

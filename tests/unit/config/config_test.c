@@ -646,7 +646,9 @@ Test(config, integer_bounds)
         {"limits.max_queued_bytes",
          {"0", "1099511627776"},
          {"1099511627777", "18446744073709551616"}},
-        {"limits.max_client_id_len", {"1", "65535"}, {"0", "65536", "1 2"}},
+        /* MQTT-3.1.3-5: a server must allow client ids of 1..23 bytes, so a
+         * limit below 23 is refused (it was accepted down to 1). */
+        {"limits.max_client_id_len", {"23", "65535"}, {"22", "0", "65536", "1 2"}},
         {"mqtt.receive_maximum", {"1", "65535"}, {"0", "65536"}},
         {"mqtt.topic_alias_maximum", {"0", "65535"}, {"65536", "-1"}},
         {"mqtt.maximum_qos", {"0", "2"}, {"3"}},
