@@ -723,6 +723,18 @@ static void broker_free(struct broker *b)
 static int open_listeners(struct broker *b)
 {
     const struct config *cfg = b->cfg;
+    /* Every fixed port first, before any of ours listens: two of our own
+     * listeners may share a port on different addresses (0.0.0.0 and
+     * 127.0.0.1), which a probe after the first had opened would refuse. */
+    for (uint32_t li = 0; li < cfg->nlisteners; li++) {
+        const struct config_listener *l = &cfg->listeners[li];
+        int ret = l->port ? listener_probe(l->bind, l->port) : 0;
+        if (ret < 0) {
+            log_err("listener %s: cannot listen on %s:%u: %s%s", l->name, l->bind, l->port,
+                    strerror(-ret), ret == -EADDRINUSE ? " (another process listens there)" : "");
+            return ret;
+        }
+    }
     for (uint32_t li = 0; li < cfg->nlisteners; li++) {
         const struct config_listener *l = &cfg->listeners[li];
         uint16_t port = l->port;
@@ -831,7 +843,7 @@ int broker_start(const struct config *cfg, struct plugin_host *plugins, struct b
         b->metrics = metrics_server_start(cfg->metrics_bind, cfg->metrics_port, observe_collect, b,
                                           &port, err, sizeof(err));
         if (!b->metrics) {
-            log_err("metrics: %s", err);
+            log_err("%s", err); /* the message starts with "metrics: " */
             broker_stop(b);
             return -EIO;
         }

@@ -127,7 +127,8 @@ static const struct directive directives[] = {
     LIMITS("max_inflight", parse_u32, max_inflight, 1, 65535),
     LIMITS("max_queued_messages", parse_u32, max_queued_messages, 0, 10000000),
     LIMITS("max_queued_bytes", parse_u64, max_queued_bytes, 0, UINT64_C(1) << 40),
-    LIMITS("max_client_id_len", parse_u32, max_client_id_len, 1, 65535),
+    /* MQTT-3.1.3-5: ids of 1..23 bytes must be accepted. */
+    LIMITS("max_client_id_len", parse_u32, max_client_id_len, 23, 65535),
     LIMITS("max_subscriptions", parse_u32, max_subscriptions, 1, 10000000),
 
     MQTT("receive_maximum", parse_u32, receive_maximum, 1, 65535),
@@ -148,7 +149,7 @@ static const struct directive directives[] = {
     METRICS("port", parse_port, metrics_port, 0, 65535),
     METRICS("sys_topics", parse_bool, sys_topics, 0, 0),
     METRICS("sys_interval", parse_u32, sys_interval, 1, 3600),
-    METRICS("sys_tenant", parse_string, sys_tenant, 0, CONFIG_TENANT_NAME_MAX),
+    METRICS("sys_tenant", parse_string, sys_tenant, 1, CONFIG_TENANT_NAME_MAX),
 
     TENANT("mqtt_versions", parse_versions, mqtt_versions, 0, 0),
     TENANT("max_qos", parse_u32, max_qos, 0, 2),
@@ -314,11 +315,17 @@ static int parse_queue_drop(const struct directive *d, const char *value, void *
     return -EINVAL;
 }
 
-/* A string that must fit its char[d->max] field, terminator included. */
+/* A string that must fit its char[d->max] field, terminator included, and
+ * hold at least d->min bytes (1: the key may not be left empty). */
 static int parse_string(const struct directive *d, const char *value, void *field, char *why,
                         size_t whylen)
 {
     size_t len = strlen(value);
+    if (len < d->min) {
+        snprintf(why, whylen, "expected %llu..%llu bytes, got '%s'", (unsigned long long)d->min,
+                 (unsigned long long)(d->max - 1), value);
+        return -EINVAL;
+    }
     if (len >= d->max) {
         snprintf(why, whylen, "value longer than %llu bytes", (unsigned long long)(d->max - 1));
         return -EINVAL;
@@ -327,26 +334,28 @@ static int parse_string(const struct directive *d, const char *value, void *fiel
     return 0;
 }
 
-/* "3.1,3.1.1,5" (any order, at least one) -> bits (1 << protocol level). */
+/* "3.1,3.1.1,5" (any order, at least one) -> bits (1 << protocol level).
+ * Tokens are compared in place: a copy into a fixed buffer would cut a long
+ * value and let whatever followed the cut pass unchecked. */
 static int parse_versions(const struct directive *d, const char *value, void *field, char *why,
                           size_t whylen)
 {
     (void)d;
     uint32_t bits = 0;
-    char buf[64];
-    snprintf(buf, sizeof(buf), "%s", value);
-    char *save = NULL;
-    for (char *tok = strtok_r(buf, ", ", &save); tok; tok = strtok_r(NULL, ", ", &save)) {
-        if (strcmp(tok, "3.1") == 0)
+    for (const char *p = value; *p;) {
+        size_t n = strcspn(p, ", ");
+        if (n == 3 && strncmp(p, "3.1", n) == 0)
             bits |= 1u << 3;
-        else if (strcmp(tok, "3.1.1") == 0)
+        else if (n == 5 && strncmp(p, "3.1.1", n) == 0)
             bits |= 1u << 4;
-        else if (strcmp(tok, "5") == 0 || strcmp(tok, "5.0") == 0)
+        else if ((n == 1 && p[0] == '5') || (n == 3 && strncmp(p, "5.0", n) == 0))
             bits |= 1u << 5;
-        else
-            bits = 0, tok = NULL;
-        if (!tok)
+        else if (n != 0) {
+            bits = 0;
             break;
+        }
+        p += n;
+        p += strspn(p, ", ");
     }
     if (!bits) {
         snprintf(why, whylen, "expected a list of 3.1, 3.1.1, 5, got '%s'", value);

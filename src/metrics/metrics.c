@@ -74,25 +74,70 @@ static void writer_puts(struct metrics_writer *w, const char *s)
 }
 
 /*
+ * Length of the well-formed UTF-8 sequence at s (1..4), or 0 when s does not
+ * start one: a stray continuation byte, C0/C1/F5..FF, an overlong form, a
+ * surrogate, past U+10FFFF or cut short (the Unicode table of well-formed
+ * byte sequences). Prometheus refuses a whole scrape over one such label.
+ */
+static size_t utf8_len(const unsigned char *s)
+{
+    unsigned char c = s[0];
+    if (c < 0x80)
+        return 1;
+    size_t n = c >= 0xC2 && c <= 0xDF   ? 2
+               : c >= 0xE0 && c <= 0xEF ? 3
+               : c >= 0xF0 && c <= 0xF4 ? 4
+                                        : 0;
+    if (n == 0)
+        return 0;
+    unsigned char lo = 0x80, hi = 0xBF; /* allowed range of the second byte */
+    if (c == 0xE0)
+        lo = 0xA0;
+    else if (c == 0xED)
+        hi = 0x9F;
+    else if (c == 0xF0)
+        lo = 0x90;
+    else if (c == 0xF4)
+        hi = 0x8F;
+    if (s[1] < lo || s[1] > hi)
+        return 0;
+    for (size_t i = 2; i < n; i++)
+        if (s[i] < 0x80 || s[i] > 0xBF)
+            return 0;
+    return n;
+}
+
+/*
  * Copy s, escaping backslash and newline always and the double quote only in
  * label values: HELP text keeps its quotes as they are (text format 0.0.4).
+ * A byte that is not part of well-formed UTF-8 is written as the text \xNN
+ * (tenant ids come from plugins and may be any bytes).
  */
 static void writer_put_escaped(struct metrics_writer *w, const char *s, bool quote)
 {
     const char *run = s;
-    for (; *s; s++) {
+    while (*s) {
+        char hex[8];
         const char *esc = NULL;
+        size_t n = utf8_len((const unsigned char *)s);
         if (*s == '\\')
             esc = "\\\\";
         else if (*s == '\n')
             esc = "\\n";
         else if (*s == '"' && quote)
             esc = "\\\"";
-        if (!esc)
+        else if (n == 0) {
+            snprintf(hex, sizeof(hex), "\\\\x%02x", (unsigned)(unsigned char)*s);
+            esc = hex;
+        }
+        if (!esc) {
+            s += n;
             continue;
+        }
         writer_put(w, run, (size_t)(s - run));
-        writer_put(w, esc, 2);
-        run = s + 1;
+        writer_puts(w, esc);
+        s++;
+        run = s;
     }
     writer_put(w, run, (size_t)(s - run));
 }

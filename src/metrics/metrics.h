@@ -22,8 +22,9 @@ struct metrics_writer;
  * ("counter" or "gauge") are emitted once per name (the first time the name
  * appears in a scrape), then `name{label1="v1",...} value`. Labels are given
  * as NULL-terminated arrays of key/value strings; values are escaped per the
- * Prometheus text format (\\, \", \n). Samples with the same name must be
- * written consecutively (the caller guarantees it).
+ * Prometheus text format (\\, \", \n), and a byte that is not well-formed
+ * UTF-8 (in a label value or HELP) becomes the text \xNN. Samples with the
+ * same name must be written consecutively (the caller guarantees it).
  *
  * All strings are borrowed for the duration of the call. label_keys may be
  * NULL (no labels); label_values must then be NULL or empty too. help may be

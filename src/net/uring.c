@@ -111,24 +111,54 @@ int addr_is_loopback(const char *addr)
     return 0;
 }
 
-int listener_open(const char *addr, uint16_t port, int backlog, uint16_t *bound_port)
+/* Fill ss from an IPv4 or IPv6 literal; returns its length or 0. */
+static socklen_t listener_addr(const char *addr, uint16_t port, struct sockaddr_storage *ss)
 {
-    struct sockaddr_storage ss;
-    socklen_t slen;
-    memset(&ss, 0, sizeof(ss));
-    struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
-    struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+    memset(ss, 0, sizeof(*ss));
+    struct sockaddr_in *s4 = (struct sockaddr_in *)ss;
+    struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
     if (inet_pton(AF_INET, addr, &s4->sin_addr) == 1) {
         s4->sin_family = AF_INET;
         s4->sin_port = htons(port);
-        slen = sizeof(*s4);
-    } else if (inet_pton(AF_INET6, addr, &s6->sin6_addr) == 1) {
+        return sizeof(*s4);
+    }
+    if (inet_pton(AF_INET6, addr, &s6->sin6_addr) == 1) {
         s6->sin6_family = AF_INET6;
         s6->sin6_port = htons(port);
-        slen = sizeof(*s6);
-    } else {
-        return -EINVAL;
+        return sizeof(*s6);
     }
+    return 0;
+}
+
+int listener_probe(const char *addr, uint16_t port)
+{
+    struct sockaddr_storage ss;
+    socklen_t slen = listener_addr(addr, port, &ss);
+    if (slen == 0)
+        return -EINVAL;
+    int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    int one = 1, ret = 0;
+    /* SO_REUSEADDR: connections of a previous run in TIME_WAIT are no
+     * conflict; a listening socket still is. V6ONLY as the listener has it. */
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+        (ss.ss_family == AF_INET6 &&
+         setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) < 0) ||
+        bind(fd, (struct sockaddr *)&ss, slen) < 0)
+        ret = -errno;
+    close(fd);
+    return ret;
+}
+
+int listener_open(const char *addr, uint16_t port, int backlog, uint16_t *bound_port)
+{
+    struct sockaddr_storage ss;
+    socklen_t slen = listener_addr(addr, port, &ss);
+    struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+    struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+    if (slen == 0)
+        return -EINVAL;
     int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return -errno;

@@ -69,6 +69,15 @@ static inline void bufring_publish(struct bufring *b)
  */
 int listener_open(const char *addr, uint16_t port, int backlog, uint16_t *bound_port);
 
+/*
+ * Check that no socket listens on `addr`:`port` yet (port > 0): bind a plain
+ * socket there with SO_REUSEADDR but not SO_REUSEPORT, and close it. The
+ * listeners' own SO_REUSEPORT would let a second broker of the same user join
+ * the first's group and take a share of its connections without an error.
+ * Returns 0, or -errno (-EADDRINUSE when something listens there).
+ */
+int listener_probe(const char *addr, uint16_t port);
+
 /* True when addr (a literal) is a loopback address. */
 int addr_is_loopback(const char *addr);
 

@@ -69,6 +69,16 @@ else
     cat "$tmp/run.log"
 fi
 port=$(sed -n 's/.*listening on 127.0.0.1:\([0-9]*\).*/\1/p' "$tmp/run.log" | head -1)
+# A second broker on a port the first holds must fail, not join the first's
+# SO_REUSEPORT group and take half of its new connections (found in review).
+expect_rc "a port in use by another ringmqd exits 1" 1 timeout 10 "$RINGMQD" -c "$CONF" \
+    --set listener.default.port="$port" --set server.shards=1
+expect_out "a port in use is explained" "127.0.0.1:$port: .*in use"
+# The metrics endpoint on a port in use: exit 1, one "metrics: " prefix.
+expect_rc "a metrics port in use exits 1" 1 timeout 10 "$RINGMQD" -c "$CONF" \
+    --set listener.default.port=0 --set server.shards=1 --set metrics.enabled=true \
+    --set metrics.port="$port"
+expect_out "a metrics port in use is explained" "error \[main\] metrics: [^m].*$port.*in use"
 # Start-up failure: with 4 open files allowed, ringmqd cannot create what it
 # needs (eventfds, sockets); it must say so and exit 1.
 expect_rc "start-up failure exits 1" 1 sh -c "ulimit -n 4 && exec \"$RINGMQD\" -c \"$CONF\" --set listener.default.port=0 --set server.shards=1"

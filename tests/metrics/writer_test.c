@@ -228,3 +228,33 @@ Test(metrics_render, large_output_grows_and_stays_whole)
     cr_assert_eq(got[len - 1], '\n');
     free(got);
 }
+
+static void bad_utf8(struct metrics_writer *w)
+{
+    const char *keys[] = {"tenant", NULL};
+    /* Valid 2-, 3- and 4-byte sequences pass; a stray continuation byte, a
+     * 0xFF, an overlong '/', a surrogate, a sequence cut short and one past
+     * U+10FFFF are each written as \xNN (its backslash escaped). */
+    const char *ok[] = {"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80", NULL};
+    const char *bad[] = {"a\x80"
+                         "b\xff"
+                         "c\xc0\xaf"
+                         "d\xed\xa0\x80"
+                         "e\xe2\x82"
+                         "f\xf4\x90\x80\x80",
+                         NULL};
+    metrics_write(w, "u", "Help \xff.", "gauge", keys, ok, 1);
+    metrics_write(w, "u", NULL, NULL, keys, bad, 2);
+}
+
+Test(metrics_write, invalid_utf8_is_escaped_not_copied)
+{
+    /* Found in review: a tenant id that was not UTF-8 (an auth plugin may
+     * name any bytes) was copied as is, and Prometheus rejects the whole
+     * scrape on an invalid UTF-8 label value. */
+    expect_render(bad_utf8, "# HELP u Help \\\\xff.\n"
+                            "# TYPE u gauge\n"
+                            "u{tenant=\"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80\"} 1\n"
+                            "u{tenant=\"a\\\\x80b\\\\xffc\\\\xc0\\\\xafd\\\\xed\\\\xa0\\\\x80"
+                            "e\\\\xe2\\\\x82f\\\\xf4\\\\x90\\\\x80\\\\x80\"} 2\n");
+}

@@ -646,7 +646,9 @@ Test(config, integer_bounds)
         {"limits.max_queued_bytes",
          {"0", "1099511627776"},
          {"1099511627777", "18446744073709551616"}},
-        {"limits.max_client_id_len", {"1", "65535"}, {"0", "65536", "1 2"}},
+        /* MQTT-3.1.3-5: a server must allow client ids of 1..23 bytes, so a
+         * limit below 23 is refused (it was accepted down to 1). */
+        {"limits.max_client_id_len", {"23", "65535"}, {"22", "0", "65536", "1 2"}},
         {"mqtt.receive_maximum", {"1", "65535"}, {"0", "65536"}},
         {"mqtt.topic_alias_maximum", {"0", "65535"}, {"65536", "-1"}},
         {"mqtt.maximum_qos", {"0", "2"}, {"3"}},
@@ -862,4 +864,48 @@ Test(config, metrics_section)
     cr_assert_eq(cfg.metrics_port, 0);
     cr_assert_str_eq(cfg.sys_tenant, "ops");
     cr_assert_str_eq(cfg.metrics_bind, "127.0.0.1");
+}
+
+Test(config, long_version_list_is_checked_whole)
+{
+    /* Found in review: the list was copied into a 64-byte buffer and only
+     * the copy checked, so garbage past byte 63 was accepted silently. */
+    struct config cfg;
+    char err[256];
+    const char *text =
+        LISTENER_OK "[tenant.a]\nmqtt_versions = "
+                    "5,5,5,5,5,5,5,5,5,5,5,5,5,5,5,5,5,5,5,5,5,5,5,5,5,5,5,5,5,5,5,5,"
+                    "bogus\n";
+    cr_assert_eq(load_text(&cfg, text, NULL, 0, err, sizeof(err)), -1, "accepted a bad list");
+    cr_assert(strstr(err, ":3: [tenant.a] mqtt_versions: expected a list of 3.1, 3.1.1, 5"), "%s",
+              err);
+    struct tenant_settings set = {.mqtt_versions = 1u << 4};
+    char why[160];
+    cr_assert_eq(config_tenant_apply(&set, "mqtt_versions",
+                                     "3.1.1,3.1.1,3.1.1,3.1.1,3.1.1,3.1.1,3.1.1,3.1.1,3.1.1,3.1.1,"
+                                     "3.1.1,junk",
+                                     why, sizeof(why)),
+                 -1, "a setting provider's long list is checked whole too");
+    cr_assert_eq(set.mqtt_versions, 1u << 4, "unchanged on failure");
+    /* Long lists of valid versions, spaces included, still pass. */
+    load_ok(&cfg,
+            LISTENER_OK "[tenant.a]\nmqtt_versions = 3.1, 3.1.1, 5, 3.1, 3.1.1, 5, 3.1, 3.1.1, 5, "
+                        "3.1, 3.1.1, 5, 3.1.1\n",
+            NULL, 0);
+    cr_assert_eq(config_tenant_settings(&cfg, "a")->mqtt_versions, 1u << 3 | 1u << 4 | 1u << 5);
+}
+
+Test(config, empty_sys_tenant_is_refused)
+{
+    /* Found in review: "sys_tenant =" was accepted and $SYS went to a tenant
+     * named "" that no client is in. */
+    expect_file_error(LISTENER_OK "[metrics]\nsys_tenant =\n",
+                      ":3: [metrics] sys_tenant: expected 1..63 bytes, got ''");
+    expect_override_error(LISTENER_OK, "metrics.sys_tenant=",
+                          "--set metrics.sys_tenant=: [metrics] sys_tenant: expected 1..63 bytes, "
+                          "got ''");
+    /* test_auth_method stays optional: empty turns it off. */
+    struct config cfg;
+    load_ok(&cfg, LISTENER_OK "[mqtt]\ntest_auth_method =\n", NULL, 0);
+    cr_assert_str_eq(cfg.test_auth_method, "");
 }
