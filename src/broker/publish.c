@@ -91,6 +91,15 @@ int protocol_publish(struct shard *s, struct conn *c, const struct mqtt_frame *f
         return -1;
     }
     struct session *ss = c->session;
+    if (pb.qos == 2 && session_qos2_has(ss, pb.packet_id)) {
+        /* MQTT-4.3.3-2 (method A): a resend of a message already accepted
+         * (its PUBREC was lost) is acknowledged again, and neither checked,
+         * counted nor delivered a second time. A refusal now (a quota
+         * reached since) would end the client's flow while the id stayed
+         * taken here, and its next message with that id would be lost. */
+        conn_write_ack(s, c, MQTT_PUBREC, pb.packet_id, MQTT_RC_SUCCESS, NULL);
+        return 0;
+    }
     /* $SYS belongs to the broker: a client's publish there is refused like
      * one the auth plugin denies. */
     int verdict =
@@ -181,10 +190,9 @@ int protocol_publish(struct shard *s, struct conn *c, const struct mqtt_frame *f
         pb.retain = false;
     }
     if (pb.qos == 2) {
-        /* MQTT-4.3.3-2 (method A): deliver once, remember the id until PUBREL. */
-        if (session_qos2_has(ss, pb.packet_id))
-            deliver = false;
-        else if (session_qos2_add(s, ss, pb.packet_id) < 0) {
+        /* MQTT-4.3.3-2 (method A): deliver once, remember the id until PUBREL
+         * (a resend is answered above). */
+        if (session_qos2_add(s, ss, pb.packet_id) < 0) {
             protocol_violation(s, c, "receive maximum exceeded", MQTT_RC_RECEIVE_MAX_EXCEEDED);
             return -1;
         }

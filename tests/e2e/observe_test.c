@@ -110,6 +110,38 @@ Test(observe, metrics_count_a_known_workload)
     broker_stop(&b);
 }
 
+/* MQTT-4.3.3-2 (method A): a QoS 2 PUBLISH resent before PUBREL (its
+ * PUBREC was lost) is acknowledged again with PUBREC 0x00 but is one
+ * message received: delivered once and counted once. */
+Test(observe, mqtt_4_3_3_2_resent_qos2_publish_counts_once)
+{
+    ringmq_only();
+    broker_start(&b, "metrics.enabled=true", "metrics.port=0", NULL);
+    struct client *sub = client_open(&b, "q2-sub", true);
+    cr_assert_eq(client_subscribe(sub, "q2/t", 2), 2);
+    struct raw_connect o = {.flags = -1, .clean = true, .id = "q2-pub"};
+    int fd = raw_mqtt_open(&b, &o);
+    struct pkt p;
+    pkt_publish(&p, "q2/t", "once", 4, 2, false, false, 9);
+    cr_assert(raw_send_pkt(fd, &p) == 0);
+    raw_expect_ack(fd, 0x50, 9);
+    pkt_publish(&p, "q2/t", "once", 4, 2, false, true, 9); /* DUP */
+    cr_assert(raw_send_pkt(fd, &p) == 0);
+    raw_expect_ack(fd, 0x50, 9);
+    pkt_ack(&p, 0x62, 9);
+    cr_assert(raw_send_pkt(fd, &p) == 0);
+    raw_expect_ack(fd, 0x70, 9);
+    client_expect_message(sub, "q2/t", "once", NULL, NULL);
+    cr_assert(client_no_message(sub, E2E_ABSENT_MS), "delivered twice");
+    char *body = scrape(metrics_port());
+    cr_assert_eq(sample(body, "ringmq_messages_in_total{tenant=\"global\",qos=\"2\"} "), 1, "%s",
+                 body);
+    free(body);
+    close(fd);
+    client_disconnect(sub);
+    broker_stop(&b);
+}
+
 Test(observe, sys_topics_in_the_global_tenant)
 {
     ringmq_only();
