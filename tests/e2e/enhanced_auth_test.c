@@ -53,6 +53,41 @@ Test(enhanced_auth, mqtt_4_12_0_plugin_challenge_response_and_reauth)
     broker_stop(&b);
 }
 
+/* The plugin's user properties go on a successful re-authentication's AUTH,
+ * but not to a client that set Request Problem Information to 0: then only
+ * PUBLISH, CONNACK and DISCONNECT may carry them (MQTT-3.1.2-29). */
+static int reauth_user_properties(const char *id, bool problem_info)
+{
+    struct raw_connect o = {.flags = -1, .clean = true, .id = id, .keepalive = 60};
+    struct props pr;
+    props_init(&pr);
+    props_str(&pr, P_AUTH_METHOD, "plugin-chal");
+    props_bin(&pr, P_AUTH_DATA, "hello", 5);
+    if (!problem_info)
+        props_u8(&pr, P_REQUEST_PROBLEM_INFO, 0);
+    int fd = v5_connect(&b, &o, &pr, NULL, &pk);
+    cr_assert_eq(pk.type, T_AUTH);
+    v5_send_auth(fd, 0x18, "plugin-chal", "response");
+    v5_expect(fd, T_CONNACK, &pk);
+    cr_assert_eq(pk.reason, 0);
+    v5_send_auth(fd, 0x19, "plugin-chal", "hello");
+    v5_expect(fd, T_AUTH, &pk);
+    v5_send_auth(fd, 0x18, "plugin-chal", "response");
+    v5_expect(fd, T_AUTH, &pk);
+    cr_assert_eq(pk.reason, 0x00);
+    int n = v5_prop_count(&pk, P_USER_PROPERTY);
+    close(fd);
+    return n;
+}
+
+Test(enhanced_auth, mqtt_3_1_2_29_no_user_properties_on_auth_without_problem_info)
+{
+    start();
+    cr_assert_gt(reauth_user_properties("rpi-1", true), 0, "the plugin's user properties");
+    cr_assert_eq(reauth_user_properties("rpi-0", false), 0);
+    broker_stop(&b);
+}
+
 Test(enhanced_auth, wrong_response_is_0x86_and_failed_reauth_disconnects_0x87)
 {
     start();
