@@ -200,8 +200,8 @@ static void write_auth_result(struct shard *s, struct conn *c, uint8_t reason,
     /* MQTT-3.1.2-29: a client that asked for no problem information gets
      * User Properties only on PUBLISH, CONNACK and DISCONNECT. */
     struct mqtt_user_prop users[IDENTITY_KV_MAX];
-    size_t n = c->v5->problem_info ? kv_to_users(r->user_properties, r->n_user_properties, users)
-                                   : 0;
+    size_t n =
+        c->v5->problem_info ? kv_to_users(r->user_properties, r->n_user_properties, users) : 0;
     conn_write_v5_users(s, c, MQTT_AUTH << 4, &reason, 1, &pr, users, n);
 }
 
