@@ -91,6 +91,31 @@ static void sys_publish(struct shard *s, struct tenant *t, const char *topic, ui
         route_publish(s, t, m);
 }
 
+/* A tenant name as one topic level: bytes other than ASCII letters, digits
+ * and "-._~" become %XX, so that a name from a plugin holding '/', '+',
+ * '#' or bytes that are not UTF-8 still makes a valid, unambiguous topic.
+ * False when it does not fit `cap`. */
+static bool sys_level(const char *name, char *out, size_t cap)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    size_t o = 0;
+    for (const unsigned char *p = (const unsigned char *)name; *p; p++) {
+        bool plain = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+                     (*p >= '0' && *p <= '9') || *p == '-' || *p == '.' || *p == '_' || *p == '~';
+        if (o + (plain ? 1 : 3) >= cap)
+            return false;
+        if (plain) {
+            out[o++] = (char)*p;
+        } else {
+            out[o++] = '%';
+            out[o++] = hex[*p >> 4];
+            out[o++] = hex[*p & 15];
+        }
+    }
+    out[o] = '\0';
+    return true;
+}
+
 void observe_sys_tick(struct shard *s)
 {
     static _Thread_local uint64_t next_ms;
@@ -108,14 +133,14 @@ void observe_sys_tick(struct shard *s)
     pthread_mutex_unlock(&b->tenants.mu);
     struct tenant_counters all, one;
     memset(&all, 0, sizeof(all));
-    char topic[160];
+    char name[768], topic[sizeof(name) + 64];
     for (uint32_t i = 0; i < n && i < TENANT_MAX; i++) {
         if (!observe_tenant_sum(b, (uint16_t)i, &one))
             continue;
         tenant_counters_add(&all, &one);
-        const char *name = tenant_dir_name(b, (uint16_t)i);
-        if (!name)
-            continue;
+        const char *raw = tenant_dir_name(b, (uint16_t)i);
+        if (!raw || !sys_level(raw, name, sizeof(name)))
+            continue; /* a name too long for a topic: in the metrics only */
         snprintf(topic, sizeof(topic), "$SYS/broker/tenants/%s/clients/connected", name);
         sys_publish(s, sys, topic, one.connections);
         snprintf(topic, sizeof(topic), "$SYS/broker/tenants/%s/messages/received", name);

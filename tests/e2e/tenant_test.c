@@ -260,3 +260,37 @@ Test(tenant, acl_reload_applies_to_connected_clients)
     client_disconnect(reader);
     stop();
 }
+
+/* A tenant name is one level of its $SYS topics, whatever bytes the auth
+ * plugin put in it: '/', '+' and '#' (and anything but letters, digits and
+ * "-._~") are written %XX, so the topic stays valid and names no other
+ * tenant's levels. */
+Test(tenant, sys_topics_escape_tenant_names)
+{
+    if (getenv("RINGMQ_E2E_BROKER") && !strcmp(getenv("RINGMQ_E2E_BROKER"), "mosquitto"))
+        cr_skip_test("tenants are ringmq's");
+    snprintf(passwd, sizeof(passwd), "/tmp/ringmq-tenant-XXXXXX");
+    int fd = mkstemp(passwd);
+    cr_assert(fd >= 0);
+    close(fd);
+    acl[0] = 0;
+    add_user("root", "global", "r-secret");
+    add_user("eve", "a/b+c#", "e-secret");
+    snprintf(set_path, sizeof(set_path), "plugin.auth.path=%s", getenv("RINGMQ_AUTH_FILE"));
+    snprintf(set_file, sizeof(set_file), "plugin.auth.password_file=%s", passwd);
+    broker_start(&b, set_path, set_file, "metrics.sys_interval=1", NULL);
+    struct client *root = user("root-c", "root", "r-secret", true);
+    cr_assert_eq(client_subscribe(root, "$SYS/broker/tenants/+/clients/connected", 0), 0);
+    struct client *eve = user("eve-c", "eve", "e-secret", true);
+    bool seen = false;
+    struct msg m;
+    for (int i = 0; i < 20 && !seen && client_wait_message(root, &m, E2E_WAIT_MS) == 0; i++) {
+        seen = !strcmp(m.topic, "$SYS/broker/tenants/a%2Fb%2Bc%23/clients/connected");
+        cr_assert(strncmp(m.topic, "$SYS/broker/tenants/a/", 22) != 0, "unescaped: %s", m.topic);
+        msg_free(&m);
+    }
+    cr_assert(seen, "no $SYS topic for the tenant a/b+c#");
+    client_disconnect(eve);
+    client_disconnect(root);
+    stop();
+}
