@@ -148,7 +148,12 @@ static void conn_free(struct shard *s, struct conn *c)
     free(c->rx);
     free(c->out);
     free(c->sending);
-    free(c->stash);
+    /* Still moving (only at shutdown, before the MSG_RING's completion was
+     * reaped): the home shard may hold the bytes already and free them
+     * when it adopts the connection. A buffer nobody adopts is left to the
+     * process's exit rather than freed twice. */
+    if (c->state != CONN_MOVING)
+        free(c->stash);
     free(c->rate);
     conn_v5_destroy(c->v5);
     identity_free(c->auth);
