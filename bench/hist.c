@@ -79,11 +79,15 @@ uint64_t hist_percentile(const struct hist *h, double p)
         return 0;
     if (p == 0.0)
         return h->min;
-    /* Rank of the wanted value, 1-based: ceil(p/100 * count), at least 1. */
-    long double want = (long double)p / 100.0L * (long double)h->count;
-    uint64_t rank = (uint64_t)want;
-    if ((long double)rank < want)
-        rank++;
+    /* Rank of the wanted value, 1-based: ceil(p/100 * count), at least 1.
+     * In integers, p taken to 1e-9: a decimal p such as 99.9 is not exact
+     * in binary, and the product rounded in floating point can land just
+     * above a whole rank (99.9% of 1000 gave 999.00000000000006, rank
+     * 1000: the largest value instead of the 999th). */
+    const uint64_t scale = 100000000000ull;  /* 100 % in units of 1e-9 % */
+    uint64_t pn = (uint64_t)(p * 1e9 + 0.5); /* p >= 0: rounded */
+    unsigned __int128 num = (unsigned __int128)pn * h->count;
+    uint64_t rank = (uint64_t)(num / scale) + (num % scale ? 1 : 0);
     if (rank == 0)
         rank = 1;
     uint64_t seen = 0;

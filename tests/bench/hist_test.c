@@ -121,3 +121,26 @@ Test(hist, merge_adds_counts_and_extremes)
     free(b);
     free(e);
 }
+
+Test(hist, percentile_rank_is_exact_for_decimal_percentiles)
+{
+    /* 99.9 is not exact in binary: 99.9 / 100 * 1000 came out as
+     * 999.0000000000000568, rounded up to rank 1000, so p99.9 of 1000
+     * samples reported the largest one. The 999th of 1000 is 10 here. */
+    struct hist *h = new_hist();
+    hist_record_n(h, 10, 999);
+    hist_record(h, 5000);
+    cr_expect_eq(hist_percentile(h, 99.9), 10);
+    hist_record_n(h, 10, 9000); /* 9999 x 10, one 5000: rank 9990 */
+    cr_expect_eq(hist_percentile(h, 99.9), 10);
+    cr_expect_eq(hist_percentile(h, 99.99), 10); /* rank 9999 */
+    cr_expect_eq(hist_percentile(h, 99.991), 5000);
+    struct hist *g = new_hist();
+    hist_record_n(g, 1, 9); /* 10 samples: p90 is rank 9, p99 rank 10 */
+    hist_record(g, 1000);
+    cr_expect_eq(hist_percentile(g, 90), 1);
+    cr_expect_eq(hist_percentile(g, 99), 1000);
+    cr_expect_eq(hist_percentile(g, 0.001), 1); /* rank 1, never 0 */
+    free(h);
+    free(g);
+}
