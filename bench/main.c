@@ -248,9 +248,14 @@ static void control(struct control *c, struct results *res)
         double broker0 = -1;
         uint64_t all = o->count ? o->count * r->npub : 0;
         for (;;) {
-            sleep_ns(TICK_NS);
-            tick(c, &t);
+            /* Wake at t_measure and t_end themselves, not at the next tick
+             * after them: the CPU figures are sampled there. */
             uint64_t now = bench_now(r);
+            uint64_t next = measuring ? r->t_end : r->t_measure;
+            uint64_t left = next > now ? next - now : 0;
+            sleep_ns(left < TICK_NS ? left : TICK_NS);
+            tick(c, &t);
+            now = bench_now(r);
             if (!measuring && now >= r->t_measure) {
                 getrusage(RUSAGE_SELF, &ru0);
                 broker0 = broker_cpu(o->broker_pid);
@@ -261,14 +266,27 @@ static void control(struct control *c, struct results *res)
                 break;
         }
         m1 = bench_now(r);
-        if (m1 > r->t_end)
-            m1 = r->t_end;
-        if (!measuring)
-            m0 = r->t_measure;
         getrusage(RUSAGE_SELF, &ru1);
         double broker1 = broker_cpu(o->broker_pid);
         if (measuring && broker0 >= 0 && broker1 >= 0)
             res->broker_cpu_s = broker1 - broker0;
+        /* Our CPU over the span it was sampled; rates over the window
+         * itself, [t_measure, t_end), cut short by --count or a signal:
+         * the counts are of messages sent inside it (the first tick after
+         * t_measure came up to a tick late and shortened it, inflating
+         * every rate; a run stopped in the warm-up wrapped below zero). */
+        res->cpu_user_s = cpu_secs(&ru1, true) - cpu_secs(&ru0, true);
+        res->cpu_sys_s = cpu_secs(&ru1, false) - cpu_secs(&ru0, false);
+        res->cpu_pct = measuring && m1 > m0
+                           ? 100.0 * (res->cpu_user_s + res->cpu_sys_s) / ((double)(m1 - m0) / 1e9)
+                           : 0;
+        if (!measuring)
+            res->cpu_user_s = res->cpu_sys_s = 0;
+        if (m1 > r->t_end)
+            m1 = r->t_end;
+        m0 = r->t_measure;
+        if (m1 < m0)
+            m1 = m0;
         set_phase(r, PH_DRAIN);
         uint64_t drain_end = bench_now(r) + (uint64_t)(o->drain * 1e9);
         uint64_t progress_at = bench_now(r);
@@ -287,10 +305,6 @@ static void control(struct control *c, struct results *res)
             last = t;
         }
         res->measured_s = (double)(m1 - m0) / 1e9;
-        res->cpu_user_s = cpu_secs(&ru1, true) - cpu_secs(&ru0, true);
-        res->cpu_sys_s = cpu_secs(&ru1, false) - cpu_secs(&ru0, false);
-        res->cpu_pct =
-            res->measured_s > 0 ? 100.0 * (res->cpu_user_s + res->cpu_sys_s) / res->measured_s : 0;
         res->broker_rss_after_kib = broker_rss(o->broker_pid);
         set_phase(r, PH_STOP);
         return;

@@ -87,6 +87,17 @@ jq -e '.broker.rss_after_kib > 0 and .connections.up == 300' "$DIR/conn.json" >/
 run count_limited 0 "$PORT" p2p -n 2 -q 1 --count 100 -d 30 --warmup 0
 jq -e '.sent == 200 and .received == 200' "$DIR/count_limited.json" >/dev/null ||
     { echo "FAIL count_limited: $(jq -c '[.sent,.received]' "$DIR/count_limited.json")"; fail=1; }
+# Rates are over the stated window: counts are of messages sent inside
+# [t_measure, t_end), so the seconds they are divided by must be exactly -d
+# (the first progress tick after t_measure started it up to 20 ms late),
+# and a run that ends in its warm-up measured nothing (it wrapped below 0).
+run window_length 0 "$PORT" p2p -n 2 -q 0 -d 1 --warmup 0 --drain 10
+jq -e '.measured_s == 1' "$DIR/window_length.json" >/dev/null ||
+    { echo "FAIL window_length: measured_s $(jq .measured_s "$DIR/window_length.json")"; fail=1; }
+"$BENCH" p2p -p "$PORT" -n 2 -q 1 --count 10 -d 1 --warmup 1 --json "$DIR/in_warmup.json" --quiet \
+    >"$DIR/in_warmup.out" 2>&1
+jq -e '.measured_s == 0 and .sent == 0' "$DIR/in_warmup.json" >/dev/null ||
+    { echo "FAIL in_warmup: $(jq -c '[.measured_s, .sent]' "$DIR/in_warmup.json")"; fail=1; }
 # MQTT 5.0 clients, QoS 1 and 2: nothing lost.
 run v5_qos1 0 "$PORT" p2p -n 3 -q 1 -V 5 $T
 run v5_qos2 0 "$PORT" p2p -n 2 -q 2 -V 5 $T
