@@ -108,6 +108,25 @@ kill "$BROKER_PID"
 wait "$BROKER_PID" || { echo "FAIL: ringmqd exited with an error"; cat "$DIR/ringmqd.log"; fail=1; }
 BROKER_PID=
 
+# A broker that announces a Receive Maximum below the window (mosquitto's
+# default is 20): the publishers keep to it (MQTT-3.3.4-9), so nothing is
+# refused or closed and nothing is lost.
+"$RINGMQD" -c "$CONF" --set listener.default.port=0 --set server.shards=1 \
+    --set mqtt.receive_maximum=8 2>"$DIR/ringmqd_rm8.log" &
+BROKER_PID=$!
+PORT=$(wait_for "$DIR/ringmqd_rm8.log" 'listening on 127.0.0.1:[0-9]*' | sed 's/.*://')
+if [ -n "$PORT" ]; then
+    run v5_receive_max_qos2 0 "$PORT" p2p -n 2 -q 2 -V 5 -w 64 $T
+    run v5_receive_max_fanin 0 "$PORT" fanin --pubs 2 --subs 1 -q 1,2 -V 5 -w 64 $T
+else
+    echo "FAIL: ringmqd (receive_maximum 8) did not start"
+    cat "$DIR/ringmqd_rm8.log"
+    fail=1
+fi
+kill "$BROKER_PID"
+wait "$BROKER_PID"
+BROKER_PID=
+
 if [ -x /usr/sbin/mosquitto ]; then
     MPORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
     printf 'listener %s 127.0.0.1\nallow_anonymous true\n' "$MPORT" >"$DIR/mosquitto.conf"
