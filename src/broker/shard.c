@@ -651,19 +651,36 @@ static void shard_quiesce(struct shard *s)
     }
 }
 
+/* Pin the calling shard thread to the (id mod n)-th of the n CPUs it may
+ * run on: the set it was started with (taskset, a cpuset), which a thread
+ * inherits. Counting every online CPU instead put shard 0 on CPU 0 whatever
+ * the set, outside a `taskset -c 1` and onto the load generator's CPU. */
+static void shard_pin(uint32_t id)
+{
+    cpu_set_t allowed, set;
+    if (sched_getaffinity(0, sizeof(allowed), &allowed) != 0)
+        return;
+    int n = CPU_COUNT(&allowed);
+    if (n <= 0)
+        return;
+    int k = (int)(id % (uint32_t)n);
+    for (int cpu = 0; cpu < CPU_SETSIZE; cpu++) {
+        if (!CPU_ISSET(cpu, &allowed) || k-- > 0)
+            continue;
+        CPU_ZERO(&set);
+        CPU_SET(cpu, &set);
+        pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
+        return;
+    }
+}
+
 static void *shard_thread(void *arg)
 {
     struct shard *s = arg;
     char name[32];
     snprintf(name, sizeof(name), "shard %u", s->id);
     log_set_thread_name(name);
-    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-    if (ncpu > 0) {
-        cpu_set_t set;
-        CPU_ZERO(&set);
-        CPU_SET((int)(s->id % (uint32_t)ncpu), &set);
-        pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
-    }
+    shard_pin(s->id);
     struct broker *b = s->broker;
     int ret = shard_init(s);
     if (ret < 0)
