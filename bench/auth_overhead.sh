@@ -27,7 +27,14 @@ run() { # label, extra --set arguments...
     until port=$(sed -n 's/.*listening on 127.0.0.1:\([0-9]*\).*/\1/p' "$tmp/$label.log") &&
         [ -n "$port" ]; do
         i=$((i + 1))
-        [ $i -lt 100 ] || { echo "ringmqd did not start"; cat "$tmp/$label.log"; exit 1; }
+        if [ $i -ge 100 ]; then
+            # Stopped here too: the EXIT trap cannot see this subshell's pid.
+            echo "ringmqd did not start" >&2
+            cat "$tmp/$label.log" >&2
+            kill "$pid" 2>/dev/null || true
+            wait "$pid" || true
+            exit 1
+        fi
         sleep 0.1
     done
     # run() is called in $(...), a subshell: the EXIT trap above cannot see
