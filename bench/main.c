@@ -140,6 +140,13 @@ static void sum_workers(struct worker *w, unsigned n, struct totals *t)
 {
     memset(t, 0, sizeof(*t));
     for (unsigned i = 0; i < n; i++) {
+        /* The flags first (acquire): a worker stores p_expected before
+         * p_drained, so p_expected read after a true p_drained is final.
+         * Read before it, a stale 0 with a fresh "drained" ended the drain
+         * at once and wrote off whatever was still in flight as lost. */
+        t->ready += atomic_load_explicit(&w[i].p_ready, memory_order_acquire);
+        t->drained += atomic_load_explicit(&w[i].p_drained, memory_order_acquire);
+        t->done += atomic_load_explicit(&w[i].p_done, memory_order_acquire);
         t->sent += atomic_load_explicit(&w[i].p_sent, memory_order_relaxed);
         t->recv += atomic_load_explicit(&w[i].p_recv, memory_order_relaxed);
         t->up += atomic_load_explicit(&w[i].p_up, memory_order_relaxed);
@@ -147,9 +154,6 @@ static void sum_workers(struct worker *w, unsigned n, struct totals *t)
         t->inflight += atomic_load_explicit(&w[i].p_inflight, memory_order_relaxed);
         t->delivered += atomic_load_explicit(&w[i].p_delivered, memory_order_relaxed);
         t->expected += atomic_load_explicit(&w[i].p_expected, memory_order_relaxed);
-        t->ready += atomic_load_explicit(&w[i].p_ready, memory_order_acquire);
-        t->drained += atomic_load_explicit(&w[i].p_drained, memory_order_acquire);
-        t->done += atomic_load_explicit(&w[i].p_done, memory_order_acquire);
     }
 }
 
