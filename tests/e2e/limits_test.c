@@ -72,8 +72,14 @@ Test(limits, retained_bytes_bounded_without_quota_plugin)
     cr_assert(refused >= 576);
     long grown = broker_rss_kib() - before;
     /* 20 MiB were offered; at most 1 MiB more may be stored after the
-     * first measurement. Generous: allocator and socket noise. */
+     * first measurement. Generous: allocator and socket noise. Under ASan
+     * freed memory waits in its quarantine, so RSS says nothing there (the
+     * count above still does). */
+#ifndef __SANITIZE_ADDRESS__
     cr_assert(grown < 8 * 1024, "broker grew by %ld KiB", grown);
+#else
+    (void)grown;
+#endif
     /* Replacing a stored message by one no larger still works, and a
      * clear frees room for a new topic. */
     cr_assert(publish_retained(fd, "fill/0", payload, 100, 1000) == 0x00);
