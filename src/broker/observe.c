@@ -265,7 +265,16 @@ bool observe_throttle(struct shard *s, struct tenant *t, enum ringmq_resource r,
                       const struct session *ss)
 {
     struct plugin_host *h = s->broker->plugins;
-    if (!h || !plugin_host_has_throttle(h))
+    bool plugin = h && plugin_host_has_throttle(h);
+    /* The tenant's own limits hold with or without a quota plugin: without
+     * them, clients could pile up offline sessions (each kept up to
+     * max_session_expiry) and retained messages until memory runs out. */
+    const struct tenant_settings *ts = t->set;
+    uint64_t limit = r == RINGMQ_RES_SESSIONS         ? ts->max_sessions
+                     : r == RINGMQ_RES_RETAINED       ? ts->max_retained_messages
+                     : r == RINGMQ_RES_RETAINED_BYTES ? ts->max_retained_bytes
+                                                      : 0;
+    if (!plugin && !limit)
         return true;
     uint64_t current = 0;
     if (r == RINGMQ_RES_CONNECT_RATE || r == RINGMQ_RES_BYTES_IN_RATE ||
@@ -297,6 +306,13 @@ bool observe_throttle(struct shard *s, struct tenant *t, enum ringmq_resource r,
             break;
         }
     }
+    if (limit && (current >= limit || amount > limit - current)) {
+        t->ctr.throttled++;
+        observe_event(s, RINGMQ_EV_THROTTLED, t, ss, 0, r, NULL, 0);
+        return false;
+    }
+    if (!plugin)
+        return true;
     if (plugin_throttle(h, t->name, r, current, amount)) {
         if (r == RINGMQ_RES_BYTES_IN_RATE || r == RINGMQ_RES_BYTES_OUT_RATE)
             observe_rate_add(s, t, rate_of[r], amount); /* granted: now used */

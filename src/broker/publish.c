@@ -17,7 +17,6 @@
 #include "broker/route.h"
 #include "broker/session.h"
 #include "broker/shard.h"
-#include "index/retain.h"
 #include "mqtt/codec.h"
 #include "mqtt/props.h"
 #include "mqtt/topic.h"
@@ -162,18 +161,9 @@ int protocol_publish(struct shard *s, struct conn *c, const struct mqtt_frame *f
     }
     /* A message that replaces its topic's retained one adds no topic, and
      * only what it has beyond the old payload. */
-    const struct msg *old_retained =
-        pb.retain && pb.payload.len && deliver
-            ? retain_get(ss->tenant->retained, pb.topic.p, pb.topic.len)
-            : NULL;
-    if (old_retained && old_retained->payload_len == 0)
-        old_retained = NULL; /* a clear's tombstone (route.c) */
-    size_t old_len = old_retained ? old_retained->payload_len : 0;
-    if (pb.retain && pb.payload.len && deliver &&
-        ((!old_retained && !observe_throttle(s, ss->tenant, RINGMQ_RES_RETAINED, 1, ss)) ||
-         (pb.payload.len > old_len && !observe_throttle(s, ss->tenant, RINGMQ_RES_RETAINED_BYTES,
-                                                        pb.payload.len - old_len, ss)))) {
-        /* Retained quota reached: a 5.0 client is told (0x97), in the
+    if (pb.retain && deliver &&
+        !route_retain_allowed(s, ss->tenant, pb.topic.p, pb.topic.len, pb.payload.len, ss)) {
+        /* Retained limit or quota reached: a 5.0 client is told (0x97), in the
          * PUBACK/PUBREC, or for QoS 0 in a DISCONNECT, as for the inbound
          * quota (a silent drop would leave it believing its state stored);
          * a 3.1.1 client's message is delivered but not retained. */

@@ -250,6 +250,21 @@ bool route_is_sys_topic(const uint8_t *topic, size_t len)
     return len >= 4 && memcmp(topic, "$SYS", 4) == 0 && (len == 4 || topic[4] == '/');
 }
 
+bool route_retain_allowed(struct shard *s, struct tenant *t, const uint8_t *topic, size_t len,
+                          size_t payload_len, const struct session *ss)
+{
+    if (payload_len == 0)
+        return true; /* a clear frees what there was */
+    const struct msg *old = retain_get(t->retained, topic, len);
+    if (old && old->payload_len == 0)
+        old = NULL; /* a clear's tombstone */
+    size_t old_len = old ? old->payload_len : 0;
+    if (!old && !observe_throttle(s, t, RINGMQ_RES_RETAINED, 1, ss))
+        return false;
+    return payload_len <= old_len ||
+           observe_throttle(s, t, RINGMQ_RES_RETAINED_BYTES, payload_len - old_len, ss);
+}
+
 void route_publish(struct shard *s, struct tenant *t, struct msg *m)
 {
     uint32_t n = s->broker->nshards;

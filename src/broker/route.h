@@ -25,6 +25,13 @@ bool route_is_sys_topic(const uint8_t *topic, size_t len);
  * reference to each other interested shard. Takes the caller's reference. */
 void route_publish(struct shard *s, struct tenant *t, struct msg *m);
 
+/* May a retained message of `payload_len` bytes on `topic` be stored for
+ * tenant t (session ss, may be NULL, for the event)? Asks the tenant's
+ * retained limits and quota for what it adds: a topic when it has no
+ * retained message yet, and the bytes beyond the one it replaces. */
+bool route_retain_allowed(struct shard *s, struct tenant *t, const uint8_t *topic, size_t len,
+                          size_t payload_len, const struct session *ss);
+
 /* This shard's first subscriber of `filter` appeared: tell every other
  * shard; each answers XMSG_ACK with `token`. Returns how many acks to wait
  * for. */

@@ -934,6 +934,12 @@ void session_publish_will(struct shard *s, struct session *ss)
      * and starts counting now (connect.c). */
     if (will->expires_at_ms)
         will->expires_at_ms += s->now_ms;
+    /* A retained will counts toward the tenant's retained limits like any
+     * retained PUBLISH (or clients could fill the store through wills);
+     * over them it is published, not retained, as for a 3.1.1 PUBLISH. */
+    if (will->retain && !route_retain_allowed(s, ss->tenant, msg_topic(will), will->topic_len,
+                                              will->payload_len, ss))
+        will->retain = 0;
     route_publish(s, ss->tenant, will);
 }
 

@@ -130,6 +130,9 @@ static const struct directive directives[] = {
     /* MQTT-3.1.3-5: ids of 1..23 bytes must be accepted. */
     LIMITS("max_client_id_len", parse_u32, max_client_id_len, 23, 65535),
     LIMITS("max_subscriptions", parse_u32, max_subscriptions, 1, 10000000),
+    LIMITS("max_sessions", parse_u32, max_sessions, 0, UINT32_MAX),
+    LIMITS("max_retained_messages", parse_u32, max_retained_messages, 0, UINT32_MAX),
+    LIMITS("max_retained_bytes", parse_u64, max_retained_bytes, 0, UINT64_C(1) << 40),
 
     MQTT("receive_maximum", parse_u32, receive_maximum, 1, 65535),
     MQTT("topic_alias_maximum", parse_u32, topic_alias_maximum, 0, 65535),
@@ -168,6 +171,9 @@ static const struct directive directives[] = {
     TENANT("queue_drop", parse_queue_drop, queue_drop_oldest, 0, 0),
     TENANT("max_subscriptions", parse_u32, max_subscriptions, 1, 10000000),
     TENANT("max_will_size", parse_u32, max_will_size, 0, CONFIG_PACKET_SIZE_MAX),
+    TENANT("max_sessions", parse_u32, max_sessions, 0, UINT32_MAX),
+    TENANT("max_retained_messages", parse_u32, max_retained_messages, 0, UINT32_MAX),
+    TENANT("max_retained_bytes", parse_u64, max_retained_bytes, 0, UINT64_C(1) << 40),
     TENANT("min_keepalive", parse_u32, min_keepalive, 0, 65535),
     TENANT("force_transient", parse_bool, force_transient, 0, 0),
     TENANT("publish_rate", parse_u32, publish_rate, 0, 100000000),
@@ -967,6 +973,9 @@ static int tenants_resolve(struct config *cfg)
         .max_queued_bytes = cfg->max_queued_bytes,
         .max_subscriptions = cfg->max_subscriptions,
         .max_will_size = cfg->max_packet_size,
+        .max_sessions = cfg->max_sessions,
+        .max_retained_messages = cfg->max_retained_messages,
+        .max_retained_bytes = cfg->max_retained_bytes,
         .min_keepalive = 0,
         .force_transient = false,
         .validate_payload_format = cfg->validate_payload_format,
@@ -1077,6 +1086,9 @@ void config_defaults(struct config *cfg)
     cfg->max_queued_bytes = 16777216;
     cfg->max_client_id_len = 256;
     cfg->max_subscriptions = 10000;
+    cfg->max_sessions = 1000000;
+    cfg->max_retained_messages = 1000000;
+    cfg->max_retained_bytes = UINT64_C(1) << 30;
     cfg->log_level = LOG_LEVEL_INFO;
     cfg->receive_maximum = 1024;
     cfg->topic_alias_maximum = 64;

@@ -60,16 +60,19 @@ struct tenant_settings {
     uint32_t topic_alias_maximum;
     uint32_t receive_maximum;
     uint32_t max_packet_size;
-    uint32_t max_session_expiry;  /* seconds */
-    uint32_t max_queued_messages; /* per session */
-    uint64_t max_queued_bytes;    /* per session */
-    bool queue_drop_oldest;       /* a full queue drops its oldest message, not the newest */
-    uint32_t max_subscriptions;   /* per session */
-    uint32_t max_will_size;       /* will payload bytes */
-    uint32_t min_keepalive;       /* seconds; 0 = none (a 0 keepalive is allowed) */
-    bool force_transient;         /* every session ends with its connection */
-    uint32_t publish_rate;        /* PUBLISH per second per connection, 0: no limit */
-    uint32_t publish_bandwidth;   /* PUBLISH bytes per second per connection, 0: no limit */
+    uint32_t max_session_expiry;    /* seconds */
+    uint32_t max_queued_messages;   /* per session */
+    uint64_t max_queued_bytes;      /* per session */
+    bool queue_drop_oldest;         /* a full queue drops its oldest message, not the newest */
+    uint32_t max_subscriptions;     /* per session */
+    uint32_t max_will_size;         /* will payload bytes */
+    uint32_t max_sessions;          /* whole tenant, connected or not; 0: no limit */
+    uint32_t max_retained_messages; /* whole tenant; 0: no limit */
+    uint64_t max_retained_bytes;    /* whole tenant, payload bytes; 0: no limit */
+    uint32_t min_keepalive;         /* seconds; 0 = none (a 0 keepalive is allowed) */
+    bool force_transient;           /* every session ends with its connection */
+    uint32_t publish_rate;          /* PUBLISH per second per connection, 0: no limit */
+    uint32_t publish_bandwidth;     /* PUBLISH bytes per second per connection, 0: no limit */
     bool validate_payload_format;
 };
 
@@ -98,6 +101,11 @@ struct config {
     uint64_t max_queued_bytes;    /* per session, default 16777216 */
     uint32_t max_client_id_len;   /* default 256 */
     uint32_t max_subscriptions;   /* per session, default 10000 */
+    /* Per tenant, without a quota plugin too (0 = no limit): sessions
+     * (offline ones with a long expiry included) and retained messages. */
+    uint32_t max_sessions;          /* default 1000000 */
+    uint32_t max_retained_messages; /* default 1000000 */
+    uint64_t max_retained_bytes;    /* payload bytes, default 1073741824 */
 
     /* [mqtt]: capabilities the server announces and enforces (MQTT 5.0
      * properties in CONNACK; the limits apply to every protocol version
