@@ -56,6 +56,21 @@ static int resolve_alias(struct conn *c, const struct mqtt_props *pr, struct mqt
     return 0;
 }
 
+/* A 5.0 PUBLISH refused for a quota hears 0x97: in its PUBACK/PUBREC, or,
+ * for QoS 0, which has no acknowledgement to carry it, in a DISCONNECT
+ * (MQTT 5.0 3.14.2.1). Returns protocol_publish's result. */
+static int refuse_over_quota(struct shard *s, struct conn *c, const struct mqtt_publish *pb,
+                             const char *why)
+{
+    if (pb->qos == 0) {
+        conn_close_reason(s, c, CLOSE_PROTOCOL, MQTT_RC_QUOTA_EXCEEDED, why);
+        return -1;
+    }
+    conn_write_ack(s, c, pb->qos == 1 ? MQTT_PUBACK : MQTT_PUBREC, pb->packet_id,
+                   MQTT_RC_QUOTA_EXCEEDED, why);
+    return 0;
+}
+
 int protocol_publish(struct shard *s, struct conn *c, const struct mqtt_frame *f,
                      const uint8_t *body)
 {
@@ -146,16 +161,8 @@ int protocol_publish(struct shard *s, struct conn *c, const struct mqtt_frame *f
         /* Inbound bandwidth quota: not delivered; a 5.0 client hears 0x97,
          * in the PUBACK/PUBREC, or for QoS 0, which has no acknowledgement
          * to carry it, in a DISCONNECT (MQTT 5.0 3.14.2.1). */
-        if (c->v5) {
-            if (pb.qos == 0) {
-                conn_close_reason(s, c, CLOSE_PROTOCOL, MQTT_RC_QUOTA_EXCEEDED,
-                                  "inbound bandwidth quota exceeded");
-                return -1;
-            }
-            conn_write_ack(s, c, pb.qos == 1 ? MQTT_PUBACK : MQTT_PUBREC, pb.packet_id,
-                           MQTT_RC_QUOTA_EXCEEDED, "inbound bandwidth quota exceeded");
-            return 0;
-        }
+        if (c->v5)
+            return refuse_over_quota(s, c, &pb, "inbound bandwidth quota exceeded");
         deliver = false;
         verdict = RINGMQ_DENIED; /* 3.1.1: its flow completes, nothing delivered */
     }
@@ -167,16 +174,8 @@ int protocol_publish(struct shard *s, struct conn *c, const struct mqtt_frame *f
          * PUBACK/PUBREC, or for QoS 0 in a DISCONNECT, as for the inbound
          * quota (a silent drop would leave it believing its state stored);
          * a 3.1.1 client's message is delivered but not retained. */
-        if (c->v5) {
-            if (pb.qos == 0) {
-                conn_close_reason(s, c, CLOSE_PROTOCOL, MQTT_RC_QUOTA_EXCEEDED,
-                                  "retained quota exceeded");
-                return -1;
-            }
-            conn_write_ack(s, c, pb.qos == 1 ? MQTT_PUBACK : MQTT_PUBREC, pb.packet_id,
-                           MQTT_RC_QUOTA_EXCEEDED, "retained quota exceeded");
-            return 0;
-        }
+        if (c->v5)
+            return refuse_over_quota(s, c, &pb, "retained quota exceeded");
         pb.retain = false;
     }
     if (pb.qos == 2) {

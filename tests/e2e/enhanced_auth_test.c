@@ -266,6 +266,16 @@ static void release_verdicts(const char *release)
     close(tmp);
 }
 
+/* ringmqd with the challenge plugin holding "hold/" verdicts (and a plugin
+ * timeout far beyond the hold). */
+static void start_holding(char release[32])
+{
+    hold_verdicts(release);
+    static char set_path[300];
+    snprintf(set_path, sizeof(set_path), "plugin.chal.path=%s", getenv("RINGMQ_CHALLENGE_SO"));
+    broker_start(&b, set_path, "server.plugin_timeout_ms=60000", NULL);
+}
+
 static void verdicts_done(const char *release)
 {
     unlink(release);
@@ -281,10 +291,7 @@ Test(enhanced_auth, keepalive_does_not_expire_while_a_verdict_is_awaited)
     if (e2e_mosquitto())
         cr_skip_test("ringmq plugins");
     char release[32];
-    hold_verdicts(release);
-    static char set_path[300];
-    snprintf(set_path, sizeof(set_path), "plugin.chal.path=%s", getenv("RINGMQ_CHALLENGE_SO"));
-    broker_start(&b, set_path, "server.plugin_timeout_ms=60000", NULL);
+    start_holding(release);
     struct raw_connect o = {.flags = -1, .clean = true, .id = "pinger", .keepalive = 1};
     int fd = raw_mqtt_open(&b, &o);
     static struct pkt p;
@@ -311,10 +318,7 @@ Test(enhanced_auth, a_client_is_not_read_while_its_permission_check_waits)
     if (e2e_mosquitto())
         cr_skip_test("ringmq plugins");
     char release[32];
-    hold_verdicts(release);
-    static char set_path[300];
-    snprintf(set_path, sizeof(set_path), "plugin.chal.path=%s", getenv("RINGMQ_CHALLENGE_SO"));
-    broker_start(&b, set_path, "server.plugin_timeout_ms=60000", NULL);
+    start_holding(release);
 
     struct raw_connect o = {.flags = -1, .clean = true, .id = "holder", .keepalive = 60};
     int fd = raw_mqtt_open(&b, &o);
