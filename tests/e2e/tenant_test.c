@@ -39,7 +39,9 @@ static void start(void)
     start_with_acl(NULL);
 }
 
-static void start_with_acl(const char *rules)
+/* An empty password file and the --set arguments naming it and auth_file
+ * (ringmqd only). */
+static void passwd_create(void)
 {
     if (getenv("RINGMQ_E2E_BROKER") && !strcmp(getenv("RINGMQ_E2E_BROKER"), "mosquitto"))
         cr_skip_test("tenants are ringmq's");
@@ -47,14 +49,19 @@ static void start_with_acl(const char *rules)
     int fd = mkstemp(passwd);
     cr_assert(fd >= 0);
     close(fd);
+    acl[0] = 0;
+    snprintf(set_path, sizeof(set_path), "plugin.auth.path=%s", getenv("RINGMQ_AUTH_FILE"));
+    snprintf(set_file, sizeof(set_file), "plugin.auth.password_file=%s", passwd);
+}
+
+static void start_with_acl(const char *rules)
+{
+    passwd_create();
     add_user("alice", "acme", "a-secret");
     add_user("carol", "acme", "c-secret");
     add_user("bob", "globex", "b-secret");
     add_user("dave", "globex", "d-secret");
-    snprintf(set_path, sizeof(set_path), "plugin.auth.path=%s", getenv("RINGMQ_AUTH_FILE"));
-    snprintf(set_file, sizeof(set_file), "plugin.auth.password_file=%s", passwd);
     if (!rules) {
-        acl[0] = 0;
         broker_start(&b, set_path, set_file, NULL);
         return;
     }
@@ -267,17 +274,9 @@ Test(tenant, acl_reload_applies_to_connected_clients)
  * tenant's levels. */
 Test(tenant, sys_topics_escape_tenant_names)
 {
-    if (getenv("RINGMQ_E2E_BROKER") && !strcmp(getenv("RINGMQ_E2E_BROKER"), "mosquitto"))
-        cr_skip_test("tenants are ringmq's");
-    snprintf(passwd, sizeof(passwd), "/tmp/ringmq-tenant-XXXXXX");
-    int fd = mkstemp(passwd);
-    cr_assert(fd >= 0);
-    close(fd);
-    acl[0] = 0;
+    passwd_create();
     add_user("root", "global", "r-secret");
     add_user("eve", "a/b+c#", "e-secret");
-    snprintf(set_path, sizeof(set_path), "plugin.auth.path=%s", getenv("RINGMQ_AUTH_FILE"));
-    snprintf(set_file, sizeof(set_file), "plugin.auth.password_file=%s", passwd);
     broker_start(&b, set_path, set_file, "metrics.sys_interval=1", NULL);
     struct client *root = user("root-c", "root", "r-secret", true);
     cr_assert_eq(client_subscribe(root, "$SYS/broker/tenants/+/clients/connected", 0), 0);

@@ -570,6 +570,15 @@ Test(auth_file_workers, concurrent_callers_each_get_their_verdict_exactly_once,
     fake_assert_no_leaks();
 }
 
+/* Call 0 (alice) is being answered by the only worker, which waits inside
+ * complete() until the gate opens: what is queued now stays queued. */
+static void occupy_the_worker(void)
+{
+    fake_hold(0);
+    auth_start(0, "alice", "secret");
+    fake_wait_held(1);
+}
+
 /* These tests queue the same credentials behind a held worker, which has
  * already cached them: without cache_seconds 0 the CONNECTs meant to wait
  * in the queue would be answered from the cache. */
@@ -583,11 +592,7 @@ static void setup_one_worker_queue_two(void)
 Test(auth_file_workers, full_queue_is_refused_at_once_without_blocking,
      .init = setup_one_worker_queue_two, .fini = stop)
 {
-    /* The only worker is inside complete() for call 0: the queue is empty
-     * and nothing drains it until the gate opens. */
-    fake_hold(0);
-    auth_start(0, "alice", "secret");
-    fake_wait_held(1);
+    occupy_the_worker();
     auth_start(1, "bob", "hunter2");
     auth_start(2, "alice", "wrong");
     cr_assert_eq(fake_call_get(1).completions, 0, "queued, not answered");
@@ -615,9 +620,7 @@ Test(auth_file_workers, full_queue_is_refused_at_once_without_blocking,
 Test(auth_file_workers, queued_calls_the_host_abandoned_are_not_hashed,
      .init = setup_one_worker_queue_two, .fini = stop)
 {
-    fake_hold(0);
-    auth_start(0, "alice", "secret");
-    fake_wait_held(1);
+    occupy_the_worker();
     auth_start(1, "bob", "hunter2");
     auth_start(2, "alice", "secret");
     fake_abandon(1);
@@ -648,9 +651,7 @@ static void setup_one_worker(void)
 Test(auth_file_workers, fini_answers_queued_calls_and_waits_for_the_running_one,
      .init = setup_one_worker, .fini = stop)
 {
-    fake_hold(0);
-    auth_start(0, "alice", "secret");
-    fake_wait_held(1);
+    occupy_the_worker();
     for (int i = 1; i <= 5; i++)
         auth_start(i, i % 2 ? "alice" : "mallory", "secret");
     /* fini joins the worker, which waits at the gate: run it aside. */
@@ -683,9 +684,7 @@ Test(auth_file_workers, reload_while_jobs_wait_judges_them_by_the_new_files,
     /* Call 0 is being answered with the old tables when the reload swaps
      * them: its tenant and user id point into those tables, copied by the
      * host only after the reload (fake_hold), so they must still be alive. */
-    fake_hold(0);
-    auth_start(0, "alice", "secret");
-    fake_wait_held(1);
+    occupy_the_worker();
     auth_start(1, "alice", "secret");
     auth_start(2, "alice", "new-secret");
     auth_start(3, "bob", "hunter2");
