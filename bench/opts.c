@@ -179,7 +179,7 @@ const char *opts_scenario_name(enum scenario s)
 static int parse_one(int c, const char *arg, struct bench_opts *o, bool *pubs_set, bool *subs_set,
                      bool *subq_set)
 {
-    uint64_t u;
+    uint64_t u = 0; /* parse_u64 leaves it unset on error, where rc says so */
     int rc = 0;
     switch (c) {
     case 'h':

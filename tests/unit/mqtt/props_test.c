@@ -30,7 +30,7 @@ static const uint8_t *keep(const uint8_t *p, size_t n)
     free(*slot);
     *slot = malloc(n ? n : 1);
     cr_assert_not_null(*slot);
-    if (n)
+    if (p && n)
         memcpy(*slot, p, n);
     return *slot;
 }
