@@ -153,6 +153,20 @@ bool mqtt_frame_flags_valid(uint8_t type, uint8_t flags)
     }
 }
 
+/*
+ * MQTT 3.1 (§2.1) has a client that re-delivers a PUBREL, SUBSCRIBE or
+ * UNSUBSCRIBE set DUP on it; 3.1.1 fixed those flags at 0b0010
+ * (MQTT-3.6.1-1, MQTT-3.8.1-1, MQTT-3.10.1-1). For a 3.1 client the DUP bit
+ * of those three is dropped before the 3.1.1 rule is applied.
+ */
+static uint8_t v31_without_dup(uint8_t type, uint8_t flags, uint8_t version)
+{
+    if (version == MQTT_V31 &&
+        (type == MQTT_PUBREL || type == MQTT_SUBSCRIBE || type == MQTT_UNSUBSCRIBE))
+        return flags & (uint8_t)~0x08;
+    return flags;
+}
+
 int mqtt_frame_decode(const uint8_t *buf, size_t len, uint32_t max_packet_size,
                       struct mqtt_frame *out)
 {
@@ -324,7 +338,8 @@ int mqtt_ack_decode(uint8_t type, uint8_t flags, const uint8_t *body, size_t len
     if (!(type >= MQTT_PUBACK && type <= MQTT_PUBCOMP) &&
         !(type == MQTT_UNSUBACK && !is_v5(version)))
         return MQTT_RC_MALFORMED;
-    if (!mqtt_frame_flags_valid(type, flags)) /* MQTT-3.6.1-1, MQTT-2.2.2-2 */
+    /* MQTT-3.6.1-1, MQTT-2.2.2-2 */
+    if (!mqtt_frame_flags_valid(type, v31_without_dup(type, flags, version)))
         return MQTT_RC_MALFORMED;
     rd_init(&r, body, len);
     if (!rd_packet_id(&r, &out->packet_id))
@@ -344,7 +359,8 @@ static int sub_decode(uint8_t flags, const uint8_t *body, size_t len, uint8_t ve
     struct rd r;
 
     memset(out, 0, sizeof(*out));
-    if (flags != 0x2) /* MQTT-3.8.1-1, MQTT-3.10.1-1 */
+    uint8_t type = has_options ? MQTT_SUBSCRIBE : MQTT_UNSUBSCRIBE;
+    if (v31_without_dup(type, flags, version) != 0x2) /* MQTT-3.8.1-1, MQTT-3.10.1-1 */
         return MQTT_RC_MALFORMED;
     rd_init(&r, body, len);
     if (!rd_packet_id(&r, &out->packet_id))

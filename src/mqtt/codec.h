@@ -192,7 +192,8 @@ struct mqtt_ack {
 
 /*
  * Decode PUBACK/PUBREC/PUBREL/PUBCOMP of `type`. Flags must be 0b0010 for
- * PUBREL (MQTT-3.6.1-1) and 0 otherwise (MQTT-2.2.2-2); packet id non-zero.
+ * PUBREL (MQTT-3.6.1-1; from a 3.1 client also 0b1010, DUP set on a resend
+ * as MQTT 3.1 §2.1 asks) and 0 otherwise (MQTT-2.2.2-2); packet id non-zero.
  * In 3.1/3.1.1 the body is exactly 2 bytes. Returns MQTT_OK or
  * MQTT_RC_MALFORMED.
  */
@@ -208,7 +209,8 @@ struct mqtt_subscribe {
 };
 
 /*
- * Decode a SUBSCRIBE. Checks flags 0b0010 (MQTT-3.8.1-1), packet id
+ * Decode a SUBSCRIBE. Checks flags 0b0010 (MQTT-3.8.1-1; from a 3.1 client
+ * also 0b1010, DUP set on a resend as MQTT 3.1 §2.1 asks), packet id
  * non-zero, at least one entry (MQTT-3.8.3-3), every filter non-empty valid
  * UTF-8 and every options byte: QoS <= 2 and reserved bits zero
  * (MQTT-3.8.3-4; in v5 bits 6-7 reserved and retain handling <= 2).
@@ -218,7 +220,7 @@ struct mqtt_subscribe {
 int mqtt_subscribe_decode(uint8_t flags, const uint8_t *body, size_t len, uint8_t version,
                           struct mqtt_subscribe *out);
 
-/* Same for UNSUBSCRIBE (flags 0b0010, MQTT-3.10.1-1; at least one filter,
+/* Same for UNSUBSCRIBE (flags 0b0010, MQTT-3.10.1-1, 3.1 DUP as above; at least one filter,
  * MQTT-3.10.3-2). Entries carry no options byte. */
 int mqtt_unsubscribe_decode(uint8_t flags, const uint8_t *body, size_t len, uint8_t version,
                             struct mqtt_subscribe *out);

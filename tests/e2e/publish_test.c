@@ -95,6 +95,49 @@ Test(publish, mqtt_4_3_3_2_raw_qos2_inbound_flow)
     broker_stop(&b);
 }
 
+/* Reads one packet and asserts its bytes. */
+static void expect_bytes(int fd, const uint8_t *want, size_t n)
+{
+    uint8_t buf[64];
+    int len = raw_read_packet(fd, buf, sizeof(buf), E2E_WAIT_MS);
+    cr_assert(len == (int)n && memcmp(buf, want, n) == 0, "got %d bytes (first 0x%02x)", len,
+              len > 0 ? buf[0] : 0);
+}
+
+/* MQTT 3.1 §2.1: a 3.1 client re-delivering PUBREL, SUBSCRIBE or UNSUBSCRIBE
+ * sets DUP on it (0x6a, 0x8a, 0xaa). 3.1.1 fixed those flags at 0010
+ * (MQTT-3.6.1-1, MQTT-3.8.1-1, MQTT-3.10.1-1), a rule for 3.1.1 clients
+ * only: the 3.1 client is answered, not disconnected. */
+Test(publish, mqtt_3_1_dup_on_resent_pubrel_subscribe_unsubscribe_accepted)
+{
+    broker_start(&b, NULL);
+    struct raw_connect o = {
+        .proto_name = "MQIsdp", .level = 3, .flags = -1, .clean = true, .id = "v31dup"};
+    int fd = raw_mqtt_open(&b, &o);
+    struct pkt p;
+    pkt_init(&p, 0x8a); /* SUBSCRIBE, DUP + QoS 1 */
+    pkt_u16(&p, 2);
+    pkt_str(&p, "v31/sub");
+    pkt_u8(&p, 1);
+    cr_assert(raw_send_pkt(fd, &p) == 0);
+    expect_bytes(fd, (const uint8_t[]){0x90, 0x03, 0x00, 0x02, 0x01}, 5);
+    pkt_publish(&p, "v31/pub", "x", 1, 2, false, false, 1);
+    cr_assert(raw_send_pkt(fd, &p) == 0);
+    expect_bytes(fd, (const uint8_t[]){0x50, 0x02, 0x00, 0x01}, 4);
+    pkt_ack(&p, 0x6a, 1); /* PUBREL, DUP + QoS 1 */
+    cr_assert(raw_send_pkt(fd, &p) == 0);
+    expect_bytes(fd, (const uint8_t[]){0x70, 0x02, 0x00, 0x01}, 4);
+    pkt_init(&p, 0xaa); /* UNSUBSCRIBE, DUP + QoS 1 */
+    pkt_u16(&p, 3);
+    pkt_str(&p, "v31/sub");
+    cr_assert(raw_send_pkt(fd, &p) == 0);
+    expect_bytes(fd, (const uint8_t[]){0xb0, 0x02, 0x00, 0x03}, 4);
+    cr_assert(raw_send(fd, (const uint8_t[]){0xc0, 0x00}, 2) == 0);
+    expect_bytes(fd, (const uint8_t[]){0xd0, 0x00}, 2); /* still connected */
+    close(fd);
+    broker_stop(&b);
+}
+
 Test(publish, mqtt_4_3_2_1_raw_qos1_outbound_flow)
 {
     broker_start(&b, NULL);

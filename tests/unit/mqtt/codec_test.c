@@ -714,6 +714,33 @@ Test(ack, mqtt_3_6_1_1_pubrel_flags)
     }
 }
 
+/* MQTT 3.1 §2.1: a client re-delivering PUBREL, SUBSCRIBE or UNSUBSCRIBE sets
+ * DUP (0b1010); 3.1.1 and 5.0 keep the fixed 0b0010 (MQTT-3.6.1-1,
+ * MQTT-3.8.1-1, MQTT-3.10.1-1). DUP is the only extra bit 3.1 allows, and
+ * the other acks (flags 0) get no such leeway. */
+static void check_dup_rule(uint8_t v, const uint8_t *sub, size_t sub_len, const uint8_t *unsub,
+                           size_t unsub_len)
+{
+    struct mqtt_ack a;
+    struct mqtt_subscribe s;
+
+    for (uint8_t fl = 0; fl < 16; fl++) {
+        int want = fl == 2 || (fl == 0xA && v == MQTT_V31) ? MQTT_OK : MQTT_RC_MALFORMED;
+        cr_assert_eq(mqtt_ack_decode(MQTT_PUBREL, fl, BYTES(0, 1), v, &a), want, "v%u %u", v, fl);
+        cr_assert_eq(mqtt_subscribe_decode(fl, sub, sub_len, v, &s), want, "v%u %u", v, fl);
+        cr_assert_eq(mqtt_unsubscribe_decode(fl, unsub, unsub_len, v, &s), want, "v%u %u", v, fl);
+        cr_assert_eq(mqtt_ack_decode(MQTT_PUBACK, fl, BYTES(0, 1), v, &a),
+                     fl == 0 ? MQTT_OK : MQTT_RC_MALFORMED, "v%u %u", v, fl);
+    }
+}
+
+Test(ack, v31_dup_allowed_on_pubrel_subscribe_unsubscribe_only)
+{
+    check_dup_rule(MQTT_V31, BYTES(0, 1, 0, 1, 'a', 0), BYTES(0, 1, 0, 1, 'a'));
+    check_dup_rule(MQTT_V311, BYTES(0, 1, 0, 1, 'a', 0), BYTES(0, 1, 0, 1, 'a'));
+    check_dup_rule(MQTT_V5, BYTES(0, 1, 0, 0, 1, 'a', 0), BYTES(0, 1, 0, 0, 1, 'a'));
+}
+
 Test(ack, v5_reason_and_properties)
 {
     struct mqtt_ack a;
