@@ -28,6 +28,7 @@
 #include "broker/route.h"
 #include "broker/session.h"
 #include "broker/shard.h"
+#include "core/affinity.h"
 #include "core/clock.h"
 #include "core/log.h"
 #include "index/retain.h"
@@ -651,36 +652,18 @@ static void shard_quiesce(struct shard *s)
     }
 }
 
-/* Pin the calling shard thread to the (id mod n)-th of the n CPUs it may
- * run on: the set it was started with (taskset, a cpuset), which a thread
- * inherits. Counting every online CPU instead put shard 0 on CPU 0 whatever
- * the set, outside a `taskset -c 1` and onto the load generator's CPU. */
-static void shard_pin(uint32_t id)
-{
-    cpu_set_t allowed, set;
-    if (sched_getaffinity(0, sizeof(allowed), &allowed) != 0)
-        return;
-    int n = CPU_COUNT(&allowed);
-    if (n <= 0)
-        return;
-    int k = (int)(id % (uint32_t)n);
-    for (int cpu = 0; cpu < CPU_SETSIZE; cpu++) {
-        if (!CPU_ISSET(cpu, &allowed) || k-- > 0)
-            continue;
-        CPU_ZERO(&set);
-        CPU_SET(cpu, &set);
-        pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
-        return;
-    }
-}
-
 static void *shard_thread(void *arg)
 {
     struct shard *s = arg;
     char name[32];
     snprintf(name, sizeof(name), "shard %u", s->id);
     log_set_thread_name(name);
-    shard_pin(s->id);
+    char comm[16]; /* top -H, /proc/PID/task/TID/comm: 15 bytes at most */
+    snprintf(comm, sizeof(comm), "ringmq-shard%u", s->id);
+    pthread_setname_np(pthread_self(), comm);
+    int pinned = affinity_pin_self(s->cpu);
+    if (pinned < 0)
+        log_warn("cannot pin to CPU %d: %s", s->cpu, strerror(-pinned));
     struct broker *b = s->broker;
     int ret = shard_init(s);
     if (ret < 0)
@@ -730,6 +713,7 @@ static void broker_free(struct broker *b)
         free(s);
     }
     free(b->shards);
+    free(b->cpus);
     for (uint32_t i = 0; i < b->tenants.n; i++)
         free(b->tenants.names[i]);
     free(b->tenants.names);
@@ -771,6 +755,42 @@ static int open_listeners(struct broker *b)
     return 0;
 }
 
+/*
+ * How many shards (`auto`: one per CPU this process may run on, so a
+ * cpuset or taskset of 4 CPUs gets 4, not one per CPU of the host) and on
+ * which CPUs (core/affinity.h). Allocates b->shards and b->cpus.
+ */
+static int plan_shards(struct broker *b)
+{
+    struct cpu_bits allowed;
+    unsigned online;
+    char why[256];
+    int ret = affinity_read_process(&allowed, &online);
+    if (ret < 0) {
+        log_err("cannot read the CPUs this process may use: %s", strerror(-ret));
+        return ret;
+    }
+    uint32_t n = b->cfg->shards;
+    if (n == 0) {
+        n = cpu_bits_count(&allowed);
+        n = n > 0 ? n : 1;
+        n = n < CONFIG_MAX_SHARDS ? n : CONFIG_MAX_SHARDS;
+    }
+    b->shards = calloc(n, sizeof(*b->shards));
+    b->cpus = calloc(n, sizeof(*b->cpus));
+    if (!b->shards || !b->cpus)
+        return -ENOMEM;
+    b->nshards = n; /* broker_free walks b->shards[0..nshards) */
+    ret = affinity_plan(&b->cfg->cpu_affinity, &allowed, online, b->nshards, b->cpus, why,
+                        sizeof(why));
+    if (ret < 0) {
+        log_err("[server] cpu_affinity: %s", why);
+        return ret;
+    }
+    log_info("%s", why);
+    return 0;
+}
+
 int broker_start(const struct config *cfg, struct plugin_host *plugins, struct broker **out)
 {
     struct broker *b = calloc(1, sizeof(*b));
@@ -783,23 +803,17 @@ int broker_start(const struct config *cfg, struct plugin_host *plugins, struct b
         free(b);
         return -ENOMEM;
     }
-    b->nshards = cfg->shards;
-    if (b->nshards == 0) {
-        long n = sysconf(_SC_NPROCESSORS_ONLN);
-        b->nshards = n > 0 ? (uint32_t)n : 1;
-        if (b->nshards > CONFIG_MAX_SHARDS)
-            b->nshards = CONFIG_MAX_SHARDS;
-    }
-    int ret = -ENOMEM;
-    b->shards = calloc(b->nshards, sizeof(*b->shards));
-    if (!b->shards)
+    int ret = plan_shards(b);
+    if (ret < 0)
         goto fail;
+    ret = -ENOMEM;
     for (uint32_t i = 0; i < b->nshards; i++) {
         struct shard *s = calloc(1, sizeof(*s));
         if (!s)
             goto fail;
         b->shards[i] = s;
         s->id = i;
+        s->cpu = b->cpus[i];
         s->broker = b;
         s->cfg = cfg;
         s->tenants = calloc(TENANT_MAX, sizeof(*s->tenants));

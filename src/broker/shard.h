@@ -169,6 +169,7 @@ struct broker {
     struct tenant_dir tenants;
     uint32_t nshards;
     struct shard **shards;
+    int *cpus;                       /* [nshards]: the CPU each shard is pinned to, -1: none */
     pthread_barrier_t start_barrier; /* main + shards: initialised, then go */
     pthread_barrier_t stop_barrier;  /* shards: wills published before draining */
     atomic_bool start_failed;        /* any shard failed to initialise */
@@ -197,6 +198,7 @@ struct accept_slot {
 
 struct shard {
     uint32_t id;
+    int cpu; /* the CPU this shard's thread is pinned to, -1: not pinned */
     struct broker *broker;
     const struct config *cfg;
     struct io_uring ring;

@@ -65,6 +65,8 @@ static int parse_bool(const struct directive *d, const char *value, void *field,
                       size_t whylen);
 static int parse_shards(const struct directive *d, const char *value, void *field, char *why,
                         size_t whylen);
+static int parse_affinity(const struct directive *d, const char *value, void *field, char *why,
+                          size_t whylen);
 static int parse_port(const struct directive *d, const char *value, void *field, char *why,
                       size_t whylen);
 static int parse_log_level(const struct directive *d, const char *value, void *field, char *why,
@@ -112,6 +114,7 @@ static int parse_versions(const struct directive *d, const char *value, void *fi
 /* Every key the broker knows. conf/ringmq.ini must list each of them. */
 static const struct directive directives[] = {
     SERVER("shards", parse_shards, shards, 1, CONFIG_MAX_SHARDS),
+    SERVER("cpu_affinity", parse_affinity, cpu_affinity, 0, 0),
     SERVER("wills_on_shutdown", parse_bool, wills_on_shutdown, 0, 0),
     SERVER("recv_buffer_size", parse_u32, recv_buffer_size, 1024, 1048576),
     SERVER("recv_buffers", parse_pow2_u32, recv_buffers, 1, 32768),
@@ -274,6 +277,13 @@ static int parse_shards(const struct directive *d, const char *value, void *fiel
         return -EINVAL;
     *(uint32_t *)field = (uint32_t)v;
     return 0;
+}
+
+static int parse_affinity(const struct directive *d, const char *value, void *field, char *why,
+                          size_t whylen)
+{
+    (void)d;
+    return affinity_parse(value, field, why, whylen);
 }
 
 static int parse_bool(const struct directive *d, const char *value, void *field, char *why,
@@ -1075,6 +1085,7 @@ void config_defaults(struct config *cfg)
 {
     memset(cfg, 0, sizeof(*cfg));
     cfg->shards = 0;
+    cfg->cpu_affinity.mode = AFFINITY_AUTO;
     cfg->wills_on_shutdown = false;
     cfg->recv_buffer_size = 16384;
     cfg->recv_buffers = 256;

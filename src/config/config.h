@@ -16,6 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/affinity.h"
 #include "core/log.h"
 
 #define CONFIG_MAX_LISTENERS   16
@@ -84,10 +85,11 @@ struct config_tenant {
 
 struct config {
     /* [server] */
-    uint32_t shards;           /* 0 = auto (one per online CPU) */
-    bool wills_on_shutdown;    /* send wills of connected clients on clean shutdown */
-    uint32_t recv_buffer_size; /* bytes per provided receive buffer, default 16384 */
-    uint32_t recv_buffers;     /* provided buffers per shard (power of two), default 256 */
+    uint32_t shards;              /* 0 = auto (one per CPU the process may run on) */
+    struct affinity cpu_affinity; /* which CPU each shard is pinned to; default auto */
+    bool wills_on_shutdown;       /* send wills of connected clients on clean shutdown */
+    uint32_t recv_buffer_size;    /* bytes per provided receive buffer, default 16384 */
+    uint32_t recv_buffers;        /* provided buffers per shard (power of two), default 256 */
 
     /* [listener.NAME], in file order */
     struct config_listener listeners[CONFIG_MAX_LISTENERS];

@@ -115,6 +115,7 @@ Test(config, defaults)
     memset(&cfg, 0xAB, sizeof(cfg));
     config_defaults(&cfg);
     cr_assert_eq(cfg.shards, 0);
+    cr_assert_eq(cfg.cpu_affinity.mode, AFFINITY_AUTO);
     cr_assert_eq(cfg.wills_on_shutdown, false);
     cr_assert_eq(cfg.recv_buffer_size, 16384);
     cr_assert_eq(cfg.recv_buffers, 256);
@@ -155,6 +156,7 @@ Test(config, shipped_file_loads_and_documents_the_defaults)
     /* The file states every default: loading it must change nothing. */
     config_defaults(&def);
     cr_assert_eq(cfg.shards, def.shards);
+    cr_assert_eq(cfg.cpu_affinity.mode, def.cpu_affinity.mode);
     cr_assert_eq(cfg.wills_on_shutdown, def.wills_on_shutdown);
     cr_assert_eq(cfg.recv_buffer_size, def.recv_buffer_size);
     cr_assert_eq(cfg.recv_buffers, def.recv_buffers);
@@ -178,6 +180,7 @@ Test(config, shipped_file_lists_every_key)
     /* Every key the parser knows (each is also exercised by set_every_key). */
     static const char *const keys[] = {
         "shards",
+        "cpu_affinity",
         "wills_on_shutdown",
         "recv_buffer_size",
         "recv_buffers",
@@ -225,6 +228,7 @@ Test(config, set_every_key)
     /* Overrides accept every key the file does. */
     const char *ov[] = {
         "server.shards=4",
+        "server.cpu_affinity=0-1,5",
         "server.wills_on_shutdown=true",
         "server.recv_buffer_size=4096",
         "server.recv_buffers=64",
@@ -255,6 +259,9 @@ Test(config, set_every_key)
     struct config cfg;
     load_ok(&cfg, LISTENER_OK, ov, sizeof(ov) / sizeof(ov[0]));
     cr_assert_eq(cfg.shards, 4);
+    cr_assert_eq(cfg.cpu_affinity.mode, AFFINITY_LIST);
+    cr_assert_eq(cpu_bits_count(&cfg.cpu_affinity.list), 3);
+    cr_assert(cpu_bits_has(&cfg.cpu_affinity.list, 5));
     cr_assert_eq(cfg.wills_on_shutdown, true);
     cr_assert_eq(cfg.recv_buffer_size, 4096);
     cr_assert_eq(cfg.recv_buffers, 64);
@@ -624,6 +631,22 @@ Test(config, booleans)
     cr_assert_eq(set_one(&cfg, "server.wills_on_shutdown=maybe", err, sizeof(err)), -1);
     cr_assert_str_eq(err, "--set server.wills_on_shutdown=maybe: [server] wills_on_shutdown: "
                           "expected true/false, yes/no, on/off or 1/0, got 'maybe'");
+}
+
+Test(config, cpu_affinity_modes_and_errors)
+{
+    struct config cfg;
+    char err[256];
+    cr_assert_eq(set_one(&cfg, "server.cpu_affinity=none", err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(cfg.cpu_affinity.mode, AFFINITY_NONE);
+    cr_assert_eq(set_one(&cfg, "server.cpu_affinity=auto", err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(cfg.cpu_affinity.mode, AFFINITY_AUTO);
+    cr_assert_eq(set_one(&cfg, "server.cpu_affinity=2-1", err, sizeof(err)), -1);
+    cr_assert_str_eq(err, "--set server.cpu_affinity=2-1: [server] cpu_affinity: range 2-1 runs "
+                          "backwards");
+    cr_assert_eq(set_one(&cfg, "server.cpu_affinity=pinned", err, sizeof(err)), -1);
+    cr_assert_str_eq(err, "--set server.cpu_affinity=pinned: [server] cpu_affinity: expected auto, "
+                          "none or a CPU list like 0-3,8");
 }
 
 /* Every numeric key at and just past each bound. */
