@@ -82,27 +82,8 @@ SCENARIOS=(
     "lat-20k-qos1|p2p -n 100 -q 1 -s 16 -r 200|.latency_corrected_us.p99|us p99|lower"
 )
 
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-
-# Bounded wait until 127.0.0.1:$1 accepts a TCP connection.
-wait_port() {
-    for _ in $(seq 1 200); do
-        (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-        sleep 0.05
-    done
-    return 1
-}
-
-BROKER_PID=
-stop_broker() {
-    if [ -n "$BROKER_PID" ]; then
-        kill "$BROKER_PID" 2>/dev/null
-        wait "$BROKER_PID" 2>/dev/null
-        BROKER_PID=
-    fi
-}
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
 trap stop_broker EXIT
 trap 'exit 130' INT TERM
 
@@ -126,23 +107,12 @@ start_broker() {
         $PIN_BROKER "$RINGMQD" -c "$RINGMQ_CONF" --set "listener.default.port=$port" \
             --set server.shards=1 --set "limits.max_inflight=$INFLIGHT" \
             --set "limits.max_queued_messages=$QUEUED" --set log.level=warning >"$log" 2>&1 &
-    elif [ -n "$OTHER_CMD" ]; then
-        local cmd=${OTHER_CMD//\{PORT\}/$port}
-        cmd=${cmd//\{DIR\}/$OUT}
-        # exec: the pid is the broker's, not a shell's.
-        bash -c "exec $PIN_BROKER $cmd" >"$log" 2>&1 &
+        BROKER_PID=$!
+        wait_port "$port"
     else
-        printf '%s\n' "listener $port 127.0.0.1" "allow_anonymous true" \
-            "max_inflight_messages $INFLIGHT" "max_queued_messages $QUEUED" \
-            "persistence false" "log_type error" "log_type warning" >"$OUT/mosquitto.conf"
-        $PIN_BROKER /usr/sbin/mosquitto -c "$OUT/mosquitto.conf" >"$log" 2>&1 &
+        # shellcheck disable=SC2086
+        start_other "$port" "$log" $PIN_BROKER
     fi
-    BROKER_PID=$!
-    wait_port "$port"
-}
-
-figure() { # json expr
-    jq -r "($2) // \"-\" | if type == \"number\" then (. * 10 | round / 10) else . end" "$1" 2>/dev/null || echo "-"
 }
 
 ROWS=()
