@@ -69,6 +69,53 @@ static int load_plugins(const struct config *cfg, struct plugin_host **out)
     return 0;
 }
 
+/*
+ * The signals the main thread takes in sigwait: every one an operator may
+ * send, so that none but SIGKILL ends the broker without a clean shutdown
+ * (mosquitto's users send SIGUSR1 out of habit; a realtime signal or
+ * SIGALRM would end the process by default). Left out: the faults a thread
+ * raises itself (their default or a sanitizer's handler must run), SIGPIPE
+ * (ignored: a write to a closed socket returns EPIPE), and those whose
+ * default does not end the process (job control, SIGCHLD, SIGWINCH, SIGURG).
+ */
+static void operator_signals(sigset_t *set)
+{
+    static const int keep[] = {SIGSEGV, SIGBUS,  SIGILL,  SIGFPE,   SIGTRAP, SIGSYS,
+                               SIGABRT, SIGPIPE, SIGCHLD, SIGWINCH, SIGURG,  SIGCONT,
+                               SIGTSTP, SIGTTIN, SIGTTOU, SIGKILL,  SIGSTOP};
+    sigfillset(set); /* glibc leaves out the signals it uses itself */
+    for (size_t i = 0; i < sizeof(keep) / sizeof(keep[0]); i++)
+        sigdelset(set, keep[i]);
+}
+
+/* Serve operator signals until one asks to stop (INT, TERM, QUIT); returns
+ * it. HUP: plugins re-read their files, connections stay. USR1: a status
+ * line. Any other: logged and ignored (USR2 included: logs go to stderr,
+ * which the service manager rotates). */
+static int wait_for_stop(const sigset_t *set, struct broker *b, struct plugin_host *plugins)
+{
+    for (;;) {
+        int sig = 0;
+        if (sigwait(set, &sig) != 0)
+            continue;
+        if (sig == SIGINT || sig == SIGTERM || sig == SIGQUIT)
+            return sig;
+        if (sig == SIGHUP) {
+            log_info("SIGHUP: reloading plugins");
+            if (plugins)
+                plugin_host_reload(plugins);
+        } else if (sig == SIGUSR1) {
+            broker_log_status(b);
+        } else {
+            const char *name = sigabbrev_np(sig);
+            if (name)
+                log_info("SIG%s ignored (SIGINT, SIGTERM or SIGQUIT stop the broker)", name);
+            else
+                log_info("signal %d ignored (SIGINT, SIGTERM or SIGQUIT stop the broker)", sig);
+        }
+    }
+}
+
 int main(int argc, char **argv)
 {
     const char *path = NULL;
@@ -118,14 +165,9 @@ int main(int argc, char **argv)
     log_set_level(cfg.log_level);
 
     /* Every thread started from here (shards, plugins, metrics) inherits
-     * this mask; only the main thread takes signals, in sigwait. SIGHUP
-     * too: unblocked anywhere, one arriving while the main thread is busy
-     * (a reload) would hit another thread and end the process. */
+     * this mask; only the main thread takes signals, in sigwait. */
     sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGHUP);
+    operator_signals(&set);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
 
@@ -139,17 +181,8 @@ int main(int argc, char **argv)
         plugin_host_destroy(plugins);
         return 1;
     }
-    int sig = 0;
-    for (;;) {
-        sigwait(&set, &sig);
-        if (sig != SIGHUP)
-            break;
-        /* SIGHUP: plugins re-read their files; connections stay. */
-        log_info("SIGHUP: reloading plugins");
-        if (plugins)
-            plugin_host_reload(plugins);
-    }
-    log_info("%s: shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    int sig = wait_for_stop(&set, b, plugins);
+    log_info("SIG%s: shutting down", sigabbrev_np(sig));
     broker_stop(b);
     plugin_host_destroy(plugins);
     log_info("stopped");

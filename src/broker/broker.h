@@ -20,6 +20,12 @@ struct plugin_host;
  */
 int broker_start(const struct config *cfg, struct plugin_host *plugins, struct broker **out);
 
+/* Log one line (info) of what the broker holds now: uptime, connections,
+ * sessions, subscriptions, retained messages, messages in and out, resident
+ * memory, and each shard's connections and messages in. For SIGUSR1; any
+ * thread (plain loads of the shards' counters, which may lag a little). */
+void broker_log_status(struct broker *b);
+
 /* Ask every shard to stop, wait for the threads and free everything.
  * Wills are published only when cfg->wills_on_shutdown is set. */
 void broker_stop(struct broker *b);

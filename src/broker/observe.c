@@ -9,10 +9,13 @@
  */
 #include "broker/observe.h"
 
+#include "broker/broker.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
+#include <unistd.h>
 
 #include "broker/conn.h"
 #include "broker/msg.h"
@@ -73,6 +76,65 @@ void observe_collect(struct metrics_writer *w, void *arg)
     metrics_write_tenants(w, names, sums, k);
     free(names);
     free(sums);
+}
+
+/* Shard i's counters summed over every tenant it has seen. */
+static void shard_sum(struct broker *b, uint32_t i, uint32_t ntenants, struct tenant_counters *sum)
+{
+    memset(sum, 0, sizeof(*sum));
+    for (uint32_t id = 0; id < ntenants && id < TENANT_MAX; id++) {
+        struct tenant *t = __atomic_load_n(&b->shards[i]->tenants[id], __ATOMIC_ACQUIRE);
+        if (t)
+            tenant_counters_add(sum, &t->ctr);
+    }
+}
+
+/* Resident memory in KiB from /proc/self/statm, 0 if unreadable. */
+static uint64_t rss_kib(void)
+{
+    unsigned long size, resident;
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (!f)
+        return 0;
+    int n = fscanf(f, "%lu %lu", &size, &resident);
+    fclose(f);
+    return n == 2 ? (uint64_t)resident * (uint64_t)(sysconf(_SC_PAGESIZE) / 1024) : 0;
+}
+
+void broker_log_status(struct broker *b)
+{
+    pthread_mutex_lock(&b->tenants.mu);
+    uint32_t ntenants = b->tenants.n;
+    pthread_mutex_unlock(&b->tenants.mu);
+    struct tenant_counters all, one;
+    uint64_t msgs_in = 0, msgs_out = 0, retained = 0;
+    char shards[512];
+    size_t len = 0;
+    memset(&all, 0, sizeof(all));
+    shards[0] = '\0';
+    for (uint32_t i = 0; i < b->nshards; i++) {
+        shard_sum(b, i, ntenants, &one);
+        uint64_t in = one.msgs_in[0] + one.msgs_in[1] + one.msgs_in[2];
+        if (i == 0)
+            retained = one.retained; /* the same replica on every shard */
+        tenant_counters_add(&all, &one);
+        int n = snprintf(shards + len, sizeof(shards) - len, "%s%u: %llu/%llu", i ? ", " : "", i,
+                         (unsigned long long)one.connections, (unsigned long long)in);
+        if (n > 0 && (size_t)n < sizeof(shards) - len)
+            len += (size_t)n;
+    }
+    for (int q = 0; q < 3; q++) {
+        msgs_in += all.msgs_in[q];
+        msgs_out += all.msgs_out[q];
+    }
+    log_info("status: up %llu s, %u tenant%s, %llu connections, %llu sessions, %llu "
+             "subscriptions, %llu retained, messages in %llu out %llu, rss %llu KiB; "
+             "per shard connections/messages in: %s",
+             (unsigned long long)((clock_now_ms() - b->started_ms) / 1000), ntenants,
+             ntenants == 1 ? "" : "s", (unsigned long long)all.connections,
+             (unsigned long long)all.sessions, (unsigned long long)all.subscriptions,
+             (unsigned long long)retained, (unsigned long long)msgs_in,
+             (unsigned long long)msgs_out, (unsigned long long)rss_kib(), shards);
 }
 
 static void sys_publish(struct shard *s, struct tenant *t, const char *topic, uint64_t value)
