@@ -6,6 +6,7 @@
  * Exit status: 0 after a clean shutdown or a valid --check-config, 1 when
  * the configuration is invalid or start-up failed, 2 for usage errors.
  */
+#include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -171,6 +172,13 @@ int main(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
 
+    /* Large buffers (a slow subscriber's unsent output, up to
+     * max_client_output) come from mmap and go back to the system when
+     * freed. glibc raises its mmap threshold after such a free, up to
+     * 32 MiB: later buffers then came from the heap, and a burst of slow
+     * clients left the broker at its peak size for good (issue 10). Setting
+     * the threshold fixes it (and the trim threshold) at the default. */
+    mallopt(M_MMAP_THRESHOLD, 128 * 1024);
     log_info("ringmqd %s starting", RINGMQ_VERSION);
     struct plugin_host *plugins = NULL;
     if (load_plugins(&cfg, &plugins) < 0)

@@ -214,10 +214,15 @@ enum ringmq_drop_reason {
     RINGMQ_DROP_QUEUE_FULL = 0,
     RINGMQ_DROP_TOO_LARGE = 1,
     RINGMQ_DROP_EXPIRED = 2,
-    RINGMQ_DROP_QOS0_BACKLOG = 3,
+    /* QoS 0 for a subscriber that does not read fast enough (over
+     * limits.max_client_output or the broker-wide max_slow_output_total). */
+    RINGMQ_DROP_SLOW_CONSUMER = 3,
     RINGMQ_DROP_NO_SHARE_MEMBER = 4,
     RINGMQ_DROP_THROTTLED = 5, /* QoS 0 over the tenant's outbound bytes quota */
 };
+
+/* The name RINGMQ_DROP_SLOW_CONSUMER had before. */
+#define RINGMQ_DROP_QOS0_BACKLOG RINGMQ_DROP_SLOW_CONSUMER
 
 struct ringmq_event {
     enum ringmq_event_type type;

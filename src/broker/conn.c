@@ -38,10 +38,14 @@
 #define CONN_CONNECT_TIMEOUT_MS 10000u
 #define CONN_CLOSE_TIMEOUT_MS   5000u
 #define CONN_OUT_MIN            512u
-/* Output a client leaves unread before we stop reading its input, and the
- * level at which we read again. */
-#define CONN_OUT_PAUSE  (1u << 20)
-#define CONN_OUT_RESUME (256u << 10)
+
+/* Output a client may leave unread (limits.max_client_output, or its
+ * tenant's) before we stop reading its input; we read again below a
+ * quarter of it. */
+static size_t out_cap(const struct shard *s, const struct conn *c)
+{
+    return c->session ? c->session->tenant->set->max_client_output : s->cfg->max_client_output;
+}
 
 static struct conn *conn_of_timer(struct wheel_entry *e)
 {
@@ -145,6 +149,8 @@ void conn_accepted(struct shard *s, uint32_t fi, uint8_t listener, const struct 
 
 static void conn_free(struct shard *s, struct conn *c)
 {
+    s->out_bytes -= conn_backlog(c);
+    s->out_freed += (c->out ? c->out->cap : 0) + (c->sending ? c->sending->cap : 0);
     free(c->rx);
     free(c->out);
     free(c->sending);
@@ -368,6 +374,7 @@ uint8_t *conn_reserve(struct shard *s, struct conn *c, size_t n)
 void conn_commit(struct shard *s, struct conn *c, size_t n)
 {
     c->out->len += (uint32_t)n;
+    s->out_bytes += n;
     mark_dirty(s, c);
 }
 
@@ -512,19 +519,22 @@ void conn_on_recv(struct shard *s, struct conn *c, int res, unsigned flags)
     }
     if (flags & IORING_CQE_F_BUFFER) {
         uint16_t bid = (uint16_t)(flags >> IORING_CQE_BUFFER_SHIFT);
+        s->xhit = false;
         if (res > 0 && reading(c) && !s->stopping)
             feed(s, c, bufring_buf(&s->bufs, bid), (size_t)res);
+        if (s->xhit && c->state == CONN_ACTIVE)
+            c->xpaused = true; /* it published to a shard that is behind */
         bufring_recycle(&s->bufs, bid);
     }
     if (res > 0) {
-        bool own_backlog = conn_backlog(c) > CONN_OUT_PAUSE;
+        bool own_backlog = conn_backlog(c) > out_cap(s, c);
         if (more && c->state == CONN_ACTIVE && !c->recv_cancelled &&
-            (s->congested || own_backlog || c->rate_limited || c->blocked)) {
-            /* Back-pressure: another shard is behind (shard.c), this client
-             * does not read what it asks for, or its packets wait for a
-             * plugin's verdict (what it sends meanwhile would pile up in rx
-             * without bound). End the receive; it is re-armed once the
-             * cause is gone, and TCP pushes back. */
+            (c->xpaused || own_backlog || c->rate_limited || c->blocked)) {
+            /* Back-pressure: it publishes to a shard that is behind
+             * (shard.c), it does not read what it asks for, or its packets
+             * wait for a plugin's verdict (what it sends meanwhile would
+             * pile up in rx without bound). End the receive; it is re-armed
+             * once the cause is gone, and TCP pushes back. */
             struct io_uring_sqe *sqe = shard_sqe(s);
             io_uring_prep_cancel64(sqe, ud_make(UD_RECV, c), 0);
             io_uring_sqe_set_data64(sqe, ud_make(UD_IGNORE, NULL));
@@ -548,6 +558,8 @@ void conn_on_send(struct shard *s, struct conn *c, int res)
     c->ops--;
     struct iobuf *b = c->sending;
     if (res < 0) {
+        s->out_bytes -= b->len - b->off;
+        s->out_freed += b->cap;
         free(b);
         c->sending = NULL;
         if (c->state != CONN_CLOSING)
@@ -558,12 +570,15 @@ void conn_on_send(struct shard *s, struct conn *c, int res)
         return;
     }
     b->off += (uint32_t)res;
+    s->out_bytes -= (uint32_t)res;
     if (b->off < b->len && !c->close_submitted) {
         submit_send(s, c); /* short write: send the rest */
         return;
     }
     /* After the descriptor is closed its slot may be another client's:
      * the rest of a short write is dropped, never sent there. */
+    s->out_bytes -= b->len - b->off;
+    s->out_freed += b->cap;
     free(b);
     c->sending = NULL;
     if (c->out && c->out->len && (c->state != CONN_CLOSING || c->teardown_pending) &&
@@ -571,7 +586,7 @@ void conn_on_send(struct shard *s, struct conn *c, int res)
         start_send(s, c);
     else if (c->state == CONN_CLOSING && c->teardown_pending)
         teardown(s, c, true);
-    if (c->out_paused && conn_backlog(c) < CONN_OUT_RESUME) {
+    if (c->out_paused && conn_backlog(c) < out_cap(s, c) / 4) {
         c->out_paused = false;
         queue_rearm(s, c);
     }
@@ -603,9 +618,11 @@ void conn_flush_all(struct shard *s)
         s->rearm = c->next_rearm;
         if (c->rate_limited && c->rate && c->rate->second != s->now_ms / 1000u)
             c->rate_limited = false; /* a new second: read it again */
+        if (c->xpaused && !s->xcongested)
+            c->xpaused = false; /* every shard it publishes to caught up */
         if (!c->recv_armed && reading(c) &&
             (c->blocked || (c->state == CONN_ACTIVE &&
-                            (s->congested || s->stopping || c->out_paused || c->rate_limited)))) {
+                            (c->xpaused || s->stopping || c->out_paused || c->rate_limited)))) {
             c->next_rearm = wait; /* still paused: keep it listed */
             wait = c;
             continue;

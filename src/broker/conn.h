@@ -94,6 +94,7 @@ struct conn {
     bool blocked : 1;        /* waiting for a permission check: packets wait in rx */
     bool rate_limited : 1;   /* over the tenant's publish rate: not read until next second */
     bool out_paused : 1;     /* reads stopped: the client does not read its output */
+    bool xpaused : 1;        /* reads stopped: it publishes to a shard that is behind */
     bool uncounted : 1;      /* moved away: no longer in broker->connections */
     bool closed_fd : 1;
     bool relocated : 1;        /* arrived from another shard: serve here */

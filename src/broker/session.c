@@ -26,8 +26,10 @@
 #include "mqtt/codec.h"
 #include "mqtt/props.h"
 
-/* QoS 0 output beyond this many unsent bytes is dropped for that client. */
-#define SESSION_QOS0_BACKLOG_LIMIT (1u << 20)
+/* While a shard holds more unsent output than its share of
+ * limits.max_slow_output_total, QoS 0 is dropped for every client with at
+ * least this much unsent: a client that keeps up has next to nothing. */
+#define SESSION_SLOW_MIN (64u << 10)
 
 /* ---- registry: (tenant, client id) -> session, chained hash table ---- */
 
@@ -429,6 +431,31 @@ static void pump(struct shard *s, struct session *ss)
     }
 }
 
+/*
+ * Whether a QoS 0 message for a connected subscriber is dropped because the
+ * subscriber does not keep up: over its own cap, or, while the shard holds
+ * more than its share of the broker-wide budget, with SESSION_SLOW_MIN
+ * unsent. Counted as slow_consumer; the event goes out once per episode
+ * (until the subscriber is under the cap again), not once per message.
+ */
+static bool qos0_shed(struct shard *s, struct session *ss, const struct msg *m)
+{
+    size_t backlog = conn_backlog(ss->conn);
+    bool shed = backlog > ss->tenant->set->max_client_output ||
+                (s->slow_budget && s->out_bytes > s->slow_budget && backlog >= SESSION_SLOW_MIN);
+    if (!shed) {
+        ss->slow = false;
+        return false;
+    }
+    ss->tenant->ctr.dropped[RINGMQ_DROP_SLOW_CONSUMER]++;
+    if (!ss->slow) {
+        ss->slow = true;
+        observe_event(s, RINGMQ_EV_SLOW_SUBSCRIBER, ss->tenant, ss, RINGMQ_DROP_SLOW_CONSUMER, 0,
+                      msg_topic(m), m->topic_len);
+    }
+    return true;
+}
+
 void session_deliver_shared(struct shard *s, struct session *ss, struct msg *m, uint8_t qos,
                             bool retain, const uint32_t *ids, size_t nids, const uint8_t *share,
                             size_t share_len)
@@ -445,12 +472,8 @@ void session_deliver_shared(struct shard *s, struct session *ss, struct msg *m, 
             observe_drop(s, ss->tenant, ss, RINGMQ_DROP_THROTTLED, m, 1);
             return;
         }
-        if (conn_backlog(ss->conn) > SESSION_QOS0_BACKLOG_LIMIT) {
-            ss->tenant->ctr.dropped[RINGMQ_DROP_QOS0_BACKLOG]++;
-            observe_event(s, RINGMQ_EV_SLOW_SUBSCRIBER, ss->tenant, ss, RINGMQ_DROP_QOS0_BACKLOG, 0,
-                          msg_topic(m), m->topic_len);
+        if (qos0_shed(s, ss, m))
             return;
-        }
         write_publish(s, ss->conn, m, 0, false, retain, 0, ids, nids);
         return;
     }

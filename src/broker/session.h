@@ -120,6 +120,7 @@ struct session {
     uint8_t match_qos;
     uint8_t match_rap;  /* a matching subscription keeps the retain flag */
     bool out_throttled; /* in shard->throttled: the queue waits for the quota */
+    bool slow;          /* QoS 0 is being dropped for it: reported once (slow_subscriber) */
     uint32_t match_ids; /* scratch: 1 + index of the first Subscription Identifier */
     struct pending_sub *pending;
 };

@@ -9,7 +9,9 @@
  */
 #include "broker/broker.h"
 
+#include <assert.h>
 #include <errno.h>
+#include <malloc.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,7 +41,18 @@
 
 #define SHARD_SQ_ENTRIES  4096u
 #define SHARD_XRING_SLOTS 1024u
-#define SHARD_TICK_MS     250u
+
+/*
+ * Back-pressure between shards: when a target shard stays behind, its
+ * overflow queue here grows; above the high mark the target is congested
+ * and every connection that publishes to it stops being read (its receive
+ * ends and is not re-armed, so TCP pushes back on that publisher) until the
+ * queue is below the low mark. Clients whose messages go elsewhere are read
+ * as before: one shard's slow subscribers never stall the whole shard.
+ */
+#define SHARD_OVERFLOW_HIGH 8192u
+#define SHARD_OVERFLOW_LOW  1024u
+#define SHARD_TICK_MS       250u
 
 static const struct __kernel_timespec tick_ts = {.tv_sec = 0, .tv_nsec = SHARD_TICK_MS * 1000000L};
 
@@ -196,6 +209,13 @@ void shard_xsend(struct shard *s, uint32_t target, const struct xmsg *x)
         log_ratelimited(LOG_LEVEL_ERR, "out of memory queueing for shard %u", target);
         shard_xmsg_discard(&copy);
     }
+    if (q->len > SHARD_OVERFLOW_HIGH && !(s->xcongested & (1ull << target))) {
+        s->xcongested |= 1ull << target;
+        log_ratelimited(LOG_LEVEL_WARN,
+                        "shard %u is behind: pausing the clients that publish to it", target);
+    }
+    if (s->xcongested & (1ull << target))
+        s->xhit = true;
 }
 
 static void xflush(struct shard *s)
@@ -231,28 +251,18 @@ static void xflush(struct shard *s)
     }
 }
 
-/*
- * Back-pressure: when a target shard stays behind, its overflow queue grows;
- * above the high mark this shard stops reading from its clients (their
- * receives end and are not re-armed, so TCP pushes back on the publishers),
- * and it reads again once every queue is below the low mark.
- */
-#define SHARD_OVERFLOW_HIGH 8192u
-#define SHARD_OVERFLOW_LOW  1024u
-
+/* Whether any target has messages beyond its ring; a congested target
+ * (shard_xsend) is released once its queue is below the low mark. */
 static bool overflow_pending(struct shard *s)
 {
-    uint32_t most = 0;
-    for (uint32_t t = 0; t < s->broker->nshards; t++)
-        if (s->overflow[t].len > most)
-            most = s->overflow[t].len;
-    if (!s->congested && most > SHARD_OVERFLOW_HIGH) {
-        s->congested = true;
-        log_ratelimited(LOG_LEVEL_WARN, "another shard is behind: pausing reads");
-    } else if (s->congested && most < SHARD_OVERFLOW_LOW) {
-        s->congested = false;
+    bool any = false;
+    for (uint32_t t = 0; t < s->broker->nshards; t++) {
+        uint32_t len = s->overflow[t].len;
+        any |= len != 0;
+        if (len < SHARD_OVERFLOW_LOW)
+            s->xcongested &= ~(1ull << t);
     }
-    return most != 0;
+    return any;
 }
 
 static void drain_inbound(struct shard *s)
@@ -418,6 +428,25 @@ static void arm_stop(struct shard *s)
     io_uring_sqe_set_data64(sqe, ud_make(UD_STOP, NULL));
 }
 
+/*
+ * Output buffers of clients that did not keep up (up to max_client_output
+ * each) are freed when they catch up or leave; below the mmap threshold
+ * they came from this thread's malloc arena, which gives pages back only
+ * from its top. After a burst (SHARD_TRIM_AFTER bytes freed) the tick asks
+ * malloc to return every free page, so the broker does not stay at its
+ * peak size (issue 10: 1.2 GB stayed resident after 1000 slow subscribers
+ * left).
+ */
+#define SHARD_TRIM_AFTER (16u << 20)
+
+static void trim_freed_output(struct shard *s)
+{
+    if (s->out_freed < SHARD_TRIM_AFTER)
+        return;
+    s->out_freed = 0;
+    malloc_trim(0);
+}
+
 static void dispatch(struct shard *s, struct io_uring_cqe *cqe)
 {
     uint64_t ud = cqe->user_data;
@@ -450,6 +479,7 @@ static void dispatch(struct shard *s, struct io_uring_cqe *cqe)
         settings_refresh(s);
         route_retain_gc(s);
         session_drain_throttled(s);
+        trim_freed_output(s);
         arm_tick(s);
         break;
     case UD_QUOTA:
@@ -579,6 +609,7 @@ static void shard_fini(struct shard *s)
     s->port = NULL;
     if (s->conn_slab)
         conn_free_all(s);
+    assert(s->out_bytes == 0); /* every byte queued was sent or freed with its connection */
     for (uint32_t i = 0; s->tenants && i < TENANT_MAX; i++) {
         struct tenant *t = s->tenants[i];
         if (!t)
@@ -816,6 +847,7 @@ int broker_start(const struct config *cfg, struct plugin_host *plugins, struct b
         s->cpu = b->cpus[i];
         s->broker = b;
         s->cfg = cfg;
+        s->slow_budget = cfg->max_slow_output_total / b->nshards;
         s->tenants = calloc(TENANT_MAX, sizeof(*s->tenants));
         if (!s->tenants)
             goto fail;

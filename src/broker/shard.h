@@ -230,7 +230,12 @@ struct shard {
     struct spsc *out[CONFIG_MAX_SHARDS];
     struct xqueue overflow[CONFIG_MAX_SHARDS];
     uint64_t wake_mask; /* targets that got slots this turn */
-    bool congested;     /* a target is far behind: stop reading clients */
+    /* Back-pressure aimed at the cause: targets whose overflow queue is far
+     * behind (bit per shard), and whether the packets handled since the
+     * last reset sent a message to one of them (the connection that sent
+     * them is then not read until every target caught up). */
+    uint64_t xcongested;
+    bool xhit;
 
     /* per loop turn work lists */
     struct conn *all;   /* every connection, for shutdown */
@@ -250,6 +255,12 @@ struct shard {
     uint32_t nmatch, match_cap;
     uint64_t match_mask;
     uint8_t out_quota; /* enum out_quota: this publish's deliveries and the outbound quota */
+    /* Bytes queued for sending and not yet sent, over every connection, and
+     * this shard's share of limits.max_slow_output_total (0: no limit). */
+    uint64_t out_bytes;
+    uint64_t slow_budget;
+    /* Bytes of output buffers freed since the last malloc_trim. */
+    uint64_t out_freed;
 
     /* Sessions holding messages back for the outbound bytes quota: sent
      * when the quota's next second begins (a timeout armed while the list
@@ -267,8 +278,15 @@ struct shard {
 };
 
 /* Queue a cross-shard message to `target` (never blocks: overflows are kept
- * in order and retried). Ownership of x->p passes to the target. */
+ * in order and retried). Ownership of x->p passes to the target. Sets
+ * s->xhit when the target is congested. */
 void shard_xsend(struct shard *s, uint32_t target, const struct xmsg *x);
+
+/* Messages waiting for `target` beyond its full ring. */
+static inline uint32_t shard_xbacklog(const struct shard *s, uint32_t target)
+{
+    return s->overflow[target].len;
+}
 
 /* Release what a cross-shard message carries (it will not be handled). */
 void shard_xmsg_discard(const struct xmsg *x);

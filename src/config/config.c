@@ -136,6 +136,8 @@ static const struct directive directives[] = {
     LIMITS("max_sessions", parse_u32, max_sessions, 0, UINT32_MAX),
     LIMITS("max_retained_messages", parse_u32, max_retained_messages, 0, UINT32_MAX),
     LIMITS("max_retained_bytes", parse_u64, max_retained_bytes, 0, UINT64_C(1) << 40),
+    LIMITS("max_client_output", parse_u32, max_client_output, 4096, 1u << 30),
+    LIMITS("max_slow_output_total", parse_u64, max_slow_output_total, 0, UINT64_C(1) << 40),
 
     MQTT("receive_maximum", parse_u32, receive_maximum, 1, 65535),
     MQTT("topic_alias_maximum", parse_u32, topic_alias_maximum, 0, 65535),
@@ -177,6 +179,7 @@ static const struct directive directives[] = {
     TENANT("max_sessions", parse_u32, max_sessions, 0, UINT32_MAX),
     TENANT("max_retained_messages", parse_u32, max_retained_messages, 0, UINT32_MAX),
     TENANT("max_retained_bytes", parse_u64, max_retained_bytes, 0, UINT64_C(1) << 40),
+    TENANT("max_client_output", parse_u32, max_client_output, 4096, 1u << 30),
     TENANT("min_keepalive", parse_u32, min_keepalive, 0, 65535),
     TENANT("force_transient", parse_bool, force_transient, 0, 0),
     TENANT("publish_rate", parse_u32, publish_rate, 0, 100000000),
@@ -986,6 +989,7 @@ static int tenants_resolve(struct config *cfg)
         .max_sessions = cfg->max_sessions,
         .max_retained_messages = cfg->max_retained_messages,
         .max_retained_bytes = cfg->max_retained_bytes,
+        .max_client_output = cfg->max_client_output,
         .min_keepalive = 0,
         .force_transient = false,
         .validate_payload_format = cfg->validate_payload_format,
@@ -1100,6 +1104,8 @@ void config_defaults(struct config *cfg)
     cfg->max_sessions = 1000000;
     cfg->max_retained_messages = 1000000;
     cfg->max_retained_bytes = UINT64_C(1) << 30;
+    cfg->max_client_output = 1u << 20;
+    cfg->max_slow_output_total = UINT64_C(256) << 20;
     cfg->log_level = LOG_LEVEL_INFO;
     cfg->receive_maximum = 1024;
     cfg->topic_alias_maximum = 64;

@@ -70,6 +70,7 @@ struct tenant_settings {
     uint32_t max_sessions;          /* whole tenant, connected or not; 0: no limit */
     uint32_t max_retained_messages; /* whole tenant; 0: no limit */
     uint64_t max_retained_bytes;    /* whole tenant, payload bytes; 0: no limit */
+    uint32_t max_client_output;     /* unsent bytes per connection before QoS 0 is dropped */
     uint32_t min_keepalive;         /* seconds; 0 = none (a 0 keepalive is allowed) */
     bool force_transient;           /* every session ends with its connection */
     uint32_t publish_rate;          /* PUBLISH per second per connection, 0: no limit */
@@ -108,6 +109,12 @@ struct config {
     uint32_t max_sessions;          /* default 1000000 */
     uint32_t max_retained_messages; /* default 1000000 */
     uint64_t max_retained_bytes;    /* payload bytes, default 1073741824 */
+    /* Output held for clients that do not keep up: per connection (QoS 0
+     * beyond it is dropped, and the client is not read until it catches
+     * up), and for the whole broker (beyond it QoS 0 is dropped for every
+     * client with SLOW_MIN unsent bytes, the slowest first). */
+    uint32_t max_client_output;     /* default 1048576 */
+    uint64_t max_slow_output_total; /* default 268435456; 0: no limit */
 
     /* [mqtt]: capabilities the server announces and enforces (MQTT 5.0
      * properties in CONNACK; the limits apply to every protocol version

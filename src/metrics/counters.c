@@ -22,7 +22,7 @@ static const char *const drop_values[TENANT_COUNTERS_DROP_REASONS] = {
     [RINGMQ_DROP_QUEUE_FULL] = "queue_full",
     [RINGMQ_DROP_TOO_LARGE] = "too_large",
     [RINGMQ_DROP_EXPIRED] = "expired",
-    [RINGMQ_DROP_QOS0_BACKLOG] = "qos0_backlog",
+    [RINGMQ_DROP_SLOW_CONSUMER] = "slow_consumer",
     [RINGMQ_DROP_NO_SHARE_MEMBER] = "no_share_member",
     [RINGMQ_DROP_THROTTLED] = "throttled",
 };

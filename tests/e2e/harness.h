@@ -196,4 +196,14 @@ void raw_expect_publish(int fd, struct raw_publish *out);
 /* Reads one packet and asserts it equals the 4 bytes first, 2, mid. */
 void raw_expect_ack(int fd, uint8_t first, uint16_t mid);
 
+/* ---- metrics (ringmqd with metrics.enabled=true, metrics.port=0) -------- */
+
+/* The port from "metrics on http://127.0.0.1:PORT/metrics" in the log. */
+int broker_metrics_port(const struct broker *b);
+/* GET /metrics over loopback; returns a malloc'd body (asserts 200 OK). */
+char *metrics_scrape(int port);
+/* The value of the sample whose line starts with `prefix` (labels
+ * included), or -1 when there is none. */
+long metrics_sample(const char *body, const char *prefix);
+
 #endif

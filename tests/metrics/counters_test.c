@@ -89,7 +89,7 @@ Test(counters, every_field_is_exposed_under_its_name)
     expect_line(got, "ringmq_dropped_total{tenant=\"global\",reason=\"queue_full\"} 1016");
     expect_line(got, "ringmq_dropped_total{tenant=\"global\",reason=\"too_large\"} 1017");
     expect_line(got, "ringmq_dropped_total{tenant=\"global\",reason=\"expired\"} 1018");
-    expect_line(got, "ringmq_dropped_total{tenant=\"global\",reason=\"qos0_backlog\"} 1019");
+    expect_line(got, "ringmq_dropped_total{tenant=\"global\",reason=\"slow_consumer\"} 1019");
     expect_line(got, "ringmq_dropped_total{tenant=\"global\",reason=\"no_share_member\"} 1020");
     expect_line(got, "ringmq_dropped_total{tenant=\"global\",reason=\"throttled\"} 1021");
     expect_line(got, "ringmq_retained_messages{tenant=\"global\"} 1022");

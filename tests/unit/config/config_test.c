@@ -166,6 +166,8 @@ Test(config, shipped_file_loads_and_documents_the_defaults)
     cr_assert_eq(cfg.max_queued_messages, def.max_queued_messages);
     cr_assert_eq(cfg.max_queued_bytes, def.max_queued_bytes);
     cr_assert_eq(cfg.max_client_id_len, def.max_client_id_len);
+    cr_assert_eq(cfg.max_client_output, def.max_client_output);
+    cr_assert_eq(cfg.max_slow_output_total, def.max_slow_output_total);
     cr_assert_eq(cfg.log_level, def.log_level);
     cr_assert_eq(cfg.nlisteners, 1);
     cr_assert_str_eq(cfg.listeners[0].name, "default");
@@ -195,6 +197,8 @@ Test(config, shipped_file_lists_every_key)
         "max_queued_bytes",
         "max_client_id_len",
         "max_subscriptions",
+        "max_client_output",
+        "max_slow_output_total",
         "receive_maximum",
         "topic_alias_maximum",
         "maximum_qos",
@@ -243,6 +247,8 @@ Test(config, set_every_key)
         "limits.max_queued_bytes=5000000000",
         "limits.max_client_id_len=23",
         "limits.max_subscriptions=7",
+        "limits.max_client_output=65536",
+        "limits.max_slow_output_total=0",
         "mqtt.receive_maximum=10",
         "mqtt.topic_alias_maximum=0",
         "mqtt.maximum_qos=1",
@@ -276,6 +282,8 @@ Test(config, set_every_key)
     cr_assert_eq(cfg.max_queued_bytes, 5000000000ull);
     cr_assert_eq(cfg.max_client_id_len, 23);
     cr_assert_eq(cfg.max_subscriptions, 7);
+    cr_assert_eq(cfg.max_client_output, 65536);
+    cr_assert_eq(cfg.max_slow_output_total, 0);
     cr_assert_eq(cfg.receive_maximum, 10);
     cr_assert_eq(cfg.topic_alias_maximum, 0);
     cr_assert_eq(cfg.maximum_qos, 1);
@@ -672,6 +680,8 @@ Test(config, integer_bounds)
         /* MQTT-3.1.3-5: a server must allow client ids of 1..23 bytes, so a
          * limit below 23 is refused (it was accepted down to 1). */
         {"limits.max_client_id_len", {"23", "65535"}, {"22", "0", "65536", "1 2"}},
+        {"limits.max_client_output", {"4096", "1073741824"}, {"4095", "1073741825"}},
+        {"limits.max_slow_output_total", {"0", "1099511627776"}, {"1099511627777", "-1"}},
         {"mqtt.receive_maximum", {"1", "65535"}, {"0", "65536"}},
         {"mqtt.topic_alias_maximum", {"0", "65535"}, {"65536", "-1"}},
         {"mqtt.maximum_qos", {"0", "2"}, {"3"}},
@@ -810,7 +820,9 @@ Test(config, tenant_settings_resolve_in_layers)
     struct config cfg;
     load_ok(&cfg,
             LISTENER_OK "[mqtt]\nmaximum_qos = 1\n[limits]\nmax_subscriptions = 50\n"
+                        "max_client_output = 8192\n"
                         "[tenant.acme]\nmax_subscriptions = 5\nmqtt_versions = 5\n"
+                        "max_client_output = 4096\n"
                         "[tenant.default]\nmax_topic_levels = 8\nforce_transient = true\n",
             NULL, 0);
     const struct tenant_settings *d = config_tenant_settings(&cfg, "nobody");
@@ -826,6 +838,8 @@ Test(config, tenant_settings_resolve_in_layers)
     cr_assert_eq(a->mqtt_versions, 1u << 5);
     cr_assert_eq(a->max_topic_levels, 8, "acme inherits [tenant.default]");
     cr_assert_eq(a->max_qos, 1, "acme inherits [mqtt] through [tenant.default]");
+    cr_assert_eq(d->max_client_output, 8192);
+    cr_assert_eq(a->max_client_output, 4096);
 }
 
 Test(config, tenant_errors)
