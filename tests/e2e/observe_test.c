@@ -27,7 +27,6 @@ static void ringmq_only(void)
         cr_skip_test("ringmq's own observability");
 }
 
-
 Test(observe, metrics_count_a_known_workload)
 {
     ringmq_only();
@@ -45,10 +44,13 @@ Test(observe, metrics_count_a_known_workload)
     cr_assert_eq(metrics_sample(body, "ringmq_sessions{tenant=\"global\"} "), 2);
     cr_assert_eq(metrics_sample(body, "ringmq_subscriptions{tenant=\"global\"} "), 1);
     cr_assert_eq(metrics_sample(body, "ringmq_messages_in_total{tenant=\"global\",qos=\"1\"} "), 5);
-    cr_assert_eq(metrics_sample(body, "ringmq_messages_out_total{tenant=\"global\",qos=\"1\"} "), 5);
+    cr_assert_eq(metrics_sample(body, "ringmq_messages_out_total{tenant=\"global\",qos=\"1\"} "),
+                 5);
     /* 3.1.1 QoS 1 PUBLISH of "m/t", "12345": 2 + 2 + 3 + 2 + 5 = 14 bytes. */
-    cr_assert_eq(metrics_sample(body, "ringmq_bytes_in_total{tenant=\"global\",qos=\"1\"} "), 5 * 14);
-    cr_assert_eq(metrics_sample(body, "ringmq_bytes_out_total{tenant=\"global\",qos=\"1\"} "), 5 * 14);
+    cr_assert_eq(metrics_sample(body, "ringmq_bytes_in_total{tenant=\"global\",qos=\"1\"} "),
+                 5 * 14);
+    cr_assert_eq(metrics_sample(body, "ringmq_bytes_out_total{tenant=\"global\",qos=\"1\"} "),
+                 5 * 14);
     cr_assert_eq(metrics_sample(body, "ringmq_bytes_in_total{tenant=\"global\",qos=\"0\"} "), 0);
     cr_assert(strstr(body, "# TYPE ringmq_messages_in_total counter"));
     free(body);
@@ -81,8 +83,8 @@ Test(observe, mqtt_4_3_3_2_resent_qos2_publish_counts_once)
     client_expect_message(sub, "q2/t", "once", NULL, NULL);
     cr_assert(client_no_message(sub, E2E_ABSENT_MS), "delivered twice");
     char *body = metrics_scrape(broker_metrics_port(&b));
-    cr_assert_eq(metrics_sample(body, "ringmq_messages_in_total{tenant=\"global\",qos=\"2\"} "), 1, "%s",
-                 body);
+    cr_assert_eq(metrics_sample(body, "ringmq_messages_in_total{tenant=\"global\",qos=\"2\"} "), 1,
+                 "%s", body);
     free(body);
     close(fd);
     client_disconnect(sub);
@@ -340,7 +342,8 @@ Test(observe, quota_static_limits_shared_subscriptions)
     v5_subscribe(fd, 1, "$share/h/a", 1, NULL, 0x97);
     close(fd);
     char *body = metrics_scrape(broker_metrics_port(&b));
-    cr_assert_eq(metrics_sample(body, "ringmq_shared_subscriptions{tenant=\"global\"} "), 1, "%s", body);
+    cr_assert_eq(metrics_sample(body, "ringmq_shared_subscriptions{tenant=\"global\"} "), 1, "%s",
+                 body);
     cr_assert_eq(metrics_sample(body, "ringmq_subscriptions{tenant=\"global\"} "), 2);
     free(body);
     client_unsubscribe(one, "$share/g/a");
@@ -371,7 +374,8 @@ Test(observe, quota_static_holds_qos1_back_for_outbound_bytes)
     }
     char *body = metrics_scrape(broker_metrics_port(&b));
     cr_assert_gt(metrics_sample(body, "ringmq_throttled_total{tenant=\"global\"} "), 0, "%s", body);
-    cr_assert_eq(metrics_sample(body, "ringmq_dropped_total{tenant=\"global\",reason=\"throttled\"} "), 0);
+    cr_assert_eq(
+        metrics_sample(body, "ringmq_dropped_total{tenant=\"global\",reason=\"throttled\"} "), 0);
     free(body);
     client_disconnect(pub);
     client_disconnect(sub);
@@ -385,8 +389,9 @@ Test(observe, quota_static_drops_qos0_over_outbound_bytes)
     int got = publish_under_quota("max_bytes_out_rate=300", 0, 20);
     cr_assert(got >= 1 && got < 20, "%d of 20 delivered under a 300 B/s quota", got);
     char *body = metrics_scrape(broker_metrics_port(&b));
-    cr_assert_eq(metrics_sample(body, "ringmq_dropped_total{tenant=\"global\",reason=\"throttled\"} "),
-                 20 - got, "%s", body);
+    cr_assert_eq(
+        metrics_sample(body, "ringmq_dropped_total{tenant=\"global\",reason=\"throttled\"} "),
+        20 - got, "%s", body);
     free(body);
     broker_stop(&b);
 }
@@ -415,8 +420,9 @@ Test(observe, retained_messages_on_subscribe_count_toward_outbound_bytes)
     }
     cr_assert(got >= 1 && got < 20, "%d of 20 retained messages under a 300 B/s quota", got);
     char *body = metrics_scrape(broker_metrics_port(&b));
-    cr_assert_eq(metrics_sample(body, "ringmq_dropped_total{tenant=\"global\",reason=\"throttled\"} "),
-                 20 - got, "%s", body);
+    cr_assert_eq(
+        metrics_sample(body, "ringmq_dropped_total{tenant=\"global\",reason=\"throttled\"} "),
+        20 - got, "%s", body);
     free(body);
     client_disconnect(pub);
     client_disconnect(sub);
@@ -527,12 +533,13 @@ Test(observe, messages_in_count_once_when_a_check_waits_for_the_plugin)
         cr_assert_eq(v5_publish(fd, "flip/x", "1", 1, false, (uint16_t)(3 + i), NULL),
                      i % 2 ? 0x87 : 0, "publish %d", i);
     char *body = metrics_scrape(port);
-    cr_assert_eq(metrics_sample(body, "ringmq_messages_in_total{tenant=\"acme\",qos=\"1\"} "), 5, "%s",
-                 body);
+    cr_assert_eq(metrics_sample(body, "ringmq_messages_in_total{tenant=\"acme\",qos=\"1\"} "), 5,
+                 "%s", body);
     /* 5.0 QoS 1 PUBLISH: 2 + 2 + topic + 2 + 1 (no properties) + 1 byte. */
     cr_assert_eq(metrics_sample(body, "ringmq_bytes_in_total{tenant=\"acme\",qos=\"1\"} "),
                  2 * (8 + 3) + 3 * (8 + 6), "%s", body);
-    cr_assert_eq(metrics_sample(body, "ringmq_permission_denied_total{tenant=\"acme\"} "), 1, "%s", body);
+    cr_assert_eq(metrics_sample(body, "ringmq_permission_denied_total{tenant=\"acme\"} "), 1, "%s",
+                 body);
     free(body);
     close(fd);
     broker_stop(&b);
