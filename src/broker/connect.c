@@ -177,11 +177,15 @@ static int connect_v5_setup(struct conn *c, const struct mqtt_props *pr)
     return 0;
 }
 
-/* The keepalive a client is held to, in seconds (0: none): a 5.0 client's
- * is replaced by mqtt.server_keepalive, then raised to the tenant's
- * min_keepalive. A 5.0 client is told the result in Server Keep Alive
- * (*tell, MQTT-3.2.2-21); a 3.x client cannot be told and is simply held
- * to the minimum. */
+/*
+ * The keepalive a client is held to, in seconds (0: none), or -1 when a
+ * 3.x client must be refused. mqtt.server_keepalive replaces a 5.0
+ * client's; otherwise the tenant's max_keepalive caps it, a keepalive of 0
+ * (none) counting as over the cap; then min_keepalive raises it. A 5.0
+ * client is told the result in Server Keep Alive (*tell, MQTT-3.2.2-21).
+ * A 3.x client cannot be told: over the cap it is refused (as mosquitto
+ * 2.0.12 and later do), under the minimum it is simply held to it.
+ */
 static int keepalive_choose(const struct config *cfg, const struct tenant_settings *ts, bool v5,
                             uint16_t asked, bool *tell)
 {
@@ -189,6 +193,11 @@ static int keepalive_choose(const struct config *cfg, const struct tenant_settin
     *tell = false;
     if (v5 && cfg->server_keepalive) {
         ka = cfg->server_keepalive;
+        *tell = true;
+    } else if (ts->max_keepalive && (ka == 0 || ka > ts->max_keepalive)) {
+        if (!v5)
+            return -1;
+        ka = ts->max_keepalive;
         *tell = true;
     }
     if (ts->min_keepalive && ka < ts->min_keepalive) {
@@ -546,6 +555,8 @@ int protocol_connect(struct shard *s, struct conn *c, const struct mqtt_frame *f
                          "will too large");
     bool tell_keepalive;
     int keepalive = keepalive_choose(cfg, ts, c->v5 != NULL, ck.keepalive, &tell_keepalive);
+    if (keepalive < 0)
+        return refuse(s, c, MQTT_CONNACK_ID_REJECTED, "keepalive over max_keepalive");
 
     /* Quotas of the tenant (CONNACK 0x97 in 5.0, 0x03 in 3.1.1). A takeover
      * closes the connection it replaces (MQTT-3.1.4-2): no connection more. */
