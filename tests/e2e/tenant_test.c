@@ -294,35 +294,34 @@ Test(tenant, sys_topics_escape_tenant_names)
     stop();
 }
 
+/* CONNECT fields of user `name` (also the client id) asking for `keepalive`. */
+static struct raw_connect as_user(const char *name, const char *password, int keepalive)
+{
+    return (struct raw_connect){.flags = -1,
+                                .clean = true,
+                                .id = name,
+                                .keepalive = keepalive,
+                                .username = name,
+                                .password = password};
+}
+
 /* 3.1.1 CONNECT of `name` with `keepalive`: the CONNACK return code. */
 static int keepalive_rc(const char *name, const char *password, int keepalive)
 {
-    struct raw_connect o = {.flags = -1,
-                            .clean = true,
-                            .id = name,
-                            .keepalive = keepalive,
-                            .username = name,
-                            .password = password};
+    struct raw_connect o = as_user(name, password, keepalive);
     int rc;
     bool present;
-    int fd = raw_mqtt_connect(&b, &o, &rc, &present);
-    close(fd);
+    close(raw_mqtt_connect(&b, &o, &rc, &present));
     return rc;
 }
 
 /* 5.0 CONNECT of `name` with `keepalive`: the Server Keep Alive (-1: none). */
 static long keepalive_told(const char *name, const char *password, int keepalive)
 {
-    struct raw_connect o = {.flags = -1,
-                            .clean = true,
-                            .id = name,
-                            .keepalive = keepalive,
-                            .username = name,
-                            .password = password};
+    struct raw_connect o = as_user(name, password, keepalive);
     static struct v5_pkt pk;
-    int fd = v5_connect(&b, &o, NULL, NULL, &pk);
+    close(v5_connect(&b, &o, NULL, NULL, &pk));
     cr_assert(pk.type == T_CONNACK && pk.reason == 0, "CONNACK 0x%02x for %s", pk.reason, name);
-    close(fd);
     const struct v5_prop *ska = v5_prop(&pk, P_SERVER_KEEPALIVE, 0);
     return ska ? (long)ska->num : -1;
 }

@@ -178,20 +178,26 @@ Test(v5_connect, mqtt_3_2_2_21_max_keepalive_caps_the_clients)
     broker_stop(&b);
 }
 
-/* The cap is enforced: a client asking for no keepalive, told 1 s, is
- * disconnected with 0x8D once silent for 1.5 s. */
-Test(v5_connect, mqtt_3_1_2_22_max_keepalive_enforced_with_0x8d)
+/* Starts the broker with `setting`: a client asking for `keepalive` is told
+ * Server Keep Alive 1 s and, silent, disconnected with 0x8D after 1.5 s. */
+static void told_one_second_then_0x8d(const char *setting, int keepalive)
 {
-    if (e2e_mosquitto())
-        cr_skip_test("mosquitto's max_keepalive is at least 10 s");
-    broker_start(&b, "mqtt.max_keepalive=1", NULL);
-    struct raw_connect o = {.flags = -1, .clean = true, .id = "silent", .keepalive = 0};
+    broker_start(&b, setting, NULL);
+    struct raw_connect o = {.flags = -1, .clean = true, .id = "silent", .keepalive = keepalive};
     int fd = v5_connect(&b, &o, NULL, NULL, &pk);
     cr_assert_eq(pk.reason, 0);
     cr_assert_eq(v5_prop_num(&pk, P_SERVER_KEEPALIVE), 1);
     v5_expect_disconnect(fd, 0x8d, -1);
     close(fd);
     broker_stop(&b);
+}
+
+/* The cap is enforced: a client asking for no keepalive is held to 1 s. */
+Test(v5_connect, mqtt_3_1_2_22_max_keepalive_enforced_with_0x8d)
+{
+    if (e2e_mosquitto())
+        cr_skip_test("mosquitto's max_keepalive is at least 10 s");
+    told_one_second_then_0x8d("mqtt.max_keepalive=1", 0);
 }
 
 /* server_keepalive replaces, max_keepalive caps: with both, a 5.0 client gets
@@ -211,15 +217,7 @@ Test(v5_connect, mqtt_3_1_2_22_server_keep_alive_enforced_with_0x8d)
 {
     if (e2e_mosquitto())
         cr_skip_test("mosquitto's max_keepalive only lowers larger values, minimum 10 s");
-    broker_start(&b, "mqtt.server_keepalive=1", NULL);
-    struct raw_connect o = {.flags = -1, .clean = true, .id = "silent", .keepalive = 60};
-    int fd = v5_connect(&b, &o, NULL, NULL, &pk);
-    cr_assert_eq(pk.reason, 0);
-    cr_assert_eq(v5_prop_num(&pk, P_SERVER_KEEPALIVE), 1);
-    /* 1.5 x 1 s without a packet: DISCONNECT 0x8D (Keep Alive timeout). */
-    v5_expect_disconnect(fd, 0x8d, -1);
-    close(fd);
-    broker_stop(&b);
+    told_one_second_then_0x8d("mqtt.server_keepalive=1", 60);
 }
 
 Test(v5_connect, mqtt_3_1_2_22_keepalive_timeout_0x8d)
