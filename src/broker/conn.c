@@ -47,6 +47,8 @@ static size_t out_cap(const struct shard *s, const struct conn *c)
     return c->session ? c->session->tenant->set->max_client_output : s->cfg->max_client_output;
 }
 
+static void mark_dirty(struct shard *s, struct conn *c);
+
 static struct conn *conn_of_timer(struct wheel_entry *e)
 {
     return (struct conn *)((char *)e - offsetof(struct conn, timer));
@@ -200,6 +202,23 @@ static void teardown(struct shard *s, struct conn *c, bool shutdown_first)
     c->ops++;
 }
 
+bool conn_fits(const struct conn *c, size_t n)
+{
+    return !c->v5 || !c->v5->max_packet_out || n <= c->v5->max_packet_out;
+}
+
+void conn_too_large(struct shard *s, struct conn *c, const char *what)
+{
+    log_ratelimited(LOG_LEVEL_INFO, "connection %llu: %s exceeds the client's Maximum Packet Size",
+                    (unsigned long long)c->id, what);
+    /* Closed at the flush, not here: the caller may be walking a list of
+     * sessions that a close would change. Nothing more is queued meanwhile
+     * (conn_reserve), so the client misses nothing silently. */
+    c->close_pending = true;
+    c->close_too_large = true;
+    mark_dirty(s, c);
+}
+
 void conn_write_v5_users(struct shard *s, struct conn *c, uint8_t first, const uint8_t *head,
                          size_t head_len, const struct mqtt_props *pr,
                          const struct mqtt_user_prop *users, size_t n_users)
@@ -207,20 +226,24 @@ void conn_write_v5_users(struct shard *s, struct conn *c, uint8_t first, const u
     size_t plen = mqtt_props_size(pr, NULL, 0, users, n_users);
     size_t rem = head_len + plen;
     size_t total = 1 + mqtt_varint_size((uint32_t)rem) + rem;
-    if (n_users &&
-        (plen == 0 || (c->v5 && c->v5->max_packet_out && total > c->v5->max_packet_out))) {
+    if (n_users && (plen == 0 || !conn_fits(c, total))) {
         /* MQTT-3.2.2-20 / MQTT-3.15.2-3: User Properties only within the
          * client's Maximum Packet Size (and only when they encode). */
         conn_write_v5_users(s, c, first, head, head_len, pr, NULL, 0);
         return;
     }
-    if (mqtt_props_has(pr, MQTT_PROP_REASON_STRING) && c->v5 && c->v5->max_packet_out &&
-        total > c->v5->max_packet_out) {
+    if (mqtt_props_has(pr, MQTT_PROP_REASON_STRING) && !conn_fits(c, total)) {
         /* MQTT-3.1.2-24, and per packet MQTT-3.2.2-19, MQTT-3.4.2-2,
          * MQTT-3.14.2-3 ...: the Reason String goes first, not the packet. */
         struct mqtt_props less = *pr;
         less.present &= ~((uint64_t)1 << MQTT_PROP_REASON_STRING);
         conn_write_v5_users(s, c, first, head, head_len, &less, NULL, 0);
+        return;
+    }
+    if (!conn_fits(c, total)) {
+        /* MQTT-3.1.2-24: what is left cannot be left out (an Authentication
+         * Method, say), and the packet may not be sent larger. */
+        conn_too_large(s, c, "a packet");
         return;
     }
     uint8_t *p = conn_reserve(s, c, total);
@@ -243,21 +266,27 @@ void conn_write_v5(struct shard *s, struct conn *c, uint8_t first, const uint8_t
 void conn_write_ack(struct shard *s, struct conn *c, uint8_t type, uint16_t pid, uint8_t reason,
                     const char *why)
 {
-    if (!c->v5 || !why || !c->v5->problem_info) {
-        uint8_t *p = conn_reserve(s, c, 5);
-        if (p)
-            conn_commit(s, c, mqtt_ack_encode(p, type, c->version, pid, reason));
-        return;
+    if (c->v5 && why && c->v5->problem_info) {
+        /* A failing 5.0 acknowledgement says why (MQTT-3.4.2-2 allows the
+         * Reason String unless the client refused them, MQTT-3.1.2-29). */
+        struct mqtt_props pr;
+        memset(&pr, 0, sizeof(pr));
+        mqtt_props_set(&pr, MQTT_PROP_REASON_STRING);
+        pr.reason_string = (struct mqtt_bytes){(const uint8_t *)why, strlen(why)};
+        uint8_t head[3] = {(uint8_t)(pid >> 8), (uint8_t)pid, reason};
+        size_t rem = sizeof(head) + mqtt_props_size(&pr, NULL, 0, NULL, 0);
+        if (conn_fits(c, 1 + mqtt_varint_size((uint32_t)rem) + rem)) {
+            conn_write_v5(s, c, (uint8_t)(type << 4 | (type == MQTT_PUBREL ? 2 : 0)), head,
+                          sizeof(head), &pr);
+            return;
+        }
+        /* MQTT-3.1.2-24: without its Reason String; and then without the
+         * empty Property Length too (MQTT 5.0 3.4.2.2.1). */
     }
-    /* A failing 5.0 acknowledgement says why (MQTT-3.4.2-2 allows the
-     * Reason String unless the client refused them, MQTT-3.1.2-29). */
-    struct mqtt_props pr;
-    memset(&pr, 0, sizeof(pr));
-    mqtt_props_set(&pr, MQTT_PROP_REASON_STRING);
-    pr.reason_string = (struct mqtt_bytes){(const uint8_t *)why, strlen(why)};
-    uint8_t head[3] = {(uint8_t)(pid >> 8), (uint8_t)pid, reason};
-    conn_write_v5(s, c, (uint8_t)(type << 4 | (type == MQTT_PUBREL ? 2 : 0)), head, sizeof(head),
-                  &pr);
+    /* At most 5 bytes, which fit: this client took a CONNACK of 5 or more. */
+    uint8_t *p = conn_reserve(s, c, 5);
+    if (p)
+        conn_commit(s, c, mqtt_ack_encode(p, type, c->version, pid, reason));
 }
 
 static void write_disconnect(struct shard *s, struct conn *c, uint8_t rc, const char *why)
@@ -293,7 +322,8 @@ void conn_close_reason(struct shard *s, struct conn *c, enum conn_close_reason w
         (why == CLOSE_TAKEOVER || why == CLOSE_KEEPALIVE || why == CLOSE_SHUTDOWN ||
          why == CLOSE_PROTOCOL))
         write_disconnect(s, c, rc, reason_string);
-    else if (c->v5 && c->state == CONN_NEW && why == CLOSE_PROTOCOL && rc >= 0x80) {
+    else if (c->v5 && c->state == CONN_NEW && why == CLOSE_PROTOCOL && rc >= 0x80 &&
+             conn_fits(c, 5)) {
         uint8_t *p = conn_reserve(s, c, 5);
         if (p)
             conn_commit(s, c, mqtt_connack_encode(p, MQTT_V5, false, rc));
@@ -606,8 +636,17 @@ void conn_flush_all(struct shard *s)
         struct conn *c = s->dirty;
         s->dirty = c->next_dirty;
         c->is_dirty = false;
-        if (c->close_pending && c->state != CONN_CLOSING)
-            conn_close(s, c, CLOSE_PEER_GONE);
+        if (c->close_pending && c->state != CONN_CLOSING) {
+            if (c->close_too_large && c->state == CONN_ACTIVE) {
+                /* MQTT-4.13.1-1: the client learns why (0x95 is also "larger
+                 * than the Maximum Packet Size for this Client"). */
+                c->close_pending = false;
+                conn_close_reason(s, c, CLOSE_PROTOCOL, MQTT_RC_PACKET_TOO_LARGE,
+                                  "a packet for this client exceeds its Maximum Packet Size");
+            } else {
+                conn_close(s, c, CLOSE_PEER_GONE);
+            }
+        }
         if (c->state != CONN_CLOSING && !c->sending && c->out && c->out->len)
             start_send(s, c);
         maybe_free(s, c);
@@ -741,7 +780,7 @@ void conn_on_fdsent(struct shard *s, struct conn *c, int res)
                     strerror(-res));
     free(h);
     c->state = CONN_NEW;
-    uint8_t *p = conn_reserve(s, c, 5);
+    uint8_t *p = conn_fits(c, 5) ? conn_reserve(s, c, 5) : NULL; /* MQTT-3.1.2-24 */
     if (p)
         conn_commit(s, c,
                     mqtt_connack_encode(p, c->version, false,

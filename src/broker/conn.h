@@ -100,6 +100,7 @@ struct conn {
     bool relocated : 1;        /* arrived from another shard: serve here */
     bool teardown_pending : 1; /* flush, then shut down */
     bool close_submitted : 1;
+    bool close_too_large : 1; /* close_pending because a packet exceeded the client's limit */
 };
 
 /* Accepted descriptor `fi` on listener `li` from `peer` (borrowed): create
@@ -122,13 +123,25 @@ void conn_on_fdsent(struct shard *s, struct conn *c, int res);
 uint8_t *conn_reserve(struct shard *s, struct conn *c, size_t n);
 void conn_commit(struct shard *s, struct conn *c, size_t n);
 
+/* True when a packet of n bytes may go to this client: not more than the
+ * Maximum Packet Size a 5.0 client gave in CONNECT (MQTT-3.1.2-24). */
+bool conn_fits(const struct conn *c, size_t n);
+
+/* A packet for this client cannot be made to fit its Maximum Packet Size:
+ * it is not sent, nothing after it is queued, and the connection closes at
+ * the end of the turn (a connected 5.0 client first gets DISCONNECT 0x95;
+ * before CONNACK it is closed without a word). `what` names the packet in
+ * the log. */
+void conn_too_large(struct shard *s, struct conn *c, const char *what);
+
 struct mqtt_props;
 struct mqtt_user_prop;
 
 /* Append a 5.0 packet: the first byte, `head` (the variable header up to
  * the properties) and the property block of *pr, then the n_users User
- * Properties in order (left out when they would exceed the client's
- * Maximum Packet Size). */
+ * Properties in order. Within the client's Maximum Packet Size: the User
+ * Properties are left out, then the Reason String, and a packet still too
+ * large is not sent (conn_too_large). */
 void conn_write_v5_users(struct shard *s, struct conn *c, uint8_t first, const uint8_t *head,
                          size_t head_len, const struct mqtt_props *pr,
                          const struct mqtt_user_prop *users, size_t n_users);

@@ -1,6 +1,7 @@
 /*
- * connect: CONNECT and CONNACK, enhanced authentication (AUTH), and
- * DISCONNECT from the client, for MQTT 3.1, 3.1.1 and 5.0.
+ * connect: CONNECT (answered with the CONNACK of connack.c), enhanced
+ * authentication (AUTH), and DISCONNECT from the client, for MQTT 3.1,
+ * 3.1.1 and 5.0.
  *
  * Runs on the connection's shard. A CONNECT whose client id lives on
  * another shard moves the connection there first (conn_relocate), so
@@ -16,6 +17,7 @@
 #include "broker/alias.h"
 #include "broker/acl.h"
 #include "broker/conn.h"
+#include "broker/connack.h"
 #include "broker/msg.h"
 #include "broker/observe.h"
 #include "broker/protocol.h"
@@ -39,117 +41,7 @@ static bool bytes_eq(struct mqtt_bytes b, const char *s)
     return b.len == n && memcmp(b.p, s, n) == 0;
 }
 
-/* ---- CONNACK ---- */
-
-struct connack_info {
-    const struct tenant_settings *ts; /* what the client's tenant allows */
-    bool present;
-    uint8_t code;
-    bool expiry_changed;
-    uint32_t expiry;
-    const uint8_t *assigned;
-    size_t assigned_len;
-    bool server_keepalive;
-    bool auth; /* echo the authentication method */
-    const char *reason;
-};
-
-/* Plugin key/value pairs as User Properties (borrowing the strings), at
- * most IDENTITY_KV_MAX; a pair with a string over 65,535 bytes cannot be an
- * MQTT string and is left out. */
-static size_t kv_to_users(const struct ringmq_kv *kv, size_t n, struct mqtt_user_prop *out)
-{
-    size_t kept = 0;
-    for (size_t i = 0; i < n && kept < IDENTITY_KV_MAX; i++) {
-        const char *k = kv[i].key ? kv[i].key : "", *v = kv[i].value ? kv[i].value : "";
-        size_t kl = strlen(k), vl = strlen(v);
-        if (kl > UINT16_MAX || vl > UINT16_MAX)
-            continue;
-        out[kept].name = (struct mqtt_bytes){(const uint8_t *)k, kl};
-        out[kept].value = (struct mqtt_bytes){(const uint8_t *)v, vl};
-        kept++;
-    }
-    return kept;
-}
-
-static void write_connack(struct shard *s, struct conn *c, const struct connack_info *ci)
-{
-    if (!c->v5) {
-        uint8_t *p = conn_reserve(s, c, 4);
-        if (p)
-            conn_commit(s, c, mqtt_connack_encode(p, c->version, ci->present, ci->code));
-        return;
-    }
-    const struct tenant_settings *ts = ci->ts;
-    struct mqtt_props pr;
-    memset(&pr, 0, sizeof(pr));
-    if (ci->code == MQTT_RC_SUCCESS) {
-        /* What the server allows (MQTT 5.0 3.2.2.3), stated when it is not
-         * the protocol's default. */
-        if (ci->expiry_changed) {
-            mqtt_props_set(&pr, MQTT_PROP_SESSION_EXPIRY);
-            pr.session_expiry = ci->expiry;
-        }
-        if (ts->receive_maximum < 65535) {
-            mqtt_props_set(&pr, MQTT_PROP_RECEIVE_MAXIMUM);
-            pr.receive_maximum = (uint16_t)ts->receive_maximum;
-        }
-        if (ts->max_qos < 2) {
-            mqtt_props_set(&pr, MQTT_PROP_MAXIMUM_QOS);
-            pr.maximum_qos = (uint8_t)ts->max_qos;
-        }
-        if (!ts->retain_available) {
-            mqtt_props_set(&pr, MQTT_PROP_RETAIN_AVAILABLE);
-            pr.retain_available = 0;
-        }
-        mqtt_props_set(&pr, MQTT_PROP_MAXIMUM_PACKET_SIZE);
-        pr.maximum_packet_size = ts->max_packet_size;
-        if (ci->assigned) {
-            mqtt_props_set(&pr, MQTT_PROP_ASSIGNED_CLIENT_ID);
-            pr.assigned_client_id = (struct mqtt_bytes){ci->assigned, ci->assigned_len};
-        }
-        if (ts->topic_alias_maximum) {
-            mqtt_props_set(&pr, MQTT_PROP_TOPIC_ALIAS_MAXIMUM);
-            pr.topic_alias_maximum = (uint16_t)ts->topic_alias_maximum;
-        }
-        if (!ts->wildcard_subscriptions) {
-            mqtt_props_set(&pr, MQTT_PROP_WILDCARD_SUB_AVAILABLE);
-            pr.wildcard_sub_available = 0;
-        }
-        if (!ts->subscription_identifiers) {
-            mqtt_props_set(&pr, MQTT_PROP_SUB_ID_AVAILABLE);
-            pr.sub_id_available = 0;
-        }
-        if (!ts->shared_subscriptions) {
-            mqtt_props_set(&pr, MQTT_PROP_SHARED_SUB_AVAILABLE);
-            pr.shared_sub_available = 0;
-        }
-        if (ci->server_keepalive) {
-            mqtt_props_set(&pr, MQTT_PROP_SERVER_KEEPALIVE);
-            pr.server_keepalive = c->keepalive;
-        }
-        if (ci->auth && c->v5->auth_method) {
-            mqtt_props_set(&pr, MQTT_PROP_AUTH_METHOD);
-            pr.auth_method = (struct mqtt_bytes){c->v5->auth_method, c->v5->auth_method_len};
-        }
-    } else if (ci->reason && c->v5->problem_info) {
-        /* MQTT-3.1.2-29: no Reason String when the client said so. */
-        mqtt_props_set(&pr, MQTT_PROP_REASON_STRING);
-        pr.reason_string = (struct mqtt_bytes){(const uint8_t *)ci->reason, strlen(ci->reason)};
-    }
-    /* The auth plugin's User Properties for the client (MQTT 5.0 3.2.2.3.17). */
-    struct mqtt_user_prop users[IDENTITY_KV_MAX];
-    size_t n = 0;
-    if (ci->code == MQTT_RC_SUCCESS && c->auth && c->auth->n_connack) {
-        struct ringmq_kv kv[IDENTITY_KV_MAX];
-        identity_kvs(c->auth->connack, c->auth->n_connack, kv);
-        n = kv_to_users(kv, c->auth->n_connack, users);
-    }
-    uint8_t head[2] = {ci->present && ci->code == 0 ? 1 : 0, ci->code};
-    conn_write_v5_users(s, c, MQTT_CONNACK << 4, head, sizeof(head), &pr, users, n);
-    if (c->auth)
-        identity_connack_sent(c->auth);
-}
+/* ---- refusing a CONNECT ---- */
 
 /* Refuse the CONNECT with `code` (a 3.1.1 return code for 3.x clients, a
  * 5.0 reason code for 5.0 clients), then close. */
@@ -158,7 +50,7 @@ static int refuse(struct shard *s, struct conn *c, uint8_t code, const char *why
     log_ratelimited(LOG_LEVEL_INFO, "connection %llu: CONNECT refused: %s",
                     (unsigned long long)c->id, why);
     struct connack_info ci = {.code = code, .reason = why};
-    write_connack(s, c, &ci);
+    connack_write(s, c, &ci);
     conn_close(s, c, CLOSE_REFUSED);
     return -1;
 }
@@ -200,8 +92,9 @@ static void write_auth_result(struct shard *s, struct conn *c, uint8_t reason,
     /* MQTT-3.1.2-29: a client that asked for no problem information gets
      * User Properties only on PUBLISH, CONNACK and DISCONNECT. */
     struct mqtt_user_prop users[IDENTITY_KV_MAX];
-    size_t n =
-        c->v5->problem_info ? kv_to_users(r->user_properties, r->n_user_properties, users) : 0;
+    size_t n = c->v5->problem_info
+                   ? connack_user_props(r->user_properties, r->n_user_properties, users)
+                   : 0;
     conn_write_v5_users(s, c, MQTT_AUTH << 4, &reason, 1, &pr, users, n);
 }
 
@@ -282,6 +175,68 @@ static int connect_v5_setup(struct conn *c, const struct mqtt_props *pr)
             pr->topic_alias_maximum < ALIAS_OUT_LIMIT ? pr->topic_alias_maximum : ALIAS_OUT_LIMIT;
     v->expiry_at_connect = mqtt_props_has(pr, MQTT_PROP_SESSION_EXPIRY) ? pr->session_expiry : 0;
     return 0;
+}
+
+/*
+ * The keepalive a client is held to, in seconds (0: none), or -1 when a
+ * 3.x client must be refused. mqtt.server_keepalive replaces a 5.0
+ * client's; otherwise the tenant's max_keepalive caps it, a keepalive of 0
+ * (none) counting as over the cap; then min_keepalive raises it. A 5.0
+ * client is told the result in Server Keep Alive (*tell, MQTT-3.2.2-21).
+ * A 3.x client cannot be told: over the cap it is refused (as mosquitto
+ * 2.0.12 and later do), under the minimum it is simply held to it.
+ */
+static int keepalive_choose(const struct config *cfg, const struct tenant_settings *ts, bool v5,
+                            uint16_t asked, bool *tell)
+{
+    uint32_t ka = asked;
+    *tell = false;
+    if (v5 && cfg->server_keepalive) {
+        ka = cfg->server_keepalive;
+        *tell = true;
+    } else if (ts->max_keepalive && (ka == 0 || ka > ts->max_keepalive)) {
+        if (!v5)
+            return -1;
+        ka = ts->max_keepalive;
+        *tell = true;
+    }
+    if (ts->min_keepalive && ka < ts->min_keepalive) {
+        ka = ts->min_keepalive;
+        *tell = v5;
+    }
+    return (int)ka;
+}
+
+/* The session options of an accepted CONNECT (the will aside); true when
+ * the Session Expiry Interval granted differs from the one asked for. */
+static bool session_opts_for(const struct conn *c, const struct config *cfg,
+                             const struct tenant_settings *ts, const struct mqtt_connect *ck,
+                             const struct mqtt_props *pr, const struct mqtt_props *wp,
+                             struct session_opts *o)
+{
+    *o = (struct session_opts){.clean_start = ck->clean_start};
+    o->window = (uint16_t)cfg->max_inflight;
+    bool changed = false;
+    if (c->v5) {
+        o->expiry_s = c->v5->expiry_at_connect;
+        if (o->expiry_s > ts->max_session_expiry) {
+            o->expiry_s = ts->max_session_expiry;
+            changed = true;
+        }
+        if (mqtt_props_has(pr, MQTT_PROP_RECEIVE_MAXIMUM) && pr->receive_maximum < o->window)
+            o->window = pr->receive_maximum; /* MQTT-3.3.4-7 */
+        if (ck->will && mqtt_props_has(wp, MQTT_PROP_WILL_DELAY))
+            o->will_delay_s = wp->will_delay;
+    } else {
+        /* 3.1.1 sessions do not expire by the protocol; the operator's
+         * max_session_expiry bounds how long an abandoned one is kept. */
+        o->expiry_s = ck->clean_start ? 0 : ts->max_session_expiry;
+    }
+    if (ts->force_transient && o->expiry_s) {
+        o->expiry_s = 0; /* the tenant keeps no sessions: say so (5.0) */
+        changed = true;
+    }
+    return changed;
 }
 
 /* Enhanced authentication with the built-in test method. Returns 1 when
@@ -598,8 +553,10 @@ int protocol_connect(struct shard *s, struct conn *c, const struct mqtt_frame *f
     if (ck.will && ck.will_payload.len > ts->max_will_size)
         return refuse_rc(s, c, MQTT_CONNACK_UNAVAILABLE, MQTT_RC_PACKET_TOO_LARGE,
                          "will too large");
-    if (c->v5)
-        c->v5->alias_max_in = (uint16_t)ts->topic_alias_maximum;
+    bool tell_keepalive;
+    int keepalive = keepalive_choose(cfg, ts, c->v5 != NULL, ck.keepalive, &tell_keepalive);
+    if (keepalive < 0)
+        return refuse(s, c, MQTT_CONNACK_ID_REJECTED, "keepalive over max_keepalive");
 
     /* Quotas of the tenant (CONNACK 0x97 in 5.0, 0x03 in 3.1.1). A takeover
      * closes the connection it replaces (MQTT-3.1.4-2): no connection more. */
@@ -615,27 +572,30 @@ int protocol_connect(struct shard *s, struct conn *c, const struct mqtt_frame *f
         !observe_throttle(s, t, RINGMQ_RES_SESSIONS, 1, NULL))
         return refuse_rc(s, c, MQTT_CONNACK_UNAVAILABLE, MQTT_RC_QUOTA_EXCEEDED,
                          "session quota exceeded");
-    struct session_opts o = {.clean_start = ck.clean_start};
-    o.window = (uint16_t)cfg->max_inflight;
-    bool expiry_changed = false;
+    struct session_opts o;
+    bool expiry_changed = session_opts_for(c, cfg, ts, &ck, &pr, &wp, &o);
+    struct connack_info ci = {
+        .ts = ts,
+        .code = 0,
+        .expiry_changed = expiry_changed,
+        .expiry = o.expiry_s,
+        .assigned = was_assigned ? id : NULL,
+        .assigned_len = id_len,
+        .server_keepalive = tell_keepalive,
+        .keepalive = (uint16_t)keepalive,
+        .auth = c->v5 && c->v5->auth == AUTH_DONE,
+    };
+    struct connack_props cp;
     if (c->v5) {
-        o.expiry_s = c->v5->expiry_at_connect;
-        if (o.expiry_s > ts->max_session_expiry) {
-            o.expiry_s = ts->max_session_expiry;
-            expiry_changed = true;
+        /* Before the session is touched: a CONNACK that cannot be sent
+         * refuses the connection (MQTT-3.1.2-24), taking nothing over. */
+        if (!connack_build(c, &ci, &cp)) {
+            conn_close(s, c, CLOSE_REFUSED);
+            return -1;
         }
-        if (mqtt_props_has(&pr, MQTT_PROP_RECEIVE_MAXIMUM) && pr.receive_maximum < o.window)
-            o.window = pr.receive_maximum; /* MQTT-3.3.4-7 */
-        if (ck.will && mqtt_props_has(&wp, MQTT_PROP_WILL_DELAY))
-            o.will_delay_s = wp.will_delay;
-    } else {
-        /* 3.1.1 sessions do not expire by the protocol; the operator's
-         * max_session_expiry bounds how long an abandoned one is kept. */
-        o.expiry_s = ck.clean_start ? 0 : ts->max_session_expiry;
-    }
-    if (ts->force_transient && o.expiry_s) {
-        o.expiry_s = 0; /* the tenant keeps no sessions: say so (5.0) */
-        expiry_changed = true;
+        /* Aliases only when the client was told it may use them. */
+        c->v5->alias_max_in =
+            mqtt_props_has(&cp.pr, MQTT_PROP_TOPIC_ALIAS_MAXIMUM) ? cp.pr.topic_alias_maximum : 0;
     }
     if (ck.will) {
         o.will = will_create(&ck, c->v5 ? &wp : NULL, NULL);
@@ -654,16 +614,7 @@ int protocol_connect(struct shard *s, struct conn *c, const struct mqtt_frame *f
     c->state = CONN_ACTIVE;
     t->ctr.connections++;
     observe_event(s, RINGMQ_EV_CONNECTED, t, ss, 0, 0, NULL, 0);
-    c->keepalive = ck.keepalive;
-    bool server_ka = c->v5 && cfg->server_keepalive;
-    if (server_ka)
-        c->keepalive = (uint16_t)cfg->server_keepalive; /* MQTT-3.2.2-21 */
-    if (ts->min_keepalive && c->keepalive < ts->min_keepalive) {
-        /* Below the tenant's minimum: a 5.0 client is told the keepalive it
-         * must use; a 3.x client is simply held to the minimum. */
-        c->keepalive = (uint16_t)ts->min_keepalive;
-        server_ka = c->v5 != NULL;
-    }
+    c->keepalive = (uint16_t)keepalive;
     /* MQTT-3.1.2-24: one and a half times the keepalive. */
     if (c->keepalive)
         wheel_add(s->wheel, &c->timer, s->now_ms + (uint64_t)c->keepalive * 1500u);
@@ -671,18 +622,11 @@ int protocol_connect(struct shard *s, struct conn *c, const struct mqtt_frame *f
         wheel_remove(&c->timer);
     free(c->stash);
     c->stash = NULL;
-    struct connack_info ci = {
-        .ts = ts,
-        .present = present,
-        .code = 0,
-        .expiry_changed = expiry_changed,
-        .expiry = o.expiry_s,
-        .assigned = was_assigned ? id : NULL,
-        .assigned_len = id_len,
-        .server_keepalive = server_ka,
-        .auth = c->v5 && c->v5->auth == AUTH_DONE,
-    };
-    write_connack(s, c, &ci); /* MQTT-3.2.2-1..3 */
+    ci.present = present;
+    if (c->v5)
+        connack_write_built(s, c, &ci, &cp); /* MQTT-3.2.2-1..3 */
+    else
+        connack_write(s, c, &ci);
     log_debug("client %.*s connected (level %u, clean %d, present %d)", (int)id_len, id, ck.version,
               ck.clean_start, present);
     session_resume(s, ss);

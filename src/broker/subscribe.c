@@ -137,6 +137,10 @@ int protocol_subscribe(struct shard *s, struct conn *c, const struct mqtt_frame 
         protocol_violation(s, c, "bad SUBSCRIBE", rc);
         return -1;
     }
+    if (!conn_fits(c, mqtt_suback_size(c->version, sb.count))) {
+        conn_too_large(s, c, "SUBACK"); /* MQTT-3.1.2-24: nothing to leave out */
+        return -1;
+    }
     uint32_t subid = mqtt_props_has(&pr, MQTT_PROP_SUBSCRIPTION_ID) ? pr.subscription_id : 0;
     if (subid && !ts->subscription_identifiers) {
         protocol_violation(s, c, "subscription identifiers not supported", 0xA1);
@@ -254,6 +258,10 @@ int protocol_unsubscribe(struct shard *s, struct conn *c, const struct mqtt_fram
     }
     if (rc != MQTT_OK) {
         protocol_violation(s, c, "bad UNSUBSCRIBE", rc);
+        return -1;
+    }
+    if (!conn_fits(c, mqtt_suback_size(c->version, sb.count))) {
+        conn_too_large(s, c, "UNSUBACK"); /* MQTT-3.1.2-24: nothing to leave out */
         return -1;
     }
     struct mqtt_sub_iter it;

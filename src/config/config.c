@@ -147,6 +147,7 @@ static const struct directive directives[] = {
     MQTT("subscription_identifiers", parse_bool, subscription_identifiers, 0, 0),
     MQTT("shared_subscriptions", parse_bool, shared_subscriptions, 0, 0),
     MQTT("server_keepalive", parse_u32, server_keepalive, 0, 65535),
+    MQTT("max_keepalive", parse_u32, max_keepalive, 0, 65535),
     MQTT("max_session_expiry", parse_u32, max_session_expiry, 0, UINT32_MAX),
     MQTT("validate_payload_format", parse_bool, validate_payload_format, 0, 0),
     MQTT("test_auth_method", parse_string, test_auth_method, 0,
@@ -181,6 +182,7 @@ static const struct directive directives[] = {
     TENANT("max_retained_bytes", parse_u64, max_retained_bytes, 0, UINT64_C(1) << 40),
     TENANT("max_client_output", parse_u32, max_client_output, 4096, 1u << 30),
     TENANT("min_keepalive", parse_u32, min_keepalive, 0, 65535),
+    TENANT("max_keepalive", parse_u32, max_keepalive, 0, 65535),
     TENANT("force_transient", parse_bool, force_transient, 0, 0),
     TENANT("publish_rate", parse_u32, publish_rate, 0, 100000000),
     TENANT("publish_bandwidth", parse_u32, publish_bandwidth, 0, UINT32_MAX),
@@ -991,6 +993,7 @@ static int tenants_resolve(struct config *cfg)
         .max_retained_bytes = cfg->max_retained_bytes,
         .max_client_output = cfg->max_client_output,
         .min_keepalive = 0,
+        .max_keepalive = cfg->max_keepalive,
         .force_transient = false,
         .validate_payload_format = cfg->validate_payload_format,
     };
@@ -1083,6 +1086,20 @@ static int config_check(const struct config *cfg, const char *path, char *err, s
     return 0;
 }
 
+/* What only the resolved settings of each tenant can show. */
+static int tenants_check(const struct config *cfg, const char *path, char *err, size_t errlen)
+{
+    for (uint32_t i = 0; i < cfg->ntenants; i++) {
+        const struct tenant_settings *t = &cfg->tenants[i].set;
+        if (t->max_keepalive && t->min_keepalive > t->max_keepalive) {
+            set_err(err, errlen, "%s: [tenant.%s] min_keepalive (%u) is above max_keepalive (%u)",
+                    path, cfg->tenants[i].name, t->min_keepalive, t->max_keepalive);
+            return -1;
+        }
+    }
+    return 0;
+}
+
 /* ---- public ----------------------------------------------------------- */
 
 void config_defaults(struct config *cfg)
@@ -1115,6 +1132,7 @@ void config_defaults(struct config *cfg)
     cfg->subscription_identifiers = true;
     cfg->shared_subscriptions = true;
     cfg->server_keepalive = 0;
+    cfg->max_keepalive = 0;
     cfg->max_session_expiry = 604800;
     cfg->validate_payload_format = false;
     cfg->test_auth_method[0] = '\0';
@@ -1153,6 +1171,8 @@ int config_load(struct config *cfg, const char *path, const char *const *overrid
                 st.path, CONFIG_MAX_TENANTS);
         return -1;
     }
+    if (tenants_check(&st.cfg, st.path, err, errlen) < 0)
+        return -1;
     *cfg = st.cfg;
     return 0;
 }

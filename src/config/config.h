@@ -72,6 +72,7 @@ struct tenant_settings {
     uint64_t max_retained_bytes;    /* whole tenant, payload bytes; 0: no limit */
     uint32_t max_client_output;     /* unsent bytes per connection before QoS 0 is dropped */
     uint32_t min_keepalive;         /* seconds; 0 = none (a 0 keepalive is allowed) */
+    uint32_t max_keepalive;         /* seconds; 0 = none (see [mqtt] max_keepalive) */
     bool force_transient;           /* every session ends with its connection */
     uint32_t publish_rate;          /* PUBLISH per second per connection, 0: no limit */
     uint32_t publish_bandwidth;     /* PUBLISH bytes per second per connection, 0: no limit */
@@ -126,7 +127,8 @@ struct config {
     bool wildcard_subscriptions;   /* default true */
     bool subscription_identifiers; /* default true */
     bool shared_subscriptions;     /* default true */
-    uint32_t server_keepalive;     /* 0: the client's; else imposed (Server Keep Alive) */
+    uint32_t server_keepalive;     /* 0: the client's; else imposed on 5.0 clients */
+    uint32_t max_keepalive;        /* 0: no cap; else the largest keepalive (0 counts as over) */
     uint32_t max_session_expiry;   /* seconds, default 604800 (7 days) */
     bool validate_payload_format;  /* 0x99 for a payload marked UTF-8 that is not */
     char test_auth_method[64];     /* enhanced-auth test method name, empty = off */

@@ -5,6 +5,7 @@
 
 #include <criterion/criterion.h>
 #include <mosquitto.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -319,5 +320,72 @@ Test(connect, max_connections_refuses_the_extra_connection)
     client_expect_message(one, "mc/t", "still", NULL, NULL);
     client_disconnect(one);
     client_disconnect(two);
+    broker_stop(&b);
+}
+
+/* Sends CONNECT `o` on a new connection; returns the CONNACK return code
+ * (asserting one arrives), after waiting for the close when it refuses. */
+static bool on_mosquitto(void)
+{
+    return getenv("RINGMQ_E2E_BROKER") && !strcmp(getenv("RINGMQ_E2E_BROKER"), "mosquitto");
+}
+
+static int connack_rc(const struct raw_connect *o)
+{
+    int rc;
+    bool present;
+    int fd = raw_mqtt_connect(&b, o, &rc, &present);
+    if (rc != 0)
+        cr_assert(raw_wait_close(fd, E2E_WAIT_MS) == 0, "MQTT-3.2.2-5: close after refusal");
+    close(fd);
+    return rc;
+}
+
+/* mqtt.max_keepalive caps the keepalive, and a 3.1/3.1.1 client cannot be told
+ * a lower one (it has no Server Keep Alive): asking for more, or for 0 (no
+ * keepalive at all), it is refused with CONNACK 0x02, as mosquitto does; within
+ * the cap it keeps its own. */
+Test(connect, max_keepalive_refuses_3_1_1_clients_over_it_with_0x02)
+{
+    broker_start(&b, "mqtt.max_keepalive=30", NULL);
+    static const struct {
+        int keepalive, rc;
+    } cases[] = {{5, 0}, {30, 0}, {31, 2}, {7200, 2}, {0, 2}};
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct raw_connect o = {
+            .flags = -1, .clean = true, .id = "ka", .keepalive = cases[i].keepalive};
+        cr_assert_eq(connack_rc(&o), cases[i].rc, "keepalive %d", cases[i].keepalive);
+        o.level = 3; /* 3.1 alike */
+        o.proto_name = "MQIsdp";
+        cr_assert_eq(connack_rc(&o), cases[i].rc, "3.1, keepalive %d", cases[i].keepalive);
+    }
+    broker_stop(&b);
+}
+
+/* Within the cap the client's own keepalive holds: 1 s, not 30, so a silent
+ * client is closed after 1.5 s (bound: 5 s). */
+Test(connect, mqtt_3_1_2_24_keepalive_within_max_keepalive_is_the_clients)
+{
+    if (on_mosquitto())
+        cr_skip_test("mosquitto closes a client with keepalive 1 s after about 6 s");
+    broker_start(&b, "mqtt.max_keepalive=30", NULL);
+    struct raw_connect o = {.flags = -1, .clean = true, .id = "silent", .keepalive = 1};
+    int fd = raw_mqtt_open(&b, &o);
+    cr_assert(raw_wait_close(fd, 5000) == 0, "MQTT-3.1.2-24: silent client not closed");
+    close(fd);
+    broker_stop(&b);
+}
+
+/* server_keepalive replaces only what a client can be told of (5.0): a 3.1.1
+ * client is still held to max_keepalive when both are set. */
+Test(connect, max_keepalive_applies_to_3_1_1_when_server_keepalive_is_set)
+{
+    if (on_mosquitto())
+        cr_skip_test("the harness maps server_keepalive onto mosquitto's max_keepalive");
+    broker_start(&b, "mqtt.server_keepalive=20", "mqtt.max_keepalive=10", NULL);
+    struct raw_connect o = {.flags = -1, .clean = true, .id = "ka", .keepalive = 15};
+    cr_assert_eq(connack_rc(&o), 2);
+    o.keepalive = 10;
+    cr_assert_eq(connack_rc(&o), 0);
     broker_stop(&b);
 }

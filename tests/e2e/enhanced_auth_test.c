@@ -196,6 +196,29 @@ Test(enhanced_auth, auth_attributes_reach_checks_and_user_properties_reach_conna
     broker_stop(&b);
 }
 
+/* MQTT-3.2.2-20: the plugin's User Properties are the first thing a CONNACK
+ * leaves out to fit the client's Maximum Packet Size, then the Topic Alias
+ * Maximum (MQTT-3.1.2-24): 16 and 13 bytes. */
+Test(enhanced_auth, mqtt_3_2_2_20_connack_user_properties_left_out_first)
+{
+    start();
+    static const uint32_t limits[] = {16, 15};
+    static const size_t sizes[] = {16, 13};
+    for (size_t i = 0; i < 2; i++) {
+        struct props pr;
+        props_init(&pr);
+        props_u32(&pr, P_MAXIMUM_PACKET_SIZE, limits[i]);
+        struct raw_connect o = {.flags = -1, .clean = true, .id = "small", .keepalive = 60};
+        int fd = v5_connect(&b, &o, &pr, NULL, &pk);
+        cr_assert(pk.type == T_CONNACK && pk.reason == 0);
+        cr_assert_eq(pk.rawlen, sizes[i], "limit %u: %zu-byte CONNACK", limits[i], pk.rawlen);
+        cr_assert_eq(v5_prop_count(&pk, P_USER_PROPERTY), 0);
+        cr_assert_eq(v5_prop_count(&pk, P_TOPIC_ALIAS_MAXIMUM), i == 0 ? 1 : 0);
+        close(fd);
+    }
+    broker_stop(&b);
+}
+
 /* A SUBSCRIBE and an UNSUBSCRIBE with more filters than a connection's
  * verdict cache holds (each filter asked from the plugin's own threads):
  * every verdict is kept for the packet, so both are answered, once, with a

@@ -261,6 +261,7 @@ static void mosquitto_conf_line(FILE *f, const char *set)
         /* mosquitto imposes max_keepalive only on clients asking for more; the
          * tests that use it always ask for more. */
         {"mqtt.server_keepalive", "max_keepalive"},
+        {"mqtt.max_keepalive", "max_keepalive"},
         {"limits.max_connections", "max_connections"},
     };
     const char *eq = strchr(set, '=');

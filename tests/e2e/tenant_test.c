@@ -3,7 +3,7 @@
  * and never see each other's messages, never take over each other's
  * sessions; bad credentials are refused (CONNACK 0x04). Each test starts its
  * own broker (with 1 or 4 shards). ringmqd only. */
-#include "harness.h"
+#include "harness_v5.h"
 
 #include <criterion/criterion.h>
 #include <signal.h>
@@ -291,5 +291,61 @@ Test(tenant, sys_topics_escape_tenant_names)
     cr_assert(seen, "no $SYS topic for the tenant a/b+c#");
     client_disconnect(eve);
     client_disconnect(root);
+    stop();
+}
+
+/* CONNECT fields of user `name` (also the client id) asking for `keepalive`. */
+static struct raw_connect as_user(const char *name, const char *password, int keepalive)
+{
+    return (struct raw_connect){.flags = -1,
+                                .clean = true,
+                                .id = name,
+                                .keepalive = keepalive,
+                                .username = name,
+                                .password = password};
+}
+
+/* 3.1.1 CONNECT of `name` with `keepalive`: the CONNACK return code. */
+static int keepalive_rc(const char *name, const char *password, int keepalive)
+{
+    struct raw_connect o = as_user(name, password, keepalive);
+    int rc;
+    bool present;
+    close(raw_mqtt_connect(&b, &o, &rc, &present));
+    return rc;
+}
+
+/* 5.0 CONNECT of `name` with `keepalive`: the Server Keep Alive (-1: none). */
+static long keepalive_told(const char *name, const char *password, int keepalive)
+{
+    struct raw_connect o = as_user(name, password, keepalive);
+    static struct v5_pkt pk;
+    close(v5_connect(&b, &o, NULL, NULL, &pk));
+    cr_assert(pk.type == T_CONNACK && pk.reason == 0, "CONNACK 0x%02x for %s", pk.reason, name);
+    const struct v5_prop *ska = v5_prop(&pk, P_SERVER_KEEPALIVE, 0);
+    return ska ? (long)ska->num : -1;
+}
+
+/* max_keepalive per tenant: [mqtt] caps every tenant at 30 s, [tenant.acme]
+ * at 10 s, [tenant.globex] not at all (0). A 3.1.1 client over its tenant's
+ * cap is refused with 0x02, a 5.0 client is told the cap. */
+Test(tenant, max_keepalive_per_tenant)
+{
+    passwd_create();
+    add_user("alice", "acme", "a-secret");
+    add_user("bob", "globex", "b-secret");
+    add_user("root", "global", "r-secret");
+    broker_start(&b, set_path, set_file, "mqtt.max_keepalive=30", "tenant.acme.max_keepalive=10",
+                 "tenant.globex.max_keepalive=0", NULL);
+    cr_assert_eq(keepalive_rc("alice", "a-secret", 10), 0);
+    cr_assert_eq(keepalive_rc("alice", "a-secret", 20), 2);
+    cr_assert_eq(keepalive_rc("root", "r-secret", 20), 0);
+    cr_assert_eq(keepalive_rc("root", "r-secret", 31), 2);
+    cr_assert_eq(keepalive_rc("bob", "b-secret", 7200), 0);
+    cr_assert_eq(keepalive_rc("bob", "b-secret", 0), 0);
+    cr_assert_eq(keepalive_told("alice", "a-secret", 60), 10);
+    cr_assert_eq(keepalive_told("root", "r-secret", 60), 30);
+    cr_assert_eq(keepalive_told("bob", "b-secret", 7200), -1);
+    cr_assert_eq(keepalive_told("bob", "b-secret", 0), -1);
     stop();
 }

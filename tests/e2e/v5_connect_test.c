@@ -150,19 +150,74 @@ Test(v5_connect, mqtt_3_2_2_21_server_keep_alive_replaces_the_clients)
     broker_stop(&b);
 }
 
+/* A v5 CONNECT with `keepalive`; returns the Server Keep Alive of its CONNACK
+ * (-1: none), asserting CONNACK 0. */
+static long server_keepalive_for(const char *id, int keepalive)
+{
+    struct raw_connect o = {.flags = -1, .clean = true, .id = id, .keepalive = keepalive};
+    int fd = v5_connect(&b, &o, NULL, NULL, &pk);
+    cr_assert(pk.type == T_CONNACK && pk.reason == 0, "CONNACK 0x%02x", pk.reason);
+    const struct v5_prop *ska = v5_prop(&pk, P_SERVER_KEEPALIVE, 0);
+    close(fd);
+    return ska ? (long)ska->num : -1;
+}
+
+/* MQTT-3.2.2-21 with mqtt.max_keepalive: within the cap the client keeps its
+ * own keepalive (no Server Keep Alive, MQTT-3.2.2-22); over it, or 0 (none),
+ * it is told the cap. */
+Test(v5_connect, mqtt_3_2_2_21_max_keepalive_caps_the_clients)
+{
+    broker_start(&b, "mqtt.max_keepalive=30", NULL);
+    static const struct {
+        int keepalive;
+        long told;
+    } cases[] = {{5, -1}, {30, -1}, {31, 30}, {7200, 30}, {0, 30}};
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+        cr_assert_eq(server_keepalive_for("cap", cases[i].keepalive), cases[i].told, "keepalive %d",
+                     cases[i].keepalive);
+    broker_stop(&b);
+}
+
+/* Starts the broker with `setting`: a client asking for `keepalive` is told
+ * Server Keep Alive 1 s and, silent, disconnected with 0x8D after 1.5 s. */
+static void told_one_second_then_0x8d(const char *setting, int keepalive)
+{
+    broker_start(&b, setting, NULL);
+    struct raw_connect o = {.flags = -1, .clean = true, .id = "silent", .keepalive = keepalive};
+    int fd = v5_connect(&b, &o, NULL, NULL, &pk);
+    cr_assert_eq(pk.reason, 0);
+    cr_assert_eq(v5_prop_num(&pk, P_SERVER_KEEPALIVE), 1);
+    v5_expect_disconnect(fd, 0x8d, -1);
+    close(fd);
+    broker_stop(&b);
+}
+
+/* The cap is enforced: a client asking for no keepalive is held to 1 s. */
+Test(v5_connect, mqtt_3_1_2_22_max_keepalive_enforced_with_0x8d)
+{
+    if (e2e_mosquitto())
+        cr_skip_test("mosquitto's max_keepalive is at least 10 s");
+    told_one_second_then_0x8d("mqtt.max_keepalive=1", 0);
+}
+
+/* server_keepalive replaces, max_keepalive caps: with both, a 5.0 client gets
+ * server_keepalive, even above the cap. */
+Test(v5_connect, mqtt_3_2_2_21_server_keepalive_wins_over_max_keepalive)
+{
+    if (e2e_mosquitto())
+        cr_skip_test("the harness maps server_keepalive onto mosquitto's max_keepalive");
+    broker_start(&b, "mqtt.server_keepalive=20", "mqtt.max_keepalive=10", NULL);
+    cr_assert_eq(server_keepalive_for("both", 5), 20);
+    cr_assert_eq(server_keepalive_for("both", 0), 20);
+    cr_assert_eq(server_keepalive_for("both", 60), 20);
+    broker_stop(&b);
+}
+
 Test(v5_connect, mqtt_3_1_2_22_server_keep_alive_enforced_with_0x8d)
 {
     if (e2e_mosquitto())
         cr_skip_test("mosquitto's max_keepalive only lowers larger values, minimum 10 s");
-    broker_start(&b, "mqtt.server_keepalive=1", NULL);
-    struct raw_connect o = {.flags = -1, .clean = true, .id = "silent", .keepalive = 60};
-    int fd = v5_connect(&b, &o, NULL, NULL, &pk);
-    cr_assert_eq(pk.reason, 0);
-    cr_assert_eq(v5_prop_num(&pk, P_SERVER_KEEPALIVE), 1);
-    /* 1.5 x 1 s without a packet: DISCONNECT 0x8D (Keep Alive timeout). */
-    v5_expect_disconnect(fd, 0x8d, -1);
-    close(fd);
-    broker_stop(&b);
+    told_one_second_then_0x8d("mqtt.server_keepalive=1", 60);
 }
 
 Test(v5_connect, mqtt_3_1_2_22_keepalive_timeout_0x8d)

@@ -126,6 +126,7 @@ Test(config, defaults)
     cr_assert_eq(cfg.max_queued_messages, 1000);
     cr_assert_eq(cfg.max_queued_bytes, 16777216);
     cr_assert_eq(cfg.max_client_id_len, 256);
+    cr_assert_eq(cfg.max_keepalive, 0, "no keepalive cap unless asked for");
     cr_assert_eq(cfg.log_level, LOG_LEVEL_INFO);
 }
 
@@ -169,6 +170,8 @@ Test(config, shipped_file_loads_and_documents_the_defaults)
     cr_assert_eq(cfg.max_client_output, def.max_client_output);
     cr_assert_eq(cfg.max_slow_output_total, def.max_slow_output_total);
     cr_assert_eq(cfg.log_level, def.log_level);
+    cr_assert_eq(cfg.server_keepalive, def.server_keepalive);
+    cr_assert_eq(cfg.max_keepalive, def.max_keepalive);
     cr_assert_eq(cfg.nlisteners, 1);
     cr_assert_str_eq(cfg.listeners[0].name, "default");
     cr_assert_str_eq(cfg.listeners[0].bind, "127.0.0.1");
@@ -207,6 +210,7 @@ Test(config, shipped_file_lists_every_key)
         "subscription_identifiers",
         "shared_subscriptions",
         "server_keepalive",
+        "max_keepalive",
         "max_session_expiry",
         "validate_payload_format",
         "test_auth_method",
@@ -257,6 +261,7 @@ Test(config, set_every_key)
         "mqtt.subscription_identifiers=false",
         "mqtt.shared_subscriptions=false",
         "mqtt.server_keepalive=30",
+        "mqtt.max_keepalive=120",
         "mqtt.max_session_expiry=4294967295",
         "mqtt.validate_payload_format=true",
         "mqtt.test_auth_method=RINGMQ-TEST",
@@ -292,6 +297,7 @@ Test(config, set_every_key)
     cr_assert_eq(cfg.subscription_identifiers, false);
     cr_assert_eq(cfg.shared_subscriptions, false);
     cr_assert_eq(cfg.server_keepalive, 30);
+    cr_assert_eq(cfg.max_keepalive, 120);
     cr_assert_eq(cfg.max_session_expiry, 4294967295u);
     cr_assert_eq(cfg.validate_payload_format, true);
     cr_assert_str_eq(cfg.test_auth_method, "RINGMQ-TEST");
@@ -686,6 +692,8 @@ Test(config, integer_bounds)
         {"mqtt.topic_alias_maximum", {"0", "65535"}, {"65536", "-1"}},
         {"mqtt.maximum_qos", {"0", "2"}, {"3"}},
         {"mqtt.server_keepalive", {"0", "65535"}, {"65536"}},
+        {"mqtt.max_keepalive", {"0", "65535"}, {"65536", "-1"}},
+        {"tenant.a.max_keepalive", {"0", "65535"}, {"65536", "x"}},
         {"mqtt.max_session_expiry", {"0", "4294967295"}, {"4294967296"}},
     };
     char arg[128], err[256];
@@ -865,6 +873,37 @@ Test(config, tenant_errors)
     load_ok(&cfg, LISTENER_OK "[tenant.a]\nqueue_drop = oldest\n", NULL, 0);
     cr_assert(config_tenant_settings(&cfg, "a")->queue_drop_oldest);
     cr_assert(!config_tenant_settings(&cfg, "b")->queue_drop_oldest, "default: newest");
+}
+
+/* max_keepalive: [mqtt] gives every tenant's default, [tenant.ID] its own
+ * (0 lifts the cap for that tenant); a minimum above the cap is refused. */
+Test(config, tenant_max_keepalive)
+{
+    struct config cfg;
+    char err[256];
+    load_ok(&cfg,
+            LISTENER_OK "[mqtt]\nmax_keepalive = 300\n[tenant.acme]\nmax_keepalive = 30\n"
+                        "[tenant.open]\nmax_keepalive = 0\n",
+            NULL, 0);
+    cr_assert_eq(cfg.max_keepalive, 300);
+    cr_assert_eq(config_tenant_settings(&cfg, "nobody")->max_keepalive, 300);
+    cr_assert_eq(config_tenant_settings(&cfg, "acme")->max_keepalive, 30);
+    cr_assert_eq(config_tenant_settings(&cfg, "open")->max_keepalive, 0);
+    /* Unset, no tenant is capped. */
+    load_ok(&cfg, LISTENER_OK, NULL, 0);
+    cr_assert_eq(config_tenant_settings(&cfg, "nobody")->max_keepalive, 0);
+    /* A setting provider names it like the file. */
+    struct tenant_settings set = *config_tenant_settings(&cfg, "nobody");
+    cr_assert_eq(config_tenant_apply(&set, "max_keepalive", "45", err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(set.max_keepalive, 45);
+    /* min_keepalive above max_keepalive, however the layers combine. */
+    cr_assert_eq(
+        load_text(&cfg, LISTENER_OK "[mqtt]\nmax_keepalive = 30\n[tenant.a]\nmin_keepalive = 60\n",
+                  NULL, 0, err, sizeof(err)),
+        -1);
+    cr_assert(strstr(err, "[tenant.a] min_keepalive (60) is above max_keepalive (30)"), "%s", err);
+    load_ok(&cfg, LISTENER_OK "[tenant.a]\nmin_keepalive = 60\nmax_keepalive = 60\n", NULL, 0);
+    load_ok(&cfg, LISTENER_OK "[tenant.a]\nmin_keepalive = 60\n", NULL, 0); /* no cap */
 }
 
 Test(config, plugin_sections_keep_their_keys)
