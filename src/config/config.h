@@ -109,6 +109,13 @@ struct config {
     uint32_t max_retained_messages; /* default 1000000 */
     uint64_t max_retained_bytes;    /* payload bytes, default 1073741824 */
 
+    /* Before CONNECT completes: how many connections may wait for it (split
+     * evenly between shards; beyond, the oldest is closed), how long each
+     * may wait, and the largest CONNECT (or AUTH) read from them. */
+    uint32_t max_pending_connections; /* default 60000 */
+    uint32_t connect_timeout;         /* seconds, default 10 */
+    uint32_t max_connect_size;        /* bytes, whole packet, default 65536 */
+
     /* [mqtt]: capabilities the server announces and enforces (MQTT 5.0
      * properties in CONNACK; the limits apply to every protocol version
      * where they have a meaning there) */
