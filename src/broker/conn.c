@@ -14,6 +14,12 @@
  *
  * Closing: flush, shut down, close the direct descriptor; the struct is
  * freed when no operation that names it is still in flight.
+ *
+ * Before CONNECT: a connection is pending until its CONNECT is accepted.
+ * Pending connections do not count against max_connections (sockets that
+ * never speak MQTT would lock real clients out); each shard keeps its own,
+ * oldest first, up to its share of max_pending_connections, closing the
+ * oldest to admit a new one, and reads at most max_connect_size of each.
  */
 #include "broker/conn.h"
 
@@ -35,9 +41,8 @@
 #include "mqtt/codec.h"
 #include "mqtt/props.h"
 
-#define CONN_CONNECT_TIMEOUT_MS 10000u
-#define CONN_CLOSE_TIMEOUT_MS   5000u
-#define CONN_OUT_MIN            512u
+#define CONN_CLOSE_TIMEOUT_MS 5000u
+#define CONN_OUT_MIN          512u
 
 /* Output a client may leave unread (limits.max_client_output, or its
  * tenant's) before we stop reading its input; we read again below a
@@ -96,8 +101,56 @@ static void start_send(struct shard *s, struct conn *c)
     submit_send(s, c);
 }
 
+/* Off the list it is on (s->pending or s->all). */
+static void conn_unlink(struct shard *s, struct conn *c)
+{
+    if (c->all_next)
+        c->all_next->all_pprev = c->all_pprev;
+    else if (c->pending)
+        s->pending_tail = c->all_pprev;
+    *c->all_pprev = c->all_next;
+}
+
+static void conn_link_all(struct shard *s, struct conn *c)
+{
+    c->all_next = s->all;
+    if (s->all)
+        s->all->all_pprev = &c->all_next;
+    c->all_pprev = &s->all;
+    s->all = c;
+}
+
+void conn_pending_end(struct shard *s, struct conn *c)
+{
+    if (!c->pending)
+        return;
+    conn_unlink(s, c);
+    c->pending = false;
+    s->npending--;
+    conn_link_all(s, c);
+}
+
+/*
+ * max_pending_connections: the oldest pending connection makes room. It is
+ * the one closest to its connect timeout; a flood of silent sockets pushes
+ * out its own first, while a client that sends CONNECT at once has left the
+ * list long before it would reach the head.
+ */
+static void pending_evict(struct shard *s)
+{
+    atomic_fetch_add_explicit(&s->broker->pending_evicted, 1, memory_order_relaxed);
+    log_ratelimited(LOG_LEVEL_WARN,
+                    "max_pending_connections reached (%u on this shard): closing the oldest "
+                    "connection waiting for CONNECT",
+                    s->pending_max);
+    /* A 5.0 client in enhanced authentication gets CONNACK 0x89. */
+    conn_close_reason(s, s->pending, CLOSE_PROTOCOL, MQTT_RC_SERVER_BUSY, NULL);
+}
+
 static struct conn *conn_create(struct shard *s, uint32_t fi, uint8_t listener)
 {
+    if (s->pending && s->npending >= s->pending_max)
+        pending_evict(s);
     struct conn *c = slab_alloc(s->conn_slab);
     if (!c)
         return NULL;
@@ -106,14 +159,36 @@ static struct conn *conn_create(struct shard *s, uint32_t fi, uint8_t listener)
     c->id = ++s->next_conn_id;
     c->last_rx_ms = s->now_ms;
     c->state = CONN_NEW;
-    c->all_next = s->all;
-    if (s->all)
-        s->all->all_pprev = &c->all_next;
-    c->all_pprev = &s->all;
-    s->all = c;
-    atomic_fetch_add_explicit(&s->broker->connections, 1, memory_order_relaxed);
-    wheel_add(s->wheel, &c->timer, s->now_ms + CONN_CONNECT_TIMEOUT_MS);
+    c->pending = true;
+    c->all_pprev = s->pending_tail;
+    *s->pending_tail = c;
+    s->pending_tail = &c->all_next;
+    s->npending++;
+    wheel_add(s->wheel, &c->timer, s->now_ms + (uint64_t)s->cfg->connect_timeout * 1000u);
     return c;
+}
+
+bool conn_count(struct shard *s, struct conn *c)
+{
+    if (c->counted)
+        return true;
+    /* Taken before it is checked, so that two shards admitting at once
+     * cannot both take the last place. */
+    uint32_t max = s->cfg->max_connections;
+    unsigned before = atomic_fetch_add_explicit(&s->broker->connections, 1, memory_order_relaxed);
+    if (max && before >= max) {
+        atomic_fetch_sub_explicit(&s->broker->connections, 1, memory_order_relaxed);
+        return false;
+    }
+    c->counted = true;
+    return true;
+}
+
+static void conn_uncount(struct shard *s, struct conn *c)
+{
+    if (c->counted)
+        atomic_fetch_sub_explicit(&s->broker->connections, 1, memory_order_relaxed);
+    c->counted = false;
 }
 
 static void close_fixed(struct shard *s, uint32_t fi)
@@ -130,15 +205,8 @@ void conn_accepted(struct shard *s, uint32_t fi, uint8_t listener, const struct 
         return;
     }
     /* Over max_connections a client still gets a CONNACK saying so
-     * (connect.c); only far beyond it is a connection dropped unanswered,
-     * so that a flood cannot pile up connections waiting for CONNECT. */
-    uint32_t max = s->cfg->max_connections;
-    if (max &&
-        atomic_load_explicit(&s->broker->connections, memory_order_relaxed) >= max + max / 8 + 64) {
-        log_ratelimited(LOG_LEVEL_WARN, "max_connections (%u) far exceeded, dropping", max);
-        close_fixed(s, fi);
-        return;
-    }
+     * (connect.c); a flood that never sends CONNECT is bounded by
+     * max_pending_connections (conn_create). */
     struct conn *c = conn_create(s, fi, listener);
     if (!c) {
         log_ratelimited(LOG_LEVEL_ERR, "out of memory accepting a connection");
@@ -166,11 +234,10 @@ static void conn_free(struct shard *s, struct conn *c)
     conn_v5_destroy(c->v5);
     identity_free(c->auth);
     wheel_remove(&c->timer);
-    *c->all_pprev = c->all_next;
-    if (c->all_next)
-        c->all_next->all_pprev = c->all_pprev;
-    if (!c->uncounted)
-        atomic_fetch_sub_explicit(&s->broker->connections, 1, memory_order_relaxed);
+    conn_unlink(s, c);
+    if (c->pending)
+        s->npending--;
+    conn_uncount(s, c);
     slab_free(s->conn_slab, c);
 }
 
@@ -329,6 +396,8 @@ void conn_close_reason(struct shard *s, struct conn *c, enum conn_close_reason w
             conn_commit(s, c, mqtt_connack_encode(p, MQTT_V5, false, rc));
     }
     c->state = CONN_CLOSING;
+    conn_pending_end(s, c);
+    conn_uncount(s, c); /* its place is free once it stops being served */
     wheel_remove(&c->timer);
     if (c->session) {
         struct session *ss = c->session;
@@ -413,6 +482,13 @@ static bool reading(const struct conn *c)
     return c->state == CONN_NEW || c->state == CONN_ACTIVE;
 }
 
+static uint32_t pre_connect_max(const struct shard *s)
+{
+    const struct config *cfg = s->cfg;
+    return cfg->max_connect_size < cfg->max_packet_size ? cfg->max_connect_size
+                                                        : cfg->max_packet_size;
+}
+
 /*
  * Handle every complete packet in buf. Returns the bytes consumed; stops
  * early (returning len) when the connection stopped reading. *need receives
@@ -424,12 +500,17 @@ static size_t process(struct shard *s, struct conn *c, const uint8_t *buf, size_
     *need = 0;
     while (off < len) {
         struct mqtt_frame f;
-        /* The tenant's limit once it is known (MQTT-3.2.2-15 in 5.0). */
-        uint32_t max =
-            c->session ? c->session->tenant->set->max_packet_size : s->cfg->max_packet_size;
+        /* The tenant's limit once it is known (MQTT-3.2.2-15 in 5.0); before,
+         * max_connect_size, so that a connection which has not even sent
+         * its CONNECT cannot make us hold a large packet. */
+        uint32_t max = c->session ? c->session->tenant->set->max_packet_size : pre_connect_max(s);
         int rc = mqtt_frame_decode(buf + off, len - off, max, &f);
         if (rc == MQTT_INCOMPLETE)
             break;
+        if (rc == MQTT_RC_PACKET_TOO_LARGE && !c->session) {
+            protocol_connect_too_large(s, c, &f, buf + off, len - off);
+            return len;
+        }
         if (rc != MQTT_OK) {
             /* MQTT-4.13.1-1: 0x95 Packet too large, 0x81 Malformed. */
             protocol_violation(s, c,
@@ -724,8 +805,9 @@ void conn_on_timer(struct wheel_entry *e, void *arg)
  * packs it), then what was read so far, starting with CONNECT. `off` holds
  * the listener index, plus HANDOVER_AUTH when the answer is there.
  */
-#define HANDOVER_AUTH 0x100u
-#define HANDOVER_PEER 18u /* [16 address][u16 port] */
+#define HANDOVER_AUTH    0x100u
+#define HANDOVER_COUNTED 0x200u /* it holds a place in max_connections */
+#define HANDOVER_PEER    18u    /* [16 address][u16 port] */
 
 void conn_relocate(struct shard *s, struct conn *c, uint32_t home, const uint8_t *bytes, size_t len)
 {
@@ -744,12 +826,13 @@ void conn_relocate(struct shard *s, struct conn *c, uint32_t home, const uint8_t
         identity_pack(c->auth, w);
     memcpy(h->data + pre, bytes, len);
     h->len = (uint32_t)(pre + len);
-    h->off = c->listener | (c->auth ? HANDOVER_AUTH : 0);
+    h->off = c->listener | (c->auth ? HANDOVER_AUTH : 0) | (c->counted ? HANDOVER_COUNTED : 0);
     c->stash = h;
     c->state = CONN_MOVING;
-    /* Counted at home from now on: max_connections must not see it twice. */
-    atomic_fetch_sub_explicit(&s->broker->connections, 1, memory_order_relaxed);
-    c->uncounted = true;
+    /* Its place in max_connections goes with it: the home shard does not
+     * check again, and a second client cannot take the place meanwhile. */
+    c->counted = false;
+    conn_pending_end(s, c);
     wheel_remove(&c->timer);
     /* IORING_OP_MSG_RING / IORING_MSG_SEND_FD (5.18): install our direct
      * descriptor in the home ring's table; it gets a CQE carrying `h`. */
@@ -778,6 +861,7 @@ void conn_on_fdsent(struct shard *s, struct conn *c, int res)
      * client id, so refuse it: server unavailable. */
     log_ratelimited(LOG_LEVEL_WARN, "cannot move connection to its home shard (%s); refusing it",
                     strerror(-res));
+    c->counted = (h->off & HANDOVER_COUNTED) != 0; /* released by the close */
     free(h);
     c->state = CONN_NEW;
     uint8_t *p = conn_fits(c, 5) ? conn_reserve(s, c, 5) : NULL; /* MQTT-3.1.2-24 */
@@ -835,11 +919,14 @@ void conn_adopt(struct shard *s, uint32_t fi, struct iobuf *h)
     struct conn *c = conn_create(s, fi, (uint8_t)(h->off & 0xff));
     if (!c) {
         log_ratelimited(LOG_LEVEL_ERR, "out of memory adopting a connection");
+        if (h->off & HANDOVER_COUNTED)
+            atomic_fetch_sub_explicit(&s->broker->connections, 1, memory_order_relaxed);
         close_fixed(s, fi);
         free(h);
         return;
     }
     c->relocated = true;
+    c->counted = (h->off & HANDOVER_COUNTED) != 0;
     const uint8_t *r = h->data;
     memcpy(c->peer.addr, r, sizeof(c->peer.addr));
     r += sizeof(c->peer.addr);
@@ -873,18 +960,23 @@ void conn_shutdown_notice(struct shard *s)
     }
 }
 
-bool conn_any_sending(const struct shard *s)
+static bool list_sending(const struct conn *c)
 {
-    for (const struct conn *c = s->all; c; c = c->all_next)
+    for (; c; c = c->all_next)
         if (c->sending || (c->out && c->out->len && c->state != CONN_CLOSING))
             return true;
     return false;
 }
 
+bool conn_any_sending(const struct shard *s)
+{
+    return list_sending(s->all) || list_sending(s->pending);
+}
+
 void conn_free_all(struct shard *s)
 {
-    while (s->all) {
-        struct conn *c = s->all;
+    while (s->all || s->pending) {
+        struct conn *c = s->all ? s->all : s->pending;
         if (c->session) {
             struct session *ss = c->session;
             ss->tenant->ctr.connections--;

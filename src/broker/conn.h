@@ -70,7 +70,8 @@ struct conn {
     struct iobuf *sending;      /* handed to the kernel */
     struct iobuf *stash;        /* CONN_MOVING: bytes travelling with the descriptor;
                                    enhanced auth: the CONNECT being authenticated */
-    struct conn *all_next;      /* shard's list of every connection (shutdown) */
+    struct conn *all_next;      /* shard's pending list until CONNECT completes, then
+                                   its list of every other connection (shutdown) */
     struct conn **all_pprev;
     struct conn *next_dirty; /* shard->dirty list */
     struct conn *next_rearm; /* shard->rearm list */
@@ -95,7 +96,8 @@ struct conn {
     bool rate_limited : 1;   /* over the tenant's publish rate: not read until next second */
     bool out_paused : 1;     /* reads stopped: the client does not read its output */
     bool xpaused : 1;        /* reads stopped: it publishes to a shard that is behind */
-    bool uncounted : 1;      /* moved away: no longer in broker->connections */
+    bool counted : 1;        /* holds a place in broker->connections (conn_count) */
+    bool pending : 1;        /* in s->pending: CONNECT not completed yet */
     bool closed_fd : 1;
     bool relocated : 1;        /* arrived from another shard: serve here */
     bool teardown_pending : 1; /* flush, then shut down */
@@ -111,6 +113,16 @@ void conn_accepted(struct shard *s, uint32_t fi, uint8_t listener, const struct 
  * the auth plugin's answer and the bytes read so far (see conn_relocate;
  * iobuf `off` = listener index and flags). Takes ownership of h. */
 void conn_adopt(struct shard *s, uint32_t fi, struct iobuf *h);
+
+/* Take a place in limits.max_connections for this connection, whose
+ * CONNECT is being accepted (once; a moving connection takes its place
+ * along). False when the broker is full. Connections that have not sent
+ * CONNECT hold no place: limits.max_pending_connections bounds them. */
+bool conn_count(struct shard *s, struct conn *c);
+
+/* CONNECT completed (or the connection moves or closes): it leaves the
+ * shard's pending connections. Idempotent. */
+void conn_pending_end(struct shard *s, struct conn *c);
 
 /* Completion handlers, called by the shard loop. */
 void conn_on_recv(struct shard *s, struct conn *c, int res, unsigned flags);

@@ -73,6 +73,11 @@ void observe_collect(struct metrics_writer *w, void *arg)
                   NULL, (double)b->nshards);
     metrics_write(w, "ringmq_uptime_seconds", "Seconds since the broker started.", "gauge", NULL,
                   NULL, (double)(clock_now_ms() - b->started_ms) / 1000.0);
+    metrics_write(w, "ringmq_pending_closed_total",
+                  "Connections closed before their CONNECT to stay within "
+                  "limits.max_pending_connections (oldest first).",
+                  "counter", NULL, NULL,
+                  (double)atomic_load_explicit(&b->pending_evicted, memory_order_relaxed));
     metrics_write_tenants(w, names, sums, k);
     free(names);
     free(sums);

@@ -33,6 +33,11 @@ void protocol_violation(struct shard *s, struct conn *c, const char *what, int r
 int protocol_connect(struct shard *s, struct conn *c, const struct mqtt_frame *f,
                      const uint8_t *pkt, size_t avail);
 int protocol_auth(struct shard *s, struct conn *c, const struct mqtt_frame *f, const uint8_t *body);
+/* Before CONNACK, a packet over max_connect_size (its fixed header `f` is
+ * at `pkt`, with `avail` bytes there): refuse and close without reading
+ * the rest. */
+void protocol_connect_too_large(struct shard *s, struct conn *c, const struct mqtt_frame *f,
+                                const uint8_t *pkt, size_t avail);
 int protocol_disconnect(struct shard *s, struct conn *c, const struct mqtt_frame *f,
                         const uint8_t *body);
 int protocol_publish(struct shard *s, struct conn *c, const struct mqtt_frame *f,

@@ -848,6 +848,9 @@ int broker_start(const struct config *cfg, struct plugin_host *plugins, struct b
         s->broker = b;
         s->cfg = cfg;
         s->slow_budget = cfg->max_slow_output_total / b->nshards;
+        s->pending_tail = &s->pending;
+        /* SO_REUSEPORT spreads accepts evenly: an even share each. */
+        s->pending_max = (cfg->max_pending_connections + b->nshards - 1) / b->nshards;
         s->tenants = calloc(TENANT_MAX, sizeof(*s->tenants));
         if (!s->tenants)
             goto fail;

@@ -173,7 +173,8 @@ struct broker {
     pthread_barrier_t start_barrier; /* main + shards: initialised, then go */
     pthread_barrier_t stop_barrier;  /* shards: wills published before draining */
     atomic_bool start_failed;        /* any shard failed to initialise */
-    atomic_uint connections;
+    atomic_uint connections;         /* past the max_connections check (conn_count) */
+    atomic_ullong pending_evicted;   /* closed for max_pending_connections */
     uint16_t ports[CONFIG_MAX_LISTENERS];
 };
 
@@ -237,8 +238,15 @@ struct shard {
     uint64_t xcongested;
     bool xhit;
 
+    /* Connections that have not completed CONNECT, oldest first, linked
+     * like `all` and not in it; at most pending_max, this shard's share of
+     * limits.max_pending_connections (conn.c). */
+    struct conn *pending;
+    struct conn **pending_tail;
+    uint32_t npending, pending_max;
+
     /* per loop turn work lists */
-    struct conn *all;   /* every connection, for shutdown */
+    struct conn *all;   /* every other connection, for shutdown */
     struct conn *dirty; /* connections with output to send */
     struct conn *rearm; /* connections whose multishot recv ended early */
 

@@ -127,6 +127,9 @@ static const struct directive directives[] = {
 
     LIMITS("max_packet_size", parse_u32, max_packet_size, 16, CONFIG_PACKET_SIZE_MAX),
     LIMITS("max_connections", parse_u32, max_connections, 0, 100000000),
+    LIMITS("max_pending_connections", parse_u32, max_pending_connections, 1, 100000000),
+    LIMITS("connect_timeout", parse_u32, connect_timeout, 1, 3600),
+    LIMITS("max_connect_size", parse_u32, max_connect_size, 128, CONFIG_PACKET_SIZE_MAX),
     LIMITS("max_inflight", parse_u32, max_inflight, 1, 65535),
     LIMITS("max_queued_messages", parse_u32, max_queued_messages, 0, 10000000),
     LIMITS("max_queued_bytes", parse_u64, max_queued_bytes, 0, UINT64_C(1) << 40),
@@ -1113,6 +1116,9 @@ void config_defaults(struct config *cfg)
     cfg->nlisteners = 0;
     cfg->max_packet_size = 1048576;
     cfg->max_connections = 0;
+    cfg->max_pending_connections = 60000;
+    cfg->connect_timeout = 10;
+    cfg->max_connect_size = 65536;
     cfg->max_inflight = 32;
     cfg->max_queued_messages = 1000;
     cfg->max_queued_bytes = 16777216;

@@ -117,6 +117,13 @@ struct config {
     uint32_t max_client_output;     /* default 1048576 */
     uint64_t max_slow_output_total; /* default 268435456; 0: no limit */
 
+    /* Before CONNECT completes: how many connections may wait for it (split
+     * evenly between shards; beyond, the oldest is closed), how long each
+     * may wait, and the largest CONNECT (or AUTH) read from them. */
+    uint32_t max_pending_connections; /* default 60000 */
+    uint32_t connect_timeout;         /* seconds, default 10 */
+    uint32_t max_connect_size;        /* bytes, whole packet, default 65536 */
+
     /* [mqtt]: capabilities the server announces and enforces (MQTT 5.0
      * properties in CONNACK; the limits apply to every protocol version
      * where they have a meaning there) */

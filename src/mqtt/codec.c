@@ -211,6 +211,23 @@ static int connect_decode_protocol(struct rd *r, uint8_t *version)
     return MQTT_RC_MALFORMED;
 }
 
+int mqtt_connect_peek_version(const uint8_t *body, size_t len)
+{
+    if (len < 2)
+        return MQTT_INCOMPLETE;
+    size_t name_len = (size_t)body[0] << 8 | body[1];
+    bool mqtt = name_len == 4, mqisdp = name_len == 6;
+    if (!mqtt && !mqisdp)
+        return MQTT_RC_MALFORMED;
+    /* Compare what is there: a wrong name is known before it is whole. */
+    size_t have = len - 2 < name_len ? len - 2 : name_len;
+    if (memcmp(body + 2, mqtt ? "MQTT" : "MQIsdp", have) != 0)
+        return MQTT_RC_MALFORMED;
+    if (len < 2 + name_len + 1)
+        return MQTT_INCOMPLETE;
+    return body[2 + name_len];
+}
+
 static int connect_decode_flags(uint8_t f, struct mqtt_connect *out)
 {
     if (f & 0x01) /* MQTT-3.1.2-3 */

@@ -163,6 +163,15 @@ struct mqtt_connect {
  */
 int mqtt_connect_decode(uint8_t flags, const uint8_t *body, size_t len, struct mqtt_connect *out);
 
+/*
+ * The protocol level of a CONNECT of which only the first `len` bytes of
+ * the body (variable header onward) have arrived, for answering a CONNECT
+ * refused before it is read in the client's own protocol. Returns the
+ * level once the protocol name ("MQTT" or "MQIsdp") and level are there;
+ * MQTT_INCOMPLETE before; MQTT_RC_MALFORMED for another name.
+ */
+int mqtt_connect_peek_version(const uint8_t *body, size_t len);
+
 struct mqtt_publish {
     uint8_t qos;
     bool dup;

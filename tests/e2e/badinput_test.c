@@ -3,8 +3,10 @@
  * keeps working (it exchanges a message afterwards). Each test starts its own
  * broker. */
 #include "harness.h"
+#include "harness_v5.h"
 
 #include <criterion/criterion.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -137,6 +139,110 @@ Test(badinput, announced_size_over_max_packet_size_closes_early)
     cr_assert(raw_wait_close(fd, E2E_WAIT_MS) == 0, "broker waited for an oversized body");
     close(fd);
     good_still_works(good);
+    broker_stop(&b);
+}
+
+/* limits.max_connect_size (64 KiB by default, under max_packet_size's
+ * 1 MiB): a CONNECT announcing more is refused from its fixed header, before
+ * its body arrives (it used to be read, up to 1 MiB per connection, for the
+ * 10 s connect timeout). Only the fixed header is sent here, so the level is
+ * unknown and the broker closes without an answer; when the bytes at hand
+ * show 5.0 it first sends CONNACK 0x95 Packet too large, while a 3.1.1
+ * client, which has no such code, gets none. */
+Test(badinput, connect_over_max_connect_size_refused_from_its_fixed_header)
+{
+    if (e2e_mosquitto())
+        cr_skip_test("ringmqd limits");
+    broker_start(&b, NULL);
+    struct client *good = good_client();
+    /* Remaining length 100,000 (0xA0 0x8D 0x06). */
+    uint8_t head[] = {0x10, 0xa0, 0x8d, 0x06, 0x00, 0x04, 'M', 'Q', 'T', 'T', 0x05};
+    uint8_t in[16];
+    int fd = raw_open(&b);
+    cr_assert(raw_send(fd, head, 4) == 0);
+    int n = raw_read_packet(fd, in, sizeof(in), E2E_WAIT_MS);
+    cr_assert(n == 0 || n == -ECONNRESET, "want a close and no byte, got %d", n);
+    close(fd);
+
+    fd = raw_open(&b);
+    cr_assert(raw_send(fd, head, sizeof(head)) == 0);
+    n = raw_read_packet(fd, in, sizeof(in), E2E_WAIT_MS);
+    cr_assert(n == 5 && !memcmp(in, "\x20\x03\x00\x95\x00", 5),
+              "5.0: want CONNACK 0x95, got %d bytes (0x%02x)", n, n > 0 ? in[0] : 0);
+    cr_assert_eq(raw_wait_close(fd, E2E_WAIT_MS), 0);
+    close(fd);
+
+    head[sizeof(head) - 1] = 0x04; /* 3.1.1 */
+    fd = raw_open(&b);
+    cr_assert(raw_send(fd, head, sizeof(head)) == 0);
+    n = raw_read_packet(fd, in, sizeof(in), E2E_WAIT_MS);
+    cr_assert(n == 0 || n == -ECONNRESET, "3.1.1: want a close and no byte, got %d", n);
+    close(fd);
+    good_still_works(good);
+    broker_stop(&b);
+}
+
+/* Under limits.max_connect_size a CONNECT with a large will still works
+ * (a libmosquitto client, 60,000 bytes of will payload under the default
+ * 64 KiB), and the will is published; one byte over a lowered limit is
+ * refused. */
+Test(badinput, connect_with_will_under_max_connect_size_accepted)
+{
+    if (e2e_mosquitto())
+        cr_skip_test("ringmqd limits");
+    broker_start(&b, NULL);
+    struct client *good = good_client();
+    cr_assert_eq(client_subscribe(good, "will/t", 1), 1);
+    char *will = malloc(60001);
+    memset(will, 'w', 60000);
+    will[60000] = 0;
+    struct client_opts o = {.id = "big-will",
+                            .clean = true,
+                            .will_topic = "will/t",
+                            .will_payload = will,
+                            .will_qos = 1};
+    struct client *c = NULL;
+    cr_assert_eq(client_connect_rc(&b, &o, &c), 0, "CONNECT with a 60,000-byte will refused");
+    client_destroy(c); /* gone without DISCONNECT: the will goes out */
+    struct msg m;
+    cr_assert_eq(client_wait_message(good, &m, E2E_WAIT_MS), 0, "will not published");
+    cr_assert_str_eq(m.topic, "will/t");
+    cr_assert_eq(m.len, 60000);
+    msg_free(&m);
+    good_still_works(good);
+    broker_stop(&b);
+
+    /* At the limit accepted, one byte over refused. */
+    broker_start(&b, "limits.max_connect_size=1000", NULL);
+    struct pkt p;
+    struct raw_connect rc = {.flags = -1, .clean = true, .id = "w", .will_topic = "w/t"};
+    uint8_t out[1200];
+    for (size_t len = 900; len < 1000; len++) {
+        will[len] = 0;
+        rc.will_payload = will;
+        pkt_connect(&p, &rc);
+        if (pkt_encode(&p, out) == 1000)
+            break;
+        will[len] = 'w';
+    }
+    cr_assert_eq(pkt_encode(&p, out), 1000);
+    int fd = raw_open(&b);
+    cr_assert(raw_send(fd, out, 1000) == 0);
+    uint8_t in[8];
+    cr_assert_eq(raw_read_packet(fd, in, sizeof(in), E2E_WAIT_MS), 4);
+    cr_assert(in[0] == 0x20 && in[3] == 0, "a 1000-byte CONNECT at the limit refused");
+    close(fd);
+    size_t wl = strlen(will);
+    will[wl] = 'w';
+    will[wl + 1] = 0;
+    pkt_connect(&p, &rc);
+    cr_assert_eq(pkt_encode(&p, out), 1001);
+    fd = raw_open(&b);
+    raw_send(fd, out, 1001);
+    int n = raw_read_packet(fd, in, sizeof(in), E2E_WAIT_MS);
+    cr_assert(n == 0 || n == -ECONNRESET, "a 1001-byte CONNECT: want a close, got %d", n);
+    close(fd);
+    free(will);
     broker_stop(&b);
 }
 

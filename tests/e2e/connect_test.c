@@ -2,10 +2,12 @@
  * DISCONNECT, keepalive expiry. Raw sockets where exact bytes matter, libmosquitto
  * for the well-behaved paths. Each test starts its own broker. */
 #include "harness.h"
+#include "harness_v5.h"
 
 #include <criterion/criterion.h>
 #include <mosquitto.h>
 #include <stdlib.h>
+#include <poll.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -387,5 +389,131 @@ Test(connect, max_keepalive_applies_to_3_1_1_when_server_keepalive_is_set)
     cr_assert_eq(connack_rc(&o), 2);
     o.keepalive = 10;
     cr_assert_eq(connack_rc(&o), 0);
+    broker_stop(&b);
+}
+
+/* ---- connections that have not sent CONNECT (limits.max_pending_connections,
+ * limits.connect_timeout) ---- */
+
+#define SILENT 24
+
+/* The broker closed fd without sending a byte. */
+static void expect_closed_unanswered(int fd, const char *what)
+{
+    uint8_t in[16];
+    int n = raw_read_packet(fd, in, sizeof(in), E2E_WAIT_MS);
+    cr_assert(n == 0 || n == -ECONNRESET, "%s: want a close and no byte, got %d (0x%02x)", what, n,
+              n > 0 ? in[0] : 0);
+    close(fd);
+}
+
+/* The broker has neither closed fd nor sent anything on it. */
+static bool still_open(int fd)
+{
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    return poll(&p, 1, 0) == 0;
+}
+
+/* With one shard, every connection opened before this returns has been
+ * accepted: accepts come off the listener's queue in order, and the CONNACK
+ * of this later one shows its accept happened. (With several shards, each
+ * has its own queue: then it only makes that likely.) */
+static void sync_accepts(const char *id)
+{
+    struct raw_connect o = {.flags = -1, .clean = true, .id = id, .keepalive = 60};
+    int rc = -1;
+    int fd = raw_mqtt_connect(&b, &o, &rc, NULL); /* any CONNACK will do */
+    uint8_t disc[] = {0xe0, 0x00};
+    if (rc == 0)
+        cr_assert(raw_send(fd, disc, sizeof(disc)) == 0);
+    cr_assert(raw_wait_close(fd, E2E_WAIT_MS) == 0);
+    close(fd);
+}
+
+/* limits.max_connections counts clients whose CONNECT was accepted: more
+ * silent TCP connections than the limit (which held places until their
+ * connect timeout, so that reopening them kept everyone out) do not refuse a
+ * real client, and the limit still holds among real clients. */
+Test(connect, silent_sockets_do_not_count_against_max_connections)
+{
+    if (e2e_mosquitto())
+        cr_skip_test("ringmqd limits");
+    broker_start(&b, "limits.max_connections=2", NULL);
+    int silent[SILENT];
+    for (int i = 0; i < SILENT; i++)
+        silent[i] = raw_open(&b);
+    sync_accepts("sync"); /* the silent sockets are in the broker */
+    struct client *one = NULL, *two = NULL, *three = NULL;
+    struct client_opts o1 = {.id = "one", .clean = true}, o2 = {.id = "two", .clean = true};
+    struct client_opts o3 = {.id = "three", .clean = true};
+    cr_assert_eq(client_connect_rc(&b, &o1, &one), 0, "silent sockets locked a client out");
+    cr_assert_eq(client_connect_rc(&b, &o2, &two), 0, "silent sockets locked a client out");
+    cr_assert_eq(client_connect_rc(&b, &o3, &three), 3, "max_connections = 2 must still hold");
+    client_destroy(three);
+    for (int i = 0; i < SILENT; i++) {
+        cr_assert(still_open(silent[i]), "silent socket %d closed early", i);
+        close(silent[i]);
+    }
+    cr_assert_eq(client_subscribe(one, "pc/t", 1), 1);
+    client_publish(two, "pc/t", "in", 2, 1, false);
+    client_expect_message(one, "pc/t", "in", NULL, NULL);
+    client_disconnect(one);
+    client_disconnect(two);
+    broker_stop(&b);
+}
+
+/* Beyond limits.max_pending_connections the oldest connection still
+ * waiting for CONNECT is closed (unanswered) to admit the new one, which
+ * can then connect; the others are left alone. The budget is per shard
+ * (max_pending_connections / shards), so one shard makes "oldest" exact. */
+Test(connect, oldest_pending_connection_closed_beyond_max_pending)
+{
+    if (e2e_mosquitto())
+        cr_skip_test("ringmqd limits");
+    broker_start(&b, "server.shards=1", "limits.max_pending_connections=4", NULL);
+    int oldest = raw_open(&b);
+    sync_accepts("sync"); /* pending while it connects: 2 of 4 */
+    int mid[3];
+    for (int i = 0; i < 3; i++)
+        mid[i] = raw_open(&b); /* with the oldest, 4 pending: the budget */
+    cr_assert(still_open(oldest), "closed within the budget");
+    struct raw_connect o = {.flags = -1, .clean = true, .id = "newest", .keepalive = 60};
+    int newest = raw_mqtt_open(&b, &o); /* the fifth: CONNACK 0 */
+    expect_closed_unanswered(oldest, "the oldest pending connection");
+    for (int i = 0; i < 3; i++) {
+        cr_assert(still_open(mid[i]), "pending connection %d closed, not the oldest", i + 1);
+        close(mid[i]);
+    }
+    struct pkt p;
+    pkt_init(&p, 0xc0); /* PINGREQ */
+    cr_assert(raw_send_pkt(newest, &p) == 0);
+    uint8_t in[8];
+    cr_assert_eq(raw_read_packet(newest, in, sizeof(in), E2E_WAIT_MS), 2);
+    cr_assert_eq(in[0], 0xd0);
+    close(newest);
+    cr_assert_eq(broker_log_count(&b, "max_pending_connections reached"), 1);
+    broker_stop(&b);
+}
+
+/* limits.connect_timeout: a connection that sends nothing, or only part of
+ * a CONNECT, is closed once the timeout passes (it used to be a fixed 10 s),
+ * and not at once. */
+Test(connect, connect_timeout_closes_silent_and_partial_connections)
+{
+    if (e2e_mosquitto())
+        cr_skip_test("ringmqd limits");
+    broker_start(&b, "limits.connect_timeout=1", NULL);
+    int silent = raw_open(&b);
+    int partial = raw_open(&b);
+    uint8_t part[] = {0x10, 0x0c, 0x00, 0x04, 'M'};
+    cr_assert(raw_send(partial, part, sizeof(part)) == 0);
+    cr_assert(still_open(silent) && still_open(partial));
+    uint8_t in[8];
+    cr_assert_eq(raw_read_packet(silent, in, sizeof(in), E2E_ABSENT_MS), -ETIMEDOUT,
+                 "closed long before connect_timeout");
+    /* 1 s (plus the broker's 250 ms timer tick); 5 s bounds the wait. */
+    expect_closed_unanswered(silent, "silent connection after connect_timeout");
+    expect_closed_unanswered(partial, "partial CONNECT after connect_timeout");
+    expect_broker_alive();
     broker_stop(&b);
 }

@@ -59,6 +59,32 @@ Test(observe, metrics_count_a_known_workload)
     broker_stop(&b);
 }
 
+/* ringmq_pending_closed_total counts the connections closed before their
+ * CONNECT to stay within limits.max_pending_connections. */
+Test(observe, pending_closed_total_counts_closed_pending_connections)
+{
+    ringmq_only();
+    broker_start(&b, "metrics.enabled=true", "metrics.port=0", "server.shards=1",
+                 "limits.max_pending_connections=2", NULL);
+    int port = broker_metrics_port(&b);
+    char *body = metrics_scrape(port);
+    cr_assert_eq(metrics_sample(body, "ringmq_pending_closed_total "), 0, "%s", body);
+    cr_assert(strstr(body, "# TYPE ringmq_pending_closed_total counter"));
+    free(body);
+    int fd[5];
+    for (int i = 0; i < 5; i++)
+        fd[i] = raw_open(&b); /* 3 more than the budget */
+    /* The third closes the first, the fourth the second, the fifth the third. */
+    for (int i = 0; i < 3; i++)
+        cr_assert_eq(raw_wait_close(fd[i], E2E_WAIT_MS), 0, "pending connection %d kept", i);
+    body = metrics_scrape(port);
+    cr_assert_eq(metrics_sample(body, "ringmq_pending_closed_total "), 3, "%s", body);
+    free(body);
+    for (int i = 0; i < 5; i++)
+        close(fd[i]);
+    broker_stop(&b);
+}
+
 /* MQTT-4.3.3-2 (method A): a QoS 2 PUBLISH resent before PUBREL (its
  * PUBREC was lost) is acknowledged again with PUBREC 0x00 but is one
  * message received: delivered once and counted once. */

@@ -122,6 +122,9 @@ Test(config, defaults)
     cr_assert_eq(cfg.nlisteners, 0);
     cr_assert_eq(cfg.max_packet_size, 1048576);
     cr_assert_eq(cfg.max_connections, 0);
+    cr_assert_eq(cfg.max_pending_connections, 60000);
+    cr_assert_eq(cfg.connect_timeout, 10);
+    cr_assert_eq(cfg.max_connect_size, 65536);
     cr_assert_eq(cfg.max_inflight, 32);
     cr_assert_eq(cfg.max_queued_messages, 1000);
     cr_assert_eq(cfg.max_queued_bytes, 16777216);
@@ -163,6 +166,9 @@ Test(config, shipped_file_loads_and_documents_the_defaults)
     cr_assert_eq(cfg.recv_buffers, def.recv_buffers);
     cr_assert_eq(cfg.max_packet_size, def.max_packet_size);
     cr_assert_eq(cfg.max_connections, def.max_connections);
+    cr_assert_eq(cfg.max_pending_connections, def.max_pending_connections);
+    cr_assert_eq(cfg.connect_timeout, def.connect_timeout);
+    cr_assert_eq(cfg.max_connect_size, def.max_connect_size);
     cr_assert_eq(cfg.max_inflight, def.max_inflight);
     cr_assert_eq(cfg.max_queued_messages, def.max_queued_messages);
     cr_assert_eq(cfg.max_queued_bytes, def.max_queued_bytes);
@@ -195,6 +201,9 @@ Test(config, shipped_file_lists_every_key)
         "backlog",
         "max_packet_size",
         "max_connections",
+        "max_pending_connections",
+        "connect_timeout",
+        "max_connect_size",
         "max_inflight",
         "max_queued_messages",
         "max_queued_bytes",
@@ -246,6 +255,9 @@ Test(config, set_every_key)
         "listener.default.backlog=128",
         "limits.max_packet_size=65536",
         "limits.max_connections=1000",
+        "limits.max_pending_connections=500",
+        "limits.connect_timeout=3",
+        "limits.max_connect_size=4096",
         "limits.max_inflight=10",
         "limits.max_queued_messages=5",
         "limits.max_queued_bytes=5000000000",
@@ -282,6 +294,9 @@ Test(config, set_every_key)
     cr_assert_eq(cfg.listeners[0].backlog, 128);
     cr_assert_eq(cfg.max_packet_size, 65536);
     cr_assert_eq(cfg.max_connections, 1000);
+    cr_assert_eq(cfg.max_pending_connections, 500);
+    cr_assert_eq(cfg.connect_timeout, 3);
+    cr_assert_eq(cfg.max_connect_size, 4096);
     cr_assert_eq(cfg.max_inflight, 10);
     cr_assert_eq(cfg.max_queued_messages, 5);
     cr_assert_eq(cfg.max_queued_bytes, 5000000000ull);
@@ -678,6 +693,11 @@ Test(config, integer_bounds)
         {"listener.default.backlog", {"1", "65535"}, {"0", "65536"}},
         {"limits.max_packet_size", {"16", "268435460"}, {"15", "268435461"}},
         {"limits.max_connections", {"0", "100000000"}, {"100000001", "4294967296"}},
+        /* 0 would be no budget at all: every connection refused. */
+        {"limits.max_pending_connections", {"1", "100000000"}, {"0", "100000001", "-1"}},
+        {"limits.connect_timeout", {"1", "3600"}, {"0", "3601", "10s"}},
+        /* Below 128 bytes ordinary CONNECTs (a 23-byte id, credentials) fail. */
+        {"limits.max_connect_size", {"128", "268435460"}, {"127", "268435461", "64k"}},
         {"limits.max_inflight", {"1", "65535"}, {"0", "65536", "1.5", "+1"}},
         {"limits.max_queued_messages", {"0", "10000000"}, {"10000001"}},
         {"limits.max_queued_bytes",

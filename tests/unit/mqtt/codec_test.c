@@ -354,6 +354,28 @@ Test(connect, mqtt_3_1_2_1_protocol_name)
     cr_assert_eq(mqtt_connect_decode(0, BYTES(0, 0, 4, 2, 0, 0, 0, 0), &c), MQTT_RC_MALFORMED);
 }
 
+/* The level of a CONNECT refused before its body is read (too large). */
+Test(connect, peek_version_of_a_partial_connect)
+{
+    static const uint8_t v5[] = {0, 4, 'M', 'Q', 'T', 'T', 5, 0x02, 0, 60};
+    for (size_t n = 0; n < 7; n++)
+        cr_assert_eq(mqtt_connect_peek_version(v5, n), MQTT_INCOMPLETE, "%zu bytes", n);
+    for (size_t n = 7; n <= sizeof(v5); n++)
+        cr_assert_eq(mqtt_connect_peek_version(v5, n), MQTT_V5, "%zu bytes", n);
+    cr_assert_eq(mqtt_connect_peek_version(BYTES(0, 4, 'M', 'Q', 'T', 'T', 4)), MQTT_V311);
+    cr_assert_eq(mqtt_connect_peek_version(BYTES(0, 6, 'M', 'Q', 'I', 's', 'd', 'p', 3)), MQTT_V31);
+    cr_assert_eq(mqtt_connect_peek_version(BYTES(0, 6, 'M', 'Q', 'I', 's', 'd', 'p')),
+                 MQTT_INCOMPLETE);
+    /* Any level is reported: the caller decides what it answers. */
+    cr_assert_eq(mqtt_connect_peek_version(BYTES(0, 4, 'M', 'Q', 'T', 'T', 7)), 7);
+    /* A wrong name is known as soon as a byte of it differs. */
+    cr_assert_eq(mqtt_connect_peek_version(BYTES(0, 4, 'M', 'X')), MQTT_RC_MALFORMED);
+    cr_assert_eq(mqtt_connect_peek_version(BYTES(0, 4, 'm', 'q', 't', 't', 5)), MQTT_RC_MALFORMED);
+    cr_assert_eq(mqtt_connect_peek_version(BYTES(0, 5, 'M', 'Q', 'T', 'T', 'X', 5)),
+                 MQTT_RC_MALFORMED);
+    cr_assert_eq(mqtt_connect_peek_version(BYTES(0x10, 4)), MQTT_RC_MALFORMED);
+}
+
 /* MQTT-3.1.2-3: the reserved connect flag. */
 Test(connect, mqtt_3_1_2_3_reserved_flag)
 {
