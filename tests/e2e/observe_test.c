@@ -5,15 +5,11 @@
 #include "harness.h"
 #include "harness_v5.h"
 
-#include <arpa/inet.h>
 #include <criterion/criterion.h>
-#include <netinet/in.h>
-#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -27,58 +23,10 @@ static void ringmq_only(void)
         cr_skip_test("ringmq's own observability");
 }
 
-/* The port from "metrics on http://127.0.0.1:PORT/metrics" in the log. */
+/* The port of this test's broker's metrics listener. */
 static int metrics_port(void)
 {
-    char path[128], line[512];
-    snprintf(path, sizeof(path), "%s/broker.log", b.dir);
-    FILE *f = fopen(path, "r");
-    cr_assert_not_null(f);
-    int port = 0;
-    while (!port && fgets(line, sizeof(line), f)) {
-        char *p = strstr(line, "metrics on http://127.0.0.1:");
-        if (p)
-            port = atoi(p + strlen("metrics on http://127.0.0.1:"));
-    }
-    fclose(f);
-    cr_assert(port > 0, "no metrics line in the broker log");
-    return port;
-}
-
-/* GET /metrics over loopback; returns a malloc'd body. */
-static char *scrape(int port)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    cr_assert(connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0);
-    const char req[] = "GET /metrics HTTP/1.0\r\n\r\n";
-    cr_assert(write(fd, req, sizeof(req) - 1) == (ssize_t)sizeof(req) - 1);
-    size_t cap = 1 << 16, len = 0;
-    char *buf = malloc(cap);
-    for (;;) {
-        struct pollfd p = {.fd = fd, .events = POLLIN};
-        cr_assert(poll(&p, 1, E2E_WAIT_MS) == 1, "metrics endpoint did not answer");
-        ssize_t n = read(fd, buf + len, cap - len - 1);
-        if (n <= 0)
-            break;
-        len += (size_t)n;
-        if (len + 1 == cap)
-            buf = realloc(buf, cap *= 2);
-    }
-    buf[len] = 0;
-    close(fd);
-    cr_assert(strstr(buf, "200 OK"), "%s", buf);
-    return buf;
-}
-
-/* The value of the sample whose line starts with `prefix` (labels included). */
-static long sample(const char *body, const char *prefix)
-{
-    for (const char *p = body; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL)
-        if (strncmp(p, prefix, strlen(prefix)) == 0)
-            return atol(p + strlen(prefix));
-    return -1;
+    return broker_metrics_port(&b);
 }
 
 Test(observe, metrics_count_a_known_workload)
@@ -93,16 +41,19 @@ Test(observe, metrics_count_a_known_workload)
         client_publish(pub, "m/t", "12345", 5, 1, false);
     for (int i = 0; i < 5; i++)
         client_expect_message(sub, "m/t", "12345", NULL, NULL);
-    char *body = scrape(port);
-    cr_assert_eq(sample(body, "ringmq_connections{tenant=\"global\"} "), 2, "%s", body);
-    cr_assert_eq(sample(body, "ringmq_sessions{tenant=\"global\"} "), 2);
-    cr_assert_eq(sample(body, "ringmq_subscriptions{tenant=\"global\"} "), 1);
-    cr_assert_eq(sample(body, "ringmq_messages_in_total{tenant=\"global\",qos=\"1\"} "), 5);
-    cr_assert_eq(sample(body, "ringmq_messages_out_total{tenant=\"global\",qos=\"1\"} "), 5);
+    char *body = metrics_scrape(port);
+    cr_assert_eq(metrics_sample(body, "ringmq_connections{tenant=\"global\"} "), 2, "%s", body);
+    cr_assert_eq(metrics_sample(body, "ringmq_sessions{tenant=\"global\"} "), 2);
+    cr_assert_eq(metrics_sample(body, "ringmq_subscriptions{tenant=\"global\"} "), 1);
+    cr_assert_eq(metrics_sample(body, "ringmq_messages_in_total{tenant=\"global\",qos=\"1\"} "), 5);
+    cr_assert_eq(metrics_sample(body, "ringmq_messages_out_total{tenant=\"global\",qos=\"1\"} "),
+                 5);
     /* 3.1.1 QoS 1 PUBLISH of "m/t", "12345": 2 + 2 + 3 + 2 + 5 = 14 bytes. */
-    cr_assert_eq(sample(body, "ringmq_bytes_in_total{tenant=\"global\",qos=\"1\"} "), 5 * 14);
-    cr_assert_eq(sample(body, "ringmq_bytes_out_total{tenant=\"global\",qos=\"1\"} "), 5 * 14);
-    cr_assert_eq(sample(body, "ringmq_bytes_in_total{tenant=\"global\",qos=\"0\"} "), 0);
+    cr_assert_eq(metrics_sample(body, "ringmq_bytes_in_total{tenant=\"global\",qos=\"1\"} "),
+                 5 * 14);
+    cr_assert_eq(metrics_sample(body, "ringmq_bytes_out_total{tenant=\"global\",qos=\"1\"} "),
+                 5 * 14);
+    cr_assert_eq(metrics_sample(body, "ringmq_bytes_in_total{tenant=\"global\",qos=\"0\"} "), 0);
     cr_assert(strstr(body, "# TYPE ringmq_messages_in_total counter"));
     free(body);
     client_disconnect(pub);
@@ -133,9 +84,9 @@ Test(observe, mqtt_4_3_3_2_resent_qos2_publish_counts_once)
     raw_expect_ack(fd, 0x70, 9);
     client_expect_message(sub, "q2/t", "once", NULL, NULL);
     cr_assert(client_no_message(sub, E2E_ABSENT_MS), "delivered twice");
-    char *body = scrape(metrics_port());
-    cr_assert_eq(sample(body, "ringmq_messages_in_total{tenant=\"global\",qos=\"2\"} "), 1, "%s",
-                 body);
+    char *body = metrics_scrape(metrics_port());
+    cr_assert_eq(metrics_sample(body, "ringmq_messages_in_total{tenant=\"global\",qos=\"2\"} "), 1,
+                 "%s", body);
     free(body);
     close(fd);
     client_disconnect(sub);
@@ -392,9 +343,10 @@ Test(observe, quota_static_limits_shared_subscriptions)
     int fd = v5_open(&b, "sh5", NULL);
     v5_subscribe(fd, 1, "$share/h/a", 1, NULL, 0x97);
     close(fd);
-    char *body = scrape(metrics_port());
-    cr_assert_eq(sample(body, "ringmq_shared_subscriptions{tenant=\"global\"} "), 1, "%s", body);
-    cr_assert_eq(sample(body, "ringmq_subscriptions{tenant=\"global\"} "), 2);
+    char *body = metrics_scrape(metrics_port());
+    cr_assert_eq(metrics_sample(body, "ringmq_shared_subscriptions{tenant=\"global\"} "), 1, "%s",
+                 body);
+    cr_assert_eq(metrics_sample(body, "ringmq_subscriptions{tenant=\"global\"} "), 2);
     free(body);
     client_unsubscribe(one, "$share/g/a");
     cr_assert_eq(client_subscribe(two, "$share/g/b", 1), 1, "the quota is free again");
@@ -422,9 +374,10 @@ Test(observe, quota_static_holds_qos1_back_for_outbound_bytes)
         snprintf(payload, sizeof(payload), "message %02d 0123456789012345678901", i);
         client_expect_message(sub, "bo", payload, NULL, NULL);
     }
-    char *body = scrape(metrics_port());
-    cr_assert_gt(sample(body, "ringmq_throttled_total{tenant=\"global\"} "), 0, "%s", body);
-    cr_assert_eq(sample(body, "ringmq_dropped_total{tenant=\"global\",reason=\"throttled\"} "), 0);
+    char *body = metrics_scrape(metrics_port());
+    cr_assert_gt(metrics_sample(body, "ringmq_throttled_total{tenant=\"global\"} "), 0, "%s", body);
+    cr_assert_eq(
+        metrics_sample(body, "ringmq_dropped_total{tenant=\"global\",reason=\"throttled\"} "), 0);
     free(body);
     client_disconnect(pub);
     client_disconnect(sub);
@@ -437,9 +390,10 @@ Test(observe, quota_static_drops_qos0_over_outbound_bytes)
 {
     int got = publish_under_quota("max_bytes_out_rate=300", 0, 20);
     cr_assert(got >= 1 && got < 20, "%d of 20 delivered under a 300 B/s quota", got);
-    char *body = scrape(metrics_port());
-    cr_assert_eq(sample(body, "ringmq_dropped_total{tenant=\"global\",reason=\"throttled\"} "),
-                 20 - got, "%s", body);
+    char *body = metrics_scrape(metrics_port());
+    cr_assert_eq(
+        metrics_sample(body, "ringmq_dropped_total{tenant=\"global\",reason=\"throttled\"} "),
+        20 - got, "%s", body);
     free(body);
     broker_stop(&b);
 }
@@ -467,9 +421,10 @@ Test(observe, retained_messages_on_subscribe_count_toward_outbound_bytes)
         got++;
     }
     cr_assert(got >= 1 && got < 20, "%d of 20 retained messages under a 300 B/s quota", got);
-    char *body = scrape(metrics_port());
-    cr_assert_eq(sample(body, "ringmq_dropped_total{tenant=\"global\",reason=\"throttled\"} "),
-                 20 - got, "%s", body);
+    char *body = metrics_scrape(metrics_port());
+    cr_assert_eq(
+        metrics_sample(body, "ringmq_dropped_total{tenant=\"global\",reason=\"throttled\"} "),
+        20 - got, "%s", body);
     free(body);
     client_disconnect(pub);
     client_disconnect(sub);
@@ -579,13 +534,14 @@ Test(observe, messages_in_count_once_when_a_check_waits_for_the_plugin)
     for (int i = 0; i < 3; i++)
         cr_assert_eq(v5_publish(fd, "flip/x", "1", 1, false, (uint16_t)(3 + i), NULL),
                      i % 2 ? 0x87 : 0, "publish %d", i);
-    char *body = scrape(port);
-    cr_assert_eq(sample(body, "ringmq_messages_in_total{tenant=\"acme\",qos=\"1\"} "), 5, "%s",
-                 body);
+    char *body = metrics_scrape(port);
+    cr_assert_eq(metrics_sample(body, "ringmq_messages_in_total{tenant=\"acme\",qos=\"1\"} "), 5,
+                 "%s", body);
     /* 5.0 QoS 1 PUBLISH: 2 + 2 + topic + 2 + 1 (no properties) + 1 byte. */
-    cr_assert_eq(sample(body, "ringmq_bytes_in_total{tenant=\"acme\",qos=\"1\"} "),
+    cr_assert_eq(metrics_sample(body, "ringmq_bytes_in_total{tenant=\"acme\",qos=\"1\"} "),
                  2 * (8 + 3) + 3 * (8 + 6), "%s", body);
-    cr_assert_eq(sample(body, "ringmq_permission_denied_total{tenant=\"acme\"} "), 1, "%s", body);
+    cr_assert_eq(metrics_sample(body, "ringmq_permission_denied_total{tenant=\"acme\"} "), 1, "%s",
+                 body);
     free(body);
     close(fd);
     broker_stop(&b);
@@ -607,9 +563,9 @@ Test(observe, connection_quota_lets_a_takeover_through)
     struct client_opts o = {.id = "same", .clean = true};
     cr_assert_eq(client_connect_rc(&b, &o, &second), 0, "the takeover was refused");
     cr_assert(client_wait_closed(first, E2E_WAIT_MS) == 0, "MQTT-3.1.4-2: first not closed");
-    char *body = scrape(port);
-    cr_assert_eq(sample(body, "ringmq_connections{tenant=\"global\"} "), 1, "%s", body);
-    cr_assert_eq(sample(body, "ringmq_throttled_total{tenant=\"global\"} "), 0, "%s", body);
+    char *body = metrics_scrape(port);
+    cr_assert_eq(metrics_sample(body, "ringmq_connections{tenant=\"global\"} "), 1, "%s", body);
+    cr_assert_eq(metrics_sample(body, "ringmq_throttled_total{tenant=\"global\"} "), 0, "%s", body);
     free(body);
     client_disconnect(second);
     client_destroy(first);
