@@ -2,10 +2,11 @@
  * acl: permission checks with a per-connection verdict cache (see acl.h).
  *
  * The cache is a small open-addressing table of 64-bit keys (XXH3 of
- * action, QoS, retain and topic, its top 48 bits; a collision would reuse
- * another topic's verdict with probability 2^-48 per pair) holding the
- * verdict and the plugin's reason code in the low 16 bits; it is emptied
- * when full rather than grown without bound. Verdicts
+ * action, QoS, retain and topic; a collision would reuse another topic's
+ * verdict with probability 2^-61 per pair, which a client choosing topics
+ * cannot search its way to) holding the verdict in the low bits, and beside
+ * it the plugin's reason code for a refusal; it is emptied when full rather
+ * than grown without bound. Verdicts
  * not marked cacheable are kept only until the packet that asked is
  * handled. A SIGHUP reload of the plugins empties every cache at its
  * connection's next check (the plugin host's generation changed), so a
@@ -26,12 +27,19 @@
 #define ACL_CACHE_SLOTS 256u /* per connection, power of two */
 #define ACL_MEMO_TOPIC  56u  /* longest topic the last-verdict memo keeps */
 
-/* A slot: key bits above 16; verdict in bits 0-1 (enum ringmq_verdict fits),
- * bit 2 always set (a slot is never 0), reason code in bits 8-15. */
-#define KEY_MASK           (~UINT64_C(0xffff))
-#define ANSWER_OF(slot)    ((uint32_t)((slot)&0xff03u))
-#define VERDICT_OF(answer) ((int)((answer)&3u))
-#define REASON_OF(answer)  ((uint8_t)((answer) >> 8))
+/* A slot: the key, whose bit 2 is always set (a slot is never 0), and the
+ * verdict in bits 0-1 (enum ringmq_verdict fits). An answer, as the
+ * functions below pass it: the verdict, and the reason code in bits 8-15. */
+#define KEY_MASK             (~UINT64_C(3))
+#define ANSWER(slot, reason) ((uint32_t)((slot)&3u) | (uint32_t)(reason) << 8)
+#define VERDICT_OF(answer)   ((int)((answer)&3u))
+#define REASON_OF(answer)    ((uint8_t)((answer) >> 8))
+
+/* One verdict of the packet being handled. */
+struct acl_answer {
+    uint64_t slot;
+    uint8_t reason;
+};
 
 struct acl_cache {
     uint32_t used;
@@ -41,9 +49,10 @@ struct acl_cache {
      * packet is handled again after each answer and must find them all,
      * whatever happens to the slots meanwhile (full, or a reload). Emptied
      * when the packet is done. */
-    uint64_t *packet;
+    struct acl_answer *packet;
     uint32_t npacket, packet_cap;
-    uint64_t slots[ACL_CACHE_SLOTS]; /* key | verdict, 0: empty */
+    uint64_t slots[ACL_CACHE_SLOTS];  /* key | verdict, 0: empty */
+    uint8_t reasons[ACL_CACHE_SLOTS]; /* the slot's reason code, 0: none */
     /* The last PUBLISH verdict found in the slots: a client publishing to
      * the same topic again (the common case) skips the hash and the probe.
      * memo_len 0: none. Valid under `generation` only. */
@@ -56,28 +65,28 @@ static uint64_t key_of(enum ringmq_action a, const uint8_t *topic, size_t len, u
                        bool retain)
 {
     uint64_t seed = (uint64_t)a << 8 | (uint64_t)qos << 1 | (retain ? 1u : 0u);
-    /* The low 16 bits carry the answer; a key is never 0. */
+    /* The low 2 bits carry the verdict; a key is never 0. */
     return (XXH3_64bits_withSeed(topic, len, seed) & KEY_MASK) | 4u;
 }
 
-/* An answer (ANSWER_OF) or -1. */
+/* An answer (ANSWER) or -1. */
 static int lookup_packet(const struct acl_cache *a, uint64_t key)
 {
     for (uint32_t i = 0; i < a->npacket; i++)
-        if ((a->packet[i] & (KEY_MASK | 4u)) == key)
-            return (int)ANSWER_OF(a->packet[i]);
+        if ((a->packet[i].slot & KEY_MASK) == key)
+            return (int)ANSWER(a->packet[i].slot, a->packet[i].reason);
     return -1;
 }
 
 static int lookup_slots(const struct acl_cache *a, uint64_t key)
 {
     uint32_t mask = ACL_CACHE_SLOTS - 1;
-    for (uint32_t i = (uint32_t)(key >> 16) & mask, n = 0; n < ACL_CACHE_SLOTS;
+    for (uint32_t i = (uint32_t)(key >> 3) & mask, n = 0; n < ACL_CACHE_SLOTS;
          i = (i + 1) & mask, n++) {
         if (a->slots[i] == 0)
             return -1;
-        if ((a->slots[i] & (KEY_MASK | 4u)) == key)
-            return (int)ANSWER_OF(a->slots[i]);
+        if ((a->slots[i] & KEY_MASK) == key)
+            return (int)ANSWER(a->slots[i], a->reasons[i]);
     }
     return -1;
 }
@@ -92,10 +101,11 @@ static void insert(struct acl_cache *a, uint64_t key, uint32_t answer)
         a->memo_len = 0;
     }
     uint32_t mask = ACL_CACHE_SLOTS - 1;
-    uint32_t i = (uint32_t)(key >> 16) & mask;
+    uint32_t i = (uint32_t)(key >> 3) & mask; /* above the fixed bit 2 */
     while (a->slots[i] != 0)
         i = (i + 1) & mask;
-    a->slots[i] = key | answer;
+    a->slots[i] = key | (uint64_t)VERDICT_OF(answer);
+    a->reasons[i] = REASON_OF(answer);
     a->used++;
 }
 
@@ -147,7 +157,7 @@ static int verdict_of(enum ringmq_action action, uint32_t answer, uint8_t *reaso
     return v;
 }
 
-/* key: what identifies the verdict (see key_of). An answer (ANSWER_OF), or
+/* key: what identifies the verdict (see key_of). An answer (ANSWER), or
  * ACL_WAIT. */
 static int check(struct shard *s, struct conn *c, const struct ringmq_check *chk, uint64_t key)
 {
@@ -252,7 +262,7 @@ void acl_on_done(struct shard *s, struct conn *c, const struct plugin_done *d)
     uint32_t answer = (uint32_t)d->r.check.verdict | (uint32_t)d->r.check.reason_code << 8;
     if (a->npacket == a->packet_cap) {
         uint32_t cap = a->packet_cap ? a->packet_cap * 2 : 8;
-        uint64_t *v = realloc(a->packet, cap * sizeof(*v));
+        struct acl_answer *v = realloc(a->packet, cap * sizeof(*v));
         if (!v) {
             /* The packet cannot be handled without its verdicts. */
             a->pending = 0;
@@ -265,7 +275,8 @@ void acl_on_done(struct shard *s, struct conn *c, const struct plugin_done *d)
         a->packet = v;
         a->packet_cap = cap;
     }
-    a->packet[a->npacket++] = a->pending | answer;
+    a->packet[a->npacket++] =
+        (struct acl_answer){a->pending | (uint64_t)VERDICT_OF(answer), REASON_OF(answer)};
     if (d->r.check.cacheable && !d->timed_out)
         insert(a, a->pending, answer);
     a->pending = 0;

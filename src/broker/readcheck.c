@@ -3,9 +3,10 @@
  *
  * Owns the identity copy and the verdict table of its session, on the
  * session's shard. The table is open addressing over 64-bit slots (the
- * topic's XXH3 above bit 3, so a collision reuses another topic's verdict
- * with probability 2^-61 per pair; bit 2 always set, so a slot is never 0;
- * bit 0 the verdict). It starts small, doubles up to READCHECK_MAX_SLOTS and
+ * topic's XXH3 above bit 1, so a collision reuses another topic's verdict
+ * with probability 2^-62 per pair, out of reach of a client choosing the
+ * topics it publishes to; bit 1 always set, so a slot is never 0; bit 0 the
+ * verdict). It starts small, doubles up to READCHECK_MAX_SLOTS and
  * is emptied, rather than grown further, when that fills: a subscriber
  * reading more distinct topics than that asks the plugin again, which is
  * cheap (check_read is synchronous and must be). Nothing here runs unless
@@ -26,8 +27,8 @@
 #define READCHECK_MIN_SLOTS 16u
 #define READCHECK_MAX_SLOTS 1024u /* 8 KiB per session at most */
 
-#define SLOT_KEY_MASK (~UINT64_C(7))
-#define SLOT_USED     UINT64_C(4)
+#define SLOT_KEY_MASK (~UINT64_C(3))
+#define SLOT_USED     UINT64_C(2)
 #define SLOT_ALLOWED  UINT64_C(1)
 
 struct readcheck {
@@ -76,7 +77,7 @@ oom:
 static int lookup(const struct readcheck *r, uint64_t key)
 {
     uint32_t mask = r->cap - 1;
-    for (uint32_t i = (uint32_t)(key >> 3) & mask, n = 0; r->cap && n < r->cap;
+    for (uint32_t i = (uint32_t)(key >> 2) & mask, n = 0; r->cap && n < r->cap;
          i = (i + 1) & mask, n++) {
         if (r->slots[i] == 0)
             return -1;
@@ -89,7 +90,7 @@ static int lookup(const struct readcheck *r, uint64_t key)
 static void put(uint64_t *slots, uint32_t cap, uint64_t slot)
 {
     uint32_t mask = cap - 1;
-    uint32_t i = (uint32_t)((slot & SLOT_KEY_MASK) >> 3) & mask;
+    uint32_t i = (uint32_t)((slot & SLOT_KEY_MASK) >> 2) & mask;
     while (slots[i] != 0)
         i = (i + 1) & mask;
     slots[i] = slot;

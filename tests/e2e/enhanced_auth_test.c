@@ -146,6 +146,9 @@ Test(enhanced_auth, plugin_reason_codes_reach_the_client_when_the_packet_allows_
     v5_subscribe(fd, 4, "rc04/a", 1, NULL, 0x87); /* not a SUBACK code */
     v5_subscribe(fd, 5, "rc99/a", 1, NULL, 0x87); /* PUBACK's, not SUBACK's */
     cr_assert_eq(v5_publish(fd, "rc99/a", "x", 1, false, 7, NULL), 0x99); /* Payload format */
+    /* Kept with the verdict: the same topic again is answered from the cache. */
+    cr_assert_eq(v5_publish(fd, "rc99/a", "x", 1, false, 12, NULL), 0x99);
+    v5_subscribe(fd, 13, "rc97/a", 1, NULL, 0x97);
     cr_assert_eq(v5_publish(fd, "rc97/a", "x", 2, false, 8, NULL), 0x97); /* in PUBREC */
     cr_assert_eq(v5_publish(fd, "rc9e/a", "x", 1, false, 9, NULL), 0x87); /* not a PUBACK code */
     struct pkt p;
