@@ -278,24 +278,44 @@ static void expect_only_public(struct client *c)
     cr_assert(client_no_message(c, E2E_ABSENT_MS), "a denied topic was delivered");
 }
 
+struct reader_writer {
+    struct client *alice, *carol;
+};
+
+/* alice subscribes to `filter`, which the deny rule overlaps (granted QoS
+ * 1); carol publishes around the secrets; alice gets the public ones only. */
+static struct reader_writer read_around_secrets(const char *filter)
+{
+    struct reader_writer rw;
+    rw.alice = user("reader", "alice", "a-secret", true);
+    cr_assert_eq(client_subscribe(rw.alice, filter, 1), 1, "%s overlaps the deny rule: granted",
+                 filter);
+    rw.carol = user("writer", "carol", "c-secret", true);
+    publish_around_secrets(rw.carol);
+    expect_only_public(rw.alice);
+    return rw;
+}
+
+static void reader_writer_done(struct reader_writer rw)
+{
+    client_disconnect(rw.carol);
+    client_disconnect(rw.alice);
+    stop();
+}
+
 Test(tenant, deny_rule_filters_an_overlapping_wildcard_subscription_v311)
 {
     start_with_acl(deny_acl);
-    struct client *alice = user("reader", "alice", "a-secret", true);
-    cr_assert_eq(client_subscribe(alice, "#", 1), 1, "# overlaps the deny rule: granted");
-    cr_assert_eq(client_subscribe(alice, "+/+", 1), 1);
-    cr_assert_eq(client_subscribe(alice, "secret/#", 1), 0x80, "wholly denied");
-    cr_assert_eq(client_subscribe(alice, "secret/x", 1), 0x80);
-    cr_assert_eq(client_subscribe(alice, "secret/+", 1), 0x80);
-    struct client *carol = user("writer", "carol", "c-secret", true);
-    publish_around_secrets(carol);
-    expect_only_public(alice);
-    /* The verdicts are kept: the same topics again give the same result. */
-    publish_around_secrets(carol);
-    expect_only_public(alice);
-    client_disconnect(carol);
-    client_disconnect(alice);
-    stop();
+    struct reader_writer rw = read_around_secrets("#");
+    cr_assert_eq(client_subscribe(rw.alice, "+/+", 1), 1);
+    cr_assert_eq(client_subscribe(rw.alice, "secret/#", 1), 0x80, "wholly denied");
+    cr_assert_eq(client_subscribe(rw.alice, "secret/x", 1), 0x80);
+    cr_assert_eq(client_subscribe(rw.alice, "secret/+", 1), 0x80);
+    /* Two overlapping subscriptions, kept verdicts: still the public ones,
+     * once each. */
+    publish_around_secrets(rw.carol);
+    expect_only_public(rw.alice);
+    reader_writer_done(rw);
 }
 
 Test(tenant, deny_rule_filters_an_overlapping_wildcard_subscription_v5)
@@ -372,15 +392,9 @@ Test(tenant, deny_rule_filters_what_an_offline_session_queues)
 Test(tenant, deny_rule_filters_an_overlapping_shared_subscription)
 {
     start_with_acl(deny_acl);
-    struct client *alice = user("member", "alice", "a-secret", true);
-    cr_assert_eq(client_subscribe(alice, "$share/g/#", 1), 1);
-    cr_assert_eq(client_subscribe(alice, "$share/g/secret/#", 1), 0x80);
-    struct client *carol = user("writer", "carol", "c-secret", true);
-    publish_around_secrets(carol);
-    expect_only_public(alice);
-    client_disconnect(carol);
-    client_disconnect(alice);
-    stop();
+    struct reader_writer rw = read_around_secrets("$share/g/#");
+    cr_assert_eq(client_subscribe(rw.alice, "$share/g/secret/#", 1), 0x80);
+    reader_writer_done(rw);
 }
 
 /* A message withheld for the subscriber's rights is a drop with reason
@@ -388,18 +402,12 @@ Test(tenant, deny_rule_filters_an_overlapping_shared_subscription)
 Test(tenant, withheld_messages_are_counted_as_dropped_denied)
 {
     start_with_acl_and(deny_acl, "metrics.enabled=true", "metrics.port=0");
-    struct client *alice = user("reader", "alice", "a-secret", true);
-    cr_assert_eq(client_subscribe(alice, "#", 1), 1);
-    struct client *carol = user("writer", "carol", "c-secret", true);
-    publish_around_secrets(carol);
-    expect_only_public(alice);
+    struct reader_writer rw = read_around_secrets("#");
     char *body = metrics_scrape(broker_metrics_port(&b));
     cr_assert_eq(metrics_sample(body, "ringmq_dropped_total{tenant=\"acme\",reason=\"denied\"} "),
                  2, "%s", body);
     free(body);
-    client_disconnect(carol);
-    client_disconnect(alice);
-    stop();
+    reader_writer_done(rw);
 }
 
 /* The kept read verdicts are forgotten at a reload: once the deny rule is
@@ -407,22 +415,16 @@ Test(tenant, withheld_messages_are_counted_as_dropped_denied)
 Test(tenant, reload_forgets_the_read_verdicts)
 {
     start_with_acl(deny_acl);
-    struct client *alice = user("reader", "alice", "a-secret", true);
-    cr_assert_eq(client_subscribe(alice, "#", 1), 1);
-    struct client *carol = user("writer", "carol", "c-secret", true);
-    publish_around_secrets(carol);
-    expect_only_public(alice);
+    struct reader_writer rw = read_around_secrets("#");
     FILE *f = fopen(acl, "w");
     cr_assert_not_null(f);
     fputs("[tenant acme]\nuser alice\ntopic readwrite #\nuser carol\ntopic readwrite #\n", f);
     fclose(f);
     cr_assert_eq(kill(b.pid, SIGHUP), 0);
     broker_wait_log(&b, "reloaded", 1);
-    client_publish(carol, "secret/x", "s2", 2, 1, false);
-    client_expect_message(alice, "secret/x", "s2", NULL, NULL);
-    client_disconnect(carol);
-    client_disconnect(alice);
-    stop();
+    client_publish(rw.carol, "secret/x", "s2", 2, 1, false);
+    client_expect_message(rw.alice, "secret/x", "s2", NULL, NULL);
+    reader_writer_done(rw);
 }
 
 /* A SIGHUP reload of the ACL file applies to clients already connected:
