@@ -22,8 +22,20 @@
  * copies what it keeps.
  *
  * Versioning. RINGMQ_PLUGIN_ABI_VERSION changes whenever a struct below
- * changes in an incompatible way; structs only ever grow at their end
- * within one version.
+ * changes in an incompatible way, and whenever a plugin may fill something
+ * new: structs only ever grow at their end, and a field or callback marked
+ * "ABI N" exists only between a host and a plugin that both speak N. The
+ * host reads what a plugin fills (its table, the results it completes
+ * with) only up to the version the plugin's table names, so an older
+ * plugin's shorter table and uninitialised padding are never read; it
+ * tells each plugin, in host->abi_version, the version it speaks to it
+ * (the plugin's own). ringmqd loads plugins built for ABI
+ * RINGMQ_PLUGIN_ABI_OLDEST up to RINGMQ_PLUGIN_ABI_VERSION.
+ *
+ * ABI 3 (over 2): a permission verdict may carry the MQTT 5.0 reason code
+ * of the refusal (ringmq_check_result.reason_code); a SUBSCRIBE may be
+ * granted with a read check per delivered topic (RINGMQ_GRANTED_PER_TOPIC
+ * and the check_read callback).
  */
 #ifndef RINGMQ_PLUGIN_H
 #define RINGMQ_PLUGIN_H
@@ -36,7 +48,8 @@
 extern "C" {
 #endif
 
-#define RINGMQ_PLUGIN_ABI_VERSION 2u
+#define RINGMQ_PLUGIN_ABI_VERSION 3u
+#define RINGMQ_PLUGIN_ABI_OLDEST  2u /* the oldest ABI ringmqd still loads */
 #define RINGMQ_PLUGIN_ENTRY       "ringmq_plugin_entry"
 
 /* ---- common types ---- */
@@ -133,11 +146,17 @@ enum ringmq_action {
     RINGMQ_ACTION_PUBLISH = 1,
     RINGMQ_ACTION_SUBSCRIBE = 2,
     RINGMQ_ACTION_UNSUBSCRIBE = 3,
+    /* ABI 3, check_read only: may the client receive a message on `topic`
+     * (a topic name) through a subscription granted
+     * RINGMQ_GRANTED_PER_TOPIC? qos and retain are 0. */
+    RINGMQ_ACTION_RECEIVE = 4,
 };
 
 /* CONNECT is checked once the client's tenant is known, before its session
  * is touched; client_id is the one the client sent (empty when it asks the
- * server to assign one) and topic is empty. */
+ * server to assign one) and topic is empty. A RECEIVE check names the
+ * session's client id and the identity of its latest connection (which may
+ * be offline now: messages are queued for it). */
 struct ringmq_check {
     enum ringmq_action action;
     const char *tenant;
@@ -154,6 +173,16 @@ enum ringmq_verdict {
     RINGMQ_GRANTED = 0,
     RINGMQ_DENIED = 1,
     RINGMQ_CHECK_ERROR = 2,
+    /* ABI 3, SUBSCRIBE only, from a plugin with check_read: granted, but
+     * some topics the filter matches may not be read (a deny rule overlaps
+     * it without covering it). Each topic delivered through this
+     * subscription is then checked with check_read, once per session and
+     * topic while the verdict is cacheable; a denied topic is not delivered
+     * (counted as dropped, reason RINGMQ_DROP_DENIED). Subscriptions
+     * granted plainly cost nothing per delivery. For any other action, or
+     * from a plugin without check_read, the host takes it as
+     * RINGMQ_CHECK_ERROR. */
+    RINGMQ_GRANTED_PER_TOPIC = 3,
 };
 
 struct ringmq_check_result {
@@ -162,6 +191,16 @@ struct ringmq_check_result {
      * the rest of this connection, or until the next reload (SIGHUP): the
      * host need not ask again. */
     bool cacheable;
+    /* ABI 3: for DENIED and CHECK_ERROR, the MQTT 5.0 reason code the
+     * client is sent; 0: the host's default (0x87 Not authorized; 0x80
+     * Unspecified error for a CONNECT check error). Only codes the
+     * specification allows in that packet are used, anything else falls
+     * back to 0x87: SUBACK 0x80 0x83 0x87 0x8F 0x91 0x97 0x9E 0xA1 0xA2;
+     * PUBACK / PUBREC 0x80 0x83 0x87 0x90 0x91 0x97 0x99; UNSUBACK 0x80
+     * 0x83 0x87 0x8F 0x91; CONNACK 0x80 to 0x9F as MQTT 5.0 3.2.2.2 lists
+     * them. MQTT 3.1 and 3.1.1 clients get their protocol's code (SUBACK
+     * 0x80, CONNACK 0x05). */
+    uint8_t reason_code;
 };
 
 /* ---- resource throttling ---- */
@@ -219,6 +258,7 @@ enum ringmq_drop_reason {
     RINGMQ_DROP_SLOW_CONSUMER = 3,
     RINGMQ_DROP_NO_SHARE_MEMBER = 4,
     RINGMQ_DROP_THROTTLED = 5, /* QoS 0 over the tenant's outbound bytes quota */
+    RINGMQ_DROP_DENIED = 6,    /* ABI 3: check_read refused the topic to this subscriber */
 };
 
 /* The name RINGMQ_DROP_SLOW_CONSUMER had before. */
@@ -248,7 +288,7 @@ union ringmq_result {
 };
 
 struct ringmq_host {
-    uint32_t abi_version;
+    uint32_t abi_version; /* the version spoken to this plugin: its own */
     /* Write one log line with the plugin's name in the prefix. */
     void (*log)(enum ringmq_log_level level, const char *fmt, ...)
         __attribute__((format(printf, 2, 3)));
@@ -269,7 +309,7 @@ struct ringmq_host {
 /* ---- the table a plugin exports ---- */
 
 struct ringmq_plugin {
-    uint32_t abi_version; /* RINGMQ_PLUGIN_ABI_VERSION */
+    uint32_t abi_version; /* RINGMQ_PLUGIN_ABI_VERSION when it was built */
     const char *name;
     uint32_t kinds; /* enum ringmq_kind bits */
 
@@ -301,6 +341,16 @@ struct ringmq_plugin {
 
     /* RINGMQ_KIND_EVENTS: one event, borrowed for the call; must not block. */
     void (*event)(void *state, const struct ringmq_event *ev);
+
+    /* ABI 3, RINGMQ_KIND_AUTH, optional (required to grant
+     * RINGMQ_GRANTED_PER_TOPIC): a RINGMQ_ACTION_RECEIVE check, answered
+     * synchronously into *out (zeroed by the host; GRANTED or DENIED,
+     * anything else is DENIED). Called on the subscriber's shard while it
+     * delivers, so it must be cheap and must not block, like throttle; the
+     * host keeps a cacheable answer per session and topic until the next
+     * reload, so it is asked once per topic, not per message. */
+    void (*check_read)(void *state, const struct ringmq_check *check,
+                       struct ringmq_check_result *out);
 };
 
 /* The entry point: `const struct ringmq_plugin *ringmq_plugin_entry(void)`. */

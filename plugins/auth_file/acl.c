@@ -426,10 +426,20 @@ struct acl_subject {
     bool client_ok;
 };
 
-/* Does rule `r` match (deny: may it match) the topic or filter? */
-static bool rule_matches(const struct acl_rule *r, const struct acl_subject *s, bool subscribe,
-                         bool deny, const char *topic, size_t topic_len)
+/* How a rule is compared with a topic or filter. */
+enum rule_test {
+    RULE_COVERS,     /* every topic the filter matches, the rule matches too */
+    RULE_INTERSECTS, /* some topic matched by the filter is matched by the rule */
+};
+
+/* Does rule `r` (with %u / %c substituted) pass `test` against the topic
+ * or filter? A rule whose substitution is impossible does not. */
+static bool rule_matches(const struct acl_rule *r, const struct acl_subject *s, enum rule_test test,
+                         const char *topic, size_t topic_len)
 {
+    /* Out of memory for a long substitution: fail closed, which is for a
+     * deny rule to apply and a grant not to. */
+    bool fail_closed = (r->access & ACL_DENY) != 0;
     const char *f = r->filter;
     size_t n = r->len;
     char stack[256];
@@ -458,7 +468,7 @@ static bool rule_matches(const struct acl_rule *r, const struct acl_subject *s, 
         if (need > sizeof(stack)) {
             heap = malloc(need);
             if (!heap)
-                return deny; /* fail closed: a deny rule applies, a grant does not */
+                return fail_closed;
             out = heap;
         }
         size_t o = 0;
@@ -480,18 +490,17 @@ static bool rule_matches(const struct acl_rule *r, const struct acl_subject *s, 
         f = out;
         n = o;
     }
-    bool m = (deny && subscribe) ? acl_filters_intersect(f, n, topic, topic_len)
-                                 : acl_filter_covers(f, n, topic, topic_len);
+    bool m = test == RULE_INTERSECTS ? acl_filters_intersect(f, n, topic, topic_len)
+                                     : acl_filter_covers(f, n, topic, topic_len);
     free(heap);
     return m;
 }
 
-static bool rules_match(const struct acl_rules *r, const struct acl_subject *s, bool subscribe,
-                        unsigned want, const char *topic, size_t topic_len)
+static bool rules_match(const struct acl_rules *r, const struct acl_subject *s, unsigned want,
+                        enum rule_test test, const char *topic, size_t topic_len)
 {
     for (size_t i = 0; i < r->n; i++)
-        if ((r->v[i].access & want) &&
-            rule_matches(&r->v[i], s, subscribe, want == ACL_DENY, topic, topic_len))
+        if ((r->v[i].access & want) && rule_matches(&r->v[i], s, test, topic, topic_len))
             return true;
     return false;
 }
@@ -515,36 +524,89 @@ static bool shared_inner(const char *f, size_t n, const char **inner, size_t *in
     return true;
 }
 
-bool acl_allows(const struct acl *acl, const char *tenant, const char *user_id,
-                const uint8_t *client_id, size_t client_id_len, bool subscribe,
-                const uint8_t *topic, size_t topic_len)
+/* The rules that apply to one client: its tenant's, and its user block's. */
+struct acl_scope {
+    const struct acl_tenant *t;
+    const struct acl_user *u; /* NULL: no block for this user id */
+    struct acl_subject s;
+};
+
+/* False for a tenant without a section (it gets nothing). */
+static bool scope_of(const struct acl *acl, const char *tenant, const char *user_id,
+                     const uint8_t *client_id, size_t client_id_len, struct acl_scope *sc)
 {
-    const struct acl_tenant *t = strmap_get(&acl->tenants, tenant, strlen(tenant));
-    if (!t)
+    sc->t = strmap_get(&acl->tenants, tenant, strlen(tenant));
+    if (!sc->t)
         return false;
-    const struct acl_user *u = user_id ? strmap_get(&t->users, user_id, strlen(user_id)) : NULL;
-    struct acl_subject s = {
+    sc->u = user_id ? strmap_get(&sc->t->users, user_id, strlen(user_id)) : NULL;
+    sc->s = (struct acl_subject){
         .user_id = (const uint8_t *)user_id,
         .user_id_len = user_id ? strlen(user_id) : 0,
         .client_id = client_id,
         .client_id_len = client_id_len,
     };
-    s.user_ok = user_id && subst_value_ok(s.user_id, s.user_id_len);
-    s.client_ok = subst_value_ok(client_id, client_id_len);
+    sc->s.user_ok = user_id && subst_value_ok(sc->s.user_id, sc->s.user_id_len);
+    sc->s.client_ok = subst_value_ok(client_id, client_id_len);
+    return true;
+}
+
+static bool scope_match(const struct acl_scope *sc, unsigned want, enum rule_test test,
+                        const char *topic, size_t len)
+{
+    return rules_match(&sc->t->all, &sc->s, want, test, topic, len) ||
+           (sc->u && rules_match(&sc->u->rules, &sc->s, want, test, topic, len));
+}
+
+bool acl_may_publish(const struct acl *acl, const char *tenant, const char *user_id,
+                     const uint8_t *client_id, size_t client_id_len, const uint8_t *topic,
+                     size_t topic_len)
+{
+    struct acl_scope sc;
+    if (!scope_of(acl, tenant, user_id, client_id, client_id_len, &sc))
+        return false;
     const char *tp = (const char *)topic;
     /* A deny rule wins over every grant, wherever it is written. */
-    if (rules_match(&t->all, &s, subscribe, ACL_DENY, tp, topic_len) ||
-        (u && rules_match(&u->rules, &s, subscribe, ACL_DENY, tp, topic_len)))
+    return !scope_match(&sc, ACL_DENY, RULE_COVERS, tp, topic_len) &&
+           scope_match(&sc, ACL_WRITE, RULE_COVERS, tp, topic_len);
+}
+
+bool acl_may_read(const struct acl *acl, const char *tenant, const char *user_id,
+                  const uint8_t *client_id, size_t client_id_len, const uint8_t *topic,
+                  size_t topic_len)
+{
+    struct acl_scope sc;
+    if (!scope_of(acl, tenant, user_id, client_id, client_id_len, &sc))
         return false;
+    /* Grants were judged on the filter when the client subscribed; only
+     * the deny rules are asked about each topic. */
+    return !scope_match(&sc, ACL_DENY, RULE_COVERS, (const char *)topic, topic_len);
+}
+
+enum acl_sub acl_may_subscribe(const struct acl *acl, const char *tenant, const char *user_id,
+                               const uint8_t *client_id, size_t client_id_len,
+                               const uint8_t *filter, size_t filter_len)
+{
+    struct acl_scope sc;
+    if (!scope_of(acl, tenant, user_id, client_id, client_id_len, &sc))
+        return ACL_SUB_DENIED;
+    const char *f = (const char *)filter;
     /* A shared subscription delivers its inner filter's topics: a deny on
-     * those refuses it too, whatever grants "$share/..." itself. */
-    const char *in;
-    size_t in_len;
-    if (subscribe && shared_inner(tp, topic_len, &in, &in_len) &&
-        (rules_match(&t->all, &s, subscribe, ACL_DENY, in, in_len) ||
-         (u && rules_match(&u->rules, &s, subscribe, ACL_DENY, in, in_len))))
-        return false;
-    unsigned want = subscribe ? ACL_READ : ACL_WRITE;
-    return rules_match(&t->all, &s, subscribe, want, tp, topic_len) ||
-           (u && rules_match(&u->rules, &s, subscribe, want, tp, topic_len));
+     * those applies to it too, whatever grants "$share/..." itself. */
+    const char *in = f;
+    size_t in_len = filter_len;
+    bool shared = shared_inner(f, filter_len, &in, &in_len);
+    /* Refused when one deny rule covers every topic the filter can match
+     * (several rules covering it only together are not looked for: the
+     * subscription is then granted per topic and delivers nothing), or
+     * when no read rule covers the filter as written. */
+    if (scope_match(&sc, ACL_DENY, RULE_COVERS, f, filter_len) ||
+        (shared && scope_match(&sc, ACL_DENY, RULE_COVERS, in, in_len)) ||
+        !scope_match(&sc, ACL_READ, RULE_COVERS, f, filter_len))
+        return ACL_SUB_DENIED;
+    /* A deny rule that overlaps it without covering it: every topic
+     * delivered through it is checked (acl_may_read). */
+    if (scope_match(&sc, ACL_DENY, RULE_INTERSECTS, f, filter_len) ||
+        (shared && scope_match(&sc, ACL_DENY, RULE_INTERSECTS, in, in_len)))
+        return ACL_SUB_PER_TOPIC;
+    return ACL_SUB_GRANTED;
 }

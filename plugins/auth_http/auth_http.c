@@ -862,6 +862,10 @@ static const char *action_name(enum ringmq_action a)
         return "subscribe";
     case RINGMQ_ACTION_UNSUBSCRIBE:
         return "unsubscribe";
+    case RINGMQ_ACTION_RECEIVE:
+        /* Never asked: without check_read, no subscription is granted per
+         * topic (its check is synchronous; an HTTP round trip is not). */
+        return "receive";
     }
     return "unknown";
 }

@@ -179,6 +179,7 @@ static const char *const drop_names[] = {
     [RINGMQ_DROP_SLOW_CONSUMER] = "slow_consumer",
     [RINGMQ_DROP_NO_SHARE_MEMBER] = "no_share_member",
     [RINGMQ_DROP_THROTTLED] = "throttled",
+    [RINGMQ_DROP_DENIED] = "denied",
 };
 
 #define N_OF(a) (sizeof(a) / sizeof((a)[0]))

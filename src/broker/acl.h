@@ -25,16 +25,20 @@ struct plugin_done;
 /* The answer is on its way: stop, handle this packet again later. */
 #define ACL_WAIT (-2)
 
-/* RINGMQ_GRANTED, RINGMQ_DENIED, RINGMQ_CHECK_ERROR, or ACL_WAIT. Without an
- * auth plugin: RINGMQ_GRANTED. */
+/* RINGMQ_GRANTED, RINGMQ_DENIED, RINGMQ_CHECK_ERROR, or ACL_WAIT; for a
+ * SUBSCRIBE also RINGMQ_GRANTED_PER_TOPIC (deliveries through it need
+ * readcheck_allows). Without an auth plugin: RINGMQ_GRANTED. For a refusal,
+ * *reason (may be NULL) gets the MQTT 5.0 reason code the plugin asked for
+ * when the packet answering `action` may carry it (PUBACK/PUBREC, SUBACK,
+ * UNSUBACK), else 0: the caller's default. */
 int acl_check(struct shard *s, struct conn *c, enum ringmq_action action, const uint8_t *topic,
-              size_t len, uint8_t qos, bool retain);
+              size_t len, uint8_t qos, bool retain, uint8_t *reason);
 
 /* The CONNECT check, once the client's tenant is known (before its session
  * exists); client_id is the one the client sent (empty when the server
- * assigns one). Same answers as acl_check. */
+ * assigns one). Same answers as acl_check; *reason for CONNACK. */
 int acl_check_connect(struct shard *s, struct conn *c, const char *tenant, const uint8_t *client_id,
-                      size_t len);
+                      size_t len, uint8_t *reason);
 
 /* The plugin answered a check of this connection. */
 void acl_on_done(struct shard *s, struct conn *c, const struct plugin_done *d);

@@ -528,17 +528,19 @@ int protocol_connect(struct shard *s, struct conn *c, const struct mqtt_frame *f
         /* The auth plugin's CONNECT permission check, on the home shard
          * (once: the connection does not move again) and before any
          * session is touched, so a refused client takes nothing over. */
-        int v = acl_check_connect(s, c, t->name, ck.client_id.p, ck.client_id.len);
+        uint8_t why;
+        int v = acl_check_connect(s, c, t->name, ck.client_id.p, ck.client_id.len, &why);
         if (v == ACL_WAIT)
             return ACL_WAIT;
         if (v != RINGMQ_GRANTED) {
             t->ctr.denied++;
             observe_event(s, RINGMQ_EV_PERMISSION_DENIED, t, NULL, RINGMQ_ACTION_CONNECT, 0, NULL,
                           0);
+            /* 5.0: the plugin's reason code when it gave one (ABI 3). */
             if (v == RINGMQ_DENIED)
-                return refuse_rc(s, c, MQTT_CONNACK_NOT_AUTHORIZED, MQTT_RC_NOT_AUTHORIZED,
-                                 "not authorized to connect");
-            return refuse_rc(s, c, MQTT_CONNACK_UNAVAILABLE, MQTT_RC_UNSPECIFIED,
+                return refuse_rc(s, c, MQTT_CONNACK_NOT_AUTHORIZED,
+                                 why ? why : MQTT_RC_NOT_AUTHORIZED, "not authorized to connect");
+            return refuse_rc(s, c, MQTT_CONNACK_UNAVAILABLE, why ? why : MQTT_RC_UNSPECIFIED,
                              "permission check failed");
         }
     }

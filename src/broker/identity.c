@@ -91,6 +91,13 @@ void identity_free(struct conn_identity *id)
     free(id);
 }
 
+struct conn_identity *identity_copy(const struct conn_identity *id)
+{
+    struct ringmq_kv attrs[IDENTITY_KV_MAX];
+    identity_kvs(id->attrs, id->n_attrs, attrs);
+    return identity_create(id->tenant, id->user_id, attrs, id->n_attrs, NULL, 0);
+}
+
 void identity_connack_sent(struct conn_identity *id)
 {
     free(id->connack);

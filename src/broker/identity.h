@@ -40,6 +40,10 @@ struct conn_identity *identity_create(uint16_t tenant, const char *user_id,
                                       const struct ringmq_kv *attrs, size_t n_attrs,
                                       const struct ringmq_kv *connack, size_t n_connack);
 
+/* A copy of tenant, user id and attributes (no CONNACK properties, no
+ * verdicts), to outlive the connection. NULL when out of memory. */
+struct conn_identity *identity_copy(const struct conn_identity *id);
+
 /* Free it and its verdict cache. NULL is a no-op. */
 void identity_free(struct conn_identity *id);
 

@@ -116,10 +116,11 @@ int protocol_publish(struct shard *s, struct conn *c, const struct mqtt_frame *f
     }
     /* $SYS belongs to the broker: a client's publish there is refused like
      * one the auth plugin denies. */
-    int verdict =
-        route_is_sys_topic(pb.topic.p, pb.topic.len)
-            ? RINGMQ_DENIED
-            : acl_check(s, c, RINGMQ_ACTION_PUBLISH, pb.topic.p, pb.topic.len, pb.qos, pb.retain);
+    uint8_t why = 0;
+    int verdict = route_is_sys_topic(pb.topic.p, pb.topic.len)
+                      ? RINGMQ_DENIED
+                      : acl_check(s, c, RINGMQ_ACTION_PUBLISH, pb.topic.p, pb.topic.len, pb.qos,
+                                  pb.retain, &why);
     if (verdict == ACL_WAIT)
         return ACL_WAIT;
     /* Counted only past the permission check: a PUBLISH whose verdict the
@@ -144,15 +145,16 @@ int protocol_publish(struct shard *s, struct conn *c, const struct mqtt_frame *f
     ss->tenant->ctr.msgs_in[pb.qos]++;
     ss->tenant->ctr.bytes_in[pb.qos] += f->total_len;
     if (verdict != RINGMQ_GRANTED) {
-        /* Not delivered. A 5.0 client hears why (0x87); 3.1.1 has no way to
-         * say it, so its flow completes as if delivered. */
+        /* Not delivered. A 5.0 client hears why (0x87, or the plugin's
+         * code); 3.1.1 has no way to say it, so its flow completes as if
+         * delivered. */
         ss->tenant->ctr.denied++;
         observe_event(s, RINGMQ_EV_PERMISSION_DENIED, ss->tenant, ss, RINGMQ_ACTION_PUBLISH, 0,
                       pb.topic.p, pb.topic.len);
         if (c->v5) {
             if (pb.qos)
                 conn_write_ack(s, c, pb.qos == 1 ? MQTT_PUBACK : MQTT_PUBREC, pb.packet_id,
-                               MQTT_RC_NOT_AUTHORIZED, "not authorized");
+                               why ? why : MQTT_RC_NOT_AUTHORIZED, "not authorized");
             return 0;
         }
         deliver = false;

@@ -14,6 +14,7 @@
 #include "broker/msg.h"
 #include "broker/observe.h"
 #include "broker/protocol.h"
+#include "broker/readcheck.h"
 #include "broker/session.h"
 #include "broker/shard.h"
 #include "broker/share.h"
@@ -25,7 +26,8 @@
 struct match_ctx {
     struct shard *s;
     const struct msg *m;
-    bool origin; /* published on this shard: shared groups are chosen here */
+    bool origin;    /* published on this shard: shared groups are chosen here */
+    uint64_t thash; /* the topic's hash for read checks, 0 until one needs it */
 };
 
 /* Remember one Subscription Identifier for a matched session. */
@@ -43,6 +45,25 @@ static void match_add_id(struct shard *s, struct session *ss, uint32_t id)
     ss->match_ids = ++s->nmatch_ids;
 }
 
+/* Add ss to the sessions matched by this publish; false when out of
+ * memory (it is left out). */
+static bool match_push(struct shard *s, struct session *ss)
+{
+    if (s->nmatch == s->match_cap) {
+        uint32_t cap = s->match_cap ? s->match_cap * 2 : 64;
+        struct session **v = realloc(s->match, cap * sizeof(*v));
+        if (!v)
+            return false;
+        s->match = v;
+        s->match_cap = cap;
+    }
+    ss->match_epoch = s->match_epoch;
+    ss->match_ids = 0;
+    ss->match_denied = 0;
+    s->match[s->nmatch++] = ss;
+    return true;
+}
+
 static void collect(void *value, void *arg)
 {
     struct match_ctx *ctx = arg;
@@ -57,20 +78,28 @@ static void collect(void *value, void *arg)
         /* MQTT-3.8.3-3: No Local. */
         if ((e->opts & SUB_NO_LOCAL) && ctx->m->origin == ss)
             continue;
-        if (ss->match_epoch != s->match_epoch) {
-            if (s->nmatch == s->match_cap) {
-                uint32_t cap = s->match_cap ? s->match_cap * 2 : 64;
-                struct session **v = realloc(s->match, cap * sizeof(*v));
-                if (!v)
-                    continue;
-                s->match = v;
-                s->match_cap = cap;
+        /* Only subscriptions granted per topic pay for a read check. */
+        bool denied = (e->opts & SUB_READ_CHECK) &&
+                      !readcheck_allows(s, ss, msg_topic(ctx->m), ctx->m->topic_len, &ctx->thash);
+        bool fresh = ss->match_epoch != s->match_epoch;
+        if (fresh && !match_push(s, ss))
+            continue;
+        if (denied) {
+            /* Not through this subscription; counted as a drop unless
+             * another of the session's subscriptions delivers it. */
+            if (fresh) {
+                ss->match_denied = 1;
+                s->nmatch_denied++;
             }
-            ss->match_epoch = s->match_epoch;
+            continue;
+        }
+        if (fresh || ss->match_denied) {
+            if (ss->match_denied) {
+                ss->match_denied = 0;
+                s->nmatch_denied--;
+            }
             ss->match_qos = e->qos;
             ss->match_rap = (e->opts & SUB_RETAIN_AS_PUBLISHED) != 0;
-            ss->match_ids = 0;
-            s->match[s->nmatch++] = ss;
         } else {
             /* Overlapping subscriptions: one copy at the highest QoS
              * (MQTT-3.3.4-2), carrying every identifier (MQTT-3.3.4-4). */
@@ -89,9 +118,10 @@ static void collect(void *value, void *arg)
  * mask. */
 static uint64_t deliver_local(struct shard *s, struct tenant *t, struct msg *m, bool origin)
 {
-    struct match_ctx ctx = {s, m, origin};
+    struct match_ctx ctx = {s, m, origin, 0};
     s->match_epoch++;
     s->nmatch = 0;
+    s->nmatch_denied = 0;
     s->nmatch_ids = 0;
     s->match_mask = 0;
     s->nshare = 0;
@@ -100,7 +130,7 @@ static uint64_t deliver_local(struct shard *s, struct tenant *t, struct msg *m, 
     /* The tenant's outbound bytes quota: one question per message and
      * shard, for all of this shard's deliveries of it. Over it, QoS 0 is
      * dropped and QoS 1/2 wait in their sessions' queues (session.c). */
-    uint32_t n = s->nmatch + s->nshare;
+    uint32_t n = s->nmatch - s->nmatch_denied + s->nshare;
     s->out_quota = n && !observe_throttle(s, t, RINGMQ_RES_BYTES_OUT_RATE,
                                           (uint64_t)n * msg_publish_estimate(m), NULL)
                        ? OUT_OVER
@@ -109,6 +139,12 @@ static uint64_t deliver_local(struct shard *s, struct tenant *t, struct msg *m, 
         share_deliver_collected(s, t, m);
     for (uint32_t i = 0; i < s->nmatch; i++) {
         struct session *ss = s->match[i];
+        if (ss->match_denied) {
+            /* Its subscriptions match, its rights do not: not an error. */
+            ss->match_denied = 0;
+            observe_drop(s, t, ss, RINGMQ_DROP_DENIED, m, 1);
+            continue;
+        }
         uint8_t qos = ss->match_qos < m->qos ? ss->match_qos : m->qos;
         uint32_t ids[32];
         size_t nids = 0;
@@ -352,6 +388,7 @@ struct retained_ctx {
     struct shard *s;
     struct session *ss;
     uint8_t qos;
+    bool read_check; /* the subscription was granted per topic */
     uint32_t subid;
     uint32_t nexpired;
     struct msg *expired[RETAINED_PURGE_BATCH]; /* to delete after the walk */
@@ -370,6 +407,11 @@ static void send_one_retained(void *value, void *arg)
             ctx->expired[ctx->nexpired++] = m;
         return;
     }
+    uint64_t thash = 0;
+    if (ctx->read_check && !readcheck_allows(ctx->s, ctx->ss, msg_topic(m), m->topic_len, &thash)) {
+        observe_drop(ctx->s, ctx->ss->tenant, ctx->ss, RINGMQ_DROP_DENIED, m, 1);
+        return;
+    }
     uint8_t qos = m->qos < ctx->qos ? m->qos : ctx->qos;
     /* Outbound bytes like any delivery, or subscribing again and again
      * would pull the retained store past the tenant's quota. */
@@ -385,9 +427,9 @@ static void send_one_retained(void *value, void *arg)
 }
 
 void route_send_retained(struct shard *s, struct session *ss, const uint8_t *filter, size_t len,
-                         uint8_t qos, uint32_t subid)
+                         uint8_t qos, uint32_t subid, bool read_check)
 {
-    struct retained_ctx ctx = {s, ss, qos, subid, 0, {0}};
+    struct retained_ctx ctx = {s, ss, qos, read_check, subid, 0, {0}};
     retain_match(ss->tenant->retained, filter, len, send_one_retained, &ctx);
     for (uint32_t i = 0; i < ctx.nexpired; i++) {
         struct msg *m = ctx.expired[i];

@@ -46,9 +46,11 @@ void route_interest_del(struct shard *s, struct tenant *t, const uint8_t *filter
 uint32_t route_ping_all(struct shard *s, uint64_t token);
 
 /* Send the retained messages matching `filter` to `ss` at most at `qos`,
- * with the subscription's identifier (0: none). */
+ * with the subscription's identifier (0: none); with `read_check` (a
+ * subscription granted per topic) only those whose topic readcheck_allows,
+ * the others counted as dropped (RINGMQ_DROP_DENIED). */
 void route_send_retained(struct shard *s, struct session *ss, const uint8_t *filter, size_t len,
-                         uint8_t qos, uint32_t subid);
+                         uint8_t qos, uint32_t subid, bool read_check);
 
 /* Handle one message from another shard. */
 void route_on_xmsg(struct shard *s, const struct xmsg *x);

@@ -17,6 +17,7 @@
 #include "broker/msg.h"
 #include "broker/observe.h"
 #include "broker/protocol.h"
+#include "broker/readcheck.h"
 #include "broker/route.h"
 #include "broker/shard.h"
 #include "broker/share.h"
@@ -884,6 +885,7 @@ static void session_destroy(struct shard *s, struct session *ss)
     free(ss->q);
     free(ss->qos2_in);
     msg_release(ss->will);
+    readcheck_free(ss->reads);
     free(ss->client_id);
     slab_free(s->session_slab, ss);
 }
@@ -941,6 +943,10 @@ struct session *session_attach(struct shard *s, struct tenant *t, struct conn *c
     ss->conn = c;
     msg_release(ss->will);
     ss->will = o->will;
+    /* Reads through the subscriptions it resumes are judged as the client
+     * now connected (a failure leaves them refused: readcheck_bind). */
+    if (ss->reads && readcheck_bind(ss, c->auth) < 0)
+        log_ratelimited(LOG_LEVEL_ERR, "out of memory for the read checks of a session");
     return ss;
 oom:
     msg_release(o->will);

@@ -23,6 +23,9 @@ struct msg;
 enum sub_opt {
     SUB_NO_LOCAL = 1u << 0,            /* not sent to the publishing session */
     SUB_RETAIN_AS_PUBLISHED = 1u << 1, /* keep the retain flag on live delivery */
+    /* Granted RINGMQ_GRANTED_PER_TOPIC: each topic delivered through it
+     * needs readcheck_allows (the session's read checks). */
+    SUB_READ_CHECK = 1u << 2,
 };
 
 /* One subscriber of a filter on this shard (value of the trie). */
@@ -92,6 +95,7 @@ struct session_timer;
 struct pending_sub;
 struct share_group;
 struct xfilter;
+struct readcheck;
 
 struct session {
     struct session *reg_next; /* tenant registry chain */
@@ -118,11 +122,13 @@ struct session {
     struct msg *will;
     uint64_t match_epoch; /* 64-bit: never wraps (a wrap would skip sessions) */
     uint8_t match_qos;
-    uint8_t match_rap;  /* a matching subscription keeps the retain flag */
-    bool out_throttled; /* in shard->throttled: the queue waits for the quota */
-    bool slow;          /* QoS 0 is being dropped for it: reported once (slow_subscriber) */
-    uint32_t match_ids; /* scratch: 1 + index of the first Subscription Identifier */
+    uint8_t match_rap;    /* a matching subscription keeps the retain flag */
+    uint8_t match_denied; /* matched only through subscriptions refused the topic */
+    bool out_throttled;   /* in shard->throttled: the queue waits for the quota */
+    bool slow;            /* QoS 0 is being dropped for it: reported once (slow_subscriber) */
+    uint32_t match_ids;   /* scratch: 1 + index of the first Subscription Identifier */
     struct pending_sub *pending;
+    struct readcheck *reads; /* per-topic read checks (readcheck.h), NULL: none */
 };
 
 #define SESSION_EXPIRY_NEVER UINT32_MAX

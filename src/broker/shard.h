@@ -261,6 +261,7 @@ struct shard {
     uint32_t nmatch_ids, match_ids_cap;
     struct session **match;
     uint32_t nmatch, match_cap;
+    uint32_t nmatch_denied; /* of match[]: sessions with match_denied set */
     uint64_t match_mask;
     uint8_t out_quota; /* enum out_quota: this publish's deliveries and the outbound quota */
     /* Bytes queued for sending and not yet sent, over every connection, and

@@ -14,6 +14,7 @@
 #include "broker/conn.h"
 #include "broker/msg.h"
 #include "broker/observe.h"
+#include "broker/readcheck.h"
 #include "broker/route.h"
 #include "broker/session.h"
 #include "broker/shard.h"
@@ -299,6 +300,15 @@ static void deliver_group(struct shard *s, struct tenant *t, struct share_group 
         e = &g->v[g->rr_member++ % g->n]; /* a persistent member's queue */
     if (!e) {
         observe_drop(s, t, NULL, RINGMQ_DROP_NO_SHARE_MEMBER, m, 1);
+        return;
+    }
+    uint64_t thash = 0;
+    if ((e->opts & SUB_READ_CHECK) &&
+        !readcheck_allows(s, e->s, msg_topic(m), m->topic_len, &thash)) {
+        /* The member chosen may not read the topic. Members of one group
+         * normally share their rights (one service's instances), so the
+         * message is not offered to another one. */
+        observe_drop(s, t, e->s, RINGMQ_DROP_DENIED, m, 1);
         return;
     }
     uint8_t qos = e->qos < m->qos ? e->qos : m->qos;

@@ -14,6 +14,7 @@
 #include "broker/conn.h"
 #include "broker/observe.h"
 #include "broker/protocol.h"
+#include "broker/readcheck.h"
 #include "broker/route.h"
 #include "broker/session.h"
 #include "broker/shard.h"
@@ -22,8 +23,10 @@
 #include "mqtt/props.h"
 #include "mqtt/topic.h"
 
-/* Per filter: send the retained messages after the SUBACK. */
-#define PENDING_RETAINED 0x01
+/* Per filter: send the retained messages after the SUBACK; check each one's
+ * topic with readcheck_allows (granted RINGMQ_GRANTED_PER_TOPIC). */
+#define PENDING_RETAINED   0x01
+#define PENDING_READ_CHECK 0x02
 
 /* A SUBSCRIBE whose SUBACK waits for the other shards. */
 struct pending_sub {
@@ -56,7 +59,8 @@ static void pending_finish(struct shard *s, struct pending_sub *p)
         for (uint32_t i = 0; i < p->n; i++) {
             uint16_t len = (uint16_t)(f[0] | f[1] << 8);
             if ((p->flags[i] & PENDING_RETAINED) && session_has_sub(ss, f + 2, len))
-                route_send_retained(s, ss, f + 2, len, p->codes[i], p->subid);
+                route_send_retained(s, ss, f + 2, len, p->codes[i], p->subid,
+                                    (p->flags[i] & PENDING_READ_CHECK) != 0);
             f += 2 + len;
         }
     }
@@ -123,6 +127,30 @@ static int filter_check(const struct conn *c, struct mqtt_bytes f, uint8_t optio
     return 0;
 }
 
+/* The auth plugin's verdict on one filter: 0 (granted; *per_topic when
+ * deliveries through it need a read check per topic, for which the session
+ * then keeps the connection's identity) or the reason code refusing it. */
+static int subscribe_allowed(struct shard *s, struct conn *c, struct mqtt_bytes f, uint8_t options,
+                             bool *per_topic)
+{
+    uint8_t why;
+    int v = acl_check(s, c, RINGMQ_ACTION_SUBSCRIBE, f.p, f.len, options & 3, false, &why);
+    if (v == RINGMQ_GRANTED)
+        return 0;
+    if (v == RINGMQ_GRANTED_PER_TOPIC) {
+        if (readcheck_bind(c->session, c->auth) < 0)
+            return MQTT_RC_UNSPECIFIED; /* out of memory */
+        *per_topic = true;
+        return 0;
+    }
+    c->session->tenant->ctr.denied++;
+    observe_event(s, RINGMQ_EV_PERMISSION_DENIED, c->session->tenant, c->session,
+                  RINGMQ_ACTION_SUBSCRIBE, 0, f.p, f.len);
+    /* 3.1.1 has one failure code (MQTT-3.9.3-2); 5.0 says why, in the
+     * plugin's words when it gave a code. */
+    return c->v5 ? (why ? why : MQTT_RC_NOT_AUTHORIZED) : MQTT_RC_UNSPECIFIED;
+}
+
 int protocol_subscribe(struct shard *s, struct conn *c, const struct mqtt_frame *f,
                        const uint8_t *body)
 {
@@ -160,7 +188,7 @@ int protocol_subscribe(struct shard *s, struct conn *c, const struct mqtt_frame 
         /* Every verdict first: the packet is handled again when one is
          * pending, so nothing may change before this loop ends. */
         if (code == 0 && acl_check(s, c, RINGMQ_ACTION_SUBSCRIBE, filter.p, filter.len, options & 3,
-                                   false) == ACL_WAIT)
+                                   false, NULL) == ACL_WAIT)
             return ACL_WAIT;
         flen += 2 + filter.len;
     }
@@ -183,13 +211,9 @@ int protocol_subscribe(struct shard *s, struct conn *c, const struct mqtt_frame 
     while (mqtt_sub_iter_next(&it, &filter, &options)) {
         int code = filter_check(c, filter, options);
         p->flags[i] = 0;
-        if (code == 0 && acl_check(s, c, RINGMQ_ACTION_SUBSCRIBE, filter.p, filter.len, options & 3,
-                                   false) != RINGMQ_GRANTED) {
-            c->session->tenant->ctr.denied++;
-            observe_event(s, RINGMQ_EV_PERMISSION_DENIED, c->session->tenant, c->session,
-                          RINGMQ_ACTION_SUBSCRIBE, 0, filter.p, filter.len);
-            code = c->v5 ? MQTT_RC_NOT_AUTHORIZED : MQTT_RC_UNSPECIFIED;
-        }
+        bool per_topic = false;
+        if (code == 0)
+            code = subscribe_allowed(s, c, filter, options, &per_topic);
         if (code == 0 && !session_has_sub(c->session, filter.p, filter.len) &&
             (!observe_throttle(s, c->session->tenant, RINGMQ_RES_SUBSCRIPTIONS, 1, c->session) ||
              (share_parse(filter.p, filter.len, &(struct share_spec){0}) > 0 &&
@@ -200,6 +224,10 @@ int protocol_subscribe(struct shard *s, struct conn *c, const struct mqtt_frame 
             struct sub_req req = {.qos = options & 3, .subid = subid};
             if (req.qos > ts->max_qos)
                 req.qos = (uint8_t)ts->max_qos; /* MQTT-3.2.2-10: downgrade */
+            if (per_topic) {
+                req.opts |= SUB_READ_CHECK;
+                p->flags[i] |= PENDING_READ_CHECK;
+            }
             if (c->v5) {
                 if (options & 0x04)
                     req.opts |= SUB_NO_LOCAL;
@@ -216,7 +244,7 @@ int protocol_subscribe(struct shard *s, struct conn *c, const struct mqtt_frame 
                 /* MQTT 5.0 4.8.2: no retained messages on a shared one. */
                 if ((retain_handling == 0 || (retain_handling == 1 && !existed)) &&
                     share_parse(filter.p, filter.len, &(struct share_spec){0}) == SHARE_NONE)
-                    p->flags[i] = PENDING_RETAINED;
+                    p->flags[i] |= PENDING_RETAINED;
             } else {
                 code = r == -ENOSPC && c->v5 ? MQTT_RC_QUOTA_EXCEEDED : MQTT_RC_UNSPECIFIED;
             }
@@ -272,7 +300,8 @@ int protocol_unsubscribe(struct shard *s, struct conn *c, const struct mqtt_fram
     mqtt_sub_iter_init(&it, &sb, false);
     while (mqtt_sub_iter_next(&it, &filter, &options))
         if (mqtt_topic_filter_valid(filter.p, filter.len) &&
-            acl_check(s, c, RINGMQ_ACTION_UNSUBSCRIBE, filter.p, filter.len, 0, false) == ACL_WAIT)
+            acl_check(s, c, RINGMQ_ACTION_UNSUBSCRIBE, filter.p, filter.len, 0, false, NULL) ==
+                ACL_WAIT)
             return ACL_WAIT;
     uint8_t codes_small[64];
     uint8_t *codes = sb.count <= sizeof(codes_small) ? codes_small : malloc(sb.count);
@@ -293,14 +322,16 @@ int protocol_unsubscribe(struct shard *s, struct conn *c, const struct mqtt_fram
             codes[i++] = MQTT_RC_TOPIC_FILTER_INVALID;
             continue;
         }
-        if (acl_check(s, c, RINGMQ_ACTION_UNSUBSCRIBE, filter.p, filter.len, 0, false) !=
+        uint8_t why;
+        if (acl_check(s, c, RINGMQ_ACTION_UNSUBSCRIBE, filter.p, filter.len, 0, false, &why) !=
             RINGMQ_GRANTED) {
-            /* The subscription stays. 5.0 says so (0x87); 3.1.1's UNSUBACK
-             * has no codes (MQTT-3.10.4-5: it is sent anyway). */
+            /* The subscription stays. 5.0 says so (0x87, or the plugin's
+             * code); 3.1.1's UNSUBACK has no codes (MQTT-3.10.4-5: it is
+             * sent anyway). */
             c->session->tenant->ctr.denied++;
             observe_event(s, RINGMQ_EV_PERMISSION_DENIED, c->session->tenant, c->session,
                           RINGMQ_ACTION_UNSUBSCRIBE, 0, filter.p, filter.len);
-            codes[i++] = MQTT_RC_NOT_AUTHORIZED;
+            codes[i++] = why ? why : MQTT_RC_NOT_AUTHORIZED;
             continue;
         }
         bool had = session_unsubscribe(s, c->session, filter.p, filter.len);

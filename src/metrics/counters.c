@@ -12,7 +12,7 @@
 
 #include "ringmq/plugin.h"
 
-_Static_assert(TENANT_COUNTERS_DROP_REASONS == RINGMQ_DROP_THROTTLED + 1,
+_Static_assert(TENANT_COUNTERS_DROP_REASONS == RINGMQ_DROP_DENIED + 1,
                "dropped[] must have one slot per enum ringmq_drop_reason");
 
 static const char *const qos_values[] = {"0", "1", "2"};
@@ -25,6 +25,7 @@ static const char *const drop_values[TENANT_COUNTERS_DROP_REASONS] = {
     [RINGMQ_DROP_SLOW_CONSUMER] = "slow_consumer",
     [RINGMQ_DROP_NO_SHARE_MEMBER] = "no_share_member",
     [RINGMQ_DROP_THROTTLED] = "throttled",
+    [RINGMQ_DROP_DENIED] = "denied",
 };
 
 /*
@@ -80,10 +81,10 @@ static const struct family families[] = {
 };
 
 /*
- * 27 uint64_t fields, every one named by a row above: a new field must get
+ * 28 uint64_t fields, every one named by a row above: a new field must get
  * its row (and this count), or it would silently never be exposed.
  */
-_Static_assert(sizeof(struct tenant_counters) == 27 * sizeof(uint64_t),
+_Static_assert(sizeof(struct tenant_counters) == 28 * sizeof(uint64_t),
                "struct tenant_counters changed: update families[] and this count");
 
 static const uint64_t *family_field(const struct tenant_counters *c, const struct family *f)

@@ -22,7 +22,7 @@
 #include "metrics/metrics.h"
 
 /* Number of drop reasons, in enum ringmq_drop_reason order (plugin.h). */
-enum { TENANT_COUNTERS_DROP_REASONS = 6 };
+enum { TENANT_COUNTERS_DROP_REASONS = 7 };
 
 /*
  * Per tenant, per shard. Embedded by value (the broker keeps one per tenant
@@ -52,7 +52,7 @@ struct tenant_counters {
      * packets counted in msgs_out, whole packets as on the wire. */
     uint64_t bytes_out[3];
     /* ringmq_dropped_total{reason="queue_full|too_large|expired|
-     * slow_consumer|no_share_member|throttled"} (counter): messages not delivered to a
+     * slow_consumer|no_share_member|throttled|denied"} (counter): messages not delivered to a
      * subscriber, by enum ringmq_drop_reason order. */
     uint64_t dropped[TENANT_COUNTERS_DROP_REASONS];
     /* ringmq_retained_messages (gauge): retained messages stored. */

@@ -224,10 +224,12 @@ static int load_one(struct plugin_host *h, const struct plugin_spec *s, struct p
         return -1;
     }
     /* Checked before anything else in the table is read: another ABI may
-     * lay the table out differently. */
-    if (t->abi_version != RINGMQ_PLUGIN_ABI_VERSION) {
-        snprintf(err, errlen, "plugin %s (%s): built for ABI %u, ringmqd speaks %u", name, path,
-                 (unsigned)t->abi_version, (unsigned)RINGMQ_PLUGIN_ABI_VERSION);
+     * lay the table out differently. Older ABIs we still speak have a
+     * prefix of today's table (see plugin.h, Versioning). */
+    if (t->abi_version < RINGMQ_PLUGIN_ABI_OLDEST || t->abi_version > RINGMQ_PLUGIN_ABI_VERSION) {
+        snprintf(err, errlen, "plugin %s (%s): built for ABI %u, ringmqd speaks %u to %u", name,
+                 path, (unsigned)t->abi_version, (unsigned)RINGMQ_PLUGIN_ABI_OLDEST,
+                 (unsigned)RINGMQ_PLUGIN_ABI_VERSION);
         return -1;
     }
     const char *missing = missing_callback(t);
@@ -254,7 +256,7 @@ static int load_one(struct plugin_host *h, const struct plugin_spec *s, struct p
         return -1;
     }
     pl->host = (struct ringmq_host){
-        .abi_version = RINGMQ_PLUGIN_ABI_VERSION,
+        .abi_version = t->abi_version,
         .log = log_slot_fns[pl->log_slot],
         .now_ms = host_now_ms,
         .complete = plugin_call_complete,
@@ -272,6 +274,8 @@ static int load_one(struct plugin_host *h, const struct plugin_spec *s, struct p
     /* From here on the plugin is live: loaded_fini calls its fini. */
     pl->tab = t;
     pl->state = state;
+    if (plugin_speaks(pl, 3))
+        pl->check_read = t->check_read;
     if ((t->kinds & RINGMQ_KIND_AUTH))
         h->auth = pl;
     if ((t->kinds & RINGMQ_KIND_SETTINGS) && h->settings == NULL)
@@ -369,11 +373,40 @@ bool plugin_throttle(struct plugin_host *h, const char *tenant, enum ringmq_reso
     return true;
 }
 
+bool plugin_host_has_check_read(const struct plugin_host *h)
+{
+    return h->auth != NULL && h->auth->check_read != NULL;
+}
+
+int plugin_check_read(struct plugin_host *h, const struct ringmq_check *check, bool *cacheable)
+{
+    *cacheable = false;
+    const struct plugin_loaded *pl = h->auth;
+    if (pl == NULL || pl->check_read == NULL)
+        return RINGMQ_DENIED;
+    struct ringmq_check_result out;
+    memset(&out, 0, sizeof(out));
+    pl->check_read(pl->state, check, &out);
+    *cacheable = out.cacheable;
+    /* Fail closed: only an explicit grant lets a message through. */
+    return out.verdict == RINGMQ_GRANTED ? RINGMQ_GRANTED : RINGMQ_DENIED;
+}
+
+/* Whether an event means something to a plugin built for an older ABI: a
+ * value added later (a drop reason) is not in its enum, so a plugin that
+ * indexes a table with it would read past the end. */
+static bool event_known_to(const struct plugin_loaded *pl, const struct ringmq_event *ev)
+{
+    if (ev->type == RINGMQ_EV_MESSAGE_DROPPED && ev->reason >= RINGMQ_DROP_DENIED)
+        return plugin_speaks(pl, 3);
+    return true;
+}
+
 void plugin_event(struct plugin_host *h, const struct ringmq_event *ev)
 {
     for (size_t i = 0; i < h->n; i++) {
         const struct plugin_loaded *pl = &h->v[i];
-        if (pl->tab->kinds & RINGMQ_KIND_EVENTS)
+        if ((pl->tab->kinds & RINGMQ_KIND_EVENTS) && event_known_to(pl, ev))
             pl->tab->event(pl->state, ev);
     }
 }

@@ -40,12 +40,14 @@ struct plugin_host;
 
 /*
  * dlopen each .so (RTLD_NOW|RTLD_LOCAL), find RINGMQ_PLUGIN_ENTRY, check
- * abi_version == RINGMQ_PLUGIN_ABI_VERSION and that the callbacks required by
+ * RINGMQ_PLUGIN_ABI_OLDEST <= abi_version <= RINGMQ_PLUGIN_ABI_VERSION (an
+ * older plugin is spoken to in its own version: nothing it lacks is read
+ * from it, nothing it does not know is passed to it) and that the callbacks required by
  * its kinds (init, fini always; authenticate, auth_continue, check for AUTH;
  * throttle for THROTTLE; settings for SETTINGS; event for EVENTS) are present,
  * at most one AUTH plugin overall, then call init, in the order of `specs`.
  * On any failure: -1 and one line in err naming the file and the reason
- * ("plugin auth (plugins/x.so): built for ABI 7, ringmqd speaks 1"; "...: no
+ * ("plugin auth (plugins/x.so): built for ABI 7, ringmqd speaks 2 to 3"; "...: no
  * symbol ringmq_plugin_entry: <dlerror>"; "...: init failed: <the plugin's
  * message>"); everything loaded so far is finalised and closed. timeout_ms
  * bounds every asynchronous call. n == 0 gives a host without plugins.
@@ -101,7 +103,10 @@ int plugin_settings(struct plugin_port *p, uint64_t cookie, const char *tenant);
 
 /* A finished call: deep copies (all strings/bytes/kv arrays copied into
  * memory owned by the record; a byte string of length 0 has p == NULL, a
- * non-empty one is followed by a NUL that len does not count). */
+ * non-empty one is followed by a NUL that len does not count). A CHECK
+ * answer holds only what the plugin's ABI lets it say: a verdict beyond
+ * its version (or RINGMQ_GRANTED_PER_TOPIC without check_read) becomes
+ * RINGMQ_CHECK_ERROR, and reason_code is 0 from an ABI 2 plugin. */
 enum plugin_done_kind { PLUGIN_DONE_AUTH, PLUGIN_DONE_CHECK, PLUGIN_DONE_SETTINGS };
 struct plugin_done {
     struct plugin_done *next;
@@ -134,7 +139,18 @@ uint64_t plugin_port_next_deadline(const struct plugin_port *p);
 bool plugin_throttle(struct plugin_host *h, const char *tenant, enum ringmq_resource r,
                      uint64_t current, uint64_t amount);
 
-/* Every EVENTS plugin, in load order; `ev` is borrowed. */
+/* Whether the AUTH plugin answers RINGMQ_ACTION_RECEIVE checks (ABI 3
+ * check_read): without it, RINGMQ_GRANTED_PER_TOPIC is a check error. */
+bool plugin_host_has_check_read(const struct plugin_host *h);
+
+/* Synchronous, any shard: the AUTH plugin's check_read. RINGMQ_GRANTED or
+ * RINGMQ_DENIED (also for any other answer, and without check_read);
+ * *cacheable as the plugin said. */
+int plugin_check_read(struct plugin_host *h, const struct ringmq_check *check, bool *cacheable);
+
+/* Every EVENTS plugin, in load order; `ev` is borrowed. A plugin built for
+ * an older ABI is not sent events whose values it does not know (a drop
+ * for RINGMQ_DROP_DENIED). */
 void plugin_event(struct plugin_host *h, const struct ringmq_event *ev);
 
 #endif

@@ -18,6 +18,10 @@ struct plugin_loaded {
     void *state;
     struct ringmq_host host;
     int log_slot;
+    /* tab->check_read for an ABI 3 plugin, else NULL (an older table ends
+     * before that field). */
+    void (*check_read)(void *state, const struct ringmq_check *check,
+                       struct ringmq_check_result *out);
 };
 
 /* Read-only once plugin_host_create returned, except `generation`. */
@@ -31,6 +35,13 @@ struct plugin_host {
     bool has_events;     /* an EVENTS plugin is loaded: worth building events */
     uint32_t generation; /* bumped by every reload (atomic) */
 };
+
+/* Whether pl's table was built for at least ABI version v: fields and
+ * callbacks of a later version are not in it. */
+static inline bool plugin_speaks(const struct plugin_loaded *pl, uint32_t v)
+{
+    return pl->tab->abi_version >= v;
+}
 
 /* host->complete, implemented by port.c. */
 void plugin_call_complete(struct ringmq_call *call, const union ringmq_result *res);

@@ -156,7 +156,9 @@ static void copy_result(struct copier *c, enum plugin_done_kind kind,
         break;
     }
     case PLUGIN_DONE_CHECK:
-        dst->check = src->check;
+        /* Field by field: an older plugin's padding is never read. */
+        dst->check.verdict = src->check.verdict;
+        dst->check.cacheable = src->check.cacheable;
         break;
     case PLUGIN_DONE_SETTINGS:
         dst->settings.found = src->settings.found;
@@ -183,6 +185,19 @@ static void error_result(enum plugin_done_kind kind, union ringmq_result *r)
     }
 }
 
+/* What the plugin may say in its version: a verdict it cannot know of (or
+ * PER_TOPIC without check_read to answer the reads) is a check error; the
+ * reason code exists from ABI 3 on. */
+static void check_from(const struct plugin_loaded *pl, const struct ringmq_check_result *src,
+                       struct ringmq_check_result *dst)
+{
+    bool v3 = plugin_speaks(pl, 3);
+    enum ringmq_verdict top = v3 && pl->check_read ? RINGMQ_GRANTED_PER_TOPIC : RINGMQ_CHECK_ERROR;
+    if ((unsigned)dst->verdict > (unsigned)top)
+        dst->verdict = RINGMQ_CHECK_ERROR;
+    dst->reason_code = v3 ? src->reason_code : 0;
+}
+
 static struct done_rec *rec_new(const struct ringmq_call *call, const union ringmq_result *res)
 {
     union ringmq_result err;
@@ -204,6 +219,8 @@ static struct done_rec *rec_new(const struct ringmq_call *call, const union ring
     c.kv_at = (struct ringmq_kv *)(r + 1);
     c.str_at = (char *)(r + 1) + kv_bytes;
     copy_result(&c, call->kind, res, &r->d.r);
+    if (call->kind == PLUGIN_DONE_CHECK)
+        check_from(call->plugin, &res->check, &r->d.r.check);
     r->d.cookie = call->cookie;
     r->d.kind = call->kind;
     r->call = (struct ringmq_call *)call;

@@ -9,8 +9,10 @@
  * client id "banned-id", UNSUBSCRIBE from a filter under "locked/" and,
  * for role=limited, PUBLISH under "ro/" are denied, the rest granted;
  * PUBLISH under "flip/" is granted and denied in turn, never cacheable; PUBLISH
- * under "hold/" is answered late (see wait_release). Answers come from a thread
- * of the plugin's own, as a real provider's would. */
+ * under "hold/" is answered late (see wait_release). Any check of a topic whose
+ * first level is "rcHH", or a CONNECT with client id "rcHH", is denied with
+ * the MQTT 5.0 reason code 0xHH (ABI 3), valid for the packet or not. Answers
+ * come from a thread of the plugin's own, as a real provider's would. */
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -27,8 +29,9 @@ struct job {
     struct ringmq_call *call;
     enum ringmq_auth_decision decision;
     const char *data;
-    char peer[80]; /* "<remote_addr> <remote_port>" of a CONNECT */
-    bool hold;     /* answer once released (see wait_release) */
+    char peer[80];       /* "<remote_addr> <remote_port>" of a CONNECT */
+    bool hold;           /* answer once released (see wait_release) */
+    uint8_t reason_code; /* a check's refusal: the code asked for, 0: none */
 };
 
 static void *answer(void *arg)
@@ -137,14 +140,25 @@ static void *answer_check(void *arg)
     memset(&r, 0, sizeof(r));
     r.check.verdict = j->decision == RINGMQ_AUTH_ALLOW ? RINGMQ_GRANTED : RINGMQ_DENIED;
     r.check.cacheable = j->data == NULL; /* data set: a "flip/" verdict, never cached */
+    r.check.reason_code = j->reason_code;
     host->complete(j->call, &r);
     free(j);
     return NULL;
 }
 
+/* 0xHH for "rcHH" or "rcHH/...", else 0. */
+static uint8_t asked_reason(struct ringmq_bytes b)
+{
+    if (b.len < 4 || memcmp(b.p, "rc", 2) != 0 || (b.len > 4 && b.p[4] != '/'))
+        return 0;
+    char hex[3] = {(char)b.p[2], (char)b.p[3], 0};
+    return (uint8_t)strtoul(hex, NULL, 16);
+}
+
 static void check(void *state, struct ringmq_call *call, const struct ringmq_check *chk)
 {
     (void)state;
+    uint8_t rc = asked_reason(chk->action == RINGMQ_ACTION_CONNECT ? chk->client_id : chk->topic);
     bool limited = false;
     for (size_t i = 0; i < chk->n_attributes; i++)
         limited |=
@@ -160,8 +174,9 @@ static void check(void *state, struct ringmq_call *call, const struct ringmq_che
     if (flip) /* granted, denied, granted, ...: the host must ask every time */
         deny = atomic_fetch_add(&flips, 1) % 2 == 1;
     struct job *j = malloc(sizeof(*j));
-    *j = (struct job){call, deny ? RINGMQ_AUTH_NOT_AUTHORIZED : RINGMQ_AUTH_ALLOW,
+    *j = (struct job){call, deny || rc ? RINGMQ_AUTH_NOT_AUTHORIZED : RINGMQ_AUTH_ALLOW,
                       flip ? "flip" : NULL, ""};
+    j->reason_code = rc;
     j->hold = chk->action == RINGMQ_ACTION_PUBLISH && chk->topic.len >= 5 &&
               memcmp(chk->topic.p, "hold/", 5) == 0;
     pthread_t t;

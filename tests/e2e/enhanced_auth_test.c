@@ -132,6 +132,56 @@ Test(enhanced_auth, connect_check_denied_is_0x87_and_0x05)
     broker_stop(&b);
 }
 
+/* A refusal carries the reason code the plugin asked for (ABI 3) where MQTT
+ * 5.0 allows it in that packet, else 0x87: SUBACK (3.9.3), PUBACK and PUBREC
+ * (3.4.2.1, 3.5.2.1), UNSUBACK (3.11.3), CONNACK (3.2.2.2). 3.1.1 keeps its
+ * own codes (SUBACK 0x80, MQTT-3.9.3-2; CONNACK 0x05). */
+Test(enhanced_auth, plugin_reason_codes_reach_the_client_when_the_packet_allows_them)
+{
+    start();
+    int fd = v5_open(&b, "rc5", NULL);
+    v5_subscribe(fd, 1, "rc97/a", 1, NULL, 0x97); /* Quota exceeded */
+    v5_subscribe(fd, 2, "rc80/a", 1, NULL, 0x80); /* Unspecified error */
+    v5_subscribe(fd, 3, "rc9e/a", 1, NULL, 0x9E); /* Shared subscriptions not supported */
+    v5_subscribe(fd, 4, "rc04/a", 1, NULL, 0x87); /* not a SUBACK code */
+    v5_subscribe(fd, 5, "rc99/a", 1, NULL, 0x87); /* PUBACK's, not SUBACK's */
+    cr_assert_eq(v5_publish(fd, "rc99/a", "x", 1, false, 7, NULL), 0x99); /* Payload format */
+    /* Kept with the verdict: the same topic again is answered from the cache. */
+    cr_assert_eq(v5_publish(fd, "rc99/a", "x", 1, false, 12, NULL), 0x99);
+    v5_subscribe(fd, 13, "rc97/a", 1, NULL, 0x97);
+    cr_assert_eq(v5_publish(fd, "rc97/a", "x", 2, false, 8, NULL), 0x97); /* in PUBREC */
+    cr_assert_eq(v5_publish(fd, "rc9e/a", "x", 1, false, 9, NULL), 0x87); /* not a PUBACK code */
+    struct pkt p;
+    pkt_unsubscribe5(&p, 10, "rc8f/a");
+    cr_assert(raw_send_pkt(fd, &p) == 0);
+    v5_expect(fd, T_UNSUBACK, &pk);
+    cr_assert(pk.ncodes == 1 && pk.codes[0] == 0x8F, "UNSUBACK 0x%02x, want 0x8F", pk.codes[0]);
+    pkt_unsubscribe5(&p, 11, "rc97/a");
+    cr_assert(raw_send_pkt(fd, &p) == 0);
+    v5_expect(fd, T_UNSUBACK, &pk);
+    cr_assert(pk.ncodes == 1 && pk.codes[0] == 0x87, "UNSUBACK 0x%02x, want 0x87", pk.codes[0]);
+    close(fd);
+
+    struct raw_connect o = {.flags = -1, .clean = true, .id = "rc9f", .keepalive = 60};
+    fd = v5_connect(&b, &o, NULL, NULL, &pk);
+    cr_assert_eq(pk.type, T_CONNACK);
+    cr_assert_eq(pk.reason, 0x9F, "CONNACK 0x%02x, want 0x9F (connection rate)", pk.reason);
+    close(fd);
+    o.id = "rca2"; /* a SUBACK code, not a CONNACK one */
+    fd = v5_connect(&b, &o, NULL, NULL, &pk);
+    cr_assert_eq(pk.reason, 0x87, "CONNACK 0x%02x, want 0x87", pk.reason);
+    close(fd);
+
+    struct client *old = client_open(&b, "rc3", true);
+    cr_assert_eq(client_subscribe(old, "rc97/a", 1), 0x80);
+    client_disconnect(old);
+    struct client *c = NULL;
+    struct client_opts co = {.id = "rc9f", .clean = true};
+    cr_assert_eq(client_connect_rc(&b, &co, &c), 5);
+    client_destroy(c);
+    broker_stop(&b);
+}
+
 /* The UNSUBSCRIBE permission check: denied, the subscription stays: 5.0 gets
  * UNSUBACK 0x87, 3.1.1 its UNSUBACK (MQTT-3.10.4-5) and, still, the messages. */
 Test(enhanced_auth, unsubscribe_check_denied_keeps_the_subscription)

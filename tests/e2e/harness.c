@@ -413,6 +413,57 @@ void broker_stop(struct broker *b)
     cr_assert_fail("broker exited with status %d", WEXITSTATUS(status));
 }
 
+int broker_metrics_port(const struct broker *b)
+{
+    char path[128], line[512];
+    path_in(b, "broker.log", path, sizeof(path));
+    FILE *f = fopen(path, "r");
+    cr_assert_not_null(f);
+    int port = 0;
+    while (!port && fgets(line, sizeof(line), f)) {
+        char *p = strstr(line, "metrics on http://127.0.0.1:");
+        if (p)
+            port = atoi(p + strlen("metrics on http://127.0.0.1:"));
+    }
+    fclose(f);
+    cr_assert(port > 0, "no metrics line in the broker log");
+    return port;
+}
+
+char *metrics_scrape(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    cr_assert(connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0);
+    const char req[] = "GET /metrics HTTP/1.0\r\n\r\n";
+    cr_assert(write(fd, req, sizeof(req) - 1) == (ssize_t)sizeof(req) - 1);
+    size_t cap = 1 << 16, len = 0;
+    char *buf = malloc(cap);
+    for (;;) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        cr_assert(poll(&p, 1, E2E_WAIT_MS) == 1, "metrics endpoint did not answer");
+        ssize_t n = read(fd, buf + len, cap - len - 1);
+        if (n <= 0)
+            break;
+        len += (size_t)n;
+        if (len + 1 == cap)
+            buf = realloc(buf, cap *= 2);
+    }
+    buf[len] = 0;
+    close(fd);
+    cr_assert(strstr(buf, "200 OK"), "%s", buf);
+    return buf;
+}
+
+long metrics_sample(const char *body, const char *prefix)
+{
+    for (const char *p = body; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL)
+        if (strncmp(p, prefix, strlen(prefix)) == 0)
+            return atol(p + strlen(prefix));
+    return -1;
+}
+
 void e2e_fini(void)
 {
     for (int i = 0; i < MAX_BROKERS; i++) {
@@ -1099,60 +1150,4 @@ void raw_expect_ack(int fd, uint8_t first, uint16_t mid)
     cr_assert(in[0] == first && in[1] == 2, "expected ack 0x%02x, got 0x%02x", first, in[0]);
     cr_assert(((in[2] << 8) | in[3]) == mid, "ack 0x%02x for packet id %d, want %d", first,
               (in[2] << 8) | in[3], mid);
-}
-
-/* ---- metrics ---- */
-
-/* The port from "metrics on http://127.0.0.1:PORT/metrics" in the log. */
-int broker_metrics_port(const struct broker *b)
-{
-    char path[128], line[512];
-    snprintf(path, sizeof(path), "%s/broker.log", b->dir);
-    FILE *f = fopen(path, "r");
-    cr_assert_not_null(f);
-    int port = 0;
-    while (!port && fgets(line, sizeof(line), f)) {
-        char *p = strstr(line, "metrics on http://127.0.0.1:");
-        if (p)
-            port = atoi(p + strlen("metrics on http://127.0.0.1:"));
-    }
-    fclose(f);
-    cr_assert(port > 0, "no metrics line in the broker log");
-    return port;
-}
-
-/* GET /metrics over loopback; returns a malloc'd body. */
-char *metrics_scrape(int port)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    cr_assert(connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0);
-    const char req[] = "GET /metrics HTTP/1.0\r\n\r\n";
-    cr_assert(write(fd, req, sizeof(req) - 1) == (ssize_t)sizeof(req) - 1);
-    size_t cap = 1 << 16, len = 0;
-    char *buf = malloc(cap);
-    for (;;) {
-        struct pollfd p = {.fd = fd, .events = POLLIN};
-        cr_assert(poll(&p, 1, E2E_WAIT_MS) == 1, "metrics endpoint did not answer");
-        ssize_t n = read(fd, buf + len, cap - len - 1);
-        if (n <= 0)
-            break;
-        len += (size_t)n;
-        if (len + 1 == cap)
-            buf = realloc(buf, cap *= 2);
-    }
-    buf[len] = 0;
-    close(fd);
-    cr_assert(strstr(buf, "200 OK"), "%s", buf);
-    return buf;
-}
-
-/* The value of the sample whose line starts with `prefix` (labels included). */
-long metrics_sample(const char *body, const char *prefix)
-{
-    for (const char *p = body; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL)
-        if (strncmp(p, prefix, strlen(prefix)) == 0)
-            return atol(p + strlen(prefix));
-    return -1;
 }

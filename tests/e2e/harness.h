@@ -46,6 +46,15 @@ int broker_log_count(const struct broker *b, const char *needle);
  * otherwise. For what the broker only reports in its log (a reload). */
 void broker_wait_log(const struct broker *b, const char *needle, int count);
 
+/* The metrics listener's port, from "metrics on http://127.0.0.1:PORT/metrics"
+ * in the log (start the broker with metrics.enabled=true, metrics.port=0). */
+int broker_metrics_port(const struct broker *b);
+/* GET /metrics over loopback; asserts 200 and returns the malloc'd response. */
+char *metrics_scrape(int port);
+/* The value of the sample whose line starts with `prefix` (labels included,
+ * up to the space before the value), or -1 when there is none. */
+long metrics_sample(const char *body, const char *prefix);
+
 /* Criterion suite .fini: kills (SIGKILL) any broker a failed test left running. */
 void e2e_fini(void);
 
@@ -195,15 +204,5 @@ struct raw_publish {
 void raw_expect_publish(int fd, struct raw_publish *out);
 /* Reads one packet and asserts it equals the 4 bytes first, 2, mid. */
 void raw_expect_ack(int fd, uint8_t first, uint16_t mid);
-
-/* ---- metrics (ringmqd with metrics.enabled=true, metrics.port=0) -------- */
-
-/* The port from "metrics on http://127.0.0.1:PORT/metrics" in the log. */
-int broker_metrics_port(const struct broker *b);
-/* GET /metrics over loopback; returns a malloc'd body (asserts 200 OK). */
-char *metrics_scrape(int port);
-/* The value of the sample whose line starts with `prefix` (labels
- * included), or -1 when there is none. */
-long metrics_sample(const char *body, const char *prefix);
 
 #endif

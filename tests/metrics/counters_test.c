@@ -92,13 +92,14 @@ Test(counters, every_field_is_exposed_under_its_name)
     expect_line(got, "ringmq_dropped_total{tenant=\"global\",reason=\"slow_consumer\"} 1019");
     expect_line(got, "ringmq_dropped_total{tenant=\"global\",reason=\"no_share_member\"} 1020");
     expect_line(got, "ringmq_dropped_total{tenant=\"global\",reason=\"throttled\"} 1021");
-    expect_line(got, "ringmq_retained_messages{tenant=\"global\"} 1022");
-    expect_line(got, "ringmq_retained_bytes{tenant=\"global\"} 1023");
-    expect_line(got, "ringmq_auth_failures_total{tenant=\"global\"} 1024");
-    expect_line(got, "ringmq_throttled_total{tenant=\"global\"} 1025");
-    expect_line(got, "ringmq_permission_denied_total{tenant=\"global\"} 1026");
+    expect_line(got, "ringmq_dropped_total{tenant=\"global\",reason=\"denied\"} 1022");
+    expect_line(got, "ringmq_retained_messages{tenant=\"global\"} 1023");
+    expect_line(got, "ringmq_retained_bytes{tenant=\"global\"} 1024");
+    expect_line(got, "ringmq_auth_failures_total{tenant=\"global\"} 1025");
+    expect_line(got, "ringmq_throttled_total{tenant=\"global\"} 1026");
+    expect_line(got, "ringmq_permission_denied_total{tenant=\"global\"} 1027");
 
-    /* 27 samples, 14 families, nothing else. */
+    /* 28 samples, 14 families, nothing else. */
     size_t lines = count_substr(got, "\n");
     size_t comments = count_substr(got, "# ");
     cr_assert_eq(lines - comments, sizeof(c) / sizeof(uint64_t));
@@ -184,13 +185,13 @@ Test(counters, two_tenants_keep_each_family_together)
         cr_assert(line - got > 0 && strstr(got, type) < line, "TYPE of %s after its samples", name);
     }
     cr_assert_eq(nseen, 14);
-    cr_assert_eq(samples, 2 * 27);
+    cr_assert_eq(samples, 2 * 28);
 
     expect_line(got, "ringmq_connections{tenant=\"alpha\"} 100");
     expect_line(got, "ringmq_connections{tenant=\"beta\"} 200");
     expect_line(got, "ringmq_messages_in_total{tenant=\"alpha\",qos=\"1\"} 105");
     expect_line(got, "ringmq_messages_in_total{tenant=\"beta\",qos=\"1\"} 205");
-    expect_line(got, "ringmq_permission_denied_total{tenant=\"beta\"} 226");
+    expect_line(got, "ringmq_permission_denied_total{tenant=\"beta\"} 227");
     free(got);
 }
 
@@ -234,7 +235,7 @@ Test(counters, add_sums_every_field)
     const uint64_t *s = (const uint64_t *)&sum;
     for (size_t i = 0; i < sizeof(sum) / sizeof(uint64_t); i++)
         cr_assert_eq(s[i], 101 + 2 * i, "field %zu", i);
-    cr_assert_eq(sum.denied, 101 + 2 * 26);
+    cr_assert_eq(sum.denied, 101 + 2 * 27);
     cr_assert_eq(sum.msgs_out[2], 101 + 2 * 9);
 }
 

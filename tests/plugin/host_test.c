@@ -193,8 +193,8 @@ Test(plugin_host, refuses_another_abi_version)
     char err[512];
     cr_assert_eq(plugin_host_create(&spec, 1, 1000, &h, err, sizeof(err)), -1);
     cr_assert_null(h);
-    cr_assert_str_eq(err,
-                     "plugin bad (" PLUGIN("bad_abi") "): built for ABI 999, ringmqd speaks 2");
+    cr_assert_str_eq(
+        err, "plugin bad (" PLUGIN("bad_abi") "): built for ABI 999, ringmqd speaks 2 to 3");
     check_leaks();
 }
 
@@ -430,6 +430,85 @@ Test(plugin_host, checks_settings_and_auth_steps_come_back_oldest_first)
     cr_assert_str_eq(it->r.auth.user_id, "u9");
     cr_assert_neq(it->r.auth.tenant, reauth.tenant); /* a copy, not the borrowed string */
     list_free(d);
+    plugin_port_destroy(p);
+    plugin_host_destroy(h);
+    check_leaks();
+}
+
+/* ABI 3: a refusal carries the plugin's reason code, a SUBSCRIBE may be
+ * granted per topic, and check_read answers synchronously. */
+Test(plugin_host, abi3_reason_codes_per_topic_grants_and_read_checks)
+{
+    struct ringmq_kv kv[] = {{"probe", probe_str()}, {"id", "s"}};
+    trace_reset();
+    struct plugin_host *h = load_one("s", PLUGIN("sync_allow"), kv, 2, 5000);
+    cr_assert(plugin_host_has_check_read(h));
+    struct plugin_port *p = plugin_port_create(h, NULL, NULL);
+    struct ringmq_check quota = {
+        .action = RINGMQ_ACTION_SUBSCRIBE, .tenant = "t1", .topic = bytes("rc/97")};
+    struct ringmq_check per_topic = {
+        .action = RINGMQ_ACTION_SUBSCRIBE, .tenant = "t1", .topic = bytes("pt/#")};
+    cr_assert_eq(plugin_check(p, 1, &quota), 0);
+    cr_assert_eq(plugin_check(p, 2, &per_topic), 0);
+    struct plugin_done *d = plugin_port_poll(p, clock_now_ms());
+    cr_assert_eq(list_len(d), 2);
+    cr_assert_eq(d->r.check.verdict, RINGMQ_DENIED);
+    cr_assert_eq(d->r.check.reason_code, 0x97);
+    cr_assert_eq(d->next->r.check.verdict, RINGMQ_GRANTED_PER_TOPIC);
+    list_free(d);
+
+    struct ringmq_check rd = {
+        .action = RINGMQ_ACTION_RECEIVE, .tenant = "t1", .topic = bytes("pt/ok/a")};
+    bool cacheable = false;
+    cr_assert_eq(plugin_check_read(h, &rd, &cacheable), RINGMQ_GRANTED);
+    cr_assert(cacheable);
+    rd.topic = bytes("pt/secret");
+    cr_assert_eq(plugin_check_read(h, &rd, &cacheable), RINGMQ_DENIED);
+    cr_assert_str_eq(trace(), "init:s;check_read(4,pt/ok/a):s;check_read(4,pt/secret):s;");
+    plugin_port_destroy(p);
+    plugin_host_destroy(h);
+    check_leaks();
+}
+
+/* A plugin built for ABI 2 still loads, and is spoken to in ABI 2: nothing
+ * past its table or its result's ABI 2 fields is read (no check_read, no
+ * reason code from its padding, no verdict it cannot know of), and it gets
+ * no event value ABI 2 lacks. */
+Test(plugin_host, abi2_plugin_loads_and_is_read_only_in_its_own_version)
+{
+    struct ringmq_kv kv[] = {{"probe", probe_str()}};
+    trace_reset();
+    struct plugin_host *h = load_one("old", PLUGIN("abi2"), kv, 1, 5000);
+    cr_assert_str_eq(trace(), "init(abi 2):v2;", "the host speaks ABI 2 to it");
+    cr_assert(plugin_host_has_auth(h));
+    cr_assert_not(plugin_host_has_check_read(h), "check_read read past an ABI 2 table");
+    struct plugin_port *p = plugin_port_create(h, NULL, NULL);
+    struct ringmq_check pt = {
+        .action = RINGMQ_ACTION_SUBSCRIBE, .tenant = "t", .topic = bytes("pt/#")};
+    struct ringmq_check no = {.action = RINGMQ_ACTION_PUBLISH, .tenant = "t", .topic = bytes("x")};
+    cr_assert_eq(plugin_check(p, 1, &pt), 0);
+    cr_assert_eq(plugin_check(p, 2, &no), 0);
+    struct plugin_done *d = plugin_port_poll(p, clock_now_ms());
+    cr_assert_eq(list_len(d), 2);
+    cr_assert_eq(d->r.check.verdict, RINGMQ_CHECK_ERROR, "a verdict ABI 2 does not have");
+    cr_assert_eq(d->r.check.reason_code, 0);
+    cr_assert_eq(d->next->r.check.verdict, RINGMQ_DENIED);
+    cr_assert(d->next->r.check.cacheable);
+    cr_assert_eq(d->next->r.check.reason_code, 0, "padding read as a reason code");
+    list_free(d);
+
+    struct ringmq_check rd = {.action = RINGMQ_ACTION_RECEIVE, .tenant = "t", .topic = bytes("a")};
+    bool cacheable = true;
+    cr_assert_eq(plugin_check_read(h, &rd, &cacheable), RINGMQ_DENIED);
+    cr_assert_not(cacheable);
+    trace_reset();
+    struct ringmq_event full = {
+        .type = RINGMQ_EV_MESSAGE_DROPPED, .tenant = "t", .reason = RINGMQ_DROP_QUEUE_FULL};
+    struct ringmq_event denied = {
+        .type = RINGMQ_EV_MESSAGE_DROPPED, .tenant = "t", .reason = RINGMQ_DROP_DENIED};
+    plugin_event(h, &full);
+    plugin_event(h, &denied);
+    cr_assert_str_eq(trace(), "event(5,0):v2;", "no check_read call, no DENIED drop event");
     plugin_port_destroy(p);
     plugin_host_destroy(h);
     check_leaks();

@@ -130,15 +130,44 @@ static void sa_auth_continue(void *state, struct ringmq_call *call,
     memset(buf, 'X', sizeof(buf));
 }
 
-/* Topics under "ok/" are granted (cacheable), everything else denied. */
+static bool under(const struct ringmq_check *check, const char *prefix)
+{
+    size_t n = strlen(prefix);
+    return check->topic.len >= n && memcmp(check->topic.p, prefix, n) == 0;
+}
+
+/* Topics under "ok/" are granted (cacheable); under "pt/" granted per topic
+ * (ABI 3); under "rc/HH" denied with reason code 0xHH (ABI 3); everything
+ * else denied. */
 static void sa_check(void *state, struct ringmq_call *call, const struct ringmq_check *check)
 {
     struct sync_state *s = state;
     union ringmq_result r = {0};
-    bool ok = check->topic.len >= 3 && memcmp(check->topic.p, "ok/", 3) == 0;
+    bool ok = under(check, "ok/");
     r.check.verdict = ok ? RINGMQ_GRANTED : RINGMQ_DENIED;
     r.check.cacheable = ok;
+    if (under(check, "pt/")) {
+        r.check.verdict = RINGMQ_GRANTED_PER_TOPIC;
+        r.check.cacheable = true;
+    } else if (under(check, "rc/") && check->topic.len == 5) {
+        char hex[3] = {(char)check->topic.p[3], (char)check->topic.p[4], 0};
+        r.check.reason_code = (uint8_t)strtoul(hex, NULL, 16);
+    }
     finish(s, call, &r);
+}
+
+/* ABI 3 read checks: topics under "pt/ok/" granted, the rest denied,
+ * cacheable. */
+static void sa_check_read(void *state, const struct ringmq_check *check,
+                          struct ringmq_check_result *out)
+{
+    struct sync_state *s = state;
+    char what[80];
+    snprintf(what, sizeof(what), "check_read(%d,%.*s)", (int)check->action, (int)check->topic.len,
+             (const char *)check->topic.p);
+    probe_trace(s->probe, what, s->id);
+    out->verdict = under(check, "pt/ok/") ? RINGMQ_GRANTED : RINGMQ_DENIED;
+    out->cacheable = true;
 }
 
 /* Tenant "t1" has max_qos 1 and no retain; other tenants: not found. */
@@ -169,6 +198,7 @@ static const struct ringmq_plugin table = {
     .auth_continue = sa_auth_continue,
     .check = sa_check,
     .settings = sa_settings,
+    .check_read = sa_check_read,
 };
 
 const struct ringmq_plugin *ringmq_plugin_entry(void)

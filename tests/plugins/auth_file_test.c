@@ -118,6 +118,16 @@ static void setup_anon(void)
     start(acl, "acme");
 }
 
+/* Deny rules an ACL writes per user and per client. */
+static void setup_deny_subst(void)
+{
+    start("[tenant acme]\n"
+          "topic read #\n"
+          "pattern deny inbox/%u/#\n"
+          "pattern deny cfg/%c\n",
+          NULL);
+}
+
 static struct ringmq_bytes B(const char *s) {
     return (struct ringmq_bytes){(const uint8_t *)s, strlen(s)};
 }
@@ -176,8 +186,27 @@ static enum ringmq_verdict check(enum ringmq_action action, const char *tenant, 
     return fake_last.verdict;
 }
 
-#define PUB(u, c, t) check(RINGMQ_ACTION_PUBLISH, "acme", u, c, t)
-#define SUB(u, c, t) check(RINGMQ_ACTION_SUBSCRIBE, "acme", u, c, t)
+/* ABI 3 check_read: answered synchronously, into the host's result. */
+static enum ringmq_verdict check_read(const char *tenant, const char *user_id,
+                                      const char *client_id, const char *topic)
+{
+    struct ringmq_check c = {
+        .action = RINGMQ_ACTION_RECEIVE,
+        .tenant = tenant,
+        .user_id = user_id,
+        .client_id = B(client_id),
+        .topic = B(topic),
+    };
+    struct ringmq_check_result out = {0};
+    cr_assert_not_null(plug->check_read, "auth_file answers read checks");
+    plug->check_read(state, &c, &out);
+    cr_assert(out.cacheable, "auth_file verdicts are cacheable");
+    return out.verdict;
+}
+
+#define PUB(u, c, t)  check(RINGMQ_ACTION_PUBLISH, "acme", u, c, t)
+#define SUB(u, c, t)  check(RINGMQ_ACTION_SUBSCRIBE, "acme", u, c, t)
+#define READ(u, c, t) check_read("acme", u, c, t)
 
 TestSuite(auth_file, .init = setup_acl, .fini = stop);
 
@@ -317,14 +346,40 @@ Test(auth_file, single_level_wildcard_rule)
     cr_assert_eq(PUB("u-alice", "c", "/alarm"), RINGMQ_GRANTED); /* empty first level */
 }
 
-Test(auth_file, deny_wins_and_blocks_overlapping_subscriptions)
+/* A filter wholly inside denied topics is refused; one a deny rule only
+ * overlaps is granted per topic, and each topic is then read-checked. */
+Test(auth_file, deny_refuses_covered_filters_and_overlapping_ones_are_checked_per_topic)
 {
     cr_assert_eq(SUB(NULL, "c", "public/secret/plans"), RINGMQ_DENIED);
     cr_assert_eq(SUB(NULL, "c", "public/secret"), RINGMQ_DENIED); /* secret/# covers secret */
-    /* public/# would deliver public/secret/...: the deny rule intersects. */
-    cr_assert_eq(SUB(NULL, "c", "public/#"), RINGMQ_DENIED);
-    cr_assert_eq(SUB(NULL, "c", "public/+/plans"), RINGMQ_DENIED);
+    cr_assert_eq(SUB(NULL, "c", "public/secret/+"), RINGMQ_DENIED);
+    cr_assert_eq(SUB(NULL, "c", "public/secret/#"), RINGMQ_DENIED);
+    /* public/# also delivers public/secret/...: the deny rule overlaps it. */
+    cr_assert_eq(SUB(NULL, "c", "public/#"), RINGMQ_GRANTED_PER_TOPIC);
+    cr_assert_eq(SUB(NULL, "c", "public/+/plans"), RINGMQ_GRANTED_PER_TOPIC);
+    cr_assert_eq(SUB(NULL, "c", "public/+"), RINGMQ_GRANTED_PER_TOPIC); /* public/secret */
     cr_assert_eq(SUB(NULL, "c", "public/other/#"), RINGMQ_GRANTED);
+    cr_assert_eq(READ(NULL, "c", "public/news"), RINGMQ_GRANTED);
+    cr_assert_eq(READ(NULL, "c", "public/secret"), RINGMQ_DENIED);
+    cr_assert_eq(READ(NULL, "c", "public/secret/plans"), RINGMQ_DENIED);
+    cr_assert_eq(READ(NULL, "c", "public/secretary"), RINGMQ_GRANTED);
+    /* Publishing there is refused as before. */
+    cr_assert_eq(PUB("u-alice", "c", "public/secret/alarm"), RINGMQ_DENIED);
+}
+
+/* Deny rules with %u / %c apply per client, to subscriptions and reads. */
+Test(auth_file, substituted_deny_rules_apply_per_client, .init = setup_deny_subst)
+{
+    cr_assert_eq(SUB("u-1", "dev-1", "#"), RINGMQ_GRANTED_PER_TOPIC);
+    cr_assert_eq(SUB("u-1", "dev-1", "inbox/u-1/#"), RINGMQ_DENIED);
+    cr_assert_eq(SUB("u-1", "dev-1", "inbox/u-2/#"), RINGMQ_GRANTED);
+    cr_assert_eq(SUB("u-1", "dev-1", "cfg/+"), RINGMQ_GRANTED_PER_TOPIC);
+    cr_assert_eq(READ("u-1", "dev-1", "inbox/u-1/x"), RINGMQ_DENIED);
+    cr_assert_eq(READ("u-2", "dev-2", "inbox/u-1/x"), RINGMQ_GRANTED);
+    cr_assert_eq(READ("u-1", "dev-1", "cfg/dev-1"), RINGMQ_DENIED);
+    cr_assert_eq(READ("u-1", "dev-1", "cfg/dev-2"), RINGMQ_GRANTED);
+    /* Anonymous: a %u deny rule does not apply, so nothing is denied. */
+    cr_assert_eq(SUB(NULL, "dev-1", "inbox/#"), RINGMQ_GRANTED);
 }
 
 /* MQTT-4.7.2-1: filters starting with a wildcard do not match '$' topics. */
@@ -979,9 +1034,12 @@ Test(auth_file_shares, deny_applies_to_the_filter_inside_a_shared_subscription,
     cr_assert_eq(SUB(NULL, "c", "$share/g/public/news"), RINGMQ_GRANTED);
     cr_assert_eq(SUB(NULL, "c", "$oshare/g/public/news/#"), RINGMQ_GRANTED);
     cr_assert_eq(SUB(NULL, "c", "$share/g/public/secret/plans"), RINGMQ_DENIED);
-    cr_assert_eq(SUB(NULL, "c", "$share/g/public/#"), RINGMQ_DENIED);
-    cr_assert_eq(SUB(NULL, "c", "$share/g/public/+/plans"), RINGMQ_DENIED);
+    cr_assert_eq(SUB(NULL, "c", "$share/g/public/#"), RINGMQ_GRANTED_PER_TOPIC);
+    cr_assert_eq(SUB(NULL, "c", "$share/g/public/+/plans"), RINGMQ_GRANTED_PER_TOPIC);
     cr_assert_eq(SUB(NULL, "c", "$oshare/g/public/secret/#"), RINGMQ_DENIED);
+    /* The topics it delivers are read-checked like any others. */
+    cr_assert_eq(READ(NULL, "c", "public/secret/plans"), RINGMQ_DENIED);
+    cr_assert_eq(READ(NULL, "c", "public/news"), RINGMQ_GRANTED);
 }
 
 /* A client id starting with '$' put first in a rule would give the client

@@ -145,3 +145,23 @@ Test(identity, over_long_strings_are_not_kept)
     free(buf);
     free(huge);
 }
+
+/* A session keeps a copy of the identity that outlives the connection: who it
+ * is, not what its CONNACK still had to say. */
+Test(identity, copy_keeps_tenant_user_and_attributes_only)
+{
+    struct conn_identity *a = identity_create(7, "alice", attrs, 2, users, 1);
+    struct conn_identity *c = identity_copy(a);
+    cr_assert_not_null(c);
+    identity_free(a);
+    cr_assert_eq(c->tenant, 7);
+    cr_assert_str_eq(c->user_id, "alice");
+    cr_assert_eq(c->n_attrs, 2);
+    struct ringmq_kv kv[IDENTITY_KV_MAX];
+    identity_kvs(c->attrs, c->n_attrs, kv);
+    cr_assert_str_eq(kv[0].key, "role");
+    cr_assert_str_eq(kv[1].key, "team");
+    cr_assert_eq(c->n_connack, 0);
+    cr_assert_null(c->connack);
+    identity_free(c);
+}
