@@ -167,9 +167,10 @@ int protocol_publish(struct shard *s, struct conn *c, const struct mqtt_frame *f
         verdict = RINGMQ_DENIED; /* 3.1.1: its flow completes, nothing delivered */
     }
     /* A message that replaces its topic's retained one adds no topic, and
-     * only what it has beyond the old payload. */
+     * only what it has beyond the old message. */
     if (pb.retain && deliver &&
-        !route_retain_allowed(s, ss->tenant, pb.topic.p, pb.topic.len, pb.payload.len, ss)) {
+        !route_retain_allowed(s, ss->tenant, pb.topic.p, pb.topic.len, pb.payload.len,
+                              c->v5 ? pb.props.len : 0, ss)) {
         /* Retained limit or quota reached: a 5.0 client is told (0x97), in the
          * PUBACK/PUBREC, or for QoS 0 in a DISCONNECT, as for the inbound
          * quota (a silent drop would leave it believing its state stored);
