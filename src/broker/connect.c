@@ -598,6 +598,11 @@ int protocol_connect(struct shard *s, struct conn *c, const struct mqtt_frame *f
     if (ck.will && ck.will_payload.len > ts->max_will_size)
         return refuse_rc(s, c, MQTT_CONNACK_UNAVAILABLE, MQTT_RC_PACKET_TOO_LARGE,
                          "will too large");
+    /* As a PUBLISH on it would be (publish.c); 3.1.1 has no closer code
+     * than the one for every other will the server cannot take. */
+    if (ck.will && !topic_within_limits(ts, ck.will_topic.p, ck.will_topic.len))
+        return refuse_rc(s, c, MQTT_CONNACK_UNAVAILABLE, MQTT_RC_TOPIC_NAME_INVALID,
+                         "will topic too long or too deep");
     if (c->v5)
         c->v5->alias_max_in = (uint16_t)ts->topic_alias_maximum;
 

@@ -2,11 +2,12 @@
  * [limits] max_retained_messages / max_retained_bytes (a retained PUBLISH over
  * them is answered 0x97 and not stored; a retained will is published, not
  * retained; the bytes are what the store keeps, long topics and every shard's
- * index included) and max_sessions (a CONNECT that would create one more
- * session is refused with 0x97, 3.1.1: 0x03, while existing sessions resume).
- * Without them one client could fill the broker's memory with retained
- * messages or with offline sessions kept for max_session_expiry. The
- * broker's VmRSS shows the store bounded. Raw sockets; ringmqd only (mosquitto has no such keys). */
+ * index included), max_sessions (a CONNECT that would create one more session
+ * is refused with 0x97, 3.1.1: 0x03, while existing sessions resume) and
+ * max_topic_length (each packet kind refused with its reason code). Without
+ * them one client could fill the broker's memory with retained messages or
+ * with offline sessions kept for max_session_expiry. The broker's VmRSS shows
+ * the store bounded. Raw sockets; ringmqd only (mosquitto has no such keys). */
 #include "harness_v5.h"
 
 #include <criterion/criterion.h>
@@ -211,7 +212,7 @@ Test(limits, retained_bytes_count_long_topics_and_every_replica)
 {
     if (e2e_mosquitto())
         cr_skip_test("ringmqd limits");
-    broker_start(&b, "limits.max_retained_bytes=1000", NULL);
+    broker_start(&b, "limits.max_retained_bytes=1000", "limits.max_topic_length=65535", NULL);
     int fd = v5_open(&b, "long-topics", NULL);
     static char topic[65536];
     const uint8_t one[] = "x";
@@ -250,6 +251,89 @@ Test(limits, retained_bytes_count_long_topics_and_every_replica)
     cr_assert_str_eq(pk.topic, "small");
     v5_expect_nothing(late, E2E_ABSENT_MS);
     close(late);
+    close(fd);
+    broker_stop(&b);
+}
+
+/* limits.max_topic_length (default 4096) on every packet that carries a
+ * topic. 5.0: a PUBLISH over it is answered 0x90 Topic Name invalid in its
+ * PUBACK/PUBREC and the connection stays; at QoS 0 (no acknowledgement)
+ * and with a Topic Alias (the client would believe in an alias we never
+ * set) it is DISCONNECT 0x90. SUBSCRIBE: 0x8F per filter (3.1.1: 0x80);
+ * UNSUBSCRIBE: 0x8F. A will topic over it: CONNACK 0x90 (3.1.1: 0x03). A
+ * 3.1.1 PUBLISH, which cannot be refused, closes the connection. */
+Test(limits, topic_length_refused_with_reason_codes)
+{
+    if (e2e_mosquitto())
+        cr_skip_test("ringmqd limits");
+    broker_start(&b, NULL);
+    static char at[4097], over[4098];
+    long_topic(at, 4096, 1);
+    long_topic(over, 4097, 2);
+    int fd = v5_open(&b, "long", NULL);
+    cr_assert_eq(v5_publish(fd, at, "ok", 1, false, 1, NULL), 0x00, "4096 bytes are allowed");
+    cr_assert_eq(v5_publish(fd, over, "no", 1, false, 2, NULL), 0x90);
+    pkt_publish5(&p, over, "no", 2, 2, false, 3, NULL);
+    cr_assert(raw_send_pkt(fd, &p) == 0);
+    v5_expect(fd, T_PUBREC, &pk);
+    cr_assert(pk.mid == 3 && pk.reason == 0x90, "PUBREC %u 0x%02x", pk.mid, pk.reason);
+    /* SUBSCRIBE [over, ok] in one packet: a code per filter. */
+    pkt_init(&p, 0x82);
+    pkt_u16(&p, 4);
+    pkt_props(&p, NULL);
+    pkt_str(&p, over);
+    pkt_u8(&p, 1);
+    pkt_str(&p, "ok/+");
+    pkt_u8(&p, 1);
+    cr_assert(raw_send_pkt(fd, &p) == 0);
+    v5_expect(fd, T_SUBACK, &pk);
+    cr_assert(pk.ncodes == 2 && pk.codes[0] == 0x8F && pk.codes[1] == 0x01,
+              "SUBACK %d codes 0x%02x 0x%02x", pk.ncodes, pk.codes[0], pk.codes[1]);
+    pkt_unsubscribe5(&p, 5, over);
+    cr_assert(raw_send_pkt(fd, &p) == 0);
+    v5_expect(fd, T_UNSUBACK, &pk);
+    cr_assert(pk.ncodes == 1 && pk.codes[0] == 0x8F, "UNSUBACK 0x%02x", pk.codes[0]);
+    /* Still connected after all that; QoS 0 over the limit ends it. */
+    cr_assert_eq(v5_publish(fd, "other", "ok", 1, false, 6, NULL), 0x00);
+    pkt_publish5(&p, over, "no", 2, 0, false, 0, NULL);
+    cr_assert(raw_send_pkt(fd, &p) == 0);
+    v5_expect_disconnect(fd, 0x90, -1);
+    close(fd);
+    /* With a Topic Alias, at QoS 1 too. */
+    fd = v5_open(&b, "alias", NULL);
+    struct props pr;
+    props_init(&pr);
+    props_u16(&pr, P_TOPIC_ALIAS, 1);
+    pkt_publish5(&p, over, "no", 2, 1, false, 1, &pr);
+    cr_assert(raw_send_pkt(fd, &p) == 0);
+    v5_expect_disconnect(fd, 0x90, -1);
+    close(fd);
+    /* A will topic over the limit. */
+    struct raw_connect o = {.flags = -1,
+                            .clean = true,
+                            .id = "will",
+                            .keepalive = 60,
+                            .will_topic = over,
+                            .will_payload = "gone"};
+    fd = v5_connect(&b, &o, NULL, NULL, &pk);
+    cr_assert(pk.type == T_CONNACK && pk.reason == 0x90, "CONNACK 0x%02x", pk.reason);
+    close(fd);
+    int rc = -1;
+    fd = raw_mqtt_connect(&b, &o, &rc, NULL);
+    cr_assert_eq(rc, 0x03, "3.1.1 CONNACK %d", rc);
+    close(fd);
+    /* 3.1.1: SUBACK 0x80; a PUBLISH closes the connection. */
+    o.will_topic = NULL;
+    o.will_payload = NULL;
+    fd = raw_mqtt_open(&b, &o);
+    pkt_subscribe(&p, 1, over, 1);
+    cr_assert(raw_send_pkt(fd, &p) == 0);
+    uint8_t in[16];
+    cr_assert_eq(raw_read_packet(fd, in, sizeof(in), E2E_WAIT_MS), 5);
+    cr_assert(in[0] == 0x90 && in[4] == 0x80, "SUBACK 0x%02x", in[4]);
+    pkt_publish(&p, over, "no", 2, 1, false, false, 2);
+    cr_assert(raw_send_pkt(fd, &p) == 0);
+    cr_assert_eq(raw_wait_close(fd, E2E_WAIT_MS), 0, "3.1.1 PUBLISH over the limit not closed");
     close(fd);
     broker_stop(&b);
 }

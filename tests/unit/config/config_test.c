@@ -126,6 +126,7 @@ Test(config, defaults)
     cr_assert_eq(cfg.max_queued_messages, 1000);
     cr_assert_eq(cfg.max_queued_bytes, 16777216);
     cr_assert_eq(cfg.max_client_id_len, 256);
+    cr_assert_eq(cfg.max_topic_length, 4096);
     cr_assert_eq(cfg.log_level, LOG_LEVEL_INFO);
 }
 
@@ -166,6 +167,9 @@ Test(config, shipped_file_loads_and_documents_the_defaults)
     cr_assert_eq(cfg.max_queued_messages, def.max_queued_messages);
     cr_assert_eq(cfg.max_queued_bytes, def.max_queued_bytes);
     cr_assert_eq(cfg.max_client_id_len, def.max_client_id_len);
+    cr_assert_eq(cfg.max_topic_length, def.max_topic_length);
+    cr_assert_eq(config_tenant_settings(&cfg, "default")->max_topic_length, def.max_topic_length,
+                 "[tenant.default] takes max_topic_length from [limits]");
     cr_assert_eq(cfg.log_level, def.log_level);
     cr_assert_eq(cfg.nlisteners, 1);
     cr_assert_str_eq(cfg.listeners[0].name, "default");
@@ -194,6 +198,7 @@ Test(config, shipped_file_lists_every_key)
         "max_queued_messages",
         "max_queued_bytes",
         "max_client_id_len",
+        "max_topic_length",
         "max_subscriptions",
         "receive_maximum",
         "topic_alias_maximum",
@@ -242,6 +247,7 @@ Test(config, set_every_key)
         "limits.max_queued_messages=5",
         "limits.max_queued_bytes=5000000000",
         "limits.max_client_id_len=23",
+        "limits.max_topic_length=100",
         "limits.max_subscriptions=7",
         "mqtt.receive_maximum=10",
         "mqtt.topic_alias_maximum=0",
@@ -275,6 +281,7 @@ Test(config, set_every_key)
     cr_assert_eq(cfg.max_queued_messages, 5);
     cr_assert_eq(cfg.max_queued_bytes, 5000000000ull);
     cr_assert_eq(cfg.max_client_id_len, 23);
+    cr_assert_eq(cfg.max_topic_length, 100);
     cr_assert_eq(cfg.max_subscriptions, 7);
     cr_assert_eq(cfg.receive_maximum, 10);
     cr_assert_eq(cfg.topic_alias_maximum, 0);
@@ -672,6 +679,7 @@ Test(config, integer_bounds)
         /* MQTT-3.1.3-5: a server must allow client ids of 1..23 bytes, so a
          * limit below 23 is refused (it was accepted down to 1). */
         {"limits.max_client_id_len", {"23", "65535"}, {"22", "0", "65536", "1 2"}},
+        {"limits.max_topic_length", {"1", "65535"}, {"0", "65536"}},
         {"mqtt.receive_maximum", {"1", "65535"}, {"0", "65536"}},
         {"mqtt.topic_alias_maximum", {"0", "65535"}, {"65536", "-1"}},
         {"mqtt.maximum_qos", {"0", "2"}, {"3"}},
@@ -826,6 +834,21 @@ Test(config, tenant_settings_resolve_in_layers)
     cr_assert_eq(a->mqtt_versions, 1u << 5);
     cr_assert_eq(a->max_topic_levels, 8, "acme inherits [tenant.default]");
     cr_assert_eq(a->max_qos, 1, "acme inherits [mqtt] through [tenant.default]");
+}
+
+/* [limits] max_topic_length is every tenant's default; [tenant.ID] may
+ * set its own, either way. */
+Test(config, max_topic_length_per_tenant)
+{
+    struct config cfg;
+    load_ok(&cfg,
+            LISTENER_OK "[limits]\nmax_topic_length = 100\n[tenant.acme]\nmax_topic_length = 50\n"
+                        "[tenant.big]\nmax_topic_length = 65535\n",
+            NULL, 0);
+    cr_assert_eq(cfg.max_topic_length, 100);
+    cr_assert_eq(config_tenant_settings(&cfg, "nobody")->max_topic_length, 100);
+    cr_assert_eq(config_tenant_settings(&cfg, "acme")->max_topic_length, 50);
+    cr_assert_eq(config_tenant_settings(&cfg, "big")->max_topic_length, 65535);
 }
 
 Test(config, tenant_errors)
