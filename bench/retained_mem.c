@@ -15,6 +15,8 @@
  *   retained_mem -p PORT --broker-pid PID [-n 1000] [--topic-bytes 61440]
  *                [--levels L] [--payload 1]
  */
+#include "proc.h"
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -26,21 +28,6 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
-
-static long rss_kib(int pid)
-{
-    char path[64], line[256];
-    snprintf(path, sizeof(path), "/proc/%d/status", pid);
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return -1;
-    long kib = -1;
-    while (fgets(line, sizeof(line), f))
-        if (sscanf(line, "VmRSS: %ld kB", &kib) == 1)
-            break;
-    fclose(f);
-    return kib;
-}
 
 static int write_all(int fd, const uint8_t *p, size_t n)
 {
@@ -183,7 +170,7 @@ int main(int argc, char **argv)
     }
     static uint8_t topic[65536], body[70000], pkt[70016], in[16];
     int fd = connect_broker(port);
-    long before = rss_kib(pid);
+    long before = proc_rss_kib(pid);
     size_t tlen = 0;
     for (int i = 0; i < n; i++) {
         tlen = make_topic(topic, i, bytes, levels);
@@ -214,7 +201,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "no SUBACK\n");
         return 1;
     }
-    long after = rss_kib(pid);
+    long after = proc_rss_kib(pid);
     printf("%d retained messages, topic %zu bytes in %d levels, payload %d bytes\n", n, tlen,
            levels > 1 ? levels : 2, payload);
     printf("broker RSS: %ld KiB before, %ld KiB after, %.0f bytes per message\n", before, after,
