@@ -10,6 +10,8 @@
  *
  *   idle_conns -p PORT -n 100000 --broker-pid PID [--per-proc 15000] [--hold S]
  */
+#include "proc.h"
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -22,21 +24,6 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
-
-static long rss_kib(int pid)
-{
-    char path[64], line[256];
-    snprintf(path, sizeof(path), "/proc/%d/status", pid);
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return -1;
-    long kib = -1;
-    while (fgets(line, sizeof(line), f))
-        if (sscanf(line, "VmRSS: %ld kB", &kib) == 1)
-            break;
-    fclose(f);
-    return kib;
-}
 
 static int open_one(int port, int src, int child, int i)
 {
@@ -97,7 +84,7 @@ int main(int argc, char **argv)
             return 2;
         }
     }
-    long before = broker_pid ? rss_kib(broker_pid) : -1;
+    long before = broker_pid ? proc_rss_kib(broker_pid) : -1;
     int nproc = (n + per_proc - 1) / per_proc;
     int up[2];
     if (pipe(up) < 0)
@@ -141,7 +128,7 @@ int main(int argc, char **argv)
     double secs = (t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9;
     printf("connections: %d of %d in %.2f s (%.0f/s)\n", total, n, secs, total / secs);
     if (broker_pid) {
-        long after = rss_kib(broker_pid);
+        long after = proc_rss_kib(broker_pid);
         printf("broker RSS: %ld KiB before, %ld KiB after, %.0f bytes per connection\n", before,
                after, total ? (after - before) * 1024.0 / total : 0.0);
     }

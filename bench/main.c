@@ -14,6 +14,7 @@
  */
 #include "bench.h"
 #include "opts.h"
+#include "proc.h"
 #include "report.h"
 
 #include "core/log.h"
@@ -46,31 +47,6 @@ static void sleep_ns(uint64_t ns)
     struct timespec ts = {.tv_sec = (time_t)(ns / 1000000000ull),
                           .tv_nsec = (long)(ns % 1000000000ull)};
     nanosleep(&ts, NULL);
-}
-
-/* A "Key: N kB" line of a /proc file; -1 when absent. */
-static long proc_kib(const char *path, const char *key)
-{
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return -1;
-    char line[256];
-    long v = -1;
-    size_t klen = strlen(key);
-    while (fgets(line, sizeof(line), f))
-        if (strncmp(line, key, klen) == 0 && line[klen] == ':') {
-            v = strtol(line + klen + 1, NULL, 10);
-            break;
-        }
-    fclose(f);
-    return v;
-}
-
-static long broker_rss(int pid)
-{
-    char path[64];
-    snprintf(path, sizeof(path), "/proc/%d/status", pid);
-    return pid > 0 ? proc_kib(path, "VmRSS") : -1;
 }
 
 /* The broker's user + system CPU seconds so far (/proc/PID/stat fields 14
@@ -230,7 +206,7 @@ static void control(struct control *c, struct results *res)
                 (unsigned long long)t.up, (unsigned long long)c->conns);
         m1 = m0;
     } else if (o->scenario == SC_CONN) {
-        res->broker_rss_after_kib = broker_rss(o->broker_pid);
+        res->broker_rss_after_kib = proc_rss_kib(o->broker_pid);
         res->slab_after_kib = proc_kib("/proc/meminfo", "Slab");
         set_phase(r, PH_RUN);
         uint64_t end = bench_now(r) + (uint64_t)(o->duration * 1e9);
@@ -240,7 +216,7 @@ static void control(struct control *c, struct results *res)
         }
         m1 = bench_now(r);
         /* Settled figure: after holding, keepalives included. */
-        long rss = broker_rss(o->broker_pid);
+        long rss = proc_rss_kib(o->broker_pid);
         if (rss > res->broker_rss_after_kib)
             res->broker_rss_after_kib = rss;
     } else {
@@ -309,7 +285,7 @@ static void control(struct control *c, struct results *res)
             last = t;
         }
         res->measured_s = (double)(m1 - m0) / 1e9;
-        res->broker_rss_after_kib = broker_rss(o->broker_pid);
+        res->broker_rss_after_kib = proc_rss_kib(o->broker_pid);
         set_phase(r, PH_STOP);
         return;
     }
@@ -382,7 +358,7 @@ int main(int argc, char **argv)
 
     report_init(res);
     res->conns_target = conns;
-    res->broker_rss_before_kib = broker_rss(o.broker_pid);
+    res->broker_rss_before_kib = proc_rss_kib(o.broker_pid);
     res->slab_before_kib = proc_kib("/proc/meminfo", "Slab");
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);

@@ -221,7 +221,12 @@ enum ringmq_resource {
     RINGMQ_RES_BYTES_IN_RATE = 5,  /* current: inbound bytes in the last second */
     RINGMQ_RES_BYTES_OUT_RATE = 6, /* current: outbound (fan-out) bytes, last second */
     RINGMQ_RES_RETAINED = 7,       /* current: retained topics */
-    RINGMQ_RES_RETAINED_BYTES = 8, /* current: retained bytes */
+    /* current: the bytes the tenant's retained messages keep: each message
+     * once (a ~40-byte header, topic, payload, properties; shards share
+     * it), plus every shard's index of their topics (~112 bytes per topic
+     * level per shard); amount: what the message adds beyond the one it
+     * replaces. */
+    RINGMQ_RES_RETAINED_BYTES = 8,
     RINGMQ_RES_COUNT
 };
 

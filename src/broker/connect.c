@@ -575,6 +575,11 @@ int protocol_connect(struct shard *s, struct conn *c, const struct mqtt_frame *f
     int keepalive = keepalive_choose(cfg, ts, c->v5 != NULL, ck.keepalive, &tell_keepalive);
     if (keepalive < 0)
         return refuse(s, c, MQTT_CONNACK_ID_REJECTED, "keepalive over max_keepalive");
+    /* As a PUBLISH on it would be (publish.c); 3.1.1 has no closer code
+     * than the one for every other will the server cannot take. */
+    if (ck.will && !topic_within_limits(ts, ck.will_topic.p, ck.will_topic.len))
+        return refuse_rc(s, c, MQTT_CONNACK_UNAVAILABLE, MQTT_RC_TOPIC_NAME_INVALID,
+                         "will topic too long or too deep");
 
     /* Quotas of the tenant (CONNACK 0x97 in 5.0, 0x03 in 3.1.1). A takeover
      * closes the connection it replaces (MQTT-3.1.4-2): no connection more. */

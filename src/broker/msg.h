@@ -64,10 +64,16 @@ static inline const uint8_t *msg_payload(const struct msg *m)
     return m->data + m->topic_len;
 }
 
-/* Bytes the message accounts for in queue limits. */
+/* Bytes a message of these parts takes (msg_size before it exists). */
+static inline size_t msg_size_for(size_t topic_len, size_t payload_len, size_t props_len)
+{
+    return sizeof(struct msg) + topic_len + payload_len + props_len;
+}
+
+/* Bytes the message accounts for in queue and retained limits. */
 static inline size_t msg_size(const struct msg *m)
 {
-    return sizeof(*m) + m->topic_len + m->payload_len + m->props_len;
+    return msg_size_for(m->topic_len, m->payload_len, m->props_len);
 }
 
 /* About the bytes of one PUBLISH of m on the wire (what the outbound

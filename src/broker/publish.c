@@ -71,9 +71,29 @@ static int refuse_over_quota(struct shard *s, struct conn *c, const struct mqtt_
     return 0;
 }
 
+/*
+ * A topic over the tenant's max_topic_length or max_topic_levels: a 5.0
+ * client hears 0x90 Topic Name invalid in its PUBACK/PUBREC and keeps its
+ * connection (a PUBREC >= 0x80 ends a QoS 2 flow); at QoS 0, which has no
+ * acknowledgement, in a DISCONNECT. MQTT 3.1/3.1.1 have no way to say it,
+ * and a message dropped in silence would look delivered: the connection
+ * closes. Returns protocol_publish's result.
+ */
+static int refuse_topic(struct shard *s, struct conn *c, const struct mqtt_publish *pb)
+{
+    if (c->v5 && pb->qos) {
+        conn_write_ack(s, c, pb->qos == 1 ? MQTT_PUBACK : MQTT_PUBREC, pb->packet_id,
+                       MQTT_RC_TOPIC_NAME_INVALID, "topic too long or too deep");
+        return 0;
+    }
+    protocol_violation(s, c, "topic too long or too deep", MQTT_RC_TOPIC_NAME_INVALID);
+    return -1;
+}
+
 int protocol_publish(struct shard *s, struct conn *c, const struct mqtt_frame *f,
                      const uint8_t *body)
 {
+    const struct tenant_settings *ts = c->session->tenant->set;
     struct mqtt_publish pb;
     int rc = mqtt_publish_decode(f->flags, body, f->body_len, c->version, &pb);
     struct mqtt_props pr;
@@ -84,16 +104,17 @@ int protocol_publish(struct shard *s, struct conn *c, const struct mqtt_frame *f
             rc = 0x94;
         if (rc == MQTT_OK && mqtt_props_has(&pr, MQTT_PROP_SUBSCRIPTION_ID))
             rc = MQTT_RC_PROTOCOL_ERROR; /* MQTT-3.3.4-6 */
+        /* A topic over the limits never enters the alias table; refusing
+         * only this PUBLISH would leave the client believing in an alias
+         * we do not hold, so the connection closes. */
+        if (rc == MQTT_OK && mqtt_props_has(&pr, MQTT_PROP_TOPIC_ALIAS) &&
+            !topic_within_limits(ts, pb.topic.p, pb.topic.len))
+            rc = MQTT_RC_TOPIC_NAME_INVALID;
         if (rc == MQTT_OK)
             rc = resolve_alias(c, &pr, &pb);
     }
     if (rc != MQTT_OK) {
         protocol_violation(s, c, "bad PUBLISH", rc);
-        return -1;
-    }
-    const struct tenant_settings *ts = c->session->tenant->set;
-    if (!topic_within_limits(ts, pb.topic.p, pb.topic.len)) {
-        protocol_violation(s, c, "topic too long or too deep", MQTT_RC_TOPIC_NAME_INVALID);
         return -1;
     }
     if (pb.qos > ts->max_qos) {
@@ -114,6 +135,8 @@ int protocol_publish(struct shard *s, struct conn *c, const struct mqtt_frame *f
         conn_write_ack(s, c, MQTT_PUBREC, pb.packet_id, MQTT_RC_SUCCESS, NULL);
         return 0;
     }
+    if (!topic_within_limits(ts, pb.topic.p, pb.topic.len))
+        return refuse_topic(s, c, &pb);
     /* $SYS belongs to the broker: a client's publish there is refused like
      * one the auth plugin denies. */
     uint8_t why = 0;
@@ -169,9 +192,10 @@ int protocol_publish(struct shard *s, struct conn *c, const struct mqtt_frame *f
         verdict = RINGMQ_DENIED; /* 3.1.1: its flow completes, nothing delivered */
     }
     /* A message that replaces its topic's retained one adds no topic, and
-     * only what it has beyond the old payload. */
+     * only what it has beyond the old message. */
     if (pb.retain && deliver &&
-        !route_retain_allowed(s, ss->tenant, pb.topic.p, pb.topic.len, pb.payload.len, ss)) {
+        !route_retain_allowed(s, ss->tenant, pb.topic.p, pb.topic.len, pb.payload.len,
+                              c->v5 ? pb.props.len : 0, ss)) {
         /* Retained limit or quota reached: a 5.0 client is told (0x97), in the
          * PUBACK/PUBREC, or for QoS 0 in a DISCONNECT, as for the inbound
          * quota (a silent drop would leave it believing its state stored);

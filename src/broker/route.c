@@ -166,12 +166,39 @@ static bool retain_counted(const struct msg *m)
     return m->payload_len != 0 && !route_is_sys_topic(msg_topic(m), m->topic_len);
 }
 
+/*
+ * The retained bytes gauge (and quota) counts what the retained messages
+ * keep in memory: each message once (header, topic, payload, properties),
+ * since every replica holds the same reference-counted message and its
+ * index borrows the topic, and the index of every shard's replica: this
+ * replica's times the number of shards, which all converge to the same.
+ * Index nodes count whatever holds them (a tombstone's too: memory all the
+ * same), except $SYS's: its topics alone use the nodes below "$SYS".
+ */
+static void index_account(struct shard *s, struct tenant *t, size_t before, const uint8_t *topic,
+                          size_t len)
+{
+    size_t after = retain_index_bytes(t->retained);
+    if (route_is_sys_topic(topic, len))
+        return;
+    /* Unsigned wrap-around makes a shrink a subtraction. */
+    t->ctr.retained_bytes += (uint64_t)s->broker->nshards * (uint64_t)(after - before);
+}
+
+static struct msg *store_delete(struct shard *s, struct tenant *t, const uint8_t *topic, size_t len)
+{
+    size_t before = retain_index_bytes(t->retained);
+    struct msg *m = retain_delete(t->retained, topic, len);
+    index_account(s, t, before, topic, len);
+    return m;
+}
+
 static void retain_forget(struct tenant *t, struct msg *old)
 {
     if (old) {
         if (retain_counted(old)) {
             t->ctr.retained--;
-            t->ctr.retained_bytes -= old->payload_len;
+            t->ctr.retained_bytes -= msg_size(old);
         }
         msg_release(old);
     }
@@ -235,22 +262,25 @@ static void retain_apply(struct shard *s, struct tenant *t, struct msg *m)
     if (cur && cur->retain_stamp > m->retain_stamp)
         return; /* a later update is here already */
     if (m->payload_len == 0 && s->broker->nshards == 1) {
-        retain_forget(t, retain_delete(t->retained, msg_topic(m), m->topic_len));
+        retain_forget(t, store_delete(s, t, msg_topic(m), m->topic_len));
         return;
     }
     void *old = NULL;
+    size_t before = retain_index_bytes(t->retained);
+    /* The store borrows m's topic: m is the value it points into. */
     if (retain_set(t->retained, msg_topic(m), m->topic_len, msg_acquire(m), &old) < 0) {
         msg_release(m);
         return;
     }
+    index_account(s, t, before, msg_topic(m), m->topic_len);
     if (retain_counted(m)) {
         t->ctr.retained++;
-        t->ctr.retained_bytes += m->payload_len;
+        t->ctr.retained_bytes += msg_size(m);
     }
     retain_forget(t, old);
     /* Out of memory for the tombstone's record: clear as without one. */
     if (m->payload_len == 0 && !tomb_add(s, t, m))
-        msg_release(retain_delete(t->retained, msg_topic(m), m->topic_len));
+        msg_release(store_delete(s, t, msg_topic(m), m->topic_len));
 }
 
 void route_retain_gc(struct shard *s)
@@ -264,7 +294,7 @@ void route_retain_gc(struct shard *s)
         struct msg *m = tb->m;
         /* Unless a later update replaced it meanwhile. */
         if (t && t->retained && retain_get(t->retained, msg_topic(m), m->topic_len) == m)
-            msg_release(retain_delete(t->retained, msg_topic(m), m->topic_len));
+            msg_release(store_delete(s, t, msg_topic(m), m->topic_len));
         msg_release(m);
         free(tb);
     }
@@ -287,18 +317,21 @@ bool route_is_sys_topic(const uint8_t *topic, size_t len)
 }
 
 bool route_retain_allowed(struct shard *s, struct tenant *t, const uint8_t *topic, size_t len,
-                          size_t payload_len, const struct session *ss)
+                          size_t payload_len, size_t props_len, const struct session *ss)
 {
     if (payload_len == 0)
         return true; /* a clear frees what there was */
     const struct msg *old = retain_get(t->retained, topic, len);
     if (old && old->payload_len == 0)
         old = NULL; /* a clear's tombstone */
-    size_t old_len = old ? old->payload_len : 0;
     if (!old && !observe_throttle(s, t, RINGMQ_RES_RETAINED, 1, ss))
         return false;
-    return payload_len <= old_len ||
-           observe_throttle(s, t, RINGMQ_RES_RETAINED_BYTES, payload_len - old_len, ss);
+    /* What it adds (see index_account): the message, the levels missing
+     * from the index on every shard, less the message it replaces. */
+    uint64_t need = msg_size_for(len, payload_len, props_len) +
+                    (uint64_t)s->broker->nshards * retain_index_growth(t->retained, topic, len);
+    uint64_t have = old ? msg_size(old) : 0;
+    return need <= have || observe_throttle(s, t, RINGMQ_RES_RETAINED_BYTES, need - have, ss);
 }
 
 void route_publish(struct shard *s, struct tenant *t, struct msg *m)
@@ -433,7 +466,7 @@ void route_send_retained(struct shard *s, struct session *ss, const uint8_t *fil
     retain_match(ss->tenant->retained, filter, len, send_one_retained, &ctx);
     for (uint32_t i = 0; i < ctx.nexpired; i++) {
         struct msg *m = ctx.expired[i];
-        retain_forget(ss->tenant, retain_delete(ss->tenant->retained, msg_topic(m), m->topic_len));
+        retain_forget(ss->tenant, store_delete(s, ss->tenant, msg_topic(m), m->topic_len));
     }
 }
 

@@ -25,12 +25,14 @@ bool route_is_sys_topic(const uint8_t *topic, size_t len);
  * reference to each other interested shard. Takes the caller's reference. */
 void route_publish(struct shard *s, struct tenant *t, struct msg *m);
 
-/* May a retained message of `payload_len` bytes on `topic` be stored for
- * tenant t (session ss, may be NULL, for the event)? Asks the tenant's
- * retained limits and quota for what it adds: a topic when it has no
- * retained message yet, and the bytes beyond the one it replaces. */
+/* May a retained message of `payload_len` bytes and `props_len` bytes of
+ * properties on `topic` be stored for tenant t (session ss, may be NULL,
+ * for the event)? Asks the tenant's retained limits and quota for what it
+ * adds: a topic when it has no retained message yet, and the bytes beyond
+ * the one it replaces, counted as the retained bytes gauge counts them
+ * (the message once, the topic's index nodes on every shard). */
 bool route_retain_allowed(struct shard *s, struct tenant *t, const uint8_t *topic, size_t len,
-                          size_t payload_len, const struct session *ss);
+                          size_t payload_len, size_t props_len, const struct session *ss);
 
 /* This shard's first subscriber of `filter` appeared: tell every other
  * shard; each answers XMSG_ACK with `token`. Returns how many acks to wait

@@ -967,7 +967,7 @@ void session_publish_will(struct shard *s, struct session *ss)
      * retained PUBLISH (or clients could fill the store through wills);
      * over them it is published, not retained, as for a 3.1.1 PUBLISH. */
     if (will->retain && !route_retain_allowed(s, ss->tenant, msg_topic(will), will->topic_len,
-                                              will->payload_len, ss))
+                                              will->payload_len, will->props_len, ss))
         will->retain = 0;
     route_publish(s, ss->tenant, will);
 }

@@ -297,9 +297,11 @@ int protocol_unsubscribe(struct shard *s, struct conn *c, const struct mqtt_fram
     uint8_t options;
     /* Every verdict first: the packet is handled again when one is pending,
      * so nothing may change before this loop ends. */
+    const struct tenant_settings *ts = c->session->tenant->set;
     mqtt_sub_iter_init(&it, &sb, false);
     while (mqtt_sub_iter_next(&it, &filter, &options))
         if (mqtt_topic_filter_valid(filter.p, filter.len) &&
+            topic_within_limits(ts, filter.p, filter.len) &&
             acl_check(s, c, RINGMQ_ACTION_UNSUBSCRIBE, filter.p, filter.len, 0, false, NULL) ==
                 ACL_WAIT)
             return ACL_WAIT;
@@ -319,6 +321,12 @@ int protocol_unsubscribe(struct shard *s, struct conn *c, const struct mqtt_fram
                 protocol_violation(s, c, "invalid topic filter", MQTT_RC_TOPIC_FILTER_INVALID);
                 return -1;
             }
+            codes[i++] = MQTT_RC_TOPIC_FILTER_INVALID;
+            continue;
+        }
+        if (!topic_within_limits(ts, filter.p, filter.len)) {
+            /* No such subscription can exist (SUBSCRIBE refuses it); 5.0
+             * says why, 3.1.1's UNSUBACK has no codes. */
             codes[i++] = MQTT_RC_TOPIC_FILTER_INVALID;
             continue;
         }

@@ -135,6 +135,7 @@ static const struct directive directives[] = {
     LIMITS("max_queued_bytes", parse_u64, max_queued_bytes, 0, UINT64_C(1) << 40),
     /* MQTT-3.1.3-5: ids of 1..23 bytes must be accepted. */
     LIMITS("max_client_id_len", parse_u32, max_client_id_len, 23, 65535),
+    LIMITS("max_topic_length", parse_u32, max_topic_length, 1, 65535),
     LIMITS("max_subscriptions", parse_u32, max_subscriptions, 1, 10000000),
     LIMITS("max_sessions", parse_u32, max_sessions, 0, UINT32_MAX),
     LIMITS("max_retained_messages", parse_u32, max_retained_messages, 0, UINT32_MAX),
@@ -981,7 +982,7 @@ static int tenants_resolve(struct config *cfg)
         .wildcard_subscriptions = cfg->wildcard_subscriptions,
         .shared_subscriptions = cfg->shared_subscriptions,
         .subscription_identifiers = cfg->subscription_identifiers,
-        .max_topic_length = 65535,
+        .max_topic_length = cfg->max_topic_length,
         .max_topic_levels = 1024,
         .topic_alias_maximum = cfg->topic_alias_maximum,
         .receive_maximum = cfg->receive_maximum,
@@ -1123,6 +1124,7 @@ void config_defaults(struct config *cfg)
     cfg->max_queued_messages = 1000;
     cfg->max_queued_bytes = 16777216;
     cfg->max_client_id_len = 256;
+    cfg->max_topic_length = 4096;
     cfg->max_subscriptions = 10000;
     cfg->max_sessions = 1000000;
     cfg->max_retained_messages = 1000000;

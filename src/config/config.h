@@ -69,7 +69,7 @@ struct tenant_settings {
     uint32_t max_will_size;         /* will payload bytes */
     uint32_t max_sessions;          /* whole tenant, connected or not; 0: no limit */
     uint32_t max_retained_messages; /* whole tenant; 0: no limit */
-    uint64_t max_retained_bytes;    /* whole tenant, payload bytes; 0: no limit */
+    uint64_t max_retained_bytes;    /* whole tenant, bytes kept (route.c); 0: no limit */
     uint32_t max_client_output;     /* unsent bytes per connection before QoS 0 is dropped */
     uint32_t min_keepalive;         /* seconds; 0 = none (a 0 keepalive is allowed) */
     uint32_t max_keepalive;         /* seconds; 0 = none (see [mqtt] max_keepalive) */
@@ -104,12 +104,13 @@ struct config {
     uint32_t max_queued_messages; /* per session, default 1000 */
     uint64_t max_queued_bytes;    /* per session, default 16777216 */
     uint32_t max_client_id_len;   /* default 256 */
+    uint32_t max_topic_length;    /* topic name or filter bytes, default 4096 (per tenant too) */
     uint32_t max_subscriptions;   /* per session, default 10000 */
     /* Per tenant, without a quota plugin too (0 = no limit): sessions
      * (offline ones with a long expiry included) and retained messages. */
     uint32_t max_sessions;          /* default 1000000 */
     uint32_t max_retained_messages; /* default 1000000 */
-    uint64_t max_retained_bytes;    /* payload bytes, default 1073741824 */
+    uint64_t max_retained_bytes;    /* bytes kept (route.c), default 1073741824 */
     /* Output held for clients that do not keep up: per connection (QoS 0
      * beyond it is dropped, and the client is not read until it catches
      * up), and for the whole broker (beyond it QoS 0 is dropped for every

@@ -27,9 +27,9 @@ uint64_t level_seed(void)
 }
 
 static struct level_node *node_create(struct level_node *parent, const uint8_t *s, size_t len,
-                                      uint32_t hash)
+                                      uint32_t hash, bool borrow)
 {
-    struct level_node *n = malloc(sizeof(*n) + len);
+    struct level_node *n = malloc(sizeof(*n) + (borrow ? 0 : len));
 
     if (!n)
         return NULL;
@@ -37,8 +37,9 @@ static struct level_node *node_create(struct level_node *parent, const uint8_t *
     n->parent = parent;
     n->hash = hash;
     n->len = (uint32_t)len;
-    if (len)
-        memcpy(n->name, s, len);
+    n->name = borrow ? s : n->inline_name;
+    if (len && !borrow)
+        memcpy(n->inline_name, s, len);
     return n;
 }
 
@@ -50,7 +51,7 @@ static void node_free(struct level_node *n)
 
 struct level_node *level_root_create(void)
 {
-    return node_create(NULL, NULL, 0, 0);
+    return node_create(NULL, NULL, 0, 0, false);
 }
 
 static bool node_empty(const struct level_node *n)
@@ -199,10 +200,11 @@ struct level_node *level_path_find(const struct level_node *root, uint64_t seed,
 }
 
 struct level_node *level_path_obtain(struct level_node *root, uint64_t seed, const uint8_t *s,
-                                     size_t len)
+                                     size_t len, bool borrow, size_t *created)
 {
     struct level_node *n = root;
     struct level_node *first_new = NULL;
+    size_t made = 0;
 
     for (size_t start = 0;; start++) {
         size_t end = level_end(s, len, start);
@@ -211,7 +213,7 @@ struct level_node *level_path_obtain(struct level_node *root, uint64_t seed, con
         struct level_node *c = child_lookup(n, seed, lvl, lvl_len);
 
         if (!c) {
-            c = node_create(n, lvl, lvl_len, level_hash(seed, lvl, lvl_len));
+            c = node_create(n, lvl, lvl_len, level_hash(seed, lvl, lvl_len), borrow);
             if (!c)
                 goto fail;
             if (child_attach(n, c)) {
@@ -220,13 +222,19 @@ struct level_node *level_path_obtain(struct level_node *root, uint64_t seed, con
             }
             if (!first_new)
                 first_new = c;
+            made++;
         }
         n = c;
-        if (end == len)
+        if (end == len) {
+            if (created)
+                *created = made;
             return n;
+        }
         start = end;
     }
 fail:
+    if (created)
+        *created = 0;
     /* Only what this call created goes: a pre-existing node on the path may
      * have a NULL value whose slot a trie_slot caller still holds. */
     if (first_new) {
@@ -260,14 +268,20 @@ struct level_node *level_next_child(const struct level_node *n, const struct lev
     return NULL;
 }
 
-void level_prune(struct level_node *n)
+struct level_node *level_prune(struct level_node *n, size_t *freed)
 {
+    size_t k = 0;
+
     while (n->parent && node_empty(n)) {
         struct level_node *p = n->parent;
         child_detach(p, n);
         node_free(n);
         n = p;
+        k++;
     }
+    if (freed)
+        *freed = k;
+    return n;
 }
 
 /* Unlink and return any one child of n, NULL when it has none. Only for

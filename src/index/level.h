@@ -3,8 +3,11 @@
  * (trie.c) and the retained store (retain.c). Internal to src/index: no
  * other layer includes it.
  *
- * A node is one topic level: its bytes live inline after the struct (one
- * allocation per node). Exact children are found by the level's XXH3 hash
+ * A node is one topic level. Its bytes live inline after the struct (one
+ * allocation per node), or, in a tree built with `borrow`, in memory the
+ * caller keeps alive (the retained store points into its messages' topics,
+ * so that N shard replicas do not hold N copies of a long topic; retain.c
+ * keeps those pointers valid). Exact children are found by the level's XXH3 hash
  * in the node's own open-addressing table (linear probing, power-of-two
  * capacity, doubled at 3/4 load, backward-shift deletion so there are no
  * tombstones). The '+' and '#' children of the trie are kept in their own
@@ -40,11 +43,12 @@ struct level_node {
     struct level_node *plus;   /* the '+' child (trie only) */
     struct level_node *pound;  /* the '#' child (trie only) */
     void *value;               /* owned by the caller, NULL when none */
+    const uint8_t *name;       /* the level's len bytes: inline_name, or borrowed */
     uint32_t mask;             /* table capacity - 1 when slots != NULL */
     uint32_t count;            /* exact children in slots */
     uint32_t hash;             /* of name, with the tree's seed */
     uint32_t len;              /* a level is at most 65535 bytes */
-    uint8_t name[];
+    uint8_t inline_name[];     /* the name unless borrowed */
 };
 
 typedef void (*level_value_fn)(void *value, void *arg);
@@ -96,12 +100,15 @@ struct level_node *level_find(const struct level_node *n, const uint8_t *s, size
  * The node of the path s[0..len) below root, where a level "+" or "#" is
  * the plus or pound child. level_path_find returns NULL when absent;
  * level_path_obtain creates the missing nodes and returns NULL on OOM, with
- * whatever it had created freed again.
+ * whatever it had created freed again. With borrow, the nodes it creates
+ * point into s instead of copying their level (the caller keeps s alive or
+ * moves the names elsewhere before it goes). *created (may be NULL) gets
+ * the number of nodes created.
  */
 struct level_node *level_path_find(const struct level_node *root, uint64_t seed, const uint8_t *s,
                                    size_t len);
 struct level_node *level_path_obtain(struct level_node *root, uint64_t seed, const uint8_t *s,
-                                     size_t len);
+                                     size_t len, bool borrow, size_t *created);
 
 /* Iterate n's children: plus, pound, then the table in slot order. `from`
  * is the child returned last, NULL to start; returns NULL at the end. The
@@ -109,8 +116,9 @@ struct level_node *level_path_obtain(struct level_node *root, uint64_t seed, con
 struct level_node *level_next_child(const struct level_node *n, const struct level_node *from);
 
 /* Free n and then each ancestor while it has no value and no children; the
- * root is never freed. */
-void level_prune(struct level_node *n);
+ * root is never freed. Returns the first node kept (n itself, an ancestor
+ * or the root); *freed (may be NULL) gets the number of nodes freed. */
+struct level_node *level_prune(struct level_node *n, size_t *freed);
 
 /* Call fn(value, arg) for every non-NULL value in the subtree of top, top
  * included. With skip_dollar, top's children whose level starts with '$'

@@ -5,6 +5,8 @@
  * '+' visits every child, '#' the whole subtree. Values (message
  * references) are owned by the caller. Runs on the owning shard's thread
  * only; never logs; iterative, allocation-free matching.
+ *
+ * Level names are borrowed from the stored topics (see "Names" below).
  */
 #include "index/retain.h"
 
@@ -18,7 +20,57 @@ struct retain {
     struct level_node *root;
     uint64_t seed;
     size_t count;
+    size_t nodes; /* below the root */
 };
+
+/*
+ * What one node costs at most: the node, malloc's header and rounding (16),
+ * and its slots in its parent's table: an only child's table of 2 slots is
+ * a 32-byte chunk, and a larger table is at least 1/4 full (it halves
+ * below that), so at most 4 slots (32 bytes) per child.
+ */
+#define RETAIN_NODE_COST (sizeof(struct level_node) + 16u + 32u)
+
+/*
+ * Names. No node owns its level's bytes; each points into the topic of a
+ * value stored at it or below it (every topic below a node has the node's
+ * level at the same offset), and a node holding a value points into that
+ * value's own topic. So a replaced or deleted value's topic may go once no
+ * name points into it any more: replacing moves the path's names into the
+ * new value's topic, deleting moves them into a surviving child's topic,
+ * bottom-up (each node's remaining children already point elsewhere).
+ */
+
+/* Whether p points into topic[0..len], the end included (an empty last
+ * level points there). As integers: the two are unrelated objects. */
+static bool points_into(const uint8_t *p, const uint8_t *topic, size_t len)
+{
+    return (uintptr_t)p - (uintptr_t)topic <= len;
+}
+
+/* The path from n up: names in from[0..len] move to the same offset of
+ * to[0..len] (the same topic, another copy). A node holding a value keeps
+ * its own topic (which a caller may have carved from the same buffer). */
+static void names_move(struct level_node *n, const uint8_t *from, const uint8_t *to, size_t len)
+{
+    for (; n->parent; n = n->parent)
+        if (!n->value && points_into(n->name, from, len))
+            n->name = to + ((uintptr_t)n->name - (uintptr_t)from);
+}
+
+/* The path from n up, after the value whose topic was gone[0..len] left:
+ * a name pointing there moves into a child's topic (the level just before
+ * the child's and its '/'). A node without a value is kept only for its
+ * children, so it has one. */
+static void names_rebase(struct level_node *n, const uint8_t *gone, size_t len)
+{
+    for (; n->parent; n = n->parent) {
+        if (n->value || !points_into(n->name, gone, len))
+            continue;
+        const struct level_node *c = level_next_child(n, NULL);
+        n->name = c->name - 1 - n->len;
+    }
+}
 
 struct retain *retain_create(void)
 {
@@ -33,6 +85,7 @@ struct retain *retain_create(void)
     }
     store->seed = level_seed();
     store->count = 0;
+    store->nodes = 0;
     return store;
 }
 
@@ -46,15 +99,20 @@ void retain_destroy(struct retain *store, retain_value_fn free_value, void *arg)
 
 int retain_set(struct retain *store, const uint8_t *topic, size_t len, void *value, void **old)
 {
-    struct level_node *n = level_path_obtain(store->root, store->seed, topic, len);
+    size_t created;
+    struct level_node *n = level_path_obtain(store->root, store->seed, topic, len, true, &created);
 
     if (!n) {
         *old = NULL;
         return -ENOMEM;
     }
+    store->nodes += created;
     *old = n->value;
-    if (!n->value)
+    if (n->value) /* n points into the old value's topic, at len - n->len */
+        names_move(n->parent, n->name - (len - n->len), topic, len);
+    else
         store->count++;
+    n->name = topic + (len - n->len); /* a value's node: its own topic */
     n->value = value;
     return 0;
 }
@@ -66,9 +124,12 @@ void *retain_delete(struct retain *store, const uint8_t *topic, size_t len)
     if (!n || !n->value)
         return NULL;
     void *value = n->value;
+    const uint8_t *gone = n->name - (len - n->len);
+    size_t freed;
     n->value = NULL;
     store->count--;
-    level_prune(n);
+    names_rebase(level_prune(n, &freed), gone, len);
+    store->nodes -= freed;
     return value;
 }
 
@@ -144,4 +205,31 @@ void retain_match(const struct retain *store, const uint8_t *filter, size_t len,
 size_t retain_count(const struct retain *store)
 {
     return store->count;
+}
+
+size_t retain_index_bytes(const struct retain *store)
+{
+    return store->nodes * RETAIN_NODE_COST;
+}
+
+size_t retain_index_growth(const struct retain *store, const uint8_t *topic, size_t len)
+{
+    const struct level_node *n = store->root;
+    size_t start = 0;
+
+    for (;;) {
+        size_t end = level_end(topic, len, start);
+        const struct level_node *c = level_find(
+            n, topic + start, end - start, level_hash(store->seed, topic + start, end - start));
+        if (!c)
+            break;
+        if (end == len)
+            return 0;
+        n = c;
+        start = end + 1;
+    }
+    size_t missing = 1;
+    for (size_t i = start; i < len; i++)
+        missing += topic[i] == '/';
+    return missing * RETAIN_NODE_COST;
 }

@@ -3,7 +3,11 @@
  * opaque value (a message reference owned by the caller).
  *
  * Stored by topic levels so that a subscription's filter walks only the
- * branches it can match. Not thread-safe: owned by one shard. Never logs.
+ * branches it can match. The store copies no topic bytes: it points into
+ * the topic handed to retain_set, which must stay valid while that value
+ * is stored (a message's own topic), so that a replica of the store on
+ * each shard costs its index nodes, not another copy of every topic. Not
+ * thread-safe: owned by one shard. Never logs.
  */
 #ifndef RINGMQ_INDEX_RETAIN_H
 #define RINGMQ_INDEX_RETAIN_H
@@ -24,8 +28,10 @@ void retain_destroy(struct retain *store, retain_value_fn free_value, void *arg)
 
 /*
  * Store `value` (non-NULL) for `topic` (a valid topic name), replacing any
- * value there. *old receives the replaced value or NULL (the caller frees
- * it). Returns 0 or -ENOMEM (then nothing changed and *old is NULL).
+ * value there. Borrows topic[0..len) until this value is replaced or
+ * deleted (the store stops pointing into it before handing the value
+ * back). *old receives the replaced value or NULL (the caller frees it).
+ * Returns 0 or -ENOMEM (then nothing changed and *old is NULL).
  */
 int retain_set(struct retain *store, const uint8_t *topic, size_t len, void *value, void **old);
 
@@ -45,5 +51,14 @@ void retain_match(const struct retain *store, const uint8_t *filter, size_t len,
 
 /* Number of stored topics. */
 size_t retain_count(const struct retain *store);
+
+/* Bytes of heap the store's index takes (topic bytes, being borrowed, are
+ * not included): each level node with its allocator overhead and its share
+ * of its parent's table, an upper bound per node. */
+size_t retain_index_bytes(const struct retain *store);
+
+/* What storing a value for `topic` would add to retain_index_bytes: the
+ * nodes of the levels not in the store yet. */
+size_t retain_index_growth(const struct retain *store, const uint8_t *topic, size_t len);
 
 #endif

@@ -46,7 +46,7 @@ void trie_destroy(struct trie *trie, trie_value_fn free_value, void *arg)
 
 void **trie_slot(struct trie *trie, const uint8_t *filter, size_t len)
 {
-    struct level_node *n = level_path_obtain(trie->root, trie->seed, filter, len);
+    struct level_node *n = level_path_obtain(trie->root, trie->seed, filter, len, false, NULL);
 
     return n ? &n->value : NULL;
 }
@@ -66,7 +66,7 @@ void *trie_remove(struct trie *trie, const uint8_t *filter, size_t len)
         return NULL;
     void *value = n->value;
     n->value = NULL;
-    level_prune(n);
+    level_prune(n, NULL);
     return value;
 }
 

@@ -71,7 +71,7 @@ static const struct family families[] = {
        "Messages not delivered to a subscriber, by reason."),
     PLAIN("ringmq_retained_messages", "gauge", retained, "Retained messages stored."),
     PLAIN("ringmq_retained_bytes", "gauge", retained_bytes,
-          "Payload bytes of the retained messages stored."),
+          "Bytes the retained messages keep: messages and every shard's topic index."),
     PLAIN("ringmq_auth_failures_total", "counter", auth_failures,
           "CONNECT or AUTH refused by the auth provider."),
     PLAIN("ringmq_throttled_total", "counter", throttled,

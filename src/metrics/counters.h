@@ -57,7 +57,11 @@ struct tenant_counters {
     uint64_t dropped[TENANT_COUNTERS_DROP_REASONS];
     /* ringmq_retained_messages (gauge): retained messages stored. */
     uint64_t retained;
-    /* ringmq_retained_bytes (gauge): payload bytes of the retained messages. */
+    /* ringmq_retained_bytes (gauge): bytes the retained messages keep: each
+     * message once (header, topic, payload, properties: the shards share
+     * it) and every shard's replica of the topic index (its nodes, an upper
+     * bound each; tombstones of recent clears included). What
+     * max_retained_bytes and RINGMQ_RES_RETAINED_BYTES limit. */
     uint64_t retained_bytes;
     /* ringmq_auth_failures_total (counter): CONNECT or AUTH refused by the
      * auth provider. */

@@ -1,8 +1,10 @@
 /* E2E, the tenant's memory limits that hold without a quota plugin:
  * [limits] max_retained_messages / max_retained_bytes (a retained PUBLISH over
  * them is answered 0x97 and not stored; a retained will is published, not
- * retained) and max_sessions (a CONNECT that would create one more session is
- * refused with 0x97, 3.1.1: 0x03, while existing sessions resume). Without
+ * retained; the bytes are what the store keeps, long topics and every shard's
+ * index included), max_sessions (a CONNECT that would create one more session
+ * is refused with 0x97, 3.1.1: 0x03, while existing sessions resume) and
+ * max_topic_length (each packet kind refused with its reason code). Without
  * them one client could fill the broker's memory with retained messages or
  * with offline sessions kept for max_session_expiry. The broker's VmRSS shows
  * the store bounded. Raw sockets; ringmqd only (mosquitto has no such keys). */
@@ -187,6 +189,151 @@ Test(limits, sessions_bounded_without_quota_plugin)
     o.clean = false;
     fd = v5_connect(&b, &o, &pr, NULL, &pk);
     cr_assert(pk.type == T_CONNACK && pk.reason == 0 && pk.session_present);
+    close(fd);
+    broker_stop(&b);
+}
+
+/* A topic of `len` bytes: "<tag>/" then one level of 'x'. */
+static const char *long_topic(char *buf, size_t len, int tag)
+{
+    int n = snprintf(buf, len + 1, "%d/", tag);
+    memset(buf + n, 'x', len - (size_t)n);
+    buf[len] = '\0';
+    return buf;
+}
+
+/* The retained bytes are what the store keeps: a message with a 1-byte
+ * payload on a 64 KiB topic (or on 1024 levels) costs its topic, and on
+ * every shard the index nodes of its levels, not one byte. 1000 of them
+ * over a 1000-byte limit are all refused and the broker does not grow by
+ * their topics (it grew by ~127 KiB each with 1 shard, ~312 KiB with 4,
+ * when only the payload counted). A small retained message still fits. */
+Test(limits, retained_bytes_count_long_topics_and_every_replica)
+{
+    if (e2e_mosquitto())
+        cr_skip_test("ringmqd limits");
+    broker_start(&b, "limits.max_retained_bytes=1000", "limits.max_topic_length=65535", NULL);
+    int fd = v5_open(&b, "long-topics", NULL);
+    static char topic[65536];
+    const uint8_t one[] = "x";
+    long before = 0;
+    int refused = 0;
+    for (int i = 0; i < 1000; i++) {
+        if (i == 32)
+            before = broker_rss_kib();
+        int rc = publish_retained(fd, long_topic(topic, 65000, i), one, 1, (uint16_t)(i + 1));
+        cr_assert(rc == 0x00 || rc == 0x97, "PUBACK 0x%02x", rc);
+        refused += rc == 0x97;
+    }
+    long grown = broker_rss_kib() - before;
+    cr_assert_eq(refused, 1000, "%d of 1000 retained on 64 KiB topics", 1000 - refused);
+    /* 1024 levels of 1 byte: a 2 KiB topic, but 1024 index nodes a shard. */
+    size_t n = 0;
+    for (int l = 0; l < 1024; l++)
+        n += (size_t)snprintf(topic + n, sizeof(topic) - n, l ? "/a" : "deep");
+    cr_assert_eq(publish_retained(fd, topic, one, 1, 2000), 0x97);
+    /* Under ASan freed memory waits in its quarantine: RSS says nothing
+     * there (the refusals above still do). */
+#ifndef __SANITIZE_ADDRESS__
+    cr_assert(grown < 8 * 1024, "broker grew by %ld KiB", grown);
+#else
+    (void)grown;
+#endif
+    /* What fits: a short topic (message and index nodes are a few hundred
+     * bytes even with 4 shards), then not a second one with a long payload. */
+    cr_assert_eq(publish_retained(fd, "small", one, 1, 2001), 0x00);
+    static uint8_t payload[900];
+    memset(payload, 'p', sizeof(payload));
+    cr_assert_eq(publish_retained(fd, "small2", payload, sizeof(payload), 2002), 0x97);
+    int late = v5_open(&b, "late", NULL);
+    v5_subscribe(late, 1, "#", 0, NULL, 0);
+    v5_expect_publish(late, &pk);
+    cr_assert_str_eq(pk.topic, "small");
+    v5_expect_nothing(late, E2E_ABSENT_MS);
+    close(late);
+    close(fd);
+    broker_stop(&b);
+}
+
+/* limits.max_topic_length (default 4096) on every packet that carries a
+ * topic. 5.0: a PUBLISH over it is answered 0x90 Topic Name invalid in its
+ * PUBACK/PUBREC and the connection stays; at QoS 0 (no acknowledgement)
+ * and with a Topic Alias (the client would believe in an alias we never
+ * set) it is DISCONNECT 0x90. SUBSCRIBE: 0x8F per filter (3.1.1: 0x80);
+ * UNSUBSCRIBE: 0x8F. A will topic over it: CONNACK 0x90 (3.1.1: 0x03). A
+ * 3.1.1 PUBLISH, which cannot be refused, closes the connection. */
+Test(limits, topic_length_refused_with_reason_codes)
+{
+    if (e2e_mosquitto())
+        cr_skip_test("ringmqd limits");
+    broker_start(&b, NULL);
+    static char at[4097], over[4098];
+    long_topic(at, 4096, 1);
+    long_topic(over, 4097, 2);
+    int fd = v5_open(&b, "long", NULL);
+    cr_assert_eq(v5_publish(fd, at, "ok", 1, false, 1, NULL), 0x00, "4096 bytes are allowed");
+    cr_assert_eq(v5_publish(fd, over, "no", 1, false, 2, NULL), 0x90);
+    pkt_publish5(&p, over, "no", 2, 2, false, 3, NULL);
+    cr_assert(raw_send_pkt(fd, &p) == 0);
+    v5_expect(fd, T_PUBREC, &pk);
+    cr_assert(pk.mid == 3 && pk.reason == 0x90, "PUBREC %u 0x%02x", pk.mid, pk.reason);
+    /* SUBSCRIBE [over, ok] in one packet: a code per filter. */
+    pkt_init(&p, 0x82);
+    pkt_u16(&p, 4);
+    pkt_props(&p, NULL);
+    pkt_str(&p, over);
+    pkt_u8(&p, 1);
+    pkt_str(&p, "ok/+");
+    pkt_u8(&p, 1);
+    cr_assert(raw_send_pkt(fd, &p) == 0);
+    v5_expect(fd, T_SUBACK, &pk);
+    cr_assert(pk.ncodes == 2 && pk.codes[0] == 0x8F && pk.codes[1] == 0x01,
+              "SUBACK %d codes 0x%02x 0x%02x", pk.ncodes, pk.codes[0], pk.codes[1]);
+    pkt_unsubscribe5(&p, 5, over);
+    cr_assert(raw_send_pkt(fd, &p) == 0);
+    v5_expect(fd, T_UNSUBACK, &pk);
+    cr_assert(pk.ncodes == 1 && pk.codes[0] == 0x8F, "UNSUBACK 0x%02x", pk.codes[0]);
+    /* Still connected after all that; QoS 0 over the limit ends it. */
+    cr_assert_eq(v5_publish(fd, "other", "ok", 1, false, 6, NULL), 0x00);
+    pkt_publish5(&p, over, "no", 2, 0, false, 0, NULL);
+    cr_assert(raw_send_pkt(fd, &p) == 0);
+    v5_expect_disconnect(fd, 0x90, -1);
+    close(fd);
+    /* With a Topic Alias, at QoS 1 too. */
+    fd = v5_open(&b, "alias", NULL);
+    struct props pr;
+    props_init(&pr);
+    props_u16(&pr, P_TOPIC_ALIAS, 1);
+    pkt_publish5(&p, over, "no", 2, 1, false, 1, &pr);
+    cr_assert(raw_send_pkt(fd, &p) == 0);
+    v5_expect_disconnect(fd, 0x90, -1);
+    close(fd);
+    /* A will topic over the limit. */
+    struct raw_connect o = {.flags = -1,
+                            .clean = true,
+                            .id = "will",
+                            .keepalive = 60,
+                            .will_topic = over,
+                            .will_payload = "gone"};
+    fd = v5_connect(&b, &o, NULL, NULL, &pk);
+    cr_assert(pk.type == T_CONNACK && pk.reason == 0x90, "CONNACK 0x%02x", pk.reason);
+    close(fd);
+    int rc = -1;
+    fd = raw_mqtt_connect(&b, &o, &rc, NULL);
+    cr_assert_eq(rc, 0x03, "3.1.1 CONNACK %d", rc);
+    close(fd);
+    /* 3.1.1: SUBACK 0x80; a PUBLISH closes the connection. */
+    o.will_topic = NULL;
+    o.will_payload = NULL;
+    fd = raw_mqtt_open(&b, &o);
+    pkt_subscribe(&p, 1, over, 1);
+    cr_assert(raw_send_pkt(fd, &p) == 0);
+    uint8_t in[16];
+    cr_assert_eq(raw_read_packet(fd, in, sizeof(in), E2E_WAIT_MS), 5);
+    cr_assert(in[0] == 0x90 && in[4] == 0x80, "SUBACK 0x%02x", in[4]);
+    pkt_publish(&p, over, "no", 2, 1, false, false, 2);
+    cr_assert(raw_send_pkt(fd, &p) == 0);
+    cr_assert_eq(raw_wait_close(fd, E2E_WAIT_MS), 0, "3.1.1 PUBLISH over the limit not closed");
     close(fd);
     broker_stop(&b);
 }

@@ -130,6 +130,7 @@ Test(config, defaults)
     cr_assert_eq(cfg.max_queued_bytes, 16777216);
     cr_assert_eq(cfg.max_client_id_len, 256);
     cr_assert_eq(cfg.max_keepalive, 0, "no keepalive cap unless asked for");
+    cr_assert_eq(cfg.max_topic_length, 4096);
     cr_assert_eq(cfg.log_level, LOG_LEVEL_INFO);
 }
 
@@ -175,6 +176,9 @@ Test(config, shipped_file_loads_and_documents_the_defaults)
     cr_assert_eq(cfg.max_client_id_len, def.max_client_id_len);
     cr_assert_eq(cfg.max_client_output, def.max_client_output);
     cr_assert_eq(cfg.max_slow_output_total, def.max_slow_output_total);
+    cr_assert_eq(cfg.max_topic_length, def.max_topic_length);
+    cr_assert_eq(config_tenant_settings(&cfg, "default")->max_topic_length, def.max_topic_length,
+                 "[tenant.default] takes max_topic_length from [limits]");
     cr_assert_eq(cfg.log_level, def.log_level);
     cr_assert_eq(cfg.server_keepalive, def.server_keepalive);
     cr_assert_eq(cfg.max_keepalive, def.max_keepalive);
@@ -208,6 +212,7 @@ Test(config, shipped_file_lists_every_key)
         "max_queued_messages",
         "max_queued_bytes",
         "max_client_id_len",
+        "max_topic_length",
         "max_subscriptions",
         "max_client_output",
         "max_slow_output_total",
@@ -262,6 +267,7 @@ Test(config, set_every_key)
         "limits.max_queued_messages=5",
         "limits.max_queued_bytes=5000000000",
         "limits.max_client_id_len=23",
+        "limits.max_topic_length=100",
         "limits.max_subscriptions=7",
         "limits.max_client_output=65536",
         "limits.max_slow_output_total=0",
@@ -301,6 +307,7 @@ Test(config, set_every_key)
     cr_assert_eq(cfg.max_queued_messages, 5);
     cr_assert_eq(cfg.max_queued_bytes, 5000000000ull);
     cr_assert_eq(cfg.max_client_id_len, 23);
+    cr_assert_eq(cfg.max_topic_length, 100);
     cr_assert_eq(cfg.max_subscriptions, 7);
     cr_assert_eq(cfg.max_client_output, 65536);
     cr_assert_eq(cfg.max_slow_output_total, 0);
@@ -708,6 +715,7 @@ Test(config, integer_bounds)
         {"limits.max_client_id_len", {"23", "65535"}, {"22", "0", "65536", "1 2"}},
         {"limits.max_client_output", {"4096", "1073741824"}, {"4095", "1073741825"}},
         {"limits.max_slow_output_total", {"0", "1099511627776"}, {"1099511627777", "-1"}},
+        {"limits.max_topic_length", {"1", "65535"}, {"0", "65536"}},
         {"mqtt.receive_maximum", {"1", "65535"}, {"0", "65536"}},
         {"mqtt.topic_alias_maximum", {"0", "65535"}, {"65536", "-1"}},
         {"mqtt.maximum_qos", {"0", "2"}, {"3"}},
@@ -868,6 +876,21 @@ Test(config, tenant_settings_resolve_in_layers)
     cr_assert_eq(a->max_qos, 1, "acme inherits [mqtt] through [tenant.default]");
     cr_assert_eq(d->max_client_output, 8192);
     cr_assert_eq(a->max_client_output, 4096);
+}
+
+/* [limits] max_topic_length is every tenant's default; [tenant.ID] may
+ * set its own, either way. */
+Test(config, max_topic_length_per_tenant)
+{
+    struct config cfg;
+    load_ok(&cfg,
+            LISTENER_OK "[limits]\nmax_topic_length = 100\n[tenant.acme]\nmax_topic_length = 50\n"
+                        "[tenant.big]\nmax_topic_length = 65535\n",
+            NULL, 0);
+    cr_assert_eq(cfg.max_topic_length, 100);
+    cr_assert_eq(config_tenant_settings(&cfg, "nobody")->max_topic_length, 100);
+    cr_assert_eq(config_tenant_settings(&cfg, "acme")->max_topic_length, 50);
+    cr_assert_eq(config_tenant_settings(&cfg, "big")->max_topic_length, 65535);
 }
 
 Test(config, tenant_errors)

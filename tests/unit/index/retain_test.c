@@ -277,25 +277,26 @@ static size_t heap_in_use(void)
 Test(retain, delete_prunes_and_tables_shrink)
 {
     struct retain *store = retain_create();
-    char buf[64];
+    /* The store borrows each topic while its value is stored. */
+    static char keep[2000][32], deep[2000][32];
     void *old;
+    for (int i = 0; i < 2000; i++) {
+        snprintf(keep[i], sizeof(keep[i]), "keep/%d", i);
+        snprintf(deep[i], sizeof(deep[i]), "t%d/deep/er/still", i);
+    }
     put(store, "keep", 1);
     size_t before = heap_in_use();
     /* No Criterion assertion between the measurements: they allocate. */
     size_t wrong = 0;
     for (int i = 0; i < 2000; i++) {
-        snprintf(buf, sizeof(buf), "keep/%d", i);
-        wrong += retain_set(store, S(buf), V(10 + i), &old) != 0;
-        snprintf(buf, sizeof(buf), "t%d/deep/er/still", i);
-        wrong += retain_set(store, S(buf), V(10000 + i), &old) != 0;
+        wrong += retain_set(store, S(keep[i]), V(10 + i), &old) != 0;
+        wrong += retain_set(store, S(deep[i]), V(10000 + i), &old) != 0;
     }
     size_t during = heap_in_use();
     size_t count = retain_count(store);
     for (int i = 0; i < 2000; i++) {
-        snprintf(buf, sizeof(buf), "keep/%d", i);
-        wrong += retain_delete(store, S(buf)) != V(10 + i);
-        snprintf(buf, sizeof(buf), "t%d/deep/er/still", i);
-        wrong += retain_delete(store, S(buf)) != V(10000 + i);
+        wrong += retain_delete(store, S(keep[i])) != V(10 + i);
+        wrong += retain_delete(store, S(deep[i])) != V(10000 + i);
     }
     size_t after = heap_in_use();
     cr_assert_eq(wrong, 0);
@@ -317,10 +318,11 @@ Test(retain, delete_prunes_and_tables_shrink)
 Test(retain, many_siblings_all_found)
 {
     struct retain *store = retain_create();
+    static char topics[5000][16]; /* borrowed by the store */
     char buf[32];
     for (int i = 0; i < 5000; i++) {
-        snprintf(buf, sizeof(buf), "s/%d", i);
-        put(store, buf, i + 1);
+        snprintf(topics[i], sizeof(topics[i]), "s/%d", i);
+        put(store, topics[i], i + 1);
     }
     for (int i = 0; i < 5000; i++) {
         snprintf(buf, sizeof(buf), "s/%d", i);
@@ -465,5 +467,161 @@ Test(retain, randomized_against_reference)
     }
     cr_assert_eq(retain_count(store), stored);
     check_against_reference(store);
+    retain_destroy(store, NULL, NULL);
+}
+
+/* What one level node costs in retain_index_bytes: what a first one-level
+ * topic would add. */
+static size_t node_cost(void)
+{
+    struct retain *store = retain_create();
+    size_t cost = retain_index_growth(store, S("a"));
+    retain_destroy(store, NULL, NULL);
+    return cost;
+}
+
+/* retain_index_bytes counts the index's nodes (one per distinct level
+ * prefix), retain_index_growth the ones a topic would add. */
+Test(retain, index_bytes_count_levels_not_topic_bytes)
+{
+    size_t node = node_cost();
+    cr_assert_gt(node, 0);
+    struct retain *store = retain_create();
+    cr_assert_eq(retain_index_bytes(store), 0);
+    cr_assert_eq(retain_index_growth(store, S("a/b/c")), 3 * node);
+    cr_assert_eq(retain_index_growth(store, S("x//")), 3 * node, "empty levels are levels");
+    put(store, "a/b/c", 1);
+    cr_assert_eq(retain_index_bytes(store), 3 * node);
+    cr_assert_eq(retain_index_growth(store, S("a/b/c")), 0);
+    cr_assert_eq(retain_index_growth(store, S("a/b")), 0, "an inner level exists already");
+    cr_assert_eq(retain_index_growth(store, S("a/b/d")), node);
+    cr_assert_eq(retain_index_growth(store, S("a/b/c/d/e")), 2 * node);
+    put(store, "a/b/d", 2);
+    put(store, "a", 3);
+    cr_assert_eq(retain_index_bytes(store), 4 * node);
+    /* A long level costs a node like a short one: its bytes are the
+     * value's, borrowed. */
+    static char longer[4001];
+    memset(longer, 'x', sizeof(longer) - 1);
+    cr_assert_eq(retain_index_growth(store, S(longer)), node);
+    cr_assert_eq(retain_delete(store, S("a/b/c")), V(1));
+    cr_assert_eq(retain_index_bytes(store), 3 * node);
+    cr_assert_eq(retain_delete(store, S("a")), V(3));
+    cr_assert_eq(retain_index_bytes(store), 3 * node, "a/b/d still needs a");
+    cr_assert_eq(retain_delete(store, S("a/b/d")), V(2));
+    cr_assert_eq(retain_index_bytes(store), 0);
+    retain_destroy(store, NULL, NULL);
+}
+
+/* A value as the broker stores one: it owns the topic bytes the store
+ * borrows (a message and its topic). */
+static char *owned_topic(const char *topic)
+{
+    char *t = strdup(topic);
+    cr_assert_not_null(t);
+    return t;
+}
+
+/* Scribble over a value's topic before freeing it, so that a name still
+ * pointing there no longer matches (and under ASan, is a use after free). */
+static void owned_release(char *t)
+{
+    memset(t, 'Z', strlen(t));
+    free(t);
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Index nodes the stored topics need: their distinct level prefixes. */
+static size_t prefixes_of(char *const *stored, size_t n)
+{
+    static char pre[RAND_TOPICS * 6][NAME_CAP];
+    static char *v[RAND_TOPICS * 6];
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        const char *t = stored[i];
+        for (size_t j = 0;; j++) {
+            if (t[j] == '/' || t[j] == '\0') {
+                memcpy(pre[k], t, j);
+                pre[k][j] = '\0';
+                v[k] = pre[k];
+                k++;
+            }
+            if (t[j] == '\0')
+                break;
+        }
+    }
+    qsort(v, k, sizeof(v[0]), cmp_str);
+    size_t distinct = 0;
+    for (size_t i = 0; i < k; i++)
+        distinct += i == 0 || strcmp(v[i], v[i - 1]) != 0;
+    return distinct;
+}
+
+/*
+ * The store keeps no copy of a topic: it points into the topics of its
+ * values. Replacing a value by one with its own copy of the topic, or
+ * deleting it, and then destroying the old copy must leave every other
+ * topic findable and matchable: the names that pointed into the old copy
+ * moved (to the new copy, or to a sibling's topic). Random sets, replaces
+ * and deletes over topics with shared prefixes, checked against the
+ * reference matcher and the node count.
+ */
+Test(retain, borrowed_topics_move_when_their_value_goes)
+{
+    /* Topic i's stored value, or NULL; the topics repeat, so every i with
+     * the same topic shares one. */
+    static char *held[RAND_TOPICS];
+    size_t node = node_cost();
+    struct retain *store = retain_create();
+    for (size_t i = 0; i < RAND_TOPICS; i++) {
+        gen_topic(rand_topics[i], NAME_CAP);
+        held[i] = NULL;
+    }
+    for (int op = 0; op < 30000; op++) {
+        size_t i = rng(RAND_TOPICS);
+        char *v = NULL;
+        void *old = NULL;
+        if (rng(3) == 0) {
+            old = retain_delete(store, S(rand_topics[i]));
+        } else {
+            v = owned_topic(rand_topics[i]);
+            cr_assert_eq(retain_set(store, S(v), v, &old), 0);
+        }
+        cr_assert_eq(old, held[i], "%s", rand_topics[i]);
+        for (size_t j = 0; j < RAND_TOPICS; j++)
+            if (strcmp(rand_topics[j], rand_topics[i]) == 0)
+                held[j] = v;
+        if (old)
+            owned_release(old);
+    }
+    /* Every stored topic is found with its value, and matched as the
+     * reference matcher says. */
+    static char *stored[RAND_TOPICS];
+    size_t n = 0;
+    for (size_t i = 0; i < RAND_TOPICS; i++) {
+        cr_assert_eq(retain_get(store, S(rand_topics[i])), held[i], "%s", rand_topics[i]);
+        bool first = held[i] != NULL;
+        for (size_t k = 0; k < n && first; k++)
+            first = stored[k] != held[i];
+        if (first)
+            stored[n++] = held[i];
+    }
+    cr_assert_eq(retain_count(store), n);
+    cr_assert_eq(retain_index_bytes(store), prefixes_of(stored, n) * node);
+    char filter[NAME_CAP];
+    for (int f = 0; f < 500; f++) {
+        gen_filter(filter, sizeof(filter));
+        size_t want = 0;
+        for (size_t k = 0; k < n; k++)
+            want += ref_matches(filter, stored[k]);
+        cr_assert_eq(match(store, filter)->n, want, "filter %s", filter);
+    }
+    for (size_t k = 0; k < n; k++)
+        owned_release(retain_delete(store, S(stored[k])));
+    cr_assert_eq(retain_index_bytes(store), 0);
     retain_destroy(store, NULL, NULL);
 }

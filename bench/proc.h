@@ -1,0 +1,14 @@
+/*
+ * proc: numbers from /proc for the bench tools (the broker's resident
+ * memory, the kernel's slab, the generator's own), read as text.
+ */
+#ifndef RINGMQ_BENCH_PROC_H
+#define RINGMQ_BENCH_PROC_H
+
+/* The N of a "Key: N kB" line of a /proc file; -1 when absent. */
+long proc_kib(const char *path, const char *key);
+
+/* VmRSS of process pid in KiB; -1 when unknown (pid <= 0 included). */
+long proc_rss_kib(int pid);
+
+#endif
