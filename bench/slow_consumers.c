@@ -47,6 +47,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -74,7 +75,8 @@ struct second {
     enum phase phase;
     uint64_t n, p50, p99, max, wait; /* ns */
     long rss_kib;
-    uint64_t flood;
+    double cpu_pct; /* the broker's CPU time in the interval / its length; -1 unknown */
+    uint64_t flood; /* flood messages sent in the interval */
 };
 
 struct run {
@@ -106,6 +108,9 @@ struct run {
     struct second secs[MAX_SECONDS];
     int nsecs;
     long rss_before, rss_peak, rss_after;
+    long long cpu_prev; /* the broker's CPU clock ticks at cpu_prev_ns */
+    uint64_t cpu_prev_ns, flood_prev;
+    double self_user_s, self_sys_s; /* this process's CPU time, for the summary */
 };
 
 static uint64_t now_ns(const struct run *r)
@@ -150,6 +155,27 @@ static long rss_kib(int pid)
             break;
     fclose(f);
     return kib;
+}
+
+/* The CPU time (user + system) of process pid in clock ticks, or -1. */
+static long long cpu_ticks(int pid)
+{
+    char path[64], buf[1024];
+    snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return -1;
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    /* The command name may hold spaces and parentheses: fields are counted
+     * after its last ')'; utime and stime are fields 14 and 15. */
+    const char *p = strrchr(buf, ')');
+    long long utime, stime;
+    if (!p || sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lld %lld", &utime,
+                     &stime) != 2)
+        return -1;
+    return utime + stime;
 }
 
 /* ---- the pair ---- */
@@ -438,9 +464,36 @@ static uint64_t oldest_wait(struct run *r, uint64_t now)
     return now - intended(r, low);
 }
 
-/* One line per second: the pair's latencies of the messages that arrived
- * in it, the broker's RSS, the flood messages sent in it. */
-static void tick(struct run *r, enum phase ph, uint64_t *flood_prev)
+static double broker_cpu_pct(struct run *r)
+{
+    long long t = r->o.broker_pid ? cpu_ticks(r->o.broker_pid) : -1;
+    uint64_t now = now_ns(r);
+    double pct = -1;
+    if (t >= 0 && r->cpu_prev >= 0 && now > r->cpu_prev_ns)
+        pct = 100.0 * (double)(t - r->cpu_prev) / (double)sysconf(_SC_CLK_TCK) /
+              ((double)(now - r->cpu_prev_ns) / NS_PER_S);
+    r->cpu_prev = t;
+    r->cpu_prev_ns = now;
+    return pct;
+}
+
+static void print_second(const struct second *s)
+{
+    char lat[96] = "p50        - p99        - max        -";
+    if (s->n)
+        snprintf(lat, sizeof(lat), "p50 %8.2f p99 %8.2f max %8.2f", ms(s->p50), ms(s->p99),
+                 ms(s->max));
+    printf("%6.1f %-9s n %4" PRIu64 " %s wait %8.1f ms | rss %7.1f MiB cpu %4.0f%% | "
+           "flood %7" PRIu64 "\n",
+           s->t_s, phase_names[s->phase], s->n, lat, ms(s->wait), mib(s->rss_kib), s->cpu_pct,
+           s->flood);
+    fflush(stdout);
+}
+
+/* One line per second (or the last part of a phase): the pair's latencies
+ * of the messages that arrived in it, the broker's RSS and CPU use, the
+ * flood messages sent in it. */
+static void tick(struct run *r, enum phase ph)
 {
     struct second s = {.t_s = (double)now_ns(r) / NS_PER_S, .phase = ph};
     pthread_mutex_lock(&r->lock);
@@ -452,19 +505,11 @@ static void tick(struct run *r, enum phase ph, uint64_t *flood_prev)
     pthread_mutex_unlock(&r->lock);
     s.wait = oldest_wait(r, now_ns(r));
     s.rss_kib = sample_rss(r);
+    s.cpu_pct = broker_cpu_pct(r);
     uint64_t f = atomic_load(&r->flood_sent);
-    s.flood = f - *flood_prev;
-    *flood_prev = f;
-    if (s.n)
-        printf("%6.1f %-9s n %4" PRIu64 "  p50 %8.2f  p99 %8.2f  max %8.2f ms  wait %8.1f ms"
-               "  rss %8.1f MiB  flood %8" PRIu64 "/s\n",
-               s.t_s, phase_names[ph], s.n, ms(s.p50), ms(s.p99), ms(s.max), ms(s.wait),
-               mib(s.rss_kib), s.flood);
-    else
-        printf("%6.1f %-9s n %4d  p50        -  p99        -  max        - ms  wait %8.1f ms"
-               "  rss %8.1f MiB  flood %8" PRIu64 "/s\n",
-               s.t_s, phase_names[ph], 0, ms(s.wait), mib(s.rss_kib), s.flood);
-    fflush(stdout);
+    s.flood = f - r->flood_prev;
+    r->flood_prev = f;
+    print_second(&s);
     if (r->nsecs < MAX_SECONDS)
         r->secs[r->nsecs++] = s;
 }
@@ -494,6 +539,7 @@ static void print_summary(struct run *r)
     printf("; stopping it and closing the slow clients took %.0f ms\n", ms(r->close_ns));
     printf("slow subscribers the broker had disconnected by the end of the flood: %d\n",
            r->slow_dropped);
+    printf("this tool's CPU time: user %.1f s, system %.1f s\n", r->self_user_s, r->self_sys_s);
 }
 
 static void json_phase(FILE *f, const char *name, const struct hist *h, bool last)
@@ -522,9 +568,9 @@ static int write_json(struct run *r, const char *path)
         fprintf(f,
                 "    {\"t_s\": %.2f, \"phase\": \"%s\", \"n\": %" PRIu64 ", \"p50_ms\": %.3f, "
                 "\"p99_ms\": %.3f, \"max_ms\": %.3f, \"wait_ms\": %.1f, \"rss_mib\": %.1f, "
-                "\"flood\": %" PRIu64 "}%s\n",
+                "\"cpu_pct\": %.0f, \"flood\": %" PRIu64 "}%s\n",
                 s->t_s, phase_names[s->phase], s->n, ms(s->p50), ms(s->p99), ms(s->max),
-                ms(s->wait), mib(s->rss_kib), s->flood, i + 1 < r->nsecs ? "," : "");
+                ms(s->wait), mib(s->rss_kib), s->cpu_pct, s->flood, i + 1 < r->nsecs ? "," : "");
     }
     fprintf(f, "  ],\n  \"phases\": {\n");
     for (int i = 0; i < PH_COUNT; i++)
@@ -537,11 +583,12 @@ static int write_json(struct run *r, const char *path)
             ", \"duplicates\": %" PRIu64 ", \"unacknowledged\": %" PRIu64 "},\n"
             "  \"flood\": {\"sent\": %" PRIu64 ", \"closed_by_broker_after_s\": %.1f, "
             "\"slow_disconnected_by_broker\": %d},\n"
-            "  \"failed\": %s\n}\n",
+            "  \"bench_cpu_s\": {\"user\": %.2f, \"sys\": %.2f},\n  \"failed\": %s\n}\n",
             mib(r->rss_before), mib(r->rss_peak), mib(r->rss_after), sent, r->received,
             sent - r->received, r->dups, sent - atomic_load(&r->acked), r->flood_total,
             lost_at ? (double)(lost_at - atomic_load(&r->phase_start[PH_FLOOD])) / NS_PER_S : -1,
-            r->slow_dropped, atomic_load(&r->failed) ? "true" : "false");
+            r->slow_dropped, r->self_user_s, r->self_sys_s,
+            atomic_load(&r->failed) ? "true" : "false");
     return fclose(f) == 0 ? 0 : -errno;
 }
 
@@ -603,17 +650,17 @@ static int run_phases(struct run *r)
 {
     enum phase ph = PH_BASELINE;
     uint64_t end = r->pub_start + secs_ns(r->o.baseline_s), last_tick = r->pub_start;
-    uint64_t flood_prev = 0;
     pthread_t slow;
     bool slow_started = false;
     atomic_store(&r->phase_start[PH_BASELINE], r->pub_start);
+    broker_cpu_pct(r); /* the first interval's start */
     while (!atomic_load(&r->failed)) {
         uint64_t now = now_ns(r);
         bool phase_over = now >= end || (ph == PH_SUBSCRIBE && atomic_load(&r->slow_ready));
         /* A last partial second of a phase gets its own line unless it is a
          * sliver (whole-second phases end on the grid). */
         if (now >= last_tick + NS_PER_S || (phase_over && now >= last_tick + 50 * NS_PER_MS)) {
-            tick(r, ph, &flood_prev);
+            tick(r, ph);
             last_tick = now;
         }
         if (phase_over) {
@@ -845,6 +892,11 @@ int main(int argc, char **argv)
            "phases %.1f/%.1f/%.1f s, broker pid %d\n",
            o.slow, o.payload, o.pair_rate, o.baseline_s, o.flood_s, o.after_s, o.broker_pid);
     int rc = run_all(r);
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru) == 0) {
+        r->self_user_s = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6;
+        r->self_sys_s = (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
+    }
     if (r->pub) /* the pair ran: there is something to report */
         print_summary(r);
     int json_rc = o.json ? write_json(r, o.json) : 0;
