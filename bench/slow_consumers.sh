@@ -148,11 +148,12 @@ for which in ringmq other; do
     stop_broker
     warnings=$(grep -c . "$log" 2>/dev/null)
     echo "$name: exit $rc, broker log $log ($warnings lines)" >&2
-    row=$(printf '%-10s %10s %10s %10s %9s %9s %9s %6s' "$name" \
+    row=$(printf '%-10s %10s %10s %10s %9s %9s %9s %6s %9s' "$name" \
         "$(figure "$json" .phases.baseline.p99_ms)" "$(figure "$json" .phases.flood.p99_ms)" \
         "$(figure "$json" .phases.flood.max_ms)" "$(figure "$json" .rss_mib.before)" \
         "$(figure "$json" .rss_mib.peak)" "$(figure "$json" .rss_mib.after)" \
-        "$(figure "$json" .pair.lost)")
+        "$(figure "$json" .pair.lost)" \
+        "$(figure "$json" '[.seconds[] | select(.phase == "flood") | .cpu_pct] | add / length')")
     [ "$rc" = 0 ] || { row="$row  (exit $rc)"; status=1; }
     ROWS+=("$row")
 done
@@ -160,8 +161,9 @@ done
 echo
 echo "slow consumers, $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) CPUs, $SLOW slow subscribers," \
     "$PAYLOAD B QoS 0 flood, QoS 1 pair at $PAIR_RATE msg/s, $SECS s per phase, results in $OUT"
-echo "pair latency in ms from the intended send time (by the phase it was sent in); RSS in MiB"
-printf '%-10s %10s %10s %10s %9s %9s %9s %6s\n' broker "base p99" "flood p99" "flood max" \
-    "rss bef" "rss peak" "rss aft" lost
+echo "pair latency in ms from the intended send time (by the phase it was sent in); RSS in MiB;"
+echo "cpu%: the broker's mean CPU use during the flood (100 = one core)"
+printf '%-10s %10s %10s %10s %9s %9s %9s %6s %9s\n' broker "base p99" "flood p99" "flood max" \
+    "rss bef" "rss peak" "rss aft" lost "cpu% fl"
 printf '%s\n' "${ROWS[@]}"
 exit $status
