@@ -219,7 +219,7 @@ void conn_accepted(struct shard *s, uint32_t fi, uint8_t listener, const struct 
 
 static void conn_free(struct shard *s, struct conn *c)
 {
-    s->out_bytes -= conn_backlog(c);
+    s->out_bytes -= c->backlog;
     s->out_freed += (c->out ? c->out->cap : 0) + (c->sending ? c->sending->cap : 0);
     free(c->rx);
     free(c->out);
@@ -425,12 +425,19 @@ void conn_close_reason(struct shard *s, struct conn *c, enum conn_close_reason w
     }
 }
 
-size_t conn_backlog(const struct conn *c)
+/* n bytes of output sent or dropped. */
+static void backlog_sub(struct shard *s, struct conn *c, size_t n)
 {
-    size_t n = c->out ? c->out->len : 0;
-    if (c->sending)
-        n += c->sending->len - c->sending->off;
-    return n;
+    c->backlog -= (uint32_t)n;
+    s->out_bytes -= n;
+    struct session *ss = c->session;
+    if (ss && ss->slow) {
+        size_t resume = out_cap(s, c) / 4;
+        if (resume > SESSION_SLOW_MIN / 2)
+            resume = SESSION_SLOW_MIN / 2;
+        if (c->backlog < resume)
+            ss->slow = false; /* caught up: QoS 0 flows again */
+    }
 }
 
 static void mark_dirty(struct shard *s, struct conn *c)
@@ -473,6 +480,7 @@ uint8_t *conn_reserve(struct shard *s, struct conn *c, size_t n)
 void conn_commit(struct shard *s, struct conn *c, size_t n)
 {
     c->out->len += (uint32_t)n;
+    c->backlog += (uint32_t)n;
     s->out_bytes += n;
     mark_dirty(s, c);
 }
@@ -669,7 +677,7 @@ void conn_on_send(struct shard *s, struct conn *c, int res)
     c->ops--;
     struct iobuf *b = c->sending;
     if (res < 0) {
-        s->out_bytes -= b->len - b->off;
+        backlog_sub(s, c, b->len - b->off);
         s->out_freed += b->cap;
         free(b);
         c->sending = NULL;
@@ -681,14 +689,14 @@ void conn_on_send(struct shard *s, struct conn *c, int res)
         return;
     }
     b->off += (uint32_t)res;
-    s->out_bytes -= (uint32_t)res;
+    backlog_sub(s, c, (uint32_t)res);
     if (b->off < b->len && !c->close_submitted) {
         submit_send(s, c); /* short write: send the rest */
         return;
     }
     /* After the descriptor is closed its slot may be another client's:
      * the rest of a short write is dropped, never sent there. */
-    s->out_bytes -= b->len - b->off;
+    backlog_sub(s, c, b->len - b->off);
     s->out_freed += b->cap;
     free(b);
     c->sending = NULL;

@@ -77,7 +77,8 @@ struct conn {
     struct conn *next_rearm; /* shard->rearm list */
     uint64_t id;             /* unique per shard, for stale references */
     uint64_t last_rx_ms;
-    uint32_t fi; /* direct descriptor index */
+    uint32_t fi;      /* direct descriptor index */
+    uint32_t backlog; /* bytes in out and sending not yet sent */
     uint16_t keepalive;
     uint8_t state;        /* enum conn_state */
     uint8_t version;      /* MQTT protocol level after CONNECT */
@@ -167,8 +168,19 @@ void conn_write_v5(struct shard *s, struct conn *c, uint8_t first, const uint8_t
 void conn_write_ack(struct shard *s, struct conn *c, uint8_t type, uint16_t pid, uint8_t reason,
                     const char *why);
 
-/* Bytes queued for sending and not yet sent. */
-size_t conn_backlog(const struct conn *c);
+/* Bytes queued for sending and not yet sent. Kept as a count, not summed
+ * from the buffers: a publish to 1000 subscribers reads it for each. */
+static inline size_t conn_backlog(const struct conn *c)
+{
+    return c->backlog;
+}
+
+/* A session whose QoS 0 output is dropped (session.c) is told it caught up
+ * once its connection's backlog is below the smaller of a quarter of
+ * max_client_output and half of SESSION_SLOW_MIN; with the broker over
+ * limits.max_slow_output_total, clients with SESSION_SLOW_MIN unsent are
+ * slow. */
+#define SESSION_SLOW_MIN (64u << 10)
 
 /* Close: flush what is queued, then shut down and free when no operation
  * is pending. Detaches the session (publishing the will unless the reason

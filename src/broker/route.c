@@ -351,6 +351,13 @@ void route_publish(struct shard *s, struct tenant *t, struct msg *m)
     while (mask) {
         uint32_t i = (uint32_t)__builtin_ctzll(mask);
         mask &= mask - 1;
+        if (m->qos == 0 && shard_target_behind(s, i)) {
+            /* QoS 0 gives way first: queued, it would wait in front of
+             * every other client's messages to that shard. Counted, with
+             * no event per message (a flood would make one each). */
+            t->ctr.dropped[RINGMQ_DROP_SLOW_CONSUMER]++;
+            continue;
+        }
         struct xmsg x = {.type = XMSG_PUBLISH, .tenant = t->id, .p = msg_acquire(m)};
         shard_xsend(s, i, &x);
     }

@@ -29,8 +29,8 @@
 
 /* While a shard holds more unsent output than its share of
  * limits.max_slow_output_total, QoS 0 is dropped for every client with at
- * least this much unsent: a client that keeps up has next to nothing. */
-#define SESSION_SLOW_MIN (64u << 10)
+ * least SESSION_SLOW_MIN unsent: a client that keeps up has next to
+ * nothing (conn.h). */
 
 /* ---- registry: (tenant, client id) -> session, chained hash table ---- */
 
@@ -441,19 +441,18 @@ static void pump(struct shard *s, struct session *ss)
  */
 static bool qos0_shed(struct shard *s, struct session *ss, const struct msg *m)
 {
-    size_t backlog = conn_backlog(ss->conn);
-    bool shed = backlog > ss->tenant->set->max_client_output ||
-                (s->slow_budget && s->out_bytes > s->slow_budget && backlog >= SESSION_SLOW_MIN);
-    if (!shed) {
-        ss->slow = false;
-        return false;
-    }
-    ss->tenant->ctr.dropped[RINGMQ_DROP_SLOW_CONSUMER]++;
+    /* Once slow, dropped until the connection says it caught up
+     * (conn.c): a flood to 1000 such subscribers reads no connection. */
     if (!ss->slow) {
+        size_t backlog = conn_backlog(ss->conn);
+        if (backlog <= ss->tenant->set->max_client_output &&
+            !(s->slow_budget && s->out_bytes > s->slow_budget && backlog >= SESSION_SLOW_MIN))
+            return false;
         ss->slow = true;
         observe_event(s, RINGMQ_EV_SLOW_SUBSCRIBER, ss->tenant, ss, RINGMQ_DROP_SLOW_CONSUMER, 0,
                       msg_topic(m), m->topic_len);
     }
+    ss->tenant->ctr.dropped[RINGMQ_DROP_SLOW_CONSUMER]++;
     return true;
 }
 
@@ -941,6 +940,7 @@ struct session *session_attach(struct shard *s, struct tenant *t, struct conn *c
     ss->will_delay_s = o->will_delay_s;
     ss->window = o->window;
     ss->conn = c;
+    ss->slow = false; /* a new connection has nothing unsent */
     msg_release(ss->will);
     ss->will = o->will;
     /* Reads through the subscriptions it resumes are judged as the client

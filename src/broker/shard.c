@@ -205,6 +205,8 @@ void shard_xsend(struct shard *s, uint32_t target, const struct xmsg *x)
         }
     }
     /* A full ring never blocks the shard: keep the slot, in order. */
+    if (!q->len)
+        q->since_ms = s->now_ms;
     if (xqueue_push(q, &copy) < 0) {
         log_ratelimited(LOG_LEVEL_ERR, "out of memory queueing for shard %u", target);
         shard_xmsg_discard(&copy);

@@ -149,6 +149,7 @@ struct tenant {
 struct xqueue {
     struct xmsg *v;
     uint32_t head, len, cap;
+    uint64_t since_ms; /* when it last became non-empty (the ring was full) */
 };
 
 /* Every tenant the broker has seen: name <-> id, the same on all shards.
@@ -291,10 +292,16 @@ struct shard {
  * s->xhit when the target is congested. */
 void shard_xsend(struct shard *s, uint32_t target, const struct xmsg *x);
 
-/* Messages waiting for `target` beyond its full ring. */
-static inline uint32_t shard_xbacklog(const struct shard *s, uint32_t target)
+/* Whether `target` is behind: its ring has been full, with messages
+ * waiting beyond it, for SHARD_BEHIND_MS. One loop turn that produces more
+ * than the ring holds does not make a target behind; a target that did not
+ * drain its ring in that long is. QoS 0 publishes to it are then dropped
+ * at the source (route.c) rather than queued in front of everybody else's. */
+#define SHARD_BEHIND_MS 20u
+static inline bool shard_target_behind(const struct shard *s, uint32_t target)
 {
-    return s->overflow[target].len;
+    const struct xqueue *q = &s->overflow[target];
+    return q->len && s->now_ms - q->since_ms >= SHARD_BEHIND_MS;
 }
 
 /* Release what a cross-shard message carries (it will not be handled). */
