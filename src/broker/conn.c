@@ -53,6 +53,7 @@ static size_t out_cap(const struct shard *s, const struct conn *c)
 }
 
 static void mark_dirty(struct shard *s, struct conn *c);
+static void queue_rearm(struct shard *s, struct conn *c);
 
 static struct conn *conn_of_timer(struct wheel_entry *e)
 {
@@ -84,11 +85,23 @@ static void arm_recv(struct shard *s, struct conn *c, bool multishot)
     c->ops++;
 }
 
+/*
+ * At most this much per send, so at most this much per connection per loop
+ * turn (the rest goes out from the completion, in the next turn): a turn
+ * that starts sends to 1000 clients who do not read costs the kernel's copy
+ * of 1000 x 64 KiB, not of 1000 socket buffers the kernel may grow to 4 MiB
+ * each, and the other clients are served in between.
+ */
+#define CONN_SEND_MAX (64u << 10)
+
 static void submit_send(struct shard *s, struct conn *c)
 {
     struct iobuf *b = c->sending;
     struct io_uring_sqe *sqe = shard_sqe(s);
-    io_uring_prep_send(sqe, (int)c->fi, b->data + b->off, b->len - b->off, MSG_NOSIGNAL);
+    size_t len = b->len - b->off;
+    if (len > CONN_SEND_MAX)
+        len = CONN_SEND_MAX;
+    io_uring_prep_send(sqe, (int)c->fi, b->data + b->off, len, MSG_NOSIGNAL);
     sqe->flags |= IOSQE_FIXED_FILE;
     io_uring_sqe_set_data64(sqe, ud_make(UD_SEND, c));
     c->ops++;
@@ -219,6 +232,8 @@ void conn_accepted(struct shard *s, uint32_t fi, uint8_t listener, const struct 
 
 static void conn_free(struct shard *s, struct conn *c)
 {
+    if (c->deferred)
+        s->ndeferred--;
     s->out_bytes -= c->backlog;
     s->out_freed += (c->out ? c->out->cap : 0) + (c->sending ? c->sending->cap : 0);
     free(c->rx);
@@ -498,15 +513,17 @@ static uint32_t pre_connect_max(const struct shard *s)
 }
 
 /*
- * Handle every complete packet in buf. Returns the bytes consumed; stops
+ * Handle the complete packets in buf, until `budget` bytes are consumed
+ * (at least one packet, however large). Returns the bytes consumed; stops
  * early (returning len) when the connection stopped reading. *need receives
  * the size of the next packet when its header is known.
  */
-static size_t process(struct shard *s, struct conn *c, const uint8_t *buf, size_t len, size_t *need)
+static size_t process(struct shard *s, struct conn *c, const uint8_t *buf, size_t len,
+                      size_t budget, size_t *need)
 {
     size_t off = 0;
     *need = 0;
-    while (off < len) {
+    while (off < len && off < budget) {
         struct mqtt_frame f;
         /* The tenant's limit once it is known (MQTT-3.2.2-15 in 5.0); before,
          * max_connect_size, so that a connection which has not even sent
@@ -550,13 +567,60 @@ static size_t process(struct shard *s, struct conn *c, const uint8_t *buf, size_
  * announcing a large packet reserves at most this much up front. */
 #define CONN_RX_RESERVE_MAX 65536u
 
+/* Handle what waits in rx, up to `budget` bytes of packets; what is left
+ * stays (split packets, or the rest of a deferred turn). */
+static void rx_run(struct shard *s, struct conn *c, size_t budget)
+{
+    struct iobuf *rx = c->rx;
+    size_t need;
+    size_t used = process(s, c, rx->data, rx->len, budget, &need);
+    if (!reading(c))
+        return; /* rx is freed with the connection */
+    if (used == rx->len) {
+        free(rx);
+        c->rx = NULL;
+    } else if (used) {
+        memmove(rx->data, rx->data + used, rx->len - used);
+        rx->len -= (uint32_t)used;
+    }
+}
+
+/* Append len bytes to rx. False when out of memory (the connection is
+ * then closing). */
+static bool rx_append(struct shard *s, struct conn *c, const uint8_t *data, size_t len)
+{
+    if (!c->rx) {
+        c->rx = iobuf_create(len > CONN_OUT_MIN ? len : CONN_OUT_MIN);
+        if (!c->rx) {
+            conn_close(s, c, CLOSE_PEER_GONE);
+            return false;
+        }
+    }
+    struct iobuf *rx = c->rx;
+    if (rx->cap - rx->len < len) {
+        size_t cap = rx->cap * 2u;
+        while (cap < rx->len + len)
+            cap *= 2;
+        rx = realloc(rx, sizeof(*rx) + cap);
+        if (!rx) {
+            conn_close(s, c, CLOSE_PEER_GONE);
+            return false;
+        }
+        rx->cap = (uint32_t)cap;
+        c->rx = rx;
+    }
+    memcpy(rx->data + rx->len, data, len);
+    rx->len += (uint32_t)len;
+    return true;
+}
+
 static void feed(struct shard *s, struct conn *c, const uint8_t *data, size_t len)
 {
     size_t need;
     if (c->close_pending)
         return;
     if (!c->rx && !c->blocked) {
-        size_t used = process(s, c, data, len, &need);
+        size_t used = process(s, c, data, len, SIZE_MAX, &need);
         if (used == len || !reading(c))
             return;
         size_t left = len - used;
@@ -571,40 +635,68 @@ static void feed(struct shard *s, struct conn *c, const uint8_t *data, size_t le
         c->rx->len = (uint32_t)left;
         return;
     }
-    if (!c->rx) {
-        c->rx = iobuf_create(len > CONN_OUT_MIN ? len : CONN_OUT_MIN);
-        if (!c->rx) {
-            conn_close(s, c, CLOSE_PEER_GONE);
-            return;
-        }
-    }
-    struct iobuf *rx = c->rx;
-    if (rx->cap - rx->len < len) {
-        size_t cap = rx->cap * 2u;
-        while (cap < rx->len + len)
-            cap *= 2;
-        rx = realloc(rx, sizeof(*rx) + cap);
-        if (!rx) {
-            conn_close(s, c, CLOSE_PEER_GONE);
-            return;
-        }
-        rx->cap = (uint32_t)cap;
-        c->rx = rx;
-    }
-    memcpy(rx->data + rx->len, data, len);
-    rx->len += (uint32_t)len;
+    if (!rx_append(s, c, data, len))
+        return;
     if (c->blocked)
         return; /* a permission check is pending: packets wait their turn */
-    size_t used = process(s, c, rx->data, rx->len, &need);
-    if (!reading(c))
-        return; /* rx is freed with the connection */
-    if (used == rx->len) {
-        free(rx);
-        c->rx = NULL;
-        return;
+    rx_run(s, c, SIZE_MAX);
+}
+
+/*
+ * Fairness between the clients of a shard: in one loop turn a connection's
+ * input is handled up to CONN_TURN_KIB; beyond, it waits in rx (and its
+ * receive ends) for the next turns, CONN_TURN_KIB a turn. One client
+ * flooding a topic with a thousand subscribers then cannot make a turn,
+ * and every other client's wait, last as long as its whole receive buffer
+ * takes (hundreds of milliseconds while those subscribers' buffers fill).
+ */
+#define CONN_TURN_KIB 32u
+
+/* Whether `len` more bytes would take c past its share of this turn;
+ * counts them when not. */
+static bool over_turn_share(struct shard *s, struct conn *c, size_t len)
+{
+    if (c->turn != s->turn) {
+        c->turn = s->turn;
+        c->turn_kib = 0;
     }
-    memmove(rx->data, rx->data + used, rx->len - used);
-    rx->len -= (uint32_t)used;
+    if (c->deferred || c->turn_kib >= CONN_TURN_KIB)
+        return true;
+    c->turn_kib = (uint16_t)(c->turn_kib + (len + 1023) / 1024);
+    return false;
+}
+
+static void defer_input(struct shard *s, struct conn *c, const uint8_t *data, size_t len)
+{
+    if (c->close_pending || !rx_append(s, c, data, len))
+        return;
+    if (!c->deferred) {
+        c->deferred = true;
+        s->ndeferred++;
+    }
+    queue_rearm(s, c); /* conn_flush_all hands out the next turns' shares */
+}
+
+/* Whether rx holds a whole packet (not just the start of one, which only
+ * more input can complete). */
+static bool rx_has_packet(const struct conn *c)
+{
+    struct mqtt_frame f;
+    return c->rx && mqtt_frame_decode(c->rx->data, c->rx->len, UINT32_MAX, &f) == MQTT_OK &&
+           f.total_len <= c->rx->len;
+}
+
+/* A deferred connection's share of this turn; true while whole packets are
+ * left for the next. */
+static bool run_deferred(struct shard *s, struct conn *c)
+{
+    if (c->rx && !c->blocked && reading(c) && !c->close_pending)
+        rx_run(s, c, (size_t)CONN_TURN_KIB * 1024);
+    if (reading(c) && !c->close_pending && (c->blocked || rx_has_packet(c)))
+        return true;
+    c->deferred = false;
+    s->ndeferred--;
+    return false;
 }
 
 /* After feeding a connection that has no receive armed. */
@@ -639,8 +731,13 @@ void conn_on_recv(struct shard *s, struct conn *c, int res, unsigned flags)
     if (flags & IORING_CQE_F_BUFFER) {
         uint16_t bid = (uint16_t)(flags >> IORING_CQE_BUFFER_SHIFT);
         s->xhit = false;
-        if (res > 0 && reading(c) && !s->stopping)
-            feed(s, c, bufring_buf(&s->bufs, bid), (size_t)res);
+        if (res > 0 && reading(c) && !s->stopping) {
+            const uint8_t *data = bufring_buf(&s->bufs, bid);
+            if (c->state == CONN_ACTIVE && over_turn_share(s, c, (size_t)res))
+                defer_input(s, c, data, (size_t)res);
+            else
+                feed(s, c, data, (size_t)res);
+        }
         if (s->xhit && c->state == CONN_ACTIVE)
             c->xpaused = true; /* it published to a shard that is behind */
         bufring_recycle(&s->bufs, bid);
@@ -648,12 +745,13 @@ void conn_on_recv(struct shard *s, struct conn *c, int res, unsigned flags)
     if (res > 0) {
         bool own_backlog = conn_backlog(c) > out_cap(s, c);
         if (more && c->state == CONN_ACTIVE && !c->recv_cancelled &&
-            (c->xpaused || own_backlog || c->rate_limited || c->blocked)) {
+            (c->xpaused || own_backlog || c->rate_limited || c->blocked || c->deferred)) {
             /* Back-pressure: it publishes to a shard that is behind
-             * (shard.c), it does not read what it asks for, or its packets
-             * wait for a plugin's verdict (what it sends meanwhile would
-             * pile up in rx without bound). End the receive; it is re-armed
-             * once the cause is gone, and TCP pushes back. */
+             * (shard.c), it does not read what it asks for, its packets
+             * wait for a plugin's verdict, or it had its share of this turn
+             * (what it sends meanwhile would pile up in rx). End the
+             * receive; it is re-armed once the cause is gone, and TCP
+             * pushes back. */
             struct io_uring_sqe *sqe = shard_sqe(s);
             io_uring_prep_cancel64(sqe, ud_make(UD_RECV, c), 0);
             io_uring_sqe_set_data64(sqe, ud_make(UD_IGNORE, NULL));
@@ -748,6 +846,11 @@ void conn_flush_all(struct shard *s)
             c->rate_limited = false; /* a new second: read it again */
         if (c->xpaused && !s->xcongested)
             c->xpaused = false; /* every shard it publishes to caught up */
+        if (c->deferred && run_deferred(s, c)) {
+            c->next_rearm = wait; /* input left for the next turns */
+            wait = c;
+            continue;
+        }
         if (!c->recv_armed && reading(c) &&
             (c->blocked || (c->state == CONN_ACTIVE &&
                             (c->xpaused || s->stopping || c->out_paused || c->rate_limited)))) {
@@ -883,20 +986,8 @@ void conn_on_fdsent(struct shard *s, struct conn *c, int res)
 
 void conn_resume(struct shard *s, struct conn *c)
 {
-    struct iobuf *rx = c->rx;
-    if (rx && reading(c) && !c->blocked) {
-        size_t need;
-        size_t used = process(s, c, rx->data, rx->len, &need);
-        if (reading(c)) {
-            if (used == rx->len) {
-                free(rx);
-                c->rx = NULL;
-            } else if (used) {
-                memmove(rx->data, rx->data + used, rx->len - used);
-                rx->len -= (uint32_t)used;
-            }
-        }
-    }
+    if (c->rx && reading(c) && !c->blocked)
+        rx_run(s, c, SIZE_MAX);
     if (reading(c) && !c->recv_armed)
         queue_rearm(s, c);
     maybe_free(s, c);

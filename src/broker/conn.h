@@ -77,8 +77,10 @@ struct conn {
     struct conn *next_rearm; /* shard->rearm list */
     uint64_t id;             /* unique per shard, for stale references */
     uint64_t last_rx_ms;
-    uint32_t fi;      /* direct descriptor index */
-    uint32_t backlog; /* bytes in out and sending not yet sent */
+    uint32_t fi;       /* direct descriptor index */
+    uint32_t backlog;  /* bytes in out and sending not yet sent */
+    uint16_t turn;     /* the shard's loop turn turn_kib counts (mod 2^16) */
+    uint16_t turn_kib; /* KiB of its input handled in that turn */
     uint16_t keepalive;
     uint8_t state;        /* enum conn_state */
     uint8_t version;      /* MQTT protocol level after CONNECT */
@@ -104,6 +106,7 @@ struct conn {
     bool teardown_pending : 1; /* flush, then shut down */
     bool close_submitted : 1;
     bool close_too_large : 1; /* close_pending because a packet exceeded the client's limit */
+    bool deferred : 1;        /* over its share of a loop turn: input waits in rx */
 };
 
 /* Accepted descriptor `fi` on listener `li` from `peer` (borrowed): create

@@ -267,22 +267,33 @@ static bool overflow_pending(struct shard *s)
     return any;
 }
 
-static void drain_inbound(struct shard *s)
+/*
+ * Handle up to `share` messages from each other shard's ring (0: all of
+ * them); the rest waits for the next turn (s->inbound_left), so a turn of
+ * a flood to a topic with many subscribers here is bounded and this
+ * shard's own clients are served in between.
+ */
+#define SHARD_INBOUND_TURN 256u
+
+static void drain_inbound(struct shard *s, uint32_t share)
 {
+    s->inbound_left = false;
     for (uint32_t i = 0; i < s->broker->nshards; i++) {
         struct spsc *r = s->in[i];
         if (!r)
             continue;
-        bool any = false;
+        uint32_t n = 0;
         struct xmsg *x;
-        while ((x = spsc_front(r))) {
+        while ((!share || n < share) && (x = spsc_front(r))) {
             struct xmsg copy = *x;
             spsc_pop(r);
-            any = true;
+            n++;
             route_on_xmsg(s, &copy);
         }
-        if (any)
+        if (n)
             spsc_consumer_sync(r);
+        if (share && n == share && spsc_front(r))
+            s->inbound_left = true;
     }
 }
 
@@ -503,6 +514,26 @@ static void dispatch(struct shard *s, struct io_uring_cqe *cqe)
     }
 }
 
+/* Submit this turn's requests and wait for completions: not at all while
+ * work is left for the next turn (deferred input, inbound messages beyond
+ * a turn's share), at most 1 ms while a target shard is behind (its queue
+ * here must be retried), else until one arrives. */
+static void submit_and_wait(struct shard *s)
+{
+    bool work_left = s->ndeferred || s->inbound_left;
+    bool behind = overflow_pending(s);
+    int ret;
+    if (work_left || behind) {
+        struct __kernel_timespec ts = {0, work_left ? 0 : 1000000};
+        struct io_uring_cqe *cqe;
+        ret = io_uring_submit_and_wait_timeout(&s->ring, &cqe, 1, &ts, NULL);
+    } else {
+        ret = io_uring_submit_and_wait(&s->ring, 1);
+    }
+    if (ret < 0 && ret != -EINTR && ret != -ETIME && ret != -EBUSY && ret != -EAGAIN)
+        log_ratelimited(LOG_LEVEL_ERR, "io_uring_submit_and_wait: %s", strerror(-ret));
+}
+
 static void shard_loop(struct shard *s)
 {
     while (!s->stopping) {
@@ -511,17 +542,8 @@ static void shard_loop(struct shard *s)
         conn_flush_all(s);
         xflush(s);
         bufring_publish(&s->bufs);
-        int ret;
-        if (overflow_pending(s)) {
-            /* A consumer is behind: look again soon, not only on I/O. */
-            struct __kernel_timespec ts = {.tv_sec = 0, .tv_nsec = 1000000};
-            struct io_uring_cqe *cqe;
-            ret = io_uring_submit_and_wait_timeout(&s->ring, &cqe, 1, &ts, NULL);
-        } else {
-            ret = io_uring_submit_and_wait(&s->ring, 1);
-        }
-        if (ret < 0 && ret != -EINTR && ret != -ETIME && ret != -EBUSY && ret != -EAGAIN)
-            log_ratelimited(LOG_LEVEL_ERR, "io_uring_submit_and_wait: %s", strerror(-ret));
+        s->turn++;
+        submit_and_wait(s);
         s->now_ms = clock_now_ms();
         struct io_uring_cqe *cqe;
         unsigned head, n = 0;
@@ -531,7 +553,7 @@ static void shard_loop(struct shard *s)
             n++;
         }
         io_uring_cq_advance(&s->ring, n);
-        drain_inbound(s);
+        drain_inbound(s, SHARD_INBOUND_TURN);
     }
 }
 
@@ -664,7 +686,7 @@ static void shard_quiesce(struct shard *s)
     xflush(s);
     io_uring_submit(&s->ring);
     pthread_barrier_wait(&s->broker->stop_barrier);
-    drain_inbound(s);
+    drain_inbound(s, 0);
     uint64_t deadline = clock_now_ms() + SHARD_LINGER_MS;
     for (;;) {
         conn_flush_all(s);

@@ -238,6 +238,13 @@ struct shard {
      * them is then not read until every target caught up). */
     uint64_t xcongested;
     bool xhit;
+    /* Loop turns (for each connection's share of one, conn.c), connections
+     * with input deferred to a later turn, and whether a cross-shard ring
+     * still holds messages beyond one turn's share: the loop does not sleep
+     * while there is either. */
+    uint16_t turn;
+    uint32_t ndeferred;
+    bool inbound_left;
 
     /* Connections that have not completed CONNECT, oldest first, linked
      * like `all` and not in it; at most pending_max, this shard's share of
