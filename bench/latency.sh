@@ -3,19 +3,22 @@
 # -> 100 subscribers, 16 B), where the broker's CPUs are shared and where
 # they are not, and how it changes with the shard count. Every row starts a
 # fresh broker; ringmqd and the other broker (Debian's mosquitto by default)
-# run one after the other in the same script. Nothing is pinned but what a
-# row says: the generator and the brokers go where the scheduler puts them.
+# run one after the other in the same script. The brokers are pinned only
+# where a row says so.
 #
 #   bench/latency.sh [-d SECONDS] [-o OUTDIR] [-p PART,...]
 #
 # Parts (all by default):
-#   shared     a busy process (a shell spinning) holds BUSY_CPU (0) while
-#              20,000 msg/s flow: ringmqd's default configuration, ringmqd
-#              with every shard pinned (shard i on CPU i: what the default
-#              was before server.cpu_affinity), and the other broker
-#   dedicated  the same three rows without the busy process
+#   shared     BUSY_CPU (0) is kept busy, as by a busy-polling process: the
+#              generator runs there, and a spinning shell at nice 19 takes
+#              whatever it leaves. 20,000 msg/s flow: ringmqd's default
+#              configuration, ringmqd with every shard pinned (shard i on
+#              CPU i: the default before server.cpu_affinity), the other
+#              broker
+#   dedicated  the same three rows without the spinner (the generator
+#              still on BUSY_CPU)
 #   shards     ringmqd's default configuration with 1, 2 and 4 shards at
-#              20,000 and 100,000 msg/s, no busy process
+#              20,000 and 100,000 msg/s, generator not pinned
 #
 # Figures are the generator's coordinated-omission-corrected latency (from
 # each message's intended send time, so a stall cannot hide by slowing the
@@ -65,9 +68,11 @@ trap stop_all EXIT
 trap 'exit 130' INT TERM
 
 busy_start() {
-    # $0 of the spinner is ringmq-busy, so that it can be told apart.
-    taskset -c "$BUSY_CPU" sh -c 'while :; do :; done' ringmq-busy &
+    # $0 of the spinner is ringmq-busy, so that it can be told apart; its
+    # pid is left in OUT for the test that checks it is gone.
+    taskset -c "$BUSY_CPU" nice -n 19 sh -c 'while :; do :; done' ringmq-busy &
     BUSY_PID=$!
+    echo "$BUSY_PID" >"$OUT/busy.pid"
 }
 
 # Every CPU this script may use, as a list for cpu_affinity (the old
@@ -75,7 +80,9 @@ busy_start() {
 ALL_CPUS=$(sed -n 's/^Cpus_allowed_list:[[:space:]]*//p' /proc/self/status)
 
 ROWS=()
-# row LABEL RATE ringmq|other [--set ...]: one run, one line of the table.
+# row LABEL RATE ringmq|other [--set ...]: one run, one line of the table;
+# the generator runs under $GEN (e.g. taskset -c 0).
+GEN=
 row() {
     local label=$1 rate=$2 which=$3
     shift 3
@@ -95,7 +102,7 @@ row() {
     fi || { ROWS+=("$(printf '%-34s broker did not start (%s)' "$label" "$log")")
         stop_broker
         return; }
-    "$BENCH" p2p -n 100 -q 0 -s 16 -r $((rate / 100)) -p "$port" -d "$DUR" --warmup "$WARMUP" \
+    $GEN "$BENCH" p2p -n 100 -q 0 -s 16 -r $((rate / 100)) -p "$port" -d "$DUR" --warmup "$WARMUP" \
         --broker-pid "$BROKER_PID" --json "$json" --quiet >"$OUT/$label.out" 2>&1
     local rc=$?
     stop_broker
@@ -113,6 +120,7 @@ row() {
 part() { [[ ",$PARTS," == *",$1,"* ]]; }
 
 if part shared; then
+    GEN="taskset -c $BUSY_CPU"
     busy_start
     row "shared: ringmqd default" 20000 ringmq
     row "shared: ringmqd pinned $ALL_CPUS" 20000 ringmq --set "server.cpu_affinity=$ALL_CPUS"
@@ -120,11 +128,13 @@ if part shared; then
     stop_all
 fi
 if part dedicated; then
+    GEN="taskset -c $BUSY_CPU"
     row "dedicated: ringmqd default" 20000 ringmq
     row "dedicated: ringmqd pinned $ALL_CPUS" 20000 ringmq --set "server.cpu_affinity=$ALL_CPUS"
     row "dedicated: $OTHER_NAME" 20000 other
 fi
 if part shards; then
+    GEN=
     for rate in 20000 100000; do
         for n in 1 2 4; do
             row "shards=$n" "$rate" ringmq --set "server.shards=$n"
@@ -133,8 +143,8 @@ if part shards; then
 fi
 
 echo
-echo "latency.sh, $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) CPUs, ${DUR} s per row, busy CPU $BUSY_CPU" \
-    "(shared rows), results in $OUT"
+echo "latency.sh, $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) CPUs, ${DUR} s per row, generator on CPU" \
+    "$BUSY_CPU (shared, dedicated; with a spinner at nice 19 there in shared), results in $OUT"
 echo "p2p QoS 0, 100 -> 100, 16 B; latency in us from the intended send time; broker CPU us/msg"
 printf '%-34s %7s %9s %9s %9s %9s %7s %8s\n' row msg/s p50 p99 p99.9 max lost us/msg
 printf '%s\n' "${ROWS[@]}"

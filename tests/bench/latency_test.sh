@@ -7,7 +7,7 @@
 #   latency_test.sh SOURCE_ROOT RINGMQD RINGMQ_BENCH CONF
 set -u
 ROOT=$1 RINGMQD=$2 BENCH=$3 CONF=$4
-for tool in jq python3 taskset bash pgrep; do
+for tool in jq python3 taskset bash nice; do
     command -v $tool >/dev/null 2>&1 || { echo "$tool not installed: skipped"; exit 77; }
 done
 OUT=$(mktemp -d)
@@ -18,8 +18,10 @@ RINGMQD=$RINGMQD RINGMQ_CONF=$CONF BENCH=$BENCH WARMUP=0.2 OTHER_NAME=ringmq2 \
 rc=$?
 cat "$OUT/table"
 [ $rc = 0 ] || { echo "FAIL: latency.sh exit $rc"; exit 1; }
-if pgrep -f ringmq-busy >/dev/null; then
-    echo "FAIL: the busy process outlived the script"
+busy=$(cat "$OUT/res/busy.pid" 2>/dev/null)
+[ -n "$busy" ] || { echo "FAIL: no busy process was started"; exit 1; }
+if kill -0 "$busy" 2>/dev/null; then
+    echo "FAIL: the busy process ($busy) outlived the script"
     exit 1
 fi
 n=0
