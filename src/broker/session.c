@@ -32,6 +32,9 @@
  * least SESSION_SLOW_MIN unsent: a client that keeps up has next to
  * nothing (conn.h). */
 
+/* One per connection: 16 more bytes here are 16 more per connection. */
+_Static_assert(sizeof(struct session) <= 176, "struct session grew past 176 bytes");
+
 /* ---- registry: (tenant, client id) -> session, chained hash table ---- */
 
 static uint64_t reg_hash(const struct tenant *t, const uint8_t *id, size_t len)

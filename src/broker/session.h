@@ -97,6 +97,10 @@ struct share_group;
 struct xfilter;
 struct readcheck;
 
+/* Field order fills what alignment would leave empty: the struct is 176
+ * bytes, a multiple of the slab's 16, and every connection has one (the
+ * size is asserted in session.c). The match_* fields are route.c's scratch
+ * for one publish. */
 struct session {
     struct session *reg_next; /* tenant registry chain */
     uint64_t reg_hash;
@@ -105,7 +109,9 @@ struct session {
     uint8_t *client_id;
     uint16_t client_id_len;
     uint16_t next_pid;
-    uint16_t window;   /* in-flight limit: min(max_inflight, client's Receive Maximum) */
+    uint16_t window; /* in-flight limit: min(max_inflight, client's Receive Maximum) */
+    uint8_t match_qos;
+    uint8_t match_rap; /* a matching subscription keeps the retain flag */
     uint32_t expiry_s; /* Session Expiry Interval: 0 ends with the connection, ~0 never */
     uint32_t will_delay_s;
     struct session_timer *timer; /* while offline with a deadline */
@@ -113,20 +119,18 @@ struct session {
     uint32_t nsubs, subs_cap;
     struct inflight *infl; /* in send order */
     uint16_t ninfl, infl_cap;
-    uint16_t nheld;   /* in-flight entries held back (inflight.held) */
-    struct qentry *q; /* ring buffer */
+    uint16_t nheld;       /* in-flight entries held back (inflight.held) */
+    uint8_t match_denied; /* matched only through subscriptions refused the topic */
+    bool out_throttled;   /* in shard->throttled: the queue waits for the quota */
+    struct qentry *q;     /* ring buffer */
     uint32_t qhead, qlen, qcap;
+    uint32_t match_ids; /* scratch: 1 + index of the first Subscription Identifier */
     uint64_t qbytes;
     uint16_t *qos2_in; /* inbound QoS 2 ids waiting for PUBREL */
     uint16_t nqos2, qos2_cap;
+    bool slow; /* QoS 0 is being dropped for it: reported once (slow_subscriber) */
     struct msg *will;
     uint64_t match_epoch; /* 64-bit: never wraps (a wrap would skip sessions) */
-    uint8_t match_qos;
-    uint8_t match_rap;    /* a matching subscription keeps the retain flag */
-    uint8_t match_denied; /* matched only through subscriptions refused the topic */
-    bool out_throttled;   /* in shard->throttled: the queue waits for the quota */
-    bool slow;            /* QoS 0 is being dropped for it: reported once (slow_subscriber) */
-    uint32_t match_ids;   /* scratch: 1 + index of the first Subscription Identifier */
     struct pending_sub *pending;
     struct readcheck *reads; /* per-topic read checks (readcheck.h), NULL: none */
 };
