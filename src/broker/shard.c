@@ -796,7 +796,7 @@ static int open_listeners(struct broker *b)
         uint16_t port = l->port;
         for (uint32_t i = 0; i < b->nshards; i++) {
             uint16_t bound = 0;
-            int fd = listener_open(l->bind, port, (int)l->backlog, &bound);
+            int fd = listener_open(l->bind, port, (int)l->backlog, (int)l->send_buffer, &bound);
             if (fd < 0) {
                 log_err("listener %s: cannot listen on %s:%u: %s", l->name, l->bind, port,
                         strerror(-fd));

@@ -124,6 +124,7 @@ static const struct directive directives[] = {
     LISTENER("port", parse_port, port, 0, 65535),
     LISTENER("allow_anonymous", parse_bool, allow_anonymous, 0, 0),
     LISTENER("backlog", parse_u32, backlog, 1, 65535),
+    LISTENER("send_buffer", parse_u32, send_buffer, 0, 1u << 30),
 
     LIMITS("max_packet_size", parse_u32, max_packet_size, 16, CONFIG_PACKET_SIZE_MAX),
     LIMITS("max_connections", parse_u32, max_connections, 0, 100000000),
@@ -464,6 +465,7 @@ static void listener_defaults(struct config_listener *l, const char *name, size_
     l->port = 1883;
     l->allow_anonymous = false;
     l->backlog = 4096;
+    l->send_buffer = 131072;
 }
 
 /*

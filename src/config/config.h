@@ -33,6 +33,7 @@ struct config_listener {
     uint16_t port;              /* default 1883; 0 picks a free port */
     bool allow_anonymous;       /* needed to bind a non-loopback address without auth */
     uint32_t backlog;           /* listen(2) backlog, default 4096 */
+    uint32_t send_buffer;       /* SO_SNDBUF of its connections, 0: the kernel's; default 131072 */
 };
 
 /* [plugin.NAME]: the shared object and its own keys, handed to its init. */

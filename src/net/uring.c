@@ -151,7 +151,7 @@ int listener_probe(const char *addr, uint16_t port)
     return ret;
 }
 
-int listener_open(const char *addr, uint16_t port, int backlog, uint16_t *bound_port)
+int listener_open(const char *addr, uint16_t port, int backlog, int sndbuf, uint16_t *bound_port)
 {
     struct sockaddr_storage ss;
     socklen_t slen = listener_addr(addr, port, &ss);
@@ -169,6 +169,8 @@ int listener_open(const char *addr, uint16_t port, int backlog, uint16_t *bound_
         goto fail;
     if (ss.ss_family == AF_INET6 &&
         setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) < 0)
+        goto fail;
+    if (sndbuf > 0 && setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf)) < 0)
         goto fail;
     if (bind(fd, (struct sockaddr *)&ss, slen) < 0 || listen(fd, backlog) < 0)
         goto fail;

@@ -62,12 +62,13 @@ static inline void bufring_publish(struct bufring *b)
 
 /*
  * Open a TCP listening socket on `addr` (IPv4 or IPv6 literal) and `port`,
- * with SO_REUSEPORT (so each shard has its own), SO_REUSEADDR and
- * TCP_NODELAY (inherited by accepted sockets: our sends are batched).
+ * with SO_REUSEPORT (so each shard has its own), SO_REUSEADDR, TCP_NODELAY
+ * and, when sndbuf > 0, SO_SNDBUF (both inherited by accepted sockets: our
+ * sends are batched; sndbuf bounds what the kernel holds per connection).
  * *bound_port receives the port actually bound (for port 0).
  * Returns the fd or -errno.
  */
-int listener_open(const char *addr, uint16_t port, int backlog, uint16_t *bound_port);
+int listener_open(const char *addr, uint16_t port, int backlog, int sndbuf, uint16_t *bound_port);
 
 /*
  * Check that no socket listens on `addr`:`port` yet (port > 0): bind a plain

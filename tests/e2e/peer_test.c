@@ -121,6 +121,9 @@ Test(peer, ipv6_address_and_port_reach_the_auth_plugin)
     if (!have_ipv6_loopback())
         cr_skip_test("no IPv6 loopback (::1) on this host");
     start("listener.v6.bind=::1", "listener.v6.port=0");
+    /* The harness returns once the first listener answers; the second's
+     * line is logged just after it. */
+    broker_wait_log(&b, "listening on [::1]:", 1);
     int port = v6_port();
     cr_assert(port > 0, "no 'listening on [::1]' line in the broker log");
     struct sockaddr_in6 src = {.sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT};

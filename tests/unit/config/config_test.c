@@ -145,6 +145,7 @@ Test(config, minimal_file_gets_defaults_and_listener_defaults)
     cr_assert_eq(cfg.listeners[0].port, 1883);
     cr_assert_eq(cfg.listeners[0].allow_anonymous, false);
     cr_assert_eq(cfg.listeners[0].backlog, 4096);
+    cr_assert_eq(cfg.listeners[0].send_buffer, 131072);
     cr_assert_eq(cfg.max_inflight, def.max_inflight);
     cr_assert_eq(cfg.max_queued_bytes, def.max_queued_bytes);
     cr_assert_eq(cfg.log_level, def.log_level);
@@ -188,6 +189,7 @@ Test(config, shipped_file_loads_and_documents_the_defaults)
     cr_assert_eq(cfg.listeners[0].port, 1883);
     cr_assert_eq(cfg.listeners[0].allow_anonymous, false);
     cr_assert_eq(cfg.listeners[0].backlog, 4096);
+    cr_assert_eq(cfg.listeners[0].send_buffer, 131072);
 }
 
 Test(config, shipped_file_lists_every_key)
@@ -203,6 +205,7 @@ Test(config, shipped_file_lists_every_key)
         "port",
         "allow_anonymous",
         "backlog",
+        "send_buffer",
         "max_packet_size",
         "max_connections",
         "max_pending_connections",
@@ -258,6 +261,7 @@ Test(config, set_every_key)
         "listener.default.port=0",
         "listener.default.allow_anonymous=yes",
         "listener.default.backlog=128",
+        "listener.default.send_buffer=0",
         "limits.max_packet_size=65536",
         "limits.max_connections=1000",
         "limits.max_pending_connections=500",
@@ -298,6 +302,7 @@ Test(config, set_every_key)
     cr_assert_eq(cfg.listeners[0].port, 0);
     cr_assert_eq(cfg.listeners[0].allow_anonymous, true);
     cr_assert_eq(cfg.listeners[0].backlog, 128);
+    cr_assert_eq(cfg.listeners[0].send_buffer, 0);
     cr_assert_eq(cfg.max_packet_size, 65536);
     cr_assert_eq(cfg.max_connections, 1000);
     cr_assert_eq(cfg.max_pending_connections, 500);
@@ -698,6 +703,7 @@ Test(config, integer_bounds)
         {"server.recv_buffers", {"1", "32768", "2"}, {"0", "65536", "3", "100"}},
         {"listener.default.port", {"0", "65535"}, {"65536", "-1", "0x10"}},
         {"listener.default.backlog", {"1", "65535"}, {"0", "65536"}},
+        {"listener.default.send_buffer", {"0", "1073741824"}, {"1073741825", "-1"}},
         {"limits.max_packet_size", {"16", "268435460"}, {"15", "268435461"}},
         {"limits.max_connections", {"0", "100000000"}, {"100000001", "4294967296"}},
         /* 0 would be no budget at all: every connection refused. */
