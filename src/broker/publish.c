@@ -96,8 +96,11 @@ int protocol_publish(struct shard *s, struct conn *c, const struct mqtt_frame *f
     const struct tenant_settings *ts = c->session->tenant->set;
     struct mqtt_publish pb;
     int rc = mqtt_publish_decode(f->flags, body, f->body_len, c->version, &pb);
+    /* Only `present` is read before mqtt_props_decode fills the rest: a
+     * memset of the 240-byte struct for every PUBLISH of a 3.1.1 client
+     * was 5% of the broker's CPU in p2p QoS 0. */
     struct mqtt_props pr;
-    memset(&pr, 0, sizeof(pr));
+    pr.present = 0;
     if (rc == MQTT_OK && c->v5) {
         rc = mqtt_props_decode(MQTT_PUBLISH, pb.props.p, pb.props.len, &pr);
         if (rc == MQTT_RC_PROTOCOL_ERROR && alias_zero(pb.props))
