@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "broker/conn.h"
 #include "broker/msg.h"
 #include "broker/observe.h"
 #include "broker/protocol.h"
@@ -422,58 +423,154 @@ uint32_t route_ping_all(struct shard *s, uint64_t token)
     return sent;
 }
 
-#define RETAINED_PURGE_BATCH 16
+/* ---- retained replay (route_send_retained) ---- */
 
-struct retained_ctx {
-    struct shard *s;
-    struct session *ss;
+/* A replay produces more while less than this waits for the socket. */
+#define REPLAY_OUT_LOW (64u << 10)
+
+/*
+ * The retained messages one new subscription gets, taken when it was
+ * granted and sent as its client takes them. It names the session by
+ * client id and the connection by id, not by pointer: either may be gone by
+ * the next turn, and the registry says which.
+ */
+struct replay {
+    struct replay *next; /* shard->replays */
+    struct tenant *tenant;
+    uint64_t conn_id;
+    uint32_t subid;
     uint8_t qos;
     bool read_check; /* the subscription was granted per topic */
-    uint32_t subid;
-    uint32_t nexpired;
-    struct msg *expired[RETAINED_PURGE_BATCH]; /* to delete after the walk */
+    uint16_t filter_len, client_id_len;
+    uint8_t *filter; /* into bytes[] */
+    uint8_t *client_id;
+    uint32_t n, sent, cap;
+    struct msg **v; /* referenced; v[sent..n) not sent yet */
+    uint8_t bytes[];
 };
 
-static void send_one_retained(void *value, void *arg)
+static void replay_free(struct replay *r)
 {
-    struct retained_ctx *ctx = arg;
+    for (uint32_t i = r->sent; i < r->n; i++)
+        msg_release(r->v[i]);
+    free(r->v);
+    free(r);
+}
+
+static void replay_collect(void *value, void *arg)
+{
+    struct replay *r = arg;
     struct msg *m = value;
     if (m->payload_len == 0)
         return; /* a tombstone: the topic has no retained message */
-    if (msg_expired(m, ctx->s->now_ms)) {
-        /* MQTT-3.3.2-5: an expired retained message is gone; the store is
-         * cleaned as walks find them. */
-        if (ctx->nexpired < RETAINED_PURGE_BATCH)
-            ctx->expired[ctx->nexpired++] = m;
+    if (r->n == r->cap) {
+        uint32_t cap = r->cap ? r->cap * 2 : 16;
+        struct msg **v = realloc(r->v, cap * sizeof(*v));
+        if (!v)
+            return; /* out of memory: the subscriber gets fewer */
+        r->v = v;
+        r->cap = cap;
+    }
+    r->v[r->n++] = msg_acquire(m);
+}
+
+/* One retained message to ss, as a new subscription gets it: skipped when
+ * the topic holds another by now (that one went out live), expired
+ * (MQTT-3.3.2-5: gone, and purged here) or not readable by ss. */
+static void replay_send(struct shard *s, struct replay *r, struct session *ss, struct msg *m)
+{
+    struct tenant *t = r->tenant;
+    if (retain_get(t->retained, msg_topic(m), m->topic_len) != m)
+        return;
+    if (msg_expired(m, s->now_ms)) {
+        retain_forget(t, store_delete(s, t, msg_topic(m), m->topic_len));
         return;
     }
     uint64_t thash = 0;
-    if (ctx->read_check && !readcheck_allows(ctx->s, ctx->ss, msg_topic(m), m->topic_len, &thash)) {
-        observe_drop(ctx->s, ctx->ss->tenant, ctx->ss, RINGMQ_DROP_DENIED, m, 1);
+    if (r->read_check && !readcheck_allows(s, ss, msg_topic(m), m->topic_len, &thash)) {
+        observe_drop(s, t, ss, RINGMQ_DROP_DENIED, m, 1);
         return;
     }
-    uint8_t qos = m->qos < ctx->qos ? m->qos : ctx->qos;
+    uint8_t qos = m->qos < r->qos ? m->qos : r->qos;
     /* Outbound bytes like any delivery, or subscribing again and again
      * would pull the retained store past the tenant's quota. */
-    struct shard *s = ctx->s;
-    s->out_quota = observe_throttle(s, ctx->ss->tenant, RINGMQ_RES_BYTES_OUT_RATE,
-                                    msg_publish_estimate(m), ctx->ss)
-                       ? OUT_GRANTED
-                       : OUT_OVER;
-    /* MQTT-3.3.1-6: sent on a new subscription with the retain flag set;
-     * an expired one is skipped (MQTT-3.3.2-5). */
-    session_deliver(s, ctx->ss, m, qos, true, &ctx->subid, ctx->subid ? 1 : 0);
+    s->out_quota =
+        observe_throttle(s, t, RINGMQ_RES_BYTES_OUT_RATE, msg_publish_estimate(m), ss) ? OUT_GRANTED
+                                                                                         : OUT_OVER;
+    /* MQTT-3.3.1-6: sent on a new subscription with the retain flag set. */
+    session_deliver(s, ss, m, qos, true, &r->subid, r->subid ? 1 : 0);
     s->out_quota = OUT_UNASKED;
+}
+
+/* Send what r's client can take now; true when r is done. Its connection
+ * gone, the QoS 1/2 messages left go to the session as before (queued,
+ * within its limits), the QoS 0 ones are dropped. */
+static bool replay_step(struct shard *s, struct replay *r)
+{
+    struct session *ss = session_find(r->tenant, r->client_id, r->client_id_len);
+    if (!ss || !session_has_sub(ss, r->filter, r->filter_len))
+        return true;
+    struct conn *c = ss->conn;
+    bool live = c && c->id == r->conn_id && c->state == CONN_ACTIVE;
+    while (r->sent < r->n) {
+        if (live && (conn_backlog(c) >= REPLAY_OUT_LOW || ss->qlen))
+            return false;
+        struct msg *m = r->v[r->sent++];
+        if (live || (m->qos && r->qos))
+            replay_send(s, r, ss, m);
+        msg_release(m);
+    }
+    return true;
 }
 
 void route_send_retained(struct shard *s, struct session *ss, const uint8_t *filter, size_t len,
                          uint8_t qos, uint32_t subid, bool read_check)
 {
-    struct retained_ctx ctx = {s, ss, qos, read_check, subid, 0, {0}};
-    retain_match(ss->tenant->retained, filter, len, send_one_retained, &ctx);
-    for (uint32_t i = 0; i < ctx.nexpired; i++) {
-        struct msg *m = ctx.expired[i];
-        retain_forget(ss->tenant, store_delete(s, ss->tenant, msg_topic(m), m->topic_len));
+    if (!ss->conn)
+        return;
+    struct replay *r = calloc(1, sizeof(*r) + len + ss->client_id_len);
+    if (!r) {
+        log_ratelimited(LOG_LEVEL_ERR, "out of memory sending retained messages");
+        return;
+    }
+    *r = (struct replay){.tenant = ss->tenant, .conn_id = ss->conn->id, .subid = subid,
+                         .qos = qos, .read_check = read_check, .filter_len = (uint16_t)len,
+                         .client_id_len = ss->client_id_len};
+    r->filter = r->bytes;
+    r->client_id = r->bytes + len;
+    memcpy(r->filter, filter, len);
+    memcpy(r->client_id, ss->client_id, ss->client_id_len);
+    retain_match(ss->tenant->retained, filter, len, replay_collect, r);
+    if (replay_step(s, r)) {
+        replay_free(r);
+        return;
+    }
+    struct replay **pp = &s->replays;
+    while (*pp)
+        pp = &(*pp)->next;
+    *pp = r; /* in order of subscription */
+}
+
+void route_replay_pump(struct shard *s)
+{
+    struct replay **pp = &s->replays;
+    while (*pp) {
+        struct replay *r = *pp;
+        if (replay_step(s, r)) {
+            *pp = r->next;
+            replay_free(r);
+        } else {
+            pp = &r->next;
+        }
+    }
+}
+
+void route_replay_fini(struct shard *s)
+{
+    while (s->replays) {
+        struct replay *r = s->replays;
+        s->replays = r->next;
+        replay_free(r);
     }
 }
 

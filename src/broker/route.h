@@ -50,9 +50,26 @@ uint32_t route_ping_all(struct shard *s, uint64_t token);
 /* Send the retained messages matching `filter` to `ss` at most at `qos`,
  * with the subscription's identifier (0: none); with `read_check` (a
  * subscription granted per topic) only those whose topic readcheck_allows,
- * the others counted as dropped (RINGMQ_DROP_DENIED). */
+ * the others counted as dropped (RINGMQ_DROP_DENIED).
+ *
+ * The matching messages are taken (referenced) now and sent as the client
+ * takes them: route_replay_pump produces more while less than 64 KiB waits
+ * for its socket and nothing waits in its session queue, so a subscriber
+ * that reads gets every one of any number (one loop turn used to produce
+ * them all, and the QoS 0 output cap dropped what did not fit). A message
+ * whose topic was given another retained message (or cleared) since is
+ * skipped: the newer one went out live. If the connection goes, the QoS
+ * 1/2 ones left are queued in its session as before; the rest are dropped,
+ * as are those of a filter unsubscribed meanwhile. */
 void route_send_retained(struct shard *s, struct session *ss, const uint8_t *filter, size_t len,
                          uint8_t qos, uint32_t subid, bool read_check);
+
+/* Once per loop turn: let every retained replay in progress send what its
+ * client can take (see route_send_retained). */
+void route_replay_pump(struct shard *s);
+
+/* Free the replays still in progress (shutdown). */
+void route_replay_fini(struct shard *s);
 
 /* Handle one message from another shard. */
 void route_on_xmsg(struct shard *s, const struct xmsg *x);

@@ -83,6 +83,12 @@ bool session_exists(struct tenant *t, const uint8_t *id, size_t len)
     return reg_find(t, reg_hash(t, id, len), id, len) != NULL;
 }
 
+struct session *session_find(struct tenant *t, const uint8_t *id, size_t len)
+{
+    struct session **pp = reg_find(t, reg_hash(t, id, len), id, len);
+    return pp ? *pp : NULL;
+}
+
 bool session_connected(struct tenant *t, const uint8_t *id, size_t len)
 {
     struct session **pp = reg_find(t, reg_hash(t, id, len), id, len);

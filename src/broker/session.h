@@ -159,6 +159,9 @@ struct session *session_attach(struct shard *s, struct tenant *t, struct conn *c
 /* True when tenant `t` holds a session for this client id here. */
 bool session_exists(struct tenant *t, const uint8_t *id, size_t len);
 
+/* The session of client id `id` in tenant t, or NULL (borrowed). */
+struct session *session_find(struct tenant *t, const uint8_t *id, size_t len);
+
 /* True when that session is held by a connection, which a CONNECT with the
  * same client id takes over (closes). */
 bool session_connected(struct tenant *t, const uint8_t *id, size_t len);

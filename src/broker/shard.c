@@ -539,6 +539,8 @@ static void shard_loop(struct shard *s)
     while (!s->stopping) {
         if (s->nthrottled && !s->quota_timer)
             arm_quota(s);
+        if (s->replays)
+            route_replay_pump(s);
         conn_flush_all(s);
         xflush(s);
         bufring_publish(&s->bufs);
@@ -642,6 +644,7 @@ static void shard_fini(struct shard *s)
             session_destroy_all(s, t);
         route_tenant_fini(s, t);
     }
+    route_replay_fini(s);
     route_retain_fini(s);
     /* The tenant structs stay until broker_free: the metrics thread may be
      * reading them until it is stopped. */

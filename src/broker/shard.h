@@ -245,6 +245,7 @@ struct shard {
     uint16_t turn;
     uint32_t ndeferred;
     bool inbound_left;
+    struct replay *replays; /* retained replays in progress (route.c) */
 
     /* Connections that have not completed CONNECT, oldest first, linked
      * like `all` and not in it; at most pending_max, this shard's share of
