@@ -494,9 +494,9 @@ static void replay_send(struct shard *s, struct replay *r, struct session *ss, s
     uint8_t qos = m->qos < r->qos ? m->qos : r->qos;
     /* Outbound bytes like any delivery, or subscribing again and again
      * would pull the retained store past the tenant's quota. */
-    s->out_quota =
-        observe_throttle(s, t, RINGMQ_RES_BYTES_OUT_RATE, msg_publish_estimate(m), ss) ? OUT_GRANTED
-                                                                                         : OUT_OVER;
+    s->out_quota = observe_throttle(s, t, RINGMQ_RES_BYTES_OUT_RATE, msg_publish_estimate(m), ss)
+                       ? OUT_GRANTED
+                       : OUT_OVER;
     /* MQTT-3.3.1-6: sent on a new subscription with the retain flag set. */
     session_deliver(s, ss, m, qos, true, &r->subid, r->subid ? 1 : 0);
     s->out_quota = OUT_UNASKED;
@@ -533,8 +533,12 @@ void route_send_retained(struct shard *s, struct session *ss, const uint8_t *fil
         log_ratelimited(LOG_LEVEL_ERR, "out of memory sending retained messages");
         return;
     }
-    *r = (struct replay){.tenant = ss->tenant, .conn_id = ss->conn->id, .subid = subid,
-                         .qos = qos, .read_check = read_check, .filter_len = (uint16_t)len,
+    *r = (struct replay){.tenant = ss->tenant,
+                         .conn_id = ss->conn->id,
+                         .subid = subid,
+                         .qos = qos,
+                         .read_check = read_check,
+                         .filter_len = (uint16_t)len,
                          .client_id_len = ss->client_id_len};
     r->filter = r->bytes;
     r->client_id = r->bytes + len;
