@@ -31,6 +31,7 @@
  */
 #include "hist.h"
 #include "mqc.h"
+#include "proc.h"
 #include "stamp.h"
 
 #include <errno.h>
@@ -140,21 +141,6 @@ static void fail(struct run *r, const char *fmt, ...)
     fputc('\n', stderr);
     va_end(ap);
     atomic_store(&r->failed, 1);
-}
-
-static long rss_kib(int pid)
-{
-    char path[64], line[256];
-    snprintf(path, sizeof(path), "/proc/%d/status", pid);
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return -1;
-    long kib = -1;
-    while (fgets(line, sizeof(line), f))
-        if (sscanf(line, "VmRSS: %ld kB", &kib) == 1)
-            break;
-    fclose(f);
-    return kib;
 }
 
 /* The CPU time (user + system) of process pid in clock ticks, or -1. */
@@ -449,7 +435,7 @@ static double mib(long kib)
 
 static long sample_rss(struct run *r)
 {
-    long kib = r->o.broker_pid ? rss_kib(r->o.broker_pid) : -1;
+    long kib = r->o.broker_pid ? proc_rss_kib(r->o.broker_pid) : -1;
     if (kib > r->rss_peak)
         r->rss_peak = kib;
     return kib;

@@ -385,6 +385,21 @@ void broker_wait_log(const struct broker *b, const char *needle, int count)
     }
 }
 
+long broker_rss_kib(const struct broker *b)
+{
+    char path[64], line[256];
+    snprintf(path, sizeof(path), "/proc/%d/status", (int)b->pid);
+    FILE *f = fopen(path, "r");
+    cr_assert(f, "cannot open %s", path);
+    long kib = -1;
+    while (fgets(line, sizeof(line), f))
+        if (sscanf(line, "VmRSS: %ld kB", &kib) == 1)
+            break;
+    fclose(f);
+    cr_assert(kib > 0);
+    return kib;
+}
+
 void broker_stop(struct broker *b)
 {
     if (b->pid <= 0)

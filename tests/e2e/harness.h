@@ -55,6 +55,9 @@ char *metrics_scrape(int port);
  * up to the space before the value), or -1 when there is none. */
 long metrics_sample(const char *body, const char *prefix);
 
+/* The broker's resident memory in KiB (VmRSS of /proc/PID/status). */
+long broker_rss_kib(const struct broker *b);
+
 /* Criterion suite .fini: kills (SIGKILL) any broker a failed test left running. */
 void e2e_fini(void);
 

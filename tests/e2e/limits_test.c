@@ -22,22 +22,6 @@ static struct pkt p;
 
 TestSuite(limits, .fini = e2e_fini, .timeout = 60);
 
-/* Resident memory of the broker in KiB, from /proc/PID/status. */
-static long broker_rss_kib(void)
-{
-    char path[64], line[256];
-    snprintf(path, sizeof(path), "/proc/%d/status", (int)b.pid);
-    FILE *f = fopen(path, "r");
-    cr_assert(f, "cannot open %s", path);
-    long kib = -1;
-    while (fgets(line, sizeof(line), f))
-        if (sscanf(line, "VmRSS: %ld kB", &kib) == 1)
-            break;
-    fclose(f);
-    cr_assert(kib > 0);
-    return kib;
-}
-
 /* A retained QoS 1 PUBLISH of `len` bytes on `topic`; returns the PUBACK's
  * reason code. */
 static int publish_retained(int fd, const char *topic, const uint8_t *payload, size_t len,
@@ -64,7 +48,7 @@ Test(limits, retained_bytes_bounded_without_quota_plugin)
     long before = 0;
     for (int i = 0; i < 640; i++) { /* 20 MiB offered */
         if (i == 32)
-            before = broker_rss_kib();
+            before = broker_rss_kib(&b);
         snprintf(topic, sizeof(topic), "fill/%d", i);
         int rc = publish_retained(fd, topic, payload, sizeof(payload), (uint16_t)(i + 1));
         cr_assert(rc == 0x00 || rc == 0x97, "PUBACK 0x%02x", rc);
@@ -72,7 +56,7 @@ Test(limits, retained_bytes_bounded_without_quota_plugin)
     }
     cr_assert(stored <= 64, "%d x 32 KiB retained over a 2 MiB limit", stored);
     cr_assert(refused >= 576);
-    long grown = broker_rss_kib() - before;
+    long grown = broker_rss_kib(&b) - before;
     /* 20 MiB were offered; at most 1 MiB more may be stored after the
      * first measurement. Generous: allocator and socket noise. Under ASan
      * freed memory waits in its quarantine, so RSS says nothing there (the
@@ -220,12 +204,12 @@ Test(limits, retained_bytes_count_long_topics_and_every_replica)
     int refused = 0;
     for (int i = 0; i < 1000; i++) {
         if (i == 32)
-            before = broker_rss_kib();
+            before = broker_rss_kib(&b);
         int rc = publish_retained(fd, long_topic(topic, 65000, i), one, 1, (uint16_t)(i + 1));
         cr_assert(rc == 0x00 || rc == 0x97, "PUBACK 0x%02x", rc);
         refused += rc == 0x97;
     }
-    long grown = broker_rss_kib() - before;
+    long grown = broker_rss_kib(&b) - before;
     cr_assert_eq(refused, 1000, "%d of 1000 retained on 64 KiB topics", 1000 - refused);
     /* 1024 levels of 1 byte: a 2 KiB topic, but 1024 index nodes a shard. */
     size_t n = 0;
