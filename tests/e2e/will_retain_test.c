@@ -334,7 +334,7 @@ static void publish_many_retained(int fd)
     raw_expect_ack(fd, 0x40, 9);
 }
 
-Test(will_retain, every_retained_message_reaches_a_reading_qos0_subscriber, .timeout = 60)
+Test(will_retain, every_retained_message_reaches_a_reading_qos0_subscriber)
 {
     broker_start(&b, NULL);
     struct raw_connect pub = {.flags = -1, .clean = true, .id = "retpub"};
