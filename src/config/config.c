@@ -465,7 +465,7 @@ static void listener_defaults(struct config_listener *l, const char *name, size_
     l->port = 1883;
     l->allow_anonymous = false;
     l->backlog = 4096;
-    l->send_buffer = 131072;
+    l->send_buffer = 65536;
 }
 
 /*
@@ -1132,7 +1132,7 @@ void config_defaults(struct config *cfg)
     cfg->max_retained_messages = 1000000;
     cfg->max_retained_bytes = UINT64_C(1) << 30;
     cfg->max_client_output = 1u << 20;
-    cfg->max_slow_output_total = UINT64_C(256) << 20;
+    cfg->max_slow_output_total = UINT64_C(64) << 20;
     cfg->log_level = LOG_LEVEL_INFO;
     cfg->receive_maximum = 1024;
     cfg->topic_alias_maximum = 64;

@@ -33,7 +33,7 @@ struct config_listener {
     uint16_t port;              /* default 1883; 0 picks a free port */
     bool allow_anonymous;       /* needed to bind a non-loopback address without auth */
     uint32_t backlog;           /* listen(2) backlog, default 4096 */
-    uint32_t send_buffer;       /* SO_SNDBUF of its connections, 0: the kernel's; default 131072 */
+    uint32_t send_buffer;       /* SO_SNDBUF of its connections, 0: the kernel's; default 65536 */
 };
 
 /* [plugin.NAME]: the shared object and its own keys, handed to its init. */
@@ -117,7 +117,7 @@ struct config {
      * up), and for the whole broker (beyond it QoS 0 is dropped for every
      * client with SLOW_MIN unsent bytes, the slowest first). */
     uint32_t max_client_output;     /* default 1048576 */
-    uint64_t max_slow_output_total; /* default 268435456; 0: no limit */
+    uint64_t max_slow_output_total; /* default 67108864; 0: no limit */
 
     /* Before CONNECT completes: how many connections may wait for it (split
      * evenly between shards; beyond, the oldest is closed), how long each

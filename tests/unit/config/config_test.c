@@ -145,7 +145,7 @@ Test(config, minimal_file_gets_defaults_and_listener_defaults)
     cr_assert_eq(cfg.listeners[0].port, 1883);
     cr_assert_eq(cfg.listeners[0].allow_anonymous, false);
     cr_assert_eq(cfg.listeners[0].backlog, 4096);
-    cr_assert_eq(cfg.listeners[0].send_buffer, 131072);
+    cr_assert_eq(cfg.listeners[0].send_buffer, 65536);
     cr_assert_eq(cfg.max_inflight, def.max_inflight);
     cr_assert_eq(cfg.max_queued_bytes, def.max_queued_bytes);
     cr_assert_eq(cfg.log_level, def.log_level);
@@ -189,7 +189,7 @@ Test(config, shipped_file_loads_and_documents_the_defaults)
     cr_assert_eq(cfg.listeners[0].port, 1883);
     cr_assert_eq(cfg.listeners[0].allow_anonymous, false);
     cr_assert_eq(cfg.listeners[0].backlog, 4096);
-    cr_assert_eq(cfg.listeners[0].send_buffer, 131072);
+    cr_assert_eq(cfg.listeners[0].send_buffer, 65536);
 }
 
 Test(config, shipped_file_lists_every_key)
