@@ -49,28 +49,6 @@ static void sleep_ns(uint64_t ns)
     nanosleep(&ts, NULL);
 }
 
-/* The broker's user + system CPU seconds so far (/proc/PID/stat fields 14
- * and 15, in clock ticks), -1 when unknown. Steal time on a shared host is
- * not in it, which makes CPU per message steadier than a rate. */
-static double broker_cpu(int pid)
-{
-    if (pid <= 0)
-        return -1;
-    char path[64], buf[1024];
-    snprintf(path, sizeof(path), "/proc/%d/stat", pid);
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return -1;
-    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-    fclose(f);
-    buf[n] = 0;
-    const char *p = strrchr(buf, ')'); /* the command name may hold spaces */
-    unsigned long long ut = 0, st = 0;
-    if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
-        return -1;
-    return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
-}
-
 static double cpu_secs(const struct rusage *ru, bool user)
 {
     const struct timeval *tv = user ? &ru->ru_utime : &ru->ru_stime;
@@ -238,7 +216,7 @@ static void control(struct control *c, struct results *res)
             now = bench_now(r);
             if (!measuring && now >= r->t_measure) {
                 getrusage(RUSAGE_SELF, &ru0);
-                broker0 = broker_cpu(o->broker_pid);
+                broker0 = proc_cpu_s(o->broker_pid);
                 m0 = now;
                 measuring = true;
             }
@@ -247,7 +225,7 @@ static void control(struct control *c, struct results *res)
         }
         m1 = bench_now(r);
         getrusage(RUSAGE_SELF, &ru1);
-        double broker1 = broker_cpu(o->broker_pid);
+        double broker1 = proc_cpu_s(o->broker_pid);
         if (measuring && broker0 >= 0 && broker1 >= 0)
             res->broker_cpu_s = broker1 - broker0;
         /* Our CPU over the span it was sampled; rates over the window

@@ -11,4 +11,10 @@ long proc_kib(const char *path, const char *key);
 /* VmRSS of process pid in KiB; -1 when unknown (pid <= 0 included). */
 long proc_rss_kib(int pid);
 
+/* The user + system CPU seconds process pid has used so far (/proc/PID/stat
+ * fields 14 and 15); -1 when unknown (pid <= 0 included). Steal time on a
+ * shared host is not in it, which makes CPU per message steadier than a
+ * rate. */
+double proc_cpu_s(int pid);
+
 #endif

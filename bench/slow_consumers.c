@@ -109,7 +109,7 @@ struct run {
     struct second secs[MAX_SECONDS];
     int nsecs;
     long rss_before, rss_peak, rss_after;
-    long long cpu_prev; /* the broker's CPU clock ticks at cpu_prev_ns */
+    double cpu_prev; /* the broker's CPU seconds at cpu_prev_ns */
     uint64_t cpu_prev_ns, flood_prev;
     double self_user_s, self_sys_s; /* this process's CPU time, for the summary */
 };
@@ -141,27 +141,6 @@ static void fail(struct run *r, const char *fmt, ...)
     fputc('\n', stderr);
     va_end(ap);
     atomic_store(&r->failed, 1);
-}
-
-/* The CPU time (user + system) of process pid in clock ticks, or -1. */
-static long long cpu_ticks(int pid)
-{
-    char path[64], buf[1024];
-    snprintf(path, sizeof(path), "/proc/%d/stat", pid);
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return -1;
-    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-    fclose(f);
-    buf[n] = 0;
-    /* The command name may hold spaces and parentheses: fields are counted
-     * after its last ')'; utime and stime are fields 14 and 15. */
-    const char *p = strrchr(buf, ')');
-    long long utime, stime;
-    if (!p || sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lld %lld", &utime,
-                     &stime) != 2)
-        return -1;
-    return utime + stime;
 }
 
 /* ---- the pair ---- */
@@ -452,12 +431,11 @@ static uint64_t oldest_wait(struct run *r, uint64_t now)
 
 static double broker_cpu_pct(struct run *r)
 {
-    long long t = r->o.broker_pid ? cpu_ticks(r->o.broker_pid) : -1;
+    double t = proc_cpu_s(r->o.broker_pid);
     uint64_t now = now_ns(r);
     double pct = -1;
     if (t >= 0 && r->cpu_prev >= 0 && now > r->cpu_prev_ns)
-        pct = 100.0 * (double)(t - r->cpu_prev) / (double)sysconf(_SC_CLK_TCK) /
-              ((double)(now - r->cpu_prev_ns) / NS_PER_S);
+        pct = 100.0 * (t - r->cpu_prev) / ((double)(now - r->cpu_prev_ns) / NS_PER_S);
     r->cpu_prev = t;
     r->cpu_prev_ns = now;
     return pct;
