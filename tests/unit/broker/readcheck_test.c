@@ -1,6 +1,6 @@
 /* readcheck: per-topic read checks of a session, asked of the auth plugin's
  * check_read once per topic and kept until a reload or a new identity. The
- * plugin is tests/plugin/sync_allow (topics under pt/ok/ readable), which
+ * plugin is tests/unit/plugin/sync_allow (topics under pt/ok/ readable), which
  * writes each check_read it answers to the probe. */
 #include <criterion/criterion.h>
 #include <stdio.h>
