@@ -22,6 +22,7 @@
 #include "broker/session.h"
 #include "broker/shard.h"
 #include "core/log.h"
+#include "core/vec.h"
 #include "plugin/host.h"
 
 #define ACL_CACHE_SLOTS 256u /* per connection, power of two */
@@ -261,8 +262,7 @@ void acl_on_done(struct shard *s, struct conn *c, const struct plugin_done *d)
     /* The host kept the verdict within what the plugin may say. */
     uint32_t answer = (uint32_t)d->r.check.verdict | (uint32_t)d->r.check.reason_code << 8;
     if (a->npacket == a->packet_cap) {
-        uint32_t cap = a->packet_cap ? a->packet_cap * 2 : 8;
-        struct acl_answer *v = realloc(a->packet, cap * sizeof(*v));
+        struct acl_answer *v = vec_grow(a->packet, &a->packet_cap, sizeof(*v), 8);
         if (!v) {
             /* The packet cannot be handled without its verdicts. */
             a->pending = 0;
@@ -273,7 +273,6 @@ void acl_on_done(struct shard *s, struct conn *c, const struct plugin_done *d)
             return;
         }
         a->packet = v;
-        a->packet_cap = cap;
     }
     a->packet[a->npacket++] =
         (struct acl_answer){a->pending | (uint64_t)VERDICT_OF(answer), REASON_OF(answer)};

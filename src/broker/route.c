@@ -21,6 +21,7 @@
 #include "broker/share.h"
 #include "core/clock.h"
 #include "core/log.h"
+#include "core/vec.h"
 #include "index/retain.h"
 #include "index/trie.h"
 
@@ -35,12 +36,10 @@ struct match_ctx {
 static void match_add_id(struct shard *s, struct session *ss, uint32_t id)
 {
     if (s->nmatch_ids == s->match_ids_cap) {
-        uint32_t cap = s->match_ids_cap ? s->match_ids_cap * 2 : 64;
-        struct match_id *v = realloc(s->match_idv, cap * sizeof(*v));
+        struct match_id *v = vec_grow(s->match_idv, &s->match_ids_cap, sizeof(*v), 64);
         if (!v)
             return; /* the message still goes out, without this identifier */
         s->match_idv = v;
-        s->match_ids_cap = cap;
     }
     s->match_idv[s->nmatch_ids] = (struct match_id){id, ss->match_ids};
     ss->match_ids = ++s->nmatch_ids;
@@ -51,12 +50,10 @@ static void match_add_id(struct shard *s, struct session *ss, uint32_t id)
 static bool match_push(struct shard *s, struct session *ss)
 {
     if (s->nmatch == s->match_cap) {
-        uint32_t cap = s->match_cap ? s->match_cap * 2 : 64;
-        struct session **v = realloc(s->match, cap * sizeof(*v));
+        struct session **v = vec_grow(s->match, &s->match_cap, sizeof(*v), 64);
         if (!v)
             return false;
         s->match = v;
-        s->match_cap = cap;
     }
     ss->match_epoch = s->match_epoch;
     ss->match_ids = 0;
@@ -464,12 +461,10 @@ static void replay_collect(void *value, void *arg)
     if (m->payload_len == 0)
         return; /* a tombstone: the topic has no retained message */
     if (r->n == r->cap) {
-        uint32_t cap = r->cap ? r->cap * 2 : 16;
-        struct msg **v = realloc(r->v, cap * sizeof(*v));
+        struct msg **v = vec_grow(r->v, &r->cap, sizeof(*v), 16);
         if (!v)
             return; /* out of memory: the subscriber gets fewer */
         r->v = v;
-        r->cap = cap;
     }
     r->v[r->n++] = msg_acquire(m);
 }

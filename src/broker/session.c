@@ -22,6 +22,7 @@
 #include "broker/shard.h"
 #include "broker/share.h"
 #include "core/log.h"
+#include "core/vec.h"
 #include "index/trie.h"
 #include "broker/alias.h"
 #include "mqtt/codec.h"
@@ -367,12 +368,10 @@ static void throttled_add(struct shard *s, struct session *ss)
     if (ss->out_throttled)
         return;
     if (s->nthrottled == s->throttled_cap) {
-        uint32_t cap = s->throttled_cap ? s->throttled_cap * 2 : 16;
-        struct session **v = realloc(s->throttled, cap * sizeof(*v));
+        struct session **v = vec_grow(s->throttled, &s->throttled_cap, sizeof(*v), 16);
         if (!v)
             return; /* not held back: the queue drains with the next ack */
         s->throttled = v;
-        s->throttled_cap = cap;
     }
     s->throttled[s->nthrottled++] = ss;
     ss->out_throttled = true;
@@ -726,12 +725,10 @@ int session_subscribe(struct shard *s, struct session *ss, const uint8_t *filter
     struct share_spec sp;
     bool shared = share_parse(filter, len, &sp) > 0;
     if (ss->nsubs == ss->subs_cap) {
-        uint32_t cap = ss->subs_cap ? ss->subs_cap * 2 : 4;
-        struct sess_sub **v = realloc(ss->subs, cap * sizeof(*v));
+        struct sess_sub **v = vec_grow(ss->subs, &ss->subs_cap, sizeof(*v), 4);
         if (!v)
             return -ENOMEM;
         ss->subs = v;
-        ss->subs_cap = cap;
     }
     struct sess_sub *sub = malloc(sizeof(*sub) + len);
     if (!sub)
@@ -768,8 +765,7 @@ int session_subscribe(struct shard *s, struct session *ss, const uint8_t *filter
         *slot = n;
     }
     if (n->n == n->cap) {
-        uint32_t cap = n->cap ? n->cap * 2 : 2;
-        struct sub_entry *v = realloc(n->v, cap * sizeof(*v));
+        struct sub_entry *v = vec_grow(n->v, &n->cap, sizeof(*v), 2);
         if (!v) {
             free(sub);
             if (share_node_empty(n)) {
@@ -779,7 +775,6 @@ int session_subscribe(struct shard *s, struct session *ss, const uint8_t *filter
             return -ENOMEM;
         }
         n->v = v;
-        n->cap = cap;
     }
     n->v[n->n++] = (struct sub_entry){ss, req->qos, req->opts, req->subid};
     if (n->n == 1) {

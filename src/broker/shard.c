@@ -33,6 +33,7 @@
 #include "core/affinity.h"
 #include "core/clock.h"
 #include "core/log.h"
+#include "core/vec.h"
 #include "index/retain.h"
 #include "index/trie.h"
 #include "metrics/metrics.h"
@@ -78,12 +79,10 @@ int tenant_dir_intern(struct broker *b, const char *name)
     }
     if (d->n == d->cap) {
         /* Names never move: shards keep pointers to them. */
-        uint32_t cap = d->cap ? d->cap * 2 : 16;
-        char **v = realloc(d->names, cap * sizeof(*v));
+        char **v = vec_grow(d->names, &d->cap, sizeof(*v), 16);
         if (!v)
             goto out;
         d->names = v;
-        d->cap = cap;
     }
     char *copy = strdup(name);
     if (!copy)

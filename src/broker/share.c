@@ -20,6 +20,7 @@
 #include "broker/shard.h"
 #include "ringmq/plugin.h"
 #include "core/log.h"
+#include "core/vec.h"
 #include "index/trie.h"
 
 struct share_group {
@@ -150,14 +151,12 @@ int share_member_add(struct shard *s, struct tenant *t, const struct share_spec 
         }
     }
     if (g->n == g->cap) {
-        uint32_t cap = g->cap ? g->cap * 2 : 2;
-        struct sub_entry *v = realloc(g->v, cap * sizeof(*v));
+        struct sub_entry *v = vec_grow(g->v, &g->cap, sizeof(*v), 2);
         if (!v) {
             group_maybe_free(t, sp, n, group_find(n, sp));
             return -ENOMEM;
         }
         g->v = v;
-        g->cap = cap;
     }
     g->v[g->n++] = (struct sub_entry){ss, req->qos, req->opts, req->subid};
     if (g->n == 1) {
@@ -225,12 +224,10 @@ void share_collect(struct shard *s, struct sub_node *n)
 {
     for (struct share_group *g = n->groups; g; g = g->next) {
         if (s->nshare == s->share_cap) {
-            uint32_t cap = s->share_cap ? s->share_cap * 2 : 16;
-            struct share_group **v = realloc(s->share_scratch, cap * sizeof(*v));
+            struct share_group **v = vec_grow(s->share_scratch, &s->share_cap, sizeof(*v), 16);
             if (!v)
                 return;
             s->share_scratch = v;
-            s->share_cap = cap;
         }
         s->share_scratch[s->nshare++] = g;
     }

@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "core/log.h"
+#include "core/vec.h"
 
 struct metrics_writer {
     char *buf; /* NUL-terminated whenever len > 0 or cap > 0 */
@@ -30,8 +31,8 @@ struct metrics_writer {
      * time; the list only matters for a name that comes back later.
      */
     char **names;
-    size_t nnames;
-    size_t names_cap;
+    uint32_t nnames;
+    uint32_t names_cap;
 };
 
 /* Make room for `more` bytes plus a NUL. */
@@ -226,14 +227,12 @@ static bool writer_first_sight(struct metrics_writer *w, const char *name)
         }
     }
     if (w->nnames == w->names_cap) {
-        size_t cap = w->names_cap ? w->names_cap * 2 : 32;
-        char **names = realloc(w->names, cap * sizeof(*names));
+        char **names = vec_grow(w->names, &w->names_cap, sizeof(*names), 32);
         if (!names) {
             w->failed = true;
             return true;
         }
         w->names = names;
-        w->names_cap = cap;
     }
     char *copy = strdup(name);
     if (!copy) {
