@@ -53,12 +53,9 @@ while getopts "d:o:s:" opt; do
     *) echo "usage: $0 [-d SECONDS] [-o OUTDIR] [-s SCENARIO,...]" >&2; exit 1 ;;
     esac
 done
-OUT=${OUT:-$(mktemp -d /tmp/ringmq-compare.XXXXXX)}
-mkdir -p "$OUT"
-for bin in "$RINGMQD" "$BENCH"; do
-    [ -x "$bin" ] || { echo "$bin not built (meson setup build && ninja -C build)" >&2; exit 1; }
-done
-command -v jq >/dev/null || { echo "jq is needed" >&2; exit 1; }
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
+bench_prepare compare
 
 if [ "$(nproc)" -ge 2 ]; then
     BROKER_CPU=${BROKER_CPU:-1}
@@ -82,8 +79,6 @@ SCENARIOS=(
     "lat-20k-qos1|p2p -n 100 -q 1 -s 16 -r 200|.latency_corrected_us.p99|us p99|lower"
 )
 
-# shellcheck source=bench/lib.sh
-. bench/lib.sh
 trap stop_broker EXIT
 trap 'exit 130' INT TERM
 

@@ -46,15 +46,10 @@ while getopts "d:o:p:" opt; do
     *) echo "usage: $0 [-d SECONDS] [-o OUTDIR] [-p shared,dedicated,shards]" >&2; exit 1 ;;
     esac
 done
-OUT=${OUT:-$(mktemp -d /tmp/ringmq-latency.XXXXXX)}
-mkdir -p "$OUT"
-for bin in "$RINGMQD" "$BENCH"; do
-    [ -x "$bin" ] || { echo "$bin not built (meson setup build && ninja -C build)" >&2; exit 1; }
-done
-command -v jq >/dev/null || { echo "jq is needed" >&2; exit 1; }
-
 # shellcheck source=bench/lib.sh
 . bench/lib.sh
+bench_prepare latency
+
 BUSY_PID=
 stop_all() {
     stop_broker

@@ -10,6 +10,8 @@
 #                             runs before it. Sets BROKER_PID.
 #   stop_broker               SIGTERM BROKER_PID and wait (a trap calls it)
 #   figure JSON EXPR          a number from ringmq-bench's JSON, 1 decimal, or -
+#   bench_prepare NAME        OUT defaults to a new /tmp/ringmq-NAME.XXXXXX; exits
+#                             when RINGMQD or BENCH is not built or jq missing
 
 free_port() {
     python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
@@ -52,4 +54,13 @@ start_other() {
 
 figure() {
     jq -r "($2) // \"-\" | if type == \"number\" then (. * 10 | round / 10) else . end" "$1" 2>/dev/null || echo "-"
+}
+
+bench_prepare() {
+    OUT=${OUT:-$(mktemp -d "/tmp/ringmq-$1.XXXXXX")}
+    mkdir -p "$OUT"
+    for bin in "$RINGMQD" "$BENCH"; do
+        [ -x "$bin" ] || { echo "$bin not built (meson setup build && ninja -C build)" >&2; exit 1; }
+    done
+    command -v jq >/dev/null || { echo "jq is needed" >&2; exit 1; }
 }

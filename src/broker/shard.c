@@ -848,6 +848,103 @@ static int plan_shards(struct broker *b)
     return 0;
 }
 
+/* One shard's state before its thread starts; 0 or -errno. */
+static int shard_create(struct broker *b, uint32_t i)
+{
+    const struct config *cfg = b->cfg;
+    struct shard *s = calloc(1, sizeof(*s));
+    if (!s)
+        return -ENOMEM;
+    b->shards[i] = s;
+    s->id = i;
+    s->cpu = b->cpus[i];
+    s->broker = b;
+    s->cfg = cfg;
+    s->slow_budget = cfg->max_slow_output_total / b->nshards;
+    s->pending_tail = &s->pending;
+    /* SO_REUSEPORT spreads accepts evenly: an even share each. */
+    s->pending_max = (cfg->max_pending_connections + b->nshards - 1) / b->nshards;
+    s->tenants = calloc(TENANT_MAX, sizeof(*s->tenants));
+    if (!s->tenants)
+        return -ENOMEM;
+    s->stop_fd = eventfd(0, EFD_CLOEXEC);
+    s->plugin_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (s->stop_fd < 0 || s->plugin_fd < 0) {
+        log_err("cannot create an eventfd: %s", strerror(errno));
+        return -errno;
+    }
+    return 0;
+}
+
+/* The SPSC ring of every ordered pair of shards: in[j] of shard i carries
+ * j -> i. 0 or -ENOMEM. */
+static int rings_create(struct broker *b)
+{
+    for (uint32_t i = 0; i < b->nshards; i++) {
+        for (uint32_t j = 0; j < b->nshards; j++) {
+            if (i == j)
+                continue;
+            struct spsc *r = spsc_create(sizeof(struct xmsg), SHARD_XRING_SLOTS);
+            if (!r)
+                return -ENOMEM;
+            b->shards[i]->in[j] = r;
+            b->shards[j]->out[i] = r;
+        }
+    }
+    return 0;
+}
+
+/* Start the shard threads and wait until each has initialised; -EIO (the
+ * threads joined) when one failed to. */
+static int threads_start(struct broker *b)
+{
+    pthread_barrier_init(&b->start_barrier, NULL, b->nshards + 1);
+    pthread_barrier_init(&b->stop_barrier, NULL, b->nshards);
+    for (uint32_t i = 0; i < b->nshards; i++) {
+        int ret = pthread_create(&b->shards[i]->thread, NULL, shard_thread, b->shards[i]);
+        if (ret != 0) {
+            /* Cannot run the barrier with fewer threads: fatal at start-up. */
+            log_err("cannot start shard threads: %s", strerror(ret));
+            exit(1);
+        }
+    }
+    pthread_barrier_wait(&b->start_barrier);
+    bool failed = b->start_failed;
+    pthread_barrier_wait(&b->start_barrier);
+    if (!failed)
+        return 0;
+    for (uint32_t i = 0; i < b->nshards; i++)
+        pthread_join(b->shards[i]->thread, NULL);
+    pthread_barrier_destroy(&b->start_barrier);
+    pthread_barrier_destroy(&b->stop_barrier);
+    return -EIO;
+}
+
+/* The metrics endpoint (when enabled) and the start-up log lines; -EIO
+ * when the endpoint cannot start (the broker is then stopped). */
+static int announce(struct broker *b)
+{
+    const struct config *cfg = b->cfg;
+    if (cfg->metrics_enabled) {
+        char err[256];
+        uint16_t port = 0;
+        b->metrics = metrics_server_start(cfg->metrics_bind, cfg->metrics_port, observe_collect, b,
+                                          &port, err, sizeof(err));
+        if (!b->metrics) {
+            log_err("%s", err); /* the message starts with "metrics: " */
+            return -EIO;
+        }
+        log_info("metrics on http://%s:%u/metrics", cfg->metrics_bind, port);
+    }
+    log_info("%u shard%s running", b->nshards, b->nshards == 1 ? "" : "s");
+    for (uint32_t li = 0; li < cfg->nlisteners; li++) {
+        const char *bind = cfg->listeners[li].bind;
+        bool v6 = strchr(bind, ':') != NULL;
+        log_info("listening on %s%s%s:%u", v6 ? "[" : "", bind, v6 ? "]" : "", b->ports[li]);
+    }
+    return 0;
+}
+
 int broker_start(const struct config *cfg, struct plugin_host *plugins, struct broker **out)
 {
     struct broker *b = calloc(1, sizeof(*b));
@@ -861,97 +958,25 @@ int broker_start(const struct config *cfg, struct plugin_host *plugins, struct b
         return -ENOMEM;
     }
     int ret = plan_shards(b);
-    if (ret < 0)
-        goto fail;
-    ret = -ENOMEM;
-    for (uint32_t i = 0; i < b->nshards; i++) {
-        struct shard *s = calloc(1, sizeof(*s));
-        if (!s)
-            goto fail;
-        b->shards[i] = s;
-        s->id = i;
-        s->cpu = b->cpus[i];
-        s->broker = b;
-        s->cfg = cfg;
-        s->slow_budget = cfg->max_slow_output_total / b->nshards;
-        s->pending_tail = &s->pending;
-        /* SO_REUSEPORT spreads accepts evenly: an even share each. */
-        s->pending_max = (cfg->max_pending_connections + b->nshards - 1) / b->nshards;
-        s->tenants = calloc(TENANT_MAX, sizeof(*s->tenants));
-        if (!s->tenants)
-            goto fail;
-        s->stop_fd = eventfd(0, EFD_CLOEXEC);
-        s->plugin_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-        if (s->stop_fd < 0 || s->plugin_fd < 0) {
-            ret = -errno;
-            log_err("cannot create an eventfd: %s", strerror(errno));
-            goto fail;
-        }
-    }
-    for (uint32_t i = 0; i < b->nshards; i++) {
-        for (uint32_t j = 0; j < b->nshards; j++) {
-            if (i == j)
-                continue;
-            /* in[j] of shard i carries j -> i */
-            struct spsc *r = spsc_create(sizeof(struct xmsg), SHARD_XRING_SLOTS);
-            if (!r)
-                goto fail;
-            b->shards[i]->in[j] = r;
-            b->shards[j]->out[i] = r;
-        }
-    }
-    ret = open_listeners(b);
-    if (ret < 0)
-        goto fail;
-
-    pthread_barrier_init(&b->start_barrier, NULL, b->nshards + 1);
-    pthread_barrier_init(&b->stop_barrier, NULL, b->nshards);
-    uint32_t started = 0;
-    for (; started < b->nshards; started++) {
-        ret = -pthread_create(&b->shards[started]->thread, NULL, shard_thread, b->shards[started]);
-        if (ret < 0)
-            break;
-    }
-    if (started < b->nshards) {
-        /* Cannot run the barrier with fewer threads: fatal at start-up. */
-        log_err("cannot start shard threads: %s", strerror(-ret));
-        exit(1);
-    }
-    pthread_barrier_wait(&b->start_barrier);
-    bool failed = b->start_failed;
-    pthread_barrier_wait(&b->start_barrier);
-    if (failed) {
-        for (uint32_t i = 0; i < b->nshards; i++)
-            pthread_join(b->shards[i]->thread, NULL);
-        pthread_barrier_destroy(&b->start_barrier);
-        pthread_barrier_destroy(&b->stop_barrier);
-        ret = -EIO;
-        goto fail;
+    for (uint32_t i = 0; ret == 0 && i < b->nshards; i++)
+        ret = shard_create(b, i);
+    if (ret == 0)
+        ret = rings_create(b);
+    if (ret == 0)
+        ret = open_listeners(b);
+    if (ret == 0)
+        ret = threads_start(b);
+    if (ret < 0) {
+        broker_free(b);
+        return ret;
     }
     b->started_ms = clock_now_ms();
-    if (cfg->metrics_enabled) {
-        char err[256];
-        uint16_t port = 0;
-        b->metrics = metrics_server_start(cfg->metrics_bind, cfg->metrics_port, observe_collect, b,
-                                          &port, err, sizeof(err));
-        if (!b->metrics) {
-            log_err("%s", err); /* the message starts with "metrics: " */
-            broker_stop(b);
-            return -EIO;
-        }
-        log_info("metrics on http://%s:%u/metrics", cfg->metrics_bind, port);
-    }
-    log_info("%u shard%s running", b->nshards, b->nshards == 1 ? "" : "s");
-    for (uint32_t li = 0; li < cfg->nlisteners; li++) {
-        const char *bind = cfg->listeners[li].bind;
-        bool v6 = strchr(bind, ':') != NULL;
-        log_info("listening on %s%s%s:%u", v6 ? "[" : "", bind, v6 ? "]" : "", b->ports[li]);
+    if (announce(b) < 0) {
+        broker_stop(b);
+        return -EIO;
     }
     *out = b;
     return 0;
-fail:
-    broker_free(b);
-    return ret;
 }
 
 void broker_stop(struct broker *b)
