@@ -202,9 +202,9 @@ static int check(struct shard *s, struct conn *c, const struct ringmq_check *chk
     ask.attributes = attrs;
     ask.n_attributes = id->n_attrs;
     id->acl->pending = key;
-    c->ops++; /* the call holds the connection until it is answered */
+    conn_hold(c); /* the call holds the connection until it is answered */
     if (plugin_check(s->port, (uint64_t)(uintptr_t)c, &ask) < 0) {
-        c->ops--;
+        c->st.ops--;
         id->acl->pending = 0;
         return RINGMQ_CHECK_ERROR;
     }
@@ -267,7 +267,7 @@ void acl_on_done(struct shard *s, struct conn *c, const struct plugin_done *d)
             /* The packet cannot be handled without its verdicts. */
             a->pending = 0;
             c->blocked = false;
-            c->ops--;
+            c->st.ops--;
             conn_close(s, c, CLOSE_PEER_GONE);
             conn_resume(s, c);
             return;
@@ -280,7 +280,7 @@ void acl_on_done(struct shard *s, struct conn *c, const struct plugin_done *d)
         insert(a, a->pending, answer);
     a->pending = 0;
     c->blocked = false;
-    c->ops--;
+    c->st.ops--;
     conn_resume(s, c);
 }
 

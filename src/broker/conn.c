@@ -1,19 +1,17 @@
 /*
- * conn: connection I/O on one shard's ring.
+ * conn: MQTT connections over the shard's streams (net/stream.h).
  *
  * Reading: a new connection gets single-shot receives until its CONNECT is
  * handled (so that it can still move to its client id's home shard without
  * cancelling anything), then one multishot receive from the shard's
  * provided-buffer ring. Complete packets are handled straight from the
- * kernel's buffer; only a split packet is copied into `rx`, which is freed
- * as soon as it is consumed.
+ * bytes the stream hands up (the kernel's buffer, over tcp); only a split
+ * packet is copied into `rx`, which is freed as soon as it is consumed.
  *
- * Writing: everything produced for a connection in one loop turn is
- * appended to `out` and sent with one send at the end of the turn; while a
- * send is in flight, new output accumulates in a fresh `out`.
+ * Writing: packets are appended to the stream's output, sent once a turn.
  *
- * Closing: flush, shut down, close the direct descriptor; the struct is
- * freed when no operation that names it is still in flight.
+ * Closing: the stream flushes, shuts down and closes the descriptor; the
+ * struct is freed when no operation that names it is still in flight.
  *
  * Before CONNECT: a connection is pending until its CONNECT is accepted.
  * Pending connections do not count against max_connections (sockets that
@@ -40,9 +38,10 @@
 #include "core/log.h"
 #include "mqtt/codec.h"
 #include "mqtt/props.h"
+#include "net/stream.h"
 
 #define CONN_CLOSE_TIMEOUT_MS 5000u
-#define CONN_OUT_MIN          512u
+#define CONN_RX_MIN           512u
 
 /* Output a client may leave unread (limits.max_client_output, or its
  * tenant's) before we stop reading its input; we read again below a
@@ -52,8 +51,20 @@ static size_t out_cap(const struct shard *s, const struct conn *c)
     return c->session ? c->session->tenant->set->max_client_output : s->cfg->max_client_output;
 }
 
-static void mark_dirty(struct shard *s, struct conn *c);
-static void queue_rearm(struct shard *s, struct conn *c);
+static void mark_dirty(struct shard *s, struct conn *c)
+{
+    stream_mark_dirty(&s->streams, &c->st);
+}
+
+static void queue_rearm(struct shard *s, struct conn *c)
+{
+    stream_want_recv(&s->streams, &c->st);
+}
+
+static void maybe_free(struct shard *s, struct conn *c)
+{
+    stream_maybe_closed(&s->streams, &c->st);
+}
 
 /* One per connection, slab-packed at a multiple of 16: keep it at 176. */
 _Static_assert(sizeof(struct conn) <= 176, "struct conn grew past 176 bytes");
@@ -63,58 +74,11 @@ static struct conn *conn_of_timer(struct wheel_entry *e)
     return (struct conn *)((char *)e - offsetof(struct conn, timer));
 }
 
-static struct iobuf *iobuf_create(size_t cap)
+/* Arm a receive: single-shot until CONNECT is accepted, then multishot. */
+static void arm_recv(struct shard *s, struct conn *c)
 {
-    struct iobuf *b = malloc(sizeof(*b) + cap);
-    if (b) {
-        b->len = 0;
-        b->off = 0;
-        b->cap = (uint32_t)cap;
-    }
-    return b;
-}
-
-static void arm_recv(struct shard *s, struct conn *c, bool multishot)
-{
-    struct io_uring_sqe *sqe = shard_sqe(s);
-    if (multishot)
-        io_uring_prep_recv_multishot(sqe, (int)c->fi, NULL, 0, 0);
-    else
-        io_uring_prep_recv(sqe, (int)c->fi, NULL, 0, 0);
-    sqe->flags |= IOSQE_FIXED_FILE | IOSQE_BUFFER_SELECT;
-    sqe->buf_group = s->bufs.bgid;
-    io_uring_sqe_set_data64(sqe, ud_make(UD_RECV, c));
-    c->recv_armed = true;
-    c->ops++;
-}
-
-/*
- * At most this much per send, so at most this much per connection per loop
- * turn (the rest goes out from the completion, in the next turn): a turn
- * that starts sends to 1000 clients who do not read costs the kernel's copy
- * of 1000 x 64 KiB, not of 1000 socket buffers the kernel may grow to 4 MiB
- * each, and the other clients are served in between.
- */
-#define CONN_SEND_MAX (64u << 10)
-
-static void submit_send(struct shard *s, struct conn *c)
-{
-    struct iobuf *b = c->sending;
-    struct io_uring_sqe *sqe = shard_sqe(s);
-    size_t len = b->len - b->off;
-    if (len > CONN_SEND_MAX)
-        len = CONN_SEND_MAX;
-    io_uring_prep_send(sqe, (int)c->fi, b->data + b->off, len, MSG_NOSIGNAL);
-    sqe->flags |= IOSQE_FIXED_FILE;
-    io_uring_sqe_set_data64(sqe, ud_make(UD_SEND, c));
-    c->ops++;
-}
-
-static void start_send(struct shard *s, struct conn *c)
-{
-    c->sending = c->out;
-    c->out = NULL;
-    submit_send(s, c);
+    c->st.multishot = c->state == CONN_ACTIVE;
+    stream_arm_recv(&s->streams, &c->st);
 }
 
 /* Off the list it is on (s->pending or s->all). */
@@ -163,15 +127,18 @@ static void pending_evict(struct shard *s)
     conn_close_reason(s, s->pending, CLOSE_PROTOCOL, MQTT_RC_SERVER_BUSY, NULL);
 }
 
-static struct conn *conn_create(struct shard *s, uint32_t fi, uint8_t listener)
+static struct conn *conn_create(struct shard *s, uint32_t fi, uint8_t listener,
+                                const struct net_peer *peer)
 {
     if (s->pending && s->npending >= s->pending_max)
         pending_evict(s);
     struct conn *c = slab_alloc(s->conn_slab);
     if (!c)
         return NULL;
-    c->fi = fi;
-    c->listener = listener;
+    if (stream_open(&s->streams, &c->st, fi, listener, peer) < 0) {
+        slab_free(s->conn_slab, c);
+        return NULL;
+    }
     c->id = ++s->next_conn_id;
     c->last_rx_ms = s->now_ms;
     c->state = CONN_NEW;
@@ -207,41 +174,30 @@ static void conn_uncount(struct shard *s, struct conn *c)
     c->counted = false;
 }
 
-static void close_fixed(struct shard *s, uint32_t fi)
-{
-    struct io_uring_sqe *sqe = shard_sqe(s);
-    io_uring_prep_close_direct(sqe, fi);
-    io_uring_sqe_set_data64(sqe, ud_make(UD_IGNORE, NULL));
-}
-
 void conn_accepted(struct shard *s, uint32_t fi, uint8_t listener, const struct net_peer *peer)
 {
     if (s->stopping) {
-        close_fixed(s, fi);
+        stream_close_fixed(&s->streams, fi);
         return;
     }
     /* Over max_connections a client still gets a CONNACK saying so
      * (connect.c); a flood that never sends CONNECT is bounded by
      * max_pending_connections (conn_create). */
-    struct conn *c = conn_create(s, fi, listener);
+    struct conn *c = conn_create(s, fi, listener, peer);
     if (!c) {
         log_ratelimited(LOG_LEVEL_ERR, "out of memory accepting a connection");
-        close_fixed(s, fi);
+        stream_close_fixed(&s->streams, fi);
         return;
     }
-    c->peer = *peer;
-    arm_recv(s, c, false);
+    arm_recv(s, c);
 }
 
 static void conn_free(struct shard *s, struct conn *c)
 {
     if (c->deferred)
         s->ndeferred--;
-    s->out_bytes -= c->backlog;
-    s->out_freed += (c->out ? c->out->cap : 0) + (c->sending ? c->sending->cap : 0);
+    stream_release(&s->streams, &c->st);
     free(c->rx);
-    free(c->out);
-    free(c->sending);
     /* Still moving (only at shutdown, before the MSG_RING's completion was
      * reaped): the home shard may hold the bytes already and free them
      * when it adopts the connection. A buffer nobody adopts is left to the
@@ -257,34 +213,6 @@ static void conn_free(struct shard *s, struct conn *c)
         s->npending--;
     conn_uncount(s, c);
     slab_free(s->conn_slab, c);
-}
-
-static void maybe_free(struct shard *s, struct conn *c)
-{
-    if (c->state == CONN_CLOSING && c->ops == 0 && c->close_submitted && !c->is_dirty &&
-        !c->in_rearm)
-        conn_free(s, c);
-}
-
-static void teardown(struct shard *s, struct conn *c, bool shutdown_first)
-{
-    if (c->close_submitted)
-        return;
-    c->close_submitted = true;
-    c->teardown_pending = false;
-    struct io_uring_sqe *sqe;
-    if (shutdown_first) {
-        /* Shutdown ends a pending receive; the hard link closes even if the
-         * shutdown fails (peer already gone). */
-        sqe = shard_sqe(s);
-        io_uring_prep_shutdown(sqe, (int)c->fi, SHUT_RDWR);
-        sqe->flags |= IOSQE_FIXED_FILE | IOSQE_IO_HARDLINK | IOSQE_CQE_SKIP_SUCCESS;
-        io_uring_sqe_set_data64(sqe, ud_make(UD_IGNORE, NULL));
-    }
-    sqe = shard_sqe(s);
-    io_uring_prep_close_direct(sqe, c->fi);
-    io_uring_sqe_set_data64(sqe, ud_make(UD_CLOSE, c));
-    c->ops++;
 }
 
 bool conn_fits(const struct conn *c, size_t n)
@@ -428,42 +356,37 @@ void conn_close_reason(struct shard *s, struct conn *c, enum conn_close_reason w
         session_detach(s, ss, will);
     }
     if (why == CLOSE_MOVED) {
-        teardown(s, c, false);
+        stream_drop(&s->streams, &c->st); /* the home shard holds a copy */
         return;
     }
-    if (!c->sending && c->out && c->out->len)
-        start_send(s, c);
-    if (c->sending) {
-        /* Flush first (a CONNACK refusal must reach the client), but never
-         * wait forever for a peer that does not read. */
-        c->teardown_pending = true;
+    /* Flush first (a CONNACK refusal must reach the client), but never
+     * wait forever for a peer that does not read. */
+    if (stream_close(&s->streams, &c->st))
         wheel_add(s->wheel, &c->timer, s->now_ms + CONN_CLOSE_TIMEOUT_MS);
-    } else {
-        teardown(s, c, true);
-    }
 }
 
-/* n bytes of output sent or dropped. */
-static void backlog_sub(struct shard *s, struct conn *c, size_t n)
+/* Output was sent (or dropped): a slow session that caught up gets QoS 0
+ * again, a connection paused for its own backlog is read again; a send
+ * that failed closes it. */
+static void on_sent(struct stream_loop *l, struct stream *st, int res)
 {
-    c->backlog -= (uint32_t)n;
-    s->out_bytes -= n;
+    struct shard *s = shard_of_streams(l);
+    struct conn *c = conn_of_stream(st);
+    if (res < 0) {
+        conn_close(s, c, CLOSE_PEER_GONE);
+        return;
+    }
     struct session *ss = c->session;
     if (ss && ss->slow) {
         size_t resume = out_cap(s, c) / 4;
         if (resume > SESSION_SLOW_MIN / 2)
             resume = SESSION_SLOW_MIN / 2;
-        if (c->backlog < resume)
+        if (conn_backlog(c) < resume)
             ss->slow = false; /* caught up: QoS 0 flows again */
     }
-}
-
-static void mark_dirty(struct shard *s, struct conn *c)
-{
-    if (!c->is_dirty) {
-        c->is_dirty = true;
-        c->next_dirty = s->dirty;
-        s->dirty = c;
+    if (c->out_paused && conn_backlog(c) < out_cap(s, c) / 4) {
+        c->out_paused = false;
+        queue_rearm(s, c);
     }
 }
 
@@ -471,36 +394,20 @@ uint8_t *conn_reserve(struct shard *s, struct conn *c, size_t n)
 {
     if (c->state == CONN_CLOSING || c->state == CONN_MOVING || c->close_pending)
         return NULL;
-    struct iobuf *b = c->out;
-    if (!b || b->cap - b->len < n) {
-        size_t cap = b ? (size_t)b->cap * 2 : CONN_OUT_MIN;
-        while (cap < (b ? b->len : 0) + n)
-            cap *= 2;
-        struct iobuf *nb = realloc(b, sizeof(*nb) + cap);
-        if (!nb) {
-            /* Not closed here: the caller may be walking a list of sessions
-             * that a close would change. The flush closes it. */
-            log_ratelimited(LOG_LEVEL_ERR, "out of memory for output, closing connection");
-            c->close_pending = true;
-            mark_dirty(s, c);
-            return NULL;
-        }
-        if (!b) {
-            nb->len = 0;
-            nb->off = 0;
-        }
-        nb->cap = (uint32_t)cap;
-        c->out = b = nb;
+    uint8_t *p = stream_reserve(&s->streams, &c->st, n);
+    if (!p) {
+        /* Not closed here: the caller may be walking a list of sessions
+         * that a close would change. The flush closes it. */
+        log_ratelimited(LOG_LEVEL_ERR, "out of memory for output, closing connection");
+        c->close_pending = true;
+        mark_dirty(s, c);
     }
-    return b->data + b->len;
+    return p;
 }
 
 void conn_commit(struct shard *s, struct conn *c, size_t n)
 {
-    c->out->len += (uint32_t)n;
-    c->backlog += (uint32_t)n;
-    s->out_bytes += n;
-    mark_dirty(s, c);
+    stream_commit(&s->streams, &c->st, n);
 }
 
 static bool reading(const struct conn *c)
@@ -593,7 +500,7 @@ static void rx_run(struct shard *s, struct conn *c, size_t budget)
 static bool rx_append(struct shard *s, struct conn *c, const uint8_t *data, size_t len)
 {
     if (!c->rx) {
-        c->rx = iobuf_create(len > CONN_OUT_MIN ? len : CONN_OUT_MIN);
+        c->rx = iobuf_create(len > CONN_RX_MIN ? len : CONN_RX_MIN);
         if (!c->rx) {
             conn_close(s, c, CLOSE_PEER_GONE);
             return false;
@@ -705,49 +612,32 @@ static bool run_deferred(struct shard *s, struct conn *c)
 /* After feeding a connection that has no receive armed. */
 static void arm_next(struct shard *s, struct conn *c)
 {
-    if (c->recv_armed)
+    if (!c->st.recv_armed && reading(c))
+        arm_recv(s, c);
+}
+
+static void on_bytes(struct stream_loop *l, struct stream *st, const uint8_t *data, size_t len)
+{
+    struct shard *s = shard_of_streams(l);
+    struct conn *c = conn_of_stream(st);
+    if (!reading(c) || s->stopping)
         return;
-    if (c->state == CONN_ACTIVE)
-        arm_recv(s, c, true);
-    else if (c->state == CONN_NEW)
-        arm_recv(s, c, false);
+    s->xhit = false;
+    if (c->state == CONN_ACTIVE && over_turn_share(s, c, len))
+        defer_input(s, c, data, len);
+    else
+        feed(s, c, data, len);
+    if (s->xhit && c->state == CONN_ACTIVE)
+        c->xpaused = true; /* it published to a shard that is behind */
 }
 
-static void queue_rearm(struct shard *s, struct conn *c)
+static void on_recv_end(struct stream_loop *l, struct stream *st, int res, bool more)
 {
-    if (!c->in_rearm) {
-        c->in_rearm = true;
-        c->next_rearm = s->rearm;
-        s->rearm = c;
-    }
-}
-
-void conn_on_recv(struct shard *s, struct conn *c, int res, unsigned flags)
-{
-    bool more = flags & IORING_CQE_F_MORE;
-    bool cancelled = c->recv_cancelled;
-    if (!more) {
-        c->recv_armed = false;
-        c->recv_cancelled = false;
-        c->ops--;
-    }
-    if (flags & IORING_CQE_F_BUFFER) {
-        uint16_t bid = (uint16_t)(flags >> IORING_CQE_BUFFER_SHIFT);
-        s->xhit = false;
-        if (res > 0 && reading(c) && !s->stopping) {
-            const uint8_t *data = bufring_buf(&s->bufs, bid);
-            if (c->state == CONN_ACTIVE && over_turn_share(s, c, (size_t)res))
-                defer_input(s, c, data, (size_t)res);
-            else
-                feed(s, c, data, (size_t)res);
-        }
-        if (s->xhit && c->state == CONN_ACTIVE)
-            c->xpaused = true; /* it published to a shard that is behind */
-        bufring_recycle(&s->bufs, bid);
-    }
+    struct shard *s = shard_of_streams(l);
+    struct conn *c = conn_of_stream(st);
     if (res > 0) {
         bool own_backlog = conn_backlog(c) > out_cap(s, c);
-        if (more && c->state == CONN_ACTIVE && !c->recv_cancelled &&
+        if (more && c->state == CONN_ACTIVE &&
             (c->xpaused || own_backlog || c->rate_limited || c->blocked || c->deferred)) {
             /* Back-pressure: it publishes to a shard that is behind
              * (shard.c), it does not read what it asks for, its packets
@@ -755,121 +645,79 @@ void conn_on_recv(struct shard *s, struct conn *c, int res, unsigned flags)
              * (what it sends meanwhile would pile up in rx). End the
              * receive; it is re-armed once the cause is gone, and TCP
              * pushes back. */
-            struct io_uring_sqe *sqe = shard_sqe(s);
-            io_uring_prep_cancel64(sqe, ud_make(UD_RECV, c), 0);
-            io_uring_sqe_set_data64(sqe, ud_make(UD_IGNORE, NULL));
-            c->recv_cancelled = true;
+            stream_pause_recv(l, st);
         }
         if (own_backlog)
             c->out_paused = true;
         if (!more && reading(c))
             queue_rearm(s, c);
-    } else if ((res == -ENOBUFS || (res == -ECANCELED && cancelled)) && reading(c)) {
-        /* Every buffer is in use this turn, or paused: retry later. */
-        queue_rearm(s, c);
-    } else if (reading(c)) {
+    } else if (res == -EAGAIN && reading(c)) {
+        queue_rearm(s, c); /* no buffer this turn, or paused: retry later */
+    } else if (res != -EAGAIN && reading(c)) {
         conn_close(s, c, CLOSE_PEER_GONE);
     }
-    maybe_free(s, c);
 }
 
-void conn_on_send(struct shard *s, struct conn *c, int res)
+/* Closes that had to wait for the flush (the caller of conn_reserve may
+ * have been walking sessions). */
+static void on_flush(struct stream_loop *l, struct stream *st)
 {
-    c->ops--;
-    struct iobuf *b = c->sending;
-    if (res < 0) {
-        backlog_sub(s, c, b->len - b->off);
-        s->out_freed += b->cap;
-        free(b);
-        c->sending = NULL;
-        if (c->state != CONN_CLOSING)
-            conn_close(s, c, CLOSE_PEER_GONE);
-        else if (c->teardown_pending)
-            teardown(s, c, true);
-        maybe_free(s, c);
+    struct shard *s = shard_of_streams(l);
+    struct conn *c = conn_of_stream(st);
+    if (!c->close_pending || c->state == CONN_CLOSING)
         return;
+    if (c->close_too_large && c->state == CONN_ACTIVE) {
+        /* MQTT-4.13.1-1: the client learns why (0x95 is also "larger than
+         * the Maximum Packet Size for this Client"). */
+        c->close_pending = false;
+        conn_close_reason(s, c, CLOSE_PROTOCOL, MQTT_RC_PACKET_TOO_LARGE,
+                          "a packet for this client exceeds its Maximum Packet Size");
+    } else {
+        conn_close(s, c, CLOSE_PEER_GONE);
     }
-    b->off += (uint32_t)res;
-    backlog_sub(s, c, (uint32_t)res);
-    if (b->off < b->len && !c->close_submitted) {
-        submit_send(s, c); /* short write: send the rest */
-        return;
-    }
-    /* After the descriptor is closed its slot may be another client's:
-     * the rest of a short write is dropped, never sent there. */
-    backlog_sub(s, c, b->len - b->off);
-    s->out_freed += b->cap;
-    free(b);
-    c->sending = NULL;
-    if (c->out && c->out->len && (c->state != CONN_CLOSING || c->teardown_pending) &&
-        !c->close_submitted)
-        start_send(s, c);
-    else if (c->state == CONN_CLOSING && c->teardown_pending)
-        teardown(s, c, true);
-    if (c->out_paused && conn_backlog(c) < out_cap(s, c) / 4) {
-        c->out_paused = false;
-        queue_rearm(s, c);
-    }
-    maybe_free(s, c);
 }
 
-void conn_on_close(struct shard *s, struct conn *c, int res)
+/* At the flush, a connection listed for reading: read again once nothing
+ * holds it back; true keeps it listed. */
+static bool on_rearm(struct stream_loop *l, struct stream *st)
 {
-    (void)res;
-    c->ops--;
-    maybe_free(s, c);
+    struct shard *s = shard_of_streams(l);
+    struct conn *c = conn_of_stream(st);
+    if (c->rate_limited && c->rate && c->rate->second != s->now_ms / 1000u)
+        c->rate_limited = false; /* a new second: read it again */
+    if (c->xpaused && !s->xcongested)
+        c->xpaused = false; /* every shard it publishes to caught up */
+    if (c->deferred && run_deferred(s, c))
+        return true; /* input left for the next turns */
+    if (!st->recv_armed && reading(c) &&
+        (c->blocked || (c->state == CONN_ACTIVE &&
+                        (c->xpaused || s->stopping || c->out_paused || c->rate_limited))))
+        return true; /* still paused */
+    if (reading(c) && !st->recv_armed) {
+        /* Time spent paused by back-pressure is not the client's silence. */
+        c->last_rx_ms = s->now_ms;
+        arm_recv(s, c);
+    }
+    return false;
 }
+
+static void on_closed(struct stream_loop *l, struct stream *st)
+{
+    conn_free(shard_of_streams(l), conn_of_stream(st));
+}
+
+const struct stream_events conn_stream_events = {
+    .on_bytes = on_bytes,
+    .on_recv_end = on_recv_end,
+    .on_sent = on_sent,
+    .on_rearm = on_rearm,
+    .on_flush = on_flush,
+    .on_closed = on_closed,
+};
 
 void conn_flush_all(struct shard *s)
 {
-    while (s->dirty) {
-        struct conn *c = s->dirty;
-        s->dirty = c->next_dirty;
-        c->is_dirty = false;
-        if (c->close_pending && c->state != CONN_CLOSING) {
-            if (c->close_too_large && c->state == CONN_ACTIVE) {
-                /* MQTT-4.13.1-1: the client learns why (0x95 is also "larger
-                 * than the Maximum Packet Size for this Client"). */
-                c->close_pending = false;
-                conn_close_reason(s, c, CLOSE_PROTOCOL, MQTT_RC_PACKET_TOO_LARGE,
-                                  "a packet for this client exceeds its Maximum Packet Size");
-            } else {
-                conn_close(s, c, CLOSE_PEER_GONE);
-            }
-        }
-        if (c->state != CONN_CLOSING && !c->sending && c->out && c->out->len)
-            start_send(s, c);
-        maybe_free(s, c);
-    }
-    struct conn *wait = NULL;
-    while (s->rearm) {
-        struct conn *c = s->rearm;
-        s->rearm = c->next_rearm;
-        if (c->rate_limited && c->rate && c->rate->second != s->now_ms / 1000u)
-            c->rate_limited = false; /* a new second: read it again */
-        if (c->xpaused && !s->xcongested)
-            c->xpaused = false; /* every shard it publishes to caught up */
-        if (c->deferred && run_deferred(s, c)) {
-            c->next_rearm = wait; /* input left for the next turns */
-            wait = c;
-            continue;
-        }
-        if (!c->recv_armed && reading(c) &&
-            (c->blocked || (c->state == CONN_ACTIVE &&
-                            (c->xpaused || s->stopping || c->out_paused || c->rate_limited)))) {
-            c->next_rearm = wait; /* still paused: keep it listed */
-            wait = c;
-            continue;
-        }
-        c->in_rearm = false;
-        if (reading(c) && !c->recv_armed) {
-            /* Time spent paused by back-pressure is not the client's silence. */
-            c->last_rx_ms = s->now_ms;
-            arm_recv(s, c, c->state == CONN_ACTIVE);
-        }
-        maybe_free(s, c);
-    }
-    s->rearm = wait;
+    stream_flush(&s->streams);
 }
 
 void conn_on_timer(struct wheel_entry *e, void *arg)
@@ -879,7 +727,7 @@ void conn_on_timer(struct wheel_entry *e, void *arg)
     switch (c->state) {
     case CONN_CLOSING:
         /* The final flush did not finish in time: give up on it. */
-        teardown(s, c, true);
+        stream_teardown(&s->streams, &c->st);
         break;
     case CONN_NEW:
     case CONN_AUTHENTICATING:
@@ -914,33 +762,43 @@ void conn_on_timer(struct wheel_entry *e, void *arg)
 /*
  * The bytes that travel with a moving connection: the peer address (a
  * direct descriptor cannot be asked for it later, and accept gave it only
- * to this shard) as [16 address][u16 port], then the auth plugin's answer
- * when there was one (so the home shard does not ask again; identity.c
- * packs it), then what was read so far, starting with CONNECT. `off` holds
- * the listener index, plus HANDOVER_AUTH when the answer is there.
+ * to this shard) as [16 address][u16 port], then the transport's state
+ * when it keeps one ([u32 length][state], stream_export), then the auth
+ * plugin's answer when there was one (so the home shard does not ask
+ * again; identity.c packs it), then what was read so far, starting with
+ * CONNECT. `off` holds the listener index and the flags below.
  */
 #define HANDOVER_AUTH    0x100u
 #define HANDOVER_COUNTED 0x200u /* it holds a place in max_connections */
+#define HANDOVER_XPRT    0x400u /* the transport's state is there */
 #define HANDOVER_PEER    18u    /* [16 address][u16 port] */
 
 void conn_relocate(struct shard *s, struct conn *c, uint32_t home, const uint8_t *bytes, size_t len)
 {
-    size_t pre = HANDOVER_PEER + (c->auth ? identity_packed_size(c->auth) : 0);
+    size_t xs = stream_export_size(&s->streams, &c->st);
+    size_t pre = HANDOVER_PEER + (xs ? 4 + xs : 0) + (c->auth ? identity_packed_size(c->auth) : 0);
     struct iobuf *h = iobuf_create(pre + len);
     if (!h) {
         conn_close(s, c, CLOSE_PEER_GONE);
         return;
     }
     uint8_t *w = h->data;
-    memcpy(w, c->peer.addr, sizeof(c->peer.addr));
-    w += sizeof(c->peer.addr);
-    *w++ = (uint8_t)(c->peer.port >> 8);
-    *w++ = (uint8_t)c->peer.port;
+    memcpy(w, c->st.peer.addr, sizeof(c->st.peer.addr));
+    w += sizeof(c->st.peer.addr);
+    *w++ = (uint8_t)(c->st.peer.port >> 8);
+    *w++ = (uint8_t)c->st.peer.port;
+    if (xs) {
+        uint32_t n = (uint32_t)xs;
+        memcpy(w, &n, 4);
+        stream_export(&s->streams, &c->st, w + 4);
+        w += 4 + xs;
+    }
     if (c->auth)
         identity_pack(c->auth, w);
     memcpy(h->data + pre, bytes, len);
     h->len = (uint32_t)(pre + len);
-    h->off = c->listener | (c->auth ? HANDOVER_AUTH : 0) | (c->counted ? HANDOVER_COUNTED : 0);
+    h->off = c->st.listener | (c->auth ? HANDOVER_AUTH : 0) | (c->counted ? HANDOVER_COUNTED : 0) |
+             (xs ? HANDOVER_XPRT : 0);
     c->stash = h;
     c->state = CONN_MOVING;
     /* Its place in max_connections goes with it: the home shard does not
@@ -954,15 +812,15 @@ void conn_relocate(struct shard *s, struct conn *c, uint32_t home, const uint8_t
     io_uring_prep_rw(IORING_OP_MSG_RING, sqe, s->broker->shards[home]->ring_fd, NULL, 0,
                      ud_make(UD_HANDOVER, h));
     sqe->addr = IORING_MSG_SEND_FD;
-    sqe->addr3 = c->fi;
+    sqe->addr3 = c->st.fi;
     sqe->file_index = IORING_FILE_INDEX_ALLOC;
     io_uring_sqe_set_data64(sqe, ud_make(UD_FDSENT, c));
-    c->ops++;
+    conn_hold(c);
 }
 
 void conn_on_fdsent(struct shard *s, struct conn *c, int res)
 {
-    c->ops--;
+    c->st.ops--;
     struct iobuf *h = c->stash;
     c->stash = NULL;
     if (res >= 0) {
@@ -991,15 +849,14 @@ void conn_resume(struct shard *s, struct conn *c)
 {
     if (c->rx && reading(c) && !c->blocked)
         rx_run(s, c, SIZE_MAX);
-    if (reading(c) && !c->recv_armed)
+    if (reading(c) && !c->st.recv_armed)
         queue_rearm(s, c);
     maybe_free(s, c);
 }
 
 void conn_op_done(struct shard *s, struct conn *c)
 {
-    c->ops--;
-    maybe_free(s, c);
+    stream_op_done(&s->streams, &c->st);
 }
 
 int conn_set_auth(struct conn *c, uint16_t tenant, const struct ringmq_auth_result *r)
@@ -1016,37 +873,56 @@ void conn_refeed(struct shard *s, struct conn *c, const uint8_t *bytes, size_t l
     maybe_free(s, c);
 }
 
+/* What travels before the bytes read (conn_relocate): the transport's
+ * state and the auth plugin's answer, into c; NULL when it does not parse
+ * or out of memory, else where the bytes read start. */
+static const uint8_t *adopt_state(struct shard *s, struct conn *c, const struct iobuf *h)
+{
+    const uint8_t *r = h->data + HANDOVER_PEER;
+    const uint8_t *end = h->data + h->len;
+    if (h->off & HANDOVER_XPRT) {
+        uint32_t n;
+        if (end - r < 4)
+            return NULL;
+        memcpy(&n, r, 4);
+        if ((size_t)(end - r - 4) < n || stream_import(&s->streams, &c->st, r + 4, n) < 0)
+            return NULL;
+        r += 4 + n;
+    }
+    if (h->off & HANDOVER_AUTH) {
+        size_t used = 0;
+        c->auth = identity_unpack(r, (size_t)(end - r), &used);
+        if (!c->auth)
+            return NULL;
+        r += used;
+    }
+    return r;
+}
+
 void conn_adopt(struct shard *s, uint32_t fi, struct iobuf *h)
 {
-    struct conn *c = conn_create(s, fi, (uint8_t)(h->off & 0xff));
+    struct net_peer peer;
+    memcpy(peer.addr, h->data, sizeof(peer.addr));
+    peer.port = (uint16_t)(h->data[sizeof(peer.addr)] << 8 | h->data[sizeof(peer.addr) + 1]);
+    struct conn *c = conn_create(s, fi, (uint8_t)(h->off & 0xff), &peer);
     if (!c) {
         log_ratelimited(LOG_LEVEL_ERR, "out of memory adopting a connection");
         if (h->off & HANDOVER_COUNTED)
             atomic_fetch_sub_explicit(&s->broker->connections, 1, memory_order_relaxed);
-        close_fixed(s, fi);
+        stream_close_fixed(&s->streams, fi);
         free(h);
         return;
     }
     c->relocated = true;
     c->counted = (h->off & HANDOVER_COUNTED) != 0;
-    const uint8_t *r = h->data;
-    memcpy(c->peer.addr, r, sizeof(c->peer.addr));
-    r += sizeof(c->peer.addr);
-    c->peer.port = (uint16_t)(r[0] << 8 | r[1]);
-    r += 2;
-    if (h->off & HANDOVER_AUTH) {
-        size_t used = 0;
-        c->auth = identity_unpack(r, h->len - (size_t)(r - h->data), &used);
-        r += used;
-        if (!c->auth) {
-            free(h);
-            conn_close(s, c, CLOSE_PEER_GONE);
-            maybe_free(s, c);
-            return;
-        }
+    const uint8_t *r = adopt_state(s, c, h);
+    if (!r) {
+        free(h);
+        conn_close(s, c, CLOSE_PEER_GONE);
+        maybe_free(s, c);
+        return;
     }
-    size_t pre = (size_t)(r - h->data);
-    conn_refeed(s, c, r, h->len - pre);
+    conn_refeed(s, c, r, h->len - (size_t)(r - h->data));
     free(h);
 }
 
@@ -1065,7 +941,7 @@ void conn_shutdown_notice(struct shard *s)
 static bool list_sending(const struct conn *c)
 {
     for (; c; c = c->all_next)
-        if (c->sending || (c->out && c->out->len && c->state != CONN_CLOSING))
+        if (stream_sending(&c->st))
             return true;
     return false;
 }
@@ -1085,10 +961,10 @@ void conn_free_all(struct shard *s)
             c->session = NULL;
             session_detach(s, ss, false); /* wills went out in conn_shutdown_notice */
         }
-        c->is_dirty = false;
-        c->in_rearm = false;
+        c->st.is_dirty = false;
+        c->st.in_rearm = false;
         conn_free(s, c);
     }
-    s->dirty = NULL;
-    s->rearm = NULL;
+    s->streams.dirty = NULL;
+    s->streams.rearm = NULL;
 }

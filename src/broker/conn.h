@@ -1,9 +1,12 @@
 /*
- * conn: one client connection on one shard: its direct descriptor, its
- * receive reassembly and its send batching. Owned by the shard's thread.
+ * conn: one MQTT client connection on one shard, over a net/stream (its
+ * descriptor, receives, output): packet reassembly, the CONNECT-time state
+ * (pending, moving to the home shard, authenticating), back-pressure on
+ * reading, keepalive, and closing with the right reason. Owned by the
+ * shard's thread.
  *
  * An idle connection holds no buffer: `rx` exists only while a packet is
- * split across receives, `out`/`sending` only while there is output.
+ * split across receives, the stream's output only while there is some.
  */
 #ifndef RINGMQ_BROKER_CONN_H
 #define RINGMQ_BROKER_CONN_H
@@ -15,6 +18,7 @@
 #include "broker/identity.h"
 #include "core/wheel.h"
 #include "net/peer.h"
+#include "net/stream.h"
 
 struct shard;
 struct session;
@@ -29,14 +33,6 @@ struct conn_rate {
     uint64_t second;
     uint64_t bytes;
     uint32_t msgs;
-};
-
-/* A growable byte buffer (malloc'd header + data). */
-struct iobuf {
-    uint32_t len;
-    uint32_t off; /* bytes already sent (send side) */
-    uint32_t cap;
-    uint8_t data[];
 };
 
 enum conn_state {
@@ -60,51 +56,36 @@ enum conn_close_reason {
 };
 
 struct conn {
-    struct wheel_entry timer;   /* keepalive / connect timeout */
+    struct stream st;           /* first: completions name the conn by its stream */
+    struct wheel_entry timer;   /* keepalive / connect timeout / close linger */
     struct session *session;    /* NULL until CONNECT is accepted */
     struct conn_v5 *v5;         /* MQTT 5.0 state, NULL for 3.1/3.1.1 */
     struct conn_identity *auth; /* what the auth plugin said, NULL without one */
     struct conn_rate *rate;     /* publish rate accounting, only under a tenant limit */
     struct iobuf *rx;           /* partial packet, NULL when none */
-    struct iobuf *out;          /* being filled this turn */
-    struct iobuf *sending;      /* handed to the kernel */
     struct iobuf *stash;        /* CONN_MOVING: bytes travelling with the descriptor;
                                    enhanced auth: the CONNECT being authenticated */
     struct conn *all_next;      /* shard's pending list until CONNECT completes, then
                                    its list of every other connection (shutdown) */
     struct conn **all_pprev;
-    struct conn *next_dirty; /* shard->dirty list */
-    struct conn *next_rearm; /* shard->rearm list */
-    uint64_t id;             /* unique per shard, for stale references */
+    uint64_t id; /* unique per shard, for stale references */
     uint64_t last_rx_ms;
-    uint32_t fi;       /* direct descriptor index */
-    uint32_t backlog;  /* bytes in out and sending not yet sent */
-    uint16_t turn;     /* the shard's loop turn turn_kib counts (mod 2^16) */
-    uint16_t turn_kib; /* KiB of its input handled in that turn */
+    uint8_t turn;     /* the shard's loop turn turn_kib counts (mod 2^8) */
+    uint8_t turn_kib; /* KiB of its input handled in that turn */
     uint16_t keepalive;
-    uint8_t state;        /* enum conn_state */
-    uint8_t version;      /* MQTT protocol level after CONNECT */
-    uint8_t ops;          /* io_uring operations in flight */
-    uint8_t listener;     /* index in cfg->listeners */
-    struct net_peer peer; /* remote address and port, set at accept */
-    /* One bit each: with the peer address in, bytes would push the struct
-     * (slab-packed at a multiple of 16) from 176 to 192 bytes per
-     * connection. Only the shard thread touches them. */
-    bool recv_armed : 1;
-    bool is_dirty : 1;
-    bool in_rearm : 1;
-    bool recv_cancelled : 1; /* paused by cross-shard back-pressure */
-    bool close_pending : 1;  /* out of memory mid-turn: close at the flush */
-    bool blocked : 1;        /* waiting for a permission check: packets wait in rx */
-    bool rate_limited : 1;   /* over the tenant's publish rate: not read until next second */
-    bool out_paused : 1;     /* reads stopped: the client does not read its output */
-    bool xpaused : 1;        /* reads stopped: it publishes to a shard that is behind */
-    bool counted : 1;        /* holds a place in broker->connections (conn_count) */
-    bool pending : 1;        /* in s->pending: CONNECT not completed yet */
-    bool closed_fd : 1;
-    bool relocated : 1;        /* arrived from another shard: serve here */
-    bool teardown_pending : 1; /* flush, then shut down */
-    bool close_submitted : 1;
+    /* Bit fields: one byte more would push the struct (slab-packed at a
+     * multiple of 16) from 176 to 192 bytes per connection. Only the shard
+     * thread touches them. */
+    uint8_t state : 3;        /* enum conn_state */
+    uint8_t version : 3;      /* MQTT protocol level after CONNECT (3, 4, 5) */
+    bool close_pending : 1;   /* out of memory mid-turn: close at the flush */
+    bool blocked : 1;         /* waiting for a permission check: packets wait in rx */
+    bool rate_limited : 1;    /* over the tenant's publish rate: not read until next second */
+    bool out_paused : 1;      /* reads stopped: the client does not read its output */
+    bool xpaused : 1;         /* reads stopped: it publishes to a shard that is behind */
+    bool counted : 1;         /* holds a place in broker->connections (conn_count) */
+    bool pending : 1;         /* in s->pending: CONNECT not completed yet */
+    bool relocated : 1;       /* arrived from another shard: serve here */
     bool close_too_large : 1; /* close_pending because a packet exceeded the client's limit */
     bool deferred : 1;        /* over its share of a loop turn: input waits in rx */
 };
@@ -128,10 +109,16 @@ bool conn_count(struct shard *s, struct conn *c);
  * shard's pending connections. Idempotent. */
 void conn_pending_end(struct shard *s, struct conn *c);
 
-/* Completion handlers, called by the shard loop. */
-void conn_on_recv(struct shard *s, struct conn *c, int res, unsigned flags);
-void conn_on_send(struct shard *s, struct conn *c, int res);
-void conn_on_close(struct shard *s, struct conn *c, int res);
+/* What the shard's stream loop tells connections (its ev). */
+extern const struct stream_events conn_stream_events;
+
+/* The connection of a stream (the stream is its first member). */
+static inline struct conn *conn_of_stream(struct stream *st)
+{
+    return (struct conn *)st;
+}
+
+/* Completion of the MSG_RING that moved c's descriptor (conn_relocate). */
 void conn_on_fdsent(struct shard *s, struct conn *c, int res);
 
 /* Space for `n` more bytes at the end of the output; NULL on OOM (the
@@ -175,7 +162,7 @@ void conn_write_ack(struct shard *s, struct conn *c, uint8_t type, uint16_t pid,
  * from the buffers: a publish to 1000 subscribers reads it for each. */
 static inline size_t conn_backlog(const struct conn *c)
 {
-    return c->backlog;
+    return c->st.backlog;
 }
 
 /* A session whose QoS 0 output is dropped (session.c) is told it caught up
@@ -199,14 +186,19 @@ void conn_close_reason(struct shard *s, struct conn *c, enum conn_close_reason w
                        const char *reason_string);
 
 /* Called once per loop turn: submit sends for dirty connections and
- * re-arm receives that ended. */
+ * re-arm receives that ended (stream_flush). */
 void conn_flush_all(struct shard *s);
 
 /* Keepalive / connect-timeout expiry from the wheel. */
 void conn_on_timer(struct wheel_entry *e, void *shard);
 
-/* An operation that held the connection (c->ops) ended: free it if it is
- * closed and nothing else is pending. */
+/* Requests naming the connection (a plugin call) hold it: it is not freed
+ * until each ends with conn_op_done (which frees it if it is closed and
+ * nothing else is pending). */
+static inline void conn_hold(struct conn *c)
+{
+    c->st.ops++;
+}
 void conn_op_done(struct shard *s, struct conn *c);
 
 /* A permission check answered: handle the packets that waited. */

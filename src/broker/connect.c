@@ -278,7 +278,7 @@ static int start_auth(struct shard *s, struct conn *c, const struct mqtt_connect
     struct ringmq_kv users[32];
     size_t nusers = 0;
     char addr[NET_PEER_STRLEN];
-    bool has_addr = net_peer_format(&c->peer, addr, sizeof(addr)) == 0;
+    bool has_addr = net_peer_format(&c->st.peer, addr, sizeof(addr)) == 0;
     struct ringmq_connect_info info = {
         .protocol_version = ck->version,
         .client_id = {ck->client_id.p, ck->client_id.len},
@@ -287,8 +287,8 @@ static int start_auth(struct shard *s, struct conn *c, const struct mqtt_connect
         .has_password = ck->has_password,
         .password = {ck->password.p, ck->password.len},
         .remote_addr = has_addr ? addr : NULL,
-        .remote_port = c->peer.port,
-        .listener = s->cfg->listeners[c->listener].name,
+        .remote_port = c->st.peer.port,
+        .listener = s->cfg->listeners[c->st.listener].name,
     };
     /* User properties as NUL-terminated pairs: copied into one buffer. */
     char *ubuf = NULL;
@@ -340,11 +340,11 @@ static int start_auth(struct shard *s, struct conn *c, const struct mqtt_connect
     c->stash->len = c->stash->cap = (uint32_t)avail;
     c->stash->off = 0;
     c->state = CONN_AUTHENTICATING;
-    c->ops++; /* the call holds the connection until it is answered */
+    conn_hold(c); /* the call holds the connection until it is answered */
     int rc = plugin_authenticate(s->port, (uint64_t)(uintptr_t)c, &info);
     free(ubuf);
     if (rc < 0) {
-        c->ops--;
+        c->st.ops--;
         c->state = CONN_NEW;
         return refuse_rc(s, c, MQTT_CONNACK_UNAVAILABLE, MQTT_RC_SERVER_UNAVAILABLE,
                          "authentication unavailable");
@@ -386,7 +386,7 @@ void conn_on_auth_done(struct shard *s, struct conn *c, const struct plugin_done
          * stays in c->stash until the plugin allows. */
         c->v5->auth = AUTH_CONNECTING;
         write_auth_result(s, c, 0x18, r);
-        c->ops--;
+        c->st.ops--;
         conn_resume(s, c);
         return;
     }
@@ -432,7 +432,7 @@ void conn_on_auth_done(struct shard *s, struct conn *c, const struct plugin_done
         c->v5->auth = AUTH_DONE; /* CONNACK names the method (MQTT-4.12.0-5) */
     struct iobuf *h = c->stash;
     c->stash = NULL;
-    c->ops--;
+    c->st.ops--;
     conn_refeed(s, c, h->data, h->len); /* CONNECT again, now with its tenant */
     free(h);
 }
@@ -702,9 +702,9 @@ static int plugin_auth_step(struct shard *s, struct conn *c, uint8_t reason,
         .tenant = reauth && c->session ? c->session->tenant->name : NULL,
         .user_id = reauth && c->auth ? c->auth->user_id : NULL,
     };
-    c->ops++;
+    conn_hold(c);
     if (plugin_auth_continue(s->port, (uint64_t)(uintptr_t)c, &step) < 0) {
-        c->ops--;
+        c->st.ops--;
         if (!reauth)
             return refuse(s, c, MQTT_RC_UNSPECIFIED, "authentication unavailable");
         conn_close_reason(s, c, CLOSE_PROTOCOL, MQTT_RC_UNSPECIFIED, "authentication unavailable");

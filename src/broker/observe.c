@@ -238,7 +238,7 @@ void observe_event(struct shard *s, enum ringmq_event_type type, const struct te
     gettimeofday(&tv, NULL);
     const struct conn *c = ss ? ss->conn : NULL;
     char addr[NET_PEER_STRLEN];
-    bool has_addr = c && net_peer_format(&c->peer, addr, sizeof(addr)) == 0;
+    bool has_addr = c && net_peer_format(&c->st.peer, addr, sizeof(addr)) == 0;
     struct ringmq_event ev = {
         .type = type,
         .time_ms = (uint64_t)tv.tv_sec * 1000u + (uint64_t)tv.tv_usec / 1000u,

@@ -454,7 +454,8 @@ static bool qos0_shed(struct shard *s, struct session *ss, const struct msg *m)
     if (!ss->slow) {
         size_t backlog = conn_backlog(ss->conn);
         if (backlog <= ss->tenant->set->max_client_output &&
-            !(s->slow_budget && s->out_bytes > s->slow_budget && backlog >= SESSION_SLOW_MIN))
+            !(s->slow_budget && s->streams.out_bytes > s->slow_budget &&
+              backlog >= SESSION_SLOW_MIN))
             return false;
         ss->slow = true;
         observe_event(s, RINGMQ_EV_SLOW_SUBSCRIBER, ss->tenant, ss, RINGMQ_DROP_SLOW_CONSUMER, 0,

@@ -453,10 +453,24 @@ static void arm_stop(struct shard *s)
 
 static void trim_freed_output(struct shard *s)
 {
-    if (s->out_freed < SHARD_TRIM_AFTER)
+    if (s->streams.out_freed < SHARD_TRIM_AFTER)
         return;
-    s->out_freed = 0;
+    s->streams.out_freed = 0;
     malloc_trim(0);
+}
+
+/* The connections' streams: on this ring, every listener tcp. */
+static void streams_init(struct shard *s)
+{
+    struct stream_loop *l = &s->streams;
+    l->ring = &s->ring;
+    l->bufs = &s->bufs;
+    l->ev = &conn_stream_events;
+    for (uint32_t i = 0; i < STREAM_MAX_LISTENERS; i++)
+        l->xprt[i] = &transport_tcp;
+    l->tags = (struct stream_tags){
+        .recv = UD_RECV, .send = UD_SEND, .close = UD_CLOSE, .ignore = UD_IGNORE};
+    l->owner_size = sizeof(struct conn);
 }
 
 static void dispatch(struct shard *s, struct io_uring_cqe *cqe)
@@ -468,13 +482,13 @@ static void dispatch(struct shard *s, struct io_uring_cqe *cqe)
         on_accept(s, (uint32_t)(ud >> 4), res);
         break;
     case UD_RECV:
-        conn_on_recv(s, ud_ptr(ud), res, cqe->flags);
+        stream_on_recv(&s->streams, ud_ptr(ud), res, cqe->flags);
         break;
     case UD_SEND:
-        conn_on_send(s, ud_ptr(ud), res);
+        stream_on_send(&s->streams, ud_ptr(ud), res);
         break;
     case UD_CLOSE:
-        conn_on_close(s, ud_ptr(ud), res);
+        stream_on_close(&s->streams, ud_ptr(ud), res);
         break;
     case UD_FDSENT:
         conn_on_fdsent(s, ud_ptr(ud), res);
@@ -580,6 +594,7 @@ static int shard_init(struct shard *s)
         return ret;
     }
     s->now_ms = clock_now_ms();
+    streams_init(s);
     s->conn_slab = slab_create(sizeof(struct conn), 0);
     s->session_slab = slab_create(sizeof(struct session), 0);
     s->wheel = wheel_create(SHARD_TICK_MS, 1024, s->now_ms);
@@ -634,7 +649,7 @@ static void shard_fini(struct shard *s)
     s->port = NULL;
     if (s->conn_slab)
         conn_free_all(s);
-    assert(s->out_bytes == 0); /* every byte queued was sent or freed with its connection */
+    assert(s->streams.out_bytes == 0); /* every byte queued was sent or freed with its connection */
     for (uint32_t i = 0; s->tenants && i < TENANT_MAX; i++) {
         struct tenant *t = s->tenants[i];
         if (!t)

@@ -16,6 +16,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
 
@@ -24,6 +25,7 @@
 #include "core/spsc.h"
 #include "core/wheel.h"
 #include "metrics/counters.h"
+#include "net/stream.h"
 #include "net/uring.h"
 
 struct conn;
@@ -254,10 +256,12 @@ struct shard {
     struct conn **pending_tail;
     uint32_t npending, pending_max;
 
-    /* per loop turn work lists */
-    struct conn *all;   /* every other connection, for shutdown */
-    struct conn *dirty; /* connections with output to send */
-    struct conn *rearm; /* connections whose multishot recv ended early */
+    /* Every other connection, for shutdown. */
+    struct conn *all;
+    /* The connections' byte streams: per-turn lists (output to send,
+     * receives to re-arm), bytes queued and not sent (out_bytes), output
+     * buffers freed since the last malloc_trim (out_freed). */
+    struct stream_loop streams;
 
     /* SUBSCRIBEs waiting for acks from other shards (protocol.c) */
     struct pending_sub *pending_subs;
@@ -273,12 +277,9 @@ struct shard {
     uint32_t nmatch_denied; /* of match[]: sessions with match_denied set */
     uint64_t match_mask;
     uint8_t out_quota; /* enum out_quota: this publish's deliveries and the outbound quota */
-    /* Bytes queued for sending and not yet sent, over every connection, and
-     * this shard's share of limits.max_slow_output_total (0: no limit). */
-    uint64_t out_bytes;
+    /* This shard's share of limits.max_slow_output_total (0: no limit),
+     * against streams.out_bytes. */
     uint64_t slow_budget;
-    /* Bytes of output buffers freed since the last malloc_trim. */
-    uint64_t out_freed;
 
     /* Sessions holding messages back for the outbound bytes quota: sent
      * when the quota's next second begins (a timeout armed while the list
@@ -328,6 +329,12 @@ const char *tenant_dir_name(struct broker *b, uint16_t id);
 
 /* A submission queue entry, submitting first when the queue is full. */
 struct io_uring_sqe *shard_sqe(struct shard *s);
+
+/* The shard that owns a stream loop (its `streams`). */
+static inline struct shard *shard_of_streams(struct stream_loop *l)
+{
+    return (struct shard *)((char *)l - offsetof(struct shard, streams));
+}
 
 /* The home shard of a client id: where its session lives. */
 uint32_t shard_home(const struct broker *b, uint16_t tenant, const uint8_t *id, size_t len);

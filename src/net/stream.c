@@ -1,0 +1,386 @@
+/*
+ * stream: receives, batched sends and close of one connection's direct
+ * descriptor (see stream.h).
+ */
+#include "net/stream.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#define STREAM_OUT_MIN 512u
+
+const struct transport_ops transport_tcp = {.name = "tcp"};
+
+struct iobuf *iobuf_create(size_t cap)
+{
+    struct iobuf *b = malloc(sizeof(*b) + cap);
+    if (b) {
+        b->len = 0;
+        b->off = 0;
+        b->cap = (uint32_t)cap;
+    }
+    return b;
+}
+
+static uint64_t ud(const struct stream *st, uint8_t tag)
+{
+    return (uint64_t)(uintptr_t)st | tag;
+}
+
+static const struct transport_ops *xprt(const struct stream_loop *l, const struct stream *st)
+{
+    return l->xprt[st->listener];
+}
+
+struct io_uring_sqe *stream_sqe(struct stream_loop *l)
+{
+    struct io_uring_sqe *sqe = io_uring_get_sqe(l->ring);
+    while (!sqe) {
+        io_uring_submit(l->ring);
+        sqe = io_uring_get_sqe(l->ring);
+    }
+    return sqe;
+}
+
+int stream_open(struct stream_loop *l, struct stream *st, uint32_t fi, uint8_t listener,
+                const struct net_peer *peer)
+{
+    st->fi = fi;
+    st->listener = listener;
+    if (peer)
+        st->peer = *peer;
+    const struct transport_ops *x = xprt(l, st);
+    return x->open ? x->open(l, st) : 0;
+}
+
+void stream_close_fixed(struct stream_loop *l, uint32_t fi)
+{
+    struct io_uring_sqe *sqe = stream_sqe(l);
+    io_uring_prep_close_direct(sqe, fi);
+    io_uring_sqe_set_data64(sqe, l->tags.ignore);
+}
+
+void stream_arm_recv(struct stream_loop *l, struct stream *st)
+{
+    struct io_uring_sqe *sqe = stream_sqe(l);
+    if (st->multishot)
+        io_uring_prep_recv_multishot(sqe, (int)st->fi, NULL, 0, 0);
+    else
+        io_uring_prep_recv(sqe, (int)st->fi, NULL, 0, 0);
+    sqe->flags |= IOSQE_FIXED_FILE | IOSQE_BUFFER_SELECT;
+    sqe->buf_group = l->bufs->bgid;
+    io_uring_sqe_set_data64(sqe, ud(st, l->tags.recv));
+    st->recv_armed = true;
+    st->ops++;
+}
+
+void stream_pause_recv(struct stream_loop *l, struct stream *st)
+{
+    if (!st->recv_armed || st->recv_cancelled)
+        return;
+    struct io_uring_sqe *sqe = stream_sqe(l);
+    io_uring_prep_cancel64(sqe, ud(st, l->tags.recv), 0);
+    io_uring_sqe_set_data64(sqe, l->tags.ignore);
+    st->recv_cancelled = true;
+}
+
+void stream_want_recv(struct stream_loop *l, struct stream *st)
+{
+    if (!st->in_rearm) {
+        st->in_rearm = true;
+        st->next_rearm = l->rearm;
+        l->rearm = st;
+    }
+}
+
+static void submit_send(struct stream_loop *l, struct stream *st)
+{
+    struct iobuf *b = st->sending;
+    struct io_uring_sqe *sqe = stream_sqe(l);
+    size_t len = b->len - b->off;
+    if (len > STREAM_SEND_MAX)
+        len = STREAM_SEND_MAX;
+    io_uring_prep_send(sqe, (int)st->fi, b->data + b->off, len, MSG_NOSIGNAL);
+    sqe->flags |= IOSQE_FIXED_FILE;
+    io_uring_sqe_set_data64(sqe, ud(st, l->tags.send));
+    st->ops++;
+}
+
+/* The transport encodes st->out (its length may change: the backlog
+ * follows, so that it counts bytes the kernel is yet to take). */
+static int seal(struct stream_loop *l, struct stream *st)
+{
+    const struct transport_ops *x = xprt(l, st);
+    if (!x->seal)
+        return 0;
+    uint32_t before = st->out->len;
+    int rc = x->seal(l, st);
+    if (rc < 0)
+        return rc;
+    uint32_t after = st->out ? st->out->len : 0;
+    st->backlog += after - before;
+    l->out_bytes += (uint64_t)after - before;
+    return 0;
+}
+
+static void start_send(struct stream_loop *l, struct stream *st)
+{
+    if (seal(l, st) < 0) {
+        l->ev->on_sent(l, st, -EPROTO);
+        return;
+    }
+    if (!st->out || !st->out->len)
+        return;
+    st->sending = st->out;
+    st->out = NULL;
+    submit_send(l, st);
+}
+
+void stream_mark_dirty(struct stream_loop *l, struct stream *st)
+{
+    if (!st->is_dirty) {
+        st->is_dirty = true;
+        st->next_dirty = l->dirty;
+        l->dirty = st;
+    }
+}
+
+uint8_t *stream_reserve(struct stream_loop *l, struct stream *st, size_t n)
+{
+    (void)l;
+    if (st->shut)
+        return NULL;
+    struct iobuf *b = st->out;
+    if (!b || b->cap - b->len < n) {
+        size_t cap = b ? (size_t)b->cap * 2 : STREAM_OUT_MIN;
+        while (cap < (b ? b->len : 0) + n)
+            cap *= 2;
+        struct iobuf *nb = realloc(b, sizeof(*nb) + cap);
+        if (!nb)
+            return NULL;
+        if (!b) {
+            nb->len = 0;
+            nb->off = 0;
+        }
+        nb->cap = (uint32_t)cap;
+        st->out = b = nb;
+    }
+    return b->data + b->len;
+}
+
+void stream_commit(struct stream_loop *l, struct stream *st, size_t n)
+{
+    st->out->len += (uint32_t)n;
+    st->backlog += (uint32_t)n;
+    l->out_bytes += n;
+    stream_mark_dirty(l, st);
+}
+
+static void teardown(struct stream_loop *l, struct stream *st, bool shutdown_first)
+{
+    st->shut = true;
+    if (st->close_submitted)
+        return;
+    st->close_submitted = true;
+    st->teardown_pending = false;
+    struct io_uring_sqe *sqe;
+    if (shutdown_first) {
+        /* Shutdown ends a pending receive; the hard link closes even if the
+         * shutdown fails (peer already gone). */
+        sqe = stream_sqe(l);
+        io_uring_prep_shutdown(sqe, (int)st->fi, SHUT_RDWR);
+        sqe->flags |= IOSQE_FIXED_FILE | IOSQE_IO_HARDLINK | IOSQE_CQE_SKIP_SUCCESS;
+        io_uring_sqe_set_data64(sqe, l->tags.ignore);
+    }
+    sqe = stream_sqe(l);
+    io_uring_prep_close_direct(sqe, st->fi);
+    io_uring_sqe_set_data64(sqe, ud(st, l->tags.close));
+    st->ops++;
+}
+
+void stream_teardown(struct stream_loop *l, struct stream *st)
+{
+    teardown(l, st, true);
+}
+
+void stream_drop(struct stream_loop *l, struct stream *st)
+{
+    teardown(l, st, false);
+}
+
+bool stream_close(struct stream_loop *l, struct stream *st)
+{
+    if (st->shut)
+        return st->teardown_pending;
+    if (!st->sending && st->out && st->out->len)
+        start_send(l, st);
+    st->shut = true;
+    if (st->sending) {
+        /* Flush first (a CONNACK refusal must reach the client). */
+        st->teardown_pending = true;
+        return true;
+    }
+    teardown(l, st, true);
+    return false;
+}
+
+void stream_maybe_closed(struct stream_loop *l, struct stream *st)
+{
+    if (st->shut && st->ops == 0 && st->close_submitted && !st->is_dirty && !st->in_rearm)
+        l->ev->on_closed(l, st);
+}
+
+void stream_op_done(struct stream_loop *l, struct stream *st)
+{
+    st->ops--;
+    stream_maybe_closed(l, st);
+}
+
+/* Bytes read: through the transport to the owner. */
+static void input(struct stream_loop *l, struct stream *st, const uint8_t *data, size_t len,
+                  int *res)
+{
+    const struct transport_ops *x = xprt(l, st);
+    if (!x->input) {
+        l->ev->on_bytes(l, st, data, len); /* identity: the kernel's buffer itself */
+        return;
+    }
+    int rc = x->input(l, st, data, len);
+    if (rc < 0)
+        *res = rc; /* the owner closes it */
+}
+
+void stream_on_recv(struct stream_loop *l, struct stream *st, int res, unsigned flags)
+{
+    bool more = flags & IORING_CQE_F_MORE;
+    bool cancelled = st->recv_cancelled;
+    if (!more) {
+        st->recv_armed = false;
+        st->recv_cancelled = false;
+        st->ops--;
+    }
+    if (flags & IORING_CQE_F_BUFFER) {
+        uint16_t bid = (uint16_t)(flags >> IORING_CQE_BUFFER_SHIFT);
+        if (res > 0 && !st->shut)
+            input(l, st, bufring_buf(l->bufs, bid), (size_t)res, &res);
+        bufring_recycle(l->bufs, bid);
+    }
+    if (res == -ENOBUFS || (res == -ECANCELED && cancelled))
+        res = -EAGAIN; /* every buffer is in use this turn, or paused */
+    l->ev->on_recv_end(l, st, res, more);
+    stream_maybe_closed(l, st);
+}
+
+static void backlog_sub(struct stream_loop *l, struct stream *st, size_t n)
+{
+    st->backlog -= (uint32_t)n;
+    l->out_bytes -= n;
+}
+
+static void sending_done(struct stream_loop *l, struct stream *st)
+{
+    struct iobuf *b = st->sending;
+    backlog_sub(l, st, b->len - b->off);
+    l->out_freed += b->cap;
+    free(b);
+    st->sending = NULL;
+}
+
+void stream_on_send(struct stream_loop *l, struct stream *st, int res)
+{
+    st->ops--;
+    if (res < 0) {
+        sending_done(l, st);
+        if (!st->shut)
+            l->ev->on_sent(l, st, res); /* the owner closes it */
+        else if (st->teardown_pending)
+            teardown(l, st, true);
+        stream_maybe_closed(l, st);
+        return;
+    }
+    struct iobuf *b = st->sending;
+    b->off += (uint32_t)res;
+    backlog_sub(l, st, (uint32_t)res);
+    if (b->off < b->len && !st->close_submitted) {
+        submit_send(l, st); /* short write: send the rest */
+        l->ev->on_sent(l, st, res);
+        return;
+    }
+    /* After the descriptor is closed its slot may be another client's:
+     * the rest of a short write is dropped, never sent there. */
+    sending_done(l, st);
+    if (st->out && st->out->len && (!st->shut || st->teardown_pending) && !st->close_submitted)
+        start_send(l, st);
+    else if (st->shut && st->teardown_pending)
+        teardown(l, st, true);
+    l->ev->on_sent(l, st, res);
+    stream_maybe_closed(l, st);
+}
+
+void stream_on_close(struct stream_loop *l, struct stream *st, int res)
+{
+    (void)res;
+    stream_op_done(l, st);
+}
+
+void stream_flush(struct stream_loop *l)
+{
+    while (l->dirty) {
+        struct stream *st = l->dirty;
+        l->dirty = st->next_dirty;
+        st->is_dirty = false;
+        l->ev->on_flush(l, st);
+        if (!st->shut && !st->sending && st->out && st->out->len)
+            start_send(l, st);
+        stream_maybe_closed(l, st);
+    }
+    struct stream *wait = NULL;
+    while (l->rearm) {
+        struct stream *st = l->rearm;
+        l->rearm = st->next_rearm;
+        if (l->ev->on_rearm(l, st)) {
+            st->next_rearm = wait; /* still paused, or input left */
+            wait = st;
+            continue;
+        }
+        st->in_rearm = false;
+        stream_maybe_closed(l, st);
+    }
+    l->rearm = wait;
+}
+
+void stream_release(struct stream_loop *l, struct stream *st)
+{
+    l->out_bytes -= st->backlog;
+    st->backlog = 0;
+    l->out_freed += (st->out ? st->out->cap : 0) + (st->sending ? st->sending->cap : 0);
+    free(st->out);
+    free(st->sending);
+    st->out = st->sending = NULL;
+    const struct transport_ops *x = xprt(l, st);
+    if (x->close)
+        x->close(l, st);
+}
+
+size_t stream_export_size(const struct stream_loop *l, const struct stream *st)
+{
+    const struct transport_ops *x = xprt(l, st);
+    return x->export_size ? x->export_size(st) : 0;
+}
+
+void stream_export(const struct stream_loop *l, const struct stream *st, uint8_t *to)
+{
+    const struct transport_ops *x = xprt(l, st);
+    if (x->export_state)
+        x->export_state(st, to);
+}
+
+int stream_import(struct stream_loop *l, struct stream *st, const uint8_t *from, size_t len)
+{
+    const struct transport_ops *x = xprt(l, st);
+    if (!x->import_state)
+        return len ? -EINVAL : 0;
+    return x->import_state(l, st, from, len);
+}

@@ -1,0 +1,249 @@
+/*
+ * stream: the byte-level side of one accepted connection on one shard's
+ * io_uring: its direct descriptor, receives from the shard's
+ * provided-buffer ring, output batching and short writes, shutdown and
+ * close, and the count of operations in flight that name it.
+ *
+ * A stream knows nothing of MQTT. Its owner (the layer above: broker/conn)
+ * embeds it as the first member of its own struct and is told what happens
+ * through the loop's `struct stream_events`: bytes arrived, output was
+ * sent, a receive ended, the stream closed. Bytes pass through the
+ * listener's transport (`struct transport_ops`): `tcp` is the identity,
+ * handing up the kernel's buffer itself (no copy); TLS or WebSocket
+ * transports decode in `input` and encode in `seal`.
+ *
+ * Output: everything written in one loop turn (stream_reserve/commit) is
+ * sent with one send at the end of the turn (stream_flush), at most
+ * STREAM_SEND_MAX per send; while a send is in flight, new output
+ * accumulates in a fresh buffer. An idle stream holds no buffer.
+ *
+ * Closing: stream_close flushes what is queued, then shuts down and closes
+ * the descriptor; the owner's on_closed runs once no operation that names
+ * the stream is in flight and it is on no list, and only then may the
+ * owner free it.
+ *
+ * One thread (the shard's) owns a loop and its streams; nothing here locks.
+ */
+#ifndef RINGMQ_NET_STREAM_H
+#define RINGMQ_NET_STREAM_H
+
+#include <liburing.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "net/peer.h"
+#include "net/uring.h"
+
+/* A growable byte buffer (malloc'd header + data). */
+struct iobuf {
+    uint32_t len;
+    uint32_t off; /* bytes already sent (send side) */
+    uint32_t cap;
+    uint8_t data[];
+};
+
+/* A buffer of `cap` bytes, empty; NULL when out of memory. */
+struct iobuf *iobuf_create(size_t cap);
+
+/*
+ * At most this much per send, so at most this much per stream per loop
+ * turn (the rest goes out from the completion, in the next turn): a turn
+ * that starts sends to 1000 clients who do not read costs the kernel's copy
+ * of 1000 x 64 KiB, not of 1000 socket buffers the kernel may grow to 4 MiB
+ * each, and the other clients are served in between.
+ */
+#define STREAM_SEND_MAX (64u << 10)
+
+struct stream {
+    struct iobuf *out;         /* being filled this turn */
+    struct iobuf *sending;     /* handed to the kernel */
+    struct stream *next_dirty; /* loop->dirty */
+    struct stream *next_rearm; /* loop->rearm */
+    uint32_t fi;               /* direct descriptor index */
+    uint32_t backlog;          /* bytes in out and sending not yet sent */
+    struct net_peer peer;      /* remote address (the transport may correct it) */
+    uint8_t ops;               /* io_uring operations in flight naming it */
+    uint8_t listener;          /* index of its transport in loop->xprt */
+    bool recv_armed : 1;       /* a receive is in flight */
+    bool recv_cancelled : 1;   /* that receive is being cancelled (paused) */
+    bool multishot : 1;        /* re-arm as multishot (else single-shot) */
+    bool is_dirty : 1;         /* on loop->dirty */
+    bool in_rearm : 1;         /* on loop->rearm */
+    bool shut : 1;             /* stream_close called: no more output */
+    bool teardown_pending : 1; /* flush, then shut down */
+    bool close_submitted : 1;  /* the close of the descriptor is queued */
+};
+
+struct stream_loop;
+
+/* What the owner is told. Every callback runs on the loop's thread, from a
+ * stream_* call; none may free the stream (on_closed says when it can). */
+struct stream_events {
+    /* Bytes arrived (after the transport's input). */
+    void (*on_bytes)(struct stream_loop *l, struct stream *st, const uint8_t *data, size_t len);
+    /* A receive completion was handled: `res` > 0 (bytes), -EAGAIN (no
+     * buffer was free, or the receive was paused: try again later), or
+     * else 0 (end of file) or -errno (gone: close it); `more` says whether
+     * the receive stays armed. The owner decides whether to pause
+     * (stream_pause_recv), re-arm (stream_want_recv) or close. */
+    void (*on_recv_end)(struct stream_loop *l, struct stream *st, int res, bool more);
+    /* Output was sent (st->backlog went down) or failed (res < 0). */
+    void (*on_sent)(struct stream_loop *l, struct stream *st, int res);
+    /* The stream is on the re-arm list at the flush: arm a receive
+     * (stream_arm_recv) if the owner wants one now. Return true to keep it
+     * listed for the next turn's flush (still paused, input left). */
+    bool (*on_rearm)(struct stream_loop *l, struct stream *st);
+    /* The stream is on the dirty list at the flush, before its output is
+     * sent (the owner closes it here if it must). */
+    void (*on_flush)(struct stream_loop *l, struct stream *st);
+    /* Closed, no operation in flight, on no list: the owner may free it. */
+    void (*on_closed)(struct stream_loop *l, struct stream *st);
+};
+
+/*
+ * A transport: what turns socket bytes into the bytes the owner reads and
+ * back, one table per listener. NULL hooks are the identity, which is
+ * what `tcp` is. A transport with per-stream state gets `state_size` bytes
+ * placed after its owner's struct (stream_state); the owner allocates
+ * them.
+ */
+struct transport_ops {
+    const char *name;
+    size_t state_size;
+    /* A stream was accepted (or adopted): set up its state. 0 or -errno. */
+    int (*open)(struct stream_loop *l, struct stream *st);
+    /* Bytes read from the socket: hand what they carry to ev->on_bytes
+     * (stream_deliver), send what the protocol needs (stream_reserve).
+     * 0, or -errno to close the stream. */
+    int (*input)(struct stream_loop *l, struct stream *st, const uint8_t *data, size_t len);
+    /* st->out is about to be sent: encode it in place or replace it (the
+     * owner wrote plain bytes; st->backlog counts those). 0 or -errno. */
+    int (*seal)(struct stream_loop *l, struct stream *st);
+    /* State that travels with the stream when its descriptor moves to
+     * another loop: its size, written to `to`, read back there (after
+     * open). NULL: none. */
+    size_t (*export_size)(const struct stream *st);
+    void (*export_state)(const struct stream *st, uint8_t *to);
+    int (*import_state)(struct stream_loop *l, struct stream *st, const uint8_t *from, size_t len);
+    /* The stream is going away: release its state. */
+    void (*close)(struct stream_loop *l, struct stream *st);
+};
+
+/* The identity transport: bytes as the socket carries them. */
+extern const struct transport_ops transport_tcp;
+
+/* The completions a loop asks for, as io_uring user_data tags (the low
+ * bits of user_data, the stream's address above): its owner dispatches
+ * each tag back to stream_on_recv/on_send/on_close. */
+struct stream_tags {
+    uint8_t recv, send, close, ignore;
+};
+
+#define STREAM_MAX_LISTENERS 16u
+
+/* One thread's streams: its ring, buffers and per-turn lists. */
+struct stream_loop {
+    struct io_uring *ring;
+    struct bufring *bufs;
+    const struct stream_events *ev;
+    const struct transport_ops *xprt[STREAM_MAX_LISTENERS]; /* by listener */
+    struct stream_tags tags;
+    size_t owner_size;    /* the owner's struct, which starts with the stream */
+    struct stream *dirty; /* streams with output to send */
+    struct stream *rearm; /* streams whose receive ended early */
+    uint64_t out_bytes;   /* sum of every stream's backlog */
+    uint64_t out_freed;   /* bytes of output buffers freed (the owner resets it) */
+};
+
+/* A submission queue entry, submitting first when the queue is full. */
+struct io_uring_sqe *stream_sqe(struct stream_loop *l);
+
+/* The transport's state of stream st (NULL when it keeps none). */
+static inline void *stream_state(const struct stream_loop *l, struct stream *st)
+{
+    return l->xprt[st->listener]->state_size ? (char *)st + l->owner_size : NULL;
+}
+
+/* A zeroed stream on descriptor `fi` of `listener`: its transport opens it
+ * (0 or -errno; the owner then closes the descriptor with
+ * stream_close_fixed). */
+int stream_open(struct stream_loop *l, struct stream *st, uint32_t fi, uint8_t listener,
+                const struct net_peer *peer);
+
+/* Close descriptor `fi` that no stream holds. */
+void stream_close_fixed(struct stream_loop *l, uint32_t fi);
+
+/* Arm a receive now (single-shot or st->multishot). */
+void stream_arm_recv(struct stream_loop *l, struct stream *st);
+
+/* End a multishot receive: its last completion comes with -ECANCELED
+ * (or data), and the owner re-arms it later via stream_want_recv. */
+void stream_pause_recv(struct stream_loop *l, struct stream *st);
+
+/* List the stream for the next flush's re-arm (ev->on_rearm decides
+ * then). */
+void stream_want_recv(struct stream_loop *l, struct stream *st);
+
+/* Hand bytes to the owner (for transports' input). */
+static inline void stream_deliver(struct stream_loop *l, struct stream *st, const uint8_t *data,
+                                  size_t len)
+{
+    l->ev->on_bytes(l, st, data, len);
+}
+
+/* Space for `n` more bytes at the end of the output; NULL when the stream
+ * is shut or out of memory (the caller then closes it). Commit what was
+ * written with stream_commit. */
+uint8_t *stream_reserve(struct stream_loop *l, struct stream *st, size_t n);
+void stream_commit(struct stream_loop *l, struct stream *st, size_t n);
+
+/* List the stream for the flush without output (ev->on_flush runs). */
+void stream_mark_dirty(struct stream_loop *l, struct stream *st);
+
+/* No more output: send what is queued, then shut down and close. True
+ * while that output is still being sent (the owner bounds the wait with a
+ * timer of its own, then calls stream_teardown). Idempotent. */
+bool stream_close(struct stream_loop *l, struct stream *st);
+
+/* No more output, and close the descriptor now without shutting the
+ * connection down: another loop holds a copy of it (a moved stream). */
+void stream_drop(struct stream_loop *l, struct stream *st);
+
+/* Shut down and close now, dropping unsent output. Idempotent. */
+void stream_teardown(struct stream_loop *l, struct stream *st);
+
+/* Whether output is queued or being sent. */
+static inline bool stream_sending(const struct stream *st)
+{
+    return st->sending || (st->out && st->out->len && !st->shut);
+}
+
+/* Once per loop turn: send what each dirty stream has, re-arm receives. */
+void stream_flush(struct stream_loop *l);
+
+/* Completions, by tag. */
+void stream_on_recv(struct stream_loop *l, struct stream *st, int res, unsigned flags);
+void stream_on_send(struct stream_loop *l, struct stream *st, int res);
+void stream_on_close(struct stream_loop *l, struct stream *st, int res);
+
+/* An operation that held the stream (st->ops, counted by the owner for its
+ * own requests naming it) ended: on_closed runs if that was the last. */
+void stream_op_done(struct stream_loop *l, struct stream *st);
+
+/* Run on_closed if the stream is closed and nothing names it any more. */
+void stream_maybe_closed(struct stream_loop *l, struct stream *st);
+
+/* Free the stream's buffers and the transport's state without I/O (the
+ * owner frees the stream; at shutdown the ring's exit closes the
+ * descriptors). */
+void stream_release(struct stream_loop *l, struct stream *st);
+
+/* The transport state that travels with a moving stream: its size, and
+ * written to `to`. */
+size_t stream_export_size(const struct stream_loop *l, const struct stream *st);
+void stream_export(const struct stream_loop *l, const struct stream *st, uint8_t *to);
+/* Read it back on the new loop (after stream_open). 0 or -errno. */
+int stream_import(struct stream_loop *l, struct stream *st, const uint8_t *from, size_t len);
+
+#endif
