@@ -1,0 +1,386 @@
+/*
+ * net/stream over a real io_uring and a socketpair: receives handed up,
+ * batched sends, pause and re-arm, linger on close, and the transport
+ * seam (input, seal, export/import) through a test transport.
+ */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "net/stream.h"
+
+enum { TAG_IGNORE = 0, TAG_RECV = 1, TAG_SEND = 2, TAG_CLOSE = 3 };
+
+/* The owner: a stream first, then what the test records. */
+struct owner {
+    struct stream st;
+    uint8_t got[1 << 20];
+    size_t ngot;
+    int last_end; /* last on_recv_end res, 1 before any */
+    int nsent, nrearm, nclosed, nflush;
+    bool keep_listed;
+    uint32_t xstate; /* the test transport's state (after the owner) */
+};
+
+static struct io_uring ring;
+static struct bufring bufs;
+static struct stream_loop loop;
+static struct owner *o;
+static int peer; /* the other end of the socketpair, non-blocking */
+
+static void on_bytes(struct stream_loop *l, struct stream *st, const uint8_t *d, size_t n)
+{
+    (void)l;
+    struct owner *w = (struct owner *)st;
+    cr_assert_leq(w->ngot + n, sizeof(w->got));
+    memcpy(w->got + w->ngot, d, n);
+    w->ngot += n;
+}
+static void on_recv_end(struct stream_loop *l, struct stream *st, int res, bool more)
+{
+    ((struct owner *)st)->last_end = res;
+    if (res > 0 && !more)
+        stream_want_recv(l, st);
+}
+static void on_sent(struct stream_loop *l, struct stream *st, int res)
+{
+    (void)l;
+    (void)res;
+    ((struct owner *)st)->nsent++;
+}
+static bool on_rearm(struct stream_loop *l, struct stream *st)
+{
+    struct owner *w = (struct owner *)st;
+    w->nrearm++;
+    if (w->keep_listed)
+        return true;
+    if (!st->recv_armed && !st->shut)
+        stream_arm_recv(l, st);
+    return false;
+}
+static void on_flush(struct stream_loop *l, struct stream *st)
+{
+    (void)l;
+    ((struct owner *)st)->nflush++;
+}
+static void on_closed(struct stream_loop *l, struct stream *st)
+{
+    (void)l;
+    ((struct owner *)st)->nclosed++;
+}
+
+static const struct stream_events events = {on_bytes, on_recv_end, on_sent,
+                                            on_rearm, on_flush,    on_closed};
+
+/* Test transport: input flips bit 5 of every byte; seal prefixes the
+ * output with a 2-byte length (so it changes the length); its state is a
+ * counter of inputs, exported as 4 bytes. */
+static int x_open(struct stream_loop *l, struct stream *st)
+{
+    *(uint32_t *)stream_state(l, st) = 7;
+    return 0;
+}
+static int x_input(struct stream_loop *l, struct stream *st, const uint8_t *d, size_t n)
+{
+    uint8_t tmp[4096];
+    cr_assert_leq(n, sizeof(tmp));
+    for (size_t i = 0; i < n; i++)
+        tmp[i] = d[i] ^ 0x20;
+    (*(uint32_t *)stream_state(l, st))++;
+    stream_deliver(l, st, tmp, n);
+    return 0;
+}
+static int x_seal(struct stream_loop *l, struct stream *st)
+{
+    (void)l;
+    struct iobuf *b = st->out;
+    struct iobuf *nb = iobuf_create(b->len + 2);
+    cr_assert_not_null(nb);
+    nb->data[0] = (uint8_t)(b->len >> 8);
+    nb->data[1] = (uint8_t)b->len;
+    memcpy(nb->data + 2, b->data, b->len);
+    nb->len = b->len + 2;
+    free(b);
+    st->out = nb;
+    return 0;
+}
+static size_t x_export_size(const struct stream *st)
+{
+    (void)st;
+    return 4;
+}
+static void x_export(const struct stream *st, uint8_t *to)
+{
+    memcpy(to, &((const struct owner *)st)->xstate, 4);
+}
+static int x_import(struct stream_loop *l, struct stream *st, const uint8_t *from, size_t n)
+{
+    if (n != 4)
+        return -EINVAL;
+    memcpy(stream_state(l, st), from, 4);
+    return 0;
+}
+static const struct transport_ops test_xprt = {
+    .name = "test",
+    .state_size = 4,
+    .open = x_open,
+    .input = x_input,
+    .seal = x_seal,
+    .export_size = x_export_size,
+    .export_state = x_export,
+    .import_state = x_import,
+};
+
+/* Handle completions until `done` or 2 s, draining the peer into `sink`
+ * when given. */
+static size_t peer_drain(uint8_t *sink, size_t cap, size_t have)
+{
+    for (;;) {
+        ssize_t n = read(peer, sink + have, cap - have);
+        if (n <= 0)
+            return have;
+        have += (size_t)n;
+    }
+}
+
+static void pump(bool (*done)(void), uint8_t *sink, size_t cap, size_t *have)
+{
+    for (int i = 0; i < 2000 && !done(); i++) {
+        stream_flush(&loop);
+        bufring_publish(&bufs);
+        struct __kernel_timespec ts = {.tv_sec = 0, .tv_nsec = 1000000};
+        struct io_uring_cqe *cqe;
+        io_uring_submit_and_wait_timeout(&ring, &cqe, 1, &ts, NULL);
+        unsigned head, n = 0;
+        io_uring_for_each_cqe(&ring, head, cqe)
+        {
+            uint64_t ud = cqe->user_data;
+            struct stream *st = (struct stream *)(uintptr_t)(ud & ~(uint64_t)15);
+            switch (ud & 15) {
+            case TAG_RECV:
+                stream_on_recv(&loop, st, cqe->res, cqe->flags);
+                break;
+            case TAG_SEND:
+                stream_on_send(&loop, st, cqe->res);
+                break;
+            case TAG_CLOSE:
+                stream_on_close(&loop, st, cqe->res);
+                break;
+            }
+            n++;
+        }
+        io_uring_cq_advance(&ring, n);
+        if (sink)
+            *have = peer_drain(sink, cap, *have);
+    }
+}
+
+static void setup_with(const struct transport_ops *x)
+{
+    cr_assert_eq(io_uring_queue_init(64, &ring, 0), 0);
+    cr_assert_eq(io_uring_register_files_sparse(&ring, 4), 0);
+    cr_assert_eq(bufring_init(&bufs, &ring, 0, 8, 4096), 0);
+    int sv[2];
+    cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    cr_assert_eq(io_uring_register_files_update(&ring, 0, &sv[0], 1), 1);
+    close(sv[0]);
+    peer = sv[1];
+    fcntl(peer, F_SETFL, O_NONBLOCK);
+    memset(&loop, 0, sizeof(loop));
+    loop.ring = &ring;
+    loop.bufs = &bufs;
+    loop.ev = &events;
+    loop.xprt[0] = &transport_tcp;
+    loop.xprt[1] = x;
+    loop.tags = (struct stream_tags){TAG_RECV, TAG_SEND, TAG_CLOSE, TAG_IGNORE};
+    loop.owner_size = offsetof(struct owner, xstate);
+    o = calloc(1, sizeof(*o));
+    o->last_end = 1;
+}
+
+static void setup(void)
+{
+    setup_with(&transport_tcp);
+    cr_assert_eq(stream_open(&loop, &o->st, 0, 0, NULL), 0);
+}
+
+static void teardown_all(void)
+{
+    stream_release(&loop, &o->st);
+    free(o);
+    close(peer);
+    bufring_fini(&bufs, &ring);
+    io_uring_queue_exit(&ring);
+}
+
+static size_t want;
+static bool got_want(void)
+{
+    return o->ngot >= want;
+}
+
+Test(stream, tcp_hands_up_bytes_multishot, .init = setup, .fini = teardown_all)
+{
+    o->st.multishot = true;
+    stream_arm_recv(&loop, &o->st);
+    cr_assert_eq(write(peer, "hello ", 6), 6);
+    want = 6;
+    pump(got_want, NULL, 0, NULL);
+    cr_assert_eq(write(peer, "world", 5), 5);
+    want = 11;
+    pump(got_want, NULL, 0, NULL);
+    cr_assert_eq(o->ngot, 11);
+    cr_assert_arr_eq(o->got, "hello world", 11);
+    cr_assert(o->st.recv_armed, "a multishot receive stays armed");
+}
+
+static size_t have;
+static uint8_t sink[1 << 20];
+static bool sent_all(void)
+{
+    return have >= want && o->st.backlog == 0 && !o->st.sending;
+}
+
+Test(stream, output_batched_per_turn_and_accounted, .init = setup, .fini = teardown_all)
+{
+    uint8_t *p = stream_reserve(&loop, &o->st, 3);
+    memcpy(p, "abc", 3);
+    stream_commit(&loop, &o->st, 3);
+    p = stream_reserve(&loop, &o->st, 3);
+    memcpy(p, "def", 3);
+    stream_commit(&loop, &o->st, 3);
+    cr_assert_eq(o->st.backlog, 6);
+    cr_assert_eq(loop.out_bytes, 6);
+    have = 0;
+    want = 6;
+    pump(sent_all, sink, sizeof(sink), &have);
+    cr_assert_eq(have, 6);
+    cr_assert_arr_eq(sink, "abcdef", 6);
+    cr_assert_eq(o->nsent, 1, "two commits in one turn are one send");
+    cr_assert_eq(o->nflush, 1);
+    cr_assert_eq(loop.out_bytes, 0);
+}
+
+Test(stream, large_output_in_several_sends, .init = setup, .fini = teardown_all)
+{
+    size_t n = 3 * STREAM_SEND_MAX + 100;
+    uint8_t *p = stream_reserve(&loop, &o->st, n);
+    for (size_t i = 0; i < n; i++)
+        p[i] = (uint8_t)(i * 7);
+    stream_commit(&loop, &o->st, n);
+    have = 0;
+    want = n;
+    pump(sent_all, sink, sizeof(sink), &have);
+    cr_assert_eq(have, n);
+    for (size_t i = 0; i < n; i++)
+        cr_assert_eq(sink[i], (uint8_t)(i * 7));
+    cr_assert_geq(o->nsent, 4, "at most STREAM_SEND_MAX per send");
+    cr_assert_eq(loop.out_bytes, 0);
+}
+
+static bool closed(void)
+{
+    return o->nclosed > 0;
+}
+
+Test(stream, close_lingers_until_output_is_sent, .init = setup, .fini = teardown_all)
+{
+    uint8_t *p = stream_reserve(&loop, &o->st, 4);
+    memcpy(p, "bye!", 4);
+    stream_commit(&loop, &o->st, 4);
+    cr_assert(stream_close(&loop, &o->st), "output queued: the close waits for it");
+    cr_assert_null(stream_reserve(&loop, &o->st, 1), "no output after close");
+    have = 0;
+    pump(closed, sink, sizeof(sink), &have);
+    cr_assert_eq(o->nclosed, 1);
+    have = peer_drain(sink, sizeof(sink), have);
+    cr_assert_eq(have, 4);
+    cr_assert_arr_eq(sink, "bye!", 4);
+    char c;
+    cr_assert_eq(read(peer, &c, 1), 0, "the peer sees the end of the stream");
+}
+
+static bool ended(void)
+{
+    return o->last_end <= 0;
+}
+
+Test(stream, pause_ends_receive_and_rearm_resumes, .init = setup, .fini = teardown_all)
+{
+    o->st.multishot = true;
+    stream_arm_recv(&loop, &o->st);
+    stream_pause_recv(&loop, &o->st);
+    pump(ended, NULL, 0, NULL);
+    cr_assert_eq(o->last_end, -EAGAIN, "a paused receive ends as try-again");
+    cr_assert(!o->st.recv_armed);
+    o->keep_listed = true;
+    stream_want_recv(&loop, &o->st);
+    stream_flush(&loop);
+    cr_assert_eq(o->nrearm, 1);
+    cr_assert(o->st.in_rearm, "kept listed while the owner says so");
+    o->keep_listed = false;
+    cr_assert_eq(write(peer, "x", 1), 1);
+    want = 1;
+    pump(got_want, NULL, 0, NULL);
+    cr_assert_eq(o->ngot, 1);
+    cr_assert(!o->st.in_rearm);
+}
+
+Test(stream, peer_close_is_end_of_file, .init = setup, .fini = teardown_all)
+{
+    stream_arm_recv(&loop, &o->st);
+    shutdown(peer, SHUT_WR);
+    pump(ended, NULL, 0, NULL);
+    cr_assert_eq(o->last_end, 0);
+}
+
+static void setup_test_xprt(void)
+{
+    setup_with(&test_xprt);
+    cr_assert_eq(stream_open(&loop, &o->st, 0, 1, NULL), 0);
+}
+
+Test(stream, transport_input_and_seal, .init = setup_test_xprt, .fini = teardown_all)
+{
+    cr_assert_eq(o->xstate, 7, "open set up the transport's state after the owner");
+    stream_arm_recv(&loop, &o->st);
+    cr_assert_eq(write(peer, "HI", 2), 2);
+    want = 2;
+    pump(got_want, NULL, 0, NULL);
+    cr_assert_arr_eq(o->got, "hi", 2, "input decoded the bytes before the owner saw them");
+    cr_assert_eq(o->xstate, 8);
+    uint8_t *p = stream_reserve(&loop, &o->st, 3);
+    memcpy(p, "out", 3);
+    stream_commit(&loop, &o->st, 3);
+    have = 0;
+    want = 5;
+    pump(sent_all, sink, sizeof(sink), &have);
+    cr_assert_eq(have, 5);
+    cr_assert_arr_eq(sink, "\0\3out", 5, "seal encoded the output");
+    cr_assert_eq(loop.out_bytes, 0, "the backlog followed the sealed length");
+}
+
+Test(stream, transport_state_travels, .init = setup_test_xprt, .fini = teardown_all)
+{
+    o->xstate = 0x01020304;
+    size_t n = stream_export_size(&loop, &o->st);
+    cr_assert_eq(n, 4);
+    uint8_t blob[4];
+    stream_export(&loop, &o->st, blob);
+    struct owner *o2 = calloc(1, sizeof(*o2));
+    cr_assert_eq(stream_open(&loop, &o2->st, 1, 1, NULL), 0);
+    cr_assert_eq(stream_import(&loop, &o2->st, blob, n), 0);
+    cr_assert_eq(o2->xstate, 0x01020304);
+    cr_assert_eq(stream_import(&loop, &o2->st, blob, 3), -EINVAL);
+    free(o2);
+    /* tcp keeps nothing: no state to export, and none accepted. */
+    struct owner *o3 = calloc(1, sizeof(*o3));
+    cr_assert_eq(stream_open(&loop, &o3->st, 2, 0, NULL), 0);
+    cr_assert_eq(stream_export_size(&loop, &o3->st), 0);
+    cr_assert_eq(stream_import(&loop, &o3->st, blob, 4), -EINVAL);
+    cr_assert_null(stream_state(&loop, &o3->st));
+    free(o3);
+}
