@@ -25,6 +25,40 @@
 #include "index/retain.h"
 #include "index/trie.h"
 
+/* One Subscription Identifier collected while matching a publish. */
+struct match_id {
+    uint32_t id;
+    uint32_t next; /* 1 + index of the session's next one, 0: end */
+};
+
+/* What routing keeps on a shard between and during publishes. */
+struct route_state {
+    /* One publish's matching scratch: the sessions it reaches (each once,
+     * marked with match_epoch), their Subscription Identifiers chained per
+     * session, those matched only through subscriptions refused the topic,
+     * and the shards with subscribers. */
+    uint64_t match_epoch; /* 64-bit: never wraps (a wrap would skip sessions) */
+    struct session **match;
+    uint32_t nmatch, match_cap;
+    uint32_t nmatch_denied;
+    struct match_id *match_idv;
+    uint32_t nmatch_ids, match_ids_cap;
+    uint64_t match_mask;
+    /* Retained replays in progress (route_send_retained). */
+    struct replay *replays;
+    /* Retained replicas: the clock that stamps this shard's retained
+     * updates, and the clears kept as tombstones for a while, oldest
+     * first. */
+    uint64_t retain_clock;
+    struct retain_tomb *tombs, *tombs_tail;
+};
+
+int route_init(struct shard *s)
+{
+    s->route = calloc(1, sizeof(*s->route));
+    return s->route ? 0 : -ENOMEM;
+}
+
 struct match_ctx {
     struct shard *s;
     const struct msg *m;
@@ -35,30 +69,31 @@ struct match_ctx {
 /* Remember one Subscription Identifier for a matched session. */
 static void match_add_id(struct shard *s, struct session *ss, uint32_t id)
 {
-    if (s->nmatch_ids == s->match_ids_cap) {
-        struct match_id *v = vec_grow(s->match_idv, &s->match_ids_cap, sizeof(*v), 64);
+    if (s->route->nmatch_ids == s->route->match_ids_cap) {
+        struct match_id *v =
+            vec_grow(s->route->match_idv, &s->route->match_ids_cap, sizeof(*v), 64);
         if (!v)
             return; /* the message still goes out, without this identifier */
-        s->match_idv = v;
+        s->route->match_idv = v;
     }
-    s->match_idv[s->nmatch_ids] = (struct match_id){id, ss->match_ids};
-    ss->match_ids = ++s->nmatch_ids;
+    s->route->match_idv[s->route->nmatch_ids] = (struct match_id){id, ss->match_ids};
+    ss->match_ids = ++s->route->nmatch_ids;
 }
 
 /* Add ss to the sessions matched by this publish; false when out of
  * memory (it is left out). */
 static bool match_push(struct shard *s, struct session *ss)
 {
-    if (s->nmatch == s->match_cap) {
-        struct session **v = vec_grow(s->match, &s->match_cap, sizeof(*v), 64);
+    if (s->route->nmatch == s->route->match_cap) {
+        struct session **v = vec_grow(s->route->match, &s->route->match_cap, sizeof(*v), 64);
         if (!v)
             return false;
-        s->match = v;
+        s->route->match = v;
     }
-    ss->match_epoch = s->match_epoch;
+    ss->match_epoch = s->route->match_epoch;
     ss->match_ids = 0;
     ss->match_denied = 0;
-    s->match[s->nmatch++] = ss;
+    s->route->match[s->route->nmatch++] = ss;
     return true;
 }
 
@@ -67,7 +102,7 @@ static void collect(void *value, void *arg)
     struct match_ctx *ctx = arg;
     struct shard *s = ctx->s;
     struct sub_node *n = value;
-    s->match_mask |= n->mask;
+    s->route->match_mask |= n->mask;
     if (ctx->origin && n->groups)
         share_collect(s, n);
     for (uint32_t i = 0; i < n->n; i++) {
@@ -79,7 +114,7 @@ static void collect(void *value, void *arg)
         /* Only subscriptions granted per topic pay for a read check. */
         bool denied = (e->opts & SUB_READ_CHECK) &&
                       !readcheck_allows(s, ss, msg_topic(ctx->m), ctx->m->topic_len, &ctx->thash);
-        bool fresh = ss->match_epoch != s->match_epoch;
+        bool fresh = ss->match_epoch != s->route->match_epoch;
         if (fresh && !match_push(s, ss))
             continue;
         if (denied) {
@@ -87,14 +122,14 @@ static void collect(void *value, void *arg)
              * another of the session's subscriptions delivers it. */
             if (fresh) {
                 ss->match_denied = 1;
-                s->nmatch_denied++;
+                s->route->nmatch_denied++;
             }
             continue;
         }
         if (fresh || ss->match_denied) {
             if (ss->match_denied) {
                 ss->match_denied = 0;
-                s->nmatch_denied--;
+                s->route->nmatch_denied--;
             }
             ss->match_qos = e->qos;
             ss->match_rap = (e->opts & SUB_RETAIN_AS_PUBLISHED) != 0;
@@ -117,26 +152,26 @@ static void collect(void *value, void *arg)
 static uint64_t deliver_local(struct shard *s, struct tenant *t, struct msg *m, bool origin)
 {
     struct match_ctx ctx = {s, m, origin, 0};
-    s->match_epoch++;
-    s->nmatch = 0;
-    s->nmatch_denied = 0;
-    s->nmatch_ids = 0;
-    s->match_mask = 0;
+    s->route->match_epoch++;
+    s->route->nmatch = 0;
+    s->route->nmatch_denied = 0;
+    s->route->nmatch_ids = 0;
+    s->route->match_mask = 0;
     s->nshare = 0;
     trie_match(t->subs, msg_topic(m), m->topic_len, collect, &ctx);
-    uint64_t mask = s->match_mask;
+    uint64_t mask = s->route->match_mask;
     /* The tenant's outbound bytes quota: one question per message and
      * shard, for all of this shard's deliveries of it. Over it, QoS 0 is
      * dropped and QoS 1/2 wait in their sessions' queues (session.c). */
-    uint32_t n = s->nmatch - s->nmatch_denied + s->nshare;
+    uint32_t n = s->route->nmatch - s->route->nmatch_denied + s->nshare;
     s->out_quota = n && !observe_throttle(s, t, RINGMQ_RES_BYTES_OUT_RATE,
                                           (uint64_t)n * msg_publish_estimate(m), NULL)
                        ? OUT_OVER
                        : OUT_GRANTED;
     if (s->nshare)
         share_deliver_collected(s, t, m);
-    for (uint32_t i = 0; i < s->nmatch; i++) {
-        struct session *ss = s->match[i];
+    for (uint32_t i = 0; i < s->route->nmatch; i++) {
+        struct session *ss = s->route->match[i];
         if (ss->match_denied) {
             /* Its subscriptions match, its rights do not: not an error. */
             ss->match_denied = 0;
@@ -146,8 +181,8 @@ static uint64_t deliver_local(struct shard *s, struct tenant *t, struct msg *m, 
         uint8_t qos = ss->match_qos < m->qos ? ss->match_qos : m->qos;
         uint32_t ids[32];
         size_t nids = 0;
-        for (uint32_t j = ss->match_ids; j && nids < 32; j = s->match_idv[j - 1].next)
-            ids[nids++] = s->match_idv[j - 1].id;
+        for (uint32_t j = ss->match_ids; j && nids < 32; j = s->route->match_idv[j - 1].next)
+            ids[nids++] = s->route->match_idv[j - 1].id;
         /* MQTT-3.3.1-9 / MQTT-3.3.1-12: live delivery carries retain 0
          * unless a subscription asked for Retain As Published. */
         session_deliver(s, ss, m, qos, ss->match_rap && m->retain, ids, nids);
@@ -229,15 +264,15 @@ struct retain_tomb {
 static void retain_stamp(struct shard *s, struct msg *m)
 {
     uint64_t now = clock_now_us();
-    s->retain_clock = now > s->retain_clock ? now : s->retain_clock + 1;
-    m->retain_stamp = s->retain_clock << RETAIN_STAMP_SHIFT | s->id;
+    s->route->retain_clock = now > s->route->retain_clock ? now : s->route->retain_clock + 1;
+    m->retain_stamp = s->route->retain_clock << RETAIN_STAMP_SHIFT | s->id;
 }
 
 static void retain_stamp_seen(struct shard *s, const struct msg *m)
 {
     uint64_t c = m->retain_stamp >> RETAIN_STAMP_SHIFT;
-    if (c > s->retain_clock)
-        s->retain_clock = c;
+    if (c > s->route->retain_clock)
+        s->route->retain_clock = c;
 }
 
 static bool tomb_add(struct shard *s, struct tenant *t, struct msg *m)
@@ -246,11 +281,11 @@ static bool tomb_add(struct shard *s, struct tenant *t, struct msg *m)
     if (!tb)
         return false;
     *tb = (struct retain_tomb){NULL, msg_acquire(m), s->now_ms, t->id};
-    if (s->tombs_tail)
-        s->tombs_tail->next = tb;
+    if (s->route->tombs_tail)
+        s->route->tombs_tail->next = tb;
     else
-        s->tombs = tb;
-    s->tombs_tail = tb;
+        s->route->tombs = tb;
+    s->route->tombs_tail = tb;
     return true;
 }
 
@@ -283,11 +318,11 @@ static void retain_apply(struct shard *s, struct tenant *t, struct msg *m)
 
 void route_retain_gc(struct shard *s)
 {
-    while (s->tombs && s->now_ms - s->tombs->at_ms >= RETAIN_TOMB_MS) {
-        struct retain_tomb *tb = s->tombs;
-        s->tombs = tb->next;
-        if (!s->tombs)
-            s->tombs_tail = NULL;
+    while (s->route->tombs && s->now_ms - s->route->tombs->at_ms >= RETAIN_TOMB_MS) {
+        struct retain_tomb *tb = s->route->tombs;
+        s->route->tombs = tb->next;
+        if (!s->route->tombs)
+            s->route->tombs_tail = NULL;
         struct tenant *t = s->tenants[tb->tenant];
         struct msg *m = tb->m;
         /* Unless a later update replaced it meanwhile. */
@@ -298,15 +333,15 @@ void route_retain_gc(struct shard *s)
     }
 }
 
-void route_retain_fini(struct shard *s)
+static void tombs_fini(struct shard *s)
 {
-    while (s->tombs) {
-        struct retain_tomb *tb = s->tombs;
-        s->tombs = tb->next;
+    while (s->route->tombs) {
+        struct retain_tomb *tb = s->route->tombs;
+        s->route->tombs = tb->next;
         msg_release(tb->m);
         free(tb);
     }
-    s->tombs_tail = NULL;
+    s->route->tombs_tail = NULL;
 }
 
 bool route_is_sys_topic(const uint8_t *topic, size_t len)
@@ -544,7 +579,7 @@ void route_send_retained(struct shard *s, struct session *ss, const uint8_t *fil
         replay_free(r);
         return;
     }
-    struct replay **pp = &s->replays;
+    struct replay **pp = &s->route->replays;
     while (*pp)
         pp = &(*pp)->next;
     *pp = r; /* in order of subscription */
@@ -552,7 +587,9 @@ void route_send_retained(struct shard *s, struct session *ss, const uint8_t *fil
 
 void route_replay_pump(struct shard *s)
 {
-    struct replay **pp = &s->replays;
+    if (!s->route->replays)
+        return;
+    struct replay **pp = &s->route->replays;
     while (*pp) {
         struct replay *r = *pp;
         if (replay_step(s, r)) {
@@ -564,11 +601,11 @@ void route_replay_pump(struct shard *s)
     }
 }
 
-void route_replay_fini(struct shard *s)
+static void replays_fini(struct shard *s)
 {
-    while (s->replays) {
-        struct replay *r = s->replays;
-        s->replays = r->next;
+    while (s->route->replays) {
+        struct replay *r = s->route->replays;
+        s->route->replays = r->next;
         replay_free(r);
     }
 }
@@ -687,4 +724,16 @@ void route_tenant_fini(struct shard *s, struct tenant *t)
     retain_destroy(t->retained, free_retained, NULL);
     t->subs = NULL;
     t->retained = NULL;
+}
+
+void route_fini(struct shard *s)
+{
+    if (!s->route)
+        return;
+    replays_fini(s);
+    tombs_fini(s);
+    free(s->route->match);
+    free(s->route->match_idv);
+    free(s->route);
+    s->route = NULL;
 }

@@ -68,9 +68,6 @@ void route_send_retained(struct shard *s, struct session *ss, const uint8_t *fil
  * client can take (see route_send_retained). */
 void route_replay_pump(struct shard *s);
 
-/* Free the replays still in progress (shutdown). */
-void route_replay_fini(struct shard *s);
-
 /* Handle one message from another shard. */
 void route_on_xmsg(struct shard *s, const struct xmsg *x);
 
@@ -80,8 +77,13 @@ void route_retain_gc(struct shard *s);
 /* Free a sub_node (trie value) and the retained references (shutdown). */
 void route_tenant_fini(struct shard *s, struct tenant *t);
 
-/* Release the retained clears still kept (shutdown, after every tenant's
- * route_tenant_fini). */
-void route_retain_fini(struct shard *s);
+/* The shard's routing state (struct route_state, opaque outside route.c:
+ * publish matching scratch, retained replays in progress, the retained
+ * clock and tombstones) in s->route. 0 or -ENOMEM. */
+int route_init(struct shard *s);
+
+/* Free the replays still in progress, the retained clears still kept and
+ * the state (shutdown, after every tenant's route_tenant_fini). */
+void route_fini(struct shard *s);
 
 #endif

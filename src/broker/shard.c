@@ -552,8 +552,7 @@ static void shard_loop(struct shard *s)
     while (!s->stopping) {
         if (s->nthrottled && !s->quota_timer)
             arm_quota(s);
-        if (s->replays)
-            route_replay_pump(s);
+        route_replay_pump(s);
         conn_flush_all(s);
         xflush(s);
         bufring_publish(&s->bufs);
@@ -599,7 +598,7 @@ static int shard_init(struct shard *s)
     s->session_slab = slab_create(sizeof(struct session), 0);
     s->wheel = wheel_create(SHARD_TICK_MS, 1024, s->now_ms);
     s->session_wheel = wheel_create(1000, 4096, s->now_ms);
-    if (!s->conn_slab || !s->session_slab || !s->wheel || !s->session_wheel ||
+    if (!s->conn_slab || !s->session_slab || !s->wheel || !s->session_wheel || route_init(s) < 0 ||
         !shard_tenant(s, 0)) {
         log_err("out of memory starting shard %u", s->id);
         return -ENOMEM;
@@ -658,8 +657,7 @@ static void shard_fini(struct shard *s)
             session_destroy_all(s, t);
         route_tenant_fini(s, t);
     }
-    route_replay_fini(s);
-    route_retain_fini(s);
+    route_fini(s);
     /* The tenant structs stay until broker_free: the metrics thread may be
      * reading them until it is stopped. */
     protocol_free_pending(s);
@@ -675,12 +673,8 @@ static void shard_fini(struct shard *s)
         free(q->v);
         memset(q, 0, sizeof(*q));
     }
-    free(s->match);
-    s->match = NULL;
     free(s->throttled);
     s->throttled = NULL;
-    free(s->match_idv);
-    s->match_idv = NULL;
     free(s->share_scratch);
     s->share_scratch = NULL;
     wheel_destroy(s->wheel);

@@ -37,7 +37,7 @@ struct metrics_server;
 struct plugin_host;
 struct plugin_port;
 struct share_group;
-struct retain_tomb;
+struct route_state;
 
 /*
  * io_uring user_data layout: the low 4 bits are a tag, the rest a pointer
@@ -91,12 +91,6 @@ struct xmsg {
     uint32_t pad;
     void *p;
     uint64_t token;
-};
-
-/* One Subscription Identifier collected while matching a publish. */
-struct match_id {
-    uint32_t id;
-    uint32_t next; /* 1 + index of the session's next one, 0: end */
 };
 
 /* A topic filter crossing shards for the interest table. */
@@ -247,7 +241,6 @@ struct shard {
     uint16_t turn;
     uint32_t ndeferred;
     bool inbound_left;
-    struct replay *replays; /* retained replays in progress (route.c) */
 
     /* Connections that have not completed CONNECT, oldest first, linked
      * like `all` and not in it; at most pending_max, this shard's share of
@@ -266,16 +259,12 @@ struct shard {
     /* SUBSCRIBEs waiting for acks from other shards (protocol.c) */
     struct pending_sub *pending_subs;
 
-    /* publish matching scratch */
-    uint64_t match_epoch;
-    struct match_id *match_idv;         /* Subscription Identifiers, chained per session */
-    struct share_group **share_scratch; /* groups matched by this publish */
+    /* Routing: publish matching scratch, retained replays, the retained
+     * clock and tombstones (route.c; opaque here). */
+    struct route_state *route;
+    /* Shared groups matched by the publish being routed (share.c). */
+    struct share_group **share_scratch;
     uint32_t nshare, share_cap;
-    uint32_t nmatch_ids, match_ids_cap;
-    struct session **match;
-    uint32_t nmatch, match_cap;
-    uint32_t nmatch_denied; /* of match[]: sessions with match_denied set */
-    uint64_t match_mask;
     uint8_t out_quota; /* enum out_quota: this publish's deliveries and the outbound quota */
     /* This shard's share of limits.max_slow_output_total (0: no limit),
      * against streams.out_bytes. */
@@ -288,12 +277,6 @@ struct shard {
     uint32_t nthrottled, throttled_cap;
     bool quota_timer; /* the UD_QUOTA timeout is armed */
     struct __kernel_timespec quota_ts;
-
-    /* Retained replicas (route.c): the Lamport clock that stamps this
-     * shard's retained updates, and the clears kept as tombstones for a
-     * while, oldest first. */
-    uint64_t retain_clock;
-    struct retain_tomb *tombs, *tombs_tail;
 };
 
 /* Queue a cross-shard message to `target` (never blocks: overflows are kept
