@@ -17,7 +17,8 @@ config: core
 metrics: core
 plugin: core
 net: core
-broker: core mqtt index config metrics plugin net
+tenant: core mqtt index config metrics
+broker: core mqtt index config metrics plugin net tenant
 "
 LAYERS=$(echo "$RULES" | sed -n 's/^\([a-z]*\):.*/\1/p' | tr '\n' ' ')
 cd "${1:-$(dirname "$0")/..}" || exit 1

@@ -420,7 +420,7 @@ void conn_on_auth_done(struct shard *s, struct conn *c, const struct plugin_done
         conn_op_done(s, c);
         return;
     }
-    int tenant = tenant_dir_intern(s->broker, r->tenant ? r->tenant : "global");
+    int tenant = tenant_dir_intern(&s->broker->tenants, r->tenant ? r->tenant : "global");
     if (tenant < 0 || conn_set_auth(c, (uint16_t)tenant, r) < 0) {
         refuse_rc(s, c, MQTT_CONNACK_UNAVAILABLE, MQTT_RC_SERVER_UNAVAILABLE,
                   tenant == -ENOSPC ? "too many tenants"

@@ -51,9 +51,7 @@ bool observe_tenant_sum(struct broker *b, uint16_t id, struct tenant_counters *s
 void observe_collect(struct metrics_writer *w, void *arg)
 {
     struct broker *b = arg;
-    pthread_mutex_lock(&b->tenants.mu);
-    uint32_t n = b->tenants.n;
-    pthread_mutex_unlock(&b->tenants.mu);
+    uint32_t n = tenant_dir_count(&b->tenants);
     const char **names = calloc(n ? n : 1, sizeof(*names));
     struct tenant_counters *sums = calloc(n ? n : 1, sizeof(*sums));
     if (!names || !sums) {
@@ -65,7 +63,7 @@ void observe_collect(struct metrics_writer *w, void *arg)
     for (uint32_t id = 0; id < n && id < TENANT_MAX; id++) {
         if (!observe_tenant_sum(b, (uint16_t)id, &sums[k]))
             continue;
-        const char *name = tenant_dir_name(b, (uint16_t)id);
+        const char *name = tenant_dir_name(&b->tenants, (uint16_t)id);
         if (name)
             names[k++] = name;
     }
@@ -108,9 +106,7 @@ static uint64_t rss_kib(void)
 
 void broker_log_status(struct broker *b)
 {
-    pthread_mutex_lock(&b->tenants.mu);
-    uint32_t ntenants = b->tenants.n;
-    pthread_mutex_unlock(&b->tenants.mu);
+    uint32_t ntenants = tenant_dir_count(&b->tenants);
     struct tenant_counters all, one;
     uint64_t msgs_in = 0, msgs_out = 0, retained = 0;
     char shards[512];
@@ -190,14 +186,12 @@ void observe_sys_tick(struct shard *s)
     if (!cfg->sys_topics || s->id != 0 || s->now_ms < next_ms)
         return;
     next_ms = s->now_ms + (uint64_t)cfg->sys_interval * 1000u;
-    int id = tenant_dir_intern(s->broker, cfg->sys_tenant);
+    int id = tenant_dir_intern(&s->broker->tenants, cfg->sys_tenant);
     struct tenant *sys = id >= 0 ? shard_tenant(s, (uint16_t)id) : NULL;
     if (!sys)
         return;
     struct broker *b = s->broker;
-    pthread_mutex_lock(&b->tenants.mu);
-    uint32_t n = b->tenants.n;
-    pthread_mutex_unlock(&b->tenants.mu);
+    uint32_t n = tenant_dir_count(&b->tenants);
     struct tenant_counters all, one;
     memset(&all, 0, sizeof(all));
     char name[768], topic[sizeof(name) + 64];
@@ -205,7 +199,7 @@ void observe_sys_tick(struct shard *s)
         if (!observe_tenant_sum(b, (uint16_t)i, &one))
             continue;
         tenant_counters_add(&all, &one);
-        const char *raw = tenant_dir_name(b, (uint16_t)i);
+        const char *raw = tenant_dir_name(&b->tenants, (uint16_t)i);
         if (!raw || !sys_level(raw, name, sizeof(name)))
             continue; /* a name too long for a topic: in the metrics only */
         snprintf(topic, sizeof(topic), "$SYS/broker/tenants/%s/clients/connected", name);

@@ -62,46 +62,6 @@ uint32_t shard_home(const struct broker *b, uint16_t tenant, const uint8_t *id, 
     return (uint32_t)(XXH3_64bits_withSeed(id, len, tenant) % b->nshards);
 }
 
-int tenant_dir_intern(struct broker *b, const char *name)
-{
-    struct tenant_dir *d = &b->tenants;
-    int id = -ENOMEM;
-    pthread_mutex_lock(&d->mu);
-    for (uint32_t i = 0; i < d->n; i++) {
-        if (strcmp(d->names[i], name) == 0) {
-            id = (int)i;
-            goto out;
-        }
-    }
-    if (d->n >= TENANT_MAX) {
-        id = -ENOSPC;
-        goto out;
-    }
-    if (d->n == d->cap) {
-        /* Names never move: shards keep pointers to them. */
-        char **v = vec_grow(d->names, &d->cap, sizeof(*v), 16);
-        if (!v)
-            goto out;
-        d->names = v;
-    }
-    char *copy = strdup(name);
-    if (!copy)
-        goto out;
-    d->names[d->n] = copy;
-    id = (int)d->n++;
-out:
-    pthread_mutex_unlock(&d->mu);
-    return id;
-}
-
-const char *tenant_dir_name(struct broker *b, uint16_t id)
-{
-    pthread_mutex_lock(&b->tenants.mu);
-    const char *name = id < b->tenants.n ? b->tenants.names[id] : NULL;
-    pthread_mutex_unlock(&b->tenants.mu);
-    return name;
-}
-
 /* Ask the setting provider for a tenant's settings (answered in
  * settings_done); nothing happens without a provider. */
 static void settings_request(struct shard *s, struct tenant *t)
@@ -116,23 +76,12 @@ struct tenant *shard_tenant(struct shard *s, uint16_t id)
         return NULL;
     if (s->tenants[id])
         return s->tenants[id];
-    const char *name = tenant_dir_name(s->broker, id);
+    const char *name = tenant_dir_name(&s->broker->tenants, id);
     if (!name)
         return NULL;
-    struct tenant *t = calloc(1, sizeof(*t));
+    struct tenant *t = tenant_create(id, name, config_tenant_settings(s->cfg, name));
     if (!t)
         return NULL;
-    t->id = id;
-    t->name = name;
-    t->set = config_tenant_settings(s->cfg, name);
-    t->subs = trie_create();
-    t->retained = retain_create();
-    if (!t->subs || !t->retained) {
-        trie_destroy(t->subs, NULL, NULL);
-        retain_destroy(t->retained, NULL, NULL);
-        free(t);
-        return NULL;
-    }
     /* Complete before it is visible to the metrics thread. */
     __atomic_store_n(&s->tenants[id], t, __ATOMIC_RELEASE);
     settings_request(s, t);
@@ -770,20 +719,14 @@ static void broker_free(struct broker *b)
             close(s->stop_fd);
         if (s->plugin_fd > 0)
             close(s->plugin_fd);
-        for (uint32_t t = 0; s->tenants && t < TENANT_MAX; t++) {
-            if (s->tenants[t])
-                free(s->tenants[t]->own_set);
-            free(s->tenants[t]);
-        }
+        for (uint32_t t = 0; s->tenants && t < TENANT_MAX; t++)
+            tenant_destroy(s->tenants[t]);
         free(s->tenants);
         free(s);
     }
     free(b->shards);
     free(b->cpus);
-    for (uint32_t i = 0; i < b->tenants.n; i++)
-        free(b->tenants.names[i]);
-    free(b->tenants.names);
-    pthread_mutex_destroy(&b->tenants.mu);
+    tenant_dir_fini(&b->tenants);
     free(b);
 }
 
@@ -961,8 +904,8 @@ int broker_start(const struct config *cfg, struct plugin_host *plugins, struct b
         return -ENOMEM;
     b->cfg = cfg;
     b->plugins = plugins;
-    pthread_mutex_init(&b->tenants.mu, NULL);
-    if (tenant_dir_intern(b, "global") != 0) {
+    if (tenant_dir_init(&b->tenants) < 0) {
+        tenant_dir_fini(&b->tenants);
         free(b);
         return -ENOMEM;
     }

@@ -27,6 +27,7 @@
 #include "metrics/counters.h"
 #include "net/stream.h"
 #include "net/uring.h"
+#include "tenant/tenant.h"
 
 struct conn;
 struct session;
@@ -99,13 +100,6 @@ struct xfilter {
     uint8_t data[];
 };
 
-/*
- * One tenant's state on one shard: a namespace. Its subscriptions, retained
- * messages, sessions (client ids) and shared groups are invisible to every
- * other tenant; cross-shard messages name it by id. Created on a shard the
- * first time that shard sees the tenant; ids come from the broker's tenant
- * directory, the same on every shard.
- */
 /* Where the deliveries being made stand with the tenant's outbound bytes
  * quota (route.c asks once per message and shard). */
 enum out_quota {
@@ -114,49 +108,12 @@ enum out_quota {
     OUT_OVER = 2,    /* refused: QoS 0 dropped, QoS 1/2 held back */
 };
 
-/* Per-second usage a throttler is asked about (enum rate_kind). */
-enum rate_kind { RATE_CONNECTS, RATE_BYTES_IN, RATE_BYTES_OUT, RATE_KINDS };
-
-/* This shard's share of one per-second usage of a tenant. `second` and
- * `count` are written by the owning shard only and read by the others
- * (atomics); `others` is their sum as last read, at `others_ms`. */
-struct rate_window {
-    uint64_t second; /* now_ms / 1000 that count is for */
-    uint64_t count;
-    uint64_t others;
-    uint64_t others_ms;
-};
-
-struct tenant {
-    struct tenant_counters ctr; /* this shard's share; the metrics thread reads it */
-    struct rate_window rate[RATE_KINDS];
-    uint16_t id;
-    const char *name;                  /* the directory's copy, lives as long as the broker */
-    const struct tenant_settings *set; /* config, or own_set from a setting provider */
-    struct tenant_settings *own_set;   /* the provider's values (heap), or NULL */
-    struct trie *subs;                 /* filter -> struct sub_node */
-    struct retain *retained;           /* topic -> struct msg (replica on every shard) */
-    struct session **reg;              /* client id registry: chained hash, homed sessions */
-    uint32_t reg_mask;                 /* buckets - 1 */
-    uint32_t reg_count;
-};
-
 /* Overflow of a full SPSC ring, kept in order and retried every turn. */
 struct xqueue {
     struct xmsg *v;
     uint32_t head, len, cap;
     uint64_t since_ms; /* when it last became non-empty (the ring was full) */
 };
-
-/* Every tenant the broker has seen: name <-> id, the same on all shards.
- * Touched at CONNECT only (under its mutex), never per message. */
-struct tenant_dir {
-    pthread_mutex_t mu;
-    char **names; /* index: tenant id; names[0] = "global" */
-    uint32_t n, cap;
-};
-
-#define TENANT_MAX 4096u
 
 struct broker {
     const struct config *cfg;
@@ -302,13 +259,6 @@ void shard_xmsg_discard(const struct xmsg *x);
 /* The shard's state of tenant `id` (a directory id), created on first use;
  * NULL only when out of memory. */
 struct tenant *shard_tenant(struct shard *s, uint16_t id);
-
-/* The directory id of tenant `name`, adding it when new; -ENOSPC beyond
- * TENANT_MAX tenants, -ENOMEM. Any thread. */
-int tenant_dir_intern(struct broker *b, const char *name);
-/* The name of tenant `id` (NULL if unknown), from any thread: the strings
- * never move or change, but the array holding them grows under the lock. */
-const char *tenant_dir_name(struct broker *b, uint16_t id);
 
 /* A submission queue entry, submitting first when the queue is full. */
 struct io_uring_sqe *shard_sqe(struct shard *s);
