@@ -171,8 +171,12 @@ void config_defaults(struct config *cfg);
  * Load `path` over the defaults, then apply `overrides` (n strings of the
  * form "section.key=value"; the section may itself contain dots, as in
  * "listener.default.port=0"; an override may create a listener), then check
- * the whole (at least one listener; a non-loopback bind needs
- * allow_anonymous = true since no auth plugin exists yet).
+ * the whole: at least one listener; every [plugin.NAME] has a path; a
+ * non-loopback bind needs allow_anonymous = true when no plugin is
+ * configured (with plugins, ringmqd checks once it knows whether one is an
+ * auth plugin); no two listeners on the same address and port (port 0
+ * excepted); at most CONFIG_MAX_TENANTS tenant sections, [tenant.default]
+ * included; no tenant with min_keepalive above max_keepalive.
  * Returns 0, or -1 with a one-line message in err: "FILE:LINE: reason" for
  * the file, "--set ARG: reason" for an override, "FILE: reason" otherwise.
  * path may be NULL: no file, only defaults and overrides ("(no file)" then

@@ -29,13 +29,16 @@ int log_parse_level(const char *s, enum log_level *out);
 /* Set this thread's prefix (copied, truncated to 31 bytes), e.g. "shard 2". */
 void log_set_thread_name(const char *name);
 
-/* Write one line: "LEVEL [thread] message\n". */
+/* Write one line, "level [thread] message\n" (e.g. "warning [shard 2] ..."),
+ * with one write so that threads do not interleave; cut at 1 KiB. Nothing
+ * when `level` is not enabled. */
 void log_write(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /*
- * Rate-limited variant for per-client errors: at most `burst` lines per
- * second per thread at this level; the number suppressed is reported with the
- * next line that passes.
+ * Rate-limited variant for per-client errors: at most 10 lines per second
+ * per thread, all levels together. How many were dropped is written as a
+ * line of its own ("(N similar messages suppressed)") before the first line
+ * let through in a later second.
  */
 void log_ratelimited(enum log_level level, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));

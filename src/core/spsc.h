@@ -16,7 +16,7 @@
 
 struct spsc;
 
-/* Create a ring of `capacity` (a power of two >= 2) slots of `slot_size`
+/* Create a ring of `capacity` (a power of two, 2..2^31) slots of `slot_size`
  * bytes each (rounded up to 8). Returns NULL on bad arguments or OOM. */
 struct spsc *spsc_create(uint32_t slot_size, uint32_t capacity);
 

@@ -11,9 +11,10 @@
 
 /*
  * Room for more elements of `elem` bytes in the array `v` of *cap
- * elements: returns the array reallocated to twice *cap (`first` when *cap
- * is 0), and sets *cap to that. On overflow or out of memory returns NULL
- * and leaves v (still valid, owned by the caller) and *cap as they were.
+ * elements: returns the array reallocated to twice *cap (`first`, or 1 when
+ * first is 0, when *cap is 0), and sets *cap to that. On overflow, elem 0
+ * or out of memory returns NULL and leaves v (still valid, owned by the
+ * caller) and *cap as they were.
  * Typical use, when count == cap:
  *
  *     struct x *nv = vec_grow(o->v, &o->cap, sizeof(*nv), 16);

@@ -15,8 +15,8 @@
  * names only, leaves them NULL.
  *
  * Every walk in this module and its users is iterative through the parent
- * pointers: a 65535-byte filter of empty levels is 32768 levels deep, too
- * deep to recurse on a shard's stack.
+ * pointers: a 65535-byte filter of empty levels ("///...") is 65536 levels
+ * deep, too deep to recurse on a shard's stack.
  */
 #ifndef RINGMQ_INDEX_LEVEL_H
 #define RINGMQ_INDEX_LEVEL_H

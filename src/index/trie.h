@@ -25,9 +25,10 @@ void trie_destroy(struct trie *trie, trie_value_fn free_value, void *arg);
 
 /*
  * Find or create the node of `filter` (a valid filter, see
- * mqtt_topic_filter_valid) and return the address of its value slot, NULL
- * for a new node. The caller stores its value there; the address stays
- * valid until that filter is removed. Returns NULL on OOM (nothing created).
+ * mqtt_topic_filter_valid) and return the address of its value slot, which
+ * holds NULL for a new node. The caller stores its value there; the address
+ * stays valid until that filter is removed. Returns NULL on OOM (nothing
+ * created).
  */
 void **trie_slot(struct trie *trie, const uint8_t *filter, size_t len);
 

@@ -12,8 +12,9 @@
  * 5.0 numbering for every protocol version; the broker maps them to MQTT 3
  * behaviour (a CONNACK return code, or closing the connection).
  *
- * MQTT 5.0 property blocks are returned undecoded (struct mqtt_bytes) after
- * their length has been checked to fit; decoding them is issue #4's work.
+ * MQTT 5.0 property blocks are returned undecoded (struct mqtt_bytes: the
+ * bytes after the Property Length) once that length has been checked to fit;
+ * mqtt/props.h validates and decodes them for the packet they came in.
  */
 #ifndef RINGMQ_MQTT_CODEC_H
 #define RINGMQ_MQTT_CODEC_H
@@ -114,7 +115,8 @@ struct mqtt_frame {
  * header is complete and the whole packet (total_len) fits max_packet_size,
  * even if the body has not fully arrived (compare total_len with len);
  * MQTT_INCOMPLETE when the fixed header itself is not complete;
- * MQTT_RC_MALFORMED for a remaining length longer than 4 bytes or type 0;
+ * MQTT_RC_MALFORMED for type 0 or a remaining length longer than 4 bytes
+ * or longer than its value needs (a last byte of 0, v5 MQTT-1.5.5-1);
  * MQTT_RC_PACKET_TOO_LARGE when total_len > max_packet_size.
  * max_packet_size 0 means the protocol maximum.
  */
@@ -200,11 +202,13 @@ struct mqtt_ack {
 };
 
 /*
- * Decode PUBACK/PUBREC/PUBREL/PUBCOMP of `type`. Flags must be 0b0010 for
- * PUBREL (MQTT-3.6.1-1; from a 3.1 client also 0b1010, DUP set on a resend
- * as MQTT 3.1 §2.1 asks) and 0 otherwise (MQTT-2.2.2-2); packet id non-zero.
- * In 3.1/3.1.1 the body is exactly 2 bytes. Returns MQTT_OK or
- * MQTT_RC_MALFORMED.
+ * Decode PUBACK/PUBREC/PUBREL/PUBCOMP of `type`, or in 3.1/3.1.1 an
+ * UNSUBACK (the same shape). Flags must be 0b0010 for PUBREL (MQTT-3.6.1-1;
+ * from a 3.1 client also 0b1010, DUP set on a resend as MQTT 3.1 §2.1 asks)
+ * and 0 otherwise (MQTT-2.2.2-2); packet id non-zero. In 3.1/3.1.1 the body
+ * is exactly 2 bytes; in 5.0 a reason code, then a property block that ends
+ * the packet, may follow. Returns MQTT_OK or MQTT_RC_MALFORMED (also for
+ * another type).
  */
 int mqtt_ack_decode(uint8_t type, uint8_t flags, const uint8_t *body, size_t len, uint8_t version,
                     struct mqtt_ack *out);
@@ -285,7 +289,8 @@ size_t mqtt_varint_encode(uint8_t *out, uint32_t v);
 size_t mqtt_varint_size(uint32_t v);
 
 /* CONNACK: 4 bytes in v3 (session_present ignored unless code is 0,
- * MQTT-3.2.2-4), and for v5 with an empty property block: 5 bytes. */
+ * MQTT-3.2.2-4, and always in 3.1, which has no such flag), and for v5 with
+ * an empty property block: 5 bytes. */
 size_t mqtt_connack_encode(uint8_t *out, uint8_t version, bool session_present, uint8_t code);
 
 size_t mqtt_publish_size(uint8_t version, size_t topic_len, size_t payload_len, uint8_t qos);

@@ -177,13 +177,11 @@ static const char *kind_needing(const char *callback)
     return NULL;
 }
 
-/*
- * Load, check and init one plugin into *pl (zeroed by the caller, log_slot
- * -1). On failure: -1, err set, and *pl holds what must be undone by
- * loaded_fini (the init is undone by not setting pl->tab before it succeeded).
- */
-static int load_one(struct plugin_host *h, const struct plugin_spec *s, struct plugin_loaded *pl,
-                    char *err, size_t errlen)
+/* Open the plugin's library and ask its entry point for the table. Returns
+ * the table, or NULL with err set; pl->name, pl->path and pl->dl hold what
+ * loaded_fini must undo. */
+static const struct ringmq_plugin *load_table(const struct plugin_spec *s, struct plugin_loaded *pl,
+                                              char *err, size_t errlen)
 {
     const char *name = s->name != NULL ? s->name : "?";
     const char *path = s->path != NULL ? s->path : "";
@@ -191,11 +189,11 @@ static int load_one(struct plugin_host *h, const struct plugin_spec *s, struct p
     pl->path = strdup(path);
     if (pl->name == NULL || pl->path == NULL) {
         snprintf(err, errlen, "plugin %s (%s): out of memory", name, path);
-        return -1;
+        return NULL;
     }
     if (s->path == NULL || s->path[0] == '\0') {
         snprintf(err, errlen, "plugin %s: no path", name);
-        return -1;
+        return NULL;
     }
     dlerror();
     pl->dl = dlopen(path, RTLD_NOW | RTLD_LOCAL);
@@ -203,7 +201,7 @@ static int load_one(struct plugin_host *h, const struct plugin_spec *s, struct p
         const char *why = dlerror();
         snprintf(err, errlen, "plugin %s (%s): cannot load: %s", name, path,
                  why != NULL ? why : "unknown error");
-        return -1;
+        return NULL;
     }
     dlerror();
     void *sym = dlsym(pl->dl, RINGMQ_PLUGIN_ENTRY);
@@ -211,24 +209,31 @@ static int load_one(struct plugin_host *h, const struct plugin_spec *s, struct p
         const char *why = dlerror();
         snprintf(err, errlen, "plugin %s (%s): no symbol %s: %s", name, path, RINGMQ_PLUGIN_ENTRY,
                  why != NULL ? why : "symbol is NULL");
-        return -1;
+        return NULL;
     }
     ringmq_plugin_entry_fn entry;
     /* POSIX dlsym returns functions as void *; the copy avoids the ISO C
      * object-to-function pointer cast warning. */
     memcpy(&entry, &sym, sizeof(entry));
     const struct ringmq_plugin *t = entry();
-    if (t == NULL) {
+    if (t == NULL)
         snprintf(err, errlen, "plugin %s (%s): %s returned no table", name, path,
                  RINGMQ_PLUGIN_ENTRY);
-        return -1;
-    }
+    return t;
+}
+
+/* Whether the host can take table t of plugin pl: an ABI it speaks, the
+ * callbacks its kinds require, at most one auth provider. 0, or -1 with err
+ * set. */
+static int table_check(const struct plugin_host *h, const struct plugin_loaded *pl,
+                       const struct ringmq_plugin *t, char *err, size_t errlen)
+{
     /* Checked before anything else in the table is read: another ABI may
      * lay the table out differently. Older ABIs we still speak have a
      * prefix of today's table (see plugin.h, Versioning). */
     if (t->abi_version < RINGMQ_PLUGIN_ABI_OLDEST || t->abi_version > RINGMQ_PLUGIN_ABI_VERSION) {
-        snprintf(err, errlen, "plugin %s (%s): built for ABI %u, ringmqd speaks %u to %u", name,
-                 path, (unsigned)t->abi_version, (unsigned)RINGMQ_PLUGIN_ABI_OLDEST,
+        snprintf(err, errlen, "plugin %s (%s): built for ABI %u, ringmqd speaks %u to %u", pl->name,
+                 pl->path, (unsigned)t->abi_version, (unsigned)RINGMQ_PLUGIN_ABI_OLDEST,
                  (unsigned)RINGMQ_PLUGIN_ABI_VERSION);
         return -1;
     }
@@ -236,23 +241,33 @@ static int load_one(struct plugin_host *h, const struct plugin_spec *s, struct p
     if (missing != NULL) {
         const char *kind = kind_needing(missing);
         if (kind != NULL)
-            snprintf(err, errlen, "plugin %s (%s): kind %s requires callback %s, missing", name,
-                     path, kind, missing);
+            snprintf(err, errlen, "plugin %s (%s): kind %s requires callback %s, missing", pl->name,
+                     pl->path, kind, missing);
         else
-            snprintf(err, errlen, "plugin %s (%s): required callback %s missing", name, path,
-                     missing);
+            snprintf(err, errlen, "plugin %s (%s): required callback %s missing", pl->name,
+                     pl->path, missing);
         return -1;
     }
     if ((t->kinds & RINGMQ_KIND_AUTH) && h->auth != NULL) {
         snprintf(err, errlen,
-                 "plugin %s (%s): a second auth plugin (%s is already the auth provider)", name,
-                 path, h->auth->name);
+                 "plugin %s (%s): a second auth plugin (%s is already the auth provider)", pl->name,
+                 pl->path, h->auth->name);
         return -1;
     }
+    return 0;
+}
+
+/* Give the plugin its log slot and service table and run its init. On
+ * success pl->tab and pl->state are set (from then on loaded_fini calls its
+ * fini); on failure -1 with err set, and pl->tab stays NULL, so its fini is
+ * not called for an init that failed. */
+static int table_init(const struct plugin_spec *s, struct plugin_loaded *pl,
+                      const struct ringmq_plugin *t, char *err, size_t errlen)
+{
     pl->log_slot = log_slot_acquire(pl->name);
     if (pl->log_slot < 0) {
-        snprintf(err, errlen, "plugin %s (%s): too many plugins loaded (at most %d)", name, path,
-                 PLUGIN_HOST_MAX_PLUGINS);
+        snprintf(err, errlen, "plugin %s (%s): too many plugins loaded (at most %d)", pl->name,
+                 pl->path, PLUGIN_HOST_MAX_PLUGINS);
         return -1;
     }
     pl->host = (struct ringmq_host){
@@ -267,23 +282,45 @@ static int load_one(struct plugin_host *h, const struct plugin_spec *s, struct p
     if (t->init(&pl->host, s->config, s->config != NULL ? s->n : 0, &state, perr, sizeof(perr)) !=
         0) {
         perr[sizeof(perr) - 1] = '\0';
-        snprintf(err, errlen, "plugin %s (%s): init failed: %s", name, path,
+        snprintf(err, errlen, "plugin %s (%s): init failed: %s", pl->name, pl->path,
                  perr[0] != '\0' ? perr : "(no message)");
         return -1;
     }
-    /* From here on the plugin is live: loaded_fini calls its fini. */
     pl->tab = t;
     pl->state = state;
     if (plugin_speaks(pl, 3))
         pl->check_read = t->check_read;
-    if ((t->kinds & RINGMQ_KIND_AUTH))
+    return 0;
+}
+
+/* The roles a live plugin takes in the host: auth provider, settings
+ * provider (the first one wins), throttle and event fan-out. */
+static void host_register(struct plugin_host *h, struct plugin_loaded *pl)
+{
+    uint32_t kinds = pl->tab->kinds;
+    if (kinds & RINGMQ_KIND_AUTH)
         h->auth = pl;
-    if ((t->kinds & RINGMQ_KIND_SETTINGS) && h->settings == NULL)
+    if ((kinds & RINGMQ_KIND_SETTINGS) && h->settings == NULL)
         h->settings = pl;
-    if (t->kinds & RINGMQ_KIND_THROTTLE)
+    if (kinds & RINGMQ_KIND_THROTTLE)
         h->has_throttle = true;
-    if (t->kinds & RINGMQ_KIND_EVENTS)
+    if (kinds & RINGMQ_KIND_EVENTS)
         h->has_events = true;
+}
+
+/*
+ * Load, check and init one plugin into *pl (zeroed by the caller, log_slot
+ * -1). On failure: -1, err set, and *pl holds what must be undone by
+ * loaded_fini (the init is undone by not setting pl->tab before it succeeded).
+ */
+static int load_one(struct plugin_host *h, const struct plugin_spec *s, struct plugin_loaded *pl,
+                    char *err, size_t errlen)
+{
+    const struct ringmq_plugin *t = load_table(s, pl, err, errlen);
+    if (t == NULL || table_check(h, pl, t, err, errlen) != 0 ||
+        table_init(s, pl, t, err, errlen) != 0)
+        return -1;
+    host_register(h, pl);
     return 0;
 }
 

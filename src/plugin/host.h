@@ -42,15 +42,17 @@ struct plugin_host;
  * dlopen each .so (RTLD_NOW|RTLD_LOCAL), find RINGMQ_PLUGIN_ENTRY, check
  * RINGMQ_PLUGIN_ABI_OLDEST <= abi_version <= RINGMQ_PLUGIN_ABI_VERSION (an
  * older plugin is spoken to in its own version: nothing it lacks is read
- * from it, nothing it does not know is passed to it) and that the callbacks required by
- * its kinds (init, fini always; authenticate, auth_continue, check for AUTH;
- * throttle for THROTTLE; settings for SETTINGS; event for EVENTS) are present,
- * at most one AUTH plugin overall, then call init, in the order of `specs`.
- * On any failure: -1 and one line in err naming the file and the reason
- * ("plugin auth (plugins/x.so): built for ABI 7, ringmqd speaks 2 to 3"; "...: no
- * symbol ringmq_plugin_entry: <dlerror>"; "...: init failed: <the plugin's
- * message>"); everything loaded so far is finalised and closed. timeout_ms
- * bounds every asynchronous call. n == 0 gives a host without plugins.
+ * from it, nothing it does not know is passed to it) and that the callbacks
+ * required by its kinds are present (init, fini always; authenticate,
+ * auth_continue, check for AUTH; throttle for THROTTLE; settings for
+ * SETTINGS; event for EVENTS), at most one AUTH plugin overall and at most
+ * PLUGIN_HOST_MAX_PLUGINS in the process, then call init, in the order of
+ * `specs`. On any failure: -1 and one line in err naming the file and the
+ * reason ("plugin auth (plugins/x.so): built for ABI 7, ringmqd speaks 2 to
+ * 3"; "...: no symbol ringmq_plugin_entry: <dlerror>"; "...: init failed:
+ * <the plugin's message>"); everything loaded so far is finalised and
+ * closed. timeout_ms bounds every asynchronous call. n == 0 gives a host
+ * without plugins.
  */
 int plugin_host_create(const struct plugin_spec *specs, size_t n, uint32_t timeout_ms,
                        struct plugin_host **out, char *err, size_t errlen);
@@ -68,7 +70,9 @@ bool plugin_host_has_events(const struct plugin_host *h);
  * changes, so that shards drop the verdicts they cached before it. */
 void plugin_host_reload(struct plugin_host *h);
 
-/* How many reloads have completed (any thread; relaxed). */
+/* How many reloads have completed (any thread; an acquire load that pairs
+ * with the release in plugin_host_reload, so a shard that sees the new
+ * generation also sees what the plugins' reload wrote). */
 uint32_t plugin_host_generation(const struct plugin_host *h);
 
 /*
@@ -130,8 +134,9 @@ struct plugin_done {
 struct plugin_done *plugin_port_poll(struct plugin_port *p, uint64_t now_ms);
 void plugin_done_free(struct plugin_done *d);
 
-/* Earliest deadline of a pending call of this port, or 0 when none (so the
- * shard can bound its wait). */
+/* Earliest deadline of a pending call of this port that its plugin has not
+ * answered yet, or 0 when none (so the shard can bound its wait; an answered
+ * call's record arrives through `wake`). */
 uint64_t plugin_port_next_deadline(const struct plugin_port *p);
 
 /* Synchronous, any shard: every THROTTLE plugin must allow (true when there

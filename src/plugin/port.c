@@ -418,54 +418,74 @@ static struct ringmq_call *call_start(struct plugin_port *p, const struct plugin
     return call;
 }
 
+/* One asynchronous request: which callback, and its argument (borrowed for
+ * the call only). */
+struct call_req {
+    enum { REQ_AUTHENTICATE, REQ_AUTH_CONTINUE, REQ_CHECK, REQ_SETTINGS } op;
+    union {
+        const struct ringmq_connect_info *info;
+        const struct ringmq_auth_step *step;
+        const struct ringmq_check *check;
+        const char *tenant;
+    };
+};
+
+/* The kind of answer each request gets. */
+static const enum plugin_done_kind req_kind[] = {
+    [REQ_AUTHENTICATE] = PLUGIN_DONE_AUTH,
+    [REQ_AUTH_CONTINUE] = PLUGIN_DONE_AUTH,
+    [REQ_CHECK] = PLUGIN_DONE_CHECK,
+    [REQ_SETTINGS] = PLUGIN_DONE_SETTINGS,
+};
+
+/* Start the call and hand it to the plugin that serves req->op: the AUTH
+ * plugin, or for settings the first SETTINGS plugin. 0, -ENOSYS (no such
+ * plugin) or -ENOMEM; the plugin may complete inside its callback. */
+static int call_submit(struct plugin_port *p, uint64_t cookie, const struct call_req *req)
+{
+    const struct plugin_loaded *pl = req->op == REQ_SETTINGS ? p->host->settings : p->host->auth;
+    if (pl == NULL)
+        return -ENOSYS;
+    struct ringmq_call *call = call_start(p, pl, req_kind[req->op], cookie);
+    if (call == NULL)
+        return -ENOMEM;
+    switch (req->op) {
+    case REQ_AUTHENTICATE:
+        pl->tab->authenticate(pl->state, call, req->info);
+        break;
+    case REQ_AUTH_CONTINUE:
+        pl->tab->auth_continue(pl->state, call, req->step);
+        break;
+    case REQ_CHECK:
+        pl->tab->check(pl->state, call, req->check);
+        break;
+    case REQ_SETTINGS:
+        pl->tab->settings(pl->state, call, req->tenant);
+        break;
+    }
+    return 0;
+}
+
 int plugin_authenticate(struct plugin_port *p, uint64_t cookie,
                         const struct ringmq_connect_info *info)
 {
-    const struct plugin_loaded *pl = p->host->auth;
-    if (pl == NULL)
-        return -ENOSYS;
-    struct ringmq_call *call = call_start(p, pl, PLUGIN_DONE_AUTH, cookie);
-    if (call == NULL)
-        return -ENOMEM;
-    pl->tab->authenticate(pl->state, call, info);
-    return 0;
+    return call_submit(p, cookie, &(struct call_req){.op = REQ_AUTHENTICATE, .info = info});
 }
 
 int plugin_auth_continue(struct plugin_port *p, uint64_t cookie,
                          const struct ringmq_auth_step *step)
 {
-    const struct plugin_loaded *pl = p->host->auth;
-    if (pl == NULL)
-        return -ENOSYS;
-    struct ringmq_call *call = call_start(p, pl, PLUGIN_DONE_AUTH, cookie);
-    if (call == NULL)
-        return -ENOMEM;
-    pl->tab->auth_continue(pl->state, call, step);
-    return 0;
+    return call_submit(p, cookie, &(struct call_req){.op = REQ_AUTH_CONTINUE, .step = step});
 }
 
 int plugin_check(struct plugin_port *p, uint64_t cookie, const struct ringmq_check *check)
 {
-    const struct plugin_loaded *pl = p->host->auth;
-    if (pl == NULL)
-        return -ENOSYS;
-    struct ringmq_call *call = call_start(p, pl, PLUGIN_DONE_CHECK, cookie);
-    if (call == NULL)
-        return -ENOMEM;
-    pl->tab->check(pl->state, call, check);
-    return 0;
+    return call_submit(p, cookie, &(struct call_req){.op = REQ_CHECK, .check = check});
 }
 
 int plugin_settings(struct plugin_port *p, uint64_t cookie, const char *tenant)
 {
-    const struct plugin_loaded *pl = p->host->settings;
-    if (pl == NULL)
-        return -ENOSYS;
-    struct ringmq_call *call = call_start(p, pl, PLUGIN_DONE_SETTINGS, cookie);
-    if (call == NULL)
-        return -ENOMEM;
-    pl->tab->settings(pl->state, call, tenant);
-    return 0;
+    return call_submit(p, cookie, &(struct call_req){.op = REQ_SETTINGS, .tenant = tenant});
 }
 
 struct plugin_done *plugin_port_poll(struct plugin_port *p, uint64_t now_ms)

@@ -6,43 +6,22 @@
 #include <criterion/criterion.h>
 
 #include <errno.h>
-#include <malloc.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "helpers.h"
 #include "index/retain.h"
 
-#define S(str) (const uint8_t *)(str), strlen(str)
-#define V(i)   ((void *)(uintptr_t)(i))
-
-enum { HITS_MAX = 8192 };
-
-struct hits {
-    size_t n;
-    uintptr_t v[HITS_MAX];
-};
-
-static void collect(void *value, void *arg)
-{
-    struct hits *h = arg;
-    cr_assert_lt(h->n, HITS_MAX);
-    h->v[h->n++] = (uintptr_t)value;
-}
-
-static int cmp_uintptr(const void *a, const void *b)
-{
-    uintptr_t x = *(const uintptr_t *)a, y = *(const uintptr_t *)b;
-    return (x > y) - (x < y);
-}
-
+/* Hits of `filter`, sorted. */
 static struct hits *match(const struct retain *store, const char *filter)
 {
     static struct hits h;
     h.n = 0;
-    retain_match(store, S(filter), collect, &h);
-    qsort(h.v, h.n, sizeof(h.v[0]), cmp_uintptr);
+    retain_match(store, S(filter), hits_collect, &h);
+    hits_sort(&h);
     return &h;
 }
 
@@ -53,51 +32,8 @@ static void put(struct retain *store, const char *topic, uintptr_t value)
     cr_assert_null(old, "%s already stored", topic);
 }
 
-/* Assert that `filter` matches exactly the topics stored with values
- * expect[0..n) (sorted ascending), each reported once. */
-static void expect_hits(const struct retain *store, const char *filter, const uintptr_t *expect,
-                        size_t n)
-{
-    struct hits *h = match(store, filter);
-    cr_assert_eq(h->n, n, "filter %s: %zu hits, want %zu", filter, h->n, n);
-    for (size_t i = 0; i < n; i++)
-        cr_assert_eq(h->v[i], expect[i], "filter %s: hit %zu is %lu, want %lu", filter, i,
-                     (unsigned long)h->v[i], (unsigned long)expect[i]);
-}
-
-#define EXPECT(store, filter, ...)                                                                 \
-    do {                                                                                           \
-        const uintptr_t want_[] = {__VA_ARGS__};                                                   \
-        expect_hits(store, filter, want_, sizeof(want_) / sizeof(want_[0]));                       \
-    } while (0)
-#define EXPECT_NONE(store, filter) expect_hits(store, filter, NULL, 0)
-
-/* Reference matcher, independent of the store: level by level on
- * NUL-terminated strings. */
-static bool ref_matches(const char *f, const char *t)
-{
-    /* MQTT-4.7.2-1 */
-    if (t[0] == '$' && (f[0] == '+' || f[0] == '#'))
-        return false;
-    const char *fp = f, *tp = t;
-    for (;;) {
-        size_t fl = strcspn(fp, "/");
-        if (fl == 1 && fp[0] == '#')
-            return true;
-        if (!tp)
-            return false;
-        size_t tl = strcspn(tp, "/");
-        if (!(fl == 1 && fp[0] == '+') && (fl != tl || memcmp(fp, tp, fl) != 0))
-            return false;
-        bool fend = fp[fl] == '\0', tend = tp[tl] == '\0';
-        if (fend && tend)
-            return true;
-        if (fend)
-            return false;
-        fp += fl + 1;
-        tp = tend ? NULL : tp + tl + 1;
-    }
-}
+#define EXPECT(store, filter, ...) HITS_EXPECT(match(store, filter), filter, __VA_ARGS__)
+#define EXPECT_NONE(store, filter) hits_expect(match(store, filter), filter, NULL, 0)
 
 Test(retain, create_destroy_empty)
 {
@@ -238,12 +174,6 @@ Test(retain, match_reports_each_topic_once)
     retain_destroy(store, NULL, NULL);
 }
 
-static void free_counted(void *value, void *arg)
-{
-    (*(size_t *)arg)++;
-    free(value);
-}
-
 Test(retain, destroy_frees_every_value_once)
 {
     struct retain *store = retain_create();
@@ -263,11 +193,6 @@ Test(retain, destroy_frees_every_value_once)
     size_t freed = 0;
     retain_destroy(store, free_counted, &freed);
     cr_assert_eq(freed, N);
-}
-
-static size_t heap_in_use(void)
-{
-    return mallinfo2().uordblks;
 }
 
 /* Many siblings (tables grow, then shrink) and deep chains: after deleting
@@ -362,17 +287,17 @@ Test(retain, very_deep_topic)
     cr_assert_eq(retain_set(store, topic, 10, V(2), &old), 0);
     cr_assert_eq(retain_get(store, topic, LEN), V(1));
     struct hits h = {0};
-    retain_match(store, S("#"), collect, &h);
+    retain_match(store, S("#"), hits_collect, &h);
     cr_assert_eq(h.n, 2);
     /* "+/+/.../+" of 32768 levels matches neither stored topic. */
     for (size_t i = 0; i < LEN; i++)
         filter[i] = i % 2 ? '/' : '+';
     h.n = 0;
-    retain_match(store, filter, LEN, collect, &h);
+    retain_match(store, filter, LEN, hits_collect, &h);
     cr_assert_eq(h.n, 0);
     /* The 11-level one: "+/" x 10 then "+". */
     h.n = 0;
-    retain_match(store, filter, 21, collect, &h);
+    retain_match(store, filter, 21, hits_collect, &h);
     cr_assert_eq(h.n, 1);
     cr_assert_eq(h.v[0], 2);
     cr_assert_eq(retain_delete(store, topic, LEN), V(1));
@@ -383,41 +308,6 @@ Test(retain, very_deep_topic)
     free(topic);
     free(filter);
 }
-
-/* Deterministic generator (xorshift64*), so a failure reproduces. */
-static uint64_t rng_state = 0x2545f4914f6cdd1dull;
-
-static uint32_t rng(uint32_t bound)
-{
-    rng_state ^= rng_state >> 12;
-    rng_state ^= rng_state << 25;
-    rng_state ^= rng_state >> 27;
-    return (uint32_t)((rng_state * 0x2545f4914f6cdd1dull) >> 32) % bound;
-}
-
-static const char *const words[] = {"a", "b", "c", "", "$s", "dd", "a$"};
-enum { WORDS = sizeof(words) / sizeof(words[0]) };
-
-static void gen_topic(char *buf, size_t cap)
-{
-    size_t depth = 1 + rng(5), n = 0;
-    buf[0] = '\0';
-    for (size_t i = 0; i < depth; i++)
-        n += (size_t)snprintf(buf + n, cap - n, "%s%s", i ? "/" : "", words[rng(WORDS)]);
-}
-
-static void gen_filter(char *buf, size_t cap)
-{
-    size_t depth = 1 + rng(5), n = 0;
-    buf[0] = '\0';
-    for (size_t i = 0; i < depth; i++) {
-        uint32_t r = rng(10);
-        const char *w = r < 2 ? "+" : (r == 2 && i + 1 == depth) ? "#" : words[rng(WORDS)];
-        n += (size_t)snprintf(buf + n, cap - n, "%s%s", i ? "/" : "", w);
-    }
-}
-
-enum { RAND_TOPICS = 3000, RAND_FILTERS = 3000, NAME_CAP = 64 };
 
 static char rand_topics[RAND_TOPICS][NAME_CAP];
 static bool rand_stored[RAND_TOPICS];
@@ -444,6 +334,7 @@ static void check_against_reference(const struct retain *store)
 
 Test(retain, randomized_against_reference)
 {
+    rng_seed(0x2545f4914f6cdd1dull);
     struct retain *store = retain_create();
     size_t stored = 0;
     for (size_t i = 0; i < RAND_TOPICS; i++) {
@@ -575,6 +466,7 @@ Test(retain, borrowed_topics_move_when_their_value_goes)
     /* Topic i's stored value, or NULL; the topics repeat, so every i with
      * the same topic shares one. */
     static char *held[RAND_TOPICS];
+    rng_seed(0x2545f4914f6cdd1dull);
     size_t node = node_cost();
     struct retain *store = retain_create();
     for (size_t i = 0; i < RAND_TOPICS; i++) {

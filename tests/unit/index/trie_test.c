@@ -5,44 +5,22 @@
  */
 #include <criterion/criterion.h>
 
-#include <malloc.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "helpers.h"
 #include "index/trie.h"
-
-#define S(str) (const uint8_t *)(str), strlen(str)
-#define V(i)   ((void *)(uintptr_t)(i))
-
-enum { HITS_MAX = 4096 };
-
-struct hits {
-    size_t n;
-    uintptr_t v[HITS_MAX];
-};
-
-static void collect(void *value, void *arg)
-{
-    struct hits *h = arg;
-    cr_assert_lt(h->n, HITS_MAX);
-    h->v[h->n++] = (uintptr_t)value;
-}
-
-static int cmp_uintptr(const void *a, const void *b)
-{
-    uintptr_t x = *(const uintptr_t *)a, y = *(const uintptr_t *)b;
-    return (x > y) - (x < y);
-}
 
 /* Hits of `topic`, sorted. */
 static struct hits *match(const struct trie *trie, const char *topic)
 {
     static struct hits h;
     h.n = 0;
-    trie_match(trie, S(topic), collect, &h);
-    qsort(h.v, h.n, sizeof(h.v[0]), cmp_uintptr);
+    trie_match(trie, S(topic), hits_collect, &h);
+    hits_sort(&h);
     return &h;
 }
 
@@ -54,51 +32,8 @@ static void put(struct trie *trie, const char *filter, uintptr_t value)
     *slot = V(value);
 }
 
-/* Assert that `topic` matches exactly the filters stored with values
- * expect[0..n) (sorted ascending), each reported once. */
-static void expect_hits(const struct trie *trie, const char *topic, const uintptr_t *expect,
-                        size_t n)
-{
-    struct hits *h = match(trie, topic);
-    cr_assert_eq(h->n, n, "topic %s: %zu hits, want %zu", topic, h->n, n);
-    for (size_t i = 0; i < n; i++)
-        cr_assert_eq(h->v[i], expect[i], "topic %s: hit %zu is %lu, want %lu", topic, i,
-                     (unsigned long)h->v[i], (unsigned long)expect[i]);
-}
-
-#define EXPECT(trie, topic, ...)                                                                   \
-    do {                                                                                           \
-        const uintptr_t want_[] = {__VA_ARGS__};                                                   \
-        expect_hits(trie, topic, want_, sizeof(want_) / sizeof(want_[0]));                         \
-    } while (0)
-#define EXPECT_NONE(trie, topic) expect_hits(trie, topic, NULL, 0)
-
-/* Reference matcher, written independently of the trie: level by level on
- * NUL-terminated strings. */
-static bool ref_matches(const char *f, const char *t)
-{
-    /* MQTT-4.7.2-1 */
-    if (t[0] == '$' && (f[0] == '+' || f[0] == '#'))
-        return false;
-    const char *fp = f, *tp = t;
-    for (;;) {
-        size_t fl = strcspn(fp, "/");
-        if (fl == 1 && fp[0] == '#')
-            return true;
-        if (!tp)
-            return false;
-        size_t tl = strcspn(tp, "/");
-        if (!(fl == 1 && fp[0] == '+') && (fl != tl || memcmp(fp, tp, fl) != 0))
-            return false;
-        bool fend = fp[fl] == '\0', tend = tp[tl] == '\0';
-        if (fend && tend)
-            return true;
-        if (fend)
-            return false;
-        fp += fl + 1;
-        tp = tend ? NULL : tp + tl + 1;
-    }
-}
+#define EXPECT(trie, topic, ...) HITS_EXPECT(match(trie, topic), topic, __VA_ARGS__)
+#define EXPECT_NONE(trie, topic) hits_expect(match(trie, topic), topic, NULL, 0)
 
 Test(trie, reference_matcher_sanity)
 {
@@ -302,11 +237,6 @@ Test(trie, remove_returns_value_and_keeps_others)
     trie_destroy(trie, NULL, NULL);
 }
 
-static size_t heap_in_use(void)
-{
-    return mallinfo2().uordblks;
-}
-
 /* Pruning: memory after adding and removing filters returns to (nearly)
  * where it was. Under ASan the allocator is not glibc's, mallinfo2 does not move,
  * and the test skips. */
@@ -350,12 +280,6 @@ Test(trie, remove_prunes_empty_nodes)
     trie_destroy(trie, NULL, NULL);
 }
 
-static void free_counted(void *value, void *arg)
-{
-    (*(size_t *)arg)++;
-    free(value);
-}
-
 Test(trie, destroy_frees_every_value_once)
 {
     struct trie *trie = trie_create();
@@ -392,13 +316,13 @@ Test(trie, very_deep_filter)
     put(trie, "#", 2);
     struct hits h = {0};
     /* 32768 empty levels: 32767 slashes. */
-    trie_match(trie, topic, LEN / 2, collect, &h);
-    qsort(h.v, h.n, sizeof(h.v[0]), cmp_uintptr);
+    trie_match(trie, topic, LEN / 2, hits_collect, &h);
+    hits_sort(&h);
     cr_assert_eq(h.n, 2);
     cr_assert_eq(h.v[0], 1);
     cr_assert_eq(h.v[1], 2);
     h.n = 0;
-    trie_match(trie, topic, LEN / 2 - 1, collect, &h);
+    trie_match(trie, topic, LEN / 2 - 1, hits_collect, &h);
     cr_assert_eq(h.n, 1, "one level short matches only '#'");
     cr_assert_eq(trie_count(trie), 2);
     cr_assert_eq(trie_remove(trie, filter, LEN), V(1));
@@ -408,41 +332,6 @@ Test(trie, very_deep_filter)
     free(filter);
     free(topic);
 }
-
-/* Deterministic generator (xorshift64*), so a failure reproduces. */
-static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
-
-static uint32_t rng(uint32_t bound)
-{
-    rng_state ^= rng_state >> 12;
-    rng_state ^= rng_state << 25;
-    rng_state ^= rng_state >> 27;
-    return (uint32_t)((rng_state * 0x2545f4914f6cdd1dull) >> 32) % bound;
-}
-
-static const char *const words[] = {"a", "b", "c", "", "$s", "dd", "a$"};
-enum { WORDS = sizeof(words) / sizeof(words[0]) };
-
-static void gen_topic(char *buf, size_t cap)
-{
-    size_t depth = 1 + rng(5), n = 0;
-    buf[0] = '\0';
-    for (size_t i = 0; i < depth; i++)
-        n += (size_t)snprintf(buf + n, cap - n, "%s%s", i ? "/" : "", words[rng(WORDS)]);
-}
-
-static void gen_filter(char *buf, size_t cap)
-{
-    size_t depth = 1 + rng(5), n = 0;
-    buf[0] = '\0';
-    for (size_t i = 0; i < depth; i++) {
-        uint32_t r = rng(10);
-        const char *w = r < 2 ? "+" : (r == 2 && i + 1 == depth) ? "#" : words[rng(WORDS)];
-        n += (size_t)snprintf(buf + n, cap - n, "%s%s", i ? "/" : "", w);
-    }
-}
-
-enum { RAND_FILTERS = 3000, RAND_TOPICS = 3000, NAME_CAP = 64 };
 
 static char rand_filters[RAND_FILTERS][NAME_CAP];
 static bool rand_stored[RAND_FILTERS];
@@ -469,6 +358,7 @@ static void check_against_reference(const struct trie *trie, size_t nfilters)
 
 Test(trie, randomized_against_reference)
 {
+    rng_seed(0x9e3779b97f4a7c15ull);
     struct trie *trie = trie_create();
     size_t stored = 0;
     for (size_t i = 0; i < RAND_FILTERS; i++) {
