@@ -18,7 +18,8 @@ metrics: core
 plugin: core
 net: core
 tenant: core mqtt index config metrics
-broker: core mqtt index config metrics plugin net tenant
+shard: core mqtt index config metrics net tenant
+broker: core mqtt index config metrics plugin net tenant shard
 "
 LAYERS=$(echo "$RULES" | sed -n 's/^\([a-z]*\):.*/\1/p' | tr '\n' ' ')
 cd "${1:-$(dirname "$0")/..}" || exit 1

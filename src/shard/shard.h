@@ -1,0 +1,274 @@
+/*
+ * shard: one thread, one io_uring, and everything it owns: connections
+ * (their streams), sessions homed here, this shard's slice of each
+ * tenant's topic index and its replica of the interest table and the
+ * retained store.
+ *
+ * This room is the loop: it owns the ring, the provided buffers, the
+ * accepts, the tick, the stop and the cross-shard rings (xshard.h), and
+ * hands everything else to the broker through struct shard_hooks:
+ * completions are dispatched by their user_data tag through a table of
+ * handlers, not called by name, so the loop knows no MQTT. One turn of
+ * the loop: the hooks' turn (retained replays, quota timer), the streams'
+ * flush (sends, re-armed receives), cross-shard flush and wakeups, submit
+ * and wait, every completion through its handler, then a bounded share of
+ * each inbound ring.
+ *
+ * Connections move between shards only as io_uring direct descriptors
+ * sent with MSG_RING (see broker/conn.c: a connection is served by the
+ * home shard of its client id).
+ */
+#ifndef RINGMQ_SHARD_SHARD_H
+#define RINGMQ_SHARD_SHARD_H
+
+#include <liburing.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "config/config.h"
+#include "core/spsc.h"
+#include "net/peer.h"
+#include "net/stream.h"
+#include "net/uring.h"
+#include "shard/xshard.h"
+#include "tenant/tenant.h"
+
+struct conn;
+struct session;
+struct shard;
+struct slab;
+struct wheel;
+struct pending_sub;
+struct metrics_server;
+struct plugin_host;
+struct plugin_port;
+struct share_group;
+struct route_state;
+
+/*
+ * io_uring user_data layout: the low 4 bits are a tag, the rest a pointer
+ * to a 16-byte-aligned object (slab objects, malloc'd records) or a small
+ * index shifted left by 4. The shard handles ACCEPT, RECV, SEND, CLOSE,
+ * TICK, WAKE, STOP and IGNORE; the hooks' on_cqe the others.
+ */
+enum ud_tag {
+    UD_IGNORE = 0,   /* completions we do not need (failed shutdown, wake sends) */
+    UD_ACCEPT = 1,   /* value: index in shard->accepts (listener * SHARD_ACCEPTS + n) */
+    UD_RECV = 2,     /* struct stream */
+    UD_SEND = 3,     /* struct stream */
+    UD_CLOSE = 4,    /* struct stream */
+    UD_TICK = 5,     /* the shard's periodic timeout */
+    UD_WAKE = 6,     /* MSG_RING from another shard: inbound rings have slots */
+    UD_HANDOVER = 7, /* MSG_RING SEND_FD arrived: struct iobuf of bytes, res = slot */
+    UD_FDSENT = 8,   /* our MSG_RING SEND_FD completed: struct conn */
+    UD_STOP = 9,     /* the stop eventfd became readable */
+    UD_PLUGIN = 10,  /* the plugin eventfd: completions are waiting */
+    UD_QUOTA = 11,   /* the outbound quota's next second began (s->throttled) */
+    UD_TAGS = 16,
+};
+
+static inline uint64_t ud_make(enum ud_tag tag, const void *p)
+{
+    return (uint64_t)(uintptr_t)p | (uint64_t)tag;
+}
+static inline enum ud_tag ud_tag(uint64_t ud)
+{
+    return (enum ud_tag)(ud & 15u);
+}
+static inline void *ud_ptr(uint64_t ud)
+{
+    return (void *)(uintptr_t)(ud & ~(uint64_t)15u);
+}
+
+/* A completion handler. */
+typedef void (*shard_cqe_fn)(struct shard *s, const struct io_uring_cqe *cqe);
+
+/*
+ * What the broker does on each shard. Every hook runs on the shard's
+ * thread; none may be NULL except on_cqe entries (NULL: ignored).
+ */
+struct shard_hooks {
+    /* Completions of the tags the shard does not handle, by tag. */
+    shard_cqe_fn on_cqe[UD_TAGS];
+    /* The shard's ring exists: create what the broker keeps on it (set
+     * up s->streams' events and transports). 0 or -errno (logged). */
+    int (*start)(struct shard *s);
+    /* A connection was accepted on listener `li`: direct descriptor fi. */
+    void (*accepted)(struct shard *s, uint32_t fi, uint8_t li, const struct net_peer *peer);
+    /* Each loop turn, before the streams are flushed. */
+    void (*turn)(struct shard *s);
+    /* Every SHARD_TICK_MS (timers, housekeeping). */
+    void (*tick)(struct shard *s);
+    /* One message from another shard. */
+    void (*xmsg)(struct shard *s, const struct xmsg *x);
+    /* Release what a message carries: it will not be handled. Any thread
+     * (the final drain runs on main). */
+    void (*xdiscard)(const struct xmsg *x);
+    /* Stopping, before every shard waits for the others: tell the clients,
+     * publish wills. */
+    void (*quiesce)(struct shard *s);
+    /* Stopping: whether output is still being sent (the shard lingers). */
+    bool (*lingering)(const struct shard *s);
+    /* The ring is gone: free what start and the loop created. */
+    void (*stop)(struct shard *s);
+};
+
+/* Every shard and what they share: built once by broker_start. */
+struct broker {
+    const struct config *cfg;
+    const struct shard_hooks *hooks;
+    struct plugin_host *plugins; /* NULL without plugins; borrowed */
+    struct metrics_server *metrics;
+    uint64_t started_ms;
+    struct tenant_dir tenants;
+    uint32_t nshards;
+    struct shard **shards;
+    int *cpus;                       /* [nshards]: the CPU each shard is pinned to, -1: none */
+    pthread_barrier_t start_barrier; /* main + shards: initialised, then go */
+    pthread_barrier_t stop_barrier;  /* shards: wills published before draining */
+    atomic_bool start_failed;        /* any shard failed to initialise */
+    atomic_uint connections;         /* past the max_connections check (conn_count) */
+    atomic_ullong pending_evicted;   /* closed for max_pending_connections */
+    uint16_t ports[CONFIG_MAX_LISTENERS];
+};
+
+/*
+ * Single-shot accepts in flight per listener per shard. A multishot accept
+ * has one address buffer that each completion overwrites before we can
+ * read it, so each accept here has its own slot and the peer address of
+ * every connection is known (direct descriptors leave nothing to call
+ * getpeername() on). Several stay armed so that a burst is taken without
+ * waiting a loop turn for each re-arm. Measured with 16 (ringmq-bench conn,
+ * 20,000 connections at 10,000/s, 2 shards, 2 cores): the same connect rate
+ * and CONNACK latency as the multishot accept, within run-to-run noise.
+ */
+#define SHARD_ACCEPTS 16u
+
+/* Where the kernel writes one accept's peer address; owned by the shard,
+ * in use while that accept is in flight. */
+struct accept_slot {
+    struct sockaddr_storage addr;
+    socklen_t len;
+};
+
+struct shard {
+    uint32_t id;
+    int cpu; /* the CPU this shard's thread is pinned to, -1: not pinned */
+    struct broker *broker;
+    const struct config *cfg;
+    const struct shard_hooks *hooks;
+    shard_cqe_fn on_cqe[UD_TAGS]; /* the shard's own handlers and the hooks' */
+    struct io_uring ring;
+    int ring_fd;
+    int stop_fd;
+    uint64_t stop_val;
+    int plugin_fd; /* written by plugin_port's wake, from any thread */
+    uint64_t plugin_val;
+    struct plugin_port *port;  /* NULL without plugins */
+    uint64_t settings_next_ms; /* next refresh from the setting provider */
+    bool stopping;
+    pthread_t thread;
+    const char *ring_mode;
+    int listen_fds[CONFIG_MAX_LISTENERS];
+    struct accept_slot *accepts; /* nlisteners * SHARD_ACCEPTS */
+    struct bufring bufs;
+    struct slab *conn_slab;
+    struct slab *session_slab;
+    struct wheel *wheel;         /* connections: keepalive, connect and close timeouts */
+    struct wheel *session_wheel; /* offline sessions: will delay, expiry */
+    uint64_t now_ms;
+    uint64_t next_conn_id;
+    /* By id, TENANT_MAX slots, each set once (release store) on first use:
+     * the metrics thread walks them while the shard runs. */
+    struct tenant **tenants;
+
+    /* cross-shard: in[i] carries i -> this shard; out[i] is shard i's in[id] */
+    struct spsc *in[CONFIG_MAX_SHARDS];
+    struct spsc *out[CONFIG_MAX_SHARDS];
+    struct xqueue overflow[CONFIG_MAX_SHARDS];
+    uint64_t wake_mask; /* targets that got slots this turn */
+    /* Back-pressure aimed at the cause: targets whose overflow queue is far
+     * behind (bit per shard), and whether the packets handled since the
+     * last reset sent a message to one of them (the connection that sent
+     * them is then not read until every target caught up). */
+    uint64_t xcongested;
+    bool xhit;
+    /* Loop turns (for each connection's share of one, conn.c), connections
+     * with input deferred to a later turn, and whether a cross-shard ring
+     * still holds messages beyond one turn's share: the loop does not sleep
+     * while there is either. */
+    uint16_t turn;
+    uint32_t ndeferred;
+    bool inbound_left;
+
+    /* Connections that have not completed CONNECT, oldest first, linked
+     * like `all` and not in it; at most pending_max, this shard's share of
+     * limits.max_pending_connections (conn.c). */
+    struct conn *pending;
+    struct conn **pending_tail;
+    uint32_t npending, pending_max;
+
+    /* Every other connection, for shutdown. */
+    struct conn *all;
+    /* The connections' byte streams: per-turn lists (output to send,
+     * receives to re-arm), bytes queued and not sent (out_bytes), output
+     * buffers freed since the last malloc_trim (out_freed). */
+    struct stream_loop streams;
+
+    /* SUBSCRIBEs waiting for acks from other shards (subscribe.c) */
+    struct pending_sub *pending_subs;
+
+    /* Routing: publish matching scratch, retained replays, the retained
+     * clock and tombstones (route.c; opaque here). */
+    struct route_state *route;
+    /* Shared groups matched by the publish being routed (share.c). */
+    struct share_group **share_scratch;
+    uint32_t nshare, share_cap;
+    uint8_t out_quota; /* enum out_quota (route.h): this publish's deliveries and the quota */
+    /* This shard's share of limits.max_slow_output_total (0: no limit),
+     * against streams.out_bytes. */
+    uint64_t slow_budget;
+
+    /* Sessions holding messages back for the outbound bytes quota: sent
+     * when the quota's next second begins (a timeout armed while the list
+     * is not empty), or from the tick, as the quota allows (session.c). */
+    struct session **throttled;
+    uint32_t nthrottled, throttled_cap;
+    bool quota_timer; /* the UD_QUOTA timeout is armed */
+    struct __kernel_timespec quota_ts;
+};
+
+/* The shard thread: pin, set up the ring, wait at the start barrier
+ * (twice: initialised, then main's verdict), serve until stopped, linger,
+ * free. `arg` is the struct shard. */
+void *shard_run(void *arg);
+
+/* Whether `target` is behind: its ring has been full, with messages
+ * waiting beyond it, for SHARD_BEHIND_MS. One loop turn that produces more
+ * than the ring holds does not make a target behind; a target that did not
+ * drain its ring in that long is. QoS 0 publishes to it are then dropped
+ * at the source (route.c) rather than queued in front of everybody else's. */
+#define SHARD_BEHIND_MS 20u
+static inline bool shard_target_behind(const struct shard *s, uint32_t target)
+{
+    const struct xqueue *q = &s->overflow[target];
+    return q->len && s->now_ms - q->since_ms >= SHARD_BEHIND_MS;
+}
+
+/* A submission queue entry, submitting first when the queue is full. */
+struct io_uring_sqe *shard_sqe(struct shard *s);
+
+/* The shard that owns a stream loop (its `streams`). */
+static inline struct shard *shard_of_streams(struct stream_loop *l)
+{
+    return (struct shard *)((char *)l - offsetof(struct shard, streams));
+}
+
+/* The home shard of a client id: where its session lives. */
+uint32_t shard_home(const struct broker *b, uint16_t tenant, const uint8_t *id, size_t len);
+
+#endif
