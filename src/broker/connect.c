@@ -44,18 +44,18 @@ static bool bytes_eq(struct mqtt_bytes b, const char *s)
 
 /* Refuse the CONNECT with `code` (a 3.1.1 return code for 3.x clients, a
  * 5.0 reason code for 5.0 clients), then close. */
-static int refuse(struct shard *s, struct conn *c, uint8_t code, const char *why)
+static enum proto_result refuse(struct shard *s, struct conn *c, uint8_t code, const char *why)
 {
     log_ratelimited(LOG_LEVEL_INFO, "connection %llu: CONNECT refused: %s",
                     (unsigned long long)c->id, why);
     struct connack_info ci = {.code = code, .reason = why};
     connack_write(s, c, &ci);
     conn_close(s, c, CLOSE_REFUSED);
-    return -1;
+    return PROTO_STOP;
 }
 
-static int refuse_rc(struct shard *s, struct conn *c, uint8_t v3_code, uint8_t v5_code,
-                     const char *why)
+static enum proto_result refuse_rc(struct shard *s, struct conn *c, uint8_t v3_code,
+                                   uint8_t v5_code, const char *why)
 {
     return refuse(s, c, c->v5 ? v5_code : v3_code, why);
 }
@@ -238,15 +238,15 @@ static bool session_opts_for(const struct conn *c, const struct config *cfg,
     return changed;
 }
 
-/* Enhanced authentication with the built-in test method. Returns 1 when
- * the CONNECT may proceed, 0 when an AUTH exchange started, -1 when the
+/* Enhanced authentication with the built-in test method. PROTO_OK when
+ * the CONNECT may proceed; PROTO_STOP when an AUTH exchange started or the
  * connection was refused. */
-static int connect_auth(struct shard *s, struct conn *c, const struct mqtt_props *pr,
-                        const uint8_t *pkt, size_t len)
+static enum proto_result connect_auth(struct shard *s, struct conn *c, const struct mqtt_props *pr,
+                                      const uint8_t *pkt, size_t len)
 {
     struct conn_v5 *v = c->v5;
     if (!mqtt_props_has(pr, MQTT_PROP_AUTH_METHOD) || v->auth == AUTH_DONE)
-        return 1;
+        return PROTO_OK;
     const char *method = s->cfg->test_auth_method;
     if (!method[0] || !bytes_eq(pr->auth_method, method))
         return refuse(s, c, 0x8C, "unsupported authentication method");
@@ -265,15 +265,15 @@ static int connect_auth(struct shard *s, struct conn *c, const struct mqtt_props
     memcpy(c->stash->data, pkt, len);
     v->auth = AUTH_CONNECTING;
     write_auth(s, c, 0x18, auth_challenge);
-    return 0;
+    return PROTO_STOP;
 }
 
 /* ---- the auth plugin ---- */
 
 /* Hand the CONNECT to the auth plugin: the connection stops reading until
  * it answers (conn_on_auth_done), keeping everything read so far. */
-static int start_auth(struct shard *s, struct conn *c, const struct mqtt_connect *ck,
-                      const struct mqtt_props *pr, const uint8_t *pkt, size_t avail)
+static enum proto_result start_auth(struct shard *s, struct conn *c, const struct mqtt_connect *ck,
+                                    const struct mqtt_props *pr, const uint8_t *pkt, size_t avail)
 {
     struct ringmq_kv users[32];
     size_t nusers = 0;
@@ -349,7 +349,7 @@ static int start_auth(struct shard *s, struct conn *c, const struct mqtt_connect
         return refuse_rc(s, c, MQTT_CONNACK_UNAVAILABLE, MQTT_RC_SERVER_UNAVAILABLE,
                          "authentication unavailable");
     }
-    return -1;
+    return PROTO_STOP;
 }
 
 /* A re-authentication step answered (MQTT 5.0 4.12.1). */
@@ -456,13 +456,13 @@ void protocol_connect_too_large(struct shard *s, struct conn *c, const struct mq
                        MQTT_RC_PACKET_TOO_LARGE);
 }
 
-int protocol_connect(struct shard *s, struct conn *c, const struct mqtt_frame *f,
-                     const uint8_t *pkt, size_t avail)
+enum proto_result protocol_connect(struct shard *s, struct conn *c, const struct mqtt_frame *f,
+                                   const uint8_t *pkt, size_t avail)
 {
     const struct config *cfg = s->cfg;
     if (c->state != CONN_NEW) {
         protocol_violation(s, c, "second CONNECT", MQTT_RC_PROTOCOL_ERROR); /* MQTT-3.1.0-2 */
-        return -1;
+        return PROTO_STOP;
     }
     struct mqtt_connect ck;
     int rc = mqtt_connect_decode(f->flags, pkt + f->header_len, f->body_len, &ck);
@@ -481,14 +481,14 @@ int protocol_connect(struct shard *s, struct conn *c, const struct mqtt_frame *f
             rc = mqtt_props_decode(MQTT_PROPS_WILL, ck.will_props.p, ck.will_props.len, &wp);
         if (connect_v5_setup(c, &pr) < 0) {
             conn_close(s, c, CLOSE_PEER_GONE);
-            return -1;
+            return PROTO_STOP;
         }
     }
     if (rc != MQTT_OK) {
         if (c->v5)
             return refuse(s, c, (uint8_t)rc, "malformed CONNECT");
         protocol_violation(s, c, "malformed CONNECT", rc);
-        return -1;
+        return PROTO_STOP;
     }
 
     if (s->port && plugin_host_has_auth(s->broker->plugins) && !c->auth)
@@ -521,7 +521,7 @@ int protocol_connect(struct shard *s, struct conn *c, const struct mqtt_frame *f
         uint32_t home = shard_home(s->broker, t->id, id, id_len);
         if (home != s->id) {
             conn_relocate(s, c, home, pkt, avail);
-            return -1;
+            return PROTO_STOP;
         }
     }
     if (c->auth) {
@@ -531,7 +531,7 @@ int protocol_connect(struct shard *s, struct conn *c, const struct mqtt_frame *f
         uint8_t why;
         int v = acl_check_connect(s, c, t->name, ck.client_id.p, ck.client_id.len, &why);
         if (v == ACL_WAIT)
-            return ACL_WAIT;
+            return PROTO_WAIT;
         if (v != RINGMQ_GRANTED) {
             t->ctr.denied++;
             observe_event(s, RINGMQ_EV_PERMISSION_DENIED, t, NULL, RINGMQ_ACTION_CONNECT, 0, NULL,
@@ -556,9 +556,8 @@ int protocol_connect(struct shard *s, struct conn *c, const struct mqtt_frame *f
         }
         c->v5->auth = AUTH_DONE;
     } else if (c->v5) {
-        int a = connect_auth(s, c, &pr, pkt, f->total_len);
-        if (a <= 0)
-            return -1;
+        if (connect_auth(s, c, &pr, pkt, f->total_len) != PROTO_OK)
+            return PROTO_STOP;
     }
     const struct tenant_settings *ts = t->set;
     if (!(ts->mqtt_versions & (1u << ck.version)))
@@ -614,7 +613,7 @@ int protocol_connect(struct shard *s, struct conn *c, const struct mqtt_frame *f
          * refuses the connection (MQTT-3.1.2-24), taking nothing over. */
         if (!connack_build(c, &ci, &cp)) {
             conn_close(s, c, CLOSE_REFUSED);
-            return -1;
+            return PROTO_STOP;
         }
         /* Aliases only when the client was told it may use them. */
         c->v5->alias_max_in =
@@ -654,7 +653,7 @@ int protocol_connect(struct shard *s, struct conn *c, const struct mqtt_frame *f
     log_debug("client %.*s connected (level %u, clean %d, present %d)", (int)id_len, id, ck.version,
               ck.clean_start, present);
     session_resume(s, ss);
-    return 0;
+    return PROTO_OK;
 }
 
 /* ---- AUTH (5.0 only) ---- */
@@ -680,8 +679,8 @@ static int auth_decode(const struct mqtt_frame *f, const uint8_t *body, uint8_t 
 }
 
 /* An AUTH from the client when an auth plugin decides: pass the step on. */
-static int plugin_auth_step(struct shard *s, struct conn *c, uint8_t reason,
-                            const struct mqtt_props *pr)
+static enum proto_result plugin_auth_step(struct shard *s, struct conn *c, uint8_t reason,
+                                          const struct mqtt_props *pr)
 {
     struct conn_v5 *v = c->v5;
     bool reauth;
@@ -692,7 +691,7 @@ static int plugin_auth_step(struct shard *s, struct conn *c, uint8_t reason,
         reauth = true;
     else {
         protocol_violation(s, c, "unexpected AUTH reason", MQTT_RC_PROTOCOL_ERROR);
-        return -1;
+        return PROTO_STOP;
     }
     struct ringmq_auth_step step = {
         .reauth = reauth,
@@ -708,17 +707,18 @@ static int plugin_auth_step(struct shard *s, struct conn *c, uint8_t reason,
         if (!reauth)
             return refuse(s, c, MQTT_RC_UNSPECIFIED, "authentication unavailable");
         conn_close_reason(s, c, CLOSE_PROTOCOL, MQTT_RC_UNSPECIFIED, "authentication unavailable");
-        return -1;
+        return PROTO_STOP;
     }
     if (reauth) {
         v->auth = AUTH_REAUTHING; /* the connection keeps working meanwhile */
-        return 0;
+        return PROTO_OK;
     }
     c->state = CONN_AUTHENTICATING;
-    return -1;
+    return PROTO_STOP;
 }
 
-int protocol_auth(struct shard *s, struct conn *c, const struct mqtt_frame *f, const uint8_t *body)
+enum proto_result protocol_auth(struct shard *s, struct conn *c, const struct mqtt_frame *f,
+                                const uint8_t *body)
 {
     struct conn_v5 *v = c->v5;
     uint8_t reason;
@@ -726,7 +726,7 @@ int protocol_auth(struct shard *s, struct conn *c, const struct mqtt_frame *f, c
     int rc = auth_decode(f, body, &reason, &pr);
     if (rc != MQTT_OK) {
         protocol_violation(s, c, "malformed AUTH", rc);
-        return -1;
+        return PROTO_STOP;
     }
     /* MQTT-4.12.0-7 (no AUTH without a method at CONNECT) and MQTT-4.12.0-5
      * (the method must stay the same). */
@@ -735,7 +735,7 @@ int protocol_auth(struct shard *s, struct conn *c, const struct mqtt_frame *f, c
                        memcmp(pr.auth_method.p, v->auth_method, v->auth_method_len) == 0;
     if (v->auth == AUTH_NONE || !same_method) {
         protocol_violation(s, c, "unexpected AUTH", MQTT_RC_PROTOCOL_ERROR);
-        return -1;
+        return PROTO_STOP;
     }
     if (s->port && plugin_host_has_auth(s->broker->plugins))
         return plugin_auth_step(s, c, reason, &pr);
@@ -745,7 +745,7 @@ int protocol_auth(struct shard *s, struct conn *c, const struct mqtt_frame *f, c
     case AUTH_CONNECTING: {
         if (reason != 0x18) {
             protocol_violation(s, c, "unexpected AUTH reason", MQTT_RC_PROTOCOL_ERROR);
-            return -1;
+            return PROTO_STOP;
         }
         if (!answer_ok)
             return refuse(s, c, MQTT_RC_BAD_CREDENTIALS, "authentication failed");
@@ -756,7 +756,7 @@ int protocol_auth(struct shard *s, struct conn *c, const struct mqtt_frame *f, c
         struct mqtt_frame cf;
         if (mqtt_frame_decode(h->data, h->len, 0, &cf) != MQTT_OK) {
             protocol_violation(s, c, "lost CONNECT", MQTT_RC_UNSPECIFIED);
-            return -1;
+            return PROTO_STOP;
         }
         c->relocated = true;
         return protocol_connect(s, c, &cf, h->data, h->len);
@@ -764,37 +764,37 @@ int protocol_auth(struct shard *s, struct conn *c, const struct mqtt_frame *f, c
     case AUTH_DONE:
         if (reason != 0x19) {
             protocol_violation(s, c, "unexpected AUTH reason", MQTT_RC_PROTOCOL_ERROR);
-            return -1;
+            return PROTO_STOP;
         }
         if (!mqtt_props_has(&pr, MQTT_PROP_AUTH_DATA) || !bytes_eq(pr.auth_data, auth_hello)) {
             conn_close_reason(s, c, CLOSE_PROTOCOL, MQTT_RC_NOT_AUTHORIZED,
                               "re-authentication failed");
-            return -1;
+            return PROTO_STOP;
         }
         v->auth = AUTH_REAUTHING;
         write_auth(s, c, 0x18, auth_challenge);
-        return 0;
+        return PROTO_OK;
     case AUTH_REAUTHING:
         if (reason != 0x18) {
             protocol_violation(s, c, "unexpected AUTH reason", MQTT_RC_PROTOCOL_ERROR);
-            return -1;
+            return PROTO_STOP;
         }
         if (!answer_ok) {
             conn_close_reason(s, c, CLOSE_PROTOCOL, MQTT_RC_NOT_AUTHORIZED,
                               "re-authentication failed");
-            return -1;
+            return PROTO_STOP;
         }
         v->auth = AUTH_DONE;
         write_auth(s, c, 0x00, NULL);
-        return 0;
+        return PROTO_OK;
     }
-    return 0;
+    return PROTO_OK;
 }
 
 /* ---- DISCONNECT ---- */
 
-int protocol_disconnect(struct shard *s, struct conn *c, const struct mqtt_frame *f,
-                        const uint8_t *body)
+enum proto_result protocol_disconnect(struct shard *s, struct conn *c, const struct mqtt_frame *f,
+                                      const uint8_t *body)
 {
     uint8_t reason = 0;
     int rc;
@@ -802,11 +802,11 @@ int protocol_disconnect(struct shard *s, struct conn *c, const struct mqtt_frame
         rc = mqtt_empty_decode(f->type, f->flags, body, f->body_len, c->version, &reason);
         if (rc != MQTT_OK) {
             protocol_violation(s, c, "malformed DISCONNECT", rc);
-            return -1;
+            return PROTO_STOP;
         }
         /* MQTT-3.14.4-3: a clean DISCONNECT discards the will. */
         conn_close(s, c, CLOSE_CLIENT_DISCONNECT);
-        return -1;
+        return PROTO_STOP;
     }
     struct mqtt_props pr;
     memset(&pr, 0, sizeof(pr));
@@ -824,7 +824,7 @@ int protocol_disconnect(struct shard *s, struct conn *c, const struct mqtt_frame
     }
     if (rc != MQTT_OK) {
         protocol_violation(s, c, "malformed DISCONNECT", rc);
-        return -1;
+        return PROTO_STOP;
     }
     struct session *ss = c->session;
     if (mqtt_props_has(&pr, MQTT_PROP_SESSION_EXPIRY)) {
@@ -832,7 +832,7 @@ int protocol_disconnect(struct shard *s, struct conn *c, const struct mqtt_frame
          * cannot be given an expiry now. */
         if (c->v5->expiry_at_connect == 0 && pr.session_expiry != 0) {
             protocol_violation(s, c, "session expiry set at DISCONNECT", MQTT_RC_PROTOCOL_ERROR);
-            return -1;
+            return PROTO_STOP;
         }
         uint32_t max = ss->tenant->set->max_session_expiry;
         ss->expiry_s = ss->tenant->set->force_transient ? 0
@@ -842,5 +842,5 @@ int protocol_disconnect(struct shard *s, struct conn *c, const struct mqtt_frame
     /* MQTT-3.14.4-3, MQTT-3.1.2-8: only 0x00 deletes the will; 0x04
      * (Disconnect with Will Message) and the error reasons keep it. */
     conn_close(s, c, reason == MQTT_RC_SUCCESS ? CLOSE_CLIENT_DISCONNECT : CLOSE_PEER_GONE);
-    return -1;
+    return PROTO_STOP;
 }

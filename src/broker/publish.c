@@ -59,16 +59,16 @@ static int resolve_alias(struct conn *c, const struct mqtt_props *pr, struct mqt
 /* A 5.0 PUBLISH refused for a quota hears 0x97: in its PUBACK/PUBREC, or,
  * for QoS 0, which has no acknowledgement to carry it, in a DISCONNECT
  * (MQTT 5.0 3.14.2.1). Returns protocol_publish's result. */
-static int refuse_over_quota(struct shard *s, struct conn *c, const struct mqtt_publish *pb,
-                             const char *why)
+static enum proto_result refuse_over_quota(struct shard *s, struct conn *c,
+                                           const struct mqtt_publish *pb, const char *why)
 {
     if (pb->qos == 0) {
         conn_close_reason(s, c, CLOSE_PROTOCOL, MQTT_RC_QUOTA_EXCEEDED, why);
-        return -1;
+        return PROTO_STOP;
     }
     conn_write_ack(s, c, pb->qos == 1 ? MQTT_PUBACK : MQTT_PUBREC, pb->packet_id,
                    MQTT_RC_QUOTA_EXCEEDED, why);
-    return 0;
+    return PROTO_OK;
 }
 
 /*
@@ -79,19 +79,20 @@ static int refuse_over_quota(struct shard *s, struct conn *c, const struct mqtt_
  * and a message dropped in silence would look delivered: the connection
  * closes. Returns protocol_publish's result.
  */
-static int refuse_topic(struct shard *s, struct conn *c, const struct mqtt_publish *pb)
+static enum proto_result refuse_topic(struct shard *s, struct conn *c,
+                                      const struct mqtt_publish *pb)
 {
     if (c->v5 && pb->qos) {
         conn_write_ack(s, c, pb->qos == 1 ? MQTT_PUBACK : MQTT_PUBREC, pb->packet_id,
                        MQTT_RC_TOPIC_NAME_INVALID, "topic too long or too deep");
-        return 0;
+        return PROTO_OK;
     }
     protocol_violation(s, c, "topic too long or too deep", MQTT_RC_TOPIC_NAME_INVALID);
-    return -1;
+    return PROTO_STOP;
 }
 
-int protocol_publish(struct shard *s, struct conn *c, const struct mqtt_frame *f,
-                     const uint8_t *body)
+enum proto_result protocol_publish(struct shard *s, struct conn *c, const struct mqtt_frame *f,
+                                   const uint8_t *body)
 {
     const struct tenant_settings *ts = c->session->tenant->set;
     struct mqtt_publish pb;
@@ -118,15 +119,15 @@ int protocol_publish(struct shard *s, struct conn *c, const struct mqtt_frame *f
     }
     if (rc != MQTT_OK) {
         protocol_violation(s, c, "bad PUBLISH", rc);
-        return -1;
+        return PROTO_STOP;
     }
     if (pb.qos > ts->max_qos) {
         protocol_violation(s, c, "QoS not supported", 0x9B); /* MQTT-3.2.2-11 */
-        return -1;
+        return PROTO_STOP;
     }
     if (pb.retain && !ts->retain_available) {
         protocol_violation(s, c, "retain not supported", 0x9A); /* MQTT-3.2.2-14 */
-        return -1;
+        return PROTO_STOP;
     }
     struct session *ss = c->session;
     if (pb.qos == 2 && session_qos2_has(ss, pb.packet_id)) {
@@ -136,7 +137,7 @@ int protocol_publish(struct shard *s, struct conn *c, const struct mqtt_frame *f
          * reached since) would end the client's flow while the id stayed
          * taken here, and its next message with that id would be lost. */
         conn_write_ack(s, c, MQTT_PUBREC, pb.packet_id, MQTT_RC_SUCCESS, NULL);
-        return 0;
+        return PROTO_OK;
     }
     if (!topic_within_limits(ts, pb.topic.p, pb.topic.len))
         return refuse_topic(s, c, &pb);
@@ -148,7 +149,7 @@ int protocol_publish(struct shard *s, struct conn *c, const struct mqtt_frame *f
                       : acl_check(s, c, RINGMQ_ACTION_PUBLISH, pb.topic.p, pb.topic.len, pb.qos,
                                   pb.retain, &why);
     if (verdict == ACL_WAIT)
-        return ACL_WAIT;
+        return PROTO_WAIT;
     /* Counted only past the permission check: a PUBLISH whose verdict the
      * plugin answers later is handled again from the start. */
     bool deliver = true;
@@ -181,7 +182,7 @@ int protocol_publish(struct shard *s, struct conn *c, const struct mqtt_frame *f
             if (pb.qos)
                 conn_write_ack(s, c, pb.qos == 1 ? MQTT_PUBACK : MQTT_PUBREC, pb.packet_id,
                                why ? why : MQTT_RC_NOT_AUTHORIZED, "not authorized");
-            return 0;
+            return PROTO_OK;
         }
         deliver = false;
     }
@@ -212,12 +213,12 @@ int protocol_publish(struct shard *s, struct conn *c, const struct mqtt_frame *f
          * (a resend is answered above). */
         if (session_qos2_add(s, ss, pb.packet_id) < 0) {
             protocol_violation(s, c, "receive maximum exceeded", MQTT_RC_RECEIVE_MAX_EXCEEDED);
-            return -1;
+            return PROTO_STOP;
         }
     } else if (pb.qos == 1 && session_qos2_has(ss, pb.packet_id)) {
         /* MQTT-2.3.1-2: the id is still in use by an unfinished QoS 2 flow. */
         protocol_violation(s, c, "packet id in use", MQTT_RC_PACKET_ID_IN_USE);
-        return -1;
+        return PROTO_STOP;
     }
     uint8_t ack_reason = MQTT_RC_SUCCESS;
     if (c->v5 && ts->validate_payload_format && mqtt_props_has(&pr, MQTT_PROP_PAYLOAD_FORMAT) &&
@@ -225,7 +226,7 @@ int protocol_publish(struct shard *s, struct conn *c, const struct mqtt_frame *f
         /* MQTT 5.0 3.3.2.3.2: refuse a payload marked UTF-8 that is not. */
         if (pb.qos == 0) {
             protocol_violation(s, c, "payload is not UTF-8", MQTT_RC_PAYLOAD_FORMAT_INVALID);
-            return -1;
+            return PROTO_STOP;
         }
         ack_reason = MQTT_RC_PAYLOAD_FORMAT_INVALID;
         deliver = false;
@@ -249,17 +250,18 @@ int protocol_publish(struct shard *s, struct conn *c, const struct mqtt_frame *f
         struct msg *m = msg_create(&sp);
         if (!m) {
             protocol_violation(s, c, "out of memory", MQTT_RC_UNSPECIFIED);
-            return -1;
+            return PROTO_STOP;
         }
         route_publish(s, ss->tenant, m);
     }
     if (pb.qos)
         conn_write_ack(s, c, pb.qos == 1 ? MQTT_PUBACK : MQTT_PUBREC, pb.packet_id, ack_reason,
                        ack_reason ? "payload is not valid UTF-8" : NULL);
-    return 0;
+    return PROTO_OK;
 }
 
-int protocol_ack(struct shard *s, struct conn *c, const struct mqtt_frame *f, const uint8_t *body)
+enum proto_result protocol_ack(struct shard *s, struct conn *c, const struct mqtt_frame *f,
+                               const uint8_t *body)
 {
     struct mqtt_ack ack;
     int rc = mqtt_ack_decode(f->type, f->flags, body, f->body_len, c->version, &ack);
@@ -269,7 +271,7 @@ int protocol_ack(struct shard *s, struct conn *c, const struct mqtt_frame *f, co
     }
     if (rc != MQTT_OK) {
         protocol_violation(s, c, "bad acknowledgement", rc);
-        return -1;
+        return PROTO_STOP;
     }
     struct session *ss = c->session;
     switch (f->type) {
@@ -292,5 +294,5 @@ int protocol_ack(struct shard *s, struct conn *c, const struct mqtt_frame *f, co
         break;
     }
     }
-    return 0;
+    return PROTO_OK;
 }

@@ -151,8 +151,8 @@ static int subscribe_allowed(struct shard *s, struct conn *c, struct mqtt_bytes 
     return c->v5 ? (why ? why : MQTT_RC_NOT_AUTHORIZED) : MQTT_RC_UNSPECIFIED;
 }
 
-int protocol_subscribe(struct shard *s, struct conn *c, const struct mqtt_frame *f,
-                       const uint8_t *body)
+enum proto_result protocol_subscribe(struct shard *s, struct conn *c, const struct mqtt_frame *f,
+                                     const uint8_t *body)
 {
     const struct tenant_settings *ts = c->session->tenant->set;
     struct mqtt_subscribe sb;
@@ -163,16 +163,16 @@ int protocol_subscribe(struct shard *s, struct conn *c, const struct mqtt_frame 
         rc = mqtt_props_decode(MQTT_SUBSCRIBE, sb.props.p, sb.props.len, &pr);
     if (rc != MQTT_OK) {
         protocol_violation(s, c, "bad SUBSCRIBE", rc);
-        return -1;
+        return PROTO_STOP;
     }
     if (!conn_fits(c, mqtt_suback_size(c->version, sb.count))) {
         conn_too_large(s, c, "SUBACK"); /* MQTT-3.1.2-24: nothing to leave out */
-        return -1;
+        return PROTO_STOP;
     }
     uint32_t subid = mqtt_props_has(&pr, MQTT_PROP_SUBSCRIPTION_ID) ? pr.subscription_id : 0;
     if (subid && !ts->subscription_identifiers) {
         protocol_violation(s, c, "subscription identifiers not supported", 0xA1);
-        return -1;
+        return PROTO_STOP;
     }
     struct mqtt_sub_iter it;
     struct mqtt_bytes filter;
@@ -183,19 +183,19 @@ int protocol_subscribe(struct shard *s, struct conn *c, const struct mqtt_frame 
         int code = filter_check(c, filter, options);
         if (code < 0) {
             protocol_violation(s, c, "invalid topic filter", MQTT_RC_PROTOCOL_ERROR);
-            return -1;
+            return PROTO_STOP;
         }
         /* Every verdict first: the packet is handled again when one is
          * pending, so nothing may change before this loop ends. */
         if (code == 0 && acl_check(s, c, RINGMQ_ACTION_SUBSCRIBE, filter.p, filter.len, options & 3,
                                    false, NULL) == ACL_WAIT)
-            return ACL_WAIT;
+            return PROTO_WAIT;
         flen += 2 + filter.len;
     }
     struct pending_sub *p = malloc(sizeof(*p) + flen + 2 * (size_t)sb.count);
     if (!p) {
         protocol_violation(s, c, "out of memory", MQTT_RC_UNSPECIFIED);
-        return -1;
+        return PROTO_STOP;
     }
     memset(p, 0, sizeof(*p));
     p->codes = p->filters + flen;
@@ -272,11 +272,11 @@ int protocol_subscribe(struct shard *s, struct conn *c, const struct mqtt_frame 
     c->session->pending = p;
     p->waiting = acks + 1;
     protocol_on_ack(s, (uint64_t)(uintptr_t)p); /* our own share */
-    return 0;
+    return PROTO_OK;
 }
 
-int protocol_unsubscribe(struct shard *s, struct conn *c, const struct mqtt_frame *f,
-                         const uint8_t *body)
+enum proto_result protocol_unsubscribe(struct shard *s, struct conn *c, const struct mqtt_frame *f,
+                                       const uint8_t *body)
 {
     struct mqtt_subscribe sb;
     int rc = mqtt_unsubscribe_decode(f->flags, body, f->body_len, c->version, &sb);
@@ -286,11 +286,11 @@ int protocol_unsubscribe(struct shard *s, struct conn *c, const struct mqtt_fram
     }
     if (rc != MQTT_OK) {
         protocol_violation(s, c, "bad UNSUBSCRIBE", rc);
-        return -1;
+        return PROTO_STOP;
     }
     if (!conn_fits(c, mqtt_suback_size(c->version, sb.count))) {
         conn_too_large(s, c, "UNSUBACK"); /* MQTT-3.1.2-24: nothing to leave out */
-        return -1;
+        return PROTO_STOP;
     }
     struct mqtt_sub_iter it;
     struct mqtt_bytes filter;
@@ -304,12 +304,12 @@ int protocol_unsubscribe(struct shard *s, struct conn *c, const struct mqtt_fram
             topic_within_limits(ts, filter.p, filter.len) &&
             acl_check(s, c, RINGMQ_ACTION_UNSUBSCRIBE, filter.p, filter.len, 0, false, NULL) ==
                 ACL_WAIT)
-            return ACL_WAIT;
+            return PROTO_WAIT;
     uint8_t codes_small[64];
     uint8_t *codes = sb.count <= sizeof(codes_small) ? codes_small : malloc(sb.count);
     if (!codes) {
         protocol_violation(s, c, "out of memory", MQTT_RC_UNSPECIFIED);
-        return -1;
+        return PROTO_STOP;
     }
     uint32_t i = 0;
     mqtt_sub_iter_init(&it, &sb, false);
@@ -319,7 +319,7 @@ int protocol_unsubscribe(struct shard *s, struct conn *c, const struct mqtt_fram
                 if (codes != codes_small)
                     free(codes);
                 protocol_violation(s, c, "invalid topic filter", MQTT_RC_TOPIC_FILTER_INVALID);
-                return -1;
+                return PROTO_STOP;
             }
             codes[i++] = MQTT_RC_TOPIC_FILTER_INVALID;
             continue;
@@ -357,5 +357,5 @@ int protocol_unsubscribe(struct shard *s, struct conn *c, const struct mqtt_fram
     }
     if (codes != codes_small)
         free(codes);
-    return 0;
+    return PROTO_OK;
 }
