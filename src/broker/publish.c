@@ -326,11 +326,11 @@ enum proto_result protocol_publish(struct shard *s, struct conn *c, const struct
         protocol_violation(s, c, "bad PUBLISH", rc);
         return PROTO_STOP;
     }
-    switch (publish_admit(s, c, f->total_len, &pb)) {
+    enum publish_verdict v = publish_admit(s, c, f->total_len, &pb);
+    switch (v) {
     case PUBLISH_DELIVER:
-        return publish_accept(s, c, &pb, &pr, true);
-    case PUBLISH_DROP:
-        return publish_accept(s, c, &pb, &pr, false);
+    case PUBLISH_DROP: /* one call, so that it is inlined */
+        return publish_accept(s, c, &pb, &pr, v == PUBLISH_DELIVER);
     case PUBLISH_ANSWERED:
         return PROTO_OK;
     case PUBLISH_CLOSED:
