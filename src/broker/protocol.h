@@ -52,9 +52,15 @@ void protocol_violation(struct shard *s, struct conn *c, const char *what, int r
 
 /* CONNECT: the whole packet at `pkt`, `avail` bytes of input there (the
  * packet and what follows it, kept when the connection moves or waits for
- * the auth plugin). */
+ * the auth plugin). PROTO_WAIT while the plugin checks whether this client
+ * may connect. */
 enum proto_result protocol_connect(struct shard *s, struct conn *c, const struct mqtt_frame *f,
                                    const uint8_t *pkt, size_t avail);
+/* AUTH (5.0): a step of enhanced authentication or re-authentication.
+ * With the built-in test method, the answer that completes authentication
+ * handles the kept CONNECT again (protocol_connect's results); with an auth
+ * plugin, a step during CONNECT waits for it (PROTO_STOP,
+ * CONN_AUTHENTICATING). */
 enum proto_result protocol_auth(struct shard *s, struct conn *c, const struct mqtt_frame *f,
                                 const uint8_t *body);
 /* Before CONNACK, a packet over max_connect_size (its fixed header `f` is
