@@ -22,7 +22,9 @@ struct conn;
 struct conn_identity;
 struct plugin_done;
 
-/* The answer is on its way: stop, handle this packet again later. */
+/* The answer is on its way: the handler stops, leaving the packet
+ * unconsumed (PROTO_WAIT, protocol.h), and handles it again from the start
+ * when the plugin answers. acl's own value: no handler returns it. */
 #define ACL_WAIT (-2)
 
 /* RINGMQ_GRANTED, RINGMQ_DENIED, RINGMQ_CHECK_ERROR, or ACL_WAIT; for a

@@ -463,11 +463,11 @@ static size_t process(struct shard *s, struct conn *c, const uint8_t *buf, size_
         /* MQTT-3.1.2-24 counts Control Packets, not bytes. */
         c->last_rx_ms = s->now_ms;
         int r = protocol_handle(s, c, &f, pkt, len - next);
-        if (r == ACL_WAIT)
+        if (r == PROTO_WAIT)
             return off; /* handled again once the plugin answers */
         acl_packet_done(c);
         off = next;
-        if (r < 0 || !reading(c) || c->close_pending)
+        if (r == PROTO_STOP || !reading(c) || c->close_pending)
             return len;
     }
     return off;

@@ -42,22 +42,24 @@ static bool bytes_eq(struct mqtt_bytes b, const char *s)
 
 /* ---- refusing a CONNECT ---- */
 
-/* Refuse the CONNECT with `code` (a 3.1.1 return code for 3.x clients, a
- * 5.0 reason code for 5.0 clients), then close. */
-static int refuse(struct shard *s, struct conn *c, uint8_t code, const char *why)
+/* Why a CONNECT is refused: the CONNACK's code for a 3.x client (a 3.1.1
+ * return code) and for a 5.0 client (a reason code), and the text for the
+ * log and the 5.0 Reason String (borrowed). */
+struct refusal {
+    uint8_t v3, v5;
+    const char *why;
+};
+
+/* The one way a CONNECT is refused: log, CONNACK with the code for the
+ * client's version, close. Returns PROTO_STOP. */
+static enum proto_result connect_refuse(struct shard *s, struct conn *c, const struct refusal *no)
 {
     log_ratelimited(LOG_LEVEL_INFO, "connection %llu: CONNECT refused: %s",
-                    (unsigned long long)c->id, why);
-    struct connack_info ci = {.code = code, .reason = why};
+                    (unsigned long long)c->id, no->why);
+    struct connack_info ci = {.code = c->v5 ? no->v5 : no->v3, .reason = no->why};
     connack_write(s, c, &ci);
     conn_close(s, c, CLOSE_REFUSED);
-    return -1;
-}
-
-static int refuse_rc(struct shard *s, struct conn *c, uint8_t v3_code, uint8_t v5_code,
-                     const char *why)
-{
-    return refuse(s, c, c->v5 ? v5_code : v3_code, why);
+    return PROTO_STOP;
 }
 
 /* ---- AUTH ---- */
@@ -238,45 +240,138 @@ static bool session_opts_for(const struct conn *c, const struct config *cfg,
     return changed;
 }
 
-/* Enhanced authentication with the built-in test method. Returns 1 when
- * the CONNECT may proceed, 0 when an AUTH exchange started, -1 when the
- * connection was refused. */
-static int connect_auth(struct shard *s, struct conn *c, const struct mqtt_props *pr,
-                        const uint8_t *pkt, size_t len)
+/*
+ * A CONNECT on its way through protocol_connect's steps (decode, admit,
+ * options, finish), each filling in its part. It lives on
+ * protocol_connect's stack and borrows the packet's bytes.
+ */
+struct connect_req {
+    const uint8_t *pkt; /* the CONNECT, `len` bytes */
+    size_t len;
+    size_t avail; /* bytes of input at pkt: the CONNECT and what followed */
+    /* decode */
+    struct mqtt_connect ck;
+    struct mqtt_props pr, wp; /* CONNECT and Will Properties (5.0; else 0) */
+    /* admit */
+    struct tenant *t;
+    const uint8_t *id; /* the client id, or the one assigned to it */
+    size_t id_len;
+    bool was_assigned;
+    char assigned[48];
+    uint16_t keepalive; /* held to, in seconds (0: none) */
+    bool tell_keepalive;
+    /* options */
+    struct session_opts o;
+    struct connack_info ci;
+    struct connack_props cp; /* 5.0 only */
+    /* Set by the step that refuses the CONNECT (which then returns
+     * PROTO_STOP); protocol_connect sends the refusal. */
+    struct refusal no;
+};
+
+/* Refuse rq (see connect_req.no): PROTO_STOP. */
+static enum proto_result refused(struct connect_req *rq, uint8_t v3, uint8_t v5, const char *why)
 {
-    struct conn_v5 *v = c->v5;
-    if (!mqtt_props_has(pr, MQTT_PROP_AUTH_METHOD) || v->auth == AUTH_DONE)
-        return 1;
-    const char *method = s->cfg->test_auth_method;
-    if (!method[0] || !bytes_eq(pr->auth_method, method))
-        return refuse(s, c, 0x8C, "unsupported authentication method");
-    if (!mqtt_props_has(pr, MQTT_PROP_AUTH_DATA) || !bytes_eq(pr->auth_data, auth_hello))
-        return refuse(s, c, MQTT_RC_BAD_CREDENTIALS, "authentication failed");
-    v->auth_method = malloc(pr->auth_method.len);
+    rq->no = (struct refusal){v3, v5, why};
+    return PROTO_STOP;
+}
+
+/* Keep `len` bytes of input in c->stash, to be handled again (the CONNECT,
+ * once authentication is done). False when out of memory. */
+static bool stash_keep(struct conn *c, const uint8_t *bytes, size_t len)
+{
     c->stash = malloc(sizeof(*c->stash) + len);
-    if (!v->auth_method || !c->stash)
-        return refuse(s, c, MQTT_RC_SERVER_UNAVAILABLE, "out of memory");
-    memcpy(v->auth_method, pr->auth_method.p, pr->auth_method.len);
-    v->auth_method_len = (uint16_t)pr->auth_method.len;
-    /* Keep the CONNECT: it is handled again once the exchange succeeds. */
+    if (!c->stash)
+        return false;
     c->stash->len = (uint32_t)len;
     c->stash->off = 0;
     c->stash->cap = (uint32_t)len;
-    memcpy(c->stash->data, pkt, len);
+    memcpy(c->stash->data, bytes, len);
+    return true;
+}
+
+/* Keep the authentication method the client named (every later AUTH must
+ * name it, and CONNACK names it: MQTT-4.12.0-5); out of memory it is not
+ * kept. */
+static void auth_method_keep(struct conn_v5 *v, struct mqtt_bytes method)
+{
+    v->auth_method = malloc(method.len ? method.len : 1);
+    if (v->auth_method) {
+        memcpy(v->auth_method, method.p, method.len);
+        v->auth_method_len = (uint16_t)method.len;
+    }
+}
+
+/* Enhanced authentication with the built-in test method. PROTO_OK when
+ * the CONNECT may proceed; PROTO_STOP when an AUTH exchange started (the
+ * CONNECT kept in c->stash) or the connection is refused (rq->no). */
+static enum proto_result connect_auth(struct shard *s, struct conn *c, struct connect_req *rq)
+{
+    struct conn_v5 *v = c->v5;
+    const struct mqtt_props *pr = &rq->pr;
+    if (!mqtt_props_has(pr, MQTT_PROP_AUTH_METHOD) || v->auth == AUTH_DONE)
+        return PROTO_OK;
+    const char *method = s->cfg->test_auth_method;
+    if (!method[0] || !bytes_eq(pr->auth_method, method))
+        return refused(rq, 0x8C, 0x8C, "unsupported authentication method");
+    if (!mqtt_props_has(pr, MQTT_PROP_AUTH_DATA) || !bytes_eq(pr->auth_data, auth_hello))
+        return refused(rq, MQTT_RC_BAD_CREDENTIALS, MQTT_RC_BAD_CREDENTIALS,
+                       "authentication failed");
+    v->auth_method = malloc(pr->auth_method.len);
+    /* Keep the CONNECT: it is handled again once the exchange succeeds. */
+    bool kept = stash_keep(c, rq->pkt, rq->len);
+    if (!v->auth_method || !kept)
+        return refused(rq, MQTT_RC_SERVER_UNAVAILABLE, MQTT_RC_SERVER_UNAVAILABLE, "out of memory");
+    memcpy(v->auth_method, pr->auth_method.p, pr->auth_method.len);
+    v->auth_method_len = (uint16_t)pr->auth_method.len;
     v->auth = AUTH_CONNECTING;
     write_auth(s, c, 0x18, auth_challenge);
-    return 0;
+    return PROTO_STOP;
 }
 
 /* ---- the auth plugin ---- */
 
-/* Hand the CONNECT to the auth plugin: the connection stops reading until
- * it answers (conn_on_auth_done), keeping everything read so far. */
-static int start_auth(struct shard *s, struct conn *c, const struct mqtt_connect *ck,
-                      const struct mqtt_props *pr, const uint8_t *pkt, size_t avail)
+/* The CONNECT's User Properties for the auth plugin: at most `max` pairs
+ * of NUL-terminated strings in users[] (*n of them), copied into one
+ * buffer, which is returned for the caller to free after the call. Out of
+ * memory: NULL, no pairs. */
+static char *auth_user_props(const struct mqtt_props *pr, struct ringmq_kv *users, size_t max,
+                             size_t *n)
 {
+    struct mqtt_props_iter it;
+    struct mqtt_user_prop up;
+    size_t need = 0;
+    *n = 0;
+    mqtt_props_iter_init(&it, pr);
+    while (mqtt_props_next_user(&it, &up))
+        need += up.name.len + up.value.len + 2;
+    char *ubuf = malloc(need);
+    if (!ubuf)
+        return NULL;
+    char *w = ubuf;
+    mqtt_props_iter_init(&it, pr);
+    while (*n < max && mqtt_props_next_user(&it, &up)) {
+        users[*n].key = w;
+        memcpy(w, up.name.p, up.name.len);
+        w += up.name.len;
+        *w++ = 0;
+        users[*n].value = w;
+        memcpy(w, up.value.p, up.value.len);
+        w += up.value.len;
+        *w++ = 0;
+        (*n)++;
+    }
+    return ubuf;
+}
+
+/* Hand the CONNECT to the auth plugin: the connection stops reading until
+ * it answers (conn_on_auth_done), keeping everything read so far. Always
+ * PROTO_STOP: handed on (CONN_AUTHENTICATING), or refused (rq->no). */
+static enum proto_result start_auth(struct shard *s, struct conn *c, struct connect_req *rq)
+{
+    const struct mqtt_connect *ck = &rq->ck;
+    const struct mqtt_props *pr = &rq->pr;
     struct ringmq_kv users[32];
-    size_t nusers = 0;
     char addr[NET_PEER_STRLEN];
     bool has_addr = net_peer_format(&c->st.peer, addr, sizeof(addr)) == 0;
     struct ringmq_connect_info info = {
@@ -290,33 +385,10 @@ static int start_auth(struct shard *s, struct conn *c, const struct mqtt_connect
         .remote_port = c->st.peer.port,
         .listener = s->cfg->listeners[c->st.listener].name,
     };
-    /* User properties as NUL-terminated pairs: copied into one buffer. */
     char *ubuf = NULL;
     if (c->v5 && pr->user_prop_count) {
-        struct mqtt_props_iter it;
-        struct mqtt_user_prop up;
-        size_t need = 0;
-        mqtt_props_iter_init(&it, pr);
-        while (mqtt_props_next_user(&it, &up))
-            need += up.name.len + up.value.len + 2;
-        ubuf = malloc(need);
-        if (ubuf) {
-            char *w = ubuf;
-            mqtt_props_iter_init(&it, pr);
-            while (nusers < 32 && mqtt_props_next_user(&it, &up)) {
-                users[nusers].key = w;
-                memcpy(w, up.name.p, up.name.len);
-                w += up.name.len;
-                *w++ = 0;
-                users[nusers].value = w;
-                memcpy(w, up.value.p, up.value.len);
-                w += up.value.len;
-                *w++ = 0;
-                nusers++;
-            }
-        }
+        ubuf = auth_user_props(pr, users, 32, &info.n_user_properties);
         info.user_properties = users;
-        info.n_user_properties = nusers;
     }
     if (c->v5 && mqtt_props_has(pr, MQTT_PROP_AUTH_METHOD)) {
         info.auth_method = (struct ringmq_bytes){pr->auth_method.p, pr->auth_method.len};
@@ -324,21 +396,12 @@ static int start_auth(struct shard *s, struct conn *c, const struct mqtt_connect
             info.auth_data = (struct ringmq_bytes){pr->auth_data.p, pr->auth_data.len};
         /* Enhanced authentication: every later AUTH must name this method. */
         free(c->v5->auth_method);
-        c->v5->auth_method = malloc(pr->auth_method.len ? pr->auth_method.len : 1);
-        if (c->v5->auth_method) {
-            memcpy(c->v5->auth_method, pr->auth_method.p, pr->auth_method.len);
-            c->v5->auth_method_len = (uint16_t)pr->auth_method.len;
-        }
+        auth_method_keep(c->v5, pr->auth_method);
     }
-    c->stash = malloc(sizeof(*c->stash) + avail);
-    if (!c->stash) {
+    if (!stash_keep(c, rq->pkt, rq->avail)) {
         free(ubuf);
-        return refuse_rc(s, c, MQTT_CONNACK_UNAVAILABLE, MQTT_RC_SERVER_UNAVAILABLE,
-                         "out of memory");
+        return refused(rq, MQTT_CONNACK_UNAVAILABLE, MQTT_RC_SERVER_UNAVAILABLE, "out of memory");
     }
-    memcpy(c->stash->data, pkt, avail);
-    c->stash->len = c->stash->cap = (uint32_t)avail;
-    c->stash->off = 0;
     c->state = CONN_AUTHENTICATING;
     conn_hold(c); /* the call holds the connection until it is answered */
     int rc = plugin_authenticate(s->port, (uint64_t)(uintptr_t)c, &info);
@@ -346,10 +409,10 @@ static int start_auth(struct shard *s, struct conn *c, const struct mqtt_connect
     if (rc < 0) {
         c->st.ops--;
         c->state = CONN_NEW;
-        return refuse_rc(s, c, MQTT_CONNACK_UNAVAILABLE, MQTT_RC_SERVER_UNAVAILABLE,
-                         "authentication unavailable");
+        return refused(rq, MQTT_CONNACK_UNAVAILABLE, MQTT_RC_SERVER_UNAVAILABLE,
+                       "authentication unavailable");
     }
-    return -1;
+    return PROTO_STOP;
 }
 
 /* A re-authentication step answered (MQTT 5.0 4.12.1). */
@@ -366,6 +429,41 @@ static void reauth_done(struct shard *s, struct conn *c, const struct ringmq_aut
         /* MQTT-4.12.1-2: a failed re-authentication ends the connection. */
         conn_close_reason(s, c, CLOSE_PROTOCOL, MQTT_RC_NOT_AUTHORIZED, "re-authentication failed");
     }
+}
+
+/* The refusal of a CONNECT the auth plugin did not allow (its Reason
+ * String when it gave one), counted as an authentication failure of the
+ * global tenant. */
+static struct refusal auth_refusal(struct shard *s, const struct ringmq_auth_result *r,
+                                   bool timed_out)
+{
+    /* 3.1.1 return codes and 5.0 reason codes of each refusal. */
+    static const struct refusal refusals[] = {
+        [RINGMQ_AUTH_BAD_CREDENTIALS] = {MQTT_CONNACK_BAD_CREDENTIALS, MQTT_RC_BAD_CREDENTIALS,
+                                         "bad user name or password"},
+        [RINGMQ_AUTH_NOT_AUTHORIZED] = {MQTT_CONNACK_NOT_AUTHORIZED, MQTT_RC_NOT_AUTHORIZED,
+                                        "not authorized"},
+        [RINGMQ_AUTH_BANNED] = {MQTT_CONNACK_NOT_AUTHORIZED, 0x8A, "banned"},
+        [RINGMQ_AUTH_BAD_METHOD] = {MQTT_CONNACK_NOT_AUTHORIZED, 0x8C, "bad authentication method"},
+        [RINGMQ_AUTH_ERROR] = {MQTT_CONNACK_UNAVAILABLE, MQTT_RC_UNSPECIFIED,
+                               "authentication error"},
+    };
+    enum ringmq_auth_decision dec = r->decision;
+    if (dec == RINGMQ_AUTH_CONTINUE)
+        dec = RINGMQ_AUTH_BAD_METHOD; /* CONTINUE without a method to go on with */
+    if ((size_t)dec >= sizeof(refusals) / sizeof(refusals[0]) || !refusals[dec].why)
+        dec = RINGMQ_AUTH_ERROR;
+    struct tenant *g = shard_tenant(s, 0);
+    if (g) {
+        g->ctr.auth_failures++;
+        observe_event(s, RINGMQ_EV_AUTH_FAILED, g, NULL, refusals[dec].v5, 0, NULL, 0);
+    }
+    struct refusal no = refusals[dec];
+    if (r->reason)
+        no.why = r->reason;
+    else if (timed_out)
+        no.why = "authentication timed out";
+    return no;
 }
 
 void conn_on_auth_done(struct shard *s, struct conn *c, const struct plugin_done *d)
@@ -390,41 +488,18 @@ void conn_on_auth_done(struct shard *s, struct conn *c, const struct plugin_done
         conn_resume(s, c);
         return;
     }
-    /* 3.1.1 return codes and 5.0 reason codes of each refusal. */
-    static const struct {
-        uint8_t v3, v5;
-        const char *why;
-    } refusals[] = {
-        [RINGMQ_AUTH_BAD_CREDENTIALS] = {MQTT_CONNACK_BAD_CREDENTIALS, MQTT_RC_BAD_CREDENTIALS,
-                                         "bad user name or password"},
-        [RINGMQ_AUTH_NOT_AUTHORIZED] = {MQTT_CONNACK_NOT_AUTHORIZED, MQTT_RC_NOT_AUTHORIZED,
-                                        "not authorized"},
-        [RINGMQ_AUTH_BANNED] = {MQTT_CONNACK_NOT_AUTHORIZED, 0x8A, "banned"},
-        [RINGMQ_AUTH_BAD_METHOD] = {MQTT_CONNACK_NOT_AUTHORIZED, 0x8C, "bad authentication method"},
-        [RINGMQ_AUTH_ERROR] = {MQTT_CONNACK_UNAVAILABLE, MQTT_RC_UNSPECIFIED,
-                               "authentication error"},
-    };
-    enum ringmq_auth_decision dec = r->decision;
-    if (dec == RINGMQ_AUTH_CONTINUE)
-        dec = RINGMQ_AUTH_BAD_METHOD; /* CONTINUE without a method to go on with */
-    if (dec != RINGMQ_AUTH_ALLOW) {
-        if ((size_t)dec >= sizeof(refusals) / sizeof(refusals[0]) || !refusals[dec].why)
-            dec = RINGMQ_AUTH_ERROR;
-        struct tenant *g = shard_tenant(s, 0);
-        if (g) {
-            g->ctr.auth_failures++;
-            observe_event(s, RINGMQ_EV_AUTH_FAILED, g, NULL, refusals[dec].v5, 0, NULL, 0);
-        }
-        const char *why = d->timed_out ? "authentication timed out" : refusals[dec].why;
-        refuse_rc(s, c, refusals[dec].v3, refusals[dec].v5, r->reason ? r->reason : why);
+    if (r->decision != RINGMQ_AUTH_ALLOW) {
+        struct refusal no = auth_refusal(s, r, d->timed_out);
+        connect_refuse(s, c, &no);
         conn_op_done(s, c);
         return;
     }
     int tenant = tenant_dir_intern(&s->broker->tenants, r->tenant ? r->tenant : "global");
     if (tenant < 0 || conn_set_auth(c, (uint16_t)tenant, r) < 0) {
-        refuse_rc(s, c, MQTT_CONNACK_UNAVAILABLE, MQTT_RC_SERVER_UNAVAILABLE,
-                  tenant == -ENOSPC ? "too many tenants"
-                                    : "out of memory, or a user id over 65535 bytes");
+        struct refusal no = {MQTT_CONNACK_UNAVAILABLE, MQTT_RC_SERVER_UNAVAILABLE,
+                             tenant == -ENOSPC ? "too many tenants"
+                                               : "out of memory, or a user id over 65535 bytes"};
+        connect_refuse(s, c, &no);
         conn_op_done(s, c);
         return;
     }
@@ -456,189 +531,260 @@ void protocol_connect_too_large(struct shard *s, struct conn *c, const struct mq
                        MQTT_RC_PACKET_TOO_LARGE);
 }
 
-int protocol_connect(struct shard *s, struct conn *c, const struct mqtt_frame *f,
-                     const uint8_t *pkt, size_t avail)
+/*
+ * protocol_connect is four steps: decode (the bytes), admit (may this
+ * client connect, here and now: a refusal is one value, rq->no), options
+ * (what the client gets: session options, CONNACK, will) and finish
+ * (session attached, connection active, CONNACK sent). Each step returns
+ * PROTO_OK to go on; protocol_connect sends the refusing CONNACK.
+ */
+
+/* decode: the CONNECT's bytes, and from a 5.0 client its properties (its
+ * conn_v5 made here; kept from the first pass when the CONNECT comes
+ * back after enhanced authentication); sets c->version. PROTO_STOP: a
+ * second CONNECT, an unsupported protocol level or a malformed 5.0
+ * CONNECT (refused), a malformed 3.x one (closed unanswered), out of
+ * memory. */
+static enum proto_result connect_decode(struct shard *s, struct conn *c, const struct mqtt_frame *f,
+                                        struct connect_req *rq)
 {
-    const struct config *cfg = s->cfg;
     if (c->state != CONN_NEW) {
         protocol_violation(s, c, "second CONNECT", MQTT_RC_PROTOCOL_ERROR); /* MQTT-3.1.0-2 */
-        return -1;
+        return PROTO_STOP;
     }
-    struct mqtt_connect ck;
-    int rc = mqtt_connect_decode(f->flags, pkt + f->header_len, f->body_len, &ck);
+    struct mqtt_connect *ck = &rq->ck;
+    int rc = mqtt_connect_decode(f->flags, rq->pkt + f->header_len, f->body_len, ck);
     if (rc == MQTT_RC_UNSUPPORTED_VERSION) {
         /* MQTT-3.1.2-2: CONNACK 0x01, then close. */
         c->version = MQTT_V311;
-        return refuse(s, c, MQTT_CONNACK_BAD_PROTOCOL, "unsupported protocol level");
+        return refused(rq, MQTT_CONNACK_BAD_PROTOCOL, MQTT_CONNACK_BAD_PROTOCOL,
+                       "unsupported protocol level");
     }
-    c->version = ck.version;
-    struct mqtt_props pr, wp;
-    memset(&pr, 0, sizeof(pr));
-    memset(&wp, 0, sizeof(wp));
-    if (rc == MQTT_OK && ck.version == MQTT_V5) {
-        rc = mqtt_props_decode(MQTT_CONNECT, ck.props.p, ck.props.len, &pr);
-        if (rc == MQTT_OK && ck.will)
-            rc = mqtt_props_decode(MQTT_PROPS_WILL, ck.will_props.p, ck.will_props.len, &wp);
-        if (connect_v5_setup(c, &pr) < 0) {
+    c->version = ck->version;
+    if (rc == MQTT_OK && ck->version == MQTT_V5) {
+        rc = mqtt_props_decode(MQTT_CONNECT, ck->props.p, ck->props.len, &rq->pr);
+        if (rc == MQTT_OK && ck->will)
+            rc = mqtt_props_decode(MQTT_PROPS_WILL, ck->will_props.p, ck->will_props.len, &rq->wp);
+        if (connect_v5_setup(c, &rq->pr) < 0) {
             conn_close(s, c, CLOSE_PEER_GONE);
-            return -1;
+            return PROTO_STOP;
         }
     }
     if (rc != MQTT_OK) {
         if (c->v5)
-            return refuse(s, c, (uint8_t)rc, "malformed CONNECT");
+            return refused(rq, (uint8_t)rc, (uint8_t)rc, "malformed CONNECT");
         protocol_violation(s, c, "malformed CONNECT", rc);
-        return -1;
+        return PROTO_STOP;
     }
+    return PROTO_OK;
+}
 
-    if (s->port && plugin_host_has_auth(s->broker->plugins) && !c->auth)
-        return start_auth(s, c, &ck, &pr, pkt, avail);
-
+/* Which client, on which shard: the connection counted against
+ * max_connections, its tenant (the auth plugin's, else the global one),
+ * its client id (one assigned when it sent none). A CONNECT whose id lives
+ * on another shard moves there with the input that followed it
+ * (PROTO_STOP), and comes back to protocol_connect there (c->relocated). */
+static enum proto_result connect_identify(struct shard *s, struct conn *c, struct connect_req *rq)
+{
+    const struct mqtt_connect *ck = &rq->ck;
     if (!conn_count(s, c))
-        return refuse_rc(s, c, MQTT_CONNACK_UNAVAILABLE, MQTT_RC_QUOTA_EXCEEDED,
-                         "max_connections reached");
-
-    struct tenant *t = shard_tenant(s, c->auth ? c->auth->tenant : 0);
-    if (!t)
-        return refuse_rc(s, c, MQTT_CONNACK_UNAVAILABLE, MQTT_RC_SERVER_UNAVAILABLE,
-                         "out of memory");
-    char assigned[48];
-    const uint8_t *id = ck.client_id.p;
-    size_t id_len = ck.client_id.len;
-    bool was_assigned = false;
-    if (id_len == 0) {
+        return refused(rq, MQTT_CONNACK_UNAVAILABLE, MQTT_RC_QUOTA_EXCEEDED,
+                       "max_connections reached");
+    rq->t = shard_tenant(s, c->auth ? c->auth->tenant : 0);
+    if (!rq->t)
+        return refused(rq, MQTT_CONNACK_UNAVAILABLE, MQTT_RC_SERVER_UNAVAILABLE, "out of memory");
+    rq->id = ck->client_id.p;
+    rq->id_len = ck->client_id.len;
+    if (rq->id_len == 0) {
         /* MQTT-3.1.3-7/-8: in 3.1.1 an empty id needs clean session; 3.1
          * has no empty ids; 5.0 allows it either way (MQTT-3.1.3-6). */
-        if ((!ck.clean_start && ck.version == MQTT_V311) || ck.version == MQTT_V31)
-            return refuse(s, c, MQTT_CONNACK_ID_REJECTED, "empty client id");
-        id_len = assign_client_id(s, t, assigned, sizeof(assigned));
-        id = (const uint8_t *)assigned;
-        was_assigned = true;
-    } else if (id_len > cfg->max_client_id_len) {
-        return refuse_rc(s, c, MQTT_CONNACK_ID_REJECTED, MQTT_RC_CLIENT_ID_INVALID,
-                         "client id too long");
+        if ((!ck->clean_start && ck->version == MQTT_V311) || ck->version == MQTT_V31)
+            return refused(rq, MQTT_CONNACK_ID_REJECTED, MQTT_CONNACK_ID_REJECTED,
+                           "empty client id");
+        rq->id_len = assign_client_id(s, rq->t, rq->assigned, sizeof(rq->assigned));
+        rq->id = (const uint8_t *)rq->assigned;
+        rq->was_assigned = true;
+    } else if (rq->id_len > s->cfg->max_client_id_len) {
+        return refused(rq, MQTT_CONNACK_ID_REJECTED, MQTT_RC_CLIENT_ID_INVALID,
+                       "client id too long");
     } else if (!c->relocated) {
-        uint32_t home = shard_home(s->broker, t->id, id, id_len);
+        uint32_t home = shard_home(s->broker, rq->t->id, rq->id, rq->id_len);
         if (home != s->id) {
-            conn_relocate(s, c, home, pkt, avail);
-            return -1;
+            conn_relocate(s, c, home, rq->pkt, rq->avail);
+            return PROTO_STOP;
         }
     }
+    return PROTO_OK;
+}
+
+/* May it connect, now that its tenant and id are known: the auth plugin's
+ * CONNECT permission check (PROTO_WAIT until it answers), then enhanced
+ * authentication (the plugin's method named in CONNACK, or the built-in
+ * test method's exchange). */
+static enum proto_result connect_authorize(struct shard *s, struct conn *c, struct connect_req *rq)
+{
+    const struct mqtt_props *pr = &rq->pr;
     if (c->auth) {
-        /* The auth plugin's CONNECT permission check, on the home shard
-         * (once: the connection does not move again) and before any
-         * session is touched, so a refused client takes nothing over. */
+        /* On the home shard (once: the connection does not move again) and
+         * before any session is touched, so a refused client takes nothing
+         * over. */
         uint8_t why;
-        int v = acl_check_connect(s, c, t->name, ck.client_id.p, ck.client_id.len, &why);
+        int v =
+            acl_check_connect(s, c, rq->t->name, rq->ck.client_id.p, rq->ck.client_id.len, &why);
         if (v == ACL_WAIT)
-            return ACL_WAIT;
+            return PROTO_WAIT;
         if (v != RINGMQ_GRANTED) {
-            t->ctr.denied++;
-            observe_event(s, RINGMQ_EV_PERMISSION_DENIED, t, NULL, RINGMQ_ACTION_CONNECT, 0, NULL,
-                          0);
+            rq->t->ctr.denied++;
+            observe_event(s, RINGMQ_EV_PERMISSION_DENIED, rq->t, NULL, RINGMQ_ACTION_CONNECT, 0,
+                          NULL, 0);
             /* 5.0: the plugin's reason code when it gave one (ABI 3). */
             if (v == RINGMQ_DENIED)
-                return refuse_rc(s, c, MQTT_CONNACK_NOT_AUTHORIZED,
-                                 why ? why : MQTT_RC_NOT_AUTHORIZED, "not authorized to connect");
-            return refuse_rc(s, c, MQTT_CONNACK_UNAVAILABLE, why ? why : MQTT_RC_UNSPECIFIED,
-                             "permission check failed");
+                return refused(rq, MQTT_CONNACK_NOT_AUTHORIZED, why ? why : MQTT_RC_NOT_AUTHORIZED,
+                               "not authorized to connect");
+            return refused(rq, MQTT_CONNACK_UNAVAILABLE, why ? why : MQTT_RC_UNSPECIFIED,
+                           "permission check failed");
         }
     }
-    if (c->v5 && c->auth && mqtt_props_has(&pr, MQTT_PROP_AUTH_METHOD)) {
+    if (c->v5 && c->auth && mqtt_props_has(pr, MQTT_PROP_AUTH_METHOD)) {
         /* An auth plugin authenticated it (perhaps on the shard it came
          * from): CONNACK names the method (MQTT-4.12.0-5). */
-        if (!c->v5->auth_method) {
-            c->v5->auth_method = malloc(pr.auth_method.len ? pr.auth_method.len : 1);
-            if (c->v5->auth_method) {
-                memcpy(c->v5->auth_method, pr.auth_method.p, pr.auth_method.len);
-                c->v5->auth_method_len = (uint16_t)pr.auth_method.len;
-            }
-        }
+        if (!c->v5->auth_method)
+            auth_method_keep(c->v5, pr->auth_method);
         c->v5->auth = AUTH_DONE;
     } else if (c->v5) {
-        int a = connect_auth(s, c, &pr, pkt, f->total_len);
-        if (a <= 0)
-            return -1;
+        return connect_auth(s, c, rq);
     }
-    const struct tenant_settings *ts = t->set;
-    if (!(ts->mqtt_versions & (1u << ck.version)))
-        return refuse_rc(s, c, MQTT_CONNACK_BAD_PROTOCOL, MQTT_RC_UNSUPPORTED_VERSION,
-                         "protocol version not allowed for this tenant");
-    if (ck.will && ck.will_qos > ts->max_qos)
-        return refuse_rc(s, c, MQTT_CONNACK_UNAVAILABLE, 0x9B, "will QoS not supported");
-    if (ck.will && ck.will_retain && !ts->retain_available)
-        return refuse_rc(s, c, MQTT_CONNACK_UNAVAILABLE, 0x9A, "retain not supported");
-    if (ck.will && ck.will_payload.len > ts->max_will_size)
-        return refuse_rc(s, c, MQTT_CONNACK_UNAVAILABLE, MQTT_RC_PACKET_TOO_LARGE,
-                         "will too large");
-    bool tell_keepalive;
-    int keepalive = keepalive_choose(cfg, ts, c->v5 != NULL, ck.keepalive, &tell_keepalive);
+    return PROTO_OK;
+}
+
+/* What the client's tenant allows: its MQTT versions, the will's QoS,
+ * retain flag, size and topic, the keepalive (rq->keepalive, and whether a
+ * 5.0 client is told it). */
+static enum proto_result connect_tenant_allows(struct shard *s, struct conn *c,
+                                               struct connect_req *rq)
+{
+    const struct tenant_settings *ts = rq->t->set;
+    const struct mqtt_connect *ck = &rq->ck;
+    if (!(ts->mqtt_versions & (1u << ck->version)))
+        return refused(rq, MQTT_CONNACK_BAD_PROTOCOL, MQTT_RC_UNSUPPORTED_VERSION,
+                       "protocol version not allowed for this tenant");
+    if (ck->will && ck->will_qos > ts->max_qos)
+        return refused(rq, MQTT_CONNACK_UNAVAILABLE, 0x9B, "will QoS not supported");
+    if (ck->will && ck->will_retain && !ts->retain_available)
+        return refused(rq, MQTT_CONNACK_UNAVAILABLE, 0x9A, "retain not supported");
+    if (ck->will && ck->will_payload.len > ts->max_will_size)
+        return refused(rq, MQTT_CONNACK_UNAVAILABLE, MQTT_RC_PACKET_TOO_LARGE, "will too large");
+    int keepalive = keepalive_choose(s->cfg, ts, c->v5 != NULL, ck->keepalive, &rq->tell_keepalive);
     if (keepalive < 0)
-        return refuse(s, c, MQTT_CONNACK_ID_REJECTED, "keepalive over max_keepalive");
+        return refused(rq, MQTT_CONNACK_ID_REJECTED, MQTT_CONNACK_ID_REJECTED,
+                       "keepalive over max_keepalive");
+    rq->keepalive = (uint16_t)keepalive;
     /* As a PUBLISH on it would be (publish.c); 3.1.1 has no closer code
      * than the one for every other will the server cannot take. */
-    if (ck.will && !topic_within_limits(ts, ck.will_topic.p, ck.will_topic.len))
-        return refuse_rc(s, c, MQTT_CONNACK_UNAVAILABLE, MQTT_RC_TOPIC_NAME_INVALID,
-                         "will topic too long or too deep");
+    if (ck->will && !topic_within_limits(ts, ck->will_topic.p, ck->will_topic.len))
+        return refused(rq, MQTT_CONNACK_UNAVAILABLE, MQTT_RC_TOPIC_NAME_INVALID,
+                       "will topic too long or too deep");
+    return PROTO_OK;
+}
 
-    /* Quotas of the tenant (CONNACK 0x97 in 5.0, 0x03 in 3.1.1). A takeover
-     * closes the connection it replaces (MQTT-3.1.4-2): no connection more. */
-    if (!session_connected(t, id, id_len) &&
+/* The tenant's quotas (CONNACK 0x97 in 5.0, 0x03 in 3.1.1): connections,
+ * connection rate (counted here), sessions. A takeover closes the
+ * connection it replaces (MQTT-3.1.4-2): no connection more. */
+static enum proto_result connect_within_quotas(struct shard *s, struct connect_req *rq)
+{
+    struct tenant *t = rq->t;
+    if (!session_connected(t, rq->id, rq->id_len) &&
         !observe_throttle(s, t, RINGMQ_RES_CONNECTIONS, 1, NULL))
-        return refuse_rc(s, c, MQTT_CONNACK_UNAVAILABLE, MQTT_RC_QUOTA_EXCEEDED,
-                         "connection quota exceeded");
+        return refused(rq, MQTT_CONNACK_UNAVAILABLE, MQTT_RC_QUOTA_EXCEEDED,
+                       "connection quota exceeded");
     if (!observe_throttle(s, t, RINGMQ_RES_CONNECT_RATE, 1, NULL))
-        return refuse_rc(s, c, MQTT_CONNACK_UNAVAILABLE, 0x9F, "connection rate exceeded");
+        return refused(rq, MQTT_CONNACK_UNAVAILABLE, 0x9F, "connection rate exceeded");
     observe_rate_add(s, t, RATE_CONNECTS, 1);
-    bool resumes = !ck.clean_start && session_exists(t, id, id_len);
-    if (!resumes && !session_exists(t, id, id_len) &&
+    bool resumes = !rq->ck.clean_start && session_exists(t, rq->id, rq->id_len);
+    if (!resumes && !session_exists(t, rq->id, rq->id_len) &&
         !observe_throttle(s, t, RINGMQ_RES_SESSIONS, 1, NULL))
-        return refuse_rc(s, c, MQTT_CONNACK_UNAVAILABLE, MQTT_RC_QUOTA_EXCEEDED,
-                         "session quota exceeded");
-    struct session_opts o;
-    bool expiry_changed = session_opts_for(c, cfg, ts, &ck, &pr, &wp, &o);
-    struct connack_info ci = {
-        .ts = ts,
+        return refused(rq, MQTT_CONNACK_UNAVAILABLE, MQTT_RC_QUOTA_EXCEEDED,
+                       "session quota exceeded");
+    return PROTO_OK;
+}
+
+/*
+ * admit: may this client connect, here and now? First the auth plugin
+ * (the CONNECT comes back with c->auth set once it allows), then, in this
+ * order: connect_identify, connect_authorize, connect_tenant_allows,
+ * connect_within_quotas. PROTO_OK: admitted; PROTO_STOP: refused (rq->no),
+ * or handed on (authenticating, moved to the home shard); PROTO_WAIT: the
+ * plugin's CONNECT check is pending.
+ */
+static enum proto_result connect_admit(struct shard *s, struct conn *c, struct connect_req *rq)
+{
+    if (s->port && plugin_host_has_auth(s->broker->plugins) && !c->auth)
+        return start_auth(s, c, rq);
+    enum proto_result r = connect_identify(s, c, rq);
+    if (r == PROTO_OK)
+        r = connect_authorize(s, c, rq);
+    if (r == PROTO_OK)
+        r = connect_tenant_allows(s, c, rq);
+    if (r == PROTO_OK)
+        r = connect_within_quotas(s, rq);
+    return r;
+}
+
+/* options: what the admitted client gets, decided before any session is
+ * touched: its session options (rq->o), its CONNACK (rq->ci; a 5.0 one is
+ * built now, and one that cannot be sent closes the connection unanswered,
+ * MQTT-3.1.2-24), the topic aliases it may use, its will as a message. */
+static enum proto_result connect_options(struct shard *s, struct conn *c, struct connect_req *rq)
+{
+    bool expiry_changed =
+        session_opts_for(c, s->cfg, rq->t->set, &rq->ck, &rq->pr, &rq->wp, &rq->o);
+    rq->ci = (struct connack_info){
+        .ts = rq->t->set,
         .code = 0,
         .expiry_changed = expiry_changed,
-        .expiry = o.expiry_s,
-        .assigned = was_assigned ? id : NULL,
-        .assigned_len = id_len,
-        .server_keepalive = tell_keepalive,
-        .keepalive = (uint16_t)keepalive,
+        .expiry = rq->o.expiry_s,
+        .assigned = rq->was_assigned ? rq->id : NULL,
+        .assigned_len = rq->id_len,
+        .server_keepalive = rq->tell_keepalive,
+        .keepalive = rq->keepalive,
         .auth = c->v5 && c->v5->auth == AUTH_DONE,
     };
-    struct connack_props cp;
     if (c->v5) {
-        /* Before the session is touched: a CONNACK that cannot be sent
-         * refuses the connection (MQTT-3.1.2-24), taking nothing over. */
-        if (!connack_build(c, &ci, &cp)) {
+        if (!connack_build(c, &rq->ci, &rq->cp)) {
             conn_close(s, c, CLOSE_REFUSED);
-            return -1;
+            return PROTO_STOP;
         }
         /* Aliases only when the client was told it may use them. */
-        c->v5->alias_max_in =
-            mqtt_props_has(&cp.pr, MQTT_PROP_TOPIC_ALIAS_MAXIMUM) ? cp.pr.topic_alias_maximum : 0;
+        c->v5->alias_max_in = mqtt_props_has(&rq->cp.pr, MQTT_PROP_TOPIC_ALIAS_MAXIMUM)
+                                  ? rq->cp.pr.topic_alias_maximum
+                                  : 0;
     }
-    if (ck.will) {
-        o.will = will_create(&ck, c->v5 ? &wp : NULL, NULL);
-        if (!o.will)
-            return refuse_rc(s, c, MQTT_CONNACK_UNAVAILABLE, MQTT_RC_SERVER_UNAVAILABLE,
-                             "out of memory");
+    if (rq->ck.will) {
+        rq->o.will = will_create(&rq->ck, c->v5 ? &rq->wp : NULL, NULL);
+        if (!rq->o.will)
+            return refused(rq, MQTT_CONNACK_UNAVAILABLE, MQTT_RC_SERVER_UNAVAILABLE,
+                           "out of memory");
     }
+    return PROTO_OK;
+}
+
+/* finish: attach the session (taking over a connected one), make the
+ * connection active under its keepalive, send the CONNACK, resume the
+ * session's deliveries. */
+static enum proto_result connect_finish(struct shard *s, struct conn *c, struct connect_req *rq)
+{
     bool present = false;
-    struct session *ss = session_attach(s, t, c, id, id_len, &o, &present);
+    struct session *ss = session_attach(s, rq->t, c, rq->id, rq->id_len, &rq->o, &present);
     if (!ss)
-        return refuse_rc(s, c, MQTT_CONNACK_UNAVAILABLE, MQTT_RC_SERVER_UNAVAILABLE,
-                         "out of memory");
+        return refused(rq, MQTT_CONNACK_UNAVAILABLE, MQTT_RC_SERVER_UNAVAILABLE, "out of memory");
     if (ss->will)
         ss->will->origin = ss; /* sole owner: No Local applies to wills too */
     c->session = ss;
     c->state = CONN_ACTIVE;
     conn_pending_end(s, c);
-    t->ctr.connections++;
-    observe_event(s, RINGMQ_EV_CONNECTED, t, ss, 0, 0, NULL, 0);
-    c->keepalive = (uint16_t)keepalive;
+    rq->t->ctr.connections++;
+    observe_event(s, RINGMQ_EV_CONNECTED, rq->t, ss, 0, 0, NULL, 0);
+    c->keepalive = rq->keepalive;
     /* MQTT-3.1.2-24: one and a half times the keepalive. */
     if (c->keepalive)
         wheel_add(s->wheel, &c->timer, s->now_ms + (uint64_t)c->keepalive * 1500u);
@@ -646,15 +792,32 @@ int protocol_connect(struct shard *s, struct conn *c, const struct mqtt_frame *f
         wheel_remove(&c->timer);
     free(c->stash);
     c->stash = NULL;
-    ci.present = present;
+    rq->ci.present = present;
     if (c->v5)
-        connack_write_built(s, c, &ci, &cp); /* MQTT-3.2.2-1..3 */
+        connack_write_built(s, c, &rq->ci, &rq->cp); /* MQTT-3.2.2-1..3 */
     else
-        connack_write(s, c, &ci);
-    log_debug("client %.*s connected (level %u, clean %d, present %d)", (int)id_len, id, ck.version,
-              ck.clean_start, present);
+        connack_write(s, c, &rq->ci);
+    log_debug("client %.*s connected (level %u, clean %d, present %d)", (int)rq->id_len, rq->id,
+              rq->ck.version, rq->ck.clean_start, present);
     session_resume(s, ss);
-    return 0;
+    return PROTO_OK;
+}
+
+enum proto_result protocol_connect(struct shard *s, struct conn *c, const struct mqtt_frame *f,
+                                   const uint8_t *pkt, size_t avail)
+{
+    /* Zeroed: a 3.x CONNECT has no properties, and no step has refused. */
+    struct connect_req rq = {.pkt = pkt, .len = f->total_len, .avail = avail};
+    enum proto_result r = connect_decode(s, c, f, &rq);
+    if (r == PROTO_OK)
+        r = connect_admit(s, c, &rq);
+    if (r == PROTO_OK)
+        r = connect_options(s, c, &rq);
+    if (r == PROTO_OK)
+        r = connect_finish(s, c, &rq);
+    if (rq.no.why)
+        return connect_refuse(s, c, &rq.no);
+    return r;
 }
 
 /* ---- AUTH (5.0 only) ---- */
@@ -680,8 +843,8 @@ static int auth_decode(const struct mqtt_frame *f, const uint8_t *body, uint8_t 
 }
 
 /* An AUTH from the client when an auth plugin decides: pass the step on. */
-static int plugin_auth_step(struct shard *s, struct conn *c, uint8_t reason,
-                            const struct mqtt_props *pr)
+static enum proto_result plugin_auth_step(struct shard *s, struct conn *c, uint8_t reason,
+                                          const struct mqtt_props *pr)
 {
     struct conn_v5 *v = c->v5;
     bool reauth;
@@ -692,7 +855,7 @@ static int plugin_auth_step(struct shard *s, struct conn *c, uint8_t reason,
         reauth = true;
     else {
         protocol_violation(s, c, "unexpected AUTH reason", MQTT_RC_PROTOCOL_ERROR);
-        return -1;
+        return PROTO_STOP;
     }
     struct ringmq_auth_step step = {
         .reauth = reauth,
@@ -706,19 +869,84 @@ static int plugin_auth_step(struct shard *s, struct conn *c, uint8_t reason,
     if (plugin_auth_continue(s->port, (uint64_t)(uintptr_t)c, &step) < 0) {
         c->st.ops--;
         if (!reauth)
-            return refuse(s, c, MQTT_RC_UNSPECIFIED, "authentication unavailable");
+            return connect_refuse(s, c,
+                                  &(struct refusal){MQTT_RC_UNSPECIFIED, MQTT_RC_UNSPECIFIED,
+                                                    "authentication unavailable"});
         conn_close_reason(s, c, CLOSE_PROTOCOL, MQTT_RC_UNSPECIFIED, "authentication unavailable");
-        return -1;
+        return PROTO_STOP;
     }
     if (reauth) {
         v->auth = AUTH_REAUTHING; /* the connection keeps working meanwhile */
-        return 0;
+        return PROTO_OK;
     }
     c->state = CONN_AUTHENTICATING;
-    return -1;
+    return PROTO_STOP;
 }
 
-int protocol_auth(struct shard *s, struct conn *c, const struct mqtt_frame *f, const uint8_t *body)
+/* An AUTH step of the built-in test method (mqtt.test_auth_method): the
+ * answer to our challenge after CONNECT (the kept CONNECT is then handled
+ * again), or a re-authentication's start or answer. */
+static enum proto_result test_auth_step(struct shard *s, struct conn *c, uint8_t reason,
+                                        const struct mqtt_props *pr)
+{
+    struct conn_v5 *v = c->v5;
+    bool answer_ok =
+        mqtt_props_has(pr, MQTT_PROP_AUTH_DATA) && bytes_eq(pr->auth_data, auth_response);
+    switch (v->auth) {
+    case AUTH_CONNECTING: {
+        if (reason != 0x18) {
+            protocol_violation(s, c, "unexpected AUTH reason", MQTT_RC_PROTOCOL_ERROR);
+            return PROTO_STOP;
+        }
+        if (!answer_ok)
+            return connect_refuse(s, c,
+                                  &(struct refusal){MQTT_RC_BAD_CREDENTIALS,
+                                                    MQTT_RC_BAD_CREDENTIALS,
+                                                    "authentication failed"});
+        v->auth = AUTH_DONE;
+        /* Handle the kept CONNECT again, now authenticated. It was handled
+         * on this shard before, so it cannot move. */
+        struct iobuf *h = c->stash;
+        struct mqtt_frame cf;
+        if (mqtt_frame_decode(h->data, h->len, 0, &cf) != MQTT_OK) {
+            protocol_violation(s, c, "lost CONNECT", MQTT_RC_UNSPECIFIED);
+            return PROTO_STOP;
+        }
+        c->relocated = true;
+        return protocol_connect(s, c, &cf, h->data, h->len);
+    }
+    case AUTH_DONE:
+        if (reason != 0x19) {
+            protocol_violation(s, c, "unexpected AUTH reason", MQTT_RC_PROTOCOL_ERROR);
+            return PROTO_STOP;
+        }
+        if (!mqtt_props_has(pr, MQTT_PROP_AUTH_DATA) || !bytes_eq(pr->auth_data, auth_hello)) {
+            conn_close_reason(s, c, CLOSE_PROTOCOL, MQTT_RC_NOT_AUTHORIZED,
+                              "re-authentication failed");
+            return PROTO_STOP;
+        }
+        v->auth = AUTH_REAUTHING;
+        write_auth(s, c, 0x18, auth_challenge);
+        return PROTO_OK;
+    case AUTH_REAUTHING:
+        if (reason != 0x18) {
+            protocol_violation(s, c, "unexpected AUTH reason", MQTT_RC_PROTOCOL_ERROR);
+            return PROTO_STOP;
+        }
+        if (!answer_ok) {
+            conn_close_reason(s, c, CLOSE_PROTOCOL, MQTT_RC_NOT_AUTHORIZED,
+                              "re-authentication failed");
+            return PROTO_STOP;
+        }
+        v->auth = AUTH_DONE;
+        write_auth(s, c, 0x00, NULL);
+        return PROTO_OK;
+    }
+    return PROTO_OK;
+}
+
+enum proto_result protocol_auth(struct shard *s, struct conn *c, const struct mqtt_frame *f,
+                                const uint8_t *body)
 {
     struct conn_v5 *v = c->v5;
     uint8_t reason;
@@ -726,7 +954,7 @@ int protocol_auth(struct shard *s, struct conn *c, const struct mqtt_frame *f, c
     int rc = auth_decode(f, body, &reason, &pr);
     if (rc != MQTT_OK) {
         protocol_violation(s, c, "malformed AUTH", rc);
-        return -1;
+        return PROTO_STOP;
     }
     /* MQTT-4.12.0-7 (no AUTH without a method at CONNECT) and MQTT-4.12.0-5
      * (the method must stay the same). */
@@ -735,66 +963,17 @@ int protocol_auth(struct shard *s, struct conn *c, const struct mqtt_frame *f, c
                        memcmp(pr.auth_method.p, v->auth_method, v->auth_method_len) == 0;
     if (v->auth == AUTH_NONE || !same_method) {
         protocol_violation(s, c, "unexpected AUTH", MQTT_RC_PROTOCOL_ERROR);
-        return -1;
+        return PROTO_STOP;
     }
     if (s->port && plugin_host_has_auth(s->broker->plugins))
         return plugin_auth_step(s, c, reason, &pr);
-    bool answer_ok =
-        mqtt_props_has(&pr, MQTT_PROP_AUTH_DATA) && bytes_eq(pr.auth_data, auth_response);
-    switch (v->auth) {
-    case AUTH_CONNECTING: {
-        if (reason != 0x18) {
-            protocol_violation(s, c, "unexpected AUTH reason", MQTT_RC_PROTOCOL_ERROR);
-            return -1;
-        }
-        if (!answer_ok)
-            return refuse(s, c, MQTT_RC_BAD_CREDENTIALS, "authentication failed");
-        v->auth = AUTH_DONE;
-        /* Handle the kept CONNECT again, now authenticated. It was handled
-         * on this shard before, so it cannot move. */
-        struct iobuf *h = c->stash;
-        struct mqtt_frame cf;
-        if (mqtt_frame_decode(h->data, h->len, 0, &cf) != MQTT_OK) {
-            protocol_violation(s, c, "lost CONNECT", MQTT_RC_UNSPECIFIED);
-            return -1;
-        }
-        c->relocated = true;
-        return protocol_connect(s, c, &cf, h->data, h->len);
-    }
-    case AUTH_DONE:
-        if (reason != 0x19) {
-            protocol_violation(s, c, "unexpected AUTH reason", MQTT_RC_PROTOCOL_ERROR);
-            return -1;
-        }
-        if (!mqtt_props_has(&pr, MQTT_PROP_AUTH_DATA) || !bytes_eq(pr.auth_data, auth_hello)) {
-            conn_close_reason(s, c, CLOSE_PROTOCOL, MQTT_RC_NOT_AUTHORIZED,
-                              "re-authentication failed");
-            return -1;
-        }
-        v->auth = AUTH_REAUTHING;
-        write_auth(s, c, 0x18, auth_challenge);
-        return 0;
-    case AUTH_REAUTHING:
-        if (reason != 0x18) {
-            protocol_violation(s, c, "unexpected AUTH reason", MQTT_RC_PROTOCOL_ERROR);
-            return -1;
-        }
-        if (!answer_ok) {
-            conn_close_reason(s, c, CLOSE_PROTOCOL, MQTT_RC_NOT_AUTHORIZED,
-                              "re-authentication failed");
-            return -1;
-        }
-        v->auth = AUTH_DONE;
-        write_auth(s, c, 0x00, NULL);
-        return 0;
-    }
-    return 0;
+    return test_auth_step(s, c, reason, &pr);
 }
 
 /* ---- DISCONNECT ---- */
 
-int protocol_disconnect(struct shard *s, struct conn *c, const struct mqtt_frame *f,
-                        const uint8_t *body)
+enum proto_result protocol_disconnect(struct shard *s, struct conn *c, const struct mqtt_frame *f,
+                                      const uint8_t *body)
 {
     uint8_t reason = 0;
     int rc;
@@ -802,11 +981,11 @@ int protocol_disconnect(struct shard *s, struct conn *c, const struct mqtt_frame
         rc = mqtt_empty_decode(f->type, f->flags, body, f->body_len, c->version, &reason);
         if (rc != MQTT_OK) {
             protocol_violation(s, c, "malformed DISCONNECT", rc);
-            return -1;
+            return PROTO_STOP;
         }
         /* MQTT-3.14.4-3: a clean DISCONNECT discards the will. */
         conn_close(s, c, CLOSE_CLIENT_DISCONNECT);
-        return -1;
+        return PROTO_STOP;
     }
     struct mqtt_props pr;
     memset(&pr, 0, sizeof(pr));
@@ -824,7 +1003,7 @@ int protocol_disconnect(struct shard *s, struct conn *c, const struct mqtt_frame
     }
     if (rc != MQTT_OK) {
         protocol_violation(s, c, "malformed DISCONNECT", rc);
-        return -1;
+        return PROTO_STOP;
     }
     struct session *ss = c->session;
     if (mqtt_props_has(&pr, MQTT_PROP_SESSION_EXPIRY)) {
@@ -832,7 +1011,7 @@ int protocol_disconnect(struct shard *s, struct conn *c, const struct mqtt_frame
          * cannot be given an expiry now. */
         if (c->v5->expiry_at_connect == 0 && pr.session_expiry != 0) {
             protocol_violation(s, c, "session expiry set at DISCONNECT", MQTT_RC_PROTOCOL_ERROR);
-            return -1;
+            return PROTO_STOP;
         }
         uint32_t max = ss->tenant->set->max_session_expiry;
         ss->expiry_s = ss->tenant->set->force_transient ? 0
@@ -842,5 +1021,5 @@ int protocol_disconnect(struct shard *s, struct conn *c, const struct mqtt_frame
     /* MQTT-3.14.4-3, MQTT-3.1.2-8: only 0x00 deletes the will; 0x04
      * (Disconnect with Will Message) and the error reasons keep it. */
     conn_close(s, c, reason == MQTT_RC_SUCCESS ? CLOSE_CLIENT_DISCONNECT : CLOSE_PEER_GONE);
-    return -1;
+    return PROTO_STOP;
 }

@@ -23,8 +23,8 @@ void protocol_violation(struct shard *s, struct conn *c, const char *what, int r
     conn_close_reason(s, c, CLOSE_PROTOCOL, (uint8_t)reason, what);
 }
 
-int protocol_handle(struct shard *s, struct conn *c, const struct mqtt_frame *f, const uint8_t *pkt,
-                    size_t rest_len)
+enum proto_result protocol_handle(struct shard *s, struct conn *c, const struct mqtt_frame *f,
+                                  const uint8_t *pkt, size_t rest_len)
 {
     const uint8_t *body = pkt + f->header_len;
     if (f->type == MQTT_CONNECT)
@@ -34,7 +34,7 @@ int protocol_handle(struct shard *s, struct conn *c, const struct mqtt_frame *f,
     if (c->state != CONN_ACTIVE) {
         /* MQTT-3.1.0-1; in 5.0 also MQTT-4.12.0-? (only AUTH during auth). */
         protocol_violation(s, c, "first packet is not CONNECT", MQTT_RC_PROTOCOL_ERROR);
-        return -1;
+        return PROTO_STOP;
     }
     switch (f->type) {
     case MQTT_PUBLISH:
@@ -59,12 +59,12 @@ int protocol_handle(struct shard *s, struct conn *c, const struct mqtt_frame *f,
         int rc = mqtt_empty_decode(f->type, f->flags, body, f->body_len, c->version, &reason);
         if (rc != MQTT_OK) {
             protocol_violation(s, c, "malformed PINGREQ", rc);
-            return -1;
+            return PROTO_STOP;
         }
         uint8_t *p = conn_reserve(s, c, 2);
         if (p)
             conn_commit(s, c, mqtt_simple_encode(p, MQTT_PINGRESP, c->version, 0));
-        return 0;
+        return PROTO_OK;
     }
     default:
         break;
@@ -72,5 +72,5 @@ int protocol_handle(struct shard *s, struct conn *c, const struct mqtt_frame *f,
     /* CONNACK, SUBACK, UNSUBACK, PINGRESP, and AUTH before 5.0: never sent
      * by clients. */
     protocol_violation(s, c, "unexpected packet type", MQTT_RC_PROTOCOL_ERROR);
-    return -1;
+    return PROTO_STOP;
 }
