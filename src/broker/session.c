@@ -5,7 +5,9 @@
  * (session_outbox.c) and the subscriptions (session_subs.c).
  *
  * Runs on the owning shard's thread only. Owns the session object (slab),
- * its client id and will, and the timer of an offline session.
+ * its client id and will, and the timer of an offline session. A session
+ * created, changed (expiry, will) or ended is told to the shard's store
+ * (store.h); one freed at shutdown is not, since it has not ended.
  */
 #include "broker/session.h"
 
@@ -20,6 +22,7 @@
 #include "broker/readcheck.h"
 #include "broker/route.h"
 #include "broker/shard.h"
+#include "broker/store.h"
 #include "core/log.h"
 
 /* One per connection: 16 more bytes here are 16 more per connection. */
@@ -47,7 +50,7 @@ static void timer_drop(struct session *ss)
     }
 }
 
-/* Free the session and all it holds. */
+/* Free the session and all it holds (shutdown, or after session_end). */
 static void session_destroy(struct shard *s, struct session *ss)
 {
     reg_remove(ss->tenant, ss);
@@ -60,6 +63,14 @@ static void session_destroy(struct shard *s, struct session *ss)
     readcheck_free(ss->reads);
     free(ss->st.client_id);
     slab_free(s->session_slab, ss);
+}
+
+/* The session ends (expiry, Clean Start, a connection ending a session of
+ * expiry 0): the store forgets it. */
+static void session_end(struct shard *s, struct session *ss)
+{
+    store_session_del(s, ss);
+    session_destroy(s, ss);
 }
 
 /* A new, empty session of client_id (hash h), registered; NULL on OOM. */
@@ -103,7 +114,7 @@ struct session *session_attach(struct shard *s, struct tenant *t, struct conn *c
          * state (a pending will is published first, as the session ends). */
         if (ss->st.will && ss->timer && ss->timer->will_at_ms)
             session_publish_will(s, ss);
-        session_destroy(s, ss);
+        session_end(s, ss);
         ss = NULL;
     }
     *present = ss != NULL;
@@ -118,6 +129,7 @@ struct session *session_attach(struct shard *s, struct tenant *t, struct conn *c
     ss->st.will_delay_s = o->will_delay_s;
     msg_release(ss->st.will);
     ss->st.will = o->will;
+    store_session_put(s, ss);
     ss->window = o->window;
     ss->conn = c;
     ss->slow = false; /* a new connection has nothing unsent */
@@ -134,6 +146,9 @@ void session_publish_will(struct shard *s, struct session *ss)
     ss->st.will = NULL;
     if (!will)
         return;
+    /* Before the will changes below (store.h: read a will during the put
+     * that names it). */
+    store_session_put(s, ss);
     /* Sole owner until published: its expiry still holds the interval
      * and starts counting now (connect.c). */
     if (will->expires_at_ms)
@@ -170,7 +185,7 @@ void session_on_timer(struct wheel_entry *e, void *arg)
          * and a will still waiting goes out then (MQTT-3.1.3-9). */
         session_publish_will(s, ss);
         observe_event(s, RINGMQ_EV_SESSION_EXPIRED, ss->tenant, ss, 0, 0, NULL, 0);
-        session_destroy(s, ss);
+        session_end(s, ss);
         return;
     }
     if (t->will_at_ms || t->expire_at_ms)
@@ -194,9 +209,12 @@ void session_detach(struct shard *s, struct session *ss, bool send_will)
         ss->st.will = NULL;
     }
     if (ss->st.expiry_s == 0) {
-        session_destroy(s, ss);
+        session_end(s, ss);
         return;
     }
+    /* The will may be gone, and a DISCONNECT may have changed the expiry
+     * (connect.c writes it). */
+    store_session_put(s, ss);
     if (!delay && ss->st.expiry_s == SESSION_EXPIRY_NEVER)
         return;
     struct session_timer *t = calloc(1, sizeof(*t));
@@ -204,7 +222,7 @@ void session_detach(struct shard *s, struct session *ss, bool send_will)
         /* Without a timer the session could never end: end it now. */
         if (delay)
             session_publish_will(s, ss);
-        session_destroy(s, ss);
+        session_end(s, ss);
         return;
     }
     t->ss = ss;

@@ -11,7 +11,7 @@
  *   session_subs.c      subscriptions and their entries in the topic index
  * This header is the room's face: it defines the types and includes the
  * others, so a caller includes it alone. The durable part of a session is
- * struct session_state.
+ * struct session_state; its changes are told to a store (store.h).
  */
 #ifndef RINGMQ_BROKER_SESSION_H
 #define RINGMQ_BROKER_SESSION_H
@@ -111,8 +111,9 @@ struct readcheck;
 
 /*
  * The fields of struct session_state, listed once (see struct session for
- * why a macro). What a store would keep of a session: all of it is
- * changed only in the session room (session*.c).
+ * why a macro). What a store keeps of a session (store.h): all of it is
+ * changed only in the session room (session*.c), and each change is told
+ * to the store where it happens.
  *
  * Invariants: infl[0..ninfl) in send order, packet ids distinct; the queue
  * is the ring q[(qhead + i) & (qcap - 1)], i < qlen, qcap a power of two
@@ -121,7 +122,7 @@ struct readcheck;
  */
 #define SESSION_STATE_FIELDS                                                                       \
     uint8_t *client_id;                                                                            \
-    struct msg *will; /* its own until published: expires_at_ms is the interval */                 \
+    struct msg *will; /* its own until published: see store.h */                                   \
     struct sess_sub **subs;                                                                        \
     struct inflight *infl; /* in send order */                                                     \
     struct qentry *q;      /* ring buffer */                                                       \
@@ -152,7 +153,7 @@ struct session_state {
  * The state is also reachable field by field (ss->client_id is
  * ss->st.client_id): the packet handlers read ss->client_id, ss->will,
  * ss->expiry_s and ss->qlen, and connect.c writes ss->expiry_s at
- * DISCONNECT (before session_detach). The session room writes
+ * DISCONNECT (session_detach tells the store). The session room writes
  * through ss->st. Once the handlers say ss->st too, the anonymous twin
  * (and the macro) can go.
  */
@@ -215,7 +216,8 @@ void session_publish_will(struct shard *s, struct session *ss);
  * session wheel. */
 void session_on_timer(struct wheel_entry *e, void *shard);
 
-/* Free every session of the tenant (shutdown). */
+/* Free every session of the tenant (shutdown: the sessions have not ended,
+ * and the store is not told). */
 void session_destroy_all(struct shard *s, struct tenant *t);
 
 #endif

@@ -5,7 +5,8 @@
  *
  * Runs on the owning shard's thread only. Memory grows only with what the
  * limits allow (max_inflight, max_queued_messages/bytes); an idle session
- * holds no in-flight or queue array. session_deliver is the hot path.
+ * holds no in-flight or queue array. session_deliver is the hot path: one
+ * branch per durable change for the store (store.h), nothing for QoS 0.
  */
 #include "broker/session_outbox.h"
 
@@ -20,6 +21,7 @@
 #include "broker/session.h"
 #include "broker/shard.h"
 #include "broker/share.h"
+#include "broker/store.h"
 #include "core/log.h"
 #include "core/vec.h"
 #include "mqtt/codec.h"
@@ -142,8 +144,9 @@ static struct inflight *infl_find(struct session *ss, uint16_t pid)
     return NULL;
 }
 
-static void infl_remove(struct session *ss, struct inflight *e)
+static void infl_remove(struct shard *s, struct session *ss, struct inflight *e)
 {
+    uint16_t pid = e->pid;
     if (e->held)
         ss->nheld--;
     msg_release(e->m);
@@ -152,6 +155,7 @@ static void infl_remove(struct session *ss, struct inflight *e)
     size_t i = (size_t)(e - ss->st.infl);
     memmove(e, e + 1, (ss->st.ninfl - i - 1) * sizeof(*e));
     ss->st.ninfl--;
+    store_infl_del(s, ss, pid);
     /* The (small) window stays while the client is connected, so steady
      * QoS 1/2 traffic allocates nothing per message; session_detach frees
      * an empty one. */
@@ -216,15 +220,17 @@ static void send_inflight(struct shard *s, struct session *ss, struct msg *m, ui
     e->state = INFL_WAIT_ACK;
     e->retain = retain;
     e->held = 0;
+    store_infl_put(s, ss, e);
 }
 
 /* Take the head of a non-empty queue (the caller owns what it holds). */
-static struct qentry queue_pop(struct session *ss)
+static struct qentry queue_pop(struct shard *s, struct session *ss)
 {
     struct qentry e = ss->st.q[ss->st.qhead];
     ss->st.qhead = (ss->st.qhead + 1) & (ss->st.qcap - 1);
     ss->st.qlen--;
     ss->st.qbytes -= msg_size(e.m);
+    store_queue_pop(s, ss, &e);
     return e;
 }
 
@@ -238,7 +244,7 @@ static void queue_push(struct shard *s, struct session *ss, struct msg *m, uint8
         while (ss->st.qlen &&
                (ss->st.qlen >= ts->max_queued_messages ||
                 (ts->max_queued_bytes && ss->st.qbytes + msg_size(m) > ts->max_queued_bytes))) {
-            struct qentry e = queue_pop(ss);
+            struct qentry e = queue_pop(s, ss);
             observe_drop(s, ss->tenant, ss, RINGMQ_DROP_QUEUE_FULL, e.m, 1);
             msg_release(e.m);
             free(e.ids);
@@ -279,6 +285,7 @@ static void queue_push(struct shard *s, struct session *ss, struct msg *m, uint8
     *e = (struct qentry){m, ids, share, qos, retain, paid};
     ss->st.qlen++;
     ss->st.qbytes += msg_size(m);
+    store_queue_push(s, ss, e);
 }
 
 static void throttled_add(struct shard *s, struct session *ss)
@@ -319,7 +326,7 @@ static bool resend(struct shard *s, struct session *ss, uint16_t i)
         ss->nheld--;
     }
     if (!write_publish(s, ss->conn, e->m, e->qos, true, e->retain, e->pid, ids, nids)) {
-        infl_remove(ss, e);
+        infl_remove(s, ss, e);
         return false;
     }
     return true;
@@ -347,7 +354,7 @@ static void pump(struct shard *s, struct session *ss)
     if (ss->out_throttled)
         return; /* session_drain_throttled sends what the quota allows */
     while (ss->st.qlen && online(ss) && ss->st.ninfl < ss->window) {
-        struct qentry e = queue_pop(ss);
+        struct qentry e = queue_pop(s, ss);
         send_inflight(s, ss, e.m, e.qos, e.retain, e.ids, e.share);
     }
     if (ss->st.qlen == 0 && ss->st.q) {
@@ -435,7 +442,7 @@ void session_drain_throttled(struct shard *s)
                 held = true;
                 break;
             }
-            struct qentry x = queue_pop(ss);
+            struct qentry x = queue_pop(s, ss);
             send_inflight(s, ss, x.m, x.qos, x.retain, x.ids, x.share);
         }
         if (ss->st.qlen == 0 || !online(ss)) {
@@ -459,7 +466,7 @@ int session_on_puback(struct shard *s, struct session *ss, uint16_t pid)
 {
     struct inflight *e = infl_find(ss, pid);
     if (e && e->qos == 1) {
-        infl_remove(ss, e);
+        infl_remove(s, ss, e);
         pump(s, ss);
     }
     /* An unknown id is ignored: it may be an ack for a message the session
@@ -474,7 +481,7 @@ int session_on_pubrec(struct shard *s, struct session *ss, uint16_t pid, uint8_t
         return 0;
     if (reason >= 0x80) {
         /* MQTT 5.0 4.3.3: a failing PUBREC ends the flow; no PUBREL. */
-        infl_remove(ss, e);
+        infl_remove(s, ss, e);
         pump(s, ss);
         return 0;
     }
@@ -492,6 +499,7 @@ int session_on_pubrec(struct shard *s, struct session *ss, uint16_t pid, uint8_t
         free(e->share);
         e->share = NULL;
         e->state = INFL_WAIT_COMP;
+        store_infl_rec(s, ss, pid);
     }
     conn_write_ack(s, ss->conn, MQTT_PUBREL, pid, MQTT_RC_SUCCESS, NULL);
     return 0;
@@ -501,7 +509,7 @@ int session_on_pubcomp(struct shard *s, struct session *ss, uint16_t pid)
 {
     struct inflight *e = infl_find(ss, pid);
     if (e && e->state == INFL_WAIT_COMP) {
-        infl_remove(ss, e);
+        infl_remove(s, ss, e);
         pump(s, ss);
     }
     return 0;
@@ -552,7 +560,6 @@ int session_qos2_add(struct shard *s, struct session *ss, uint16_t pid)
     /* Our Receive Maximum bounds the QoS 2 flows a client may leave open
      * (MQTT-3.3.4-7); 3.1.1 clients get the same bound. */
     uint32_t max = ss->tenant->set->receive_maximum;
-    (void)s;
     if (ss->st.nqos2 >= max)
         return -ENOSPC;
     if (ss->st.nqos2 == ss->st.qos2_cap) {
@@ -566,17 +573,31 @@ int session_qos2_add(struct shard *s, struct session *ss, uint16_t pid)
         ss->st.qos2_cap = (uint16_t)cap;
     }
     ss->st.qos2_in[ss->st.nqos2++] = pid;
+    store_qos2_add(s, ss, pid);
     return 0;
 }
 
-void session_qos2_remove(struct session *ss, uint16_t pid)
+/* Forget pid; true when it was held. */
+static bool qos2_forget(struct session *ss, uint16_t pid)
 {
     for (uint16_t i = 0; i < ss->st.nqos2; i++) {
         if (ss->st.qos2_in[i] == pid) {
             ss->st.qos2_in[i] = ss->st.qos2_in[--ss->st.nqos2];
-            break;
+            return true;
         }
     }
+    return false;
+}
+
+void session_qos2_del(struct shard *s, struct session *ss, uint16_t pid)
+{
+    if (qos2_forget(ss, pid))
+        store_qos2_del(s, ss, pid);
+}
+
+void session_qos2_remove(struct session *ss, uint16_t pid)
+{
+    qos2_forget(ss, pid);
 }
 
 /* ---- for session.c ---- */

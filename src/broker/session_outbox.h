@@ -11,8 +11,9 @@
  * throttled list. In: the ids of QoS 2 PUBLISHes delivered and waiting for
  * their PUBREL (st.qos2_in, MQTT-4.3.3-2 method A).
  *
- * Runs on the owning shard's thread; messages are borrowed from the caller
- * unless said otherwise.
+ * Every change to the window, the queue and the QoS 2 ids is told to the
+ * shard's store (store.h) where it is made. Runs on the owning shard's
+ * thread; messages are borrowed from the caller unless said otherwise.
  */
 #ifndef RINGMQ_BROKER_SESSION_OUTBOX_H
 #define RINGMQ_BROKER_SESSION_OUTBOX_H
@@ -60,6 +61,11 @@ int session_qos2_add(struct shard *s, struct session *ss, uint16_t pid);
 
 /* PUBREL (or a failing PUBREC) ended the flow of pid; an unknown pid is
  * ignored. */
+void session_qos2_del(struct shard *s, struct session *ss, uint16_t pid);
+
+/* The same without telling the store: the call publish.c still makes
+ * (it has no shard to pass until its rewrite). A store that must survive a
+ * restart needs publish.c to call session_qos2_del instead. */
 void session_qos2_remove(struct session *ss, uint16_t pid);
 
 /* ---- for session.c ---- */

@@ -4,8 +4,9 @@
  * reg_mask, reg_count) and whose chain links live in the sessions
  * (reg_next, reg_hash), so a session costs no allocation here.
  *
- * Runtime only. Runs on the owning shard's thread. Only the session room
- * (session.c) adds and removes; anyone on the shard may look up.
+ * Runtime only: a store keys sessions by (tenant, client id) itself. Runs on
+ * the owning shard's thread. Only the session room (session.c) adds and
+ * removes; anyone on the shard may look up.
  */
 #ifndef RINGMQ_BROKER_SESSION_REGISTRY_H
 #define RINGMQ_BROKER_SESSION_REGISTRY_H

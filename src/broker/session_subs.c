@@ -4,7 +4,8 @@
  * struct sess_sub; shares each filter's struct sub_node in the tenant's
  * trie with the other subscribers on this shard.
  *
- * Runs on the owning shard's thread only. The index follows the list.
+ * Runs on the owning shard's thread only. Changing the list tells the store
+ * (store.h); the index follows the list and is not told.
  */
 #include "broker/session_subs.h"
 
@@ -16,6 +17,7 @@
 #include "broker/session.h"
 #include "broker/shard.h"
 #include "broker/share.h"
+#include "broker/store.h"
 #include "core/vec.h"
 #include "index/trie.h"
 
@@ -96,6 +98,7 @@ static int sub_replace(struct shard *s, struct session *ss, struct sess_sub *sub
     sub->qos = req->qos;
     sub->opts = req->opts;
     sub->subid = req->subid;
+    store_sub_put(s, ss, sub);
     struct share_spec sp;
     if (share_parse(sub->filter, sub->len, &sp) > 0) {
         bool first;
@@ -148,6 +151,7 @@ int session_subscribe(struct shard *s, struct session *ss, const uint8_t *filter
     t->ctr.subscriptions++;
     if (shared)
         t->ctr.shared_subscriptions++;
+    store_sub_put(s, ss, sub);
     return 0;
 }
 
@@ -196,6 +200,7 @@ bool session_unsubscribe(struct shard *s, struct session *ss, const uint8_t *fil
     struct sess_sub *sub = *have;
     *have = ss->st.subs[--ss->st.nsubs];
     sub_unindex(s, ss, sub);
+    store_sub_del(s, ss, sub->filter, sub->len);
     free(sub);
     return true;
 }

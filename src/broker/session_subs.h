@@ -5,7 +5,8 @@
  * sub_entry in the filter's struct sub_node of the tenant's trie, or a
  * membership of a $share group (share.c).
  *
- * The list is the truth; the index follows it and is rebuilt from it. Runs on the
+ * The list is the truth; the index follows it and is rebuilt from it. Every
+ * change to the list is told to the shard's store (store.h). Runs on the
  * owning shard's thread.
  */
 #ifndef RINGMQ_BROKER_SESSION_SUBS_H
@@ -41,7 +42,8 @@ bool topic_within_limits(const struct tenant_settings *ts, const uint8_t *t, siz
 
 /* ---- for session.c ---- */
 
-/* The session ends: out of the index and the counters, the list freed. */
+/* The session ends: out of the index and the counters, the list freed
+ * (the store is told by the session's deletion). */
 void subs_release(struct shard *s, struct session *ss);
 
 #endif
