@@ -118,22 +118,24 @@ struct readcheck;
  * Invariants: infl[0..ninfl) in send order, packet ids distinct; the queue
  * is the ring q[(qhead + i) & (qcap - 1)], i < qlen, qcap a power of two
  * (or 0 with q NULL), qbytes the msg_size sum of its messages; qos2_in
- * holds nqos2 distinct ids; subs[0..nsubs) distinct filters.
+ * holds nqos2 distinct ids; subs[0..nsubs) distinct filters. The window and
+ * the queue, read for every QoS 1/2 delivery, come first.
  */
 #define SESSION_STATE_FIELDS                                                                       \
-    uint8_t *client_id;                                                                            \
-    struct msg *will; /* its own until published: see store.h */                                   \
-    struct sess_sub **subs;                                                                        \
     struct inflight *infl; /* in send order */                                                     \
     struct qentry *q;      /* ring buffer */                                                       \
-    uint16_t *qos2_in;     /* inbound QoS 2 ids waiting for PUBREL */                              \
+    uint32_t qhead, qlen;                                                                          \
+    uint32_t qcap;                                                                                 \
+    uint16_t ninfl, infl_cap;                                                                      \
     uint64_t qbytes;                                                                               \
+    struct sess_sub **subs;                                                                        \
+    uint8_t *client_id;                                                                            \
+    struct msg *will;  /* its own until published: see store.h */                                  \
+    uint16_t *qos2_in; /* inbound QoS 2 ids waiting for PUBREL */                                  \
     uint32_t expiry_s; /* Session Expiry Interval: 0 ends with the connection, ~0 never */         \
     uint32_t will_delay_s;                                                                         \
     uint32_t nsubs, subs_cap;                                                                      \
-    uint32_t qhead, qlen, qcap;                                                                    \
     uint16_t client_id_len;                                                                        \
-    uint16_t ninfl, infl_cap;                                                                      \
     uint16_t nqos2, qos2_cap;
 
 /* The durable part of a session: client id, expiry, subscriptions, the
@@ -144,11 +146,13 @@ struct session_state {
 };
 
 /*
- * A session: its durable state, and what it has only while the broker runs
- * (registry chain, connection, timers, route.c's matching scratch, the
- * throttled flag). Field order fills what alignment would leave empty: the
- * struct is 176 bytes, a multiple of the slab's 16, and every connection
- * has one (the size is asserted in session.c).
+ * A session: what it has only while the broker runs (registry chain,
+ * connection, timers, route.c's matching scratch, the throttled flag), then
+ * its durable state. Field order fills what alignment would leave empty: the
+ * struct is 176 bytes (80 + 96), a multiple of the slab's 16, and every
+ * connection has one (the size is asserted in session.c). The fields read
+ * for every delivery (tenant, conn, match_*, slow) come first, within one
+ * byte's displacement of the pointer.
  *
  * The state is also reachable field by field (ss->client_id is
  * ss->st.client_id): the packet handlers read ss->client_id, ss->will,
@@ -158,12 +162,6 @@ struct session_state {
  * (and the macro) can go.
  */
 struct session {
-    union {
-        struct session_state st;
-        struct {
-            SESSION_STATE_FIELDS
-        };
-    };
     struct session *reg_next; /* tenant registry chain (session_registry.c) */
     uint64_t reg_hash;
     struct tenant *tenant;
@@ -181,6 +179,12 @@ struct session {
     uint8_t match_denied;    /* matched only through subscriptions refused the topic */
     bool out_throttled;      /* in shard->throttled: the queue waits for the quota */
     bool slow;               /* QoS 0 is being dropped for it: reported once (slow_subscriber) */
+    union {
+        struct session_state st;
+        struct {
+            SESSION_STATE_FIELDS
+        };
+    };
 };
 
 #define SESSION_EXPIRY_NEVER UINT32_MAX
