@@ -287,7 +287,7 @@ static enum proto_result publish_accept(struct shard *s, struct conn *c,
         ack_reason = MQTT_RC_PAYLOAD_FORMAT_INVALID;
         deliver = false;
         if (pb->qos == 2)
-            session_qos2_remove(ss, pb->packet_id); /* a failed PUBREC ends the flow */
+            session_qos2_del(s, ss, pb->packet_id); /* a failed PUBREC ends the flow */
     }
     if (deliver) {
         struct msg_spec sp = {
@@ -369,7 +369,7 @@ enum proto_result protocol_ack(struct shard *s, struct conn *c, const struct mqt
         /* MQTT-4.3.3-2: PUBCOMP even for an id we no longer hold; 5.0 says
          * which (0x92: Packet Identifier not found). */
         bool held = session_qos2_has(ss, ack.packet_id);
-        session_qos2_remove(ss, ack.packet_id);
+        session_qos2_del(s, ss, ack.packet_id);
         conn_write_ack(s, c, MQTT_PUBCOMP, ack.packet_id,
                        held || !c->v5 ? MQTT_RC_SUCCESS : MQTT_RC_PACKET_ID_NOT_FOUND, NULL);
         break;

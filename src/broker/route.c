@@ -19,6 +19,7 @@
 #include "broker/session.h"
 #include "broker/shard.h"
 #include "broker/share.h"
+#include "broker/store.h"
 #include "core/clock.h"
 #include "core/log.h"
 #include "core/vec.h"
@@ -373,6 +374,7 @@ void route_publish(struct shard *s, struct tenant *t, struct msg *m)
     if (m->retain) {
         retain_stamp(s, m); /* before any other shard can see m */
         retain_apply(s, t, m);
+        store_retained(s, t, m); /* here only: the one shard that stamped it */
         for (uint32_t i = 0; i < n; i++) {
             if (i == s->id)
                 continue;

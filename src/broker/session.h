@@ -3,6 +3,15 @@
  * by the hash of (tenant, client id), so takeover and resumption are always
  * local. Holds subscriptions, QoS 1/2 in-flight messages, the bounded
  * queue for offline or slow clients, inbound QoS 2 packet ids and the will.
+ *
+ * The session room, one file per job, each with its header:
+ *   session.c           life cycle: attach, detach, will, expiry (below)
+ *   session_registry.c  client id -> session, per tenant
+ *   session_outbox.c    in-flight window, queue, delivery, acks, QoS 2 ids
+ *   session_subs.c      subscriptions and their entries in the topic index
+ * This header is the room's face: it defines the types and includes the
+ * others, so a caller includes it alone. The durable part of a session is
+ * struct session_state; its changes are told to a store (store.h).
  */
 #ifndef RINGMQ_BROKER_SESSION_H
 #define RINGMQ_BROKER_SESSION_H
@@ -11,6 +20,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "broker/session_outbox.h"
+#include "broker/session_registry.h"
+#include "broker/session_subs.h"
 #include "core/wheel.h"
 
 struct shard;
@@ -97,42 +109,82 @@ struct share_group;
 struct xfilter;
 struct readcheck;
 
-/* Field order fills what alignment would leave empty: the struct is 176
- * bytes, a multiple of the slab's 16, and every connection has one (the
- * size is asserted in session.c). The match_* fields are route.c's scratch
- * for one publish. */
+/*
+ * The fields of struct session_state, listed once (see struct session for
+ * why a macro). What a store keeps of a session (store.h): all of it is
+ * changed only in the session room (session*.c), and each change is told
+ * to the store where it happens.
+ *
+ * Invariants: infl[0..ninfl) in send order, packet ids distinct; the queue
+ * is the ring q[(qhead + i) & (qcap - 1)], i < qlen, qcap a power of two
+ * (or 0 with q NULL), qbytes the msg_size sum of its messages; qos2_in
+ * holds nqos2 distinct ids; subs[0..nsubs) distinct filters. The window and
+ * the queue, read for every QoS 1/2 delivery, come first.
+ */
+#define SESSION_STATE_FIELDS                                                                       \
+    struct inflight *infl; /* in send order */                                                     \
+    struct qentry *q;      /* ring buffer */                                                       \
+    uint32_t qhead, qlen;                                                                          \
+    uint32_t qcap;                                                                                 \
+    uint16_t ninfl, infl_cap;                                                                      \
+    uint64_t qbytes;                                                                               \
+    struct sess_sub **subs;                                                                        \
+    uint8_t *client_id;                                                                            \
+    struct msg *will;  /* its own until published: see store.h */                                  \
+    uint16_t *qos2_in; /* inbound QoS 2 ids waiting for PUBREL */                                  \
+    uint32_t expiry_s; /* Session Expiry Interval: 0 ends with the connection, ~0 never */         \
+    uint32_t will_delay_s;                                                                         \
+    uint32_t nsubs, subs_cap;                                                                      \
+    uint16_t client_id_len;                                                                        \
+    uint16_t nqos2, qos2_cap;
+
+/* The durable part of a session: client id, expiry, subscriptions, the
+ * in-flight window, the queue, the will and its delay, inbound QoS 2 ids
+ * (the `held` flag of an in-flight entry is the connection's, not state). */
+struct session_state {
+    SESSION_STATE_FIELDS
+};
+
+/*
+ * A session: what it has only while the broker runs (registry chain,
+ * connection, timers, route.c's matching scratch, the throttled flag), then
+ * its durable state. Field order fills what alignment would leave empty: the
+ * struct is 176 bytes (80 + 96), a multiple of the slab's 16, and every
+ * connection has one (the size is asserted in session.c). The fields read
+ * for every delivery (tenant, conn, match_*, slow) come first, within one
+ * byte's displacement of the pointer.
+ *
+ * The state is also reachable field by field (ss->client_id is
+ * ss->st.client_id): the packet handlers read ss->client_id, ss->will,
+ * ss->expiry_s and ss->qlen, and connect.c writes ss->expiry_s at
+ * DISCONNECT (session_detach tells the store). The session room writes
+ * through ss->st. Once the handlers say ss->st too, the anonymous twin
+ * (and the macro) can go.
+ */
 struct session {
-    struct session *reg_next; /* tenant registry chain */
+    struct session *reg_next; /* tenant registry chain (session_registry.c) */
     uint64_t reg_hash;
     struct tenant *tenant;
-    struct conn *conn; /* NULL while offline */
-    uint8_t *client_id;
-    uint16_t client_id_len;
-    uint16_t next_pid;
-    uint16_t window; /* in-flight limit: min(max_inflight, client's Receive Maximum) */
-    uint8_t match_qos;
-    uint8_t match_rap; /* a matching subscription keeps the retain flag */
-    uint32_t expiry_s; /* Session Expiry Interval: 0 ends with the connection, ~0 never */
-    uint32_t will_delay_s;
+    struct conn *conn;           /* NULL while offline */
     struct session_timer *timer; /* while offline with a deadline */
-    struct sess_sub **subs;
-    uint32_t nsubs, subs_cap;
-    struct inflight *infl; /* in send order */
-    uint16_t ninfl, infl_cap;
-    uint16_t nheld;       /* in-flight entries held back (inflight.held) */
-    uint8_t match_denied; /* matched only through subscriptions refused the topic */
-    bool out_throttled;   /* in shard->throttled: the queue waits for the quota */
-    struct qentry *q;     /* ring buffer */
-    uint32_t qhead, qlen, qcap;
-    uint32_t match_ids; /* scratch: 1 + index of the first Subscription Identifier */
-    uint64_t qbytes;
-    uint16_t *qos2_in; /* inbound QoS 2 ids waiting for PUBREL */
-    uint16_t nqos2, qos2_cap;
-    bool slow; /* QoS 0 is being dropped for it: reported once (slow_subscriber) */
-    struct msg *will;
-    uint64_t match_epoch; /* 64-bit: never wraps (a wrap would skip sessions) */
+    uint64_t match_epoch;        /* 64-bit: never wraps (a wrap would skip sessions) */
     struct pending_sub *pending;
     struct readcheck *reads; /* per-topic read checks (readcheck.h), NULL: none */
+    uint32_t match_ids;      /* scratch: 1 + index of the first Subscription Identifier */
+    uint16_t next_pid;       /* ids in use are those of st.infl: nothing to keep */
+    uint16_t window;         /* in-flight limit: min(max_inflight, client's Receive Maximum) */
+    uint16_t nheld;          /* in-flight entries held back (inflight.held) */
+    uint8_t match_qos;       /* route.c's scratch for one publish, as are match_* */
+    uint8_t match_rap;       /* a matching subscription keeps the retain flag */
+    uint8_t match_denied;    /* matched only through subscriptions refused the topic */
+    bool out_throttled;      /* in shard->throttled: the queue waits for the quota */
+    bool slow;               /* QoS 0 is being dropped for it: reported once (slow_subscriber) */
+    union {
+        struct session_state st;
+        struct {
+            SESSION_STATE_FIELDS
+        };
+    };
 };
 
 #define SESSION_EXPIRY_NEVER UINT32_MAX
@@ -156,40 +208,10 @@ struct session *session_attach(struct shard *s, struct tenant *t, struct conn *c
                                const uint8_t *client_id, size_t len, const struct session_opts *o,
                                bool *present);
 
-/* True when tenant `t` holds a session for this client id here. */
-bool session_exists(struct tenant *t, const uint8_t *id, size_t len);
-
-/* The session of client id `id` in tenant t, or NULL (borrowed). */
-struct session *session_find(struct tenant *t, const uint8_t *id, size_t len);
-
-/* True when that session is held by a connection, which a CONNECT with the
- * same client id takes over (closes). */
-bool session_connected(struct tenant *t, const uint8_t *id, size_t len);
-
-/* After CONNACK: resend in-flight messages (DUP) and PUBRELs in order, then
- * move queued messages in (MQTT-4.4.0-1). */
-void session_resume(struct shard *s, struct session *ss);
-
 /* The connection is gone: publish the will when `send_will` (now, or after
  * the Will Delay Interval), then end the session if its expiry is 0 or
  * keep it offline until it expires. */
 void session_detach(struct shard *s, struct session *ss, bool send_will);
-
-/* Deliver `m` at `qos` (already the min of message and subscription QoS),
- * with `nids` Subscription Identifiers. */
-void session_deliver(struct shard *s, struct session *ss, struct msg *m, uint8_t qos, bool retain,
-                     const uint32_t *ids, size_t nids);
-
-/* The same for a delivery through the shared subscription `share`: if the
- * session ends before the client acknowledges, the message goes to another
- * member of the group. */
-void session_deliver_shared(struct shard *s, struct session *ss, struct msg *m, uint8_t qos,
-                            bool retain, const uint32_t *ids, size_t nids, const uint8_t *share,
-                            size_t share_len);
-
-/* Send what sessions held back for the outbound bytes quota, as far as the
- * quota allows now (each shard tick). */
-void session_drain_throttled(struct shard *s);
 
 /* Publish the session's will now (its Message Expiry starts now). */
 void session_publish_will(struct shard *s, struct session *ss);
@@ -198,34 +220,8 @@ void session_publish_will(struct shard *s, struct session *ss);
  * session wheel. */
 void session_on_timer(struct wheel_entry *e, void *shard);
 
-/* Acknowledgements from the client. Return 0, or a reason code for a
- * protocol violation (the caller closes). */
-int session_on_puback(struct shard *s, struct session *ss, uint16_t pid);
-int session_on_pubrec(struct shard *s, struct session *ss, uint16_t pid, uint8_t reason);
-int session_on_pubcomp(struct shard *s, struct session *ss, uint16_t pid);
-
-/* Inbound QoS 2 ids: true when pid is waiting for PUBREL. */
-bool session_qos2_has(const struct session *ss, uint16_t pid);
-int session_qos2_add(struct shard *s, struct session *ss, uint16_t pid);
-void session_qos2_remove(struct session *ss, uint16_t pid);
-
-/* Add or replace a subscription; *is_new_interest says whether this shard
- * had no subscriber of the filter before, *existed whether the session
- * had this subscription already. 0 or -ENOMEM. */
-int session_subscribe(struct shard *s, struct session *ss, const uint8_t *filter, size_t len,
-                      const struct sub_req *req, bool *is_new_interest, bool *existed);
-
-/* True when the session holds exactly this filter. */
-bool session_has_sub(struct session *ss, const uint8_t *filter, size_t len);
-
-/* Remove a subscription; returns true when it existed. */
-bool session_unsubscribe(struct shard *s, struct session *ss, const uint8_t *filter, size_t len);
-
-/* True when a topic or filter is within the tenant's length and level
- * limits. */
-bool topic_within_limits(const struct tenant_settings *ts, const uint8_t *t, size_t len);
-
-/* Free every session of the tenant (shutdown). */
+/* Free every session of the tenant (shutdown: the sessions have not ended,
+ * and the store is not told). */
 void session_destroy_all(struct shard *s, struct tenant *t);
 
 #endif

@@ -48,6 +48,7 @@ struct plugin_host;
 struct plugin_port;
 struct share_group;
 struct route_state;
+struct store_ops;
 
 /*
  * io_uring user_data layout: the low 4 bits are a tag, the rest a pointer
@@ -181,6 +182,10 @@ struct shard {
     struct wheel *wheel;         /* connections: keepalive, connect and close timeouts */
     struct wheel *session_wheel; /* offline sessions: will delay, expiry */
     uint64_t now_ms;
+    /* Durable state's observer (broker/store.h) and its context for this
+     * shard; NULL: memory only. */
+    const struct store_ops *store;
+    void *store_ctx;
     uint64_t next_conn_id;
     /* By id, TENANT_MAX slots, each set once (release store) on first use:
      * the metrics thread walks them while the shard runs. */

@@ -1,0 +1,213 @@
+/*
+ * store: the seam where durable sessions and retained messages will be
+ * kept (issue 13). A store is an observer: the broker's memory stays the
+ * truth while it runs, and the store is told every change to what must
+ * survive a restart, where the change is made, plus a load hook that hands
+ * it all back at start-up. No store: s->store is NULL, memory only, and
+ * each call site below costs one predictable branch.
+ *
+ * What is told (all on the shard's thread, synchronously, right after the
+ * change is made in memory, so the store may read the live state):
+ *  - a session's struct session_state (session.h): put when created and
+ *    when its expiry, will or will delay may have changed (at each CONNECT
+ *    and disconnection: a put may repeat what the store has); deleted when
+ *    it ends, before it is freed, with all it held;
+ *  - its subscriptions, queue, in-flight window and inbound QoS 2 ids,
+ *    entry by entry;
+ *  - retained updates, by the one shard that stamps them (route.c).
+ * A session is named by its tenant and client id, unique on its home shard.
+ * Sessions of expiry 0 are told too: the store decides what it keeps (an
+ * expiry can go from non-zero to 0, never back, MQTT-3.14.2-2).
+ *
+ * Not told, because a store can derive it: which shards are interested in a
+ * filter, shared-group membership (from the subscriptions), a message's or
+ * a retained message's expiry (it has the deadline: expired ones are purged
+ * without a call), retained tombstones ageing out, the in-flight `held`
+ * flag and everything of the connection (window, aliases, read checks).
+ *
+ * Ownership: messages are immutable and reference counted (msg.h): a store
+ * may keep one with msg_acquire and release it when done. The exception is
+ * a session's will, the session's own until published: while it is a will
+ * its expires_at_ms holds the Message Expiry Interval (ms), not a deadline,
+ * and session_publish_will rewrites expires_at_ms and retain after the put
+ * that drops it; read a will during the put that names it. Every other
+ * pointer is borrowed for the call only.
+ *
+ * A hook cannot fail the change: many are made where nobody could be told
+ * (a routed message queued, a PUBREC). A store that cannot write keeps the
+ * failure and has the handlers refuse new durable work until it can.
+ *
+ * A store sets every hook.
+ */
+#ifndef RINGMQ_BROKER_STORE_H
+#define RINGMQ_BROKER_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "broker/msg.h"
+#include "broker/session.h"
+#include "broker/shard.h"
+
+/* Start-up: what a store hands back through its load hook. Each takes
+ * ownership of what it is given, and returns 0 or -errno (start-up fails).
+ * The shard's side, written with the first store (issue 13); declared here
+ * so that the load hook's contract is whole. */
+struct store_sink {
+    /* A session of tenant `tenant` as stored: its state, with every array
+     * heap-allocated as the session room keeps them and one reference per
+     * message. The shard registers it offline and indexes its
+     * subscriptions. */
+    int (*session)(struct shard *s, uint16_t tenant, struct session_state *st);
+    /* A retained message (one reference), with its stamp. */
+    int (*retained)(struct shard *s, uint16_t tenant, struct msg *m);
+};
+
+struct store_ops {
+    /* The session was created, or its expiry, will or will delay changed. */
+    void (*session_put)(void *ctx, const struct tenant *t, const struct session_state *st);
+    /* The session ended (expiry, Clean Start, shutdown), with what it held. */
+    void (*session_del)(void *ctx, const struct tenant *t, const struct session_state *st);
+
+    /* A subscription added, or replaced in place (MQTT-3.8.4-3). */
+    void (*sub_put)(void *ctx, const struct tenant *t, const struct session_state *st,
+                    const struct sess_sub *sub);
+    void (*sub_del)(void *ctx, const struct tenant *t, const struct session_state *st,
+                    const uint8_t *filter, size_t len);
+
+    /* A message appended to the queue (e, now its tail) / the head taken
+     * off (e, the entry removed: sent on, or dropped for a newcomer). */
+    void (*queue_push)(void *ctx, const struct tenant *t, const struct session_state *st,
+                       const struct qentry *e);
+    void (*queue_pop)(void *ctx, const struct tenant *t, const struct session_state *st,
+                      const struct qentry *e);
+
+    /* A PUBLISH sent: e appended to the in-flight window. */
+    void (*infl_put)(void *ctx, const struct tenant *t, const struct session_state *st,
+                     const struct inflight *e);
+    /* PUBREC received for pid: now INFL_WAIT_COMP, the message released
+     * (MQTT-4.3.3-1); a resend is a PUBREL. */
+    void (*infl_rec)(void *ctx, const struct tenant *t, const struct session_state *st,
+                     uint16_t pid);
+    /* The flow of pid ended (PUBACK, PUBCOMP, a failing PUBREC, too large
+     * for the client to resend): the entry left the window. */
+    void (*infl_del)(void *ctx, const struct tenant *t, const struct session_state *st,
+                     uint16_t pid);
+
+    /* An inbound QoS 2 id remembered until PUBREL (MQTT-4.3.3-2), or done. */
+    void (*qos2_add)(void *ctx, const struct tenant *t, const struct session_state *st,
+                     uint16_t pid);
+    void (*qos2_del)(void *ctx, const struct tenant *t, const struct session_state *st,
+                     uint16_t pid);
+
+    /* A retained update stamped on this shard (m->retain_stamp orders it
+     * against the other shards' updates of the topic): a message to keep,
+     * or a clear (empty payload, MQTT-3.3.1-10). $SYS topics come too. */
+    void (*retained_put)(void *ctx, const struct tenant *t, const struct msg *m);
+    void (*retained_clear)(void *ctx, const struct tenant *t, const struct msg *m);
+
+    /*
+     * Start-up, on shard s's thread, after its tenants can be created and
+     * before it serves a client or reads its rings: hand back, through
+     * `sink`, the sessions homed on s and the retained messages s stamped.
+     * The other shards' retained messages reach s through the rings as
+     * usual. What is handed back is not told to the store again. 0 or
+     * -errno (the broker does not start).
+     */
+    int (*load)(void *ctx, struct shard *s, const struct store_sink *sink);
+};
+
+/*
+ * The call sites' side: each tells s's store, if any, about session ss.
+ */
+
+static inline void store_session_put(struct shard *s, const struct session *ss)
+{
+    if (__builtin_expect(s->store != NULL, 0))
+        s->store->session_put(s->store_ctx, ss->tenant, &ss->st);
+}
+
+static inline void store_session_del(struct shard *s, const struct session *ss)
+{
+    if (__builtin_expect(s->store != NULL, 0))
+        s->store->session_del(s->store_ctx, ss->tenant, &ss->st);
+}
+
+static inline void store_sub_put(struct shard *s, const struct session *ss,
+                                 const struct sess_sub *sub)
+{
+    if (__builtin_expect(s->store != NULL, 0))
+        s->store->sub_put(s->store_ctx, ss->tenant, &ss->st, sub);
+}
+
+static inline void store_sub_del(struct shard *s, const struct session *ss, const uint8_t *filter,
+                                 size_t len)
+{
+    if (__builtin_expect(s->store != NULL, 0))
+        s->store->sub_del(s->store_ctx, ss->tenant, &ss->st, filter, len);
+}
+
+static inline void store_queue_push(struct shard *s, const struct session *ss,
+                                    const struct qentry *e)
+{
+    if (__builtin_expect(s->store != NULL, 0))
+        s->store->queue_push(s->store_ctx, ss->tenant, &ss->st, e);
+}
+
+static inline void store_queue_pop(struct shard *s, const struct session *ss,
+                                   const struct qentry *e)
+{
+    if (__builtin_expect(s->store != NULL, 0))
+        s->store->queue_pop(s->store_ctx, ss->tenant, &ss->st, e);
+}
+
+static inline void store_infl_put(struct shard *s, const struct session *ss,
+                                  const struct inflight *e)
+{
+    if (__builtin_expect(s->store != NULL, 0))
+        s->store->infl_put(s->store_ctx, ss->tenant, &ss->st, e);
+}
+
+static inline void store_infl_rec(struct shard *s, const struct session *ss, uint16_t pid)
+{
+    if (__builtin_expect(s->store != NULL, 0))
+        s->store->infl_rec(s->store_ctx, ss->tenant, &ss->st, pid);
+}
+
+static inline void store_infl_del(struct shard *s, const struct session *ss, uint16_t pid)
+{
+    if (__builtin_expect(s->store != NULL, 0))
+        s->store->infl_del(s->store_ctx, ss->tenant, &ss->st, pid);
+}
+
+static inline void store_qos2_add(struct shard *s, const struct session *ss, uint16_t pid)
+{
+    if (__builtin_expect(s->store != NULL, 0))
+        s->store->qos2_add(s->store_ctx, ss->tenant, &ss->st, pid);
+}
+
+static inline void store_qos2_del(struct shard *s, const struct session *ss, uint16_t pid)
+{
+    if (__builtin_expect(s->store != NULL, 0))
+        s->store->qos2_del(s->store_ctx, ss->tenant, &ss->st, pid);
+}
+
+/* A retained update m of tenant t, stamped here: a put, or a clear. */
+static inline void store_retained(struct shard *s, const struct tenant *t, const struct msg *m)
+{
+    if (__builtin_expect(s->store != NULL, 0)) {
+        if (m->payload_len)
+            s->store->retained_put(s->store_ctx, t, m);
+        else
+            s->store->retained_clear(s->store_ctx, t, m);
+    }
+}
+
+/* Start-up: the store's load hook, handing back through `sink`; without a
+ * store nothing is loaded (0). For the shard, before it serves. */
+static inline int store_load(struct shard *s, const struct store_sink *sink)
+{
+    return s->store ? s->store->load(s->store_ctx, s, sink) : 0;
+}
+
+#endif
