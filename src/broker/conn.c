@@ -584,7 +584,7 @@ static void defer_input(struct shard *s, struct conn *c, const uint8_t *data, si
         c->deferred = true;
         s->ndeferred++;
     }
-    queue_rearm(s, c); /* conn_flush_all hands out the next turns' shares */
+    queue_rearm(s, c); /* on_rearm hands out the next turns' shares */
 }
 
 /* Whether rx holds a whole packet (not just the start of one, which only
@@ -714,11 +714,6 @@ const struct stream_events conn_stream_events = {
     .on_flush = on_flush,
     .on_closed = on_closed,
 };
-
-void conn_flush_all(struct shard *s)
-{
-    stream_flush(&s->streams);
-}
 
 void conn_on_timer(struct wheel_entry *e, void *arg)
 {

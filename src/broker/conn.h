@@ -185,10 +185,6 @@ void conn_close(struct shard *s, struct conn *c, enum conn_close_reason why);
 void conn_close_reason(struct shard *s, struct conn *c, enum conn_close_reason why, uint8_t rc,
                        const char *reason_string);
 
-/* Called once per loop turn: submit sends for dirty connections and
- * re-arm receives that ended (stream_flush). */
-void conn_flush_all(struct shard *s);
-
 /* Keepalive / connect-timeout expiry from the wheel. */
 void conn_on_timer(struct wheel_entry *e, void *shard);
 

@@ -26,8 +26,6 @@
 #include "core/wheel.h"
 #include "plugin/host.h"
 
-#define SHARD_TICK_MS 250u
-
 void shard_xmsg_discard(const struct xmsg *x)
 {
     switch (x->type) {

@@ -23,7 +23,6 @@
 #include "core/log.h"
 
 #define SHARD_SQ_ENTRIES 4096u
-#define SHARD_TICK_MS    250u
 
 static const struct __kernel_timespec tick_ts = {.tv_sec = 0, .tv_nsec = SHARD_TICK_MS * 1000000L};
 

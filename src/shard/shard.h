@@ -85,6 +85,10 @@ static inline void *ud_ptr(uint64_t ud)
     return (void *)(uintptr_t)(ud & ~(uint64_t)15u);
 }
 
+/* The tick: timers and housekeeping run this often (and the connection
+ * wheel's slots are this wide). */
+#define SHARD_TICK_MS 250u
+
 /* A completion handler. */
 typedef void (*shard_cqe_fn)(struct shard *s, const struct io_uring_cqe *cqe);
 
