@@ -390,24 +390,16 @@ static void on_sent(struct stream_loop *l, struct stream *st, int res)
     }
 }
 
-uint8_t *conn_reserve(struct shard *s, struct conn *c, size_t n)
+uint8_t *conn_reserve_failed(struct shard *s, struct conn *c)
 {
-    if (c->state == CONN_CLOSING || c->state == CONN_MOVING || c->close_pending)
+    if (c->st.shut)
         return NULL;
-    uint8_t *p = stream_reserve(&s->streams, &c->st, n);
-    if (!p) {
-        /* Not closed here: the caller may be walking a list of sessions
-         * that a close would change. The flush closes it. */
-        log_ratelimited(LOG_LEVEL_ERR, "out of memory for output, closing connection");
-        c->close_pending = true;
-        mark_dirty(s, c);
-    }
-    return p;
-}
-
-void conn_commit(struct shard *s, struct conn *c, size_t n)
-{
-    stream_commit(&s->streams, &c->st, n);
+    /* Not closed here: the caller may be walking a list of sessions that a
+     * close would change. The flush closes it. */
+    log_ratelimited(LOG_LEVEL_ERR, "out of memory for output, closing connection");
+    c->close_pending = true;
+    mark_dirty(s, c);
+    return NULL;
 }
 
 static bool reading(const struct conn *c)

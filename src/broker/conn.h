@@ -19,6 +19,7 @@
 #include "core/wheel.h"
 #include "net/peer.h"
 #include "net/stream.h"
+#include "shard/shard.h"
 
 struct shard;
 struct session;
@@ -121,10 +122,26 @@ static inline struct conn *conn_of_stream(struct stream *st)
 /* Completion of the MSG_RING that moved c's descriptor (conn_relocate). */
 void conn_on_fdsent(struct shard *s, struct conn *c, int res);
 
-/* Space for `n` more bytes at the end of the output; NULL on OOM (the
- * connection is then closing). Commit what was written with conn_commit. */
-uint8_t *conn_reserve(struct shard *s, struct conn *c, size_t n);
-void conn_commit(struct shard *s, struct conn *c, size_t n);
+/* conn_reserve's way out when the stream had no room: the connection is
+ * shut, or out of memory (then it closes at the flush). NULL. */
+uint8_t *conn_reserve_failed(struct shard *s, struct conn *c);
+
+/* Space for `n` more bytes at the end of the output; NULL when nothing more
+ * may go to this client (closing, moving) or on OOM (the connection is then
+ * closing). Commit what was written with conn_commit. Inline: every packet
+ * for a client passes here. */
+static inline uint8_t *conn_reserve(struct shard *s, struct conn *c, size_t n)
+{
+    if (c->state == CONN_CLOSING || c->state == CONN_MOVING || c->close_pending)
+        return NULL;
+    uint8_t *p = stream_reserve(&s->streams, &c->st, n);
+    return p ? p : conn_reserve_failed(s, c);
+}
+
+static inline void conn_commit(struct shard *s, struct conn *c, size_t n)
+{
+    stream_commit(&s->streams, &c->st, n);
+}
 
 /* True when a packet of n bytes may go to this client: not more than the
  * Maximum Packet Size a 5.0 client gave in CONNECT (MQTT-3.1.2-24). */

@@ -119,88 +119,109 @@ struct store_ops {
 
 /*
  * The call sites' side: each tells s's store, if any, about session ss.
+ * Without a store a call site costs one predicted branch; the call itself
+ * is out of line (store.c, cold), so the functions that make the changes
+ * stay small enough to be inlined where they were.
  */
+__attribute__((cold)) void store_session_put_call(struct shard *s, const struct session *ss);
+__attribute__((cold)) void store_session_del_call(struct shard *s, const struct session *ss);
+__attribute__((cold)) void store_sub_put_call(struct shard *s, const struct session *ss,
+                                              const struct sess_sub *sub);
+__attribute__((cold)) void store_sub_del_call(struct shard *s, const struct session *ss,
+                                              const uint8_t *filter, size_t len);
+__attribute__((cold)) void store_queue_push_call(struct shard *s, const struct session *ss,
+                                                 const struct qentry *e);
+__attribute__((cold)) void store_queue_pop_call(struct shard *s, const struct session *ss,
+                                                const struct qentry *e);
+__attribute__((cold)) void store_infl_put_call(struct shard *s, const struct session *ss,
+                                               const struct inflight *e);
+__attribute__((cold)) void store_infl_rec_call(struct shard *s, const struct session *ss,
+                                               uint16_t pid);
+__attribute__((cold)) void store_infl_del_call(struct shard *s, const struct session *ss,
+                                               uint16_t pid);
+__attribute__((cold)) void store_qos2_add_call(struct shard *s, const struct session *ss,
+                                               uint16_t pid);
+__attribute__((cold)) void store_qos2_del_call(struct shard *s, const struct session *ss,
+                                               uint16_t pid);
 
 static inline void store_session_put(struct shard *s, const struct session *ss)
 {
     if (__builtin_expect(s->store != NULL, 0))
-        s->store->session_put(s->store_ctx, ss->tenant, &ss->st);
+        store_session_put_call(s, ss);
 }
 
 static inline void store_session_del(struct shard *s, const struct session *ss)
 {
     if (__builtin_expect(s->store != NULL, 0))
-        s->store->session_del(s->store_ctx, ss->tenant, &ss->st);
+        store_session_del_call(s, ss);
 }
 
 static inline void store_sub_put(struct shard *s, const struct session *ss,
                                  const struct sess_sub *sub)
 {
     if (__builtin_expect(s->store != NULL, 0))
-        s->store->sub_put(s->store_ctx, ss->tenant, &ss->st, sub);
+        store_sub_put_call(s, ss, sub);
 }
 
 static inline void store_sub_del(struct shard *s, const struct session *ss, const uint8_t *filter,
                                  size_t len)
 {
     if (__builtin_expect(s->store != NULL, 0))
-        s->store->sub_del(s->store_ctx, ss->tenant, &ss->st, filter, len);
+        store_sub_del_call(s, ss, filter, len);
 }
 
 static inline void store_queue_push(struct shard *s, const struct session *ss,
                                     const struct qentry *e)
 {
     if (__builtin_expect(s->store != NULL, 0))
-        s->store->queue_push(s->store_ctx, ss->tenant, &ss->st, e);
+        store_queue_push_call(s, ss, e);
 }
 
 static inline void store_queue_pop(struct shard *s, const struct session *ss,
                                    const struct qentry *e)
 {
     if (__builtin_expect(s->store != NULL, 0))
-        s->store->queue_pop(s->store_ctx, ss->tenant, &ss->st, e);
+        store_queue_pop_call(s, ss, e);
 }
 
 static inline void store_infl_put(struct shard *s, const struct session *ss,
                                   const struct inflight *e)
 {
     if (__builtin_expect(s->store != NULL, 0))
-        s->store->infl_put(s->store_ctx, ss->tenant, &ss->st, e);
+        store_infl_put_call(s, ss, e);
 }
 
 static inline void store_infl_rec(struct shard *s, const struct session *ss, uint16_t pid)
 {
     if (__builtin_expect(s->store != NULL, 0))
-        s->store->infl_rec(s->store_ctx, ss->tenant, &ss->st, pid);
+        store_infl_rec_call(s, ss, pid);
 }
 
 static inline void store_infl_del(struct shard *s, const struct session *ss, uint16_t pid)
 {
     if (__builtin_expect(s->store != NULL, 0))
-        s->store->infl_del(s->store_ctx, ss->tenant, &ss->st, pid);
+        store_infl_del_call(s, ss, pid);
 }
 
 static inline void store_qos2_add(struct shard *s, const struct session *ss, uint16_t pid)
 {
     if (__builtin_expect(s->store != NULL, 0))
-        s->store->qos2_add(s->store_ctx, ss->tenant, &ss->st, pid);
+        store_qos2_add_call(s, ss, pid);
 }
 
 static inline void store_qos2_del(struct shard *s, const struct session *ss, uint16_t pid)
 {
     if (__builtin_expect(s->store != NULL, 0))
-        s->store->qos2_del(s->store_ctx, ss->tenant, &ss->st, pid);
+        store_qos2_del_call(s, ss, pid);
 }
 
 /* A retained update m of tenant t, stamped here: a put, or a clear. */
+__attribute__((cold)) void store_retained_call(struct shard *s, const struct tenant *t,
+                                               const struct msg *m);
 static inline void store_retained(struct shard *s, const struct tenant *t, const struct msg *m)
 {
-    if (__builtin_expect(s->store != NULL, 0)) {
-        if (m->payload_len)
-            s->store->retained_put(s->store_ctx, t, m);
-        else
-            s->store->retained_clear(s->store_ctx, t, m);
-    }
+    if (__builtin_expect(s->store != NULL, 0))
+        store_retained_call(s, t, m);
 }
 
 /* Start-up: the store's load hook, handing back through `sink`; without a

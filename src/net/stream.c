@@ -147,35 +147,24 @@ void stream_mark_dirty(struct stream_loop *l, struct stream *st)
     }
 }
 
-uint8_t *stream_reserve(struct stream_loop *l, struct stream *st, size_t n)
+uint8_t *stream_reserve_grow(struct stream *st, size_t n)
 {
-    (void)l;
     if (st->shut)
         return NULL;
     struct iobuf *b = st->out;
-    if (!b || b->cap - b->len < n) {
-        size_t cap = b ? (size_t)b->cap * 2 : STREAM_OUT_MIN;
-        while (cap < (b ? b->len : 0) + n)
-            cap *= 2;
-        struct iobuf *nb = realloc(b, sizeof(*nb) + cap);
-        if (!nb)
-            return NULL;
-        if (!b) {
-            nb->len = 0;
-            nb->off = 0;
-        }
-        nb->cap = (uint32_t)cap;
-        st->out = b = nb;
+    size_t cap = b ? (size_t)b->cap * 2 : STREAM_OUT_MIN;
+    while (cap < (b ? b->len : 0) + n)
+        cap *= 2;
+    struct iobuf *nb = realloc(b, sizeof(*nb) + cap);
+    if (!nb)
+        return NULL;
+    if (!b) {
+        nb->len = 0;
+        nb->off = 0;
     }
-    return b->data + b->len;
-}
-
-void stream_commit(struct stream_loop *l, struct stream *st, size_t n)
-{
-    st->out->len += (uint32_t)n;
-    st->backlog += (uint32_t)n;
-    l->out_bytes += n;
-    stream_mark_dirty(l, st);
+    nb->cap = (uint32_t)cap;
+    st->out = nb;
+    return nb->data + nb->len;
 }
 
 static void teardown(struct stream_loop *l, struct stream *st, bool shutdown_first)

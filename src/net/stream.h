@@ -192,14 +192,33 @@ static inline void stream_deliver(struct stream_loop *l, struct stream *st, cons
     l->ev->on_bytes(l, st, data, len);
 }
 
-/* Space for `n` more bytes at the end of the output; NULL when the stream
- * is shut or out of memory (the caller then closes it). Commit what was
- * written with stream_commit. */
-uint8_t *stream_reserve(struct stream_loop *l, struct stream *st, size_t n);
-void stream_commit(struct stream_loop *l, struct stream *st, size_t n);
-
 /* List the stream for the flush without output (ev->on_flush runs). */
 void stream_mark_dirty(struct stream_loop *l, struct stream *st);
+
+/* stream_reserve when the output buffer must be created or grown. */
+uint8_t *stream_reserve_grow(struct stream *st, size_t n);
+
+/* Space for `n` more bytes at the end of the output; NULL when the stream
+ * is shut or out of memory (the caller then closes it). Commit what was
+ * written with stream_commit. Inline: every packet to a client passes
+ * here, most into a buffer that has room. */
+static inline uint8_t *stream_reserve(struct stream_loop *l, struct stream *st, size_t n)
+{
+    (void)l;
+    struct iobuf *b = st->out;
+    if (__builtin_expect(b && b->cap - b->len >= n && !st->shut, 1))
+        return b->data + b->len;
+    return stream_reserve_grow(st, n);
+}
+
+static inline void stream_commit(struct stream_loop *l, struct stream *st, size_t n)
+{
+    st->out->len += (uint32_t)n;
+    st->backlog += (uint32_t)n;
+    l->out_bytes += n;
+    if (!st->is_dirty)
+        stream_mark_dirty(l, st);
+}
 
 /* No more output: send what is queued, then shut down and close. True
  * while that output is still being sent (the owner bounds the wait with a
