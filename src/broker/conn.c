@@ -564,7 +564,9 @@ static bool over_turn_share(struct shard *s, struct conn *c, size_t len)
     }
     if (c->deferred || c->turn_kib >= CONN_TURN_KIB)
         return true;
-    c->turn_kib = (uint16_t)(c->turn_kib + (len + 1023) / 1024);
+    /* Saturating: one receive buffer may be up to 1 MiB (1024 KiB). */
+    size_t kib = c->turn_kib + (len + 1023) / 1024;
+    c->turn_kib = (uint8_t)(kib < UINT8_MAX ? kib : UINT8_MAX);
     return false;
 }
 

@@ -71,8 +71,8 @@ struct conn {
     struct conn **all_pprev;
     uint64_t id; /* unique per shard, for stale references */
     uint64_t last_rx_ms;
-    uint8_t turn;     /* the shard's loop turn turn_kib counts (mod 2^8) */
-    uint8_t turn_kib; /* KiB of its input handled in that turn */
+    shard_turn_t turn; /* the shard's loop turn turn_kib counts */
+    uint8_t turn_kib;  /* KiB of its input handled in that turn, saturating at 255 */
     uint16_t keepalive;
     /* Bit fields: one byte more would push the struct (slab-packed at a
      * multiple of 16) from 176 to 192 bytes per connection. Only the shard

@@ -192,7 +192,13 @@ static int serve_start(struct shard *s)
     for (uint32_t i = 0; i < STREAM_MAX_LISTENERS; i++)
         l->xprt[i] = &transport_tcp;
     l->owner_size = sizeof(struct conn);
-    s->conn_slab = slab_create(sizeof(struct conn), 0);
+    /* A transport's per-stream state goes after the connection
+     * (stream_state): room for the largest. */
+    size_t xstate = 0;
+    for (uint32_t i = 0; i < STREAM_MAX_LISTENERS; i++)
+        if (l->xprt[i]->state_size > xstate)
+            xstate = l->xprt[i]->state_size;
+    s->conn_slab = slab_create(sizeof(struct conn) + xstate, 0);
     s->session_slab = slab_create(sizeof(struct session), 0);
     s->wheel = wheel_create(SHARD_TICK_MS, 1024, s->now_ms);
     s->session_wheel = wheel_create(1000, 4096, s->now_ms);

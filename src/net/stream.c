@@ -24,6 +24,8 @@ struct iobuf *iobuf_create(size_t cap)
     return b;
 }
 
+static void teardown(struct stream_loop *l, struct stream *st, bool shutdown_first);
+
 static uint64_t ud(const struct stream *st, uint8_t tag)
 {
     return (uint64_t)(uintptr_t)st | tag;
@@ -109,7 +111,8 @@ static void submit_send(struct stream_loop *l, struct stream *st)
 }
 
 /* The transport encodes st->out (its length may change: the backlog
- * follows, so that it counts bytes the kernel is yet to take). */
+ * follows, so that it counts bytes the kernel is yet to take, even when
+ * the transport fails half way). */
 static int seal(struct stream_loop *l, struct stream *st)
 {
     const struct transport_ops *x = xprt(l, st);
@@ -117,25 +120,38 @@ static int seal(struct stream_loop *l, struct stream *st)
         return 0;
     uint32_t before = st->out->len;
     int rc = x->seal(l, st);
-    if (rc < 0)
-        return rc;
     uint32_t after = st->out ? st->out->len : 0;
     st->backlog += after - before;
     l->out_bytes += (uint64_t)after - before;
-    return 0;
+    return rc;
 }
 
-static void start_send(struct stream_loop *l, struct stream *st)
+/* Hand st->out to the kernel; false when nothing was sent: the transport
+ * had nothing to send, or failed (then the output is dropped, the stream
+ * shut and closed, and the owner told once). */
+static bool start_send(struct stream_loop *l, struct stream *st)
 {
     if (seal(l, st) < 0) {
-        l->ev->on_sent(l, st, -EPROTO);
-        return;
+        bool was_shut = st->shut;
+        if (st->out) {
+            st->backlog -= st->out->len;
+            l->out_bytes -= st->out->len;
+            l->out_freed += st->out->cap;
+            free(st->out);
+            st->out = NULL;
+        }
+        st->shut = true; /* nothing more to seal: the owner's close does not come back */
+        if (!was_shut)
+            l->ev->on_sent(l, st, -EPROTO);
+        teardown(l, st, true);
+        return false;
     }
     if (!st->out || !st->out->len)
-        return;
+        return false;
     st->sending = st->out;
     st->out = NULL;
     submit_send(l, st);
+    return true;
 }
 
 void stream_mark_dirty(struct stream_loop *l, struct stream *st)
@@ -237,8 +253,8 @@ static void input(struct stream_loop *l, struct stream *st, const uint8_t *data,
         return;
     }
     int rc = x->input(l, st, data, len);
-    if (rc < 0)
-        *res = rc; /* the owner closes it */
+    if (rc < 0) /* the owner closes it (never read as "try again") */
+        *res = rc == -EAGAIN || rc == -ENOBUFS || rc == -ECANCELED ? -EPROTO : rc;
 }
 
 void stream_on_recv(struct stream_loop *l, struct stream *st, int res, unsigned flags)
@@ -300,9 +316,10 @@ void stream_on_send(struct stream_loop *l, struct stream *st, int res)
     /* After the descriptor is closed its slot may be another client's:
      * the rest of a short write is dropped, never sent there. */
     sending_done(l, st);
+    bool sent = false;
     if (st->out && st->out->len && (!st->shut || st->teardown_pending) && !st->close_submitted)
-        start_send(l, st);
-    else if (st->shut && st->teardown_pending)
+        sent = start_send(l, st);
+    if (!sent && st->shut && st->teardown_pending)
         teardown(l, st, true);
     l->ev->on_sent(l, st, res);
     stream_maybe_closed(l, st);

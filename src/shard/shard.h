@@ -89,6 +89,11 @@ static inline void *ud_ptr(uint64_t ud)
  * wheel's slots are this wide). */
 #define SHARD_TICK_MS 250u
 
+/* Loop turns, counted modulo 2^8: a connection remembers the turn its
+ * input share is for in the same type (one byte of struct conn), so the
+ * two always compare. */
+typedef uint8_t shard_turn_t;
+
 /* A completion handler. */
 typedef void (*shard_cqe_fn)(struct shard *s, const struct io_uring_cqe *cqe);
 
@@ -210,7 +215,7 @@ struct shard {
      * with input deferred to a later turn, and whether a cross-shard ring
      * still holds messages beyond one turn's share: the loop does not sleep
      * while there is either. */
-    uint16_t turn;
+    shard_turn_t turn;
     uint32_t ndeferred;
     bool inbound_left;
 

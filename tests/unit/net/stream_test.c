@@ -123,6 +123,24 @@ static int x_import(struct stream_loop *l, struct stream *st, const uint8_t *fro
     memcpy(stream_state(l, st), from, 4);
     return 0;
 }
+/* A transport that fails: seal always, input when the byte is '!' (with
+ * an error code that must not be read as "try again"). */
+static int bad_seal(struct stream_loop *l, struct stream *st)
+{
+    (void)l;
+    st->out->len = 1; /* half way through, as a real encoder may */
+    return -EIO;
+}
+static int bad_input(struct stream_loop *l, struct stream *st, const uint8_t *d, size_t n)
+{
+    if (n && d[0] == '!')
+        return -EAGAIN;
+    stream_deliver(l, st, d, n);
+    return 0;
+}
+static const struct transport_ops failing_xprt = {
+    .name = "failing", .input = bad_input, .seal = bad_seal};
+
 static const struct transport_ops test_xprt = {
     .name = "test",
     .state_size = 4,
@@ -383,4 +401,33 @@ Test(stream, transport_state_travels, .init = setup_test_xprt, .fini = teardown_
     cr_assert_eq(stream_import(&loop, &o3->st, blob, 4), -EINVAL);
     cr_assert_null(stream_state(&loop, &o3->st));
     free(o3);
+}
+
+static void setup_failing(void)
+{
+    setup_with(&failing_xprt);
+    cr_assert_eq(stream_open(&loop, &o->st, 0, 1, NULL), 0);
+}
+
+Test(stream, seal_failure_closes_once_and_accounts, .init = setup_failing, .fini = teardown_all)
+{
+    uint8_t *p = stream_reserve(&loop, &o->st, 4);
+    memcpy(p, "data", 4);
+    stream_commit(&loop, &o->st, 4);
+    pump(closed, NULL, 0, NULL);
+    cr_assert_eq(o->nclosed, 1, "a transport that cannot seal closes the stream");
+    cr_assert_eq(o->nsent, 1, "the owner is told once");
+    cr_assert(o->st.shut);
+    cr_assert_eq(o->st.backlog, 0);
+    cr_assert_eq(loop.out_bytes, 0, "the dropped output leaves the count");
+    char c;
+    cr_assert_eq(read(peer, &c, 1), 0, "nothing half-sealed was sent; the peer sees the end");
+}
+
+Test(stream, transport_input_error_is_not_try_again, .init = setup_failing, .fini = teardown_all)
+{
+    stream_arm_recv(&loop, &o->st);
+    cr_assert_eq(write(peer, "!", 1), 1);
+    pump(ended, NULL, 0, NULL);
+    cr_assert_eq(o->last_end, -EPROTO);
 }
