@@ -228,7 +228,7 @@ int acl_check(struct shard *s, struct conn *c, enum ringmq_action action, const 
     struct ringmq_check chk = {
         .action = action,
         .tenant = ss->tenant->name,
-        .client_id = {ss->client_id, ss->client_id_len},
+        .client_id = {ss->st.client_id, ss->st.client_id_len},
         .topic = {topic, len},
         .qos = qos,
         .retain = retain,

@@ -737,8 +737,8 @@ void conn_on_timer(struct wheel_entry *e, void *arg)
             wheel_add(s->wheel, &c->timer, deadline);
         } else {
             log_ratelimited(LOG_LEVEL_INFO, "client %.*s: keepalive expired, closing",
-                            c->session ? (int)c->session->client_id_len : 0,
-                            c->session ? (const char *)c->session->client_id : "");
+                            c->session ? (int)c->session->st.client_id_len : 0,
+                            c->session ? (const char *)c->session->st.client_id : "");
             conn_close(s, c, CLOSE_KEEPALIVE);
         }
         break;

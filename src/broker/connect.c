@@ -777,8 +777,8 @@ static enum proto_result connect_finish(struct shard *s, struct conn *c, struct 
     struct session *ss = session_attach(s, rq->t, c, rq->id, rq->id_len, &rq->o, &present);
     if (!ss)
         return refused(rq, MQTT_CONNACK_UNAVAILABLE, MQTT_RC_SERVER_UNAVAILABLE, "out of memory");
-    if (ss->will)
-        ss->will->origin = ss; /* sole owner: No Local applies to wills too */
+    if (ss->st.will)
+        ss->st.will->origin = ss; /* sole owner: No Local applies to wills too */
     c->session = ss;
     c->state = CONN_ACTIVE;
     conn_pending_end(s, c);
@@ -1014,9 +1014,9 @@ enum proto_result protocol_disconnect(struct shard *s, struct conn *c, const str
             return PROTO_STOP;
         }
         uint32_t max = ss->tenant->set->max_session_expiry;
-        ss->expiry_s = ss->tenant->set->force_transient ? 0
-                       : pr.session_expiry < max        ? pr.session_expiry
-                                                        : max;
+        ss->st.expiry_s = ss->tenant->set->force_transient ? 0
+                          : pr.session_expiry < max        ? pr.session_expiry
+                                                           : max;
     }
     /* MQTT-3.14.4-3, MQTT-3.1.2-8: only 0x00 deletes the will; 0x04
      * (Disconnect with Will Message) and the error reasons keep it. */

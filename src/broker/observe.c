@@ -238,7 +238,7 @@ void observe_event(struct shard *s, enum ringmq_event_type type, const struct te
         .time_ms = (uint64_t)tv.tv_sec * 1000u + (uint64_t)tv.tv_usec / 1000u,
         .tenant = t ? t->name : "global",
         .user_id = c && c->auth ? c->auth->user_id : NULL,
-        .client_id = {ss ? ss->client_id : NULL, ss ? ss->client_id_len : 0},
+        .client_id = {ss ? ss->st.client_id : NULL, ss ? ss->st.client_id_len : 0},
         .remote_addr = has_addr ? addr : NULL,
         .reason = reason,
         .resource = resource,

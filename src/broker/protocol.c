@@ -16,7 +16,7 @@ void protocol_violation(struct shard *s, struct conn *c, const char *what, int r
 {
     if (c->session)
         log_ratelimited(LOG_LEVEL_WARN, "client %.*s: %s (reason 0x%02x), closing",
-                        (int)c->session->client_id_len, c->session->client_id, what, reason);
+                        (int)c->session->st.client_id_len, c->session->st.client_id, what, reason);
     else
         log_ratelimited(LOG_LEVEL_WARN, "connection %llu: %s (reason 0x%02x), closing",
                         (unsigned long long)c->id, what, reason);

@@ -545,7 +545,7 @@ static bool replay_step(struct shard *s, struct replay *r)
     struct conn *c = ss->conn;
     bool live = c && c->id == r->conn_id && c->state == CONN_ACTIVE;
     while (r->sent < r->n) {
-        if (live && (conn_backlog(c) >= REPLAY_OUT_LOW || ss->qlen))
+        if (live && (conn_backlog(c) >= REPLAY_OUT_LOW || ss->st.qlen))
             return false;
         struct msg *m = r->v[r->sent++];
         if (live || (m->qos && r->qos))
@@ -560,7 +560,7 @@ void route_send_retained(struct shard *s, struct session *ss, const uint8_t *fil
 {
     if (!ss->conn)
         return;
-    struct replay *r = calloc(1, sizeof(*r) + len + ss->client_id_len);
+    struct replay *r = calloc(1, sizeof(*r) + len + ss->st.client_id_len);
     if (!r) {
         log_ratelimited(LOG_LEVEL_ERR, "out of memory sending retained messages");
         return;
@@ -571,11 +571,11 @@ void route_send_retained(struct shard *s, struct session *ss, const uint8_t *fil
                          .qos = qos,
                          .read_check = read_check,
                          .filter_len = (uint16_t)len,
-                         .client_id_len = ss->client_id_len};
+                         .client_id_len = ss->st.client_id_len};
     r->filter = r->bytes;
     r->client_id = r->bytes + len;
     memcpy(r->filter, filter, len);
-    memcpy(r->client_id, ss->client_id, ss->client_id_len);
+    memcpy(r->client_id, ss->st.client_id, ss->st.client_id_len);
     retain_match(ss->tenant->retained, filter, len, replay_collect, r);
     if (replay_step(s, r)) {
         replay_free(r);

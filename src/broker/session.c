@@ -27,10 +27,6 @@
 
 /* One per connection: 16 more bytes here are 16 more per connection. */
 _Static_assert(sizeof(struct session) <= 176, "struct session grew past 176 bytes");
-/* The anonymous twin of st lays out the same fields the same way. */
-_Static_assert(offsetof(struct session, qos2_cap) == offsetof(struct session, st.qos2_cap) &&
-                   offsetof(struct session, client_id) == offsetof(struct session, st.client_id),
-               "struct session's state fields disagree with st");
 
 /* Deadlines of an offline session: the will (after its delay) and the end
  * of the session (after its expiry). Exists only while one is pending. */

@@ -121,28 +121,25 @@ struct readcheck;
  * holds nqos2 distinct ids; subs[0..nsubs) distinct filters. The window and
  * the queue, read for every QoS 1/2 delivery, come first.
  */
-#define SESSION_STATE_FIELDS                                                                       \
-    struct inflight *infl; /* in send order */                                                     \
-    struct qentry *q;      /* ring buffer */                                                       \
-    uint32_t qhead, qlen;                                                                          \
-    uint32_t qcap;                                                                                 \
-    uint16_t ninfl, infl_cap;                                                                      \
-    uint64_t qbytes;                                                                               \
-    struct sess_sub **subs;                                                                        \
-    uint8_t *client_id;                                                                            \
-    struct msg *will;  /* its own until published: see store.h */                                  \
-    uint16_t *qos2_in; /* inbound QoS 2 ids waiting for PUBREL */                                  \
-    uint32_t expiry_s; /* Session Expiry Interval: 0 ends with the connection, ~0 never */         \
-    uint32_t will_delay_s;                                                                         \
-    uint32_t nsubs, subs_cap;                                                                      \
-    uint16_t client_id_len;                                                                        \
-    uint16_t nqos2, qos2_cap;
-
 /* The durable part of a session: client id, expiry, subscriptions, the
  * in-flight window, the queue, the will and its delay, inbound QoS 2 ids
  * (the `held` flag of an in-flight entry is the connection's, not state). */
 struct session_state {
-    SESSION_STATE_FIELDS
+    struct inflight *infl; /* in send order */
+    struct qentry *q;      /* ring buffer */
+    uint32_t qhead, qlen;
+    uint32_t qcap;
+    uint16_t ninfl, infl_cap;
+    uint64_t qbytes;
+    struct sess_sub **subs;
+    uint8_t *client_id;
+    struct msg *will;  /* its own until published: see store.h */
+    uint16_t *qos2_in; /* inbound QoS 2 ids waiting for PUBREL */
+    uint32_t expiry_s; /* Session Expiry Interval: 0 ends with the connection, ~0 never */
+    uint32_t will_delay_s;
+    uint32_t nsubs, subs_cap;
+    uint16_t client_id_len;
+    uint16_t nqos2, qos2_cap;
 };
 
 /*
@@ -154,12 +151,9 @@ struct session_state {
  * for every delivery (tenant, conn, match_*, slow) come first, within one
  * byte's displacement of the pointer.
  *
- * The state is also reachable field by field (ss->client_id is
- * ss->st.client_id): the packet handlers read ss->client_id, ss->will,
- * ss->expiry_s and ss->qlen, and connect.c writes ss->expiry_s at
- * DISCONNECT (session_detach tells the store). The session room writes
- * through ss->st. Once the handlers say ss->st too, the anonymous twin
- * (and the macro) can go.
+ * Outside the session room the state is read through ss->st; the one write
+ * there, connect.c's Session Expiry Interval at DISCONNECT, is told to the
+ * store by the session_detach that follows.
  */
 struct session {
     struct session *reg_next; /* tenant registry chain (session_registry.c) */
@@ -179,12 +173,7 @@ struct session {
     uint8_t match_denied;    /* matched only through subscriptions refused the topic */
     bool out_throttled;      /* in shard->throttled: the queue waits for the quota */
     bool slow;               /* QoS 0 is being dropped for it: reported once (slow_subscriber) */
-    union {
-        struct session_state st;
-        struct {
-            SESSION_STATE_FIELDS
-        };
-    };
+    struct session_state st;
 };
 
 #define SESSION_EXPIRY_NEVER UINT32_MAX

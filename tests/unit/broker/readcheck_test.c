@@ -33,8 +33,8 @@ static void setup(void)
     broker.plugins = host;
     shard.broker = &broker;
     ss.tenant = &tenant;
-    ss.client_id = client_id;
-    ss.client_id_len = 5;
+    ss.st.client_id = client_id;
+    ss.st.client_id_len = 5;
     probe.trace[0] = '\0';
 }
 

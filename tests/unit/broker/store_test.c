@@ -739,7 +739,7 @@ Test(store, a_session_from_connect_to_expiry)
 
     /* MQTT-3.14.2-2: DISCONNECT may change the expiry (connect.c writes it
      * directly; the detach tells the store). */
-    ss->expiry_s = 30;
+    ss->st.expiry_s = 30;
     disconnect(c3, false);
     check("DISCONNECT with a new expiry");
     advance(31000);
