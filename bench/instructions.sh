@@ -1,0 +1,34 @@
+#!/bin/bash
+# instructions.sh: the broker's instruction count over a fixed workload,
+# under valgrind's callgrind: deterministic where msg/s on a shared machine
+# is not, so two builds can be compared exactly (e.g. before and after a
+# refactor).
+#
+#   bench/instructions.sh RINGMQD [QOS] [OUT]
+#
+# Runs RINGMQD (1 shard) and `ringmq-bench p2p -n 10 -q QOS -s 16 --count
+# 20000` (200,000 messages) against it, then prints the program's total
+# instructions; OUT (default /tmp/ringmq-instructions.out) keeps the
+# callgrind profile for callgrind_annotate. Needs valgrind.
+set -u
+cd "$(dirname "$0")/.." || exit 1
+bin=${1:?usage: bench/instructions.sh RINGMQD [QOS] [OUT]}
+qos=${2:-1}
+out=${3:-/tmp/ringmq-instructions.out}
+BENCH=${BENCH:-build/bench/ringmq-bench}
+. bench/lib.sh
+port=$(free_port)
+valgrind --tool=callgrind --callgrind-out-file="$out" "$bin" -c conf/ringmq.ini \
+    --set listener.default.port="$port" --set server.shards=1 --set log.level=warning \
+    >"$out.log" 2>&1 &
+pid=$!
+for _ in $(seq 1 200); do
+    sleep 0.1
+    (exec 3<>/dev/tcp/127.0.0.1/"$port") 2>/dev/null && break
+done
+"$BENCH" p2p -n 10 -q "$qos" -s 16 --count 20000 -d 60 --warmup 0 -p "$port" --quiet
+rc=$?
+kill -INT "$pid"
+wait "$pid"
+[ $rc = 0 ] || { echo "benchmark failed ($rc)"; exit 1; }
+callgrind_annotate "$out" 2>/dev/null | grep -m1 'PROGRAM TOTALS'
