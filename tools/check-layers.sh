@@ -16,7 +16,7 @@ index: core mqtt
 config: core
 metrics: core
 plugin: core
-net: core
+net: core config
 tenant: core mqtt index config metrics
 shard: core mqtt index config metrics net tenant
 broker: core mqtt index config metrics plugin net tenant shard

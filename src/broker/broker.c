@@ -54,6 +54,7 @@ static void broker_free(struct broker *b)
     }
     free(b->shards);
     free(b->cpus);
+    transport_listeners_destroy(b->xprt, b->cfg->nlisteners);
     tenant_dir_fini(&b->tenants);
     free(b);
 }
@@ -239,7 +240,13 @@ int broker_start(const struct config *cfg, struct plugin_host *plugins, struct b
         free(b);
         return -ENOMEM;
     }
-    int ret = plan_shards(b);
+    int ret = transport_listeners_create(cfg, b->xprt);
+    if (ret < 0) {
+        tenant_dir_fini(&b->tenants);
+        free(b);
+        return ret;
+    }
+    ret = plan_shards(b);
     for (uint32_t i = 0; ret == 0 && i < b->nshards; i++)
         ret = shard_create(b, i);
     if (ret == 0)

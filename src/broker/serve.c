@@ -182,15 +182,18 @@ static void trim_freed_output(struct shard *s)
     malloc_trim(0);
 }
 
-/* The shard's ring exists: the connections' streams (every listener tcp
- * for now), slabs, timers, routing state, the global tenant, and the
+/* The shard's ring exists: the connections' streams (each listener's
+ * transport), slabs, timers, routing state, the global tenant, and the
  * plugin port. */
 static int serve_start(struct shard *s)
 {
     struct stream_loop *l = &s->streams;
     l->ev = &conn_stream_events;
-    for (uint32_t i = 0; i < STREAM_MAX_LISTENERS; i++)
-        l->xprt[i] = &transport_tcp;
+    for (uint32_t i = 0; i < STREAM_MAX_LISTENERS; i++) {
+        bool used = i < s->cfg->nlisteners;
+        l->xprt[i] = used ? s->broker->xprt[i].kind->ops : &transport_tcp;
+        l->xprt_ctx[i] = used ? s->broker->xprt[i].ctx : NULL;
+    }
     l->owner_size = sizeof(struct conn);
     /* A transport's per-stream state goes after the connection
      * (stream_state): room for the largest. */

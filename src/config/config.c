@@ -81,6 +81,8 @@ static int parse_queue_drop(const struct directive *d, const char *value, void *
                             size_t whylen);
 static int parse_versions(const struct directive *d, const char *value, void *field, char *why,
                           size_t whylen);
+static int parse_transport(const struct directive *d, const char *value, void *field, char *why,
+                           size_t whylen);
 
 #define SERVER(key, fn, member, lo, hi)                                                            \
     {                                                                                              \
@@ -125,6 +127,7 @@ static const struct directive directives[] = {
     LISTENER("allow_anonymous", parse_bool, allow_anonymous, 0, 0),
     LISTENER("backlog", parse_u32, backlog, 1, 65535),
     LISTENER("send_buffer", parse_u32, send_buffer, 0, 1u << 30),
+    LISTENER("transport", parse_transport, transport, 0, 0),
 
     LIMITS("max_packet_size", parse_u32, max_packet_size, 16, CONFIG_PACKET_SIZE_MAX),
     LIMITS("max_connections", parse_u32, max_connections, 0, 100000000),
@@ -341,6 +344,28 @@ static int parse_queue_drop(const struct directive *d, const char *value, void *
     return -EINVAL;
 }
 
+static const char *const transport_names[CONFIG_TRANSPORT_COUNT] = {
+    [CONFIG_TRANSPORT_TCP] = "tcp",
+};
+
+const char *config_transport_name(enum config_transport t)
+{
+    return (unsigned)t < CONFIG_TRANSPORT_COUNT ? transport_names[t] : "?";
+}
+
+static int parse_transport(const struct directive *d, const char *value, void *field, char *why,
+                           size_t whylen)
+{
+    (void)d;
+    for (unsigned t = 0; t < CONFIG_TRANSPORT_COUNT; t++)
+        if (strcmp(value, transport_names[t]) == 0) {
+            *(uint8_t *)field = (uint8_t)t;
+            return 0;
+        }
+    snprintf(why, whylen, "expected tcp, got '%s'", value);
+    return -EINVAL;
+}
+
 /* A string that must fit its char[d->max] field, terminator included, and
  * hold at least d->min bytes (1: the key may not be left empty). */
 static int parse_string(const struct directive *d, const char *value, void *field, char *why,
@@ -466,6 +491,7 @@ static void listener_defaults(struct config_listener *l, const char *name, size_
     l->allow_anonymous = false;
     l->backlog = 4096;
     l->send_buffer = 65536;
+    l->transport = CONFIG_TRANSPORT_TCP;
 }
 
 /*

@@ -27,8 +27,18 @@
 #define CONFIG_MAX_TENANTS     64
 #define CONFIG_TENANT_NAME_MAX 64
 
+/* What a listener speaks on its sockets (net/transport.h has each one). */
+enum config_transport {
+    CONFIG_TRANSPORT_TCP, /* MQTT over plain TCP */
+    CONFIG_TRANSPORT_COUNT
+};
+
+/* The name `transport =` gives transport t ("tcp", ...). */
+const char *config_transport_name(enum config_transport t);
+
 struct config_listener {
     char name[CONFIG_NAME_MAX]; /* the NAME of [listener.NAME] */
+    uint8_t transport;          /* enum config_transport, default tcp */
     char bind[64];              /* IPv4 or IPv6 literal, default 127.0.0.1 */
     uint16_t port;              /* default 1883; 0 picks a free port */
     bool allow_anonymous;       /* needed to bind a non-loopback address without auth */

@@ -148,6 +148,7 @@ struct stream_loop {
     struct bufring *bufs;
     const struct stream_events *ev;
     const struct transport_ops *xprt[STREAM_MAX_LISTENERS]; /* by listener */
+    void *xprt_ctx[STREAM_MAX_LISTENERS]; /* each listener's shared context (transport.h) */
     struct stream_tags tags;
     size_t owner_size;    /* the owner's struct, which starts with the stream */
     struct stream *dirty; /* streams with output to send */
@@ -163,6 +164,12 @@ struct io_uring_sqe *stream_sqe(struct stream_loop *l);
 static inline void *stream_state(const struct stream_loop *l, struct stream *st)
 {
     return l->xprt[st->listener]->state_size ? (char *)st + l->owner_size : NULL;
+}
+
+/* The shared context of stream st's listener (transport.h; NULL: none). */
+static inline void *stream_xprt_ctx(const struct stream_loop *l, const struct stream *st)
+{
+    return l->xprt_ctx[st->listener];
 }
 
 /* A zeroed stream on descriptor `fi` of `listener`: its transport opens it

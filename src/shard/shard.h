@@ -33,6 +33,7 @@
 #include "core/spsc.h"
 #include "net/peer.h"
 #include "net/stream.h"
+#include "net/transport.h"
 #include "net/uring.h"
 #include "shard/xshard.h"
 #include "tenant/tenant.h"
@@ -144,6 +145,7 @@ struct broker {
     atomic_uint connections;         /* past the max_connections check (conn_count) */
     atomic_ullong pending_evicted;   /* closed for max_pending_connections */
     uint16_t ports[CONFIG_MAX_LISTENERS];
+    struct transport_listener xprt[CONFIG_MAX_LISTENERS]; /* each listener's transport */
 };
 
 /*

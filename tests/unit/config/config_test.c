@@ -206,6 +206,7 @@ Test(config, shipped_file_lists_every_key)
         "allow_anonymous",
         "backlog",
         "send_buffer",
+        "transport",
         "max_packet_size",
         "max_connections",
         "max_pending_connections",
@@ -262,6 +263,7 @@ Test(config, set_every_key)
         "listener.default.allow_anonymous=yes",
         "listener.default.backlog=128",
         "listener.default.send_buffer=0",
+        "listener.default.transport=tcp",
         "limits.max_packet_size=65536",
         "limits.max_connections=1000",
         "limits.max_pending_connections=500",
@@ -303,6 +305,8 @@ Test(config, set_every_key)
     cr_assert_eq(cfg.listeners[0].allow_anonymous, true);
     cr_assert_eq(cfg.listeners[0].backlog, 128);
     cr_assert_eq(cfg.listeners[0].send_buffer, 0);
+    cr_assert_eq(cfg.listeners[0].transport, CONFIG_TRANSPORT_TCP);
+    cr_assert_str_eq(config_transport_name(cfg.listeners[0].transport), "tcp");
     cr_assert_eq(cfg.max_packet_size, 65536);
     cr_assert_eq(cfg.max_connections, 1000);
     cr_assert_eq(cfg.max_pending_connections, 500);
@@ -408,6 +412,8 @@ Test(config, error_bad_value)
                       ":3: [log] level: expected error, warning, info or debug, got 'loud'");
     expect_file_error(LISTENER_OK "[server]\nshards =\n",
                       ":3: [server] shards: expected auto or an integer 1..64, got ''");
+    expect_file_error("[listener.web]\ntransport = quic\n",
+                      ":2: [listener.web] transport: expected tcp, got 'quic'");
 }
 
 Test(config, error_duplicate_key)

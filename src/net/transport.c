@@ -1,0 +1,42 @@
+/*
+ * transport: the table of transport kinds by config's enum, and the
+ * listeners' contexts.
+ */
+#include "net/transport.h"
+
+static const struct transport_kind kind_tcp = {
+    .ops = &transport_tcp,
+};
+
+static const struct transport_kind *const kinds[CONFIG_TRANSPORT_COUNT] = {
+    [CONFIG_TRANSPORT_TCP] = &kind_tcp,
+};
+
+const struct transport_kind *transport_kind(enum config_transport t)
+{
+    return (unsigned)t < CONFIG_TRANSPORT_COUNT ? kinds[t] : &kind_tcp;
+}
+
+int transport_listeners_create(const struct config *cfg, struct transport_listener *out)
+{
+    for (uint32_t i = 0; i < cfg->nlisteners; i++) {
+        const struct config_listener *cl = &cfg->listeners[i];
+        out[i].kind = transport_kind((enum config_transport)cl->transport);
+        out[i].ctx = NULL;
+        int ret = out[i].kind->listener_create ? out[i].kind->listener_create(cl, &out[i].ctx) : 0;
+        if (ret < 0) {
+            transport_listeners_destroy(out, i);
+            return ret;
+        }
+    }
+    return 0;
+}
+
+void transport_listeners_destroy(struct transport_listener *ls, uint32_t n)
+{
+    for (uint32_t i = 0; i < n; i++) {
+        if (ls[i].kind && ls[i].kind->listener_destroy && ls[i].ctx)
+            ls[i].kind->listener_destroy(ls[i].ctx);
+        ls[i].ctx = NULL;
+    }
+}

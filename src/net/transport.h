@@ -1,0 +1,51 @@
+/*
+ * transport: what a listener can speak (`transport =` in its
+ * [listener.NAME]), and what its streams share.
+ *
+ * Each kind pairs the per-stream `struct transport_ops` (stream.h) with
+ * the listener's side: a context built once from the listener's
+ * configuration before any shard starts (certificates, keys, options),
+ * shared read-only by every shard's streams of that listener (a stream
+ * reaches it with stream_xprt_ctx), rebuilt on reload, freed at exit.
+ *
+ * Adding a transport: a file in src/net with its transport_ops and kind,
+ * a name in config's enum config_transport, and its row in transport.c.
+ * Nothing above the stream changes.
+ */
+#ifndef RINGMQ_NET_TRANSPORT_H
+#define RINGMQ_NET_TRANSPORT_H
+
+#include "config/config.h"
+#include "net/stream.h"
+
+struct transport_kind {
+    const struct transport_ops *ops;
+    /* Build the listener's shared context from its configuration (NULL
+     * hook: none). 0 or -errno, having logged why with the listener's
+     * name; the broker does not start. */
+    int (*listener_create)(const struct config_listener *cl, void **ctx);
+    /* Re-read what the listener's files hold (SIGHUP): new streams use the
+     * new context, open ones keep theirs. On failure the old one stays
+     * and the reason is logged. NULL: nothing to reload. 0 or -errno. */
+    int (*listener_reload)(void *ctx, const struct config_listener *cl);
+    /* Free the context once no stream uses it (at exit). */
+    void (*listener_destroy)(void *ctx);
+};
+
+/* The kind of transport t (never NULL for t < CONFIG_TRANSPORT_COUNT). */
+const struct transport_kind *transport_kind(enum config_transport t);
+
+/* A listener's transport: its kind and its context. */
+struct transport_listener {
+    const struct transport_kind *kind;
+    void *ctx;
+};
+
+/* Set up the context of every listener of cfg into out[] (cfg->nlisteners
+ * entries). 0, or -errno with those already made destroyed again. */
+int transport_listeners_create(const struct config *cfg, struct transport_listener *out);
+
+/* Destroy what transport_listeners_create made. */
+void transport_listeners_destroy(struct transport_listener *ls, uint32_t n);
+
+#endif
