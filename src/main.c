@@ -16,6 +16,7 @@
 #include "broker/broker.h"
 #include "config/config.h"
 #include "core/log.h"
+#include "core/notify.h"
 #include "net/uring.h"
 #include "plugin/host.h"
 
@@ -29,7 +30,8 @@ static void usage(FILE *f)
                "  -c, --config FILE   configuration file (see conf/ringmq.ini)\n"
                "  --set S.K=V         override key K of section S (repeatable),\n"
                "                      e.g. --set listener.default.port=0\n"
-               "  --check-config      validate the configuration and exit 0 or 1\n"
+               "  --check-config      validate the configuration, load and initialise its\n"
+               "                      plugins, and exit 0 or 1\n"
                "  --version           print the version\n"
                "  --help              print this help\n");
 }
@@ -89,6 +91,14 @@ static void operator_signals(sigset_t *set)
         sigdelset(set, keep[i]);
 }
 
+/* Tell the service manager, if one listens (Type=notify). */
+static void tell_manager(const char *state)
+{
+    int ret = notify_service(state);
+    if (ret < 0)
+        log_warn("cannot notify the service manager ($NOTIFY_SOCKET): %s", strerror(-ret));
+}
+
 /* Serve operator signals until one asks to stop (INT, TERM, QUIT); returns
  * it. HUP: plugins re-read their files, connections stay. USR1: a status
  * line. Any other: logged and ignored (USR2 included: logs go to stderr,
@@ -103,8 +113,10 @@ static int wait_for_stop(const sigset_t *set, struct broker *b, struct plugin_ho
             return sig;
         if (sig == SIGHUP) {
             log_info("SIGHUP: reloading plugins");
+            tell_manager("RELOADING=1");
             if (plugins)
                 plugin_host_reload(plugins);
+            tell_manager("READY=1");
         } else if (sig == SIGUSR1) {
             broker_log_status(b);
         } else {
@@ -115,6 +127,19 @@ static int wait_for_stop(const sigset_t *set, struct broker *b, struct plugin_ho
                 log_info("signal %d ignored (SIGINT, SIGTERM or SIGQUIT stop the broker)", sig);
         }
     }
+}
+
+/* --check-config: the file is valid; the plugins it names load and
+ * initialise with their keys (then stop), so a wrong path or key shows
+ * before a restart. 0 or 1. */
+static int check_config(const struct config *cfg, const char *path)
+{
+    struct plugin_host *plugins = NULL;
+    if (load_plugins(cfg, &plugins) < 0)
+        return 1;
+    plugin_host_destroy(plugins);
+    printf("%s: configuration OK\n", path);
+    return 0;
 }
 
 int main(int argc, char **argv)
@@ -159,11 +184,9 @@ int main(int argc, char **argv)
         fprintf(stderr, "ringmqd: %s\n", err);
         return 1;
     }
-    if (check_only) {
-        printf("%s: configuration OK\n", path);
-        return 0;
-    }
     log_set_level(cfg.log_level);
+    if (check_only)
+        return check_config(&cfg, path);
 
     /* Every thread started from here (shards, plugins, metrics) inherits
      * this mask; only the main thread takes signals, in sigwait. */
@@ -189,8 +212,10 @@ int main(int argc, char **argv)
         plugin_host_destroy(plugins);
         return 1;
     }
+    tell_manager("READY=1"); /* the listeners are open */
     int sig = wait_for_stop(&set, b, plugins);
     log_info("SIG%s: shutting down", sigabbrev_np(sig));
+    tell_manager("STOPPING=1");
     broker_stop(b);
     plugin_host_destroy(plugins);
     log_info("stopped");

@@ -12,7 +12,9 @@
 
 #include <dlfcn.h>
 #include <errno.h>
+#include <limits.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -177,6 +179,24 @@ static const char *kind_needing(const char *callback)
     return NULL;
 }
 
+#ifndef RINGMQ_PLUGIN_DIR
+#define RINGMQ_PLUGIN_DIR "/usr/local/lib/ringmq/plugins"
+#endif
+
+/* A path with a slash is used as it is (relative to the working
+ * directory); a bare file name is one of the installed plugins, in
+ * $RINGMQ_PLUGIN_DIR when set (a staged install), else the directory
+ * `meson install` puts them in. False when it does not fit. */
+static bool resolve_path(const char *path, char *out, size_t outlen)
+{
+    if (strchr(path, '/'))
+        return (size_t)snprintf(out, outlen, "%s", path) < outlen;
+    const char *dir = getenv("RINGMQ_PLUGIN_DIR");
+    if (!dir || !dir[0])
+        dir = RINGMQ_PLUGIN_DIR;
+    return (size_t)snprintf(out, outlen, "%s/%s", dir, path) < outlen;
+}
+
 /* Open the plugin's library and ask its entry point for the table. Returns
  * the table, or NULL with err set; pl->name, pl->path and pl->dl hold what
  * loaded_fini must undo. */
@@ -195,8 +215,13 @@ static const struct ringmq_plugin *load_table(const struct plugin_spec *s, struc
         snprintf(err, errlen, "plugin %s: no path", name);
         return NULL;
     }
+    char where[PATH_MAX];
+    if (!resolve_path(path, where, sizeof(where))) {
+        snprintf(err, errlen, "plugin %s (%s): path too long", name, path);
+        return NULL;
+    }
     dlerror();
-    pl->dl = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    pl->dl = dlopen(where, RTLD_NOW | RTLD_LOCAL);
     if (pl->dl == NULL) {
         const char *why = dlerror();
         snprintf(err, errlen, "plugin %s (%s): cannot load: %s", name, path,
