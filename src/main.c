@@ -185,6 +185,7 @@ int main(int argc, char **argv)
         return 1;
     }
     log_set_level(cfg.log_level);
+    log_set_output(cfg.log_format, cfg.log_target);
     if (check_only)
         return check_config(&cfg, path);
 

@@ -83,6 +83,10 @@ static int parse_versions(const struct directive *d, const char *value, void *fi
                           size_t whylen);
 static int parse_transport(const struct directive *d, const char *value, void *field, char *why,
                            size_t whylen);
+static int parse_log_format(const struct directive *d, const char *value, void *field, char *why,
+                            size_t whylen);
+static int parse_log_target(const struct directive *d, const char *value, void *field, char *why,
+                            size_t whylen);
 
 #define SERVER(key, fn, member, lo, hi)                                                            \
     {                                                                                              \
@@ -197,6 +201,8 @@ static const struct directive directives[] = {
     TENANT("validate_payload_format", parse_bool, validate_payload_format, 0, 0),
 
     LOG("level", parse_log_level, log_level, 0, 0),
+    LOG("format", parse_log_format, log_format, 0, 0),
+    LOG("target", parse_log_target, log_target, 0, 0),
 };
 
 #define NDIRECTIVES ARRAY_LEN(directives)
@@ -341,6 +347,30 @@ static int parse_queue_drop(const struct directive *d, const char *value, void *
         return 0;
     }
     snprintf(why, whylen, "expected newest or oldest, got '%s'", value);
+    return -EINVAL;
+}
+
+static int parse_log_format(const struct directive *d, const char *value, void *field, char *why,
+                            size_t whylen)
+{
+    (void)d;
+    if (strcmp(value, "text") == 0 || strcmp(value, "json") == 0) {
+        *(enum log_format *)field = value[0] == 'j' ? LOG_FORMAT_JSON : LOG_FORMAT_TEXT;
+        return 0;
+    }
+    snprintf(why, whylen, "expected text or json, got '%s'", value);
+    return -EINVAL;
+}
+
+static int parse_log_target(const struct directive *d, const char *value, void *field, char *why,
+                            size_t whylen)
+{
+    (void)d;
+    if (strcmp(value, "stderr") == 0 || strcmp(value, "syslog") == 0) {
+        *(enum log_target *)field = value[1] == 'y' ? LOG_TARGET_SYSLOG : LOG_TARGET_STDERR;
+        return 0;
+    }
+    snprintf(why, whylen, "expected stderr or syslog, got '%s'", value);
     return -EINVAL;
 }
 
@@ -1160,6 +1190,8 @@ void config_defaults(struct config *cfg)
     cfg->max_client_output = 1u << 20;
     cfg->max_slow_output_total = UINT64_C(64) << 20;
     cfg->log_level = LOG_LEVEL_INFO;
+    cfg->log_format = LOG_FORMAT_TEXT;
+    cfg->log_target = LOG_TARGET_STDERR;
     cfg->receive_maximum = 1024;
     cfg->topic_alias_maximum = 64;
     cfg->maximum_qos = 2;

@@ -171,7 +171,9 @@ struct config {
     char sys_tenant[CONFIG_TENANT_NAME_MAX]; /* default "global" */
 
     /* [log] */
-    enum log_level log_level; /* default info */
+    enum log_level log_level;   /* default info */
+    enum log_format log_format; /* text (default) or json */
+    enum log_target log_target; /* stderr (default) or syslog */
 };
 
 /* Fill *cfg with every default (and no listener). */

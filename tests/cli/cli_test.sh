@@ -170,4 +170,29 @@ if command -v ss >/dev/null 2>&1 && command -v mosquitto_sub >/dev/null 2>&1; th
 else
     echo "ok - # SKIP send_buffer: ss (iproute2) or mosquitto_sub not installed"
 fi
+# log.format = json: every line the broker writes is one JSON object (jq
+# reads each), with its level and thread, and the shard where a shard wrote it.
+if command -v jq >/dev/null 2>&1; then
+    : >"$tmp/json.log"
+    "$RINGMQD" -c "$CONF" --set listener.default.port=0 --set server.shards=2 \
+        --set log.format=json >"$tmp/json.log" 2>&1 &
+    jpid=$!
+    i=0
+    until grep -q 'listening on' "$tmp/json.log" || [ $i -ge 100 ]; do sleep 0.05; i=$((i + 1)); done
+    kill -TERM "$jpid"
+    wait "$jpid"
+    lines=$(wc -l <"$tmp/json.log")
+    objects=$(jq -c 'select(.time and .level and .thread and .msg)' "$tmp/json.log" 2>/dev/null | wc -l)
+    if [ "$lines" -gt 3 ] && [ "$objects" -eq "$lines" ] &&
+        jq -se 'any(.shard == 1 and .thread == "shard 1")' "$tmp/json.log" >/dev/null &&
+        jq -se 'any(.level == "info" and (.msg | startswith("listening on 127.0.0.1:")))' \
+            "$tmp/json.log" >/dev/null; then
+        pass "log.format=json writes one JSON object per line ($lines lines)"
+    else
+        fail "log.format=json writes one JSON object per line ($objects of $lines)"
+        cat "$tmp/json.log"
+    fi
+else
+    echo "ok - # SKIP log.format=json: jq not installed"
+fi
 exit $failed

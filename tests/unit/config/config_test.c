@@ -233,6 +233,8 @@ Test(config, shipped_file_lists_every_key)
         "validate_payload_format",
         "test_auth_method",
         "level",
+        "format",
+        "target",
     };
     char path[1024], line[512];
     shipped_conf(path, sizeof(path));
@@ -290,6 +292,8 @@ Test(config, set_every_key)
         "mqtt.validate_payload_format=true",
         "mqtt.test_auth_method=RINGMQ-TEST",
         "log.level=debug",
+        "log.format=json",
+        "log.target=syslog",
     };
     struct config cfg;
     load_ok(&cfg, LISTENER_OK, ov, sizeof(ov) / sizeof(ov[0]));
@@ -332,6 +336,8 @@ Test(config, set_every_key)
     cr_assert_eq(cfg.max_session_expiry, 4294967295u);
     cr_assert_eq(cfg.validate_payload_format, true);
     cr_assert_str_eq(cfg.test_auth_method, "RINGMQ-TEST");
+    cr_assert_eq(cfg.log_format, LOG_FORMAT_JSON);
+    cr_assert_eq(cfg.log_target, LOG_TARGET_SYSLOG);
     cr_assert_eq(cfg.log_level, LOG_LEVEL_DEBUG);
 }
 
@@ -412,6 +418,10 @@ Test(config, error_bad_value)
                       ":3: [log] level: expected error, warning, info or debug, got 'loud'");
     expect_file_error(LISTENER_OK "[server]\nshards =\n",
                       ":3: [server] shards: expected auto or an integer 1..64, got ''");
+    expect_file_error(LISTENER_OK "[log]\nformat = xml\n",
+                      ":3: [log] format: expected text or json, got 'xml'");
+    expect_file_error(LISTENER_OK "[log]\ntarget = file\n",
+                      ":3: [log] target: expected stderr or syslog, got 'file'");
     expect_file_error("[listener.web]\ntransport = quic\n",
                       ":2: [listener.web] transport: expected tcp, got 'quic'");
 }

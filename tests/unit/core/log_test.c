@@ -6,6 +6,9 @@
 #include <criterion/criterion.h>
 
 #include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
 
 #include "core/log.h"
 
@@ -68,4 +71,79 @@ Test(log, parsed_level_drives_the_filter)
     log_set_level(lvl);
     cr_assert(log_enabled(LOG_LEVEL_WARN));
     cr_assert_not(log_enabled(LOG_LEVEL_INFO));
+}
+
+/* What one log call wrote to stderr (redirected to a temporary file). */
+static char *capture(void (*write_lines)(void))
+{
+    FILE *tmp = tmpfile();
+    cr_assert_not_null(tmp);
+    fflush(stderr);
+    int saved = dup(2);
+    dup2(fileno(tmp), 2);
+    write_lines();
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    static char out[8192];
+    rewind(tmp);
+    size_t n = fread(out, 1, sizeof(out) - 1, tmp);
+    out[n] = '\0';
+    fclose(tmp);
+    return out;
+}
+
+static void json_client_line(void)
+{
+    log_set_output(LOG_FORMAT_JSON, LOG_TARGET_STDERR);
+    log_set_thread_name("shard 3");
+    log_set_client("acme", "dev\"1\\x", 7);
+    log_write(LOG_LEVEL_WARN, "bad packet \"%s\"\n\t", "q");
+}
+
+Test(log, json_line_names_level_shard_tenant_client_and_escapes)
+{
+    const char *out = capture(json_client_line);
+    cr_assert(strncmp(out, "{\"time\":\"", 9) == 0, "%s", out);
+    cr_assert(strstr(out, "Z\",\"level\":\"warning\",\"thread\":\"shard 3\",\"shard\":3,"), "%s",
+              out);
+    cr_assert(strstr(out, "\"tenant\":\"acme\",\"client_id\":\"dev\\\"1\\\\x\""), "%s", out);
+    cr_assert(strstr(out, "\"msg\":\"bad packet \\\"q\\\"\\u000a\\u0009\"}\n"), "%s", out);
+    cr_assert_eq(strchr(out, '\n'), out + strlen(out) - 1, "one line: %s", out);
+}
+
+static void json_long_line(void)
+{
+    log_set_output(LOG_FORMAT_JSON, LOG_TARGET_STDERR);
+    log_set_client(NULL, NULL, 0);
+    char big[3000];
+    memset(big, '"', sizeof(big) - 1); /* each escapes to two bytes */
+    big[sizeof(big) - 1] = '\0';
+    log_write(LOG_LEVEL_INFO, "%s", big);
+}
+
+Test(log, json_line_cut_short_stays_one_valid_object)
+{
+    const char *out = capture(json_long_line);
+    size_t len = strlen(out);
+    cr_assert(len > 1000 && len <= 2048, "%zu", len);
+    cr_assert(strcmp(out + len - 3, "\"}\n") == 0, "ends the string and the object: %s",
+              out + len - 10);
+    cr_assert_null(strstr(out, "tenant"), "no client set: no tenant field");
+    /* An escape is never cut in half: the quote before "} is escaped. */
+    cr_assert_eq(out[len - 4], '"');
+    cr_assert_eq(out[len - 5], '\\');
+}
+
+static void text_line(void)
+{
+    log_set_output(LOG_FORMAT_TEXT, LOG_TARGET_STDERR);
+    log_set_thread_name("main");
+    log_set_client("acme", "dev1", 4);
+    log_write(LOG_LEVEL_INFO, "listening on %s", "127.0.0.1:1883");
+}
+
+Test(log, text_line_is_unchanged)
+{
+    cr_assert_str_eq(capture(text_line), "info [main] listening on 127.0.0.1:1883\n");
 }
