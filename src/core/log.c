@@ -169,7 +169,8 @@ static void log_vwrite(enum log_level level, const char *fmt, va_list ap)
     if (current_format == LOG_FORMAT_JSON) {
         len = json_line(line, sizeof(line) - 1, level, msg);
     } else {
-        int n = snprintf(line, sizeof(line) - 1, "%s [%s] %s", level_names[level], thread_name, msg);
+        int n =
+            snprintf(line, sizeof(line) - 1, "%s [%s] %s", level_names[level], thread_name, msg);
         if (n < 0)
             return;
         len = (size_t)n < sizeof(line) - 1 ? (size_t)n : sizeof(line) - 2;
