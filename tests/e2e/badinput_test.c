@@ -429,3 +429,22 @@ Test(badinput, mqtt_2_3_1_2_packet_id_reused_while_qos2_in_flight)
     n += pkt_encode(&b2, out + n);
     check_closed_after(out, n, true);
 }
+
+/* log.format = json: the line about a client's protocol violation carries
+ * the client's tenant and client id as fields of their own (issue 14), so an
+ * operator's log pipeline can select one device's lines. */
+Test(badinput, json_log_line_names_the_offending_client)
+{
+    if (getenv("RINGMQ_E2E_BROKER") && strcmp(getenv("RINGMQ_E2E_BROKER"), "mosquitto") == 0)
+        return; /* ringmqd's log format */
+    broker_start(&b, "log.format=json", NULL);
+    struct raw_connect o = {.flags = -1, .clean = true, .id = "json-dev-7", .keepalive = 60};
+    int fd = raw_mqtt_open(&b, &o);
+    static const uint8_t bad_qos[] = {0x36, 0x04, 0x00, 0x01, 't', 'x'}; /* PUBLISH QoS 3 */
+    raw_send(fd, bad_qos, sizeof(bad_qos));
+    cr_assert(raw_wait_close(fd, E2E_WAIT_MS) == 0, "broker kept the connection open");
+    close(fd);
+    broker_wait_log(&b, "\"client_id\":\"json-dev-7\",\"msg\":\"client json-dev-7: ", 1);
+    cr_assert_eq(broker_log_count(&b, "\"tenant\":\""), 1, "one line names a tenant");
+    broker_stop(&b);
+}
