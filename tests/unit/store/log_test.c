@@ -20,9 +20,10 @@
 
 #include <xxhash.h>
 
+#include "store/format.h" /* to forge frames that verify */
 #include "store/log.h"
 
-enum { HDR_FILE = 40, HDR_FRAME = 24, HDR_REC = 24 }; /* format.h, as documented */
+enum { HDR_FILE = FMT_FILE_HDR, HDR_FRAME = FMT_FRAME_HDR, HDR_REC = FMT_REC_HDR };
 
 /* ---- a temporary data directory ---- */
 
@@ -626,6 +627,71 @@ Test(rlog, a_flipped_bit_in_a_middle_record_stops_replay_and_salvage_keeps_the_r
     cr_assert_eq(replay(NULL, 0, RLOG_SALVAGE, &g, &rec), 0);
     cr_assert_eq(g.seqs[g.n - 1], 8);
     free(orig);
+}
+
+/* Frames that verify but are not where they belong are corruption too. */
+
+Test(rlog, a_frame_written_twice_is_corruption_not_records_twice)
+{
+    size_t ends[4], size;
+    build_turns(ends);
+    uint8_t *p = file_read(seg_path(1), &size);
+    /* Turn 2 (records 2..4) again after itself, as a misdirected write would. */
+    size_t t2 = ends[1] - ends[0];
+    uint8_t *q = malloc(size + t2);
+    memcpy(q, p, ends[1]);
+    memcpy(q + ends[1], p + ends[0], t2);
+    memcpy(q + ends[1] + t2, p + ends[1], size - ends[1]);
+    file_write(seg_path(1), q, size + t2);
+    struct got g;
+    struct rlog_recovery rec;
+    cr_assert_eq(replay(NULL, 0, 0, &g, &rec), -EBADMSG);
+    expect_range(&g, 1, 4, "before the copy");
+    cr_assert_eq(replay(NULL, 0, RLOG_SALVAGE, &g, &rec), 0);
+    expect_range(&g, 1, 7, "salvage skips the copy");
+    free(p);
+    free(q);
+}
+
+Test(rlog, records_out_of_order_inside_a_frame_are_corruption)
+{
+    size_t ends[4], size;
+    build_turns(ends);
+    uint8_t *p = file_read(seg_path(1), &size);
+    /* Swap records 3 and 4 inside turn 2: each still verifies, and so does
+     * the frame header (it covers its length, count and first number). */
+    size_t r2 = ends[0] + HDR_FRAME, r3 = r2 + HDR_REC + rec_len(2);
+    size_t r4 = r3 + HDR_REC + rec_len(3), end = r4 + HDR_REC + rec_len(4);
+    cr_assert_eq(end, ends[1]);
+    uint8_t *q = malloc(size);
+    memcpy(q, p, size);
+    memcpy(q + r3, p + r4, end - r4);
+    memcpy(q + r3 + (end - r4), p + r3, r4 - r3);
+    file_write(seg_path(1), q, size);
+    struct got g;
+    struct rlog_recovery rec;
+    cr_assert_eq(replay(NULL, 0, 0, &g, &rec), -EBADMSG);
+    expect_range(&g, 1, 1, "before the frame");
+    free(p);
+    free(q);
+}
+
+Test(rlog, a_frame_holding_more_than_it_counts_is_not_delivered)
+{
+    size_t ends[4], size;
+    build_turns(ends);
+    uint8_t *p = file_read(seg_path(1), &size);
+    /* The last frame (records 6, 7) resealed saying it holds one record. */
+    uint8_t *h = p + ends[2];
+    uint64_t seed = fmt_get64(p + 24);
+    fmt_frame_seal(h, fmt_get32(h + 8), 1, fmt_get64(h + 16), seed);
+    file_write(seg_path(1), p, size);
+    struct got g;
+    struct rlog_recovery rec;
+    cr_assert_eq(replay(NULL, 0, 0, &g, &rec), 0);
+    expect_range(&g, 1, 5, "the bad last frame is cut as torn");
+    cr_assert_eq(file_size(seg_path(1)), (off_t)ends[2]);
+    free(p);
 }
 
 /* Three segments of records 1..3 | 4..6 | 7..9 (a roll per turn). */
