@@ -11,6 +11,7 @@
 #   tools/check-layers.sh [SOURCE_ROOT]
 RULES="
 core:
+store: core
 mqtt: core
 index: core mqtt
 config: core
@@ -19,7 +20,7 @@ plugin: core
 net: core config
 tenant: core mqtt index config metrics
 shard: core mqtt index config metrics net tenant
-broker: core mqtt index config metrics plugin net tenant shard
+broker: core store mqtt index config metrics plugin net tenant shard
 "
 LAYERS=$(echo "$RULES" | sed -n 's/^\([a-z]*\):.*/\1/p' | tr '\n' ' ')
 cd "${1:-$(dirname "$0")/..}" || exit 1
