@@ -6,5 +6,5 @@ apt-get update -qq
 apt-get install -y -qq --no-install-recommends \
     gcc libc6-dev pkg-config meson ninja-build \
     liburing-dev libwolfssl-dev libxxhash-dev libcriterion-dev libinih-dev \
-    libmicrohttpd-dev libcurl4-openssl-dev \
+    libmicrohttpd-dev libcurl4-openssl-dev libhttp-parser-dev \
     libmosquitto-dev mosquitto-clients clang-format jq iproute2 >/dev/null

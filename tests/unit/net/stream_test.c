@@ -107,14 +107,15 @@ static int x_seal(struct stream_loop *l, struct stream *st)
     st->out = nb;
     return 0;
 }
-static size_t x_export_size(const struct stream *st)
+static size_t x_export_size(const struct stream_loop *l, const struct stream *st)
 {
+    (void)l;
     (void)st;
     return 4;
 }
-static void x_export(const struct stream *st, uint8_t *to)
+static void x_export(const struct stream_loop *l, const struct stream *st, uint8_t *to)
 {
-    memcpy(to, &((const struct owner *)st)->xstate, 4);
+    memcpy(to, stream_state(l, (struct stream *)st), 4);
 }
 static int x_import(struct stream_loop *l, struct stream *st, const uint8_t *from, size_t n)
 {
