@@ -252,6 +252,8 @@ static uint16_t frame_start(struct ws_rx *rx, uint32_t max_frame, const char **w
         *why = "continuation without a message";
     else if (op == WS_OP_BINARY && rx->in_message)
         *why = "new message inside a fragmented one"; /* RFC 6455 5.4 */
+    else if (len >> 63)
+        *why = "64-bit length with its top bit set"; /* RFC 6455 5.2 */
     else if (len > max_frame)
         return *why = "frame over ws_max_frame", WS_CLOSE_TOO_BIG;
     if (*why)
