@@ -121,9 +121,9 @@ static int on_url(http_parser *p, const char *at, size_t n)
 static int on_field(http_parser *p, const char *at, size_t n)
 {
     struct ws_upgrade *u = of(p);
-    /* A name not continuing the last one starts a new header (the last
-     * one's value was empty when no value callback came between). */
-    if (u->in_value || (u->field.len && off_in(u, at) != u->field.off + u->field.len))
+    /* A name after a value starts a new header (http_parser calls
+     * on_header_value for an empty value too, with 0 bytes). */
+    if (u->in_value)
         header_done(u);
     if (!u->field.len)
         u->field.off = off_in(u, at);
@@ -145,7 +145,7 @@ static int on_value(http_parser *p, const char *at, size_t n)
 static int on_headers_complete(http_parser *p)
 {
     struct ws_upgrade *u = of(p);
-    if (u->in_value || u->field.len)
+    if (u->in_value)
         header_done(u);
     u->done = true;
     return 2; /* no body: what follows is another protocol (http_parser.h) */
