@@ -132,6 +132,10 @@ static const struct directive directives[] = {
     LISTENER("backlog", parse_u32, backlog, 1, 65535),
     LISTENER("send_buffer", parse_u32, send_buffer, 0, 1u << 30),
     LISTENER("transport", parse_transport, transport, 0, 0),
+    LISTENER("ws_path", parse_string, ws_path, 1, sizeof(((struct config_listener *)0)->ws_path)),
+    LISTENER("ws_allowed_origins", parse_string, ws_allowed_origins, 0,
+             sizeof(((struct config_listener *)0)->ws_allowed_origins)),
+    LISTENER("ws_max_frame", parse_u32, ws_max_frame, 128, 1u << 28),
 
     LIMITS("max_packet_size", parse_u32, max_packet_size, 16, CONFIG_PACKET_SIZE_MAX),
     LIMITS("max_connections", parse_u32, max_connections, 0, 100000000),
@@ -376,6 +380,7 @@ static int parse_log_target(const struct directive *d, const char *value, void *
 
 static const char *const transport_names[CONFIG_TRANSPORT_COUNT] = {
     [CONFIG_TRANSPORT_TCP] = "tcp",
+    [CONFIG_TRANSPORT_WS] = "ws",
 };
 
 const char *config_transport_name(enum config_transport t)
@@ -392,7 +397,7 @@ static int parse_transport(const struct directive *d, const char *value, void *f
             *(uint8_t *)field = (uint8_t)t;
             return 0;
         }
-    snprintf(why, whylen, "expected tcp, got '%s'", value);
+    snprintf(why, whylen, "expected tcp or ws, got '%s'", value);
     return -EINVAL;
 }
 
@@ -522,6 +527,8 @@ static void listener_defaults(struct config_listener *l, const char *name, size_
     l->backlog = 4096;
     l->send_buffer = 65536;
     l->transport = CONFIG_TRANSPORT_TCP;
+    snprintf(l->ws_path, sizeof(l->ws_path), "/mqtt");
+    l->ws_max_frame = (1u << 20) + (64u << 10);
 }
 
 /*

@@ -30,6 +30,7 @@
 /* What a listener speaks on its sockets (net/transport.h has each one). */
 enum config_transport {
     CONFIG_TRANSPORT_TCP, /* MQTT over plain TCP */
+    CONFIG_TRANSPORT_WS,  /* MQTT over WebSocket (RFC 6455) over TCP: net/ws.h */
     CONFIG_TRANSPORT_COUNT
 };
 
@@ -44,6 +45,12 @@ struct config_listener {
     bool allow_anonymous;       /* needed to bind a non-loopback address without auth */
     uint32_t backlog;           /* listen(2) backlog, default 4096 */
     uint32_t send_buffer;       /* SO_SNDBUF of its connections, 0: the kernel's; default 65536 */
+    /* transport = ws: the path the Upgrade must name (default /mqtt), the
+     * Origin values a browser may come from (comma list; empty: any), the
+     * largest frame payload read (bytes, default 1 MiB + 64 KiB). */
+    char ws_path[128];
+    char ws_allowed_origins[512];
+    uint32_t ws_max_frame;
 };
 
 /* [plugin.NAME]: the shared object and its own keys, handed to its init. */

@@ -373,14 +373,14 @@ void stream_release(struct stream_loop *l, struct stream *st)
 size_t stream_export_size(const struct stream_loop *l, const struct stream *st)
 {
     const struct transport_ops *x = xprt(l, st);
-    return x->export_size ? x->export_size(st) : 0;
+    return x->export_size ? x->export_size(l, st) : 0;
 }
 
 void stream_export(const struct stream_loop *l, const struct stream *st, uint8_t *to)
 {
     const struct transport_ops *x = xprt(l, st);
     if (x->export_state)
-        x->export_state(st, to);
+        x->export_state(l, st, to);
 }
 
 int stream_import(struct stream_loop *l, struct stream *st, const uint8_t *from, size_t len)

@@ -122,9 +122,10 @@ struct transport_ops {
     int (*seal)(struct stream_loop *l, struct stream *st);
     /* State that travels with the stream when its descriptor moves to
      * another loop: its size, written to `to`, read back there (after
-     * open). NULL: none. */
-    size_t (*export_size)(const struct stream *st);
-    void (*export_state)(const struct stream *st, uint8_t *to);
+     * open). NULL: none. The loop is there to find the state
+     * (stream_state). */
+    size_t (*export_size)(const struct stream_loop *l, const struct stream *st);
+    void (*export_state)(const struct stream_loop *l, const struct stream *st, uint8_t *to);
     int (*import_state)(struct stream_loop *l, struct stream *st, const uint8_t *from, size_t len);
     /* The stream is going away: release its state. */
     void (*close)(struct stream_loop *l, struct stream *st);

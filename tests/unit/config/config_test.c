@@ -146,6 +146,9 @@ Test(config, minimal_file_gets_defaults_and_listener_defaults)
     cr_assert_eq(cfg.listeners[0].allow_anonymous, false);
     cr_assert_eq(cfg.listeners[0].backlog, 4096);
     cr_assert_eq(cfg.listeners[0].send_buffer, 65536);
+    cr_assert_str_eq(cfg.listeners[0].ws_path, "/mqtt");
+    cr_assert_str_eq(cfg.listeners[0].ws_allowed_origins, "");
+    cr_assert_eq(cfg.listeners[0].ws_max_frame, (1u << 20) + (64u << 10));
     cr_assert_eq(cfg.max_inflight, def.max_inflight);
     cr_assert_eq(cfg.max_queued_bytes, def.max_queued_bytes);
     cr_assert_eq(cfg.log_level, def.log_level);
@@ -207,6 +210,9 @@ Test(config, shipped_file_lists_every_key)
         "backlog",
         "send_buffer",
         "transport",
+        "ws_path",
+        "ws_allowed_origins",
+        "ws_max_frame",
         "max_packet_size",
         "max_connections",
         "max_pending_connections",
@@ -265,7 +271,10 @@ Test(config, set_every_key)
         "listener.default.allow_anonymous=yes",
         "listener.default.backlog=128",
         "listener.default.send_buffer=0",
-        "listener.default.transport=tcp",
+        "listener.default.transport=ws",
+        "listener.default.ws_path=/ws/mqtt",
+        "listener.default.ws_allowed_origins=https://a.example,https://b.example",
+        "listener.default.ws_max_frame=4096",
         "limits.max_packet_size=65536",
         "limits.max_connections=1000",
         "limits.max_pending_connections=500",
@@ -309,8 +318,11 @@ Test(config, set_every_key)
     cr_assert_eq(cfg.listeners[0].allow_anonymous, true);
     cr_assert_eq(cfg.listeners[0].backlog, 128);
     cr_assert_eq(cfg.listeners[0].send_buffer, 0);
-    cr_assert_eq(cfg.listeners[0].transport, CONFIG_TRANSPORT_TCP);
-    cr_assert_str_eq(config_transport_name(cfg.listeners[0].transport), "tcp");
+    cr_assert_eq(cfg.listeners[0].transport, CONFIG_TRANSPORT_WS);
+    cr_assert_str_eq(cfg.listeners[0].ws_path, "/ws/mqtt");
+    cr_assert_str_eq(cfg.listeners[0].ws_allowed_origins, "https://a.example,https://b.example");
+    cr_assert_eq(cfg.listeners[0].ws_max_frame, 4096);
+    cr_assert_str_eq(config_transport_name(cfg.listeners[0].transport), "ws");
     cr_assert_eq(cfg.max_packet_size, 65536);
     cr_assert_eq(cfg.max_connections, 1000);
     cr_assert_eq(cfg.max_pending_connections, 500);
@@ -423,7 +435,7 @@ Test(config, error_bad_value)
     expect_file_error(LISTENER_OK "[log]\ntarget = file\n",
                       ":3: [log] target: expected stderr or syslog, got 'file'");
     expect_file_error("[listener.web]\ntransport = quic\n",
-                      ":2: [listener.web] transport: expected tcp, got 'quic'");
+                      ":2: [listener.web] transport: expected tcp or ws, got 'quic'");
 }
 
 Test(config, error_duplicate_key)

@@ -107,14 +107,15 @@ static int x_seal(struct stream_loop *l, struct stream *st)
     st->out = nb;
     return 0;
 }
-static size_t x_export_size(const struct stream *st)
+static size_t x_export_size(const struct stream_loop *l, const struct stream *st)
 {
+    (void)l;
     (void)st;
     return 4;
 }
-static void x_export(const struct stream *st, uint8_t *to)
+static void x_export(const struct stream_loop *l, const struct stream *st, uint8_t *to)
 {
-    memcpy(to, &((const struct owner *)st)->xstate, 4);
+    memcpy(to, stream_state(l, (struct stream *)st), 4);
 }
 static int x_import(struct stream_loop *l, struct stream *st, const uint8_t *from, size_t n)
 {
@@ -138,6 +139,22 @@ static int bad_input(struct stream_loop *l, struct stream *st, const uint8_t *d,
     stream_deliver(l, st, d, n);
     return 0;
 }
+/* A transport that answers by itself (as a WebSocket pong): input writes
+ * "!" with stream_reserve/commit and hands the owner nothing. */
+static int answering_input(struct stream_loop *l, struct stream *st, const uint8_t *d, size_t n)
+{
+    (void)d;
+    (void)n;
+    uint8_t *p = stream_reserve(l, st, 1);
+    if (!p)
+        return -ENOMEM;
+    *p = '!';
+    stream_commit(l, st, 1);
+    return 0;
+}
+static const struct transport_ops answering_xprt = {
+    .name = "answering", .input = answering_input, .seal = x_seal};
+
 static const struct transport_ops failing_xprt = {
     .name = "failing", .input = bad_input, .seal = bad_seal};
 
@@ -379,6 +396,29 @@ Test(stream, transport_input_and_seal, .init = setup_test_xprt, .fini = teardown
     cr_assert_eq(have, 5);
     cr_assert_arr_eq(sink, "\0\3out", 5, "seal encoded the output");
     cr_assert_eq(loop.out_bytes, 0, "the backlog followed the sealed length");
+}
+
+static void setup_answering(void)
+{
+    setup_with(&answering_xprt);
+    cr_assert_eq(stream_open(&loop, &o->st, 0, 1, NULL), 0);
+}
+
+/* Output that only the transport wrote is sent at the flush, through seal
+ * like the owner's (the ws transport keeps its own bytes from being
+ * framed twice itself). */
+Test(stream, transport_only_output_is_sealed_and_sent, .init = setup_answering,
+     .fini = teardown_all)
+{
+    stream_arm_recv(&loop, &o->st);
+    cr_assert_eq(write(peer, "?", 1), 1);
+    have = 0;
+    want = 3;
+    pump(sent_all, sink, sizeof(sink), &have);
+    cr_assert_eq(o->ngot, 0);
+    cr_assert_eq(have, 3);
+    cr_assert_arr_eq(sink, "\0\1!", 3, "the flush sealed and sent the transport's bytes");
+    cr_assert_eq(loop.out_bytes, 0);
 }
 
 Test(stream, transport_state_travels, .init = setup_test_xprt, .fini = teardown_all)
