@@ -180,6 +180,12 @@ void conn_accepted(struct shard *s, uint32_t fi, uint8_t listener, const struct 
         stream_close_fixed(&s->streams, fi);
         return;
     }
+    /* Only trusted proxies may connect to a PROXY protocol listener: the
+     * others are refused before they take a pending place. */
+    if (stream_proxy_admit(&s->streams, listener, peer) < 0) {
+        stream_close_fixed(&s->streams, fi);
+        return;
+    }
     /* Over max_connections a client still gets a CONNACK saying so
      * (connect.c); a flood that never sends CONNECT is bounded by
      * max_pending_connections (conn_create). */
@@ -189,6 +195,10 @@ void conn_accepted(struct shard *s, uint32_t fi, uint8_t listener, const struct 
         stream_close_fixed(&s->streams, fi);
         return;
     }
+    /* Nothing above the stream reads c->st.peer before the first bytes
+     * are delivered, so everything (auth plugin, events, logs) sees the
+     * address a PROXY header gives. */
+    stream_proxy_expect(&s->streams, &c->st);
     arm_recv(s, c);
 }
 

@@ -193,6 +193,8 @@ static int serve_start(struct shard *s)
         bool used = i < s->cfg->nlisteners;
         l->xprt[i] = used ? s->broker->xprt[i].kind->ops : &transport_tcp;
         l->xprt_ctx[i] = used ? s->broker->xprt[i].ctx : NULL;
+        bool proxy = used && s->cfg->listeners[i].proxy_protocol != CONFIG_PROXY_OFF;
+        l->proxy[i] = proxy ? &s->cfg->listeners[i] : NULL;
     }
     l->owner_size = sizeof(struct conn);
     /* A transport's per-stream state goes after the connection

@@ -87,6 +87,10 @@ static int parse_log_format(const struct directive *d, const char *value, void *
                             size_t whylen);
 static int parse_log_target(const struct directive *d, const char *value, void *field, char *why,
                             size_t whylen);
+static int parse_proxy(const struct directive *d, const char *value, void *field, char *why,
+                       size_t whylen);
+static int parse_cidrs(const struct directive *d, const char *value, void *field, char *why,
+                       size_t whylen);
 
 #define SERVER(key, fn, member, lo, hi)                                                            \
     {                                                                                              \
@@ -136,6 +140,8 @@ static const struct directive directives[] = {
     LISTENER("ws_allowed_origins", parse_string, ws_allowed_origins, 0,
              sizeof(((struct config_listener *)0)->ws_allowed_origins)),
     LISTENER("ws_max_frame", parse_u32, ws_max_frame, 128, 1u << 28),
+    LISTENER("proxy_protocol", parse_proxy, proxy_protocol, 0, 0),
+    LISTENER("proxy_trusted", parse_cidrs, proxy_trusted, 0, 0),
 
     LIMITS("max_packet_size", parse_u32, max_packet_size, 16, CONFIG_PACKET_SIZE_MAX),
     LIMITS("max_connections", parse_u32, max_connections, 0, 100000000),
@@ -399,6 +405,51 @@ static int parse_transport(const struct directive *d, const char *value, void *f
         }
     snprintf(why, whylen, "expected tcp or ws, got '%s'", value);
     return -EINVAL;
+}
+
+static int parse_proxy(const struct directive *d, const char *value, void *field, char *why,
+                       size_t whylen)
+{
+    (void)d;
+    static const char *const names[] = {
+        [CONFIG_PROXY_OFF] = "off",
+        [CONFIG_PROXY_V1] = "v1",
+        [CONFIG_PROXY_V2] = "v2",
+        [CONFIG_PROXY_ANY] = "any",
+    };
+    for (unsigned i = 0; i < ARRAY_LEN(names); i++)
+        if (strcmp(value, names[i]) == 0) {
+            *(uint8_t *)field = (uint8_t)i;
+            return 0;
+        }
+    snprintf(why, whylen, "expected off, v1, v2 or any, got '%s'", value);
+    return -EINVAL;
+}
+
+/* "10.0.0.0/8, 2001:db8::/32, 127.0.0.1": ranges separated by commas
+ * and/or spaces; empty is an empty list. Parsed in place, like
+ * parse_versions, so that nothing past a cut goes unchecked. */
+static int parse_cidrs(const struct directive *d, const char *value, void *field, char *why,
+                       size_t whylen)
+{
+    (void)d;
+    struct config_cidrs list = {.n = 0};
+    for (const char *p = value + strspn(value, ", "); *p; p += strspn(p, ", ")) {
+        size_t n = strcspn(p, ", ");
+        if (list.n == CONFIG_MAX_CIDRS) {
+            snprintf(why, whylen, "more than %d address ranges", CONFIG_MAX_CIDRS);
+            return -EINVAL;
+        }
+        if (cidr_parse(&list.v[list.n], p, n) < 0) {
+            snprintf(why, whylen, "expected address ranges such as 10.0.0.0/8 or ::1, got '%.*s'",
+                     (int)(n < 100 ? n : 100), p);
+            return -EINVAL;
+        }
+        list.n++;
+        p += n;
+    }
+    *(struct config_cidrs *)field = list;
+    return 0;
 }
 
 /* A string that must fit its char[d->max] field, terminator included, and
@@ -1140,6 +1191,15 @@ static int config_check(const struct config *cfg, const char *path, char *err, s
                     "authentication: set allow_anonymous = true in [listener.%s] to accept "
                     "anonymous clients there",
                     path, l->name, l->bind, l->name);
+            return -1;
+        }
+        /* A PROXY header names any address it likes: taken from anyone it
+         * would let every client choose its own (no default list). */
+        if (l->proxy_protocol != CONFIG_PROXY_OFF && l->proxy_trusted.n == 0) {
+            set_err(err, errlen,
+                    "%s: [listener.%s] proxy_protocol is on but proxy_trusted is empty: list the "
+                    "addresses of the proxies allowed to send PROXY headers",
+                    path, l->name);
             return -1;
         }
         /* Port 0 asks the kernel for a free port, so those never collide. */

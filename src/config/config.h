@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 #include "core/affinity.h"
+#include "core/cidr.h"
 #include "core/log.h"
 
 #define CONFIG_MAX_LISTENERS   16
@@ -26,6 +27,7 @@
 #define CONFIG_MAX_PLUGIN_KEYS 32
 #define CONFIG_MAX_TENANTS     64
 #define CONFIG_TENANT_NAME_MAX 64
+#define CONFIG_MAX_CIDRS       32
 
 /* What a listener speaks on its sockets (net/transport.h has each one). */
 enum config_transport {
@@ -36,6 +38,21 @@ enum config_transport {
 
 /* The name `transport =` gives transport t ("tcp", ...). */
 const char *config_transport_name(enum config_transport t);
+
+/* Which PROXY protocol headers a listener expects first on every
+ * connection (net/proxy.h); the values are bit masks of the versions. */
+enum config_proxy {
+    CONFIG_PROXY_OFF = 0,
+    CONFIG_PROXY_V1 = 1,
+    CONFIG_PROXY_V2 = 2,
+    CONFIG_PROXY_ANY = 3, /* either, told apart by their first bytes */
+};
+
+/* A list of address ranges ("10.0.0.0/8, ::1"). */
+struct config_cidrs {
+    uint32_t n;
+    struct cidr v[CONFIG_MAX_CIDRS];
+};
 
 struct config_listener {
     char name[CONFIG_NAME_MAX]; /* the NAME of [listener.NAME] */
@@ -51,6 +68,8 @@ struct config_listener {
     char ws_path[128];
     char ws_allowed_origins[512];
     uint32_t ws_max_frame;
+    uint8_t proxy_protocol;            /* enum config_proxy, default off */
+    struct config_cidrs proxy_trusted; /* who may send a PROXY header; needed unless off */
 };
 
 /* [plugin.NAME]: the shared object and its own keys, handed to its init. */

@@ -247,6 +247,17 @@ void stream_op_done(struct stream_loop *l, struct stream *st)
 static void input(struct stream_loop *l, struct stream *st, const uint8_t *data, size_t len,
                   int *res)
 {
+    if (__builtin_expect(st->proxy_wait, 0)) {
+        long used = stream_proxy_input(l, st, data, len);
+        if (used < 0) {
+            *res = (int)used;
+            return;
+        }
+        data += used;
+        len -= (size_t)used;
+        if (!len)
+            return;
+    }
     const struct transport_ops *x = xprt(l, st);
     if (!x->input) {
         l->ev->on_bytes(l, st, data, len); /* identity: the kernel's buffer itself */
@@ -365,6 +376,8 @@ void stream_release(struct stream_loop *l, struct stream *st)
     free(st->out);
     free(st->sending);
     st->out = st->sending = NULL;
+    if (st->proxy_hold)
+        stream_proxy_release(l, st);
     const struct transport_ops *x = xprt(l, st);
     if (x->close)
         x->close(l, st);

@@ -73,9 +73,12 @@ struct stream {
     bool shut : 1;             /* stream_close called: no more output */
     bool teardown_pending : 1; /* flush, then shut down */
     bool close_submitted : 1;  /* the close of the descriptor is queued */
+    bool proxy_wait : 1;       /* its first bytes are a PROXY header (stream_proxy.c) */
+    uint16_t proxy_hold;       /* 1 + its slot in loop->proxy_holds: header incomplete */
 };
 
 struct stream_loop;
+struct config_listener;
 
 /* What the owner is told. Every callback runs on the loop's thread, from a
  * stream_* call; none may free the stream (on_closed says when it can). */
@@ -156,6 +159,14 @@ struct stream_loop {
     struct stream *rearm; /* streams whose receive ended early */
     uint64_t out_bytes;   /* sum of every stream's backlog */
     uint64_t out_freed;   /* bytes of output buffers freed (the owner resets it) */
+    /* PROXY protocol: each listener's configuration where it is on (NULL:
+     * off), and the headers that arrived in part, by st->proxy_hold - 1
+     * (the array exists only while one is held). */
+    const struct config_listener *proxy[STREAM_MAX_LISTENERS];
+    struct stream_proxy_holds {
+        struct iobuf **slot;
+        uint32_t cap, used, hint;
+    } proxy_holds;
 };
 
 /* A submission queue entry, submitting first when the queue is full. */
@@ -265,6 +276,33 @@ void stream_maybe_closed(struct stream_loop *l, struct stream *st);
  * owner frees the stream; at shutdown the ring's exit closes the
  * descriptors). */
 void stream_release(struct stream_loop *l, struct stream *st);
+
+/*
+ * The PROXY protocol (net/proxy.h), below every transport: on a listener
+ * with proxy_protocol on (l->proxy[listener]), a connection comes from a
+ * proxy, which writes a header naming the client before the client's own
+ * bytes. Kept here, under the transport, so tcp, TLS and WebSocket
+ * listeners all take it the same way (stream_proxy.c).
+ */
+
+/* Whether a connection from `peer` may be accepted on `listener`: 0, or
+ * -EPERM (logged) when the listener takes PROXY headers and peer is not in
+ * its proxy_trusted. */
+int stream_proxy_admit(const struct stream_loop *l, uint8_t listener, const struct net_peer *peer);
+
+/* st was just accepted (not adopted from another loop): on a PROXY
+ * listener its first bytes are the header. Once it is complete st->peer is
+ * the address it names (unless LOCAL/UNKNOWN), before any byte reaches the
+ * transport or the owner; a bad header fails the receive (-EPROTO,
+ * logged), and the owner closes the stream. */
+void stream_proxy_expect(const struct stream_loop *l, struct stream *st);
+
+/* For stream.c: the header's share of `data`, the next bytes of st (all
+ * of them while it is incomplete: kept until it is), or -EPROTO. */
+long stream_proxy_input(struct stream_loop *l, struct stream *st, const uint8_t *data, size_t len);
+
+/* For stream.c: free what st holds of an incomplete header. */
+void stream_proxy_release(struct stream_loop *l, struct stream *st);
 
 /* The transport state that travels with a moving stream: its size, and
  * written to `to`. */

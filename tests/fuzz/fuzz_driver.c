@@ -24,6 +24,12 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
+/* A target of something other than MQTT packets (proxy_fuzz.c: PROXY
+ * protocol headers) brings its own corpus: it calls add for each seed
+ * (at most MAX_SEEDS, 256 bytes each), which are then mutated as raw
+ * bytes, never reframed as packets. */
+void fuzz_target_seeds(void (*add)(const uint8_t *p, size_t n)) __attribute__((weak));
+
 #define DRIVER_ITERATIONS  200000u
 #define DRIVER_MAX_SECONDS 20.0
 #define MAX_INPUT          1024
@@ -259,7 +265,11 @@ int main(int argc, char **argv)
 
     if (argc > 1)
         return run_files(argc, argv);
-    build_seeds();
+    bool own = fuzz_target_seeds != NULL;
+    if (own)
+        fuzz_target_seeds(add_seed);
+    else
+        build_seeds();
     for (size_t s = 0; s < nseeds; s++)
         for (size_t k = 0; k <= seeds[s].len; k++, runs++)
             run_one(seeds[s].b, k);
@@ -271,7 +281,7 @@ int main(int argc, char **argv)
 
         if ((iter & 1023) == 0 && now() - start > DRIVER_MAX_SECONDS)
             break;
-        if (rng_below(4) == 0 || mqtt_frame_decode(s->b, s->len, 0, &f) != MQTT_OK) {
+        if (own || rng_below(4) == 0 || mqtt_frame_decode(s->b, s->len, 0, &f) != MQTT_OK) {
             /* Raw: header bytes mutate too. */
             memcpy(pkt, s->b, s->len);
             n = mutate(pkt, s->len);
@@ -288,7 +298,7 @@ int main(int argc, char **argv)
         run_one(pkt, n);
         runs++;
     }
-    printf("codec fuzz driver: %zu seeds, %lu inputs, %u mutations, %.1f s\n", nseeds, runs, iter,
+    printf("fuzz driver: %zu seeds, %lu inputs, %u mutations, %.1f s\n", nseeds, runs, iter,
            now() - start);
     return 0;
 }

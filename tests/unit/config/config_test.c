@@ -213,6 +213,8 @@ Test(config, shipped_file_lists_every_key)
         "ws_path",
         "ws_allowed_origins",
         "ws_max_frame",
+        "proxy_protocol",
+        "proxy_trusted",
         "max_packet_size",
         "max_connections",
         "max_pending_connections",
@@ -275,6 +277,8 @@ Test(config, set_every_key)
         "listener.default.ws_path=/ws/mqtt",
         "listener.default.ws_allowed_origins=https://a.example,https://b.example",
         "listener.default.ws_max_frame=4096",
+        "listener.default.proxy_protocol=any",
+        "listener.default.proxy_trusted=10.0.0.0/8, ::1",
         "limits.max_packet_size=65536",
         "limits.max_connections=1000",
         "limits.max_pending_connections=500",
@@ -323,6 +327,8 @@ Test(config, set_every_key)
     cr_assert_str_eq(cfg.listeners[0].ws_allowed_origins, "https://a.example,https://b.example");
     cr_assert_eq(cfg.listeners[0].ws_max_frame, 4096);
     cr_assert_str_eq(config_transport_name(cfg.listeners[0].transport), "ws");
+    cr_assert_eq(cfg.listeners[0].proxy_protocol, CONFIG_PROXY_ANY);
+    cr_assert_eq(cfg.listeners[0].proxy_trusted.n, 2);
     cr_assert_eq(cfg.max_packet_size, 65536);
     cr_assert_eq(cfg.max_connections, 1000);
     cr_assert_eq(cfg.max_pending_connections, 500);
@@ -1061,4 +1067,63 @@ Test(config, empty_sys_tenant_is_refused)
     struct config cfg;
     load_ok(&cfg, LISTENER_OK "[mqtt]\ntest_auth_method =\n", NULL, 0);
     cr_assert_str_eq(cfg.test_auth_method, "");
+}
+
+Test(config, proxy_protocol_values_and_trusted_ranges)
+{
+    struct config cfg;
+    load_ok(&cfg, LISTENER_OK, NULL, 0);
+    cr_assert_eq(cfg.listeners[0].proxy_protocol, CONFIG_PROXY_OFF);
+    cr_assert_eq(cfg.listeners[0].proxy_trusted.n, 0);
+    static const struct {
+        const char *name;
+        enum config_proxy want;
+    } modes[] = {{"off", CONFIG_PROXY_OFF},
+                 {"v1", CONFIG_PROXY_V1},
+                 {"v2", CONFIG_PROXY_V2},
+                 {"any", CONFIG_PROXY_ANY}};
+    for (size_t i = 0; i < sizeof(modes) / sizeof(modes[0]); i++) {
+        char text[256];
+        snprintf(text, sizeof(text),
+                 "[listener.p]\nproxy_protocol = %s\nproxy_trusted = 127.0.0.1, 10.0.0.0/8 "
+                 "2001:db8::/32,,::1\n",
+                 modes[i].name);
+        load_ok(&cfg, text, NULL, 0);
+        cr_assert_eq(cfg.listeners[0].proxy_protocol, modes[i].want, "%s", modes[i].name);
+        const struct config_cidrs *t = &cfg.listeners[0].proxy_trusted;
+        cr_assert_eq(t->n, 4);
+        cr_assert_eq(t->v[0].bits, 128);
+        cr_assert_eq(t->v[1].bits, 96 + 8);
+        cr_assert_eq(t->v[2].bits, 32);
+        cr_assert_eq(t->v[3].bits, 128);
+    }
+    /* Off with a list is fine (the list is kept for when it is turned on). */
+    load_ok(&cfg, "[listener.p]\nproxy_trusted = 10.0.0.0/8\n", NULL, 0);
+}
+
+Test(config, proxy_protocol_errors)
+{
+    expect_file_error("[listener.p]\nproxy_protocol = v3\n",
+                      ":2: [listener.p] proxy_protocol: expected off, v1, v2 or any, got 'v3'");
+    expect_file_error("[listener.p]\nproxy_trusted = 10.0.0.0/8, 10.0.0.0/33\n",
+                      ":2: [listener.p] proxy_trusted: expected address ranges such as "
+                      "10.0.0.0/8 or ::1, got '10.0.0.0/33'");
+    expect_file_error("[listener.p]\nproxy_trusted = proxy.example\n",
+                      ":2: [listener.p] proxy_trusted: expected address ranges such as "
+                      "10.0.0.0/8 or ::1, got 'proxy.example'");
+    /* Without a list, any client could claim any address. */
+    const char *empty = ": [listener.p] proxy_protocol is on but proxy_trusted is empty: list the "
+                        "addresses of the proxies allowed to send PROXY headers";
+    expect_file_error("[listener.p]\nproxy_protocol = v1\n", empty);
+    expect_file_error("[listener.p]\nproxy_protocol = any\nproxy_trusted = , \n", empty);
+    /* The same for a listener turned on by --set. */
+    struct config cfg;
+    char err[512];
+    const char *ov[] = {"listener.default.proxy_protocol=v2"};
+    cr_assert_eq(load_text(&cfg, LISTENER_OK, ov, 1, err, sizeof(err)), -1);
+    cr_assert(strstr(err, ": [listener.default] proxy_protocol is on but proxy_trusted is empty"),
+              "%s", err);
+    const char *ov2[] = {"listener.default.proxy_protocol=v2",
+                         "listener.default.proxy_trusted=127.0.0.1"};
+    load_ok(&cfg, LISTENER_OK, ov2, 2);
 }
