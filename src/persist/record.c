@@ -339,8 +339,10 @@ static void get_key(struct rd *r, struct record *out, bool session)
     out->tenant = get_bytes(r, out->tenant_len);
     if (session)
         out->client_id = get_bytes(r, out->client_id_len);
-    if (out->tenant_len == 0)
-        r->bad = true; /* every tenant has a name */
+    /* Every tenant has a name, and the directory takes it as a C string
+     * (tenant_dir_intern): a NUL inside would name another tenant. */
+    if (out->tenant_len == 0 || (out->tenant && memchr(out->tenant, 0, out->tenant_len)))
+        r->bad = true;
 }
 
 static void get_msg(struct rd *r, struct record_msg *m)

@@ -474,3 +474,18 @@ Test(record, any_flipped_bit_is_decoded_or_rejected_never_a_crash)
     }
     buf_fini(&b);
 }
+
+/* Found by the libFuzzer build of tests/fuzz/persist_fuzz.c: a tenant name
+ * is handed to the tenant directory as a C string, so a NUL inside it would
+ * name another tenant. */
+Test(record, a_tenant_name_with_a_nul_is_rejected)
+{
+    struct buf b = {0};
+    struct record_writer w = buf_writer(&b, MONO, WALL);
+    cr_assert_eq(record_session_del(&w, &tn, &st), 0);
+    struct record r = decode_one(&b, RECORD_SESSION_DEL);
+    (void)r;
+    b.p[FRAME + 4 + 3] = 0; /* "ten\0nt-a" */
+    cr_assert_eq(decode_exact(RECORD_SESSION_DEL, b.p + FRAME, b.n - FRAME), -EBADMSG);
+    buf_fini(&b);
+}
