@@ -1,0 +1,471 @@
+/*
+ * record: encoding and decoding of the record bodies (record.h). Each
+ * encoder sizes its record, reserves exactly that in the writer's buffer and
+ * writes it there; the decoder checks every length against what is left
+ * and that nothing is left over, since a record read back from disk may be
+ * corrupt even when its checksum holds (a bug that wrote it, a salvaged
+ * file). Pure functions over bytes, any thread, no allocation, no logging.
+ */
+#include "persist/record.h"
+
+#include <errno.h>
+#include <string.h>
+
+#include "broker/msg.h"
+#include "broker/session.h"
+#include "mqtt/codec.h"
+#include "mqtt/props.h"
+#include "mqtt/topic.h"
+#include "shard/xshard.h"
+#include "tenant/tenant.h"
+
+/* Fixed part of a message: flags, expiry, stamp, three lengths. */
+#define MSG_FIXED (1 + 8 + 8 + 2 + 4 + 4)
+/* Fixed part of a delivery: qos, retain, share length, id count. */
+#define DELIVERY_FIXED (1 + 1 + 2 + 4)
+#define MSG_RETAIN_BIT 0x04u
+
+/* ---- writing ---- */
+
+static uint8_t *put8(uint8_t *p, uint8_t v)
+{
+    *p = v;
+    return p + 1;
+}
+
+static uint8_t *put16(uint8_t *p, uint16_t v)
+{
+    p[0] = (uint8_t)v;
+    p[1] = (uint8_t)(v >> 8);
+    return p + 2;
+}
+
+static uint8_t *put32(uint8_t *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+    return p + 4;
+}
+
+static uint8_t *put64(uint8_t *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+    return p + 8;
+}
+
+static uint8_t *putb(uint8_t *p, const void *b, size_t n)
+{
+    if (n)
+        memcpy(p, b, n);
+    return p + n;
+}
+
+uint64_t record_deadline_to_wall(uint64_t mono_deadline, uint64_t mono_now, uint64_t wall_now)
+{
+    if (mono_deadline == 0)
+        return 0;
+    if (mono_deadline >= mono_now)
+        return wall_now + (mono_deadline - mono_now);
+    uint64_t ago = mono_now - mono_deadline;
+    return ago < wall_now ? wall_now - ago : 1;
+}
+
+uint64_t record_deadline_to_mono(uint64_t wall_deadline, uint64_t mono_now, uint64_t wall_now)
+{
+    if (wall_deadline == 0)
+        return 0;
+    if (wall_deadline >= wall_now)
+        return mono_now + (wall_deadline - wall_now);
+    uint64_t ago = wall_now - wall_deadline;
+    return ago < mono_now ? mono_now - ago : 1;
+}
+
+/* The record's key: tenant name and client id (NULL st: the tenant only,
+ * for retained records). */
+static size_t key_size(const struct tenant *t, const struct session_state *st)
+{
+    return st ? 4 + strlen(t->name) + st->client_id_len : 2 + strlen(t->name);
+}
+
+static uint8_t *put_key(uint8_t *p, const struct tenant *t, const struct session_state *st)
+{
+    size_t tlen = strlen(t->name);
+    p = put16(p, (uint16_t)tlen);
+    if (!st)
+        return putb(p, t->name, tlen);
+    p = put16(p, st->client_id_len);
+    p = putb(p, t->name, tlen);
+    return putb(p, st->client_id, st->client_id_len);
+}
+
+static size_t msg_bytes(const struct msg *m)
+{
+    return MSG_FIXED + (size_t)m->topic_len + m->payload_len + m->props_len;
+}
+
+/* A message; its deadline converted to the wall clock unless `will`. */
+static uint8_t *put_msg(uint8_t *p, const struct record_writer *w, const struct msg *m, bool will)
+{
+    uint64_t expiry = m->expires_at_ms;
+    if (!will)
+        expiry = record_deadline_to_wall(expiry, w->mono_ms, w->wall_ms);
+    p = put8(p, (uint8_t)(m->qos | (m->retain ? MSG_RETAIN_BIT : 0)));
+    p = put64(p, expiry);
+    p = put64(p, m->retain_stamp);
+    p = put16(p, m->topic_len);
+    p = put32(p, m->payload_len);
+    p = put32(p, m->props_len);
+    p = putb(p, msg_topic(m), m->topic_len);
+    p = putb(p, msg_payload(m), m->payload_len);
+    return putb(p, msg_props(m), m->props_len);
+}
+
+static size_t delivery_size(const subids_t ids, const struct xfilter *share, const struct msg *m)
+{
+    size_t n = DELIVERY_FIXED + (ids ? 4u * (size_t)ids[0] : 0) + (share ? share->len : 0);
+    return n + (m ? msg_bytes(m) : 0);
+}
+
+static uint8_t *put_delivery(uint8_t *p, const struct record_writer *w, uint8_t qos, uint8_t retain,
+                             const subids_t ids, const struct xfilter *share, const struct msg *m)
+{
+    uint32_t nids = ids ? ids[0] : 0;
+    p = put8(p, qos);
+    p = put8(p, retain);
+    p = put16(p, share ? share->len : 0);
+    p = put32(p, nids);
+    for (uint32_t i = 0; i < nids; i++)
+        p = put32(p, ids[i + 1]);
+    if (share)
+        p = putb(p, share->data, share->len);
+    return m ? put_msg(p, w, m, false) : p;
+}
+
+/* Reserve a body of n bytes: NULL when the writer has no room or the
+ * record could not be framed (*rc says which). */
+static uint8_t *reserve(struct record_writer *w, size_t n, int *rc)
+{
+    if (n > UINT32_MAX) {
+        *rc = -EMSGSIZE;
+        return NULL;
+    }
+    uint8_t *p = w->reserve(w->ctx, n);
+    *rc = p ? 0 : -ENOMEM;
+    return p;
+}
+
+int record_session_put(struct record_writer *w, const struct tenant *t,
+                       const struct session_state *st)
+{
+    size_t n = key_size(t, st) + 4 + 4 + 1 + (st->will ? msg_bytes(st->will) : 0);
+    int rc;
+    uint8_t *p = reserve(w, n, &rc);
+    if (!p)
+        return rc;
+    p = put_key(p, t, st);
+    p = put32(p, st->expiry_s);
+    p = put32(p, st->will_delay_s);
+    p = put8(p, st->will != NULL);
+    if (st->will)
+        put_msg(p, w, st->will, true); /* its expiry is an interval (store.h) */
+    w->commit(w->ctx, RECORD_SESSION_PUT, n);
+    return 0;
+}
+
+int record_session_del(struct record_writer *w, const struct tenant *t,
+                       const struct session_state *st)
+{
+    size_t n = key_size(t, st);
+    int rc;
+    uint8_t *p = reserve(w, n, &rc);
+    if (!p)
+        return rc;
+    put_key(p, t, st);
+    w->commit(w->ctx, RECORD_SESSION_DEL, n);
+    return 0;
+}
+
+int record_sub_put(struct record_writer *w, const struct tenant *t, const struct session_state *st,
+                   const struct sess_sub *sub)
+{
+    size_t n = key_size(t, st) + 1 + 1 + 4 + 2 + sub->len;
+    int rc;
+    uint8_t *p = reserve(w, n, &rc);
+    if (!p)
+        return rc;
+    p = put_key(p, t, st);
+    p = put8(p, sub->qos);
+    p = put8(p, sub->opts);
+    p = put32(p, sub->subid);
+    p = put16(p, sub->len);
+    putb(p, sub->filter, sub->len);
+    w->commit(w->ctx, RECORD_SUB_PUT, n);
+    return 0;
+}
+
+int record_sub_del(struct record_writer *w, const struct tenant *t, const struct session_state *st,
+                   const uint8_t *filter, size_t len)
+{
+    size_t n = key_size(t, st) + 2 + len;
+    int rc;
+    uint8_t *p = reserve(w, n, &rc);
+    if (!p)
+        return rc;
+    p = put_key(p, t, st);
+    p = put16(p, (uint16_t)len);
+    putb(p, filter, len);
+    w->commit(w->ctx, RECORD_SUB_DEL, n);
+    return 0;
+}
+
+int record_queue_push(struct record_writer *w, const struct tenant *t,
+                      const struct session_state *st, const struct qentry *e)
+{
+    size_t n = key_size(t, st) + delivery_size(e->ids, e->share, e->m);
+    int rc;
+    uint8_t *p = reserve(w, n, &rc);
+    if (!p)
+        return rc;
+    p = put_key(p, t, st);
+    put_delivery(p, w, e->qos, e->retain, e->ids, e->share, e->m);
+    w->commit(w->ctx, RECORD_QUEUE_PUSH, n);
+    return 0;
+}
+
+int record_queue_pop(struct record_writer *w, const struct tenant *t,
+                     const struct session_state *st)
+{
+    size_t n = key_size(t, st);
+    int rc;
+    uint8_t *p = reserve(w, n, &rc);
+    if (!p)
+        return rc;
+    put_key(p, t, st);
+    w->commit(w->ctx, RECORD_QUEUE_POP, n);
+    return 0;
+}
+
+int record_infl_put(struct record_writer *w, const struct tenant *t, const struct session_state *st,
+                    const struct inflight *e)
+{
+    /* After PUBREC the entry holds no message (MQTT-4.3.3-1): none is
+     * written, and the state says so. */
+    const struct msg *m = e->state == INFL_WAIT_ACK ? e->m : NULL;
+    size_t n = key_size(t, st) + 2 + 1 + delivery_size(e->ids, e->share, m);
+    int rc;
+    uint8_t *p = reserve(w, n, &rc);
+    if (!p)
+        return rc;
+    p = put_key(p, t, st);
+    p = put16(p, e->pid);
+    p = put8(p, e->state);
+    put_delivery(p, w, e->qos, e->retain, e->ids, e->share, m);
+    w->commit(w->ctx, RECORD_INFL_PUT, n);
+    return 0;
+}
+
+int record_pid(struct record_writer *w, uint8_t type, const struct tenant *t,
+               const struct session_state *st, uint16_t pid)
+{
+    size_t n = key_size(t, st) + 2;
+    int rc;
+    uint8_t *p = reserve(w, n, &rc);
+    if (!p)
+        return rc;
+    p = put_key(p, t, st);
+    put16(p, pid);
+    w->commit(w->ctx, type, n);
+    return 0;
+}
+
+int record_retained(struct record_writer *w, uint8_t type, const struct tenant *t,
+                    const struct msg *m)
+{
+    size_t n = key_size(t, NULL) + msg_bytes(m);
+    int rc;
+    uint8_t *p = reserve(w, n, &rc);
+    if (!p)
+        return rc;
+    p = put_key(p, t, NULL);
+    put_msg(p, w, m, false);
+    w->commit(w->ctx, type, n);
+    return 0;
+}
+
+/* ---- reading ---- */
+
+/* A cursor over untrusted bytes: a read past the end marks it bad and
+ * yields zeros, so a decoder checks once, at the end. */
+struct rd {
+    const uint8_t *p, *end;
+    bool bad;
+};
+
+static bool need(struct rd *r, size_t n)
+{
+    if (r->bad || (size_t)(r->end - r->p) < n) {
+        r->bad = true;
+        return false;
+    }
+    return true;
+}
+
+static uint64_t get_le(struct rd *r, unsigned n)
+{
+    if (!need(r, n))
+        return 0;
+    uint64_t v = 0;
+    for (unsigned i = 0; i < n; i++)
+        v |= (uint64_t)r->p[i] << (8 * i);
+    r->p += n;
+    return v;
+}
+
+static const uint8_t *get_bytes(struct rd *r, size_t n)
+{
+    if (!need(r, n))
+        return NULL;
+    const uint8_t *b = r->p;
+    r->p += n;
+    return b;
+}
+
+static void get_key(struct rd *r, struct record *out, bool session)
+{
+    out->tenant_len = (uint16_t)get_le(r, 2);
+    if (session)
+        out->client_id_len = (uint16_t)get_le(r, 2);
+    out->tenant = get_bytes(r, out->tenant_len);
+    if (session)
+        out->client_id = get_bytes(r, out->client_id_len);
+    /* Every tenant has a name, and the directory takes it as a C string
+     * (tenant_dir_intern): a NUL inside would name another tenant. */
+    if (out->tenant_len == 0 || (out->tenant && memchr(out->tenant, 0, out->tenant_len)))
+        r->bad = true;
+}
+
+static void get_msg(struct rd *r, struct record_msg *m)
+{
+    uint8_t flags = (uint8_t)get_le(r, 1);
+    m->qos = flags & 3u;
+    m->retain = (flags & MSG_RETAIN_BIT) != 0;
+    if (m->qos > 2 || (flags & ~(3u | MSG_RETAIN_BIT)))
+        r->bad = true;
+    m->expiry = get_le(r, 8);
+    m->retain_stamp = get_le(r, 8);
+    m->topic_len = (uint16_t)get_le(r, 2);
+    m->payload_len = (uint32_t)get_le(r, 4);
+    m->props_len = (uint32_t)get_le(r, 4);
+    m->topic = get_bytes(r, m->topic_len);
+    m->payload = get_bytes(r, m->payload_len);
+    m->props = get_bytes(r, m->props_len);
+}
+
+/* A delivery: qos, retain, ids, share and, when with_msg, the message. */
+static void get_delivery(struct rd *r, struct record *out, bool with_msg)
+{
+    out->qos = (uint8_t)get_le(r, 1);
+    out->retain = (uint8_t)get_le(r, 1);
+    out->share_len = (uint16_t)get_le(r, 2);
+    out->nids = (uint32_t)get_le(r, 4);
+    if (out->qos < 1 || out->qos > 2 || out->retain > 1)
+        r->bad = true; /* only QoS 1/2 deliveries are kept */
+    /* Checked before multiplying: 4 * nids cannot wrap a size_t. */
+    if (out->nids > (size_t)(r->end - r->p) / 4)
+        r->bad = true;
+    out->ids = get_bytes(r, 4u * (size_t)out->nids);
+    out->share = get_bytes(r, out->share_len);
+    out->has_msg = with_msg;
+    if (with_msg)
+        get_msg(r, &out->m);
+}
+
+static void get_body(struct rd *r, uint8_t type, struct record *out)
+{
+    switch (type) {
+    case RECORD_SESSION_PUT: {
+        out->expiry_s = (uint32_t)get_le(r, 4);
+        out->will_delay_s = (uint32_t)get_le(r, 4);
+        uint8_t has = (uint8_t)get_le(r, 1);
+        if (has > 1)
+            r->bad = true;
+        out->has_msg = has == 1;
+        if (out->has_msg)
+            get_msg(r, &out->m);
+        break;
+    }
+    case RECORD_SUB_PUT:
+        out->qos = (uint8_t)get_le(r, 1);
+        out->opts = (uint8_t)get_le(r, 1);
+        out->subid = (uint32_t)get_le(r, 4);
+        if (out->qos > 2)
+            r->bad = true;
+        __attribute__((fallthrough)); /* to the filter */
+    case RECORD_SUB_DEL:
+        out->filter_len = (uint16_t)get_le(r, 2);
+        out->filter = get_bytes(r, out->filter_len);
+        if (out->filter_len == 0)
+            r->bad = true;
+        break;
+    case RECORD_QUEUE_PUSH:
+        get_delivery(r, out, true);
+        break;
+    case RECORD_INFL_PUT:
+        out->pid = (uint16_t)get_le(r, 2);
+        out->state = (uint8_t)get_le(r, 1);
+        if (out->state != INFL_WAIT_ACK && out->state != INFL_WAIT_COMP)
+            r->bad = true;
+        get_delivery(r, out, out->state == INFL_WAIT_ACK);
+        if (out->state == INFL_WAIT_COMP && out->qos != 2)
+            r->bad = true;
+        break;
+    case RECORD_INFL_REC:
+    case RECORD_INFL_DEL:
+    case RECORD_QOS2_ADD:
+    case RECORD_QOS2_DEL:
+        out->pid = (uint16_t)get_le(r, 2);
+        break;
+    default: /* SESSION_DEL, QUEUE_POP: the key alone */
+        break;
+    }
+}
+
+/* What the broker assumes of a message it holds: a topic name, properties
+ * of a PUBLISH (checked when it was received, and again here since the
+ * bytes come from disk). */
+static bool msg_valid(const struct record_msg *m)
+{
+    struct mqtt_props pr;
+    return mqtt_topic_name_valid(m->topic, m->topic_len) &&
+           mqtt_props_decode(MQTT_PUBLISH, m->props, m->props_len, &pr) == MQTT_OK;
+}
+
+int record_decode(uint8_t type, const uint8_t *p, size_t len, struct record *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (type == 0 || type > RECORD_TYPE_MAX)
+        return -EBADMSG;
+    out->type = type;
+    struct rd r = {p, p + len, false};
+    bool retained = type == RECORD_RETAINED_PUT || type == RECORD_RETAINED_CLEAR;
+    get_key(&r, out, !retained);
+    if (retained) {
+        out->has_msg = true;
+        get_msg(&r, &out->m);
+        if (out->m.topic_len == 0 || (type == RECORD_RETAINED_CLEAR && out->m.payload_len))
+            r.bad = true; /* MQTT-3.3.1-10: a clear is an empty message */
+    } else {
+        get_body(&r, type, out);
+    }
+    bool has_pid = type >= RECORD_INFL_PUT && type <= RECORD_QOS2_DEL;
+    if (has_pid && out->pid == 0)
+        r.bad = true; /* packet ids are never 0 (MQTT-2.2.1-3) */
+    if (r.bad || r.p != r.end)
+        return -EBADMSG;
+    if (out->has_msg && !msg_valid(&out->m))
+        return -EBADMSG;
+    if (out->filter && !mqtt_topic_filter_valid(out->filter, out->filter_len))
+        return -EBADMSG;
+    return 0;
+}

@@ -1,0 +1,156 @@
+/*
+ * record: the bytes of one durable change, one record type per store hook
+ * (broker/store.h), and their decoding. A record is what the log frames and
+ * checksums (the log is not this room's: it hands each record here as a
+ * type byte and a body); this module knows only bodies.
+ *
+ * Records replay without run-time ids: a session is keyed by its tenant's
+ * name and its client id (tenant ids are interned at run time and differ
+ * between runs), a delivery through a shared subscription names its $share
+ * filter by its text. Integers are little-endian. The layout of every type
+ * is in docs/DESIGN.md ("Records of durable state"); RECORD_FORMAT, which
+ * the log's file header carries, changes whenever a layout does.
+ *
+ * Time: a message's deadline (msg.expires_at_ms) is on the broker's
+ * monotonic clock, which restarts at boot, so a record stores it as a
+ * wall-clock deadline (ms since the Unix epoch) converted with the writer's
+ * two readings of "now"; replay converts back with its own. A will's
+ * expires_at_ms is its Message Expiry Interval (store.h) and is stored as
+ * it is: it starts counting only when the will is published.
+ *
+ * Encoding writes straight into the buffer the writer reserves: one
+ * reserve and one commit per record, nothing allocated. Decoding allocates
+ * nothing either: the decoded record points into the bytes it was given.
+ * Pure functions over bytes; no logging; any thread.
+ */
+#ifndef RINGMQ_PERSIST_RECORD_H
+#define RINGMQ_PERSIST_RECORD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct msg;
+struct tenant;
+struct session_state;
+struct sess_sub;
+struct qentry;
+struct inflight;
+
+/* The format of the record bodies below; a log file's header carries it. */
+#define RECORD_FORMAT 1
+
+/* Record types; 0 is never one (free for the log's own use). */
+enum record_type {
+    RECORD_SESSION_PUT = 1,
+    RECORD_SESSION_DEL = 2,
+    RECORD_SUB_PUT = 3,
+    RECORD_SUB_DEL = 4,
+    RECORD_QUEUE_PUSH = 5,
+    RECORD_QUEUE_POP = 6,
+    RECORD_INFL_PUT = 7,
+    RECORD_INFL_REC = 8,
+    RECORD_INFL_DEL = 9,
+    RECORD_QOS2_ADD = 10,
+    RECORD_QOS2_DEL = 11,
+    RECORD_RETAINED_PUT = 12,
+    RECORD_RETAINED_CLEAR = 13,
+    RECORD_TYPE_MAX = 13,
+};
+
+/*
+ * Where records go: reserve(ctx, len) returns room for a body of len
+ * bytes (NULL when there is none: the record is not written), commit(ctx,
+ * type, len) then makes the body just written there a record. A log that
+ * takes whole records (append(type, bytes, len)) reserves in a scratch
+ * buffer it keeps. mono_ms and wall_ms are "now" on the broker's clock
+ * (core/clock.h) and on CLOCK_REALTIME, read together by the caller (once
+ * per loop turn is enough): they convert message deadlines.
+ */
+struct record_writer {
+    uint8_t *(*reserve)(void *ctx, size_t len);
+    void (*commit)(void *ctx, uint8_t type, size_t len);
+    void *ctx;
+    uint64_t mono_ms, wall_ms;
+};
+
+/* ---- encoding: one function per store hook, the same arguments ----
+ * Each returns 0, -ENOMEM when reserve gave no room, or -EMSGSIZE for a
+ * record over UINT32_MAX bytes. Everything is borrowed for the call. */
+
+int record_session_put(struct record_writer *w, const struct tenant *t,
+                       const struct session_state *st);
+int record_session_del(struct record_writer *w, const struct tenant *t,
+                       const struct session_state *st);
+int record_sub_put(struct record_writer *w, const struct tenant *t, const struct session_state *st,
+                   const struct sess_sub *sub);
+int record_sub_del(struct record_writer *w, const struct tenant *t, const struct session_state *st,
+                   const uint8_t *filter, size_t len);
+int record_queue_push(struct record_writer *w, const struct tenant *t,
+                      const struct session_state *st, const struct qentry *e);
+int record_queue_pop(struct record_writer *w, const struct tenant *t,
+                     const struct session_state *st);
+/* An entry of the window, in either state (a snapshot writes both). */
+int record_infl_put(struct record_writer *w, const struct tenant *t, const struct session_state *st,
+                    const struct inflight *e);
+/* RECORD_INFL_REC, RECORD_INFL_DEL, RECORD_QOS2_ADD, RECORD_QOS2_DEL. */
+int record_pid(struct record_writer *w, uint8_t type, const struct tenant *t,
+               const struct session_state *st, uint16_t pid);
+/* RECORD_RETAINED_PUT, or RECORD_RETAINED_CLEAR (m the empty message). */
+int record_retained(struct record_writer *w, uint8_t type, const struct tenant *t,
+                    const struct msg *m);
+
+/* ---- decoding ---- */
+
+/* A message as a record holds it; the pointers are into the record. */
+struct record_msg {
+    uint8_t qos, retain;
+    /* Wall-clock deadline (ms since the epoch), 0: never; for a will its
+     * Message Expiry Interval in ms (see above). */
+    uint64_t expiry;
+    uint64_t retain_stamp;
+    const uint8_t *topic, *payload, *props;
+    uint16_t topic_len;
+    uint32_t payload_len, props_len;
+};
+
+/* A decoded record: the fields its type has (the others are zero). */
+struct record {
+    uint8_t type;
+    const uint8_t *tenant; /* every type */
+    uint16_t tenant_len;
+    const uint8_t *client_id; /* every type but the retained ones */
+    uint16_t client_id_len;
+    uint32_t expiry_s, will_delay_s; /* session put */
+    bool has_msg;                    /* m holds: the will, the delivery's, the retained */
+    struct record_msg m;
+    const uint8_t *filter; /* sub put/del */
+    uint16_t filter_len;
+    uint8_t qos, opts; /* sub put (its QoS), queue push and infl put (the delivery's) */
+    uint32_t subid;
+    uint8_t retain, state; /* queue push, infl put */
+    uint16_t pid;          /* infl put/rec/del, qos2 add/del */
+    const uint8_t *ids;    /* Subscription Identifiers: nids little-endian u32 */
+    uint32_t nids;
+    const uint8_t *share; /* the $share filter of the delivery, share_len 0: none */
+    uint16_t share_len;
+};
+
+/* Decode the body of a record of `type`: 0, or -EBADMSG when the type is
+ * unknown, a length or a value is out of range, or bytes are missing or
+ * left over. Never reads outside p[0..len). */
+int record_decode(uint8_t type, const uint8_t *p, size_t len, struct record *r);
+
+/* The i-th Subscription Identifier of r (i < r->nids). */
+static inline uint32_t record_id(const struct record *r, uint32_t i)
+{
+    const uint8_t *b = r->ids + 4u * i;
+    return (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
+}
+
+/* Deadline conversions (0 stays 0: never). A deadline already passed maps
+ * to one that has passed too, never to 0. */
+uint64_t record_deadline_to_wall(uint64_t mono_deadline, uint64_t mono_now, uint64_t wall_now);
+uint64_t record_deadline_to_mono(uint64_t wall_deadline, uint64_t mono_now, uint64_t wall_now);
+
+#endif

@@ -1,0 +1,29 @@
+/*
+ * snapshot: live state written as the records that recreate it (see
+ * snapshot.h). No state of its own; reads what it is given.
+ */
+#include "persist/snapshot.h"
+
+#include "broker/msg.h"
+#include "broker/session.h"
+#include "persist/record.h"
+
+int snapshot_session(struct record_writer *w, const struct tenant *t,
+                     const struct session_state *st)
+{
+    int rc = record_session_put(w, t, st);
+    for (uint32_t i = 0; rc == 0 && i < st->nsubs; i++)
+        rc = record_sub_put(w, t, st, st->subs[i]);
+    for (uint32_t i = 0; rc == 0 && i < st->ninfl; i++)
+        rc = record_infl_put(w, t, st, &st->infl[i]);
+    for (uint32_t i = 0; rc == 0 && i < st->qlen; i++)
+        rc = record_queue_push(w, t, st, &st->q[(st->qhead + i) & (st->qcap - 1)]);
+    for (uint32_t i = 0; rc == 0 && i < st->nqos2; i++)
+        rc = record_pid(w, RECORD_QOS2_ADD, t, st, st->qos2_in[i]);
+    return rc;
+}
+
+int snapshot_retained(struct record_writer *w, const struct tenant *t, const struct msg *m)
+{
+    return record_retained(w, RECORD_RETAINED_PUT, t, m);
+}
