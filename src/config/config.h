@@ -30,11 +30,21 @@
 /* What a listener speaks on its sockets (net/transport.h has each one). */
 enum config_transport {
     CONFIG_TRANSPORT_TCP, /* MQTT over plain TCP */
+    CONFIG_TRANSPORT_TLS, /* MQTT over TLS 1.2/1.3 (net/tls.c) */
     CONFIG_TRANSPORT_COUNT
 };
 
 /* The name `transport =` gives transport t ("tcp", ...). */
 const char *config_transport_name(enum config_transport t);
+
+/* tls_verify_client: whether a TLS client must show a certificate. */
+enum config_tls_verify {
+    CONFIG_TLS_VERIFY_NONE,     /* none is asked for */
+    CONFIG_TLS_VERIFY_OPTIONAL, /* asked for; one that is shown must verify */
+    CONFIG_TLS_VERIFY_REQUIRED, /* no verified certificate, no connection */
+};
+
+#define CONFIG_PATH_MAX 256
 
 struct config_listener {
     char name[CONFIG_NAME_MAX]; /* the NAME of [listener.NAME] */
@@ -44,6 +54,16 @@ struct config_listener {
     bool allow_anonymous;       /* needed to bind a non-loopback address without auth */
     uint32_t backlog;           /* listen(2) backlog, default 4096 */
     uint32_t send_buffer;       /* SO_SNDBUF of its connections, 0: the kernel's; default 65536 */
+    /* transport = tls: PEM files (empty: not set), options, handshake bound */
+    char tls_cert[CONFIG_PATH_MAX]; /* certificate chain, required */
+    char tls_key[CONFIG_PATH_MAX];  /* its private key, required */
+    char tls_ca[CONFIG_PATH_MAX];   /* CAs client certificates must chain to */
+    char tls_crl[CONFIG_PATH_MAX];  /* revoked client certificates */
+    char tls_ciphers[512];          /* TLS 1.2 cipher list, empty: wolfSSL's */
+    char tls_ciphersuites[256];     /* TLS 1.3 suites, empty: wolfSSL's */
+    uint8_t tls_verify_client;      /* enum config_tls_verify, default none */
+    uint8_t tls_min_version;        /* 12 or 13 (TLS 1.2 / 1.3), default 12 */
+    uint32_t tls_handshake_timeout; /* seconds, default 10 */
 };
 
 /* [plugin.NAME]: the shared object and its own keys, handed to its init. */
