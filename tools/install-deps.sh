@@ -7,4 +7,4 @@ apt-get install -y -qq --no-install-recommends \
     gcc libc6-dev pkg-config meson ninja-build \
     liburing-dev libwolfssl-dev libxxhash-dev libcriterion-dev libinih-dev \
     libmicrohttpd-dev libcurl4-openssl-dev \
-    libmosquitto-dev mosquitto-clients clang-format jq iproute2 >/dev/null
+    libmosquitto-dev mosquitto-clients openssl clang-format jq iproute2 >/dev/null

@@ -135,6 +135,16 @@ static int ssl_create(const struct stream_loop *l, struct stream *st, struct tls
         return -ENOMEM;
     wolfSSL_SetIOReadCtx(ts->ssl, ts);
     wolfSSL_SetIOWriteCtx(ts->ssl, ts);
+    /* ALPN: "mqtt" when the client offers it, a fatal no_application_protocol
+     * when it offers only others (RFC 7301 3.2), nothing when it offers none.
+     * wolfSSL matches only against a per-session list. */
+    char mqtt[] = "mqtt";
+    if (wolfSSL_UseALPN(ts->ssl, mqtt, sizeof(mqtt) - 1, WOLFSSL_ALPN_FAILED_ON_MISMATCH) !=
+        WOLFSSL_SUCCESS) {
+        wolfSSL_free(ts->ssl);
+        ts->ssl = NULL;
+        return -ENOMEM;
+    }
     return 0;
 }
 
@@ -321,27 +331,6 @@ static const struct transport_ops tls_ops = {
 
 /* ---- the listener ------------------------------------------------------- */
 
-/* ALPN: "mqtt" when the client offers it; a client offering only other
- * protocols is refused (RFC 7301 3.2); one offering none is served. */
-static int alpn_select(WOLFSSL *ssl, const unsigned char **out, unsigned char *outlen,
-                       const unsigned char *in, unsigned int inlen, void *arg)
-{
-    (void)ssl;
-    (void)arg;
-    for (unsigned int i = 0; i < inlen;) {
-        unsigned int n = in[i];
-        if (i + 1 + n > inlen)
-            break;
-        if (n == 4 && memcmp(in + i + 1, "mqtt", 4) == 0) {
-            *out = in + i + 1;
-            *outlen = 4;
-            return 0; /* SSL_TLSEXT_ERR_OK */
-        }
-        i += 1 + n;
-    }
-    return fatal_return;
-}
-
 /* A file the listener names: readable, or a clear reason. */
 static int file_check(const struct config_listener *cl, const char *key, const char *path)
 {
@@ -453,7 +442,6 @@ static int ctx_create(const struct config_listener *cl, WOLFSSL_CTX **out)
     }
     wolfSSL_CTX_SetIORecv(ctx, io_recv);
     wolfSSL_CTX_SetIOSend(ctx, io_send);
-    wolfSSL_CTX_set_alpn_select_cb(ctx, alpn_select, NULL);
     *out = ctx;
     return 0;
 }
