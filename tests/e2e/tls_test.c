@@ -20,6 +20,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <wolfssl/options.h>
+#include <wolfssl/ssl.h>
+
 static struct broker b;
 static char dir[64];
 static char ca[128], cert[128], key[128], ccert[128], ckey[128];
@@ -236,6 +239,83 @@ Test(tls, alpn_mqtt_accepted_and_another_refused)
     o.tls_alpn = "h2";
     cr_assert_neq(client_connect_rc(&b, &o, &c), 0, "a client asking only for h2 was served");
     client_destroy(c);
+    broker_stop(&b);
+}
+
+/* ---- records that arrive together ------------------------------------------ */
+
+/* wolfSSL as a raw TLS client: after the handshake its records are held
+ * and sent in one send(), so that the broker reads CONNECT and SUBSCRIBE
+ * (two records) in one receive. */
+struct held {
+    uint8_t buf[4096];
+    size_t len;
+};
+
+static int held_send(WOLFSSL *ssl, char *data, int sz, void *ctx)
+{
+    (void)ssl;
+    struct held *h = ctx;
+    cr_assert_leq(h->len + (size_t)sz, sizeof(h->buf));
+    memcpy(h->buf + h->len, data, (size_t)sz);
+    h->len += (size_t)sz;
+    return sz;
+}
+
+/* CONNECT as `id`, SUBSCRIBE, in two records sent at once; the SUBACK
+ * must come without anything more from the client. */
+static void connect_and_subscribe_at_once(WOLFSSL_CTX *cctx, const char *id)
+{
+    int fd = raw_open(&b);
+    WOLFSSL *ssl = wolfSSL_new(cctx);
+    cr_assert(ssl);
+    wolfSSL_set_fd(ssl, fd);
+    cr_assert_eq(wolfSSL_connect(ssl), WOLFSSL_SUCCESS, "handshake: %d", wolfSSL_get_error(ssl, 0));
+    struct held h = {.len = 0};
+    wolfSSL_SSLSetIOSend(ssl, held_send);
+    wolfSSL_SetIOWriteCtx(ssl, &h);
+    struct pkt p;
+    uint8_t out[512];
+    struct raw_connect rc = {.flags = -1, .clean = true, .id = id, .keepalive = 60};
+    pkt_connect(&p, &rc);
+    size_t n = pkt_encode(&p, out);
+    cr_assert_eq(wolfSSL_write(ssl, out, (int)n), (int)n);
+    pkt_subscribe(&p, 7, "held/t", 1);
+    n = pkt_encode(&p, out);
+    cr_assert_eq(wolfSSL_write(ssl, out, (int)n), (int)n);
+    cr_assert_eq(raw_send(fd, h.buf, h.len), 0);
+    uint8_t in[16];
+    int got = 0;
+    struct pollfd pf = {.fd = fd, .events = POLLIN};
+    while (got < 4 + 5 && poll(&pf, 1, E2E_WAIT_MS) > 0) {
+        int k = wolfSSL_read(ssl, in + got, (int)sizeof(in) - got);
+        if (k <= 0 && wolfSSL_get_error(ssl, k) != WOLFSSL_ERROR_WANT_READ)
+            break;
+        got += k > 0 ? k : 0;
+    }
+    cr_assert_eq(got, 4 + 5, "%s: got %d bytes, not CONNACK and SUBACK", id, got);
+    cr_assert_eq(in[0], 0x20, "CONNACK");
+    cr_assert_eq(in[3], 0, "accepted");
+    cr_assert_eq(in[4], 0x90, "SUBACK without more input");
+    wolfSSL_free(ssl);
+    close(fd);
+}
+
+Test(tls, records_that_arrive_with_connect_are_read_after_the_move)
+{
+    broker_start(&b, TLS_LISTENER, NULL);
+    cr_assert_eq(wolfSSL_Init(), WOLFSSL_SUCCESS);
+    WOLFSSL_CTX *cctx = wolfSSL_CTX_new(wolfTLS_client_method());
+    cr_assert(cctx);
+    cr_assert_eq(wolfSSL_CTX_load_verify_locations(cctx, ca, NULL), WOLFSSL_SUCCESS);
+    /* With 4 shards most of these land away from their home shard. */
+    for (int i = 0; i < 8; i++) {
+        char id[16];
+        snprintf(id, sizeof(id), "held-%d", i);
+        connect_and_subscribe_at_once(cctx, id);
+    }
+    wolfSSL_CTX_free(cctx);
+    wolfSSL_Cleanup();
     broker_stop(&b);
 }
 
