@@ -23,6 +23,7 @@
 
 #include <wolfssl/options.h>
 #include <wolfssl/ssl.h>
+#include <wolfssl/wolfcrypt/ecc.h>
 
 #include "core/log.h"
 
@@ -475,8 +476,16 @@ static void tls_listener_destroy(void *ctx)
     wolfSSL_Cleanup();
 }
 
+/* This Debian wolfSSL caches fixed-point ECC tables per thread (FP_ECC):
+ * a shard that did handshakes frees its own before it ends. */
+static void tls_thread_fini(void)
+{
+    wc_ecc_fp_free();
+}
+
 const struct transport_kind transport_kind_tls = {
     .ops = &tls_ops,
     .listener_create = tls_listener_create,
     .listener_destroy = tls_listener_destroy,
+    .thread_fini = tls_thread_fini,
 };
