@@ -147,8 +147,31 @@ static struct conn *conn_create(struct shard *s, uint32_t fi, uint8_t listener,
     *s->pending_tail = c;
     s->pending_tail = &c->all_next;
     s->npending++;
-    wheel_add(s->wheel, &c->timer, s->now_ms + (uint64_t)s->cfg->connect_timeout * 1000u);
+    /* A transport that must open first (a TLS handshake) may have less
+     * time for that than CONNECT has in all: its bound comes first. */
+    bool open;
+    uint32_t wait = s->cfg->connect_timeout * 1000u;
+    uint32_t opening = stream_opening(&s->streams, &c->st, &open);
+    c->opening_timer = !open && opening < wait;
+    wheel_add(s->wheel, &c->timer, s->now_ms + (c->opening_timer ? opening : wait));
     return c;
+}
+
+/* The transport's opening bound passed (conn_create): closed if it is
+ * still opening, else the rest of the connect timeout is left. */
+static void opening_timeout(struct shard *s, struct conn *c)
+{
+    c->opening_timer = false;
+    bool open;
+    uint32_t opening = stream_opening(&s->streams, &c->st, &open);
+    if (!open) {
+        log_ratelimited(LOG_LEVEL_INFO,
+                        "connection %llu: %s handshake not done within %u ms, closing",
+                        (unsigned long long)c->id, s->streams.xprt[c->st.listener]->name, opening);
+        conn_close(s, c, CLOSE_PROTOCOL);
+        return;
+    }
+    wheel_add(s->wheel, &c->timer, s->now_ms + s->cfg->connect_timeout * 1000u - opening);
 }
 
 bool conn_count(struct shard *s, struct conn *c)
@@ -734,6 +757,10 @@ void conn_on_timer(struct wheel_entry *e, void *arg)
         break;
     case CONN_NEW:
     case CONN_AUTHENTICATING:
+        if (c->opening_timer) {
+            opening_timeout(s, c);
+            break;
+        }
         log_ratelimited(LOG_LEVEL_INFO, "connection %llu: no CONNECT in time, closing",
                         (unsigned long long)c->id);
         conn_close(s, c, CLOSE_PROTOCOL);
@@ -821,6 +848,22 @@ void conn_relocate(struct shard *s, struct conn *c, uint32_t home, const uint8_t
     conn_hold(c);
 }
 
+/* The transport's state in handover bytes h (HANDOVER_XPRT): read back
+ * into c's stream. Returns where what follows starts, NULL when it does
+ * not parse or the transport refuses it. */
+static const uint8_t *import_xprt(struct shard *s, struct conn *c, const struct iobuf *h)
+{
+    const uint8_t *r = h->data + HANDOVER_PEER;
+    const uint8_t *end = h->data + h->len;
+    uint32_t n;
+    if (end - r < 4)
+        return NULL;
+    memcpy(&n, r, 4);
+    if ((size_t)(end - r - 4) < n || stream_import(&s->streams, &c->st, r + 4, n) < 0)
+        return NULL;
+    return r + 4 + n;
+}
+
 void conn_on_fdsent(struct shard *s, struct conn *c, int res)
 {
     c->st.ops--;
@@ -837,6 +880,13 @@ void conn_on_fdsent(struct shard *s, struct conn *c, int res)
     log_ratelimited(LOG_LEVEL_WARN, "cannot move connection to its home shard (%s); refusing it",
                     strerror(-res));
     c->counted = (h->off & HANDOVER_COUNTED) != 0; /* released by the close */
+    /* The transport's state went out with h: take it back, so that the
+     * refusal is sent through it (and it is freed with the connection). */
+    if ((h->off & HANDOVER_XPRT) && !import_xprt(s, c, h)) {
+        free(h);
+        conn_close(s, c, CLOSE_PEER_GONE);
+        return;
+    }
     free(h);
     c->state = CONN_NEW;
     uint8_t *p = conn_fits(c, 5) ? conn_reserve(s, c, 5) : NULL; /* MQTT-3.1.2-24 */
@@ -883,15 +933,8 @@ static const uint8_t *adopt_state(struct shard *s, struct conn *c, const struct 
 {
     const uint8_t *r = h->data + HANDOVER_PEER;
     const uint8_t *end = h->data + h->len;
-    if (h->off & HANDOVER_XPRT) {
-        uint32_t n;
-        if (end - r < 4)
-            return NULL;
-        memcpy(&n, r, 4);
-        if ((size_t)(end - r - 4) < n || stream_import(&s->streams, &c->st, r + 4, n) < 0)
-            return NULL;
-        r += 4 + n;
-    }
+    if ((h->off & HANDOVER_XPRT) && !(r = import_xprt(s, c, h)))
+        return NULL;
     if (h->off & HANDOVER_AUTH) {
         size_t used = 0;
         c->auth = identity_unpack(r, (size_t)(end - r), &used);
@@ -925,8 +968,13 @@ void conn_adopt(struct shard *s, uint32_t fi, struct iobuf *h)
         maybe_free(s, c);
         return;
     }
-    conn_refeed(s, c, r, h->len - (size_t)(r - h->data));
+    feed(s, c, r, h->len - (size_t)(r - h->data));
     free(h);
+    /* Then what the transport brought along undecoded. */
+    if (reading(c) && stream_resume(&s->streams, &c->st) < 0)
+        conn_close(s, c, CLOSE_PEER_GONE);
+    arm_next(s, c);
+    maybe_free(s, c);
 }
 
 void conn_shutdown_notice(struct shard *s)

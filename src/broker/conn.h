@@ -89,6 +89,7 @@ struct conn {
     bool relocated : 1;       /* arrived from another shard: serve here */
     bool close_too_large : 1; /* close_pending because a packet exceeded the client's limit */
     bool deferred : 1;        /* over its share of a loop turn: input waits in rx */
+    bool opening_timer : 1;   /* the timer is the transport's opening bound (a TLS handshake) */
 };
 
 /* Accepted descriptor `fi` on listener `li` from `peer` (borrowed): create

@@ -310,6 +310,9 @@ static void serve_stop(struct shard *s)
     wheel_destroy(s->session_wheel);
     slab_destroy(s->conn_slab);
     slab_destroy(s->session_slab);
+    for (uint32_t i = 0; i < s->cfg->nlisteners; i++)
+        if (s->broker->xprt[i].kind->thread_fini)
+            s->broker->xprt[i].kind->thread_fini(); /* the library's per-thread caches */
 }
 
 const struct shard_hooks serve_hooks = {

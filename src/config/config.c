@@ -91,6 +91,10 @@ static int parse_proxy(const struct directive *d, const char *value, void *field
                        size_t whylen);
 static int parse_cidrs(const struct directive *d, const char *value, void *field, char *why,
                        size_t whylen);
+static int parse_tls_verify(const struct directive *d, const char *value, void *field, char *why,
+                            size_t whylen);
+static int parse_tls_version(const struct directive *d, const char *value, void *field, char *why,
+                             size_t whylen);
 
 #define SERVER(key, fn, member, lo, hi)                                                            \
     {                                                                                              \
@@ -142,6 +146,17 @@ static const struct directive directives[] = {
     LISTENER("ws_max_frame", parse_u32, ws_max_frame, 128, 1u << 28),
     LISTENER("proxy_protocol", parse_proxy, proxy_protocol, 0, 0),
     LISTENER("proxy_trusted", parse_cidrs, proxy_trusted, 0, 0),
+    LISTENER("tls_cert", parse_string, tls_cert, 0, CONFIG_PATH_MAX),
+    LISTENER("tls_key", parse_string, tls_key, 0, CONFIG_PATH_MAX),
+    LISTENER("tls_ca", parse_string, tls_ca, 0, CONFIG_PATH_MAX),
+    LISTENER("tls_crl", parse_string, tls_crl, 0, CONFIG_PATH_MAX),
+    LISTENER("tls_verify_client", parse_tls_verify, tls_verify_client, 0, 0),
+    LISTENER("tls_min_version", parse_tls_version, tls_min_version, 0, 0),
+    LISTENER("tls_ciphers", parse_string, tls_ciphers, 0,
+             sizeof(((struct config_listener *)0)->tls_ciphers)),
+    LISTENER("tls_ciphersuites", parse_string, tls_ciphersuites, 0,
+             sizeof(((struct config_listener *)0)->tls_ciphersuites)),
+    LISTENER("tls_handshake_timeout", parse_u32, tls_handshake_timeout, 1, 3600),
 
     LIMITS("max_packet_size", parse_u32, max_packet_size, 16, CONFIG_PACKET_SIZE_MAX),
     LIMITS("max_connections", parse_u32, max_connections, 0, 100000000),
@@ -387,6 +402,7 @@ static int parse_log_target(const struct directive *d, const char *value, void *
 static const char *const transport_names[CONFIG_TRANSPORT_COUNT] = {
     [CONFIG_TRANSPORT_TCP] = "tcp",
     [CONFIG_TRANSPORT_WS] = "ws",
+    [CONFIG_TRANSPORT_TLS] = "tls",
 };
 
 const char *config_transport_name(enum config_transport t)
@@ -403,7 +419,39 @@ static int parse_transport(const struct directive *d, const char *value, void *f
             *(uint8_t *)field = (uint8_t)t;
             return 0;
         }
-    snprintf(why, whylen, "expected tcp or ws, got '%s'", value);
+    snprintf(why, whylen, "expected tcp, ws or tls, got '%s'", value);
+    return -EINVAL;
+}
+
+static int parse_tls_verify(const struct directive *d, const char *value, void *field, char *why,
+                            size_t whylen)
+{
+    static const char *const names[] = {
+        [CONFIG_TLS_VERIFY_NONE] = "none",
+        [CONFIG_TLS_VERIFY_OPTIONAL] = "optional",
+        [CONFIG_TLS_VERIFY_REQUIRED] = "required",
+    };
+    (void)d;
+    for (unsigned v = 0; v < ARRAY_LEN(names); v++)
+        if (strcmp(value, names[v]) == 0) {
+            *(uint8_t *)field = (uint8_t)v;
+            return 0;
+        }
+    snprintf(why, whylen, "expected none, optional or required, got '%s'", value);
+    return -EINVAL;
+}
+
+/* TLS 1.0 and 1.1 are never offered (RFC 8996 deprecates them). */
+static int parse_tls_version(const struct directive *d, const char *value, void *field, char *why,
+                             size_t whylen)
+{
+    (void)d;
+    if (strcmp(value, "1.2") == 0 || strcmp(value, "1.3") == 0) {
+        *(uint8_t *)field = (uint8_t)(value[2] == '2' ? 12 : 13);
+        return 0;
+    }
+    snprintf(why, whylen, "expected 1.2 or 1.3 (TLS 1.0 and 1.1 are not supported), got '%s'",
+             value);
     return -EINVAL;
 }
 
@@ -580,6 +628,9 @@ static void listener_defaults(struct config_listener *l, const char *name, size_
     l->transport = CONFIG_TRANSPORT_TCP;
     snprintf(l->ws_path, sizeof(l->ws_path), "/mqtt");
     l->ws_max_frame = (1u << 20) + (64u << 10);
+    l->tls_verify_client = CONFIG_TLS_VERIFY_NONE;
+    l->tls_min_version = 12;
+    l->tls_handshake_timeout = 10;
 }
 
 /*
@@ -1215,6 +1266,41 @@ static int config_check(const struct config *cfg, const char *path, char *err, s
     return 0;
 }
 
+/* Where a listener's problem is reported: the line of its `transport`
+ * key when the file set it, else the file alone (an override). */
+static void listener_err(const struct load_state *st, uint32_t i, char *err, size_t errlen,
+                         const char *what)
+{
+    size_t t = (size_t)(directive_find(CONFIG_SCOPE_LISTENER, "transport") - directives);
+    int line = st->seen_listener[i][t];
+    const char *name = st->cfg.listeners[i].name;
+    if (line)
+        set_err(err, errlen, "%s:%d: [listener.%s] %s", st->path, line, name, what);
+    else
+        set_err(err, errlen, "%s: [listener.%s] %s", st->path, name, what);
+}
+
+/* A TLS listener names its certificate and key; asking clients for a
+ * certificate needs the CAs to check it against. The files themselves
+ * are read when the listener starts (net/tls.c), which names a bad one. */
+static int tls_check(const struct load_state *st, char *err, size_t errlen)
+{
+    for (uint32_t i = 0; i < st->cfg.nlisteners; i++) {
+        const struct config_listener *l = &st->cfg.listeners[i];
+        if (l->transport != CONFIG_TRANSPORT_TLS)
+            continue;
+        if (!l->tls_cert[0] || !l->tls_key[0]) {
+            listener_err(st, i, err, errlen, "transport = tls needs tls_cert and tls_key");
+            return -1;
+        }
+        if (l->tls_verify_client != CONFIG_TLS_VERIFY_NONE && !l->tls_ca[0]) {
+            listener_err(st, i, err, errlen, "tls_verify_client needs tls_ca");
+            return -1;
+        }
+    }
+    return 0;
+}
+
 /* What only the resolved settings of each tenant can show. */
 static int tenants_check(const struct config *cfg, const char *path, char *err, size_t errlen)
 {
@@ -1299,7 +1385,7 @@ int config_load(struct config *cfg, const char *path, const char *const *overrid
         if (override_apply(&st.cfg, overrides[i], err, errlen) < 0)
             return -1;
     }
-    if (config_check(&st.cfg, st.path, err, errlen) < 0)
+    if (config_check(&st.cfg, st.path, err, errlen) < 0 || tls_check(&st, err, errlen) < 0)
         return -1;
     if (tenants_resolve(&st.cfg) < 0) {
         set_err(err, errlen, "%s: too many tenant sections (at most %d with [tenant.default])",

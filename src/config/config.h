@@ -33,6 +33,7 @@
 enum config_transport {
     CONFIG_TRANSPORT_TCP, /* MQTT over plain TCP */
     CONFIG_TRANSPORT_WS,  /* MQTT over WebSocket (RFC 6455) over TCP: net/ws.h */
+    CONFIG_TRANSPORT_TLS, /* MQTT over TLS 1.2/1.3 (net/tls.c) */
     CONFIG_TRANSPORT_COUNT
 };
 
@@ -53,6 +54,14 @@ struct config_cidrs {
     uint32_t n;
     struct cidr v[CONFIG_MAX_CIDRS];
 };
+/* tls_verify_client: whether a TLS client must show a certificate. */
+enum config_tls_verify {
+    CONFIG_TLS_VERIFY_NONE,     /* none is asked for */
+    CONFIG_TLS_VERIFY_OPTIONAL, /* asked for; one that is shown must verify */
+    CONFIG_TLS_VERIFY_REQUIRED, /* no verified certificate, no connection */
+};
+
+#define CONFIG_PATH_MAX 256
 
 struct config_listener {
     char name[CONFIG_NAME_MAX]; /* the NAME of [listener.NAME] */
@@ -70,6 +79,16 @@ struct config_listener {
     uint32_t ws_max_frame;
     uint8_t proxy_protocol;            /* enum config_proxy, default off */
     struct config_cidrs proxy_trusted; /* who may send a PROXY header; needed unless off */
+    /* transport = tls: PEM files (empty: not set), options, handshake bound */
+    char tls_cert[CONFIG_PATH_MAX]; /* certificate chain, required */
+    char tls_key[CONFIG_PATH_MAX];  /* its private key, required */
+    char tls_ca[CONFIG_PATH_MAX];   /* CAs client certificates must chain to */
+    char tls_crl[CONFIG_PATH_MAX];  /* revoked client certificates */
+    char tls_ciphers[512];          /* TLS 1.2 cipher list, empty: wolfSSL's */
+    char tls_ciphersuites[256];     /* TLS 1.3 suites, empty: wolfSSL's */
+    uint8_t tls_verify_client;      /* enum config_tls_verify, default none */
+    uint8_t tls_min_version;        /* 12 or 13 (TLS 1.2 / 1.3), default 12 */
+    uint32_t tls_handshake_timeout; /* seconds, default 10 */
 };
 
 /* [plugin.NAME]: the shared object and its own keys, handed to its init. */

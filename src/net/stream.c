@@ -116,9 +116,10 @@ static void submit_send(struct stream_loop *l, struct stream *st)
 static int seal(struct stream_loop *l, struct stream *st)
 {
     const struct transport_ops *x = xprt(l, st);
+    st->xprt_out = false;
     if (!x->seal)
         return 0;
-    uint32_t before = st->out->len;
+    uint32_t before = st->out ? st->out->len : 0;
     int rc = x->seal(l, st);
     uint32_t after = st->out ? st->out->len : 0;
     st->backlog += after - before;
@@ -152,6 +153,18 @@ static bool start_send(struct stream_loop *l, struct stream *st)
     st->out = NULL;
     submit_send(l, st);
     return true;
+}
+
+/* What the flush has to send: the owner's bytes, or the transport's. */
+static bool has_output(const struct stream *st)
+{
+    return (st->out && st->out->len) || st->xprt_out;
+}
+
+void stream_xprt_output(struct stream_loop *l, struct stream *st)
+{
+    st->xprt_out = true;
+    stream_mark_dirty(l, st);
 }
 
 void stream_mark_dirty(struct stream_loop *l, struct stream *st)
@@ -219,7 +232,7 @@ bool stream_close(struct stream_loop *l, struct stream *st)
 {
     if (st->shut)
         return st->teardown_pending;
-    if (!st->sending && st->out && st->out->len)
+    if (!st->sending && has_output(st))
         start_send(l, st);
     st->shut = true;
     if (st->sending) {
@@ -328,7 +341,7 @@ void stream_on_send(struct stream_loop *l, struct stream *st, int res)
      * the rest of a short write is dropped, never sent there. */
     sending_done(l, st);
     bool sent = false;
-    if (st->out && st->out->len && (!st->shut || st->teardown_pending) && !st->close_submitted)
+    if (has_output(st) && (!st->shut || st->teardown_pending) && !st->close_submitted)
         sent = start_send(l, st);
     if (!sent && st->shut && st->teardown_pending)
         teardown(l, st, true);
@@ -349,7 +362,7 @@ void stream_flush(struct stream_loop *l)
         l->dirty = st->next_dirty;
         st->is_dirty = false;
         l->ev->on_flush(l, st);
-        if (!st->shut && !st->sending && st->out && st->out->len)
+        if (!st->shut && !st->sending && has_output(st))
             start_send(l, st);
         stream_maybe_closed(l, st);
     }
@@ -389,7 +402,7 @@ size_t stream_export_size(const struct stream_loop *l, const struct stream *st)
     return x->export_size ? x->export_size(l, st) : 0;
 }
 
-void stream_export(const struct stream_loop *l, const struct stream *st, uint8_t *to)
+void stream_export(const struct stream_loop *l, struct stream *st, uint8_t *to)
 {
     const struct transport_ops *x = xprt(l, st);
     if (x->export_state)
@@ -402,4 +415,20 @@ int stream_import(struct stream_loop *l, struct stream *st, const uint8_t *from,
     if (!x->import_state)
         return len ? -EINVAL : 0;
     return x->import_state(l, st, from, len);
+}
+
+int stream_resume(struct stream_loop *l, struct stream *st)
+{
+    const struct transport_ops *x = xprt(l, st);
+    if (!x->input || st->shut)
+        return 0;
+    int rc = x->input(l, st, NULL, 0);
+    return rc < 0 && (rc == -EAGAIN || rc == -ENOBUFS || rc == -ECANCELED) ? -EPROTO : rc;
+}
+
+uint32_t stream_opening(const struct stream_loop *l, struct stream *st, bool *open)
+{
+    const struct transport_ops *x = xprt(l, st);
+    *open = true;
+    return x->opening ? x->opening(l, st, open) : 0;
 }

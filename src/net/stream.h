@@ -74,6 +74,7 @@ struct stream {
     bool teardown_pending : 1; /* flush, then shut down */
     bool close_submitted : 1;  /* the close of the descriptor is queued */
     bool proxy_wait : 1;       /* its first bytes are a PROXY header (stream_proxy.c) */
+    bool xprt_out : 1;         /* the transport has output of its own (stream_xprt_output) */
     uint16_t proxy_hold;       /* 1 + its slot in loop->proxy_holds: header incomplete */
 };
 
@@ -117,19 +118,28 @@ struct transport_ops {
     /* A stream was accepted (or adopted): set up its state. 0 or -errno. */
     int (*open)(struct stream_loop *l, struct stream *st);
     /* Bytes read from the socket: hand what they carry to ev->on_bytes
-     * (stream_deliver), send what the protocol needs (stream_reserve).
-     * 0, or -errno to close the stream. */
+     * (stream_deliver), send what the protocol needs (stream_reserve, or
+     * its own output and stream_xprt_output). data NULL, len 0: hand up
+     * what the transport holds (stream_resume). 0, or -errno to close the
+     * stream. */
     int (*input)(struct stream_loop *l, struct stream *st, const uint8_t *data, size_t len);
     /* st->out is about to be sent: encode it in place or replace it (the
-     * owner wrote plain bytes; st->backlog counts those). 0 or -errno. */
+     * owner wrote plain bytes; st->backlog counts those), putting first
+     * what the transport has to send of its own. st->out may be NULL or
+     * empty when only the transport has output (st->xprt_out). 0 or
+     * -errno. */
     int (*seal)(struct stream_loop *l, struct stream *st);
     /* State that travels with the stream when its descriptor moves to
-     * another loop: its size, written to `to`, read back there (after
-     * open). NULL: none. The loop is there to find the state
-     * (stream_state). */
+     * another loop: its size, written to `to` (from then on the stream
+     * here must not use it: the other loop may), read back there (after
+     * open), or here again when the move failed. NULL: none. */
     size_t (*export_size)(const struct stream_loop *l, const struct stream *st);
-    void (*export_state)(const struct stream_loop *l, const struct stream *st, uint8_t *to);
+    void (*export_state)(const struct stream_loop *l, struct stream *st, uint8_t *to);
     int (*import_state)(struct stream_loop *l, struct stream *st, const uint8_t *from, size_t len);
+    /* The milliseconds the transport allows a new stream for an opening
+     * of its own (a TLS handshake), so that the owner can bound it, and
+     * in *open whether this stream is through it. NULL: no opening. */
+    uint32_t (*opening)(const struct stream_loop *l, struct stream *st, bool *open);
     /* The stream is going away: release its state. */
     void (*close)(struct stream_loop *l, struct stream *st);
 };
@@ -214,6 +224,11 @@ static inline void stream_deliver(struct stream_loop *l, struct stream *st, cons
 /* List the stream for the flush without output (ev->on_flush runs). */
 void stream_mark_dirty(struct stream_loop *l, struct stream *st);
 
+/* For transports: they have bytes of their own to send (a handshake
+ * answer, an alert) whether or not the owner writes: the flush seals and
+ * sends then. */
+void stream_xprt_output(struct stream_loop *l, struct stream *st);
+
 /* stream_reserve when the output buffer must be created or grown. */
 uint8_t *stream_reserve_grow(struct stream *st, size_t n);
 
@@ -254,7 +269,7 @@ void stream_teardown(struct stream_loop *l, struct stream *st);
 /* Whether output is queued or being sent. */
 static inline bool stream_sending(const struct stream *st)
 {
-    return st->sending || (st->out && st->out->len && !st->shut);
+    return st->sending || (((st->out && st->out->len) || st->xprt_out) && !st->shut);
 }
 
 /* Once per loop turn: send what each dirty stream has, re-arm receives. */
@@ -305,10 +320,21 @@ long stream_proxy_input(struct stream_loop *l, struct stream *st, const uint8_t 
 void stream_proxy_release(struct stream_loop *l, struct stream *st);
 
 /* The transport state that travels with a moving stream: its size, and
- * written to `to`. */
+ * written to `to` (the stream here no longer uses it, unless it is
+ * imported back because the move failed). */
 size_t stream_export_size(const struct stream_loop *l, const struct stream *st);
-void stream_export(const struct stream_loop *l, const struct stream *st, uint8_t *to);
-/* Read it back on the new loop (after stream_open). 0 or -errno. */
+void stream_export(const struct stream_loop *l, struct stream *st, uint8_t *to);
+/* Read it back on the new loop (after stream_open), or on this one when
+ * the move failed. 0 or -errno. */
 int stream_import(struct stream_loop *l, struct stream *st, const uint8_t *from, size_t len);
+
+/* After the owner has re-read what a moved stream carried: input the
+ * transport brought along (bytes received but not yet decoded when it
+ * moved) is handed up now. 0, or -errno: the owner closes the stream. */
+int stream_resume(struct stream_loop *l, struct stream *st);
+
+/* The transport's opening bound in ms (transport_ops.opening; 0: none)
+ * and whether st is through its opening (always, with none). */
+uint32_t stream_opening(const struct stream_loop *l, struct stream *st, bool *open);
 
 #endif

@@ -5,6 +5,7 @@
 #include "net/transport.h"
 
 #include "net/ws.h"
+#include "net/tls.h"
 
 static const struct transport_kind kind_tcp = {
     .ops = &transport_tcp,
@@ -13,6 +14,7 @@ static const struct transport_kind kind_tcp = {
 static const struct transport_kind *const kinds[CONFIG_TRANSPORT_COUNT] = {
     [CONFIG_TRANSPORT_TCP] = &kind_tcp,
     [CONFIG_TRANSPORT_WS] = &transport_kind_ws,
+    [CONFIG_TRANSPORT_TLS] = &transport_kind_tls,
 };
 
 const struct transport_kind *transport_kind(enum config_transport t)

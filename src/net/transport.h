@@ -30,6 +30,9 @@ struct transport_kind {
     int (*listener_reload)(void *ctx, const struct config_listener *cl);
     /* Free the context once no stream uses it (at exit). */
     void (*listener_destroy)(void *ctx);
+    /* A thread that ran streams of this kind is ending: free what the
+     * library keeps per thread. NULL: nothing. Idempotent. */
+    void (*thread_fini)(void);
 };
 
 /* The kind of transport t (never NULL for t < CONFIG_TRANSPORT_COUNT). */

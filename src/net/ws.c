@@ -445,7 +445,7 @@ static size_t ws_export_size(const struct stream_loop *l, const struct stream *s
     return sizeof(struct ws_rx) + (ws->rx.upgraded ? ws->rx.ctl_len : 0);
 }
 
-static void ws_export(const struct stream_loop *l, const struct stream *st, uint8_t *to)
+static void ws_export(const struct stream_loop *l, struct stream *st, uint8_t *to)
 {
     const struct ws_state *ws = ws_of(l, st);
     memcpy(to, &ws->rx, sizeof(ws->rx));

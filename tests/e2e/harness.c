@@ -632,6 +632,19 @@ static bool cond_connack(struct client *c, int arg)
     return c->connack >= 0 || c->closed;
 }
 
+/* TLS towards the broker, verifying it (and 127.0.0.1 in its certificate). */
+static void client_tls_setup(struct mosquitto *m, const struct client_opts *o)
+{
+    int rc = mosquitto_tls_set(m, o->tls_ca, NULL, o->tls_cert, o->tls_key, NULL);
+    cr_assert(rc == MOSQ_ERR_SUCCESS, "mosquitto_tls_set: %s", mosquitto_strerror(rc));
+    rc = mosquitto_tls_opts_set(m, 1, o->tls_version, NULL);
+    cr_assert(rc == MOSQ_ERR_SUCCESS, "mosquitto_tls_opts_set: %s", mosquitto_strerror(rc));
+    if (o->tls_alpn) {
+        rc = mosquitto_string_option(m, MOSQ_OPT_TLS_ALPN, o->tls_alpn);
+        cr_assert(rc == MOSQ_ERR_SUCCESS, "MOSQ_OPT_TLS_ALPN: %s", mosquitto_strerror(rc));
+    }
+}
+
 int client_connect_rc(const struct broker *b, const struct client_opts *o, struct client **out)
 {
     pthread_once(&g_lib_once, lib_init);
@@ -667,6 +680,8 @@ int client_connect_rc(const struct broker *b, const struct client_opts *o, struc
     }
     if (o->username || o->password)
         mosquitto_username_pw_set(c->mosq, o->username, o->password);
+    if (o->tls_ca)
+        client_tls_setup(c->mosq, o);
     int rc = mosquitto_connect(c->mosq, "127.0.0.1", b->port, o->keepalive ? o->keepalive : 60);
     if (rc != MOSQ_ERR_SUCCESS)
         return -ECONNREFUSED;

@@ -76,6 +76,15 @@ struct client_opts {
     bool will_retain;
     const char *username;
     const char *password;
+    /* TLS (a broker listener with transport = tls): the CA file to verify
+     * the broker with turns it on; a client certificate and key (PEM) are
+     * optional; tls_version ("tlsv1.2", "tlsv1.3"; NULL: any) and ALPN
+     * (NULL: none offered). */
+    const char *tls_ca;
+    const char *tls_cert;
+    const char *tls_key;
+    const char *tls_version;
+    const char *tls_alpn;
 };
 
 /* A received message (owned by the caller; free with msg_free). */

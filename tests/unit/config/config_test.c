@@ -215,6 +215,15 @@ Test(config, shipped_file_lists_every_key)
         "ws_max_frame",
         "proxy_protocol",
         "proxy_trusted",
+        "tls_cert",
+        "tls_key",
+        "tls_ca",
+        "tls_verify_client",
+        "tls_crl",
+        "tls_min_version",
+        "tls_ciphers",
+        "tls_ciphersuites",
+        "tls_handshake_timeout",
         "max_packet_size",
         "max_connections",
         "max_pending_connections",
@@ -441,7 +450,71 @@ Test(config, error_bad_value)
     expect_file_error(LISTENER_OK "[log]\ntarget = file\n",
                       ":3: [log] target: expected stderr or syslog, got 'file'");
     expect_file_error("[listener.web]\ntransport = quic\n",
-                      ":2: [listener.web] transport: expected tcp or ws, got 'quic'");
+                      ":2: [listener.web] transport: expected tcp, ws or tls, got 'quic'");
+}
+
+Test(config, tls_keys)
+{
+    const char *ov[] = {
+        "listener.s.port=8883",
+        "listener.s.transport=tls",
+        "listener.s.tls_cert=/c.pem",
+        "listener.s.tls_key=/k.pem",
+        "listener.s.tls_ca=/ca.pem",
+        "listener.s.tls_crl=/crl.pem",
+        "listener.s.tls_verify_client=required",
+        "listener.s.tls_min_version=1.3",
+        "listener.s.tls_ciphers=ECDHE-ECDSA-AES128-GCM-SHA256",
+        "listener.s.tls_ciphersuites=TLS13-AES128-GCM-SHA256",
+        "listener.s.tls_handshake_timeout=3",
+    };
+    struct config cfg;
+    load_ok(&cfg, LISTENER_OK, ov, sizeof(ov) / sizeof(ov[0]));
+    const struct config_listener *l = &cfg.listeners[1];
+    cr_assert_eq(l->transport, CONFIG_TRANSPORT_TLS);
+    cr_assert_str_eq(config_transport_name(l->transport), "tls");
+    cr_assert_str_eq(l->tls_cert, "/c.pem");
+    cr_assert_str_eq(l->tls_key, "/k.pem");
+    cr_assert_str_eq(l->tls_ca, "/ca.pem");
+    cr_assert_str_eq(l->tls_crl, "/crl.pem");
+    cr_assert_eq(l->tls_verify_client, CONFIG_TLS_VERIFY_REQUIRED);
+    cr_assert_eq(l->tls_min_version, 13);
+    cr_assert_str_eq(l->tls_ciphers, "ECDHE-ECDSA-AES128-GCM-SHA256");
+    cr_assert_str_eq(l->tls_ciphersuites, "TLS13-AES128-GCM-SHA256");
+    cr_assert_eq(l->tls_handshake_timeout, 3);
+    /* The defaults: no client certificate, TLS 1.2 and up, 10 s. */
+    cr_assert_eq(cfg.listeners[0].tls_verify_client, CONFIG_TLS_VERIFY_NONE);
+    cr_assert_eq(cfg.listeners[0].tls_min_version, 12);
+    cr_assert_eq(cfg.listeners[0].tls_handshake_timeout, 10);
+}
+
+Test(config, tls_errors)
+{
+    expect_file_error("[listener.s]\ntransport = tls\n",
+                      ":2: [listener.s] transport = tls needs tls_cert and tls_key");
+    expect_file_error("[listener.s]\ntls_cert = /c\ntransport = tls\n",
+                      ":3: [listener.s] transport = tls needs tls_cert and tls_key");
+    expect_file_error("[listener.s]\ntransport = tls\ntls_cert = /c\ntls_key = /k\n"
+                      "tls_verify_client = required\n",
+                      ":2: [listener.s] tls_verify_client needs tls_ca");
+    expect_file_error("[listener.s]\ntls_min_version = 1.1\n",
+                      ":2: [listener.s] tls_min_version: expected 1.2 or 1.3 (TLS 1.0 and 1.1 "
+                      "are not supported), got '1.1'");
+    expect_file_error("[listener.s]\ntls_verify_client = yes\n",
+                      ":2: [listener.s] tls_verify_client: expected none, optional or required, "
+                      "got 'yes'");
+    expect_file_error(
+        "[listener.s]\ntls_handshake_timeout = 0\n",
+        ":2: [listener.s] tls_handshake_timeout: expected an integer 1..3600, got '0'");
+    /* From an override there is no line to name. */
+    struct config cfg;
+    char err[512];
+    const char *ov[] = {"listener.default.transport=tls"};
+    cr_assert_eq(load_text(&cfg, LISTENER_OK, ov, 1, err, sizeof(err)), -1);
+    char want[600];
+    snprintf(want, sizeof(want),
+             "%s: [listener.default] transport = tls needs tls_cert and tls_key", tmp_path);
+    cr_assert_str_eq(err, want);
 }
 
 Test(config, error_duplicate_key)

@@ -113,9 +113,9 @@ static size_t x_export_size(const struct stream_loop *l, const struct stream *st
     (void)st;
     return 4;
 }
-static void x_export(const struct stream_loop *l, const struct stream *st, uint8_t *to)
+static void x_export(const struct stream_loop *l, struct stream *st, uint8_t *to)
 {
-    memcpy(to, stream_state(l, (struct stream *)st), 4);
+    memcpy(to, stream_state(l, st), 4);
 }
 static int x_import(struct stream_loop *l, struct stream *st, const uint8_t *from, size_t n)
 {
@@ -157,6 +157,36 @@ static const struct transport_ops answering_xprt = {
 
 static const struct transport_ops failing_xprt = {
     .name = "failing", .input = bad_input, .seal = bad_seal};
+
+/* A transport that answers on its own: each '?' received queues one 'A'
+ * of its own output (as a TLS handshake does), with nothing for the
+ * owner; seal puts those first, then the owner's bytes. */
+static int ans_input(struct stream_loop *l, struct stream *st, const uint8_t *d, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (d[i] == '?') {
+            (*(uint32_t *)stream_state(l, st))++;
+            stream_xprt_output(l, st);
+        }
+    return 0;
+}
+static int ans_seal(struct stream_loop *l, struct stream *st)
+{
+    uint32_t *pending = stream_state(l, st);
+    uint32_t plain = st->out ? st->out->len : 0;
+    struct iobuf *nb = iobuf_create(*pending + plain);
+    cr_assert_not_null(nb);
+    memset(nb->data, 'A', *pending);
+    if (plain)
+        memcpy(nb->data + *pending, st->out->data, plain);
+    nb->len = *pending + plain;
+    *pending = 0;
+    free(st->out);
+    st->out = nb;
+    return 0;
+}
+static const struct transport_ops pending_xprt = {
+    .name = "pending", .state_size = 4, .input = ans_input, .seal = ans_seal};
 
 static const struct transport_ops test_xprt = {
     .name = "test",
@@ -470,4 +500,39 @@ Test(stream, transport_input_error_is_not_try_again, .init = setup_failing, .fin
     cr_assert_eq(write(peer, "!", 1), 1);
     pump(ended, NULL, 0, NULL);
     cr_assert_eq(o->last_end, -EPROTO);
+}
+
+static void setup_pending(void)
+{
+    setup_with(&pending_xprt);
+    cr_assert_eq(stream_open(&loop, &o->st, 0, 1, NULL), 0);
+}
+
+Test(stream, transport_output_alone_is_sent, .init = setup_pending, .fini = teardown_all)
+{
+    /* Only the transport has output (the owner wrote nothing): the flush
+     * still seals and sends it, and the backlog counts it until sent. */
+    stream_arm_recv(&loop, &o->st);
+    cr_assert_eq(write(peer, "??", 2), 2);
+    have = 0;
+    want = 2;
+    pump(sent_all, sink, sizeof(sink), &have);
+    cr_assert_eq(have, 2, "the transport's own output reached the peer");
+    cr_assert_arr_eq(sink, "AA", 2);
+    cr_assert_eq(o->ngot, 0, "the owner was handed nothing");
+    cr_assert_eq(o->st.backlog, 0);
+    cr_assert_eq(loop.out_bytes, 0);
+    cr_assert_not(stream_sending(&o->st));
+    /* With owner output too: the transport's bytes go first. */
+    cr_assert_eq(write(peer, "?", 1), 1);
+    want = 3;
+    pump(sent_all, sink, sizeof(sink), &have);
+    uint8_t *p = stream_reserve(&loop, &o->st, 2);
+    memcpy(p, "hi", 2);
+    stream_commit(&loop, &o->st, 2);
+    want = 5;
+    pump(sent_all, sink, sizeof(sink), &have);
+    cr_assert_eq(have, 5);
+    cr_assert_arr_eq(sink, "AAAhi", 5);
+    cr_assert_eq(loop.out_bytes, 0);
 }

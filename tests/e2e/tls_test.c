@@ -1,0 +1,492 @@
+/* E2E: MQTT over TLS (transport = tls) with libmosquitto as the client:
+ * QoS 0/1/2 round trips, a 1 MiB payload (many records), mutual TLS, a
+ * retained message and a persistent session across reconnects, clients
+ * whose CONNECT lands on another shard than their home (the connection
+ * moves there with its TLS state), and bad input, each closing only its
+ * own connection: plain MQTT on the TLS port, a ClientHello on a plain
+ * port, TLS 1.1, no / wrong-CA / expired client certificate, a stalled
+ * handshake, an unknown ALPN protocol, and bad certificate files.
+ *
+ * Certificates are made by the openssl CLI in each test's own directory
+ * (nothing with a private key is committed). ringmqd only. */
+#include "harness.h"
+
+#include <criterion/criterion.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <wolfssl/options.h>
+#include <wolfssl/ssl.h>
+
+static struct broker b;
+static char dir[64];
+static char ca[128], cert[128], key[128], ccert[128], ckey[128];
+static char other_cert[128], other_key[128], exp_cert[128], exp_key[128];
+static char set_cert[200], set_key[200], set_ca[200];
+
+/* CA; server certificate for localhost / 127.0.0.1; a client certificate
+ * of that CA; one of another CA; an expired one of the CA. P-256 keys. */
+static const char make_certs[] =
+    "set -e; cd %s; k='-newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes'\n"
+    "openssl req -x509 $k -keyout ca.key -out ca.crt -days 2 -subj /CN=ringmq-test-ca\n"
+    "openssl req -x509 $k -keyout oca.key -out oca.crt -days 2 -subj /CN=other-ca\n"
+    "printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\\n' > san.ext\n"
+    "sign() { openssl req $k -keyout $1.key -out $1.csr -subj /CN=$1;"
+    " openssl x509 -req -in $1.csr -CA $2.crt -CAkey $2.key -CAcreateserial -out $1.crt"
+    " -days $3 $4; }\n"
+    "sign server ca 2 '-extfile san.ext'\n"
+    "sign client ca 2 ''\n"
+    "sign stranger oca 2 ''\n"
+    "sign expired ca -1 ''\n";
+
+static void certs_make(void)
+{
+    snprintf(dir, sizeof(dir), "/tmp/ringmq-tls-XXXXXX");
+    cr_assert(mkdtemp(dir));
+    char cmd[2048];
+    snprintf(cmd, sizeof(cmd), make_certs, dir);
+    char full[2200];
+    snprintf(full, sizeof(full), "( %s ) >%s/openssl.log 2>&1", cmd, dir);
+    cr_assert(system(full) == 0, "openssl could not make the test certificates (see %s)", dir);
+#define P(var, name) snprintf(var, sizeof(var), "%s/%s", dir, name)
+    P(ca, "ca.crt");
+    P(cert, "server.crt");
+    P(key, "server.key");
+    P(ccert, "client.crt");
+    P(ckey, "client.key");
+    P(other_cert, "stranger.crt");
+    P(other_key, "stranger.key");
+    P(exp_cert, "expired.crt");
+    P(exp_key, "expired.key");
+#undef P
+    snprintf(set_cert, sizeof(set_cert), "listener.default.tls_cert=%s", cert);
+    snprintf(set_key, sizeof(set_key), "listener.default.tls_key=%s", key);
+    snprintf(set_ca, sizeof(set_ca), "listener.default.tls_ca=%s", ca);
+}
+
+static void suite_init(void)
+{
+    const char *which = getenv("RINGMQ_E2E_BROKER");
+    if (which && !strcmp(which, "mosquitto"))
+        cr_skip_test("ringmqd only");
+    certs_make();
+}
+
+static void suite_fini(void)
+{
+    e2e_fini();
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    if (dir[0] && system(cmd) != 0)
+        fprintf(stderr, "cannot remove %s\n", dir);
+}
+
+TestSuite(tls, .init = suite_init, .fini = suite_fini, .timeout = 60);
+
+#define TLS_LISTENER "listener.default.transport=tls", set_cert, set_key
+
+static struct client_opts tls_opts(const char *id, bool clean)
+{
+    return (struct client_opts){.id = id, .clean = clean, .tls_ca = ca};
+}
+
+static struct client *tls_open(const char *id, bool clean)
+{
+    struct client_opts o = tls_opts(id, clean);
+    return client_connect(&b, &o);
+}
+
+/* A TLS client of the same broker that must keep working. */
+static struct client *good_client(void)
+{
+    struct client *good = tls_open("good", true);
+    cr_assert(client_subscribe(good, "ok/t", 1) == 1);
+    return good;
+}
+
+static void good_still_works(struct client *good)
+{
+    client_publish(good, "ok/t", "still", 5, 1, false);
+    client_expect_message(good, "ok/t", "still", NULL, NULL);
+    client_disconnect(good);
+}
+
+Test(tls, qos012_round_trip)
+{
+    broker_start(&b, TLS_LISTENER, NULL);
+    struct client *sub = tls_open("sub", true);
+    struct client *pub = tls_open("pub", true);
+    for (int q = 0; q <= 2; q++) {
+        char topic[16];
+        snprintf(topic, sizeof(topic), "t/%d", q);
+        cr_assert_eq(client_subscribe(sub, topic, q), q);
+        client_publish(pub, topic, "hello", 5, q, false);
+        int got_qos;
+        client_expect_message(sub, topic, "hello", &got_qos, NULL);
+        cr_assert_eq(got_qos, q);
+    }
+    client_disconnect(pub);
+    client_disconnect(sub);
+    broker_stop(&b);
+}
+
+Test(tls, payload_of_1mib_in_many_records)
+{
+    broker_start(&b, TLS_LISTENER, "limits.max_packet_size=2000000", NULL);
+    struct client *sub = tls_open("big-sub", true);
+    struct client *pub = tls_open("big-pub", true);
+    cr_assert_eq(client_subscribe(sub, "big", 1), 1);
+    size_t n = 1u << 20;
+    uint8_t *payload = malloc(n);
+    cr_assert(payload);
+    for (size_t i = 0; i < n; i++)
+        payload[i] = (uint8_t)(i * 7 + (i >> 10));
+    client_publish(pub, "big", payload, (int)n, 1, false);
+    struct msg m;
+    cr_assert_eq(client_wait_message(sub, &m, E2E_WAIT_MS), 0);
+    cr_assert_eq(m.len, (int)n);
+    cr_assert(memcmp(m.payload, payload, n) == 0, "the payload came back changed");
+    msg_free(&m);
+    free(payload);
+    client_disconnect(pub);
+    client_disconnect(sub);
+    broker_stop(&b);
+}
+
+Test(tls, mutual_tls_required_with_a_good_certificate)
+{
+    broker_start(&b, TLS_LISTENER, set_ca, "listener.default.tls_verify_client=required", NULL);
+    struct client_opts o = tls_opts("mtls", true);
+    o.tls_cert = ccert;
+    o.tls_key = ckey;
+    struct client *c = client_connect(&b, &o);
+    cr_assert_eq(client_subscribe(c, "m/t", 2), 2);
+    client_publish(c, "m/t", "mutual", 6, 2, false);
+    client_expect_message(c, "m/t", "mutual", NULL, NULL);
+    client_disconnect(c);
+    broker_stop(&b);
+}
+
+Test(tls, retained_and_persistent_session_across_reconnect)
+{
+    broker_start(&b, TLS_LISTENER, NULL);
+    struct client *c = tls_open("keeper", false);
+    cr_assert_eq(client_subscribe(c, "q/#", 1), 1);
+    client_disconnect(c);
+    struct client *pub = tls_open("pub", true);
+    client_publish(pub, "q/1", "queued", 6, 1, false);
+    client_publish(pub, "r/1", "kept", 4, 1, true);
+    client_disconnect(pub);
+    c = tls_open("keeper", false);
+    cr_assert(client_session_present(c), "the session outlived the TLS connection");
+    client_expect_message(c, "q/1", "queued", NULL, NULL);
+    cr_assert_eq(client_subscribe(c, "r/1", 1), 1);
+    bool retain = false;
+    client_expect_message(c, "r/1", "kept", NULL, &retain);
+    cr_assert(retain);
+    client_disconnect(c);
+    broker_stop(&b);
+}
+
+/* With 4 shards most of these CONNECTs land on a shard that is not the
+ * client's home: the connection moves there with its TLS session and
+ * must go on decrypting and encrypting there. */
+Test(tls, clients_move_to_their_home_shard_with_their_tls_state)
+{
+    enum { N = 16 };
+    broker_start(&b, TLS_LISTENER, NULL);
+    struct client *c[N];
+    for (int i = 0; i < N; i++) {
+        char id[16], topic[16];
+        snprintf(id, sizeof(id), "mover-%d", i);
+        snprintf(topic, sizeof(topic), "m/%d", i);
+        c[i] = tls_open(id, true);
+        cr_assert_eq(client_subscribe(c[i], topic, 1), 1);
+    }
+    struct client *pub = tls_open("pub", true);
+    for (int i = 0; i < N; i++) {
+        char topic[16], body[16];
+        snprintf(topic, sizeof(topic), "m/%d", i);
+        snprintf(body, sizeof(body), "to %d", i);
+        client_publish(pub, topic, body, (int)strlen(body), 1, false);
+        client_expect_message(c[i], topic, body, NULL, NULL);
+    }
+    for (int i = 0; i < N; i++) {
+        /* And the other way: each publishes from its home shard. */
+        char topic[16];
+        snprintf(topic, sizeof(topic), "m/%d", (i + 1) % N);
+        client_publish(c[i], topic, "back", 4, 1, false);
+        client_expect_message(c[(i + 1) % N], topic, "back", NULL, NULL);
+    }
+    client_disconnect(pub);
+    for (int i = 0; i < N; i++)
+        client_disconnect(c[i]);
+    broker_stop(&b);
+}
+
+Test(tls, alpn_mqtt_accepted_and_another_refused)
+{
+    broker_start(&b, TLS_LISTENER, NULL);
+    struct client_opts o = tls_opts("alpn", true);
+    o.tls_alpn = "mqtt";
+    struct client *c = client_connect(&b, &o);
+    client_disconnect(c);
+    o.tls_alpn = "h2";
+    cr_assert_neq(client_connect_rc(&b, &o, &c), 0, "a client asking only for h2 was served");
+    client_destroy(c);
+    broker_stop(&b);
+}
+
+/* ---- records that arrive together ------------------------------------------ */
+
+/* wolfSSL as a raw TLS client: after the handshake its records are held
+ * and sent in one send(), so that the broker reads CONNECT and SUBSCRIBE
+ * (two records) in one receive. */
+struct held {
+    uint8_t buf[4096];
+    size_t len;
+};
+
+static int held_send(WOLFSSL *ssl, char *data, int sz, void *ctx)
+{
+    (void)ssl;
+    struct held *h = ctx;
+    cr_assert_leq(h->len + (size_t)sz, sizeof(h->buf));
+    memcpy(h->buf + h->len, data, (size_t)sz);
+    h->len += (size_t)sz;
+    return sz;
+}
+
+/* CONNECT as `id`, SUBSCRIBE, in two records sent at once; the SUBACK
+ * must come without anything more from the client. */
+static void connect_and_subscribe_at_once(WOLFSSL_CTX *cctx, const char *id)
+{
+    int fd = raw_open(&b);
+    WOLFSSL *ssl = wolfSSL_new(cctx);
+    cr_assert(ssl);
+    wolfSSL_set_fd(ssl, fd);
+    cr_assert_eq(wolfSSL_connect(ssl), WOLFSSL_SUCCESS, "handshake: %d", wolfSSL_get_error(ssl, 0));
+    struct held h = {.len = 0};
+    wolfSSL_SSLSetIOSend(ssl, held_send);
+    wolfSSL_SetIOWriteCtx(ssl, &h);
+    struct pkt p;
+    uint8_t out[512];
+    struct raw_connect rc = {.flags = -1, .clean = true, .id = id, .keepalive = 60};
+    pkt_connect(&p, &rc);
+    size_t n = pkt_encode(&p, out);
+    cr_assert_eq(wolfSSL_write(ssl, out, (int)n), (int)n);
+    pkt_subscribe(&p, 7, "held/t", 1);
+    n = pkt_encode(&p, out);
+    cr_assert_eq(wolfSSL_write(ssl, out, (int)n), (int)n);
+    cr_assert_eq(raw_send(fd, h.buf, h.len), 0);
+    uint8_t in[16];
+    int got = 0;
+    struct pollfd pf = {.fd = fd, .events = POLLIN};
+    while (got < 4 + 5 && poll(&pf, 1, E2E_WAIT_MS) > 0) {
+        int k = wolfSSL_read(ssl, in + got, (int)sizeof(in) - got);
+        if (k <= 0 && wolfSSL_get_error(ssl, k) != WOLFSSL_ERROR_WANT_READ)
+            break;
+        got += k > 0 ? k : 0;
+    }
+    cr_assert_eq(got, 4 + 5, "%s: got %d bytes, not CONNACK and SUBACK", id, got);
+    cr_assert_eq(in[0], 0x20, "CONNACK");
+    cr_assert_eq(in[3], 0, "accepted");
+    cr_assert_eq(in[4], 0x90, "SUBACK without more input");
+    wolfSSL_free(ssl);
+    close(fd);
+}
+
+Test(tls, records_that_arrive_with_connect_are_read_after_the_move)
+{
+    broker_start(&b, TLS_LISTENER, NULL);
+    cr_assert_eq(wolfSSL_Init(), WOLFSSL_SUCCESS);
+    WOLFSSL_CTX *cctx = wolfSSL_CTX_new(wolfTLS_client_method());
+    cr_assert(cctx);
+    cr_assert_eq(wolfSSL_CTX_load_verify_locations(cctx, ca, NULL), WOLFSSL_SUCCESS);
+    /* With 4 shards most of these land away from their home shard. */
+    for (int i = 0; i < 8; i++) {
+        char id[16];
+        snprintf(id, sizeof(id), "held-%d", i);
+        connect_and_subscribe_at_once(cctx, id);
+    }
+    wolfSSL_CTX_free(cctx);
+    wolfSSL_Cleanup();
+    broker_stop(&b);
+}
+
+/* ---- bad input ------------------------------------------------------------ */
+
+/* A TLS 1.1 ClientHello (no supported_versions extension) offering two
+ * TLS 1.0/1.1 suites. */
+static size_t client_hello_tls11(uint8_t *out)
+{
+    static const uint8_t tail[] = {0x00, 0x00, 0x04, 0xc0, 0x14, 0x00, 0x2f, 0x01, 0x00};
+    size_t body = 2 + 32 + sizeof(tail);
+    uint8_t *w = out;
+    *w++ = 0x16; /* handshake record, version 3.1 */
+    *w++ = 0x03;
+    *w++ = 0x01;
+    *w++ = (uint8_t)((body + 4) >> 8);
+    *w++ = (uint8_t)(body + 4);
+    *w++ = 0x01; /* ClientHello */
+    *w++ = 0;
+    *w++ = (uint8_t)(body >> 8);
+    *w++ = (uint8_t)body;
+    *w++ = 0x03; /* client_version TLS 1.1 */
+    *w++ = 0x02;
+    for (int i = 0; i < 32; i++)
+        *w++ = (uint8_t)(i * 13);
+    memcpy(w, tail, sizeof(tail));
+    return (size_t)(w - out) + sizeof(tail);
+}
+
+/* Sends bytes on a raw connection and asserts the broker closes it; the
+ * first byte it answered with, or -1 for none. */
+static int closed_after(const void *bytes, size_t len)
+{
+    int fd = raw_open(&b);
+    raw_send(fd, bytes, len);
+    uint8_t first[1];
+    int answer = -1;
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    if (poll(&p, 1, E2E_WAIT_MS) > 0 && recv(fd, first, 1, MSG_PEEK) == 1)
+        answer = first[0];
+    cr_assert(raw_wait_close(fd, E2E_WAIT_MS) == 0, "broker kept the connection open");
+    close(fd);
+    return answer;
+}
+
+Test(tls, plain_mqtt_on_the_tls_port_is_closed_and_logged)
+{
+    broker_start(&b, TLS_LISTENER, NULL);
+    struct client *good = good_client();
+    struct pkt p;
+    struct raw_connect rc = {.flags = -1, .clean = true, .id = "plain", .keepalive = 60};
+    pkt_connect(&p, &rc);
+    uint8_t out[256];
+    size_t n = pkt_encode(&p, out);
+    int answer = closed_after(out, n);
+    cr_assert(answer == -1 || answer == 0x15, "answered 0x%02x, not a TLS alert", answer);
+    broker_wait_log(&b, "TLS handshake from 127.0.0.1 failed", 1);
+    good_still_works(good);
+    broker_stop(&b);
+}
+
+Test(tls, client_hello_on_a_plain_port_is_closed)
+{
+    broker_start(&b, NULL);
+    struct client *good = client_open(&b, "good", true);
+    cr_assert(client_subscribe(good, "ok/t", 1) == 1);
+    uint8_t hello[128];
+    cr_assert_eq(closed_after(hello, client_hello_tls11(hello)), -1, "MQTT answered TLS");
+    good_still_works(good);
+    broker_stop(&b);
+}
+
+Test(tls, tls_1_1_is_refused)
+{
+    broker_start(&b, TLS_LISTENER, NULL);
+    struct client *good = good_client();
+    uint8_t hello[128];
+    int answer = closed_after(hello, client_hello_tls11(hello));
+    cr_assert(answer == -1 || answer == 0x15, "answered 0x%02x, not a TLS alert", answer);
+    broker_wait_log(&b, "TLS handshake from 127.0.0.1 failed", 1);
+    good_still_works(good);
+    broker_stop(&b);
+}
+
+/* With tls_verify_client = required, a client presenting (cert, key) is
+ * refused, and logged; the good client (with a certificate) goes on. */
+static void refused_with(const char *c_cert, const char *c_key)
+{
+    broker_start(&b, TLS_LISTENER, set_ca, "listener.default.tls_verify_client=required", NULL);
+    struct client_opts go = tls_opts("good", true);
+    go.tls_cert = ccert;
+    go.tls_key = ckey;
+    struct client *good = client_connect(&b, &go);
+    cr_assert(client_subscribe(good, "ok/t", 1) == 1);
+    struct client_opts o = tls_opts("bad", true);
+    o.tls_cert = c_cert;
+    o.tls_key = c_key;
+    struct client *c;
+    int rc = client_connect_rc(&b, &o, &c);
+    cr_assert_lt(rc, 0, "client served (CONNACK %d)", rc);
+    client_destroy(c);
+    broker_wait_log(&b, "TLS handshake from 127.0.0.1 failed", 1);
+    good_still_works(good);
+    broker_stop(&b);
+}
+
+Test(tls, no_client_certificate_with_required_is_refused)
+{
+    refused_with(NULL, NULL);
+}
+
+Test(tls, client_certificate_of_another_ca_is_refused)
+{
+    refused_with(other_cert, other_key);
+}
+
+Test(tls, expired_client_certificate_is_refused)
+{
+    refused_with(exp_cert, exp_key);
+}
+
+Test(tls, stalled_handshake_is_closed_after_tls_handshake_timeout)
+{
+    /* connect_timeout (10 s) is far away: the TLS bound closes it. */
+    broker_start(&b, TLS_LISTENER, "listener.default.tls_handshake_timeout=1", NULL);
+    struct client *good = good_client();
+    uint8_t hello[128];
+    client_hello_tls11(hello);
+    int fd = raw_open(&b);
+    raw_send(fd, hello, 3); /* a record header begun, never finished */
+    cr_assert(raw_wait_close(fd, 4000) == 0, "a stalled handshake was kept open");
+    close(fd);
+    broker_wait_log(&b, "tls handshake not done within 1000 ms", 1);
+    good_still_works(good);
+    broker_stop(&b);
+}
+
+/* ringmqd with these settings must refuse to start, naming `needle`. */
+static void start_fails(const char *needle, const char *const *sets, int n)
+{
+    char cmd[2048];
+    /* Bounded: a broker that starts after all must not hang the test. */
+    int w = snprintf(cmd, sizeof(cmd), "timeout 10 %s -c %s --set listener.default.port=0",
+                     getenv("RINGMQD"), getenv("RINGMQ_CONF"));
+    for (int i = 0; i < n; i++)
+        w += snprintf(cmd + w, sizeof(cmd) - (size_t)w, " --set '%s'", sets[i]);
+    snprintf(cmd + w, sizeof(cmd) - (size_t)w, " >%s/start.log 2>&1", dir);
+    int st = system(cmd);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) != 0, "ringmqd started with a bad TLS file");
+    char path[128], line[512];
+    snprintf(path, sizeof(path), "%s/start.log", dir);
+    FILE *f = fopen(path, "r");
+    cr_assert(f);
+    bool found = false;
+    while (!found && fgets(line, sizeof(line), f))
+        found = strstr(line, needle) != NULL;
+    fclose(f);
+    cr_assert(found, "no \"%s\" in the start-up error", needle);
+}
+
+Test(tls, unreadable_or_bad_pem_stops_start_up_naming_the_file)
+{
+    char missing[200], not_pem[200], not_key[200];
+    snprintf(missing, sizeof(missing), "listener.default.tls_cert=%s/none.crt", dir);
+    const char *a[] = {"listener.default.transport=tls", missing, set_key};
+    start_fails("tls_cert = ", a, 3);
+    start_fails("none.crt: cannot read", a, 3);
+    snprintf(not_pem, sizeof(not_pem), "listener.default.tls_cert=%s/san.ext", dir);
+    const char *b2[] = {"listener.default.transport=tls", not_pem, set_key};
+    start_fails("san.ext: not a PEM certificate chain", b2, 3);
+    snprintf(not_key, sizeof(not_key), "listener.default.tls_key=%s", ca);
+    const char *c3[] = {"listener.default.transport=tls", set_cert, not_key};
+    start_fails("ca.crt: not a PEM private key", c3, 3);
+}
