@@ -20,6 +20,7 @@ struct iobuf *iobuf_create(size_t cap)
         b->len = 0;
         b->off = 0;
         b->cap = (uint32_t)cap;
+        b->mark = b->cover = 0;
     }
     return b;
 }
@@ -127,38 +128,90 @@ static int seal(struct stream_loop *l, struct stream *st)
     return rc;
 }
 
-/* Hand st->out to the kernel; false when nothing was sent: the transport
- * had nothing to send, or failed (then the output is dropped, the stream
- * shut and closed, and the owner told once). */
-static bool start_send(struct stream_loop *l, struct stream *st)
+/* Bytes of st->out that may be sent now (a gated loop holds the rest). */
+static uint32_t released(const struct stream_loop *l, const struct stream *st)
 {
-    if (seal(l, st) < 0) {
-        bool was_shut = st->shut;
-        if (st->out) {
-            st->backlog -= st->out->len;
-            l->out_bytes -= st->out->len;
-            l->out_freed += st->out->cap;
-            free(st->out);
-            st->out = NULL;
-        }
-        st->shut = true; /* nothing more to seal: the owner's close does not come back */
-        if (!was_shut)
-            l->ev->on_sent(l, st, -EPROTO);
-        teardown(l, st, true);
-        return false;
-    }
-    if (!st->out || !st->out->len)
-        return false;
-    st->sending = st->out;
-    st->out = NULL;
-    submit_send(l, st);
-    return true;
+    if (!st->out)
+        return 0;
+    return l->gated ? st->out->mark : st->out->len;
 }
 
-/* What the flush has to send: the owner's bytes, or the transport's. */
-static bool has_output(const struct stream *st)
+/* What the flush has to send: the owner's released bytes, or the
+ * transport's. */
+static bool has_output(const struct stream_loop *l, const struct stream *st)
 {
-    return (st->out && st->out->len) || st->xprt_out;
+    return released(l, st) || st->xprt_out;
+}
+
+/* Gated: take what st->out holds past its mark off into a buffer of its
+ * own (returned; NULL when out of memory), leaving st->out the released
+ * bytes (NULL when there are none). The backlog does not change. */
+static struct iobuf *take_unreleased(struct stream *st)
+{
+    struct iobuf *b = st->out;
+    if (b->mark == 0) {
+        st->out = NULL;
+        return b;
+    }
+    uint32_t n = b->len - b->mark;
+    struct iobuf *t = iobuf_create(n > STREAM_OUT_MIN ? n : STREAM_OUT_MIN);
+    if (!t)
+        return NULL;
+    memcpy(t->data, b->data + b->mark, n);
+    t->len = n;
+    t->cover = b->cover > b->mark ? b->cover - b->mark : 0;
+    b->len = b->mark;
+    return t;
+}
+
+/* The transport failed to seal: drop the output (and what waited behind
+ * it), shut and close the stream, tell the owner once. */
+static void seal_failed(struct stream_loop *l, struct stream *st, struct iobuf *later)
+{
+    bool was_shut = st->shut;
+    struct iobuf *bufs[2] = {st->out, later};
+    for (int i = 0; i < 2; i++) {
+        if (!bufs[i])
+            continue;
+        st->backlog -= bufs[i]->len;
+        l->out_bytes -= bufs[i]->len;
+        l->out_freed += bufs[i]->cap;
+        free(bufs[i]);
+    }
+    st->out = NULL;
+    st->shut = true; /* nothing more to seal: the owner's close does not come back */
+    if (!was_shut)
+        l->ev->on_sent(l, st, -EPROTO);
+    teardown(l, st, true);
+}
+
+/* Hand st->out (its released bytes) to the kernel; false when nothing was
+ * sent: nothing was released, the transport had nothing to send, or it
+ * failed (then seal_failed). */
+static bool start_send(struct stream_loop *l, struct stream *st)
+{
+    struct iobuf *later = NULL;
+    if (l->gated && st->out && st->out->mark < st->out->len) {
+        if (st->out->mark == 0 && !st->xprt_out)
+            return false;
+        if (!(later = take_unreleased(st)))
+            return false; /* out of memory: the next send tries again */
+    }
+    if (seal(l, st) < 0) {
+        seal_failed(l, st, later);
+        return false;
+    }
+    if (!st->out || !st->out->len) {
+        if (later) {
+            free(st->out);
+            st->out = later;
+        }
+        return false;
+    }
+    st->sending = st->out;
+    st->out = later;
+    submit_send(l, st);
+    return true;
 }
 
 void stream_xprt_output(struct stream_loop *l, struct stream *st)
@@ -190,6 +243,7 @@ uint8_t *stream_reserve_grow(struct stream *st, size_t n)
     if (!b) {
         nb->len = 0;
         nb->off = 0;
+        nb->mark = nb->cover = 0;
     }
     nb->cap = (uint32_t)cap;
     st->out = nb;
@@ -232,11 +286,12 @@ bool stream_close(struct stream_loop *l, struct stream *st)
 {
     if (st->shut)
         return st->teardown_pending;
-    if (!st->sending && has_output(st))
+    if (!st->sending && has_output(l, st))
         start_send(l, st);
     st->shut = true;
-    if (st->sending) {
-        /* Flush first (a CONNACK refusal must reach the client). */
+    if (st->sending || (st->out && st->out->len)) {
+        /* Flush first (a CONNACK refusal must reach the client), and
+         * output a barrier holds once it is released. */
         st->teardown_pending = true;
         return true;
     }
@@ -341,9 +396,9 @@ void stream_on_send(struct stream_loop *l, struct stream *st, int res)
      * the rest of a short write is dropped, never sent there. */
     sending_done(l, st);
     bool sent = false;
-    if (has_output(st) && (!st->shut || st->teardown_pending) && !st->close_submitted)
+    if (has_output(l, st) && (!st->shut || st->teardown_pending) && !st->close_submitted)
         sent = start_send(l, st);
-    if (!sent && st->shut && st->teardown_pending)
+    if (!sent && st->shut && st->teardown_pending && !(st->out && st->out->len))
         teardown(l, st, true);
     l->ev->on_sent(l, st, res);
     stream_maybe_closed(l, st);
@@ -355,17 +410,19 @@ void stream_on_close(struct stream_loop *l, struct stream *st, int res)
     stream_op_done(l, st);
 }
 
-void stream_flush(struct stream_loop *l)
+/* A dirty stream at a flush: the owner's last word, then its released
+ * output goes out. */
+static void flush_one(struct stream_loop *l, struct stream *st)
 {
-    while (l->dirty) {
-        struct stream *st = l->dirty;
-        l->dirty = st->next_dirty;
-        st->is_dirty = false;
-        l->ev->on_flush(l, st);
-        if (!st->shut && !st->sending && has_output(st))
-            start_send(l, st);
-        stream_maybe_closed(l, st);
-    }
+    st->is_dirty = false;
+    l->ev->on_flush(l, st);
+    if (!st->shut && !st->sending && has_output(l, st))
+        start_send(l, st);
+    stream_maybe_closed(l, st);
+}
+
+static void rearm_all(struct stream_loop *l)
+{
     struct stream *wait = NULL;
     while (l->rearm) {
         struct stream *st = l->rearm;
@@ -379,6 +436,97 @@ void stream_flush(struct stream_loop *l)
         stream_maybe_closed(l, st);
     }
     l->rearm = wait;
+}
+
+/* A barrier is in flight: dirty streams wait for it, but what only the
+ * transport wrote (and what an earlier barrier released) goes out. */
+static void flush_during_barrier(struct stream_loop *l)
+{
+    for (struct stream *st = l->dirty; st; st = st->next_dirty)
+        if (st->xprt_out && !st->sending && !st->close_submitted &&
+            (!st->shut || st->teardown_pending))
+            start_send(l, st);
+}
+
+void stream_flush(struct stream_loop *l)
+{
+    if (l->gated && l->barrier) {
+        flush_during_barrier(l);
+    } else {
+        while (l->dirty) {
+            struct stream *st = l->dirty;
+            l->dirty = st->next_dirty;
+            if (l->gated && st->out) /* no record since the last barrier's */
+                st->out->mark = st->out->len;
+            flush_one(l, st);
+        }
+    }
+    rearm_all(l);
+}
+
+/* Put st on the barrier's list; false when the list cannot grow. */
+static bool hold(struct stream_loop *l, struct stream *st)
+{
+    if (st->held)
+        return true;
+    if (l->nheld == l->held_cap) {
+        uint32_t cap = l->held_cap ? l->held_cap * 2 : 64;
+        struct stream **v = realloc(l->held, cap * sizeof(*v));
+        if (!v)
+            return false;
+        l->held = v;
+        l->held_cap = cap;
+    }
+    l->held[l->nheld++] = st;
+    st->held = true;
+    st->ops++; /* named by the list until the barrier is done */
+    return true;
+}
+
+void stream_barrier_begin(struct stream_loop *l)
+{
+    struct stream *keep = NULL;
+    while (l->dirty) {
+        struct stream *st = l->dirty;
+        l->dirty = st->next_dirty;
+        struct iobuf *b = st->out;
+        if (b && b->len > b->mark && !st->close_submitted) {
+            if (!hold(l, st)) {
+                st->next_dirty = keep; /* out of memory: the next barrier's */
+                keep = st;
+                continue;
+            }
+            b->cover = b->len;
+        }
+        flush_one(l, st); /* what was released before, and the transport's own */
+    }
+    l->dirty = keep;
+    l->barrier = true;
+    rearm_all(l);
+}
+
+void stream_barrier_done(struct stream_loop *l)
+{
+    l->barrier = false;
+    for (uint32_t i = 0; i < l->nheld; i++) {
+        struct stream *st = l->held[i];
+        st->held = false;
+        if (st->out && st->out->cover > st->out->mark)
+            st->out->mark = st->out->cover;
+        bool may_send = !st->close_submitted && (!st->shut || st->teardown_pending);
+        bool sent = may_send && !st->sending && has_output(l, st) && start_send(l, st);
+        if (!sent && !st->sending && st->shut && st->teardown_pending && !(st->out && st->out->len))
+            teardown(l, st, true);
+        stream_op_done(l, st);
+    }
+    l->nheld = 0;
+}
+
+void stream_barrier_fini(struct stream_loop *l)
+{
+    free(l->held);
+    l->held = NULL;
+    l->nheld = l->held_cap = 0;
 }
 
 void stream_release(struct stream_loop *l, struct stream *st)

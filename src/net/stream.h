@@ -40,6 +40,10 @@ struct iobuf {
     uint32_t len;
     uint32_t off; /* bytes already sent (send side) */
     uint32_t cap;
+    /* A gated loop's output (see "Durable output" below): the first
+     * `mark` bytes may be sent; the first `cover` are covered by the
+     * barrier in flight and may be sent once it is done. */
+    uint32_t mark, cover;
     uint8_t data[];
 };
 
@@ -75,6 +79,7 @@ struct stream {
     bool close_submitted : 1;  /* the close of the descriptor is queued */
     bool proxy_wait : 1;       /* its first bytes are a PROXY header (stream_proxy.c) */
     bool xprt_out : 1;         /* the transport has output of its own (stream_xprt_output) */
+    bool held : 1;             /* in loop->held: output waits for the barrier in flight */
     uint16_t proxy_hold;       /* 1 + its slot in loop->proxy_holds: header incomplete */
 };
 
@@ -167,8 +172,14 @@ struct stream_loop {
     size_t owner_size;    /* the owner's struct, which starts with the stream */
     struct stream *dirty; /* streams with output to send */
     struct stream *rearm; /* streams whose receive ended early */
-    uint64_t out_bytes;   /* sum of every stream's backlog */
-    uint64_t out_freed;   /* bytes of output buffers freed (the owner resets it) */
+    /* Durable output (below): set by the owner; the barrier in flight and
+     * the streams whose output waits for it (each holds an op). */
+    bool gated;
+    bool barrier;
+    uint32_t nheld, held_cap;
+    struct stream **held;
+    uint64_t out_bytes; /* sum of every stream's backlog */
+    uint64_t out_freed; /* bytes of output buffers freed (the owner resets it) */
     /* PROXY protocol: each listener's configuration where it is on (NULL:
      * off), and the headers that arrived in part, by st->proxy_hold - 1
      * (the array exists only while one is held). */
@@ -272,8 +283,36 @@ static inline bool stream_sending(const struct stream *st)
     return st->sending || (((st->out && st->out->len) || st->xprt_out) && !st->shut);
 }
 
-/* Once per loop turn: send what each dirty stream has, re-arm receives. */
+/* Once per loop turn: send what each dirty stream has, re-arm receives.
+ * A gated loop with a barrier in flight leaves its dirty streams waiting
+ * (what they hold may depend on records the barrier does not cover yet);
+ * without one, everything they hold is released and sent. */
 void stream_flush(struct stream_loop *l);
+
+/*
+ * Durable output (issue 13). An owner whose acknowledgements promise that
+ * records are on disk sets l->gated, and then output leaves only when the
+ * records written before it are durable. At the end of a turn that wrote
+ * records, with no barrier in flight, the owner submits the write and sync
+ * of everything so far and calls stream_barrier_begin instead of
+ * stream_flush: each dirty stream's output so far is covered by that
+ * barrier (cover = len) and waits. Output written meanwhile waits too.
+ * When the sync completes, stream_barrier_done releases what the barrier
+ * covered and sends it; output written since (not covered) stays until the
+ * next barrier's end, or until a flush when no record was written since.
+ * One barrier is in flight at a time, so releases come in order.
+ *
+ * What only the transport wrote (stream_xprt_output: a TLS handshake)
+ * depends on no record and is never held. A closing stream lingers while
+ * held output waits. Marks are offsets into st->out, so a transport that
+ * writes its own bytes into st->out between the owner's and frames them in
+ * place (ws today: its pong and close frames) must move to
+ * stream_xprt_output before its listeners can be gated.
+ */
+void stream_barrier_begin(struct stream_loop *l);
+void stream_barrier_done(struct stream_loop *l);
+/* At exit, after every stream was released: free the list. */
+void stream_barrier_fini(struct stream_loop *l);
 
 /* Completions, by tag. */
 void stream_on_recv(struct stream_loop *l, struct stream *st, int res, unsigned flags);

@@ -211,10 +211,14 @@ static size_t peer_drain(uint8_t *sink, size_t cap, size_t have)
     }
 }
 
+/* Durable-output tests turn the loop themselves: no flush in pump. */
+static bool pump_no_flush;
+
 static void pump(bool (*done)(void), uint8_t *sink, size_t cap, size_t *have)
 {
     for (int i = 0; i < 2000 && !done(); i++) {
-        stream_flush(&loop);
+        if (!pump_no_flush)
+            stream_flush(&loop);
         bufring_publish(&bufs);
         struct __kernel_timespec ts = {.tv_sec = 0, .tv_nsec = 1000000};
         struct io_uring_cqe *cqe;
@@ -275,6 +279,7 @@ static void setup(void)
 static void teardown_all(void)
 {
     stream_release(&loop, &o->st);
+    stream_barrier_fini(&loop);
     free(o);
     close(peer);
     bufring_fini(&bufs, &ring);
@@ -535,4 +540,133 @@ Test(stream, transport_output_alone_is_sent, .init = setup_pending, .fini = tear
     cr_assert_eq(have, 5);
     cr_assert_arr_eq(sink, "AAAhi", 5);
     cr_assert_eq(loop.out_bytes, 0);
+}
+
+/* ---- durable output: a gated loop's barriers (issue 13) ---- */
+
+static void write_out(const char *text)
+{
+    size_t n = strlen(text);
+    uint8_t *p = stream_reserve(&loop, &o->st, n);
+    memcpy(p, text, n);
+    stream_commit(&loop, &o->st, n);
+}
+
+static int turns;
+static bool twenty_turns(void)
+{
+    return ++turns > 20;
+}
+
+/* Turn the ring twenty times without flushing (sends complete well
+ * within: a socketpair takes them at once); what reached the peer. */
+static size_t settle(void)
+{
+    pump_no_flush = true;
+    turns = 0;
+    pump(twenty_turns, sink, sizeof(sink), &have);
+    return have;
+}
+
+static void setup_gated(void)
+{
+    setup();
+    loop.gated = true;
+    pump_no_flush = true;
+    have = 0;
+}
+
+Test(stream, gated_output_waits_for_its_barrier, .init = setup_gated, .fini = teardown_all)
+{
+    write_out("ack1");
+    stream_barrier_begin(&loop);
+    cr_assert(loop.barrier);
+    cr_assert_eq(settle(), 0, "covered output waits for the sync");
+    write_out("next");
+    stream_flush(&loop); /* a turn ends while the barrier is in flight */
+    cr_assert_eq(settle(), 0, "output written meanwhile waits too");
+    cr_assert(stream_sending(&o->st));
+    stream_barrier_done(&loop);
+    cr_assert_eq(settle(), 4, "the barrier releases what it covered, only that");
+    cr_assert_arr_eq(sink, "ack1", 4);
+    /* No record since: the next flush releases the rest. */
+    stream_flush(&loop);
+    cr_assert_eq(settle(), 8);
+    cr_assert_arr_eq(sink, "ack1next", 8);
+    cr_assert_eq(o->st.backlog, 0);
+    cr_assert_eq(loop.out_bytes, 0);
+    cr_assert_eq(o->st.ops, 0, "the barrier's hold on the stream is gone");
+}
+
+Test(stream, gated_barriers_release_in_order, .init = setup_gated, .fini = teardown_all)
+{
+    write_out("A");
+    stream_barrier_begin(&loop);
+    write_out("B");
+    stream_barrier_done(&loop); /* A goes; B was written after the barrier began */
+    write_out("C");
+    stream_barrier_begin(&loop); /* covers B and C */
+    write_out("D");
+    cr_assert_eq(settle(), 1);
+    stream_barrier_done(&loop);
+    cr_assert_eq(settle(), 3);
+    stream_barrier_begin(&loop); /* covers D */
+    cr_assert_eq(settle(), 3);
+    stream_barrier_done(&loop);
+    cr_assert_eq(settle(), 4);
+    cr_assert_arr_eq(sink, "ABCD", 4);
+    cr_assert_eq(loop.out_bytes, 0);
+}
+
+Test(stream, gated_close_lingers_for_held_output, .init = setup_gated, .fini = teardown_all)
+{
+    write_out("puback");
+    stream_barrier_begin(&loop);
+    cr_assert(stream_close(&loop, &o->st), "held output: the close waits for it");
+    cr_assert_eq(settle(), 0);
+    cr_assert_eq(o->nclosed, 0);
+    stream_barrier_done(&loop);
+    pump(closed, sink, sizeof(sink), &have);
+    cr_assert_eq(o->nclosed, 1);
+    have = peer_drain(sink, sizeof(sink), have);
+    cr_assert_eq(have, 6);
+    cr_assert_arr_eq(sink, "puback", 6);
+    char c;
+    cr_assert_eq(read(peer, &c, 1), 0, "then the end of the stream");
+}
+
+Test(stream, ungated_loop_ignores_marks, .init = setup, .fini = teardown_all)
+{
+    /* Without gating, output goes at the flush whatever the marks say. */
+    write_out("now");
+    have = 0;
+    want = 3;
+    pump(sent_all, sink, sizeof(sink), &have);
+    cr_assert_eq(have, 3);
+}
+
+static void setup_gated_pending(void)
+{
+    setup_pending();
+    loop.gated = true;
+    pump_no_flush = true;
+    have = 0;
+}
+
+Test(stream, gated_transport_output_is_never_held, .init = setup_gated_pending,
+     .fini = teardown_all)
+{
+    write_out("hi");
+    stream_barrier_begin(&loop);
+    stream_arm_recv(&loop, &o->st);
+    cr_assert_eq(write(peer, "?", 1), 1); /* the transport answers by itself */
+    for (int i = 0; i < 50 && have < 1; i++) {
+        stream_flush(&loop);
+        settle();
+    }
+    cr_assert_eq(have, 1, "the transport's own bytes went out during the barrier");
+    cr_assert_arr_eq(sink, "A", 1);
+    stream_barrier_done(&loop);
+    cr_assert_eq(settle(), 3, "then the owner's, once released");
+    cr_assert_arr_eq(sink, "Ahi", 3);
 }
