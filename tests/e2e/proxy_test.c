@@ -76,7 +76,8 @@ static void connect_with(int fd, const void *hdr, size_t hlen, const char *id, c
 {
     uint8_t buf[2048];
     cr_assert(hlen < 1024);
-    memcpy(buf, hdr, hlen);
+    if (hlen) /* memcpy's source may not be NULL, even for 0 bytes */
+        memcpy(buf, hdr, hlen);
     size_t n = hlen + connect_bytes(id, buf + hlen);
     cr_assert(raw_send(fd, buf, n) == 0);
     struct v5_pkt pk;
@@ -143,7 +144,8 @@ static size_t v2(uint8_t *out, uint8_t ver_cmd, uint8_t fam, const void *block, 
     out[13] = fam;
     out[14] = (uint8_t)(n >> 8);
     out[15] = (uint8_t)n;
-    memcpy(out + 16, block, n);
+    if (n) /* memcpy's source may not be NULL, even for 0 bytes */
+        memcpy(out + 16, block, n);
     return 16 + n;
 }
 

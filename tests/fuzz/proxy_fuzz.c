@@ -128,7 +128,8 @@ static void add_v2(void (*add)(const uint8_t *, size_t), uint8_t vc, uint8_t fam
     b[13] = fam;
     b[14] = (uint8_t)(n >> 8);
     b[15] = (uint8_t)n;
-    memcpy(b + 16, block, n);
+    if (n) /* memcpy's source may not be NULL, even for 0 bytes */
+        memcpy(b + 16, block, n);
     add(b, 16 + n);
 }
 
