@@ -46,7 +46,8 @@ static int parse_copy(const uint8_t *data, size_t n, unsigned accept, struct pro
 {
     *copy = malloc(n ? n : 1);
     CHECK(*copy);
-    memcpy(*copy, data, n);
+    if (n) /* data may be NULL for the empty input */
+        memcpy(*copy, data, n);
     return proxy_parse(*copy, n, accept, h, need, why);
 }
 
