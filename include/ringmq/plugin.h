@@ -132,8 +132,8 @@ struct ringmq_connect_info {
     /* SHA-256 of the certificate's DER, 64 lowercase hex digits (what
      * `openssl x509 -fingerprint -sha256` prints, without the colons). */
     const char *client_cert_sha256;
-    /* subjectAltName entries, "DNS:name", "email:addr", "URI:uri", the
-     * first 16 at most. */
+    /* subjectAltName entries, "DNS:name", "email:addr", "URI:uri", 16 at
+     * most, in no particular order (a set: wolfSSL groups them by kind). */
     const char *const *client_cert_san;
     size_t n_client_cert_san;
 };
