@@ -372,3 +372,60 @@ Test(xinfo, sni_tenant_binding_without_an_auth_plugin_is_the_tenant)
     cr_assert_eq(sni_connect("acme.example.test", "acme.example.test", "nb-1", NULL), 0);
     broker_stop(&b);
 }
+
+/* CONNACK code of a TLS client `id` showing certificate `cert` (NULL:
+ * none) with user name `user` (NULL: none). */
+static int cert_connect_rc(const char *id, const char *cert, const char *user)
+{
+    struct client_opts o = {.id = id, .clean = true, .tls_ca = path_of("ca.crt"), .username = user};
+    char crt[128], key[128];
+    if (cert) {
+        snprintf(crt, sizeof(crt), "%s/%s.crt", dir, cert);
+        snprintf(key, sizeof(key), "%s/%s.key", dir, cert);
+        o.tls_cert = crt;
+        o.tls_key = key;
+    }
+    struct client *c;
+    int rc = client_connect_rc(&b, &o, &c);
+    if (rc == 0)
+        client_disconnect(c);
+    else
+        client_destroy(c);
+    return rc;
+}
+
+Test(xinfo, auth_file_admits_a_certificate_by_fingerprint_or_subject)
+{
+    /* dev1 by its fingerprint as openssl prints it (upper case, colons),
+     * dev2 by its subject; dev3 is named nowhere. */
+    char passwd[160], set_pw[300], fp[128] = "";
+    const char *hexfp = fingerprint(path_of("dev1.crt"));
+    for (int i = 0; i < 32; i++)
+        snprintf(fp + strlen(fp), sizeof(fp) - strlen(fp), "%s%c%c", i ? ":" : "",
+                 toupper((unsigned char)hexfp[2 * i]), toupper((unsigned char)hexfp[2 * i + 1]));
+    snprintf(passwd, sizeof(passwd), "%s/passwd", dir);
+    FILE *f = fopen(passwd, "w");
+    cr_assert(f);
+    fprintf(f,
+            "# certificate identities\ndev1:acme:u-dev1:$x509-sha256$%s\n"
+            "dev2:acme:u-dev2:$x509-subject$/O=Acme/CN=dev2\n",
+            fp);
+    fclose(f);
+    snprintf(set_pw, sizeof(set_pw), "plugin.auth.password_file=%s", passwd);
+    static char set_so[300];
+    snprintf(set_so, sizeof(set_so), "plugin.auth.path=%s", getenv("RINGMQ_AUTH_FILE"));
+    broker_start(&b, TLS_LISTENER, set_so, set_pw, NULL);
+    for (int i = 0; i < 4; i++) {
+        char id[32];
+        snprintf(id, sizeof(id), "af-%d", i);
+        cr_assert_eq(cert_connect_rc(id, "dev1", NULL), 0, "dev1 by fingerprint");
+        cr_assert_eq(cert_connect_rc(id, "dev1", "dev1"), 0, "dev1 naming itself");
+        cr_assert_eq(cert_connect_rc(id, "dev2", NULL), 0, "dev2 by subject");
+        cr_assert_eq(cert_connect_rc(id, "dev3", NULL), 4, "a certificate no line names");
+        cr_assert_eq(cert_connect_rc(id, NULL, NULL), 4, "no certificate");
+        /* A certificate is no password for another line's user. */
+        cr_assert_eq(cert_connect_rc(id, "dev1", "dev2"), 4, "dev1's certificate as dev2");
+        cr_assert_eq(cert_connect_rc(id, NULL, "dev1"), 4, "dev1's name without its certificate");
+    }
+    broker_stop(&b);
+}
