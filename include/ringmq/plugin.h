@@ -36,6 +36,13 @@
  * of the refusal (ringmq_check_result.reason_code); a SUBSCRIBE may be
  * granted with a read check per delivered topic (RINGMQ_GRANTED_PER_TOPIC
  * and the check_read callback).
+ *
+ * ABI 4 (over 3): ringmq_connect_info tells the transport the client came
+ * over and what its TLS showed (version, cipher, server name, the verified
+ * client certificate's subject, CN, SANs and SHA-256), also when a proxy
+ * ended the TLS and said so in PROXY v2 TLVs; ringmq_event names the
+ * transport. A plugin built for ABI 2 or 3 is handed the same structs and
+ * never reads past the fields it knows.
  */
 #ifndef RINGMQ_PLUGIN_H
 #define RINGMQ_PLUGIN_H
@@ -48,7 +55,7 @@
 extern "C" {
 #endif
 
-#define RINGMQ_PLUGIN_ABI_VERSION 3u
+#define RINGMQ_PLUGIN_ABI_VERSION 4u
 #define RINGMQ_PLUGIN_ABI_OLDEST  2u /* the oldest ABI ringmqd still loads */
 #define RINGMQ_PLUGIN_ENTRY       "ringmq_plugin_entry"
 
@@ -104,7 +111,31 @@ struct ringmq_connect_info {
     size_t n_user_properties;
     struct ringmq_bytes auth_method; /* MQTT 5.0 enhanced auth; len 0 if none */
     struct ringmq_bytes auth_data;
-    struct ringmq_bytes client_cert_der; /* TLS client certificate; len 0 if none */
+    struct ringmq_bytes client_cert_der; /* not filled (len 0): see client_cert_sha256 */
+
+    /* ABI 4: the transport and its TLS. Strings are NUL-terminated, NULL
+     * when unknown or absent. */
+    const char *transport; /* the listener's: "tcp", "tls", "ws" */
+    /* TLS ended by the broker (transport "tls"), or, tls_from_proxy, by a
+     * trusted proxy that sent PROXY v2 TLS TLVs (PP2_TYPE_SSL; its
+     * PP2_TYPE_AUTHORITY is the server name). */
+    bool tls_from_proxy;
+    const char *tls_version; /* "TLSv1.2", "TLSv1.3" (from a proxy: its text); NULL: no TLS */
+    const char *tls_cipher;  /* wolfSSL's suite name; NULL from a proxy */
+    const char *tls_sni;     /* the server name the client asked for (SNI) */
+    /* The client certificate, only when one was shown and verified
+     * against the listener's tls_ca (from a proxy: its "verified" bit and
+     * CN; subject is then the CN alone, SANs and SHA-256 are absent). */
+    bool client_cert_verified;
+    const char *client_cert_subject; /* one line: "/C=DE/O=Acme/CN=dev-1" */
+    const char *client_cert_cn;      /* its commonName */
+    /* SHA-256 of the certificate's DER, 64 lowercase hex digits (what
+     * `openssl x509 -fingerprint -sha256` prints, without the colons). */
+    const char *client_cert_sha256;
+    /* subjectAltName entries, "DNS:name", "email:addr", "URI:uri", 16 at
+     * most, in no particular order (a set: wolfSSL groups them by kind). */
+    const char *const *client_cert_san;
+    size_t n_client_cert_san;
 };
 
 /* One step of MQTT 5.0 enhanced authentication after CONNECT (AUTH with
@@ -282,6 +313,9 @@ struct ringmq_event {
     enum ringmq_resource resource;
     struct ringmq_bytes topic; /* dropped / denied: the topic or filter */
     uint32_t shard;
+    /* ABI 4: the transport of the client's connection ("tcp", "tls", "ws"), as
+     * ringmq_connect_info.transport; NULL with no live connection. */
+    const char *transport;
 };
 
 /* ---- host services ---- */

@@ -25,10 +25,12 @@
  * whoever drops its last reference. Calls in flight never see a half-loaded
  * file; a file that fails to load leaves the old version.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,11 +61,16 @@
 struct user {
     char *line; /* the file's line, split in place: the fields point into it */
     struct pwline f;
+    /* A certificate identity line ($x509-...): its key in tables.certs
+     * ("sha256$HEX" lowercase without colons, "subject$S", "cn$CN"), in
+     * the line's buffer; NULL for a password line. */
+    char *cert;
 };
 
 struct tables {
     atomic_uint refs;
     struct strmap users; /* user name -> struct user */
+    struct strmap certs; /* certificate identity (struct user.cert) -> struct user */
     struct user *user_list;
     size_t n_users;
     struct acl *acl; /* NULL: no acl_file, every authenticated client may do anything */
@@ -109,6 +116,7 @@ static void tables_destroy(struct tables *t)
         free(t->user_list[i].line);
     free(t->user_list);
     strmap_fini(&t->users);
+    strmap_fini(&t->certs);
     acl_destroy(t->acl);
     free(t);
 }
@@ -126,6 +134,45 @@ static struct tables *tables_acquire(struct auth_file *st)
     atomic_fetch_add_explicit(&t->refs, 1, memory_order_relaxed);
     pthread_mutex_unlock(&st->lock);
     return t;
+}
+
+/* A certificate identity `$x509-KIND$VALUE` (after any '!') into u->cert,
+ * normalised in place: "sha256$" + 64 lowercase hex digits (colons
+ * dropped), "subject$..." or "cn$..." as written. 0, or -EINVAL. */
+static int cert_parse(struct user *u)
+{
+    char *c = u->f.hash + (u->f.hash[0] == '!') + strlen(PWLINE_CERT_PREFIX);
+    char *dollar = strchr(c, '$');
+    if (!dollar || !dollar[1])
+        return -EINVAL;
+    size_t kind = (size_t)(dollar - c);
+    if ((kind == 7 && !strncmp(c, "subject", 7)) || (kind == 2 && !strncmp(c, "cn", 2))) {
+        u->cert = c;
+        return 0;
+    }
+    if (kind != 6 || strncmp(c, "sha256", 6) != 0)
+        return -EINVAL;
+    char *w = dollar + 1;
+    size_t digits = 0;
+    for (const char *r = dollar + 1; *r; r++) {
+        if (*r == ':')
+            continue;
+        if (!isxdigit((unsigned char)*r))
+            return -EINVAL;
+        *w++ = (char)tolower((unsigned char)*r);
+        digits++;
+    }
+    *w = '\0';
+    if (digits != 64)
+        return -EINVAL;
+    u->cert = c;
+    return 0;
+}
+
+/* Whether the line's credential is a password hash (else a certificate). */
+static bool is_password(const struct user *u)
+{
+    return u->cert == NULL;
 }
 
 static int users_load(struct tables *t, const char *path, char *err, size_t errlen)
@@ -167,11 +214,16 @@ static int users_load(struct tables *t, const char *path, char *err, size_t errl
             continue;
         }
         t->n_users++; /* owned by the table from here on, for cleanup */
+        u->cert = NULL;
         const char *h = s != 0 ? "" : u->f.hash[0] == '!' ? u->f.hash + 1 : u->f.hash;
-        if (strncmp(h, PWHASH_PREFIX, strlen(PWHASH_PREFIX)) != 0) {
+        bool cert = !strncmp(h, PWLINE_CERT_PREFIX, strlen(PWLINE_CERT_PREFIX));
+        if ((cert && cert_parse(u) != 0) ||
+            (!cert && strncmp(h, PWHASH_PREFIX, strlen(PWHASH_PREFIX)) != 0)) {
             rc = -EINVAL;
-            snprintf(err, errlen, "%s:%u: expected user:tenant:user_id:" PWHASH_PREFIX "...", path,
-                     lineno);
+            snprintf(err, errlen,
+                     "%s:%u: expected user:tenant:user_id:" PWHASH_PREFIX
+                     "... or $x509-sha256$HEX, $x509-subject$SUBJECT, $x509-cn$CN",
+                     path, lineno);
             break;
         }
         if (strmap_get(&t->users, u->f.user, strlen(u->f.user))) {
@@ -203,6 +255,11 @@ static int tables_index(struct tables *t)
     for (size_t i = 0; i < t->n_users; i++) {
         struct user *u = &t->user_list[i];
         int rc = strmap_put(&t->users, u->f.user, strlen(u->f.user), u);
+        if (rc == 0 && u->cert) {
+            if (strmap_get(&t->certs, u->cert, strlen(u->cert)))
+                return -EEXIST;
+            rc = strmap_put(&t->certs, u->cert, strlen(u->cert), u);
+        }
         if (rc != 0)
             return rc;
     }
@@ -218,11 +275,13 @@ static int tables_load(const struct auth_file *st, struct tables **out, char *er
     }
     atomic_init(&t->refs, 1);
     strmap_init(&t->users);
+    strmap_init(&t->certs);
     int rc = users_load(t, st->password_file, err, errlen);
     if (rc == 0) {
         rc = tables_index(t);
         if (rc != 0)
-            snprintf(err, errlen, "out of memory");
+            snprintf(err, errlen, "%s: %s", st->password_file,
+                     rc == -EEXIST ? "a certificate identity listed twice" : "out of memory");
     }
     if (rc == 0 && st->acl_file)
         rc = acl_load(st->acl_file, &t->acl, err, errlen);
@@ -267,7 +326,7 @@ static void complete_auth(const struct auth_file *st, struct ringmq_call *call,
  * locked account, no password. */
 static const char *cache_hash(const struct auth_file *st, const struct user *u, bool has_password)
 {
-    if (!st->cache || !u || !has_password || u->f.hash[0] == '!')
+    if (!st->cache || !u || !has_password || u->f.hash[0] == '!' || !is_password(u))
         return NULL;
     return u->f.hash;
 }
@@ -306,6 +365,9 @@ static void verify_and_complete(struct auth_file *st, struct ringmq_call *call, 
         tables_release(t);
         return;
     }
+    /* A certificate line has no password: as an unknown user. */
+    if (u && !is_password(u))
+        u = NULL;
     const char *hash = u ? u->f.hash : t->dummy_hash;
     bool locked = hash[0] == '!';
     int v = pwhash_verify(locked ? hash + 1 : hash, has_password ? pw : NULL,
@@ -552,6 +614,45 @@ static void auth_file_reload(void *state)
     log_loaded(st, t, "reloaded");
 }
 
+/* The certificate line matching the client's verified certificate: by
+ * SHA-256, then subject, then CN (from a proxy, the CN only). NULL: none. */
+static const struct user *cert_user(const struct tables *t, const struct ringmq_connect_info *in)
+{
+    if (!in->client_cert_verified)
+        return NULL;
+    const char *const kinds[] = {"sha256$", "subject$", "cn$"};
+    const char *const values[] = {in->client_cert_sha256, in->client_cert_subject,
+                                  in->client_cert_cn};
+    char key[1100];
+    for (size_t i = 0; i < 3; i++) {
+        int n = values[i] ? snprintf(key, sizeof(key), "%s%s", kinds[i], values[i]) : -1;
+        if (n < 0 || (size_t)n >= sizeof(key))
+            continue;
+        const struct user *u = strmap_get(&t->certs, key, (size_t)n);
+        if (u)
+            return u;
+    }
+    return NULL;
+}
+
+/* A client whose verified certificate a line names, sending no user name
+ * or that line's: answered here (allow, or not authorized when locked).
+ * False when no line applies: user name and password decide. */
+static bool complete_by_cert(struct auth_file *st, struct ringmq_call *call,
+                             const struct ringmq_connect_info *in)
+{
+    struct tables *t = tables_acquire(st);
+    const struct user *u = cert_user(t, in);
+    bool mine = u && (!in->has_username || (in->username.len == strlen(u->f.user) &&
+                                            !memcmp(in->username.p, u->f.user, in->username.len)));
+    if (mine && u->f.hash[0] == '!')
+        complete_auth(st, call, RINGMQ_AUTH_NOT_AUTHORIZED, NULL, NULL, "account locked");
+    else if (mine)
+        complete_auth(st, call, RINGMQ_AUTH_ALLOW, u->f.tenant, u->f.user_id, NULL);
+    tables_release(t);
+    return mine;
+}
+
 static void auth_file_authenticate(void *state, struct ringmq_call *call,
                                    const struct ringmq_connect_info *info)
 {
@@ -561,6 +662,8 @@ static void auth_file_authenticate(void *state, struct ringmq_call *call,
         complete_auth(st, call, RINGMQ_AUTH_BAD_METHOD, NULL, NULL, "no enhanced authentication");
         return;
     }
+    if (complete_by_cert(st, call, info))
+        return;
     if (!info->has_username) {
         if (st->anon_tenant)
             complete_auth(st, call, RINGMQ_AUTH_ALLOW, st->anon_tenant, NULL, NULL);

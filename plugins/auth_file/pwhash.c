@@ -228,8 +228,11 @@ int pwline_split(char *line, struct pwline *out)
         *c = '\0';
         f[i] = c + 1;
     }
-    /* The hash never holds ':', so a fifth field means a broken line. */
-    if (strchr(f[3], ':') || !*f[0] || !*f[1] || !*f[3])
+    /* A hash never holds ':', so a fifth field means a broken line; a
+     * certificate identity may (a subject DN, a fingerprint with colons). */
+    const char *cred = f[3][0] == '!' ? f[3] + 1 : f[3];
+    bool cert = strncmp(cred, PWLINE_CERT_PREFIX, strlen(PWLINE_CERT_PREFIX)) == 0;
+    if ((!cert && strchr(f[3], ':')) || !*f[0] || !*f[1] || !*f[3])
         return -EINVAL;
     out->user = f[0];
     out->tenant = f[1];

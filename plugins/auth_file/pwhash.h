@@ -49,6 +49,12 @@ int pwhash_dummy(uint32_t iterations, char *out, size_t out_len);
  * with PWHASH_PREFIX and a round count within the accepted range. */
 long pwhash_iterations(const char *encoded);
 
+/* A password-file line may name a client certificate instead of a
+ * password hash: `user:tenant:user_id:$x509-sha256$HEX` (the certificate's
+ * SHA-256, 64 hex digits, colons allowed), `$x509-subject$SUBJECT` (as
+ * "/O=Acme/CN=dev-1") or `$x509-cn$CN`. No hash starts so. */
+#define PWLINE_CERT_PREFIX "$x509-"
+
 /* The fields of one password-file line, pointing into the caller's buffer. */
 struct pwline {
     char *user;

@@ -27,6 +27,7 @@
 #include "mqtt/codec.h"
 #include "mqtt/props.h"
 #include "mqtt/topic.h"
+#include "net/xprt_info.h"
 #include "plugin/host.h"
 
 /* The built-in test method's exchange (config mqtt.test_auth_method). */
@@ -364,6 +365,39 @@ static char *auth_user_props(const struct mqtt_props *pr, struct ringmq_kv *user
     return ubuf;
 }
 
+/* What the transport knows of the client (ABI 4 fields of info), borrowed
+ * from the stream for the call. */
+static void auth_xprt_info(struct shard *s, struct conn *c, struct ringmq_connect_info *info)
+{
+    info->transport = stream_xprt_name(&s->streams, &c->st);
+    const struct xprt_info *x = stream_info(&s->streams, &c->st);
+    if (!x)
+        return;
+    info->tls_from_proxy = x->from_proxy;
+    info->tls_version = x->tls_version;
+    info->tls_cipher = x->cipher;
+    info->tls_sni = x->sni;
+    if (!x->cert_verified)
+        return;
+    info->client_cert_verified = true;
+    info->client_cert_subject = x->subject;
+    info->client_cert_cn = x->cn;
+    info->client_cert_sha256 = x->sha256;
+    info->client_cert_san = x->sans;
+    info->n_client_cert_san = x->n_sans;
+}
+
+/* The tenant the server name c's client asked for binds it to
+ * ([listener.NAME] sni.HOST.tenant), or NULL. Only a name this broker's
+ * TLS read: the certificate it showed was the one of that name. */
+static const char *sni_tenant(struct shard *s, struct conn *c)
+{
+    const struct xprt_info *x = stream_info(&s->streams, &c->st);
+    if (!x || x->from_proxy || !x->sni)
+        return NULL;
+    return config_sni_tenant(s->cfg, c->st.listener, x->sni);
+}
+
 /* Hand the CONNECT to the auth plugin: the connection stops reading until
  * it answers (conn_on_auth_done), keeping everything read so far. Always
  * PROTO_STOP: handed on (CONN_AUTHENTICATING), or refused (rq->no). */
@@ -385,6 +419,7 @@ static enum proto_result start_auth(struct shard *s, struct conn *c, struct conn
         .remote_port = c->st.peer.port,
         .listener = s->cfg->listeners[c->st.listener].name,
     };
+    auth_xprt_info(s, c, &info);
     char *ubuf = NULL;
     if (c->v5 && pr->user_prop_count) {
         ubuf = auth_user_props(pr, users, 32, &info.n_user_properties);
@@ -494,6 +529,17 @@ void conn_on_auth_done(struct shard *s, struct conn *c, const struct plugin_done
         conn_op_done(s, c);
         return;
     }
+    const char *bound = sni_tenant(s, c);
+    if (bound && strcmp(bound, r->tenant ? r->tenant : "global") != 0) {
+        /* A client of acme.example.com never lands in another tenant,
+         * whatever its credentials say. */
+        struct ringmq_auth_result no_r = {.decision = RINGMQ_AUTH_NOT_AUTHORIZED,
+                                          .reason = "tenant not served under this server name"};
+        struct refusal no = auth_refusal(s, &no_r, false);
+        connect_refuse(s, c, &no);
+        conn_op_done(s, c);
+        return;
+    }
     int tenant = tenant_dir_intern(&s->broker->tenants, r->tenant ? r->tenant : "global");
     if (tenant < 0 || conn_set_auth(c, (uint16_t)tenant, r) < 0) {
         struct refusal no = {MQTT_CONNACK_UNAVAILABLE, MQTT_RC_SERVER_UNAVAILABLE,
@@ -590,7 +636,11 @@ static enum proto_result connect_identify(struct shard *s, struct conn *c, struc
     if (!conn_count(s, c))
         return refused(rq, MQTT_CONNACK_UNAVAILABLE, MQTT_RC_QUOTA_EXCEEDED,
                        "max_connections reached");
-    rq->t = shard_tenant(s, c->auth ? c->auth->tenant : 0);
+    /* Without an auth plugin, the tenant of the server name it asked for
+     * (the same on the home shard: the TLS state moves along). */
+    const char *bound = c->auth ? NULL : sni_tenant(s, c);
+    int tid = c->auth ? c->auth->tenant : bound ? tenant_dir_intern(&s->broker->tenants, bound) : 0;
+    rq->t = tid >= 0 ? shard_tenant(s, (uint16_t)tid) : NULL;
     if (!rq->t)
         return refused(rq, MQTT_CONNACK_UNAVAILABLE, MQTT_RC_SERVER_UNAVAILABLE, "out of memory");
     rq->id = ck->client_id.p;
@@ -815,6 +865,8 @@ enum proto_result protocol_connect(struct shard *s, struct conn *c, const struct
         r = connect_options(s, c, &rq);
     if (r == PROTO_OK)
         r = connect_finish(s, c, &rq);
+    /* The auth plugin has seen it, if it was to. */
+    stream_info_done(&s->streams, &c->st);
     if (rq.no.why)
         return connect_refuse(s, c, &rq.no);
     return r;

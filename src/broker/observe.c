@@ -244,6 +244,7 @@ void observe_event(struct shard *s, enum ringmq_event_type type, const struct te
         .resource = resource,
         .topic = {topic, topic_len},
         .shard = s->id,
+        .transport = c ? stream_xprt_name(&s->streams, (struct stream *)&c->st) : NULL,
     };
     plugin_event(h, &ev);
 }

@@ -15,10 +15,12 @@
 #include "config/config.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include <ini.h>
 
@@ -844,6 +846,84 @@ static int plugin_key(struct config_plugin *p, const char *sect, const char *key
     return 0;
 }
 
+/* ---- sni.HOST.FIELD keys of a listener ---------------------------------- */
+
+/* A DNS name as a client sends it in SNI: letters, digits, '-' and '.',
+ * no empty label at either end; at most CONFIG_SNI_HOST_MAX - 1. */
+static bool sni_host_valid(const char *h, size_t len)
+{
+    if (len == 0 || len >= CONFIG_SNI_HOST_MAX || h[0] == '.' || h[len - 1] == '.')
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        char c = h[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '-' || (c == '.' && h[i + 1] != '.')))
+            return false;
+    }
+    return true;
+}
+
+/* The entry of (listener, host), created when new; NULL with why set. */
+static struct config_sni *sni_entry(struct config *cfg, uint32_t listener, const char *host,
+                                    size_t len, char *why, size_t whylen)
+{
+    char lower[CONFIG_SNI_HOST_MAX];
+    for (size_t i = 0; i < len; i++)
+        lower[i] = (char)tolower((unsigned char)host[i]);
+    lower[len] = '\0';
+    for (uint32_t i = 0; i < cfg->nsni; i++)
+        if (cfg->sni[i].listener == listener && strcmp(cfg->sni[i].host, lower) == 0)
+            return &cfg->sni[i];
+    if (cfg->nsni == CONFIG_MAX_SNI) {
+        snprintf(why, whylen, "more than %d sni names", CONFIG_MAX_SNI);
+        return NULL;
+    }
+    struct config_sni *e = &cfg->sni[cfg->nsni++];
+    memset(e, 0, sizeof(*e));
+    e->listener = listener;
+    memcpy(e->host, lower, len + 1);
+    return e;
+}
+
+/* `sni.HOST.cert`, `.key` or `.tenant` of [listener.NAME] (key is what
+ * follows "sni."). In the file a key may be set once; an override
+ * replaces it. 0, or -1 with why set. */
+static int sni_key(struct config *cfg, uint32_t listener, const char *sect, const char *key,
+                   const char *value, bool from_file, char *why, size_t whylen)
+{
+    const char *dot = strrchr(key, '.');
+    char reason[120];
+    if (!dot || !sni_host_valid(key, (size_t)(dot - key))) {
+        snprintf(why, whylen, "[%s] sni.%s: expected sni.HOSTNAME.cert, .key or .tenant", sect,
+                 key);
+        return -1;
+    }
+    struct config_sni *e =
+        sni_entry(cfg, listener, key, (size_t)(dot - key), reason, sizeof(reason));
+    const char *field = dot + 1;
+    char *dst = !e                             ? NULL
+                : strcmp(field, "cert") == 0   ? e->cert
+                : strcmp(field, "key") == 0    ? e->key
+                : strcmp(field, "tenant") == 0 ? e->tenant
+                                               : NULL;
+    if (!e || !dst) {
+        snprintf(why, whylen, "[%s] sni.%s: %s", sect, key,
+                 e ? "expected sni.HOSTNAME.cert, .key or .tenant" : reason);
+        return -1;
+    }
+    size_t cap = dst == e->tenant ? sizeof(e->tenant) : CONFIG_PATH_MAX;
+    if (from_file && dst[0]) {
+        snprintf(why, whylen, "[%s] sni.%s: duplicate key", sect, key);
+        return -1;
+    }
+    if (!value[0] || strlen(value) >= cap) {
+        snprintf(why, whylen, "[%s] sni.%s: %s", sect, key, value[0] ? "too long" : "empty");
+        return -1;
+    }
+    memcpy(dst, value, strlen(value) + 1);
+    return 0;
+}
+
 static const struct directive *directive_find(enum config_scope scope, const char *key)
 {
     for (size_t i = 0; i < NDIRECTIVES; i++) {
@@ -867,6 +947,8 @@ static int directive_apply(struct config *cfg, enum config_scope scope, uint32_t
     const char *sect = scope_label(cfg, scope, listener, label, sizeof(label));
     if (scope == CONFIG_SCOPE_PLUGIN)
         return plugin_key(&cfg->plugins[listener], sect, key, value, seen != NULL, why, whylen);
+    if (scope == CONFIG_SCOPE_LISTENER && strncmp(key, "sni.", 4) == 0)
+        return sni_key(cfg, listener, sect, key + 4, value, seen != NULL, why, whylen);
     const struct directive *d = directive_find(scope, key);
 
     if (d == NULL) {
@@ -898,6 +980,16 @@ static int directive_apply(struct config *cfg, enum config_scope scope, uint32_t
     if (seen != NULL)
         seen[idx] = lineno;
     return 0;
+}
+
+const char *config_sni_tenant(const struct config *cfg, uint32_t listener, const char *host)
+{
+    for (uint32_t i = 0; host && i < cfg->nsni; i++) {
+        const struct config_sni *e = &cfg->sni[i];
+        if (e->listener == listener && e->tenant[0] && strcasecmp(e->host, host) == 0)
+            return e->tenant;
+    }
+    return NULL;
 }
 
 /* ---- the file --------------------------------------------------------- */
@@ -1058,7 +1150,7 @@ static void trim(const char **s, const char **e)
 static int override_apply(struct config *cfg, const char *arg, char *err, size_t errlen)
 {
     char why[256];
-    char key[64];
+    char key[CONFIG_SNI_HOST_MAX + 16]; /* sni.HOST.tenant */
     char value[256];
     const char *eq = strchr(arg, '=');
     const char *dot = NULL;
@@ -1068,13 +1160,16 @@ static int override_apply(struct config *cfg, const char *arg, char *err, size_t
             if (*p == '.')
                 dot = p;
         }
-        /* A plugin's own keys may hold dots (quota_static's TENANT.RESOURCE):
-         * for [plugin.NAME] the section ends at the second dot. */
-        if (strncmp(arg, "plugin.", 7) == 0) {
-            const char *second = memchr(arg + 7, '.', (size_t)(eq - arg - 7));
-            if (second)
-                dot = second;
-        }
+        /* A plugin's own keys may hold dots (quota_static's TENANT.RESOURCE),
+         * and so do a listener's sni.HOST.* keys: for [plugin.NAME] and
+         * [listener.NAME] (whose names have no dot) the section ends at
+         * the second dot. */
+        size_t pre = strncmp(arg, "plugin.", 7) == 0     ? 7
+                     : strncmp(arg, "listener.", 9) == 0 ? 9
+                                                         : 0;
+        const char *second = pre ? memchr(arg + pre, '.', (size_t)(eq - arg - pre)) : NULL;
+        if (second)
+            dot = second;
     }
     if (eq == NULL || dot == NULL) {
         set_err(err, errlen, "--set %s: expected section.key=value", arg);
@@ -1295,6 +1390,21 @@ static int tls_check(const struct load_state *st, char *err, size_t errlen)
         }
         if (l->tls_verify_client != CONFIG_TLS_VERIFY_NONE && !l->tls_ca[0]) {
             listener_err(st, i, err, errlen, "tls_verify_client needs tls_ca");
+            return -1;
+        }
+    }
+    for (uint32_t i = 0; i < st->cfg.nsni; i++) {
+        const struct config_sni *e = &st->cfg.sni[i];
+        char what[CONFIG_SNI_HOST_MAX + 80];
+        if (st->cfg.listeners[e->listener].transport != CONFIG_TRANSPORT_TLS) {
+            snprintf(what, sizeof(what), "sni.%s: server names are a transport = tls setting",
+                     e->host);
+            listener_err(st, e->listener, err, errlen, what);
+            return -1;
+        }
+        if (!e->cert[0] != !e->key[0]) {
+            snprintf(what, sizeof(what), "sni.%s: needs both cert and key (or neither)", e->host);
+            listener_err(st, e->listener, err, errlen, what);
             return -1;
         }
     }

@@ -28,6 +28,8 @@
 #define CONFIG_MAX_TENANTS     64
 #define CONFIG_TENANT_NAME_MAX 64
 #define CONFIG_MAX_CIDRS       32
+#define CONFIG_MAX_SNI         64  /* sni.HOST names, all listeners together */
+#define CONFIG_SNI_HOST_MAX    254 /* a DNS name's 253 characters and the NUL */
 
 /* What a listener speaks on its sockets (net/transport.h has each one). */
 enum config_transport {
@@ -91,6 +93,17 @@ struct config_listener {
     uint32_t tls_handshake_timeout; /* seconds, default 10 */
 };
 
+/* [listener.NAME] sni.HOST.cert / .key / .tenant: the certificate a TLS
+ * listener shows a client that asks for HOST (server name indication),
+ * and the tenant such a client must belong to. */
+struct config_sni {
+    uint32_t listener;                   /* index into cfg.listeners */
+    char host[CONFIG_SNI_HOST_MAX];      /* lower case */
+    char cert[CONFIG_PATH_MAX];          /* empty: the listener's tls_cert */
+    char key[CONFIG_PATH_MAX];           /* set exactly when cert is */
+    char tenant[CONFIG_TENANT_NAME_MAX]; /* empty: any tenant */
+};
+
 /* [plugin.NAME]: the shared object and its own keys, handed to its init. */
 struct config_plugin {
     char name[CONFIG_NAME_MAX];
@@ -152,6 +165,8 @@ struct config {
     /* [listener.NAME], in file order */
     struct config_listener listeners[CONFIG_MAX_LISTENERS];
     uint32_t nlisteners;
+    struct config_sni sni[CONFIG_MAX_SNI]; /* every listener's sni.HOST keys */
+    uint32_t nsni;
 
     /* [limits] */
     uint32_t max_packet_size;     /* default 1048576 */
@@ -250,5 +265,10 @@ int config_tenant_apply(struct tenant_settings *set, const char *key, const char
 /* The settings of tenant `name` (its [tenant.ID] section, else
  * [tenant.default]). Never NULL after a successful config_load. */
 const struct tenant_settings *config_tenant_settings(const struct config *cfg, const char *name);
+
+/* The tenant a client of `listener` that asked for server name `host`
+ * (any case; NULL: none) must belong to ([listener.NAME]
+ * sni.HOST.tenant), or NULL when that name binds none. */
+const char *config_sni_tenant(const struct config *cfg, uint32_t listener, const char *host);
 
 #endif

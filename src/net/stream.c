@@ -574,6 +574,24 @@ int stream_resume(struct stream_loop *l, struct stream *st)
     return rc < 0 && (rc == -EAGAIN || rc == -ENOBUFS || rc == -ECANCELED) ? -EPROTO : rc;
 }
 
+const char *stream_xprt_name(const struct stream_loop *l, const struct stream *st)
+{
+    return xprt(l, st)->name;
+}
+
+const struct xprt_info *stream_info(const struct stream_loop *l, struct stream *st)
+{
+    const struct transport_ops *x = xprt(l, st);
+    const struct xprt_info *own = x->info ? x->info(l, st) : NULL;
+    return own ? own : stream_proxy_info(l, st);
+}
+
+void stream_info_done(struct stream_loop *l, struct stream *st)
+{
+    if (st->proxy_hold && !st->proxy_wait)
+        stream_proxy_release(l, st);
+}
+
 uint32_t stream_opening(const struct stream_loop *l, struct stream *st, bool *open)
 {
     const struct transport_ops *x = xprt(l, st);

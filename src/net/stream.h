@@ -80,11 +80,12 @@ struct stream {
     bool proxy_wait : 1;       /* its first bytes are a PROXY header (stream_proxy.c) */
     bool xprt_out : 1;         /* the transport has output of its own (stream_xprt_output) */
     bool held : 1;             /* in loop->held: output waits for the barrier in flight */
-    uint16_t proxy_hold;       /* 1 + its slot in loop->proxy_holds: header incomplete */
+    uint16_t proxy_hold; /* 1 + its slot in loop->proxy_holds: header incomplete, or its TLVs */
 };
 
 struct stream_loop;
 struct config_listener;
+struct xprt_info;
 
 /* What the owner is told. Every callback runs on the loop's thread, from a
  * stream_* call; none may free the stream (on_closed says when it can). */
@@ -145,6 +146,10 @@ struct transport_ops {
      * of its own (a TLS handshake), so that the owner can bound it, and
      * in *open whether this stream is through it. NULL: no opening. */
     uint32_t (*opening)(const struct stream_loop *l, struct stream *st, bool *open);
+    /* What the transport knows of the client (TLS version, server name,
+     * certificate), or NULL: nothing yet, or nothing to say. NULL hook:
+     * nothing (tcp). */
+    const struct xprt_info *(*info)(const struct stream_loop *l, struct stream *st);
     /* The stream is going away: release its state. */
     void (*close)(struct stream_loop *l, struct stream *st);
 };
@@ -185,7 +190,9 @@ struct stream_loop {
      * (the array exists only while one is held). */
     const struct config_listener *proxy[STREAM_MAX_LISTENERS];
     struct stream_proxy_holds {
-        struct iobuf **slot;
+        /* While st->proxy_wait: the header's start (struct iobuf *);
+         * after: what its TLS TLVs said (struct xprt_info *). */
+        void **slot;
         uint32_t cap, used, hint;
     } proxy_holds;
 };
@@ -355,7 +362,10 @@ void stream_proxy_expect(const struct stream_loop *l, struct stream *st);
  * of them while it is incomplete: kept until it is), or -EPROTO. */
 long stream_proxy_input(struct stream_loop *l, struct stream *st, const uint8_t *data, size_t len);
 
-/* For stream.c: free what st holds of an incomplete header. */
+/* For stream.c: what a complete header's TLS TLVs said, or NULL. */
+const struct xprt_info *stream_proxy_info(const struct stream_loop *l, const struct stream *st);
+
+/* For stream.c: free what st holds of a header (incomplete, or its TLVs). */
 void stream_proxy_release(struct stream_loop *l, struct stream *st);
 
 /* The transport state that travels with a moving stream: its size, and
@@ -371,6 +381,21 @@ int stream_import(struct stream_loop *l, struct stream *st, const uint8_t *from,
  * transport brought along (bytes received but not yet decoded when it
  * moved) is handed up now. 0, or -errno: the owner closes the stream. */
 int stream_resume(struct stream_loop *l, struct stream *st);
+
+/* The transport's name ("tcp", "tls", "ws") and what it knows of the
+ * client: its own (a TLS handshake), else what a PROXY v2 header's TLS
+ * TLVs said (from_proxy), else NULL. Borrowed: valid until the stream
+ * closes or moves. A PROXY header's view stays on the loop that read it
+ * (the broker reads it at CONNECT, before any move); the transport's own
+ * travels with the stream. */
+const char *stream_xprt_name(const struct stream_loop *l, const struct stream *st);
+const struct xprt_info *stream_info(const struct stream_loop *l, struct stream *st);
+
+/* The owner has read what it needs of stream_info (CONNECT is handled): a
+ * PROXY header's view is freed now, so that it holds neither memory nor a
+ * slot for the rest of the connection (the transport's own stays until
+ * close). */
+void stream_info_done(struct stream_loop *l, struct stream *st);
 
 /* The transport's opening bound in ms (transport_ops.opening; 0: none)
  * and whether st is through its opening (always, with none). */

@@ -8,7 +8,9 @@
  * segment). Only a header split across receives is copied, into a buffer
  * of the loop's proxy_holds that exists until it is complete (at most
  * PROXY_HEADER_MAX bytes), so an idle stream holds nothing and struct
- * stream grows by no pointer. Runs on the loop's thread.
+ * stream grows by no pointer. A header with TLS TLVs (the proxy ended the
+ * client's TLS) leaves what they say in the same slot, as an xprt_info,
+ * until the stream ends. Runs on the loop's thread.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -19,6 +21,7 @@
 #include "core/log.h"
 #include "net/proxy.h"
 #include "net/stream.h"
+#include "net/xprt_info.h"
 
 _Static_assert(CONFIG_PROXY_V1 == PROXY_ACCEPT_V1 && CONFIG_PROXY_V2 == PROXY_ACCEPT_V2 &&
                    CONFIG_PROXY_ANY == (PROXY_ACCEPT_V1 | PROXY_ACCEPT_V2),
@@ -49,7 +52,12 @@ void stream_proxy_expect(const struct stream_loop *l, struct stream *st)
 
 static struct iobuf *held(struct stream_loop *l, const struct stream *st)
 {
-    return st->proxy_hold ? l->proxy_holds.slot[st->proxy_hold - 1] : NULL;
+    return st->proxy_hold && st->proxy_wait ? l->proxy_holds.slot[st->proxy_hold - 1] : NULL;
+}
+
+const struct xprt_info *stream_proxy_info(const struct stream_loop *l, const struct stream *st)
+{
+    return st->proxy_hold && !st->proxy_wait ? l->proxy_holds.slot[st->proxy_hold - 1] : NULL;
 }
 
 void stream_proxy_release(struct stream_loop *l, struct stream *st)
@@ -77,7 +85,7 @@ static int hold_slot(struct stream_loop *l)
             return -ENOSPC;
         uint32_t cap = t->cap ? t->cap * 2 : 16;
         cap = cap < HOLD_MAX ? cap : HOLD_MAX;
-        struct iobuf **slot = realloc(t->slot, cap * sizeof(*slot));
+        void **slot = realloc(t->slot, cap * sizeof(*slot));
         if (!slot)
             return -ENOMEM;
         memset(slot + t->cap, 0, (cap - t->cap) * sizeof(*slot));
@@ -93,22 +101,64 @@ static int hold_slot(struct stream_loop *l)
     return -ENOSPC; /* not reached: used < cap */
 }
 
+/* Put p (taken over) in a free slot for st. 0, or -errno (p freed). */
+static int hold_put(struct stream_loop *l, struct stream *st, void *p)
+{
+    int i = hold_slot(l);
+    if (i < 0) {
+        free(p);
+        return i;
+    }
+    l->proxy_holds.slot[i] = p;
+    l->proxy_holds.used++;
+    l->proxy_holds.hint = (uint32_t)i + 1;
+    st->proxy_hold = (uint16_t)(i + 1);
+    return 0;
+}
+
 /* Keep the start of a header that has not arrived whole. */
 static int hold_new(struct stream_loop *l, struct stream *st, const uint8_t *data, size_t len)
 {
-    int i = hold_slot(l);
-    if (i < 0)
-        return i;
     struct iobuf *b = iobuf_create(len);
     if (!b)
         return -ENOMEM;
     memcpy(b->data, data, len);
     b->len = (uint32_t)len;
-    l->proxy_holds.slot[i] = b;
-    l->proxy_holds.used++;
-    l->proxy_holds.hint = (uint32_t)i + 1;
-    st->proxy_hold = (uint16_t)(i + 1);
-    return 0;
+    return hold_put(l, st, b);
+}
+
+/* A TLV's text as a string (it is not NUL-terminated), into buf. */
+static const char *tlv_text(const struct proxy_text *t, char *buf, size_t cap)
+{
+    if (!t->len || memchr(t->p, 0, t->len))
+        return NULL;
+    size_t n = t->len < cap - 1 ? t->len : cap - 1;
+    memcpy(buf, t->p, n);
+    buf[n] = '\0';
+    return buf;
+}
+
+/* What a v2 header's PP2_TYPE_SSL (and PP2_TYPE_AUTHORITY, the SNI) say
+ * of the client's TLS to the proxy; NULL out of memory. Made before the
+ * header's bytes are released: h points into them. */
+static struct xprt_info *tls_tlvs(const struct proxy_header *h)
+{
+    static _Thread_local char version[64], cn[XPRT_INFO_FIELD_MAX + 1],
+        sni[XPRT_INFO_FIELD_MAX + 1];
+    /* The specification: verify is 0 when the client presented a
+     * certificate and it was verified; "presented" is a CERT_* bit. */
+    bool cert = (h->ssl_client & (PROXY_CLIENT_CERT_CONN | PROXY_CLIENT_CERT_SESS)) != 0;
+    struct xprt_info_draft d = {
+        .from_proxy = true,
+        .cert_verified = cert && h->ssl_verify == 0,
+        .tls_version = tlv_text(&h->ssl_version, version, sizeof(version)),
+        .sni = tlv_text(&h->authority, sni, sizeof(sni)),
+    };
+    if (!d.tls_version && (h->ssl_client & PROXY_CLIENT_SSL))
+        d.tls_version = "TLS";
+    if (d.cert_verified)
+        d.subject = d.cn = tlv_text(&h->ssl_cn, cn, sizeof(cn));
+    return xprt_info_pack(&d);
 }
 
 /* Add to the held start what the header can still use of data (the rest
@@ -170,7 +220,12 @@ long stream_proxy_input(struct stream_loop *l, struct stream *st, const uint8_t 
     }
     if (!h.local)
         st->peer = h.src;
-    st->proxy_wait = false;
+    struct xprt_info *info = h.ssl ? tls_tlvs(&h) : NULL;
+    if (h.ssl && !info)
+        return refuse(l, st, "out of memory");
     stream_proxy_release(l, st);
+    st->proxy_wait = false;
+    if (info && hold_put(l, st, info) < 0)
+        return refuse(l, st, "no room to keep its TLS TLVs");
     return (long)((size_t)rc - before);
 }

@@ -26,6 +26,7 @@
 #include <wolfssl/wolfcrypt/ecc.h>
 
 #include "core/log.h"
+#include "net/tls_peer.h"
 
 /* One record's plaintext at most (TLS caps a record at 16 KiB). */
 #define TLS_SCRATCH  (16u << 10)
@@ -34,6 +35,8 @@
 /* The listener's shared context. */
 struct tls_listener {
     WOLFSSL_CTX *ctx;
+    struct tls_sni *sni; /* certificates by server name, NULL: none (tls_sni.c) */
+    bool verify;         /* client certificates are asked for */
     uint32_t handshake_ms;
     char name[CONFIG_NAME_MAX];
 };
@@ -41,12 +44,13 @@ struct tls_listener {
 /* A stream's state. Moved by copy to another loop (export/import): the
  * pointers travel, the copy left behind is zeroed and marked moved. */
 struct tls_stream {
-    WOLFSSL *ssl;       /* NULL until the first bytes arrive */
-    struct iobuf *wire; /* output wolfSSL wrote, not yet handed to seal */
-    struct iobuf *held; /* input that came with a moved stream, not yet read */
-    bool open;          /* the handshake is done */
-    bool failed;        /* a fatal error: only the alert in `wire` may still go */
-    bool moved;         /* exported: another loop may be using the pointers */
+    WOLFSSL *ssl;           /* NULL until the first bytes arrive */
+    struct iobuf *wire;     /* output wolfSSL wrote, not yet handed to seal */
+    struct iobuf *held;     /* input that came with a moved stream, not yet read */
+    struct xprt_info *info; /* the client as the handshake showed it (tls_peer.c) */
+    bool open;              /* the handshake is done */
+    bool failed;            /* a fatal error: only the alert in `wire` may still go */
+    bool moved;             /* exported: another loop may be using the pointers */
 };
 
 /* The input being read on this thread: the callbacks' source. */
@@ -153,6 +157,10 @@ static int handshake(struct stream_loop *l, struct stream *st, struct tls_stream
 {
     int r = wolfSSL_accept(ts->ssl);
     if (r == WOLFSSL_SUCCESS) {
+        /* Before anything of the handshake is released. */
+        const struct tls_listener *tl = stream_xprt_ctx(l, st);
+        if (!(ts->info = tls_capture_peer(ts->ssl, tl->verify)))
+            return -ENOMEM;
         ts->open = true;
         /* What only the handshake needed (keys' arrays, the peer's
          * chain, hashes): an idle connection keeps the session only. */
@@ -262,7 +270,13 @@ static void tls_close(struct stream_loop *l, struct stream *st)
         wolfSSL_free(ts->ssl);
     free(ts->wire);
     free(ts->held);
+    free(ts->info);
     memset(ts, 0, sizeof(*ts));
+}
+
+static const struct xprt_info *tls_info(const struct stream_loop *l, struct stream *st)
+{
+    return state_of(l, st)->info;
 }
 
 /* The state, then the input not read yet when the stream moved (from
@@ -327,6 +341,7 @@ static const struct transport_ops tls_ops = {
     .export_state = tls_export,
     .import_state = tls_import,
     .opening = tls_opening,
+    .info = tls_info,
     .close = tls_close,
 };
 
@@ -463,6 +478,7 @@ static int tls_listener_create(const struct config_listener *cl, void **out)
         return rc;
     }
     tl->handshake_ms = cl->tls_handshake_timeout * 1000u;
+    tl->verify = cl->tls_verify_client != CONFIG_TLS_VERIFY_NONE;
     snprintf(tl->name, sizeof(tl->name), "%s", cl->name);
     *out = tl;
     return 0;
@@ -471,6 +487,7 @@ static int tls_listener_create(const struct config_listener *cl, void **out)
 static void tls_listener_destroy(void *ctx)
 {
     struct tls_listener *tl = ctx;
+    tls_sni_destroy(tl->sni);
     wolfSSL_CTX_free(tl->ctx);
     free(tl);
     wolfSSL_Cleanup();
@@ -483,9 +500,16 @@ static void tls_thread_fini(void)
     wc_ecc_fp_free();
 }
 
+static int tls_listener_sni(void *ctx, const struct config *cfg, uint32_t li)
+{
+    struct tls_listener *tl = ctx;
+    return tls_sni_create(tl->ctx, cfg, li, ctx_create, &tl->sni);
+}
+
 const struct transport_kind transport_kind_tls = {
     .ops = &tls_ops,
     .listener_create = tls_listener_create,
+    .listener_sni = tls_listener_sni,
     .listener_destroy = tls_listener_destroy,
     .thread_fini = tls_thread_fini,
 };

@@ -29,6 +29,11 @@ int transport_listeners_create(const struct config *cfg, struct transport_listen
         out[i].kind = transport_kind((enum config_transport)cl->transport);
         out[i].ctx = NULL;
         int ret = out[i].kind->listener_create ? out[i].kind->listener_create(cl, &out[i].ctx) : 0;
+        if (ret == 0 && out[i].kind->listener_sni) {
+            ret = out[i].kind->listener_sni(out[i].ctx, cfg, i);
+            if (ret < 0)
+                out[i].kind->listener_destroy(out[i].ctx);
+        }
         if (ret < 0) {
             transport_listeners_destroy(out, i);
             return ret;

@@ -24,6 +24,9 @@ struct transport_kind {
      * hook: none). 0 or -errno, having logged why with the listener's
      * name; the broker does not start. */
     int (*listener_create)(const struct config_listener *cl, void **ctx);
+    /* Then the certificates it shows by server name (cfg->sni entries of
+     * listener li): NULL hook, none. 0 or -errno, having logged why. */
+    int (*listener_sni)(void *ctx, const struct config *cfg, uint32_t li);
     /* Re-read what the listener's files hold (SIGHUP): new streams use the
      * new context, open ones keep theirs. On failure the old one stays
      * and the reason is logged. NULL: nothing to reload. 0 or -errno. */

@@ -194,7 +194,7 @@ Test(plugin_host, refuses_another_abi_version)
     cr_assert_eq(plugin_host_create(&spec, 1, 1000, &h, err, sizeof(err)), -1);
     cr_assert_null(h);
     cr_assert_str_eq(
-        err, "plugin bad (" PLUGIN("bad_abi") "): built for ABI 999, ringmqd speaks 2 to 3");
+        err, "plugin bad (" PLUGIN("bad_abi") "): built for ABI 999, ringmqd speaks 2 to 4");
     check_leaks();
 }
 
@@ -509,6 +509,33 @@ Test(plugin_host, abi2_plugin_loads_and_is_read_only_in_its_own_version)
     plugin_event(h, &full);
     plugin_event(h, &denied);
     cr_assert_str_eq(trace(), "event(5,0):v2;", "no check_read call, no DENIED drop event");
+    plugin_port_destroy(p);
+    plugin_host_destroy(h);
+    check_leaks();
+}
+
+/* A plugin built for ABI 3 (before the transport fields of
+ * ringmq_connect_info) still loads, is spoken to in ABI 3, and
+ * authenticates with the fields it knows. */
+Test(plugin_host, abi3_plugin_loads_and_authenticates)
+{
+    struct ringmq_kv kv[] = {{"probe", probe_str()}};
+    trace_reset();
+    struct plugin_host *h = load_one("old3", PLUGIN("abi3"), kv, 1, 5000);
+    cr_assert(plugin_host_has_auth(h));
+    struct plugin_port *p = plugin_port_create(h, NULL, NULL);
+    struct ringmq_connect_info info = {.protocol_version = 4,
+                                       .client_id = bytes("dev-3"),
+                                       .listener = "default",
+                                       .transport = "tls",
+                                       .tls_version = "TLSv1.3"};
+    cr_assert_eq(plugin_authenticate(p, 9, &info), 0);
+    struct plugin_done *d = plugin_port_poll(p, clock_now_ms());
+    cr_assert_eq(list_len(d), 1);
+    cr_assert_eq(d->r.auth.decision, RINGMQ_AUTH_ALLOW);
+    cr_assert_str_eq(d->r.auth.tenant, "t3");
+    cr_assert_str_eq(trace(), "auth(abi 3,dev-3,default):v3;");
+    list_free(d);
     plugin_port_destroy(p);
     plugin_host_destroy(h);
     check_leaks();

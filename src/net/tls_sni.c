@@ -1,0 +1,105 @@
+/*
+ * tls_sni: a TLS listener's certificates by server name ([listener.NAME]
+ * sni.HOST.cert / sni.HOST.key): one WOLFSSL_CTX per name, which a
+ * handshake switches to (wolfSSL_set_SSL_CTX) from wolfSSL's server name
+ * callback when the ClientHello asks for HOST; any other name, or none,
+ * keeps the listener's default certificate.
+ *
+ * Built and destroyed on the main thread while no shard runs; the
+ * callback runs on the shards, reading the table only.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "core/log.h"
+#include "net/tls_peer.h"
+
+struct tls_sni {
+    uint32_t n;
+    struct {
+        char host[CONFIG_SNI_HOST_MAX];
+        WOLFSSL_CTX *ctx;
+    } v[CONFIG_MAX_SNI];
+};
+
+/* wolfSSL's CallbackSniRecv: 0 goes on (with the name's context, or the
+ * default one for a name not listed). */
+static int sni_select(WOLFSSL *ssl, int *alert, void *arg)
+{
+    (void)alert;
+    const struct tls_sni *s = arg;
+    const char *name = wolfSSL_get_servername(ssl, WOLFSSL_SNI_HOST_NAME);
+    if (!name || !name[0])
+        return 0;
+    for (uint32_t i = 0; i < s->n; i++)
+        if (strcasecmp(s->v[i].host, name) == 0) {
+            /* The name's context was made from the same listener settings:
+             * only the chain and key differ. */
+            if (!wolfSSL_set_SSL_CTX(ssl, s->v[i].ctx))
+                return 2; /* fatal_return: no handshake with the wrong certificate */
+            return 0;
+        }
+    return 0;
+}
+
+/* The name's chain and key over the default ones. */
+static int load_name(WOLFSSL_CTX *ctx, const struct config_listener *cl, const struct config_sni *e)
+{
+    const char *what = NULL;
+    if (access(e->cert, R_OK) != 0 || access(e->key, R_OK) != 0)
+        what = strerror(errno);
+    else if (wolfSSL_CTX_use_certificate_chain_file(ctx, e->cert) != WOLFSSL_SUCCESS)
+        what = "cert is not a PEM certificate chain";
+    else if (wolfSSL_CTX_use_PrivateKey_file(ctx, e->key, WOLFSSL_FILETYPE_PEM) != WOLFSSL_SUCCESS)
+        what = "key is not a PEM private key";
+    else if (wolfSSL_CTX_check_private_key(ctx) != WOLFSSL_SUCCESS)
+        what = "key does not match cert";
+    if (!what)
+        return 0;
+    log_err("[listener.%s] sni.%s (cert %s, key %s): %s", cl->name, e->host, e->cert, e->key, what);
+    return -EINVAL;
+}
+
+int tls_sni_create(WOLFSSL_CTX *def, const struct config *cfg, uint32_t li,
+                   int (*make_ctx)(const struct config_listener *cl, WOLFSSL_CTX **out),
+                   struct tls_sni **out)
+{
+    *out = NULL;
+    const struct config_listener *cl = &cfg->listeners[li];
+    struct tls_sni *s = NULL;
+    for (uint32_t i = 0; i < cfg->nsni; i++) {
+        const struct config_sni *e = &cfg->sni[i];
+        if (e->listener != li || !e->cert[0])
+            continue; /* another listener's, or a tenant binding only */
+        if (!s && !(s = calloc(1, sizeof(*s)))) {
+            log_err("[listener.%s] out of memory", cl->name);
+            return -ENOMEM;
+        }
+        int rc = make_ctx(cl, &s->v[s->n].ctx);
+        if (rc == 0 && (rc = load_name(s->v[s->n].ctx, cl, e)) < 0)
+            wolfSSL_CTX_free(s->v[s->n].ctx);
+        if (rc < 0) {
+            tls_sni_destroy(s);
+            return rc;
+        }
+        memcpy(s->v[s->n++].host, e->host, sizeof(e->host));
+    }
+    if (s) {
+        wolfSSL_CTX_set_servername_callback(def, sni_select);
+        wolfSSL_CTX_set_servername_arg(def, s);
+    }
+    *out = s;
+    return 0;
+}
+
+void tls_sni_destroy(struct tls_sni *s)
+{
+    if (!s)
+        return;
+    for (uint32_t i = 0; i < s->n; i++)
+        wolfSSL_CTX_free(s->v[i].ctx);
+    free(s);
+}
