@@ -4,8 +4,9 @@
  * (see README.md). Called by every shard thread: a line is built with
  * jansson and dumped on the caller's stack (or heap for long topics) with no
  * lock held, then written with one write(2) on an O_APPEND descriptor under
- * a mutex, so lines never interleave. reload() reopens the file (log rotation): the new descriptor
- * is opened first and swapped in under the mutex.
+ * a mutex, so lines never interleave. reload() reopens the file (log
+ * rotation): the new descriptor is opened first and swapped in under the
+ * mutex.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -99,9 +100,9 @@ static json_t *events_format(const struct ringmq_event *ev)
     bool has_res = ev->type == RINGMQ_EV_THROTTLED && (unsigned)ev->resource < RINGMQ_RES_COUNT &&
                    resource_names[ev->resource];
     bad |= set(o, "resource", has_res ? json_string(resource_names[ev->resource]) : json_null());
-    bad |=
-        set(o, "topic",
-            ev->topic.len > 0 ? jsonstr_utf8_or_latin1(ev->topic.p, ev->topic.len) : json_null());
+    json_t *topic =
+        ev->topic.len > 0 ? jsonstr_utf8_or_latin1(ev->topic.p, ev->topic.len) : json_null();
+    bad |= set(o, "topic", topic);
     bad |= set(o, "shard", json_integer(ev->shard));
     if (bad) {
         json_decref(o);
