@@ -23,8 +23,11 @@
 #include <string.h>
 
 #include <curl/curl.h>
+#include <jansson.h>
 
 #include <ringmq/plugin.h>
+
+#include "../common/jsonstr.h"
 
 #define DEFAULT_TIMEOUT_MS    2000
 #define DEFAULT_CACHE_SECONDS 60
@@ -125,320 +128,76 @@ static uint64_t fnv1a(const char *p, size_t n, enum req_kind kind)
     return h;
 }
 
-/* ---- JSON out: a growable buffer ---- */
+/* ---- the server's answer (jansson) ---- */
 
-struct buf {
-    char *p;
-    size_t len, cap;
-    bool oom;
-};
-
-static void buf_add(struct buf *b, const char *s, size_t n)
-{
-    if (b->oom)
-        return;
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 256;
-        while (cap < b->len + n + 1)
-            cap *= 2;
-        char *p = realloc(b->p, cap);
-        if (!p) {
-            b->oom = true;
-            return;
-        }
-        b->p = p;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-    b->p[b->len] = '\0';
-}
-
-static void buf_str(struct buf *b, const char *s)
-{
-    buf_add(b, s, strlen(s));
-}
-
-/* A JSON string of `n` bytes. UTF-8 text (client id, user name, topic: the
- * broker has validated them) keeps its bytes >= 0x80 as they are; binary data
- * (the password) escapes every byte outside printable ASCII as \u00XX, so the
- * server reads one code point 0..255 per byte. */
-static void buf_json_bytes(struct buf *b, const uint8_t *p, size_t n, bool binary)
-{
-    buf_add(b, "\"", 1);
-    for (size_t i = 0; i < n; i++) {
-        uint8_t c = p[i];
-        char esc[8];
-        if (c == '"' || c == '\\') {
-            esc[0] = '\\';
-            esc[1] = (char)c;
-            buf_add(b, esc, 2);
-        } else if (c < 0x20 || c == 0x7f || (binary && c >= 0x80)) {
-            snprintf(esc, sizeof(esc), "\\u%04x", c);
-            buf_add(b, esc, 6);
-        } else {
-            buf_add(b, (const char *)&c, 1);
-        }
-    }
-    buf_add(b, "\"", 1);
-}
-
-static void buf_json_cstr(struct buf *b, const char *s)
-{
-    if (s)
-        buf_json_bytes(b, (const uint8_t *)s, strlen(s), false);
-    else
-        buf_str(b, "null");
-}
-
-/* ---- JSON in: a tiny scanner for one flat object of string fields ---- */
-
-struct json_field {
-    const char *name;
-    char *out; /* NUL-terminated value when found */
-    size_t cap;
-    bool found;
-};
-
-struct scan {
-    const char *p, *end;
-};
-
-static void skip_ws(struct scan *s)
-{
-    while (s->p < s->end && (*s->p == ' ' || *s->p == '\t' || *s->p == '\n' || *s->p == '\r'))
-        s->p++;
-}
-
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
-/* Four hex digits at p (at least 4 bytes before the end): the value, or -1. */
-static long hex4(const char *p)
-{
-    long v = 0;
-    for (int i = 0; i < 4; i++) {
-        int h = hexval(p[i]);
-        if (h < 0)
-            return -1;
-        v = v * 16 + h;
-    }
-    return v;
-}
-
-/* Reads a string at s->p (the opening quote) into out (NULL: skip it),
- * decoding escapes into UTF-8: a character outside the BMP arrives as a
- * \uD8xx\uDCxx surrogate pair (RFC 8259 section 7); a lone or reversed
- * surrogate, \u0000, and a value that does not fit are refused. */
-static int scan_string(struct scan *s, char *out, size_t cap)
-{
-    size_t n = 0;
-    if (s->p >= s->end || *s->p != '"')
-        return -EINVAL;
-    s->p++;
-    while (s->p < s->end && *s->p != '"') {
-        unsigned char c = (unsigned char)*s->p++;
-        char tmp[4];
-        size_t tn = 1;
-        tmp[0] = (char)c;
-        if (c < 0x20)
-            return -EINVAL;
-        if (c == '\\') {
-            if (s->p >= s->end)
-                return -EINVAL;
-            char e = *s->p++;
-            switch (e) {
-            case '"':
-            case '\\':
-            case '/':
-                tmp[0] = e;
-                break;
-            case 'b':
-                tmp[0] = '\b';
-                break;
-            case 'f':
-                tmp[0] = '\f';
-                break;
-            case 'n':
-                tmp[0] = '\n';
-                break;
-            case 'r':
-                tmp[0] = '\r';
-                break;
-            case 't':
-                tmp[0] = '\t';
-                break;
-            case 'u': {
-                long v = s->end - s->p >= 4 ? hex4(s->p) : -1;
-                if (v < 0)
-                    return -EINVAL;
-                unsigned cp = (unsigned)v;
-                s->p += 4;
-                if (cp >= 0xd800 && cp <= 0xdbff) {
-                    /* A high surrogate: only with a low one right after. */
-                    long lo = s->end - s->p >= 6 && s->p[0] == '\\' && s->p[1] == 'u'
-                                  ? hex4(s->p + 2)
-                                  : -1;
-                    if (lo < 0xdc00 || lo > 0xdfff)
-                        return -EINVAL;
-                    s->p += 6;
-                    cp = 0x10000 + ((cp - 0xd800) << 10) + ((unsigned)lo - 0xdc00);
-                }
-                if (cp == 0 || (cp >= 0xd800 && cp <= 0xdfff))
-                    return -EINVAL; /* a NUL would cut the C string */
-                if (cp >= 0x10000) {
-                    tmp[0] = (char)(0xf0 | (cp >> 18));
-                    tmp[1] = (char)(0x80 | ((cp >> 12) & 0x3f));
-                    tmp[2] = (char)(0x80 | ((cp >> 6) & 0x3f));
-                    tmp[3] = (char)(0x80 | (cp & 0x3f));
-                    tn = 4;
-                } else if (cp < 0x80) {
-                    tmp[0] = (char)cp;
-                } else if (cp < 0x800) {
-                    tmp[0] = (char)(0xc0 | (cp >> 6));
-                    tmp[1] = (char)(0x80 | (cp & 0x3f));
-                    tn = 2;
-                } else {
-                    tmp[0] = (char)(0xe0 | (cp >> 12));
-                    tmp[1] = (char)(0x80 | ((cp >> 6) & 0x3f));
-                    tmp[2] = (char)(0x80 | (cp & 0x3f));
-                    tn = 3;
-                }
-                break;
-            }
-            default:
-                return -EINVAL;
-            }
-        }
-        if (out) {
-            if (n + tn >= cap)
-                return -ENAMETOOLONG;
-            memcpy(out + n, tmp, tn);
-        }
-        n += tn;
-    }
-    if (s->p >= s->end)
-        return -EINVAL;
-    s->p++;
-    if (out)
-        out[n] = '\0';
-    return 0;
-}
-
-/* Skips any value other than a string: a scalar (not validated further),
- * or a nested object or array (brackets counted, strings inside skipped
- * properly). */
-static int skip_value(struct scan *s)
-{
-    const char *start = s->p;
-    int depth = 0;
-    while (s->p < s->end) {
-        char c = *s->p;
-        if (c == '"') {
-            if (depth == 0 || scan_string(s, NULL, 0))
-                return -EINVAL;
-            continue;
-        }
-        if (depth == 0 &&
-            (c == ',' || c == '}' || c == ']' || c == ' ' || c == '\t' || c == '\r' || c == '\n'))
-            break;
-        if (c == '{' || c == '[') {
-            depth++;
-        } else if (c == '}' || c == ']') {
-            if (--depth == 0) {
-                s->p++;
-                return 0;
-            }
-        }
-        s->p++;
-    }
-    return depth || s->p == start ? -EINVAL : 0;
-}
-
-/* Parses one JSON object, filling the named string fields. Returns 0, or
- * -EINVAL for anything that is not a well-formed object (or a named field
- * that is not a string). */
-static int json_scan_object(const char *p, size_t n, struct json_field *f, size_t nf)
-{
-    struct scan s = {p, p + n};
-    skip_ws(&s);
-    if (s.p >= s.end || *s.p != '{')
-        return -EINVAL;
-    s.p++;
-    skip_ws(&s);
-    if (s.p < s.end && *s.p == '}') {
-        s.p++;
-    } else {
-        for (;;) {
-            char key[64];
-            skip_ws(&s);
-            const char *key_at = s.p;
-            int r = scan_string(&s, key, sizeof(key));
-            if (r == -ENAMETOOLONG) {
-                s.p = key_at; /* a long key is none of ours: skip it */
-                r = scan_string(&s, NULL, 0);
-                key[0] = '\0';
-            }
-            if (r)
-                return -EINVAL;
-            skip_ws(&s);
-            if (s.p >= s.end || *s.p != ':')
-                return -EINVAL;
-            s.p++;
-            skip_ws(&s);
-            struct json_field *want = NULL;
-            for (size_t i = 0; i < nf; i++)
-                if (!strcmp(f[i].name, key))
-                    want = &f[i];
-            if (want && s.p < s.end && *s.p == '"') {
-                if (scan_string(&s, want->out, want->cap))
-                    return -EINVAL;
-                want->found = true;
-            } else if (want) {
-                /* Ours but not a string: null is "absent"; anything else
-                 * (a number, an object) is a broken answer, not "no
-                 * tenant", which would put the client in `global`. */
-                if (s.end - s.p < 4 || memcmp(s.p, "null", 4) != 0)
-                    return -EINVAL;
-                s.p += 4;
-                want->found = false;
-            } else if (s.p < s.end && *s.p == '"') {
-                if (scan_string(&s, NULL, 0))
-                    return -EINVAL;
-            } else if (skip_value(&s)) {
-                return -EINVAL;
-            }
-            skip_ws(&s);
-            if (s.p < s.end && *s.p == ',') {
-                s.p++;
-                continue;
-            }
-            if (s.p < s.end && *s.p == '}') {
-                s.p++;
-                break;
-            }
-            return -EINVAL;
-        }
-    }
-    skip_ws(&s);
-    return s.p == s.end ? 0 : -EINVAL;
-}
-
-/* ---- the decision cache ---- */
-
+/* What the server decided, as completed and cached. */
 struct decision {
     int decision;
     char tenant[MAX_FIELD], user_id[MAX_FIELD];
     bool has_tenant, has_user_id;
 };
+
+/* A string field of the answer into out (cap bytes, NUL included): 1 when
+ * it is there, 0 when absent or null (JSON's "none"), -EINVAL when it is
+ * another type (a number, an object: a broken answer, not "no tenant",
+ * which would put the client in `global`) or too long. jansson has checked
+ * that it is UTF-8 without NUL (no JSON_ALLOW_NUL), so it is a C string. */
+static int answer_field(json_t *obj, const char *name, char *out, size_t cap)
+{
+    json_t *v = json_object_get(obj, name);
+    if (!v || json_is_null(v))
+        return 0;
+    if (!json_is_string(v) || json_string_length(v) >= cap)
+        return -EINVAL;
+    memcpy(out, json_string_value(v), json_string_length(v) + 1);
+    return 1;
+}
+
+/* jansson's message quotes the text near the error, which the server
+ * chose: keep the log line one line of printable ASCII. */
+static void printable(char *s)
+{
+    for (; *s; s++)
+        if ((unsigned char)*s < 0x20 || (unsigned char)*s >= 0x7f)
+            *s = '?';
+}
+
+/* Reads a 200 answer of n bytes: one JSON object (nothing after it), with
+ * a string `result` and, for REQ_AUTH, optional `tenant` and `user_id`;
+ * other members are ignored, whatever they hold. Duplicate names: the last
+ * one wins (jansson's object semantics). Fills result, d->tenant/user_id and
+ * has_*; returns 0, or -EINVAL with `why` saying what was wrong. */
+static int answer_parse(const char *p, size_t n, enum req_kind kind, char *result, size_t cap,
+                        struct decision *d, char *why, size_t whylen)
+{
+    json_error_t e;
+    /* Numbers are never read: as doubles, a 64-bit id elsewhere in the
+     * object is not "too big" (only one beyond a double's range is). */
+    json_t *root = json_loadb(p, n, JSON_DECODE_INT_AS_REAL, &e);
+    if (!root) {
+        printable(e.text);
+        set_err(why, whylen, "%s (byte %d)", e.text, e.position);
+        return -EINVAL;
+    }
+    int rc = -EINVAL, t = 0, u = 0;
+    if (!json_is_object(root))
+        set_err(why, whylen, "not a JSON object");
+    else if (answer_field(root, "result", result, cap) != 1)
+        set_err(why, whylen, "no \"result\" string");
+    else if (kind == REQ_AUTH &&
+             ((t = answer_field(root, "tenant", d->tenant, sizeof(d->tenant))) < 0 ||
+              (u = answer_field(root, "user_id", d->user_id, sizeof(d->user_id))) < 0))
+        set_err(why, whylen, "\"tenant\" or \"user_id\" is not a string of at most %d bytes",
+                MAX_FIELD - 1);
+    else
+        rc = 0;
+    d->has_tenant = t == 1;
+    d->has_user_id = u == 1;
+    json_decref(root);
+    return rc;
+}
+
+/* ---- the decision cache ---- */
 
 static bool cache_lookup(struct auth_http *st, enum req_kind kind, const char *key, size_t len,
                          struct decision *d)
@@ -574,16 +333,10 @@ static void req_finish(struct auth_http *st, struct req *r, CURLcode rc)
     }
     curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &status);
     if (status == 200) {
-        char result[MAX_FIELD];
-        struct json_field f[] = {
-            {"result", result, sizeof(result), false},
-            {"tenant", d.tenant, sizeof(d.tenant), false},
-            {"user_id", d.user_id, sizeof(d.user_id), false},
-        };
-        size_t nf = r->kind == REQ_AUTH ? 3 : 1;
-        if (json_scan_object(r->resp ? r->resp : "", r->resp_len, f, nf) == 0 && f[0].found) {
-            d.has_tenant = f[1].found;
-            d.has_user_id = f[2].found;
+        char result[MAX_FIELD], why[256];
+        const char *what = r->kind == REQ_AUTH ? "auth" : "acl";
+        if (answer_parse(r->resp ? r->resp : "", r->resp_len, r->kind, result, sizeof(result), &d,
+                         why, sizeof(why)) == 0) {
             if (!strcmp(result, "allow")) {
                 d.decision = r->kind == REQ_AUTH ? (int)RINGMQ_AUTH_ALLOW : (int)RINGMQ_GRANTED;
                 definite = true;
@@ -591,11 +344,12 @@ static void req_finish(struct auth_http *st, struct req *r, CURLcode rc)
                 d.decision =
                     r->kind == REQ_AUTH ? (int)RINGMQ_AUTH_BAD_CREDENTIALS : (int)RINGMQ_DENIED;
                 definite = true;
+            } else {
+                set_err(why, sizeof(why), "\"result\" is neither \"allow\" nor \"deny\"");
             }
         }
         if (!definite)
-            st->host->log(RINGMQ_LOG_WARN, "%s: unreadable answer from the server",
-                          r->kind == REQ_AUTH ? "auth" : "acl");
+            st->host->log(RINGMQ_LOG_WARN, "%s: unreadable answer from the server: %s", what, why);
     } else if (status == 401 || status == 403) {
         d.decision = r->kind == REQ_AUTH ? (int)RINGMQ_AUTH_BAD_CREDENTIALS : (int)RINGMQ_DENIED;
         definite = true;
@@ -753,32 +507,32 @@ static void *thread_main(void *arg)
 
 /* ---- shard-thread side ---- */
 
-/* Answers from the cache, or queues `body` (taking it) for the thread. Its
- * first key_len bytes are the cache key. */
-static void submit(struct auth_http *st, struct ringmq_call *call, enum req_kind kind,
-                   struct buf *body, size_t key_len)
+/* Answers from the cache, or queues `body` (taking it: a string of len
+ * bytes from json_dumps, NULL when it could not be made) for the thread.
+ * Its first key_len bytes are the cache key. */
+static void submit(struct auth_http *st, struct ringmq_call *call, enum req_kind kind, char *body,
+                   size_t len, size_t key_len)
 {
-    if (body->oom) {
-        free(body->p);
-        complete_error(st, call, kind, "out of memory");
+    if (!body) {
+        complete_error(st, call, kind, "cannot encode the request");
         return;
     }
     struct decision d;
-    if (cache_lookup(st, kind, body->p, key_len, &d)) {
-        free(body->p);
+    if (cache_lookup(st, kind, body, key_len, &d)) {
+        free(body);
         complete_decision(st, call, kind, &d, NULL);
         return;
     }
     struct req *r = calloc(1, sizeof(*r));
     if (!r) {
-        free(body->p);
+        free(body);
         complete_error(st, call, kind, "out of memory");
         return;
     }
     r->kind = kind;
     r->call = call;
-    r->body = body->p;
-    r->body_len = body->len;
+    r->body = body;
+    r->body_len = len;
     r->key_len = key_len;
     pthread_mutex_lock(&st->lock);
     const char *refuse = NULL;
@@ -805,40 +559,62 @@ static void submit(struct auth_http *st, struct ringmq_call *call, enum req_kind
     }
 }
 
+/* Sets o[key] to v (taking it), a JSON string of the n UTF-8 bytes at p
+ * (the broker has checked them; bytes that are not UTF-8 fail here rather
+ * than reach the server as another name), or to null when p is absent.
+ * Returns 0 or -1, as jansson does. */
+static int set_text(json_t *o, const char *key, bool present, const uint8_t *p, size_t n)
+{
+    json_t *v = !present ? json_null() : json_stringn(n ? (const char *)p : "", n);
+    return json_object_set_new(o, key, v);
+}
+
+static int set_cstr(json_t *o, const char *key, const char *s)
+{
+    return set_text(o, key, s != NULL, (const uint8_t *)s, s ? strlen(s) : 0);
+}
+
+/* The compact JSON of o (dropping it) into *body; its length, or 0 when o
+ * is NULL or `bad` (an earlier set failed), or out of memory. */
+static size_t dump_body(json_t *o, int bad, char **body)
+{
+    *body = o && !bad ? json_dumps(o, JSON_COMPACT) : NULL;
+    json_decref(o);
+    return *body ? strlen(*body) : 0; /* NUL is written \u0000: no NUL inside */
+}
+
 static void auth_http_authenticate(void *state, struct ringmq_call *call,
                                    const struct ringmq_connect_info *info)
 {
     struct auth_http *st = state;
-    struct buf b = {0};
-    char num[16];
-    buf_str(&b, "{\"client_id\":");
-    buf_json_bytes(&b, info->client_id.p, info->client_id.len, false);
-    buf_str(&b, ",\"username\":");
-    if (info->has_username)
-        buf_json_bytes(&b, info->username.p, info->username.len, false);
-    else
-        buf_str(&b, "null");
-    buf_str(&b, ",\"password\":");
-    if (info->has_password)
-        buf_json_bytes(&b, info->password.p, info->password.len, true);
-    else
-        buf_str(&b, "null");
-    snprintf(num, sizeof(num), "%u", (unsigned)info->protocol_version);
-    buf_str(&b, ",\"protocol\":");
-    buf_str(&b, num);
-    buf_str(&b, ",\"listener\":");
-    buf_json_cstr(&b, info->listener);
-    buf_str(&b, ",\"remote_addr\":");
-    buf_json_cstr(&b, info->remote_addr);
+    json_t *o = json_object();
+    int bad = !o;
+    if (o) {
+        bad |= set_text(o, "client_id", true, info->client_id.p, info->client_id.len);
+        bad |= set_text(o, "username", info->has_username, info->username.p, info->username.len);
+        /* Binary (MQTT allows any bytes): one code point 0..255 per byte. */
+        bad |= json_object_set_new(o, "password",
+                                   info->has_password
+                                       ? jsonstr_latin1(info->password.p, info->password.len)
+                                       : json_null());
+        bad |= json_object_set_new(o, "protocol", json_integer(info->protocol_version));
+        bad |= set_cstr(o, "listener", info->listener);
+        bad |= set_cstr(o, "remote_addr", info->remote_addr);
+        bad |= json_object_set_new(
+            o, "remote_port", info->remote_addr ? json_integer(info->remote_port) : json_null());
+    }
+    char *body;
+    size_t len = dump_body(o, bad, &body);
+    if (!body)
+        st->host->log(RINGMQ_LOG_WARN, "auth: cannot encode the request (not UTF-8?)");
     /* The client's port changes with every connection: keeping it out of
      * the cache key lets a reconnecting client hit the cache (a server
-     * deciding by address still gets one request per address). */
-    size_t key_len = b.len;
-    snprintf(num, sizeof(num), "%u", (unsigned)info->remote_port);
-    buf_str(&b, ",\"remote_port\":");
-    buf_str(&b, info->remote_addr ? num : "null");
-    buf_str(&b, "}");
-    submit(st, call, REQ_AUTH, &b, key_len);
+     * deciding by address still gets one request per address). It is the
+     * last member and its value a number or null, so the last ',' starts
+     * it (jansson keeps the members in insertion order). */
+    const char *port = body ? strrchr(body, ',') : NULL;
+    size_t key_len = port && !strncmp(port, ",\"remote_port\":", 15) ? (size_t)(port - body) : len;
+    submit(st, call, REQ_AUTH, body, len, key_len);
 }
 
 static void auth_http_auth_continue(void *state, struct ringmq_call *call,
@@ -873,23 +649,22 @@ static const char *action_name(enum ringmq_action a)
 static void auth_http_check(void *state, struct ringmq_call *call, const struct ringmq_check *c)
 {
     struct auth_http *st = state;
-    struct buf b = {0};
-    char num[16];
-    buf_str(&b, "{\"tenant\":");
-    buf_json_cstr(&b, c->tenant);
-    buf_str(&b, ",\"user_id\":");
-    buf_json_cstr(&b, c->user_id);
-    buf_str(&b, ",\"client_id\":");
-    buf_json_bytes(&b, c->client_id.p, c->client_id.len, false);
-    buf_str(&b, ",\"action\":");
-    buf_json_cstr(&b, action_name(c->action));
-    buf_str(&b, ",\"topic\":");
-    buf_json_bytes(&b, c->topic.p, c->topic.len, false);
-    snprintf(num, sizeof(num), "%u", (unsigned)c->qos);
-    buf_str(&b, ",\"qos\":");
-    buf_str(&b, num);
-    buf_str(&b, c->retain ? ",\"retain\":true}" : ",\"retain\":false}");
-    submit(st, call, REQ_ACL, &b, b.len);
+    json_t *o = json_object();
+    int bad = !o;
+    if (o) {
+        bad |= set_cstr(o, "tenant", c->tenant);
+        bad |= set_cstr(o, "user_id", c->user_id);
+        bad |= set_text(o, "client_id", true, c->client_id.p, c->client_id.len);
+        bad |= set_cstr(o, "action", action_name(c->action));
+        bad |= set_text(o, "topic", true, c->topic.p, c->topic.len);
+        bad |= json_object_set_new(o, "qos", json_integer(c->qos));
+        bad |= json_object_set_new(o, "retain", json_boolean(c->retain));
+    }
+    char *body;
+    size_t len = dump_body(o, bad, &body);
+    if (!body)
+        st->host->log(RINGMQ_LOG_WARN, "acl: cannot encode the request (not UTF-8?)");
+    submit(st, call, REQ_ACL, body, len, len);
 }
 
 /* ---- init / fini ---- */

@@ -1,23 +1,26 @@
 /*
  * events_log: a ringmq event collector (RINGMQ_KIND_EVENTS) appending each
  * event as one JSON object on one line to the file named by the `file` key
- * (see README.md). Called by every shard thread: a line is formatted on the
- * caller's stack (or heap for long topics) with no lock held, then written
- * with one write(2) on an O_APPEND descriptor under a mutex, so lines never
- * interleave. reload() reopens the file (log rotation): the new descriptor is
- * opened first and swapped in under the mutex.
+ * (see README.md). Called by every shard thread: a line is built with
+ * jansson and dumped on the caller's stack (or heap for long topics) with no
+ * lock held, then written with one write(2) on an O_APPEND descriptor under
+ * a mutex, so lines never interleave. reload() reopens the file (log
+ * rotation): the new descriptor is opened first and swapped in under the
+ * mutex.
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <inttypes.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include <jansson.h>
+
 #include <ringmq/plugin.h>
+
+#include "../common/jsonstr.h"
 
 struct events_log {
     const struct ringmq_host *host;
@@ -25,128 +28,6 @@ struct events_log {
     pthread_mutex_t lock; /* guards fd */
     int fd;
 };
-
-/* A growable output buffer; starts on the caller's stack. */
-struct jbuf {
-    char *p;
-    size_t len, cap;
-    bool heap;
-    bool failed; /* out of memory: the line is dropped */
-};
-
-static void jb_reserve(struct jbuf *b, size_t more)
-{
-    if (b->failed || b->len + more <= b->cap)
-        return;
-    size_t cap = b->cap * 2;
-    while (cap < b->len + more)
-        cap *= 2;
-    char *p = b->heap ? realloc(b->p, cap) : malloc(cap);
-    if (!p) {
-        b->failed = true;
-        return;
-    }
-    if (!b->heap)
-        memcpy(p, b->p, b->len);
-    b->p = p;
-    b->cap = cap;
-    b->heap = true;
-}
-
-static void jb_put(struct jbuf *b, const char *s, size_t n)
-{
-    jb_reserve(b, n);
-    if (b->failed)
-        return;
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-}
-
-static void jb_str(struct jbuf *b, const char *s)
-{
-    jb_put(b, s, strlen(s));
-}
-
-static void jb_printf(struct jbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void jb_printf(struct jbuf *b, const char *fmt, ...)
-{
-    char tmp[64];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
-    va_end(ap);
-    if (n > 0)
-        jb_put(b, tmp, (size_t)n < sizeof(tmp) ? (size_t)n : sizeof(tmp) - 1);
-}
-
-/* Length of the valid UTF-8 sequence at p (RFC 3629: no overlongs, no
- * surrogates, nothing above U+10FFFF), or 0 when it is not one. */
-static size_t utf8_seq(const uint8_t *p, size_t n)
-{
-    uint8_t c = p[0];
-    size_t len;
-    uint32_t min, cp;
-    if (c < 0x80)
-        return 1;
-    if (c >= 0xc2 && c <= 0xdf)
-        len = 2, min = 0x80, cp = c & 0x1f;
-    else if (c >= 0xe0 && c <= 0xef)
-        len = 3, min = 0x800, cp = c & 0x0f;
-    else if (c >= 0xf0 && c <= 0xf4)
-        len = 4, min = 0x10000, cp = c & 0x07;
-    else
-        return 0;
-    if (len > n)
-        return 0;
-    for (size_t i = 1; i < len; i++) {
-        if ((p[i] & 0xc0) != 0x80)
-            return 0;
-        cp = cp << 6 | (p[i] & 0x3f);
-    }
-    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-        return 0;
-    return len;
-}
-
-/* A JSON string from arbitrary bytes: valid UTF-8 is kept, '"', '\\' and
- * control characters are escaped, and each byte that is not part of valid
- * UTF-8 is written as \u00XX (the byte's value as a code point), so the line
- * stays valid JSON whatever a client sent. */
-static void jb_json_bytes(struct jbuf *b, const uint8_t *p, size_t n)
-{
-    jb_put(b, "\"", 1);
-    for (size_t i = 0; i < n;) {
-        uint8_t c = p[i];
-        size_t l = utf8_seq(p + i, n - i);
-        if (l > 1) {
-            jb_put(b, (const char *)p + i, l);
-            i += l;
-            continue;
-        }
-        if (l == 1 && c == '"') {
-            jb_put(b, "\\\"", 2);
-        } else if (l == 1 && c == '\\') {
-            jb_put(b, "\\\\", 2);
-        } else if (l == 1 && c == '\n') {
-            jb_put(b, "\\n", 2);
-        } else if (l == 1 && c >= 0x20 && c != 0x7f) {
-            jb_put(b, (const char *)&c, 1);
-        } else {
-            jb_printf(b, "\\u%04x", c);
-        }
-        i++;
-    }
-    jb_put(b, "\"", 1);
-}
-
-static void jb_json_str(struct jbuf *b, const char *s)
-{
-    if (s)
-        jb_json_bytes(b, (const uint8_t *)s, strlen(s));
-    else
-        jb_str(b, "null");
-}
 
 static const char *const type_names[] = {
     [RINGMQ_EV_CONNECTED] = "connected",
@@ -184,37 +65,75 @@ static const char *const drop_names[] = {
 
 #define N_OF(a) (sizeof(a) / sizeof((a)[0]))
 
-static void events_format(struct jbuf *b, const struct ringmq_event *ev)
+/* Sets o[key] to v (taking it); 0 or -1, as jansson does. */
+static int set(json_t *o, const char *key, json_t *v)
 {
-    jb_str(b, "{\"type\":");
-    if ((unsigned)ev->type < N_OF(type_names))
-        jb_printf(b, "\"%s\"", type_names[ev->type]);
+    return json_object_set_new(o, key, v);
+}
+
+/* The event as a JSON object with every key, in the documented order
+ * (jansson keeps insertion order), or NULL when out of memory. Strings from
+ * clients may be any bytes: see jsonstr_utf8_or_latin1. */
+static json_t *events_format(const struct ringmq_event *ev)
+{
+    json_t *o = json_object();
+    if (!o)
+        return NULL;
+    char unknown[32];
+    const char *type = unknown;
+    if ((unsigned)ev->type < N_OF(type_names) && type_names[ev->type])
+        type = type_names[ev->type];
     else
-        jb_printf(b, "\"unknown_%u\"", (unsigned)ev->type);
-    jb_printf(b, ",\"time_ms\":%" PRIu64, ev->time_ms);
-    jb_str(b, ",\"tenant\":");
-    jb_json_str(b, ev->tenant);
-    jb_str(b, ",\"user_id\":");
-    jb_json_str(b, ev->user_id);
-    jb_str(b, ",\"client_id\":");
-    jb_json_bytes(b, ev->client_id.p, ev->client_id.len);
-    jb_str(b, ",\"remote_addr\":");
-    jb_json_str(b, ev->remote_addr);
-    jb_printf(b, ",\"reason\":%" PRIu32, ev->reason);
+        snprintf(unknown, sizeof(unknown), "unknown_%u", (unsigned)ev->type);
+    int bad = set(o, "type", json_string(type));
+    /* json_int_t is 64-bit signed: a time in ms fits for 292 million years. */
+    bad |= set(o, "time_ms", json_integer((json_int_t)ev->time_ms));
+    bad |= set(o, "tenant", jsonstr_cstr_or_null(ev->tenant));
+    bad |= set(o, "user_id", jsonstr_cstr_or_null(ev->user_id));
+    bad |= set(o, "client_id", jsonstr_utf8_or_latin1(ev->client_id.p, ev->client_id.len));
+    bad |= set(o, "remote_addr", jsonstr_cstr_or_null(ev->remote_addr));
+    bad |= set(o, "reason", json_integer(ev->reason));
     /* Names where the number alone would need the header to read. */
-    if (ev->type == RINGMQ_EV_MESSAGE_DROPPED && ev->reason < N_OF(drop_names))
-        jb_printf(b, ",\"reason_name\":\"%s\"", drop_names[ev->reason]);
-    jb_str(b, ",\"resource\":");
-    if (ev->type == RINGMQ_EV_THROTTLED && (unsigned)ev->resource < RINGMQ_RES_COUNT)
-        jb_printf(b, "\"%s\"", resource_names[ev->resource]);
-    else
-        jb_str(b, "null");
-    jb_str(b, ",\"topic\":");
-    if (ev->topic.len > 0)
-        jb_json_bytes(b, ev->topic.p, ev->topic.len);
-    else
-        jb_str(b, "null");
-    jb_printf(b, ",\"shard\":%" PRIu32 "}\n", ev->shard);
+    if (ev->type == RINGMQ_EV_MESSAGE_DROPPED && ev->reason < N_OF(drop_names) &&
+        drop_names[ev->reason])
+        bad |= set(o, "reason_name", json_string(drop_names[ev->reason]));
+    bool has_res = ev->type == RINGMQ_EV_THROTTLED && (unsigned)ev->resource < RINGMQ_RES_COUNT &&
+                   resource_names[ev->resource];
+    bad |= set(o, "resource", has_res ? json_string(resource_names[ev->resource]) : json_null());
+    json_t *topic =
+        ev->topic.len > 0 ? jsonstr_utf8_or_latin1(ev->topic.p, ev->topic.len) : json_null();
+    bad |= set(o, "topic", topic);
+    bad |= set(o, "shard", json_integer(ev->shard));
+    if (bad) {
+        json_decref(o);
+        return NULL;
+    }
+    return o;
+}
+
+/* The event as one line (compact JSON and '\n') in line[cap] when it fits,
+ * else in a malloc'd buffer; returns the buffer (free it unless it is
+ * `line`) and sets *len, or NULL when out of memory. */
+static char *events_line(const struct ringmq_event *ev, char *line, size_t cap, size_t *len)
+{
+    json_t *o = events_format(ev);
+    if (!o)
+        return NULL;
+    char *out = line;
+    size_t n = json_dumpb(o, line, cap - 1, JSON_COMPACT);
+    if (n > cap - 1) { /* too long for the stack: json_dumpb said how long */
+        out = malloc(n + 1);
+        if (out && json_dumpb(o, out, n, JSON_COMPACT) != n) {
+            free(out);
+            out = NULL;
+        }
+    }
+    json_decref(o);
+    if (!out || n == 0)
+        return NULL; /* n == 0: jansson's own allocation failed */
+    out[n] = '\n';
+    *len = n + 1;
+    return out;
 }
 
 static int events_open(const char *path)
@@ -227,25 +146,25 @@ static void events_event(void *state, const struct ringmq_event *ev)
 {
     struct events_log *st = state;
     char stack[512];
-    struct jbuf b = {.p = stack, .cap = sizeof(stack)};
-    events_format(&b, ev);
-    if (!b.failed) {
-        pthread_mutex_lock(&st->lock);
-        /* O_APPEND: a line lands whole at the end even if another process
-         * (logrotate's copytruncate) touches the file. */
-        size_t off = 0;
-        while (off < b.len) {
-            ssize_t n = write(st->fd, b.p + off, b.len - off);
-            if (n < 0 && errno == EINTR)
-                continue;
-            if (n <= 0)
-                break;
-            off += (size_t)n;
-        }
-        pthread_mutex_unlock(&st->lock);
+    size_t len = 0;
+    char *line = events_line(ev, stack, sizeof(stack), &len);
+    if (!line)
+        return; /* out of memory: the line is dropped */
+    pthread_mutex_lock(&st->lock);
+    /* O_APPEND: a line lands whole at the end even if another process
+     * (logrotate's copytruncate) touches the file. */
+    size_t off = 0;
+    while (off < len) {
+        ssize_t n = write(st->fd, line + off, len - off);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        off += (size_t)n;
     }
-    if (b.heap)
-        free(b.p);
+    pthread_mutex_unlock(&st->lock);
+    if (line != stack)
+        free(line);
 }
 
 static void events_fini(void *state)

@@ -6,7 +6,8 @@
  *
  * The HTTP endpoint is a tiny HTTP/1.1 server on 127.0.0.1 (port 0) run by
  * a thread of the test: one request per connection, answered from a table
- * keyed by path and a substring of the body. A "hold" answer keeps the
+ * keyed by path and a substring of the body (answers up to several MiB, for
+ * the size limit). A "hold" answer keeps the
  * connection open without answering until the server stops, so a timeout
  * or a fini() with a call in flight is certain, not a race.
  */
@@ -24,6 +25,8 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <jansson.h>
 
 #include "fake_host.h"
 
@@ -60,6 +63,22 @@ static const char *find_header_end(const char *p, size_t n)
         if (!memcmp(p + i, "\r\n\r\n", 4))
             return p + i + 4;
     return NULL;
+}
+
+/* false when the client went away: a plugin over its answer size limit
+ * closes the connection mid-body (MSG_NOSIGNAL: EPIPE, not SIGPIPE). */
+static bool send_all(int fd, const char *p, size_t n)
+{
+    while (n > 0) {
+        ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return false;
+        p += w;
+        n -= (size_t)w;
+    }
+    return true;
 }
 
 static void *conn_main(void *arg)
@@ -107,12 +126,13 @@ static void *conn_main(void *arg)
     pthread_mutex_unlock(&srv.lock);
     int status = rt ? rt->status : 404;
     const char *rbody = rt && rt->body ? rt->body : "";
-    char resp[2048];
-    int len = snprintf(resp, sizeof(resp),
+    char head[256];
+    int len = snprintf(head, sizeof(head),
                        "HTTP/1.1 %d X\r\nContent-Type: application/json\r\n"
-                       "Content-Length: %zu\r\nConnection: close\r\n\r\n%s",
-                       status, strlen(rbody), rbody);
-    cr_assert_eq(write(fd, resp, (size_t)len), len);
+                       "Content-Length: %zu\r\nConnection: close\r\n\r\n",
+                       status, strlen(rbody));
+    if (send_all(fd, head, (size_t)len))
+        send_all(fd, rbody, strlen(rbody));
     return NULL;
 }
 
@@ -216,6 +236,11 @@ static struct done last;
 static int times_by_call[16];
 static int decision_by_call[16], verdict_by_call[16];
 
+/* The plugin's last warning, for tests that check a bad answer is logged
+ * (it is logged before the call is completed). */
+static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
+static char last_warn[512];
+
 static void host_log(enum ringmq_log_level level, const char *fmt, ...)
 {
     va_list ap;
@@ -224,6 +249,22 @@ static void host_log(enum ringmq_log_level level, const char *fmt, ...)
     vfprintf(stderr, fmt, ap);
     fputc('\n', stderr);
     va_end(ap);
+    if (level == RINGMQ_LOG_WARN) {
+        pthread_mutex_lock(&log_lock);
+        va_start(ap, fmt);
+        vsnprintf(last_warn, sizeof(last_warn), fmt, ap);
+        va_end(ap);
+        pthread_mutex_unlock(&log_lock);
+    }
+}
+
+/* Asserts that the last warning contains `needle`, then forgets it. */
+static void assert_warned(const char *needle, const char *what)
+{
+    pthread_mutex_lock(&log_lock);
+    cr_assert_not_null(strstr(last_warn, needle), "%s: last warning '%s'", what, last_warn);
+    last_warn[0] = '\0';
+    pthread_mutex_unlock(&log_lock);
 }
 
 static uint64_t host_now_ms(void)
@@ -300,7 +341,54 @@ static int completions(void)
     return n;
 }
 
+/* The last request body the server read, parsed strictly (the test
+ * asserts it is one JSON object; \u0000 allowed: a password may hold it). */
+static json_t *sent_body(void)
+{
+    char body[sizeof(srv.last_body)];
+    pthread_mutex_lock(&srv.lock);
+    memcpy(body, srv.last_body, sizeof(body));
+    pthread_mutex_unlock(&srv.lock);
+    json_error_t e;
+    json_t *j = json_loads(body, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &e);
+    cr_assert(json_is_object(j), "%s: %s", body, j ? "not an object" : e.text);
+    return j;
+}
+
 /* ---- fixtures ---- */
+
+#define ANSWER_LIMIT 65536 /* the plugin's MAX_RESPONSE_BYTES */
+
+static char body_tenant255[64 + 255], body_tenant256[64 + 256];
+static char body_at_limit[ANSWER_LIMIT + 1], body_over_limit[ANSWER_LIMIT + 2];
+static char body_2mib[2 * 1024 * 1024 + 1];
+static char body_deep[64 + 2 * 3000];
+
+/* out = pre, then 'x' up to `total` bytes with `post` at the end. */
+static void pad_answer(char *out, size_t total, const char *pre, const char *post)
+{
+    size_t a = strlen(pre), b = strlen(post);
+    cr_assert_geq(total, a + b);
+    memcpy(out, pre, a);
+    memset(out + a, 'x', total - a - b);
+    memcpy(out + total - b, post, b + 1);
+}
+
+static void make_answers(void)
+{
+    static const char pre_t[] = "{\"result\":\"allow\",\"tenant\":\"";
+    pad_answer(body_tenant255, strlen(pre_t) + 255 + 2, pre_t, "\"}");
+    pad_answer(body_tenant256, strlen(pre_t) + 256 + 2, pre_t, "\"}");
+    static const char pre_p[] = "{\"result\":\"allow\",\"pad\":\"";
+    pad_answer(body_at_limit, ANSWER_LIMIT, pre_p, "\"}");
+    pad_answer(body_over_limit, ANSWER_LIMIT + 1, pre_p, "\"}");
+    pad_answer(body_2mib, sizeof(body_2mib) - 1, pre_p, "\"}");
+    /* 3000 levels in another member: beyond jansson's 2048. */
+    size_t n = (size_t)sprintf(body_deep, "{\"result\":\"allow\",\"x\":");
+    memset(body_deep + n, '[', 3000);
+    memset(body_deep + n + 3000, ']', 3000);
+    strcpy(body_deep + n + 6000, "}");
+}
 
 static const struct route routes[] = {
     {"/mq/auth", "\"username\":\"alice\"", 200,
@@ -312,8 +400,9 @@ static const struct route routes[] = {
     {"/mq/auth", "\"username\":\"garbage\"", 200, "{\"result\":\"allow\""},
     {"/mq/auth", "\"username\":\"weird\"", 200, "{\"result\":\"maybe\"}"},
     {"/mq/auth", "\"username\":\"slow\"", 0, NULL},
-    {"/mq/auth", "\"password\":\"s\\u0000c\\\"r\\u00ff\"", 200,
-     "{\"result\":\"allow\",\"tenant\":\"bin\"}"},
+    /* The binary password, NUL and quote escaped; the test decodes the
+     * rest (0xff is U+00FF, which jansson writes as the character). */
+    {"/mq/auth", "\"password\":\"s\\u0000c\\\"r", 200, "{\"result\":\"allow\",\"tenant\":\"bin\"}"},
     /* Characters outside the BMP as escaped surrogate pairs (what Python's
      * json.dumps writes by default); lone or reversed halves are not text. */
     {"/mq/auth", "\"username\":\"emoji\"", 200,
@@ -328,6 +417,50 @@ static const struct route routes[] = {
     {"/mq/auth", "\"username\":\"numtenant\"", 200, "{\"result\":\"allow\",\"tenant\":7}"},
     {"/mq/auth", "\"username\":\"nulltenant\"", 200,
      "{\"result\":\"allow\",\"tenant\":null,\"user_id\":\"u-n\"}"},
+    /* Escapes: a quote, a backslash, "\/", \u00e9, a surrogate pair in
+     * upper case, an escaped member name. */
+    {"/mq/auth", "\"username\":\"escapes\"", 200,
+     "{\"res\\u0075lt\":\"allow\",\"tenant\":\"a\\\"c\\\\m\\/e\","
+     "\"user_id\":\"caf\\u00e9 \\uD83D\\uDE00\"}"},
+    /* Other members' values are skipped whatever they hold, even a
+     * "result" inside an object; ours must be strings (or null). */
+    {"/mq/auth", "\"username\":\"nested\"", 200,
+     "{\"extra\":{\"result\":\"deny\",\"a\":[1,{\"b\":null},\"]}\"]},\"result\":\"allow\","
+     "\"l\":[[],{}]}"},
+    {"/mq/auth", "\"username\":\"arrresult\"", 200, "{\"result\":[\"allow\"]}"},
+    {"/mq/auth", "\"username\":\"objuser\"", 200,
+     "{\"result\":\"allow\",\"user_id\":{\"id\":\"u\"}}"},
+    {"/mq/auth", "\"username\":\"toparray\"", 200, "[{\"result\":\"allow\"}]"},
+    /* One object, then only white space. */
+    {"/mq/auth", "\"username\":\"trailing\"", 200, "{\"result\":\"allow\"} x"},
+    {"/mq/auth", "\"username\":\"twoobjs\"", 200, "{\"result\":\"allow\"}{\"result\":\"deny\"}"},
+    {"/mq/auth", "\"username\":\"trailws\"", 200, "{\"result\":\"allow\"} \r\n\t"},
+    /* Duplicate member names: the last one wins (null included). */
+    {"/mq/auth", "\"username\":\"dup\"", 200,
+     "{\"result\":\"deny\",\"tenant\":\"a\",\"user_id\":\"u\",\"result\":\"allow\","
+     "\"tenant\":\"b\",\"user_id\":null}"},
+    /* Not JSON, but the hand-written scanner read each as "allow": invalid
+     * UTF-8 in our string and in another's (an overlong '/'), a bare word,
+     * mismatched brackets. And a \u0000 (in no member's C string). */
+    {"/mq/auth", "\"username\":\"badutf8\"", 200,
+     "{\"result\":\"allow\",\"tenant\":\"ac\xff\xfe\"}"},
+    {"/mq/auth", "\"username\":\"overlong\"", 200, "{\"result\":\"allow\",\"note\":\"\xc0\xaf\"}"},
+    {"/mq/auth", "\"username\":\"bareword\"", 200, "{\"result\":\"allow\",\"ttl\":tru}"},
+    {"/mq/auth", "\"username\":\"mismatch\"", 200, "{\"result\":\"allow\",\"x\":[1}}"},
+    {"/mq/auth", "\"username\":\"nulother\"", 200, "{\"result\":\"allow\",\"note\":\"a\\u0000\"}"},
+    /* Numbers are never read: beyond 64 bits is fine, beyond a double not. */
+    {"/mq/auth", "\"username\":\"bignum\"", 200,
+     "{\"result\":\"allow\",\"id\":123456789012345678901234567890,\"f\":-1.5e300}"},
+    {"/mq/auth", "\"username\":\"hugenum\"", 200, "{\"result\":\"allow\",\"f\":1e999}"},
+    /* Generated in setup(): sizes and depths at and over the limits. */
+    {"/mq/auth", "\"username\":\"tenant255\"", 200, body_tenant255},
+    {"/mq/auth", "\"username\":\"tenant256\"", 200, body_tenant256},
+    {"/mq/auth", "\"username\":\"atlimit\"", 200, body_at_limit},
+    {"/mq/auth", "\"username\":\"overlimit\"", 200, body_over_limit},
+    {"/mq/auth", "\"username\":\"twomib\"", 200, body_2mib},
+    {"/mq/auth", "\"username\":\"deep\"", 200, body_deep},
+    /* A permission answer has no tenant or user id: those are not read. */
+    {"/mq/acl", "\"topic\":\"typed/", 200, "{\"result\":\"allow\",\"tenant\":5,\"user_id\":{}}"},
     {"/mq/acl", "\"topic\":\"public/", 200, "{\"result\":\"allow\"}"},
     {"/mq/acl", "\"topic\":\"secret/", 200, "{\"result\":\"deny\"}"},
     {"/mq/acl", "\"topic\":\"forbidden/", 403, ""},
@@ -363,6 +496,7 @@ static void setup(void)
     plug = fake_load(AUTH_HTTP_SO);
     cr_assert_eq(plug->kinds, RINGMQ_KIND_AUTH);
     cr_assert_str_eq(plug->name, "auth_http");
+    make_answers();
     server_start(routes);
 }
 
@@ -556,6 +690,59 @@ Test(auth_http, binary_password_is_escaped)
     cr_assert_eq(d.decision, RINGMQ_AUTH_ALLOW);
     cr_assert_str_eq(d.tenant, "bin");
     cr_assert_eq(d.has_user_id, false);
+    /* What a server's JSON decoder sees: one code point per byte. */
+    json_t *body = sent_body();
+    json_t *p = json_object_get(body, "password");
+    cr_assert(json_is_string(p));
+    cr_assert_eq(json_string_length(p), 7); /* U+00FF is 2 bytes in UTF-8 */
+    cr_assert_eq(memcmp(json_string_value(p), "s\0c\"r\xc3\xbf", 7), 0);
+    json_decref(body);
+}
+
+/* Text fields are escaped by jansson and decode to what the client sent.
+ * Pins behaviour (the hand-written writer did this too). */
+Test(auth_http, request_strings_decode_to_the_bytes_sent)
+{
+    start_with(NULL, NULL, NULL);
+    static const char cid[] = "q\"b\\n\nt\tc\x01 \xc3\xa9 \xf0\x9f\x98\x80 </";
+    struct ringmq_connect_info info = {
+        .protocol_version = 4,
+        .client_id = {(const uint8_t *)cid, sizeof(cid) - 1},
+        .has_username = true,
+        .username = {(const uint8_t *)"u\"x", 3},
+        .listener = "tls \"eu\"",
+        .remote_addr = "::1",
+        .remote_port = 1883,
+    };
+    plug->authenticate(state, call_no(1), &info);
+    cr_assert_eq(wait_done(1).decision, RINGMQ_AUTH_ERROR); /* 404 from the table */
+    json_t *body = sent_body();
+    cr_assert_str_eq(json_string_value(json_object_get(body, "client_id")), cid);
+    cr_assert_str_eq(json_string_value(json_object_get(body, "username")), "u\"x");
+    cr_assert(json_is_null(json_object_get(body, "password")));
+    cr_assert_eq(json_integer_value(json_object_get(body, "protocol")), 4);
+    cr_assert_str_eq(json_string_value(json_object_get(body, "listener")), "tls \"eu\"");
+    cr_assert_str_eq(json_string_value(json_object_get(body, "remote_addr")), "::1");
+    cr_assert_eq(json_integer_value(json_object_get(body, "remote_port")), 1883);
+    cr_assert_eq(json_object_size(body), 7);
+    json_decref(body);
+}
+
+/* A client id that is not UTF-8 (the broker checks, so only a bug gets
+ * here) is an error without a request: the hand-written writer sent the
+ * bytes raw, a body that is not JSON. */
+Test(auth_http, client_id_that_is_not_utf8_is_an_error_without_a_request)
+{
+    start_with(NULL, NULL, NULL);
+    struct ringmq_connect_info info = {
+        .protocol_version = 5,
+        .client_id = {(const uint8_t *)"dev\xff", 4},
+        .listener = "default",
+    };
+    plug->authenticate(state, call_no(1), &info);
+    cr_assert_eq(wait_done(1).decision, RINGMQ_AUTH_ERROR);
+    assert_warned("cannot encode", "client id 0xff");
+    cr_assert_eq(server_requests(), 0);
 }
 
 Test(auth_http, surrogate_pairs_decode_and_lone_halves_are_refused)
@@ -606,7 +793,134 @@ Test(auth_http, auth_continue_is_bad_method)
     cr_assert_eq(wait_done(1).decision, RINGMQ_AUTH_BAD_METHOD);
 }
 
+/* ---- answers read with jansson ---- */
+
+/* Pins behaviour: escapes decode to UTF-8 (the scanner did this too). */
+Test(auth_http, escaped_quotes_and_unicode_in_answers_decode)
+{
+    start_with(NULL, NULL, NULL);
+    authenticate(1, "escapes", "pw", 2);
+    struct done d = wait_done(1);
+    cr_assert_eq(d.decision, RINGMQ_AUTH_ALLOW);
+    cr_assert_str_eq(d.tenant, "a\"c\\m/e");
+    cr_assert_str_eq(d.user_id, "caf\xc3\xa9 \xf0\x9f\x98\x80");
+}
+
+/* Pins behaviour (README: other members are ignored; ours must be strings
+ * or null, a nested value there is an error, and so is a top level that is
+ * not an object). */
+Test(auth_http, nested_values_are_skipped_in_other_members_and_errors_in_ours)
+{
+    start_with(NULL, NULL, NULL);
+    authenticate(1, "nested", "pw", 2);
+    struct done d = wait_done(1);
+    cr_assert_eq(d.decision, RINGMQ_AUTH_ALLOW);
+    cr_assert_eq(d.has_tenant, false);
+    const char *bad[] = {"arrresult", "objuser", "toparray"};
+    for (int i = 0; i < 3; i++) {
+        authenticate((uintptr_t)i + 2, bad[i], "pw", 2);
+        cr_assert_eq(wait_done(i + 2).decision, RINGMQ_AUTH_ERROR, "%s", bad[i]);
+        assert_warned("unreadable answer", bad[i]);
+    }
+}
+
+/* Pins behaviour: one object, then only white space. */
+Test(auth_http, text_after_the_object_is_an_error)
+{
+    start_with(NULL, NULL, NULL);
+    authenticate(1, "trailing", "pw", 2);
+    cr_assert_eq(wait_done(1).decision, RINGMQ_AUTH_ERROR);
+    assert_warned("unreadable answer", "trailing");
+    authenticate(2, "twoobjs", "pw", 2);
+    cr_assert_eq(wait_done(2).decision, RINGMQ_AUTH_ERROR);
+    authenticate(3, "trailws", "pw", 2);
+    cr_assert_eq(wait_done(3).decision, RINGMQ_AUTH_ALLOW);
+}
+
+/* Pins the documented rule: of duplicate member names the last one wins,
+ * a null included (the scanner did the same). */
+Test(auth_http, duplicate_members_last_one_wins)
+{
+    start_with(NULL, NULL, NULL);
+    authenticate(1, "dup", "pw", 2);
+    struct done d = wait_done(1);
+    cr_assert_eq(d.decision, RINGMQ_AUTH_ALLOW);
+    cr_assert_str_eq(d.tenant, "b");
+    cr_assert_eq(d.has_user_id, false);
+}
+
+/* Fails on the hand-written scanner, which allowed all but "nulother" (and
+ * passed the tenant's invalid UTF-8 on to the broker). */
+Test(auth_http, answers_that_are_not_json_are_errors_and_logged)
+{
+    start_with(NULL, NULL, NULL);
+    const char *bad[] = {"badutf8", "overlong", "bareword", "mismatch", "nulother", "hugenum"};
+    for (int i = 0; i < 6; i++) {
+        authenticate((uintptr_t)i + 1, bad[i], "pw", 2);
+        struct done d = wait_done(i + 1);
+        cr_assert_eq(d.decision, RINGMQ_AUTH_ERROR, "%s", bad[i]);
+        assert_warned("unreadable answer from the server", bad[i]);
+    }
+    /* jansson's message quotes the server's bytes: the log gets '?' for
+     * those that are not printable ASCII. */
+    authenticate(9, "badutf8", "pw", 2);
+    wait_done(7);
+    pthread_mutex_lock(&log_lock);
+    for (const char *p = last_warn; *p; p++)
+        cr_assert(*p >= 0x20 && *p < 0x7f, "%s", last_warn);
+    pthread_mutex_unlock(&log_lock);
+}
+
+/* Pins behaviour: numbers are never read, so an id beyond 64 bits in
+ * another member does not spoil the answer. */
+Test(auth_http, numbers_of_other_members_are_not_read)
+{
+    start_with(NULL, NULL, NULL);
+    authenticate(1, "bignum", "pw", 2);
+    cr_assert_eq(wait_done(1).decision, RINGMQ_AUTH_ALLOW);
+}
+
+/* Pins behaviour: tenant and user id hold at most 255 bytes. */
+Test(auth_http, tenant_of_256_bytes_is_an_error)
+{
+    start_with(NULL, NULL, NULL);
+    authenticate(1, "tenant255", "pw", 2);
+    struct done d = wait_done(1);
+    cr_assert_eq(d.decision, RINGMQ_AUTH_ALLOW);
+    cr_assert_eq(d.has_tenant, true);
+    authenticate(2, "tenant256", "pw", 2);
+    cr_assert_eq(wait_done(2).decision, RINGMQ_AUTH_ERROR);
+}
+
+/* Pins the limits: an answer of 64 KiB is read, one byte more (or 2 MiB)
+ * aborts the transfer, an error; nesting deeper than jansson's 2048 levels
+ * is an error (the scanner had no bound there). */
+Test(auth_http, answer_size_and_depth_limits)
+{
+    start_with(NULL, NULL, NULL);
+    authenticate(1, "atlimit", "pw", 2);
+    cr_assert_eq(wait_done(1).decision, RINGMQ_AUTH_ALLOW);
+    authenticate(2, "overlimit", "pw", 2);
+    cr_assert_eq(wait_done(2).decision, RINGMQ_AUTH_ERROR);
+    assert_warned("request failed", "overlimit");
+    authenticate(3, "twomib", "pw", 2);
+    cr_assert_eq(wait_done(3).decision, RINGMQ_AUTH_ERROR);
+    assert_warned("request failed", "twomib");
+    authenticate(4, "deep", "pw", 2);
+    cr_assert_eq(wait_done(4).decision, RINGMQ_AUTH_ERROR);
+    assert_warned("maximum parsing depth", "deep");
+}
+
 /* ---- check ---- */
+
+/* Pins behaviour: a permission answer's tenant or user id, whatever its
+ * type, is not read. */
+Test(auth_http, acl_answer_ignores_tenant_and_user_id)
+{
+    start_with(NULL, NULL, NULL);
+    check(1, RINGMQ_ACTION_PUBLISH, "typed/a");
+    cr_assert_eq(wait_done(1).verdict, RINGMQ_GRANTED);
+}
 
 Test(auth_http, acl_allow_and_deny)
 {

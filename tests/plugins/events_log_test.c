@@ -10,6 +10,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <jansson.h>
+
 #include "fake_host.h"
 
 static const struct ringmq_plugin *plug;
@@ -67,37 +69,20 @@ static int count_lines(const char *path)
     }
 }
 
-/* Minimal JSON check of one object: balanced braces outside strings, valid
- * escapes, no raw control characters in strings. */
+/* One line parsed strictly by jansson (no duplicate names, nothing after
+ * the object; \u0000 allowed, a topic may hold it): the object, which the
+ * caller releases. */
+static json_t *parse_line(const char *s)
+{
+    json_error_t e;
+    json_t *j = json_loads(s, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &e);
+    cr_assert(json_is_object(j), "%s: %s", s, j ? "not an object" : e.text);
+    return j;
+}
+
 static void assert_json_object(const char *s)
 {
-    cr_assert_eq(s[0], '{', "%s", s);
-    int depth = 0;
-    bool in_str = false;
-    for (const char *p = s; *p; p++) {
-        unsigned char c = (unsigned char)*p;
-        if (in_str) {
-            cr_assert_geq(c, 0x20, "raw control byte in a string: %s", s);
-            if (c == '\\') {
-                p++;
-                cr_assert_not_null(strchr("\"\\/bfnrtu", *p), "bad escape in %s", s);
-                if (*p == 'u')
-                    for (int i = 1; i <= 4; i++)
-                        cr_assert_not_null(strchr("0123456789abcdefABCDEF", p[i]));
-            } else if (c == '"') {
-                in_str = false;
-            }
-        } else if (c == '"') {
-            in_str = true;
-        } else if (c == '{') {
-            depth++;
-        } else if (c == '}') {
-            depth--;
-            cr_assert(depth > 0 || p[1] == '\0', "text after the object: %s", s);
-        }
-    }
-    cr_assert_not(in_str);
-    cr_assert_eq(depth, 0);
+    json_decref(parse_line(s));
 }
 
 static struct ringmq_bytes B(const char *s) {
@@ -175,13 +160,69 @@ Test(events_log, client_id_and_topic_are_json_escaped)
     plug->event(state, &ev);
     char *l = read_line(log_path, 0);
     cr_assert_not_null(l);
-    assert_json_object(l);
-    cr_assert_not_null(strstr(l, "\"client_id\":\"a\\\"b\\\\c\\nd\\u0009e\\u007f"
-                                 "\xc3\xa9\xe2\x82\xac\\u00ff\\u00e2\\u0082\\u00c0\\u00afz\""),
-                       "%s", l);
-    cr_assert_not_null(strstr(l, "\"tenant\":\"t\\\"x\""), "%s", l);
+    json_t *o = parse_line(l);
+    /* Decoded: valid UTF-8 kept, every other byte as U+00XX. */
+    static const char want[] = "a\"b\\c\nd\te\x7f"
+                               "\xc3\xa9\xe2\x82\xac"
+                               "\xc3\xbf\xc3\xa2\xc2\x82"
+                               "\xc3\x80\xc2\xafz";
+    cr_assert_str_eq(json_string_value(json_object_get(o, "client_id")), want, "%s", l);
+    cr_assert_str_eq(json_string_value(json_object_get(o, "tenant")), "t\"x", "%s", l);
+    json_t *topic = json_object_get(o, "topic");
+    cr_assert_eq(json_string_length(topic), 4, "%s", l);
+    cr_assert_eq(memcmp(json_string_value(topic), "n\0ul", 4), 0, "%s", l);
+    /* As written: control characters escaped, the line one line. */
+    cr_assert_not_null(strstr(l, "\"client_id\":\"a\\\"b\\\\c\\nd"), "%s", l);
     cr_assert_not_null(strstr(l, "\"topic\":\"n\\u0000ul\""), "%s", l);
+    json_decref(o);
     free(l);
+}
+
+/* Pins the format: every key, in order, with its type, for every event
+ * type; reason_name only for drops, resource only for throttling. */
+Test(events_log, every_type_has_every_key_in_order)
+{
+    static const char *const keys[] = {"type",        "time_ms", "tenant",   "user_id", "client_id",
+                                       "remote_addr", "reason",  "resource", "topic",   "shard"};
+    for (int t = RINGMQ_EV_CONNECTED; t <= RINGMQ_EV_SLOW_SUBSCRIBER + 1; t++) {
+        struct ringmq_event ev = {.type = (enum ringmq_event_type)t,
+                                  .time_ms = 1,
+                                  .client_id = B("c"),
+                                  .reason = RINGMQ_DROP_DENIED,
+                                  .resource = RINGMQ_RES_RETAINED};
+        plug->event(state, &ev);
+        char *l = read_line(log_path, t - RINGMQ_EV_CONNECTED);
+        cr_assert_not_null(l);
+        json_t *o = parse_line(l);
+        bool dropped = t == RINGMQ_EV_MESSAGE_DROPPED;
+        cr_assert_eq(json_object_size(o), 10 + dropped, "%s", l);
+        size_t k = 0;
+        const char *key;
+        json_t *v;
+        json_object_foreach(o, key, v)
+        {
+            if (dropped && !strcmp(key, "reason_name")) {
+                cr_assert_str_eq(json_string_value(v), "denied");
+                continue;
+            }
+            cr_assert_str_eq(key, keys[k], "%s", l);
+            k++;
+        }
+        cr_assert(json_is_integer(json_object_get(o, "time_ms")));
+        cr_assert(json_is_integer(json_object_get(o, "reason")));
+        cr_assert(json_is_integer(json_object_get(o, "shard")));
+        cr_assert(json_is_null(json_object_get(o, "tenant")));
+        cr_assert(json_is_null(json_object_get(o, "topic")));
+        json_t *res = json_object_get(o, "resource");
+        if (t == RINGMQ_EV_THROTTLED)
+            cr_assert_str_eq(json_string_value(res), "retained");
+        else
+            cr_assert(json_is_null(res), "%s", l);
+        if (t > RINGMQ_EV_SLOW_SUBSCRIBER)
+            cr_assert_str_eq(json_string_value(json_object_get(o, "type")), "unknown_9");
+        json_decref(o);
+        free(l);
+    }
 }
 
 Test(events_log, long_topics_are_written_whole)
