@@ -309,12 +309,10 @@ void stream_flush(struct stream_loop *l);
  * next barrier's end, or until a flush when no record was written since.
  * One barrier is in flight at a time, so releases come in order.
  *
- * What only the transport wrote (stream_xprt_output: a TLS handshake)
- * depends on no record and is never held. A closing stream lingers while
- * held output waits. Marks are offsets into st->out, so a transport that
- * writes its own bytes into st->out between the owner's and frames them in
- * place (ws today: its pong and close frames) must move to
- * stream_xprt_output before its listeners can be gated.
+ * What only the transport wrote (stream_xprt_output: a TLS handshake, a
+ * WebSocket pong) depends on no record and is never held. A closing
+ * stream lingers while held output waits. Marks are offsets into st->out,
+ * so a transport keeps its own bytes out of st->out (tls and ws do).
  */
 void stream_barrier_begin(struct stream_loop *l);
 void stream_barrier_done(struct stream_loop *l);

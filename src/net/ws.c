@@ -13,8 +13,10 @@
  *
  * Output: the owner's bytes in st->out are wrapped into a binary frame in
  * place when sent (seal). What the transport writes itself (the HTTP
- * answer, pong, close) is wire bytes already: `sealed` marks where such
- * bytes end in st->out, and seal frames only what the owner wrote after.
+ * answer, pong, close) is wire bytes already: it waits in a buffer of the
+ * transport's own (`wire`, told to the stream with stream_xprt_output) and
+ * seal puts it before the owner's frame. st->out thus only ever holds the
+ * owner's bytes, which a gated loop's marks count (stream.h).
  *
  * Runs on the shard that owns the stream.
  */
@@ -64,7 +66,7 @@ struct ws_state {
         struct ws_upgrade *hs; /* before upgraded: the request being read */
         uint8_t *ctl;          /* after: a control frame's payload (WS_CTL_MAX) */
     } aux;
-    uint32_t sealed; /* bytes at the head of st->out already in wire form */
+    struct iobuf *wire; /* the transport's own bytes to send, or NULL */
     struct ws_rx rx;
 };
 
@@ -96,72 +98,88 @@ static void ws_close(struct stream_loop *l, struct stream *st)
     else
         ws_upgrade_destroy(ws->aux.hs);
     ws->aux.ctl = NULL;
+    free(ws->wire);
+    ws->wire = NULL;
 }
 
-/* Wrap what the owner wrote to st->out after `sealed` into one binary
- * frame, in place (RFC 6455 5.2: a server does not mask). `account`: add
- * the header to the backlog here (seal's caller does it for seal). */
-static int frame_pending(struct stream_loop *l, struct stream *st, struct ws_state *ws,
-                         bool account)
+/* The header of a binary frame of n payload bytes (RFC 6455 5.2: a
+ * server does not mask) into h[10]; its length. */
+static uint32_t frame_header(uint8_t *h, uint32_t n)
 {
-    struct iobuf *b = st->out;
-    if (!b || b->len <= ws->sealed)
-        return 0;
-    uint32_t n = b->len - ws->sealed;
-    uint32_t h = n < 126 ? 2 : n < 65536 ? 4 : 10;
-    if (b->cap - b->len < h) {
-        struct iobuf *nb = realloc(b, sizeof(*nb) + b->len + h);
-        if (!nb)
-            return -ENOMEM;
-        nb->cap = nb->len + h;
-        st->out = b = nb;
+    h[0] = 0x80 | WS_OP_BINARY;
+    if (n < 126) {
+        h[1] = (uint8_t)n;
+        return 2;
     }
-    uint8_t *f = b->data + ws->sealed;
-    memmove(f + h, f, n);
-    f[0] = 0x80 | WS_OP_BINARY;
-    if (h == 2) {
-        f[1] = (uint8_t)n;
-    } else if (h == 4) {
-        f[1] = 126;
-        f[2] = (uint8_t)(n >> 8);
-        f[3] = (uint8_t)n;
-    } else {
-        f[1] = 127;
-        memset(f + 2, 0, 4);
-        for (int i = 0; i < 4; i++)
-            f[6 + i] = (uint8_t)(n >> (24 - 8 * i));
+    if (n < 65536) {
+        h[1] = 126;
+        h[2] = (uint8_t)(n >> 8);
+        h[3] = (uint8_t)n;
+        return 4;
     }
-    b->len += h;
-    ws->sealed = b->len;
-    if (account) {
-        st->backlog += h;
-        l->out_bytes += h;
-    }
-    return 0;
+    h[1] = 127;
+    memset(h + 2, 0, 4);
+    for (int i = 0; i < 4; i++)
+        h[6 + i] = (uint8_t)(n >> (24 - 8 * i));
+    return 10;
 }
 
+/* st->out becomes the wire bytes: the transport's own first, then the
+ * owner's as one binary frame (in place when there are none of the
+ * former: one memmove). */
 static int ws_seal(struct stream_loop *l, struct stream *st)
 {
     struct ws_state *ws = ws_of(l, st);
-    int rc = ws->rx.upgraded ? frame_pending(l, st, ws, false) : 0;
-    ws->sealed = 0; /* st->out is handed to the kernel now */
-    return rc;
+    struct iobuf *b = st->out;
+    uint32_t n = b && ws->rx.upgraded ? b->len : 0;
+    uint8_t h[10];
+    uint32_t hl = n ? frame_header(h, n) : 0;
+    uint32_t w = ws->wire ? ws->wire->len : 0;
+    if (!w && !hl)
+        return 0;
+    if (!w && b->cap - b->len >= hl) {
+        memmove(b->data + hl, b->data, n);
+        memcpy(b->data, h, hl);
+        b->len += hl;
+        return 0;
+    }
+    struct iobuf *nb = iobuf_create((size_t)w + hl + n);
+    if (!nb)
+        return -ENOMEM;
+    if (w)
+        memcpy(nb->data, ws->wire->data, w);
+    memcpy(nb->data + w, h, hl);
+    if (n)
+        memcpy(nb->data + w + hl, b->data, n);
+    nb->len = w + hl + n;
+    free(b);
+    st->out = nb;
+    free(ws->wire);
+    ws->wire = NULL;
+    return 0;
 }
 
-/* Write wire bytes of the transport's own after what the owner wrote so
- * far (framed first, so that the order on the wire is the order written). */
+/* Queue wire bytes of the transport's own (sent before what the owner
+ * writes from now on, and never held by a gated loop). */
 static int emit(struct stream_loop *l, struct stream *st, struct ws_state *ws, const void *bytes,
                 size_t n)
 {
-    int rc = ws->rx.upgraded ? frame_pending(l, st, ws, true) : 0;
-    if (rc < 0)
-        return rc;
-    uint8_t *p = stream_reserve(l, st, n);
-    if (!p)
-        return -ENOMEM; /* or shut: nothing more goes out anyway */
-    memcpy(p, bytes, n);
-    stream_commit(l, st, n);
-    ws->sealed = st->out->len;
+    if (st->shut)
+        return -ENOMEM; /* nothing more goes out anyway */
+    struct iobuf *b = ws->wire;
+    size_t have = b ? b->len : 0;
+    if (!b || b->cap - have < n) {
+        struct iobuf *nb = realloc(b, sizeof(*nb) + have + n);
+        if (!nb)
+            return -ENOMEM;
+        if (!b)
+            nb->len = nb->off = nb->mark = nb->cover = 0;
+        nb->cap = (uint32_t)(have + n);
+        ws->wire = b = nb;
+    }
+    memcpy(b->data + b->len, bytes, n);
+    b->len += (uint32_t)n;
+    stream_xprt_output(l, st);
     return 0;
 }
 
