@@ -225,8 +225,9 @@ static int record_take_over(struct tls_stream *ts)
     enum tls_record_cipher cipher;
     struct tls_record_keys rd = {.seq = 0}, wr = {.seq = 0};
     word64 rseq, wseq;
-    if (!record_cipher(ssl, tls13, &cipher) || wolfSSL_GetPeerSequenceNumber(ssl, &rseq) != 0 ||
-        wolfSSL_GetSequenceNumber(ssl, &wseq) != 0)
+    /* (These two say success differently: 1 and 0; errors are < 0.) */
+    if (!record_cipher(ssl, tls13, &cipher) || wolfSSL_GetPeerSequenceNumber(ssl, &rseq) < 0 ||
+        wolfSSL_GetSequenceNumber(ssl, &wseq) < 0)
         return -ENOTSUP;
     size_t key_len = (size_t)wolfSSL_GetKeySize(ssl), iv_len = (size_t)wolfSSL_GetIVSize(ssl);
     memcpy(rd.key, wolfSSL_GetClientWriteKey(ssl), key_len);
