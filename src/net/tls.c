@@ -218,7 +218,7 @@ static bool record_cipher(WOLFSSL *ssl, bool tls13, enum tls_record_cipher *ciph
  * NewSessionTicket, counted) are copied out, and the WOLFSSL freed.
  * -ENOTSUP (a cipher tls_record does not do: wolfSSL keeps running it) or
  * -ENOMEM. */
-static int record_take_over(struct tls_stream *ts)
+static int record_take_over(const struct stream_loop *l, struct stream *st, struct tls_stream *ts)
 {
     WOLFSSL *ssl = ts->ssl;
     bool tls13 = wolfSSL_version(ssl) == TLS1_3_VERSION;
@@ -244,6 +244,9 @@ static int record_take_over(struct tls_stream *ts)
         free(r);
         return rc;
     }
+    log_debug("listener %s: TLS %s %s: records run here, WOLFSSL freed",
+              ((const struct tls_listener *)stream_xprt_ctx(l, st))->name, wolfSSL_get_version(ssl),
+              wolfSSL_get_cipher_name(ssl));
     wolfSSL_free(ssl);
     ts->ssl = NULL;
     ts->rec = r;
@@ -256,10 +259,8 @@ static int record_take_over(struct tls_stream *ts)
  * before record_take_over frees it. 0 or -errno. */
 static int handshake_completed(struct stream_loop *l, struct stream *st, struct tls_stream *ts)
 {
-    (void)l;
-    (void)st;
     ts->open = true;
-    if (record_take_over(ts) == 0)
+    if (record_take_over(l, st, ts) == 0)
         return 0;
     /* wolfSSL keeps the records (another cipher, or no memory for ours):
      * what only the handshake needed (keys' arrays, the peer's chain,
