@@ -219,7 +219,8 @@ static int part_append(struct tls_record *r, const uint8_t *data, size_t n)
             const uint8_t *hdr = r->part_len >= TLS_RECORD_HEADER ? r->part : NULL;
             uint8_t h[TLS_RECORD_HEADER];
             if (!hdr) {
-                memcpy(h, r->part, r->part_len);
+                if (r->part_len)
+                    memcpy(h, r->part, r->part_len);
                 memcpy(h + r->part_len, data, TLS_RECORD_HEADER - r->part_len);
                 hdr = h;
             }
@@ -244,7 +245,8 @@ static long part_needs(const struct tls_record *r, const uint8_t *data, size_t l
     size_t have = r->part_len;
     if (have + len < TLS_RECORD_HEADER)
         return TLS_RECORD_HEADER - (long)have;
-    memcpy(hdr, r->part, have < TLS_RECORD_HEADER ? have : TLS_RECORD_HEADER);
+    if (have)
+        memcpy(hdr, r->part, have < TLS_RECORD_HEADER ? have : TLS_RECORD_HEADER);
     if (have < TLS_RECORD_HEADER)
         memcpy(hdr + have, data, TLS_RECORD_HEADER - have);
     int rc = header_check(r, hdr);

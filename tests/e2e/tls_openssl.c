@@ -14,3 +14,8 @@ void *tls12_only_ssl_ctx(const char *ca)
     }
     return ctx;
 }
+
+void tls_ssl_ctx_free(void *ctx)
+{
+    SSL_CTX_free(ctx);
+}

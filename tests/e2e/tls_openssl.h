@@ -7,4 +7,7 @@
  * client_opts.tls_ssl_ctx; NULL on failure. */
 void *tls12_only_ssl_ctx(const char *ca);
 
+/* Free it once its client is destroyed (libmosquitto does not). */
+void tls_ssl_ctx_free(void *ctx);
+
 #endif

@@ -353,20 +353,22 @@ static const struct aead_case aead_cases[] = {
 #define TAKEN_OVER ": records run here"
 
 /* libmosquitto's tls_version is a minimum: TLS 1.2 is capped in an
- * SSL_CTX of the test's own. */
-static struct client *suite_client(const char *id, const char *version)
+ * SSL_CTX of the test's own (*ctx, freed by the caller after the client). */
+static struct client *suite_client(const char *id, const char *version, void **ctx)
 {
     struct client_opts o = tls_opts(id, true);
     o.tls_version = version;
+    *ctx = NULL;
     if (!strcmp(version, "tlsv1.2"))
-        cr_assert(o.tls_ssl_ctx = tls12_only_ssl_ctx(ca));
+        cr_assert(*ctx = o.tls_ssl_ctx = tls12_only_ssl_ctx(ca));
     return client_connect(&b, &o);
 }
 
 static void big_and_small_round_trip(const char *version)
 {
-    struct client *sub = suite_client("suite-sub", version);
-    struct client *pub = suite_client("suite-pub", version);
+    void *sub_ctx, *pub_ctx;
+    struct client *sub = suite_client("suite-sub", version, &sub_ctx);
+    struct client *pub = suite_client("suite-pub", version, &pub_ctx);
     cr_assert_eq(client_subscribe(sub, "s/#", 1), 1);
     size_t n = 1u << 20;
     uint8_t *payload = malloc(n);
@@ -388,6 +390,8 @@ static void big_and_small_round_trip(const char *version)
     }
     client_disconnect(pub);
     client_disconnect(sub);
+    tls_ssl_ctx_free(pub_ctx);
+    tls_ssl_ctx_free(sub_ctx);
 }
 
 static void aead_suite(const struct aead_case *c)
