@@ -1,11 +1,20 @@
 /*
  * tls: the `tls` transport (see tls.h). A stream's state (struct
  * tls_stream) sits after its owner's struct; it holds the WOLFSSL, made
- * on the first bytes received, and the wire bytes wolfSSL wrote that are
- * not sent yet (NULL when none). Input runs the handshake, then decrypts
- * record by record into this thread's scratch and hands each record up;
- * seal encrypts the owner's plain output and sends it after the
- * transport's own bytes.
+ * on the first bytes received, and the wire bytes written for it that are
+ * not sent yet (NULL when none). Input runs the handshake with wolfSSL;
+ * once it is done, for the AEAD ciphers (all of the default suites), the
+ * traffic keys are taken and the WOLFSSL freed (some 56 KB in Debian's
+ * wolfSSL, for the connection's whole life): from then on tls_record
+ * decrypts record by record into this thread's scratch, each handed up,
+ * and seal encrypts the owner's plain output after the transport's own
+ * bytes. With another cipher wolfSSL keeps the connection.
+ *
+ * Limit: a TLS 1.3 KeyUpdate from the client cannot be followed (the new
+ * keys derive from the traffic secret, which this wolfSSL does not export:
+ * no wolfSSL_set_tls13_secret_cb), so it is answered with a fatal
+ * internal_error alert and the connection closed, logged. OpenSSL clients
+ * send one only when asked to or after some 2^32 records.
  *
  * Runs on the thread of the stream's loop. The I/O callbacks find this
  * input through a per-thread view (only one stream's input is being read
@@ -27,10 +36,25 @@
 
 #include "core/log.h"
 #include "net/tls_peer.h"
+#include "net/tls_record.h"
 
-/* One record's plaintext at most (TLS caps a record at 16 KiB). */
-#define TLS_SCRATCH  (16u << 10)
+/* One record's plaintext at most (TLS 1.3's padding included). */
+#define TLS_SCRATCH  TLS_RECORD_BODY_MAX
 #define TLS_WIRE_MIN 1024u
+
+/* Alerts (RFC 8446 6) and the one handshake message we look at. */
+enum {
+    ALERT_WARNING = 1,
+    ALERT_FATAL = 2,
+    ALERT_CLOSE_NOTIFY = 0,
+    ALERT_UNEXPECTED_MESSAGE = 10,
+    ALERT_BAD_RECORD_MAC = 20,
+    ALERT_RECORD_OVERFLOW = 22,
+    ALERT_DECODE_ERROR = 50,
+    ALERT_INTERNAL_ERROR = 80,
+    ALERT_NO_RENEGOTIATION = 100,
+    HANDSHAKE_KEY_UPDATE = 24,
+};
 
 /* The listener's shared context. */
 struct tls_listener {
@@ -42,10 +66,14 @@ struct tls_listener {
 };
 
 /* A stream's state. Moved by copy to another loop (export/import): the
- * pointers travel, the copy left behind is zeroed and marked moved. */
+ * pointers travel, the copy left behind is zeroed and marked moved. At
+ * most one of ssl and rec is set: ssl from the first bytes until the
+ * handshake is done (and after it with a cipher tls_record does not do),
+ * rec after it. */
 struct tls_stream {
-    WOLFSSL *ssl;           /* NULL until the first bytes arrive */
-    struct iobuf *wire;     /* output wolfSSL wrote, not yet handed to seal */
+    WOLFSSL *ssl;           /* wolfSSL runs the connection */
+    struct tls_record *rec; /* the handshake is done: we run the records */
+    struct iobuf *wire;     /* output written for it, not yet handed to seal */
     struct iobuf *held;     /* input that came with a moved stream, not yet read */
     struct xprt_info *info; /* the client as the handshake showed it (tls_peer.c) */
     bool open;              /* the handshake is done */
@@ -53,7 +81,8 @@ struct tls_stream {
     bool moved;             /* exported: another loop may be using the pointers */
 };
 
-/* The input being read on this thread: the callbacks' source. */
+/* The input being read on this thread: the callbacks' source, and what
+ * tls_record reads. */
 static _Thread_local struct {
     const struct tls_stream *ts;
     const uint8_t *in;
@@ -81,27 +110,36 @@ static int io_recv(WOLFSSL *ssl, char *buf, int sz, void *ctx)
     return (int)n;
 }
 
-/* Append to the stream's wire output, growing it by doubling. */
-static int wire_append(struct tls_stream *ts, const void *data, size_t n)
+/* Room for n more bytes at the end of the stream's wire output, growing
+ * it by doubling. 0 or -ENOMEM. */
+static int wire_reserve(struct tls_stream *ts, size_t n)
 {
     struct iobuf *b = ts->wire;
     size_t need = (b ? b->len : 0) + n;
-    if (!b || need > b->cap) {
-        size_t cap = b ? (size_t)b->cap * 2 : TLS_WIRE_MIN;
-        while (cap < need)
-            cap *= 2;
-        if (cap > UINT32_MAX)
-            return -ENOMEM;
-        struct iobuf *nb = realloc(b, sizeof(*nb) + cap);
-        if (!nb)
-            return -ENOMEM;
-        if (!b)
-            nb->len = nb->off = 0;
-        nb->cap = (uint32_t)cap;
-        ts->wire = b = nb;
-    }
-    memcpy(b->data + b->len, data, n);
-    b->len += (uint32_t)n;
+    if (b && need <= b->cap)
+        return 0;
+    size_t cap = b ? (size_t)b->cap * 2 : TLS_WIRE_MIN;
+    while (cap < need)
+        cap *= 2;
+    if (cap > UINT32_MAX)
+        return -ENOMEM;
+    struct iobuf *nb = realloc(b, sizeof(*nb) + cap);
+    if (!nb)
+        return -ENOMEM;
+    if (!b)
+        nb->len = nb->off = 0;
+    nb->cap = (uint32_t)cap;
+    ts->wire = nb;
+    return 0;
+}
+
+static int wire_append(struct tls_stream *ts, const void *data, size_t n)
+{
+    int rc = wire_reserve(ts, n);
+    if (rc < 0)
+        return rc;
+    memcpy(ts->wire->data + ts->wire->len, data, n);
+    ts->wire->len += (uint32_t)n;
     return 0;
 }
 
@@ -112,6 +150,15 @@ static int io_send(WOLFSSL *ssl, char *buf, int sz, void *ctx)
 }
 
 /* ---- streams ------------------------------------------------------------ */
+
+static void log_closing(const struct stream_loop *l, struct stream *st, const char *why)
+{
+    const struct tls_listener *tl = stream_xprt_ctx(l, st);
+    char peer[NET_PEER_STRLEN];
+    if (net_peer_format(&st->peer, peer, sizeof(peer)) < 0)
+        snprintf(peer, sizeof(peer), "?");
+    log_ratelimited(LOG_LEVEL_INFO, "listener %s: TLS from %s: %s, closing", tl->name, peer, why);
+}
 
 static void log_failure(const struct stream_loop *l, struct stream *st, const char *what, int err)
 {
@@ -153,20 +200,88 @@ static int ssl_create(const struct stream_loop *l, struct stream *st, struct tls
     return 0;
 }
 
+/* Whether tls_record can run this connection's records: an AEAD suite
+ * with a 16-byte tag it knows (not the pre-RFC 7905 ChaCha20 draft),
+ * and the cipher for it in *cipher. */
+static bool record_cipher(WOLFSSL *ssl, bool tls13, enum tls_record_cipher *cipher)
+{
+    int bulk = wolfSSL_GetBulkCipher(ssl);
+    if (wolfSSL_GetCipherType(ssl) != WOLFSSL_AEAD_TYPE || wolfSSL_GetAeadMacSize(ssl) != 16 ||
+        wolfSSL_GetKeySize(ssl) > 32 || strstr(wolfSSL_get_cipher_name(ssl), "OLD"))
+        return false;
+    *cipher = bulk == wolfssl_chacha ? TLS_RECORD_CHACHA20_POLY1305 : TLS_RECORD_AES_GCM;
+    if (bulk != wolfssl_aes_gcm && bulk != wolfssl_chacha)
+        return false;
+    /* The IV wolfSSL derived: TLS 1.2 AES-GCM's is the 4-byte salt. */
+    int iv = !tls13 && bulk == wolfssl_aes_gcm ? 4 : 12;
+    return wolfSSL_GetIVSize(ssl) == iv;
+}
+
+/* The record layer becomes ours: the traffic keys and the next sequence
+ * numbers (those of the records wolfSSL already wrote, a TLS 1.3
+ * NewSessionTicket, counted) are copied out, and the WOLFSSL freed.
+ * -ENOTSUP (a cipher tls_record does not do: wolfSSL keeps running it) or
+ * -ENOMEM. */
+static int record_take_over(const struct stream_loop *l, struct stream *st, struct tls_stream *ts)
+{
+    WOLFSSL *ssl = ts->ssl;
+    bool tls13 = wolfSSL_version(ssl) == TLS1_3_VERSION;
+    enum tls_record_cipher cipher;
+    struct tls_record_keys rd = {.seq = 0}, wr = {.seq = 0};
+    word64 rseq, wseq;
+    /* (These two say success differently: 1 and 0; errors are < 0.) */
+    if (!record_cipher(ssl, tls13, &cipher) || wolfSSL_GetPeerSequenceNumber(ssl, &rseq) < 0 ||
+        wolfSSL_GetSequenceNumber(ssl, &wseq) < 0)
+        return -ENOTSUP;
+    size_t key_len = (size_t)wolfSSL_GetKeySize(ssl), iv_len = (size_t)wolfSSL_GetIVSize(ssl);
+    memcpy(rd.key, wolfSSL_GetClientWriteKey(ssl), key_len);
+    memcpy(rd.iv, wolfSSL_GetClientWriteIV(ssl), iv_len);
+    memcpy(wr.key, wolfSSL_GetServerWriteKey(ssl), key_len);
+    memcpy(wr.iv, wolfSSL_GetServerWriteIV(ssl), iv_len);
+    rd.seq = rseq;
+    wr.seq = wseq;
+    struct tls_record *r = malloc(sizeof(*r));
+    int rc = r ? tls_record_init(r, tls13, cipher, key_len, &rd, &wr) : -ENOMEM;
+    explicit_bzero(&rd, sizeof(rd));
+    explicit_bzero(&wr, sizeof(wr));
+    if (rc < 0) {
+        free(r);
+        return rc;
+    }
+    log_debug("listener %s: TLS %s %s: records run here, WOLFSSL freed",
+              ((const struct tls_listener *)stream_xprt_ctx(l, st))->name, wolfSSL_get_version(ssl),
+              wolfSSL_get_cipher_name(ssl));
+    wolfSSL_free(ssl);
+    ts->ssl = NULL;
+    ts->rec = r;
+    return 0;
+}
+
+/* The handshake is done, and what wolfSSL sends with its end (a TLS 1.3
+ * NewSessionTicket) is in ts->wire. Whatever the connection needs to know
+ * from the WOLFSSL (the peer's certificate, the SNI name) is read here,
+ * before record_take_over frees it. 0 or -errno. */
+static int handshake_completed(struct stream_loop *l, struct stream *st, struct tls_stream *ts)
+{
+    /* What the client showed, before anything of the handshake goes. */
+    const struct tls_listener *tl = stream_xprt_ctx(l, st);
+    if (!(ts->info = tls_capture_peer(ts->ssl, tl->verify)))
+        return -ENOMEM;
+    ts->open = true;
+    if (record_take_over(l, st, ts) == 0)
+        return 0;
+    /* wolfSSL keeps the records (another cipher, or no memory for ours):
+     * what only the handshake needed (keys' arrays, the peer's chain,
+     * hashes) goes, an idle connection keeps the session only. */
+    wolfSSL_FreeHandshakeResources(ts->ssl);
+    return 0;
+}
+
 static int handshake(struct stream_loop *l, struct stream *st, struct tls_stream *ts)
 {
     int r = wolfSSL_accept(ts->ssl);
-    if (r == WOLFSSL_SUCCESS) {
-        /* Before anything of the handshake is released. */
-        const struct tls_listener *tl = stream_xprt_ctx(l, st);
-        if (!(ts->info = tls_capture_peer(ts->ssl, tl->verify)))
-            return -ENOMEM;
-        ts->open = true;
-        /* What only the handshake needed (keys' arrays, the peer's
-         * chain, hashes): an idle connection keeps the session only. */
-        wolfSSL_FreeHandshakeResources(ts->ssl);
-        return 0;
-    }
+    if (r == WOLFSSL_SUCCESS)
+        return handshake_completed(l, st, ts);
     int err = wolfSSL_get_error(ts->ssl, r);
     if (err == WOLFSSL_ERROR_WANT_READ || err == WOLFSSL_ERROR_WANT_WRITE)
         return 0;
@@ -175,10 +290,10 @@ static int handshake(struct stream_loop *l, struct stream *st, struct tls_stream
     return -EPROTO;
 }
 
-/* Records decrypted into this thread's scratch, each handed up. Stops
- * when the input is used up, or the owner closed or moved the stream
- * (then the rest travels with it: export). */
-static int decrypt(struct stream_loop *l, struct stream *st, struct tls_stream *ts)
+/* wolfSSL's records decrypted into this thread's scratch, each handed up.
+ * Stops when the input is used up, or the owner closed or moved the
+ * stream (then the rest travels with it: export). */
+static int ssl_read(struct stream_loop *l, struct stream *st, struct tls_stream *ts)
 {
     for (;;) {
         int n = wolfSSL_read(ts->ssl, scratch, (int)sizeof(scratch));
@@ -199,7 +314,120 @@ static int decrypt(struct stream_loop *l, struct stream *st, struct tls_stream *
     }
 }
 
-/* Run `len` bytes from the socket through wolfSSL. */
+/* ---- our records, after the handshake ---------------------------------- */
+
+/* One alert of ours, encrypted, at the end of the wire output. */
+static int alert_send(struct tls_stream *ts, uint8_t level, uint8_t desc)
+{
+    uint8_t body[2] = {level, desc}, rec[sizeof(body) + TLS_RECORD_OVERHEAD];
+    long n = tls_record_write(ts->rec, TLS_RECORD_ALERT, body, sizeof(body), rec);
+    return n < 0 ? (int)n : wire_append(ts, rec, (size_t)n);
+}
+
+/* A fatal error, logged: the alert that says why goes, then nothing. */
+static int record_fail(struct stream_loop *l, struct stream *st, struct tls_stream *ts,
+                       uint8_t desc, const char *why)
+{
+    log_closing(l, st, why);
+    (void)alert_send(ts, ALERT_FATAL, desc); /* without it the close says enough */
+    ts->failed = true;
+    return -EPROTO;
+}
+
+static int read_failed(struct stream_loop *l, struct stream *st, struct tls_stream *ts, int rc)
+{
+    switch (rc) {
+    case -EBADMSG:
+        return record_fail(l, st, ts, ALERT_BAD_RECORD_MAC, "a record does not authenticate");
+    case -EMSGSIZE:
+        return record_fail(l, st, ts, ALERT_RECORD_OVERFLOW, "a record over 16 KiB");
+    case -ENOMEM:
+        return record_fail(l, st, ts, ALERT_INTERNAL_ERROR, "out of memory");
+    case -EOVERFLOW:
+        return record_fail(l, st, ts, ALERT_INTERNAL_ERROR, "sequence numbers used up");
+    default:
+        return record_fail(l, st, ts, ALERT_UNEXPECTED_MESSAGE, "a record of an unexpected type");
+    }
+}
+
+/* An alert from the client: close_notify is answered with ours (RFC 8446
+ * 6.1) and ends the connection; any other ends it too. */
+static int alert_received(struct stream_loop *l, struct stream *st, struct tls_stream *ts,
+                          const uint8_t *a, size_t n)
+{
+    if (n != 2)
+        return record_fail(l, st, ts, ALERT_DECODE_ERROR, "a malformed alert");
+    if (a[1] == ALERT_CLOSE_NOTIFY) {
+        (void)alert_send(ts, ALERT_WARNING, ALERT_CLOSE_NOTIFY);
+        return -ECONNRESET;
+    }
+    char why[48];
+    snprintf(why, sizeof(why), "alert %u (level %u) from the client", a[1], a[0]);
+    log_closing(l, st, why);
+    ts->failed = true;
+    return -EPROTO;
+}
+
+/* A handshake message after the handshake: nothing we can follow. */
+static int handshake_received(struct stream_loop *l, struct stream *st, struct tls_stream *ts,
+                              const uint8_t *m, size_t n)
+{
+    if (!ts->rec->tls13) /* a ClientHello: renegotiation is not offered */
+        return record_fail(l, st, ts, ALERT_NO_RENEGOTIATION, "renegotiation refused");
+    if (n > 0 && m[0] == HANDSHAKE_KEY_UPDATE)
+        return record_fail(l, st, ts, ALERT_INTERNAL_ERROR,
+                           "TLS 1.3 KeyUpdate from the client, which this broker cannot follow "
+                           "(wolfSSL does not export the traffic secrets)");
+    return record_fail(l, st, ts, ALERT_UNEXPECTED_MESSAGE, "an unexpected handshake message");
+}
+
+/* Our records of the input decrypted into this thread's scratch,
+ * application data handed up. Stops when the input is used up (a record
+ * begun is kept in ts->rec), or the owner closed or moved the stream
+ * (then the rest travels with it: export). */
+static int records_read(struct stream_loop *l, struct stream *st, struct tls_stream *ts)
+{
+    for (;;) {
+        size_t n;
+        uint8_t type;
+        int rc = tls_record_read(ts->rec, &view.in, &view.len, scratch, &n, &type);
+        if (rc <= 0)
+            return rc < 0 ? read_failed(l, st, ts, rc) : 0;
+        if (type == TLS_RECORD_ALERT)
+            return alert_received(l, st, ts, scratch, n);
+        if (type == TLS_RECORD_HANDSHAKE)
+            return handshake_received(l, st, ts, scratch, n);
+        if (type != TLS_RECORD_APPLICATION_DATA)
+            return read_failed(l, st, ts, -EPROTO);
+        if (n)
+            stream_deliver(l, st, scratch, n);
+        if (ts->moved || st->shut)
+            return 0;
+    }
+}
+
+/* The owner's plain bytes as records of at most 16 KiB, after the wire
+ * output. 0 or -errno. */
+static int records_write(struct tls_stream *ts, const struct iobuf *plain)
+{
+    int rc = wire_reserve(ts, tls_record_wire_size(ts->rec, plain->len));
+    for (size_t off = 0; rc == 0 && off < plain->len;) {
+        size_t n = plain->len - off;
+        if (n > TLS_RECORD_PLAIN_MAX)
+            n = TLS_RECORD_PLAIN_MAX;
+        long w = tls_record_write(ts->rec, TLS_RECORD_APPLICATION_DATA, plain->data + off, n,
+                                  ts->wire->data + ts->wire->len);
+        if (w < 0)
+            return (int)w;
+        ts->wire->len += (uint32_t)w;
+        off += n;
+    }
+    return rc;
+}
+
+/* ---- the transport's hooks ---------------------------------------------- */
+
+/* Run `len` bytes from the socket through the handshake or the records. */
 static int feed(struct stream_loop *l, struct stream *st, struct tls_stream *ts,
                 const uint8_t *data, size_t len)
 {
@@ -208,7 +436,7 @@ static int feed(struct stream_loop *l, struct stream *st, struct tls_stream *ts,
     view.len = len;
     int rc = ts->open ? 0 : handshake(l, st, ts);
     if (rc == 0 && ts->open)
-        rc = decrypt(l, st, ts);
+        rc = ts->rec ? records_read(l, st, ts) : ssl_read(l, st, ts);
     if (!ts->moved && ts->wire && ts->wire->len)
         stream_xprt_output(l, st); /* handshake messages, alerts, tickets */
     view.ts = NULL;
@@ -221,7 +449,7 @@ static int tls_input(struct stream_loop *l, struct stream *st, const uint8_t *da
     struct tls_stream *ts = state_of(l, st);
     if (ts->moved || ts->failed)
         return ts->failed ? -EPROTO : 0;
-    if (!ts->ssl && ssl_create(l, st, ts) < 0)
+    if (!ts->ssl && !ts->rec && ssl_create(l, st, ts) < 0)
         return -ENOMEM;
     if (ts->held) {
         /* Bytes that arrived with the stream go first. */
@@ -234,8 +462,19 @@ static int tls_input(struct stream_loop *l, struct stream *st, const uint8_t *da
     }
     if (!data)
         /* stream_resume: records wolfSSL itself may hold. */
-        return ts->open && !ts->moved && !st->shut ? feed(l, st, ts, NULL, 0) : 0;
+        return ts->ssl && ts->open && !ts->moved && !st->shut ? feed(l, st, ts, NULL, 0) : 0;
     return feed(l, st, ts, data, len);
+}
+
+/* The owner's plain bytes through wolfSSL into the wire output. */
+static int ssl_write(struct stream_loop *l, struct stream *st, struct tls_stream *ts,
+                     const struct iobuf *plain)
+{
+    int n = wolfSSL_write(ts->ssl, plain->data, (int)plain->len);
+    if (n == (int)plain->len)
+        return 0;
+    log_failure(l, st, "write", wolfSSL_get_error(ts->ssl, n));
+    return -EPROTO;
 }
 
 static int tls_seal(struct stream_loop *l, struct stream *st)
@@ -247,14 +486,13 @@ static int tls_seal(struct stream_loop *l, struct stream *st)
     if (plain && plain->len) {
         if (!ts->open || ts->failed)
             return -EPROTO;
-        int n = wolfSSL_write(ts->ssl, plain->data, (int)plain->len);
-        if (n != (int)plain->len) {
-            log_failure(l, st, "write", wolfSSL_get_error(ts->ssl, n));
+        int rc = ts->rec ? records_write(ts, plain) : ssl_write(l, st, ts, plain);
+        if (rc < 0) {
             ts->failed = true;
             return -EPROTO;
         }
     }
-    st->out = ts->wire; /* what wolfSSL wrote, its own bytes first */
+    st->out = ts->wire; /* the transport's own bytes first, then the owner's */
     ts->wire = NULL;
     if (plain) {
         l->out_freed += plain->cap;
@@ -268,6 +506,10 @@ static void tls_close(struct stream_loop *l, struct stream *st)
     struct tls_stream *ts = state_of(l, st);
     if (ts->ssl)
         wolfSSL_free(ts->ssl);
+    if (ts->rec) {
+        tls_record_fini(ts->rec);
+        free(ts->rec);
+    }
     free(ts->wire);
     free(ts->held);
     free(ts->info);
@@ -307,10 +549,12 @@ static int tls_import(struct stream_loop *l, struct stream *st, const uint8_t *f
     tls_close(l, st);
     memcpy(ts, from, sizeof(*ts));
     ts->moved = false;
-    if (!ts->ssl)
+    if (!ts->ssl && !ts->rec)
         return -EINVAL;
-    wolfSSL_SetIOReadCtx(ts->ssl, ts);
-    wolfSSL_SetIOWriteCtx(ts->ssl, ts);
+    if (ts->ssl) {
+        wolfSSL_SetIOReadCtx(ts->ssl, ts);
+        wolfSSL_SetIOWriteCtx(ts->ssl, ts);
+    }
     size_t rest = len - sizeof(*ts);
     if (rest) {
         ts->held = iobuf_create(rest);
@@ -493,11 +737,13 @@ static void tls_listener_destroy(void *ctx)
     wolfSSL_Cleanup();
 }
 
-/* This Debian wolfSSL caches fixed-point ECC tables per thread (FP_ECC):
- * a shard that did handshakes frees its own before it ends. */
+/* This Debian wolfSSL caches fixed-point ECC tables per thread (FP_ECC),
+ * and tls_record its AES keys: a shard that ran TLS streams frees its own
+ * before it ends. */
 static void tls_thread_fini(void)
 {
     wc_ecc_fp_free();
+    tls_record_thread_fini();
 }
 
 static int tls_listener_sni(void *ctx, const struct config *cfg, uint32_t li)

@@ -78,13 +78,16 @@ struct client_opts {
     const char *password;
     /* TLS (a broker listener with transport = tls): the CA file to verify
      * the broker with turns it on; a client certificate and key (PEM) are
-     * optional; tls_version ("tlsv1.2", "tlsv1.3"; NULL: any) and ALPN
-     * (NULL: none offered). */
+     * optional; tls_version ("tlsv1.2", "tlsv1.3"; NULL: any: libmosquitto
+     * reads it as a minimum) and ALPN (NULL: none offered); tls_ssl_ctx an
+     * OpenSSL SSL_CTX the client starts from (libmosquitto takes it and
+     * adds the above, but cannot verify the broker then; NULL: its own). */
     const char *tls_ca;
     const char *tls_cert;
     const char *tls_key;
     const char *tls_version;
     const char *tls_alpn;
+    void *tls_ssl_ctx;
 };
 
 /* A received message (owned by the caller; free with msg_free). */

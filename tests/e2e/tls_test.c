@@ -5,11 +5,15 @@
  * moves there with its TLS state), and bad input, each closing only its
  * own connection: plain MQTT on the TLS port, a ClientHello on a plain
  * port, TLS 1.1, no / wrong-CA / expired client certificate, a stalled
- * handshake, an unknown ALPN protocol, and bad certificate files.
+ * handshake, an unknown ALPN protocol, and bad certificate files. After
+ * the handshake the broker runs the records itself (net/tls_record.c):
+ * every AEAD suite of TLS 1.2 and 1.3, a CBC suite left to wolfSSL, and
+ * from a wolfSSL client a close_notify, a changed record and a KeyUpdate.
  *
  * Certificates are made by the openssl CLI in each test's own directory
  * (nothing with a private key is committed). ringmqd only. */
 #include "harness.h"
+#include "tls_openssl.h"
 
 #include <criterion/criterion.h>
 #include <poll.h>
@@ -17,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -316,6 +321,280 @@ Test(tls, records_that_arrive_with_connect_are_read_after_the_move)
     }
     wolfSSL_CTX_free(cctx);
     wolfSSL_Cleanup();
+    broker_stop(&b);
+}
+
+/* ---- records run by the broker itself ------------------------------------- */
+
+/* After the handshake the broker frees its WOLFSSL and runs the records
+ * itself (net/tls_record.c) for every AEAD suite: each one, pinned on the
+ * broker's side, carries a 1 MiB payload (many records, both ways) and
+ * 100 small messages at QoS 1, and the debug log says the records were
+ * taken over. */
+struct aead_case {
+    const char *version, *set, *suite;
+};
+
+static const struct aead_case aead_cases[] = {
+    {"tlsv1.3", "listener.default.tls_ciphersuites=TLS13-AES128-GCM-SHA256",
+     "TLSv1.3 TLS13-AES128-GCM-SHA256"},
+    {"tlsv1.3", "listener.default.tls_ciphersuites=TLS13-AES256-GCM-SHA384",
+     "TLSv1.3 TLS13-AES256-GCM-SHA384"},
+    {"tlsv1.3", "listener.default.tls_ciphersuites=TLS13-CHACHA20-POLY1305-SHA256",
+     "TLSv1.3 TLS13-CHACHA20-POLY1305-SHA256"},
+    {"tlsv1.2", "listener.default.tls_ciphers=ECDHE-ECDSA-AES128-GCM-SHA256",
+     "TLSv1.2 ECDHE-ECDSA-AES128-GCM-SHA256"},
+    {"tlsv1.2", "listener.default.tls_ciphers=ECDHE-ECDSA-AES256-GCM-SHA384",
+     "TLSv1.2 ECDHE-ECDSA-AES256-GCM-SHA384"},
+    {"tlsv1.2", "listener.default.tls_ciphers=ECDHE-ECDSA-CHACHA20-POLY1305",
+     "TLSv1.2 ECDHE-ECDSA-CHACHA20-POLY1305"},
+};
+
+#define TAKEN_OVER ": records run here"
+
+/* libmosquitto's tls_version is a minimum: TLS 1.2 is capped in an
+ * SSL_CTX of the test's own (*ctx, freed by the caller after the client). */
+static struct client *suite_client(const char *id, const char *version, void **ctx)
+{
+    struct client_opts o = tls_opts(id, true);
+    o.tls_version = version;
+    *ctx = NULL;
+    if (!strcmp(version, "tlsv1.2"))
+        cr_assert(*ctx = o.tls_ssl_ctx = tls12_only_ssl_ctx(ca));
+    return client_connect(&b, &o);
+}
+
+static void big_and_small_round_trip(const char *version)
+{
+    void *sub_ctx, *pub_ctx;
+    struct client *sub = suite_client("suite-sub", version, &sub_ctx);
+    struct client *pub = suite_client("suite-pub", version, &pub_ctx);
+    cr_assert_eq(client_subscribe(sub, "s/#", 1), 1);
+    size_t n = 1u << 20;
+    uint8_t *payload = malloc(n);
+    cr_assert(payload);
+    for (size_t i = 0; i < n; i++)
+        payload[i] = (uint8_t)(i * 13 + (i >> 12));
+    client_publish(pub, "s/big", payload, (int)n, 1, false);
+    struct msg m;
+    cr_assert_eq(client_wait_message(sub, &m, E2E_WAIT_MS), 0);
+    cr_assert_eq(m.len, (int)n);
+    cr_assert(memcmp(m.payload, payload, n) == 0, "the payload came back changed");
+    msg_free(&m);
+    free(payload);
+    for (int i = 0; i < 100; i++) {
+        char body[16];
+        snprintf(body, sizeof(body), "small %d", i);
+        client_publish(pub, "s/small", body, (int)strlen(body), 1, false);
+        client_expect_message(sub, "s/small", body, NULL, NULL);
+    }
+    client_disconnect(pub);
+    client_disconnect(sub);
+    tls_ssl_ctx_free(pub_ctx);
+    tls_ssl_ctx_free(sub_ctx);
+}
+
+static void aead_suite(const struct aead_case *c)
+{
+    broker_start(&b, TLS_LISTENER, c->set, "limits.max_packet_size=2000000", "log.level=debug",
+                 NULL);
+    big_and_small_round_trip(c->version);
+    char needle[96];
+    snprintf(needle, sizeof(needle), "%s%s", c->suite, TAKEN_OVER);
+    broker_wait_log(&b, needle, 2);
+    broker_stop(&b);
+}
+
+Test(tls, tls13_aes128_gcm_records_run_by_the_broker)
+{
+    aead_suite(&aead_cases[0]);
+}
+
+Test(tls, tls13_aes256_gcm_records_run_by_the_broker)
+{
+    aead_suite(&aead_cases[1]);
+}
+
+Test(tls, tls13_chacha20_poly1305_records_run_by_the_broker)
+{
+    aead_suite(&aead_cases[2]);
+}
+
+Test(tls, tls12_aes128_gcm_records_run_by_the_broker)
+{
+    aead_suite(&aead_cases[3]);
+}
+
+Test(tls, tls12_aes256_gcm_records_run_by_the_broker)
+{
+    aead_suite(&aead_cases[4]);
+}
+
+Test(tls, tls12_chacha20_poly1305_records_run_by_the_broker)
+{
+    aead_suite(&aead_cases[5]);
+}
+
+/* A CBC suite is not one the broker runs: wolfSSL keeps the connection. */
+Test(tls, a_cbc_suite_stays_with_wolfssl_and_works)
+{
+    broker_start(&b, TLS_LISTENER, "listener.default.tls_ciphers=ECDHE-ECDSA-AES128-SHA256",
+                 "limits.max_packet_size=2000000", "log.level=debug", NULL);
+    big_and_small_round_trip("tlsv1.2");
+    cr_assert_eq(broker_log_count(&b, TAKEN_OVER), 0, "a CBC connection was taken over");
+    broker_stop(&b);
+}
+
+/* ---- a wolfSSL client for what libmosquitto does not send ---------------- */
+
+/* The client's output goes to the socket, or is held (to be changed, or
+ * sent at once). */
+struct wolf_client {
+    int fd;
+    WOLFSSL_CTX *ctx;
+    WOLFSSL *ssl;
+    bool hold;
+    uint8_t buf[4096];
+    size_t len;
+};
+
+static int wolf_send(WOLFSSL *ssl, char *data, int sz, void *ctx)
+{
+    (void)ssl;
+    struct wolf_client *w = ctx;
+    if (!w->hold)
+        return raw_send(w->fd, data, (size_t)sz) == 0 ? sz : WOLFSSL_CBIO_ERR_CONN_CLOSE;
+    cr_assert_leq(w->len + (size_t)sz, sizeof(w->buf));
+    memcpy(w->buf + w->len, data, (size_t)sz);
+    w->len += (size_t)sz;
+    return sz;
+}
+
+/* Read exactly n bytes of plaintext (bounded wait); false when the
+ * connection failed or closed first. */
+static bool wolf_read(struct wolf_client *w, uint8_t *out, int n)
+{
+    int got = 0;
+    struct pollfd pf = {.fd = w->fd, .events = POLLIN};
+    while (got < n && (wolfSSL_pending(w->ssl) || poll(&pf, 1, E2E_WAIT_MS) > 0)) {
+        int k = wolfSSL_read(w->ssl, out + got, n - got);
+        if (k <= 0 && wolfSSL_get_error(w->ssl, k) != WOLFSSL_ERROR_WANT_READ)
+            return false;
+        got += k > 0 ? k : 0;
+    }
+    return got == n;
+}
+
+/* Connected over TLS 1.3 or 1.2 and through CONNECT/CONNACK as `id`. */
+static void wolf_open(struct wolf_client *w, bool tls13, const char *id)
+{
+    cr_assert_eq(wolfSSL_Init(), WOLFSSL_SUCCESS);
+    *w = (struct wolf_client){.fd = raw_open(&b)};
+    /* Bounded: a blocked read gives up (wolfSSL reads it as WANT_READ). */
+    struct timeval tv = {.tv_sec = E2E_WAIT_MS / 1000, .tv_usec = (E2E_WAIT_MS % 1000) * 1000};
+    cr_assert_eq(setsockopt(w->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)), 0);
+    w->ctx = wolfSSL_CTX_new(tls13 ? wolfTLSv1_3_client_method() : wolfTLSv1_2_client_method());
+    cr_assert(w->ctx);
+    cr_assert_eq(wolfSSL_CTX_load_verify_locations(w->ctx, ca, NULL), WOLFSSL_SUCCESS);
+    w->ssl = wolfSSL_new(w->ctx);
+    cr_assert(w->ssl);
+    wolfSSL_set_fd(w->ssl, w->fd);
+    wolfSSL_SSLSetIOSend(w->ssl, wolf_send);
+    wolfSSL_SetIOWriteCtx(w->ssl, w);
+    cr_assert_eq(wolfSSL_connect(w->ssl), WOLFSSL_SUCCESS, "handshake: %d",
+                 wolfSSL_get_error(w->ssl, 0));
+    struct pkt p;
+    uint8_t out[256], in[4];
+    struct raw_connect rc = {.flags = -1, .clean = true, .id = id, .keepalive = 60};
+    pkt_connect(&p, &rc);
+    size_t n = pkt_encode(&p, out);
+    cr_assert_eq(wolfSSL_write(w->ssl, out, (int)n), (int)n);
+    cr_assert(wolf_read(w, in, 4), "%s: no CONNACK", id);
+    cr_assert(in[0] == 0x20 && in[3] == 0, "%s: not accepted", id);
+}
+
+static void wolf_close(struct wolf_client *w)
+{
+    wolfSSL_free(w->ssl);
+    wolfSSL_CTX_free(w->ctx);
+    wolfSSL_Cleanup();
+    close(w->fd);
+}
+
+/* RFC 8446 6.1: a close_notify is answered with one before the close. */
+static void close_notify_answered(bool tls13)
+{
+    broker_start(&b, TLS_LISTENER, NULL);
+    struct wolf_client w;
+    wolf_open(&w, tls13, "notifier");
+    cr_assert_eq(wolfSSL_shutdown(w.ssl), WOLFSSL_SHUTDOWN_NOT_DONE, "close_notify sent");
+    struct pollfd pf = {.fd = w.fd, .events = POLLIN};
+    cr_assert_gt(poll(&pf, 1, E2E_WAIT_MS), 0, "no answer to close_notify");
+    cr_assert_eq(wolfSSL_shutdown(w.ssl), WOLFSSL_SUCCESS, "the broker's close_notify");
+    cr_assert_eq(raw_wait_close(w.fd, E2E_WAIT_MS), 0, "closed after close_notify");
+    wolf_close(&w);
+    broker_stop(&b);
+}
+
+Test(tls, tls13_close_notify_is_answered_and_closes)
+{
+    close_notify_answered(true);
+}
+
+Test(tls, tls12_close_notify_is_answered_and_closes)
+{
+    close_notify_answered(false);
+}
+
+/* A record whose ciphertext was changed on the way: bad_record_mac, that
+ * connection closed and logged, the others go on. */
+static void flipped_byte_closes(bool tls13)
+{
+    broker_start(&b, TLS_LISTENER, NULL);
+    struct client *good = good_client();
+    struct wolf_client w;
+    wolf_open(&w, tls13, "flipper");
+    w.hold = true;
+    static const uint8_t pingreq[] = {0xc0, 0x00};
+    cr_assert_eq(wolfSSL_write(w.ssl, pingreq, 2), 2);
+    cr_assert_gt(w.len, 8);
+    w.buf[8] ^= 0x01; /* past the header: ciphertext (or TLS 1.2's explicit nonce) */
+    cr_assert_eq(raw_send(w.fd, w.buf, w.len), 0);
+    uint8_t in[2];
+    cr_assert(!wolf_read(&w, in, 2), "a PINGRESP to a changed record");
+    cr_assert_eq(raw_wait_close(w.fd, E2E_WAIT_MS), 0, "the broker kept the connection");
+    broker_wait_log(&b, "a record does not authenticate, closing", 1);
+    wolf_close(&w);
+    good_still_works(good);
+    broker_stop(&b);
+}
+
+Test(tls, tls13_a_flipped_ciphertext_byte_closes_the_connection)
+{
+    flipped_byte_closes(true);
+}
+
+Test(tls, tls12_a_flipped_ciphertext_byte_closes_the_connection)
+{
+    flipped_byte_closes(false);
+}
+
+/* The broker cannot follow a TLS 1.3 KeyUpdate (its records are its own
+ * after the handshake and wolfSSL does not export the traffic secrets):
+ * a fatal alert, the connection closed, a clear log line. */
+Test(tls, tls13_key_update_from_the_client_closes_with_a_log_line)
+{
+    broker_start(&b, TLS_LISTENER, NULL);
+    struct client *good = good_client();
+    struct wolf_client w;
+    wolf_open(&w, true, "updater");
+    cr_assert_eq(wolfSSL_update_keys(w.ssl), WOLFSSL_SUCCESS);
+    uint8_t in[2];
+    cr_assert(!wolf_read(&w, in, 2), "data after a KeyUpdate");
+    cr_assert_eq(raw_wait_close(w.fd, E2E_WAIT_MS), 0, "the broker kept the connection");
+    broker_wait_log(&b, "KeyUpdate from the client, which this broker cannot follow", 1);
+    wolf_close(&w);
+    good_still_works(good);
     broker_stop(&b);
 }
 
