@@ -173,8 +173,9 @@ int record_session_put(struct record_writer *w, const struct tenant *t,
     return 0;
 }
 
-int record_session_del(struct record_writer *w, const struct tenant *t,
-                       const struct session_state *st)
+/* A record that is its session's key alone. */
+static int key_only(struct record_writer *w, uint8_t type, const struct tenant *t,
+                    const struct session_state *st)
 {
     size_t n = key_size(t, st);
     int rc;
@@ -182,8 +183,14 @@ int record_session_del(struct record_writer *w, const struct tenant *t,
     if (!p)
         return rc;
     put_key(p, t, st);
-    w->commit(w->ctx, RECORD_SESSION_DEL, n);
+    w->commit(w->ctx, type, n);
     return 0;
+}
+
+int record_session_del(struct record_writer *w, const struct tenant *t,
+                       const struct session_state *st)
+{
+    return key_only(w, RECORD_SESSION_DEL, t, st);
 }
 
 int record_sub_put(struct record_writer *w, const struct tenant *t, const struct session_state *st,
@@ -236,14 +243,7 @@ int record_queue_push(struct record_writer *w, const struct tenant *t,
 int record_queue_pop(struct record_writer *w, const struct tenant *t,
                      const struct session_state *st)
 {
-    size_t n = key_size(t, st);
-    int rc;
-    uint8_t *p = reserve(w, n, &rc);
-    if (!p)
-        return rc;
-    put_key(p, t, st);
-    w->commit(w->ctx, RECORD_QUEUE_POP, n);
-    return 0;
+    return key_only(w, RECORD_QUEUE_POP, t, st);
 }
 
 int record_infl_put(struct record_writer *w, const struct tenant *t, const struct session_state *st,
