@@ -81,6 +81,36 @@ Test(session_registry, find_link_remove)
     bare_free(empty);
 }
 
+/* Ids whose hashes collide share a chain: the id decides (forged hash:
+ * reg_link takes the hash it is given). */
+Test(session_registry, colliding_hashes_compare_ids)
+{
+    struct tenant t = {.id = 0};
+    struct session *x = bare("xx"), *y = bare("yy"), *z = bare("z");
+    const uint64_t h = 42;
+    cr_assert_eq(reg_reserve(&t), 0);
+    reg_link(&t, x, h);
+    cr_assert_eq(reg_reserve(&t), 0);
+    reg_link(&t, y, h);
+    cr_assert_eq(reg_reserve(&t), 0);
+    reg_link(&t, z, h);
+    struct session **px = reg_find(&t, h, (const uint8_t *)"xx", 2);
+    struct session **py = reg_find(&t, h, (const uint8_t *)"yy", 2);
+    cr_assert(px && *px == x);
+    cr_assert(py && *py == y);
+    cr_assert_null(reg_find(&t, h, (const uint8_t *)"zz", 2));
+    reg_remove(&t, y);
+    px = reg_find(&t, h, (const uint8_t *)"xx", 2);
+    cr_assert(px && *px == x, "removing y kept x");
+    cr_assert_null(reg_find(&t, h, (const uint8_t *)"yy", 2));
+    struct session **pz = reg_find(&t, h, (const uint8_t *)"z", 1);
+    cr_assert(pz && *pz == z);
+    free(t.reg);
+    bare_free(x);
+    bare_free(y);
+    bare_free(z);
+}
+
 /* Many ids: every doubling of the buckets keeps each one findable, and
  * removals in the grown table unlink only their own. */
 Test(session_registry, growth_keeps_every_id)
