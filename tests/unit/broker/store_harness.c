@@ -9,6 +9,7 @@
 
 #include <criterion/criterion.h>
 #include <liburing.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -17,6 +18,7 @@
 #include "core/wheel.h"
 #include "index/retain.h"
 #include "index/trie.h"
+#include "mqtt/codec.h"
 
 static struct config cfg;
 struct tenant_settings set;
@@ -149,6 +151,46 @@ void ack_all(struct session *ss)
             cr_assert_eq(session_on_pubrec(&shard, ss, pid, 0), 0);
         cr_assert_eq(session_on_pubcomp(&shard, ss, pid), 0);
     }
+}
+
+size_t take_output(struct conn *c, struct out_pkt *out)
+{
+    size_t n = 0;
+    if (!c->st.out)
+        return 0;
+    const uint8_t *b = c->st.out->data;
+    size_t len = c->st.out->len;
+    while (len) {
+        struct mqtt_frame f;
+        cr_assert_eq(mqtt_frame_decode(b, len, 0, &f), MQTT_OK);
+        cr_assert_leq(f.total_len, len);
+        cr_assert_lt(n, OUT_PKT_MAX);
+        struct out_pkt *p = &out[n++];
+        memset(p, 0, sizeof(*p));
+        p->type = f.type;
+        const uint8_t *body = b + f.header_len;
+        if (f.type == MQTT_PUBLISH) {
+            struct mqtt_publish pub;
+            cr_assert_eq(mqtt_publish_decode(f.flags, body, f.body_len, c->version, &pub), MQTT_OK);
+            p->qos = pub.qos;
+            p->dup = pub.dup;
+            p->pid = pub.packet_id;
+            snprintf(p->topic, sizeof(p->topic), "%.*s", (int)pub.topic.len,
+                     (const char *)pub.topic.p);
+            snprintf(p->payload, sizeof(p->payload), "%.*s", (int)pub.payload.len,
+                     (const char *)pub.payload.p);
+        } else {
+            struct mqtt_ack a;
+            cr_assert_eq(mqtt_ack_decode(f.type, f.flags, body, f.body_len, c->version, &a),
+                         MQTT_OK);
+            p->pid = a.packet_id;
+        }
+        b += f.total_len;
+        len -= f.total_len;
+    }
+    c->st.out->len = 0;
+    c->st.backlog = 0; /* as if sent: the client keeps up */
+    return n;
 }
 
 void advance(uint64_t ms)

@@ -49,6 +49,23 @@ void subscribe(struct session *ss, const char *filter, uint8_t qos, uint32_t sub
 /* Acknowledge everything in flight, as the client would. */
 void ack_all(struct session *ss);
 
+/* One packet a connection received (what take_output decodes). */
+struct out_pkt {
+    uint8_t type; /* enum mqtt_packet_type */
+    uint8_t qos;
+    bool dup;
+    uint16_t pid;
+    char topic[32];
+    char payload[32];
+};
+
+#define OUT_PKT_MAX 32
+
+/* Decode the packets the connection collected since the last call into
+ * out (at most OUT_PKT_MAX), and consume them as if sent. Returns how
+ * many. PUBLISH and the acks only. */
+size_t take_output(struct conn *c, struct out_pkt *out);
+
 /* Move time on by ms, running the session wheel. */
 void advance(uint64_t ms);
 
