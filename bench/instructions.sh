@@ -28,7 +28,16 @@ for _ in $(seq 1 200); do
 done
 "$BENCH" p2p -n 10 -q "$qos" -s 16 --count 20000 -d 60 --warmup 0 -p "$port" --quiet
 rc=$?
-kill -INT "$pid"
-wait "$pid"
+# Dump the counts while it runs (a broker under valgrind does not always
+# come back from its stop signal: valgrind serialises the threads, and the
+# shard's blocking io_uring_enter can keep the main thread from running),
+# then stop it.
+callgrind_control -d "$pid" >/dev/null 2>&1
+sleep 1
+kill -TERM "$pid"
+for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+kill -KILL "$pid" 2>/dev/null
+wait "$pid" 2>/dev/null
 [ $rc = 0 ] || { echo "benchmark failed ($rc)"; exit 1; }
-callgrind_annotate "$out" 2>/dev/null | grep -m1 'PROGRAM TOTALS'
+dump=$(ls -t "$out".* 2>/dev/null | grep -v '\.log$' | head -n 1)
+callgrind_annotate "${dump:-$out}" 2>/dev/null | grep -m1 'PROGRAM TOTALS'
