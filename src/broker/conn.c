@@ -651,13 +651,15 @@ static void on_bytes(struct stream_loop *l, struct stream *st, const uint8_t *da
         return;
     s->xhit = false;
     const struct session *ss = c->session;
-    if (ss) /* JSON log lines written while handling it name it */
+    bool named = ss && log_names_clients;
+    if (named) /* JSON log lines written while handling it name it */
         log_set_client(ss->tenant->name, (const char *)ss->st.client_id, ss->st.client_id_len);
     if (c->state == CONN_ACTIVE && over_turn_share(s, c, len))
         defer_input(s, c, data, len);
     else
         feed(s, c, data, len);
-    log_set_client(NULL, NULL, 0);
+    if (named)
+        log_set_client(NULL, NULL, 0);
     if (s->xhit && c->state == CONN_ACTIVE)
         c->xpaused = true; /* it published to a shard that is behind */
 }

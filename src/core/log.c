@@ -64,9 +64,12 @@ int log_parse_level(const char *s, enum log_level *out)
     return -EINVAL;
 }
 
+bool log_names_clients;
+
 void log_set_output(enum log_format format, enum log_target target)
 {
     current_format = format;
+    log_names_clients = format == LOG_FORMAT_JSON;
     current_target = target;
     if (target == LOG_TARGET_SYSLOG)
         openlog("ringmqd", LOG_PID | LOG_NDELAY, LOG_DAEMON);

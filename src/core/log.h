@@ -44,6 +44,10 @@ void log_set_output(enum log_format format, enum log_target target);
  * tenant clears both. JSON lines carry them as "tenant" and "client_id". */
 void log_set_client(const char *tenant, const char *client_id, int client_id_len);
 
+/* Whether lines name the client (JSON): callers on a hot path skip
+ * log_set_client otherwise. Set once at start-up (log_set_output). */
+extern bool log_names_clients;
+
 /* True when messages of `level` are written (use it to skip formatting). */
 bool log_enabled(enum log_level level);
 
