@@ -291,6 +291,22 @@ int parse_string(const struct directive *d, const char *value, void *field, char
     return 0;
 }
 
+/* An HTTP path a request can name (RFC 9112's origin-form): it starts with
+ * '/' and holds no space, control character, query or fragment; another
+ * would answer every Upgrade with 404. */
+int parse_http_path(const struct directive *d, const char *value, void *field, char *why,
+                    size_t whylen)
+{
+    bool ok = value[0] == '/';
+    for (const char *c = value; ok && *c; c++)
+        ok = (unsigned char)*c > 0x20 && *c != 0x7f && *c != '?' && *c != '#';
+    if (!ok) {
+        snprintf(why, whylen, "expected a path such as /mqtt, got '%s'", value);
+        return -EINVAL;
+    }
+    return parse_string(d, value, field, why, whylen);
+}
+
 /* "3.1,3.1.1,5" (any order, at least one) -> bits (1 << protocol level).
  * Tokens are compared in place: a copy into a fixed buffer would cut a long
  * value and let whatever followed the cut pass unchecked. */

@@ -62,6 +62,8 @@ int parse_address(const struct directive *d, const char *value, void *field, cha
                   size_t whylen);
 int parse_pow2_u32(const struct directive *d, const char *value, void *field, char *why,
                    size_t whylen);
+int parse_http_path(const struct directive *d, const char *value, void *field, char *why,
+                    size_t whylen);
 int parse_string(const struct directive *d, const char *value, void *field, char *why,
                  size_t whylen);
 int parse_queue_drop(const struct directive *d, const char *value, void *field, char *why,

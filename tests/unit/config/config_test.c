@@ -445,6 +445,12 @@ Test(config, error_bad_value)
                       ":3: [log] level: expected error, warning, info or debug, got 'loud'");
     expect_file_error(LISTENER_OK "[server]\nshards =\n",
                       ":3: [server] shards: expected auto or an integer 1..64, got ''");
+    expect_file_error("[listener.web]\nws_path = mqtt\n",
+                      ":2: [listener.web] ws_path: expected a path such as /mqtt, got 'mqtt'");
+    expect_file_error("[listener.web]\nws_path = /mq tt\n",
+                      ":2: [listener.web] ws_path: expected a path such as /mqtt, got '/mq tt'");
+    expect_file_error("[listener.web]\nws_path = /mqtt?x=1\n",
+                      ":2: [listener.web] ws_path: expected a path such as /mqtt, got '/mqtt?x=1'");
     expect_file_error(LISTENER_OK "[log]\nformat = xml\n",
                       ":3: [log] format: expected text or json, got 'xml'");
     expect_file_error(LISTENER_OK "[log]\ntarget = file\n",
