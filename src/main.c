@@ -142,6 +142,22 @@ static int check_config(const struct config *cfg, const char *path)
     return 0;
 }
 
+/* Output buffers (a slow subscriber's unsent output, up to
+ * max_client_output) come from the shards' malloc arenas, not from
+ * mmap: while 1000 fresh subscribers' buffers filled, mmap, munmap and
+ * the heap trim after every free (glibc's 128 KiB defaults) cost a page
+ * fault per touched page and a TLB shootdown across the shards per
+ * free, about 40% of the broker's time in that second (perf, issue 10).
+ * Fixed thresholds also keep glibc from raising them on its own. The
+ * memory still comes back: the heap gives its top back past 8 MiB, and
+ * the shards ask malloc_trim for the rest once a burst is over
+ * (serve.c). */
+static void malloc_setup(void)
+{
+    mallopt(M_MMAP_THRESHOLD, 4 << 20);
+    mallopt(M_TRIM_THRESHOLD, 8 << 20);
+}
+
 int main(int argc, char **argv)
 {
     const char *path = NULL;
@@ -196,13 +212,7 @@ int main(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    /* Large buffers (a slow subscriber's unsent output, up to
-     * max_client_output) come from mmap and go back to the system when
-     * freed. glibc raises its mmap threshold after such a free, up to
-     * 32 MiB: later buffers then came from the heap, and a burst of slow
-     * clients left the broker at its peak size for good (issue 10). Setting
-     * the threshold fixes it (and the trim threshold) at the default. */
-    mallopt(M_MMAP_THRESHOLD, 128 * 1024);
+    malloc_setup();
     log_info("ringmqd %s starting", RINGMQ_VERSION);
     struct plugin_host *plugins = NULL;
     if (load_plugins(&cfg, &plugins) < 0)

@@ -494,6 +494,8 @@ static size_t process(struct shard *s, struct conn *c, const uint8_t *buf, size_
         off = next;
         if (r == PROTO_STOP || !reading(c) || c->close_pending)
             return len;
+        if (stream_turn_spent(&s->streams) && c->state == CONN_ACTIVE)
+            break; /* this turn made its share of output: the rest waits */
     }
     return off;
 }
@@ -549,6 +551,34 @@ static bool rx_append(struct shard *s, struct conn *c, const uint8_t *data, size
     return true;
 }
 
+/* Whether rx holds a whole packet (not just the start of one, which only
+ * more input can complete). */
+static bool rx_has_packet(const struct conn *c)
+{
+    struct mqtt_frame f;
+    return c->rx && mqtt_frame_decode(c->rx->data, c->rx->len, UINT32_MAX, &f) == MQTT_OK &&
+           f.total_len <= c->rx->len;
+}
+
+/* Input waits in rx for the next turns, which hand it out a share at a
+ * time (on_rearm); the receive is not re-armed meanwhile. */
+static void mark_deferred(struct shard *s, struct conn *c)
+{
+    if (!c->deferred) {
+        c->deferred = true;
+        s->ndeferred++;
+    }
+    queue_rearm(s, c); /* on_rearm hands out the next turns' shares */
+}
+
+/* After handling input: whole packets left (the turn's output budget was
+ * spent) wait for the next turn. */
+static void defer_if_whole(struct shard *s, struct conn *c)
+{
+    if (reading(c) && !c->close_pending && !c->blocked && rx_has_packet(c))
+        mark_deferred(s, c);
+}
+
 static void feed(struct shard *s, struct conn *c, const uint8_t *data, size_t len)
 {
     size_t need;
@@ -568,6 +598,7 @@ static void feed(struct shard *s, struct conn *c, const uint8_t *data, size_t le
         }
         memcpy(c->rx->data, data + used, left);
         c->rx->len = (uint32_t)left;
+        defer_if_whole(s, c);
         return;
     }
     if (!rx_append(s, c, data, len))
@@ -575,6 +606,7 @@ static void feed(struct shard *s, struct conn *c, const uint8_t *data, size_t le
     if (c->blocked)
         return; /* a permission check is pending: packets wait their turn */
     rx_run(s, c, SIZE_MAX);
+    defer_if_whole(s, c);
 }
 
 /*
@@ -584,6 +616,9 @@ static void feed(struct shard *s, struct conn *c, const uint8_t *data, size_t le
  * flooding a topic with a thousand subscribers then cannot make a turn,
  * and every other client's wait, last as long as its whole receive buffer
  * takes (hundreds of milliseconds while those subscribers' buffers fill).
+ * And once the turn has made its share of output (stream_turn_spent: 2 MiB,
+ * 32 KiB of 1 KB PUBLISHes to 500 subscribers is 16 MB), each connection's
+ * input stops after its next packet and waits the same way.
  */
 #define CONN_TURN_KIB 32u
 
@@ -607,20 +642,7 @@ static void defer_input(struct shard *s, struct conn *c, const uint8_t *data, si
 {
     if (c->close_pending || !rx_append(s, c, data, len))
         return;
-    if (!c->deferred) {
-        c->deferred = true;
-        s->ndeferred++;
-    }
-    queue_rearm(s, c); /* on_rearm hands out the next turns' shares */
-}
-
-/* Whether rx holds a whole packet (not just the start of one, which only
- * more input can complete). */
-static bool rx_has_packet(const struct conn *c)
-{
-    struct mqtt_frame f;
-    return c->rx && mqtt_frame_decode(c->rx->data, c->rx->len, UINT32_MAX, &f) == MQTT_OK &&
-           f.total_len <= c->rx->len;
+    mark_deferred(s, c);
 }
 
 /* A deferred connection's share of this turn; true while whole packets are
@@ -628,7 +650,7 @@ static bool rx_has_packet(const struct conn *c)
 static bool run_deferred(struct shard *s, struct conn *c)
 {
     if (c->rx && !c->blocked && reading(c) && !c->close_pending)
-        rx_run(s, c, (size_t)CONN_TURN_KIB * 1024);
+        rx_run(s, c, stream_turn_spent(&s->streams) ? 1 : (size_t)CONN_TURN_KIB * 1024);
     if (reading(c) && !c->close_pending && (c->blocked || rx_has_packet(c)))
         return true;
     c->deferred = false;
@@ -1018,6 +1040,6 @@ void conn_free_all(struct shard *s)
         c->st.in_rearm = false;
         conn_free(s, c);
     }
-    s->streams.dirty = NULL;
+    stream_dirty_clear(&s->streams);
     s->streams.rearm = NULL;
 }

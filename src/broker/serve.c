@@ -165,20 +165,25 @@ static void plugin_poll(struct shard *s)
 
 /*
  * Output buffers of clients that did not keep up (up to max_client_output
- * each) are freed when they catch up or leave; below the mmap threshold
- * they came from this thread's malloc arena, which gives pages back only
- * from its top. After a burst (SHARD_TRIM_AFTER bytes freed) the tick asks
- * malloc to return every free page, so the broker does not stay at its
- * peak size (issue 10: 1.2 GB stayed resident after 1000 slow subscribers
- * left).
+ * each) are freed when they catch up or leave; they came from this
+ * thread's malloc arena, which gives pages back only from its top. After a
+ * burst (SHARD_TRIM_AFTER bytes freed, and the output still queued down to
+ * a quarter of its peak since the last trim) the tick asks malloc to
+ * return every free page, so the broker does not stay at its peak size
+ * (issue 10: 1.2 GB stayed resident after 1000 slow subscribers left).
+ * Not while the burst lasts: a trim then only makes the next buffers
+ * fault their pages in again.
  */
 #define SHARD_TRIM_AFTER (16u << 20)
 
 static void trim_freed_output(struct shard *s)
 {
-    if (s->streams.out_freed < SHARD_TRIM_AFTER)
+    if (s->streams.out_bytes > s->out_peak)
+        s->out_peak = s->streams.out_bytes;
+    if (s->streams.out_freed < SHARD_TRIM_AFTER || s->streams.out_bytes > s->out_peak / 4)
         return;
     s->streams.out_freed = 0;
+    s->out_peak = s->streams.out_bytes;
     malloc_trim(0);
 }
 

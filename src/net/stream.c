@@ -105,6 +105,7 @@ static void submit_send(struct stream_loop *l, struct stream *st)
     size_t len = b->len - b->off;
     if (len > STREAM_SEND_MAX)
         len = STREAM_SEND_MAX;
+    l->turn_sent += len;
     io_uring_prep_send(sqe, (int)st->fi, b->data + b->off, len, MSG_NOSIGNAL);
     sqe->flags |= IOSQE_FIXED_FILE;
     io_uring_sqe_set_data64(sqe, ud(st, l->tags.send));
@@ -134,6 +135,14 @@ static uint32_t released(const struct stream_loop *l, const struct stream *st)
     if (!st->out)
         return 0;
     return l->gated ? st->out->mark : st->out->len;
+}
+
+/* Whether st waits for the next turn's send budget: this turn's is spent
+ * and st has more than a few packets to send (a client that keeps up is
+ * never held behind those that do not). */
+static bool over_turn_budget(const struct stream_loop *l, const struct stream *st)
+{
+    return l->turn_sent >= STREAM_TURN_SEND && released(l, st) > STREAM_SEND_SMALL;
 }
 
 /* What the flush has to send: the owner's released bytes, or the
@@ -224,8 +233,12 @@ void stream_mark_dirty(struct stream_loop *l, struct stream *st)
 {
     if (!st->is_dirty) {
         st->is_dirty = true;
-        st->next_dirty = l->dirty;
-        l->dirty = st;
+        st->next_dirty = NULL;
+        if (l->dirty)
+            l->dirty_tail->next_dirty = st;
+        else
+            l->dirty = st;
+        l->dirty_tail = st;
     }
 }
 
@@ -396,7 +409,9 @@ void stream_on_send(struct stream_loop *l, struct stream *st, int res)
      * the rest of a short write is dropped, never sent there. */
     sending_done(l, st);
     bool sent = false;
-    if (has_output(l, st) && (!st->shut || st->teardown_pending) && !st->close_submitted)
+    if (!st->shut && over_turn_budget(l, st))
+        stream_mark_dirty(l, st); /* a later turn's flush sends it */
+    else if (has_output(l, st) && (!st->shut || st->teardown_pending) && !st->close_submitted)
         sent = start_send(l, st);
     if (!sent && st->shut && st->teardown_pending && !(st->out && st->out->len))
         teardown(l, st, true);
@@ -448,19 +463,42 @@ static void flush_during_barrier(struct stream_loop *l)
             start_send(l, st);
 }
 
-void stream_flush(struct stream_loop *l)
+/* Flush every dirty stream the turn's send budget allows; the others stay
+ * dirty, first in line for the next turn. */
+static void flush_dirty(struct stream_loop *l)
 {
-    if (l->gated && l->barrier) {
-        flush_during_barrier(l);
-    } else {
-        while (l->dirty) {
-            struct stream *st = l->dirty;
-            l->dirty = st->next_dirty;
-            if (l->gated && st->out) /* no record since the last barrier's */
-                st->out->mark = st->out->len;
+    struct stream *st = l->dirty, *keep = NULL, *keep_tail = NULL;
+    l->dirty = l->dirty_tail = NULL;
+    while (st) {
+        struct stream *next = st->next_dirty;
+        if (l->gated && st->out) /* no record since the last barrier's */
+            st->out->mark = st->out->len;
+        if (!st->shut && !st->sending && over_turn_budget(l, st)) {
+            st->next_dirty = NULL;
+            if (keep_tail)
+                keep_tail->next_dirty = st;
+            else
+                keep = st;
+            keep_tail = st;
+        } else {
             flush_one(l, st);
         }
+        st = next;
     }
+    if (keep) { /* before the streams that became dirty meanwhile */
+        keep_tail->next_dirty = l->dirty;
+        if (!l->dirty)
+            l->dirty_tail = keep_tail;
+        l->dirty = keep;
+    }
+}
+
+void stream_flush(struct stream_loop *l)
+{
+    if (l->gated && l->barrier)
+        flush_during_barrier(l);
+    else
+        flush_dirty(l);
     rearm_all(l);
 }
 
@@ -485,22 +523,29 @@ static bool hold(struct stream_loop *l, struct stream *st)
 
 void stream_barrier_begin(struct stream_loop *l)
 {
-    struct stream *keep = NULL;
-    while (l->dirty) {
-        struct stream *st = l->dirty;
-        l->dirty = st->next_dirty;
+    struct stream *st = l->dirty, *keep = NULL;
+    l->dirty = l->dirty_tail = NULL;
+    while (st) {
+        struct stream *next = st->next_dirty;
         struct iobuf *b = st->out;
         if (b && b->len > b->mark && !st->close_submitted) {
             if (!hold(l, st)) {
                 st->next_dirty = keep; /* out of memory: the next barrier's */
                 keep = st;
+                st = next;
                 continue;
             }
             b->cover = b->len;
         }
         flush_one(l, st); /* what was released before, and the transport's own */
+        st = next;
     }
-    l->dirty = keep;
+    while (keep) { /* back on the list, with what became dirty meanwhile */
+        struct stream *next = keep->next_dirty;
+        keep->is_dirty = false;
+        stream_mark_dirty(l, keep);
+        keep = next;
+    }
     l->barrier = true;
     rearm_all(l);
 }

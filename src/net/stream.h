@@ -59,6 +59,20 @@ struct iobuf *iobuf_create(size_t cap);
  */
 #define STREAM_SEND_MAX (64u << 10)
 
+/*
+ * A loop turn's budget (issue 10): sends started in one turn stop at
+ * STREAM_TURN_SEND bytes (streams with more than STREAM_SEND_SMALL to send
+ * wait, in order, for the next turns; small ones always go), and an owner
+ * asks stream_turn_spent before producing more output in the same turn
+ * (STREAM_TURN_OUTPUT bytes committed). While 1000 fresh subscribers' socket
+ * buffers and output buffers fill, each send and each delivery is a real
+ * copy: without a bound, one turn copied hundreds of MiB, and every other
+ * client of the shard waited for that turn to end.
+ */
+#define STREAM_TURN_SEND   (2u << 20)
+#define STREAM_TURN_OUTPUT (2u << 20)
+#define STREAM_SEND_SMALL  (4u << 10)
+
 struct stream {
     struct iobuf *out;         /* being filled this turn */
     struct iobuf *sending;     /* handed to the kernel */
@@ -175,7 +189,8 @@ struct stream_loop {
     void *xprt_ctx[STREAM_MAX_LISTENERS]; /* each listener's shared context (transport.h) */
     struct stream_tags tags;
     size_t owner_size;    /* the owner's struct, which starts with the stream */
-    struct stream *dirty; /* streams with output to send */
+    struct stream *dirty; /* streams with output to send, in order */
+    struct stream *dirty_tail;
     struct stream *rearm; /* streams whose receive ended early */
     /* Durable output (below): set by the owner; the barrier in flight and
      * the streams whose output waits for it (each holds an op). */
@@ -184,6 +199,9 @@ struct stream_loop {
     uint32_t nheld, held_cap;
     struct stream **held;
     uint64_t out_bytes; /* sum of every stream's backlog */
+    /* This turn's budget: bytes committed ever (out_written) and at the
+     * turn's start, bytes of the sends started this turn. */
+    uint64_t out_written, turn_written0, turn_sent;
     uint64_t out_freed; /* bytes of output buffers freed (the owner resets it) */
     /* PROXY protocol: each listener's configuration where it is on (NULL:
      * off), and the headers that arrived in part, by st->proxy_hold - 1
@@ -268,6 +286,7 @@ static inline void stream_commit(struct stream_loop *l, struct stream *st, size_
     st->out->len += (uint32_t)n;
     st->backlog += (uint32_t)n;
     l->out_bytes += n;
+    l->out_written += n;
     if (!st->is_dirty)
         stream_mark_dirty(l, st);
 }
@@ -288,6 +307,33 @@ void stream_teardown(struct stream_loop *l, struct stream *st);
 static inline bool stream_sending(const struct stream *st)
 {
     return st->sending || (((st->out && st->out->len) || st->xprt_out) && !st->shut);
+}
+
+/* A loop turn starts: its budget is whole again. */
+static inline void stream_turn_begin(struct stream_loop *l)
+{
+    l->turn_written0 = l->out_written;
+    l->turn_sent = 0;
+}
+
+/* Whether this turn has produced its share of output: an owner then
+ * leaves what it can for the next turn (at least one packet each). */
+static inline bool stream_turn_spent(const struct stream_loop *l)
+{
+    return l->out_written - l->turn_written0 >= STREAM_TURN_OUTPUT;
+}
+
+/* Whether streams wait for the next turn's send budget (the loop must not
+ * sleep then). */
+static inline bool stream_flush_left(const struct stream_loop *l)
+{
+    return l->dirty != NULL;
+}
+
+/* Forget every dirty stream (shutdown, the owner frees them all). */
+static inline void stream_dirty_clear(struct stream_loop *l)
+{
+    l->dirty = l->dirty_tail = NULL;
 }
 
 /* Once per loop turn: send what each dirty stream has, re-arm receives.

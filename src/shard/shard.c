@@ -160,7 +160,7 @@ static void dispatch_all(struct shard *s)
  * here must be retried), else until one arrives. */
 static void submit_and_wait(struct shard *s)
 {
-    bool work_left = s->ndeferred || s->inbound_left;
+    bool work_left = s->ndeferred || s->inbound_left || stream_flush_left(&s->streams);
     bool behind = xshard_overflowing(s);
     int ret;
     if (work_left || behind) {
@@ -184,6 +184,7 @@ static void shard_loop(struct shard *s)
         s->turn++;
         submit_and_wait(s);
         s->now_ms = clock_now_ms();
+        stream_turn_begin(&s->streams);
         dispatch_all(s);
         xshard_drain(s, SHARD_INBOUND_TURN);
     }

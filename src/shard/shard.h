@@ -234,6 +234,7 @@ struct shard {
      * receives to re-arm), bytes queued and not sent (out_bytes), output
      * buffers freed since the last malloc_trim (out_freed). */
     struct stream_loop streams;
+    uint64_t out_peak; /* streams.out_bytes' peak since the last trim */
 
     /* SUBSCRIBEs waiting for acks from other shards (subscribe.c) */
     struct pending_sub *pending_subs;

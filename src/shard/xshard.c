@@ -125,7 +125,8 @@ void xshard_drain(struct shard *s, uint32_t share)
             continue;
         uint32_t n = 0;
         struct xmsg *x;
-        while ((!share || n < share) && (x = spsc_front(r))) {
+        while ((!share || (n < share && !(n && stream_turn_spent(&s->streams)))) &&
+               (x = spsc_front(r))) {
             struct xmsg copy = *x;
             spsc_pop(r);
             n++;
@@ -133,7 +134,7 @@ void xshard_drain(struct shard *s, uint32_t share)
         }
         if (n)
             spsc_consumer_sync(r);
-        if (share && n == share && spsc_front(r))
+        if (share && spsc_front(r))
             s->inbound_left = true;
     }
 }

@@ -67,10 +67,11 @@ bool xshard_overflowing(struct shard *s);
 
 /*
  * Handle up to `share` messages from each other shard's ring (0: all of
- * them); the rest waits for the next turn (s->inbound_left), so a turn of
- * a flood to a topic with many subscribers here is bounded and this
- * shard's own clients are served in between. SHARD_INBOUND_TURN is the
- * loop's share.
+ * them), and from each at least one but no more once the turn has made its
+ * share of output (stream_turn_spent); the rest waits for the next turn
+ * (s->inbound_left), so a turn of a flood to a topic with many subscribers
+ * here is bounded and this shard's own clients are served in between.
+ * SHARD_INBOUND_TURN is the loop's share.
  */
 #define SHARD_INBOUND_TURN 256u
 void xshard_drain(struct shard *s, uint32_t share);

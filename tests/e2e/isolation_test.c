@@ -329,3 +329,54 @@ Test(isolation, memory_held_for_slow_subscribers_comes_back)
 #endif
     broker_stop(&b);
 }
+
+/*
+ * A loop turn makes at most 2 MiB of output (STREAM_TURN_OUTPUT, issue 10):
+ * a publisher's packets beyond it wait in its receive buffer for the next
+ * turns, and none may be left behind when no more input comes. 120
+ * subscribers that read, and 16 PUBLISHes of 4000 bytes written in one go
+ * (a 64 KiB receive holds 16 of them, 16 x 60 x 4000 bytes of output on
+ * each of the 2 shards): every subscriber gets every message, in order
+ * (MQTT-4.6.0-6: a topic is ordered). Before the turn's leftovers were
+ * scheduled, the last packets stayed unread until the publisher sent more.
+ */
+#define BUDGET_SUBS 120
+#define BUDGET_MSGS 16
+
+Test(isolation, output_budget_leaves_no_packet_behind)
+{
+    broker_start(&b, "server.shards=2", "server.recv_buffer_size=65536", NULL);
+    static int subs[BUDGET_SUBS];
+    for (int i = 0; i < BUDGET_SUBS; i++) {
+        char id[32];
+        snprintf(id, sizeof(id), "budget-sub-%d", i);
+        struct raw_connect o = {.flags = -1, .clean = true, .keepalive = 600, .id = id};
+        subs[i] = raw_mqtt_open(&b, &o);
+        raw_subscribe(subs[i], 1, "budget/t", 0);
+    }
+    struct raw_connect po = {.flags = -1, .clean = true, .keepalive = 600, .id = "budget-pub"};
+    int pub = raw_mqtt_open(&b, &po);
+    static uint8_t wire[BUDGET_MSGS * 4100];
+    size_t n = 0;
+    uint8_t payload[4000];
+    memset(payload, 'x', sizeof(payload));
+    for (int m = 0; m < BUDGET_MSGS; m++) {
+        struct pkt p;
+        payload[0] = (uint8_t)m;
+        pkt_publish(&p, "budget/t", payload, sizeof(payload), 0, false, false, 0);
+        n += pkt_encode(&p, wire + n);
+    }
+    cr_assert_eq(raw_send(pub, wire, n), 0);
+    static struct raw_publish got;
+    for (int i = 0; i < BUDGET_SUBS; i++) {
+        for (int m = 0; m < BUDGET_MSGS; m++) {
+            raw_expect_publish(subs[i], &got);
+            cr_assert_eq(got.len, sizeof(payload));
+            cr_assert_eq(got.payload[0], (uint8_t)m, "subscriber %d: message %u, want %d", i,
+                         got.payload[0], m);
+        }
+        close(subs[i]);
+    }
+    close(pub);
+    broker_stop(&b);
+}

@@ -213,6 +213,8 @@ static size_t peer_drain(uint8_t *sink, size_t cap, size_t have)
 
 /* Durable-output tests turn the loop themselves: no flush in pump. */
 static bool pump_no_flush;
+/* Turn-budget tests spend the budget themselves: pump keeps it spent. */
+static bool pump_keep_budget;
 
 static void pump(bool (*done)(void), uint8_t *sink, size_t cap, size_t *have)
 {
@@ -223,6 +225,8 @@ static void pump(bool (*done)(void), uint8_t *sink, size_t cap, size_t *have)
         struct __kernel_timespec ts = {.tv_sec = 0, .tv_nsec = 1000000};
         struct io_uring_cqe *cqe;
         io_uring_submit_and_wait_timeout(&ring, &cqe, 1, &ts, NULL);
+        if (!pump_keep_budget)
+            stream_turn_begin(&loop); /* a turn starts, as the shard's loop does */
         unsigned head, n = 0;
         io_uring_for_each_cqe(&ring, head, cqe)
         {
@@ -669,4 +673,122 @@ Test(stream, gated_transport_output_is_never_held, .init = setup_gated_pending,
     stream_barrier_done(&loop);
     cr_assert_eq(settle(), 3, "then the owner's, once released");
     cr_assert_arr_eq(sink, "Ahi", 3);
+}
+
+/* ---- a turn's send budget (issue 10) ---- */
+
+/* A second stream, on fixed slot 1; its peer end in *peer2. */
+static struct owner *open_second(int *peer2)
+{
+    int sv[2];
+    cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    cr_assert_eq(io_uring_register_files_update(&ring, 1, &sv[0], 1), 1);
+    close(sv[0]);
+    *peer2 = sv[1];
+    fcntl(*peer2, F_SETFL, O_NONBLOCK);
+    struct owner *w = calloc(1, sizeof(*w));
+    w->last_end = 1;
+    cr_assert_eq(stream_open(&loop, &w->st, 1, 0, NULL), 0);
+    return w;
+}
+
+static void put(struct stream *st, uint8_t byte, size_t n)
+{
+    uint8_t *p = stream_reserve(&loop, st, n);
+    cr_assert_not_null(p);
+    memset(p, byte, n);
+    stream_commit(&loop, st, n);
+}
+
+static struct owner *second;
+static bool both_sent(void)
+{
+    return !o->st.sending && !second->st.sending && !o->st.is_dirty && !second->st.is_dirty;
+}
+
+static void close_second(int peer2)
+{
+    pump_keep_budget = false;
+    pump(both_sent, NULL, 0, NULL);
+    stream_release(&loop, &second->st);
+    free(second);
+    close(peer2);
+}
+
+/* Once a turn's sends reach STREAM_TURN_SEND, a stream with more than
+ * STREAM_SEND_SMALL to send waits for the next turn; a small one goes. */
+Test(stream, spent_send_budget_holds_large_output_not_small, .init = setup, .fini = teardown_all)
+{
+    int peer2;
+    second = open_second(&peer2);
+    stream_turn_begin(&loop);
+    loop.turn_sent = STREAM_TURN_SEND; /* as if 2 MiB of sends had started */
+    put(&o->st, 'b', STREAM_SEND_SMALL + 1);
+    put(&second->st, 's', 2);
+    stream_flush(&loop);
+    cr_assert_not_null(second->st.sending, "a small output goes whatever the budget");
+    cr_assert_null(o->st.sending, "a large one waits for the next turn");
+    cr_assert(o->st.is_dirty && stream_flush_left(&loop), "and stays listed");
+    stream_turn_begin(&loop);
+    stream_flush(&loop);
+    cr_assert_not_null(o->st.sending, "the next turn sends it");
+    cr_assert_not(stream_flush_left(&loop));
+    have = 0;
+    want = STREAM_SEND_SMALL + 1;
+    pump(sent_all, sink, sizeof(sink), &have);
+    cr_assert_eq(have, want);
+    cr_assert_eq(sink[0], 'b');
+    close_second(peer2);
+}
+
+/* Streams held by the budget keep their order: the one that became dirty
+ * first is sent first (a stream held once is not held again and again
+ * behind newer ones). */
+Test(stream, held_streams_go_in_order, .init = setup, .fini = teardown_all)
+{
+    int peer2;
+    second = open_second(&peer2);
+    stream_turn_begin(&loop);
+    loop.turn_sent = STREAM_TURN_SEND;
+    put(&o->st, 'a', STREAM_SEND_SMALL * 2);
+    put(&second->st, 'b', STREAM_SEND_SMALL * 2);
+    stream_flush(&loop);
+    cr_assert(o->st.is_dirty && second->st.is_dirty, "both held");
+    stream_turn_begin(&loop);
+    loop.turn_sent = STREAM_TURN_SEND - 1; /* room for one send */
+    stream_flush(&loop);
+    cr_assert_not_null(o->st.sending, "the first held goes first");
+    cr_assert_null(second->st.sending, "the second waits again");
+    cr_assert(second->st.is_dirty);
+    close_second(peer2);
+}
+
+static bool one_sent(void)
+{
+    return o->nsent >= 1;
+}
+
+/* A send completing in a turn whose budget is spent does not start the
+ * next large buffer from the completion: the stream is listed for a later
+ * turn's flush. */
+Test(stream, completion_respects_spent_budget, .init = setup, .fini = teardown_all)
+{
+    put(&o->st, 'x', 10);
+    stream_turn_begin(&loop);
+    stream_flush(&loop);
+    cr_assert_not_null(o->st.sending);
+    put(&o->st, 'y', STREAM_SEND_SMALL * 2); /* accumulates while sending */
+    loop.turn_sent = STREAM_TURN_SEND;
+    pump_no_flush = true;
+    pump_keep_budget = true;
+    have = 0;
+    pump(one_sent, sink, sizeof(sink), &have);
+    pump_no_flush = false;
+    pump_keep_budget = false;
+    cr_assert_null(o->st.sending, "not started from the completion");
+    cr_assert(o->st.is_dirty, "listed for the flush");
+    want = 10 + STREAM_SEND_SMALL * 2;
+    pump(sent_all, sink, sizeof(sink), &have);
+    cr_assert_eq(have, want);
+    cr_assert_eq(sink[10], 'y');
 }
