@@ -494,7 +494,7 @@ static size_t process(struct shard *s, struct conn *c, const uint8_t *buf, size_
         off = next;
         if (r == PROTO_STOP || !reading(c) || c->close_pending)
             return len;
-        if (stream_turn_spent(&s->streams) && c->state == CONN_ACTIVE)
+        if (c->state == CONN_ACTIVE && stream_turn_spent(&s->streams))
             break; /* this turn made its share of output: the rest waits */
     }
     return off;
@@ -616,9 +616,10 @@ static void feed(struct shard *s, struct conn *c, const uint8_t *data, size_t le
  * flooding a topic with a thousand subscribers then cannot make a turn,
  * and every other client's wait, last as long as its whole receive buffer
  * takes (hundreds of milliseconds while those subscribers' buffers fill).
- * And once the turn has made its share of output (stream_turn_spent: 2 MiB,
- * 32 KiB of 1 KB PUBLISHes to 500 subscribers is 16 MB), each connection's
- * input stops after its next packet and waits the same way.
+ * And once the turn has had its share of work (stream_turn_spent: 2 MiB of
+ * output, or about 1 ms; 32 KiB of 1 KB PUBLISHes to 500 subscribers is
+ * 16 MB), each connection's input stops after its next packet and waits
+ * the same way.
  */
 #define CONN_TURN_KIB 32u
 
@@ -650,7 +651,7 @@ static void defer_input(struct shard *s, struct conn *c, const uint8_t *data, si
 static bool run_deferred(struct shard *s, struct conn *c)
 {
     if (c->rx && !c->blocked && reading(c) && !c->close_pending)
-        rx_run(s, c, stream_turn_spent(&s->streams) ? 1 : (size_t)CONN_TURN_KIB * 1024);
+        rx_run(s, c, stream_turn_over(&s->streams) ? 1 : (size_t)CONN_TURN_KIB * 1024);
     if (reading(c) && !c->close_pending && (c->blocked || rx_has_packet(c)))
         return true;
     c->deferred = false;

@@ -32,6 +32,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/clock.h"
 #include "net/peer.h"
 #include "net/uring.h"
 
@@ -71,6 +72,8 @@ struct iobuf *iobuf_create(size_t cap);
  */
 #define STREAM_TURN_SEND   (2u << 20)
 #define STREAM_TURN_OUTPUT (2u << 20)
+#define STREAM_TURN_HEAVY  (64u << 10)
+#define STREAM_TURN_US     1000u
 #define STREAM_SEND_SMALL  (4u << 10)
 
 struct stream {
@@ -202,6 +205,8 @@ struct stream_loop {
     /* This turn's budget: bytes committed ever (out_written) and at the
      * turn's start, bytes of the sends started this turn. */
     uint64_t out_written, turn_written0, turn_sent;
+    uint64_t turn_start_us; /* when this turn started (CLOCK_MONOTONIC) */
+    bool turn_over;
     uint64_t out_freed; /* bytes of output buffers freed (the owner resets it) */
     /* PROXY protocol: each listener's configuration where it is on (NULL:
      * off), and the headers that arrived in part, by st->proxy_hold - 1
@@ -312,15 +317,37 @@ static inline bool stream_sending(const struct stream *st)
 /* A loop turn starts: its budget is whole again. */
 static inline void stream_turn_begin(struct stream_loop *l)
 {
+    l->turn_start_us = clock_now_us();
     l->turn_written0 = l->out_written;
     l->turn_sent = 0;
+    l->turn_over = false;
 }
 
-/* Whether this turn has produced its share of output: an owner then
- * leaves what it can for the next turn (at least one packet each). */
-static inline bool stream_turn_spent(const struct stream_loop *l)
+/* One more unit of an owner's work this turn (a packet handled, a message
+ * taken from another thread): whether the turn has had its share, that is
+ * STREAM_TURN_OUTPUT bytes of output, or STREAM_TURN_US since it started
+ * once it made STREAM_TURN_HEAVY bytes (the clock is read from then on, at
+ * every unit). The owner then leaves what it can for the next turn (at
+ * least one unit from each source). Bytes alone did not bound the time:
+ * where fresh memory costs a page fault per 4 KiB (a virtual machine), a
+ * byte of a burst's output costs ten times what it costs after it, and a
+ * message to 500 subscribers took 3 ms. Light work is bounded by counts
+ * (CONN_TURN_KIB, SHARD_INBOUND_TURN): timing it would read the clock per
+ * packet, and would cut every turn short under valgrind. */
+static inline bool stream_turn_spent(struct stream_loop *l)
 {
-    return l->out_written - l->turn_written0 >= STREAM_TURN_OUTPUT;
+    uint64_t made = l->out_written - l->turn_written0;
+    if (l->turn_over || made >= STREAM_TURN_OUTPUT)
+        return l->turn_over = true;
+    if (made < STREAM_TURN_HEAVY)
+        return false;
+    return l->turn_over = clock_now_us() - l->turn_start_us >= STREAM_TURN_US;
+}
+
+/* Whether stream_turn_spent said so this turn (counts no unit). */
+static inline bool stream_turn_over(const struct stream_loop *l)
+{
+    return l->turn_over;
 }
 
 /* Whether streams wait for the next turn's send budget (the loop must not

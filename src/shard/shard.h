@@ -206,6 +206,10 @@ struct shard {
     struct spsc *in[CONFIG_MAX_SHARDS];
     struct spsc *out[CONFIG_MAX_SHARDS];
     struct xqueue overflow[CONFIG_MAX_SHARDS];
+    /* By source shard: how long the oldest message this shard took from
+     * its ring in its last turn had waited there (ms), written here once
+     * per turn and ring, read by the source (shard_target_behind). */
+    _Alignas(64) _Atomic uint32_t lag_ms[CONFIG_MAX_SHARDS];
     uint64_t wake_mask; /* targets that got slots this turn */
     /* Back-pressure aimed at the cause: targets whose overflow queue is far
      * behind (bit per shard), and whether the packets handled since the
@@ -265,15 +269,21 @@ struct shard {
 void *shard_run(void *arg);
 
 /* Whether `target` is behind: its ring has been full, with messages
- * waiting beyond it, for SHARD_BEHIND_MS. One loop turn that produces more
- * than the ring holds does not make a target behind; a target that did not
- * drain its ring in that long is. QoS 0 publishes to it are then dropped
- * at the source (route.c) rather than queued in front of everybody else's. */
+ * waiting beyond it, for SHARD_BEHIND_MS, or the messages it last took from
+ * this shard's ring had waited there that long. One loop turn that produces
+ * more than the ring holds does not make a target behind; a target that
+ * did not drain its ring in that long is. QoS 0 publishes to it are then
+ * dropped at the source (route.c) rather than queued in front of everybody
+ * else's: a ring of 1024 fanned-out messages the target takes a few at a
+ * time is seconds of wait for the QoS 1 message behind them. */
 #define SHARD_BEHIND_MS 20u
 static inline bool shard_target_behind(const struct shard *s, uint32_t target)
 {
     const struct xqueue *q = &s->overflow[target];
-    return q->len && s->now_ms - q->since_ms >= SHARD_BEHIND_MS;
+    if (q->len && s->now_ms - q->since_ms >= SHARD_BEHIND_MS)
+        return true;
+    const struct shard *t = s->broker->shards[target];
+    return atomic_load_explicit(&t->lag_ms[s->id], memory_order_relaxed) >= SHARD_BEHIND_MS;
 }
 
 /* A submission queue entry, submitting first when the queue is full. */

@@ -46,6 +46,7 @@ void shard_xsend(struct shard *s, uint32_t target, const struct xmsg *x)
 {
     struct xmsg copy = *x;
     copy.src = (uint8_t)s->id;
+    copy.sent_ms = (uint32_t)s->now_ms;
     struct xqueue *q = &s->overflow[target];
     if (q->len == 0) {
         struct xmsg *slot = spsc_reserve(s->out[target]);
@@ -116,6 +117,18 @@ bool xshard_overflowing(struct shard *s)
     return any;
 }
 
+/* How long the oldest message from shard `src` waited (none: 0), for the
+ * source to see (shard_target_behind); stored only when it changes. This
+ * turn may have started before the source's (both read the same coarse
+ * clock at their turn's start): a message from the future waited 0. */
+static void note_lag(struct shard *s, uint32_t src, const struct xmsg *oldest)
+{
+    int32_t waited = oldest ? (int32_t)((uint32_t)s->now_ms - oldest->sent_ms) : 0;
+    uint32_t lag = waited > 0 ? (uint32_t)waited : 0;
+    if (atomic_load_explicit(&s->lag_ms[src], memory_order_relaxed) != lag)
+        atomic_store_explicit(&s->lag_ms[src], lag, memory_order_relaxed);
+}
+
 void xshard_drain(struct shard *s, uint32_t share)
 {
     s->inbound_left = false;
@@ -125,6 +138,7 @@ void xshard_drain(struct shard *s, uint32_t share)
             continue;
         uint32_t n = 0;
         struct xmsg *x;
+        note_lag(s, i, spsc_front(r));
         while ((!share || (n < share && !(n && stream_turn_spent(&s->streams)))) &&
                (x = spsc_front(r))) {
             struct xmsg copy = *x;

@@ -35,6 +35,7 @@ struct xmsg {
     uint8_t src; /* sending shard */
     uint16_t tenant;
     uint32_t pad;
+    uint32_t sent_ms; /* the sender's now_ms when queued (truncated): the receiver's lag */
     void *p;
     uint64_t token;
 };

@@ -792,3 +792,22 @@ Test(stream, completion_respects_spent_budget, .init = setup, .fini = teardown_a
     cr_assert_eq(have, want);
     cr_assert_eq(sink[10], 'y');
 }
+
+/* A turn's share of work is also time: once it made STREAM_TURN_HEAVY bytes
+ * of output, spent when STREAM_TURN_US have passed since it started (light
+ * work never reads the clock); and it stays spent for the rest of the
+ * turn. */
+Test(stream, turn_spent_after_its_time, .init = setup, .fini = teardown_all)
+{
+    stream_turn_begin(&loop);
+    loop.turn_start_us -= STREAM_TURN_US; /* as if it started 1 ms ago */
+    cr_assert_not(stream_turn_spent(&loop), "light work is bounded by counts, not time");
+    loop.out_written += STREAM_TURN_HEAVY;
+    cr_assert(stream_turn_spent(&loop), "heavy work reads the clock");
+    loop.out_written -= STREAM_TURN_HEAVY;
+    cr_assert(stream_turn_spent(&loop) && stream_turn_over(&loop), "spent until the turn ends");
+    stream_turn_begin(&loop);
+    cr_assert_not(stream_turn_over(&loop), "a new turn has its whole share");
+    loop.out_written += STREAM_TURN_HEAVY;
+    cr_assert_not(stream_turn_spent(&loop), "heavy, but just started");
+}
