@@ -16,11 +16,12 @@ mqtt: core
 index: core mqtt
 config: core
 metrics: core
+admin: core config
 plugin: core
 net: core config
 tenant: core mqtt index config metrics
 shard: core mqtt index config metrics net tenant
-broker: core store mqtt index config metrics plugin net tenant shard
+broker: core store mqtt index config metrics admin plugin net tenant shard
 persist: core store mqtt index config metrics plugin net tenant shard broker
 "
 LAYERS=$(echo "$RULES" | sed -n 's/^\([a-z]*\):.*/\1/p' | tr '\n' ' ')

@@ -5,6 +5,8 @@
  *                                                   prompted without echo)
  *   ringmq-passwd FILE delete USER
  *   ringmq-passwd FILE list
+ *   ringmq-passwd token ROLE [TENANT,...]         (token on stdin, or
+ *                                                   prompted without echo)
  *
  * Lines are `user:tenant:user_id:$pbkdf2-sha256$ITER$SALT$HASH`, hashed by
  * plugins/auth_file/pwhash.c, the plugin's own code. The file is rewritten
@@ -21,6 +23,7 @@
 #include <termios.h>
 #include <unistd.h>
 
+#include "admin/token.h"
 #include "pwhash.h"
 
 struct lines {
@@ -34,9 +37,13 @@ static void usage(void)
             "usage: ringmq-passwd FILE add USER TENANT [USER_ID]\n"
             "       ringmq-passwd FILE delete USER\n"
             "       ringmq-passwd FILE list\n"
+            "       ringmq-passwd token ROLE [TENANT,...]\n"
             "add reads the password from stdin (one line), or prompts for it\n"
             "when stdin is a terminal; ITERATIONS in the environment variable\n"
-            "RINGMQ_PASSWD_ITERATIONS (default %u, at least %u).\n",
+            "RINGMQ_PASSWD_ITERATIONS (default %u, at least %u).\n"
+            "token reads an admin API token the same way and prints its line\n"
+            "for [admin] token_file: ROLE is read or admin; without tenants\n"
+            "the token sees every tenant.\n",
             PWHASH_DEFAULT_ITERATIONS, PWHASH_MIN_ITERATIONS);
 }
 
@@ -269,8 +276,45 @@ static int cmd_list(const char *path)
     return 0;
 }
 
+/* A line of the admin API's token file for the token on stdin: its hash
+ * (never the token), the role and the tenants, checked by the broker's own
+ * parser before it is printed. */
+static int cmd_token(const char *role, const char *tenants)
+{
+    char tok[ADMIN_TOKEN_MAX + 2];
+    ssize_t tl = read_password(tok, sizeof(tok));
+    if (tl <= 0) {
+        fprintf(stderr, "ringmq-passwd: no token given\n");
+        return 1;
+    }
+    char hex[ADMIN_TOKEN_HEX + 1];
+    int rc = admin_token_hash_hex(tok, (size_t)tl, hex);
+    explicit_bzero(tok, sizeof(tok));
+    if (rc != 0) {
+        fprintf(stderr, "ringmq-passwd: hashing failed\n");
+        return 1;
+    }
+    char line[ADMIN_TOKEN_HEX + 16 + ADMIN_TOKEN_TENANTS * ADMIN_TENANT_MAX];
+    int n = snprintf(line, sizeof(line), "%s:%s%s%s", hex, role, tenants ? ":" : "",
+                     tenants ? tenants : "");
+    struct admin_token t;
+    char why[160];
+    if (n < 0 || (size_t)n >= sizeof(line)) {
+        fprintf(stderr, "ringmq-passwd: tenant list too long\n");
+        return 2;
+    }
+    if (admin_token_parse_line(line, &t, why, sizeof(why)) != 0) {
+        fprintf(stderr, "ringmq-passwd: %s\n", why);
+        return 2;
+    }
+    printf("%s\n", line);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
+    if (argc >= 3 && argc <= 4 && strcmp(argv[1], "token") == 0)
+        return cmd_token(argv[2], argc == 4 ? argv[3] : NULL);
     if (argc >= 5 && argc <= 6 && strcmp(argv[2], "add") == 0)
         return cmd_add(argv[1], argv[3], argv[4], argc == 6 ? argv[5] : argv[3]);
     if (argc == 4 && strcmp(argv[2], "delete") == 0)

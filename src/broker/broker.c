@@ -13,6 +13,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include "admin/admin.h"
 #include "broker/observe.h"
 #include "broker/shard.h"
 #include "core/affinity.h"
@@ -202,8 +203,50 @@ static int threads_start(struct broker *b)
     return -EIO;
 }
 
-/* The metrics endpoint (when enabled) and the start-up log lines; -EIO
- * when the endpoint cannot start (the broker is then stopped). */
+/* admin_ops' tenants, on the admin thread: the tenant directory and each
+ * tenant's counters summed over the shards (plain loads, as a metrics
+ * scrape reads them: they may lag a few increments). */
+static uint32_t admin_tenants(void *arg, struct admin_tenant *v, uint32_t cap)
+{
+    struct broker *b = arg;
+    uint32_t n = tenant_dir_count(&b->tenants), k = 0;
+    for (uint32_t id = 0; id < n; id++) {
+        struct tenant_counters sum;
+        const char *name = tenant_dir_name(&b->tenants, (uint16_t)id);
+        if (!name || !observe_tenant_sum(b, (uint16_t)id, &sum))
+            continue; /* no shard has seen it yet */
+        if (k < cap)
+            v[k] = (struct admin_tenant){name, sum.connections, sum.sessions};
+        k++;
+    }
+    return k;
+}
+
+static const struct admin_ops broker_admin_ops = {.tenants = admin_tenants};
+
+/* The admin API (when enabled); -EIO when it cannot start. */
+static int announce_admin(struct broker *b)
+{
+    const struct config *cfg = b->cfg;
+    if (!cfg->admin_enabled)
+        return 0;
+    char err[512];
+    uint16_t port = 0;
+    b->admin = admin_server_start(cfg, &broker_admin_ops, b, &port, err, sizeof(err));
+    if (!b->admin) {
+        log_err("%s", err);
+        return -EIO;
+    }
+    bool v6 = strchr(cfg->admin_bind, ':') != NULL;
+    log_info("admin API on http://%s%s%s:%u/api/v1/%s", v6 ? "[" : "", cfg->admin_bind,
+             v6 ? "]" : "", port,
+             cfg->admin_token_file[0] ? "" : " (no token_file: every local caller is an admin)");
+    return 0;
+}
+
+/* The metrics endpoint and the admin API (when enabled) and the start-up
+ * log lines; -EIO when an endpoint cannot start (the broker is then
+ * stopped). */
 static int announce(struct broker *b)
 {
     const struct config *cfg = b->cfg;
@@ -218,6 +261,8 @@ static int announce(struct broker *b)
         }
         log_info("metrics on http://%s:%u/metrics", cfg->metrics_bind, port);
     }
+    if (announce_admin(b) < 0)
+        return -EIO;
     log_info("%u shard%s running", b->nshards, b->nshards == 1 ? "" : "s");
     for (uint32_t li = 0; li < cfg->nlisteners; li++) {
         const char *bind = cfg->listeners[li].bind;
@@ -270,6 +315,8 @@ int broker_start(const struct config *cfg, struct plugin_host *plugins, struct b
 
 void broker_stop(struct broker *b)
 {
+    admin_server_stop(b->admin); /* no admin op after this */
+    b->admin = NULL;
     metrics_server_stop(b->metrics); /* no reader of shard counters after this */
     b->metrics = NULL;
     for (uint32_t i = 0; i < b->nshards; i++) {

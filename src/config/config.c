@@ -49,6 +49,10 @@
     {                                                                                              \
         CONFIG_SCOPE_METRICS, key, fn, offsetof(struct config, member), lo, hi                     \
     }
+#define ADMIN(key, fn, member, lo, hi)                                                             \
+    {                                                                                              \
+        CONFIG_SCOPE_ADMIN, key, fn, offsetof(struct config, member), lo, hi                       \
+    }
 #define TENANT(key, fn, member, lo, hi)                                                            \
     {                                                                                              \
         CONFIG_SCOPE_TENANT, key, fn, offsetof(struct tenant_settings, member), lo, hi             \
@@ -130,6 +134,11 @@ static const struct directive directives[] = {
     METRICS("sys_topics", parse_bool, sys_topics, 0, 0),
     METRICS("sys_interval", parse_u32, sys_interval, 1, 3600),
     METRICS("sys_tenant", parse_string, sys_tenant, 1, CONFIG_TENANT_NAME_MAX),
+
+    ADMIN("enabled", parse_bool, admin_enabled, 0, 0),
+    ADMIN("bind", parse_address, admin_bind, 0, sizeof(((struct config *)0)->admin_bind)),
+    ADMIN("port", parse_port, admin_port, 0, 65535),
+    ADMIN("token_file", parse_string, admin_token_file, 0, CONFIG_PATH_MAX),
 
     TENANT("mqtt_versions", parse_versions, mqtt_versions, 0, 0),
     TENANT("max_qos", parse_u32, max_qos, 0, 2),
@@ -329,7 +338,7 @@ static int section_open(struct config *cfg, const char *name, size_t len, enum c
     } plain[] = {
         {"server", CONFIG_SCOPE_SERVER},   {"limits", CONFIG_SCOPE_LIMITS},
         {"log", CONFIG_SCOPE_LOG},         {"mqtt", CONFIG_SCOPE_MQTT},
-        {"metrics", CONFIG_SCOPE_METRICS},
+        {"metrics", CONFIG_SCOPE_METRICS}, {"admin", CONFIG_SCOPE_ADMIN},
     };
     static const char prefix[] = "listener.";
     const size_t plen = sizeof(prefix) - 1;
@@ -386,6 +395,8 @@ static const char *scope_label(const struct config *cfg, enum config_scope scope
         return "mqtt";
     case CONFIG_SCOPE_METRICS:
         return "metrics";
+    case CONFIG_SCOPE_ADMIN:
+        return "admin";
     case CONFIG_SCOPE_TENANT:
         snprintf(buf, buflen, "tenant.%s", cfg->tenants[listener].name);
         return buf;
@@ -929,6 +940,15 @@ static int config_check(const struct config *cfg, const char *path, char *err, s
             return -1;
         }
     }
+    /* Without tokens every caller of the admin API is an admin: only the
+     * local host may be one. */
+    if (cfg->admin_enabled && !cfg->admin_token_file[0] && !address_is_loopback(cfg->admin_bind)) {
+        set_err(err, errlen,
+                "%s: [admin] bind = %s is not a loopback address and there is no token_file: "
+                "set token_file (see ringmq-passwd token) or bind to 127.0.0.1",
+                path, cfg->admin_bind);
+        return -1;
+    }
     for (uint32_t i = 0; i < cfg->nlisteners; i++) {
         const struct config_listener *l = &cfg->listeners[i];
         /* Secure by default: with no auth plugin every client is anonymous
@@ -1076,6 +1096,10 @@ void config_defaults(struct config *cfg)
     cfg->sys_topics = true;
     cfg->sys_interval = 10;
     snprintf(cfg->sys_tenant, sizeof(cfg->sys_tenant), "global");
+    cfg->admin_enabled = false;
+    snprintf(cfg->admin_bind, sizeof(cfg->admin_bind), "127.0.0.1");
+    cfg->admin_port = 9884;
+    cfg->admin_token_file[0] = '\0';
 }
 
 int config_load(struct config *cfg, const char *path, const char *const *overrides, size_t n,

@@ -230,6 +230,14 @@ struct config {
     uint32_t sys_interval;                   /* seconds between $SYS updates, default 10 */
     char sys_tenant[CONFIG_TENANT_NAME_MAX]; /* default "global" */
 
+    /* [admin]: the admin HTTP API (admin/admin.h). Without a token file
+     * it serves loopback only, and every caller is an admin (config_check
+     * refuses any other bind). */
+    bool admin_enabled;                     /* default false */
+    char admin_bind[64];                    /* default 127.0.0.1 */
+    uint16_t admin_port;                    /* default 9884; 0 picks one */
+    char admin_token_file[CONFIG_PATH_MAX]; /* default "": no tokens */
+
     /* [log] */
     enum log_level log_level;   /* default info */
     enum log_format log_format; /* text (default) or json */

@@ -27,6 +27,7 @@ enum config_scope {
     CONFIG_SCOPE_LOG,      /* [log] -> struct config */
     CONFIG_SCOPE_MQTT,     /* [mqtt] -> struct config */
     CONFIG_SCOPE_METRICS,  /* [metrics] -> struct config */
+    CONFIG_SCOPE_ADMIN,    /* [admin] -> struct config */
     CONFIG_SCOPE_TENANT,   /* [tenant.ID] -> struct tenant_settings */
     CONFIG_SCOPE_PLUGIN,   /* [plugin.NAME] -> struct config_plugin (free keys) */
 };

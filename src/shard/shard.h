@@ -45,6 +45,7 @@ struct slab;
 struct wheel;
 struct pending_sub;
 struct metrics_server;
+struct admin_server;
 struct plugin_host;
 struct plugin_port;
 struct share_group;
@@ -134,6 +135,7 @@ struct broker {
     const struct shard_hooks *hooks;
     struct plugin_host *plugins; /* NULL without plugins; borrowed */
     struct metrics_server *metrics;
+    struct admin_server *admin; /* NULL unless [admin] enabled */
     uint64_t started_ms;
     struct tenant_dir tenants;
     uint32_t nshards;

@@ -169,3 +169,35 @@ Test(passwd, list_of_a_missing_file_fails)
     int st = system(cmd);
     cr_assert(WIFEXITED(st) && WEXITSTATUS(st) != 0);
 }
+
+/* Run `ringmq-passwd token ARGS` with `token` on stdin; its stdout into
+ * out. Returns the exit status. */
+static int run_token(const char *token, const char *args, char *out, size_t cap)
+{
+    char cmd[1024];
+    snprintf(cmd, sizeof(cmd), "printf '%%s\\n' '%s' | '%s' token %s 2>/dev/null", token,
+             RINGMQ_PASSWD, args);
+    FILE *p = popen(cmd, "r");
+    cr_assert_not_null(p);
+    size_t n = fread(out, 1, cap - 1, p);
+    out[n] = '\0';
+    int st = pclose(p);
+    cr_assert(WIFEXITED(st), "%s", cmd);
+    return WEXITSTATUS(st);
+}
+
+Test(passwd, token_line_holds_the_hash_role_and_tenants)
+{
+    char out[512];
+    /* sha256("abc") (FIPS 180-2): the line holds the hash, never the token. */
+    cr_assert_eq(run_token("abc", "read acme,beta", out, sizeof(out)), 0);
+    cr_assert_str_eq(out, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+                          ":read:acme,beta\n");
+    cr_assert_eq(run_token("abc", "admin", out, sizeof(out)), 0);
+    cr_assert_str_eq(out, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+                          ":admin\n");
+    cr_assert_eq(run_token("abc", "write", out, sizeof(out)), 2, "unknown role");
+    cr_assert_str_eq(out, "");
+    cr_assert_eq(run_token("abc", "read 'a b'", out, sizeof(out)), 2, "bad tenant name");
+    cr_assert_eq(run_token("", "read", out, sizeof(out)), 1, "no token");
+}

@@ -1206,3 +1206,51 @@ Test(config, proxy_protocol_errors)
                          "listener.default.proxy_trusted=127.0.0.1"};
     load_ok(&cfg, LISTENER_OK, ov2, 2);
 }
+
+/* A refused load whose message contains `part`. */
+static void expect_error_with(const char *text, const char *arg, const char *part)
+{
+    struct config cfg;
+    char err[512];
+    const char *ov[] = {arg};
+    cr_assert_eq(load_text(&cfg, text, ov, arg ? 1 : 0, err, sizeof(err)), -1, "accepted:\n%s",
+                 text);
+    cr_assert(strstr(err, part), "'%s' has no '%s'", err, part);
+}
+
+Test(config, admin_section)
+{
+    struct config cfg;
+    load_ok(&cfg, LISTENER_OK, NULL, 0);
+    cr_assert_eq(cfg.admin_enabled, false, "off by default");
+    cr_assert_str_eq(cfg.admin_bind, "127.0.0.1");
+    cr_assert_eq(cfg.admin_port, 9884);
+    cr_assert_str_eq(cfg.admin_token_file, "");
+    load_ok(&cfg,
+            LISTENER_OK "[admin]\nenabled = true\nbind = 0.0.0.0\nport = 0\n"
+                        "token_file = /etc/ringmq/admin.tokens\n",
+            NULL, 0);
+    cr_assert_eq(cfg.admin_enabled, true);
+    cr_assert_str_eq(cfg.admin_bind, "0.0.0.0");
+    cr_assert_eq(cfg.admin_port, 0);
+    cr_assert_str_eq(cfg.admin_token_file, "/etc/ringmq/admin.tokens");
+    /* Loopback needs no tokens. */
+    load_ok(&cfg, LISTENER_OK "[admin]\nenabled = true\nbind = ::1\n", NULL, 0);
+    expect_error_with(LISTENER_OK "[admin]\nport = 70000\n", NULL, ":3: [admin] port:");
+    expect_error_with(LISTENER_OK "[admin]\nbind = nowhere\n", NULL, ":3: [admin] bind:");
+    expect_error_with(LISTENER_OK "[admin]\nsecret = 1\n", NULL,
+                      ":3: [admin] unknown key 'secret'");
+}
+
+Test(config, admin_off_loopback_needs_tokens)
+{
+    /* Without tokens every caller is an admin: another host must not be. */
+    expect_error_with(LISTENER_OK "[admin]\nenabled = true\nbind = 0.0.0.0\n", NULL,
+                      "[admin] bind = 0.0.0.0 is not a loopback address and there is no "
+                      "token_file");
+    expect_error_with(LISTENER_OK "[admin]\nenabled = true\n", "admin.bind=10.0.0.1",
+                      "[admin] bind = 10.0.0.1 is not a loopback address");
+    /* Disabled, the bind does not matter. */
+    struct config cfg;
+    load_ok(&cfg, LISTENER_OK "[admin]\nbind = 0.0.0.0\n", NULL, 0);
+}

@@ -1,0 +1,330 @@
+/*
+ * admin server: the admin API's HTTP listener, libmicrohttpd on its own
+ * internal polling thread (like metrics/server.c), JSON with jansson.
+ *
+ * Owns the MHD daemon and the loaded tokens (read-only once started).
+ * Every request is answered on that one thread: authentication, routing,
+ * then the broker's op. It never touches broker state itself, and never
+ * runs on a shard. HTTP parsing is libmicrohttpd's; this file only splits
+ * the path, which it bounds before looking at it.
+ */
+#include "admin/admin.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+
+#include <jansson.h>
+#include <microhttpd.h>
+
+#include "admin/token.h"
+#include "core/log.h"
+
+enum { ADMIN_CONNECTION_LIMIT = 32, ADMIN_CONNECTION_TIMEOUT_S = 10, ADMIN_PATH_MAX = 512 };
+
+#define API_PREFIX "/api/v1"
+
+struct admin_server {
+    struct MHD_Daemon *daemon;
+    const struct admin_ops *ops;
+    void *arg;
+    bool open; /* no token file: every caller is an admin */
+    struct admin_tokens tokens;
+};
+
+/* Who is asking: the token's rights (or every right without tokens). */
+struct caller {
+    const struct admin_token *token; /* NULL: open (no token file) */
+    char peer[INET6_ADDRSTRLEN];
+};
+
+static void admin_log(void *cls, const char *fmt, va_list ap)
+{
+    (void)cls;
+    char line[256];
+    vsnprintf(line, sizeof(line), fmt, ap);
+    size_t n = strlen(line);
+    while (n && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+        line[--n] = '\0';
+    log_ratelimited(LOG_LEVEL_WARN, "admin: http: %s", line);
+}
+
+/* Send `body` (taken: freed here) as JSON with `status`. */
+static enum MHD_Result reply_json(struct MHD_Connection *conn, unsigned int status, json_t *body)
+{
+    char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+    json_decref(body);
+    if (!text)
+        return MHD_NO; /* out of memory: MHD closes the connection */
+    size_t len = strlen(text);
+    struct MHD_Response *resp = MHD_create_response_from_buffer(len, text, MHD_RESPMEM_MUST_FREE);
+    if (!resp) {
+        free(text);
+        return MHD_NO;
+    }
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+    if (status == MHD_HTTP_UNAUTHORIZED)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer realm=\"ringmq\"");
+    enum MHD_Result ret = MHD_queue_response(conn, status, resp);
+    MHD_destroy_response(resp);
+    return ret;
+}
+
+/* An error: {"error": {"code": CODE, "message": MESSAGE}}. */
+static enum MHD_Result reply_error(struct MHD_Connection *conn, unsigned int status,
+                                   const char *code, const char *message)
+{
+    return reply_json(conn, status,
+                      json_pack("{s:{s:s,s:s}}", "error", "code", code, "message", message));
+}
+
+static void peer_name(struct MHD_Connection *conn, char *out, size_t cap)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    snprintf(out, cap, "?");
+    if (!ci || !ci->client_addr)
+        return;
+    const struct sockaddr *sa = ci->client_addr;
+    if (sa->sa_family == AF_INET)
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, out, (socklen_t)cap);
+    else if (sa->sa_family == AF_INET6)
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, out, (socklen_t)cap);
+}
+
+/* A refusal: logged (rate-limited: a scanner must not flood the log), then
+ * answered. */
+static enum MHD_Result refuse(struct MHD_Connection *conn, const struct caller *c,
+                              unsigned int status, const char *code, const char *message,
+                              const char *method, const char *url)
+{
+    log_ratelimited(LOG_LEVEL_WARN, "admin: %u %s: %s %s from %s", status, code, method, url,
+                    c->peer);
+    return reply_error(conn, status, code, message);
+}
+
+/* Authenticate: 0 (c->token set unless open) or the refusal was sent
+ * (*ret holds MHD's answer). */
+static int authenticate(struct admin_server *s, struct MHD_Connection *conn, struct caller *c,
+                        const char *method, const char *url, enum MHD_Result *ret)
+{
+    c->token = NULL;
+    peer_name(conn, c->peer, sizeof(c->peer));
+    if (s->open)
+        return 0;
+    const char *h =
+        MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+    static const char bearer[] = "Bearer ";
+    if (!h || strncasecmp(h, bearer, sizeof(bearer) - 1) != 0) {
+        *ret = refuse(conn, c, MHD_HTTP_UNAUTHORIZED, "unauthorized",
+                      "an Authorization: Bearer token is required", method, url);
+        return -1;
+    }
+    const char *tok = h + sizeof(bearer) - 1;
+    c->token = admin_tokens_find(&s->tokens, tok, strlen(tok));
+    if (!c->token) {
+        *ret = refuse(conn, c, MHD_HTTP_UNAUTHORIZED, "unauthorized", "unknown token", method, url);
+        return -1;
+    }
+    return 0;
+}
+
+static bool caller_sees(const struct caller *c, const char *tenant)
+{
+    return !c->token || admin_token_allows_tenant(c->token, tenant);
+}
+
+/* Every tenant (or the one named: `only`, NULL for all) the broker has
+ * seen, as JSON objects; NULL when out of memory. *found: `only` exists. */
+static json_t *tenants_json(struct admin_server *s, const struct caller *c, const char *only,
+                            bool *found)
+{
+    uint32_t cap = 64, n;
+    struct admin_tenant *v = NULL;
+    for (;;) {
+        struct admin_tenant *nv = realloc(v, cap * sizeof(*v));
+        if (!nv) {
+            free(v);
+            return NULL;
+        }
+        v = nv;
+        n = s->ops->tenants(s->arg, v, cap);
+        if (n <= cap)
+            break;
+        cap = n;
+    }
+    json_t *arr = json_array();
+    *found = false;
+    for (uint32_t i = 0; arr && i < n; i++) {
+        if (only ? strcmp(v[i].name, only) != 0 : !caller_sees(c, v[i].name))
+            continue;
+        *found = true;
+        json_t *o = json_pack("{s:s,s:I,s:I}", "name", v[i].name, "connections",
+                              (json_int_t)v[i].connections, "sessions", (json_int_t)v[i].sessions);
+        if (!o || json_array_append_new(arr, o) < 0) {
+            json_decref(arr);
+            arr = NULL;
+        }
+    }
+    free(v);
+    return arr;
+}
+
+/* GET /tenants and GET /tenants/{t}. */
+static enum MHD_Result get_tenants(struct admin_server *s, struct MHD_Connection *conn,
+                                   const struct caller *c, const char *one, const char *url)
+{
+    if (one && !caller_sees(c, one))
+        return refuse(conn, c, MHD_HTTP_FORBIDDEN, "forbidden",
+                      "this token may not see that tenant", "GET", url);
+    bool found;
+    json_t *arr = tenants_json(s, c, one, &found);
+    if (!arr)
+        return reply_error(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal", "out of memory");
+    if (!one)
+        return reply_json(conn, MHD_HTTP_OK, json_pack("{s:o}", "tenants", arr));
+    if (!found) {
+        json_decref(arr);
+        return reply_error(conn, MHD_HTTP_NOT_FOUND, "not_found", "no such tenant");
+    }
+    json_t *t = json_incref(json_array_get(arr, 0));
+    json_decref(arr);
+    return reply_json(conn, MHD_HTTP_OK, t);
+}
+
+/* Route an authenticated request. Paths: /api/v1/tenants[/{t}]. */
+static enum MHD_Result route(struct admin_server *s, struct MHD_Connection *conn,
+                             const struct caller *c, const char *method, const char *url)
+{
+    static const char tenants[] = API_PREFIX "/tenants";
+    const size_t tl = sizeof(tenants) - 1;
+    if (strncmp(url, tenants, tl) != 0 || (url[tl] != '\0' && url[tl] != '/'))
+        return reply_error(conn, MHD_HTTP_NOT_FOUND, "not_found", "no such endpoint");
+    const char *one = url[tl] == '/' ? url + tl + 1 : NULL;
+    if (one && (!*one || strchr(one, '/') || strlen(one) >= ADMIN_TENANT_MAX))
+        return reply_error(conn, MHD_HTTP_NOT_FOUND, "not_found", "no such endpoint");
+    if (strcmp(method, MHD_HTTP_METHOD_GET) != 0)
+        return reply_error(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "method_not_allowed",
+                           "only GET is served here");
+    return get_tenants(s, conn, c, one, url);
+}
+
+/*
+ * Answered on the first call for the request: no endpoint of this slice
+ * takes a body, and MHD closes a connection whose upload was refused.
+ */
+static enum MHD_Result admin_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                     const char *method, const char *version,
+                                     const char *upload_data, size_t *upload_data_size,
+                                     void **req_cls)
+{
+    struct admin_server *s = cls;
+    (void)version;
+    (void)upload_data;
+    (void)upload_data_size;
+    (void)req_cls;
+    if (strlen(url) > ADMIN_PATH_MAX)
+        return reply_error(conn, MHD_HTTP_URI_TOO_LONG, "uri_too_long", "path too long");
+    struct caller c;
+    enum MHD_Result ret = MHD_NO;
+    if (authenticate(s, conn, &c, method, url, &ret) < 0)
+        return ret;
+    return route(s, conn, &c, method, url);
+}
+
+/* Parse an IPv4 or IPv6 literal (IPv6 optionally in brackets). */
+static int parse_addr(const char *bind_addr, uint16_t port, struct sockaddr_storage *ss)
+{
+    memset(ss, 0, sizeof(*ss));
+    struct sockaddr_in *sin = (struct sockaddr_in *)ss;
+    if (inet_pton(AF_INET, bind_addr, &sin->sin_addr) == 1) {
+        sin->sin_family = AF_INET;
+        sin->sin_port = htons(port);
+        return AF_INET;
+    }
+    char v6[sizeof(((struct config *)0)->admin_bind)];
+    size_t n = strlen(bind_addr);
+    if (n >= 2 && bind_addr[0] == '[' && bind_addr[n - 1] == ']')
+        snprintf(v6, sizeof(v6), "%.*s", (int)(n - 2), bind_addr + 1);
+    else
+        snprintf(v6, sizeof(v6), "%s", bind_addr);
+    struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
+    if (inet_pton(AF_INET6, v6, &sin6->sin6_addr) != 1)
+        return -1;
+    sin6->sin6_family = AF_INET6;
+    sin6->sin6_port = htons(port);
+    return AF_INET6;
+}
+
+/* MHD's daemon on the configured address; 0 or -1 with err set. */
+static int admin_listen(struct admin_server *s, const struct config *cfg, uint16_t *bound_port,
+                        char *err, size_t errlen)
+{
+    struct sockaddr_storage ss;
+    int family = parse_addr(cfg->admin_bind, cfg->admin_port, &ss);
+    if (family < 0) {
+        snprintf(err, errlen, "admin: bind address '%s' is not an IPv4 or IPv6 literal",
+                 cfg->admin_bind);
+        return -1;
+    }
+    unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ERROR_LOG;
+    if (family == AF_INET6)
+        flags |= MHD_USE_IPv6;
+    s->daemon = MHD_start_daemon(
+        flags, cfg->admin_port, NULL, NULL, admin_request, s, MHD_OPTION_EXTERNAL_LOGGER, admin_log,
+        s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss, MHD_OPTION_CONNECTION_LIMIT,
+        (unsigned int)ADMIN_CONNECTION_LIMIT, MHD_OPTION_CONNECTION_TIMEOUT,
+        (unsigned int)ADMIN_CONNECTION_TIMEOUT_S, MHD_OPTION_END);
+    if (!s->daemon) {
+        snprintf(err, errlen, "admin: cannot listen on %s port %u", cfg->admin_bind,
+                 (unsigned)cfg->admin_port);
+        return -1;
+    }
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT);
+    if (!info || !info->port) {
+        snprintf(err, errlen, "admin: cannot learn the port bound on %s", cfg->admin_bind);
+        MHD_stop_daemon(s->daemon);
+        return -1;
+    }
+    if (bound_port)
+        *bound_port = info->port;
+    return 0;
+}
+
+struct admin_server *admin_server_start(const struct config *cfg, const struct admin_ops *ops,
+                                        void *arg, uint16_t *bound_port, char *err, size_t errlen)
+{
+    struct admin_server *s = calloc(1, sizeof(*s));
+    if (!s) {
+        snprintf(err, errlen, "admin: out of memory");
+        return NULL;
+    }
+    s->ops = ops;
+    s->arg = arg;
+    s->open = !cfg->admin_token_file[0];
+    if (!s->open && admin_tokens_load(&s->tokens, cfg->admin_token_file, err, errlen) < 0) {
+        free(s);
+        return NULL;
+    }
+    if (admin_listen(s, cfg, bound_port, err, errlen) < 0) {
+        admin_tokens_fini(&s->tokens);
+        free(s);
+        return NULL;
+    }
+    return s;
+}
+
+void admin_server_stop(struct admin_server *s)
+{
+    if (!s)
+        return;
+    MHD_stop_daemon(s->daemon); /* joins the thread: no op after this */
+    admin_tokens_fini(&s->tokens);
+    free(s);
+}
