@@ -583,6 +583,55 @@ static size_t dump_body(json_t *o, int bad, char **body)
     return *body ? strlen(*body) : 0; /* NUL is written \u0000: no NUL inside */
 }
 
+/* The verified client certificate (ABI 4), or null when none was shown
+ * and verified. */
+static json_t *cert_object(const struct ringmq_connect_info *info)
+{
+    if (!info->client_cert_verified)
+        return json_null();
+    json_t *c = json_object(), *san = json_array();
+    int bad = !c || !san;
+    for (size_t i = 0; !bad && i < info->n_client_cert_san; i++)
+        bad |= json_array_append_new(san, json_string(info->client_cert_san[i]));
+    if (!bad) {
+        bad |= set_cstr(c, "subject", info->client_cert_subject);
+        bad |= set_cstr(c, "cn", info->client_cert_cn);
+        bad |= set_cstr(c, "sha256", info->client_cert_sha256);
+        bad |= json_object_set_new(c, "san", san);
+        san = NULL;
+    }
+    json_decref(san);
+    if (bad) {
+        json_decref(c);
+        return NULL;
+    }
+    return c;
+}
+
+/* The connection's TLS (ended by the broker or, from_proxy, by a trusted
+ * proxy), or null without TLS. NULL when it cannot be encoded. */
+static json_t *tls_object(const struct ringmq_connect_info *info)
+{
+    if (!info->tls_version)
+        return json_null();
+    json_t *t = json_object(), *cert = cert_object(info);
+    int bad = !t || !cert;
+    if (!bad) {
+        bad |= set_cstr(t, "version", info->tls_version);
+        bad |= set_cstr(t, "cipher", info->tls_cipher);
+        bad |= set_cstr(t, "sni", info->tls_sni);
+        bad |= json_object_set_new(t, "from_proxy", json_boolean(info->tls_from_proxy));
+        bad |= json_object_set_new(t, "client_cert", cert);
+        cert = NULL;
+    }
+    json_decref(cert);
+    if (bad) {
+        json_decref(t);
+        return NULL;
+    }
+    return t;
+}
+
 static void auth_http_authenticate(void *state, struct ringmq_call *call,
                                    const struct ringmq_connect_info *info)
 {
@@ -599,6 +648,9 @@ static void auth_http_authenticate(void *state, struct ringmq_call *call,
                                        : json_null());
         bad |= json_object_set_new(o, "protocol", json_integer(info->protocol_version));
         bad |= set_cstr(o, "listener", info->listener);
+        bad |= set_cstr(o, "transport", info->transport);
+        json_t *tls = tls_object(info);
+        bad |= !tls || json_object_set_new(o, "tls", tls);
         bad |= set_cstr(o, "remote_addr", info->remote_addr);
         bad |= json_object_set_new(
             o, "remote_port", info->remote_addr ? json_integer(info->remote_port) : json_null());

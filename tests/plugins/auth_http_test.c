@@ -602,7 +602,8 @@ Test(auth_http, allow_gives_tenant_and_user_id_from_another_thread)
     cr_assert_not_null(strstr(srv.last_body, "\"protocol\":5"), "%s", srv.last_body);
     cr_assert_not_null(strstr(srv.last_body, "\"listener\":\"default\""), "%s", srv.last_body);
     /* The documented order, ending with the client's address and port. */
-    cr_assert_not_null(strstr(srv.last_body, "\"listener\":\"default\",\"remote_addr\":"
+    cr_assert_not_null(strstr(srv.last_body, "\"listener\":\"default\",\"transport\":null,"
+                                             "\"tls\":null,\"remote_addr\":"
                                              "\"127.0.0.1\",\"remote_port\":40000}"),
                        "%s", srv.last_body);
     pthread_mutex_unlock(&srv.lock);
@@ -724,7 +725,7 @@ Test(auth_http, request_strings_decode_to_the_bytes_sent)
     cr_assert_str_eq(json_string_value(json_object_get(body, "listener")), "tls \"eu\"");
     cr_assert_str_eq(json_string_value(json_object_get(body, "remote_addr")), "::1");
     cr_assert_eq(json_integer_value(json_object_get(body, "remote_port")), 1883);
-    cr_assert_eq(json_object_size(body), 7);
+    cr_assert_eq(json_object_size(body), 9);
     json_decref(body);
 }
 
@@ -1026,4 +1027,66 @@ Test(auth_http, fini_completes_calls_in_flight_with_error)
     cr_assert_eq(decision_by_call[1], RINGMQ_AUTH_ERROR);
     cr_assert_eq(verdict_by_call[2], RINGMQ_CHECK_ERROR);
     pthread_mutex_unlock(&done_lock);
+}
+
+/* ABI 4: the transport and the connection's TLS reach the server, with the
+ * verified client certificate (subject, CN, SHA-256, SANs), so it can
+ * decide by certificate or by the server name the client asked for; the
+ * port stays last (the cache key ends before it). */
+Test(auth_http, transport_tls_and_client_certificate_are_sent)
+{
+    start_with(NULL, NULL, NULL);
+    static const char *const san[] = {"DNS:dev-1.acme.example", "URI:urn:dev:1"};
+    struct ringmq_connect_info info = {
+        .protocol_version = 5,
+        .client_id = {(const uint8_t *)"dev-1", 5},
+        .listener = "tls",
+        .remote_addr = "127.0.0.1",
+        .remote_port = 40001,
+        .transport = "tls",
+        .tls_version = "TLSv1.3",
+        .tls_cipher = "TLS13-AES128-GCM-SHA256",
+        .tls_sni = "acme.mqtt.example",
+        .client_cert_verified = true,
+        .client_cert_subject = "/O=Acme/CN=dev-1",
+        .client_cert_cn = "dev-1",
+        .client_cert_sha256 = "00ff",
+        .client_cert_san = san,
+        .n_client_cert_san = 2,
+    };
+    plug->authenticate(state, call_no(1), &info);
+    wait_done(1);
+    json_t *body = sent_body();
+    cr_assert_str_eq(json_string_value(json_object_get(body, "transport")), "tls");
+    json_t *tls = json_object_get(body, "tls");
+    cr_assert(json_is_object(tls));
+    cr_assert_str_eq(json_string_value(json_object_get(tls, "version")), "TLSv1.3");
+    cr_assert_str_eq(json_string_value(json_object_get(tls, "cipher")), "TLS13-AES128-GCM-SHA256");
+    cr_assert_str_eq(json_string_value(json_object_get(tls, "sni")), "acme.mqtt.example");
+    cr_assert(json_is_false(json_object_get(tls, "from_proxy")));
+    json_t *cert = json_object_get(tls, "client_cert");
+    cr_assert(json_is_object(cert));
+    cr_assert_str_eq(json_string_value(json_object_get(cert, "subject")), "/O=Acme/CN=dev-1");
+    cr_assert_str_eq(json_string_value(json_object_get(cert, "cn")), "dev-1");
+    cr_assert_str_eq(json_string_value(json_object_get(cert, "sha256")), "00ff");
+    json_t *sans = json_object_get(cert, "san");
+    cr_assert_eq(json_array_size(sans), 2);
+    cr_assert_str_eq(json_string_value(json_array_get(sans, 1)), "URI:urn:dev:1");
+    json_decref(body);
+    pthread_mutex_lock(&srv.lock);
+    cr_assert_not_null(strstr(srv.last_body, ",\"remote_port\":40001}"), "%s", srv.last_body);
+    pthread_mutex_unlock(&srv.lock);
+
+    /* TLS ended by a proxy, no certificate verified: client_cert null. */
+    info.tls_from_proxy = true;
+    info.tls_cipher = NULL;
+    info.client_cert_verified = false;
+    plug->authenticate(state, call_no(2), &info);
+    wait_done(2);
+    body = sent_body();
+    tls = json_object_get(body, "tls");
+    cr_assert(json_is_true(json_object_get(tls, "from_proxy")));
+    cr_assert(json_is_null(json_object_get(tls, "cipher")));
+    cr_assert(json_is_null(json_object_get(tls, "client_cert")));
+    json_decref(body);
 }
