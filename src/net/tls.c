@@ -752,7 +752,8 @@ static int load_ciphers(WOLFSSL_CTX *ctx, const struct config_listener *cl)
     return 0;
 }
 
-/* tls_resumption = false: every handshake is a full one. Tickets (TLS 1.2
+/* tls_resumption = false, or client certificates: every handshake is a
+ * full one. Tickets (TLS 1.2
  * and 1.3) are not issued, and the session cache, which TLS 1.2 session
  * ids and this wolfSSL's TLS 1.3 tickets (WOLFSSL_TICKET_HAVE_ID) also
  * resume from, is neither filled nor read. */
@@ -788,7 +789,11 @@ static int ctx_create(const struct config_listener *cl, WOLFSSL_CTX **out)
         rc = load_verify(ctx, cl);
     if (rc == 0)
         rc = load_ciphers(ctx, cl);
-    if (rc == 0 && !cl->tls_resumption)
+    /* A resumed TLS 1.2 session does not carry the client's certificate in
+     * this wolfSSL (and a TLS 1.3 one only while the session cache still
+     * holds it): the auth plugin would see a client without one. Where
+     * client certificates are asked for, every handshake is a full one. */
+    if (rc == 0 && (!cl->tls_resumption || cl->tls_verify_client != CONFIG_TLS_VERIFY_NONE))
         rc = resumption_off(ctx, cl);
     if (rc < 0) {
         wolfSSL_CTX_free(ctx);

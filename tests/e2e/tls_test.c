@@ -394,12 +394,11 @@ Test(tls, sighup_reloads_certificates_and_open_connections_stay)
 }
 
 /* Session resumption is on by default: a second connection offering the
- * first one's session (a ticket) resumes it, over TLS 1.3 and 1.2; with
- * tls_resumption = false it is a full handshake. */
-static void resumption(int version, bool on)
+ * first one's session (a ticket) resumes it (`on`), over TLS 1.3 and 1.2;
+ * with the settings set1, set2 (NULL: none) it may be a full handshake. */
+static void resumption(int version, bool on, const char *set1, const char *set2)
 {
-    broker_start(&b, TLS_LISTENER, "log.level=debug",
-                 on ? NULL : "listener.default.tls_resumption=false", NULL);
+    broker_start(&b, TLS_LISTENER, "log.level=debug", set1, set2, NULL);
     int fd1, fd2;
     struct ossl_client *first = ossl_open(&fd1, version, NULL, NULL, "first");
     cr_assert(!ossl_resumed(first));
@@ -422,24 +421,40 @@ static void resumption(int version, bool on)
     broker_stop(&b);
 }
 
+#define RESUMPTION_OFF "listener.default.tls_resumption=false"
+#define CERTS_OPTIONAL "listener.default.tls_verify_client=optional"
+
 Test(tls, tls13_session_is_resumed_by_default)
 {
-    resumption(13, true);
+    resumption(13, true, NULL, NULL);
 }
 
 Test(tls, tls12_session_is_resumed_by_default)
 {
-    resumption(12, true);
+    resumption(12, true, NULL, NULL);
 }
 
 Test(tls, tls13_no_resumption_with_tls_resumption_false)
 {
-    resumption(13, false);
+    resumption(13, false, RESUMPTION_OFF, NULL);
 }
 
 Test(tls, tls12_no_resumption_with_tls_resumption_false)
 {
-    resumption(12, false);
+    resumption(12, false, RESUMPTION_OFF, NULL);
+}
+
+/* A resumed TLS 1.2 session would come without the client's certificate
+ * (Debian's wolfSSL keeps none in it), so the auth plugin would see none:
+ * where client certificates are asked for, no session is resumed. */
+Test(tls, tls12_no_resumption_where_client_certificates_are_asked_for)
+{
+    resumption(12, false, set_ca, CERTS_OPTIONAL);
+}
+
+Test(tls, tls13_no_resumption_where_client_certificates_are_asked_for)
+{
+    resumption(13, false, set_ca, CERTS_OPTIONAL);
 }
 
 /* ---- records that arrive together ------------------------------------------ */
