@@ -100,7 +100,8 @@ static void tell_manager(const char *state)
 }
 
 /* Serve operator signals until one asks to stop (INT, TERM, QUIT); returns
- * it. HUP: plugins re-read their files, connections stay. USR1: a status
+ * it. HUP: TLS listeners and plugins re-read their files, connections
+ * stay. USR1: a status
  * line. Any other: logged and ignored (USR2 included: logs go to stderr,
  * which the service manager rotates). */
 static int wait_for_stop(const sigset_t *set, struct broker *b, struct plugin_host *plugins)
@@ -112,8 +113,9 @@ static int wait_for_stop(const sigset_t *set, struct broker *b, struct plugin_ho
         if (sig == SIGINT || sig == SIGTERM || sig == SIGQUIT)
             return sig;
         if (sig == SIGHUP) {
-            log_info("SIGHUP: reloading plugins");
+            log_info("SIGHUP: reloading TLS certificates and plugins");
             tell_manager("RELOADING=1");
+            (void)broker_reload_transports(b); /* a failure keeps the old files: logged */
             if (plugins)
                 plugin_host_reload(plugins);
             tell_manager("READY=1");

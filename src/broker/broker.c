@@ -313,6 +313,11 @@ int broker_start(const struct config *cfg, struct plugin_host *plugins, struct b
     return 0;
 }
 
+int broker_reload_transports(struct broker *b)
+{
+    return transport_listeners_reload(b->cfg, b->xprt);
+}
+
 void broker_stop(struct broker *b)
 {
     admin_server_stop(b->admin); /* no admin op after this */

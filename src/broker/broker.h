@@ -26,6 +26,13 @@ int broker_start(const struct config *cfg, struct plugin_host *plugins, struct b
  * thread (plain loads of the shards' counters, which may lag a little). */
 void broker_log_status(struct broker *b);
 
+/* Re-read the files the listeners' transports load (TLS certificates,
+ * keys, CAs, CRLs, SNI certificates) while the shards run: connections
+ * that start afterwards use them, open ones are untouched. A listener
+ * whose files do not load keeps its previous ones (logged, naming the
+ * file). Main thread (SIGHUP). 0, or -errno when some listener failed. */
+int broker_reload_transports(struct broker *b);
+
 /* Ask every shard to stop, wait for the threads and free everything.
  * Wills are published only when cfg->wills_on_shutdown is set. */
 void broker_stop(struct broker *b);

@@ -95,6 +95,7 @@ static const struct directive directives[] = {
     LISTENER("tls_ciphersuites", parse_string, tls_ciphersuites, 0,
              sizeof(((struct config_listener *)0)->tls_ciphersuites)),
     LISTENER("tls_handshake_timeout", parse_u32, tls_handshake_timeout, 1, 3600),
+    LISTENER("tls_resumption", parse_bool, tls_resumption, 0, 0),
 
     LIMITS("max_packet_size", parse_u32, max_packet_size, 16, CONFIG_PACKET_SIZE_MAX),
     LIMITS("max_connections", parse_u32, max_connections, 0, 100000000),
@@ -244,6 +245,7 @@ static void listener_defaults(struct config_listener *l, const char *name, size_
     l->tls_verify_client = CONFIG_TLS_VERIFY_NONE;
     l->tls_min_version = 12;
     l->tls_handshake_timeout = 10;
+    l->tls_resumption = true;
 }
 
 /*

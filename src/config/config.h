@@ -91,6 +91,7 @@ struct config_listener {
     uint8_t tls_verify_client;      /* enum config_tls_verify, default none */
     uint8_t tls_min_version;        /* 12 or 13 (TLS 1.2 / 1.3), default 12 */
     uint32_t tls_handshake_timeout; /* seconds, default 10 */
+    bool tls_resumption;            /* session tickets and cache, default true */
 };
 
 /* [listener.NAME] sni.HOST.cert / .key / .tenant: the certificate a TLS

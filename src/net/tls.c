@@ -25,14 +25,18 @@
 #include "net/tls.h"
 
 #include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include <wolfssl/options.h>
+#include <wolfssl/error-ssl.h>
 #include <wolfssl/ssl.h>
 #include <wolfssl/wolfcrypt/ecc.h>
+#include <wolfssl/wolfcrypt/error-crypt.h>
 
 #include "core/log.h"
 #include "net/tls_peer.h"
@@ -56,11 +60,28 @@ enum {
     HANDSHAKE_KEY_UPDATE = 24,
 };
 
-/* The listener's shared context. */
-struct tls_listener {
+/* One generation of a listener's certificates: the default context and
+ * those by server name, built together from the files and never changed
+ * once published. A handshake holds the generation it started with until
+ * its WOLFSSL is freed: wolfSSL counts its own references to each
+ * WOLFSSL_CTX, but the SNI table its callback reads is ours. Released on
+ * any thread; the last reference frees it. */
+struct tls_gen {
+    atomic_uint refs;
     WOLFSSL_CTX *ctx;
     struct tls_sni *sni; /* certificates by server name, NULL: none (tls_sni.c) */
-    bool verify;         /* client certificates are asked for */
+};
+
+/* The listener's shared context. Only `cur` changes after start-up: a
+ * reload (main thread) publishes a complete new generation while shards
+ * take references to it. The lock covers reading `cur` together with
+ * taking a reference, so that a generation cannot be freed between the
+ * two; it is taken once per new TLS connection, beside a handshake's
+ * cost, and never held across a call into wolfSSL. */
+struct tls_listener {
+    pthread_mutex_t lock;
+    struct tls_gen *cur;
+    bool verify; /* client certificates are asked for */
     uint32_t handshake_ms;
     char name[CONFIG_NAME_MAX];
 };
@@ -72,6 +93,7 @@ struct tls_listener {
  * rec after it. */
 struct tls_stream {
     WOLFSSL *ssl;           /* wolfSSL runs the connection */
+    struct tls_gen *gen;    /* the certificates ssl was made from (set with ssl) */
     struct tls_record *rec; /* the handshake is done: we run the records */
     struct iobuf *wire;     /* output written for it, not yet handed to seal */
     struct iobuf *held;     /* input that came with a moved stream, not yet read */
@@ -94,6 +116,35 @@ static _Thread_local uint8_t scratch[TLS_SCRATCH];
 static struct tls_stream *state_of(const struct stream_loop *l, struct stream *st)
 {
     return stream_state(l, st);
+}
+
+/* ---- generations of certificates --------------------------------------- */
+
+static struct tls_gen *gen_acquire(struct tls_listener *tl)
+{
+    pthread_mutex_lock(&tl->lock);
+    struct tls_gen *g = tl->cur;
+    atomic_fetch_add_explicit(&g->refs, 1, memory_order_relaxed);
+    pthread_mutex_unlock(&tl->lock);
+    return g;
+}
+
+static void gen_release(struct tls_gen *g)
+{
+    if (!g || atomic_fetch_sub_explicit(&g->refs, 1, memory_order_acq_rel) != 1)
+        return;
+    tls_sni_destroy(g->sni);
+    wolfSSL_CTX_free(g->ctx);
+    free(g);
+}
+
+/* The stream's WOLFSSL goes, and with it its hold on the certificates. */
+static void ssl_free(struct tls_stream *ts)
+{
+    wolfSSL_free(ts->ssl);
+    ts->ssl = NULL;
+    gen_release(ts->gen);
+    ts->gen = NULL;
 }
 
 /* ---- wolfSSL's I/O, in memory ------------------------------------------ */
@@ -160,6 +211,31 @@ static void log_closing(const struct stream_loop *l, struct stream *st, const ch
     log_ratelimited(LOG_LEVEL_INFO, "listener %s: TLS from %s: %s, closing", tl->name, peer, why);
 }
 
+/* What an operator should read into the wolfSSL errors a client causes
+ * most often (wolfSSL's own strings say which check failed, not why). */
+static const char *failure_meaning(int err)
+{
+    switch (err) {
+    case ASN_NO_SIGNER_E:
+        return ": the client certificate is not issued by a CA of tls_ca";
+    case ASN_AFTER_DATE_E:
+        return ": the client certificate has expired";
+    case ASN_BEFORE_DATE_E:
+        return ": the client certificate is not valid yet";
+    case CRL_CERT_REVOKED:
+        return ": the client certificate is revoked (tls_crl)";
+    case CRL_MISSING:
+        return ": tls_crl has no CRL of the client certificate's CA";
+    case NO_PEER_CERT:
+        return ": no client certificate (tls_verify_client = required)";
+    case VERSION_ERROR:
+        return ": a TLS version the listener does not accept (TLS 1.0 and 1.1 never, "
+               "TLS 1.2 unless tls_min_version = 1.3)";
+    default:
+        return "";
+    }
+}
+
 static void log_failure(const struct stream_loop *l, struct stream *st, const char *what, int err)
 {
     const struct tls_listener *tl = stream_xprt_ctx(l, st);
@@ -167,8 +243,8 @@ static void log_failure(const struct stream_loop *l, struct stream *st, const ch
     if (net_peer_format(&st->peer, peer, sizeof(peer)) < 0)
         snprintf(peer, sizeof(peer), "?");
     wolfSSL_ERR_error_string_n((unsigned long)err, why, sizeof(why));
-    log_ratelimited(LOG_LEVEL_INFO, "listener %s: TLS %s from %s failed: %s (%d), closing",
-                    tl->name, what, peer, why, err);
+    log_ratelimited(LOG_LEVEL_INFO, "listener %s: TLS %s from %s failed: %s (%d)%s, closing",
+                    tl->name, what, peer, why, err, failure_meaning(err));
 }
 
 static int tls_open(struct stream_loop *l, struct stream *st)
@@ -181,10 +257,12 @@ static int tls_open(struct stream_loop *l, struct stream *st)
  * costs none. */
 static int ssl_create(const struct stream_loop *l, struct stream *st, struct tls_stream *ts)
 {
-    const struct tls_listener *tl = stream_xprt_ctx(l, st);
-    ts->ssl = wolfSSL_new(tl->ctx);
-    if (!ts->ssl)
+    ts->gen = gen_acquire(stream_xprt_ctx(l, st));
+    ts->ssl = wolfSSL_new(ts->gen->ctx);
+    if (!ts->ssl) {
+        ssl_free(ts);
         return -ENOMEM;
+    }
     wolfSSL_SetIOReadCtx(ts->ssl, ts);
     wolfSSL_SetIOWriteCtx(ts->ssl, ts);
     /* ALPN: "mqtt" when the client offers it, a fatal no_application_protocol
@@ -193,8 +271,7 @@ static int ssl_create(const struct stream_loop *l, struct stream *st, struct tls
     char mqtt[] = "mqtt";
     if (wolfSSL_UseALPN(ts->ssl, mqtt, sizeof(mqtt) - 1, WOLFSSL_ALPN_FAILED_ON_MISMATCH) !=
         WOLFSSL_SUCCESS) {
-        wolfSSL_free(ts->ssl);
-        ts->ssl = NULL;
+        ssl_free(ts);
         return -ENOMEM;
     }
     return 0;
@@ -248,11 +325,10 @@ static int record_take_over(const struct stream_loop *l, struct stream *st, stru
         free(r);
         return rc;
     }
-    log_debug("listener %s: TLS %s %s: records run here, WOLFSSL freed",
+    log_debug("listener %s: TLS %s %s%s: records run here, WOLFSSL freed",
               ((const struct tls_listener *)stream_xprt_ctx(l, st))->name, wolfSSL_get_version(ssl),
-              wolfSSL_get_cipher_name(ssl));
-    wolfSSL_free(ssl);
-    ts->ssl = NULL;
+              wolfSSL_get_cipher_name(ssl), wolfSSL_session_reused(ssl) ? " (resumed)" : "");
+    ssl_free(ts);
     ts->rec = r;
     return 0;
 }
@@ -505,7 +581,7 @@ static void tls_close(struct stream_loop *l, struct stream *st)
 {
     struct tls_stream *ts = state_of(l, st);
     if (ts->ssl)
-        wolfSSL_free(ts->ssl);
+        ssl_free(ts);
     if (ts->rec) {
         tls_record_fini(ts->rec);
         free(ts->rec);
@@ -676,6 +752,23 @@ static int load_ciphers(WOLFSSL_CTX *ctx, const struct config_listener *cl)
     return 0;
 }
 
+/* tls_resumption = false, or client certificates: every handshake is a
+ * full one. Tickets (TLS 1.2
+ * and 1.3) are not issued, and the session cache, which TLS 1.2 session
+ * ids and this wolfSSL's TLS 1.3 tickets (WOLFSSL_TICKET_HAVE_ID) also
+ * resume from, is neither filled nor read. */
+static int resumption_off(WOLFSSL_CTX *ctx, const struct config_listener *cl)
+{
+    /* (Success is 1, 0 and 1 here: each says it its own way.) */
+    if (wolfSSL_CTX_NoTicketTLSv12(ctx) != WOLFSSL_SUCCESS ||
+        wolfSSL_CTX_no_ticket_TLSv13(ctx) != 0 ||
+        wolfSSL_CTX_set_session_cache_mode(ctx, WOLFSSL_SESS_CACHE_OFF) != WOLFSSL_SUCCESS) {
+        log_err("[listener.%s] tls_resumption = false: wolfSSL refused it", cl->name);
+        return -EINVAL;
+    }
+    return 0;
+}
+
 static int ctx_create(const struct config_listener *cl, WOLFSSL_CTX **out)
 {
     WOLFSSL_CTX *ctx = wolfSSL_CTX_new(wolfSSLv23_server_method());
@@ -696,6 +789,12 @@ static int ctx_create(const struct config_listener *cl, WOLFSSL_CTX **out)
         rc = load_verify(ctx, cl);
     if (rc == 0)
         rc = load_ciphers(ctx, cl);
+    /* A resumed TLS 1.2 session does not carry the client's certificate in
+     * this wolfSSL (and a TLS 1.3 one only while the session cache still
+     * holds it): the auth plugin would see a client without one. Where
+     * client certificates are asked for, every handshake is a full one. */
+    if (rc == 0 && (!cl->tls_resumption || cl->tls_verify_client != CONFIG_TLS_VERIFY_NONE))
+        rc = resumption_off(ctx, cl);
     if (rc < 0) {
         wolfSSL_CTX_free(ctx);
         return rc;
@@ -706,6 +805,25 @@ static int ctx_create(const struct config_listener *cl, WOLFSSL_CTX **out)
     return 0;
 }
 
+/* A generation with the listener's default context (its certificates by
+ * server name are added by tls_sni_create). 0 or -errno, logged. */
+static int gen_create(const struct config_listener *cl, struct tls_gen **out)
+{
+    struct tls_gen *g = calloc(1, sizeof(*g));
+    if (!g) {
+        log_err("[listener.%s] out of memory", cl->name);
+        return -ENOMEM;
+    }
+    int rc = ctx_create(cl, &g->ctx);
+    if (rc < 0) {
+        free(g);
+        return rc;
+    }
+    atomic_init(&g->refs, 1); /* the listener's */
+    *out = g;
+    return 0;
+}
+
 static int tls_listener_create(const struct config_listener *cl, void **out)
 {
     if (wolfSSL_Init() != WOLFSSL_SUCCESS) {
@@ -713,7 +831,7 @@ static int tls_listener_create(const struct config_listener *cl, void **out)
         return -EIO;
     }
     struct tls_listener *tl = calloc(1, sizeof(*tl));
-    int rc = tl ? ctx_create(cl, &tl->ctx) : -ENOMEM;
+    int rc = tl ? gen_create(cl, &tl->cur) : -ENOMEM;
     if (rc < 0) {
         if (!tl)
             log_err("[listener.%s] out of memory", cl->name);
@@ -721,6 +839,7 @@ static int tls_listener_create(const struct config_listener *cl, void **out)
         wolfSSL_Cleanup();
         return rc;
     }
+    pthread_mutex_init(&tl->lock, NULL);
     tl->handshake_ms = cl->tls_handshake_timeout * 1000u;
     tl->verify = cl->tls_verify_client != CONFIG_TLS_VERIFY_NONE;
     snprintf(tl->name, sizeof(tl->name), "%s", cl->name);
@@ -728,11 +847,45 @@ static int tls_listener_create(const struct config_listener *cl, void **out)
     return 0;
 }
 
+/* At start-up, before any shard runs: the first generation's names. */
+static int tls_listener_sni(void *ctx, const struct config *cfg, uint32_t li)
+{
+    struct tls_listener *tl = ctx;
+    return tls_sni_create(tl->cur->ctx, cfg, li, ctx_create, &tl->cur->sni);
+}
+
+/* SIGHUP, on the main thread while the shards run: the whole generation
+ * is built off their loops from the files, then published at once; the
+ * handshakes that began with the previous one finish with it, and the
+ * last of them frees it. A file that does not load keeps the previous
+ * generation (the loaders named the file and why). */
+static int tls_listener_reload(void *ctx, const struct config *cfg, uint32_t li)
+{
+    struct tls_listener *tl = ctx;
+    const struct config_listener *cl = &cfg->listeners[li];
+    struct tls_gen *g;
+    int rc = gen_create(cl, &g);
+    if (rc == 0 && (rc = tls_sni_create(g->ctx, cfg, li, ctx_create, &g->sni)) < 0)
+        gen_release(g);
+    if (rc < 0) {
+        log_err("listener %s: TLS reload failed: the previous certificates stay in use", cl->name);
+        return rc;
+    }
+    pthread_mutex_lock(&tl->lock);
+    struct tls_gen *old = tl->cur;
+    tl->cur = g;
+    pthread_mutex_unlock(&tl->lock);
+    gen_release(old);
+    log_info("listener %s: TLS certificates reloaded", cl->name);
+    return 0;
+}
+
+/* At exit, once no stream is left. */
 static void tls_listener_destroy(void *ctx)
 {
     struct tls_listener *tl = ctx;
-    tls_sni_destroy(tl->sni);
-    wolfSSL_CTX_free(tl->ctx);
+    gen_release(tl->cur);
+    pthread_mutex_destroy(&tl->lock);
     free(tl);
     wolfSSL_Cleanup();
 }
@@ -746,16 +899,11 @@ static void tls_thread_fini(void)
     tls_record_thread_fini();
 }
 
-static int tls_listener_sni(void *ctx, const struct config *cfg, uint32_t li)
-{
-    struct tls_listener *tl = ctx;
-    return tls_sni_create(tl->ctx, cfg, li, ctx_create, &tl->sni);
-}
-
 const struct transport_kind transport_kind_tls = {
     .ops = &tls_ops,
     .listener_create = tls_listener_create,
     .listener_sni = tls_listener_sni,
+    .listener_reload = tls_listener_reload,
     .listener_destroy = tls_listener_destroy,
     .thread_fini = tls_thread_fini,
 };

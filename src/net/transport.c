@@ -42,6 +42,19 @@ int transport_listeners_create(const struct config *cfg, struct transport_listen
     return 0;
 }
 
+int transport_listeners_reload(const struct config *cfg, struct transport_listener *ls)
+{
+    int first = 0;
+    for (uint32_t i = 0; i < cfg->nlisteners; i++) {
+        if (!ls[i].kind || !ls[i].kind->listener_reload || !ls[i].ctx)
+            continue;
+        int ret = ls[i].kind->listener_reload(ls[i].ctx, cfg, i);
+        if (ret < 0 && first == 0)
+            first = ret;
+    }
+    return first;
+}
+
 void transport_listeners_destroy(struct transport_listener *ls, uint32_t n)
 {
     for (uint32_t i = 0; i < n; i++) {

@@ -27,10 +27,12 @@ struct transport_kind {
     /* Then the certificates it shows by server name (cfg->sni entries of
      * listener li): NULL hook, none. 0 or -errno, having logged why. */
     int (*listener_sni)(void *ctx, const struct config *cfg, uint32_t li);
-    /* Re-read what the listener's files hold (SIGHUP): new streams use the
-     * new context, open ones keep theirs. On failure the old one stays
-     * and the reason is logged. NULL: nothing to reload. 0 or -errno. */
-    int (*listener_reload)(void *ctx, const struct config_listener *cl);
+    /* Re-read what listener li's files hold (SIGHUP), on the main thread
+     * while the shards run: streams that start after it use the new
+     * files, those already open or opening keep what they started with.
+     * On failure the old files' content stays and the reason is logged,
+     * naming the file. NULL: nothing to reload. 0 or -errno. */
+    int (*listener_reload)(void *ctx, const struct config *cfg, uint32_t li);
     /* Free the context once no stream uses it (at exit). */
     void (*listener_destroy)(void *ctx);
     /* A thread that ran streams of this kind is ending: free what the
@@ -50,6 +52,11 @@ struct transport_listener {
 /* Set up the context of every listener of cfg into out[] (cfg->nlisteners
  * entries). 0, or -errno with those already made destroyed again. */
 int transport_listeners_create(const struct config *cfg, struct transport_listener *out);
+
+/* Reload every listener that has files to re-read (SIGHUP; main thread,
+ * shards running). Each listener on its own: one that fails keeps its old
+ * context and does not stop the others. 0, or the first -errno. */
+int transport_listeners_reload(const struct config *cfg, struct transport_listener *ls);
 
 /* Destroy what transport_listeners_create made. */
 void transport_listeners_destroy(struct transport_listener *ls, uint32_t n);

@@ -17,6 +17,7 @@
 
 #include <criterion/criterion.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,10 +33,15 @@ static struct broker b;
 static char dir[64];
 static char ca[128], cert[128], key[128], ccert[128], ckey[128];
 static char other_cert[128], other_key[128], exp_cert[128], exp_key[128];
+static char future_cert[128], future_key[128], revoked_cert[128], revoked_key[128];
+static char crl[128];
 static char set_cert[200], set_key[200], set_ca[200];
 
-/* CA; server certificate for localhost / 127.0.0.1; a client certificate
- * of that CA; one of another CA; an expired one of the CA. P-256 keys. */
+/* CA; server certificates for localhost / 127.0.0.1 (CN server, and a
+ * second, CN server2, for reloads); a client certificate of that CA; one
+ * of another CA; an expired one of the CA; one not valid before tomorrow,
+ * and a revoked one with the CA's CRL (`openssl ca`, which can set the
+ * start date and keeps the list of revoked ones). P-256 keys. */
 static const char make_certs[] =
     "set -e; cd %s; k='-newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes'\n"
     "openssl req -x509 $k -keyout ca.key -out ca.crt -days 2 -subj /CN=ringmq-test-ca\n"
@@ -47,15 +53,28 @@ static const char make_certs[] =
     "sign server ca 2 '-extfile san.ext'\n"
     "sign client ca 2 ''\n"
     "sign stranger oca 2 ''\n"
-    "sign expired ca -1 ''\n";
+    "sign expired ca -1 ''\n"
+    "sign server2 ca 2 '-extfile san.ext'\n"
+    "printf '[ca]\\ndefault_ca=c\\n[c]\\ndatabase=index.txt\\nnew_certs_dir=.\\n"
+    "serial=ca-db.srl\\ndefault_md=sha256\\npolicy=p\\n[p]\\ncommonName=supplied\\n' >ca.cnf\n"
+    ": >index.txt; echo 1000 >ca-db.srl\n"
+    "ca() { openssl req $k -keyout $1.key -out $1.csr -subj /CN=$1;"
+    " openssl ca -batch -config ca.cnf -cert ca.crt -keyfile ca.key -in $1.csr -out $1.crt"
+    " -notext -startdate $(date -u -d \"$2\" +%%Y%%m%%d%%H%%M%%SZ)"
+    " -enddate $(date -u -d '+2 days' +%%Y%%m%%d%%H%%M%%SZ); }\n"
+    "ca future '+1 day'\n"
+    "ca revoked '-1 hour'\n"
+    "openssl ca -batch -config ca.cnf -cert ca.crt -keyfile ca.key -revoke revoked.crt\n"
+    "openssl ca -batch -config ca.cnf -cert ca.crt -keyfile ca.key -gencrl -crldays 2"
+    " -out ca.crl\n";
 
 static void certs_make(void)
 {
     snprintf(dir, sizeof(dir), "/tmp/ringmq-tls-XXXXXX");
     cr_assert(mkdtemp(dir));
-    char cmd[2048];
-    snprintf(cmd, sizeof(cmd), make_certs, dir);
-    char full[2200];
+    char cmd[4096];
+    cr_assert_lt((size_t)snprintf(cmd, sizeof(cmd), make_certs, dir), sizeof(cmd));
+    char full[4200];
     snprintf(full, sizeof(full), "( %s ) >%s/openssl.log 2>&1", cmd, dir);
     cr_assert(system(full) == 0, "openssl could not make the test certificates (see %s)", dir);
 #define P(var, name) snprintf(var, sizeof(var), "%s/%s", dir, name)
@@ -68,6 +87,11 @@ static void certs_make(void)
     P(other_key, "stranger.key");
     P(exp_cert, "expired.crt");
     P(exp_key, "expired.key");
+    P(future_cert, "future.crt");
+    P(future_key, "future.key");
+    P(revoked_cert, "revoked.crt");
+    P(revoked_key, "revoked.key");
+    P(crl, "ca.crl");
 #undef P
     snprintf(set_cert, sizeof(set_cert), "listener.default.tls_cert=%s", cert);
     snprintf(set_key, sizeof(set_key), "listener.default.tls_key=%s", key);
@@ -94,6 +118,9 @@ static void suite_fini(void)
 TestSuite(tls, .init = suite_init, .fini = suite_fini, .timeout = 60);
 
 #define TLS_LISTENER "listener.default.transport=tls", set_cert, set_key
+
+/* The debug line of a connection whose records the broker runs itself. */
+#define TAKEN_OVER ": records run here"
 
 static struct client_opts tls_opts(const char *id, bool clean)
 {
@@ -247,6 +274,189 @@ Test(tls, alpn_mqtt_accepted_and_another_refused)
     broker_stop(&b);
 }
 
+/* ---- an OpenSSL client: the certificate shown, resumption ----------------- */
+
+/* A handshake on a new connection (TLS 1.2 or 1.3 at most: 12, 13; 0:
+ * either), offering `session`, through CONNECT/CONNACK as `id` (by then a
+ * TLS 1.3 ticket has arrived). The socket in *fd, closed by the caller
+ * after ossl_close. */
+static struct ossl_client *ossl_open(int *fd, int version, const char *sni, void *session,
+                                     const char *id)
+{
+    *fd = raw_open(&b);
+    struct timeval tv = {.tv_sec = E2E_WAIT_MS / 1000, .tv_usec = (E2E_WAIT_MS % 1000) * 1000};
+    cr_assert_eq(setsockopt(*fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)), 0);
+    struct ossl_client *c = ossl_connect(*fd, ca, version, sni, session);
+    cr_assert(c, "%s: no TLS handshake", id);
+    struct pkt p;
+    uint8_t out[256], in[4];
+    struct raw_connect rc = {.flags = -1, .clean = true, .id = id, .keepalive = 60};
+    pkt_connect(&p, &rc);
+    size_t n = pkt_encode(&p, out);
+    cr_assert(ossl_write(c, out, n));
+    cr_assert(ossl_read(c, in, 4), "%s: no CONNACK", id);
+    cr_assert(in[0] == 0x20 && in[3] == 0, "%s: not accepted", id);
+    return c;
+}
+
+/* The subject of the certificate a new connection is shown. */
+static void shown_subject(const char *sni, char *subject, size_t cap)
+{
+    int fd;
+    struct ossl_client *c = ossl_open(&fd, 0, sni, NULL, "looker");
+    cr_assert(ossl_subject(c, subject, cap));
+    ossl_close(c);
+    close(fd);
+}
+
+static void file_copy(const char *from, const char *to)
+{
+    char cmd[512];
+    snprintf(cmd, sizeof(cmd), "cp -f '%s' '%s'", from, to);
+    cr_assert_eq(system(cmd), 0, "%s", cmd);
+}
+
+/* SIGHUP reloads the listener's certificates (issue 12): connections open
+ * before it go on (publish and receive, on every shard); a new one is
+ * shown the new certificate, by default and by server name; a file that
+ * does not load is named in the log and the previous certificates stay. */
+Test(tls, sighup_reloads_certificates_and_open_connections_stay)
+{
+    char live_crt[160], live_key[160], sni_crt[160], sni_key[160];
+    snprintf(live_crt, sizeof(live_crt), "%s/live.crt", dir);
+    snprintf(live_key, sizeof(live_key), "%s/live.key", dir);
+    snprintf(sni_crt, sizeof(sni_crt), "%s/sni-live.crt", dir);
+    snprintf(sni_key, sizeof(sni_key), "%s/sni-live.key", dir);
+    file_copy(cert, live_crt);
+    file_copy(key, live_key);
+    file_copy(cert, sni_crt);
+    file_copy(key, sni_key);
+    char s_crt[200], s_key[200], n_crt[200], n_key[200];
+    snprintf(s_crt, sizeof(s_crt), "listener.default.tls_cert=%s", live_crt);
+    snprintf(s_key, sizeof(s_key), "listener.default.tls_key=%s", live_key);
+    snprintf(n_crt, sizeof(n_crt), "listener.default.sni.named.test.cert=%s", sni_crt);
+    snprintf(n_key, sizeof(n_key), "listener.default.sni.named.test.key=%s", sni_key);
+    broker_start(&b, "listener.default.transport=tls", s_crt, s_key, n_crt, n_key, NULL);
+    enum { N = 8 };
+    struct client *c[N];
+    for (int i = 0; i < N; i++) {
+        char id[16], topic[16];
+        snprintf(id, sizeof(id), "before-%d", i);
+        snprintf(topic, sizeof(topic), "h/%d", i);
+        c[i] = tls_open(id, true);
+        cr_assert_eq(client_subscribe(c[i], topic, 1), 1);
+    }
+    char subject[256];
+    shown_subject(NULL, subject, sizeof(subject));
+    cr_assert_str_eq(subject, "/CN=server");
+
+    /* New files in place, one SIGHUP: the new certificate for new clients. */
+    char server2_crt[160], server2_key[160];
+    snprintf(server2_crt, sizeof(server2_crt), "%s/server2.crt", dir);
+    snprintf(server2_key, sizeof(server2_key), "%s/server2.key", dir);
+    file_copy(server2_crt, live_crt);
+    file_copy(server2_key, live_key);
+    file_copy(server2_crt, sni_crt);
+    file_copy(server2_key, sni_key);
+    cr_assert_eq(kill(b.pid, SIGHUP), 0);
+    broker_wait_log(&b, "listener default: TLS certificates reloaded", 1);
+    shown_subject(NULL, subject, sizeof(subject));
+    cr_assert_str_eq(subject, "/CN=server2", "the default certificate was not reloaded");
+    shown_subject("named.test", subject, sizeof(subject));
+    cr_assert_str_eq(subject, "/CN=server2", "the sni.named.test certificate was not reloaded");
+    for (int i = 0; i < N; i++) {
+        char topic[16];
+        snprintf(topic, sizeof(topic), "h/%d", (i + 1) % N);
+        client_publish(c[i], topic, "after", 5, 1, false);
+        client_expect_message(c[(i + 1) % N], topic, "after", NULL, NULL);
+    }
+
+    /* A broken file: named in the log, the previous certificates stay. */
+    FILE *f = fopen(live_crt, "w");
+    cr_assert(f);
+    fputs("not a certificate\n", f);
+    fclose(f);
+    cr_assert_eq(kill(b.pid, SIGHUP), 0);
+    broker_wait_log(&b, "live.crt: not a PEM certificate chain", 1);
+    broker_wait_log(&b, "the previous certificates stay in use", 1);
+    shown_subject(NULL, subject, sizeof(subject));
+    cr_assert_str_eq(subject, "/CN=server2", "a bad file replaced the certificate");
+    struct client *late = tls_open("late", true);
+    cr_assert_eq(client_subscribe(late, "h/late", 1), 1);
+    for (int i = 0; i < N; i++) {
+        client_publish(c[i], "h/late", "still", 5, 1, false);
+        client_expect_message(late, "h/late", "still", NULL, NULL);
+    }
+    client_disconnect(late);
+    for (int i = 0; i < N; i++)
+        client_disconnect(c[i]);
+    broker_stop(&b);
+}
+
+/* Session resumption is on by default: a second connection offering the
+ * first one's session (a ticket) resumes it (`on`), over TLS 1.3 and 1.2;
+ * with the settings set1, set2 (NULL: none) it may be a full handshake. */
+static void resumption(int version, bool on, const char *set1, const char *set2)
+{
+    broker_start(&b, TLS_LISTENER, "log.level=debug", set1, set2, NULL);
+    int fd1, fd2;
+    struct ossl_client *first = ossl_open(&fd1, version, NULL, NULL, "first");
+    cr_assert(!ossl_resumed(first));
+    void *session = ossl_session(first);
+    cr_assert(session);
+    ossl_close(first);
+    close(fd1);
+    struct ossl_client *second = ossl_open(&fd2, version, NULL, session, "second");
+    if (on)
+        cr_assert(ossl_resumed(second), "TLS 1.%d: the session was not resumed", version - 10);
+    else
+        cr_assert(!ossl_resumed(second), "TLS 1.%d: resumed with tls_resumption = false",
+                  version - 10);
+    ossl_close(second);
+    close(fd2);
+    ossl_session_free(session);
+    /* The broker sees it too (and its records run here as well). */
+    broker_wait_log(&b, TAKEN_OVER, 2);
+    cr_assert_eq(broker_log_count(&b, " (resumed)" TAKEN_OVER), on ? 1 : 0);
+    broker_stop(&b);
+}
+
+#define RESUMPTION_OFF "listener.default.tls_resumption=false"
+#define CERTS_OPTIONAL "listener.default.tls_verify_client=optional"
+
+Test(tls, tls13_session_is_resumed_by_default)
+{
+    resumption(13, true, NULL, NULL);
+}
+
+Test(tls, tls12_session_is_resumed_by_default)
+{
+    resumption(12, true, NULL, NULL);
+}
+
+Test(tls, tls13_no_resumption_with_tls_resumption_false)
+{
+    resumption(13, false, RESUMPTION_OFF, NULL);
+}
+
+Test(tls, tls12_no_resumption_with_tls_resumption_false)
+{
+    resumption(12, false, RESUMPTION_OFF, NULL);
+}
+
+/* A resumed TLS 1.2 session would come without the client's certificate
+ * (Debian's wolfSSL keeps none in it), so the auth plugin would see none:
+ * where client certificates are asked for, no session is resumed. */
+Test(tls, tls12_no_resumption_where_client_certificates_are_asked_for)
+{
+    resumption(12, false, set_ca, CERTS_OPTIONAL);
+}
+
+Test(tls, tls13_no_resumption_where_client_certificates_are_asked_for)
+{
+    resumption(13, false, set_ca, CERTS_OPTIONAL);
+}
+
 /* ---- records that arrive together ------------------------------------------ */
 
 /* wolfSSL as a raw TLS client: after the handshake its records are held
@@ -349,8 +559,6 @@ static const struct aead_case aead_cases[] = {
     {"tlsv1.2", "listener.default.tls_ciphers=ECDHE-ECDSA-CHACHA20-POLY1305",
      "TLSv1.2 ECDHE-ECDSA-CHACHA20-POLY1305"},
 };
-
-#define TAKEN_OVER ": records run here"
 
 /* libmosquitto's tls_version is a minimum: TLS 1.2 is capped in an
  * SSL_CTX of the test's own (*ctx, freed by the caller after the client). */
@@ -600,9 +808,9 @@ Test(tls, tls13_key_update_from_the_client_closes_with_a_log_line)
 
 /* ---- bad input ------------------------------------------------------------ */
 
-/* A TLS 1.1 ClientHello (no supported_versions extension) offering two
- * TLS 1.0/1.1 suites. */
-static size_t client_hello_tls11(uint8_t *out)
+/* A TLS 1.0 (minor 1) or 1.1 (minor 2) ClientHello (no
+ * supported_versions extension) offering two TLS 1.0/1.1 suites. */
+static size_t client_hello_old(uint8_t *out, uint8_t minor)
 {
     static const uint8_t tail[] = {0x00, 0x00, 0x04, 0xc0, 0x14, 0x00, 0x2f, 0x01, 0x00};
     size_t body = 2 + 32 + sizeof(tail);
@@ -616,12 +824,17 @@ static size_t client_hello_tls11(uint8_t *out)
     *w++ = 0;
     *w++ = (uint8_t)(body >> 8);
     *w++ = (uint8_t)body;
-    *w++ = 0x03; /* client_version TLS 1.1 */
-    *w++ = 0x02;
+    *w++ = 0x03; /* client_version TLS 1.0 or 1.1 */
+    *w++ = minor;
     for (int i = 0; i < 32; i++)
         *w++ = (uint8_t)(i * 13);
     memcpy(w, tail, sizeof(tail));
     return (size_t)(w - out) + sizeof(tail);
+}
+
+static size_t client_hello_tls11(uint8_t *out)
+{
+    return client_hello_old(out, 2);
 }
 
 /* Sends bytes on a raw connection and asserts the broker closes it; the
@@ -667,23 +880,37 @@ Test(tls, client_hello_on_a_plain_port_is_closed)
     broker_stop(&b);
 }
 
-Test(tls, tls_1_1_is_refused)
+static void old_version_refused(uint8_t minor)
 {
     broker_start(&b, TLS_LISTENER, NULL);
     struct client *good = good_client();
     uint8_t hello[128];
-    int answer = closed_after(hello, client_hello_tls11(hello));
+    int answer = closed_after(hello, client_hello_old(hello, minor));
     cr_assert(answer == -1 || answer == 0x15, "answered 0x%02x, not a TLS alert", answer);
-    broker_wait_log(&b, "TLS handshake from 127.0.0.1 failed", 1);
+    broker_wait_log(&b, "a TLS version the listener does not accept", 1);
     good_still_works(good);
     broker_stop(&b);
 }
 
-/* With tls_verify_client = required, a client presenting (cert, key) is
- * refused, and logged; the good client (with a certificate) goes on. */
-static void refused_with(const char *c_cert, const char *c_key)
+Test(tls, tls_1_0_is_refused)
 {
-    broker_start(&b, TLS_LISTENER, set_ca, "listener.default.tls_verify_client=required", NULL);
+    old_version_refused(1);
+}
+
+Test(tls, tls_1_1_is_refused)
+{
+    old_version_refused(2);
+}
+
+/* With tls_verify_client = required (and the CA's CRL), a client
+ * presenting (cert, key) is refused, logged with the reason `why`; the
+ * good client (with a certificate) goes on. */
+static void refused_with(const char *c_cert, const char *c_key, const char *why)
+{
+    char set_crl[200];
+    snprintf(set_crl, sizeof(set_crl), "listener.default.tls_crl=%s", crl);
+    broker_start(&b, TLS_LISTENER, set_ca, set_crl, "listener.default.tls_verify_client=required",
+                 NULL);
     struct client_opts go = tls_opts("good", true);
     go.tls_cert = ccert;
     go.tls_key = ckey;
@@ -696,24 +923,34 @@ static void refused_with(const char *c_cert, const char *c_key)
     int rc = client_connect_rc(&b, &o, &c);
     cr_assert_lt(rc, 0, "client served (CONNACK %d)", rc);
     client_destroy(c);
-    broker_wait_log(&b, "TLS handshake from 127.0.0.1 failed", 1);
+    broker_wait_log(&b, why, 1);
     good_still_works(good);
     broker_stop(&b);
 }
 
 Test(tls, no_client_certificate_with_required_is_refused)
 {
-    refused_with(NULL, NULL);
+    refused_with(NULL, NULL, "no client certificate");
 }
 
 Test(tls, client_certificate_of_another_ca_is_refused)
 {
-    refused_with(other_cert, other_key);
+    refused_with(other_cert, other_key, "not issued by a CA of tls_ca");
 }
 
 Test(tls, expired_client_certificate_is_refused)
 {
-    refused_with(exp_cert, exp_key);
+    refused_with(exp_cert, exp_key, "has expired");
+}
+
+Test(tls, not_yet_valid_client_certificate_is_refused)
+{
+    refused_with(future_cert, future_key, "is not valid yet");
+}
+
+Test(tls, revoked_client_certificate_is_refused_by_the_crl)
+{
+    refused_with(revoked_cert, revoked_key, "is revoked (tls_crl)");
 }
 
 Test(tls, stalled_handshake_is_closed_after_tls_handshake_timeout)
