@@ -6,8 +6,10 @@
 #include <criterion/criterion.h>
 
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <syslog.h>
 #include <unistd.h>
 
 #include "core/log.h"
@@ -146,4 +148,53 @@ static void text_line(void)
 Test(log, text_line_is_unchanged)
 {
     cr_assert_str_eq(capture(text_line), "info [main] listening on 127.0.0.1:1883\n");
+}
+
+/* [log] target = syslog: each line goes to syslog(3) with the priority of
+ * its level, opened as "ringmqd" for the daemon facility, in the format
+ * asked (text or JSON), and nothing to stderr. syslog and openlog are this
+ * file's own (the core library, linked in statically, calls them). */
+static int syslog_prio, openlog_facility, nsyslog;
+static char syslog_line[2048], openlog_ident[32];
+
+void openlog(const char *ident, int option, int facility)
+{
+    (void)option;
+    snprintf(openlog_ident, sizeof(openlog_ident), "%s", ident);
+    openlog_facility = facility;
+}
+
+void syslog(int prio, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(syslog_line, sizeof(syslog_line), fmt, ap);
+    va_end(ap);
+    syslog_prio = prio;
+    nsyslog++;
+}
+
+static void warn_disk(void)
+{
+    log_write(LOG_LEVEL_WARN, "disk %d%% full", 93);
+}
+
+Test(log, syslog_target_gets_each_line_with_its_priority)
+{
+    log_set_output(LOG_FORMAT_TEXT, LOG_TARGET_SYSLOG);
+    cr_assert_str_eq(openlog_ident, "ringmqd");
+    cr_assert_eq(openlog_facility, LOG_DAEMON);
+    char *err = capture(warn_disk);
+    cr_assert_eq(nsyslog, 1);
+    cr_assert_eq(syslog_prio, LOG_WARNING);
+    cr_assert_str_eq(syslog_line, "warning [main] disk 93% full");
+    cr_assert_str_eq(err, "", "nothing on stderr");
+    log_write(LOG_LEVEL_ERR, "e");
+    cr_assert_eq(syslog_prio, LOG_ERR);
+    log_set_output(LOG_FORMAT_JSON, LOG_TARGET_SYSLOG);
+    log_write(LOG_LEVEL_INFO, "j");
+    cr_assert_eq(syslog_prio, LOG_INFO);
+    cr_assert(strstr(syslog_line, "\"level\":\"info\"") && strstr(syslog_line, "\"msg\":\"j\""),
+              "%s", syslog_line);
+    cr_assert_eq(syslog_line[strlen(syslog_line) - 1], '}', "one object, no newline");
 }
