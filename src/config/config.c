@@ -31,35 +31,43 @@
 
 #define SERVER(key, fn, member, lo, hi)                                                            \
     {                                                                                              \
-        CONFIG_SCOPE_SERVER, key, fn, offsetof(struct config, member), lo, hi                      \
+        CONFIG_SCOPE_SERVER, key, fn, offsetof(struct config, member), lo, hi,                     \
+            sizeof(((struct config *)0)->member)                                                   \
     }
 #define LIMITS(key, fn, member, lo, hi)                                                            \
     {                                                                                              \
-        CONFIG_SCOPE_LIMITS, key, fn, offsetof(struct config, member), lo, hi                      \
+        CONFIG_SCOPE_LIMITS, key, fn, offsetof(struct config, member), lo, hi,                     \
+            sizeof(((struct config *)0)->member)                                                   \
     }
 #define LOG(key, fn, member, lo, hi)                                                               \
     {                                                                                              \
-        CONFIG_SCOPE_LOG, key, fn, offsetof(struct config, member), lo, hi                         \
+        CONFIG_SCOPE_LOG, key, fn, offsetof(struct config, member), lo, hi,                        \
+            sizeof(((struct config *)0)->member)                                                   \
     }
 #define MQTT(key, fn, member, lo, hi)                                                              \
     {                                                                                              \
-        CONFIG_SCOPE_MQTT, key, fn, offsetof(struct config, member), lo, hi                        \
+        CONFIG_SCOPE_MQTT, key, fn, offsetof(struct config, member), lo, hi,                       \
+            sizeof(((struct config *)0)->member)                                                   \
     }
 #define METRICS(key, fn, member, lo, hi)                                                           \
     {                                                                                              \
-        CONFIG_SCOPE_METRICS, key, fn, offsetof(struct config, member), lo, hi                     \
+        CONFIG_SCOPE_METRICS, key, fn, offsetof(struct config, member), lo, hi,                    \
+            sizeof(((struct config *)0)->member)                                                   \
     }
 #define ADMIN(key, fn, member, lo, hi)                                                             \
     {                                                                                              \
-        CONFIG_SCOPE_ADMIN, key, fn, offsetof(struct config, member), lo, hi                       \
+        CONFIG_SCOPE_ADMIN, key, fn, offsetof(struct config, member), lo, hi,                      \
+            sizeof(((struct config *)0)->member)                                                   \
     }
 #define TENANT(key, fn, member, lo, hi)                                                            \
     {                                                                                              \
-        CONFIG_SCOPE_TENANT, key, fn, offsetof(struct tenant_settings, member), lo, hi             \
+        CONFIG_SCOPE_TENANT, key, fn, offsetof(struct tenant_settings, member), lo, hi,            \
+            sizeof(((struct tenant_settings *)0)->member)                                          \
     }
 #define LISTENER(key, fn, member, lo, hi)                                                          \
     {                                                                                              \
-        CONFIG_SCOPE_LISTENER, key, fn, offsetof(struct config_listener, member), lo, hi           \
+        CONFIG_SCOPE_LISTENER, key, fn, offsetof(struct config_listener, member), lo, hi,          \
+            sizeof(((struct config_listener *)0)->member)                                          \
     }
 
 /* Every key the broker knows. conf/ringmq.ini must list each of them. */
@@ -175,6 +183,12 @@ static const struct directive directives[] = {
 };
 
 #define NDIRECTIVES ARRAY_LEN(directives)
+
+const struct directive *config_directives(size_t *n)
+{
+    *n = NDIRECTIVES;
+    return directives;
+}
 
 /* ---- sections and listeners ------------------------------------------ */
 

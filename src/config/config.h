@@ -266,6 +266,29 @@ void config_defaults(struct config *cfg);
 int config_load(struct config *cfg, const char *path, const char *const *overrides, size_t n,
                 char *err, size_t errlen);
 
+/*
+ * Live reload: one difference between the configuration in force and a
+ * newly loaded one. `section` is "limits", "listener.NAME", "tenant.ID",
+ * "plugin.NAME"...; `key` the key, or "*" for a whole section added or
+ * removed (`what` says which). `live`: a running broker applies it ([log],
+ * [limits], [mqtt], [tenant.*]); otherwise it needs a restart and is kept.
+ */
+struct config_change {
+    char section[CONFIG_TENANT_NAME_MAX + 16];
+    const char *key;
+    const char *what; /* "changed", "added", "removed" */
+    bool live;
+};
+
+/*
+ * Compare `next` with `cur`, key by key, calling fn for each difference;
+ * every difference that needs a restart gets cur's value back in `next`
+ * (whole sections for listeners and plugins), so that `next` can be put
+ * in force as it is. Returns the number of live differences.
+ */
+size_t config_reconcile(const struct config *cur, struct config *next,
+                        void (*fn)(void *arg, const struct config_change *ch), void *arg);
+
 /* Set one tenant setting by its [tenant.ID] key (e.g. "max_qos" = "1"), as
  * a setting provider plugin names it. 0, or -1 with the reason in why. */
 int config_tenant_apply(struct tenant_settings *set, const char *key, const char *value, char *why,

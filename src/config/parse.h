@@ -47,7 +47,11 @@ struct directive {
     directive_parse_fn parse;
     size_t offset;
     uint64_t min, max; /* integers: inclusive bounds; strings: max is the field size */
+    size_t size;       /* of the field (a reload compares fields byte for byte) */
 };
+
+/* Every key the broker knows (config.c's table), for reload.c. */
+const struct directive *config_directives(size_t *n);
 
 int parse_u32(const struct directive *d, const char *value, void *field, char *why, size_t whylen);
 int parse_u64(const struct directive *d, const char *value, void *field, char *why, size_t whylen);

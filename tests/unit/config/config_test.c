@@ -1254,3 +1254,88 @@ Test(config, admin_off_loopback_needs_tokens)
     struct config cfg;
     load_ok(&cfg, LISTENER_OK "[admin]\nbind = 0.0.0.0\n", NULL, 0);
 }
+
+/* ---- live reload: config_reconcile ---- */
+
+static char changes[16][128];
+static int nchanges;
+
+static void note_change(void *arg, const struct config_change *ch)
+{
+    (void)arg;
+    if (nchanges < 16)
+        snprintf(changes[nchanges++], sizeof(changes[0]), "[%s] %s %s%s", ch->section, ch->key,
+                 ch->what, ch->live ? "" : " (restart)");
+}
+
+static bool changed(const char *line)
+{
+    for (int i = 0; i < nchanges; i++)
+        if (!strcmp(changes[i], line))
+            return true;
+    return false;
+}
+
+static const char reload_base[] =
+    "[listener.default]\nport = 1883\n[limits]\nmax_connections = 10\n"
+    "[tenant.acme]\nmax_qos = 1\n";
+
+static void reconcile(const char *before, const char *after, size_t *live, struct config *next)
+{
+    static struct config cur;
+    char err[512];
+    cr_assert_eq(load_text(&cur, before, NULL, 0, err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(load_text(next, after, NULL, 0, err, sizeof(err)), 0, "%s", err);
+    nchanges = 0;
+    *live = config_reconcile(&cur, next, note_change, NULL);
+}
+
+/* The same file: nothing to report. */
+Test(config, reload_of_the_same_file_changes_nothing)
+{
+    static struct config next;
+    size_t live;
+    reconcile(reload_base, reload_base, &live, &next);
+    cr_assert_eq(nchanges, 0, "%s", changes[0]);
+    cr_assert_eq(live, 0);
+}
+
+/* [limits], [log] and tenant settings are taken live and stay in next;
+ * [server] keys and listeners need a restart: reported, and next keeps
+ * the values in force. */
+Test(config, reload_takes_live_keys_and_keeps_restart_ones)
+{
+    static struct config next;
+    size_t live;
+    reconcile(reload_base,
+              "[server]\nshards = 3\n[listener.default]\nport = 1883\n[listener.tls]\nport = 8883\n"
+              "[limits]\nmax_connections = 20\n[log]\nlevel = debug\n"
+              "[tenant.acme]\nmax_qos = 0\n[tenant.beta]\n",
+              &live, &next);
+    cr_assert(changed("[limits] max_connections changed"), "%s", changes[0]);
+    cr_assert(changed("[log] level changed"));
+    cr_assert(changed("[tenant.acme] max_qos changed"));
+    cr_assert(changed("[tenant.beta] * added"));
+    cr_assert(changed("[server] shards changed (restart)"));
+    cr_assert(changed("[listener.tls] * added (restart)"));
+    cr_assert_eq(live, 4);
+    cr_assert_eq(next.max_connections, 20, "live: the new value");
+    cr_assert_eq(next.log_level, LOG_LEVEL_DEBUG);
+    cr_assert_eq(next.shards, 0, "restart: the value in force");
+    cr_assert_eq(next.nlisteners, 1, "listeners as they are");
+    cr_assert_str_eq(next.listeners[0].name, "default");
+}
+
+/* A listener's key, a removed tenant and a changed plugin. */
+Test(config, reload_reports_listener_keys_removed_tenants_and_plugins)
+{
+    static struct config next;
+    size_t live;
+    reconcile("[listener.default]\nport = 1883\n[tenant.acme]\n[plugin.a]\npath = /x.so\nk = 1\n",
+              "[listener.default]\nport = 1884\n[plugin.a]\npath = /x.so\nk = 2\n", &live, &next);
+    cr_assert(changed("[listener.default] port changed (restart)"), "%s", changes[0]);
+    cr_assert(changed("[tenant.acme] * removed"));
+    cr_assert(changed("[plugin.a] * changed (restart)"));
+    cr_assert_eq(next.listeners[0].port, 1883);
+    cr_assert_str_eq(next.plugins[0].kv[0].value, "1");
+}
