@@ -99,12 +99,77 @@ static void tell_manager(const char *state)
         log_warn("cannot notify the service manager ($NOTIFY_SOCKET): %s", strerror(-ret));
 }
 
+/* Live reload: the file and --set overrides read at start, and every
+ * configuration put in force since, kept until exit (a shard may still
+ * read the one before for up to a tick; they are a few hundred KB). */
+struct config_gen {
+    struct config_gen *prev;
+    struct config cfg;
+};
+struct reload {
+    const char *path;
+    const char *const *overrides;
+    size_t n;
+    const struct config *cur;
+    struct config_gen *gens;
+};
+
+static void log_change(void *arg, const struct config_change *ch)
+{
+    (void)arg;
+    if (ch->live)
+        log_info("reload: [%s] %s %s", ch->section, ch->key, ch->what);
+    else
+        log_warn("reload: [%s] %s %s: needs a restart, the running value stays", ch->section,
+                 ch->key, ch->what);
+}
+
+/* Read the file again (with the same overrides) and put what changed in
+ * force where it can change live; an invalid file changes nothing. */
+static void reload_config(struct reload *r, struct broker *b)
+{
+    struct config_gen *g = malloc(sizeof(*g));
+    char err[512];
+    if (!g) {
+        log_err("reload: out of memory; nothing changed");
+        return;
+    }
+    if (config_load(&g->cfg, r->path, r->overrides, r->n, err, sizeof(err)) < 0) {
+        log_err("reload: %s; nothing changed", err);
+        free(g);
+        return;
+    }
+    size_t live = config_reconcile(r->cur, &g->cfg, log_change, NULL);
+    if (!live) {
+        log_info("reload: no change to put in force");
+        free(g);
+        return;
+    }
+    log_set_level(g->cfg.log_level);
+    log_set_output(g->cfg.log_format, g->cfg.log_target);
+    broker_reload_config(b, &g->cfg);
+    g->prev = r->gens;
+    r->gens = g;
+    r->cur = &g->cfg;
+    log_info("reload: %zu change(s) in force", live);
+}
+
+static void reload_fini(struct reload *r)
+{
+    while (r->gens) {
+        struct config_gen *prev = r->gens->prev;
+        free(r->gens);
+        r->gens = prev;
+    }
+}
+
 /* Serve operator signals until one asks to stop (INT, TERM, QUIT); returns
- * it. HUP: TLS listeners and plugins re-read their files, connections
- * stay. USR1: a status
- * line. Any other: logged and ignored (USR2 included: logs go to stderr,
- * which the service manager rotates). */
-static int wait_for_stop(const sigset_t *set, struct broker *b, struct plugin_host *plugins)
+ * it. HUP: the configuration file is read again (what may change live is
+ * put in force), TLS listeners and plugins re-read their files,
+ * connections stay. USR1: a status line. Any other: logged and ignored
+ * (USR2 included: logs go to stderr, which the service manager rotates). */
+static int wait_for_stop(const sigset_t *set, struct broker *b, struct plugin_host *plugins,
+                         struct reload *r)
 {
     for (;;) {
         int sig = 0;
@@ -113,8 +178,9 @@ static int wait_for_stop(const sigset_t *set, struct broker *b, struct plugin_ho
         if (sig == SIGINT || sig == SIGTERM || sig == SIGQUIT)
             return sig;
         if (sig == SIGHUP) {
-            log_info("SIGHUP: reloading TLS certificates and plugins");
+            log_info("SIGHUP: reloading the configuration, TLS certificates and plugins");
             tell_manager("RELOADING=1");
+            reload_config(r, b);
             (void)broker_reload_transports(b); /* a failure keeps the old files: logged */
             if (plugins)
                 plugin_host_reload(plugins);
@@ -226,10 +292,12 @@ int main(int argc, char **argv)
         return 1;
     }
     tell_manager("READY=1"); /* the listeners are open */
-    int sig = wait_for_stop(&set, b, plugins);
+    struct reload r = {path, overrides, noverrides, &cfg, NULL};
+    int sig = wait_for_stop(&set, b, plugins, &r);
     log_info("SIG%s: shutting down", sigabbrev_np(sig));
     tell_manager("STOPPING=1");
     broker_stop(b);
+    reload_fini(&r);
     plugin_host_destroy(plugins);
     log_info("stopped");
     return 0;

@@ -313,6 +313,12 @@ int broker_start(const struct config *cfg, struct plugin_host *plugins, struct b
     return 0;
 }
 
+void broker_reload_config(struct broker *b, const struct config *next)
+{
+    atomic_store_explicit(&b->cfg_live, next, memory_order_release);
+    atomic_fetch_add_explicit(&b->cfg_gen, 1, memory_order_release);
+}
+
 int broker_reload_transports(struct broker *b)
 {
     return transport_listeners_reload(b->cfg, b->xprt);

@@ -33,6 +33,14 @@ void broker_log_status(struct broker *b);
  * file). Main thread (SIGHUP). 0, or -errno when some listener failed. */
 int broker_reload_transports(struct broker *b);
 
+/* Put `next` in force (live reload, main thread): each shard takes it on
+ * its next tick (within SHARD_TICK_MS), with the tenants' settings; new
+ * connections and packets are checked against it, open connections keep
+ * what they were granted. `next` must have been reconciled with the
+ * configuration in force (config_reconcile: what needs a restart is as
+ * it was) and must outlive the broker. */
+void broker_reload_config(struct broker *b, const struct config *next);
+
 /* Ask every shard to stop, wait for the threads and free everything.
  * Wills are published only when cfg->wills_on_shutdown is set. */
 void broker_stop(struct broker *b);

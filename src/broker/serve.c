@@ -235,8 +235,33 @@ static void serve_turn(struct shard *s)
     route_replay_pump(s);
 }
 
+/* A reload put another configuration in force (broker_reload_config):
+ * take it, with what the shard derived from it, and the tenants' settings
+ * (a setting provider is asked again, its values over the new file's). */
+static void config_take(struct shard *s)
+{
+    unsigned gen = atomic_load_explicit(&s->broker->cfg_gen, memory_order_acquire);
+    if (gen == s->cfg_gen)
+        return;
+    s->cfg_gen = gen;
+    const struct config *cfg = atomic_load_explicit(&s->broker->cfg_live, memory_order_acquire);
+    uint32_t n = s->broker->nshards;
+    s->cfg = cfg;
+    s->slow_budget = cfg->max_slow_output_total / n;
+    s->pending_max = (cfg->max_pending_connections + n - 1) / n;
+    for (uint32_t i = 0; i < TENANT_MAX; i++) {
+        struct tenant *t = s->tenants[i];
+        if (!t)
+            continue;
+        if (!t->own_set)
+            t->set = config_tenant_settings(cfg, t->name);
+        settings_request(s, t);
+    }
+}
+
 static void serve_tick(struct shard *s)
 {
+    config_take(s);
     wheel_advance(s->wheel, s->now_ms, conn_on_timer, s);
     wheel_advance(s->session_wheel, s->now_ms, session_on_timer, s);
     if (s->port)

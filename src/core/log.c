@@ -34,14 +34,16 @@ static _Thread_local struct {
 
 enum { LOG_RATELIMIT_PER_SECOND = 10 };
 
+/* Set by main (at start and on a reload) while the shards log: relaxed
+ * atomics, a line may still follow the old level briefly. */
 void log_set_level(enum log_level level)
 {
-    current_level = level;
+    __atomic_store_n(&current_level, level, __ATOMIC_RELAXED);
 }
 
 bool log_enabled(enum log_level level)
 {
-    return level <= current_level;
+    return level <= __atomic_load_n(&current_level, __ATOMIC_RELAXED);
 }
 
 int log_parse_level(const char *s, enum log_level *out)

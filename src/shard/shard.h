@@ -146,6 +146,10 @@ struct broker {
     atomic_bool start_failed;        /* any shard failed to initialise */
     atomic_uint connections;         /* past the max_connections check (conn_count) */
     atomic_ullong pending_evicted;   /* closed for max_pending_connections */
+    /* Live reload (broker_reload_config): the configuration in force and
+     * its generation; each shard takes it on its next tick. */
+    _Atomic(const struct config *) cfg_live;
+    atomic_uint cfg_gen;
     uint16_t ports[CONFIG_MAX_LISTENERS];
     struct transport_listener xprt[CONFIG_MAX_LISTENERS]; /* each listener's transport */
 };
@@ -241,6 +245,7 @@ struct shard {
      * buffers freed since the last malloc_trim (out_freed). */
     struct stream_loop streams;
     uint64_t out_peak; /* streams.out_bytes' peak since the last trim */
+    unsigned cfg_gen;  /* the broker's cfg_gen that s->cfg is */
 
     /* SUBSCRIBEs waiting for acks from other shards (subscribe.c) */
     struct pending_sub *pending_subs;
