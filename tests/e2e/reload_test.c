@@ -41,9 +41,21 @@ static const char *base_text(void)
     return base_conf;
 }
 
+/* Whether line is "key = ..." for the key of set's line at p. */
+static bool same_key(const char *line, const char *p)
+{
+    const char *eq = strstr(p, " = ");
+    const char *end = strchr(p, '\n');
+    if (!eq || (end && eq > end))
+        return false;
+    size_t klen = (size_t)(eq - p);
+    return !strncmp(line, p, klen) && !strncmp(line + klen, " = ", 3);
+}
+
 /* Write RINGMQ_CONF's text to this test's configuration, with the lines
- * "key = value" of `set` in place of that key's line (a key may be set
- * once per section: the file refuses duplicates), or appended. */
+ * "key = value" of `set` in place of that key's line (the file refuses a
+ * key set twice in a section); set's other lines ("[tenant.default]", a
+ * key the file does not set) are appended. */
 static void write_conf(const char *set)
 {
     if (!conf_path[0]) {
@@ -53,24 +65,27 @@ static void write_conf(const char *set)
         close(fd);
     }
     char *text = strdup(base_text());
+    bool used[16] = {0};
     cr_assert_not_null(text);
     FILE *f = fopen(conf_path, "w");
     cr_assert_not_null(f);
     for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
         const char *with = NULL;
-        for (const char *p = set; p && *p;) {
-            const char *eq = strstr(p, " = ");
-            const char *end = strchr(p, '\n');
-            size_t klen = eq ? (size_t)(eq - p) : 0;
-            if (eq && !strncmp(line, p, klen) && !strncmp(line + klen, " = ", 3))
+        int i = 0;
+        for (const char *p = set; p && *p && i < 16; i++, p = strchr(p, '\n') + 1)
+            if (same_key(line, p)) {
                 with = p;
-            p = end ? end + 1 : NULL;
-        }
+                used[i] = true;
+            }
         if (with)
             fprintf(f, "%.*s\n", (int)(strchr(with, '\n') - with), with);
         else
             fprintf(f, "%s\n", line);
     }
+    int i = 0;
+    for (const char *p = set; p && *p && i < 16; i++, p = strchr(p, '\n') + 1)
+        if (!used[i])
+            fprintf(f, "%.*s\n", (int)(strchr(p, '\n') - p), p);
     fclose(f);
     free(text);
 }
@@ -192,5 +207,37 @@ Test(reload, nothing_dropped_under_load)
     client_expect_message(sub, "load/t", "last", NULL, NULL);
     client_destroy(pub);
     client_destroy(sub);
+    stop();
+}
+
+/* [tenant.*] settings are live for every connection's next packet: the
+ * QoS a SUBSCRIBE is granted follows max_qos (MQTT-3.9.3-2 allows a lower
+ * grant than asked). A section added by the reload counts. */
+Test(reload, tenant_settings_take_effect)
+{
+    start("");
+    struct client *c = client_open(&b, "reload-tenant", true);
+    cr_assert_eq(client_subscribe(c, "a/#", 2), 2);
+    reload("[tenant.global]\nmax_qos = 1\n", "change(s) in force");
+    cr_assert_eq(broker_log_count(&b, "reload: [tenant.global] * added"), 1);
+    int granted = 2;
+    for (int i = 0; i < 40 && granted == 2; i++) {
+        usleep(50 * 1000);
+        granted = client_subscribe(c, "b/#", 2);
+    }
+    cr_assert_eq(granted, 1, "the open connection's next SUBSCRIBE gets the new maximum");
+    client_destroy(c);
+    stop();
+}
+
+/* [log] level is live: debug lines appear after the reload. */
+Test(reload, log_level_takes_effect)
+{
+    start("");
+    cr_assert_eq(broker_log_count(&b, "debug ["), 0);
+    reload("level = debug\n", "reload: 1 change(s) in force");
+    for (int i = 0; i < 40 && !broker_log_count(&b, "debug ["); i++)
+        cr_assert_eq(connect_rc("short"), 0);
+    cr_assert_gt(broker_log_count(&b, "debug ["), 0);
     stop();
 }
