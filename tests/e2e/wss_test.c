@@ -10,6 +10,7 @@
  * Certificates are made by the openssl CLI in the suite's own directory
  * (nothing with a private key is committed). ringmqd only. */
 #include "harness.h"
+#include "ws_wire.h"
 
 #include <criterion/criterion.h>
 #include <poll.h>
@@ -70,31 +71,12 @@ static void suite_fini(void)
 
 TestSuite(wss, .init = suite_init, .fini = suite_fini, .timeout = 60);
 
-/* The wss listener's port: the second "listening on" line (file order). */
-static int wss_port(void)
-{
-    broker_wait_log(&b, "listening on 127.0.0.1:", 2);
-    char path[128], line[1024];
-    snprintf(path, sizeof(path), "%s/broker.log", b.dir);
-    FILE *f = fopen(path, "r");
-    cr_assert_not_null(f);
-    int port = 0, seen = 0;
-    while (!port && fgets(line, sizeof(line), f)) {
-        const char *at = strstr(line, "listening on 127.0.0.1:");
-        if (at && ++seen == 2)
-            port = atoi(at + strlen("listening on 127.0.0.1:"));
-    }
-    fclose(f);
-    cr_assert(port > 0, "no wss listener in the broker log");
-    return port;
-}
-
 static void start(void)
 {
     broker_start(&b, "listener.wss.transport=wss", "listener.wss.port=0", set_cert, set_key,
                  "log.level=info", NULL);
     wssb = b;
-    wssb.port = wss_port();
+    wssb.port = broker_listener_port(&b, 2);
 }
 
 /* ---- a WebSocket client over wolfSSL ------------------------------------- */
@@ -104,9 +86,9 @@ static void start(void)
 struct wssc {
     int fd;
     WOLFSSL *ssl;
-    size_t held, have; /* bytes in out; payload bytes in `in` not yet taken */
+    size_t held; /* bytes in out */
     uint8_t out[8192];
-    uint8_t in[1 << 16];
+    struct ws_packets rx;
 };
 
 static int held_send(WOLFSSL *ssl, char *data, int sz, void *ctx)
@@ -132,14 +114,14 @@ static void wssc_write(struct wssc *w, const void *data, size_t n)
 }
 
 /* Exactly n decrypted bytes; 0 when the broker closed first. */
-static size_t wssc_read(struct wssc *w, uint8_t *buf, size_t n)
+static size_t wssc_read(struct wssc *w, void *buf, size_t n)
 {
     size_t got = 0;
     struct pollfd pf = {.fd = w->fd, .events = POLLIN};
     while (got < n) {
         if (!wolfSSL_pending(w->ssl))
             cr_assert(poll(&pf, 1, E2E_WAIT_MS) > 0, "timed out reading %zu bytes", n);
-        int k = wolfSSL_read(w->ssl, buf + got, (int)(n - got));
+        int k = wolfSSL_read(w->ssl, (uint8_t *)buf + got, (int)(n - got));
         if (k > 0)
             got += (size_t)k;
         else if (wolfSSL_get_error(w->ssl, k) != WOLFSSL_ERROR_WANT_READ)
@@ -200,72 +182,21 @@ static void wssc_free(struct wssc *w)
     free(w);
 }
 
-static const uint8_t MASK[4] = {0x37, 0xfa, 0x21, 0x3d};
-
-/* One binary frame (fin) of len bytes (< 126), masked when `masked`. */
+/* One binary frame (fin), masked when `masked`. */
 static size_t frame(uint8_t *out, bool masked, const void *payload, size_t len)
 {
-    cr_assert_lt(len, 126);
-    out[0] = 0x82;
-    out[1] = (uint8_t)((masked ? 0x80 : 0) | len);
-    size_t n = 2;
-    if (masked) {
-        memcpy(out + n, MASK, 4);
-        n += 4;
-    }
-    for (size_t i = 0; i < len; i++)
-        out[n + i] = ((const uint8_t *)payload)[i] ^ (masked ? MASK[i & 3] : 0);
-    return n + len;
+    return ws_frame(out, true, 0x2, masked, payload, len, 0);
 }
 
-/* One frame from the broker (never masked): its opcode, payload in buf. */
-static int read_frame(struct wssc *w, uint8_t *buf, size_t cap, size_t *len)
+/* Exactly n decrypted bytes (ws_read_fn). */
+static size_t tls_read(void *io, void *buf, size_t n)
 {
-    uint8_t h[10];
-    cr_assert_eq(wssc_read(w, h, 2), 2, "closed instead of a frame");
-    cr_assert_eq(h[1] & 0x80, 0, "a server frame is not masked (RFC 6455 5.1)");
-    uint64_t l = h[1] & 0x7f;
-    if (l == 126 || l == 127) {
-        size_t k = l == 126 ? 2 : 8;
-        cr_assert_eq(wssc_read(w, h + 2, k), k);
-        l = 0;
-        for (size_t i = 0; i < k; i++)
-            l = l << 8 | h[2 + i];
-    }
-    cr_assert_leq(l, cap);
-    if (l)
-        cr_assert_eq(wssc_read(w, buf, l), l);
-    *len = l;
-    return h[0] & 0x0f;
+    return wssc_read(io, buf, n);
 }
 
-/* One MQTT packet, however the broker framed them; its length. */
 static size_t read_packet(struct wssc *w, uint8_t *out, size_t cap)
 {
-    for (;;) {
-        if (w->have >= 2) {
-            size_t rl = 0, i = 1;
-            int shift = 0;
-            while (i < w->have && i < 5) {
-                rl |= (size_t)(w->in[i] & 0x7f) << shift;
-                shift += 7;
-                if (!(w->in[i++] & 0x80))
-                    break;
-            }
-            if (!(w->in[i - 1] & 0x80) && w->have >= i + rl) {
-                size_t n = i + rl;
-                cr_assert_leq(n, cap);
-                memcpy(out, w->in, n);
-                memmove(w->in, w->in + n, w->have - n);
-                w->have -= n;
-                return n;
-            }
-        }
-        size_t n;
-        int op = read_frame(w, w->in + w->have, sizeof(w->in) - w->have, &n);
-        cr_assert_eq(op, 0x2, "opcode %d, not binary", op);
-        w->have += n;
-    }
+    return ws_read_packet_from(tls_read, w, &w->rx, out, cap);
 }
 
 static void send_pkt(struct wssc *w, const struct pkt *p)
@@ -327,7 +258,8 @@ Test(wss, unmasked_frame_closes_1002)
     wssc_flush(bad);
     uint8_t payload[128];
     size_t len;
-    cr_assert_eq(read_frame(bad, payload, sizeof(payload), &len), 0x8, "not a close frame");
+    cr_assert_eq(ws_read_frame(tls_read, bad, payload, sizeof(payload), &len), 0x8,
+                 "not a close frame");
     cr_assert_geq(len, 2);
     cr_assert_eq(payload[0] << 8 | payload[1], 1002);
     wssc_expect_end(bad);
