@@ -13,7 +13,7 @@ Loopback only; the brokers it starts are stopped by their pid.
 
     bench/idle_tls.py [-n 10000] [--ringmqd build/src/ringmqd]
                       [--conf conf/ringmq.ini] [--tls-version 1.3|1.2]
-                      [--warmup 0] [--transports tcp,tls,ws,wss]
+                      [--warmup 0] [--transports tcp,tls,ws,wss] [--keep DIR]
 
 --warmup W opens and closes W connections before the first reading, so
 that what the first handshakes cost once per process (caches, per-thread
@@ -74,8 +74,11 @@ def make_cert(d):
 
 def start_broker(args, transport, d):
     port = free_port()
+    # It measures memory, not time: a client slowed down by a busy machine
+    # must not be closed for a slow CONNECT or handshake.
     sets = [f"listener.default.port={port}", "server.shards=1",
-            f"listener.default.transport={transport}"]
+            f"listener.default.transport={transport}", "limits.connect_timeout=3600",
+            "listener.default.tls_handshake_timeout=3600"]
     if transport in ("tls", "wss"):
         sets += [f"listener.default.tls_cert={d}/cert.pem", f"listener.default.tls_key={d}/key.pem"]
     cmd = [args.ringmqd, "-c", args.conf]
@@ -175,11 +178,21 @@ def main():
     ap.add_argument("--tls-version", choices=["1.2", "1.3"], default="1.3")
     ap.add_argument("--warmup", type=int, default=0)
     ap.add_argument("--transports", default="tcp,tls,ws,wss")
+    ap.add_argument("--keep", metavar="DIR",
+                    help="certificate and broker logs go to DIR, kept (default: a temporary one)")
     args = ap.parse_args()
+    if args.keep:
+        os.makedirs(args.keep, exist_ok=True)
+        run(args, args.keep)
+        return
     with tempfile.TemporaryDirectory(prefix="ringmq-idle-tls.") as d:
-        make_cert(d)
-        for t in args.transports.split(","):
-            measure(args, t, d)
+        run(args, d)
+
+
+def run(args, d):
+    make_cert(d)
+    for t in args.transports.split(","):
+        measure(args, t, d)
 
 
 if __name__ == "__main__":
