@@ -1013,17 +1013,20 @@ static void listener_err(const struct load_state *st, uint32_t i, char *err, siz
         set_err(err, errlen, "%s: [listener.%s] %s", st->path, name, what);
 }
 
-/* A TLS listener names its certificate and key; asking clients for a
+/* A listener on TLS (tls, wss) names its certificate and key; asking clients for a
  * certificate needs the CAs to check it against. The files themselves
  * are read when the listener starts (net/tls.c), which names a bad one. */
 static int tls_check(const struct load_state *st, char *err, size_t errlen)
 {
     for (uint32_t i = 0; i < st->cfg.nlisteners; i++) {
         const struct config_listener *l = &st->cfg.listeners[i];
-        if (l->transport != CONFIG_TRANSPORT_TLS)
+        if (!config_transport_tls((enum config_transport)l->transport))
             continue;
         if (!l->tls_cert[0] || !l->tls_key[0]) {
-            listener_err(st, i, err, errlen, "transport = tls needs tls_cert and tls_key");
+            char what[64];
+            snprintf(what, sizeof(what), "transport = %s needs tls_cert and tls_key",
+                     config_transport_name((enum config_transport)l->transport));
+            listener_err(st, i, err, errlen, what);
             return -1;
         }
         if (l->tls_verify_client != CONFIG_TLS_VERIFY_NONE && !l->tls_ca[0]) {
@@ -1034,9 +1037,10 @@ static int tls_check(const struct load_state *st, char *err, size_t errlen)
     for (uint32_t i = 0; i < st->cfg.nsni; i++) {
         const struct config_sni *e = &st->cfg.sni[i];
         char what[CONFIG_SNI_HOST_MAX + 80];
-        if (st->cfg.listeners[e->listener].transport != CONFIG_TRANSPORT_TLS) {
-            snprintf(what, sizeof(what), "sni.%s: server names are a transport = tls setting",
-                     e->host);
+        if (!config_transport_tls(
+                (enum config_transport)st->cfg.listeners[e->listener].transport)) {
+            snprintf(what, sizeof(what),
+                     "sni.%s: server names are a transport = tls or wss setting", e->host);
             listener_err(st, e->listener, err, errlen, what);
             return -1;
         }

@@ -36,11 +36,16 @@ enum config_transport {
     CONFIG_TRANSPORT_TCP, /* MQTT over plain TCP */
     CONFIG_TRANSPORT_WS,  /* MQTT over WebSocket (RFC 6455) over TCP: net/ws.h */
     CONFIG_TRANSPORT_TLS, /* MQTT over TLS 1.2/1.3 (net/tls.c) */
+    CONFIG_TRANSPORT_WSS, /* MQTT over WebSocket over TLS: net/wss.h */
     CONFIG_TRANSPORT_COUNT
 };
 
 /* The name `transport =` gives transport t ("tcp", ...). */
 const char *config_transport_name(enum config_transport t);
+
+/* Whether transport t runs on TLS (tls, wss): its listener needs tls_cert
+ * and tls_key, and may have sni.* names. */
+bool config_transport_tls(enum config_transport t);
 
 /* Which PROXY protocol headers a listener expects first on every
  * connection (net/proxy.h); the values are bit masks of the versions. */

@@ -177,11 +177,22 @@ static const char *const transport_names[CONFIG_TRANSPORT_COUNT] = {
     [CONFIG_TRANSPORT_TCP] = "tcp",
     [CONFIG_TRANSPORT_WS] = "ws",
     [CONFIG_TRANSPORT_TLS] = "tls",
+    [CONFIG_TRANSPORT_WSS] = "wss",
+};
+
+static const bool transport_on_tls[CONFIG_TRANSPORT_COUNT] = {
+    [CONFIG_TRANSPORT_TLS] = true,
+    [CONFIG_TRANSPORT_WSS] = true,
 };
 
 const char *config_transport_name(enum config_transport t)
 {
     return (unsigned)t < CONFIG_TRANSPORT_COUNT ? transport_names[t] : "?";
+}
+
+bool config_transport_tls(enum config_transport t)
+{
+    return (unsigned)t < CONFIG_TRANSPORT_COUNT && transport_on_tls[t];
 }
 
 int parse_transport(const struct directive *d, const char *value, void *field, char *why,
@@ -193,7 +204,7 @@ int parse_transport(const struct directive *d, const char *value, void *field, c
             *(uint8_t *)field = (uint8_t)t;
             return 0;
         }
-    snprintf(why, whylen, "expected tcp, ws or tls, got '%s'", value);
+    snprintf(why, whylen, "expected tcp, tls, ws or wss, got '%s'", value);
     return -EINVAL;
 }
 

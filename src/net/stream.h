@@ -97,6 +97,7 @@ struct stream {
     bool proxy_wait : 1;       /* its first bytes are a PROXY header (stream_proxy.c) */
     bool xprt_out : 1;         /* the transport has output of its own (stream_xprt_output) */
     bool held : 1;             /* in loop->held: output waits for the barrier in flight */
+    uint8_t xprt_layer : 2;    /* the layer of a stacked transport running now (below), 0: none */
     uint16_t proxy_hold; /* 1 + its slot in loop->proxy_holds: header incomplete, or its TLVs */
 };
 
@@ -223,16 +224,53 @@ struct stream_loop {
 /* A submission queue entry, submitting first when the queue is full. */
 struct io_uring_sqe *stream_sqe(struct stream_loop *l);
 
+/*
+ * Stacked transports (transport_stack.c): `wss` is `ws` running on `tls`.
+ * A stack's listener context is a struct stream_layers, its layers lowest
+ * first; its per-stream state holds its own few bytes, then each layer's
+ * at off[i]. While the stack runs layer i's hook, st->xprt_layer is i + 1,
+ * so that the three helpers below give that layer its own state and
+ * context and take what it delivers to the layer above it (the owner, from
+ * the top one). A layer is written as a transport of its own and cannot
+ * tell that it is stacked.
+ */
+#define STREAM_MAX_LAYERS 3u
+
+struct stream_layers {
+    const struct transport_ops *ops[STREAM_MAX_LAYERS];
+    void *ctx[STREAM_MAX_LAYERS];    /* each layer's listener context */
+    uint32_t off[STREAM_MAX_LAYERS]; /* each layer's state, in the stack's */
+    uint8_t n;
+};
+
+/* For stream_deliver: the bytes layer st->xprt_layer hands up go to the
+ * layer above, or to the owner (transport_stack.c). */
+void stream_layer_deliver(struct stream_loop *l, struct stream *st, const uint8_t *data,
+                          size_t len);
+
+/* Where the transport's state of stream st is, for a transport that keeps
+ * one. */
+static inline void *stream_state_at(const struct stream_loop *l, const struct stream *st)
+{
+    char *s = (char *)st + l->owner_size;
+    if (__builtin_expect(st->xprt_layer != 0, 0))
+        s += ((const struct stream_layers *)l->xprt_ctx[st->listener])->off[st->xprt_layer - 1];
+    return s;
+}
+
 /* The transport's state of stream st (NULL when it keeps none). */
 static inline void *stream_state(const struct stream_loop *l, struct stream *st)
 {
-    return l->xprt[st->listener]->state_size ? (char *)st + l->owner_size : NULL;
+    return l->xprt[st->listener]->state_size ? stream_state_at(l, st) : NULL;
 }
 
 /* The shared context of stream st's listener (transport.h; NULL: none). */
 static inline void *stream_xprt_ctx(const struct stream_loop *l, const struct stream *st)
 {
-    return l->xprt_ctx[st->listener];
+    void *ctx = l->xprt_ctx[st->listener];
+    if (__builtin_expect(st->xprt_layer != 0, 0))
+        return ((const struct stream_layers *)ctx)->ctx[st->xprt_layer - 1];
+    return ctx;
 }
 
 /* A zeroed stream on descriptor `fi` of `listener`: its transport opens it
@@ -259,7 +297,10 @@ void stream_want_recv(struct stream_loop *l, struct stream *st);
 static inline void stream_deliver(struct stream_loop *l, struct stream *st, const uint8_t *data,
                                   size_t len)
 {
-    l->ev->on_bytes(l, st, data, len);
+    if (__builtin_expect(st->xprt_layer != 0, 0))
+        stream_layer_deliver(l, st, data, len);
+    else
+        l->ev->on_bytes(l, st, data, len);
 }
 
 /* List the stream for the flush without output (ev->on_flush runs). */
@@ -453,7 +494,7 @@ int stream_import(struct stream_loop *l, struct stream *st, const uint8_t *from,
  * moved) is handed up now. 0, or -errno: the owner closes the stream. */
 int stream_resume(struct stream_loop *l, struct stream *st);
 
-/* The transport's name ("tcp", "tls", "ws") and what it knows of the
+/* The transport's name ("tcp", "tls", "ws", "wss") and what it knows of the
  * client: its own (a TLS handshake), else what a PROXY v2 header's TLS
  * TLVs said (from_proxy), else NULL. Borrowed: valid until the stream
  * closes or moves. A PROXY header's view stays on the loop that read it

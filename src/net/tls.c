@@ -103,6 +103,8 @@ struct tls_stream {
     bool moved;             /* exported: another loop may be using the pointers */
 };
 
+_Static_assert(sizeof(struct tls_stream) <= TLS_STATE_SIZE, "tls.h's TLS_STATE_SIZE is too small");
+
 /* The input being read on this thread: the callbacks' source, and what
  * tls_record reads. */
 static _Thread_local struct {

@@ -19,6 +19,10 @@
 
 #include "net/transport.h"
 
+/* The most its per-stream state takes (tls.c checks it), for a transport
+ * that stacks another on it (wss). */
+#define TLS_STATE_SIZE 48u
+
 /* The tls kind: its stream ops and its listener context. */
 extern const struct transport_kind transport_kind_tls;
 

@@ -4,8 +4,9 @@
  */
 #include "net/transport.h"
 
-#include "net/ws.h"
 #include "net/tls.h"
+#include "net/ws.h"
+#include "net/wss.h"
 
 static const struct transport_kind kind_tcp = {
     .ops = &transport_tcp,
@@ -15,6 +16,7 @@ static const struct transport_kind *const kinds[CONFIG_TRANSPORT_COUNT] = {
     [CONFIG_TRANSPORT_TCP] = &kind_tcp,
     [CONFIG_TRANSPORT_WS] = &transport_kind_ws,
     [CONFIG_TRANSPORT_TLS] = &transport_kind_tls,
+    [CONFIG_TRANSPORT_WSS] = &transport_kind_wss,
 };
 
 const struct transport_kind *transport_kind(enum config_transport t)

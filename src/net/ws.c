@@ -78,10 +78,13 @@ struct ws_listener {
     char origins[sizeof(((struct config_listener *)0)->ws_allowed_origins)];
 };
 
-/* stream_state, known not NULL (ws always keeps state). */
+_Static_assert(sizeof(struct ws_state) <= WS_STATE_SIZE, "ws.h's WS_STATE_SIZE is too small");
+
+/* stream_state, known not NULL (ws always keeps state; it may be a layer
+ * of a stack: stream.h). */
 static struct ws_state *ws_of(const struct stream_loop *l, const struct stream *st)
 {
-    return (struct ws_state *)((char *)st + l->owner_size);
+    return stream_state_at(l, st);
 }
 
 static int ws_open(struct stream_loop *l, struct stream *st)

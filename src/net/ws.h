@@ -28,6 +28,10 @@
 extern const struct transport_ops transport_ws;
 extern const struct transport_kind transport_kind_ws;
 
+/* The most its per-stream state takes (ws.c checks it), for a transport
+ * that stacks it on another (wss). */
+#define WS_STATE_SIZE 48u
+
 /* Close status codes it sends (RFC 6455 7.4.1). */
 #define WS_CLOSE_NORMAL      1000
 #define WS_CLOSE_PROTOCOL    1002

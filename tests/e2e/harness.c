@@ -385,6 +385,25 @@ void broker_wait_log(const struct broker *b, const char *needle, int count)
     }
 }
 
+int broker_listener_port(const struct broker *b, int nth)
+{
+    static const char needle[] = "listening on 127.0.0.1:";
+    broker_wait_log(b, needle, nth);
+    char path[128], line[1024];
+    path_in(b, "broker.log", path, sizeof(path));
+    FILE *f = fopen(path, "r");
+    cr_assert_not_null(f);
+    int port = 0, seen = 0;
+    while (!port && fgets(line, sizeof(line), f)) {
+        const char *at = strstr(line, needle);
+        if (at && ++seen == nth)
+            port = atoi(at + strlen(needle));
+    }
+    fclose(f);
+    cr_assert(port > 0, "no listener %d in the broker log", nth);
+    return port;
+}
+
 long broker_rss_kib(const struct broker *b)
 {
     char path[64], line[256];

@@ -45,6 +45,9 @@ int broker_log_count(const struct broker *b, const char *needle);
 /* Waits (bounded) until the log has at least count such lines; fails the test
  * otherwise. For what the broker only reports in its log (a reload). */
 void broker_wait_log(const struct broker *b, const char *needle, int count);
+/* The port of the broker's nth listener (1: the first "listening on" line
+ * of its log, in file order), waiting (bounded) for it. ringmqd only. */
+int broker_listener_port(const struct broker *b, int nth);
 
 /* The metrics listener's port, from "metrics on http://127.0.0.1:PORT/metrics"
  * in the log (start the broker with metrics.enabled=true, metrics.port=0). */

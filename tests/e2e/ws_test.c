@@ -7,6 +7,7 @@
  * test a good WebSocket client keeps working. MQTT.js covers the same
  * transport from an independent client (node/ws_test.mjs). */
 #include "harness.h"
+#include "ws_wire.h"
 
 #include <arpa/inet.h>
 #include <criterion/criterion.h>
@@ -32,25 +33,6 @@ static long long ms_now(void)
     return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* The ws listener's port: the second "listening on" line (file order). */
-static int ws_port(void)
-{
-    broker_wait_log(&b, "listening on 127.0.0.1:", 2);
-    char path[128], line[1024];
-    snprintf(path, sizeof(path), "%s/broker.log", b.dir);
-    FILE *f = fopen(path, "r");
-    cr_assert_not_null(f);
-    int port = 0, seen = 0;
-    while (!port && fgets(line, sizeof(line), f)) {
-        const char *at = strstr(line, "listening on 127.0.0.1:");
-        if (at && ++seen == 2)
-            port = atoi(at + strlen("listening on 127.0.0.1:"));
-    }
-    fclose(f);
-    cr_assert(port > 0, "no ws listener in the broker log");
-    return port;
-}
-
 static void start(const char *extra)
 {
     broker_start(&b, "listener.ws.transport=ws", "listener.ws.port=0",
@@ -58,7 +40,7 @@ static void start(const char *extra)
                  "listener.ws.ws_allowed_origins=http://good.example, https://also.example",
                  extra ? extra : "log.level=info", NULL);
     wsb = b;
-    wsb.port = ws_port();
+    wsb.port = broker_listener_port(&b, 2);
 }
 
 /* Exactly n bytes, or the test fails (0 when the peer closed first). */
@@ -129,63 +111,23 @@ static int refused(const char *req, size_t len)
 
 /* ---- frames ------------------------------------------------------------- */
 
-static const uint8_t MASK[4] = {0x37, 0xfa, 0x21, 0x3d};
-
-/* One frame: fin bit, opcode, payload masked when `masked`; `claimed`
- * overrides the length field when non-zero (the payload sent is len). */
-static size_t frame(uint8_t *out, bool fin, int op, bool masked, const void *payload, size_t len,
-                    uint64_t claimed)
-{
-    uint64_t l = claimed ? claimed : len;
-    size_t n = 0;
-    out[n++] = (uint8_t)((fin ? 0x80 : 0) | op);
-    uint8_t m = masked ? 0x80 : 0;
-    if (l < 126) {
-        out[n++] = (uint8_t)(m | l);
-    } else if (l < 65536) {
-        out[n++] = m | 126;
-        out[n++] = (uint8_t)(l >> 8);
-        out[n++] = (uint8_t)l;
-    } else {
-        out[n++] = m | 127;
-        for (int i = 7; i >= 0; i--)
-            out[n++] = (uint8_t)(l >> (8 * i));
-    }
-    if (masked) {
-        memcpy(out + n, MASK, 4);
-        n += 4;
-    }
-    for (size_t i = 0; i < len; i++)
-        out[n + i] = ((const uint8_t *)payload)[i] ^ (masked ? MASK[i & 3] : 0);
-    return n + len;
-}
-
 static void send_frame(int fd, bool fin, int op, const void *payload, size_t len)
 {
     uint8_t f[MAX_FRAME + 16];
     cr_assert_leq(len, MAX_FRAME);
-    cr_assert(raw_send(fd, f, frame(f, fin, op, true, payload, len, 0)) == 0);
+    cr_assert(raw_send(fd, f, ws_frame(f, fin, op, true, payload, len, 0)) == 0);
+}
+
+/* Exactly n bytes from the socket (ws_read_fn). */
+static size_t fd_read(void *io, void *buf, size_t n)
+{
+    return recv_exact(*(int *)io, buf, n, E2E_WAIT_MS);
 }
 
 /* One frame from the server (never masked); its opcode, payload in buf. */
 static int read_frame(int fd, uint8_t *buf, size_t cap, size_t *len)
 {
-    uint8_t h[10];
-    cr_assert_eq(recv_exact(fd, h, 2, E2E_WAIT_MS), 2, "closed instead of a frame");
-    cr_assert_eq(h[1] & 0x80, 0, "a server frame is not masked (RFC 6455 5.1)");
-    uint64_t l = h[1] & 0x7f;
-    if (l == 126 || l == 127) {
-        size_t k = l == 126 ? 2 : 8;
-        cr_assert_eq(recv_exact(fd, h + 2, k, E2E_WAIT_MS), k);
-        l = 0;
-        for (size_t i = 0; i < k; i++)
-            l = l << 8 | h[2 + i];
-    }
-    cr_assert_leq(l, cap);
-    if (l)
-        cr_assert_eq(recv_exact(fd, buf, l, E2E_WAIT_MS), l);
-    *len = l;
-    return h[0] & 0x0f;
+    return ws_read_frame(fd_read, &fd, buf, cap, len);
 }
 
 /* The next frame is a close with status `code`, then the connection ends. */
@@ -207,8 +149,7 @@ static void expect_close(int fd, unsigned code)
 
 struct wsc {
     int fd;
-    size_t have; /* payload bytes in `in` not yet taken */
-    uint8_t in[1 << 17];
+    struct ws_packets rx;
 };
 
 /* Upgraded connection (answered 101 with subprotocol mqtt). */
@@ -231,30 +172,7 @@ static void ws_free(struct wsc *w)
 /* One MQTT packet, from however the server framed them; its length. */
 static size_t ws_read_packet(struct wsc *w, uint8_t *out, size_t cap)
 {
-    for (;;) {
-        if (w->have >= 2) {
-            size_t rl = 0, i = 1;
-            int shift = 0;
-            while (i < w->have && i < 5) {
-                rl |= (size_t)(w->in[i] & 0x7f) << shift;
-                shift += 7;
-                if (!(w->in[i++] & 0x80))
-                    break;
-            }
-            if (i <= w->have && !(w->in[i - 1] & 0x80) && w->have >= i + rl) {
-                size_t n = i + rl;
-                cr_assert_leq(n, cap);
-                memcpy(out, w->in, n);
-                memmove(w->in, w->in + n, w->have - n);
-                w->have -= n;
-                return n;
-            }
-        }
-        size_t n;
-        int op = read_frame(w->fd, w->in + w->have, sizeof(w->in) - w->have, &n);
-        cr_assert_eq(op, 0x2, "opcode %d, not binary", op);
-        w->have += n;
-    }
+    return ws_read_packet_from(fd_read, &w->fd, &w->rx, out, cap);
 }
 
 static void ws_send_pkt(struct wsc *w, const struct pkt *p)
@@ -426,7 +344,7 @@ Test(ws, unmasked_frame_closes_1002)
     struct wsc *w = mqtt_open("bad-unmasked");
     uint8_t f[16];
     const uint8_t ping[2] = {0xc0, 0};
-    cr_assert(raw_send(w->fd, f, frame(f, true, 0x2, false, ping, 2, 0)) == 0);
+    cr_assert(raw_send(w->fd, f, ws_frame(f, true, 0x2, false, ping, 2, 0)) == 0);
     expect_close(w->fd, 1002);
     free(w);
     good_check(good, "good-1002");
@@ -456,12 +374,12 @@ Test(ws, frame_over_ws_max_frame_closes_1009)
     uint8_t f[64];
     const uint8_t some[8] = {0};
     /* Only the header matters: it announces MAX_FRAME + 1 bytes. */
-    cr_assert(raw_send(w->fd, f, frame(f, true, 0x2, true, some, 8, MAX_FRAME + 1)) == 0);
+    cr_assert(raw_send(w->fd, f, ws_frame(f, true, 0x2, true, some, 8, MAX_FRAME + 1)) == 0);
     expect_close(w->fd, 1009);
     free(w);
     /* A 64-bit length with its top bit set is a protocol error. */
     w = mqtt_open("bad-len");
-    cr_assert(raw_send(w->fd, f, frame(f, true, 0x2, true, some, 8, UINT64_C(1) << 63)) == 0);
+    cr_assert(raw_send(w->fd, f, ws_frame(f, true, 0x2, true, some, 8, UINT64_C(1) << 63)) == 0);
     expect_close(w->fd, 1002);
     free(w);
     good_check(good, "good-1009");
@@ -592,7 +510,7 @@ Test(ws, connection_moves_home_in_the_middle_of_a_frame)
         pkt_subscribe(&p, 3, topic, 1);
         size_t s = pkt_encode(&p, body + c);
         size_t half = c + s / 2 + 1; /* odd: the mask's phase is not 0 */
-        size_t fl = frame(f, true, 0x2, true, body, c + s, 0);
+        size_t fl = ws_frame(f, true, 0x2, true, body, c + s, 0);
         size_t cut = fl - (c + s) + half;
         cr_assert(raw_send(w[i]->fd, f, cut) == 0);
         expect_connack_ok(w[i]);

@@ -1,6 +1,7 @@
 #!/bin/sh
-# MQTT.js over ws:// (ws_test.mjs beside this file), run by meson as
-#   ws_node_test.sh SOURCE_DIR BUILD_DIR
+# MQTT.js over ws:// or wss:// (TEST.mjs beside this file, with lib.mjs),
+# run by meson as
+#   ws_node_test.sh SOURCE_DIR BUILD_DIR TEST.mjs
 # with RINGMQD, RINGMQ_CONF and RINGMQ_SHARDS set. MQTT.js is installed from
 # the committed package-lock.json into BUILD_DIR (npm ci, once per lock
 # file; concurrent runs wait for it under a lock). Without node or npm the
@@ -8,6 +9,7 @@
 set -u
 src=$1
 dir=$2
+test=$3
 if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
     echo "SKIP: node and npm are not installed (tools/install-deps.sh installs them)"
     exit 77
@@ -25,6 +27,8 @@ mkdir -p "$dir" || exit 1
             exit 1
         fi
     fi
-    cp "$src/ws_test.mjs" "$dir/ws_test.mjs.tmp.$$" && mv "$dir/ws_test.mjs.tmp.$$" "$dir/ws_test.mjs"
+    for f in lib.mjs "$test"; do
+        cp "$src/$f" "$dir/$f.tmp.$$" && mv "$dir/$f.tmp.$$" "$dir/$f" || exit 1
+    done
 ) 9>"$dir/.lock" || exit 1
-cd "$dir" && exec node --test ws_test.mjs
+cd "$dir" && exec node --test "$test"

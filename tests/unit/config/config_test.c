@@ -456,7 +456,7 @@ Test(config, error_bad_value)
     expect_file_error(LISTENER_OK "[log]\ntarget = file\n",
                       ":3: [log] target: expected stderr or syslog, got 'file'");
     expect_file_error("[listener.web]\ntransport = quic\n",
-                      ":2: [listener.web] transport: expected tcp, ws or tls, got 'quic'");
+                      ":2: [listener.web] transport: expected tcp, tls, ws or wss, got 'quic'");
 }
 
 Test(config, tls_keys)
@@ -520,6 +520,78 @@ Test(config, tls_errors)
     char want[600];
     snprintf(want, sizeof(want),
              "%s: [listener.default] transport = tls needs tls_cert and tls_key", tmp_path);
+    cr_assert_str_eq(err, want);
+}
+
+/* wss takes both transports' options: TLS's and WebSocket's. */
+Test(config, wss_keys)
+{
+    const char *ov[] = {
+        "listener.s.port=8084",
+        "listener.s.transport=wss",
+        "listener.s.tls_cert=/c.pem",
+        "listener.s.tls_key=/k.pem",
+        "listener.s.tls_ca=/ca.pem",
+        "listener.s.tls_crl=/crl.pem",
+        "listener.s.tls_verify_client=optional",
+        "listener.s.tls_min_version=1.3",
+        "listener.s.tls_ciphers=ECDHE-ECDSA-AES128-GCM-SHA256",
+        "listener.s.tls_handshake_timeout=4",
+        "listener.s.ws_path=/wss",
+        "listener.s.ws_allowed_origins=https://a.example",
+        "listener.s.ws_max_frame=8192",
+        "listener.s.sni.acme.example.com.cert=/acme.pem",
+        "listener.s.sni.acme.example.com.key=/acme.key",
+    };
+    struct config cfg;
+    load_ok(&cfg, LISTENER_OK, ov, sizeof(ov) / sizeof(ov[0]));
+    const struct config_listener *l = &cfg.listeners[1];
+    cr_assert_eq(l->transport, CONFIG_TRANSPORT_WSS);
+    cr_assert_str_eq(config_transport_name(l->transport), "wss");
+    cr_assert(config_transport_tls(CONFIG_TRANSPORT_WSS));
+    cr_assert(config_transport_tls(CONFIG_TRANSPORT_TLS));
+    cr_assert(!config_transport_tls(CONFIG_TRANSPORT_WS));
+    cr_assert(!config_transport_tls(CONFIG_TRANSPORT_TCP));
+    cr_assert_str_eq(l->tls_cert, "/c.pem");
+    cr_assert_str_eq(l->tls_key, "/k.pem");
+    cr_assert_str_eq(l->tls_ca, "/ca.pem");
+    cr_assert_str_eq(l->tls_crl, "/crl.pem");
+    cr_assert_eq(l->tls_verify_client, CONFIG_TLS_VERIFY_OPTIONAL);
+    cr_assert_eq(l->tls_min_version, 13);
+    cr_assert_str_eq(l->tls_ciphers, "ECDHE-ECDSA-AES128-GCM-SHA256");
+    cr_assert_eq(l->tls_handshake_timeout, 4);
+    cr_assert_str_eq(l->ws_path, "/wss");
+    cr_assert_str_eq(l->ws_allowed_origins, "https://a.example");
+    cr_assert_eq(l->ws_max_frame, 8192);
+    cr_assert_eq(cfg.nsni, 1);
+    cr_assert_str_eq(cfg.sni[0].host, "acme.example.com");
+    cr_assert_eq(cfg.sni[0].listener, 1);
+}
+
+Test(config, wss_errors)
+{
+    expect_file_error("[listener.s]\ntransport = wss\n",
+                      ":2: [listener.s] transport = wss needs tls_cert and tls_key");
+    expect_file_error("[listener.s]\ntransport = wss\ntls_key = /k\n",
+                      ":2: [listener.s] transport = wss needs tls_cert and tls_key");
+    expect_file_error("[listener.s]\ntransport = wss\ntls_cert = /c\ntls_key = /k\n"
+                      "tls_verify_client = required\n",
+                      ":2: [listener.s] tls_verify_client needs tls_ca");
+    expect_file_error("[listener.s]\ntransport = wss\ntls_cert = /c\ntls_key = /k\n"
+                      "ws_path = mqtt\n",
+                      ":5: [listener.s] ws_path: expected a path such as /mqtt, got 'mqtt'");
+    /* Server names belong to listeners on TLS, wss among them. */
+    expect_file_error("[listener.s]\ntransport = ws\nsni.a.example.cert = /c\n"
+                      "sni.a.example.key = /k\n",
+                      ":2: [listener.s] sni.a.example: server names are a transport = tls or "
+                      "wss setting");
+    struct config cfg;
+    char err[512];
+    const char *ov[] = {"listener.default.transport=wss"};
+    cr_assert_eq(load_text(&cfg, LISTENER_OK, ov, 1, err, sizeof(err)), -1);
+    char want[600];
+    snprintf(want, sizeof(want),
+             "%s: [listener.default] transport = wss needs tls_cert and tls_key", tmp_path);
     cr_assert_str_eq(err, want);
 }
 
