@@ -21,7 +21,7 @@
 
 /* The most its per-stream state takes (tls.c checks it), for a transport
  * that stacks another on it (wss). */
-#define TLS_STATE_SIZE 48u
+#define TLS_STATE_SIZE 56u
 
 /* The tls kind: its stream ops and its listener context. */
 extern const struct transport_kind transport_kind_tls;

@@ -309,13 +309,13 @@ int transport_stack_listener_sni(void *ctx, const struct config *cfg, uint32_t l
 
 /* Each layer keeps its old context when its own reload fails; the first
  * failure is returned (the others are tried all the same). */
-int transport_stack_listener_reload(void *ctx, const struct config_listener *cl)
+int transport_stack_listener_reload(void *ctx, const struct config *cfg, uint32_t li)
 {
     struct stack_listener *sl = ctx;
     int first = 0;
     for (unsigned i = 0; i < sl->layers.n; i++) {
         int rc = sl->kinds[i]->listener_reload
-                     ? sl->kinds[i]->listener_reload(sl->layers.ctx[i], cl)
+                     ? sl->kinds[i]->listener_reload(sl->layers.ctx[i], cfg, li)
                      : 0;
         if (rc < 0 && first == 0)
             first = rc;

@@ -54,7 +54,7 @@ int transport_stack_listener_create(const struct transport_kind *const *kinds, u
 /* Each layer's certificates by server name, reload and destroy (the
  * struct transport_kind hooks, for the layers that have them). */
 int transport_stack_listener_sni(void *ctx, const struct config *cfg, uint32_t li);
-int transport_stack_listener_reload(void *ctx, const struct config_listener *cl);
+int transport_stack_listener_reload(void *ctx, const struct config *cfg, uint32_t li);
 void transport_stack_listener_destroy(void *ctx);
 
 #endif
