@@ -340,7 +340,8 @@ Test(admin, kick_sends_a_v5_client_disconnect_0x98)
     struct client_opts o = {.id = "kick-v5", .clean = true, .protocol = MQTT_PROTOCOL_V5};
     struct client *c = client_connect(&b, &o);
     cr_assert_eq(post("/api/v1/tenants/global/clients/kick-v5/kick", "admin-token"), 200);
-    cr_assert_eq(client_wait_v5_disconnect(c, E2E_WAIT_MS), 0x98);
+    int rc = client_wait_v5_disconnect(c, E2E_WAIT_MS);
+    cr_assert_eq(rc, 0x98, "the 5.0 disconnect callback gave %d", rc);
     broker_wait_log(&b, "admin: kicked client kick-v5 of tenant global", 1);
     json_decref(get_json("/api/v1/tenants/global/clients/kick-v5", "admin-token", 404));
     client_destroy(c);

@@ -570,14 +570,17 @@ static void on_disconnect(struct mosquitto *m, void *obj, int rc)
 }
 
 /* libmosquitto gives a 5.0 client the DISCONNECT's reason code here (or
- * its own error when the connection just closed). */
+ * its own error when the connection just closed). After a DISCONNECT it
+ * may call again for the close that follows (MOSQ_ERR_CONN_LOST): the
+ * first call is the one that tells why. */
 static void on_disconnect_v5(struct mosquitto *m, void *obj, int rc, const mosquitto_property *p)
 {
     (void)m;
     (void)p;
     struct client *c = obj;
     pthread_mutex_lock(&c->mu);
-    c->v5_disconnect_rc = rc;
+    if (c->v5_disconnect_rc < 0)
+        c->v5_disconnect_rc = rc;
     pthread_cond_broadcast(&c->cv);
     pthread_mutex_unlock(&c->mu);
 }
