@@ -6,8 +6,11 @@
  * owns the HTTP side (routing, authentication against the token file,
  * JSON with jansson) and knows nothing of shards: the broker answers its
  * questions through struct admin_ops, on the admin thread, and gathers
- * shard-owned data its own way (plain loads of the shard-local counters,
- * as the metrics collector does). Every refusal (401, 403) is logged.
+ * shard-owned data its own way: counters by plain loads, as the metrics
+ * collector reads them; clients by asking each shard, which answers on
+ * its own thread within one loop turn (broker/control.h), the admin
+ * thread waiting at most ADMIN_SHARD_WAIT_MS (then 503). Every refusal
+ * (401, 403) is logged.
  *
  * Authentication: `Authorization: Bearer TOKEN`, checked against the
  * token file's hashes (admin/token.h). No token or an unknown one: 401; a
@@ -18,6 +21,7 @@
 #ifndef RINGMQ_ADMIN_ADMIN_H
 #define RINGMQ_ADMIN_ADMIN_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -29,14 +33,82 @@ struct admin_tenant {
     uint64_t connections, sessions;
 };
 
+/* The longest the broker waits for the shards' answers to one request:
+ * past it the request fails with -ETIMEDOUT (503). */
+#define ADMIN_SHARD_WAIT_MS 2000u
+
+/* Clients per page: by default, and at most (GET .../clients?limit=). */
+#define ADMIN_PAGE_DEFAULT 100u
+#define ADMIN_PAGE_MAX     1000u
+
+/* A client id's longest (MQTT's string limit). */
+#define ADMIN_CLIENT_ID_MAX 65535u
+
+/* The text of an IPv4 or IPv6 address, NUL included (INET6_ADDRSTRLEN). */
+#define ADMIN_ADDR_MAX 46
+
+/* One connected client (CONNECT accepted) as GET .../clients shows it. */
+struct admin_client {
+    char *id; /* malloc'd, id_len bytes and a NUL; owned by whoever holds the entry */
+    uint16_t id_len;
+    uint8_t version;    /* MQTT protocol level: 3 (3.1), 4 (3.1.1), 5 (5.0) */
+    uint16_t keepalive; /* seconds, as granted */
+    uint16_t port;
+    char addr[ADMIN_ADDR_MAX]; /* "" when unknown */
+    const char *listener;      /* borrowed: the configured listener's name */
+    const char *transport;     /* borrowed: tcp, tls, ws, ... */
+    int64_t connected_since;   /* Unix time (s) CONNECT was accepted */
+    uint32_t subscriptions;    /* in its session */
+    uint32_t inflight;         /* QoS 1/2 deliveries waiting for their acks */
+    uint32_t queued;           /* messages queued behind them */
+};
+
+/* Which clients a page holds: ids in byte order (for UTF-8, code point
+ * order) after `after` (NULL: from the first), starting with `prefix`
+ * (NULL or empty: any), at most `limit` (1..ADMIN_PAGE_MAX). Borrowed. */
+struct admin_client_query {
+    const char *prefix;
+    size_t prefix_len;
+    const char *after;
+    size_t after_len;
+    uint32_t limit;
+};
+
+/* A page of clients: v[0..n) in id order, each id owned by the page. */
+struct admin_client_page {
+    struct admin_client *v;
+    uint32_t n;
+    bool more; /* more clients match after v[n-1] */
+};
+
+/* Free the page's entries and ids (the struct itself is the caller's). */
+void admin_client_page_fini(struct admin_client_page *p);
+
+/* Free one entry's id. */
+void admin_client_fini(struct admin_client *c);
+
 /* What the broker answers; each runs on the admin thread, one request at
- * a time, and must not block for long (a slow answer delays only other
- * admin requests). */
+ * a time. An op that asks the shards waits for them at most
+ * ADMIN_SHARD_WAIT_MS (a slow answer delays only other admin requests).
+ * Tenant names are borrowed, NUL-terminated; client ids are bytes. */
 struct admin_ops {
     /* Every tenant the broker has seen, with its live counts: the first
      * `cap` into v; returns how many there are (more than cap: call
      * again with more room). */
     uint32_t (*tenants)(void *arg, struct admin_tenant *v, uint32_t cap);
+    /* A page of tenant `tenant`'s connected clients (*out filled, its
+     * entries owned by the caller). 0, -ENOENT (no such tenant),
+     * -ETIMEDOUT (a shard did not answer in time), -ENOMEM. */
+    int (*clients)(void *arg, const char *tenant, const struct admin_client_query *q,
+                   struct admin_client_page *out);
+    /* One connected client into *out (its id owned by the caller). 0,
+     * -ENOENT (no such tenant or client connected), -ETIMEDOUT, -ENOMEM. */
+    int (*client)(void *arg, const char *tenant, const char *id, size_t len,
+                  struct admin_client *out);
+    /* Close that client's connection (a 5.0 client first gets DISCONNECT
+     * 0x98, Administrative action); with delete_session its session ends
+     * with it. 0, -ENOENT, -ETIMEDOUT, -ENOMEM. */
+    int (*kick)(void *arg, const char *tenant, const char *id, size_t len, bool delete_session);
 };
 
 struct admin_server;

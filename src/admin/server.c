@@ -11,6 +11,7 @@
 #include "admin/admin.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netinet/in.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -19,6 +20,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <time.h>
 
 #include <jansson.h>
 #include <microhttpd.h>
@@ -176,13 +178,10 @@ static json_t *tenants_json(struct admin_server *s, const struct caller *c, cons
     return arr;
 }
 
-/* GET /tenants and GET /tenants/{t}. */
+/* GET /tenants and GET /tenants/{t} (one the caller may see). */
 static enum MHD_Result get_tenants(struct admin_server *s, struct MHD_Connection *conn,
-                                   const struct caller *c, const char *one, const char *url)
+                                   const struct caller *c, const char *one)
 {
-    if (one && !caller_sees(c, one))
-        return refuse(conn, c, MHD_HTTP_FORBIDDEN, "forbidden",
-                      "this token may not see that tenant", "GET", url);
     bool found;
     json_t *arr = tenants_json(s, c, one, &found);
     if (!arr)
@@ -198,26 +197,204 @@ static enum MHD_Result get_tenants(struct admin_server *s, struct MHD_Connection
     return reply_json(conn, MHD_HTTP_OK, t);
 }
 
-/* Route an authenticated request. Paths: /api/v1/tenants[/{t}]. */
+/* An op's -errno as the answer. */
+static enum MHD_Result reply_errno(struct MHD_Connection *conn, int err, const char *missing)
+{
+    if (err == -ENOENT)
+        return reply_error(conn, MHD_HTTP_NOT_FOUND, "not_found", missing);
+    if (err == -ETIMEDOUT)
+        return reply_error(conn, MHD_HTTP_SERVICE_UNAVAILABLE, "unavailable",
+                           "the broker's shards did not answer in time");
+    return reply_error(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal", "out of memory");
+}
+
+/* "5.0", "3.1.1", "3.1" for a protocol level. */
+static const char *protocol_name(uint8_t level)
+{
+    return level == 5 ? "5.0" : level == 4 ? "3.1.1" : "3.1";
+}
+
+/* One client as JSON; NULL when out of memory. Client ids are valid UTF-8
+ * (the codec checks them, MQTT-1.5.3-1), as jansson requires. */
+static json_t *client_json(const struct admin_client *c)
+{
+    char since[32];
+    time_t t = (time_t)c->connected_since;
+    struct tm tm;
+    if (!gmtime_r(&t, &tm) || !strftime(since, sizeof(since), "%Y-%m-%dT%H:%M:%SZ", &tm))
+        snprintf(since, sizeof(since), "?");
+    return json_pack("{s:s%,s:s,s:i,s:s,s:i,s:s,s:s,s:s,s:i,s:I,s:I,s:I}", "id", c->id,
+                     (size_t)c->id_len, "protocol", protocol_name(c->version), "protocol_level",
+                     (int)c->version, "address", c->addr, "port", (int)c->port, "listener",
+                     c->listener ? c->listener : "", "transport", c->transport ? c->transport : "",
+                     "connected_since", since, "keepalive", (int)c->keepalive, "subscriptions",
+                     (json_int_t)c->subscriptions, "inflight", (json_int_t)c->inflight, "queued",
+                     (json_int_t)c->queued);
+}
+
+void admin_client_fini(struct admin_client *c)
+{
+    free(c->id);
+    c->id = NULL;
+}
+
+void admin_client_page_fini(struct admin_client_page *p)
+{
+    for (uint32_t i = 0; i < p->n; i++)
+        admin_client_fini(&p->v[i]);
+    free(p->v);
+    p->v = NULL;
+    p->n = 0;
+}
+
+/* ?prefix=&after=&limit= into *q; NULL, or why the query is refused. */
+static const char *client_query(struct MHD_Connection *conn, struct admin_client_query *q)
+{
+    memset(q, 0, sizeof(*q));
+    q->limit = ADMIN_PAGE_DEFAULT;
+    q->prefix = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "prefix");
+    q->after = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "after");
+    q->prefix_len = q->prefix ? strlen(q->prefix) : 0;
+    q->after_len = q->after ? strlen(q->after) : 0;
+    if (q->prefix_len > ADMIN_CLIENT_ID_MAX || q->after_len > ADMIN_CLIENT_ID_MAX)
+        return "prefix and after are client ids: at most 65535 bytes";
+    const char *limit = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "limit");
+    if (limit) {
+        char *end;
+        errno = 0;
+        unsigned long v = strtoul(limit, &end, 10);
+        if (!*limit || *end || errno || *limit == '-' || v < 1 || v > ADMIN_PAGE_MAX)
+            return "limit must be a number from 1 to 1000";
+        q->limit = (uint32_t)v;
+    }
+    return NULL;
+}
+
+/* GET /tenants/{t}/clients: one page, and the `after` of the next. */
+static enum MHD_Result get_clients(struct admin_server *s, struct MHD_Connection *conn,
+                                   const char *tenant)
+{
+    struct admin_client_query q;
+    const char *bad = client_query(conn, &q);
+    if (bad)
+        return reply_error(conn, MHD_HTTP_BAD_REQUEST, "bad_request", bad);
+    struct admin_client_page page = {0};
+    int err = s->ops->clients(s->arg, tenant, &q, &page);
+    if (err < 0)
+        return reply_errno(conn, err, "no such tenant");
+    json_t *arr = json_array();
+    for (uint32_t i = 0; arr && i < page.n; i++)
+        if (json_array_append_new(arr, client_json(&page.v[i])) < 0) {
+            json_decref(arr);
+            arr = NULL;
+        }
+    json_t *next = page.more && page.n
+                       ? json_stringn(page.v[page.n - 1].id, page.v[page.n - 1].id_len)
+                       : json_null();
+    admin_client_page_fini(&page);
+    json_t *body = arr && next ? json_pack("{s:o,s:o}", "clients", arr, "next", next) : NULL;
+    if (!body) {
+        json_decref(arr);
+        json_decref(next);
+        return reply_error(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal", "out of memory");
+    }
+    return reply_json(conn, MHD_HTTP_OK, body);
+}
+
+/* GET /tenants/{t}/clients/{id}. */
+static enum MHD_Result get_client(struct admin_server *s, struct MHD_Connection *conn,
+                                  const char *tenant, const char *id, size_t len)
+{
+    struct admin_client c = {0};
+    int err = s->ops->client(s->arg, tenant, id, len, &c);
+    if (err < 0)
+        return reply_errno(conn, err, "no such client connected");
+    json_t *o = client_json(&c);
+    admin_client_fini(&c);
+    if (!o)
+        return reply_error(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal", "out of memory");
+    return reply_json(conn, MHD_HTTP_OK, o);
+}
+
+/* POST /tenants/{t}/clients/{id}/kick[?session=delete]: admin role only. */
+static enum MHD_Result post_kick(struct admin_server *s, struct MHD_Connection *conn,
+                                 const struct caller *c, const char *tenant, const char *id,
+                                 size_t len, const char *url)
+{
+    if (c->token && c->token->role != ADMIN_ROLE_ADMIN)
+        return refuse(conn, c, MHD_HTTP_FORBIDDEN, "forbidden", "a read token may only GET", "POST",
+                      url);
+    const char *session = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "session");
+    if (session && strcmp(session, "delete") != 0 && strcmp(session, "keep") != 0)
+        return reply_error(conn, MHD_HTTP_BAD_REQUEST, "bad_request",
+                           "session must be delete or keep");
+    bool drop = session && !strcmp(session, "delete");
+    int err = s->ops->kick(s->arg, tenant, id, len, drop);
+    if (err < 0)
+        return reply_errno(conn, err, "no such client connected");
+    log_info("admin: kicked client %.*s of tenant %s%s (from %s)", (int)len, id, tenant,
+             drop ? ", session deleted" : "", c->peer);
+    return reply_json(conn, MHD_HTTP_OK,
+                      json_pack("{s:s%,s:b}", "kicked", id, len, "session_deleted", drop));
+}
+
+/* .../clients/{rest}: GET {id} (the rest, slashes and all), POST {id}/kick. */
+static enum MHD_Result route_client(struct admin_server *s, struct MHD_Connection *conn,
+                                    const struct caller *c, const char *method, const char *tenant,
+                                    const char *rest, const char *url)
+{
+    static const char kick[] = "/kick";
+    size_t len = strlen(rest), kl = sizeof(kick) - 1;
+    if (!strcmp(method, MHD_HTTP_METHOD_GET))
+        return len ? get_client(s, conn, tenant, rest, len)
+                   : reply_error(conn, MHD_HTTP_NOT_FOUND, "not_found", "no such endpoint");
+    if (strcmp(method, MHD_HTTP_METHOD_POST) != 0)
+        return reply_error(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "method_not_allowed",
+                           "GET a client, POST its kick");
+    if (len <= kl || strcmp(rest + len - kl, kick) != 0)
+        return reply_error(conn, MHD_HTTP_NOT_FOUND, "not_found", "no such endpoint");
+    return post_kick(s, conn, c, tenant, rest, len - kl, url);
+}
+
+/* Route an authenticated request. Paths: /api/v1/tenants[/{t}[/clients
+ * [/{id}[/kick]]]]. The tenant must be one the token may see. */
 static enum MHD_Result route(struct admin_server *s, struct MHD_Connection *conn,
                              const struct caller *c, const char *method, const char *url)
 {
-    static const char tenants[] = API_PREFIX "/tenants";
-    const size_t tl = sizeof(tenants) - 1;
+    static const char tenants[] = API_PREFIX "/tenants", clients[] = "/clients";
+    const size_t tl = sizeof(tenants) - 1, cl = sizeof(clients) - 1;
     if (strncmp(url, tenants, tl) != 0 || (url[tl] != '\0' && url[tl] != '/'))
         return reply_error(conn, MHD_HTTP_NOT_FOUND, "not_found", "no such endpoint");
+    char tenant[ADMIN_TENANT_MAX];
     const char *one = url[tl] == '/' ? url + tl + 1 : NULL;
-    if (one && (!*one || strchr(one, '/') || strlen(one) >= ADMIN_TENANT_MAX))
+    const char *sub = one ? one + strcspn(one, "/") : NULL;
+    if (one && (sub == one || (size_t)(sub - one) >= sizeof(tenant)))
         return reply_error(conn, MHD_HTTP_NOT_FOUND, "not_found", "no such endpoint");
+    if (one) {
+        snprintf(tenant, sizeof(tenant), "%.*s", (int)(sub - one), one);
+        one = tenant;
+    }
+    bool is_clients = sub && !strncmp(sub, clients, cl) && (sub[cl] == '\0' || sub[cl] == '/');
+    if (sub && *sub && !is_clients)
+        return reply_error(conn, MHD_HTTP_NOT_FOUND, "not_found", "no such endpoint");
+    if (one && !caller_sees(c, one))
+        return refuse(conn, c, MHD_HTTP_FORBIDDEN, "forbidden",
+                      "this token may not see that tenant", method, url);
+    if (is_clients && sub[cl] == '/')
+        return route_client(s, conn, c, method, one, sub + cl + 1, url);
     if (strcmp(method, MHD_HTTP_METHOD_GET) != 0)
         return reply_error(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "method_not_allowed",
                            "only GET is served here");
-    return get_tenants(s, conn, c, one, url);
+    if (is_clients)
+        return get_clients(s, conn, one);
+    return get_tenants(s, conn, c, one);
 }
 
 /*
- * Answered on the first call for the request: no endpoint of this slice
- * takes a body, and MHD closes a connection whose upload was refused.
+ * Answered on the first call for the request: no endpoint takes a body
+ * (kick's options are in the query), and MHD closes a connection whose
+ * upload was refused. The path MHD hands over is percent-decoded, so a
+ * client id with '/' or spaces is sent encoded.
  */
 static enum MHD_Result admin_request(void *cls, struct MHD_Connection *conn, const char *url,
                                      const char *method, const char *version,

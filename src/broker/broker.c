@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "admin/admin.h"
+#include "broker/control.h"
 #include "broker/observe.h"
 #include "broker/shard.h"
 #include "core/affinity.h"
@@ -26,6 +27,7 @@
 
 static void broker_free(struct broker *b)
 {
+    control_fini(b); /* a request left in a shard's slot, the eventfds */
     for (uint32_t i = 0; i < b->nshards; i++) {
         struct shard *s = b->shards[i];
         if (!s)
@@ -203,27 +205,6 @@ static int threads_start(struct broker *b)
     return -EIO;
 }
 
-/* admin_ops' tenants, on the admin thread: the tenant directory and each
- * tenant's counters summed over the shards (plain loads, as a metrics
- * scrape reads them: they may lag a few increments). */
-static uint32_t admin_tenants(void *arg, struct admin_tenant *v, uint32_t cap)
-{
-    struct broker *b = arg;
-    uint32_t n = tenant_dir_count(&b->tenants), k = 0;
-    for (uint32_t id = 0; id < n; id++) {
-        struct tenant_counters sum;
-        const char *name = tenant_dir_name(&b->tenants, (uint16_t)id);
-        if (!name || !observe_tenant_sum(b, (uint16_t)id, &sum))
-            continue; /* no shard has seen it yet */
-        if (k < cap)
-            v[k] = (struct admin_tenant){name, sum.connections, sum.sessions};
-        k++;
-    }
-    return k;
-}
-
-static const struct admin_ops broker_admin_ops = {.tenants = admin_tenants};
-
 /* The admin API (when enabled); -EIO when it cannot start. */
 static int announce_admin(struct broker *b)
 {
@@ -232,7 +213,7 @@ static int announce_admin(struct broker *b)
         return 0;
     char err[512];
     uint16_t port = 0;
-    b->admin = admin_server_start(cfg, &broker_admin_ops, b, &port, err, sizeof(err));
+    b->admin = admin_server_start(cfg, &control_admin_ops, b, &port, err, sizeof(err));
     if (!b->admin) {
         log_err("%s", err);
         return -EIO;
@@ -296,6 +277,8 @@ int broker_start(const struct config *cfg, struct plugin_host *plugins, struct b
         ret = shard_create(b, i);
     if (ret == 0)
         ret = rings_create(b);
+    if (ret == 0)
+        ret = control_init(b);
     if (ret == 0)
         ret = open_listeners(b);
     if (ret == 0)

@@ -139,7 +139,7 @@ static struct conn *conn_create(struct shard *s, uint32_t fi, uint8_t listener,
         slab_free(s->conn_slab, c);
         return NULL;
     }
-    c->id = ++s->next_conn_id;
+    c->id = (uint32_t)++s->next_conn_id;
     c->last_rx_ms = s->now_ms;
     c->state = CONN_NEW;
     c->pending = true;
@@ -353,6 +353,7 @@ void conn_close(struct shard *s, struct conn *c, enum conn_close_reason why)
         [CLOSE_KEEPALIVE] = MQTT_RC_KEEPALIVE_TIMEOUT,
         [CLOSE_SHUTDOWN] = MQTT_RC_SERVER_SHUTTING_DOWN,
         [CLOSE_PROTOCOL] = MQTT_RC_PROTOCOL_ERROR,
+        [CLOSE_ADMIN] = MQTT_RC_ADMINISTRATIVE_ACTION,
     };
     conn_close_reason(s, c, why, codes[why], NULL);
 }
@@ -366,7 +367,7 @@ void conn_close_reason(struct shard *s, struct conn *c, enum conn_close_reason w
      * CONNECT is accepted that is the CONNACK's job. */
     if (c->v5 && c->state == CONN_ACTIVE && rc >= 0x80 &&
         (why == CLOSE_TAKEOVER || why == CLOSE_KEEPALIVE || why == CLOSE_SHUTDOWN ||
-         why == CLOSE_PROTOCOL))
+         why == CLOSE_PROTOCOL || why == CLOSE_ADMIN))
         write_disconnect(s, c, rc, reason_string);
     else if (c->v5 && c->state == CONN_NEW && why == CLOSE_PROTOCOL && rc >= 0x80 &&
              conn_fits(c, 5)) {

@@ -53,6 +53,7 @@ enum conn_close_reason {
     CLOSE_TAKEOVER,              /* same client id connected again */
     CLOSE_SHUTDOWN,              /* broker shutting down */
     CLOSE_REFUSED,               /* CONNECT refused (CONNACK != 0 sent) */
+    CLOSE_ADMIN,                 /* kicked through the admin API */
     CLOSE_MOVED,                 /* descriptor handed to another shard */
 };
 
@@ -69,7 +70,11 @@ struct conn {
     struct conn *all_next;      /* shard's pending list until CONNECT completes, then
                                    its list of every other connection (shutdown) */
     struct conn **all_pprev;
-    uint64_t id; /* unique per shard, for stale references */
+    /* Unique per shard, for stale references (a pending SUBSCRIBE, a
+     * retained replay): those live a few loop turns, not for the 2^32
+     * connections a wrap takes, so 32 bits leave room for since_s. */
+    uint32_t id;
+    uint32_t since_s; /* CONNECT accepted, CLOCK_MONOTONIC seconds (the admin API) */
     uint64_t last_rx_ms;
     shard_turn_t turn; /* the shard's loop turn turn_kib counts */
     uint8_t turn_kib;  /* KiB of its input handled in that turn, saturating at 255 */
@@ -193,8 +198,8 @@ static inline size_t conn_backlog(const struct conn *c)
 /* Close: flush what is queued, then shut down and free when no operation
  * is pending. Detaches the session (publishing the will unless the reason
  * is a clean DISCONNECT or a shutdown without wills). A 5.0 client first
- * gets a DISCONNECT for a takeover (0x8E), keepalive timeout (0x8D) or
- * shutdown (0x8B). Idempotent. */
+ * gets a DISCONNECT for a takeover (0x8E), keepalive timeout (0x8D),
+ * shutdown (0x8B) or the admin API's kick (0x98). Idempotent. */
 void conn_close(struct shard *s, struct conn *c, enum conn_close_reason why);
 
 /* conn_close with the DISCONNECT reason code (and a reason string, when the

@@ -831,6 +831,7 @@ static enum proto_result connect_finish(struct shard *s, struct conn *c, struct 
         ss->st.will->origin = ss; /* sole owner: No Local applies to wills too */
     c->session = ss;
     c->state = CONN_ACTIVE;
+    c->since_s = (uint32_t)(s->now_ms / 1000u);
     conn_pending_end(s, c);
     rq->t->ctr.connections++;
     observe_event(s, RINGMQ_EV_CONNECTED, rq->t, ss, 0, 0, NULL, 0);

@@ -16,6 +16,7 @@
 
 #include "broker/acl.h"
 #include "broker/conn.h"
+#include "broker/control.h"
 #include "broker/msg.h"
 #include "broker/observe.h"
 #include "broker/protocol.h"
@@ -225,6 +226,7 @@ static int serve_start(struct shard *s)
         }
         arm_plugin(s);
     }
+    control_arm(s); /* the admin API's requests (nothing without [admin]) */
     return 0;
 }
 
@@ -352,6 +354,7 @@ const struct shard_hooks serve_hooks = {
             [UD_HANDOVER] = on_handover,
             [UD_PLUGIN] = on_plugin,
             [UD_QUOTA] = on_quota,
+            [UD_ADMIN] = control_on_cqe,
         },
     .start = serve_start,
     .accepted = conn_accepted,

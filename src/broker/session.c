@@ -190,6 +190,11 @@ void session_on_timer(struct wheel_entry *e, void *arg)
         timer_drop(ss);
 }
 
+void session_end_with_connection(struct session *ss)
+{
+    ss->st.expiry_s = 0;
+}
+
 void session_detach(struct shard *s, struct session *ss, bool send_will)
 {
     ss->conn = NULL;

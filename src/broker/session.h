@@ -202,6 +202,11 @@ struct session *session_attach(struct shard *s, struct tenant *t, struct conn *c
  * keep it offline until it expires. */
 void session_detach(struct shard *s, struct session *ss, bool send_will);
 
+/* The session ends with its connection (the admin API's kick with
+ * session=delete): its expiry becomes 0, which the session_detach of the
+ * close that follows tells the store. */
+void session_end_with_connection(struct session *ss);
+
 /* Publish the session's will now (its Message Expiry starts now). */
 void session_publish_will(struct shard *s, struct session *ss);
 

@@ -51,6 +51,7 @@ struct plugin_port;
 struct share_group;
 struct route_state;
 struct store_ops;
+struct control_req;
 
 /*
  * io_uring user_data layout: the low 4 bits are a tag, the rest a pointer
@@ -71,6 +72,7 @@ enum ud_tag {
     UD_STOP = 9,     /* the stop eventfd became readable */
     UD_PLUGIN = 10,  /* the plugin eventfd: completions are waiting */
     UD_QUOTA = 11,   /* the outbound quota's next second began (s->throttled) */
+    UD_ADMIN = 12,   /* the admin eventfd: a request was posted (broker/control.h) */
     UD_TAGS = 16,
 };
 
@@ -136,6 +138,7 @@ struct broker {
     struct plugin_host *plugins; /* NULL without plugins; borrowed */
     struct metrics_server *metrics;
     struct admin_server *admin; /* NULL unless [admin] enabled */
+    int admin_done_fd;          /* the shards' answers are in (broker/control.h); -1: none */
     uint64_t started_ms;
     struct tenant_dir tenants;
     uint32_t nshards;
@@ -186,7 +189,12 @@ struct shard {
     uint64_t stop_val;
     int plugin_fd; /* written by plugin_port's wake, from any thread */
     uint64_t plugin_val;
-    struct plugin_port *port;  /* NULL without plugins */
+    struct plugin_port *port; /* NULL without plugins */
+    /* The admin API's request to this shard (broker/control.h): posted by
+     * the admin thread, which then writes admin_fd; taken here. */
+    int admin_fd; /* -1 unless [admin] enabled */
+    uint64_t admin_val;
+    struct control_req *_Atomic admin_req;
     uint64_t settings_next_ms; /* next refresh from the setting provider */
     bool stopping;
     pthread_t thread;

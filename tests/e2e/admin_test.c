@@ -5,16 +5,23 @@
  * real libmosquitto clients, and the open mode of a loopback API without a
  * token file. Tokens are made with ringmq-passwd token, as an operator
  * would. HTTP/1.0 over a loopback socket, read until the server closes.
+ * Clients (issue 14's second slice): pages across the shards, the prefix
+ * filter, one client's fields, kick (5.0 DISCONNECT 0x98, 3.1.1 close,
+ * session=delete), refused to a read token.
  */
 #include <criterion/criterion.h>
 
 #include <arpa/inet.h>
+#include <errno.h>
+#include <jansson.h>
+#include <mosquitto.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -169,4 +176,216 @@ Test(admin, loopback_without_token_file_is_open)
     char body[4096];
     cr_assert_eq(http("GET", "/api/v1/tenants", NULL, body, sizeof(body)), 200, "%s", body);
     broker_stop(&b);
+}
+
+/* ---- clients: paging, one client, kick ---------------------------------------------- */
+
+/* GET `path` with `token`, asserting `status`; the body parsed (NULL for a
+ * body that is not JSON). */
+static json_t *get_json(const char *path, const char *token, int status)
+{
+    static char body[65536];
+    int got = http("GET", path, token, body, sizeof(body));
+    cr_assert_eq(got, status, "GET %s: %d %s", path, got, body);
+    return json_loads(body, 0, NULL);
+}
+
+/* The ids of a page into ids[*n...], and its `next` (copied into next,
+ * "" when null). */
+static void page_ids(json_t *page, char ids[][32], int *n, char *next, size_t cap)
+{
+    json_t *arr = json_object_get(page, "clients");
+    cr_assert(json_is_array(arr));
+    for (size_t i = 0; i < json_array_size(arr); i++)
+        snprintf(ids[(*n)++], 32, "%s",
+                 json_string_value(json_object_get(json_array_get(arr, i), "id")));
+    json_t *nx = json_object_get(page, "next");
+    cr_assert(json_is_null(nx) || json_is_string(nx));
+    snprintf(next, cap, "%s", json_is_string(nx) ? json_string_value(nx) : "");
+}
+
+/* Twelve clients connected in a scrambled order (with 4 shards their ids
+ * hash onto every shard), and others outside the prefix: pages of 5 walk
+ * them all, each exactly once and in id order, and the last page says
+ * there is nothing after it. */
+Test(admin, clients_pages_every_client_once_in_id_order)
+{
+    start_with_tokens();
+    enum { N = 12 };
+    static const int order[N] = {7, 2, 11, 0, 5, 9, 3, 10, 1, 8, 6, 4};
+    struct client *c[N], *other[3];
+    for (int i = 0; i < N; i++) {
+        char id[32];
+        snprintf(id, sizeof(id), "page-%02d", order[i]);
+        c[i] = client_open(&b, id, true);
+    }
+    other[0] = client_open(&b, "pag", true); /* shorter than the prefix */
+    other[1] = client_open(&b, "page", true);
+    other[2] = client_open(&b, "zz-other", true);
+    char ids[64][32], next[64] = "", path[256];
+    int n = 0, pages = 0;
+    do {
+        snprintf(path, sizeof(path), "/api/v1/tenants/global/clients?prefix=page-&limit=5%s%s",
+                 next[0] ? "&after=" : "", next);
+        json_t *page = get_json(path, "any-reader", 200);
+        cr_assert_not_null(page);
+        page_ids(page, ids, &n, next, sizeof(next));
+        json_decref(page);
+        cr_assert(++pages <= 4, "paging does not end");
+    } while (next[0]);
+    cr_assert_eq(pages, 3);
+    cr_assert_eq(n, N);
+    for (int i = 0; i < N; i++) {
+        char want[32];
+        snprintf(want, sizeof(want), "page-%02d", i);
+        cr_assert_str_eq(ids[i], want, "position %d", i);
+    }
+    /* Without a prefix: every client, the default limit holds them all. */
+    json_t *all = get_json("/api/v1/tenants/global/clients", "admin-token", 200);
+    n = 0;
+    page_ids(all, ids, &n, next, sizeof(next));
+    json_decref(all);
+    cr_assert_eq(n, N + 3);
+    cr_assert_str_eq(ids[0], "pag");
+    cr_assert_str_eq(ids[1], "page");
+    cr_assert_str_eq(ids[N + 2], "zz-other");
+    cr_assert_str_eq(next, "");
+    for (int i = 0; i < N; i++)
+        client_disconnect(c[i]);
+    for (int i = 0; i < 3; i++)
+        client_disconnect(other[i]);
+    broker_stop(&b);
+    unlink(tokens);
+}
+
+Test(admin, clients_prefix_filter_and_bad_queries)
+{
+    start_with_tokens();
+    struct client *a1 = client_open(&b, "alpha-1", true);
+    struct client *a2 = client_open(&b, "alpha-2", true);
+    struct client *b1 = client_open(&b, "beta-1", true);
+    char ids[8][32], next[64];
+    int n = 0;
+    json_t *page = get_json("/api/v1/tenants/global/clients?prefix=alpha-", "admin-token", 200);
+    page_ids(page, ids, &n, next, sizeof(next));
+    json_decref(page);
+    cr_assert_eq(n, 2);
+    cr_assert_str_eq(ids[0], "alpha-1");
+    cr_assert_str_eq(ids[1], "alpha-2");
+    n = 0;
+    page = get_json("/api/v1/tenants/global/clients?prefix=gamma", "admin-token", 200);
+    page_ids(page, ids, &n, next, sizeof(next));
+    json_decref(page);
+    cr_assert_eq(n, 0);
+    json_decref(get_json("/api/v1/tenants/global/clients?limit=0", "admin-token", 400));
+    json_decref(get_json("/api/v1/tenants/global/clients?limit=1001", "admin-token", 400));
+    json_decref(get_json("/api/v1/tenants/global/clients?limit=5x", "admin-token", 400));
+    json_decref(get_json("/api/v1/tenants/nobody/clients", "admin-token", 404));
+    json_decref(get_json("/api/v1/tenants/global/clients", "acme-reader", 403));
+    client_disconnect(a1);
+    client_disconnect(a2);
+    client_disconnect(b1);
+    broker_stop(&b);
+    unlink(tokens);
+}
+
+/* One client's fields as the broker holds them; an unknown one is 404. */
+Test(admin, one_client_shows_its_fields)
+{
+    start_with_tokens();
+    struct client_opts o = {.id = "fields-1", .clean = true, .keepalive = 42};
+    struct client *c = client_connect(&b, &o);
+    client_subscribe(c, "a/b", 1);
+    client_subscribe(c, "c/#", 0);
+    time_t before = time(NULL);
+    json_t *j = get_json("/api/v1/tenants/global/clients/fields-1", "any-reader", 200);
+    cr_assert_not_null(j);
+    cr_assert_str_eq(json_string_value(json_object_get(j, "id")), "fields-1");
+    cr_assert_str_eq(json_string_value(json_object_get(j, "protocol")), "3.1.1");
+    cr_assert_eq(json_integer_value(json_object_get(j, "protocol_level")), 4);
+    cr_assert_str_eq(json_string_value(json_object_get(j, "address")), "127.0.0.1");
+    cr_assert_gt(json_integer_value(json_object_get(j, "port")), 0);
+    cr_assert_str_eq(json_string_value(json_object_get(j, "transport")), "tcp");
+    cr_assert_eq(json_integer_value(json_object_get(j, "keepalive")), 42);
+    cr_assert_eq(json_integer_value(json_object_get(j, "subscriptions")), 2);
+    cr_assert_eq(json_integer_value(json_object_get(j, "inflight")), 0);
+    cr_assert_eq(json_integer_value(json_object_get(j, "queued")), 0);
+    struct tm tm = {0};
+    const char *since = json_string_value(json_object_get(j, "connected_since"));
+    cr_assert_not_null(since);
+    cr_assert_not_null(strptime(since, "%Y-%m-%dT%H:%M:%SZ", &tm), "%s", since);
+    time_t t = timegm(&tm);
+    cr_assert(t <= before + 1 && t >= before - 60, "connected_since %s", since);
+    json_decref(j);
+    json_decref(get_json("/api/v1/tenants/global/clients/nobody-here", "any-reader", 404));
+    json_decref(get_json("/api/v1/tenants/global/clients/fields-1", "acme-reader", 403));
+    client_disconnect(c);
+    json_decref(get_json("/api/v1/tenants/global/clients/fields-1", "any-reader", 404));
+    broker_stop(&b);
+    unlink(tokens);
+}
+
+/* POST `path` as `token`; the status. */
+static int post(const char *path, const char *token)
+{
+    char body[4096];
+    return http("POST", path, token, body, sizeof(body));
+}
+
+/* MQTT 5.0 4.13.2: a server that closes a 5.0 connection sends DISCONNECT
+ * first; the admin API's kick gives 0x98 (Administrative action). */
+Test(admin, kick_sends_a_v5_client_disconnect_0x98)
+{
+    start_with_tokens();
+    struct client_opts o = {.id = "kick-v5", .clean = true, .protocol = MQTT_PROTOCOL_V5};
+    struct client *c = client_connect(&b, &o);
+    cr_assert_eq(post("/api/v1/tenants/global/clients/kick-v5/kick", "admin-token"), 200);
+    int rc = client_wait_v5_disconnect(c, E2E_WAIT_MS);
+    cr_assert_eq(rc, 0x98, "the 5.0 disconnect callback gave %d", rc);
+    broker_wait_log(&b, "admin: kicked client kick-v5 of tenant global", 1);
+    json_decref(get_json("/api/v1/tenants/global/clients/kick-v5", "admin-token", 404));
+    client_destroy(c);
+    broker_stop(&b);
+    unlink(tokens);
+}
+
+/* A 3.1.1 client is closed; its session stays unless session=delete. */
+Test(admin, kick_closes_a_v311_client_and_may_delete_its_session)
+{
+    start_with_tokens();
+    struct client *c = client_open(&b, "kick-311", false);
+    cr_assert_eq(post("/api/v1/tenants/global/clients/kick-311/kick", "admin-token"), 200);
+    cr_assert_eq(client_wait_closed(c, E2E_WAIT_MS), 0);
+    client_destroy(c);
+    c = client_open(&b, "kick-311", false);
+    cr_assert(client_session_present(c), "kick without session=delete kept the session");
+    cr_assert_eq(post("/api/v1/tenants/global/clients/kick-311/kick?session=delete", "admin-token"),
+                 200);
+    cr_assert_eq(client_wait_closed(c, E2E_WAIT_MS), 0);
+    client_destroy(c);
+    c = client_open(&b, "kick-311", false);
+    cr_assert_not(client_session_present(c), "session=delete left the session");
+    client_disconnect(c);
+    broker_stop(&b);
+    unlink(tokens);
+}
+
+/* Kick is for admin tokens: a read token gets 403 (logged) and the client
+ * stays; an unknown client is 404. */
+Test(admin, kick_refused_to_a_read_token_and_404_for_an_unknown_client)
+{
+    start_with_tokens();
+    struct client *c = client_open(&b, "kick-stays", true);
+    cr_assert_eq(post("/api/v1/tenants/global/clients/kick-stays/kick", "any-reader"), 403);
+    broker_wait_log(&b, "admin: 403 forbidden: POST /api/v1/tenants/global/clients/kick-stays", 1);
+    cr_assert_eq(post("/api/v1/tenants/global/clients/kick-stays/kick", "acme-reader"), 403);
+    cr_assert_eq(post("/api/v1/tenants/global/clients/nobody-here/kick", "admin-token"), 404);
+    cr_assert_eq(post("/api/v1/tenants/nobody/clients/kick-stays/kick", "admin-token"), 404);
+    cr_assert_eq(
+        post("/api/v1/tenants/global/clients/kick-stays/kick?session=maybe", "admin-token"), 400);
+    json_decref(get_json("/api/v1/tenants/global/clients/kick-stays", "admin-token", 200));
+    cr_assert_eq(client_wait_closed(c, 0), -ETIMEDOUT, "a refused kick closed the client");
+    client_disconnect(c);
+    broker_stop(&b);
+    unlink(tokens);
 }

@@ -524,6 +524,7 @@ struct client {
     int connack; /* -1 until CONNACK */
     bool session_present;
     bool closed;
+    int v5_disconnect_rc; /* the 5.0 disconnect callback's reason code; -1 until it ran */
     int suback_mid, suback_n, suback_granted[32];
     int unsuback_mid;
     int published;               /* completed publishes, all time */
@@ -583,6 +584,22 @@ static void on_disconnect(struct mosquitto *m, void *obj, int rc)
     struct client *c = obj;
     pthread_mutex_lock(&c->mu);
     c->closed = true;
+    pthread_cond_broadcast(&c->cv);
+    pthread_mutex_unlock(&c->mu);
+}
+
+/* libmosquitto gives a 5.0 client the DISCONNECT's reason code here (or
+ * its own error when the connection just closed). After a DISCONNECT it
+ * may call again for the close that follows (MOSQ_ERR_CONN_LOST): the
+ * first call is the one that tells why. */
+static void on_disconnect_v5(struct mosquitto *m, void *obj, int rc, const mosquitto_property *p)
+{
+    (void)m;
+    (void)p;
+    struct client *c = obj;
+    pthread_mutex_lock(&c->mu);
+    if (c->v5_disconnect_rc < 0)
+        c->v5_disconnect_rc = rc;
     pthread_cond_broadcast(&c->cv);
     pthread_mutex_unlock(&c->mu);
 }
@@ -686,6 +703,7 @@ int client_connect_rc(const struct broker *b, const struct client_opts *o, struc
     pthread_cond_init(&c->cv, &ca);
     pthread_condattr_destroy(&ca);
     c->connack = -1;
+    c->v5_disconnect_rc = -1;
     c->tail = &c->head;
     *out = c;
 
@@ -698,6 +716,7 @@ int client_connect_rc(const struct broker *b, const struct client_opts *o, struc
     mosquitto_reconnect_delay_set(c->mosq, 3600, 3600, false);
     mosquitto_connect_with_flags_callback_set(c->mosq, on_connect);
     mosquitto_disconnect_callback_set(c->mosq, on_disconnect);
+    mosquitto_disconnect_v5_callback_set(c->mosq, on_disconnect_v5);
     mosquitto_subscribe_callback_set(c->mosq, on_subscribe);
     mosquitto_unsubscribe_callback_set(c->mosq, on_unsubscribe);
     mosquitto_publish_callback_set(c->mosq, on_publish);
@@ -881,6 +900,22 @@ static bool cond_closed(struct client *c, int arg)
 int client_wait_closed(struct client *c, int timeout_ms)
 {
     return wait_for(c, cond_closed, 0, timeout_ms) ? 0 : -ETIMEDOUT;
+}
+
+static bool cond_v5_disconnect(struct client *c, int arg)
+{
+    (void)arg;
+    return c->v5_disconnect_rc >= 0;
+}
+
+int client_wait_v5_disconnect(struct client *c, int timeout_ms)
+{
+    if (!wait_for(c, cond_v5_disconnect, 0, timeout_ms))
+        return -ETIMEDOUT;
+    pthread_mutex_lock(&c->mu);
+    int rc = c->v5_disconnect_rc;
+    pthread_mutex_unlock(&c->mu);
+    return rc;
 }
 
 static void client_free(struct client *c)

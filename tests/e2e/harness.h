@@ -72,7 +72,7 @@ struct client_opts {
     const char *id; /* NULL: a random id (only with clean = true) */
     bool clean;
     int keepalive; /* seconds; 0 -> 60 */
-    int protocol;  /* MQTT_PROTOCOL_V31 or MQTT_PROTOCOL_V311; 0 -> 3.1.1 */
+    int protocol;  /* MQTT_PROTOCOL_V31, _V311 or _V5; 0 -> 3.1.1 */
     const char *will_topic;
     const char *will_payload;
     int will_qos;
@@ -140,6 +140,11 @@ void client_expect_message(struct client *c, const char *topic, const char *payl
 bool client_no_message(struct client *c, int ms);
 /* Waits until the broker has closed this client's connection; 0 or -ETIMEDOUT. */
 int client_wait_closed(struct client *c, int timeout_ms);
+/* A 5.0 client (protocol MQTT_PROTOCOL_V5): waits until libmosquitto's 5.0
+ * disconnect callback ran and returns its reason code (the broker's
+ * DISCONNECT reason, or libmosquitto's error for a bare close), or
+ * -ETIMEDOUT. */
+int client_wait_v5_disconnect(struct client *c, int timeout_ms);
 
 /* Sends DISCONNECT, waits for the close, frees the client. */
 void client_disconnect(struct client *c);

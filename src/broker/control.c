@@ -1,0 +1,483 @@
+/*
+ * control: the admin API's answers (control.h has the request path). The
+ * ops run on the admin thread and touch nothing a shard owns; the request
+ * handler (control_on_cqe) runs on each shard's thread and touches only
+ * that shard's connections and sessions, and the request it took.
+ */
+#include "broker/control.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "broker/conn.h"
+#include "broker/observe.h"
+#include "broker/session.h"
+#include "broker/shard.h"
+#include "core/clock.h"
+#include "core/log.h"
+#include "mqtt/codec.h"
+#include "metrics/counters.h"
+
+enum control_kind {
+    CONTROL_PAGE = 1, /* a page of a tenant's clients on this shard */
+    CONTROL_ONE = 2,  /* one client (its home shard) */
+    CONTROL_KICK = 3, /* close one client's connection (its home shard) */
+};
+
+/*
+ * One question to one shard. The admin thread fills everything above the
+ * answer before posting; the shard writes the answer (err, more, n, v)
+ * and then `done` (release): the admin thread reads the answer only after
+ * seeing done (acquire). key holds the prefix then the `after` id (PAGE),
+ * or the client id (ONE, KICK: prefix_len bytes).
+ */
+struct control_req {
+    _Atomic uint32_t refs; /* the admin thread's and the shard's */
+    _Atomic bool done;
+    uint8_t kind; /* enum control_kind */
+    bool delete_session;
+    bool has_after;
+    uint16_t tenant;
+    uint32_t cap;           /* room in v (and heap) */
+    struct conn **heap;     /* PAGE: the shard's scratch, [cap] */
+    struct admin_client *v; /* [cap] */
+    uint32_t prefix_len, after_len;
+    /* the answer */
+    int err; /* 0, -ENOENT (ONE, KICK), -ENOMEM */
+    bool more;
+    uint32_t n;
+    uint8_t key[];
+};
+
+static void req_put(struct control_req *r)
+{
+    if (!r || atomic_fetch_sub_explicit(&r->refs, 1, memory_order_acq_rel) != 1)
+        return;
+    for (uint32_t i = 0; i < r->n; i++)
+        admin_client_fini(&r->v[i]);
+    free(r->v);
+    free(r->heap);
+    free(r);
+}
+
+/* A request of `kind` with room for `cap` answers and the keys copied;
+ * NULL when out of memory. */
+static struct control_req *req_create(uint8_t kind, uint16_t tenant, uint32_t cap,
+                                      const char *prefix, size_t prefix_len, const char *after,
+                                      size_t after_len)
+{
+    struct control_req *r = calloc(1, sizeof(*r) + prefix_len + after_len);
+    if (!r)
+        return NULL;
+    atomic_init(&r->refs, 1);
+    r->kind = kind;
+    r->tenant = tenant;
+    r->cap = cap;
+    r->v = cap ? calloc(cap, sizeof(*r->v)) : NULL;
+    r->heap = kind == CONTROL_PAGE ? calloc(cap, sizeof(*r->heap)) : NULL;
+    if ((cap && !r->v) || (kind == CONTROL_PAGE && !r->heap)) {
+        req_put(r);
+        return NULL;
+    }
+    r->prefix_len = (uint32_t)prefix_len;
+    r->after_len = (uint32_t)after_len;
+    r->has_after = after != NULL;
+    if (prefix_len)
+        memcpy(r->key, prefix, prefix_len);
+    if (after_len)
+        memcpy(r->key + prefix_len, after, after_len);
+    return r;
+}
+
+/* ---- on the shard --------------------------------------------------------------- */
+
+void control_arm(struct shard *s)
+{
+    if (s->admin_fd <= 0)
+        return;
+    struct io_uring_sqe *sqe = shard_sqe(s);
+    io_uring_prep_read(sqe, s->admin_fd, &s->admin_val, sizeof(s->admin_val), 0);
+    io_uring_sqe_set_data64(sqe, ud_make(UD_ADMIN, NULL));
+}
+
+/* Byte order of client ids: memcmp, a prefix first (UTF-8: code points). */
+static int id_cmp(const uint8_t *a, size_t al, const uint8_t *b, size_t bl)
+{
+    int d = memcmp(a, b, al < bl ? al : bl);
+    return d ? d : (al > bl) - (al < bl);
+}
+
+static int conn_cmp(const struct conn *a, const struct conn *b)
+{
+    const struct session_state *x = &a->session->st, *y = &b->session->st;
+    return id_cmp(x->client_id, x->client_id_len, y->client_id, y->client_id_len);
+}
+
+/* Sift heap[i] down in the max-heap heap[0..n) (by client id). */
+static void heap_down(struct conn **heap, uint32_t n, uint32_t i)
+{
+    for (;;) {
+        uint32_t big = i, l = 2 * i + 1, r = l + 1;
+        if (l < n && conn_cmp(heap[l], heap[big]) > 0)
+            big = l;
+        if (r < n && conn_cmp(heap[r], heap[big]) > 0)
+            big = r;
+        if (big == i)
+            return;
+        struct conn *t = heap[i];
+        heap[i] = heap[big];
+        heap[big] = t;
+        i = big;
+    }
+}
+
+static void heap_up(struct conn **heap, uint32_t i)
+{
+    while (i && conn_cmp(heap[i], heap[(i - 1) / 2]) > 0) {
+        struct conn *t = heap[i];
+        heap[i] = heap[(i - 1) / 2];
+        heap[(i - 1) / 2] = t;
+        i = (i - 1) / 2;
+    }
+}
+
+/* A connected client of tenant t that the page's query selects. */
+static bool page_selects(const struct conn *c, const struct tenant *t, const struct control_req *r)
+{
+    if (c->state != CONN_ACTIVE || !c->session || c->session->tenant != t)
+        return false;
+    const struct session_state *st = &c->session->st;
+    if (st->client_id_len < r->prefix_len || memcmp(st->client_id, r->key, r->prefix_len) != 0)
+        return false;
+    return !r->has_after ||
+           id_cmp(st->client_id, st->client_id_len, r->key + r->prefix_len, r->after_len) > 0;
+}
+
+/* One client's fields into *out (its id copied). 0 or -ENOMEM. */
+static int client_fill(struct shard *s, const struct conn *c, struct admin_client *out)
+{
+    const struct session *ss = c->session;
+    out->id = malloc((size_t)ss->st.client_id_len + 1);
+    if (!out->id)
+        return -ENOMEM;
+    memcpy(out->id, ss->st.client_id, ss->st.client_id_len);
+    out->id[ss->st.client_id_len] = '\0';
+    out->id_len = ss->st.client_id_len;
+    out->version = c->version;
+    out->keepalive = c->keepalive;
+    out->port = c->st.peer.port;
+    if (net_peer_format(&c->st.peer, out->addr, sizeof(out->addr)) < 0)
+        out->addr[0] = '\0';
+    out->listener = s->cfg->listeners[c->st.listener].name;
+    out->transport = s->streams.xprt[c->st.listener]->name;
+    /* since_s is monotonic: its age, taken back from the wall clock. */
+    int64_t age = (int64_t)(s->now_ms / 1000u) - (int64_t)c->since_s;
+    out->connected_since = (int64_t)time(NULL) - (age > 0 ? age : 0);
+    out->subscriptions = ss->st.nsubs;
+    out->inflight = ss->st.ninfl;
+    out->queued = ss->st.qlen;
+    return 0;
+}
+
+/* The page's clients of this shard: the `cap` smallest selected ids, kept
+ * in a max-heap while the connections are walked once, then in order. */
+static void answer_page(struct shard *s, struct tenant *t, struct control_req *r)
+{
+    uint32_t n = 0;
+    for (struct conn *c = s->all; c; c = c->all_next) {
+        if (!page_selects(c, t, r))
+            continue;
+        if (n < r->cap) {
+            r->heap[n] = c;
+            heap_up(r->heap, n++);
+            continue;
+        }
+        r->more = true;
+        if (conn_cmp(c, r->heap[0]) < 0) {
+            r->heap[0] = c;
+            heap_down(r->heap, n, 0);
+        }
+    }
+    for (uint32_t k = n; k > 1; k--) { /* heap sort: ascending */
+        struct conn *top = r->heap[0];
+        r->heap[0] = r->heap[k - 1];
+        r->heap[k - 1] = top;
+        heap_down(r->heap, k - 1, 0);
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        if (client_fill(s, r->heap[i], &r->v[i]) < 0) {
+            r->err = -ENOMEM;
+            break;
+        }
+        r->n = i + 1;
+    }
+}
+
+/* ONE and KICK: the client's connection, on its home shard. */
+static void answer_client(struct shard *s, struct tenant *t, struct control_req *r)
+{
+    struct session *ss = t ? session_find(t, r->key, r->prefix_len) : NULL;
+    struct conn *c = ss ? ss->conn : NULL;
+    if (!c || c->state != CONN_ACTIVE) {
+        r->err = -ENOENT;
+        return;
+    }
+    if (r->kind == CONTROL_ONE) {
+        r->err = client_fill(s, c, &r->v[0]);
+        r->n = r->err ? 0 : 1;
+        return;
+    }
+    if (r->delete_session)
+        session_end_with_connection(ss);
+    /* MQTT 5.0 4.13.2: 0x98 Administrative action; 3.1.1 has only the close. */
+    conn_close_reason(s, c, CLOSE_ADMIN, MQTT_RC_ADMINISTRATIVE_ACTION, "administrative action");
+}
+
+void control_on_cqe(struct shard *s, const struct io_uring_cqe *cqe)
+{
+    if (cqe->res == -ECANCELED)
+        return; /* the ring is going away */
+    struct control_req *r = atomic_exchange_explicit(&s->admin_req, NULL, memory_order_acquire);
+    if (r) {
+        struct tenant *t = r->tenant < TENANT_MAX ? s->tenants[r->tenant] : NULL;
+        if (r->kind == CONTROL_PAGE) {
+            if (t)
+                answer_page(s, t, r);
+        } else {
+            answer_client(s, t, r);
+        }
+        atomic_store_explicit(&r->done, true, memory_order_release);
+        uint64_t one = 1;
+        if (write(s->broker->admin_done_fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+            log_ratelimited(LOG_LEVEL_ERR, "shard %u: cannot wake the admin API: %s", s->id,
+                            strerror(errno));
+        req_put(r);
+    }
+    control_arm(s);
+}
+
+/* ---- on the admin thread ---------------------------------------------------- */
+
+/* Post reqs[i] (NULL: none) to shard i, then wait until every one is done
+ * or ADMIN_SHARD_WAIT_MS passed. 0 or -ETIMEDOUT. The caller keeps its
+ * references either way. */
+static int ask(struct broker *b, struct control_req **reqs)
+{
+    for (uint32_t i = 0; i < b->nshards; i++) {
+        if (!reqs[i])
+            continue;
+        struct shard *s = b->shards[i];
+        atomic_fetch_add_explicit(&reqs[i]->refs, 1, memory_order_relaxed); /* the shard's */
+        struct control_req *old =
+            atomic_exchange_explicit(&s->admin_req, reqs[i], memory_order_acq_rel);
+        req_put(old); /* posted earlier and never taken: the shard's ref is ours */
+        uint64_t one = 1;
+        if (write(s->admin_fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+            log_ratelimited(LOG_LEVEL_ERR, "admin: cannot wake shard %u: %s", i, strerror(errno));
+    }
+    uint64_t deadline = clock_now_ms() + ADMIN_SHARD_WAIT_MS;
+    for (;;) {
+        bool all = true;
+        for (uint32_t i = 0; all && i < b->nshards; i++)
+            all = !reqs[i] || atomic_load_explicit(&reqs[i]->done, memory_order_acquire);
+        if (all)
+            return 0;
+        uint64_t now = clock_now_ms();
+        if (now >= deadline) {
+            log_ratelimited(LOG_LEVEL_WARN, "admin: a shard did not answer in %u ms",
+                            ADMIN_SHARD_WAIT_MS);
+            return -ETIMEDOUT;
+        }
+        /* Wakes from requests given up earlier come here too: the done
+         * flags above decide. */
+        struct pollfd p = {.fd = b->admin_done_fd, .events = POLLIN};
+        if (poll(&p, 1, (int)(deadline - now)) > 0) {
+            uint64_t v;
+            if (read(b->admin_done_fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+                return -EIO;
+        }
+    }
+}
+
+/* The id of tenant `name`, when some shard has seen it (as GET /tenants
+ * lists it); -ENOENT otherwise. */
+static int tenant_lookup(struct broker *b, const char *name)
+{
+    uint32_t n = tenant_dir_count(&b->tenants);
+    for (uint32_t id = 0; id < n && id < TENANT_MAX; id++) {
+        const char *t = tenant_dir_name(&b->tenants, (uint16_t)id);
+        struct tenant_counters sum;
+        if (t && !strcmp(t, name))
+            return observe_tenant_sum(b, (uint16_t)id, &sum) ? (int)id : -ENOENT;
+    }
+    return -ENOENT;
+}
+
+static int client_entry_cmp(const void *a, const void *b)
+{
+    const struct admin_client *x = a, *y = b;
+    return id_cmp((const uint8_t *)x->id, x->id_len, (const uint8_t *)y->id, y->id_len);
+}
+
+/* The shards' pages (each in id order, answered) into one of at most
+ * `limit`: every entry moves out of its request. 0 or -ENOMEM. */
+static int merge_pages(struct broker *b, struct control_req **reqs, uint32_t limit,
+                       struct admin_client_page *out)
+{
+    uint32_t total = 0;
+    bool more = false;
+    for (uint32_t i = 0; i < b->nshards; i++) {
+        if (reqs[i]->err < 0)
+            return reqs[i]->err;
+        total += reqs[i]->n;
+        more |= reqs[i]->more;
+    }
+    struct admin_client *v = calloc(total ? total : 1, sizeof(*v));
+    if (!v)
+        return -ENOMEM;
+    uint32_t k = 0;
+    for (uint32_t i = 0; i < b->nshards; i++) {
+        memcpy(v + k, reqs[i]->v, reqs[i]->n * sizeof(*v));
+        k += reqs[i]->n;
+        reqs[i]->n = 0; /* moved */
+    }
+    qsort(v, total, sizeof(*v), client_entry_cmp);
+    for (uint32_t i = limit; i < total; i++)
+        admin_client_fini(&v[i]);
+    *out = (struct admin_client_page){v, total < limit ? total : limit, more || total > limit};
+    return 0;
+}
+
+static int control_clients(void *arg, const char *tenant, const struct admin_client_query *q,
+                           struct admin_client_page *out)
+{
+    struct broker *b = arg;
+    int id = tenant_lookup(b, tenant);
+    if (id < 0)
+        return id;
+    struct control_req *reqs[CONFIG_MAX_SHARDS] = {0};
+    int err = 0;
+    for (uint32_t i = 0; !err && i < b->nshards; i++) {
+        reqs[i] = req_create(CONTROL_PAGE, (uint16_t)id, q->limit, q->prefix, q->prefix_len,
+                             q->after, q->after_len);
+        err = reqs[i] ? 0 : -ENOMEM;
+    }
+    if (!err)
+        err = ask(b, reqs);
+    if (!err)
+        err = merge_pages(b, reqs, q->limit, out);
+    for (uint32_t i = 0; i < b->nshards; i++)
+        req_put(reqs[i]);
+    return err;
+}
+
+/* ONE or KICK of client `id` on its home shard; the answered request (the
+ * caller's reference) into *out. 0 or -errno. */
+static int ask_home(struct broker *b, uint8_t kind, const char *tenant, const char *id, size_t len,
+                    bool delete_session, struct control_req **out)
+{
+    int tid = tenant_lookup(b, tenant);
+    if (tid < 0)
+        return tid;
+    struct control_req *reqs[CONFIG_MAX_SHARDS] = {0};
+    struct control_req *r =
+        req_create(kind, (uint16_t)tid, kind == CONTROL_ONE ? 1 : 0, id, len, NULL, 0);
+    if (!r)
+        return -ENOMEM;
+    r->delete_session = delete_session;
+    reqs[shard_home(b, (uint16_t)tid, (const uint8_t *)id, len)] = r;
+    int err = ask(b, reqs);
+    if (err < 0 || r->err < 0) {
+        err = err < 0 ? err : r->err;
+        req_put(r);
+        return err;
+    }
+    *out = r;
+    return 0;
+}
+
+static int control_client(void *arg, const char *tenant, const char *id, size_t len,
+                          struct admin_client *out)
+{
+    struct control_req *r;
+    int err = ask_home(arg, CONTROL_ONE, tenant, id, len, false, &r);
+    if (err < 0)
+        return err;
+    *out = r->v[0];
+    r->n = 0; /* moved */
+    req_put(r);
+    return 0;
+}
+
+static int control_kick(void *arg, const char *tenant, const char *id, size_t len,
+                        bool delete_session)
+{
+    struct control_req *r;
+    int err = ask_home(arg, CONTROL_KICK, tenant, id, len, delete_session, &r);
+    if (err == 0)
+        req_put(r);
+    return err;
+}
+
+/* The tenant directory and each tenant's counters summed over the shards
+ * (plain loads, as a metrics scrape reads them: they may lag a few
+ * increments). */
+static uint32_t control_tenants(void *arg, struct admin_tenant *v, uint32_t cap)
+{
+    struct broker *b = arg;
+    uint32_t n = tenant_dir_count(&b->tenants), k = 0;
+    for (uint32_t id = 0; id < n; id++) {
+        struct tenant_counters sum;
+        const char *name = tenant_dir_name(&b->tenants, (uint16_t)id);
+        if (!name || !observe_tenant_sum(b, (uint16_t)id, &sum))
+            continue; /* no shard has seen it yet */
+        if (k < cap)
+            v[k] = (struct admin_tenant){name, sum.connections, sum.sessions};
+        k++;
+    }
+    return k;
+}
+
+const struct admin_ops control_admin_ops = {
+    .tenants = control_tenants,
+    .clients = control_clients,
+    .client = control_client,
+    .kick = control_kick,
+};
+
+int control_init(struct broker *b)
+{
+    if (!b->cfg->admin_enabled)
+        return 0;
+    b->admin_done_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (b->admin_done_fd < 0)
+        return -errno;
+    for (uint32_t i = 0; i < b->nshards; i++) {
+        b->shards[i]->admin_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        if (b->shards[i]->admin_fd < 0)
+            return -errno;
+    }
+    return 0;
+}
+
+void control_fini(struct broker *b)
+{
+    for (uint32_t i = 0; i < b->nshards; i++) {
+        struct shard *s = b->shards[i];
+        if (!s)
+            continue;
+        req_put(atomic_exchange(&s->admin_req, NULL));
+        if (s->admin_fd > 0)
+            close(s->admin_fd);
+        s->admin_fd = -1;
+    }
+    if (b->admin_done_fd > 0)
+        close(b->admin_done_fd);
+    b->admin_done_fd = -1;
+}
