@@ -282,7 +282,7 @@ static void arm_recv(struct engine *e, struct worker *w, struct bconn *c)
 
 static void client_id(const struct worker *w, const struct bconn *c, char *buf, size_t cap)
 {
-    static const char role_ch[] = {'c', 'p', 's'};
+    static const char role_ch[] = {'c', 'p', 's', 'h'}; /* by enum role */
     snprintf(buf, cap, "%s-%c%u", w->run->o->id_prefix, role_ch[c->role], c->gid);
 }
 
@@ -1243,6 +1243,7 @@ void *engine_worker_main(void *arg)
         atomic_store_explicit(&w->p_ready, true, memory_order_release);
     }
     teardown(&e, w);
+    xport_thread_fini(w->run->xp);
     atomic_store_explicit(&w->p_done, true, memory_order_release);
     return NULL;
 }

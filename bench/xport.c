@@ -15,6 +15,7 @@
 
 #include <wolfssl/options.h>
 #include <wolfssl/ssl.h>
+#include <wolfssl/wolfcrypt/ecc.h>
 
 #include <errno.h>
 #include <stdio.h>
@@ -174,6 +175,16 @@ void xport_ctx_destroy(struct xport_ctx *c)
     }
     free(c->upgrade);
     free(c);
+}
+
+void xport_thread_fini(const struct xport_ctx *c)
+{
+#ifdef FP_ECC
+    if (c && c->ssl_ctx)
+        wc_ecc_fp_free();
+#else
+    (void)c;
+#endif
 }
 
 const char *xport_name(const struct xport_ctx *c)

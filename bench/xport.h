@@ -99,6 +99,11 @@ void xport_reset(struct xport_ctx *ctx, struct xconn *x);
 /* xport_reset and the kept session too. */
 void xport_fini(struct xport_ctx *ctx, struct xconn *x);
 
+/* Before a thread that used TLS exits: frees what wolfSSL keeps per thread
+ * (this Debian build caches fixed-point ECC tables per thread, FP_ECC,
+ * which wolfSSL_Cleanup frees for the calling thread only). */
+void xport_thread_fini(const struct xport_ctx *ctx);
+
 /* "tcp", "tls", "ws" or "wss". */
 const char *xport_name(const struct xport_ctx *ctx);
 
