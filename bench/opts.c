@@ -374,6 +374,37 @@ static int parse_one(int c, const char *arg, struct bench_opts *o, bool *pubs_se
     return rc;
 }
 
+/* Publishers, subscribers and connections the scenario uses unless given.
+ * 0 or -EINVAL after a message. */
+static int scenario_sizes(struct bench_opts *o, bool pubs_set, bool subs_set)
+{
+    switch (o->scenario) {
+    case SC_P2P:
+        if (!pubs_set)
+            o->pubs = o->subs = 100;
+        if (o->pubs != o->subs) {
+            fprintf(stderr, "ringmq-bench: p2p needs as many publishers as subscribers\n");
+            return -EINVAL;
+        }
+        break;
+    case SC_FANOUT:
+        o->pubs = pubs_set ? o->pubs : 1;
+        o->subs = subs_set ? o->subs : 1000;
+        break;
+    case SC_FANIN:
+        o->pubs = pubs_set ? o->pubs : 100;
+        o->subs = subs_set ? o->subs : 1;
+        break;
+    case SC_CONN:
+    case SC_HANDSHAKE:
+        o->pubs = o->subs = 0;
+        break;
+    }
+    if (o->conns == 0)
+        o->conns = o->scenario == SC_HANDSHAKE ? 32 : 10000;
+    return 0;
+}
+
 int opts_parse(int argc, char **argv, struct bench_opts *o)
 {
     static char id_prefix[32];
@@ -418,30 +449,8 @@ int opts_parse(int argc, char **argv, struct bench_opts *o)
         fprintf(stderr, "ringmq-bench: unexpected argument '%s'\n", argv[optind]);
         return -EINVAL;
     }
-    switch (o->scenario) {
-    case SC_P2P:
-        if (!pubs_set)
-            o->pubs = o->subs = 100;
-        if (o->pubs != o->subs) {
-            fprintf(stderr, "ringmq-bench: p2p needs as many publishers as subscribers\n");
-            return -EINVAL;
-        }
-        break;
-    case SC_FANOUT:
-        o->pubs = pubs_set ? o->pubs : 1;
-        o->subs = subs_set ? o->subs : 1000;
-        break;
-    case SC_FANIN:
-        o->pubs = pubs_set ? o->pubs : 100;
-        o->subs = subs_set ? o->subs : 1;
-        break;
-    case SC_CONN:
-    case SC_HANDSHAKE:
-        o->pubs = o->subs = 0;
-        break;
-    }
-    if (o->conns == 0)
-        o->conns = o->scenario == SC_HANDSHAKE ? 32 : 10000;
+    if (scenario_sizes(o, pubs_set, subs_set) != 0)
+        return -EINVAL;
     if (check_transport(o) != 0)
         return -EINVAL;
     if (!subq_set) {

@@ -107,6 +107,16 @@ static void print_qos_list(FILE *f, const struct bench_opts *o)
         fprintf(f, "%s%u", i ? "," : "", o->qos[i]);
 }
 
+static void print_handshakes(FILE *f, const struct bench_opts *o, const struct results *r)
+{
+    fprintf(f, "  %u connections at a time, each closed at its CONNACK and opened again%s\n",
+            o->conns, o->tls_resume ? ", TLS sessions resumed" : "");
+    fprintf(f, "  measured %.2f s after %.1f s warm-up\n", r->measured_s, o->warmup);
+    fprintf(f, "\n  connections up (handshakes) %llu, %.0f/s, TLS sessions resumed %llu\n",
+            (unsigned long long)r->st.handshakes, per_s(r->st.handshakes, r->measured_s),
+            (unsigned long long)r->st.resumed);
+}
+
 void report_print(FILE *f, const struct run *run, const struct results *r)
 {
     const struct bench_opts *o = run->o;
@@ -121,12 +131,7 @@ void report_print(FILE *f, const struct run *run, const struct results *r)
                 o->conns, o->conn_rate, o->conn_rate > 0 ? "paced" : "unpaced", run->sources,
                 o->keepalive);
     } else if (o->scenario == SC_HANDSHAKE) {
-        fprintf(f, "  %u connections at a time, each closed at its CONNACK and opened again%s\n",
-                o->conns, o->tls_resume ? ", TLS sessions resumed" : "");
-        fprintf(f, "  measured %.2f s after %.1f s warm-up\n", r->measured_s, o->warmup);
-        fprintf(f, "\n  connections up (handshakes) %llu, %.0f/s, TLS sessions resumed %llu\n",
-                (unsigned long long)s->handshakes, per_s(s->handshakes, r->measured_s),
-                (unsigned long long)s->resumed);
+        print_handshakes(f, o, r);
     } else {
         fprintf(f, "  publishers %u, subscribers %u%s, qos ", run->npub, run->nsub,
                 o->shared ? " (shared group)" : "");
