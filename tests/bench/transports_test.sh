@@ -36,17 +36,8 @@ ca ca && ca other_ca &&
         -CAcreateserial -days 2 -extfile "$DIR/ext" -out "$DIR/server.crt" >>"$DIR/openssl.log" 2>&1 ||
     { echo "openssl could not make certificates"; cat "$DIR/openssl.log"; exit 1; }
 
-# Waits (bounded: 15 s) until FILE contains PATTERN; prints the match.
-wait_for() {
-    i=0
-    while [ $i -lt 300 ]; do
-        m=$(grep -o "$2" "$1" 2>/dev/null | head -n 1)
-        [ -n "$m" ] && { echo "$m"; return 0; }
-        i=$((i + 1))
-        sleep 0.05
-    done
-    return 1
-}
+# shellcheck source=tests/bench/lib.sh
+. "$(dirname "$0")/lib.sh"
 
 # start TRANSPORT: ringmqd with its one listener speaking TRANSPORT; sets
 # PORT (empty when it did not start: its log says why).
@@ -64,61 +55,29 @@ stop() {
     BROKER_PID=
 }
 
-# run NAME EXPECTED_EXIT ARGS...: the bench against PORT; a run that should
-# pass must have every connection up, traffic (or handshakes), no QoS 1/2
-# message lost and pass its own checks.
-run() {
-    name=$1 want=$2
-    shift 2
-    json="$DIR/$name.json"
-    "$BENCH" "$@" -p "$PORT" --json "$json" --quiet >"$DIR/$name.out" 2>&1
-    rc=$?
-    if [ "$rc" != "$want" ]; then
-        echo "FAIL $name: exit $rc, expected $want"
-        cat "$DIR/$name.out"
-        fail=1
-        return
-    fi
-    [ "$want" = 0 ] || { echo "ok   $name (exit $rc)"; return; }
-    bad=$(jq -r '
-        [ .per_qos | to_entries[] | select(.key != "0") |
-          select(.value.lost != 0 or .value.received != .value.expected) | .key ] +
-        (if .scenario == "handshake" then (if .handshakes == 0 then ["no handshakes"] else [] end)
-         elif .scenario != "conn" and .received == 0 then ["nothing received"] else [] end) +
-        (if .connections.up < .connections.target then ["connections"] else [] end) +
-        (if .ok then [] else ["not ok"] end) | join(",")' "$json")
-    if [ -n "$bad" ]; then
-        echo "FAIL $name: $bad"
-        cat "$DIR/$name.out"
-        fail=1
-        return
-    fi
-    echo "ok   $name: $(jq -c '[.transport, .received, .handshakes, .resumed]' "$json")"
-}
-
 T="-d 0.5 --warmup 0.2 --drain 10"
 # transport_runs NAME ARGS...: the scenarios over one transport.
 transport_runs() {
     n=$1
     shift
-    run "${n}_p2p_qos1" 0 p2p -n 3 -q 1 $T "$@"
-    run "${n}_fanout_qos0" 0 fanout --pubs 1 --subs 20 -q 0 -r 200 $T "$@"
-    run "${n}_conn" 0 conn --conns 50 -d 0.3 "$@"
-    run "${n}_handshake" 0 handshake --conns 4 $T "$@"
+    run "${n}_p2p_qos1" 0 "$PORT" p2p -n 3 -q 1 $T "$@"
+    run "${n}_fanout_qos0" 0 "$PORT" fanout --pubs 1 --subs 20 -q 0 -r 200 $T "$@"
+    run "${n}_conn" 0 "$PORT" conn --conns 50 -d 0.3 "$@"
+    run "${n}_handshake" 0 "$PORT" handshake --conns 4 $T "$@"
     # 64 x 40 KB in flight: many TLS records, and WebSocket frames split
     # below the broker's ws_max_frame (1 MiB), per send.
-    run "${n}_large" 0 p2p -n 1 -q 1 -s 40000 $T "$@"
+    run "${n}_large" 0 "$PORT" p2p -n 1 -q 1 -s 40000 $T "$@"
 }
 
 start tls
 if [ -n "$PORT" ]; then
     transport_runs tls --tls --cafile "$DIR/ca.crt"
-    run tls_resume 0 handshake --conns 4 $T --tls --cafile "$DIR/ca.crt" --tls-resume
+    run tls_resume 0 "$PORT" handshake --conns 4 $T --tls --cafile "$DIR/ca.crt" --tls-resume
     jq -e '.resumed > 0' "$DIR/tls_resume.json" >/dev/null ||
         { echo "FAIL tls_resume: no session resumed"; fail=1; }
-    run tls_no_verify 0 p2p -n 1 -q 1 $T --tls
+    run tls_no_verify 0 "$PORT" p2p -n 1 -q 1 $T --tls
     # The broker's certificate does not chain to --cafile: nothing connects.
-    run tls_wrong_ca 2 p2p -n 1 -q 1 $T --tls --cafile "$DIR/other_ca.crt" --connect-timeout 5
+    run tls_wrong_ca 2 "$PORT" p2p -n 1 -q 1 $T --tls --cafile "$DIR/other_ca.crt" --connect-timeout 5
     stop
 else
     echo "FAIL: ringmqd (tls) did not start"
@@ -129,7 +88,7 @@ fi
 start ws
 if [ -n "$PORT" ]; then
     transport_runs ws --ws /mqtt
-    run ws_wrong_path 2 p2p -n 1 -q 1 $T --ws /elsewhere --connect-timeout 5
+    run ws_wrong_path 2 "$PORT" p2p -n 1 -q 1 $T --ws /elsewhere --connect-timeout 5
     stop
 else
     echo "FAIL: ringmqd (ws) did not start"
