@@ -24,6 +24,7 @@ enum scenario {
     SC_P2P,
     SC_FANOUT,
     SC_FANIN,
+    SC_HANDSHAKE, /* connections opened, connected (CONNACK) and closed in a loop */
 };
 
 #define BENCH_MAX_QOS_LIST 8
@@ -57,6 +58,9 @@ struct bench_opts {
     int broker_pid;
     const char *json;
     bool quiet;
+    /* Transport (xport.h): TLS, WebSocket on ws_path, or both. */
+    bool tls, tls_resume;
+    const char *cafile, *cert, *key, *ws_path;
 };
 
 enum phase {
@@ -66,8 +70,11 @@ enum phase {
     PH_STOP,        /* disconnect and leave */
 };
 
+struct xport_ctx;
+
 struct run {
     const struct bench_opts *o;
+    struct xport_ctx *xp; /* NULL: plain TCP; read-only while workers run */
     struct sockaddr_storage target;
     socklen_t target_len;
     bool bind_sources;
@@ -101,6 +108,9 @@ struct wstats {
     uint64_t conns_up;
     uint64_t written_off;             /* window credits given up after a stall (losses) */
     uint64_t first_up_ns, last_up_ns; /* first and last CONNACK */
+    /* handshake scenario: connections up (CONNACK) inside the window, and
+     * how many of them resumed a TLS session */
+    uint64_t handshakes, resumed;
 };
 
 struct bconn;

@@ -13,12 +13,16 @@
  * the process file table never holds more than a batch; connect, send and a
  * multishot recv with a provided-buffer ring then run on the fixed file.
  * Everything queued for one connection in a loop turn goes out in one send.
+ * With --tls or --ws, xport.c turns the MQTT bytes of that send into TLS
+ * records and/or WebSocket frames (and back on receipt) in memory, so
+ * every transport runs in this same loop with the same accounting.
  *
  * user_data layout: bits 32..39 the operation (enum op), bits 0..31 the
  * connection's index in this worker (which is also its fixed-file slot).
  */
 #include "bench.h"
 #include "stamp.h"
+#include "xport.h"
 
 #include "core/log.h"
 #include "mqtt/codec.h"
@@ -47,6 +51,7 @@ enum op {
     OP_RECV,
     OP_SEND,
     OP_CLOSE,
+    OP_SHUT,
 };
 
 static uint64_t ud_make(enum op op, uint32_t idx)
@@ -68,6 +73,7 @@ enum role {
     ROLE_IDLE = 0, /* conn scenario */
     ROLE_PUB,
     ROLE_SUB,
+    ROLE_HS, /* handshake scenario: connect, CONNACK, close, again */
 };
 
 enum cstate {
@@ -79,26 +85,25 @@ enum cstate {
     CS_DEAD,    /* failed or closed */
 };
 
-struct obuf {
-    uint8_t *p;
-    uint32_t len, cap;
-};
-
 /*
  * One client connection. Invariants: `tx` is owned by the kernel while
  * send_busy (nothing writes it); new output goes to `out` and moves to `tx`
  * only when no send is in flight; `rx` holds a partial packet only (it is
- * empty between packets and freed when a connection is idle).
+ * empty between packets and freed when a connection is idle). With a
+ * transport (x), `out` holds MQTT bytes until the transport is ready and
+ * flush seals them into x->wire, which then takes `out`'s place.
  */
 struct bconn {
     uint32_t gid; /* publisher, subscriber or idle connection number */
     uint8_t role, state, qos;
     bool send_busy, dirty, recv_armed;
+    bool recycle, close_done; /* handshake scenario: open again once closed */
     uint16_t next_pid;
     uint16_t recv_max; /* the server's Receive Maximum (v5 CONNACK), 65535 otherwise */
     uint32_t inflight;
     uint64_t t_open, last_tx;
-    struct obuf out, tx;
+    struct xbuf out, tx;
+    struct xconn *x; /* TLS / WebSocket state, NULL for plain TCP */
     uint32_t tx_off;
     uint8_t *rx;
     uint32_t rx_len, rx_cap;
@@ -175,17 +180,7 @@ static void mark_dirty(struct engine *e, struct worker *w, struct bconn *c)
 /* Room for n more bytes in c->out; NULL when out of memory. */
 static uint8_t *out_reserve(struct bconn *c, size_t n)
 {
-    if (c->out.len + n > c->out.cap) {
-        size_t cap = c->out.cap ? c->out.cap : 256;
-        while (cap < c->out.len + n)
-            cap *= 2;
-        uint8_t *p = realloc(c->out.p, cap);
-        if (!p)
-            return NULL;
-        c->out.p = p;
-        c->out.cap = (uint32_t)cap;
-    }
-    return c->out.p + c->out.len;
+    return xbuf_reserve(&c->out, n);
 }
 
 static void conn_kill(struct engine *e, struct worker *w, struct bconn *c, uint64_t *counter)
@@ -202,7 +197,8 @@ static void conn_kill(struct engine *e, struct worker *w, struct bconn *c, uint6
     struct io_uring_sqe *sqe = get_sqe(e);
     io_uring_prep_shutdown(sqe, (int)(c - w->conns), SHUT_RDWR);
     sqe->flags |= IOSQE_FIXED_FILE | IOSQE_IO_LINK;
-    io_uring_sqe_set_data64(sqe, ud_make(OP_CLOSE, (uint32_t)(c - w->conns)));
+    io_uring_sqe_set_data64(sqe, ud_make(OP_SHUT, (uint32_t)(c - w->conns)));
+    c->close_done = false;
     sqe = get_sqe(e);
     io_uring_prep_close_direct(sqe, (unsigned)(c - w->conns));
     io_uring_sqe_set_data64(sqe, ud_make(OP_CLOSE, (uint32_t)(c - w->conns)));
@@ -232,18 +228,34 @@ static void queue_simple(struct engine *e, struct worker *w, struct bconn *c, ui
     mark_dirty(e, w, c);
 }
 
+/* The transport's bytes for the socket, with what is queued in c->out
+ * sealed into them once the transport is ready; NULL after a failure. */
+static struct xbuf *seal(struct engine *e, struct worker *w, struct bconn *c)
+{
+    if (c->out.len && xport_ready(c->x)) {
+        if (xport_seal(w->run->xp, c->x, c->out.p, c->out.len) != 0) {
+            conn_kill(e, w, c, &w->st.proto_err);
+            return NULL;
+        }
+        c->out.len = 0;
+    }
+    return &c->x->wire;
+}
+
 static void flush(struct engine *e, struct worker *w, uint64_t now)
 {
     for (uint32_t i = 0; i < e->ndirty; i++) {
         struct bconn *c = &w->conns[e->dirty[i]];
         c->dirty = false;
-        if (c->send_busy || c->out.len == 0 || c->state == CS_DEAD || c->state == CS_NEW ||
-            c->state == CS_TCP)
+        if (c->send_busy || c->state == CS_DEAD || c->state == CS_NEW || c->state == CS_TCP)
             continue;
-        struct obuf t = c->tx;
-        c->tx = c->out;
-        c->out = t;
-        c->out.len = 0;
+        struct xbuf *src = c->x ? seal(e, w, c) : &c->out;
+        if (!src || src->len == 0)
+            continue;
+        struct xbuf t = c->tx;
+        c->tx = *src;
+        *src = t;
+        src->len = 0;
         c->tx_off = 0;
         c->send_busy = true;
         c->last_tx = now;
@@ -270,7 +282,7 @@ static void arm_recv(struct engine *e, struct worker *w, struct bconn *c)
 
 static void client_id(const struct worker *w, const struct bconn *c, char *buf, size_t cap)
 {
-    static const char role_ch[] = {'c', 'p', 's'};
+    static const char role_ch[] = {'c', 'p', 's', 'h'}; /* by enum role */
     snprintf(buf, cap, "%s-%c%u", w->run->o->id_prefix, role_ch[c->role], c->gid);
 }
 
@@ -413,11 +425,20 @@ static void queue_subscribe(struct engine *e, struct worker *w, struct bconn *c)
 
 static void conn_up(struct engine *e, struct worker *w, struct bconn *c, uint64_t now)
 {
+    const struct run *r = w->run;
     c->state = CS_READY;
     e->opening--;
     if (w->st.first_up_ns == 0)
         w->st.first_up_ns = now;
     w->st.last_up_ns = now;
+    /* The handshake scenario counts connections that came up (TLS
+     * handshake, then CONNACK) inside the measurement window. */
+    if (c->role == ROLE_HS && now >= r->t_measure && now < r->t_end &&
+        atomic_load_explicit(&r->phase, memory_order_relaxed) == PH_RUN) {
+        w->st.handshakes++;
+        if (c->x && c->x->resumed)
+            w->st.resumed++;
+    }
 }
 
 /* ---- input ------------------------------------------------------------------ */
@@ -604,7 +625,7 @@ static void on_packet(struct engine *e, struct worker *w, struct bconn *c,
 }
 
 /* Parse whole packets from data; keep a partial one in c->rx. */
-static void conn_input(struct engine *e, struct worker *w, struct bconn *c, const uint8_t *data,
+static void mqtt_input(struct engine *e, struct worker *w, struct bconn *c, const uint8_t *data,
                        size_t n, uint64_t now)
 {
     if (c->rx_len) {
@@ -665,7 +686,144 @@ static void conn_input(struct engine *e, struct worker *w, struct bconn *c, cons
     c->rx_len = (uint32_t)left;
 }
 
+struct input_ctx {
+    struct engine *e;
+    struct worker *w;
+    struct bconn *c;
+    uint64_t now;
+};
+
+static void on_plain(void *arg, const uint8_t *p, size_t n)
+{
+    struct input_ctx *in = arg;
+    if (in->c->state != CS_DEAD)
+        mqtt_input(in->e, in->w, in->c, p, n, in->now);
+}
+
+/* Bytes from the socket, through the transport when there is one. A
+ * connection that dies here keeps its transport state until it is reset
+ * (xport_reset) after the transport returned: wolfSSL is still in use. */
+static void conn_input(struct engine *e, struct worker *w, struct bconn *c, const uint8_t *data,
+                       size_t n, uint64_t now)
+{
+    if (!c->x) {
+        mqtt_input(e, w, c, data, n, now);
+        return;
+    }
+    struct input_ctx in = {e, w, c, now};
+    bool was_ready = xport_ready(c->x);
+    int rc = xport_input(w->run->xp, c->x, data, n, on_plain, &in);
+    if (rc < 0 && c->state != CS_DEAD)
+        conn_kill(e, w, c,
+                  e->stopping         ? NULL
+                  : rc == -ECONNRESET ? &w->st.closed
+                                      : &w->st.proto_err);
+    if (c->state == CS_DEAD)
+        return;
+    /* Handshake bytes to send, or MQTT bytes that waited for the handshake. */
+    if (c->x->wire.len || (!was_ready && xport_ready(c->x)))
+        mark_dirty(e, w, c);
+}
+
+/* Handshake scenario: a closed connection is opened again once every
+ * operation of its previous life has completed (a late completion would
+ * otherwise be taken for the new one's). */
+static void maybe_reopen(struct engine *e, struct worker *w, struct bconn *c, uint64_t now)
+{
+    if (c->state != CS_DEAD || !c->recycle || !c->close_done || c->send_busy || c->recv_armed ||
+        e->stopping || atomic_load_explicit(&w->run->phase, memory_order_relaxed) != PH_RUN)
+        return;
+    c->recycle = false;
+    if (c->x)
+        xport_reset(w->run->xp, c->x);
+    c->out.len = c->tx.len = 0;
+    c->rx_len = 0;
+    uint32_t idx = (uint32_t)(c - w->conns);
+    int fd = make_socket(w->run, c->gid);
+    int ret = fd >= 0 ? io_uring_register_files_update(&e->ring, idx, &fd, 1) : fd;
+    if (fd >= 0)
+        close(fd);
+    c->t_open = now;
+    if (ret < 0) {
+        w->st.conn_failed++;
+        return;
+    }
+    c->state = CS_TCP;
+    e->opening++;
+    struct io_uring_sqe *sqe = get_sqe(e);
+    io_uring_prep_connect(sqe, (int)idx, (struct sockaddr *)&w->run->target, w->run->target_len);
+    sqe->flags |= IOSQE_FIXED_FILE;
+    io_uring_sqe_set_data64(sqe, ud_make(OP_CONNECT, idx));
+}
+
+/* Handshake scenario, while running: close every connection that is up
+ * (it counted at its CONNACK) so that it opens again. */
+static void handshake_cycle(struct engine *e, struct worker *w)
+{
+    for (uint32_t i = 0; i < w->nconns; i++) {
+        struct bconn *c = &w->conns[i];
+        if (c->role == ROLE_HS && c->state == CS_READY) {
+            c->recycle = true;
+            conn_kill(e, w, c, NULL);
+        }
+    }
+}
+
 /* ---- completions ---------------------------------------------------------------- */
+
+static void on_recv(struct engine *e, struct worker *w, struct bconn *c,
+                    const struct io_uring_cqe *cqe, uint64_t now)
+{
+    int res = cqe->res;
+    if (res > 0 && (cqe->flags & IORING_CQE_F_BUFFER)) {
+        uint16_t bid = (uint16_t)(cqe->flags >> IORING_CQE_BUFFER_SHIFT);
+        if (c->state != CS_DEAD)
+            conn_input(e, w, c, bufring_buf(&e->br, bid), (size_t)res, now);
+        bufring_recycle(&e->br, bid);
+    }
+    if (!(cqe->flags & IORING_CQE_F_MORE)) {
+        c->recv_armed = false;
+        if (c->state == CS_DEAD) {
+            maybe_reopen(e, w, c, now);
+            return;
+        }
+        if (res > 0 || res == -ENOBUFS)
+            arm_recv(e, w, c);
+        else if (!e->stopping)
+            conn_kill(e, w, c, &w->st.closed);
+        else
+            conn_kill(e, w, c, NULL);
+    }
+}
+
+static void on_send(struct engine *e, struct worker *w, struct bconn *c, int res)
+{
+    uint32_t idx = (uint32_t)(c - w->conns);
+    if (res < 0) {
+        c->send_busy = false;
+        conn_kill(e, w, c, e->stopping ? NULL : &w->st.closed);
+        return;
+    }
+    c->tx_off += (uint32_t)res;
+    if (c->tx_off < c->tx.len && c->state != CS_DEAD) {
+        struct io_uring_sqe *sqe = get_sqe(e);
+        io_uring_prep_send(sqe, (int)idx, c->tx.p + c->tx_off, c->tx.len - c->tx_off, MSG_NOSIGNAL);
+        sqe->flags |= IOSQE_FIXED_FILE;
+        io_uring_sqe_set_data64(sqe, ud_make(OP_SEND, idx));
+        return;
+    }
+    c->send_busy = false;
+    c->tx.len = 0;
+    if (c->out.len || (c->x && c->x->wire.len))
+        mark_dirty(e, w, c);
+    else if (c->role == ROLE_IDLE) {
+        /* An idle connection holds no buffers. */
+        xbuf_fini(&c->tx);
+        xbuf_fini(&c->out);
+        if (c->x)
+            xbuf_fini(&c->x->wire);
+    }
+}
 
 static void on_cqe(struct engine *e, struct worker *w, const struct io_uring_cqe *cqe, uint64_t now)
 {
@@ -682,55 +840,24 @@ static void on_cqe(struct engine *e, struct worker *w, const struct io_uring_cqe
         }
         c->state = CS_CONNACK;
         queue_connect(e, w, c);
+        if (c->x && xport_start(w->run->xp, c->x, c->gid * 2654435761u + (uint32_t)now) != 0) {
+            conn_kill(e, w, c, &w->st.conn_failed);
+            return;
+        }
         arm_recv(e, w, c);
         return;
     case OP_RECV:
-        if (res > 0 && (cqe->flags & IORING_CQE_F_BUFFER)) {
-            uint16_t bid = (uint16_t)(cqe->flags >> IORING_CQE_BUFFER_SHIFT);
-            if (c->state != CS_DEAD)
-                conn_input(e, w, c, bufring_buf(&e->br, bid), (size_t)res, now);
-            bufring_recycle(&e->br, bid);
-        }
-        if (!(cqe->flags & IORING_CQE_F_MORE)) {
-            c->recv_armed = false;
-            if (c->state == CS_DEAD)
-                return;
-            if (res > 0 || res == -ENOBUFS)
-                arm_recv(e, w, c);
-            else if (!e->stopping)
-                conn_kill(e, w, c, &w->st.closed);
-            else
-                conn_kill(e, w, c, NULL);
-        }
+        on_recv(e, w, c, cqe, now);
         return;
     case OP_SEND:
-        if (res < 0) {
-            c->send_busy = false;
-            conn_kill(e, w, c, e->stopping ? NULL : &w->st.closed);
-            return;
-        }
-        c->tx_off += (uint32_t)res;
-        if (c->tx_off < c->tx.len && c->state != CS_DEAD) {
-            struct io_uring_sqe *sqe = get_sqe(e);
-            io_uring_prep_send(sqe, (int)idx, c->tx.p + c->tx_off, c->tx.len - c->tx_off,
-                               MSG_NOSIGNAL);
-            sqe->flags |= IOSQE_FIXED_FILE;
-            io_uring_sqe_set_data64(sqe, ud_make(OP_SEND, idx));
-            return;
-        }
-        c->send_busy = false;
-        c->tx.len = 0;
-        if (c->out.len)
-            mark_dirty(e, w, c);
-        else if (c->role == ROLE_IDLE) {
-            /* An idle connection holds no buffers. */
-            free(c->tx.p);
-            free(c->out.p);
-            memset(&c->tx, 0, sizeof(c->tx));
-            memset(&c->out, 0, sizeof(c->out));
-        }
+        on_send(e, w, c, res);
+        maybe_reopen(e, w, c, now);
         return;
     case OP_CLOSE:
+        c->close_done = true;
+        maybe_reopen(e, w, c, now);
+        return;
+    case OP_SHUT:
         return;
     }
 }
@@ -879,6 +1006,8 @@ static int setup(struct engine *e, struct worker *w)
     memset(e->filler, 'x', o->payload);
     for (uint32_t i = 0; i < w->nconns; i++) {
         struct bconn *c = &w->conns[i];
+        if (r->xp && !(c->x = calloc(1, sizeof(*c->x))))
+            return -ENOMEM;
         if (c->role == ROLE_PUB) {
             c->qos = qos_of_pub(o, c->gid);
             char topic[512];
@@ -917,6 +1046,9 @@ static void teardown(struct engine *e, struct worker *w)
         free(c->rel);
         free(c->topic);
         free(c->tr);
+        if (c->x)
+            xport_fini(w->run->xp, c->x);
+        free(c->x);
     }
     bufring_fini(&e->br, &e->ring);
     if (e->ring.ring_fd >= 0)
@@ -1022,6 +1154,8 @@ static void loop(struct engine *e, struct worker *w)
             publish_progress(w); /* main reads the count of ready connections next */
             atomic_store_explicit(&w->p_ready, true, memory_order_release);
         }
+        if (phase == PH_RUN && !e->stopping && o->scenario == SC_HANDSHAKE)
+            handshake_cycle(e, w);
         if (phase == PH_RUN && !e->stopping) {
             uint64_t next = publish_due(e, w, now);
             if (next < wake)
@@ -1058,7 +1192,9 @@ int engine_assign(struct worker *w)
 {
     const struct run *r = w->run;
     const struct bench_opts *o = r->o;
-    uint64_t total = o->scenario == SC_CONN ? o->conns : (uint64_t)r->npub + r->nsub;
+    uint64_t total = o->scenario == SC_CONN || o->scenario == SC_HANDSHAKE
+                         ? o->conns
+                         : (uint64_t)r->npub + r->nsub;
     unsigned t = o->threads;
     w->nconns = (uint32_t)(total / t + (w->id < total % t ? 1 : 0));
     w->conns = calloc(w->nconns ? w->nconns : 1, sizeof(*w->conns));
@@ -1067,8 +1203,8 @@ int engine_assign(struct worker *w)
     for (uint32_t j = 0; j < w->nconns; j++) {
         uint64_t k = w->id + (uint64_t)j * t; /* global connection number */
         struct bconn *c = &w->conns[j];
-        if (o->scenario == SC_CONN) {
-            c->role = ROLE_IDLE;
+        if (o->scenario == SC_CONN || o->scenario == SC_HANDSHAKE) {
+            c->role = o->scenario == SC_CONN ? ROLE_IDLE : ROLE_HS;
             c->gid = (uint32_t)k;
         } else if (k < r->npub) {
             c->role = ROLE_PUB;
@@ -1107,6 +1243,7 @@ void *engine_worker_main(void *arg)
         atomic_store_explicit(&w->p_ready, true, memory_order_release);
     }
     teardown(&e, w);
+    xport_thread_fini(w->run->xp);
     atomic_store_explicit(&w->p_done, true, memory_order_release);
     return NULL;
 }

@@ -5,9 +5,11 @@
 #   wait_port PORT            bounded wait until 127.0.0.1:PORT accepts
 #   start_other PORT LOG [PREFIX...]   the other broker: Debian's mosquitto
 #                             (INFLIGHT/QUEUED limits, no persistence, errors
-#                             and warnings logged), or OTHER_CMD with {PORT}
-#                             and {DIR} substituted; PREFIX (e.g. taskset -c 1)
-#                             runs before it. Sets BROKER_PID.
+#                             and warnings logged; TLS with TLS_CERT and
+#                             TLS_KEY when they are set), or OTHER_CMD with
+#                             {PORT}, {DIR}, {CERT} and {KEY} substituted;
+#                             PREFIX (e.g. taskset -c 1) runs before it.
+#                             Sets BROKER_PID.
 #   stop_broker               SIGTERM BROKER_PID and wait (a trap calls it)
 #   figure JSON EXPR          a number from ringmq-bench's JSON, 1 decimal, or -
 #   bench_prepare NAME        OUT defaults to a new /tmp/ringmq-NAME.XXXXXX; exits
@@ -40,12 +42,17 @@ start_other() {
     if [ -n "${OTHER_CMD:-}" ]; then
         local cmd=${OTHER_CMD//\{PORT\}/$port}
         cmd=${cmd//\{DIR\}/$OUT}
+        cmd=${cmd//\{CERT\}/${TLS_CERT:-}}
+        cmd=${cmd//\{KEY\}/${TLS_KEY:-}}
         # exec: the pid is the broker's, not a shell's.
         bash -c "exec $* $cmd" >"$log" 2>&1 &
     else
         printf '%s\n' "listener $port 127.0.0.1" "allow_anonymous true" \
             "max_inflight_messages ${INFLIGHT:-32}" "max_queued_messages ${QUEUED:-1000}" \
             "persistence false" "log_type error" "log_type warning" >"$OUT/mosquitto.conf"
+        if [ -n "${TLS_CERT:-}" ]; then
+            printf '%s\n' "certfile $TLS_CERT" "keyfile $TLS_KEY" >>"$OUT/mosquitto.conf"
+        fi
         "$@" /usr/sbin/mosquitto -c "$OUT/mosquitto.conf" >"$log" 2>&1 &
     fi
     BROKER_PID=$!

@@ -16,6 +16,7 @@
 #include "opts.h"
 #include "proc.h"
 #include "report.h"
+#include "xport.h"
 
 #include "core/log.h"
 #include "net/uring.h"
@@ -276,6 +277,22 @@ static void control(struct control *c, struct results *res)
     set_phase(r, PH_STOP);
 }
 
+/* The run's transport context (NULL for plain TCP). 0 or -errno. */
+static int transport_create(const struct bench_opts *o, struct run *r)
+{
+    struct xport_opts xo = {
+        .tls = o->tls,
+        .cafile = o->cafile,
+        .cert = o->cert,
+        .key = o->key,
+        .ws_path = o->ws_path,
+        .host = o->host,
+        .port = o->port,
+        .resume = o->tls_resume,
+    };
+    return xport_ctx_create(&xo, &r->xp);
+}
+
 static unsigned auto_sources(uint64_t conns)
 {
     /* connect() takes even ephemeral ports first (half the range, about
@@ -302,9 +319,12 @@ int main(int argc, char **argv)
         return 1;
     r->npub = o.pubs;
     r->nsub = o.subs;
-    uint64_t conns = o.scenario == SC_CONN ? o.conns : (uint64_t)o.pubs + o.subs;
+    uint64_t conns =
+        o.scenario == SC_CONN || o.scenario == SC_HANDSHAKE ? o.conns : (uint64_t)o.pubs + o.subs;
     r->sources = o.sources ? o.sources : auto_sources(conns);
     r->fan = o.scenario == SC_P2P ? 1 : o.scenario == SC_FANIN && o.shared ? 1 : o.subs;
+    if (transport_create(&o, r) != 0)
+        return 1;
     r->interval_ns = o.rate > 0 ? (uint64_t)(1e9 / o.rate) : 0;
     if (o.rate > 0 && r->interval_ns == 0)
         r->interval_ns = 1;
@@ -390,6 +410,7 @@ int main(int argc, char **argv)
     else if (!res->ok)
         rc = 3;
     free(w);
+    xport_ctx_destroy(r->xp);
     free(r->delivered);
     free(r);
     free(res);

@@ -23,6 +23,8 @@ static const char usage_text[] =
     "  p2p      N publishers -> bench/i -> N subscribers (--clients N)\n"
     "  fanout   --pubs P -> bench/all -> --subs S\n"
     "  fanin    --pubs P -> bench/i -> --subs S on bench/+ (or --shared: $share/g/bench/+)\n"
+    "  handshake --conns N connections, each connecting (TCP, TLS, WebSocket, CONNECT,\n"
+    "           CONNACK), closing and connecting again: connections per second\n"
     "options:\n"
     "  -h, --host ADDR         broker address literal (127.0.0.1)\n"
     "  -p, --port PORT         broker port (1883)\n"
@@ -30,7 +32,7 @@ static const char usage_text[] =
     "  -t, --threads N         worker threads, one io_uring each (1)\n"
     "  -n, --clients N         p2p: publishers and subscribers each (100)\n"
     "      --pubs P --subs S   fanout/fanin sizes (fanout 1/1000, fanin 100/1)\n"
-    "      --conns N           conn: connections (10000)\n"
+    "      --conns N           conn: connections (10000); handshake: at once (32)\n"
     "  -q, --qos Q[,Q...]      publisher i uses the (i mod n)-th QoS (0)\n"
     "      --sub-qos Q         QoS subscribers ask for (the highest of --qos)\n"
     "  -s, --payload BYTES     payload size, >= 16 (16)\n"
@@ -53,7 +55,13 @@ static const char usage_text[] =
     "      --sources N         loopback source addresses 127.0.0.2.. (N conns / 10000 + 1)\n"
     "      --broker-pid PID    report the broker's resident memory (and per connection)\n"
     "      --json FILE         write the results as JSON\n"
-    "      --quiet             no progress lines\n";
+    "      --quiet             no progress lines\n"
+    "transport (plain TCP by default):\n"
+    "      --tls               TLS (1.2 or 1.3, as the broker offers; wolfSSL)\n"
+    "      --cafile F          verify the broker's certificate against F (PEM)\n"
+    "      --cert F --key F    client certificate and key (PEM) for mutual TLS\n"
+    "      --ws PATH           MQTT over WebSocket on PATH (with --tls: wss)\n"
+    "      --tls-resume        resume each connection's previous TLS session\n";
 
 void opts_usage(FILE *f)
 {
@@ -80,6 +88,12 @@ enum {
     O_BROKER_PID,
     O_JSON,
     O_QUIET,
+    O_TLS,
+    O_CAFILE,
+    O_CERT,
+    O_KEY,
+    O_WS,
+    O_TLS_RESUME,
 };
 
 static const struct option long_opts[] = {
@@ -115,6 +129,12 @@ static const struct option long_opts[] = {
     {"broker-pid", required_argument, NULL, O_BROKER_PID},
     {"json", required_argument, NULL, O_JSON},
     {"quiet", no_argument, NULL, O_QUIET},
+    {"tls", no_argument, NULL, O_TLS},
+    {"cafile", required_argument, NULL, O_CAFILE},
+    {"cert", required_argument, NULL, O_CERT},
+    {"key", required_argument, NULL, O_KEY},
+    {"ws", required_argument, NULL, O_WS},
+    {"tls-resume", no_argument, NULL, O_TLS_RESUME},
     {NULL, 0, NULL, 0},
 };
 
@@ -161,8 +181,8 @@ static int parse_qos_list(const char *s, struct bench_opts *o)
 
 static int parse_scenario(const char *s, enum scenario *out)
 {
-    static const char *const names[] = {"conn", "p2p", "fanout", "fanin"};
-    for (int i = 0; i < 4; i++)
+    static const char *const names[] = {"conn", "p2p", "fanout", "fanin", "handshake"};
+    for (int i = 0; i < 5; i++)
         if (strcmp(s, names[i]) == 0) {
             *out = (enum scenario)i;
             return 0;
@@ -172,8 +192,55 @@ static int parse_scenario(const char *s, enum scenario *out)
 
 const char *opts_scenario_name(enum scenario s)
 {
-    static const char *const names[] = {"conn", "p2p", "fanout", "fanin"};
+    static const char *const names[] = {"conn", "p2p", "fanout", "fanin", "handshake"};
     return names[s];
+}
+
+/* The transport's options (xport.h); -EINVAL for an unknown option. */
+static int parse_transport(int c, const char *arg, struct bench_opts *o)
+{
+    switch (c) {
+    case O_TLS:
+        o->tls = true;
+        return 0;
+    case O_CAFILE:
+        o->cafile = arg;
+        return 0;
+    case O_CERT:
+        o->cert = arg;
+        return 0;
+    case O_KEY:
+        o->key = arg;
+        return 0;
+    case O_WS:
+        /* An HTTP path: the request line breaks on a space or control byte. */
+        o->ws_path = arg;
+        if (arg[0] != '/')
+            return -EINVAL;
+        for (const char *p = arg; *p; p++)
+            if ((unsigned char)*p <= ' ' || *p == 0x7f)
+                return -EINVAL;
+        return 0;
+    case O_TLS_RESUME:
+        o->tls_resume = true;
+        return 0;
+    default:
+        return -EINVAL;
+    }
+}
+
+/* Checks between the transport options. 0 or -EINVAL after a message. */
+static int check_transport(const struct bench_opts *o)
+{
+    const char *why = NULL;
+    if (!o->tls && (o->cafile || o->cert || o->key || o->tls_resume))
+        why = "--cafile, --cert, --key and --tls-resume need --tls";
+    else if (!o->cert != !o->key)
+        why = "--cert and --key go together";
+    if (!why)
+        return 0;
+    fprintf(stderr, "ringmq-bench: %s\n", why);
+    return -EINVAL;
 }
 
 static int parse_one(int c, const char *arg, struct bench_opts *o, bool *pubs_set, bool *subs_set,
@@ -302,9 +369,40 @@ static int parse_one(int c, const char *arg, struct bench_opts *o, bool *pubs_se
         o->quiet = true;
         break;
     default:
-        rc = -EINVAL;
+        rc = parse_transport(c, arg, o);
     }
     return rc;
+}
+
+/* Publishers, subscribers and connections the scenario uses unless given.
+ * 0 or -EINVAL after a message. */
+static int scenario_sizes(struct bench_opts *o, bool pubs_set, bool subs_set)
+{
+    switch (o->scenario) {
+    case SC_P2P:
+        if (!pubs_set)
+            o->pubs = o->subs = 100;
+        if (o->pubs != o->subs) {
+            fprintf(stderr, "ringmq-bench: p2p needs as many publishers as subscribers\n");
+            return -EINVAL;
+        }
+        break;
+    case SC_FANOUT:
+        o->pubs = pubs_set ? o->pubs : 1;
+        o->subs = subs_set ? o->subs : 1000;
+        break;
+    case SC_FANIN:
+        o->pubs = pubs_set ? o->pubs : 100;
+        o->subs = subs_set ? o->subs : 1;
+        break;
+    case SC_CONN:
+    case SC_HANDSHAKE:
+        o->pubs = o->subs = 0;
+        break;
+    }
+    if (o->conns == 0)
+        o->conns = o->scenario == SC_HANDSHAKE ? 32 : 10000;
+    return 0;
 }
 
 int opts_parse(int argc, char **argv, struct bench_opts *o)
@@ -315,7 +413,7 @@ int opts_parse(int argc, char **argv, struct bench_opts *o)
         .host = "127.0.0.1",
         .port = 1883,
         .threads = 1,
-        .conns = 10000,
+        .conns = 0, /* set below: it depends on the scenario */
         .qos = {0},
         .nqos = 1,
         .payload = 16,
@@ -351,27 +449,10 @@ int opts_parse(int argc, char **argv, struct bench_opts *o)
         fprintf(stderr, "ringmq-bench: unexpected argument '%s'\n", argv[optind]);
         return -EINVAL;
     }
-    switch (o->scenario) {
-    case SC_P2P:
-        if (!pubs_set)
-            o->pubs = o->subs = 100;
-        if (o->pubs != o->subs) {
-            fprintf(stderr, "ringmq-bench: p2p needs as many publishers as subscribers\n");
-            return -EINVAL;
-        }
-        break;
-    case SC_FANOUT:
-        o->pubs = pubs_set ? o->pubs : 1;
-        o->subs = subs_set ? o->subs : 1000;
-        break;
-    case SC_FANIN:
-        o->pubs = pubs_set ? o->pubs : 100;
-        o->subs = subs_set ? o->subs : 1;
-        break;
-    case SC_CONN:
-        o->pubs = o->subs = 0;
-        break;
-    }
+    if (scenario_sizes(o, pubs_set, subs_set) != 0)
+        return -EINVAL;
+    if (check_transport(o) != 0)
+        return -EINVAL;
     if (!subq_set) {
         o->sub_qos = 0;
         for (unsigned i = 0; i < o->nqos; i++)

@@ -7,6 +7,7 @@
 
 #include "mqtt/codec.h"
 #include "opts.h"
+#include "xport.h"
 
 #include <errno.h>
 #include <string.h>
@@ -46,6 +47,8 @@ void report_merge(struct results *r, const struct wstats *s)
     d->ack_err += s->ack_err;
     d->conns_up += s->conns_up;
     d->written_off += s->written_off;
+    d->handshakes += s->handshakes;
+    d->resumed += s->resumed;
     if (s->first_up_ns && (!d->first_up_ns || s->first_up_ns < d->first_up_ns))
         d->first_up_ns = s->first_up_ns;
     if (s->last_up_ns > d->last_up_ns)
@@ -60,7 +63,8 @@ static uint64_t errors_of(const struct wstats *s)
 void report_finish(struct results *r, const struct run *run)
 {
     struct wstats *s = &r->st;
-    r->ok = errors_of(s) == 0 && s->conns_up == r->conns_target;
+    /* The handshake scenario brings each connection up again and again. */
+    r->ok = errors_of(s) == 0 && s->conns_up >= r->conns_target;
     for (int q = 0; q < 3; q++) {
         r->expected[q] = s->sent[q] * run->fan;
         r->lost[q] = r->expected[q] > s->recv[q] ? r->expected[q] - s->recv[q] : 0;
@@ -103,6 +107,16 @@ static void print_qos_list(FILE *f, const struct bench_opts *o)
         fprintf(f, "%s%u", i ? "," : "", o->qos[i]);
 }
 
+static void print_handshakes(FILE *f, const struct bench_opts *o, const struct results *r)
+{
+    fprintf(f, "  %u connections at a time, each closed at its CONNACK and opened again%s\n",
+            o->conns, o->tls_resume ? ", TLS sessions resumed" : "");
+    fprintf(f, "  measured %.2f s after %.1f s warm-up\n", r->measured_s, o->warmup);
+    fprintf(f, "\n  connections up (handshakes) %llu, %.0f/s, TLS sessions resumed %llu\n",
+            (unsigned long long)r->st.handshakes, per_s(r->st.handshakes, r->measured_s),
+            (unsigned long long)r->st.resumed);
+}
+
 void report_print(FILE *f, const struct run *run, const struct results *r)
 {
     const struct bench_opts *o = run->o;
@@ -110,10 +124,14 @@ void report_print(FILE *f, const struct run *run, const struct results *r)
     fprintf(f, "\nringmq-bench %s against %s:%u, MQTT %s, %u thread(s), ring %s\n",
             opts_scenario_name(o->scenario), o->host, o->port,
             o->version == MQTT_V5 ? "5.0" : "3.1.1", o->threads, r->ring_mode);
+    fprintf(f, "  transport %s%s%s\n", xport_name(run->xp), o->ws_path ? " on " : "",
+            o->ws_path ? o->ws_path : "");
     if (o->scenario == SC_CONN) {
         fprintf(f, "  connections %u, %.0f/s asked (%s), %u source address(es), keepalive %u s\n",
                 o->conns, o->conn_rate, o->conn_rate > 0 ? "paced" : "unpaced", run->sources,
                 o->keepalive);
+    } else if (o->scenario == SC_HANDSHAKE) {
+        print_handshakes(f, o, r);
     } else {
         fprintf(f, "  publishers %u, subscribers %u%s, qos ", run->npub, run->nsub,
                 o->shared ? " (shared group)" : "");
@@ -145,7 +163,7 @@ void report_print(FILE *f, const struct run *run, const struct results *r)
     }
     fprintf(f, "\n  %-22s %9s %9s %9s %9s %9s %9s %10s\n", "latency (us)", "p50", "p90", "p99",
             "p99.9", "max", "mean", "count");
-    if (o->scenario != SC_CONN) {
+    if (o->scenario != SC_CONN && o->scenario != SC_HANDSHAKE) {
         print_hist(f, "end-to-end", &s->lat);
         if (run->interval_ns)
             print_hist(f, "end-to-end, CO-corr.", &s->lat_co);
@@ -181,11 +199,27 @@ void report_print(FILE *f, const struct run *run, const struct results *r)
     if (r->broker_cpu_s >= 0 && received)
         fprintf(f, "  broker cpu while measuring: %.2f s, %.3f us per message received\n",
                 r->broker_cpu_s, r->broker_cpu_s * 1e6 / (double)received);
+    if (r->broker_cpu_s >= 0 && s->handshakes)
+        fprintf(f, "  broker cpu while measuring: %.2f s, %.1f us per connection (handshake)\n",
+                r->broker_cpu_s, r->broker_cpu_s * 1e6 / (double)s->handshakes);
     if (r->slab_before_kib >= 0 && r->slab_after_kib >= 0 && s->conns_up && o->scenario == SC_CONN)
         fprintf(f, "  kernel slab: %+ld KiB, %.0f bytes per connection (both ends)\n",
                 r->slab_after_kib - r->slab_before_kib,
                 (double)(r->slab_after_kib - r->slab_before_kib) * 1024 / (double)s->conns_up);
     fprintf(f, "  result: %s\n", r->ok ? "OK" : "FAILED (see counts above)");
+}
+
+/* The transport and the handshake scenario's figures. */
+static void json_transport(FILE *f, const struct run *run, const struct results *r)
+{
+    const struct wstats *s = &r->st;
+    fprintf(f, "  \"transport\": \"%s\",\n", xport_name(run->xp));
+    fprintf(f, "  \"handshakes\": %llu,\n  \"handshakes_per_s\": %.1f,\n  \"resumed\": %llu,\n",
+            (unsigned long long)s->handshakes, per_s(s->handshakes, r->measured_s),
+            (unsigned long long)s->resumed);
+    fprintf(f, "  \"broker_cpu_us_per_handshake\": %.1f,\n",
+            r->broker_cpu_s >= 0 && s->handshakes ? r->broker_cpu_s * 1e6 / (double)s->handshakes
+                                                  : -1.0);
 }
 
 static void json_hist(FILE *f, const char *name, const struct hist *h, bool last)
@@ -240,6 +274,7 @@ int report_json(const char *path, const struct run *run, const struct results *r
             (unsigned long long)sent, (unsigned long long)recv);
     fprintf(f, "  \"sent_per_s\": %.1f,\n  \"received_per_s\": %.1f,\n", per_s(sent, r->measured_s),
             per_s(recv, r->measured_s));
+    json_transport(f, run, r);
     fprintf(f, "  \"per_qos\": {");
     bool first = true;
     for (int q = 0; q < 3; q++) {

@@ -22,55 +22,13 @@ cleanup() {
 trap cleanup EXIT
 fail=0
 
-# Waits (bounded: 15 s) until FILE contains PATTERN; prints the match.
-wait_for() {
-    i=0
-    while [ $i -lt 300 ]; do
-        m=$(grep -o "$2" "$1" 2>/dev/null | head -n 1)
-        [ -n "$m" ] && { echo "$m"; return 0; }
-        i=$((i + 1))
-        sleep 0.05
-    done
-    return 1
-}
+# shellcheck source=tests/bench/lib.sh
+. "$(dirname "$0")/lib.sh"
 
 "$RINGMQD" -c "$CONF" --set listener.default.port=0 --set server.shards=1 2>"$DIR/ringmqd.log" &
 BROKER_PID=$!
 PORT=$(wait_for "$DIR/ringmqd.log" 'listening on 127.0.0.1:[0-9]*' | sed 's/.*://')
 [ -n "$PORT" ] || { echo "ringmqd did not start"; cat "$DIR/ringmqd.log"; exit 1; }
-
-# run NAME EXPECTED_EXIT PORT ARGS...: runs the bench, checks its exit status
-# and, for a run that should pass, the counts in its JSON.
-run() {
-    name=$1 want=$2 port=$3
-    shift 3
-    json="$DIR/$name.json"
-    "$BENCH" "$@" -p "$port" --json "$json" --quiet >"$DIR/$name.out" 2>&1
-    rc=$?
-    if [ "$rc" != "$want" ]; then
-        echo "FAIL $name: exit $rc, expected $want"
-        cat "$DIR/$name.out"
-        fail=1
-        return
-    fi
-    [ "$want" = 0 ] || { echo "ok   $name (exit $rc)"; return; }
-    # Every QoS 1/2 message sent in the window arrived, once per subscriber
-    # that expects it; a QoS 2 message exactly once; the run saw traffic.
-    bad=$(jq -r '
-        [ .per_qos | to_entries[] | select(.key != "0") |
-          select(.value.lost != 0 or .value.received != .value.expected or
-                 (.key == "2" and .value.duplicate != 0)) | .key ] +
-        (if .scenario != "conn" and .sent == 0 then ["nothing sent"] else [] end) +
-        (if .connections.up != .connections.target then ["connections"] else [] end) +
-        (if .ok then [] else ["not ok"] end) | join(",")' "$json")
-    if [ -n "$bad" ]; then
-        echo "FAIL $name: $bad"
-        cat "$DIR/$name.out"
-        fail=1
-        return
-    fi
-    echo "ok   $name: $(jq -c '[.sent, .received, .per_qos]' "$json")"
-}
 
 T="-d 1 --warmup 0.2 --drain 10"
 run p2p_qos0 0 "$PORT" p2p -n 5 -q 0 $T
