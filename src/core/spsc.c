@@ -140,6 +140,12 @@ void *spsc_front(struct spsc *ring)
     return spsc_slot(ring, ring->read);
 }
 
+uint32_t spsc_backlog(struct spsc *ring)
+{
+    ring->tail_cache = atomic_load_explicit(&ring->tail, memory_order_acquire);
+    return ring->tail_cache - ring->read;
+}
+
 void spsc_pop(struct spsc *ring)
 {
     /* Popping without a slot from spsc_front() would hand the producer a

@@ -35,6 +35,10 @@ bool spsc_publish(struct spsc *ring);
 /* Consumer: the oldest published slot not yet popped, or NULL when empty. */
 void *spsc_front(struct spsc *ring);
 
+/* Consumer: how many published slots are not yet popped (refreshes the
+ * producer's tail). */
+uint32_t spsc_backlog(struct spsc *ring);
+
 /* Consumer: done with the slot spsc_front() returned; it may be reused
  * by the producer after the next spsc_consumer_sync(). */
 void spsc_pop(struct spsc *ring);

@@ -117,12 +117,16 @@ bool xshard_overflowing(struct shard *s)
     return any;
 }
 
-/* How long the oldest message from shard `src` waited (none: 0), for the
- * source to see (shard_target_behind); stored only when it changes. This
- * turn may have started before the source's (both read the same coarse
- * clock at their turn's start): a message from the future waited 0. */
-static void note_lag(struct shard *s, uint32_t src, const struct xmsg *oldest)
+/* How long the oldest message from shard `src` waited, for the source to
+ * see (shard_target_behind); stored only when it changes. 0 unless a
+ * quarter of the ring waits: a few messages that waited because this
+ * thread was not scheduled for a while do not make it a shard that cannot
+ * keep up (QoS 0 would be dropped for clients that read). This turn may
+ * have started before the source's (both read the same coarse clock at
+ * their turn's start): a message from the future waited 0. */
+static void note_lag(struct shard *s, uint32_t src, struct spsc *r)
 {
+    const struct xmsg *oldest = spsc_backlog(r) >= SHARD_LAG_BACKLOG ? spsc_front(r) : NULL;
     int32_t waited = oldest ? (int32_t)((uint32_t)s->now_ms - oldest->sent_ms) : 0;
     uint32_t lag = waited > 0 ? (uint32_t)waited : 0;
     if (atomic_load_explicit(&s->lag_ms[src], memory_order_relaxed) != lag)
@@ -138,7 +142,7 @@ void xshard_drain(struct shard *s, uint32_t share)
             continue;
         uint32_t n = 0;
         struct xmsg *x;
-        note_lag(s, i, spsc_front(r));
+        note_lag(s, i, r);
         while ((!share || (n < share && !(n && stream_turn_spent(&s->streams)))) &&
                (x = spsc_front(r))) {
             struct xmsg copy = *x;

@@ -75,6 +75,9 @@ bool xshard_overflowing(struct shard *s);
  * SHARD_INBOUND_TURN is the loop's share.
  */
 #define SHARD_INBOUND_TURN 256u
+/* Messages waiting in a ring (of SHARD_XRING_SLOTS, 1024) from which their
+ * age counts as the target falling behind (note_lag in xshard.c). */
+#define SHARD_LAG_BACKLOG 256u
 void xshard_drain(struct shard *s, uint32_t share);
 
 /* Shutdown: publish what was reserved, discard the overflow queues. */

@@ -280,3 +280,21 @@ Test(spsc, two_threads_one_million_in_order, .timeout = 50)
     cr_assert_null(spsc_front(r), "nothing beyond the last message");
     spsc_destroy(r);
 }
+
+/* The consumer's backlog: published and not popped; reserved slots not yet
+ * published do not count. */
+Test(spsc, backlog_counts_published_not_popped)
+{
+    struct spsc *r = spsc_create(sizeof(uint32_t), 8);
+    cr_assert_not_null(r);
+    cr_assert_eq(spsc_backlog(r), 0);
+    for (int i = 0; i < 3; i++)
+        cr_assert_not_null(spsc_reserve(r));
+    cr_assert_eq(spsc_backlog(r), 0, "reserved, not published");
+    spsc_publish(r);
+    cr_assert_eq(spsc_backlog(r), 3);
+    cr_assert_not_null(spsc_front(r));
+    spsc_pop(r);
+    cr_assert_eq(spsc_backlog(r), 2);
+    spsc_destroy(r);
+}

@@ -33,7 +33,7 @@ static void setup(void)
     broker = (struct broker){.hooks = &hooks, .nshards = 2, .shards = shards};
     s0 = (struct shard){.id = 0, .broker = &broker, .hooks = &hooks, .now_ms = 5000};
     s1 = (struct shard){.id = 1, .broker = &broker, .hooks = &hooks, .now_ms = 5000};
-    struct spsc *r = spsc_create(sizeof(struct xmsg), 64);
+    struct spsc *r = spsc_create(sizeof(struct xmsg), 1024);
     cr_assert_not_null(r);
     s1.out[0] = r;
     s0.in[1] = r;
@@ -58,25 +58,38 @@ static void send_from1(int n)
 }
 
 /* The lag shard 0 reports for shard 1's ring is the age of the oldest
- * message it found there, and 0 once the ring is empty; shard 1 then
- * treats shard 0 as behind (QoS 0 is shed at the source) from
- * SHARD_BEHIND_MS on. */
+ * message it found there, once SHARD_LAG_BACKLOG wait, and 0 once the ring
+ * is empty; shard 1 then treats shard 0 as behind (QoS 0 is shed at the
+ * source) from SHARD_BEHIND_MS on. */
 Test(xshard, drain_reports_how_long_messages_waited)
 {
-    send_from1(3);
+    send_from1(SHARD_LAG_BACKLOG);
     s0.now_ms += SHARD_BEHIND_MS - 1;
-    xshard_drain(&s0, SHARD_INBOUND_TURN);
-    cr_assert_eq(handled, 3);
+    xshard_drain(&s0, 0);
+    cr_assert_eq(handled, SHARD_LAG_BACKLOG);
     cr_assert_eq(atomic_load(&s0.lag_ms[1]), SHARD_BEHIND_MS - 1);
     cr_assert_not(shard_target_behind(&s1, 0));
     s1.now_ms = s0.now_ms;
-    send_from1(1);
+    send_from1(SHARD_LAG_BACKLOG);
     s0.now_ms += SHARD_BEHIND_MS; /* waited SHARD_BEHIND_MS */
-    xshard_drain(&s0, SHARD_INBOUND_TURN);
+    xshard_drain(&s0, 0);
     cr_assert_eq(atomic_load(&s0.lag_ms[1]), SHARD_BEHIND_MS);
     cr_assert(shard_target_behind(&s1, 0), "a target that lets messages wait is behind");
-    xshard_drain(&s0, SHARD_INBOUND_TURN);
+    xshard_drain(&s0, 0);
     cr_assert_eq(atomic_load(&s0.lag_ms[1]), 0, "an empty ring waited for nothing");
+    cr_assert_not(shard_target_behind(&s1, 0));
+}
+
+/* A few messages that waited long (this thread was not scheduled) do not
+ * make shard 0 a target that cannot keep up: QoS 0 would be dropped for
+ * clients that read (e2e isolation output_budget_leaves_no_packet_behind
+ * lost messages that way on a loaded machine). */
+Test(xshard, few_messages_waiting_are_no_lag)
+{
+    send_from1(SHARD_LAG_BACKLOG - 1);
+    s0.now_ms += 10 * SHARD_BEHIND_MS;
+    xshard_drain(&s0, 0);
+    cr_assert_eq(atomic_load(&s0.lag_ms[1]), 0);
     cr_assert_not(shard_target_behind(&s1, 0));
 }
 
@@ -86,9 +99,9 @@ Test(xshard, drain_reports_how_long_messages_waited)
 Test(xshard, message_from_a_later_turn_waited_nothing)
 {
     s1.now_ms = s0.now_ms + 4;
-    send_from1(1);
-    xshard_drain(&s0, SHARD_INBOUND_TURN);
-    cr_assert_eq(handled, 1);
+    send_from1(SHARD_LAG_BACKLOG);
+    xshard_drain(&s0, 0);
+    cr_assert_eq(handled, SHARD_LAG_BACKLOG);
     cr_assert_eq(atomic_load(&s0.lag_ms[1]), 0);
     cr_assert_not(shard_target_behind(&s1, 0));
 }
