@@ -2,11 +2,14 @@
  * tls_record: AEAD records after the handshake (see tls_record.h).
  *
  * Owns a connection's partial record (until it is complete) and, per
- * thread, a direct-mapped cache of AES-GCM key schedules: setting an AES
- * key costs this wolfSSL some 3-4 us (software AES, 4-bit GHASH tables),
- * as much as sealing a small record, and an Aes is 1.1 KB, too much to
- * keep two per idle connection. A slot is found by the key's first bytes
- * and used only when the whole key matches. Runs on the caller's thread;
+ * thread, a direct-mapped cache of AEAD contexts with their keys set:
+ * setting a key costs about as much as sealing a small record, and a
+ * context is too big to keep two per idle connection. A slot is found by
+ * the key's first bytes and used only when the whole key (and cipher)
+ * matches. The AEAD is OpenSSL's libcrypto (EVP): Debian builds wolfSSL
+ * without AES-NI, and its AES-128-GCM ran at 127 MB/s here against
+ * OpenSSL's 2.9 GB/s (a 20 KB message cost the broker 530 us of CPU over
+ * TLS); wolfSSL still runs the handshake. Runs on the caller's thread;
  * never logs, never does I/O.
  */
 #include "net/tls_record.h"
@@ -15,24 +18,23 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <wolfssl/options.h>
-#include <wolfssl/wolfcrypt/aes.h>
-#include <wolfssl/wolfcrypt/chacha20_poly1305.h>
+#include <openssl/evp.h>
 
-#define TAG_SIZE        16u
-#define NONCE_SIZE      12u
-#define SALT_SIZE       4u /* TLS 1.2 AES-GCM: the implicit part of the nonce */
-#define EXPLICIT_SIZE   8u /* TLS 1.2 AES-GCM: the part each record carries */
-#define TLS12_AAD_SIZE  13u
-#define AES_CACHE_SLOTS 64u
+#define TAG_SIZE         16u
+#define NONCE_SIZE       12u
+#define SALT_SIZE        4u /* TLS 1.2 AES-GCM: the implicit part of the nonce */
+#define EXPLICIT_SIZE    8u /* TLS 1.2 AES-GCM: the part each record carries */
+#define TLS12_AAD_SIZE   13u
+#define AEAD_CACHE_SLOTS 64u
 
-struct aes_slot {
-    Aes aes;
+struct aead_slot {
+    EVP_CIPHER_CTX *ctx;
     uint8_t key[32];
-    uint8_t key_len; /* 0: unused */
+    uint8_t key_len; /* 0: no key set */
+    uint8_t cipher;  /* enum tls_record_cipher */
 };
 
-static _Thread_local struct aes_slot *aes_cache;
+static _Thread_local struct aead_slot *aead_cache;
 
 static bool same_key(const uint8_t *a, const uint8_t *b, size_t n)
 {
@@ -42,38 +44,45 @@ static bool same_key(const uint8_t *a, const uint8_t *b, size_t n)
     return d == 0;
 }
 
-/* This thread's Aes holding `key`, set now if it is not cached. NULL:
- * out of memory or refused. */
-static Aes *aes_for(const uint8_t *key, size_t key_len)
+static const EVP_CIPHER *evp_cipher(uint8_t cipher, size_t key_len)
 {
-    if (!aes_cache) {
-        aes_cache = calloc(AES_CACHE_SLOTS, sizeof(*aes_cache));
-        if (!aes_cache)
+    if (cipher == TLS_RECORD_CHACHA20_POLY1305)
+        return EVP_chacha20_poly1305();
+    return key_len == 16 ? EVP_aes_128_gcm() : EVP_aes_256_gcm();
+}
+
+/* This thread's context holding `key` for `cipher`, set now if it is not
+ * cached. NULL: out of memory or refused. */
+static EVP_CIPHER_CTX *ctx_for(uint8_t cipher, const uint8_t *key, size_t key_len)
+{
+    if (!aead_cache) {
+        aead_cache = calloc(AEAD_CACHE_SLOTS, sizeof(*aead_cache));
+        if (!aead_cache)
             return NULL;
     }
-    struct aes_slot *s = &aes_cache[(key[0] | (unsigned)key[1] << 8) % AES_CACHE_SLOTS];
-    if (s->key_len == key_len && same_key(s->key, key, key_len))
-        return &s->aes;
-    if (!s->key_len && wc_AesInit(&s->aes, NULL, INVALID_DEVID) != 0)
+    struct aead_slot *s = &aead_cache[(key[0] | (unsigned)key[1] << 8) % AEAD_CACHE_SLOTS];
+    if (s->key_len == key_len && s->cipher == cipher && same_key(s->key, key, key_len))
+        return s->ctx;
+    if (!s->ctx && !(s->ctx = EVP_CIPHER_CTX_new()))
         return NULL;
     s->key_len = 0;
-    if (wc_AesGcmSetKey(&s->aes, key, (word32)key_len) != 0)
+    if (EVP_CipherInit_ex(s->ctx, evp_cipher(cipher, key_len), NULL, key, NULL, 1) != 1)
         return NULL;
     memcpy(s->key, key, key_len);
     s->key_len = (uint8_t)key_len;
-    return &s->aes;
+    s->cipher = cipher;
+    return s->ctx;
 }
 
 void tls_record_thread_fini(void)
 {
-    if (!aes_cache)
+    if (!aead_cache)
         return;
-    for (unsigned i = 0; i < AES_CACHE_SLOTS; i++)
-        if (aes_cache[i].key_len)
-            wc_AesFree(&aes_cache[i].aes);
-    explicit_bzero(aes_cache, AES_CACHE_SLOTS * sizeof(*aes_cache));
-    free(aes_cache);
-    aes_cache = NULL;
+    for (unsigned i = 0; i < AEAD_CACHE_SLOTS; i++)
+        EVP_CIPHER_CTX_free(aead_cache[i].ctx); /* clears the key schedule */
+    explicit_bzero(aead_cache, AEAD_CACHE_SLOTS * sizeof(*aead_cache));
+    free(aead_cache);
+    aead_cache = NULL;
 }
 
 int tls_record_init(struct tls_record *r, bool tls13, enum tls_record_cipher cipher, size_t key_len,
@@ -101,8 +110,10 @@ void tls_record_fini(struct tls_record *r)
 
 static void put_be64(uint8_t *p, uint64_t v)
 {
-    for (int i = 7; i >= 0; i--, v >>= 8)
+    for (int i = 7; i >= 0; i--) {
         p[i] = (uint8_t)v;
+        v >>= 8;
+    }
 }
 
 /* The nonce of record `k->seq`: the IV XOR the sequence number (TLS 1.3,
@@ -128,21 +139,18 @@ static int aead(const struct tls_record *r, const struct tls_record_keys *k, boo
                 const uint8_t *nonce, const uint8_t *aad, size_t aad_len, const uint8_t *in,
                 size_t n, uint8_t *out, uint8_t *tag)
 {
-    if (r->cipher == TLS_RECORD_CHACHA20_POLY1305) {
-        int rc = seal ? wc_ChaCha20Poly1305_Encrypt(k->key, nonce, aad, (word32)aad_len, in,
-                                                    (word32)n, out, tag)
-                      : wc_ChaCha20Poly1305_Decrypt(k->key, nonce, aad, (word32)aad_len, in,
-                                                    (word32)n, tag, out);
-        return rc == 0 ? 0 : seal ? -EINVAL : -EBADMSG;
-    }
-    Aes *aes = aes_for(k->key, r->key_len);
-    if (!aes)
+    EVP_CIPHER_CTX *c = ctx_for(r->cipher, k->key, r->key_len);
+    if (!c)
         return -ENOMEM;
-    int rc = seal ? wc_AesGcmEncrypt(aes, out, in, (word32)n, nonce, NONCE_SIZE, tag, TAG_SIZE, aad,
-                                     (word32)aad_len)
-                  : wc_AesGcmDecrypt(aes, out, in, (word32)n, nonce, NONCE_SIZE, tag, TAG_SIZE, aad,
-                                     (word32)aad_len);
-    return rc == 0 ? 0 : seal ? -EINVAL : -EBADMSG;
+    int len = 0, ok = EVP_CipherInit_ex(c, NULL, NULL, NULL, nonce, seal) == 1;
+    if (ok && !seal)
+        ok = EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_AEAD_SET_TAG, TAG_SIZE, tag) == 1;
+    ok = ok && EVP_CipherUpdate(c, NULL, &len, aad, (int)aad_len) == 1;
+    ok = ok && (!n || EVP_CipherUpdate(c, out, &len, in, (int)n) == 1);
+    ok = ok && EVP_CipherFinal_ex(c, out + (n ? len : 0), &len) == 1;
+    if (ok && seal)
+        ok = EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_AEAD_GET_TAG, TAG_SIZE, tag) == 1;
+    return ok ? 0 : seal ? -EINVAL : -EBADMSG;
 }
 
 /* TLS 1.2's additional data: seq, type, version, plaintext length. */
