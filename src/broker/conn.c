@@ -29,7 +29,7 @@
 
 #include "broker/acl.h"
 #include "broker/alias.h"
-#include "broker/msg.h"
+#include "session/msg.h"
 #include "broker/observe.h"
 #include "broker/protocol.h"
 #include "broker/route.h"

@@ -17,7 +17,7 @@
 #include "broker/acl.h"
 #include "broker/conn.h"
 #include "broker/connack.h"
-#include "broker/msg.h"
+#include "session/msg.h"
 #include "broker/observe.h"
 #include "broker/protocol.h"
 #include "broker/route.h"

@@ -18,7 +18,7 @@
 #include <unistd.h>
 
 #include "broker/conn.h"
-#include "broker/msg.h"
+#include "session/msg.h"
 #include "broker/route.h"
 #include "broker/session.h"
 #include "broker/shard.h"

@@ -12,7 +12,7 @@
 #include <string.h>
 
 #include "broker/conn.h"
-#include "broker/msg.h"
+#include "session/msg.h"
 #include "broker/observe.h"
 #include "broker/protocol.h"
 #include "broker/readcheck.h"
@@ -614,8 +614,8 @@ static void replays_fini(struct shard *s)
 
 static void interest_add(struct tenant *t, uint32_t src, struct xfilter *f)
 {
-    struct share_spec sp;
-    if (share_parse(f->data, f->len, &sp) > 0) {
+    struct mqtt_share_spec sp;
+    if (mqtt_share_parse(f->data, f->len, &sp) > 0) {
         share_interest(t, src, &sp, true);
         return;
     }
@@ -638,8 +638,8 @@ static void interest_add(struct tenant *t, uint32_t src, struct xfilter *f)
 
 static void interest_del(struct tenant *t, uint32_t src, struct xfilter *f)
 {
-    struct share_spec sp;
-    if (share_parse(f->data, f->len, &sp) > 0) {
+    struct mqtt_share_spec sp;
+    if (mqtt_share_parse(f->data, f->len, &sp) > 0) {
         share_interest(t, src, &sp, false);
         return;
     }

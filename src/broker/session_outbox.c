@@ -16,7 +16,7 @@
 
 #include "broker/alias.h"
 #include "broker/conn.h"
-#include "broker/msg.h"
+#include "session/msg.h"
 #include "broker/observe.h"
 #include "broker/session.h"
 #include "broker/shard.h"

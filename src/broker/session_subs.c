@@ -99,8 +99,8 @@ static int sub_replace(struct shard *s, struct session *ss, struct sess_sub *sub
     sub->opts = req->opts;
     sub->subid = req->subid;
     store_sub_put(s, ss, sub);
-    struct share_spec sp;
-    if (share_parse(sub->filter, sub->len, &sp) > 0) {
+    struct mqtt_share_spec sp;
+    if (mqtt_share_parse(sub->filter, sub->len, &sp) > 0) {
         bool first;
         return share_member_add(s, ss->tenant, &sp, ss, req, &first);
     }
@@ -139,8 +139,8 @@ int session_subscribe(struct shard *s, struct session *ss, const uint8_t *filter
     sub->subid = req->subid;
     sub->len = (uint16_t)len;
     memcpy(sub->filter, filter, len);
-    struct share_spec sp;
-    bool shared = share_parse(filter, len, &sp) > 0;
+    struct mqtt_share_spec sp;
+    bool shared = mqtt_share_parse(filter, len, &sp) > 0;
     int rc = shared ? share_member_add(s, t, &sp, ss, req, is_new_interest)
                     : node_add(s, ss, filter, len, req, is_new_interest);
     if (rc < 0) {
@@ -158,8 +158,8 @@ int session_subscribe(struct shard *s, struct session *ss, const uint8_t *filter
 static void node_drop(struct shard *s, struct tenant *t, const uint8_t *filter, size_t len,
                       struct session *ss)
 {
-    struct share_spec sp;
-    if (share_parse(filter, len, &sp) > 0) {
+    struct mqtt_share_spec sp;
+    if (mqtt_share_parse(filter, len, &sp) > 0) {
         share_member_drop(s, t, &sp, filter, len, ss);
         return;
     }
@@ -187,7 +187,7 @@ static void node_drop(struct shard *s, struct tenant *t, const uint8_t *filter, 
 static void sub_unindex(struct shard *s, struct session *ss, const struct sess_sub *sub)
 {
     ss->tenant->ctr.subscriptions--;
-    if (share_parse(sub->filter, sub->len, &(struct share_spec){0}) > 0)
+    if (mqtt_share_parse(sub->filter, sub->len, &(struct mqtt_share_spec){0}) > 0)
         ss->tenant->ctr.shared_subscriptions--;
     node_drop(s, ss->tenant, sub->filter, sub->len, ss);
 }

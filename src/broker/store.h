@@ -45,7 +45,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "broker/msg.h"
+#include "session/msg.h"
 #include "broker/session.h"
 #include "broker/shard.h"
 

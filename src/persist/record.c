@@ -11,7 +11,7 @@
 #include <errno.h>
 #include <string.h>
 
-#include "broker/msg.h"
+#include "session/msg.h"
 #include "broker/session.h"
 #include "mqtt/codec.h"
 #include "mqtt/props.h"

@@ -16,7 +16,7 @@
 #include <string.h>
 #include <xxhash.h>
 
-#include "broker/msg.h"
+#include "session/msg.h"
 #include "broker/session.h"
 #include "broker/store.h"
 #include "core/vec.h"

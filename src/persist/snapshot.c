@@ -4,7 +4,7 @@
  */
 #include "persist/snapshot.h"
 
-#include "broker/msg.h"
+#include "session/msg.h"
 #include "broker/session.h"
 #include "persist/record.h"
 

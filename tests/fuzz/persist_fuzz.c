@@ -19,7 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "broker/msg.h"
+#include "session/msg.h"
 #include "broker/session.h"
 #include "broker/store.h"
 #include "persist/record.h"

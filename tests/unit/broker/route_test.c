@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "broker/msg.h"
+#include "session/msg.h"
 #include "broker/route.h"
 #include "broker/shard.h"
 #include "config/config.h"

@@ -16,7 +16,7 @@
 #include <stdint.h>
 
 #include "broker/conn.h"
-#include "broker/msg.h"
+#include "session/msg.h"
 #include "broker/session.h"
 #include "broker/shard.h"
 #include "broker/store.h"

@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "broker/msg.h"
+#include "session/msg.h"
 #include "broker/session.h"
 #include "persist/record.h"
 #include "persist/replay.h"
