@@ -824,7 +824,7 @@ static enum proto_result connect_options(struct shard *s, struct conn *c, struct
 static enum proto_result connect_finish(struct shard *s, struct conn *c, struct connect_req *rq)
 {
     bool present = false;
-    struct session *ss = session_attach(s, rq->t, c, rq->id, rq->id_len, &rq->o, &present);
+    struct session *ss = session_attach(s, rq->t, &c->st, rq->id, rq->id_len, &rq->o, &present);
     if (!ss)
         return refused(rq, MQTT_CONNACK_UNAVAILABLE, MQTT_RC_SERVER_UNAVAILABLE, "out of memory");
     if (ss->st.will)

@@ -230,7 +230,7 @@ void observe_event(struct shard *s, enum ringmq_event_type type, const struct te
         return;
     struct timeval tv;
     gettimeofday(&tv, NULL);
-    const struct conn *c = ss ? ss->conn : NULL;
+    const struct conn *c = ss ? conn_of_session(ss) : NULL;
     char addr[NET_PEER_STRLEN];
     bool has_addr = c && net_peer_format(&c->st.peer, addr, sizeof(addr)) == 0;
     struct ringmq_event ev = {

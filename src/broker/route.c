@@ -542,7 +542,7 @@ static bool replay_step(struct shard *s, struct replay *r)
     struct session *ss = session_find(r->tenant, r->client_id, r->client_id_len);
     if (!ss || !session_has_sub(ss, r->filter, r->filter_len))
         return true;
-    struct conn *c = ss->conn;
+    struct conn *c = conn_of_session(ss);
     bool live = c && c->id == r->conn_id && c->state == CONN_ACTIVE;
     while (r->sent < r->n) {
         if (live && (conn_backlog(c) >= REPLAY_OUT_LOW || ss->st.qlen))
@@ -558,7 +558,7 @@ static bool replay_step(struct shard *s, struct replay *r)
 void route_send_retained(struct shard *s, struct session *ss, const uint8_t *filter, size_t len,
                          uint8_t qos, uint32_t subid, bool read_check)
 {
-    if (!ss->conn)
+    if (!ss->client)
         return;
     struct replay *r = calloc(1, sizeof(*r) + len + ss->st.client_id_len);
     if (!r) {
@@ -566,7 +566,7 @@ void route_send_retained(struct shard *s, struct session *ss, const uint8_t *fil
         return;
     }
     *r = (struct replay){.tenant = ss->tenant,
-                         .conn_id = ss->conn->id,
+                         .conn_id = conn_of_session(ss)->id,
                          .subid = subid,
                          .qos = qos,
                          .read_check = read_check,
@@ -647,7 +647,7 @@ static void interest_del(struct tenant *t, uint32_t src, struct xfilter *f)
     if (!n)
         return;
     n->mask &= ~(1ull << src);
-    if (share_node_empty(n)) {
+    if (sub_node_empty(n)) {
         trie_remove(t->subs, f->data, f->len);
         free(n->v);
         free(n);

@@ -21,6 +21,7 @@
 #include "broker/protocol.h"
 #include "broker/route.h"
 #include "broker/session.h"
+#include "broker/session_ops.h"
 #include "core/log.h"
 #include "core/slab.h"
 #include "core/wheel.h"
@@ -205,6 +206,7 @@ static int serve_start(struct shard *s)
             xstate = l->xprt[i]->state_size;
     s->conn_slab = slab_create(sizeof(struct conn) + xstate, 0);
     s->session_slab = slab_create(sizeof(struct session), 0);
+    s->session_ops = &broker_session_ops;
     s->wheel = wheel_create(SHARD_TICK_MS, 1024, s->now_ms);
     s->session_wheel = wheel_create(1000, 4096, s->now_ms);
     if (!s->conn_slab || !s->session_slab || !s->wheel || !s->session_wheel || route_init(s) < 0 ||

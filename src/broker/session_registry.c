@@ -11,7 +11,7 @@
 #include <xxhash.h>
 
 #include "broker/session.h"
-#include "broker/shard.h"
+#include "tenant/tenant.h"
 
 uint64_t reg_hash(const struct tenant *t, const uint8_t *id, size_t len)
 {
@@ -89,5 +89,5 @@ struct session *session_find(struct tenant *t, const uint8_t *id, size_t len)
 bool session_connected(struct tenant *t, const uint8_t *id, size_t len)
 {
     struct session **pp = reg_find(t, reg_hash(t, id, len), id, len);
-    return pp && (*pp)->conn;
+    return pp && (*pp)->client;
 }

@@ -13,13 +13,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "broker/route.h"
 #include "broker/session.h"
-#include "broker/shard.h"
-#include "broker/share.h"
 #include "broker/store.h"
 #include "core/vec.h"
 #include "index/trie.h"
+#include "mqtt/topic.h"
+#include "shard/shard.h"
 
 bool topic_within_limits(const struct tenant_settings *ts, const uint8_t *t, size_t len)
 {
@@ -74,7 +73,7 @@ static int node_add(struct shard *s, struct session *ss, const uint8_t *filter, 
     if (n->n == n->cap) {
         struct sub_entry *v = vec_grow(n->v, &n->cap, sizeof(*v), 2);
         if (!v) {
-            if (share_node_empty(n)) {
+            if (sub_node_empty(n)) {
                 trie_remove(t->subs, filter, len);
                 free(n);
             }
@@ -102,7 +101,7 @@ static int sub_replace(struct shard *s, struct session *ss, struct sess_sub *sub
     struct mqtt_share_spec sp;
     if (mqtt_share_parse(sub->filter, sub->len, &sp) > 0) {
         bool first;
-        return share_member_add(s, ss->tenant, &sp, ss, req, &first);
+        return s->session_ops->share_add(s, ss->tenant, &sp, ss, req, &first);
     }
     struct sub_node *n = trie_get(ss->tenant->subs, sub->filter, sub->len);
     struct sub_entry *e = n ? node_find(n, ss) : NULL;
@@ -141,7 +140,7 @@ int session_subscribe(struct shard *s, struct session *ss, const uint8_t *filter
     memcpy(sub->filter, filter, len);
     struct mqtt_share_spec sp;
     bool shared = mqtt_share_parse(filter, len, &sp) > 0;
-    int rc = shared ? share_member_add(s, t, &sp, ss, req, is_new_interest)
+    int rc = shared ? s->session_ops->share_add(s, t, &sp, ss, req, is_new_interest)
                     : node_add(s, ss, filter, len, req, is_new_interest);
     if (rc < 0) {
         free(sub);
@@ -160,7 +159,7 @@ static void node_drop(struct shard *s, struct tenant *t, const uint8_t *filter, 
 {
     struct mqtt_share_spec sp;
     if (mqtt_share_parse(filter, len, &sp) > 0) {
-        share_member_drop(s, t, &sp, filter, len, ss);
+        s->session_ops->share_drop(s, t, &sp, filter, len, ss);
         return;
     }
     struct sub_node *n = trie_get(t->subs, filter, len);
@@ -176,8 +175,8 @@ static void node_drop(struct shard *s, struct tenant *t, const uint8_t *filter, 
     n->v = NULL;
     n->cap = 0;
     n->mask &= ~(1ull << s->id);
-    route_interest_del(s, t, filter, len);
-    if (share_node_empty(n)) {
+    s->session_ops->interest_del(s, t, filter, len);
+    if (sub_node_empty(n)) {
         trie_remove(t->subs, filter, len);
         free(n);
     }

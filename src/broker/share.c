@@ -34,11 +34,6 @@ struct share_group {
     uint8_t full[]; /* the whole $share/GROUP/FILTER */
 };
 
-bool share_node_empty(const struct sub_node *n)
-{
-    return n->n == 0 && n->mask == 0 && n->groups == NULL;
-}
-
 static bool same_group(const struct share_group *g, const struct mqtt_share_spec *sp)
 {
     size_t pre = sp->kind == MQTT_SHARE_ORDERED ? 8 : 7;
@@ -83,7 +78,7 @@ static void group_maybe_free(struct tenant *t, const struct mqtt_share_spec *sp,
         free(g->v);
         free(g);
     }
-    if (share_node_empty(n)) {
+    if (sub_node_empty(n)) {
         trie_remove(t->subs, sp->filter, sp->filter_len);
         free(n->v);
         free(n);
@@ -109,7 +104,7 @@ int share_member_add(struct shard *s, struct tenant *t, const struct mqtt_share_
     struct share_group **pp = group_find(n, sp);
     struct share_group *g = pp ? *pp : group_create(n, sp);
     if (!g) {
-        if (share_node_empty(n)) {
+        if (sub_node_empty(n)) {
             trie_remove(t->subs, sp->filter, sp->filter_len);
             free(n);
         }
@@ -177,7 +172,7 @@ void share_interest(struct tenant *t, uint32_t src, const struct mqtt_share_spec
         struct share_group *g = pp ? *pp : group_create(n, sp);
         if (g)
             g->mask |= 1ull << src;
-        else if (share_node_empty(n)) {
+        else if (sub_node_empty(n)) {
             trie_remove(t->subs, sp->filter, sp->filter_len);
             free(n);
         }
@@ -237,7 +232,7 @@ static void forward(struct shard *s, struct share_group *g, struct tenant *t, ui
 
 static bool member_online(const struct sub_entry *e)
 {
-    return e->s->conn && e->s->conn->state == CONN_ACTIVE;
+    return e->s->client && conn_of_session(e->s)->state == CONN_ACTIVE;
 }
 
 /* One local member of g gets m, or another shard of g's mask does. */

@@ -59,8 +59,4 @@ void share_redispatch(struct shard *s, struct tenant *t, const uint8_t *full, si
 /* Free a node's groups (shutdown). */
 void share_groups_free(struct sub_node *n);
 
-/* True when the node holds nothing: no local subscriber, no interest from
- * other shards, no group. */
-bool share_node_empty(const struct sub_node *n);
-
 #endif

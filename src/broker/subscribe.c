@@ -46,8 +46,8 @@ struct pending_sub {
 static void pending_finish(struct shard *s, struct pending_sub *p)
 {
     struct session *ss = p->ss;
-    if (ss && ss->conn && ss->conn->id == p->conn_id && ss->conn->state == CONN_ACTIVE) {
-        struct conn *c = ss->conn;
+    struct conn *c = ss ? conn_of_session(ss) : NULL;
+    if (c && c->id == p->conn_id && c->state == CONN_ACTIVE) {
         size_t n = mqtt_suback_size(c->version, p->n);
         uint8_t *out = conn_reserve(s, c, n);
         if (out)

@@ -50,6 +50,7 @@ struct plugin_port;
 struct share_group;
 struct route_state;
 struct store_ops;
+struct session_ops;
 
 /*
  * io_uring user_data layout: the low 4 bits are a tag, the rest a pointer
@@ -190,8 +191,9 @@ struct shard {
     struct bufring bufs;
     struct slab *conn_slab;
     struct slab *session_slab;
-    struct wheel *wheel;         /* connections: keepalive, connect and close timeouts */
-    struct wheel *session_wheel; /* offline sessions: will delay, expiry */
+    const struct session_ops *session_ops; /* the broker's side of the session room */
+    struct wheel *wheel;                   /* connections: keepalive, connect and close timeouts */
+    struct wheel *session_wheel;           /* offline sessions: will delay, expiry */
     uint64_t now_ms;
     /* Durable state's observer (broker/store.h) and its context for this
      * shard; NULL: memory only. */
