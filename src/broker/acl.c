@@ -19,7 +19,7 @@
 #include <xxhash.h>
 
 #include "broker/conn.h"
-#include "broker/session.h"
+#include "session/session.h"
 #include "broker/shard.h"
 #include "core/log.h"
 #include "core/vec.h"

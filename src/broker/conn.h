@@ -16,7 +16,7 @@
 #include <stdint.h>
 
 #include "broker/identity.h"
-#include "broker/session.h"
+#include "session/session.h"
 #include "core/wheel.h"
 #include "net/peer.h"
 #include "net/stream.h"

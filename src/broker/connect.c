@@ -21,7 +21,7 @@
 #include "broker/observe.h"
 #include "broker/protocol.h"
 #include "broker/route.h"
-#include "broker/session.h"
+#include "session/session.h"
 #include "broker/shard.h"
 #include "core/log.h"
 #include "mqtt/codec.h"

@@ -20,7 +20,7 @@
 #include "broker/conn.h"
 #include "session/msg.h"
 #include "broker/route.h"
-#include "broker/session.h"
+#include "session/session.h"
 #include "broker/shard.h"
 #include "core/clock.h"
 #include "core/log.h"

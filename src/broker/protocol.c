@@ -7,7 +7,7 @@
 #include "broker/protocol.h"
 
 #include "broker/conn.h"
-#include "broker/session.h"
+#include "session/session.h"
 #include "broker/shard.h"
 #include "core/log.h"
 #include "mqtt/codec.h"

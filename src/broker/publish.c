@@ -15,7 +15,7 @@
 #include "broker/observe.h"
 #include "broker/protocol.h"
 #include "broker/route.h"
-#include "broker/session.h"
+#include "session/session.h"
 #include "broker/shard.h"
 #include "mqtt/codec.h"
 #include "mqtt/props.h"

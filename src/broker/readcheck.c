@@ -20,7 +20,7 @@
 #include <xxhash.h>
 
 #include "broker/identity.h"
-#include "broker/session.h"
+#include "session/session.h"
 #include "broker/shard.h"
 #include "plugin/host.h"
 

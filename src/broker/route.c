@@ -16,10 +16,10 @@
 #include "broker/observe.h"
 #include "broker/protocol.h"
 #include "broker/readcheck.h"
-#include "broker/session.h"
+#include "session/session.h"
 #include "broker/shard.h"
 #include "broker/share.h"
-#include "broker/store.h"
+#include "session/store.h"
 #include "core/clock.h"
 #include "core/log.h"
 #include "core/vec.h"
@@ -163,7 +163,7 @@ static uint64_t deliver_local(struct shard *s, struct tenant *t, struct msg *m, 
     uint64_t mask = s->route->match_mask;
     /* The tenant's outbound bytes quota: one question per message and
      * shard, for all of this shard's deliveries of it. Over it, QoS 0 is
-     * dropped and QoS 1/2 wait in their sessions' queues (session.c). */
+     * dropped and QoS 1/2 wait in their sessions' queues (session/outbox.c). */
     uint32_t n = s->route->nmatch - s->route->nmatch_denied + s->nshare;
     s->out_quota = n && !observe_throttle(s, t, RINGMQ_RES_BYTES_OUT_RATE,
                                           (uint64_t)n * msg_publish_estimate(m), NULL)

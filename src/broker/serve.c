@@ -20,7 +20,7 @@
 #include "broker/observe.h"
 #include "broker/protocol.h"
 #include "broker/route.h"
-#include "broker/session.h"
+#include "session/session.h"
 #include "broker/session_ops.h"
 #include "core/log.h"
 #include "core/slab.h"

@@ -19,7 +19,7 @@
 #include "broker/protocol.h"
 #include "broker/readcheck.h"
 #include "broker/route.h"
-#include "broker/session.h"
+#include "session/session.h"
 #include "broker/share.h"
 #include "core/log.h"
 #include "mqtt/codec.h"

@@ -16,7 +16,7 @@
 #include "broker/observe.h"
 #include "broker/readcheck.h"
 #include "broker/route.h"
-#include "broker/session.h"
+#include "session/session.h"
 #include "broker/shard.h"
 #include "ringmq/plugin.h"
 #include "core/log.h"

@@ -16,7 +16,7 @@
 #include "broker/protocol.h"
 #include "broker/readcheck.h"
 #include "broker/route.h"
-#include "broker/session.h"
+#include "session/session.h"
 #include "broker/shard.h"
 #include "broker/share.h"
 #include "mqtt/codec.h"

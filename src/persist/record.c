@@ -12,7 +12,7 @@
 #include <string.h>
 
 #include "session/msg.h"
-#include "broker/session.h"
+#include "session/session.h"
 #include "mqtt/codec.h"
 #include "mqtt/props.h"
 #include "mqtt/topic.h"

@@ -17,8 +17,8 @@
 #include <xxhash.h>
 
 #include "session/msg.h"
-#include "broker/session.h"
-#include "broker/store.h"
+#include "session/session.h"
+#include "session/store.h"
 #include "core/vec.h"
 #include "persist/record.h"
 #include "shard/xshard.h"

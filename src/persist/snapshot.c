@@ -5,7 +5,7 @@
 #include "persist/snapshot.h"
 
 #include "session/msg.h"
-#include "broker/session.h"
+#include "session/session.h"
 #include "persist/record.h"
 
 int snapshot_session(struct record_writer *w, const struct tenant *t,

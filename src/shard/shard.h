@@ -195,7 +195,7 @@ struct shard {
     struct wheel *wheel;                   /* connections: keepalive, connect and close timeouts */
     struct wheel *session_wheel;           /* offline sessions: will delay, expiry */
     uint64_t now_ms;
-    /* Durable state's observer (broker/store.h) and its context for this
+    /* Durable state's observer (session/store.h) and its context for this
      * shard; NULL: memory only. */
     const struct store_ops *store;
     void *store_ctx;
@@ -253,7 +253,7 @@ struct shard {
 
     /* Sessions holding messages back for the outbound bytes quota: sent
      * when the quota's next second begins (a timeout armed while the list
-     * is not empty), or from the tick, as the quota allows (session.c). */
+     * is not empty), or from the tick, as the quota allows (session/outbox.c). */
     struct session **throttled;
     uint32_t nthrottled, throttled_cap;
     bool quota_timer; /* the UD_QUOTA timeout is armed */

@@ -20,8 +20,8 @@
 #include <string.h>
 
 #include "session/msg.h"
-#include "broker/session.h"
-#include "broker/store.h"
+#include "session/session.h"
+#include "session/store.h"
 #include "persist/record.h"
 #include "persist/replay.h"
 

@@ -9,7 +9,7 @@
 
 #include "broker/identity.h"
 #include "broker/readcheck.h"
-#include "broker/session.h"
+#include "session/session.h"
 #include "broker/shard.h"
 #include "plugin/host.h"
 #include "probe.h"

@@ -1,5 +1,5 @@
 /*
- * What the tests of a store share (tests/unit/broker/store_test.c, the
+ * What the tests of a store share (tests/unit/session/store_test.c, the
  * records of tests/unit/persist): a real shard without a loop, one tenant
  * ("global"), connections that only collect their output, time moved by
  * hand; the client's side of the session code (connect, subscribe,
@@ -17,9 +17,9 @@
 
 #include "broker/conn.h"
 #include "session/msg.h"
-#include "broker/session.h"
+#include "session/session.h"
 #include "broker/shard.h"
-#include "broker/store.h"
+#include "session/store.h"
 #include "config/config.h"
 
 /* The shard, its one tenant and the tenant's settings (tests change

@@ -11,7 +11,7 @@
 #include <string.h>
 
 #include "session/msg.h"
-#include "broker/session.h"
+#include "session/session.h"
 #include "persist/record.h"
 #include "persist/replay.h"
 #include "records.h"

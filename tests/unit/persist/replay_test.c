@@ -21,8 +21,8 @@
 
 #include "session/msg.h"
 #include "broker/route.h"
-#include "broker/session.h"
-#include "broker/store.h"
+#include "session/session.h"
+#include "session/store.h"
 #include "index/retain.h"
 #include "persist/record.h"
 #include "persist/replay.h"

@@ -1,21 +1,21 @@
 /*
  * session: the life of a session, from the CONNECT that creates or resumes
  * it to the end of its expiry (see session.h). Its other jobs have their
- * own files: the registry (session_registry.c), the outbox
- * (session_outbox.c) and the subscriptions (session_subs.c).
+ * own files: the registry (registry.c), the outbox
+ * (outbox.c) and the subscriptions (subs.c).
  *
  * Runs on the owning shard's thread only. Owns the session object (slab),
  * its client id and will, and the timer of an offline session. A session
  * created, changed (expiry, will) or ended is told to the shard's store
  * (store.h); one freed at shutdown is not, since it has not ended.
  */
-#include "broker/session.h"
+#include "session/session.h"
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "broker/store.h"
+#include "session/store.h"
 #include "core/slab.h"
 #include "session/msg.h"
 #include "shard/shard.h"

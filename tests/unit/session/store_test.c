@@ -16,8 +16,8 @@
 #include <string.h>
 
 #include "session/msg.h"
-#include "broker/session.h"
-#include "broker/store.h"
+#include "session/session.h"
+#include "session/store.h"
 #include "index/retain.h"
 #include "store_harness.h"
 

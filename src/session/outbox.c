@@ -1,6 +1,6 @@
 /*
  * session outbox: what a session sends its client and what the client owes
- * it (see session_outbox.h). Owns the in-flight arrays, the queue and the
+ * it (see outbox.h). Owns the in-flight arrays, the queue and the
  * inbound QoS 2 ids of st (session.h) and the shard's throttled list.
  *
  * Runs on the owning shard's thread only. Memory grows only with what the
@@ -8,14 +8,14 @@
  * holds no in-flight or queue array. session_deliver is the hot path: one
  * branch per durable change for the store (store.h), nothing for QoS 0.
  */
-#include "broker/session_outbox.h"
+#include "session/outbox.h"
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "broker/session.h"
-#include "broker/store.h"
+#include "session/session.h"
+#include "session/store.h"
 #include "core/log.h"
 #include "core/vec.h"
 #include "net/stream.h"

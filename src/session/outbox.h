@@ -15,8 +15,8 @@
  * shard's store (store.h) where it is made. Runs on the owning shard's
  * thread; messages are borrowed from the caller unless said otherwise.
  */
-#ifndef RINGMQ_BROKER_SESSION_OUTBOX_H
-#define RINGMQ_BROKER_SESSION_OUTBOX_H
+#ifndef RINGMQ_SESSION_OUTBOX_H
+#define RINGMQ_SESSION_OUTBOX_H
 
 #include <stdbool.h>
 #include <stddef.h>

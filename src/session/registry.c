@@ -1,16 +1,16 @@
 /*
  * session registry: (tenant, client id) -> session, a chained hash table
- * (see session_registry.h). Runs on the owning shard's thread only; owns
+ * (see registry.h). Runs on the owning shard's thread only; owns
  * the bucket array, not the sessions.
  */
-#include "broker/session_registry.h"
+#include "session/registry.h"
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <xxhash.h>
 
-#include "broker/session.h"
+#include "session/session.h"
 #include "tenant/tenant.h"
 
 uint64_t reg_hash(const struct tenant *t, const uint8_t *id, size_t len)

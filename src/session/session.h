@@ -4,25 +4,41 @@
  * local. Holds subscriptions, QoS 1/2 in-flight messages, the bounded
  * queue for offline or slow clients, inbound QoS 2 packet ids and the will.
  *
- * The session room, one file per job, each with its header:
- *   session.c           life cycle: attach, detach, will, expiry (below)
- *   session_registry.c  client id -> session, per tenant
- *   session_outbox.c    in-flight window, queue, delivery, acks, QoS 2 ids
- *   session_subs.c      subscriptions and their entries in the topic index
+ * The session room (src/session), one file per job, each with its header:
+ *   session.c   life cycle: attach, detach, will, expiry (below)
+ *   registry.c  client id -> session, per tenant
+ *   outbox.c    in-flight window, queue, delivery, acks, QoS 2 ids
+ *   subs.c      subscriptions and their entries in the topic index
+ *   store.c     the store seam: every change of durable state told (store.h)
+ *   msg.c       the immutable, refcounted messages sessions hold
  * This header is the room's face: it defines the types and includes the
  * others, so a caller includes it alone. The durable part of a session is
  * struct session_state; its changes are told to a store (store.h).
+ *
+ * The room's contract with the rooms around it:
+ *  - It sits below src/broker and includes only core, mqtt, index, net,
+ *    tenant and shard (tools/check-layers.sh). What it needs from the
+ *    broker (writing packets to a client, routing a will, shared
+ *    subscriptions, the other shards' interest, read checks, events and
+ *    quotas) it calls through struct session_ops (below), which the
+ *    broker puts in each shard's session_ops before the shard serves.
+ *  - It knows a client only as its connection's byte stream (net/stream.h):
+ *    set by session_attach when CONNECT completes, cleared by
+ *    session_detach when the connection closes.
+ *  - Everything runs on the owning shard's thread; a session and all it
+ *    holds belong to that shard. Messages cross shards by reference
+ *    (msg.h), never sessions.
  */
-#ifndef RINGMQ_BROKER_SESSION_H
-#define RINGMQ_BROKER_SESSION_H
+#ifndef RINGMQ_SESSION_SESSION_H
+#define RINGMQ_SESSION_SESSION_H
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
-#include "broker/session_outbox.h"
-#include "broker/session_registry.h"
-#include "broker/session_subs.h"
+#include "session/outbox.h"
+#include "session/registry.h"
+#include "session/subs.h"
 #include "core/wheel.h"
 #include "ringmq/plugin.h"
 
@@ -121,7 +137,7 @@ struct readcheck;
 /*
  * The fields of struct session_state, listed once (see struct session for
  * why a macro). What a store keeps of a session (store.h): all of it is
- * changed only in the session room (session*.c), and each change is told
+ * changed only in the session room (src/session), and each change is told
  * to the store where it happens.
  *
  * Invariants: infl[0..ninfl) in send order, packet ids distinct; the queue
@@ -171,7 +187,7 @@ struct session_state {
  * store by the session_detach that follows.
  */
 struct session {
-    struct session *reg_next; /* tenant registry chain (session_registry.c) */
+    struct session *reg_next; /* tenant registry chain (registry.c) */
     uint64_t reg_hash;
     struct tenant *tenant;
     struct stream *client;       /* NULL while offline */

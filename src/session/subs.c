@@ -1,20 +1,20 @@
 /*
  * session subscriptions: a session's list of subscriptions and its entries
- * in the shard's topic index (see session_subs.h). Owns st.subs and each
+ * in the shard's topic index (see subs.h). Owns st.subs and each
  * struct sess_sub; shares each filter's struct sub_node in the tenant's
  * trie with the other subscribers on this shard.
  *
  * Runs on the owning shard's thread only. Changing the list tells the store
  * (store.h); the index follows the list and is not told.
  */
-#include "broker/session_subs.h"
+#include "session/subs.h"
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "broker/session.h"
-#include "broker/store.h"
+#include "session/session.h"
+#include "session/store.h"
 #include "core/vec.h"
 #include "index/trie.h"
 #include "mqtt/topic.h"
