@@ -29,6 +29,7 @@
 #include "mqtt/topic.h"
 #include "net/xprt_info.h"
 #include "plugin/host.h"
+#include "tenant/usage.h"
 
 /* The built-in test method's exchange (config mqtt.test_auth_method). */
 static const char auth_hello[] = "hello";
@@ -749,7 +750,7 @@ static enum proto_result connect_within_quotas(struct shard *s, struct connect_r
                        "connection quota exceeded");
     if (!observe_throttle(s, t, RINGMQ_RES_CONNECT_RATE, 1, NULL))
         return refused(rq, MQTT_CONNACK_UNAVAILABLE, 0x9F, "connection rate exceeded");
-    observe_rate_add(s, t, RATE_CONNECTS, 1);
+    tenant_rate_add(t, RATE_CONNECTS, s->now_ms, 1);
     bool resumes = !rq->ck.clean_start && session_exists(t, rq->id, rq->id_len);
     if (!resumes && !session_exists(t, rq->id, rq->id_len) &&
         !observe_throttle(s, t, RINGMQ_RES_SESSIONS, 1, NULL))

@@ -37,6 +37,7 @@
 #include "net/uring.h"
 #include "shard/xshard.h"
 #include "tenant/tenant.h"
+#include "tenant/usage.h"
 
 struct conn;
 struct session;
@@ -139,12 +140,13 @@ struct broker {
     struct tenant_dir tenants;
     uint32_t nshards;
     struct shard **shards;
-    int *cpus;                       /* [nshards]: the CPU each shard is pinned to, -1: none */
-    pthread_barrier_t start_barrier; /* main + shards: initialised, then go */
-    pthread_barrier_t stop_barrier;  /* shards: wills published before draining */
-    atomic_bool start_failed;        /* any shard failed to initialise */
-    atomic_uint connections;         /* past the max_connections check (conn_count) */
-    atomic_ullong pending_evicted;   /* closed for max_pending_connections */
+    struct tenant_shards tenant_shards; /* every shard's `tenants` table, for the sums */
+    int *cpus;                          /* [nshards]: the CPU each shard is pinned to, -1: none */
+    pthread_barrier_t start_barrier;    /* main + shards: initialised, then go */
+    pthread_barrier_t stop_barrier;     /* shards: wills published before draining */
+    atomic_bool start_failed;           /* any shard failed to initialise */
+    atomic_uint connections;            /* past the max_connections check (conn_count) */
+    atomic_ullong pending_evicted;      /* closed for max_pending_connections */
     uint16_t ports[CONFIG_MAX_LISTENERS];
     struct transport_listener xprt[CONFIG_MAX_LISTENERS]; /* each listener's transport */
 };

@@ -53,6 +53,7 @@ void harness_setup(const struct store_ops *store, harness_check_fn fn)
     tenant0->subs = trie_create();
     tenant0->retained = retain_create();
     shard.tenants[0] = tenant0;
+    broker.tenant_shards = (struct tenant_shards){.tables = {shard.tenants}, .n = 1};
     shard.store = store;
     check = fn;
 }
