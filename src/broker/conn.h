@@ -16,10 +16,10 @@
 #include <stdint.h>
 
 #include "broker/identity.h"
-#include "session/session.h"
 #include "core/wheel.h"
 #include "net/peer.h"
 #include "net/stream.h"
+#include "session/session.h"
 #include "shard/shard.h"
 
 struct shard;

@@ -13,15 +13,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "broker/alias.h"
 #include "broker/acl.h"
+#include "broker/alias.h"
 #include "broker/conn.h"
 #include "broker/connack.h"
-#include "session/msg.h"
 #include "broker/observe.h"
 #include "broker/protocol.h"
 #include "broker/route.h"
-#include "session/session.h"
 #include "broker/shard.h"
 #include "core/log.h"
 #include "mqtt/codec.h"
@@ -29,6 +27,8 @@
 #include "mqtt/topic.h"
 #include "net/xprt_info.h"
 #include "plugin/host.h"
+#include "session/msg.h"
+#include "session/session.h"
 #include "tenant/usage.h"
 
 /* The built-in test method's exchange (config mqtt.test_auth_method). */

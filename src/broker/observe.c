@@ -18,15 +18,15 @@
 #include <unistd.h>
 
 #include "broker/conn.h"
-#include "session/msg.h"
 #include "broker/route.h"
-#include "session/session.h"
 #include "broker/shard.h"
 #include "core/clock.h"
 #include "core/log.h"
 #include "metrics/counters.h"
 #include "metrics/metrics.h"
 #include "plugin/host.h"
+#include "session/msg.h"
+#include "session/session.h"
 #include "tenant/usage.h"
 
 /* Sum tenant `id` over every shard. False when no shard has seen it. */

@@ -12,19 +12,19 @@
 #include <string.h>
 
 #include "broker/conn.h"
-#include "session/msg.h"
 #include "broker/observe.h"
 #include "broker/protocol.h"
 #include "broker/readcheck.h"
-#include "session/session.h"
 #include "broker/shard.h"
 #include "broker/share.h"
-#include "session/store.h"
 #include "core/clock.h"
 #include "core/log.h"
 #include "core/vec.h"
 #include "index/retain.h"
 #include "index/trie.h"
+#include "session/msg.h"
+#include "session/session.h"
+#include "session/store.h"
 
 /* One Subscription Identifier collected while matching a publish. */
 struct match_id {

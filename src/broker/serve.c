@@ -16,16 +16,16 @@
 
 #include "broker/acl.h"
 #include "broker/conn.h"
-#include "session/msg.h"
 #include "broker/observe.h"
 #include "broker/protocol.h"
 #include "broker/route.h"
-#include "session/session.h"
 #include "broker/session_ops.h"
 #include "core/log.h"
 #include "core/slab.h"
 #include "core/wheel.h"
 #include "plugin/host.h"
+#include "session/msg.h"
+#include "session/session.h"
 
 void shard_xmsg_discard(const struct xmsg *x)
 {

@@ -19,12 +19,12 @@
 #include "broker/protocol.h"
 #include "broker/readcheck.h"
 #include "broker/route.h"
-#include "session/session.h"
 #include "broker/share.h"
 #include "core/log.h"
 #include "mqtt/codec.h"
 #include "mqtt/props.h"
 #include "session/msg.h"
+#include "session/session.h"
 
 /* Encode one PUBLISH for a 5.0 client: properties forwarded with the
  * remaining expiry, our Subscription Identifiers and a topic alias. Returns

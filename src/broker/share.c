@@ -12,16 +12,16 @@
 #include <xxhash.h>
 
 #include "broker/conn.h"
-#include "session/msg.h"
 #include "broker/observe.h"
 #include "broker/readcheck.h"
 #include "broker/route.h"
-#include "session/session.h"
 #include "broker/shard.h"
-#include "ringmq/plugin.h"
 #include "core/log.h"
 #include "core/vec.h"
 #include "index/trie.h"
+#include "ringmq/plugin.h"
+#include "session/msg.h"
+#include "session/session.h"
 
 struct share_group {
     struct share_group *next;

@@ -16,12 +16,12 @@
 #include "broker/protocol.h"
 #include "broker/readcheck.h"
 #include "broker/route.h"
-#include "session/session.h"
 #include "broker/shard.h"
 #include "broker/share.h"
 #include "mqtt/codec.h"
 #include "mqtt/props.h"
 #include "mqtt/topic.h"
+#include "session/session.h"
 
 /* Per filter: send the retained messages after the SUBACK; check each one's
  * topic with readcheck_allows (granted RINGMQ_GRANTED_PER_TOPIC). */

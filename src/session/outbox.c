@@ -14,12 +14,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "session/session.h"
-#include "session/store.h"
 #include "core/log.h"
 #include "core/vec.h"
 #include "net/stream.h"
 #include "session/msg.h"
+#include "session/session.h"
+#include "session/store.h"
 #include "shard/shard.h"
 
 /* The client is set only while its connection is active (session.h). */

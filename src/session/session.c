@@ -15,9 +15,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "session/store.h"
 #include "core/slab.h"
 #include "session/msg.h"
+#include "session/store.h"
 #include "shard/shard.h"
 
 /* One per connection: 16 more bytes here are 16 more per connection. */

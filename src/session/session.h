@@ -36,11 +36,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/wheel.h"
+#include "ringmq/plugin.h"
 #include "session/outbox.h"
 #include "session/registry.h"
 #include "session/subs.h"
-#include "core/wheel.h"
-#include "ringmq/plugin.h"
 
 struct shard;
 struct tenant_settings;

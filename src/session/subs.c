@@ -13,11 +13,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "session/session.h"
-#include "session/store.h"
 #include "core/vec.h"
 #include "index/trie.h"
 #include "mqtt/topic.h"
+#include "session/session.h"
+#include "session/store.h"
 #include "shard/shard.h"
 
 bool topic_within_limits(const struct tenant_settings *ts, const uint8_t *t, size_t len)

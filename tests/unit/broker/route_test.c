@@ -8,11 +8,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "session/msg.h"
 #include "broker/route.h"
 #include "broker/shard.h"
 #include "config/config.h"
 #include "core/spsc.h"
+#include "session/msg.h"
 #include "shard/xshard.h"
 #include "tenant/tenant.h"
 

@@ -16,11 +16,11 @@
 #include <stdint.h>
 
 #include "broker/conn.h"
+#include "broker/shard.h"
+#include "config/config.h"
 #include "session/msg.h"
 #include "session/session.h"
-#include "broker/shard.h"
 #include "session/store.h"
-#include "config/config.h"
 
 /* The shard, its one tenant and the tenant's settings (tests change
  * them), valid between setup and teardown. */

@@ -15,10 +15,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "index/retain.h"
 #include "session/msg.h"
 #include "session/session.h"
 #include "session/store.h"
-#include "index/retain.h"
 #include "store_harness.h"
 
 /* ---- the recording store: a log of calls ---- */
