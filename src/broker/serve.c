@@ -114,24 +114,10 @@ static void settings_done(struct shard *s, const struct plugin_done *d)
     const struct ringmq_settings_result *r = &d->r.settings;
     if (!t || !r->found || d->timed_out)
         return;
-    struct tenant_settings *set = malloc(sizeof(*set));
-    if (!set)
-        return;
-    *set = *config_tenant_settings(s->cfg, t->name);
     char why[200];
-    for (size_t i = 0; i < r->n_settings; i++) {
-        if (config_tenant_apply(set, r->settings[i].key, r->settings[i].value, why, sizeof(why)) <
-            0) {
-            log_ratelimited(LOG_LEVEL_WARN, "tenant %s: setting provider: %s", t->name, why);
-            free(set);
-            return;
-        }
-    }
-    /* Readers take t->set afresh for each packet on this thread: the old
-     * copy can go now. */
-    free(t->own_set);
-    t->own_set = set;
-    t->set = set;
+    if (tenant_settings_apply(t, config_tenant_settings(s->cfg, t->name), r->settings,
+                              r->n_settings, why, sizeof(why)) == -EINVAL)
+        log_ratelimited(LOG_LEVEL_WARN, "tenant %s: setting provider: %s", t->name, why);
 }
 
 /* Every SETTINGS_REFRESH_MS each shard asks again for its tenants. */
