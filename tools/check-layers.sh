@@ -21,8 +21,9 @@ plugin: core
 net: core config
 tenant: core mqtt index config metrics
 shard: core mqtt index config metrics net tenant
-broker: core store mqtt index config metrics admin plugin net tenant shard
-persist: core store mqtt index config metrics plugin net tenant shard broker
+session: core mqtt index config metrics net tenant shard
+broker: core store mqtt index config metrics admin plugin net tenant shard session
+persist: core store mqtt index config metrics plugin net tenant shard session broker
 "
 LAYERS=$(echo "$RULES" | sed -n 's/^\([a-z]*\):.*/\1/p' | tr '\n' ' ')
 cd "${1:-$(dirname "$0")/..}" || exit 1

@@ -19,11 +19,11 @@
 #include <xxhash.h>
 
 #include "broker/conn.h"
-#include "broker/session.h"
 #include "broker/shard.h"
 #include "core/log.h"
 #include "core/vec.h"
 #include "plugin/host.h"
+#include "session/session.h"
 
 #define ACL_CACHE_SLOTS 256u /* per connection, power of two */
 #define ACL_MEMO_TOPIC  56u  /* longest topic the last-verdict memo keeps */

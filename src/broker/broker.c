@@ -122,6 +122,7 @@ static int plan_shards(struct broker *b)
     if (!b->shards || !b->cpus)
         return -ENOMEM;
     b->nshards = n; /* broker_free walks b->shards[0..nshards) */
+    b->tenant_shards.n = n;
     ret = affinity_plan(&b->cfg->cpu_affinity, &allowed, online, b->nshards, b->cpus, why,
                         sizeof(why));
     if (ret < 0) {
@@ -152,6 +153,7 @@ static int shard_create(struct broker *b, uint32_t i)
     s->tenants = calloc(TENANT_MAX, sizeof(*s->tenants));
     if (!s->tenants)
         return -ENOMEM;
+    b->tenant_shards.tables[i] = s->tenants;
     s->stop_fd = eventfd(0, EFD_CLOEXEC);
     s->plugin_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (s->stop_fd < 0 || s->plugin_fd < 0) {

@@ -29,16 +29,16 @@
 
 #include "broker/acl.h"
 #include "broker/alias.h"
-#include "broker/msg.h"
 #include "broker/observe.h"
 #include "broker/protocol.h"
 #include "broker/route.h"
-#include "broker/session.h"
 #include "broker/shard.h"
 #include "core/log.h"
 #include "mqtt/codec.h"
 #include "mqtt/props.h"
 #include "net/stream.h"
+#include "session/msg.h"
+#include "session/session.h"
 
 #define CONN_CLOSE_TIMEOUT_MS 5000u
 #define CONN_RX_MIN           512u

@@ -19,6 +19,7 @@
 #include "core/wheel.h"
 #include "net/peer.h"
 #include "net/stream.h"
+#include "session/session.h"
 #include "shard/shard.h"
 
 struct shard;
@@ -119,10 +120,19 @@ void conn_pending_end(struct shard *s, struct conn *c);
 /* What the shard's stream loop tells connections (its ev). */
 extern const struct stream_events conn_stream_events;
 
-/* The connection of a stream (the stream is its first member). */
+/* The connection of a stream (the stream is its first member: the
+ * session room knows its client by that stream too). */
+_Static_assert(offsetof(struct conn, st) == 0, "struct conn must begin with its stream");
 static inline struct conn *conn_of_stream(struct stream *st)
 {
     return (struct conn *)st;
+}
+
+/* The connection holding session ss (its client stream), NULL while the
+ * session is offline. */
+static inline struct conn *conn_of_session(const struct session *ss)
+{
+    return (struct conn *)ss->client;
 }
 
 /* Completion of the MSG_RING that moved c's descriptor (conn_relocate). */
@@ -187,13 +197,6 @@ static inline size_t conn_backlog(const struct conn *c)
 {
     return c->st.backlog;
 }
-
-/* A session whose QoS 0 output is dropped (session.c) is told it caught up
- * once its connection's backlog is below the smaller of a quarter of
- * max_client_output and half of SESSION_SLOW_MIN; with the broker over
- * limits.max_slow_output_total, clients with SESSION_SLOW_MIN unsent are
- * slow. */
-#define SESSION_SLOW_MIN (64u << 10)
 
 /* Close: flush what is queued, then shut down and free when no operation
  * is pending. Detaches the session (publishing the will unless the reason

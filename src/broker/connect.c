@@ -13,15 +13,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "broker/alias.h"
 #include "broker/acl.h"
+#include "broker/alias.h"
 #include "broker/conn.h"
 #include "broker/connack.h"
-#include "broker/msg.h"
 #include "broker/observe.h"
 #include "broker/protocol.h"
 #include "broker/route.h"
-#include "broker/session.h"
 #include "broker/shard.h"
 #include "core/log.h"
 #include "mqtt/codec.h"
@@ -29,6 +27,9 @@
 #include "mqtt/topic.h"
 #include "net/xprt_info.h"
 #include "plugin/host.h"
+#include "session/msg.h"
+#include "session/session.h"
+#include "tenant/usage.h"
 
 /* The built-in test method's exchange (config mqtt.test_auth_method). */
 static const char auth_hello[] = "hello";
@@ -749,7 +750,7 @@ static enum proto_result connect_within_quotas(struct shard *s, struct connect_r
                        "connection quota exceeded");
     if (!observe_throttle(s, t, RINGMQ_RES_CONNECT_RATE, 1, NULL))
         return refused(rq, MQTT_CONNACK_UNAVAILABLE, 0x9F, "connection rate exceeded");
-    observe_rate_add(s, t, RATE_CONNECTS, 1);
+    tenant_rate_add(t, RATE_CONNECTS, s->now_ms, 1);
     bool resumes = !rq->ck.clean_start && session_exists(t, rq->id, rq->id_len);
     if (!resumes && !session_exists(t, rq->id, rq->id_len) &&
         !observe_throttle(s, t, RINGMQ_RES_SESSIONS, 1, NULL))
@@ -824,7 +825,7 @@ static enum proto_result connect_options(struct shard *s, struct conn *c, struct
 static enum proto_result connect_finish(struct shard *s, struct conn *c, struct connect_req *rq)
 {
     bool present = false;
-    struct session *ss = session_attach(s, rq->t, c, rq->id, rq->id_len, &rq->o, &present);
+    struct session *ss = session_attach(s, rq->t, &c->st, rq->id, rq->id_len, &rq->o, &present);
     if (!ss)
         return refused(rq, MQTT_CONNACK_UNAVAILABLE, MQTT_RC_SERVER_UNAVAILABLE, "out of memory");
     if (ss->st.will)

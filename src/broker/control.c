@@ -17,7 +17,8 @@
 
 #include "broker/conn.h"
 #include "broker/observe.h"
-#include "broker/session.h"
+#include "session/session.h"
+#include "tenant/usage.h"
 #include "broker/shard.h"
 #include "core/clock.h"
 #include "core/log.h"
@@ -223,7 +224,7 @@ static void answer_page(struct shard *s, struct tenant *t, struct control_req *r
 static void answer_client(struct shard *s, struct tenant *t, struct control_req *r)
 {
     struct session *ss = t ? session_find(t, r->key, r->prefix_len) : NULL;
-    struct conn *c = ss ? ss->conn : NULL;
+    struct conn *c = ss && ss->client ? conn_of_stream(ss->client) : NULL;
     if (!c || c->state != CONN_ACTIVE) {
         r->err = -ENOENT;
         return;
@@ -314,7 +315,7 @@ static int tenant_lookup(struct broker *b, const char *name)
         const char *t = tenant_dir_name(&b->tenants, (uint16_t)id);
         struct tenant_counters sum;
         if (t && !strcmp(t, name))
-            return observe_tenant_sum(b, (uint16_t)id, &sum) ? (int)id : -ENOENT;
+            return tenant_sum(&b->tenant_shards, (uint16_t)id, &sum) ? (int)id : -ENOENT;
     }
     return -ENOENT;
 }
@@ -435,7 +436,7 @@ static uint32_t control_tenants(void *arg, struct admin_tenant *v, uint32_t cap)
     for (uint32_t id = 0; id < n; id++) {
         struct tenant_counters sum;
         const char *name = tenant_dir_name(&b->tenants, (uint16_t)id);
-        if (!name || !observe_tenant_sum(b, (uint16_t)id, &sum))
+        if (!name || !tenant_sum(&b->tenant_shards, (uint16_t)id, &sum))
             continue; /* no shard has seen it yet */
         if (k < cap)
             v[k] = (struct admin_tenant){name, sum.connections, sum.sessions};

@@ -18,36 +18,18 @@
 #include <unistd.h>
 
 #include "broker/conn.h"
-#include "broker/msg.h"
 #include "broker/route.h"
-#include "broker/session.h"
 #include "broker/shard.h"
 #include "core/clock.h"
 #include "core/log.h"
 #include "metrics/counters.h"
 #include "metrics/metrics.h"
 #include "plugin/host.h"
+#include "session/msg.h"
+#include "session/session.h"
+#include "tenant/usage.h"
 
 /* Sum tenant `id` over every shard. False when no shard has seen it. */
-bool observe_tenant_sum(struct broker *b, uint16_t id, struct tenant_counters *sum)
-{
-    memset(sum, 0, sizeof(*sum));
-    bool seen = false;
-    for (uint32_t i = 0; i < b->nshards; i++) {
-        struct tenant *t = __atomic_load_n(&b->shards[i]->tenants[id], __ATOMIC_ACQUIRE);
-        if (!t)
-            continue;
-        seen = true;
-        uint64_t retained = sum->retained, retained_bytes = sum->retained_bytes;
-        tenant_counters_add(sum, &t->ctr);
-        if (i != 0) {
-            sum->retained = retained;
-            sum->retained_bytes = retained_bytes;
-        }
-    }
-    return seen;
-}
-
 void observe_collect(struct metrics_writer *w, void *arg)
 {
     struct broker *b = arg;
@@ -61,7 +43,7 @@ void observe_collect(struct metrics_writer *w, void *arg)
     }
     size_t k = 0;
     for (uint32_t id = 0; id < n && id < TENANT_MAX; id++) {
-        if (!observe_tenant_sum(b, (uint16_t)id, &sums[k]))
+        if (!tenant_sum(&b->tenant_shards, (uint16_t)id, &sums[k]))
             continue;
         const char *name = tenant_dir_name(&b->tenants, (uint16_t)id);
         if (name)
@@ -196,7 +178,7 @@ void observe_sys_tick(struct shard *s)
     memset(&all, 0, sizeof(all));
     char name[768], topic[sizeof(name) + 64];
     for (uint32_t i = 0; i < n && i < TENANT_MAX; i++) {
-        if (!observe_tenant_sum(b, (uint16_t)i, &one))
+        if (!tenant_sum(&b->tenant_shards, (uint16_t)i, &one))
             continue;
         tenant_counters_add(&all, &one);
         const char *raw = tenant_dir_name(&b->tenants, (uint16_t)i);
@@ -230,7 +212,7 @@ void observe_event(struct shard *s, enum ringmq_event_type type, const struct te
         return;
     struct timeval tv;
     gettimeofday(&tv, NULL);
-    const struct conn *c = ss ? ss->conn : NULL;
+    const struct conn *c = ss ? conn_of_session(ss) : NULL;
     char addr[NET_PEER_STRLEN];
     bool has_addr = c && net_peer_format(&c->st.peer, addr, sizeof(addr)) == 0;
     struct ringmq_event ev = {
@@ -249,72 +231,6 @@ void observe_event(struct shard *s, enum ringmq_event_type type, const struct te
     plugin_event(h, &ev);
 }
 
-/* Roll this shard's window of kind k over to the current second. */
-static struct rate_window *rate_now(struct shard *s, struct tenant *t, enum rate_kind k)
-{
-    struct rate_window *w = &t->rate[k];
-    uint64_t second = s->now_ms / 1000u;
-    if (w->second != second) {
-        /* count first: a reader that sees the new second sees count 0. */
-        __atomic_store_n(&w->count, 0, __ATOMIC_RELAXED);
-        __atomic_store_n(&w->second, second, __ATOMIC_RELEASE);
-    }
-    return w;
-}
-
-void observe_rate_add(struct shard *s, struct tenant *t, enum rate_kind k, uint64_t n)
-{
-    struct rate_window *w = rate_now(s, t, k);
-    __atomic_store_n(&w->count, w->count + n, __ATOMIC_RELAXED);
-}
-
-/* The tenant's usage this second over every shard. Other shards' shares are
- * read at most once per loop turn (now_ms): a hot tenant's publishes do not
- * each touch every shard's cache lines, and the total is at most one turn
- * behind. */
-static uint64_t rate_total(struct shard *s, struct tenant *t, enum rate_kind k)
-{
-    struct rate_window *w = rate_now(s, t, k);
-    if (w->others_ms != s->now_ms) {
-        uint64_t sum = 0;
-        struct broker *b = s->broker;
-        for (uint32_t i = 0; i < b->nshards; i++) {
-            struct tenant *o =
-                i == s->id ? NULL
-                           : __atomic_load_n(&b->shards[i]->tenants[t->id], __ATOMIC_ACQUIRE);
-            if (o && __atomic_load_n(&o->rate[k].second, __ATOMIC_ACQUIRE) == w->second)
-                sum += __atomic_load_n(&o->rate[k].count, __ATOMIC_RELAXED);
-        }
-        w->others = sum;
-        w->others_ms = s->now_ms;
-    }
-    return w->count + w->others;
-}
-
-/* Every shard holds a replica of the retained messages, each a few
- * messages behind the shards that published them: the largest is the best
- * guess of the tenant's use (this shard's own publishes included at once). */
-static uint64_t retained_max(struct shard *s, struct tenant *t, bool bytes)
-{
-    uint64_t most = 0;
-    for (uint32_t i = 0; i < s->broker->nshards; i++) {
-        struct tenant *o = __atomic_load_n(&s->broker->shards[i]->tenants[t->id], __ATOMIC_ACQUIRE);
-        if (!o)
-            continue;
-        uint64_t v =
-            __atomic_load_n(bytes ? &o->ctr.retained_bytes : &o->ctr.retained, __ATOMIC_RELAXED);
-        if (v > most)
-            most = v;
-    }
-    return most;
-}
-
-static const enum rate_kind rate_of[RINGMQ_RES_COUNT] = {
-    [RINGMQ_RES_CONNECT_RATE] = RATE_CONNECTS,
-    [RINGMQ_RES_BYTES_IN_RATE] = RATE_BYTES_IN,
-    [RINGMQ_RES_BYTES_OUT_RATE] = RATE_BYTES_OUT,
-};
-
 void observe_drop(struct shard *s, struct tenant *t, const struct session *ss,
                   enum ringmq_drop_reason why, const struct msg *m, uint64_t n)
 {
@@ -331,43 +247,10 @@ bool observe_throttle(struct shard *s, struct tenant *t, enum ringmq_resource r,
     /* The tenant's own limits hold with or without a quota plugin: without
      * them, clients could pile up offline sessions (each kept up to
      * max_session_expiry) and retained messages until memory runs out. */
-    const struct tenant_settings *ts = t->set;
-    uint64_t limit = r == RINGMQ_RES_SESSIONS         ? ts->max_sessions
-                     : r == RINGMQ_RES_RETAINED       ? ts->max_retained_messages
-                     : r == RINGMQ_RES_RETAINED_BYTES ? ts->max_retained_bytes
-                                                      : 0;
+    uint64_t limit = tenant_limit(t->set, r);
     if (!plugin && !limit)
         return true;
-    uint64_t current = 0;
-    if (r == RINGMQ_RES_CONNECT_RATE || r == RINGMQ_RES_BYTES_IN_RATE ||
-        r == RINGMQ_RES_BYTES_OUT_RATE) {
-        current = rate_total(s, t, rate_of[r]);
-    } else {
-        struct tenant_counters sum;
-        observe_tenant_sum(s->broker, t->id, &sum);
-        switch (r) {
-        case RINGMQ_RES_CONNECTIONS:
-            current = sum.connections;
-            break;
-        case RINGMQ_RES_SESSIONS:
-            current = sum.sessions;
-            break;
-        case RINGMQ_RES_SUBSCRIPTIONS:
-            current = sum.subscriptions;
-            break;
-        case RINGMQ_RES_SHARED_SUBSCRIPTIONS:
-            current = sum.shared_subscriptions;
-            break;
-        case RINGMQ_RES_RETAINED:
-            current = retained_max(s, t, false);
-            break;
-        case RINGMQ_RES_RETAINED_BYTES:
-            current = retained_max(s, t, true);
-            break;
-        default:
-            break;
-        }
-    }
+    uint64_t current = tenant_usage(t, r, s->now_ms, &s->broker->tenant_shards, s->id);
     if (limit && (current >= limit || amount > limit - current)) {
         t->ctr.throttled++;
         observe_event(s, RINGMQ_EV_THROTTLED, t, ss, 0, r, NULL, 0);
@@ -377,7 +260,7 @@ bool observe_throttle(struct shard *s, struct tenant *t, enum ringmq_resource r,
         return true;
     if (plugin_throttle(h, t->name, r, current, amount)) {
         if (r == RINGMQ_RES_BYTES_IN_RATE || r == RINGMQ_RES_BYTES_OUT_RATE)
-            observe_rate_add(s, t, rate_of[r], amount); /* granted: now used */
+            tenant_rate_add(t, tenant_rate_of(r), s->now_ms, amount); /* granted: now used */
         return true;
     }
     t->ctr.throttled++;

@@ -19,16 +19,11 @@ struct tenant;
 struct conn;
 struct session;
 
-struct broker;
-struct tenant_counters;
 struct msg;
 
-/* Tenant `id`'s counters summed over every shard (plain loads: may lag a
- * few increments). False when no shard has seen the tenant. */
-bool observe_tenant_sum(struct broker *b, uint16_t id, struct tenant_counters *sum);
-
-/* May tenant `t` use `amount` more of `r`? Asks the throttle plugins with
- * the tenant's current use over every shard; counts and reports a refusal.
+/* May tenant `t` use `amount` more of `r`? Checks the tenant's own limit
+ * and asks the throttle plugins with its current use over every shard
+ * (tenant/usage.h); counts and reports a refusal.
  * For the per-second resources (connect rate, bytes in and out) `current`
  * is this second's use, and an allowed amount of bytes is counted as used.
  * True without throttle plugins. */
@@ -39,9 +34,6 @@ bool observe_throttle(struct shard *s, struct tenant *t, enum ringmq_resource r,
  * counted, and one MESSAGE_DROPPED event (ss: the subscriber, or NULL). */
 void observe_drop(struct shard *s, struct tenant *t, const struct session *ss,
                   enum ringmq_drop_reason why, const struct msg *m, uint64_t n);
-
-/* Count n more of a per-second usage on this shard (e.g. a connect). */
-void observe_rate_add(struct shard *s, struct tenant *t, enum rate_kind k, uint64_t n);
 
 /* metrics_collect_fn: runs on the metrics HTTP thread; `arg` is the broker. */
 void observe_collect(struct metrics_writer *w, void *arg);

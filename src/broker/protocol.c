@@ -7,10 +7,10 @@
 #include "broker/protocol.h"
 
 #include "broker/conn.h"
-#include "broker/session.h"
 #include "broker/shard.h"
 #include "core/log.h"
 #include "mqtt/codec.h"
+#include "session/session.h"
 
 void protocol_violation(struct shard *s, struct conn *c, const char *what, int reason)
 {

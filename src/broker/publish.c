@@ -11,15 +11,15 @@
 #include "broker/acl.h"
 #include "broker/alias.h"
 #include "broker/conn.h"
-#include "broker/msg.h"
 #include "broker/observe.h"
 #include "broker/protocol.h"
 #include "broker/route.h"
-#include "broker/session.h"
 #include "broker/shard.h"
 #include "mqtt/codec.h"
 #include "mqtt/props.h"
 #include "mqtt/topic.h"
+#include "session/msg.h"
+#include "session/session.h"
 
 /* A property block the decoder refused as a protocol error because of
  * Topic Alias 0 deserves the specific reason 0x94 (MQTT-3.3.2-8). */

@@ -20,9 +20,9 @@
 #include <xxhash.h>
 
 #include "broker/identity.h"
-#include "broker/session.h"
 #include "broker/shard.h"
 #include "plugin/host.h"
+#include "session/session.h"
 
 #define READCHECK_MIN_SLOTS 16u
 #define READCHECK_MAX_SLOTS 1024u /* 8 KiB per session at most */

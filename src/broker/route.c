@@ -12,19 +12,19 @@
 #include <string.h>
 
 #include "broker/conn.h"
-#include "broker/msg.h"
 #include "broker/observe.h"
 #include "broker/protocol.h"
 #include "broker/readcheck.h"
-#include "broker/session.h"
 #include "broker/shard.h"
 #include "broker/share.h"
-#include "broker/store.h"
 #include "core/clock.h"
 #include "core/log.h"
 #include "core/vec.h"
 #include "index/retain.h"
 #include "index/trie.h"
+#include "session/msg.h"
+#include "session/session.h"
+#include "session/store.h"
 
 /* One Subscription Identifier collected while matching a publish. */
 struct match_id {
@@ -163,7 +163,7 @@ static uint64_t deliver_local(struct shard *s, struct tenant *t, struct msg *m, 
     uint64_t mask = s->route->match_mask;
     /* The tenant's outbound bytes quota: one question per message and
      * shard, for all of this shard's deliveries of it. Over it, QoS 0 is
-     * dropped and QoS 1/2 wait in their sessions' queues (session.c). */
+     * dropped and QoS 1/2 wait in their sessions' queues (session/outbox.c). */
     uint32_t n = s->route->nmatch - s->route->nmatch_denied + s->nshare;
     s->out_quota = n && !observe_throttle(s, t, RINGMQ_RES_BYTES_OUT_RATE,
                                           (uint64_t)n * msg_publish_estimate(m), NULL)
@@ -542,7 +542,7 @@ static bool replay_step(struct shard *s, struct replay *r)
     struct session *ss = session_find(r->tenant, r->client_id, r->client_id_len);
     if (!ss || !session_has_sub(ss, r->filter, r->filter_len))
         return true;
-    struct conn *c = ss->conn;
+    struct conn *c = conn_of_session(ss);
     bool live = c && c->id == r->conn_id && c->state == CONN_ACTIVE;
     while (r->sent < r->n) {
         if (live && (conn_backlog(c) >= REPLAY_OUT_LOW || ss->st.qlen))
@@ -558,7 +558,7 @@ static bool replay_step(struct shard *s, struct replay *r)
 void route_send_retained(struct shard *s, struct session *ss, const uint8_t *filter, size_t len,
                          uint8_t qos, uint32_t subid, bool read_check)
 {
-    if (!ss->conn)
+    if (!ss->client)
         return;
     struct replay *r = calloc(1, sizeof(*r) + len + ss->st.client_id_len);
     if (!r) {
@@ -566,7 +566,7 @@ void route_send_retained(struct shard *s, struct session *ss, const uint8_t *fil
         return;
     }
     *r = (struct replay){.tenant = ss->tenant,
-                         .conn_id = ss->conn->id,
+                         .conn_id = conn_of_session(ss)->id,
                          .subid = subid,
                          .qos = qos,
                          .read_check = read_check,
@@ -614,8 +614,8 @@ static void replays_fini(struct shard *s)
 
 static void interest_add(struct tenant *t, uint32_t src, struct xfilter *f)
 {
-    struct share_spec sp;
-    if (share_parse(f->data, f->len, &sp) > 0) {
+    struct mqtt_share_spec sp;
+    if (mqtt_share_parse(f->data, f->len, &sp) > 0) {
         share_interest(t, src, &sp, true);
         return;
     }
@@ -638,8 +638,8 @@ static void interest_add(struct tenant *t, uint32_t src, struct xfilter *f)
 
 static void interest_del(struct tenant *t, uint32_t src, struct xfilter *f)
 {
-    struct share_spec sp;
-    if (share_parse(f->data, f->len, &sp) > 0) {
+    struct mqtt_share_spec sp;
+    if (mqtt_share_parse(f->data, f->len, &sp) > 0) {
         share_interest(t, src, &sp, false);
         return;
     }
@@ -647,7 +647,7 @@ static void interest_del(struct tenant *t, uint32_t src, struct xfilter *f)
     if (!n)
         return;
     n->mask &= ~(1ull << src);
-    if (share_node_empty(n)) {
+    if (sub_node_empty(n)) {
         trie_remove(t->subs, f->data, f->len);
         free(n->v);
         free(n);

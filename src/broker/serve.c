@@ -17,15 +17,16 @@
 #include "broker/acl.h"
 #include "broker/conn.h"
 #include "broker/control.h"
-#include "broker/msg.h"
 #include "broker/observe.h"
 #include "broker/protocol.h"
 #include "broker/route.h"
-#include "broker/session.h"
+#include "broker/session_ops.h"
 #include "core/log.h"
 #include "core/slab.h"
 #include "core/wheel.h"
 #include "plugin/host.h"
+#include "session/msg.h"
+#include "session/session.h"
 
 void shard_xmsg_discard(const struct xmsg *x)
 {
@@ -114,24 +115,10 @@ static void settings_done(struct shard *s, const struct plugin_done *d)
     const struct ringmq_settings_result *r = &d->r.settings;
     if (!t || !r->found || d->timed_out)
         return;
-    struct tenant_settings *set = malloc(sizeof(*set));
-    if (!set)
-        return;
-    *set = *config_tenant_settings(s->cfg, t->name);
     char why[200];
-    for (size_t i = 0; i < r->n_settings; i++) {
-        if (config_tenant_apply(set, r->settings[i].key, r->settings[i].value, why, sizeof(why)) <
-            0) {
-            log_ratelimited(LOG_LEVEL_WARN, "tenant %s: setting provider: %s", t->name, why);
-            free(set);
-            return;
-        }
-    }
-    /* Readers take t->set afresh for each packet on this thread: the old
-     * copy can go now. */
-    free(t->own_set);
-    t->own_set = set;
-    t->set = set;
+    if (tenant_settings_apply(t, config_tenant_settings(s->cfg, t->name), r->settings,
+                              r->n_settings, why, sizeof(why)) == -EINVAL)
+        log_ratelimited(LOG_LEVEL_WARN, "tenant %s: setting provider: %s", t->name, why);
 }
 
 /* Every SETTINGS_REFRESH_MS each shard asks again for its tenants. */
@@ -211,6 +198,7 @@ static int serve_start(struct shard *s)
             xstate = l->xprt[i]->state_size;
     s->conn_slab = slab_create(sizeof(struct conn) + xstate, 0);
     s->session_slab = slab_create(sizeof(struct session), 0);
+    s->session_ops = &broker_session_ops;
     s->wheel = wheel_create(SHARD_TICK_MS, 1024, s->now_ms);
     s->session_wheel = wheel_create(1000, 4096, s->now_ms);
     if (!s->conn_slab || !s->session_slab || !s->wheel || !s->session_wheel || route_init(s) < 0 ||

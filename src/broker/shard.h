@@ -10,14 +10,6 @@
 #include "metrics/counters.h"
 #include "shard/shard.h"
 
-/* Where the deliveries being made stand with the tenant's outbound bytes
- * quota (route.c asks once per message and shard). */
-enum out_quota {
-    OUT_UNASKED = 0, /* not a routed publish (redispatch): not counted */
-    OUT_GRANTED = 1, /* counted already */
-    OUT_OVER = 2,    /* refused: QoS 0 dropped, QoS 1/2 held back */
-};
-
 /* The broker's side of every shard's loop (serve.c). */
 extern const struct shard_hooks serve_hooks;
 

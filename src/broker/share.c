@@ -12,16 +12,16 @@
 #include <xxhash.h>
 
 #include "broker/conn.h"
-#include "broker/msg.h"
 #include "broker/observe.h"
 #include "broker/readcheck.h"
 #include "broker/route.h"
-#include "broker/session.h"
 #include "broker/shard.h"
-#include "ringmq/plugin.h"
 #include "core/log.h"
 #include "core/vec.h"
 #include "index/trie.h"
+#include "ringmq/plugin.h"
+#include "session/msg.h"
+#include "session/session.h"
 
 struct share_group {
     struct share_group *next;
@@ -34,48 +34,14 @@ struct share_group {
     uint8_t full[]; /* the whole $share/GROUP/FILTER */
 };
 
-int share_parse(const uint8_t *f, size_t len, struct share_spec *out)
+static bool same_group(const struct share_group *g, const struct mqtt_share_spec *sp)
 {
-    static const char share[] = "$share/", oshare[] = "$oshare/";
-    size_t pre;
-    uint8_t kind;
-    if (len >= 7 && memcmp(f, share, 7) == 0) {
-        pre = 7;
-        kind = SHARE_ROUND_ROBIN;
-    } else if (len >= 8 && memcmp(f, oshare, 8) == 0) {
-        pre = 8;
-        kind = SHARE_ORDERED;
-    } else {
-        return SHARE_NONE;
-    }
-    const uint8_t *g = f + pre;
-    const uint8_t *slash = memchr(g, '/', len - pre);
-    if (!slash || slash == g || (size_t)(slash - f) + 1 >= len)
-        return -1; /* MQTT-4.8.2-1: a name, then '/', then a filter */
-    for (const uint8_t *p = g; p < slash; p++)
-        if (*p == '+' || *p == '#')
-            return -1; /* MQTT-4.8.2-2 */
-    out->kind = kind;
-    out->group = g;
-    out->group_len = (size_t)(slash - g);
-    out->filter = slash + 1;
-    out->filter_len = len - (size_t)(slash + 1 - f);
-    return kind;
-}
-
-bool share_node_empty(const struct sub_node *n)
-{
-    return n->n == 0 && n->mask == 0 && n->groups == NULL;
-}
-
-static bool same_group(const struct share_group *g, const struct share_spec *sp)
-{
-    size_t pre = sp->kind == SHARE_ORDERED ? 8 : 7;
+    size_t pre = sp->kind == MQTT_SHARE_ORDERED ? 8 : 7;
     return g->kind == sp->kind && g->full_len == pre + sp->group_len + 1 + sp->filter_len &&
            memcmp(g->full + pre, sp->group, sp->group_len) == 0;
 }
 
-static struct share_group **group_find(struct sub_node *n, const struct share_spec *sp)
+static struct share_group **group_find(struct sub_node *n, const struct mqtt_share_spec *sp)
 {
     for (struct share_group **pp = &n->groups; *pp; pp = &(*pp)->next)
         if (same_group(*pp, sp))
@@ -83,16 +49,16 @@ static struct share_group **group_find(struct sub_node *n, const struct share_sp
     return NULL;
 }
 
-static struct share_group *group_create(struct sub_node *n, const struct share_spec *sp)
+static struct share_group *group_create(struct sub_node *n, const struct mqtt_share_spec *sp)
 {
-    size_t pre = sp->kind == SHARE_ORDERED ? 8 : 7;
+    size_t pre = sp->kind == MQTT_SHARE_ORDERED ? 8 : 7;
     size_t len = pre + sp->group_len + 1 + sp->filter_len;
     struct share_group *g = calloc(1, sizeof(*g) + len);
     if (!g)
         return NULL;
     g->kind = sp->kind;
     g->full_len = (uint16_t)len;
-    memcpy(g->full, sp->kind == SHARE_ORDERED ? "$oshare/" : "$share/", pre);
+    memcpy(g->full, sp->kind == MQTT_SHARE_ORDERED ? "$oshare/" : "$share/", pre);
     memcpy(g->full + pre, sp->group, sp->group_len);
     g->full[pre + sp->group_len] = '/';
     memcpy(g->full + pre + sp->group_len + 1, sp->filter, sp->filter_len);
@@ -103,7 +69,7 @@ static struct share_group *group_create(struct sub_node *n, const struct share_s
 
 /* Unlink and free `*pp` when nothing refers to it any more, then the node
  * when it is empty. */
-static void group_maybe_free(struct tenant *t, const struct share_spec *sp, struct sub_node *n,
+static void group_maybe_free(struct tenant *t, const struct mqtt_share_spec *sp, struct sub_node *n,
                              struct share_group **pp)
 {
     struct share_group *g = *pp;
@@ -112,14 +78,14 @@ static void group_maybe_free(struct tenant *t, const struct share_spec *sp, stru
         free(g->v);
         free(g);
     }
-    if (share_node_empty(n)) {
+    if (sub_node_empty(n)) {
         trie_remove(t->subs, sp->filter, sp->filter_len);
         free(n->v);
         free(n);
     }
 }
 
-int share_member_add(struct shard *s, struct tenant *t, const struct share_spec *sp,
+int share_member_add(struct shard *s, struct tenant *t, const struct mqtt_share_spec *sp,
                      struct session *ss, const struct sub_req *req, bool *first)
 {
     *first = false;
@@ -138,7 +104,7 @@ int share_member_add(struct shard *s, struct tenant *t, const struct share_spec 
     struct share_group **pp = group_find(n, sp);
     struct share_group *g = pp ? *pp : group_create(n, sp);
     if (!g) {
-        if (share_node_empty(n)) {
+        if (sub_node_empty(n)) {
             trie_remove(t->subs, sp->filter, sp->filter_len);
             free(n);
         }
@@ -166,7 +132,7 @@ int share_member_add(struct shard *s, struct tenant *t, const struct share_spec 
     return 0;
 }
 
-void share_member_drop(struct shard *s, struct tenant *t, const struct share_spec *sp,
+void share_member_drop(struct shard *s, struct tenant *t, const struct mqtt_share_spec *sp,
                        const uint8_t *full, size_t full_len, struct session *ss)
 {
     struct sub_node *n = trie_get(t->subs, sp->filter, sp->filter_len);
@@ -187,7 +153,7 @@ void share_member_drop(struct shard *s, struct tenant *t, const struct share_spe
     group_maybe_free(t, sp, n, pp);
 }
 
-void share_interest(struct tenant *t, uint32_t src, const struct share_spec *sp, bool add)
+void share_interest(struct tenant *t, uint32_t src, const struct mqtt_share_spec *sp, bool add)
 {
     if (add) {
         void **slot = trie_slot(t->subs, sp->filter, sp->filter_len);
@@ -206,7 +172,7 @@ void share_interest(struct tenant *t, uint32_t src, const struct share_spec *sp,
         struct share_group *g = pp ? *pp : group_create(n, sp);
         if (g)
             g->mask |= 1ull << src;
-        else if (share_node_empty(n)) {
+        else if (sub_node_empty(n)) {
             trie_remove(t->subs, sp->filter, sp->filter_len);
             free(n);
         }
@@ -266,7 +232,7 @@ static void forward(struct shard *s, struct share_group *g, struct tenant *t, ui
 
 static bool member_online(const struct sub_entry *e)
 {
-    return e->s->conn && e->s->conn->state == CONN_ACTIVE;
+    return e->s->client && conn_of_session(e->s)->state == CONN_ACTIVE;
 }
 
 /* One local member of g gets m, or another shard of g's mask does. */
@@ -274,7 +240,7 @@ static void deliver_group(struct shard *s, struct tenant *t, struct share_group 
                           uint32_t hops)
 {
     const struct sub_entry *e = NULL;
-    if (g->n && g->kind == SHARE_ORDERED) {
+    if (g->n && g->kind == MQTT_SHARE_ORDERED) {
         e = &g->v[ordered_hash(m) % g->n];
     } else {
         /* Round robin over the connected members first. */
@@ -323,7 +289,7 @@ static void dispatch(struct shard *s, struct tenant *t, struct share_group *g, s
         return;
     }
     uint32_t k =
-        g->kind == SHARE_ORDERED ? (uint32_t)(ordered_hash(m) % count) : g->rr_shard++ % count;
+        g->kind == MQTT_SHARE_ORDERED ? (uint32_t)(ordered_hash(m) % count) : g->rr_shard++ % count;
     uint32_t target = nth_shard(g->mask, k);
     if (target == s->id)
         deliver_group(s, t, g, m, 0);
@@ -352,8 +318,8 @@ void share_deliver_collected(struct shard *s, struct tenant *t, struct msg *m)
 
 static struct share_group *group_lookup(struct tenant *t, const uint8_t *full, size_t len)
 {
-    struct share_spec sp;
-    if (share_parse(full, len, &sp) <= 0)
+    struct mqtt_share_spec sp;
+    if (mqtt_share_parse(full, len, &sp) <= 0)
         return NULL;
     struct sub_node *n = trie_get(t->subs, sp.filter, sp.filter_len);
     struct share_group **pp = n ? group_find(n, &sp) : NULL;

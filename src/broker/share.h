@@ -18,6 +18,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "mqtt/topic.h"
+
 struct shard;
 struct tenant;
 struct session;
@@ -26,42 +28,19 @@ struct sub_node;
 struct sub_req;
 struct xmsg;
 
-enum share_kind {
-    SHARE_NONE = 0,
-    SHARE_ROUND_ROBIN = 1, /* $share/ */
-    SHARE_ORDERED = 2,     /* $oshare/ */
-};
-
-/* A shared subscription's parts: views into the whole filter. */
-struct share_spec {
-    uint8_t kind; /* enum share_kind */
-    const uint8_t *group;
-    size_t group_len;
-    const uint8_t *filter;
-    size_t filter_len;
-};
-
-/*
- * Split `f` (a valid topic filter). Returns SHARE_NONE for a plain filter,
- * the kind with *out filled for a well-formed shared one, or -1 for a
- * malformed one: an empty share name, or one with '+' or '#' (MQTT-4.8.2-1,
- * MQTT-4.8.2-2), or nothing after it.
- */
-int share_parse(const uint8_t *f, size_t len, struct share_spec *out);
-
 /* Add `ss` to the group (creating node and group as needed); *first says
  * whether it is this shard's first member (the caller tells the others).
  * 0 or -ENOMEM. Updates QoS and options when already a member. */
-int share_member_add(struct shard *s, struct tenant *t, const struct share_spec *sp,
+int share_member_add(struct shard *s, struct tenant *t, const struct mqtt_share_spec *sp,
                      struct session *ss, const struct sub_req *req, bool *first);
 
 /* Remove `ss` from the group; tells the other shards when it was this
  * shard's last member, and frees what is left empty. */
-void share_member_drop(struct shard *s, struct tenant *t, const struct share_spec *sp,
+void share_member_drop(struct shard *s, struct tenant *t, const struct mqtt_share_spec *sp,
                        const uint8_t *full, size_t full_len, struct session *ss);
 
 /* Interest from shard `src`: it gained its first, or lost its last, member. */
-void share_interest(struct tenant *t, uint32_t src, const struct share_spec *sp, bool add);
+void share_interest(struct tenant *t, uint32_t src, const struct mqtt_share_spec *sp, bool add);
 
 /* While matching a publish on its own shard: remember the node's groups. */
 void share_collect(struct shard *s, struct sub_node *n);
@@ -79,9 +58,5 @@ void share_redispatch(struct shard *s, struct tenant *t, const uint8_t *full, si
 
 /* Free a node's groups (shutdown). */
 void share_groups_free(struct sub_node *n);
-
-/* True when the node holds nothing: no local subscriber, no interest from
- * other shards, no group. */
-bool share_node_empty(const struct sub_node *n);
 
 #endif

@@ -16,12 +16,12 @@
 #include "broker/protocol.h"
 #include "broker/readcheck.h"
 #include "broker/route.h"
-#include "broker/session.h"
 #include "broker/shard.h"
 #include "broker/share.h"
 #include "mqtt/codec.h"
 #include "mqtt/props.h"
 #include "mqtt/topic.h"
+#include "session/session.h"
 
 /* Per filter: send the retained messages after the SUBACK; check each one's
  * topic with readcheck_allows (granted RINGMQ_GRANTED_PER_TOPIC). */
@@ -46,8 +46,8 @@ struct pending_sub {
 static void pending_finish(struct shard *s, struct pending_sub *p)
 {
     struct session *ss = p->ss;
-    if (ss && ss->conn && ss->conn->id == p->conn_id && ss->conn->state == CONN_ACTIVE) {
-        struct conn *c = ss->conn;
+    struct conn *c = ss ? conn_of_session(ss) : NULL;
+    if (c && c->id == p->conn_id && c->state == CONN_ACTIVE) {
         size_t n = mqtt_suback_size(c->version, p->n);
         uint8_t *out = conn_reserve(s, c, n);
         if (out)
@@ -112,8 +112,8 @@ static int filter_check(const struct conn *c, struct mqtt_bytes f, uint8_t optio
         return c->v5 ? MQTT_RC_TOPIC_FILTER_INVALID : -1; /* MQTT-4.7.1-1..3 */
     if (!topic_within_limits(ts, f.p, f.len))
         return c->v5 ? MQTT_RC_TOPIC_FILTER_INVALID : MQTT_RC_UNSPECIFIED;
-    struct share_spec sp;
-    int kind = share_parse(f.p, f.len, &sp);
+    struct mqtt_share_spec sp;
+    int kind = mqtt_share_parse(f.p, f.len, &sp);
     if (kind < 0)
         return c->v5 ? MQTT_RC_TOPIC_FILTER_INVALID : -1; /* MQTT-4.8.2-1/-2 */
     if (kind > 0) {
@@ -263,7 +263,7 @@ static int subscribe_add(struct shard *s, struct conn *c, struct pending_sub *p,
          * new subscription, 2 never. */
         /* MQTT 5.0 4.8.2: no retained messages on a shared one. */
         if ((retain_handling == 0 || (retain_handling == 1 && !existed)) &&
-            share_parse(filter.p, filter.len, &(struct share_spec){0}) == SHARE_NONE)
+            mqtt_share_parse(filter.p, filter.len, &(struct mqtt_share_spec){0}) == MQTT_SHARE_NONE)
             p->flags[i] |= PENDING_RETAINED;
     } else {
         code = r == -ENOSPC && c->v5 ? MQTT_RC_QUOTA_EXCEEDED : MQTT_RC_UNSPECIFIED;
@@ -286,7 +286,7 @@ static int subscribe_filter(struct shard *s, struct conn *c, struct pending_sub 
         code = subscribe_allowed(s, c, filter, options, &per_topic);
     if (code == 0 && !session_has_sub(c->session, filter.p, filter.len) &&
         (!observe_throttle(s, c->session->tenant, RINGMQ_RES_SUBSCRIPTIONS, 1, c->session) ||
-         (share_parse(filter.p, filter.len, &(struct share_spec){0}) > 0 &&
+         (mqtt_share_parse(filter.p, filter.len, &(struct mqtt_share_spec){0}) > 0 &&
           !observe_throttle(s, c->session->tenant, RINGMQ_RES_SHARED_SUBSCRIPTIONS, 1,
                             c->session))))
         code = c->v5 ? MQTT_RC_QUOTA_EXCEEDED : MQTT_RC_UNSPECIFIED;

@@ -142,3 +142,32 @@ bool mqtt_topic_matches(const uint8_t *filter, size_t flen, const uint8_t *topic
         t = te + 1;
     }
 }
+
+int mqtt_share_parse(const uint8_t *f, size_t len, struct mqtt_share_spec *out)
+{
+    static const char share[] = "$share/", oshare[] = "$oshare/";
+    size_t pre;
+    uint8_t kind;
+    if (len >= 7 && memcmp(f, share, 7) == 0) {
+        pre = 7;
+        kind = MQTT_SHARE_ROUND_ROBIN;
+    } else if (len >= 8 && memcmp(f, oshare, 8) == 0) {
+        pre = 8;
+        kind = MQTT_SHARE_ORDERED;
+    } else {
+        return MQTT_SHARE_NONE;
+    }
+    const uint8_t *g = f + pre;
+    const uint8_t *slash = memchr(g, '/', len - pre);
+    if (!slash || slash == g || (size_t)(slash - f) + 1 >= len)
+        return -1; /* MQTT-4.8.2-1: a name, then '/', then a filter */
+    for (const uint8_t *p = g; p < slash; p++)
+        if (*p == '+' || *p == '#')
+            return -1; /* MQTT-4.8.2-2 */
+    out->kind = kind;
+    out->group = g;
+    out->group_len = (size_t)(slash - g);
+    out->filter = slash + 1;
+    out->filter_len = len - (size_t)(slash + 1 - f);
+    return kind;
+}

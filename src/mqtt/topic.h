@@ -29,4 +29,29 @@ bool mqtt_topic_matches(const uint8_t *filter, size_t flen, const uint8_t *topic
 /* True when the filter contains '+' or '#'. */
 bool mqtt_topic_has_wildcard(const uint8_t *s, size_t len);
 
+/* Shared subscriptions: $share/GROUP/FILTER (MQTT 5.0 4.8.2, also offered
+ * to 3.1.1 clients) and ringmq's ordered share $oshare/GROUP/FILTER. */
+enum mqtt_share_kind {
+    MQTT_SHARE_NONE = 0,
+    MQTT_SHARE_ROUND_ROBIN = 1, /* $share/ */
+    MQTT_SHARE_ORDERED = 2,     /* $oshare/ */
+};
+
+/* A shared subscription's parts: views into the whole filter. */
+struct mqtt_share_spec {
+    uint8_t kind; /* enum mqtt_share_kind */
+    const uint8_t *group;
+    size_t group_len;
+    const uint8_t *filter;
+    size_t filter_len;
+};
+
+/*
+ * Split `f` (a valid topic filter). Returns MQTT_SHARE_NONE for a plain filter,
+ * the kind with *out filled for a well-formed shared one, or -1 for a
+ * malformed one: an empty share name, or one with '+' or '#' (MQTT-4.8.2-1,
+ * MQTT-4.8.2-2), or nothing after it.
+ */
+int mqtt_share_parse(const uint8_t *f, size_t len, struct mqtt_share_spec *out);
+
 #endif

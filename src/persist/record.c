@@ -11,11 +11,11 @@
 #include <errno.h>
 #include <string.h>
 
-#include "broker/msg.h"
-#include "broker/session.h"
 #include "mqtt/codec.h"
 #include "mqtt/props.h"
 #include "mqtt/topic.h"
+#include "session/msg.h"
+#include "session/session.h"
 #include "shard/xshard.h"
 #include "tenant/tenant.h"
 

@@ -1,6 +1,6 @@
 /*
  * record: the bytes of one durable change, one record type per store hook
- * (broker/store.h), and their decoding. A record is what the log frames and
+ * (session/store.h), and their decoding. A record is what the log frames and
  * checksums (the log is not this room's: it hands each record here as a
  * type byte and a body); this module knows only bodies.
  *

@@ -16,11 +16,11 @@
 #include <string.h>
 #include <xxhash.h>
 
-#include "broker/msg.h"
-#include "broker/session.h"
-#include "broker/store.h"
 #include "core/vec.h"
 #include "persist/record.h"
+#include "session/msg.h"
+#include "session/session.h"
+#include "session/store.h"
 #include "shard/xshard.h"
 
 /* A chained hash table of nodes that begin with struct rnode. */

@@ -1,7 +1,7 @@
 /*
  * replay: rebuilds durable state from records (record.h) read in the order
  * they were written, and hands it to the shard through a struct store_sink
- * (broker/store.h) at the end.
+ * (session/store.h) at the end.
  *
  * What it rebuilds: per (tenant name, client id) a struct session_state
  * kept as the session room keeps one (heap arrays, the queue a ring of a

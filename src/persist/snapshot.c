@@ -4,9 +4,9 @@
  */
 #include "persist/snapshot.h"
 
-#include "broker/msg.h"
-#include "broker/session.h"
 #include "persist/record.h"
+#include "session/msg.h"
+#include "session/session.h"
 
 int snapshot_session(struct record_writer *w, const struct tenant *t,
                      const struct session_state *st)

@@ -37,6 +37,7 @@
 #include "net/uring.h"
 #include "shard/xshard.h"
 #include "tenant/tenant.h"
+#include "tenant/usage.h"
 
 struct conn;
 struct session;
@@ -52,6 +53,7 @@ struct share_group;
 struct route_state;
 struct store_ops;
 struct control_req;
+struct session_ops;
 
 /*
  * io_uring user_data layout: the low 4 bits are a tag, the rest a pointer
@@ -143,12 +145,13 @@ struct broker {
     struct tenant_dir tenants;
     uint32_t nshards;
     struct shard **shards;
-    int *cpus;                       /* [nshards]: the CPU each shard is pinned to, -1: none */
-    pthread_barrier_t start_barrier; /* main + shards: initialised, then go */
-    pthread_barrier_t stop_barrier;  /* shards: wills published before draining */
-    atomic_bool start_failed;        /* any shard failed to initialise */
-    atomic_uint connections;         /* past the max_connections check (conn_count) */
-    atomic_ullong pending_evicted;   /* closed for max_pending_connections */
+    struct tenant_shards tenant_shards; /* every shard's `tenants` table, for the sums */
+    int *cpus;                          /* [nshards]: the CPU each shard is pinned to, -1: none */
+    pthread_barrier_t start_barrier;    /* main + shards: initialised, then go */
+    pthread_barrier_t stop_barrier;     /* shards: wills published before draining */
+    atomic_bool start_failed;           /* any shard failed to initialise */
+    atomic_uint connections;            /* past the max_connections check (conn_count) */
+    atomic_ullong pending_evicted;      /* closed for max_pending_connections */
     /* Live reload (broker_reload_config): the configuration in force and
      * its generation; each shard takes it on its next tick. */
     _Atomic(const struct config *) cfg_live;
@@ -204,10 +207,11 @@ struct shard {
     struct bufring bufs;
     struct slab *conn_slab;
     struct slab *session_slab;
-    struct wheel *wheel;         /* connections: keepalive, connect and close timeouts */
-    struct wheel *session_wheel; /* offline sessions: will delay, expiry */
+    const struct session_ops *session_ops; /* the broker's side of the session room */
+    struct wheel *wheel;                   /* connections: keepalive, connect and close timeouts */
+    struct wheel *session_wheel;           /* offline sessions: will delay, expiry */
     uint64_t now_ms;
-    /* Durable state's observer (broker/store.h) and its context for this
+    /* Durable state's observer (session/store.h) and its context for this
      * shard; NULL: memory only. */
     const struct store_ops *store;
     void *store_ctx;
@@ -271,7 +275,7 @@ struct shard {
 
     /* Sessions holding messages back for the outbound bytes quota: sent
      * when the quota's next second begins (a timeout armed while the list
-     * is not empty), or from the tick, as the quota allows (session.c). */
+     * is not empty), or from the tick, as the quota allows (session/outbox.c). */
     struct session **throttled;
     uint32_t nthrottled, throttled_cap;
     bool quota_timer; /* the UD_QUOTA timeout is armed */

@@ -11,6 +11,7 @@
 #include "core/vec.h"
 #include "index/retain.h"
 #include "index/trie.h"
+#include "ringmq/plugin.h"
 
 struct tenant *tenant_create(uint16_t id, const char *name, const struct tenant_settings *set)
 {
@@ -37,6 +38,27 @@ void tenant_destroy(struct tenant *t)
         return;
     free(t->own_set);
     free(t);
+}
+
+int tenant_settings_apply(struct tenant *t, const struct tenant_settings *base,
+                          const struct ringmq_kv *kv, size_t n, char *why, size_t whylen)
+{
+    struct tenant_settings *set = malloc(sizeof(*set));
+    if (!set)
+        return -ENOMEM;
+    *set = *base;
+    for (size_t i = 0; i < n; i++) {
+        if (config_tenant_apply(set, kv[i].key, kv[i].value, why, whylen) < 0) {
+            free(set);
+            return -EINVAL;
+        }
+    }
+    /* Readers take t->set afresh for each packet on this thread: the old
+     * copy can go now. */
+    free(t->own_set);
+    t->own_set = set;
+    t->set = set;
+    return 0;
 }
 
 int tenant_dir_init(struct tenant_dir *d)

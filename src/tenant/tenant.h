@@ -14,6 +14,7 @@
 #define RINGMQ_TENANT_TENANT_H
 
 #include <pthread.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "config/config.h"
@@ -63,6 +64,16 @@ struct tenant *tenant_create(uint16_t id, const char *name, const struct tenant_
 
 /* Free the struct and its provider settings (not the index: see above). */
 void tenant_destroy(struct tenant *t);
+
+struct ringmq_kv;
+
+/* A setting provider's answer for t: `n` values (keys as in [tenant.ID])
+ * applied over `base`, the tenant's configured settings, become t's
+ * settings (t->set, held in t->own_set; the previous copy is freed: the
+ * caller is the only thread that reads t->set). 0; -EINVAL when a value is
+ * refused (the reason in why, t keeps what it had); -ENOMEM. */
+int tenant_settings_apply(struct tenant *t, const struct tenant_settings *base,
+                          const struct ringmq_kv *kv, size_t n, char *why, size_t whylen);
 
 /* Every tenant the broker has seen: name <-> id. names[0] = "global". */
 struct tenant_dir {

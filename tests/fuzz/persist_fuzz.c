@@ -19,11 +19,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "broker/msg.h"
-#include "broker/session.h"
-#include "broker/store.h"
 #include "persist/record.h"
 #include "persist/replay.h"
+#include "session/msg.h"
+#include "session/session.h"
+#include "session/store.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -9,9 +9,9 @@
 
 #include "broker/identity.h"
 #include "broker/readcheck.h"
-#include "broker/session.h"
 #include "broker/shard.h"
 #include "plugin/host.h"
+#include "session/session.h"
 #include "probe.h"
 
 static struct test_probe probe = {.mu = PTHREAD_MUTEX_INITIALIZER};

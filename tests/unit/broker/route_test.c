@@ -8,11 +8,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "broker/msg.h"
 #include "broker/route.h"
 #include "broker/shard.h"
 #include "config/config.h"
 #include "core/spsc.h"
+#include "session/msg.h"
 #include "shard/xshard.h"
 #include "tenant/tenant.h"
 
@@ -36,6 +36,8 @@ static void setup(void)
     s1 = (struct shard){.id = 1, .broker = &broker, .cfg = &cfg, .hooks = &serve_hooks};
     cr_assert_eq(route_init(&s0), 0);
     s0.tenants = calloc(TENANT_MAX, sizeof(*s0.tenants));
+    /* Shard 1 is only a ring: no tenants of its own. */
+    broker.tenant_shards = (struct tenant_shards){.tables = {s0.tenants, NULL}, .n = 2};
     t = tenant_create(0, "global", config_tenant_settings(&cfg, "global"));
     cr_assert(s0.tenants && t);
     s0.tenants[0] = t;

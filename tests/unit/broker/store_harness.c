@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "broker/route.h"
+#include "broker/session_ops.h"
 #include "core/slab.h"
 #include "core/wheel.h"
 #include "index/retain.h"
@@ -42,6 +43,7 @@ void harness_setup(const struct store_ops *store, harness_check_fn fn)
     shard.streams.xprt[0] = &transport_tcp;
     cr_assert_eq(route_init(&shard), 0);
     shard.session_slab = slab_create(sizeof(struct session), 0);
+    shard.session_ops = &broker_session_ops;
     shard.wheel = wheel_create(100, 64, shard.now_ms);
     shard.session_wheel = wheel_create(1000, 64, shard.now_ms);
     shard.tenants = calloc(TENANT_MAX, sizeof(*shard.tenants));
@@ -51,6 +53,7 @@ void harness_setup(const struct store_ops *store, harness_check_fn fn)
     tenant0->subs = trie_create();
     tenant0->retained = retain_create();
     shard.tenants[0] = tenant0;
+    broker.tenant_shards = (struct tenant_shards){.tables = {shard.tenants}, .n = 1};
     shard.store = store;
     check = fn;
 }
@@ -92,8 +95,8 @@ struct session *connect_as(struct conn *c, const char *id, bool clean, uint32_t 
 {
     struct session_opts o = {clean, expiry_s, will_delay_s, will, 2};
     bool p;
-    struct session *ss = session_attach(&shard, tenant0, c, (const uint8_t *)id, strlen(id), &o,
-                                        present ? present : &p);
+    struct session *ss = session_attach(&shard, tenant0, &c->st, (const uint8_t *)id, strlen(id),
+                                        &o, present ? present : &p);
     cr_assert_not_null(ss);
     c->session = ss;
     session_resume(&shard, ss);

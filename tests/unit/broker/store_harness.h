@@ -1,5 +1,5 @@
 /*
- * What the tests of a store share (tests/unit/broker/store_test.c, the
+ * What the tests of a store share (tests/unit/session/store_test.c, the
  * records of tests/unit/persist): a real shard without a loop, one tenant
  * ("global"), connections that only collect their output, time moved by
  * hand; the client's side of the session code (connect, subscribe,
@@ -16,11 +16,11 @@
 #include <stdint.h>
 
 #include "broker/conn.h"
-#include "broker/msg.h"
-#include "broker/session.h"
 #include "broker/shard.h"
-#include "broker/store.h"
 #include "config/config.h"
+#include "session/msg.h"
+#include "session/session.h"
+#include "session/store.h"
 
 /* The shard, its one tenant and the tenant's settings (tests change
  * them), valid between setup and teardown. */

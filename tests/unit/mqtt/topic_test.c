@@ -336,3 +336,36 @@ Test(topic_match, mqtt_4_7_2_1_dollar_topics)
     cr_assert(match("#", "a/$SYS"));
     cr_assert(match("+/+", "a/$b"));
 }
+
+static int share(const char *f, struct mqtt_share_spec *sp)
+{
+    return mqtt_share_parse((const uint8_t *)f, strlen(f), sp);
+}
+
+/* The parts of $share/GROUP/FILTER and $oshare/GROUP/FILTER are views into
+ * the filter; anything else is a plain filter. */
+Test(share_parse, kinds_and_parts)
+{
+    struct mqtt_share_spec sp = {0};
+    cr_assert_eq(share("$share/g1/a/+", &sp), MQTT_SHARE_ROUND_ROBIN);
+    cr_assert_eq(sp.kind, MQTT_SHARE_ROUND_ROBIN);
+    cr_assert(sp.group_len == 2 && memcmp(sp.group, "g1", 2) == 0);
+    cr_assert(sp.filter_len == 3 && memcmp(sp.filter, "a/+", 3) == 0);
+    cr_assert_eq(share("$oshare/g/#", &sp), MQTT_SHARE_ORDERED);
+    cr_assert(sp.filter_len == 1 && sp.filter[0] == '#');
+    cr_assert_eq(share("a/b", &sp), MQTT_SHARE_NONE);
+    cr_assert_eq(share("$SYS/#", &sp), MQTT_SHARE_NONE);
+    cr_assert_eq(share("$shar", &sp), MQTT_SHARE_NONE);
+}
+
+/* MQTT-4.8.2-1: a share name of at least one character, then '/', then a
+ * filter. MQTT-4.8.2-2: no '+' or '#' in the share name. */
+Test(share_parse, mqtt_4_8_2_1_and_2_malformed)
+{
+    struct mqtt_share_spec sp;
+    cr_assert_eq(share("$share//a", &sp), -1);
+    cr_assert_eq(share("$share/g", &sp), -1);
+    cr_assert_eq(share("$share/g/", &sp), -1);
+    cr_assert_eq(share("$share/g+/a", &sp), -1);
+    cr_assert_eq(share("$oshare/#/a", &sp), -1);
+}

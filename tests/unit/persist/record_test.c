@@ -10,10 +10,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "broker/msg.h"
-#include "broker/session.h"
 #include "persist/record.h"
 #include "persist/replay.h"
+#include "session/msg.h"
+#include "session/session.h"
 #include "records.h"
 #include "shard/xshard.h"
 #include "tenant/tenant.h"

@@ -19,14 +19,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "broker/msg.h"
 #include "broker/route.h"
-#include "broker/session.h"
-#include "broker/store.h"
 #include "index/retain.h"
 #include "persist/record.h"
 #include "persist/replay.h"
 #include "persist/snapshot.h"
+#include "session/msg.h"
+#include "session/session.h"
+#include "session/store.h"
 #include "records.h"
 #include "shard/xshard.h"
 #include "store_harness.h"

@@ -2,7 +2,7 @@
  * store: the out-of-line side of store.h's call-site wrappers (reached
  * only when a shard has a store).
  */
-#include "broker/store.h"
+#include "session/store.h"
 
 void store_session_put_call(struct shard *s, const struct session *ss)
 {

@@ -6,8 +6,8 @@
  * The reference count is the only shared mutable state: any shard may
  * acquire or release a reference it owns; the last release frees it.
  */
-#ifndef RINGMQ_BROKER_MSG_H
-#define RINGMQ_BROKER_MSG_H
+#ifndef RINGMQ_SESSION_MSG_H
+#define RINGMQ_SESSION_MSG_H
 
 #include <stdatomic.h>
 #include <stddef.h>

@@ -9,8 +9,8 @@
  * change to the list is told to the shard's store (store.h). Runs on the
  * owning shard's thread.
  */
-#ifndef RINGMQ_BROKER_SESSION_SUBS_H
-#define RINGMQ_BROKER_SESSION_SUBS_H
+#ifndef RINGMQ_SESSION_SUBS_H
+#define RINGMQ_SESSION_SUBS_H
 
 #include <stdbool.h>
 #include <stddef.h>

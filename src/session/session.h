@@ -4,32 +4,50 @@
  * local. Holds subscriptions, QoS 1/2 in-flight messages, the bounded
  * queue for offline or slow clients, inbound QoS 2 packet ids and the will.
  *
- * The session room, one file per job, each with its header:
- *   session.c           life cycle: attach, detach, will, expiry (below)
- *   session_registry.c  client id -> session, per tenant
- *   session_outbox.c    in-flight window, queue, delivery, acks, QoS 2 ids
- *   session_subs.c      subscriptions and their entries in the topic index
+ * The session room (src/session), one file per job, each with its header:
+ *   session.c   life cycle: attach, detach, will, expiry (below)
+ *   registry.c  client id -> session, per tenant
+ *   outbox.c    in-flight window, queue, delivery, acks, QoS 2 ids
+ *   subs.c      subscriptions and their entries in the topic index
+ *   store.c     the store seam: every change of durable state told (store.h)
+ *   msg.c       the immutable, refcounted messages sessions hold
  * This header is the room's face: it defines the types and includes the
  * others, so a caller includes it alone. The durable part of a session is
  * struct session_state; its changes are told to a store (store.h).
+ *
+ * The room's contract with the rooms around it:
+ *  - It sits below src/broker and includes only core, mqtt, index, net,
+ *    tenant and shard (tools/check-layers.sh). What it needs from the
+ *    broker (writing packets to a client, routing a will, shared
+ *    subscriptions, the other shards' interest, read checks, events and
+ *    quotas) it calls through struct session_ops (below), which the
+ *    broker puts in each shard's session_ops before the shard serves.
+ *  - It knows a client only as its connection's byte stream (net/stream.h):
+ *    set by session_attach when CONNECT completes, cleared by
+ *    session_detach when the connection closes.
+ *  - Everything runs on the owning shard's thread; a session and all it
+ *    holds belong to that shard. Messages cross shards by reference
+ *    (msg.h), never sessions.
  */
-#ifndef RINGMQ_BROKER_SESSION_H
-#define RINGMQ_BROKER_SESSION_H
+#ifndef RINGMQ_SESSION_SESSION_H
+#define RINGMQ_SESSION_SESSION_H
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
-#include "broker/session_outbox.h"
-#include "broker/session_registry.h"
-#include "broker/session_subs.h"
 #include "core/wheel.h"
+#include "ringmq/plugin.h"
+#include "session/outbox.h"
+#include "session/registry.h"
+#include "session/subs.h"
 
 struct shard;
 struct tenant_settings;
 struct tenant;
-struct conn;
+struct stream;
 struct msg;
+struct mqtt_share_spec;
 
 /* Subscription options besides QoS (MQTT 5.0 3.8.3.1). */
 enum sub_opt {
@@ -56,6 +74,13 @@ struct sub_node {
     struct sub_entry *v;
     struct share_group *groups; /* shared subscriptions on this filter (share.c) */
 };
+
+/* True when the node holds nothing: no local subscriber, no interest from
+ * other shards, no group (it can leave the trie). */
+static inline bool sub_node_empty(const struct sub_node *n)
+{
+    return n->n == 0 && n->mask == 0 && n->groups == NULL;
+}
 
 /* A subscription as the session remembers it. */
 struct sess_sub {
@@ -112,7 +137,7 @@ struct readcheck;
 /*
  * The fields of struct session_state, listed once (see struct session for
  * why a macro). What a store keeps of a session (store.h): all of it is
- * changed only in the session room (session*.c), and each change is told
+ * changed only in the session room (src/session), and each change is told
  * to the store where it happens.
  *
  * Invariants: infl[0..ninfl) in send order, packet ids distinct; the queue
@@ -144,22 +169,28 @@ struct session_state {
 
 /*
  * A session: what it has only while the broker runs (registry chain,
- * connection, timers, route.c's matching scratch, the throttled flag), then
+ * client stream, timers, route.c's matching scratch, the throttled flag), then
  * its durable state. Field order fills what alignment would leave empty: the
  * struct is 176 bytes (80 + 96), a multiple of the slab's 16, and every
  * connection has one (the size is asserted in session.c). The fields read
  * for every delivery (tenant, conn, match_*, slow) come first, within one
  * byte's displacement of the pointer.
  *
+ * The client is the byte stream (net/stream.h) of the connection holding
+ * the session: the room reads its backlog and has the broker write to it
+ * (session_ops); the broker's struct conn begins with it (conn_of_stream).
+ * It is set exactly while that connection is active: from session_attach,
+ * as CONNECT completes, to session_detach, as the connection closes.
+ *
  * Outside the session room the state is read through ss->st; the one write
  * there, connect.c's Session Expiry Interval at DISCONNECT, is told to the
  * store by the session_detach that follows.
  */
 struct session {
-    struct session *reg_next; /* tenant registry chain (session_registry.c) */
+    struct session *reg_next; /* tenant registry chain (registry.c) */
     uint64_t reg_hash;
     struct tenant *tenant;
-    struct conn *conn;           /* NULL while offline */
+    struct stream *client;       /* NULL while offline */
     struct session_timer *timer; /* while offline with a deadline */
     uint64_t match_epoch;        /* 64-bit: never wraps (a wrap would skip sessions) */
     struct pending_sub *pending;
@@ -176,6 +207,65 @@ struct session {
     struct session_state st;
 };
 
+/*
+ * What the session room needs from the broker above it, one table per
+ * shard (s->session_ops, set before the shard serves): writing a session's
+ * packets to its connection, the routing of a will, shared subscriptions
+ * and the other shards' interest, the broker's per-session extras (pending
+ * SUBSCRIBEs, read checks), and what metrics and event plugins are told.
+ * The room calls these, never a broker function by name; the price is one
+ * indirect call per packet written. Every hook runs on the shard's thread;
+ * none may be NULL.
+ */
+struct session_ops {
+    /* Write a PUBLISH of m to ss's client (ss->client set): packet id
+     * `pid` when qos > 0, the DUP flag, `nids` Subscription Identifiers.
+     * False when the client cannot take it at all (over its Maximum Packet
+     * Size, MQTT-3.1.2-25: dropped for it alone, counted); true when it was
+     * written, or when the connection takes no more output (closing). */
+    bool (*write_publish)(struct shard *s, struct session *ss, const struct msg *m, uint8_t qos,
+                          bool dup, bool retain, uint16_t pid, const uint32_t *ids, size_t nids);
+    /* Write a PUBREL for pid to ss's client. */
+    void (*write_pubrel)(struct shard *s, struct session *ss, uint16_t pid);
+    /* Close ss's connection: a new one takes the session over
+     * (MQTT-3.1.4-2). Detaches the session (session_detach) before it
+     * returns. */
+    void (*take_over)(struct shard *s, struct session *ss);
+    /* ss, which has read checks (ss->reads), has a new client: judge its
+     * reads as that client. */
+    void (*bind_reads)(struct shard *s, struct session *ss);
+    /* ss lost its client or ends: requests that name it (SUBSCRIBEs
+     * waiting for other shards) forget it. */
+    void (*orphan)(struct session *ss);
+    /* ss is freed: free its read checks (NULL: none). */
+    void (*free_reads)(struct readcheck *r);
+    /* Publish ss's will (takes the reference) as the client's own PUBLISH:
+     * the tenant's retained limits apply to a retained will. */
+    void (*publish_will)(struct shard *s, struct session *ss, struct msg *will);
+    /* Shared subscriptions (broker/share.h): join or update, leave, and
+     * hand a message an ending member never acknowledged to the group. */
+    int (*share_add)(struct shard *s, struct tenant *t, const struct mqtt_share_spec *sp,
+                     struct session *ss, const struct sub_req *req, bool *first);
+    void (*share_drop)(struct shard *s, struct tenant *t, const struct mqtt_share_spec *sp,
+                       const uint8_t *full, size_t full_len, struct session *ss);
+    void (*share_redispatch)(struct shard *s, struct tenant *t, const uint8_t *full,
+                             size_t full_len, struct msg *m);
+    /* This shard's last subscriber of the plain filter left (the other
+     * shards are told). */
+    void (*interest_del)(struct shard *s, struct tenant *t, const uint8_t *filter, size_t len);
+    /* An event for the event plugins (ss, topic may be NULL). */
+    void (*event)(struct shard *s, enum ringmq_event_type type, const struct tenant *t,
+                  const struct session *ss, uint32_t reason, enum ringmq_resource resource,
+                  const uint8_t *topic, size_t topic_len);
+    /* n messages (m, when known) not delivered for `why`: counted, told. */
+    void (*drop)(struct shard *s, struct tenant *t, const struct session *ss,
+                 enum ringmq_drop_reason why, const struct msg *m, uint64_t n);
+    /* May tenant t use `amount` more of r (the throttle plugins, the
+     * tenant's limits)? A refusal is counted and told. */
+    bool (*throttle)(struct shard *s, struct tenant *t, enum ringmq_resource r, uint64_t amount,
+                     const struct session *ss);
+};
+
 #define SESSION_EXPIRY_NEVER UINT32_MAX
 
 /* What a CONNECT asks of its session. */
@@ -188,12 +278,13 @@ struct session_opts {
 };
 
 /*
- * Attach connection `c` to the session of `client_id` in tenant `t`,
+ * Attach the connection whose stream is `client` to the session of
+ * `client_id` in tenant `t`,
  * taking over a connected one (it is closed) and creating the session if
  * needed. *present says whether state was resumed. Takes ownership of
  * o->will. NULL on OOM.
  */
-struct session *session_attach(struct shard *s, struct tenant *t, struct conn *c,
+struct session *session_attach(struct shard *s, struct tenant *t, struct stream *client,
                                const uint8_t *client_id, size_t len, const struct session_opts *o,
                                bool *present);
 

@@ -8,8 +8,8 @@
  * the owning shard's thread. Only the session room (session.c) adds and
  * removes; anyone on the shard may look up.
  */
-#ifndef RINGMQ_BROKER_SESSION_REGISTRY_H
-#define RINGMQ_BROKER_SESSION_REGISTRY_H
+#ifndef RINGMQ_SESSION_REGISTRY_H
+#define RINGMQ_SESSION_REGISTRY_H
 
 #include <stdbool.h>
 #include <stddef.h>

@@ -182,7 +182,8 @@ Test(session_registry, attach_detach_and_tenants)
 
     struct session_opts o = {.clean_start = false, .window = 2};
     bool present = true;
-    struct session *s1 = session_attach(&shard, t1, c1, (const uint8_t *)"dev", 3, &o, &present);
+    struct session *s1 =
+        session_attach(&shard, t1, &c1->st, (const uint8_t *)"dev", 3, &o, &present);
     cr_assert_not_null(s1);
     c1->session = s1;
     cr_assert_not(present, "another tenant's session is not resumed");
@@ -196,9 +197,9 @@ Test(session_registry, attach_detach_and_tenants)
     for (int i = 0; i < 300; i++) {
         snprintf(id, sizeof(id), "many-%d", i);
         struct session *ss =
-            session_attach(&shard, tenant0, c2, (const uint8_t *)id, strlen(id), &o, &present);
+            session_attach(&shard, tenant0, &c2->st, (const uint8_t *)id, strlen(id), &o, &present);
         cr_assert_not_null(ss);
-        ss->conn = NULL; /* c2 is only borrowed for the attach */
+        ss->client = NULL; /* c2 is only borrowed for the attach */
     }
     for (int i = 0; i < 300; i++) {
         snprintf(id, sizeof(id), "many-%d", i);

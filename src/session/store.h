@@ -39,15 +39,15 @@
  *
  * A store sets every hook.
  */
-#ifndef RINGMQ_BROKER_STORE_H
-#define RINGMQ_BROKER_STORE_H
+#ifndef RINGMQ_SESSION_STORE_H
+#define RINGMQ_SESSION_STORE_H
 
 #include <stddef.h>
 #include <stdint.h>
 
-#include "broker/msg.h"
-#include "broker/session.h"
-#include "broker/shard.h"
+#include "session/msg.h"
+#include "session/session.h"
+#include "shard/shard.h"
 
 /* Start-up: what a store hands back through its load hook. Each takes
  * ownership of what it is given, and returns 0 or -errno (start-up fails).

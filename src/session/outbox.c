@@ -1,6 +1,6 @@
 /*
  * session outbox: what a session sends its client and what the client owes
- * it (see session_outbox.h). Owns the in-flight arrays, the queue and the
+ * it (see outbox.h). Owns the in-flight arrays, the queue and the
  * inbound QoS 2 ids of st (session.h) and the shard's throttled list.
  *
  * Runs on the owning shard's thread only. Memory grows only with what the
@@ -8,100 +8,32 @@
  * holds no in-flight or queue array. session_deliver is the hot path: one
  * branch per durable change for the store (store.h), nothing for QoS 0.
  */
-#include "broker/session_outbox.h"
+#include "session/outbox.h"
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "broker/alias.h"
-#include "broker/conn.h"
-#include "broker/msg.h"
-#include "broker/observe.h"
-#include "broker/session.h"
-#include "broker/shard.h"
-#include "broker/share.h"
-#include "broker/store.h"
 #include "core/log.h"
 #include "core/vec.h"
-#include "mqtt/codec.h"
-#include "mqtt/props.h"
+#include "net/stream.h"
+#include "session/msg.h"
+#include "session/session.h"
+#include "session/store.h"
+#include "shard/shard.h"
 
-/* Encode one PUBLISH for a 5.0 client: properties forwarded with the
- * remaining expiry, our Subscription Identifiers and a topic alias. Returns
- * false when the client's Maximum Packet Size forbids it (MQTT-3.1.2-25). */
-static bool write_publish_v5(struct shard *s, struct conn *c, const struct msg *m, uint8_t qos,
-                             bool dup, bool retain, uint16_t pid, const uint32_t *ids, size_t nids)
-{
-    struct conn_v5 *v = c->v5;
-    struct mqtt_props_forward f = {0};
-    if (m->expires_at_ms) {
-        uint64_t left = m->expires_at_ms > s->now_ms ? m->expires_at_ms - s->now_ms : 0;
-        /* MQTT-3.3.2-6: the remaining time; at least 1 s once in flight. */
-        f.message_expiry = (uint32_t)((left + 999) / 1000);
-        if (f.message_expiry == 0)
-            f.message_expiry = 1;
-    }
-    f.sub_ids = ids;
-    f.n_sub_ids = nids;
-    bool known = false;
-    f.topic_alias = alias_out_get(v, msg_topic(m), m->topic_len, &known);
-    size_t tlen = known ? 0 : m->topic_len; /* MQTT-3.3.2-12: alias only */
-    size_t plen = mqtt_props_forward_size(msg_props(m), m->props_len, &f);
-    size_t rem = 2 + tlen + (qos ? 2 : 0) + plen + m->payload_len;
-    size_t total = 1 + mqtt_varint_size((uint32_t)rem) + rem;
-    if (plen == 0 || rem > MQTT_MAX_REMAINING_LENGTH ||
-        (v->max_packet_out && total > v->max_packet_out)) {
-        if (!known) /* MQTT-3.1.2-25: never sent, so the client has no alias */
-            alias_out_undo(v, f.topic_alias, msg_topic(m), m->topic_len);
-        observe_drop(s, c->session->tenant, c->session, RINGMQ_DROP_TOO_LARGE, m, 1);
-        return false;
-    }
-    uint8_t *p = conn_reserve(s, c, total);
-    if (!p) {
-        if (!known)
-            alias_out_undo(v, f.topic_alias, msg_topic(m), m->topic_len);
-        return true;
-    }
-    uint8_t *w = p;
-    *w++ = (uint8_t)(MQTT_PUBLISH << 4 | (dup ? 8 : 0) | qos << 1 | (retain ? 1 : 0));
-    w += mqtt_varint_encode(w, (uint32_t)rem);
-    *w++ = (uint8_t)(tlen >> 8);
-    *w++ = (uint8_t)tlen;
-    memcpy(w, msg_topic(m), tlen);
-    w += tlen;
-    if (qos) {
-        *w++ = (uint8_t)(pid >> 8);
-        *w++ = (uint8_t)pid;
-    }
-    w += mqtt_props_forward_encode(w, msg_props(m), m->props_len, &f);
-    memcpy(w, msg_payload(m), m->payload_len);
-    conn_commit(s, c, total);
-    c->session->tenant->ctr.msgs_out[qos]++;
-    c->session->tenant->ctr.bytes_out[qos] += total;
-    return true;
-}
-
-static bool write_publish(struct shard *s, struct conn *c, const struct msg *m, uint8_t qos,
-                          bool dup, bool retain, uint16_t pid, const uint32_t *ids, size_t nids)
-{
-    if (c->v5)
-        return write_publish_v5(s, c, m, qos, dup, retain, pid, ids, nids);
-    size_t n = mqtt_publish_size(c->version, m->topic_len, m->payload_len, qos);
-    uint8_t *p = conn_reserve(s, c, n);
-    if (!p)
-        return true;
-    mqtt_publish_encode(p, c->version, qos, dup, retain, msg_topic(m), m->topic_len, pid,
-                        msg_payload(m), m->payload_len);
-    conn_commit(s, c, n);
-    c->session->tenant->ctr.msgs_out[qos]++;
-    c->session->tenant->ctr.bytes_out[qos] += n;
-    return true;
-}
-
+/* The client is set only while its connection is active (session.h). */
 static bool online(const struct session *ss)
 {
-    return ss->conn && ss->conn->state == CONN_ACTIVE;
+    return ss->client != NULL;
+}
+
+/* The broker writes the packet (session_ops): the client's protocol
+ * version, aliases and Maximum Packet Size are the connection's. */
+static bool write_publish(struct shard *s, struct session *ss, const struct msg *m, uint8_t qos,
+                          bool dup, bool retain, uint16_t pid, const uint32_t *ids, size_t nids)
+{
+    return s->session_ops->write_publish(s, ss, m, qos, dup, retain, pid, ids, nids);
 }
 
 static subids_t ids_copy(const uint32_t *ids, size_t n)
@@ -178,7 +110,7 @@ static void send_inflight(struct shard *s, struct session *ss, struct msg *m, ui
 {
     if (msg_expired(m, s->now_ms)) {
         /* MQTT-3.3.2-5: onward delivery had not started. */
-        observe_drop(s, ss->tenant, ss, RINGMQ_DROP_EXPIRED, m, 1);
+        s->session_ops->drop(s, ss->tenant, ss, RINGMQ_DROP_EXPIRED, m, 1);
         msg_release(m);
         free(ids);
         free(share);
@@ -195,7 +127,7 @@ static void send_inflight(struct shard *s, struct session *ss, struct msg *m, ui
             msg_release(m);
             free(ids);
             free(share);
-            observe_drop(s, ss->tenant, ss, RINGMQ_DROP_QUEUE_FULL, NULL, 1);
+            s->session_ops->drop(s, ss->tenant, ss, RINGMQ_DROP_QUEUE_FULL, NULL, 1);
             return;
         }
         ss->st.infl = v;
@@ -204,7 +136,7 @@ static void send_inflight(struct shard *s, struct session *ss, struct msg *m, ui
     size_t nids;
     const uint32_t *idv = ids_of(ids, &nids);
     uint16_t pid = next_pid(ss);
-    if (!write_publish(s, ss->conn, m, qos, false, retain, pid, idv, nids)) {
+    if (!write_publish(s, ss, m, qos, false, retain, pid, idv, nids)) {
         /* Too large for this client: dropped for it alone (counted). */
         msg_release(m);
         free(ids);
@@ -245,7 +177,7 @@ static void queue_push(struct shard *s, struct session *ss, struct msg *m, uint8
                (ss->st.qlen >= ts->max_queued_messages ||
                 (ts->max_queued_bytes && ss->st.qbytes + msg_size(m) > ts->max_queued_bytes))) {
             struct qentry e = queue_pop(s, ss);
-            observe_drop(s, ss->tenant, ss, RINGMQ_DROP_QUEUE_FULL, e.m, 1);
+            s->session_ops->drop(s, ss->tenant, ss, RINGMQ_DROP_QUEUE_FULL, e.m, 1);
             msg_release(e.m);
             free(e.ids);
             free(e.share);
@@ -256,7 +188,7 @@ static void queue_push(struct shard *s, struct session *ss, struct msg *m, uint8
         /* Drop policy "newest" (or a message larger than the whole queue):
          * the arriving message is dropped, what is queued keeps its order.
          * Counted per shard. */
-        observe_drop(s, ss->tenant, ss, RINGMQ_DROP_QUEUE_FULL, m, 1);
+        s->session_ops->drop(s, ss->tenant, ss, RINGMQ_DROP_QUEUE_FULL, m, 1);
         log_ratelimited(LOG_LEVEL_WARN, "client %.*s: queue full, message dropped",
                         (int)ss->st.client_id_len, ss->st.client_id);
         msg_release(m);
@@ -268,7 +200,7 @@ static void queue_push(struct shard *s, struct session *ss, struct msg *m, uint8
         uint32_t cap = ss->st.qcap ? ss->st.qcap * 2 : 8;
         struct qentry *v = malloc(cap * sizeof(*v));
         if (!v) {
-            observe_drop(s, ss->tenant, ss, RINGMQ_DROP_QUEUE_FULL, m, 1);
+            s->session_ops->drop(s, ss->tenant, ss, RINGMQ_DROP_QUEUE_FULL, m, 1);
             msg_release(m);
             free(ids);
             free(share);
@@ -325,7 +257,7 @@ static bool resend(struct shard *s, struct session *ss, uint16_t i)
         e->held = 0;
         ss->nheld--;
     }
-    if (!write_publish(s, ss->conn, e->m, e->qos, true, e->retain, e->pid, ids, nids)) {
+    if (!write_publish(s, ss, e->m, e->qos, true, e->retain, e->pid, ids, nids)) {
         infl_remove(s, ss, e);
         return false;
     }
@@ -377,14 +309,14 @@ static bool qos0_shed(struct shard *s, struct session *ss, const struct msg *m)
     /* Once slow, dropped until the connection says it caught up
      * (conn.c): a flood to 1000 such subscribers reads no connection. */
     if (!ss->slow) {
-        size_t backlog = conn_backlog(ss->conn);
+        size_t backlog = ss->client->backlog;
         if (backlog <= ss->tenant->set->max_client_output &&
             !(s->slow_budget && s->streams.out_bytes > s->slow_budget &&
               backlog >= SESSION_SLOW_MIN))
             return false;
         ss->slow = true;
-        observe_event(s, RINGMQ_EV_SLOW_SUBSCRIBER, ss->tenant, ss, RINGMQ_DROP_SLOW_CONSUMER, 0,
-                      msg_topic(m), m->topic_len);
+        s->session_ops->event(s, RINGMQ_EV_SLOW_SUBSCRIBER, ss->tenant, ss,
+                              RINGMQ_DROP_SLOW_CONSUMER, 0, msg_topic(m), m->topic_len);
     }
     ss->tenant->ctr.dropped[RINGMQ_DROP_SLOW_CONSUMER]++;
     return true;
@@ -395,7 +327,7 @@ void session_deliver_shared(struct shard *s, struct session *ss, struct msg *m, 
                             size_t share_len)
 {
     if (msg_expired(m, s->now_ms)) {
-        observe_drop(s, ss->tenant, ss, RINGMQ_DROP_EXPIRED, m, 1);
+        s->session_ops->drop(s, ss->tenant, ss, RINGMQ_DROP_EXPIRED, m, 1);
         return;
     }
     if (qos == 0) {
@@ -403,12 +335,12 @@ void session_deliver_shared(struct shard *s, struct session *ss, struct msg *m, 
             return; /* QoS 0 is not stored for offline clients */
         if (s->out_quota == OUT_OVER) {
             /* Over the tenant's outbound bytes quota: at most once. */
-            observe_drop(s, ss->tenant, ss, RINGMQ_DROP_THROTTLED, m, 1);
+            s->session_ops->drop(s, ss->tenant, ss, RINGMQ_DROP_THROTTLED, m, 1);
             return;
         }
         if (qos0_shed(s, ss, m))
             return;
-        write_publish(s, ss->conn, m, 0, false, retain, 0, ids, nids);
+        write_publish(s, ss, m, 0, false, retain, 0, ids, nids);
         return;
     }
     msg_acquire(m);
@@ -436,8 +368,8 @@ void session_drain_throttled(struct shard *s)
             held = refused[k] == ss->tenant->id;
         while (!held && ss->st.qlen && online(ss) && ss->st.ninfl < ss->window) {
             struct qentry *e = &ss->st.q[ss->st.qhead];
-            if (!e->paid && !observe_throttle(s, ss->tenant, RINGMQ_RES_BYTES_OUT_RATE,
-                                              msg_publish_estimate(e->m), NULL)) {
+            if (!e->paid && !s->session_ops->throttle(s, ss->tenant, RINGMQ_RES_BYTES_OUT_RATE,
+                                                      msg_publish_estimate(e->m), NULL)) {
                 if (nrefused < sizeof(refused) / sizeof(refused[0]))
                     refused[nrefused++] = ss->tenant->id;
                 held = true;
@@ -502,7 +434,7 @@ int session_on_pubrec(struct shard *s, struct session *ss, uint16_t pid, uint8_t
         e->state = INFL_WAIT_COMP;
         store_infl_rec(s, ss, pid);
     }
-    conn_write_ack(s, ss->conn, MQTT_PUBREL, pid, MQTT_RC_SUCCESS, NULL);
+    s->session_ops->write_pubrel(s, ss, pid);
     return 0;
 }
 
@@ -538,7 +470,7 @@ void session_resume(struct shard *s, struct session *ss)
                 continue;
             }
         } else {
-            conn_write_ack(s, ss->conn, MQTT_PUBREL, e->pid, MQTT_RC_SUCCESS, NULL);
+            s->session_ops->write_pubrel(s, ss, e->pid);
         }
         used++;
         i++;
@@ -608,7 +540,7 @@ void outbox_release(struct shard *s, struct session *ss)
     for (uint16_t i = 0; i < ss->st.ninfl; i++) {
         struct inflight *e = &ss->st.infl[i];
         if (redispatch && e->share && e->m)
-            share_redispatch(s, ss->tenant, e->share->data, e->share->len, e->m);
+            s->session_ops->share_redispatch(s, ss->tenant, e->share->data, e->share->len, e->m);
         msg_release(e->m);
         free(e->ids);
         free(e->share);
@@ -617,7 +549,7 @@ void outbox_release(struct shard *s, struct session *ss)
     for (uint32_t i = 0; i < ss->st.qlen; i++) {
         struct qentry *e = &ss->st.q[(ss->st.qhead + i) & (ss->st.qcap - 1)];
         if (redispatch && e->share)
-            share_redispatch(s, ss->tenant, e->share->data, e->share->len, e->m);
+            s->session_ops->share_redispatch(s, ss->tenant, e->share->data, e->share->len, e->m);
         msg_release(e->m);
         free(e->ids);
         free(e->share);

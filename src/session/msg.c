@@ -2,7 +2,7 @@
  * msg: reference-counted immutable messages. Any shard may release the last
  * reference, so the memory comes from malloc (thread-safe), not a shard slab.
  */
-#include "broker/msg.h"
+#include "session/msg.h"
 
 #include <stdlib.h>
 #include <string.h>

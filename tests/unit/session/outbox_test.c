@@ -29,8 +29,8 @@ static struct session *connect_w(struct conn *c, const char *id, bool clean, uin
 {
     struct session_opts o = {.clean_start = clean, .expiry_s = 600, .window = window};
     bool p;
-    struct session *ss = session_attach(&shard, tenant0, c, (const uint8_t *)id, strlen(id), &o,
-                                        present ? present : &p);
+    struct session *ss = session_attach(&shard, tenant0, &c->st, (const uint8_t *)id, strlen(id),
+                                        &o, present ? present : &p);
     cr_assert_not_null(ss);
     c->session = ss;
     session_resume(&shard, ss);

@@ -1,29 +1,24 @@
 /*
  * session: the life of a session, from the CONNECT that creates or resumes
  * it to the end of its expiry (see session.h). Its other jobs have their
- * own files: the registry (session_registry.c), the outbox
- * (session_outbox.c) and the subscriptions (session_subs.c).
+ * own files: the registry (registry.c), the outbox
+ * (outbox.c) and the subscriptions (subs.c).
  *
  * Runs on the owning shard's thread only. Owns the session object (slab),
  * its client id and will, and the timer of an offline session. A session
  * created, changed (expiry, will) or ended is told to the shard's store
  * (store.h); one freed at shutdown is not, since it has not ended.
  */
-#include "broker/session.h"
+#include "session/session.h"
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "broker/conn.h"
-#include "broker/msg.h"
-#include "broker/observe.h"
-#include "broker/protocol.h"
-#include "broker/readcheck.h"
-#include "broker/route.h"
-#include "broker/shard.h"
-#include "broker/store.h"
-#include "core/log.h"
+#include "core/slab.h"
+#include "session/msg.h"
+#include "session/store.h"
+#include "shard/shard.h"
 
 /* One per connection: 16 more bytes here are 16 more per connection. */
 _Static_assert(sizeof(struct session) <= 176, "struct session grew past 176 bytes");
@@ -51,12 +46,12 @@ static void session_destroy(struct shard *s, struct session *ss)
 {
     reg_remove(ss->tenant, ss);
     ss->tenant->ctr.sessions--;
-    protocol_orphan_pending(ss);
+    s->session_ops->orphan(ss);
     timer_drop(ss);
     subs_release(s, ss);
     outbox_release(s, ss); /* after subs_release: see there */
     msg_release(ss->st.will);
-    readcheck_free(ss->reads);
+    s->session_ops->free_reads(ss->reads);
     free(ss->st.client_id);
     slab_free(s->session_slab, ss);
 }
@@ -87,21 +82,21 @@ static struct session *session_create(struct shard *s, struct tenant *t, const u
     ss->st.client_id_len = (uint16_t)len;
     ss->tenant = t;
     t->ctr.sessions++;
-    observe_event(s, RINGMQ_EV_SESSION_CREATED, t, ss, 0, 0, NULL, 0);
+    s->session_ops->event(s, RINGMQ_EV_SESSION_CREATED, t, ss, 0, 0, NULL, 0);
     reg_link(t, ss, h);
     return ss;
 }
 
-struct session *session_attach(struct shard *s, struct tenant *t, struct conn *c,
+struct session *session_attach(struct shard *s, struct tenant *t, struct stream *client,
                                const uint8_t *client_id, size_t len, const struct session_opts *o,
                                bool *present)
 {
     uint64_t h = reg_hash(t, client_id, len);
     struct session **pp = reg_find(t, h, client_id, len);
-    if (pp && (*pp)->conn) {
+    if (pp && (*pp)->client) {
         /* MQTT-3.1.4-2: the existing client is disconnected. Closing it
          * detaches (and, with expiry 0, destroys) its session. */
-        conn_close(s, (*pp)->conn, CLOSE_TAKEOVER);
+        s->session_ops->take_over(s, *pp);
         pp = reg_find(t, h, client_id, len);
     }
     struct session *ss = pp ? *pp : NULL;
@@ -127,12 +122,12 @@ struct session *session_attach(struct shard *s, struct tenant *t, struct conn *c
     ss->st.will = o->will;
     store_session_put(s, ss);
     ss->window = o->window;
-    ss->conn = c;
+    ss->client = client;
     ss->slow = false; /* a new connection has nothing unsent */
     /* Reads through the subscriptions it resumes are judged as the client
-     * now connected (a failure leaves them refused: readcheck_bind). */
-    if (ss->reads && readcheck_bind(ss, c->auth) < 0)
-        log_ratelimited(LOG_LEVEL_ERR, "out of memory for the read checks of a session");
+     * now connected. */
+    if (ss->reads)
+        s->session_ops->bind_reads(s, ss);
     return ss;
 }
 
@@ -149,13 +144,7 @@ void session_publish_will(struct shard *s, struct session *ss)
      * and starts counting now (connect.c). */
     if (will->expires_at_ms)
         will->expires_at_ms += s->now_ms;
-    /* A retained will counts toward the tenant's retained limits like any
-     * retained PUBLISH (or clients could fill the store through wills);
-     * over them it is published, not retained, as for a 3.1.1 PUBLISH. */
-    if (will->retain && !route_retain_allowed(s, ss->tenant, msg_topic(will), will->topic_len,
-                                              will->payload_len, will->props_len, ss))
-        will->retain = 0;
-    route_publish(s, ss->tenant, will);
+    s->session_ops->publish_will(s, ss, will);
 }
 
 static void timer_arm(struct shard *s, struct session *ss)
@@ -180,7 +169,7 @@ void session_on_timer(struct wheel_entry *e, void *arg)
         /* MQTT-3.1.2-23 (5.0): the session ends when its interval passes,
          * and a will still waiting goes out then (MQTT-3.1.3-9). */
         session_publish_will(s, ss);
-        observe_event(s, RINGMQ_EV_SESSION_EXPIRED, ss->tenant, ss, 0, 0, NULL, 0);
+        s->session_ops->event(s, RINGMQ_EV_SESSION_EXPIRED, ss->tenant, ss, 0, 0, NULL, 0);
         session_end(s, ss);
         return;
     }
@@ -197,9 +186,9 @@ void session_end_with_connection(struct session *ss)
 
 void session_detach(struct shard *s, struct session *ss, bool send_will)
 {
-    ss->conn = NULL;
+    ss->client = NULL;
     outbox_trim(ss);
-    protocol_orphan_pending(ss);
+    s->session_ops->orphan(ss);
     /* MQTT-3.1.3-9: the will waits for its delay unless the session ends
      * first; with expiry 0 it ends now. */
     bool delay = ss->st.will && send_will && ss->st.will_delay_s && ss->st.expiry_s;

@@ -15,8 +15,8 @@
  * shard's store (store.h) where it is made. Runs on the owning shard's
  * thread; messages are borrowed from the caller unless said otherwise.
  */
-#ifndef RINGMQ_BROKER_SESSION_OUTBOX_H
-#define RINGMQ_BROKER_SESSION_OUTBOX_H
+#ifndef RINGMQ_SESSION_OUTBOX_H
+#define RINGMQ_SESSION_OUTBOX_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -25,6 +25,21 @@
 struct shard;
 struct session;
 struct msg;
+
+/* Where the deliveries being made stand with the tenant's outbound bytes
+ * quota (route.c asks once per message and shard). */
+enum out_quota {
+    OUT_UNASKED = 0, /* not a routed publish (redispatch): not counted */
+    OUT_GRANTED = 1, /* counted already */
+    OUT_OVER = 2,    /* refused: QoS 0 dropped, QoS 1/2 held back */
+};
+
+/* A session whose QoS 0 output is dropped (slow) is told it caught up (by
+ * the broker's connection) once its backlog is below the smaller of a
+ * quarter of max_client_output and half of SESSION_SLOW_MIN; with the
+ * broker over limits.max_slow_output_total, clients with SESSION_SLOW_MIN
+ * unsent are slow. */
+#define SESSION_SLOW_MIN (64u << 10)
 
 /* Deliver `m` at `qos` (already the min of message and subscription QoS),
  * with `nids` Subscription Identifiers; QoS 1/2 take a reference to m. */

@@ -1,25 +1,24 @@
 /*
  * session subscriptions: a session's list of subscriptions and its entries
- * in the shard's topic index (see session_subs.h). Owns st.subs and each
+ * in the shard's topic index (see subs.h). Owns st.subs and each
  * struct sess_sub; shares each filter's struct sub_node in the tenant's
  * trie with the other subscribers on this shard.
  *
  * Runs on the owning shard's thread only. Changing the list tells the store
  * (store.h); the index follows the list and is not told.
  */
-#include "broker/session_subs.h"
+#include "session/subs.h"
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "broker/route.h"
-#include "broker/session.h"
-#include "broker/shard.h"
-#include "broker/share.h"
-#include "broker/store.h"
 #include "core/vec.h"
 #include "index/trie.h"
+#include "mqtt/topic.h"
+#include "session/session.h"
+#include "session/store.h"
+#include "shard/shard.h"
 
 bool topic_within_limits(const struct tenant_settings *ts, const uint8_t *t, size_t len)
 {
@@ -74,7 +73,7 @@ static int node_add(struct shard *s, struct session *ss, const uint8_t *filter, 
     if (n->n == n->cap) {
         struct sub_entry *v = vec_grow(n->v, &n->cap, sizeof(*v), 2);
         if (!v) {
-            if (share_node_empty(n)) {
+            if (sub_node_empty(n)) {
                 trie_remove(t->subs, filter, len);
                 free(n);
             }
@@ -99,10 +98,10 @@ static int sub_replace(struct shard *s, struct session *ss, struct sess_sub *sub
     sub->opts = req->opts;
     sub->subid = req->subid;
     store_sub_put(s, ss, sub);
-    struct share_spec sp;
-    if (share_parse(sub->filter, sub->len, &sp) > 0) {
+    struct mqtt_share_spec sp;
+    if (mqtt_share_parse(sub->filter, sub->len, &sp) > 0) {
         bool first;
-        return share_member_add(s, ss->tenant, &sp, ss, req, &first);
+        return s->session_ops->share_add(s, ss->tenant, &sp, ss, req, &first);
     }
     struct sub_node *n = trie_get(ss->tenant->subs, sub->filter, sub->len);
     struct sub_entry *e = n ? node_find(n, ss) : NULL;
@@ -139,9 +138,9 @@ int session_subscribe(struct shard *s, struct session *ss, const uint8_t *filter
     sub->subid = req->subid;
     sub->len = (uint16_t)len;
     memcpy(sub->filter, filter, len);
-    struct share_spec sp;
-    bool shared = share_parse(filter, len, &sp) > 0;
-    int rc = shared ? share_member_add(s, t, &sp, ss, req, is_new_interest)
+    struct mqtt_share_spec sp;
+    bool shared = mqtt_share_parse(filter, len, &sp) > 0;
+    int rc = shared ? s->session_ops->share_add(s, t, &sp, ss, req, is_new_interest)
                     : node_add(s, ss, filter, len, req, is_new_interest);
     if (rc < 0) {
         free(sub);
@@ -158,9 +157,9 @@ int session_subscribe(struct shard *s, struct session *ss, const uint8_t *filter
 static void node_drop(struct shard *s, struct tenant *t, const uint8_t *filter, size_t len,
                       struct session *ss)
 {
-    struct share_spec sp;
-    if (share_parse(filter, len, &sp) > 0) {
-        share_member_drop(s, t, &sp, filter, len, ss);
+    struct mqtt_share_spec sp;
+    if (mqtt_share_parse(filter, len, &sp) > 0) {
+        s->session_ops->share_drop(s, t, &sp, filter, len, ss);
         return;
     }
     struct sub_node *n = trie_get(t->subs, filter, len);
@@ -176,8 +175,8 @@ static void node_drop(struct shard *s, struct tenant *t, const uint8_t *filter, 
     n->v = NULL;
     n->cap = 0;
     n->mask &= ~(1ull << s->id);
-    route_interest_del(s, t, filter, len);
-    if (share_node_empty(n)) {
+    s->session_ops->interest_del(s, t, filter, len);
+    if (sub_node_empty(n)) {
         trie_remove(t->subs, filter, len);
         free(n);
     }
@@ -187,7 +186,7 @@ static void node_drop(struct shard *s, struct tenant *t, const uint8_t *filter, 
 static void sub_unindex(struct shard *s, struct session *ss, const struct sess_sub *sub)
 {
     ss->tenant->ctr.subscriptions--;
-    if (share_parse(sub->filter, sub->len, &(struct share_spec){0}) > 0)
+    if (mqtt_share_parse(sub->filter, sub->len, &(struct mqtt_share_spec){0}) > 0)
         ss->tenant->ctr.shared_subscriptions--;
     node_drop(s, ss->tenant, sub->filter, sub->len, ss);
 }

@@ -1,17 +1,17 @@
 /*
  * session registry: (tenant, client id) -> session, a chained hash table
- * (see session_registry.h). Runs on the owning shard's thread only; owns
+ * (see registry.h). Runs on the owning shard's thread only; owns
  * the bucket array, not the sessions.
  */
-#include "broker/session_registry.h"
+#include "session/registry.h"
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <xxhash.h>
 
-#include "broker/session.h"
-#include "broker/shard.h"
+#include "session/session.h"
+#include "tenant/tenant.h"
 
 uint64_t reg_hash(const struct tenant *t, const uint8_t *id, size_t len)
 {
@@ -89,5 +89,5 @@ struct session *session_find(struct tenant *t, const uint8_t *id, size_t len)
 bool session_connected(struct tenant *t, const uint8_t *id, size_t len)
 {
     struct session **pp = reg_find(t, reg_hash(t, id, len), id, len);
-    return pp && (*pp)->conn;
+    return pp && (*pp)->client;
 }

@@ -15,10 +15,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "broker/msg.h"
-#include "broker/session.h"
-#include "broker/store.h"
 #include "index/retain.h"
+#include "session/msg.h"
+#include "session/session.h"
+#include "session/store.h"
 #include "store_harness.h"
 
 /* ---- the recording store: a log of calls ---- */
