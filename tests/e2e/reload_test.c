@@ -241,3 +241,23 @@ Test(reload, log_level_takes_effect)
     cr_assert_gt(broker_log_count(&b, "debug ["), 0);
     stop();
 }
+
+/* [mqtt] values are live too, through the tenants' settings they are the
+ * defaults of: maximum_qos = 1 lowers what the next SUBSCRIBE is granted
+ * (MQTT-3.9.3-2), with no [tenant.*] section involved. */
+Test(reload, mqtt_values_take_effect)
+{
+    start("");
+    struct client *c = client_open(&b, "reload-mqtt", true);
+    cr_assert_eq(client_subscribe(c, "a/#", 2), 2);
+    reload("maximum_qos = 1\n", "change(s) in force");
+    cr_assert_eq(broker_log_count(&b, "reload: [mqtt] maximum_qos changed"), 1);
+    int granted = 2;
+    for (int i = 0; i < 40 && granted == 2; i++) {
+        usleep(50 * 1000);
+        granted = client_subscribe(c, "b/#", 2);
+    }
+    cr_assert_eq(granted, 1);
+    client_destroy(c);
+    stop();
+}
