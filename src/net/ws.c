@@ -211,7 +211,8 @@ static int fail(struct stream_loop *l, struct stream *st, struct ws_state *ws, u
     char peer[64];
     if (net_peer_format(&st->peer, peer, sizeof(peer)) < 0)
         snprintf(peer, sizeof(peer), "?");
-    log_ratelimited(LOG_LEVEL_INFO, "ws %s: %s, closing (%u)", peer, why, code);
+    log_ratelimited(LOG_LEVEL_INFO, "%s %s: %s, closing (%u)", l->xprt[st->listener]->name, peer,
+                    why, code); /* "ws" or "wss" */
     send_close(l, st, ws, code);
     return -EPROTO;
 }
@@ -434,7 +435,8 @@ static int upgrade(struct stream_loop *l, struct stream *st, struct ws_state *ws
         char peer[64];
         if (net_peer_format(&st->peer, peer, sizeof(peer)) < 0)
             snprintf(peer, sizeof(peer), "?");
-        log_ratelimited(LOG_LEVEL_INFO, "ws %s: Upgrade refused with HTTP %d", peer, status);
+        log_ratelimited(LOG_LEVEL_INFO, "%s %s: Upgrade refused with HTTP %d",
+                        l->xprt[st->listener]->name, peer, status);
         return -EPROTO;
     }
     if (e < 0)

@@ -267,6 +267,9 @@ Test(wss, unmasked_frame_closes_1002)
     still_works(good, "good/t");
     wssc_free(good);
     cr_assert_geq(broker_log_count(&b, "unmasked client frame"), 1);
+    cr_assert_geq(broker_log_count(&b, "info [shard"), 1);
+    cr_assert_eq(broker_log_count(&b, "] ws "), 0, "the line names the listener's transport, wss");
+    cr_assert_geq(broker_log_count(&b, "] wss "), 1);
     broker_stop(&b);
 }
 
