@@ -82,8 +82,27 @@ struct conn *conn_new(void)
     return c;
 }
 
+/* The harness never flushes the loop: a connection leaves its dirty list
+ * (FIFO, linked through the streams) before it is freed. */
+static void undirty(struct stream *st)
+{
+    struct stream_loop *l = &shard.streams;
+    struct stream **pp = &l->dirty, *prev = NULL;
+    while (*pp && *pp != st) {
+        prev = *pp;
+        pp = &(*pp)->next_dirty;
+    }
+    if (*pp) {
+        *pp = st->next_dirty;
+        if (l->dirty_tail == st)
+            l->dirty_tail = prev;
+    }
+    st->is_dirty = false;
+}
+
 void conn_free(struct conn *c)
 {
+    undirty(&c->st);
     free(c->st.out);
     free(c->st.sending); /* a takeover's close moved out here: never sent */
     free(c);
