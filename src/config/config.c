@@ -397,8 +397,7 @@ static int section_open(struct config *cfg, const char *name, size_t len, enum c
     return -1;
 }
 
-static const char *scope_label(const struct config *cfg, enum config_scope scope, uint32_t listener,
-                               char *buf, size_t buflen)
+const char *config_scope_name(enum config_scope scope)
 {
     switch (scope) {
     case CONFIG_SCOPE_SERVER:
@@ -413,6 +412,15 @@ static const char *scope_label(const struct config *cfg, enum config_scope scope
         return "metrics";
     case CONFIG_SCOPE_ADMIN:
         return "admin";
+    default:
+        return NULL;
+    }
+}
+
+static const char *scope_label(const struct config *cfg, enum config_scope scope, uint32_t listener,
+                               char *buf, size_t buflen)
+{
+    switch (scope) {
     case CONFIG_SCOPE_TENANT:
         snprintf(buf, buflen, "tenant.%s", cfg->tenants[listener].name);
         return buf;
@@ -422,10 +430,11 @@ static const char *scope_label(const struct config *cfg, enum config_scope scope
     case CONFIG_SCOPE_LISTENER:
         snprintf(buf, buflen, "listener.%s", cfg->listeners[listener].name);
         return buf;
-    case CONFIG_SCOPE_NONE:
-        break;
+    default: {
+        const char *name = config_scope_name(scope);
+        return name ? name : "";
     }
-    return "";
+    }
 }
 
 /* Index of the first TENANT row: set_mask bits count from it. */

@@ -50,6 +50,10 @@ struct directive {
     size_t size;       /* of the field (a reload compares fields byte for byte) */
 };
 
+/* The section name of a scope with one section ("server", "limits", ...);
+ * NULL for listeners, tenants and plugins (one section each). */
+const char *config_scope_name(enum config_scope scope);
+
 /* Every key the broker knows (config.c's table), for reload.c. */
 const struct directive *config_directives(size_t *n);
 

@@ -24,26 +24,6 @@ static void report(struct diff *df, const char *section, const char *key, const 
     df->fn(df->arg, &ch);
 }
 
-static const char *scope_section(enum config_scope scope)
-{
-    switch (scope) {
-    case CONFIG_SCOPE_SERVER:
-        return "server";
-    case CONFIG_SCOPE_LIMITS:
-        return "limits";
-    case CONFIG_SCOPE_LOG:
-        return "log";
-    case CONFIG_SCOPE_MQTT:
-        return "mqtt";
-    case CONFIG_SCOPE_METRICS:
-        return "metrics";
-    case CONFIG_SCOPE_ADMIN:
-        return "admin";
-    default:
-        return NULL; /* per section: listeners, tenants, plugins */
-    }
-}
-
 /* What a running broker reads afresh: the limits and [mqtt] values each
  * new connection or packet is checked against, the log's level and form,
  * and tenant settings. The rest is read once, at start. */
@@ -66,7 +46,7 @@ static bool diff_keys(struct diff *df, enum config_scope scope, const char *sect
             !memcmp(a + d[i].offset, b + d[i].offset, d[i].size))
             continue;
         any = true;
-        report(df, section ? section : scope_section(scope), d[i].key, "changed", !keep);
+        report(df, section ? section : config_scope_name(scope), d[i].key, "changed", !keep);
         if (keep)
             memcpy(b + d[i].offset, a + d[i].offset, d[i].size);
     }
