@@ -53,6 +53,8 @@
 #define KEEPALIVE_S  30
 #define RETRY_MS     20
 #define IO_TIMEOUT_S 2
+/* A connection the dying broker's listener accepted is never answered. */
+#define CONNACK_TIMEOUT_MS 5000
 
 enum role { ROLE_PUB, ROLE_SUB };
 
@@ -75,6 +77,7 @@ struct client {
     const char *ready;  /* sub: the file created at SUBACK */
     long long deadline; /* ms, monotonic */
     long long last_ping;
+    long long connected_at;
     unsigned connects;
     bool session_up; /* CONNACK received on this connection */
     /* pub */
@@ -237,7 +240,7 @@ static bool try_connect(struct client *c)
         disconnect(c);
         return false;
     }
-    c->last_ping = now_ms();
+    c->last_ping = c->connected_at = now_ms();
     return send_connect(c);
 }
 
@@ -546,6 +549,10 @@ int main(int argc, char **argv)
         }
         if (c.fd < 0 && !try_connect(&c)) {
             usleep(RETRY_MS * 1000);
+            continue;
+        }
+        if (!c.session_up && now_ms() - c.connected_at > CONNACK_TIMEOUT_MS) {
+            disconnect(&c);
             continue;
         }
         if (now_ms() - c.last_ping > KEEPALIVE_S * 1000 / 3) {
