@@ -19,8 +19,10 @@
 # Environment: RINGMQD, RINGMQ_CONF, CRASH_CLIENT (meson sets them);
 # CRASH_KILLS (5 per combination), CRASH_SEED (random), CRASH_RATE (messages
 # a second, 2000), CRASH_FSYNC (always; interval must lose messages),
-# CRASH_NO_PERSIST=1 (the in-memory broker: must fail), CRASH_KEEP=1 (keep
-# the temp dir).
+# CRASH_NO_PERSIST=1 (the in-memory broker: must fail), CRASH_DROP_ONLY=1
+# (checks the clients: instead of a kill, their TCP connections are cut with
+# ss -K and the broker stays; even the in-memory one must pass), CRASH_KEEP=1
+# (keep the temp dir).
 set -u
 
 : "${RINGMQD:?RINGMQD must name ringmqd}" "${RINGMQ_CONF:?RINGMQ_CONF must name the config}"
@@ -225,8 +227,13 @@ run_one()
         acks=$(lines "$dir/acked")
         wait_growth "$dir/acked" 10000 "$acks" || { fail "no acknowledgement in 10 s"; break; }
         sleep "$(printf '0.%03d' $((50 + RANDOM % 900)))"
-        kill_broker
         killed=$((killed + 1))
+        if [ "${CRASH_DROP_ONLY:-0}" = 1 ]; then
+            # Checks the clients: their connections cut, the broker kept.
+            ss -K dst 127.0.0.1 dport = ":$port" >/dev/null 2>&1
+            continue
+        fi
+        kill_broker
         restart_broker || { fail "ringmqd did not restart:" && tail -n 20 "$dir/broker.$starts.log"; return; }
     done
     acks=$(lines "$dir/acked")
