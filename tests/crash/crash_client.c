@@ -375,8 +375,16 @@ static void sub_publish(struct client *c, uint8_t type, const uint8_t *body, siz
     uint64_t seq = strtoull(digits, NULL, 10);
     /* QoS 2, method B: delivered once, at the first PUBLISH; a resend of an
      * id awaiting PUBREL is acknowledged, not delivered (MQTT-4.3.3-2). */
-    if (qos < 2 || !held(c, id))
+    if (qos < 2 || !held(c, id)) {
         record_seq(c, seq);
+    } else {
+        /* Without DUP: the broker reused an id before its PUBCOMP (3.1.1
+         * section 2.3.1), and this message is lost; said for the diagnosis. */
+        char line[96];
+        snprintf(line, sizeof(line), "# held id=%u dup=%d seq=%llu\n", id, (type >> 3) & 1,
+                 (unsigned long long)seq);
+        append_line(c, line);
+    }
     if (qos == 1)
         send_id_packet(c, 0x40, id);
     if (qos == 2) {

@@ -81,7 +81,7 @@ start_broker()
     broker_pid=$!
     local deadline=$(($(now_ms) + 30000))
     while [ "$(now_ms)" -lt "$deadline" ]; do
-        grep -q "listening on 127.0.0.1:$port" "$log" && return 0
+        grep -q "listening on 127.0.0.1:$port" "$log" 2>/dev/null && return 0
         if ! kill -0 "$broker_pid" 2>/dev/null; then
             wait "$broker_pid"
             broker_pid=''
