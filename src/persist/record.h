@@ -55,7 +55,10 @@ enum record_type {
     RECORD_QOS2_DEL = 11,
     RECORD_RETAINED_PUT = 12,
     RECORD_RETAINED_CLEAR = 13,
-    RECORD_TYPE_MAX = 13,
+    /* Compaction markers (empty bodies): a snapshot begins, is whole. */
+    RECORD_SNAP_BEGIN = 14,
+    RECORD_SNAP_END = 15,
+    RECORD_TYPE_MAX = 15,
 };
 
 /*
@@ -136,9 +139,10 @@ struct record {
     uint16_t share_len;
 };
 
-/* Decode the body of a record of `type`: 0, or -EBADMSG when the type is
- * unknown, a length or a value is out of range, or bytes are missing or
- * left over. Never reads outside p[0..len). */
+/* Decode the body of a record of `type` (a snapshot marker: only its
+ * type): 0, or -EBADMSG when the type is unknown, a length or a value is
+ * out of range, or bytes are missing or left over. Never reads outside
+ * p[0..len). */
 int record_decode(uint8_t type, const uint8_t *p, size_t len, struct record *r);
 
 /* The i-th Subscription Identifier of r (i < r->nids). */
