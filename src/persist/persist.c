@@ -10,9 +10,11 @@
 #include <string.h>
 #include <time.h>
 
+#include "broker/route.h"
 #include "core/log.h"
 #include "persist/pshard.h"
 #include "persist/snapshot.h"
+#include "session/msg.h"
 #include "session/session.h"
 #include "shard/shard.h"
 
@@ -57,35 +59,50 @@ static struct session *session_of(const struct session_state *st)
     return (struct session *)((char *)st - offsetof(struct session, st));
 }
 
-/* The session's records are in the log (store_mark). */
-static bool kept(const struct session_state *st)
+void pshard_write_session(struct pshard *ps, const struct tenant *t, const struct session_state *st)
 {
-    return session_of(st)->store_mark != 0;
+    written(ps, snapshot_session(&ps->w, t, st, ps->qos0));
+    session_of(st)->store_mark = ps->mark;
+}
+
+/*
+ * Whether a change of session st is to be written as its record: the
+ * session is kept and the snapshot under way (if any) has written it.
+ * One the snapshot has not reached yet is written whole now, as it is
+ * after the change, which the record would repeat (compact.c).
+ */
+static bool kept(struct pshard *ps, const struct tenant *t, const struct session_state *st)
+{
+    uint8_t m = session_of(st)->store_mark;
+    if (m == 0 || m == ps->mark)
+        return m != 0;
+    pshard_write_session(ps, t, st);
+    return false;
 }
 
 static void p_session_put(void *ctx, const struct tenant *t, const struct session_state *st)
 {
     struct pshard *ps = ctx;
     struct session *ss = session_of(st);
-    if (st->expiry_s == 0) { /* ends with its connection: not durable any more */
-        if (ss->store_mark)
+    if (st->expiry_s == 0) {            /* ends with its connection: not durable any more */
+        if (ss->store_mark == ps->mark) /* else what replays knows nothing of it */
             written(ps, record_session_del(&ps->w, t, st));
         ss->store_mark = 0;
         return;
     }
-    if (ss->store_mark) {
+    if (ss->store_mark == ps->mark) {
         written(ps, record_session_put(&ps->w, t, st));
         return;
     }
-    /* Its first durable put: everything it holds so far. */
-    written(ps, snapshot_session(&ps->w, t, st, ps->qos0));
-    ss->store_mark = 1;
+    /* Its first durable put (or the snapshot under way has not reached
+     * it): everything it holds. */
+    pshard_write_session(ps, t, st);
 }
 
 static void p_session_del(void *ctx, const struct tenant *t, const struct session_state *st)
 {
     struct pshard *ps = ctx;
-    if (kept(st))
+    if (session_of(st)->store_mark == ps->mark) /* else what replays knows nothing of it */
         written(ps, record_session_del(&ps->w, t, st));
     session_of(st)->store_mark = 0;
 }
@@ -94,7 +111,7 @@ static void p_sub_put(void *ctx, const struct tenant *t, const struct session_st
                       const struct sess_sub *sub)
 {
     struct pshard *ps = ctx;
-    if (kept(st))
+    if (kept(ps, t, st))
         written(ps, record_sub_put(&ps->w, t, st, sub));
 }
 
@@ -102,7 +119,7 @@ static void p_sub_del(void *ctx, const struct tenant *t, const struct session_st
                       const uint8_t *filter, size_t len)
 {
     struct pshard *ps = ctx;
-    if (kept(st))
+    if (kept(ps, t, st))
         written(ps, record_sub_del(&ps->w, t, st, filter, len));
 }
 
@@ -110,7 +127,7 @@ static void p_queue_push(void *ctx, const struct tenant *t, const struct session
                          const struct qentry *e)
 {
     struct pshard *ps = ctx;
-    if (kept(st) && (e->qos || ps->qos0))
+    if ((e->qos || ps->qos0) && kept(ps, t, st))
         written(ps, record_queue_push(&ps->w, t, st, e));
 }
 
@@ -118,7 +135,7 @@ static void p_queue_pop(void *ctx, const struct tenant *t, const struct session_
                         const struct qentry *e)
 {
     struct pshard *ps = ctx;
-    if (kept(st) && (e->qos || ps->qos0))
+    if ((e->qos || ps->qos0) && kept(ps, t, st))
         written(ps, record_queue_pop(&ps->w, t, st));
 }
 
@@ -126,14 +143,14 @@ static void p_infl_put(void *ctx, const struct tenant *t, const struct session_s
                        const struct inflight *e)
 {
     struct pshard *ps = ctx;
-    if (kept(st))
+    if (kept(ps, t, st))
         written(ps, record_infl_put(&ps->w, t, st, e));
 }
 
 static void pid_record(struct pshard *ps, uint8_t type, const struct tenant *t,
                        const struct session_state *st, uint16_t pid)
 {
-    if (kept(st))
+    if (kept(ps, t, st))
         written(ps, record_pid(&ps->w, type, t, st, pid));
 }
 
@@ -161,16 +178,19 @@ static void p_qos2_del(void *ctx, const struct tenant *t, const struct session_s
     pid_record(ctx, RECORD_QOS2_DEL, t, st, pid);
 }
 
+/* $SYS topics are the broker's, published again as it runs: not kept. */
 static void p_retained_put(void *ctx, const struct tenant *t, const struct msg *m)
 {
     struct pshard *ps = ctx;
-    written(ps, record_retained(&ps->w, RECORD_RETAINED_PUT, t, m));
+    if (!route_is_sys_topic(msg_topic(m), m->topic_len))
+        written(ps, record_retained(&ps->w, RECORD_RETAINED_PUT, t, m));
 }
 
 static void p_retained_clear(void *ctx, const struct tenant *t, const struct msg *m)
 {
     struct pshard *ps = ctx;
-    written(ps, record_retained(&ps->w, RECORD_RETAINED_CLEAR, t, m));
+    if (!route_is_sys_topic(msg_topic(m), m->topic_len))
+        written(ps, record_retained(&ps->w, RECORD_RETAINED_CLEAR, t, m));
 }
 
 /* ---- the loop: flushes ---- */
@@ -281,6 +301,7 @@ static void p_turn(void *ctx, struct shard *s)
     struct pshard *ps = ctx;
     ps->w.mono_ms = s->now_ms;
     ps->w.wall_ms = wall_ms();
+    compact_turn(ps, s);
     flush_start(ps, s);
     if (!ps->gated) {
         s->store_xmask = 0;
@@ -372,10 +393,10 @@ static void p_stop(void *ctx, struct shard *s)
     if (rc < 0)
         log_err("store: shard %u: the last records could not be written: %s", ps->id,
                 strerror(-rc));
-    if (ps->barrier) {
-        ps->barrier = false;
-        stream_barrier_done(&s->streams);
-    }
+    /* What a barrier still held is freed with the connections (the ring is
+     * gone: nothing can be sent). */
+    ps->barrier = false;
+    stream_barrier_fini(&s->streams);
     rlog_close(ps->log);
     ps->log = NULL;
 }
