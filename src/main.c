@@ -18,6 +18,7 @@
 #include "core/log.h"
 #include "core/notify.h"
 #include "net/uring.h"
+#include "persist/persist.h"
 #include "plugin/host.h"
 
 #define RINGMQ_MAX_OVERRIDES 256
@@ -32,6 +33,8 @@ static void usage(FILE *f)
                "                      e.g. --set listener.default.port=0\n"
                "  --check-config      validate the configuration, load and initialise its\n"
                "                      plugins, and exit 0 or 1\n"
+               "  --salvage           start from a damaged data directory ([persistence]):\n"
+               "                      keep every record that is valid, log what is dropped\n"
                "  --version           print the version\n"
                "  --help              print this help\n");
 }
@@ -226,53 +229,55 @@ static void malloc_setup(void)
     mallopt(M_TRIM_THRESHOLD, 8 << 20);
 }
 
-int main(int argc, char **argv)
-{
-    const char *path = NULL;
+/* The command line. */
+struct args {
+    const char *path;
     const char *overrides[RINGMQ_MAX_OVERRIDES];
-    size_t noverrides = 0;
-    int check_only = 0;
+    size_t noverrides;
+    bool check_only;
+    bool salvage;
+};
+
+/* Read the command line into a: -1 to go on, or the exit status. */
+static int parse_args(int argc, char **argv, struct args *a)
+{
     for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if ((strcmp(a, "-c") == 0 || strcmp(a, "--config") == 0) && i + 1 < argc) {
-            path = argv[++i];
-        } else if (strcmp(a, "--set") == 0 && i + 1 < argc) {
-            if (noverrides == RINGMQ_MAX_OVERRIDES) {
+        const char *o = argv[i];
+        if ((strcmp(o, "-c") == 0 || strcmp(o, "--config") == 0) && i + 1 < argc) {
+            a->path = argv[++i];
+        } else if (strcmp(o, "--set") == 0 && i + 1 < argc) {
+            if (a->noverrides == RINGMQ_MAX_OVERRIDES) {
                 fprintf(stderr, "ringmqd: too many --set options\n");
                 return 2;
             }
-            overrides[noverrides++] = argv[++i];
-        } else if (strcmp(a, "--check-config") == 0) {
-            check_only = 1;
-        } else if (strcmp(a, "--version") == 0) {
+            a->overrides[a->noverrides++] = argv[++i];
+        } else if (strcmp(o, "--check-config") == 0) {
+            a->check_only = true;
+        } else if (strcmp(o, "--salvage") == 0) {
+            a->salvage = true;
+        } else if (strcmp(o, "--version") == 0) {
             printf("ringmqd %s\n", RINGMQ_VERSION);
             return 0;
-        } else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+        } else if (strcmp(o, "--help") == 0 || strcmp(o, "-h") == 0) {
             usage(stdout);
             return 0;
         } else {
-            fprintf(stderr, "ringmqd: unknown or incomplete option '%s'\n", a);
+            fprintf(stderr, "ringmqd: unknown or incomplete option '%s'\n", o);
             usage(stderr);
             return 2;
         }
     }
-    if (!path) {
+    if (!a->path) {
         fprintf(stderr, "ringmqd: no configuration file (-c FILE)\n");
         usage(stderr);
         return 2;
     }
+    return -1;
+}
 
-    static struct config cfg;
-    char err[512];
-    if (config_load(&cfg, path, overrides, noverrides, err, sizeof(err)) < 0) {
-        fprintf(stderr, "ringmqd: %s\n", err);
-        return 1;
-    }
-    log_set_level(cfg.log_level);
-    log_set_output(cfg.log_format, cfg.log_target);
-    if (check_only)
-        return check_config(&cfg, path);
-
+/* Serve with cfg until a signal stops the broker: the exit status. */
+static int serve(struct config *cfg, const struct args *a)
+{
     /* Every thread started from here (shards, plugins, metrics) inherits
      * this mask; only the main thread takes signals, in sigwait. */
     sigset_t set;
@@ -283,22 +288,50 @@ int main(int argc, char **argv)
     malloc_setup();
     log_info("ringmqd %s starting", RINGMQ_VERSION);
     struct plugin_host *plugins = NULL;
-    if (load_plugins(&cfg, &plugins) < 0)
+    if (load_plugins(cfg, &plugins) < 0)
         return 1;
+    char err[512];
+    struct persist *store = NULL;
+    if (cfg->persist_enabled && !(store = persist_open(cfg, a->salvage, err, sizeof(err)))) {
+        log_err("%s", err);
+        plugin_host_destroy(plugins);
+        return 1;
+    }
     struct broker *b = NULL;
-    if (broker_start(&cfg, plugins, &b) < 0) {
+    if (broker_start(cfg, plugins, store ? persist_provider(store) : NULL, &b) < 0) {
         log_err("start-up failed");
+        persist_close(store);
         plugin_host_destroy(plugins);
         return 1;
     }
     tell_manager("READY=1"); /* the listeners are open */
-    struct reload r = {path, overrides, noverrides, &cfg, NULL};
+    struct reload r = {a->path, a->overrides, a->noverrides, cfg, NULL};
     int sig = wait_for_stop(&set, b, plugins, &r);
     log_info("SIG%s: shutting down", sigabbrev_np(sig));
     tell_manager("STOPPING=1");
     broker_stop(b);
+    persist_close(store);
     reload_fini(&r);
     plugin_host_destroy(plugins);
     log_info("stopped");
     return 0;
+}
+
+int main(int argc, char **argv)
+{
+    static struct args a;
+    int rc = parse_args(argc, argv, &a);
+    if (rc >= 0)
+        return rc;
+    static struct config cfg;
+    char err[512];
+    if (config_load(&cfg, a.path, a.overrides, a.noverrides, err, sizeof(err)) < 0) {
+        fprintf(stderr, "ringmqd: %s\n", err);
+        return 1;
+    }
+    log_set_level(cfg.log_level);
+    log_set_output(cfg.log_format, cfg.log_target);
+    if (a.check_only)
+        return check_config(&cfg, a.path);
+    return serve(&cfg, &a);
 }

@@ -20,6 +20,7 @@
 #include "core/affinity.h"
 #include "core/clock.h"
 #include "core/log.h"
+#include "session/store.h"
 #include "core/spsc.h"
 #include "metrics/metrics.h"
 
@@ -62,6 +63,23 @@ static void broker_free(struct broker *b)
     free(b);
 }
 
+/*
+ * listener_probe, again for up to LISTEN_WAIT_MS while the port is in use:
+ * the sockets of a predecessor that was killed are closed only when the
+ * kernel tears its rings down, after the process is gone (a restart by a
+ * supervisor right after a crash would otherwise fail).
+ */
+#define LISTEN_WAIT_MS 3000u
+
+static int probe_patiently(const char *bind, uint16_t port)
+{
+    uint64_t until = clock_now_ms() + LISTEN_WAIT_MS;
+    int ret;
+    while ((ret = listener_probe(bind, port)) == -EADDRINUSE && clock_now_ms() < until)
+        usleep(50 * 1000);
+    return ret;
+}
+
 static int open_listeners(struct broker *b)
 {
     const struct config *cfg = b->cfg;
@@ -70,7 +88,7 @@ static int open_listeners(struct broker *b)
      * 127.0.0.1), which a probe after the first had opened would refuse. */
     for (uint32_t li = 0; li < cfg->nlisteners; li++) {
         const struct config_listener *l = &cfg->listeners[li];
-        int ret = l->port ? listener_probe(l->bind, l->port) : 0;
+        int ret = l->port ? probe_patiently(l->bind, l->port) : 0;
         if (ret < 0) {
             log_err("listener %s: cannot listen on %s:%u: %s%s", l->name, l->bind, l->port,
                     strerror(-ret), ret == -EADDRINUSE ? " (another process listens there)" : "");
@@ -255,7 +273,22 @@ static int announce(struct broker *b)
     return 0;
 }
 
-int broker_start(const struct config *cfg, struct plugin_host *plugins, struct broker **out)
+/* Each shard's store context (none without a store). 0 or -ENOMEM. */
+static int stores_create(struct broker *b, const struct store_provider *store)
+{
+    atomic_store(&b->settling, b->nshards);
+    for (uint32_t i = 0; store && i < b->nshards; i++) {
+        struct shard *s = b->shards[i];
+        s->store_ctx = store->shard_ctx(store->arg, i, b->nshards);
+        if (!s->store_ctx)
+            return -ENOMEM;
+        s->store = store->ops;
+    }
+    return 0;
+}
+
+int broker_start(const struct config *cfg, struct plugin_host *plugins,
+                 const struct store_provider *store, struct broker **out)
 {
     struct broker *b = calloc(1, sizeof(*b));
     if (!b)
@@ -277,6 +310,8 @@ int broker_start(const struct config *cfg, struct plugin_host *plugins, struct b
     ret = plan_shards(b);
     for (uint32_t i = 0; ret == 0 && i < b->nshards; i++)
         ret = shard_create(b, i);
+    if (ret == 0)
+        ret = stores_create(b, store);
     if (ret == 0)
         ret = rings_create(b);
     if (ret == 0)

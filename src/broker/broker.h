@@ -10,15 +10,18 @@
 struct broker;
 
 struct plugin_host;
+struct store_provider;
 
 /*
  * Open every listener (one SO_REUSEPORT socket per shard per listener),
  * start one thread per shard, and return once every shard accepts.
  * Logs "listening on HOST:PORT" per listener. `cfg` and `plugins` (may be
- * NULL) are borrowed and must outlive the broker. Returns 0 or -errno (with
- * the reason logged).
+ * NULL) are borrowed and must outlive the broker, as must `store` (NULL:
+ * memory only; session/store.h), whose contexts each shard's start loads
+ * from. Returns 0 or -errno (with the reason logged).
  */
-int broker_start(const struct config *cfg, struct plugin_host *plugins, struct broker **out);
+int broker_start(const struct config *cfg, struct plugin_host *plugins,
+                 const struct store_provider *store, struct broker **out);
 
 /* Log one line (info) of what the broker holds now: uptime, connections,
  * sessions, subscriptions, retained messages, messages in and out, resident

@@ -394,6 +394,8 @@ void route_publish(struct shard *s, struct tenant *t, struct msg *m)
             continue;
         }
         struct xmsg x = {.type = XMSG_PUBLISH, .tenant = t->id, .p = msg_acquire(m)};
+        if (m->qos)
+            s->store_xmask |= 1ull << i; /* its records there: store.h */
         shard_xsend(s, i, &x);
     }
     msg_release(m);
@@ -654,9 +656,49 @@ static void interest_del(struct tenant *t, uint32_t src, struct xfilter *f)
     }
 }
 
+/* The store's cross-shard confirmations (store.h); without a store (a
+ * shard cannot have one while another has none) answered at once. */
+static void route_on_sync(struct shard *s, const struct xmsg *x)
+{
+    const struct store_ops *st = s->store;
+    if (x->type == XMSG_SYNC) {
+        if (st && st->sync_request) {
+            st->sync_request(s->store_ctx, s, x->src, x->token);
+        } else {
+            struct xmsg ack = {.type = XMSG_SYNCED, .token = x->token};
+            shard_xsend(s, x->src, &ack);
+        }
+    } else if (st && st->synced) {
+        st->synced(s->store_ctx, s, x->src, x->token);
+    }
+}
+
+void route_interest_restored(struct shard *s, struct tenant *t, const uint8_t *filter, size_t len)
+{
+    route_interest_add(s, t, filter, len, 0);
+}
+
+int route_retain_restore(struct shard *s, struct tenant *t, struct msg *m)
+{
+    retain_stamp_seen(s, m);
+    retain_apply(s, t, m);
+    for (uint32_t i = 0; i < s->broker->nshards; i++) {
+        if (i == s->id)
+            continue;
+        struct xmsg x = {.type = XMSG_RETAIN, .tenant = t->id, .p = msg_acquire(m)};
+        shard_xsend(s, i, &x);
+    }
+    msg_release(m);
+    return 0;
+}
+
 void route_on_xmsg(struct shard *s, const struct xmsg *x)
 {
     struct tenant *t = NULL;
+    if (x->type == XMSG_SYNC || x->type == XMSG_SYNCED) {
+        route_on_sync(s, x);
+        return;
+    }
     if (x->type != XMSG_ACK && x->type != XMSG_PING) {
         t = shard_tenant(s, x->tenant);
         if (!t) {
@@ -684,6 +726,8 @@ void route_on_xmsg(struct shard *s, const struct xmsg *x)
     case XMSG_INTEREST_ADD:
         interest_add(t, x->src, x->p);
         free(x->p);
+        if (!x->token)
+            break; /* a restored subscription: nobody waits */
         /* The sender waits for the ack, exactly as for a ping. */
         __attribute__((fallthrough));
     case XMSG_PING: {

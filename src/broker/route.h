@@ -41,6 +41,15 @@ uint32_t route_interest_add(struct shard *s, struct tenant *t, const uint8_t *fi
                             uint64_t token);
 
 /* This shard's last subscriber of `filter` left. */
+/* A restored subscription's filter is new on this shard: the other shards
+ * are told, with nothing waiting for their acks (store.h). */
+void route_interest_restored(struct shard *s, struct tenant *t, const uint8_t *filter, size_t len);
+
+/* A retained message a store kept (one reference, taken), at start-up:
+ * applied here and sent to every other shard; the retained clock moves
+ * past its stamp. 0. */
+int route_retain_restore(struct shard *s, struct tenant *t, struct msg *m);
+
 void route_interest_del(struct shard *s, struct tenant *t, const uint8_t *filter, size_t len);
 
 /* Ask every other shard for an XMSG_ACK (a barrier behind earlier

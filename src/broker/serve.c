@@ -27,6 +27,7 @@
 #include "plugin/host.h"
 #include "session/msg.h"
 #include "session/session.h"
+#include "session/store.h"
 
 void shard_xmsg_discard(const struct xmsg *x)
 {
@@ -175,6 +176,40 @@ static void trim_freed_output(struct shard *s)
     malloc_trim(0);
 }
 
+/* ---- the store (session/store.h) ---- */
+
+/* Start-up: a session the store kept, registered offline here. */
+static int restore_session(struct shard *s, uint16_t tenant, struct session_state *st)
+{
+    struct tenant *t = shard_tenant(s, tenant);
+    if (!t)
+        return -ENOMEM;
+    int rc = session_restore(s, t, st);
+    if (rc == -EEXIST)
+        log_err("store: session %.*s of tenant %s kept twice", (int)st->client_id_len,
+                (const char *)st->client_id, t->name);
+    return rc;
+}
+
+/* Start-up: a retained message the store kept, here and on every shard. */
+static int restore_retained(struct shard *s, uint16_t tenant, struct msg *m)
+{
+    struct tenant *t = shard_tenant(s, tenant);
+    if (!t) {
+        msg_release(m);
+        return -ENOMEM;
+    }
+    return route_retain_restore(s, t, m);
+}
+
+static const struct store_sink restore_sink = {restore_session, restore_retained};
+
+static void on_store(struct shard *s, const struct io_uring_cqe *cqe)
+{
+    if (s->store && s->store->complete)
+        s->store->complete(s->store_ctx, s, cqe);
+}
+
 /* The shard's ring exists: the connections' streams (each listener's
  * transport), slabs, timers, routing state, the global tenant, and the
  * plugin port. */
@@ -215,7 +250,10 @@ static int serve_start(struct shard *s)
         arm_plugin(s);
     }
     control_arm(s); /* the admin API's requests (nothing without [admin]) */
-    return 0;
+    int rc = store_load(s, &restore_sink);
+    if (rc < 0)
+        log_err("shard %u: the store could not be loaded: %s", s->id, strerror(-rc));
+    return rc;
 }
 
 static void serve_turn(struct shard *s)
@@ -223,6 +261,8 @@ static void serve_turn(struct shard *s)
     if (s->nthrottled && !s->quota_timer)
         arm_quota(s);
     route_replay_pump(s);
+    if (s->store && s->store->turn)
+        s->store->turn(s->store_ctx, s); /* last: the turn's records are all in */
 }
 
 /* A reload put another configuration in force (broker_reload_config):
@@ -261,6 +301,8 @@ static void serve_tick(struct shard *s)
     route_retain_gc(s);
     session_drain_throttled(s);
     trim_freed_output(s);
+    if (s->store && s->store->tick)
+        s->store->tick(s->store_ctx, s);
 }
 
 static void on_fdsent(struct shard *s, const struct io_uring_cqe *cqe)
@@ -305,6 +347,8 @@ static bool serve_lingering(const struct shard *s)
  * thread may be reading them until it is stopped. */
 static void serve_stop(struct shard *s)
 {
+    if (s->store && s->store->stop)
+        s->store->stop(s->store_ctx, s); /* before the sessions are freed */
     /* Calls still pending are abandoned; the ops they held on connections
      * no longer matter since every connection is freed below. */
     plugin_port_destroy(s->port);
@@ -343,6 +387,7 @@ const struct shard_hooks serve_hooks = {
             [UD_PLUGIN] = on_plugin,
             [UD_QUOTA] = on_quota,
             [UD_ADMIN] = control_on_cqe,
+            [UD_STORE] = on_store,
         },
     .start = serve_start,
     .accepted = conn_accepted,

@@ -141,6 +141,7 @@ const struct session_ops broker_session_ops = {
     .share_add = share_member_add,
     .share_drop = share_member_drop,
     .share_redispatch = share_redispatch,
+    .interest_add = route_interest_restored,
     .interest_del = route_interest_del,
     .event = observe_event,
     .drop = observe_drop,

@@ -64,6 +64,11 @@
         CONFIG_SCOPE_TENANT, key, fn, offsetof(struct tenant_settings, member), lo, hi,            \
             sizeof(((struct tenant_settings *)0)->member)                                          \
     }
+#define PERSIST(key, fn, member, lo, hi)                                                           \
+    {                                                                                              \
+        CONFIG_SCOPE_PERSIST, key, fn, offsetof(struct config, member), lo, hi,                    \
+            sizeof(((struct config *)0)->member)                                                   \
+    }
 #define LISTENER(key, fn, member, lo, hi)                                                          \
     {                                                                                              \
         CONFIG_SCOPE_LISTENER, key, fn, offsetof(struct config_listener, member), lo, hi,          \
@@ -148,6 +153,13 @@ static const struct directive directives[] = {
     ADMIN("bind", parse_address, admin_bind, 0, sizeof(((struct config *)0)->admin_bind)),
     ADMIN("port", parse_port, admin_port, 0, 65535),
     ADMIN("token_file", parse_string, admin_token_file, 0, CONFIG_PATH_MAX),
+
+    PERSIST("enabled", parse_bool, persist_enabled, 0, 0),
+    PERSIST("dir", parse_string, persist_dir, 1, CONFIG_PATH_MAX),
+    PERSIST("fsync", parse_fsync, persist_fsync, 0, 0),
+    PERSIST("fsync_interval_ms", parse_u32, persist_fsync_interval_ms, 1, 3600000),
+    PERSIST("max_log_bytes", parse_u64, persist_max_log_bytes, 1u << 20, UINT64_C(1) << 40),
+    PERSIST("queue_qos0", parse_bool, persist_queue_qos0, 0, 0),
 
     TENANT("mqtt_versions", parse_versions, mqtt_versions, 0, 0),
     TENANT("max_qos", parse_u32, max_qos, 0, 2),
@@ -352,9 +364,13 @@ static int section_open(struct config *cfg, const char *name, size_t len, enum c
         const char *name;
         enum config_scope scope;
     } plain[] = {
-        {"server", CONFIG_SCOPE_SERVER},   {"limits", CONFIG_SCOPE_LIMITS},
-        {"log", CONFIG_SCOPE_LOG},         {"mqtt", CONFIG_SCOPE_MQTT},
-        {"metrics", CONFIG_SCOPE_METRICS}, {"admin", CONFIG_SCOPE_ADMIN},
+        {"server", CONFIG_SCOPE_SERVER},
+        {"limits", CONFIG_SCOPE_LIMITS},
+        {"log", CONFIG_SCOPE_LOG},
+        {"mqtt", CONFIG_SCOPE_MQTT},
+        {"metrics", CONFIG_SCOPE_METRICS},
+        {"admin", CONFIG_SCOPE_ADMIN},
+        {"persistence", CONFIG_SCOPE_PERSIST},
     };
     static const char prefix[] = "listener.";
     const size_t plen = sizeof(prefix) - 1;
@@ -412,6 +428,8 @@ const char *config_scope_name(enum config_scope scope)
         return "metrics";
     case CONFIG_SCOPE_ADMIN:
         return "admin";
+    case CONFIG_SCOPE_PERSIST:
+        return "persistence";
     default:
         return NULL;
     }
@@ -1129,6 +1147,12 @@ void config_defaults(struct config *cfg)
     snprintf(cfg->admin_bind, sizeof(cfg->admin_bind), "127.0.0.1");
     cfg->admin_port = 9884;
     cfg->admin_token_file[0] = '\0';
+    cfg->persist_enabled = false;
+    snprintf(cfg->persist_dir, sizeof(cfg->persist_dir), "/var/lib/ringmq");
+    cfg->persist_fsync = PERSIST_FSYNC_ALWAYS;
+    cfg->persist_fsync_interval_ms = 1000;
+    cfg->persist_max_log_bytes = UINT64_C(64) << 20;
+    cfg->persist_queue_qos0 = false;
 }
 
 int config_load(struct config *cfg, const char *path, const char *const *overrides, size_t n,

@@ -160,6 +160,14 @@ struct config_tenant {
     uint64_t set_mask; /* which keys the section set itself */
 };
 
+/* [persistence] fsync: when records reach the disk, and what an
+ * acknowledgement waits for (persist/persist.h). */
+enum persist_fsync {
+    PERSIST_FSYNC_ALWAYS = 0,   /* acks wait for write + fdatasync; one per shard per turn */
+    PERSIST_FSYNC_INTERVAL = 1, /* written and synced every fsync_interval_ms; acks at once */
+    PERSIST_FSYNC_NEVER = 2,    /* written each turn, never synced: the OS decides */
+};
+
 struct config {
     /* [server] */
     uint32_t shards;              /* 0 = auto (one per CPU the process may run on) */
@@ -243,6 +251,14 @@ struct config {
     char admin_bind[64];                    /* default 127.0.0.1 */
     uint16_t admin_port;                    /* default 9884; 0 picks one */
     char admin_token_file[CONFIG_PATH_MAX]; /* default "": no tokens */
+
+    /* [persistence]: durable sessions and retained messages (persist/). */
+    bool persist_enabled;               /* default false (conf/ringmq.ini turns it on) */
+    char persist_dir[CONFIG_PATH_MAX];  /* default /var/lib/ringmq */
+    enum persist_fsync persist_fsync;   /* default always */
+    uint32_t persist_fsync_interval_ms; /* interval: how often; default 1000 */
+    uint64_t persist_max_log_bytes;     /* per shard, what starts a compaction; 64 MiB */
+    bool persist_queue_qos0;            /* QoS 0 queued for offline sessions kept; false */
 
     /* [log] */
     enum log_level log_level;   /* default info */

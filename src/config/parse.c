@@ -360,3 +360,16 @@ int parse_address(const struct directive *d, const char *value, void *field, cha
     }
     return parse_string(d, value, field, why, whylen);
 }
+
+int parse_fsync(const struct directive *d, const char *value, void *field, char *why, size_t whylen)
+{
+    static const char *const names[] = {"always", "interval", "never"};
+    (void)d;
+    for (size_t i = 0; i < ARRAY_LEN(names); i++)
+        if (strcmp(value, names[i]) == 0) {
+            *(enum persist_fsync *)field = (enum persist_fsync)i;
+            return 0;
+        }
+    snprintf(why, whylen, "expected always, interval or never, got '%s'", value);
+    return -EINVAL;
+}

@@ -28,6 +28,7 @@ enum config_scope {
     CONFIG_SCOPE_MQTT,     /* [mqtt] -> struct config */
     CONFIG_SCOPE_METRICS,  /* [metrics] -> struct config */
     CONFIG_SCOPE_ADMIN,    /* [admin] -> struct config */
+    CONFIG_SCOPE_PERSIST,  /* [persistence] -> struct config */
     CONFIG_SCOPE_TENANT,   /* [tenant.ID] -> struct tenant_settings */
     CONFIG_SCOPE_PLUGIN,   /* [plugin.NAME] -> struct config_plugin (free keys) */
 };
@@ -85,6 +86,8 @@ int parse_log_format(const struct directive *d, const char *value, void *field, 
                      size_t whylen);
 int parse_log_target(const struct directive *d, const char *value, void *field, char *why,
                      size_t whylen);
+int parse_fsync(const struct directive *d, const char *value, void *field, char *why,
+                size_t whylen);
 int parse_proxy(const struct directive *d, const char *value, void *field, char *why,
                 size_t whylen);
 int parse_cidrs(const struct directive *d, const char *value, void *field, char *why,

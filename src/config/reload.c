@@ -149,9 +149,9 @@ size_t config_reconcile(const struct config *cur, struct config *next,
                         void (*fn)(void *arg, const struct config_change *ch), void *arg)
 {
     struct diff df = {fn, arg, 0};
-    static const enum config_scope whole[] = {CONFIG_SCOPE_SERVER,  CONFIG_SCOPE_LIMITS,
-                                              CONFIG_SCOPE_LOG,     CONFIG_SCOPE_MQTT,
-                                              CONFIG_SCOPE_METRICS, CONFIG_SCOPE_ADMIN};
+    static const enum config_scope whole[] = {
+        CONFIG_SCOPE_SERVER,  CONFIG_SCOPE_LIMITS, CONFIG_SCOPE_LOG,    CONFIG_SCOPE_MQTT,
+        CONFIG_SCOPE_METRICS, CONFIG_SCOPE_ADMIN,  CONFIG_SCOPE_PERSIST};
     for (size_t i = 0; i < sizeof(whole) / sizeof(whole[0]); i++)
         diff_keys(&df, whole[i], NULL, (const char *)cur, (char *)next, !scope_live(whole[i]));
     diff_listeners(&df, cur, next);

@@ -55,7 +55,10 @@ enum record_type {
     RECORD_QOS2_DEL = 11,
     RECORD_RETAINED_PUT = 12,
     RECORD_RETAINED_CLEAR = 13,
-    RECORD_TYPE_MAX = 13,
+    /* Compaction markers (empty bodies): a snapshot begins, is whole. */
+    RECORD_SNAP_BEGIN = 14,
+    RECORD_SNAP_END = 15,
+    RECORD_TYPE_MAX = 15,
 };
 
 /*

@@ -80,6 +80,8 @@ static const char *const type_names[RECORD_TYPE_MAX + 1] = {
     [RECORD_QOS2_DEL] = "qos2 del",
     [RECORD_RETAINED_PUT] = "retained put",
     [RECORD_RETAINED_CLEAR] = "retained clear",
+    [RECORD_SNAP_BEGIN] = "snapshot begin",
+    [RECORD_SNAP_END] = "snapshot end",
 };
 
 __attribute__((format(printf, 2, 3))) static int fail(struct replay *r, const char *fmt, ...)
@@ -598,6 +600,8 @@ int replay_apply(struct replay *r, uint8_t type, const void *bytes, size_t len)
     struct record rec;
     if (record_decode(type, bytes, len, &rec) < 0)
         return fail(r, "malformed %s record (%zu bytes)", type_names[type], len);
+    if (type == RECORD_SNAP_BEGIN || type == RECORD_SNAP_END)
+        return 0; /* where a compaction snapshot begins and ends: nothing to apply */
     if (type == RECORD_RETAINED_PUT || type == RECORD_RETAINED_CLEAR)
         return retained_record(r, &rec);
     if (type == RECORD_SESSION_PUT)

@@ -14,16 +14,19 @@
 #ifndef RINGMQ_PERSIST_SNAPSHOT_H
 #define RINGMQ_PERSIST_SNAPSHOT_H
 
+#include <stdbool.h>
+
 #include "persist/record.h"
 
 struct tenant;
 struct session_state;
 struct msg;
 
-/* The records of session st of tenant t. 0, or the first error of
- * record.h's encoders (-ENOMEM, -EMSGSIZE). */
+/* The records of session st of tenant t; its queued QoS 0 messages only
+ * when `qos0` (a store that does not keep them skips their pops too). 0,
+ * or the first error of record.h's encoders (-ENOMEM, -EMSGSIZE). */
 int snapshot_session(struct record_writer *w, const struct tenant *t,
-                     const struct session_state *st);
+                     const struct session_state *st, bool qos0);
 
 /* A retained message m of tenant t (not a clear's tombstone: those only
  * order updates while the broker runs). 0 or -errno as above. */

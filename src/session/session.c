@@ -224,6 +224,29 @@ void session_detach(struct shard *s, struct session *ss, bool send_will)
     timer_arm(s, ss);
 }
 
+int session_restore(struct shard *s, struct tenant *t, struct session_state *st)
+{
+    uint64_t h = reg_hash(t, st->client_id, st->client_id_len);
+    if (reg_find(t, h, st->client_id, st->client_id_len))
+        return -EEXIST;
+    if (reg_reserve(t) < 0)
+        return -ENOMEM;
+    struct session *ss = slab_alloc(s->session_slab);
+    if (!ss)
+        return -ENOMEM;
+    ss->tenant = t;
+    ss->st = *st;
+    memset(st, 0, sizeof(*st)); /* the session's now */
+    t->ctr.sessions++;
+    reg_link(t, ss, h);
+    if (subs_restore(s, ss) < 0)
+        return -ENOMEM; /* start-up fails; the shard frees what is registered */
+    /* As a connection lost now: the will waits for its delay (without a
+     * delay it goes out at once), the expiry counts from now. */
+    session_detach(s, ss, true);
+    return 0;
+}
+
 void session_destroy_all(struct shard *s, struct tenant *t)
 {
     if (!t->reg)

@@ -204,6 +204,7 @@ struct session {
     uint8_t match_denied;    /* matched only through subscriptions refused the topic */
     bool out_throttled;      /* in shard->throttled: the queue waits for the quota */
     bool slow;               /* QoS 0 is being dropped for it: reported once (slow_subscriber) */
+    uint8_t store_mark;      /* the store's own (store.h) */
     struct session_state st;
 };
 
@@ -250,6 +251,9 @@ struct session_ops {
                        const uint8_t *full, size_t full_len, struct session *ss);
     void (*share_redispatch)(struct shard *s, struct tenant *t, const uint8_t *full,
                              size_t full_len, struct msg *m);
+    /* This shard's first subscriber of the plain filter came back from
+     * the store (the other shards are told; nothing waits for them). */
+    void (*interest_add)(struct shard *s, struct tenant *t, const uint8_t *filter, size_t len);
     /* This shard's last subscriber of the plain filter left (the other
      * shards are told). */
     void (*interest_del)(struct shard *s, struct tenant *t, const uint8_t *filter, size_t len);
@@ -304,6 +308,16 @@ void session_publish_will(struct shard *s, struct session *ss);
 /* Offline sessions' deadlines (will delay, expiry), from the shard's
  * session wheel. */
 void session_on_timer(struct wheel_entry *e, void *shard);
+
+/*
+ * Start-up: register the session a store kept (store.h's sink), offline:
+ * takes what st holds (arrays, client id, subscriptions, messages, the
+ * will) and indexes its subscriptions (the other shards are told through
+ * session_ops' interest_add). A kept will goes out after its delay, as for
+ * a connection lost at the restart; the expiry counts from now. 0, or
+ * -ENOMEM / -EEXIST (st is then left to the caller).
+ */
+int session_restore(struct shard *s, struct tenant *t, struct session_state *st);
 
 /* Free every session of the tenant (shutdown: the sessions have not ended,
  * and the store is not told). */

@@ -37,13 +37,21 @@
  * (a routed message queued, a PUBREC). A store that cannot write keeps the
  * failure and has the handlers refuse new durable work until it can.
  *
- * A store sets every hook.
+ * A store sets every hook above `load`; the loop's hooks after it may be
+ * NULL (a store that writes synchronously needs none).
+ *
+ * A store may reach the struct session holding a state it is told about
+ * (container_of on `st`) and use its `store_mark` byte, the one field of a
+ * session that is the store's: 0 when the session is created or restored.
  */
 #ifndef RINGMQ_SESSION_STORE_H
 #define RINGMQ_SESSION_STORE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include <liburing.h>
 
 #include "session/msg.h"
 #include "session/session.h"
@@ -61,6 +69,15 @@ struct store_sink {
     int (*session)(struct shard *s, uint16_t tenant, struct session_state *st);
     /* A retained message (one reference), with its stamp. */
     int (*retained)(struct shard *s, uint16_t tenant, struct msg *m);
+};
+
+/* One shard's store, as metrics show it. */
+struct store_counters {
+    uint64_t records; /* records written */
+    uint64_t bytes;   /* bytes of records written */
+    uint64_t fsyncs;  /* writes that reached the disk (fdatasync done) */
+    uint64_t errors;  /* failed writes or syncs */
+    bool failing;     /* the last one failed: durable work is refused */
 };
 
 struct store_ops {
@@ -115,6 +132,39 @@ struct store_ops {
      * -errno (the broker does not start).
      */
     int (*load)(void *ctx, struct shard *s, const struct store_sink *sink);
+
+    /* ---- the shard's loop (broker/serve.c), on the shard's thread ---- */
+    /* The end of a loop turn, before its output is flushed: write what the
+     * turn recorded, and hold the output that depends on it (a gated loop's
+     * barrier, net/stream.h). */
+    void (*turn)(void *ctx, struct shard *s);
+    /* A completion tagged UD_STORE (the store's own requests). */
+    void (*complete)(void *ctx, struct shard *s, const struct io_uring_cqe *cqe);
+    /* Every SHARD_TICK_MS. */
+    void (*tick)(void *ctx, struct shard *s);
+    /* Shard `src` asks to be told (XMSG_SYNCED, `token`) once everything
+     * this shard recorded for the messages src sent before the request is
+     * durable (s->store_xmask on src's side). */
+    void (*sync_request)(void *ctx, struct shard *s, uint32_t src, uint64_t token);
+    /* The answer to this shard's request `token`, from shard `src`. */
+    void (*synced)(void *ctx, struct shard *s, uint32_t src, uint64_t token);
+    /* Whether new durable work must be refused (the store cannot write):
+     * the handlers answer with the MQTT outcome for it. */
+    bool (*failing)(void *ctx);
+    /* Stopping, after the last turn: write everything, release what is
+     * held. Then the shard frees its sessions. */
+    void (*stop)(void *ctx, struct shard *s);
+    /* What the shard's store did, for metrics: any thread. */
+    void (*counters)(const void *ctx, struct store_counters *out);
+};
+
+/* A store for every shard: `ops`, and one context per shard from
+ * shard_ctx (NULL: start-up fails), called on the main thread before the
+ * shards start. */
+struct store_provider {
+    const struct store_ops *ops;
+    void *(*shard_ctx)(void *arg, uint32_t shard, uint32_t nshards);
+    void *arg;
 };
 
 /*
@@ -222,6 +272,12 @@ static inline void store_retained(struct shard *s, const struct tenant *t, const
 {
     if (__builtin_expect(s->store != NULL, 0))
         store_retained_call(s, t, m);
+}
+
+/* Whether new durable work must be refused now (the store cannot write). */
+static inline bool store_failing(const struct shard *s)
+{
+    return s->store && s->store->failing && s->store->failing(s->store_ctx);
 }
 
 /* Start-up: the store's load hook, handing back through `sink`; without a

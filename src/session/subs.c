@@ -154,6 +154,27 @@ int session_subscribe(struct shard *s, struct session *ss, const uint8_t *filter
     return 0;
 }
 
+int subs_restore(struct shard *s, struct session *ss)
+{
+    struct tenant *t = ss->tenant;
+    for (uint32_t i = 0; i < ss->st.nsubs; i++) {
+        const struct sess_sub *sub = ss->st.subs[i];
+        struct sub_req req = {sub->qos, sub->opts, sub->subid};
+        struct mqtt_share_spec sp;
+        bool shared = mqtt_share_parse(sub->filter, sub->len, &sp) > 0, fresh = false;
+        int rc = shared ? s->session_ops->share_add(s, t, &sp, ss, &req, &fresh)
+                        : node_add(s, ss, sub->filter, sub->len, &req, &fresh);
+        if (rc < 0)
+            return -ENOMEM;
+        t->ctr.subscriptions++;
+        if (shared)
+            t->ctr.shared_subscriptions++;
+        else if (fresh)
+            s->session_ops->interest_add(s, t, sub->filter, sub->len);
+    }
+    return 0;
+}
+
 static void node_drop(struct shard *s, struct tenant *t, const uint8_t *filter, size_t len,
                       struct session *ss)
 {

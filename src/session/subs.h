@@ -42,6 +42,11 @@ bool topic_within_limits(const struct tenant_settings *ts, const uint8_t *t, siz
 
 /* ---- for session.c ---- */
 
+/* A restored session (session_restore): index every subscription of its
+ * list and count them; the other shards are told of each filter that is
+ * new here (session_ops' interest_add). 0 or -ENOMEM. */
+int subs_restore(struct shard *s, struct session *ss);
+
 /* The session ends: out of the index and the counters, the list freed
  * (the store is told by the session's deletion). */
 void subs_release(struct shard *s, struct session *ss);

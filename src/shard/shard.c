@@ -11,6 +11,7 @@
 #include "shard/shard.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -295,6 +296,35 @@ static void shard_quiesce(struct shard *s)
     }
 }
 
+/*
+ * With a store, what start-up restored was sent to the other shards
+ * (subscriptions' interest, retained messages): every shard takes all of it
+ * before any serves, so that a publish in the first turn finds every
+ * restored subscriber. Each sends what its rings take and drains its own
+ * until every shard has sent everything (taking those messages sends
+ * nothing), then drains once more.
+ */
+static void shard_settle(struct shard *s)
+{
+    struct broker *b = s->broker;
+    bool sent = false;
+    for (;;) {
+        xshard_flush(s);
+        xshard_drain(s, 0);
+        bool left = false;
+        for (uint32_t t = 0; t < b->nshards; t++)
+            left |= s->overflow[t].len != 0;
+        if (!left && !sent) {
+            sent = true;
+            atomic_fetch_sub(&b->settling, 1);
+        }
+        if (sent && atomic_load(&b->settling) == 0)
+            break;
+        sched_yield();
+    }
+    xshard_drain(s, 0);
+}
+
 void *shard_run(void *arg)
 {
     struct shard *s = arg;
@@ -314,6 +344,8 @@ void *shard_run(void *arg)
     pthread_barrier_wait(&b->start_barrier); /* every shard initialised */
     pthread_barrier_wait(&b->start_barrier); /* main checked start_failed */
     if (!b->start_failed) {
+        if (s->store)
+            shard_settle(s);
         shard_loop(s);
         shard_quiesce(s);
     }

@@ -75,6 +75,7 @@ enum ud_tag {
     UD_PLUGIN = 10,  /* the plugin eventfd: completions are waiting */
     UD_QUOTA = 11,   /* the outbound quota's next second began (s->throttled) */
     UD_ADMIN = 12,   /* the admin eventfd: a request was posted (broker/control.h) */
+    UD_STORE = 13,   /* the store's own requests (session/store.h): value its own */
     UD_TAGS = 16,
 };
 
@@ -150,6 +151,7 @@ struct broker {
     pthread_barrier_t start_barrier;    /* main + shards: initialised, then go */
     pthread_barrier_t stop_barrier;     /* shards: wills published before draining */
     atomic_bool start_failed;           /* any shard failed to initialise */
+    atomic_uint settling;               /* shards still sending what their store restored */
     atomic_uint connections;            /* past the max_connections check (conn_count) */
     atomic_ullong pending_evicted;      /* closed for max_pending_connections */
     /* Live reload (broker_reload_config): the configuration in force and
@@ -215,6 +217,10 @@ struct shard {
      * shard; NULL: memory only. */
     const struct store_ops *store;
     void *store_ctx;
+    /* Targets sent, this turn, messages whose records there an
+     * acknowledgement here may depend on (QoS 1/2 publishes): the store
+     * asks each to confirm they are durable (XMSG_SYNC). Bit per shard. */
+    uint64_t store_xmask;
     uint64_t next_conn_id;
     /* By id, TENANT_MAX slots, each set once (release store) on first use:
      * the metrics thread walks them while the shard runs. */

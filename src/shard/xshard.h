@@ -28,6 +28,9 @@ enum xmsg_type {
     XMSG_ACK = 6,          /* token echoed */
     XMSG_SHARE = 7,        /* p: struct msg (one reference given), token: struct
                               xfilter of the $share filter (given), pad: hops */
+    XMSG_SYNC = 8,         /* token: reply XMSG_SYNCED once what the messages sent
+                              before it were recorded as is durable (store.h) */
+    XMSG_SYNCED = 9,       /* token echoed */
 };
 
 struct xmsg {

@@ -309,6 +309,12 @@ uint64_t rlog_commit(struct rlog *log)
     return seq;
 }
 
+uint64_t rlog_commit_as(struct rlog *log, uint8_t type)
+{
+    log->res_type = type;
+    return rlog_commit(log);
+}
+
 int rlog_append(struct rlog *log, uint8_t type, const void *payload, uint32_t len, uint64_t *seq)
 {
     if (len > RLOG_RECORD_MAX)

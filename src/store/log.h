@@ -147,6 +147,10 @@ void *rlog_reserve(struct rlog *log, uint8_t type, uint32_t len);
 /* Seal the reserved record (its checksum) and return its sequence number. */
 uint64_t rlog_commit(struct rlog *log);
 
+/* rlog_commit, sealing the record as `type` instead of the type given to
+ * rlog_reserve (for a writer that knows it only once the body is written). */
+uint64_t rlog_commit_as(struct rlog *log, uint8_t type);
+
 /* rlog_reserve + memcpy + rlog_commit: 0 and *seq (may be NULL), or -ENOMEM
  * / -EMSGSIZE. */
 int rlog_append(struct rlog *log, uint8_t type, const void *payload, uint32_t len, uint64_t *seq);

@@ -29,8 +29,13 @@ int rlog_uring_prep(struct rlog_uring *u, struct io_uring *ring, uint64_t write_
     }
     struct io_uring_sqe *w = io_uring_get_sqe(ring);
     io_uring_prep_write(w, u->f.fd, u->f.buf, (unsigned)u->f.len, u->f.off);
-    w->flags |= IOSQE_IO_LINK;
     io_uring_sqe_set_data64(w, write_user_data);
+    u->sync_res = 0;
+    if (u->no_sync) {
+        u->outstanding = 1;
+        return 1;
+    }
+    w->flags |= IOSQE_IO_LINK;
     struct io_uring_sqe *s = io_uring_get_sqe(ring);
     io_uring_prep_fsync(s, u->f.fd, IORING_FSYNC_DATASYNC);
     io_uring_sqe_set_data64(s, sync_user_data);

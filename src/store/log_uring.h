@@ -30,17 +30,17 @@ struct rlog_uring {
     int write_res;
     int sync_res;
     unsigned outstanding; /* completions still to come; 0: idle */
+    bool no_sync;         /* the write alone: durable once the OS has it (fsync never) */
 };
 
 /* Borrow `log`; nothing in flight. */
 void rlog_uring_init(struct rlog_uring *u, struct rlog *log);
 
 /*
- * Prep the pair for everything appended and not yet durable (the caller
- * submits): 1 when prepped, 0 when there is nothing to write or a flush is
- * already in flight (the records wait for the next turn), -EAGAIN when the
- * submission queue lacks two free entries, -EFBIG for a turn over 2 GiB,
- * or rlog_flush_begin's -errno.
+ * Prep the pair (the write alone with u->no_sync) for everything appended and not yet durable (the
+ * caller submits): 1 when prepped, 0 when there is nothing to write or a flush is already in flight
+ * (the records wait for the next turn), -EAGAIN when the submission queue lacks two free entries,
+ * -EFBIG for a turn over 2 GiB, or rlog_flush_begin's -errno.
  */
 int rlog_uring_prep(struct rlog_uring *u, struct io_uring *ring, uint64_t write_user_data,
                     uint64_t sync_user_data);

@@ -196,7 +196,7 @@ static void start_ringmqd(struct broker *b, const char *const *sets, int nsets)
     char shard_set[64];
     snprintf(shard_set, sizeof(shard_set), "server.shards=%s", shards ? shards : "1");
 
-    char *argv[8 + 2 * MAX_SETS];
+    char *argv[10 + 2 * MAX_SETS];
     int n = 0;
     argv[n++] = (char *)bin;
     argv[n++] = "-c";
@@ -205,6 +205,9 @@ static void start_ringmqd(struct broker *b, const char *const *sets, int nsets)
     argv[n++] = "listener.default.port=0";
     argv[n++] = "--set";
     argv[n++] = shard_set;
+    /* The shipped file keeps sessions on disk; a test asks for it. */
+    argv[n++] = "--set";
+    argv[n++] = "persistence.enabled=false";
     for (int i = 0; i < nsets; i++) {
         argv[n++] = "--set";
         argv[n++] = (char *)sets[i];

@@ -382,7 +382,7 @@ static void snapshot_live(struct buf *b)
     struct record_writer w = buf_writer(b, shard.now_ms, WALL_BASE + shard.now_ms);
     for (uint32_t i = 0; tenant0->reg && i <= tenant0->reg_mask; i++)
         for (struct session *ss = tenant0->reg[i]; ss; ss = ss->reg_next)
-            cr_assert_eq(snapshot_session(&w, tenant0, &ss->st), 0);
+            cr_assert_eq(snapshot_session(&w, tenant0, &ss->st, true), 0);
     struct live_retained l;
     live_retained(&l);
     for (uint32_t i = 0; i < l.n; i++)

@@ -1,0 +1,392 @@
+/*
+ * persist: the store hooks (what each change writes) and the loop's side
+ * (flushes, barriers, cross-shard confirmations), per shard; see
+ * persist.h. The directory and the start-up are recover.c's.
+ */
+#include "persist/persist.h"
+
+#include <errno.h>
+#include <stddef.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/log.h"
+#include "persist/pshard.h"
+#include "persist/snapshot.h"
+#include "session/session.h"
+#include "shard/shard.h"
+
+/* ---- the record writer: straight into the log's turn buffer ---- */
+
+static uint8_t *w_reserve(void *ctx, size_t len)
+{
+    struct pshard *ps = ctx;
+    if (len > RLOG_RECORD_MAX)
+        return NULL;
+    return rlog_reserve(ps->log, 0, (uint32_t)len);
+}
+
+static void w_commit(void *ctx, uint8_t type, size_t len)
+{
+    struct pshard *ps = ctx;
+    rlog_commit_as(ps->log, type);
+    atomic_fetch_add_explicit(&ps->records, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&ps->bytes, len, memory_order_relaxed);
+}
+
+void pshard_writer_init(struct pshard *ps)
+{
+    ps->w = (struct record_writer){.reserve = w_reserve, .commit = w_commit, .ctx = ps};
+}
+
+/* A record that could not be encoded (out of memory) is a hole the
+ * replay would stumble on: said loudly, and the store fails. */
+static void written(struct pshard *ps, int rc)
+{
+    if (rc == 0)
+        return;
+    log_ratelimited(LOG_LEVEL_ERR, "store: shard %u: a record could not be written: %s", ps->id,
+                    strerror(-rc));
+    atomic_store_explicit(&ps->failing, true, memory_order_relaxed);
+}
+
+/* ---- the hooks: which changes are written ---- */
+
+static struct session *session_of(const struct session_state *st)
+{
+    return (struct session *)((char *)st - offsetof(struct session, st));
+}
+
+/* The session's records are in the log (store_mark). */
+static bool kept(const struct session_state *st)
+{
+    return session_of(st)->store_mark != 0;
+}
+
+static void p_session_put(void *ctx, const struct tenant *t, const struct session_state *st)
+{
+    struct pshard *ps = ctx;
+    struct session *ss = session_of(st);
+    if (st->expiry_s == 0) { /* ends with its connection: not durable any more */
+        if (ss->store_mark)
+            written(ps, record_session_del(&ps->w, t, st));
+        ss->store_mark = 0;
+        return;
+    }
+    if (ss->store_mark) {
+        written(ps, record_session_put(&ps->w, t, st));
+        return;
+    }
+    /* Its first durable put: everything it holds so far. */
+    written(ps, snapshot_session(&ps->w, t, st, ps->qos0));
+    ss->store_mark = 1;
+}
+
+static void p_session_del(void *ctx, const struct tenant *t, const struct session_state *st)
+{
+    struct pshard *ps = ctx;
+    if (kept(st))
+        written(ps, record_session_del(&ps->w, t, st));
+    session_of(st)->store_mark = 0;
+}
+
+static void p_sub_put(void *ctx, const struct tenant *t, const struct session_state *st,
+                      const struct sess_sub *sub)
+{
+    struct pshard *ps = ctx;
+    if (kept(st))
+        written(ps, record_sub_put(&ps->w, t, st, sub));
+}
+
+static void p_sub_del(void *ctx, const struct tenant *t, const struct session_state *st,
+                      const uint8_t *filter, size_t len)
+{
+    struct pshard *ps = ctx;
+    if (kept(st))
+        written(ps, record_sub_del(&ps->w, t, st, filter, len));
+}
+
+static void p_queue_push(void *ctx, const struct tenant *t, const struct session_state *st,
+                         const struct qentry *e)
+{
+    struct pshard *ps = ctx;
+    if (kept(st) && (e->qos || ps->qos0))
+        written(ps, record_queue_push(&ps->w, t, st, e));
+}
+
+static void p_queue_pop(void *ctx, const struct tenant *t, const struct session_state *st,
+                        const struct qentry *e)
+{
+    struct pshard *ps = ctx;
+    if (kept(st) && (e->qos || ps->qos0))
+        written(ps, record_queue_pop(&ps->w, t, st));
+}
+
+static void p_infl_put(void *ctx, const struct tenant *t, const struct session_state *st,
+                       const struct inflight *e)
+{
+    struct pshard *ps = ctx;
+    if (kept(st))
+        written(ps, record_infl_put(&ps->w, t, st, e));
+}
+
+static void pid_record(struct pshard *ps, uint8_t type, const struct tenant *t,
+                       const struct session_state *st, uint16_t pid)
+{
+    if (kept(st))
+        written(ps, record_pid(&ps->w, type, t, st, pid));
+}
+
+static void p_infl_rec(void *ctx, const struct tenant *t, const struct session_state *st,
+                       uint16_t pid)
+{
+    pid_record(ctx, RECORD_INFL_REC, t, st, pid);
+}
+
+static void p_infl_del(void *ctx, const struct tenant *t, const struct session_state *st,
+                       uint16_t pid)
+{
+    pid_record(ctx, RECORD_INFL_DEL, t, st, pid);
+}
+
+static void p_qos2_add(void *ctx, const struct tenant *t, const struct session_state *st,
+                       uint16_t pid)
+{
+    pid_record(ctx, RECORD_QOS2_ADD, t, st, pid);
+}
+
+static void p_qos2_del(void *ctx, const struct tenant *t, const struct session_state *st,
+                       uint16_t pid)
+{
+    pid_record(ctx, RECORD_QOS2_DEL, t, st, pid);
+}
+
+static void p_retained_put(void *ctx, const struct tenant *t, const struct msg *m)
+{
+    struct pshard *ps = ctx;
+    written(ps, record_retained(&ps->w, RECORD_RETAINED_PUT, t, m));
+}
+
+static void p_retained_clear(void *ctx, const struct tenant *t, const struct msg *m)
+{
+    struct pshard *ps = ctx;
+    written(ps, record_retained(&ps->w, RECORD_RETAINED_CLEAR, t, m));
+}
+
+/* ---- the loop: flushes ---- */
+
+/* A flush's two completions: the write's and the sync's. */
+enum { UD_STORE_WRITE = 1, UD_STORE_SYNC = 2 };
+
+static uint64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* After a failed flush the next one waits this long (a full disk is not
+ * tried again every turn). */
+#define PERSIST_RETRY_MS 100u
+
+/* Start writing what is pending, if the mode says it is time. */
+static void flush_start(struct pshard *ps, struct shard *s)
+{
+    if (ps->u.outstanding || rlog_pending_bytes(ps->log) == 0 || s->now_ms < ps->retry_ms)
+        return;
+    const struct config *cfg = ps->p->cfg;
+    if (cfg->persist_fsync == PERSIST_FSYNC_INTERVAL && !s->stopping) {
+        if (s->now_ms < ps->next_sync_ms)
+            return;
+        ps->next_sync_ms = s->now_ms + cfg->persist_fsync_interval_ms;
+    }
+    int rc = rlog_uring_prep(&ps->u, &s->ring, ud_make(UD_STORE, (void *)(UD_STORE_WRITE << 4)),
+                             ud_make(UD_STORE, (void *)(UD_STORE_SYNC << 4)));
+    if (rc == -EAGAIN) {
+        io_uring_submit(&s->ring); /* room for the pair next turn */
+    } else if (rc < 0) {
+        log_ratelimited(LOG_LEVEL_ERR, "store: shard %u: cannot write the log: %s", ps->id,
+                        strerror(-rc));
+        atomic_store_explicit(&ps->failing, true, memory_order_relaxed);
+        atomic_fetch_add_explicit(&ps->errors, 1, memory_order_relaxed);
+        ps->retry_ms = s->now_ms + PERSIST_RETRY_MS;
+    }
+}
+
+/* The barrier is released once everything it waits for is in. */
+static void barrier_check(struct pshard *ps, struct shard *s)
+{
+    if (!ps->barrier || ps->barrier_acks || rlog_durable_seq(ps->log) < ps->barrier_seq)
+        return;
+    ps->barrier = false;
+    stream_barrier_done(&s->streams);
+}
+
+static void answer(struct shard *s, uint32_t src, uint64_t token)
+{
+    struct xmsg x = {.type = XMSG_SYNCED, .token = token};
+    shard_xsend(s, src, &x);
+}
+
+/* The other shards' requests that the log now covers. */
+static void requests_check(struct pshard *ps, struct shard *s)
+{
+    uint64_t durable = rlog_durable_seq(ps->log), mask = ps->req_mask;
+    while (mask) {
+        uint32_t src = (uint32_t)__builtin_ctzll(mask);
+        mask &= mask - 1;
+        if (ps->req_seq[src] <= durable) {
+            ps->req_mask &= ~(1ull << src);
+            answer(s, src, ps->req_token[src]);
+        }
+    }
+}
+
+/* Hold the output so far until its records are durable and the shards it
+ * sent QoS 1/2 messages to said theirs are. */
+static void barrier_begin(struct pshard *ps, struct shard *s)
+{
+    ps->barrier = true;
+    ps->barrier_seq = ps->covered_seq = rlog_last_seq(ps->log);
+    ps->barrier_token++;
+    ps->barrier_acks = 0;
+    uint64_t mask = s->store_xmask;
+    s->store_xmask = 0;
+    while (mask) {
+        uint32_t target = (uint32_t)__builtin_ctzll(mask);
+        mask &= mask - 1;
+        struct xmsg x = {.type = XMSG_SYNC, .token = ps->barrier_token};
+        shard_xsend(s, target, &x);
+        ps->barrier_acks++;
+    }
+    stream_barrier_begin(&s->streams);
+    barrier_check(ps, s);
+}
+
+static void p_turn(void *ctx, struct shard *s)
+{
+    struct pshard *ps = ctx;
+    ps->w.mono_ms = s->now_ms;
+    ps->w.wall_ms = wall_ms();
+    flush_start(ps, s);
+    if (!ps->gated) {
+        s->store_xmask = 0;
+        return;
+    }
+    if (!ps->barrier && (rlog_last_seq(ps->log) > ps->covered_seq || s->store_xmask))
+        barrier_begin(ps, s);
+}
+
+static void p_complete(void *ctx, struct shard *s, const struct io_uring_cqe *cqe)
+{
+    struct pshard *ps = ctx;
+    bool is_sync = (cqe->user_data >> 4) == UD_STORE_SYNC;
+    if (!rlog_uring_complete(&ps->u, is_sync, cqe->res))
+        return;
+    int err = rlog_error(ps->log);
+    if (err) {
+        log_ratelimited(LOG_LEVEL_ERR, "store: shard %u: writing the log failed: %s", ps->id,
+                        strerror(-err));
+        atomic_fetch_add_explicit(&ps->errors, 1, memory_order_relaxed);
+        atomic_store_explicit(&ps->failing, true, memory_order_relaxed);
+        ps->retry_ms = s->now_ms + PERSIST_RETRY_MS;
+        return;
+    }
+    if (!ps->u.no_sync)
+        atomic_fetch_add_explicit(&ps->fsyncs, 1, memory_order_relaxed);
+    if (atomic_load_explicit(&ps->failing, memory_order_relaxed)) {
+        log_warn("store: shard %u: the log is written again", ps->id);
+        atomic_store_explicit(&ps->failing, false, memory_order_relaxed);
+    }
+    barrier_check(ps, s);
+    requests_check(ps, s);
+}
+
+static void p_tick(void *ctx, struct shard *s)
+{
+    (void)ctx;
+    (void)s;
+}
+
+static void p_sync_request(void *ctx, struct shard *s, uint32_t src, uint64_t token)
+{
+    struct pshard *ps = ctx;
+    ps->req_seq[src] = rlog_last_seq(ps->log);
+    ps->req_token[src] = token;
+    ps->req_mask |= 1ull << src;
+    requests_check(ps, s);
+}
+
+static void p_synced(void *ctx, struct shard *s, uint32_t src, uint64_t token)
+{
+    struct pshard *ps = ctx;
+    (void)src;
+    if (ps->barrier && token == ps->barrier_token && ps->barrier_acks) {
+        ps->barrier_acks--;
+        barrier_check(ps, s);
+    }
+}
+
+static bool p_failing(void *ctx)
+{
+    struct pshard *ps = ctx;
+    return atomic_load_explicit(&ps->failing, memory_order_relaxed);
+}
+
+/* Stopping (the ring is gone): whatever was in flight is written again,
+ * with the rest, synchronously. */
+static void p_stop(void *ctx, struct shard *s)
+{
+    struct pshard *ps = ctx;
+    if (!ps->log)
+        return;
+    if (ps->u.outstanding) {
+        ps->u.outstanding = 0;
+        rlog_flush_done(ps->log, -ECANCELED);
+    }
+    int rc = rlog_flush(ps->log);
+    if (rc < 0)
+        log_err("store: shard %u: the last records could not be written: %s", ps->id,
+                strerror(-rc));
+    if (ps->barrier) {
+        ps->barrier = false;
+        stream_barrier_done(&s->streams);
+    }
+    rlog_close(ps->log);
+    ps->log = NULL;
+}
+
+static void p_counters(const void *ctx, struct store_counters *out)
+{
+    const struct pshard *ps = ctx;
+    out->records = atomic_load_explicit(&ps->records, memory_order_relaxed);
+    out->bytes = atomic_load_explicit(&ps->bytes, memory_order_relaxed);
+    out->fsyncs = atomic_load_explicit(&ps->fsyncs, memory_order_relaxed);
+    out->errors = atomic_load_explicit(&ps->errors, memory_order_relaxed);
+    out->failing = atomic_load_explicit(&ps->failing, memory_order_relaxed);
+}
+
+const struct store_ops persist_store_ops = {
+    .session_put = p_session_put,
+    .session_del = p_session_del,
+    .sub_put = p_sub_put,
+    .sub_del = p_sub_del,
+    .queue_push = p_queue_push,
+    .queue_pop = p_queue_pop,
+    .infl_put = p_infl_put,
+    .infl_rec = p_infl_rec,
+    .infl_del = p_infl_del,
+    .qos2_add = p_qos2_add,
+    .qos2_del = p_qos2_del,
+    .retained_put = p_retained_put,
+    .retained_clear = p_retained_clear,
+    .load = pshard_load,
+    .turn = p_turn,
+    .complete = p_complete,
+    .tick = p_tick,
+    .sync_request = p_sync_request,
+    .synced = p_synced,
+    .failing = p_failing,
+    .stop = p_stop,
+    .counters = p_counters,
+};

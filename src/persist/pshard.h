@@ -1,0 +1,74 @@
+/*
+ * pshard: one shard's side of the durable store (persist.h), shared by the
+ * files of this room: persist.c (the store hooks and the loop's flushes,
+ * barriers and cross-shard confirmations) and recover.c (the directory,
+ * generations and start-up replay). Not for other rooms.
+ */
+#ifndef RINGMQ_PERSIST_PSHARD_H
+#define RINGMQ_PERSIST_PSHARD_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "config/config.h"
+#include "persist/record.h"
+#include "session/store.h"
+#include "store/log.h"
+#include "store/log_uring.h"
+
+/* The whole broker's store: the directory and the generations. */
+struct persist {
+    const struct config *cfg;
+    bool salvage;
+    int lock_fd;
+    uint32_t old_gen; /* the generation in force at start-up (0: none) */
+    uint32_t old_shards;
+    char old_dir[CONFIG_PATH_MAX + 32]; /* DIR/gen-NNNNNNNN of old_gen ("" when none) */
+    char new_dir[CONFIG_PATH_MAX + 32]; /* DIR/gen-NNNNNNNN of old_gen + 1 */
+    struct store_provider provider;
+    uint32_t nshards;
+    struct pshard **shards;
+    atomic_uint loading; /* shards still loading; the last one switches CURRENT */
+    atomic_bool load_failed;
+};
+
+/* One shard's. */
+struct pshard {
+    struct persist *p;
+    uint32_t id;
+    bool gated; /* fsync = always: output waits for its records */
+    bool qos0;  /* QoS 0 queue entries are durable */
+    struct rlog *log;
+    struct rlog_uring u;
+    struct record_writer w;
+    uint64_t next_sync_ms; /* fsync = interval: the next flush */
+    uint64_t retry_ms;     /* after a failed flush: not before */
+    /* The barrier in flight: released once the log is durable up to seq
+     * and every shard asked has answered token. */
+    bool barrier;
+    uint64_t barrier_seq;
+    uint32_t barrier_acks;
+    uint64_t barrier_token;
+    uint64_t covered_seq; /* records up to this were covered by a barrier */
+    /* Other shards' XMSG_SYNC waiting for this log to be durable up to
+     * req_seq[src] (one per source: each has one barrier in flight). */
+    uint64_t req_mask;
+    uint64_t req_seq[CONFIG_MAX_SHARDS];
+    uint64_t req_token[CONFIG_MAX_SHARDS];
+    const struct store_sink *sink; /* the broker's, while loading */
+    /* Counters: written here, read by the metrics thread. */
+    _Atomic uint64_t records, bytes, fsyncs, errors;
+    atomic_bool failing;
+};
+
+/* The store hooks of persist.c (the provider's ops). */
+extern const struct store_ops persist_store_ops;
+
+/* recover.c: the load hook (shard s's part of the start-up). */
+int pshard_load(void *ctx, struct shard *s, const struct store_sink *sink);
+
+/* persist.c: the record writer over ps's log. */
+void pshard_writer_init(struct pshard *ps);
+
+#endif
