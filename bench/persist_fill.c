@@ -562,13 +562,19 @@ static const char usage[] =
 
 static int parse_opts(int argc, char **argv, struct opts *o)
 {
-    static const struct option longs[] = {
-        {"port", required_argument, NULL, 'p'},    {"sessions", required_argument, NULL, 'n'},
-        {"subs", required_argument, NULL, 'k'},    {"messages", required_argument, NULL, 'm'},
-        {"payload", required_argument, NULL, 's'}, {"batch", required_argument, NULL, 'b'},
-        {"window", required_argument, NULL, 'w'},  {"sample", required_argument, NULL, 'S'},
-        {"prefix", required_argument, NULL, 'P'},  {"sources", required_argument, NULL, 'a'},
-        {"timeout", required_argument, NULL, 't'}, {0}};
+    static const struct option longs[] = {{"port", required_argument, NULL, 'p'},
+                                          {"sessions", required_argument, NULL, 'n'},
+                                          {"subs", required_argument, NULL, 'k'},
+                                          {"messages", required_argument, NULL, 'm'},
+                                          {"payload", required_argument, NULL, 's'},
+                                          {"batch", required_argument, NULL, 'b'},
+                                          {"window", required_argument, NULL, 'w'},
+                                          {"sample", required_argument, NULL, 'S'},
+                                          {"prefix", required_argument, NULL, 'P'},
+                                          {"sources", required_argument, NULL, 'a'},
+                                          {"timeout", required_argument, NULL, 't'},
+                                          {"help", no_argument, NULL, 'h'},
+                                          {0}};
     *o = (struct opts){.sessions = 100000,
                        .subs = 10,
                        .msgs = 1000000,
