@@ -307,6 +307,9 @@ static int serve(struct config *cfg, const struct args *a)
     operator_signals(&set);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
+    /* A file size limit reached is the store's EFBIG, which it reports and
+     * survives (as a full disk), not the end of the process. */
+    signal(SIGXFSZ, SIG_IGN);
 
     malloc_setup();
     log_info("ringmqd %s starting", RINGMQ_VERSION);

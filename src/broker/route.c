@@ -669,7 +669,7 @@ static void route_on_sync(struct shard *s, const struct xmsg *x)
             shard_xsend(s, x->src, &ack);
         }
     } else if (st && st->synced) {
-        st->synced(s->store_ctx, s, x->src, x->token);
+        st->synced(s->store_ctx, s, x->src, x->token, x->pad == 0);
     }
 }
 

@@ -222,10 +222,23 @@ static void barrier_check(struct pshard *ps, struct shard *s)
     stream_barrier_done(&s->streams);
 }
 
-static void answer(struct shard *s, uint32_t src, uint64_t token)
+static void answer(struct shard *s, uint32_t src, uint64_t token, bool ok)
 {
-    struct xmsg x = {.type = XMSG_SYNCED, .token = token};
+    struct xmsg x = {.type = XMSG_SYNCED, .pad = ok ? 0 : 1, .token = token};
     shard_xsend(s, src, &x);
+}
+
+/* The barrier in flight waits for what cannot be written: its clients
+ * are cut off rather than told what is not true. */
+static void barrier_abort(struct pshard *ps, struct shard *s)
+{
+    ps->barrier = false;
+    uint32_t n = stream_barrier_abort(&s->streams);
+    if (n)
+        log_ratelimited(LOG_LEVEL_ERR,
+                        "store: shard %u: %u connections closed: what they were to be told "
+                        "could not be stored",
+                        ps->id, n);
 }
 
 /* The other shards' requests that the log now covers. */
@@ -237,7 +250,7 @@ static void requests_check(struct pshard *ps, struct shard *s)
         mask &= mask - 1;
         if (ps->req_seq[src] <= durable) {
             ps->req_mask &= ~(1ull << src);
-            answer(s, src, ps->req_token[src]);
+            answer(s, src, ps->req_token[src], true);
         }
     }
 }
@@ -290,6 +303,13 @@ static void p_complete(void *ctx, struct shard *s, const struct io_uring_cqe *cq
         atomic_fetch_add_explicit(&ps->errors, 1, memory_order_relaxed);
         atomic_store_explicit(&ps->failing, true, memory_order_relaxed);
         ps->retry_ms = s->now_ms + PERSIST_RETRY_MS;
+        if (ps->barrier && rlog_durable_seq(ps->log) < ps->barrier_seq)
+            barrier_abort(ps, s);
+        for (uint64_t m = ps->req_mask; m; m &= m - 1) { /* the shards that asked */
+            uint32_t src = (uint32_t)__builtin_ctzll(m);
+            answer(s, src, ps->req_token[src], false);
+        }
+        ps->req_mask = 0;
         return;
     }
     if (!ps->u.no_sync)
@@ -317,14 +337,18 @@ static void p_sync_request(void *ctx, struct shard *s, uint32_t src, uint64_t to
     requests_check(ps, s);
 }
 
-static void p_synced(void *ctx, struct shard *s, uint32_t src, uint64_t token)
+static void p_synced(void *ctx, struct shard *s, uint32_t src, uint64_t token, bool ok)
 {
     struct pshard *ps = ctx;
     (void)src;
-    if (ps->barrier && token == ps->barrier_token && ps->barrier_acks) {
-        ps->barrier_acks--;
-        barrier_check(ps, s);
+    if (!ps->barrier || token != ps->barrier_token || !ps->barrier_acks)
+        return;
+    if (!ok) {
+        barrier_abort(ps, s);
+        return;
     }
+    ps->barrier_acks--;
+    barrier_check(ps, s);
 }
 
 static bool p_failing(void *ctx)

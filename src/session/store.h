@@ -146,8 +146,9 @@ struct store_ops {
      * this shard recorded for the messages src sent before the request is
      * durable (s->store_xmask on src's side). */
     void (*sync_request)(void *ctx, struct shard *s, uint32_t src, uint64_t token);
-    /* The answer to this shard's request `token`, from shard `src`. */
-    void (*synced)(void *ctx, struct shard *s, uint32_t src, uint64_t token);
+    /* The answer to this shard's request `token`, from shard `src`: ok,
+     * or the records could not be written there (its store is failing). */
+    void (*synced)(void *ctx, struct shard *s, uint32_t src, uint64_t token, bool ok);
     /* Whether new durable work must be refused (the store cannot write):
      * the handlers answer with the MQTT outcome for it. */
     bool (*failing)(void *ctx);
