@@ -11,6 +11,7 @@
 #include "broker/acl.h"
 #include "broker/alias.h"
 #include "broker/conn.h"
+#include "broker/ingress.h"
 #include "broker/observe.h"
 #include "broker/protocol.h"
 #include "broker/route.h"
@@ -319,6 +320,7 @@ static enum proto_result publish_accept(struct shard *s, struct conn *c,
             .qos = pb->qos,
             .retain = pb->retain,
             .origin = ss,
+            .ingress = pb->qos == 2 && s->store ? ingress_key(ss->tenant, ss, pb->packet_id) : 0,
         };
         if (mqtt_props_has(pr, MQTT_PROP_MESSAGE_EXPIRY))
             sp.expires_at_ms = s->now_ms + (uint64_t)pr->message_expiry * 1000u;
@@ -389,6 +391,7 @@ enum proto_result protocol_ack(struct shard *s, struct conn *c, const struct mqt
          * which (0x92: Packet Identifier not found). */
         bool held = session_qos2_has(ss, ack.packet_id);
         session_qos2_del(s, ss, ack.packet_id);
+        ingress_release(s, ss->tenant, ss, ack.packet_id); /* with a store */
         conn_write_ack(s, c, MQTT_PUBCOMP, ack.packet_id,
                        held || !c->v5 ? MQTT_RC_SUCCESS : MQTT_RC_PACKET_ID_NOT_FOUND, NULL);
         break;

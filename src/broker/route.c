@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "broker/conn.h"
+#include "broker/ingress.h"
 #include "broker/observe.h"
 #include "broker/protocol.h"
 #include "broker/readcheck.h"
@@ -169,6 +170,13 @@ static uint64_t deliver_local(struct shard *s, struct tenant *t, struct msg *m, 
                                           (uint64_t)n * msg_publish_estimate(m), NULL)
                        ? OUT_OVER
                        : OUT_GRANTED;
+    if (m->ingress && (s->route->nmatch || s->nshare) && !ingress_admit(s, m->ingress)) {
+        /* Delivered here before a restart: the publisher sent it again. */
+        for (uint32_t i = 0; i < s->route->nmatch; i++)
+            s->route->match[i]->match_denied = 0;
+        s->out_quota = OUT_UNASKED;
+        return mask;
+    }
     if (s->nshare)
         share_deliver_collected(s, t, m);
     for (uint32_t i = 0; i < s->route->nmatch; i++) {
@@ -700,6 +708,10 @@ void route_on_xmsg(struct shard *s, const struct xmsg *x)
     struct tenant *t = NULL;
     if (x->type == XMSG_SYNC || x->type == XMSG_SYNCED) {
         route_on_sync(s, x);
+        return;
+    }
+    if (x->type == XMSG_FORGET) {
+        ingress_forget(s, x->token);
         return;
     }
     if (x->type != XMSG_ACK && x->type != XMSG_PING) {

@@ -17,6 +17,7 @@
 #include "broker/acl.h"
 #include "broker/conn.h"
 #include "broker/control.h"
+#include "broker/ingress.h"
 #include "broker/observe.h"
 #include "broker/protocol.h"
 #include "broker/route.h"
@@ -202,7 +203,7 @@ static int restore_retained(struct shard *s, uint16_t tenant, struct msg *m)
     return route_retain_restore(s, t, m);
 }
 
-static const struct store_sink restore_sink = {restore_session, restore_retained};
+static const struct store_sink restore_sink = {restore_session, restore_retained, ingress_restore};
 
 static void on_store(struct shard *s, const struct io_uring_cqe *cqe)
 {
@@ -299,6 +300,7 @@ static void serve_tick(struct shard *s)
     observe_sys_tick(s);
     settings_refresh(s);
     route_retain_gc(s);
+    ingress_gc(s);
     session_drain_throttled(s);
     trim_freed_output(s);
     if (s->store && s->store->tick)
@@ -367,6 +369,7 @@ static void serve_stop(struct shard *s)
         route_tenant_fini(s, t);
     }
     route_fini(s);
+    ingress_fini(s);
     protocol_free_pending(s);
     free(s->throttled);
     s->throttled = NULL;

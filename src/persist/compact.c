@@ -27,6 +27,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "broker/ingress.h"
 #include "broker/route.h"
 #include "core/log.h"
 #include "index/retain.h"
@@ -49,7 +50,15 @@ static void write_retained(void *value, void *arg)
         log_ratelimited(LOG_LEVEL_ERR, "store: shard %u: out of memory writing a snapshot", ps->id);
 }
 
-/* Start: a new segment, SNAP_BEGIN, and shard 0's retained messages. */
+static void write_key(uint64_t key, void *arg)
+{
+    struct pshard *ps = arg;
+    if (record_ingress(&ps->w, RECORD_INGRESS_PUT, key) < 0)
+        log_ratelimited(LOG_LEVEL_ERR, "store: shard %u: out of memory writing a snapshot", ps->id);
+}
+
+/* Start: a new segment, SNAP_BEGIN, the keys of QoS 2 flows, and shard
+ * 0's retained messages. */
 static void snap_begin(struct pshard *ps, struct shard *s)
 {
     ps->mark = ps->mark == 1 ? 2 : 1;
@@ -62,6 +71,7 @@ static void snap_begin(struct pshard *ps, struct shard *s)
         return;
     }
     log_info("store: shard %u: snapshot from record %" PRIu64, ps->id, ps->snap_seq);
+    ingress_walk(s, write_key, ps);
     for (uint32_t i = 0; s->id == 0 && i < TENANT_MAX; i++) {
         struct tenant *t = s->tenants[i];
         if (t && t->retained) {

@@ -173,6 +173,17 @@ int record_session_put(struct record_writer *w, const struct tenant *t,
     return 0;
 }
 
+int record_ingress(struct record_writer *w, uint8_t type, uint64_t key)
+{
+    int rc;
+    uint8_t *p = reserve(w, 8, &rc);
+    if (!p)
+        return rc;
+    put64(p, key);
+    w->commit(w->ctx, type, 8);
+    return 0;
+}
+
 /* A record that is its session's key alone. */
 static int key_only(struct record_writer *w, uint8_t type, const struct tenant *t,
                     const struct session_state *st)
@@ -447,6 +458,12 @@ int record_decode(uint8_t type, const uint8_t *p, size_t len, struct record *out
     if (type == RECORD_SNAP_BEGIN || type == RECORD_SNAP_END) {
         out->type = type;
         return len ? -EBADMSG : 0;
+    }
+    if (type == RECORD_INGRESS_PUT || type == RECORD_INGRESS_DEL) {
+        out->type = type;
+        for (unsigned i = 0; len == 8 && i < 8; i++)
+            out->key |= (uint64_t)p[i] << (8 * i);
+        return len == 8 && out->key ? 0 : -EBADMSG;
     }
     if (type == 0 || type > RECORD_TYPE_MAX)
         return -EBADMSG;

@@ -58,7 +58,11 @@ enum record_type {
     /* Compaction markers (empty bodies): a snapshot begins, is whole. */
     RECORD_SNAP_BEGIN = 14,
     RECORD_SNAP_END = 15,
-    RECORD_TYPE_MAX = 15,
+    /* The key of a QoS 2 flow a shard delivered, kept / forgotten
+     * (broker/ingress.h): a u64. */
+    RECORD_INGRESS_PUT = 16,
+    RECORD_INGRESS_DEL = 17,
+    RECORD_TYPE_MAX = 17,
 };
 
 /*
@@ -103,6 +107,9 @@ int record_pid(struct record_writer *w, uint8_t type, const struct tenant *t,
 int record_retained(struct record_writer *w, uint8_t type, const struct tenant *t,
                     const struct msg *m);
 
+/* RECORD_INGRESS_PUT or RECORD_INGRESS_DEL of `key`. */
+int record_ingress(struct record_writer *w, uint8_t type, uint64_t key);
+
 /* ---- decoding ---- */
 
 /* A message as a record holds it; the pointers are into the record. */
@@ -137,6 +144,7 @@ struct record {
     uint32_t nids;
     const uint8_t *share; /* the $share filter of the delivery, share_len 0: none */
     uint16_t share_len;
+    uint64_t key; /* ingress put/del */
 };
 
 /* Decode the body of a record of `type` (a snapshot marker: only its

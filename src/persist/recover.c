@@ -342,6 +342,8 @@ static int on_record(void *arg, const struct rlog_record *rec)
         return 0;
     if (rec->type == RECORD_RETAINED_PUT || rec->type == RECORD_RETAINED_CLEAR)
         mine = l->s->id == 0; /* shard 0 keeps every retained message */
+    else if (rec->type == RECORD_INGRESS_PUT || rec->type == RECORD_INGRESS_DEL)
+        mine = 1; /* every shard keeps every key: subscribers may have moved */
     else
         mine = homed_here(l, rec);
     if (mine <= 0)
@@ -372,7 +374,14 @@ static int sink_retained(struct shard *s, uint16_t tenant, struct msg *m)
     return rc;
 }
 
-static const struct store_sink wrapped_sink = {sink_session, sink_retained};
+static int sink_ingress(struct shard *s, uint64_t key)
+{
+    struct pshard *ps = s->store_ctx;
+    int rc = ps->sink->ingress(s, key);
+    return rc ? rc : record_ingress(&ps->w, RECORD_INGRESS_PUT, key);
+}
+
+static const struct store_sink wrapped_sink = {sink_session, sink_retained, sink_ingress};
 
 /* Replay every log of the generation in force into l->r, keeping what is
  * this shard's, and hand it on. 0 or -errno. */

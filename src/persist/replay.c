@@ -16,6 +16,7 @@
 #include <string.h>
 #include <xxhash.h>
 
+#include "core/u64set.h"
 #include "core/vec.h"
 #include "persist/record.h"
 #include "session/msg.h"
@@ -61,7 +62,8 @@ struct replay {
     struct rtab sessions, retained;
     struct rtenant *tenants;
     uint32_t ntenants, tenants_cap;
-    uint32_t nretained; /* entries of `retained` holding a message */
+    uint32_t nretained;    /* entries of `retained` holding a message */
+    struct u64set ingress; /* keys of QoS 2 flows kept (broker/ingress.h) */
     uint64_t skipped;
     char err[192];
 };
@@ -82,6 +84,8 @@ static const char *const type_names[RECORD_TYPE_MAX + 1] = {
     [RECORD_RETAINED_CLEAR] = "retained clear",
     [RECORD_SNAP_BEGIN] = "snapshot begin",
     [RECORD_SNAP_END] = "snapshot end",
+    [RECORD_INGRESS_PUT] = "ingress put",
+    [RECORD_INGRESS_DEL] = "ingress del",
 };
 
 __attribute__((format(printf, 2, 3))) static int fail(struct replay *r, const char *fmt, ...)
@@ -586,10 +590,25 @@ void replay_destroy(struct replay *r)
         return;
     tab_clear(&r->sessions, rsess_free);
     tab_clear(&r->retained, rret_free);
+    u64set_fini(&r->ingress);
     for (uint32_t i = 0; i < r->ntenants; i++)
         free(r->tenants[i].name);
     free(r->tenants);
     free(r);
+}
+
+/* Keys are kept by every shard that delivered the flow's message, each in
+ * its own log: a put repeated (several logs replayed into one) or a del
+ * of a key not put (its put compacted away elsewhere) is no contradiction. */
+static int ingress_record(struct replay *r, const struct record *rec)
+{
+    if (rec->type == RECORD_INGRESS_DEL) {
+        u64set_del(&r->ingress, rec->key);
+        return 0;
+    }
+    if (u64set_find(&r->ingress, rec->key))
+        return 0;
+    return u64set_put(&r->ingress, rec->key, 0) < 0 ? -ENOMEM : 0;
 }
 
 int replay_apply(struct replay *r, uint8_t type, const void *bytes, size_t len)
@@ -602,6 +621,8 @@ int replay_apply(struct replay *r, uint8_t type, const void *bytes, size_t len)
         return fail(r, "malformed %s record (%zu bytes)", type_names[type], len);
     if (type == RECORD_SNAP_BEGIN || type == RECORD_SNAP_END)
         return 0; /* where a compaction snapshot begins and ends: nothing to apply */
+    if (type == RECORD_INGRESS_PUT || type == RECORD_INGRESS_DEL)
+        return ingress_record(r, &rec);
     if (type == RECORD_RETAINED_PUT || type == RECORD_RETAINED_CLEAR)
         return retained_record(r, &rec);
     if (type == RECORD_SESSION_PUT)
@@ -616,6 +637,11 @@ int replay_apply(struct replay *r, uint8_t type, const void *bytes, size_t len)
                     (int)rec.client_id_len, rec.client_id, (int)rec.tenant_len, rec.tenant);
     }
     return session_record(r, rs, &rec);
+}
+
+uint32_t replay_ingress(const struct replay *r)
+{
+    return r->ingress.n;
 }
 
 const char *replay_error(const struct replay *r)
@@ -703,9 +729,28 @@ static int hand_retained(struct replay *r, struct rnode *n, void *arg)
     return f->sink->retained(f->s, (uint16_t)id, m);
 }
 
+struct hand_key {
+    struct shard *s;
+    const struct store_sink *sink;
+    int rc;
+};
+
+static void hand_ingress(uint64_t key, uint64_t value, void *arg)
+{
+    struct hand_key *h = arg;
+    (void)value;
+    if (h->rc == 0 && h->sink->ingress)
+        h->rc = h->sink->ingress(h->s, key);
+}
+
 int replay_finish(struct replay *r, struct shard *s, const struct store_sink *sink,
                   replay_tenant_fn tenant, void *ctx)
 {
+    struct hand_key h = {s, sink, 0};
+    u64set_walk(&r->ingress, hand_ingress, &h);
+    u64set_fini(&r->ingress);
+    if (h.rc < 0)
+        return h.rc;
     struct finish f = {s, sink, tenant, ctx};
     int rc = tab_drain(r, &r->sessions, hand_session, &f, rsess_free);
     int rc2 = tab_drain(r, &r->retained, rc ? NULL : hand_retained, &f, rret_free);

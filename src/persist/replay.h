@@ -69,6 +69,9 @@ const char *replay_error(const struct replay *r);
 /* Records skipped under skip_unknown. */
 uint64_t replay_skipped(const struct replay *r);
 
+/* Keys of QoS 2 flows kept (broker/ingress.h), rebuilt so far. */
+uint32_t replay_ingress(const struct replay *r);
+
 /* Sessions and retained messages rebuilt so far. */
 uint32_t replay_sessions(const struct replay *r);
 uint32_t replay_retained(const struct replay *r);

@@ -21,6 +21,7 @@ struct msg *msg_create(const struct msg_spec *sp)
     m->expires_at_ms = sp->expires_at_ms;
     m->origin = sp->origin;
     m->retain_stamp = 0;
+    m->ingress = sp->ingress;
     memcpy(m->data, sp->topic, sp->topic_len);
     if (sp->payload_len)
         memcpy(m->data + sp->topic_len, sp->payload, sp->payload_len);

@@ -23,6 +23,7 @@ struct msg {
     uint64_t expires_at_ms; /* Message Expiry Interval as a deadline; 0: never */
     const void *origin;     /* publishing session, only compared (No Local) */
     uint64_t retain_stamp;  /* retained updates: Lamport stamp set by route_publish */
+    uint64_t ingress;       /* QoS 2 with a store: its flow's key (broker/ingress.h); 0: none */
     uint8_t data[];         /* topic, payload, properties */
 };
 
@@ -38,6 +39,7 @@ struct msg_spec {
     uint8_t retain;
     uint64_t expires_at_ms;
     const void *origin;
+    uint64_t ingress;
 };
 
 /* A new message with one reference (the caller's). NULL on OOM. */

@@ -72,6 +72,9 @@ struct store_sink {
     int (*session)(struct shard *s, uint16_t tenant, struct session_state *st);
     /* A retained message (one reference), with its stamp. */
     int (*retained)(struct shard *s, uint16_t tenant, struct msg *m);
+    /* The key of a QoS 2 flow delivered before the restart and not ended
+     * (broker/ingress.h): every shard gets every key. */
+    int (*ingress)(struct shard *s, uint64_t key);
 };
 
 /* One shard's store, as metrics show it. */
@@ -125,6 +128,11 @@ struct store_ops {
      * MQTT-3.3.1-10). $SYS topics come too. */
     void (*retained_put)(void *ctx, const struct tenant *t, const struct msg *m);
     void (*retained_clear)(void *ctx, const struct tenant *t, const struct msg *m);
+
+    /* The shard kept (put) or forgot the key of a QoS 2 flow it delivered
+     * (broker/ingress.h). May be NULL (the key is then not kept). */
+    void (*ingress_put)(void *ctx, uint64_t key);
+    void (*ingress_del)(void *ctx, uint64_t key);
 
     /*
      * Start-up, on shard s's thread, after its tenants can be created and
@@ -276,6 +284,16 @@ static inline void store_retained(struct shard *s, const struct tenant *t, const
 {
     if (__builtin_expect(s->store != NULL, 0))
         store_retained_call(s, t, m);
+}
+
+/* The key of a QoS 2 flow kept (put) or forgotten here. */
+static inline void store_ingress(struct shard *s, uint64_t key, bool put)
+{
+    void (*fn)(void *, uint64_t) = !s->store ? NULL
+                                   : put     ? s->store->ingress_put
+                                             : s->store->ingress_del;
+    if (fn)
+        fn(s->store_ctx, key);
 }
 
 /* Whether new durable work must be refused now (the store cannot write). */

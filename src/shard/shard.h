@@ -51,6 +51,7 @@ struct plugin_host;
 struct plugin_port;
 struct share_group;
 struct route_state;
+struct ingress_table;
 struct store_ops;
 struct control_req;
 struct session_ops;
@@ -271,6 +272,8 @@ struct shard {
     /* Routing: publish matching scratch, retained replays, the retained
      * clock and tombstones (route.c; opaque here). */
     struct route_state *route;
+    /* Keys of the QoS 2 flows delivered here, with a store (broker/ingress.h). */
+    struct ingress_table *ingress;
     /* Shared groups matched by the publish being routed (share.c). */
     struct share_group **share_scratch;
     uint32_t nshare, share_cap;

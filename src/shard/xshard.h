@@ -31,6 +31,7 @@ enum xmsg_type {
     XMSG_SYNC = 8,         /* token: reply XMSG_SYNCED once what the messages sent
                               before it were recorded as is durable (store.h) */
     XMSG_SYNCED = 9,       /* token echoed; pad 1: they could not be written */
+    XMSG_FORGET = 10,      /* token: the key of a QoS 2 flow that ended (ingress.h) */
 };
 
 struct xmsg {
