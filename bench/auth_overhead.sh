@@ -22,7 +22,7 @@ printf '[tenant global]\nuser bench\ntopic readwrite bench/#\ntopic deny bench/s
 run() { # label, extra --set arguments...
     label=$1
     shift
-    taskset -c 1 "$build/src/ringmqd" -c conf/ringmq.ini --set listener.default.port=0 \
+    taskset -c 1 "$build/src/ringmqd" -c conf/ringmq.ini --set listener.default.port=0 --set persistence.enabled=false \
         --set server.shards=1 "$@" >"$tmp/$label.log" 2>&1 &
     pid=$!
     i=0

@@ -149,7 +149,7 @@ start_broker() {
             --set listener.default.tls_handshake_timeout=120 --set limits.connect_timeout=120)
     fi
     if [ "$which" = ringmq ]; then
-        $PIN_BROKER "$RINGMQD" -c "$RINGMQ_CONF" --set "listener.default.port=$port" "${tls[@]}" \
+        $PIN_BROKER "$RINGMQD" -c "$RINGMQ_CONF" --set "listener.default.port=$port" --set persistence.enabled=false "${tls[@]}" \
             --set server.shards=1 --set "limits.max_inflight=$INFLIGHT" \
             --set "limits.max_queued_messages=$QUEUED" --set log.level=warning >"$log" 2>&1 &
         BROKER_PID=$!

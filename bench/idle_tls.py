@@ -76,7 +76,7 @@ def start_broker(args, transport, d):
     port = free_port()
     # It measures memory, not time: a client slowed down by a busy machine
     # must not be closed for a slow CONNECT or handshake.
-    sets = [f"listener.default.port={port}", "server.shards=1",
+    sets = [f"listener.default.port={port}", "server.shards=1", "persistence.enabled=false",
             f"listener.default.transport={transport}", "limits.connect_timeout=3600",
             "listener.default.tls_handshake_timeout=3600"]
     if transport in ("tls", "wss"):

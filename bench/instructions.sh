@@ -33,7 +33,7 @@ if [ "${TLS:-0}" = 1 ]; then
     tls_bench=(--tls --cafile "$tdir/cert.pem")
 fi
 valgrind --tool=callgrind --callgrind-out-file="$out" "$bin" -c conf/ringmq.ini \
-    --set listener.default.port="$port" --set server.shards=1 --set log.level=warning \
+    --set listener.default.port="$port" --set server.shards=1 --set persistence.enabled=false --set log.level=warning \
     "${tls_set[@]}" >"$out.log" 2>&1 &
 pid=$!
 for _ in $(seq 1 200); do

@@ -86,7 +86,7 @@ row() {
     log="$OUT/$label.log"
     json="$OUT/$label.json"
     if [ "$which" = ringmq ]; then
-        "$RINGMQD" -c "$RINGMQ_CONF" --set "listener.default.port=$port" \
+        "$RINGMQD" -c "$RINGMQ_CONF" --set "listener.default.port=$port" --set persistence.enabled=false \
             --set "limits.max_inflight=${INFLIGHT:-32}" \
             --set "limits.max_queued_messages=${QUEUED:-1000}" --set log.level=warning "$@" \
             >"$log" 2>&1 &

@@ -41,7 +41,7 @@ for shards in 1 4; do
         label=${shape%%|*}
         port=$(free_port)
         mport=$(free_port)
-        "$RINGMQD" -c "$RINGMQ_CONF" --set "listener.default.port=$port" \
+        "$RINGMQD" -c "$RINGMQ_CONF" --set "listener.default.port=$port" --set persistence.enabled=false \
             --set metrics.enabled=true --set "metrics.port=$mport" \
             --set "server.shards=$shards" --set log.level=info \
             --set limits.max_retained_bytes=0 --set limits.max_retained_messages=0 \

@@ -96,7 +96,7 @@ printf '%s\n' "[tenant noisy]" "topic readwrite slow/#" "[tenant quiet]" \
 start_broker() {
     local which=$1 port=$2 log=$3
     if [ "$which" = ringmq ]; then
-        "$RINGMQD" -c "$RINGMQ_CONF" --set "listener.default.port=$port" --set server.shards=2 \
+        "$RINGMQD" -c "$RINGMQ_CONF" --set "listener.default.port=$port" --set server.shards=2 --set persistence.enabled=false \
             --set "limits.max_inflight=$INFLIGHT" --set "limits.max_queued_messages=$QUEUED" \
             --set log.level=warning --set "plugin.auth.path=$AUTH_PLUGIN" \
             --set "plugin.auth.password_file=$OUT/passwd" \

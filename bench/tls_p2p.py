@@ -42,7 +42,7 @@ def tls_conn(ctx, port, cid):
 
 def run(binary, args, d):
     port = free_port()
-    cmd = [binary, "-c", args.conf, "--set", f"listener.default.port={port}", "--set",
+    cmd = [binary, "-c", args.conf, "--set", f"listener.default.port={port}", "--set", "persistence.enabled=false", "--set",
            "server.shards=1", "--set", "listener.default.transport=tls", "--set",
            f"listener.default.tls_cert={d}/cert.pem", "--set",
            f"listener.default.tls_key={d}/key.pem"]

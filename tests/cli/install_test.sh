@@ -72,8 +72,9 @@ else
     cat "$tmp/check.log"
 fi
 : >"$tmp/run.log"
+# Its store (on in the shipped file) in the test's directory.
 "$ringmqd" -c "$tmp/ringmq.ini" --set listener.default.port=0 --set server.shards=1 \
-    >"$tmp/run.log" 2>&1 &
+    --set "persistence.dir=$tmp/data" >"$tmp/run.log" 2>&1 &
 pid=$!
 port=
 i=0

@@ -16,7 +16,7 @@ log=$dir/broker.log
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:abort_on_error=1:print_stacktrace=1}
 
-set -- -c "$root/conf/ringmq.ini" --set listener.default.port=0 --set "server.shards=$shards"
+set -- -c "$root/conf/ringmq.ini" --set listener.default.port=0 --set "server.shards=$shards" --set persistence.enabled=false
 creds=""
 if [ "$plugin" = auth_file ]; then
     printf 'fz-secret\n' | "$build/tools/ringmq-passwd" "$dir/passwd" add fz acme >/dev/null
