@@ -392,10 +392,12 @@ static inline bool stream_turn_over(const struct stream_loop *l)
 }
 
 /* Whether streams wait for the next turn's send budget (the loop must not
- * sleep then). */
+ * sleep then). Not those a barrier in flight holds: its end is a
+ * completion, which wakes the loop (spinning until it came cost a core
+ * while an fdatasync ran). */
 static inline bool stream_flush_left(const struct stream_loop *l)
 {
-    return l->dirty != NULL;
+    return l->dirty != NULL && !(l->gated && l->barrier);
 }
 
 /* Forget every dirty stream (shutdown, the owner frees them all). */

@@ -28,12 +28,20 @@ static uint8_t *w_reserve(void *ctx, size_t len)
     return rlog_reserve(ps->log, 0, (uint32_t)len);
 }
 
+/* A counter only this shard writes: a plain add (no locked instruction),
+ * a relaxed store the metrics thread reads whole. */
+static inline void count(_Atomic uint64_t *c, uint64_t n)
+{
+    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + n,
+                          memory_order_relaxed);
+}
+
 static void w_commit(void *ctx, uint8_t type, size_t len)
 {
     struct pshard *ps = ctx;
     rlog_commit_as(ps->log, type);
-    atomic_fetch_add_explicit(&ps->records, 1, memory_order_relaxed);
-    atomic_fetch_add_explicit(&ps->bytes, len, memory_order_relaxed);
+    count(&ps->records, 1);
+    count(&ps->bytes, len);
 }
 
 void pshard_writer_init(struct pshard *ps)
@@ -147,6 +155,14 @@ static void p_infl_put(void *ctx, const struct tenant *t, const struct session_s
         written(ps, record_infl_put(&ps->w, t, st, e));
 }
 
+static void p_infl_from_queue(void *ctx, const struct tenant *t, const struct session_state *st,
+                              const struct inflight *e, const struct qentry *q)
+{
+    struct pshard *ps = ctx;
+    if ((q->qos || ps->qos0) && kept(ps, t, st))
+        written(ps, record_pid(&ps->w, RECORD_INFL_FROM_QUEUE, t, st, e->pid));
+}
+
 static void pid_record(struct pshard *ps, uint8_t type, const struct tenant *t,
                        const struct session_state *st, uint16_t pid)
 {
@@ -226,16 +242,19 @@ static uint64_t wall_ms(void)
  * tried again every turn). */
 #define PERSIST_RETRY_MS 100u
 
-/* Start writing what is pending, if the mode says it is time. */
+/* Start writing what is pending. Every mode writes each turn (a turn's
+ * records are small, and a crash of the process then loses nothing
+ * written); `interval` syncs only every fsync_interval_ms, `never` not at
+ * all. */
 static void flush_start(struct pshard *ps, struct shard *s)
 {
     if (ps->u.outstanding || rlog_pending_bytes(ps->log) == 0 || s->now_ms < ps->retry_ms)
         return;
     const struct config *cfg = ps->p->cfg;
-    if (cfg->persist_fsync == PERSIST_FSYNC_INTERVAL && !s->stopping) {
-        if (s->now_ms < ps->next_sync_ms)
-            return;
-        ps->next_sync_ms = s->now_ms + cfg->persist_fsync_interval_ms;
+    if (cfg->persist_fsync == PERSIST_FSYNC_INTERVAL) {
+        ps->u.no_sync = s->now_ms < ps->next_sync_ms;
+        if (!ps->u.no_sync)
+            ps->next_sync_ms = s->now_ms + cfg->persist_fsync_interval_ms;
     }
     int rc = rlog_uring_prep(&ps->u, &s->ring, ud_make(UD_STORE, (void *)(UD_STORE_WRITE << 4)),
                              ud_make(UD_STORE, (void *)(UD_STORE_SYNC << 4)));
@@ -245,7 +264,7 @@ static void flush_start(struct pshard *ps, struct shard *s)
         log_ratelimited(LOG_LEVEL_ERR, "store: shard %u: cannot write the log: %s", ps->id,
                         strerror(-rc));
         atomic_store_explicit(&ps->failing, true, memory_order_relaxed);
-        atomic_fetch_add_explicit(&ps->errors, 1, memory_order_relaxed);
+        count(&ps->errors, 1);
         ps->retry_ms = s->now_ms + PERSIST_RETRY_MS;
     }
 }
@@ -338,7 +357,7 @@ static void p_complete(void *ctx, struct shard *s, const struct io_uring_cqe *cq
     if (err) {
         log_ratelimited(LOG_LEVEL_ERR, "store: shard %u: writing the log failed: %s", ps->id,
                         strerror(-err));
-        atomic_fetch_add_explicit(&ps->errors, 1, memory_order_relaxed);
+        count(&ps->errors, 1);
         atomic_store_explicit(&ps->failing, true, memory_order_relaxed);
         ps->retry_ms = s->now_ms + PERSIST_RETRY_MS;
         if (ps->barrier && rlog_durable_seq(ps->log) < ps->barrier_seq)
@@ -351,7 +370,7 @@ static void p_complete(void *ctx, struct shard *s, const struct io_uring_cqe *cq
         return;
     }
     if (!ps->u.no_sync)
-        atomic_fetch_add_explicit(&ps->fsyncs, 1, memory_order_relaxed);
+        count(&ps->fsyncs, 1);
     if (atomic_load_explicit(&ps->failing, memory_order_relaxed)) {
         log_warn("store: shard %u: the log is written again", ps->id);
         atomic_store_explicit(&ps->failing, false, memory_order_relaxed);
@@ -436,6 +455,7 @@ const struct store_ops persist_store_ops = {
     .queue_push = p_queue_push,
     .queue_pop = p_queue_pop,
     .infl_put = p_infl_put,
+    .infl_from_queue = p_infl_from_queue,
     .infl_rec = p_infl_rec,
     .infl_del = p_infl_del,
     .qos2_add = p_qos2_add,

@@ -435,6 +435,7 @@ static void get_body(struct rd *r, uint8_t type, struct record *out)
     case RECORD_INFL_DEL:
     case RECORD_QOS2_ADD:
     case RECORD_QOS2_DEL:
+    case RECORD_INFL_FROM_QUEUE:
         out->pid = (uint16_t)get_le(r, 2);
         break;
     default: /* SESSION_DEL, QUEUE_POP: the key alone */
@@ -479,7 +480,8 @@ int record_decode(uint8_t type, const uint8_t *p, size_t len, struct record *out
     } else {
         get_body(&r, type, out);
     }
-    bool has_pid = type >= RECORD_INFL_PUT && type <= RECORD_QOS2_DEL;
+    bool has_pid =
+        (type >= RECORD_INFL_PUT && type <= RECORD_QOS2_DEL) || type == RECORD_INFL_FROM_QUEUE;
     if (has_pid && out->pid == 0)
         r.bad = true; /* packet ids are never 0 (MQTT-2.2.1-3) */
     if (r.bad || r.p != r.end)

@@ -62,7 +62,10 @@ enum record_type {
      * (broker/ingress.h): a u64. */
     RECORD_INGRESS_PUT = 16,
     RECORD_INGRESS_DEL = 17,
-    RECORD_TYPE_MAX = 17,
+    /* The queue's head went in flight with a packet id: a queue pop and an
+     * infl put (state 1, the head's delivery) in one. */
+    RECORD_INFL_FROM_QUEUE = 18,
+    RECORD_TYPE_MAX = 18,
 };
 
 /*
@@ -100,7 +103,8 @@ int record_queue_pop(struct record_writer *w, const struct tenant *t,
 /* An entry of the window, in either state (a snapshot writes both). */
 int record_infl_put(struct record_writer *w, const struct tenant *t, const struct session_state *st,
                     const struct inflight *e);
-/* RECORD_INFL_REC, RECORD_INFL_DEL, RECORD_QOS2_ADD, RECORD_QOS2_DEL. */
+/* RECORD_INFL_REC, RECORD_INFL_DEL, RECORD_QOS2_ADD, RECORD_QOS2_DEL,
+ * RECORD_INFL_FROM_QUEUE. */
 int record_pid(struct record_writer *w, uint8_t type, const struct tenant *t,
                const struct session_state *st, uint16_t pid);
 /* RECORD_RETAINED_PUT, or RECORD_RETAINED_CLEAR (m the empty message). */

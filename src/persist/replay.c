@@ -86,6 +86,7 @@ static const char *const type_names[RECORD_TYPE_MAX + 1] = {
     [RECORD_SNAP_END] = "snapshot end",
     [RECORD_INGRESS_PUT] = "ingress put",
     [RECORD_INGRESS_DEL] = "ingress del",
+    [RECORD_INFL_FROM_QUEUE] = "infl from queue",
 };
 
 __attribute__((format(printf, 2, 3))) static int fail(struct replay *r, const char *fmt, ...)
@@ -402,10 +403,9 @@ static struct inflight *infl_find(struct session_state *st, uint16_t pid)
     return NULL;
 }
 
-static int infl_put(struct replay *r, struct session_state *st, const struct record *rec)
+/* Room for one more entry in the window: 0 or -ENOMEM. */
+static int infl_room(struct session_state *st)
 {
-    if (infl_find(st, rec->pid))
-        return fail(r, "infl put of packet id %u, already in flight", rec->pid);
     if (st->ninfl == st->infl_cap) {
         /* Distinct non-zero ids: at most 65535 entries, the cap's range. */
         uint32_t cap = st->infl_cap ? 2u * st->infl_cap : 8u;
@@ -417,6 +417,15 @@ static int infl_put(struct replay *r, struct session_state *st, const struct rec
         st->infl = v;
         st->infl_cap = (uint16_t)cap;
     }
+    return 0;
+}
+
+static int infl_put(struct replay *r, struct session_state *st, const struct record *rec)
+{
+    if (infl_find(st, rec->pid))
+        return fail(r, "infl put of packet id %u, already in flight", rec->pid);
+    if (infl_room(st) < 0)
+        return -ENOMEM;
     struct inflight e = {.pid = rec->pid, .qos = rec->qos, .state = rec->state};
     e.retain = rec->retain;
     if (delivery_parts(rec, &e.ids, &e.share) < 0)
@@ -427,6 +436,29 @@ static int infl_put(struct replay *r, struct session_state *st, const struct rec
         return -ENOMEM;
     }
     st->infl[st->ninfl++] = e;
+    return 0;
+}
+
+/* The queue's head, sent with rec->pid: it moves to the window as is. */
+static int infl_from_queue(struct replay *r, struct session_state *st, const struct record *rec)
+{
+    if (st->qlen == 0)
+        return fail(r, "infl from queue of packet id %u, the queue empty", rec->pid);
+    if (infl_find(st, rec->pid))
+        return fail(r, "infl from queue of packet id %u, already in flight", rec->pid);
+    if (infl_room(st) < 0)
+        return -ENOMEM;
+    struct qentry *q = &st->q[st->qhead];
+    st->qbytes -= msg_size(q->m);
+    st->infl[st->ninfl++] = (struct inflight){.m = q->m,
+                                              .ids = q->ids,
+                                              .share = q->share,
+                                              .pid = rec->pid,
+                                              .qos = q->qos,
+                                              .state = INFL_WAIT_ACK,
+                                              .retain = q->retain};
+    st->qhead = (st->qhead + 1) & (st->qcap - 1);
+    st->qlen--;
     return 0;
 }
 
@@ -503,6 +535,8 @@ static int session_record(struct replay *r, struct rsess *rs, const struct recor
         return queue_pop(r, st);
     case RECORD_INFL_PUT:
         return infl_put(r, st, rec);
+    case RECORD_INFL_FROM_QUEUE:
+        return infl_from_queue(r, st, rec);
     case RECORD_INFL_REC:
     case RECORD_INFL_DEL:
         return infl_end(r, st, rec);

@@ -104,10 +104,16 @@ static uint16_t next_pid(struct session *ss)
     }
 }
 
-/* Takes ownership of the caller's reference to m, of ids and of share. */
+/* Takes ownership of the caller's reference to m, of ids and of share.
+ * `from`: the queue entry they were taken from (queue_take), which the
+ * store is told left the queue, in flight or dropped; NULL for a message
+ * that was not queued. */
 static void send_inflight(struct shard *s, struct session *ss, struct msg *m, uint8_t qos,
-                          bool retain, subids_t ids, struct xfilter *share)
+                          bool retain, subids_t ids, struct xfilter *share,
+                          const struct qentry *from)
 {
+    if (from && msg_expired(m, s->now_ms))
+        store_queue_pop(s, ss, from);
     if (msg_expired(m, s->now_ms)) {
         /* MQTT-3.3.2-5: onward delivery had not started. */
         s->session_ops->drop(s, ss->tenant, ss, RINGMQ_DROP_EXPIRED, m, 1);
@@ -124,6 +130,8 @@ static void send_inflight(struct shard *s, struct session *ss, struct msg *m, ui
             cap = ss->window;
         struct inflight *v = realloc(ss->st.infl, cap * sizeof(*v));
         if (!v) {
+            if (from)
+                store_queue_pop(s, ss, from);
             msg_release(m);
             free(ids);
             free(share);
@@ -138,6 +146,8 @@ static void send_inflight(struct shard *s, struct session *ss, struct msg *m, ui
     uint16_t pid = next_pid(ss);
     if (!write_publish(s, ss, m, qos, false, retain, pid, idv, nids)) {
         /* Too large for this client: dropped for it alone (counted). */
+        if (from)
+            store_queue_pop(s, ss, from);
         msg_release(m);
         free(ids);
         free(share);
@@ -152,16 +162,27 @@ static void send_inflight(struct shard *s, struct session *ss, struct msg *m, ui
     e->state = INFL_WAIT_ACK;
     e->retain = retain;
     e->held = 0;
-    store_infl_put(s, ss, e);
+    if (from)
+        store_infl_from_queue(s, ss, e, from); /* one record where two would say it */
+    else
+        store_infl_put(s, ss, e);
 }
 
-/* Take the head of a non-empty queue (the caller owns what it holds). */
-static struct qentry queue_pop(struct shard *s, struct session *ss)
+/* Take the head of a non-empty queue (the caller owns what it holds, and
+ * tells the store where it went). */
+static struct qentry queue_take(struct session *ss)
 {
     struct qentry e = ss->st.q[ss->st.qhead];
     ss->st.qhead = (ss->st.qhead + 1) & (ss->st.qcap - 1);
     ss->st.qlen--;
     ss->st.qbytes -= msg_size(e.m);
+    return e;
+}
+
+/* queue_take, told to the store as a pop (dropped, not sent). */
+static struct qentry queue_pop(struct shard *s, struct session *ss)
+{
+    struct qentry e = queue_take(ss);
     store_queue_pop(s, ss, &e);
     return e;
 }
@@ -286,8 +307,8 @@ static void pump(struct shard *s, struct session *ss)
     if (ss->out_throttled)
         return; /* session_drain_throttled sends what the quota allows */
     while (ss->st.qlen && online(ss) && ss->st.ninfl < ss->window) {
-        struct qentry e = queue_pop(s, ss);
-        send_inflight(s, ss, e.m, e.qos, e.retain, e.ids, e.share);
+        struct qentry e = queue_take(ss);
+        send_inflight(s, ss, e.m, e.qos, e.retain, e.ids, e.share, &e);
     }
     if (ss->st.qlen == 0 && ss->st.q) {
         free(ss->st.q);
@@ -347,7 +368,7 @@ void session_deliver_shared(struct shard *s, struct session *ss, struct msg *m, 
     subids_t copy = ids_copy(ids, nids);
     struct xfilter *sh = share_copy(share, share_len);
     if (online(ss) && ss->st.qlen == 0 && ss->st.ninfl < ss->window && s->out_quota != OUT_OVER) {
-        send_inflight(s, ss, m, qos, retain, copy, sh);
+        send_inflight(s, ss, m, qos, retain, copy, sh, NULL);
         return;
     }
     queue_push(s, ss, m, qos, retain, copy, sh, s->out_quota == OUT_GRANTED);
@@ -375,8 +396,8 @@ void session_drain_throttled(struct shard *s)
                 held = true;
                 break;
             }
-            struct qentry x = queue_pop(s, ss);
-            send_inflight(s, ss, x.m, x.qos, x.retain, x.ids, x.share);
+            struct qentry x = queue_take(ss);
+            send_inflight(s, ss, x.m, x.qos, x.retain, x.ids, x.share, &x);
         }
         if (ss->st.qlen == 0 || !online(ss)) {
             /* Done, or offline (resumed later like any session). */

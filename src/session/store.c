@@ -40,6 +40,17 @@ void store_infl_put_call(struct shard *s, const struct session *ss, const struct
     s->store->infl_put(s->store_ctx, ss->tenant, &ss->st, e);
 }
 
+void store_infl_from_queue_call(struct shard *s, const struct session *ss, const struct inflight *e,
+                                const struct qentry *q)
+{
+    if (s->store->infl_from_queue) {
+        s->store->infl_from_queue(s->store_ctx, ss->tenant, &ss->st, e, q);
+        return;
+    }
+    s->store->queue_pop(s->store_ctx, ss->tenant, &ss->st, q);
+    s->store->infl_put(s->store_ctx, ss->tenant, &ss->st, e);
+}
+
 void store_infl_rec_call(struct shard *s, const struct session *ss, uint16_t pid)
 {
     s->store->infl_rec(s->store_ctx, ss->tenant, &ss->st, pid);

@@ -40,8 +40,9 @@
  * (a routed message queued, a PUBREC). A store that cannot write keeps the
  * failure and has the handlers refuse new durable work until it can.
  *
- * A store sets every hook above `load`; the loop's hooks after it may be
- * NULL (a store that writes synchronously needs none).
+ * A store sets every hook above `load` but infl_from_queue and the ingress
+ * ones, which may be NULL; the loop's hooks after `load` may be NULL too
+ * (a store that writes synchronously needs none).
  *
  * A store may reach the struct session holding a state it is told about
  * (container_of on `st`) and use its `store_mark` byte, the one field of a
@@ -108,6 +109,11 @@ struct store_ops {
     /* A PUBLISH sent: e appended to the in-flight window. */
     void (*infl_put)(void *ctx, const struct tenant *t, const struct session_state *st,
                      const struct inflight *e);
+    /* The queue's head (q, taken off) was sent: e appended to the window.
+     * The queue_pop and infl_put it stands for, told as one. May be NULL:
+     * those two are told instead. */
+    void (*infl_from_queue)(void *ctx, const struct tenant *t, const struct session_state *st,
+                            const struct inflight *e, const struct qentry *q);
     /* PUBREC received for pid: now INFL_WAIT_COMP, the message released
      * (MQTT-4.3.3-1); a resend is a PUBREL. */
     void (*infl_rec)(void *ctx, const struct tenant *t, const struct session_state *st,
@@ -197,6 +203,9 @@ __attribute__((cold)) void store_queue_pop_call(struct shard *s, const struct se
                                                 const struct qentry *e);
 __attribute__((cold)) void store_infl_put_call(struct shard *s, const struct session *ss,
                                                const struct inflight *e);
+__attribute__((cold)) void store_infl_from_queue_call(struct shard *s, const struct session *ss,
+                                                      const struct inflight *e,
+                                                      const struct qentry *q);
 __attribute__((cold)) void store_infl_rec_call(struct shard *s, const struct session *ss,
                                                uint16_t pid);
 __attribute__((cold)) void store_infl_del_call(struct shard *s, const struct session *ss,
@@ -251,6 +260,13 @@ static inline void store_infl_put(struct shard *s, const struct session *ss,
 {
     if (__builtin_expect(s->store != NULL, 0))
         store_infl_put_call(s, ss, e);
+}
+
+static inline void store_infl_from_queue(struct shard *s, const struct session *ss,
+                                         const struct inflight *e, const struct qentry *q)
+{
+    if (__builtin_expect(s->store != NULL, 0))
+        store_infl_from_queue_call(s, ss, e, q);
 }
 
 static inline void store_infl_rec(struct shard *s, const struct session *ss, uint16_t pid)

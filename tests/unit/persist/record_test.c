@@ -354,7 +354,7 @@ Test(record, every_truncation_and_extra_byte_is_rejected)
         cr_assert_eq(decode_exact(type, more, len + 1), -EBADMSG, "type %u with a byte more", type);
         free(more);
         cr_assert_eq(decode_exact(0, body, len), -EBADMSG);
-        cr_assert_eq(decode_exact(RECORD_SNAP_END + 1, body, len), -EBADMSG);
+        cr_assert_eq(decode_exact(RECORD_TYPE_MAX + 1, body, len), -EBADMSG);
     }
     /* Every type with a body; the markers have none (below). */
     cr_assert_eq(seen, ((1u << RECORD_SNAP_BEGIN) - 1) & ~1u, "every type written");
@@ -499,4 +499,32 @@ Test(record, a_tenant_name_with_a_nul_is_rejected)
     b.p[FRAME + 4 + 3] = 0;                   /* "ten\0nt-a" */
     cr_assert_eq(decode_exact(RECORD_SESSION_DEL, b.p + FRAME, b.n - FRAME), -EBADMSG);
     buf_fini(&b);
+}
+
+Test(record, ingress_keys_and_infl_from_queue)
+{
+    struct buf b = {0};
+    struct record_writer w = buf_writer(&b, 1000, 5000);
+    cr_assert_eq(record_ingress(&w, RECORD_INGRESS_PUT, 0x0102030405060708ull), 0);
+    size_t off = 0, len;
+    uint8_t type;
+    const uint8_t *body;
+    cr_assert(buf_next(&b, &off, &type, &body, &len));
+    cr_assert(type == RECORD_INGRESS_PUT && len == 8);
+    struct record r;
+    cr_assert_eq(record_decode(type, body, len, &r), 0);
+    cr_assert_eq(r.key, 0x0102030405060708ull);
+    buf_fini(&b);
+    w = buf_writer(&b, 1000, 5000);
+    cr_assert_eq(record_pid(&w, RECORD_INFL_FROM_QUEUE, &tn, &st, 77), 0);
+    r = decode_one(&b, RECORD_INFL_FROM_QUEUE);
+    same_key(&r);
+    cr_assert_eq(r.pid, 77);
+    buf_fini(&b);
+    /* A key is 8 bytes and never 0 (ingress.h); a packet id never 0. */
+    static const uint8_t zero[9] = {0}, some[9] = {1, 2, 3, 4, 5, 6, 7, 8, 9};
+    cr_assert_eq(decode_exact(RECORD_INGRESS_PUT, zero, 8), -EBADMSG);
+    cr_assert_eq(decode_exact(RECORD_INGRESS_DEL, some, 7), -EBADMSG);
+    cr_assert_eq(decode_exact(RECORD_INGRESS_DEL, some, 9), -EBADMSG);
+    cr_assert_eq(decode_exact(RECORD_INGRESS_DEL, some, 8), 0);
 }

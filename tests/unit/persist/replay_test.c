@@ -135,6 +135,16 @@ static void w_qos2_del(void *ctx, const struct tenant *t, const struct session_s
     w_pid(RECORD_QOS2_DEL, t, st, pid);
 }
 
+/* The queue's head sent: one record (the store in src/persist writes it
+ * so), which every scenario below then replays. */
+static void w_infl_from_queue(void *ctx, const struct tenant *t, const struct session_state *st,
+                              const struct inflight *e, const struct qentry *q)
+{
+    (void)ctx;
+    (void)q;
+    w_pid(RECORD_INFL_FROM_QUEUE, t, st, e->pid);
+}
+
 static void w_retained_put(void *ctx, const struct tenant *t, const struct msg *m)
 {
     (void)ctx;
@@ -165,6 +175,7 @@ static const struct store_ops recording = {
     .queue_push = w_queue_push,
     .queue_pop = w_queue_pop,
     .infl_put = w_infl_put,
+    .infl_from_queue = w_infl_from_queue,
     .infl_rec = w_infl_rec,
     .infl_del = w_infl_del,
     .qos2_add = w_qos2_add,
