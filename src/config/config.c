@@ -159,7 +159,6 @@ static const struct directive directives[] = {
     PERSIST("fsync", parse_fsync, persist_fsync, 0, 0),
     PERSIST("fsync_interval_ms", parse_u32, persist_fsync_interval_ms, 1, 3600000),
     PERSIST("max_log_bytes", parse_u64, persist_max_log_bytes, 1u << 20, UINT64_C(1) << 40),
-    PERSIST("queue_qos0", parse_bool, persist_queue_qos0, 0, 0),
 
     TENANT("mqtt_versions", parse_versions, mqtt_versions, 0, 0),
     TENANT("max_qos", parse_u32, max_qos, 0, 2),
@@ -1152,7 +1151,6 @@ void config_defaults(struct config *cfg)
     cfg->persist_fsync = PERSIST_FSYNC_ALWAYS;
     cfg->persist_fsync_interval_ms = 1000;
     cfg->persist_max_log_bytes = UINT64_C(64) << 20;
-    cfg->persist_queue_qos0 = false;
 }
 
 int config_load(struct config *cfg, const char *path, const char *const *overrides, size_t n,

@@ -258,7 +258,6 @@ struct config {
     enum persist_fsync persist_fsync;   /* default always */
     uint32_t persist_fsync_interval_ms; /* interval: how often; default 1000 */
     uint64_t persist_max_log_bytes;     /* per shard, what starts a compaction; 64 MiB */
-    bool persist_queue_qos0;            /* QoS 0 queued for offline sessions kept; false */
 
     /* [log] */
     enum log_level log_level;   /* default info */

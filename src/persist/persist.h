@@ -18,7 +18,8 @@
  * is deleted: a crash before that leaves the old one whole.
  *
  * What is durable: sessions with a non-zero expiry and everything they
- * hold (QoS 0 queued messages only with queue_qos0), retained messages.
+ * hold (a queue holds QoS 1/2 only: QoS 0 is not queued for an offline
+ * client, session_deliver_shared), retained messages.
  * A session's store_mark (session.h) says whether its records are in the
  * log: set by its first durable put, which writes the whole session.
  *

@@ -273,7 +273,7 @@ static void *shard_ctx(void *arg, uint32_t shard, uint32_t nshards)
     ps->id = shard;
     ps->gated = p->cfg->persist_fsync == PERSIST_FSYNC_ALWAYS;
     ps->mark = 1;
-    ps->qos0 = p->cfg->persist_queue_qos0;
+    ps->qos0 = true; /* a queue holds no QoS 0 (session_deliver_shared): all of it is kept */
     pshard_writer_init(ps);
     return ps;
 }
