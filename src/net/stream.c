@@ -427,11 +427,15 @@ void stream_on_close(struct stream_loop *l, struct stream *st, int res)
 
 /* A dirty stream at a flush: the owner's last word, then its released
  * output goes out. */
+/* A closing stream still sends what it holds (teardown_pending): in a
+ * gated loop what it wrote last (a CONNACK refusal) is released only by
+ * this flush, after stream_close found nothing it could send yet. */
 static void flush_one(struct stream_loop *l, struct stream *st)
 {
     st->is_dirty = false;
     l->ev->on_flush(l, st);
-    if (!st->shut && !st->sending && has_output(l, st))
+    bool may_send = !st->close_submitted && (!st->shut || st->teardown_pending);
+    if (may_send && !st->sending && has_output(l, st))
         start_send(l, st);
     stream_maybe_closed(l, st);
 }

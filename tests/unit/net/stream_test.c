@@ -639,6 +639,22 @@ Test(stream, gated_close_lingers_for_held_output, .init = setup_gated, .fini = t
     cr_assert_eq(read(peer, &c, 1), 0, "then the end of the stream");
 }
 
+Test(stream, gated_close_without_a_barrier_sends_at_the_flush, .init = setup_gated,
+     .fini = teardown_all)
+{
+    /* A refusal (a CONNACK 0x97) written and closed at once, no record
+     * behind it: stream_close finds nothing released yet; the turn's flush
+     * releases it and the closing stream still sends it, then closes. */
+    write_out("refused");
+    cr_assert(stream_close(&loop, &o->st), "unreleased output: the close waits for it");
+    stream_flush(&loop);
+    pump(closed, sink, sizeof(sink), &have);
+    cr_assert_eq(o->nclosed, 1);
+    have = peer_drain(sink, sizeof(sink), have);
+    cr_assert_eq(have, 7, "the refusal reached the peer");
+    cr_assert_arr_eq(sink, "refused", 7);
+}
+
 Test(stream, ungated_loop_ignores_marks, .init = setup, .fini = teardown_all)
 {
     /* Without gating, output goes at the flush whatever the marks say. */
