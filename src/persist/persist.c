@@ -92,8 +92,8 @@ static void p_session_put(void *ctx, const struct tenant *t, const struct sessio
 {
     struct pshard *ps = ctx;
     struct session *ss = session_of(st);
-    if (st->expiry_s == 0) {            /* ends with its connection: not durable any more */
-        if (ss->store_mark == ps->mark) /* else what replays knows nothing of it */
+    if (st->expiry_s == 0) { /* ends with its connection: not durable any more */
+        if (ss->store_mark)  /* a replay from before a snapshot knows of it */
             written(ps, record_session_del(&ps->w, t, st));
         ss->store_mark = 0;
         return;
@@ -110,7 +110,7 @@ static void p_session_put(void *ctx, const struct tenant *t, const struct sessio
 static void p_session_del(void *ctx, const struct tenant *t, const struct session_state *st)
 {
     struct pshard *ps = ctx;
-    if (session_of(st)->store_mark == ps->mark) /* else what replays knows nothing of it */
+    if (session_of(st)->store_mark) /* a replay from before a snapshot knows of it */
         written(ps, record_session_del(&ps->w, t, st));
     session_of(st)->store_mark = 0;
 }

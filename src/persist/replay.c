@@ -44,6 +44,7 @@ struct rtenant {
 struct rsess {
     struct rnode node;
     uint32_t tenant; /* index in replay.tenants */
+    uint32_t epoch;  /* replay.epoch when it was last written whole */
     struct session_state st;
 };
 
@@ -65,6 +66,9 @@ struct replay {
     uint32_t nretained;    /* entries of `retained` holding a message */
     struct u64set ingress; /* keys of QoS 2 flows kept (broker/ingress.h) */
     uint64_t skipped;
+    /* Compaction snapshots begun (SNAP_BEGIN records) so far: within one,
+     * a session's first record is its whole state (persist/compact.c). */
+    uint32_t epoch;
     char err[192];
 };
 
@@ -292,6 +296,7 @@ static int session_put(struct replay *r, const struct record *rec)
             return -ENOMEM;
         }
         rs->tenant = (uint32_t)ti;
+        rs->epoch = r->epoch;
         memcpy(rs->st.client_id, rec->client_id, rec->client_id_len);
         rs->st.client_id_len = rec->client_id_len;
         rs->node.hash = key_hash(rec->tenant, rec->tenant_len, rec->client_id, rec->client_id_len);
@@ -301,6 +306,17 @@ static int session_put(struct replay *r, const struct record *rec)
             msg_release(will);
             return -ENOMEM;
         }
+    }
+    if (rs->epoch != r->epoch) {
+        /* The first put since a snapshot began: the session written whole
+         * again (what the log before said of it is replaced). */
+        uint8_t *id = rs->st.client_id;
+        uint16_t id_len = rs->st.client_id_len;
+        rs->st.client_id = NULL;
+        replay_state_fini(&rs->st);
+        rs->st.client_id = id;
+        rs->st.client_id_len = id_len;
+        rs->epoch = r->epoch;
     }
     /* A put of a known session repeats or replaces these (store.h). */
     rs->st.expiry_s = rec->expiry_s;
@@ -653,8 +669,10 @@ int replay_apply(struct replay *r, uint8_t type, const void *bytes, size_t len)
     struct record rec;
     if (record_decode(type, bytes, len, &rec) < 0)
         return fail(r, "malformed %s record (%zu bytes)", type_names[type], len);
+    if (type == RECORD_SNAP_BEGIN)
+        r->epoch++; /* sessions are written whole again from here */
     if (type == RECORD_SNAP_BEGIN || type == RECORD_SNAP_END)
-        return 0; /* where a compaction snapshot begins and ends: nothing to apply */
+        return 0;
     if (type == RECORD_INGRESS_PUT || type == RECORD_INGRESS_DEL)
         return ingress_record(r, &rec);
     if (type == RECORD_RETAINED_PUT || type == RECORD_RETAINED_CLEAR)
@@ -662,6 +680,11 @@ int replay_apply(struct replay *r, uint8_t type, const void *bytes, size_t len)
     if (type == RECORD_SESSION_PUT)
         return session_put(r, &rec);
     struct rsess *rs = rsess_find(r, &rec);
+    if (!rs && type == RECORD_SESSION_DEL && r->epoch) {
+        /* The end of a session the snapshot had not reached (its records
+         * are before SNAP_BEGIN, where this replay did not start). */
+        return 0;
+    }
     if (!rs) {
         if (r->o.skip_unknown) {
             r->skipped++;

@@ -679,3 +679,68 @@ Test(replay, a_failing_sink_or_tenant_stops_the_hand_over)
     msg_release(will);
     msg_release(m);
 }
+
+/* A compaction marker into `hand` (persist/compact.c writes them). */
+static void marker(uint8_t type)
+{
+    cr_assert_not_null(hw.reserve(hw.ctx, 0));
+    hw.commit(hw.ctx, type, 0);
+}
+
+/*
+ * A snapshot under way when the broker stopped: a start-up replays from the
+ * snapshot before it, through the new one's SNAP_BEGIN and what followed.
+ * A session written whole after SNAP_BEGIN replaces what came before (not
+ * doubling its queue); one the snapshot had not reached keeps its state;
+ * one that ended before it was reached is gone (its del is written).
+ */
+Test(replay, a_snapshot_under_way_replaces_the_sessions_it_wrote)
+{
+    static struct session_state
+        a = {.client_id = (uint8_t *)"a", .client_id_len = 1, .expiry_s = 60},
+        b = {.client_id = (uint8_t *)"b", .client_id_len = 1, .expiry_s = 60},
+        c = {.client_id = (uint8_t *)"c", .client_id_len = 1, .expiry_s = 60};
+    struct msg *m1 = msg_new("t/1", "one", 1, false), *m2 = msg_new("t/2", "two", 1, false);
+    struct qentry e1 = {.m = m1, .qos = 1}, e2 = {.m = m2, .qos = 1};
+    cr_assert_eq(record_session_put(&hw, &ta, &a), 0);
+    cr_assert_eq(record_queue_push(&hw, &ta, &a, &e1), 0);
+    cr_assert_eq(record_session_put(&hw, &ta, &b), 0);
+    cr_assert_eq(record_queue_push(&hw, &ta, &b, &e1), 0);
+    cr_assert_eq(record_session_put(&hw, &ta, &c), 0);
+    marker(RECORD_SNAP_BEGIN);
+    /* a written whole again, as it is now: m1 then m2 queued. */
+    cr_assert_eq(record_session_put(&hw, &ta, &a), 0);
+    cr_assert_eq(record_queue_push(&hw, &ta, &a, &e1), 0);
+    cr_assert_eq(record_queue_push(&hw, &ta, &a, &e2), 0);
+    cr_assert_eq(record_session_del(&hw, &ta, &c), 0); /* c ends, not reached */
+    cr_assert_eq(apply_new(), 0, "%s", replay_error(rp));
+    cr_assert_eq(replay_finish(rp, &shard, &collect, tenant_ids, NULL), 0);
+    cr_assert_eq(got.ns, 2, "a and b; c ended");
+    for (uint32_t i = 0; i < got.ns; i++) {
+        const struct session_state *st = &got.s[i].st;
+        uint32_t want = st->client_id[0] == 'a' ? 2 : 1;
+        cr_assert_eq(st->qlen, want, "%c: %u queued", st->client_id[0], st->qlen);
+    }
+    msg_release(m1);
+    msg_release(m2);
+}
+
+/* Replayed from a whole snapshot's SNAP_BEGIN: a session that ended before
+ * the snapshot reached it has no put here; its del is no contradiction. */
+Test(replay, the_end_of_a_session_before_the_snapshot_is_no_contradiction)
+{
+    marker(RECORD_SNAP_BEGIN);
+    cr_assert_eq(record_session_del(&hw, &ta, &dev), 0);
+    cr_assert_eq(apply_new(), 0, "%s", replay_error(rp));
+    cr_assert_eq(replay_sessions(rp), 0);
+    /* Without a snapshot begun it still is one: records were lost. */
+    struct replay_opts o = {1000, WALL_BASE, false};
+    struct replay *r2 = replay_create(&o);
+    size_t off = 0, len;
+    uint8_t type;
+    const uint8_t *body;
+    cr_assert(buf_next(&hand, &off, &type, &body, &len)); /* the marker */
+    cr_assert(buf_next(&hand, &off, &type, &body, &len));
+    cr_assert_eq(replay_apply(r2, type, body, len), -EBADMSG);
+    replay_destroy(r2);
+}
