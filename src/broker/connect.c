@@ -29,6 +29,7 @@
 #include "plugin/host.h"
 #include "session/msg.h"
 #include "session/session.h"
+#include "session/store.h"
 #include "tenant/usage.h"
 
 /* The built-in test method's exchange (config mqtt.test_auth_method). */
@@ -789,6 +790,12 @@ static enum proto_result connect_options(struct shard *s, struct conn *c, struct
 {
     bool expiry_changed =
         session_opts_for(c, s->cfg, rq->t->set, &rq->ck, &rq->pr, &rq->wp, &rq->o);
+    /* The store cannot write: no new session that would be kept (one that
+     * exists is resumed; what it does next is refused as it comes). */
+    if (rq->o.expiry_s && store_failing(s) &&
+        (rq->ck.clean_start || !session_exists(rq->t, rq->id, rq->id_len)))
+        return refused(rq, MQTT_CONNACK_UNAVAILABLE, MQTT_RC_QUOTA_EXCEEDED,
+                       "the broker cannot store sessions now");
     rq->ci = (struct connack_info){
         .ts = rq->t->set,
         .code = 0,

@@ -27,9 +27,44 @@
 #include "plugin/host.h"
 #include "session/msg.h"
 #include "session/session.h"
+#include "session/store.h"
 #include "tenant/usage.h"
 
 /* Sum tenant `id` over every shard. False when no shard has seen it. */
+/* The durable store's counters, per shard (none without a store). */
+static void collect_store(struct metrics_writer *w, const struct broker *b)
+{
+    static const struct {
+        const char *name, *help, *type;
+    } m[] = {
+        {"ringmq_store_records_total", "Records written to the shard's log.", "counter"},
+        {"ringmq_store_bytes_total", "Bytes of records written to the shard's log.", "counter"},
+        {"ringmq_store_fsyncs_total", "Log writes made durable (fdatasync completed).", "counter"},
+        {"ringmq_store_errors_total", "Log writes or syncs that failed (a full disk, EIO).",
+         "counter"},
+        {"ringmq_store_failing",
+         "1 while the shard's log cannot be written: durable work is "
+         "refused.",
+         "gauge"},
+    };
+    static const char *const keys[] = {"shard", NULL};
+    for (size_t k = 0; k < sizeof(m) / sizeof(m[0]); k++) {
+        for (uint32_t i = 0; i < b->nshards; i++) {
+            const struct shard *s = b->shards[i];
+            if (!s->store || !s->store->counters)
+                return;
+            struct store_counters c = {0};
+            s->store->counters(s->store_ctx, &c);
+            const uint64_t v[] = {c.records, c.bytes, c.fsyncs, c.errors, c.failing};
+            char id[16];
+            snprintf(id, sizeof(id), "%u", i);
+            const char *vals[] = {id, NULL};
+            metrics_write(w, m[k].name, i ? NULL : m[k].help, i ? NULL : m[k].type, keys, vals,
+                          (double)v[k]);
+        }
+    }
+}
+
 void observe_collect(struct metrics_writer *w, void *arg)
 {
     struct broker *b = arg;
@@ -58,6 +93,7 @@ void observe_collect(struct metrics_writer *w, void *arg)
                   "limits.max_pending_connections (oldest first).",
                   "counter", NULL, NULL,
                   (double)atomic_load_explicit(&b->pending_evicted, memory_order_relaxed));
+    collect_store(w, b);
     metrics_write_tenants(w, names, sums, k);
     free(names);
     free(sums);

@@ -20,6 +20,7 @@
 #include "mqtt/topic.h"
 #include "session/msg.h"
 #include "session/session.h"
+#include "session/store.h"
 
 /* A property block the decoder refused as a protocol error because of
  * Topic Alias 0 deserves the specific reason 0x94 (MQTT-3.3.2-8). */
@@ -91,6 +92,22 @@ static enum publish_verdict refuse_over_quota(struct shard *s, struct conn *c,
     conn_write_ack(s, c, pb->qos == 1 ? MQTT_PUBACK : MQTT_PUBREC, pb->packet_id,
                    MQTT_RC_QUOTA_EXCEEDED, why);
     return PUBLISH_ANSWERED;
+}
+
+/*
+ * The store cannot write (a full disk, an I/O error: session/store.h): a
+ * message that would be kept (QoS 1/2, retained) is not accepted, since
+ * its acknowledgement would promise what the disk cannot keep. A 5.0
+ * client hears 0x97 as for a quota; 3.1/3.1.1 have no way to say it, and
+ * the connection closes (the client sends it again once connected).
+ */
+static enum publish_verdict refuse_unstorable(struct shard *s, struct conn *c,
+                                              const struct mqtt_publish *pb)
+{
+    if (c->v5)
+        return refuse_over_quota(s, c, pb, "the broker cannot store messages now");
+    conn_close(s, c, CLOSE_PROTOCOL);
+    return PUBLISH_CLOSED;
 }
 
 /*
@@ -201,6 +218,8 @@ static enum publish_verdict publish_admit(struct shard *s, struct conn *c, size_
     }
     if (!topic_within_limits(ts, pb->topic.p, pb->topic.len))
         return refuse_topic(s, c, pb);
+    if ((pb->qos || pb->retain) && store_failing(s))
+        return refuse_unstorable(s, c, pb);
     /* $SYS belongs to the broker: a client's publish there is refused like
      * one the auth plugin denies. */
     uint8_t why = 0;

@@ -374,11 +374,14 @@ void route_publish(struct shard *s, struct tenant *t, struct msg *m)
     if (m->retain) {
         retain_stamp(s, m); /* before any other shard can see m */
         retain_apply(s, t, m);
-        store_retained(s, t, m); /* here only: the one shard that stamped it */
+        if (s->id == 0)
+            store_retained(s, t, m); /* shard 0 keeps them all (store.h) */
         for (uint32_t i = 0; i < n; i++) {
             if (i == s->id)
                 continue;
             struct xmsg x = {.type = XMSG_RETAIN, .tenant = t->id, .p = msg_acquire(m)};
+            if (i == 0 && m->qos)
+                s->store_xmask |= 1; /* the acknowledgement waits for its record there */
             shard_xsend(s, i, &x);
         }
     }
@@ -669,7 +672,7 @@ static void route_on_sync(struct shard *s, const struct xmsg *x)
             shard_xsend(s, x->src, &ack);
         }
     } else if (st && st->synced) {
-        st->synced(s->store_ctx, s, x->src, x->token);
+        st->synced(s->store_ctx, s, x->src, x->token, x->pad == 0);
     }
 }
 
@@ -721,6 +724,8 @@ void route_on_xmsg(struct shard *s, const struct xmsg *x)
     case XMSG_RETAIN:
         retain_stamp_seen(s, x->p);
         retain_apply(s, t, x->p);
+        if (s->id == 0)
+            store_retained(s, t, x->p); /* shard 0 keeps them all (store.h) */
         msg_release(x->p);
         break;
     case XMSG_INTEREST_ADD:

@@ -334,6 +334,8 @@ static void on_quota(struct shard *s, const struct io_uring_cqe *cqe)
 static void serve_quiesce(struct shard *s)
 {
     conn_shutdown_notice(s);
+    if (s->store && s->store->turn)
+        s->store->turn(s->store_ctx, s); /* what the last turns recorded goes to disk */
 }
 
 static bool serve_lingering(const struct shard *s)

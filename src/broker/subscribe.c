@@ -22,6 +22,7 @@
 #include "mqtt/props.h"
 #include "mqtt/topic.h"
 #include "session/session.h"
+#include "session/store.h"
 
 /* Per filter: send the retained messages after the SUBACK; check each one's
  * topic with readcheck_allows (granted RINGMQ_GRANTED_PER_TOPIC). */
@@ -282,6 +283,8 @@ static int subscribe_filter(struct shard *s, struct conn *c, struct pending_sub 
     int code = filter_check(c, filter, options);
     p->flags[i] = 0;
     bool per_topic = false;
+    if (code == 0 && c->session->st.expiry_s && store_failing(s))
+        code = c->v5 ? MQTT_RC_QUOTA_EXCEEDED : MQTT_RC_UNSPECIFIED; /* the store cannot write */
     if (code == 0)
         code = subscribe_allowed(s, c, filter, options, &per_topic);
     if (code == 0 && !session_has_sub(c->session, filter.p, filter.len) &&

@@ -158,6 +158,11 @@ static const struct level_node *next_child(const struct level_node *n,
  * from the child we come back from), '#' reports the node's whole subtree,
  * the node included ("a/#" matches "a", MQTT-4.7.1-2).
  */
+void retain_walk(const struct retain *store, retain_value_fn fn, void *arg)
+{
+    level_walk(store->root, false, fn, arg);
+}
+
 void retain_match(const struct retain *store, const uint8_t *filter, size_t len, retain_value_fn fn,
                   void *arg)
 {

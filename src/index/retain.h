@@ -49,6 +49,10 @@ void *retain_get(const struct retain *store, const uint8_t *topic, size_t len);
 void retain_match(const struct retain *store, const uint8_t *filter, size_t len, retain_value_fn fn,
                   void *arg);
 
+/* Call fn(value, arg) for every stored topic, '$' ones included. fn must
+ * not modify the store. */
+void retain_walk(const struct retain *store, retain_value_fn fn, void *arg);
+
 /* Number of stored topics. */
 size_t retain_count(const struct retain *store);
 

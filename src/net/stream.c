@@ -567,6 +567,19 @@ void stream_barrier_done(struct stream_loop *l)
     l->nheld = 0;
 }
 
+uint32_t stream_barrier_abort(struct stream_loop *l)
+{
+    uint32_t n = l->nheld;
+    for (uint32_t i = 0; i < n; i++) {
+        struct stream *st = l->held[i];
+        if (st->out)
+            st->out->cover = st->out->mark; /* nothing it covered goes */
+        teardown(l, st, true);
+    }
+    stream_barrier_done(l);
+    return n;
+}
+
 void stream_barrier_fini(struct stream_loop *l)
 {
     free(l->held);

@@ -430,6 +430,11 @@ void stream_flush(struct stream_loop *l);
  */
 void stream_barrier_begin(struct stream_loop *l);
 void stream_barrier_done(struct stream_loop *l);
+/* The records the barrier waits for cannot be made durable (the disk is
+ * full): every stream it holds is torn down, its covered output dropped
+ * unsent, so that no acknowledgement promises what is not on disk; the
+ * barrier ends. Returns how many streams were torn down. */
+uint32_t stream_barrier_abort(struct stream_loop *l);
 /* At exit, after every stream was released: free the list. */
 void stream_barrier_fini(struct stream_loop *l);
 

@@ -10,9 +10,11 @@
 #include <string.h>
 #include <time.h>
 
+#include "broker/route.h"
 #include "core/log.h"
 #include "persist/pshard.h"
 #include "persist/snapshot.h"
+#include "session/msg.h"
 #include "session/session.h"
 #include "shard/shard.h"
 
@@ -57,35 +59,50 @@ static struct session *session_of(const struct session_state *st)
     return (struct session *)((char *)st - offsetof(struct session, st));
 }
 
-/* The session's records are in the log (store_mark). */
-static bool kept(const struct session_state *st)
+void pshard_write_session(struct pshard *ps, const struct tenant *t, const struct session_state *st)
 {
-    return session_of(st)->store_mark != 0;
+    written(ps, snapshot_session(&ps->w, t, st, ps->qos0));
+    session_of(st)->store_mark = ps->mark;
+}
+
+/*
+ * Whether a change of session st is to be written as its record: the
+ * session is kept and the snapshot under way (if any) has written it.
+ * One the snapshot has not reached yet is written whole now, as it is
+ * after the change, which the record would repeat (compact.c).
+ */
+static bool kept(struct pshard *ps, const struct tenant *t, const struct session_state *st)
+{
+    uint8_t m = session_of(st)->store_mark;
+    if (m == 0 || m == ps->mark)
+        return m != 0;
+    pshard_write_session(ps, t, st);
+    return false;
 }
 
 static void p_session_put(void *ctx, const struct tenant *t, const struct session_state *st)
 {
     struct pshard *ps = ctx;
     struct session *ss = session_of(st);
-    if (st->expiry_s == 0) { /* ends with its connection: not durable any more */
-        if (ss->store_mark)
+    if (st->expiry_s == 0) {            /* ends with its connection: not durable any more */
+        if (ss->store_mark == ps->mark) /* else what replays knows nothing of it */
             written(ps, record_session_del(&ps->w, t, st));
         ss->store_mark = 0;
         return;
     }
-    if (ss->store_mark) {
+    if (ss->store_mark == ps->mark) {
         written(ps, record_session_put(&ps->w, t, st));
         return;
     }
-    /* Its first durable put: everything it holds so far. */
-    written(ps, snapshot_session(&ps->w, t, st, ps->qos0));
-    ss->store_mark = 1;
+    /* Its first durable put (or the snapshot under way has not reached
+     * it): everything it holds. */
+    pshard_write_session(ps, t, st);
 }
 
 static void p_session_del(void *ctx, const struct tenant *t, const struct session_state *st)
 {
     struct pshard *ps = ctx;
-    if (kept(st))
+    if (session_of(st)->store_mark == ps->mark) /* else what replays knows nothing of it */
         written(ps, record_session_del(&ps->w, t, st));
     session_of(st)->store_mark = 0;
 }
@@ -94,7 +111,7 @@ static void p_sub_put(void *ctx, const struct tenant *t, const struct session_st
                       const struct sess_sub *sub)
 {
     struct pshard *ps = ctx;
-    if (kept(st))
+    if (kept(ps, t, st))
         written(ps, record_sub_put(&ps->w, t, st, sub));
 }
 
@@ -102,7 +119,7 @@ static void p_sub_del(void *ctx, const struct tenant *t, const struct session_st
                       const uint8_t *filter, size_t len)
 {
     struct pshard *ps = ctx;
-    if (kept(st))
+    if (kept(ps, t, st))
         written(ps, record_sub_del(&ps->w, t, st, filter, len));
 }
 
@@ -110,7 +127,7 @@ static void p_queue_push(void *ctx, const struct tenant *t, const struct session
                          const struct qentry *e)
 {
     struct pshard *ps = ctx;
-    if (kept(st) && (e->qos || ps->qos0))
+    if ((e->qos || ps->qos0) && kept(ps, t, st))
         written(ps, record_queue_push(&ps->w, t, st, e));
 }
 
@@ -118,7 +135,7 @@ static void p_queue_pop(void *ctx, const struct tenant *t, const struct session_
                         const struct qentry *e)
 {
     struct pshard *ps = ctx;
-    if (kept(st) && (e->qos || ps->qos0))
+    if ((e->qos || ps->qos0) && kept(ps, t, st))
         written(ps, record_queue_pop(&ps->w, t, st));
 }
 
@@ -126,14 +143,14 @@ static void p_infl_put(void *ctx, const struct tenant *t, const struct session_s
                        const struct inflight *e)
 {
     struct pshard *ps = ctx;
-    if (kept(st))
+    if (kept(ps, t, st))
         written(ps, record_infl_put(&ps->w, t, st, e));
 }
 
 static void pid_record(struct pshard *ps, uint8_t type, const struct tenant *t,
                        const struct session_state *st, uint16_t pid)
 {
-    if (kept(st))
+    if (kept(ps, t, st))
         written(ps, record_pid(&ps->w, type, t, st, pid));
 }
 
@@ -161,16 +178,19 @@ static void p_qos2_del(void *ctx, const struct tenant *t, const struct session_s
     pid_record(ctx, RECORD_QOS2_DEL, t, st, pid);
 }
 
+/* $SYS topics are the broker's, published again as it runs: not kept. */
 static void p_retained_put(void *ctx, const struct tenant *t, const struct msg *m)
 {
     struct pshard *ps = ctx;
-    written(ps, record_retained(&ps->w, RECORD_RETAINED_PUT, t, m));
+    if (!route_is_sys_topic(msg_topic(m), m->topic_len))
+        written(ps, record_retained(&ps->w, RECORD_RETAINED_PUT, t, m));
 }
 
 static void p_retained_clear(void *ctx, const struct tenant *t, const struct msg *m)
 {
     struct pshard *ps = ctx;
-    written(ps, record_retained(&ps->w, RECORD_RETAINED_CLEAR, t, m));
+    if (!route_is_sys_topic(msg_topic(m), m->topic_len))
+        written(ps, record_retained(&ps->w, RECORD_RETAINED_CLEAR, t, m));
 }
 
 /* ---- the loop: flushes ---- */
@@ -222,10 +242,23 @@ static void barrier_check(struct pshard *ps, struct shard *s)
     stream_barrier_done(&s->streams);
 }
 
-static void answer(struct shard *s, uint32_t src, uint64_t token)
+static void answer(struct shard *s, uint32_t src, uint64_t token, bool ok)
 {
-    struct xmsg x = {.type = XMSG_SYNCED, .token = token};
+    struct xmsg x = {.type = XMSG_SYNCED, .pad = ok ? 0 : 1, .token = token};
     shard_xsend(s, src, &x);
+}
+
+/* The barrier in flight waits for what cannot be written: its clients
+ * are cut off rather than told what is not true. */
+static void barrier_abort(struct pshard *ps, struct shard *s)
+{
+    ps->barrier = false;
+    uint32_t n = stream_barrier_abort(&s->streams);
+    if (n)
+        log_ratelimited(LOG_LEVEL_ERR,
+                        "store: shard %u: %u connections closed: what they were to be told "
+                        "could not be stored",
+                        ps->id, n);
 }
 
 /* The other shards' requests that the log now covers. */
@@ -237,7 +270,7 @@ static void requests_check(struct pshard *ps, struct shard *s)
         mask &= mask - 1;
         if (ps->req_seq[src] <= durable) {
             ps->req_mask &= ~(1ull << src);
-            answer(s, src, ps->req_token[src]);
+            answer(s, src, ps->req_token[src], true);
         }
     }
 }
@@ -268,6 +301,7 @@ static void p_turn(void *ctx, struct shard *s)
     struct pshard *ps = ctx;
     ps->w.mono_ms = s->now_ms;
     ps->w.wall_ms = wall_ms();
+    compact_turn(ps, s);
     flush_start(ps, s);
     if (!ps->gated) {
         s->store_xmask = 0;
@@ -290,6 +324,13 @@ static void p_complete(void *ctx, struct shard *s, const struct io_uring_cqe *cq
         atomic_fetch_add_explicit(&ps->errors, 1, memory_order_relaxed);
         atomic_store_explicit(&ps->failing, true, memory_order_relaxed);
         ps->retry_ms = s->now_ms + PERSIST_RETRY_MS;
+        if (ps->barrier && rlog_durable_seq(ps->log) < ps->barrier_seq)
+            barrier_abort(ps, s);
+        for (uint64_t m = ps->req_mask; m; m &= m - 1) { /* the shards that asked */
+            uint32_t src = (uint32_t)__builtin_ctzll(m);
+            answer(s, src, ps->req_token[src], false);
+        }
+        ps->req_mask = 0;
         return;
     }
     if (!ps->u.no_sync)
@@ -317,14 +358,18 @@ static void p_sync_request(void *ctx, struct shard *s, uint32_t src, uint64_t to
     requests_check(ps, s);
 }
 
-static void p_synced(void *ctx, struct shard *s, uint32_t src, uint64_t token)
+static void p_synced(void *ctx, struct shard *s, uint32_t src, uint64_t token, bool ok)
 {
     struct pshard *ps = ctx;
     (void)src;
-    if (ps->barrier && token == ps->barrier_token && ps->barrier_acks) {
-        ps->barrier_acks--;
-        barrier_check(ps, s);
+    if (!ps->barrier || token != ps->barrier_token || !ps->barrier_acks)
+        return;
+    if (!ok) {
+        barrier_abort(ps, s);
+        return;
     }
+    ps->barrier_acks--;
+    barrier_check(ps, s);
 }
 
 static bool p_failing(void *ctx)
@@ -348,10 +393,10 @@ static void p_stop(void *ctx, struct shard *s)
     if (rc < 0)
         log_err("store: shard %u: the last records could not be written: %s", ps->id,
                 strerror(-rc));
-    if (ps->barrier) {
-        ps->barrier = false;
-        stream_barrier_done(&s->streams);
-    }
+    /* What a barrier still held is freed with the connections (the ring is
+     * gone: nothing can be sent). */
+    ps->barrier = false;
+    stream_barrier_fini(&s->streams);
     rlog_close(ps->log);
     ps->log = NULL;
 }

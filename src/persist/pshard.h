@@ -57,6 +57,20 @@ struct pshard {
     uint64_t req_seq[CONFIG_MAX_SHARDS];
     uint64_t req_token[CONFIG_MAX_SHARDS];
     const struct store_sink *sink; /* the broker's, while loading */
+    /* Compaction (compact.c). A kept session's store_mark is the mark of
+     * the last snapshot that wrote it whole: `mark` (1 or 2) once every
+     * kept session has been, the other value while a snapshot is under
+     * way and has not reached it. */
+    uint8_t mark;
+    bool compacting;
+    bool snap_closing;     /* SNAP_END written: finish once it is durable */
+    uint64_t snap_seq;     /* the SNAP_BEGIN of the snapshot under way */
+    uint64_t snap_end_seq; /* its SNAP_END */
+    uint64_t snap_bytes;   /* `bytes` when the last snapshot began */
+    uint32_t cur_tenant;   /* the walk: tenant id, registry bucket, */
+    uint32_t cur_bucket;   /* and the bucket count it was counted in */
+    uint32_t cur_mask;
+    const struct tenant *walk_tenant; /* the retained walk's */
     /* Counters: written here, read by the metrics thread. */
     _Atomic uint64_t records, bytes, fsyncs, errors;
     atomic_bool failing;
@@ -70,5 +84,14 @@ int pshard_load(void *ctx, struct shard *s, const struct store_sink *sink);
 
 /* persist.c: the record writer over ps's log. */
 void pshard_writer_init(struct pshard *ps);
+
+/* persist.c: write session st of t whole (its current state) and mark it. */
+void pshard_write_session(struct pshard *ps, const struct tenant *t,
+                          const struct session_state *st);
+
+/* compact.c: each turn, before the flush: start a snapshot when the log
+ * has grown by max_log_bytes since the last one, write the next sessions
+ * of one under way, finish one whose end is durable. */
+void compact_turn(struct pshard *ps, struct shard *s);
 
 #endif

@@ -444,11 +444,13 @@ static bool msg_valid(const struct record_msg *m)
 int record_decode(uint8_t type, const uint8_t *p, size_t len, struct record *out)
 {
     memset(out, 0, sizeof(*out));
+    if (type == RECORD_SNAP_BEGIN || type == RECORD_SNAP_END) {
+        out->type = type;
+        return len ? -EBADMSG : 0;
+    }
     if (type == 0 || type > RECORD_TYPE_MAX)
         return -EBADMSG;
     out->type = type;
-    if (type == RECORD_SNAP_BEGIN || type == RECORD_SNAP_END)
-        return len == 0 ? 0 : -EBADMSG; /* markers: nothing in them */
     struct rd r = {p, p + len, false};
     bool retained = type == RECORD_RETAINED_PUT || type == RECORD_RETAINED_CLEAR;
     get_key(&r, out, !retained);

@@ -139,9 +139,10 @@ struct record {
     uint16_t share_len;
 };
 
-/* Decode the body of a record of `type`: 0, or -EBADMSG when the type is
- * unknown, a length or a value is out of range, or bytes are missing or
- * left over. Never reads outside p[0..len). */
+/* Decode the body of a record of `type` (a snapshot marker: only its
+ * type): 0, or -EBADMSG when the type is unknown, a length or a value is
+ * out of range, or bytes are missing or left over. Never reads outside
+ * p[0..len). */
 int record_decode(uint8_t type, const uint8_t *p, size_t len, struct record *r);
 
 /* The i-th Subscription Identifier of r (i < r->nids). */

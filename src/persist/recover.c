@@ -272,6 +272,7 @@ static void *shard_ctx(void *arg, uint32_t shard, uint32_t nshards)
     ps->p = p;
     ps->id = shard;
     ps->gated = p->cfg->persist_fsync == PERSIST_FSYNC_ALWAYS;
+    ps->mark = 1;
     ps->qos0 = p->cfg->persist_queue_qos0;
     pshard_writer_init(ps);
     return ps;
@@ -425,6 +426,9 @@ int pshard_load(void *ctx, struct shard *s, const struct store_sink *sink)
     struct rlog_config c = {.dir = p->new_dir, .shard = ps->id};
     ps->w.mono_ms = s->now_ms;
     ps->w.wall_ms = wall_now_ms();
+    /* fsync = always: output leaves only once what it depends on is on
+     * disk (net/stream.h, "Durable output"). */
+    s->streams.gated = ps->gated;
     int rc = rlog_open(&c, NULL, &ps->log);
     struct load *l = rc == 0 ? calloc(1, sizeof(*l)) : NULL;
     if (rc == 0 && !l)
@@ -447,6 +451,8 @@ int pshard_load(void *ctx, struct shard *s, const struct store_sink *sink)
         rc = rlog_flush(ps->log);
     if (rc == 0)
         ps->covered_seq = rlog_last_seq(ps->log);
+    /* What was just written is a snapshot: the log grows from here. */
+    ps->snap_bytes = atomic_load_explicit(&ps->bytes, memory_order_relaxed);
     if (rc == 0)
         log_info("store: shard %u: %" PRIu32 " sessions, %" PRIu32 " retained messages from %s"
                  " in %" PRIu64 " ms",

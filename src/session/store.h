@@ -14,7 +14,10 @@
  *    it ends, before it is freed, with all it held;
  *  - its subscriptions, queue, in-flight window and inbound QoS 2 ids,
  *    entry by entry;
- *  - retained updates, by the one shard that stamps them (route.c).
+ *  - retained updates, every one of them by shard 0 (route.c): as it
+ *    stamps them or takes them from the shard that did, so one store
+ *    holds them all in the order shard 0 applied them, clears included
+ *    (a topic cleared on one shard and put on another orders by stamp).
  * A session is named by its tenant and client id, unique on its home shard.
  * Sessions of expiry 0 are told too: the store decides what it keeps (an
  * expiry can go from non-zero to 0, never back, MQTT-3.14.2-2).
@@ -117,9 +120,9 @@ struct store_ops {
     void (*qos2_del)(void *ctx, const struct tenant *t, const struct session_state *st,
                      uint16_t pid);
 
-    /* A retained update stamped on this shard (m->retain_stamp orders it
-     * against the other shards' updates of the topic): a message to keep,
-     * or a clear (empty payload, MQTT-3.3.1-10). $SYS topics come too. */
+    /* A retained update, on shard 0 (m->retain_stamp orders the updates of
+     * a topic): a message to keep, or a clear (empty payload,
+     * MQTT-3.3.1-10). $SYS topics come too. */
     void (*retained_put)(void *ctx, const struct tenant *t, const struct msg *m);
     void (*retained_clear)(void *ctx, const struct tenant *t, const struct msg *m);
 
@@ -146,8 +149,9 @@ struct store_ops {
      * this shard recorded for the messages src sent before the request is
      * durable (s->store_xmask on src's side). */
     void (*sync_request)(void *ctx, struct shard *s, uint32_t src, uint64_t token);
-    /* The answer to this shard's request `token`, from shard `src`. */
-    void (*synced)(void *ctx, struct shard *s, uint32_t src, uint64_t token);
+    /* The answer to this shard's request `token`, from shard `src`: ok,
+     * or the records could not be written there (its store is failing). */
+    void (*synced)(void *ctx, struct shard *s, uint32_t src, uint64_t token, bool ok);
     /* Whether new durable work must be refused (the store cannot write):
      * the handlers answer with the MQTT outcome for it. */
     bool (*failing)(void *ctx);

@@ -30,7 +30,7 @@ enum xmsg_type {
                               xfilter of the $share filter (given), pad: hops */
     XMSG_SYNC = 8,         /* token: reply XMSG_SYNCED once what the messages sent
                               before it were recorded as is durable (store.h) */
-    XMSG_SYNCED = 9,       /* token echoed */
+    XMSG_SYNCED = 9,       /* token echoed; pad 1: they could not be written */
 };
 
 struct xmsg {

@@ -82,6 +82,10 @@ typedef int (*rlog_record_fn)(void *arg, const struct rlog_record *r);
 
 enum {
     RLOG_SALVAGE = 1u << 0, /* skip corrupt data and missing segments, report it */
+    /* Change nothing on disk (an inspection): a torn tail or a torn
+     * creation is reported in rlog_recovery and left as it is, a salvaged
+     * segment is not renamed. Not for a log about to be opened. */
+    RLOG_READONLY = 1u << 1,
 };
 
 /* What a replay found; rlog_open continues from it. */
@@ -98,6 +102,13 @@ struct rlog_recovery {
     uint64_t tail_first_seq;
     uint64_t tail_bytes;
     uint64_t seed;
+    /* Where, for a report: the segment (its first sequence number; 0:
+     * none) and the offset in it of the torn tail (torn_bytes from there,
+     * or a torn creation at offset 0), and of the first corruption, gap or
+     * unusable header (what failed the replay, or the first thing a
+     * salvage skipped). */
+    uint64_t torn_segment, torn_offset;
+    uint64_t bad_segment, bad_offset;
 };
 
 /*
@@ -114,10 +125,13 @@ struct rlog_recovery {
  * checksum verifies is delivered instead and what was dropped is counted
  * in *out and logged (a segment whose header is unusable is renamed to
  * NAME.damaged). A last segment shorter than its header (a crash while
- * creating it) is removed. A format version this build does not read (a
- * newer ringmq's): -EPROTONOSUPPORT; a foreign file (unknown magic):
- * -EPROTO; both logged with the file name and never salvaged. Otherwise 0,
- * fn's non-zero value, or -errno. out (required) is filled in every case.
+ * creating it) is removed. With RLOG_READONLY nothing is cut, removed or
+ * renamed: the torn tail or creation is only logged and reported in *out
+ * (torn_*), and the replay goes on as if it had been cut. A format version
+ * this build does not read (a newer ringmq's): -EPROTONOSUPPORT; a
+ * foreign file (unknown magic): -EPROTO; both logged with the file name
+ * and never salvaged. Otherwise 0, fn's non-zero value, or -errno. out (required) is filled in
+ * every case.
  */
 int rlog_replay(const struct rlog_config *cfg, uint64_t from_seq, unsigned flags, rlog_record_fn fn,
                 void *arg, struct rlog_recovery *out);

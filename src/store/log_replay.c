@@ -50,6 +50,20 @@ static bool salvaging(const struct replay *rp)
     return rp->flags & RLOG_SALVAGE;
 }
 
+static bool readonly(const struct replay *rp)
+{
+    return rp->flags & RLOG_READONLY;
+}
+
+/* Where the first damage is, for the caller's report. */
+static void note_bad(struct replay *rp, size_t off)
+{
+    if (rp->out->bad_segment == 0) {
+        rp->out->bad_segment = rp->first;
+        rp->out->bad_offset = off;
+    }
+}
+
 /* The whole file into rp->data; short reads are continued. */
 static int segment_read(struct replay *rp)
 {
@@ -114,6 +128,7 @@ static int check_follows(struct replay *rp, uint64_t first, const char *what)
         log_err("store: %s: %s: starts at record %" PRIu64 ", overlapping what came before "
                 "(up to %" PRIu64 ")",
                 rp->path, what, first, rp->expect - 1);
+    note_bad(rp, 0);
     if (!salvaging(rp))
         return -EBADMSG;
     if (first > rp->expect) {
@@ -264,13 +279,16 @@ static int segment_walk(struct replay *rp, bool last)
         }
         if (last && !frame_follows(rp, off)) {
             log_warn("store: %s: torn write at offset %zu (a crash in mid-write): %zu bytes "
-                     "cut off",
-                     rp->path, off, rp->size - off);
+                     "%s",
+                     rp->path, off, rp->size - off, readonly(rp) ? "left in place" : "cut off");
             rp->out->torn_bytes += rp->size - off;
-            int rc = segment_cut(rp, off);
+            rp->out->torn_segment = rp->first;
+            rp->out->torn_offset = off;
+            int rc = readonly(rp) ? 0 : segment_cut(rp, off);
             rp->size = off;
             return rc;
         }
+        note_bad(rp, bad);
         log_err("store: %s: corrupt record at offset %zu (frame at %zu)%s", rp->path, bad, off,
                 salvaging(rp) ? "; salvaging" : "; start with salvage to keep the rest");
         if (!salvaging(rp))
@@ -280,14 +298,9 @@ static int segment_walk(struct replay *rp, bool last)
     return 0;
 }
 
-/* The last segment is shorter than its header: a crash while it was being
- * created (its header is synced before any record goes in), so it held
- * nothing. Remove it; the next flush creates it again. */
-static int segment_drop(struct replay *rp)
+/* Remove the segment being read, durably. */
+static int segment_unlink(struct replay *rp)
 {
-    log_warn("store: %s: %zu bytes, shorter than its header: a torn creation, removed", rp->path,
-             rp->size);
-    rp->out->torn_bytes += rp->size;
     if (unlink(rp->path) < 0)
         return -errno;
     char dir[4096];
@@ -297,6 +310,20 @@ static int segment_drop(struct replay *rp)
         return fd;
     rc = rp->io->sync(rp->io_ctx, fd);
     rp->io->close(rp->io_ctx, fd);
+    return rc;
+}
+
+/* The last segment is shorter than its header: a crash while it was being
+ * created (its header is synced before any record goes in), so it held
+ * nothing. Remove it; the next flush creates it again. */
+static int segment_drop(struct replay *rp)
+{
+    log_warn("store: %s: %zu bytes, shorter than its header: a torn creation, %s", rp->path,
+             rp->size, readonly(rp) ? "left in place" : "removed");
+    rp->out->torn_bytes += rp->size;
+    rp->out->torn_segment = rp->first;
+    rp->out->torn_offset = 0;
+    int rc = readonly(rp) ? 0 : segment_unlink(rp);
     /* Its number is taken: appending goes on from there. */
     if (rp->expect < rp->first)
         rp->expect = rp->first;
@@ -310,9 +337,9 @@ static int segment_skip(struct replay *rp)
 {
     char aside[4096 + 16];
     snprintf(aside, sizeof(aside), "%s.damaged", rp->path);
-    log_warn("store: %s: salvage: the whole file (%zu bytes) skipped, renamed to %s", rp->path,
-             rp->size, aside);
-    if (rename(rp->path, aside) < 0)
+    log_warn("store: %s: salvage: the whole file (%zu bytes) skipped%s%s", rp->path, rp->size,
+             readonly(rp) ? "" : ", renamed to ", readonly(rp) ? "" : aside);
+    if (!readonly(rp) && rename(rp->path, aside) < 0)
         return -errno;
     rp->out->dropped_bytes += rp->size;
     rp->out->damaged = true;
@@ -340,6 +367,8 @@ static int segment_replay(struct replay *rp, uint64_t first, bool last)
                 FMT_FILE_HDR);
         rc = -EBADMSG;
     }
+    if (rc < 0)
+        note_bad(rp, 0);
     if (rc == -EBADMSG && salvaging(rp))
         return segment_skip(rp);
     if (rc < 0)

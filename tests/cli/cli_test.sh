@@ -1,7 +1,8 @@
 #!/bin/sh
 # Command-line behaviour of ringmqd: --version, --help, --check-config exit
-# codes and FILE:LINE errors, --set overrides, a start-up failure's exit
-# code, several listeners, and a clean SIGTERM shutdown (exit 0).
+# codes and FILE:LINE errors, --inspect's exit codes, --set overrides, a
+# start-up failure's exit code, several listeners, and a clean SIGTERM
+# shutdown (exit 0).
 # Usage: cli_test.sh RINGMQD CONF
 set -u
 RINGMQD=$1
@@ -50,6 +51,15 @@ expect_rc "non-loopback bind with allow_anonymous checks" 0 \
     "$RINGMQD" -c "$CONF" --set listener.default.bind=0.0.0.0 \
     --set listener.default.allow_anonymous=true --check-config
 expect_rc "missing file fails" 1 "$RINGMQD" -c "$tmp/none.ini" --check-config
+
+# --inspect DIR needs no configuration and starts no broker.
+expect_rc "--inspect of a missing directory exits 0" 0 "$RINGMQD" --inspect "$tmp/nodata"
+expect_out "--inspect says there is no data" "no data"
+mkdir "$tmp/notdata" && : >"$tmp/notdata/stray"
+expect_rc "--inspect of a directory without CURRENT exits 1" 1 \
+    "$RINGMQD" -c "$tmp/none.ini" --inspect "$tmp/notdata"
+expect_out "--inspect names what it found" "no CURRENT, yet it holds stray"
+expect_rc "--inspect without DIR is a usage error" 2 "$RINGMQD" --inspect
 
 # Two listeners on free ports, then a clean SIGTERM. The log exists before
 # the broker starts: the background shell may open it after the first grep.

@@ -571,6 +571,42 @@ Test(rlog, a_torn_turn_with_a_hole_is_still_a_torn_write)
     free(p);
 }
 
+/* RLOG_READONLY (an inspection): the same torn tails are found and
+ * reported with their segment and offset, and not a byte changes. */
+Test(rlog, read_only_reports_a_torn_tail_at_every_offset_and_changes_nothing)
+{
+    static const uint64_t last[4] = {1, 4, 5, 7};
+    size_t ends[4], size;
+    build_turns(ends);
+    uint8_t *orig = file_read(seg_path(1), &size);
+    for (size_t len = 0; len < size; len++) {
+        file_write(seg_path(1), orig, len);
+        uint64_t want = 0;
+        size_t keep = 0; /* under the header: a torn creation, reported at 0 */
+        for (int k = 0; k < 4; k++)
+            if (ends[k] <= len) {
+                want = last[k];
+                keep = ends[k];
+            }
+        if (len >= HDR_FILE && keep == 0)
+            keep = HDR_FILE;
+        struct got g;
+        struct rlog_recovery rec;
+        cr_assert_eq(replay(NULL, 0, RLOG_READONLY, &g, &rec), 0, "cut at %zu", len);
+        expect_range(&g, 1, want, "read-only, torn");
+        cr_assert_eq(rec.torn_bytes, len - keep, "cut at %zu", len);
+        cr_assert_eq(rec.torn_segment, len > keep || len < HDR_FILE ? 1u : 0u, "cut at %zu", len);
+        cr_assert_eq(rec.torn_offset, len > keep ? keep : 0, "cut at %zu", len);
+        cr_assert_eq(rec.bad_segment, 0, "a torn tail is not corruption");
+        size_t now;
+        uint8_t *after = file_read(seg_path(1), &now);
+        cr_assert_eq(now, len, "cut at %zu: the file changed size", len);
+        cr_assert_eq(memcmp(after, orig, len), 0, "cut at %zu: the file changed", len);
+        free(after);
+    }
+    free(orig);
+}
+
 /* ---- corruption ---- */
 
 Test(rlog, a_flipped_bit_in_a_middle_record_stops_replay_and_salvage_keeps_the_rest)
@@ -704,6 +740,32 @@ static void build_segments(void)
     rlog_close(log);
     for (uint64_t s = 1; s <= 7; s += 3)
         cr_assert_gt(file_size(seg_path(s)), HDR_FILE, "segment %" PRIu64, s);
+}
+
+Test(rlog, read_only_salvage_renames_nothing_and_names_the_corruption)
+{
+    build_segments();
+    size_t size;
+    uint8_t *p = file_read(seg_path(4), &size);
+    p[40 + 30] ^= 0x10; /* inside segment 4's first record */
+    file_write(seg_path(4), p, size);
+    struct got g;
+    struct rlog_recovery rec;
+    cr_assert_eq(replay(NULL, 0, RLOG_READONLY, &g, &rec), -EBADMSG);
+    cr_assert_eq(rec.bad_segment, 4);
+    cr_assert_eq(rec.bad_offset, 40 + 24, "the record after the frame header");
+    p[8] ^= 1; /* the header's version: unusable, salvage would set it aside */
+    file_write(seg_path(4), p, size);
+    cr_assert_eq(replay(NULL, 0, RLOG_READONLY | RLOG_SALVAGE, &g, &rec), -EPROTONOSUPPORT);
+    p[8] ^= 1;
+    p[20] ^= 1; /* its first sequence number: a corrupt header */
+    file_write(seg_path(4), p, size);
+    cr_assert_eq(replay(NULL, 0, RLOG_READONLY | RLOG_SALVAGE, &g, &rec), 0);
+    cr_assert(rec.damaged);
+    cr_assert_eq(rec.bad_segment, 4);
+    cr_assert_eq(rec.bad_offset, 0);
+    cr_assert_eq(file_size(seg_path(4)), (off_t)size, "set aside");
+    free(p);
 }
 
 Test(rlog, corruption_at_the_end_of_a_segment_that_is_not_the_last_is_not_a_torn_write)
