@@ -12,6 +12,7 @@
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <mosquitto.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -448,6 +449,39 @@ void broker_stop(struct broker *b)
     if (WIFSIGNALED(status))
         cr_assert_fail("broker died by signal %d", WTERMSIG(status));
     cr_assert_fail("broker exited with status %d", WEXITSTATUS(status));
+}
+
+void broker_kill(struct broker *b)
+{
+    if (b->pid <= 0)
+        return;
+    reap(b, true);
+    remove_files(b);
+}
+
+void e2e_data_dir_create(char *out, size_t cap)
+{
+    cr_assert(cap >= 64);
+    snprintf(out, cap, "/tmp/ringmq-e2e-data-XXXXXX");
+    cr_assert(mkdtemp(out), "mkdtemp: %s", strerror(errno));
+}
+
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    return remove(path) == 0 || errno == ENOENT ? 0 : -1;
+}
+
+void e2e_data_dir_remove(char *dir)
+{
+    if (!dir[0])
+        return;
+    /* Depth first, not following links: files before their directories. */
+    int rc = nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+    cr_expect(rc == 0, "removing %s: %s", dir, strerror(errno));
+    dir[0] = 0;
 }
 
 int broker_metrics_port(const struct broker *b)

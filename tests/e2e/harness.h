@@ -40,6 +40,18 @@ void broker_start(struct broker *b, ...) __attribute__((sentinel));
  * a leak in the broker becomes a test failure. */
 void broker_stop(struct broker *b);
 
+/* SIGKILLs the broker (a crash: nothing flushed, no shutdown) and reaps it;
+ * never fails the test. Removes b->dir as broker_stop does; a data directory
+ * the broker was given (persistence.dir) stays for the next start. */
+void broker_kill(struct broker *b);
+
+/* A data directory for a broker that outlives its starts (persistence.dir
+ * lives outside b->dir, which a stop removes): mkdtemp under /tmp into out
+ * (cap >= 64). e2e_data_dir_remove deletes it and everything under it;
+ * an empty string is a no-op, and out is emptied. */
+void e2e_data_dir_create(char *out, size_t cap);
+void e2e_data_dir_remove(char *dir);
+
 /* Lines of the broker's log containing needle. */
 int broker_log_count(const struct broker *b, const char *needle);
 /* Waits (bounded) until the log has at least count such lines; fails the test
