@@ -64,7 +64,6 @@ static void snap_begin(struct pshard *ps, struct shard *s)
     ps->mark = ps->mark == 1 ? 2 : 1;
     ps->compacting = true;
     ps->cur_tenant = ps->cur_bucket = ps->cur_mask = 0;
-    ps->snap_bytes = atomic_load_explicit(&ps->bytes, memory_order_relaxed);
     rlog_roll(ps->log);
     if (rlog_append(ps->log, RECORD_SNAP_BEGIN, NULL, 0, &ps->snap_seq) < 0) {
         ps->compacting = false; /* out of memory: the next turn tries again */
@@ -168,6 +167,10 @@ void compact_turn(struct pshard *ps, struct shard *s)
     if (!snap_walk(ps, s))
         return;
     ps->compacting = false;
+    /* The log grows from here: what the snapshot itself wrote does not
+     * count toward the next (live state larger than max_log_bytes would
+     * otherwise start one snapshot after another). */
+    ps->snap_bytes = atomic_load_explicit(&ps->bytes, memory_order_relaxed);
     if (rlog_append(ps->log, RECORD_SNAP_END, NULL, 0, &ps->snap_end_seq) == 0)
         ps->snap_closing = true;
 }

@@ -66,7 +66,7 @@ struct pshard {
     bool snap_closing;     /* SNAP_END written: finish once it is durable */
     uint64_t snap_seq;     /* the SNAP_BEGIN of the snapshot under way */
     uint64_t snap_end_seq; /* its SNAP_END */
-    uint64_t snap_bytes;   /* `bytes` when the last snapshot began */
+    uint64_t snap_bytes;   /* `bytes` when the last snapshot was written */
     uint32_t cur_tenant;   /* the walk: tenant id, registry bucket, */
     uint32_t cur_bucket;   /* and the bucket count it was counted in */
     uint32_t cur_mask;
