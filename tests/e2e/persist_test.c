@@ -605,3 +605,94 @@ Test(persist, fsync_never_restores_after_sigterm)
 {
     restore_after_sigterm("never");
 }
+
+/* ---- compaction -------------------------------------------------------------------------------
+ */
+
+enum { CP_SESSIONS = 16, CP_EACH = 150, CP_BYTES = 2000 };
+
+/* Every shard directory of data_dir's generations holding a SNAPSHOT. */
+static int snapshots_in_force(void)
+{
+    char cmd[256];
+    snprintf(cmd, sizeof(cmd), "ls %s/gen-*/shard-*/SNAPSHOT 2>/dev/null | wc -l", data_dir);
+    FILE *f = popen(cmd, "r");
+    cr_assert_not_null(f);
+    int n = 0;
+    cr_assert(fscanf(f, "%d", &n) == 1);
+    pclose(f);
+    return n;
+}
+
+/* CP_EACH messages of CP_BYTES for each session, pipelined: every PUBLISH
+ * of a round sent, then their PUBACKs read. */
+static void publish_compaction_load(void)
+{
+    static char payload[CP_BYTES + 1];
+    int pub = open311("cp-pub", true, NULL);
+    struct pkt p;
+    for (int k = 0; k < CP_EACH; k++) {
+        for (int i = 0; i < CP_SESSIONS; i++) {
+            char topic[32];
+            snprintf(topic, sizeof(topic), "cp/%d", i);
+            memset(payload, 'x', CP_BYTES);
+            snprintf(payload, sizeof(payload), "%d.", k);
+            payload[strlen(payload)] = 'x';
+            pkt_publish(&p, topic, payload, CP_BYTES, 1, false, false, (uint16_t)(1 + i));
+            cr_assert(raw_send_pkt(pub, &p) == 0);
+        }
+        for (int i = 0; i < CP_SESSIONS; i++)
+            raw_expect_ack(pub, 0x40, (uint16_t)(1 + i));
+    }
+    bye311(pub);
+}
+
+/* Each session's CP_EACH messages, in order. */
+static void expect_compaction_load(void)
+{
+    for (int i = 0; i < CP_SESSIONS; i++) {
+        char id[16];
+        snprintf(id, sizeof(id), "cp-%d", i);
+        bool sp = false;
+        int fd = open311(id, false, &sp);
+        cr_assert(sp, "%s: the session is gone", id);
+        for (int k = 0; k < CP_EACH; k++) {
+            raw_expect_publish(fd, &rp);
+            int got = -1;
+            cr_assert(sscanf((const char *)rp.payload, "%d.", &got) == 1 && got == k,
+                      "%s: message %d of %d is %d", id, k, CP_EACH, got);
+            send_ack(fd, 0x40, rp.mid);
+        }
+        bye311(fd);
+    }
+}
+
+/* With max_log_bytes at its least (1 MiB), 4.8 MB of queued messages make
+ * the shards write snapshots while they serve (persist/compact.c), put them
+ * in force and delete the segments they cover; after a kill -9 every
+ * queued message is there, in order. */
+Test(persist, compaction_snapshots_while_serving_and_keeps_everything)
+{
+    setup();
+    char dir[128], sh[64];
+    snprintf(dir, sizeof(dir), "persistence.dir=%s", data_dir);
+    snprintf(sh, sizeof(sh), "server.shards=%d", env_shards());
+    broker_start(&b, "persistence.enabled=true", dir, sh, "persistence.max_log_bytes=1048576",
+                 "limits.max_queued_messages=1000", NULL);
+    for (int i = 0; i < CP_SESSIONS; i++) {
+        char id[16], topic[32];
+        snprintf(id, sizeof(id), "cp-%d", i);
+        snprintf(topic, sizeof(topic), "cp/%d", i);
+        int fd = open311(id, false, NULL);
+        raw_subscribe(fd, 1, topic, 1);
+        bye311(fd);
+    }
+    publish_compaction_load();
+    broker_wait_log(&b, "in force", 1);
+    cr_assert(snapshots_in_force() >= 1, "no SNAPSHOT file after %d KB of records",
+              CP_SESSIONS * CP_EACH * CP_BYTES / 1000);
+    broker_kill(&b);
+    start(0, NULL);
+    expect_compaction_load();
+    broker_stop(&b);
+}
