@@ -101,6 +101,9 @@ static void remove_files(const struct broker *b)
     unlink(path);
     path_in(b, "mosquitto.conf", path, sizeof(path));
     unlink(path);
+    path_in(b, "data", path, sizeof(path));
+    if (access(path, F_OK) == 0)
+        e2e_data_dir_remove(path); /* RINGMQ_E2E_STORE's */
     rmdir(b->dir);
 }
 
@@ -197,7 +200,7 @@ static void start_ringmqd(struct broker *b, const char *const *sets, int nsets)
     char shard_set[64];
     snprintf(shard_set, sizeof(shard_set), "server.shards=%s", shards ? shards : "1");
 
-    char *argv[10 + 2 * MAX_SETS];
+    char *argv[12 + 2 * MAX_SETS];
     int n = 0;
     argv[n++] = (char *)bin;
     argv[n++] = "-c";
@@ -206,9 +209,19 @@ static void start_ringmqd(struct broker *b, const char *const *sets, int nsets)
     argv[n++] = "listener.default.port=0";
     argv[n++] = "--set";
     argv[n++] = shard_set;
-    /* The shipped file keeps sessions on disk; a test asks for it. */
+    /* The shipped file keeps sessions on disk; a test asks for it, or the
+     * whole suite does with RINGMQ_E2E_STORE=1 (every test on a store with
+     * fsync = always, in the broker's own directory: output then waits for
+     * its records, which the tests must not see). */
+    char store_dir[128];
+    path_in(b, "data", store_dir, sizeof(store_dir));
+    static char store_set[160];
+    snprintf(store_set, sizeof(store_set), "persistence.dir=%s", store_dir);
+    bool store = getenv("RINGMQ_E2E_STORE") && strcmp(getenv("RINGMQ_E2E_STORE"), "1") == 0;
     argv[n++] = "--set";
-    argv[n++] = "persistence.enabled=false";
+    argv[n++] = store ? "persistence.enabled=true" : "persistence.enabled=false";
+    argv[n++] = "--set";
+    argv[n++] = store_set;
     for (int i = 0; i < nsets; i++) {
         argv[n++] = "--set";
         argv[n++] = (char *)sets[i];
