@@ -61,7 +61,7 @@ void ingress_release(struct shard *s, const struct tenant *t, const struct sessi
         if (i == s->id)
             continue;
         struct xmsg x = {.type = XMSG_FORGET, .token = key};
-        s->store_xmask |= 1ull << i; /* the PUBCOMP waits for their records */
+        shard_store_remote(s, i); /* the PUBCOMP waits for their records */
         shard_xsend(s, i, &x);
     }
 }

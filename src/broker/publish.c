@@ -329,7 +329,10 @@ static enum proto_result publish_accept(struct shard *s, struct conn *c,
             protocol_violation(s, c, "out of memory", MQTT_RC_UNSPECIFIED);
             return PROTO_STOP;
         }
+        uint32_t sent = s->store_xsent;
         route_publish(s, ss->tenant, m);
+        if (s->store_xsent != sent)
+            stream_depends(&c->st); /* its PUBACK waits for the other shards' records */
     }
     if (pb->qos)
         conn_write_ack(s, c, pb->qos == 1 ? MQTT_PUBACK : MQTT_PUBREC, pb->packet_id, ack_reason,
@@ -391,7 +394,10 @@ enum proto_result protocol_ack(struct shard *s, struct conn *c, const struct mqt
          * which (0x92: Packet Identifier not found). */
         bool held = session_qos2_has(ss, ack.packet_id);
         session_qos2_del(s, ss, ack.packet_id);
+        uint32_t sent = s->store_xsent;
         ingress_release(s, ss->tenant, ss, ack.packet_id); /* with a store */
+        if (s->store_xsent != sent)
+            stream_depends(&c->st); /* the PUBCOMP waits for every shard's record */
         conn_write_ack(s, c, MQTT_PUBCOMP, ack.packet_id,
                        held || !c->v5 ? MQTT_RC_SUCCESS : MQTT_RC_PACKET_ID_NOT_FOUND, NULL);
         break;

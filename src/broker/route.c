@@ -389,7 +389,7 @@ void route_publish(struct shard *s, struct tenant *t, struct msg *m)
                 continue;
             struct xmsg x = {.type = XMSG_RETAIN, .tenant = t->id, .p = msg_acquire(m)};
             if (i == 0 && m->qos)
-                s->store_xmask |= 1; /* the acknowledgement waits for its record there */
+                shard_store_remote(s, 0); /* the acknowledgement waits for its record there */
             shard_xsend(s, i, &x);
         }
     }
@@ -406,7 +406,7 @@ void route_publish(struct shard *s, struct tenant *t, struct msg *m)
         }
         struct xmsg x = {.type = XMSG_PUBLISH, .tenant = t->id, .p = msg_acquire(m)};
         if (m->qos)
-            s->store_xmask |= 1ull << i; /* its records there: store.h */
+            shard_store_remote(s, i); /* its records there: store.h */
         shard_xsend(s, i, &x);
     }
     msg_release(m);

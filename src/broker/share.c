@@ -228,7 +228,7 @@ static void forward(struct shard *s, struct share_group *g, struct tenant *t, ui
                      .p = msg_acquire(m),
                      .token = (uint64_t)(uintptr_t)f};
     if (m->qos)
-        s->store_xmask |= 1ull << target; /* its records there: store.h */
+        shard_store_remote(s, target); /* its records there: store.h */
     shard_xsend(s, target, &x);
 }
 

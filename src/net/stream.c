@@ -475,7 +475,9 @@ static void flush_dirty(struct stream_loop *l)
     l->dirty = l->dirty_tail = NULL;
     while (st) {
         struct stream *next = st->next_dirty;
-        if (l->gated && st->out) /* no record since the last barrier's */
+        /* No record since the last barrier's: all of it may go, but what
+         * waits for other loops (and what came after it) stays. */
+        if (l->gated && st->out && !st->rwait && !st->dep)
             st->out->mark = st->out->len;
         if (!st->shut && !st->sending && over_turn_budget(l, st)) {
             st->next_dirty = NULL;
@@ -525,21 +527,66 @@ static bool hold(struct stream_loop *l, struct stream *st)
     return true;
 }
 
-void stream_barrier_begin(struct stream_loop *l)
+/* st's entry in l->rheld (st->rwait), or NULL. */
+static struct stream_rheld *rheld_find(struct stream_loop *l, const struct stream *st)
+{
+    for (uint32_t i = 0; i < l->nrheld; i++)
+        if (l->rheld[i].st == st)
+            return &l->rheld[i];
+    return NULL;
+}
+
+/* Put st on the remote list, or move its entry on: it waits for the
+ * barrier begun now and for `token` (0: no new one); false when the list
+ * cannot grow. */
+static bool rhold(struct stream_loop *l, struct stream *st, uint32_t token)
+{
+    struct stream_rheld *e = st->rwait ? rheld_find(l, st) : NULL;
+    if (!e) {
+        if (l->nrheld == l->rheld_cap) {
+            uint32_t cap = l->rheld_cap ? l->rheld_cap * 2 : 64;
+            struct stream_rheld *v = realloc(l->rheld, cap * sizeof(*v));
+            if (!v)
+                return false;
+            l->rheld = v;
+            l->rheld_cap = cap;
+        }
+        e = &l->rheld[l->nrheld++];
+        *e = (struct stream_rheld){st, 0, 0};
+        st->rwait = true;
+        st->ops++; /* named by the list until it is released */
+    }
+    if (token > e->token)
+        e->token = token;
+    e->k = l->barrier_k;
+    return true;
+}
+
+/* Cover st's output so far, locally or with what it waits for remotely;
+ * false when out of memory (it waits for the next barrier). */
+static bool cover(struct stream_loop *l, struct stream *st, uint32_t token)
+{
+    bool remote = st->dep || st->rwait;
+    if (!(remote ? rhold(l, st, st->dep ? token : 0) : hold(l, st)))
+        return false;
+    st->dep = false;
+    st->out->cover = st->out->len;
+    return true;
+}
+
+void stream_barrier_begin(struct stream_loop *l, uint32_t token)
 {
     struct stream *st = l->dirty, *keep = NULL;
     l->dirty = l->dirty_tail = NULL;
+    l->barrier_k++;
     while (st) {
         struct stream *next = st->next_dirty;
         struct iobuf *b = st->out;
-        if (b && b->len > b->mark && !st->close_submitted) {
-            if (!hold(l, st)) {
-                st->next_dirty = keep; /* out of memory: the next barrier's */
-                keep = st;
-                st = next;
-                continue;
-            }
-            b->cover = b->len;
+        if (b && b->len > b->mark && !st->close_submitted && !cover(l, st, token)) {
+            st->next_dirty = keep; /* out of memory: the next barrier's */
+            keep = st;
+            st = next;
+            continue;
         }
         flush_one(l, st); /* what was released before, and the transport's own */
         st = next;
@@ -554,21 +601,68 @@ void stream_barrier_begin(struct stream_loop *l)
     rearm_all(l);
 }
 
+/* What covered st's output may go now: send it (a closing stream closes
+ * once it is sent); what came after waits for the next flush or barrier. */
+static void release(struct stream_loop *l, struct stream *st)
+{
+    if (st->out && st->out->cover > st->out->mark)
+        st->out->mark = st->out->cover;
+    bool may_send = !st->close_submitted && (!st->shut || st->teardown_pending);
+    bool sent = may_send && !st->sending && has_output(l, st) && start_send(l, st);
+    if (!sent && !st->sending && st->shut && st->teardown_pending && !(st->out && st->out->len))
+        teardown(l, st, true);
+    if (st->out && st->out->len > st->out->mark && !st->close_submitted)
+        stream_mark_dirty(l, st);
+    stream_op_done(l, st);
+}
+
+/* Release the remote list's streams whose barrier is done and whose
+ * tokens are all answered; `drop`: tear down those waiting for a token
+ * from `drop` on instead (0: none). Returns how many were torn down. */
+static uint32_t release_remote(struct stream_loop *l, uint32_t drop)
+{
+    uint32_t local = l->barrier ? l->barrier_k - 1 : l->barrier_k, n = 0, dropped = 0;
+    for (uint32_t i = 0; i < l->nrheld; i++) {
+        struct stream_rheld e = l->rheld[i];
+        bool gone = drop && e.token >= drop;
+        if (!gone && (e.k > local || e.token > l->remote_done)) {
+            l->rheld[n++] = e;
+            continue;
+        }
+        e.st->rwait = false;
+        if (gone) {
+            if (e.st->out)
+                e.st->out->cover = e.st->out->mark; /* nothing it covered goes */
+            teardown(l, e.st, true);
+            dropped++;
+        }
+        release(l, e.st);
+    }
+    l->nrheld = n;
+    return dropped;
+}
+
 void stream_barrier_done(struct stream_loop *l)
 {
     l->barrier = false;
     for (uint32_t i = 0; i < l->nheld; i++) {
-        struct stream *st = l->held[i];
-        st->held = false;
-        if (st->out && st->out->cover > st->out->mark)
-            st->out->mark = st->out->cover;
-        bool may_send = !st->close_submitted && (!st->shut || st->teardown_pending);
-        bool sent = may_send && !st->sending && has_output(l, st) && start_send(l, st);
-        if (!sent && !st->sending && st->shut && st->teardown_pending && !(st->out && st->out->len))
-            teardown(l, st, true);
-        stream_op_done(l, st);
+        l->held[i]->held = false;
+        release(l, l->held[i]);
     }
     l->nheld = 0;
+    release_remote(l, 0);
+}
+
+void stream_barrier_remote(struct stream_loop *l, uint32_t upto)
+{
+    if (upto > l->remote_done)
+        l->remote_done = upto;
+    release_remote(l, 0);
+}
+
+uint32_t stream_barrier_remote_abort(struct stream_loop *l, uint32_t token)
+{
+    return release_remote(l, token);
 }
 
 uint32_t stream_barrier_abort(struct stream_loop *l)
@@ -580,6 +674,16 @@ uint32_t stream_barrier_abort(struct stream_loop *l)
             st->out->cover = st->out->mark; /* nothing it covered goes */
         teardown(l, st, true);
     }
+    /* Those waiting remotely whose last barrier is this one, too. */
+    for (uint32_t i = 0; i < l->nrheld; i++) {
+        struct stream *st = l->rheld[i].st;
+        if (l->rheld[i].k == l->barrier_k && !st->close_submitted) {
+            if (st->out)
+                st->out->cover = st->out->mark;
+            teardown(l, st, true);
+            n++;
+        }
+    }
     stream_barrier_done(l);
     return n;
 }
@@ -589,6 +693,9 @@ void stream_barrier_fini(struct stream_loop *l)
     free(l->held);
     l->held = NULL;
     l->nheld = l->held_cap = 0;
+    free(l->rheld);
+    l->rheld = NULL;
+    l->nrheld = l->rheld_cap = 0;
 }
 
 void stream_release(struct stream_loop *l, struct stream *st)

@@ -97,6 +97,8 @@ struct stream {
     bool proxy_wait : 1;       /* its first bytes are a PROXY header (stream_proxy.c) */
     bool xprt_out : 1;         /* the transport has output of its own (stream_xprt_output) */
     bool held : 1;             /* in loop->held: output waits for the barrier in flight */
+    bool dep : 1;              /* its output depends on other loops' records (stream_depends) */
+    bool rwait : 1;            /* in loop->rheld: output waits for them too */
     uint8_t xprt_layer : 2;    /* the layer of a stacked transport running now (below), 0: none */
     uint16_t proxy_hold; /* 1 + its slot in loop->proxy_holds: header incomplete, or its TLVs */
 };
@@ -202,7 +204,16 @@ struct stream_loop {
     bool barrier;
     uint32_t nheld, held_cap;
     struct stream **held;
-    uint64_t out_bytes; /* sum of every stream's backlog */
+    /* Streams whose output also waits for other loops' answers: each until
+     * barrier k is done and every remote token up to `token` answered. */
+    struct stream_rheld {
+        struct stream *st;
+        uint32_t token, k;
+    } * rheld;
+    uint32_t nrheld, rheld_cap;
+    uint32_t barrier_k;   /* barriers begun */
+    uint32_t remote_done; /* remote tokens answered up to (stream_barrier_remote) */
+    uint64_t out_bytes;   /* sum of every stream's backlog */
     /* This turn's budget: bytes committed ever (out_written) and at the
      * turn's start, bytes of the sends started this turn. */
     uint64_t out_written, turn_written0, turn_sent;
@@ -430,8 +441,28 @@ void stream_flush(struct stream_loop *l);
  * stream lingers while held output waits. Marks are offsets into st->out,
  * so a transport keeps its own bytes out of st->out (tls and ws do).
  */
-void stream_barrier_begin(struct stream_loop *l);
+void stream_barrier_begin(struct stream_loop *l, uint32_t token);
 void stream_barrier_done(struct stream_loop *l);
+/*
+ * Output that depends on other loops' records too (a PUBACK of a message
+ * routed to other shards): the owner calls stream_depends on the stream
+ * that wrote it, before the barrier that covers it begins, and gives that
+ * barrier a `token` (non-zero; tokens grow) that it will say answered with
+ * stream_barrier_remote. Such a stream's output waits for its barrier and
+ * for every token up to its own; other streams are not held behind it,
+ * and later barriers begin without waiting for the answers. Once a stream
+ * waits so, its later output waits behind it (order is kept).
+ */
+static inline void stream_depends(struct stream *st)
+{
+    st->dep = true;
+}
+/* Remote tokens up to `upto` are answered: release what waited for them. */
+void stream_barrier_remote(struct stream_loop *l, uint32_t upto);
+/* Remote token `token` failed (the other loop could not write): streams
+ * waiting for it or a later one are torn down with their covered output
+ * unsent. Returns how many. */
+uint32_t stream_barrier_remote_abort(struct stream_loop *l, uint32_t token);
 /* The records the barrier waits for cannot be made durable (the disk is
  * full): every stream it holds is torn down, its covered output dropped
  * unsent, so that no acknowledgement promises what is not on disk; the

@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <stddef.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -269,10 +270,11 @@ static void flush_start(struct pshard *ps, struct shard *s)
     }
 }
 
-/* The barrier is released once everything it waits for is in. */
+/* The barrier is released once its records are durable (what waits for
+ * other shards too waits on in the stream loop). */
 static void barrier_check(struct pshard *ps, struct shard *s)
 {
-    if (!ps->barrier || ps->barrier_acks || rlog_durable_seq(ps->log) < ps->barrier_seq)
+    if (!ps->barrier || rlog_durable_seq(ps->log) < ps->barrier_seq)
         return;
     ps->barrier = false;
     stream_barrier_done(&s->streams);
@@ -311,24 +313,42 @@ static void requests_check(struct pshard *ps, struct shard *s)
     }
 }
 
-/* Hold the output so far until its records are durable and the shards it
- * sent QoS 1/2 messages to said theirs are. */
-static void barrier_begin(struct pshard *ps, struct shard *s)
+/* A token for the shards of `mask`, asked to say when what this shard
+ * sent them is durable; 0 when out of memory (the streams that depend on
+ * it then wait for the next one). */
+static uint32_t token_ask(struct pshard *ps, struct shard *s, uint64_t mask)
 {
-    ps->barrier = true;
-    ps->barrier_seq = ps->covered_seq = rlog_last_seq(ps->log);
-    ps->barrier_token++;
-    ps->barrier_acks = 0;
-    uint64_t mask = s->store_xmask;
-    s->store_xmask = 0;
+    if (ps->ntokens == ps->tokens_cap) {
+        uint32_t cap = ps->tokens_cap ? 2 * ps->tokens_cap : 16;
+        struct ptoken *v = realloc(ps->tokens, cap * sizeof(*v));
+        if (!v)
+            return 0;
+        ps->tokens = v;
+        ps->tokens_cap = cap;
+    }
+    uint32_t token = ++ps->token_next;
+    ps->tokens[ps->ntokens++] = (struct ptoken){token, mask};
     while (mask) {
         uint32_t target = (uint32_t)__builtin_ctzll(mask);
         mask &= mask - 1;
-        struct xmsg x = {.type = XMSG_SYNC, .token = ps->barrier_token};
+        struct xmsg x = {.type = XMSG_SYNC, .token = token};
         shard_xsend(s, target, &x);
-        ps->barrier_acks++;
     }
-    stream_barrier_begin(&s->streams);
+    return token;
+}
+
+/* Hold the output so far until its records are durable; the streams that
+ * sent QoS 1/2 messages to other shards (stream_depends) until those said
+ * theirs are too. */
+static void barrier_begin(struct pshard *ps, struct shard *s)
+{
+    uint32_t token = s->store_xmask ? token_ask(ps, s, s->store_xmask) : 0;
+    if (s->store_xmask && !token)
+        return; /* out of memory: the next turn asks again */
+    s->store_xmask = 0;
+    ps->barrier = true;
+    ps->barrier_seq = ps->covered_seq = rlog_last_seq(ps->log);
+    stream_barrier_begin(&s->streams, token);
     barrier_check(ps, s);
 }
 
@@ -394,18 +414,34 @@ static void p_sync_request(void *ctx, struct shard *s, uint32_t src, uint64_t to
     requests_check(ps, s);
 }
 
+/* Shard src answered every token up to `token`: those whose shards have
+ * all answered release what waited for them, in order. Failed: the
+ * streams waiting for the first of them src had to answer are cut off. */
 static void p_synced(void *ctx, struct shard *s, uint32_t src, uint64_t token, bool ok)
 {
     struct pshard *ps = ctx;
-    (void)src;
-    if (!ps->barrier || token != ps->barrier_token || !ps->barrier_acks)
-        return;
-    if (!ok) {
-        barrier_abort(ps, s);
-        return;
+    uint64_t bit = 1ull << src;
+    uint32_t failed = 0;
+    for (uint32_t i = 0; i < ps->ntokens && ps->tokens[i].token <= token; i++) {
+        if (!ok && !failed && (ps->tokens[i].wait & bit))
+            failed = ps->tokens[i].token;
+        ps->tokens[i].wait &= ~bit;
     }
-    ps->barrier_acks--;
-    barrier_check(ps, s);
+    if (failed) {
+        uint32_t n = stream_barrier_remote_abort(&s->streams, failed);
+        if (n)
+            log_ratelimited(LOG_LEVEL_ERR,
+                            "store: shard %u: %u connections closed: shard %u could not store "
+                            "what they were to be told of",
+                            ps->id, n, src);
+    }
+    uint32_t done = 0;
+    while (done < ps->ntokens && ps->tokens[done].wait == 0)
+        ps->remote_done = ps->tokens[done++].token;
+    memmove(ps->tokens, ps->tokens + done, (ps->ntokens - done) * sizeof(*ps->tokens));
+    ps->ntokens -= done;
+    if (done)
+        stream_barrier_remote(&s->streams, ps->remote_done);
 }
 
 static bool p_failing(void *ctx)
@@ -433,6 +469,9 @@ static void p_stop(void *ctx, struct shard *s)
      * gone: nothing can be sent). */
     ps->barrier = false;
     stream_barrier_fini(&s->streams);
+    free(ps->tokens);
+    ps->tokens = NULL;
+    ps->ntokens = ps->tokens_cap = 0;
     rlog_close(ps->log);
     ps->log = NULL;
 }

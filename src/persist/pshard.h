@@ -45,12 +45,20 @@ struct pshard {
     uint64_t next_sync_ms; /* fsync = interval: the next flush */
     uint64_t retry_ms;     /* after a failed flush: not before */
     /* The barrier in flight: released once the log is durable up to seq
-     * and every shard asked has answered token. */
+     * (the streams that also wait for other shards wait on, net/stream.h). */
     bool barrier;
     uint64_t barrier_seq;
-    uint32_t barrier_acks;
-    uint64_t barrier_token;
     uint64_t covered_seq; /* records up to this were covered by a barrier */
+    /* Remote tokens: one per barrier that sent QoS 1/2 to other shards,
+     * with the shards yet to answer, oldest first; answered up to
+     * remote_done. An answer for token t answers every earlier one of
+     * that shard (each answers its requests in order). */
+    struct ptoken {
+        uint32_t token;
+        uint64_t wait; /* shards yet to answer */
+    } * tokens;
+    uint32_t ntokens, tokens_cap;
+    uint32_t token_next, remote_done;
     /* Other shards' XMSG_SYNC waiting for this log to be durable up to
      * req_seq[src] (one per source: each has one barrier in flight). */
     uint64_t req_mask;

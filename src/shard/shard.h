@@ -222,6 +222,7 @@ struct shard {
      * acknowledgement here may depend on (QoS 1/2 publishes): the store
      * asks each to confirm they are durable (XMSG_SYNC). Bit per shard. */
     uint64_t store_xmask;
+    uint32_t store_xsent; /* store_xmask set this often (shard_store_remote) */
     uint64_t next_conn_id;
     /* By id, TENANT_MAX slots, each set once (release store) on first use:
      * the metrics thread walks them while the shard runs. */
@@ -312,6 +313,14 @@ static inline bool shard_target_behind(const struct shard *s, uint32_t target)
         return true;
     const struct shard *t = s->broker->shards[target];
     return atomic_load_explicit(&t->lag_ms[s->id], memory_order_relaxed) >= SHARD_BEHIND_MS;
+}
+
+/* A message whose records on shard `target` an acknowledgement here will
+ * depend on was sent there (store_xmask). */
+static inline void shard_store_remote(struct shard *s, uint32_t target)
+{
+    s->store_xmask |= 1ull << target;
+    s->store_xsent++;
 }
 
 /* A submission queue entry, submitting first when the queue is full. */

@@ -583,7 +583,7 @@ static void setup_gated(void)
 Test(stream, gated_output_waits_for_its_barrier, .init = setup_gated, .fini = teardown_all)
 {
     write_out("ack1");
-    stream_barrier_begin(&loop);
+    stream_barrier_begin(&loop, 0);
     cr_assert(loop.barrier);
     cr_assert_eq(settle(), 0, "covered output waits for the sync");
     write_out("next");
@@ -605,16 +605,16 @@ Test(stream, gated_output_waits_for_its_barrier, .init = setup_gated, .fini = te
 Test(stream, gated_barriers_release_in_order, .init = setup_gated, .fini = teardown_all)
 {
     write_out("A");
-    stream_barrier_begin(&loop);
+    stream_barrier_begin(&loop, 0);
     write_out("B");
     stream_barrier_done(&loop); /* A goes; B was written after the barrier began */
     write_out("C");
-    stream_barrier_begin(&loop); /* covers B and C */
+    stream_barrier_begin(&loop, 0); /* covers B and C */
     write_out("D");
     cr_assert_eq(settle(), 1);
     stream_barrier_done(&loop);
     cr_assert_eq(settle(), 3);
-    stream_barrier_begin(&loop); /* covers D */
+    stream_barrier_begin(&loop, 0); /* covers D */
     cr_assert_eq(settle(), 3);
     stream_barrier_done(&loop);
     cr_assert_eq(settle(), 4);
@@ -625,7 +625,7 @@ Test(stream, gated_barriers_release_in_order, .init = setup_gated, .fini = teard
 Test(stream, gated_close_lingers_for_held_output, .init = setup_gated, .fini = teardown_all)
 {
     write_out("puback");
-    stream_barrier_begin(&loop);
+    stream_barrier_begin(&loop, 0);
     cr_assert(stream_close(&loop, &o->st), "held output: the close waits for it");
     cr_assert_eq(settle(), 0);
     cr_assert_eq(o->nclosed, 0);
@@ -677,7 +677,7 @@ Test(stream, gated_transport_output_is_never_held, .init = setup_gated_pending,
      .fini = teardown_all)
 {
     write_out("hi");
-    stream_barrier_begin(&loop);
+    stream_barrier_begin(&loop, 0);
     stream_arm_recv(&loop, &o->st);
     cr_assert_eq(write(peer, "?", 1), 1); /* the transport answers by itself */
     for (int i = 0; i < 50 && have < 1; i++) {
