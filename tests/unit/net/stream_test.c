@@ -655,6 +655,52 @@ Test(stream, gated_close_without_a_barrier_sends_at_the_flush, .init = setup_gat
     cr_assert_arr_eq(sink, "refused", 7);
 }
 
+Test(stream, gated_remote_dependency_waits_for_its_token_in_order, .init = setup_gated,
+     .fini = teardown_all)
+{
+    /* A PUBACK of a message another loop records: its barrier is done,
+     * it still waits for the token. */
+    write_out("A");
+    stream_depends(&o->st);
+    stream_barrier_begin(&loop, 1);
+    stream_barrier_done(&loop);
+    cr_assert_eq(settle(), 0, "waits for token 1");
+    cr_assert(o->st.rwait);
+    /* Later output of the same stream, with no dependency of its own,
+     * waits behind it (order), through the next turn's barrier... */
+    write_out("B");
+    stream_barrier_begin(&loop, 0);
+    stream_barrier_done(&loop);
+    cr_assert_eq(settle(), 0, "B does not pass A");
+    /* ...and a turn with no record at all. */
+    write_out("b");
+    stream_flush(&loop);
+    cr_assert_eq(settle(), 0, "b does not pass A");
+    stream_barrier_remote(&loop, 1);
+    cr_assert_eq(settle(), 2, "what the barriers covered goes");
+    cr_assert_arr_eq(sink, "AB", 2);
+    cr_assert(!o->st.rwait);
+    cr_assert_eq(o->st.ops, 0, "the remote list's hold is gone");
+    /* Free again: what came after goes at the next flush. */
+    write_out("C");
+    stream_flush(&loop);
+    cr_assert_eq(settle(), 4);
+    cr_assert_arr_eq(sink, "ABbC", 4);
+}
+
+Test(stream, gated_remote_failure_tears_down_what_waited, .init = setup_gated, .fini = teardown_all)
+{
+    write_out("puback");
+    stream_depends(&o->st);
+    stream_barrier_begin(&loop, 5);
+    stream_barrier_done(&loop);
+    cr_assert_eq(stream_barrier_remote_abort(&loop, 5), 1);
+    pump(closed, sink, sizeof(sink), &have);
+    cr_assert_eq(o->nclosed, 1);
+    have = peer_drain(sink, sizeof(sink), have);
+    cr_assert_eq(have, 0, "nothing the other loop could not store was acknowledged");
+}
+
 Test(stream, ungated_loop_ignores_marks, .init = setup, .fini = teardown_all)
 {
     /* Without gating, output goes at the flush whatever the marks say. */
