@@ -18,7 +18,7 @@
 #define NS_PER_S     1000000000ull
 #define IO_TIMEOUT_S 5
 
-static int write_full(int fd, const uint8_t *p, size_t n)
+int mqc_write_full(int fd, const uint8_t *p, size_t n)
 {
     while (n) {
         ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
@@ -112,7 +112,7 @@ static int handshake_connect(int fd, const char *id, const char *user, const cha
     size_t n = mqtt_connect_size(&co);
     if (!n || n > sizeof(pkt))
         return -EINVAL;
-    int rc = write_full(fd, pkt, mqtt_connect_encode(pkt, &co));
+    int rc = mqc_write_full(fd, pkt, mqtt_connect_encode(pkt, &co));
     struct mqtt_frame f;
     struct mqtt_connack ca;
     if (rc == 0)
@@ -131,7 +131,7 @@ static int handshake_subscribe(int fd, const char *topic, uint8_t qos)
     if (mqtt_subscribe_size(MQTT_V311, &filter, 1, false) > sizeof(pkt))
         return -EINVAL;
     size_t n = mqtt_subscribe_encode(pkt, MQTT_V311, 1, &filter, &qos, 1, false);
-    int rc = write_full(fd, pkt, n);
+    int rc = mqc_write_full(fd, pkt, n);
     struct mqtt_frame f;
     struct mqtt_suback sa;
     if (rc == 0)

@@ -48,6 +48,9 @@ struct mqc_conn {
 /* Write what the socket takes now. 0, or -errno on a failed send. */
 int mqc_flush(struct mqc_conn *c);
 
+/* Send all n bytes on a blocking socket (EINTR retried): 0 or -errno. */
+int mqc_write_full(int fd, const uint8_t *p, size_t n);
+
 /* True when n more bytes fit in c->out after c->out_len (unsent output is
  * moved to the front first); the caller appends there and adds n. */
 bool mqc_room(struct mqc_conn *c, size_t n);

@@ -81,20 +81,6 @@ static double since_s(uint64_t t0)
     return (double)(now_ns(CLOCK_MONOTONIC) - t0) / 1e9;
 }
 
-static int send_all(int fd, const uint8_t *p, size_t n)
-{
-    while (n) {
-        ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return w < 0 ? -errno : -EIO;
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
 /* A blocking TCP connection to 127.0.0.1:port from 127.0.0.(2 + src), with
  * the receive and send timeouts; the fd or -errno. */
 static int tcp_open(const struct opts *o, unsigned src)
@@ -215,7 +201,7 @@ static int finish_session(const struct opts *o, struct reader *r)
             rc = -EACCES;
     uint8_t disc[4];
     if (rc == 0)
-        rc = send_all(r->fd, disc, mqtt_simple_encode(disc, MQTT_DISCONNECT, MQTT_V311, 0));
+        rc = mqc_write_full(r->fd, disc, mqtt_simple_encode(disc, MQTT_DISCONNECT, MQTT_V311, 0));
     close(r->fd);
     return rc;
 }
@@ -233,7 +219,7 @@ static int make_batch(const struct opts *o, unsigned first, unsigned n, int *fds
             rc = fds[opened];
             break;
         }
-        rc = send_all(fds[opened], pkt, put_session(o, first + opened, pkt));
+        rc = mqc_write_full(fds[opened], pkt, put_session(o, first + opened, pkt));
         if (rc < 0) {
             opened++;
             break;
@@ -400,7 +386,7 @@ static int cmd_ready(const struct opts *o)
         bool present;
         r->off = r->len = 0;
         r->fd = tcp_open(o, 0);
-        if (r->fd >= 0 && send_all(r->fd, pkt, put_connect(pkt, id, true)) == 0 &&
+        if (r->fd >= 0 && mqc_write_full(r->fd, pkt, put_connect(pkt, id, true)) == 0 &&
             expect_connack(r, &present) == 0) {
             printf("ready_ns %" PRIu64 "\n", now_ns(CLOCK_REALTIME));
             close(r->fd);
@@ -453,7 +439,8 @@ static int on_check_publish(const struct opts *o, unsigned s, struct reader *r,
     uint8_t ack[4];
     if (pub.qos == 0)
         return 0;
-    return send_all(r->fd, ack, mqtt_ack_encode(ack, MQTT_PUBACK, MQTT_V311, pub.packet_id, 0));
+    return mqc_write_full(r->fd, ack,
+                          mqtt_ack_encode(ack, MQTT_PUBACK, MQTT_V311, pub.packet_id, 0));
 }
 
 /* Publish session s's probe to its own last topic (payload j = PROBE_J). */
@@ -465,7 +452,7 @@ static int send_probe(const struct opts *o, unsigned s, struct reader *r)
     memset(payload + MAGIC_LEN, 0xff, 8);
     size_t n = mqtt_publish_encode(out, MQTT_V311, 1, false, false, (const uint8_t *)topic,
                                    strlen(topic), 1, payload, o->payload);
-    return send_all(r->fd, out, n);
+    return mqc_write_full(r->fd, out, n);
 }
 
 /* Session s's queued messages, then its probe, which must come back after
@@ -513,7 +500,7 @@ static int check_session(const struct opts *o, unsigned s, struct reader *r, str
         return r->fd;
     t->sessions++;
     t->expected += queued_for(o, s);
-    int rc = send_all(r->fd, pkt, put_connect(pkt, id, false));
+    int rc = mqc_write_full(r->fd, pkt, put_connect(pkt, id, false));
     if (rc == 0)
         rc = expect_connack(r, &present);
     if (rc == 0 && present)
@@ -521,7 +508,7 @@ static int check_session(const struct opts *o, unsigned s, struct reader *r, str
     if (rc == 0 && present)
         rc = drain_session(o, s, r, t);
     if (rc == 0)
-        rc = send_all(r->fd, pkt, mqtt_simple_encode(pkt, MQTT_DISCONNECT, MQTT_V311, 0));
+        rc = mqc_write_full(r->fd, pkt, mqtt_simple_encode(pkt, MQTT_DISCONNECT, MQTT_V311, 0));
     close(r->fd);
     if (rc < 0 || !present)
         fprintf(stderr, "session %u: %s\n", s, rc < 0 ? strerror(-rc) : "not present");

@@ -21,11 +21,9 @@
  * only costs a compare per session already written.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "broker/ingress.h"
 #include "broker/route.h"
@@ -108,28 +106,13 @@ static bool snap_walk(struct pshard *ps, struct shard *s)
     return true;
 }
 
-/* DIR/gen/shard-NNNN/SNAPSHOT names seq: written aside, synced, renamed. */
+/* DIR/gen/shard-NNNN/SNAPSHOT names seq. */
 static int write_pointer(struct pshard *ps, uint64_t seq)
 {
-    char dir[CONFIG_PATH_MAX + 64], tmp[CONFIG_PATH_MAX + 80], path[CONFIG_PATH_MAX + 80];
+    char dir[CONFIG_PATH_MAX + 64], line[32];
     snprintf(dir, sizeof(dir), "%s/shard-%04" PRIu32, ps->p->new_dir, ps->id);
-    snprintf(tmp, sizeof(tmp), "%s/SNAPSHOT.tmp", dir);
-    snprintf(path, sizeof(path), "%s/SNAPSHOT", dir);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
-    if (fd < 0)
-        return -errno;
-    char line[32];
-    int n = snprintf(line, sizeof(line), "%" PRIu64 "\n", seq);
-    int rc = write(fd, line, (size_t)n) == n && fsync(fd) == 0 ? 0 : -errno;
-    close(fd);
-    if (rc == 0 && rename(tmp, path) < 0)
-        rc = -errno;
-    int dfd = rc == 0 ? open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
-    if (dfd >= 0) {
-        rc = fsync(dfd) < 0 ? -errno : 0;
-        close(dfd);
-    }
-    return rc;
+    snprintf(line, sizeof(line), "%" PRIu64 "\n", seq);
+    return persist_write_file(dir, "SNAPSHOT", line);
 }
 
 /* SNAP_END is durable: point at the snapshot, drop what it covers. */

@@ -90,6 +90,10 @@ extern const struct store_ops persist_store_ops;
 /* recover.c: the load hook (shard s's part of the start-up). */
 int pshard_load(void *ctx, struct shard *s, const struct store_sink *sink);
 
+/* recover.c: dir/name holds `text`: written aside as name.tmp, synced,
+ * renamed into place, the directory synced. 0 or -errno. */
+int persist_write_file(const char *dir, const char *name, const char *text);
+
 /* persist.c: the record writer over ps's log. */
 void pshard_writer_init(struct pshard *ps);
 

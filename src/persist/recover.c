@@ -88,23 +88,29 @@ static int read_current(const char *dir, uint32_t *gen)
     return ok ? 0 : -EBADMSG;
 }
 
-/* CURRENT names `gen`: written aside, synced, renamed into place. */
-static int write_current(const char *dir, uint32_t gen)
+int persist_write_file(const char *dir, const char *name, const char *text)
 {
-    char tmp[CONFIG_PATH_MAX + 16], path[CONFIG_PATH_MAX + 16];
-    snprintf(tmp, sizeof(tmp), "%s/CURRENT.tmp", dir);
-    snprintf(path, sizeof(path), "%s/CURRENT", dir);
+    char tmp[CONFIG_PATH_MAX + 80], path[CONFIG_PATH_MAX + 80];
+    snprintf(tmp, sizeof(tmp), "%s/%s.tmp", dir, name);
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
     if (fd < 0)
         return -errno;
-    char line[32];
-    int n = snprintf(line, sizeof(line), "gen-%08" PRIu32 "\n", gen);
-    bool ok = write(fd, line, (size_t)n) == n && fsync(fd) == 0;
+    ssize_t n = (ssize_t)strlen(text);
+    bool ok = write(fd, text, (size_t)n) == n && fsync(fd) == 0;
     int rc = ok ? 0 : -errno;
     close(fd);
     if (rc == 0 && rename(tmp, path) < 0)
         rc = -errno;
     return rc ? rc : sync_dir(dir);
+}
+
+/* CURRENT names `gen`. */
+static int write_current(const char *dir, uint32_t gen)
+{
+    char line[32];
+    snprintf(line, sizeof(line), "gen-%08" PRIu32 "\n", gen);
+    return persist_write_file(dir, "CURRENT", line);
 }
 
 /* Remove every generation but `keep`, and a CURRENT.tmp: what a crash in
