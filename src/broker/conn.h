@@ -154,8 +154,21 @@ static inline uint8_t *conn_reserve(struct shard *s, struct conn *c, size_t n)
     return p ? p : conn_reserve_failed(s, c);
 }
 
+/* Whether a packet (its first byte) promises what records must back: all
+ * but a QoS 0/1 PUBLISH, a PINGRESP, a DISCONNECT and an AUTH. A QoS 1
+ * delivery sent before its record is durable is at worst sent again after
+ * a crash (at least once); a QoS 2 one would be delivered twice. */
+static inline bool conn_promises(uint8_t first)
+{
+    uint8_t type = first >> 4;
+    return type == 3 ? ((first >> 1) & 3) == 2 : type < 13;
+}
+
+/* Commit one whole packet written at conn_reserve's pointer. */
 static inline void conn_commit(struct shard *s, struct conn *c, size_t n)
 {
+    if (s->streams.gated && conn_promises(c->st.out->data[c->st.out->len]))
+        stream_promise(&c->st); /* held for its records (net/stream.h) */
     stream_commit(&s->streams, &c->st, n);
 }
 

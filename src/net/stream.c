@@ -459,12 +459,32 @@ static void rearm_all(struct stream_loop *l)
 
 /* A barrier is in flight: dirty streams wait for it, but what only the
  * transport wrote (and what an earlier barrier released) goes out. */
+/* Whether all of st's output may go now: nothing of it waits for a
+ * barrier, and none of what it wrote since promises anything. */
+static bool unbound(const struct stream *st)
+{
+    return !st->held && !st->rwait && !st->promise && !st->dep;
+}
+
 static void flush_during_barrier(struct stream_loop *l)
 {
-    for (struct stream *st = l->dirty; st; st = st->next_dirty)
-        if (st->xprt_out && !st->sending && !st->close_submitted &&
-            (!st->shut || st->teardown_pending))
-            start_send(l, st);
+    struct stream *st = l->dirty;
+    l->dirty = l->dirty_tail = NULL;
+    while (st) {
+        struct stream *next = st->next_dirty;
+        if (unbound(st)) {
+            if (st->out)
+                st->out->mark = st->out->len;
+            flush_one(l, st);
+        } else {
+            if (st->xprt_out && !st->sending && !st->close_submitted &&
+                (!st->shut || st->teardown_pending))
+                start_send(l, st);
+            st->is_dirty = false;
+            stream_mark_dirty(l, st); /* the next barrier's */
+        }
+        st = next;
+    }
 }
 
 /* Flush every dirty stream the turn's send budget allows; the others stay
@@ -562,14 +582,19 @@ static bool rhold(struct stream_loop *l, struct stream *st, uint32_t token)
     return true;
 }
 
-/* Cover st's output so far, locally or with what it waits for remotely;
- * false when out of memory (it waits for the next barrier). */
+/* Cover st's output so far, locally or with what it waits for remotely
+ * (output that promises nothing goes at once); false when out of memory
+ * (it waits for the next barrier). */
 static bool cover(struct stream_loop *l, struct stream *st, uint32_t token)
 {
+    if (unbound(st)) {
+        st->out->mark = st->out->len;
+        return true;
+    }
     bool remote = st->dep || st->rwait;
     if (!(remote ? rhold(l, st, st->dep ? token : 0) : hold(l, st)))
         return false;
-    st->dep = false;
+    st->dep = st->promise = false;
     st->out->cover = st->out->len;
     return true;
 }

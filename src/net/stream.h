@@ -99,6 +99,7 @@ struct stream {
     bool held : 1;             /* in loop->held: output waits for the barrier in flight */
     bool dep : 1;              /* its output depends on other loops' records (stream_depends) */
     bool rwait : 1;            /* in loop->rheld: output waits for them too */
+    bool promise : 1;          /* its unreleased output promises records (stream_promise) */
     uint8_t xprt_layer : 2;    /* the layer of a stacked transport running now (below), 0: none */
     uint16_t proxy_hold; /* 1 + its slot in loop->proxy_holds: header incomplete, or its TLVs */
 };
@@ -456,6 +457,17 @@ void stream_barrier_done(struct stream_loop *l);
 static inline void stream_depends(struct stream *st)
 {
     st->dep = true;
+}
+/*
+ * The output just written promises something its records must back (an
+ * acknowledgement, a QoS 2 delivery): a gated loop holds it for its
+ * barrier. Output without a promise (a QoS 0/1 delivery, a PINGRESP) is
+ * not held, unless a promise before it on the same stream is: then it
+ * waits behind it, in order.
+ */
+static inline void stream_promise(struct stream *st)
+{
+    st->promise = true;
 }
 /* Remote tokens up to `upto` are answered: release what waited for them. */
 void stream_barrier_remote(struct stream_loop *l, uint32_t upto);

@@ -548,7 +548,19 @@ Test(stream, transport_output_alone_is_sent, .init = setup_pending, .fini = tear
 
 /* ---- durable output: a gated loop's barriers (issue 13) ---- */
 
+/* Output that promises something (an acknowledgement): a gated loop
+ * holds it for its barrier. */
 static void write_out(const char *text)
+{
+    size_t n = strlen(text);
+    uint8_t *p = stream_reserve(&loop, &o->st, n);
+    memcpy(p, text, n);
+    stream_promise(&o->st);
+    stream_commit(&loop, &o->st, n);
+}
+
+/* Output that promises nothing (a QoS 1 delivery). */
+static void write_plain(const char *text)
 {
     size_t n = strlen(text);
     uint8_t *p = stream_reserve(&loop, &o->st, n);
@@ -699,6 +711,30 @@ Test(stream, gated_remote_failure_tears_down_what_waited, .init = setup_gated, .
     cr_assert_eq(o->nclosed, 1);
     have = peer_drain(sink, sizeof(sink), have);
     cr_assert_eq(have, 0, "nothing the other loop could not store was acknowledged");
+}
+
+Test(stream, gated_output_without_a_promise_goes_unless_behind_one, .init = setup_gated,
+     .fini = teardown_all)
+{
+    write_plain("p1");
+    stream_barrier_begin(&loop, 0);
+    cr_assert_eq(settle(), 2, "a delivery is not held by the barrier");
+    write_plain("p2");
+    stream_flush(&loop); /* a turn ends while the barrier is in flight */
+    cr_assert_eq(settle(), 4, "nor by the barrier in flight");
+    stream_barrier_done(&loop);
+    write_out("ACK");
+    write_plain("p3");
+    stream_barrier_begin(&loop, 0);
+    cr_assert_eq(settle(), 4, "the promise waits, and what follows it");
+    write_plain("p4");
+    stream_flush(&loop);
+    cr_assert_eq(settle(), 4);
+    stream_barrier_done(&loop);
+    cr_assert_eq(settle(), 9);
+    stream_flush(&loop); /* the next turn: nothing recorded */
+    cr_assert_eq(settle(), 11);
+    cr_assert_arr_eq(sink, "p1p2ACKp3p4", 11);
 }
 
 Test(stream, ungated_loop_ignores_marks, .init = setup, .fini = teardown_all)
