@@ -87,6 +87,78 @@ void admin_client_page_fini(struct admin_client_page *p);
 /* Free one entry's id. */
 void admin_client_fini(struct admin_client *c);
 
+/* One subscription of a session as GET .../sessions/{id} shows it. */
+struct admin_sub {
+    char *filter; /* malloc'd, len bytes and a NUL */
+    uint16_t len;
+    uint8_t qos;
+};
+
+/* One session (connected or not) as GET .../sessions shows it. subs is
+ * filled for one session only (GET .../sessions/{id}), NULL in a page. */
+struct admin_session {
+    char *id; /* malloc'd, id_len bytes and a NUL */
+    uint16_t id_len;
+    bool connected;
+    uint32_t expiry_s;     /* Session Expiry Interval; ADMIN_EXPIRY_NEVER: never */
+    int64_t expires_in_ms; /* offline: time left before it ends; -1: none (connected, never) */
+    uint32_t subscriptions, inflight, queued;
+    struct admin_sub *subs; /* [subscriptions] or NULL */
+};
+
+#define ADMIN_EXPIRY_NEVER UINT32_MAX
+
+/* Which sessions a page holds: as struct admin_client_query (no prefix
+ * from the HTTP side yet), and only the offline ones when `offline`. */
+struct admin_session_query {
+    struct admin_client_query q;
+    bool offline;
+};
+
+/* A page of sessions: v[0..n) in id order, each owned by the page. */
+struct admin_session_page {
+    struct admin_session *v;
+    uint32_t n;
+    bool more;
+};
+
+/* Free one session's id and subscriptions; a page's entries and array. */
+void admin_session_fini(struct admin_session *s);
+void admin_session_page_fini(struct admin_session_page *p);
+
+/* A topic's longest (MQTT's string limit). */
+#define ADMIN_TOPIC_MAX 65535u
+
+/* One retained message. In a page payload is NULL (its length is given);
+ * for one message it is the payload's copy. */
+struct admin_retained {
+    char *topic; /* malloc'd, topic_len bytes and a NUL */
+    uint16_t topic_len;
+    uint8_t qos;
+    uint32_t payload_len, props_len;
+    uint8_t *payload; /* malloc'd or NULL */
+};
+
+/* Which retained messages a page holds: topics matching `filter` (a valid
+ * topic filter), in byte order after `after` (NULL: from the first), at
+ * most `limit`. Borrowed. */
+struct admin_retained_query {
+    const char *filter;
+    size_t filter_len;
+    const char *after;
+    size_t after_len;
+    uint32_t limit;
+};
+
+struct admin_retained_page {
+    struct admin_retained *v;
+    uint32_t n;
+    bool more;
+};
+
+void admin_retained_fini(struct admin_retained *r);
+void admin_retained_page_fini(struct admin_retained_page *p);
+
 /* What the broker answers; each runs on the admin thread, one request at
  * a time. An op that asks the shards waits for them at most
  * ADMIN_SHARD_WAIT_MS (a slow answer delays only other admin requests).
@@ -109,6 +181,30 @@ struct admin_ops {
      * 0x98, Administrative action); with delete_session its session ends
      * with it. 0, -ENOENT, -ETIMEDOUT, -ENOMEM. */
     int (*kick)(void *arg, const char *tenant, const char *id, size_t len, bool delete_session);
+    /* A page of tenant `tenant`'s sessions, gathered from every shard.
+     * 0, -ENOENT (no such tenant), -ETIMEDOUT, -ENOMEM. */
+    int (*sessions)(void *arg, const char *tenant, const struct admin_session_query *q,
+                    struct admin_session_page *out);
+    /* One session, connected or not, with its subscriptions. 0, -ENOENT
+     * (no such tenant or session), -ETIMEDOUT, -ENOMEM. */
+    int (*session)(void *arg, const char *tenant, const char *id, size_t len,
+                   struct admin_session *out);
+    /* End that session: a connected client is kicked (as kick with
+     * delete_session), an offline session ends now. 0, -ENOENT,
+     * -ETIMEDOUT, -ENOMEM. */
+    int (*session_delete)(void *arg, const char *tenant, const char *id, size_t len);
+    /* A page of the tenant's retained messages (no payloads). 0, -EINVAL
+     * (not a valid filter), -ENOENT, -ETIMEDOUT, -ENOMEM. */
+    int (*retained)(void *arg, const char *tenant, const struct admin_retained_query *q,
+                    struct admin_retained_page *out);
+    /* The retained message of exactly `topic`, payload copied. 0, -EINVAL
+     * (not a valid topic name), -ENOENT, -ETIMEDOUT, -ENOMEM. */
+    int (*retained_one)(void *arg, const char *tenant, const char *topic, size_t len,
+                        struct admin_retained *out);
+    /* Clear the retained message of `topic` as a retained PUBLISH with an
+     * empty payload would. 0, -EINVAL, -ENOENT (none there), -ETIMEDOUT,
+     * -ENOMEM. */
+    int (*retained_delete)(void *arg, const char *tenant, const char *topic, size_t len);
 };
 
 struct admin_server;

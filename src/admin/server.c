@@ -25,6 +25,7 @@
 #include <jansson.h>
 #include <microhttpd.h>
 
+#include "admin/http.h"
 #include "admin/token.h"
 #include "core/log.h"
 
@@ -40,12 +41,6 @@ struct admin_server {
     struct admin_tokens tokens;
 };
 
-/* Who is asking: the token's rights (or every right without tokens). */
-struct caller {
-    const struct admin_token *token; /* NULL: open (no token file) */
-    char peer[INET6_ADDRSTRLEN];
-};
-
 static void admin_log(void *cls, const char *fmt, va_list ap)
 {
     (void)cls;
@@ -58,7 +53,7 @@ static void admin_log(void *cls, const char *fmt, va_list ap)
 }
 
 /* Send `body` (taken: freed here) as JSON with `status`. */
-static enum MHD_Result reply_json(struct MHD_Connection *conn, unsigned int status, json_t *body)
+enum MHD_Result http_reply_json(struct MHD_Connection *conn, unsigned int status, json_t *body)
 {
     char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
     json_decref(body);
@@ -79,11 +74,11 @@ static enum MHD_Result reply_json(struct MHD_Connection *conn, unsigned int stat
 }
 
 /* An error: {"error": {"code": CODE, "message": MESSAGE}}. */
-static enum MHD_Result reply_error(struct MHD_Connection *conn, unsigned int status,
-                                   const char *code, const char *message)
+enum MHD_Result http_reply_error(struct MHD_Connection *conn, unsigned int status, const char *code,
+                                 const char *message)
 {
-    return reply_json(conn, status,
-                      json_pack("{s:{s:s,s:s}}", "error", "code", code, "message", message));
+    return http_reply_json(conn, status,
+                           json_pack("{s:{s:s,s:s}}", "error", "code", code, "message", message));
 }
 
 static void peer_name(struct MHD_Connection *conn, char *out, size_t cap)
@@ -102,13 +97,13 @@ static void peer_name(struct MHD_Connection *conn, char *out, size_t cap)
 
 /* A refusal: logged (rate-limited: a scanner must not flood the log), then
  * answered. */
-static enum MHD_Result refuse(struct MHD_Connection *conn, const struct caller *c,
-                              unsigned int status, const char *code, const char *message,
-                              const char *method, const char *url)
+enum MHD_Result http_refuse(struct MHD_Connection *conn, const struct caller *c,
+                            unsigned int status, const char *code, const char *message,
+                            const char *method, const char *url)
 {
     log_ratelimited(LOG_LEVEL_WARN, "admin: %u %s: %s %s from %s", status, code, method, url,
                     c->peer);
-    return reply_error(conn, status, code, message);
+    return http_reply_error(conn, status, code, message);
 }
 
 /* Authenticate: 0 (c->token set unless open) or the refusal was sent
@@ -124,14 +119,15 @@ static int authenticate(struct admin_server *s, struct MHD_Connection *conn, str
         MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
     static const char bearer[] = "Bearer ";
     if (!h || strncasecmp(h, bearer, sizeof(bearer) - 1) != 0) {
-        *ret = refuse(conn, c, MHD_HTTP_UNAUTHORIZED, "unauthorized",
-                      "an Authorization: Bearer token is required", method, url);
+        *ret = http_refuse(conn, c, MHD_HTTP_UNAUTHORIZED, "unauthorized",
+                           "an Authorization: Bearer token is required", method, url);
         return -1;
     }
     const char *tok = h + sizeof(bearer) - 1;
     c->token = admin_tokens_find(&s->tokens, tok, strlen(tok));
     if (!c->token) {
-        *ret = refuse(conn, c, MHD_HTTP_UNAUTHORIZED, "unauthorized", "unknown token", method, url);
+        *ret = http_refuse(conn, c, MHD_HTTP_UNAUTHORIZED, "unauthorized", "unknown token", method,
+                           url);
         return -1;
     }
     return 0;
@@ -185,27 +181,30 @@ static enum MHD_Result get_tenants(struct admin_server *s, struct MHD_Connection
     bool found;
     json_t *arr = tenants_json(s, c, one, &found);
     if (!arr)
-        return reply_error(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal", "out of memory");
+        return http_reply_error(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal", "out of memory");
     if (!one)
-        return reply_json(conn, MHD_HTTP_OK, json_pack("{s:o}", "tenants", arr));
+        return http_reply_json(conn, MHD_HTTP_OK, json_pack("{s:o}", "tenants", arr));
     if (!found) {
         json_decref(arr);
-        return reply_error(conn, MHD_HTTP_NOT_FOUND, "not_found", "no such tenant");
+        return http_reply_error(conn, MHD_HTTP_NOT_FOUND, "not_found", "no such tenant");
     }
     json_t *t = json_incref(json_array_get(arr, 0));
     json_decref(arr);
-    return reply_json(conn, MHD_HTTP_OK, t);
+    return http_reply_json(conn, MHD_HTTP_OK, t);
 }
 
 /* An op's -errno as the answer. */
-static enum MHD_Result reply_errno(struct MHD_Connection *conn, int err, const char *missing)
+enum MHD_Result http_reply_errno(struct MHD_Connection *conn, int err, const char *missing)
 {
     if (err == -ENOENT)
-        return reply_error(conn, MHD_HTTP_NOT_FOUND, "not_found", missing);
+        return http_reply_error(conn, MHD_HTTP_NOT_FOUND, "not_found", missing);
+    if (err == -EINVAL)
+        return http_reply_error(conn, MHD_HTTP_BAD_REQUEST, "bad_request",
+                                "not a valid topic name or filter");
     if (err == -ETIMEDOUT)
-        return reply_error(conn, MHD_HTTP_SERVICE_UNAVAILABLE, "unavailable",
-                           "the broker's shards did not answer in time");
-    return reply_error(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal", "out of memory");
+        return http_reply_error(conn, MHD_HTTP_SERVICE_UNAVAILABLE, "unavailable",
+                                "the broker's shards did not answer in time");
+    return http_reply_error(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal", "out of memory");
 }
 
 /* "5.0", "3.1.1", "3.1" for a protocol level. */
@@ -248,7 +247,7 @@ void admin_client_page_fini(struct admin_client_page *p)
 }
 
 /* ?prefix=&after=&limit= into *q; NULL, or why the query is refused. */
-static const char *client_query(struct MHD_Connection *conn, struct admin_client_query *q)
+const char *http_page_query(struct MHD_Connection *conn, struct admin_client_query *q)
 {
     memset(q, 0, sizeof(*q));
     q->limit = ADMIN_PAGE_DEFAULT;
@@ -275,13 +274,13 @@ static enum MHD_Result get_clients(struct admin_server *s, struct MHD_Connection
                                    const char *tenant)
 {
     struct admin_client_query q;
-    const char *bad = client_query(conn, &q);
+    const char *bad = http_page_query(conn, &q);
     if (bad)
-        return reply_error(conn, MHD_HTTP_BAD_REQUEST, "bad_request", bad);
+        return http_reply_error(conn, MHD_HTTP_BAD_REQUEST, "bad_request", bad);
     struct admin_client_page page = {0};
     int err = s->ops->clients(s->arg, tenant, &q, &page);
     if (err < 0)
-        return reply_errno(conn, err, "no such tenant");
+        return http_reply_errno(conn, err, "no such tenant");
     json_t *arr = json_array();
     for (uint32_t i = 0; arr && i < page.n; i++)
         if (json_array_append_new(arr, client_json(&page.v[i])) < 0) {
@@ -296,9 +295,9 @@ static enum MHD_Result get_clients(struct admin_server *s, struct MHD_Connection
     if (!body) {
         json_decref(arr);
         json_decref(next);
-        return reply_error(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal", "out of memory");
+        return http_reply_error(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal", "out of memory");
     }
-    return reply_json(conn, MHD_HTTP_OK, body);
+    return http_reply_json(conn, MHD_HTTP_OK, body);
 }
 
 /* GET /tenants/{t}/clients/{id}. */
@@ -308,12 +307,12 @@ static enum MHD_Result get_client(struct admin_server *s, struct MHD_Connection 
     struct admin_client c = {0};
     int err = s->ops->client(s->arg, tenant, id, len, &c);
     if (err < 0)
-        return reply_errno(conn, err, "no such client connected");
+        return http_reply_errno(conn, err, "no such client connected");
     json_t *o = client_json(&c);
     admin_client_fini(&c);
     if (!o)
-        return reply_error(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal", "out of memory");
-    return reply_json(conn, MHD_HTTP_OK, o);
+        return http_reply_error(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal", "out of memory");
+    return http_reply_json(conn, MHD_HTTP_OK, o);
 }
 
 /* POST /tenants/{t}/clients/{id}/kick[?session=delete]: admin role only. */
@@ -322,20 +321,20 @@ static enum MHD_Result post_kick(struct admin_server *s, struct MHD_Connection *
                                  size_t len, const char *url)
 {
     if (c->token && c->token->role != ADMIN_ROLE_ADMIN)
-        return refuse(conn, c, MHD_HTTP_FORBIDDEN, "forbidden", "a read token may only GET", "POST",
-                      url);
+        return http_refuse(conn, c, MHD_HTTP_FORBIDDEN, "forbidden", "a read token may only GET",
+                           "POST", url);
     const char *session = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "session");
     if (session && strcmp(session, "delete") != 0 && strcmp(session, "keep") != 0)
-        return reply_error(conn, MHD_HTTP_BAD_REQUEST, "bad_request",
-                           "session must be delete or keep");
+        return http_reply_error(conn, MHD_HTTP_BAD_REQUEST, "bad_request",
+                                "session must be delete or keep");
     bool drop = session && !strcmp(session, "delete");
     int err = s->ops->kick(s->arg, tenant, id, len, drop);
     if (err < 0)
-        return reply_errno(conn, err, "no such client connected");
+        return http_reply_errno(conn, err, "no such client connected");
     log_info("admin: kicked client %.*s of tenant %s%s (from %s)", (int)len, id, tenant,
              drop ? ", session deleted" : "", c->peer);
-    return reply_json(conn, MHD_HTTP_OK,
-                      json_pack("{s:s%,s:b}", "kicked", id, len, "session_deleted", drop));
+    return http_reply_json(conn, MHD_HTTP_OK,
+                           json_pack("{s:s%,s:b}", "kicked", id, len, "session_deleted", drop));
 }
 
 /* .../clients/{rest}: GET {id} (the rest, slashes and all), POST {id}/kick. */
@@ -347,46 +346,71 @@ static enum MHD_Result route_client(struct admin_server *s, struct MHD_Connectio
     size_t len = strlen(rest), kl = sizeof(kick) - 1;
     if (!strcmp(method, MHD_HTTP_METHOD_GET))
         return len ? get_client(s, conn, tenant, rest, len)
-                   : reply_error(conn, MHD_HTTP_NOT_FOUND, "not_found", "no such endpoint");
+                   : http_reply_error(conn, MHD_HTTP_NOT_FOUND, "not_found", "no such endpoint");
     if (strcmp(method, MHD_HTTP_METHOD_POST) != 0)
-        return reply_error(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "method_not_allowed",
-                           "GET a client, POST its kick");
+        return http_reply_error(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "method_not_allowed",
+                                "GET a client, POST its kick");
     if (len <= kl || strcmp(rest + len - kl, kick) != 0)
-        return reply_error(conn, MHD_HTTP_NOT_FOUND, "not_found", "no such endpoint");
+        return http_reply_error(conn, MHD_HTTP_NOT_FOUND, "not_found", "no such endpoint");
     return post_kick(s, conn, c, tenant, rest, len - kl, url);
 }
 
+/* The part of the path after /tenants/{t} that names `what` ("/clients"):
+ * NULL when it does not, else what follows it ("" or "/..."). */
+static const char *sub_after(const char *sub, const char *what)
+{
+    size_t n = strlen(what);
+    return sub && !strncmp(sub, what, n) && (sub[n] == '\0' || sub[n] == '/') ? sub + n : NULL;
+}
+
+/* Below /tenants/{t}: clients, sessions, retained (the tenant one the
+ * caller may see). */
+static enum MHD_Result route_tenant(struct admin_server *s, struct MHD_Connection *conn,
+                                    const struct caller *c, const char *method, const char *tenant,
+                                    const char *sub, const char *url)
+{
+    const char *rest;
+    if ((rest = sub_after(sub, "/sessions")))
+        return http_sessions(s->ops, s->arg, conn, c, method, tenant, *rest ? rest + 1 : NULL, url);
+    if ((rest = sub_after(sub, "/retained")) && !*rest)
+        return http_retained(s->ops, s->arg, conn, c, method, tenant, url);
+    if (!(rest = sub_after(sub, "/clients")))
+        return http_reply_error(conn, MHD_HTTP_NOT_FOUND, "not_found", "no such endpoint");
+    if (*rest)
+        return route_client(s, conn, c, method, tenant, rest + 1, url);
+    if (strcmp(method, MHD_HTTP_METHOD_GET) != 0)
+        return http_reply_error(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "method_not_allowed",
+                                "only GET is served here");
+    return get_clients(s, conn, tenant);
+}
+
 /* Route an authenticated request. Paths: /api/v1/tenants[/{t}[/clients
- * [/{id}[/kick]]]]. The tenant must be one the token may see. */
+ * [/{id}[/kick]] | /sessions[/{id}] | /retained]]. The tenant must be one
+ * the token may see. */
 static enum MHD_Result route(struct admin_server *s, struct MHD_Connection *conn,
                              const struct caller *c, const char *method, const char *url)
 {
-    static const char tenants[] = API_PREFIX "/tenants", clients[] = "/clients";
-    const size_t tl = sizeof(tenants) - 1, cl = sizeof(clients) - 1;
+    static const char tenants[] = API_PREFIX "/tenants";
+    const size_t tl = sizeof(tenants) - 1;
     if (strncmp(url, tenants, tl) != 0 || (url[tl] != '\0' && url[tl] != '/'))
-        return reply_error(conn, MHD_HTTP_NOT_FOUND, "not_found", "no such endpoint");
+        return http_reply_error(conn, MHD_HTTP_NOT_FOUND, "not_found", "no such endpoint");
     char tenant[ADMIN_TENANT_MAX];
     const char *one = url[tl] == '/' ? url + tl + 1 : NULL;
     const char *sub = one ? one + strcspn(one, "/") : NULL;
     if (one && (sub == one || (size_t)(sub - one) >= sizeof(tenant)))
-        return reply_error(conn, MHD_HTTP_NOT_FOUND, "not_found", "no such endpoint");
+        return http_reply_error(conn, MHD_HTTP_NOT_FOUND, "not_found", "no such endpoint");
     if (one) {
         snprintf(tenant, sizeof(tenant), "%.*s", (int)(sub - one), one);
         one = tenant;
     }
-    bool is_clients = sub && !strncmp(sub, clients, cl) && (sub[cl] == '\0' || sub[cl] == '/');
-    if (sub && *sub && !is_clients)
-        return reply_error(conn, MHD_HTTP_NOT_FOUND, "not_found", "no such endpoint");
     if (one && !caller_sees(c, one))
-        return refuse(conn, c, MHD_HTTP_FORBIDDEN, "forbidden",
-                      "this token may not see that tenant", method, url);
-    if (is_clients && sub[cl] == '/')
-        return route_client(s, conn, c, method, one, sub + cl + 1, url);
+        return http_refuse(conn, c, MHD_HTTP_FORBIDDEN, "forbidden",
+                           "this token may not see that tenant", method, url);
+    if (sub && *sub)
+        return route_tenant(s, conn, c, method, one, sub, url);
     if (strcmp(method, MHD_HTTP_METHOD_GET) != 0)
-        return reply_error(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "method_not_allowed",
-                           "only GET is served here");
-    if (is_clients)
-        return get_clients(s, conn, one);
+        return http_reply_error(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "method_not_allowed",
+                                "only GET is served here");
     return get_tenants(s, conn, c, one);
 }
 
@@ -407,7 +431,7 @@ static enum MHD_Result admin_request(void *cls, struct MHD_Connection *conn, con
     (void)upload_data_size;
     (void)req_cls;
     if (strlen(url) > ADMIN_PATH_MAX)
-        return reply_error(conn, MHD_HTTP_URI_TOO_LONG, "uri_too_long", "path too long");
+        return http_reply_error(conn, MHD_HTTP_URI_TOO_LONG, "uri_too_long", "path too long");
     struct caller c;
     enum MHD_Result ret = MHD_NO;
     if (authenticate(s, conn, &c, method, url, &ret) < 0)

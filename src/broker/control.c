@@ -5,6 +5,7 @@
  * that shard's connections and sessions, and the request it took.
  */
 #include "broker/control.h"
+#include "broker/control_req.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -25,53 +26,53 @@
 #include "mqtt/codec.h"
 #include "metrics/counters.h"
 
-enum control_kind {
-    CONTROL_PAGE = 1, /* a page of a tenant's clients on this shard */
-    CONTROL_ONE = 2,  /* one client (its home shard) */
-    CONTROL_KICK = 3, /* close one client's connection (its home shard) */
-};
-
-/*
- * One question to one shard. The admin thread fills everything above the
- * answer before posting; the shard writes the answer (err, more, n, v)
- * and then `done` (release): the admin thread reads the answer only after
- * seeing done (acquire). key holds the prefix then the `after` id (PAGE),
- * or the client id (ONE, KICK: prefix_len bytes).
- */
-struct control_req {
-    _Atomic uint32_t refs; /* the admin thread's and the shard's */
-    _Atomic bool done;
-    uint8_t kind; /* enum control_kind */
-    bool delete_session;
-    bool has_after;
-    uint16_t tenant;
-    uint32_t cap;           /* room in v (and heap) */
-    struct conn **heap;     /* PAGE: the shard's scratch, [cap] */
-    struct admin_client *v; /* [cap] */
-    uint32_t prefix_len, after_len;
-    /* the answer */
-    int err; /* 0, -ENOENT (ONE, KICK), -ENOMEM */
-    bool more;
-    uint32_t n;
-    uint8_t key[];
-};
-
-static void req_put(struct control_req *r)
+void control_req_put(struct control_req *r)
 {
     if (!r || atomic_fetch_sub_explicit(&r->refs, 1, memory_order_acq_rel) != 1)
         return;
-    for (uint32_t i = 0; i < r->n; i++)
-        admin_client_fini(&r->v[i]);
+    for (uint32_t i = 0; i < r->n; i++) {
+        if (r->v)
+            admin_client_fini(&r->v[i]);
+        if (r->sv)
+            admin_session_fini(&r->sv[i]);
+        if (r->rv)
+            admin_retained_fini(&r->rv[i]);
+    }
     free(r->v);
+    free(r->sv);
+    free(r->rv);
     free(r->heap);
     free(r);
 }
 
-/* A request of `kind` with room for `cap` answers and the keys copied;
- * NULL when out of memory. */
-static struct control_req *req_create(uint8_t kind, uint16_t tenant, uint32_t cap,
-                                      const char *prefix, size_t prefix_len, const char *after,
-                                      size_t after_len)
+/* Room for `cap` entries of the request's kind (and a page's heap): false
+ * when out of memory. */
+static bool req_room(struct control_req *r)
+{
+    if (!r->cap)
+        return true;
+    switch (r->kind) {
+    case CONTROL_PAGE:
+    case CONTROL_ONE:
+        r->v = calloc(r->cap, sizeof(*r->v));
+        break;
+    case CONTROL_SESS_PAGE:
+    case CONTROL_SESS_ONE:
+        r->sv = calloc(r->cap, sizeof(*r->sv));
+        break;
+    default:
+        r->rv = calloc(r->cap, sizeof(*r->rv));
+        break;
+    }
+    bool page =
+        r->kind == CONTROL_PAGE || r->kind == CONTROL_SESS_PAGE || r->kind == CONTROL_RET_PAGE;
+    r->heap = page ? calloc(r->cap, sizeof(*r->heap)) : NULL;
+    return (r->v || r->sv || r->rv) && (!page || r->heap);
+}
+
+struct control_req *control_req_create(uint8_t kind, uint16_t tenant, uint32_t cap,
+                                       const char *prefix, size_t prefix_len, const char *after,
+                                       size_t after_len)
 {
     struct control_req *r = calloc(1, sizeof(*r) + prefix_len + after_len);
     if (!r)
@@ -80,10 +81,8 @@ static struct control_req *req_create(uint8_t kind, uint16_t tenant, uint32_t ca
     r->kind = kind;
     r->tenant = tenant;
     r->cap = cap;
-    r->v = cap ? calloc(cap, sizeof(*r->v)) : NULL;
-    r->heap = kind == CONTROL_PAGE ? calloc(cap, sizeof(*r->heap)) : NULL;
-    if ((cap && !r->v) || (kind == CONTROL_PAGE && !r->heap)) {
-        req_put(r);
+    if (!req_room(r)) {
+        control_req_put(r);
         return NULL;
     }
     r->prefix_len = (uint32_t)prefix_len;
@@ -107,45 +106,74 @@ void control_arm(struct shard *s)
     io_uring_sqe_set_data64(sqe, ud_make(UD_ADMIN, NULL));
 }
 
-/* Byte order of client ids: memcmp, a prefix first (UTF-8: code points). */
-static int id_cmp(const uint8_t *a, size_t al, const uint8_t *b, size_t bl)
+int control_key_cmp(const uint8_t *a, size_t al, const uint8_t *b, size_t bl)
 {
     int d = memcmp(a, b, al < bl ? al : bl);
     return d ? d : (al > bl) - (al < bl);
 }
 
-static int conn_cmp(const struct conn *a, const struct conn *b)
+static int pick_cmp(const struct control_pick *p, const void *a, const void *b)
 {
-    const struct session_state *x = &a->session->st, *y = &b->session->st;
-    return id_cmp(x->client_id, x->client_id_len, y->client_id, y->client_id_len);
+    const uint8_t *x, *y;
+    size_t xl, yl;
+    p->key(a, &x, &xl);
+    p->key(b, &y, &yl);
+    return control_key_cmp(x, xl, y, yl);
 }
 
-/* Sift heap[i] down in the max-heap heap[0..n) (by client id). */
-static void heap_down(struct conn **heap, uint32_t n, uint32_t i)
+/* Sift heap[i] down in the max-heap heap[0..n). */
+static void heap_down(const struct control_pick *p, uint32_t n, uint32_t i)
 {
     for (;;) {
         uint32_t big = i, l = 2 * i + 1, r = l + 1;
-        if (l < n && conn_cmp(heap[l], heap[big]) > 0)
+        if (l < n && pick_cmp(p, p->heap[l], p->heap[big]) > 0)
             big = l;
-        if (r < n && conn_cmp(heap[r], heap[big]) > 0)
+        if (r < n && pick_cmp(p, p->heap[r], p->heap[big]) > 0)
             big = r;
         if (big == i)
             return;
-        struct conn *t = heap[i];
-        heap[i] = heap[big];
-        heap[big] = t;
+        const void *t = p->heap[i];
+        p->heap[i] = p->heap[big];
+        p->heap[big] = t;
         i = big;
     }
 }
 
-static void heap_up(struct conn **heap, uint32_t i)
+void control_pick_offer(struct control_pick *p, const void *item)
 {
-    while (i && conn_cmp(heap[i], heap[(i - 1) / 2]) > 0) {
-        struct conn *t = heap[i];
-        heap[i] = heap[(i - 1) / 2];
-        heap[(i - 1) / 2] = t;
-        i = (i - 1) / 2;
+    if (p->n < p->cap) {
+        uint32_t i = p->n++;
+        p->heap[i] = item;
+        while (i && pick_cmp(p, p->heap[i], p->heap[(i - 1) / 2]) > 0) {
+            const void *t = p->heap[i];
+            p->heap[i] = p->heap[(i - 1) / 2];
+            p->heap[(i - 1) / 2] = t;
+            i = (i - 1) / 2;
+        }
+        return;
     }
+    p->more = true;
+    if (p->cap && pick_cmp(p, item, p->heap[0]) < 0) {
+        p->heap[0] = item;
+        heap_down(p, p->n, 0);
+    }
+}
+
+void control_pick_sort(struct control_pick *p)
+{
+    for (uint32_t k = p->n; k > 1; k--) { /* heap sort: ascending */
+        const void *top = p->heap[0];
+        p->heap[0] = p->heap[k - 1];
+        p->heap[k - 1] = top;
+        heap_down(p, k - 1, 0);
+    }
+}
+
+static void conn_key(const void *item, const uint8_t **key, size_t *len)
+{
+    const struct session_state *st = &((const struct conn *)item)->session->st;
+    *key = st->client_id;
+    *len = st->client_id_len;
 }
 
 /* A connected client of tenant t that the page's query selects. */
@@ -156,8 +184,8 @@ static bool page_selects(const struct conn *c, const struct tenant *t, const str
     const struct session_state *st = &c->session->st;
     if (st->client_id_len < r->prefix_len || memcmp(st->client_id, r->key, r->prefix_len) != 0)
         return false;
-    return !r->has_after ||
-           id_cmp(st->client_id, st->client_id_len, r->key + r->prefix_len, r->after_len) > 0;
+    return !r->has_after || control_key_cmp(st->client_id, st->client_id_len,
+                                            r->key + r->prefix_len, r->after_len) > 0;
 }
 
 /* One client's fields into *out (its id copied). 0 or -ENOMEM. */
@@ -186,33 +214,18 @@ static int client_fill(struct shard *s, const struct conn *c, struct admin_clien
     return 0;
 }
 
-/* The page's clients of this shard: the `cap` smallest selected ids, kept
- * in a max-heap while the connections are walked once, then in order. */
+/* The page's clients of this shard: the `cap` smallest selected ids,
+ * picked while the connections are walked once, then in order. */
 static void answer_page(struct shard *s, struct tenant *t, struct control_req *r)
 {
-    uint32_t n = 0;
-    for (struct conn *c = s->all; c; c = c->all_next) {
-        if (!page_selects(c, t, r))
-            continue;
-        if (n < r->cap) {
-            r->heap[n] = c;
-            heap_up(r->heap, n++);
-            continue;
-        }
-        r->more = true;
-        if (conn_cmp(c, r->heap[0]) < 0) {
-            r->heap[0] = c;
-            heap_down(r->heap, n, 0);
-        }
-    }
-    for (uint32_t k = n; k > 1; k--) { /* heap sort: ascending */
-        struct conn *top = r->heap[0];
-        r->heap[0] = r->heap[k - 1];
-        r->heap[k - 1] = top;
-        heap_down(r->heap, k - 1, 0);
-    }
-    for (uint32_t i = 0; i < n; i++) {
-        if (client_fill(s, r->heap[i], &r->v[i]) < 0) {
+    struct control_pick p = {.heap = r->heap, .cap = r->cap, .key = conn_key};
+    for (struct conn *c = s->all; c; c = c->all_next)
+        if (page_selects(c, t, r))
+            control_pick_offer(&p, c);
+    control_pick_sort(&p);
+    r->more = p.more;
+    for (uint32_t i = 0; i < p.n; i++) {
+        if (client_fill(s, p.heap[i], &r->v[i]) < 0) {
             r->err = -ENOMEM;
             break;
         }
@@ -250,15 +263,19 @@ void control_on_cqe(struct shard *s, const struct io_uring_cqe *cqe)
         if (r->kind == CONTROL_PAGE) {
             if (t)
                 answer_page(s, t, r);
-        } else {
+        } else if (r->kind <= CONTROL_KICK) {
             answer_client(s, t, r);
+        } else if (r->kind <= CONTROL_SESS_DEL) {
+            control_answer_sessions(s, t, r);
+        } else {
+            control_answer_retained(s, t, r);
         }
         atomic_store_explicit(&r->done, true, memory_order_release);
         uint64_t one = 1;
         if (write(s->broker->admin_done_fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
             log_ratelimited(LOG_LEVEL_ERR, "shard %u: cannot wake the admin API: %s", s->id,
                             strerror(errno));
-        req_put(r);
+        control_req_put(r);
     }
     control_arm(s);
 }
@@ -268,7 +285,7 @@ void control_on_cqe(struct shard *s, const struct io_uring_cqe *cqe)
 /* Post reqs[i] (NULL: none) to shard i, then wait until every one is done
  * or ADMIN_SHARD_WAIT_MS passed. 0 or -ETIMEDOUT. The caller keeps its
  * references either way. */
-static int ask(struct broker *b, struct control_req **reqs)
+int control_ask(struct broker *b, struct control_req **reqs)
 {
     for (uint32_t i = 0; i < b->nshards; i++) {
         if (!reqs[i])
@@ -277,7 +294,7 @@ static int ask(struct broker *b, struct control_req **reqs)
         atomic_fetch_add_explicit(&reqs[i]->refs, 1, memory_order_relaxed); /* the shard's */
         struct control_req *old =
             atomic_exchange_explicit(&s->admin_req, reqs[i], memory_order_acq_rel);
-        req_put(old); /* posted earlier and never taken: the shard's ref is ours */
+        control_req_put(old); /* posted earlier and never taken: the shard's ref is ours */
         uint64_t one = 1;
         if (write(s->admin_fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
             log_ratelimited(LOG_LEVEL_ERR, "admin: cannot wake shard %u: %s", i, strerror(errno));
@@ -308,7 +325,7 @@ static int ask(struct broker *b, struct control_req **reqs)
 
 /* The id of tenant `name`, when some shard has seen it (as GET /tenants
  * lists it); -ENOENT otherwise. */
-static int tenant_lookup(struct broker *b, const char *name)
+int control_tenant(struct broker *b, const char *name)
 {
     uint32_t n = tenant_dir_count(&b->tenants);
     for (uint32_t id = 0; id < n && id < TENANT_MAX; id++) {
@@ -323,7 +340,7 @@ static int tenant_lookup(struct broker *b, const char *name)
 static int client_entry_cmp(const void *a, const void *b)
 {
     const struct admin_client *x = a, *y = b;
-    return id_cmp((const uint8_t *)x->id, x->id_len, (const uint8_t *)y->id, y->id_len);
+    return control_key_cmp((const uint8_t *)x->id, x->id_len, (const uint8_t *)y->id, y->id_len);
 }
 
 /* The shards' pages (each in id order, answered) into one of at most
@@ -359,44 +376,43 @@ static int control_clients(void *arg, const char *tenant, const struct admin_cli
                            struct admin_client_page *out)
 {
     struct broker *b = arg;
-    int id = tenant_lookup(b, tenant);
+    int id = control_tenant(b, tenant);
     if (id < 0)
         return id;
     struct control_req *reqs[CONFIG_MAX_SHARDS] = {0};
     int err = 0;
     for (uint32_t i = 0; !err && i < b->nshards; i++) {
-        reqs[i] = req_create(CONTROL_PAGE, (uint16_t)id, q->limit, q->prefix, q->prefix_len,
-                             q->after, q->after_len);
+        reqs[i] = control_req_create(CONTROL_PAGE, (uint16_t)id, q->limit, q->prefix, q->prefix_len,
+                                     q->after, q->after_len);
         err = reqs[i] ? 0 : -ENOMEM;
     }
     if (!err)
-        err = ask(b, reqs);
+        err = control_ask(b, reqs);
     if (!err)
         err = merge_pages(b, reqs, q->limit, out);
     for (uint32_t i = 0; i < b->nshards; i++)
-        req_put(reqs[i]);
+        control_req_put(reqs[i]);
     return err;
 }
 
-/* ONE or KICK of client `id` on its home shard; the answered request (the
- * caller's reference) into *out. 0 or -errno. */
-static int ask_home(struct broker *b, uint8_t kind, const char *tenant, const char *id, size_t len,
-                    bool delete_session, struct control_req **out)
+int control_ask_home(struct broker *b, uint8_t kind, const char *tenant, const char *id, size_t len,
+                     bool delete_session, struct control_req **out)
 {
-    int tid = tenant_lookup(b, tenant);
+    int tid = control_tenant(b, tenant);
     if (tid < 0)
         return tid;
     struct control_req *reqs[CONFIG_MAX_SHARDS] = {0};
-    struct control_req *r =
-        req_create(kind, (uint16_t)tid, kind == CONTROL_ONE ? 1 : 0, id, len, NULL, 0);
+    struct control_req *r = control_req_create(
+        kind, (uint16_t)tid, kind == CONTROL_ONE || kind == CONTROL_SESS_ONE ? 1 : 0, id, len, NULL,
+        0);
     if (!r)
         return -ENOMEM;
     r->delete_session = delete_session;
     reqs[shard_home(b, (uint16_t)tid, (const uint8_t *)id, len)] = r;
-    int err = ask(b, reqs);
+    int err = control_ask(b, reqs);
     if (err < 0 || r->err < 0) {
         err = err < 0 ? err : r->err;
-        req_put(r);
+        control_req_put(r);
         return err;
     }
     *out = r;
@@ -407,12 +423,12 @@ static int control_client(void *arg, const char *tenant, const char *id, size_t 
                           struct admin_client *out)
 {
     struct control_req *r;
-    int err = ask_home(arg, CONTROL_ONE, tenant, id, len, false, &r);
+    int err = control_ask_home(arg, CONTROL_ONE, tenant, id, len, false, &r);
     if (err < 0)
         return err;
     *out = r->v[0];
     r->n = 0; /* moved */
-    req_put(r);
+    control_req_put(r);
     return 0;
 }
 
@@ -420,9 +436,9 @@ static int control_kick(void *arg, const char *tenant, const char *id, size_t le
                         bool delete_session)
 {
     struct control_req *r;
-    int err = ask_home(arg, CONTROL_KICK, tenant, id, len, delete_session, &r);
+    int err = control_ask_home(arg, CONTROL_KICK, tenant, id, len, delete_session, &r);
     if (err == 0)
-        req_put(r);
+        control_req_put(r);
     return err;
 }
 
@@ -450,6 +466,12 @@ const struct admin_ops control_admin_ops = {
     .clients = control_clients,
     .client = control_client,
     .kick = control_kick,
+    .sessions = control_sessions,
+    .session = control_session,
+    .session_delete = control_session_delete,
+    .retained = control_retained,
+    .retained_one = control_retained_one,
+    .retained_delete = control_retained_delete,
 };
 
 int control_init(struct broker *b)
@@ -473,7 +495,7 @@ void control_fini(struct broker *b)
         struct shard *s = b->shards[i];
         if (!s)
             continue;
-        req_put(atomic_exchange(&s->admin_req, NULL));
+        control_req_put(atomic_exchange(&s->admin_req, NULL));
         if (s->admin_fd > 0)
             close(s->admin_fd);
         s->admin_fd = -1;

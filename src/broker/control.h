@@ -26,7 +26,14 @@
  * shard's connections (with a bounded heap: O(connections of the shard x
  * log limit); there is no index by client id to seek in yet). One client
  * and a kick go to the client id's home shard only, where its session and
- * connection live (shard_home). The admin thread waits at most
+ * connection live (shard_home); so do one session and its delete
+ * (control_sessions.c). A page of sessions is one walk of each shard's
+ * registry of the tenant, picked the same way. Retained messages are
+ * asked of shard 0 alone, whose replica is whole (control_retained.c): a
+ * page is one walk of the topics the filter matches, and a clear is
+ * published there as the broker's own empty retained PUBLISH, which
+ * route_publish carries to every replica and the store. The request
+ * (control_req.h) is shared by those files. The admin thread waits at most
  * ADMIN_SHARD_WAIT_MS for every answer; past it the request fails
  * (-ETIMEDOUT, 503) and lives on until the shard drops its reference too
  * (whoever drops the last frees it), so a late answer writes into live

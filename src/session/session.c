@@ -184,6 +184,19 @@ void session_end_with_connection(struct session *ss)
     ss->st.expiry_s = 0;
 }
 
+void session_delete(struct shard *s, struct session *ss)
+{
+    /* MQTT-3.1.3-9: a will still waiting is published as the session ends. */
+    if (ss->st.will && ss->timer && ss->timer->will_at_ms)
+        session_publish_will(s, ss);
+    session_end(s, ss);
+}
+
+uint64_t session_expires_at_ms(const struct session *ss)
+{
+    return ss->timer ? ss->timer->expire_at_ms : 0;
+}
+
 void session_detach(struct shard *s, struct session *ss, bool send_will)
 {
     ss->client = NULL;

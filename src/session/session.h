@@ -302,6 +302,15 @@ void session_detach(struct shard *s, struct session *ss, bool send_will);
  * close that follows tells the store. */
 void session_end_with_connection(struct session *ss);
 
+/* An offline session ends now (the admin API's delete): a will waiting for
+ * its delay goes out first, as when its expiry ends it; the store forgets
+ * it and ss is freed. */
+void session_delete(struct shard *s, struct session *ss);
+
+/* When an offline session ends (shard clock, ms); 0 when it never does or
+ * is connected. */
+uint64_t session_expires_at_ms(const struct session *ss);
+
 /* Publish the session's will now (its Message Expiry starts now). */
 void session_publish_will(struct shard *s, struct session *ss);
 

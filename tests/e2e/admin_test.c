@@ -7,7 +7,11 @@
  * would. HTTP/1.0 over a loopback socket, read until the server closes.
  * Clients (issue 14's second slice): pages across the shards, the prefix
  * filter, one client's fields, kick (5.0 DISCONNECT 0x98, 3.1.1 close,
- * session=delete), refused to a read token.
+ * session=delete), refused to a read token. Sessions: offline ones paged
+ * across the shards, one session's subscriptions and queue, DELETE (an
+ * offline session gone, a connected one kicked with 0x98). Retained:
+ * paged under a filter, one with its payload, DELETE clearing it on every
+ * shard's replica. Each write refused to a read token.
  */
 #include <criterion/criterion.h>
 
@@ -386,6 +390,260 @@ Test(admin, kick_refused_to_a_read_token_and_404_for_an_unknown_client)
     json_decref(get_json("/api/v1/tenants/global/clients/kick-stays", "admin-token", 200));
     cr_assert_eq(client_wait_closed(c, 0), -ETIMEDOUT, "a refused kick closed the client");
     client_disconnect(c);
+    broker_stop(&b);
+    unlink(tokens);
+}
+
+/* ---- sessions: offline ones listed, one shown, one deleted ----------------------------- */
+
+/* DELETE `path` as `token`; the status. */
+static int del(const char *path, const char *token)
+{
+    char body[4096];
+    return http("DELETE", path, token, body, sizeof(body));
+}
+
+/* The `key` entries' `field` strings of a page into out[*n...], and its
+ * `next` ("" when null). */
+static void page_field(json_t *page, const char *key, const char *field, char out[][32], int *n,
+                       char *next, size_t cap)
+{
+    json_t *arr = json_object_get(page, key);
+    cr_assert(json_is_array(arr), "no %s array", key);
+    for (size_t i = 0; i < json_array_size(arr); i++)
+        snprintf(out[(*n)++], 32, "%s",
+                 json_string_value(json_object_get(json_array_get(arr, i), field)));
+    json_t *nx = json_object_get(page, "next");
+    cr_assert(json_is_null(nx) || json_is_string(nx));
+    snprintf(next, cap, "%s", json_is_string(nx) ? json_string_value(nx) : "");
+}
+
+/* An offline session of `id` (clean session 0) subscribed to `filter`
+ * at QoS 1 (NULL: none). */
+static void leave_session(const char *id, const char *filter)
+{
+    struct client *c = client_open(&b, id, false);
+    if (filter)
+        client_subscribe(c, filter, 1);
+    client_disconnect(c);
+}
+
+/* GET one session until `field` is `want` (a message crosses shards
+ * before it is queued); the last answer, parsed. */
+static json_t *session_until(const char *path, const char *field, json_int_t want)
+{
+    for (int i = 0;; i++) {
+        json_t *j = get_json(path, "admin-token", 200);
+        if (json_integer_value(json_object_get(j, field)) == want || i == 200)
+            return j;
+        json_decref(j);
+        usleep(10000);
+    }
+}
+
+/* Seven offline sessions (their ids hash onto every shard with 4) and a
+ * connected one: ?offline=1 pages of 3 walk the offline ones once each
+ * in id order; without it the connected one is listed too. */
+Test(admin, sessions_pages_offline_sessions_once_in_id_order)
+{
+    start_with_tokens();
+    enum { N = 7 };
+    static const int order[N] = {4, 0, 6, 2, 5, 1, 3};
+    for (int i = 0; i < N; i++) {
+        char id[32];
+        snprintf(id, sizeof(id), "off-%d", order[i]);
+        leave_session(id, NULL);
+    }
+    struct client *on = client_open(&b, "off-9-online", false);
+    char ids[32][32], next[64] = "", path[256];
+    int n = 0, pages = 0;
+    do {
+        snprintf(path, sizeof(path), "/api/v1/tenants/global/sessions?offline=1&limit=3%s%s",
+                 next[0] ? "&after=" : "", next);
+        json_t *page = get_json(path, "any-reader", 200);
+        cr_assert_not_null(page);
+        page_field(page, "sessions", "id", ids, &n, next, sizeof(next));
+        json_decref(page);
+        cr_assert(++pages <= 4, "paging does not end");
+    } while (next[0]);
+    cr_assert_eq(pages, 3);
+    cr_assert_eq(n, N);
+    for (int i = 0; i < N; i++) {
+        char want[32];
+        snprintf(want, sizeof(want), "off-%d", i);
+        cr_assert_str_eq(ids[i], want, "position %d", i);
+    }
+    json_t *all = get_json("/api/v1/tenants/global/sessions", "admin-token", 200);
+    json_t *arr = json_object_get(all, "sessions");
+    cr_assert_eq(json_array_size(arr), N + 1);
+    json_t *last = json_array_get(arr, N);
+    cr_assert_str_eq(json_string_value(json_object_get(last, "id")), "off-9-online");
+    cr_assert(json_is_true(json_object_get(last, "connected")));
+    cr_assert(json_is_false(json_object_get(json_array_get(arr, 0), "connected")));
+    json_decref(all);
+    json_decref(get_json("/api/v1/tenants/global/sessions?offline=2", "admin-token", 400));
+    json_decref(get_json("/api/v1/tenants/global/sessions?limit=0", "admin-token", 400));
+    json_decref(get_json("/api/v1/tenants/nobody/sessions", "admin-token", 404));
+    json_decref(get_json("/api/v1/tenants/global/sessions", "acme-reader", 403));
+    client_disconnect(on);
+    broker_stop(&b);
+    unlink(tokens);
+}
+
+/* One session, offline: its subscriptions (filter, QoS), the message
+ * queued for it, its expiry and the time left; a connected one says so
+ * (no time left counts); none: 404. */
+Test(admin, one_session_shows_subscriptions_and_queue)
+{
+    start_with_tokens();
+    struct client *c = client_open(&b, "sess-1", false);
+    client_subscribe(c, "a/b", 1);
+    client_subscribe(c, "c/#", 0);
+    client_disconnect(c);
+    struct client *pub = client_open(&b, "sess-pub", true);
+    client_publish(pub, "a/b", "x", 1, 1, false);
+    json_t *j = session_until("/api/v1/tenants/global/sessions/sess-1", "queued", 1);
+    cr_assert_str_eq(json_string_value(json_object_get(j, "id")), "sess-1");
+    cr_assert(json_is_false(json_object_get(j, "connected")));
+    /* 3.1.1 clean session 0: the broker's max_session_expiry (604800). */
+    cr_assert_eq(json_integer_value(json_object_get(j, "expiry_interval")), 604800);
+    json_int_t left = json_integer_value(json_object_get(j, "expires_in"));
+    cr_assert(left > 604800 - 60 && left <= 604800, "expires_in %lld", (long long)left);
+    cr_assert_eq(json_integer_value(json_object_get(j, "subscriptions")), 2);
+    cr_assert_eq(json_integer_value(json_object_get(j, "queued")), 1);
+    cr_assert_eq(json_integer_value(json_object_get(j, "inflight")), 0);
+    json_t *f = json_object_get(j, "filters");
+    cr_assert_eq(json_array_size(f), 2);
+    bool ab = false, c_all = false;
+    for (size_t i = 0; i < 2; i++) {
+        const char *filter = json_string_value(json_object_get(json_array_get(f, i), "filter"));
+        json_int_t qos = json_integer_value(json_object_get(json_array_get(f, i), "qos"));
+        ab |= !strcmp(filter, "a/b") && qos == 1;
+        c_all |= !strcmp(filter, "c/#") && qos == 0;
+    }
+    cr_assert(ab && c_all, "filters and their QoS");
+    json_decref(j);
+    j = get_json("/api/v1/tenants/global/sessions/sess-pub", "any-reader", 200);
+    cr_assert(json_is_true(json_object_get(j, "connected")));
+    cr_assert(json_is_null(json_object_get(j, "expires_in")));
+    json_decref(j);
+    json_decref(get_json("/api/v1/tenants/global/sessions/nobody-here", "any-reader", 404));
+    json_decref(get_json("/api/v1/tenants/global/sessions/sess-1", "acme-reader", 403));
+    client_disconnect(pub);
+    broker_stop(&b);
+    unlink(tokens);
+}
+
+/* DELETE ends an offline session: the client reconnecting with clean
+ * session 0 gets session present 0 (MQTT-3.2.2-3: no session, so 0). A
+ * read token is refused (403) and the session stays. */
+Test(admin, delete_ends_an_offline_session)
+{
+    start_with_tokens();
+    leave_session("del-off", "d/#");
+    cr_assert_eq(del("/api/v1/tenants/global/sessions/del-off", "any-reader"), 403);
+    broker_wait_log(&b, "admin: 403 forbidden: DELETE /api/v1/tenants/global/sessions/del-off", 1);
+    json_decref(get_json("/api/v1/tenants/global/sessions/del-off", "admin-token", 200));
+    cr_assert_eq(del("/api/v1/tenants/global/sessions/del-off", "admin-token"), 200);
+    broker_wait_log(&b, "admin: deleted session del-off of tenant global", 1);
+    json_decref(get_json("/api/v1/tenants/global/sessions/del-off", "admin-token", 404));
+    cr_assert_eq(del("/api/v1/tenants/global/sessions/del-off", "admin-token"), 404);
+    cr_assert_eq(del("/api/v1/tenants/global/sessions", "admin-token"), 405);
+    struct client *c = client_open(&b, "del-off", false);
+    cr_assert_not(client_session_present(c), "the deleted session came back");
+    client_disconnect(c);
+    broker_stop(&b);
+    unlink(tokens);
+}
+
+/* DELETE of a connected 5.0 client's session: DISCONNECT 0x98 (MQTT 5.0
+ * 4.13.2), then the session is gone. */
+Test(admin, delete_kicks_a_connected_session_and_ends_it)
+{
+    start_with_tokens();
+    struct client_opts o = {.id = "del-on", .clean = false, .protocol = MQTT_PROTOCOL_V5};
+    struct client *c = client_connect(&b, &o);
+    cr_assert_eq(del("/api/v1/tenants/global/sessions/del-on", "admin-token"), 200);
+    int rc = client_wait_v5_disconnect(c, E2E_WAIT_MS);
+    cr_assert_eq(rc, 0x98, "the 5.0 disconnect callback gave %d", rc);
+    client_destroy(c);
+    c = client_open(&b, "del-on", false);
+    cr_assert_not(client_session_present(c), "the deleted session came back");
+    client_disconnect(c);
+    broker_stop(&b);
+    unlink(tokens);
+}
+
+/* ---- retained: listed under a filter, one shown, one cleared --------------------------- */
+
+/* Retained messages on a/1/c, a/2/c, a/3/c, a/x/c and a/1/d: the filter
+ * a/+/c pages (limit 2) through four in topic order; one is shown with
+ * its payload in base64. */
+Test(admin, retained_pages_under_a_filter_and_shows_one)
+{
+    start_with_tokens();
+    struct client *pub = client_open(&b, "ret-pub", true);
+    static const char *const topics[] = {"a/x/c", "a/2/c", "a/1/d", "a/1/c", "a/3/c"};
+    for (int i = 0; i < 5; i++)
+        client_publish(pub, topics[i], "hello", 5, 1, true);
+    char got[16][32], next[64] = "", path[256];
+    int n = 0, pages = 0;
+    do {
+        snprintf(path, sizeof(path), "/api/v1/tenants/global/retained?filter=a/%%2B/c&limit=2%s%s",
+                 next[0] ? "&after=" : "", next);
+        json_t *page = get_json(path, "any-reader", 200);
+        cr_assert_not_null(page);
+        page_field(page, "retained", "topic", got, &n, next, sizeof(next));
+        json_decref(page);
+        cr_assert(++pages <= 3, "paging does not end");
+    } while (next[0]);
+    cr_assert_eq(n, 4);
+    cr_assert_str_eq(got[0], "a/1/c");
+    cr_assert_str_eq(got[1], "a/2/c");
+    cr_assert_str_eq(got[2], "a/3/c");
+    cr_assert_str_eq(got[3], "a/x/c");
+    json_t *j = get_json("/api/v1/tenants/global/retained?topic=a/1/d", "any-reader", 200);
+    cr_assert_str_eq(json_string_value(json_object_get(j, "topic")), "a/1/d");
+    cr_assert_str_eq(json_string_value(json_object_get(j, "payload")), "aGVsbG8=");
+    cr_assert_eq(json_integer_value(json_object_get(j, "qos")), 1);
+    cr_assert_eq(json_integer_value(json_object_get(j, "properties_length")), 0);
+    json_decref(j);
+    json_decref(get_json("/api/v1/tenants/global/retained?topic=a/9/d", "any-reader", 404));
+    json_decref(get_json("/api/v1/tenants/global/retained?topic=a/%2B", "any-reader", 400));
+    json_decref(get_json("/api/v1/tenants/global/retained?filter=a/%23/b", "any-reader", 400));
+    json_decref(get_json("/api/v1/tenants/global/retained", "acme-reader", 403));
+    client_disconnect(pub);
+    broker_stop(&b);
+    unlink(tokens);
+}
+
+/* DELETE ?topic= clears the retained message as an empty retained
+ * PUBLISH would (MQTT-3.3.1-10): a client subscribing afterwards, on
+ * whichever shard, gets none for that topic, and the other stays. A read
+ * token is refused. */
+Test(admin, retained_delete_clears_it_for_every_subscriber)
+{
+    start_with_tokens();
+    struct client *pub = client_open(&b, "ret-pub", true);
+    client_publish(pub, "k/gone", "old", 3, 0, true);
+    client_publish(pub, "k/kept", "new", 3, 0, true);
+    json_decref(get_json("/api/v1/tenants/global/retained?topic=k/gone", "admin-token", 200));
+    cr_assert_eq(del("/api/v1/tenants/global/retained?topic=k/gone", "any-reader"), 403);
+    cr_assert_eq(del("/api/v1/tenants/global/retained?topic=k/gone", "admin-token"), 200);
+    broker_wait_log(&b, "admin: cleared the retained message of k/gone in tenant global", 1);
+    cr_assert_eq(del("/api/v1/tenants/global/retained?topic=k/gone", "admin-token"), 404);
+    cr_assert_eq(del("/api/v1/tenants/global/retained", "admin-token"), 400);
+    json_decref(get_json("/api/v1/tenants/global/retained?topic=k/gone", "admin-token", 404));
+    for (int i = 0; i < 4; i++) { /* with 4 shards: ids on several of them */
+        char id[32];
+        snprintf(id, sizeof(id), "ret-sub-%d", i);
+        struct client *sub = client_open(&b, id, true);
+        client_subscribe(sub, "k/#", 0);
+        client_expect_message(sub, "k/kept", "new", NULL, NULL);
+        cr_assert(client_no_message(sub, 100), "%s got a cleared retained message", id);
+        client_disconnect(sub);
+    }
+    client_disconnect(pub);
     broker_stop(&b);
     unlink(tokens);
 }

@@ -1,0 +1,54 @@
+/*
+ * http: what the admin room's endpoint files share (server.c: routing,
+ * authentication, tenants and clients; sessions.c: sessions and retained
+ * messages). Private to src/admin; every function runs on the admin
+ * server's one libmicrohttpd thread.
+ */
+#ifndef RINGMQ_ADMIN_HTTP_H
+#define RINGMQ_ADMIN_HTTP_H
+
+#include <arpa/inet.h>
+
+#include <jansson.h>
+#include <microhttpd.h>
+
+#include "admin/admin.h"
+#include "admin/token.h"
+
+/* Who is asking: the token's rights (or every right without tokens). */
+struct caller {
+    const struct admin_token *token; /* NULL: open (no token file) */
+    char peer[INET6_ADDRSTRLEN];
+};
+
+/* Send `body` (taken: freed here) as JSON with `status`. */
+enum MHD_Result http_reply_json(struct MHD_Connection *conn, unsigned int status, json_t *body);
+
+/* An error: {"error": {"code": CODE, "message": MESSAGE}}. */
+enum MHD_Result http_reply_error(struct MHD_Connection *conn, unsigned int status, const char *code,
+                                 const char *message);
+
+/* An op's -errno as the answer (-ENOENT: 404 with `missing`). */
+enum MHD_Result http_reply_errno(struct MHD_Connection *conn, int err, const char *missing);
+
+/* A refusal (401, 403): logged, rate-limited, then answered. */
+enum MHD_Result http_refuse(struct MHD_Connection *conn, const struct caller *c,
+                            unsigned int status, const char *code, const char *message,
+                            const char *method, const char *url);
+
+/* ?prefix=&after=&limit= into *q; NULL, or why the query is refused. */
+const char *http_page_query(struct MHD_Connection *conn, struct admin_client_query *q);
+
+/* .../sessions[/{id}] (`id` NULL: the listing): GET, and DELETE of one
+ * (admin role). The tenant is one the caller may see. */
+enum MHD_Result http_sessions(const struct admin_ops *ops, void *arg, struct MHD_Connection *conn,
+                              const struct caller *c, const char *method, const char *tenant,
+                              const char *id, const char *url);
+
+/* .../retained: GET ?filter= (a page) or ?topic= (one), DELETE ?topic=
+ * (admin role). */
+enum MHD_Result http_retained(const struct admin_ops *ops, void *arg, struct MHD_Connection *conn,
+                              const struct caller *c, const char *method, const char *tenant,
+                              const char *url);
+
+#endif

@@ -1,0 +1,122 @@
+/*
+ * control_req: the request one admin op posts to the shards, shared by the
+ * files that answer it (control.c: the path, clients; control_sessions.c;
+ * control_retained.c). Private to broker/control*: control.h has the path
+ * and its rules (one poster, one answer per loop turn, bounded work).
+ */
+#ifndef RINGMQ_BROKER_CONTROL_REQ_H
+#define RINGMQ_BROKER_CONTROL_REQ_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "admin/admin.h"
+
+struct broker;
+struct shard;
+struct tenant;
+
+enum control_kind {
+    CONTROL_PAGE = 1,      /* a page of a tenant's clients on this shard */
+    CONTROL_ONE = 2,       /* one client (its home shard) */
+    CONTROL_KICK = 3,      /* close one client's connection (its home shard) */
+    CONTROL_SESS_PAGE = 4, /* a page of a tenant's sessions on this shard */
+    CONTROL_SESS_ONE = 5,  /* one session (its home shard) */
+    CONTROL_SESS_DEL = 6,  /* end one session (its home shard) */
+    CONTROL_RET_PAGE = 7,  /* a page of retained topics (shard 0's replica) */
+    CONTROL_RET_ONE = 8,   /* one retained message (shard 0) */
+    CONTROL_RET_DEL = 9,   /* clear one retained message (routed from shard 0) */
+};
+
+/*
+ * One question to one shard. The admin thread fills everything above the
+ * answer before posting; the shard writes the answer (err, more, n and the
+ * entries of its kind: v clients, sv sessions, rv retained) and then `done`
+ * (release): the admin thread reads the answer only after seeing done
+ * (acquire). key holds the prefix (or a filter) then the `after` key
+ * (pages), or the client id or topic (prefix_len bytes) for the others.
+ */
+struct control_req {
+    _Atomic uint32_t refs; /* the admin thread's and the shard's */
+    _Atomic bool done;
+    uint8_t kind; /* enum control_kind */
+    bool delete_session;
+    bool has_after;
+    bool offline; /* SESS_PAGE: offline sessions only */
+    uint16_t tenant;
+    uint32_t cap;              /* room in the entries (and heap) */
+    const void **heap;         /* pages: the shard's scratch, [cap] */
+    struct admin_client *v;    /* [cap] */
+    struct admin_session *sv;  /* [cap] */
+    struct admin_retained *rv; /* [cap] */
+    uint32_t prefix_len, after_len;
+    /* the answer */
+    int err; /* 0, -ENOENT, -ENOMEM */
+    bool more;
+    uint32_t n;
+    uint8_t key[];
+};
+
+/* A request of `kind` with room for `cap` answers and the keys copied;
+ * NULL when out of memory. One reference, the caller's. */
+struct control_req *control_req_create(uint8_t kind, uint16_t tenant, uint32_t cap,
+                                       const char *prefix, size_t prefix_len, const char *after,
+                                       size_t after_len);
+
+/* Drop a reference; the last frees the request and the entries it holds. */
+void control_req_put(struct control_req *r);
+
+/* Post reqs[i] (NULL: none) to shard i and wait for every answer, at most
+ * ADMIN_SHARD_WAIT_MS. 0 or -ETIMEDOUT. The caller keeps its references. */
+int control_ask(struct broker *b, struct control_req **reqs);
+
+/* Ask client `id`'s home shard (kinds ONE, KICK, SESS_ONE, SESS_DEL;
+ * delete_session for KICK); the answered request (the caller's reference)
+ * into *out. 0, or -errno (the shard's answer's err included). */
+int control_ask_home(struct broker *b, uint8_t kind, const char *tenant, const char *id, size_t len,
+                     bool delete_session, struct control_req **out);
+
+/* The id of tenant `name`, when some shard has seen it; -ENOENT otherwise. */
+int control_tenant(struct broker *b, const char *name);
+
+/* Byte order of ids and topics: memcmp, a prefix first. */
+int control_key_cmp(const uint8_t *a, size_t al, const uint8_t *b, size_t bl);
+
+/* An item's sort key (a client id, a topic). */
+typedef void (*control_key_fn)(const void *item, const uint8_t **key, size_t *len);
+
+/*
+ * The `cap` smallest items offered, by key: a max-heap over heap[0..cap)
+ * while a shard walks its items once (O(items x log cap)), then sorted.
+ */
+struct control_pick {
+    const void **heap;
+    uint32_t n, cap;
+    bool more; /* an item was offered past cap */
+    control_key_fn key;
+};
+
+void control_pick_offer(struct control_pick *p, const void *item);
+
+/* Sort heap[0..n) ascending (the pick is spent). */
+void control_pick_sort(struct control_pick *p);
+
+/* On the shard: the answers of control_sessions.c and control_retained.c. */
+void control_answer_sessions(struct shard *s, struct tenant *t, struct control_req *r);
+void control_answer_retained(struct shard *s, struct tenant *t, struct control_req *r);
+
+/* The admin ops they serve (on the admin thread). */
+int control_sessions(void *arg, const char *tenant, const struct admin_session_query *q,
+                     struct admin_session_page *out);
+int control_session(void *arg, const char *tenant, const char *id, size_t len,
+                    struct admin_session *out);
+int control_session_delete(void *arg, const char *tenant, const char *id, size_t len);
+int control_retained(void *arg, const char *tenant, const struct admin_retained_query *q,
+                     struct admin_retained_page *out);
+int control_retained_one(void *arg, const char *tenant, const char *topic, size_t len,
+                         struct admin_retained *out);
+int control_retained_delete(void *arg, const char *tenant, const char *topic, size_t len);
+
+#endif

@@ -1,0 +1,194 @@
+/*
+ * control_retained: the admin API's retained messages (GET .../retained
+ * under a filter, one topic, DELETE one). Every shard holds a full replica
+ * of a tenant's retained store (route.c), so shard 0 answers alone: a page
+ * is one walk of the topics the filter matches (O(matches x log limit)),
+ * and a clear is published there as the broker's own retained PUBLISH
+ * with an empty payload (MQTT-3.3.1-10), which route_publish applies to
+ * every replica and to the store. The answers run on shard 0's thread;
+ * the ops on the admin thread (control.h).
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "broker/control.h"
+#include "broker/control_req.h"
+#include "broker/route.h"
+#include "broker/shard.h"
+#include "index/retain.h"
+#include "mqtt/topic.h"
+#include "session/msg.h"
+
+/* The shard that answers: any replica would do. */
+#define RETAINED_SHARD 0u
+
+static void msg_key(const void *item, const uint8_t **key, size_t *len)
+{
+    const struct msg *m = item;
+    *key = msg_topic(m);
+    *len = m->topic_len;
+}
+
+struct page_walk {
+    struct control_pick p;
+    const struct control_req *r;
+};
+
+static void page_offer(void *value, void *arg)
+{
+    struct page_walk *w = arg;
+    const struct msg *m = value;
+    const struct control_req *r = w->r;
+    if (m->payload_len == 0)
+        return; /* a clear's tombstone (route.c) is no retained message */
+    if (r->has_after &&
+        control_key_cmp(msg_topic(m), m->topic_len, r->key + r->prefix_len, r->after_len) <= 0)
+        return;
+    control_pick_offer(&w->p, m);
+}
+
+/* One message's fields into *out (topic copied, payload too when
+ * `payload`). 0 or -ENOMEM (out is then left for admin_retained_fini). */
+static int retained_fill(const struct msg *m, bool payload, struct admin_retained *out)
+{
+    out->topic = malloc((size_t)m->topic_len + 1);
+    if (!out->topic)
+        return -ENOMEM;
+    memcpy(out->topic, msg_topic(m), m->topic_len);
+    out->topic[m->topic_len] = '\0';
+    out->topic_len = m->topic_len;
+    out->qos = m->qos;
+    out->payload_len = m->payload_len;
+    out->props_len = m->props_len;
+    if (!payload)
+        return 0;
+    out->payload = malloc(m->payload_len ? m->payload_len : 1);
+    if (!out->payload)
+        return -ENOMEM;
+    memcpy(out->payload, msg_payload(m), m->payload_len);
+    return 0;
+}
+
+static void answer_page(struct tenant *t, struct control_req *r)
+{
+    struct page_walk w = {{.heap = r->heap, .cap = r->cap, .key = msg_key}, r};
+    retain_match(t->retained, r->key, r->prefix_len, page_offer, &w);
+    control_pick_sort(&w.p);
+    r->more = w.p.more;
+    for (uint32_t i = 0; i < w.p.n; i++) {
+        r->n = i + 1;
+        if (retained_fill(w.p.heap[i], false, &r->rv[i]) < 0) {
+            r->err = -ENOMEM;
+            break;
+        }
+    }
+}
+
+/* Clear topic's retained message: the broker's own retained PUBLISH with
+ * an empty payload, routed as a client's would be (MQTT-3.3.1-10: the
+ * topic's retained message is removed on every replica and in the store;
+ * subscribers get it as any such PUBLISH). */
+static void answer_clear(struct shard *s, struct tenant *t, struct control_req *r)
+{
+    struct msg_spec sp = {.topic = r->key, .topic_len = r->prefix_len, .retain = 1};
+    struct msg *m = msg_create(&sp);
+    if (!m) {
+        r->err = -ENOMEM;
+        return;
+    }
+    route_publish(s, t, m);
+}
+
+void control_answer_retained(struct shard *s, struct tenant *t, struct control_req *r)
+{
+    if (!t || !t->retained) {
+        r->err = r->kind == CONTROL_RET_PAGE ? 0 : -ENOENT;
+        return;
+    }
+    if (r->kind == CONTROL_RET_PAGE) {
+        answer_page(t, r);
+        return;
+    }
+    const struct msg *m = retain_get(t->retained, r->key, r->prefix_len);
+    if (!m || m->payload_len == 0) {
+        r->err = -ENOENT;
+        return;
+    }
+    if (r->kind == CONTROL_RET_DEL) {
+        answer_clear(s, t, r);
+        return;
+    }
+    r->n = 1;
+    r->err = retained_fill(m, true, &r->rv[0]);
+}
+
+/* ---- on the admin thread ---------------------------------------------------- */
+
+/* Ask shard RETAINED_SHARD `kind` about key (a filter, then `after`, for
+ * a page; a topic otherwise); the answered request into *out. 0 or -errno. */
+static int ask_retained(struct broker *b, uint8_t kind, const char *tenant, uint32_t cap,
+                        const char *key, size_t len, const char *after, size_t after_len,
+                        struct control_req **out)
+{
+    int tid = control_tenant(b, tenant);
+    if (tid < 0)
+        return tid;
+    struct control_req *reqs[CONFIG_MAX_SHARDS] = {0};
+    struct control_req *r =
+        control_req_create(kind, (uint16_t)tid, cap, key, len, after, after_len);
+    if (!r)
+        return -ENOMEM;
+    reqs[RETAINED_SHARD] = r;
+    int err = control_ask(b, reqs);
+    if (err < 0 || r->err < 0) {
+        err = err < 0 ? err : r->err;
+        control_req_put(r);
+        return err;
+    }
+    *out = r;
+    return 0;
+}
+
+int control_retained(void *arg, const char *tenant, const struct admin_retained_query *q,
+                     struct admin_retained_page *out)
+{
+    if (!mqtt_topic_filter_valid((const uint8_t *)q->filter, q->filter_len))
+        return -EINVAL;
+    struct control_req *r;
+    int err = ask_retained(arg, CONTROL_RET_PAGE, tenant, q->limit, q->filter, q->filter_len,
+                           q->after, q->after_len, &r);
+    if (err < 0)
+        return err;
+    *out = (struct admin_retained_page){r->rv, r->n, r->more};
+    r->rv = NULL; /* moved */
+    r->n = 0;
+    control_req_put(r);
+    return 0;
+}
+
+int control_retained_one(void *arg, const char *tenant, const char *topic, size_t len,
+                         struct admin_retained *out)
+{
+    if (!mqtt_topic_name_valid((const uint8_t *)topic, len))
+        return -EINVAL;
+    struct control_req *r;
+    int err = ask_retained(arg, CONTROL_RET_ONE, tenant, 1, topic, len, NULL, 0, &r);
+    if (err < 0)
+        return err;
+    *out = r->rv[0];
+    r->n = 0; /* moved */
+    control_req_put(r);
+    return 0;
+}
+
+int control_retained_delete(void *arg, const char *tenant, const char *topic, size_t len)
+{
+    if (!mqtt_topic_name_valid((const uint8_t *)topic, len))
+        return -EINVAL;
+    struct control_req *r;
+    int err = ask_retained(arg, CONTROL_RET_DEL, tenant, 0, topic, len, NULL, 0, &r);
+    if (err == 0)
+        control_req_put(r);
+    return err;
+}

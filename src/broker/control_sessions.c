@@ -1,0 +1,217 @@
+/*
+ * control_sessions: the admin API's sessions (GET .../sessions, one
+ * session, DELETE one). A page is gathered from every shard, each walking
+ * its own registry of the tenant once (O(sessions of the shard x log
+ * limit)); one session and a delete go to the client id's home shard,
+ * where its session lives. The answers run on the shard's thread and touch
+ * only that shard's sessions; the ops run on the admin thread (control.h).
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "broker/conn.h"
+#include "broker/control.h"
+#include "broker/control_req.h"
+#include "broker/shard.h"
+#include "mqtt/codec.h"
+#include "session/session.h"
+
+static void session_key(const void *item, const uint8_t **key, size_t *len)
+{
+    const struct session_state *st = &((const struct session *)item)->st;
+    *key = st->client_id;
+    *len = st->client_id_len;
+}
+
+/* A session of the tenant the page's query selects. */
+static bool sess_selects(const struct session *ss, const struct control_req *r)
+{
+    const struct session_state *st = &ss->st;
+    if (r->offline && ss->client)
+        return false;
+    if (st->client_id_len < r->prefix_len || memcmp(st->client_id, r->key, r->prefix_len) != 0)
+        return false;
+    return !r->has_after || control_key_cmp(st->client_id, st->client_id_len,
+                                            r->key + r->prefix_len, r->after_len) > 0;
+}
+
+/* A session's subscriptions (filter, QoS) into out->subs. 0 or -ENOMEM. */
+static int subs_fill(const struct session *ss, struct admin_session *out)
+{
+    if (!ss->st.nsubs)
+        return 0;
+    out->subs = calloc(ss->st.nsubs, sizeof(*out->subs));
+    if (!out->subs)
+        return -ENOMEM;
+    for (uint32_t i = 0; i < ss->st.nsubs; i++) {
+        const struct sess_sub *sub = ss->st.subs[i];
+        char *f = malloc((size_t)sub->len + 1);
+        if (!f)
+            return -ENOMEM; /* the entries so far are freed with out */
+        memcpy(f, sub->filter, sub->len);
+        f[sub->len] = '\0';
+        out->subs[i] = (struct admin_sub){f, sub->len, sub->qos};
+    }
+    return 0;
+}
+
+/* One session's fields into *out (its id copied; subscriptions too when
+ * `subs`). 0 or -ENOMEM (out is then left for admin_session_fini). */
+static int session_fill(struct shard *s, const struct session *ss, bool subs,
+                        struct admin_session *out)
+{
+    const struct session_state *st = &ss->st;
+    out->id = malloc((size_t)st->client_id_len + 1);
+    if (!out->id)
+        return -ENOMEM;
+    memcpy(out->id, st->client_id, st->client_id_len);
+    out->id[st->client_id_len] = '\0';
+    out->id_len = st->client_id_len;
+    out->connected = ss->client != NULL;
+    out->expiry_s = st->expiry_s == SESSION_EXPIRY_NEVER ? ADMIN_EXPIRY_NEVER : st->expiry_s;
+    uint64_t at = ss->client ? 0 : session_expires_at_ms(ss);
+    out->expires_in_ms = !at ? -1 : at > s->now_ms ? (int64_t)(at - s->now_ms) : 0;
+    out->subscriptions = st->nsubs;
+    out->inflight = st->ninfl;
+    out->queued = st->qlen;
+    return subs ? subs_fill(ss, out) : 0;
+}
+
+/* The page's sessions of this shard: the `cap` smallest selected ids. */
+static void answer_page(struct shard *s, struct tenant *t, struct control_req *r)
+{
+    struct control_pick p = {.heap = r->heap, .cap = r->cap, .key = session_key};
+    for (uint32_t i = 0; t->reg && i <= t->reg_mask; i++)
+        for (struct session *ss = t->reg[i]; ss; ss = ss->reg_next)
+            if (sess_selects(ss, r))
+                control_pick_offer(&p, ss);
+    control_pick_sort(&p);
+    r->more = p.more;
+    for (uint32_t i = 0; i < p.n; i++) {
+        r->n = i + 1; /* counted before filled: a half-filled entry is freed too */
+        if (session_fill(s, p.heap[i], false, &r->sv[i]) < 0) {
+            r->err = -ENOMEM;
+            break;
+        }
+    }
+}
+
+/* End the session: a connected one with its connection, as the kick with
+ * session=delete does (MQTT 5.0 4.13.2: DISCONNECT 0x98 first), an
+ * offline one now. */
+static void session_del(struct shard *s, struct session *ss)
+{
+    struct conn *c = ss->client ? conn_of_stream(ss->client) : NULL;
+    if (!c) {
+        session_delete(s, ss);
+        return;
+    }
+    session_end_with_connection(ss);
+    conn_close_reason(s, c, CLOSE_ADMIN, MQTT_RC_ADMINISTRATIVE_ACTION, "administrative action");
+}
+
+void control_answer_sessions(struct shard *s, struct tenant *t, struct control_req *r)
+{
+    if (r->kind == CONTROL_SESS_PAGE) {
+        if (t)
+            answer_page(s, t, r);
+        return;
+    }
+    struct session *ss = t ? session_find(t, r->key, r->prefix_len) : NULL;
+    if (!ss) {
+        r->err = -ENOENT;
+        return;
+    }
+    if (r->kind == CONTROL_SESS_DEL) {
+        session_del(s, ss);
+        return;
+    }
+    r->n = 1;
+    r->err = session_fill(s, ss, true, &r->sv[0]);
+}
+
+/* ---- on the admin thread ---------------------------------------------------- */
+
+static int session_entry_cmp(const void *a, const void *b)
+{
+    const struct admin_session *x = a, *y = b;
+    return control_key_cmp((const uint8_t *)x->id, x->id_len, (const uint8_t *)y->id, y->id_len);
+}
+
+/* The shards' pages into one of at most `limit`: the entries move out of
+ * the requests. 0 or -errno. */
+static int merge(struct broker *b, struct control_req **reqs, uint32_t limit,
+                 struct admin_session_page *out)
+{
+    uint32_t total = 0;
+    bool more = false;
+    for (uint32_t i = 0; i < b->nshards; i++) {
+        if (reqs[i]->err < 0)
+            return reqs[i]->err;
+        total += reqs[i]->n;
+        more |= reqs[i]->more;
+    }
+    struct admin_session *v = calloc(total ? total : 1, sizeof(*v));
+    if (!v)
+        return -ENOMEM;
+    uint32_t k = 0;
+    for (uint32_t i = 0; i < b->nshards; i++) {
+        memcpy(v + k, reqs[i]->sv, reqs[i]->n * sizeof(*v));
+        k += reqs[i]->n;
+        reqs[i]->n = 0; /* moved */
+    }
+    qsort(v, total, sizeof(*v), session_entry_cmp);
+    for (uint32_t i = limit; i < total; i++)
+        admin_session_fini(&v[i]);
+    *out = (struct admin_session_page){v, total < limit ? total : limit, more || total > limit};
+    return 0;
+}
+
+int control_sessions(void *arg, const char *tenant, const struct admin_session_query *sq,
+                     struct admin_session_page *out)
+{
+    struct broker *b = arg;
+    const struct admin_client_query *q = &sq->q;
+    int id = control_tenant(b, tenant);
+    if (id < 0)
+        return id;
+    struct control_req *reqs[CONFIG_MAX_SHARDS] = {0};
+    int err = 0;
+    for (uint32_t i = 0; !err && i < b->nshards; i++) {
+        reqs[i] = control_req_create(CONTROL_SESS_PAGE, (uint16_t)id, q->limit, q->prefix,
+                                     q->prefix_len, q->after, q->after_len);
+        err = reqs[i] ? 0 : -ENOMEM;
+        if (reqs[i])
+            reqs[i]->offline = sq->offline;
+    }
+    if (!err)
+        err = control_ask(b, reqs);
+    if (!err)
+        err = merge(b, reqs, q->limit, out);
+    for (uint32_t i = 0; i < b->nshards; i++)
+        control_req_put(reqs[i]);
+    return err;
+}
+
+int control_session(void *arg, const char *tenant, const char *id, size_t len,
+                    struct admin_session *out)
+{
+    struct control_req *r;
+    int err = control_ask_home(arg, CONTROL_SESS_ONE, tenant, id, len, false, &r);
+    if (err < 0)
+        return err;
+    *out = r->sv[0];
+    r->n = 0; /* moved */
+    control_req_put(r);
+    return 0;
+}
+
+int control_session_delete(void *arg, const char *tenant, const char *id, size_t len)
+{
+    struct control_req *r;
+    int err = control_ask_home(arg, CONTROL_SESS_DEL, tenant, id, len, false, &r);
+    if (err == 0)
+        control_req_put(r);
+    return err;
+}
