@@ -108,8 +108,8 @@ struct admin_session {
 
 #define ADMIN_EXPIRY_NEVER UINT32_MAX
 
-/* Which sessions a page holds: as struct admin_client_query (no prefix
- * from the HTTP side yet), and only the offline ones when `offline`. */
+/* Which sessions a page holds: as struct admin_client_query (by client
+ * id), and only the offline ones when `offline`. */
 struct admin_session_query {
     struct admin_client_query q;
     bool offline;
