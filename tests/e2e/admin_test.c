@@ -52,8 +52,8 @@ static void add_token(const char *token, const char *role, const char *tenants)
 }
 
 /* Three tokens: an admin of every tenant, a reader of acme only, a reader
- * of every tenant; the broker started with them. */
-static void start_with_tokens(void)
+ * of every tenant, into a new token file. */
+static void make_tokens(void)
 {
     skip_mosquitto();
     snprintf(tokens, sizeof(tokens), "/tmp/ringmq-admin-XXXXXX");
@@ -64,6 +64,12 @@ static void start_with_tokens(void)
     add_token("acme-reader", "read", "acme");
     add_token("any-reader", "read", NULL);
     snprintf(set_file, sizeof(set_file), "admin.token_file=%s", tokens);
+}
+
+/* The broker started with make_tokens' tokens. */
+static void start_with_tokens(void)
+{
+    make_tokens();
     broker_start(&b, "admin.enabled=true", "admin.port=0", set_file, NULL);
 }
 
@@ -646,4 +652,40 @@ Test(admin, retained_delete_clears_it_for_every_subscriber)
     client_disconnect(pub);
     broker_stop(&b);
     unlink(tokens);
+}
+
+/* What the API deletes, the store forgets: after a restart on the same
+ * directory the deleted session and the cleared retained message stay
+ * gone, the others come back. */
+Test(admin, deletes_reach_the_store)
+{
+    if (getenv("RINGMQ_E2E_BROKER") && !strcmp(getenv("RINGMQ_E2E_BROKER"), "mosquitto"))
+        cr_skip_test("the admin API is ringmq's");
+    char data[128], dir_set[160];
+    e2e_data_dir_create(data, sizeof(data));
+    snprintf(dir_set, sizeof(dir_set), "persistence.dir=%s", data);
+    make_tokens();
+    broker_start(&b, "admin.enabled=true", "admin.port=0", set_file, "persistence.enabled=true",
+                 dir_set, NULL);
+    leave_session("store-gone", "x/1");
+    leave_session("store-kept", "x/2");
+    struct client *pub = client_open(&b, "store-pub", true);
+    client_publish(pub, "r/gone", "1", 1, 1, true);
+    client_publish(pub, "r/kept", "2", 1, 1, true);
+    client_disconnect(pub);
+    cr_assert_eq(del("/api/v1/tenants/global/sessions/store-gone", "admin-token"), 200);
+    cr_assert_eq(del("/api/v1/tenants/global/retained?topic=r/gone", "admin-token"), 200);
+    broker_stop(&b);
+    broker_start(&b, "admin.enabled=true", "admin.port=0", set_file, "persistence.enabled=true",
+                 dir_set, NULL);
+    json_decref(get_json("/api/v1/tenants/global/sessions/store-kept", "admin-token", 200));
+    json_decref(get_json("/api/v1/tenants/global/sessions/store-gone", "admin-token", 404));
+    json_decref(get_json("/api/v1/tenants/global/retained?topic=r/kept", "admin-token", 200));
+    json_decref(get_json("/api/v1/tenants/global/retained?topic=r/gone", "admin-token", 404));
+    struct client *c = client_open(&b, "store-gone", false);
+    cr_assert_not(client_session_present(c), "the deleted session came back from the store");
+    client_disconnect(c);
+    broker_stop(&b);
+    unlink(tokens);
+    e2e_data_dir_remove(data);
 }
