@@ -343,33 +343,60 @@ static int client_entry_cmp(const void *a, const void *b)
     return control_key_cmp((const uint8_t *)x->id, x->id_len, (const uint8_t *)y->id, y->id_len);
 }
 
-/* The shards' pages (each in id order, answered) into one of at most
- * `limit`: every entry moves out of its request. 0 or -ENOMEM. */
-static int merge_pages(struct broker *b, struct control_req **reqs, uint32_t limit,
-                       struct admin_client_page *out)
+int control_merge(struct broker *b, struct control_req **reqs, const struct control_entries *k,
+                  uint32_t limit, void **out, uint32_t *n, bool *more)
 {
     uint32_t total = 0;
-    bool more = false;
+    *more = false;
     for (uint32_t i = 0; i < b->nshards; i++) {
         if (reqs[i]->err < 0)
             return reqs[i]->err;
         total += reqs[i]->n;
-        more |= reqs[i]->more;
+        *more |= reqs[i]->more;
     }
-    struct admin_client *v = calloc(total ? total : 1, sizeof(*v));
+    uint8_t *v = calloc(total ? total : 1, k->size);
     if (!v)
         return -ENOMEM;
-    uint32_t k = 0;
+    size_t at = 0;
     for (uint32_t i = 0; i < b->nshards; i++) {
-        memcpy(v + k, reqs[i]->v, reqs[i]->n * sizeof(*v));
-        k += reqs[i]->n;
+        memcpy(v + at, k->of(reqs[i]), reqs[i]->n * k->size);
+        at += reqs[i]->n * k->size;
         reqs[i]->n = 0; /* moved */
     }
-    qsort(v, total, sizeof(*v), client_entry_cmp);
+    qsort(v, total, k->size, k->cmp);
     for (uint32_t i = limit; i < total; i++)
-        admin_client_fini(&v[i]);
-    *out = (struct admin_client_page){v, total < limit ? total : limit, more || total > limit};
+        k->fini(v + (size_t)i * k->size);
+    *more |= total > limit;
+    *n = total < limit ? total : limit;
+    *out = v;
     return 0;
+}
+
+static void *client_entries(struct control_req *r)
+{
+    return r->v;
+}
+
+static void client_entry_fini(void *e)
+{
+    admin_client_fini(e);
+}
+
+static const struct control_entries client_page = {sizeof(struct admin_client), client_entries,
+                                                   client_entry_cmp, client_entry_fini};
+
+/* The shards' pages (each in id order, answered) into one of at most
+ * `limit`. 0 or -errno. */
+static int merge_pages(struct broker *b, struct control_req **reqs, uint32_t limit,
+                       struct admin_client_page *out)
+{
+    void *v;
+    uint32_t n;
+    bool more;
+    int rc = control_merge(b, reqs, &client_page, limit, &v, &n, &more);
+    if (rc == 0)
+        *out = (struct admin_client_page){v, n, more};
+    return rc;
 }
 
 static int control_clients(void *arg, const char *tenant, const struct admin_client_query *q,

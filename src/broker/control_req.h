@@ -78,6 +78,20 @@ int control_ask(struct broker *b, struct control_req **reqs);
 int control_ask_home(struct broker *b, uint8_t kind, const char *tenant, const char *id, size_t len,
                      bool delete_session, struct control_req **out);
 
+/* How control_merge reads one kind of page entries. */
+struct control_entries {
+    size_t size;                              /* of an entry */
+    void *(*of)(struct control_req *r);       /* the request's entries */
+    int (*cmp)(const void *a, const void *b); /* their order */
+    void (*fini)(void *e);                    /* free what an entry holds */
+};
+
+/* The shards' answered pages into one sorted array of at most `limit`
+ * entries (*out, *n; *more when any shard had more or the limit cut):
+ * the entries move out of the requests. 0 or -errno (a shard's error). */
+int control_merge(struct broker *b, struct control_req **reqs, const struct control_entries *k,
+                  uint32_t limit, void **out, uint32_t *n, bool *more);
+
 /* The id of tenant `name`, when some shard has seen it; -ENOENT otherwise. */
 int control_tenant(struct broker *b, const char *name);
 

@@ -139,33 +139,30 @@ static int session_entry_cmp(const void *a, const void *b)
     return control_key_cmp((const uint8_t *)x->id, x->id_len, (const uint8_t *)y->id, y->id_len);
 }
 
-/* The shards' pages into one of at most `limit`: the entries move out of
- * the requests. 0 or -errno. */
+static void *session_entries(struct control_req *r)
+{
+    return r->sv;
+}
+
+static void session_entry_fini(void *e)
+{
+    admin_session_fini(e);
+}
+
+static const struct control_entries session_page = {sizeof(struct admin_session), session_entries,
+                                                    session_entry_cmp, session_entry_fini};
+
+/* The shards' pages into one of at most `limit`. 0 or -errno. */
 static int merge(struct broker *b, struct control_req **reqs, uint32_t limit,
                  struct admin_session_page *out)
 {
-    uint32_t total = 0;
-    bool more = false;
-    for (uint32_t i = 0; i < b->nshards; i++) {
-        if (reqs[i]->err < 0)
-            return reqs[i]->err;
-        total += reqs[i]->n;
-        more |= reqs[i]->more;
-    }
-    struct admin_session *v = calloc(total ? total : 1, sizeof(*v));
-    if (!v)
-        return -ENOMEM;
-    uint32_t k = 0;
-    for (uint32_t i = 0; i < b->nshards; i++) {
-        memcpy(v + k, reqs[i]->sv, reqs[i]->n * sizeof(*v));
-        k += reqs[i]->n;
-        reqs[i]->n = 0; /* moved */
-    }
-    qsort(v, total, sizeof(*v), session_entry_cmp);
-    for (uint32_t i = limit; i < total; i++)
-        admin_session_fini(&v[i]);
-    *out = (struct admin_session_page){v, total < limit ? total : limit, more || total > limit};
-    return 0;
+    void *v;
+    uint32_t n;
+    bool more;
+    int rc = control_merge(b, reqs, &session_page, limit, &v, &n, &more);
+    if (rc == 0)
+        *out = (struct admin_session_page){v, n, more};
+    return rc;
 }
 
 int control_sessions(void *arg, const char *tenant, const struct admin_session_query *sq,
