@@ -159,6 +159,17 @@ struct admin_retained_page {
 void admin_retained_fini(struct admin_retained *r);
 void admin_retained_page_fini(struct admin_retained_page *p);
 
+/* A message POST .../publish puts into a tenant. Borrowed. */
+struct admin_publish {
+    const char *topic;
+    size_t topic_len;
+    const uint8_t *payload;
+    size_t payload_len;
+    uint8_t qos;
+    bool retain;
+    uint32_t expiry_s; /* Message Expiry Interval; 0: none */
+};
+
 /* What the broker answers; each runs on the admin thread, one request at
  * a time. An op that asks the shards waits for them at most
  * ADMIN_SHARD_WAIT_MS (a slow answer delays only other admin requests).
@@ -205,6 +216,23 @@ struct admin_ops {
      * empty payload would. 0, -EINVAL, -ENOENT (none there), -ETIMEDOUT,
      * -ENOMEM. */
     int (*retained_delete)(void *arg, const char *tenant, const char *topic, size_t len);
+    /* Publish `p` into the tenant as the broker's own PUBLISH (no session
+     * sent it): retained, delivered and stored as a client's would be.
+     * 0, -EINVAL (not a valid topic name, or over the tenant's limits),
+     * -ENOENT (no such tenant), -ETIMEDOUT, -ENOMEM. */
+    int (*publish)(void *arg, const char *tenant, const struct admin_publish *p);
+    /* Subscribe session `id` (connected or not) to `filter` at `qos` as
+     * its SUBSCRIBE would (the ACL not asked: the caller is an admin);
+     * *existed: it held that filter already (now replaced). 0, -EINVAL
+     * (not a valid filter, or refused by the tenant's settings), -ENOSPC
+     * (its max_subscriptions), -ENOENT (no such tenant or session),
+     * -ETIMEDOUT, -ENOMEM. */
+    int (*subscribe)(void *arg, const char *tenant, const char *id, size_t len, const char *filter,
+                     size_t flen, uint8_t qos, bool *existed);
+    /* Remove that subscription as UNSUBSCRIBE would. 0, -EINVAL, -ENOENT
+     * (no such tenant, session or subscription), -ETIMEDOUT. */
+    int (*unsubscribe)(void *arg, const char *tenant, const char *id, size_t len,
+                       const char *filter, size_t flen);
 };
 
 struct admin_server;

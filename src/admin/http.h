@@ -19,7 +19,12 @@
 struct caller {
     const struct admin_token *token; /* NULL: open (no token file) */
     char peer[INET6_ADDRSTRLEN];
+    const char *body; /* a POST's body (body_len bytes, not NUL-terminated); NULL: none */
+    size_t body_len;
 };
+
+/* A request body's most bytes (a POST's JSON): past it, 413. */
+#define ADMIN_BODY_MAX (256u * 1024u)
 
 /* Send `body` (taken: freed here) as JSON with `status`. */
 enum MHD_Result http_reply_json(struct MHD_Connection *conn, unsigned int status, json_t *body);
@@ -50,5 +55,22 @@ enum MHD_Result http_sessions(const struct admin_ops *ops, void *arg, struct MHD
 enum MHD_Result http_retained(const struct admin_ops *ops, void *arg, struct MHD_Connection *conn,
                               const struct caller *c, const char *method, const char *tenant,
                               const char *url);
+
+/* POST .../publish (admin role): the body's message into the tenant. */
+enum MHD_Result http_publish(const struct admin_ops *ops, void *arg, struct MHD_Connection *conn,
+                             const struct caller *c, const char *method, const char *tenant,
+                             const char *url);
+
+/* POST .../sessions/{id}/subscriptions {filter, qos} and DELETE
+ * ...?filter= (admin role), `id` id_len bytes. */
+enum MHD_Result http_subscriptions(const struct admin_ops *ops, void *arg,
+                                   struct MHD_Connection *conn, const struct caller *c,
+                                   const char *method, const char *tenant, const char *id,
+                                   size_t id_len, const char *url);
+
+/* Writes are for admin tokens: true when the caller may, else the 403 was
+ * sent (*ret). */
+bool http_may_write(struct MHD_Connection *conn, const struct caller *c, const char *method,
+                    const char *url, enum MHD_Result *ret);
 
 #endif

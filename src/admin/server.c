@@ -363,13 +363,23 @@ static const char *sub_after(const char *sub, const char *what)
     return sub && !strncmp(sub, what, n) && (sub[n] == '\0' || sub[n] == '/') ? sub + n : NULL;
 }
 
-/* Below /tenants/{t}: clients, sessions, retained (the tenant one the
- * caller may see). */
+/* Below /tenants/{t}: clients, sessions (POST or DELETE of .../{id}
+ * /subscriptions: a session's subscription; a GET of that path is the
+ * session of that id, slashes and all), retained, publish (the tenant one
+ * the caller may see). */
 static enum MHD_Result route_tenant(struct admin_server *s, struct MHD_Connection *conn,
                                     const struct caller *c, const char *method, const char *tenant,
                                     const char *sub, const char *url)
 {
     const char *rest;
+    static const char subs[] = "/subscriptions";
+    size_t rl, sl = sizeof(subs) - 1;
+    if ((rest = sub_after(sub, "/sessions")) && (rl = strlen(rest)) > sl + 1 &&
+        !strcmp(rest + rl - sl, subs) && strcmp(method, MHD_HTTP_METHOD_GET) != 0)
+        return http_subscriptions(s->ops, s->arg, conn, c, method, tenant, rest + 1, rl - sl - 1,
+                                  url);
+    if ((rest = sub_after(sub, "/publish")) && !*rest)
+        return http_publish(s->ops, s->arg, conn, c, method, tenant, url);
     if ((rest = sub_after(sub, "/sessions")))
         return http_sessions(s->ops, s->arg, conn, c, method, tenant, *rest ? rest + 1 : NULL, url);
     if ((rest = sub_after(sub, "/retained")) && !*rest)
@@ -385,8 +395,8 @@ static enum MHD_Result route_tenant(struct admin_server *s, struct MHD_Connectio
 }
 
 /* Route an authenticated request. Paths: /api/v1/tenants[/{t}[/clients
- * [/{id}[/kick]] | /sessions[/{id}] | /retained]]. The tenant must be one
- * the token may see. */
+ * [/{id}[/kick]] | /sessions[/{id}[/subscriptions]] | /retained |
+ * /publish]]. The tenant must be one the token may see. */
 static enum MHD_Result route(struct admin_server *s, struct MHD_Connection *conn,
                              const struct caller *c, const char *method, const char *url)
 {
@@ -414,11 +424,57 @@ static enum MHD_Result route(struct admin_server *s, struct MHD_Connection *conn
     return get_tenants(s, conn, c, one);
 }
 
+/* A POST's body as it arrives, and who sent it (authenticated first). */
+struct upload {
+    struct caller c;
+    char *data;
+    size_t len, cap;
+    bool too_large; /* over ADMIN_BODY_MAX: the rest is read and dropped */
+};
+
+/* Append p[0..n) to the body; false when out of memory. */
+static bool upload_add(struct upload *u, const char *p, size_t n)
+{
+    if (u->too_large || n > ADMIN_BODY_MAX - u->len) {
+        u->too_large = true;
+        return true;
+    }
+    if (u->len + n > u->cap) {
+        size_t cap = u->cap ? u->cap : 4096;
+        while (cap < u->len + n)
+            cap *= 2;
+        char *d = realloc(u->data, cap);
+        if (!d)
+            return false;
+        u->data = d;
+        u->cap = cap;
+    }
+    memcpy(u->data + u->len, p, n);
+    u->len += n;
+    return true;
+}
+
+/* MHD's end of a request: free its upload. */
+static void admin_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
+                            enum MHD_RequestTerminationCode toe)
+{
+    (void)cls;
+    (void)conn;
+    (void)toe;
+    struct upload *u = *req_cls;
+    if (u)
+        free(u->data);
+    free(u);
+    *req_cls = NULL;
+}
+
 /*
- * Answered on the first call for the request: no endpoint takes a body
- * (kick's options are in the query), and MHD closes a connection whose
- * upload was refused. The path MHD hands over is percent-decoded, so a
- * client id with '/' or spaces is sent encoded.
+ * GET and DELETE are answered on the first call for the request (they
+ * take no body; MHD closes a connection whose upload was refused). A POST
+ * is authenticated on the first call, its body gathered (at most
+ * ADMIN_BODY_MAX bytes, past it 413) and answered on the last. The path
+ * MHD hands over is percent-decoded, so a client id with '/' or spaces is
+ * sent encoded.
  */
 static enum MHD_Result admin_request(void *cls, struct MHD_Connection *conn, const char *url,
                                      const char *method, const char *version,
@@ -426,17 +482,34 @@ static enum MHD_Result admin_request(void *cls, struct MHD_Connection *conn, con
                                      void **req_cls)
 {
     struct admin_server *s = cls;
+    struct upload *u = *req_cls;
     (void)version;
-    (void)upload_data;
-    (void)upload_data_size;
-    (void)req_cls;
-    if (strlen(url) > ADMIN_PATH_MAX)
-        return http_reply_error(conn, MHD_HTTP_URI_TOO_LONG, "uri_too_long", "path too long");
-    struct caller c;
-    enum MHD_Result ret = MHD_NO;
-    if (authenticate(s, conn, &c, method, url, &ret) < 0)
-        return ret;
-    return route(s, conn, &c, method, url);
+    if (!u) {
+        if (strlen(url) > ADMIN_PATH_MAX)
+            return http_reply_error(conn, MHD_HTTP_URI_TOO_LONG, "uri_too_long", "path too long");
+        struct caller c = {0};
+        enum MHD_Result ret = MHD_NO;
+        if (authenticate(s, conn, &c, method, url, &ret) < 0)
+            return ret;
+        if (strcmp(method, MHD_HTTP_METHOD_POST) != 0)
+            return route(s, conn, &c, method, url);
+        if (!(u = calloc(1, sizeof(*u))))
+            return MHD_NO;
+        u->c = c;
+        *req_cls = u;
+        return MHD_YES;
+    }
+    if (*upload_data_size) {
+        bool ok = upload_add(u, upload_data, *upload_data_size);
+        *upload_data_size = 0;
+        return ok ? MHD_YES : MHD_NO;
+    }
+    if (u->too_large)
+        return http_reply_error(conn, MHD_HTTP_CONTENT_TOO_LARGE, "body_too_large",
+                                "the body is over 256 KiB");
+    u->c.body = u->data ? u->data : "";
+    u->c.body_len = u->len;
+    return route(s, conn, &u->c, method, url);
 }
 
 /* Parse an IPv4 or IPv6 literal (IPv6 optionally in brackets). */
@@ -481,7 +554,8 @@ static int admin_listen(struct admin_server *s, const struct config *cfg, uint16
         flags, cfg->admin_port, NULL, NULL, admin_request, s, MHD_OPTION_EXTERNAL_LOGGER, admin_log,
         s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss, MHD_OPTION_CONNECTION_LIMIT,
         (unsigned int)ADMIN_CONNECTION_LIMIT, MHD_OPTION_CONNECTION_TIMEOUT,
-        (unsigned int)ADMIN_CONNECTION_TIMEOUT_S, MHD_OPTION_END);
+        (unsigned int)ADMIN_CONNECTION_TIMEOUT_S, MHD_OPTION_NOTIFY_COMPLETED, admin_completed, s,
+        MHD_OPTION_END);
     if (!s->daemon) {
         snprintf(err, errlen, "admin: cannot listen on %s port %u", cfg->admin_bind,
                  (unsigned)cfg->admin_port);

@@ -55,8 +55,8 @@ static enum MHD_Result reply_oom(struct MHD_Connection *conn)
 
 /* Writes are for admin tokens: true when the caller may, else the 403 was
  * sent (*ret). */
-static bool may_write(struct MHD_Connection *conn, const struct caller *c, const char *method,
-                      const char *url, enum MHD_Result *ret)
+bool http_may_write(struct MHD_Connection *conn, const struct caller *c, const char *method,
+                    const char *url, enum MHD_Result *ret)
 {
     if (!c->token || c->token->role == ADMIN_ROLE_ADMIN)
         return true;
@@ -158,7 +158,7 @@ enum MHD_Result http_sessions(const struct admin_ops *ops, void *arg, struct MHD
         return o ? http_reply_json(conn, MHD_HTTP_OK, o) : reply_oom(conn);
     }
     enum MHD_Result ret;
-    if (!may_write(conn, c, method, url, &ret))
+    if (!http_may_write(conn, c, method, url, &ret))
         return ret;
     int err = ops->session_delete(arg, tenant, id, len);
     if (err < 0)
@@ -252,7 +252,7 @@ enum MHD_Result http_retained(const struct admin_ops *ops, void *arg, struct MHD
         return http_reply_error(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "method_not_allowed",
                                 "GET retained messages, DELETE one");
     enum MHD_Result ret;
-    if (!get && !may_write(conn, c, method, url, &ret))
+    if (!get && !http_may_write(conn, c, method, url, &ret))
         return ret;
     const char *topic = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "topic");
     if (get && !topic)

@@ -267,8 +267,10 @@ void control_on_cqe(struct shard *s, const struct io_uring_cqe *cqe)
             answer_client(s, t, r);
         } else if (r->kind <= CONTROL_SESS_DEL) {
             control_answer_sessions(s, t, r);
-        } else {
+        } else if (r->kind <= CONTROL_RET_DEL) {
             control_answer_retained(s, t, r);
+        } else {
+            control_answer_writes(s, r);
         }
         atomic_store_explicit(&r->done, true, memory_order_release);
         uint64_t one = 1;
@@ -499,6 +501,9 @@ const struct admin_ops control_admin_ops = {
     .retained = control_retained,
     .retained_one = control_retained_one,
     .retained_delete = control_retained_delete,
+    .publish = control_publish,
+    .subscribe = control_subscribe,
+    .unsubscribe = control_unsubscribe,
 };
 
 int control_init(struct broker *b)

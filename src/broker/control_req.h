@@ -28,6 +28,9 @@ enum control_kind {
     CONTROL_RET_PAGE = 7,  /* a page of retained topics (shard 0's replica) */
     CONTROL_RET_ONE = 8,   /* one retained message (shard 0) */
     CONTROL_RET_DEL = 9,   /* clear one retained message (routed from shard 0) */
+    CONTROL_PUBLISH = 10,  /* the broker's own PUBLISH (routed from shard 0) */
+    CONTROL_SUB = 11,      /* subscribe a session (its home shard) */
+    CONTROL_UNSUB = 12,    /* unsubscribe a session (its home shard) */
 };
 
 /*
@@ -36,7 +39,9 @@ enum control_kind {
  * entries of its kind: v clients, sv sessions, rv retained) and then `done`
  * (release): the admin thread reads the answer only after seeing done
  * (acquire). key holds the prefix (or a filter) then the `after` key
- * (pages), or the client id or topic (prefix_len bytes) for the others.
+ * (pages), or the client id or topic (prefix_len bytes) for the others;
+ * PUBLISH: the topic then the payload (after_len bytes), SUB and UNSUB:
+ * the client id then the filter.
  */
 struct control_req {
     _Atomic uint32_t refs; /* the admin thread's and the shard's */
@@ -44,7 +49,10 @@ struct control_req {
     uint8_t kind; /* enum control_kind */
     bool delete_session;
     bool has_after;
-    bool offline; /* SESS_PAGE: offline sessions only */
+    bool offline;      /* SESS_PAGE: offline sessions only */
+    bool retain;       /* PUBLISH */
+    uint8_t qos;       /* PUBLISH, SUB */
+    uint32_t expiry_s; /* PUBLISH: Message Expiry Interval, 0: none */
     uint16_t tenant;
     uint32_t cap;              /* room in the entries (and heap) */
     const void **heap;         /* pages: the shard's scratch, [cap] */
@@ -120,6 +128,7 @@ void control_pick_sort(struct control_pick *p);
 /* On the shard: the answers of control_sessions.c and control_retained.c. */
 void control_answer_sessions(struct shard *s, struct tenant *t, struct control_req *r);
 void control_answer_retained(struct shard *s, struct tenant *t, struct control_req *r);
+void control_answer_writes(struct shard *s, struct control_req *r);
 
 /* The admin ops they serve (on the admin thread). */
 int control_sessions(void *arg, const char *tenant, const struct admin_session_query *q,
@@ -132,5 +141,10 @@ int control_retained(void *arg, const char *tenant, const struct admin_retained_
 int control_retained_one(void *arg, const char *tenant, const char *topic, size_t len,
                          struct admin_retained *out);
 int control_retained_delete(void *arg, const char *tenant, const char *topic, size_t len);
+int control_publish(void *arg, const char *tenant, const struct admin_publish *p);
+int control_subscribe(void *arg, const char *tenant, const char *id, size_t len, const char *filter,
+                      size_t flen, uint8_t qos, bool *existed);
+int control_unsubscribe(void *arg, const char *tenant, const char *id, size_t len,
+                        const char *filter, size_t flen);
 
 #endif

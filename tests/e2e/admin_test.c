@@ -92,19 +92,28 @@ static int admin_port(void)
     return port;
 }
 
-/* METHOD PATH with `token` (NULL: no Authorization); the status, and the
- * body into body[cap]. */
-static int http(const char *method, const char *path, const char *token, char *body, size_t cap)
+/* METHOD PATH with `token` (NULL: no Authorization) and `out` (NULL: no
+ * body) of out_len bytes; the status, and the answer's body into body[cap]. */
+static int http_send(const char *method, const char *path, const char *token, const char *out,
+                     size_t out_len, char *body, size_t cap)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)admin_port())};
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     cr_assert(connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0);
-    char req[512], auth[128] = "";
+    char req[1024], auth[128] = "", length[64] = "";
     if (token)
         snprintf(auth, sizeof(auth), "Authorization: Bearer %s\r\n", token);
-    int n = snprintf(req, sizeof(req), "%s %s HTTP/1.0\r\n%s\r\n", method, path, auth);
+    if (out)
+        snprintf(length, sizeof(length), "Content-Length: %zu\r\n", out_len);
+    int n = snprintf(req, sizeof(req), "%s %s HTTP/1.0\r\n%s%s\r\n", method, path, auth, length);
     cr_assert(write(fd, req, (size_t)n) == n);
+    for (size_t off = 0; out && off < out_len;) {
+        ssize_t w = send(fd, out + off, out_len - off, MSG_NOSIGNAL);
+        if (w <= 0)
+            break; /* the server answered early (413) and closed */
+        off += (size_t)w;
+    }
     static char buf[65536];
     size_t len = 0;
     for (;;) {
@@ -122,6 +131,11 @@ static int http(const char *method, const char *path, const char *token, char *b
     const char *start = strstr(buf, "\r\n\r\n");
     snprintf(body, cap, "%s", start ? start + 4 : "");
     return status;
+}
+
+static int http(const char *method, const char *path, const char *token, char *body, size_t cap)
+{
+    return http_send(method, path, token, NULL, 0, body, cap);
 }
 
 Test(admin, no_or_unknown_token_is_401_and_logged)
@@ -688,4 +702,117 @@ Test(admin, deletes_reach_the_store)
     broker_stop(&b);
     unlink(tokens);
     e2e_data_dir_remove(data);
+}
+
+/* ---- writes: publish, a session's subscriptions ---------------------------------------- */
+
+/* POST `json` to `path` as `token`; the status. */
+static int post_json(const char *path, const char *token, const char *json)
+{
+    char body[4096];
+    return http_send("POST", path, token, json, strlen(json), body, sizeof(body));
+}
+
+/* The broker's own PUBLISH reaches a real subscriber, as text and base64,
+ * retained for a later one; refused to read tokens and to tokens of other
+ * tenants; every malformed body is a 400 (a huge one 413) and publishes
+ * nothing. */
+Test(admin, publish_reaches_a_subscriber_and_bad_bodies_are_400)
+{
+    start_with_tokens();
+    const char *path = "/api/v1/tenants/global/publish";
+    struct client *sub = client_open(&b, "pub-sub", true);
+    client_subscribe(sub, "adm/#", 1);
+    cr_assert_eq(
+        post_json(path, "admin-token", "{\"topic\":\"adm/a\",\"payload\":\"hello\",\"qos\":1}"),
+        200);
+    client_expect_message(sub, "adm/a", "hello", NULL, NULL);
+    broker_wait_log(&b, "admin: published 5 bytes on adm/a in tenant global", 1);
+    cr_assert_eq(post_json(path, "admin-token",
+                           "{\"topic\":\"adm/b\",\"payload_base64\":\"aGk=\",\"retain\":true,"
+                           "\"message_expiry\":60}"),
+                 200);
+    client_expect_message(sub, "adm/b", "hi", NULL, NULL);
+    cr_assert_eq(post_json(path, "any-reader", "{\"topic\":\"adm/a\",\"payload\":\"no\"}"), 403);
+    cr_assert_eq(post_json(path, "acme-reader", "{\"topic\":\"adm/a\",\"payload\":\"no\"}"), 403);
+    cr_assert_eq(post_json(path, NULL, "{\"topic\":\"adm/a\",\"payload\":\"no\"}"), 401);
+    static const char *const bad[] = {
+        "{\"topic\":\"adm/+\",\"payload\":\"no\"}", /* MQTT-3.3.2-2: no wildcards */
+        "{\"topic\":\"\",\"payload\":\"no\"}",      /* MQTT-4.7.3-1: at least one character */
+        "{\"topic\":\"adm/a\",\"qos\":3}",
+        "{\"topic\":\"adm/a\",\"qos\":\"1\"}",
+        "{\"topic\":\"adm/a\",\"payload\":\"x\",\"payload_base64\":\"eA==\"}",
+        "{\"topic\":\"adm/a\",\"payload_base64\":\"not base64\"}",
+        "{\"topic\":\"adm/a\",\"retain\":1}",
+        "{\"topic\":\"adm/a\",\"colour\":\"red\"}",
+        "not json",
+        "[1,2]",
+        "",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        cr_assert_eq(post_json(path, "admin-token", bad[i]), 400, "%s", bad[i]);
+    size_t big = 300 * 1024;
+    char *huge = malloc(big);
+    cr_assert_not_null(huge);
+    memset(huge, ' ', big);
+    char reply[4096];
+    cr_assert_eq(http_send("POST", path, "admin-token", huge, big, reply, sizeof(reply)), 413);
+    free(huge);
+    cr_assert_eq(post_json("/api/v1/tenants/nobody/publish", "admin-token", "{\"topic\":\"a\"}"),
+                 404);
+    cr_assert(client_no_message(sub, 200), "a refused publish was delivered");
+    struct client *late = client_open(&b, "pub-late", true);
+    client_subscribe(late, "adm/b", 0);
+    client_expect_message(late, "adm/b", "hi", NULL, NULL); /* retained */
+    client_disconnect(late);
+    client_disconnect(sub);
+    broker_stop(&b);
+    unlink(tokens);
+}
+
+/* A session's subscriptions changed by the API as its SUBSCRIBE and
+ * UNSUBSCRIBE would: an offline session, back online, gets messages on
+ * the added filter, and none after the filter is removed; with 4 shards
+ * the publisher's shard learns the interest from the session's home. */
+Test(admin, subscriptions_added_and_removed_for_a_session)
+{
+    start_with_tokens();
+    const char *path = "/api/v1/tenants/global/sessions/adm-sess/subscriptions";
+    leave_session("adm-sess", NULL);
+    cr_assert_eq(post_json(path, "any-reader", "{\"filter\":\"s/#\",\"qos\":1}"), 403);
+    cr_assert_eq(post_json(path, "admin-token", "{\"filter\":\"s/#\",\"qos\":3}"), 400);
+    cr_assert_eq(post_json(path, "admin-token", "{\"filter\":\"s/#/x\"}"), 400); /* MQTT-4.7.1-2 */
+    cr_assert_eq(post_json("/api/v1/tenants/global/sessions/nobody/subscriptions", "admin-token",
+                           "{\"filter\":\"s/#\"}"),
+                 404);
+    cr_assert_eq(post_json(path, "admin-token", "{\"filter\":\"s/#\",\"qos\":1}"), 200);
+    broker_wait_log(&b, "admin: subscribed session adm-sess of tenant global to s/#", 1);
+    json_t *one = get_json("/api/v1/tenants/global/sessions/adm-sess", "admin-token", 200);
+    cr_assert_eq(json_integer_value(json_object_get(one, "subscriptions")), 1);
+    json_decref(one);
+    struct client *c = client_open(&b, "adm-sess", false);
+    struct client *pub = client_open(&b, "adm-pub", true);
+    for (int i = 0; i < 8; i++) { /* publishers on several shards */
+        char id[32];
+        snprintf(id, sizeof(id), "adm-pub-%d", i);
+        struct client *p = client_open(&b, id, true);
+        client_publish(p, "s/1", "one", 3, 1, false);
+        client_expect_message(c, "s/1", "one", NULL, NULL);
+        client_disconnect(p);
+    }
+    cr_assert_eq(
+        del("/api/v1/tenants/global/sessions/adm-sess/subscriptions?filter=s/%23", "any-reader"),
+        403);
+    cr_assert_eq(
+        del("/api/v1/tenants/global/sessions/adm-sess/subscriptions?filter=s/%23", "admin-token"),
+        200);
+    cr_assert_eq(
+        del("/api/v1/tenants/global/sessions/adm-sess/subscriptions?filter=s/%23", "admin-token"),
+        404);
+    client_publish(pub, "s/2", "two", 3, 1, false);
+    cr_assert(client_no_message(c, 300), "a removed subscription still delivered");
+    client_disconnect(pub);
+    client_disconnect(c);
+    broker_stop(&b);
+    unlink(tokens);
 }
