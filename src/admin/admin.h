@@ -10,7 +10,8 @@
  * collector reads them; clients by asking each shard, which answers on
  * its own thread within one loop turn (broker/control.h), the admin
  * thread waiting at most ADMIN_SHARD_WAIT_MS (then 503). Every refusal
- * (401, 403) is logged.
+ * (401, 403) is logged. Writes (POST, DELETE) need the admin role; a POST's
+ * JSON body is bounded (http.h's ADMIN_BODY_MAX).
  *
  * Authentication: `Authorization: Bearer TOKEN`, checked against the
  * token file's hashes (admin/token.h). No token or an unknown one: 401; a
@@ -233,6 +234,10 @@ struct admin_ops {
      * (no such tenant, session or subscription), -ETIMEDOUT. */
     int (*unsubscribe)(void *arg, const char *tenant, const char *id, size_t len,
                        const char *filter, size_t flen);
+    /* Ask for the reload SIGHUP makes (the signal is sent to the process;
+     * the thread that serves signals reloads and logs what changed and
+     * what was refused). 0 or -errno. */
+    int (*reload)(void *arg);
 };
 
 struct admin_server;

@@ -394,7 +394,27 @@ static enum MHD_Result route_tenant(struct admin_server *s, struct MHD_Connectio
     return get_clients(s, conn, tenant);
 }
 
-/* Route an authenticated request. Paths: /api/v1/tenants[/{t}[/clients
+/* POST /reload (admin role): the reload SIGHUP makes, asked for; its
+ * outcome is in the log (202). */
+static enum MHD_Result post_reload(struct admin_server *s, struct MHD_Connection *conn,
+                                   const struct caller *c, const char *method, const char *url)
+{
+    enum MHD_Result ret;
+    if (strcmp(method, MHD_HTTP_METHOD_POST) != 0)
+        return http_reply_error(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "method_not_allowed",
+                                "POST a reload");
+    if (!http_may_write(conn, c, method, url, &ret))
+        return ret;
+    int err = s->ops->reload(s->arg);
+    if (err < 0)
+        return http_reply_error(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal", strerror(-err));
+    log_info("admin: reload requested (from %s)", c->peer);
+    return http_reply_json(conn, MHD_HTTP_ACCEPTED,
+                           json_pack("{s:s,s:s}", "reload", "requested", "result",
+                                     "in the broker's log: the lines starting with \"reload:\""));
+}
+
+/* Route an authenticated request. Paths: /api/v1/reload, /api/v1/tenants[/{t}[/clients
  * [/{id}[/kick]] | /sessions[/{id}[/subscriptions]] | /retained |
  * /publish]]. The tenant must be one the token may see. */
 static enum MHD_Result route(struct admin_server *s, struct MHD_Connection *conn,
@@ -402,6 +422,8 @@ static enum MHD_Result route(struct admin_server *s, struct MHD_Connection *conn
 {
     static const char tenants[] = API_PREFIX "/tenants";
     const size_t tl = sizeof(tenants) - 1;
+    if (!strcmp(url, API_PREFIX "/reload"))
+        return post_reload(s, conn, c, method, url);
     if (strncmp(url, tenants, tl) != 0 || (url[tl] != '\0' && url[tl] != '/'))
         return http_reply_error(conn, MHD_HTTP_NOT_FOUND, "not_found", "no such endpoint");
     char tenant[ADMIN_TENANT_MAX];

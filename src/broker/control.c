@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -490,6 +491,14 @@ static uint32_t control_tenants(void *arg, struct admin_tenant *v, uint32_t cap)
     return k;
 }
 
+/* POST /reload: SIGHUP to the process, as an operator's kill -HUP; every
+ * thread but the one serving signals (main.c) has it blocked. */
+static int control_reload(void *arg)
+{
+    (void)arg;
+    return kill(getpid(), SIGHUP) < 0 ? -errno : 0;
+}
+
 const struct admin_ops control_admin_ops = {
     .tenants = control_tenants,
     .clients = control_clients,
@@ -504,6 +513,7 @@ const struct admin_ops control_admin_ops = {
     .publish = control_publish,
     .subscribe = control_subscribe,
     .unsubscribe = control_unsubscribe,
+    .reload = control_reload,
 };
 
 int control_init(struct broker *b)

@@ -11,7 +11,10 @@
  * across the shards, one session's subscriptions and queue, DELETE (an
  * offline session gone, a connected one kicked with 0x98). Retained:
  * paged under a filter, one with its payload, DELETE clearing it on every
- * shard's replica. Each write refused to a read token.
+ * shard's replica. Each write refused to a read token. Publish: the
+ * broker's own PUBLISH received by real subscribers (retained too), every
+ * malformed body a 400, a huge one 413. A session's subscriptions added
+ * and removed, seen by its real client. Reload: a changed file in force.
  */
 #include <criterion/criterion.h>
 
@@ -814,5 +817,69 @@ Test(admin, subscriptions_added_and_removed_for_a_session)
     client_disconnect(pub);
     client_disconnect(c);
     broker_stop(&b);
+    unlink(tokens);
+}
+
+/* ---- reload ------------------------------------------------------------------------------ */
+
+/* CONNACK return code for a 3.1.1 client with id `id`. */
+static int connect_rc(const char *id)
+{
+    struct raw_connect o = {.flags = -1, .clean = true, .keepalive = 60, .id = id};
+    int rc = -1;
+    int fd = raw_mqtt_connect(&b, &o, &rc, NULL);
+    close(fd);
+    return rc;
+}
+
+/* RINGMQ_CONF's text into `path` with max_client_id_len = `len`. */
+static void write_conf(const char *path, int len)
+{
+    FILE *in = fopen(getenv("RINGMQ_BASE_CONF"), "r"), *out = fopen(path, "w");
+    cr_assert(in && out);
+    char line[1024];
+    while (fgets(line, sizeof(line), in))
+        if (!strncmp(line, "max_client_id_len = ", 20))
+            fprintf(out, "max_client_id_len = %d\n", len);
+        else
+            fputs(line, out);
+    fclose(in);
+    fclose(out);
+}
+
+/* POST /reload does what SIGHUP does: a value changed in the file is in
+ * force for new connections (MQTT-3.1.3-5 lets a server refuse long ids:
+ * 3.1.1 CONNACK 0x02). Admin tokens only. */
+Test(admin, reload_puts_a_changed_file_in_force)
+{
+    make_tokens();
+    char conf[64] = "/tmp/ringmq-admin-conf-XXXXXX";
+    int fd = mkstemp(conf);
+    cr_assert(fd >= 0);
+    close(fd);
+    setenv("RINGMQ_BASE_CONF", getenv("RINGMQ_CONF"), 1);
+    write_conf(conf, 256);
+    setenv("RINGMQ_CONF", conf, 1);
+    broker_start(&b, "admin.enabled=true", "admin.port=0", set_file, NULL);
+    const char *id = "another-thirty-byte-long-id-01";
+    cr_assert_eq(connect_rc(id), 0);
+    write_conf(conf, 24);
+    cr_assert_eq(post("/api/v1/reload", "any-reader"), 403);
+    cr_assert_eq(post("/api/v1/reload", NULL), 401);
+    cr_assert_eq(del("/api/v1/reload", "admin-token"), 405);
+    usleep(300 * 1000); /* a shard takes a reload on its tick: none may have */
+    cr_assert_eq(connect_rc(id), 0, "a refused reload changed the limit");
+    cr_assert_eq(post("/api/v1/reload", "admin-token"), 202);
+    broker_wait_log(&b, "reload: [limits] max_client_id_len changed", 1);
+    int rc = -1;
+    for (int i = 0; i < 40 && rc != 2; i++) { /* each shard on its tick (250 ms) */
+        rc = connect_rc(id);
+        if (rc != 2)
+            usleep(50 * 1000);
+    }
+    cr_assert_eq(rc, 2, "the reloaded limit is not in force");
+    cr_assert_eq(connect_rc("short"), 0);
+    broker_stop(&b);
+    unlink(conf);
     unlink(tokens);
 }
