@@ -394,8 +394,8 @@ static enum MHD_Result route_tenant(struct admin_server *s, struct MHD_Connectio
     return get_clients(s, conn, tenant);
 }
 
-/* POST /reload (admin role): the reload SIGHUP makes, asked for; its
- * outcome is in the log (202). */
+/* POST /reload (admin role, every tenant): the reload SIGHUP makes,
+ * asked for; its outcome is in the log (202). */
 static enum MHD_Result post_reload(struct admin_server *s, struct MHD_Connection *conn,
                                    const struct caller *c, const char *method, const char *url)
 {
@@ -405,6 +405,11 @@ static enum MHD_Result post_reload(struct admin_server *s, struct MHD_Connection
                                 "POST a reload");
     if (!http_may_write(conn, c, method, url, &ret))
         return ret;
+    if (c->token && c->token->ntenants)
+        return http_refuse(conn, c, MHD_HTTP_FORBIDDEN, "forbidden",
+                           "the configuration is the whole broker's: a token of every tenant "
+                           "may reload it",
+                           method, url);
     int err = s->ops->reload(s->arg);
     if (err < 0)
         return http_reply_error(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal", strerror(-err));

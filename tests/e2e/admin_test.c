@@ -54,8 +54,8 @@ static void add_token(const char *token, const char *role, const char *tenants)
     cr_assert_eq(system(cmd), 0, "%s", cmd);
 }
 
-/* Three tokens: an admin of every tenant, a reader of acme only, a reader
- * of every tenant, into a new token file. */
+/* Four tokens: an admin of every tenant, a reader of acme only, a reader
+ * of every tenant, an admin of acme only, into a new token file. */
 static void make_tokens(void)
 {
     skip_mosquitto();
@@ -66,6 +66,7 @@ static void make_tokens(void)
     add_token("admin-token", "admin", NULL);
     add_token("acme-reader", "read", "acme");
     add_token("any-reader", "read", NULL);
+    add_token("acme-admin", "admin", "acme");
     snprintf(set_file, sizeof(set_file), "admin.token_file=%s", tokens);
 }
 
@@ -738,6 +739,7 @@ Test(admin, publish_reaches_a_subscriber_and_bad_bodies_are_400)
     client_expect_message(sub, "adm/b", "hi", NULL, NULL);
     cr_assert_eq(post_json(path, "any-reader", "{\"topic\":\"adm/a\",\"payload\":\"no\"}"), 403);
     cr_assert_eq(post_json(path, "acme-reader", "{\"topic\":\"adm/a\",\"payload\":\"no\"}"), 403);
+    cr_assert_eq(post_json(path, "acme-admin", "{\"topic\":\"adm/a\",\"payload\":\"no\"}"), 403);
     cr_assert_eq(post_json(path, NULL, "{\"topic\":\"adm/a\",\"payload\":\"no\"}"), 401);
     static const char *const bad[] = {
         "{\"topic\":\"adm/+\",\"payload\":\"no\"}", /* MQTT-3.3.2-2: no wildcards */
@@ -783,6 +785,7 @@ Test(admin, subscriptions_added_and_removed_for_a_session)
     const char *path = "/api/v1/tenants/global/sessions/adm-sess/subscriptions";
     leave_session("adm-sess", NULL);
     cr_assert_eq(post_json(path, "any-reader", "{\"filter\":\"s/#\",\"qos\":1}"), 403);
+    cr_assert_eq(post_json(path, "acme-admin", "{\"filter\":\"s/#\",\"qos\":1}"), 403);
     cr_assert_eq(post_json(path, "admin-token", "{\"filter\":\"s/#\",\"qos\":3}"), 400);
     cr_assert_eq(post_json(path, "admin-token", "{\"filter\":\"s/#/x\"}"), 400); /* MQTT-4.7.1-2 */
     cr_assert_eq(post_json("/api/v1/tenants/global/sessions/nobody/subscriptions", "admin-token",
@@ -866,6 +869,7 @@ Test(admin, reload_puts_a_changed_file_in_force)
     write_conf(conf, 24);
     cr_assert_eq(post("/api/v1/reload", "any-reader"), 403);
     cr_assert_eq(post("/api/v1/reload", NULL), 401);
+    cr_assert_eq(post("/api/v1/reload", "acme-admin"), 403); /* limited to a tenant */
     cr_assert_eq(del("/api/v1/reload", "admin-token"), 405);
     usleep(300 * 1000); /* a shard takes a reload on its tick: none may have */
     cr_assert_eq(connect_rc(id), 0, "a refused reload changed the limit");
