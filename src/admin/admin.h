@@ -219,7 +219,8 @@ struct admin_ops {
     int (*retained_delete)(void *arg, const char *tenant, const char *topic, size_t len);
     /* Publish `p` into the tenant as the broker's own PUBLISH (no session
      * sent it): retained, delivered and stored as a client's would be.
-     * 0, -EINVAL (not a valid topic name, or over the tenant's limits),
+     * 0, -EINVAL (not a valid topic name, $SYS, or over the tenant's
+     * limits), -EIO (QoS 1/2 or retain while the store cannot write),
      * -ENOENT (no such tenant), -ETIMEDOUT, -ENOMEM. */
     int (*publish)(void *arg, const char *tenant, const struct admin_publish *p);
     /* Subscribe session `id` (connected or not) to `filter` at `qos` as

@@ -171,8 +171,11 @@ enum MHD_Result http_publish(const struct admin_ops *ops, void *arg, struct MHD_
     if (why)
         return bad_request(conn, why);
     if (err == -EINVAL)
-        return bad_request(conn, "not a valid topic name, or refused by the tenant's settings "
-                                 "(topic limits, maximum QoS, retain)");
+        return bad_request(conn, "not a valid topic name, a $SYS topic, or refused by the "
+                                 "tenant's settings (topic limits, maximum QoS, retain)");
+    if (err == -EIO)
+        return http_reply_error(conn, MHD_HTTP_SERVICE_UNAVAILABLE, "unavailable",
+                                "the store cannot write: QoS 0 without retain only");
     if (err < 0)
         return http_reply_errno(conn, err, "no such tenant");
     return http_reply_json(conn, MHD_HTTP_OK, reply);

@@ -24,18 +24,24 @@
 #include "session/msg.h"
 #include "session/registry.h"
 #include "session/session.h"
+#include "session/store.h"
 #include "session/subs.h"
 
 /* The shard that publishes: any would do; shard 0 as for retained. */
 #define PUBLISH_SHARD 0u
 
 /* The broker's PUBLISH of the request's topic and payload; -EINVAL when
- * the tenant's settings refuse it (topic limits, QoS, retain). */
+ * the tenant's settings refuse it (topic limits, QoS, retain) or the
+ * topic is $SYS (fed by the broker's statistics alone, as publish.c
+ * keeps it), -EIO when the store cannot keep a QoS 1/2 or retained one. */
 static int answer_publish(struct shard *s, struct tenant *t, struct control_req *r)
 {
     const uint8_t *topic = r->key, *payload = r->key + r->prefix_len;
     const struct tenant_settings *ts = t->set;
-    if (!topic_within_limits(ts, topic, r->prefix_len) || r->qos > ts->max_qos ||
+    if ((r->qos || r->retain) && store_failing(s))
+        return -EIO;
+    if (route_is_sys_topic(topic, r->prefix_len) ||
+        !topic_within_limits(ts, topic, r->prefix_len) || r->qos > ts->max_qos ||
         (r->retain && (!ts->retain_available ||
                        !route_retain_allowed(s, t, topic, r->prefix_len, r->after_len, 0, NULL))))
         return -EINVAL;

@@ -744,6 +744,7 @@ Test(admin, publish_reaches_a_subscriber_and_bad_bodies_are_400)
     static const char *const bad[] = {
         "{\"topic\":\"adm/+\",\"payload\":\"no\"}", /* MQTT-3.3.2-2: no wildcards */
         "{\"topic\":\"\",\"payload\":\"no\"}",      /* MQTT-4.7.3-1: at least one character */
+        "{\"topic\":\"$SYS/broker/uptime\",\"payload\":\"0\"}", /* the broker's own */
         "{\"topic\":\"adm/a\",\"qos\":3}",
         "{\"topic\":\"adm/a\",\"qos\":\"1\"}",
         "{\"topic\":\"adm/a\",\"payload\":\"x\",\"payload_base64\":\"eA==\"}",
