@@ -97,7 +97,7 @@ static void put_bytes(struct req *r, size_t n, bool query)
         uint32_t how = below(20);
         if (how == 0)
             puts_(r, below(2) ? "%" : below(2) ? "%G1" : "%0");
-        else if (how == 1)
+        else if (how == 1 && n < 64) /* a NUL ends the path MHD hands over */
             puts_(r, "%00");
         else if (how <= 3 && c >= 0x80)
             putc_(r, (char)c);
@@ -127,7 +127,12 @@ static void put_path(struct req *r)
         "/api/v1/tenantsx", "/api/v1/tenants/",       "//api/v1/tenants"};
     static const char *const segs[] = {"/clients", "/sessions", "/retained", "/kick",  "/",
                                        "/fuzz-c1", "/%2F",      "/..",       "/global"};
-    puts_(r, heads[below(sizeof(heads) / sizeof(heads[0]))]);
+    if (below(4)) {
+        puts_(r, heads[below(sizeof(heads) / sizeof(heads[0]))]);
+    } else { /* a random tenant */
+        puts_(r, "/api/v1/tenants/");
+        put_bytes(r, some_len(), false);
+    }
     for (uint32_t n = below(4); n; n--) {
         if (below(4)) {
             puts_(r, segs[below(sizeof(segs) / sizeof(segs[0]))]);
