@@ -84,7 +84,8 @@ static void puts_(struct req *r, const char *s)
 
 static void putc_(struct req *r, char c)
 {
-    put(r, &c, 1);
+    if (r->len < REQ_CAP)
+        r->p[r->len++] = c;
 }
 
 /* n random bytes as a path or query value: mostly percent-encoded, some
