@@ -29,6 +29,11 @@ struct caller {
 /* Send `body` (taken: freed here) as JSON with `status`. */
 enum MHD_Result http_reply_json(struct MHD_Connection *conn, unsigned int status, json_t *body);
 
+/* A page: `entries` (an array) and `next` (a string or null) as {KEY:
+ * entries, "next": next}, both taken (NULL ones too). NULL when out of
+ * memory. */
+json_t *http_page_json(const char *key, json_t *entries, json_t *next);
+
 /* An error: {"error": {"code": CODE, "message": MESSAGE}}. */
 enum MHD_Result http_reply_error(struct MHD_Connection *conn, unsigned int status, const char *code,
                                  const char *message);

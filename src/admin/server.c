@@ -291,12 +291,9 @@ static enum MHD_Result get_clients(struct admin_server *s, struct MHD_Connection
                        ? json_stringn(page.v[page.n - 1].id, page.v[page.n - 1].id_len)
                        : json_null();
     admin_client_page_fini(&page);
-    json_t *body = arr && next ? json_pack("{s:o,s:o}", "clients", arr, "next", next) : NULL;
-    if (!body) {
-        json_decref(arr);
-        json_decref(next);
+    json_t *body = http_page_json("clients", arr, next);
+    if (!body)
         return http_reply_error(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal", "out of memory");
-    }
     return http_reply_json(conn, MHD_HTTP_OK, body);
 }
 

@@ -65,9 +65,7 @@ bool http_may_write(struct MHD_Connection *conn, const struct caller *c, const c
     return false;
 }
 
-/* `entries` (an array) and `next` (a string or null) as {KEY: entries,
- * "next": next}: both taken. NULL when out of memory. */
-static json_t *page_json(const char *key, json_t *entries, json_t *next)
+json_t *http_page_json(const char *key, json_t *entries, json_t *next)
 {
     json_t *body = entries && next ? json_pack("{s:o,s:o}", key, entries, "next", next) : NULL;
     if (!body) {
@@ -131,7 +129,7 @@ static enum MHD_Result get_sessions(const struct admin_ops *ops, void *arg,
                        ? json_stringn(page.v[page.n - 1].id, page.v[page.n - 1].id_len)
                        : json_null();
     admin_session_page_fini(&page);
-    json_t *body = page_json("sessions", arr, next);
+    json_t *body = http_page_json("sessions", arr, next);
     return body ? http_reply_json(conn, MHD_HTTP_OK, body) : reply_oom(conn);
 }
 
@@ -239,7 +237,7 @@ static enum MHD_Result get_retained_page(const struct admin_ops *ops, void *arg,
                        ? json_stringn(page.v[page.n - 1].topic, page.v[page.n - 1].topic_len)
                        : json_null();
     admin_retained_page_fini(&page);
-    json_t *body = page_json("retained", arr, next);
+    json_t *body = http_page_json("retained", arr, next);
     return body ? http_reply_json(conn, MHD_HTTP_OK, body) : reply_oom(conn);
 }
 
