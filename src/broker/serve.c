@@ -340,9 +340,14 @@ static void serve_quiesce(struct shard *s)
         s->store->turn(s->store_ctx, s); /* what the last turns recorded goes to disk */
 }
 
+static bool serve_writing(const struct shard *s)
+{
+    return s->store && s->store->writing && s->store->writing(s->store_ctx);
+}
+
 static bool serve_lingering(const struct shard *s)
 {
-    return conn_any_sending(s);
+    return conn_any_sending(s) || serve_writing(s);
 }
 
 /* The ring is gone: free connections, sessions, each tenant's index and
@@ -402,5 +407,6 @@ const struct shard_hooks serve_hooks = {
     .xdiscard = shard_xmsg_discard,
     .quiesce = serve_quiesce,
     .lingering = serve_lingering,
+    .writing = serve_writing,
     .stop = serve_stop,
 };

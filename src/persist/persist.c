@@ -450,8 +450,15 @@ static bool p_failing(void *ctx)
     return atomic_load_explicit(&ps->failing, memory_order_relaxed);
 }
 
-/* Stopping (the ring is gone): whatever was in flight is written again,
- * with the rest, synchronously. */
+static bool p_writing(const void *ctx)
+{
+    const struct pshard *ps = ctx;
+    return ps->log && ps->u.outstanding;
+}
+
+/* Stopping (the ring is gone, and with it nothing of ours: the shard
+ * waited while p_writing): the rest is written synchronously. A flush
+ * still in flight here means the ring failed; it is written again. */
 static void p_stop(void *ctx, struct shard *s)
 {
     struct pshard *ps = ctx;
@@ -510,6 +517,7 @@ const struct store_ops persist_store_ops = {
     .sync_request = p_sync_request,
     .synced = p_synced,
     .failing = p_failing,
+    .writing = p_writing,
     .stop = p_stop,
     .counters = p_counters,
 };

@@ -169,6 +169,10 @@ struct store_ops {
     /* Whether new durable work must be refused (the store cannot write):
      * the handlers answer with the MQTT outcome for it. */
     bool (*failing)(void *ctx);
+    /* Stopping: whether the store's own requests are still in the ring. The
+     * shard waits for them before it tears the ring down (a write the
+     * kernel still held would land after `stop` rewrote and freed it). */
+    bool (*writing)(const void *ctx);
     /* Stopping, after the last turn: write everything, release what is
      * held. Then the shard frees its sessions. */
     void (*stop)(void *ctx, struct shard *s);

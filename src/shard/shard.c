@@ -294,6 +294,13 @@ static void shard_quiesce(struct shard *s)
         s->now_ms = clock_now_ms();
         dispatch_all(s);
     }
+    while (s->hooks->writing(s)) {
+        struct io_uring_cqe *cqe;
+        if (io_uring_submit_and_wait(&s->ring, 1) < 0 && io_uring_peek_cqe(&s->ring, &cqe) < 0)
+            break; /* the ring itself failed: nothing more will complete */
+        s->now_ms = clock_now_ms();
+        dispatch_all(s);
+    }
 }
 
 /*

@@ -131,6 +131,9 @@ struct shard_hooks {
     void (*quiesce)(struct shard *s);
     /* Stopping: whether output is still being sent (the shard lingers). */
     bool (*lingering)(const struct shard *s);
+    /* Stopping: whether writes to disk are in the ring. The shard waits
+     * for them, past the linger deadline: they always complete. */
+    bool (*writing)(const struct shard *s);
     /* The ring is gone: free what start and the loop created. */
     void (*stop)(struct shard *s);
 };
