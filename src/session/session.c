@@ -197,14 +197,16 @@ uint64_t session_expires_at_ms(const struct session *ss)
     return ss->timer ? ss->timer->expire_at_ms : 0;
 }
 
-void session_detach(struct shard *s, struct session *ss, bool send_will)
+/* session_detach; `will_later`: a will without a delay waits for the
+ * timers too (session_restore). */
+static void detach(struct shard *s, struct session *ss, bool send_will, bool will_later)
 {
     ss->client = NULL;
     outbox_trim(ss);
     s->session_ops->orphan(ss);
     /* MQTT-3.1.3-9: the will waits for its delay unless the session ends
      * first; with expiry 0 it ends now. */
-    bool delay = ss->st.will && send_will && ss->st.will_delay_s && ss->st.expiry_s;
+    bool delay = ss->st.will && send_will && (ss->st.will_delay_s || will_later) && ss->st.expiry_s;
     if (send_will && !delay)
         session_publish_will(s, ss);
     if (!delay) {
@@ -237,6 +239,11 @@ void session_detach(struct shard *s, struct session *ss, bool send_will)
     timer_arm(s, ss);
 }
 
+void session_detach(struct shard *s, struct session *ss, bool send_will)
+{
+    detach(s, ss, send_will, false);
+}
+
 int session_restore(struct shard *s, struct tenant *t, struct session_state *st)
 {
     uint64_t h = reg_hash(t, st->client_id, st->client_id_len);
@@ -254,9 +261,11 @@ int session_restore(struct shard *s, struct tenant *t, struct session_state *st)
     reg_link(t, ss, h);
     if (subs_restore(s, ss) < 0)
         return -ENOMEM; /* start-up fails; the shard frees what is registered */
-    /* As a connection lost now: the will waits for its delay (without a
-     * delay it goes out at once), the expiry counts from now. */
-    session_detach(s, ss, true);
+    /* As a connection lost now: the will waits for its delay, the expiry
+     * counts from now. A will without a delay goes out at the first tick
+     * after start-up: published while the shards load, it would miss the
+     * sessions restored after it (MQTT-3.1.2-8). */
+    detach(s, ss, true, true);
     return 0;
 }
 

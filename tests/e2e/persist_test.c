@@ -513,6 +513,41 @@ Test(persist, mqtt_3_1_3_9_will_delay_of_a_connection_cut_by_kill9)
     broker_stop(&b);
 }
 
+/* MQTT-3.1.2-8: the will of a connection the crash cut, with no delay, is
+ * published after the restart, to subscribers restored after its session
+ * too (the watcher's session is younger, so a replay restores it later: a
+ * will published while loading found nobody). */
+Test(persist, mqtt_3_1_2_8_will_without_delay_reaches_sessions_restored_after_it)
+{
+    setup();
+    start(0, NULL);
+    struct raw_connect o = {.flags = -1,
+                            .clean = true,
+                            .id = "will-0",
+                            .keepalive = 60,
+                            .will_topic = "will0/t",
+                            .will_payload = "gone",
+                            .will_qos = 1};
+    struct props pr;
+    props_init(&pr);
+    props_u32(&pr, P_SESSION_EXPIRY, 60);
+    int fd = v5_connect(&b, &o, &pr, NULL, &pk);
+    cr_assert(pk.type == T_CONNACK && pk.reason == 0);
+    int w = open311("will0-watch", false, NULL);
+    raw_subscribe(w, 1, "will0/#", 1);
+    bye311(w);
+    broker_kill(&b);
+    close(fd);
+
+    start(0, NULL);
+    bool sp = false;
+    w = open311("will0-watch", false, &sp);
+    cr_assert(sp);
+    expect311_q1(w, "will0/t", "gone");
+    bye311(w);
+    broker_stop(&b);
+}
+
 /* ---- server.shards changed ------------------------------------------------------------------ */
 
 #define REHOMED 24
