@@ -70,7 +70,9 @@ static struct session *session_of(const struct session_state *st)
 
 void pshard_write_session(struct pshard *ps, const struct tenant *t, const struct session_state *st)
 {
-    written(ps, snapshot_session(&ps->w, t, st, ps->qos0));
+    const struct session *ss = session_of(st);
+    written(ps, snapshot_session(&ps->w, t, st, ps->qos0, session_expires_at_ms(ss),
+                                 session_will_at_ms(ss)));
     session_of(st)->store_mark = ps->mark;
 }
 
@@ -100,7 +102,8 @@ static void p_session_put(void *ctx, const struct tenant *t, const struct sessio
         return;
     }
     if (ss->store_mark == ps->mark) {
-        written(ps, record_session_put(&ps->w, t, st));
+        written(ps, record_session_put_at(&ps->w, t, st, session_expires_at_ms(ss),
+                                          session_will_at_ms(ss)));
         return;
     }
     /* Its first durable put (or the snapshot under way has not reached

@@ -155,10 +155,12 @@ static uint8_t *reserve(struct record_writer *w, size_t n, int *rc)
     return p;
 }
 
-int record_session_put(struct record_writer *w, const struct tenant *t,
-                       const struct session_state *st)
+/* A session put, with the deadlines when `at` (type 19) or without (1). */
+static int session_put(struct record_writer *w, const struct tenant *t,
+                       const struct session_state *st, bool at, uint64_t expire_mono_ms,
+                       uint64_t will_mono_ms)
 {
-    size_t n = key_size(t, st) + 4 + 4 + 1 + (st->will ? msg_bytes(st->will) : 0);
+    size_t n = key_size(t, st) + 4 + 4 + 1 + (st->will ? msg_bytes(st->will) : 0) + (at ? 16 : 0);
     int rc;
     uint8_t *p = reserve(w, n, &rc);
     if (!p)
@@ -168,9 +170,26 @@ int record_session_put(struct record_writer *w, const struct tenant *t,
     p = put32(p, st->will_delay_s);
     p = put8(p, st->will != NULL);
     if (st->will)
-        put_msg(p, w, st->will, true); /* its expiry is an interval (store.h) */
-    w->commit(w->ctx, RECORD_SESSION_PUT, n);
+        p = put_msg(p, w, st->will, true); /* its expiry is an interval (store.h) */
+    if (at) {
+        p = put64(p, record_deadline_to_wall(expire_mono_ms, w->mono_ms, w->wall_ms));
+        put64(p, record_deadline_to_wall(will_mono_ms, w->mono_ms, w->wall_ms));
+    }
+    w->commit(w->ctx, at ? RECORD_SESSION_PUT_AT : RECORD_SESSION_PUT, n);
     return 0;
+}
+
+int record_session_put(struct record_writer *w, const struct tenant *t,
+                       const struct session_state *st)
+{
+    return session_put(w, t, st, false, 0, 0);
+}
+
+int record_session_put_at(struct record_writer *w, const struct tenant *t,
+                          const struct session_state *st, uint64_t expire_mono_ms,
+                          uint64_t will_mono_ms)
+{
+    return session_put(w, t, st, true, expire_mono_ms, will_mono_ms);
 }
 
 int record_ingress(struct record_writer *w, uint8_t type, uint64_t key)
@@ -395,7 +414,8 @@ static void get_delivery(struct rd *r, struct record *out, bool with_msg)
 static void get_body(struct rd *r, uint8_t type, struct record *out)
 {
     switch (type) {
-    case RECORD_SESSION_PUT: {
+    case RECORD_SESSION_PUT:
+    case RECORD_SESSION_PUT_AT: {
         out->expiry_s = (uint32_t)get_le(r, 4);
         out->will_delay_s = (uint32_t)get_le(r, 4);
         uint8_t has = (uint8_t)get_le(r, 1);
@@ -404,6 +424,10 @@ static void get_body(struct rd *r, uint8_t type, struct record *out)
         out->has_msg = has == 1;
         if (out->has_msg)
             get_msg(r, &out->m);
+        if (type == RECORD_SESSION_PUT_AT) {
+            out->expire_wall_ms = get_le(r, 8);
+            out->will_wall_ms = get_le(r, 8);
+        }
         break;
     }
     case RECORD_SUB_PUT:

@@ -65,7 +65,10 @@ enum record_type {
     /* The queue's head went in flight with a packet id: a queue pop and an
      * infl put (state 1, the head's delivery) in one. */
     RECORD_INFL_FROM_QUEUE = 18,
-    RECORD_TYPE_MAX = 18,
+    /* A session put and when the offline session's expiry and will delay
+     * run out (record_session_put_at); type 1 is read as ever. */
+    RECORD_SESSION_PUT_AT = 19,
+    RECORD_TYPE_MAX = 19,
 };
 
 /*
@@ -90,6 +93,12 @@ struct record_writer {
 
 int record_session_put(struct record_writer *w, const struct tenant *t,
                        const struct session_state *st);
+/* record_session_put of an offline session whose expiry and will delay run
+ * out at these deadlines (the broker's monotonic clock, 0: none), written
+ * as wall-clock times so that the time the broker is down counts too. */
+int record_session_put_at(struct record_writer *w, const struct tenant *t,
+                          const struct session_state *st, uint64_t expire_mono_ms,
+                          uint64_t will_mono_ms);
 int record_session_del(struct record_writer *w, const struct tenant *t,
                        const struct session_state *st);
 int record_sub_put(struct record_writer *w, const struct tenant *t, const struct session_state *st,
@@ -136,7 +145,11 @@ struct record {
     const uint8_t *client_id; /* every type but the retained ones */
     uint16_t client_id_len;
     uint32_t expiry_s, will_delay_s; /* session put */
-    bool has_msg;                    /* m holds: the will, the delivery's, the retained */
+    /* Session put: when the offline session's expiry and its will's delay
+     * run out, on the wall clock (ms); 0: not counting (connected, or a
+     * record from before these were written: counted from the restart). */
+    uint64_t expire_wall_ms, will_wall_ms;
+    bool has_msg; /* m holds: the will, the delivery's, the retained */
     struct record_msg m;
     const uint8_t *filter; /* sub put/del */
     uint16_t filter_len;

@@ -45,6 +45,7 @@ struct rsess {
     struct rnode node;
     uint32_t tenant; /* index in replay.tenants */
     uint32_t epoch;  /* replay.epoch when it was last written whole */
+    bool ran_out;    /* its expiry ran out while the broker was down */
     struct session_state st;
 };
 
@@ -91,6 +92,7 @@ static const char *const type_names[RECORD_TYPE_MAX + 1] = {
     [RECORD_INGRESS_PUT] = "ingress put",
     [RECORD_INGRESS_DEL] = "ingress del",
     [RECORD_INFL_FROM_QUEUE] = "infl from queue",
+    [RECORD_SESSION_PUT_AT] = "session put",
 };
 
 __attribute__((format(printf, 2, 3))) static int fail(struct replay *r, const char *fmt, ...)
@@ -279,6 +281,18 @@ void replay_state_fini(struct session_state *st)
 
 /* ---- the records of a session ---- */
 
+/* Whole seconds (rounded up) of `full` left at now_wall when it runs out
+ * at at_wall (wall clock, ms; 0: not counting, all of it is left). */
+static uint32_t left_s(uint32_t full, uint64_t at_wall, uint64_t now_wall)
+{
+    if (at_wall == 0)
+        return full;
+    if (at_wall <= now_wall)
+        return 0;
+    uint64_t left = (at_wall - now_wall + 999) / 1000;
+    return left < full ? (uint32_t)left : full;
+}
+
 static int session_put(struct replay *r, const struct record *rec)
 {
     struct msg *will = NULL;
@@ -318,9 +332,16 @@ static int session_put(struct replay *r, const struct record *rec)
         rs->st.client_id_len = id_len;
         rs->epoch = r->epoch;
     }
-    /* A put of a known session repeats or replaces these (store.h). */
+    /* A put of a known session repeats or replaces these (store.h). What
+     * an offline session had left of them when the broker went down, less
+     * the time it was down. A session whose expiry ran out meanwhile is
+     * left with 0: not handed over (hand_session), unless its will is
+     * still to go (session_restore then ends it at the first tick). */
     rs->st.expiry_s = rec->expiry_s;
-    rs->st.will_delay_s = rec->will_delay_s;
+    if (rec->expire_wall_ms && rec->expiry_s != SESSION_EXPIRY_NEVER)
+        rs->st.expiry_s = left_s(rec->expiry_s, rec->expire_wall_ms, r->o.wall_ms);
+    rs->ran_out = rec->expire_wall_ms && rs->st.expiry_s == 0;
+    rs->st.will_delay_s = left_s(rec->will_delay_s, rec->will_wall_ms, r->o.wall_ms);
     msg_release(rs->st.will);
     rs->st.will = will;
     return 0;
@@ -677,7 +698,7 @@ int replay_apply(struct replay *r, uint8_t type, const void *bytes, size_t len)
         return ingress_record(r, &rec);
     if (type == RECORD_RETAINED_PUT || type == RECORD_RETAINED_CLEAR)
         return retained_record(r, &rec);
-    if (type == RECORD_SESSION_PUT)
+    if (type == RECORD_SESSION_PUT || type == RECORD_SESSION_PUT_AT)
         return session_put(r, &rec);
     struct rsess *rs = rsess_find(r, &rec);
     if (!rs && type == RECORD_SESSION_DEL && r->epoch) {
@@ -766,6 +787,8 @@ static int hand_session(struct replay *r, struct rnode *n, void *arg)
     int id = tenant_id(r, rs->tenant, f->tenant, f->ctx);
     if (id < 0)
         return id;
+    if (rs->ran_out && !rs->st.will)
+        return 0; /* it ended while the broker was down (session_put) */
     struct session_state st = rs->st;
     memset(&rs->st, 0, sizeof(rs->st)); /* the sink's now */
     return f->sink->session(f->s, (uint16_t)id, &st);

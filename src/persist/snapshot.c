@@ -9,9 +9,10 @@
 #include "session/session.h"
 
 int snapshot_session(struct record_writer *w, const struct tenant *t,
-                     const struct session_state *st, bool qos0)
+                     const struct session_state *st, bool qos0, uint64_t expire_mono_ms,
+                     uint64_t will_mono_ms)
 {
-    int rc = record_session_put(w, t, st);
+    int rc = record_session_put_at(w, t, st, expire_mono_ms, will_mono_ms);
     for (uint32_t i = 0; rc == 0 && i < st->nsubs; i++)
         rc = record_sub_put(w, t, st, st->subs[i]);
     for (uint32_t i = 0; rc == 0 && i < st->ninfl; i++)

@@ -18,15 +18,21 @@
 
 #include "persist/record.h"
 
+#include <stdbool.h>
+#include <stdint.h>
+
 struct tenant;
 struct session_state;
 struct msg;
 
 /* The records of session st of tenant t; its queued QoS 0 messages only
- * when `qos0` (a store that does not keep them skips their pops too). 0,
- * or the first error of record.h's encoders (-ENOMEM, -EMSGSIZE). */
+ * when `qos0` (a store that does not keep them skips their pops too);
+ * offline, its expiry and will run out at these monotonic deadlines (0:
+ * none, record_session_put_at). 0, or the first error of record.h's
+ * encoders (-ENOMEM, -EMSGSIZE). */
 int snapshot_session(struct record_writer *w, const struct tenant *t,
-                     const struct session_state *st, bool qos0);
+                     const struct session_state *st, bool qos0, uint64_t expire_mono_ms,
+                     uint64_t will_mono_ms);
 
 /* A retained message m of tenant t (not a clear's tombstone: those only
  * order updates while the broker runs). 0 or -errno as above. */

@@ -197,6 +197,11 @@ uint64_t session_expires_at_ms(const struct session *ss)
     return ss->timer ? ss->timer->expire_at_ms : 0;
 }
 
+uint64_t session_will_at_ms(const struct session *ss)
+{
+    return ss->timer ? ss->timer->will_at_ms : 0;
+}
+
 /* session_detach; `will_later`: a will without a delay waits for the
  * timers too (session_restore). */
 static void detach(struct shard *s, struct session *ss, bool send_will, bool will_later)
@@ -205,38 +210,42 @@ static void detach(struct shard *s, struct session *ss, bool send_will, bool wil
     outbox_trim(ss);
     s->session_ops->orphan(ss);
     /* MQTT-3.1.3-9: the will waits for its delay unless the session ends
-     * first; with expiry 0 it ends now. */
-    bool delay = ss->st.will && send_will && (ss->st.will_delay_s || will_later) && ss->st.expiry_s;
+     * first; with expiry 0 it ends now. Restored with expiry 0, it ran out
+     * while the broker was down: it ends at the first tick, its will first. */
+    bool ran_out = will_later && ss->st.expiry_s == 0;
+    bool delay = ss->st.will && send_will && (ss->st.will_delay_s || will_later) &&
+                 (ss->st.expiry_s || ran_out);
     if (send_will && !delay)
         session_publish_will(s, ss);
     if (!delay) {
         msg_release(ss->st.will);
         ss->st.will = NULL;
     }
-    if (ss->st.expiry_s == 0) {
+    if (ss->st.expiry_s == 0 && !ran_out) {
         session_end(s, ss);
         return;
     }
     /* The will may be gone, and a DISCONNECT may have changed the expiry
-     * (connect.c writes it). */
-    store_session_put(s, ss);
-    if (!delay && ss->st.expiry_s == SESSION_EXPIRY_NEVER)
-        return;
-    struct session_timer *t = calloc(1, sizeof(*t));
-    if (!t) {
-        /* Without a timer the session could never end: end it now. */
+     * (connect.c writes it): put after the timer, whose deadlines the
+     * store keeps (the time the broker is down counts). */
+    if (delay || ss->st.expiry_s != SESSION_EXPIRY_NEVER) {
+        struct session_timer *t = calloc(1, sizeof(*t));
+        if (!t) {
+            /* Without a timer the session could never end: end it now. */
+            if (delay)
+                session_publish_will(s, ss);
+            session_end(s, ss);
+            return;
+        }
+        t->ss = ss;
+        ss->timer = t;
         if (delay)
-            session_publish_will(s, ss);
-        session_end(s, ss);
-        return;
+            t->will_at_ms = s->now_ms + (uint64_t)ss->st.will_delay_s * 1000u;
+        if (ss->st.expiry_s != SESSION_EXPIRY_NEVER)
+            t->expire_at_ms = s->now_ms + (uint64_t)ss->st.expiry_s * 1000u;
+        timer_arm(s, ss);
     }
-    t->ss = ss;
-    ss->timer = t;
-    if (delay)
-        t->will_at_ms = s->now_ms + (uint64_t)ss->st.will_delay_s * 1000u;
-    if (ss->st.expiry_s != SESSION_EXPIRY_NEVER)
-        t->expire_at_ms = s->now_ms + (uint64_t)ss->st.expiry_s * 1000u;
-    timer_arm(s, ss);
+    store_session_put(s, ss);
 }
 
 void session_detach(struct shard *s, struct session *ss, bool send_will)

@@ -311,6 +311,10 @@ void session_delete(struct shard *s, struct session *ss);
  * is connected. */
 uint64_t session_expires_at_ms(const struct session *ss);
 
+/* When the will of an offline session is due (monotonic ms), 0 when none
+ * waits. */
+uint64_t session_will_at_ms(const struct session *ss);
+
 /* Publish the session's will now (its Message Expiry starts now). */
 void session_publish_will(struct shard *s, struct session *ss);
 
@@ -322,9 +326,12 @@ void session_on_timer(struct wheel_entry *e, void *shard);
  * Start-up: register the session a store kept (store.h's sink), offline:
  * takes what st holds (arrays, client id, subscriptions, messages, the
  * will) and indexes its subscriptions (the other shards are told through
- * session_ops' interest_add). A kept will goes out after its delay, as for
- * a connection lost at the restart; the expiry counts from now. 0, or
- * -ENOMEM / -EEXIST (st is then left to the caller).
+ * session_ops' interest_add). As a connection lost now, with st's expiry
+ * and will delay (what the store says was left of them): a kept will goes
+ * out after that delay, or at the first tick when none is left (never
+ * while the shards load); expiry 0 means it ran out while the broker was
+ * down: it ends at the first tick, its will first. 0, or -ENOMEM / -EEXIST
+ * (st is then left to the caller).
  */
 int session_restore(struct shard *s, struct tenant *t, struct session_state *st);
 

@@ -548,6 +548,90 @@ Test(persist, mqtt_3_1_2_8_will_without_delay_reaches_sessions_restored_after_it
     broker_stop(&b);
 }
 
+/* MQTT-3.1.2-23: an offline session's expiry counts from its connection's
+ * close, also across a restart: one with 3 s left and a broker down for
+ * 4 s is gone; one with 60 s is still there. */
+Test(persist, mqtt_3_1_2_23_expiry_counts_the_time_the_broker_is_down)
+{
+    setup();
+    start(0, NULL);
+    struct raw_connect o = {.flags = -1, .clean = false, .keepalive = 60};
+    struct props pr;
+    const char *ids[2] = {"exp-short", "exp-long"};
+    uint32_t expiry[2] = {3, 60};
+    for (int i = 0; i < 2; i++) {
+        o.id = ids[i];
+        props_init(&pr);
+        props_u32(&pr, P_SESSION_EXPIRY, expiry[i]);
+        int fd = v5_connect(&b, &o, &pr, NULL, &pk);
+        cr_assert(pk.type == T_CONNACK && pk.reason == 0);
+        close(fd); /* offline from now */
+    }
+    usleep(200 * 1000); /* both closes seen */
+    broker_stop(&b);
+    sleep(4);
+    start(0, NULL);
+    for (int i = 0; i < 2; i++) {
+        o.id = ids[i];
+        props_init(&pr);
+        props_u32(&pr, P_SESSION_EXPIRY, expiry[i]);
+        int fd = v5_connect(&b, &o, &pr, NULL, &pk);
+        cr_assert(pk.type == T_CONNACK && pk.reason == 0);
+        cr_assert_eq(pk.session_present, i == 1, "%s: session present %d after 4 s down", ids[i],
+                     pk.session_present);
+        close(fd);
+    }
+    broker_stop(&b);
+}
+
+/* MQTT-3.1.3-9: a session that ran out while the broker was down publishes
+ * its will (still waiting for its 60 s delay) at once after the restart and
+ * is gone; counted from the restart, both would take 2 s more. */
+Test(persist, mqtt_3_1_3_9_will_of_a_session_that_ran_out_while_down)
+{
+    setup();
+    start(0, NULL);
+    int w = open311("ranout-watch", false, NULL);
+    raw_subscribe(w, 1, "ranout/#", 1);
+    bye311(w);
+    struct raw_connect o = {.flags = -1,
+                            .clean = false,
+                            .id = "ranout",
+                            .keepalive = 60,
+                            .will_topic = "ranout/t",
+                            .will_payload = "gone",
+                            .will_qos = 1};
+    struct props pr, wp;
+    props_init(&pr);
+    props_u32(&pr, P_SESSION_EXPIRY, 2);
+    props_init(&wp);
+    props_u32(&wp, P_WILL_DELAY, 60);
+    int fd = v5_connect(&b, &o, &pr, &wp, &pk);
+    cr_assert(pk.type == T_CONNACK && pk.reason == 0);
+    close(fd); /* lost: the will waits, the session has 2 s */
+    usleep(200 * 1000);
+    broker_stop(&b);
+    sleep(3);
+
+    start(0, NULL);
+    long long t0 = mono_ms();
+    bool sp = false;
+    w = open311("ranout-watch", false, &sp);
+    cr_assert(sp);
+    expect311_q1(w, "ranout/t", "gone");
+    long long took = mono_ms() - t0;
+    cr_assert(took < 1500, "will published %lld ms after the restart", took);
+    bye311(w);
+    o.will_topic = NULL;
+    props_init(&pr);
+    props_u32(&pr, P_SESSION_EXPIRY, 2);
+    fd = v5_connect(&b, &o, &pr, NULL, &pk);
+    cr_assert(pk.type == T_CONNACK && pk.reason == 0);
+    cr_assert_not(pk.session_present, "the session outlived its expiry");
+    close(fd);
+    broker_stop(&b);
+}
+
 /* ---- server.shards changed ------------------------------------------------------------------ */
 
 #define REHOMED 24

@@ -115,6 +115,20 @@ Test(record, session_put_and_del_round_trip)
     cr_assert_not(r.has_msg);
     buf_fini(&b);
 
+    /* With the deadlines of an offline session, on the wall clock. */
+    w = buf_writer(&b, MONO, WALL);
+    cr_assert_eq(record_session_put_at(&w, &tn, &s, MONO + 60000, MONO + 5000), 0);
+    r = decode_one(&b, RECORD_SESSION_PUT_AT);
+    same_key(&r);
+    cr_assert_eq(r.expiry_s, 3600);
+    cr_assert(r.expire_wall_ms == WALL + 60000 && r.will_wall_ms == WALL + 5000);
+    buf_fini(&b);
+    w = buf_writer(&b, MONO, WALL);
+    cr_assert_eq(record_session_put_at(&w, &tn, &s, 0, 0), 0);
+    r = decode_one(&b, RECORD_SESSION_PUT_AT);
+    cr_assert(r.expire_wall_ms == 0 && r.will_wall_ms == 0, "connected: not counting");
+    buf_fini(&b);
+
     w = buf_writer(&b, MONO, WALL);
     cr_assert_eq(record_session_del(&w, &tn, &s), 0);
     same_key((r = decode_one(&b, RECORD_SESSION_DEL), &r));
@@ -303,6 +317,7 @@ static void write_all(struct buf *b)
     cr_assert_eq(record_retained(&w, RECORD_RETAINED_PUT, &tn, q.m), 0);
     cr_assert_eq(record_retained(&w, RECORD_RETAINED_CLEAR, &tn, clear), 0);
     cr_assert_eq(record_session_del(&w, &tn, &s), 0);
+    cr_assert_eq(record_session_put_at(&w, &tn, &s, MONO + 5000, MONO + 2000), 0);
     msg_release(s.will);
     msg_release(q.m);
     msg_release(clear);
@@ -357,7 +372,8 @@ Test(record, every_truncation_and_extra_byte_is_rejected)
         cr_assert_eq(decode_exact(RECORD_TYPE_MAX + 1, body, len), -EBADMSG);
     }
     /* Every type with a body; the markers have none (below). */
-    cr_assert_eq(seen, ((1u << RECORD_SNAP_BEGIN) - 1) & ~1u, "every type written");
+    cr_assert_eq(seen, (((1u << RECORD_SNAP_BEGIN) - 1) & ~1u) | 1u << RECORD_SESSION_PUT_AT,
+                 "every type written");
     buf_fini(&b);
 }
 

@@ -393,7 +393,7 @@ static void snapshot_live(struct buf *b)
     struct record_writer w = buf_writer(b, shard.now_ms, WALL_BASE + shard.now_ms);
     for (uint32_t i = 0; tenant0->reg && i <= tenant0->reg_mask; i++)
         for (struct session *ss = tenant0->reg[i]; ss; ss = ss->reg_next)
-            cr_assert_eq(snapshot_session(&w, tenant0, &ss->st, true), 0);
+            cr_assert_eq(snapshot_session(&w, tenant0, &ss->st, true, 0, 0), 0);
     struct live_retained l;
     live_retained(&l);
     for (uint32_t i = 0; i < l.n; i++)
@@ -554,6 +554,26 @@ Test(replay, sessions_are_keyed_by_tenant_name_and_client_id)
     cr_assert_eq(got.ns, 1);
     cr_assert_eq(got.s[0].tenant, 1, "tenant-b's, named by the resolver");
     cr_assert(got.s[0].st.nqos2 == 1 && got.s[0].st.qos2_in[0] == 5);
+}
+
+/* An offline session's expiry and will delay count the time the broker was
+ * down: written 20 s before this replay's clock, with 60 s and 5 s left. */
+Test(replay, offline_deadlines_count_the_time_the_broker_was_down)
+{
+    struct record_writer old = buf_writer(&hand, 500, WALL_BASE - 20000);
+    struct session_state a = dev, b = dev;
+    a.expiry_s = 600;
+    a.will_delay_s = 30;
+    b.client_id = (uint8_t *)"dev-2";
+    b.expiry_s = 10;
+    cr_assert_eq(record_session_put_at(&old, &ta, &a, 500 + 60000, 500 + 5000), 0);
+    cr_assert_eq(record_session_put_at(&old, &ta, &b, 500 + 10000, 0), 0);
+    cr_assert_eq(apply_new(), 0, "%s", replay_error(rp));
+    cr_assert_eq(replay_finish(rp, &shard, &collect, tenant_ids, NULL), 0);
+    cr_assert_eq(got.ns, 1, "dev-2 ran out while the broker was down: %u sessions", got.ns);
+    const struct session_state *st = &got.s[0].st;
+    cr_assert_eq(st->expiry_s, 40, "60 s left 20 s ago: %u", st->expiry_s);
+    cr_assert_eq(st->will_delay_s, 0, "the will was due 15 s ago");
 }
 
 Test(replay, the_latest_retained_stamp_wins_and_a_clear_removes)
