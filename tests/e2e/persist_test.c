@@ -475,34 +475,59 @@ Test(persist, mqtt_4_3_3_inbound_qos2_pubrel_after_kill9_delivers_exactly_once)
 
 /* ---- will delay ---------------------------------------------------------------------------- */
 
-Test(persist, mqtt_3_1_3_9_will_delay_of_a_connection_cut_by_kill9)
+/* A 5.0 client `id` with a will ("gone", QoS 1) on "<name>/t", Session
+ * Expiry `expiry` and Will Delay `delay` (0: none), and a kept 3.1.1 session
+ * "<name>-watch" subscribed to "<name>/#": the watcher's session first,
+ * unless `watcher_last`. Returns the client's socket. */
+static void will_watcher(const char *name)
 {
-    setup();
-    start(0, NULL);
-    int w = open311("will-watch", false, NULL);
-    raw_subscribe(w, 1, "will/#", 1);
+    char watcher[64], filter[64];
+    snprintf(watcher, sizeof(watcher), "%s-watch", name);
+    snprintf(filter, sizeof(filter), "%s/#", name);
+    int w = open311(watcher, false, NULL);
+    raw_subscribe(w, 1, filter, 1);
     bye311(w);
+}
+
+static int will_client(const char *name, const char *id, uint32_t expiry, uint32_t delay,
+                       bool watcher_last)
+{
+    char topic[64];
+    snprintf(topic, sizeof(topic), "%s/t", name);
+    if (!watcher_last)
+        will_watcher(name);
     struct raw_connect o = {.flags = -1,
                             .clean = true,
-                            .id = "will-5",
+                            .id = id,
                             .keepalive = 60,
-                            .will_topic = "will/t",
+                            .will_topic = topic,
                             .will_payload = "gone",
                             .will_qos = 1};
     struct props pr, wp;
     props_init(&pr);
-    props_u32(&pr, P_SESSION_EXPIRY, 60);
+    props_u32(&pr, P_SESSION_EXPIRY, expiry);
     props_init(&wp);
-    props_u32(&wp, P_WILL_DELAY, 2);
+    if (delay)
+        props_u32(&wp, P_WILL_DELAY, delay);
     int fd = v5_connect(&b, &o, &pr, &wp, &pk);
     cr_assert(pk.type == T_CONNACK && pk.reason == 0);
+    if (watcher_last)
+        will_watcher(name);
+    return fd;
+}
+
+Test(persist, mqtt_3_1_3_9_will_delay_of_a_connection_cut_by_kill9)
+{
+    setup();
+    start(0, NULL);
+    int fd = will_client("will", "will-5", 60, 2, false);
     broker_kill(&b);
     close(fd);
 
     start(0, NULL);
     long long t0 = mono_ms();
     bool sp = false;
-    w = open311("will-watch", false, &sp);
+    int w = open311("will-watch", false, &sp);
     cr_assert(sp);
     /* Not at once: the connection was lost at the restart, 2 s ago at most. */
     expect_nothing311(w);
@@ -521,31 +546,31 @@ Test(persist, mqtt_3_1_2_8_will_without_delay_reaches_sessions_restored_after_it
 {
     setup();
     start(0, NULL);
-    struct raw_connect o = {.flags = -1,
-                            .clean = true,
-                            .id = "will-0",
-                            .keepalive = 60,
-                            .will_topic = "will0/t",
-                            .will_payload = "gone",
-                            .will_qos = 1};
-    struct props pr;
-    props_init(&pr);
-    props_u32(&pr, P_SESSION_EXPIRY, 60);
-    int fd = v5_connect(&b, &o, &pr, NULL, &pk);
-    cr_assert(pk.type == T_CONNACK && pk.reason == 0);
-    int w = open311("will0-watch", false, NULL);
-    raw_subscribe(w, 1, "will0/#", 1);
-    bye311(w);
+    int fd = will_client("will0", "will-0", 60, 0, true);
     broker_kill(&b);
     close(fd);
 
     start(0, NULL);
     bool sp = false;
-    w = open311("will0-watch", false, &sp);
+    int w = open311("will0-watch", false, &sp);
     cr_assert(sp);
     expect311_q1(w, "will0/t", "gone");
     bye311(w);
     broker_stop(&b);
+}
+
+/* A 5.0 connection of `id` without Clean Start and Session Expiry `expiry`;
+ * the CONNACK's Session Present. Closed at once (the session is offline). */
+static bool v5_visit(const char *id, uint32_t expiry)
+{
+    struct raw_connect o = {.flags = -1, .clean = false, .id = id, .keepalive = 60};
+    struct props pr;
+    props_init(&pr);
+    props_u32(&pr, P_SESSION_EXPIRY, expiry);
+    int fd = v5_connect(&b, &o, &pr, NULL, &pk);
+    cr_assert(pk.type == T_CONNACK && pk.reason == 0);
+    close(fd);
+    return pk.session_present;
 }
 
 /* MQTT-3.1.2-23: an offline session's expiry counts from its connection's
@@ -555,32 +580,14 @@ Test(persist, mqtt_3_1_2_23_expiry_counts_the_time_the_broker_is_down)
 {
     setup();
     start(0, NULL);
-    struct raw_connect o = {.flags = -1, .clean = false, .keepalive = 60};
-    struct props pr;
-    const char *ids[2] = {"exp-short", "exp-long"};
-    uint32_t expiry[2] = {3, 60};
-    for (int i = 0; i < 2; i++) {
-        o.id = ids[i];
-        props_init(&pr);
-        props_u32(&pr, P_SESSION_EXPIRY, expiry[i]);
-        int fd = v5_connect(&b, &o, &pr, NULL, &pk);
-        cr_assert(pk.type == T_CONNACK && pk.reason == 0);
-        close(fd); /* offline from now */
-    }
+    v5_visit("exp-short", 3);
+    v5_visit("exp-long", 60);
     usleep(200 * 1000); /* both closes seen */
     broker_stop(&b);
     sleep(4);
     start(0, NULL);
-    for (int i = 0; i < 2; i++) {
-        o.id = ids[i];
-        props_init(&pr);
-        props_u32(&pr, P_SESSION_EXPIRY, expiry[i]);
-        int fd = v5_connect(&b, &o, &pr, NULL, &pk);
-        cr_assert(pk.type == T_CONNACK && pk.reason == 0);
-        cr_assert_eq(pk.session_present, i == 1, "%s: session present %d after 4 s down", ids[i],
-                     pk.session_present);
-        close(fd);
-    }
+    cr_assert_not(v5_visit("exp-short", 3), "3 s of expiry left, 4 s down: still there");
+    cr_assert(v5_visit("exp-long", 60), "60 s of expiry left, 4 s down: gone");
     broker_stop(&b);
 }
 
@@ -591,23 +598,7 @@ Test(persist, mqtt_3_1_3_9_will_of_a_session_that_ran_out_while_down)
 {
     setup();
     start(0, NULL);
-    int w = open311("ranout-watch", false, NULL);
-    raw_subscribe(w, 1, "ranout/#", 1);
-    bye311(w);
-    struct raw_connect o = {.flags = -1,
-                            .clean = false,
-                            .id = "ranout",
-                            .keepalive = 60,
-                            .will_topic = "ranout/t",
-                            .will_payload = "gone",
-                            .will_qos = 1};
-    struct props pr, wp;
-    props_init(&pr);
-    props_u32(&pr, P_SESSION_EXPIRY, 2);
-    props_init(&wp);
-    props_u32(&wp, P_WILL_DELAY, 60);
-    int fd = v5_connect(&b, &o, &pr, &wp, &pk);
-    cr_assert(pk.type == T_CONNACK && pk.reason == 0);
+    int fd = will_client("ranout", "ranout", 2, 60, false);
     close(fd); /* lost: the will waits, the session has 2 s */
     usleep(200 * 1000);
     broker_stop(&b);
@@ -616,19 +607,13 @@ Test(persist, mqtt_3_1_3_9_will_of_a_session_that_ran_out_while_down)
     start(0, NULL);
     long long t0 = mono_ms();
     bool sp = false;
-    w = open311("ranout-watch", false, &sp);
+    int w = open311("ranout-watch", false, &sp);
     cr_assert(sp);
     expect311_q1(w, "ranout/t", "gone");
     long long took = mono_ms() - t0;
     cr_assert(took < 1500, "will published %lld ms after the restart", took);
     bye311(w);
-    o.will_topic = NULL;
-    props_init(&pr);
-    props_u32(&pr, P_SESSION_EXPIRY, 2);
-    fd = v5_connect(&b, &o, &pr, NULL, &pk);
-    cr_assert(pk.type == T_CONNACK && pk.reason == 0);
-    cr_assert_not(pk.session_present, "the session outlived its expiry");
-    close(fd);
+    cr_assert_not(v5_visit("ranout", 2), "the session outlived its expiry");
     broker_stop(&b);
 }
 
