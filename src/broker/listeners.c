@@ -91,10 +91,19 @@ static void slot_publish(struct broker *b, uint32_t li)
     atomic_store_explicit(&b->lslots[li].open, true, memory_order_release);
 }
 
+/* The room a connection has for its transport's state, in bytes. */
+static size_t state_size(const struct config_listener *l)
+{
+    return transport_kind((enum config_transport)l->transport)->ops->state_size;
+}
+
 int listeners_open(struct broker *b)
 {
     const struct config *cfg = b->cfg;
     char err[512];
+    for (uint32_t li = 0; li < cfg->nlisteners; li++)
+        if (state_size(&cfg->listeners[li]) > b->xstate)
+            b->xstate = state_size(&cfg->listeners[li]);
     /* Every fixed port first, before any of ours listens: two of our own
      * listeners may share a port on different addresses (0.0.0.0 and
      * 127.0.0.1), which a probe after the first had opened would refuse. */
@@ -174,6 +183,14 @@ static int slots_make(struct broker *b, uint32_t n, const struct config *next, c
                      "listener %s: no slot left (a broker opens at most %u listeners in its "
                      "life, reloads included): restart to add it",
                      l->name, SHARD_MAX_LISTENERS);
+            ret = -ENOSPC;
+        } else if (state_size(l) > b->xstate) {
+            /* Every connection's room was sized at start, for the
+             * transports the listeners had then. */
+            snprintf(err, errlen,
+                     "listener %s: transport = %s needs a restart (no listener had it, or one "
+                     "as large, at start: connections have no room for its state)",
+                     l->name, config_transport_name((enum config_transport)l->transport));
             ret = -ENOSPC;
         } else if (l->port && !port_ours(b, n, l->port) && (ret = probe(l->bind, l->port, false))) {
             set_err(err, errlen, l, ret);

@@ -226,14 +226,9 @@ static int serve_start(struct shard *s)
     }
     l->owner_size = sizeof(struct conn);
     /* A transport's per-stream state goes after the connection
-     * (stream_state): room for the largest of every kind, since a reload
-     * may add a listener of any. */
-    size_t xstate = 0;
-    for (uint32_t t = 0; t < CONFIG_TRANSPORT_COUNT; t++) {
-        const struct transport_ops *ops = transport_kind((enum config_transport)t)->ops;
-        if (ops->state_size > xstate)
-            xstate = ops->state_size;
-    }
+     * (stream_state): room for the largest of the listeners' at start (a
+     * reload may add only listeners whose state fits, listeners.c). */
+    size_t xstate = s->broker->xstate;
     s->conn_slab = slab_create(sizeof(struct conn) + xstate, 0);
     s->session_slab = slab_create(sizeof(struct session), 0);
     s->session_ops = &broker_session_ops;

@@ -186,9 +186,12 @@ struct broker {
      * written before fn is stored (release). */
     void *reload_arg;
     int (*_Atomic reload_fn)(void *arg, struct config_report *out);
-    /* The listeners (broker/listeners.c): slots [0, nslots). */
+    /* The listeners (broker/listeners.c): slots [0, nslots), and the room
+     * each connection has for its transport's state (the largest of the
+     * transports at start; set before the shards start). */
     struct listener_slot lslots[SHARD_MAX_LISTENERS];
     _Atomic uint32_t nslots;
+    size_t xstate;
 };
 
 /*

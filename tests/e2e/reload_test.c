@@ -611,3 +611,18 @@ Test(reload, api_listener_that_cannot_open_changes_nothing)
     close(taken);
     stop();
 }
+
+/* Each connection's room for its transport's state is sized at start: a
+ * broker with only tcp listeners refuses a ws listener added live (it
+ * needs a restart), and nothing else of that reload changes. */
+Test(reload, listener_of_a_transport_without_room_needs_a_restart)
+{
+    start("");
+    tail = "[listener.w]\nport = 0\ntransport = ws\n";
+    reload("max_client_id_len = 24\n", "nothing changed");
+    cr_assert_eq(broker_log_count(&b, "listener w: transport = ws needs a restart"), 1);
+    usleep(300 * 1000); /* a tick: a shard that took a change would show it */
+    cr_assert_eq(connect_rc(long_id), 0, "the limit in force stays");
+    cr_assert_eq(broker_log_count(&b, "listening on"), 1, "no listener was added");
+    stop();
+}
