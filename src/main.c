@@ -8,6 +8,7 @@
  * invalid, start-up failed or --inspect found a problem, 2 for usage
  * errors.
  */
+#include <errno.h>
 #include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
@@ -17,6 +18,7 @@
 
 #include "broker/broker.h"
 #include "config/config.h"
+#include "config/report.h"
 #include "core/log.h"
 #include "core/notify.h"
 #include "net/uring.h"
@@ -46,6 +48,23 @@ static void usage(FILE *f)
                "  --help              print this help\n");
 }
 
+/* The secure-by-default rule: without an auth plugin, a listener on a
+ * non-loopback address needs allow_anonymous. 0, or -1 with why in err. */
+static int anonymous_check(const struct config *cfg, bool auth, char *err, size_t errlen)
+{
+    for (uint32_t i = 0; i < cfg->nlisteners; i++) {
+        const struct config_listener *l = &cfg->listeners[i];
+        if (!auth && !l->allow_anonymous && !addr_is_loopback(l->bind)) {
+            snprintf(err, errlen,
+                     "[listener.%s] bind = %s is not a loopback address and no auth plugin is "
+                     "loaded: set allow_anonymous = true to accept anonymous clients there",
+                     l->name, l->bind);
+            return -1;
+        }
+    }
+    return 0;
+}
+
 /* Load the [plugin.NAME] sections; then the secure-by-default rule, which
  * needs to know whether an auth plugin exists. */
 static int load_plugins(const struct config *cfg, struct plugin_host **out)
@@ -67,17 +86,12 @@ static int load_plugins(const struct config *cfg, struct plugin_host **out)
             return -1;
         }
     }
-    bool auth = *out && plugin_host_has_auth(*out);
-    for (uint32_t i = 0; i < cfg->nlisteners; i++) {
-        const struct config_listener *l = &cfg->listeners[i];
-        if (!auth && !l->allow_anonymous && !addr_is_loopback(l->bind)) {
-            log_err("[listener.%s] bind = %s is not a loopback address and no auth plugin is "
-                    "loaded: set allow_anonymous = true to accept anonymous clients there",
-                    l->name, l->bind);
-            plugin_host_destroy(*out);
-            *out = NULL;
-            return -1;
-        }
+    char err[512];
+    if (anonymous_check(cfg, *out && plugin_host_has_auth(*out), err, sizeof(err)) < 0) {
+        log_err("%s", err);
+        plugin_host_destroy(*out);
+        *out = NULL;
+        return -1;
     }
     return 0;
 }
@@ -111,7 +125,10 @@ static void tell_manager(const char *state)
 
 /* Live reload: the file and --set overrides read at start, and every
  * configuration put in force since, kept until exit (a shard may still
- * read the one before for up to a tick; they are a few hundred KB). */
+ * read the one before for up to a tick, and listeners and their
+ * connections keep the one they were opened from; they are a few
+ * hundred KB). One reload at a time: SIGHUP's on the main thread, the
+ * admin API's on its own (lock). */
 struct config_gen {
     struct config_gen *prev;
     struct config cfg;
@@ -122,46 +139,81 @@ struct reload {
     size_t n;
     const struct config *cur;
     struct config_gen *gens;
+    struct broker *b;
+    struct plugin_host *plugins;
+    pthread_mutex_t lock;
 };
 
-static void log_change(void *arg, const struct config_change *ch)
+/* Each difference into the log and the report. */
+static void on_change(void *arg, const struct config_change *ch)
 {
-    (void)arg;
-    if (ch->live)
-        log_info("reload: [%s] %s %s", ch->section, ch->key, ch->what);
-    else
+    if (!ch->live)
         log_warn("reload: [%s] %s %s: needs a restart, the running value stays", ch->section,
                  ch->key, ch->what);
+    else if (ch->from && ch->to)
+        log_info("reload: [%s] %s %s: %s -> %s", ch->section, ch->key, ch->what, ch->from, ch->to);
+    else
+        log_info("reload: [%s] %s %s", ch->section, ch->key, ch->what);
+    config_report_change(arg, ch);
+}
+
+/* A reload refused: logged, into the report; nothing changed. */
+static int refuse(struct config_report *rep, const char *path, const char *why)
+{
+    log_err("reload: %s; nothing changed", why);
+    config_report_clear_changes(rep);
+    config_report_error(rep, path, why);
+    return -EINVAL;
 }
 
 /* Read the file again (with the same overrides) and put what changed in
- * force where it can change live; an invalid file changes nothing. */
-static void reload_config(struct reload *r, struct broker *b)
+ * force where it can change live; an invalid file, or listeners that
+ * cannot open, change nothing. 0, -EINVAL (refused) or -ENOMEM. */
+static int reload_config(struct reload *r, struct config_report *rep)
 {
     struct config_gen *g = malloc(sizeof(*g));
     char err[512];
     if (!g) {
         log_err("reload: out of memory; nothing changed");
-        return;
+        return -ENOMEM;
     }
-    if (config_load(&g->cfg, r->path, r->overrides, r->n, err, sizeof(err)) < 0) {
-        log_err("reload: %s; nothing changed", err);
-        free(g);
-        return;
-    }
-    size_t live = config_reconcile(r->cur, &g->cfg, log_change, NULL);
-    if (!live) {
+    int rc = 0;
+    size_t live = 0;
+    if (config_load(&g->cfg, r->path, r->overrides, r->n, err, sizeof(err)) < 0 ||
+        anonymous_check(&g->cfg, r->plugins && plugin_host_has_auth(r->plugins), err, sizeof(err)) <
+            0) {
+        rc = refuse(rep, r->path, err);
+    } else if (!(live = config_reconcile(r->cur, &g->cfg, on_change, rep))) {
         log_info("reload: no change to put in force");
-        free(g);
-        return;
+    } else if (broker_reload_config(r->b, &g->cfg, err, sizeof(err)) < 0) {
+        rc = refuse(rep, NULL, err);
+    } else {
+        log_set_level(g->cfg.log_level);
+        log_set_output(g->cfg.log_format, g->cfg.log_target);
+        g->prev = r->gens;
+        r->gens = g;
+        r->cur = &g->cfg;
+        log_info("reload: %zu change(s) in force", live);
+        return 0;
     }
-    log_set_level(g->cfg.log_level);
-    log_set_output(g->cfg.log_format, g->cfg.log_target);
-    broker_reload_config(b, &g->cfg);
-    g->prev = r->gens;
-    r->gens = g;
-    r->cur = &g->cfg;
-    log_info("reload: %zu change(s) in force", live);
+    free(g);
+    return rc;
+}
+
+/* The whole reload, SIGHUP's and the admin API's (broker_reload_fn): the
+ * configuration, the TLS listeners' files, the plugins' own files. */
+static int reload_run(void *arg, struct config_report *rep)
+{
+    struct reload *r = arg;
+    pthread_mutex_lock(&r->lock);
+    tell_manager("RELOADING=1");
+    int rc = reload_config(r, rep);
+    (void)broker_reload_transports(r->b); /* a failure keeps the old files: logged */
+    if (r->plugins)
+        plugin_host_reload(r->plugins);
+    tell_manager("READY=1");
+    pthread_mutex_unlock(&r->lock);
+    return rc;
 }
 
 static void reload_fini(struct reload *r)
@@ -171,15 +223,16 @@ static void reload_fini(struct reload *r)
         free(r->gens);
         r->gens = prev;
     }
+    pthread_mutex_destroy(&r->lock);
 }
 
 /* Serve operator signals until one asks to stop (INT, TERM, QUIT); returns
  * it. HUP: the configuration file is read again (what may change live is
- * put in force), TLS listeners and plugins re-read their files,
- * connections stay. USR1: a status line. Any other: logged and ignored
- * (USR2 included: logs go to stderr, which the service manager rotates). */
-static int wait_for_stop(const sigset_t *set, struct broker *b, struct plugin_host *plugins,
-                         struct reload *r)
+ * put in force, listeners included), TLS listeners and plugins re-read
+ * their files, connections stay. USR1: a status line. Any other: logged
+ * and ignored (USR2 included: logs go to stderr, which the service
+ * manager rotates). */
+static int wait_for_stop(const sigset_t *set, struct broker *b, struct reload *r)
 {
     for (;;) {
         int sig = 0;
@@ -189,12 +242,10 @@ static int wait_for_stop(const sigset_t *set, struct broker *b, struct plugin_ho
             return sig;
         if (sig == SIGHUP) {
             log_info("SIGHUP: reloading the configuration, TLS certificates and plugins");
-            tell_manager("RELOADING=1");
-            reload_config(r, b);
-            (void)broker_reload_transports(b); /* a failure keeps the old files: logged */
-            if (plugins)
-                plugin_host_reload(plugins);
-            tell_manager("READY=1");
+            struct config_report rep;
+            config_report_init(&rep);
+            (void)reload_run(r, &rep); /* the outcome is in the log */
+            config_report_fini(&rep);
         } else if (sig == SIGUSR1) {
             broker_log_status(b);
         } else {
@@ -331,8 +382,10 @@ static int serve(struct config *cfg, const struct args *a)
         return 1;
     }
     tell_manager("READY=1"); /* the listeners are open */
-    struct reload r = {a->path, a->overrides, a->noverrides, cfg, NULL};
-    int sig = wait_for_stop(&set, b, plugins, &r);
+    struct reload r = {a->path, a->overrides, a->noverrides, cfg, NULL, b, plugins};
+    pthread_mutex_init(&r.lock, NULL);
+    broker_set_reload(b, reload_run, &r);
+    int sig = wait_for_stop(&set, b, &r);
     log_info("SIG%s: shutting down", sigabbrev_np(sig));
     tell_manager("STOPPING=1");
     broker_stop(b);

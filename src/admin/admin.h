@@ -27,6 +27,7 @@
 #include <stdint.h>
 
 #include "config/config.h"
+#include "config/report.h"
 
 /* One tenant as GET /tenants shows it. */
 struct admin_tenant {
@@ -235,10 +236,11 @@ struct admin_ops {
      * (no such tenant, session or subscription), -ETIMEDOUT. */
     int (*unsubscribe)(void *arg, const char *tenant, const char *id, size_t len,
                        const char *filter, size_t flen);
-    /* Ask for the reload SIGHUP makes (the signal is sent to the process;
-     * the thread that serves signals reloads and logs what changed and
-     * what was refused). 0 or -errno. */
-    int (*reload)(void *arg);
+    /* The reload SIGHUP makes, done now (serialized with SIGHUP's), its
+     * outcome into *out (the caller's, config_report_init'ed; the caller
+     * frees it). 0; -EINVAL: refused, nothing changed (out->errors say
+     * why); -EAGAIN: the broker is not ready to reload yet; -ENOMEM. */
+    int (*reload)(void *arg, struct config_report *out);
 };
 
 struct admin_server;

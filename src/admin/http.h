@@ -73,6 +73,11 @@ enum MHD_Result http_subscriptions(const struct admin_ops *ops, void *arg,
                                    const char *method, const char *tenant, const char *id,
                                    size_t id_len, const char *url);
 
+/* POST /reload (admin role, every tenant): the reload SIGHUP makes, done
+ * now; its outcome as JSON (admin/reload.c). */
+enum MHD_Result http_reload(const struct admin_ops *ops, void *arg, struct MHD_Connection *conn,
+                            const struct caller *c, const char *method, const char *url);
+
 /* Writes are for admin tokens: true when the caller may, else the 403 was
  * sent (*ret). */
 bool http_may_write(struct MHD_Connection *conn, const struct caller *c, const char *method,

@@ -391,31 +391,6 @@ static enum MHD_Result route_tenant(struct admin_server *s, struct MHD_Connectio
     return get_clients(s, conn, tenant);
 }
 
-/* POST /reload (admin role, every tenant): the reload SIGHUP makes,
- * asked for; its outcome is in the log (202). */
-static enum MHD_Result post_reload(struct admin_server *s, struct MHD_Connection *conn,
-                                   const struct caller *c, const char *method, const char *url)
-{
-    enum MHD_Result ret;
-    if (strcmp(method, MHD_HTTP_METHOD_POST) != 0)
-        return http_reply_error(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "method_not_allowed",
-                                "POST a reload");
-    if (!http_may_write(conn, c, method, url, &ret))
-        return ret;
-    if (c->token && c->token->ntenants)
-        return http_refuse(conn, c, MHD_HTTP_FORBIDDEN, "forbidden",
-                           "the configuration is the whole broker's: a token of every tenant "
-                           "may reload it",
-                           method, url);
-    int err = s->ops->reload(s->arg);
-    if (err < 0)
-        return http_reply_error(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal", strerror(-err));
-    log_info("admin: reload requested (from %s)", c->peer);
-    return http_reply_json(conn, MHD_HTTP_ACCEPTED,
-                           json_pack("{s:s,s:s}", "reload", "requested", "result",
-                                     "in the broker's log: the lines starting with \"reload:\""));
-}
-
 /* Route an authenticated request. Paths: /api/v1/reload, /api/v1/tenants[/{t}[/clients
  * [/{id}[/kick]] | /sessions[/{id}[/subscriptions]] | /retained |
  * /publish]]. The tenant must be one the token may see. */
@@ -425,7 +400,7 @@ static enum MHD_Result route(struct admin_server *s, struct MHD_Connection *conn
     static const char tenants[] = API_PREFIX "/tenants";
     const size_t tl = sizeof(tenants) - 1;
     if (!strcmp(url, API_PREFIX "/reload"))
-        return post_reload(s, conn, c, method, url);
+        return http_reload(s->ops, s->arg, conn, c, method, url);
     if (strncmp(url, tenants, tl) != 0 || (url[tl] != '\0' && url[tl] != '/'))
         return http_reply_error(conn, MHD_HTTP_NOT_FOUND, "not_found", "no such endpoint");
     char tenant[ADMIN_TENANT_MAX];

@@ -1,6 +1,6 @@
 /*
  * broker: start and stop. Plans the shards and their CPUs, opens every
- * listener (one SO_REUSEPORT socket per shard), creates the cross-shard
+ * listener (one SO_REUSEPORT socket per shard, broker/listeners.c), creates the cross-shard
  * rings, starts the shard threads (shard_run with the broker's hooks,
  * serve.c) and waits at the start barrier until each is ready; stops them
  * and frees everything.
@@ -15,6 +15,7 @@
 
 #include "admin/admin.h"
 #include "broker/control.h"
+#include "broker/listeners.h"
 #include "broker/observe.h"
 #include "broker/shard.h"
 #include "core/affinity.h"
@@ -44,9 +45,6 @@ static void broker_free(struct broker *b)
             }
             spsc_destroy(r);
         }
-        for (uint32_t li = 0; li < CONFIG_MAX_LISTENERS; li++)
-            if (s->listen_fds[li] > 0)
-                close(s->listen_fds[li]);
         if (s->stop_fd > 0)
             close(s->stop_fd);
         if (s->plugin_fd > 0)
@@ -54,64 +52,14 @@ static void broker_free(struct broker *b)
         for (uint32_t t = 0; s->tenants && t < TENANT_MAX; t++)
             tenant_destroy(s->tenants[t]);
         free(s->tenants);
-        free(s);
     }
+    listeners_fini(b); /* the sockets shards left, before b->shards goes */
+    for (uint32_t i = 0; i < b->nshards; i++)
+        free(b->shards[i]);
     free(b->shards);
     free(b->cpus);
-    transport_listeners_destroy(b->xprt, b->cfg->nlisteners);
     tenant_dir_fini(&b->tenants);
     free(b);
-}
-
-/*
- * listener_probe, again for up to LISTEN_WAIT_MS while the port is in use:
- * the sockets of a predecessor that was killed are closed only when the
- * kernel tears its rings down, after the process is gone (a restart by a
- * supervisor right after a crash would otherwise fail).
- */
-#define LISTEN_WAIT_MS 3000u
-
-static int probe_patiently(const char *bind, uint16_t port)
-{
-    uint64_t until = clock_now_ms() + LISTEN_WAIT_MS;
-    int ret;
-    while ((ret = listener_probe(bind, port)) == -EADDRINUSE && clock_now_ms() < until)
-        usleep(50 * 1000);
-    return ret;
-}
-
-static int open_listeners(struct broker *b)
-{
-    const struct config *cfg = b->cfg;
-    /* Every fixed port first, before any of ours listens: two of our own
-     * listeners may share a port on different addresses (0.0.0.0 and
-     * 127.0.0.1), which a probe after the first had opened would refuse. */
-    for (uint32_t li = 0; li < cfg->nlisteners; li++) {
-        const struct config_listener *l = &cfg->listeners[li];
-        int ret = l->port ? probe_patiently(l->bind, l->port) : 0;
-        if (ret < 0) {
-            log_err("listener %s: cannot listen on %s:%u: %s%s", l->name, l->bind, l->port,
-                    strerror(-ret), ret == -EADDRINUSE ? " (another process listens there)" : "");
-            return ret;
-        }
-    }
-    for (uint32_t li = 0; li < cfg->nlisteners; li++) {
-        const struct config_listener *l = &cfg->listeners[li];
-        uint16_t port = l->port;
-        for (uint32_t i = 0; i < b->nshards; i++) {
-            uint16_t bound = 0;
-            int fd = listener_open(l->bind, port, (int)l->backlog, (int)l->send_buffer, &bound);
-            if (fd < 0) {
-                log_err("listener %s: cannot listen on %s:%u: %s", l->name, l->bind, port,
-                        strerror(-fd));
-                return fd;
-            }
-            b->shards[i]->listen_fds[li] = fd;
-            port = bound; /* port 0: every shard binds the port the first got */
-        }
-        b->ports[li] = port;
-    }
-    return 0;
 }
 
 /*
@@ -265,11 +213,7 @@ static int announce(struct broker *b)
     if (announce_admin(b) < 0)
         return -EIO;
     log_info("%u shard%s running", b->nshards, b->nshards == 1 ? "" : "s");
-    for (uint32_t li = 0; li < cfg->nlisteners; li++) {
-        const char *bind = cfg->listeners[li].bind;
-        bool v6 = strchr(bind, ':') != NULL;
-        log_info("listening on %s%s%s:%u", v6 ? "[" : "", bind, v6 ? "]" : "", b->ports[li]);
-    }
+    listeners_announce(b);
     return 0;
 }
 
@@ -301,13 +245,7 @@ int broker_start(const struct config *cfg, struct plugin_host *plugins,
         free(b);
         return -ENOMEM;
     }
-    int ret = transport_listeners_create(cfg, b->xprt);
-    if (ret < 0) {
-        tenant_dir_fini(&b->tenants);
-        free(b);
-        return ret;
-    }
-    ret = plan_shards(b);
+    int ret = plan_shards(b);
     for (uint32_t i = 0; ret == 0 && i < b->nshards; i++)
         ret = shard_create(b, i);
     if (ret == 0)
@@ -317,7 +255,7 @@ int broker_start(const struct config *cfg, struct plugin_host *plugins,
     if (ret == 0)
         ret = control_init(b);
     if (ret == 0)
-        ret = open_listeners(b);
+        ret = listeners_open(b);
     if (ret == 0)
         ret = threads_start(b);
     if (ret < 0) {
@@ -333,15 +271,31 @@ int broker_start(const struct config *cfg, struct plugin_host *plugins,
     return 0;
 }
 
-void broker_reload_config(struct broker *b, const struct config *next)
+int broker_reload_config(struct broker *b, const struct config *next, char *err, size_t errlen)
 {
+    int ret = listeners_reload(b, next, err, errlen);
+    if (ret < 0)
+        return ret;
     atomic_store_explicit(&b->cfg_live, next, memory_order_release);
     atomic_fetch_add_explicit(&b->cfg_gen, 1, memory_order_release);
+    return 0;
+}
+
+void broker_set_reload(struct broker *b, broker_reload_fn fn, void *arg)
+{
+    b->reload_arg = arg;
+    atomic_store_explicit(&b->reload_fn, fn, memory_order_release);
+}
+
+int broker_reload(struct broker *b, struct config_report *out)
+{
+    broker_reload_fn fn = atomic_load_explicit(&b->reload_fn, memory_order_acquire);
+    return fn ? fn(b->reload_arg, out) : -EAGAIN;
 }
 
 int broker_reload_transports(struct broker *b)
 {
-    return transport_listeners_reload(b->cfg, b->xprt);
+    return listeners_reload_files(b);
 }
 
 void broker_stop(struct broker *b)

@@ -6,6 +6,7 @@
 #define RINGMQ_BROKER_BROKER_H
 
 #include "config/config.h"
+#include "config/report.h"
 
 struct broker;
 
@@ -33,16 +34,34 @@ void broker_log_status(struct broker *b);
  * keys, CAs, CRLs, SNI certificates) while the shards run: connections
  * that start afterwards use them, open ones are untouched. A listener
  * whose files do not load keeps its previous ones (logged, naming the
- * file). Main thread (SIGHUP). 0, or -errno when some listener failed. */
+ * file). Main thread, or whoever holds the reload (SIGHUP, POST
+ * /api/v1/reload). 0, or -errno when some listener failed. */
 int broker_reload_transports(struct broker *b);
 
-/* Put `next` in force (live reload, main thread): each shard takes it on
- * its next tick (within SHARD_TICK_MS), with the tenants' settings; new
- * connections and packets are checked against it, open connections keep
- * what they were granted. `next` must have been reconciled with the
- * configuration in force (config_reconcile: what needs a restart is as
- * it was) and must outlive the broker. */
-void broker_reload_config(struct broker *b, const struct config *next);
+/* Put `next` in force (live reload; one at a time, on main's reload
+ * path): its listeners first (broker/listeners.h: added ones open,
+ * removed ones stop accepting, their connections stay; on failure
+ * nothing changed, err says why and -errno is returned); then each shard
+ * takes it on its next tick (within SHARD_TICK_MS), with the tenants'
+ * settings; new connections and packets are checked against it, open
+ * connections keep what they were granted. `next` must have been
+ * reconciled with the configuration in force (config_reconcile: what
+ * needs a restart is as it was) and must outlive the broker. 0 or -errno. */
+int broker_reload_config(struct broker *b, const struct config *next, char *err, size_t errlen);
+
+/* The whole reload (what SIGHUP does), filling *out: main's, which
+ * serializes it with SIGHUP's. 0, or -EINVAL when the configuration was
+ * refused (out->errors say why; nothing changed). */
+typedef int (*broker_reload_fn)(void *arg, struct config_report *out);
+
+/* Let the admin API's POST /api/v1/reload run fn(arg) (on the admin
+ * thread). Main, once, after broker_start; until then the API answers
+ * 503. */
+void broker_set_reload(struct broker *b, broker_reload_fn fn, void *arg);
+
+/* Run the reload set by broker_set_reload: fn's result, or -EAGAIN when
+ * none is set yet. Any thread. */
+int broker_reload(struct broker *b, struct config_report *out);
 
 /* Ask every shard to stop, wait for the threads and free everything.
  * Wills are published only when cfg->wills_on_shutdown is set. */

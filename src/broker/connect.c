@@ -397,7 +397,8 @@ static const char *sni_tenant(struct shard *s, struct conn *c)
     const struct xprt_info *x = stream_info(&s->streams, &c->st);
     if (!x || x->from_proxy || !x->sni)
         return NULL;
-    return config_sni_tenant(s->cfg, c->st.listener, x->sni);
+    const struct listener_slot *ls = &s->broker->lslots[c->st.listener];
+    return config_sni_tenant(ls->cfg, ls->ci, x->sni);
 }
 
 /* Hand the CONNECT to the auth plugin: the connection stops reading until
@@ -419,7 +420,7 @@ static enum proto_result start_auth(struct shard *s, struct conn *c, struct conn
         .password = {ck->password.p, ck->password.len},
         .remote_addr = has_addr ? addr : NULL,
         .remote_port = c->st.peer.port,
-        .listener = s->cfg->listeners[c->st.listener].name,
+        .listener = shard_listener(s->broker, c->st.listener)->name,
     };
     auth_xprt_info(s, c, &info);
     char *ubuf = NULL;

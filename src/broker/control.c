@@ -5,11 +5,11 @@
  * that shard's connections and sessions, and the request it took.
  */
 #include "broker/control.h"
+#include "broker/broker.h"
 #include "broker/control_req.h"
 
 #include <errno.h>
 #include <poll.h>
-#include <signal.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -204,7 +204,7 @@ static int client_fill(struct shard *s, const struct conn *c, struct admin_clien
     out->port = c->st.peer.port;
     if (net_peer_format(&c->st.peer, out->addr, sizeof(out->addr)) < 0)
         out->addr[0] = '\0';
-    out->listener = s->cfg->listeners[c->st.listener].name;
+    out->listener = shard_listener(s->broker, c->st.listener)->name;
     out->transport = s->streams.xprt[c->st.listener]->name;
     /* since_s is monotonic: its age, taken back from the wall clock. */
     int64_t age = (int64_t)(s->now_ms / 1000u) - (int64_t)c->since_s;
@@ -491,12 +491,10 @@ static uint32_t control_tenants(void *arg, struct admin_tenant *v, uint32_t cap)
     return k;
 }
 
-/* POST /reload: SIGHUP to the process, as an operator's kill -HUP; every
- * thread but the one serving signals (main.c) has it blocked. */
-static int control_reload(void *arg)
+/* POST /reload: main's reload, as SIGHUP's (broker_set_reload). */
+static int control_reload(void *arg, struct config_report *out)
 {
-    (void)arg;
-    return kill(getpid(), SIGHUP) < 0 ? -errno : 0;
+    return broker_reload(arg, out);
 }
 
 const struct admin_ops control_admin_ops = {

@@ -211,27 +211,24 @@ static void on_store(struct shard *s, const struct io_uring_cqe *cqe)
         s->store->complete(s->store_ctx, s, cqe);
 }
 
-/* The shard's ring exists: the connections' streams (each listener's
- * transport), slabs, timers, routing state, the global tenant, and the
- * plugin port. */
+/* The shard's ring exists: the connections' streams, slabs, timers, routing state, the global
+ * tenant, and the plugin port. */
 static int serve_start(struct shard *s)
 {
     struct stream_loop *l = &s->streams;
     l->ev = &conn_stream_events;
+    /* Each listener's transport and PROXY setting are set as the shard
+     * starts accepting on it (shard_listeners_sync). */
     for (uint32_t i = 0; i < STREAM_MAX_LISTENERS; i++) {
-        bool used = i < s->cfg->nlisteners;
-        l->xprt[i] = used ? s->broker->xprt[i].kind->ops : &transport_tcp;
-        l->xprt_ctx[i] = used ? s->broker->xprt[i].ctx : NULL;
-        bool proxy = used && s->cfg->listeners[i].proxy_protocol != CONFIG_PROXY_OFF;
-        l->proxy[i] = proxy ? &s->cfg->listeners[i] : NULL;
+        l->xprt[i] = &transport_tcp;
+        l->xprt_ctx[i] = NULL;
+        l->proxy[i] = NULL;
     }
     l->owner_size = sizeof(struct conn);
     /* A transport's per-stream state goes after the connection
-     * (stream_state): room for the largest. */
-    size_t xstate = 0;
-    for (uint32_t i = 0; i < STREAM_MAX_LISTENERS; i++)
-        if (l->xprt[i]->state_size > xstate)
-            xstate = l->xprt[i]->state_size;
+     * (stream_state): room for the largest of the listeners' at start (a
+     * reload may add only listeners whose state fits, listeners.c). */
+    size_t xstate = s->broker->xstate;
     s->conn_slab = slab_create(sizeof(struct conn) + xstate, 0);
     s->session_slab = slab_create(sizeof(struct session), 0);
     s->session_ops = &broker_session_ops;
@@ -384,9 +381,10 @@ static void serve_stop(struct shard *s)
     wheel_destroy(s->session_wheel);
     slab_destroy(s->conn_slab);
     slab_destroy(s->session_slab);
-    for (uint32_t i = 0; i < s->cfg->nlisteners; i++)
-        if (s->broker->xprt[i].kind->thread_fini)
-            s->broker->xprt[i].kind->thread_fini(); /* the library's per-thread caches */
+    uint32_t n = atomic_load_explicit(&s->broker->nslots, memory_order_acquire);
+    for (uint32_t i = 0; i < n; i++)
+        if (s->broker->lslots[i].xprt.kind->thread_fini)
+            s->broker->lslots[i].xprt.kind->thread_fini(); /* the library's per-thread caches */
 }
 
 const struct shard_hooks serve_hooks = {

@@ -6,8 +6,8 @@
  * with its default. An unknown section or key, or a bad value, is an error
  * naming FILE:LINE (or the --set argument) and the reason.
  *
- * Used by main at start-up only; the result is read-only afterwards and
- * shared by all shards.
+ * Loaded by main at start-up and on each reload; a configuration put in
+ * force is read-only afterwards, shared by all shards, and kept until exit.
  */
 #ifndef RINGMQ_CONFIG_CONFIG_H
 #define RINGMQ_CONFIG_CONFIG_H
@@ -286,28 +286,42 @@ void config_defaults(struct config *cfg);
 int config_load(struct config *cfg, const char *path, const char *const *overrides, size_t n,
                 char *err, size_t errlen);
 
+/* The longest text of one value in a change (ws_allowed_origins' 511). */
+#define CONFIG_VALUE_TEXT_MAX 520
+
 /*
  * Live reload: one difference between the configuration in force and a
  * newly loaded one. `section` is "limits", "listener.NAME", "tenant.ID",
  * "plugin.NAME"...; `key` the key, or "*" for a whole section added or
- * removed (`what` says which). `live`: a running broker applies it ([log],
- * [limits], [mqtt], [tenant.*]); otherwise it needs a restart and is kept.
+ * removed (`what` says which). `from` and `to`: the key's old and new
+ * values as text, NULL for a section added or removed, and for values
+ * without a short text (address lists, CPU sets, a few enums); borrowed
+ * for the call only. `live`: a running broker applies it ([log],
+ * [limits], [mqtt], [tenant.*], [listener.*] with their sni.* names);
+ * otherwise it needs a restart and is kept.
  */
 struct config_change {
     char section[CONFIG_TENANT_NAME_MAX + 16];
     const char *key;
     const char *what; /* "changed", "added", "removed" */
+    const char *from, *to;
     bool live;
 };
 
 /*
  * Compare `next` with `cur`, key by key, calling fn for each difference;
  * every difference that needs a restart gets cur's value back in `next`
- * (whole sections for listeners and plugins), so that `next` can be put
- * in force as it is. Returns the number of live differences.
+ * (whole sections for plugins), so that `next` can be put in force as it
+ * is. Listeners stay as `next` has them, in its order: the broker matches
+ * them with the running ones by name (config_listener_same). Returns the
+ * number of live differences.
  */
 size_t config_reconcile(const struct config *cur, struct config *next,
                         void (*fn)(void *arg, const struct config_change *ch), void *arg);
+
+/* Whether listener ai of a and listener bi of b are the same: the same
+ * name, every key equal, the same sni.* names in the same order. */
+bool config_listener_same(const struct config *a, uint32_t ai, const struct config *b, uint32_t bi);
 
 /* Set one tenant setting by its [tenant.ID] key (e.g. "max_qos" = "1"), as
  * a setting provider plugin names it. 0, or -1 with the reason in why. */

@@ -1,8 +1,10 @@
 /*
  * config/reload: what changed between the configuration in force and a
  * newly loaded one, and what of it a running broker may take (see
- * config_reconcile in config.h).
+ * config_reconcile in config.h), each difference with its old and new
+ * value as text.
  */
+#include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -15,13 +17,71 @@ struct diff {
     size_t live;
 };
 
-static void report(struct diff *df, const char *section, const char *key, const char *what,
-                   bool live)
+static void report_values(struct diff *df, const char *section, const char *key, const char *what,
+                          bool live, const char *from, const char *to)
 {
-    struct config_change ch = {.key = key, .what = what, .live = live};
+    struct config_change ch = {.key = key, .what = what, .live = live, .from = from, .to = to};
     snprintf(ch.section, sizeof(ch.section), "%s", section);
     df->live += live;
     df->fn(df->arg, &ch);
+}
+
+static void report(struct diff *df, const char *section, const char *key, const char *what,
+                   bool live)
+{
+    report_values(df, section, key, what, live, NULL, NULL);
+}
+
+static const char *level_name(unsigned v)
+{
+    static const char *const names[] = {"error", "warning", "info", "debug"};
+    return v < sizeof(names) / sizeof(names[0]) ? names[v] : "?";
+}
+
+/* A directive's value at `field` as the file would write it, into out;
+ * false for the kinds of value that have no short text (lists of
+ * addresses, CPU sets, enums of their own): the change is then reported
+ * without its values. */
+static bool value_text(const struct directive *d, const char *field, char *out, size_t len)
+{
+    uint32_t u32;
+    uint64_t u64;
+    uint16_t u16;
+    bool b;
+    if (d->parse == parse_u32 || d->parse == parse_pow2_u32 || d->parse == parse_shards) {
+        memcpy(&u32, field, sizeof(u32));
+        snprintf(out, len, "%" PRIu32, u32);
+    } else if (d->parse == parse_u64) {
+        memcpy(&u64, field, sizeof(u64));
+        snprintf(out, len, "%" PRIu64, u64);
+    } else if (d->parse == parse_port) {
+        memcpy(&u16, field, sizeof(u16));
+        snprintf(out, len, "%u", u16);
+    } else if (d->parse == parse_bool) {
+        memcpy(&b, field, sizeof(b));
+        snprintf(out, len, "%s", b ? "true" : "false");
+    } else if (d->parse == parse_string || d->parse == parse_address ||
+               d->parse == parse_http_path) {
+        snprintf(out, len, "%.*s", (int)strnlen(field, d->size), field);
+    } else if (d->parse == parse_transport) {
+        snprintf(out, len, "%s", config_transport_name((enum config_transport)(uint8_t)*field));
+    } else if (d->parse == parse_log_level) {
+        enum log_level lv;
+        memcpy(&lv, field, sizeof(lv));
+        snprintf(out, len, "%s", level_name((unsigned)lv));
+    } else {
+        return false;
+    }
+    return true;
+}
+
+/* One key that differs, with its values. */
+static void report_key(struct diff *df, const char *section, const struct directive *d,
+                       const char *a, const char *b, bool live)
+{
+    char from[CONFIG_VALUE_TEXT_MAX], to[CONFIG_VALUE_TEXT_MAX];
+    bool text = value_text(d, a, from, sizeof(from)) && value_text(d, b, to, sizeof(to));
+    report_values(df, section, d->key, "changed", live, text ? from : NULL, text ? to : NULL);
 }
 
 /* What a running broker reads afresh: the limits and [mqtt] values each
@@ -46,56 +106,77 @@ static bool diff_keys(struct diff *df, enum config_scope scope, const char *sect
             !memcmp(a + d[i].offset, b + d[i].offset, d[i].size))
             continue;
         any = true;
-        report(df, section ? section : config_scope_name(scope), d[i].key, "changed", !keep);
+        report_key(df, section ? section : config_scope_name(scope), &d[i], a + d[i].offset,
+                   b + d[i].offset, !keep);
         if (keep)
             memcpy(b + d[i].offset, a + d[i].offset, d[i].size);
     }
     return any;
 }
 
-static const struct config_listener *listener_named(const struct config *c, const char *name)
+static int listener_index(const struct config *c, const char *name)
 {
     for (uint32_t i = 0; i < c->nlisteners; i++)
         if (!strcmp(c->listeners[i].name, name))
-            return &c->listeners[i];
-    return NULL;
+            return (int)i;
+    return -1;
 }
 
-/* Listeners are opened at start: every difference is reported and the
- * listeners (with their SNI names) stay as they are. */
+/* The sni.* entries of listener ai of a and bi of b are the same, in order. */
+static bool sni_same(const struct config *a, uint32_t ai, const struct config *b, uint32_t bi)
+{
+    uint32_t i = 0, j = 0;
+    for (;;) {
+        while (i < a->nsni && a->sni[i].listener != ai)
+            i++;
+        while (j < b->nsni && b->sni[j].listener != bi)
+            j++;
+        if (i == a->nsni || j == b->nsni)
+            return i == a->nsni && j == b->nsni;
+        const struct config_sni *x = &a->sni[i++], *y = &b->sni[j++];
+        if (strcmp(x->host, y->host) || strcmp(x->cert, y->cert) || strcmp(x->key, y->key) ||
+            strcmp(x->tenant, y->tenant))
+            return false;
+    }
+}
+
+bool config_listener_same(const struct config *a, uint32_t ai, const struct config *b, uint32_t bi)
+{
+    size_t n;
+    const struct directive *d = config_directives(&n);
+    const char *x = (const char *)&a->listeners[ai], *y = (const char *)&b->listeners[bi];
+    if (strcmp(a->listeners[ai].name, b->listeners[bi].name))
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (d[i].scope == CONFIG_SCOPE_LISTENER && d[i].size &&
+            memcmp(x + d[i].offset, y + d[i].offset, d[i].size))
+            return false;
+    return sni_same(a, ai, b, bi);
+}
+
+/* Listeners change live: one added starts accepting, one removed stops
+ * (its connections stay), one changed is replaced (broker/listeners.c). */
 static void diff_listeners(struct diff *df, const struct config *cur, struct config *next)
 {
     char section[CONFIG_TENANT_NAME_MAX + 16];
-    bool any = false;
     for (uint32_t i = 0; i < next->nlisteners; i++) {
         const struct config_listener *l = &next->listeners[i];
-        const struct config_listener *was = listener_named(cur, l->name);
+        int was = listener_index(cur, l->name);
         snprintf(section, sizeof(section), "listener.%s", l->name);
-        if (!was) {
-            report(df, section, "*", "added", false);
-            any = true;
-        } else {
-            any |=
-                diff_keys(df, CONFIG_SCOPE_LISTENER, section, (const char *)was, (char *)l, true);
+        if (was < 0) {
+            report(df, section, "*", "added", true);
+            continue;
         }
+        diff_keys(df, CONFIG_SCOPE_LISTENER, section, (const char *)&cur->listeners[was], (char *)l,
+                  false);
+        if (!sni_same(cur, (uint32_t)was, next, i))
+            report(df, section, "sni.*", "changed", true);
     }
     for (uint32_t i = 0; i < cur->nlisteners; i++)
-        if (!listener_named(next, cur->listeners[i].name)) {
+        if (listener_index(next, cur->listeners[i].name) < 0) {
             snprintf(section, sizeof(section), "listener.%s", cur->listeners[i].name);
-            report(df, section, "*", "removed", false);
-            any = true;
+            report(df, section, "*", "removed", true);
         }
-    if (cur->nsni != next->nsni || memcmp(cur->sni, next->sni, sizeof(cur->sni))) {
-        report(df, "listener", "sni.*", "changed", false);
-        any = true;
-    }
-    if (!any && (cur->nlisteners != next->nlisteners ||
-                 memcmp(cur->listeners, next->listeners, sizeof(cur->listeners))))
-        report(df, "listener", "*", "changed", false); /* their order */
-    memcpy(next->listeners, cur->listeners, sizeof(next->listeners));
-    next->nlisteners = cur->nlisteners;
-    memcpy(next->sni, cur->sni, sizeof(next->sni));
-    next->nsni = cur->nsni;
 }
 
 /* Plugins are loaded at start (they re-read their own files on SIGHUP):

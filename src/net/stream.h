@@ -185,7 +185,9 @@ struct stream_tags {
     uint8_t recv, send, close, ignore;
 };
 
-#define STREAM_MAX_LISTENERS 16u
+/* Listener indexes a loop knows: every listener the broker opens in its
+ * life takes one (a live reload adds them; broker/listeners.c). */
+#define STREAM_MAX_LISTENERS 64u
 
 /* One thread's streams: its ring, buffers and per-turn lists. */
 struct stream_loop {

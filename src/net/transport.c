@@ -24,18 +24,40 @@ const struct transport_kind *transport_kind(enum config_transport t)
     return (unsigned)t < CONFIG_TRANSPORT_COUNT ? kinds[t] : &kind_tcp;
 }
 
+int transport_listener_create(const struct config *cfg, uint32_t li, struct transport_listener *out)
+{
+    const struct config_listener *cl = &cfg->listeners[li];
+    out->kind = transport_kind((enum config_transport)cl->transport);
+    out->ctx = NULL;
+    int ret = out->kind->listener_create ? out->kind->listener_create(cl, &out->ctx) : 0;
+    if (ret == 0 && out->kind->listener_sni) {
+        ret = out->kind->listener_sni(out->ctx, cfg, li);
+        if (ret < 0)
+            out->kind->listener_destroy(out->ctx);
+    }
+    if (ret < 0)
+        out->ctx = NULL;
+    return ret;
+}
+
+int transport_listener_reload(const struct config *cfg, uint32_t li, struct transport_listener *l)
+{
+    if (!l->kind || !l->kind->listener_reload || !l->ctx)
+        return 0;
+    return l->kind->listener_reload(l->ctx, cfg, li);
+}
+
+void transport_listener_destroy(struct transport_listener *l)
+{
+    if (l->kind && l->kind->listener_destroy && l->ctx)
+        l->kind->listener_destroy(l->ctx);
+    l->ctx = NULL;
+}
+
 int transport_listeners_create(const struct config *cfg, struct transport_listener *out)
 {
     for (uint32_t i = 0; i < cfg->nlisteners; i++) {
-        const struct config_listener *cl = &cfg->listeners[i];
-        out[i].kind = transport_kind((enum config_transport)cl->transport);
-        out[i].ctx = NULL;
-        int ret = out[i].kind->listener_create ? out[i].kind->listener_create(cl, &out[i].ctx) : 0;
-        if (ret == 0 && out[i].kind->listener_sni) {
-            ret = out[i].kind->listener_sni(out[i].ctx, cfg, i);
-            if (ret < 0)
-                out[i].kind->listener_destroy(out[i].ctx);
-        }
+        int ret = transport_listener_create(cfg, i, &out[i]);
         if (ret < 0) {
             transport_listeners_destroy(out, i);
             return ret;
@@ -44,24 +66,8 @@ int transport_listeners_create(const struct config *cfg, struct transport_listen
     return 0;
 }
 
-int transport_listeners_reload(const struct config *cfg, struct transport_listener *ls)
-{
-    int first = 0;
-    for (uint32_t i = 0; i < cfg->nlisteners; i++) {
-        if (!ls[i].kind || !ls[i].kind->listener_reload || !ls[i].ctx)
-            continue;
-        int ret = ls[i].kind->listener_reload(ls[i].ctx, cfg, i);
-        if (ret < 0 && first == 0)
-            first = ret;
-    }
-    return first;
-}
-
 void transport_listeners_destroy(struct transport_listener *ls, uint32_t n)
 {
-    for (uint32_t i = 0; i < n; i++) {
-        if (ls[i].kind && ls[i].kind->listener_destroy && ls[i].ctx)
-            ls[i].kind->listener_destroy(ls[i].ctx);
-        ls[i].ctx = NULL;
-    }
+    for (uint32_t i = 0; i < n; i++)
+        transport_listener_destroy(&ls[i]);
 }

@@ -6,7 +6,8 @@
  * the listener's side: a context built once from the listener's
  * configuration before any shard starts (certificates, keys, options),
  * shared read-only by every shard's streams of that listener (a stream
- * reaches it with stream_xprt_ctx), rebuilt on reload, freed at exit.
+ * reaches it with stream_xprt_ctx), its files re-read on reload, freed at
+ * exit (a listener a reload removes keeps it for its open streams).
  *
  * Adding a transport: a file in src/net with its transport_ops and kind,
  * a name in config's enum config_transport, and its row in transport.c.
@@ -49,14 +50,22 @@ struct transport_listener {
     void *ctx;
 };
 
+/* Set up the context of listener li of cfg into *out. 0, or -errno with
+ * nothing left made (the reason logged). */
+int transport_listener_create(const struct config *cfg, uint32_t li,
+                              struct transport_listener *out);
+
+/* Re-read the files of listener li of cfg, whose context *l is (SIGHUP,
+ * a reload; main thread, shards running). One that fails keeps its old
+ * context. 0 or -errno. */
+int transport_listener_reload(const struct config *cfg, uint32_t li, struct transport_listener *l);
+
+/* Destroy what transport_listener_create made (none: no-op). */
+void transport_listener_destroy(struct transport_listener *l);
+
 /* Set up the context of every listener of cfg into out[] (cfg->nlisteners
  * entries). 0, or -errno with those already made destroyed again. */
 int transport_listeners_create(const struct config *cfg, struct transport_listener *out);
-
-/* Reload every listener that has files to re-read (SIGHUP; main thread,
- * shards running). Each listener on its own: one that fails keeps its old
- * context and does not stop the others. 0, or the first -errno. */
-int transport_listeners_reload(const struct config *cfg, struct transport_listener *ls);
 
 /* Destroy what transport_listeners_create made. */
 void transport_listeners_destroy(struct transport_listener *ls, uint32_t n);

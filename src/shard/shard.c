@@ -2,7 +2,8 @@
  * shard: the thread-per-core event loop (see shard.h).
  *
  * Each shard thread creates its own ring (so SINGLE_ISSUER holds), arms
- * SHARD_ACCEPTS single-shot accepts per listener, a periodic tick and a
+ * SHARD_ACCEPTS single-shot accepts per listener (and, after a live
+ * reload, on listeners added; cancels those of listeners removed), a periodic tick and a
  * read on its stop eventfd, then loops: the hooks' turn, flush the
  * streams and the cross-shard slots (one MSG_RING wakeup per target per
  * turn), submit and wait, dispatch completions by tag, drain a share of
@@ -17,6 +18,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
+#include <unistd.h>
 #include <xxhash.h>
 
 #include "core/affinity.h"
@@ -46,16 +48,33 @@ struct io_uring_sqe *shard_sqe(struct shard *s)
  * descriptor the kernel picks. */
 static void arm_accept(struct shard *s, uint32_t ai)
 {
-    struct accept_slot *a = &s->accepts[ai];
+    uint32_t li = ai / SHARD_ACCEPTS;
+    struct accept_slot *a = &s->accepts[li][ai % SHARD_ACCEPTS];
     a->len = sizeof(a->addr); /* in/out: the kernel writes the real length */
     struct io_uring_sqe *sqe = shard_sqe(s);
     /* liburing 2.3 stores file_index + 1 without the special case later
      * versions have, so IORING_FILE_INDEX_ALLOC itself would wrap to 0 and
      * make a normal descriptor; "- 1" (what its multishot variant passes)
      * means "allocate" with every version. */
-    io_uring_prep_accept_direct(sqe, s->listen_fds[ai / SHARD_ACCEPTS], (struct sockaddr *)&a->addr,
-                                &a->len, 0, IORING_FILE_INDEX_ALLOC - 1);
+    io_uring_prep_accept_direct(sqe, s->listen_fds[li], (struct sockaddr *)&a->addr, &a->len, 0,
+                                IORING_FILE_INDEX_ALLOC - 1);
     io_uring_sqe_set_data64(sqe, ud_make(UD_ACCEPT, (void *)(uintptr_t)(ai << 4)));
+    s->accepts_armed[li]++;
+}
+
+/* A closed slot's socket, once nothing of this shard's ring uses it: an
+ * accept in flight holds the socket's file, so a close before the last
+ * one completed would leave it listening (and taking connections into its
+ * backlog) until then. */
+static void listener_release(struct shard *s, uint32_t li)
+{
+    if (s->accepting[li] || s->accepts_armed[li])
+        return;
+    free(s->accepts[li]);
+    s->accepts[li] = NULL;
+    if (s->listen_fds[li] > 0)
+        close(s->listen_fds[li]);
+    s->listen_fds[li] = -1;
 }
 
 static void on_accept(struct shard *s, const struct io_uring_cqe *cqe)
@@ -63,8 +82,9 @@ static void on_accept(struct shard *s, const struct io_uring_cqe *cqe)
     uint32_t ai = (uint32_t)(cqe->user_data >> 4);
     int res = cqe->res;
     uint32_t li = ai / SHARD_ACCEPTS;
+    s->accepts_armed[li]--;
     if (res >= 0) {
-        struct accept_slot *a = &s->accepts[ai];
+        struct accept_slot *a = &s->accepts[li][ai % SHARD_ACCEPTS];
         struct net_peer peer;
         /* Unknown address (not expected from TCP): serve the client anyway,
          * the plugins see no address. */
@@ -73,12 +93,67 @@ static void on_accept(struct shard *s, const struct io_uring_cqe *cqe)
     } else if (res != -ECANCELED) {
         /* ENFILE (direct descriptor table full), EMFILE, ENOBUFS and the
          * like: that connection is lost, the next may fit. */
-        log_ratelimited(LOG_LEVEL_WARN, "accept on %s: %s", s->cfg->listeners[li].name,
+        log_ratelimited(LOG_LEVEL_WARN, "accept on %s: %s", shard_listener(s->broker, li)->name,
                         strerror(-res));
     }
-    /* The slot is free again: keep SHARD_ACCEPTS armed until shutdown. */
-    if (!s->stopping)
+    /* The slot is free again: keep SHARD_ACCEPTS armed until shutdown or
+     * until the listener closes. */
+    if (s->stopping)
+        return;
+    if (s->accepting[li])
         arm_accept(s, ai);
+    else
+        listener_release(s, li);
+}
+
+/* Start accepting on slot li: its stream tables, then its accepts. */
+static void listener_start(struct shard *s, uint32_t li)
+{
+    const struct listener_slot *ls = &s->broker->lslots[li];
+    const struct config_listener *cl = shard_listener(s->broker, li);
+    struct accept_slot *a = calloc(SHARD_ACCEPTS, sizeof(*a));
+    if (!a) {
+        log_ratelimited(LOG_LEVEL_ERR, "listener %s: out of memory: not accepting on shard %u",
+                        cl->name, s->id);
+        return; /* the next tick tries again */
+    }
+    s->streams.xprt[li] = ls->xprt.kind->ops;
+    s->streams.xprt_ctx[li] = ls->xprt.ctx;
+    s->streams.proxy[li] = cl->proxy_protocol != CONFIG_PROXY_OFF ? cl : NULL;
+    s->accepts[li] = a;
+    s->accepting[li] = true;
+    for (uint32_t n = 0; n < SHARD_ACCEPTS; n++)
+        arm_accept(s, li * SHARD_ACCEPTS + n);
+}
+
+/* Stop accepting on slot li: cancel its accepts (each completes, with
+ * -ECANCELED or a connection that was just accepted); the last one
+ * releases the socket. */
+static void listener_stop(struct shard *s, uint32_t li)
+{
+    s->accepting[li] = false;
+    for (uint32_t n = 0; n < SHARD_ACCEPTS; n++) {
+        struct io_uring_sqe *sqe = shard_sqe(s);
+        uint64_t ai = li * SHARD_ACCEPTS + n;
+        io_uring_prep_cancel64(sqe, ud_make(UD_ACCEPT, (void *)(uintptr_t)(ai << 4)), 0);
+        io_uring_sqe_set_data64(sqe, ud_make(UD_IGNORE, NULL));
+    }
+    listener_release(s, li); /* none was armed: now */
+}
+
+void shard_listeners_sync(struct shard *s)
+{
+    struct broker *b = s->broker;
+    uint32_t n = atomic_load_explicit(&b->nslots, memory_order_acquire);
+    for (uint32_t li = 0; li < n; li++) {
+        bool open = atomic_load_explicit(&b->lslots[li].open, memory_order_acquire);
+        if (open && !s->accepting[li] && !s->accepts[li])
+            listener_start(s, li);
+        else if (!open && s->accepting[li])
+            listener_stop(s, li);
+        else if (!open && !s->accepts[li] && s->listen_fds[li] > 0)
+            listener_release(s, li); /* closed before this shard took it */
+    }
 }
 
 static void arm_tick(struct shard *s)
@@ -91,6 +166,7 @@ static void arm_tick(struct shard *s)
 static void on_tick(struct shard *s, const struct io_uring_cqe *cqe)
 {
     (void)cqe;
+    shard_listeners_sync(s);
     s->hooks->tick(s);
     arm_tick(s);
 }
@@ -232,13 +308,7 @@ static int shard_init(struct shard *s)
     ret = s->hooks->start(s);
     if (ret < 0)
         return ret;
-    s->accepts = calloc((size_t)s->cfg->nlisteners * SHARD_ACCEPTS + 1, sizeof(*s->accepts));
-    if (!s->accepts) {
-        log_err("out of memory starting shard %u", s->id);
-        return -ENOMEM;
-    }
-    for (uint32_t ai = 0; ai < s->cfg->nlisteners * SHARD_ACCEPTS; ai++)
-        arm_accept(s, ai);
+    shard_listeners_sync(s);
     arm_tick(s);
     arm_stop(s);
     io_uring_submit(&s->ring);
@@ -261,8 +331,10 @@ static void shard_fini(struct shard *s)
         }
     }
     /* The ring is gone: no accept can write into a slot any more. */
-    free(s->accepts);
-    s->accepts = NULL;
+    for (uint32_t li = 0; li < SHARD_MAX_LISTENERS; li++) {
+        free(s->accepts[li]);
+        s->accepts[li] = NULL;
+    }
     s->hooks->stop(s);
     xshard_fini(s);
 }

@@ -30,6 +30,7 @@
 #include <sys/socket.h>
 
 #include "config/config.h"
+#include "config/report.h"
 #include "core/spsc.h"
 #include "net/peer.h"
 #include "net/stream.h"
@@ -138,6 +139,25 @@ struct shard_hooks {
     void (*stop)(struct shard *s);
 };
 
+/*
+ * A listener as the shards serve it. Its index (a slot) is the listener
+ * index of every stream accepted on it (stream_loop's xprt, xprt_ctx,
+ * proxy). A live reload adds slots and closes them; a closed slot is
+ * never used again (its connections still name it), so a broker opens at
+ * most SHARD_MAX_LISTENERS listeners in its life. Main writes a slot and
+ * each shard's listen_fds[slot] before it publishes it (nslots, `open`:
+ * release); `open` then only goes from true to false.
+ */
+#define SHARD_MAX_LISTENERS STREAM_MAX_LISTENERS
+
+struct listener_slot {
+    const struct config *cfg; /* the configuration it was opened from (kept until exit) */
+    uint32_t ci;              /* its index in cfg->listeners */
+    struct transport_listener xprt;
+    uint16_t port;     /* bound */
+    _Atomic bool open; /* accepting; false: closed for good */
+};
+
 /* Every shard and what they share: built once by broker_start. */
 struct broker {
     const struct config *cfg;
@@ -162,12 +182,21 @@ struct broker {
      * its generation; each shard takes it on its next tick. */
     _Atomic(const struct config *) cfg_live;
     atomic_uint cfg_gen;
-    uint16_t ports[CONFIG_MAX_LISTENERS];
-    struct transport_listener xprt[CONFIG_MAX_LISTENERS]; /* each listener's transport */
+    /* Main's whole reload, for the admin API (broker_set_reload): arg is
+     * written before fn is stored (release). */
+    void *reload_arg;
+    int (*_Atomic reload_fn)(void *arg, struct config_report *out);
+    /* The listeners (broker/listeners.c): slots [0, nslots), and the room
+     * each connection has for its transport's state (the largest of the
+     * transports at start; set before the shards start). */
+    struct listener_slot lslots[SHARD_MAX_LISTENERS];
+    _Atomic uint32_t nslots;
+    size_t xstate;
 };
 
 /*
- * Single-shot accepts in flight per listener per shard. A multishot accept
+ * Single-shot accepts in flight per listener per shard (UD_ACCEPT's value:
+ * slot * SHARD_ACCEPTS + n). A multishot accept
  * has one address buffer that each completion overwrites before we can
  * read it, so each accept here has its own slot and the peer address of
  * every connection is known (direct descriptors leave nothing to call
@@ -208,8 +237,15 @@ struct shard {
     bool stopping;
     pthread_t thread;
     const char *ring_mode;
-    int listen_fds[CONFIG_MAX_LISTENERS];
-    struct accept_slot *accepts; /* nlisteners * SHARD_ACCEPTS */
+    /* Per listener slot: this shard's SO_REUSEPORT socket (opened by main
+     * before the slot is published, closed here once no accept is armed
+     * on it after the slot closed; -1 or 0: none), its accepts' slots
+     * (NULL: none armed), how many are in flight, and whether the shard
+     * keeps them armed (shard_listeners_sync). */
+    int listen_fds[SHARD_MAX_LISTENERS];
+    struct accept_slot *accepts[SHARD_MAX_LISTENERS];
+    uint8_t accepts_armed[SHARD_MAX_LISTENERS];
+    bool accepting[SHARD_MAX_LISTENERS];
     struct bufring bufs;
     struct slab *conn_slab;
     struct slab *session_slab;
@@ -324,6 +360,18 @@ static inline void shard_store_remote(struct shard *s, uint32_t target)
 {
     s->store_xmask |= 1ull << target;
     s->store_xsent++;
+}
+
+/* Arm the accepts of every listener slot that opened since the last call
+ * and cancel those of every one that closed (its socket is closed once
+ * they completed); a slot's stream tables are set before its first accept.
+ * Shard thread: at start and on each tick. */
+void shard_listeners_sync(struct shard *s);
+
+/* The configuration of listener slot li (its name, transport, ...). */
+static inline const struct config_listener *shard_listener(const struct broker *b, uint32_t li)
+{
+    return &b->lslots[li].cfg->listeners[b->lslots[li].ci];
 }
 
 /* A submission queue entry, submitting first when the queue is full. */

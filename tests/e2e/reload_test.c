@@ -6,17 +6,25 @@
  * plus sections appended) and rewrites it before the SIGHUP. ringmqd only. */
 #include "harness.h"
 
+#include <arpa/inet.h>
 #include <criterion/criterion.h>
+#include <jansson.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
 static struct broker b;
 static char conf_path[64];
 static char *base_conf;
+/* Sections appended as they are after write_conf's lines ([listener.NAME]
+ * sections, whose keys the base file's [listener.default] also has). */
+static const char *tail = "";
 
 TestSuite(reload, .fini = e2e_fini, .timeout = 60);
 
@@ -86,6 +94,7 @@ static void write_conf(const char *set)
     for (const char *p = set; p && *p && i < 16; i++, p = strchr(p, '\n') + 1)
         if (!used[i])
             fprintf(f, "%.*s\n", (int)(strchr(p, '\n') - p), p);
+    fputs(tail, f);
     fclose(f);
     free(text);
 }
@@ -111,6 +120,7 @@ static void stop(void)
     broker_stop(&b);
     unlink(conf_path);
     conf_path[0] = 0;
+    tail = "";
 }
 
 static const char long_id[] = "client-id-of-thirty-bytes-long";
@@ -259,5 +269,360 @@ Test(reload, mqtt_values_take_effect)
     }
     cr_assert_eq(granted, 1);
     client_destroy(c);
+    stop();
+}
+
+/* ---- listeners, live (issue 14) ---------------------------------------------------------- */
+
+/* b as a client of another listener sees it: the same broker, `port`. */
+static struct broker on_port(int port)
+{
+    struct broker o = b;
+    o.port = port;
+    return o;
+}
+
+/* Whether 127.0.0.1:port takes a TCP connection (something listens). */
+static bool port_accepts(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    cr_assert_geq(fd, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    bool ok = connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
+    close(fd);
+    return ok;
+}
+
+/* Each shard closes its socket of a removed listener on its tick: poll,
+ * bounded. */
+static bool port_refuses_soon(int port)
+{
+    for (int i = 0; i < 40; i++) {
+        if (!port_accepts(port))
+            return true;
+        usleep(50 * 1000);
+    }
+    return false;
+}
+
+/* A loopback port nothing listens on now (bound, then closed). */
+static int free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof(a);
+    cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    cr_assert_eq(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
+/* A client of `port` that subscribed to `topic` and gets its own
+ * publish back: the connection works. */
+static void round_trip(struct client *c, const char *topic, const char *payload)
+{
+    client_publish(c, topic, payload, (int)strlen(payload), 1, false);
+    client_expect_message(c, topic, payload, NULL, NULL);
+}
+
+/* A [listener.NAME] added by a reload accepts MQTT clients on every shard
+ * (several connections: with 4 shards SO_REUSEPORT spreads them). */
+Test(reload, listener_added_accepts)
+{
+    start("");
+    tail = "[listener.extra]\nport = 0\n";
+    reload("", "reload: 1 change(s) in force");
+    cr_assert_eq(broker_log_count(&b, "reload: [listener.extra] * added"), 1);
+    int port = broker_listener_port(&b, 2);
+    cr_assert_neq(port, b.port);
+    struct broker extra = on_port(port);
+    struct client *c[8];
+    for (int i = 0; i < 8; i++) {
+        char id[32];
+        snprintf(id, sizeof(id), "added-%d", i);
+        c[i] = client_open(&extra, id, true);
+    }
+    client_subscribe(c[0], "added/t", 1);
+    round_trip(c[0], "added/t", "on the new listener");
+    for (int i = 0; i < 8; i++)
+        client_disconnect(c[i]);
+    stop();
+}
+
+/* A removed listener stops accepting; a client connected through it stays
+ * and goes on publishing and receiving; the other listener is untouched. */
+Test(reload, listener_removed_stops_accepting_its_connections_stay)
+{
+    tail = "[listener.extra]\nport = 0\n";
+    start("");
+    int port = broker_listener_port(&b, 2);
+    struct broker extra = on_port(port);
+    struct client *old = client_open(&extra, "through-extra", true);
+    client_subscribe(old, "removed/t", 1);
+    struct client *other = client_open(&b, "through-default", true);
+    tail = "";
+    reload("", "reload: 1 change(s) in force");
+    cr_assert_eq(broker_log_count(&b, "reload: [listener.extra] * removed"), 1);
+    cr_assert_eq(broker_log_count(&b, "listener extra: no longer accepting"), 1);
+    cr_assert(port_refuses_soon(port), "the removed listener still accepts");
+    struct client *refused = NULL;
+    cr_assert_lt(client_connect_rc(&extra, &(struct client_opts){.clean = true}, &refused), 0);
+    client_destroy(refused);
+    round_trip(old, "removed/t", "still connected");
+    client_publish(other, "removed/t", "from the other", 14, 1, false);
+    client_expect_message(old, "removed/t", "from the other", NULL, NULL);
+    client_disconnect(old);
+    client_disconnect(other);
+    stop();
+}
+
+/* A changed port is the listener removed and added: the new port accepts,
+ * the old one refuses. */
+Test(reload, listener_port_changed)
+{
+    tail = "[listener.extra]\nport = 0\n";
+    start("");
+    int before = broker_listener_port(&b, 2);
+    int after = free_port();
+    char text[64];
+    snprintf(text, sizeof(text), "[listener.extra]\nport = %d\n", after);
+    tail = text;
+    reload("", "reload: 1 change(s) in force");
+    char line[96];
+    snprintf(line, sizeof(line), "reload: [listener.extra] port changed: 0 -> %d", after);
+    cr_assert_eq(broker_log_count(&b, line), 1);
+    cr_assert_eq(broker_listener_port(&b, 3), after);
+    struct broker moved = on_port(after);
+    struct client *c = client_open(&moved, "moved", true);
+    client_subscribe(c, "moved/t", 0);
+    round_trip(c, "moved/t", "new port");
+    cr_assert(port_refuses_soon(before), "the old port still accepts");
+    client_disconnect(c);
+    stop();
+}
+
+/* Listeners added and removed while QoS 1 messages flow through another
+ * and through the one removed: every message arrives, in order, no
+ * connection is dropped. */
+Test(reload, listener_changes_under_load_drop_nothing)
+{
+    tail = "[listener.extra]\nport = 0\n";
+    start("");
+    struct broker extra = on_port(broker_listener_port(&b, 2));
+    struct client *sub = client_open(&extra, "load-sub", true);
+    client_subscribe(sub, "lload/t", 1);
+    struct client *pub = client_open(&b, "load-pub", true);
+    enum { N = 300 };
+    for (int i = 0; i < N; i++) {
+        char pl[16];
+        snprintf(pl, sizeof(pl), "%d", i);
+        client_publish_async(pub, "lload/t", pl, (int)strlen(pl), 1, false);
+        if (i == N / 3) {
+            tail = "[listener.extra]\nport = 0\n[listener.more]\nport = 0\n";
+            reload("", "reload: 1 change(s) in force");
+        }
+        if (i == 2 * N / 3) {
+            tail = "[listener.more]\nport = 0\n";
+            reload("", "reload: 1 change(s) in force");
+        }
+    }
+    client_wait_published(pub, N);
+    for (int i = 0; i < N; i++) {
+        char pl[16];
+        snprintf(pl, sizeof(pl), "%d", i);
+        client_expect_message(sub, "lload/t", pl, NULL, NULL);
+    }
+    client_publish(pub, "lload/t", "last", 4, 1, false);
+    client_expect_message(sub, "lload/t", "last", NULL, NULL);
+    client_destroy(pub);
+    client_destroy(sub);
+    stop();
+}
+
+/* ---- POST /api/v1/reload ----------------------------------------------------------------- */
+
+static void start_admin(const char *extra)
+{
+    skip_mosquitto();
+    write_conf(extra);
+    setenv("RINGMQ_CONF", conf_path, 1);
+    broker_start(&b, "admin.enabled=true", "admin.port=0", NULL);
+}
+
+/* POST path to the admin API (open mode: no token file, loopback); the
+ * status, the answer's JSON into *out (NULL when it is not JSON). */
+static int post_reload(json_t **out)
+{
+    static const char needle[] = "admin API on http://127.0.0.1:";
+    broker_wait_log(&b, needle, 1);
+    char path[128], buf[65536];
+    snprintf(path, sizeof(path), "%s/broker.log", b.dir);
+    FILE *f = fopen(path, "r");
+    cr_assert_not_null(f);
+    int port = 0;
+    while (!port && fgets(buf, sizeof(buf), f))
+        if (strstr(buf, needle))
+            port = atoi(strstr(buf, needle) + strlen(needle));
+    fclose(f);
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    cr_assert_eq(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    const char req[] = "POST /api/v1/reload HTTP/1.0\r\nContent-Length: 0\r\n\r\n";
+    cr_assert_eq(write(fd, req, sizeof(req) - 1), (ssize_t)sizeof(req) - 1);
+    size_t len = 0;
+    for (;;) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        cr_assert_eq(poll(&p, 1, E2E_WAIT_MS), 1, "the admin API did not answer");
+        ssize_t r = read(fd, buf + len, sizeof(buf) - len - 1);
+        if (r <= 0)
+            break;
+        len += (size_t)r;
+    }
+    buf[len] = 0;
+    close(fd);
+    int status = 0;
+    cr_assert_eq(sscanf(buf, "HTTP/1.%*d %d", &status), 1, "%s", buf);
+    const char *body = strstr(buf, "\r\n\r\n");
+    *out = body ? json_loads(body + 4, 0, NULL) : NULL;
+    cr_assert_not_null(*out, "%s", buf);
+    return status;
+}
+
+/* The entry of `key` in the answer's "changed", or NULL. */
+static json_t *change_of(json_t *answer, const char *key)
+{
+    json_t *v;
+    size_t i;
+    json_array_foreach(json_object_get(answer, "changed"), i, v)
+    {
+        if (!strcmp(json_string_value(json_object_get(v, "key")), key))
+            return v;
+    }
+    return NULL;
+}
+
+static bool str_is(json_t *v, const char *s)
+{
+    return json_is_string(v) && !strcmp(json_string_value(v), s);
+}
+
+/* The answer lists each change with its values, each key that needs a
+ * restart, no error; and the change is in force when it returns (on the
+ * next tick of each shard: MQTT-3.1.3-5 lets a server refuse a long id). */
+Test(reload, api_answers_what_changed)
+{
+    start_admin("");
+    tail = "[listener.extra]\nport = 0\n";
+    write_conf("max_client_id_len = 24\nrecv_buffer_size = 8192\n");
+    json_t *ans;
+    cr_assert_eq(post_reload(&ans), 200);
+    json_t *ch = change_of(ans, "limits.max_client_id_len");
+    cr_assert_not_null(ch, "%s", json_dumps(ans, 0));
+    cr_assert(str_is(json_object_get(ch, "what"), "changed"));
+    cr_assert(str_is(json_object_get(ch, "from"), "256"));
+    cr_assert(str_is(json_object_get(ch, "to"), "24"));
+    json_t *added = change_of(ans, "listener.extra");
+    cr_assert_not_null(added);
+    cr_assert(str_is(json_object_get(added, "what"), "added"));
+    json_t *restart = json_object_get(ans, "restart_required");
+    cr_assert_eq(json_array_size(restart), 1, "%s", json_dumps(ans, 0));
+    cr_assert(str_is(json_array_get(restart, 0), "server.recv_buffer_size"));
+    cr_assert_eq(json_array_size(json_object_get(ans, "errors")), 0);
+    json_decref(ans);
+    /* Listeners are open when the answer comes; limits within a tick. */
+    struct broker extra = on_port(broker_listener_port(&b, 2));
+    client_disconnect(client_open(&extra, "via-api", true));
+    cr_assert(rc_becomes(long_id, 2));
+    /* The same file again: nothing changed. */
+    cr_assert_eq(post_reload(&ans), 200);
+    cr_assert_eq(json_array_size(json_object_get(ans, "changed")), 0);
+    json_decref(ans);
+    stop();
+}
+
+/* The line of `key` in this test's configuration (1-based). */
+static int line_of(const char *key)
+{
+    FILE *f = fopen(conf_path, "r");
+    cr_assert_not_null(f);
+    char line[1024];
+    int n = 0, at = 0;
+    while (!at && fgets(line, sizeof(line), f)) {
+        n++;
+        if (!strncmp(line, key, strlen(key)))
+            at = n;
+    }
+    fclose(f);
+    return at;
+}
+
+/* An invalid file: 422, the error with FILE and LINE, nothing changed
+ * (neither the valid limit before the bad key nor a listener added). */
+Test(reload, api_invalid_file_changes_nothing)
+{
+    start_admin("");
+    tail = "[listener.extra]\nport = 0\n";
+    write_conf("max_client_id_len = 24\nmax_connections = lots\n");
+    json_t *ans;
+    cr_assert_eq(post_reload(&ans), 422);
+    json_t *errors = json_object_get(ans, "errors");
+    cr_assert_eq(json_array_size(errors), 1, "%s", json_dumps(ans, 0));
+    json_t *e = json_array_get(errors, 0);
+    cr_assert(str_is(json_object_get(e, "file"), conf_path), "%s", json_dumps(ans, 0));
+    cr_assert_eq(json_integer_value(json_object_get(e, "line")), line_of("max_connections = "));
+    cr_assert(strstr(json_string_value(json_object_get(e, "message")), "max_connections"));
+    cr_assert_eq(json_array_size(json_object_get(ans, "changed")), 0);
+    json_decref(ans);
+    broker_wait_log(&b, "nothing changed", 1);
+    usleep(300 * 1000); /* a tick: a shard that took a change would show it */
+    cr_assert_eq(connect_rc(long_id), 0, "the limit in force stays");
+    cr_assert_eq(broker_log_count(&b, "listening on"), 1, "no listener was added");
+    stop();
+}
+
+/* A listener that cannot open (its port taken by another process) refuses
+ * the whole reload: 422 naming the listener, nothing changed. */
+Test(reload, api_listener_that_cannot_open_changes_nothing)
+{
+    start_admin("");
+    int taken = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof(a);
+    cr_assert_eq(bind(taken, (struct sockaddr *)&a, sizeof(a)), 0);
+    cr_assert_eq(listen(taken, 1), 0);
+    cr_assert_eq(getsockname(taken, (struct sockaddr *)&a, &len), 0);
+    char text[64];
+    snprintf(text, sizeof(text), "[listener.busy]\nport = %u\n", ntohs(a.sin_port));
+    tail = text;
+    write_conf("max_client_id_len = 24\n");
+    json_t *ans;
+    cr_assert_eq(post_reload(&ans), 422);
+    json_t *e = json_array_get(json_object_get(ans, "errors"), 0);
+    cr_assert(strstr(json_string_value(json_object_get(e, "message")), "listener busy"), "%s",
+              json_dumps(ans, 0));
+    cr_assert_eq(json_array_size(json_object_get(ans, "changed")), 0);
+    json_decref(ans);
+    usleep(300 * 1000);
+    cr_assert_eq(connect_rc(long_id), 0, "the limit in force stays");
+    close(taken);
+    stop();
+}
+
+/* Each connection's room for its transport's state is sized at start: a
+ * broker with only tcp listeners refuses a ws listener added live (it
+ * needs a restart), and nothing else of that reload changes. */
+Test(reload, listener_of_a_transport_without_room_needs_a_restart)
+{
+    start("");
+    tail = "[listener.w]\nport = 0\ntransport = ws\n";
+    reload("max_client_id_len = 24\n", "nothing changed");
+    cr_assert_eq(broker_log_count(&b, "listener w: transport = ws needs a restart"), 1);
+    usleep(300 * 1000); /* a tick: a shard that took a change would show it */
+    cr_assert_eq(connect_rc(long_id), 0, "the limit in force stays");
+    cr_assert_eq(broker_log_count(&b, "listening on"), 1, "no listener was added");
     stop();
 }

@@ -1372,9 +1372,9 @@ Test(config, reload_of_the_same_file_changes_nothing)
     cr_assert_eq(live, 0);
 }
 
-/* [limits], [log] and tenant settings are taken live and stay in next;
- * [server] keys and listeners need a restart: reported, and next keeps
- * the values in force. */
+/* [limits], [log], tenant settings and listeners are taken live and stay
+ * in next; [server] keys need a restart: reported, and next keeps the
+ * values in force. */
 Test(config, reload_takes_live_keys_and_keeps_restart_ones)
 {
     static struct config next;
@@ -1389,25 +1389,88 @@ Test(config, reload_takes_live_keys_and_keeps_restart_ones)
     cr_assert(changed("[tenant.acme] max_qos changed"));
     cr_assert(changed("[tenant.beta] * added"));
     cr_assert(changed("[server] shards changed (restart)"));
-    cr_assert(changed("[listener.tls] * added (restart)"));
-    cr_assert_eq(live, 4);
+    cr_assert(changed("[listener.tls] * added"));
+    cr_assert_eq(live, 5);
     cr_assert_eq(next.max_connections, 20, "live: the new value");
     cr_assert_eq(next.log_level, LOG_LEVEL_DEBUG);
     cr_assert_eq(next.shards, 0, "restart: the value in force");
-    cr_assert_eq(next.nlisteners, 1, "listeners as they are");
-    cr_assert_str_eq(next.listeners[0].name, "default");
+    cr_assert_eq(next.nlisteners, 2, "listeners as the file has them");
+    cr_assert_str_eq(next.listeners[1].name, "tls");
 }
 
-/* A listener's key, a removed tenant and a changed plugin. */
+/* A listener's key, a removed listener, a removed tenant and a changed
+ * plugin (plugins still need a restart). */
 Test(config, reload_reports_listener_keys_removed_tenants_and_plugins)
 {
     static struct config next;
     size_t live;
-    reconcile("[listener.default]\nport = 1883\n[tenant.acme]\n[plugin.a]\npath = /x.so\nk = 1\n",
+    reconcile("[listener.default]\nport = 1883\n[listener.old]\nport = 1999\n[tenant.acme]\n"
+              "[plugin.a]\npath = /x.so\nk = 1\n",
               "[listener.default]\nport = 1884\n[plugin.a]\npath = /x.so\nk = 2\n", &live, &next);
-    cr_assert(changed("[listener.default] port changed (restart)"), "%s", changes[0]);
+    cr_assert(changed("[listener.default] port changed"), "%s", changes[0]);
+    cr_assert(changed("[listener.old] * removed"));
     cr_assert(changed("[tenant.acme] * removed"));
     cr_assert(changed("[plugin.a] * changed (restart)"));
-    cr_assert_eq(next.listeners[0].port, 1883);
+    cr_assert_eq(live, 3);
+    cr_assert_eq(next.nlisteners, 1);
+    cr_assert_eq(next.listeners[0].port, 1884, "listeners: the new file's");
     cr_assert_str_eq(next.plugins[0].kv[0].value, "1");
+}
+
+static char from_to[2][CONFIG_VALUE_TEXT_MAX];
+
+static void note_values(void *arg, const struct config_change *ch)
+{
+    (void)arg;
+    if (!strcmp(ch->key, (const char *)arg ? (const char *)arg : ch->key)) {
+        snprintf(from_to[0], sizeof(from_to[0]), "%s", ch->from ? ch->from : "(null)");
+        snprintf(from_to[1], sizeof(from_to[1]), "%s", ch->to ? ch->to : "(null)");
+    }
+}
+
+/* Each change carries its old and new value as the file writes them. */
+Test(config, reload_reports_values_as_text)
+{
+    static struct config cur, next;
+    char err[512];
+    struct {
+        const char *key, *before, *after, *from, *to;
+    } cases[] = {
+        {"max_connections", "[limits]\nmax_connections = 10\n", "[limits]\nmax_connections = 20\n",
+         "10", "20"},
+        {"level", "[log]\nlevel = info\n", "[log]\nlevel = debug\n", "info", "debug"},
+        {"retain_available", "[mqtt]\nretain_available = true\n",
+         "[mqtt]\nretain_available = false\n", "true", "false"},
+        {"max_queued_bytes", "[limits]\nmax_queued_bytes = 1\n",
+         "[limits]\nmax_queued_bytes = 17179869184\n", "1", "17179869184"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char before[256], after[256];
+        snprintf(before, sizeof(before), "[listener.default]\n%s", cases[i].before);
+        snprintf(after, sizeof(after), "[listener.default]\n%s", cases[i].after);
+        cr_assert_eq(load_text(&cur, before, NULL, 0, err, sizeof(err)), 0, "%s", err);
+        cr_assert_eq(load_text(&next, after, NULL, 0, err, sizeof(err)), 0, "%s", err);
+        from_to[0][0] = from_to[1][0] = 0;
+        cr_assert_geq(config_reconcile(&cur, &next, note_values, (void *)cases[i].key), 1);
+        cr_assert_str_eq(from_to[0], cases[i].from, "%s", cases[i].key);
+        cr_assert_str_eq(from_to[1], cases[i].to, "%s", cases[i].key);
+    }
+}
+
+/* config_listener_same: by name, every key, and the sni.* names. */
+Test(config, listener_same_compares_keys_and_sni)
+{
+    static struct config a, b;
+    char err[512];
+    const char *base = "[listener.default]\nport = 1883\n[listener.x]\nport = 1884\n";
+    cr_assert_eq(load_text(&a, base, NULL, 0, err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(load_text(&b, "[listener.x]\nport = 1884\n[listener.default]\nport = 1883\n", NULL,
+                           0, err, sizeof(err)),
+                 0, "%s", err);
+    cr_assert(config_listener_same(&a, 0, &b, 1), "the order does not matter");
+    cr_assert(!config_listener_same(&a, 0, &b, 0), "another name");
+    cr_assert_eq(
+        load_text(&b, "[listener.default]\nport = 1883\nbacklog = 10\n", NULL, 0, err, sizeof(err)),
+        0, "%s", err);
+    cr_assert(!config_listener_same(&a, 0, &b, 0), "a key changed");
 }
