@@ -3,7 +3,8 @@
  * tls_client_ca) against the real broker, with wolfSSL as the client (the
  * library the project links; the server side is libmicrohttpd's GnuTLS):
  * a request with a token answered over TLS, without one still 401; plain
- * HTTP on the TLS port answered by no HTTP at all; a client trusting
+ * HTTP on the TLS port answered by no HTTP at all, a handshake cut short
+ * and half-closed closed at once; a client trusting
  * another CA fails its handshake. With client certificates: none, or one
  * of another CA, is a 403 (JSON, logged); the CA's own works, and still
  * needs its token. Files: a missing certificate, a key that is not the
@@ -215,6 +216,16 @@ Test(admin_tls, plain_http_on_the_tls_port_gets_no_http)
     buf[len] = '\0';
     cr_assert(len < 5 || memcmp(buf, "HTTP/", 5) != 0, "an HTTP answer on the TLS port: %s", buf);
     cr_assert_null(strstr(buf, "tenants"), "%s", buf);
+    close(fd);
+    /* A ClientHello cut short and half-closed: closed at once, as on
+     * plain HTTP (admin_wire_test.c). */
+    fd = admin_connect(port);
+    static const char hello[] = "\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03";
+    cr_assert_eq(write(fd, hello, sizeof(hello) - 1), (ssize_t)sizeof(hello) - 1);
+    shutdown(fd, SHUT_WR);
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    cr_assert_eq(poll(&p, 1, 1000), 1, "a half-closed handshake held over a second");
+    cr_assert_leq(read(fd, buf, sizeof(buf)), 0, "closed, or reset");
     close(fd);
     broker_stop(&b);
 }
