@@ -500,7 +500,7 @@ static void *admin_target_seen(void *cls, const char *uri, struct MHD_Connection
  * target), so another layout never refuses a good request. */
 static bool target_cut(const struct request *rq, const char *url, const char *version)
 {
-    return rq->target && url == rq->target && version > rq->target + rq->target_len + 1;
+    return rq->target && version && url == rq->target && version > rq->target + rq->target_len + 1;
 }
 
 /* Append p[0..n) to the body; false when out of memory. */
