@@ -425,21 +425,7 @@ static int start_broker(void)
     char set_file[128];
     snprintf(set_file, sizeof(set_file), "admin.token_file=%s", tokens);
     broker_start(&b, "admin.enabled=true", "admin.port=0", set_file, NULL);
-    const char needle[] = "admin API on http://127.0.0.1:";
-    broker_wait_log(&b, needle, 1);
-    char path[128], line[512];
-    snprintf(path, sizeof(path), "%s/broker.log", b.dir);
-    FILE *f = fopen(path, "r");
-    cr_assert_not_null(f);
-    int port = 0;
-    while (!port && fgets(line, sizeof(line), f)) {
-        char *p = strstr(line, needle);
-        if (p)
-            port = atoi(p + strlen(needle));
-    }
-    fclose(f);
-    cr_assert(port > 0);
-    return port;
+    return broker_admin_port(&b, false);
 }
 
 /* ADMIN_FUZZ_REQUESTS requests (one in eight broken on the wire), each

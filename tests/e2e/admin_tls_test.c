@@ -106,21 +106,7 @@ static int start_tls(const char *client_ca)
     snprintf(s_ca, sizeof(s_ca), "admin.tls_client_ca=%s", client_ca ? client_ca : "");
     snprintf(s_tok, sizeof(s_tok), "admin.token_file=%s", tokens);
     broker_start(&b, "admin.enabled=true", "admin.port=0", s_tok, s_cert, s_key, s_ca, NULL);
-    const char needle[] = "admin API on https://127.0.0.1:";
-    broker_wait_log(&b, needle, 1);
-    char path[128], line[512];
-    snprintf(path, sizeof(path), "%s/broker.log", b.dir);
-    FILE *f = fopen(path, "r");
-    cr_assert_not_null(f);
-    int port = 0;
-    while (!port && fgets(line, sizeof(line), f)) {
-        char *p = strstr(line, needle);
-        if (p)
-            port = atoi(p + strlen(needle));
-    }
-    fclose(f);
-    cr_assert(port > 0);
-    return port;
+    return broker_admin_port(&b, true);
 }
 
 /* A loopback connection to the admin port, reads bounded by E2E_WAIT_MS. */
