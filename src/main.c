@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "admin/admin.h"
 #include "broker/broker.h"
 #include "config/config.h"
 #include "config/report.h"
@@ -258,11 +259,16 @@ static int wait_for_stop(const sigset_t *set, struct broker *b, struct reload *r
     }
 }
 
-/* --check-config: the file is valid; the plugins it names load and
- * initialise with their keys (then stop), so a wrong path or key shows
- * before a restart. 0 or 1. */
+/* --check-config: the file is valid; the admin API's token and TLS files
+ * read and check; the plugins it names load and initialise with their
+ * keys (then stop), so a wrong path or key shows before a restart. 0 or 1. */
 static int check_config(const struct config *cfg, const char *path)
 {
+    char err[512];
+    if (cfg->admin_enabled && admin_check(cfg, err, sizeof(err)) < 0) {
+        fprintf(stderr, "ringmqd: %s\n", err);
+        return 1;
+    }
     struct plugin_host *plugins = NULL;
     if (load_plugins(cfg, &plugins) < 0)
         return 1;

@@ -1,6 +1,7 @@
 /*
  * admin: the authenticated admin HTTP API ([admin] enabled, bind, port,
- * token_file): JSON under /api/v1, documented in docs/admin-api.md.
+ * token_file, tls_cert, tls_key, tls_client_ca): JSON under /api/v1,
+ * documented in docs/admin-api.md, over HTTPS when tls_cert is set.
  *
  * libmicrohttpd serves it on its own thread, never on a shard. This room
  * owns the HTTP side (routing, authentication against the token file,
@@ -17,7 +18,9 @@
  * token file's hashes (admin/token.h). No token or an unknown one: 401; a
  * token limited to other tenants, or a read token on a write endpoint:
  * 403. Without a token file (config allows that on loopback only) every
- * caller is an admin of every tenant.
+ * caller is an admin of every tenant. With tls_client_ca every request
+ * first needs a client certificate that verifies against it (else 403),
+ * bearer token or not.
  */
 #ifndef RINGMQ_ADMIN_ADMIN_H
 #define RINGMQ_ADMIN_ADMIN_H
@@ -253,6 +256,13 @@ struct admin_server;
  */
 struct admin_server *admin_server_start(const struct config *cfg, const struct admin_ops *ops,
                                         void *arg, uint16_t *bound_port, char *err, size_t errlen);
+
+/*
+ * What admin_server_start would read, read and checked without listening
+ * (--check-config): the token file and the TLS files (admin/tls.h). 0, or
+ * -1 with the same message in err that a start would give.
+ */
+int admin_check(const struct config *cfg, char *err, size_t errlen);
 
 /* Stop: joins the HTTP thread, so no op runs once this returns. NULL: no-op. */
 void admin_server_stop(struct admin_server *s);

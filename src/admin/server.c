@@ -1,12 +1,15 @@
 /*
  * admin server: the admin API's HTTP listener, libmicrohttpd on its own
- * internal polling thread (like metrics/server.c), JSON with jansson.
+ * internal polling thread (like metrics/server.c), JSON with jansson;
+ * HTTPS (and client certificates) when [admin] tls_* say so (admin/tls.h).
  *
- * Owns the MHD daemon and the loaded tokens (read-only once started).
- * Every request is answered on that one thread: authentication, routing,
- * then the broker's op. It never touches broker state itself, and never
- * runs on a shard. HTTP parsing is libmicrohttpd's; this file only splits
- * the path, which it bounds before looking at it.
+ * Owns the MHD daemon, the loaded tokens and the PEM text (read-only once
+ * started). Every request is answered on that one thread: the client
+ * certificate, the request target, authentication, routing, then the
+ * broker's op. It never touches broker state itself, and never runs on a
+ * shard. HTTP parsing is libmicrohttpd's; this file only checks the raw
+ * request target (before libmicrohttpd decodes it) and splits the path,
+ * which it bounds before looking at it.
  */
 #include "admin/admin.h"
 
@@ -26,6 +29,7 @@
 #include <microhttpd.h>
 
 #include "admin/http.h"
+#include "admin/tls.h"
 #include "admin/token.h"
 #include "core/log.h"
 
@@ -39,6 +43,7 @@ struct admin_server {
     void *arg;
     bool open; /* no token file: every caller is an admin */
     struct admin_tokens tokens;
+    struct admin_tls tls; /* PEM text MHD points at: freed after the daemon stops */
 };
 
 static void admin_log(void *cls, const char *fmt, va_list ap)
@@ -106,13 +111,12 @@ enum MHD_Result http_refuse(struct MHD_Connection *conn, const struct caller *c,
     return http_reply_error(conn, status, code, message);
 }
 
-/* Authenticate: 0 (c->token set unless open) or the refusal was sent
- * (*ret holds MHD's answer). */
+/* Authenticate (c->peer already set): 0 (c->token set unless open) or
+ * the refusal was sent (*ret holds MHD's answer). */
 static int authenticate(struct admin_server *s, struct MHD_Connection *conn, struct caller *c,
                         const char *method, const char *url, enum MHD_Result *ret)
 {
     c->token = NULL;
-    peer_name(conn, c->peer, sizeof(c->peer));
     if (s->open)
         return 0;
     const char *h =
@@ -423,16 +427,84 @@ static enum MHD_Result route(struct admin_server *s, struct MHD_Connection *conn
     return get_tenants(s, conn, c, one);
 }
 
-/* A POST's body as it arrives, and who sent it (authenticated first). */
-struct upload {
+/* One request, from its request line (admin_target_seen) to MHD's end
+ * of it (admin_completed): what the raw target showed, who is asking, a
+ * POST's body as it arrives. */
+struct request {
+    const char *target; /* the raw target as MHD first showed it (its buffer) */
+    size_t target_len;  /* strlen(target): up to a NUL byte, if any */
+    bool target_ctl;    /* the target holds a control byte, raw or %-encoded */
+    bool started;       /* the handler has seen it */
+    bool post;
     struct caller c;
     char *data;
     size_t len, cap;
     bool too_large; /* over ADMIN_BODY_MAX: the rest is read and dropped */
 };
 
+/* A control byte (0x00-0x1F, 0x7F) as the decoder would make it. */
+static bool ctl_byte(unsigned char c)
+{
+    return c < 0x20 || c == 0x7f;
+}
+
+static int hex_value(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if ((c | 0x20) >= 'a' && (c | 0x20) <= 'f')
+        return (c | 0x20) - 'a' + 10;
+    return -1;
+}
+
+/* Whether the raw target (path and query) holds a control byte, raw or
+ * %-encoded: MHD decodes both in place, and a %00 then ends the path or a
+ * query key early (/tenants%00/x would be /tenants). */
+static bool target_has_ctl(const char *t)
+{
+    for (; *t; t++) {
+        if (ctl_byte((unsigned char)*t))
+            return true;
+        int hi, lo;
+        if (*t == '%' && (hi = hex_value(t[1])) >= 0 && (lo = hex_value(t[2])) >= 0 &&
+            ctl_byte((unsigned char)(hi << 4 | lo)))
+            return true;
+    }
+    return false;
+}
+
+/*
+ * MHD's URI log callback: the request target as it came, before MHD
+ * splits off the query and decodes either. Its answer is the request's
+ * state (*req_cls); NULL (out of memory) makes the handler close.
+ */
+static void *admin_target_seen(void *cls, const char *uri, struct MHD_Connection *conn)
+{
+    (void)cls;
+    (void)conn;
+    struct request *rq = calloc(1, sizeof(*rq));
+    if (rq && uri) {
+        rq->target = uri;
+        rq->target_len = strlen(uri);
+        rq->target_ctl = target_has_ctl(uri);
+    }
+    return rq;
+}
+
+/* Whether a raw NUL byte cut the target short. MHD 0.9 splits the request
+ * line in place: the URI, a NUL where the space before the version was,
+ * then the version; the path handed to the handler is the same buffer,
+ * decoded in place. A NUL inside the target ends the string MHD showed
+ * before the version's place; a target string that reaches it is whole.
+ * Only asked when MHD handed over the very buffer it showed (url ==
+ * target), so another layout never refuses a good request. */
+static bool target_cut(const struct request *rq, const char *url, const char *version)
+{
+    return rq->target && version && url == rq->target && version > rq->target + rq->target_len + 1;
+}
+
 /* Append p[0..n) to the body; false when out of memory. */
-static bool upload_add(struct upload *u, const char *p, size_t n)
+static bool upload_add(struct request *u, const char *p, size_t n)
 {
     if (u->too_large || n > ADMIN_BODY_MAX - u->len) {
         u->too_large = true;
@@ -453,18 +525,64 @@ static bool upload_add(struct upload *u, const char *p, size_t n)
     return true;
 }
 
-/* MHD's end of a request: free its upload. */
+/* MHD's end of a request: free its state. */
 static void admin_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
                             enum MHD_RequestTerminationCode toe)
 {
     (void)cls;
     (void)conn;
     (void)toe;
-    struct upload *u = *req_cls;
+    struct request *u = *req_cls;
     if (u)
         free(u->data);
     free(u);
     *req_cls = NULL;
+}
+
+/* With tls_client_ca: the caller's certificate verifies against it; else
+ * the 403 was sent (*ret). */
+static bool client_cert_ok(struct admin_server *s, struct MHD_Connection *conn,
+                           const struct caller *c, const char *method, const char *url,
+                           enum MHD_Result *ret)
+{
+    if (!s->tls.client_ca)
+        return true;
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+    char why[256];
+    if (ci && ci->tls_session && admin_tls_peer_check(ci->tls_session, why, sizeof(why)))
+        return true;
+    if (!ci || !ci->tls_session)
+        snprintf(why, sizeof(why), "no TLS session");
+    *ret = http_refuse(conn, c, MHD_HTTP_FORBIDDEN, "forbidden", why, method, url);
+    return false;
+}
+
+/* The first call for a request: the client certificate, the target, the
+ * caller; GET and DELETE answered, a POST's body awaited. */
+static enum MHD_Result request_start(struct admin_server *s, struct request *rq,
+                                     struct MHD_Connection *conn, const char *url,
+                                     const char *method, const char *version)
+{
+    enum MHD_Result ret = MHD_NO;
+    struct caller c = {0};
+    rq->started = true;
+    peer_name(conn, c.peer, sizeof(c.peer));
+    if (!client_cert_ok(s, conn, &c, method, url, &ret))
+        return ret;
+    if (rq->target_ctl || target_cut(rq, url, version))
+        return http_reply_error(conn, MHD_HTTP_BAD_REQUEST, "bad_request",
+                                "the path or query holds a control character (a byte 0x00-0x1F "
+                                "or 0x7F, raw or %-encoded)");
+    if (strlen(url) > ADMIN_PATH_MAX)
+        return http_reply_error(conn, MHD_HTTP_URI_TOO_LONG, "uri_too_long", "path too long");
+    if (authenticate(s, conn, &c, method, url, &ret) < 0)
+        return ret;
+    if (strcmp(method, MHD_HTTP_METHOD_POST) != 0)
+        return route(s, conn, &c, method, url);
+    rq->post = true;
+    rq->c = c;
+    return MHD_YES;
 }
 
 /*
@@ -473,7 +591,7 @@ static void admin_completed(void *cls, struct MHD_Connection *conn, void **req_c
  * is authenticated on the first call, its body gathered (at most
  * ADMIN_BODY_MAX bytes, past it 413) and answered on the last. The path
  * MHD hands over is percent-decoded, so a client id with '/' or spaces is
- * sent encoded.
+ * sent encoded (a control byte is refused before: request_start).
  */
 static enum MHD_Result admin_request(void *cls, struct MHD_Connection *conn, const char *url,
                                      const char *method, const char *version,
@@ -481,21 +599,13 @@ static enum MHD_Result admin_request(void *cls, struct MHD_Connection *conn, con
                                      void **req_cls)
 {
     struct admin_server *s = cls;
-    struct upload *u = *req_cls;
-    (void)version;
-    if (!u) {
-        if (strlen(url) > ADMIN_PATH_MAX)
-            return http_reply_error(conn, MHD_HTTP_URI_TOO_LONG, "uri_too_long", "path too long");
-        struct caller c = {0};
-        enum MHD_Result ret = MHD_NO;
-        if (authenticate(s, conn, &c, method, url, &ret) < 0)
-            return ret;
-        if (strcmp(method, MHD_HTTP_METHOD_POST) != 0)
-            return route(s, conn, &c, method, url);
-        if (!(u = calloc(1, sizeof(*u))))
-            return MHD_NO;
-        u->c = c;
-        *req_cls = u;
+    struct request *u = *req_cls;
+    if (!u)
+        return MHD_NO; /* out of memory in admin_target_seen: MHD closes */
+    if (!u->started)
+        return request_start(s, u, conn, url, method, version);
+    if (!u->post) { /* answered already: a body MHD still passes is dropped */
+        *upload_data_size = 0;
         return MHD_YES;
     }
     if (*upload_data_size) {
@@ -535,7 +645,39 @@ static int parse_addr(const char *bind_addr, uint16_t port, struct sockaddr_stor
     return AF_INET6;
 }
 
-/* MHD's daemon on the configured address; 0 or -1 with err set. */
+/* GnuTLS's protocol versions for the admin API: TLS 1.2 and 1.3, as the
+ * MQTT listeners' default (tls_min_version). */
+#define ADMIN_TLS_PRIORITIES "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"
+
+/* The TLS options (none without TLS) into o[4]; the flags they need. */
+static unsigned int tls_options(const struct admin_tls *t, struct MHD_OptionItem *o)
+{
+    size_t n = 0;
+    if (t->cert) {
+        o[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_CERT, 0, t->cert};
+        o[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_KEY, 0, t->key};
+        o[n++] =
+            (struct MHD_OptionItem){MHD_OPTION_HTTPS_PRIORITIES, 0, (void *)ADMIN_TLS_PRIORITIES};
+    }
+    /* MHD then asks every caller for a certificate (GnuTLS's "request",
+     * not "require": the handshake goes on without one), and its trust
+     * list is the one admin_tls_peer_check verifies against. */
+    if (t->client_ca)
+        o[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_TRUST, 0, t->client_ca};
+    o[n] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
+    return t->cert ? MHD_USE_TLS : 0;
+}
+
+/*
+ * MHD's daemon on the configured address; 0 or -1 with err set.
+ *
+ * poll(), not MHD_USE_AUTO's epoll: MHD 0.9.75 registers sockets
+ * edge-triggered and, after a read shorter than its buffer, waits for the
+ * next edge; bytes and a half-close (shutdown(SHUT_WR)) arriving together
+ * are one edge, so the end of the stream was not seen until the 10 s
+ * timeout. poll() reports it on the next turn and MHD closes at once.
+ * 32 connections at most: poll costs nothing here.
+ */
 static int admin_listen(struct admin_server *s, const struct config *cfg, uint16_t *bound_port,
                         char *err, size_t errlen)
 {
@@ -546,18 +688,20 @@ static int admin_listen(struct admin_server *s, const struct config *cfg, uint16
                  cfg->admin_bind);
         return -1;
     }
-    unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ERROR_LOG;
+    struct MHD_OptionItem tls[5];
+    unsigned int flags = MHD_USE_POLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG;
+    flags |= tls_options(&s->tls, tls);
     if (family == AF_INET6)
         flags |= MHD_USE_IPv6;
     s->daemon = MHD_start_daemon(
         flags, cfg->admin_port, NULL, NULL, admin_request, s, MHD_OPTION_EXTERNAL_LOGGER, admin_log,
         s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss, MHD_OPTION_CONNECTION_LIMIT,
         (unsigned int)ADMIN_CONNECTION_LIMIT, MHD_OPTION_CONNECTION_TIMEOUT,
-        (unsigned int)ADMIN_CONNECTION_TIMEOUT_S, MHD_OPTION_NOTIFY_COMPLETED, admin_completed, s,
-        MHD_OPTION_END);
+        (unsigned int)ADMIN_CONNECTION_TIMEOUT_S, MHD_OPTION_URI_LOG_CALLBACK, admin_target_seen, s,
+        MHD_OPTION_NOTIFY_COMPLETED, admin_completed, s, MHD_OPTION_ARRAY, tls, MHD_OPTION_END);
     if (!s->daemon) {
-        snprintf(err, errlen, "admin: cannot listen on %s port %u", cfg->admin_bind,
-                 (unsigned)cfg->admin_port);
+        snprintf(err, errlen, "admin: cannot listen on %s port %u%s", cfg->admin_bind,
+                 (unsigned)cfg->admin_port, s->tls.cert ? " with TLS" : "");
         return -1;
     }
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT);
@@ -568,6 +712,20 @@ static int admin_listen(struct admin_server *s, const struct config *cfg, uint16
     }
     if (bound_port)
         *bound_port = info->port;
+    return 0;
+}
+
+int admin_check(const struct config *cfg, char *err, size_t errlen)
+{
+    struct admin_tokens tokens = {0};
+    struct admin_tls tls;
+    if (cfg->admin_token_file[0] &&
+        admin_tokens_load(&tokens, cfg->admin_token_file, err, errlen) < 0)
+        return -1;
+    admin_tokens_fini(&tokens);
+    if (admin_tls_load(&tls, cfg, err, errlen) < 0)
+        return -1;
+    admin_tls_fini(&tls);
     return 0;
 }
 
@@ -582,16 +740,17 @@ struct admin_server *admin_server_start(const struct config *cfg, const struct a
     s->ops = ops;
     s->arg = arg;
     s->open = !cfg->admin_token_file[0];
-    if (!s->open && admin_tokens_load(&s->tokens, cfg->admin_token_file, err, errlen) < 0) {
-        free(s);
-        return NULL;
-    }
-    if (admin_listen(s, cfg, bound_port, err, errlen) < 0) {
-        admin_tokens_fini(&s->tokens);
-        free(s);
-        return NULL;
-    }
+    if (!s->open && admin_tokens_load(&s->tokens, cfg->admin_token_file, err, errlen) < 0)
+        goto fail;
+    if (admin_tls_load(&s->tls, cfg, err, errlen) < 0 ||
+        admin_listen(s, cfg, bound_port, err, errlen) < 0)
+        goto fail;
     return s;
+fail: /* each fini is a no-op on the zeroed (calloc) or failed part */
+    admin_tls_fini(&s->tls);
+    admin_tokens_fini(&s->tokens);
+    free(s);
+    return NULL;
 }
 
 void admin_server_stop(struct admin_server *s)
@@ -599,6 +758,7 @@ void admin_server_stop(struct admin_server *s)
     if (!s)
         return;
     MHD_stop_daemon(s->daemon); /* joins the thread: no op after this */
+    admin_tls_fini(&s->tls);    /* MHD pointed at it until now */
     admin_tokens_fini(&s->tokens);
     free(s);
 }

@@ -187,8 +187,9 @@ static int announce_admin(struct broker *b)
         return -EIO;
     }
     bool v6 = strchr(cfg->admin_bind, ':') != NULL;
-    log_info("admin API on http://%s%s%s:%u/api/v1/%s", v6 ? "[" : "", cfg->admin_bind,
-             v6 ? "]" : "", port,
+    log_info("admin API on %s://%s%s%s:%u/api/v1/%s%s", cfg->admin_tls_cert[0] ? "https" : "http",
+             v6 ? "[" : "", cfg->admin_bind, v6 ? "]" : "", port,
+             cfg->admin_tls_client_ca[0] ? " (client certificates required)" : "",
              cfg->admin_token_file[0] ? "" : " (no token_file: every local caller is an admin)");
     return 0;
 }

@@ -153,6 +153,9 @@ static const struct directive directives[] = {
     ADMIN("bind", parse_address, admin_bind, 0, sizeof(((struct config *)0)->admin_bind)),
     ADMIN("port", parse_port, admin_port, 0, 65535),
     ADMIN("token_file", parse_string, admin_token_file, 0, CONFIG_PATH_MAX),
+    ADMIN("tls_cert", parse_string, admin_tls_cert, 0, CONFIG_PATH_MAX),
+    ADMIN("tls_key", parse_string, admin_tls_key, 0, CONFIG_PATH_MAX),
+    ADMIN("tls_client_ca", parse_string, admin_tls_client_ca, 0, CONFIG_PATH_MAX),
 
     PERSIST("enabled", parse_bool, persist_enabled, 0, 0),
     PERSIST("dir", parse_string, persist_dir, 1, CONFIG_PATH_MAX),
@@ -970,6 +973,26 @@ const struct tenant_settings *config_tenant_settings(const struct config *cfg, c
     return def ? &def->set : NULL;
 }
 
+/* [admin] over TLS names its certificate and key, both; asking callers
+ * for a certificate needs TLS. The files are read when the API starts
+ * (admin/tls.c), which names a bad one (as --check-config does). */
+static int admin_tls_check(const struct config *cfg, const char *path, char *err, size_t errlen)
+{
+    if (!cfg->admin_tls_cert[0] != !cfg->admin_tls_key[0]) {
+        set_err(err, errlen, "%s: [admin] tls_cert and tls_key go together: set both for HTTPS",
+                path);
+        return -1;
+    }
+    if (cfg->admin_tls_client_ca[0] && !cfg->admin_tls_cert[0]) {
+        set_err(err, errlen,
+                "%s: [admin] tls_client_ca asks callers for a certificate over TLS: set "
+                "tls_cert and tls_key too",
+                path);
+        return -1;
+    }
+    return 0;
+}
+
 static int config_check(const struct config *cfg, const char *path, char *err, size_t errlen)
 {
     if (cfg->nlisteners == 0) {
@@ -991,6 +1014,8 @@ static int config_check(const struct config *cfg, const char *path, char *err, s
                 path, cfg->admin_bind);
         return -1;
     }
+    if (admin_tls_check(cfg, path, err, errlen) < 0)
+        return -1;
     for (uint32_t i = 0; i < cfg->nlisteners; i++) {
         const struct config_listener *l = &cfg->listeners[i];
         /* Secure by default: with no auth plugin every client is anonymous
@@ -1146,6 +1171,9 @@ void config_defaults(struct config *cfg)
     snprintf(cfg->admin_bind, sizeof(cfg->admin_bind), "127.0.0.1");
     cfg->admin_port = 9884;
     cfg->admin_token_file[0] = '\0';
+    cfg->admin_tls_cert[0] = '\0';
+    cfg->admin_tls_key[0] = '\0';
+    cfg->admin_tls_client_ca[0] = '\0';
     cfg->persist_enabled = false;
     snprintf(cfg->persist_dir, sizeof(cfg->persist_dir), "/var/lib/ringmq");
     cfg->persist_fsync = PERSIST_FSYNC_ALWAYS;

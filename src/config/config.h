@@ -246,11 +246,17 @@ struct config {
 
     /* [admin]: the admin HTTP API (admin/admin.h). Without a token file
      * it serves loopback only, and every caller is an admin (config_check
-     * refuses any other bind). */
-    bool admin_enabled;                     /* default false */
-    char admin_bind[64];                    /* default 127.0.0.1 */
-    uint16_t admin_port;                    /* default 9884; 0 picks one */
-    char admin_token_file[CONFIG_PATH_MAX]; /* default "": no tokens */
+     * refuses any other bind), with or without TLS. tls_cert and tls_key
+     * (PEM) turn on HTTPS, both or neither; tls_client_ca (PEM) needs them
+     * and asks every caller for a certificate of those CAs. The files are
+     * read when the API starts (admin/tls.c), which names a bad one. */
+    bool admin_enabled;                        /* default false */
+    char admin_bind[64];                       /* default 127.0.0.1 */
+    uint16_t admin_port;                       /* default 9884; 0 picks one */
+    char admin_token_file[CONFIG_PATH_MAX];    /* default "": no tokens */
+    char admin_tls_cert[CONFIG_PATH_MAX];      /* default "": plain HTTP */
+    char admin_tls_key[CONFIG_PATH_MAX];       /* default "" */
+    char admin_tls_client_ca[CONFIG_PATH_MAX]; /* default "": no client certificates */
 
     /* [persistence]: durable sessions and retained messages (persist/). */
     bool persist_enabled;               /* default false (conf/ringmq.ini turns it on) */
@@ -275,7 +281,8 @@ void config_defaults(struct config *cfg);
  * the whole: at least one listener; every [plugin.NAME] has a path; a
  * non-loopback bind needs allow_anonymous = true when no plugin is
  * configured (with plugins, ringmqd checks once it knows whether one is an
- * auth plugin); no two listeners on the same address and port (port 0
+ * auth plugin); [admin] tls_cert and tls_key both or neither, tls_client_ca
+ * only with them; no two listeners on the same address and port (port 0
  * excepted); at most CONFIG_MAX_TENANTS tenant sections, [tenant.default]
  * included; no tenant with min_keepalive above max_keepalive.
  * Returns 0, or -1 with a one-line message in err: "FILE:LINE: reason" for

@@ -514,6 +514,26 @@ int broker_metrics_port(const struct broker *b)
     return port;
 }
 
+int broker_admin_port(const struct broker *b, bool https)
+{
+    const char *needle =
+        https ? "admin API on https://127.0.0.1:" : "admin API on http://127.0.0.1:";
+    broker_wait_log(b, needle, 1);
+    char path[128], line[512];
+    path_in(b, "broker.log", path, sizeof(path));
+    FILE *f = fopen(path, "r");
+    cr_assert_not_null(f);
+    int port = 0;
+    while (!port && fgets(line, sizeof(line), f)) {
+        char *p = strstr(line, needle);
+        if (p)
+            port = atoi(p + strlen(needle));
+    }
+    fclose(f);
+    cr_assert(port > 0, "no admin API line in the broker log");
+    return port;
+}
+
 char *metrics_scrape(int port)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);

@@ -64,6 +64,10 @@ int broker_listener_port(const struct broker *b, int nth);
 /* The metrics listener's port, from "metrics on http://127.0.0.1:PORT/metrics"
  * in the log (start the broker with metrics.enabled=true, metrics.port=0). */
 int broker_metrics_port(const struct broker *b);
+/* The admin API's port, from "admin API on http[s]://127.0.0.1:PORT/" in
+ * the log, waiting (bounded) for that line (start the broker with
+ * admin.enabled=true, admin.port=0). */
+int broker_admin_port(const struct broker *b, bool https);
 /* GET /metrics over loopback; asserts 200 and returns the malloc'd response. */
 char *metrics_scrape(int port);
 /* The value of the sample whose line starts with `prefix` (labels included,

@@ -1327,6 +1327,36 @@ Test(config, admin_off_loopback_needs_tokens)
     load_ok(&cfg, LISTENER_OK "[admin]\nbind = 0.0.0.0\n", NULL, 0);
 }
 
+Test(config, admin_tls_keys)
+{
+    struct config cfg;
+    load_ok(&cfg, LISTENER_OK, NULL, 0);
+    cr_assert_str_eq(cfg.admin_tls_cert, "", "plain HTTP by default");
+    cr_assert_str_eq(cfg.admin_tls_key, "");
+    cr_assert_str_eq(cfg.admin_tls_client_ca, "");
+    load_ok(&cfg,
+            LISTENER_OK "[admin]\nenabled = true\ntls_cert = /c.pem\ntls_key = /k.pem\n"
+                        "tls_client_ca = /ca.pem\n",
+            NULL, 0);
+    cr_assert_str_eq(cfg.admin_tls_cert, "/c.pem");
+    cr_assert_str_eq(cfg.admin_tls_key, "/k.pem");
+    cr_assert_str_eq(cfg.admin_tls_client_ca, "/ca.pem");
+    /* Both or neither; client certificates only over TLS. Checked whether
+     * the API is on or not, as every other key is. */
+    expect_error_with(LISTENER_OK "[admin]\ntls_cert = /c.pem\n", NULL,
+                      "[admin] tls_cert and tls_key go together");
+    expect_error_with(LISTENER_OK "[admin]\n", "admin.tls_key=/k.pem",
+                      "[admin] tls_cert and tls_key go together");
+    expect_error_with(LISTENER_OK "[admin]\ntls_client_ca = /ca.pem\n", NULL,
+                      "[admin] tls_client_ca asks callers for a certificate over TLS");
+    /* TLS is no token: another host still needs a token file. */
+    expect_error_with(LISTENER_OK "[admin]\nenabled = true\nbind = 0.0.0.0\ntls_cert = /c.pem\n"
+                                  "tls_key = /k.pem\ntls_client_ca = /ca.pem\n",
+                      NULL,
+                      "[admin] bind = 0.0.0.0 is not a loopback address and there is no "
+                      "token_file");
+}
+
 /* ---- live reload: config_reconcile ---- */
 
 static char changes[16][128];

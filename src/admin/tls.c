@@ -1,0 +1,185 @@
+/*
+ * admin/tls: reads the admin API's PEM files and checks them with GnuTLS
+ * (tls.h), and checks a caller's certificate on its session. GnuTLS here,
+ * not wolfSSL as on the MQTT listeners: libmicrohttpd runs the handshake
+ * with it, so its verdict on a file is the one that counts. Owns the PEM
+ * copies until admin_tls_fini. Main thread (load), admin thread (peer
+ * check); logs nothing.
+ */
+#include "admin/tls.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <gnutls/gnutls.h>
+#include <gnutls/x509.h>
+
+/* The whole file at `path` as a NUL-terminated string into *out; 0 or
+ * -errno with "admin: KEY PATH: reason" in err. A NUL inside is refused:
+ * libmicrohttpd measures the text with strlen. */
+static int pem_read(const char *key, const char *path, char **out, char *err, size_t errlen)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) < 0) {
+        int e = errno;
+        snprintf(err, errlen, "admin: %s %s: %s", key, path, strerror(e));
+        if (fd >= 0)
+            close(fd);
+        return -e;
+    }
+    int rc = -EINVAL;
+    char *buf = NULL;
+    if (!S_ISREG(st.st_mode) || st.st_size <= 0 || st.st_size > (off_t)ADMIN_TLS_FILE_MAX) {
+        snprintf(err, errlen, "admin: %s %s: not a PEM file of 1 byte to %u KiB", key, path,
+                 ADMIN_TLS_FILE_MAX / 1024);
+        goto out;
+    }
+    size_t n = (size_t)st.st_size, got = 0;
+    if (!(buf = malloc(n + 1))) {
+        rc = -ENOMEM;
+        snprintf(err, errlen, "admin: %s %s: out of memory", key, path);
+        goto out;
+    }
+    while (got < n) {
+        ssize_t r = read(fd, buf + got, n - got);
+        if (r <= 0) {
+            rc = r < 0 ? -errno : -EIO;
+            snprintf(err, errlen, "admin: %s %s: %s", key, path,
+                     r < 0 ? strerror(-rc) : "shorter than its size");
+            goto out;
+        }
+        got += (size_t)r;
+    }
+    buf[n] = '\0';
+    if (memchr(buf, '\0', n)) {
+        snprintf(err, errlen, "admin: %s %s: not a PEM file (a NUL byte inside)", key, path);
+        goto out;
+    }
+    *out = buf;
+    buf = NULL;
+    rc = 0;
+out:
+    free(buf);
+    close(fd);
+    return rc;
+}
+
+static gnutls_datum_t datum(const char *pem)
+{
+    return (gnutls_datum_t){(unsigned char *)pem, (unsigned int)strlen(pem)};
+}
+
+/* The certificate and the key each parse, and the key is the
+ * certificate's; the CA file holds at least one certificate. */
+static int pem_check(const struct admin_tls *t, const struct config *cfg, char *err, size_t errlen)
+{
+    gnutls_datum_t cert = datum(t->cert), key = datum(t->key);
+    gnutls_x509_crt_t *crts = NULL;
+    unsigned int ncrts = 0;
+    int g = gnutls_x509_crt_list_import2(&crts, &ncrts, &cert, GNUTLS_X509_FMT_PEM, 0);
+    for (unsigned int i = 0; g >= 0 && i < ncrts; i++)
+        gnutls_x509_crt_deinit(crts[i]);
+    gnutls_free(crts);
+    if (g < 0) {
+        snprintf(err, errlen, "admin: tls_cert %s: no PEM certificate (%s)", cfg->admin_tls_cert,
+                 gnutls_strerror(g));
+        return -EINVAL;
+    }
+    gnutls_x509_privkey_t pk;
+    if ((g = gnutls_x509_privkey_init(&pk)) == 0) {
+        g = gnutls_x509_privkey_import2(pk, &key, GNUTLS_X509_FMT_PEM, NULL, 0);
+        gnutls_x509_privkey_deinit(pk);
+    }
+    if (g < 0) {
+        snprintf(err, errlen, "admin: tls_key %s: no unencrypted PEM private key (%s)",
+                 cfg->admin_tls_key, gnutls_strerror(g));
+        return -EINVAL;
+    }
+    gnutls_certificate_credentials_t cred;
+    if ((g = gnutls_certificate_allocate_credentials(&cred)) < 0) {
+        snprintf(err, errlen, "admin: TLS: %s", gnutls_strerror(g));
+        return -ENOMEM;
+    }
+    int rc = 0;
+    g = gnutls_certificate_set_x509_key_mem2(cred, &cert, &key, GNUTLS_X509_FMT_PEM, NULL, 0);
+    if (g == GNUTLS_E_CERTIFICATE_KEY_MISMATCH) {
+        snprintf(err, errlen, "admin: tls_key %s is not the key of tls_cert %s", cfg->admin_tls_key,
+                 cfg->admin_tls_cert);
+        rc = -EINVAL;
+    } else if (g < 0) {
+        snprintf(err, errlen, "admin: tls_cert %s with tls_key %s: %s", cfg->admin_tls_cert,
+                 cfg->admin_tls_key, gnutls_strerror(g));
+        rc = -EINVAL;
+    } else if (t->client_ca) {
+        gnutls_datum_t ca = datum(t->client_ca);
+        g = gnutls_certificate_set_x509_trust_mem(cred, &ca, GNUTLS_X509_FMT_PEM);
+        if (g <= 0) {
+            snprintf(err, errlen, "admin: tls_client_ca %s: no PEM certificate%s%s",
+                     cfg->admin_tls_client_ca, g < 0 ? ": " : "", g < 0 ? gnutls_strerror(g) : "");
+            rc = -EINVAL;
+        }
+    }
+    gnutls_certificate_free_credentials(cred);
+    return rc;
+}
+
+int admin_tls_load(struct admin_tls *t, const struct config *cfg, char *err, size_t errlen)
+{
+    memset(t, 0, sizeof(*t));
+    if (!cfg->admin_tls_cert[0])
+        return 0;
+    int rc = pem_read("tls_cert", cfg->admin_tls_cert, &t->cert, err, errlen);
+    if (rc == 0)
+        rc = pem_read("tls_key", cfg->admin_tls_key, &t->key, err, errlen);
+    if (rc == 0 && cfg->admin_tls_client_ca[0])
+        rc = pem_read("tls_client_ca", cfg->admin_tls_client_ca, &t->client_ca, err, errlen);
+    if (rc == 0)
+        rc = pem_check(t, cfg, err, errlen);
+    if (rc < 0)
+        admin_tls_fini(t);
+    return rc;
+}
+
+void admin_tls_fini(struct admin_tls *t)
+{
+    free(t->cert);
+    /* The key is a secret: not left in freed memory. */
+    if (t->key)
+        explicit_bzero(t->key, strlen(t->key));
+    free(t->key);
+    free(t->client_ca);
+    memset(t, 0, sizeof(*t));
+}
+
+bool admin_tls_peer_check(void *session, char *why, size_t whylen)
+{
+    gnutls_session_t s = session;
+    unsigned int status = 0;
+    int g = gnutls_certificate_verify_peers2(s, &status);
+    if (g == GNUTLS_E_NO_CERTIFICATE_FOUND) {
+        snprintf(why, whylen, "a client certificate is required");
+        return false;
+    }
+    if (g < 0) {
+        snprintf(why, whylen, "the client certificate could not be checked: %s",
+                 gnutls_strerror(g));
+        return false;
+    }
+    if (status == 0)
+        return true;
+    gnutls_datum_t out = {NULL, 0};
+    if (gnutls_certificate_verification_status_print(status, gnutls_certificate_type_get(s), &out,
+                                                     0) == 0 &&
+        out.data)
+        snprintf(why, whylen, "the client certificate is not trusted: %s", (char *)out.data);
+    else
+        snprintf(why, whylen, "the client certificate is not trusted");
+    gnutls_free(out.data);
+    return false;
+}
