@@ -153,6 +153,7 @@ static const struct directive directives[] = {
     ADMIN("bind", parse_address, admin_bind, 0, sizeof(((struct config *)0)->admin_bind)),
     ADMIN("port", parse_port, admin_port, 0, 65535),
     ADMIN("token_file", parse_string, admin_token_file, 0, CONFIG_PATH_MAX),
+    ADMIN("page_budget", parse_u32, admin_page_budget, 16, 1000000),
 
     PERSIST("enabled", parse_bool, persist_enabled, 0, 0),
     PERSIST("dir", parse_string, persist_dir, 1, CONFIG_PATH_MAX),
@@ -1146,6 +1147,7 @@ void config_defaults(struct config *cfg)
     snprintf(cfg->admin_bind, sizeof(cfg->admin_bind), "127.0.0.1");
     cfg->admin_port = 9884;
     cfg->admin_token_file[0] = '\0';
+    cfg->admin_page_budget = 4096;
     cfg->persist_enabled = false;
     snprintf(cfg->persist_dir, sizeof(cfg->persist_dir), "/var/lib/ringmq");
     cfg->persist_fsync = PERSIST_FSYNC_ALWAYS;

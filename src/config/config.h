@@ -251,6 +251,10 @@ struct config {
     char admin_bind[64];                    /* default 127.0.0.1 */
     uint16_t admin_port;                    /* default 9884; 0 picks one */
     char admin_token_file[CONFIG_PATH_MAX]; /* default "": no tokens */
+    /* Sessions one shard looks at for one page of clients or sessions,
+     * selected or not (16..1000000, default 4096): the bound on a page's
+     * work in a shard's loop turn (broker/control_req.h). */
+    uint32_t admin_page_budget;
 
     /* [persistence]: durable sessions and retained messages (persist/). */
     bool persist_enabled;               /* default false (conf/ringmq.ini turns it on) */
