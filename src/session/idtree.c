@@ -193,10 +193,13 @@ static bool remove_min(struct session **root, struct session **min)
     return shorter && left_shrank(root);
 }
 
-/* Take x out of *root's subtree (it is there); true when it got lower. */
+/* Take x out of *root's subtree (nothing when its id is not there); true
+ * when the subtree got lower. */
 static bool remove_at(struct session **root, struct session *x)
 {
     struct session *n = *root;
+    if (!n)
+        return false;
     int c = node_cmp(x, n);
     if (c < 0) {
         struct session *l = left_of(n);

@@ -42,7 +42,8 @@ int idtree_cmp(const uint8_t *a, size_t al, const uint8_t *b, size_t bl);
 /* Add ss (not in any tree; its st.client_id set) under *root. */
 void idtree_insert(struct session **root, struct session *ss);
 
-/* Take ss (in the tree under *root) out. */
+/* Take ss out of the tree under *root; nothing when no session of its id
+ * is there (none other can be: ids are distinct). */
 void idtree_remove(struct session **root, struct session *ss);
 
 /* Put `it` at the first session whose id is after `key` (`strict`) or

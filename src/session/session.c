@@ -265,6 +265,7 @@ void session_destroy_all(struct shard *s, struct tenant *t)
 {
     if (!t->reg)
         return;
+    t->reg_root = NULL; /* every session goes: no rebalancing on the way */
     for (uint32_t i = 0; i <= t->reg_mask; i++) {
         while (t->reg[i])
             session_destroy(s, t->reg[i]);

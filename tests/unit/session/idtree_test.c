@@ -76,7 +76,8 @@ Test(session_idtree, order_is_bytes_with_prefix_first)
 }
 
 /* Seeks: at an id (strict: the one after), between ids, before the first
- * and past the last; an empty tree has nothing. */
+ * and past the last; an empty tree has nothing. Removing an id that is
+ * not there changes nothing. */
 Test(session_idtree, seek_strict_and_not)
 {
     struct idtree_iter it;
@@ -99,10 +100,17 @@ Test(session_idtree, seek_strict_and_not)
     cr_assert_null(idtree_seek(&it, root, (const uint8_t *)"j", 1, false));
     cr_assert_eq(idtree_seek(&it, root, (const uint8_t *)"i", 1, false), v[4]);
     cr_assert_null(idtree_next(&it));
+    struct session *absent = bare("f", 1); /* not in the tree: nothing moves */
+    idtree_remove(&root, absent);
+    assert_valid(root, 5);
+    bare_free(absent);
     for (int i = 0; i < 5; i++) {
         idtree_remove(&root, v[i]);
         bare_free(v[i]);
     }
+    idtree_remove(&root, v[0] = bare("c", 1)); /* an empty tree stays empty */
+    cr_assert_null(root);
+    bare_free(v[0]);
 }
 
 /* Sorted runs in and out, both ways: every rotation; the tree stays
