@@ -56,7 +56,7 @@ struct control_req {
     uint32_t expiry_s; /* PUBLISH: Message Expiry Interval, 0: none */
     uint16_t tenant;
     uint32_t cap;              /* room in the entries (and heap) */
-    const void **heap;         /* pages: the shard's scratch, [cap] */
+    const void **heap;         /* pages: the shard's picks, [cap] */
     struct admin_client *v;    /* [cap] */
     struct admin_session *sv;  /* [cap] */
     struct admin_retained *rv; /* [cap] */

@@ -3,8 +3,7 @@
  * session, DELETE one). A page is gathered from every shard, each reading
  * its tenant's sessions in id order from `after` (control_walk: at most
  * [admin] page_budget looked at); one session and a delete go to the
- * client id's home shard,
- * where its session lives. The answers run on the shard's thread and touch
+ * client id's home shard, where its session lives. The answers run on the shard's thread and touch
  * only that shard's sessions; the ops run on the admin thread (control.h).
  */
 #include <errno.h>
