@@ -178,16 +178,14 @@ static bool in_prefix(const struct session *ss, const struct control_req *r)
            memcmp(ss->st.client_id, r->key, r->prefix_len) == 0;
 }
 
-/* Keep the looked-at bound of a page that stopped. 0 or -ENOMEM. */
-static int keep_upto(struct control_req *r, const struct session *ss)
+char *control_id_dup(const void *id, uint16_t len)
 {
-    r->upto = malloc((size_t)ss->st.client_id_len + 1);
-    if (!r->upto)
-        return -ENOMEM;
-    memcpy(r->upto, ss->st.client_id, ss->st.client_id_len);
-    r->upto[ss->st.client_id_len] = '\0';
-    r->upto_len = ss->st.client_id_len;
-    return 0;
+    char *d = malloc((size_t)len + 1);
+    if (d) {
+        memcpy(d, id, len);
+        d[len] = '\0';
+    }
+    return d;
 }
 
 uint32_t control_walk(struct tenant *t, struct control_req *r, control_sel_fn sel, uint32_t budget)
@@ -215,8 +213,11 @@ uint32_t control_walk(struct tenant *t, struct control_req *r, control_sel_fn se
         upto = ss;
     }
     r->more = stopped;
-    if (stopped && upto && keep_upto(r, upto) < 0)
-        r->err = -ENOMEM;
+    if (stopped && upto) {
+        r->upto_len = upto->st.client_id_len;
+        if (!(r->upto = control_id_dup(upto->st.client_id, r->upto_len)))
+            r->err = -ENOMEM;
+    }
     return n;
 }
 
@@ -231,11 +232,9 @@ static bool client_selects(const struct session *ss, const struct control_req *r
 static int client_fill(struct shard *s, const struct conn *c, struct admin_client *out)
 {
     const struct session *ss = c->session;
-    out->id = malloc((size_t)ss->st.client_id_len + 1);
+    out->id = control_id_dup(ss->st.client_id, ss->st.client_id_len);
     if (!out->id)
         return -ENOMEM;
-    memcpy(out->id, ss->st.client_id, ss->st.client_id_len);
-    out->id[ss->st.client_id_len] = '\0';
     out->id_len = ss->st.client_id_len;
     out->version = c->version;
     out->keepalive = c->keepalive;
@@ -395,7 +394,8 @@ static const struct control_req *merge_bound(struct broker *b, struct control_re
     for (uint32_t i = 0; i < b->nshards; i++) {
         const struct control_req *r = reqs[i];
         if (r->more && r->upto &&
-            (!min || control_key_cmp(r->upto, r->upto_len, min->upto, min->upto_len) < 0))
+            (!min || control_key_cmp((const uint8_t *)r->upto, r->upto_len,
+                                     (const uint8_t *)min->upto, min->upto_len) < 0))
             min = r;
     }
     return min;
@@ -410,7 +410,7 @@ static uint32_t merge_known(const struct control_entries *k, const uint8_t *v, u
         const uint8_t *key;
         uint16_t len;
         k->key(v + (size_t)(n - 1) * k->size, &key, &len);
-        if (control_key_cmp(key, len, bound->upto, bound->upto_len) <= 0)
+        if (control_key_cmp(key, len, (const uint8_t *)bound->upto, bound->upto_len) <= 0)
             break;
         n--;
     }
@@ -429,7 +429,7 @@ int control_merge(struct broker *b, struct control_req **reqs, const struct cont
         more |= reqs[i]->more;
     }
     const struct control_req *bound = merge_bound(b, reqs);
-    char *next = bound ? malloc((size_t)bound->upto_len + 1) : NULL;
+    char *next = bound ? control_id_dup(bound->upto, bound->upto_len) : NULL;
     uint8_t *v = calloc(total ? total : 1, k->size);
     if (!v || (bound && !next)) {
         free(v);
@@ -448,12 +448,9 @@ int control_merge(struct broker *b, struct control_req **reqs, const struct cont
     uint32_t known = merge_known(k, v, total, bound), n = known < limit ? known : limit;
     for (uint32_t i = n; i < total; i++)
         k->fini(v + (size_t)i * k->size);
-    if (known > limit || !bound) { /* the page ends at its last entry */
+    if (known > limit) { /* the page ends at its last entry */
         free(next);
         next = NULL;
-    } else {
-        memcpy(next, bound->upto, bound->upto_len);
-        next[bound->upto_len] = '\0';
     }
     *out = (struct control_page){v, n, more || known > limit, next, next ? bound->upto_len : 0};
     return 0;

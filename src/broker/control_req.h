@@ -68,7 +68,7 @@ struct control_req {
     /* Clients and sessions pages that stopped (more): every id of the
      * shard with the prefix up to and including upto (malloc'd) is in the
      * entries or not selected; after it, the shard has not looked. */
-    uint8_t *upto;
+    char *upto;
     uint16_t upto_len;
     uint8_t key[];
 };
@@ -141,6 +141,10 @@ uint32_t control_walk(struct tenant *t, struct control_req *r, control_sel_fn se
 
 /* The id of tenant `name`, when some shard has seen it; -ENOENT otherwise. */
 int control_tenant(struct broker *b, const char *name);
+
+/* A copy of id (len bytes) with a NUL after it (malloc'd); NULL when out
+ * of memory. */
+char *control_id_dup(const void *id, uint16_t len);
 
 /* Byte order of ids and topics: memcmp, a prefix first. */
 int control_key_cmp(const uint8_t *a, size_t al, const uint8_t *b, size_t bl);

@@ -49,11 +49,9 @@ static int session_fill(struct shard *s, const struct session *ss, bool subs,
                         struct admin_session *out)
 {
     const struct session_state *st = &ss->st;
-    out->id = malloc((size_t)st->client_id_len + 1);
+    out->id = control_id_dup(st->client_id, st->client_id_len);
     if (!out->id)
         return -ENOMEM;
-    memcpy(out->id, st->client_id, st->client_id_len);
-    out->id[st->client_id_len] = '\0';
     out->id_len = st->client_id_len;
     out->connected = ss->client != NULL;
     out->expiry_s = st->expiry_s == SESSION_EXPIRY_NEVER ? ADMIN_EXPIRY_NEVER : st->expiry_s;

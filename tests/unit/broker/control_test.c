@@ -31,7 +31,7 @@ static void answer(uint32_t i, const char *const *ids, const char *upto)
     }
     if (upto) {
         r->more = true;
-        r->upto = (uint8_t *)strdup(upto);
+        r->upto = strdup(upto);
         r->upto_len = (uint16_t)strlen(upto);
     }
     reqs[i] = r;
