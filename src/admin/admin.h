@@ -79,14 +79,23 @@ struct admin_client_query {
     uint32_t limit;
 };
 
-/* A page of clients: v[0..n) in id order, each id owned by the page. */
+/*
+ * A page of clients: v[0..n) in id order, each id owned by the page. Keyset
+ * paging: `more` says the next page starts after `next` (malloc'd, next_len
+ * bytes and a NUL, owned by the page; NULL: after v[n-1]). A page cut short
+ * by the shards' work bound ([admin] page_budget) has fewer than `limit`
+ * clients, possibly none, and `more` with `next` set past them.
+ */
 struct admin_client_page {
     struct admin_client *v;
     uint32_t n;
-    bool more; /* more clients match after v[n-1] */
+    bool more; /* more clients may match after next (or v[n-1]) */
+    char *next;
+    uint16_t next_len;
 };
 
-/* Free the page's entries and ids (the struct itself is the caller's). */
+/* Free the page's entries, ids and next (the struct itself is the
+ * caller's). */
 void admin_client_page_fini(struct admin_client_page *p);
 
 /* Free one entry's id. */
@@ -120,14 +129,18 @@ struct admin_session_query {
     bool offline;
 };
 
-/* A page of sessions: v[0..n) in id order, each owned by the page. */
+/* A page of sessions: v[0..n) in id order, each owned by the page; more,
+ * next and next_len as in struct admin_client_page. */
 struct admin_session_page {
     struct admin_session *v;
     uint32_t n;
     bool more;
+    char *next;
+    uint16_t next_len;
 };
 
-/* Free one session's id and subscriptions; a page's entries and array. */
+/* Free one session's id and subscriptions; a page's entries, array and
+ * next. */
 void admin_session_fini(struct admin_session *s);
 void admin_session_page_fini(struct admin_session_page *p);
 

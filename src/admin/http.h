@@ -34,6 +34,13 @@ enum MHD_Result http_reply_json(struct MHD_Connection *conn, unsigned int status
  * memory. */
 json_t *http_page_json(const char *key, json_t *entries, json_t *next);
 
+/* A clients or sessions page's `next` (new reference, NULL when out of
+ * memory): null without `more`, else the page's own cursor `next` when it
+ * has one (a page cut short by the shards' work bound), else its last id
+ * `last` (NULL: none, then null). */
+json_t *http_page_next(bool more, const char *next, size_t next_len, const char *last,
+                       size_t last_len);
+
 /* An error: {"error": {"code": CODE, "message": MESSAGE}}. */
 enum MHD_Result http_reply_error(struct MHD_Connection *conn, unsigned int status, const char *code,
                                  const char *message);

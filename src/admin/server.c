@@ -246,7 +246,9 @@ void admin_client_page_fini(struct admin_client_page *p)
     for (uint32_t i = 0; i < p->n; i++)
         admin_client_fini(&p->v[i]);
     free(p->v);
+    free(p->next);
     p->v = NULL;
+    p->next = NULL;
     p->n = 0;
 }
 
@@ -291,9 +293,9 @@ static enum MHD_Result get_clients(struct admin_server *s, struct MHD_Connection
             json_decref(arr);
             arr = NULL;
         }
-    json_t *next = page.more && page.n
-                       ? json_stringn(page.v[page.n - 1].id, page.v[page.n - 1].id_len)
-                       : json_null();
+    json_t *next =
+        http_page_next(page.more, page.next, page.next_len, page.n ? page.v[page.n - 1].id : NULL,
+                       page.n ? page.v[page.n - 1].id_len : 0);
     admin_client_page_fini(&page);
     json_t *body = http_page_json("clients", arr, next);
     if (!body)

@@ -27,7 +27,9 @@ void admin_session_page_fini(struct admin_session_page *p)
     for (uint32_t i = 0; i < p->n; i++)
         admin_session_fini(&p->v[i]);
     free(p->v);
+    free(p->next);
     p->v = NULL;
+    p->next = NULL;
     p->n = 0;
 }
 
@@ -73,6 +75,14 @@ json_t *http_page_json(const char *key, json_t *entries, json_t *next)
         json_decref(next);
     }
     return body;
+}
+
+json_t *http_page_next(bool more, const char *next, size_t next_len, const char *last,
+                       size_t last_len)
+{
+    if (more && next)
+        return json_stringn(next, next_len);
+    return more && last ? json_stringn(last, last_len) : json_null();
 }
 
 /* One session as JSON (with its subscriptions' filters when it has them);
@@ -125,9 +135,9 @@ static enum MHD_Result get_sessions(const struct admin_ops *ops, void *arg,
             json_decref(arr);
             arr = NULL;
         }
-    json_t *next = page.more && page.n
-                       ? json_stringn(page.v[page.n - 1].id, page.v[page.n - 1].id_len)
-                       : json_null();
+    json_t *next =
+        http_page_next(page.more, page.next, page.next_len, page.n ? page.v[page.n - 1].id : NULL,
+                       page.n ? page.v[page.n - 1].id_len : 0);
     admin_session_page_fini(&page);
     json_t *body = http_page_json("sessions", arr, next);
     return body ? http_reply_json(conn, MHD_HTTP_OK, body) : reply_oom(conn);

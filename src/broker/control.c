@@ -43,6 +43,7 @@ void control_req_put(struct control_req *r)
     free(r->sv);
     free(r->rv);
     free(r->heap);
+    free(r->upto);
     free(r);
 }
 
@@ -170,34 +171,70 @@ void control_pick_sort(struct control_pick *p)
     }
 }
 
-static void conn_key(const void *item, const uint8_t **key, size_t *len)
+/* An id with the page's prefix (within its range in id order). */
+static bool in_prefix(const struct session *ss, const struct control_req *r)
 {
-    const struct session_state *st = &((const struct conn *)item)->session->st;
-    *key = st->client_id;
-    *len = st->client_id_len;
+    return ss->st.client_id_len >= r->prefix_len &&
+           memcmp(ss->st.client_id, r->key, r->prefix_len) == 0;
 }
 
-/* A connected client of tenant t that the page's query selects. */
-static bool page_selects(const struct conn *c, const struct tenant *t, const struct control_req *r)
+char *control_id_dup(const void *id, uint16_t len)
 {
-    if (c->state != CONN_ACTIVE || !c->session || c->session->tenant != t)
-        return false;
-    const struct session_state *st = &c->session->st;
-    if (st->client_id_len < r->prefix_len || memcmp(st->client_id, r->key, r->prefix_len) != 0)
-        return false;
-    return !r->has_after || control_key_cmp(st->client_id, st->client_id_len,
-                                            r->key + r->prefix_len, r->after_len) > 0;
+    char *d = malloc((size_t)len + 1);
+    if (d) {
+        memcpy(d, id, len);
+        d[len] = '\0';
+    }
+    return d;
+}
+
+uint32_t control_walk(struct tenant *t, struct control_req *r, control_sel_fn sel, uint32_t budget)
+{
+    const uint8_t *after = r->key + r->prefix_len;
+    struct idtree_iter it;
+    struct session *ss, *upto = NULL;
+    /* Ids with the prefix are one range from the prefix on: seek to its
+     * start, or past `after` when that is further. */
+    if (r->has_after && control_key_cmp(after, r->after_len, r->key, r->prefix_len) >= 0)
+        ss = idtree_seek(&it, t->reg_root, after, r->after_len, true);
+    else
+        ss = idtree_seek(&it, t->reg_root, r->key, r->prefix_len, false);
+    uint32_t n = 0, seen = 0;
+    bool stopped = false;
+    for (; ss && in_prefix(ss, r); ss = idtree_next(&it)) {
+        bool take = seen < budget && sel(ss, r);
+        if (seen == budget || (take && n == r->cap)) {
+            stopped = true;
+            break;
+        }
+        seen++;
+        if (take)
+            r->heap[n++] = ss;
+        upto = ss;
+    }
+    r->more = stopped;
+    if (stopped && upto) {
+        r->upto_len = upto->st.client_id_len;
+        if (!(r->upto = control_id_dup(upto->st.client_id, r->upto_len)))
+            r->err = -ENOMEM;
+    }
+    return n;
+}
+
+/* A connected client (CONNECT accepted, not closing). */
+static bool client_selects(const struct session *ss, const struct control_req *r)
+{
+    (void)r;
+    return ss->client && conn_of_stream(ss->client)->state == CONN_ACTIVE;
 }
 
 /* One client's fields into *out (its id copied). 0 or -ENOMEM. */
 static int client_fill(struct shard *s, const struct conn *c, struct admin_client *out)
 {
     const struct session *ss = c->session;
-    out->id = malloc((size_t)ss->st.client_id_len + 1);
+    out->id = control_id_dup(ss->st.client_id, ss->st.client_id_len);
     if (!out->id)
         return -ENOMEM;
-    memcpy(out->id, ss->st.client_id, ss->st.client_id_len);
-    out->id[ss->st.client_id_len] = '\0';
     out->id_len = ss->st.client_id_len;
     out->version = c->version;
     out->keepalive = c->keepalive;
@@ -215,18 +252,14 @@ static int client_fill(struct shard *s, const struct conn *c, struct admin_clien
     return 0;
 }
 
-/* The page's clients of this shard: the `cap` smallest selected ids,
- * picked while the connections are walked once, then in order. */
+/* The page's clients of this shard, in id order: at most `cap`, from
+ * the tenant's sessions that have a connection (control_walk's bounds). */
 static void answer_page(struct shard *s, struct tenant *t, struct control_req *r)
 {
-    struct control_pick p = {.heap = r->heap, .cap = r->cap, .key = conn_key};
-    for (struct conn *c = s->all; c; c = c->all_next)
-        if (page_selects(c, t, r))
-            control_pick_offer(&p, c);
-    control_pick_sort(&p);
-    r->more = p.more;
-    for (uint32_t i = 0; i < p.n; i++) {
-        if (client_fill(s, p.heap[i], &r->v[i]) < 0) {
+    uint32_t n = control_walk(t, r, client_selects, s->cfg->admin_page_budget);
+    for (uint32_t i = 0; !r->err && i < n; i++) {
+        const struct session *ss = r->heap[i];
+        if (client_fill(s, conn_of_stream(ss->client), &r->v[i]) < 0) {
             r->err = -ENOMEM;
             break;
         }
@@ -340,26 +373,69 @@ int control_tenant(struct broker *b, const char *name)
     return -ENOENT;
 }
 
+static void client_entry_key(const void *e, const uint8_t **key, uint16_t *len)
+{
+    const struct admin_client *c = e;
+    *key = (const uint8_t *)c->id;
+    *len = c->id_len;
+}
+
 static int client_entry_cmp(const void *a, const void *b)
 {
     const struct admin_client *x = a, *y = b;
     return control_key_cmp((const uint8_t *)x->id, x->id_len, (const uint8_t *)y->id, y->id_len);
 }
 
+/* The smallest upto of the shards that stopped (NULL: none stopped, or
+ * one stopped without: the page's last id bounds it then). */
+static const struct control_req *merge_bound(struct broker *b, struct control_req **reqs)
+{
+    const struct control_req *min = NULL;
+    for (uint32_t i = 0; i < b->nshards; i++) {
+        const struct control_req *r = reqs[i];
+        if (r->more && r->upto &&
+            (!min || control_key_cmp((const uint8_t *)r->upto, r->upto_len,
+                                     (const uint8_t *)min->upto, min->upto_len) < 0))
+            min = r;
+    }
+    return min;
+}
+
+/* How many of the sorted v[0..total) are at most the bound's upto. */
+static uint32_t merge_known(const struct control_entries *k, const uint8_t *v, uint32_t total,
+                            const struct control_req *bound)
+{
+    uint32_t n = total;
+    while (bound && n > 0) {
+        const uint8_t *key;
+        uint16_t len;
+        k->key(v + (size_t)(n - 1) * k->size, &key, &len);
+        if (control_key_cmp(key, len, (const uint8_t *)bound->upto, bound->upto_len) <= 0)
+            break;
+        n--;
+    }
+    return n;
+}
+
 int control_merge(struct broker *b, struct control_req **reqs, const struct control_entries *k,
-                  uint32_t limit, void **out, uint32_t *n, bool *more)
+                  uint32_t limit, struct control_page *out)
 {
     uint32_t total = 0;
-    *more = false;
+    bool more = false;
     for (uint32_t i = 0; i < b->nshards; i++) {
         if (reqs[i]->err < 0)
             return reqs[i]->err;
         total += reqs[i]->n;
-        *more |= reqs[i]->more;
+        more |= reqs[i]->more;
     }
+    const struct control_req *bound = merge_bound(b, reqs);
+    char *next = bound ? control_id_dup(bound->upto, bound->upto_len) : NULL;
     uint8_t *v = calloc(total ? total : 1, k->size);
-    if (!v)
+    if (!v || (bound && !next)) {
+        free(v);
+        free(next);
         return -ENOMEM;
+    }
     size_t at = 0;
     for (uint32_t i = 0; i < b->nshards; i++) {
         memcpy(v + at, k->of(reqs[i]), reqs[i]->n * k->size);
@@ -367,11 +443,16 @@ int control_merge(struct broker *b, struct control_req **reqs, const struct cont
         reqs[i]->n = 0; /* moved */
     }
     qsort(v, total, k->size, k->cmp);
-    for (uint32_t i = limit; i < total; i++)
+    /* Past the bound another shard may hold ids not looked at yet: those
+     * entries wait for a later page, as do those past the limit. */
+    uint32_t known = merge_known(k, v, total, bound), n = known < limit ? known : limit;
+    for (uint32_t i = n; i < total; i++)
         k->fini(v + (size_t)i * k->size);
-    *more |= total > limit;
-    *n = total < limit ? total : limit;
-    *out = v;
+    if (known > limit) { /* the page ends at its last entry */
+        free(next);
+        next = NULL;
+    }
+    *out = (struct control_page){v, n, more || known > limit, next, next ? bound->upto_len : 0};
     return 0;
 }
 
@@ -386,19 +467,18 @@ static void client_entry_fini(void *e)
 }
 
 static const struct control_entries client_page = {sizeof(struct admin_client), client_entries,
-                                                   client_entry_cmp, client_entry_fini};
+                                                   client_entry_key, client_entry_cmp,
+                                                   client_entry_fini};
 
 /* The shards' pages (each in id order, answered) into one of at most
  * `limit`. 0 or -errno. */
 static int merge_pages(struct broker *b, struct control_req **reqs, uint32_t limit,
                        struct admin_client_page *out)
 {
-    void *v;
-    uint32_t n;
-    bool more;
-    int rc = control_merge(b, reqs, &client_page, limit, &v, &n, &more);
+    struct control_page p;
+    int rc = control_merge(b, reqs, &client_page, limit, &p);
     if (rc == 0)
-        *out = (struct admin_client_page){v, n, more};
+        *out = (struct admin_client_page){p.v, p.n, p.more, p.next, p.next_len};
     return rc;
 }
 

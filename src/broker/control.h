@@ -22,13 +22,15 @@
  *   merge the answers, drop its refs
  *
  * A shard answers a request whole within the loop turn that saw the wake:
- * a page is at most ADMIN_PAGE_MAX clients, picked by one walk of the
- * shard's connections (with a bounded heap: O(connections of the shard x
- * log limit); there is no index by client id to seek in yet). One client
+ * a page of clients or sessions seeks in the tenant's sessions in id order
+ * (session/idtree.h) and reads forward, at most ADMIN_PAGE_MAX taken and
+ * [admin] page_budget looked at (control_walk: O(log n + page_budget)); a
+ * shard that stopped says up to which id it looked, and the merge keeps
+ * only what every shard has looked at (control_merge, keyset paging: a
+ * page may be short, `next` then says where to go on). One client
  * and a kick go to the client id's home shard only, where its session and
  * connection live (shard_home); so do one session and its delete
- * (control_sessions.c). A page of sessions is one walk of each shard's
- * registry of the tenant, picked the same way. Retained messages are
+ * (control_sessions.c). Retained messages are
  * asked of shard 0 alone, whose replica is whole (control_retained.c): a
  * page is one walk of the topics the filter matches, and a clear is
  * published there as the broker's own empty retained PUBLISH, which

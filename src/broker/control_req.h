@@ -15,6 +15,7 @@
 #include "admin/admin.h"
 
 struct broker;
+struct session;
 struct shard;
 struct tenant;
 
@@ -55,7 +56,7 @@ struct control_req {
     uint32_t expiry_s; /* PUBLISH: Message Expiry Interval, 0: none */
     uint16_t tenant;
     uint32_t cap;              /* room in the entries (and heap) */
-    const void **heap;         /* pages: the shard's scratch, [cap] */
+    const void **heap;         /* pages: the shard's picks, [cap] */
     struct admin_client *v;    /* [cap] */
     struct admin_session *sv;  /* [cap] */
     struct admin_retained *rv; /* [cap] */
@@ -64,6 +65,11 @@ struct control_req {
     int err; /* 0, -ENOENT, -ENOMEM */
     bool more;
     uint32_t n;
+    /* Clients and sessions pages that stopped (more): every id of the
+     * shard with the prefix up to and including upto (malloc'd) is in the
+     * entries or not selected; after it, the shard has not looked. */
+    char *upto;
+    uint16_t upto_len;
     uint8_t key[];
 };
 
@@ -88,20 +94,57 @@ int control_ask_home(struct broker *b, uint8_t kind, const char *tenant, const c
 
 /* How control_merge reads one kind of page entries. */
 struct control_entries {
-    size_t size;                              /* of an entry */
-    void *(*of)(struct control_req *r);       /* the request's entries */
-    int (*cmp)(const void *a, const void *b); /* their order */
-    void (*fini)(void *e);                    /* free what an entry holds */
+    size_t size;                                                    /* of an entry */
+    void *(*of)(struct control_req *r);                             /* the request's entries */
+    void (*key)(const void *e, const uint8_t **key, uint16_t *len); /* its id */
+    int (*cmp)(const void *a, const void *b);                       /* their order */
+    void (*fini)(void *e);                                          /* free what an entry holds */
 };
 
-/* The shards' answered pages into one sorted array of at most `limit`
- * entries (*out, *n; *more when any shard had more or the limit cut):
- * the entries move out of the requests. 0 or -errno (a shard's error). */
+/* A merged page: v[0..n) sorted; with `more`, the next page starts after
+ * next (malloc'd, next_len bytes and a NUL) or, when NULL, after v[n-1]. */
+struct control_page {
+    void *v;
+    uint32_t n;
+    bool more;
+    char *next;
+    uint16_t next_len;
+};
+
+/*
+ * The shards' answered pages into one (*out), at most `limit` entries; the
+ * entries move out of the requests. Keyset merge: with B the smallest upto
+ * of the shards that stopped, only entries up to B are known to be all
+ * there is (a shard that stopped has not looked past its upto), so the
+ * page is the `limit` smallest of those; `next` is B when the page holds
+ * all of them (it may then be short, even empty). 0 or -errno (a shard's
+ * error, -ENOMEM).
+ */
 int control_merge(struct broker *b, struct control_req **reqs, const struct control_entries *k,
-                  uint32_t limit, void **out, uint32_t *n, bool *more);
+                  uint32_t limit, struct control_page *out);
+
+/* Whether a page takes this session (of the tenant, on the shard). */
+typedef bool (*control_sel_fn)(const struct session *ss, const struct control_req *r);
+
+/*
+ * On the shard: the page's sessions of tenant t, in id order from the
+ * first with r's prefix after r's `after`, those `sel` takes, into
+ * r->heap[0..n) (returns n <= r->cap). Seeks in the tenant's id order
+ * (session/idtree.h) and reads forward: O(log sessions + looked at). Stops
+ * at the end of the prefix's range, or (r->more, r->upto set) before a
+ * taken one past r->cap or after `budget` (>= 1) looked at, selected or
+ * not ([admin] page_budget): that, not the tenant's size, bounds a page's
+ * work in the shard's loop turn. -ENOMEM in r->err when upto cannot be
+ * copied.
+ */
+uint32_t control_walk(struct tenant *t, struct control_req *r, control_sel_fn sel, uint32_t budget);
 
 /* The id of tenant `name`, when some shard has seen it; -ENOENT otherwise. */
 int control_tenant(struct broker *b, const char *name);
+
+/* A copy of id (len bytes) with a NUL after it (malloc'd); NULL when out
+ * of memory. */
+char *control_id_dup(const void *id, uint16_t len);
 
 /* Byte order of ids and topics: memcmp, a prefix first. */
 int control_key_cmp(const uint8_t *a, size_t al, const uint8_t *b, size_t bl);

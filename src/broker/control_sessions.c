@@ -1,9 +1,9 @@
 /*
  * control_sessions: the admin API's sessions (GET .../sessions, one
- * session, DELETE one). A page is gathered from every shard, each walking
- * its own registry of the tenant once (O(sessions of the shard x log
- * limit)); one session and a delete go to the client id's home shard,
- * where its session lives. The answers run on the shard's thread and touch
+ * session, DELETE one). A page is gathered from every shard, each reading
+ * its tenant's sessions in id order from `after` (control_walk: at most
+ * [admin] page_budget looked at); one session and a delete go to the
+ * client id's home shard, where its session lives. The answers run on the shard's thread and touch
  * only that shard's sessions; the ops run on the admin thread (control.h).
  */
 #include <errno.h>
@@ -17,23 +17,10 @@
 #include "mqtt/codec.h"
 #include "session/session.h"
 
-static void session_key(const void *item, const uint8_t **key, size_t *len)
-{
-    const struct session_state *st = &((const struct session *)item)->st;
-    *key = st->client_id;
-    *len = st->client_id_len;
-}
-
-/* A session of the tenant the page's query selects. */
+/* A session the page's query selects (its range is control_walk's). */
 static bool sess_selects(const struct session *ss, const struct control_req *r)
 {
-    const struct session_state *st = &ss->st;
-    if (r->offline && ss->client)
-        return false;
-    if (st->client_id_len < r->prefix_len || memcmp(st->client_id, r->key, r->prefix_len) != 0)
-        return false;
-    return !r->has_after || control_key_cmp(st->client_id, st->client_id_len,
-                                            r->key + r->prefix_len, r->after_len) > 0;
+    return !r->offline || !ss->client;
 }
 
 /* A session's subscriptions (filter, QoS) into out->subs. 0 or -ENOMEM. */
@@ -62,11 +49,9 @@ static int session_fill(struct shard *s, const struct session *ss, bool subs,
                         struct admin_session *out)
 {
     const struct session_state *st = &ss->st;
-    out->id = malloc((size_t)st->client_id_len + 1);
+    out->id = control_id_dup(st->client_id, st->client_id_len);
     if (!out->id)
         return -ENOMEM;
-    memcpy(out->id, st->client_id, st->client_id_len);
-    out->id[st->client_id_len] = '\0';
     out->id_len = st->client_id_len;
     out->connected = ss->client != NULL;
     out->expiry_s = st->expiry_s == SESSION_EXPIRY_NEVER ? ADMIN_EXPIRY_NEVER : st->expiry_s;
@@ -78,19 +63,14 @@ static int session_fill(struct shard *s, const struct session *ss, bool subs,
     return subs ? subs_fill(ss, out) : 0;
 }
 
-/* The page's sessions of this shard: the `cap` smallest selected ids. */
+/* The page's sessions of this shard, in id order: at most `cap`
+ * (control_walk's bounds). */
 static void answer_page(struct shard *s, struct tenant *t, struct control_req *r)
 {
-    struct control_pick p = {.heap = r->heap, .cap = r->cap, .key = session_key};
-    for (uint32_t i = 0; t->reg && i <= t->reg_mask; i++)
-        for (struct session *ss = t->reg[i]; ss; ss = ss->reg_next)
-            if (sess_selects(ss, r))
-                control_pick_offer(&p, ss);
-    control_pick_sort(&p);
-    r->more = p.more;
-    for (uint32_t i = 0; i < p.n; i++) {
+    uint32_t n = control_walk(t, r, sess_selects, s->cfg->admin_page_budget);
+    for (uint32_t i = 0; !r->err && i < n; i++) {
         r->n = i + 1; /* counted before filled: a half-filled entry is freed too */
-        if (session_fill(s, p.heap[i], false, &r->sv[i]) < 0) {
+        if (session_fill(s, r->heap[i], false, &r->sv[i]) < 0) {
             r->err = -ENOMEM;
             break;
         }
@@ -133,6 +113,13 @@ void control_answer_sessions(struct shard *s, struct tenant *t, struct control_r
 
 /* ---- on the admin thread ---------------------------------------------------- */
 
+static void session_entry_key(const void *e, const uint8_t **key, uint16_t *len)
+{
+    const struct admin_session *x = e;
+    *key = (const uint8_t *)x->id;
+    *len = x->id_len;
+}
+
 static int session_entry_cmp(const void *a, const void *b)
 {
     const struct admin_session *x = a, *y = b;
@@ -150,18 +137,17 @@ static void session_entry_fini(void *e)
 }
 
 static const struct control_entries session_page = {sizeof(struct admin_session), session_entries,
-                                                    session_entry_cmp, session_entry_fini};
+                                                    session_entry_key, session_entry_cmp,
+                                                    session_entry_fini};
 
 /* The shards' pages into one of at most `limit`. 0 or -errno. */
 static int merge(struct broker *b, struct control_req **reqs, uint32_t limit,
                  struct admin_session_page *out)
 {
-    void *v;
-    uint32_t n;
-    bool more;
-    int rc = control_merge(b, reqs, &session_page, limit, &v, &n, &more);
+    struct control_page p;
+    int rc = control_merge(b, reqs, &session_page, limit, &p);
     if (rc == 0)
-        *out = (struct admin_session_page){v, n, more};
+        *out = (struct admin_session_page){p.v, p.n, p.more, p.next, p.next_len};
     return rc;
 }
 

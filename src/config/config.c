@@ -156,6 +156,7 @@ static const struct directive directives[] = {
     ADMIN("tls_cert", parse_string, admin_tls_cert, 0, CONFIG_PATH_MAX),
     ADMIN("tls_key", parse_string, admin_tls_key, 0, CONFIG_PATH_MAX),
     ADMIN("tls_client_ca", parse_string, admin_tls_client_ca, 0, CONFIG_PATH_MAX),
+    ADMIN("page_budget", parse_u32, admin_page_budget, 16, 1000000),
 
     PERSIST("enabled", parse_bool, persist_enabled, 0, 0),
     PERSIST("dir", parse_string, persist_dir, 1, CONFIG_PATH_MAX),
@@ -1174,6 +1175,7 @@ void config_defaults(struct config *cfg)
     cfg->admin_tls_cert[0] = '\0';
     cfg->admin_tls_key[0] = '\0';
     cfg->admin_tls_client_ca[0] = '\0';
+    cfg->admin_page_budget = 4096;
     cfg->persist_enabled = false;
     snprintf(cfg->persist_dir, sizeof(cfg->persist_dir), "/var/lib/ringmq");
     cfg->persist_fsync = PERSIST_FSYNC_ALWAYS;

@@ -257,6 +257,10 @@ struct config {
     char admin_tls_cert[CONFIG_PATH_MAX];      /* default "": plain HTTP */
     char admin_tls_key[CONFIG_PATH_MAX];       /* default "" */
     char admin_tls_client_ca[CONFIG_PATH_MAX]; /* default "": no client certificates */
+    /* Sessions one shard looks at for one page of clients or sessions,
+     * selected or not (16..1000000, default 4096): the bound on a page's
+     * work in a shard's loop turn (broker/control_req.h). */
+    uint32_t admin_page_budget;
 
     /* [persistence]: durable sessions and retained messages (persist/). */
     bool persist_enabled;               /* default false (conf/ringmq.ini turns it on) */

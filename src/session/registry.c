@@ -1,7 +1,8 @@
 /*
  * session registry: (tenant, client id) -> session, a chained hash table
- * (see registry.h). Runs on the owning shard's thread only; owns
- * the bucket array, not the sessions.
+ * (see registry.h), and the same sessions in id order (idtree.h), kept
+ * together here. Runs on the owning shard's thread only; owns the bucket
+ * array, not the sessions.
  */
 #include "session/registry.h"
 
@@ -64,6 +65,7 @@ void reg_link(struct tenant *t, struct session *ss, uint64_t h)
     ss->reg_next = *bucket;
     *bucket = ss;
     t->reg_count++;
+    idtree_insert(&t->reg_root, ss);
 }
 
 void reg_remove(struct tenant *t, struct session *ss)
@@ -72,6 +74,7 @@ void reg_remove(struct tenant *t, struct session *ss)
     if (pp && *pp == ss) {
         *pp = ss->reg_next;
         t->reg_count--;
+        idtree_remove(&t->reg_root, ss);
     }
 }
 

@@ -2,7 +2,9 @@
  * session registry: the sessions of one tenant homed on this shard, by
  * client id. A chained hash table whose buckets live in struct tenant (reg,
  * reg_mask, reg_count) and whose chain links live in the sessions
- * (reg_next, reg_hash), so a session costs no allocation here.
+ * (reg_next, reg_hash), so a session costs no allocation here. Every
+ * session linked here is also in the tenant's id order (idtree.h, root
+ * t->reg_root), linked and removed with it.
  *
  * Runtime only: a store keys sessions by (tenant, client id) itself. Runs on
  * the owning shard's thread. Only the session room (session.c) adds and
@@ -40,10 +42,11 @@ struct session **reg_find(struct tenant *t, uint64_t h, const uint8_t *id, size_
  * reg_link cannot fail. 0 or -ENOMEM. */
 int reg_reserve(struct tenant *t);
 
-/* Add ss, whose client id hashes to h; after reg_reserve. */
+/* Add ss, whose client id hashes to h (to the id order too); after
+ * reg_reserve. */
 void reg_link(struct tenant *t, struct session *ss, uint64_t h);
 
-/* Remove ss if it is registered. */
+/* Remove ss if it is registered (from the id order too). */
 void reg_remove(struct tenant *t, struct session *ss);
 
 #endif

@@ -7,6 +7,7 @@
  * The session room (src/session), one file per job, each with its header:
  *   session.c   life cycle: attach, detach, will, expiry (below)
  *   registry.c  client id -> session, per tenant
+ *   idtree.c    the same sessions in client id order (the admin API's pages)
  *   outbox.c    in-flight window, queue, delivery, acks, QoS 2 ids
  *   subs.c      subscriptions and their entries in the topic index
  *   store.c     the store seam: every change of durable state told (store.h)
@@ -39,6 +40,7 @@
 #include "core/wheel.h"
 #include "ringmq/plugin.h"
 #include "session/outbox.h"
+#include "session/idtree.h"
 #include "session/registry.h"
 #include "session/subs.h"
 
@@ -170,8 +172,10 @@ struct session_state {
 /*
  * A session: what it has only while the broker runs (registry chain,
  * client stream, timers, route.c's matching scratch, the throttled flag), then
- * its durable state. Field order fills what alignment would leave empty: the
- * struct is 176 bytes (80 + 96), a multiple of the slab's 16, and every
+ * its durable state, then the links of the tenant's id order (idtree.h),
+ * last because only a new or ending session and the admin API's pages read
+ * them. Field order fills what alignment would leave empty: the struct is
+ * 192 bytes (80 + 96 + 16), a multiple of the slab's 16, and every
  * connection has one (the size is asserted in session.c). The fields read
  * for every delivery (tenant, conn, match_*, slow) come first, within one
  * byte's displacement of the pointer.
@@ -206,6 +210,8 @@ struct session {
     bool slow;               /* QoS 0 is being dropped for it: reported once (slow_subscriber) */
     uint8_t store_mark;      /* the store's own (store.h) */
     struct session_state st;
+    uintptr_t tree_left;        /* the tenant's id order: left link | balance (idtree.h) */
+    struct session *tree_right; /* the tenant's id order: right link */
 };
 
 /*

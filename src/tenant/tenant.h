@@ -54,6 +54,7 @@ struct tenant {
     struct session **reg;              /* client id registry: chained hash, homed sessions */
     uint32_t reg_mask;                 /* buckets - 1 */
     uint32_t reg_count;
+    struct session *reg_root; /* the same sessions in client id order (session/idtree.h) */
 };
 
 /* A tenant's state for a shard: empty index and retained store, the

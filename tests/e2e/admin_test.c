@@ -15,6 +15,8 @@
  * broker's own PUBLISH received by real subscribers (retained too), every
  * malformed body a 400, a huge one 413. A session's subscriptions added
  * and removed, seen by its real client. Reload: a changed file in force.
+ * Paging under a small page budget: shards stop early at different ids,
+ * and every client and session is still listed once, in id order.
  */
 #include <criterion/criterion.h>
 
@@ -510,6 +512,104 @@ Test(admin, sessions_pages_offline_sessions_once_in_id_order)
     json_decref(get_json("/api/v1/tenants/nobody/sessions", "admin-token", 404));
     json_decref(get_json("/api/v1/tenants/global/sessions", "acme-reader", 403));
     client_disconnect(on);
+    broker_stop(&b);
+    unlink(tokens);
+}
+
+/* Follow `next` from the first page of `query` (limit `limit`) to the
+ * last; the ids, each in seen[] once, strictly ascending across pages (so
+ * none twice, none out of order), their count returned. *short_pages:
+ * pages with fewer than `limit` ids whose `next` was set (a shard stopped
+ * at its budget). */
+static int page_all(const char *query, const char *key, int limit, char seen[][32], int cap,
+                    int *short_pages)
+{
+    char next[64] = "", path[256], ids[1000][32];
+    int total = 0;
+    *short_pages = 0;
+    for (int pages = 0;; pages++) {
+        cr_assert(pages < 400, "paging does not end: %s", query);
+        snprintf(path, sizeof(path), "%s&limit=%d%s%s", query, limit, next[0] ? "&after=" : "",
+                 next);
+        json_t *page = get_json(path, "admin-token", 200);
+        cr_assert_not_null(page);
+        int n = 0;
+        page_field(page, key, "id", ids, &n, next, sizeof(next));
+        json_decref(page);
+        cr_assert_leq(n, limit);
+        if (n < limit && next[0])
+            (*short_pages)++;
+        for (int i = 0; i < n; i++) {
+            cr_assert(total == 0 || strcmp(seen[total - 1], ids[i]) < 0,
+                      "%s: %s after %s: seen twice or out of order", query, ids[i],
+                      seen[total - 1]);
+            cr_assert_lt(total, cap);
+            snprintf(seen[total++], 32, "%.31s", ids[i]);
+        }
+        if (!next[0])
+            return total;
+    }
+}
+
+/* Connected clients and offline sessions interleaved by id (with 4 shards
+ * on every shard), and a page budget of 16 sessions looked at per shard:
+ * clients pages pass over the offline sessions and ?offline=1 pages over
+ * the connected ones, so shards stop early, at different ids. Each listing
+ * still yields every id it should exactly once, in id order, and nothing
+ * else; pages cut short say so with `next`, and the last says null. */
+Test(admin, pages_cut_short_by_the_budget_list_every_id_once)
+{
+    make_tokens();
+    broker_start(&b, "admin.enabled=true", "admin.port=0", "admin.page_budget=16", set_file, NULL);
+    enum { N = 120, ON_EVERY = 4 };
+    struct client *on[N / ON_EVERY];
+    int non = 0;
+    for (int i = 0; i < N; i++) {
+        char id[32];
+        snprintf(id, sizeof(id), "bud-%03d", (i * 37) % N); /* scrambled */
+        if ((i * 37) % N % ON_EVERY == 0)
+            on[non++] = client_open(&b, id, false);
+        else
+            leave_session(id, NULL);
+    }
+    struct client *outside = client_open(&b, "buc", true); /* before the prefix */
+    static char seen[N + 8][32];
+    int shorts, n;
+    static const int limits[] = {7, 1000};
+    for (int l = 0; l < 2; l++) {
+        n = page_all("/api/v1/tenants/global/clients?prefix=bud-", "clients", limits[l], seen,
+                     N + 8, &shorts);
+        cr_assert_eq(n, N / ON_EVERY, "limit %d: %d clients", limits[l], n);
+        for (int i = 0; i < n; i++) {
+            char want[32];
+            snprintf(want, sizeof(want), "bud-%03d", i * ON_EVERY);
+            cr_assert_str_eq(seen[i], want);
+        }
+        /* 120 ids fit one page of 1000: more pages are budget stops. */
+        cr_assert(limits[l] < N || shorts > 0, "the budget never cut a clients page");
+
+        n = page_all("/api/v1/tenants/global/sessions?offline=1&prefix=bud-", "sessions", limits[l],
+                     seen, N + 8, &shorts);
+        cr_assert_eq(n, N - N / ON_EVERY, "limit %d: %d offline sessions", limits[l], n);
+        for (int i = 0, k = 0; i < N; i++) {
+            char want[32];
+            snprintf(want, sizeof(want), "bud-%03d", i);
+            if (i % ON_EVERY)
+                cr_assert_str_eq(seen[k++], want);
+        }
+        /* 120 ids fit one page of 1000: more pages are budget stops. */
+        cr_assert(limits[l] < N || shorts > 0, "the budget never cut a sessions page");
+
+        /* Every session, no prefix: only the page limit and the budget cut. */
+        n = page_all("/api/v1/tenants/global/sessions?offline=0", "sessions", limits[l], seen,
+                     N + 8, &shorts);
+        cr_assert_eq(n, N + 1, "limit %d: %d sessions", limits[l], n);
+        cr_assert_str_eq(seen[0], "buc");
+        cr_assert(limits[l] < N || shorts > 0, "the budget never cut a page of all sessions");
+    }
+    for (int i = 0; i < non; i++)
+        client_disconnect(on[i]);
+    client_disconnect(outside);
     broker_stop(&b);
     unlink(tokens);
 }

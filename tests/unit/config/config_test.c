@@ -1298,10 +1298,12 @@ Test(config, admin_section)
     cr_assert_str_eq(cfg.admin_bind, "127.0.0.1");
     cr_assert_eq(cfg.admin_port, 9884);
     cr_assert_str_eq(cfg.admin_token_file, "");
+    cr_assert_eq(cfg.admin_page_budget, 4096);
     load_ok(&cfg,
             LISTENER_OK "[admin]\nenabled = true\nbind = 0.0.0.0\nport = 0\n"
-                        "token_file = /etc/ringmq/admin.tokens\n",
+                        "token_file = /etc/ringmq/admin.tokens\npage_budget = 16\n",
             NULL, 0);
+    cr_assert_eq(cfg.admin_page_budget, 16);
     cr_assert_eq(cfg.admin_enabled, true);
     cr_assert_str_eq(cfg.admin_bind, "0.0.0.0");
     cr_assert_eq(cfg.admin_port, 0);
@@ -1310,6 +1312,10 @@ Test(config, admin_section)
     load_ok(&cfg, LISTENER_OK "[admin]\nenabled = true\nbind = ::1\n", NULL, 0);
     expect_error_with(LISTENER_OK "[admin]\nport = 70000\n", NULL, ":3: [admin] port:");
     expect_error_with(LISTENER_OK "[admin]\nbind = nowhere\n", NULL, ":3: [admin] bind:");
+    /* A page must look at something, and not hold a shard for ever. */
+    expect_error_with(LISTENER_OK "[admin]\npage_budget = 15\n", NULL, ":3: [admin] page_budget:");
+    expect_error_with(LISTENER_OK "[admin]\npage_budget = 1000001\n", NULL,
+                      ":3: [admin] page_budget:");
     expect_error_with(LISTENER_OK "[admin]\nsecret = 1\n", NULL,
                       ":3: [admin] unknown key 'secret'");
 }

@@ -1,7 +1,8 @@
 /*
  * session registry: client id -> session per tenant. The table alone, over
- * bare sessions (find, link, remove, growth), then through the session
- * life cycle on the store harness's shard (attach, detach, two tenants).
+ * bare sessions (find, link, remove, growth, the id order kept with it),
+ * then through the session life cycle on the store harness's shard
+ * (attach, detach, two tenants).
  *
  * max_sessions is not the registry's: connect.c asks observe_throttle
  * (RINGMQ_RES_SESSIONS) before attaching, so it is not tested here.
@@ -127,6 +128,9 @@ Test(session_registry, growth_keeps_every_id)
     }
     cr_assert_eq(t.reg_count, N);
     cr_assert_geq(t.reg_mask + 1, N, "the table grew with the sessions");
+    size_t in_order;
+    cr_assert(idtree_valid(t.reg_root, &in_order));
+    cr_assert_eq(in_order, N, "every linked session is in the id order");
     for (int i = 0; i < N; i++) {
         snprintf(id, sizeof(id), "client-%d", i);
         cr_assert_eq(find(&t, id), v[i], "%s lost", id);
@@ -134,6 +138,11 @@ Test(session_registry, growth_keeps_every_id)
     for (int i = 0; i < N; i += 2)
         reg_remove(&t, v[i]);
     cr_assert_eq(t.reg_count, N / 2);
+    cr_assert(idtree_valid(t.reg_root, &in_order));
+    cr_assert_eq(in_order, N / 2, "a removed session left the id order");
+    reg_remove(&t, v[0]); /* not registered: the id order is not touched */
+    cr_assert(idtree_valid(t.reg_root, &in_order));
+    cr_assert_eq(in_order, N / 2);
     for (int i = 0; i < N; i++) {
         snprintf(id, sizeof(id), "client-%d", i);
         if (i % 2)
