@@ -57,6 +57,18 @@ static void finish(void)
     tokens[0] = '\0';
 }
 
+/* The persistence directory of a test that restarts the broker. */
+static char data[128], dir_set[160];
+
+/* start() with persistence on, in a new directory. */
+static void start_persistent(void)
+{
+    admin_skip_mosquitto();
+    e2e_data_dir_create(data, sizeof(data));
+    snprintf(dir_set, sizeof(dir_set), "persistence.dir=%s", data);
+    start("persistence.enabled=true", dir_set);
+}
+
 /* POST/DELETE as the admin token, asserting `status`; the answer parsed. */
 static json_t *call(const char *method, const char *path, const char *json, int status)
 {
@@ -395,11 +407,7 @@ Test(admin_writes, subscription_option_refusals_are_400)
  * shows them and the identifier still comes with each message. */
 Test(admin_writes, subscription_options_survive_a_restart)
 {
-    char data[128], dir_set[160];
-    admin_skip_mosquitto();
-    e2e_data_dir_create(data, sizeof(data));
-    snprintf(dir_set, sizeof(dir_set), "persistence.dir=%s", data);
-    start("persistence.enabled=true", dir_set);
+    start_persistent();
     client_disconnect(open_v("keep-opts", MQTT_PROTOCOL_V5, false, 3600));
     json_decref(call("POST", SESS "keep-opts/subscriptions",
                      "{\"filter\":\"k/#\",\"qos\":2,\"no_local\":true,\"retain_as_published\":"
@@ -422,6 +430,7 @@ Test(admin_writes, subscription_options_survive_a_restart)
     client_disconnect(c);
     finish();
     e2e_data_dir_remove(data);
+    data[0] = '\0';
 }
 
 /* ---- DELETE .../retained?filter= ---------------------------------------------------------- */
@@ -512,11 +521,7 @@ Test(admin_writes, retained_delete_by_filter_clears_what_it_matches)
 /* The clears reach the store: after a restart they stay cleared. */
 Test(admin_writes, retained_delete_by_filter_survives_a_restart)
 {
-    char data[128], dir_set[160];
-    admin_skip_mosquitto();
-    e2e_data_dir_create(data, sizeof(data));
-    snprintf(dir_set, sizeof(dir_set), "persistence.dir=%s", data);
-    start("persistence.enabled=true", dir_set);
+    start_persistent();
     struct client *pub = open_v("clrp-pub", MQTT_PROTOCOL_V311, true, 0);
     retain(pub, "x/1");
     retain(pub, "x/2/y");
@@ -531,4 +536,5 @@ Test(admin_writes, retained_delete_by_filter_survives_a_restart)
     cr_assert_str_eq(got, "z/1");
     finish();
     e2e_data_dir_remove(data);
+    data[0] = '\0';
 }
