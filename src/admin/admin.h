@@ -101,11 +101,16 @@ void admin_client_page_fini(struct admin_client_page *p);
 /* Free one entry's id. */
 void admin_client_fini(struct admin_client *c);
 
-/* One subscription of a session as GET .../sessions/{id} shows it. */
+/* One subscription of a session as GET .../sessions/{id} shows it: its
+ * filter, granted QoS and options (MQTT 5.0 3.8.3.1; 3.1.1 sessions have
+ * them all 0). */
 struct admin_sub {
     char *filter; /* malloc'd, len bytes and a NUL */
     uint16_t len;
     uint8_t qos;
+    bool no_local, retain_as_published;
+    uint8_t retain_handling; /* as subscribed: 0, 1 or 2 */
+    uint32_t subid;          /* Subscription Identifier; 0: none */
 };
 
 /* One session (connected or not) as GET .../sessions shows it. subs is
@@ -177,7 +182,23 @@ struct admin_retained_page {
 void admin_retained_fini(struct admin_retained *r);
 void admin_retained_page_fini(struct admin_retained_page *p);
 
-/* A message POST .../publish puts into a tenant. Borrowed. */
+/* Most User Properties one POST .../publish may carry. */
+#define ADMIN_USER_PROPS_MAX 100u
+
+/* An MQTT string's or binary value's longest (MQTT-1.5.4, 1.5.6). */
+#define ADMIN_STRING_MAX 65535u
+
+/* A User Property: two UTF-8 strings without U+0000. Borrowed. */
+struct admin_user_prop {
+    const char *name, *value;
+    size_t name_len, value_len;
+};
+
+/* A message POST .../publish puts into a tenant, with its MQTT 5.0
+ * properties (5.0 subscribers get them, 3.1/3.1.1 ones the message
+ * alone). Borrowed. Strings are valid UTF-8 without U+0000, each at most
+ * ADMIN_STRING_MAX bytes, as the body's parser (admin/body.h) leaves them;
+ * the broker checks the MQTT rules again on the encoded block. */
 struct admin_publish {
     const char *topic;
     size_t topic_len;
@@ -185,8 +206,40 @@ struct admin_publish {
     size_t payload_len;
     uint8_t qos;
     bool retain;
-    uint32_t expiry_s; /* Message Expiry Interval; 0: none */
+    uint32_t expiry_s;        /* Message Expiry Interval; 0: none */
+    int payload_format;       /* Payload Format Indicator: -1 none, 0 bytes, 1 UTF-8 */
+    const char *content_type; /* NULL: none */
+    size_t content_type_len;
+    const char *response_topic; /* NULL: none; a topic name (MQTT-3.3.2-14) */
+    size_t response_topic_len;
+    const uint8_t *correlation; /* NULL: none (it may be empty) */
+    size_t correlation_len;
+    const struct admin_user_prop *user; /* [nuser], in order (MQTT-3.3.2-18) */
+    size_t nuser;
 };
+
+/* A subscription POST .../sessions/{id}/subscriptions adds, with the
+ * options of a 5.0 SUBSCRIBE (3.8.3.1). Borrowed. */
+struct admin_sub_add {
+    const char *filter;
+    size_t filter_len;
+    uint8_t qos;   /* requested: 0..2 */
+    bool no_local; /* not on a shared subscription (MQTT-3.8.3-4) */
+    bool retain_as_published;
+    uint8_t retain_handling; /* 0, 1 or 2 (MQTT-3.3.1-9..11) */
+    uint32_t subid;          /* 1..268435455; 0: none */
+};
+
+/* What adding a subscription did. */
+struct admin_sub_result {
+    bool existed; /* it held the filter already: replaced (MQTT-3.8.4-3) */
+    uint8_t qos;  /* granted (the tenant's max_qos may lower it) */
+};
+
+/* Most retained messages one DELETE .../retained?filter= clears: the
+ * request's work on shard 0 stays one short loop turn, and each other
+ * shard's ring (1024 slots) holds the clears it is sent. */
+#define ADMIN_RETAINED_CLEAR_MAX 1000u
 
 /* What the broker answers; each runs on the admin thread, one request at
  * a time. An op that asks the shards waits for them at most
@@ -234,20 +287,31 @@ struct admin_ops {
      * empty payload would. 0, -EINVAL, -ENOENT (none there), -ETIMEDOUT,
      * -ENOMEM. */
     int (*retained_delete)(void *arg, const char *tenant, const char *topic, size_t len);
+    /* Clear the retained messages of the topics `filter` matches, each as
+     * retained_delete does, at most `limit` (1..ADMIN_RETAINED_CLEAR_MAX):
+     * *cleared says how many, *more that some matching ones are left (call
+     * again). 0, -EINVAL (not a valid filter), -ENOENT (no such tenant),
+     * -ETIMEDOUT, -ENOMEM. */
+    int (*retained_clear)(void *arg, const char *tenant, const char *filter, size_t len,
+                          uint32_t limit, uint32_t *cleared, bool *more);
     /* Publish `p` into the tenant as the broker's own PUBLISH (no session
-     * sent it): retained, delivered and stored as a client's would be.
-     * 0, -EINVAL (not a valid topic name, $SYS, or over the tenant's
-     * limits), -EIO (QoS 1/2 or retain while the store cannot write),
+     * sent it): retained, delivered and stored as a client's would be,
+     * its properties with it. 0, -EINVAL (not a valid topic name, $SYS,
+     * or over the tenant's limits), -EPROTO (properties MQTT refuses),
+     * -EILSEQ (Payload Format Indicator 1 on a payload that is not
+     * UTF-8), -EIO (QoS 1/2 or retain while the store cannot write),
      * -ENOENT (no such tenant), -ETIMEDOUT, -ENOMEM. */
     int (*publish)(void *arg, const char *tenant, const struct admin_publish *p);
-    /* Subscribe session `id` (connected or not) to `filter` at `qos` as
-     * its SUBSCRIBE would (the ACL not asked: the caller is an admin);
-     * *existed: it held that filter already (now replaced). 0, -EINVAL
-     * (not a valid filter, or refused by the tenant's settings), -ENOSPC
-     * (its max_subscriptions), -ENOENT (no such tenant or session),
-     * -ETIMEDOUT, -ENOMEM. */
-    int (*subscribe)(void *arg, const char *tenant, const char *id, size_t len, const char *filter,
-                     size_t flen, uint8_t qos, bool *existed);
+    /* Subscribe session `id` (connected or not) as its SUBSCRIBE with
+     * a's filter and options would (the ACL not asked: the caller is an
+     * admin); the retained messages follow as Retain Handling says, sent
+     * to a connected session, queued for an offline one (QoS 1/2 only, as
+     * any message for it). 0, -EINVAL (not a valid filter, or refused by
+     * the tenant's settings), -EOPNOTSUPP (a Subscription Identifier
+     * where the tenant has them off), -ENOSPC (its max_subscriptions),
+     * -ENOENT (no such tenant or session), -ETIMEDOUT, -ENOMEM. */
+    int (*subscribe)(void *arg, const char *tenant, const char *id, size_t len,
+                     const struct admin_sub_add *a, struct admin_sub_result *out);
     /* Remove that subscription as UNSUBSCRIBE would. 0, -EINVAL, -ENOENT
      * (no such tenant, session or subscription), -ETIMEDOUT. */
     int (*unsubscribe)(void *arg, const char *tenant, const char *id, size_t len,

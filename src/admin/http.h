@@ -63,7 +63,7 @@ enum MHD_Result http_sessions(const struct admin_ops *ops, void *arg, struct MHD
                               const char *id, const char *url);
 
 /* .../retained: GET ?filter= (a page) or ?topic= (one), DELETE ?topic=
- * (admin role). */
+ * or ?filter=[&limit=] (admin role). */
 enum MHD_Result http_retained(const struct admin_ops *ops, void *arg, struct MHD_Connection *conn,
                               const struct caller *c, const char *method, const char *tenant,
                               const char *url);
@@ -73,7 +73,7 @@ enum MHD_Result http_publish(const struct admin_ops *ops, void *arg, struct MHD_
                              const struct caller *c, const char *method, const char *tenant,
                              const char *url);
 
-/* POST .../sessions/{id}/subscriptions {filter, qos} and DELETE
+/* POST .../sessions/{id}/subscriptions {filter, qos, options} and DELETE
  * ...?filter= (admin role), `id` id_len bytes. */
 enum MHD_Result http_subscriptions(const struct admin_ops *ops, void *arg,
                                    struct MHD_Connection *conn, const struct caller *c,

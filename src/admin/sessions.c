@@ -1,8 +1,8 @@
 /*
  * admin sessions: the endpoints of sessions (offline ones listed, one
  * shown, one deleted) and of retained messages (listed under a filter, one
- * shown, one cleared). Runs on the admin server's thread (server.c routes
- * here once the caller may see the tenant); the broker answers through
+ * shown, one cleared, a filter's cleared a bounded batch at a time). Runs on the admin server's
+ * thread (server.c routes here once the caller may see the tenant); the broker answers through
  * struct admin_ops. Query values MHD hands over are percent-decoded.
  */
 #include <errno.h>
@@ -100,8 +100,12 @@ static json_t *session_json(const struct admin_session *s)
     json_t *subs = json_array();
     for (uint32_t i = 0; subs && i < s->subscriptions; i++) {
         const struct admin_sub *sub = &s->subs[i];
-        if (json_array_append_new(subs, json_pack("{s:s%,s:i}", "filter", sub->filter,
-                                                  (size_t)sub->len, "qos", (int)sub->qos)) < 0) {
+        json_t *id = sub->subid ? json_integer(sub->subid) : json_null();
+        json_t *one = json_pack("{s:s%,s:i,s:b,s:b,s:i,s:o}", "filter", sub->filter,
+                                (size_t)sub->len, "qos", (int)sub->qos, "no_local", sub->no_local,
+                                "retain_as_published", sub->retain_as_published, "retain_handling",
+                                (int)sub->retain_handling, "subscription_identifier", id);
+        if (json_array_append_new(subs, one) < 0) {
             json_decref(subs);
             subs = NULL;
         }
@@ -251,6 +255,37 @@ static enum MHD_Result get_retained_page(const struct admin_ops *ops, void *arg,
     return body ? http_reply_json(conn, MHD_HTTP_OK, body) : reply_oom(conn);
 }
 
+/* DELETE .../retained?filter=[&limit=]: at most `limit` (default and
+ * most ADMIN_RETAINED_CLEAR_MAX) matching retained messages cleared. */
+static enum MHD_Result delete_retained_filter(const struct admin_ops *ops, void *arg,
+                                              struct MHD_Connection *conn, const struct caller *c,
+                                              const char *tenant, const char *filter)
+{
+    const char *lim = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "limit");
+    unsigned long limit = ADMIN_RETAINED_CLEAR_MAX;
+    if (lim) {
+        char *end;
+        errno = 0;
+        limit = strtoul(lim, &end, 10);
+        if (!*lim || *end || errno || *lim == '-' || limit < 1 || limit > ADMIN_RETAINED_CLEAR_MAX)
+            return http_reply_error(conn, MHD_HTTP_BAD_REQUEST, "bad_request",
+                                    "limit must be a number from 1 to 1000");
+    }
+    size_t len = strlen(filter);
+    if (len > ADMIN_TOPIC_MAX)
+        return http_reply_error(conn, MHD_HTTP_BAD_REQUEST, "bad_request",
+                                "filter must be a topic filter");
+    uint32_t n = 0;
+    bool more = false;
+    int err = ops->retained_clear(arg, tenant, filter, len, (uint32_t)limit, &n, &more);
+    if (err < 0)
+        return http_reply_errno(conn, err, "no such tenant");
+    log_info("admin: cleared %u retained message(s) under %s in tenant %s%s (from %s)", (unsigned)n,
+             filter, tenant, more ? ", more left" : "", c->peer);
+    return http_reply_json(conn, MHD_HTTP_OK,
+                           json_pack("{s:I,s:b}", "deleted", (json_int_t)n, "more", more));
+}
+
 enum MHD_Result http_retained(const struct admin_ops *ops, void *arg, struct MHD_Connection *conn,
                               const struct caller *c, const char *method, const char *tenant,
                               const char *url)
@@ -258,16 +293,19 @@ enum MHD_Result http_retained(const struct admin_ops *ops, void *arg, struct MHD
     bool get = !strcmp(method, MHD_HTTP_METHOD_GET);
     if (!get && strcmp(method, MHD_HTTP_METHOD_DELETE) != 0)
         return http_reply_error(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "method_not_allowed",
-                                "GET retained messages, DELETE one");
+                                "GET retained messages, DELETE one or a filter's");
     enum MHD_Result ret;
     if (!get && !http_may_write(conn, c, method, url, &ret))
         return ret;
     const char *topic = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "topic");
+    const char *filter = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "filter");
     if (get && !topic)
         return get_retained_page(ops, arg, conn, tenant);
-    if (!topic || strlen(topic) > ADMIN_TOPIC_MAX)
+    if (!get && filter && !topic)
+        return delete_retained_filter(ops, arg, conn, c, tenant, filter);
+    if (!topic || strlen(topic) > ADMIN_TOPIC_MAX || (!get && filter))
         return http_reply_error(conn, MHD_HTTP_BAD_REQUEST, "bad_request",
-                                "DELETE takes ?topic=, a topic name");
+                                "DELETE takes ?topic=, a topic name, or ?filter=, a topic filter");
     size_t len = strlen(topic);
     if (get) {
         struct admin_retained r = {0};

@@ -301,7 +301,7 @@ void control_on_cqe(struct shard *s, const struct io_uring_cqe *cqe)
             answer_client(s, t, r);
         } else if (r->kind <= CONTROL_SESS_DEL) {
             control_answer_sessions(s, t, r);
-        } else if (r->kind <= CONTROL_RET_DEL) {
+        } else if (r->kind <= CONTROL_RET_DEL || r->kind == CONTROL_RET_CLEAR) {
             control_answer_retained(s, t, r);
         } else {
             control_answer_writes(s, r);
@@ -588,6 +588,7 @@ const struct admin_ops control_admin_ops = {
     .retained = control_retained,
     .retained_one = control_retained_one,
     .retained_delete = control_retained_delete,
+    .retained_clear = control_retained_clear,
     .publish = control_publish,
     .subscribe = control_subscribe,
     .unsubscribe = control_unsubscribe,

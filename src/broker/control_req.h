@@ -20,18 +20,19 @@ struct shard;
 struct tenant;
 
 enum control_kind {
-    CONTROL_PAGE = 1,      /* a page of a tenant's clients on this shard */
-    CONTROL_ONE = 2,       /* one client (its home shard) */
-    CONTROL_KICK = 3,      /* close one client's connection (its home shard) */
-    CONTROL_SESS_PAGE = 4, /* a page of a tenant's sessions on this shard */
-    CONTROL_SESS_ONE = 5,  /* one session (its home shard) */
-    CONTROL_SESS_DEL = 6,  /* end one session (its home shard) */
-    CONTROL_RET_PAGE = 7,  /* a page of retained topics (shard 0's replica) */
-    CONTROL_RET_ONE = 8,   /* one retained message (shard 0) */
-    CONTROL_RET_DEL = 9,   /* clear one retained message (routed from shard 0) */
-    CONTROL_PUBLISH = 10,  /* the broker's own PUBLISH (routed from shard 0) */
-    CONTROL_SUB = 11,      /* subscribe a session (its home shard) */
-    CONTROL_UNSUB = 12,    /* unsubscribe a session (its home shard) */
+    CONTROL_PAGE = 1,       /* a page of a tenant's clients on this shard */
+    CONTROL_ONE = 2,        /* one client (its home shard) */
+    CONTROL_KICK = 3,       /* close one client's connection (its home shard) */
+    CONTROL_SESS_PAGE = 4,  /* a page of a tenant's sessions on this shard */
+    CONTROL_SESS_ONE = 5,   /* one session (its home shard) */
+    CONTROL_SESS_DEL = 6,   /* end one session (its home shard) */
+    CONTROL_RET_PAGE = 7,   /* a page of retained topics (shard 0's replica) */
+    CONTROL_RET_ONE = 8,    /* one retained message (shard 0) */
+    CONTROL_RET_DEL = 9,    /* clear one retained message (routed from shard 0) */
+    CONTROL_PUBLISH = 10,   /* the broker's own PUBLISH (routed from shard 0) */
+    CONTROL_SUB = 11,       /* subscribe a session (its home shard) */
+    CONTROL_UNSUB = 12,     /* unsubscribe a session (its home shard) */
+    CONTROL_RET_CLEAR = 13, /* clear a filter's retained messages (routed from shard 0) */
 };
 
 /*
@@ -41,8 +42,9 @@ enum control_kind {
  * (release): the admin thread reads the answer only after seeing done
  * (acquire). key holds the prefix (or a filter) then the `after` key
  * (pages), or the client id or topic (prefix_len bytes) for the others;
- * PUBLISH: the topic then the payload (after_len bytes), SUB and UNSUB:
- * the client id then the filter.
+ * PUBLISH: the topic then the payload and its properties (after_len
+ * bytes), SUB and UNSUB: the client id then the filter; RET_CLEAR: the
+ * filter (n answers how many were cleared).
  */
 struct control_req {
     _Atomic uint32_t refs; /* the admin thread's and the shard's */
@@ -50,12 +52,18 @@ struct control_req {
     uint8_t kind; /* enum control_kind */
     bool delete_session;
     bool has_after;
-    bool offline;      /* SESS_PAGE: offline sessions only */
-    bool retain;       /* PUBLISH */
-    uint8_t qos;       /* PUBLISH, SUB */
-    uint32_t expiry_s; /* PUBLISH: Message Expiry Interval, 0: none */
+    bool offline;            /* SESS_PAGE: offline sessions only */
+    bool retain;             /* PUBLISH */
+    uint8_t qos;             /* PUBLISH, SUB (answered: the QoS granted) */
+    uint8_t sub_opts;        /* SUB: session/session.h's enum sub_opt */
+    uint8_t retain_handling; /* SUB: 0, 1 or 2 */
+    uint32_t subid;          /* SUB: Subscription Identifier, 0: none */
+    uint32_t expiry_s;       /* PUBLISH: Message Expiry Interval, 0: none */
+    uint32_t props_len;      /* PUBLISH: the last props_len bytes of the key's payload part are
+                                its property block (no length prefix) */
     uint16_t tenant;
     uint32_t cap;              /* room in the entries (and heap) */
+    uint32_t limit;            /* RET_CLEAR: the most to clear */
     const void **heap;         /* pages: the shard's picks, [cap] */
     struct admin_client *v;    /* [cap] */
     struct admin_session *sv;  /* [cap] */
@@ -185,8 +193,10 @@ int control_retained_one(void *arg, const char *tenant, const char *topic, size_
                          struct admin_retained *out);
 int control_retained_delete(void *arg, const char *tenant, const char *topic, size_t len);
 int control_publish(void *arg, const char *tenant, const struct admin_publish *p);
-int control_subscribe(void *arg, const char *tenant, const char *id, size_t len, const char *filter,
-                      size_t flen, uint8_t qos, bool *existed);
+int control_subscribe(void *arg, const char *tenant, const char *id, size_t len,
+                      const struct admin_sub_add *a, struct admin_sub_result *out);
+int control_retained_clear(void *arg, const char *tenant, const char *filter, size_t len,
+                           uint32_t limit, uint32_t *cleared, bool *more);
 int control_unsubscribe(void *arg, const char *tenant, const char *id, size_t len,
                         const char *filter, size_t flen);
 

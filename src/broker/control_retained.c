@@ -5,7 +5,9 @@
  * is one walk of the topics the filter matches (O(matches x log limit)),
  * and a clear is published there as the broker's own retained PUBLISH
  * with an empty payload (MQTT-3.3.1-10), which route_publish applies to
- * every replica and to the store. The answers run on shard 0's thread;
+ * every replica and to the store. A filter's clear is that for each
+ * matching topic, at most a bounded number per request (the caller
+ * repeats while "more"). The answers run on shard 0's thread;
  * the ops on the admin thread (control.h).
  */
 #include <errno.h>
@@ -100,14 +102,77 @@ static void answer_clear(struct shard *s, struct tenant *t, struct control_req *
     route_publish(s, t, m);
 }
 
+/*
+ * A filter's clear: the work one request may do on this shard, whatever
+ * the tenant holds. The walk stops once it has `limit` messages and has
+ * seen one more (then "more"), or once it has looked at RETAINED_VISIT_MAX
+ * stored values, the tombstones of earlier clears included (kept 10 s with
+ * several shards, route.c): "more" then too, possibly with nothing
+ * cleared. Each message is cleared as answer_clear clears one.
+ */
+#define RETAINED_VISIT_MAX 100000u
+
+struct clear_walk {
+    struct msg **v; /* [limit], each referenced */
+    uint32_t n, limit, visited;
+    bool more;
+};
+
+static bool clear_offer(void *value, void *arg)
+{
+    struct clear_walk *w = arg;
+    struct msg *m = value;
+    if (++w->visited > RETAINED_VISIT_MAX) {
+        w->more = true;
+        return true;
+    }
+    if (m->payload_len == 0)
+        return false; /* a clear's tombstone: nothing to clear */
+    if (w->n == w->limit) {
+        w->more = true;
+        return true;
+    }
+    w->v[w->n++] = msg_acquire(m);
+    return false;
+}
+
+static void answer_clear_filter(struct shard *s, struct tenant *t, struct control_req *r)
+{
+    struct clear_walk w = {.v = calloc(r->limit, sizeof(*w.v)), .limit = r->limit};
+    if (!w.v) {
+        r->err = -ENOMEM;
+        return;
+    }
+    /* Gathered first: a clear changes the store the walk reads. */
+    retain_match_until(t->retained, r->key, r->prefix_len, clear_offer, &w);
+    for (uint32_t i = 0; i < w.n; i++) {
+        struct msg_spec sp = {
+            .topic = msg_topic(w.v[i]), .topic_len = w.v[i]->topic_len, .retain = 1};
+        struct msg *m = msg_create(&sp);
+        if (m) {
+            route_publish(s, t, m); /* MQTT-3.3.1-10, as answer_clear */
+            r->n++;
+        } else {
+            w.more = true; /* out of memory: this one is left for the next call */
+        }
+        msg_release(w.v[i]);
+    }
+    free(w.v);
+    r->more = w.more;
+}
+
 void control_answer_retained(struct shard *s, struct tenant *t, struct control_req *r)
 {
     if (!t || !t->retained) {
-        r->err = r->kind == CONTROL_RET_PAGE ? 0 : -ENOENT;
+        r->err = r->kind == CONTROL_RET_PAGE || r->kind == CONTROL_RET_CLEAR ? 0 : -ENOENT;
         return;
     }
     if (r->kind == CONTROL_RET_PAGE) {
         answer_page(t, r);
+        return;
+    }
+    if (r->kind == CONTROL_RET_CLEAR) {
+        answer_clear_filter(s, t, r);
         return;
     }
     const struct msg *m = retain_get(t->retained, r->key, r->prefix_len);
@@ -190,5 +255,33 @@ int control_retained_delete(void *arg, const char *tenant, const char *topic, si
     int err = ask_retained(arg, CONTROL_RET_DEL, tenant, 0, topic, len, NULL, 0, &r);
     if (err == 0)
         control_req_put(r);
+    return err;
+}
+
+int control_retained_clear(void *arg, const char *tenant, const char *filter, size_t len,
+                           uint32_t limit, uint32_t *cleared, bool *more)
+{
+    if (!mqtt_topic_filter_valid((const uint8_t *)filter, len) || !limit ||
+        limit > ADMIN_RETAINED_CLEAR_MAX)
+        return -EINVAL;
+    int tid = control_tenant(arg, tenant);
+    if (tid < 0)
+        return tid;
+    struct control_req *reqs[CONFIG_MAX_SHARDS] = {0};
+    struct control_req *r =
+        control_req_create(CONTROL_RET_CLEAR, (uint16_t)tid, 0, filter, len, NULL, 0);
+    if (!r)
+        return -ENOMEM;
+    r->limit = limit;
+    reqs[RETAINED_SHARD] = r;
+    int err = control_ask(arg, reqs);
+    if (err == 0)
+        err = r->err;
+    if (err == 0) {
+        *cleared = r->n; /* a count: the request holds no entries to free */
+        *more = r->more;
+        r->n = 0;
+    }
+    control_req_put(r);
     return err;
 }

@@ -23,7 +23,8 @@ static bool sess_selects(const struct session *ss, const struct control_req *r)
     return !r->offline || !ss->client;
 }
 
-/* A session's subscriptions (filter, QoS) into out->subs. 0 or -ENOMEM. */
+/* A session's subscriptions (filter, QoS, options) into out->subs. 0 or
+ * -ENOMEM. */
 static int subs_fill(const struct session *ss, struct admin_session *out)
 {
     if (!ss->st.nsubs)
@@ -38,7 +39,15 @@ static int subs_fill(const struct session *ss, struct admin_session *out)
             return -ENOMEM; /* the entries so far are freed with out */
         memcpy(f, sub->filter, sub->len);
         f[sub->len] = '\0';
-        out->subs[i] = (struct admin_sub){f, sub->len, sub->qos};
+        out->subs[i] = (struct admin_sub){
+            .filter = f,
+            .len = sub->len,
+            .qos = sub->qos,
+            .no_local = (sub->opts & SUB_NO_LOCAL) != 0,
+            .retain_as_published = (sub->opts & SUB_RETAIN_AS_PUBLISHED) != 0,
+            .retain_handling = sub_opts_retain_handling(sub->opts),
+            .subid = sub->subid,
+        };
     }
     return 0;
 }

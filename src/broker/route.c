@@ -571,15 +571,16 @@ static bool replay_step(struct shard *s, struct replay *r)
 void route_send_retained(struct shard *s, struct session *ss, const uint8_t *filter, size_t len,
                          uint8_t qos, uint32_t subid, bool read_check)
 {
-    if (!ss->client)
-        return;
+    /* Offline (an admin's subscription): no connection to wait for, so
+     * the whole replay goes now, the QoS 1/2 ones queued (replay_step). */
+    struct conn *c = conn_of_session(ss);
     struct replay *r = calloc(1, sizeof(*r) + len + ss->st.client_id_len);
     if (!r) {
         log_ratelimited(LOG_LEVEL_ERR, "out of memory sending retained messages");
         return;
     }
     *r = (struct replay){.tenant = ss->tenant,
-                         .conn_id = conn_of_session(ss)->id,
+                         .conn_id = c ? c->id : 0,
                          .subid = subid,
                          .qos = qos,
                          .read_check = read_check,

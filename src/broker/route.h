@@ -69,7 +69,10 @@ uint32_t route_ping_all(struct shard *s, uint64_t token);
  * whose topic was given another retained message (or cleared) since is
  * skipped: the newer one went out live. If the connection goes, the QoS
  * 1/2 ones left are queued in its session as before; the rest are dropped,
- * as are those of a filter unsubscribed meanwhile. */
+ * as are those of a filter unsubscribed meanwhile. A session without a
+ * connection (a subscription the admin API added) gets them all at once
+ * that way: the QoS 1/2 ones queued, the QoS 0 ones not (never stored for
+ * an offline session). */
 void route_send_retained(struct shard *s, struct session *ss, const uint8_t *filter, size_t len,
                          uint8_t qos, uint32_t subid, bool read_check);
 

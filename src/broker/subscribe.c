@@ -255,6 +255,7 @@ static int subscribe_add(struct shard *s, struct conn *c, struct pending_sub *p,
             req.opts |= SUB_RETAIN_AS_PUBLISHED;
     }
     uint8_t retain_handling = c->v5 ? (options >> 4) & 3 : 0;
+    sub_req_set_retain_handling(&req, retain_handling);
     bool fresh = false, existed = false;
     int code;
     int r = session_subscribe(s, c->session, filter.p, filter.len, &req, &fresh, &existed);

@@ -328,14 +328,14 @@ void level_tree_destroy(struct level_node *root, level_value_fn free_value, void
     }
 }
 
-void level_walk(const struct level_node *top, bool skip_dollar, level_value_fn fn, void *arg)
+bool level_walk_until(const struct level_node *top, bool skip_dollar, level_until_fn fn, void *arg)
 {
     const struct level_node *n = top;
     const struct level_node *from = NULL;
 
     for (;;) {
-        if (!from && n->value)
-            fn(n->value, arg);
+        if (!from && n->value && fn(n->value, arg))
+            return true;
         const struct level_node *next = level_next_child(n, from);
         /* MQTT-4.7.2-1 */
         while (next && skip_dollar && n == top && next->len && next->name[0] == '$')
@@ -346,8 +346,27 @@ void level_walk(const struct level_node *top, bool skip_dollar, level_value_fn f
             continue;
         }
         if (n == top)
-            return;
+            return false;
         from = n;
         n = n->parent;
     }
+}
+
+/* level_walk's fn and arg, called from level_walk_until. */
+struct walk_all {
+    level_value_fn fn;
+    void *arg;
+};
+
+static bool walk_all_one(void *value, void *arg)
+{
+    const struct walk_all *w = arg;
+    w->fn(value, w->arg);
+    return false;
+}
+
+void level_walk(const struct level_node *top, bool skip_dollar, level_value_fn fn, void *arg)
+{
+    struct walk_all w = {fn, arg};
+    level_walk_until(top, skip_dollar, walk_all_one, &w);
 }

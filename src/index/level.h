@@ -52,6 +52,8 @@ struct level_node {
 };
 
 typedef void (*level_value_fn)(void *value, void *arg);
+/* As level_value_fn; true stops the walk. */
+typedef bool (*level_until_fn)(void *value, void *arg);
 
 /* A seed for one tree's level hashes, random per tree so that a client
  * cannot pick levels that collide in a table it shares with others. */
@@ -124,5 +126,9 @@ struct level_node *level_prune(struct level_node *n, size_t *freed);
  * included. With skip_dollar, top's children whose level starts with '$'
  * are left out (the MQTT-4.7.2-1 rule when top is the root). */
 void level_walk(const struct level_node *top, bool skip_dollar, level_value_fn fn, void *arg);
+
+/* As level_walk until fn returns true: then it stops at once and returns
+ * true (false: every value was seen). */
+bool level_walk_until(const struct level_node *top, bool skip_dollar, level_until_fn fn, void *arg);
 
 #endif

@@ -163,8 +163,8 @@ void retain_walk(const struct retain *store, retain_value_fn fn, void *arg)
     level_walk(store->root, false, fn, arg);
 }
 
-void retain_match(const struct retain *store, const uint8_t *filter, size_t len, retain_value_fn fn,
-                  void *arg)
+bool retain_match_until(const struct retain *store, const uint8_t *filter, size_t len,
+                        retain_until_fn fn, void *arg)
 {
     const struct level_node *root = store->root;
     const struct level_node *n = root;
@@ -181,12 +181,13 @@ void retain_match(const struct retain *store, const uint8_t *filter, size_t len,
             if (plus)
                 next = next_child(n, from);
         } else if (past) {
-            if (n->value)
-                fn(n->value, arg);
+            if (n->value && fn(n->value, arg))
+                return true;
         } else if (plus) {
             next = next_child(n, NULL);
         } else if (level_is(filter + start, end - start, '#')) {
-            level_walk(n, n == root, fn, arg);
+            if (level_walk_until(n, n == root, fn, arg))
+                return true;
         } else {
             next = level_find(n, filter + start, end - start,
                               level_hash(store->seed, filter + start, end - start));
@@ -199,12 +200,32 @@ void retain_match(const struct retain *store, const uint8_t *filter, size_t len,
             continue;
         }
         if (n == root)
-            return;
+            return false;
         from = n;
         n = n->parent;
         end = start - 1;
         start = level_begin(filter, end);
     }
+}
+
+/* retain_match's fn and arg, called from retain_match_until. */
+struct match_all {
+    retain_value_fn fn;
+    void *arg;
+};
+
+static bool match_all_one(void *value, void *arg)
+{
+    const struct match_all *m = arg;
+    m->fn(value, m->arg);
+    return false;
+}
+
+void retain_match(const struct retain *store, const uint8_t *filter, size_t len, retain_value_fn fn,
+                  void *arg)
+{
+    struct match_all m = {fn, arg};
+    retain_match_until(store, filter, len, match_all_one, &m);
 }
 
 size_t retain_count(const struct retain *store)

@@ -60,6 +60,18 @@ enum sub_opt {
     SUB_READ_CHECK = 1u << 2,
 };
 
+/* Retain Handling as subscribed (0..2, MQTT 5.0 3.8.3.1), in bits 3-4 of
+ * the options: it acted when the subscription was made (which retained
+ * messages went), so it is only kept (in the store with the rest) and
+ * shown (the admin API's GET of a session). */
+#define SUB_RH_SHIFT 3
+#define SUB_RH_MASK  (3u << SUB_RH_SHIFT)
+
+static inline uint8_t sub_opts_retain_handling(uint8_t opts)
+{
+    return (uint8_t)((opts & SUB_RH_MASK) >> SUB_RH_SHIFT);
+}
+
 /* One subscriber of a filter on this shard (value of the trie). */
 struct sub_entry {
     struct session *s;
@@ -99,6 +111,11 @@ struct sub_req {
     uint8_t opts;   /* enum sub_opt */
     uint32_t subid; /* 0: none */
 };
+
+static inline void sub_req_set_retain_handling(struct sub_req *r, uint8_t rh)
+{
+    r->opts = (uint8_t)((r->opts & ~SUB_RH_MASK) | ((unsigned)rh << SUB_RH_SHIFT & SUB_RH_MASK));
+}
 
 enum inflight_state {
     INFL_WAIT_ACK = 1,  /* PUBLISH sent, waiting for PUBACK or PUBREC */

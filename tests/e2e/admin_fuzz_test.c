@@ -44,6 +44,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "admin_http.h"
 #include "harness.h"
 
 enum { ADMIN_FUZZ_REQUESTS = 2000, REQ_CAP = 96 * 1024, ANSWER_CAP = 256 * 1024 };
@@ -403,27 +404,11 @@ static void describe(struct req *r)
     r->first[n] = '\0';
 }
 
-static void add_token(const char *token, const char *role, const char *tenants)
-{
-    char cmd[512];
-    snprintf(cmd, sizeof(cmd), "printf '%%s\\n' '%s' | '%s' token %s %s >>'%s'", token,
-             getenv("RINGMQ_PASSWD_TOOL"), role, tenants, tokens);
-    cr_assert_eq(system(cmd), 0, "%s", cmd);
-}
-
-/* The broker with an admin, a reader of acme and a reader of all; its
- * admin port. */
+/* The broker with admin_http.h's tokens; the admin API's port. */
 static int start_broker(void)
 {
-    snprintf(tokens, sizeof(tokens), "/tmp/ringmq-adminfuzz-XXXXXX");
-    int fd = mkstemp(tokens);
-    cr_assert(fd >= 0);
-    close(fd);
-    add_token("admin-token", "admin", "");
-    add_token("acme-reader", "read", "acme");
-    add_token("any-reader", "read", "");
     char set_file[128];
-    snprintf(set_file, sizeof(set_file), "admin.token_file=%s", tokens);
+    admin_tokens_make(tokens, sizeof(tokens), set_file, sizeof(set_file));
     broker_start(&b, "admin.enabled=true", "admin.port=0", set_file, NULL);
     return broker_admin_port(&b, false);
 }

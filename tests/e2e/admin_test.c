@@ -33,6 +33,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "admin_http.h"
 #include "harness.h"
 
 static struct broker b;
@@ -43,33 +44,14 @@ TestSuite(admin, .fini = e2e_fini, .timeout = 60);
 
 static void skip_mosquitto(void)
 {
-    if (getenv("RINGMQ_E2E_BROKER") && !strcmp(getenv("RINGMQ_E2E_BROKER"), "mosquitto"))
-        cr_skip_test("the admin API is ringmq's");
+    admin_skip_mosquitto();
 }
 
-/* Append the line `ringmq-passwd token ROLE TENANTS` makes for `token`. */
-static void add_token(const char *token, const char *role, const char *tenants)
-{
-    char cmd[512];
-    snprintf(cmd, sizeof(cmd), "printf '%%s\\n' '%s' | '%s' token %s %s >>'%s'", token,
-             getenv("RINGMQ_PASSWD_TOOL"), role, tenants ? tenants : "", tokens);
-    cr_assert_eq(system(cmd), 0, "%s", cmd);
-}
-
-/* Four tokens: an admin of every tenant, a reader of acme only, a reader
- * of every tenant, an admin of acme only, into a new token file. */
+/* Four tokens (admin_http.h) into a new token file. */
 static void make_tokens(void)
 {
     skip_mosquitto();
-    snprintf(tokens, sizeof(tokens), "/tmp/ringmq-admin-XXXXXX");
-    int fd = mkstemp(tokens);
-    cr_assert(fd >= 0);
-    close(fd);
-    add_token("admin-token", "admin", NULL);
-    add_token("acme-reader", "read", "acme");
-    add_token("any-reader", "read", NULL);
-    add_token("acme-admin", "admin", "acme");
-    snprintf(set_file, sizeof(set_file), "admin.token_file=%s", tokens);
+    admin_tokens_make(tokens, sizeof(tokens), set_file, sizeof(set_file));
 }
 
 /* The broker started with make_tokens' tokens. */
@@ -79,64 +61,10 @@ static void start_with_tokens(void)
     broker_start(&b, "admin.enabled=true", "admin.port=0", set_file, NULL);
 }
 
-static int admin_port(void)
-{
-    const char needle[] = "admin API on http://127.0.0.1:";
-    broker_wait_log(&b, needle, 1);
-    char path[128], line[512];
-    snprintf(path, sizeof(path), "%s/broker.log", b.dir);
-    FILE *f = fopen(path, "r");
-    cr_assert_not_null(f);
-    int port = 0;
-    while (!port && fgets(line, sizeof(line), f)) {
-        char *p = strstr(line, needle);
-        if (p)
-            port = atoi(p + strlen(needle));
-    }
-    fclose(f);
-    cr_assert(port > 0);
-    return port;
-}
-
-/* METHOD PATH with `token` (NULL: no Authorization) and `out` (NULL: no
- * body) of out_len bytes; the status, and the answer's body into body[cap]. */
 static int http_send(const char *method, const char *path, const char *token, const char *out,
                      size_t out_len, char *body, size_t cap)
 {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)admin_port())};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    cr_assert(connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0);
-    char req[1024], auth[128] = "", length[64] = "";
-    if (token)
-        snprintf(auth, sizeof(auth), "Authorization: Bearer %s\r\n", token);
-    if (out)
-        snprintf(length, sizeof(length), "Content-Length: %zu\r\n", out_len);
-    int n = snprintf(req, sizeof(req), "%s %s HTTP/1.0\r\n%s%s\r\n", method, path, auth, length);
-    cr_assert(write(fd, req, (size_t)n) == n);
-    for (size_t off = 0; out && off < out_len;) {
-        ssize_t w = send(fd, out + off, out_len - off, MSG_NOSIGNAL);
-        if (w <= 0)
-            break; /* the server answered early (413) and closed */
-        off += (size_t)w;
-    }
-    static char buf[65536];
-    size_t len = 0;
-    for (;;) {
-        struct pollfd p = {.fd = fd, .events = POLLIN};
-        cr_assert(poll(&p, 1, E2E_WAIT_MS) == 1, "admin API did not answer");
-        ssize_t r = read(fd, buf + len, sizeof(buf) - len - 1);
-        if (r <= 0)
-            break;
-        len += (size_t)r;
-    }
-    buf[len] = 0;
-    close(fd);
-    int status = 0;
-    cr_assert(sscanf(buf, "HTTP/1.%*d %d", &status) == 1, "%s", buf);
-    const char *start = strstr(buf, "\r\n\r\n");
-    snprintf(body, cap, "%s", start ? start + 4 : "");
-    return status;
+    return admin_http_send(&b, method, path, token, out, out_len, body, cap);
 }
 
 static int http(const char *method, const char *path, const char *token, char *body, size_t cap)
@@ -214,10 +142,7 @@ Test(admin, loopback_without_token_file_is_open)
  * body that is not JSON). */
 static json_t *get_json(const char *path, const char *token, int status)
 {
-    static char body[65536];
-    int got = http("GET", path, token, body, sizeof(body));
-    cr_assert_eq(got, status, "GET %s: %d %s", path, got, body);
-    return json_loads(body, 0, NULL);
+    return admin_get_json(&b, path, token, status);
 }
 
 /* The ids of a page into ids[*n...], and its `next` (copied into next,

@@ -14,6 +14,7 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <mosquitto.h>
+#include <mqtt_protocol.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -708,7 +709,62 @@ static void on_publish(struct mosquitto *m, void *obj, int mid)
     pthread_mutex_unlock(&c->mu);
 }
 
-static void on_message(struct mosquitto *m, void *obj, const struct mosquitto_message *mm)
+/*
+ * A PUBLISH's properties copied into *out, one by one through the read
+ * API. Not mosquitto_property_copy_all: libmosquitto 2.0.11 reads an
+ * empty string from the wire as a NULL pointer, which copy_all hands to
+ * strdup (a User Property with an empty value crashes it).
+ */
+static void props_copy(mosquitto_property **out, const mosquitto_property *in)
+{
+    for (const mosquitto_property *p = in; p; p = mosquitto_property_next(p)) {
+        int id = mosquitto_property_identifier(p), rc;
+        uint8_t u8;
+        uint16_t u16;
+        uint32_t u32;
+        char *s = NULL, *v = NULL;
+        void *bin = NULL;
+        switch (id) {
+        case MQTT_PROP_PAYLOAD_FORMAT_INDICATOR:
+            mosquitto_property_read_byte(p, id, &u8, false);
+            rc = mosquitto_property_add_byte(out, id, u8);
+            break;
+        case MQTT_PROP_TOPIC_ALIAS:
+            mosquitto_property_read_int16(p, id, &u16, false);
+            rc = mosquitto_property_add_int16(out, id, u16);
+            break;
+        case MQTT_PROP_MESSAGE_EXPIRY_INTERVAL:
+            mosquitto_property_read_int32(p, id, &u32, false);
+            rc = mosquitto_property_add_int32(out, id, u32);
+            break;
+        case MQTT_PROP_SUBSCRIPTION_IDENTIFIER:
+            mosquitto_property_read_varint(p, id, &u32, false);
+            rc = mosquitto_property_add_varint(out, id, u32);
+            break;
+        case MQTT_PROP_CORRELATION_DATA:
+            mosquitto_property_read_binary(p, id, &bin, &u16, false);
+            rc = mosquitto_property_add_binary(out, id, bin, u16);
+            break;
+        case MQTT_PROP_USER_PROPERTY:
+            mosquitto_property_read_string_pair(p, id, &s, &v, false);
+            rc = mosquitto_property_add_string_pair(out, id, s ? s : "", v ? v : "");
+            break;
+        default: /* Content Type, Response Topic: strings */
+            mosquitto_property_read_string(p, id, &s, false);
+            rc = mosquitto_property_add_string(out, id, s ? s : "");
+            break;
+        }
+        free(s);
+        free(v);
+        free(bin);
+        if (rc != MOSQ_ERR_SUCCESS)
+            abort();
+    }
+}
+
+/* Every message, whatever the protocol (props NULL before 5.0). */
+static void on_message(struct mosquitto *m, void *obj, const struct mosquitto_message *mm,
+                       const mosquitto_property *props)
 {
     (void)m;
     struct client *c = obj;
@@ -725,6 +781,8 @@ static void on_message(struct mosquitto *m, void *obj, const struct mosquitto_me
     n->m.len = mm->payloadlen;
     n->m.qos = mm->qos;
     n->m.retain = mm->retain;
+    if (props)
+        props_copy(&n->m.props, props);
     pthread_mutex_lock(&c->mu);
     *c->tail = n;
     c->tail = &n->next;
@@ -790,7 +848,7 @@ int client_connect_rc(const struct broker *b, const struct client_opts *o, struc
     mosquitto_subscribe_callback_set(c->mosq, on_subscribe);
     mosquitto_unsubscribe_callback_set(c->mosq, on_unsubscribe);
     mosquitto_publish_callback_set(c->mosq, on_publish);
-    mosquitto_message_callback_set(c->mosq, on_message);
+    mosquitto_message_v5_callback_set(c->mosq, on_message);
     if (o->will_topic) {
         const char *p = o->will_payload ? o->will_payload : "";
         cr_assert(mosquitto_will_set(c->mosq, o->will_topic, (int)strlen(p), p, o->will_qos,
@@ -800,7 +858,13 @@ int client_connect_rc(const struct broker *b, const struct client_opts *o, struc
         mosquitto_username_pw_set(c->mosq, o->username, o->password);
     if (o->tls_ca)
         client_tls_setup(c->mosq, o);
-    int rc = mosquitto_connect(c->mosq, "127.0.0.1", b->port, o->keepalive ? o->keepalive : 60);
+    mosquitto_property *cprops = NULL;
+    if (o->session_expiry)
+        cr_assert(mosquitto_property_add_int32(&cprops, MQTT_PROP_SESSION_EXPIRY_INTERVAL,
+                                               o->session_expiry) == MOSQ_ERR_SUCCESS);
+    int rc = mosquitto_connect_bind_v5(c->mosq, "127.0.0.1", b->port,
+                                       o->keepalive ? o->keepalive : 60, NULL, cprops);
+    mosquitto_property_free_all(&cprops);
     if (rc != MOSQ_ERR_SUCCESS)
         return -ECONNREFUSED;
     cr_assert(mosquitto_loop_start(c->mosq) == MOSQ_ERR_SUCCESS);
@@ -1028,6 +1092,7 @@ void msg_free(struct msg *m)
 {
     free(m->topic);
     free(m->payload);
+    mosquitto_property_free_all(&m->props);
     m->topic = NULL;
     m->payload = NULL;
 }

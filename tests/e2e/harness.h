@@ -87,8 +87,9 @@ struct client;
 struct client_opts {
     const char *id; /* NULL: a random id (only with clean = true) */
     bool clean;
-    int keepalive; /* seconds; 0 -> 60 */
-    int protocol;  /* MQTT_PROTOCOL_V31, _V311 or _V5; 0 -> 3.1.1 */
+    int keepalive;           /* seconds; 0 -> 60 */
+    int protocol;            /* MQTT_PROTOCOL_V31, _V311 or _V5; 0 -> 3.1.1 */
+    uint32_t session_expiry; /* 5.0: Session Expiry Interval in CONNECT (s); 0: none */
     const char *will_topic;
     const char *will_payload;
     int will_qos;
@@ -116,6 +117,10 @@ struct msg {
     int len;
     int qos;
     bool retain;
+    /* 5.0: the PUBLISH's properties as libmosquitto decoded them (a copy,
+     * read with mosquitto_property_read_*, freed by msg_free); NULL: none
+     * (and always for 3.1/3.1.1). */
+    struct mqtt5__property *props;
 };
 
 /* Connects; returns the CONNACK return code (0 accepted, 1..5 refused), or -errno
