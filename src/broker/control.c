@@ -287,12 +287,27 @@ static void answer_client(struct shard *s, struct tenant *t, struct control_req 
     conn_close_reason(s, c, CLOSE_ADMIN, MQTT_RC_ADMINISTRATIVE_ACTION, "administrative action");
 }
 
+/* An answer that took this shard `us` microseconds, counted for metrics
+ * (single writer: plain adds, relaxed stores). */
+static void answered(struct shard *s, uint64_t us)
+{
+    atomic_store_explicit(&s->admin_answers,
+                          atomic_load_explicit(&s->admin_answers, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
+    atomic_store_explicit(&s->admin_answer_us,
+                          atomic_load_explicit(&s->admin_answer_us, memory_order_relaxed) + us,
+                          memory_order_relaxed);
+    if (us > atomic_load_explicit(&s->admin_answer_max_us, memory_order_relaxed))
+        atomic_store_explicit(&s->admin_answer_max_us, us, memory_order_relaxed);
+}
+
 void control_on_cqe(struct shard *s, const struct io_uring_cqe *cqe)
 {
     if (cqe->res == -ECANCELED)
         return; /* the ring is going away */
     struct control_req *r = atomic_exchange_explicit(&s->admin_req, NULL, memory_order_acquire);
     if (r) {
+        uint64_t t0 = clock_now_us();
         struct tenant *t = r->tenant < TENANT_MAX ? s->tenants[r->tenant] : NULL;
         if (r->kind == CONTROL_PAGE) {
             if (t)
@@ -306,6 +321,7 @@ void control_on_cqe(struct shard *s, const struct io_uring_cqe *cqe)
         } else {
             control_answer_writes(s, r);
         }
+        answered(s, clock_now_us() - t0);
         atomic_store_explicit(&r->done, true, memory_order_release);
         uint64_t one = 1;
         if (write(s->broker->admin_done_fd, &one, sizeof(one)) < 0 && errno != EAGAIN)

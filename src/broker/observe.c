@@ -65,6 +65,40 @@ static void collect_store(struct metrics_writer *w, const struct broker *b)
     }
 }
 
+/* What the admin API's answers took each shard (broker/control.c): none
+ * without the API. A page's answer is bounded ([admin] page_budget); the
+ * longest shows it. */
+static void collect_admin(struct metrics_writer *w, const struct broker *b)
+{
+    static const struct {
+        const char *name, *help, *type;
+    } m[] = {
+        {"ringmq_admin_answers_total", "Admin API requests this shard answered.", "counter"},
+        {"ringmq_admin_answer_seconds_total",
+         "Time this shard's loop spent answering admin API requests.", "counter"},
+        {"ringmq_admin_answer_seconds_max",
+         "The longest one admin API answer held this shard's loop, since start.", "gauge"},
+    };
+    static const char *const keys[] = {"shard", NULL};
+    if (!b->cfg->admin_enabled)
+        return;
+    for (size_t k = 0; k < sizeof(m) / sizeof(m[0]); k++) {
+        for (uint32_t i = 0; i < b->nshards; i++) {
+            const struct shard *s = b->shards[i];
+            const double v[] = {
+                (double)atomic_load_explicit(&s->admin_answers, memory_order_relaxed),
+                (double)atomic_load_explicit(&s->admin_answer_us, memory_order_relaxed) / 1e6,
+                (double)atomic_load_explicit(&s->admin_answer_max_us, memory_order_relaxed) / 1e6,
+            };
+            char id[16];
+            snprintf(id, sizeof(id), "%u", i);
+            const char *vals[] = {id, NULL};
+            metrics_write(w, m[k].name, i ? NULL : m[k].help, i ? NULL : m[k].type, keys, vals,
+                          v[k]);
+        }
+    }
+}
+
 void observe_collect(struct metrics_writer *w, void *arg)
 {
     struct broker *b = arg;
@@ -94,6 +128,7 @@ void observe_collect(struct metrics_writer *w, void *arg)
                   "counter", NULL, NULL,
                   (double)atomic_load_explicit(&b->pending_evicted, memory_order_relaxed));
     collect_store(w, b);
+    collect_admin(w, b);
     metrics_write_tenants(w, names, sums, k);
     free(names);
     free(sums);

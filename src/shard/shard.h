@@ -233,6 +233,10 @@ struct shard {
     int admin_fd; /* -1 unless [admin] enabled */
     uint64_t admin_val;
     struct control_req *_Atomic admin_req;
+    /* What answering them took this shard (metrics: written here only,
+     * read whole by the metrics thread): answers, their nanoseconds in
+     * all (microseconds), the longest one. */
+    _Atomic uint64_t admin_answers, admin_answer_us, admin_answer_max_us;
     uint64_t settings_next_ms; /* next refresh from the setting provider */
     bool stopping;
     pthread_t thread;

@@ -539,6 +539,33 @@ Test(admin, pages_cut_short_by_the_budget_list_every_id_once)
     unlink(tokens);
 }
 
+/* What answering took each shard is in the metrics: every shard answers a
+ * page (so each counts it), and the longest answer is there. */
+Test(admin, answers_are_counted_per_shard_in_metrics)
+{
+    make_tokens();
+    broker_start(&b, "admin.enabled=true", "admin.port=0", "metrics.enabled=true", "metrics.port=0",
+                 set_file, NULL);
+    char body[4096];
+    for (int i = 0; i < 3; i++)
+        cr_assert_eq(http("GET", "/api/v1/tenants/global/sessions?limit=10", "admin-token", body,
+                          sizeof(body)),
+                     200, "%s", body);
+    char *m = metrics_scrape(broker_metrics_port(&b));
+    long shards = metrics_sample(m, "ringmq_shards");
+    cr_assert_geq(shards, 1);
+    for (long i = 0; i < shards; i++) {
+        char key[96];
+        snprintf(key, sizeof(key), "ringmq_admin_answers_total{shard=\"%ld\"}", i);
+        cr_assert_geq(metrics_sample(m, key), 3, "%s", key);
+        snprintf(key, sizeof(key), "ringmq_admin_answer_seconds_max{shard=\"%ld\"}", i);
+        cr_assert_geq(metrics_sample(m, key), 0, "%s missing", key);
+    }
+    free(m);
+    broker_stop(&b);
+    unlink(tokens);
+}
+
 /* One session, offline: its subscriptions (filter, QoS), the message
  * queued for it, its expiry and the time left; a connected one says so
  * (no time left counts); none: 404. */
