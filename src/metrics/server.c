@@ -188,7 +188,10 @@ struct metrics_server *metrics_server_start(const char *bind_addr, uint16_t port
     s->start_err = err;
     s->start_errlen = errlen;
 
-    unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ERROR_LOG;
+    /* poll(), not MHD_USE_AUTO's epoll: MHD 0.9.75's edge-triggered epoll
+     * missed a half-close that came with the request's last bytes and held
+     * the connection until the timeout (the admin server's note). */
+    unsigned int flags = MHD_USE_POLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG;
     if (family == AF_INET6)
         flags |= MHD_USE_IPv6;
     /* The logger goes first, or MHD reports the options before it on stderr. */
