@@ -4,6 +4,7 @@
  * restart is reported and kept, and nothing is dropped by a reload under
  * load. Each test writes its own copy of the configuration (RINGMQ_CONF
  * plus sections appended) and rewrites it before the SIGHUP. ringmqd only. */
+#include "admin_http.h"
 #include "harness.h"
 
 #include <arpa/inet.h>
@@ -451,43 +452,14 @@ static void start_admin(const char *extra)
     broker_start(&b, "admin.enabled=true", "admin.port=0", NULL);
 }
 
-/* POST path to the admin API (open mode: no token file, loopback); the
- * status, the answer's JSON into *out (NULL when it is not JSON). */
+/* POST /api/v1/reload (open mode: no token file, loopback); the status,
+ * the answer's JSON into *out. */
 static int post_reload(json_t **out)
 {
-    static const char needle[] = "admin API on http://127.0.0.1:";
-    broker_wait_log(&b, needle, 1);
-    char path[128], buf[65536];
-    snprintf(path, sizeof(path), "%s/broker.log", b.dir);
-    FILE *f = fopen(path, "r");
-    cr_assert_not_null(f);
-    int port = 0;
-    while (!port && fgets(buf, sizeof(buf), f))
-        if (strstr(buf, needle))
-            port = atoi(strstr(buf, needle) + strlen(needle));
-    fclose(f);
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    cr_assert_eq(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-    const char req[] = "POST /api/v1/reload HTTP/1.0\r\nContent-Length: 0\r\n\r\n";
-    cr_assert_eq(write(fd, req, sizeof(req) - 1), (ssize_t)sizeof(req) - 1);
-    size_t len = 0;
-    for (;;) {
-        struct pollfd p = {.fd = fd, .events = POLLIN};
-        cr_assert_eq(poll(&p, 1, E2E_WAIT_MS), 1, "the admin API did not answer");
-        ssize_t r = read(fd, buf + len, sizeof(buf) - len - 1);
-        if (r <= 0)
-            break;
-        len += (size_t)r;
-    }
-    buf[len] = 0;
-    close(fd);
-    int status = 0;
-    cr_assert_eq(sscanf(buf, "HTTP/1.%*d %d", &status), 1, "%s", buf);
-    const char *body = strstr(buf, "\r\n\r\n");
-    *out = body ? json_loads(body + 4, 0, NULL) : NULL;
-    cr_assert_not_null(*out, "%s", buf);
+    static char body[65536];
+    int status = admin_http_send(&b, "POST", "/api/v1/reload", NULL, "", 0, body, sizeof(body));
+    *out = json_loads(body, 0, NULL);
+    cr_assert_not_null(*out, "%d %s", status, body);
     return status;
 }
 
