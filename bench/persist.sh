@@ -27,7 +27,13 @@
 # not a tmpfs, where a sync costs nothing) removed at the end; logs and
 # JSON stay in OUT.
 #
-#   bench/persist.sh [-d SECONDS] [-o OUTDIR] [-r memory,always,interval,mosquitto]
+#   bench/persist.sh [-d SECONDS] [-o OUTDIR] [-r memory,always,interval,mosquitto] [-n ROUNDS]
+#
+# -n ROUNDS runs the rows ROUNDS times, interleaved (memory, always, ...,
+# then again), and gives each ratio as the median of the rounds' ratios
+# with their range: on a shared 2-core VM one row can run 30% slower than
+# the next for reasons of its own, and a single round's ratio moved between
+# 0.55 and 0.96 on the same build.
 #
 # Environment: RINGMQD, RINGMQ_CONF, BENCH, BROKER_CPU, BENCH_CPU, INFLIGHT,
 # QUEUED, WARMUP as in compare.sh; DATA_PARENT; FSYNC_INTERVAL_MS (ringmqd's
@@ -45,13 +51,15 @@ QUEUED=${QUEUED:-1000}
 WARMUP=${WARMUP:-2}
 NO_PERSIST_KEYS=${NO_PERSIST_KEYS:-0}
 DUR=10
+ROUNDS=1
 OUT=
 ONLY=
-while getopts "d:o:r:" opt; do
+while getopts "d:o:r:n:" opt; do
     case $opt in
     d) DUR=$OPTARG ;;
     o) OUT=$OPTARG ;;
     r) ONLY=$OPTARG ;;
+    n) ROUNDS=$OPTARG ;;
     *) echo "usage: $0 [-d SECONDS] [-o OUTDIR] [-r memory,always,interval,mosquitto]" >&2; exit 1 ;;
     esac
 done
@@ -145,16 +153,28 @@ try: print('%.2f' % (float(sys.argv[1]) / float(sys.argv[2])))
 except Exception: print('-')" "$1" "$2"
 }
 
-declare -A RATE CPU
+declare -A RATE CPU RR CR
 ROWS=()
+PAIRS=("always memory 0.5" "interval memory 0.85" "always mosquitto 3")
+
+# The median of the numbers given (and "-" for none), then "lo-hi".
+median_range() {
+    printf '%s\n' "$@" | grep -v '^-$' | sort -g | awk '{v[NR] = $1}
+        END { if (!NR) { print "- -"; exit }
+              m = NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
+              printf "%.2f %s-%s\n", m, v[1], v[NR] }'
+}
+for round in $(seq "$ROUNDS"); do
 for row in memory always interval mosquitto; do
     if [ -n "$ONLY" ] && [[ ",$ONLY," != *",$row,"* ]]; then
         continue
     fi
     port=$(free_port)
     mport=$(free_port)
-    log=$OUT/$row.broker.log
-    json=$OUT/$row.json
+    tag=$row
+    [ "$ROUNDS" -gt 1 ] && tag=$row.$round
+    log=$OUT/$tag.broker.log
+    json=$OUT/$tag.json
     if [ "$row" = mosquitto ]; then
         [ -x "$MOSQUITTO" ] || { echo "$row: $MOSQUITTO not installed (apt-get install mosquitto)" >&2; continue; }
         start_mosquitto "$port" "$log"
@@ -171,7 +191,7 @@ for row in memory always interval mosquitto; do
     # shellcheck disable=SC2086
     $PIN_BENCH "$BENCH" p2p -n 100 -q 1 -s 16 --persistent -p "$port" -d "$DUR" \
         --warmup "$WARMUP" --threads 1 --broker-pid "$BROKER_PID" --json "$json" --quiet \
-        >"$OUT/$row.out" 2>&1 &
+        >"$OUT/$tag.out" 2>&1 &
     bench_pid=$!
     # The store's counters, sampled inside the measurement window (after the
     # connections and the warm-up, before the end): fsyncs/s and records
@@ -193,13 +213,22 @@ for row in memory always interval mosquitto; do
         "$json" 2>/dev/null || echo -)
     lost=$(jq -r '[.per_qos[]?.lost] | add // 0' "$json" 2>/dev/null || echo -)
     note=
-    [ "$rc" = 0 ] || note="exit $rc (see $OUT/$row.out)"
+    [ "$rc" = 0 ] || note="exit $rc (see $OUT/$tag.out)"
     [ "$NO_PERSIST_KEYS" = 1 ] && [ "$row" != mosquitto ] && note="$note in-memory (NO_PERSIST_KEYS)"
     read -r fps rpf <<<"$(store_rates "$s0" "$s1")"
     [ "$row" = mosquitto ] && fps=- rpf=-
     echo "$row: ${RATE[$row]} msg/s, ${CPU[$row]} us/msg, lost $lost, fsyncs/s $fps, records/fsync $rpf $note" >&2
-    ROWS+=("$(printf '%-10s %12s %10s %8s %10s %14s  %s' "$row" "${RATE[$row]}" "${CPU[$row]}" \
+    ROWS+=("$(printf '%-10s %12s %10s %8s %10s %14s  %s' "$tag" "${RATE[$row]}" "${CPU[$row]}" \
         "$lost" "$fps" "$rpf" "$note")")
+done
+# This round's ratios (the CPU one inverted: b's CPU per message / a's).
+for pair in "${PAIRS[@]}"; do
+    read -r a b _ <<<"$pair"
+    RR[$a/$b]+=" $(ratio "${RATE[$a]:--}" "${RATE[$b]:--}")"
+    CR[$a/$b]+=" $(ratio "${CPU[$b]:--}" "${CPU[$a]:--}")"
+done
+unset RATE CPU
+declare -A RATE CPU
 done
 
 echo
@@ -208,11 +237,19 @@ echo "persist.sh, $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) CPUs, p2p QoS 1, 100 -> 
 printf '%-10s %12s %10s %8s %10s %14s\n' broker msg/s cpu-us/msg lost fsyncs/s records/fsync
 printf '%s\n' "${ROWS[@]}"
 echo
+if [ "$ROUNDS" -gt 1 ]; then
+    echo "ratios: the median of $ROUNDS rounds (the range in brackets)"
+fi
 printf '%-22s %8s %8s %s\n' ratio rate cpu target
-for pair in "always memory 0.5" "interval memory 0.85" "always mosquitto 3"; do
+for pair in "${PAIRS[@]}"; do
     read -r a b target <<<"$pair"
-    # The CPU ratio is inverted (b's CPU per message / a's): above 1 means
-    # a costs less per message, as for the rates.
-    printf '%-22s %8s %8s %s\n' "$a / $b" "$(ratio "${RATE[$a]:--}" "${RATE[$b]:--}")" \
-        "$(ratio "${CPU[$b]:--}" "${CPU[$a]:--}")" ">= $target (rate)"
+    # shellcheck disable=SC2086
+    read -r rm rr <<<"$(median_range ${RR[$a/$b]})"
+    # shellcheck disable=SC2086
+    read -r cm cr <<<"$(median_range ${CR[$a/$b]})"
+    if [ "$ROUNDS" -gt 1 ]; then
+        [ "$rm" = - ] || rm="$rm [$rr]"
+        [ "$cm" = - ] || cm="$cm [$cr]"
+    fi
+    printf '%-22s %8s %8s %s\n' "$a / $b" "$rm" "$cm" ">= $target (rate)"
 done
