@@ -527,14 +527,20 @@ int control_ask_home(struct broker *b, uint8_t kind, const char *tenant, const c
     int tid = control_tenant(b, tenant);
     if (tid < 0)
         return tid;
-    struct control_req *reqs[CONFIG_MAX_SHARDS] = {0};
     struct control_req *r = control_req_create(
         kind, (uint16_t)tid, kind == CONTROL_ONE || kind == CONTROL_SESS_ONE ? 1 : 0, id, len, NULL,
         0);
     if (!r)
         return -ENOMEM;
     r->delete_session = delete_session;
-    reqs[shard_home(b, (uint16_t)tid, (const uint8_t *)id, len)] = r;
+    return control_ask_one(b, shard_home(b, (uint16_t)tid, (const uint8_t *)id, len), r, out);
+}
+
+int control_ask_one(struct broker *b, uint32_t shard, struct control_req *r,
+                    struct control_req **out)
+{
+    struct control_req *reqs[CONFIG_MAX_SHARDS] = {0};
+    reqs[shard] = r;
     int err = control_ask(b, reqs);
     if (err < 0 || r->err < 0) {
         err = err < 0 ? err : r->err;

@@ -94,6 +94,12 @@ void control_req_put(struct control_req *r);
  * ADMIN_SHARD_WAIT_MS. 0 or -ETIMEDOUT. The caller keeps its references. */
 int control_ask(struct broker *b, struct control_req **reqs);
 
+/* control_ask of request r (created by the caller, owned by this call) of
+ * shard `shard` alone: the answered request into *out (the caller's to
+ * put), or its error, r then put. 0 or -errno. */
+int control_ask_one(struct broker *b, uint32_t shard, struct control_req *r,
+                    struct control_req **out);
+
 /* Ask client `id`'s home shard (kinds ONE, KICK, SESS_ONE, SESS_DEL;
  * delete_session for KICK); the answered request (the caller's reference)
  * into *out. 0, or -errno (the shard's answer's err included). */

@@ -199,20 +199,11 @@ static int ask_retained(struct broker *b, uint8_t kind, const char *tenant, uint
     int tid = control_tenant(b, tenant);
     if (tid < 0)
         return tid;
-    struct control_req *reqs[CONFIG_MAX_SHARDS] = {0};
     struct control_req *r =
         control_req_create(kind, (uint16_t)tid, cap, key, len, after, after_len);
     if (!r)
         return -ENOMEM;
-    reqs[RETAINED_SHARD] = r;
-    int err = control_ask(b, reqs);
-    if (err < 0 || r->err < 0) {
-        err = err < 0 ? err : r->err;
-        control_req_put(r);
-        return err;
-    }
-    *out = r;
-    return 0;
+    return control_ask_one(b, RETAINED_SHARD, r, out);
 }
 
 int control_retained(void *arg, const char *tenant, const struct admin_retained_query *q,
