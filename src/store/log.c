@@ -53,8 +53,6 @@ struct rlog {
     uint32_t frame_count; /* its records so far */
     uint64_t frame_first; /* its first sequence number */
     size_t res_at;        /* the reserved record's header, in fill */
-    uint32_t res_len;
-    uint8_t res_type;
 
     struct buf flight; /* the flush in flight, or the bytes of a failed one */
     bool in_flight;
@@ -203,7 +201,7 @@ static int open_tail(struct rlog *log, const struct rlog_recovery *rec)
     if (rec->tail_first_seq > log->next_seq)
         log->next_seq = rec->tail_first_seq;
     log->durable_seq = log->next_seq - 1;
-    if (rec->tail_first_seq == 0 || rec->damaged) {
+    if (rec->tail_first_seq == 0 || rec->damaged || rec->tail_version != FMT_VERSION) {
         if (rec->tail_first_seq)
             log->seed = rec->seed;
         else if (getrandom(&log->seed, sizeof(log->seed), 0) != sizeof(log->seed))
@@ -282,7 +280,7 @@ void *rlog_reserve(struct rlog *log, uint8_t type, uint32_t len)
 {
     if (len > RLOG_RECORD_MAX)
         return NULL;
-    size_t rec = FMT_REC_HDR + (size_t)len;
+    size_t hdr = fmt_rec_hdr(len), rec = hdr + (size_t)len;
     if (log->frame != NO_FRAME && log->fill.len - log->frame + rec > FMT_FRAME_MAX)
         frame_seal(log);
     size_t need = rec + (log->frame == NO_FRAME ? FMT_FRAME_HDR : 0);
@@ -295,23 +293,20 @@ void *rlog_reserve(struct rlog *log, uint8_t type, uint32_t len)
         log->fill.len += FMT_FRAME_HDR;
     }
     log->res_at = log->fill.len;
-    log->res_len = len;
-    log->res_type = type;
     log->fill.len += rec;
-    return log->fill.p + log->res_at + FMT_REC_HDR;
+    return fmt_rec_put(log->fill.p + log->res_at, type, len);
 }
 
+/* The checksum is the frame's, at the flush: a commit only counts. */
 uint64_t rlog_commit(struct rlog *log)
 {
-    uint64_t seq = log->next_seq++;
-    fmt_record_seal(log->fill.p + log->res_at, log->res_len, log->res_type, seq, log->seed);
     log->frame_count++;
-    return seq;
+    return log->next_seq++;
 }
 
 uint64_t rlog_commit_as(struct rlog *log, uint8_t type)
 {
-    log->res_type = type;
+    log->fill.p[log->res_at] = type;
     return rlog_commit(log);
 }
 
@@ -368,7 +363,7 @@ int rlog_flush_begin(struct rlog *log, struct rlog_flush *f)
         return 0;
     if (roll_due(log)) {
         /* The first frame's first record opens the new segment. */
-        rc = segment_create(log, fmt_get64(log->flight.p + 16));
+        rc = segment_create(log, fmt_frame_first(log->flight.p));
         if (rc < 0) {
             log->error = rc;
             return rc;

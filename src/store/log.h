@@ -102,6 +102,7 @@ struct rlog_recovery {
     uint64_t tail_first_seq;
     uint64_t tail_bytes;
     uint64_t seed;
+    uint16_t tail_version; /* older than this build writes: append to a new segment */
     /* Where, for a report: the segment (its first sequence number; 0:
      * none) and the offset in it of the torn tail (torn_bytes from there,
      * or a torn creation at offset 0), and of the first corruption, gap or

@@ -39,6 +39,7 @@ struct replay {
     char path[4096]; /* the segment being read */
     uint64_t first;  /* its first sequence number, from its name */
     uint64_t seed;
+    uint16_t version; /* its format's */
     uint8_t *data;
     size_t size;
 };
@@ -152,11 +153,13 @@ static int header_check(struct replay *rp)
         return -EPROTO;
     }
     uint16_t version = fmt_get16(h + 8);
-    if (version != FMT_VERSION) {
-        log_err("store: %s: log format version %u, this build reads version %u%s", rp->path,
-                version, FMT_VERSION, version > FMT_VERSION ? " (written by a newer ringmq)" : "");
+    if (version < FMT_VERSION_OLDEST || version > FMT_VERSION) {
+        log_err("store: %s: log format version %u, this build reads versions %u to %u%s", rp->path,
+                version, FMT_VERSION_OLDEST, FMT_VERSION,
+                version > FMT_VERSION ? " (written by a newer ringmq)" : "");
         return -EPROTONOSUPPORT;
     }
+    rp->version = version;
     if (rp->size < FMT_FILE_HDR)
         goto short_header;
     if (fmt_get64(h + 32) != XXH3_64bits(h, 32) || fmt_get32(h + 12) != rp->cfg->shard ||
@@ -172,96 +175,179 @@ short_header:
     return 1;
 }
 
-/* Hand `count` verified records, the first at off, to the callback. */
-static int records_deliver(struct replay *rp, size_t off, uint32_t count)
+/* ---- the frame layout of rp's segment (format.h: version 1 or 2) ---- */
+
+static size_t frame_hdr(const struct replay *rp)
+{
+    return rp->version == 1 ? FMT1_FRAME_HDR : FMT_FRAME_HDR;
+}
+
+static bool frame_hdr_verifies(const struct replay *rp, const uint8_t *h)
+{
+    return rp->version == 1 ? fmt1_frame_verifies(h, rp->seed) : fmt_frame_verifies(h, rp->seed);
+}
+
+static uint32_t frame_len(const struct replay *rp, const uint8_t *h)
+{
+    return rp->version == 1 ? fmt_get32(h + 8) : fmt_frame_len(h);
+}
+
+static uint32_t frame_count(const struct replay *rp, const uint8_t *h)
+{
+    return rp->version == 1 ? fmt_get32(h + 12) : fmt_frame_count(h);
+}
+
+static uint64_t frame_first(const struct replay *rp, const uint8_t *h)
+{
+    return rp->version == 1 ? fmt_get64(h + 16) : fmt_frame_first(h);
+}
+
+/* The record at p (verified): *r, and the offset after it. */
+static size_t record_at(const struct replay *rp, size_t p, uint64_t seq, struct rlog_record *r)
+{
+    const uint8_t *h = rp->data + p;
+    if (rp->version == 1) {
+        *r = (struct rlog_record){fmt_get64(h + 16), h[12], fmt_get32(h + 8), h + FMT1_REC_HDR};
+        return p + FMT1_REC_HDR + r->len;
+    }
+    *r = (struct rlog_record){0};
+    size_t hdr = fmt_rec_get(h, rp->size - p, &r->type, &r->len);
+    r->seq = seq;
+    r->payload = h + hdr;
+    return p + hdr + r->len;
+}
+
+/* Hand `count` verified records, the first at off with sequence number
+ * `seq`, to the callback: those at or after from_seq and `min`. */
+static int records_deliver(struct replay *rp, size_t off, uint32_t count, uint64_t seq,
+                           uint64_t min)
 {
     size_t p = off;
-    for (uint32_t k = 0; k < count; k++) {
-        const uint8_t *h = rp->data + p;
-        struct rlog_record r = {
-            .seq = fmt_get64(h + 16),
-            .type = h[12],
-            .len = fmt_get32(h + 8),
-            .payload = h + FMT_REC_HDR,
-        };
-        if (r.seq >= rp->from_seq && rp->fn) {
+    for (uint32_t k = 0; k < count; k++, seq++) {
+        struct rlog_record r;
+        p = record_at(rp, p, seq, &r);
+        if (r.seq < rp->from_seq || r.seq < min)
+            continue;
+        if (rp->fn) {
             int rc = rp->fn(rp->arg, &r);
             if (rc)
                 return rc;
         }
-        if (r.seq >= rp->from_seq)
-            rp->out->records++;
-        p += FMT_REC_HDR + r.len;
+        rp->out->records++;
     }
     return 0;
 }
 
-/* The frame at off verifies whole: 0 and *end; else 1 and *bad, the
- * offset of the first thing wrong in it. */
-static int frame_check(const struct replay *rp, size_t off, size_t *end, size_t *bad)
+/* Version 1: each record of the frame verifies and is next in turn. */
+static int records_check1(const struct replay *rp, size_t p, size_t fend, uint32_t count,
+                          uint64_t seq, size_t *bad)
 {
-    *bad = off;
-    if (rp->size - off < FMT_FRAME_HDR || !fmt_frame_verifies(rp->data + off, rp->seed))
-        return 1;
-    uint32_t len = fmt_get32(rp->data + off + 8);
-    uint32_t count = fmt_get32(rp->data + off + 12);
-    uint64_t seq = fmt_get64(rp->data + off + 16);
-    if (seq != rp->expect || len > rp->size - off - FMT_FRAME_HDR)
-        return 1;
-    size_t p = off + FMT_FRAME_HDR, fend = p + len;
     for (uint32_t k = 0; k < count; k++, seq++) {
         *bad = p;
-        if (!fmt_record_verifies(rp->data + p, fend - p, rp->seed) ||
+        if (!fmt1_record_verifies(rp->data + p, fend - p, rp->seed) ||
             fmt_get64(rp->data + p + 16) != seq)
             return 1;
-        p += FMT_REC_HDR + fmt_get32(rp->data + p + 8);
+        p += FMT1_REC_HDR + fmt_get32(rp->data + p + 8);
     }
     *bad = p;
-    if (p != fend)
+    return p != fend;
+}
+
+/* Version 2: the frame's checksum holds and its records fill it exactly. */
+static int records_check2(const struct replay *rp, size_t off, size_t fend, uint32_t count,
+                          size_t *bad)
+{
+    if (!fmt_frame_body_verifies(rp->data + off, rp->seed))
         return 1;
-    *end = fend;
-    return 0;
+    size_t p = off + FMT_FRAME_HDR;
+    for (uint32_t k = 0; k < count; k++) {
+        *bad = p;
+        uint8_t type;
+        uint32_t len;
+        size_t hdr = fmt_rec_get(rp->data + p, fend - p, &type, &len);
+        if (!hdr || len > fend - p - hdr)
+            return 1;
+        p += hdr + len;
+    }
+    *bad = p;
+    return p != fend;
+}
+
+/* The frame at off verifies whole and comes next (or, `any`, at least
+ * verifies: a salvage): 0 and *end; else 1 and *bad, the offset of the
+ * first thing wrong in it. */
+static int frame_check(const struct replay *rp, size_t off, bool any, size_t *end, size_t *bad)
+{
+    *bad = off;
+    size_t hdr = frame_hdr(rp);
+    const uint8_t *h = rp->data + off;
+    if (rp->size - off < hdr || !frame_hdr_verifies(rp, h))
+        return 1;
+    uint32_t len = frame_len(rp, h), count = frame_count(rp, h);
+    uint64_t seq = frame_first(rp, h);
+    if ((!any && seq != rp->expect) || len > rp->size - off - hdr)
+        return 1;
+    size_t fend = off + hdr + len;
+    int rc = rp->version == 1 ? records_check1(rp, off + hdr, fend, count, seq, bad)
+                              : records_check2(rp, off, fend, count, bad);
+    if (rc == 0)
+        *end = fend;
+    return rc;
 }
 
 static bool frame_follows(const struct replay *rp, size_t off)
 {
-    for (size_t q = off + 1; q + FMT_FRAME_HDR <= rp->size; q++)
-        if (fmt_frame_verifies(rp->data + q, rp->seed))
+    for (size_t q = off + 1; q + frame_hdr(rp) <= rp->size; q++)
+        if (frame_hdr_verifies(rp, rp->data + q))
             return true;
     return false;
 }
 
-/* Salvage from off to the end of the segment: every record that verifies
- * and is not behind what was delivered; the rest is counted as dropped. */
+/* Deliver what is not behind what was delivered of the unit (a frame, or
+ * a version 1 record) of `count` records from `seq`, at p. */
+static int salvage_deliver(struct replay *rp, size_t p, uint32_t count, uint64_t seq)
+{
+    if (seq + count <= rp->expect)
+        return 0; /* a copy of what was delivered */
+    if (seq > rp->expect)
+        rp->out->missing_seqs += seq - rp->expect;
+    int rc = records_deliver(rp, p, count, seq, rp->expect);
+    rp->expect = seq + count;
+    return rc;
+}
+
+/* Salvage from off to the end of the segment: every frame (version 1:
+ * every record) that verifies and is not behind what was delivered; the
+ * rest is counted as dropped. */
 static int salvage_scan(struct replay *rp, size_t off)
 {
-    size_t p = off, dropped = 0;
-    while (p < rp->size) {
+    size_t p = off, dropped = 0, end, bad;
+    int rc = 0;
+    while (p < rp->size && rc == 0) {
         const uint8_t *h = rp->data + p;
-        if (rp->size - p >= FMT_FRAME_HDR && fmt_frame_verifies(h, rp->seed)) {
-            p += FMT_FRAME_HDR;
-            continue;
-        }
-        if (!fmt_record_verifies(h, rp->size - p, rp->seed)) {
+        if (frame_check(rp, p, true, &end, &bad) == 0) {
+            if (rp->version == 1) {
+                p += FMT1_FRAME_HDR; /* its records, one by one below */
+                continue;
+            }
+            rc = salvage_deliver(rp, p + FMT_FRAME_HDR, fmt_frame_count(h), fmt_frame_first(h));
+            p = end;
+        } else if (rp->version == 1 && fmt1_record_verifies(h, rp->size - p, rp->seed)) {
+            rc = salvage_deliver(rp, p, 1, fmt_get64(h + 16));
+            p += FMT1_REC_HDR + fmt_get32(h + 8);
+        } else if (rp->version == 1 && rp->size - p >= FMT1_FRAME_HDR &&
+                   fmt1_frame_verifies(h, rp->seed)) {
+            p += FMT1_FRAME_HDR;
+        } else {
             p++;
             dropped++;
-            continue;
         }
-        uint64_t seq = fmt_get64(h + 16);
-        if (seq >= rp->expect) { /* not a copy of what was delivered */
-            rp->out->missing_seqs += seq - rp->expect;
-            int rc = records_deliver(rp, p, 1);
-            if (rc)
-                return rc;
-            rp->expect = seq + 1;
-        }
-        p += FMT_REC_HDR + fmt_get32(h + 8);
     }
     rp->out->dropped_bytes += dropped;
     rp->out->damaged = true;
     log_warn("store: %s: salvage: %zu corrupt bytes from offset %zu on skipped", rp->path, dropped,
              off);
-    return 0;
+    return rc;
 }
 
 /* Walk the frames of the segment in rp->data. */
@@ -269,11 +355,12 @@ static int segment_walk(struct replay *rp, bool last)
 {
     size_t off = FMT_FILE_HDR, end, bad;
     while (off < rp->size) {
-        if (frame_check(rp, off, &end, &bad) == 0) {
-            int rc = records_deliver(rp, off + FMT_FRAME_HDR, fmt_get32(rp->data + off + 12));
+        if (frame_check(rp, off, false, &end, &bad) == 0) {
+            uint32_t count = frame_count(rp, rp->data + off);
+            int rc = records_deliver(rp, off + frame_hdr(rp), count, rp->expect, 0);
             if (rc)
                 return rc;
-            rp->expect += fmt_get32(rp->data + off + 12);
+            rp->expect += count;
             off = end;
             continue;
         }
@@ -381,6 +468,7 @@ static int segment_replay(struct replay *rp, uint64_t first, bool last)
     rp->out->tail_first_seq = first;
     rp->out->tail_bytes = rp->size;
     rp->out->seed = rp->seed;
+    rp->out->tail_version = rp->version;
     return 0;
 }
 

@@ -3,8 +3,9 @@
  * round trip, group commit and the durable watermark, segments, and fault
  * injection: a writer that runs out of space or writes short, a failing
  * sync, torn writes at every byte offset, a flipped bit in every byte of a
- * middle record, a missing segment, short reads, foreign and newer files,
- * and random garbage. Each test works in its own temporary directory.
+ * middle frame, a missing segment, short reads, foreign and newer files,
+ * a segment of the older format 1, and random garbage. Each test works in its own temporary
+ * directory.
  */
 #include <criterion/criterion.h>
 
@@ -23,7 +24,7 @@
 #include "store/format.h" /* to forge frames that verify */
 #include "store/log.h"
 
-enum { HDR_FILE = FMT_FILE_HDR, HDR_FRAME = FMT_FRAME_HDR, HDR_REC = FMT_REC_HDR };
+enum { HDR_FILE = FMT_FILE_HDR, HDR_FRAME = FMT_FRAME_HDR };
 
 /* ---- a temporary data directory ---- */
 
@@ -186,6 +187,12 @@ static uint8_t rec_byte(uint64_t i, uint32_t k)
 static uint8_t rec_type(uint64_t i)
 {
     return (uint8_t)(i % 5 + 1);
+}
+
+/* Record i's bytes in a frame: its header and payload. */
+static size_t rec_size(uint64_t i)
+{
+    return fmt_rec_hdr(rec_len(i)) + rec_len(i);
 }
 
 /* Append record i (its sequence number must be i). */
@@ -609,13 +616,15 @@ Test(rlog, read_only_reports_a_torn_tail_at_every_offset_and_changes_nothing)
 
 /* ---- corruption ---- */
 
-Test(rlog, a_flipped_bit_in_a_middle_record_stops_replay_and_salvage_keeps_the_rest)
+Test(rlog, a_flipped_bit_in_a_middle_frame_stops_replay_and_salvage_keeps_the_rest)
 {
-    /* Turns 1 | 2..4 | 5 | 6..7: turn 3 (record 5) is the middle one. */
+    /* Turns 1 | 2..4 | 5 | 6..7: turn 3 (record 5) is the middle one. One
+     * checksum covers a frame's records: a flip anywhere in it, header or
+     * record, loses the frame, and only it. */
     size_t ends[4], size;
     build_turns(ends);
     uint8_t *orig = file_read(seg_path(1), &size);
-    size_t frame = ends[1], rec5 = frame + HDR_FRAME;
+    size_t frame = ends[1];
     for (size_t at = frame; at < ends[2]; at++) {
         uint8_t *p = malloc(size);
         memcpy(p, orig, size);
@@ -628,7 +637,7 @@ Test(rlog, a_flipped_bit_in_a_middle_record_stops_replay_and_salvage_keeps_the_r
         cr_assert_eq(replay(NULL, 0, 0, &g, &rec), -EBADMSG, "flip at %zu", at);
         char *err = capture_end(saved, path);
         char needle[64];
-        snprintf(needle, sizeof(needle), "corrupt record at offset %zu", at < rec5 ? frame : rec5);
+        snprintf(needle, sizeof(needle), "corrupt record at offset %zu", frame);
         cr_assert_not_null(strstr(err, needle), "flip at %zu: %s", at, err);
         cr_assert_not_null(strstr(err, seg_path(1)), "flip at %zu: %s", at, err);
         free(err);
@@ -637,16 +646,11 @@ Test(rlog, a_flipped_bit_in_a_middle_record_stops_replay_and_salvage_keeps_the_r
 
         cr_assert_eq(replay(NULL, 0, RLOG_SALVAGE, &g, &rec), 0, "salvage, flip at %zu", at);
         cr_assert(rec.damaged);
-        cr_assert_gt(rec.dropped_bytes, 0);
-        if (at < rec5) { /* the frame header: the record itself verifies */
-            expect_range(&g, 1, 7, "salvaged");
-            cr_assert_eq(rec.missing_seqs, 0);
-        } else {
-            cr_assert_eq(g.n, 6, "flip at %zu: %zu salvaged", at, g.n);
-            for (size_t k = 0; k < 6; k++)
-                cr_assert_eq(g.seqs[k], k < 4 ? k + 1 : k + 2);
-            cr_assert_eq(rec.missing_seqs, 1);
-        }
+        cr_assert_eq(rec.dropped_bytes, ends[2] - frame, "flip at %zu", at);
+        cr_assert_eq(g.n, 6, "flip at %zu: %zu salvaged", at, g.n);
+        for (size_t k = 0; k < 6; k++)
+            cr_assert_eq(g.seqs[k], k < 4 ? k + 1 : k + 2);
+        cr_assert_eq(rec.missing_seqs, 1);
         cr_assert_eq(rec.last_seq, 7);
         free(p);
     }
@@ -694,10 +698,11 @@ Test(rlog, records_out_of_order_inside_a_frame_are_corruption)
     size_t ends[4], size;
     build_turns(ends);
     uint8_t *p = file_read(seg_path(1), &size);
-    /* Swap records 3 and 4 inside turn 2: each still verifies, and so does
-     * the frame header (it covers its length, count and first number). */
-    size_t r2 = ends[0] + HDR_FRAME, r3 = r2 + HDR_REC + rec_len(2);
-    size_t r4 = r3 + HDR_REC + rec_len(3), end = r4 + HDR_REC + rec_len(4);
+    /* Swap records 3 and 4 inside turn 2: the frame header still verifies
+     * (it covers its length, count and first number), its records' bytes
+     * do not. */
+    size_t r2 = ends[0] + HDR_FRAME, r3 = r2 + rec_size(2);
+    size_t r4 = r3 + rec_size(3), end = r4 + rec_size(4);
     cr_assert_eq(end, ends[1]);
     uint8_t *q = malloc(size);
     memcpy(q, p, size);
@@ -720,7 +725,7 @@ Test(rlog, a_frame_holding_more_than_it_counts_is_not_delivered)
     /* The last frame (records 6, 7) resealed saying it holds one record. */
     uint8_t *h = p + ends[2];
     uint64_t seed = fmt_get64(p + 24);
-    fmt_frame_seal(h, fmt_get32(h + 8), 1, fmt_get64(h + 16), seed);
+    fmt_frame_seal(h, fmt_frame_len(h), 1, fmt_frame_first(h), seed);
     file_write(seg_path(1), p, size);
     struct got g;
     struct rlog_recovery rec;
@@ -747,13 +752,13 @@ Test(rlog, read_only_salvage_renames_nothing_and_names_the_corruption)
     build_segments();
     size_t size;
     uint8_t *p = file_read(seg_path(4), &size);
-    p[40 + 30] ^= 0x10; /* inside segment 4's first record */
+    p[40 + HDR_FRAME + 6] ^= 0x10; /* inside segment 4's first record */
     file_write(seg_path(4), p, size);
     struct got g;
     struct rlog_recovery rec;
     cr_assert_eq(replay(NULL, 0, RLOG_READONLY, &g, &rec), -EBADMSG);
     cr_assert_eq(rec.bad_segment, 4);
-    cr_assert_eq(rec.bad_offset, 40 + 24, "the record after the frame header");
+    cr_assert_eq(rec.bad_offset, 40, "the frame whose checksum covers the record");
     p[8] ^= 1; /* the header's version: unusable, salvage would set it aside */
     file_write(seg_path(4), p, size);
     cr_assert_eq(replay(NULL, 0, RLOG_READONLY | RLOG_SALVAGE, &g, &rec), -EPROTONOSUPPORT);
@@ -781,8 +786,8 @@ Test(rlog, corruption_at_the_end_of_a_segment_that_is_not_the_last_is_not_a_torn
     expect_range(&g, 1, 3, "before");
     cr_assert_eq(file_size(seg_path(4)), (off_t)size, "a durable segment was cut");
     cr_assert_eq(replay(NULL, 0, RLOG_SALVAGE, &g, &rec), 0);
-    cr_assert_eq(g.n, 8);
-    cr_assert_eq(rec.missing_seqs, 1);
+    cr_assert_eq(g.n, 6, "the frame of records 4..6 is lost whole");
+    cr_assert_eq(rec.missing_seqs, 3);
     free(p);
 }
 
@@ -919,7 +924,7 @@ Test(rlog, a_newer_format_version_is_refused_naming_the_file)
     struct rlog *log = open_log(NULL, 0);
     turn(log, 1, 2);
     rlog_close(log);
-    patch_header(8, 2, NULL);
+    patch_header(8, FMT_VERSION + 1, NULL);
     struct got g;
     struct rlog_recovery rec;
     int saved;
@@ -927,7 +932,9 @@ Test(rlog, a_newer_format_version_is_refused_naming_the_file)
     cr_assert_eq(replay(NULL, 0, RLOG_SALVAGE, &g, &rec), -EPROTONOSUPPORT);
     char *err = capture_end(saved, path);
     cr_assert_not_null(strstr(err, seg_path(1)), "%s", err);
-    cr_assert_not_null(strstr(err, "version 2"), "%s", err);
+    char needle[32];
+    snprintf(needle, sizeof(needle), "version %d", FMT_VERSION + 1);
+    cr_assert_not_null(strstr(err, needle), "%s", err);
     free(err);
     cr_assert_eq(g.n, 0);
     struct rlog_config cfg = config(NULL, 0);
@@ -981,4 +988,87 @@ Test(rlog, random_garbage_and_mutations_never_crash_a_replay)
         free(p);
     }
     free(orig);
+}
+
+/* ---- format 1 (ringmq before the frame checksum) ---- */
+
+/* A version 1 frame of records first..last at p: its size. */
+static size_t v1_frame(uint8_t *p, uint64_t first, uint64_t last, uint64_t seed)
+{
+    size_t at = FMT1_FRAME_HDR;
+    for (uint64_t i = first; i <= last; i++) {
+        uint8_t *h = p + at;
+        fmt_put32(h + 8, rec_len(i));
+        h[12] = rec_type(i);
+        h[13] = 0;
+        fmt_put16(h + 14, 0);
+        fmt_put64(h + 16, i);
+        for (uint32_t k = 0; k < rec_len(i); k++)
+            h[FMT1_REC_HDR + k] = rec_byte(i, k);
+        fmt_put64(h, XXH3_64bits_withSeed(h + FMT_SUM, FMT1_REC_HDR - FMT_SUM + rec_len(i), seed));
+        at += FMT1_REC_HDR + rec_len(i);
+    }
+    fmt_put32(p + 8, (uint32_t)(at - FMT1_FRAME_HDR));
+    fmt_put32(p + 12, (uint32_t)(last - first + 1));
+    fmt_put64(p + 16, first);
+    fmt_put64(p,
+              XXH3_64bits_withSeed(p + FMT_SUM, FMT1_FRAME_HDR - FMT_SUM, seed ^ FMT_FRAME_SALT));
+    return at;
+}
+
+/* Segment 1 in format 1: records 1 | 2..5 | 6. */
+static void v1_segment(void)
+{
+    static uint8_t p[4096];
+    uint64_t seed = 0x1234567890abcdefull;
+    fmt_file_encode(p, 3, 1, seed);
+    fmt_put16(p + 8, 1);
+    fmt_put64(p + 32, XXH3_64bits(p, 32));
+    size_t n = HDR_FILE;
+    n += v1_frame(p + n, 1, 1, seed);
+    n += v1_frame(p + n, 2, 5, seed);
+    n += v1_frame(p + n, 6, 6, seed);
+    char d[256];
+    snprintf(d, sizeof(d), "%s/shard-0003", dir);
+    cr_assert_eq(mkdir(d, 0755), 0);
+    file_write(seg_path(1), p, n);
+}
+
+Test(rlog, a_format_1_segment_is_read_and_appending_starts_a_new_one)
+{
+    v1_segment();
+    struct got g;
+    struct rlog_recovery rec;
+    cr_assert_eq(replay(NULL, 0, 0, &g, &rec), 0);
+    expect_range(&g, 1, 6, "format 1");
+    cr_assert_eq(rec.tail_version, 1);
+    struct rlog *log = open_log(NULL, 0);
+    turn(log, 7, 8);
+    rlog_close(log);
+    cr_assert_gt(file_size(seg_path(7)), HDR_FILE, "a new segment for format 2");
+    cr_assert_eq(replay(NULL, 0, 0, &g, &rec), 0);
+    expect_range(&g, 1, 8, "format 1, then 2");
+    cr_assert_eq(rec.tail_version, FMT_VERSION);
+}
+
+Test(rlog, a_format_1_segment_with_a_flipped_bit_salvages_record_by_record)
+{
+    v1_segment();
+    size_t size;
+    uint8_t *p = file_read(seg_path(1), &size);
+    /* Record 3: after the file header, frame 1 (header and record 1), frame
+     * 2's header and record 2. */
+    size_t r3 = HDR_FILE + FMT1_FRAME_HDR + FMT1_REC_HDR + rec_len(1) + FMT1_FRAME_HDR +
+                FMT1_REC_HDR + rec_len(2);
+    p[r3 + 9] ^= 4;
+    file_write(seg_path(1), p, size);
+    struct got g;
+    struct rlog_recovery rec;
+    cr_assert_eq(replay(NULL, 0, 0, &g, &rec), -EBADMSG);
+    expect_range(&g, 1, 1, "before the corrupt frame");
+    cr_assert_eq(replay(NULL, 0, RLOG_SALVAGE, &g, &rec), 0);
+    cr_assert_eq(g.n, 5, "every record but 3");
+    cr_assert_eq(g.seqs[2], 4);
+    cr_assert_eq(rec.missing_seqs, 1);
+    free(p);
 }
