@@ -59,14 +59,13 @@ static void write_key(uint64_t key, void *arg)
  * 0's retained messages. */
 static void snap_begin(struct pshard *ps, struct shard *s)
 {
+    rlog_roll(ps->log);
+    if (rlog_append(ps->log, RECORD_SNAP_BEGIN, NULL, 0, &ps->snap_seq) < 0)
+        return; /* out of memory: the next turn tries again, nothing changed */
     ps->mark = ps->mark == 1 ? 2 : 1;
+    ps->next_no = 0; /* numbers of the other parity from here (persist.c) */
     ps->compacting = true;
     ps->cur_tenant = ps->cur_bucket = ps->cur_mask = 0;
-    rlog_roll(ps->log);
-    if (rlog_append(ps->log, RECORD_SNAP_BEGIN, NULL, 0, &ps->snap_seq) < 0) {
-        ps->compacting = false; /* out of memory: the next turn tries again */
-        return;
-    }
     log_info("store: shard %u: snapshot from record %" PRIu64, ps->id, ps->snap_seq);
     ingress_walk(s, write_key, ps);
     for (uint32_t i = 0; s->id == 0 && i < TENANT_MAX; i++) {
@@ -141,7 +140,8 @@ void compact_turn(struct pshard *ps, struct shard *s)
     }
     if (!ps->compacting) {
         uint64_t grown = atomic_load_explicit(&ps->bytes, memory_order_relaxed) - ps->snap_bytes;
-        if (grown < ps->p->cfg->persist_max_log_bytes ||
+        bool numbers = ps->next_no > PSHARD_NO_MAX / 2;
+        if ((grown < ps->p->cfg->persist_max_log_bytes && !numbers) ||
             atomic_load_explicit(&ps->failing, memory_order_relaxed))
             return;
         snap_begin(ps, s);

@@ -287,14 +287,14 @@ static int on_record(void *arg, const struct rlog_record *r)
     int rc;
     if (r->type == RECORD_SNAP_BEGIN || r->type == RECORD_SNAP_END) {
         struct record rec; /* markers: no state, an empty body */
-        rc = record_decode(r->type, r->payload, r->len, &rec);
+        rc = record_decode(r->format, r->type, r->payload, r->len, &rec);
         if (rc == -EBADMSG)
             snprintf(sc->why, sizeof(sc->why), "a snapshot marker with a body (%" PRIu32 " bytes)",
                      r->len);
     } else {
         bool retained = r->type == RECORD_RETAINED_PUT || r->type == RECORD_RETAINED_CLEAR;
         struct replay *to = retained ? sc->in->retained : sc->state;
-        rc = replay_apply(to, r->type, r->payload, r->len);
+        rc = replay_apply(to, r->format, r->type, r->payload, r->len);
         if (rc == -EBADMSG)
             snprintf(sc->why, sizeof(sc->why), "%s", replay_error(to));
     }

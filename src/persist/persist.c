@@ -45,9 +45,21 @@ static void w_commit(void *ctx, uint8_t type, size_t len)
     count(&ps->bytes, len);
 }
 
+static struct session *session_of(const struct session_state *st)
+{
+    return (struct session *)((char *)st - offsetof(struct session, st));
+}
+
+static uint32_t w_number(void *ctx, const struct tenant *t, const struct session_state *st)
+{
+    (void)ctx, (void)t;
+    return session_of(st)->store_no;
+}
+
 void pshard_writer_init(struct pshard *ps)
 {
-    ps->w = (struct record_writer){.reserve = w_reserve, .commit = w_commit, .ctx = ps};
+    ps->w = (struct record_writer){
+        .reserve = w_reserve, .commit = w_commit, .ctx = ps, .number = w_number};
 }
 
 /* A record that could not be encoded (out of memory) is a hole the
@@ -63,14 +75,29 @@ static void written(struct pshard *ps, int rc)
 
 /* ---- the hooks: which changes are written ---- */
 
-static struct session *session_of(const struct session_state *st)
+/* A session written whole gets a new number: the snapshot's parity (its
+ * mark) in the top bit, then a count that each snapshot starts again. So a
+ * number never names two live sessions: those of the snapshot before have
+ * the other parity, and all of them are written whole again, with new
+ * numbers, before the next snapshot starts (compact.c). */
+static uint32_t number_new(struct pshard *ps)
 {
-    return (struct session *)((char *)st - offsetof(struct session, st));
+    if (ps->next_no >= PSHARD_NO_MAX) {
+        /* 2^31 sessions written whole within one snapshot: never seen,
+         * but numbers must not wrap. */
+        log_ratelimited(LOG_LEVEL_ERR, "store: shard %u: out of session numbers", ps->id);
+        atomic_store_explicit(&ps->failing, true, memory_order_relaxed);
+        return 0;
+    }
+    return (ps->mark == 2 ? 1u << 31 : 0) | ++ps->next_no;
 }
 
 void pshard_write_session(struct pshard *ps, const struct tenant *t, const struct session_state *st)
 {
-    const struct session *ss = session_of(st);
+    struct session *ss = session_of(st);
+    ss->store_no = number_new(ps);
+    if (!ss->store_no)
+        return;
     written(ps, snapshot_session(&ps->w, t, st, ps->qos0, session_expires_at_ms(ss),
                                  session_will_at_ms(ss)));
     session_of(st)->store_mark = ps->mark;

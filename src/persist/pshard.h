@@ -70,6 +70,7 @@ struct pshard {
      * kept session has been, the other value while a snapshot is under
      * way and has not reached it. */
     uint8_t mark;
+    uint32_t next_no; /* the last session number given in this snapshot (persist.c) */
     bool compacting;
     bool snap_closing;     /* SNAP_END written: finish once it is durable */
     uint64_t snap_seq;     /* the SNAP_BEGIN of the snapshot under way */
@@ -83,6 +84,10 @@ struct pshard {
     _Atomic uint64_t records, bytes, fsyncs, errors;
     atomic_bool failing;
 };
+
+/* Session numbers (record.h) a snapshot gives at most; past half of it a
+ * snapshot starts whatever the log's size (compact.c). */
+#define PSHARD_NO_MAX ((1u << 31) - 1)
 
 /* The store hooks of persist.c (the provider's ops). */
 extern const struct store_ops persist_store_ops;

@@ -81,22 +81,30 @@ uint64_t record_deadline_to_mono(uint64_t wall_deadline, uint64_t mono_now, uint
     return ago < mono_now ? mono_now - ago : 1;
 }
 
-/* The record's key: tenant name and client id (NULL st: the tenant only,
- * for retained records). */
-static size_t key_size(const struct tenant *t, const struct session_state *st)
+/* What names a record's session: its number, and in a put also its
+ * tenant's name and client id. */
+static size_t key_size(const struct tenant *t, const struct session_state *st, bool put)
 {
-    return st ? 4 + strlen(t->name) + st->client_id_len : 2 + strlen(t->name);
+    return put ? 8 + t->name_len + st->client_id_len : 4;
 }
 
-static uint8_t *put_key(uint8_t *p, const struct tenant *t, const struct session_state *st)
+static uint8_t *put_key(uint8_t *p, const struct record_writer *w, const struct tenant *t,
+                        const struct session_state *st, bool put)
 {
-    size_t tlen = strlen(t->name);
-    p = put16(p, (uint16_t)tlen);
-    if (!st)
-        return putb(p, t->name, tlen);
+    p = put32(p, w->number(w->ctx, t, st));
+    if (!put)
+        return p;
+    p = put16(p, t->name_len);
     p = put16(p, st->client_id_len);
-    p = putb(p, t->name, tlen);
+    p = putb(p, t->name, t->name_len);
     return putb(p, st->client_id, st->client_id_len);
+}
+
+/* A retained record's key: its tenant's name. */
+static uint8_t *put_tenant(uint8_t *p, const struct tenant *t)
+{
+    p = put16(p, t->name_len);
+    return putb(p, t->name, t->name_len);
 }
 
 static size_t msg_bytes(const struct msg *m)
@@ -160,12 +168,13 @@ static int session_put(struct record_writer *w, const struct tenant *t,
                        const struct session_state *st, bool at, uint64_t expire_mono_ms,
                        uint64_t will_mono_ms)
 {
-    size_t n = key_size(t, st) + 4 + 4 + 1 + (st->will ? msg_bytes(st->will) : 0) + (at ? 16 : 0);
+    size_t n =
+        key_size(t, st, true) + 4 + 4 + 1 + (st->will ? msg_bytes(st->will) : 0) + (at ? 16 : 0);
     int rc;
     uint8_t *p = reserve(w, n, &rc);
     if (!p)
         return rc;
-    p = put_key(p, t, st);
+    p = put_key(p, w, t, st, true);
     p = put32(p, st->expiry_s);
     p = put32(p, st->will_delay_s);
     p = put8(p, st->will != NULL);
@@ -207,12 +216,12 @@ int record_ingress(struct record_writer *w, uint8_t type, uint64_t key)
 static int key_only(struct record_writer *w, uint8_t type, const struct tenant *t,
                     const struct session_state *st)
 {
-    size_t n = key_size(t, st);
+    size_t n = key_size(t, st, false);
     int rc;
     uint8_t *p = reserve(w, n, &rc);
     if (!p)
         return rc;
-    put_key(p, t, st);
+    put_key(p, w, t, st, false);
     w->commit(w->ctx, type, n);
     return 0;
 }
@@ -226,12 +235,12 @@ int record_session_del(struct record_writer *w, const struct tenant *t,
 int record_sub_put(struct record_writer *w, const struct tenant *t, const struct session_state *st,
                    const struct sess_sub *sub)
 {
-    size_t n = key_size(t, st) + 1 + 1 + 4 + 2 + sub->len;
+    size_t n = key_size(t, st, false) + 1 + 1 + 4 + 2 + sub->len;
     int rc;
     uint8_t *p = reserve(w, n, &rc);
     if (!p)
         return rc;
-    p = put_key(p, t, st);
+    p = put_key(p, w, t, st, false);
     p = put8(p, sub->qos);
     p = put8(p, sub->opts);
     p = put32(p, sub->subid);
@@ -244,12 +253,12 @@ int record_sub_put(struct record_writer *w, const struct tenant *t, const struct
 int record_sub_del(struct record_writer *w, const struct tenant *t, const struct session_state *st,
                    const uint8_t *filter, size_t len)
 {
-    size_t n = key_size(t, st) + 2 + len;
+    size_t n = key_size(t, st, false) + 2 + len;
     int rc;
     uint8_t *p = reserve(w, n, &rc);
     if (!p)
         return rc;
-    p = put_key(p, t, st);
+    p = put_key(p, w, t, st, false);
     p = put16(p, (uint16_t)len);
     putb(p, filter, len);
     w->commit(w->ctx, RECORD_SUB_DEL, n);
@@ -259,12 +268,12 @@ int record_sub_del(struct record_writer *w, const struct tenant *t, const struct
 int record_queue_push(struct record_writer *w, const struct tenant *t,
                       const struct session_state *st, const struct qentry *e)
 {
-    size_t n = key_size(t, st) + delivery_size(e->ids, e->share, e->m);
+    size_t n = key_size(t, st, false) + delivery_size(e->ids, e->share, e->m);
     int rc;
     uint8_t *p = reserve(w, n, &rc);
     if (!p)
         return rc;
-    p = put_key(p, t, st);
+    p = put_key(p, w, t, st, false);
     put_delivery(p, w, e->qos, e->retain, e->ids, e->share, e->m);
     w->commit(w->ctx, RECORD_QUEUE_PUSH, n);
     return 0;
@@ -282,12 +291,12 @@ int record_infl_put(struct record_writer *w, const struct tenant *t, const struc
     /* After PUBREC the entry holds no message (MQTT-4.3.3-1): none is
      * written, and the state says so. */
     const struct msg *m = e->state == INFL_WAIT_ACK ? e->m : NULL;
-    size_t n = key_size(t, st) + 2 + 1 + delivery_size(e->ids, e->share, m);
+    size_t n = key_size(t, st, false) + 2 + 1 + delivery_size(e->ids, e->share, m);
     int rc;
     uint8_t *p = reserve(w, n, &rc);
     if (!p)
         return rc;
-    p = put_key(p, t, st);
+    p = put_key(p, w, t, st, false);
     p = put16(p, e->pid);
     p = put8(p, e->state);
     put_delivery(p, w, e->qos, e->retain, e->ids, e->share, m);
@@ -298,12 +307,12 @@ int record_infl_put(struct record_writer *w, const struct tenant *t, const struc
 int record_pid(struct record_writer *w, uint8_t type, const struct tenant *t,
                const struct session_state *st, uint16_t pid)
 {
-    size_t n = key_size(t, st) + 2;
+    size_t n = key_size(t, st, false) + 2;
     int rc;
     uint8_t *p = reserve(w, n, &rc);
     if (!p)
         return rc;
-    p = put_key(p, t, st);
+    p = put_key(p, w, t, st, false);
     put16(p, pid);
     w->commit(w->ctx, type, n);
     return 0;
@@ -312,12 +321,12 @@ int record_pid(struct record_writer *w, uint8_t type, const struct tenant *t,
 int record_retained(struct record_writer *w, uint8_t type, const struct tenant *t,
                     const struct msg *m)
 {
-    size_t n = key_size(t, NULL) + msg_bytes(m);
+    size_t n = 2 + (size_t)t->name_len + msg_bytes(m);
     int rc;
     uint8_t *p = reserve(w, n, &rc);
     if (!p)
         return rc;
-    p = put_key(p, t, NULL);
+    p = put_tenant(p, t);
     put_msg(p, w, m, false);
     w->commit(w->ctx, type, n);
     return 0;
@@ -361,7 +370,8 @@ static const uint8_t *get_bytes(struct rd *r, size_t n)
     return b;
 }
 
-static void get_key(struct rd *r, struct record *out, bool session)
+/* A tenant's name and client id (format 1: the lengths first, together). */
+static void get_names(struct rd *r, struct record *out, bool session)
 {
     out->tenant_len = (uint16_t)get_le(r, 2);
     if (session)
@@ -373,6 +383,43 @@ static void get_key(struct rd *r, struct record *out, bool session)
      * (tenant_dir_intern): a NUL inside would name another tenant. */
     if (out->tenant_len == 0 || (out->tenant && memchr(out->tenant, 0, out->tenant_len)))
         r->bad = true;
+}
+
+static bool is_put(uint8_t type)
+{
+    return type == RECORD_SESSION_PUT || type == RECORD_SESSION_PUT_AT;
+}
+
+bool record_is_session(uint8_t type)
+{
+    return type >= RECORD_SESSION_PUT && type <= RECORD_TYPE_MAX && type != RECORD_RETAINED_PUT &&
+           type != RECORD_RETAINED_CLEAR && type != RECORD_SNAP_BEGIN && type != RECORD_SNAP_END &&
+           type != RECORD_INGRESS_PUT && type != RECORD_INGRESS_DEL;
+}
+
+/* The session's key: its number (format 2), and its names where held. */
+static void get_key(struct rd *r, uint16_t format, uint8_t type, struct record *out)
+{
+    if (format == RECORD_FORMAT_KEYED) {
+        get_names(r, out, true);
+        return;
+    }
+    out->no = (uint32_t)get_le(r, 4);
+    if (out->no == 0)
+        r->bad = true;
+    if (is_put(type))
+        get_names(r, out, true);
+}
+
+int record_session_of(uint16_t format, uint8_t type, const uint8_t *p, size_t len,
+                      struct record *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (!record_is_session(type) || (format != RECORD_FORMAT && format != RECORD_FORMAT_KEYED))
+        return -EBADMSG;
+    struct rd r = {p, p + len, false};
+    get_key(&r, format, type, out);
+    return r.bad ? -EBADMSG : 0;
 }
 
 static void get_msg(struct rd *r, struct record_msg *m)
@@ -477,7 +524,7 @@ static bool msg_valid(const struct record_msg *m)
            mqtt_props_decode(MQTT_PUBLISH, m->props, m->props_len, &pr) == MQTT_OK;
 }
 
-int record_decode(uint8_t type, const uint8_t *p, size_t len, struct record *out)
+int record_decode(uint16_t format, uint8_t type, const uint8_t *p, size_t len, struct record *out)
 {
     memset(out, 0, sizeof(*out));
     if (type == RECORD_SNAP_BEGIN || type == RECORD_SNAP_END) {
@@ -490,12 +537,16 @@ int record_decode(uint8_t type, const uint8_t *p, size_t len, struct record *out
             out->key |= (uint64_t)p[i] << (8 * i);
         return len == 8 && out->key ? 0 : -EBADMSG;
     }
-    if (type == 0 || type > RECORD_TYPE_MAX)
+    if (type == 0 || type > RECORD_TYPE_MAX ||
+        (format != RECORD_FORMAT && format != RECORD_FORMAT_KEYED))
         return -EBADMSG;
     out->type = type;
     struct rd r = {p, p + len, false};
     bool retained = type == RECORD_RETAINED_PUT || type == RECORD_RETAINED_CLEAR;
-    get_key(&r, out, !retained);
+    if (retained)
+        get_names(&r, out, false);
+    else
+        get_key(&r, format, type, out);
     if (retained) {
         out->has_msg = true;
         get_msg(&r, &out->m);

@@ -4,12 +4,21 @@
  * checksums (the log is not this room's: it hands each record here as a
  * type byte and a body); this module knows only bodies.
  *
- * Records replay without run-time ids: a session is keyed by its tenant's
- * name and its client id (tenant ids are interned at run time and differ
- * between runs), a delivery through a shared subscription names its $share
- * filter by its text. Integers are little-endian. The layout of every type
- * is in docs/DESIGN.md ("Records of durable state"); RECORD_FORMAT, which
- * the log's file header carries, changes whenever a layout does.
+ * Records replay without run-time ids. A session put names its session by
+ * its tenant's name and its client id (tenant ids are interned at run time
+ * and differ between runs) and by a number (u32, not 0) that the writer
+ * chose (record_writer.number); every other record about the session names
+ * only the number, which stands for the put's key until a session del or
+ * another put of the number. A number is one log's: the writer never gives
+ * one to two live sessions, and may give a session a new one with a put.
+ * A delivery through a shared subscription names its $share filter by its
+ * text. Integers are little-endian. The layout of every type is in
+ * docs/DESIGN.md ("Records of durable state").
+ *
+ * Formats: the log segment a record is in says which (its version,
+ * store/format.h). Format 2 (RECORD_FORMAT) numbers sessions; format 1
+ * (RECORD_FORMAT_KEYED, read only) put the tenant name and client id in
+ * every session record.
  *
  * Time: a message's deadline (msg.expires_at_ms) is on the broker's
  * monotonic clock, which restarts at boot, so a record stores it as a
@@ -37,8 +46,9 @@ struct sess_sub;
 struct qentry;
 struct inflight;
 
-/* The format of the record bodies below; a log file's header carries it. */
-#define RECORD_FORMAT 1
+/* The format of the record bodies written; and the oldest one read. */
+#define RECORD_FORMAT       2
+#define RECORD_FORMAT_KEYED 1
 
 /* Record types; 0 is never one (free for the log's own use). */
 enum record_type {
@@ -85,6 +95,8 @@ struct record_writer {
     void (*commit)(void *ctx, uint8_t type, size_t len);
     void *ctx;
     uint64_t mono_ms, wall_ms;
+    /* The number of session st of tenant t in this log (not 0; see above). */
+    uint32_t (*number)(void *ctx, const struct tenant *t, const struct session_state *st);
 };
 
 /* ---- encoding: one function per store hook, the same arguments ----
@@ -140,9 +152,10 @@ struct record_msg {
 /* A decoded record: the fields its type has (the others are zero). */
 struct record {
     uint8_t type;
-    const uint8_t *tenant; /* every type */
+    uint32_t no;           /* the session's number: format 2, session records */
+    const uint8_t *tenant; /* retained records, session puts; format 1: session records */
     uint16_t tenant_len;
-    const uint8_t *client_id; /* every type but the retained ones */
+    const uint8_t *client_id; /* session puts; format 1: every session record */
     uint16_t client_id_len;
     uint32_t expiry_s, will_delay_s; /* session put */
     /* Session put: when the offline session's expiry and its will's delay
@@ -164,11 +177,21 @@ struct record {
     uint64_t key; /* ingress put/del */
 };
 
-/* Decode the body of a record of `type` (a snapshot marker: only its
- * type): 0, or -EBADMSG when the type is unknown, a length or a value is
- * out of range, or bytes are missing or left over. Never reads outside
- * p[0..len). */
-int record_decode(uint8_t type, const uint8_t *p, size_t len, struct record *r);
+/* Decode the body of a record of `type` in `format` (a snapshot marker:
+ * only its type): 0, or -EBADMSG when the format or the type is unknown, a
+ * length or a value is out of range, a number is 0, or bytes are missing
+ * or left over. Never reads outside p[0..len). */
+int record_decode(uint16_t format, uint8_t type, const uint8_t *p, size_t len, struct record *r);
+
+/* Whether `type` is about a session (and names it: a key or a number). */
+bool record_is_session(uint8_t type);
+
+/* The session a record of `type` names, without decoding the rest:
+ * r->no, and r->tenant and r->client_id when the record holds them (puts;
+ * format 1: all). 0, or -EBADMSG when the record is too short to say, or
+ * is no session's. */
+int record_session_of(uint16_t format, uint8_t type, const uint8_t *p, size_t len,
+                      struct record *r);
 
 /* The i-th Subscription Identifier of r (i < r->nids). */
 static inline uint32_t record_id(const struct record *r, uint32_t i)

@@ -19,6 +19,7 @@
 
 #include "core/clock.h"
 #include "core/log.h"
+#include "core/u64set.h"
 #include "persist/persist.h"
 #include "persist/pshard.h"
 #include "persist/replay.h"
@@ -293,9 +294,10 @@ struct load {
     const struct store_sink *sink; /* the broker's */
     uint32_t log;                  /* whose log is being read */
     /* The last session key seen and whether it is homed here. */
-    uint8_t key[4 + CONFIG_TENANT_NAME_MAX + 256];
-    size_t key_len;
+    uint8_t key[CONFIG_TENANT_NAME_MAX + 256];
+    size_t tenant_len, id_len;
     bool key_mine;
+    struct u64set nos;           /* the log's session numbers: homed here (1) or not (0) */
     uint32_t sessions, retained; /* what the replay rebuilt */
 };
 
@@ -315,29 +317,49 @@ static int tenant_of(void *ctx, const char *name, size_t len)
     return intern(l->s, (const uint8_t *)name, len);
 }
 
-/* Whether the session a record names is homed on this shard now: 1, 0, or
- * 1 for a body too short to say (the replay reports it). */
-static int homed_here(struct load *l, const struct rlog_record *rec)
+/* Whether the session named tenant/client id is homed on this shard now:
+ * 1 or 0 (remembered for the next record of the same key), or -errno. */
+static int key_homed(struct load *l, const uint8_t *tenant, size_t tlen, const uint8_t *id,
+                     size_t idlen)
 {
-    const uint8_t *b = rec->payload;
-    if (rec->len < 4)
-        return 1;
-    size_t tlen = b[0] | (size_t)b[1] << 8, clen = b[2] | (size_t)b[3] << 8;
-    size_t klen = 4 + tlen + clen;
-    if (klen > rec->len)
-        return 1;
-    if (klen == l->key_len && memcmp(l->key, b, klen) == 0)
+    if (tlen == l->tenant_len && idlen == l->id_len && memcmp(l->key, tenant, tlen) == 0 &&
+        memcmp(l->key + tlen, id, idlen) == 0)
         return l->key_mine;
-    int id = intern(l->s, b + 4, tlen);
-    if (id < 0)
-        return id == -EBADMSG ? 1 : id;
-    bool mine = shard_home(l->s->broker, (uint16_t)id, b + 4 + tlen, clen) == l->s->id;
-    if (klen <= sizeof(l->key)) {
-        memcpy(l->key, b, klen);
-        l->key_len = klen;
+    int t = intern(l->s, tenant, tlen);
+    if (t < 0)
+        return t == -EBADMSG ? 1 : t;
+    bool mine = shard_home(l->s->broker, (uint16_t)t, id, idlen) == l->s->id;
+    if (tlen + idlen <= sizeof(l->key)) {
+        memcpy(l->key, tenant, tlen);
+        memcpy(l->key + tlen, id, idlen);
+        l->tenant_len = tlen;
+        l->id_len = idlen;
         l->key_mine = mine;
     }
     return mine;
+}
+
+/* Whether the session a record names is homed on this shard now: 1, 0, or
+ * 1 for a record that cannot say (the replay reports it). In format 2 a
+ * put says it for its number, which the records after it name. */
+static int homed_here(struct load *l, const struct rlog_record *rec)
+{
+    struct record k;
+    if (record_session_of(rec->format, rec->type, rec->payload, rec->len, &k) < 0)
+        return 1;
+    if (k.tenant) {
+        int mine = key_homed(l, k.tenant, k.tenant_len, k.client_id, k.client_id_len);
+        if (mine < 0 || !k.no)
+            return mine;
+        uint64_t *v = u64set_find(&l->nos, k.no);
+        if (v)
+            *v = (uint64_t)mine;
+        else if (u64set_put(&l->nos, k.no, (uint64_t)mine) < 0)
+            return -ENOMEM;
+        return mine;
+    }
+    uint64_t *v = u64set_find(&l->nos, k.no);
+    return v ? (int)*v : 1;
 }
 
 static int on_record(void *arg, const struct rlog_record *rec)
@@ -354,7 +376,7 @@ static int on_record(void *arg, const struct rlog_record *rec)
         mine = homed_here(l, rec);
     if (mine <= 0)
         return mine;
-    int rc = replay_apply(l->r, rec->type, rec->payload, rec->len);
+    int rc = replay_apply(l->r, rec->format, rec->type, rec->payload, rec->len);
     if (rc < 0)
         log_err("store: %s/shard-%04" PRIu32 ": record %" PRIu64 ": %s", l->ps->p->old_dir, l->log,
                 rec->seq, rc == -EBADMSG ? replay_error(l->r) : strerror(-rc));
@@ -399,9 +421,12 @@ static int replay_old(struct load *l)
         struct rlog_config c = {.dir = p->old_dir, .shard = i};
         struct rlog_recovery rec;
         l->log = i;
+        replay_next_log(l->r);
+        u64set_fini(&l->nos);
         rc = rlog_replay(&c, replay_from(p->old_dir, i), p->salvage ? RLOG_SALVAGE : 0, on_record,
                          l, &rec);
     }
+    u64set_fini(&l->nos);
     l->sessions = replay_sessions(l->r);
     l->retained = replay_retained(l->r);
     if (rc == 0)

@@ -43,6 +43,7 @@ struct rtenant {
 
 struct rsess {
     struct rnode node;
+    uint32_t no;     /* its number in the log being read (format 2; 0: none) */
     uint32_t tenant; /* index in replay.tenants */
     uint32_t epoch;  /* replay.epoch when it was last written whole */
     bool ran_out;    /* its expiry ran out while the broker was down */
@@ -66,6 +67,7 @@ struct replay {
     uint32_t ntenants, tenants_cap;
     uint32_t nretained;    /* entries of `retained` holding a message */
     struct u64set ingress; /* keys of QoS 2 flows kept (broker/ingress.h) */
+    struct u64set nos;     /* the log's session numbers -> struct rsess * */
     uint64_t skipped;
     /* Compaction snapshots begun (SNAP_BEGIN records) so far: within one,
      * a session's first record is its whole state (persist/compact.c). */
@@ -293,12 +295,43 @@ static uint32_t left_s(uint32_t full, uint64_t at_wall, uint64_t now_wall)
     return left < full ? (uint32_t)left : full;
 }
 
+/* The session numbered no in the log being read, or NULL. */
+static struct rsess *numbered(const struct replay *r, uint32_t no)
+{
+    uint64_t *v = no ? u64set_find(&r->nos, no) : NULL;
+    return v ? (struct rsess *)(uintptr_t)*v : NULL;
+}
+
+/* rs is numbered rec->no from here (a put may give it a new number). */
+static int number(struct replay *r, struct rsess *rs, const struct record *rec)
+{
+    if (rs->no == rec->no)
+        return 0;
+    if (u64set_put(&r->nos, rec->no, (uintptr_t)rs) < 0)
+        return -ENOMEM;
+    if (rs->no)
+        u64set_del(&r->nos, rs->no);
+    rs->no = rec->no;
+    return 0;
+}
+
+static void session_del(struct replay *r, struct rsess *rs);
+
 static int session_put(struct replay *r, const struct record *rec)
 {
+    struct rsess *rs = rsess_find(r, rec), *other = numbered(r, rec->no);
+    if (other && other != rs && r->o.skip_unknown) {
+        u64set_del(&r->nos, other->no); /* salvaging: its del was lost */
+        other->no = 0;
+        r->skipped++;
+    } else if (other && other != rs)
+        return fail(r, "session put of %.*s of tenant %.*s: its number %u is another session's",
+                    (int)rec->client_id_len, rec->client_id, (int)rec->tenant_len, rec->tenant,
+                    rec->no);
     struct msg *will = NULL;
     if (rec->has_msg && !(will = msg_from(r, &rec->m, true)))
         return -ENOMEM;
-    struct rsess *rs = rsess_find(r, rec);
+    bool fresh = !rs;
     if (!rs) {
         long ti = tenant_find(r, rec->tenant, rec->tenant_len, true);
         rs = ti < 0 ? NULL : calloc(1, sizeof(*rs));
@@ -320,6 +353,12 @@ static int session_put(struct replay *r, const struct record *rec)
             msg_release(will);
             return -ENOMEM;
         }
+    }
+    if (rec->no && number(r, rs, rec) < 0) {
+        if (fresh)
+            session_del(r, rs);
+        msg_release(will);
+        return -ENOMEM;
     }
     if (rs->epoch != r->epoch) {
         /* The first put since a snapshot began: the session written whole
@@ -550,6 +589,8 @@ static int qos2(struct replay *r, struct session_state *st, const struct record 
 
 static void session_del(struct replay *r, struct rsess *rs)
 {
+    if (rs->no)
+        u64set_del(&r->nos, rs->no);
     tab_unlink(&r->sessions, &rs->node);
     replay_state_fini(&rs->st);
     free(rs);
@@ -662,6 +703,7 @@ void replay_destroy(struct replay *r)
     tab_clear(&r->sessions, rsess_free);
     tab_clear(&r->retained, rret_free);
     u64set_fini(&r->ingress);
+    u64set_fini(&r->nos);
     for (uint32_t i = 0; i < r->ntenants; i++)
         free(r->tenants[i].name);
     free(r->tenants);
@@ -682,13 +724,27 @@ static int ingress_record(struct replay *r, const struct record *rec)
     return u64set_put(&r->ingress, rec->key, 0) < 0 ? -ENOMEM : 0;
 }
 
-int replay_apply(struct replay *r, uint8_t type, const void *bytes, size_t len)
+void replay_next_log(struct replay *r)
+{
+    u64set_fini(&r->nos);
+    for (uint32_t i = 0; r->sessions.b && i <= r->sessions.mask; i++)
+        for (struct rnode *n = r->sessions.b[i]; n; n = n->next)
+            ((struct rsess *)n)->no = 0;
+}
+
+/* The session a record other than a put is about, or NULL. */
+static struct rsess *session_named(struct replay *r, const struct record *rec)
+{
+    return rec->no ? numbered(r, rec->no) : rsess_find(r, rec);
+}
+
+int replay_apply(struct replay *r, uint16_t format, uint8_t type, const void *bytes, size_t len)
 {
     r->err[0] = '\0';
     if (type == 0 || type > RECORD_TYPE_MAX)
         return fail(r, "unknown record type %u (%zu bytes)", type, len);
     struct record rec;
-    if (record_decode(type, bytes, len, &rec) < 0)
+    if (record_decode(format, type, bytes, len, &rec) < 0)
         return fail(r, "malformed %s record (%zu bytes)", type_names[type], len);
     if (type == RECORD_SNAP_BEGIN)
         r->epoch++; /* sessions are written whole again from here */
@@ -700,7 +756,7 @@ int replay_apply(struct replay *r, uint8_t type, const void *bytes, size_t len)
         return retained_record(r, &rec);
     if (type == RECORD_SESSION_PUT || type == RECORD_SESSION_PUT_AT)
         return session_put(r, &rec);
-    struct rsess *rs = rsess_find(r, &rec);
+    struct rsess *rs = session_named(r, &rec);
     if (!rs && type == RECORD_SESSION_DEL && r->epoch) {
         /* The end of a session the snapshot had not reached (its records
          * are before SNAP_BEGIN, where this replay did not start). */
@@ -711,6 +767,8 @@ int replay_apply(struct replay *r, uint8_t type, const void *bytes, size_t len)
             r->skipped++;
             return 0;
         }
+        if (rec.no)
+            return fail(r, "%s record for session number %u, never put", type_names[type], rec.no);
         return fail(r, "%s record for session %.*s of tenant %.*s, never put", type_names[type],
                     (int)rec.client_id_len, rec.client_id, (int)rec.tenant_len, rec.tenant);
     }
@@ -832,6 +890,7 @@ int replay_finish(struct replay *r, struct shard *s, const struct store_sink *si
     if (h.rc < 0)
         return h.rc;
     struct finish f = {s, sink, tenant, ctx};
+    u64set_fini(&r->nos);
     int rc = tab_drain(r, &r->sessions, hand_session, &f, rsess_free);
     int rc2 = tab_drain(r, &r->retained, rc ? NULL : hand_retained, &f, rret_free);
     r->nretained = 0;

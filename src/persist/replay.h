@@ -56,12 +56,18 @@ struct replay *replay_create(const struct replay_opts *o);
 void replay_destroy(struct replay *r);
 
 /*
- * Apply the next record: type and body as the log stored them (borrowed).
- * 0; -EBADMSG when the record is malformed, of an unknown type or at odds
- * with those before it (replay_error says which and why; the replay is
- * unchanged by the record); -ENOMEM.
+ * Apply the next record: its format (the version of the segment it is in,
+ * record.h), type and body as the log stored them (borrowed). 0; -EBADMSG
+ * when the record is malformed, of an unknown type or at odds with those
+ * before it (replay_error says which and why; the replay is unchanged by
+ * the record); -ENOMEM.
  */
-int replay_apply(struct replay *r, uint8_t type, const void *bytes, size_t len);
+int replay_apply(struct replay *r, uint16_t format, uint8_t type, const void *bytes, size_t len);
+
+/* The records that follow are another log's: session numbers (record.h)
+ * are each log's own, so those of the log before are forgotten (the
+ * sessions stay). */
+void replay_next_log(struct replay *r);
 
 /* What the last failing replay_apply found wrong ("" when none). */
 const char *replay_error(const struct replay *r);

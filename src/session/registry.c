@@ -14,12 +14,12 @@
 #include "session/session.h"
 #include "tenant/tenant.h"
 
-uint64_t reg_hash(const struct tenant *t, const uint8_t *id, size_t len)
+uint32_t reg_hash(const struct tenant *t, const uint8_t *id, size_t len)
 {
-    return XXH3_64bits_withSeed(id, len, t->id);
+    return (uint32_t)XXH3_64bits_withSeed(id, len, t->id);
 }
 
-struct session **reg_find(struct tenant *t, uint64_t h, const uint8_t *id, size_t len)
+struct session **reg_find(struct tenant *t, uint32_t h, const uint8_t *id, size_t len)
 {
     if (!t->reg)
         return NULL;
@@ -58,7 +58,7 @@ int reg_reserve(struct tenant *t)
     return 0;
 }
 
-void reg_link(struct tenant *t, struct session *ss, uint64_t h)
+void reg_link(struct tenant *t, struct session *ss, uint32_t h)
 {
     ss->reg_hash = h;
     struct session **bucket = &t->reg[h & t->reg_mask];

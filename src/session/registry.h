@@ -33,10 +33,10 @@ bool session_connected(struct tenant *t, const uint8_t *id, size_t len);
 /* ---- for session.c ---- */
 
 /* The hash that places client id `id` of tenant t (seeded by its id). */
-uint64_t reg_hash(const struct tenant *t, const uint8_t *id, size_t len);
+uint32_t reg_hash(const struct tenant *t, const uint8_t *id, size_t len);
 
 /* The link that points at the session of `id` (hash h), or NULL. */
-struct session **reg_find(struct tenant *t, uint64_t h, const uint8_t *id, size_t len);
+struct session **reg_find(struct tenant *t, uint32_t h, const uint8_t *id, size_t len);
 
 /* Make room for one more session (doubling the buckets when full), so that
  * reg_link cannot fail. 0 or -ENOMEM. */
@@ -44,7 +44,7 @@ int reg_reserve(struct tenant *t);
 
 /* Add ss, whose client id hashes to h (to the id order too); after
  * reg_reserve. */
-void reg_link(struct tenant *t, struct session *ss, uint64_t h);
+void reg_link(struct tenant *t, struct session *ss, uint32_t h);
 
 /* Remove ss if it is registered (from the id order too). */
 void reg_remove(struct tenant *t, struct session *ss);

@@ -67,7 +67,7 @@ static void session_end(struct shard *s, struct session *ss)
 
 /* A new, empty session of client_id (hash h), registered; NULL on OOM. */
 static struct session *session_create(struct shard *s, struct tenant *t, const uint8_t *client_id,
-                                      size_t len, uint64_t h)
+                                      size_t len, uint32_t h)
 {
     if (reg_reserve(t) < 0)
         return NULL;
@@ -92,7 +92,7 @@ struct session *session_attach(struct shard *s, struct tenant *t, struct stream 
                                const uint8_t *client_id, size_t len, const struct session_opts *o,
                                bool *present)
 {
-    uint64_t h = reg_hash(t, client_id, len);
+    uint32_t h = reg_hash(t, client_id, len);
     struct session **pp = reg_find(t, h, client_id, len);
     if (pp && (*pp)->client) {
         /* MQTT-3.1.4-2: the existing client is disconnected. Closing it
@@ -256,7 +256,7 @@ void session_detach(struct shard *s, struct session *ss, bool send_will)
 
 int session_restore(struct shard *s, struct tenant *t, struct session_state *st)
 {
-    uint64_t h = reg_hash(t, st->client_id, st->client_id_len);
+    uint32_t h = reg_hash(t, st->client_id, st->client_id_len);
     if (reg_find(t, h, st->client_id, st->client_id_len))
         return -EEXIST;
     if (reg_reserve(t) < 0)

@@ -209,7 +209,8 @@ struct session_state {
  */
 struct session {
     struct session *reg_next; /* tenant registry chain (registry.c) */
-    uint64_t reg_hash;
+    uint32_t reg_hash;
+    uint32_t store_no; /* the store's own (store.h): the number its log knows it by */
     struct tenant *tenant;
     struct stream *client;       /* NULL while offline */
     struct session_timer *timer; /* while offline with a deadline */

@@ -45,8 +45,9 @@
  * (a store that writes synchronously needs none).
  *
  * A store may reach the struct session holding a state it is told about
- * (container_of on `st`) and use its `store_mark` byte, the one field of a
- * session that is the store's: 0 when the session is created or restored.
+ * (container_of on `st`) and use its `store_mark` byte and `store_no`
+ * word, the fields of a session that are the store's: 0 when the session is
+ * created or restored.
  */
 #ifndef RINGMQ_SESSION_STORE_H
 #define RINGMQ_SESSION_STORE_H

@@ -75,6 +75,7 @@ struct rlog_record {
     uint8_t type;
     uint32_t len;
     const uint8_t *payload;
+    uint16_t format; /* its segment's format version (format.h): how the payload reads */
 };
 
 /* Return 0 to go on; anything else stops the replay, which returns it. */

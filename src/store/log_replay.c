@@ -207,13 +207,14 @@ static size_t record_at(const struct replay *rp, size_t p, uint64_t seq, struct 
 {
     const uint8_t *h = rp->data + p;
     if (rp->version == 1) {
-        *r = (struct rlog_record){fmt_get64(h + 16), h[12], fmt_get32(h + 8), h + FMT1_REC_HDR};
+        *r = (struct rlog_record){fmt_get64(h + 16), h[12], fmt_get32(h + 8), h + FMT1_REC_HDR, 1};
         return p + FMT1_REC_HDR + r->len;
     }
     *r = (struct rlog_record){0};
     size_t hdr = fmt_rec_get(h, rp->size - p, &r->type, &r->len);
     r->seq = seq;
     r->payload = h + hdr;
+    r->format = rp->version;
     return p + hdr + r->len;
 }
 

@@ -20,6 +20,7 @@ struct tenant *tenant_create(uint16_t id, const char *name, const struct tenant_
         return NULL;
     t->id = id;
     t->name = name;
+    t->name_len = (uint16_t)strlen(name);
     t->set = set;
     t->subs = trie_create();
     t->retained = retain_create();

@@ -46,6 +46,7 @@ struct tenant {
     struct tenant_counters ctr; /* this shard's share; the metrics thread reads it */
     struct rate_window rate[RATE_KINDS];
     uint16_t id;
+    uint16_t name_len;                 /* strlen(name) */
     const char *name;                  /* the directory's copy, lives as long as the broker */
     const struct tenant_settings *set; /* config, or own_set from a setting provider */
     struct tenant_settings *own_set;   /* the provider's values (heap), or NULL */

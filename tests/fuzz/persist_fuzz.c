@@ -6,8 +6,10 @@
  * (a short last frame is cut to what is there). Each body is decoded from
  * an exact-size heap copy (ASan sees any read past it) and applied to one
  * replay, first as is, then behind a valid session put of the key the body
- * would carry if it were one ("t", "c"), so that the records of a session
- * reach the state they change. Every rc is 0, -EBADMSG or -ENOMEM; at the
+ * would carry if it were one ("t", "c"; number 1), so that the records of
+ * a session reach the state they change. The input's size picks the
+ * format: odd multiples of 2 read format 1 (keys), the rest format 2
+ * (numbers). Every rc is 0, -EBADMSG or -ENOMEM; at the
  * end everything rebuilt is handed to a sink that checks the session
  * invariants of session.h and frees it.
  *
@@ -35,8 +37,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
         }                                                                                          \
     } while (0)
 
-/* The session put of tenant "t", client "c", expiry 1, no will. */
-static const uint8_t put_tc[] = {1, 0, 1, 0, 't', 'c', 1, 0, 0, 0, 0, 0, 0, 0, 0};
+/* The session put of tenant "t", client "c", expiry 1, no will: format 1,
+ * and format 2 as number 1. */
+static const uint8_t put_tc1[] = {1, 0, 1, 0, 't', 'c', 1, 0, 0, 0, 0, 0, 0, 0, 0};
+static const uint8_t put_tc2[] = {1, 0, 0, 0, 1, 0, 1, 0, 't', 'c', 1, 0, 0, 0, 0, 0, 0, 0, 0};
+static uint16_t format;
 
 static int sink_session(struct shard *s, uint16_t tenant, struct session_state *st)
 {
@@ -78,9 +83,9 @@ static void apply(struct replay *r, uint8_t type, const uint8_t *body, size_t le
     if (len)
         memcpy(c, body, len);
     struct record rec;
-    int rc = record_decode(type, c, len, &rec);
+    int rc = record_decode(format, type, c, len, &rec);
     CHECK(rc == 0 || rc == -EBADMSG);
-    rc = replay_apply(r, type, c, len);
+    rc = replay_apply(r, format, type, c, len);
     CHECK(rc == 0 || rc == -EBADMSG || rc == -ENOMEM);
     CHECK(rc != -EBADMSG || replay_error(r)[0]);
     free(c);
@@ -92,7 +97,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct replay *r = replay_create(&o);
     if (!r)
         return 0;
-    CHECK(replay_apply(r, RECORD_SESSION_PUT, put_tc, sizeof(put_tc)) == 0);
+    format = size & 2 ? RECORD_FORMAT_KEYED : RECORD_FORMAT;
+    const uint8_t *put = format == RECORD_FORMAT ? put_tc2 : put_tc1;
+    size_t put_len = format == RECORD_FORMAT ? sizeof(put_tc2) : sizeof(put_tc1);
+    CHECK(replay_apply(r, format, RECORD_SESSION_PUT, put, put_len) == 0);
     for (size_t off = 0; off + 3 <= size;) {
         uint8_t type = data[off];
         size_t len = (size_t)data[off + 1] | (size_t)data[off + 2] << 8;
@@ -100,7 +108,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (len > size - off)
             len = size - off;
         apply(r, type, data + off, len);
-        apply(r, RECORD_SESSION_PUT, put_tc, sizeof(put_tc));
+        apply(r, RECORD_SESSION_PUT, put, put_len);
         apply(r, type, data + off, len);
         off += len;
     }

@@ -49,7 +49,7 @@ void harness_setup(const struct store_ops *store, harness_check_fn fn)
     shard.tenants = calloc(TENANT_MAX, sizeof(*shard.tenants));
     tenant0 = calloc(1, sizeof(*tenant0));
     cr_assert(shard.session_slab && shard.wheel && shard.session_wheel && shard.tenants && tenant0);
-    *tenant0 = (struct tenant){.name = "global", .set = &set};
+    *tenant0 = (struct tenant){.name = "global", .name_len = 6, .set = &set};
     tenant0->subs = trie_create();
     tenant0->retained = retain_create();
     shard.tenants[0] = tenant0;

@@ -102,8 +102,23 @@ static void w_commit(void *ctx, uint8_t type, size_t len)
     cr_assert_eq(rlog_append(w->log, type, w->scratch, (uint32_t)len, NULL), 0);
 }
 
+/* Sessions numbered by the order they were first written (record.h). */
+static uint32_t w_number(void *ctx, const struct tenant *t, const struct session_state *st)
+{
+    static const void *seen[64][2];
+    static uint32_t n;
+    (void)ctx;
+    for (uint32_t i = 0; i < n; i++)
+        if (seen[i][0] == t && seen[i][1] == st)
+            return i + 1;
+    cr_assert_lt(n, 64);
+    seen[n][0] = t;
+    seen[n++][1] = st;
+    return n;
+}
+
 static struct wlog wlog;
-static struct record_writer rw = {w_reserve, w_commit, &wlog, 1000, WALL_BASE};
+static struct record_writer rw = {w_reserve, w_commit, &wlog, 1000, WALL_BASE, w_number};
 
 static void shard_open(uint32_t shard)
 {
@@ -159,7 +174,7 @@ static struct sess_sub *sub_make(const char *filter, uint8_t qos)
     return s;
 }
 
-static struct tenant ta = {.name = "global"}, tb = {.name = "t2"};
+static struct tenant ta = {.name = "global", .name_len = 6}, tb = {.name = "t2", .name_len = 2};
 
 static struct session_state session(const char *client_id)
 {
@@ -321,12 +336,13 @@ Test(inspect, a_corrupt_record_in_the_middle_fails_naming_file_and_offset)
     build();
     size_t size;
     uint8_t *p = file_get(seg(0), &size);
-    size_t rec1 = 40 + 24; /* after the file header and the first frame's */
-    p[rec1 + 30] ^= 0x04;  /* inside the first record: a later turn follows */
+    size_t frame1 = 40;         /* after the file header */
+    p[frame1 + 32 + 4] ^= 0x04; /* inside the first record: a later turn follows */
     file_put(seg(0), p, size);
     char *text, want[512];
     cr_assert_eq(inspect(&text), -EBADMSG, "%s", text);
-    snprintf(want, sizeof(want), "error: %s: offset %zu: ", seg(0), rec1);
+    /* One checksum covers the frame's records: the frame is named. */
+    snprintf(want, sizeof(want), "error: %s: offset %zu: ", seg(0), frame1);
     has(text, want);
     has(text, "FAILED: 1 problem");
     size_t after;

@@ -21,7 +21,7 @@
 #define MONO 1000000ull
 #define WALL 1700000000000ull
 
-static struct tenant tn = {.name = "tenant-a"};
+static struct tenant tn = {.name = "tenant-a", .name_len = 8};
 /* Payload Format Indicator 1, Content Type "text": a valid PUBLISH block. */
 static const uint8_t props[] = {0x01, 0x01, 0x03, 0x00, 0x04, 't', 'e', 'x', 't'};
 static uint32_t ids[] = {3, 7, 300000, 1};
@@ -66,14 +66,26 @@ static struct record decode_one(const struct buf *b, uint8_t want)
     cr_assert_eq(off, b->n, "one record");
     cr_assert_eq(type, want);
     struct record r;
-    cr_assert_eq(record_decode(type, body, len, &r), 0);
-    cr_assert_eq(r.tenant_len, 8);
-    cr_assert_eq(memcmp(r.tenant, "tenant-a", 8), 0);
+    cr_assert_eq(record_decode(RECORD_FORMAT, type, body, len, &r), 0);
+    bool retained = type == RECORD_RETAINED_PUT || type == RECORD_RETAINED_CLEAR;
+    if (retained || type == RECORD_SESSION_PUT || type == RECORD_SESSION_PUT_AT) {
+        cr_assert_eq(r.tenant_len, 8);
+        cr_assert_eq(memcmp(r.tenant, "tenant-a", 8), 0);
+    } else {
+        cr_assert_null(r.tenant, "only a put names the tenant");
+        cr_assert_null(r.client_id, "only a put names the client");
+    }
+    if (!retained)
+        cr_assert_eq(r.no, 1, "the number the writer gave");
     return r;
 }
 
+/* A put: the client id; any other session record: the number alone. */
 static void same_key(const struct record *r)
 {
+    cr_assert_eq(r->no, 1);
+    if (r->type != RECORD_SESSION_PUT && r->type != RECORD_SESSION_PUT_AT)
+        return;
     cr_assert_eq(r->client_id_len, 5);
     cr_assert_eq(memcmp(r->client_id, "dev-1", 5), 0);
 }
@@ -280,7 +292,7 @@ static void no_commit(void *ctx, uint8_t type, size_t len)
 
 Test(record, without_room_nothing_is_committed)
 {
-    struct record_writer w = {no_room, no_commit, NULL, MONO, WALL};
+    struct record_writer w = {no_room, no_commit, NULL, MONO, WALL, buf_number};
     cr_assert_eq(record_session_put(&w, &tn, &st), -ENOMEM);
     cr_assert_eq(record_queue_pop(&w, &tn, &st), -ENOMEM);
     cr_assert_eq(record_pid(&w, RECORD_QOS2_ADD, &tn, &st, 1), -ENOMEM);
@@ -332,7 +344,7 @@ static int decode_exact(uint8_t type, const uint8_t *p, size_t len)
     uint8_t *copy = malloc(len ? len : 1);
     memcpy(copy, p, len);
     struct record r;
-    int rc = record_decode(type, copy, len, &r);
+    int rc = record_decode(RECORD_FORMAT, type, copy, len, &r);
     free(copy);
     return rc;
 }
@@ -341,9 +353,9 @@ Test(record, snapshot_markers_have_empty_bodies)
 {
     static const uint8_t one[1] = {0};
     struct record r;
-    cr_assert_eq(record_decode(RECORD_SNAP_BEGIN, one, 0, &r), 0);
+    cr_assert_eq(record_decode(RECORD_FORMAT, RECORD_SNAP_BEGIN, one, 0, &r), 0);
     cr_assert_eq(r.type, RECORD_SNAP_BEGIN);
-    cr_assert_eq(record_decode(RECORD_SNAP_END, one, 0, &r), 0);
+    cr_assert_eq(record_decode(RECORD_FORMAT, RECORD_SNAP_END, one, 0, &r), 0);
     cr_assert_eq(r.type, RECORD_SNAP_END);
     cr_assert_eq(decode_exact(RECORD_SNAP_BEGIN, one, 1), -EBADMSG, "a byte more");
     cr_assert_eq(decode_exact(RECORD_SNAP_END, one, 1), -EBADMSG, "a byte more");
@@ -409,12 +421,16 @@ static size_t length_fields(uint8_t type, const uint8_t *p, struct lenfield *f)
         f[n++] = (struct lenfield){0, 2};
         return msg_fields(2 + le(p, 2), f, n);
     }
-    f[n++] = (struct lenfield){0, 2};
-    f[n++] = (struct lenfield){2, 2};
-    size_t k = 4 + le(p, 2) + le(p + 2, 2); /* the key's end */
+    size_t k = 4; /* the key's end: a number, and in a put the names */
+    if (type == RECORD_SESSION_PUT || type == RECORD_SESSION_PUT_AT) {
+        f[n++] = (struct lenfield){4, 2};
+        f[n++] = (struct lenfield){6, 2};
+        k = 8 + le(p + 4, 2) + le(p + 6, 2);
+    }
     size_t d;
     switch (type) {
     case RECORD_SESSION_PUT:
+    case RECORD_SESSION_PUT_AT:
         return p[k + 8] ? msg_fields(k + 9, f, n) : n;
     case RECORD_SUB_PUT:
         f[n++] = (struct lenfield){k + 6, 2};
@@ -451,7 +467,11 @@ Test(record, every_corrupted_length_field_is_rejected)
     while (buf_next(&b, &off, &type, &body, &len)) {
         struct lenfield f[16];
         size_t nf = length_fields(type, body, f);
-        cr_assert_geq(nf, 1);
+        bool none =
+            type == RECORD_SESSION_DEL || type == RECORD_QUEUE_POP ||
+            (type >= RECORD_INFL_REC && type <= RECORD_QOS2_DEL && type != RECORD_INFL_PUT) ||
+            type == RECORD_INFL_FROM_QUEUE;
+        cr_assert(none || nf >= 1, "type %u has length fields", type);
         for (size_t i = 0; i < nf; i++) {
             uint64_t v = le(body + f[i].off, f[i].width);
             uint64_t max = f[i].width == 2 ? 0xffff : 0xffffffff;
@@ -490,11 +510,11 @@ Test(record, any_flipped_bit_is_decoded_or_rejected_never_a_crash)
             memcpy(c, body, len);
             c[i / 8] ^= (uint8_t)(1u << (i % 8));
             struct record r;
-            int rc = record_decode(type, c, len, &r);
+            int rc = record_decode(RECORD_FORMAT, type, c, len, &r);
             cr_assert(rc == 0 || rc == -EBADMSG);
             struct replay *rp = replay_create(&o);
-            cr_assert_eq(replay_apply(rp, RECORD_SESSION_PUT, first, first_len), 0);
-            rc = replay_apply(rp, type, c, len);
+            cr_assert_eq(replay_apply(rp, RECORD_FORMAT, RECORD_SESSION_PUT, first, first_len), 0);
+            rc = replay_apply(rp, RECORD_FORMAT, type, c, len);
             cr_assert(rc == 0 || rc == -EBADMSG, "rc %d", rc);
             replay_destroy(rp);
             free(c);
@@ -510,10 +530,22 @@ Test(record, a_tenant_name_with_a_nul_is_rejected)
 {
     struct buf b = {0};
     struct record_writer w = buf_writer(&b, MONO, WALL);
-    cr_assert_eq(record_session_del(&w, &tn, &st), 0);
-    (void)decode_one(&b, RECORD_SESSION_DEL); /* valid as written */
-    b.p[FRAME + 4 + 3] = 0;                   /* "ten\0nt-a" */
-    cr_assert_eq(decode_exact(RECORD_SESSION_DEL, b.p + FRAME, b.n - FRAME), -EBADMSG);
+    cr_assert_eq(record_session_put(&w, &tn, &st), 0);
+    (void)decode_one(&b, RECORD_SESSION_PUT); /* valid as written */
+    b.p[FRAME + 8 + 3] = 0;                   /* "ten\0nt-a" */
+    cr_assert_eq(decode_exact(RECORD_SESSION_PUT, b.p + FRAME, b.n - FRAME), -EBADMSG);
+    buf_fini(&b);
+}
+
+/* Format 2 names a session by a number that is never 0. */
+Test(record, a_session_number_0_is_rejected)
+{
+    struct buf b = {0};
+    struct record_writer w = buf_writer(&b, MONO, WALL);
+    cr_assert_eq(record_queue_pop(&w, &tn, &st), 0);
+    (void)decode_one(&b, RECORD_QUEUE_POP);
+    memset(b.p + FRAME, 0, 4);
+    cr_assert_eq(decode_exact(RECORD_QUEUE_POP, b.p + FRAME, b.n - FRAME), -EBADMSG);
     buf_fini(&b);
 }
 
@@ -528,7 +560,7 @@ Test(record, ingress_keys_and_infl_from_queue)
     cr_assert(buf_next(&b, &off, &type, &body, &len));
     cr_assert(type == RECORD_INGRESS_PUT && len == 8);
     struct record r;
-    cr_assert_eq(record_decode(type, body, len, &r), 0);
+    cr_assert_eq(record_decode(RECORD_FORMAT, type, body, len, &r), 0);
     cr_assert_eq(r.key, 0x0102030405060708ull);
     buf_fini(&b);
     w = buf_writer(&b, 1000, 5000);

@@ -1,6 +1,7 @@
 /*
  * What the persist tests share: a record_writer into a growing byte array
- * that frames each record as the log will ([type u8][length u32 LE][body]),
+ * that frames each record ([type u8][length u32 LE][body]), numbering each
+ * session state it is told about by the order it first saw it (1, 2, ...),
  * and a walk over that array. Each body is written in a heap block of
  * exactly the reserved size, so that ASan catches an encoder writing past
  * what it reserved, then appended.
@@ -23,7 +24,22 @@ struct buf {
     size_t records;
     uint8_t *body; /* reserved, not committed yet */
     size_t body_len;
+    const void *numbered[1024][2]; /* (tenant, session state), by number - 1 */
+    uint32_t nnumbered;
 };
+
+/* A session's number in this buffer's log (record_writer.number). */
+static inline uint32_t buf_number(void *ctx, const struct tenant *t, const struct session_state *st)
+{
+    struct buf *b = ctx;
+    for (uint32_t i = 0; i < b->nnumbered; i++)
+        if (b->numbered[i][0] == t && b->numbered[i][1] == st)
+            return i + 1;
+    cr_assert_lt(b->nnumbered, 1024);
+    b->numbered[b->nnumbered][0] = t;
+    b->numbered[b->nnumbered++][1] = st;
+    return b->nnumbered;
+}
 
 static inline uint8_t *buf_reserve(void *ctx, size_t len)
 {
@@ -64,7 +80,7 @@ static inline void buf_fini(struct buf *b)
 
 static inline struct record_writer buf_writer(struct buf *b, uint64_t mono_ms, uint64_t wall_ms)
 {
-    return (struct record_writer){buf_reserve, buf_commit, b, mono_ms, wall_ms};
+    return (struct record_writer){buf_reserve, buf_commit, b, mono_ms, wall_ms, buf_number};
 }
 
 /* The record at *off (advanced past it): false at the end. */

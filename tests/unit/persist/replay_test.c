@@ -254,7 +254,7 @@ static void replay_into_got(const struct buf *b, uint64_t mono, uint64_t wall)
     uint8_t type;
     const uint8_t *body;
     for (size_t i = 0; buf_next(b, &off, &type, &body, &len); i++) {
-        int rc = replay_apply(r, type, body, len);
+        int rc = replay_apply(r, RECORD_FORMAT, type, body, len);
         cr_assert_eq(rc, 0, "record %zu (type %u): %d, %s", i, type, rc, replay_error(r));
     }
     got_free();
@@ -493,7 +493,8 @@ Test(replay_live, deadlines_are_rebased_across_a_restart)
 
 /* ---- replay's rules, on records written by hand ---- */
 
-static struct tenant ta = {.name = "global"}, tb = {.name = "tenant-b"};
+static struct tenant ta = {.name = "global", .name_len = 6},
+                     tb = {.name = "tenant-b", .name_len = 8};
 static struct session_state dev = {.client_id = (uint8_t *)"dev-1", .client_id_len = 5};
 
 static struct replay *rp;
@@ -530,7 +531,7 @@ static int apply_new(void)
     const uint8_t *body;
     int rc = 0;
     while (rc == 0 && buf_next(&hand, &off, &type, &body, &len))
-        rc = replay_apply(rp, type, body, len);
+        rc = replay_apply(rp, RECORD_FORMAT, type, body, len);
     done = hand.n;
     return rc;
 }
@@ -623,11 +624,12 @@ static void refused(const char *why)
 Test(replay, records_at_odds_with_the_state_are_refused)
 {
     static const uint8_t junk[] = {1, 2, 3};
-    cr_assert_eq(replay_apply(rp, 0, junk, sizeof(junk)), -EBADMSG);
+    cr_assert_eq(replay_apply(rp, RECORD_FORMAT, 0, junk, sizeof(junk)), -EBADMSG);
     cr_assert(strstr(replay_error(rp), "unknown record type 0"));
-    cr_assert_eq(replay_apply(rp, RECORD_TYPE_MAX + 1, junk, sizeof(junk)), -EBADMSG);
+    cr_assert_eq(replay_apply(rp, RECORD_FORMAT, RECORD_TYPE_MAX + 1, junk, sizeof(junk)),
+                 -EBADMSG);
     cr_assert(strstr(replay_error(rp), "unknown record type"));
-    cr_assert_eq(replay_apply(rp, RECORD_SESSION_PUT, junk, sizeof(junk)), -EBADMSG);
+    cr_assert_eq(replay_apply(rp, RECORD_FORMAT, RECORD_SESSION_PUT, junk, sizeof(junk)), -EBADMSG);
     cr_assert(strstr(replay_error(rp), "malformed session put"));
 
     cr_assert_eq(record_pid(&hw, RECORD_QOS2_ADD, &ta, &dev, 1), 0);
@@ -692,7 +694,7 @@ Test(replay, a_failing_sink_or_tenant_stops_the_hand_over)
     cr_assert_eq(got.ns + got.nr, 0, "nothing handed after the failure");
     cr_assert_eq(replay_sessions(rp) + replay_retained(rp), 0);
 
-    struct tenant tc = {.name = "tenant-c"};
+    struct tenant tc = {.name = "tenant-c", .name_len = 8};
     cr_assert_eq(record_session_put(&hw, &tc, &other), 0);
     cr_assert_eq(apply_new(), 0);
     cr_assert_eq(replay_finish(rp, &shard, &collect, tenant_ids, NULL), -ENOENT);
@@ -761,6 +763,81 @@ Test(replay, the_end_of_a_session_before_the_snapshot_is_no_contradiction)
     const uint8_t *body;
     cr_assert(buf_next(&hand, &off, &type, &body, &len)); /* the marker */
     cr_assert(buf_next(&hand, &off, &type, &body, &len));
-    cr_assert_eq(replay_apply(r2, type, body, len), -EBADMSG);
+    cr_assert_eq(replay_apply(r2, RECORD_FORMAT, type, body, len), -EBADMSG);
     replay_destroy(r2);
+}
+
+/* ---- session numbers (format 2) and keys (format 1) ---- */
+
+static uint32_t forced_no;
+
+static uint32_t forced(void *ctx, const struct tenant *t, const struct session_state *st)
+{
+    (void)ctx, (void)t, (void)st;
+    return forced_no;
+}
+
+/* A snapshot writes a session whole under a new number: the records after
+ * it name that one, and the old number names nothing any more. */
+Test(replay, a_put_gives_a_session_a_new_number)
+{
+    struct record_writer w = hw;
+    w.number = forced;
+    forced_no = 7;
+    cr_assert_eq(record_session_put(&w, &ta, &dev), 0);
+    cr_assert_eq(record_pid(&w, RECORD_QOS2_ADD, &ta, &dev, 1), 0);
+    forced_no = 0x80000001u;
+    cr_assert_eq(record_session_put(&w, &ta, &dev), 0);
+    cr_assert_eq(record_pid(&w, RECORD_QOS2_ADD, &ta, &dev, 2), 0);
+    cr_assert_eq(apply_new(), 0, "%s", replay_error(rp));
+    cr_assert_eq(replay_sessions(rp), 1);
+    forced_no = 7;
+    cr_assert_eq(record_pid(&w, RECORD_QOS2_DEL, &ta, &dev, 1), 0);
+    refused("session number 7, never put");
+    forced_no = 0x80000001u;
+    cr_assert_eq(record_pid(&w, RECORD_QOS2_DEL, &ta, &dev, 1), 0);
+    cr_assert_eq(apply_new(), 0, "%s", replay_error(rp));
+    cr_assert_eq(replay_finish(rp, &shard, &collect, tenant_ids, NULL), 0);
+    cr_assert(got.ns == 1 && got.s[0].st.nqos2 == 1 && got.s[0].st.qos2_in[0] == 2);
+}
+
+Test(replay, a_number_is_one_live_sessions_and_one_logs)
+{
+    static struct session_state other = {.client_id = (uint8_t *)"dev-2", .client_id_len = 5};
+    struct record_writer w = hw;
+    w.number = forced;
+    forced_no = 3;
+    cr_assert_eq(record_session_put(&w, &ta, &dev), 0);
+    cr_assert_eq(apply_new(), 0, "%s", replay_error(rp));
+    cr_assert_eq(record_session_put(&w, &ta, &other), 0);
+    refused("its number 3 is another session's");
+    /* Once dev-1 ended, its number may name another session. */
+    cr_assert_eq(record_session_del(&w, &ta, &dev), 0);
+    cr_assert_eq(record_session_put(&w, &ta, &other), 0);
+    cr_assert_eq(apply_new(), 0, "%s", replay_error(rp));
+    /* Another log's records: its numbers are its own. */
+    replay_next_log(rp);
+    cr_assert_eq(record_pid(&w, RECORD_QOS2_ADD, &ta, &other, 4), 0);
+    refused("session number 3, never put");
+    cr_assert_eq(replay_sessions(rp), 1, "the session stays");
+}
+
+/* Format 1 (before session numbers): every session record holds the
+ * tenant's name and the client id, [tlen u16][clen u16][tenant][client]. */
+Test(replay, format_1_records_are_read_by_their_keys)
+{
+    static const uint8_t put[] = {6,   0,   5,   0,  'g', 'l', 'o', 'b', 'a', 'l', 'd', 'e',
+                                  'v', '-', '1', 10, 0,   0,   0,   0,   0,   0,   0,   0};
+    static const uint8_t qos2[] = {6,   0,   5,   0,   'g', 'l', 'o', 'b', 'a',
+                                   'l', 'd', 'e', 'v', '-', '1', 9,   0};
+    cr_assert_eq(replay_apply(rp, RECORD_FORMAT_KEYED, RECORD_SESSION_PUT, put, sizeof(put)), 0,
+                 "%s", replay_error(rp));
+    cr_assert_eq(replay_apply(rp, RECORD_FORMAT_KEYED, RECORD_QOS2_ADD, qos2, sizeof(qos2)), 0,
+                 "%s", replay_error(rp));
+    cr_assert_eq(replay_apply(rp, RECORD_FORMAT, RECORD_QOS2_ADD, qos2, sizeof(qos2)), -EBADMSG,
+                 "format 2 reads a number, not a key");
+    cr_assert_eq(replay_finish(rp, &shard, &collect, tenant_ids, NULL), 0);
+    cr_assert_eq(got.ns, 1);
+    cr_assert_eq(got.s[0].st.expiry_s, 10);
+    cr_assert(got.s[0].st.nqos2 == 1 && got.s[0].st.qos2_in[0] == 9);
 }

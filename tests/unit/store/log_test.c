@@ -208,6 +208,7 @@ static void put(struct rlog *log, uint64_t i)
 
 struct got {
     uint64_t seqs[4096];
+    uint16_t formats[4096]; /* each record's format version */
     size_t n;
 };
 
@@ -220,6 +221,7 @@ static int collect(void *arg, const struct rlog_record *r)
     cr_assert_eq(r->len, rec_len(r->seq), "length of %" PRIu64, r->seq);
     for (uint32_t k = 0; k < r->len; k++)
         cr_assert_eq(r->payload[k], rec_byte(r->seq, k), "byte %u of %" PRIu64, k, r->seq);
+    g->formats[g->n] = r->format;
     g->seqs[g->n++] = r->seq;
     return 0;
 }
@@ -1048,6 +1050,8 @@ Test(rlog, a_format_1_segment_is_read_and_appending_starts_a_new_one)
     cr_assert_gt(file_size(seg_path(7)), HDR_FILE, "a new segment for format 2");
     cr_assert_eq(replay(NULL, 0, 0, &g, &rec), 0);
     expect_range(&g, 1, 8, "format 1, then 2");
+    for (size_t k = 0; k < g.n; k++)
+        cr_assert_eq(g.formats[k], k < 6 ? 1 : FMT_VERSION, "record %zu's format", k + 1);
     cr_assert_eq(rec.tail_version, FMT_VERSION);
 }
 
