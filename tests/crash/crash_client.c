@@ -157,10 +157,12 @@ static bool send_bytes(struct client *c, const uint8_t *p, size_t n)
     return true;
 }
 
+enum { PAD_MAX = 1024 };
+
 /* Fixed header + remaining length, then `body`. */
 static bool send_packet(struct client *c, uint8_t type, const uint8_t *body, size_t len)
 {
-    uint8_t p[8 + 256];
+    uint8_t p[8 + 64 + PAD_MAX];
     size_t n = 0;
     p[n++] = type;
     size_t rem = len;
@@ -203,13 +205,25 @@ static bool send_connect(struct client *c)
     return send_packet(c, 0x10, body, n);
 }
 
+/* Spaces after the sequence number (CRASH_PAD, at most PAD_MAX): bigger
+ * messages, so that the broker's log grows enough for its snapshots. */
+static size_t pad(void)
+{
+    const char *v = getenv("CRASH_PAD");
+    size_t n = v ? (size_t)strtoul(v, NULL, 10) : 0;
+    return n < PAD_MAX ? n : PAD_MAX;
+}
+
 static bool send_publish(struct client *c, const struct slot *s, bool dup)
 {
-    uint8_t body[64];
+    uint8_t body[64 + PAD_MAX];
     size_t n = put_string(body, TOPIC);
     body[n++] = (uint8_t)(s->id >> 8);
     body[n++] = (uint8_t)s->id;
-    n += (size_t)snprintf((char *)body + n, sizeof(body) - n, "%llu", (unsigned long long)s->seq);
+    n += (size_t)snprintf((char *)body + n, 32, "%llu", (unsigned long long)s->seq);
+    size_t k = pad();
+    memset(body + n, ' ', k);
+    n += k;
     uint8_t type = (uint8_t)(0x30 | (dup ? 0x08 : 0) | (c->qos << 1));
     return send_packet(c, type, body, n);
 }

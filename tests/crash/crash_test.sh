@@ -19,7 +19,9 @@
 # Environment: RINGMQD, RINGMQ_CONF, CRASH_CLIENT (meson sets them);
 # CRASH_KILLS (5 per combination), CRASH_SEED (random), CRASH_RATE (messages
 # a second, 2000), CRASH_FSYNC (always; interval must lose messages),
-# CRASH_NO_PERSIST=1 (the in-memory broker: must fail), CRASH_DROP_ONLY=1
+# CRASH_PAD (bytes of padding per message, 600: enough for the broker's
+# log to pass max_log_bytes between kills, so that kills land during and
+# after snapshots), CRASH_NO_PERSIST=1 (the in-memory broker: must fail), CRASH_DROP_ONLY=1
 # (checks the clients: instead of a kill, their TCP connections are cut with
 # ss -K and the broker stays; even the in-memory one must pass), CRASH_KEEP=1
 # (keep the temp dir).
@@ -28,6 +30,7 @@ set -u
 : "${RINGMQD:?RINGMQD must name ringmqd}" "${RINGMQ_CONF:?RINGMQ_CONF must name the config}"
 : "${CRASH_CLIENT:?CRASH_CLIENT must name crash_client}"
 kills=${CRASH_KILLS:-5}
+export CRASH_PAD=${CRASH_PAD:-600}
 rate=${CRASH_RATE:-2000}
 fsync=${CRASH_FSYNC:-always}
 seed=${CRASH_SEED:-$((($$ + $(date +%s)) % 32768))}
@@ -71,8 +74,11 @@ start_broker()
 {
     starts=$((starts + 1))
     local log=$dir/broker.$starts.log
+    # max_log_bytes at its least (1 MiB): a snapshot every few seconds of
+    # traffic, so kills land while one is under way and after it, on
+    # sessions written whole under new numbers.
     local persist=(--set persistence.enabled=true --set "persistence.dir=$dir/data"
-        --set "persistence.fsync=$fsync")
+        --set "persistence.fsync=$fsync" --set persistence.max_log_bytes=1048576)
     [ "${CRASH_NO_PERSIST:-0}" = 1 ] && persist=()
     "$RINGMQD" -c "$RINGMQ_CONF" --set "listener.default.port=$port" \
         --set "server.shards=$shards" --set limits.max_queued_messages=10000000 \
