@@ -555,20 +555,29 @@ Test(reload, api_invalid_file_changes_nothing)
     stop();
 }
 
+/* A loopback port that another socket (returned, close it) listens on. */
+static int port_taken(uint16_t *port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof(a);
+    cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    cr_assert_eq(listen(fd, 1), 0);
+    cr_assert_eq(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+    *port = ntohs(a.sin_port);
+    return fd;
+}
+
 /* A listener that cannot open (its port taken by another process) refuses
  * the whole reload: 422 naming the listener, nothing changed. */
 Test(reload, api_listener_that_cannot_open_changes_nothing)
 {
     start_admin("");
-    int taken = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof(a);
-    cr_assert_eq(bind(taken, (struct sockaddr *)&a, sizeof(a)), 0);
-    cr_assert_eq(listen(taken, 1), 0);
-    cr_assert_eq(getsockname(taken, (struct sockaddr *)&a, &len), 0);
+    uint16_t port;
+    int taken = port_taken(&port);
     char text[64];
-    snprintf(text, sizeof(text), "[listener.busy]\nport = %u\n", ntohs(a.sin_port));
+    snprintf(text, sizeof(text), "[listener.busy]\nport = %u\n", port);
     tail = text;
     write_conf("max_client_id_len = 24\n");
     json_t *ans;
@@ -632,6 +641,23 @@ static void auth_section(const char *path, const char *password_file)
     tail = plugin_text;
 }
 
+/* Password files a (anna, password pa) and b (ben, pb), tenant acme; the
+ * broker with auth_file reading a, and the admin API. */
+static void start_two_files(void)
+{
+    make_passwd(pw_a, sizeof(pw_a), "anna", "pa");
+    make_passwd(pw_b, sizeof(pw_b), "ben", "pb");
+    auth_section(NULL, pw_a);
+    start_admin("");
+}
+
+static void stop_two_files(void)
+{
+    stop();
+    unlink(pw_a);
+    unlink(pw_b);
+}
+
 /* CONNACK return code for user/password with client id `id` (3.1.1). */
 static int user_rc(const char *id, const char *user, const char *password)
 {
@@ -655,10 +681,7 @@ static struct client *user_open(const char *id, const char *user, const char *pa
  * messages. */
 Test(reload, plugin_key_changes_live_and_connections_stay)
 {
-    make_passwd(pw_a, sizeof(pw_a), "anna", "pa");
-    make_passwd(pw_b, sizeof(pw_b), "ben", "pb");
-    auth_section(NULL, pw_a);
-    start_admin("");
+    start_two_files();
     struct client *anna = user_open("anna-1", "anna", "pa");
     client_subscribe(anna, "acme/t", 1);
     cr_assert_eq(user_rc("ben-1", "ben", "pb"), 4, "ben is not in the file in force");
@@ -680,9 +703,7 @@ Test(reload, plugin_key_changes_live_and_connections_stay)
     client_expect_message(anna, "acme/t", "hello", NULL, NULL);
     client_destroy(ben);
     client_destroy(anna);
-    stop();
-    unlink(pw_a);
-    unlink(pw_b);
+    stop_two_files();
 }
 
 /* A key the plugin refuses (a password file that does not exist) refuses
@@ -714,21 +735,12 @@ Test(reload, plugin_key_refused_changes_nothing)
  * open refuses: the plugin discards them, nothing changed. */
 Test(reload, plugin_keys_discarded_when_a_listener_cannot_open)
 {
-    make_passwd(pw_a, sizeof(pw_a), "anna", "pa");
-    make_passwd(pw_b, sizeof(pw_b), "ben", "pb");
-    auth_section(NULL, pw_a);
-    start_admin("");
-    int taken = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof(a);
-    cr_assert_eq(bind(taken, (struct sockaddr *)&a, sizeof(a)), 0);
-    cr_assert_eq(listen(taken, 1), 0);
-    cr_assert_eq(getsockname(taken, (struct sockaddr *)&a, &len), 0);
+    start_two_files();
+    uint16_t port;
+    int taken = port_taken(&port);
     auth_section(NULL, pw_b);
     size_t n = strlen(plugin_text);
-    snprintf(plugin_text + n, sizeof(plugin_text) - n, "[listener.busy]\nport = %u\n",
-             ntohs(a.sin_port));
+    snprintf(plugin_text + n, sizeof(plugin_text) - n, "[listener.busy]\nport = %u\n", port);
     write_conf("");
     json_t *ans;
     cr_assert_eq(post_reload(&ans), 422);
@@ -737,19 +749,14 @@ Test(reload, plugin_keys_discarded_when_a_listener_cannot_open)
     cr_assert_eq(user_rc("ben-1", "ben", "pb"), 4, "the plugin kept its old file");
     cr_assert_eq(user_rc("anna-1", "anna", "pa"), 0);
     close(taken);
-    stop();
-    unlink(pw_a);
-    unlink(pw_b);
+    stop_two_files();
 }
 
 /* A plugin's path changed needs a restart: reported as the whole section,
  * and the plugin keeps running with its keys. */
 Test(reload, plugin_path_changed_needs_a_restart)
 {
-    make_passwd(pw_a, sizeof(pw_a), "anna", "pa");
-    make_passwd(pw_b, sizeof(pw_b), "ben", "pb");
-    auth_section(NULL, pw_a);
-    start_admin("");
+    start_two_files();
     auth_section("/nonexistent/other_auth.so", pw_b);
     write_conf("");
     json_t *ans;
@@ -761,9 +768,7 @@ Test(reload, plugin_path_changed_needs_a_restart)
     json_decref(ans);
     cr_assert_eq(user_rc("anna-1", "anna", "pa"), 0, "the running plugin and its file stay");
     cr_assert_eq(user_rc("ben-1", "ben", "pb"), 4);
-    stop();
-    unlink(pw_a);
-    unlink(pw_b);
+    stop_two_files();
 }
 
 /* quota_static's limit changed by SIGHUP: the tenant's next connection is

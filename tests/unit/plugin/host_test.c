@@ -233,15 +233,23 @@ Test(plugin_host, refuses_empty_path)
     check_leaks();
 }
 
-Test(plugin_host, refuses_auth_plugin_without_check)
+/* Loading `path` as plugin `name` fails with exactly `want`. */
+static void refused_with(const char *name, const char *path, const char *want)
 {
-    struct plugin_spec spec = {"mc", PLUGIN("missing_callback"), NULL, 0};
+    struct plugin_spec spec = {name, path, NULL, 0};
     struct plugin_host *h = NULL;
     char err[512];
     cr_assert_eq(plugin_host_create(&spec, 1, 1000, &h, err, sizeof(err)), -1);
-    cr_assert_str_eq(err, "plugin mc (" PLUGIN("missing_callback") "): kind auth requires callback "
-                                                                   "check, missing");
+    cr_assert_null(h);
+    cr_assert_str_eq(err, want);
     check_leaks();
+}
+
+Test(plugin_host, refuses_auth_plugin_without_check)
+{
+    refused_with("mc", PLUGIN("missing_callback"),
+                 "plugin mc (" PLUGIN("missing_callback") "): kind auth requires callback check, "
+                                                          "missing");
 }
 
 Test(plugin_host, failing_init_stops_with_its_message_and_unwinds)
@@ -1003,11 +1011,7 @@ Test(plugin_host, abi4_plugin_loads_and_is_never_reconfigured)
 
 Test(plugin_host, refuses_reconfigure_without_its_commit)
 {
-    struct plugin_spec spec = {"hr", PLUGIN("half_reconfigure"), NULL, 0};
-    struct plugin_host *h = NULL;
-    char err[512];
-    cr_assert_eq(plugin_host_create(&spec, 1, 1000, &h, err, sizeof(err)), -1);
-    cr_assert_str_eq(err, "plugin hr (" PLUGIN("half_reconfigure") "): required callback "
-                                                                   "reconfigure_commit missing");
-    check_leaks();
+    refused_with("hr", PLUGIN("half_reconfigure"),
+                 "plugin hr (" PLUGIN("half_reconfigure") "): required callback "
+                                                          "reconfigure_commit missing");
 }
