@@ -66,20 +66,28 @@ static int anonymous_check(const struct config *cfg, bool auth, char *err, size_
     return 0;
 }
 
+/* The [plugin.NAME] sections of cfg as the plugin host takes them, into
+ * specs[cfg->nplugins]; they point into cfg and into one static array of
+ * pairs, so only start-up and reloads (one at a time) call this. */
+static void plugin_specs(const struct config *cfg, struct plugin_spec *specs)
+{
+    static struct ringmq_kv kv[CONFIG_MAX_PLUGINS][CONFIG_MAX_PLUGIN_KEYS];
+    for (uint32_t i = 0; i < cfg->nplugins; i++) {
+        const struct config_plugin *p = &cfg->plugins[i];
+        for (uint32_t k = 0; k < p->nkv; k++)
+            kv[i][k] = (struct ringmq_kv){p->kv[k].key, p->kv[k].value};
+        specs[i] = (struct plugin_spec){p->name, p->path, kv[i], p->nkv};
+    }
+}
+
 /* Load the [plugin.NAME] sections; then the secure-by-default rule, which
  * needs to know whether an auth plugin exists. */
 static int load_plugins(const struct config *cfg, struct plugin_host **out)
 {
     *out = NULL;
     if (cfg->nplugins) {
-        static struct ringmq_kv kv[CONFIG_MAX_PLUGINS][CONFIG_MAX_PLUGIN_KEYS];
         struct plugin_spec specs[CONFIG_MAX_PLUGINS];
-        for (uint32_t i = 0; i < cfg->nplugins; i++) {
-            const struct config_plugin *p = &cfg->plugins[i];
-            for (uint32_t k = 0; k < p->nkv; k++)
-                kv[i][k] = (struct ringmq_kv){p->kv[k].key, p->kv[k].value};
-            specs[i] = (struct plugin_spec){p->name, p->path, kv[i], p->nkv};
-        }
+        plugin_specs(cfg, specs);
         char err[512];
         if (plugin_host_create(specs, cfg->nplugins, cfg->plugin_timeout_ms, out, err,
                                sizeof(err)) < 0) {
@@ -145,9 +153,16 @@ struct reload {
     pthread_mutex_t lock;
 };
 
+/* What one reload's config_reconcile callbacks share. */
+struct reload_pass {
+    struct config_report *rep;
+    struct plugin_host *plugins;
+};
+
 /* Each difference into the log and the report. */
 static void on_change(void *arg, const struct config_change *ch)
 {
+    struct reload_pass *ps = arg;
     if (!ch->live)
         log_warn("reload: [%s] %s %s: needs a restart, the running value stays", ch->section,
                  ch->key, ch->what);
@@ -155,7 +170,14 @@ static void on_change(void *arg, const struct config_change *ch)
         log_info("reload: [%s] %s %s: %s -> %s", ch->section, ch->key, ch->what, ch->from, ch->to);
     else
         log_info("reload: [%s] %s %s", ch->section, ch->key, ch->what);
-    config_report_change(arg, ch);
+    config_report_change(ps->rep, ch);
+}
+
+/* Whether plugin `name` takes its changed keys live (config_reconcile). */
+static bool plugin_live(void *arg, const char *name)
+{
+    const struct reload_pass *ps = arg;
+    return ps->plugins && plugin_host_can_reconfigure(ps->plugins, name);
 }
 
 /* A reload refused: logged, into the report; nothing changed. */
@@ -167,9 +189,24 @@ static int refuse(struct config_report *rep, const char *path, const char *why)
     return -EINVAL;
 }
 
+/* Step one of the plugins' new keys (those config_reconcile left in next
+ * as live): every plugin concerned checks and prepares them, none puts
+ * them in force yet. 0, or -1 with the first refusal in err. */
+static int plugins_prepare(struct plugin_host *h, const struct config *next, char *err,
+                           size_t errlen)
+{
+    if (!h || !next->nplugins)
+        return 0;
+    struct plugin_spec specs[CONFIG_MAX_PLUGINS];
+    plugin_specs(next, specs);
+    return plugin_host_reconfigure(h, specs, next->nplugins, err, errlen) < 0 ? -1 : 0;
+}
+
 /* Read the file again (with the same overrides) and put what changed in
- * force where it can change live; an invalid file, or listeners that
- * cannot open, change nothing. 0, -EINVAL (refused) or -ENOMEM. */
+ * force where it can change live; an invalid file, plugin keys a plugin
+ * refuses, or listeners that cannot open, change nothing: the plugins'
+ * new keys are prepared first and put in force only with the rest.
+ * 0, -EINVAL (refused) or -ENOMEM. */
 static int reload_config(struct reload *r, struct config_report *rep)
 {
     struct config_gen *g = malloc(sizeof(*g));
@@ -180,15 +217,22 @@ static int reload_config(struct reload *r, struct config_report *rep)
     }
     int rc = 0;
     size_t live = 0;
+    struct reload_pass ps = {rep, r->plugins};
     if (config_load(&g->cfg, r->path, r->overrides, r->n, err, sizeof(err)) < 0 ||
         anonymous_check(&g->cfg, r->plugins && plugin_host_has_auth(r->plugins), err, sizeof(err)) <
             0) {
         rc = refuse(rep, r->path, err);
-    } else if (!(live = config_reconcile(r->cur, &g->cfg, on_change, rep))) {
+    } else if (!(live = config_reconcile(r->cur, &g->cfg, on_change, plugin_live, &ps))) {
         log_info("reload: no change to put in force");
+    } else if (plugins_prepare(r->plugins, &g->cfg, err, sizeof(err)) < 0) {
+        rc = refuse(rep, NULL, err);
     } else if (broker_reload_config(r->b, &g->cfg, err, sizeof(err)) < 0) {
+        if (r->plugins)
+            plugin_host_reconfigure_finish(r->plugins, false);
         rc = refuse(rep, NULL, err);
     } else {
+        if (r->plugins)
+            plugin_host_reconfigure_finish(r->plugins, true);
         log_set_level(g->cfg.log_level);
         log_set_output(g->cfg.log_format, g->cfg.log_target);
         g->prev = r->gens;

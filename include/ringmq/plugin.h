@@ -9,7 +9,9 @@
  *
  * Threads. Every callback is called on a broker shard thread, several shards
  * at once: a plugin's state must be safe for concurrent calls (or guard
- * itself). Calls that may take time (authenticate, auth_continue, check,
+ * itself). init and fini run alone; reload, reconfigure and
+ * reconfigure_commit run on the thread that reloads, concurrently with the
+ * shards' calls (see each). Calls that may take time (authenticate, auth_continue, check,
  * settings) are asynchronous: the plugin gets a struct ringmq_call and
  * finishes it exactly once with host->complete(), from any thread, before
  * or after the callback returns. The shard keeps serving other clients
@@ -43,6 +45,11 @@
  * ended the TLS and said so in PROXY v2 TLVs; ringmq_event names the
  * transport. A plugin built for ABI 2 or 3 is handed the same structs and
  * never reads past the fields it knows.
+ *
+ * ABI 5 (over 4): a live reload may hand a plugin its changed keys
+ * (reconfigure, reconfigure_commit) instead of asking for a restart. The
+ * rest of the table and every struct are as in ABI 4: a plugin built for
+ * ABI 2 to 4 loads as before, and its changed keys still need a restart.
  */
 #ifndef RINGMQ_PLUGIN_H
 #define RINGMQ_PLUGIN_H
@@ -55,7 +62,7 @@
 extern "C" {
 #endif
 
-#define RINGMQ_PLUGIN_ABI_VERSION 4u
+#define RINGMQ_PLUGIN_ABI_VERSION 5u
 #define RINGMQ_PLUGIN_ABI_OLDEST  2u /* the oldest ABI ringmqd still loads */
 #define RINGMQ_PLUGIN_ENTRY       "ringmq_plugin_entry"
 
@@ -359,7 +366,11 @@ struct ringmq_plugin {
                 void **state, char *err, size_t errlen);
     /* Required. */
     void (*fini)(void *state);
-    /* Optional: SIGHUP (reload files) without dropping connections. */
+    /* Optional: SIGHUP (reload files) without dropping connections. Called
+     * on the thread that reloads (the main thread for SIGHUP, the admin
+     * API's for POST /api/v1/reload; one reload at a time, never beside
+     * init, fini or reconfigure) while every shard goes on calling the
+     * plugin: build the new state off to the side and swap it in. */
     void (*reload)(void *state);
 
     /* RINGMQ_KIND_AUTH: all three required. */
@@ -390,6 +401,36 @@ struct ringmq_plugin {
      * reload, so it is asked once per topic, not per message. */
     void (*check_read)(void *state, const struct ringmq_check *check,
                        struct ringmq_check_result *out);
+
+    /* ABI 5, optional (both or neither): take changed keys of the plugin's
+     * [plugin.NAME] section on a live reload, in two steps, so that a key
+     * one plugin refuses, or a listener that cannot open, changes nothing
+     * anywhere.
+     *
+     * reconfigure: `config` is the section's whole new key set (except
+     * `path`, as for init). Check every key and build what they need (read
+     * files, open them, allocate), but put nothing in force: return 0 and
+     * set *next to what was built (any pointer, NULL included), or non-zero
+     * with a NUL-terminated message in err, having kept nothing (the reload
+     * is then refused with that message).
+     *
+     * reconfigure_commit: exactly once after a reconfigure that returned 0,
+     * with its *next: apply true puts it in force (calls from then on use
+     * the new keys), false discards it (another plugin or the broker
+     * refused the reload). Must not fail: what could fail belongs in
+     * reconfigure.
+     *
+     * Threads: both run on the thread that reloads, like reload (one
+     * reload at a time, never beside init, fini or reload), while every
+     * shard, and the plugin's own threads, go on calling its callbacks:
+     * what those read must be swapped safely (a lock, or an atomic pointer
+     * to an immutable version freed only once no call can hold it). Calls
+     * in flight may finish under the old keys. After a commit the host
+     * drops the verdicts it cached (as after reload). Unchanged keys do
+     * not call it; a changed `path` needs a restart. */
+    int (*reconfigure)(void *state, const struct ringmq_kv *config, size_t n, void **next,
+                       char *err, size_t errlen);
+    void (*reconfigure_commit)(void *state, void *next, bool apply);
 };
 
 /* The entry point: `const struct ringmq_plugin *ringmq_plugin_entry(void)`. */

@@ -17,13 +17,16 @@
  * queued with an error and joins the threads before it returns: the host
  * forbids completing after fini.
  *
- * Owns one `struct tables` version at a time: users and ACL, immutable once
- * built. Shard threads (check) and worker threads (a password check) take a
- * reference to the current version (a mutex held for a pointer copy and a
- * refcount increment), so reload() on the SIGHUP thread can build a new
- * version off to the side, swap the pointer, and the old one is freed by
- * whoever drops its last reference. Calls in flight never see a half-loaded
- * file; a file that fails to load leaves the old version.
+ * Owns one `struct tables` version at a time: users, ACL, the anonymous
+ * tenant and the verification cache, immutable once built (the cache's
+ * entries aside). Shard threads (authenticate, check) and worker threads (a
+ * password check) take a reference to the current version (a mutex held for
+ * a pointer copy and a refcount increment), so reload() and reconfigure
+ * (ABI 5) on the thread that reloads can build a new version off to the
+ * side, swap the pointer, and the old one is freed by whoever drops its
+ * last reference. Calls in flight never see a half-loaded file; a file that
+ * fails to load leaves the old version. `conf` (the keys) is read and
+ * written on the init / reload thread only; the pool is resized there.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -73,25 +76,33 @@ struct tables {
     struct strmap certs; /* certificate identity (struct user.cert) -> struct user */
     struct user *user_list;
     size_t n_users;
-    struct acl *acl; /* NULL: no acl_file, every authenticated client may do anything */
+    struct acl *acl;      /* NULL: no acl_file, every authenticated client may do anything */
+    char *anon_tenant;    /* may be NULL: clients without a user name are refused */
+    struct vcache *cache; /* NULL: cache_seconds 0, every CONNECT is hashed */
     /* Checked for unknown users so that a refusal takes as long whether or
      * not the user exists: as many rounds as the costliest hash in the file. */
     char dummy_hash[PWHASH_ENCODED_MAX];
     uint32_t dummy_rounds;
 };
 
-struct auth_file {
-    const struct ringmq_host *host;
+/* The plugin's keys. */
+struct conf {
     char *password_file;
-    char *acl_file;       /* may be NULL */
-    char *anon_tenant;    /* may be NULL: clients without a user name are refused */
-    pthread_mutex_t lock; /* guards `cur` (the pointer, not the tables) */
-    struct tables *cur;
+    char *acl_file;    /* may be NULL */
+    char *anon_tenant; /* may be NULL */
     unsigned long workers;
     unsigned long max_queue;
     unsigned long cache_seconds;
     unsigned long cache_entries;
-    struct vcache *cache;                 /* NULL: cache_seconds 0, every CONNECT is hashed */
+};
+
+struct auth_file {
+    const struct ringmq_host *host;
+    struct conf conf;     /* the keys in force: init / reload thread only */
+    pthread_mutex_t lock; /* guards `cur` (the pointer, not the tables) */
+    struct tables *cur;
+    /* conf's workers and max_queue, for the overload warning of any thread. */
+    atomic_ulong workers, max_queue;
     struct pool *pool;                    /* NULL until init has built everything it needs */
     atomic_uint_fast64_t queue_full;      /* CONNECTs refused for a full queue */
     atomic_uint_fast64_t gave_up;         /* abandoned by the host while queued */
@@ -118,6 +129,8 @@ static void tables_destroy(struct tables *t)
     strmap_fini(&t->users);
     strmap_fini(&t->certs);
     acl_destroy(t->acl);
+    free(t->anon_tenant);
+    vcache_destroy(t->cache);
     free(t);
 }
 
@@ -266,7 +279,9 @@ static int tables_index(struct tables *t)
     return 0;
 }
 
-static int tables_load(const struct auth_file *st, struct tables **out, char *err, size_t errlen)
+/* Every file c names, its anonymous tenant and a new (empty) cache, as a
+ * new version: 0 and *out, or -errno with err set. */
+static int tables_load(const struct conf *c, struct tables **out, char *err, size_t errlen)
 {
     struct tables *t = calloc(1, sizeof(*t));
     if (!t) {
@@ -276,15 +291,25 @@ static int tables_load(const struct auth_file *st, struct tables **out, char *er
     atomic_init(&t->refs, 1);
     strmap_init(&t->users);
     strmap_init(&t->certs);
-    int rc = users_load(t, st->password_file, err, errlen);
+    int rc = users_load(t, c->password_file, err, errlen);
     if (rc == 0) {
         rc = tables_index(t);
         if (rc != 0)
-            snprintf(err, errlen, "%s: %s", st->password_file,
+            snprintf(err, errlen, "%s: %s", c->password_file,
                      rc == -EEXIST ? "a certificate identity listed twice" : "out of memory");
     }
-    if (rc == 0 && st->acl_file)
-        rc = acl_load(st->acl_file, &t->acl, err, errlen);
+    if (rc == 0 && c->acl_file)
+        rc = acl_load(c->acl_file, &t->acl, err, errlen);
+    if (rc == 0 && c->anon_tenant && !(t->anon_tenant = strdup(c->anon_tenant))) {
+        snprintf(err, errlen, "out of memory");
+        rc = -ENOMEM;
+    }
+    if (rc == 0 && c->cache_seconds > 0) {
+        rc = vcache_create(c->cache_entries, (uint64_t)c->cache_seconds * 1000u, &t->cache);
+        if (rc != 0)
+            snprintf(err, errlen, "cannot create the cache (cache_entries %lu): %s",
+                     c->cache_entries, strerror(-rc));
+    }
     if (rc != 0) {
         tables_destroy(t);
         return rc;
@@ -324,9 +349,9 @@ static void complete_auth(const struct auth_file *st, struct ringmq_call *call,
 /* The hash a cache entry for `u` is bound to, or NULL where the cache must
  * not answer: no cache, unknown user (they keep paying the dummy hash),
  * locked account, no password. */
-static const char *cache_hash(const struct auth_file *st, const struct user *u, bool has_password)
+static const char *cache_hash(const struct tables *t, const struct user *u, bool has_password)
 {
-    if (!st->cache || !u || !has_password || u->f.hash[0] == '!' || !is_password(u))
+    if (!t->cache || !u || !has_password || u->f.hash[0] == '!' || !is_password(u))
         return NULL;
     return u->f.hash;
 }
@@ -335,12 +360,12 @@ static const char *cache_hash(const struct auth_file *st, const struct user *u, 
  * current hash within cache_seconds, answer ALLOW and return true. `u` is
  * borrowed from tables the caller holds until this returns (tenant and user
  * id point into them and complete() copies them). */
-static bool complete_from_cache(struct auth_file *st, struct ringmq_call *call,
-                                const struct user *u, bool has_password, const uint8_t *pw,
-                                size_t pw_len)
+static bool complete_from_cache(struct auth_file *st, const struct tables *t,
+                                struct ringmq_call *call, const struct user *u, bool has_password,
+                                const uint8_t *pw, size_t pw_len)
 {
-    const char *hash = cache_hash(st, u, has_password);
-    if (!hash || !vcache_lookup(st->cache, hash, pw, pw_len, st->host->now_ms()))
+    const char *hash = cache_hash(t, u, has_password);
+    if (!hash || !vcache_lookup(t->cache, hash, pw, pw_len, st->host->now_ms()))
         return false;
     complete_auth(st, call, RINGMQ_AUTH_ALLOW, u->f.tenant, u->f.user_id, NULL);
     return true;
@@ -361,7 +386,7 @@ static void verify_and_complete(struct auth_file *st, struct ringmq_call *call, 
     const struct user *u = strmap_get(&t->users, (const char *)user, user_len);
     /* Queued behind another CONNECT with the same credentials (a fleet or
      * a benchmark connecting at once), which a worker verified meanwhile. */
-    if (complete_from_cache(st, call, u, has_password, pw, pw_len)) {
+    if (complete_from_cache(st, t, call, u, has_password, pw, pw_len)) {
         tables_release(t);
         return;
     }
@@ -384,9 +409,9 @@ static void verify_and_complete(struct auth_file *st, struct ringmq_call *call, 
         /* Before complete(): the client's next CONNECT, or one queued
          * behind this, must find it. Only successes are cached, so every
          * wrong guess still costs a PBKDF2. */
-        const char *h = cache_hash(st, u, has_password);
+        const char *h = cache_hash(t, u, has_password);
         if (h)
-            vcache_insert(st->cache, h, pw, pw_len, st->host->now_ms());
+            vcache_insert(t->cache, h, pw, pw_len, st->host->now_ms());
         complete_auth(st, call, RINGMQ_AUTH_ALLOW, u->f.tenant, u->f.user_id, NULL);
     }
     tables_release(t);
@@ -431,11 +456,12 @@ static void note_overload(struct auth_file *st, atomic_uint_fast64_t *counter)
     /* One thread wins the right to log for this period. */
     if (!atomic_compare_exchange_strong(&st->overload_log_ms, &last, now ? now : 1))
         return;
-    st->host->log(
-        RINGMQ_LOG_WARN,
-        "authentication overloaded (workers %lu, max_queue %lu): so far %" PRIuFAST64
-        " CONNECTs refused for a full queue, %" PRIuFAST64 " timed out waiting for a worker",
-        st->workers, st->max_queue, atomic_load(&st->queue_full), atomic_load(&st->gave_up));
+    st->host->log(RINGMQ_LOG_WARN,
+                  "authentication overloaded (workers %lu, max_queue %lu): so far %" PRIuFAST64
+                  " CONNECTs refused for a full queue, %" PRIuFAST64
+                  " timed out waiting for a worker",
+                  atomic_load(&st->workers), atomic_load(&st->max_queue),
+                  atomic_load(&st->queue_full), atomic_load(&st->gave_up));
 }
 
 static void job_run(void *arg, struct pool_job *link)
@@ -466,6 +492,14 @@ static void job_cancel(void *arg, struct pool_job *link)
     job_destroy(job);
 }
 
+static void conf_fini(struct conf *c)
+{
+    free(c->password_file);
+    free(c->acl_file);
+    free(c->anon_tenant);
+    memset(c, 0, sizeof(*c));
+}
+
 static void auth_file_fini(void *state)
 {
     struct auth_file *st = state;
@@ -475,13 +509,10 @@ static void auth_file_fini(void *state)
      * (they hold table references and read dummy_hash), and then no thread
      * of ours is left to complete a call. */
     pool_destroy(st->pool);
-    vcache_destroy(st->cache);
     if (st->cur)
         tables_release(st->cur);
     pthread_mutex_destroy(&st->lock);
-    free(st->password_file);
-    free(st->acl_file);
-    free(st->anon_tenant);
+    conf_fini(&st->conf);
     free(st);
 }
 
@@ -509,6 +540,61 @@ static int set_number(unsigned long *dst, const char *key, const char *value, un
     return 0;
 }
 
+/* One key into c: 0, or -errno with err set. */
+static int conf_key(struct conf *c, const char *k, const char *v, char *err, size_t errlen)
+{
+    if (strcmp(k, "password_file") == 0)
+        return set_key(&c->password_file, v);
+    if (strcmp(k, "acl_file") == 0)
+        return set_key(&c->acl_file, v);
+    if (strcmp(k, "allow_anonymous_tenant") == 0) {
+        if (*v)
+            return set_key(&c->anon_tenant, v);
+        snprintf(err, errlen, "allow_anonymous_tenant: empty tenant name");
+        return -EINVAL;
+    }
+    if (strcmp(k, "workers") == 0)
+        return set_number(&c->workers, k, v, 1, MAX_WORKERS, err, errlen);
+    if (strcmp(k, "max_queue") == 0)
+        return set_number(&c->max_queue, k, v, 1, MAX_MAX_QUEUE, err, errlen);
+    if (strcmp(k, "cache_seconds") == 0)
+        return set_number(&c->cache_seconds, k, v, 0, MAX_CACHE_SECONDS, err, errlen);
+    if (strcmp(k, "cache_entries") == 0)
+        return set_number(&c->cache_entries, k, v, 1, MAX_CACHE_ENTRIES, err, errlen);
+    /* A typo in a security setting must not be silently ignored. */
+    snprintf(err, errlen,
+             "unknown key '%s' (known: password_file, acl_file, "
+             "allow_anonymous_tenant, workers, max_queue, cache_seconds, "
+             "cache_entries)",
+             k);
+    return -EINVAL;
+}
+
+/* The keys of a [plugin.NAME] section into *c (defaults for those not
+ * given): 0, or -errno with err set and c emptied. */
+static int conf_parse(struct conf *c, const struct ringmq_kv *config, size_t n, char *err,
+                      size_t errlen)
+{
+    memset(c, 0, sizeof(*c));
+    c->workers = DEFAULT_WORKERS;
+    c->max_queue = DEFAULT_MAX_QUEUE;
+    c->cache_seconds = DEFAULT_CACHE_SECONDS;
+    c->cache_entries = DEFAULT_CACHE_ENTRIES;
+    int rc = 0;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        rc = conf_key(c, config[i].key, config[i].value, err, errlen);
+        if (rc == -ENOMEM)
+            snprintf(err, errlen, "out of memory");
+    }
+    if (rc == 0 && !c->password_file) {
+        snprintf(err, errlen, "password_file is required");
+        rc = -EINVAL;
+    }
+    if (rc != 0)
+        conf_fini(c);
+    return rc;
+}
+
 static int auth_file_init(const struct ringmq_host *host, const struct ringmq_kv *config, size_t n,
                           void **state, char *err, size_t errlen)
 {
@@ -518,66 +604,21 @@ static int auth_file_init(const struct ringmq_host *host, const struct ringmq_kv
         return -ENOMEM;
     }
     st->host = host;
-    st->workers = DEFAULT_WORKERS;
-    st->max_queue = DEFAULT_MAX_QUEUE;
-    st->cache_seconds = DEFAULT_CACHE_SECONDS;
-    st->cache_entries = DEFAULT_CACHE_ENTRIES;
     atomic_init(&st->queue_full, 0);
     atomic_init(&st->gave_up, 0);
     atomic_init(&st->overload_log_ms, 0);
     pthread_mutex_init(&st->lock, NULL);
-    int rc = 0;
-    for (size_t i = 0; i < n && rc == 0; i++) {
-        const char *k = config[i].key, *v = config[i].value;
-        if (strcmp(k, "password_file") == 0) {
-            rc = set_key(&st->password_file, v);
-        } else if (strcmp(k, "acl_file") == 0) {
-            rc = set_key(&st->acl_file, v);
-        } else if (strcmp(k, "allow_anonymous_tenant") == 0) {
-            if (!*v) {
-                snprintf(err, errlen, "allow_anonymous_tenant: empty tenant name");
-                rc = -EINVAL;
-            } else {
-                rc = set_key(&st->anon_tenant, v);
-            }
-        } else if (strcmp(k, "workers") == 0) {
-            rc = set_number(&st->workers, k, v, 1, MAX_WORKERS, err, errlen);
-        } else if (strcmp(k, "max_queue") == 0) {
-            rc = set_number(&st->max_queue, k, v, 1, MAX_MAX_QUEUE, err, errlen);
-        } else if (strcmp(k, "cache_seconds") == 0) {
-            rc = set_number(&st->cache_seconds, k, v, 0, MAX_CACHE_SECONDS, err, errlen);
-        } else if (strcmp(k, "cache_entries") == 0) {
-            rc = set_number(&st->cache_entries, k, v, 1, MAX_CACHE_ENTRIES, err, errlen);
-        } else {
-            /* A typo in a security setting must not be silently ignored. */
-            snprintf(err, errlen,
-                     "unknown key '%s' (known: password_file, acl_file, "
-                     "allow_anonymous_tenant, workers, max_queue, cache_seconds, "
-                     "cache_entries)",
-                     k);
-            rc = -EINVAL;
-        }
-        if (rc == -ENOMEM)
-            snprintf(err, errlen, "out of memory");
-    }
-    if (rc == 0 && !st->password_file) {
-        snprintf(err, errlen, "password_file is required");
-        rc = -EINVAL;
-    }
+    int rc = conf_parse(&st->conf, config, n, err, errlen);
     if (rc == 0)
-        rc = tables_load(st, &st->cur, err, errlen);
-    if (rc == 0 && st->cache_seconds > 0) {
-        rc = vcache_create(st->cache_entries, (uint64_t)st->cache_seconds * 1000u, &st->cache);
-        if (rc != 0)
-            snprintf(err, errlen, "cannot create the cache (cache_entries %lu): %s",
-                     st->cache_entries, strerror(-rc));
-    }
+        rc = tables_load(&st->conf, &st->cur, err, errlen);
+    atomic_init(&st->workers, st->conf.workers);
+    atomic_init(&st->max_queue, st->conf.max_queue);
     if (rc == 0) {
         /* Last: the workers read everything set up above. */
-        rc = pool_create("auth_file", (unsigned)st->workers, st->max_queue, job_run, job_cancel, st,
-                         &st->pool);
+        rc = pool_create("auth_file", (unsigned)st->conf.workers, st->conf.max_queue, job_run,
+                         job_cancel, st, &st->pool);
         if (rc != 0)
-            snprintf(err, errlen, "cannot start %lu worker threads: %s", st->workers,
+            snprintf(err, errlen, "cannot start %lu worker threads: %s", st->conf.workers,
                      strerror(-rc));
     }
     if (rc != 0) {
@@ -589,29 +630,85 @@ static int auth_file_init(const struct ringmq_host *host, const struct ringmq_kv
     return 0;
 }
 
+/* Put version t in force; the old one goes when its last holder lets go
+ * (jobs verifying right now hold their own reference). A worker that
+ * verified against the old version inserts into the old version's cache,
+ * which goes with it: the new version starts with an empty cache. */
+static void tables_swap(struct auth_file *st, struct tables *t)
+{
+    pthread_mutex_lock(&st->lock);
+    struct tables *old = st->cur;
+    st->cur = t;
+    pthread_mutex_unlock(&st->lock);
+    tables_release(old);
+}
+
 static void auth_file_reload(void *state)
 {
     struct auth_file *st = state;
     struct tables *t;
     char err[512];
-    if (tables_load(st, &t, err, sizeof(err)) != 0) {
+    if (tables_load(&st->conf, &t, err, sizeof(err)) != 0) {
         st->host->log(RINGMQ_LOG_ERR, "reload failed, keeping the previous files: %s", err);
         return;
     }
-    pthread_mutex_lock(&st->lock);
-    struct tables *old = st->cur;
-    st->cur = t;
-    pthread_mutex_unlock(&st->lock);
-    /* Jobs verifying right now hold their own reference to `old`. */
-    tables_release(old);
-    /* Entries are bound to the hash they verified against, so a changed
-     * password already misses; emptying costs one PBKDF2 per user and
-     * leaves nothing to reason about. A worker that verified against `old`
-     * may still insert after this: bound to the old hash, that entry only
-     * matches if the file kept that hash. */
-    if (st->cache)
-        vcache_clear(st->cache);
+    tables_swap(st, t);
     log_loaded(st, t, "reloaded");
+}
+
+/* What a reconfigure prepared: the new keys and the version they load. */
+struct auth_file_next {
+    struct conf conf;
+    struct tables *t;
+};
+
+/* ABI 5, the thread that reloads: every key checked and every file it
+ * names loaded (a file that does not load refuses the reload, with the
+ * same message as at start), nothing in force yet. */
+static int auth_file_reconfigure(void *state, const struct ringmq_kv *config, size_t n, void **next,
+                                 char *err, size_t errlen)
+{
+    (void)state;
+    struct auth_file_next *nx = calloc(1, sizeof(*nx));
+    if (!nx) {
+        snprintf(err, errlen, "out of memory");
+        return -ENOMEM;
+    }
+    int rc = conf_parse(&nx->conf, config, n, err, errlen);
+    if (rc == 0)
+        rc = tables_load(&nx->conf, &nx->t, err, errlen);
+    if (rc != 0) {
+        conf_fini(&nx->conf);
+        free(nx);
+        return rc;
+    }
+    *next = nx;
+    return 0;
+}
+
+/* Apply: the new version for every call from now on (a CONNECT queued
+ * for a worker is judged by it too), then the pool's size. */
+static void auth_file_reconfigure_commit(void *state, void *next, bool apply)
+{
+    struct auth_file *st = state;
+    struct auth_file_next *nx = next;
+    if (!apply) {
+        tables_release(nx->t);
+        conf_fini(&nx->conf);
+        free(nx);
+        return;
+    }
+    tables_swap(st, nx->t);
+    conf_fini(&st->conf);
+    st->conf = nx->conf;
+    free(nx);
+    int rc = pool_resize(st->pool, (unsigned)st->conf.workers, st->conf.max_queue);
+    if (rc != 0)
+        st->host->log(RINGMQ_LOG_WARN, "cannot start %lu worker threads (%s): running %u",
+                      st->conf.workers, strerror(-rc), pool_threads(st->pool));
+    atomic_store(&st->workers, pool_threads(st->pool));
+    atomic_store(&st->max_queue, st->conf.max_queue);
+    log_loaded(st, st->cur, "reconfigured:");
 }
 
 /* The certificate line matching the client's verified certificate: by
@@ -638,10 +735,9 @@ static const struct user *cert_user(const struct tables *t, const struct ringmq_
 /* A client whose verified certificate a line names, sending no user name
  * or that line's: answered here (allow, or not authorized when locked).
  * False when no line applies: user name and password decide. */
-static bool complete_by_cert(struct auth_file *st, struct ringmq_call *call,
+static bool complete_by_cert(struct auth_file *st, const struct tables *t, struct ringmq_call *call,
                              const struct ringmq_connect_info *in)
 {
-    struct tables *t = tables_acquire(st);
     const struct user *u = cert_user(t, in);
     bool mine = u && (!in->has_username || (in->username.len == strlen(u->f.user) &&
                                             !memcmp(in->username.p, u->f.user, in->username.len)));
@@ -649,8 +745,30 @@ static bool complete_by_cert(struct auth_file *st, struct ringmq_call *call,
         complete_auth(st, call, RINGMQ_AUTH_NOT_AUTHORIZED, NULL, NULL, "account locked");
     else if (mine)
         complete_auth(st, call, RINGMQ_AUTH_ALLOW, u->f.tenant, u->f.user_id, NULL);
-    tables_release(t);
     return mine;
+}
+
+/* What the shard answers at once, against version t: a certificate line,
+ * no user name (the anonymous tenant or a refusal), credentials the cache
+ * knows. False when a worker must hash. */
+static bool complete_at_once(struct auth_file *st, const struct tables *t, struct ringmq_call *call,
+                             const struct ringmq_connect_info *info)
+{
+    if (complete_by_cert(st, t, call, info))
+        return true;
+    if (!info->has_username) {
+        if (t->anon_tenant)
+            complete_auth(st, call, RINGMQ_AUTH_ALLOW, t->anon_tenant, NULL, NULL);
+        else
+            complete_auth(st, call, RINGMQ_AUTH_BAD_CREDENTIALS, NULL, NULL, "user name required");
+        return true;
+    }
+    if (!t->cache)
+        return false;
+    const struct user *u =
+        strmap_get(&t->users, (const char *)info->username.p, info->username.len);
+    return complete_from_cache(st, t, call, u, info->has_password, info->password.p,
+                               info->password.len);
 }
 
 static void auth_file_authenticate(void *state, struct ringmq_call *call,
@@ -662,25 +780,12 @@ static void auth_file_authenticate(void *state, struct ringmq_call *call,
         complete_auth(st, call, RINGMQ_AUTH_BAD_METHOD, NULL, NULL, "no enhanced authentication");
         return;
     }
-    if (complete_by_cert(st, call, info))
+    /* Held until complete() returned: the tenant strings point into it. */
+    struct tables *t = tables_acquire(st);
+    bool done = complete_at_once(st, t, call, info);
+    tables_release(t);
+    if (done)
         return;
-    if (!info->has_username) {
-        if (st->anon_tenant)
-            complete_auth(st, call, RINGMQ_AUTH_ALLOW, st->anon_tenant, NULL, NULL);
-        else
-            complete_auth(st, call, RINGMQ_AUTH_BAD_CREDENTIALS, NULL, NULL, "user name required");
-        return;
-    }
-    if (st->cache) {
-        struct tables *t = tables_acquire(st);
-        const struct user *u =
-            strmap_get(&t->users, (const char *)info->username.p, info->username.len);
-        bool done = complete_from_cache(st, call, u, info->has_password, info->password.p,
-                                        info->password.len);
-        tables_release(t);
-        if (done)
-            return;
-    }
     /* Unknown users are queued too: see verify_and_complete. */
     struct auth_job *job = job_create(call, info);
     if (!job) {
@@ -771,6 +876,8 @@ static const struct ringmq_plugin auth_file_plugin = {
     .auth_continue = auth_file_auth_continue,
     .check = auth_file_check,
     .check_read = auth_file_check_read,
+    .reconfigure = auth_file_reconfigure,
+    .reconfigure_commit = auth_file_reconfigure_commit,
 };
 
 __attribute__((visibility("default"))) const struct ringmq_plugin *ringmq_plugin_entry(void);

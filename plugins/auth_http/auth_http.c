@@ -14,6 +14,13 @@
  *
  * Owns: the config strings, the queue, the cache (its own mutex, touched by
  * shard threads on lookup and by the plugin thread on insert), the thread.
+ *
+ * Reconfigure (ABI 5, the thread that reloads): new keys are checked and
+ * built into a struct http_conf; the commit hands it to the plugin thread
+ * (st->next_conf, under st->lock), which adopts it before it starts another
+ * request (the URLs and timeout are its alone), sets max_in_flight under
+ * st->lock, cache_seconds atomically, and empties the cache: decisions of
+ * the old endpoint are not kept.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -69,12 +76,18 @@ struct cache_entry {
     char key[]; /* the request body */
 };
 
-struct auth_http {
-    const struct ringmq_host *host;
+/* The keys, as the plugin thread uses them. */
+struct http_conf {
     char *auth_url, *acl_url;
     long timeout_ms;
-    unsigned long cache_seconds; /* 0: no cache */
+    unsigned long cache_seconds;
     unsigned long max_in_flight;
+};
+
+struct auth_http {
+    const struct ringmq_host *host;
+    struct http_conf *conf;      /* the plugin thread's (and init's, fini's) */
+    unsigned long cache_seconds; /* 0: no cache; atomic (shards read it) */
 
     CURLM *multi; /* plugin thread only, except curl_multi_wakeup() */
     pthread_t thread;
@@ -85,6 +98,8 @@ struct auth_http {
     pthread_mutex_t lock;
     struct req *queue_head, *queue_tail;
     unsigned long in_flight;
+    unsigned long max_in_flight;
+    struct http_conf *next_conf; /* committed, not yet adopted by the thread */
     bool stopping;
 
     pthread_mutex_t cache_lock;
@@ -103,6 +118,15 @@ static void set_err(char *err, size_t errlen, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(err, errlen, fmt, ap);
     va_end(ap);
+}
+
+static void conf_free(struct http_conf *c)
+{
+    if (!c)
+        return;
+    free(c->auth_url);
+    free(c->acl_url);
+    free(c);
 }
 
 static int parse_ulong(const char *s, unsigned long max, unsigned long *out)
@@ -202,7 +226,7 @@ static int answer_parse(const char *p, size_t n, enum req_kind kind, char *resul
 static bool cache_lookup(struct auth_http *st, enum req_kind kind, const char *key, size_t len,
                          struct decision *d)
 {
-    if (!st->cache_seconds)
+    if (!__atomic_load_n(&st->cache_seconds, __ATOMIC_RELAXED))
         return false;
     uint64_t h = fnv1a(key, len, kind);
     uint64_t now = st->host->now_ms();
@@ -246,14 +270,15 @@ static void cache_sweep(struct auth_http *st, uint64_t now, bool all)
  * client should get another chance at the server). */
 static void cache_insert(struct auth_http *st, const struct req *r, const struct decision *d)
 {
-    if (!st->cache_seconds)
+    unsigned long seconds = __atomic_load_n(&st->cache_seconds, __ATOMIC_RELAXED);
+    if (!seconds)
         return;
     uint64_t now = st->host->now_ms();
     struct cache_entry *e = malloc(sizeof(*e) + r->key_len);
     if (!e)
         return; /* a cache miss later, nothing worse */
     e->hash = fnv1a(r->body, r->key_len, r->kind);
-    e->expires_ms = now + (uint64_t)st->cache_seconds * 1000;
+    e->expires_ms = now + (uint64_t)seconds * 1000;
     e->kind = r->kind;
     e->decision = d->decision;
     memcpy(e->tenant, d->tenant, sizeof(e->tenant));
@@ -392,13 +417,14 @@ static int req_start(struct auth_http *st, struct req *r)
         return -ENOMEM;
     CURL *e = r->easy;
     int bad = 0;
-    bad |= curl_easy_setopt(e, CURLOPT_URL, r->kind == REQ_AUTH ? st->auth_url : st->acl_url);
+    const struct http_conf *c = st->conf;
+    bad |= curl_easy_setopt(e, CURLOPT_URL, r->kind == REQ_AUTH ? c->auth_url : c->acl_url);
     bad |= curl_easy_setopt(e, CURLOPT_POST, 1L);
     bad |= curl_easy_setopt(e, CURLOPT_POSTFIELDS, r->body);
     bad |= curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, (long)r->body_len);
     bad |= curl_easy_setopt(e, CURLOPT_HTTPHEADER, st->headers);
-    bad |= curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, st->timeout_ms);
-    bad |= curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, st->timeout_ms);
+    bad |= curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, c->timeout_ms);
+    bad |= curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, c->timeout_ms);
     /* Signals would hit a random shard thread; timeouts come from the multi
      * handle's own timers. */
     bad |= curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
@@ -448,7 +474,13 @@ static void *thread_main(void *arg)
         struct req *q = st->queue_head;
         st->queue_head = st->queue_tail = NULL;
         bool stop = st->stopping;
+        struct http_conf *adopt = st->next_conf;
+        st->next_conf = NULL;
         pthread_mutex_unlock(&st->lock);
+        if (adopt) { /* a reconfigure: requests from now on use it */
+            conf_free(st->conf);
+            st->conf = adopt;
+        }
 
         while (q) {
             struct req *r = q;
@@ -733,8 +765,8 @@ static void state_free(struct auth_http *st)
     pthread_mutex_unlock(&st->cache_lock);
     pthread_mutex_destroy(&st->cache_lock);
     pthread_mutex_destroy(&st->lock);
-    free(st->auth_url);
-    free(st->acl_url);
+    conf_free(st->conf);
+    conf_free(st->next_conf);
     free(st);
     curl_global_cleanup();
 }
@@ -748,8 +780,9 @@ static char *join_url(const char *base, size_t len, const char *suffix)
     return u;
 }
 
-static int auth_http_init(const struct ringmq_host *host, const struct ringmq_kv *config, size_t n,
-                          void **state, char *err, size_t errlen)
+/* The keys into a new conf: 0 and *out, or -errno with err set. */
+static int conf_parse(const struct ringmq_kv *config, size_t n, struct http_conf **out, char *err,
+                      size_t errlen)
 {
     const char *url = NULL;
     unsigned long timeout_ms = DEFAULT_TIMEOUT_MS, cache_seconds = DEFAULT_CACHE_SECONDS,
@@ -786,12 +819,47 @@ static int auth_http_init(const struct ringmq_host *host, const struct ringmq_kv
         set_err(err, errlen, "url must start with http:// or https://, got '%s'", url);
         return -EINVAL;
     }
+    struct http_conf *c = calloc(1, sizeof(*c));
+    size_t ulen = strlen(url);
+    while (ulen > 0 && url[ulen - 1] == '/')
+        ulen--; /* "http://h/x/" + "/auth" would double the slash */
+    if (c) {
+        c->auth_url = join_url(url, ulen, "/auth");
+        c->acl_url = join_url(url, ulen, "/acl");
+    }
+    if (!c || !c->auth_url || !c->acl_url) {
+        conf_free(c);
+        set_err(err, errlen, "out of memory");
+        return -ENOMEM;
+    }
+    c->timeout_ms = (long)timeout_ms;
+    c->cache_seconds = cache_seconds;
+    c->max_in_flight = max_in_flight;
+    *out = c;
+    return 0;
+}
+
+static void log_conf(const struct auth_http *st, const struct http_conf *c)
+{
+    st->host->log(RINGMQ_LOG_INFO, "asking %s and %s (timeout %ld ms, cache %lu s)", c->auth_url,
+                  c->acl_url, c->timeout_ms, c->cache_seconds);
+}
+
+static int auth_http_init(const struct ringmq_host *host, const struct ringmq_kv *config, size_t n,
+                          void **state, char *err, size_t errlen)
+{
+    struct http_conf *c = NULL;
+    int rc = conf_parse(config, n, &c, err, errlen);
+    if (rc)
+        return rc;
     if (curl_global_init(CURL_GLOBAL_DEFAULT)) {
+        conf_free(c);
         set_err(err, errlen, "curl_global_init failed");
         return -EIO;
     }
     struct auth_http *st = calloc(1, sizeof(*st));
     if (!st) {
+        conf_free(c);
         curl_global_cleanup();
         set_err(err, errlen, "out of memory");
         return -ENOMEM;
@@ -799,34 +867,60 @@ static int auth_http_init(const struct ringmq_host *host, const struct ringmq_kv
     pthread_mutex_init(&st->lock, NULL);
     pthread_mutex_init(&st->cache_lock, NULL);
     st->host = host;
-    st->timeout_ms = (long)timeout_ms;
-    st->cache_seconds = cache_seconds;
-    st->max_in_flight = max_in_flight;
-    size_t ulen = strlen(url);
-    while (ulen > 0 && url[ulen - 1] == '/')
-        ulen--; /* "http://h/x/" + "/auth" would double the slash */
-    st->auth_url = join_url(url, ulen, "/auth");
-    st->acl_url = join_url(url, ulen, "/acl");
+    st->conf = c;
+    st->cache_seconds = c->cache_seconds;
+    st->max_in_flight = c->max_in_flight;
     st->headers = curl_slist_append(NULL, "Content-Type: application/json");
     struct curl_slist *h2 = st->headers ? curl_slist_append(st->headers, "Expect:") : NULL;
     if (h2)
         st->headers = h2; /* Expect: empty: no 100-continue round trip */
     st->multi = curl_multi_init();
-    if (!st->auth_url || !st->acl_url || !h2 || !st->multi) {
+    if (!h2 || !st->multi) {
         state_free(st);
         set_err(err, errlen, "out of memory");
         return -ENOMEM;
     }
-    int rc = pthread_create(&st->thread, NULL, thread_main, st);
+    rc = pthread_create(&st->thread, NULL, thread_main, st);
     if (rc) {
         state_free(st);
         set_err(err, errlen, "pthread_create: %s", strerror(rc));
         return -rc;
     }
-    host->log(RINGMQ_LOG_INFO, "asking %s and %s (timeout %lu ms, cache %lu s)", st->auth_url,
-              st->acl_url, timeout_ms, cache_seconds);
+    log_conf(st, c);
     *state = st;
     return 0;
+}
+
+/* ABI 5: the new keys checked and built, not yet in force. */
+static int auth_http_reconfigure(void *state, const struct ringmq_kv *config, size_t n, void **next,
+                                 char *err, size_t errlen)
+{
+    (void)state;
+    struct http_conf *c = NULL;
+    int rc = conf_parse(config, n, &c, err, errlen);
+    *next = c;
+    return rc;
+}
+
+static void auth_http_reconfigure_commit(void *state, void *next, bool apply)
+{
+    struct auth_http *st = state;
+    struct http_conf *c = next;
+    if (!apply) {
+        conf_free(c);
+        return;
+    }
+    log_conf(st, c);
+    __atomic_store_n(&st->cache_seconds, c->cache_seconds, __ATOMIC_RELAXED);
+    pthread_mutex_lock(&st->lock);
+    st->max_in_flight = c->max_in_flight;
+    conf_free(st->next_conf); /* two commits before the thread woke */
+    st->next_conf = c;
+    curl_multi_wakeup(st->multi);
+    pthread_mutex_unlock(&st->lock);
+    pthread_mutex_lock(&st->cache_lock);
+    cache_sweep(st, 0, true);
+    pthread_mutex_unlock(&st->cache_lock);
 }
 
 static void auth_http_fini(void *state)
@@ -851,6 +945,8 @@ static const struct ringmq_plugin auth_http_plugin = {
     .authenticate = auth_http_authenticate,
     .auth_continue = auth_http_auth_continue,
     .check = auth_http_check,
+    .reconfigure = auth_http_reconfigure,
+    .reconfigure_commit = auth_http_reconfigure_commit,
 };
 
 __attribute__((visibility("default"))) const struct ringmq_plugin *ringmq_plugin_entry(void);

@@ -5,8 +5,10 @@
  * jansson and dumped on the caller's stack (or heap for long topics) with no
  * lock held, then written with one write(2) on an O_APPEND descriptor under
  * a mutex, so lines never interleave. reload() reopens the file (log
- * rotation): the new descriptor is opened first and swapped in under the
- * mutex.
+ * rotation) and reconfigure (ABI 5) opens the one a new `file` key names:
+ * either way the new descriptor is opened first and swapped in under the
+ * mutex, on the thread that reloads; `path` is read and written on that
+ * thread only.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -179,22 +181,34 @@ static void events_fini(void *state)
     free(st);
 }
 
-static int events_init(const struct ringmq_host *host, const struct ringmq_kv *config, size_t n,
-                       void **state, char *err, size_t errlen)
+/* The `file` key of config into *path (borrowed from config): 0, or
+ * -EINVAL with err set. */
+static int events_keys(const struct ringmq_kv *config, size_t n, const char **path, char *err,
+                       size_t errlen)
 {
-    const char *path = NULL;
+    *path = NULL;
     for (size_t i = 0; i < n; i++) {
         if (strcmp(config[i].key, "file") == 0) {
-            path = config[i].value;
+            *path = config[i].value;
         } else {
             snprintf(err, errlen, "unknown key '%s' (known: file)", config[i].key);
             return -EINVAL;
         }
     }
-    if (!path || !*path) {
+    if (!*path || !**path) {
         snprintf(err, errlen, "file is required");
         return -EINVAL;
     }
+    return 0;
+}
+
+static int events_init(const struct ringmq_host *host, const struct ringmq_kv *config, size_t n,
+                       void **state, char *err, size_t errlen)
+{
+    const char *path;
+    int rc = events_keys(config, n, &path, err, errlen);
+    if (rc != 0)
+        return rc;
     struct events_log *st = calloc(1, sizeof(*st));
     if (!st || !(st->path = strdup(path))) {
         free(st);
@@ -205,13 +219,73 @@ static int events_init(const struct ringmq_host *host, const struct ringmq_kv *c
     pthread_mutex_init(&st->lock, NULL);
     st->fd = events_open(path);
     if (st->fd < 0) {
-        int rc = st->fd;
+        rc = st->fd;
         snprintf(err, errlen, "%s: %s", path, strerror(-rc));
         events_fini(st);
         return rc;
     }
     *state = st;
     return 0;
+}
+
+/* Swap fd in under the lock (the thread that reloads); closes the old one. */
+static void events_swap(struct events_log *st, int fd)
+{
+    pthread_mutex_lock(&st->lock);
+    int old = st->fd;
+    st->fd = fd;
+    pthread_mutex_unlock(&st->lock);
+    close(old);
+}
+
+/* What a reconfigure prepared: the new file, already open. */
+struct events_next {
+    char *path;
+    int fd;
+};
+
+/* ABI 5: a new `file` is opened now (a file that cannot be opened refuses
+ * the reload), and written to from the commit on. */
+static int events_reconfigure(void *state, const struct ringmq_kv *config, size_t n, void **next,
+                              char *err, size_t errlen)
+{
+    (void)state;
+    const char *path;
+    int rc = events_keys(config, n, &path, err, errlen);
+    if (rc != 0)
+        return rc;
+    struct events_next *nx = calloc(1, sizeof(*nx));
+    if (!nx || !(nx->path = strdup(path))) {
+        free(nx);
+        snprintf(err, errlen, "out of memory");
+        return -ENOMEM;
+    }
+    nx->fd = events_open(path);
+    if (nx->fd < 0) {
+        rc = nx->fd;
+        snprintf(err, errlen, "%s: %s", path, strerror(-rc));
+        free(nx->path);
+        free(nx);
+        return rc;
+    }
+    *next = nx;
+    return 0;
+}
+
+static void events_reconfigure_commit(void *state, void *next, bool apply)
+{
+    struct events_log *st = state;
+    struct events_next *nx = next;
+    if (apply) {
+        events_swap(st, nx->fd);
+        free(st->path);
+        st->path = nx->path;
+        st->host->log(RINGMQ_LOG_INFO, "now writing to %s", st->path);
+    } else {
+        close(nx->fd);
+        free(nx->path);
+    }
+    free(nx);
 }
 
 static void events_reload(void *state)
@@ -223,11 +297,7 @@ static void events_reload(void *state)
                       strerror(-fd));
         return;
     }
-    pthread_mutex_lock(&st->lock);
-    int old = st->fd;
-    st->fd = fd;
-    pthread_mutex_unlock(&st->lock);
-    close(old);
+    events_swap(st, fd);
 }
 
 static const struct ringmq_plugin events_plugin = {
@@ -238,6 +308,8 @@ static const struct ringmq_plugin events_plugin = {
     .fini = events_fini,
     .reload = events_reload,
     .event = events_event,
+    .reconfigure = events_reconfigure,
+    .reconfigure_commit = events_reconfigure_commit,
 };
 
 __attribute__((visibility("default"))) const struct ringmq_plugin *ringmq_plugin_entry(void);

@@ -4,9 +4,14 @@
  * N, where TENANT `default` applies to every tenant for the resources it does
  * not set itself (see README.md).
  *
- * Owns a table built at init and never changed afterwards, so throttle(),
- * called on every shard's hot path at once, reads it without any lock: one
- * hash lookup of the tenant and one comparison.
+ * Owns tables built at init and by reconfigure (ABI 5), each never changed
+ * once built, so throttle(), called on every shard's hot path at once,
+ * reads the current one without any lock: an acquire load of its pointer,
+ * one hash lookup of the tenant and one comparison. A reconfigure builds a
+ * new table off to the side and swaps the pointer (release); the old one
+ * is kept until fini, since a shard may still be reading it and the hot
+ * path takes no reference (a table is a few hundred bytes a tenant, and
+ * reloads are rare).
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -38,28 +43,44 @@ struct quota_tenant {
     uint64_t limit[RINGMQ_RES_COUNT];
 };
 
-struct quota_static {
+/* One version of the limits: immutable once built. */
+struct quota_table {
     struct strmap tenants; /* name -> struct quota_tenant, `default` excluded */
     struct quota_tenant **list;
     size_t n, cap;
     struct quota_tenant fallback; /* the `default.*` keys: tenants not listed */
+    struct quota_table *older;    /* retired versions, freed at fini */
 };
+
+struct quota_static {
+    struct quota_table *cur; /* atomic: shards load it, reconfigure swaps it */
+};
+
+static void table_free(struct quota_table *q)
+{
+    while (q) {
+        struct quota_table *older = q->older;
+        for (size_t i = 0; i < q->n; i++) {
+            free(q->list[i]->name);
+            free(q->list[i]);
+        }
+        free(q->list);
+        strmap_fini(&q->tenants);
+        free(q);
+        q = older;
+    }
+}
 
 static void quota_fini(void *state)
 {
-    struct quota_static *q = state;
-    if (!q)
+    struct quota_static *st = state;
+    if (!st)
         return;
-    for (size_t i = 0; i < q->n; i++) {
-        free(q->list[i]->name);
-        free(q->list[i]);
-    }
-    free(q->list);
-    strmap_fini(&q->tenants);
-    free(q);
+    table_free(st->cur);
+    free(st);
 }
 
-static struct quota_tenant *quota_tenant_get(struct quota_static *q, const char *name, size_t len)
+static struct quota_tenant *quota_tenant_get(struct quota_table *q, const char *name, size_t len)
 {
     if (len == 7 && memcmp(name, "default", 7) == 0)
         return &q->fallback;
@@ -106,11 +127,11 @@ static int parse_limit(const char *v, uint64_t *out)
     return 0;
 }
 
-static int quota_init(const struct ringmq_host *host, const struct ringmq_kv *config, size_t n,
-                      void **state, char *err, size_t errlen)
+/* The limits of `config` as a new table: 0 and *out, or -errno with err. */
+static int table_build(const struct ringmq_kv *config, size_t n, struct quota_table **out,
+                       char *err, size_t errlen)
 {
-    (void)host;
-    struct quota_static *q = calloc(1, sizeof(*q));
+    struct quota_table *q = calloc(1, sizeof(*q));
     if (!q) {
         snprintf(err, errlen, "out of memory");
         return -ENOMEM;
@@ -133,20 +154,20 @@ static int quota_init(const struct ringmq_host *host, const struct ringmq_kv *co
                      "max_bytes_in_rate, max_bytes_out_rate, max_retained, "
                      "max_retained_bytes",
                      k);
-            quota_fini(q);
+            table_free(q);
             return -EINVAL;
         }
         uint64_t limit;
         if (parse_limit(config[i].value, &limit) != 0) {
             snprintf(err, errlen, "key '%s': '%s' is not a number or 'unlimited'", k,
                      config[i].value);
-            quota_fini(q);
+            table_free(q);
             return -EINVAL;
         }
         struct quota_tenant *t = quota_tenant_get(q, k, (size_t)(dot - k));
         if (!t) {
             snprintf(err, errlen, "out of memory");
-            quota_fini(q);
+            table_free(q);
             return -ENOMEM;
         }
         t->limit[res] = limit;
@@ -160,14 +181,59 @@ static int quota_init(const struct ringmq_host *host, const struct ringmq_kv *co
             if (q->list[i]->limit[r] == QUOTA_UNSET)
                 q->list[i]->limit[r] = q->fallback.limit[r];
     }
-    *state = q;
+    *out = q;
     return 0;
+}
+
+static int quota_init(const struct ringmq_host *host, const struct ringmq_kv *config, size_t n,
+                      void **state, char *err, size_t errlen)
+{
+    (void)host;
+    struct quota_static *st = calloc(1, sizeof(*st));
+    if (!st) {
+        snprintf(err, errlen, "out of memory");
+        return -ENOMEM;
+    }
+    int rc = table_build(config, n, &st->cur, err, errlen);
+    if (rc != 0) {
+        free(st);
+        return rc;
+    }
+    *state = st;
+    return 0;
+}
+
+/* ABI 5, the thread that reloads: the new keys as a table, checked whole
+ * (a bad key or value refuses them all), not yet in force. */
+static int quota_reconfigure(void *state, const struct ringmq_kv *config, size_t n, void **next,
+                             char *err, size_t errlen)
+{
+    (void)state;
+    struct quota_table *q = NULL;
+    int rc = table_build(config, n, &q, err, errlen);
+    *next = q;
+    return rc;
+}
+
+static void quota_reconfigure_commit(void *state, void *next, bool apply)
+{
+    struct quota_static *st = state;
+    struct quota_table *q = next;
+    if (!apply) {
+        table_free(q);
+        return;
+    }
+    /* Only this thread writes cur: the old table goes behind the new one,
+     * where a shard still reading it finds it intact. */
+    q->older = st->cur;
+    __atomic_store_n(&st->cur, q, __ATOMIC_RELEASE);
 }
 
 static bool quota_throttle(void *state, const char *tenant, enum ringmq_resource resource,
                            uint64_t current, uint64_t amount)
 {
-    const struct quota_static *q = state;
+    const struct quota_static *st = state;
+    const struct quota_table *q = __atomic_load_n(&st->cur, __ATOMIC_ACQUIRE);
     if ((unsigned)resource >= RINGMQ_RES_COUNT)
         return true; /* a resource newer than this plugin: not ours to limit */
     const struct quota_tenant *t = tenant ? strmap_get(&q->tenants, tenant, strlen(tenant)) : NULL;
@@ -185,6 +251,8 @@ static const struct ringmq_plugin quota_plugin = {
     .init = quota_init,
     .fini = quota_fini,
     .throttle = quota_throttle,
+    .reconfigure = quota_reconfigure,
+    .reconfigure_commit = quota_reconfigure_commit,
 };
 
 __attribute__((visibility("default"))) const struct ringmq_plugin *ringmq_plugin_entry(void);

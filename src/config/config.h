@@ -308,7 +308,8 @@ int config_load(struct config *cfg, const char *path, const char *const *overrid
  * values as text, NULL for a section added or removed, and for values
  * without a short text (address lists, CPU sets, a few enums); borrowed
  * for the call only. `live`: a running broker applies it ([log],
- * [limits], [mqtt], [tenant.*], [listener.*] with their sni.* names);
+ * [limits], [mqtt], [tenant.*], [listener.*] with their sni.* names, the
+ * keys of a plugin that takes them live);
  * otherwise it needs a restart and is kept.
  */
 struct config_change {
@@ -324,11 +325,16 @@ struct config_change {
  * every difference that needs a restart gets cur's value back in `next`
  * (whole sections for plugins), so that `next` can be put in force as it
  * is. Listeners stay as `next` has them, in its order: the broker matches
- * them with the running ones by name (config_listener_same). Returns the
- * number of live differences.
+ * them with the running ones by name (config_listener_same). A plugin
+ * section with the same name and path whose keys differ is reported key by
+ * key, without values; those keys are live, and stay in `next` for the
+ * caller to hand to the plugin, when plugin_live (may be NULL: none) says
+ * the plugin takes them; a plugin added, removed, renamed or with another
+ * path needs a restart (key "*"). Returns the number of live differences.
  */
 size_t config_reconcile(const struct config *cur, struct config *next,
-                        void (*fn)(void *arg, const struct config_change *ch), void *arg);
+                        void (*fn)(void *arg, const struct config_change *ch),
+                        bool (*plugin_live)(void *arg, const char *name), void *arg);
 
 /* Whether listener ai of a and listener bi of b are the same: the same
  * name, every key equal, the same sni.* names in the same order. */

@@ -179,21 +179,67 @@ static void diff_listeners(struct diff *df, const struct config *cur, struct con
         }
 }
 
-/* Plugins are loaded at start (they re-read their own files on SIGHUP):
- * a changed [plugin.NAME] is reported and stays as it is. */
-static void diff_plugins(struct diff *df, const struct config *cur, struct config *next)
+/* The value of `key` in plugin p, or NULL. */
+static const char *plugin_value(const struct config_plugin *p, const char *key)
+{
+    for (uint32_t k = 0; k < p->nkv; k++)
+        if (!strcmp(p->kv[k].key, key))
+            return p->kv[k].value;
+    return NULL;
+}
+
+/* Each key of a plugin section that b adds, changes or drops against a,
+ * without values (a plugin's keys may be secrets). Returns how many. */
+static size_t diff_plugin_keys(struct diff *df, const char *section, const struct config_plugin *a,
+                               const struct config_plugin *b, bool live)
+{
+    size_t n = 0;
+    for (uint32_t k = 0; k < b->nkv; k++) {
+        const char *was = plugin_value(a, b->kv[k].key);
+        if (was && !strcmp(was, b->kv[k].value))
+            continue;
+        report(df, section, b->kv[k].key, was ? "changed" : "added", live);
+        n++;
+    }
+    for (uint32_t k = 0; k < a->nkv; k++)
+        if (!plugin_value(b, a->kv[k].key)) {
+            report(df, section, a->kv[k].key, "removed", live);
+            n++;
+        }
+    return n;
+}
+
+/* Plugins are loaded at start: a plugin added or removed, or one whose
+ * name or path changed, is reported as a whole section and stays as it
+ * is. Within a section kept, changed keys are live when the plugin takes
+ * them (plugin_live: its ABI 5 reconfigure, put in force by the caller
+ * from next); otherwise they are reported too and the section stays. */
+static void diff_plugins(struct diff *df, const struct config *cur, struct config *next,
+                         bool (*plugin_live)(void *arg, const char *name), void *arg)
 {
     char section[CONFIG_TENANT_NAME_MAX + 16];
     uint32_t n = cur->nplugins > next->nplugins ? cur->nplugins : next->nplugins;
     for (uint32_t i = 0; i < n; i++) {
         const struct config_plugin *a = i < cur->nplugins ? &cur->plugins[i] : NULL;
-        const struct config_plugin *b = i < next->nplugins ? &next->plugins[i] : NULL;
+        struct config_plugin *b = i < next->nplugins ? &next->plugins[i] : NULL;
         if (a && b && !memcmp(a, b, sizeof(*a)))
             continue;
         snprintf(section, sizeof(section), "plugin.%s", b ? b->name : a ? a->name : "");
-        report(df, section, "*", !a ? "added" : !b ? "removed" : "changed", false);
+        if (a && b && !strcmp(a->name, b->name) && !strcmp(a->path, b->path)) {
+            bool live = plugin_live && plugin_live(arg, a->name);
+            if (diff_plugin_keys(df, section, a, b, live) && live)
+                continue; /* next keeps the new keys */
+        } else {
+            report(df, section, "*", !a ? "added" : !b ? "removed" : "changed", false);
+        }
+        if (a && b)
+            *b = *a;
     }
-    memcpy(next->plugins, cur->plugins, sizeof(next->plugins));
+    if (next->nplugins > cur->nplugins)
+        memset(&next->plugins[cur->nplugins], 0,
+               (next->nplugins - cur->nplugins) * sizeof(next->plugins[0]));
+    for (uint32_t i = next->nplugins; i < cur->nplugins; i++)
+        next->plugins[i] = cur->plugins[i];
     next->nplugins = cur->nplugins;
 }
 
@@ -227,7 +273,8 @@ static void diff_tenants(struct diff *df, const struct config *cur, struct confi
 }
 
 size_t config_reconcile(const struct config *cur, struct config *next,
-                        void (*fn)(void *arg, const struct config_change *ch), void *arg)
+                        void (*fn)(void *arg, const struct config_change *ch),
+                        bool (*plugin_live)(void *arg, const char *name), void *arg)
 {
     struct diff df = {fn, arg, 0};
     static const enum config_scope whole[] = {
@@ -236,7 +283,7 @@ size_t config_reconcile(const struct config *cur, struct config *next,
     for (size_t i = 0; i < sizeof(whole) / sizeof(whole[0]); i++)
         diff_keys(&df, whole[i], NULL, (const char *)cur, (char *)next, !scope_live(whole[i]));
     diff_listeners(&df, cur, next);
-    diff_plugins(&df, cur, next);
+    diff_plugins(&df, cur, next, plugin_live, arg);
     diff_tenants(&df, cur, next);
     return df.live;
 }

@@ -5,7 +5,8 @@
  * The asynchronous calls live in port.c.
  *
  * Owns the dl handles and each plugin's state until plugin_host_destroy.
- * Create, destroy and reload run on the main thread; throttle and event run
+ * Create and destroy run on the main thread, reload on the thread that
+ * reloads (reconfigure lives in reconf.c); throttle and event run
  * on every shard at once and only read the host.
  */
 #include "plugin/host_priv.h"
@@ -137,6 +138,7 @@ static void loaded_fini(struct plugin_loaded *pl)
         dlclose(pl->dl);
     if (pl->log_slot >= 0)
         log_slot_release(pl->log_slot);
+    free(pl->config);
     free(pl->name);
     free(pl->path);
 }
@@ -162,6 +164,9 @@ static const char *missing_callback(const struct ringmq_plugin *t)
         return "settings";
     if ((t->kinds & RINGMQ_KIND_EVENTS) && t->event == NULL)
         return "event";
+    /* ABI 5: the two steps of a live reconfigure come together. */
+    if (t->abi_version >= 5 && (t->reconfigure == NULL) != (t->reconfigure_commit == NULL))
+        return t->reconfigure == NULL ? "reconfigure" : "reconfigure_commit";
     return NULL;
 }
 
@@ -302,10 +307,17 @@ static int table_init(const struct plugin_spec *s, struct plugin_loaded *pl,
         .complete = plugin_call_complete,
         .call_abandoned = plugin_call_abandoned,
     };
+    size_t n = s->config != NULL ? s->n : 0;
+    bool ok = true;
+    pl->config = plugin_kv_copy(s->config, n, &ok);
+    if (!ok) {
+        snprintf(err, errlen, "plugin %s (%s): out of memory", pl->name, pl->path);
+        return -1;
+    }
+    pl->nconfig = n;
     char perr[512] = "";
     void *state = NULL;
-    if (t->init(&pl->host, s->config, s->config != NULL ? s->n : 0, &state, perr, sizeof(perr)) !=
-        0) {
+    if (t->init(&pl->host, s->config, n, &state, perr, sizeof(perr)) != 0) {
         perr[sizeof(perr) - 1] = '\0';
         snprintf(err, errlen, "plugin %s (%s): init failed: %s", pl->name, pl->path,
                  perr[0] != '\0' ? perr : "(no message)");
@@ -315,6 +327,10 @@ static int table_init(const struct plugin_spec *s, struct plugin_loaded *pl,
     pl->state = state;
     if (plugin_speaks(pl, 3))
         pl->check_read = t->check_read;
+    if (plugin_speaks(pl, 5)) {
+        pl->reconfigure = t->reconfigure;
+        pl->reconfigure_commit = t->reconfigure_commit;
+    }
     return 0;
 }
 
@@ -386,6 +402,7 @@ void plugin_host_destroy(struct plugin_host *h)
 {
     if (h == NULL)
         return;
+    plugin_host_reconfigure_finish(h, false); /* a reload cut short: nothing kept */
     for (size_t i = h->n; i-- > 0;)
         loaded_fini(&h->v[i]);
     free(h->v);

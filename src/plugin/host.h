@@ -3,9 +3,11 @@
  * ABI, and turns their asynchronous calls into completion records that each
  * shard polls from its own port.
  *
- * Threads. plugin_host_create/destroy/reload run on the main thread while no
- * shard runs plugin calls (reload: the plugins guard themselves, see the
- * ABI). A port belongs to one shard: only that shard calls plugin_port_*,
+ * Threads. plugin_host_create/destroy run on the main thread while no shard
+ * runs plugin calls; plugin_host_reload and plugin_host_reconfigure* on the
+ * thread that reloads, one reload at a time, while shards call plugins (the
+ * plugins guard themselves, see the ABI; the host's own tables do not
+ * change). A port belongs to one shard: only that shard calls plugin_port_*,
  * plugin_authenticate/auth_continue/check/settings on it. plugin_throttle and
  * plugin_event may be called by every shard at once (the host is read-only
  * after create). Plugins complete calls from any thread.
@@ -70,8 +72,35 @@ bool plugin_host_has_events(const struct plugin_host *h);
  * changes, so that shards drop the verdicts they cached before it. */
 void plugin_host_reload(struct plugin_host *h);
 
-/* How many reloads have completed (any thread; an acquire load that pairs
- * with the release in plugin_host_reload, so a shard that sees the new
+/* Whether plugin `name` is loaded and takes changed keys live (ABI 5
+ * reconfigure): a reload reports its changed keys as in force rather than
+ * as needing a restart. */
+bool plugin_host_can_reconfigure(const struct plugin_host *h, const char *name);
+
+/*
+ * Live reload of plugin keys, step one of two. For each spec naming a
+ * loaded plugin with the same path, whose keys differ from those in force
+ * (as a set: order does not matter), and which has reconfigure: call it with
+ * the spec's keys (borrowed for the call). Specs naming no loaded plugin,
+ * another path, unchanged keys or a plugin without reconfigure are skipped
+ * (a restart takes those). Returns how many plugins prepared new keys, then
+ * awaiting plugin_host_reconfigure_finish; or -1 with err set, "plugin
+ * NAME: <the plugin's message>" (or out of memory), after every plugin
+ * prepared so far was told to discard: nothing changed. Calling it again
+ * before finish is an error (-1).
+ */
+int plugin_host_reconfigure(struct plugin_host *h, const struct plugin_spec *specs, size_t n,
+                            char *err, size_t errlen);
+
+/* Step two: every plugin prepared by plugin_host_reconfigure puts its new
+ * keys in force (apply) or discards them; with apply and at least one, the
+ * generation changes as after a reload (cached verdicts are dropped). A
+ * no-op without a prepared plugin. Cannot fail. */
+void plugin_host_reconfigure_finish(struct plugin_host *h, bool apply);
+
+/* How many reloads (and applied reconfigures) have completed (any thread;
+ * an acquire load that pairs with the release in plugin_host_reload and
+ * plugin_host_reconfigure_finish, so a shard that sees the new
  * generation also sees what the plugins' reload wrote). */
 uint32_t plugin_host_generation(const struct plugin_host *h);
 

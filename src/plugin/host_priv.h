@@ -22,6 +22,21 @@ struct plugin_loaded {
      * before that field). */
     void (*check_read)(void *state, const struct ringmq_check *check,
                        struct ringmq_check_result *out);
+    /* tab->reconfigure and tab->reconfigure_commit for an ABI 5 plugin,
+     * else NULL (both or neither: table_check). */
+    int (*reconfigure)(void *state, const struct ringmq_kv *config, size_t n, void **next,
+                       char *err, size_t errlen);
+    void (*reconfigure_commit)(void *state, void *next, bool apply);
+    /* The keys in force (init's, then each committed reconfigure's): one
+     * block, the array followed by its strings (kv_copy). */
+    struct ringmq_kv *config;
+    size_t nconfig;
+    /* Between plugin_host_reconfigure and plugin_host_reconfigure_finish:
+     * a reconfigure that returned 0, what it built and the keys it took. */
+    bool pending;
+    void *next;
+    struct ringmq_kv *next_config;
+    size_t next_nconfig;
 };
 
 /* Read-only once plugin_host_create returned, except `generation`. */
@@ -42,6 +57,10 @@ static inline bool plugin_speaks(const struct plugin_loaded *pl, uint32_t v)
 {
     return pl->tab->abi_version >= v;
 }
+
+/* A copy of n pairs in one malloc'd block (free() frees it all): NULL when
+ * out of memory, or for n == 0 (then *ok stays true). reconf.c. */
+struct ringmq_kv *plugin_kv_copy(const struct ringmq_kv *kv, size_t n, bool *ok);
 
 /* host->complete, implemented by port.c. */
 void plugin_call_complete(struct ringmq_call *call, const union ringmq_result *res);

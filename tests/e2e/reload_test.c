@@ -555,20 +555,29 @@ Test(reload, api_invalid_file_changes_nothing)
     stop();
 }
 
+/* A loopback port that another socket (returned, close it) listens on. */
+static int port_taken(uint16_t *port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof(a);
+    cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    cr_assert_eq(listen(fd, 1), 0);
+    cr_assert_eq(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+    *port = ntohs(a.sin_port);
+    return fd;
+}
+
 /* A listener that cannot open (its port taken by another process) refuses
  * the whole reload: 422 naming the listener, nothing changed. */
 Test(reload, api_listener_that_cannot_open_changes_nothing)
 {
     start_admin("");
-    int taken = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof(a);
-    cr_assert_eq(bind(taken, (struct sockaddr *)&a, sizeof(a)), 0);
-    cr_assert_eq(listen(taken, 1), 0);
-    cr_assert_eq(getsockname(taken, (struct sockaddr *)&a, &len), 0);
+    uint16_t port;
+    int taken = port_taken(&port);
     char text[64];
-    snprintf(text, sizeof(text), "[listener.busy]\nport = %u\n", ntohs(a.sin_port));
+    snprintf(text, sizeof(text), "[listener.busy]\nport = %u\n", port);
     tail = text;
     write_conf("max_client_id_len = 24\n");
     json_t *ans;
@@ -596,5 +605,199 @@ Test(reload, listener_of_a_transport_without_room_needs_a_restart)
     usleep(300 * 1000); /* a tick: a shard that took a change would show it */
     cr_assert_eq(connect_rc(long_id), 0, "the limit in force stays");
     cr_assert_eq(broker_log_count(&b, "listening on"), 1, "no listener was added");
+    stop();
+}
+
+/* ---- plugin keys (plugin ABI 5 reconfigure) ---------------------------------------------- */
+
+static char pw_a[64], pw_b[64];
+static char plugin_text[1024];
+
+/* ringmq-passwd FILE add USER acme, the password on stdin. */
+static void add_user(const char *file, const char *user, const char *password)
+{
+    char cmd[512];
+    snprintf(cmd, sizeof(cmd), "printf '%%s\\n' '%s' | '%s' '%s' add '%s' acme >/dev/null 2>&1",
+             password, getenv("RINGMQ_PASSWD_TOOL"), file, user);
+    int rc = system(cmd);
+    cr_assert(rc == 0, "ringmq-passwd add %s failed (%d)", user, rc);
+}
+
+static void make_passwd(char *path, size_t cap, const char *user, const char *password)
+{
+    snprintf(path, cap, "/tmp/ringmq-reload-pw-XXXXXX");
+    int fd = mkstemp(path);
+    cr_assert_geq(fd, 0);
+    close(fd);
+    add_user(path, user, password);
+}
+
+/* [plugin.auth] with auth_file at `path` (NULL: the built one) reading
+ * `password_file`, as this test's tail. */
+static void auth_section(const char *path, const char *password_file)
+{
+    snprintf(plugin_text, sizeof(plugin_text), "[plugin.auth]\npath = %s\npassword_file = %s\n",
+             path ? path : getenv("RINGMQ_AUTH_FILE"), password_file);
+    tail = plugin_text;
+}
+
+/* Password files a (anna, password pa) and b (ben, pb), tenant acme; the
+ * broker with auth_file reading a, and the admin API. */
+static void start_two_files(void)
+{
+    make_passwd(pw_a, sizeof(pw_a), "anna", "pa");
+    make_passwd(pw_b, sizeof(pw_b), "ben", "pb");
+    auth_section(NULL, pw_a);
+    start_admin("");
+}
+
+static void stop_two_files(void)
+{
+    stop();
+    unlink(pw_a);
+    unlink(pw_b);
+}
+
+/* CONNACK return code for user/password with client id `id` (3.1.1). */
+static int user_rc(const char *id, const char *user, const char *password)
+{
+    struct client_opts o = {.id = id, .clean = true, .username = user, .password = password};
+    struct client *c = NULL;
+    int rc = client_connect_rc(&b, &o, &c);
+    client_destroy(c);
+    return rc;
+}
+
+static struct client *user_open(const char *id, const char *user, const char *password)
+{
+    struct client_opts o = {.id = id, .clean = true, .username = user, .password = password};
+    return client_connect(&b, &o);
+}
+
+/* auth_file's password_file switched to another file by POST
+ * /api/v1/reload: reported as a live change (without values), the new
+ * file's user connects, the old file's user no longer does (3.1.1 CONNACK
+ * 0x04), and the connection opened under the old file stays and gets
+ * messages. */
+Test(reload, plugin_key_changes_live_and_connections_stay)
+{
+    start_two_files();
+    struct client *anna = user_open("anna-1", "anna", "pa");
+    client_subscribe(anna, "acme/t", 1);
+    cr_assert_eq(user_rc("ben-1", "ben", "pb"), 4, "ben is not in the file in force");
+    auth_section(NULL, pw_b);
+    write_conf("");
+    json_t *ans;
+    cr_assert_eq(post_reload(&ans), 200);
+    json_t *ch = change_of(ans, "plugin.auth.password_file");
+    cr_assert_not_null(ch, "%s", json_dumps(ans, 0));
+    cr_assert(str_is(json_object_get(ch, "what"), "changed"));
+    cr_assert(json_is_null(json_object_get(ch, "to")), "a plugin's values are not shown");
+    cr_assert_eq(json_array_size(json_object_get(ans, "restart_required")), 0);
+    cr_assert_eq(json_array_size(json_object_get(ans, "errors")), 0);
+    json_decref(ans);
+    /* In force when the answer comes: the plugin swapped its tables. */
+    struct client *ben = user_open("ben-1", "ben", "pb");
+    cr_assert_eq(user_rc("anna-2", "anna", "pa"), 4, "anna is not in the new file");
+    client_publish(ben, "acme/t", "hello", 5, 1, false);
+    client_expect_message(anna, "acme/t", "hello", NULL, NULL);
+    client_destroy(ben);
+    client_destroy(anna);
+    stop_two_files();
+}
+
+/* A key the plugin refuses (a password file that does not exist) refuses
+ * the whole reload: 422 with the plugin's message, and nothing of the file
+ * changes, the [limits] key beside it included. */
+Test(reload, plugin_key_refused_changes_nothing)
+{
+    make_passwd(pw_a, sizeof(pw_a), "anna", "pa");
+    auth_section(NULL, pw_a);
+    start_admin("");
+    auth_section(NULL, "/nonexistent/ringmq-passwd");
+    write_conf("max_client_id_len = 24\n");
+    json_t *ans;
+    cr_assert_eq(post_reload(&ans), 422);
+    json_t *e = json_array_get(json_object_get(ans, "errors"), 0);
+    const char *msg = json_string_value(json_object_get(e, "message"));
+    cr_assert(msg && strstr(msg, "plugin auth: ") && strstr(msg, "/nonexistent/ringmq-passwd"),
+              "%s", json_dumps(ans, 0));
+    cr_assert_eq(json_array_size(json_object_get(ans, "changed")), 0);
+    json_decref(ans);
+    broker_wait_log(&b, "nothing changed", 1);
+    usleep(300 * 1000); /* a tick: a shard that took a change would show it */
+    cr_assert_eq(user_rc(long_id, "anna", "pa"), 0, "the file and the limit in force stay");
+    stop();
+    unlink(pw_a);
+}
+
+/* Plugin keys a plugin accepted, in a reload that a listener which cannot
+ * open refuses: the plugin discards them, nothing changed. */
+Test(reload, plugin_keys_discarded_when_a_listener_cannot_open)
+{
+    start_two_files();
+    uint16_t port;
+    int taken = port_taken(&port);
+    auth_section(NULL, pw_b);
+    size_t n = strlen(plugin_text);
+    snprintf(plugin_text + n, sizeof(plugin_text) - n, "[listener.busy]\nport = %u\n", port);
+    write_conf("");
+    json_t *ans;
+    cr_assert_eq(post_reload(&ans), 422);
+    cr_assert_eq(json_array_size(json_object_get(ans, "changed")), 0, "%s", json_dumps(ans, 0));
+    json_decref(ans);
+    cr_assert_eq(user_rc("ben-1", "ben", "pb"), 4, "the plugin kept its old file");
+    cr_assert_eq(user_rc("anna-1", "anna", "pa"), 0);
+    close(taken);
+    stop_two_files();
+}
+
+/* A plugin's path changed needs a restart: reported as the whole section,
+ * and the plugin keeps running with its keys. */
+Test(reload, plugin_path_changed_needs_a_restart)
+{
+    start_two_files();
+    auth_section("/nonexistent/other_auth.so", pw_b);
+    write_conf("");
+    json_t *ans;
+    cr_assert_eq(post_reload(&ans), 200);
+    json_t *restart = json_object_get(ans, "restart_required");
+    cr_assert_eq(json_array_size(restart), 1, "%s", json_dumps(ans, 0));
+    cr_assert(str_is(json_array_get(restart, 0), "plugin.auth"));
+    cr_assert_eq(json_array_size(json_object_get(ans, "changed")), 0);
+    json_decref(ans);
+    cr_assert_eq(user_rc("anna-1", "anna", "pa"), 0, "the running plugin and its file stay");
+    cr_assert_eq(user_rc("ben-1", "ben", "pb"), 4);
+    stop_two_files();
+}
+
+/* quota_static's limit changed by SIGHUP: the tenant's next connection is
+ * judged by the new limit (3.1.1 CONNACK 0x03 over it), the client
+ * connected before stays; a bad value changes nothing. */
+Test(reload, quota_limit_changes_live)
+{
+    snprintf(plugin_text, sizeof(plugin_text),
+             "[plugin.quota]\npath = %s\nglobal.max_connections = 1\n", getenv("RINGMQ_QUOTA_SO"));
+    tail = plugin_text;
+    start("");
+    struct client *one = client_open(&b, "quota-1", true);
+    client_subscribe(one, "q/t", 1);
+    cr_assert_eq(connect_rc("quota-2"), 3, "over the quota of 1");
+    snprintf(plugin_text, sizeof(plugin_text),
+             "[plugin.quota]\npath = %s\nglobal.max_connections = 2\n", getenv("RINGMQ_QUOTA_SO"));
+    reload("", "reload: 1 change(s) in force");
+    cr_assert_eq(broker_log_count(&b, "reload: [plugin.quota] global.max_connections changed"), 1);
+    struct client *two = client_open(&b, "quota-2", true);
+    cr_assert_eq(connect_rc("quota-3"), 3, "over the quota of 2");
+    client_publish(two, "q/t", "both", 4, 1, false);
+    client_expect_message(one, "q/t", "both", NULL, NULL);
+    snprintf(plugin_text, sizeof(plugin_text),
+             "[plugin.quota]\npath = %s\nglobal.max_connections = lots\n",
+             getenv("RINGMQ_QUOTA_SO"));
+    reload("", "nothing changed");
+    cr_assert_eq(broker_log_count(&b, "plugin quota: key 'global.max_connections'"), 1);
+    client_destroy(two);
+    cr_assert(rc_becomes("quota-3", 0), "2 again: the limit in force stays");
+    client_destroy(one);
     stop();
 }

@@ -1058,3 +1058,96 @@ Test(auth_file_shares, client_id_with_dollar_cannot_reach_shares_or_sys_through_
     cr_assert_eq(check(RINGMQ_ACTION_PUBLISH, "globex", NULL, "$dev", "devices/$dev/status"),
                  RINGMQ_GRANTED);
 }
+
+/* ---- reconfigure (ABI 5): new keys on a live reload ---- */
+
+/* Prepare new keys: 0, or the plugin's refusal with its message in err. */
+static int reconfigure(const struct ringmq_kv *kv, size_t n, void **next, char *err, size_t errlen)
+{
+    cr_assert_not_null(plug->reconfigure);
+    cr_assert_not_null(plug->reconfigure_commit);
+    err[0] = '\0';
+    return plug->reconfigure(state, kv, n, next, err, errlen);
+}
+
+/* Another password file: prepared, nothing changes; committed, the new
+ * users are in and the old ones out; the ACL file named again stays. */
+Test(auth_file, reconfigure_switches_the_password_file_on_commit)
+{
+    char pw2[256], err[256];
+    fake_write_file(fake_path("passwd2", pw2, sizeof(pw2)),
+                    "dave:acme:u-dave:" H_ALICE_SECRET "\n");
+    struct ringmq_kv kv[] = {{"password_file", pw2}, {"acl_file", acl_path}};
+    void *next = NULL;
+    cr_assert_eq(reconfigure(kv, 2, &next, err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(auth("dave", "secret"), RINGMQ_AUTH_BAD_CREDENTIALS, "not in force yet");
+    cr_assert_eq(auth("alice", "secret"), RINGMQ_AUTH_ALLOW);
+    plug->reconfigure_commit(state, next, true);
+    cr_assert_eq(auth("dave", "secret"), RINGMQ_AUTH_ALLOW);
+    cr_assert_str_eq(fake_last.user_id, "u-dave");
+    cr_assert_eq(auth("alice", "secret"), RINGMQ_AUTH_BAD_CREDENTIALS, "the old file is gone");
+    /* A SIGHUP reload re-reads the new file, not the old one. */
+    plug->reload(state);
+    cr_assert_eq(auth("dave", "secret"), RINGMQ_AUTH_ALLOW);
+    cr_assert_eq(SUB(NULL, "c", "public/news"), RINGMQ_GRANTED, "acl_file kept");
+}
+
+/* A file that does not load, a bad number, an unknown key: refused with a
+ * message, and the keys in force stay. */
+Test(auth_file, reconfigure_refuses_bad_keys_and_keeps_the_old_ones)
+{
+    char err[256];
+    void *next = NULL;
+    struct ringmq_kv missing[] = {{"password_file", "/nonexistent/passwd2"}};
+    cr_assert_neq(reconfigure(missing, 1, &next, err, sizeof(err)), 0);
+    cr_assert(strstr(err, "/nonexistent/passwd2"), "%s", err);
+    struct ringmq_kv zero[] = {{"password_file", pw_path}, {"workers", "0"}};
+    cr_assert_neq(reconfigure(zero, 2, &next, err, sizeof(err)), 0);
+    cr_assert(strstr(err, "workers"), "%s", err);
+    struct ringmq_kv typo[] = {{"password_file", pw_path}, {"acl_fle", acl_path}};
+    cr_assert_neq(reconfigure(typo, 2, &next, err, sizeof(err)), 0);
+    cr_assert(strstr(err, "acl_fle"), "%s", err);
+    char aclbad[256];
+    fake_write_file(fake_path("aclbad", aclbad, sizeof(aclbad)), "topic read x\n");
+    struct ringmq_kv badacl[] = {{"password_file", pw_path}, {"acl_file", aclbad}};
+    cr_assert_neq(reconfigure(badacl, 2, &next, err, sizeof(err)), 0);
+    cr_assert_eq(auth("alice", "secret"), RINGMQ_AUTH_ALLOW);
+    cr_assert_eq(SUB(NULL, "c", "public/news"), RINGMQ_GRANTED);
+}
+
+/* Discarded (another plugin refused the reload): nothing changes. */
+Test(auth_file, reconfigure_discarded_changes_nothing)
+{
+    char err[256];
+    void *next = NULL;
+    struct ringmq_kv kv[] = {{"password_file", pw_path}, {"allow_anonymous_tenant", "acme"}};
+    cr_assert_eq(reconfigure(kv, 2, &next, err, sizeof(err)), 0, "%s", err);
+    plug->reconfigure_commit(state, next, false);
+    cr_assert_eq(auth(NULL, NULL), RINGMQ_AUTH_BAD_CREDENTIALS);
+    cr_assert_eq(SUB(NULL, "c", "public/news"), RINGMQ_GRANTED, "acl_file still in force");
+}
+
+/* The anonymous tenant, the ACL file dropped, more workers then fewer, no
+ * cache: each takes effect at the commit. */
+Test(auth_file, reconfigure_anonymous_tenant_acl_workers_and_cache)
+{
+    char err[256];
+    void *next = NULL;
+    struct ringmq_kv kv[] = {{"password_file", pw_path},
+                             {"allow_anonymous_tenant", "globex"},
+                             {"workers", "4"},
+                             {"max_queue", "3"},
+                             {"cache_seconds", "0"}};
+    cr_assert_eq(reconfigure(kv, 5, &next, err, sizeof(err)), 0, "%s", err);
+    plug->reconfigure_commit(state, next, true);
+    cr_assert(strstr(fake_last_log, "reconfigured: 5 users"), "%s", fake_last_log);
+    cr_assert_eq(auth(NULL, NULL), RINGMQ_AUTH_ALLOW);
+    cr_assert_str_eq(fake_last.tenant, "globex");
+    cr_assert_eq(PUB("u-alice", "c", "anything"), RINGMQ_GRANTED, "no acl_file: all allowed");
+    for (int i = 0; i < 3; i++)
+        cr_assert_eq(auth("alice", "secret"), RINGMQ_AUTH_ALLOW);
+    kv[2].value = "1";
+    cr_assert_eq(reconfigure(kv, 5, &next, err, sizeof(err)), 0, "%s", err);
+    plug->reconfigure_commit(state, next, true);
+    cr_assert_eq(auth("bob", "hunter2"), RINGMQ_AUTH_ALLOW);
+}

@@ -1090,3 +1090,44 @@ Test(auth_http, transport_tls_and_client_certificate_are_sent)
     cr_assert(json_is_null(json_object_get(tls, "client_cert")));
     json_decref(body);
 }
+
+/* ---- reconfigure (ABI 5) ---- */
+
+/* Bad keys are refused with a message and change nothing; a new url is
+ * not used before the commit (the cache still answers); after it the
+ * cache is empty and requests go to the new url. */
+Test(auth_http, reconfigure_takes_a_new_url_at_commit_and_empties_the_cache)
+{
+    start_with(NULL, "60", NULL);
+    authenticate(1, "alice", "pw", 2);
+    cr_assert_eq(wait_done(1).decision, RINGMQ_AUTH_ALLOW);
+    char err[256], url[64];
+    void *next = NULL;
+    struct ringmq_kv bad[] = {{"url", "ftp://x"}};
+    cr_assert_neq(plug->reconfigure(state, bad, 1, &next, err, sizeof(err)), 0);
+    cr_assert(strstr(err, "url must start with http"), "%s", err);
+    struct ringmq_kv typo[] = {{"url", "http://x"}, {"cache_second", "1"}};
+    cr_assert_neq(plug->reconfigure(state, typo, 2, &next, err, sizeof(err)), 0);
+    cr_assert(strstr(err, "cache_second"), "%s", err);
+    snprintf(url, sizeof(url), "http://127.0.0.1:%u/elsewhere", srv.port);
+    struct ringmq_kv kv[] = {{"url", url}, {"cache_seconds", "60"}, {"timeout_ms", "5000"}};
+    cr_assert_eq(plug->reconfigure(state, kv, 3, &next, err, sizeof(err)), 0, "%s", err);
+    authenticate(2, "alice", "pw", 2);
+    cr_assert_eq(completions(), 2, "prepared only: the cache still answers");
+    plug->reconfigure_commit(state, next, true);
+    authenticate(3, "alice", "pw", 2);
+    struct done d = wait_done(3);
+    cr_assert_neq(d.decision, RINGMQ_AUTH_ALLOW, "/elsewhere/auth has no route: 404");
+    cr_assert_eq(server_requests(), 2, "asked again: the cache was emptied");
+    /* Discarded: the url in force stays /elsewhere. */
+    snprintf(url, sizeof(url), "http://127.0.0.1:%u/mq", srv.port);
+    cr_assert_eq(plug->reconfigure(state, kv, 3, &next, err, sizeof(err)), 0, "%s", err);
+    plug->reconfigure_commit(state, next, false);
+    authenticate(4, "alice", "pw", 2);
+    cr_assert_neq(wait_done(4).decision, RINGMQ_AUTH_ALLOW);
+    /* Back to /mq: allowed again. */
+    cr_assert_eq(plug->reconfigure(state, kv, 3, &next, err, sizeof(err)), 0, "%s", err);
+    plug->reconfigure_commit(state, next, true);
+    authenticate(5, "alice", "pw", 2);
+    cr_assert_eq(wait_done(5).decision, RINGMQ_AUTH_ALLOW);
+}

@@ -276,3 +276,35 @@ Test(events_log_init, file_is_required_and_must_open)
     cr_assert_neq(fake_init(p, typo, 1, &st, err, sizeof(err)), 0);
     cr_assert_not_null(strstr(err, "fiel"), "%s", err);
 }
+
+/* ABI 5: another `file` is opened at reconfigure, written to from the
+ * commit on; one that cannot open, or an unknown key, is refused and the
+ * old file goes on; a discarded one is never written. */
+Test(events_log, reconfigure_switches_the_file_at_commit)
+{
+    char other[256], err[256];
+    fake_path("other.jsonl", other, sizeof(other));
+    struct ringmq_event ev = {.type = RINGMQ_EV_CONNECTED, .tenant = "t", .client_id = B("c")};
+    void *next = NULL;
+    struct ringmq_kv bad[] = {{"file", "/nonexistent/dir/x.jsonl"}};
+    cr_assert_neq(plug->reconfigure(state, bad, 1, &next, err, sizeof(err)), 0);
+    cr_assert(strstr(err, "/nonexistent/dir/x.jsonl"), "%s", err);
+    struct ringmq_kv typo[] = {{"flie", other}};
+    cr_assert_neq(plug->reconfigure(state, typo, 1, &next, err, sizeof(err)), 0);
+    cr_assert(strstr(err, "flie"), "%s", err);
+    struct ringmq_kv kv[] = {{"file", other}};
+    cr_assert_eq(plug->reconfigure(state, kv, 1, &next, err, sizeof(err)), 0, "%s", err);
+    plug->reconfigure_commit(state, next, false);
+    plug->event(state, &ev);
+    cr_assert_eq(count_lines(log_path), 1);
+    cr_assert_eq(plug->reconfigure(state, kv, 1, &next, err, sizeof(err)), 0, "%s", err);
+    plug->event(state, &ev);
+    cr_assert_eq(count_lines(log_path), 2, "not before the commit");
+    plug->reconfigure_commit(state, next, true);
+    plug->event(state, &ev);
+    cr_assert_eq(count_lines(log_path), 2);
+    cr_assert_eq(count_lines(other), 1);
+    plug->reload(state); /* reopens the new file */
+    plug->event(state, &ev);
+    cr_assert_eq(count_lines(other), 2);
+}

@@ -141,3 +141,27 @@ Test(quota_static_init, every_resource_has_a_key)
         p->fini(st);
     }
 }
+
+/* ABI 5: new limits are checked whole (one bad key refuses them all and
+ * nothing changes), in force at the commit, the whole set (a key removed
+ * is no longer a limit), and a discarded set changes nothing. */
+Test(quota_static, reconfigure_replaces_the_limits_at_commit)
+{
+    char err[256];
+    void *next = NULL;
+    static const struct ringmq_kv bad[] = {{"acme.max_connections", "5"},
+                                           {"acme.max_connections_typo", "1"}};
+    cr_assert_neq(plug->reconfigure(state, bad, 2, &next, err, sizeof(err)), 0);
+    cr_assert(strstr(err, "max_connections_typo"), "%s", err);
+    static const struct ringmq_kv kv[] = {{"acme.max_connections", "5"}};
+    cr_assert_eq(plug->reconfigure(state, kv, 1, &next, err, sizeof(err)), 0, "%s", err);
+    plug->reconfigure_commit(state, next, false);
+    cr_assert_not(T("acme", RINGMQ_RES_CONNECTIONS, 2, 1), "discarded: still 2");
+    cr_assert_eq(plug->reconfigure(state, kv, 1, &next, err, sizeof(err)), 0, "%s", err);
+    cr_assert_not(T("acme", RINGMQ_RES_CONNECTIONS, 2, 1), "not in force before the commit");
+    plug->reconfigure_commit(state, next, true);
+    cr_assert(T("acme", RINGMQ_RES_CONNECTIONS, 4, 1));
+    cr_assert_not(T("acme", RINGMQ_RES_CONNECTIONS, 5, 1));
+    cr_assert(T("acme", RINGMQ_RES_SUBSCRIPTIONS, 100, 1), "a key removed: no limit");
+    cr_assert(T("other", RINGMQ_RES_CONNECTIONS, 5000, 1), "default removed too");
+}

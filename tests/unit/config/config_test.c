@@ -1395,7 +1395,7 @@ static void reconcile(const char *before, const char *after, size_t *live, struc
     cr_assert_eq(load_text(&cur, before, NULL, 0, err, sizeof(err)), 0, "%s", err);
     cr_assert_eq(load_text(next, after, NULL, 0, err, sizeof(err)), 0, "%s", err);
     nchanges = 0;
-    *live = config_reconcile(&cur, next, note_change, NULL);
+    *live = config_reconcile(&cur, next, note_change, NULL, NULL);
 }
 
 /* The same file: nothing to report. */
@@ -1435,7 +1435,7 @@ Test(config, reload_takes_live_keys_and_keeps_restart_ones)
 }
 
 /* A listener's key, a removed listener, a removed tenant and a changed
- * plugin (plugins still need a restart). */
+ * key of a plugin that does not take keys live (restart, key by key). */
 Test(config, reload_reports_listener_keys_removed_tenants_and_plugins)
 {
     static struct config next;
@@ -1446,7 +1446,7 @@ Test(config, reload_reports_listener_keys_removed_tenants_and_plugins)
     cr_assert(changed("[listener.default] port changed"), "%s", changes[0]);
     cr_assert(changed("[listener.old] * removed"));
     cr_assert(changed("[tenant.acme] * removed"));
-    cr_assert(changed("[plugin.a] * changed (restart)"));
+    cr_assert(changed("[plugin.a] k changed (restart)"));
     cr_assert_eq(live, 3);
     cr_assert_eq(next.nlisteners, 1);
     cr_assert_eq(next.listeners[0].port, 1884, "listeners: the new file's");
@@ -1462,6 +1462,66 @@ static void note_values(void *arg, const struct config_change *ch)
         snprintf(from_to[0], sizeof(from_to[0]), "%s", ch->from ? ch->from : "(null)");
         snprintf(from_to[1], sizeof(from_to[1]), "%s", ch->to ? ch->to : "(null)");
     }
+}
+
+static bool plugin_a_live(void *arg, const char *name)
+{
+    (void)arg;
+    return !strcmp(name, "a");
+}
+
+/* A plugin that takes keys live (plugin_live): its changed, added and
+ * removed keys are live and stay in next; another plugin's keys, a changed
+ * path, an added and a removed plugin need a restart and keep cur's. */
+Test(config, reload_plugin_keys_live_when_the_plugin_takes_them)
+{
+    static struct config cur, next;
+    char err[512];
+    cr_assert_eq(load_text(&cur,
+                           "[listener.default]\n[plugin.a]\npath = /a.so\nk = 1\nold = x\n"
+                           "[plugin.b]\npath = /b.so\nk = 1\n[plugin.c]\npath = /c.so\n"
+                           "[plugin.d]\npath = /d.so\n",
+                           NULL, 0, err, sizeof(err)),
+                 0, "%s", err);
+    cr_assert_eq(load_text(&next,
+                           "[listener.default]\n[plugin.a]\npath = /a.so\nk = 2\nnew = y\n"
+                           "[plugin.b]\npath = /b.so\nk = 2\n[plugin.c]\npath = /c2.so\n"
+                           "[plugin.e]\npath = /e.so\n",
+                           NULL, 0, err, sizeof(err)),
+                 0, "%s", err);
+    nchanges = 0;
+    size_t live = config_reconcile(&cur, &next, note_change, plugin_a_live, NULL);
+    cr_assert(changed("[plugin.a] k changed"), "%s", changes[0]);
+    cr_assert(changed("[plugin.a] new added"));
+    cr_assert(changed("[plugin.a] old removed"));
+    cr_assert(changed("[plugin.b] k changed (restart)"));
+    cr_assert(changed("[plugin.c] * changed (restart)"));
+    cr_assert(changed("[plugin.e] * changed (restart)"), "d renamed e at the same place");
+    cr_assert_eq(nchanges, 6);
+    cr_assert_eq(live, 3);
+    cr_assert_eq(next.nplugins, 4);
+    cr_assert_str_eq(next.plugins[0].kv[0].value, "2", "a: the new keys");
+    cr_assert_str_eq(next.plugins[0].kv[1].key, "new");
+    cr_assert_str_eq(next.plugins[1].kv[0].value, "1", "b: the keys in force");
+    cr_assert_str_eq(next.plugins[2].path, "/c.so", "c: the path in force");
+    cr_assert_str_eq(next.plugins[3].name, "d", "d: still loaded");
+}
+
+/* Plugin values are not reported: a key may be a secret. */
+Test(config, reload_plugin_keys_reported_without_values)
+{
+    static struct config cur, next;
+    char err[512];
+    cr_assert_eq(load_text(&cur, "[listener.default]\n[plugin.a]\npath = /a.so\nk = old\n", NULL, 0,
+                           err, sizeof(err)),
+                 0, "%s", err);
+    cr_assert_eq(load_text(&next, "[listener.default]\n[plugin.a]\npath = /a.so\nk = new\n", NULL,
+                           0, err, sizeof(err)),
+                 0, "%s", err);
+    from_to[0][0] = from_to[1][0] = 0;
+    cr_assert_eq(config_reconcile(&cur, &next, note_values, plugin_a_live, (void *)"k"), 1);
+    cr_assert_str_eq(from_to[0], "(null)");
+    cr_assert_str_eq(from_to[1], "(null)");
 }
 
 /* Each change carries its old and new value as the file writes them. */
@@ -1487,7 +1547,7 @@ Test(config, reload_reports_values_as_text)
         cr_assert_eq(load_text(&cur, before, NULL, 0, err, sizeof(err)), 0, "%s", err);
         cr_assert_eq(load_text(&next, after, NULL, 0, err, sizeof(err)), 0, "%s", err);
         from_to[0][0] = from_to[1][0] = 0;
-        cr_assert_geq(config_reconcile(&cur, &next, note_values, (void *)cases[i].key), 1);
+        cr_assert_geq(config_reconcile(&cur, &next, note_values, NULL, (void *)cases[i].key), 1);
         cr_assert_str_eq(from_to[0], cases[i].from, "%s", cases[i].key);
         cr_assert_str_eq(from_to[1], cases[i].to, "%s", cases[i].key);
     }

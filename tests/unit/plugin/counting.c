@@ -2,10 +2,13 @@
  * Test plugin: a throttler and event collector that records every call in
  * the test's probe. throttle allows while current + amount <= limit.
  *
- * Config: probe, id, limit.
+ * Config: probe, id, limit. ABI 5 reconfigure takes a new limit ("bad" is
+ * refused with the message "limit: bad"); traces "reconfigure" and
+ * "commit" or "discard".
  */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "probe.h"
 #include "ringmq/plugin.h"
@@ -57,7 +60,7 @@ static bool ct_throttle(void *state, const char *tenant, enum ringmq_resource re
     char what[64];
     snprintf(what, sizeof(what), "throttle(%s,%d)", tenant, (int)resource);
     probe_trace(s->probe, what, s->id);
-    return current + amount <= s->limit;
+    return current + amount <= __atomic_load_n(&s->limit, __ATOMIC_RELAXED);
 }
 
 static void ct_event(void *state, const struct ringmq_event *ev)
@@ -66,6 +69,36 @@ static void ct_event(void *state, const struct ringmq_event *ev)
     char what[64];
     snprintf(what, sizeof(what), "event(%d,%s)", (int)ev->type, ev->tenant);
     probe_trace(s->probe, what, s->id);
+}
+
+static int ct_reconfigure(void *state, const struct ringmq_kv *config, size_t n, void **next,
+                          char *err, size_t errlen)
+{
+    struct counting_state *s = state;
+    const char *limit = probe_config(config, n, "limit");
+    if (limit != NULL && strcmp(limit, "bad") == 0) {
+        snprintf(err, errlen, "limit: bad");
+        return -1;
+    }
+    unsigned long long *v = malloc(sizeof(*v));
+    if (v == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    *v = limit != NULL ? strtoull(limit, NULL, 10) : 0;
+    probe_trace(s->probe, "reconfigure", s->id);
+    *next = v;
+    return 0;
+}
+
+static void ct_reconfigure_commit(void *state, void *next, bool apply)
+{
+    struct counting_state *s = state;
+    unsigned long long *v = next;
+    if (apply)
+        __atomic_store_n(&s->limit, *v, __ATOMIC_RELAXED);
+    probe_trace(s->probe, apply ? "commit" : "discard", s->id);
+    free(v);
 }
 
 static const struct ringmq_plugin table = {
@@ -77,6 +110,8 @@ static const struct ringmq_plugin table = {
     .reload = ct_reload,
     .throttle = ct_throttle,
     .event = ct_event,
+    .reconfigure = ct_reconfigure,
+    .reconfigure_commit = ct_reconfigure_commit,
 };
 
 const struct ringmq_plugin *ringmq_plugin_entry(void)

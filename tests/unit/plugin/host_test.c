@@ -194,7 +194,7 @@ Test(plugin_host, refuses_another_abi_version)
     cr_assert_eq(plugin_host_create(&spec, 1, 1000, &h, err, sizeof(err)), -1);
     cr_assert_null(h);
     cr_assert_str_eq(
-        err, "plugin bad (" PLUGIN("bad_abi") "): built for ABI 999, ringmqd speaks 2 to 4");
+        err, "plugin bad (" PLUGIN("bad_abi") "): built for ABI 999, ringmqd speaks 2 to 5");
     check_leaks();
 }
 
@@ -233,15 +233,23 @@ Test(plugin_host, refuses_empty_path)
     check_leaks();
 }
 
-Test(plugin_host, refuses_auth_plugin_without_check)
+/* Loading `path` as plugin `name` fails with exactly `want`. */
+static void refused_with(const char *name, const char *path, const char *want)
 {
-    struct plugin_spec spec = {"mc", PLUGIN("missing_callback"), NULL, 0};
+    struct plugin_spec spec = {name, path, NULL, 0};
     struct plugin_host *h = NULL;
     char err[512];
     cr_assert_eq(plugin_host_create(&spec, 1, 1000, &h, err, sizeof(err)), -1);
-    cr_assert_str_eq(err, "plugin mc (" PLUGIN("missing_callback") "): kind auth requires callback "
-                                                                   "check, missing");
+    cr_assert_null(h);
+    cr_assert_str_eq(err, want);
     check_leaks();
+}
+
+Test(plugin_host, refuses_auth_plugin_without_check)
+{
+    refused_with("mc", PLUGIN("missing_callback"),
+                 "plugin mc (" PLUGIN("missing_callback") "): kind auth requires callback check, "
+                                                          "missing");
 }
 
 Test(plugin_host, failing_init_stops_with_its_message_and_unwinds)
@@ -868,4 +876,142 @@ Test(plugin_host, reload_in_load_order_and_fini_in_reverse)
     plugin_host_destroy(h);
     cr_assert_str_eq(trace(), "fini:b;fini:a;");
     check_leaks();
+}
+
+/* ---- live reconfigure (ABI 5) ---- */
+
+/* The specs two_counters loaded, with a's and b's limits as given, for
+ * plugin_host_reconfigure. */
+static struct plugin_spec *counter_specs(const char *limit_a, const char *limit_b)
+{
+    static struct ringmq_kv a[3], b[3], s[1];
+    static struct plugin_spec specs[3];
+    a[0] = (struct ringmq_kv){"probe", probe_str()};
+    a[1] = (struct ringmq_kv){"id", "a"};
+    a[2] = (struct ringmq_kv){"limit", limit_a};
+    b[0] = a[0];
+    b[1] = (struct ringmq_kv){"id", "b"};
+    b[2] = (struct ringmq_kv){"limit", limit_b};
+    s[0] = (struct ringmq_kv){"id", "a"};
+    specs[0] = (struct plugin_spec){"a", PLUGIN("counting"), a, 3};
+    specs[1] = (struct plugin_spec){"s", PLUGIN("sync_allow"), s, 1};
+    specs[2] = (struct plugin_spec){"b", PLUGIN("counting"), b, 3};
+    return specs;
+}
+
+/* Only the plugin whose keys changed is asked; nothing is in force before
+ * finish; finish(true) commits, moves the generation, and the new keys are
+ * then the ones in force (asking again with them asks no one). */
+Test(plugin_host, reconfigure_prepares_changed_keys_then_commits)
+{
+    struct plugin_host *h = two_counters("1", "1");
+    cr_assert(plugin_host_can_reconfigure(h, "a"));
+    cr_assert_not(plugin_host_can_reconfigure(h, "s"), "sync_allow has no reconfigure");
+    cr_assert_not(plugin_host_can_reconfigure(h, "zz"));
+    uint32_t gen = plugin_host_generation(h);
+    char err[256];
+    cr_assert_eq(plugin_host_reconfigure(h, counter_specs("10", "1"), 3, err, sizeof(err)), 1, "%s",
+                 err);
+    cr_assert_str_eq(trace(), "reconfigure:a;");
+    trace_reset();
+    cr_assert_not(plugin_throttle(h, "t", RINGMQ_RES_CONNECTIONS, 4, 1), "not in force yet");
+    cr_assert_eq(plugin_host_generation(h), gen);
+    trace_reset();
+    plugin_host_reconfigure_finish(h, true);
+    cr_assert_str_eq(trace(), "commit:a;");
+    cr_assert_eq(plugin_host_generation(h), gen + 1, "verdicts cached before are dropped");
+    trace_reset();
+    cr_assert_not(plugin_throttle(h, "t", RINGMQ_RES_CONNECTIONS, 4, 1), "b still says 1");
+    cr_assert_str_eq(trace(), "throttle(t,0):a;throttle(t,0):b;", "a allowed 5 <= 10");
+    trace_reset();
+    cr_assert_eq(plugin_host_reconfigure(h, counter_specs("10", "1"), 3, err, sizeof(err)), 0);
+    plugin_host_reconfigure_finish(h, true);
+    cr_assert_str_eq(trace(), "", "the keys in force: no one asked");
+    cr_assert_eq(plugin_host_generation(h), gen + 1);
+    plugin_host_destroy(h);
+    check_leaks();
+}
+
+/* One refusal: every plugin prepared before it discards, the error names
+ * the plugin with its message, nothing changes. */
+Test(plugin_host, reconfigure_refused_by_one_changes_nothing)
+{
+    struct plugin_host *h = two_counters("1", "1");
+    uint32_t gen = plugin_host_generation(h);
+    char err[256];
+    cr_assert_eq(plugin_host_reconfigure(h, counter_specs("10", "bad"), 3, err, sizeof(err)), -1);
+    cr_assert_str_eq(err, "plugin b: limit: bad");
+    cr_assert_str_eq(trace(), "reconfigure:a;discard:a;");
+    plugin_host_reconfigure_finish(h, true); /* nothing pending: a no-op */
+    cr_assert_eq(plugin_host_generation(h), gen);
+    trace_reset();
+    cr_assert_not(plugin_throttle(h, "t", RINGMQ_RES_CONNECTIONS, 4, 1));
+    cr_assert_str_eq(trace(), "throttle(t,0):a;", "a still says 1");
+    plugin_host_destroy(h);
+    check_leaks();
+}
+
+/* The broker refused the rest of the reload: finish(false) discards, and
+ * the old keys stay the ones in force (the same change is asked again). */
+Test(plugin_host, reconfigure_discarded_keeps_the_old_keys)
+{
+    struct plugin_host *h = two_counters("1", "1");
+    char err[256];
+    cr_assert_eq(plugin_host_reconfigure(h, counter_specs("10", "2"), 3, err, sizeof(err)), 2);
+    cr_assert_eq(plugin_host_reconfigure(h, counter_specs("10", "2"), 3, err, sizeof(err)), -1,
+                 "a second step one before finish");
+    plugin_host_reconfigure_finish(h, false);
+    cr_assert_str_eq(trace(), "reconfigure:a;reconfigure:b;discard:a;discard:b;");
+    trace_reset();
+    cr_assert_not(plugin_throttle(h, "t", RINGMQ_RES_CONNECTIONS, 4, 1));
+    cr_assert_eq(plugin_host_reconfigure(h, counter_specs("10", "2"), 3, err, sizeof(err)), 2);
+    plugin_host_destroy(h); /* pending: discarded before fini */
+    cr_assert_str_eq(trace(), "throttle(t,0):a;reconfigure:a;reconfigure:b;discard:a;discard:b;"
+                              "fini:b;fini:a;");
+    check_leaks();
+}
+
+/* Skipped: keys in another order (the same set), another path, a plugin
+ * not loaded, a plugin without reconfigure. */
+Test(plugin_host, reconfigure_skips_same_keys_other_paths_and_other_plugins)
+{
+    struct plugin_host *h = two_counters("1", "1");
+    struct plugin_spec *specs = counter_specs("1", "1");
+    struct ringmq_kv swapped[3] = {specs[0].config[2], specs[0].config[0], specs[0].config[1]};
+    specs[0].config = swapped;
+    struct ringmq_kv b2[3] = {specs[2].config[0], specs[2].config[1], {"limit", "7"}};
+    specs[2].config = b2;
+    specs[2].path = PLUGIN("abi4");
+    struct ringmq_kv s2[1] = {{"id", "changed"}};
+    specs[1].config = s2;
+    struct plugin_spec more[4] = {specs[0], specs[1], specs[2], {"zz", PLUGIN("counting"), b2, 3}};
+    char err[256];
+    cr_assert_eq(plugin_host_reconfigure(h, more, 4, err, sizeof(err)), 0, "%s", err);
+    cr_assert_str_eq(trace(), "");
+    plugin_host_destroy(h);
+    check_leaks();
+}
+
+/* An ABI 4 plugin's table ends before reconfigure: what lies past it is
+ * never read (here an aborting reconfigure without its commit). */
+Test(plugin_host, abi4_plugin_loads_and_is_never_reconfigured)
+{
+    struct ringmq_kv kv[] = {{"probe", probe_str()}};
+    trace_reset();
+    struct plugin_host *h = load_one("old4", PLUGIN("abi4"), kv, 1, 5000);
+    cr_assert_str_eq(trace(), "init:v4;");
+    cr_assert_not(plugin_host_can_reconfigure(h, "old4"));
+    struct ringmq_kv kv2[] = {{"probe", probe_str()}, {"new", "1"}};
+    struct plugin_spec spec = {"old4", PLUGIN("abi4"), kv2, 2};
+    char err[256];
+    cr_assert_eq(plugin_host_reconfigure(h, &spec, 1, err, sizeof(err)), 0);
+    plugin_host_destroy(h);
+    check_leaks();
+}
+
+Test(plugin_host, refuses_reconfigure_without_its_commit)
+{
+    refused_with("hr", PLUGIN("half_reconfigure"),
+                 "plugin hr (" PLUGIN("half_reconfigure") "): required callback "
+                                                          "reconfigure_commit missing");
 }
