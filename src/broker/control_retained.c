@@ -25,62 +25,100 @@
 #define RETAINED_SHARD 0u
 
 /*
- * The page's range in topic order: the filter's bytes before its first
- * wildcard (its literal prefix) start every topic it can match, except
- * that "a/#" also matches "a" (MQTT-4.7.1-2), so a '#' takes its '/' out
- * of the prefix. *exact: no wildcard, the filter matches only itself.
+ * Where a filter's matches lie in topic order. The filter's bytes before
+ * its first wildcard (its literal prefix, plen bytes) start every topic it
+ * can match, but two: a filter ending in "/#" right after its prefix also
+ * matches the parent topic, the prefix less its '/' ("a/#" matches "a",
+ * MQTT-4.7.1-2), which comes just before the prefix's range; and a filter
+ * whose first level is a wildcard matches no '$' topic (MQTT-4.7.2-1),
+ * which are the range from "$" to "%". A filter without wildcards matches
+ * only itself: the first topic at or after it.
  */
-static size_t filter_prefix(const uint8_t *f, size_t len, bool *exact)
+struct page_range {
+    const uint8_t *f;
+    size_t flen, plen;
+    bool exact, parent, no_dollar;
+};
+
+static struct page_range page_range(const uint8_t *f, size_t flen)
 {
-    size_t i = 0;
-    while (i < len && f[i] != '+' && f[i] != '#')
-        i++;
-    *exact = i == len;
-    return i < len && f[i] == '#' && i > 0 ? i - 1 : i;
+    struct page_range g = {.f = f, .flen = flen};
+    while (g.plen < flen && f[g.plen] != '+' && f[g.plen] != '#')
+        g.plen++;
+    g.exact = g.plen == flen;
+    g.parent = g.plen > 0 && g.plen + 1 == flen && f[g.plen] == '#';
+    g.no_dollar = flen && (f[0] == '+' || f[0] == '#');
+    return g;
+}
+
+enum page_where { PAGE_IN, PAGE_SKIP, PAGE_PAST };
+
+/* Where `topic` lies: in the range, before a part of it (PAGE_SKIP: seek
+ * to *key, *klen, which is past the topic), or past its end. */
+static enum page_where page_where(const struct page_range *g, const uint8_t *topic, size_t tl,
+                                  const uint8_t **key, size_t *klen)
+{
+    if (g->no_dollar && tl && topic[0] == '$') {
+        *key = (const uint8_t *)"%";
+        *klen = 1;
+        return PAGE_SKIP;
+    }
+    if (tl >= g->plen && !memcmp(topic, g->f, g->plen))
+        return PAGE_IN;
+    size_t pl = g->plen - 1; /* the parent, when g->parent */
+    if (!g->parent || tl < pl || memcmp(topic, g->f, pl) != 0 ||
+        control_key_cmp(topic, tl, g->f, g->plen) > 0)
+        return PAGE_PAST;
+    if (tl == pl)
+        return PAGE_IN;
+    *key = g->f; /* between the parent and the prefix's range ("a-b") */
+    *klen = g->plen;
+    return PAGE_SKIP;
 }
 
 /* The page's first stored topic: after `after` when that lies at or past
- * the range's start, else the start. */
+ * the range's start (the parent, or the prefix), else the start. */
 static const struct msg *page_seek(struct retain_iter *it, const struct tenant *t,
-                                   const struct control_req *r, size_t plen, const uint8_t **topic,
-                                   size_t *tl)
+                                   const struct control_req *r, const struct page_range *g,
+                                   const uint8_t **topic, size_t *tl)
 {
     const uint8_t *after = r->key + r->prefix_len;
-    if (r->has_after && control_key_cmp(after, r->after_len, r->key, plen) >= 0)
+    size_t start = g->parent ? g->plen - 1 : g->plen;
+    if (r->has_after && control_key_cmp(after, r->after_len, r->key, start) >= 0)
         return retain_seek(it, t->retained, after, r->after_len, true, topic, tl);
-    return retain_seek(it, t->retained, r->key, plen, false, topic, tl);
+    return retain_seek(it, t->retained, r->key, start, false, topic, tl);
 }
 
 /*
  * The page's retained messages (r->key's filter, after r's `after`) into
- * r->heap[0..n) (returns n <= r->cap), read forward in topic order from
- * the range's start: O(log topics + looked at). Stops at the end of the
- * range (or of the one topic of a filter without wildcards), or (r->more,
- * r->upto the last topic looked at) before a match past r->cap or after
- * `budget` (>= 1) topics looked at, matching or not, a clear's tombstone
- * (route.c) included: that, not the store's size, bounds the work of a
- * page in the shard's loop turn ([admin] page_budget), as control_walk's
- * for sessions. -ENOMEM in r->err when upto cannot be copied.
+ * r->heap[0..n) (returns n <= r->cap), read forward in topic order through
+ * the filter's range (page_range): O(log topics + looked at). Stops at the
+ * end of the range, or (r->more, r->upto the last topic looked at) before
+ * a match past r->cap or after `budget` (>= 1) topics looked at, matching
+ * or not, a clear's tombstone (route.c) included: that, not the store's
+ * size, bounds the work of a page in the shard's loop turn ([admin]
+ * page_budget), as control_walk's for sessions. -ENOMEM in r->err when
+ * upto cannot be copied.
  */
 static uint32_t retained_walk(struct tenant *t, struct control_req *r, uint32_t budget)
 {
-    const uint8_t *f = r->key, *topic, *upto = NULL;
-    size_t flen = r->prefix_len, tl, upto_len = 0;
-    bool exact, stopped = false;
-    size_t plen = filter_prefix(f, flen, &exact);
-    /* MQTT-4.7.2-1: no '$' topic for a filter whose first level is a
-     * wildcard; they are one range ("$" up to "%"), stepped over at once. */
-    bool no_dollar = flen && (f[0] == '+' || f[0] == '#');
+    struct page_range g = page_range(r->key, r->prefix_len);
+    const uint8_t *topic, *upto = NULL, *key;
+    size_t tl, upto_len = 0, klen;
+    bool stopped = false;
     struct retain_iter it;
-    const struct msg *m = page_seek(&it, t, r, plen, &topic, &tl);
+    const struct msg *m = page_seek(&it, t, r, &g, &topic, &tl);
     uint32_t n = 0, seen = 0;
-    while (m && tl >= plen && !memcmp(topic, f, plen)) {
-        if (no_dollar && topic[0] == '$') {
-            m = retain_seek(&it, t->retained, (const uint8_t *)"%", 1, false, &topic, &tl);
+    while (m) {
+        enum page_where w = page_where(&g, topic, tl, &key, &klen);
+        if (w == PAGE_PAST)
+            break;
+        if (w == PAGE_SKIP) { /* at most twice a page: nothing to count */
+            m = retain_seek(&it, t->retained, key, klen, false, &topic, &tl);
             continue;
         }
         /* A tombstone (empty payload) is no retained message. */
-        bool take = seen < budget && m->payload_len && mqtt_topic_matches(f, flen, topic, tl);
+        bool take = seen < budget && m->payload_len && mqtt_topic_matches(g.f, g.flen, topic, tl);
         if (seen == budget || (take && n == r->cap)) {
             stopped = true;
             break;
@@ -90,7 +128,7 @@ static uint32_t retained_walk(struct tenant *t, struct control_req *r, uint32_t 
             r->heap[n++] = m;
         upto = topic;
         upto_len = tl;
-        if (exact)
+        if (g.exact)
             break;
         m = retain_next(&it, &topic, &tl);
     }

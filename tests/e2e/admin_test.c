@@ -723,8 +723,8 @@ static int str_cmp(const void *x, const void *y)
 }
 
 /* Retained topics under "s" (with and without a third level, a run of 20
- * deeper ones that s/+/t does not match, "s" itself, "sa/..." just past
- * the range of "s/"), '$' topics, others, published
+ * deeper ones that s/+/t does not match, "s" itself, "s-x" between "s" and
+ * the range of "s/", "sa/..." just past it), '$' topics, others, published
  * scrambled, one cleared (a tombstone, on several shards). A page budget
  * of 16 topics looked at: each filter ('+' in the middle, '#', leading
  * wildcards, a '$' one) pages through topic ranges longer than the budget,
@@ -748,7 +748,8 @@ Test(admin, retained_pages_cut_short_by_the_budget_list_every_match_once)
     }
     for (int i = 0; i < 20; i++) /* a run longer than the budget that s/+/t skips */
         snprintf(topics[nt++], 32, "s/015/x/%02d", i);
-    static const char *const more[] = {"s", "sa/1/t", "$s/1/t", "$s/2", "r/1/t", "t/2/t", "s/"};
+    static const char *const more[] = {"s",    "s-x",   "sa/1/t", "$s/1/t",
+                                       "$s/2", "r/1/t", "t/2/t",  "s/"};
     for (size_t i = 0; i < sizeof(more) / sizeof(more[0]); i++)
         snprintf(topics[nt++], 32, "%s", more[i]);
     struct client *pub = client_open(&b, "ret-budget-pub", true);
