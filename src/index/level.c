@@ -210,6 +210,9 @@ struct level_node *level_path_obtain(struct level_node *root, uint64_t seed, con
     struct level_node *first_new = NULL;
     size_t made = 0;
 
+    if (len > UINT16_MAX)
+        goto fail; /* no MQTT string is: len and off would not hold it */
+
     for (size_t start = 0;; start++) {
         size_t end = level_end(s, len, start);
         const uint8_t *lvl = s + start;

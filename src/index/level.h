@@ -125,7 +125,8 @@ struct level_node *level_find(const struct level_node *n, const uint8_t *s, size
  * whatever it had created freed again. With borrow, the nodes it creates
  * point into s instead of copying their level (the caller keeps s alive or
  * moves the names elsewhere before it goes). *created (may be NULL) gets
- * the number of nodes created.
+ * the number of nodes created. s is at most 65535 bytes (an MQTT string):
+ * obtain returns NULL for a longer one.
  */
 struct level_node *level_path_find(const struct level_node *root, uint64_t seed, const uint8_t *s,
                                    size_t len);
