@@ -3,11 +3,12 @@
  * under a filter, one topic, DELETE one). Every shard holds a full replica
  * of a tenant's retained store (route.c), so shard 0 answers alone: a page
  * seeks in the store's topic order and reads forward through the filter's
- * range, at most [admin] page_budget topics (retained_walk), and a clear is published there as the
- * broker's own retained PUBLISH with an empty payload (MQTT-3.3.1-10), which route_publish applies
- * to every replica and to the store. A filter's clear is that for each matching topic, at most a
- * bounded number per request (the caller repeats while "more"). The answers run on shard 0's
- * thread; the ops on the admin thread (control.h).
+ * range, at most [admin] page_budget topics (retained_walk), and a clear is
+ * published there as the broker's own retained PUBLISH with an empty
+ * payload (MQTT-3.3.1-10), which route_publish applies to every replica and
+ * to the store. A filter's clear is that for each matching topic, at most a
+ * bounded number per request (the caller repeats while "more"). The answers
+ * run on shard 0's thread; the ops on the admin thread (control.h).
  */
 #include <errno.h>
 #include <stdlib.h>
