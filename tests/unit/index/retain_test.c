@@ -453,6 +453,30 @@ static size_t prefixes_of(char *const *stored, size_t n)
     return distinct;
 }
 
+/* One random change to one of rand_topics[0..u): a set with its own new
+ * copy of the topic (new, or replacing), or a delete (as a clear or an
+ * expiry). held[i] is topic i's stored value (every i of the same topic
+ * shares one), checked against what the store hands back and kept; the
+ * value that went is scribbled over and freed. */
+static void random_change(struct retain *store, char **held, size_t u)
+{
+    size_t i = rng((uint32_t)u);
+    char *v = NULL;
+    void *old = NULL;
+    if (rng(3) == 0) {
+        old = retain_delete(store, S(rand_topics[i]));
+    } else {
+        v = owned_topic(rand_topics[i]);
+        cr_assert_eq(retain_set(store, S(v), v, &old), 0);
+    }
+    cr_assert_eq(old, held[i], "%s", rand_topics[i]);
+    for (size_t j = 0; j < u; j++)
+        if (strcmp(rand_topics[j], rand_topics[i]) == 0)
+            held[j] = v;
+    if (old)
+        owned_release(old);
+}
+
 /*
  * The store keeps no copy of a topic: it points into the topics of its
  * values. Replacing a value by one with its own copy of the topic, or
@@ -474,23 +498,8 @@ Test(retain, borrowed_topics_move_when_their_value_goes)
         gen_topic(rand_topics[i], NAME_CAP);
         held[i] = NULL;
     }
-    for (int op = 0; op < 30000; op++) {
-        size_t i = rng(RAND_TOPICS);
-        char *v = NULL;
-        void *old = NULL;
-        if (rng(3) == 0) {
-            old = retain_delete(store, S(rand_topics[i]));
-        } else {
-            v = owned_topic(rand_topics[i]);
-            cr_assert_eq(retain_set(store, S(v), v, &old), 0);
-        }
-        cr_assert_eq(old, held[i], "%s", rand_topics[i]);
-        for (size_t j = 0; j < RAND_TOPICS; j++)
-            if (strcmp(rand_topics[j], rand_topics[i]) == 0)
-                held[j] = v;
-        if (old)
-            owned_release(old);
-    }
+    for (int op = 0; op < 30000; op++)
+        random_change(store, held, RAND_TOPICS);
     /* Every stored topic is found with its value, and matched as the
      * reference matcher says. */
     static char *stored[RAND_TOPICS];
@@ -664,21 +673,7 @@ Test(retain, order_follows_set_replace_delete)
         held[i] = NULL;
     }
     for (int op = 0; op < 20000; op++) {
-        size_t i = rng(U);
-        char *v = NULL;
-        void *old = NULL;
-        if (rng(3) == 0) {
-            old = retain_delete(store, S(rand_topics[i]));
-        } else {
-            v = owned_topic(rand_topics[i]);
-            cr_assert_eq(retain_set(store, S(v), v, &old), 0);
-        }
-        cr_assert_eq(old, held[i], "%s", rand_topics[i]);
-        for (size_t j = 0; j < U; j++)
-            if (strcmp(rand_topics[j], rand_topics[i]) == 0)
-                held[j] = v;
-        if (old)
-            owned_release(old);
+        random_change(store, held, U);
         if (op % 97 == 0)
             check_order(store, held, U);
     }
