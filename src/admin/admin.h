@@ -173,10 +173,15 @@ struct admin_retained_query {
     uint32_t limit;
 };
 
+/* v[0..n) in topic order; with `more`, the next page starts after next
+ * (malloc'd, next_len bytes and a NUL: the last topic the shard looked at,
+ * listed or not) or, when NULL, after v[n-1]. */
 struct admin_retained_page {
     struct admin_retained *v;
     uint32_t n;
     bool more;
+    char *next;
+    uint16_t next_len;
 };
 
 void admin_retained_fini(struct admin_retained *r);

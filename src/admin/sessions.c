@@ -46,7 +46,9 @@ void admin_retained_page_fini(struct admin_retained_page *p)
     for (uint32_t i = 0; i < p->n; i++)
         admin_retained_fini(&p->v[i]);
     free(p->v);
+    free(p->next);
     p->v = NULL;
+    p->next = NULL;
     p->n = 0;
 }
 
@@ -247,9 +249,9 @@ static enum MHD_Result get_retained_page(const struct admin_ops *ops, void *arg,
             json_decref(arr);
             arr = NULL;
         }
-    json_t *next = page.more && page.n
-                       ? json_stringn(page.v[page.n - 1].topic, page.v[page.n - 1].topic_len)
-                       : json_null();
+    json_t *next = http_page_next(page.more, page.next, page.next_len,
+                                  page.n ? page.v[page.n - 1].topic : NULL,
+                                  page.n ? page.v[page.n - 1].topic_len : 0);
     admin_retained_page_fini(&page);
     json_t *body = http_page_json("retained", arr, next);
     return body ? http_reply_json(conn, MHD_HTTP_OK, body) : reply_oom(conn);

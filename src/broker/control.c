@@ -114,63 +114,6 @@ int control_key_cmp(const uint8_t *a, size_t al, const uint8_t *b, size_t bl)
     return d ? d : (al > bl) - (al < bl);
 }
 
-static int pick_cmp(const struct control_pick *p, const void *a, const void *b)
-{
-    const uint8_t *x, *y;
-    size_t xl, yl;
-    p->key(a, &x, &xl);
-    p->key(b, &y, &yl);
-    return control_key_cmp(x, xl, y, yl);
-}
-
-/* Sift heap[i] down in the max-heap heap[0..n). */
-static void heap_down(const struct control_pick *p, uint32_t n, uint32_t i)
-{
-    for (;;) {
-        uint32_t big = i, l = 2 * i + 1, r = l + 1;
-        if (l < n && pick_cmp(p, p->heap[l], p->heap[big]) > 0)
-            big = l;
-        if (r < n && pick_cmp(p, p->heap[r], p->heap[big]) > 0)
-            big = r;
-        if (big == i)
-            return;
-        const void *t = p->heap[i];
-        p->heap[i] = p->heap[big];
-        p->heap[big] = t;
-        i = big;
-    }
-}
-
-void control_pick_offer(struct control_pick *p, const void *item)
-{
-    if (p->n < p->cap) {
-        uint32_t i = p->n++;
-        p->heap[i] = item;
-        while (i && pick_cmp(p, p->heap[i], p->heap[(i - 1) / 2]) > 0) {
-            const void *t = p->heap[i];
-            p->heap[i] = p->heap[(i - 1) / 2];
-            p->heap[(i - 1) / 2] = t;
-            i = (i - 1) / 2;
-        }
-        return;
-    }
-    p->more = true;
-    if (p->cap && pick_cmp(p, item, p->heap[0]) < 0) {
-        p->heap[0] = item;
-        heap_down(p, p->n, 0);
-    }
-}
-
-void control_pick_sort(struct control_pick *p)
-{
-    for (uint32_t k = p->n; k > 1; k--) { /* heap sort: ascending */
-        const void *top = p->heap[0];
-        p->heap[0] = p->heap[k - 1];
-        p->heap[k - 1] = top;
-        heap_down(p, k - 1, 0);
-    }
-}
-
 /* An id with the page's prefix (within its range in id order). */
 static bool in_prefix(const struct session *ss, const struct control_req *r)
 {

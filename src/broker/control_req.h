@@ -163,25 +163,6 @@ char *control_id_dup(const void *id, uint16_t len);
 /* Byte order of ids and topics: memcmp, a prefix first. */
 int control_key_cmp(const uint8_t *a, size_t al, const uint8_t *b, size_t bl);
 
-/* An item's sort key (a client id, a topic). */
-typedef void (*control_key_fn)(const void *item, const uint8_t **key, size_t *len);
-
-/*
- * The `cap` smallest items offered, by key: a max-heap over heap[0..cap)
- * while a shard walks its items once (O(items x log cap)), then sorted.
- */
-struct control_pick {
-    const void **heap;
-    uint32_t n, cap;
-    bool more; /* an item was offered past cap */
-    control_key_fn key;
-};
-
-void control_pick_offer(struct control_pick *p, const void *item);
-
-/* Sort heap[0..n) ascending (the pick is spent). */
-void control_pick_sort(struct control_pick *p);
-
 /* On the shard: the answers of control_sessions.c and control_retained.c. */
 void control_answer_sessions(struct shard *s, struct tenant *t, struct control_req *r);
 void control_answer_retained(struct shard *s, struct tenant *t, struct control_req *r);

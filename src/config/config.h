@@ -258,8 +258,10 @@ struct config {
     char admin_tls_key[CONFIG_PATH_MAX];       /* default "" */
     char admin_tls_client_ca[CONFIG_PATH_MAX]; /* default "": no client certificates */
     /* Sessions one shard looks at for one page of clients or sessions,
-     * selected or not (16..1000000, default 4096): the bound on a page's
-     * work in a shard's loop turn (broker/control_req.h). */
+     * and retained topics shard 0 looks at for one page of retained
+     * messages, selected or not (16..1000000, default 4096): the bound on a
+     * page's work in a shard's loop turn (broker/control_req.h,
+     * control_retained.c). */
     uint32_t admin_page_budget;
 
     /* [persistence]: durable sessions and retained messages (persist/). */

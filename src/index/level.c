@@ -26,8 +26,10 @@ uint64_t level_seed(void)
     return XXH3_64bits_withSeed(&ts, sizeof(ts), (uint64_t)(uintptr_t)&seed);
 }
 
+/* A node of parent's tree (its wild; NULL parent: a root of a wild tree
+ * or not). */
 static struct level_node *node_create(struct level_node *parent, const uint8_t *s, size_t len,
-                                      uint32_t hash, bool borrow)
+                                      uint32_t hash, bool borrow, bool wild)
 {
     struct level_node *n = malloc(sizeof(*n) + (borrow ? 0 : len));
 
@@ -36,7 +38,9 @@ static struct level_node *node_create(struct level_node *parent, const uint8_t *
     memset(n, 0, sizeof(*n));
     n->parent = parent;
     n->hash = hash;
-    n->len = (uint32_t)len;
+    n->wild = parent ? parent->wild : wild;
+    n->len = (uint16_t)len;
+    n->off = parent && parent->parent ? (uint16_t)(parent->off + parent->len + 1) : 0;
     n->name = borrow ? s : n->inline_name;
     if (len && !borrow)
         memcpy(n->inline_name, s, len);
@@ -49,14 +53,14 @@ static void node_free(struct level_node *n)
     free(n);
 }
 
-struct level_node *level_root_create(void)
+struct level_node *level_root_create(bool wild)
 {
-    return node_create(NULL, NULL, 0, 0, false);
+    return node_create(NULL, NULL, 0, 0, false, wild);
 }
 
 static bool node_empty(const struct level_node *n)
 {
-    return !n->value && !n->count && !n->plus && !n->pound;
+    return !n->value && !n->count && (!n->wild || (!n->plus && !n->pound));
 }
 
 struct level_node *level_find(const struct level_node *n, const uint8_t *s, size_t len,
@@ -157,18 +161,18 @@ static void table_remove(struct level_node *n, struct level_node *c)
 static struct level_node *child_lookup(const struct level_node *n, uint64_t seed, const uint8_t *s,
                                        size_t len)
 {
-    if (level_is(s, len, '+'))
+    if (n->wild && level_is(s, len, '+'))
         return n->plus;
-    if (level_is(s, len, '#'))
+    if (n->wild && level_is(s, len, '#'))
         return n->pound;
     return level_find(n, s, len, level_hash(seed, s, len));
 }
 
 static void child_detach(struct level_node *n, struct level_node *c)
 {
-    if (n->plus == c)
+    if (n->wild && n->plus == c)
         n->plus = NULL;
-    else if (n->pound == c)
+    else if (n->wild && n->pound == c)
         n->pound = NULL;
     else
         table_remove(n, c);
@@ -176,9 +180,9 @@ static void child_detach(struct level_node *n, struct level_node *c)
 
 static int child_attach(struct level_node *n, struct level_node *c)
 {
-    if (level_is(c->name, c->len, '+'))
+    if (n->wild && level_is(c->name, c->len, '+'))
         n->plus = c;
-    else if (level_is(c->name, c->len, '#'))
+    else if (n->wild && level_is(c->name, c->len, '#'))
         n->pound = c;
     else
         return table_insert(n, c);
@@ -206,6 +210,9 @@ struct level_node *level_path_obtain(struct level_node *root, uint64_t seed, con
     struct level_node *first_new = NULL;
     size_t made = 0;
 
+    if (len > UINT16_MAX)
+        goto fail; /* no MQTT string is: len and off would not hold it */
+
     for (size_t start = 0;; start++) {
         size_t end = level_end(s, len, start);
         const uint8_t *lvl = s + start;
@@ -213,7 +220,7 @@ struct level_node *level_path_obtain(struct level_node *root, uint64_t seed, con
         struct level_node *c = child_lookup(n, seed, lvl, lvl_len);
 
         if (!c) {
-            c = node_create(n, lvl, lvl_len, level_hash(seed, lvl, lvl_len), borrow);
+            c = node_create(n, lvl, lvl_len, level_hash(seed, lvl, lvl_len), borrow, false);
             if (!c)
                 goto fail;
             if (child_attach(n, c)) {
@@ -249,12 +256,12 @@ struct level_node *level_next_child(const struct level_node *n, const struct lev
 {
     uint32_t i = 0;
 
-    if (!from) {
-        if (n->plus)
-            return n->plus;
-        from = n->plus; /* NULL: fall through to pound */
-    }
-    if (from == n->plus) {
+    if (!n->wild) {
+        if (from)
+            i = table_index(n, from) + 1;
+    } else if (!from && n->plus) {
+        return n->plus;
+    } else if (!from || from == n->plus) {
         if (n->pound)
             return n->pound;
     } else if (from != n->pound) {
@@ -291,11 +298,11 @@ static struct level_node *child_take(struct level_node *n)
 {
     struct level_node *c;
 
-    if ((c = n->plus)) {
+    if (n->wild && (c = n->plus)) {
         n->plus = NULL;
         return c;
     }
-    if ((c = n->pound)) {
+    if (n->wild && (c = n->pound)) {
         n->pound = NULL;
         return c;
     }

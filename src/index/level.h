@@ -12,7 +12,8 @@
  * capacity, doubled at 3/4 load, backward-shift deletion so there are no
  * tombstones). The '+' and '#' children of the trie are kept in their own
  * pointers and never enter the table; the retained store, which holds topic
- * names only, leaves them NULL.
+ * names only, has no such children and uses those two words for its own
+ * order of topics (`ord`, retain.c).
  *
  * Every walk in this module and its users is iterative through the parent
  * pointers: a 65535-byte filter of empty levels ("///...") is 65536 levels
@@ -27,12 +28,21 @@
 
 #include <xxhash.h>
 
+#include "core/avl.h"
+
 /*
  * Invariants:
  *  - slots is NULL exactly when count == 0; otherwise it holds mask + 1
  *    entries, count of them non-NULL, count * 4 <= (mask + 1) * 3.
  *  - every child's parent is this node; hash is the child's level hashed
- *    with the owning tree's seed, truncated to 32 bits.
+ *    with the owning tree's seed (level_hash, 31 bits).
+ *  - wild is the same in every node of a tree (its root's, which the
+ *    trie sets and the retained store does not): with it, plus and pound
+ *    are the wildcard children; without, those two words are `ord`, which
+ *    the tree's owner uses as it likes (retain.c: its topic order) and
+ *    which level.c never reads.
+ *  - off is where the node's level starts in every topic (filter) through
+ *    it: 0 for the root's children, else the parent's off + len + 1.
  *  - a node other than the root that has no value and no children exists
  *    only transiently (trie_slot's caller has not stored yet); removal
  *    prunes such nodes.
@@ -40,15 +50,22 @@
 struct level_node {
     struct level_node *parent; /* NULL for the root */
     struct level_node **slots; /* exact children, open addressing */
-    struct level_node *plus;   /* the '+' child (trie only) */
-    struct level_node *pound;  /* the '#' child (trie only) */
-    void *value;               /* owned by the caller, NULL when none */
-    const uint8_t *name;       /* the level's len bytes: inline_name, or borrowed */
-    uint32_t mask;             /* table capacity - 1 when slots != NULL */
-    uint32_t count;            /* exact children in slots */
-    uint32_t hash;             /* of name, with the tree's seed */
-    uint32_t len;              /* a level is at most 65535 bytes */
-    uint8_t inline_name[];     /* the name unless borrowed */
+    union {
+        struct {
+            struct level_node *plus;  /* the '+' child (wild trees: the trie) */
+            struct level_node *pound; /* the '#' child (wild trees: the trie) */
+        };
+        struct avl_node ord; /* the owner's, in a tree without wild */
+    };
+    void *value;           /* owned by the caller, NULL when none */
+    const uint8_t *name;   /* the level's len bytes: inline_name, or borrowed */
+    uint32_t mask;         /* table capacity - 1 when slots != NULL */
+    uint32_t count;        /* exact children in slots */
+    uint32_t hash : 31;    /* of name, with the tree's seed */
+    uint32_t wild : 1;     /* plus and pound in use (see above) */
+    uint16_t len;          /* a level is at most 65535 bytes */
+    uint16_t off;          /* the level's start in its topic: a topic is at most 65535 bytes */
+    uint8_t inline_name[]; /* the name unless borrowed */
 };
 
 typedef void (*level_value_fn)(void *value, void *arg);
@@ -59,9 +76,10 @@ typedef bool (*level_until_fn)(void *value, void *arg);
  * cannot pick levels that collide in a table it shares with others. */
 uint64_t level_seed(void);
 
+/* 31 bits of XXH3 (a node keeps 31). */
 static inline uint32_t level_hash(uint64_t seed, const uint8_t *s, size_t len)
 {
-    return (uint32_t)XXH3_64bits_withSeed(s, len, seed);
+    return (uint32_t)(XXH3_64bits_withSeed(s, len, seed) >> 33);
 }
 
 /* End (index of the '/' or len) of the level starting at `start`. */
@@ -87,8 +105,10 @@ static inline bool level_is(const uint8_t *s, size_t len, uint8_t c)
     return len == 1 && s[0] == c;
 }
 
-/* A root node (no level, no parent). Returns NULL on OOM. */
-struct level_node *level_root_create(void);
+/* A root node (no level, no parent) of a tree with wildcard children
+ * (`wild`: the trie) or with `ord` for its owner (the retained store).
+ * Returns NULL on OOM. */
+struct level_node *level_root_create(bool wild);
 
 /* Free `root` and every node below it, bottom-up, calling
  * free_value(value, arg) for each non-NULL value when free_value is set. */
@@ -105,7 +125,8 @@ struct level_node *level_find(const struct level_node *n, const uint8_t *s, size
  * whatever it had created freed again. With borrow, the nodes it creates
  * point into s instead of copying their level (the caller keeps s alive or
  * moves the names elsewhere before it goes). *created (may be NULL) gets
- * the number of nodes created.
+ * the number of nodes created. s is at most 65535 bytes (an MQTT string):
+ * obtain returns NULL for a longer one.
  */
 struct level_node *level_path_find(const struct level_node *root, uint64_t seed, const uint8_t *s,
                                    size_t len);

@@ -12,12 +12,16 @@
 
 #include <errno.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdlib.h>
+#include <string.h>
 
+#include "core/avl.h"
 #include "index/level.h"
 
 struct retain {
     struct level_node *root;
+    struct avl_node *ord; /* the nodes holding a value, in topic order */
     uint64_t seed;
     size_t count;
     size_t nodes; /* below the root */
@@ -72,13 +76,60 @@ static void names_rebase(struct level_node *n, const uint8_t *gone, size_t len)
     }
 }
 
+/*
+ * Order. Each node holding a value is in store->ord, by its topic's bytes
+ * (memcmp, a prefix first), its links in the node's `ord` (the two words a
+ * trie node spends on its wildcard children, which topic names never
+ * have): no allocation and no byte more per message. A node's topic is
+ * found from the node alone: its name points into its value's own topic,
+ * at off. A value that only replaces another keeps its node and place.
+ */
+static const struct level_node *ord_node(const struct avl_node *a)
+{
+    return (const struct level_node *)((const char *)a - offsetof(struct level_node, ord));
+}
+
+static const uint8_t *node_topic(const struct level_node *n, size_t *len)
+{
+    *len = (size_t)n->off + n->len;
+    return n->name - n->off;
+}
+
+static int bytes_cmp(const uint8_t *a, size_t al, const uint8_t *b, size_t bl)
+{
+    int d = memcmp(a, b, al < bl ? al : bl);
+    return d ? d : (al > bl) - (al < bl);
+}
+
+static int ord_cmp(const struct avl_node *a, const struct avl_node *b)
+{
+    size_t al, bl;
+    const uint8_t *x = node_topic(ord_node(a), &al), *y = node_topic(ord_node(b), &bl);
+    return bytes_cmp(x, al, y, bl);
+}
+
+/* A seek's key: bytes and their length. */
+struct ord_key {
+    const uint8_t *p;
+    size_t len;
+};
+
+static int ord_key_cmp(const struct avl_node *a, const void *key)
+{
+    const struct ord_key *k = key;
+    size_t al;
+    const uint8_t *x = node_topic(ord_node(a), &al);
+    return bytes_cmp(x, al, k->p, k->len);
+}
+
 struct retain *retain_create(void)
 {
     struct retain *store = malloc(sizeof(*store));
 
     if (!store)
         return NULL;
-    store->root = level_root_create();
+    store->root = level_root_create(false);
+    store->ord = NULL;
     if (!store->root) {
         free(store);
         return NULL;
@@ -113,6 +164,8 @@ int retain_set(struct retain *store, const uint8_t *topic, size_t len, void *val
     else
         store->count++;
     n->name = topic + (len - n->len); /* a value's node: its own topic */
+    if (!n->value)
+        avl_insert(&store->ord, &n->ord, ord_cmp);
     n->value = value;
     return 0;
 }
@@ -126,6 +179,7 @@ void *retain_delete(struct retain *store, const uint8_t *topic, size_t len)
     void *value = n->value;
     const uint8_t *gone = n->name - (len - n->len);
     size_t freed;
+    avl_remove(&store->ord, &n->ord, ord_cmp); /* while its topic is there */
     n->value = NULL;
     store->count--;
     names_rebase(level_prune(n, &freed), gone, len);
@@ -226,6 +280,32 @@ void retain_match(const struct retain *store, const uint8_t *filter, size_t len,
 {
     struct match_all m = {fn, arg};
     retain_match_until(store, filter, len, match_all_one, &m);
+}
+
+void *retain_seek(struct retain_iter *it, const struct retain *store, const uint8_t *key,
+                  size_t len, bool strict, const uint8_t **topic, size_t *topic_len)
+{
+    struct ord_key k = {key, len};
+    struct avl_node *a = avl_seek(&it->it, store->ord, ord_key_cmp, &k, strict);
+    if (!a)
+        return NULL;
+    *topic = node_topic(ord_node(a), topic_len);
+    return ord_node(a)->value;
+}
+
+void *retain_next(struct retain_iter *it, const uint8_t **topic, size_t *topic_len)
+{
+    struct avl_node *a = avl_next(&it->it);
+    if (!a)
+        return NULL;
+    *topic = node_topic(ord_node(a), topic_len);
+    return ord_node(a)->value;
+}
+
+bool retain_valid(const struct retain *store)
+{
+    size_t n;
+    return avl_valid(store->ord, ord_cmp, &n) && n == store->count;
 }
 
 size_t retain_count(const struct retain *store)

@@ -8,6 +8,13 @@
  * is stored (a message's own topic), so that a replica of the store on
  * each shard costs its index nodes, not another copy of every topic. Not
  * thread-safe: owned by one shard. Never logs.
+ *
+ * The stored topics are also kept in byte order (memcmp, a prefix first),
+ * for pages that seek to a topic and read forward (retain_seek/next):
+ * O(log n) a seek, O(1) amortized a step. That order lives in two words of
+ * the index node that holds the value, words the store has no other use
+ * for: it adds no byte per topic. Set, replace and delete keep it in step;
+ * a replace keeps the topic's place.
  */
 #ifndef RINGMQ_INDEX_RETAIN_H
 #define RINGMQ_INDEX_RETAIN_H
@@ -15,6 +22,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "core/avl.h"
 
 struct retain;
 
@@ -60,6 +69,26 @@ bool retain_match_until(const struct retain *store, const uint8_t *filter, size_
 /* Call fn(value, arg) for every stored topic, '$' ones included. fn must
  * not modify the store. */
 void retain_walk(const struct retain *store, retain_value_fn fn, void *arg);
+
+/* A position in the topic order (the caller's storage, about 400 bytes);
+ * valid only until the store changes. */
+struct retain_iter {
+    struct avl_iter it;
+};
+
+/* Put `it` at the first stored topic after key[0..len) (`strict`) or at or
+ * after it ('$' topics included); its value, and its topic into *topic and
+ * *topic_len (borrowed: valid while that value is stored); NULL when there
+ * is none. */
+void *retain_seek(struct retain_iter *it, const struct retain *store, const uint8_t *key,
+                  size_t len, bool strict, const uint8_t **topic, size_t *topic_len);
+
+/* Step `it` to the next stored topic in byte order; as retain_seek. */
+void *retain_next(struct retain_iter *it, const uint8_t **topic, size_t *topic_len);
+
+/* The invariant checker (tests, assert): the topic order is a valid tree
+ * of every stored topic. O(n). */
+bool retain_valid(const struct retain *store);
 
 /* Number of stored topics. */
 size_t retain_count(const struct retain *store);

@@ -27,7 +27,7 @@ struct trie *trie_create(void)
 
     if (!trie)
         return NULL;
-    trie->root = level_root_create();
+    trie->root = level_root_create(true);
     if (!trie->root) {
         free(trie);
         return NULL;

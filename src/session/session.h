@@ -228,8 +228,7 @@ struct session {
     bool slow;               /* QoS 0 is being dropped for it: reported once (slow_subscriber) */
     uint8_t store_mark;      /* the store's own (store.h) */
     struct session_state st;
-    uintptr_t tree_left;        /* the tenant's id order: left link | balance (idtree.h) */
-    struct session *tree_right; /* the tenant's id order: right link */
+    struct avl_node tree; /* the tenant's id order (idtree.h) */
 };
 
 /*

@@ -22,6 +22,7 @@
 
 struct trie;
 struct retain;
+struct avl_node;
 struct session;
 
 /* Tenant ids are below this (a shard's table of tenants has this many
@@ -55,7 +56,7 @@ struct tenant {
     struct session **reg;              /* client id registry: chained hash, homed sessions */
     uint32_t reg_mask;                 /* buckets - 1 */
     uint32_t reg_count;
-    struct session *reg_root; /* the same sessions in client id order (session/idtree.h) */
+    struct avl_node *reg_root; /* the same sessions in client id order (session/idtree.h) */
 };
 
 /* A tenant's state for a shard: empty index and retained store, the

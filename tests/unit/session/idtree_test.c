@@ -33,7 +33,7 @@ static void bare_free(struct session *ss)
     free(ss);
 }
 
-static void assert_valid(struct session *root, size_t want)
+static void assert_valid(struct avl_node *root, size_t want)
 {
     size_t n;
     cr_assert(idtree_valid(root, &n), "an invariant is broken");
@@ -55,7 +55,8 @@ Test(session_idtree, order_is_bytes_with_prefix_first)
                 {"z", 1}, {"\x7f", 1}, {"\x80", 1}, {"\xc3\xa9", 2}, {"\xff\xff", 2}};
     enum { N = sizeof(want) / sizeof(want[0]) };
     static const int order[N] = {5, 9, 0, 3, 10, 1, 7, 2, 8, 6, 4};
-    struct session *root = NULL, *v[N];
+    struct avl_node *root = NULL;
+    struct session *v[N];
     for (int i = 0; i < N; i++) {
         v[order[i]] = bare(want[order[i]].id, want[order[i]].len);
         idtree_insert(&root, v[order[i]]);
@@ -84,7 +85,8 @@ Test(session_idtree, seek_strict_and_not)
     cr_assert_null(idtree_seek(&it, NULL, (const uint8_t *)"a", 1, false));
     cr_assert_null(idtree_next(&it));
     const char *ids[] = {"c", "e", "g", "ga", "i"};
-    struct session *root = NULL, *v[5];
+    struct avl_node *root = NULL;
+    struct session *v[5];
     for (int i = 0; i < 5; i++) {
         v[i] = bare(ids[i], strlen(ids[i]));
         idtree_insert(&root, v[i]);
@@ -126,7 +128,7 @@ Test(session_idtree, sorted_inserts_and_removes_stay_balanced)
         v[i] = bare(id, (size_t)len);
     }
     for (int pass = 0; pass < 2; pass++) {
-        struct session *root = NULL;
+        struct avl_node *root = NULL;
         for (int i = 0; i < N; i++)
             idtree_insert(&root, v[pass ? N - 1 - i : i]);
         assert_valid(root, N);
@@ -172,7 +174,7 @@ static struct session **universe(int u, unsigned *seed)
 
 /* The tree read forward from a random key against the reference: the
  * first present id at or after (or after) it, then the rest in order. */
-static void check_seek(struct session *root, struct session **v, const bool *in, int u,
+static void check_seek(struct avl_node *root, struct session **v, const bool *in, int u,
                        unsigned *seed)
 {
     struct session *key = v[rand_r(seed) % u];
@@ -197,7 +199,7 @@ Test(session_idtree, random_changes_match_a_reference)
     struct session **v = universe(U, &seed);
     bool *in = calloc(U, sizeof(*in));
     cr_assert_not_null(in);
-    struct session *root = NULL;
+    struct avl_node *root = NULL;
     size_t count = 0;
     for (int op = 0; op < OPS; op++) {
         int i = rand_r(&seed) % U;
