@@ -202,6 +202,45 @@ static int plugins_prepare(struct plugin_host *h, const struct config *next, cha
     return plugin_host_reconfigure(h, specs, next->nplugins, err, errlen) < 0 ? -1 : 0;
 }
 
+/* Each error of the file read again: logged, into the report. */
+struct reload_errors {
+    struct config_report *rep;
+    const char *path;
+};
+
+static void on_error(void *arg, const char *text)
+{
+    struct reload_errors *e = arg;
+    log_err("reload: %s", text);
+    config_report_error(e->rep, e->path, text);
+}
+
+/* Load the file again into *cfg, with every error of it in the report.
+ * 0, -EINVAL (errors: nothing changed) or -ENOMEM. */
+static int reload_load(struct reload *r, struct config *cfg, struct config_report *rep)
+{
+    struct reload_errors e = {rep, r->path};
+    size_t nerrors = 0;
+    int rc = config_load_all(cfg, r->path, r->overrides, r->n, on_error, &e, &nerrors);
+    if (rc == -ENOMEM) {
+        log_err("reload: out of memory; nothing changed");
+        return rc;
+    }
+    if (rc < 0) {
+        if (nerrors > CONFIG_MAX_ERRORS) {
+            log_err("reload: %zu more errors (the first %d are listed)",
+                    nerrors - CONFIG_MAX_ERRORS, CONFIG_MAX_ERRORS);
+            rep->truncated = true;
+        }
+        log_err("reload: %zu error(s) in %s; nothing changed", nerrors, r->path);
+        return rc;
+    }
+    char err[512];
+    if (anonymous_check(cfg, r->plugins && plugin_host_has_auth(r->plugins), err, sizeof(err)) < 0)
+        return refuse(rep, r->path, err);
+    return 0;
+}
+
 /* Read the file again (with the same overrides) and put what changed in
  * force where it can change live; an invalid file, plugin keys a plugin
  * refuses, or listeners that cannot open, change nothing: the plugins'
@@ -215,13 +254,11 @@ static int reload_config(struct reload *r, struct config_report *rep)
         log_err("reload: out of memory; nothing changed");
         return -ENOMEM;
     }
-    int rc = 0;
     size_t live = 0;
     struct reload_pass ps = {rep, r->plugins};
-    if (config_load(&g->cfg, r->path, r->overrides, r->n, err, sizeof(err)) < 0 ||
-        anonymous_check(&g->cfg, r->plugins && plugin_host_has_auth(r->plugins), err, sizeof(err)) <
-            0) {
-        rc = refuse(rep, r->path, err);
+    int rc = reload_load(r, &g->cfg, rep);
+    if (rc < 0) {
+        /* refused: the errors are in the report */
     } else if (!(live = config_reconcile(r->cur, &g->cfg, on_change, plugin_live, &ps))) {
         log_info("reload: no change to put in force");
     } else if (plugins_prepare(r->plugins, &g->cfg, err, sizeof(err)) < 0) {
@@ -446,6 +483,27 @@ static int serve(struct config *cfg, const struct args *a)
     return 0;
 }
 
+static void print_error(void *arg, const char *text)
+{
+    (void)arg;
+    fprintf(stderr, "ringmqd: %s\n", text);
+}
+
+/* The configuration at start-up (and for --check-config): every error of
+ * it on stderr, one a line, then how many were not shown. 0 or -1. */
+static int load_config(struct config *cfg, const struct args *a)
+{
+    size_t nerrors = 0;
+    int rc =
+        config_load_all(cfg, a->path, a->overrides, a->noverrides, print_error, NULL, &nerrors);
+    if (rc == -ENOMEM)
+        fprintf(stderr, "ringmqd: out of memory reading %s\n", a->path);
+    else if (nerrors > CONFIG_MAX_ERRORS)
+        fprintf(stderr, "ringmqd: %s: %zu more errors (the first %d are shown)\n", a->path,
+                nerrors - CONFIG_MAX_ERRORS, CONFIG_MAX_ERRORS);
+    return rc < 0 ? -1 : 0;
+}
+
 int main(int argc, char **argv)
 {
     static struct args a;
@@ -453,11 +511,8 @@ int main(int argc, char **argv)
     if (rc >= 0)
         return rc;
     static struct config cfg;
-    char err[512];
-    if (config_load(&cfg, a.path, a.overrides, a.noverrides, err, sizeof(err)) < 0) {
-        fprintf(stderr, "ringmqd: %s\n", err);
+    if (load_config(&cfg, &a) < 0)
         return 1;
-    }
     log_set_level(cfg.log_level);
     log_set_output(cfg.log_format, cfg.log_target);
     if (a.check_only)

@@ -9,8 +9,9 @@
  * private struct config and copies it out only when everything succeeded, so
  * a failed load never leaves a half-built configuration behind.
  *
- * Runs on the main thread at start-up only (the result is read-only after).
- * It never logs: every failure is one line in the caller's buffer.
+ * Runs on the main thread at start-up, and on the thread that reloads (the
+ * result is read-only after). It never logs: every error is one line handed
+ * to the caller, and a load goes on past an error to find the others.
  */
 #include "config/config.h"
 
@@ -19,6 +20,7 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -207,41 +209,46 @@ const struct directive *config_directives(size_t *n)
 
 /* ---- sections and listeners ------------------------------------------ */
 
-/* State of one config_load: the configuration being built and the cursor. */
+/* State of one config_load: the configuration being built, the cursor,
+ * and where its errors go. */
 struct load_state {
     struct config cfg;
     const char *path;
     enum config_scope scope; /* section of the lines being read */
     uint32_t listener;       /* index into cfg.listeners when scope is LISTENER */
+    bool skip;               /* the section's header was refused: its keys are not read */
     int lineno;              /* line the reader handed to inih last */
     FILE *file;
-    int failed; /* first error's line; the message is in err */
-    char *err;
-    size_t errlen;
+    config_error_fn fn; /* each error's text, the first CONFIG_MAX_ERRORS of them */
+    void *arg;
+    size_t nerrors; /* found so far, reported or not */
     /* Line where each directive was set, to refuse a key repeated in a section. */
     int seen_global[NDIRECTIVES];
     int seen_listener[CONFIG_MAX_LISTENERS][NDIRECTIVES];
 };
 
 /*
- * Write the one-line message. Control characters (a newline in a --set value,
- * say) become '?' so a caller can always print err as exactly one line.
+ * One error: counted, and handed to st->fn while there have been at most
+ * CONFIG_MAX_ERRORS. Control characters (a newline in a --set value, say)
+ * become '?' so a caller can always print the text as exactly one line.
  */
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+static void load_error(struct load_state *st, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
+static void load_error(struct load_state *st, const char *fmt, ...)
 {
+    char text[512];
     va_list ap;
-    if (err == NULL || errlen == 0)
+    if (++st->nerrors > CONFIG_MAX_ERRORS || !st->fn)
         return;
     va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
+    vsnprintf(text, sizeof(text), fmt, ap);
     va_end(ap);
-    for (char *p = err; *p; p++) {
+    for (char *p = text; *p; p++) {
         if ((unsigned char)*p < 0x20 || *p == 0x7f)
             *p = '?';
     }
+    st->fn(st->arg, text);
 }
 
 static bool listener_name_valid(const char *name, size_t len)
@@ -659,23 +666,38 @@ static bool is_space(char c)
 }
 
 /*
+ * Where inih ends a token that stops at one of `chars`: there, or at an
+ * inline comment (';' after a space), or at the end (inih's own rule, so
+ * that the reader refuses exactly the lines inih would).
+ */
+static const char *inih_stop(const char *s, const char *chars)
+{
+    bool was_space = false;
+    for (; *s && !strchr(chars, *s) && !(was_space && *s == ';'); s++)
+        was_space = is_space(*s);
+    return s;
+}
+
+/*
  * Handle a "[name]" line (already left-trimmed). inih would report a
  * malformed header only as a line number, and this Debian build never tells
  * the handler that a section started, so an empty [listener.x] would be lost
- * and an empty [bogus] accepted: the reader parses headers itself.
+ * and an empty [bogus] accepted: the reader parses headers itself. A header
+ * refused skips its section's keys, which would only repeat the error.
  */
-static int reader_section(struct load_state *st, const char *line)
+static void reader_section(struct load_state *st, const char *line)
 {
     char why[200];
-    const char *close = strchr(line, ']');
-    if (close == NULL) {
-        set_err(st->err, st->errlen, "%s:%d: missing ']' in section header", st->path, st->lineno);
-        return -1;
+    const char *close = inih_stop(line + 1, "]");
+    st->skip = true;
+    if (*close != ']') {
+        load_error(st, "%s:%d: missing ']' in section header", st->path, st->lineno);
+        return;
     }
     for (const char *p = close + 1; *p && *p != ';' && *p != '#'; p++) {
         if (!is_space(*p)) {
-            set_err(st->err, st->errlen, "%s:%d: unexpected text after ']'", st->path, st->lineno);
-            return -1;
+            load_error(st, "%s:%d: unexpected text after ']'", st->path, st->lineno);
+            return;
         }
     }
     const char *name = line + 1;
@@ -686,23 +708,32 @@ static int reader_section(struct load_state *st, const char *line)
         end--;
     if (section_open(&st->cfg, name, (size_t)(end - name), &st->scope, &st->listener, why,
                      sizeof(why)) < 0) {
-        set_err(st->err, st->errlen, "%s:%d: %s", st->path, st->lineno, why);
-        return -1;
+        load_error(st, "%s:%d: %s", st->path, st->lineno, why);
+        return;
     }
-    return 0;
+    st->skip = false;
+}
+
+/* Whether a left-trimmed line that is not a header is one inih refuses:
+ * not blank, not a comment, and no '=' or ':' before any inline comment. */
+static bool line_malformed(const char *line)
+{
+    if (line[0] == '\0' || line[0] == '\n' || line[0] == '\r' || line[0] == ';' || line[0] == '#')
+        return false;
+    const char *stop = inih_stop(line, "=:");
+    return *stop != '=' && *stop != ':';
 }
 
 /*
  * inih's fgets-style reader. Besides counting lines (this inih has no line
  * number in the handler), it strips leading whitespace so inih never joins an
  * indented line onto the previous value (no key here takes several lines),
- * and it ends the parse (returns NULL) at the first error.
+ * and it checks what inih would refuse itself: such a line is reported and
+ * handed to inih blank, so the parse goes on and every error is found.
  */
 static char *reader_next(char *str, int num, void *stream)
 {
     struct load_state *st = stream;
-    if (st->failed)
-        return NULL;
     if (fgets(str, num, st->file) == NULL)
         return NULL;
     st->lineno++;
@@ -724,48 +755,47 @@ static char *reader_next(char *str, int num, void *stream)
 
     bool comment = str[0] == ';' || str[0] == '#';
     if (truncated && !comment) {
-        set_err(st->err, st->errlen, "%s:%d: line longer than %d characters", st->path, st->lineno,
-                num - 3);
-        st->failed = st->lineno;
-        return NULL;
-    }
-    if (str[0] == '[' && reader_section(st, str) < 0) {
-        st->failed = st->lineno;
-        return NULL;
+        load_error(st, "%s:%d: line longer than %d characters", st->path, st->lineno, num - 3);
+        str[0] = '\0';
+    } else if (str[0] == '[') {
+        reader_section(st, str);
+        if (st->skip)
+            str[0] = '\0';
+    } else if (line_malformed(str)) {
+        load_error(st, "%s:%d: expected [section] or key = value", st->path, st->lineno);
+        str[0] = '\0';
     }
     return str;
 }
 
+/* Each key = value line; an error is reported and the parse goes on. */
 static int ini_on_key(void *user, const char *section, const char *name, const char *value)
 {
     struct load_state *st = user;
     char why[256];
     (void)section; /* inih truncates long names; the reader tracks the section itself */
 
-    if (st->failed)
-        return 0;
+    if (st->skip)
+        return 1;
     if (st->scope == CONFIG_SCOPE_NONE) {
-        set_err(st->err, st->errlen, "%s:%d: key '%s' outside any [section]", st->path, st->lineno,
-                name);
-        st->failed = st->lineno;
-        return 0;
+        load_error(st, "%s:%d: key '%s' outside any [section]", st->path, st->lineno, name);
+        return 1;
     }
     int *seen =
         st->scope == CONFIG_SCOPE_LISTENER ? st->seen_listener[st->listener] : st->seen_global;
     if (directive_apply(&st->cfg, st->scope, st->listener, name, value, seen, st->lineno, why,
-                        sizeof(why)) < 0) {
-        set_err(st->err, st->errlen, "%s:%d: %s", st->path, st->lineno, why);
-        st->failed = st->lineno;
-        return 0;
-    }
+                        sizeof(why)) < 0)
+        load_error(st, "%s:%d: %s", st->path, st->lineno, why);
     return 1;
 }
 
+/* Read the file; 0, or -1 when it could not be read through (each error
+ * of its lines is reported, and the caller counts them). */
 static int load_file(struct load_state *st)
 {
     st->file = fopen(st->path, "r");
     if (st->file == NULL) {
-        set_err(st->err, st->errlen, "%s: cannot open: %s", st->path, strerror(errno));
+        load_error(st, "%s: cannot open: %s", st->path, strerror(errno));
         return -1;
     }
     int rc = ini_parse_stream(reader_next, st, ini_on_key, st);
@@ -774,22 +804,16 @@ static int load_file(struct load_state *st)
     int saved = errno;
     fclose(st->file);
     st->file = NULL;
-    /*
-     * inih reports a line it could not parse only through its return value,
-     * and keeps reading: whichever error came first is the one reported.
-     */
-    if (rc > 0 && (st->failed == 0 || rc < st->failed)) {
-        set_err(st->err, st->errlen, "%s:%d: expected [section] or key = value", st->path, rc);
-        return -1;
-    }
-    if (st->failed)
-        return -1;
+    /* The reader hands inih no line it would refuse; should one get
+     * through all the same, it is an error here too. */
+    if (rc > 0)
+        load_error(st, "%s:%d: expected [section] or key = value", st->path, rc);
     if (read_error) {
-        set_err(st->err, st->errlen, "%s: cannot read: %s", st->path, strerror(saved));
+        load_error(st, "%s: cannot read: %s", st->path, strerror(saved));
         return -1;
     }
     if (rc < 0) {
-        set_err(st->err, st->errlen, "%s: cannot parse (inih error %d)", st->path, rc);
+        load_error(st, "%s: cannot parse (inih error %d)", st->path, rc);
         return -1;
     }
     return 0;
@@ -806,7 +830,7 @@ static void trim(const char **s, const char **e)
 }
 
 /* Apply one "section.key=value"; the section ends at the last '.' before '='. */
-static int override_apply(struct config *cfg, const char *arg, char *err, size_t errlen)
+static void override_apply(struct load_state *st, const char *arg)
 {
     char why[256];
     char key[CONFIG_SNI_HOST_MAX + 16]; /* sni.HOST.tenant */
@@ -831,16 +855,16 @@ static int override_apply(struct config *cfg, const char *arg, char *err, size_t
             dot = second;
     }
     if (eq == NULL || dot == NULL) {
-        set_err(err, errlen, "--set %s: expected section.key=value", arg);
-        return -1;
+        load_error(st, "--set %s: expected section.key=value", arg);
+        return;
     }
     const char *ss = arg, *se = dot, *ks = dot + 1, *ke = eq, *vs = eq + 1, *ve = eq + strlen(eq);
     trim(&ss, &se);
     trim(&ks, &ke);
     trim(&vs, &ve);
     if ((size_t)(ke - ks) >= sizeof(key) || (size_t)(ve - vs) >= sizeof(value)) {
-        set_err(err, errlen, "--set %s: key or value too long", arg);
-        return -1;
+        load_error(st, "--set %s: key or value too long", arg);
+        return;
     }
     memcpy(key, ks, (size_t)(ke - ks));
     key[ke - ks] = '\0';
@@ -849,12 +873,9 @@ static int override_apply(struct config *cfg, const char *arg, char *err, size_t
 
     enum config_scope scope;
     uint32_t listener = 0;
-    if (section_open(cfg, ss, (size_t)(se - ss), &scope, &listener, why, sizeof(why)) < 0 ||
-        directive_apply(cfg, scope, listener, key, value, NULL, 0, why, sizeof(why)) < 0) {
-        set_err(err, errlen, "--set %s: %s", arg, why);
-        return -1;
-    }
-    return 0;
+    if (section_open(&st->cfg, ss, (size_t)(se - ss), &scope, &listener, why, sizeof(why)) < 0 ||
+        directive_apply(&st->cfg, scope, listener, key, value, NULL, 0, why, sizeof(why)) < 0)
+        load_error(st, "--set %s: %s", arg, why);
 }
 
 /* ---- whole-configuration checks -------------------------------------- */
@@ -977,98 +998,87 @@ const struct tenant_settings *config_tenant_settings(const struct config *cfg, c
 /* [admin] over TLS names its certificate and key, both; asking callers
  * for a certificate needs TLS. The files are read when the API starts
  * (admin/tls.c), which names a bad one (as --check-config does). */
-static int admin_tls_check(const struct config *cfg, const char *path, char *err, size_t errlen)
+static void admin_tls_check(struct load_state *st)
 {
-    if (!cfg->admin_tls_cert[0] != !cfg->admin_tls_key[0]) {
-        set_err(err, errlen, "%s: [admin] tls_cert and tls_key go together: set both for HTTPS",
-                path);
-        return -1;
-    }
-    if (cfg->admin_tls_client_ca[0] && !cfg->admin_tls_cert[0]) {
-        set_err(err, errlen,
-                "%s: [admin] tls_client_ca asks callers for a certificate over TLS: set "
-                "tls_cert and tls_key too",
-                path);
-        return -1;
-    }
-    return 0;
+    const struct config *cfg = &st->cfg;
+    if (!cfg->admin_tls_cert[0] != !cfg->admin_tls_key[0])
+        load_error(st, "%s: [admin] tls_cert and tls_key go together: set both for HTTPS",
+                   st->path);
+    else if (cfg->admin_tls_client_ca[0] && !cfg->admin_tls_cert[0])
+        load_error(st,
+                   "%s: [admin] tls_client_ca asks callers for a certificate over TLS: set "
+                   "tls_cert and tls_key too",
+                   st->path);
 }
 
-static int config_check(const struct config *cfg, const char *path, char *err, size_t errlen)
+/* One listener's problems that only the whole shows (i: its index). */
+static void listener_check(struct load_state *st, uint32_t i)
 {
-    if (cfg->nlisteners == 0) {
-        set_err(err, errlen, "%s: no [listener.NAME] section", path);
-        return -1;
+    const struct config *cfg = &st->cfg;
+    const struct config_listener *l = &cfg->listeners[i];
+    /* Secure by default: with no auth plugin every client is anonymous
+     * (with plugins, ringmqd checks again once it knows their kinds). */
+    if (!address_is_loopback(l->bind) && !l->allow_anonymous && cfg->nplugins == 0)
+        load_error(st,
+                   "%s: [listener.%s] bind = %s is not a loopback address and there is no "
+                   "authentication: set allow_anonymous = true in [listener.%s] to accept "
+                   "anonymous clients there",
+                   st->path, l->name, l->bind, l->name);
+    /* A PROXY header names any address it likes: taken from anyone it
+     * would let every client choose its own (no default list). */
+    if (l->proxy_protocol != CONFIG_PROXY_OFF && l->proxy_trusted.n == 0)
+        load_error(st,
+                   "%s: [listener.%s] proxy_protocol is on but proxy_trusted is empty: list the "
+                   "addresses of the proxies allowed to send PROXY headers",
+                   st->path, l->name);
+    /* Port 0 asks the kernel for a free port, so those never collide. */
+    for (uint32_t j = 0; j < i && l->port != 0; j++) {
+        const struct config_listener *o = &cfg->listeners[j];
+        if (o->port == l->port && address_equal(o->bind, l->bind))
+            load_error(st, "%s: [listener.%s] and [listener.%s] both bind %s port %u", st->path,
+                       o->name, l->name, l->bind, (unsigned)l->port);
     }
+}
+
+/* The whole configuration's rules, each broken one reported. */
+static void config_check(struct load_state *st)
+{
+    const struct config *cfg = &st->cfg;
+    if (cfg->nlisteners == 0)
+        load_error(st, "%s: no [listener.NAME] section", st->path);
     for (uint32_t i = 0; i < cfg->nplugins; i++) {
-        if (!cfg->plugins[i].path[0]) {
-            set_err(err, errlen, "%s: [plugin.%s] has no path", path, cfg->plugins[i].name);
-            return -1;
-        }
+        if (!cfg->plugins[i].path[0])
+            load_error(st, "%s: [plugin.%s] has no path", st->path, cfg->plugins[i].name);
     }
     /* Without tokens every caller of the admin API is an admin: only the
      * local host may be one. */
-    if (cfg->admin_enabled && !cfg->admin_token_file[0] && !address_is_loopback(cfg->admin_bind)) {
-        set_err(err, errlen,
-                "%s: [admin] bind = %s is not a loopback address and there is no token_file: "
-                "set token_file (see ringmq-passwd token) or bind to 127.0.0.1",
-                path, cfg->admin_bind);
-        return -1;
-    }
-    if (admin_tls_check(cfg, path, err, errlen) < 0)
-        return -1;
-    for (uint32_t i = 0; i < cfg->nlisteners; i++) {
-        const struct config_listener *l = &cfg->listeners[i];
-        /* Secure by default: with no auth plugin every client is anonymous
-         * (with plugins, ringmqd checks again once it knows their kinds). */
-        if (!address_is_loopback(l->bind) && !l->allow_anonymous && cfg->nplugins == 0) {
-            set_err(err, errlen,
-                    "%s: [listener.%s] bind = %s is not a loopback address and there is no "
-                    "authentication: set allow_anonymous = true in [listener.%s] to accept "
-                    "anonymous clients there",
-                    path, l->name, l->bind, l->name);
-            return -1;
-        }
-        /* A PROXY header names any address it likes: taken from anyone it
-         * would let every client choose its own (no default list). */
-        if (l->proxy_protocol != CONFIG_PROXY_OFF && l->proxy_trusted.n == 0) {
-            set_err(err, errlen,
-                    "%s: [listener.%s] proxy_protocol is on but proxy_trusted is empty: list the "
-                    "addresses of the proxies allowed to send PROXY headers",
-                    path, l->name);
-            return -1;
-        }
-        /* Port 0 asks the kernel for a free port, so those never collide. */
-        for (uint32_t j = 0; j < i && l->port != 0; j++) {
-            const struct config_listener *o = &cfg->listeners[j];
-            if (o->port == l->port && address_equal(o->bind, l->bind)) {
-                set_err(err, errlen, "%s: [listener.%s] and [listener.%s] both bind %s port %u",
-                        path, o->name, l->name, l->bind, (unsigned)l->port);
-                return -1;
-            }
-        }
-    }
-    return 0;
+    if (cfg->admin_enabled && !cfg->admin_token_file[0] && !address_is_loopback(cfg->admin_bind))
+        load_error(st,
+                   "%s: [admin] bind = %s is not a loopback address and there is no token_file: "
+                   "set token_file (see ringmq-passwd token) or bind to 127.0.0.1",
+                   st->path, cfg->admin_bind);
+    admin_tls_check(st);
+    for (uint32_t i = 0; i < cfg->nlisteners; i++)
+        listener_check(st, i);
 }
 
 /* Where a listener's problem is reported: the line of its `transport`
  * key when the file set it, else the file alone (an override). */
-static void listener_err(const struct load_state *st, uint32_t i, char *err, size_t errlen,
-                         const char *what)
+static void listener_err(struct load_state *st, uint32_t i, const char *what)
 {
     size_t t = (size_t)(directive_find(CONFIG_SCOPE_LISTENER, "transport") - directives);
     int line = st->seen_listener[i][t];
     const char *name = st->cfg.listeners[i].name;
     if (line)
-        set_err(err, errlen, "%s:%d: [listener.%s] %s", st->path, line, name, what);
+        load_error(st, "%s:%d: [listener.%s] %s", st->path, line, name, what);
     else
-        set_err(err, errlen, "%s: [listener.%s] %s", st->path, name, what);
+        load_error(st, "%s: [listener.%s] %s", st->path, name, what);
 }
 
 /* A listener on TLS (tls, wss) names its certificate and key; asking clients for a
  * certificate needs the CAs to check it against. The files themselves
  * are read when the listener starts (net/tls.c), which names a bad one. */
-static int tls_check(const struct load_state *st, char *err, size_t errlen)
+static void tls_check(struct load_state *st)
 {
     for (uint32_t i = 0; i < st->cfg.nlisteners; i++) {
         const struct config_listener *l = &st->cfg.listeners[i];
@@ -1078,13 +1088,10 @@ static int tls_check(const struct load_state *st, char *err, size_t errlen)
             char what[64];
             snprintf(what, sizeof(what), "transport = %s needs tls_cert and tls_key",
                      config_transport_name((enum config_transport)l->transport));
-            listener_err(st, i, err, errlen, what);
-            return -1;
+            listener_err(st, i, what);
         }
-        if (l->tls_verify_client != CONFIG_TLS_VERIFY_NONE && !l->tls_ca[0]) {
-            listener_err(st, i, err, errlen, "tls_verify_client needs tls_ca");
-            return -1;
-        }
+        if (l->tls_verify_client != CONFIG_TLS_VERIFY_NONE && !l->tls_ca[0])
+            listener_err(st, i, "tls_verify_client needs tls_ca");
     }
     for (uint32_t i = 0; i < st->cfg.nsni; i++) {
         const struct config_sni *e = &st->cfg.sni[i];
@@ -1093,30 +1100,24 @@ static int tls_check(const struct load_state *st, char *err, size_t errlen)
                 (enum config_transport)st->cfg.listeners[e->listener].transport)) {
             snprintf(what, sizeof(what),
                      "sni.%s: server names are a transport = tls or wss setting", e->host);
-            listener_err(st, e->listener, err, errlen, what);
-            return -1;
-        }
-        if (!e->cert[0] != !e->key[0]) {
+            listener_err(st, e->listener, what);
+        } else if (!e->cert[0] != !e->key[0]) {
             snprintf(what, sizeof(what), "sni.%s: needs both cert and key (or neither)", e->host);
-            listener_err(st, e->listener, err, errlen, what);
-            return -1;
+            listener_err(st, e->listener, what);
         }
     }
-    return 0;
 }
 
 /* What only the resolved settings of each tenant can show. */
-static int tenants_check(const struct config *cfg, const char *path, char *err, size_t errlen)
+static void tenants_check(struct load_state *st)
 {
+    const struct config *cfg = &st->cfg;
     for (uint32_t i = 0; i < cfg->ntenants; i++) {
         const struct tenant_settings *t = &cfg->tenants[i].set;
-        if (t->max_keepalive && t->min_keepalive > t->max_keepalive) {
-            set_err(err, errlen, "%s: [tenant.%s] min_keepalive (%u) is above max_keepalive (%u)",
-                    path, cfg->tenants[i].name, t->min_keepalive, t->max_keepalive);
-            return -1;
-        }
+        if (t->max_keepalive && t->min_keepalive > t->max_keepalive)
+            load_error(st, "%s: [tenant.%s] min_keepalive (%u) is above max_keepalive (%u)",
+                       st->path, cfg->tenants[i].name, t->min_keepalive, t->max_keepalive);
     }
-    return 0;
 }
 
 /* ---- public ----------------------------------------------------------- */
@@ -1183,34 +1184,74 @@ void config_defaults(struct config *cfg)
     cfg->persist_max_log_bytes = UINT64_C(64) << 20;
 }
 
+/*
+ * The checks of the whole run once every line and override was taken: with
+ * one refused, a part is missing (a listener, its transport), and they
+ * would report what follows from that, not what the file says.
+ */
+static void load_all(struct load_state *st, bool file, const char *const *overrides, size_t n)
+{
+    if (file && load_file(st) < 0)
+        return;
+    for (size_t i = 0; i < n; i++)
+        override_apply(st, overrides[i]);
+    if (st->nerrors)
+        return;
+    config_check(st);
+    tls_check(st);
+    if (st->nerrors)
+        return;
+    if (tenants_resolve(&st->cfg) < 0) {
+        load_error(st, "%s: too many tenant sections (at most %d with [tenant.default])", st->path,
+                   CONFIG_MAX_TENANTS);
+        return;
+    }
+    tenants_check(st);
+}
+
+int config_load_all(struct config *cfg, const char *path, const char *const *overrides, size_t n,
+                    config_error_fn fn, void *arg, size_t *nerrors)
+{
+    struct load_state *st = calloc(1, sizeof(*st));
+    if (!st)
+        return -ENOMEM;
+    config_defaults(&st->cfg);
+    st->path = path != NULL ? path : "(no file)";
+    st->fn = fn;
+    st->arg = arg;
+    load_all(st, path != NULL, overrides, n);
+    if (nerrors)
+        *nerrors = st->nerrors;
+    int rc = st->nerrors ? -EINVAL : 0;
+    if (rc == 0)
+        *cfg = st->cfg;
+    free(st);
+    return rc;
+}
+
+/* config_load's error function: the first error into its buffer. */
+struct first_error {
+    char *err;
+    size_t errlen;
+    bool set;
+};
+
+static void keep_first(void *arg, const char *text)
+{
+    struct first_error *f = arg;
+    if (!f->set && f->err && f->errlen)
+        snprintf(f->err, f->errlen, "%s", text);
+    f->set = true;
+}
+
 int config_load(struct config *cfg, const char *path, const char *const *overrides, size_t n,
                 char *err, size_t errlen)
 {
-    struct load_state st;
-
-    memset(&st, 0, sizeof(st));
-    config_defaults(&st.cfg);
-    st.path = path != NULL ? path : "(no file)";
-    st.err = err;
-    st.errlen = errlen;
+    struct first_error f = {err, errlen, false};
     if (err != NULL && errlen > 0)
         err[0] = '\0';
-
-    if (path != NULL && load_file(&st) < 0)
-        return -1;
-    for (size_t i = 0; i < n; i++) {
-        if (override_apply(&st.cfg, overrides[i], err, errlen) < 0)
-            return -1;
-    }
-    if (config_check(&st.cfg, st.path, err, errlen) < 0 || tls_check(&st, err, errlen) < 0)
-        return -1;
-    if (tenants_resolve(&st.cfg) < 0) {
-        set_err(err, errlen, "%s: too many tenant sections (at most %d with [tenant.default])",
-                st.path, CONFIG_MAX_TENANTS);
-        return -1;
-    }
-    if (tenants_check(&st.cfg, st.path, err, errlen) < 0)
-        return -1;
-    *cfg = st.cfg;
-    return 0;
+    int rc = config_load_all(cfg, path, overrides, n, keep_first, &f, NULL);
+    if (rc == -ENOMEM && err && errlen)
+        snprintf(err, errlen, "%s: out of memory", path ? path : "(no file)");
+    return rc < 0 ? -1 : 0;
 }

@@ -4,7 +4,8 @@
  * Keys are described by one directive table in config.c (section, key,
  * parser, offset into struct config); conf/ringmq.ini documents every key
  * with its default. An unknown section or key, or a bad value, is an error
- * naming FILE:LINE (or the --set argument) and the reason.
+ * naming FILE:LINE (or the --set argument) and the reason; a load reports
+ * every error of the file, not only the first (config_load_all).
  *
  * Loaded by main at start-up and on each reload; a configuration put in
  * force is read-only afterwards, shared by all shards, and kept until exit.
@@ -291,13 +292,36 @@ void config_defaults(struct config *cfg);
  * only with them; no two listeners on the same address and port (port 0
  * excepted); at most CONFIG_MAX_TENANTS tenant sections, [tenant.default]
  * included; no tenant with min_keepalive above max_keepalive.
- * Returns 0, or -1 with a one-line message in err: "FILE:LINE: reason" for
- * the file, "--set ARG: reason" for an override, "FILE: reason" otherwise.
- * path may be NULL: no file, only defaults and overrides ("(no file)" then
- * stands for FILE). *cfg is written only on success. err may be NULL.
+ * Returns 0, or -1 with the first error's one-line message in err:
+ * "FILE:LINE: reason" for the file, "--set ARG: reason" for an override,
+ * "FILE: reason" otherwise. path may be NULL: no file, only defaults and
+ * overrides ("(no file)" then stands for FILE). *cfg is written only on
+ * success. err may be NULL. config_load_all has every error.
  */
 int config_load(struct config *cfg, const char *path, const char *const *overrides, size_t n,
                 char *err, size_t errlen);
+
+/* The most errors one load hands to its config_error_fn; the others are
+ * only counted. */
+#define CONFIG_MAX_ERRORS 32
+
+/* One error of a load, as config_load's err has it (one line, borrowed
+ * for the call). */
+typedef void (*config_error_fn)(void *arg, const char *text);
+
+/*
+ * config_load, reporting every error instead of the first: each line of
+ * the file and each override is read, a refused one reported and left
+ * out (a refused section header leaves out its keys too), and fn(arg,
+ * text) is called for each of the first CONFIG_MAX_ERRORS errors in the
+ * order found (the file's in line order, then the overrides'). The checks
+ * of the whole (listeners, TLS, tenants) run only when every line and
+ * override was taken, each broken rule reported. *nerrors (may be NULL):
+ * how many errors there were, those past CONFIG_MAX_ERRORS included.
+ * 0 with *cfg written; -EINVAL (errors) or -ENOMEM, *cfg untouched.
+ */
+int config_load_all(struct config *cfg, const char *path, const char *const *overrides, size_t n,
+                    config_error_fn fn, void *arg, size_t *nerrors);
 
 /* The longest text of one value in a change (ws_allowed_origins' 511). */
 #define CONFIG_VALUE_TEXT_MAX 520

@@ -43,6 +43,34 @@ expect_out "bad value reported as FILE:LINE" "$tmp/bad.ini:6:"
 printf '[listener.default]\nport = 1883\n[nosuch]\n' >"$tmp/sec.ini"
 expect_rc "unknown section fails" 1 "$RINGMQD" -c "$tmp/sec.ini" --check-config
 expect_out "unknown section reported with its line" "$tmp/sec.ini:3:"
+# Every error of the file, each with its line, not only the first.
+printf '[server]\nshards = x\n[listener.default]\nport = 1883\n[limits]\nmax_inflight = abc\n[mqtt]\nnokey = 1\n' >"$tmp/multi.ini"
+expect_rc "a file with three errors fails --check-config" 1 \
+    "$RINGMQD" -c "$tmp/multi.ini" --check-config
+expect_out "first error reported with its line" "^ringmqd: $tmp/multi.ini:2: \\[server\\] shards"
+expect_out "second error reported with its line" "^ringmqd: $tmp/multi.ini:6: \\[limits\\] max_inflight"
+expect_out "third error reported with its line" "^ringmqd: $tmp/multi.ini:8: \\[mqtt\\] unknown key"
+if [ "$(grep -c "^ringmqd: $tmp/multi.ini:" "$tmp/out")" -eq 3 ]; then
+    pass "three errors, three lines"
+else
+    fail "three errors, three lines"
+    cat "$tmp/out"
+fi
+expect_rc "a start with three errors fails" 1 "$RINGMQD" -c "$tmp/multi.ini"
+if [ "$(grep -c "^ringmqd: $tmp/multi.ini:[268]: " "$tmp/out")" -eq 3 ]; then
+    pass "a start lists the three errors"
+else
+    fail "a start lists the three errors"
+    cat "$tmp/out"
+fi
+# More than 32: the first 32, then how many more.
+{ echo '[limits]'; i=0; while [ $i -lt 40 ]; do echo "nokey$i = 1"; i=$((i + 1)); done; } >"$tmp/many.ini"
+expect_rc "a file with 40 errors fails" 1 "$RINGMQD" -c "$tmp/many.ini" --check-config
+expect_out "the count of those not shown" "$tmp/many.ini: 8 more errors (the first 32 are shown)"
+if [ "$(grep -c "unknown key" "$tmp/out")" -eq 32 ]; then pass "32 errors shown"; else
+    fail "32 errors shown"
+    cat "$tmp/out"
+fi
 expect_rc "bad --set fails" 1 "$RINGMQD" -c "$CONF" --set limits.nokey=1 --check-config
 expect_out "bad --set is named" "--set limits.nokey=1"
 expect_rc "non-loopback bind needs allow_anonymous" 1 \

@@ -1570,3 +1570,162 @@ Test(config, listener_same_compares_keys_and_sni)
         0, "%s", err);
     cr_assert(!config_listener_same(&a, 0, &b, 0), "a key changed");
 }
+
+/* ---- every error of a file (config_load_all) ---------------------------- */
+
+/* The errors config_load_all handed over, in order. */
+struct error_list {
+    char text[CONFIG_MAX_ERRORS + 1][512];
+    size_t n;
+};
+
+static void collect(void *arg, const char *text)
+{
+    struct error_list *l = arg;
+    cr_assert_lt(l->n, CONFIG_MAX_ERRORS, "more than CONFIG_MAX_ERRORS handed over");
+    cr_assert_null(strchr(text, '\n'));
+    snprintf(l->text[l->n++], sizeof(l->text[0]), "%s", text);
+}
+
+/* Load text expecting failure; the errors into *l, their count returned. */
+static size_t load_all_errors(const char *text, const char *const *ov, size_t n,
+                              struct error_list *l)
+{
+    struct config cfg;
+    memset(&cfg, 0xa5, sizeof(cfg));
+    memset(l, 0, sizeof(*l));
+    size_t nerrors = 0;
+    int rc = config_load_all(&cfg, write_tmp(text), ov, n, collect, l, &nerrors);
+    cr_assert_eq(rc, -EINVAL, "expected failure for:\n%s", text);
+    cr_assert_eq(((unsigned char *)&cfg)[0], 0xa5, "*cfg written on failure");
+    return nerrors;
+}
+
+static void expect_nth(const struct error_list *l, size_t i, const char *suffix)
+{
+    char want[512];
+    snprintf(want, sizeof(want), "%s%s", tmp_path, suffix);
+    cr_assert_lt(i, l->n);
+    cr_assert_str_eq(l->text[i], want);
+}
+
+Test(config, every_error_of_a_file_with_its_line)
+{
+    struct error_list l;
+    size_t n = load_all_errors("[server]\n"
+                               "shards = x\n"         /* 2 */
+                               "[listener.a]\n"       /* 3 */
+                               "port = 99999\n"       /* 4 */
+                               "bogus line\n"         /* 5 */
+                               "[limits]\n"           /* 6 */
+                               "max_inflight = abc\n" /* 7 */
+                               "nokey = 1\n"          /* 8 */
+                               "[mqtt]\n"             /* 9 */
+                               "maximum_qos = 3\n"    /* 10 */
+                               "maximum_qos = 1\n"    /* 11: the refused one set nothing */
+                               "[log]\n"              /* 12 */
+                               "level = loud\n",      /* 13 */
+                               NULL, 0, &l);
+    cr_assert_eq(n, 7);
+    cr_assert_eq(l.n, 7);
+    expect_nth(&l, 0, ":2: [server] shards: expected auto or an integer 1..64, got 'x'");
+    expect_nth(&l, 1, ":4: [listener.a] port: expected a port 0..65535, got '99999'");
+    expect_nth(&l, 2, ":5: expected [section] or key = value");
+    expect_nth(&l, 3, ":7: [limits] max_inflight: expected an integer 1..65535, got 'abc'");
+    expect_nth(&l, 4, ":8: [limits] unknown key 'nokey'");
+    expect_nth(&l, 5, ":10: [mqtt] maximum_qos: expected an integer 0..2, got '3'");
+    expect_nth(&l, 6, ":13: [log] level: expected error, warning, info or debug, got 'loud'");
+}
+
+/* A section whose header is refused leaves its keys out: they would each
+ * be one more "unknown key" of the same mistake. The sections after it
+ * are read. */
+Test(config, refused_section_skips_its_keys_and_reading_goes_on)
+{
+    struct error_list l;
+    size_t n = load_all_errors(LISTENER_OK "[nosuch]\n"         /* 2 */
+                                           "a = 1\n"            /* 3 */
+                                           "b = 2\n"            /* 4 */
+                                           "[limits\n"          /* 5 */
+                                           "c = 3\n"            /* 6 */
+                                           "[limits]\n"         /* 7 */
+                                           "max_inflight = 0\n" /* 8 */
+                                           "key outside\n"      /* 9 */
+                                           "[log] x\n",         /* 10 */
+                               NULL, 0, &l);
+    cr_assert_eq(n, 5);
+    expect_nth(&l, 0, ":2: unknown section [nosuch]");
+    expect_nth(&l, 1, ":5: missing ']' in section header");
+    expect_nth(&l, 2, ":8: [limits] max_inflight: expected an integer 1..65535, got '0'");
+    expect_nth(&l, 3, ":9: expected [section] or key = value");
+    expect_nth(&l, 4, ":10: unexpected text after ']'");
+}
+
+/* Keys before any section, an over-long line, a duplicate: each one line
+ * of its own, and the overrides' errors after the file's. */
+Test(config, line_errors_then_override_errors)
+{
+    char text[600];
+    char long_value[300];
+    memset(long_value, 'x', sizeof(long_value) - 1);
+    long_value[sizeof(long_value) - 1] = '\0';
+    snprintf(text, sizeof(text),
+             "early = 1\n"     /* 1 */
+             LISTENER_OK       /* 2 */
+             "port = 1\n"      /* 3 */
+             "port = 2\n"      /* 4 */
+             "ws_path = %s\n", /* 5 */
+             long_value);
+    const char *ov[] = {"limits.nokey=1", "listener.default.bind=nowhere"};
+    struct error_list l;
+    size_t n = load_all_errors(text, ov, 2, &l);
+    cr_assert_eq(n, 5);
+    expect_nth(&l, 0, ":1: key 'early' outside any [section]");
+    expect_nth(&l, 1, ":4: [listener.default] port: duplicate key (first set on line 3)");
+    expect_nth(&l, 2, ":5: line longer than 197 characters");
+    cr_assert_str_eq(l.text[3], "--set limits.nokey=1: [limits] unknown key 'nokey'");
+    cr_assert_str_eq(l.text[4],
+                     "--set listener.default.bind=nowhere: [listener.default] bind: expected an "
+                     "IPv4 or IPv6 address literal, got 'nowhere'");
+}
+
+/* The checks of the whole report every rule broken, and run only when the
+ * lines were all taken (a refused line leaves a part missing). */
+Test(config, whole_config_checks_report_each_rule_broken)
+{
+    struct error_list l;
+    size_t n = load_all_errors("[listener.a]\nport = 1884\n"
+                               "[listener.b]\nport = 1884\n"
+                               "[listener.c]\ntransport = tls\n" /* 6 */
+                               "[admin]\ntls_cert = /x.pem\n",
+                               NULL, 0, &l);
+    cr_assert_eq(n, 3);
+    expect_nth(&l, 0, ": [admin] tls_cert and tls_key go together: set both for HTTPS");
+    expect_nth(&l, 1, ": [listener.a] and [listener.b] both bind 127.0.0.1 port 1884");
+    expect_nth(&l, 2, ":6: [listener.c] transport = tls needs tls_cert and tls_key");
+
+    n = load_all_errors("[listener.c]\ntransport = tls\nport = x\n", NULL, 0, &l);
+    cr_assert_eq(n, 1, "the TLS check ran after a refused line: %s", l.text[1]);
+    expect_nth(&l, 0, ":3: [listener.c] port: expected a port 0..65535, got 'x'");
+}
+
+/* At most CONFIG_MAX_ERRORS are handed over; the rest are counted. */
+Test(config, errors_past_the_cap_are_counted)
+{
+    static char text[64 * (CONFIG_MAX_ERRORS + 8)];
+    size_t off = (size_t)snprintf(text, sizeof(text), "[limits]\n");
+    for (int i = 0; i < CONFIG_MAX_ERRORS + 8; i++)
+        off += (size_t)snprintf(text + off, sizeof(text) - off, "nokey%d = 1\n", i);
+    struct error_list l;
+    size_t n = load_all_errors(text, NULL, 0, &l);
+    cr_assert_eq(n, CONFIG_MAX_ERRORS + 8);
+    cr_assert_eq(l.n, CONFIG_MAX_ERRORS);
+    expect_nth(&l, CONFIG_MAX_ERRORS - 1, ":33: [limits] unknown key 'nokey31'");
+}
+
+/* config_load keeps the first error only, as before. */
+Test(config, config_load_keeps_the_first_error)
+{
+    expect_file_error(LISTENER_OK "[limits]\nmax_inflight = a\nmax_connections = b\n",
+                      ":3: [limits] max_inflight: expected an integer 1..65535, got 'a'");
+}
