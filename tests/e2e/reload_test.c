@@ -801,3 +801,62 @@ Test(reload, quota_limit_changes_live)
     client_destroy(one);
     stop();
 }
+
+/* A file with three errors in three sections: 422 with the three, each
+ * with its file and line, in the file's order; nothing of the file's
+ * valid changes is put in force (the limit, the listener added). */
+Test(reload, api_every_error_of_the_file_and_nothing_changed)
+{
+    start_admin("");
+    tail = "[listener.extra]\nport = 0\nnokey = 1\n";
+    write_conf("max_client_id_len = 24\nmax_connections = lots\nmaximum_qos = 3\n");
+    json_t *ans;
+    cr_assert_eq(post_reload(&ans), 422);
+    json_t *errors = json_object_get(ans, "errors");
+    cr_assert_eq(json_array_size(errors), 3, "%s", json_dumps(ans, 0));
+    const struct {
+        int line;
+        const char *what;
+    } want[] = {
+        {line_of("max_connections = "), "[limits] max_connections: expected an integer"},
+        {line_of("maximum_qos = "), "[mqtt] maximum_qos: expected an integer 0..2, got '3'"},
+        {line_of("nokey = "), "[listener.extra] unknown key 'nokey'"},
+    };
+    for (size_t i = 0; i < 3; i++) {
+        json_t *e = json_array_get(errors, i);
+        cr_assert(str_is(json_object_get(e, "file"), conf_path), "%s", json_dumps(ans, 0));
+        cr_assert_neq(want[i].line, 0);
+        cr_assert_eq(json_integer_value(json_object_get(e, "line")), want[i].line, "%s",
+                     json_dumps(e, 0));
+        cr_assert(strstr(json_string_value(json_object_get(e, "message")), want[i].what), "%s",
+                  json_dumps(e, 0));
+    }
+    cr_assert(json_is_false(json_object_get(ans, "truncated")));
+    cr_assert_eq(json_array_size(json_object_get(ans, "changed")), 0);
+    json_decref(ans);
+    broker_wait_log(&b, "reload: 3 error(s) in", 1);
+    usleep(300 * 1000); /* a tick: a shard that took a change would show it */
+    cr_assert_eq(connect_rc(long_id), 0, "the limit in force stays");
+    cr_assert_eq(broker_log_count(&b, "listening on"), 1, "no listener was added");
+    stop();
+}
+
+/* More errors than an answer lists: the first CONFIG_MAX_ERRORS (32), and
+ * truncated says that there were more. */
+Test(reload, api_errors_past_the_cap_are_truncated)
+{
+    start_admin("");
+    static char text[64 * 40];
+    size_t off = (size_t)snprintf(text, sizeof(text), "[listener.extra]\nport = 0\n");
+    for (int i = 0; i < 40; i++)
+        off += (size_t)snprintf(text + off, sizeof(text) - off, "nokey%d = 1\n", i);
+    tail = text;
+    write_conf("");
+    json_t *ans;
+    cr_assert_eq(post_reload(&ans), 422);
+    cr_assert_eq(json_array_size(json_object_get(ans, "errors")), 32, "%s", json_dumps(ans, 0));
+    cr_assert(json_is_true(json_object_get(ans, "truncated")));
+    json_decref(ans);
+    broker_wait_log(&b, "reload: 8 more errors (the first 32 are listed)", 1);
+    stop();
+}
