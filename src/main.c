@@ -259,6 +259,8 @@ static int reload_config(struct reload *r, struct config_report *rep)
     int rc = reload_load(r, &g->cfg, rep);
     if (rc < 0) {
         /* refused: the errors are in the report */
+    } else if (broker_reload_admin_tls(r->b, err, sizeof(err)) < 0) {
+        rc = refuse(rep, NULL, err);
     } else if (!(live = config_reconcile(r->cur, &g->cfg, on_change, plugin_live, &ps))) {
         log_info("reload: no change to put in force");
     } else if (plugins_prepare(r->plugins, &g->cfg, err, sizeof(err)) < 0) {
@@ -276,9 +278,12 @@ static int reload_config(struct reload *r, struct config_report *rep)
         r->gens = g;
         r->cur = &g->cfg;
         log_info("reload: %zu change(s) in force", live);
-        return 0;
     }
-    free(g);
+    /* The admin certificates read again are served only by a reload that
+     * went through (one without changes included). */
+    broker_reload_admin_tls_commit(r->b, rc == 0);
+    if (rc < 0 || !live)
+        free(g);
     return rc;
 }
 

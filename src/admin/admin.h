@@ -346,6 +346,22 @@ struct admin_server *admin_server_start(const struct config *cfg, const struct a
  */
 int admin_check(const struct config *cfg, char *err, size_t errlen);
 
+/*
+ * Reload, first step: read and check the TLS files of cfg ([admin]
+ * tls_cert, tls_key, tls_client_ca) again, into certificates not yet
+ * served. Nothing to do without HTTPS (s NULL, or no tls_cert at start:
+ * turning it on needs a restart). 0, or -errno with the reason in err
+ * ("admin: tls_cert FILE: ..."): the ones served stay. One reload at a
+ * time (the caller's lock).
+ */
+int admin_server_tls_reload(struct admin_server *s, const struct config *cfg, char *err,
+                            size_t errlen);
+
+/* Reload, second step: serve what admin_server_tls_reload read to every
+ * new connection (serve), or drop it (the reload was refused). Open
+ * connections keep theirs. Nothing pending: no-op. */
+void admin_server_tls_commit(struct admin_server *s, bool serve);
+
 /* Stop: joins the HTTP thread, so no op runs once this returns. NULL: no-op. */
 void admin_server_stop(struct admin_server *s);
 

@@ -4,7 +4,8 @@
  * HTTPS (and client certificates) when [admin] tls_* say so (admin/tls.h).
  *
  * Owns the MHD daemon, the loaded tokens and the PEM text (read-only once
- * started). Every request is answered on that one thread: the client
+ * started); a reload reads the TLS files again and serves them to new
+ * connections (admin/tls.h's generations). Every request is answered on that one thread: the client
  * certificate, the request target, authentication, routing, then the
  * broker's op. It never touches broker state itself, and never runs on a
  * shard. HTTP parsing is libmicrohttpd's; this file only checks the raw
@@ -44,6 +45,9 @@ struct admin_server {
     bool open; /* no token file: every caller is an admin */
     struct admin_tokens tokens;
     struct admin_tls tls; /* PEM text MHD points at: freed after the daemon stops */
+    /* A reload's certificates, read and checked, not yet served
+     * (admin_server_tls_reload, admin_server_tls_commit). */
+    struct admin_tls_creds *tls_pending;
 };
 
 static void admin_log(void *cls, const char *fmt, va_list ap)
@@ -651,13 +655,15 @@ static int parse_addr(const char *bind_addr, uint16_t port, struct sockaddr_stor
  * MQTT listeners' default (tls_min_version). */
 #define ADMIN_TLS_PRIORITIES "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"
 
-/* The TLS options (none without TLS) into o[4]; the flags they need. */
+/* The TLS options (none without TLS) into o[4]; the flags they need. The
+ * certificate and key come from admin/tls.c's callback in each handshake,
+ * so that a reload can serve new ones (admin_server_tls_reload). */
 static unsigned int tls_options(const struct admin_tls *t, struct MHD_OptionItem *o)
 {
     size_t n = 0;
     if (t->cert) {
-        o[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_CERT, 0, t->cert};
-        o[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_KEY, 0, t->key};
+        o[n++] =
+            (struct MHD_OptionItem){MHD_OPTION_HTTPS_CERT_CALLBACK, 0, admin_tls_cert_callback()};
         o[n++] =
             (struct MHD_OptionItem){MHD_OPTION_HTTPS_PRIORITIES, 0, (void *)ADMIN_TLS_PRIORITIES};
     }
@@ -717,6 +723,49 @@ static int admin_listen(struct admin_server *s, const struct config *cfg, uint16
     return 0;
 }
 
+/* With TLS: the certificates of s->tls served from the first handshake. */
+static int tls_serve(struct admin_server *s, const struct config *cfg, char *err, size_t errlen)
+{
+    struct admin_tls_creds *c;
+    if (!s->tls.cert)
+        return 0;
+    int rc = admin_tls_creds_create(&s->tls, cfg, &c, err, errlen);
+    if (rc == 0)
+        admin_tls_creds_publish(c);
+    return rc;
+}
+
+int admin_server_tls_reload(struct admin_server *s, const struct config *cfg, char *err,
+                            size_t errlen)
+{
+    if (!s || !s->tls.cert)
+        return 0;
+    struct admin_tls fresh;
+    struct admin_tls_creds *c = NULL;
+    int rc = admin_tls_load(&fresh, cfg, err, errlen);
+    if (rc == 0 && !fresh.cert) {
+        snprintf(err, errlen, "admin: tls_cert is no longer set: HTTPS stays until a restart");
+        rc = -EINVAL;
+    }
+    if (rc == 0)
+        rc = admin_tls_creds_create(&fresh, cfg, &c, err, errlen);
+    admin_tls_fini(&fresh); /* the generation holds what it needs */
+    admin_tls_creds_destroy(s->tls_pending);
+    s->tls_pending = c;
+    return rc;
+}
+
+void admin_server_tls_commit(struct admin_server *s, bool serve)
+{
+    if (!s || !s->tls_pending)
+        return;
+    if (serve)
+        admin_tls_creds_publish(s->tls_pending);
+    else
+        admin_tls_creds_destroy(s->tls_pending);
+    s->tls_pending = NULL;
+}
+
 int admin_check(const struct config *cfg, char *err, size_t errlen)
 {
     struct admin_tokens tokens = {0};
@@ -744,11 +793,12 @@ struct admin_server *admin_server_start(const struct config *cfg, const struct a
     s->open = !cfg->admin_token_file[0];
     if (!s->open && admin_tokens_load(&s->tokens, cfg->admin_token_file, err, errlen) < 0)
         goto fail;
-    if (admin_tls_load(&s->tls, cfg, err, errlen) < 0 ||
+    if (admin_tls_load(&s->tls, cfg, err, errlen) < 0 || tls_serve(s, cfg, err, errlen) < 0 ||
         admin_listen(s, cfg, bound_port, err, errlen) < 0)
         goto fail;
     return s;
 fail: /* each fini is a no-op on the zeroed (calloc) or failed part */
+    admin_tls_creds_free_all();
     admin_tls_fini(&s->tls);
     admin_tokens_fini(&s->tokens);
     free(s);
@@ -760,7 +810,9 @@ void admin_server_stop(struct admin_server *s)
     if (!s)
         return;
     MHD_stop_daemon(s->daemon); /* joins the thread: no op after this */
-    admin_tls_fini(&s->tls);    /* MHD pointed at it until now */
+    admin_tls_creds_free_all(); /* no handshake after this */
+    admin_tls_creds_destroy(s->tls_pending);
+    admin_tls_fini(&s->tls); /* MHD pointed at it until now */
     admin_tokens_fini(&s->tokens);
     free(s);
 }

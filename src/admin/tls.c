@@ -3,19 +3,23 @@
  * (tls.h), and checks a caller's certificate on its session. GnuTLS here,
  * not wolfSSL as on the MQTT listeners: libmicrohttpd runs the handshake
  * with it, so its verdict on a file is the one that counts. Owns the PEM
- * copies until admin_tls_fini. Main thread (load), admin thread (peer
+ * copies until admin_tls_fini, and the generations of served credentials
+ * (struct admin_tls_creds) until admin_tls_creds_free_all. Main thread or
+ * the reloading one (load, publish), admin thread (handshakes, peer
  * check); logs nothing.
  */
 #include "admin/tls.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <gnutls/abstract.h>
 #include <gnutls/gnutls.h>
 #include <gnutls/x509.h>
 
@@ -157,15 +161,170 @@ void admin_tls_fini(struct admin_tls *t)
     memset(t, 0, sizeof(*t));
 }
 
+/* ---- served credentials, one generation per load ----------------------- */
+
+/* The longest certificate chain tls_cert may hold, and a caller may show. */
+#define ADMIN_TLS_CHAIN_MAX 16
+
+struct admin_tls_creds {
+    struct admin_tls_creds *older; /* published before: kept until free_all */
+    gnutls_pcert_st pcerts[ADMIN_TLS_CHAIN_MAX];
+    unsigned int npcerts;
+    gnutls_privkey_t key;
+    gnutls_x509_trust_list_t trust; /* NULL: no tls_client_ca */
+};
+
+/*
+ * The generation new handshakes get, and every one published (a handshake
+ * on the admin thread may hold an older one while a reload publishes).
+ * File-scope because GnuTLS's certificate callback has no argument: one
+ * admin API per process. Written by one thread at a time (start, the
+ * reload lock, stop after the daemon is gone).
+ */
+static _Atomic(struct admin_tls_creds *) serving;
+static struct admin_tls_creds *published;
+
+void admin_tls_creds_destroy(struct admin_tls_creds *c)
+{
+    if (!c)
+        return;
+    for (unsigned int i = 0; i < c->npcerts; i++)
+        gnutls_pcert_deinit(&c->pcerts[i]);
+    if (c->key)
+        gnutls_privkey_deinit(c->key);
+    if (c->trust)
+        gnutls_x509_trust_list_deinit(c->trust, 1);
+    free(c);
+}
+
+/* The chain and key of t (checked by admin_tls_load) into c. */
+static int creds_chain(struct admin_tls_creds *c, const struct admin_tls *t,
+                       const struct config *cfg, char *err, size_t errlen)
+{
+    gnutls_datum_t cert = datum(t->cert), key = datum(t->key);
+    c->npcerts = ADMIN_TLS_CHAIN_MAX;
+    int g = gnutls_pcert_list_import_x509_raw(c->pcerts, &c->npcerts, &cert, GNUTLS_X509_FMT_PEM,
+                                              GNUTLS_X509_CRT_LIST_FAIL_IF_UNSORTED);
+    if (g < 0) {
+        c->npcerts = 0;
+        snprintf(err, errlen, "admin: tls_cert %s: %s (at most %d certificates, in order)",
+                 cfg->admin_tls_cert, gnutls_strerror(g), ADMIN_TLS_CHAIN_MAX);
+        return -EINVAL;
+    }
+    if ((g = gnutls_privkey_init(&c->key)) == 0)
+        g = gnutls_privkey_import_x509_raw(c->key, &key, GNUTLS_X509_FMT_PEM, NULL, 0);
+    if (g < 0) {
+        snprintf(err, errlen, "admin: tls_key %s: %s", cfg->admin_tls_key, gnutls_strerror(g));
+        return -EINVAL;
+    }
+    return 0;
+}
+
+int admin_tls_creds_create(const struct admin_tls *t, const struct config *cfg,
+                           struct admin_tls_creds **out, char *err, size_t errlen)
+{
+    *out = NULL;
+    struct admin_tls_creds *c = calloc(1, sizeof(*c));
+    if (!c) {
+        snprintf(err, errlen, "admin: TLS: out of memory");
+        return -ENOMEM;
+    }
+    int rc = creds_chain(c, t, cfg, err, errlen);
+    if (rc == 0 && t->client_ca) {
+        gnutls_datum_t ca = datum(t->client_ca);
+        int g = gnutls_x509_trust_list_init(&c->trust, 0);
+        if (g == 0)
+            g = gnutls_x509_trust_list_add_trust_mem(c->trust, &ca, NULL, GNUTLS_X509_FMT_PEM, 0,
+                                                     0);
+        if (g <= 0) {
+            snprintf(err, errlen, "admin: tls_client_ca %s: no PEM certificate%s%s",
+                     cfg->admin_tls_client_ca, g < 0 ? ": " : "", g < 0 ? gnutls_strerror(g) : "");
+            rc = -EINVAL;
+        }
+    }
+    if (rc < 0) {
+        admin_tls_creds_destroy(c);
+        return rc;
+    }
+    *out = c;
+    return 0;
+}
+
+void admin_tls_creds_publish(struct admin_tls_creds *c)
+{
+    c->older = published;
+    published = c;
+    atomic_store_explicit(&serving, c, memory_order_release);
+}
+
+void admin_tls_creds_free_all(void)
+{
+    atomic_store_explicit(&serving, NULL, memory_order_release);
+    while (published) {
+        struct admin_tls_creds *older = published->older;
+        admin_tls_creds_destroy(published);
+        published = older;
+    }
+}
+
+/* GnuTLS asks for the server's certificate in each handshake: the
+ * generation published last. GnuTLS neither frees nor changes them. */
+static int retrieve(gnutls_session_t session, const gnutls_datum_t *req_ca_dn, int nreqs,
+                    const gnutls_pk_algorithm_t *pk_algos, int pk_algos_length,
+                    gnutls_pcert_st **pcert, unsigned int *pcert_length, gnutls_privkey_t *pkey)
+{
+    (void)session, (void)req_ca_dn, (void)nreqs, (void)pk_algos, (void)pk_algos_length;
+    struct admin_tls_creds *c = atomic_load_explicit(&serving, memory_order_acquire);
+    if (!c)
+        return -1;
+    *pcert = c->pcerts;
+    *pcert_length = c->npcerts;
+    *pkey = c->key;
+    return 0;
+}
+
+void *admin_tls_cert_callback(void)
+{
+    /* MHD takes the function through a void * option value. */
+    gnutls_certificate_retrieve_function2 *fn = retrieve;
+    void *p;
+    memcpy(&p, &fn, sizeof(p));
+    return p;
+}
+
+/* The status of the peer's chain (DER, n certificates) against trust. */
+static int chain_verify(gnutls_x509_trust_list_t trust, const gnutls_datum_t *der, unsigned int n,
+                        unsigned int *status)
+{
+    gnutls_x509_crt_t crts[ADMIN_TLS_CHAIN_MAX];
+    unsigned int ok = 0;
+    int g = 0;
+    if (n > ADMIN_TLS_CHAIN_MAX)
+        n = ADMIN_TLS_CHAIN_MAX; /* the rest could only be more intermediates */
+    for (unsigned int i = 0; i < n && g == 0; i++) {
+        if ((g = gnutls_x509_crt_init(&crts[i])) < 0)
+            break;
+        ok++;
+        g = gnutls_x509_crt_import(crts[i], &der[i], GNUTLS_X509_FMT_DER);
+    }
+    if (g == 0)
+        g = gnutls_x509_trust_list_verify_crt2(trust, crts, ok, NULL, 0, 0, status, NULL);
+    for (unsigned int i = 0; i < ok; i++)
+        gnutls_x509_crt_deinit(crts[i]);
+    return g;
+}
+
 bool admin_tls_peer_check(void *session, char *why, size_t whylen)
 {
     gnutls_session_t s = session;
-    unsigned int status = 0;
-    int g = gnutls_certificate_verify_peers2(s, &status);
-    if (g == GNUTLS_E_NO_CERTIFICATE_FOUND) {
+    struct admin_tls_creds *c = atomic_load_explicit(&serving, memory_order_acquire);
+    unsigned int status = 0, n = 0;
+    const gnutls_datum_t *der = gnutls_certificate_get_peers(s, &n);
+    if (!der || n == 0) {
         snprintf(why, whylen, "a client certificate is required");
         return false;
     }
+    int g = c && c->trust ? chain_verify(c->trust, der, n, &status) : GNUTLS_E_INTERNAL_ERROR;
     if (g < 0) {
         snprintf(why, whylen, "the client certificate could not be checked: %s",
                  gnutls_strerror(g));
@@ -174,8 +333,7 @@ bool admin_tls_peer_check(void *session, char *why, size_t whylen)
     if (status == 0)
         return true;
     gnutls_datum_t out = {NULL, 0};
-    if (gnutls_certificate_verification_status_print(status, gnutls_certificate_type_get(s), &out,
-                                                     0) == 0 &&
+    if (gnutls_certificate_verification_status_print(status, GNUTLS_CRT_X509, &out, 0) == 0 &&
         out.data)
         snprintf(why, whylen, "the client certificate is not trusted: %s", (char *)out.data);
     else

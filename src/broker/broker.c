@@ -294,6 +294,16 @@ int broker_reload(struct broker *b, struct config_report *out)
     return fn ? fn(b->reload_arg, out) : -EAGAIN;
 }
 
+int broker_reload_admin_tls(struct broker *b, char *err, size_t errlen)
+{
+    return admin_server_tls_reload(b->admin, b->cfg, err, errlen);
+}
+
+void broker_reload_admin_tls_commit(struct broker *b, bool serve)
+{
+    admin_server_tls_commit(b->admin, serve);
+}
+
 int broker_reload_transports(struct broker *b)
 {
     return listeners_reload_files(b);

@@ -38,6 +38,17 @@ void broker_log_status(struct broker *b);
  * /api/v1/reload). 0, or -errno when some listener failed. */
 int broker_reload_transports(struct broker *b);
 
+/* Live reload, before anything changes: the admin API's TLS files
+ * ([admin] tls_cert, tls_key, tls_client_ca, as the broker started with
+ * them) read and checked again (admin_server_tls_reload). 0, or -errno
+ * with err naming the file: the reload must then change nothing, and the
+ * API keeps serving what it served. No admin API, or no HTTPS: 0. */
+int broker_reload_admin_tls(struct broker *b, char *err, size_t errlen);
+
+/* Serve what broker_reload_admin_tls read to new admin connections
+ * (serve: the reload went through) or drop it (it was refused). */
+void broker_reload_admin_tls_commit(struct broker *b, bool serve);
+
 /* Put `next` in force (live reload; one at a time, on main's reload
  * path): its listeners first (broker/listeners.h: added ones open,
  * removed ones stop accepting, their connections stay; on failure

@@ -20,6 +20,7 @@
 #include <criterion/criterion.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,7 +35,7 @@
 static struct broker b;
 static char dir[64];
 static char ca[128], cert[128], key[128], ccert[128], ckey[128], other_ca[128];
-static char scert[128], skey[128], tokens[128];
+static char scert[128], skey[128], tokens[128], rcert[128], rkey[128];
 
 /* A CA and another; a server certificate of the CA for 127.0.0.1; a
  * client certificate of each CA. P-256 keys. */
@@ -48,7 +49,8 @@ static const char make_certs[] =
     " -days 2 $3; }\n"
     "sign server ca '-extfile san.ext'\n"
     "sign client ca ''\n"
-    "sign stranger oca ''\n";
+    "sign stranger oca ''\n"
+    "sign renewed ca '-extfile san.ext'\n";
 
 static void add_token(const char *token, const char *role)
 {
@@ -79,6 +81,8 @@ static void suite_init(void)
     P(scert, "stranger.crt");
     P(skey, "stranger.key");
     P(tokens, "admin.tokens");
+    P(rcert, "renewed.crt");
+    P(rkey, "renewed.key");
 #undef P
     add_token("admin-token", "admin");
     cr_assert_eq(wolfSSL_Init(), WOLFSSL_SUCCESS);
@@ -122,11 +126,14 @@ static int admin_connect(int port)
     return fd;
 }
 
-/* GET `path` over TLS trusting `trust`, presenting (c_cert, c_key) when
- * not NULL, with `token` (NULL: none). The status (-1: the handshake
- * failed), the body into body[cap]. */
-static int https_get(int port, const char *trust, const char *c_cert, const char *c_key,
-                     const char *path, const char *token, char *body, size_t cap)
+/* `method` `path` over TLS trusting `trust`, presenting (c_cert, c_key)
+ * when not NULL, with `token` (NULL: none). The status (-1: the handshake
+ * failed), the body into body[cap], the server certificate's subject into
+ * subject[SUBJECT_MAX] unless NULL. */
+enum { SUBJECT_MAX = 256 };
+static int https_req(int port, const char *method, const char *trust, const char *c_cert,
+                     const char *c_key, const char *path, const char *token, char *body, size_t cap,
+                     char *subject)
 {
     WOLFSSL_CTX *ctx = wolfSSL_CTX_new(wolfSSLv23_client_method());
     cr_assert_not_null(ctx);
@@ -146,9 +153,16 @@ static int https_get(int port, const char *trust, const char *c_cert, const char
     body[0] = '\0';
     if (wolfSSL_connect(ssl) == WOLFSSL_SUCCESS) {
         char req[512], auth[160] = "";
+        if (subject) {
+            WOLFSSL_X509 *peer = wolfSSL_get_peer_certificate(ssl);
+            cr_assert_not_null(peer);
+            wolfSSL_X509_NAME_oneline(wolfSSL_X509_get_subject_name(peer), subject, SUBJECT_MAX);
+            wolfSSL_X509_free(peer);
+        }
         if (token)
             snprintf(auth, sizeof(auth), "Authorization: Bearer %s\r\n", token);
-        int n = snprintf(req, sizeof(req), "GET %s HTTP/1.0\r\n%s\r\n", path, auth);
+        int n = snprintf(req, sizeof(req), "%s %s HTTP/1.0\r\nContent-Length: 0\r\n%s\r\n", method,
+                         path, auth);
         cr_assert_eq(wolfSSL_write(ssl, req, n), n);
         static char buf[65536];
         size_t len = 0;
@@ -166,6 +180,12 @@ static int https_get(int port, const char *trust, const char *c_cert, const char
     wolfSSL_CTX_free(ctx);
     close(fd);
     return status;
+}
+
+static int https_get(int port, const char *trust, const char *c_cert, const char *c_key,
+                     const char *path, const char *token, char *body, size_t cap)
+{
+    return https_req(port, "GET", trust, c_cert, c_key, path, token, body, cap, NULL);
 }
 
 Test(admin_tls, https_answers_and_tokens_still_apply)
@@ -309,4 +329,124 @@ Test(admin_tls, bad_files_refuse_to_start_and_fail_check_config)
     refused(empty, key, NULL, want);
     cr_assert_eq(run_with(cert, key, ca, true, out, sizeof(out)), 0, "%s", out);
     cr_assert(strstr(out, "configuration OK"), "%s", out);
+}
+
+/* ---- a reload reads the files again ------------------------------------- */
+
+static void copy_file(const char *from, const char *to)
+{
+    char cmd[400];
+    snprintf(cmd, sizeof(cmd), "cp '%s' '%s'", from, to);
+    cr_assert_eq(system(cmd), 0, "%s", cmd);
+}
+
+/* The broker with the API on HTTPS from the files live.crt and live.key
+ * (copies of `c`, `k`) and client certificates of live-ca.crt (a copy of
+ * `a`) unless a is NULL; the admin port. */
+static int start_live(const char *c, const char *k, const char *a)
+{
+    static char s_cert[200], s_key[200], s_ca[200], s_tok[200];
+    static char live_cert[160], live_key[160], live_ca[160];
+    snprintf(live_cert, sizeof(live_cert), "%s/live.crt", dir);
+    snprintf(live_key, sizeof(live_key), "%s/live.key", dir);
+    snprintf(live_ca, sizeof(live_ca), "%s/live-ca.crt", dir);
+    copy_file(c, live_cert);
+    copy_file(k, live_key);
+    if (a)
+        copy_file(a, live_ca);
+    snprintf(s_cert, sizeof(s_cert), "admin.tls_cert=%s", live_cert);
+    snprintf(s_key, sizeof(s_key), "admin.tls_key=%s", live_key);
+    snprintf(s_ca, sizeof(s_ca), "admin.tls_client_ca=%s", a ? live_ca : "");
+    snprintf(s_tok, sizeof(s_tok), "admin.token_file=%s", tokens);
+    broker_start(&b, "admin.enabled=true", "admin.port=0", s_tok, s_cert, s_key, s_ca, NULL);
+    return broker_admin_port(&b, true);
+}
+
+static void live_set(const char *name, const char *from)
+{
+    char to[160];
+    snprintf(to, sizeof(to), "%s/%s", dir, name);
+    copy_file(from, to);
+}
+
+/* The subject of the certificate a new connection is served (a request
+ * with the token answered 200 on it). */
+static const char *served_subject(int port)
+{
+    static char subject[SUBJECT_MAX];
+    char body[4096];
+    subject[0] = '\0';
+    cr_assert_eq(https_req(port, "GET", ca, NULL, NULL, "/api/v1/tenants", "admin-token", body,
+                           sizeof(body), subject),
+                 200, "%s", body);
+    return subject;
+}
+
+/* POST /api/v1/reload over HTTPS: the status, the answer into body. */
+static int post_reload(int port, const char *c_cert, const char *c_key, char *body, size_t cap)
+{
+    return https_req(port, "POST", ca, c_cert, c_key, "/api/v1/reload", "admin-token", body, cap,
+                     NULL);
+}
+
+/* A reload (POST /api/v1/reload, SIGHUP) reads tls_cert and tls_key
+ * again: new connections get the new certificate. A file that does not
+ * load refuses the reload (422 naming it) and the one served stays. */
+Test(admin_tls, reload_serves_the_new_certificate_to_new_connections)
+{
+    int port = start_live(cert, key, NULL);
+    char body[8192];
+    cr_assert(strstr(served_subject(port), "/CN=server"), "%s", served_subject(port));
+    live_set("live.crt", rcert);
+    live_set("live.key", rkey);
+    cr_assert_eq(post_reload(port, NULL, NULL, body, sizeof(body)), 200, "%s", body);
+    cr_assert(strstr(served_subject(port), "/CN=renewed"), "%s", served_subject(port));
+
+    /* A certificate without its key: refused, nothing changed. */
+    live_set("live.crt", cert);
+    cr_assert_eq(post_reload(port, NULL, NULL, body, sizeof(body)), 422, "%s", body);
+    cr_assert(strstr(body, "is not the key of tls_cert"), "%s", body);
+    cr_assert(strstr(body, "\"changed\":[]"), "%s", body);
+    cr_assert(strstr(served_subject(port), "/CN=renewed"), "%s", served_subject(port));
+    /* Not a certificate at all. */
+    char live[160];
+    snprintf(live, sizeof(live), "%s/live.crt", dir);
+    FILE *f = fopen(live, "w");
+    cr_assert_not_null(f);
+    fputs("not a certificate\n", f);
+    fclose(f);
+    cr_assert_eq(post_reload(port, NULL, NULL, body, sizeof(body)), 422, "%s", body);
+    cr_assert(strstr(body, "no PEM certificate"), "%s", body);
+    cr_assert(strstr(served_subject(port), "/CN=renewed"), "%s", served_subject(port));
+
+    /* SIGHUP's reload reads them too. */
+    live_set("live.crt", cert);
+    live_set("live.key", key);
+    int before = broker_log_count(&b, "reload: no change to put in force");
+    cr_assert_eq(kill(b.pid, SIGHUP), 0);
+    broker_wait_log(&b, "reload: no change to put in force", before + 1);
+    cr_assert(strstr(served_subject(port), "/CN=server"), "%s", served_subject(port));
+    broker_stop(&b);
+}
+
+/* tls_client_ca is read again too: after the CA file names the other CA,
+ * a certificate of the other CA is taken and one of the first refused. */
+Test(admin_tls, reload_reads_the_client_ca_again)
+{
+    int port = start_live(cert, key, ca);
+    char body[8192];
+    cr_assert_eq(post_reload(port, ccert, ckey, body, sizeof(body)), 200, "%s", body);
+    cr_assert_eq(
+        https_get(port, ca, scert, skey, "/api/v1/tenants", "admin-token", body, sizeof(body)), 403,
+        "%s", body);
+    live_set("live-ca.crt", other_ca);
+    cr_assert_eq(post_reload(port, ccert, ckey, body, sizeof(body)), 200, "%s", body);
+    cr_assert_eq(
+        https_get(port, ca, scert, skey, "/api/v1/tenants", "admin-token", body, sizeof(body)), 200,
+        "%s", body);
+    cr_assert_eq(
+        https_get(port, ca, ccert, ckey, "/api/v1/tenants", "admin-token", body, sizeof(body)), 403,
+        "%s", body);
+    cr_assert(strstr(body, "the client certificate is not trusted"), "%s", body);
+    broker_stop(&b);
 }
