@@ -232,7 +232,7 @@ static int reload_load(struct reload *r, struct config *cfg, struct config_repor
                     nerrors - CONFIG_MAX_ERRORS, CONFIG_MAX_ERRORS);
             rep->truncated = true;
         }
-        log_err("reload: %zu error(s) in %s; nothing changed", nerrors, r->path);
+        log_err("reload: %zu error(s); nothing changed", nerrors);
         return rc;
     }
     char err[512];
