@@ -12,9 +12,10 @@
  * a line naming the file, and --check-config says the same.
  *
  * Certificates are made by the openssl CLI in the suite's own directory,
- * as tls_test.c makes the MQTT listeners' (nothing with a private key is
- * committed). ringmqd only.
+ * as tls_test.c makes the MQTT listeners' (certs.h: nothing with a
+ * private key is committed). ringmqd only.
  */
+#include "certs.h"
 #include "harness.h"
 
 #include <criterion/criterion.h>
@@ -39,18 +40,12 @@ static char scert[128], skey[128], tokens[128], rcert[128], rkey[128];
 
 /* A CA and another; a server certificate of the CA for 127.0.0.1; a
  * client certificate of each CA. P-256 keys. */
-static const char make_certs[] =
-    "set -e; cd %s; k='-newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes'\n"
-    "openssl req -x509 $k -keyout ca.key -out ca.crt -days 2 -subj /CN=ringmq-admin-ca\n"
-    "openssl req -x509 $k -keyout oca.key -out oca.crt -days 2 -subj /CN=other-ca\n"
-    "printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\\n' > san.ext\n"
-    "sign() { openssl req $k -keyout $1.key -out $1.csr -subj /CN=$1;"
-    " openssl x509 -req -in $1.csr -CA $2.crt -CAkey $2.key -CAcreateserial -out $1.crt"
-    " -days 2 $3; }\n"
-    "sign server ca '-extfile san.ext'\n"
-    "sign client ca ''\n"
-    "sign stranger oca ''\n"
-    "sign renewed ca '-extfile san.ext'\n";
+static const char make_certs[] = "ca_new ca ringmq-admin-ca\n"
+                                 "ca_new oca other-ca\n"
+                                 "sign server ca 2 '-extfile san.ext'\n"
+                                 "sign client ca 2 ''\n"
+                                 "sign stranger oca 2 ''\n"
+                                 "sign renewed ca 2 '-extfile san.ext'\n";
 
 static void add_token(const char *token, const char *role)
 {
@@ -65,12 +60,7 @@ static void suite_init(void)
     const char *which = getenv("RINGMQ_E2E_BROKER");
     if (which && !strcmp(which, "mosquitto"))
         cr_skip_test("the admin API is ringmq's");
-    snprintf(dir, sizeof(dir), "/tmp/ringmq-admintls-XXXXXX");
-    cr_assert(mkdtemp(dir));
-    char cmd[2048], full[2200];
-    cr_assert_lt((size_t)snprintf(cmd, sizeof(cmd), make_certs, dir), sizeof(cmd));
-    snprintf(full, sizeof(full), "( %s ) >%s/openssl.log 2>&1", cmd, dir);
-    cr_assert(system(full) == 0, "openssl could not make the test certificates (see %s)", dir);
+    certs_make(dir, sizeof(dir), "admintls", make_certs);
 #define P(var, name) snprintf(var, sizeof(var), "%s/%s", dir, name)
     P(ca, "ca.crt");
     P(cert, "server.crt");
@@ -92,10 +82,7 @@ static void suite_fini(void)
 {
     e2e_fini();
     wolfSSL_Cleanup();
-    char cmd[128];
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-    if (dir[0] && system(cmd) != 0)
-        fprintf(stderr, "cannot remove %s\n", dir);
+    certs_remove(dir);
 }
 
 TestSuite(admin_tls, .init = suite_init, .fini = suite_fini, .timeout = 60);

@@ -569,6 +569,54 @@ long metrics_sample(const char *body, const char *prefix)
     return -1;
 }
 
+struct broker broker_on_port(const struct broker *b, int port)
+{
+    struct broker o = *b;
+    o.port = port;
+    return o;
+}
+
+bool port_accepts(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    cr_assert_geq(fd, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    bool ok = connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
+    close(fd);
+    return ok;
+}
+
+bool port_refuses_soon(int port)
+{
+    for (int waited = 0; waited < E2E_WAIT_MS; waited += 50) {
+        if (!port_accepts(port))
+            return true;
+        usleep(50 * 1000);
+    }
+    return false;
+}
+
+void e2e_conf_write(char *path, size_t cap, const char *tail)
+{
+    if (!path[0]) {
+        cr_assert_lt((size_t)snprintf(path, cap, "/tmp/ringmq_conf_XXXXXX"), cap);
+        int fd = mkstemp(path);
+        cr_assert_geq(fd, 0, "mkstemp: %s", strerror(errno));
+        close(fd);
+    }
+    FILE *in = fopen(getenv("RINGMQ_CONF"), "r");
+    FILE *out = fopen(path, "w");
+    cr_assert(in && out, "RINGMQ_CONF or %s cannot be opened", path);
+    char buf[8192];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof(buf), in)) > 0)
+        cr_assert_eq(fwrite(buf, 1, n, out), n);
+    fputs(tail, out);
+    fclose(in);
+    cr_assert_eq(fclose(out), 0);
+}
+
 void e2e_fini(void)
 {
     for (int i = 0; i < MAX_BROKERS; i++) {

@@ -61,6 +61,22 @@ void broker_wait_log(const struct broker *b, const char *needle, int count);
  * of its log, in file order), waiting (bounded) for it. ringmqd only. */
 int broker_listener_port(const struct broker *b, int nth);
 
+/* b as a client of its listener on `port` sees it (the same broker). */
+struct broker broker_on_port(const struct broker *b, int port);
+
+/* Whether 127.0.0.1:port takes a TCP connection now (something listens). */
+bool port_accepts(int port);
+
+/* Whether 127.0.0.1:port refuses connections within E2E_WAIT_MS: a listener
+ * removed by a reload closes on each shard's next tick. */
+bool port_refuses_soon(int port);
+
+/* Write $RINGMQ_CONF's text with `tail` appended (sections of its own, as
+ * "[listener.x]\nport = 0\n") to path[cap], a mkstemp file made on the
+ * first call (path[0] empty): a configuration a test rewrites before a
+ * reload. The caller unlinks it. */
+void e2e_conf_write(char *path, size_t cap, const char *tail);
+
 /* The metrics listener's port, from "metrics on http://127.0.0.1:PORT/metrics"
  * in the log (start the broker with metrics.enabled=true, metrics.port=0). */
 int broker_metrics_port(const struct broker *b);

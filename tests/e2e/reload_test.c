@@ -275,36 +275,10 @@ Test(reload, mqtt_values_take_effect)
 
 /* ---- listeners, live (issue 14) ---------------------------------------------------------- */
 
-/* b as a client of another listener sees it: the same broker, `port`. */
+/* b as a client of another listener: the same broker, `port`. */
 static struct broker on_port(int port)
 {
-    struct broker o = b;
-    o.port = port;
-    return o;
-}
-
-/* Whether 127.0.0.1:port takes a TCP connection (something listens). */
-static bool port_accepts(int port)
-{
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    cr_assert_geq(fd, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    bool ok = connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
-    close(fd);
-    return ok;
-}
-
-/* Each shard closes its socket of a removed listener on its tick: poll,
- * bounded. */
-static bool port_refuses_soon(int port)
-{
-    for (int i = 0; i < 40; i++) {
-        if (!port_accepts(port))
-            return true;
-        usleep(50 * 1000);
-    }
-    return false;
+    return broker_on_port(&b, port);
 }
 
 /* A loopback port nothing listens on now (bound, then closed). */

@@ -10,8 +10,9 @@
  * every AEAD suite of TLS 1.2 and 1.3, a CBC suite left to wolfSSL, and
  * from a wolfSSL client a close_notify, a changed record and a KeyUpdate.
  *
- * Certificates are made by the openssl CLI in each test's own directory
- * (nothing with a private key is committed). ringmqd only. */
+ * Certificates are made by the openssl CLI in the suite's own directory
+ * (certs.h: nothing with a private key is committed). ringmqd only. */
+#include "certs.h"
 #include "harness.h"
 #include "tls_openssl.h"
 
@@ -43,13 +44,8 @@ static char set_cert[200], set_key[200], set_ca[200];
  * and a revoked one with the CA's CRL (`openssl ca`, which can set the
  * start date and keeps the list of revoked ones). P-256 keys. */
 static const char make_certs[] =
-    "set -e; cd %s; k='-newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes'\n"
-    "openssl req -x509 $k -keyout ca.key -out ca.crt -days 2 -subj /CN=ringmq-test-ca\n"
-    "openssl req -x509 $k -keyout oca.key -out oca.crt -days 2 -subj /CN=other-ca\n"
-    "printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\\n' > san.ext\n"
-    "sign() { openssl req $k -keyout $1.key -out $1.csr -subj /CN=$1;"
-    " openssl x509 -req -in $1.csr -CA $2.crt -CAkey $2.key -CAcreateserial -out $1.crt"
-    " -days $3 $4; }\n"
+    "ca_new ca ringmq-test-ca\n"
+    "ca_new oca other-ca\n"
     "sign server ca 2 '-extfile san.ext'\n"
     "sign client ca 2 ''\n"
     "sign stranger oca 2 ''\n"
@@ -60,23 +56,17 @@ static const char make_certs[] =
     ": >index.txt; echo 1000 >ca-db.srl\n"
     "ca() { openssl req $k -keyout $1.key -out $1.csr -subj /CN=$1;"
     " openssl ca -batch -config ca.cnf -cert ca.crt -keyfile ca.key -in $1.csr -out $1.crt"
-    " -notext -startdate $(date -u -d \"$2\" +%%Y%%m%%d%%H%%M%%SZ)"
-    " -enddate $(date -u -d '+2 days' +%%Y%%m%%d%%H%%M%%SZ); }\n"
+    " -notext -startdate $(date -u -d \"$2\" +%Y%m%d%H%M%SZ)"
+    " -enddate $(date -u -d '+2 days' +%Y%m%d%H%M%SZ); }\n"
     "ca future '+1 day'\n"
     "ca revoked '-1 hour'\n"
     "openssl ca -batch -config ca.cnf -cert ca.crt -keyfile ca.key -revoke revoked.crt\n"
     "openssl ca -batch -config ca.cnf -cert ca.crt -keyfile ca.key -gencrl -crldays 2"
     " -out ca.crl\n";
 
-static void certs_make(void)
+static void certs_make_all(void)
 {
-    snprintf(dir, sizeof(dir), "/tmp/ringmq-tls-XXXXXX");
-    cr_assert(mkdtemp(dir));
-    char cmd[4096];
-    cr_assert_lt((size_t)snprintf(cmd, sizeof(cmd), make_certs, dir), sizeof(cmd));
-    char full[4200];
-    snprintf(full, sizeof(full), "( %s ) >%s/openssl.log 2>&1", cmd, dir);
-    cr_assert(system(full) == 0, "openssl could not make the test certificates (see %s)", dir);
+    certs_make(dir, sizeof(dir), "tls", make_certs);
 #define P(var, name) snprintf(var, sizeof(var), "%s/%s", dir, name)
     P(ca, "ca.crt");
     P(cert, "server.crt");
@@ -103,16 +93,13 @@ static void suite_init(void)
     const char *which = getenv("RINGMQ_E2E_BROKER");
     if (which && !strcmp(which, "mosquitto"))
         cr_skip_test("ringmqd only");
-    certs_make();
+    certs_make_all();
 }
 
 static void suite_fini(void)
 {
     e2e_fini();
-    char cmd[128];
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-    if (dir[0] && system(cmd) != 0)
-        fprintf(stderr, "cannot remove %s\n", dir);
+    certs_remove(dir);
 }
 
 TestSuite(tls, .init = suite_init, .fini = suite_fini, .timeout = 60);
@@ -1005,4 +992,69 @@ Test(tls, unreadable_or_bad_pem_stops_start_up_naming_the_file)
     snprintf(not_key, sizeof(not_key), "listener.default.tls_key=%s", ca);
     const char *c3[] = {"listener.default.transport=tls", set_cert, not_key};
     start_fails("ca.crt: not a PEM private key", c3, 3);
+}
+
+/* ---- a TLS listener added and removed by a reload (issue 14) ---------------------------- */
+
+/* SIGHUP after `conf` was rewritten; waits until the nth reload is in force. */
+static void reload_nth(int nth)
+{
+    cr_assert_eq(kill(b.pid, SIGHUP), 0);
+    broker_wait_log(&b, "reload: 1 change(s) in force", nth);
+}
+
+/* A broker started with a TLS listener (its connections have room for TLS
+ * state) takes a [listener.NAME] transport = tls added by a reload: a
+ * libmosquitto client over TLS publishes and receives through it, with a
+ * client of the other listener too. Removed by the next reload, it
+ * refuses new connections; the client connected through it stays. */
+Test(tls, listener_added_and_removed_by_reload)
+{
+    char conf[64] = "", original[256], tail[600];
+    snprintf(original, sizeof(original), "%s", getenv("RINGMQ_CONF"));
+    e2e_conf_write(conf, sizeof(conf), "");
+    setenv("RINGMQ_CONF", conf, 1); /* the file ringmqd reads again on SIGHUP */
+    broker_start(&b, TLS_LISTENER, NULL);
+    setenv("RINGMQ_CONF", original, 1);
+    struct client *other = tls_open("on-default", true);
+
+    snprintf(tail, sizeof(tail),
+             "[listener.live]\nport = 0\ntransport = tls\ntls_cert = %s\ntls_key = %s\n", cert,
+             key);
+    e2e_conf_write(conf, sizeof(conf), tail);
+    reload_nth(1);
+    cr_assert_eq(broker_log_count(&b, "reload: [listener.live] * added"), 1);
+    int port = broker_listener_port(&b, 2);
+    cr_assert_neq(port, b.port);
+    struct broker live = broker_on_port(&b, port);
+    struct client_opts o = tls_opts("on-live", true);
+    struct client *c = client_connect(&live, &o);
+    cr_assert_eq(client_subscribe(c, "live/t", 1), 1);
+    client_publish(c, "live/t", "self", 4, 1, false);
+    client_expect_message(c, "live/t", "self", NULL, NULL);
+    client_publish(other, "live/t", "from default", 12, 1, false);
+    client_expect_message(c, "live/t", "from default", NULL, NULL);
+    /* TLS only: plain MQTT on it gets no CONNACK. */
+    struct client *plain = NULL;
+    cr_assert_lt(
+        client_connect_rc(&live, &(struct client_opts){.id = "plain", .clean = true}, &plain), 0);
+    client_destroy(plain);
+
+    e2e_conf_write(conf, sizeof(conf), "");
+    reload_nth(2);
+    cr_assert_eq(broker_log_count(&b, "reload: [listener.live] * removed"), 1);
+    broker_wait_log(&b, "listener live: no longer accepting", 1);
+    cr_assert(port_refuses_soon(port), "the removed listener still accepts");
+    struct client *refused = NULL;
+    struct client_opts o2 = tls_opts("late", true);
+    cr_assert_lt(client_connect_rc(&live, &o2, &refused), 0);
+    client_destroy(refused);
+    client_publish(c, "live/t", "still", 5, 1, false);
+    client_expect_message(c, "live/t", "still", NULL, NULL);
+    client_publish(other, "live/t", "and again", 9, 1, false);
+    client_expect_message(c, "live/t", "and again", NULL, NULL);
+    client_disconnect(c);
+    client_disconnect(other);
+    broker_stop(&b);
+    unlink(conf);
 }
