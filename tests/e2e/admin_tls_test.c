@@ -87,17 +87,22 @@ static void suite_fini(void)
 
 TestSuite(admin_tls, .init = suite_init, .fini = suite_fini, .timeout = 60);
 
-/* The broker with the API on HTTPS (and client certificates of `client_ca`
- * unless NULL); the admin port. */
-static int start_tls(const char *client_ca)
+/* The broker with the API on HTTPS from `c` and `k` (and client
+ * certificates of `client_ca` unless NULL); the admin port. */
+static int start_with(const char *c, const char *k, const char *client_ca)
 {
     static char s_cert[200], s_key[200], s_ca[200], s_tok[200];
-    snprintf(s_cert, sizeof(s_cert), "admin.tls_cert=%s", cert);
-    snprintf(s_key, sizeof(s_key), "admin.tls_key=%s", key);
+    snprintf(s_cert, sizeof(s_cert), "admin.tls_cert=%s", c);
+    snprintf(s_key, sizeof(s_key), "admin.tls_key=%s", k);
     snprintf(s_ca, sizeof(s_ca), "admin.tls_client_ca=%s", client_ca ? client_ca : "");
     snprintf(s_tok, sizeof(s_tok), "admin.token_file=%s", tokens);
     broker_start(&b, "admin.enabled=true", "admin.port=0", s_tok, s_cert, s_key, s_ca, NULL);
     return broker_admin_port(&b, true);
+}
+
+static int start_tls(const char *client_ca)
+{
+    return start_with(cert, key, client_ca);
 }
 
 /* A loopback connection to the admin port, reads bounded by E2E_WAIT_MS. */
@@ -332,7 +337,6 @@ static void copy_file(const char *from, const char *to)
  * `a`) unless a is NULL; the admin port. */
 static int start_live(const char *c, const char *k, const char *a)
 {
-    static char s_cert[200], s_key[200], s_ca[200], s_tok[200];
     static char live_cert[160], live_key[160], live_ca[160];
     snprintf(live_cert, sizeof(live_cert), "%s/live.crt", dir);
     snprintf(live_key, sizeof(live_key), "%s/live.key", dir);
@@ -341,12 +345,7 @@ static int start_live(const char *c, const char *k, const char *a)
     copy_file(k, live_key);
     if (a)
         copy_file(a, live_ca);
-    snprintf(s_cert, sizeof(s_cert), "admin.tls_cert=%s", live_cert);
-    snprintf(s_key, sizeof(s_key), "admin.tls_key=%s", live_key);
-    snprintf(s_ca, sizeof(s_ca), "admin.tls_client_ca=%s", a ? live_ca : "");
-    snprintf(s_tok, sizeof(s_tok), "admin.token_file=%s", tokens);
-    broker_start(&b, "admin.enabled=true", "admin.port=0", s_tok, s_cert, s_key, s_ca, NULL);
-    return broker_admin_port(&b, true);
+    return start_with(live_cert, live_key, a ? live_ca : NULL);
 }
 
 static void live_set(const char *name, const char *from)

@@ -489,6 +489,16 @@ Test(reload, api_answers_what_changed)
     stop();
 }
 
+/* After a refused reload of max_client_id_len = 24 and a listener added:
+ * a tick later (a shard that took a change would show it), the limit in
+ * force stays and no listener was added. */
+static void expect_nothing_changed(void)
+{
+    usleep(300 * 1000);
+    cr_assert_eq(connect_rc(long_id), 0, "the limit in force stays");
+    cr_assert_eq(broker_log_count(&b, "listening on"), 1, "no listener was added");
+}
+
 /* The line of `key` in this test's configuration (1-based). */
 static int line_of(const char *key)
 {
@@ -505,6 +515,17 @@ static int line_of(const char *key)
     return at;
 }
 
+/* Error e of an answer names this test's file and `line`, and its
+ * message holds `what`. */
+static void expect_error(json_t *e, int line, const char *what)
+{
+    cr_assert(str_is(json_object_get(e, "file"), conf_path), "%s", json_dumps(e, 0));
+    cr_assert_neq(line, 0);
+    cr_assert_eq(json_integer_value(json_object_get(e, "line")), line, "%s", json_dumps(e, 0));
+    cr_assert(strstr(json_string_value(json_object_get(e, "message")), what), "%s",
+              json_dumps(e, 0));
+}
+
 /* An invalid file: 422, the error with FILE and LINE, nothing changed
  * (neither the valid limit before the bad key nor a listener added). */
 Test(reload, api_invalid_file_changes_nothing)
@@ -516,16 +537,11 @@ Test(reload, api_invalid_file_changes_nothing)
     cr_assert_eq(post_reload(&ans), 422);
     json_t *errors = json_object_get(ans, "errors");
     cr_assert_eq(json_array_size(errors), 1, "%s", json_dumps(ans, 0));
-    json_t *e = json_array_get(errors, 0);
-    cr_assert(str_is(json_object_get(e, "file"), conf_path), "%s", json_dumps(ans, 0));
-    cr_assert_eq(json_integer_value(json_object_get(e, "line")), line_of("max_connections = "));
-    cr_assert(strstr(json_string_value(json_object_get(e, "message")), "max_connections"));
+    expect_error(json_array_get(errors, 0), line_of("max_connections = "), "max_connections");
     cr_assert_eq(json_array_size(json_object_get(ans, "changed")), 0);
     json_decref(ans);
     broker_wait_log(&b, "nothing changed", 1);
-    usleep(300 * 1000); /* a tick: a shard that took a change would show it */
-    cr_assert_eq(connect_rc(long_id), 0, "the limit in force stays");
-    cr_assert_eq(broker_log_count(&b, "listening on"), 1, "no listener was added");
+    expect_nothing_changed();
     stop();
 }
 
@@ -576,9 +592,7 @@ Test(reload, listener_of_a_transport_without_room_needs_a_restart)
     tail = "[listener.w]\nport = 0\ntransport = ws\n";
     reload("max_client_id_len = 24\n", "nothing changed");
     cr_assert_eq(broker_log_count(&b, "listener w: transport = ws needs a restart"), 1);
-    usleep(300 * 1000); /* a tick: a shard that took a change would show it */
-    cr_assert_eq(connect_rc(long_id), 0, "the limit in force stays");
-    cr_assert_eq(broker_log_count(&b, "listening on"), 1, "no listener was added");
+    expect_nothing_changed();
     stop();
 }
 
@@ -796,22 +810,13 @@ Test(reload, api_every_error_of_the_file_and_nothing_changed)
         {line_of("maximum_qos = "), "[mqtt] maximum_qos: expected an integer 0..2, got '3'"},
         {line_of("nokey = "), "[listener.extra] unknown key 'nokey'"},
     };
-    for (size_t i = 0; i < 3; i++) {
-        json_t *e = json_array_get(errors, i);
-        cr_assert(str_is(json_object_get(e, "file"), conf_path), "%s", json_dumps(ans, 0));
-        cr_assert_neq(want[i].line, 0);
-        cr_assert_eq(json_integer_value(json_object_get(e, "line")), want[i].line, "%s",
-                     json_dumps(e, 0));
-        cr_assert(strstr(json_string_value(json_object_get(e, "message")), want[i].what), "%s",
-                  json_dumps(e, 0));
-    }
+    for (size_t i = 0; i < 3; i++)
+        expect_error(json_array_get(errors, i), want[i].line, want[i].what);
     cr_assert(json_is_false(json_object_get(ans, "truncated")));
     cr_assert_eq(json_array_size(json_object_get(ans, "changed")), 0);
     json_decref(ans);
     broker_wait_log(&b, "reload: 3 error(s); nothing changed", 1);
-    usleep(300 * 1000); /* a tick: a shard that took a change would show it */
-    cr_assert_eq(connect_rc(long_id), 0, "the limit in force stays");
-    cr_assert_eq(broker_log_count(&b, "listening on"), 1, "no listener was added");
+    expect_nothing_changed();
     stop();
 }
 

@@ -1609,6 +1609,18 @@ static void expect_nth(const struct error_list *l, size_t i, const char *suffix)
     cr_assert_str_eq(l->text[i], want);
 }
 
+/* Exactly the errors "TMPFILE<suffix>" of `suffixes` (NULL-terminated), in order. */
+static void expect_errors(const struct error_list *l, size_t nerrors, const char *const *suffixes)
+{
+    size_t n = 0;
+    while (suffixes[n])
+        n++;
+    cr_assert_eq(nerrors, n);
+    cr_assert_eq(l->n, n);
+    for (size_t i = 0; i < n; i++)
+        expect_nth(l, i, suffixes[i]);
+}
+
 Test(config, every_error_of_a_file_with_its_line)
 {
     struct error_list l;
@@ -1626,15 +1638,16 @@ Test(config, every_error_of_a_file_with_its_line)
                                "[log]\n"              /* 12 */
                                "level = loud\n",      /* 13 */
                                NULL, 0, &l);
-    cr_assert_eq(n, 7);
-    cr_assert_eq(l.n, 7);
-    expect_nth(&l, 0, ":2: [server] shards: expected auto or an integer 1..64, got 'x'");
-    expect_nth(&l, 1, ":4: [listener.a] port: expected a port 0..65535, got '99999'");
-    expect_nth(&l, 2, ":5: expected [section] or key = value");
-    expect_nth(&l, 3, ":7: [limits] max_inflight: expected an integer 1..65535, got 'abc'");
-    expect_nth(&l, 4, ":8: [limits] unknown key 'nokey'");
-    expect_nth(&l, 5, ":10: [mqtt] maximum_qos: expected an integer 0..2, got '3'");
-    expect_nth(&l, 6, ":13: [log] level: expected error, warning, info or debug, got 'loud'");
+    expect_errors(&l, n,
+                  (const char *const[]){
+                      ":2: [server] shards: expected auto or an integer 1..64, got 'x'",
+                      ":4: [listener.a] port: expected a port 0..65535, got '99999'",
+                      ":5: expected [section] or key = value",
+                      ":7: [limits] max_inflight: expected an integer 1..65535, got 'abc'",
+                      ":8: [limits] unknown key 'nokey'",
+                      ":10: [mqtt] maximum_qos: expected an integer 0..2, got '3'",
+                      ":13: [log] level: expected error, warning, info or debug, got 'loud'",
+                      NULL});
 }
 
 /* A section whose header is refused leaves its keys out: they would each
@@ -1653,12 +1666,12 @@ Test(config, refused_section_skips_its_keys_and_reading_goes_on)
                                            "key outside\n"      /* 9 */
                                            "[log] x\n",         /* 10 */
                                NULL, 0, &l);
-    cr_assert_eq(n, 5);
-    expect_nth(&l, 0, ":2: unknown section [nosuch]");
-    expect_nth(&l, 1, ":5: missing ']' in section header");
-    expect_nth(&l, 2, ":8: [limits] max_inflight: expected an integer 1..65535, got '0'");
-    expect_nth(&l, 3, ":9: expected [section] or key = value");
-    expect_nth(&l, 4, ":10: unexpected text after ']'");
+    expect_errors(
+        &l, n,
+        (const char *const[]){":2: unknown section [nosuch]", ":5: missing ']' in section header",
+                              ":8: [limits] max_inflight: expected an integer 1..65535, got '0'",
+                              ":9: expected [section] or key = value",
+                              ":10: unexpected text after ']'", NULL});
 }
 
 /* Keys before any section, an over-long line, a duplicate: each one line
