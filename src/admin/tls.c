@@ -203,11 +203,12 @@ static int creds_chain(struct admin_tls_creds *c, const struct admin_tls *t,
 {
     gnutls_datum_t cert = datum(t->cert), key = datum(t->key);
     c->npcerts = ADMIN_TLS_CHAIN_MAX;
+    /* Sorted, as GnuTLS's own loading of a key and chain does. */
     int g = gnutls_pcert_list_import_x509_raw(c->pcerts, &c->npcerts, &cert, GNUTLS_X509_FMT_PEM,
-                                              GNUTLS_X509_CRT_LIST_FAIL_IF_UNSORTED);
+                                              GNUTLS_X509_CRT_LIST_SORT);
     if (g < 0) {
         c->npcerts = 0;
-        snprintf(err, errlen, "admin: tls_cert %s: %s (at most %d certificates, in order)",
+        snprintf(err, errlen, "admin: tls_cert %s: %s (a chain of at most %d certificates)",
                  cfg->admin_tls_cert, gnutls_strerror(g), ADMIN_TLS_CHAIN_MAX);
         return -EINVAL;
     }
