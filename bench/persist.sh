@@ -37,7 +37,9 @@
 #
 # Environment: RINGMQD, RINGMQ_CONF, BENCH, BROKER_CPU, BENCH_CPU, INFLIGHT,
 # QUEUED, WARMUP as in compare.sh; DATA_PARENT; FSYNC_INTERVAL_MS (ringmqd's
-# default when unset); MOSQUITTO (/usr/sbin/mosquitto); NO_PERSIST_KEYS=1
+# default when unset); MAX_LOG_BYTES (ringmqd's persistence.max_log_bytes,
+# its default when unset: at 1.4 M msg/s the default 64 MiB starts a
+# snapshot about every half second); MOSQUITTO (/usr/sbin/mosquitto); NO_PERSIST_KEYS=1
 # drops every persistence.* option (every ringmqd row is then the in-memory
 # broker: for trying the script on a ringmqd that predates them).
 set -u
@@ -91,6 +93,8 @@ start_ringmq() {
             --set "persistence.fsync=$row")
         [ -z "${FSYNC_INTERVAL_MS:-}" ] ||
             p+=(--set "persistence.fsync_interval_ms=$FSYNC_INTERVAL_MS")
+        [ -z "${MAX_LOG_BYTES:-}" ] ||
+            p+=(--set "persistence.max_log_bytes=$MAX_LOG_BYTES")
         ;;
     esac
     [ "$NO_PERSIST_KEYS" = 1 ] && p=()

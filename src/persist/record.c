@@ -8,6 +8,7 @@
  */
 #include "persist/record.h"
 
+#include <endian.h>
 #include <errno.h>
 #include <string.h>
 
@@ -33,24 +34,26 @@ static uint8_t *put8(uint8_t *p, uint8_t v)
     return p + 1;
 }
 
+/* Little-endian, each one store (a memcpy of a fixed size is one move;
+ * the loops of shifts they replace showed in a profile of p2p). */
 static uint8_t *put16(uint8_t *p, uint16_t v)
 {
-    p[0] = (uint8_t)v;
-    p[1] = (uint8_t)(v >> 8);
+    v = htole16(v);
+    memcpy(p, &v, 2);
     return p + 2;
 }
 
 static uint8_t *put32(uint8_t *p, uint32_t v)
 {
-    for (int i = 0; i < 4; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
+    v = htole32(v);
+    memcpy(p, &v, 4);
     return p + 4;
 }
 
 static uint8_t *put64(uint8_t *p, uint64_t v)
 {
-    for (int i = 0; i < 8; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
+    v = htole64(v);
+    memcpy(p, &v, 8);
     return p + 8;
 }
 
