@@ -27,7 +27,11 @@
 #include "store/format.h"
 
 #define NO_FRAME SIZE_MAX
-enum { SHRINK_ABOVE = 1 << 20 }; /* a buffer that grew past this is freed once empty */
+/* A buffer that grew past SHRINK_ABOVE is freed once SHRINK_AFTER flushes
+ * in a row used less than a quarter of it: a burst's memory goes back, a
+ * steady rate keeps its buffers (freed after every flush, they were grown
+ * again by doubling, a copy each time, under a turn's load). */
+enum { SHRINK_ABOVE = 1 << 20, SHRINK_AFTER = 256 };
 
 struct buf {
     uint8_t *p;
@@ -55,6 +59,7 @@ struct rlog {
     size_t res_at;        /* the reserved record's header, in fill */
 
     struct buf flight; /* the flush in flight, or the bytes of a failed one */
+    uint32_t small;    /* flushes in a row that used under a quarter of flight.cap */
     bool in_flight;
     uint64_t flight_last;
 
@@ -391,14 +396,18 @@ void rlog_flush_done(struct rlog *log, int res)
         log->tail_dirty = true;
         return;
     }
-    log->seg_size += log->flight.len;
+    size_t used = log->flight.len;
+    log->seg_size += used;
     log->durable_seq = log->flight_last;
     log->flight.len = 0;
     log->error = 0;
     log->tail_dirty = false;
-    if (log->flight.cap > SHRINK_ABOVE) {
+    if (log->flight.cap <= SHRINK_ABOVE || used >= log->flight.cap / 4) {
+        log->small = 0;
+    } else if (++log->small >= SHRINK_AFTER) {
         free(log->flight.p);
         log->flight = (struct buf){0};
+        log->small = 0;
     }
 }
 
