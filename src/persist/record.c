@@ -21,10 +21,15 @@
 #include "tenant/tenant.h"
 
 /* Fixed part of a message: flags, expiry, stamp, three lengths. */
-#define MSG_FIXED (1 + 8 + 8 + 2 + 4 + 4)
+/* Fixed part of a message: flags and three lengths; an expiry and a retain
+ * stamp follow the flags only when not 0 (format 2; format 1 always has
+ * both). */
+#define MSG_FIXED (1 + 2 + 4 + 4)
 /* Fixed part of a delivery: qos, retain, share length, id count. */
 #define DELIVERY_FIXED (1 + 1 + 2 + 4)
 #define MSG_RETAIN_BIT 0x04u
+#define MSG_EXPIRY_BIT 0x08u /* format 2: a u64 expiry follows the flags */
+#define MSG_STAMP_BIT  0x10u /* format 2: a u64 retain stamp follows (and the expiry) */
 
 /* ---- writing ---- */
 
@@ -110,9 +115,13 @@ static uint8_t *put_tenant(uint8_t *p, const struct tenant *t)
     return putb(p, t->name, t->name_len);
 }
 
+/* A message's deadline maps to a wall-clock one that is 0 exactly when it
+ * is (record_deadline_to_wall), and a will's is kept as it is: either way
+ * the expiry is written when expires_at_ms is not 0. */
 static size_t msg_bytes(const struct msg *m)
 {
-    return MSG_FIXED + (size_t)m->topic_len + m->payload_len + m->props_len;
+    return MSG_FIXED + (m->expires_at_ms ? 8 : 0) + (m->retain_stamp ? 8 : 0) +
+           (size_t)m->topic_len + m->payload_len + m->props_len;
 }
 
 /* A message; its deadline converted to the wall clock unless `will`. */
@@ -121,9 +130,12 @@ static uint8_t *put_msg(uint8_t *p, const struct record_writer *w, const struct 
     uint64_t expiry = m->expires_at_ms;
     if (!will)
         expiry = record_deadline_to_wall(expiry, w->mono_ms, w->wall_ms);
-    p = put8(p, (uint8_t)(m->qos | (m->retain ? MSG_RETAIN_BIT : 0)));
-    p = put64(p, expiry);
-    p = put64(p, m->retain_stamp);
+    p = put8(p, (uint8_t)(m->qos | (m->retain ? MSG_RETAIN_BIT : 0) |
+                          (expiry ? MSG_EXPIRY_BIT : 0) | (m->retain_stamp ? MSG_STAMP_BIT : 0)));
+    if (expiry)
+        p = put64(p, expiry);
+    if (m->retain_stamp)
+        p = put64(p, m->retain_stamp);
     p = put16(p, m->topic_len);
     p = put32(p, m->payload_len);
     p = put32(p, m->props_len);
@@ -342,6 +354,7 @@ int record_retained(struct record_writer *w, uint8_t type, const struct tenant *
 struct rd {
     const uint8_t *p, *end;
     bool bad;
+    uint16_t format;
 };
 
 static bool need(struct rd *r, size_t n)
@@ -420,7 +433,7 @@ int record_session_of(uint16_t format, uint8_t type, const uint8_t *p, size_t le
     memset(out, 0, sizeof(*out));
     if (!record_is_session(type) || (format != RECORD_FORMAT && format != RECORD_FORMAT_KEYED))
         return -EBADMSG;
-    struct rd r = {p, p + len, false};
+    struct rd r = {p, p + len, false, format};
     get_key(&r, format, type, out);
     return r.bad ? -EBADMSG : 0;
 }
@@ -428,12 +441,19 @@ int record_session_of(uint16_t format, uint8_t type, const uint8_t *p, size_t le
 static void get_msg(struct rd *r, struct record_msg *m)
 {
     uint8_t flags = (uint8_t)get_le(r, 1);
+    bool keyed = r->format == RECORD_FORMAT_KEYED; /* format 1: always both u64s */
+    uint8_t allowed = 3u | MSG_RETAIN_BIT | (keyed ? 0 : MSG_EXPIRY_BIT | MSG_STAMP_BIT);
     m->qos = flags & 3u;
     m->retain = (flags & MSG_RETAIN_BIT) != 0;
-    if (m->qos > 2 || (flags & ~(3u | MSG_RETAIN_BIT)))
+    if (m->qos > 2 || (flags & ~allowed))
         r->bad = true;
-    m->expiry = get_le(r, 8);
-    m->retain_stamp = get_le(r, 8);
+    bool has_expiry = keyed || (flags & MSG_EXPIRY_BIT),
+         has_stamp = keyed || (flags & MSG_STAMP_BIT);
+    m->expiry = has_expiry ? get_le(r, 8) : 0;
+    m->retain_stamp = has_stamp ? get_le(r, 8) : 0;
+    /* Format 2 writes either only when it is not 0: one encoding each. */
+    if (!keyed && ((has_expiry && !m->expiry) || (has_stamp && !m->retain_stamp)))
+        r->bad = true;
     m->topic_len = (uint16_t)get_le(r, 2);
     m->payload_len = (uint32_t)get_le(r, 4);
     m->props_len = (uint32_t)get_le(r, 4);
@@ -544,7 +564,7 @@ int record_decode(uint16_t format, uint8_t type, const uint8_t *p, size_t len, s
         (format != RECORD_FORMAT && format != RECORD_FORMAT_KEYED))
         return -EBADMSG;
     out->type = type;
-    struct rd r = {p, p + len, false};
+    struct rd r = {p, p + len, false, format};
     bool retained = type == RECORD_RETAINED_PUT || type == RECORD_RETAINED_CLEAR;
     if (retained)
         get_names(&r, out, false);

@@ -403,12 +403,14 @@ static uint64_t le(const uint8_t *p, unsigned n)
     return v;
 }
 
-/* The lengths of the message at p + at (record.h's layout). */
-static size_t msg_fields(size_t at, struct lenfield *f, size_t n)
+/* The lengths of the message at p + at (record.h's layout): after its
+ * flags, an expiry and a retain stamp when their bits say so. */
+static size_t msg_fields(const uint8_t *p, size_t at, struct lenfield *f, size_t n)
 {
-    f[n++] = (struct lenfield){at + 17, 2};
-    f[n++] = (struct lenfield){at + 19, 4};
-    f[n++] = (struct lenfield){at + 23, 4};
+    size_t l = at + 1 + (p[at] & 0x08 ? 8 : 0) + (p[at] & 0x10 ? 8 : 0);
+    f[n++] = (struct lenfield){l, 2};
+    f[n++] = (struct lenfield){l + 2, 4};
+    f[n++] = (struct lenfield){l + 6, 4};
     return n;
 }
 
@@ -419,7 +421,7 @@ static size_t length_fields(uint8_t type, const uint8_t *p, struct lenfield *f)
     size_t n = 0;
     if (type == RECORD_RETAINED_PUT || type == RECORD_RETAINED_CLEAR) {
         f[n++] = (struct lenfield){0, 2};
-        return msg_fields(2 + le(p, 2), f, n);
+        return msg_fields(p, 2 + le(p, 2), f, n);
     }
     size_t k = 4; /* the key's end: a number, and in a put the names */
     if (type == RECORD_SESSION_PUT || type == RECORD_SESSION_PUT_AT) {
@@ -431,7 +433,7 @@ static size_t length_fields(uint8_t type, const uint8_t *p, struct lenfield *f)
     switch (type) {
     case RECORD_SESSION_PUT:
     case RECORD_SESSION_PUT_AT:
-        return p[k + 8] ? msg_fields(k + 9, f, n) : n;
+        return p[k + 8] ? msg_fields(p, k + 9, f, n) : n;
     case RECORD_SUB_PUT:
         f[n++] = (struct lenfield){k + 6, 2};
         return n;
@@ -445,7 +447,7 @@ static size_t length_fields(uint8_t type, const uint8_t *p, struct lenfield *f)
         f[n++] = (struct lenfield){d + 4, 4};
         if (type == RECORD_INFL_PUT && p[k + 2] != INFL_WAIT_ACK)
             return n;
-        return msg_fields(d + 8 + 4 * le(p + d + 4, 4) + le(p + d + 2, 2), f, n);
+        return msg_fields(p, d + 8 + 4 * le(p + d + 4, 4) + le(p + d + 2, 2), f, n);
     default:
         return n;
     }
@@ -575,4 +577,32 @@ Test(record, ingress_keys_and_infl_from_queue)
     cr_assert_eq(decode_exact(RECORD_INGRESS_DEL, some, 7), -EBADMSG);
     cr_assert_eq(decode_exact(RECORD_INGRESS_DEL, some, 9), -EBADMSG);
     cr_assert_eq(decode_exact(RECORD_INGRESS_DEL, some, 8), 0);
+}
+
+/* A message's expiry and retain stamp are written only when not 0 (their
+ * flag bits say which); a bit set over a 0 is not an encoding this writes. */
+Test(record, a_message_without_expiry_or_stamp_is_16_bytes_shorter)
+{
+    struct buf b = {0}, c = {0};
+    struct record_writer w = buf_writer(&b, MONO, WALL), v = buf_writer(&c, MONO, WALL);
+    struct qentry e = {mk("s", "payload", 1, false, 0), NULL, NULL, 1, 0, 0};
+    cr_assert_eq(record_queue_push(&w, &tn, &st, &e), 0);
+    e.m->expires_at_ms = MONO + 5;
+    e.m->retain_stamp = 7;
+    cr_assert_eq(record_queue_push(&v, &tn, &st, &e), 0);
+    cr_assert_eq(b.n + 16, c.n);
+    struct record r = decode_one(&b, RECORD_QUEUE_PUSH);
+    cr_assert(r.m.expiry == 0 && r.m.retain_stamp == 0);
+    r = decode_one(&c, RECORD_QUEUE_PUSH);
+    cr_assert(r.m.expiry == WALL + 5 && r.m.retain_stamp == 7);
+    /* The flags follow the number (4) and the delivery (8). */
+    size_t flags = FRAME + 4 + 8;
+    cr_assert_eq(b.p[flags], 1);
+    b.p[flags] |= 0x08; /* an expiry said to follow: the lengths are read as one */
+    cr_assert_eq(decode_exact(RECORD_QUEUE_PUSH, b.p + FRAME, b.n - FRAME), -EBADMSG);
+    memset(c.p + flags + 1, 0, 8); /* an expiry of 0 written out */
+    cr_assert_eq(decode_exact(RECORD_QUEUE_PUSH, c.p + FRAME, c.n - FRAME), -EBADMSG);
+    buf_fini(&b);
+    buf_fini(&c);
+    msg_release(e.m);
 }
