@@ -26,7 +26,11 @@
  * both). */
 #define MSG_FIXED (1 + 2 + 4 + 4)
 /* Fixed part of a delivery: qos, retain, share length, id count. */
-#define DELIVERY_FIXED (1 + 1 + 2 + 4)
+/* A delivery's flags: bits 0-1 its QoS, then these (format 2; format 1 has
+ * u8 QoS, u8 retain, u16 share length, u32 id count). */
+#define DLV_RETAIN_BIT 0x04u
+#define DLV_IDS_BIT    0x08u /* u32 count (not 0), the Subscription Identifiers */
+#define DLV_SHARE_BIT  0x10u /* u16 length (not 0), the $share filter */
 #define MSG_RETAIN_BIT 0x04u
 #define MSG_EXPIRY_BIT 0x08u /* format 2: a u64 expiry follows the flags */
 #define MSG_STAMP_BIT  0x10u /* format 2: a u64 retain stamp follows (and the expiry) */
@@ -146,7 +150,8 @@ static uint8_t *put_msg(uint8_t *p, const struct record_writer *w, const struct 
 
 static size_t delivery_size(const subids_t ids, const struct xfilter *share, const struct msg *m)
 {
-    size_t n = DELIVERY_FIXED + (ids ? 4u * (size_t)ids[0] : 0) + (share ? share->len : 0);
+    size_t n = 1 + (ids && ids[0] ? 4 + 4u * (size_t)ids[0] : 0) +
+               (share && share->len ? 2 + (size_t)share->len : 0);
     return n + (m ? msg_bytes(m) : 0);
 }
 
@@ -154,14 +159,18 @@ static uint8_t *put_delivery(uint8_t *p, const struct record_writer *w, uint8_t 
                              const subids_t ids, const struct xfilter *share, const struct msg *m)
 {
     uint32_t nids = ids ? ids[0] : 0;
-    p = put8(p, qos);
-    p = put8(p, retain);
-    p = put16(p, share ? share->len : 0);
-    p = put32(p, nids);
-    for (uint32_t i = 0; i < nids; i++)
-        p = put32(p, ids[i + 1]);
-    if (share)
-        p = putb(p, share->data, share->len);
+    uint16_t slen = share ? share->len : 0;
+    p = put8(p, (uint8_t)(qos | (retain ? DLV_RETAIN_BIT : 0) | (nids ? DLV_IDS_BIT : 0) |
+                          (slen ? DLV_SHARE_BIT : 0)));
+    if (nids) {
+        p = put32(p, nids);
+        for (uint32_t i = 0; i < nids; i++)
+            p = put32(p, ids[i + 1]);
+    }
+    if (slen) {
+        p = put16(p, slen);
+        p = putb(p, share->data, slen);
+    }
     return m ? put_msg(p, w, m, false) : p;
 }
 
@@ -463,19 +472,52 @@ static void get_msg(struct rd *r, struct record_msg *m)
 }
 
 /* A delivery: qos, retain, ids, share and, when with_msg, the message. */
-static void get_delivery(struct rd *r, struct record *out, bool with_msg)
+/* Subscription Identifiers: a count that fits what is left, then the ids. */
+static void get_ids(struct rd *r, struct record *out)
 {
-    out->qos = (uint8_t)get_le(r, 1);
-    out->retain = (uint8_t)get_le(r, 1);
-    out->share_len = (uint16_t)get_le(r, 2);
     out->nids = (uint32_t)get_le(r, 4);
-    if (out->qos < 1 || out->qos > 2 || out->retain > 1)
-        r->bad = true; /* only QoS 1/2 deliveries are kept */
     /* Checked before multiplying: 4 * nids cannot wrap a size_t. */
     if (out->nids > (size_t)(r->end - r->p) / 4)
         r->bad = true;
     out->ids = get_bytes(r, 4u * (size_t)out->nids);
+}
+
+/* Format 1's delivery: u8 QoS, u8 retain, u16 share length, u32 count. */
+static void get_delivery1(struct rd *r, struct record *out)
+{
+    out->qos = (uint8_t)get_le(r, 1);
+    out->retain = (uint8_t)get_le(r, 1);
+    out->share_len = (uint16_t)get_le(r, 2);
+    get_ids(r, out);
     out->share = get_bytes(r, out->share_len);
+    if (out->retain > 1)
+        r->bad = true;
+}
+
+static void get_delivery(struct rd *r, struct record *out, bool with_msg)
+{
+    if (r->format == RECORD_FORMAT_KEYED) {
+        get_delivery1(r, out);
+    } else {
+        uint8_t flags = (uint8_t)get_le(r, 1);
+        out->qos = flags & 3u;
+        out->retain = (flags & DLV_RETAIN_BIT) != 0;
+        if (flags & ~(3u | DLV_RETAIN_BIT | DLV_IDS_BIT | DLV_SHARE_BIT))
+            r->bad = true;
+        if (flags & DLV_IDS_BIT) {
+            get_ids(r, out);
+            if (out->nids == 0)
+                r->bad = true; /* one encoding: no ids, no bit */
+        }
+        if (flags & DLV_SHARE_BIT) {
+            out->share_len = (uint16_t)get_le(r, 2);
+            out->share = get_bytes(r, out->share_len);
+            if (out->share_len == 0)
+                r->bad = true;
+        }
+    }
+    if (out->qos < 1 || out->qos > 2)
+        r->bad = true; /* only QoS 1/2 deliveries are kept */
     out->has_msg = with_msg;
     if (with_msg)
         get_msg(r, &out->m);

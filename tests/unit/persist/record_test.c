@@ -442,12 +442,20 @@ static size_t length_fields(uint8_t type, const uint8_t *p, struct lenfield *f)
         return n;
     case RECORD_QUEUE_PUSH:
     case RECORD_INFL_PUT:
+        /* The delivery: flags, [ids: u32 count, ids], [share: u16, text]. */
         d = type == RECORD_INFL_PUT ? k + 3 : k;
-        f[n++] = (struct lenfield){d + 2, 2};
-        f[n++] = (struct lenfield){d + 4, 4};
+        size_t at = d + 1;
+        if (p[d] & 0x08) {
+            f[n++] = (struct lenfield){at, 4};
+            at += 4 + 4 * le(p + at, 4);
+        }
+        if (p[d] & 0x10) {
+            f[n++] = (struct lenfield){at, 2};
+            at += 2 + le(p + at, 2);
+        }
         if (type == RECORD_INFL_PUT && p[k + 2] != INFL_WAIT_ACK)
             return n;
-        return msg_fields(p, d + 8 + 4 * le(p + d + 4, 4) + le(p + d + 2, 2), f, n);
+        return msg_fields(p, at, f, n);
     default:
         return n;
     }
@@ -472,7 +480,8 @@ Test(record, every_corrupted_length_field_is_rejected)
         bool none =
             type == RECORD_SESSION_DEL || type == RECORD_QUEUE_POP ||
             (type >= RECORD_INFL_REC && type <= RECORD_QOS2_DEL && type != RECORD_INFL_PUT) ||
-            type == RECORD_INFL_FROM_QUEUE;
+            type == RECORD_INFL_FROM_QUEUE ||
+            (type == RECORD_INFL_PUT && body[4 + 2] != INFL_WAIT_ACK); /* no message */
         cr_assert(none || nf >= 1, "type %u has length fields", type);
         for (size_t i = 0; i < nf; i++) {
             uint64_t v = le(body + f[i].off, f[i].width);
@@ -595,8 +604,8 @@ Test(record, a_message_without_expiry_or_stamp_is_16_bytes_shorter)
     cr_assert(r.m.expiry == 0 && r.m.retain_stamp == 0);
     r = decode_one(&c, RECORD_QUEUE_PUSH);
     cr_assert(r.m.expiry == WALL + 5 && r.m.retain_stamp == 7);
-    /* The flags follow the number (4) and the delivery (8). */
-    size_t flags = FRAME + 4 + 8;
+    /* The flags follow the number (4) and the delivery's flags (1). */
+    size_t flags = FRAME + 4 + 1;
     cr_assert_eq(b.p[flags], 1);
     b.p[flags] |= 0x08; /* an expiry said to follow: the lengths are read as one */
     cr_assert_eq(decode_exact(RECORD_QUEUE_PUSH, b.p + FRAME, b.n - FRAME), -EBADMSG);

@@ -834,10 +834,22 @@ Test(replay, format_1_records_are_read_by_their_keys)
                  "%s", replay_error(rp));
     cr_assert_eq(replay_apply(rp, RECORD_FORMAT_KEYED, RECORD_QOS2_ADD, qos2, sizeof(qos2)), 0,
                  "%s", replay_error(rp));
+    /* A queue push: the key, the delivery (u8 QoS 1, u8 retain 0, u16
+     * share length 0, u32 id count 0), the message (flags QoS 1, u64 expiry
+     * and u64 stamp both 0 and written, lengths 1, 2, 0, "t", "hi"). */
+    static const uint8_t push[] = {6,   0, 5, 0, 'g', 'l', 'o', 'b', 'a', 'l', 'd', 'e', 'v', '-',
+                                   '1', 1, 0, 0, 0,   0,   0,   0,   0,   1,   0,   0,   0,   0,
+                                   0,   0, 0, 0, 0,   0,   0,   0,   0,   0,   0,   0,   1,   0,
+                                   2,   0, 0, 0, 0,   0,   0,   0,   't', 'h', 'i'};
+    cr_assert_eq(replay_apply(rp, RECORD_FORMAT_KEYED, RECORD_QUEUE_PUSH, push, sizeof(push)), 0,
+                 "%s", replay_error(rp));
     cr_assert_eq(replay_apply(rp, RECORD_FORMAT, RECORD_QOS2_ADD, qos2, sizeof(qos2)), -EBADMSG,
                  "format 2 reads a number, not a key");
     cr_assert_eq(replay_finish(rp, &shard, &collect, tenant_ids, NULL), 0);
     cr_assert_eq(got.ns, 1);
     cr_assert_eq(got.s[0].st.expiry_s, 10);
     cr_assert(got.s[0].st.nqos2 == 1 && got.s[0].st.qos2_in[0] == 9);
+    cr_assert_eq(got.s[0].st.qlen, 1);
+    const struct msg *m = got.s[0].st.q[got.s[0].st.qhead].m;
+    cr_assert(m->topic_len == 1 && m->payload_len == 2 && memcmp(msg_payload(m), "hi", 2) == 0);
 }
