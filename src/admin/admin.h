@@ -241,10 +241,21 @@ struct admin_sub_result {
     uint8_t qos;  /* granted (the tenant's max_qos may lower it) */
 };
 
-/* Most retained messages one DELETE .../retained?filter= clears: the
- * request's work on shard 0 stays one short loop turn, and each other
- * shard's ring (1024 slots) holds the clears it is sent. */
+/* Most retained messages one DELETE .../retained?filter= clears: each
+ * other shard's ring (1024 slots) holds the clears it is sent. ([admin]
+ * page_budget bounds the topics the request looks at.) */
 #define ADMIN_RETAINED_CLEAR_MAX 1000u
+
+/* What one clear of a filter's retained messages did: n cleared; with
+ * `more`, matching ones may be left after `next` (malloc'd, next_len bytes
+ * and a NUL, owned by the caller: the last topic shard 0 looked at,
+ * cleared or not), where the next clear goes on (its `after`). */
+struct admin_retained_cleared {
+    uint32_t n;
+    bool more;
+    char *next;
+    uint16_t next_len;
+};
 
 /* What the broker answers; each runs on the admin thread, one request at
  * a time. An op that asks the shards waits for them at most
@@ -292,13 +303,15 @@ struct admin_ops {
      * empty payload would. 0, -EINVAL, -ENOENT (none there), -ETIMEDOUT,
      * -ENOMEM. */
     int (*retained_delete)(void *arg, const char *tenant, const char *topic, size_t len);
-    /* Clear the retained messages of the topics `filter` matches, each as
-     * retained_delete does, at most `limit` (1..ADMIN_RETAINED_CLEAR_MAX):
-     * *cleared says how many, *more that some matching ones are left (call
-     * again). 0, -EINVAL (not a valid filter), -ENOENT (no such tenant),
-     * -ETIMEDOUT, -ENOMEM. */
-    int (*retained_clear)(void *arg, const char *tenant, const char *filter, size_t len,
-                          uint32_t limit, uint32_t *cleared, bool *more);
+    /* Clear the retained messages of the topics q->filter matches after
+     * q->after (NULL: from the first), each as retained_delete does, read
+     * as a page of `retained` is: at most q->limit of them
+     * (1..ADMIN_RETAINED_CLEAR_MAX) and [admin] page_budget topics looked
+     * at; *out says how many and where to go on. 0, -EINVAL (not a valid
+     * filter or limit), -ENOENT (no such tenant), -ETIMEDOUT, -ENOMEM
+     * (call again with the same query). */
+    int (*retained_clear)(void *arg, const char *tenant, const struct admin_retained_query *q,
+                          struct admin_retained_cleared *out);
     /* Publish `p` into the tenant as the broker's own PUBLISH (no session
      * sent it): retained, delivered and stored as a client's would be,
      * its properties with it. 0, -EINVAL (not a valid topic name, $SYS,

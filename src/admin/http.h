@@ -63,7 +63,7 @@ enum MHD_Result http_sessions(const struct admin_ops *ops, void *arg, struct MHD
                               const char *id, const char *url);
 
 /* .../retained: GET ?filter= (a page) or ?topic= (one), DELETE ?topic=
- * or ?filter=[&limit=] (admin role). */
+ * or ?filter=[&after=][&limit=] (admin role). */
 enum MHD_Result http_retained(const struct admin_ops *ops, void *arg, struct MHD_Connection *conn,
                               const struct caller *c, const char *method, const char *tenant,
                               const char *url);

@@ -257,13 +257,15 @@ static enum MHD_Result get_retained_page(const struct admin_ops *ops, void *arg,
     return body ? http_reply_json(conn, MHD_HTTP_OK, body) : reply_oom(conn);
 }
 
-/* DELETE .../retained?filter=[&limit=]: at most `limit` (default and
- * most ADMIN_RETAINED_CLEAR_MAX) matching retained messages cleared. */
+/* DELETE .../retained?filter=[&after=][&limit=]: the matches of one page
+ * read from `after` (at most `limit`, default and most
+ * ADMIN_RETAINED_CLEAR_MAX) cleared; `next` is where to go on. */
 static enum MHD_Result delete_retained_filter(const struct admin_ops *ops, void *arg,
                                               struct MHD_Connection *conn, const struct caller *c,
                                               const char *tenant, const char *filter)
 {
     const char *lim = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "limit");
+    const char *after = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "after");
     unsigned long limit = ADMIN_RETAINED_CLEAR_MAX;
     if (lim) {
         char *end;
@@ -273,19 +275,23 @@ static enum MHD_Result delete_retained_filter(const struct admin_ops *ops, void 
             return http_reply_error(conn, MHD_HTTP_BAD_REQUEST, "bad_request",
                                     "limit must be a number from 1 to 1000");
     }
-    size_t len = strlen(filter);
-    if (len > ADMIN_TOPIC_MAX)
+    struct admin_retained_query q = {filter, strlen(filter), after, after ? strlen(after) : 0,
+                                     (uint32_t)limit};
+    if (q.filter_len > ADMIN_TOPIC_MAX || q.after_len > ADMIN_TOPIC_MAX)
         return http_reply_error(conn, MHD_HTTP_BAD_REQUEST, "bad_request",
-                                "filter must be a topic filter");
-    uint32_t n = 0;
-    bool more = false;
-    int err = ops->retained_clear(arg, tenant, filter, len, (uint32_t)limit, &n, &more);
+                                "filter must be a topic filter, after a topic");
+    struct admin_retained_cleared done = {0};
+    int err = ops->retained_clear(arg, tenant, &q, &done);
     if (err < 0)
         return http_reply_errno(conn, err, "no such tenant");
-    log_info("admin: cleared %u retained message(s) under %s in tenant %s%s (from %s)", (unsigned)n,
-             filter, tenant, more ? ", more left" : "", c->peer);
-    return http_reply_json(conn, MHD_HTTP_OK,
-                           json_pack("{s:I,s:b}", "deleted", (json_int_t)n, "more", more));
+    log_info("admin: cleared %u retained message(s) under %s in tenant %s%s (from %s)",
+             (unsigned)done.n, filter, tenant, done.more ? ", more left" : "", c->peer);
+    json_t *next = http_page_next(done.more, done.next, done.next_len, NULL, 0);
+    free(done.next);
+    json_t *body = next ? json_pack("{s:I,s:b,s:o}", "deleted", (json_int_t)done.n, "more",
+                                    done.more, "next", next)
+                        : NULL;
+    return body ? http_reply_json(conn, MHD_HTTP_OK, body) : reply_oom(conn);
 }
 
 enum MHD_Result http_retained(const struct admin_ops *ops, void *arg, struct MHD_Connection *conn,

@@ -54,6 +54,9 @@ static bool req_room(struct control_req *r)
     if (!r->cap)
         return true;
     switch (r->kind) {
+    case CONTROL_RET_CLEAR: /* the heap alone: it answers a count */
+        r->heap = calloc(r->cap, sizeof(*r->heap));
+        return r->heap != NULL;
     case CONTROL_PAGE:
     case CONTROL_ONE:
         r->v = calloc(r->cap, sizeof(*r->v));

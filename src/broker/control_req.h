@@ -43,8 +43,9 @@ enum control_kind {
  * (acquire). key holds the prefix (or a filter) then the `after` key
  * (pages), or the client id or topic (prefix_len bytes) for the others;
  * PUBLISH: the topic then the payload and its properties (after_len
- * bytes), SUB and UNSUB: the client id then the filter; RET_CLEAR: the
- * filter (n answers how many were cleared).
+ * bytes), SUB and UNSUB: the client id then the filter; RET_CLEAR: as a
+ * retained page (the filter then `after`; cap the most to clear, with no
+ * entries but the heap; n answers how many were cleared).
  */
 struct control_req {
     _Atomic uint32_t refs; /* the admin thread's and the shard's */
@@ -63,7 +64,6 @@ struct control_req {
                                 its property block (no length prefix) */
     uint16_t tenant;
     uint32_t cap;              /* room in the entries (and heap) */
-    uint32_t limit;            /* RET_CLEAR: the most to clear */
     const void **heap;         /* pages: the shard's picks, [cap] */
     struct admin_client *v;    /* [cap] */
     struct admin_session *sv;  /* [cap] */
@@ -73,9 +73,10 @@ struct control_req {
     int err; /* 0, -ENOENT, -ENOMEM */
     bool more;
     uint32_t n;
-    /* Clients and sessions pages that stopped (more): every id of the
-     * shard with the prefix up to and including upto (malloc'd) is in the
-     * entries or not selected; after it, the shard has not looked. */
+    /* Pages (and RET_CLEAR) that stopped (more): every id of the shard
+     * with the prefix (every topic of the filter's range) up to and
+     * including upto (malloc'd) is in the entries (cleared) or not
+     * selected; after it, the shard has not looked. */
     char *upto;
     uint16_t upto_len;
     uint8_t key[];
@@ -182,8 +183,8 @@ int control_retained_delete(void *arg, const char *tenant, const char *topic, si
 int control_publish(void *arg, const char *tenant, const struct admin_publish *p);
 int control_subscribe(void *arg, const char *tenant, const char *id, size_t len,
                       const struct admin_sub_add *a, struct admin_sub_result *out);
-int control_retained_clear(void *arg, const char *tenant, const char *filter, size_t len,
-                           uint32_t limit, uint32_t *cleared, bool *more);
+int control_retained_clear(void *arg, const char *tenant, const struct admin_retained_query *q,
+                           struct admin_retained_cleared *out);
 int control_unsubscribe(void *arg, const char *tenant, const char *id, size_t len,
                         const char *filter, size_t flen);
 

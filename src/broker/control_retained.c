@@ -6,8 +6,8 @@
  * range, at most [admin] page_budget topics (retained_walk), and a clear is
  * published there as the broker's own retained PUBLISH with an empty
  * payload (MQTT-3.3.1-10), which route_publish applies to every replica and
- * to the store. A filter's clear is that for each matching topic, at most a
- * bounded number per request (the caller repeats while "more"). The answers
+ * to the store. A filter's clear is that for each match of a page read as
+ * a page is (the caller goes on from its cursor while "more"). The answers
  * run on shard 0's thread; the ops on the admin thread (control.h).
  */
 #include <errno.h>
@@ -190,62 +190,31 @@ static void answer_clear(struct shard *s, struct tenant *t, struct control_req *
 }
 
 /*
- * A filter's clear: the work one request may do on this shard, whatever
- * the tenant holds. The walk stops once it has `limit` messages and has
- * seen one more (then "more"), or once it has looked at RETAINED_VISIT_MAX
- * stored values, the tombstones of earlier clears included (kept 10 s with
- * several shards, route.c): "more" then too, possibly with nothing
- * cleared. Each message is cleared as answer_clear clears one.
+ * A filter's clear: retained_walk's page (r->cap, the request's limit, is
+ * the most it takes), each message cleared as answer_clear clears one. So
+ * a request looks at no more than [admin] page_budget topics, whatever the
+ * tenant holds, and says where it stopped (r->more, r->upto) for the next
+ * request to go on from. Out of memory clears nothing more (-ENOMEM): the
+ * caller repeats the same request, which skips what was cleared.
  */
-#define RETAINED_VISIT_MAX 100000u
-
-struct clear_walk {
-    struct msg **v; /* [limit], each referenced */
-    uint32_t n, limit, visited;
-    bool more;
-};
-
-static bool clear_offer(void *value, void *arg)
-{
-    struct clear_walk *w = arg;
-    struct msg *m = value;
-    if (++w->visited > RETAINED_VISIT_MAX) {
-        w->more = true;
-        return true;
-    }
-    if (m->payload_len == 0)
-        return false; /* a clear's tombstone: nothing to clear */
-    if (w->n == w->limit) {
-        w->more = true;
-        return true;
-    }
-    w->v[w->n++] = msg_acquire(m);
-    return false;
-}
-
 static void answer_clear_filter(struct shard *s, struct tenant *t, struct control_req *r)
 {
-    struct clear_walk w = {.v = calloc(r->limit, sizeof(*w.v)), .limit = r->limit};
-    if (!w.v) {
-        r->err = -ENOMEM;
-        return;
-    }
-    /* Gathered first: a clear changes the store the walk reads. */
-    retain_match_until(t->retained, r->key, r->prefix_len, clear_offer, &w);
-    for (uint32_t i = 0; i < w.n; i++) {
-        struct msg_spec sp = {
-            .topic = msg_topic(w.v[i]), .topic_len = w.v[i]->topic_len, .retain = 1};
-        struct msg *m = msg_create(&sp);
+    uint32_t n = retained_walk(t, r, s->cfg->admin_page_budget);
+    /* Referenced first: a clear changes the store the walk read. */
+    for (uint32_t i = 0; i < n; i++)
+        msg_acquire((struct msg *)r->heap[i]);
+    for (uint32_t i = 0; i < n; i++) {
+        struct msg *old = (struct msg *)r->heap[i];
+        struct msg_spec sp = {.topic = msg_topic(old), .topic_len = old->topic_len, .retain = 1};
+        struct msg *m = r->err ? NULL : msg_create(&sp);
         if (m) {
             route_publish(s, t, m); /* MQTT-3.3.1-10, as answer_clear */
             r->n++;
         } else {
-            w.more = true; /* out of memory: this one is left for the next call */
+            r->err = -ENOMEM;
         }
-        msg_release(w.v[i]);
+        msg_release(old);
     }
-    free(w.v);
-    r->more = w.more;
 }
 
 void control_answer_retained(struct shard *s, struct tenant *t, struct control_req *r)
@@ -337,30 +306,21 @@ int control_retained_delete(void *arg, const char *tenant, const char *topic, si
     return err;
 }
 
-int control_retained_clear(void *arg, const char *tenant, const char *filter, size_t len,
-                           uint32_t limit, uint32_t *cleared, bool *more)
+int control_retained_clear(void *arg, const char *tenant, const struct admin_retained_query *q,
+                           struct admin_retained_cleared *out)
 {
-    if (!mqtt_topic_filter_valid((const uint8_t *)filter, len) || !limit ||
-        limit > ADMIN_RETAINED_CLEAR_MAX)
+    if (!mqtt_topic_filter_valid((const uint8_t *)q->filter, q->filter_len) || !q->limit ||
+        q->limit > ADMIN_RETAINED_CLEAR_MAX)
         return -EINVAL;
-    int tid = control_tenant(arg, tenant);
-    if (tid < 0)
-        return tid;
-    struct control_req *reqs[CONFIG_MAX_SHARDS] = {0};
-    struct control_req *r =
-        control_req_create(CONTROL_RET_CLEAR, (uint16_t)tid, 0, filter, len, NULL, 0);
-    if (!r)
-        return -ENOMEM;
-    r->limit = limit;
-    reqs[RETAINED_SHARD] = r;
-    int err = control_ask(arg, reqs);
-    if (err == 0)
-        err = r->err;
-    if (err == 0) {
-        *cleared = r->n; /* a count: the request holds no entries to free */
-        *more = r->more;
-        r->n = 0;
-    }
+    struct control_req *r;
+    int err = ask_retained(arg, CONTROL_RET_CLEAR, tenant, q->limit, q->filter, q->filter_len,
+                           q->after, q->after_len, &r);
+    if (err < 0)
+        return err;
+    /* A count: the request holds no entries to free. */
+    *out = (struct admin_retained_cleared){r->n, r->more, r->upto, r->upto_len};
+    r->upto = NULL; /* moved */
+    r->n = 0;
     control_req_put(r);
-    return err;
+    return 0;
 }

@@ -205,6 +205,11 @@ static const struct level_node *next_child(const struct level_node *n,
     return c;
 }
 
+void retain_walk(const struct retain *store, retain_value_fn fn, void *arg)
+{
+    level_walk(store->root, false, fn, arg);
+}
+
 /*
  * Depth-first over the stored topics the filter can reach. At a node whose
  * filter level is start..end (start > len: all levels consumed): a plain
@@ -212,13 +217,8 @@ static const struct level_node *next_child(const struct level_node *n,
  * from the child we come back from), '#' reports the node's whole subtree,
  * the node included ("a/#" matches "a", MQTT-4.7.1-2).
  */
-void retain_walk(const struct retain *store, retain_value_fn fn, void *arg)
-{
-    level_walk(store->root, false, fn, arg);
-}
-
-bool retain_match_until(const struct retain *store, const uint8_t *filter, size_t len,
-                        retain_until_fn fn, void *arg)
+void retain_match(const struct retain *store, const uint8_t *filter, size_t len, retain_value_fn fn,
+                  void *arg)
 {
     const struct level_node *root = store->root;
     const struct level_node *n = root;
@@ -235,13 +235,12 @@ bool retain_match_until(const struct retain *store, const uint8_t *filter, size_
             if (plus)
                 next = next_child(n, from);
         } else if (past) {
-            if (n->value && fn(n->value, arg))
-                return true;
+            if (n->value)
+                fn(n->value, arg);
         } else if (plus) {
             next = next_child(n, NULL);
         } else if (level_is(filter + start, end - start, '#')) {
-            if (level_walk_until(n, n == root, fn, arg))
-                return true;
+            level_walk(n, n == root, fn, arg);
         } else {
             next = level_find(n, filter + start, end - start,
                               level_hash(store->seed, filter + start, end - start));
@@ -254,32 +253,12 @@ bool retain_match_until(const struct retain *store, const uint8_t *filter, size_
             continue;
         }
         if (n == root)
-            return false;
+            return;
         from = n;
         n = n->parent;
         end = start - 1;
         start = level_begin(filter, end);
     }
-}
-
-/* retain_match's fn and arg, called from retain_match_until. */
-struct match_all {
-    retain_value_fn fn;
-    void *arg;
-};
-
-static bool match_all_one(void *value, void *arg)
-{
-    const struct match_all *m = arg;
-    m->fn(value, m->arg);
-    return false;
-}
-
-void retain_match(const struct retain *store, const uint8_t *filter, size_t len, retain_value_fn fn,
-                  void *arg)
-{
-    struct match_all m = {fn, arg};
-    retain_match_until(store, filter, len, match_all_one, &m);
 }
 
 void *retain_seek(struct retain_iter *it, const struct retain *store, const uint8_t *key,

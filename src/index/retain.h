@@ -59,13 +59,6 @@ void *retain_get(const struct retain *store, const uint8_t *topic, size_t len);
 void retain_match(const struct retain *store, const uint8_t *filter, size_t len, retain_value_fn fn,
                   void *arg);
 
-/* As retain_match until fn returns true: the walk stops there and this
- * returns true (false: every match was seen). The work is then bounded by
- * the matches fn was given and the nodes walked to reach them. */
-typedef bool (*retain_until_fn)(void *value, void *arg);
-bool retain_match_until(const struct retain *store, const uint8_t *filter, size_t len,
-                        retain_until_fn fn, void *arg);
-
 /* Call fn(value, arg) for every stored topic, '$' ones included. fn must
  * not modify the store. */
 void retain_walk(const struct retain *store, retain_value_fn fn, void *arg);

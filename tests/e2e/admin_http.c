@@ -97,3 +97,27 @@ json_t *admin_get_json(const struct broker *b, const char *path, const char *tok
 {
     return admin_call_json(b, "GET", path, token, NULL, status);
 }
+
+/* An MQTT filter match written apart from the broker's: '+' one level,
+ * '#' the rest and the parent level ("s/#" matches "s", MQTT-4.7.1-2),
+ * no '$' topic under a first-level wildcard (MQTT-4.7.2-1). */
+bool admin_ref_matches(const char *f, const char *t)
+{
+    if ((f[0] == '+' || f[0] == '#') && t[0] == '$')
+        return false;
+    for (;;) {
+        size_t fl = strcspn(f, "/"), tl = strcspn(t, "/");
+        if (fl == 1 && f[0] == '#')
+            return true;
+        if (!(fl == 1 && f[0] == '+') && (fl != tl || memcmp(f, t, fl) != 0))
+            return false;
+        f += fl;
+        t += tl;
+        if (!*t)
+            return !*f || !strcmp(f, "/#");
+        if (!*f)
+            return false;
+        f++;
+        t++;
+    }
+}

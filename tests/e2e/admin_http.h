@@ -33,4 +33,10 @@ json_t *admin_get_json(const struct broker *b, const char *path, const char *tok
 json_t *admin_call_json(const struct broker *b, const char *method, const char *path,
                         const char *token, const char *json, int status);
 
+/* Whether MQTT filter f matches topic t, written apart from the broker's
+ * code: '+' one level, '#' the rest and the parent level ("s/#" matches
+ * "s", MQTT-4.7.1-2), no '$' topic under a first-level wildcard
+ * (MQTT-4.7.2-1). */
+bool admin_ref_matches(const char *f, const char *t);
+
 #endif

@@ -10,8 +10,9 @@
  *   queued for an offline session), Subscription Identifier; shown by GET
  *   .../sessions/{id}, kept across a restart with persistence on.
  * - DELETE .../retained?filter=: a filter's retained messages cleared, a
- *   bounded batch per call ("more"), gone for a new subscriber and after a
- *   restart.
+ *   bounded batch per call ("more", and "next" to go on from: each call
+ *   looks at no more than [admin] page_budget topics), exactly the matching
+ *   ones, gone for a new subscriber and after a restart.
  */
 #include <criterion/criterion.h>
 
@@ -451,6 +452,8 @@ static json_int_t clear(const char *query, bool *more)
     json_int_t n = int_of(r, "deleted");
     cr_assert(json_is_boolean(json_object_get(r, "more")));
     *more = json_is_true(json_object_get(r, "more"));
+    json_t *next = json_object_get(r, "next"); /* a string exactly while more */
+    cr_assert(*more ? json_is_string(next) : json_is_null(next));
     json_decref(r);
     return n;
 }
@@ -537,4 +540,119 @@ Test(admin_writes, retained_delete_by_filter_survives_a_restart)
     finish();
     e2e_data_dir_remove(data);
     data[0] = '\0';
+}
+
+enum { TOPICS_MAX = 128, TOPIC_LEN = 32 };
+
+/* Every retained message a new subscriber to '#' and '$c/#' gets, its
+ * topic into out (sorted); returns how many. */
+static int retained_now(const char *id, char (*out)[TOPIC_LEN])
+{
+    struct client *c = open_v(id, MQTT_PROTOCOL_V311, true, 0);
+    client_subscribe(c, "#", 1);
+    client_subscribe(c, "$c/#", 1);
+    int n = 0;
+    struct msg m;
+    while (client_wait_message(c, &m, E2E_ABSENT_MS) == 0) {
+        cr_assert(m.retain, "%s is not a retained message", m.topic);
+        cr_assert_lt(n, TOPICS_MAX);
+        snprintf(out[n++], TOPIC_LEN, "%s", m.topic);
+        msg_free(&m);
+    }
+    client_disconnect(c);
+    qsort(out, (size_t)n, sizeof(out[0]), topic_cmp);
+    return n;
+}
+
+/* DELETE ?filter=query&limit= from the start, then from each answer's
+ * `next` while "more"; the count cleared. *calls: how many it took;
+ * *cut: answers with fewer than `limit` cleared and "more" (the budget
+ * stopped them). */
+static json_int_t clear_all(const char *query, int limit, int *calls, int *cut)
+{
+    char after[TOPIC_LEN + 8] = "", path[256];
+    json_int_t total = 0;
+    bool more = true;
+    *cut = 0;
+    for (*calls = 0; more; (*calls)++) {
+        cr_assert_lt(*calls, 100, "%s: the clear does not end", query);
+        snprintf(path, sizeof(path), RETAINED "?filter=%s&limit=%d%s", query, limit, after);
+        json_t *r = call("DELETE", path, NULL, 200);
+        json_int_t n = int_of(r, "deleted");
+        more = json_is_true(json_object_get(r, "more"));
+        json_t *next = json_object_get(r, "next");
+        cr_assert(more ? json_is_string(next) : json_is_null(next), "%s: next", query);
+        cr_assert_leq(n, limit);
+        if (more)
+            snprintf(after, sizeof(after), "&after=%s", json_string_value(next));
+        *cut += more && n < limit;
+        total += n;
+        json_decref(r);
+    }
+    return total;
+}
+
+/* Topics under c (c/NNN, which c/+ matches, with deeper ones it does not
+ * interleaved in topic order), "c" and "c-x" beside its range, '$'
+ * topics, others, published scrambled, and a page budget of 16 topics
+ * looked at per call. Each filter ('+' last, '+' first, '#', a '$' one) is
+ * cleared by following `next`: calls come back short with "more", each
+ * clears no more than its limit, and in all they clear exactly the topics
+ * the filter matches: a new subscriber gets the others and none of those
+ * (MQTT-3.3.1-10), the '$' ones kept by '#' and '+/+/x' (MQTT-4.7.2-1). */
+Test(admin_writes, retained_clear_by_filter_goes_a_budget_at_a_time)
+{
+    start("admin.page_budget=16", NULL);
+    static char kept[TOPICS_MAX][TOPIC_LEN], got[TOPICS_MAX][TOPIC_LEN];
+    int nk = 0;
+    for (int i = 0; i < 30; i++) {
+        int k = (i * 7) % 30; /* scrambled */
+        snprintf(kept[nk++], TOPIC_LEN, "c/%03d", k);
+        snprintf(kept[nk++], TOPIC_LEN, "c/%03d/x", k);
+        if (k % 3 == 0)
+            snprintf(kept[nk++], TOPIC_LEN, "c/%03d/y/z", k);
+    }
+    for (int i = 0; i < 20; i++) /* '#' clears them: its range too is longer than 16 */
+        snprintf(kept[nk++], TOPIC_LEN, "d/%02d/w", (i * 7) % 20);
+    static const char *const others[] = {"c", "c-x", "$c/1", "$c/2/x", "d/1", "d/2/x"};
+    for (size_t i = 0; i < sizeof(others) / sizeof(others[0]); i++)
+        snprintf(kept[nk++], TOPIC_LEN, "%s", others[i]);
+    struct client *pub = open_v("clrb-pub", MQTT_PROTOCOL_V311, true, 0);
+    for (int i = 0; i < nk; i++)
+        retain(pub, kept[i]);
+    client_disconnect(pub);
+    qsort(kept, (size_t)nk, sizeof(kept[0]), topic_cmp);
+    cr_assert_eq(retained_now("clrb-sub0", got), nk, "not every topic is retained yet");
+    static const struct {
+        const char *raw, *query;
+        int limit;
+    } filters[] = {{"c/+", "c/%2B", 1000},
+                   {"+/+/x", "%2B/%2B/x", 7},
+                   {"#", "%23", 1000},
+                   {"$c/#", "$c/%23", 1000}};
+    for (size_t f = 0; f < sizeof(filters) / sizeof(filters[0]); f++) {
+        int matching = 0, left = 0, calls, cut;
+        for (int i = 0; i < nk; i++) {
+            if (admin_ref_matches(filters[f].raw, kept[i]))
+                matching++;
+            else
+                memmove(kept[left++], kept[i], sizeof(kept[i]));
+        }
+        nk = left;
+        json_int_t n = clear_all(filters[f].query, filters[f].limit, &calls, &cut);
+        cr_assert_eq(n, matching, "%s: %d cleared, %d match", filters[f].raw, (int)n, matching);
+        if (filters[f].limit < matching) /* the limit cut calls too */
+            cr_assert_geq(calls, (matching + filters[f].limit - 1) / filters[f].limit);
+        else if (f < 3) /* their ranges are longer than the budget */
+            cr_assert(calls > 1 && cut > 0, "%s: %d call(s), none cut by the budget",
+                      filters[f].raw, calls);
+        char id[32];
+        snprintf(id, sizeof(id), "clrb-sub%zu", f + 1);
+        int ng = retained_now(id, got);
+        for (int i = 0; i < ng && i < nk; i++)
+            cr_assert_str_eq(got[i], kept[i], "after %s: position %d", filters[f].raw, i);
+        cr_assert_eq(ng, nk, "after %s: %d retained, want %d", filters[f].raw, ng, nk);
+    }
+    cr_assert_eq(nk, 0);
+    finish();
 }

@@ -528,47 +528,6 @@ Test(retain, borrowed_topics_move_when_their_value_goes)
     retain_destroy(store, NULL, NULL);
 }
 
-struct stop_after {
-    uint32_t n, stop;
-    uintptr_t seen[16];
-};
-
-static bool stop_after_one(void *value, void *arg)
-{
-    struct stop_after *s = arg;
-    s->seen[s->n++] = (uintptr_t)value;
-    return s->n == s->stop;
-}
-
-/* retain_match_until stops at the first true, in a '+' level and in a
- * '#' subtree alike, and says so; without a true it sees every match, as
- * retain_match does, the '$' rule included (MQTT-4.7.2-1). */
-Test(retain, match_until_stops_where_told)
-{
-    struct retain *store = retain_create();
-    put(store, "a/1", 1);
-    put(store, "a/2", 2);
-    put(store, "a/3", 3);
-    put(store, "a/3/x", 4);
-    put(store, "$SYS/x", 5);
-    static const char *const filters[] = {"a/+", "a/#", "#"};
-    static const uint32_t matches[] = {3, 4, 4};
-    for (int f = 0; f < 3; f++) {
-        for (uint32_t stop = 1; stop <= matches[f]; stop++) {
-            struct stop_after s = {.stop = stop};
-            cr_assert(retain_match_until(store, S(filters[f]), stop_after_one, &s), "%s",
-                      filters[f]);
-            cr_assert_eq(s.n, stop, "%s: %u values seen, stop at %u", filters[f], s.n, stop);
-        }
-        struct stop_after all = {.stop = 100};
-        cr_assert_not(retain_match_until(store, S(filters[f]), stop_after_one, &all));
-        cr_assert_eq(all.n, matches[f], "%s", filters[f]);
-        for (uint32_t i = 0; i < all.n; i++)
-            cr_assert_neq(all.seen[i], 5, "%s matched $SYS/x", filters[f]);
-    }
-    retain_destroy(store, NULL, NULL);
-}
-
 /* ---- the topic order (retain_seek, retain_next) ------------------------------------ */
 
 /* Read the order from `key` (NULL: from the first, "") into out (the topics
