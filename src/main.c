@@ -215,6 +215,15 @@ static void on_error(void *arg, const char *text)
     config_report_error(e->rep, e->path, text);
 }
 
+/* Each TLS file of the listeners that does not load (broker_file_error_fn):
+ * logged as "FILE: reason", into the report. */
+static void on_file_error(void *arg, const char *file, const char *message)
+{
+    struct config_report *rep = arg;
+    log_err("reload: %s", message);
+    config_report_error(rep, file, message);
+}
+
 /* Load the file again into *cfg, with every error of it in the report.
  * 0, -EINVAL (errors: nothing changed) or -ENOMEM. */
 static int reload_load(struct reload *r, struct config *cfg, struct config_report *rep)
@@ -242,10 +251,11 @@ static int reload_load(struct reload *r, struct config *cfg, struct config_repor
 }
 
 /* Read the file again (with the same overrides) and put what changed in
- * force where it can change live; an invalid file, plugin keys a plugin
- * refuses, or listeners that cannot open, change nothing: the plugins'
- * new keys are prepared first and put in force only with the rest.
- * 0, -EINVAL (refused) or -ENOMEM. */
+ * force where it can change live; an invalid file, TLS files (the admin
+ * API's, the listeners') that do not load, plugin keys a plugin refuses,
+ * or listeners that cannot open, change nothing: the certificates and the
+ * plugins' new keys are prepared first and put in force only with the
+ * rest. 0, -EINVAL (refused) or -ENOMEM. */
 static int reload_config(struct reload *r, struct config_report *rep)
 {
     struct config_gen *g = malloc(sizeof(*g));
@@ -261,6 +271,9 @@ static int reload_config(struct reload *r, struct config_report *rep)
         /* refused: the errors are in the report */
     } else if (broker_reload_admin_tls(r->b, err, sizeof(err)) < 0) {
         rc = refuse(rep, NULL, err);
+    } else if (broker_reload_transports(r->b, &g->cfg, on_file_error, rep) < 0) {
+        log_err("reload: TLS files of the listeners do not load; nothing changed");
+        rc = -EINVAL;
     } else if (!(live = config_reconcile(r->cur, &g->cfg, on_change, plugin_live, &ps))) {
         log_info("reload: no change to put in force");
     } else if (plugins_prepare(r->plugins, &g->cfg, err, sizeof(err)) < 0) {
@@ -279,23 +292,25 @@ static int reload_config(struct reload *r, struct config_report *rep)
         r->cur = &g->cfg;
         log_info("reload: %zu change(s) in force", live);
     }
-    /* The admin certificates read again are served only by a reload that
-     * went through (one without changes included). */
+    /* The certificates read again (the admin API's, the listeners') are
+     * served only by a reload that went through (one without changes
+     * included). */
     broker_reload_admin_tls_commit(r->b, rc == 0);
+    broker_reload_transports_commit(r->b, rc == 0);
     if (rc < 0 || !live)
         free(g);
     return rc;
 }
 
 /* The whole reload, SIGHUP's and the admin API's (broker_reload_fn): the
- * configuration, the TLS listeners' files, the plugins' own files. */
+ * configuration with the TLS files (reload_config), the plugins' own
+ * files. */
 static int reload_run(void *arg, struct config_report *rep)
 {
     struct reload *r = arg;
     pthread_mutex_lock(&r->lock);
     tell_manager("RELOADING=1");
     int rc = reload_config(r, rep);
-    (void)broker_reload_transports(r->b); /* a failure keeps the old files: logged */
     if (r->plugins)
         plugin_host_reload(r->plugins);
     tell_manager("READY=1");

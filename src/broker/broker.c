@@ -304,9 +304,15 @@ void broker_reload_admin_tls_commit(struct broker *b, bool serve)
     admin_server_tls_commit(b->admin, serve);
 }
 
-int broker_reload_transports(struct broker *b)
+int broker_reload_transports(struct broker *b, const struct config *next,
+                             broker_file_error_fn on_error, void *arg)
 {
-    return listeners_reload_files(b);
+    return listeners_prepare_files(b, next, on_error, arg);
+}
+
+void broker_reload_transports_commit(struct broker *b, bool serve)
+{
+    listeners_commit_files(b, serve);
 }
 
 void broker_stop(struct broker *b)

@@ -30,13 +30,24 @@ int broker_start(const struct config *cfg, struct plugin_host *plugins,
  * thread (plain loads of the shards' counters, which may lag a little). */
 void broker_log_status(struct broker *b);
 
-/* Re-read the files the listeners' transports load (TLS certificates,
- * keys, CAs, CRLs, SNI certificates) while the shards run: connections
- * that start afterwards use them, open ones are untouched. A listener
- * whose files do not load keeps its previous ones (logged, naming the
- * file). Main thread, or whoever holds the reload (SIGHUP, POST
- * /api/v1/reload). 0, or -errno when some listener failed. */
-int broker_reload_transports(struct broker *b);
+/* One file of a reload that does not load: the file (NULL when no one
+ * file is to blame) and "FILE: reason ([listener.NAME] KEY)". */
+typedef void (*broker_file_error_fn)(void *arg, const char *file, const char *message);
+
+/* Live reload, before anything changes (main's reload path, shards
+ * running): the files the transports of the listeners that `next` keeps
+ * load (TLS certificates, keys, CAs, CRLs, SNI certificates) read and
+ * checked again, not served yet; listeners `next` adds or changes are
+ * built by broker_reload_config. 0; or -EINVAL, each file that did not
+ * load given to on_error: the reload must then change nothing, and the
+ * listeners keep serving what they served. */
+int broker_reload_transports(struct broker *b, const struct config *next,
+                             broker_file_error_fn on_error, void *arg);
+
+/* Serve what broker_reload_transports read to connections that start
+ * afterwards (serve: the reload went through; open ones are untouched)
+ * or drop it (it was refused). Nothing read: no-op. */
+void broker_reload_transports_commit(struct broker *b, bool serve);
 
 /* Live reload, before anything changes: the admin API's TLS files
  * ([admin] tls_cert, tls_key, tls_client_ca, as the broker started with

@@ -238,19 +238,48 @@ int listeners_reload(struct broker *b, const struct config *next, char *err, siz
     return 0;
 }
 
-int listeners_reload_files(struct broker *b)
+/* Whether `next` keeps open slot li as it is. */
+static bool slot_stays(const struct broker *b, uint32_t li, const struct config *next)
+{
+    const struct listener_slot *ls = &b->lslots[li];
+    for (uint32_t ni = 0; ni < next->nlisteners; ni++)
+        if (config_listener_same(ls->cfg, ls->ci, next, ni))
+            return true;
+    return false;
+}
+
+int listeners_prepare_files(struct broker *b, const struct config *next,
+                            void (*on_error)(void *arg, const char *file, const char *message),
+                            void *arg)
 {
     uint32_t n = atomic_load_explicit(&b->nslots, memory_order_relaxed);
-    int first = 0;
+    int ret = 0;
     for (uint32_t li = 0; li < n; li++) {
         struct listener_slot *ls = &b->lslots[li];
-        if (!atomic_load_explicit(&ls->open, memory_order_relaxed))
+        if (!atomic_load_explicit(&ls->open, memory_order_relaxed) || !slot_stays(b, li, next))
             continue;
-        int ret = transport_listener_reload(ls->cfg, ls->ci, &ls->xprt);
-        if (ret < 0 && first == 0)
-            first = ret;
+        struct transport_fail f = {0};
+        if (transport_listener_prepare(ls->cfg, ls->ci, &ls->xprt, &f) == 0)
+            continue;
+        const char *name = ls->cfg->listeners[ls->ci].name;
+        char msg[CONFIG_PATH_MAX + 512];
+        if (f.file[0])
+            snprintf(msg, sizeof(msg), "%s: %s ([listener.%s] %s)", f.file, f.why, name, f.key);
+        else
+            snprintf(msg, sizeof(msg), "[listener.%s] %s: %s", name, f.key, f.why);
+        on_error(arg, f.file[0] ? f.file : NULL, msg);
+        ret = -EINVAL;
     }
-    return first;
+    if (ret < 0)
+        listeners_commit_files(b, false);
+    return ret;
+}
+
+void listeners_commit_files(struct broker *b, bool serve)
+{
+    uint32_t n = atomic_load_explicit(&b->nslots, memory_order_relaxed);
+    for (uint32_t li = 0; li < n; li++)
+        transport_listener_commit(&b->lslots[li].xprt, serve);
 }
 
 void listeners_fini(struct broker *b)

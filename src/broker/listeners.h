@@ -34,9 +34,18 @@ void listeners_announce(const struct broker *b);
  */
 int listeners_reload(struct broker *b, const struct config *next, char *err, size_t errlen);
 
-/* Re-read the files of every open slot's transport (TLS certificates,
- * keys, CAs, CRLs, SNI). 0, or the first -errno (each logged). */
-int listeners_reload_files(struct broker *b);
+/* Live reload, first step (before listeners_reload): read the files of
+ * every open slot's transport that `next` keeps (TLS certificates, keys,
+ * CAs, CRLs, SNI) again and check them, serving nothing new yet. Each
+ * that fails goes to on_error(arg, file or NULL, "FILE: reason
+ * ([listener.NAME] KEY)"). 0; or -EINVAL with nothing left pending. */
+int listeners_prepare_files(struct broker *b, const struct config *next,
+                            void (*on_error)(void *arg, const char *file, const char *message),
+                            void *arg);
+
+/* Second step: serve what listeners_prepare_files read to the slots'
+ * new connections (serve: the reload went through) or drop it. */
+void listeners_commit_files(struct broker *b, bool serve);
 
 /* At exit, the shards joined: close what sockets are left and free the
  * transports' contexts. */

@@ -73,15 +73,17 @@ struct tls_gen {
 };
 
 /* The listener's shared context. Only `cur` changes after start-up: a
- * reload (main thread) publishes a complete new generation while shards
- * take references to it. The lock covers reading `cur` together with
+ * reload (main thread) builds a complete new generation into `next`
+ * (prepare, main thread only) and publishes it (commit) while shards
+ * take references to `cur`. The lock covers reading `cur` together with
  * taking a reference, so that a generation cannot be freed between the
  * two; it is taken once per new TLS connection, beside a handshake's
  * cost, and never held across a call into wolfSSL. */
 struct tls_listener {
     pthread_mutex_t lock;
     struct tls_gen *cur;
-    bool verify; /* client certificates are asked for */
+    struct tls_gen *next; /* prepared by a reload, not served yet; NULL: none */
+    bool verify;          /* client certificates are asked for */
     uint32_t handshake_ms;
     char name[CONFIG_NAME_MAX];
 };
@@ -669,42 +671,52 @@ static const struct transport_ops tls_ops = {
 
 /* ---- the listener ------------------------------------------------------- */
 
-/* A file the listener names: readable, or a clear reason. */
-static int file_check(const struct config_listener *cl, const char *key, const char *path)
+/* A file the listener names: readable, or a clear reason in *fail. */
+static int file_check(const char *key, const char *path, struct transport_fail *fail)
 {
     if (access(path, R_OK) == 0)
         return 0;
     int err = errno;
-    log_err("[listener.%s] %s = %s: cannot read: %s", cl->name, key, path, strerror(err));
+    transport_fail_set(fail, key, path, strerror(err));
     return -err;
 }
 
-static int bad_pem(const struct config_listener *cl, const char *key, const char *path,
-                   const char *what)
+static int bad_pem(const char *key, const char *path, const char *what, struct transport_fail *fail)
 {
-    log_err("[listener.%s] %s = %s: %s", cl->name, key, path, what);
+    transport_fail_set(fail, key, path, what);
     return -EINVAL;
 }
 
-/* Certificate chain and key (which must match). */
-static int load_identity(WOLFSSL_CTX *ctx, const struct config_listener *cl)
+/* Why a listener's files did not load, into the log (start-up). */
+static void fail_log(const struct config_listener *cl, const struct transport_fail *f)
 {
-    int rc = file_check(cl, "tls_cert", cl->tls_cert);
+    if (f->file[0])
+        log_err("[listener.%s] %s = %s: %s", cl->name, f->key, f->file, f->why);
+    else
+        log_err("[listener.%s] %s: %s", cl->name, f->key, f->why);
+}
+
+/* Certificate chain and key (which must match). */
+static int load_identity(WOLFSSL_CTX *ctx, const struct config_listener *cl,
+                         struct transport_fail *fail)
+{
+    int rc = file_check("tls_cert", cl->tls_cert, fail);
     if (rc == 0)
-        rc = file_check(cl, "tls_key", cl->tls_key);
+        rc = file_check("tls_key", cl->tls_key, fail);
     if (rc < 0)
         return rc;
     if (wolfSSL_CTX_use_certificate_chain_file(ctx, cl->tls_cert) != WOLFSSL_SUCCESS)
-        return bad_pem(cl, "tls_cert", cl->tls_cert, "not a PEM certificate chain");
+        return bad_pem("tls_cert", cl->tls_cert, "not a PEM certificate chain", fail);
     if (wolfSSL_CTX_use_PrivateKey_file(ctx, cl->tls_key, WOLFSSL_FILETYPE_PEM) != WOLFSSL_SUCCESS)
-        return bad_pem(cl, "tls_key", cl->tls_key, "not a PEM private key");
+        return bad_pem("tls_key", cl->tls_key, "not a PEM private key", fail);
     if (wolfSSL_CTX_check_private_key(ctx) != WOLFSSL_SUCCESS)
-        return bad_pem(cl, "tls_key", cl->tls_key, "does not match tls_cert");
+        return bad_pem("tls_key", cl->tls_key, "does not match tls_cert", fail);
     return 0;
 }
 
 /* Client certificates: the CAs, the CRL, and whether one is required. */
-static int load_verify(WOLFSSL_CTX *ctx, const struct config_listener *cl)
+static int load_verify(WOLFSSL_CTX *ctx, const struct config_listener *cl,
+                       struct transport_fail *fail)
 {
     int mode = WOLFSSL_VERIFY_NONE;
     if (cl->tls_verify_client == CONFIG_TLS_VERIFY_OPTIONAL)
@@ -712,19 +724,20 @@ static int load_verify(WOLFSSL_CTX *ctx, const struct config_listener *cl)
     else if (cl->tls_verify_client == CONFIG_TLS_VERIFY_REQUIRED)
         mode = WOLFSSL_VERIFY_PEER | WOLFSSL_VERIFY_FAIL_IF_NO_PEER_CERT;
     if (cl->tls_ca[0]) {
-        int rc = file_check(cl, "tls_ca", cl->tls_ca);
+        int rc = file_check("tls_ca", cl->tls_ca, fail);
         if (rc < 0)
             return rc;
         if (wolfSSL_CTX_load_verify_locations(ctx, cl->tls_ca, NULL) != WOLFSSL_SUCCESS)
-            return bad_pem(cl, "tls_ca", cl->tls_ca, "not PEM CA certificates");
+            return bad_pem("tls_ca", cl->tls_ca, "not PEM CA certificates", fail);
     }
     if (cl->tls_crl[0]) {
-        int rc = file_check(cl, "tls_crl", cl->tls_crl);
+        int rc = file_check("tls_crl", cl->tls_crl, fail);
         if (rc < 0)
             return rc;
         if (wolfSSL_CTX_EnableCRL(ctx, WOLFSSL_CRL_CHECKALL) != WOLFSSL_SUCCESS ||
             wolfSSL_CTX_LoadCRLFile(ctx, cl->tls_crl, WOLFSSL_FILETYPE_PEM) != WOLFSSL_SUCCESS)
-            return bad_pem(cl, "tls_crl", cl->tls_crl, "not a PEM CRL (or no tls_ca to check it)");
+            return bad_pem("tls_crl", cl->tls_crl, "not a PEM CRL (or no tls_ca to check it)",
+                           fail);
     }
     wolfSSL_CTX_set_verify(ctx, mode, NULL);
     return 0;
@@ -738,7 +751,8 @@ static int load_verify(WOLFSSL_CTX *ctx, const struct config_listener *cl)
     "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:"     \
     "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305"
 
-static int load_ciphers(WOLFSSL_CTX *ctx, const struct config_listener *cl)
+static int load_ciphers(WOLFSSL_CTX *ctx, const struct config_listener *cl,
+                        struct transport_fail *fail)
 {
     if (!cl->tls_ciphers[0] && !cl->tls_ciphersuites[0])
         return 0;
@@ -747,8 +761,8 @@ static int load_ciphers(WOLFSSL_CTX *ctx, const struct config_listener *cl)
              cl->tls_ciphersuites[0] ? cl->tls_ciphersuites : TLS13_DEFAULT,
              cl->tls_ciphers[0] ? cl->tls_ciphers : TLS12_DEFAULT);
     if (wolfSSL_CTX_set_cipher_list(ctx, list) != WOLFSSL_SUCCESS) {
-        log_err("[listener.%s] tls_ciphers / tls_ciphersuites: wolfSSL knows none of '%s'",
-                cl->name, list);
+        transport_fail_set(fail, "tls_ciphers / tls_ciphersuites", NULL,
+                           "wolfSSL knows none of them");
         return -EINVAL;
     }
     return 0;
@@ -759,44 +773,45 @@ static int load_ciphers(WOLFSSL_CTX *ctx, const struct config_listener *cl)
  * and 1.3) are not issued, and the session cache, which TLS 1.2 session
  * ids and this wolfSSL's TLS 1.3 tickets (WOLFSSL_TICKET_HAVE_ID) also
  * resume from, is neither filled nor read. */
-static int resumption_off(WOLFSSL_CTX *ctx, const struct config_listener *cl)
+static int resumption_off(WOLFSSL_CTX *ctx, struct transport_fail *fail)
 {
     /* (Success is 1, 0 and 1 here: each says it its own way.) */
     if (wolfSSL_CTX_NoTicketTLSv12(ctx) != WOLFSSL_SUCCESS ||
         wolfSSL_CTX_no_ticket_TLSv13(ctx) != 0 ||
         wolfSSL_CTX_set_session_cache_mode(ctx, WOLFSSL_SESS_CACHE_OFF) != WOLFSSL_SUCCESS) {
-        log_err("[listener.%s] tls_resumption = false: wolfSSL refused it", cl->name);
+        transport_fail_set(fail, "tls_resumption", NULL, "wolfSSL refused to turn it off");
         return -EINVAL;
     }
     return 0;
 }
 
-static int ctx_create(const struct config_listener *cl, WOLFSSL_CTX **out)
+static int ctx_create(const struct config_listener *cl, struct transport_fail *fail,
+                      WOLFSSL_CTX **out)
 {
     WOLFSSL_CTX *ctx = wolfSSL_CTX_new(wolfSSLv23_server_method());
     if (!ctx) {
-        log_err("[listener.%s] out of memory creating its TLS context", cl->name);
+        transport_fail_set(fail, "transport", NULL, "out of memory creating its TLS context");
         return -ENOMEM;
     }
     int rc = 0;
     if (wolfSSL_CTX_SetMinVersion(ctx,
                                   cl->tls_min_version == 13 ? WOLFSSL_TLSV1_3 : WOLFSSL_TLSV1_2) !=
         WOLFSSL_SUCCESS) {
-        log_err("[listener.%s] tls_min_version: wolfSSL refused it", cl->name);
+        transport_fail_set(fail, "tls_min_version", NULL, "wolfSSL refused it");
         rc = -EINVAL;
     }
     if (rc == 0)
-        rc = load_identity(ctx, cl);
+        rc = load_identity(ctx, cl, fail);
     if (rc == 0)
-        rc = load_verify(ctx, cl);
+        rc = load_verify(ctx, cl, fail);
     if (rc == 0)
-        rc = load_ciphers(ctx, cl);
+        rc = load_ciphers(ctx, cl, fail);
     /* A resumed TLS 1.2 session does not carry the client's certificate in
      * this wolfSSL (and a TLS 1.3 one only while the session cache still
      * holds it): the auth plugin would see a client without one. Where
      * client certificates are asked for, every handshake is a full one. */
     if (rc == 0 && (!cl->tls_resumption || cl->tls_verify_client != CONFIG_TLS_VERIFY_NONE))
-        rc = resumption_off(ctx, cl);
+        rc = resumption_off(ctx, fail);
     if (rc < 0) {
         wolfSSL_CTX_free(ctx);
         return rc;
@@ -808,15 +823,16 @@ static int ctx_create(const struct config_listener *cl, WOLFSSL_CTX **out)
 }
 
 /* A generation with the listener's default context (its certificates by
- * server name are added by tls_sni_create). 0 or -errno, logged. */
-static int gen_create(const struct config_listener *cl, struct tls_gen **out)
+ * server name are added by tls_sni_create). 0, or -errno with *fail. */
+static int gen_create(const struct config_listener *cl, struct transport_fail *fail,
+                      struct tls_gen **out)
 {
     struct tls_gen *g = calloc(1, sizeof(*g));
     if (!g) {
-        log_err("[listener.%s] out of memory", cl->name);
+        transport_fail_set(fail, "transport", NULL, "out of memory");
         return -ENOMEM;
     }
-    int rc = ctx_create(cl, &g->ctx);
+    int rc = ctx_create(cl, fail, &g->ctx);
     if (rc < 0) {
         free(g);
         return rc;
@@ -832,11 +848,13 @@ static int tls_listener_create(const struct config_listener *cl, void **out)
         log_err("[listener.%s] cannot initialise wolfSSL", cl->name);
         return -EIO;
     }
+    struct transport_fail fail;
     struct tls_listener *tl = calloc(1, sizeof(*tl));
-    int rc = tl ? gen_create(cl, &tl->cur) : -ENOMEM;
+    if (!tl)
+        transport_fail_set(&fail, "transport", NULL, "out of memory");
+    int rc = tl ? gen_create(cl, &fail, &tl->cur) : -ENOMEM;
     if (rc < 0) {
-        if (!tl)
-            log_err("[listener.%s] out of memory", cl->name);
+        fail_log(cl, &fail);
         free(tl);
         wolfSSL_Cleanup();
         return rc;
@@ -853,39 +871,55 @@ static int tls_listener_create(const struct config_listener *cl, void **out)
 static int tls_listener_sni(void *ctx, const struct config *cfg, uint32_t li)
 {
     struct tls_listener *tl = ctx;
-    return tls_sni_create(tl->cur->ctx, cfg, li, ctx_create, &tl->cur->sni);
+    struct transport_fail fail;
+    int rc = tls_sni_create(tl->cur->ctx, cfg, li, ctx_create, &fail, &tl->cur->sni);
+    if (rc < 0)
+        fail_log(&cfg->listeners[li], &fail);
+    return rc;
 }
 
-/* SIGHUP, on the main thread while the shards run: the whole generation
- * is built off their loops from the files, then published at once; the
- * handshakes that began with the previous one finish with it, and the
- * last of them frees it. A file that does not load keeps the previous
- * generation (the loaders named the file and why). */
-static int tls_listener_reload(void *ctx, const struct config *cfg, uint32_t li)
+/* Reload, first step, on the main thread while the shards run: the whole
+ * generation is built off their loops from the files, into `next`; what
+ * is served does not change. */
+static int tls_listener_prepare(void *ctx, const struct config *cfg, uint32_t li,
+                                struct transport_fail *fail)
 {
     struct tls_listener *tl = ctx;
-    const struct config_listener *cl = &cfg->listeners[li];
+    gen_release(tl->next); /* one a reload left pending (none: no-op) */
+    tl->next = NULL;
     struct tls_gen *g;
-    int rc = gen_create(cl, &g);
-    if (rc == 0 && (rc = tls_sni_create(g->ctx, cfg, li, ctx_create, &g->sni)) < 0)
+    int rc = gen_create(&cfg->listeners[li], fail, &g);
+    if (rc == 0 && (rc = tls_sni_create(g->ctx, cfg, li, ctx_create, fail, &g->sni)) < 0)
         gen_release(g);
-    if (rc < 0) {
-        log_err("listener %s: TLS reload failed: the previous certificates stay in use", cl->name);
-        return rc;
+    if (rc == 0)
+        tl->next = g;
+    return rc;
+}
+
+/* Second step: `next` published at once; the handshakes that began with
+ * the previous generation finish with it, and the last of them frees it. */
+static void tls_listener_commit(void *ctx, bool serve)
+{
+    struct tls_listener *tl = ctx;
+    struct tls_gen *g = tl->next;
+    tl->next = NULL;
+    if (!g || !serve) {
+        gen_release(g);
+        return;
     }
     pthread_mutex_lock(&tl->lock);
     struct tls_gen *old = tl->cur;
     tl->cur = g;
     pthread_mutex_unlock(&tl->lock);
     gen_release(old);
-    log_info("listener %s: TLS certificates reloaded", cl->name);
-    return 0;
+    log_info("listener %s: TLS certificates reloaded", tl->name);
 }
 
 /* At exit, once no stream is left. */
 static void tls_listener_destroy(void *ctx)
 {
     struct tls_listener *tl = ctx;
+    gen_release(tl->next);
     gen_release(tl->cur);
     pthread_mutex_destroy(&tl->lock);
     free(tl);
@@ -905,7 +939,8 @@ const struct transport_kind transport_kind_tls = {
     .ops = &tls_ops,
     .listener_create = tls_listener_create,
     .listener_sni = tls_listener_sni,
-    .listener_reload = tls_listener_reload,
+    .listener_prepare = tls_listener_prepare,
+    .listener_commit = tls_listener_commit,
     .listener_destroy = tls_listener_destroy,
     .thread_fini = tls_thread_fini,
 };

@@ -13,6 +13,7 @@
 #include <wolfssl/ssl.h>
 
 #include "config/config.h"
+#include "net/transport.h"
 #include "net/xprt_info.h"
 
 /*
@@ -34,10 +35,12 @@ struct tls_sni;
  * settings (so CAs, CRL, versions and ciphers are the listener's), with
  * the name's own chain and key loaded over the default ones; and have
  * `def` switch a handshake to it when the client asks for HOST. 0 (and
- * *out NULL when the listener names none), or -errno having logged why. */
+ * *out NULL when the listener names none), or -errno with *fail saying
+ * which file and why (not logged). */
 int tls_sni_create(WOLFSSL_CTX *def, const struct config *cfg, uint32_t li,
-                   int (*make_ctx)(const struct config_listener *cl, WOLFSSL_CTX **out),
-                   struct tls_sni **out);
+                   int (*make_ctx)(const struct config_listener *cl, struct transport_fail *fail,
+                                   WOLFSSL_CTX **out),
+                   struct transport_fail *fail, struct tls_sni **out);
 
 /* Free what tls_sni_create made (NULL: nothing), once no stream uses it. */
 void tls_sni_destroy(struct tls_sni *s);

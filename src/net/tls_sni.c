@@ -9,6 +9,7 @@
  * callback runs on the shards, reading the table only.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -46,26 +47,35 @@ static int sni_select(WOLFSSL *ssl, int *alert, void *arg)
 }
 
 /* The name's chain and key over the default ones. */
-static int load_name(WOLFSSL_CTX *ctx, const struct config_listener *cl, const struct config_sni *e)
+static int load_name(WOLFSSL_CTX *ctx, const struct config_sni *e, struct transport_fail *fail)
 {
-    const char *what = NULL;
-    if (access(e->cert, R_OK) != 0 || access(e->key, R_OK) != 0)
-        what = strerror(errno);
-    else if (wolfSSL_CTX_use_certificate_chain_file(ctx, e->cert) != WOLFSSL_SUCCESS)
-        what = "cert is not a PEM certificate chain";
-    else if (wolfSSL_CTX_use_PrivateKey_file(ctx, e->key, WOLFSSL_FILETYPE_PEM) != WOLFSSL_SUCCESS)
-        what = "key is not a PEM private key";
-    else if (wolfSSL_CTX_check_private_key(ctx) != WOLFSSL_SUCCESS)
-        what = "key does not match cert";
-    if (!what)
+    char kcert[sizeof(fail->key)], kkey[sizeof(fail->key)];
+    snprintf(kcert, sizeof(kcert), "sni.%s.cert", e->host);
+    snprintf(kkey, sizeof(kkey), "sni.%s.key", e->host);
+    int err = 0;
+    if (access(e->cert, R_OK) != 0) {
+        err = errno;
+        transport_fail_set(fail, kcert, e->cert, strerror(err));
+    } else if (access(e->key, R_OK) != 0) {
+        err = errno;
+        transport_fail_set(fail, kkey, e->key, strerror(err));
+    } else if (wolfSSL_CTX_use_certificate_chain_file(ctx, e->cert) != WOLFSSL_SUCCESS) {
+        transport_fail_set(fail, kcert, e->cert, "not a PEM certificate chain");
+    } else if (wolfSSL_CTX_use_PrivateKey_file(ctx, e->key, WOLFSSL_FILETYPE_PEM) !=
+               WOLFSSL_SUCCESS) {
+        transport_fail_set(fail, kkey, e->key, "not a PEM private key");
+    } else if (wolfSSL_CTX_check_private_key(ctx) != WOLFSSL_SUCCESS) {
+        transport_fail_set(fail, kkey, e->key, "does not match its cert");
+    } else {
         return 0;
-    log_err("[listener.%s] sni.%s (cert %s, key %s): %s", cl->name, e->host, e->cert, e->key, what);
-    return -EINVAL;
+    }
+    return err ? -err : -EINVAL;
 }
 
 int tls_sni_create(WOLFSSL_CTX *def, const struct config *cfg, uint32_t li,
-                   int (*make_ctx)(const struct config_listener *cl, WOLFSSL_CTX **out),
-                   struct tls_sni **out)
+                   int (*make_ctx)(const struct config_listener *cl, struct transport_fail *fail,
+                                   WOLFSSL_CTX **out),
+                   struct transport_fail *fail, struct tls_sni **out)
 {
     *out = NULL;
     const struct config_listener *cl = &cfg->listeners[li];
@@ -75,11 +85,11 @@ int tls_sni_create(WOLFSSL_CTX *def, const struct config *cfg, uint32_t li,
         if (e->listener != li || !e->cert[0])
             continue; /* another listener's, or a tenant binding only */
         if (!s && !(s = calloc(1, sizeof(*s)))) {
-            log_err("[listener.%s] out of memory", cl->name);
+            transport_fail_set(fail, "transport", NULL, "out of memory");
             return -ENOMEM;
         }
-        int rc = make_ctx(cl, &s->v[s->n].ctx);
-        if (rc == 0 && (rc = load_name(s->v[s->n].ctx, cl, e)) < 0)
+        int rc = make_ctx(cl, fail, &s->v[s->n].ctx);
+        if (rc == 0 && (rc = load_name(s->v[s->n].ctx, e, fail)) < 0)
             wolfSSL_CTX_free(s->v[s->n].ctx);
         if (rc < 0) {
             tls_sni_destroy(s);

@@ -4,6 +4,8 @@
  */
 #include "net/transport.h"
 
+#include <stdio.h>
+
 #include "net/tls.h"
 #include "net/ws.h"
 #include "net/wss.h"
@@ -40,11 +42,28 @@ int transport_listener_create(const struct config *cfg, uint32_t li, struct tran
     return ret;
 }
 
-int transport_listener_reload(const struct config *cfg, uint32_t li, struct transport_listener *l)
+void transport_fail_set(struct transport_fail *f, const char *key, const char *file,
+                        const char *why)
 {
-    if (!l->kind || !l->kind->listener_reload || !l->ctx)
+    if (!f)
+        return;
+    snprintf(f->key, sizeof(f->key), "%s", key);
+    snprintf(f->file, sizeof(f->file), "%s", file ? file : "");
+    snprintf(f->why, sizeof(f->why), "%s", why);
+}
+
+int transport_listener_prepare(const struct config *cfg, uint32_t li, struct transport_listener *l,
+                               struct transport_fail *fail)
+{
+    if (!l->kind || !l->kind->listener_prepare || !l->ctx)
         return 0;
-    return l->kind->listener_reload(l->ctx, cfg, li);
+    return l->kind->listener_prepare(l->ctx, cfg, li, fail);
+}
+
+void transport_listener_commit(struct transport_listener *l, bool serve)
+{
+    if (l->kind && l->kind->listener_commit && l->ctx)
+        l->kind->listener_commit(l->ctx, serve);
 }
 
 void transport_listener_destroy(struct transport_listener *l)

@@ -6,8 +6,9 @@
  * the listener's side: a context built once from the listener's
  * configuration before any shard starts (certificates, keys, options),
  * shared read-only by every shard's streams of that listener (a stream
- * reaches it with stream_xprt_ctx), its files re-read on reload, freed at
- * exit (a listener a reload removes keeps it for its open streams).
+ * reaches it with stream_xprt_ctx), its files re-read on reload in two
+ * steps (prepare, then commit or drop with the rest of the reload), freed
+ * at exit (a listener a reload removes keeps it for its open streams).
  *
  * Adding a transport: a file in src/net with its transport_ops and kind,
  * a name in config's enum config_transport, and its row in transport.c.
@@ -19,6 +20,20 @@
 #include "config/config.h"
 #include "net/stream.h"
 
+/* Why a listener's file did not load: the key that names it ("tls_cert",
+ * "sni.HOST.key"), the file, and the reason ("not a PEM private key").
+ * file is empty when no one file is to blame (out of memory, a setting
+ * wolfSSL refused). */
+struct transport_fail {
+    char key[CONFIG_SNI_HOST_MAX + 16];
+    char file[CONFIG_PATH_MAX];
+    char why[160];
+};
+
+/* Fill *f (NULL: nothing) with key, file (NULL: none) and why. */
+void transport_fail_set(struct transport_fail *f, const char *key, const char *file,
+                        const char *why);
+
 struct transport_kind {
     const struct transport_ops *ops;
     /* Build the listener's shared context from its configuration (NULL
@@ -28,12 +43,17 @@ struct transport_kind {
     /* Then the certificates it shows by server name (cfg->sni entries of
      * listener li): NULL hook, none. 0 or -errno, having logged why. */
     int (*listener_sni)(void *ctx, const struct config *cfg, uint32_t li);
-    /* Re-read what listener li's files hold (SIGHUP), on the main thread
-     * while the shards run: streams that start after it use the new
-     * files, those already open or opening keep what they started with.
-     * On failure the old files' content stays and the reason is logged,
-     * naming the file. NULL: nothing to reload. 0 or -errno. */
-    int (*listener_reload)(void *ctx, const struct config *cfg, uint32_t li);
+    /* Reload, first step (main thread, shards running): read listener
+     * li's files again into what is not served yet, checking them as a
+     * start would. 0; or -errno with nothing pending, *fail saying which
+     * file and why (not logged: the reload does). NULL: no files. */
+    int (*listener_prepare)(void *ctx, const struct config *cfg, uint32_t li,
+                            struct transport_fail *fail);
+    /* Reload, second step: serve what listener_prepare read to streams
+     * that start afterwards (serve; those open or opening keep what they
+     * started with), or drop it (the reload was refused). Nothing
+     * pending: no-op. NULL when listener_prepare is. */
+    void (*listener_commit)(void *ctx, bool serve);
     /* Free the context once no stream uses it (at exit). */
     void (*listener_destroy)(void *ctx);
     /* A thread that ran streams of this kind is ending: free what the
@@ -55,10 +75,15 @@ struct transport_listener {
 int transport_listener_create(const struct config *cfg, uint32_t li,
                               struct transport_listener *out);
 
-/* Re-read the files of listener li of cfg, whose context *l is (SIGHUP,
- * a reload; main thread, shards running). One that fails keeps its old
- * context. 0 or -errno. */
-int transport_listener_reload(const struct config *cfg, uint32_t li, struct transport_listener *l);
+/* Reload (main thread, shards running), first step: read the files of
+ * listener li of cfg, whose context *l is, again without serving them.
+ * 0, or -errno with *fail saying why and nothing pending. */
+int transport_listener_prepare(const struct config *cfg, uint32_t li, struct transport_listener *l,
+                               struct transport_fail *fail);
+
+/* Second step: serve what transport_listener_prepare read (serve) or
+ * drop it. Nothing pending: no-op. */
+void transport_listener_commit(struct transport_listener *l, bool serve);
 
 /* Destroy what transport_listener_create made (none: no-op). */
 void transport_listener_destroy(struct transport_listener *l);

@@ -307,18 +307,34 @@ int transport_stack_listener_sni(void *ctx, const struct config *cfg, uint32_t l
     return 0;
 }
 
-/* Each layer keeps its old context when its own reload fails; the first
- * failure is returned (the others are tried all the same). */
-int transport_stack_listener_reload(void *ctx, const struct config *cfg, uint32_t li)
+/* Layer i's second step (none: no-op). */
+static void layer_commit(struct stack_listener *sl, unsigned i, bool serve)
+{
+    if (sl->kinds[i]->listener_commit)
+        sl->kinds[i]->listener_commit(sl->layers.ctx[i], serve);
+}
+
+/* All layers or none: one that fails drops what the layers below it read. */
+int transport_stack_listener_prepare(void *ctx, const struct config *cfg, uint32_t li,
+                                     struct transport_fail *fail)
 {
     struct stack_listener *sl = ctx;
-    int first = 0;
     for (unsigned i = 0; i < sl->layers.n; i++) {
-        int rc = sl->kinds[i]->listener_reload
-                     ? sl->kinds[i]->listener_reload(sl->layers.ctx[i], cfg, li)
+        int rc = sl->kinds[i]->listener_prepare
+                     ? sl->kinds[i]->listener_prepare(sl->layers.ctx[i], cfg, li, fail)
                      : 0;
-        if (rc < 0 && first == 0)
-            first = rc;
+        if (rc < 0) {
+            while (i-- > 0)
+                layer_commit(sl, i, false);
+            return rc;
+        }
     }
-    return first;
+    return 0;
+}
+
+void transport_stack_listener_commit(void *ctx, bool serve)
+{
+    struct stack_listener *sl = ctx;
+    for (unsigned i = 0; i < sl->layers.n; i++)
+        layer_commit(sl, i, serve);
 }

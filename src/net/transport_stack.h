@@ -51,10 +51,13 @@ int transport_stack_listener_create(const struct transport_kind *const *kinds, u
                                     size_t state_size, const struct config_listener *cl,
                                     void **ctx);
 
-/* Each layer's certificates by server name, reload and destroy (the
- * struct transport_kind hooks, for the layers that have them). */
+/* Each layer's certificates by server name, reload (prepare: every layer
+ * or none; commit) and destroy (the struct transport_kind hooks, for the
+ * layers that have them). */
 int transport_stack_listener_sni(void *ctx, const struct config *cfg, uint32_t li);
-int transport_stack_listener_reload(void *ctx, const struct config *cfg, uint32_t li);
+int transport_stack_listener_prepare(void *ctx, const struct config *cfg, uint32_t li,
+                                     struct transport_fail *fail);
+void transport_stack_listener_commit(void *ctx, bool serve);
 void transport_stack_listener_destroy(void *ctx);
 
 #endif

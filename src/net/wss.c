@@ -41,7 +41,8 @@ const struct transport_kind transport_kind_wss = {
     .ops = &wss_ops,
     .listener_create = wss_listener_create,
     .listener_sni = transport_stack_listener_sni,
-    .listener_reload = transport_stack_listener_reload,
+    .listener_prepare = transport_stack_listener_prepare,
+    .listener_commit = transport_stack_listener_commit,
     .listener_destroy = transport_stack_listener_destroy,
     .thread_fini = wss_thread_fini,
 };
