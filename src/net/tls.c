@@ -709,7 +709,8 @@ static int load_identity(WOLFSSL_CTX *ctx, const struct config_listener *cl,
         return bad_pem("tls_cert", cl->tls_cert, "not a PEM certificate chain", fail);
     if (wolfSSL_CTX_use_PrivateKey_file(ctx, cl->tls_key, WOLFSSL_FILETYPE_PEM) != WOLFSSL_SUCCESS)
         return bad_pem("tls_key", cl->tls_key, "not a PEM private key", fail);
-    if (wolfSSL_CTX_check_private_key(ctx) != WOLFSSL_SUCCESS)
+    if (wolfSSL_CTX_check_private_key(ctx) != WOLFSSL_SUCCESS ||
+        !tls_key_matches_cert(cl->tls_cert, cl->tls_key))
         return bad_pem("tls_key", cl->tls_key, "does not match tls_cert", fail);
     return 0;
 }

@@ -1,8 +1,8 @@
 /*
  * tls_peer: what tls.c's streams learn of the client at the end of the
- * handshake (tls_peer.c), and certificates chosen by server name
- * (tls_sni.c). Inside the net layer only: these read the WOLFSSL and
- * WOLFSSL_CTX that tls.c owns.
+ * handshake (tls_peer.c), certificates chosen by server name
+ * (tls_sni.c), and whether a key is a certificate's (tls_keycheck.c). Inside the net layer only:
+ * these read the WOLFSSL and WOLFSSL_CTX that tls.c owns.
  */
 #ifndef RINGMQ_NET_TLS_PEER_H
 #define RINGMQ_NET_TLS_PEER_H
@@ -26,6 +26,12 @@
  * the result. NULL when out of memory.
  */
 struct xprt_info *tls_capture_peer(WOLFSSL *ssl, bool verify);
+
+/* Whether the private key in key_file (PEM) is the key of the first
+ * certificate of cert_file (PEM): it signs, the certificate's public key
+ * verifies. false as well when either cannot be read. Run it after wolfSSL
+ * loaded both (its own check compares only the key types). */
+bool tls_key_matches_cert(const char *cert_file, const char *key_file);
 
 /* A listener's certificates by server name. */
 struct tls_sni;

@@ -64,7 +64,8 @@ static int load_name(WOLFSSL_CTX *ctx, const struct config_sni *e, struct transp
     } else if (wolfSSL_CTX_use_PrivateKey_file(ctx, e->key, WOLFSSL_FILETYPE_PEM) !=
                WOLFSSL_SUCCESS) {
         transport_fail_set(fail, kkey, e->key, "not a PEM private key");
-    } else if (wolfSSL_CTX_check_private_key(ctx) != WOLFSSL_SUCCESS) {
+    } else if (wolfSSL_CTX_check_private_key(ctx) != WOLFSSL_SUCCESS ||
+               !tls_key_matches_cert(e->cert, e->key)) {
         transport_fail_set(fail, kkey, e->key, "does not match its cert");
     } else {
         return 0;

@@ -2,10 +2,14 @@
  * (with the same --set overrides); limits take effect for new connections
  * while open ones stay, an invalid file changes nothing, a key that needs a
  * restart is reported and kept, and nothing is dropped by a reload under
- * load. Each test writes its own copy of the configuration (RINGMQ_CONF
+ * load; a TLS listener's certificate read again is served only by a
+ * reload that goes through, and one that does not load refuses it. Each
+ * test writes its own copy of the configuration (RINGMQ_CONF
  * plus sections appended) and rewrites it before the SIGHUP. ringmqd only. */
 #include "admin_http.h"
+#include "certs.h"
 #include "harness.h"
+#include "tls_openssl.h"
 
 #include <arpa/inet.h>
 #include <criterion/criterion.h>
@@ -17,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -838,4 +843,195 @@ Test(reload, api_errors_past_the_cap_are_truncated)
     json_decref(ans);
     broker_wait_log(&b, "reload: 8 more errors (the first 32 are listed)", 1);
     stop();
+}
+
+/* ---- a TLS listener's certificate (issue 14: an invalid file changes nothing) ------------- */
+
+/* A CA, two server certificates of it (CN server, CN server2) for
+ * localhost / 127.0.0.1; the listener's files are copies of them that
+ * each test rewrites (certs.h: made by the openssl CLI). */
+static char cdir[64], ca_crt[128], live_crt[128], live_key[128];
+
+static const char tls_certs[] = "ca_new ca ringmq-test-ca\n"
+                                "sign server ca 2 '-extfile san.ext'\n"
+                                "sign server2 ca 2 '-extfile san.ext'\n";
+
+/* The listener's file `to` (live.crt, live.key) becomes a copy of the
+ * suite's file `from` (server2.key, ...). */
+static void live_from(const char *to, const char *from)
+{
+    char cmd[512];
+    snprintf(cmd, sizeof(cmd), "cp -f '%s/%s' '%s'", cdir, from, to);
+    cr_assert_eq(system(cmd), 0, "%s", cmd);
+}
+
+/* The admin API and a broker whose default listener speaks TLS with
+ * live.crt / live.key (--set: the same on every reload). */
+static void start_tls(void)
+{
+    skip_mosquitto();
+    certs_make(cdir, sizeof(cdir), "reload", tls_certs);
+    snprintf(ca_crt, sizeof(ca_crt), "%s/ca.crt", cdir);
+    snprintf(live_crt, sizeof(live_crt), "%s/live.crt", cdir);
+    snprintf(live_key, sizeof(live_key), "%s/live.key", cdir);
+    live_from(live_crt, "server.crt");
+    live_from(live_key, "server.key");
+    char set_crt[200], set_key[200];
+    snprintf(set_crt, sizeof(set_crt), "listener.default.tls_cert=%s", live_crt);
+    snprintf(set_key, sizeof(set_key), "listener.default.tls_key=%s", live_key);
+    write_conf("");
+    setenv("RINGMQ_CONF", conf_path, 1);
+    broker_start(&b, "admin.enabled=true", "admin.port=0", "listener.default.transport=tls",
+                 set_crt, set_key, NULL);
+}
+
+static void stop_tls(void)
+{
+    stop();
+    certs_remove(cdir);
+    cdir[0] = 0;
+}
+
+/* A 3.1.1 client over TLS (OpenSSL, trusting the CA), its socket. */
+struct tls_conn {
+    int fd;
+    struct ossl_client *c;
+};
+
+/* Handshake and CONNECT as `id`: the CONNACK's return code; the subject
+ * of the certificate the broker showed into subject[cap]. */
+static int tls_conn_open(struct tls_conn *t, const char *id, char *subject, size_t cap)
+{
+    t->fd = raw_open(&b);
+    struct timeval tv = {.tv_sec = E2E_WAIT_MS / 1000, .tv_usec = (E2E_WAIT_MS % 1000) * 1000};
+    cr_assert_eq(setsockopt(t->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)), 0);
+    t->c = ossl_connect(t->fd, ca_crt, 0, NULL, NULL);
+    cr_assert(t->c, "%s: no TLS handshake", id);
+    cr_assert(ossl_subject(t->c, subject, cap));
+    struct pkt p;
+    uint8_t out[256], in[4];
+    struct raw_connect rc = {.flags = -1, .clean = true, .id = id, .keepalive = 60};
+    pkt_connect(&p, &rc);
+    cr_assert(ossl_write(t->c, out, pkt_encode(&p, out)));
+    cr_assert(ossl_read(t->c, in, 4), "%s: no CONNACK", id);
+    cr_assert_eq(in[0], 0x20, "%s: not a CONNACK", id);
+    return in[3];
+}
+
+static void tls_conn_close(struct tls_conn *t)
+{
+    ossl_close(t->c);
+    close(t->fd);
+}
+
+/* The subject a new connection is shown, and its CONNACK code for `id`. */
+static int tls_look(const char *id, char *subject, size_t cap)
+{
+    struct tls_conn t;
+    int rc = tls_conn_open(&t, id, subject, cap);
+    tls_conn_close(&t);
+    return rc;
+}
+
+/* MQTT-3.12.4-1: an open connection is answered a PINGRESP. */
+static void tls_conn_still_works(struct tls_conn *t)
+{
+    static const uint8_t ping[] = {0xc0, 0x00};
+    uint8_t in[2];
+    cr_assert(ossl_write(t->c, ping, sizeof(ping)));
+    cr_assert(ossl_read(t->c, in, sizeof(in)), "the open connection was lost");
+    cr_assert(in[0] == 0xd0 && in[1] == 0x00, "no PINGRESP");
+}
+
+/* max_client_id_len = 24 in force on every shard (MQTT-3.1.3-5: the long
+ * id refused with 0x02): poll, bounded, each on a new TLS connection. */
+static bool tls_limit_in_force(void)
+{
+    char subject[256];
+    for (int i = 0; i < 40; i++) {
+        if (tls_look(long_id, subject, sizeof(subject)) == 2)
+            return true;
+        usleep(50 * 1000);
+    }
+    return false;
+}
+
+/* A new valid certificate in place and a reload: 200, new connections are
+ * shown it, the connection open before goes on; the [limits] key changed
+ * with it is in force. */
+Test(reload, api_tls_certificate_replaced_is_served_open_connections_stay)
+{
+    start_tls();
+    char subject[256];
+    struct tls_conn old;
+    cr_assert_eq(tls_conn_open(&old, "before", subject, sizeof(subject)), 0);
+    cr_assert_str_eq(subject, "/CN=server");
+    live_from(live_crt, "server2.crt");
+    live_from(live_key, "server2.key");
+    write_conf("max_client_id_len = 24\n");
+    json_t *ans;
+    cr_assert_eq(post_reload(&ans), 200);
+    cr_assert_eq(json_array_size(json_object_get(ans, "errors")), 0, "%s", json_dumps(ans, 0));
+    cr_assert_not_null(change_of(ans, "limits.max_client_id_len"));
+    json_decref(ans);
+    cr_assert_eq(tls_look("after", subject, sizeof(subject)), 0);
+    cr_assert_str_eq(subject, "/CN=server2", "the new certificate is not served");
+    tls_conn_still_works(&old);
+    cr_assert(tls_limit_in_force());
+    tls_conn_close(&old);
+    stop_tls();
+}
+
+/* A reload whose listener file does not load: 422 naming the file, the
+ * previous certificate still served, the open connection untouched, and
+ * the [limits] key changed in the same file not in force. */
+static void refused_for(const char *file, const char *why, struct tls_conn *old)
+{
+    json_t *ans;
+    cr_assert_eq(post_reload(&ans), 422);
+    json_t *errors = json_object_get(ans, "errors");
+    cr_assert_eq(json_array_size(errors), 1, "%s", json_dumps(ans, 0));
+    json_t *e = json_array_get(errors, 0);
+    cr_assert(str_is(json_object_get(e, "file"), file), "%s", json_dumps(ans, 0));
+    cr_assert(strstr(json_string_value(json_object_get(e, "message")), why), "%s",
+              json_dumps(ans, 0));
+    cr_assert_eq(json_array_size(json_object_get(ans, "changed")), 0);
+    json_decref(ans);
+    char subject[256], line[512];
+    snprintf(line, sizeof(line), "reload: %s: %s", file, why);
+    cr_assert_eq(broker_log_count(&b, line), 1, "the log names the file: %s", line);
+    usleep(300 * 1000); /* a shard that took a change would show it by now */
+    cr_assert_eq(tls_look(long_id, subject, sizeof(subject)), 0, "the limit in force stays");
+    cr_assert_str_eq(subject, "/CN=server", "a refused reload replaced the certificate");
+    tls_conn_still_works(old);
+}
+
+Test(reload, api_tls_certificate_that_does_not_load_changes_nothing)
+{
+    start_tls();
+    char subject[256];
+    struct tls_conn old;
+    cr_assert_eq(tls_conn_open(&old, "before", subject, sizeof(subject)), 0);
+    write_conf("max_client_id_len = 24\n");
+    /* Not a certificate at all. */
+    FILE *f = fopen(live_crt, "w");
+    cr_assert_not_null(f);
+    fputs("not a certificate\n", f);
+    fclose(f);
+    refused_for(live_crt, "not a PEM certificate chain", &old);
+    /* A valid certificate with a key that is not its own. */
+    live_from(live_crt, "server2.crt");
+    refused_for(live_key, "does not match tls_cert", &old);
+    /* Both right again: the reload goes through, nothing of the refused
+     * ones left over. */
+    live_from(live_key, "server2.key");
+    json_t *ans;
+    cr_assert_eq(post_reload(&ans), 200);
+    json_decref(ans);
+    cr_assert_eq(tls_look("after", subject, sizeof(subject)), 0);
+    cr_assert_str_eq(subject, "/CN=server2");
+    cr_assert(tls_limit_in_force());
+    tls_conn_still_works(&old);
+    tls_conn_close(&old);
+    stop_tls();
 }
