@@ -262,7 +262,7 @@ int listeners_prepare_files(struct broker *b, const struct config *next,
         if (transport_listener_prepare(ls->cfg, ls->ci, &ls->xprt, &f) == 0)
             continue;
         const char *name = ls->cfg->listeners[ls->ci].name;
-        char msg[CONFIG_PATH_MAX + 512];
+        char msg[sizeof(f) + CONFIG_NAME_MAX + 32];
         if (f.file[0])
             snprintf(msg, sizeof(msg), "%s: %s ([listener.%s] %s)", f.file, f.why, name, f.key);
         else

@@ -677,7 +677,9 @@ static int file_check(const char *key, const char *path, struct transport_fail *
     if (access(path, R_OK) == 0)
         return 0;
     int err = errno;
-    transport_fail_set(fail, key, path, strerror(err));
+    char why[sizeof(fail->why)];
+    snprintf(why, sizeof(why), "cannot read: %s", strerror(err));
+    transport_fail_set(fail, key, path, why);
     return -err;
 }
 
@@ -762,8 +764,9 @@ static int load_ciphers(WOLFSSL_CTX *ctx, const struct config_listener *cl,
              cl->tls_ciphersuites[0] ? cl->tls_ciphersuites : TLS13_DEFAULT,
              cl->tls_ciphers[0] ? cl->tls_ciphers : TLS12_DEFAULT);
     if (wolfSSL_CTX_set_cipher_list(ctx, list) != WOLFSSL_SUCCESS) {
-        transport_fail_set(fail, "tls_ciphers / tls_ciphersuites", NULL,
-                           "wolfSSL knows none of them");
+        char why[sizeof(fail->why)];
+        snprintf(why, sizeof(why), "wolfSSL knows none of '%s'", list);
+        transport_fail_set(fail, "tls_ciphers / tls_ciphersuites", NULL, why);
         return -EINVAL;
     }
     return 0;

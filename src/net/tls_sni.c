@@ -53,12 +53,12 @@ static int load_name(WOLFSSL_CTX *ctx, const struct config_sni *e, struct transp
     snprintf(kcert, sizeof(kcert), "sni.%s.cert", e->host);
     snprintf(kkey, sizeof(kkey), "sni.%s.key", e->host);
     int err = 0;
-    if (access(e->cert, R_OK) != 0) {
+    char why[sizeof(fail->why)];
+    if (access(e->cert, R_OK) != 0 || access(e->key, R_OK) != 0) {
         err = errno;
-        transport_fail_set(fail, kcert, e->cert, strerror(err));
-    } else if (access(e->key, R_OK) != 0) {
-        err = errno;
-        transport_fail_set(fail, kkey, e->key, strerror(err));
+        snprintf(why, sizeof(why), "cannot read: %s", strerror(err));
+        bool cert = access(e->cert, R_OK) != 0;
+        transport_fail_set(fail, cert ? kcert : kkey, cert ? e->cert : e->key, why);
     } else if (wolfSSL_CTX_use_certificate_chain_file(ctx, e->cert) != WOLFSSL_SUCCESS) {
         transport_fail_set(fail, kcert, e->cert, "not a PEM certificate chain");
     } else if (wolfSSL_CTX_use_PrivateKey_file(ctx, e->key, WOLFSSL_FILETYPE_PEM) !=

@@ -27,7 +27,7 @@
 struct transport_fail {
     char key[CONFIG_SNI_HOST_MAX + 16];
     char file[CONFIG_PATH_MAX];
-    char why[160];
+    char why[1024];
 };
 
 /* Fill *f (NULL: nothing) with key, file (NULL: none) and why. */

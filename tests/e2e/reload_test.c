@@ -1035,3 +1035,33 @@ Test(reload, api_tls_certificate_that_does_not_load_changes_nothing)
     tls_conn_close(&old);
     stop_tls();
 }
+
+/* A valid new certificate, but the reload refused for another reason (a
+ * bad value in the file): 422, and the certificate read is not served. */
+Test(reload, api_tls_certificate_not_served_when_the_reload_is_refused)
+{
+    start_tls();
+    live_from(live_crt, "server2.crt");
+    live_from(live_key, "server2.key");
+    write_conf("max_client_id_len = 24\nmax_connections = lots\n");
+    json_t *ans;
+    cr_assert_eq(post_reload(&ans), 422);
+    json_decref(ans);
+    char subject[256];
+    cr_assert_eq(tls_look(long_id, subject, sizeof(subject)), 0, "the limit in force stays");
+    cr_assert_str_eq(subject, "/CN=server", "a refused reload served the new certificate");
+    /* Refused after the certificates were read: a listener that cannot
+     * open (its port taken by another process). */
+    uint16_t port;
+    int taken = port_taken(&port);
+    char text[64];
+    snprintf(text, sizeof(text), "[listener.busy]\nport = %u\n", port);
+    tail = text;
+    write_conf("max_client_id_len = 24\n");
+    cr_assert_eq(post_reload(&ans), 422);
+    json_decref(ans);
+    close(taken);
+    cr_assert_eq(tls_look("after", subject, sizeof(subject)), 0);
+    cr_assert_str_eq(subject, "/CN=server", "a refused reload served the new certificate");
+    stop_tls();
+}
