@@ -6,7 +6,10 @@
  * that no handshake can use. So the key signs a fixed message and the
  * certificate's public key verifies it, which holds for every key type.
  *
- * Main thread, while listener contexts are built (start-up, reload).
+ * Runs where listener contexts are built: main at start-up, the reloading
+ * thread (main for SIGHUP, the admin thread for the API). This Debian
+ * wolfSSL caches fixed-point ECC tables per thread (FP_ECC): the ones the
+ * check made are freed before it returns, as tls.c's shards do at exit.
  */
 #include <stdbool.h>
 
@@ -14,6 +17,7 @@
 #include <wolfssl/ssl.h>
 #include <wolfssl/openssl/evp.h>
 #include <wolfssl/openssl/pem.h>
+#include <wolfssl/wolfcrypt/ecc.h>
 
 #include "net/tls_peer.h"
 
@@ -55,6 +59,8 @@ bool tls_key_matches_cert(const char *cert_file, const char *key_file)
     static const unsigned char msg[] = "ringmq: is this key the certificate's?";
     unsigned char sig[1024]; /* an RSA-8192 signature at most */
     size_t len = sizeof(sig);
-    return key_sign(key_file, msg, sizeof(msg), sig, &len) &&
-           cert_verifies(cert_file, msg, sizeof(msg), sig, len);
+    bool ok = key_sign(key_file, msg, sizeof(msg), sig, &len) &&
+              cert_verifies(cert_file, msg, sizeof(msg), sig, len);
+    wc_ecc_fp_free();
+    return ok;
 }
