@@ -2,7 +2,8 @@
  * without a ring: each layer finds its own state and context, input goes
  * up from the lowest layer to the owner (who sees no layer running), seal
  * runs from the top down, an upper layer's error ends the input, and the
- * state moves as each layer's in turn (after which nothing is sealed). */
+ * state moves as each layer's in turn (after which nothing is sealed).
+ * A reload's files: every layer prepares or none keeps what it read. */
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <stdlib.h>
@@ -244,4 +245,96 @@ Test(transport_stack, state_moves_layer_by_layer_and_nothing_is_sealed_after, .i
     cr_assert_eq(transport_stack_import(&loop, &home->st, blob, n - 1), -EINVAL);
     stream_release(&loop, &home->st);
     free(home);
+}
+
+/* ---- the listener: a reload's two steps ------------------------------------------------- */
+
+static int layer_id[2] = {0, 1};
+static int prepared[2], served[2], dropped[2];
+static int fail_layer = -1;
+
+static int low_listener(const struct config_listener *cl, void **ctx)
+{
+    (void)cl;
+    *ctx = &layer_id[0];
+    return 0;
+}
+
+static int high_listener(const struct config_listener *cl, void **ctx)
+{
+    (void)cl;
+    *ctx = &layer_id[1];
+    return 0;
+}
+
+static int toy_prepare(void *ctx, const struct config *cfg, uint32_t li,
+                       struct transport_fail *fail)
+{
+    (void)cfg;
+    (void)li;
+    int i = *(int *)ctx;
+    if (i == fail_layer) {
+        transport_fail_set(fail, "tls_cert", "/etc/x.crt", "not a PEM certificate chain");
+        return -EINVAL;
+    }
+    prepared[i]++;
+    return 0;
+}
+
+static void toy_commit(void *ctx, bool serve)
+{
+    int i = *(int *)ctx;
+    (serve ? served : dropped)[i]++;
+}
+
+static const struct transport_kind low_kind = {.ops = &low,
+                                               .listener_create = low_listener,
+                                               .listener_prepare = toy_prepare,
+                                               .listener_commit = toy_commit};
+static const struct transport_kind high_kind = {.ops = &high,
+                                                .listener_create = high_listener,
+                                                .listener_prepare = toy_prepare,
+                                                .listener_commit = toy_commit};
+
+static void *stack_listener(void)
+{
+    static const struct transport_kind *const kinds[] = {&low_kind, &high_kind};
+    struct config_listener cl = {.name = "s"};
+    void *ctx = NULL;
+    cr_assert_eq(transport_stack_listener_create(kinds, 2, 256, &cl, &ctx), 0);
+    memset(prepared, 0, sizeof(prepared));
+    memset(served, 0, sizeof(served));
+    memset(dropped, 0, sizeof(dropped));
+    return ctx;
+}
+
+Test(transport_stack, a_layer_that_fails_to_prepare_drops_what_those_below_read)
+{
+    static struct config cfg;
+    void *ctx = stack_listener();
+    struct transport_fail f = {0};
+    fail_layer = 1;
+    cr_assert_eq(transport_stack_listener_prepare(ctx, &cfg, 0, &f), -EINVAL);
+    cr_assert_eq(prepared[0], 1);
+    cr_assert_eq(dropped[0], 1, "the lower layer's files are dropped");
+    cr_assert_eq(served[0] + served[1] + dropped[1], 0);
+    cr_assert_str_eq(f.file, "/etc/x.crt");
+    cr_assert_str_eq(f.key, "tls_cert");
+    fail_layer = -1;
+    transport_stack_listener_destroy(ctx);
+}
+
+Test(transport_stack, every_layer_prepares_then_serves_or_drops)
+{
+    static struct config cfg;
+    void *ctx = stack_listener();
+    struct transport_fail f = {0};
+    cr_assert_eq(transport_stack_listener_prepare(ctx, &cfg, 0, &f), 0);
+    cr_assert(prepared[0] == 1 && prepared[1] == 1);
+    transport_stack_listener_commit(ctx, true);
+    cr_assert(served[0] == 1 && served[1] == 1 && dropped[0] + dropped[1] == 0);
+    cr_assert_eq(transport_stack_listener_prepare(ctx, &cfg, 0, &f), 0);
+    transport_stack_listener_commit(ctx, false);
+    cr_assert(dropped[0] == 1 && dropped[1] == 1 && served[0] == 1);
+    transport_stack_listener_destroy(ctx);
 }
