@@ -63,10 +63,19 @@ static int slot_make(struct broker *b, const struct config *cfg, uint32_t ci, ui
     const struct config_listener *l = &cfg->listeners[ci];
     ls->cfg = cfg;
     ls->ci = ci;
-    int ret = transport_listener_create(cfg, ci, &ls->xprt);
+    struct transport_fail f = {0};
+    int ret = transport_listener_create(cfg, ci, &ls->xprt, &f);
     if (ret < 0) {
-        snprintf(err, errlen, "listener %s: its transport cannot start (%s): see the log", l->name,
-                 strerror(-ret));
+        if (f.file[0])
+            snprintf(err, errlen,
+                     "listener %s: its transport cannot start: %s: %s ([listener.%s] %s)", l->name,
+                     f.file, f.why, l->name, f.key);
+        else if (f.why[0])
+            snprintf(err, errlen, "listener %s: its transport cannot start: %s: %s", l->name, f.key,
+                     f.why);
+        else
+            snprintf(err, errlen, "listener %s: its transport cannot start (%s)", l->name,
+                     strerror(-ret));
         return ret;
     }
     uint16_t port = l->port;

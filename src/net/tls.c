@@ -846,19 +846,20 @@ static int gen_create(const struct config_listener *cl, struct transport_fail *f
     return 0;
 }
 
-static int tls_listener_create(const struct config_listener *cl, void **out)
+static int tls_listener_create(const struct config_listener *cl, void **out,
+                               struct transport_fail *fail)
 {
     if (wolfSSL_Init() != WOLFSSL_SUCCESS) {
-        log_err("[listener.%s] cannot initialise wolfSSL", cl->name);
+        transport_fail_set(fail, "transport", NULL, "cannot initialise wolfSSL");
+        fail_log(cl, fail);
         return -EIO;
     }
-    struct transport_fail fail;
     struct tls_listener *tl = calloc(1, sizeof(*tl));
     if (!tl)
-        transport_fail_set(&fail, "transport", NULL, "out of memory");
-    int rc = tl ? gen_create(cl, &fail, &tl->cur) : -ENOMEM;
+        transport_fail_set(fail, "transport", NULL, "out of memory");
+    int rc = tl ? gen_create(cl, fail, &tl->cur) : -ENOMEM;
     if (rc < 0) {
-        fail_log(cl, &fail);
+        fail_log(cl, fail);
         free(tl);
         wolfSSL_Cleanup();
         return rc;
@@ -872,13 +873,13 @@ static int tls_listener_create(const struct config_listener *cl, void **out)
 }
 
 /* At start-up, before any shard runs: the first generation's names. */
-static int tls_listener_sni(void *ctx, const struct config *cfg, uint32_t li)
+static int tls_listener_sni(void *ctx, const struct config *cfg, uint32_t li,
+                            struct transport_fail *fail)
 {
     struct tls_listener *tl = ctx;
-    struct transport_fail fail;
-    int rc = tls_sni_create(tl->cur->ctx, cfg, li, ctx_create, &fail, &tl->cur->sni);
+    int rc = tls_sni_create(tl->cur->ctx, cfg, li, ctx_create, fail, &tl->cur->sni);
     if (rc < 0)
-        fail_log(&cfg->listeners[li], &fail);
+        fail_log(&cfg->listeners[li], fail);
     return rc;
 }
 

@@ -26,14 +26,15 @@ const struct transport_kind *transport_kind(enum config_transport t)
     return (unsigned)t < CONFIG_TRANSPORT_COUNT ? kinds[t] : &kind_tcp;
 }
 
-int transport_listener_create(const struct config *cfg, uint32_t li, struct transport_listener *out)
+int transport_listener_create(const struct config *cfg, uint32_t li, struct transport_listener *out,
+                              struct transport_fail *fail)
 {
     const struct config_listener *cl = &cfg->listeners[li];
     out->kind = transport_kind((enum config_transport)cl->transport);
     out->ctx = NULL;
-    int ret = out->kind->listener_create ? out->kind->listener_create(cl, &out->ctx) : 0;
+    int ret = out->kind->listener_create ? out->kind->listener_create(cl, &out->ctx, fail) : 0;
     if (ret == 0 && out->kind->listener_sni) {
-        ret = out->kind->listener_sni(out->ctx, cfg, li);
+        ret = out->kind->listener_sni(out->ctx, cfg, li, fail);
         if (ret < 0)
             out->kind->listener_destroy(out->ctx);
     }
@@ -76,7 +77,8 @@ void transport_listener_destroy(struct transport_listener *l)
 int transport_listeners_create(const struct config *cfg, struct transport_listener *out)
 {
     for (uint32_t i = 0; i < cfg->nlisteners; i++) {
-        int ret = transport_listener_create(cfg, i, &out[i]);
+        struct transport_fail fail;
+        int ret = transport_listener_create(cfg, i, &out[i], &fail);
         if (ret < 0) {
             transport_listeners_destroy(out, i);
             return ret;

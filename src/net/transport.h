@@ -38,11 +38,15 @@ struct transport_kind {
     const struct transport_ops *ops;
     /* Build the listener's shared context from its configuration (NULL
      * hook: none). 0 or -errno, having logged why with the listener's
-     * name; the broker does not start. */
-    int (*listener_create)(const struct config_listener *cl, void **ctx);
+     * name and said it in *fail; the broker does not start (a reload
+     * that adds it is refused). */
+    int (*listener_create)(const struct config_listener *cl, void **ctx,
+                           struct transport_fail *fail);
     /* Then the certificates it shows by server name (cfg->sni entries of
-     * listener li): NULL hook, none. 0 or -errno, having logged why. */
-    int (*listener_sni)(void *ctx, const struct config *cfg, uint32_t li);
+     * listener li): NULL hook, none. 0 or -errno, having logged why and
+     * said it in *fail. */
+    int (*listener_sni)(void *ctx, const struct config *cfg, uint32_t li,
+                        struct transport_fail *fail);
     /* Reload, first step (main thread, shards running): read listener
      * li's files again into what is not served yet, checking them as a
      * start would. 0; or -errno with nothing pending, *fail saying which
@@ -71,9 +75,9 @@ struct transport_listener {
 };
 
 /* Set up the context of listener li of cfg into *out. 0, or -errno with
- * nothing left made (the reason logged). */
-int transport_listener_create(const struct config *cfg, uint32_t li,
-                              struct transport_listener *out);
+ * nothing left made (the reason logged, and in *fail). */
+int transport_listener_create(const struct config *cfg, uint32_t li, struct transport_listener *out,
+                              struct transport_fail *fail);
 
 /* Reload (main thread, shards running), first step: read the files of
  * listener li of cfg, whose context *l is, again without serving them.

@@ -263,7 +263,8 @@ void transport_stack_listener_destroy(void *ctx)
 }
 
 int transport_stack_listener_create(const struct transport_kind *const *kinds, unsigned n,
-                                    size_t state_size, const struct config_listener *cl, void **ctx)
+                                    size_t state_size, const struct config_listener *cl, void **ctx,
+                                    struct transport_fail *fail)
 {
     size_t off = TRANSPORT_STACK_STATE;
     for (unsigned i = 0; i < n; i++)
@@ -271,11 +272,13 @@ int transport_stack_listener_create(const struct transport_kind *const *kinds, u
     if (n > STREAM_MAX_LAYERS || off > state_size) {
         log_err("[listener.%s] its transport's %u layers need %zu bytes per stream, it has %zu",
                 cl->name, n, off, state_size);
+        transport_fail_set(fail, "transport", NULL, "its layers need more bytes per stream");
         return -EINVAL;
     }
     struct stack_listener *sl = calloc(1, sizeof(*sl));
     if (!sl) {
         log_err("[listener.%s] out of memory", cl->name);
+        transport_fail_set(fail, "transport", NULL, "out of memory");
         return -ENOMEM;
     }
     off = TRANSPORT_STACK_STATE;
@@ -284,7 +287,8 @@ int transport_stack_listener_create(const struct transport_kind *const *kinds, u
         sl->layers.ops[i] = kinds[i]->ops;
         sl->layers.off[i] = (uint32_t)off;
         off += (kinds[i]->ops->state_size + 7) & ~(size_t)7;
-        int rc = kinds[i]->listener_create ? kinds[i]->listener_create(cl, &sl->layers.ctx[i]) : 0;
+        int rc =
+            kinds[i]->listener_create ? kinds[i]->listener_create(cl, &sl->layers.ctx[i], fail) : 0;
         if (rc < 0) {
             transport_stack_listener_destroy(sl); /* the layers made so far */
             return rc;
@@ -295,12 +299,14 @@ int transport_stack_listener_create(const struct transport_kind *const *kinds, u
     return 0;
 }
 
-int transport_stack_listener_sni(void *ctx, const struct config *cfg, uint32_t li)
+int transport_stack_listener_sni(void *ctx, const struct config *cfg, uint32_t li,
+                                 struct transport_fail *fail)
 {
     struct stack_listener *sl = ctx;
     for (unsigned i = 0; i < sl->layers.n; i++) {
-        int rc =
-            sl->kinds[i]->listener_sni ? sl->kinds[i]->listener_sni(sl->layers.ctx[i], cfg, li) : 0;
+        int rc = sl->kinds[i]->listener_sni
+                     ? sl->kinds[i]->listener_sni(sl->layers.ctx[i], cfg, li, fail)
+                     : 0;
         if (rc < 0)
             return rc;
     }

@@ -48,13 +48,14 @@ void transport_stack_close(struct stream_loop *l, struct stream *st);
  * layers' states must fit in state_size (the stack table's). 0, or
  * -errno having logged why. */
 int transport_stack_listener_create(const struct transport_kind *const *kinds, unsigned n,
-                                    size_t state_size, const struct config_listener *cl,
-                                    void **ctx);
+                                    size_t state_size, const struct config_listener *cl, void **ctx,
+                                    struct transport_fail *fail);
 
 /* Each layer's certificates by server name, reload (prepare: every layer
  * or none; commit) and destroy (the struct transport_kind hooks, for the
  * layers that have them). */
-int transport_stack_listener_sni(void *ctx, const struct config *cfg, uint32_t li);
+int transport_stack_listener_sni(void *ctx, const struct config *cfg, uint32_t li,
+                                 struct transport_fail *fail);
 int transport_stack_listener_prepare(void *ctx, const struct config *cfg, uint32_t li,
                                      struct transport_fail *fail);
 void transport_stack_listener_commit(void *ctx, bool serve);

@@ -497,15 +497,18 @@ static int ws_import(struct stream_loop *l, struct stream *st, const uint8_t *fr
     return 0;
 }
 
-static int ws_listener_create(const struct config_listener *cl, void **ctx)
+static int ws_listener_create(const struct config_listener *cl, void **ctx,
+                              struct transport_fail *fail)
 {
     if (cl->ws_path[0] != '/') {
         log_err("listener %s: ws_path must start with '/', got '%s'", cl->name, cl->ws_path);
+        transport_fail_set(fail, "ws_path", NULL, "must start with '/'");
         return -EINVAL;
     }
     struct ws_listener *w = calloc(1, sizeof(*w));
     if (!w) {
         log_err("listener %s: out of memory", cl->name);
+        transport_fail_set(fail, "transport", NULL, "out of memory");
         return -ENOMEM;
     }
     memcpy(w->path, cl->ws_path, sizeof(w->path));

@@ -25,10 +25,11 @@ static const struct transport_ops wss_ops = {
     .close = transport_stack_close,
 };
 
-static int wss_listener_create(const struct config_listener *cl, void **ctx)
+static int wss_listener_create(const struct config_listener *cl, void **ctx,
+                               struct transport_fail *fail)
 {
     return transport_stack_listener_create(layers, sizeof(layers) / sizeof(layers[0]),
-                                           wss_ops.state_size, cl, ctx);
+                                           wss_ops.state_size, cl, ctx, fail);
 }
 
 /* What wolfSSL and tls_record keep per thread (ws keeps nothing). */

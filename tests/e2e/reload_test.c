@@ -1065,3 +1065,29 @@ Test(reload, api_tls_certificate_not_served_when_the_reload_is_refused)
     cr_assert_str_eq(subject, "/CN=server", "a refused reload served the new certificate");
     stop_tls();
 }
+
+/* A TLS listener added with a key that is not its certificate's: 422, the
+ * message names the file, nothing changed. */
+Test(reload, api_tls_listener_added_with_a_wrong_key_is_named)
+{
+    start_tls();
+    char text[512], key2[160], why[256];
+    snprintf(key2, sizeof(key2), "%s/server2.key", cdir);
+    snprintf(text, sizeof(text),
+             "[listener.t2]\nport = 0\ntransport = tls\ntls_cert = %s\ntls_key = %s\n", live_crt,
+             key2);
+    tail = text;
+    write_conf("max_client_id_len = 24\n");
+    json_t *ans;
+    cr_assert_eq(post_reload(&ans), 422);
+    snprintf(why, sizeof(why), "%s: does not match tls_cert ([listener.t2] tls_key)", key2);
+    json_t *e = json_array_get(json_object_get(ans, "errors"), 0);
+    cr_assert(strstr(json_string_value(json_object_get(e, "message")), why), "%s",
+              json_dumps(ans, 0));
+    json_decref(ans);
+    char subject[256];
+    usleep(300 * 1000);
+    cr_assert_eq(tls_look(long_id, subject, sizeof(subject)), 0, "the limit in force stays");
+    cr_assert_eq(broker_log_count(&b, "listening on"), 1, "no listener was added");
+    stop_tls();
+}

@@ -253,16 +253,18 @@ static int layer_id[2] = {0, 1};
 static int prepared[2], served[2], dropped[2];
 static int fail_layer = -1;
 
-static int low_listener(const struct config_listener *cl, void **ctx)
+static int low_listener(const struct config_listener *cl, void **ctx, struct transport_fail *f)
 {
     (void)cl;
+    (void)f;
     *ctx = &layer_id[0];
     return 0;
 }
 
-static int high_listener(const struct config_listener *cl, void **ctx)
+static int high_listener(const struct config_listener *cl, void **ctx, struct transport_fail *f)
 {
     (void)cl;
+    (void)f;
     *ctx = &layer_id[1];
     return 0;
 }
@@ -301,7 +303,8 @@ static void *stack_listener(void)
     static const struct transport_kind *const kinds[] = {&low_kind, &high_kind};
     struct config_listener cl = {.name = "s"};
     void *ctx = NULL;
-    cr_assert_eq(transport_stack_listener_create(kinds, 2, 256, &cl, &ctx), 0);
+    struct transport_fail f;
+    cr_assert_eq(transport_stack_listener_create(kinds, 2, 256, &cl, &ctx, &f), 0);
     memset(prepared, 0, sizeof(prepared));
     memset(served, 0, sizeof(served));
     memset(dropped, 0, sizeof(dropped));
