@@ -101,9 +101,14 @@ static int open_keeper(bool clean)
 static int publish_one(int i)
 {
     int fd = v5_open(&b, "pub", NULL);
-    char payload[16];
-    snprintf(payload, sizeof(payload), "m%d", i);
-    pkt_publish5(&p, "full/t", payload, strlen(payload), 1, false, (uint16_t)(i + 1), NULL);
+    /* 1 KiB each: 40 of them cannot all fit in what the log's last page
+     * had left when the filler took the rest (a record is ~40 bytes plus
+     * its payload). */
+    static char payload[1024];
+    memset(payload, ' ', sizeof(payload));
+    int k = snprintf(payload, sizeof(payload), "m%d", i);
+    payload[k] = ' ';
+    pkt_publish5(&p, "full/t", payload, sizeof(payload), 1, false, (uint16_t)(i + 1), NULL);
     cr_assert(raw_send_pkt(fd, &p) == 0);
     int n = v5_read(fd, &pk, E2E_WAIT_MS);
     int outcome = n > 0 && pk.type == T_PUBACK ? pk.reason : -1;
