@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
@@ -288,9 +289,18 @@ void broker_set_reload(struct broker *b, broker_reload_fn fn, void *arg)
     atomic_store_explicit(&b->reload_fn, fn, memory_order_release);
 }
 
+/* The listeners open (and say so) inside broker_start, and main sets the
+ * reload right after it returns: a request in between waits for it, up to
+ * RELOAD_WAIT_MS, rather than being turned away. */
+#define RELOAD_WAIT_MS 5000
+
 int broker_reload(struct broker *b, struct config_report *out)
 {
     broker_reload_fn fn = atomic_load_explicit(&b->reload_fn, memory_order_acquire);
+    for (int waited = 0; !fn && waited < RELOAD_WAIT_MS; waited += 10) {
+        nanosleep(&(struct timespec){0, 10 * 1000 * 1000}, NULL);
+        fn = atomic_load_explicit(&b->reload_fn, memory_order_acquire);
+    }
     return fn ? fn(b->reload_arg, out) : -EAGAIN;
 }
 

@@ -77,12 +77,13 @@ int broker_reload_config(struct broker *b, const struct config *next, char *err,
 typedef int (*broker_reload_fn)(void *arg, struct config_report *out);
 
 /* Let the admin API's POST /api/v1/reload run fn(arg) (on the admin
- * thread). Main, once, after broker_start; until then the API answers
- * 503. */
+ * thread). Main, once, right after broker_start (a request that comes in
+ * between waits for it, broker_reload). */
 void broker_set_reload(struct broker *b, broker_reload_fn fn, void *arg);
 
 /* Run the reload set by broker_set_reload: fn's result, or -EAGAIN when
- * none is set yet. Any thread. */
+ * none is set within 5 s (the listeners say "listening" before main can
+ * set it). Any thread but main. */
 int broker_reload(struct broker *b, struct config_report *out);
 
 /* Ask every shard to stop, wait for the threads and free everything.
