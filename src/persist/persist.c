@@ -100,7 +100,7 @@ void pshard_write_session(struct pshard *ps, const struct tenant *t, const struc
         return;
     written(ps, snapshot_session(&ps->w, t, st, ps->qos0, session_expires_at_ms(ss),
                                  session_will_at_ms(ss)));
-    session_of(st)->store_mark = ps->mark;
+    ss->store_mark = ps->mark;
 }
 
 /*

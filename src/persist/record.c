@@ -417,9 +417,17 @@ static bool is_put(uint8_t type)
 
 bool record_is_session(uint8_t type)
 {
-    return type >= RECORD_SESSION_PUT && type <= RECORD_TYPE_MAX && type != RECORD_RETAINED_PUT &&
-           type != RECORD_RETAINED_CLEAR && type != RECORD_SNAP_BEGIN && type != RECORD_SNAP_END &&
-           type != RECORD_INGRESS_PUT && type != RECORD_INGRESS_DEL;
+    switch (type) {
+    case RECORD_RETAINED_PUT:
+    case RECORD_RETAINED_CLEAR:
+    case RECORD_SNAP_BEGIN:
+    case RECORD_SNAP_END:
+    case RECORD_INGRESS_PUT:
+    case RECORD_INGRESS_DEL:
+        return false;
+    default:
+        return type >= RECORD_SESSION_PUT && type <= RECORD_TYPE_MAX;
+    }
 }
 
 /* The session's key: its number (format 2), and its names where held. */
