@@ -115,27 +115,24 @@ static int write_pointer(struct pshard *ps, uint64_t seq)
 }
 
 /* SNAP_END is durable: point at the snapshot, drop what it covers. */
-static void snap_finish(struct pshard *ps)
+static void snap_finish(struct pshard *ps, struct shard *s)
 {
     ps->snap_closing = false;
     int rc = write_pointer(ps, ps->snap_seq);
-    unsigned gone = 0;
-    if (rc == 0)
-        rc = rlog_truncate_before(ps->log, ps->snap_seq, &gone);
     if (rc < 0) {
         log_err("store: shard %u: the snapshot could not be put in force: %s", ps->id,
                 strerror(-rc));
         return;
     }
-    log_info("store: shard %u: snapshot from record %" PRIu64 " in force, %u segments deleted",
-             ps->id, ps->snap_seq, gone);
+    log_info("store: shard %u: snapshot from record %" PRIu64 " in force", ps->id, ps->snap_seq);
+    pshard_unlink(ps, s, ps->snap_seq);
 }
 
 void compact_turn(struct pshard *ps, struct shard *s)
 {
     if (ps->snap_closing) {
         if (rlog_durable_seq(ps->log) >= ps->snap_end_seq)
-            snap_finish(ps);
+            snap_finish(ps, s);
         return;
     }
     if (!ps->compacting) {

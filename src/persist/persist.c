@@ -6,6 +6,7 @@
 #include "persist/persist.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -259,8 +260,9 @@ static void p_retained_clear(void *ctx, const struct tenant *t, const struct msg
 
 /* ---- the loop: flushes ---- */
 
-/* A flush's two completions: the write's and the sync's. */
-enum { UD_STORE_WRITE = 1, UD_STORE_SYNC = 2 };
+/* A flush's two completions: the write's and the sync's; a segment's
+ * removal (pshard_unlink). */
+enum { UD_STORE_WRITE = 1, UD_STORE_SYNC = 2, UD_STORE_UNLINK = 3 };
 
 static uint64_t wall_ms(void)
 {
@@ -397,9 +399,59 @@ static void p_turn(void *ctx, struct shard *s)
         barrier_begin(ps, s);
 }
 
+/* The SNAPSHOT file that makes the segments unneeded is durable already
+ * (compact.c): a crash before or during their removal replays from it and
+ * skips them, so the removals need neither an order nor a directory sync. */
+void pshard_unlink(struct pshard *ps, struct shard *s, uint64_t seq)
+{
+    size_t n;
+    if (ps->unlinks)
+        return;
+    int rc = rlog_covered(ps->log, seq, &ps->unlinking, &n);
+    if (rc < 0)
+        log_err("store: shard %u: cannot list the segments to delete: %s", ps->id, strerror(-rc));
+    for (size_t i = 0; i < n; i++) {
+        struct io_uring_sqe *sqe = io_uring_get_sqe(&s->ring);
+        if (!sqe) {
+            io_uring_submit(&s->ring);
+            sqe = io_uring_get_sqe(&s->ring);
+        }
+        if (!sqe) { /* no room at all: the next snapshot's removal takes the rest */
+            n = i;
+            break;
+        }
+        io_uring_prep_unlinkat(sqe, AT_FDCWD, ps->unlinking[i], 0);
+        io_uring_sqe_set_data64(sqe, ud_make(UD_STORE, (void *)(UD_STORE_UNLINK << 4)));
+    }
+    ps->unlinks = (uint32_t)n;
+    ps->unlinked = 0;
+    if (n == 0) {
+        free(ps->unlinking);
+        ps->unlinking = NULL;
+    }
+}
+
+static void unlinked(struct pshard *ps, int res)
+{
+    if (res < 0 && res != -ENOENT)
+        log_err("store: shard %u: cannot delete a segment a snapshot covers: %s", ps->id,
+                strerror(-res));
+    else
+        ps->unlinked++;
+    if (ps->unlinks == 0 || --ps->unlinks) /* 0: after p_fini */
+        return;
+    log_info("store: shard %u: %u segments the snapshot covers deleted", ps->id, ps->unlinked);
+    free(ps->unlinking);
+    ps->unlinking = NULL;
+}
+
 static void p_complete(void *ctx, struct shard *s, const struct io_uring_cqe *cqe)
 {
     struct pshard *ps = ctx;
+    if ((cqe->user_data >> 4) == UD_STORE_UNLINK) {
+        unlinked(ps, cqe->res);
+        return;
+    }
     bool is_sync = (cqe->user_data >> 4) == UD_STORE_SYNC;
     if (!rlog_uring_complete(&ps->u, is_sync, cqe->res))
         return;
@@ -508,6 +560,9 @@ static void p_stop(void *ctx, struct shard *s)
     stream_barrier_fini(&s->streams);
     free(ps->tokens);
     ps->tokens = NULL;
+    free(ps->unlinking); /* a removal under way: the kernel has its paths */
+    ps->unlinking = NULL;
+    ps->unlinks = 0;
     ps->ntokens = ps->tokens_cap = 0;
     rlog_close(ps->log);
     ps->log = NULL;

@@ -76,6 +76,9 @@ struct pshard {
     uint64_t snap_seq;     /* the SNAP_BEGIN of the snapshot under way */
     uint64_t snap_end_seq; /* its SNAP_END */
     uint64_t snap_bytes;   /* `bytes` when the last snapshot was written */
+    char **unlinking;      /* segments a snapshot covers, being removed through */
+    uint32_t unlinks;      /* the ring (pshard_unlink): their paths, how many left, */
+    uint32_t unlinked;     /* how many are gone */
     uint32_t cur_tenant;   /* the walk: tenant id, registry bucket, */
     uint32_t cur_bucket;   /* and the bucket count it was counted in */
     uint32_t cur_mask;
@@ -105,6 +108,11 @@ void pshard_writer_init(struct pshard *ps);
 /* persist.c: write session st of t whole (its current state) and mark it. */
 void pshard_write_session(struct pshard *ps, const struct tenant *t,
                           const struct session_state *st);
+
+/* persist.c: remove the segments before seq through s's ring, so that the
+ * shard does not wait for the file system; none while the last removal is
+ * under way (the next snapshot's takes them). Logs what it did. */
+void pshard_unlink(struct pshard *ps, struct shard *s, uint64_t seq);
 
 /* compact.c: each turn, before the flush: start a snapshot when the log
  * has grown by max_log_bytes since the last one, write the next sessions

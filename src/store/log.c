@@ -449,26 +449,55 @@ void rlog_roll(struct rlog *log)
     log->roll = true;
 }
 
-int rlog_truncate_before(struct rlog *log, uint64_t seq, unsigned *deleted)
+int rlog_covered(struct rlog *log, uint64_t seq, char ***paths, size_t *count)
 {
     uint64_t *segs;
-    size_t n;
-    unsigned count = 0;
+    size_t n, k = 0;
+    *paths = NULL;
+    *count = 0;
     int rc = fmt_list_segments(log->dir, log->shard, &segs, &n);
     if (rc < 0)
         return rc;
-    /* Oldest first, so that a crash half-way leaves a log without holes. */
-    for (size_t i = 0; i + 1 < n && rc == 0; i++) {
-        if (segs[i + 1] > seq || segs[i] == log->seg_first)
-            break;
-        char path[4096];
+    /* A segment goes when the next one starts at or before seq. */
+    while (k + 1 < n && segs[k + 1] <= seq && segs[k] != log->seg_first)
+        k++;
+    char path[4096];
+    size_t bytes = 0;
+    for (size_t i = 0; i < k && rc == 0; i++) {
         rc = fmt_segment_path(path, sizeof(path), log->dir, log->shard, segs[i]);
-        if (rc == 0 && unlink(path) < 0)
-            rc = -errno;
-        if (rc == 0)
-            count++;
+        bytes += strlen(path) + 1;
+    }
+    char **v = rc == 0 && k ? malloc(k * sizeof(*v) + bytes) : NULL;
+    if (rc == 0 && k && !v)
+        rc = -ENOMEM;
+    char *at = v ? (char *)(v + k) : NULL;
+    for (size_t i = 0; v && i < k; i++) {
+        fmt_segment_path(at, bytes, log->dir, log->shard, segs[i]);
+        v[i] = at;
+        at += strlen(at) + 1;
     }
     free(segs);
+    if (rc == 0) {
+        *paths = v;
+        *count = k;
+    }
+    return rc;
+}
+
+int rlog_truncate_before(struct rlog *log, uint64_t seq, unsigned *deleted)
+{
+    char **paths;
+    size_t n;
+    unsigned count = 0;
+    int rc = rlog_covered(log, seq, &paths, &n);
+    /* Oldest first, so that a crash half-way leaves a log without holes. */
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        if (unlink(paths[i]) < 0)
+            rc = -errno;
+        else
+            count++;
+    }
+    free(paths);
     if (count) {
         int src = sync_dir(log);
         if (rc == 0)

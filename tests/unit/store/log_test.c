@@ -842,6 +842,31 @@ Test(rlog, segments_roll_and_truncate_before_deletes_only_covered_ones)
     cr_assert_eq(replay(NULL, 1, 0, &g, &rec), -EBADMSG);
 }
 
+/* rlog_covered names what rlog_truncate_before would delete, oldest first,
+ * and deletes nothing itself (a shard removes them through its ring). */
+Test(rlog, covered_lists_the_segments_a_snapshot_covers_and_keeps_them)
+{
+    build_segments();
+    struct rlog *log = open_log(NULL, 1);
+    char **paths = (char **)1;
+    size_t n = 99;
+    cr_assert_eq(rlog_covered(log, 3, &paths, &n), 0);
+    cr_assert_eq(n, 0, "1..3 holds 3: nothing before 3 is a whole segment");
+    cr_assert_null(paths);
+    cr_assert_eq(rlog_covered(log, 6, &paths, &n), 0);
+    cr_assert_eq(n, 1);
+    cr_assert_str_eq(paths[0], seg_path(1));
+    free(paths);
+    cr_assert_eq(rlog_covered(log, 100, &paths, &n), 0);
+    cr_assert_eq(n, 2, "never the segment appended to");
+    cr_assert_str_eq(paths[0], seg_path(1), "oldest first");
+    cr_assert_str_eq(paths[1], seg_path(4));
+    free(paths);
+    cr_assert_gt(file_size(seg_path(1)), 0, "listed, not deleted");
+    cr_assert_gt(file_size(seg_path(4)), 0);
+    rlog_close(log);
+}
+
 Test(rlog, roll_starts_a_new_segment_at_the_next_flush)
 {
     struct rlog *log = open_log(NULL, 0);
