@@ -63,6 +63,23 @@ void pshard_writer_init(struct pshard *ps)
         .reserve = w_reserve, .commit = w_commit, .ctx = ps, .number = w_number};
 }
 
+/* This shard's log cannot be written (on), or is written again (off).
+ * Every shard's log is in the same directory, on the same file system:
+ * while one cannot write, every shard refuses new durable work
+ * (p_failing), so a publisher on a healthy shard whose message would go
+ * to the failing one's sessions gets its refusal at once, not after its
+ * message was routed there and failed. Only this shard writes its flag. */
+static void set_failing(struct pshard *ps, bool on)
+{
+    if (atomic_load_explicit(&ps->failing, memory_order_relaxed) == on)
+        return;
+    atomic_store_explicit(&ps->failing, on, memory_order_relaxed);
+    if (on)
+        atomic_fetch_add_explicit(&ps->p->failing, 1, memory_order_relaxed);
+    else
+        atomic_fetch_sub_explicit(&ps->p->failing, 1, memory_order_relaxed);
+}
+
 /* A record that could not be encoded (out of memory) is a hole the
  * replay would stumble on: said loudly, and the store fails. */
 static void written(struct pshard *ps, int rc)
@@ -71,7 +88,7 @@ static void written(struct pshard *ps, int rc)
         return;
     log_ratelimited(LOG_LEVEL_ERR, "store: shard %u: a record could not be written: %s", ps->id,
                     strerror(-rc));
-    atomic_store_explicit(&ps->failing, true, memory_order_relaxed);
+    set_failing(ps, true);
 }
 
 /* ---- the hooks: which changes are written ---- */
@@ -87,7 +104,7 @@ static uint32_t number_new(struct pshard *ps)
         /* 2^31 sessions written whole within one snapshot: never seen,
          * but numbers must not wrap. */
         log_ratelimited(LOG_LEVEL_ERR, "store: shard %u: out of session numbers", ps->id);
-        atomic_store_explicit(&ps->failing, true, memory_order_relaxed);
+        set_failing(ps, true);
         return 0;
     }
     return (ps->mark == 2 ? 1u << 31 : 0) | ++ps->next_no;
@@ -296,7 +313,7 @@ static void flush_start(struct pshard *ps, struct shard *s)
     } else if (rc < 0) {
         log_ratelimited(LOG_LEVEL_ERR, "store: shard %u: cannot write the log: %s", ps->id,
                         strerror(-rc));
-        atomic_store_explicit(&ps->failing, true, memory_order_relaxed);
+        set_failing(ps, true);
         count(&ps->errors, 1);
         ps->retry_ms = s->now_ms + PERSIST_RETRY_MS;
     }
@@ -460,7 +477,7 @@ static void p_complete(void *ctx, struct shard *s, const struct io_uring_cqe *cq
         log_ratelimited(LOG_LEVEL_ERR, "store: shard %u: writing the log failed: %s", ps->id,
                         strerror(-err));
         count(&ps->errors, 1);
-        atomic_store_explicit(&ps->failing, true, memory_order_relaxed);
+        set_failing(ps, true);
         ps->retry_ms = s->now_ms + PERSIST_RETRY_MS;
         if (ps->barrier && rlog_durable_seq(ps->log) < ps->barrier_seq)
             barrier_abort(ps, s);
@@ -475,7 +492,7 @@ static void p_complete(void *ctx, struct shard *s, const struct io_uring_cqe *cq
         count(&ps->fsyncs, 1);
     if (atomic_load_explicit(&ps->failing, memory_order_relaxed)) {
         log_warn("store: shard %u: the log is written again", ps->id);
-        atomic_store_explicit(&ps->failing, false, memory_order_relaxed);
+        set_failing(ps, false);
     }
     barrier_check(ps, s);
     requests_check(ps, s);
@@ -529,7 +546,7 @@ static void p_synced(void *ctx, struct shard *s, uint32_t src, uint64_t token, b
 static bool p_failing(void *ctx)
 {
     struct pshard *ps = ctx;
-    return atomic_load_explicit(&ps->failing, memory_order_relaxed);
+    return atomic_load_explicit(&ps->p->failing, memory_order_relaxed) != 0;
 }
 
 static bool p_writing(const void *ctx)

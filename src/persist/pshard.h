@@ -31,6 +31,7 @@ struct persist {
     struct pshard **shards;
     atomic_uint loading; /* shards still loading; the last one switches CURRENT */
     atomic_bool load_failed;
+    atomic_uint failing; /* shards whose `failing` is set (persist.c, set_failing) */
 };
 
 /* One shard's. */

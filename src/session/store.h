@@ -167,7 +167,8 @@ struct store_ops {
     /* The answer to this shard's request `token`, from shard `src`: ok,
      * or the records could not be written there (its store is failing). */
     void (*synced)(void *ctx, struct shard *s, uint32_t src, uint64_t token, bool ok);
-    /* Whether new durable work must be refused (the store cannot write):
+    /* Whether new durable work must be refused (the store cannot write,
+     * on this shard or, for a store whose shards share a disk, another):
      * the handlers answer with the MQTT outcome for it. */
     bool (*failing)(void *ctx);
     /* Stopping: whether the store's own requests are still in the ring. The
