@@ -715,24 +715,11 @@ Test(persist, fsync_never_restores_after_sigterm)
 
 enum { CP_SESSIONS = 16, CP_EACH = 150, CP_BYTES = 2000 };
 
-/* Every shard directory of data_dir's generations holding a SNAPSHOT. */
-static int snapshots_in_force(void)
+/* How many files named NAME (a shell pattern) the shard directories of data_dir hold. */
+static int files_in_shards(const char *name)
 {
     char cmd[256];
-    snprintf(cmd, sizeof(cmd), "ls %s/gen-*/shard-*/SNAPSHOT 2>/dev/null | wc -l", data_dir);
-    FILE *f = popen(cmd, "r");
-    cr_assert_not_null(f);
-    int n = 0;
-    cr_assert(fscanf(f, "%d", &n) == 1);
-    pclose(f);
-    return n;
-}
-
-/* The log segments of data_dir's generations (log-*.rlog). */
-static int segments_on_disk(void)
-{
-    char cmd[256];
-    snprintf(cmd, sizeof(cmd), "ls %s/gen-*/shard-*/log-*.rlog 2>/dev/null | wc -l", data_dir);
+    snprintf(cmd, sizeof(cmd), "ls %s/gen-*/shard-*/%s 2>/dev/null | wc -l", data_dir, name);
     FILE *f = popen(cmd, "r");
     cr_assert_not_null(f);
     int n = 0;
@@ -806,12 +793,12 @@ Test(persist, compaction_snapshots_while_serving_and_keeps_everything)
     }
     publish_compaction_load();
     broker_wait_log(&b, "in force", 1);
-    cr_assert(snapshots_in_force() >= 1, "no SNAPSHOT file after %d KB of records",
+    cr_assert(files_in_shards("SNAPSHOT") >= 1, "no SNAPSHOT file after %d KB of records",
               CP_SESSIONS * CP_EACH * CP_BYTES / 1000);
     /* The covered segments go, through the shard's ring (pshard_unlink):
      * 4.8 MB in segments of about max_log_bytes would be 5 or more. */
     broker_wait_log(&b, "segments the snapshot covers deleted", 1);
-    int segs = segments_on_disk();
+    int segs = files_in_shards("log-*.rlog");
     cr_assert(segs <= 2 * env_shards() + 1, "%d log segments left after the snapshots", segs);
     broker_kill(&b);
     start(0, NULL);
