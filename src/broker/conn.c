@@ -976,6 +976,10 @@ void conn_adopt(struct shard *s, uint32_t fi, struct iobuf *h)
     struct net_peer peer;
     memcpy(peer.addr, h->data, sizeof(peer.addr));
     peer.port = (uint16_t)(h->data[sizeof(peer.addr)] << 8 | h->data[sizeof(peer.addr) + 1]);
+    /* The sender accepted it on a slot this shard may not have taken yet
+     * (a reload's new listener, before this shard's tick): its transport
+     * must be known here to import the connection's state. */
+    shard_listener_tables(s, h->off & 0xff);
     struct conn *c = conn_create(s, fi, (uint8_t)(h->off & 0xff), &peer);
     if (!c) {
         log_ratelimited(LOG_LEVEL_ERR, "out of memory adopting a connection");

@@ -106,10 +106,18 @@ static void on_accept(struct shard *s, const struct io_uring_cqe *cqe)
         listener_release(s, li);
 }
 
+void shard_listener_tables(struct shard *s, uint32_t li)
+{
+    const struct listener_slot *ls = &s->broker->lslots[li];
+    const struct config_listener *cl = shard_listener(s->broker, li);
+    s->streams.xprt[li] = ls->xprt.kind->ops;
+    s->streams.xprt_ctx[li] = ls->xprt.ctx;
+    s->streams.proxy[li] = cl->proxy_protocol != CONFIG_PROXY_OFF ? cl : NULL;
+}
+
 /* Start accepting on slot li: its stream tables, then its accepts. */
 static void listener_start(struct shard *s, uint32_t li)
 {
-    const struct listener_slot *ls = &s->broker->lslots[li];
     const struct config_listener *cl = shard_listener(s->broker, li);
     struct accept_slot *a = calloc(SHARD_ACCEPTS, sizeof(*a));
     if (!a) {
@@ -117,9 +125,7 @@ static void listener_start(struct shard *s, uint32_t li)
                         cl->name, s->id);
         return; /* the next tick tries again */
     }
-    s->streams.xprt[li] = ls->xprt.kind->ops;
-    s->streams.xprt_ctx[li] = ls->xprt.ctx;
-    s->streams.proxy[li] = cl->proxy_protocol != CONFIG_PROXY_OFF ? cl : NULL;
+    shard_listener_tables(s, li);
     s->accepts[li] = a;
     s->accepting[li] = true;
     for (uint32_t n = 0; n < SHARD_ACCEPTS; n++)

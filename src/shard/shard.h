@@ -372,6 +372,12 @@ static inline void shard_store_remote(struct shard *s, uint32_t target)
  * Shard thread: at start and on each tick. */
 void shard_listeners_sync(struct shard *s);
 
+/* Set slot li's stream tables (its transport, PROXY setting) on this
+ * shard, accepting or not: a connection another shard accepted on a slot
+ * this shard's tick has not reached yet (one a reload just added) is
+ * handed over here with its transport's state. Shard thread. */
+void shard_listener_tables(struct shard *s, uint32_t li);
+
 /* The configuration of listener slot li (its name, transport, ...). */
 static inline const struct config_listener *shard_listener(const struct broker *b, uint32_t li)
 {
