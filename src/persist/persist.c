@@ -204,11 +204,29 @@ static void p_infl_put(void *ctx, const struct tenant *t, const struct session_s
         written(ps, record_infl_put(&ps->w, t, st, e));
 }
 
+/* An acknowledgement frees a window slot and the queue's head takes it
+ * (session/outbox.c: infl_remove, then pump): when the INFL_DEL is still
+ * the last record, it becomes an INFL_DEL_NEXT, 2 bytes longer, rather
+ * than a record of 8 more following it. */
+static bool del_next(struct pshard *ps, const struct session_state *st, uint16_t pid)
+{
+    if (ps->del_st != st || ps->del_no != session_of(st)->store_no ||
+        rlog_last_seq(ps->log) != ps->del_seq)
+        return false;
+    uint8_t *more = rlog_extend(ps->log, ps->del_seq, RECORD_INFL_DEL_NEXT, RECORD_DEL_NEXT_MORE);
+    if (!more)
+        return false;
+    record_del_next(more, pid);
+    count(&ps->bytes, RECORD_DEL_NEXT_MORE);
+    ps->del_st = NULL;
+    return true;
+}
+
 static void p_infl_from_queue(void *ctx, const struct tenant *t, const struct session_state *st,
                               const struct inflight *e, const struct qentry *q)
 {
     struct pshard *ps = ctx;
-    if ((q->qos || ps->qos0) && kept(ps, t, st))
+    if ((q->qos || ps->qos0) && kept(ps, t, st) && !del_next(ps, st, e->pid))
         written(ps, record_pid(&ps->w, RECORD_INFL_FROM_QUEUE, t, st, e->pid));
 }
 
@@ -228,7 +246,16 @@ static void p_infl_rec(void *ctx, const struct tenant *t, const struct session_s
 static void p_infl_del(void *ctx, const struct tenant *t, const struct session_state *st,
                        uint16_t pid)
 {
-    pid_record(ctx, RECORD_INFL_DEL, t, st, pid);
+    struct pshard *ps = ctx;
+    if (!kept(ps, t, st))
+        return;
+    int rc = record_pid(&ps->w, RECORD_INFL_DEL, t, st, pid);
+    written(ps, rc);
+    if (rc == 0) { /* the next delivery may join it (del_next) */
+        ps->del_st = st;
+        ps->del_no = session_of(st)->store_no;
+        ps->del_seq = rlog_last_seq(ps->log);
+    }
 }
 
 /* Inbound QoS 2 ids are not kept: after a restart a resent PUBLISH is

@@ -45,6 +45,11 @@ struct pshard {
     struct record_writer w;
     uint64_t next_sync_ms; /* fsync = interval: the next flush */
     uint64_t retry_ms;     /* after a failed flush: not before */
+    /* The last INFL_DEL written: its session, number and sequence number
+     * (persist.c, del_next). */
+    const struct session_state *del_st;
+    uint32_t del_no;
+    uint64_t del_seq;
     /* The barrier in flight: released once the log is durable up to seq
      * (the streams that also wait for other shards wait on, net/stream.h). */
     bool barrier;

@@ -342,6 +342,11 @@ int record_pid(struct record_writer *w, uint8_t type, const struct tenant *t,
     return 0;
 }
 
+void record_del_next(uint8_t *more, uint16_t pid2)
+{
+    put16(more, pid2);
+}
+
 int record_retained(struct record_writer *w, uint8_t type, const struct tenant *t,
                     const struct msg *m)
 {
@@ -430,6 +435,14 @@ bool record_is_session(uint8_t type)
     }
 }
 
+/* A format this build reads, and one that has `type`. */
+static bool format_known(uint16_t format, uint8_t type)
+{
+    if (format < RECORD_FORMAT_KEYED || format > RECORD_FORMAT)
+        return false;
+    return type != RECORD_INFL_DEL_NEXT || format >= RECORD_FORMAT;
+}
+
 /* The session's key: its number (format 2), and its names where held. */
 static void get_key(struct rd *r, uint16_t format, uint8_t type, struct record *out)
 {
@@ -448,7 +461,7 @@ int record_session_of(uint16_t format, uint8_t type, const uint8_t *p, size_t le
                       struct record *out)
 {
     memset(out, 0, sizeof(*out));
-    if (!record_is_session(type) || (format != RECORD_FORMAT && format != RECORD_FORMAT_KEYED))
+    if (!record_is_session(type) || !format_known(format, type))
         return -EBADMSG;
     struct rd r = {p, p + len, false, format};
     get_key(&r, format, type, out);
@@ -582,6 +595,12 @@ static void get_body(struct rd *r, uint8_t type, struct record *out)
     case RECORD_INFL_FROM_QUEUE:
         out->pid = (uint16_t)get_le(r, 2);
         break;
+    case RECORD_INFL_DEL_NEXT:
+        out->pid = (uint16_t)get_le(r, 2);
+        out->pid2 = (uint16_t)get_le(r, 2);
+        if (out->pid2 == 0)
+            r->bad = true;
+        break;
     default: /* SESSION_DEL, QUEUE_POP: the key alone */
         break;
     }
@@ -610,8 +629,7 @@ int record_decode(uint16_t format, uint8_t type, const uint8_t *p, size_t len, s
             out->key |= (uint64_t)p[i] << (8 * i);
         return len == 8 && out->key ? 0 : -EBADMSG;
     }
-    if (type == 0 || type > RECORD_TYPE_MAX ||
-        (format != RECORD_FORMAT && format != RECORD_FORMAT_KEYED))
+    if (type == 0 || type > RECORD_TYPE_MAX || !format_known(format, type))
         return -EBADMSG;
     out->type = type;
     struct rd r = {p, p + len, false, format};
@@ -628,8 +646,8 @@ int record_decode(uint16_t format, uint8_t type, const uint8_t *p, size_t len, s
     } else {
         get_body(&r, type, out);
     }
-    bool has_pid =
-        (type >= RECORD_INFL_PUT && type <= RECORD_QOS2_DEL) || type == RECORD_INFL_FROM_QUEUE;
+    bool has_pid = (type >= RECORD_INFL_PUT && type <= RECORD_QOS2_DEL) ||
+                   type == RECORD_INFL_FROM_QUEUE || type == RECORD_INFL_DEL_NEXT;
     if (has_pid && out->pid == 0)
         r.bad = true; /* packet ids are never 0 (MQTT-2.2.1-3) */
     if (r.bad || r.p != r.end)

@@ -16,9 +16,10 @@
  * docs/DESIGN.md ("Records of durable state").
  *
  * Formats: the log segment a record is in says which (its version,
- * store/format.h). Format 2 (RECORD_FORMAT) numbers sessions; format 1
- * (RECORD_FORMAT_KEYED, read only) put the tenant name and client id in
- * every session record.
+ * store/format.h). Format 3 (RECORD_FORMAT) is format 2 and
+ * RECORD_INFL_DEL_NEXT; format 2 (RECORD_FORMAT_NUMBERED, read only)
+ * numbers sessions; format 1 (RECORD_FORMAT_KEYED, read only) put the
+ * tenant name and client id in every session record.
  *
  * Time: a message's deadline (msg.expires_at_ms) is on the broker's
  * monotonic clock, which restarts at boot, so a record stores it as a
@@ -47,8 +48,9 @@ struct qentry;
 struct inflight;
 
 /* The format of the record bodies written; and the oldest one read. */
-#define RECORD_FORMAT       2
-#define RECORD_FORMAT_KEYED 1
+#define RECORD_FORMAT          3
+#define RECORD_FORMAT_NUMBERED 2
+#define RECORD_FORMAT_KEYED    1
 
 /* Record types; 0 is never one (free for the log's own use). */
 enum record_type {
@@ -78,7 +80,12 @@ enum record_type {
     /* A session put and when the offline session's expiry and will delay
      * run out (record_session_put_at); type 1 is read as ever. */
     RECORD_SESSION_PUT_AT = 19,
-    RECORD_TYPE_MAX = 19,
+    /* Format 3: an INFL_DEL (its pid) and the INFL_FROM_QUEUE that follows
+     * it for the same session (pid2) in one: the acknowledgement that frees
+     * a window slot and the queue's head taking it. Written by extending
+     * the INFL_DEL just written (record_del_next). */
+    RECORD_INFL_DEL_NEXT = 20,
+    RECORD_TYPE_MAX = 20,
 };
 
 /*
@@ -128,6 +135,12 @@ int record_infl_put(struct record_writer *w, const struct tenant *t, const struc
  * RECORD_INFL_FROM_QUEUE. */
 int record_pid(struct record_writer *w, uint8_t type, const struct tenant *t,
                const struct session_state *st, uint16_t pid);
+/* Turn the RECORD_INFL_DEL whose body is at `del` (record_pid's, the last
+ * record written: the caller knows) into RECORD_INFL_DEL_NEXT by writing
+ * pid2 at `more`, the 2 bytes the writer added behind it. */
+void record_del_next(uint8_t *more, uint16_t pid2);
+enum { RECORD_DEL_NEXT_MORE = 2 };
+
 /* RECORD_RETAINED_PUT, or RECORD_RETAINED_CLEAR (m the empty message). */
 int record_retained(struct record_writer *w, uint8_t type, const struct tenant *t,
                     const struct msg *m);
@@ -169,7 +182,8 @@ struct record {
     uint8_t qos, opts; /* sub put (its QoS), queue push and infl put (the delivery's) */
     uint32_t subid;
     uint8_t retain, state; /* queue push, infl put */
-    uint16_t pid;          /* infl put/rec/del, qos2 add/del */
+    uint16_t pid;          /* infl put/rec/del, qos2 add/del, infl del next (the del's) */
+    uint16_t pid2;         /* infl del next: the queue head's */
     const uint8_t *ids;    /* Subscription Identifiers: nids little-endian u32 */
     uint32_t nids;
     const uint8_t *share; /* the $share filter of the delivery, share_len 0: none */

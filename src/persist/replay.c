@@ -95,6 +95,7 @@ static const char *const type_names[RECORD_TYPE_MAX + 1] = {
     [RECORD_INGRESS_DEL] = "ingress del",
     [RECORD_INFL_FROM_QUEUE] = "infl from queue",
     [RECORD_SESSION_PUT_AT] = "session put",
+    [RECORD_INFL_DEL_NEXT] = "infl del next",
 };
 
 __attribute__((format(printf, 2, 3))) static int fail(struct replay *r, const char *fmt, ...)
@@ -587,6 +588,19 @@ static int qos2(struct replay *r, struct session_state *st, const struct record 
     return 0;
 }
 
+/* An INFL_DEL of rec->pid, then an INFL_FROM_QUEUE of rec->pid2. */
+static int infl_del_next(struct replay *r, struct session_state *st, const struct record *rec)
+{
+    struct record one = *rec;
+    one.type = RECORD_INFL_DEL;
+    int rc = infl_end(r, st, &one);
+    if (rc)
+        return rc;
+    one.type = RECORD_INFL_FROM_QUEUE;
+    one.pid = rec->pid2;
+    return infl_from_queue(r, st, &one);
+}
+
 static void session_del(struct replay *r, struct rsess *rs)
 {
     if (rs->no)
@@ -618,6 +632,8 @@ static int session_record(struct replay *r, struct rsess *rs, const struct recor
     case RECORD_INFL_REC:
     case RECORD_INFL_DEL:
         return infl_end(r, st, rec);
+    case RECORD_INFL_DEL_NEXT:
+        return infl_del_next(r, st, rec);
     default: /* QOS2_ADD, QOS2_DEL */
         return qos2(r, st, rec);
     }

@@ -47,7 +47,7 @@
 
 #define FMT_MAGIC "RINGMQLG"
 enum {
-    FMT_VERSION = 2,
+    FMT_VERSION = 3,        /* 2 and 3 frame alike; their record bodies differ (persist/record.h) */
     FMT_VERSION_OLDEST = 1, /* the oldest this build reads */
     FMT_FILE_HDR = 40,
     FMT_FRAME_HDR = 32,

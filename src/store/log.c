@@ -57,6 +57,7 @@ struct rlog {
     uint32_t frame_count; /* its records so far */
     uint64_t frame_first; /* its first sequence number */
     size_t res_at;        /* the reserved record's header, in fill */
+    uint32_t res_len;     /* and its payload's length */
 
     struct buf flight; /* the flush in flight, or the bytes of a failed one */
     uint32_t small;    /* flushes in a row that used under a quarter of flight.cap */
@@ -298,8 +299,28 @@ void *rlog_reserve(struct rlog *log, uint8_t type, uint32_t len)
         log->fill.len += FMT_FRAME_HDR;
     }
     log->res_at = log->fill.len;
+    log->res_len = len;
     log->fill.len += rec;
     return fmt_rec_put(log->fill.p + log->res_at, type, len);
+}
+
+void *rlog_extend(struct rlog *log, uint64_t seq, uint8_t type, uint32_t more)
+{
+    /* Still the last record, in this turn's open frame, and the length's
+     * LEB128 as long as it was (the payload cannot move). */
+    if (seq != log->next_seq - 1 || log->frame == NO_FRAME || log->res_at < log->frame)
+        return NULL;
+    uint32_t len = log->res_len + more;
+    if (more > RLOG_RECORD_MAX - log->res_len || fmt_rec_hdr(len) != fmt_rec_hdr(log->res_len) ||
+        log->fill.len - log->frame + more > FMT_FRAME_MAX)
+        return NULL;
+    if (buf_reserve(&log->fill, more) < 0)
+        return NULL;
+    fmt_rec_put(log->fill.p + log->res_at, type, len);
+    log->res_len = len;
+    void *p = log->fill.p + log->fill.len;
+    log->fill.len += more;
+    return p;
 }
 
 /* The checksum is the frame's, at the flush: a commit only counts. */

@@ -167,6 +167,17 @@ uint64_t rlog_commit(struct rlog *log);
  * rlog_reserve (for a writer that knows it only once the body is written). */
 uint64_t rlog_commit_as(struct rlog *log, uint8_t type);
 
+/*
+ * Grow the record numbered `seq` by `more` payload bytes and make its type
+ * `type`, when it is still the last one appended and not yet handed to a
+ * flush: where the caller writes those bytes (until the next rlog_* call),
+ * or NULL (it is not, or no room, or its header would grow): the caller
+ * then writes a record of its own. For a writer that finds the record it
+ * is about to write follows on the last one (persist: an acknowledgement
+ * and the next delivery of the same session).
+ */
+void *rlog_extend(struct rlog *log, uint64_t seq, uint8_t type, uint32_t more);
+
 /* rlog_reserve + memcpy + rlog_commit: 0 and *seq (may be NULL), or -ENOMEM
  * / -EMSGSIZE. */
 int rlog_append(struct rlog *log, uint8_t type, const void *payload, uint32_t len, uint64_t *seq);

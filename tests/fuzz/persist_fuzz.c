@@ -97,9 +97,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct replay *r = replay_create(&o);
     if (!r)
         return 0;
-    format = size & 2 ? RECORD_FORMAT_KEYED : RECORD_FORMAT;
-    const uint8_t *put = format == RECORD_FORMAT ? put_tc2 : put_tc1;
-    size_t put_len = format == RECORD_FORMAT ? sizeof(put_tc2) : sizeof(put_tc1);
+    /* Formats 1, 2 and 3 in turn (2 and 3 share the put's layout). */
+    format = (uint16_t)(RECORD_FORMAT_KEYED + (size >> 1) % 3);
+    const uint8_t *put = format == RECORD_FORMAT_KEYED ? put_tc1 : put_tc2;
+    size_t put_len = format == RECORD_FORMAT_KEYED ? sizeof(put_tc1) : sizeof(put_tc2);
     CHECK(replay_apply(r, format, RECORD_SESSION_PUT, put, put_len) == 0);
     for (size_t off = 0; off + 3 <= size;) {
         uint8_t type = data[off];

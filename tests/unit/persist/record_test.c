@@ -588,6 +588,30 @@ Test(record, ingress_keys_and_infl_from_queue)
     cr_assert_eq(decode_exact(RECORD_INGRESS_DEL, some, 8), 0);
 }
 
+/* Format 3: an INFL_DEL grown by record_del_next reads as both packet
+ * ids; format 2 has no such record; the second id is never 0 either. */
+Test(record, infl_del_next_is_a_del_and_the_next_delivery)
+{
+    struct buf b = {0};
+    struct record_writer w = buf_writer(&b, 1000, 5000);
+    cr_assert_eq(record_pid(&w, RECORD_INFL_DEL, &tn, &st, 77), 0);
+    record_del_next(buf_extend_last(&b, RECORD_INFL_DEL_NEXT, RECORD_DEL_NEXT_MORE), 78);
+    struct record r = decode_one(&b, RECORD_INFL_DEL_NEXT);
+    same_key(&r);
+    cr_assert(r.pid == 77 && r.pid2 == 78);
+    size_t off = 0, len;
+    uint8_t type;
+    const uint8_t *body;
+    cr_assert(buf_next(&b, &off, &type, &body, &len));
+    cr_assert_eq(record_decode(RECORD_FORMAT_NUMBERED, type, body, len, &r), -EBADMSG);
+    uint8_t copy[16];
+    memcpy(copy, body, len);
+    copy[len - 2] = copy[len - 1] = 0;
+    cr_assert_eq(record_decode(RECORD_FORMAT, type, copy, len, &r), -EBADMSG);
+    cr_assert_eq(record_decode(RECORD_FORMAT, type, copy, len - 2, &r), -EBADMSG);
+    buf_fini(&b);
+}
+
 /* A message's expiry and retain stamp are written only when not 0 (their
  * flag bits say which); a bit set over a 0 is not an encoding this writes. */
 Test(record, a_message_without_expiry_or_stamp_is_16_bytes_shorter)

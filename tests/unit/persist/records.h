@@ -22,6 +22,7 @@ struct buf {
     uint8_t *p;
     size_t n, cap;
     size_t records;
+    size_t last;   /* the last record's offset */
     uint8_t *body; /* reserved, not committed yet */
     size_t body_len;
     const void *numbered[1024][2]; /* (tenant, session state), by number - 1 */
@@ -67,8 +68,27 @@ static inline void buf_commit(void *ctx, uint8_t type, size_t len)
     memcpy(b->p + b->n + FRAME, b->body, len);
     free(b->body);
     b->body = NULL;
+    b->last = b->n;
     b->n += FRAME + len;
     b->records++;
+}
+
+/* The last record, `more` bytes longer and of `type` (as rlog_extend):
+ * where the caller writes those bytes. */
+static inline uint8_t *buf_extend_last(struct buf *b, uint8_t type, size_t more)
+{
+    cr_assert(b->records > 0 && !b->body);
+    if (b->n + more > b->cap) {
+        b->cap = (b->n + more) * 2;
+        b->p = realloc(b->p, b->cap);
+        cr_assert_not_null(b->p);
+    }
+    size_t len = b->n - b->last - FRAME + more;
+    b->p[b->last] = type;
+    for (int i = 0; i < 4; i++)
+        b->p[b->last + 1 + i] = (uint8_t)(len >> (8 * i));
+    b->n += more;
+    return b->p + b->n - more;
 }
 
 static inline void buf_fini(struct buf *b)

@@ -761,10 +761,10 @@ Test(rlog, read_only_salvage_renames_nothing_and_names_the_corruption)
     cr_assert_eq(replay(NULL, 0, RLOG_READONLY, &g, &rec), -EBADMSG);
     cr_assert_eq(rec.bad_segment, 4);
     cr_assert_eq(rec.bad_offset, 40, "the frame whose checksum covers the record");
-    p[8] ^= 1; /* the header's version: unusable, salvage would set it aside */
+    p[8] ^= 0x40; /* the header's version: unusable, salvage would set it aside */
     file_write(seg_path(4), p, size);
     cr_assert_eq(replay(NULL, 0, RLOG_READONLY | RLOG_SALVAGE, &g, &rec), -EPROTONOSUPPORT);
-    p[8] ^= 1;
+    p[8] ^= 0x40;
     p[20] ^= 1; /* its first sequence number: a corrupt header */
     file_write(seg_path(4), p, size);
     cr_assert_eq(replay(NULL, 0, RLOG_READONLY | RLOG_SALVAGE, &g, &rec), 0);
@@ -865,6 +865,56 @@ Test(rlog, covered_lists_the_segments_a_snapshot_covers_and_keeps_them)
     cr_assert_gt(file_size(seg_path(1)), 0, "listed, not deleted");
     cr_assert_gt(file_size(seg_path(4)), 0);
     rlog_close(log);
+}
+
+struct seen {
+    uint8_t types[8];
+    uint32_t lens[8];
+    uint8_t last[8]; /* each payload's last byte */
+    size_t n;
+};
+
+static int seen_collect(void *arg, const struct rlog_record *r)
+{
+    struct seen *v = arg;
+    cr_assert_lt(v->n, 8);
+    v->types[v->n] = r->type;
+    v->lens[v->n] = r->len;
+    v->last[v->n++] = r->len ? r->payload[r->len - 1] : 0;
+    return 0;
+}
+
+/* rlog_extend grows the last record of the turn, and only that one, and
+ * only while its length's LEB128 stays as long (its payload cannot move). */
+Test(rlog, extend_grows_the_last_record_of_the_turn_only)
+{
+    struct rlog *log = open_log(NULL, 0);
+    uint8_t body[126];
+    memset(body, 7, sizeof(body));
+    uint64_t a, b;
+    cr_assert_eq(rlog_append(log, 5, body, 4, &a), 0);
+    cr_assert_null(rlog_extend(log, a - 1, 6, 2), "not a record of this log");
+    uint8_t *more = rlog_extend(log, a, 6, 2);
+    cr_assert_not_null(more);
+    more[0] = 1;
+    more[1] = 2;
+    cr_assert_eq(rlog_append(log, 5, body, 126, &b), 0);
+    cr_assert_null(rlog_extend(log, a, 6, 2), "no longer the last");
+    cr_assert_null(rlog_extend(log, b, 6, 2), "128 bytes need a longer header than 126");
+    more = rlog_extend(log, b, 6, 1);
+    cr_assert_not_null(more, "127 does not");
+    *more = 9;
+    cr_assert_eq(rlog_flush(log), 0);
+    cr_assert_null(rlog_extend(log, b, 6, 1), "written: not to be changed");
+    rlog_close(log);
+    struct rlog_config cfg = config(NULL, 0);
+    struct seen v = {0};
+    struct rlog_recovery rec;
+    cr_assert_eq(rlog_replay(&cfg, 1, 0, seen_collect, &v, &rec), 0);
+    cr_assert_eq(v.n, 2);
+    cr_assert(v.types[0] == 6 && v.lens[0] == 6 && v.last[0] == 2, "%u %u %u", v.types[0],
+              v.lens[0], v.last[0]);
+    cr_assert(v.types[1] == 6 && v.lens[1] == 127 && v.last[1] == 9);
 }
 
 Test(rlog, roll_starts_a_new_segment_at_the_next_flush)
