@@ -579,7 +579,8 @@ static bool p_failing(void *ctx)
 static bool p_writing(const void *ctx)
 {
     const struct pshard *ps = ctx;
-    return ps->log && ps->u.outstanding;
+    return ps->log &&
+           (ps->u.outstanding || ps->unlinks); /* unlinks: the kernel reads their paths */
 }
 
 /* Stopping (the ring is gone, and with it nothing of ours: the shard
@@ -604,7 +605,7 @@ static void p_stop(void *ctx, struct shard *s)
     stream_barrier_fini(&s->streams);
     free(ps->tokens);
     ps->tokens = NULL;
-    free(ps->unlinking); /* a removal under way: the kernel has its paths */
+    free(ps->unlinking); /* none under way: the shard waited for them (p_writing) */
     ps->unlinking = NULL;
     ps->unlinks = 0;
     ps->ntokens = ps->tokens_cap = 0;
