@@ -210,8 +210,8 @@ static void p_infl_put(void *ctx, const struct tenant *t, const struct session_s
  * than a record of 8 more following it. */
 static bool del_next(struct pshard *ps, const struct session_state *st, uint16_t pid)
 {
-    if (ps->del_st != st || ps->del_no != session_of(st)->store_no ||
-        rlog_last_seq(ps->log) != ps->del_seq)
+    /* rlog_extend checks that the INFL_DEL is still the last record. */
+    if (ps->del_st != st || ps->del_no != session_of(st)->store_no)
         return false;
     uint8_t *more = rlog_extend(ps->log, ps->del_seq, RECORD_INFL_DEL_NEXT, RECORD_DEL_NEXT_MORE);
     if (!more)
@@ -455,15 +455,7 @@ void pshard_unlink(struct pshard *ps, struct shard *s, uint64_t seq)
     if (rc < 0)
         log_err("store: shard %u: cannot list the segments to delete: %s", ps->id, strerror(-rc));
     for (size_t i = 0; i < n; i++) {
-        struct io_uring_sqe *sqe = io_uring_get_sqe(&s->ring);
-        if (!sqe) {
-            io_uring_submit(&s->ring);
-            sqe = io_uring_get_sqe(&s->ring);
-        }
-        if (!sqe) { /* no room at all: the next snapshot's removal takes the rest */
-            n = i;
-            break;
-        }
+        struct io_uring_sqe *sqe = shard_sqe(s);
         io_uring_prep_unlinkat(sqe, AT_FDCWD, ps->unlinking[i], 0);
         io_uring_sqe_set_data64(sqe, ud_make(UD_STORE, (void *)(UD_STORE_UNLINK << 4)));
     }

@@ -495,6 +495,7 @@ int rlog_covered(struct rlog *log, uint64_t seq, char ***paths, size_t *count)
     for (size_t i = 0; v && i < k; i++) {
         fmt_segment_path(at, bytes, log->dir, log->shard, segs[i]);
         v[i] = at;
+        bytes -= strlen(at) + 1;
         at += strlen(at) + 1;
     }
     free(segs);
